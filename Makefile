@@ -1,0 +1,34 @@
+# The README's commands. `make run` builds and starts a demo; `make test`
+# runs every test. Both install what they need on a fresh Debian machine.
+BUILD ?= build
+ASAN ?= build-asan
+DATA ?= .data
+
+.PHONY: all deps web-deps build run test test-unit test-asan test-e2e clean
+
+all: build
+
+deps:
+	./scripts/deps.sh $(DEPS_FLAGS)
+
+web-deps:
+	cd web && ([ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund)
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_FLAGS)
+
+build: deps web-deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+run: build
+	./scripts/demo.sh $(BUILD)/bastion $(DATA)
+
+$(ASAN)/build.ninja:
+	CC=clang meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dwerror_ci=true
+
+test: DEPS_FLAGS=--test
+test: build $(ASAN)/build.ninja
+	./scripts/test.sh $(BUILD) $(ASAN)
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

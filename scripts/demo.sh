@@ -1,0 +1,89 @@
+#!/bin/sh
+# `make run`: starts bastion on the embedded store with a demo VM — a private
+# sshd on a loopback address, for the current user, with a generated key —
+# and prints everything needed to sign in and connect.
+set -eu
+BIN=${1:-build/bastion}
+DATA=${2:-.data}
+LISTEN=${BASTION_LISTEN:-127.0.0.1:8443}
+VM_IP=${BASTION_DEMO_IP:-127.0.0.2}
+VM_PORT=${BASTION_DEMO_PORT:-2222}
+DEMO="$DATA/demo"
+ME=$(id -un)
+
+umask 077
+mkdir -p "$DEMO"
+DEMO=$(cd "$DEMO" && pwd)
+[ -s "$DEMO/admin-password" ] || head -c 18 /dev/urandom | base64 | tr -d '/+=\n' > "$DEMO/admin-password"
+PASSWORD=$(cat "$DEMO/admin-password")
+[ -f "$DEMO/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C bastion-demo -f "$DEMO/id_ed25519"
+[ -f "$DEMO/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$DEMO/ssh_host_ed25519_key"
+cp "$DEMO/id_ed25519.pub" "$DEMO/authorized_keys"
+cat > "$DEMO/sshd_config" <<CFG
+ListenAddress $VM_IP:$VM_PORT
+HostKey $DEMO/ssh_host_ed25519_key
+PidFile $DEMO/sshd.pid
+AuthorizedKeysFile $DEMO/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+CFG
+[ "$(id -u)" -eq 0 ] && mkdir -p /run/sshd
+
+SSHD_PID=""
+BASTION_PID=""
+cleanup() {
+	[ -n "$BASTION_PID" ] && kill "$BASTION_PID" 2>/dev/null || true
+	[ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+/usr/sbin/sshd -D -e -f "$DEMO/sshd_config" 2>"$DEMO/sshd.log" &
+SSHD_PID=$!
+
+BASTION_ADMIN_PASSWORD="$PASSWORD" "$BIN" serve --listen "$LISTEN" --data "$DATA" &
+BASTION_PID=$!
+
+URL="https://$LISTEN"
+i=0
+until curl -ksf "$URL/api/v1/healthz" >/dev/null 2>&1; do
+	i=$((i + 1))
+	if [ $i -gt 100 ] || ! kill -0 "$BASTION_PID" 2>/dev/null; then
+		echo "demo: bastion did not start" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+
+# Register the demo VM through the API, exactly as an operator would.
+JAR="$DEMO/cookies"
+CSRF=$(curl -ksf -c "$JAR" -H 'Content-Type: application/json' \
+	-d "{\"username\":\"admin\",\"password\":\"$PASSWORD\"}" "$URL/api/v1/auth/login" |
+	sed -n 's/.*"csrf_token":"\([^"]*\)".*/\1/p')
+api() {
+	curl -ksf -b "$JAR" -X PUT -H 'Content-Type: application/json' -H "X-CSRF-Token: $CSRF" \
+		-H "Origin: $URL" -d "$2" "$URL/api/v1$1" >/dev/null
+}
+api /groups/demo '{}'
+api /groups/demo/networks/loopback '{"address_prefixes":["127.0.0.0/8"]}'
+api /groups/demo/nics/demo-vm-nic "{\"network\":\"/groups/demo/networks/loopback\",\"private_ip\":\"$VM_IP\"}"
+api /groups/demo/vms/demo-vm "{\"nic\":\"/groups/demo/nics/demo-vm-nic\",\"ssh_port\":$VM_PORT}"
+api /groups/demo/bastions/demo-bastion '{"networks":["/groups/demo/networks/loopback"]}'
+rm -f "$JAR"
+
+cat <<MSG
+
+  bastion is running at $URL   (self-signed certificate: accept it once)
+
+  sign in:   admin / $PASSWORD
+  connect:   VM "demo-vm" → username "$ME" → "SSH Private Key" → paste the key below
+             (or pick the file $DEMO/id_ed25519)
+
+$(cat "$DEMO/id_ed25519")
+
+  Ctrl-C stops bastion and the demo VM.
+MSG
+wait "$BASTION_PID"

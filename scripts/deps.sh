@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs what bastion needs to build, run and test on Debian (12+).
+# Idempotent: does nothing when every package is already there.
+set -eu
+PKGS="build-essential meson ninja-build pkg-config python3 nodejs npm
+ libuv1-dev libssl-dev libhttp-parser-dev libwslay-dev libssh-dev libjansson-dev
+ libsqlite3-dev libsodium-dev libcurl4-openssl-dev libcmocka-dev
+ openssh-server openssh-client iproute2 curl passwd procps"
+if [ "${1:-}" = "--test" ]; then
+	PKGS="$PKGS chromium clang libclang-rt-14-dev"
+fi
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+# nodejs may come from elsewhere than Debian; a working node and npm suffice.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+	missing=$(echo "$missing" | tr ' ' '\n' | grep -vx -e nodejs -e npm | tr '\n' ' ')
+fi
+missing=$(echo $missing)
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing

@@ -1,0 +1,53 @@
+#!/bin/sh
+# `make test`: unit tests (plain build and ASan+UBSan build), then the
+# end-to-end suite against the real daemon, real sshd and headless Chromium.
+# The last line is the summary CI reads: "N passed, N failed".
+set -u
+BUILD=${1:-build}
+ASAN=${2:-build-asan}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LOG=$(mktemp -d)
+passed=0
+failed=0
+
+count_meson() { # $1 = log file
+	ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$1" | tail -n1)
+	fail=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$1" | tail -n1)
+	to=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$1" | tail -n1)
+	passed=$((passed + ${ok:-0}))
+	failed=$((failed + ${fail:-0} + ${to:-0}))
+	[ -n "$ok" ] || failed=$((failed + 1))
+}
+
+echo "== unit tests ($BUILD)"
+meson test -C "$BUILD" --print-errorlogs 2>&1 | tee "$LOG/unit.log"
+count_meson "$LOG/unit.log"
+
+echo "== unit tests under ASan+UBSan ($ASAN)"
+if ninja -C "$ASAN" >"$LOG/asan-build.log" 2>&1; then
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		meson test -C "$ASAN" --print-errorlogs 2>&1 | tee "$LOG/asan.log"
+	count_meson "$LOG/asan.log"
+else
+	cat "$LOG/asan-build.log"
+	echo "ASan build failed"
+	failed=$((failed + 1))
+fi
+
+echo "== end-to-end tests"
+cd "$ROOT/tests/e2e"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+	npm ci --no-audit --no-fund >"$LOG/npm.log" 2>&1 || { cat "$LOG/npm.log"; failed=$((failed + 1)); }
+fi
+BASTION_BIN="$ROOT/$BUILD/bastion" node --test --test-concurrency=2 --test-reporter=spec \
+	--test-reporter-destination=stdout --test-reporter=tap --test-reporter-destination="$LOG/e2e.tap" \
+	*.test.mjs
+e2e_pass=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$LOG/e2e.tap" | tail -n1)
+e2e_fail=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$LOG/e2e.tap" | tail -n1)
+passed=$((passed + ${e2e_pass:-0}))
+failed=$((failed + ${e2e_fail:-0}))
+[ -n "$e2e_pass" ] || failed=$((failed + 1))
+
+rm -rf "$LOG"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,128 @@
+/* The REST API. A request is parsed on the loop thread by server/, then
+ * api_handle() runs on a worker thread of the libuv pool: it may block on the
+ * store and on Argon2id. Its result is a struct api_resp that server/ sends
+ * back on the loop thread; a response may carry a continuation (connect,
+ * terminal attach) that the loop runs before anything is sent. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* Limits on what a peer may send. */
+#define API_MAX_BODY (1024 * 1024)
+#define API_MAX_PRIVATE_KEY (16 * 1024)
+
+/* Everything api_handle() may read about a request. Strings are
+ * NUL-terminated, owned by server/, and live until the response is sent.
+ * Absent headers are NULL. */
+struct api_req {
+	const char *method;        /* "GET", "PUT", ... */
+	const char *path;          /* raw path, without the query string */
+	const char *query;         /* raw query string without '?', or NULL */
+	const char *body;          /* NUL-terminated; body_len excludes the NUL */
+	size_t body_len;
+	const char *cookie;        /* the whole Cookie header */
+	const char *authorization; /* the whole Authorization header */
+	const char *csrf_token;    /* X-CSRF-Token */
+	const char *origin;        /* Origin */
+	const char *host;          /* Host */
+	const char *content_type;
+	const char *ws_protocol;   /* Sec-WebSocket-Protocol */
+	bool websocket;            /* a valid WebSocket upgrade was requested */
+	char remote_addr[64];      /* peer IP as text */
+};
+
+/* What the loop must do after the worker has finished. */
+enum api_next {
+	API_NEXT_NONE = 0,  /* send status/body as they are */
+	API_NEXT_CONNECT,   /* next_arg is a struct term_connect *: dial the VM,
+			       then answer 201 or the §2 error */
+	API_NEXT_ATTACH,    /* next_arg is a struct term_attach *: upgrade to
+			       the terminal WebSocket, or answer an error */
+};
+
+#define API_MAX_HEADERS 4
+
+struct api_resp {
+	int status;
+	json_t *body;                      /* owned; NULL means no body */
+	char *headers[API_MAX_HEADERS];    /* owned "Name: value" lines, no CRLF */
+	int n_headers;
+	enum api_next next;
+	void *next_arg;                    /* owned by whoever runs next */
+};
+
+/* The identity a request acts as. */
+struct principal {
+	int64_t user_id;
+	char name[65];
+	bool via_cookie;    /* browser session: CSRF and Origin apply */
+	char csrf[64];      /* the session's CSRF token when via_cookie */
+};
+
+/* Shared, read-only after start-up. */
+struct api_ctx {
+	struct store *store;
+	const char *instance_name;
+};
+
+/* Everything a handler gets. seg[] are the percent-decoded path segments
+ * after "/api/v1". body is the parsed JSON body for PUT/POST (never NULL
+ * there: the router answers 400 itself), NULL otherwise. who is NULL only
+ * for handlers registered without authentication. */
+#define API_MAX_SEGS 10
+struct api_call {
+	struct api_ctx *ctx;
+	const struct api_req *req;
+	struct api_resp *resp;
+	const struct principal *who;
+	char *seg[API_MAX_SEGS];
+	int nseg;
+	json_t *body;
+};
+
+/* Worker thread: fill resp for req. Never fails: errors become responses. */
+void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp *resp);
+
+/* Frees what resp owns (not next_arg, which belongs to the continuation). */
+void api_resp_done(struct api_resp *resp);
+
+/* Sets resp to the normative error body {"error":{"code","message"}}. */
+void api_error(struct api_resp *resp, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Sets resp to status with body (reference stolen). */
+void api_json(struct api_resp *resp, int status, json_t *body);
+
+/* Adds a header line; the value must be free of CR and LF. */
+void api_header(struct api_resp *resp, const char *name, const char *value);
+
+/* Answers the store error r (from a store_* call) in the usual way:
+ * -ENOENT 404 ResourceNotFound, -EBUSY 409 ResourceInUse, others 503. */
+void api_store_error(struct api_resp *resp, int r, const char *what);
+
+/* Handlers, by family (one file each). */
+void api_auth_login(struct api_call *c);
+void api_auth_logout(struct api_call *c);
+void api_auth_session(struct api_call *c);
+void api_tokens_create(struct api_call *c);
+void api_users_put(struct api_call *c);
+void api_users_get(struct api_call *c);
+void api_users_list(struct api_call *c);
+void api_users_delete(struct api_call *c);
+
+void api_groups_put(struct api_call *c);
+void api_groups_get(struct api_call *c);
+void api_groups_list(struct api_call *c);
+void api_groups_delete(struct api_call *c);
+void api_resources_put(struct api_call *c);
+void api_resources_get(struct api_call *c);
+void api_resources_list(struct api_call *c);
+void api_resources_delete(struct api_call *c);
+
+void api_connect(struct api_call *c);
+void api_terminal(struct api_call *c);

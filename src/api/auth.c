@@ -1,0 +1,440 @@
+/* REST handlers: sign-in and sign-out, the current session, API tokens and
+ * user accounts. They run on a worker thread (Argon2id is slow on purpose).
+ * No response, log line or audit record carries a password, a session
+ * cookie's value or an API token, except the one response that hands the
+ * new secret to its owner. */
+#include "api/api.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/validate.h"
+#include "authz/authz.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "identity/ident.h"
+#include "store/store.h"
+
+#define TOKEN_TTL_DEFAULT (30 * 24 * 3600)
+#define TOKEN_TTL_MIN 60
+#define TOKEN_TTL_MAX 31536000
+#define TOKEN_NAME_MAX 64
+#define TOKENS_PER_USER 100
+
+#define COOKIE_ATTRS "; Path=/; HttpOnly; Secure; SameSite=Strict"
+
+/* The audit principal "user:<name>". */
+static void audit_principal(const char *name, char out[80])
+{
+	snprintf(out, 80, "user:%s", name);
+}
+
+/* Audit detail {"source": remote address} as compact JSON text. */
+static char *detail_source(const struct api_call *c)
+{
+	json_t *o = json_pack("{s:s}", "source", c->req->remote_addr);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	return text;
+}
+
+static void audit(struct api_call *c, const char *principal, const char *action,
+		  const char *target, const char *result, const char *detail)
+{
+	/* The action already happened; a failed audit write is logged, not
+	 * answered, so that the client sees what really took place. */
+	if (store_audit(c->ctx->store, principal, action, target, result, detail) < 0)
+		log_warn("audit: could not record %s on %s", action, target ? target : "-");
+}
+
+/* Fetches body[field] as a string. On failure answers 400 and returns
+ * false. A missing optional field gives *ret NULL. Strings with an embedded
+ * NUL are refused, so that what is checked is what is used. */
+static bool body_string(struct api_call *c, const char *field, bool required, const char **ret)
+{
+	json_t *v = c->body ? json_object_get(c->body, field) : NULL;
+
+	*ret = NULL;
+	if (!v || (json_is_null(v) && !required)) {
+		if (!required)
+			return true;
+		api_error(c->resp, 400, "InvalidRequest", "%s is required (a string)", field);
+		return false;
+	}
+	if (!json_is_string(v)) {
+		api_error(c->resp, 400, "InvalidRequest", "%s must be a string", field);
+		return false;
+	}
+	if (strlen(json_string_value(v)) != json_string_length(v)) {
+		api_error(c->resp, 400, "InvalidRequest", "%s must not contain a NUL character", field);
+		return false;
+	}
+	*ret = json_string_value(v);
+	return true;
+}
+
+/* Answers 403 unless the caller is Owner at "/"; true when it is. */
+static bool require_root_owner(struct api_call *c)
+{
+	int r = authz_require(c->ctx->store, c->who, AUTHZ_OWNER, "/");
+
+	if (r == 0)
+		return true;
+	if (r == -EACCES)
+		api_error(c->resp, 403, "AuthorizationFailed", "Owner on / is required");
+	else
+		api_store_error(c->resp, r, "role assignments");
+	return false;
+}
+
+static bool is_root_owner(struct api_call *c, int *ret_err)
+{
+	int r = authz_require(c->ctx->store, c->who, AUTHZ_OWNER, "/");
+
+	*ret_err = r == -EACCES ? 0 : r;
+	return r == 0;
+}
+
+/* The name in /users/{name}; answers 400 when it is not a valid name. */
+static const char *user_name_arg(struct api_call *c)
+{
+	const char *name = c->nseg >= 2 ? c->seg[1] : NULL;
+
+	if (!name || !val_name(name)) {
+		api_error(c->resp, 400, "InvalidRequest",
+			  "name must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}");
+		return NULL;
+	}
+	return name;
+}
+
+static json_t *user_json(const struct store_user *u)
+{
+	return json_pack("{s:o, s:s, s:s, s:b, s:I}",
+			 "id", json_sprintf("/users/%s", u->name),
+			 "type", "users",
+			 "name", u->name,
+			 "disabled", u->disabled,
+			 "created_at", (json_int_t)u->created_at);
+}
+
+static void set_cookie(struct api_resp *resp, const char *value, int max_age)
+{
+	char line[256];
+
+	snprintf(line, sizeof(line), IDENT_COOKIE "=%s" COOKIE_ATTRS "; Max-Age=%d", value, max_age);
+	api_header(resp, "Set-Cookie", line);
+	sodium_memzero(line, sizeof(line));
+}
+
+/* ---- sign-in, sign-out, the current session ------------------------- */
+
+void api_auth_login(struct api_call *c)
+{
+	struct ident_session sess;
+	const char *username, *password;
+	char principal[80];
+	uint8_t old[32];
+	char *detail = NULL;
+	bool had_cookie;
+	int r;
+
+	if (!body_string(c, "username", true, &username) || !body_string(c, "password", true, &password))
+		return;
+	/* A cookie sent with the sign-in is never reused: a new session id at
+	 * every login defeats session fixation. */
+	had_cookie = ident_session_hash(c->req, old) == 0;
+
+	r = ident_login(c->ctx->store, username, password, &sess);
+	/* Only a well-formed name goes into the audit trail: anything else
+	 * may be a password typed into the wrong field. */
+	if (val_name(username))
+		audit_principal(username, principal);
+	else
+		util_strlcpy(principal, "user:?", sizeof(principal));
+	detail = detail_source(c);
+	if (r == -EACCES) {
+		audit(c, principal, "auth.login", principal, "failure", detail);
+		api_error(c->resp, 401, "Unauthenticated", "invalid username or password");
+		goto out;
+	}
+	if (r < 0) {
+		api_store_error(c->resp, r, "login session");
+		goto out;
+	}
+	if (had_cookie)
+		store_login_delete(c->ctx->store, old);
+	audit(c, principal, "auth.login", principal, "success", detail);
+	set_cookie(c->resp, sess.token, IDENT_SESSION_TTL);
+	api_header(c->resp, "Cache-Control", "no-store");
+	api_json(c->resp, 200, json_pack("{s:{s:s}, s:s}", "user", "name", sess.name,
+					 "csrf_token", sess.csrf));
+out:
+	free(detail);
+	sodium_memzero(&sess, sizeof(sess));
+}
+
+void api_auth_logout(struct api_call *c)
+{
+	char principal[80];
+	int r;
+
+	if (c->who->via_cookie) {
+		r = ident_logout(c->ctx->store, c->req);
+		if (r < 0 && r != -ENOENT) {
+			api_store_error(c->resp, r, "login session");
+			return;
+		}
+	}
+	audit_principal(c->who->name, principal);
+	audit(c, principal, "auth.logout", principal, "success", NULL);
+	set_cookie(c->resp, "", 0);
+	c->resp->status = 204;
+}
+
+void api_auth_session(struct api_call *c)
+{
+	api_header(c->resp, "Cache-Control", "no-store");
+	api_json(c->resp, 200, json_pack("{s:{s:s}, s:o}", "user", "name", c->who->name,
+					 "csrf_token", c->who->via_cookie ? json_string(c->who->csrf)
+									  : json_null()));
+}
+
+/* ---- API tokens ----------------------------------------------------- */
+
+static bool token_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > TOKEN_NAME_MAX)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+void api_tokens_create(struct api_call *c)
+{
+	char token[IDENT_TOKEN_SIZE];
+	char principal[80];
+	const char *name;
+	json_t *v, *detail_obj;
+	char *detail = NULL;
+	int64_t ttl = TOKEN_TTL_DEFAULT, expires_at, n = 0;
+	int r;
+
+	if (!body_string(c, "name", false, &name))
+		return;
+	if (name && !token_name_ok(name)) {
+		api_error(c->resp, 400, "InvalidRequest",
+			  "name must be 1 to %d characters without control characters", TOKEN_NAME_MAX);
+		return;
+	}
+	v = json_object_get(c->body, "expires_in");
+	if (v && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < TOKEN_TTL_MIN ||
+		    json_integer_value(v) > TOKEN_TTL_MAX) {
+			api_error(c->resp, 400, "InvalidRequest",
+				  "expires_in must be an integer number of seconds from %d to %d",
+				  TOKEN_TTL_MIN, TOKEN_TTL_MAX);
+			return;
+		}
+		ttl = json_integer_value(v);
+	}
+	if ((r = store_token_count(c->ctx->store, c->who->user_id, store_now(), &n)) < 0) {
+		api_store_error(c->resp, r, "API tokens");
+		return;
+	}
+	if (n >= TOKENS_PER_USER) {
+		api_error(c->resp, 409, "LimitExceeded",
+			  "at most %d unexpired API tokens per user", TOKENS_PER_USER);
+		return;
+	}
+	r = ident_token_create(c->ctx->store, c->who->user_id, name, ttl, token, &expires_at);
+	if (r < 0) {
+		api_store_error(c->resp, r, "API token");
+		return;
+	}
+	audit_principal(c->who->name, principal);
+	detail_obj = json_pack("{s:o, s:I}", "name", name ? json_string(name) : json_null(),
+			       "expires_at", (json_int_t)expires_at);
+	detail = detail_obj ? json_dumps(detail_obj, JSON_COMPACT) : NULL;
+	json_decref(detail_obj);
+	audit(c, principal, "token.create", principal, "success", detail);
+	free(detail);
+
+	api_header(c->resp, "Cache-Control", "no-store");
+	api_json(c->resp, 201, json_pack("{s:s, s:o, s:I}", "token", token,
+					 "name", name ? json_string(name) : json_null(),
+					 "expires_at", (json_int_t)expires_at));
+	sodium_memzero(token, sizeof(token));
+}
+
+/* ---- users ---------------------------------------------------------- */
+
+void api_users_put(struct api_call *c)
+{
+	char hash[IDENT_HASH_SIZE];
+	char principal[80], target[80];
+	const char *name, *password;
+	struct store_user u;
+	bool created = false, disabled = false;
+	uint8_t keep[32];
+	json_t *v;
+	int64_t id = 0;
+	int r;
+
+	memset(&u, 0, sizeof(u));
+	if (!require_root_owner(c) || !(name = user_name_arg(c)))
+		return;
+	if (!body_string(c, "password", true, &password))
+		return;
+	if (ident_password_check(password) < 0) {
+		api_error(c->resp, 400, "InvalidRequest",
+			  "password must be at least %d characters and at most %d bytes",
+			  IDENT_MIN_PASSWORD, IDENT_MAX_PASSWORD);
+		return;
+	}
+	v = json_object_get(c->body, "disabled");
+	if (v && !json_is_null(v)) {
+		if (!json_is_boolean(v)) {
+			api_error(c->resp, 400, "InvalidRequest", "disabled must be true or false");
+			return;
+		}
+		disabled = json_is_true(v);
+	}
+	if (disabled && strcmp(name, c->who->name) == 0) {
+		api_error(c->resp, 409, "ResourceInUse", "you cannot disable your own account");
+		return;
+	}
+	if ((r = ident_password_hash(password, hash, sizeof(hash))) < 0) {
+		api_error(c->resp, 503, "ServiceUnavailable", "could not hash the password, try again");
+		return;
+	}
+	r = store_user_put(c->ctx->store, name, hash, &created, &id);
+	sodium_memzero(hash, sizeof(hash));
+	if (r == 0)
+		r = store_user_set_disabled(c->ctx->store, name, disabled);
+	if (r == 0 && !created) {
+		/* A new password ends the account's browser sessions, except the
+		 * one making this change. */
+		bool own = c->who->via_cookie && c->who->user_id == id &&
+			   ident_session_hash(c->req, keep) == 0;
+		r = store_login_delete_user(c->ctx->store, id, own ? keep : NULL);
+	}
+	if (r == 0)
+		r = store_user_get(c->ctx->store, name, &u);
+	if (r < 0) {
+		api_store_error(c->resp, r, "user");
+		goto out;
+	}
+	audit_principal(c->who->name, principal);
+	audit_principal(name, target);
+	audit(c, principal, created ? "user.create" : "user.update", target, "success",
+	      disabled ? "{\"disabled\":true}" : NULL);
+	api_json(c->resp, created ? 201 : 200, user_json(&u));
+out:
+	sodium_memzero(&u, sizeof(u));
+}
+
+void api_users_get(struct api_call *c)
+{
+	struct store_user u;
+	const char *name = c->nseg >= 2 ? c->seg[1] : NULL;
+	int r, err;
+
+	/* Everybody may read their own account; other accounts need Owner. */
+	if (!name || strcmp(name, c->who->name) != 0) {
+		if (!is_root_owner(c, &err)) {
+			if (err < 0)
+				api_store_error(c->resp, err, "role assignments");
+			else
+				api_error(c->resp, 403, "AuthorizationFailed", "Owner on / is required");
+			return;
+		}
+	}
+	if (!(name = user_name_arg(c)))
+		return;
+	r = store_user_get(c->ctx->store, name, &u);
+	if (r == -ENOENT) {
+		api_error(c->resp, 404, "ResourceNotFound", "user '%s' not found", name);
+		return;
+	}
+	if (r < 0) {
+		api_store_error(c->resp, r, "user");
+		return;
+	}
+	api_json(c->resp, 200, user_json(&u));
+	sodium_memzero(&u, sizeof(u));
+}
+
+static int list_one(const struct store_user *u, void *ud)
+{
+	json_t *one = user_json(u);
+
+	if (!one || json_array_append_new(ud, one) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+void api_users_list(struct api_call *c)
+{
+	json_t *arr = json_array();
+	struct store_user u;
+	int r, err;
+
+	if (!arr) {
+		api_error(c->resp, 503, "ServiceUnavailable", "out of memory");
+		return;
+	}
+	/* An Owner at "/" sees every account; anybody else just their own. */
+	if (is_root_owner(c, &err)) {
+		r = store_user_foreach(c->ctx->store, list_one, arr);
+	} else if (err < 0) {
+		r = err;
+	} else {
+		r = store_user_get_by_id(c->ctx->store, c->who->user_id, &u);
+		if (r == 0)
+			r = list_one(&u, arr);
+		sodium_memzero(&u, sizeof(u));
+	}
+	if (r < 0) {
+		json_decref(arr);
+		api_store_error(c->resp, r, "users");
+		return;
+	}
+	api_json(c->resp, 200, json_pack("{s:o}", "value", arr));
+}
+
+void api_users_delete(struct api_call *c)
+{
+	char principal[80], target[80];
+	const char *name;
+	int r;
+
+	if (!require_root_owner(c) || !(name = user_name_arg(c)))
+		return;
+	if (strcmp(name, c->who->name) == 0) {
+		api_error(c->resp, 409, "ResourceInUse", "you cannot delete your own account");
+		return;
+	}
+	r = store_user_delete(c->ctx->store, name);
+	if (r == -ENOENT) {
+		api_error(c->resp, 404, "ResourceNotFound", "user '%s' not found", name);
+		return;
+	}
+	if (r < 0) {
+		api_store_error(c->resp, r, "user");
+		return;
+	}
+	audit_principal(c->who->name, principal);
+	audit_principal(name, target);
+	audit(c, principal, "user.delete", target, "success", NULL);
+	c->resp->status = 204;
+}

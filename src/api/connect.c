@@ -1,0 +1,438 @@
+/* POST /groups/{g}/vms/{vm}/connect and GET /sessions/{id}/terminal.
+ *
+ * The connect handler runs SPEC §2's checks in the table's order, on a
+ * worker: the first that fails answers. What passes becomes a
+ * term_connect that the loop dials (rows 9–12 are answered there). The
+ * address dialled is always the NIC's private_ip, re-checked against its
+ * network's prefixes and the bastion's networks: never anything taken from
+ * the request. */
+#include "api/api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "api/validate.h"
+#include "authz/authz.h"
+#include "core/util.h"
+#include "ssh/sshc.h"
+#include "store/store.h"
+#include "terminal/term.h"
+
+#define DEFAULT_COLS 80
+#define DEFAULT_ROWS 24
+
+struct connect_req {
+	const char *bastion;    /* NULL when omitted */
+	const char *username;
+	const char *auth_type;
+	const char *password;
+	const char *private_key;
+	const char *passphrase;
+	int cols, rows;
+};
+
+static bool has_only(const json_t *obj, const char *const *allowed, const char **ret_bad)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)obj, key, v) {
+		bool ok = false;
+
+		for (const char *const *a = allowed; *a; a++)
+			ok = ok || strcmp(key, *a) == 0;
+		if (!ok) {
+			*ret_bad = key;
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool valid_username(const char *u)
+{
+	size_t n = strlen(u);
+
+	if (n == 0 || n > 64 || u[0] == '-')
+		return false;
+	for (const char *p = u; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == ':' || *p == '/')
+			return false;
+	return true;
+}
+
+/* Row 2: the body's shape. */
+static int parse_body(struct api_call *c, struct connect_req *r)
+{
+	static const char *const top[] = { "bastion", "username", "auth", "cols", "rows", NULL };
+	json_t *b = c->body, *auth, *v;
+	const char *bad, *type;
+
+	if (!has_only(b, top, &bad))
+		goto unknown;
+	v = json_object_get(b, "bastion");
+	if (v && !json_is_null(v)) {
+		if (!json_is_string(v)) {
+			api_error(c->resp, 400, "InvalidRequest", "bastion: must be a bastion ID string");
+			return -EINVAL;
+		}
+		r->bastion = json_string_value(v);
+	}
+	v = json_object_get(b, "username");
+	if (!json_is_string(v) || !valid_username(json_string_value(v))) {
+		api_error(c->resp, 400, "InvalidRequest",
+			  "username: required; 1 to 64 characters without spaces, ':' or '/'");
+		return -EINVAL;
+	}
+	r->username = json_string_value(v);
+	r->cols = DEFAULT_COLS;
+	r->rows = DEFAULT_ROWS;
+	for (int i = 0; i < 2; i++) {
+		const char *name = i ? "rows" : "cols";
+
+		v = json_object_get(b, name);
+		if (!v)
+			continue;
+		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000) {
+			api_error(c->resp, 400, "InvalidRequest", "%s: must be an integer from 1 to 1000", name);
+			return -EINVAL;
+		}
+		*(i ? &r->rows : &r->cols) = (int)json_integer_value(v);
+	}
+	auth = json_object_get(b, "auth");
+	if (!json_is_object(auth)) {
+		api_error(c->resp, 400, "InvalidRequest", "auth: required; an object with a \"type\"");
+		return -EINVAL;
+	}
+	type = json_string_value(json_object_get(auth, "type"));
+	if (!type) {
+		api_error(c->resp, 400, "InvalidRequest",
+			  "auth.type: required; one of password, ssh-key, ssh-key-file, vault-key");
+		return -EINVAL;
+	}
+	r->auth_type = type;
+	if (strcmp(type, "password") == 0) {
+		static const char *const fields[] = { "type", "password", NULL };
+
+		if (!has_only(auth, fields, &bad))
+			goto unknown_auth;
+		r->password = json_string_value(json_object_get(auth, "password"));
+		if (!r->password || !r->password[0] || strlen(r->password) > 1024) {
+			api_error(c->resp, 400, "InvalidRequest",
+				  "auth.password: required for type password; 1 to 1024 bytes");
+			return -EINVAL;
+		}
+	} else if (strcmp(type, "ssh-key") == 0 || strcmp(type, "ssh-key-file") == 0) {
+		static const char *const fields[] = { "type", "private_key", "passphrase", NULL };
+
+		if (!has_only(auth, fields, &bad))
+			goto unknown_auth;
+		r->private_key = json_string_value(json_object_get(auth, "private_key"));
+		if (!r->private_key || !r->private_key[0]) {
+			api_error(c->resp, 400, "InvalidRequest", "auth.private_key: required for type %s", type);
+			return -EINVAL;
+		}
+		if (strlen(r->private_key) > API_MAX_PRIVATE_KEY) {
+			api_error(c->resp, 400, "InvalidRequest", "auth.private_key: larger than 16 KiB");
+			return -EINVAL;
+		}
+		v = json_object_get(auth, "passphrase");
+		if (v && !json_is_null(v)) {
+			if (!json_is_string(v) || strlen(json_string_value(v)) > 1024) {
+				api_error(c->resp, 400, "InvalidRequest",
+					  "auth.passphrase: must be a string of at most 1024 bytes");
+				return -EINVAL;
+			}
+			r->passphrase = json_string_value(v);
+			if (!r->passphrase[0])
+				r->passphrase = NULL;
+		}
+	} else if (strcmp(type, "vault-key") == 0) {
+		api_error(c->resp, 400, "InvalidRequest",
+			  "auth.type: vault-key needs the vault, which this version does not have yet");
+		return -EINVAL;
+	} else {
+		api_error(c->resp, 400, "InvalidRequest",
+			  "auth.type: must be one of password, ssh-key, ssh-key-file, vault-key");
+		return -EINVAL;
+	}
+	return 0;
+unknown:
+	api_error(c->resp, 400, "InvalidRequest", "%s: unknown property", bad);
+	return -EINVAL;
+unknown_auth:
+	api_error(c->resp, 400, "InvalidRequest", "auth.%s: unknown property for type %s", bad, type);
+	return -EINVAL;
+}
+
+static int require_reader(struct api_call *c, const char *id)
+{
+	int r = authz_require(c->ctx->store, c->who, AUTHZ_READER, id);
+
+	if (r == -EACCES)
+		api_error(c->resp, 403, "AuthorizationFailed", "Reader on %s is required", id);
+	else if (r < 0)
+		api_store_error(c->resp, r, id);
+	return r;
+}
+
+static bool bastion_serves(const json_t *bastion, const char *network_id)
+{
+	size_t i;
+	json_t *n;
+
+	json_array_foreach(json_object_get(bastion, "networks"), i, n)
+		if (json_is_string(n) && strcmp(json_string_value(n), network_id) == 0)
+			return true;
+	return false;
+}
+
+struct pick {
+	struct api_call *c;
+	const char *network;
+	char found[256];
+	int n;
+};
+
+static int pick_one(const char *id, const char *name, json_t *props, void *ud)
+{
+	struct pick *p = ud;
+
+	if (!bastion_serves(props, p->network) ||
+	    authz_require(p->c->ctx->store, p->c->who, AUTHZ_READER, id) != 0)
+		return 0;
+	if (p->n++ == 0)
+		util_strlcpy(p->found, id, sizeof(p->found));
+	return 0;
+}
+
+/* Row 8 and the hand-over to the loop. */
+static void build_connect(struct api_call *c, const struct connect_req *r, const char *vm_id,
+			  const char *bastion_id, const json_t *vm, const char *ip)
+{
+	struct term_connect *tc = calloc(1, sizeof(*tc));
+	json_t *keys = json_object_get(vm, "host_keys"), *recorded = NULL, *k;
+	const char *reason = NULL;
+	size_t i;
+	int rc;
+
+	if (!tc)
+		goto oom;
+	tc->user_id = c->who->user_id;
+	util_strlcpy(tc->user, c->who->name, sizeof(tc->user));
+	util_strlcpy(tc->vm_id, vm_id, sizeof(tc->vm_id));
+	util_strlcpy(tc->bastion_id, bastion_id, sizeof(tc->bastion_id));
+	util_strlcpy(tc->auth_type, r->auth_type, sizeof(tc->auth_type));
+	util_strlcpy(tc->source, c->req->remote_addr, sizeof(tc->source));
+	util_strlcpy(tc->p.ip, ip, sizeof(tc->p.ip));
+	util_strlcpy(tc->p.username, r->username, sizeof(tc->p.username));
+	tc->p.port = (uint16_t)json_integer_value(json_object_get(vm, "ssh_port"));
+	if (tc->p.port == 0)
+		tc->p.port = 22;
+	tc->p.cols = r->cols;
+	tc->p.rows = r->rows;
+	tc->p.connect_timeout_ms = 10000;
+
+	if (r->password) {
+		tc->p.auth = SSHC_AUTH_PASSWORD;
+		tc->p.password = strdup(r->password);
+		if (!tc->p.password)
+			goto oom;
+	} else {
+		tc->p.auth = SSHC_AUTH_KEY;
+		rc = sshc_key_import(r->private_key, strlen(r->private_key), r->passphrase, &tc->p.key,
+				     &reason);
+		if (rc < 0) {
+			api_error(c->resp, 400, "InvalidPrivateKey", "auth.private_key: %s",
+				  reason ? reason : "not a private key in a supported format");
+			term_connect_free(tc);
+			return;
+		}
+	}
+
+	/* Pinned keys win; otherwise the keys recorded on first use. */
+	tc->host_keys_pinned = json_array_size(keys) > 0;
+	if (!tc->host_keys_pinned) {
+		if ((rc = store_hostkey_get(c->ctx->store, vm_id, &recorded)) < 0) {
+			api_store_error(c->resp, rc, vm_id);
+			term_connect_free(tc);
+			return;
+		}
+		keys = recorded;
+	}
+	tc->host_keys = calloc(json_array_size(keys) + 1, sizeof(char *));
+	if (!tc->host_keys)
+		goto oom;
+	json_array_foreach(keys, i, k) {
+		if (!json_is_string(k))
+			continue;
+		tc->host_keys[tc->n_host_keys] = strdup(json_string_value(k));
+		if (!tc->host_keys[tc->n_host_keys])
+			goto oom;
+		tc->n_host_keys++;
+	}
+	json_decref(recorded);
+	c->resp->next = API_NEXT_CONNECT;
+	c->resp->next_arg = tc;
+	c->resp->status = 201; /* provisional: the loop answers */
+	return;
+oom:
+	json_decref(recorded);
+	term_connect_free(tc);
+	api_error(c->resp, 503, "Unavailable", "out of memory");
+}
+
+static void wipe_json_string(json_t *v)
+{
+	/* The body held a secret: wipe jansson's copy before it is freed. */
+	if (json_is_string(v))
+		sodium_memzero((char *)json_string_value(v), json_string_length(v));
+}
+
+void api_connect(struct api_call *c)
+{
+	struct connect_req r = { 0 };
+	char vm_id[256], net_id[256] = "";
+	const char *nic_id, *ip;
+	json_t *vm = NULL, *nic = NULL, *net = NULL, *bastion = NULL, *auth;
+	struct val_ip addr;
+	int rc;
+
+	/* Row 2. */
+	if (parse_body(c, &r) < 0)
+		goto out;
+	/* Row 3: the VM. A VM that does not exist is a 404 whoever asks. */
+	snprintf(vm_id, sizeof(vm_id), "/groups/%s/vms/%s", c->seg[1], c->seg[3]);
+	if (!val_name(c->seg[1]) || !val_name(c->seg[3])) {
+		api_error(c->resp, 404, "ResourceNotFound", "VM %s was not found", vm_id);
+		goto out;
+	}
+	if ((rc = store_res_get(c->ctx->store, vm_id, &vm)) < 0) {
+		api_store_error(c->resp, rc, vm_id);
+		goto out;
+	}
+	if (require_reader(c, vm_id) < 0)
+		goto out;
+	/* Row 4: its NIC. */
+	nic_id = json_string_value(json_object_get(vm, "nic"));
+	if (!nic_id || (rc = store_res_get(c->ctx->store, nic_id, &nic)) < 0) {
+		api_error(c->resp, 404, "ResourceNotFound", "the NIC of %s was not found", vm_id);
+		goto out;
+	}
+	if (require_reader(c, nic_id) < 0)
+		goto out;
+	util_strlcpy(net_id, json_string_value(json_object_get(nic, "network")) ?: "", sizeof(net_id));
+	/* Row 5: the bastion, named or the only one serving the network. */
+	if (r.bastion) {
+		if (val_res_id(r.bastion, "bastions", NULL, NULL, NULL) < 0) {
+			api_error(c->resp, 400, "InvalidRequest",
+				  "bastion: must be an ID like /groups/{g}/bastions/{name}");
+			goto out;
+		}
+		if ((rc = store_res_get(c->ctx->store, r.bastion, &bastion)) < 0) {
+			if (rc == -ENOENT)
+				api_error(c->resp, 400, "InvalidRequest", "bastion: %s does not exist", r.bastion);
+			else
+				api_store_error(c->resp, rc, r.bastion);
+			goto out;
+		}
+		if (require_reader(c, r.bastion) < 0)
+			goto out;
+	} else {
+		struct pick p = { .c = c, .network = net_id };
+
+		if ((rc = store_res_foreach_type(c->ctx->store, "bastions", pick_one, &p)) < 0) {
+			api_store_error(c->resp, rc, "bastions");
+			goto out;
+		}
+		if (p.n != 1) {
+			if (p.n == 0)
+				api_error(c->resp, 409, "NetworkNotServed",
+					  "no bastion you may use serves network %s", net_id);
+			else
+				api_error(c->resp, 400, "InvalidRequest",
+					  "bastion: %d bastions serve network %s; name one", p.n, net_id);
+			goto out;
+		}
+		r.bastion = p.found;
+		if ((rc = store_res_get(c->ctx->store, r.bastion, &bastion)) < 0) {
+			api_store_error(c->resp, rc, r.bastion);
+			goto out;
+		}
+	}
+	/* Row 6: the bastion serves the NIC's network, and the NIC's address
+	 * really lies in that network (checked again: never dial elsewhere). */
+	if (!bastion_serves(bastion, net_id)) {
+		api_error(c->resp, 409, "NetworkNotServed", "%s does not serve network %s", r.bastion, net_id);
+		goto out;
+	}
+	ip = json_string_value(json_object_get(nic, "private_ip"));
+	if (!ip || val_ip_parse(ip, &addr) < 0 || store_res_get(c->ctx->store, net_id, &net) < 0) {
+		api_error(c->resp, 409, "NetworkNotServed", "the NIC %s has no usable address", nic_id);
+		goto out;
+	} else {
+		bool inside = false;
+		size_t i;
+		json_t *pfx;
+		struct val_cidr cidr;
+
+		json_array_foreach(json_object_get(net, "address_prefixes"), i, pfx)
+			inside = inside || (json_is_string(pfx) &&
+					    val_cidr_parse(json_string_value(pfx), &cidr) == 0 &&
+					    val_cidr_contains(&cidr, &addr));
+		if (!inside) {
+			api_error(c->resp, 409, "NetworkNotServed",
+				  "the address of %s is outside network %s", nic_id, net_id);
+			goto out;
+		}
+	}
+	/* Row 7 (vault access) arrives with the vault. Row 8 and on: */
+	{
+		char canon[64];
+
+		val_ip_str(&addr, canon, sizeof(canon));
+		build_connect(c, &r, vm_id, r.bastion, vm, canon);
+	}
+out:
+	auth = json_object_get(c->body, "auth");
+	wipe_json_string(json_object_get(auth, "password"));
+	wipe_json_string(json_object_get(auth, "private_key"));
+	wipe_json_string(json_object_get(auth, "passphrase"));
+	json_decref(vm);
+	json_decref(nic);
+	json_decref(net);
+	json_decref(bastion);
+}
+
+void api_terminal(struct api_call *c)
+{
+	struct term_attach *ta;
+	char want[300];
+
+	snprintf(want, sizeof(want), "https://%s", c->req->host ? c->req->host : "");
+	if (!c->req->origin || !c->req->host || strcmp(c->req->origin, want) != 0) {
+		api_error(c->resp, 403, "OriginMismatch",
+			  "the terminal may only be opened from this bastion's own pages");
+		return;
+	}
+	if (!c->req->websocket || !c->req->ws_protocol ||
+	    !strstr(c->req->ws_protocol, "bastion.v1")) {
+		api_error(c->resp, 400, "InvalidRequest",
+			  "this endpoint needs a WebSocket upgrade with subprotocol bastion.v1");
+		return;
+	}
+	ta = calloc(1, sizeof(*ta));
+	if (!ta) {
+		api_error(c->resp, 503, "Unavailable", "out of memory");
+		return;
+	}
+	ta->user_id = c->who->user_id;
+	util_strlcpy(ta->session_id, c->seg[1], sizeof(ta->session_id));
+	c->resp->next = API_NEXT_ATTACH;
+	c->resp->next_arg = ta;
+	c->resp->status = 101;
+}

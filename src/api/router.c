@@ -1,0 +1,254 @@
+/* The API router: path → handler, authentication, CSRF and Origin checks,
+ * JSON body parsing, and the shared response helpers. Runs on a worker. */
+#include "api/api.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "identity/ident.h"
+
+enum {
+	R_AUTH = 1,    /* caller must be signed in */
+};
+
+struct route {
+	const char *method;
+	const char *pattern; /* segments after /api/v1; "*" matches one segment */
+	void (*fn)(struct api_call *c);
+	int flags;
+};
+
+static void api_healthz(struct api_call *c)
+{
+	api_json(c->resp, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static const struct route routes[] = {
+	{ "GET", "healthz", api_healthz, 0 },
+	{ "POST", "auth/login", api_auth_login, 0 },
+	{ "POST", "auth/logout", api_auth_logout, R_AUTH },
+	{ "GET", "auth/session", api_auth_session, R_AUTH },
+	{ "POST", "tokens", api_tokens_create, R_AUTH },
+	{ "GET", "users", api_users_list, R_AUTH },
+	{ "PUT", "users/*", api_users_put, R_AUTH },
+	{ "GET", "users/*", api_users_get, R_AUTH },
+	{ "DELETE", "users/*", api_users_delete, R_AUTH },
+	{ "GET", "groups", api_groups_list, R_AUTH },
+	{ "PUT", "groups/*", api_groups_put, R_AUTH },
+	{ "GET", "groups/*", api_groups_get, R_AUTH },
+	{ "DELETE", "groups/*", api_groups_delete, R_AUTH },
+	{ "GET", "groups/*/*", api_resources_list, R_AUTH },
+	{ "PUT", "groups/*/*/*", api_resources_put, R_AUTH },
+	{ "GET", "groups/*/*/*", api_resources_get, R_AUTH },
+	{ "DELETE", "groups/*/*/*", api_resources_delete, R_AUTH },
+	{ "POST", "groups/*/vms/*/connect", api_connect, R_AUTH },
+	{ "GET", "sessions/*/terminal", api_terminal, R_AUTH },
+};
+
+void api_error(struct api_resp *resp, int status, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	api_json(resp, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+}
+
+void api_json(struct api_resp *resp, int status, json_t *body)
+{
+	json_decref(resp->body);
+	resp->status = status;
+	resp->body = body;
+}
+
+void api_header(struct api_resp *resp, const char *name, const char *value)
+{
+	char *line;
+
+	if (resp->n_headers >= API_MAX_HEADERS || strpbrk(value, "\r\n"))
+		return;
+	if (asprintf(&line, "%s: %s", name, value) < 0)
+		return;
+	resp->headers[resp->n_headers++] = line;
+}
+
+void api_store_error(struct api_resp *resp, int r, const char *what)
+{
+	switch (r) {
+	case -ENOENT:
+		api_error(resp, 404, "ResourceNotFound", "%s was not found", what);
+		break;
+	case -EBUSY:
+		api_error(resp, 409, "ResourceInUse", "%s is still referenced", what);
+		break;
+	case -EEXIST:
+		api_error(resp, 409, "Conflict", "%s conflicts with an existing resource", what);
+		break;
+	default:
+		log_error("api: store failure on %s: %s", what, err_str(r));
+		api_error(resp, 503, "StoreUnavailable", "the store is unavailable; try again");
+		break;
+	}
+}
+
+void api_resp_done(struct api_resp *resp)
+{
+	json_decref(resp->body);
+	resp->body = NULL;
+	for (int i = 0; i < resp->n_headers; i++)
+		free(resp->headers[i]);
+	resp->n_headers = 0;
+}
+
+/* Splits "a/b/c" (already without the /api/v1/ prefix) into decoded
+ * segments in place. Empty segments (a trailing or doubled slash) count as
+ * a mismatch later, since no route has them. */
+static int split_path(char *p, char **seg, int *ret_n)
+{
+	int n = 0;
+
+	for (;;) {
+		char *slash = strchr(p, '/');
+
+		if (n == API_MAX_SEGS)
+			return -E2BIG;
+		if (slash)
+			*slash = '\0';
+		if (util_pct_decode(p) < 0)
+			return -EINVAL;
+		seg[n++] = p;
+		if (!slash)
+			break;
+		p = slash + 1;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+static bool route_matches(const struct route *rt, char **seg, int nseg)
+{
+	const char *p = rt->pattern;
+	int i = 0;
+
+	for (; *p; i++) {
+		size_t n = strcspn(p, "/");
+
+		if (i >= nseg || seg[i][0] == '\0')
+			return false;
+		if (!(n == 1 && p[0] == '*') && (strlen(seg[i]) != n || strncmp(p, seg[i], n) != 0))
+			return false;
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	return i == nseg;
+}
+
+static bool origin_ok(const struct api_req *req)
+{
+	char want[300];
+
+	if (!req->origin)
+		return true;
+	if (!req->host)
+		return false;
+	snprintf(want, sizeof(want), "https://%s", req->host);
+	return strcmp(req->origin, want) == 0;
+}
+
+static bool is_safe_method(const char *m)
+{
+	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+}
+
+void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp *resp)
+{
+	static const char prefix[] = "/api/v1/";
+	const struct route *rt = NULL;
+	struct principal who;
+	struct api_call c = { .ctx = ctx, .req = req, .resp = resp };
+	char path[2048], allow[128] = "";
+	bool path_known = false;
+	json_error_t jerr;
+
+	if (strncmp(req->path, prefix, sizeof(prefix) - 1) != 0 ||
+	    util_strlcpy(path, req->path + sizeof(prefix) - 1, sizeof(path)) < 0 ||
+	    split_path(path, c.seg, &c.nseg) < 0) {
+		api_error(resp, 404, "NotFound", "no such API path");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (!route_matches(&routes[i], c.seg, c.nseg))
+			continue;
+		path_known = true;
+		if (strcmp(routes[i].method, req->method) == 0) {
+			rt = &routes[i];
+			break;
+		}
+		size_t used = strlen(allow);
+
+		snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "", routes[i].method);
+	}
+	if (!rt) {
+		if (path_known) {
+			api_header(resp, "Allow", allow);
+			api_error(resp, 405, "MethodNotAllowed", "%s is not allowed here; use %s",
+				  req->method, allow);
+		} else {
+			api_error(resp, 404, "NotFound", "no such API path");
+		}
+		return;
+	}
+	if (!is_safe_method(req->method) && !origin_ok(req)) {
+		api_error(resp, 403, "OriginMismatch", "the request's Origin is not this bastion");
+		return;
+	}
+	if (rt->flags & R_AUTH) {
+		int r = ident_authenticate(ctx->store, req, &who);
+
+		if (r == -ENOENT) {
+			api_error(resp, 401, "Unauthenticated", "sign in or present a valid API token");
+			return;
+		}
+		if (r < 0) {
+			api_store_error(resp, r, "the caller's session");
+			return;
+		}
+		if (who.via_cookie && !is_safe_method(req->method) &&
+		    (!req->csrf_token || !util_streq_ct(req->csrf_token, who.csrf))) {
+			api_error(resp, 403, "CsrfTokenInvalid",
+				  "the X-CSRF-Token header is missing or does not match the session");
+			return;
+		}
+		c.who = &who;
+	}
+	if (strcmp(req->method, "PUT") == 0 || strcmp(req->method, "POST") == 0) {
+		if (req->body_len == 0) {
+			c.body = json_object();
+		} else {
+			c.body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+			if (!c.body) {
+				api_error(resp, 400, "InvalidRequest", "body: invalid JSON at line %d, column %d: %s",
+					  jerr.line, jerr.column, jerr.text);
+				return;
+			}
+			if (!json_is_object(c.body)) {
+				json_decref(c.body);
+				api_error(resp, 400, "InvalidRequest", "body: must be a JSON object");
+				return;
+			}
+		}
+	}
+	rt->fn(&c);
+	json_decref(c.body);
+	if (resp->status == 0)
+		api_error(resp, 500, "InternalError", "the request could not be handled");
+}

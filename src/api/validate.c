@@ -1,0 +1,790 @@
+/* Validation of names, resource IDs, IP addresses, CIDRs and resource
+ * properties. Everything here is pure: no store, no I/O, no logging.
+ *
+ * Decisions recorded here (and relied on by api/resources.c):
+ * - Names, types and IDs are case-sensitive everywhere, and ASCII only:
+ *   "Prod" and "prod" are two different groups, and lists sort by bytes.
+ * - Addresses are parsed strictly: IPv4 is a dotted quad of decimal octets
+ *   without leading zeros; IPv6 goes through inet_pton() after refusing
+ *   zone ids ("%eth0"), brackets and whitespace; a CIDR always has a prefix
+ *   length, and its host bits must be zero.
+ * - Address families never mix: an IPv4-mapped IPv6 address
+ *   (::ffff:198.18.0.5) is not inside an IPv4 prefix, and a NIC may not use
+ *   one as its private_ip at all (the message says which IPv4 address to
+ *   write instead). This keeps "the bastion dials only addresses inside the
+ *   networks it serves" true on dual-stack sockets.
+ * - Stored values are canonical: addresses and CIDRs as inet_ntop() writes
+ *   them, host keys as "type base64". GET shows the canonical form, and
+ *   PUTting it back changes nothing.
+ * - Duplicates inside one list (prefixes, bastion networks, host keys) are
+ *   errors rather than silently merged, so that what is stored is what was
+ *   sent. Overlapping (but different) prefixes are allowed.
+ * - An optional property given as null takes its default. */
+#include "api/validate.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ssh/sshc.h"
+
+#define MAX_PREFIXES 64
+#define MAX_BASTION_NETWORKS 64
+#define MAX_HOST_KEYS 16
+#define MAX_HOST_KEY_LEN 8192
+#define MAX_STRING 1024 /* any other string property */
+
+/* ---- names and types ---- */
+
+static bool is_alnum(char c)
+{
+	/* Not isalnum(): that depends on the locale. */
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+bool val_name(const char *s)
+{
+	size_t n;
+
+	if (!s || !is_alnum(s[0]))
+		return false;
+	for (n = 1; s[n]; n++) {
+		if (n >= VAL_NAME_SIZE - 1)
+			return false;
+		if (!is_alnum(s[n]) && s[n] != '.' && s[n] != '_' && s[n] != '-')
+			return false;
+	}
+	return true;
+}
+
+struct refs {
+	char **v; /* NULL-terminated once non-empty */
+	size_t n;
+};
+
+/* One entry per resource type. props lists the properties a PUT body may
+ * hold (besides the ignored id, type and name); parse checks and normalizes
+ * them into out and collects the IDs the resource refers to. */
+struct res_type {
+	const char *name;
+	const char *const *props;
+	int (*parse)(const json_t *body, json_t *out, struct refs *refs, char *msg);
+};
+
+static int parse_networks(const json_t *body, json_t *out, struct refs *refs, char *msg);
+static int parse_nics(const json_t *body, json_t *out, struct refs *refs, char *msg);
+static int parse_vms(const json_t *body, json_t *out, struct refs *refs, char *msg);
+static int parse_bastions(const json_t *body, json_t *out, struct refs *refs, char *msg);
+
+static const char *const networks_props[] = { "address_prefixes", NULL };
+static const char *const nics_props[] = { "network", "private_ip", NULL };
+static const char *const vms_props[] = { "nic", "ssh_port", "host_keys", NULL };
+static const char *const bastions_props[] = { "networks", NULL };
+
+static const struct res_type res_types[] = {
+	{ "networks", networks_props, parse_networks },
+	{ "nics", nics_props, parse_nics },
+	{ "vms", vms_props, parse_vms },
+	{ "bastions", bastions_props, parse_bastions },
+};
+#define N_TYPES (sizeof(res_types) / sizeof(res_types[0]))
+
+static const struct res_type *type_find(const char *type)
+{
+	if (!type)
+		return NULL;
+	for (size_t i = 0; i < N_TYPES; i++)
+		if (strcmp(res_types[i].name, type) == 0)
+			return &res_types[i];
+	return NULL;
+}
+
+bool val_res_type(const char *type)
+{
+	return type_find(type) != NULL;
+}
+
+const char *val_res_type_at(size_t i)
+{
+	return i < N_TYPES ? res_types[i].name : NULL;
+}
+
+/* ---- addresses ---- */
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool is_hex(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Exactly four decimal octets 0..255 separated by dots, no leading zeros,
+ * nothing before or after. */
+static int parse_v4(const char *s, size_t len, uint8_t out[4])
+{
+	uint8_t tmp[4];
+	size_t i = 0;
+
+	for (int part = 0; part < 4; part++) {
+		size_t start = i;
+		unsigned v = 0;
+
+		if (part > 0) {
+			if (i >= len || s[i] != '.')
+				return -EINVAL;
+			start = ++i;
+		}
+		while (i < len && is_digit(s[i]) && i - start < 3)
+			v = v * 10 + (unsigned)(s[i++] - '0');
+		if (i == start || (i < len && is_digit(s[i])))
+			return -EINVAL; /* empty, or more than three digits */
+		if (i - start > 1 && s[start] == '0')
+			return -EINVAL; /* leading zero: octal to some parsers */
+		if (v > 255)
+			return -EINVAL;
+		tmp[part] = (uint8_t)v;
+	}
+	if (i != len)
+		return -EINVAL;
+	memcpy(out, tmp, sizeof(tmp));
+	return 0;
+}
+
+static int parse_v6(const char *s, size_t len, uint8_t out[16])
+{
+	char buf[INET6_ADDRSTRLEN];
+	const char *last_colon = NULL;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -EINVAL;
+	/* This refuses zone ids, brackets, whitespace and anything else that
+	 * some inet_pton() might tolerate. */
+	for (size_t i = 0; i < len; i++) {
+		if (!is_hex(s[i]) && s[i] != ':' && s[i] != '.')
+			return -EINVAL;
+		if (s[i] == ':')
+			last_colon = s + i;
+	}
+	if (!last_colon)
+		return -EINVAL;
+	if (memchr(s, '.', len)) {
+		/* An embedded IPv4 tail obeys the IPv4 rules. */
+		uint8_t v4[4];
+		size_t tail = len - (size_t)(last_colon + 1 - s);
+
+		if (parse_v4(last_colon + 1, tail, v4) < 0)
+			return -EINVAL;
+	}
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (inet_pton(AF_INET6, buf, out) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+static int ip_parse_n(const char *s, size_t len, struct val_ip *ret)
+{
+	struct val_ip ip = { 0 };
+
+	if (memchr(s, ':', len)) {
+		if (parse_v6(s, len, ip.addr) < 0)
+			return -EINVAL;
+		ip.family = AF_INET6;
+	} else {
+		if (parse_v4(s, len, ip.addr) < 0)
+			return -EINVAL;
+		ip.family = AF_INET;
+	}
+	*ret = ip;
+	return 0;
+}
+
+int val_ip_parse(const char *s, struct val_ip *ret)
+{
+	if (!s)
+		return -EINVAL;
+	return ip_parse_n(s, strlen(s), ret);
+}
+
+static int ip_bits(int family)
+{
+	return family == AF_INET ? 32 : 128;
+}
+
+/* Parses "address/prefix" without looking at host bits: -EINVAL for a bad
+ * shape or address, -ERANGE for a prefix length out of range. */
+static int cidr_parse_loose(const char *s, struct val_cidr *ret)
+{
+	const char *slash, *p;
+	struct val_cidr c = { 0 };
+	int prefix = 0;
+
+	if (!s || !(slash = strchr(s, '/')))
+		return -EINVAL;
+	p = slash + 1;
+	if (!is_digit(p[0]) || (p[0] == '0' && p[1] != '\0'))
+		return -EINVAL;
+	for (; *p; p++) {
+		if (!is_digit(*p) || prefix > 999)
+			return -EINVAL;
+		prefix = prefix * 10 + (*p - '0');
+	}
+	if (ip_parse_n(s, (size_t)(slash - s), &c.ip) < 0)
+		return -EINVAL;
+	if (prefix > ip_bits(c.ip.family))
+		return -ERANGE;
+	c.prefix = prefix;
+	*ret = c;
+	return 0;
+}
+
+/* Zeroes the host bits of c. */
+static void cidr_mask(struct val_cidr *c)
+{
+	int bytes = ip_bits(c->ip.family) / 8;
+
+	for (int i = 0; i < bytes; i++) {
+		int keep = c->prefix - i * 8;
+
+		if (keep <= 0)
+			c->ip.addr[i] = 0;
+		else if (keep < 8)
+			c->ip.addr[i] &= (uint8_t)(0xff << (8 - keep));
+	}
+}
+
+static bool cidr_host_bits_zero(const struct val_cidr *c)
+{
+	struct val_cidr m = *c;
+
+	cidr_mask(&m);
+	return memcmp(m.ip.addr, c->ip.addr, sizeof(m.ip.addr)) == 0;
+}
+
+int val_cidr_parse(const char *s, struct val_cidr *ret)
+{
+	struct val_cidr c;
+
+	if (cidr_parse_loose(s, &c) < 0 || !cidr_host_bits_zero(&c))
+		return -EINVAL;
+	*ret = c;
+	return 0;
+}
+
+bool val_cidr_contains(const struct val_cidr *net, const struct val_ip *ip)
+{
+	struct val_cidr probe;
+
+	/* Families never mix: see the comment at the top of this file. */
+	if (net->ip.family != ip->family || net->prefix < 0 || net->prefix > ip_bits(ip->family))
+		return false;
+	probe.ip = *ip;
+	probe.prefix = net->prefix;
+	cidr_mask(&probe);
+	return memcmp(probe.ip.addr, net->ip.addr, (size_t)ip_bits(ip->family) / 8) == 0;
+}
+
+void val_ip_str(const struct val_ip *ip, char *out, size_t out_size)
+{
+	if (out_size == 0)
+		return;
+	if (!inet_ntop(ip->family, ip->addr, out, (socklen_t)out_size))
+		out[0] = '\0';
+}
+
+void val_cidr_str(const struct val_cidr *c, char *out, size_t out_size)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	val_ip_str(&c->ip, addr, sizeof(addr));
+	snprintf(out, out_size, "%s/%d", addr, c->prefix);
+}
+
+bool val_ip_is_v4mapped(const struct val_ip *ip)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	return ip->family == AF_INET6 && memcmp(ip->addr, mapped, sizeof(mapped)) == 0;
+}
+
+bool val_prefixes_contain(const json_t *prefixes, const struct val_ip *ip)
+{
+	size_t i;
+	const json_t *v;
+
+	if (!json_is_array(prefixes))
+		return false;
+	json_array_foreach(prefixes, i, v) {
+		struct val_cidr c;
+
+		if (json_is_string(v) && val_cidr_parse(json_string_value(v), &c) == 0 &&
+		    val_cidr_contains(&c, ip))
+			return true;
+	}
+	return false;
+}
+
+/* ---- resource IDs ---- */
+
+/* Copies the segment [s, end) into out (size bytes) if it fits. */
+static int seg_copy(const char *s, const char *end, char *out, size_t size)
+{
+	size_t n = (size_t)(end - s);
+
+	if (n == 0 || n >= size)
+		return -EINVAL;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return 0;
+}
+
+int val_res_id(const char *id, const char *want_type, char *ret_group, char *ret_type,
+	       char *ret_name)
+{
+	static const char prefix[] = "/groups/";
+	char group[VAL_NAME_SIZE], type[VAL_TYPE_SIZE], name[VAL_NAME_SIZE];
+	const char *p, *slash;
+
+	if (!id || strncmp(id, prefix, sizeof(prefix) - 1) != 0)
+		return -EINVAL;
+	p = id + sizeof(prefix) - 1;
+	if (!(slash = strchr(p, '/')) || seg_copy(p, slash, group, sizeof(group)) < 0)
+		return -EINVAL;
+	p = slash + 1;
+	if (!(slash = strchr(p, '/')) || seg_copy(p, slash, type, sizeof(type)) < 0)
+		return -EINVAL;
+	p = slash + 1;
+	if (seg_copy(p, p + strlen(p), name, sizeof(name)) < 0)
+		return -EINVAL;
+	/* val_name() refuses '/', so a fourth segment fails here. */
+	if (!val_name(group) || !val_name(name) || !val_res_type(type))
+		return -EINVAL;
+	if (want_type && strcmp(type, want_type) != 0)
+		return -EINVAL;
+	if (ret_group)
+		memcpy(ret_group, group, sizeof(group));
+	if (ret_type)
+		memcpy(ret_type, type, sizeof(type));
+	if (ret_name)
+		memcpy(ret_name, name, sizeof(name));
+	return 0;
+}
+
+/* ---- properties ---- */
+
+static void msgf(char *msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void msgf(char *msg, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, VAL_MSG, fmt, ap);
+	va_end(ap);
+}
+
+#define ECHO_SIZE 72
+
+/* User text made safe for a message: bytes outside printable ASCII become
+ * '?', and more than 64 characters end in "...". Messages stay ASCII, so
+ * cutting one short never splits a UTF-8 sequence. */
+static const char *echo(const char *s, char out[ECHO_SIZE])
+{
+	size_t i;
+
+	for (i = 0; s && s[i] && i < 64; i++)
+		out[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+	if (s && s[i]) {
+		memcpy(out + i, "...", 4);
+		return out;
+	}
+	out[i] = '\0';
+	return out;
+}
+
+static int refs_add(struct refs *r, const char *id)
+{
+	char **v = reallocarray(r->v, r->n + 2, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	r->v = v;
+	if (!(v[r->n] = strdup(id)))
+		return -ENOMEM;
+	v[++r->n] = NULL;
+	return 0;
+}
+
+void val_refs_free(char **refs)
+{
+	if (!refs)
+		return;
+	for (char **p = refs; *p; p++)
+		free(*p);
+	free(refs);
+}
+
+/* The string value of v if it is a string of at most max bytes without an
+ * embedded NUL, else NULL. */
+static const char *str_of(const json_t *v, size_t max)
+{
+	const char *s;
+
+	if (!json_is_string(v))
+		return NULL;
+	s = json_string_value(v);
+	if (json_string_length(v) != strlen(s) || strlen(s) > max)
+		return NULL;
+	return s;
+}
+
+static int oom(char *msg)
+{
+	msgf(msg, "out of memory");
+	return -ENOMEM;
+}
+
+/* A reference property: a string holding the ID of a resource of type. */
+static int ref_field(const json_t *v, const char *field, const char *type, const char *what,
+		     const char **ret, char *msg)
+{
+	const char *s = str_of(v, VAL_ID_SIZE);
+
+	if (!v) {
+		msgf(msg, "%s: required: the ID of %s, /groups/{group}/%s/{name}", field, what, type);
+		return -EINVAL;
+	}
+	if (!s || val_res_id(s, type, NULL, NULL, NULL) < 0) {
+		msgf(msg, "%s: must be the ID of %s, /groups/{group}/%s/{name} (names: letters, digits, "
+		     "'.', '_', '-', starting with a letter or digit, at most 64)", field, what, type);
+		return -EINVAL;
+	}
+	*ret = s;
+	return 0;
+}
+
+static int parse_networks(const json_t *body, json_t *out, struct refs *refs, char *msg)
+{
+	const json_t *a = json_object_get(body, "address_prefixes"), *v;
+	struct val_cidr seen[MAX_PREFIXES];
+	json_t *norm;
+	size_t i;
+
+	if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > MAX_PREFIXES) {
+		msgf(msg, "address_prefixes: %s an array of 1 to %d CIDR strings such as "
+		     "\"198.18.0.0/24\" or \"2001:db8::/64\"", a ? "must be" : "required:", MAX_PREFIXES);
+		return -EINVAL;
+	}
+	if (!(norm = json_array()))
+		return oom(msg);
+	json_array_foreach(a, i, v) {
+		const char *s = str_of(v, VAL_CIDR_STRLEN);
+		char text[VAL_CIDR_STRLEN], net[VAL_CIDR_STRLEN];
+		struct val_cidr c;
+		int r;
+
+		if (!s) {
+			msgf(msg, "address_prefixes[%zu]: must be a CIDR string such as \"198.18.0.0/24\"", i);
+			goto fail;
+		}
+		r = cidr_parse_loose(s, &c);
+		if (r == -ERANGE) {
+			bool v6 = strchr(s, ':') != NULL;
+
+			msgf(msg, "address_prefixes[%zu]: \"%s\": the prefix length must be 0 to %d for %s",
+			     i, s, v6 ? 128 : 32, v6 ? "IPv6" : "IPv4");
+			goto fail;
+		}
+		if (r < 0) {
+			char e[ECHO_SIZE];
+
+			msgf(msg, "address_prefixes[%zu]: \"%s\" is not a CIDR: write an IPv4 address (dotted "
+			     "quad, no leading zeros) or an IPv6 address (no zone id), '/', and a prefix "
+			     "length", i, echo(s, e));
+			goto fail;
+		}
+		val_cidr_str(&c, text, sizeof(text));
+		if (!cidr_host_bits_zero(&c)) {
+			struct val_cidr m = c;
+
+			cidr_mask(&m);
+			val_cidr_str(&m, net, sizeof(net));
+			msgf(msg, "address_prefixes[%zu]: %s has host bits set: the network address would be %s",
+			     i, s, net);
+			goto fail;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (seen[j].ip.family == c.ip.family && seen[j].prefix == c.prefix &&
+			    memcmp(seen[j].ip.addr, c.ip.addr, sizeof(c.ip.addr)) == 0) {
+				msgf(msg, "address_prefixes[%zu]: %s is already listed at address_prefixes[%zu]",
+				     i, text, j);
+				goto fail;
+			}
+		}
+		seen[i] = c;
+		if (json_array_append_new(norm, json_string(text)) < 0) {
+			json_decref(norm);
+			return oom(msg);
+		}
+	}
+	if (json_object_set_new(out, "address_prefixes", norm) < 0)
+		return oom(msg);
+	return 0;
+fail:
+	json_decref(norm);
+	return -EINVAL;
+}
+
+static int parse_nics(const json_t *body, json_t *out, struct refs *refs, char *msg)
+{
+	const json_t *v = json_object_get(body, "private_ip");
+	const char *network, *s;
+	char text[INET6_ADDRSTRLEN], v4[INET6_ADDRSTRLEN];
+	struct val_ip ip;
+
+	if (ref_field(json_object_get(body, "network"), "network", "networks", "a network",
+		      &network, msg) < 0)
+		return -EINVAL;
+	if (!v) {
+		msgf(msg, "private_ip: required: an IPv4 or IPv6 address inside one of the network's "
+		     "address_prefixes");
+		return -EINVAL;
+	}
+	if (!(s = str_of(v, INET6_ADDRSTRLEN)) || val_ip_parse(s, &ip) < 0) {
+		msgf(msg, "private_ip: must be an IP address: IPv4 as a dotted quad without leading zeros "
+		     "(198.18.0.5), or IPv6 without zone id or brackets (2001:db8::5)");
+		return -EINVAL;
+	}
+	if (val_ip_is_v4mapped(&ip)) {
+		struct val_ip plain = { .family = AF_INET };
+
+		memcpy(plain.addr, ip.addr + 12, 4);
+		val_ip_str(&plain, v4, sizeof(v4));
+		msgf(msg, "private_ip: %s is an IPv4-mapped IPv6 address, which is not allowed: write %s",
+		     s, v4);
+		return -EINVAL;
+	}
+	val_ip_str(&ip, text, sizeof(text));
+	if (json_object_set_new(out, "network", json_string(network)) < 0 ||
+	    json_object_set_new(out, "private_ip", json_string(text)) < 0 ||
+	    refs_add(refs, network) < 0)
+		return oom(msg);
+	return 0;
+}
+
+static int parse_vms(const json_t *body, json_t *out, struct refs *refs, char *msg)
+{
+	const json_t *port = json_object_get(body, "ssh_port"), *keys = json_object_get(body, "host_keys");
+	const json_t *v;
+	const char *nic;
+	json_int_t p = 22;
+	json_t *norm;
+	size_t i;
+
+	if (ref_field(json_object_get(body, "nic"), "nic", "nics", "a NIC", &nic, msg) < 0)
+		return -EINVAL;
+	if (port && !json_is_null(port)) {
+		/* A string "22" or a real 22.0 is refused: JSON has integers. */
+		if (!json_is_integer(port) || json_integer_value(port) < 1 ||
+		    json_integer_value(port) > 65535) {
+			msgf(msg, "ssh_port: must be an integer from 1 to 65535 (a JSON number, not a "
+			     "string); the default is 22");
+			return -EINVAL;
+		}
+		p = json_integer_value(port);
+	}
+	if (keys && !json_is_null(keys) &&
+	    (!json_is_array(keys) || json_array_size(keys) > MAX_HOST_KEYS)) {
+		msgf(msg, "host_keys: must be an array of at most %d strings, each a known_hosts line or "
+		     "\"type base64\"", MAX_HOST_KEYS);
+		return -EINVAL;
+	}
+	if (!(norm = json_array()))
+		return oom(msg);
+	json_array_foreach(keys, i, v) {
+		const char *s = str_of(v, MAX_HOST_KEY_LEN);
+		char *type = NULL, *b64 = NULL;
+		json_t *line;
+
+		if (!s || sshc_hostkey_parse(s, &type, &b64) < 0) {
+			msgf(msg, "host_keys[%zu]: not a public host key: give a known_hosts line or "
+			     "\"type base64\", e.g. \"ssh-ed25519 AAAAC3Nza...\" (at most %d characters)",
+			     i, MAX_HOST_KEY_LEN);
+			goto fail;
+		}
+		line = json_sprintf("%s %s", type, b64);
+		free(type);
+		free(b64);
+		if (!line) {
+			json_decref(norm);
+			return oom(msg);
+		}
+		for (size_t j = 0; j < json_array_size(norm); j++) {
+			if (json_equal(json_array_get(norm, j), line)) {
+				json_decref(line);
+				msgf(msg, "host_keys[%zu]: the same key as host_keys[%zu]", i, j);
+				goto fail;
+			}
+		}
+		if (json_array_append_new(norm, line) < 0) {
+			json_decref(norm);
+			return oom(msg);
+		}
+	}
+	if (json_object_set_new(out, "nic", json_string(nic)) < 0 ||
+	    json_object_set_new(out, "ssh_port", json_integer(p)) < 0 ||
+	    json_object_set_new(out, "host_keys", norm) < 0 || refs_add(refs, nic) < 0)
+		return oom(msg);
+	return 0;
+fail:
+	json_decref(norm);
+	return -EINVAL;
+}
+
+static int parse_bastions(const json_t *body, json_t *out, struct refs *refs, char *msg)
+{
+	const json_t *a = json_object_get(body, "networks"), *v;
+	json_t *norm;
+	size_t i;
+
+	if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > MAX_BASTION_NETWORKS) {
+		msgf(msg, "networks: %s an array of 1 to %d network IDs, /groups/{group}/networks/{name}",
+		     a ? "must be" : "required:", MAX_BASTION_NETWORKS);
+		return -EINVAL;
+	}
+	if (!(norm = json_array()))
+		return oom(msg);
+	json_array_foreach(a, i, v) {
+		const char *s = str_of(v, VAL_ID_SIZE);
+
+		if (!s || val_res_id(s, "networks", NULL, NULL, NULL) < 0) {
+			msgf(msg, "networks[%zu]: must be the ID of a network, /groups/{group}/networks/{name}",
+			     i);
+			goto fail;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(json_string_value(json_array_get(a, j)), s) == 0) {
+				msgf(msg, "networks[%zu]: %s is already listed at networks[%zu]", i, s, j);
+				goto fail;
+			}
+		}
+		if (json_array_append_new(norm, json_string(s)) < 0 || refs_add(refs, s) < 0) {
+			json_decref(norm);
+			return oom(msg);
+		}
+	}
+	if (json_object_set_new(out, "networks", norm) < 0)
+		return oom(msg);
+	return 0;
+fail:
+	json_decref(norm);
+	return -EINVAL;
+}
+
+static bool is_ignored(const char *key)
+{
+	/* GET output carries these; accepting them lets it be PUT back. */
+	return strcmp(key, "id") == 0 || strcmp(key, "type") == 0 || strcmp(key, "name") == 0;
+}
+
+static bool in_list(const char *const *list, const char *key)
+{
+	for (; list && *list; list++)
+		if (strcmp(*list, key) == 0)
+			return true;
+	return false;
+}
+
+/* Fails naming every property of body that is neither ignored nor in
+ * allowed; what describes the allowed set for the message. */
+static int check_unknown(const json_t *body, const char *const *allowed, const char *what,
+			 char *msg)
+{
+	char names[VAL_MSG] = "";
+	size_t used = 0;
+	int n = 0;
+	const char *key;
+	const json_t *v;
+
+	json_object_foreach((json_t *)body, key, v) {
+		if (is_ignored(key) || in_list(allowed, key))
+			continue;
+		if (used < sizeof(names)) {
+			char e[ECHO_SIZE];
+			int w = snprintf(names + used, sizeof(names) - used, "%s\"%s\"", n ? ", " : "",
+					 echo(key, e));
+
+			used += w > 0 ? (size_t)w : 0;
+		}
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	msgf(msg, "unknown propert%s %s; %s", n == 1 ? "y" : "ies", names, what);
+	return -EINVAL;
+}
+
+static void allowed_text(const char *const *props, char *out, size_t size)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (const char *const *p = props; *p && used < size; p++) {
+		int w = snprintf(out + used, size - used, "%s%s", p == props ? "" : ", ", *p);
+
+		used += w > 0 ? (size_t)w : 0;
+	}
+}
+
+int val_group_body(const json_t *body, char msg[VAL_MSG])
+{
+	if (!json_is_object(body)) {
+		msgf(msg, "body: must be a JSON object");
+		return -EINVAL;
+	}
+	return check_unknown(body, NULL, "a group has no properties: send {}", msg);
+}
+
+int val_res_props(const char *type, const json_t *body, json_t **ret_props, char ***ret_refs,
+		  char msg[VAL_MSG])
+{
+	const struct res_type *t = type_find(type);
+	struct refs refs = { 0 };
+	char allowed[128], what[160], e[ECHO_SIZE];
+	json_t *out = NULL;
+	int r;
+
+	if (!t) {
+		msgf(msg, "type: \"%s\" is not a resource type; allowed: networks, nics, vms, bastions",
+		     echo(type, e));
+		return -EINVAL;
+	}
+	if (!json_is_object(body)) {
+		msgf(msg, "body: must be a JSON object");
+		return -EINVAL;
+	}
+	allowed_text(t->props, allowed, sizeof(allowed));
+	snprintf(what, sizeof(what), "allowed for %s: %s", t->name, allowed);
+	if ((r = check_unknown(body, t->props, what, msg)) < 0)
+		return r;
+	if (!(out = json_object()))
+		return oom(msg);
+	if ((r = t->parse(body, out, &refs, msg)) < 0)
+		goto fail;
+	if (!refs.v && !(refs.v = calloc(1, sizeof(*refs.v)))) {
+		r = oom(msg);
+		goto fail;
+	}
+	*ret_props = out;
+	*ret_refs = refs.v;
+	return 0;
+fail:
+	json_decref(out);
+	val_refs_free(refs.v);
+	return r;
+}

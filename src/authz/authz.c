@@ -1,0 +1,91 @@
+/* Roles on scopes. A scope is "/" or a resource path ("/groups/g",
+ * "/groups/g/vms/v"); an assignment applies to its scope and everything
+ * below it. This file is the only place that decides. */
+#include "authz/authz.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "store/store.h"
+
+static const char *const role_names[] = {
+	[AUTHZ_NONE] = "None",
+	[AUTHZ_READER] = "Reader",
+	[AUTHZ_CONTRIBUTOR] = "Contributor",
+	[AUTHZ_OWNER] = "Owner",
+};
+
+const char *authz_role_name(enum authz_role r)
+{
+	if (r < AUTHZ_NONE || r > AUTHZ_OWNER)
+		return "None";
+	return role_names[r];
+}
+
+int authz_role_parse(const char *name, enum authz_role *ret)
+{
+	for (int r = AUTHZ_READER; r <= AUTHZ_OWNER; r++) {
+		if (strcmp(name, role_names[r]) == 0) {
+			*ret = (enum authz_role)r;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+bool authz_scope_covers(const char *ancestor, const char *scope)
+{
+	size_t n = strlen(ancestor);
+
+	if (strcmp(ancestor, "/") == 0)
+		return scope[0] == '/';
+	if (strncmp(ancestor, scope, n) != 0)
+		return false;
+	/* "/groups/a" covers "/groups/a" and "/groups/a/...", not "/groups/ab". */
+	return scope[n] == '\0' || scope[n] == '/';
+}
+
+struct effective_ctx {
+	const char *scope;
+	enum authz_role best;
+};
+
+static int effective_one(const char *role, const char *scope, void *ud)
+{
+	struct effective_ctx *e = ud;
+	enum authz_role r;
+
+	if (authz_role_parse(role, &r) < 0 || !authz_scope_covers(scope, e->scope))
+		return 0;
+	if (r > e->best)
+		e->best = r;
+	return e->best == AUTHZ_OWNER; /* nothing beats Owner: stop early */
+}
+
+int authz_effective(struct store *s, const struct principal *who, const char *scope,
+		    enum authz_role *ret)
+{
+	struct effective_ctx e = { .scope = scope, .best = AUTHZ_NONE };
+	char principal[80];
+	int r;
+
+	snprintf(principal, sizeof(principal), "user:%s", who->name);
+	r = store_role_foreach_principal(s, principal, effective_one, &e);
+	if (r < 0)
+		return r;
+	*ret = e.best;
+	return 0;
+}
+
+int authz_require(struct store *s, const struct principal *who, enum authz_role role,
+		  const char *scope)
+{
+	enum authz_role have;
+	int r = authz_effective(s, who, scope, &have);
+
+	if (r < 0)
+		return r;
+	return have >= role ? 0 : -EACCES;
+}

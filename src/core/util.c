@@ -1,0 +1,95 @@
+#include "core/util.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t util_token_len(size_t nbytes)
+{
+	return sodium_base64_ENCODED_LEN(nbytes, sodium_base64_VARIANT_URLSAFE_NO_PADDING) - 1;
+}
+
+void util_random_token(char *out, size_t out_size, size_t nbytes)
+{
+	uint8_t raw[64];
+
+	if (nbytes > sizeof(raw))
+		nbytes = sizeof(raw);
+	randombytes_buf(raw, nbytes);
+	sodium_bin2base64(out, out_size, raw, nbytes, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_memzero(raw, sizeof(raw));
+}
+
+void util_sha256_str(const char *s, uint8_t out[32])
+{
+	crypto_hash_sha256(out, (const unsigned char *)s, strlen(s));
+}
+
+void util_hex(const uint8_t *in, size_t len, char *out)
+{
+	sodium_bin2hex(out, len * 2 + 1, in, len);
+}
+
+bool util_streq_ct(const char *a, const char *b)
+{
+	uint8_t ha[32], hb[32];
+
+	/* Hashing first makes the comparison independent of both lengths. */
+	util_sha256_str(a, ha);
+	util_sha256_str(b, hb);
+	return sodium_memcmp(ha, hb, sizeof(ha)) == 0;
+}
+
+int util_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t n = strlen(src);
+
+	if (size == 0)
+		return -E2BIG;
+	if (n >= size) {
+		memcpy(dst, src, size - 1);
+		dst[size - 1] = '\0';
+		return -E2BIG;
+	}
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int util_pct_decode(char *s)
+{
+	char *w = s;
+
+	for (const char *r = s; *r; r++) {
+		if (*r != '%') {
+			*w++ = *r;
+			continue;
+		}
+		int hi = hexval(r[1]), lo = hi < 0 ? -1 : hexval(r[2]);
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+			return -EINVAL;
+		*w++ = (char)(hi << 4 | lo);
+		r += 2;
+	}
+	*w = '\0';
+	return 0;
+}
+
+void util_free_secret(char *s)
+{
+	if (!s)
+		return;
+	sodium_memzero(s, strlen(s));
+	free(s);
+}

@@ -1,0 +1,30 @@
+/* Small helpers shared by every module. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Fills out with a random URL-safe token of nbytes random bytes (base64url,
+ * no padding). out_size must be at least util_token_len(nbytes) + 1. */
+void util_random_token(char *out, size_t out_size, size_t nbytes);
+size_t util_token_len(size_t nbytes);
+
+/* SHA-256 of a NUL-terminated string. */
+void util_sha256_str(const char *s, uint8_t out[32]);
+
+/* Lower-case hex of len bytes into out (2*len+1 bytes). */
+void util_hex(const uint8_t *in, size_t len, char *out);
+
+/* Constant-time comparison of two NUL-terminated strings of any length. */
+bool util_streq_ct(const char *a, const char *b);
+
+/* Copies src into dst (always NUL-terminated); -E2BIG if it did not fit
+ * (dst then holds a truncated copy). */
+int util_strlcpy(char *dst, const char *src, size_t size);
+
+/* Percent-decodes in place; -EINVAL on a bad escape or an encoded NUL. */
+int util_pct_decode(char *s);
+
+/* Frees s after wiping it (NULL is fine). */
+void util_free_secret(char *s);

@@ -1,0 +1,372 @@
+/* Identity: Argon2id passwords, the first account, browser sessions and API
+ * tokens. Secrets handed to clients (session cookies, API tokens) are stored
+ * only as their SHA-256; a lookup by that hash reveals nothing useful through
+ * timing, and the CSRF token is compared in constant time. */
+#include "identity/ident.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "store/store.h"
+
+#define BOOTSTRAP_USER "admin"
+#define BOOTSTRAP_ROLE_ID "bootstrap-admin-owner"
+
+/* An Argon2id hash with the same limits as real ones, of a password nobody
+ * knows: a login for an unknown user verifies against it, so that the answer
+ * takes as long as for a known user. */
+static const char dummy_hash[] =
+	"$argon2id$v=19$m=65536,t=2,p=1$rwsonLHwd0aOeli+8O3Q0g$"
+	"ijynLRjY2GzchpT8QzVgjP5OJl/FmdjK82bL0JtCQ74";
+
+static int sodium_ready(void)
+{
+	/* Idempotent and thread-safe; picks the fast Argon2 implementation. */
+	return sodium_init() < 0 ? -ENOMEM : 0;
+}
+
+int ident_password_hash(const char *password, char *ret_hash, size_t hash_size)
+{
+	char hash[crypto_pwhash_STRBYTES];
+	int r;
+
+	if (hash_size < sizeof(hash))
+		return -E2BIG;
+	if ((r = sodium_ready()) < 0)
+		return r;
+	if (crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+			      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		return -ENOMEM;
+	memcpy(ret_hash, hash, sizeof(hash));
+	return 0;
+}
+
+int ident_password_verify(const char *hash, const char *password)
+{
+	if (sodium_ready() < 0)
+		return -EACCES;
+	if (crypto_pwhash_str_verify(hash, password, strlen(password)) != 0)
+		return -EACCES;
+	return 0;
+}
+
+int ident_password_check(const char *password)
+{
+	size_t bytes = 0, chars = 0;
+
+	if (!password)
+		return -EINVAL;
+	for (const unsigned char *p = (const unsigned char *)password; *p; p++) {
+		if (++bytes > IDENT_MAX_PASSWORD)
+			return -EINVAL;
+		/* Count UTF-8 code points: every byte but continuation bytes. */
+		if ((*p & 0xc0) != 0x80)
+			chars++;
+	}
+	return chars >= IDENT_MIN_PASSWORD ? 0 : -EINVAL;
+}
+
+int ident_bootstrap(struct store *s, const char *env_password, char **ret_generated)
+{
+	char hash[IDENT_HASH_SIZE];
+	char *generated = NULL;
+	const char *password;
+	int64_t n = 0;
+	int r;
+
+	if ((r = store_user_count(s, &n)) < 0)
+		return r;
+	if (n > 0)
+		return 0;
+	if (env_password) {
+		if (ident_password_check(env_password) < 0)
+			return -EINVAL;
+		password = env_password;
+	} else {
+		/* 18 random bytes are exactly 24 base64url characters. */
+		size_t len = util_token_len(IDENT_ADMIN_PASSWORD_LEN * 3 / 4);
+
+		generated = malloc(len + 1);
+		if (!generated)
+			return -ENOMEM;
+		util_random_token(generated, len + 1, IDENT_ADMIN_PASSWORD_LEN * 3 / 4);
+		password = generated;
+	}
+	if ((r = ident_password_hash(password, hash, sizeof(hash))) < 0)
+		goto out;
+	r = store_user_create_first(s, BOOTSTRAP_USER, hash, BOOTSTRAP_ROLE_ID, "Owner", "/");
+	if (r == -EEXIST) {
+		/* Another instance on the same store was first. */
+		r = 0;
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	if (store_audit(s, "system", "user.create", "user:" BOOTSTRAP_USER, "success", NULL) < 0)
+		log_warn("identity: could not audit the creation of the first account");
+	if (generated && ret_generated) {
+		*ret_generated = generated;
+		generated = NULL;
+	}
+	r = 0;
+out:
+	sodium_memzero(hash, sizeof(hash));
+	util_free_secret(generated);
+	return r;
+}
+
+int ident_cookie_value(const char *cookie_header, const char *name, char *out, size_t out_size)
+{
+	size_t nlen = strlen(name);
+	const char *p = cookie_header;
+
+	if (!p || nlen == 0 || out_size == 0)
+		return -ENOENT;
+	while (*p) {
+		const char *end = strchr(p, ';'), *eq, *k, *ke, *v, *ve;
+
+		if (!end)
+			end = p + strlen(p);
+		k = p;
+		p = *end ? end + 1 : end;
+		while (k < end && (*k == ' ' || *k == '\t'))
+			k++;
+		eq = memchr(k, '=', (size_t)(end - k));
+		if (!eq)
+			continue;
+		ke = eq;
+		while (ke > k && (ke[-1] == ' ' || ke[-1] == '\t'))
+			ke--;
+		if ((size_t)(ke - k) != nlen || memcmp(k, name, nlen) != 0)
+			continue;
+		v = eq + 1;
+		ve = end;
+		while (v < ve && (*v == ' ' || *v == '\t'))
+			v++;
+		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		if (ve - v >= 2 && *v == '"' && ve[-1] == '"') {
+			v++;
+			ve--;
+		}
+		/* The first cookie of that name decides (the browser sends the
+		 * most specific one first). */
+		if (ve == v)
+			return -ENOENT;
+		if ((size_t)(ve - v) >= out_size)
+			return -E2BIG;
+		memcpy(out, v, (size_t)(ve - v));
+		out[ve - v] = '\0';
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int ident_session_hash(const struct api_req *req, uint8_t out[32])
+{
+	char token[IDENT_TOKEN_SIZE];
+	int r;
+
+	r = ident_cookie_value(req->cookie, IDENT_COOKIE, token, sizeof(token));
+	if (r < 0)
+		return -ENOENT;
+	util_sha256_str(token, out);
+	sodium_memzero(token, sizeof(token));
+	return 0;
+}
+
+/* Fills ret for user_id; a user gone or disabled is no principal. */
+static int principal_for(struct store *s, int64_t user_id, struct principal *ret)
+{
+	struct store_user u;
+	int r = store_user_get_by_id(s, user_id, &u);
+
+	if (r < 0)
+		return r;
+	if (u.disabled) {
+		r = -ENOENT;
+		goto out;
+	}
+	memset(ret, 0, sizeof(*ret));
+	ret->user_id = u.id;
+	util_strlcpy(ret->name, u.name, sizeof(ret->name));
+	r = 0;
+out:
+	sodium_memzero(&u, sizeof(u));
+	return r;
+}
+
+static int auth_bearer(struct store *s, const char *value, struct principal *ret)
+{
+	char token[IDENT_TOKEN_SIZE];
+	uint8_t hash[32];
+	int64_t user_id, expires_at;
+	size_t len;
+	int r;
+
+	while (*value == ' ' || *value == '\t')
+		value++;
+	len = strlen(value);
+	while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+		len--;
+	if (len == 0 || len >= sizeof(token))
+		return -ENOENT;
+	memcpy(token, value, len);
+	token[len] = '\0';
+	util_sha256_str(token, hash);
+	sodium_memzero(token, sizeof(token));
+	r = store_token_get(s, hash, &user_id, &expires_at);
+	if (r < 0)
+		return r;
+	if (expires_at <= store_now())
+		return -ENOENT;
+	r = principal_for(s, user_id, ret);
+	if (r < 0)
+		return r;
+	ret->via_cookie = false;
+	return 0;
+}
+
+static int auth_cookie(struct store *s, const struct api_req *req, struct principal *ret)
+{
+	struct principal p;
+	uint8_t hash[32];
+	char csrf[64];
+	int64_t user_id, expires_at;
+	int r;
+
+	if (ident_session_hash(req, hash) < 0)
+		return -ENOENT;
+	r = store_login_get(s, hash, &user_id, csrf, &expires_at);
+	if (r < 0)
+		return r;
+	if (expires_at <= store_now()) {
+		store_login_delete(s, hash);
+		r = -ENOENT;
+		goto out;
+	}
+	if ((r = principal_for(s, user_id, &p)) < 0)
+		goto out;
+	p.via_cookie = true;
+	util_strlcpy(p.csrf, csrf, sizeof(p.csrf));
+	*ret = p;
+	r = 0;
+out:
+	sodium_memzero(csrf, sizeof(csrf));
+	return r;
+}
+
+int ident_authenticate(struct store *s, const struct api_req *req, struct principal *ret)
+{
+	const char *a = req->authorization;
+
+	/* A script's token decides alone: mixing it with a browser's cookie
+	 * would make the CSRF rules depend on which one happened to win. */
+	if (a && strncasecmp(a, "Bearer", 6) == 0 && (a[6] == ' ' || a[6] == '\t'))
+		return auth_bearer(s, a + 7, ret);
+	if (req->cookie)
+		return auth_cookie(s, req, ret);
+	return -ENOENT;
+}
+
+int ident_login(struct store *s, const char *name, const char *password, struct ident_session *ret)
+{
+	struct store_user u;
+	struct ident_session sess;
+	const char *hash = dummy_hash;
+	uint8_t token_hash[32];
+	bool found = false, ok;
+	int r;
+
+	memset(&u, 0, sizeof(u));
+	memset(&sess, 0, sizeof(sess));
+	if (!name || !password || strlen(password) > IDENT_MAX_PASSWORD)
+		password = NULL;
+	else if ((r = store_user_get(s, name, &u)) == 0)
+		found = true;
+	else if (r != -ENOENT)
+		goto out;
+	if (found)
+		hash = u.password_hash;
+	/* Always one verification, so that timing does not tell whether the
+	 * user exists, is disabled, or sent an oversized password. */
+	ok = ident_password_verify(hash, password ? password : "") == 0;
+	if (!found || !ok || !password || u.disabled) {
+		r = -EACCES;
+		goto out;
+	}
+	if (crypto_pwhash_str_needs_rehash(u.password_hash, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+					   crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+		char fresh[IDENT_HASH_SIZE];
+
+		/* The limits changed since this hash was made: upgrade it now
+		 * that the password is at hand. Failure only delays that. */
+		if (ident_password_hash(password, fresh, sizeof(fresh)) == 0)
+			store_user_put(s, u.name, fresh, NULL, NULL);
+		sodium_memzero(fresh, sizeof(fresh));
+	}
+
+	/* Housekeeping that keeps the table small; failure is harmless. */
+	store_ident_purge_expired(s, store_now());
+
+	util_random_token(sess.token, sizeof(sess.token), IDENT_TOKEN_BYTES);
+	util_random_token(sess.csrf, sizeof(sess.csrf), IDENT_TOKEN_BYTES);
+	sess.user_id = u.id;
+	util_strlcpy(sess.name, u.name, sizeof(sess.name));
+	sess.expires_at = store_now() + IDENT_SESSION_TTL;
+	util_sha256_str(sess.token, token_hash);
+	if ((r = store_login_add(s, token_hash, u.id, sess.csrf, sess.expires_at)) < 0)
+		goto out;
+	/* Bound the sessions one account can pile up. */
+	store_login_trim(s, u.id, IDENT_MAX_SESSIONS);
+	*ret = sess;
+	r = 0;
+out:
+	sodium_memzero(&u, sizeof(u));
+	sodium_memzero(&sess, sizeof(sess));
+	return r;
+}
+
+int ident_logout(struct store *s, const struct api_req *req)
+{
+	uint8_t hash[32];
+
+	if (ident_session_hash(req, hash) < 0)
+		return -ENOENT;
+	return store_login_delete(s, hash);
+}
+
+int ident_token_create(struct store *s, int64_t user_id, const char *name, int64_t ttl,
+		       char ret_token[IDENT_TOKEN_SIZE], int64_t *ret_expires_at)
+{
+	char token[IDENT_TOKEN_SIZE];
+	uint8_t hash[32];
+	int64_t expires_at = store_now() + ttl;
+	int r;
+
+	if (ttl <= 0)
+		return -EINVAL;
+	store_ident_purge_expired(s, store_now());
+	util_random_token(token, sizeof(token), IDENT_TOKEN_BYTES);
+	util_sha256_str(token, hash);
+	r = store_token_add(s, hash, user_id, name, expires_at);
+	if (r == 0) {
+		memcpy(ret_token, token, sizeof(token));
+		*ret_expires_at = expires_at;
+	}
+	sodium_memzero(token, sizeof(token));
+	return r;
+}
+
+bool ident_csrf_ok(const struct principal *who, const char *header)
+{
+	if (!who || !who->via_cookie || !header || !who->csrf[0])
+		return false;
+	return util_streq_ct(header, who->csrf);
+}

@@ -1,0 +1,83 @@
+/* Identity: users, password hashing (Argon2id), browser sessions with CSRF
+ * tokens, API tokens. Runs on worker threads (hashing is slow by design). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/api.h"
+
+struct store;
+
+#define IDENT_COOKIE "bastion_session"
+#define IDENT_SESSION_TTL (12 * 3600)   /* seconds a browser session lives */
+#define IDENT_MIN_PASSWORD 12           /* characters (UTF-8 code points) */
+#define IDENT_MAX_PASSWORD 1024         /* bytes */
+#define IDENT_MAX_SESSIONS 32           /* browser sessions kept per user */
+#define IDENT_TOKEN_BYTES 32            /* random bytes in a session, CSRF or API token */
+#define IDENT_TOKEN_SIZE 64             /* buffer for one such token as text, with NUL */
+#define IDENT_ADMIN_PASSWORD_LEN 24     /* characters of a generated admin password */
+#define IDENT_HASH_SIZE 128             /* buffer for an encoded Argon2id hash */
+
+/* Argon2id (libsodium crypto_pwhash_str, interactive limits). hash_size must
+ * be at least IDENT_HASH_SIZE (-E2BIG otherwise); -ENOMEM if hashing could
+ * not get its memory. */
+int ident_password_hash(const char *password, char *ret_hash, size_t hash_size);
+/* 0 if password matches, -EACCES if not. */
+int ident_password_verify(const char *hash, const char *password);
+/* The password policy: at least IDENT_MIN_PASSWORD characters and at most
+ * IDENT_MAX_PASSWORD bytes. 0 or -EINVAL. */
+int ident_password_check(const char *password);
+
+/* First run: if the store has no user, creates "admin" (Owner at "/") with
+ * env_password, or with a generated password returned in *ret_generated
+ * (malloc'd, to be printed once and wiped). *ret_generated stays NULL when
+ * nothing was created or env_password was used. -EINVAL if env_password
+ * breaks the password policy (nothing is created). */
+int ident_bootstrap(struct store *s, const char *env_password, char **ret_generated);
+
+/* Resolves the caller from the Authorization: Bearer header or the session
+ * cookie. A Bearer header, when present, decides alone: an unknown or
+ * expired token does not fall back to the cookie. An expired browser session
+ * is deleted. 0 and *ret filled, or -ENOENT when the request carries no
+ * valid credential (including a disabled user); other negative codes when
+ * the store failed. */
+int ident_authenticate(struct store *s, const struct api_req *req, struct principal *ret);
+
+/* Returns the value of cookie name from a Cookie header into out (surrounding
+ * double quotes removed). -ENOENT if absent or empty, -E2BIG if the value
+ * does not fit in out. */
+int ident_cookie_value(const char *cookie_header, const char *name, char *out, size_t out_size);
+
+/* A new browser session, filled by ident_login. Holds secrets: wipe it with
+ * sodium_memzero when done. */
+struct ident_session {
+	char token[IDENT_TOKEN_SIZE];  /* the cookie value */
+	char csrf[IDENT_TOKEN_SIZE];
+	int64_t user_id;
+	char name[65];
+	int64_t expires_at;
+};
+
+/* Checks name and password and opens a new browser session. Always spends
+ * one Argon2id verification, whether or not the user exists. -EACCES for an
+ * unknown user, a wrong password or a disabled user (the caller must not
+ * tell them apart), other negative codes for store failures. */
+int ident_login(struct store *s, const char *name, const char *password, struct ident_session *ret);
+
+/* SHA-256 of the session token in req's cookie; -ENOENT without one. */
+int ident_session_hash(const struct api_req *req, uint8_t out[32]);
+
+/* Deletes the browser session named by req's cookie. 0, or -ENOENT when
+ * there was none. */
+int ident_logout(struct store *s, const struct api_req *req);
+
+/* Creates an API token for user_id living ttl seconds; the token text goes
+ * into ret_token (IDENT_TOKEN_SIZE bytes, to be wiped by the caller). */
+int ident_token_create(struct store *s, int64_t user_id, const char *name, int64_t ttl,
+		       char ret_token[IDENT_TOKEN_SIZE], int64_t *ret_expires_at);
+
+/* True when header (X-CSRF-Token, may be NULL) matches who's session CSRF
+ * token, compared in constant time. */
+bool ident_csrf_ok(const struct principal *who, const char *header);

@@ -1,0 +1,118 @@
+/* Private to src/server: the connection object shared by srv.c and ws.c. */
+#pragma once
+
+#include <http_parser.h>
+#include <openssl/ssl.h>
+#include <wslay/wslay.h>
+
+#include "server/srv.h"
+
+#define SRV_MAX_HEADER_BYTES (16 * 1024)
+#define SRV_MAX_HEADERS 64
+#define SRV_MAX_IN (64 * 1024)       /* plaintext read ahead of the parser */
+#define SRV_HEADER_TIMEOUT_MS 30000  /* a request's headers must arrive by then */
+#define SRV_IDLE_TIMEOUT_MS 60000    /* an idle keep-alive connection is closed */
+
+enum conn_state {
+	CONN_TLS,      /* TLS handshake */
+	CONN_HTTP,     /* reading a request */
+	CONN_BUSY,     /* a request is with a worker or a continuation */
+	CONN_WS,       /* WebSocket */
+	CONN_CLOSING,  /* uv_close requested */
+};
+
+/* Known request headers, by index. */
+enum hdr {
+	H_HOST, H_COOKIE, H_AUTHORIZATION, H_CSRF, H_ORIGIN, H_CONTENT_TYPE,
+	H_UPGRADE, H_CONNECTION, H_WS_KEY, H_WS_VERSION, H_WS_PROTOCOL,
+	H_IF_NONE_MATCH, H_COUNT
+};
+
+struct srv_conn {
+	uv_tcp_t tcp;
+	struct srv *srv;
+	struct srv_conn *prev, *next;
+	enum conn_state state;
+	SSL *ssl;
+	BIO *rbio, *wbio;
+	uv_timer_t timer;
+	bool timer_closed;
+
+	bool handles_closed;    /* tcp and timer closed: memory may go */
+	bool busy_worker;       /* api_handle is running on a worker */
+	bool busy_cont;         /* a continuation (connect, attach) owns the answer */
+
+	/* plaintext received while the consumer could not take it */
+	uint8_t *stash;
+	size_t stash_len;
+
+	/* request being read */
+	http_parser parser;
+	char *hbuf;             /* url and header strings, NUL-separated */
+	size_t hlen, hcap;
+	size_t url_off;
+	int hdr_off[H_COUNT];   /* offset of each known header value, -1 if absent */
+	int cur_hdr;            /* header whose value is being read, -1 for unknown */
+	int field_off;          /* offset of the header name being read, -1 before any */
+	bool in_value;
+	int n_headers;
+	char *body;
+	size_t body_len;
+	bool message_done;
+	int parse_error;        /* status to answer with (400, 413, 431) */
+
+	/* the request with the worker */
+	uv_work_t work;
+	struct api_req req;
+	struct api_resp resp;
+	bool keep_alive;
+	bool close_after_write;
+
+	size_t out_pending;     /* bytes handed to libuv and not yet written */
+
+	/* WebSocket */
+	wslay_event_context_ptr ws;
+	const struct srv_ws_cb *ws_cb;
+	void *ws_ud;
+	bool ws_paused;
+	bool ws_above_high;
+	bool ws_close_notified;
+	const uint8_t *feed;    /* bytes offered to wslay during ws_consume */
+	size_t feed_len;
+
+	char remote[64];
+};
+
+struct srv {
+	uv_loop_t *loop;
+	uv_tcp_t listener;
+	SSL_CTX *ssl_ctx;
+	struct api_ctx *api;
+	struct srv_conn *conns;
+	bool stopping;
+	bool listener_closed;
+	void (*stop_done)(void *ud);
+	void *stop_ud;
+	int port;
+};
+
+/* srv.c, used by ws.c */
+void conn_flush(struct srv_conn *c);   /* moves TLS output to the socket */
+void conn_close(struct srv_conn *c);   /* starts closing; idempotent */
+int conn_ssl_write(struct srv_conn *c, const void *buf, size_t len);
+void conn_read_resume(struct srv_conn *c);
+void conn_pump(struct srv_conn *c);
+void conn_maybe_free(struct srv_conn *c);
+const char *srv_conn_header(const struct srv_conn *c, int h);
+void conn_read_pause(struct srv_conn *c);
+void conn_close_timer(uv_timer_t *t);
+void conn_pump_timer(uv_timer_t *t);
+/* The answer to the current request is on its way: read the next one. */
+void srv_respond_done(struct srv_conn *c);
+
+/* ws.c, used by srv.c */
+/* Feeds plaintext frames to wslay; returns how many bytes it took. */
+size_t ws_consume(struct srv_conn *c, const uint8_t *buf, size_t len);
+void ws_after_write(struct srv_conn *c); /* outbound shrank */
+void ws_gone(struct srv_conn *c, const char *why);
+void ws_free(struct srv_conn *c);

@@ -1,0 +1,916 @@
+/* Listener, TLS over memory BIOs, HTTP/1.1 requests and responses. */
+#include "server/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/err.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "server/assets.h"
+#include "terminal/term.h"
+
+#define READ_CHUNK (16 * 1024)
+
+static const char *const hdr_names[H_COUNT] = {
+	[H_HOST] = "host",
+	[H_COOKIE] = "cookie",
+	[H_AUTHORIZATION] = "authorization",
+	[H_CSRF] = "x-csrf-token",
+	[H_ORIGIN] = "origin",
+	[H_CONTENT_TYPE] = "content-type",
+	[H_UPGRADE] = "upgrade",
+	[H_CONNECTION] = "connection",
+	[H_WS_KEY] = "sec-websocket-key",
+	[H_WS_VERSION] = "sec-websocket-version",
+	[H_WS_PROTOCOL] = "sec-websocket-protocol",
+	[H_IF_NONE_MATCH] = "if-none-match",
+};
+
+static const char security_headers[] =
+	"Strict-Transport-Security: max-age=31536000\r\n"
+	"Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; "
+	"connect-src 'self'; img-src 'self' data:; font-src 'self'; frame-ancestors 'none'; "
+	"base-uri 'none'; form-action 'self'\r\n"
+	"X-Content-Type-Options: nosniff\r\n"
+	"X-Frame-Options: DENY\r\n"
+	"Referrer-Policy: no-referrer\r\n";
+
+static void conn_reset_request(struct srv_conn *c);
+
+/* ---------- lifecycle ---------- */
+
+void conn_maybe_free(struct srv_conn *c)
+{
+	struct srv *s = c->srv;
+
+	if (c->state != CONN_CLOSING || !c->handles_closed || c->busy_worker || c->busy_cont)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	ws_free(c);
+	SSL_free(c->ssl); /* frees both BIOs */
+	free(c->stash);
+	free(c->hbuf);
+	free(c->body);
+	api_resp_done(&c->resp);
+	free(c);
+	if (s->stopping && !s->conns && s->listener_closed && s->stop_done)
+		s->stop_done(s->stop_ud);
+}
+
+void conn_maybe_free_ext(struct srv_conn *c)
+{
+	conn_maybe_free(c);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct srv_conn *c = h->data;
+
+	c->handles_closed = true;
+	conn_maybe_free(c);
+}
+
+static void on_tcp_closed(uv_handle_t *h)
+{
+	struct srv_conn *c = h->data;
+
+	uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+void conn_close(struct srv_conn *c)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	if (c->state == CONN_WS)
+		ws_gone(c, "the browser connection closed");
+	c->state = CONN_CLOSING;
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
+}
+
+/* ---------- output ---------- */
+
+struct wreq {
+	uv_write_t req;
+	struct srv_conn *conn;
+	size_t len;
+	char data[];
+};
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct wreq *w = (struct wreq *)req;
+	struct srv_conn *c = w->conn;
+
+	c->out_pending -= w->len;
+	free(w);
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->out_pending == 0 && c->close_after_write) {
+		conn_close(c);
+		return;
+	}
+	if (c->state == CONN_WS)
+		ws_after_write(c);
+}
+
+void conn_flush(struct srv_conn *c)
+{
+	size_t pending = BIO_ctrl_pending(c->wbio);
+	struct wreq *w;
+	uv_buf_t b;
+	int n = 0;
+
+	if (pending == 0 || c->state == CONN_CLOSING)
+		return;
+	w = malloc(sizeof(*w) + pending);
+	if (!w) {
+		conn_close(c);
+		return;
+	}
+	BIO_read(c->wbio, w->data, (int)pending);
+	/* Write straight away when the socket takes it: no queue, no copy kept. */
+	if (c->out_pending == 0) {
+		b = uv_buf_init(w->data, (unsigned)pending);
+		n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		if (n < 0 && n != UV_EAGAIN) {
+			free(w);
+			conn_close(c);
+			return;
+		}
+		if (n < 0)
+			n = 0;
+		if ((size_t)n == pending) {
+			free(w);
+			if (c->close_after_write)
+				conn_close(c);
+			return;
+		}
+	}
+	w->conn = c;
+	w->len = pending - (size_t)n;
+	if (n > 0)
+		memmove(w->data, w->data + n, w->len);
+	b = uv_buf_init(w->data, (unsigned)w->len);
+	c->out_pending += w->len;
+	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+		c->out_pending -= w->len;
+		free(w);
+		conn_close(c);
+	}
+}
+
+int conn_ssl_write(struct srv_conn *c, const void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		size_t n = 0;
+
+		if (SSL_write_ex(c->ssl, (const char *)buf + done, len - done, &n) != 1) {
+			ERR_clear_error();
+			return -EIO;
+		}
+		done += n;
+	}
+	return 0;
+}
+
+static void send_response(struct srv_conn *c, int status, const char *ctype, const char *extra,
+			  const void *body, size_t len, bool head_only)
+{
+	char head[2048];
+	int n;
+
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %d %s\r\n"
+		     "Content-Length: %zu\r\n"
+		     "%s%s%s"
+		     "%s"
+		     "Connection: %s\r\n\r\n",
+		     status, http_status_str((enum http_status)status), len,
+		     ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "",
+		     extra ? extra : "",
+		     c->keep_alive ? "keep-alive" : "close");
+	if (n >= (int)sizeof(head))
+		n = (int)sizeof(head) - 1;
+	/* The header block and the body go into one TLS flush: one write. */
+	if (conn_ssl_write(c, head, (size_t)n) < 0 ||
+	    (!head_only && len && conn_ssl_write(c, body, len) < 0)) {
+		conn_close(c);
+		return;
+	}
+	if (!c->keep_alive)
+		c->close_after_write = true;
+	conn_flush(c);
+}
+
+static void send_api_response(struct srv_conn *c, struct api_resp *resp)
+{
+	char extra[4096];
+	char *body = NULL;
+	size_t used, len = 0;
+	int n;
+
+	n = snprintf(extra, sizeof(extra), "%sCache-Control: no-store\r\n", security_headers);
+	used = (size_t)n;
+	for (int i = 0; i < resp->n_headers && used < sizeof(extra); i++) {
+		n = snprintf(extra + used, sizeof(extra) - used, "%s\r\n", resp->headers[i]);
+		used += (size_t)n;
+	}
+	if (used >= sizeof(extra))
+		extra[sizeof(extra) - 1] = '\0';
+	if (resp->body) {
+		body = json_dumps(resp->body, JSON_COMPACT);
+		len = body ? strlen(body) : 0;
+	}
+	send_response(c, resp->status, body ? "application/json" : NULL, extra, body, len,
+		      strcmp(c->req.method, "HEAD") == 0);
+	free(body);
+	api_resp_done(resp);
+}
+
+static void send_error(struct srv_conn *c, int status, const char *code, const char *msg)
+{
+	struct api_resp resp = { 0 };
+
+	c->keep_alive = false;
+	if (!c->req.method)
+		c->req.method = "GET";
+	api_error(&resp, status, code, "%s", msg);
+	send_api_response(c, &resp);
+}
+
+/* ---------- requests ---------- */
+
+static const char *hdr(const struct srv_conn *c, enum hdr h)
+{
+	return c->hdr_off[h] < 0 ? NULL : c->hbuf + c->hdr_off[h];
+}
+
+static int hbuf_append(struct srv_conn *c, const char *at, size_t len)
+{
+	if (c->hlen + len + 1 > SRV_MAX_HEADER_BYTES) {
+		c->parse_error = 431;
+		return -1;
+	}
+	if (c->hlen + len + 1 > c->hcap) {
+		size_t cap = c->hcap ? c->hcap * 2 : 1024;
+		char *p;
+
+		while (cap < c->hlen + len + 1)
+			cap *= 2;
+		if (cap > SRV_MAX_HEADER_BYTES)
+			cap = SRV_MAX_HEADER_BYTES;
+		p = realloc(c->hbuf, cap);
+		if (!p)
+			return -1;
+		c->hbuf = p;
+		c->hcap = cap;
+	}
+	memcpy(c->hbuf + c->hlen, at, len);
+	c->hlen += len;
+	c->hbuf[c->hlen] = '\0';
+	return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+	struct srv_conn *c = p->data;
+
+	conn_reset_request(c);
+	return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+	return hbuf_append(p->data, at, len);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct srv_conn *c = p->data;
+
+	if (c->in_value || c->field_off < 0) {
+		/* A new header begins: close the previous string. */
+		if (++c->n_headers > SRV_MAX_HEADERS) {
+			c->parse_error = 431;
+			return -1;
+		}
+		if (hbuf_append(c, "", 0) < 0)
+			return -1;
+		c->hlen++;
+		c->field_off = (int)c->hlen;
+		c->in_value = false;
+	}
+	return hbuf_append(c, at, len);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct srv_conn *c = p->data;
+
+	if (!c->in_value) {
+		const char *name = c->hbuf + c->field_off;
+
+		c->cur_hdr = -1;
+		for (int i = 0; i < H_COUNT; i++) {
+			if (strcasecmp(name, hdr_names[i]) == 0) {
+				if (c->hdr_off[i] >= 0) {
+					/* A repeated security-relevant header is ambiguous. */
+					c->parse_error = 400;
+					return -1;
+				}
+				c->cur_hdr = i;
+			}
+		}
+		if (hbuf_append(c, "", 0) < 0)
+			return -1;
+		c->hlen++;
+		if (c->cur_hdr >= 0)
+			c->hdr_off[c->cur_hdr] = (int)c->hlen;
+		c->in_value = true;
+	}
+	return hbuf_append(c, at, len);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+	struct srv_conn *c = p->data;
+
+	if (hbuf_append(c, "", 0) < 0)
+		return -1;
+	c->hlen++;
+	if ((p->flags & F_CONTENTLENGTH) && p->content_length > API_MAX_BODY) {
+		c->parse_error = 413;
+		return -1;
+	}
+	return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+	struct srv_conn *c = p->data;
+	char *b;
+
+	if (c->body_len + len > API_MAX_BODY) {
+		c->parse_error = 413;
+		return -1;
+	}
+	b = realloc(c->body, c->body_len + len + 1);
+	if (!b)
+		return -1;
+	memcpy(b + c->body_len, at, len);
+	c->body = b;
+	c->body_len += len;
+	c->body[c->body_len] = '\0';
+	return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+	struct srv_conn *c = p->data;
+
+	c->message_done = true;
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings parser_settings = {
+	.on_message_begin = on_message_begin,
+	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+static void conn_reset_request(struct srv_conn *c)
+{
+	c->hlen = 0;
+	c->url_off = 0;
+	for (int i = 0; i < H_COUNT; i++)
+		c->hdr_off[i] = -1;
+	c->cur_hdr = -1;
+	c->field_off = -1;
+	c->in_value = false;
+	c->n_headers = 0;
+	if (c->body)
+		OPENSSL_cleanse(c->body, c->body_len);
+	free(c->body);
+	c->body = NULL;
+	c->body_len = 0;
+	c->message_done = false;
+	c->parse_error = 0;
+	memset(&c->req, 0, sizeof(c->req));
+	api_resp_done(&c->resp);
+	memset(&c->resp, 0, sizeof(c->resp));
+}
+
+static bool header_has_token(const char *value, const char *token)
+{
+	size_t n = strlen(token);
+
+	for (const char *p = value; p && *p;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		size_t len = strcspn(p, ",");
+		size_t trim = len;
+
+		while (trim && (p[trim - 1] == ' ' || p[trim - 1] == '\t'))
+			trim--;
+		if (trim == n && strncasecmp(p, token, n) == 0)
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+static void on_work(uv_work_t *w)
+{
+	struct srv_conn *c = w->data;
+
+	api_handle(c->srv->api, &c->req, &c->resp);
+}
+
+static void on_after_work(uv_work_t *w, int status)
+{
+	struct srv_conn *c = w->data;
+
+	c->busy_worker = false;
+	if (c->resp.next != API_NEXT_NONE) {
+		c->busy_cont = true;
+		term_next(c, &c->resp, c->state == CONN_CLOSING);
+		return;
+	}
+	if (c->state == CONN_CLOSING) {
+		conn_maybe_free(c);
+		return;
+	}
+	send_api_response(c, &c->resp);
+	srv_respond_done(c);
+}
+
+/* Called once the answer to the current request is on its way. */
+void srv_respond_done(struct srv_conn *c)
+{
+	if (c->state != CONN_BUSY)
+		return;
+	if (!c->keep_alive)
+		return; /* closes once written */
+	c->state = CONN_HTTP;
+	conn_reset_request(c);
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	uv_timer_start(&c->timer, conn_close_timer, SRV_IDLE_TIMEOUT_MS, 0);
+	conn_read_resume(c);
+	conn_pump(c);
+}
+
+void srv_respond(struct srv_conn *c, struct api_resp *resp)
+{
+	c->busy_cont = false;
+	if (c->state == CONN_CLOSING) {
+		api_resp_done(resp);
+		conn_maybe_free(c);
+		return;
+	}
+	if (resp != &c->resp) {
+		api_resp_done(&c->resp);
+		c->resp = *resp;
+		memset(resp, 0, sizeof(*resp));
+	}
+	send_api_response(c, &c->resp);
+	srv_respond_done(c);
+}
+
+static void serve_asset(struct srv_conn *c, const char *path, bool head)
+{
+	const struct asset *a = assets_find(path);
+	const char *inm = hdr(c, H_IF_NONE_MATCH);
+	char extra[2048];
+
+	if (!a) {
+		static const char nf[] = "not found\n";
+
+		snprintf(extra, sizeof(extra), "%s", security_headers);
+		send_response(c, 404, "text/plain; charset=utf-8", extra, nf, sizeof(nf) - 1, head);
+		return;
+	}
+	snprintf(extra, sizeof(extra), "%sCache-Control: no-cache\r\nETag: %s\r\n", security_headers,
+		 a->etag);
+	if (inm && strcmp(inm, a->etag) == 0) {
+		send_response(c, 304, NULL, extra, NULL, 0, true);
+		return;
+	}
+	send_response(c, 200, a->content_type, extra, a->data, a->len, head);
+}
+
+/* A complete request is in c: answer it or hand it to a worker. */
+static void dispatch(struct srv_conn *c)
+{
+	static const char *const err_codes[] = { [400] = "InvalidRequest", [413] = "RequestTooLarge",
+						 [431] = "RequestTooLarge" };
+	struct http_parser_url u;
+	const char *url = c->hbuf;
+	char *path, *query = NULL;
+	const char *upgrade = hdr(c, H_UPGRADE);
+
+	c->state = CONN_BUSY;
+	uv_timer_stop(&c->timer);
+	c->keep_alive = http_should_keep_alive(&c->parser) && !c->parser.upgrade;
+	c->req.method = http_method_str((enum http_method)c->parser.method);
+	if (c->parse_error) {
+		send_error(c, c->parse_error, err_codes[c->parse_error],
+			   c->parse_error == 400 ? "the request is malformed"
+						  : "the request is larger than allowed");
+		return;
+	}
+	http_parser_url_init(&u);
+	if (http_parser_parse_url(url, strlen(url), 0, &u) != 0 || !(u.field_set & (1 << UF_PATH))) {
+		send_error(c, 400, "InvalidRequest", "the request target is malformed");
+		return;
+	}
+	/* Split path and query in place: both live in hbuf. */
+	path = c->hbuf + u.field_data[UF_PATH].off;
+	if (u.field_set & (1 << UF_QUERY)) {
+		query = c->hbuf + u.field_data[UF_QUERY].off;
+		query[u.field_data[UF_QUERY].len] = '\0';
+	}
+	path[u.field_data[UF_PATH].len] = '\0';
+
+	c->req.path = path;
+	c->req.query = query;
+	c->req.body = c->body ? c->body : "";
+	c->req.body_len = c->body_len;
+	c->req.cookie = hdr(c, H_COOKIE);
+	c->req.authorization = hdr(c, H_AUTHORIZATION);
+	c->req.csrf_token = hdr(c, H_CSRF);
+	c->req.origin = hdr(c, H_ORIGIN);
+	c->req.host = hdr(c, H_HOST);
+	c->req.content_type = hdr(c, H_CONTENT_TYPE);
+	c->req.ws_protocol = hdr(c, H_WS_PROTOCOL);
+	c->req.websocket = c->parser.upgrade && upgrade && strcasecmp(upgrade, "websocket") == 0 &&
+			   header_has_token(hdr(c, H_CONNECTION), "upgrade") &&
+			   hdr(c, H_WS_KEY) && hdr(c, H_WS_VERSION) &&
+			   strcmp(hdr(c, H_WS_VERSION), "13") == 0 && c->parser.method == HTTP_GET;
+	util_strlcpy(c->req.remote_addr, c->remote, sizeof(c->req.remote_addr));
+
+	if (strncmp(path, "/api/", 5) == 0) {
+		c->work.data = c;
+		c->busy_worker = true;
+		conn_read_pause(c);
+		if (uv_queue_work(c->srv->loop, &c->work, on_work, on_after_work) < 0) {
+			c->busy_worker = false;
+			send_error(c, 503, "Unavailable", "the server is busy");
+		}
+		return;
+	}
+	if (c->parser.method != HTTP_GET && c->parser.method != HTTP_HEAD) {
+		send_error(c, 405, "MethodNotAllowed", "only GET and HEAD are allowed here");
+		return;
+	}
+	serve_asset(c, path, c->parser.method == HTTP_HEAD);
+	srv_respond_done(c);
+}
+
+/* Feeds plaintext to the HTTP parser; returns how much it took. */
+static size_t http_consume(struct srv_conn *c, const uint8_t *buf, size_t len)
+{
+	size_t n = http_parser_execute(&c->parser, &parser_settings, (const char *)buf, len);
+	enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+
+	if (c->message_done) {
+		dispatch(c);
+		return n;
+	}
+	if (e != HPE_OK && e != HPE_PAUSED) {
+		c->state = CONN_BUSY;
+		c->req.method = "GET";
+		if (!c->parse_error)
+			c->parse_error = 400;
+		send_error(c, c->parse_error,
+			   c->parse_error == 400 ? "InvalidRequest" : "RequestTooLarge",
+			   c->parse_error == 400 ? "the request is malformed"
+						  : "the request is larger than allowed");
+		return len;
+	}
+	return n;
+}
+
+static size_t consume(struct srv_conn *c, const uint8_t *buf, size_t len)
+{
+	if (c->state == CONN_HTTP)
+		return http_consume(c, buf, len);
+	if (c->state == CONN_WS && !c->ws_paused)
+		return ws_consume(c, buf, len);
+	return 0;
+}
+
+static bool can_consume(const struct srv_conn *c)
+{
+	return c->state == CONN_HTTP || (c->state == CONN_WS && !c->ws_paused);
+}
+
+/* Keeps what the consumer did not take until it can take more. */
+static int stash_rest(struct srv_conn *c, const uint8_t *buf, size_t len)
+{
+	uint8_t *p;
+
+	if (len == 0)
+		return 0;
+	if (c->stash_len + len > SRV_MAX_IN)
+		return -E2BIG;
+	p = realloc(c->stash, c->stash_len + len);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p + c->stash_len, buf, len);
+	c->stash = p;
+	c->stash_len += len;
+	return 0;
+}
+
+void conn_pump(struct srv_conn *c)
+{
+	static uint8_t rd[READ_CHUNK]; /* one loop thread per srv: shared safely */
+	int guard = 0;
+
+	if (c->state == CONN_TLS) {
+		int r = SSL_do_handshake(c->ssl);
+
+		if (r != 1) {
+			int e = SSL_get_error(c->ssl, r);
+
+			conn_flush(c);
+			if (e != SSL_ERROR_WANT_READ) {
+				ERR_clear_error();
+				conn_close(c);
+			}
+			return;
+		}
+		c->state = CONN_HTTP;
+	}
+	/* Bytes stashed while the consumer was busy go first. */
+	if (c->stash_len && can_consume(c)) {
+		uint8_t *s = c->stash;
+		size_t len = c->stash_len, n;
+
+		c->stash = NULL;
+		c->stash_len = 0;
+		n = consume(c, s, len);
+		if (c->state != CONN_CLOSING && stash_rest(c, s + n, len - n) < 0)
+			conn_close(c);
+		free(s);
+	}
+	while (can_consume(c) && c->stash_len == 0 && guard++ < 64) {
+		size_t got = 0, n;
+
+		if (SSL_read_ex(c->ssl, rd, sizeof(rd), &got) != 1) {
+			int e = SSL_get_error(c->ssl, 0);
+
+			if (e == SSL_ERROR_WANT_READ)
+				break;
+			ERR_clear_error();
+			conn_close(c);
+			return;
+		}
+		n = consume(c, rd, got);
+		if (c->state != CONN_CLOSING && stash_rest(c, rd + n, got - n) < 0) {
+			conn_close(c);
+			return;
+		}
+	}
+	if (guard >= 64 && can_consume(c))
+		uv_timer_start(&c->timer, conn_pump_timer, 0, 0);
+	conn_flush(c);
+}
+
+void conn_pump_timer(uv_timer_t *t)
+{
+	conn_pump(t->data);
+}
+
+void conn_close_timer(uv_timer_t *t)
+{
+	struct srv_conn *c = t->data;
+
+	if (c->state == CONN_HTTP || c->state == CONN_TLS)
+		conn_close(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static char rbuf[64 * 1024];
+
+	buf->base = rbuf;
+	buf->len = sizeof(rbuf);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct srv_conn *c = stream->data;
+
+	if (nread < 0) {
+		conn_close(c);
+		return;
+	}
+	if (nread == 0)
+		return;
+	if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
+		conn_close(c);
+		return;
+	}
+	conn_pump(c);
+}
+
+void conn_read_pause(struct srv_conn *c)
+{
+	if (c->state != CONN_CLOSING)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void conn_read_resume(struct srv_conn *c)
+{
+	if (c->state != CONN_CLOSING)
+		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct srv *s = server->data;
+	struct srv_conn *c;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	if (status < 0 || s->stopping)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	c->srv = s;
+	uv_tcp_init(s->loop, &c->tcp);
+	uv_timer_init(s->loop, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+		conn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET)
+			uv_ip4_name((struct sockaddr_in *)&ss, c->remote, sizeof(c->remote));
+		else
+			uv_ip6_name((struct sockaddr_in6 *)&ss, c->remote, sizeof(c->remote));
+	}
+	c->ssl = SSL_new(s->ssl_ctx);
+	c->rbio = BIO_new(BIO_s_mem());
+	c->wbio = BIO_new(BIO_s_mem());
+	if (!c->ssl || !c->rbio || !c->wbio) {
+		BIO_free(c->rbio);
+		BIO_free(c->wbio);
+		c->rbio = c->wbio = NULL;
+		conn_close(c);
+		return;
+	}
+	BIO_set_mem_eof_return(c->rbio, -1);
+	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	SSL_set_accept_state(c->ssl);
+	c->state = CONN_TLS;
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	conn_reset_request(c);
+	uv_timer_start(&c->timer, conn_close_timer, SRV_HEADER_TIMEOUT_MS, 0);
+	conn_read_resume(c);
+}
+
+/* ---------- server ---------- */
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss)
+{
+	char host[128];
+	const char *colon = strrchr(listen, ':');
+	int port;
+	char *end;
+
+	if (!colon || (size_t)(colon - listen) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = '\0';
+	errno = 0;
+	port = (int)strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
+		return -EINVAL;
+	if (host[0] == '[') {
+		size_t n = strlen(host);
+
+		if (n < 2 || host[n - 1] != ']')
+			return -EINVAL;
+		host[n - 1] = '\0';
+		return uv_ip6_addr(host + 1, port, (struct sockaddr_in6 *)ss) ? -EINVAL : 0;
+	}
+	return uv_ip4_addr(host, port, (struct sockaddr_in *)ss) ? -EINVAL : 0;
+}
+
+int srv_new(uv_loop_t *loop, const struct srv_config *cfg, struct srv **ret)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct srv *s;
+	int len = sizeof(ss), r;
+
+	if (parse_listen(cfg->listen, &ss) < 0) {
+		log_error("listen address '%s' is not ADDR:PORT", cfg->listen);
+		return -EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->loop = loop;
+	s->api = cfg->api;
+	if ((r = srv_tls_ctx(cfg, &s->ssl_ctx)) < 0) {
+		free(s);
+		return r;
+	}
+	uv_tcp_init(loop, &s->listener);
+	s->listener.data = s;
+	if ((r = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0)) < 0 ||
+	    (r = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection)) < 0) {
+		log_error("cannot listen on %s: %s", cfg->listen, uv_strerror(r));
+		uv_close((uv_handle_t *)&s->listener, NULL);
+		uv_run(loop, UV_RUN_NOWAIT);
+		SSL_CTX_free(s->ssl_ctx);
+		free(s);
+		return -EADDRINUSE;
+	}
+	uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
+	s->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+						 : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	*ret = s;
+	return 0;
+}
+
+int srv_port(const struct srv *s)
+{
+	return s->port;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct srv *s = h->data;
+
+	s->listener_closed = true;
+	if (!s->conns && s->stop_done)
+		s->stop_done(s->stop_ud);
+}
+
+void srv_stop(struct srv *s, void (*done)(void *ud), void *ud)
+{
+	struct srv_conn *c, *next;
+
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	s->stop_done = done;
+	s->stop_ud = ud;
+	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		conn_close(c);
+	}
+}
+
+void srv_free(struct srv *s)
+{
+	if (!s)
+		return;
+	SSL_CTX_free(s->ssl_ctx);
+	free(s);
+}
+
+const char *srv_conn_remote(const struct srv_conn *c)
+{
+	return c->remote;
+}
+
+const char *srv_conn_header(const struct srv_conn *c, int h)
+{
+	return hdr(c, (enum hdr)h);
+}

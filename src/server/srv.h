@@ -1,0 +1,69 @@
+/* The HTTPS server: libuv TCP, OpenSSL through memory BIOs, HTTP/1.1 with
+ * http-parser, WebSocket with wslay. Everything here runs on the loop
+ * thread; API requests are handed to the worker pool (api_handle) and their
+ * responses come back here. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "api/api.h"
+
+struct srv;
+struct srv_conn;
+
+struct srv_config {
+	const char *listen;     /* "ADDR:PORT", IPv6 as "[::]:8443" */
+	const char *data_dir;   /* for the self-signed pair */
+	const char *cert_file;  /* NULL: DATA/tls-cert.pem, generated if absent */
+	const char *key_file;
+	struct api_ctx *api;
+};
+
+int srv_new(uv_loop_t *loop, const struct srv_config *cfg, struct srv **ret);
+/* The port actually bound (useful with port 0). */
+int srv_port(const struct srv *s);
+/* Stops accepting and closes every connection; done runs when all are gone. */
+void srv_stop(struct srv *s, void (*done)(void *ud), void *ud);
+void srv_free(struct srv *s);
+
+/* Sends the answer to the request whose continuation (API_NEXT_*) was
+ * running. Takes what resp owns. If the client left meanwhile, the answer
+ * is dropped and the connection released. */
+void srv_respond(struct srv_conn *c, struct api_resp *resp);
+
+/* ---- WebSocket (terminal) ---- */
+
+struct srv_ws_cb {
+	void (*on_binary)(void *ud, const uint8_t *buf, size_t len);
+	void (*on_text)(void *ud, const char *buf, size_t len);
+	/* Outbound bytes fell below the low watermark after being above it. */
+	void (*on_drain)(void *ud);
+	/* The socket is gone (peer close, error, or srv_ws_close finished).
+	 * Called once; the srv_conn must not be used afterwards. */
+	void (*on_close)(void *ud, const char *why);
+};
+
+#define SRV_WS_HIGH_WATER (256 * 1024)
+#define SRV_WS_LOW_WATER (64 * 1024)
+
+/* Answers 101 with subprotocol and switches the connection to WebSocket.
+ * -EINVAL if the request was no valid upgrade (then an error was sent). */
+int srv_ws_accept(struct srv_conn *c, const char *subprotocol, const struct srv_ws_cb *cb, void *ud);
+int srv_ws_send(struct srv_conn *c, bool text, const void *buf, size_t len);
+/* Bytes queued towards the browser and not yet written to the socket. */
+size_t srv_ws_outbound(const struct srv_conn *c);
+/* Stops (true) or resumes reading frames from the browser. */
+void srv_ws_pause_input(struct srv_conn *c, bool pause);
+/* Sends a close frame and closes once it is written. on_close follows. */
+void srv_ws_close(struct srv_conn *c, uint16_t code, const char *reason);
+/* The remote address of the connection. */
+const char *srv_conn_remote(const struct srv_conn *c);
+
+/* ---- TLS (tls.c) ---- */
+struct ssl_ctx_st;
+/* Builds the server context: TLS 1.2+, AEAD ciphers; loads or generates
+ * the certificate. */
+int srv_tls_ctx(const struct srv_config *cfg, struct ssl_ctx_st **ret);

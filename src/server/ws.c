@@ -1,0 +1,238 @@
+/* WebSocket on top of a TLS connection, with wslay doing the framing. */
+#include "server/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "core/log.h"
+
+#define WS_MAX_MSG (1024 * 1024)
+
+static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+			  void *ud)
+{
+	struct srv_conn *c = ud;
+	size_t n;
+
+	/* Pausing inside a message callback takes effect at once: the rest
+	 * waits in the stash, and the browser's TCP window fills. */
+	if (c->feed_len == 0 || c->ws_paused) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	n = len < c->feed_len ? len : c->feed_len;
+	memcpy(buf, c->feed, n);
+	c->feed += n;
+	c->feed_len -= n;
+	return (ssize_t)n;
+}
+
+static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+			  void *ud)
+{
+	struct srv_conn *c = ud;
+
+	/* TLS into a memory BIO never blocks; back-pressure is applied above
+	 * (srv_ws_outbound) before anything is queued. */
+	if (conn_ssl_write(c, data, len) < 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	return (ssize_t)len;
+}
+
+static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+		      void *ud)
+{
+	struct srv_conn *c = ud;
+
+	if (!c->ws_cb || c->ws_close_notified)
+		return;
+	if (arg->opcode == WSLAY_TEXT_FRAME)
+		c->ws_cb->on_text(c->ws_ud, (const char *)arg->msg, arg->msg_length);
+	else if (arg->opcode == WSLAY_BINARY_FRAME)
+		c->ws_cb->on_binary(c->ws_ud, arg->msg, arg->msg_length);
+}
+
+static const struct wslay_event_callbacks ws_callbacks = {
+	.recv_callback = ws_recv_cb,
+	.send_callback = ws_send_cb,
+	.on_msg_recv_callback = ws_msg_cb,
+};
+
+/* Sends what wslay queued, then closes the TCP connection once the close
+ * handshake is over or wslay gave up. */
+static void ws_settle(struct srv_conn *c)
+{
+	if (c->state != CONN_WS)
+		return;
+	if (wslay_event_send(c->ws) != 0) {
+		conn_close(c);
+		return;
+	}
+	conn_flush(c);
+	if (c->state == CONN_WS && !wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws)) {
+		if (c->out_pending == 0)
+			conn_close(c);
+		else
+			c->close_after_write = true;
+	}
+}
+
+size_t ws_consume(struct srv_conn *c, const uint8_t *buf, size_t len)
+{
+	size_t used;
+	int r;
+
+	c->feed = buf;
+	c->feed_len = len;
+	r = wslay_event_recv(c->ws);
+	used = len - c->feed_len;
+	c->feed = NULL;
+	c->feed_len = 0;
+	if (r != 0) {
+		log_debug("ws: protocol error from %s (%d)", c->remote, r);
+		conn_close(c);
+		return len;
+	}
+	ws_settle(c);
+	return used;
+}
+
+void ws_after_write(struct srv_conn *c)
+{
+	if (c->ws_above_high && c->out_pending < SRV_WS_LOW_WATER) {
+		c->ws_above_high = false;
+		if (c->ws_cb && !c->ws_close_notified)
+			c->ws_cb->on_drain(c->ws_ud);
+	}
+}
+
+void ws_gone(struct srv_conn *c, const char *why)
+{
+	if (!c->ws_cb || c->ws_close_notified)
+		return;
+	c->ws_close_notified = true;
+	c->ws_cb->on_close(c->ws_ud, why);
+}
+
+void ws_free(struct srv_conn *c)
+{
+	if (c->ws) {
+		wslay_event_context_free(c->ws);
+		c->ws = NULL;
+	}
+}
+
+/* Sec-WebSocket-Accept: base64(SHA-1(key + GUID)), RFC 6455 §4.2.2. */
+static int accept_key(const char *key, char out[64])
+{
+	static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+	unsigned char raw[32], digest[SHA_DIGEST_LENGTH];
+	char buf[128];
+	int n;
+
+	n = EVP_DecodeBlock(raw, (const unsigned char *)key, (int)strlen(key));
+	/* 16 random bytes encode to 24 characters with "==" padding. */
+	if (strlen(key) != 24 || n != 18)
+		return -EINVAL;
+	snprintf(buf, sizeof(buf), "%s%s", key, guid);
+	SHA1((const unsigned char *)buf, strlen(buf), digest);
+	EVP_EncodeBlock((unsigned char *)out, digest, sizeof(digest));
+	return 0;
+}
+
+int srv_ws_accept(struct srv_conn *c, const char *subprotocol, const struct srv_ws_cb *cb, void *ud)
+{
+	struct api_resp err = { 0 };
+	char accept[64], head[512];
+	const char *key = srv_conn_header(c, H_WS_KEY);
+	int n;
+
+	c->busy_cont = false;
+	if (c->state == CONN_CLOSING) {
+		conn_maybe_free(c);
+		return -EPIPE;
+	}
+	if (!key || accept_key(key, accept) < 0 ||
+	    wslay_event_context_server_init(&c->ws, &ws_callbacks, c) != 0) {
+		api_error(&err, 400, "InvalidRequest", "a WebSocket upgrade with subprotocol %s is required",
+			  subprotocol);
+		c->keep_alive = false;
+		srv_respond(c, &err);
+		return -EINVAL;
+	}
+	wslay_event_config_set_max_recv_msg_length(c->ws, WS_MAX_MSG);
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 101 Switching Protocols\r\n"
+		     "Upgrade: websocket\r\n"
+		     "Connection: Upgrade\r\n"
+		     "Sec-WebSocket-Accept: %s\r\n"
+		     "Sec-WebSocket-Protocol: %s\r\n\r\n", accept, subprotocol);
+	if (conn_ssl_write(c, head, (size_t)n) < 0) {
+		conn_close(c);
+		return -EIO;
+	}
+	c->ws_cb = cb;
+	c->ws_ud = ud;
+	c->state = CONN_WS;
+	conn_flush(c);
+	conn_read_resume(c);
+	conn_pump(c);
+	return 0;
+}
+
+int srv_ws_send(struct srv_conn *c, bool text, const void *buf, size_t len)
+{
+	struct wslay_event_msg msg = {
+		.opcode = text ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME,
+		.msg = buf,
+		.msg_length = len,
+	};
+
+	if (c->state != CONN_WS)
+		return -EPIPE;
+	if (wslay_event_queue_msg(c->ws, &msg) != 0)
+		return -EIO;
+	ws_settle(c);
+	if (c->out_pending >= SRV_WS_HIGH_WATER)
+		c->ws_above_high = true;
+	return c->ws_above_high ? 1 : 0;
+}
+
+size_t srv_ws_outbound(const struct srv_conn *c)
+{
+	return c->out_pending + BIO_ctrl_pending(c->wbio);
+}
+
+void srv_ws_pause_input(struct srv_conn *c, bool pause)
+{
+	if (c->state != CONN_WS || c->ws_paused == pause)
+		return;
+	c->ws_paused = pause;
+	if (pause) {
+		conn_read_pause(c);
+	} else {
+		conn_read_resume(c);
+		conn_pump(c);
+	}
+}
+
+void srv_ws_close(struct srv_conn *c, uint16_t code, const char *reason)
+{
+	if (c->state != CONN_WS)
+		return;
+	wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+	ws_settle(c);
+	/* Don't wait for the browser's close frame: ours is the last word. */
+	if (c->state == CONN_WS) {
+		if (c->out_pending == 0)
+			conn_close(c);
+		else
+			c->close_after_write = true;
+	}
+}

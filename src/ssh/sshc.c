@@ -1,0 +1,1006 @@
+/* The SSH client state machine on a libuv loop.
+ *
+ * One TCP socket per session, created and connected here without blocking,
+ * then handed to libssh (SSH_OPTIONS_FD). One uv_poll_t watches it for the
+ * whole life of the session; each readiness event re-enters the state
+ * machine, which calls the libssh step of the current state again while it
+ * answers SSH_AGAIN. Write interest exists only while ssh_blocking_flush()
+ * says output is still queued; libssh's own poll flags are never used (they
+ * stay set and spin the loop).
+ *
+ * Ownership: the struct is freed in the close callback of its last libuv
+ * handle, never inside one of our own callbacks; every path that calls a
+ * user callback checks c->closing afterwards, because the callback may have
+ * called sshc_close(). */
+#include "ssh/sshc.h"
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CONNECT_TIMEOUT_DEFAULT_MS 10000u
+/* Bounds everything after TCP: banner, key exchange, authentication, PTY
+ * and shell. A VM that accepts TCP but never speaks SSH must not hold a
+ * session forever. */
+#define SETUP_TIMEOUT_MS 30000u
+/* How long to wait for the exit status once the shell closed its output. */
+#define EXIT_STATUS_WAIT_MS 3000u
+/* Output handed to on_data per loop wake-up before yielding to other
+ * sessions; the rest is picked up on the next iteration. */
+#define DRAIN_BUDGET (256u * 1024u)
+#define READ_CHUNK 16384u
+#define KBDINT_MAX_ROUNDS 8
+#define TERM_TYPE "xterm-256color"
+
+enum sshc_state {
+	ST_TCP_CONNECT,   /* non-blocking connect() in flight */
+	ST_SSH_CONNECT,   /* banner and key exchange (ssh_connect) */
+	ST_AUTH_PASSWORD, /* ssh_userauth_password */
+	ST_AUTH_KBDINT,   /* keyboard-interactive, answered with the password */
+	ST_AUTH_KEY,      /* ssh_userauth_publickey */
+	ST_CHANNEL_OPEN,  /* ssh_channel_open_session */
+	ST_PTY,           /* ssh_channel_request_pty_size */
+	ST_SHELL,         /* ssh_channel_request_shell */
+	ST_OPEN,          /* terminal I/O */
+	ST_EOF,           /* the shell closed its output; waiting for its status */
+	ST_DONE,          /* failed, ended or closed */
+};
+
+static const char *const state_names[] = {
+	[ST_TCP_CONNECT] = "tcp-connect", [ST_SSH_CONNECT] = "ssh-connect",
+	[ST_AUTH_PASSWORD] = "auth-password", [ST_AUTH_KBDINT] = "auth-kbdint",
+	[ST_AUTH_KEY] = "auth-key", [ST_CHANNEL_OPEN] = "channel-open",
+	[ST_PTY] = "pty", [ST_SHELL] = "shell", [ST_OPEN] = "open",
+	[ST_EOF] = "eof", [ST_DONE] = "done",
+};
+
+struct sshc {
+	uv_loop_t *loop;
+	uv_poll_t poll;
+	uv_timer_t timer; /* connect, setup and exit-status deadlines */
+	uv_timer_t kick;  /* deferred work on the next loop iteration */
+	int handles;      /* libuv handles not yet closed */
+	bool poll_inited;
+	int poll_events;  /* what the poll handle currently watches */
+
+	int fd;
+	int tcp_err;      /* errno of a connect() that finished at once */
+	ssh_session s;
+	ssh_channel ch;
+	enum sshc_state state;
+	bool closing;
+	bool paused;
+	bool flush_pending;  /* libssh holds output the kernel did not take */
+	bool want_writable;  /* sshc_write() took less than offered */
+	bool kbdint_tried;
+	int kbdint_rounds;
+
+	struct sshc_callbacks cb;
+	void *ud;
+
+	char ip[64];
+	uint16_t port;
+	char username[256];
+	enum sshc_auth_type auth;
+	char *password;
+	ssh_key key;
+	char **host_keys;
+	size_t n_host_keys;
+	int cols, rows;
+	unsigned connect_timeout_ms;
+
+	uint64_t bytes_in, bytes_out;
+	char msg[384];
+};
+
+static void on_poll(uv_poll_t *h, int status, int events);
+static void open_io(struct sshc *c);
+
+static void set_state(struct sshc *c, enum sshc_state st)
+{
+	if (c->state == st)
+		return;
+	log_debug("sshc %s:%u: %s -> %s", c->ip, c->port, state_names[c->state], state_names[st]);
+	c->state = st;
+}
+
+static void forget_secrets(struct sshc *c)
+{
+	util_free_secret(c->password);
+	c->password = NULL;
+	ssh_key_free(c->key);
+	c->key = NULL;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct sshc *c = h->data;
+
+	if (--c->handles == 0) {
+		sodium_memzero(c, sizeof(*c));
+		free(c);
+	}
+}
+
+/* Releases everything; the struct itself goes once libuv has closed the
+ * handles. The poll handle is closed before libssh closes the fd, so libuv
+ * never touches a closed (or reused) descriptor. */
+static void teardown(struct sshc *c)
+{
+	bool ssh_owns_fd;
+
+	c->closing = true;
+	set_state(c, ST_DONE);
+	if (c->poll_inited)
+		uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&c->kick, on_handle_closed);
+
+	ssh_owns_fd = c->s != NULL && c->fd >= 0 && ssh_get_fd(c->s) == c->fd;
+	if (c->ch != NULL) {
+		if (ssh_channel_is_open(c->ch))
+			ssh_channel_close(c->ch);
+		ssh_channel_free(c->ch);
+		c->ch = NULL;
+	}
+	if (c->s != NULL) {
+		ssh_disconnect(c->s);
+		ssh_free(c->s);
+		c->s = NULL;
+	}
+	if (!ssh_owns_fd && c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	forget_secrets(c);
+}
+
+static void fail(struct sshc *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Connect phase failure: tear down first, then report (the message is
+ * copied into the struct because libssh's error text dies with it). */
+static void fail(struct sshc *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->msg, sizeof(c->msg), fmt, ap);
+	va_end(ap);
+	log_debug("sshc %s:%u: failed in %s: %s", c->ip, c->port, state_names[c->state], c->msg);
+	teardown(c);
+	if (c->cb.on_fail != NULL)
+		c->cb.on_fail(c, err, c->msg, c->ud);
+}
+
+static void end(struct sshc *c, int exit_status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void end(struct sshc *c, int exit_status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->msg, sizeof(c->msg), fmt, ap);
+	va_end(ap);
+	log_debug("sshc %s:%u: ended (%d): %s", c->ip, c->port, exit_status, c->msg);
+	teardown(c);
+	if (c->cb.on_end != NULL)
+		c->cb.on_end(c, exit_status, c->msg, c->ud);
+}
+
+static bool session_dead(struct sshc *c)
+{
+	return !ssh_is_connected(c->s) || (ssh_get_status(c->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
+}
+
+static void lost(struct sshc *c)
+{
+	const char *why = c->s != NULL ? ssh_get_error(c->s) : "";
+
+	if (why != NULL && why[0] != '\0')
+		end(c, -1, "connection to the VM was lost (%s)", why);
+	else
+		end(c, -1, "connection to the VM was lost");
+}
+
+static void update_poll(struct sshc *c)
+{
+	int ev = 0;
+
+	if (c->closing || !c->poll_inited)
+		return;
+	if (c->state == ST_TCP_CONNECT)
+		ev = UV_WRITABLE;
+	else if (!(c->state == ST_OPEN && c->paused))
+		ev = UV_READABLE;
+	if (c->flush_pending)
+		ev |= UV_WRITABLE;
+	/* libuv stops the handle itself after reporting an error, so start it
+	 * again even when the mask did not change. */
+	if (ev == 0) {
+		if (c->poll_events != 0)
+			uv_poll_stop(&c->poll);
+	} else if (uv_poll_start(&c->poll, ev, on_poll) < 0) {
+		log_debug("sshc %s:%u: uv_poll_start failed", c->ip, c->port);
+	}
+	c->poll_events = ev;
+}
+
+static void kick_cb(uv_timer_t *t)
+{
+	struct sshc *c = t->data;
+
+	if (c->closing)
+		return;
+	if (c->state == ST_TCP_CONNECT || c->state >= ST_OPEN)
+		on_poll(&c->poll, 0, 0);
+}
+
+/* Runs deferred work on the next loop iteration: no callback is ever
+ * called from inside a function the user called. */
+static void kick(struct sshc *c)
+{
+	if (!c->closing)
+		uv_timer_start(&c->kick, kick_cb, 0, 0);
+}
+
+/* Pushes queued output towards the kernel; returns SSH_OK, SSH_AGAIN or
+ * SSH_ERROR and records whether write interest is needed. */
+static int flush(struct sshc *c)
+{
+	int rc = ssh_blocking_flush(c->s, 0);
+
+	c->flush_pending = rc == SSH_AGAIN;
+	return rc;
+}
+
+/* ---- host key ---- */
+
+static void add_algo(char *list, size_t size, const char *algo)
+{
+	size_t n = strlen(algo), len = strlen(list);
+	const char *p = list;
+
+	while ((p = strstr(p, algo)) != NULL) {
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return;
+		p += n;
+	}
+	if (len + n + 2 > size)
+		return;
+	if (len > 0)
+		list[len++] = ',';
+	memcpy(list + len, algo, n + 1);
+}
+
+/* Pinned key types first, so a VM with several host keys offers the one we
+ * know instead of the one libssh prefers. */
+static void set_hostkey_algos(struct sshc *c)
+{
+	static const char *const defaults[] = {
+		"ssh-ed25519", "ecdsa-sha2-nistp521", "ecdsa-sha2-nistp384",
+		"ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256",
+	};
+	char list[512] = "";
+
+	for (size_t i = 0; i < c->n_host_keys; i++) {
+		char *type = NULL, *b64 = NULL;
+
+		if (c->host_keys[i] == NULL || sshc_hostkey_parse(c->host_keys[i], &type, &b64) < 0)
+			continue;
+		if (strcmp(type, "ssh-rsa") == 0) {
+			add_algo(list, sizeof(list), "rsa-sha2-512");
+			add_algo(list, sizeof(list), "rsa-sha2-256");
+		} else {
+			add_algo(list, sizeof(list), type);
+		}
+		free(type);
+		free(b64);
+	}
+	if (list[0] == '\0')
+		return;
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+		add_algo(list, sizeof(list), defaults[i]);
+	if (ssh_options_set(c->s, SSH_OPTIONS_HOSTKEYS, list) < 0)
+		log_debug("sshc %s:%u: could not set host key algorithms", c->ip, c->port);
+}
+
+/* Returns 0 when the host key is acceptable; otherwise the session has
+ * failed (or was closed from on_new_host_key) and -1 comes back. */
+static int check_host_key(struct sshc *c)
+{
+	ssh_key key = NULL;
+	char *b64 = NULL, *fp = NULL;
+	unsigned char *hash = NULL;
+	size_t hash_len = 0;
+	const char *type;
+	bool match = false;
+	int r = -1;
+
+	if (ssh_get_server_publickey(c->s, &key) != SSH_OK || key == NULL) {
+		fail(c, -BERR_PROTOCOL, "the VM did not present a host key");
+		goto out;
+	}
+	type = ssh_key_type_to_char(ssh_key_type(key));
+	if (type == NULL || ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK) {
+		fail(c, -BERR_PROTOCOL, "the VM presented an unsupported host key");
+		goto out;
+	}
+	if (c->n_host_keys == 0) {
+		log_debug("sshc %s:%u: first host key %s accepted", c->ip, c->port, type);
+		if (c->cb.on_new_host_key != NULL)
+			c->cb.on_new_host_key(c, type, b64, c->ud);
+		r = c->closing ? -1 : 0;
+		goto out;
+	}
+	for (size_t i = 0; i < c->n_host_keys && !match; i++) {
+		char *ptype = NULL, *pb64 = NULL;
+
+		if (c->host_keys[i] == NULL || sshc_hostkey_parse(c->host_keys[i], &ptype, &pb64) < 0)
+			continue;
+		match = strcmp(ptype, type) == 0 && strcmp(pb64, b64) == 0;
+		free(ptype);
+		free(pb64);
+	}
+	if (match) {
+		r = 0;
+		goto out;
+	}
+	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) == 0)
+		fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hash_len);
+	fail(c, -BERR_HOSTKEY,
+	     "the VM's host key does not match the pinned key: it offered %s %s", type,
+	     fp != NULL ? fp : "(fingerprint unavailable)");
+out:
+	if (hash != NULL)
+		ssh_clean_pubkey_hash(&hash);
+	ssh_string_free_char(fp);
+	ssh_string_free_char(b64);
+	ssh_key_free(key);
+	return r;
+}
+
+/* ---- the connect-phase state machine ---- */
+
+static const char *methods_text(int m, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (m & SSH_AUTH_METHOD_PUBLICKEY)
+		add_algo(buf, size, "publickey");
+	if (m & SSH_AUTH_METHOD_PASSWORD)
+		add_algo(buf, size, "password");
+	if (m & SSH_AUTH_METHOD_INTERACTIVE)
+		add_algo(buf, size, "keyboard-interactive");
+	if (m & SSH_AUTH_METHOD_GSSAPI_MIC)
+		add_algo(buf, size, "gssapi-with-mic");
+	if (buf[0] == '\0')
+		snprintf(buf, size, "none");
+	return buf;
+}
+
+static void auth_denied(struct sshc *c, int rc)
+{
+	int methods = ssh_userauth_list(c->s, NULL);
+	char m[96];
+
+	if (rc == SSH_AUTH_PARTIAL) {
+		fail(c, -BERR_SSH_AUTH,
+		     "the VM wants a second authentication step for user %s, which is not supported",
+		     c->username);
+	} else if (c->auth == SSHC_AUTH_KEY && !(methods & SSH_AUTH_METHOD_PUBLICKEY)) {
+		fail(c, -BERR_SSH_AUTH, "the VM does not accept keys for user %s (it offers: %s)",
+		     c->username, methods_text(methods, m, sizeof(m)));
+	} else if (c->auth == SSHC_AUTH_KEY) {
+		fail(c, -BERR_SSH_AUTH, "the VM refused the key for user %s", c->username);
+	} else if (!(methods & (SSH_AUTH_METHOD_PASSWORD | SSH_AUTH_METHOD_INTERACTIVE)) &&
+		   !c->kbdint_tried) {
+		fail(c, -BERR_SSH_AUTH, "the VM does not accept passwords for user %s (it offers: %s)",
+		     c->username, methods_text(methods, m, sizeof(m)));
+	} else {
+		fail(c, -BERR_SSH_AUTH, "the VM refused the password for user %s", c->username);
+	}
+}
+
+/* Maps a libssh userauth answer; returns true when the step is over
+ * (success moves on, anything else has failed the session). */
+static bool auth_result(struct sshc *c, int rc)
+{
+	switch (rc) {
+	case SSH_AUTH_SUCCESS:
+		forget_secrets(c);
+		set_state(c, ST_CHANNEL_OPEN);
+		return true;
+	case SSH_AUTH_DENIED:
+	case SSH_AUTH_PARTIAL:
+		auth_denied(c, rc);
+		return true;
+	default:
+		fail(c, session_dead(c) ? -BERR_PROTOCOL : -BERR_SSH_AUTH,
+		     "SSH authentication as %s failed: %s", c->username, ssh_get_error(c->s));
+		return true;
+	}
+}
+
+static void shell_failed(struct sshc *c, const char *what)
+{
+	if (session_dead(c))
+		fail(c, -BERR_PROTOCOL, "connection to the VM was lost while requesting %s (%s)",
+		     what, ssh_get_error(c->s));
+	else
+		fail(c, -BERR_SSH_SHELL, "the VM refused %s for user %s", what, c->username);
+}
+
+/* Calls the current state's libssh step until one answers "again" or the
+ * session is open (or failed). Bounded: each pass either changes state or
+ * returns. */
+static void step(struct sshc *c)
+{
+	for (int guard = 0; guard < 32 && !c->closing; guard++) {
+		int rc, fl;
+
+		switch (c->state) {
+		case ST_SSH_CONNECT:
+			rc = ssh_connect(c->s);
+			if (rc == SSH_AGAIN)
+				return;
+			if (rc != SSH_OK) {
+				fail(c, -BERR_PROTOCOL, "SSH handshake with %s port %u failed: %s", c->ip,
+				     c->port, ssh_get_error(c->s));
+				return;
+			}
+			/* libssh switches the socket back to blocking when its
+			 * connect completes. */
+			fl = fcntl(c->fd, F_GETFL);
+			if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+				fail(c, -BERR_PROTOCOL, "could not make the SSH socket non-blocking: %s",
+				     strerror(errno));
+				return;
+			}
+			if (check_host_key(c) < 0)
+				return;
+			set_state(c, c->auth == SSHC_AUTH_KEY ? ST_AUTH_KEY : ST_AUTH_PASSWORD);
+			break;
+		case ST_AUTH_PASSWORD:
+			rc = ssh_userauth_password(c->s, NULL, c->password);
+			if (rc == SSH_AUTH_AGAIN)
+				return;
+			if (rc == SSH_AUTH_DENIED && !c->kbdint_tried &&
+			    (ssh_userauth_list(c->s, NULL) & SSH_AUTH_METHOD_INTERACTIVE)) {
+				/* Many sshd set-ups only take passwords through
+				 * keyboard-interactive (PAM). */
+				c->kbdint_tried = true;
+				set_state(c, ST_AUTH_KBDINT);
+				break;
+			}
+			auth_result(c, rc);
+			break;
+		case ST_AUTH_KBDINT:
+			rc = ssh_userauth_kbdint(c->s, NULL, NULL);
+			if (rc == SSH_AUTH_AGAIN)
+				return;
+			if (rc == SSH_AUTH_INFO) {
+				int n = ssh_userauth_kbdint_getnprompts(c->s);
+
+				if (++c->kbdint_rounds > KBDINT_MAX_ROUNDS || n < 0 || n > 8) {
+					fail(c, -BERR_SSH_AUTH,
+					     "the VM asked too many questions while signing in user %s",
+					     c->username);
+					return;
+				}
+				for (int i = 0; i < n; i++) {
+					if (ssh_userauth_kbdint_setanswer(c->s, (unsigned)i, c->password) < 0) {
+						fail(c, -BERR_SSH_AUTH,
+						     "could not answer the VM's sign-in prompt for user %s",
+						     c->username);
+						return;
+					}
+				}
+				break;
+			}
+			auth_result(c, rc);
+			break;
+		case ST_AUTH_KEY:
+			rc = ssh_userauth_publickey(c->s, NULL, c->key);
+			if (rc == SSH_AUTH_AGAIN)
+				return;
+			auth_result(c, rc);
+			break;
+		case ST_CHANNEL_OPEN:
+			if (c->ch == NULL && (c->ch = ssh_channel_new(c->s)) == NULL) {
+				fail(c, -BERR_PROTOCOL, "out of memory opening a channel");
+				return;
+			}
+			rc = ssh_channel_open_session(c->ch);
+			if (rc == SSH_AGAIN)
+				return;
+			if (rc != SSH_OK) {
+				shell_failed(c, "a session channel");
+				return;
+			}
+			set_state(c, ST_PTY);
+			break;
+		case ST_PTY:
+			rc = ssh_channel_request_pty_size(c->ch, TERM_TYPE, c->cols, c->rows);
+			if (rc == SSH_AGAIN)
+				return;
+			if (rc != SSH_OK) {
+				shell_failed(c, "a terminal (PTY)");
+				return;
+			}
+			set_state(c, ST_SHELL);
+			break;
+		case ST_SHELL:
+			rc = ssh_channel_request_shell(c->ch);
+			if (rc == SSH_AGAIN)
+				return;
+			if (rc != SSH_OK) {
+				shell_failed(c, "a shell");
+				return;
+			}
+			uv_timer_stop(&c->timer);
+			set_state(c, ST_OPEN);
+			if (c->cb.on_ready != NULL)
+				c->cb.on_ready(c, c->ud);
+			return;
+		default:
+			return;
+		}
+	}
+}
+
+/* ---- open phase ---- */
+
+static void exit_wait_cb(uv_timer_t *t)
+{
+	struct sshc *c = t->data;
+
+	if (!c->closing && c->state == ST_EOF)
+		end(c, -1, "the shell closed its output without reporting an exit status");
+}
+
+/* The shell closed its output: report its status as soon as it is known
+ * (the exit-status message may come before or after the EOF). */
+static void eof_check(struct sshc *c)
+{
+	int st;
+
+	if (c->state != ST_EOF) {
+		set_state(c, ST_EOF);
+		uv_timer_start(&c->timer, exit_wait_cb, EXIT_STATUS_WAIT_MS, 0);
+	}
+	st = ssh_channel_get_exit_status(c->ch);
+	if (st >= 0) {
+		end(c, st, "the shell exited");
+		return;
+	}
+	if (ssh_channel_is_closed(c->ch) || session_dead(c))
+		end(c, -1, "the shell ended without reporting an exit status");
+}
+
+/* Hands buffered output to on_data. stderr is read before stdout in each
+ * round so that the last call of a round, which may read the socket, is the
+ * stdout read that would return what it read. */
+static void drain(struct sshc *c)
+{
+	uint8_t buf[READ_CHUNK];
+	size_t total = 0;
+	bool eof[2] = { false, false };
+
+	while (!c->closing && !c->paused && c->state == ST_OPEN) {
+		bool got = false;
+
+		for (int e = 1; e >= 0; e--) {
+			int n;
+
+			if (eof[e])
+				continue;
+			n = ssh_channel_read_nonblocking(c->ch, buf, sizeof(buf), e);
+			if (n == SSH_EOF) {
+				eof[e] = true;
+				continue;
+			}
+			if (n < 0) {
+				lost(c);
+				return;
+			}
+			if (n == 0)
+				continue;
+			got = true;
+			total += (size_t)n;
+			c->bytes_in += (uint64_t)n;
+			if (c->cb.on_data != NULL)
+				c->cb.on_data(c, buf, (size_t)n, c->ud);
+			if (c->closing || c->paused)
+				return;
+		}
+		if ((eof[0] && eof[1]) || (!got && ssh_channel_is_closed(c->ch))) {
+			eof_check(c);
+			return;
+		}
+		if (!got)
+			return;
+		if (total >= DRAIN_BUDGET) {
+			kick(c);
+			return;
+		}
+	}
+}
+
+/* One pass of open-phase work: flush, read, report writability, re-arm. */
+static void open_io(struct sshc *c)
+{
+	if (flush(c) == SSH_ERROR) {
+		lost(c);
+		return;
+	}
+	if (c->state == ST_EOF) {
+		eof_check(c);
+	} else if (!c->paused) {
+		drain(c);
+	}
+	if (c->closing)
+		return;
+	/* Reading may have queued window adjustments. */
+	if (flush(c) == SSH_ERROR) {
+		lost(c);
+		return;
+	}
+	if (c->state == ST_OPEN && c->want_writable && !c->flush_pending &&
+	    ssh_channel_window_size(c->ch) > 0) {
+		c->want_writable = false;
+		if (c->cb.on_writable != NULL)
+			c->cb.on_writable(c, c->ud);
+		if (c->closing)
+			return;
+	}
+	update_poll(c);
+}
+
+/* ---- TCP ---- */
+
+static void timeout_cb(uv_timer_t *t)
+{
+	struct sshc *c = t->data;
+
+	if (c->closing)
+		return;
+	if (c->state == ST_TCP_CONNECT)
+		fail(c, -BERR_UNREACHABLE,
+		     "no answer from %s port %u within %u s (the VM is down or a firewall drops the traffic)",
+		     c->ip, c->port, (c->connect_timeout_ms + 999) / 1000);
+	else
+		fail(c, -BERR_PROTOCOL, "the VM at %s port %u did not complete the SSH set-up within %u s",
+		     c->ip, c->port, SETUP_TIMEOUT_MS / 1000);
+}
+
+static void tcp_failed(struct sshc *c, int err)
+{
+	switch (err) {
+	case ECONNREFUSED:
+		fail(c, -BERR_UNREACHABLE,
+		     "%s refused the connection on port %u (no SSH server listening?)", c->ip, c->port);
+		break;
+	case ETIMEDOUT:
+		fail(c, -BERR_UNREACHABLE, "connecting to %s port %u timed out", c->ip, c->port);
+		break;
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+		fail(c, -BERR_UNREACHABLE, "no route to %s (%s)", c->ip, strerror(err));
+		break;
+	default:
+		fail(c, -BERR_UNREACHABLE, "could not connect to %s port %u: %s", c->ip, c->port,
+		     strerror(err));
+		break;
+	}
+}
+
+static void tcp_connected(struct sshc *c)
+{
+	int err = c->tcp_err, one = 1;
+	socklen_t len = sizeof(err);
+	bool no = false;
+
+	if (err == 0 && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err == EINPROGRESS || err == EALREADY)
+		return; /* spurious wake-up */
+	if (err != 0) {
+		tcp_failed(c, err);
+		return;
+	}
+	uv_timer_start(&c->timer, timeout_cb, SETUP_TIMEOUT_MS, 0);
+	/* SSH_OPTIONS_NODELAY only acts on sockets libssh connects itself. */
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	c->s = ssh_new();
+	if (c->s == NULL) {
+		fail(c, -BERR_PROTOCOL, "out of memory starting SSH");
+		return;
+	}
+	/* No config files, no name lookups, no home directory look-up (the
+	 * known_hosts options would read files during key exchange). */
+	if (ssh_options_set(c->s, SSH_OPTIONS_PROCESS_CONFIG, &no) < 0 ||
+	    ssh_options_set(c->s, SSH_OPTIONS_HOST, c->ip) < 0 ||
+	    ssh_options_set(c->s, SSH_OPTIONS_USER, c->username) < 0 ||
+	    ssh_options_set(c->s, SSH_OPTIONS_SSH_DIR, "/nonexistent") < 0 ||
+	    ssh_options_set(c->s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null") < 0 ||
+	    ssh_options_set(c->s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null") < 0 ||
+	    ssh_options_set(c->s, SSH_OPTIONS_NODELAY, &one) < 0 ||
+	    ssh_options_set(c->s, SSH_OPTIONS_FD, &c->fd) < 0) {
+		fail(c, -BERR_PROTOCOL, "could not configure SSH: %s", ssh_get_error(c->s));
+		return;
+	}
+	set_hostkey_algos(c);
+	ssh_set_blocking(c->s, 0);
+	set_state(c, ST_SSH_CONNECT);
+	step(c);
+	if (c->closing)
+		return;
+	if (flush(c) == SSH_ERROR) {
+		fail(c, -BERR_PROTOCOL, "SSH handshake with %s port %u failed: %s", c->ip, c->port,
+		     ssh_get_error(c->s));
+		return;
+	}
+	update_poll(c);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+	struct sshc *c = h->data;
+
+	if (c->closing)
+		return;
+	if (c->state == ST_TCP_CONNECT) {
+		/* An error status still carries the reason in SO_ERROR. */
+		tcp_connected(c);
+		return;
+	}
+	if (status < 0) {
+		if (c->state >= ST_OPEN)
+			lost(c);
+		else
+			fail(c, -BERR_PROTOCOL, "connection to %s port %u was lost during SSH set-up",
+			     c->ip, c->port);
+		return;
+	}
+	if (c->state >= ST_OPEN) {
+		open_io(c);
+		return;
+	}
+	/* Connect phase: push pending output first (it may also take in
+	 * packets), then let the state step read, then see whether output is
+	 * queued again. */
+	if (c->flush_pending && flush(c) == SSH_ERROR) {
+		fail(c, -BERR_PROTOCOL, "connection to %s port %u was lost during SSH set-up", c->ip,
+		     c->port);
+		return;
+	}
+	step(c);
+	if (c->closing)
+		return;
+	if (c->state >= ST_OPEN) {
+		open_io(c);
+		return;
+	}
+	if (flush(c) == SSH_ERROR) {
+		fail(c, -BERR_PROTOCOL, "connection to %s port %u was lost during SSH set-up", c->ip,
+		     c->port);
+		return;
+	}
+	update_poll(c);
+}
+
+/* ---- public API ---- */
+
+static void wipe_params(struct sshc_params *p)
+{
+	util_free_secret(p->password);
+	p->password = NULL;
+	ssh_key_free(p->key);
+	p->key = NULL;
+}
+
+int sshc_start(uv_loop_t *loop, struct sshc_params *p, const struct sshc_callbacks *cb,
+	       void *ud, struct sshc **ret)
+{
+	union {
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} sa;
+	socklen_t sa_len;
+	struct sshc *c = NULL;
+	int r = -EINVAL, family;
+
+	if (loop == NULL || p == NULL || cb == NULL || ret == NULL)
+		goto err;
+	memset(&sa, 0, sizeof(sa));
+	if (memchr(p->ip, '\0', sizeof(p->ip)) == NULL || memchr(p->username, '\0', sizeof(p->username)) == NULL)
+		goto err;
+	if (inet_pton(AF_INET, p->ip, &sa.v4.sin_addr) == 1) {
+		family = AF_INET;
+		sa.v4.sin_family = AF_INET;
+		sa.v4.sin_port = htons(p->port);
+		sa_len = sizeof(sa.v4);
+	} else if (inet_pton(AF_INET6, p->ip, &sa.v6.sin6_addr) == 1) {
+		family = AF_INET6;
+		sa.v6.sin6_family = AF_INET6;
+		sa.v6.sin6_port = htons(p->port);
+		sa_len = sizeof(sa.v6);
+	} else {
+		goto err;
+	}
+	if (p->port == 0 || p->username[0] == '\0' || (p->n_host_keys > 0 && p->host_keys == NULL))
+		goto err;
+	if ((p->auth == SSHC_AUTH_PASSWORD && p->password == NULL) ||
+	    (p->auth == SSHC_AUTH_KEY && p->key == NULL) ||
+	    (p->auth != SSHC_AUTH_PASSWORD && p->auth != SSHC_AUTH_KEY))
+		goto err;
+
+	r = -ENOMEM;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		goto err;
+	c->loop = loop;
+	c->fd = -1;
+	c->cb = *cb;
+	c->ud = ud;
+	memcpy(c->ip, p->ip, sizeof(c->ip));
+	c->port = p->port;
+	memcpy(c->username, p->username, sizeof(c->username));
+	c->auth = p->auth;
+	c->host_keys = p->host_keys;
+	c->n_host_keys = p->n_host_keys;
+	c->cols = p->cols > 0 && p->cols <= 10000 ? p->cols : 80;
+	c->rows = p->rows > 0 && p->rows <= 10000 ? p->rows : 24;
+	c->connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms : CONNECT_TIMEOUT_DEFAULT_MS;
+	c->state = ST_TCP_CONNECT;
+
+	c->fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		r = -errno;
+		goto err;
+	}
+	if (connect(c->fd, (struct sockaddr *)&sa, sa_len) == 0)
+		c->tcp_err = 0;
+	else if (errno != EINPROGRESS)
+		c->tcp_err = errno;
+	else
+		c->tcp_err = -1; /* in flight */
+	if ((r = uv_poll_init_socket(loop, &c->poll, c->fd)) < 0)
+		goto err;
+	/* From here on the struct is freed only through the handles. */
+	c->poll_inited = true;
+	c->poll.data = c;
+	uv_timer_init(loop, &c->timer);
+	c->timer.data = c;
+	uv_timer_init(loop, &c->kick);
+	c->kick.data = c;
+	c->handles = 3;
+
+	c->password = p->password;
+	c->key = p->key;
+	p->password = NULL;
+	p->key = NULL;
+
+	uv_timer_start(&c->timer, timeout_cb, c->connect_timeout_ms, 0);
+	if (c->tcp_err == -1) {
+		c->tcp_err = 0;
+		update_poll(c);
+	} else {
+		/* connect() finished at once (loopback can): report from the
+		 * loop, never from inside this function. */
+		kick(c);
+	}
+	log_debug("sshc %s:%u: connecting as %s", c->ip, c->port, c->username);
+	*ret = c;
+	return 0;
+
+err:
+	if (p != NULL)
+		wipe_params(p);
+	if (c != NULL) {
+		if (c->fd >= 0)
+			close(c->fd);
+		free(c);
+	}
+	return r;
+}
+
+void sshc_pause_output(struct sshc *c, bool pause)
+{
+	if (c == NULL || c->closing || c->paused == pause)
+		return;
+	c->paused = pause;
+	if (c->state < ST_OPEN)
+		return;
+	update_poll(c);
+	/* libssh may already hold output that no fd event will announce. */
+	if (!pause)
+		kick(c);
+}
+
+ssize_t sshc_write(struct sshc *c, const void *buf, size_t len)
+{
+	uint32_t window, n;
+	int rc;
+
+	if (c == NULL || c->closing)
+		return -EPIPE;
+	if (c->state != ST_OPEN)
+		return c->state < ST_OPEN ? -EAGAIN : -EPIPE;
+	if (len == 0)
+		return 0;
+	/* Input credit: what the VM's window allows and only once libssh's
+	 * own output has reached the kernel, so nothing piles up here. */
+	window = ssh_channel_window_size(c->ch);
+	if (window == 0 || c->flush_pending) {
+		c->want_writable = true;
+		return 0;
+	}
+	n = len < window ? (uint32_t)len : window;
+	rc = ssh_channel_write(c->ch, buf, n);
+	if (rc < 0) {
+		kick(c); /* the next pass reports the loss */
+		return -EPIPE;
+	}
+	c->bytes_out += (uint64_t)rc;
+	if ((size_t)rc < len)
+		c->want_writable = true;
+	if (flush(c) == SSH_ERROR) {
+		kick(c);
+		return rc;
+	}
+	update_poll(c);
+	/* The write may have read packets into libssh's buffers. */
+	kick(c);
+	return rc;
+}
+
+int sshc_resize(struct sshc *c, int cols, int rows)
+{
+	if (c == NULL || c->closing || c->state > ST_OPEN)
+		return -EPIPE;
+	if (cols <= 0 || rows <= 0 || cols > 10000 || rows > 10000)
+		return -EINVAL;
+	c->cols = cols;
+	c->rows = rows;
+	if (c->state < ST_OPEN)
+		return 0; /* applied when the PTY is requested */
+	if (ssh_channel_change_pty_size(c->ch, cols, rows) != SSH_OK) {
+		kick(c);
+		return -EPIPE;
+	}
+	if (flush(c) != SSH_ERROR)
+		update_poll(c);
+	kick(c);
+	return 0;
+}
+
+void sshc_close(struct sshc *c)
+{
+	if (c == NULL || c->closing)
+		return;
+	log_debug("sshc %s:%u: closed by the caller in %s", c->ip, c->port, state_names[c->state]);
+	teardown(c);
+}
+
+void sshc_counters(const struct sshc *c, uint64_t *ret_in, uint64_t *ret_out)
+{
+	if (ret_in != NULL)
+		*ret_in = c != NULL ? c->bytes_in : 0;
+	if (ret_out != NULL)
+		*ret_out = c != NULL ? c->bytes_out : 0;
+}

@@ -1,0 +1,357 @@
+/* SQLite backend: connections, migrations, audit and host keys. */
+#include "store/internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/err.h"
+#include "core/log.h"
+
+struct conn {
+	sqlite3 *db;
+	struct conn *next;
+};
+
+struct store {
+	char path[PATH_MAX];
+	pthread_key_t key;
+	pthread_mutex_t lock;   /* guards conns */
+	struct conn *conns;     /* every connection opened, closed at free */
+	int version;
+};
+
+/* Each entry moves the schema from version i to i + 1. Never edit a shipped
+ * entry: add a new one. */
+static const char *const migrations[] = {
+	/* 1: initial schema */
+	"CREATE TABLE users ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  password_hash TEXT NOT NULL,"
+	"  disabled INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL);"
+	"CREATE TABLE login_sessions ("
+	"  token_hash BLOB PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  csrf_token TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  expires_at INTEGER NOT NULL);"
+	"CREATE TABLE api_tokens ("
+	"  token_hash BLOB PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  name TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  expires_at INTEGER NOT NULL);"
+	"CREATE TABLE role_assignments ("
+	"  id TEXT PRIMARY KEY,"
+	"  principal TEXT NOT NULL,"
+	"  role TEXT NOT NULL,"
+	"  scope TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX role_assignments_principal ON role_assignments(principal);"
+	"CREATE TABLE groups ("
+	"  name TEXT PRIMARY KEY,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL);"
+	"CREATE TABLE resources ("
+	"  id TEXT PRIMARY KEY,"
+	"  grp TEXT NOT NULL REFERENCES groups(name),"
+	"  type TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  props TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL);"
+	"CREATE INDEX resources_grp_type ON resources(grp, type, name);"
+	"CREATE TABLE resource_refs ("
+	"  from_id TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,"
+	"  to_id TEXT NOT NULL REFERENCES resources(id),"
+	"  PRIMARY KEY (from_id, to_id));"
+	"CREATE INDEX resource_refs_to ON resource_refs(to_id);"
+	"CREATE TABLE host_keys ("
+	"  vm_id TEXT NOT NULL,"
+	"  key_type TEXT NOT NULL,"
+	"  key_b64 TEXT NOT NULL,"
+	"  first_seen INTEGER NOT NULL,"
+	"  PRIMARY KEY (vm_id, key_type));"
+	"CREATE TABLE audit ("
+	"  id INTEGER PRIMARY KEY,"
+	"  ts INTEGER NOT NULL,"
+	"  principal TEXT,"
+	"  action TEXT NOT NULL,"
+	"  target TEXT,"
+	"  result TEXT,"
+	"  detail TEXT);"
+	"CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+	"  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;"
+	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+	"  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;",
+};
+
+int64_t store_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int store_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	default:
+		return -BERR_STORE;
+	}
+}
+
+static void conn_forget(void *p)
+{
+	/* Connections stay on s->conns and are closed by store_free(); a thread
+	 * that exits earlier simply leaves its connection idle. */
+	(void)p;
+}
+
+static int conn_open(struct store *s, sqlite3 **ret)
+{
+	sqlite3 *db = NULL;
+	int rc;
+
+	rc = sqlite3_open_v2(s->path, &db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		log_error("store: cannot open %s: %s", s->path, db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return -BERR_STORE;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	sqlite3_extended_result_codes(db, 1);
+	rc = sqlite3_exec(db,
+			  "PRAGMA journal_mode=WAL;"
+			  "PRAGMA synchronous=NORMAL;"
+			  "PRAGMA foreign_keys=ON;"
+			  "PRAGMA secure_delete=ON;", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		log_error("store: cannot configure %s: %s", s->path, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return -BERR_STORE;
+	}
+	*ret = db;
+	return 0;
+}
+
+sqlite3 *store_db(struct store *s)
+{
+	struct conn *c = pthread_getspecific(s->key);
+
+	if (c)
+		return c->db;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	if (conn_open(s, &c->db) < 0) {
+		free(c);
+		return NULL;
+	}
+	pthread_mutex_lock(&s->lock);
+	c->next = s->conns;
+	s->conns = c;
+	pthread_mutex_unlock(&s->lock);
+	pthread_setspecific(s->key, c);
+	return c->db;
+}
+
+sqlite3_stmt *store_prepare(struct store *s, const char *sql)
+{
+	sqlite3 *db = store_db(s);
+	sqlite3_stmt *st = NULL;
+
+	if (!db)
+		return NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_debug("store: prepare failed: %s", sqlite3_errmsg(db));
+		return NULL;
+	}
+	return st;
+}
+
+int store_tx(struct store *s, int (*fn)(struct store *s, void *ud), void *ud)
+{
+	sqlite3 *db = store_db(s);
+	int r;
+
+	if (!db)
+		return -BERR_STORE;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return -BERR_STORE;
+	r = fn(s, ud);
+	if (r < 0) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -BERR_STORE;
+	}
+	return r;
+}
+
+static int migrate(struct store *s)
+{
+	sqlite3 *db = store_db(s);
+	sqlite3_stmt *st;
+	int version = 0, n = (int)(sizeof(migrations) / sizeof(migrations[0]));
+
+	if (!db)
+		return -BERR_STORE;
+	st = store_prepare(s, "PRAGMA user_version");
+	if (!st)
+		return -BERR_STORE;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > n) {
+		log_error("store: schema version %d is newer than this binary knows (%d)", version, n);
+		return -BERR_STORE;
+	}
+	for (; version < n; version++) {
+		char pragma[64];
+
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+			return -BERR_STORE;
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", version + 1);
+		if (sqlite3_exec(db, migrations[version], NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(db, pragma, NULL, NULL, NULL) != SQLITE_OK) {
+			log_error("store: migration %d failed: %s", version + 1, sqlite3_errmsg(db));
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return -BERR_STORE;
+		}
+		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			return -BERR_STORE;
+		log_info("store: migrated schema to version %d", version + 1);
+	}
+	s->version = version;
+	return 0;
+}
+
+int store_open(const char *data_dir, struct store **ret)
+{
+	struct store *s;
+	int r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	if (snprintf(s->path, sizeof(s->path), "%s/bastion.db", data_dir) >= (int)sizeof(s->path)) {
+		free(s);
+		return -ENAMETOOLONG;
+	}
+	if (pthread_key_create(&s->key, conn_forget) != 0) {
+		free(s);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	r = migrate(s);
+	if (r < 0) {
+		store_free(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+void store_free(struct store *s)
+{
+	struct conn *c, *next;
+
+	if (!s)
+		return;
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		sqlite3_close(c->db);
+		free(c);
+	}
+	pthread_setspecific(s->key, NULL);
+	pthread_key_delete(s->key);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+int store_schema_version(struct store *s)
+{
+	return s->version;
+}
+
+int store_audit(struct store *s, const char *principal, const char *action,
+		const char *target, const char *result, const char *detail)
+{
+	sqlite3_stmt *st = store_prepare(s,
+		"INSERT INTO audit (ts, principal, action, target, result, detail) VALUES (?,?,?,?,?,?)");
+	int rc;
+
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_int64(st, 1, store_now());
+	sqlite3_bind_text(st, 2, principal, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, target, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, result, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, detail, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return store_rc(rc);
+}
+
+int store_hostkey_get(struct store *s, const char *vm_id, json_t **ret_array_of_lines)
+{
+	sqlite3_stmt *st = store_prepare(s,
+		"SELECT key_type, key_b64 FROM host_keys WHERE vm_id = ? ORDER BY key_type");
+	json_t *arr;
+	int rc;
+
+	if (!st)
+		return -BERR_STORE;
+	arr = json_array();
+	if (!arr) {
+		sqlite3_finalize(st);
+		return -ENOMEM;
+	}
+	sqlite3_bind_text(st, 1, vm_id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(arr, json_sprintf("%s %s", sqlite3_column_text(st, 0),
+							sqlite3_column_text(st, 1)));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return -BERR_STORE;
+	}
+	*ret_array_of_lines = arr;
+	return 0;
+}
+
+int store_hostkey_add(struct store *s, const char *vm_id, const char *type, const char *b64)
+{
+	/* First use wins: a key already recorded for this type is kept. */
+	sqlite3_stmt *st = store_prepare(s,
+		"INSERT OR IGNORE INTO host_keys (vm_id, key_type, key_b64, first_seen) VALUES (?,?,?,?)");
+	int rc;
+
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_text(st, 1, vm_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, b64, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, store_now());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return store_rc(rc);
+}

@@ -1,0 +1,40 @@
+/* The store: every durable thing bastion knows. Today one backend, embedded
+ * SQLite in WAL mode; the functions below are the whole interface, so a
+ * PostgreSQL backend can sit behind them later.
+ *
+ * Thread model: any thread may call any function. Each thread gets its own
+ * connection on first use. Writes must not run on the loop thread (the API
+ * runs on the worker pool, so handlers may call anything here).
+ *
+ * Errors: 0 or negative: -ENOENT not found, -EEXIST exists, -EBUSY still
+ * referenced, -EINVAL bad argument, -BERR_STORE for database failures. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* Opens (creating if needed) DIR/bastion.db and applies pending migrations. */
+int store_open(const char *data_dir, struct store **ret);
+void store_free(struct store *s);
+
+/* Current schema version after migrations. */
+int store_schema_version(struct store *s);
+
+int64_t store_now(void); /* unix seconds */
+
+/* Audit trail: one append-only record. principal, target and detail may be
+ * NULL. detail is JSON text (an object) or NULL. Never pass a secret. */
+int store_audit(struct store *s, const char *principal, const char *action,
+		const char *target, const char *result, const char *detail);
+
+/* Host keys seen for a VM on first use (trust on first use). type is the
+ * OpenSSH key type name ("ssh-ed25519"), b64 the public key blob. */
+int store_hostkey_get(struct store *s, const char *vm_id, json_t **ret_array_of_lines);
+int store_hostkey_add(struct store *s, const char *vm_id, const char *type, const char *b64);
+
+#include "store/store_ident.h"
+#include "store/store_res.h"

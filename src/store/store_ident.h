@@ -1,0 +1,77 @@
+/* Store: users, browser sessions, API tokens, role assignments. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct store;
+
+struct store_user {
+	int64_t id;
+	char name[65];
+	char password_hash[128]; /* Argon2id encoded string (crypto_pwhash_STRBYTES) */
+	bool disabled;
+	int64_t created_at, updated_at;
+};
+
+int store_user_count(struct store *s, int64_t *ret);
+int store_user_get(struct store *s, const char *name, struct store_user *ret);
+int store_user_get_by_id(struct store *s, int64_t id, struct store_user *ret);
+/* Creates or replaces the password; ret_created tells which. A new user is
+ * enabled; replacing the password leaves the disabled flag as it was.
+ * -EINVAL if name is longer than 64 bytes or the hash than 127. */
+int store_user_put(struct store *s, const char *name, const char *password_hash, bool *ret_created, int64_t *ret_id);
+/* First run, atomically: if the store holds no user at all, creates name
+ * with password_hash and the role assignment {role_id, "user:<name>", role,
+ * scope}. -EEXIST (and nothing changes) when a user already exists. */
+int store_user_create_first(struct store *s, const char *name, const char *password_hash,
+			    const char *role_id, const char *role, const char *scope);
+/* -ENOENT if there is no such user. */
+int store_user_set_disabled(struct store *s, const char *name, bool disabled);
+/* Deletes the user together with everything that names it: its browser
+ * sessions, API tokens and role assignments of principal "user:<name>".
+ * -ENOENT if there is no such user. */
+int store_user_delete(struct store *s, const char *name);
+/* Calls fn for each user in name order; fn returning non-zero stops (a
+ * negative value is returned to the caller). */
+int store_user_foreach(struct store *s, int (*fn)(const struct store_user *u, void *ud), void *ud);
+
+/* Browser sessions and API tokens are looked up by SHA-256 of the secret
+ * the client holds; the secret itself is never stored. Adding: -EEXIST for
+ * a hash already present, -ENOENT if user_id does not exist. Getting:
+ * -ENOENT if absent (expiry is the caller's decision). */
+int store_login_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *csrf, int64_t expires_at);
+int store_login_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id, char ret_csrf[64], int64_t *ret_expires_at);
+int store_login_delete(struct store *s, const uint8_t hash[32]);
+/* Deletes every browser session of user_id except the one whose hash is
+ * keep (NULL: all of them). */
+int store_login_delete_user(struct store *s, int64_t user_id, const uint8_t keep[32]);
+/* Keeps only the newest `keep` browser sessions of user_id. */
+int store_login_trim(struct store *s, int64_t user_id, int keep);
+int store_token_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *name, int64_t expires_at);
+int store_token_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id, int64_t *ret_expires_at);
+int store_token_delete(struct store *s, const uint8_t hash[32]);
+/* Number of API tokens of user_id that expire after now. */
+int store_token_count(struct store *s, int64_t user_id, int64_t now, int64_t *ret);
+/* Deletes browser sessions and API tokens with expires_at <= now. */
+int store_ident_purge_expired(struct store *s, int64_t now);
+
+/* Role assignments {principal, role, scope}; id is caller-chosen (at most
+ * 128 bytes, principal 80, role 32, scope 256: -EINVAL beyond). */
+struct store_role {
+	char id[129];
+	char principal[81];
+	char role[33];
+	char scope[257];
+	int64_t created_at;
+};
+
+int store_role_put(struct store *s, const char *id, const char *principal, const char *role, const char *scope, bool *ret_created);
+/* -ENOENT if absent. */
+int store_role_get(struct store *s, const char *id, struct store_role *ret);
+int store_role_delete(struct store *s, const char *id);
+/* Calls fn for every assignment, in id order; fn returning non-zero stops. */
+int store_role_foreach(struct store *s, int (*fn)(const struct store_role *ra, void *ud), void *ud);
+/* Calls fn for every assignment of principal; fn returning non-zero stops. */
+int store_role_foreach_principal(struct store *s, const char *principal,
+				 int (*fn)(const char *role, const char *scope, void *ud), void *ud);

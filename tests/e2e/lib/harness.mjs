@@ -1,0 +1,125 @@
+// Per-test-file orchestration: temp dir, test network, sshd instances,
+// the daemon, an admin client, secret-leak bookkeeping and teardown.
+//
+// Usage in a *.test.mjs file:
+//   const h = fileHarness({ label: 'connect', block: 20, net: true });
+//   describe('connect', () => {
+//     before(() => h.up(), { timeout: 120000 });
+//     after(() => h.down(), { timeout: 60000 });
+//     h.test('name', async () => { ... });
+//   });
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { makeTempDir } from './util.mjs';
+import { createNet } from './net.mjs';
+import { ensureTestUser, startSshd, addAuthorizedKeys, generateKeys, KEY_SPECS } from './sshd.mjs';
+import { startDaemon, assertBinary } from './daemon.mjs';
+import { Client } from './api.mjs';
+import { Secrets } from './secrets.mjs';
+
+export function fileHarness({ label, block = 10, net = false, daemon = true, keys = false }) {
+  const h = {
+    label,
+    dir: null,
+    net: null,
+    user: null,
+    keys: {},
+    sshds: [],
+    daemon: null,
+    admin: null,
+    secrets: new Secrets(),
+    failed: false,
+    stopResult: null,
+
+    async up() {
+      if (daemon) assertBinary(); // fail fast and clearly before building anything
+      h.dir = makeTempDir(label);
+      if (net) {
+        h.net = await createNet(block);
+        h.user = await ensureTestUser();
+        if (h.user.password) h.secrets.add(h.user.password, 'test user password');
+      }
+      if (keys) {
+        h.keys = await generateKeys(h.dir, keys === true ? KEY_SPECS : keys);
+        for (const k of Object.values(h.keys)) {
+          h.secrets.addPrivateKey(k.private, `key ${k.id}`);
+          if (k.passphrase) h.secrets.add(k.passphrase, `passphrase of ${k.id}`);
+        }
+        if (net) addAuthorizedKeys(h.dir, Object.values(h.keys).map((k) => k.public));
+      }
+      if (daemon) {
+        h.daemon = await startDaemon(h.dir);
+        h.secrets.add(h.daemon.adminPassword, 'admin password');
+        h.admin = h.client('admin');
+        await h.admin.login('admin', h.daemon.adminPassword);
+      }
+    },
+
+    /** A fresh API client bound to this file's daemon and secret registry. */
+    client(clientLabel = 'client') {
+      return new Client(h.daemon, { secrets: h.secrets, label: clientLabel });
+    },
+
+    /** Start an sshd on this file's VM address (see sshd.mjs startSshd). */
+    async sshd(opts = {}) {
+      const s = await startSshd(h.net, { dir: h.dir, user: h.user && h.user.name, ...opts });
+      h.sshds.push(s);
+      return s;
+    },
+
+    /** Stop the daemon with SIGTERM; remembers and returns {code, signal, ms}. */
+    async stopDaemon() {
+      if (!h.daemon) return null;
+      if (!h.stopResult) h.stopResult = await h.daemon.stop(10000);
+      return h.stopResult;
+    },
+
+    async down() {
+      const errors = [];
+      try { await h.stopDaemon(); } catch (e) { errors.push(e); }
+      for (const s of h.sshds) {
+        try { await s.stop(); } catch (e) { errors.push(e); }
+      }
+      if (h.net) {
+        try { await h.net.destroy(); } catch (e) { errors.push(e); }
+      }
+      if (h.dir) {
+        if (h.failed || errors.length || process.env.E2E_KEEP === '1') {
+          process.stderr.write(`[e2e ${label}] artefacts kept in ${h.dir}\n`);
+          if (h.daemon) process.stderr.write(`[e2e ${label}] bastion stderr tail:\n${h.daemon.logTail(80)}\n`);
+        } else {
+          fs.rmSync(h.dir, { recursive: true, force: true });
+        }
+      }
+      if (errors.length) throw errors[0];
+    },
+
+    /** Assert that no secret we sent appears in a response or the daemon log. */
+    assertNoLeaks() {
+      assert.ok(h.daemon, 'daemon ran');
+      h.secrets.scan(h.daemon.log(), 'bastion stderr log');
+      try { h.secrets.scan(fs.readFileSync(h.daemon.outFile, 'utf8'), 'bastion stdout'); } catch { /* none */ }
+      assert.deepEqual(h.secrets.leaks, [], `secrets leaked: ${JSON.stringify(h.secrets.leaks)}`);
+    },
+
+    /** node:test `it` that records failures and appends the daemon log tail to the error. */
+    test(name, opts, fn) {
+      if (typeof opts === 'function') { fn = opts; opts = {}; }
+      return it(name, { timeout: 60000, ...opts }, async (t) => {
+        try {
+          await fn(t);
+        } catch (e) {
+          h.failed = true;
+          if (h.daemon && e && typeof e === 'object') {
+            const tail = `\n--- bastion stderr (last 40 lines of ${h.daemon.logFile}) ---\n${h.daemon.logTail(40)}`;
+            try { e.message += tail; } catch { /* read-only */ }
+            try { if (typeof e.stack === 'string') e.stack += tail; } catch { /* read-only */ }
+          }
+          throw e;
+        }
+      });
+    },
+  };
+  return h;
+}

@@ -1,0 +1,143 @@
+/* The authorization table: principal × role × scope × action. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "api/api.h"
+#include "authz/authz.h"
+#include "store/store.h"
+
+static char dir[64];
+static struct store *st;
+
+static int setup(void **state)
+{
+	bool created;
+
+	snprintf(dir, sizeof(dir), "/tmp/bastion-authz-XXXXXX");
+	if (!mkdtemp(dir) || store_open(dir, &st) < 0)
+		return -1;
+	store_role_put(st, "a1", "user:root-reader", "Reader", "/", &created);
+	store_role_put(st, "a2", "user:prod-contrib", "Contributor", "/groups/prod", &created);
+	store_role_put(st, "a3", "user:vm-reader", "Reader", "/groups/prod/vms/web1", &created);
+	store_role_put(st, "a4", "user:owner", "Owner", "/", &created);
+	store_role_put(st, "a5", "user:mixed", "Reader", "/groups/prod", &created);
+	store_role_put(st, "a6", "user:mixed", "Owner", "/groups/prod/vms/web1", &created);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	store_free(st);
+	snprintf(cmd, sizeof(cmd), "%s/bastion.db", dir);
+	unlink(cmd);
+	snprintf(cmd, sizeof(cmd), "%s/bastion.db-wal", dir);
+	unlink(cmd);
+	snprintf(cmd, sizeof(cmd), "%s/bastion.db-shm", dir);
+	unlink(cmd);
+	rmdir(dir);
+	return 0;
+}
+
+static void scope_covers(void **state)
+{
+	assert_true(authz_scope_covers("/", "/groups/a"));
+	assert_true(authz_scope_covers("/", "/"));
+	assert_true(authz_scope_covers("/groups/a", "/groups/a"));
+	assert_true(authz_scope_covers("/groups/a", "/groups/a/vms/x"));
+	assert_false(authz_scope_covers("/groups/a", "/groups/ab"));
+	assert_false(authz_scope_covers("/groups/a", "/groups/ab/vms/x"));
+	assert_false(authz_scope_covers("/groups/a/vms/x", "/groups/a"));
+	assert_false(authz_scope_covers("/groups/A", "/groups/a"));
+	assert_false(authz_scope_covers("/", "groups/a"));
+}
+
+static void role_names(void **state)
+{
+	enum authz_role r;
+
+	assert_int_equal(authz_role_parse("Reader", &r), 0);
+	assert_int_equal(r, AUTHZ_READER);
+	assert_int_equal(authz_role_parse("Owner", &r), 0);
+	assert_int_equal(r, AUTHZ_OWNER);
+	assert_int_equal(authz_role_parse("owner", &r), -EINVAL);
+	assert_int_equal(authz_role_parse("Admin", &r), -EINVAL);
+	assert_string_equal(authz_role_name(AUTHZ_CONTRIBUTOR), "Contributor");
+}
+
+struct row {
+	const char *who;
+	enum authz_role need;
+	const char *scope;
+	int want;
+};
+
+static void table(void **state)
+{
+	static const struct row rows[] = {
+		{ "root-reader", AUTHZ_READER, "/groups/prod/vms/web1", 0 },
+		{ "root-reader", AUTHZ_READER, "/", 0 },
+		{ "root-reader", AUTHZ_CONTRIBUTOR, "/groups/prod", -EACCES },
+		{ "prod-contrib", AUTHZ_READER, "/groups/prod/nics/web1-nic", 0 },
+		{ "prod-contrib", AUTHZ_CONTRIBUTOR, "/groups/prod/vms/web1", 0 },
+		{ "prod-contrib", AUTHZ_OWNER, "/groups/prod", -EACCES },
+		{ "prod-contrib", AUTHZ_READER, "/groups/dev/vms/x", -EACCES },
+		{ "prod-contrib", AUTHZ_READER, "/groups/production", -EACCES },
+		{ "prod-contrib", AUTHZ_READER, "/", -EACCES },
+		{ "vm-reader", AUTHZ_READER, "/groups/prod/vms/web1", 0 },
+		{ "vm-reader", AUTHZ_READER, "/groups/prod/nics/web1-nic", -EACCES },
+		{ "vm-reader", AUTHZ_READER, "/groups/prod/vms/web10", -EACCES },
+		{ "vm-reader", AUTHZ_READER, "/groups/prod", -EACCES },
+		{ "owner", AUTHZ_OWNER, "/groups/any/vms/thing", 0 },
+		{ "mixed", AUTHZ_OWNER, "/groups/prod/vms/web1", 0 },
+		{ "mixed", AUTHZ_CONTRIBUTOR, "/groups/prod/vms/web2", -EACCES },
+		{ "mixed", AUTHZ_READER, "/groups/prod/vms/web2", 0 },
+		{ "nobody", AUTHZ_READER, "/groups/prod", -EACCES },
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct principal p = { .user_id = 1 };
+
+		snprintf(p.name, sizeof(p.name), "%s", rows[i].who);
+		if (authz_require(st, &p, rows[i].need, rows[i].scope) != rows[i].want)
+			fail_msg("row %zu: %s %s on %s", i, rows[i].who, authz_role_name(rows[i].need),
+				 rows[i].scope);
+	}
+}
+
+static void effective_is_strongest(void **state)
+{
+	struct principal p = { .user_id = 1, .name = "mixed" };
+	enum authz_role r;
+
+	assert_int_equal(authz_effective(st, &p, "/groups/prod/vms/web1", &r), 0);
+	assert_int_equal(r, AUTHZ_OWNER);
+	assert_int_equal(authz_effective(st, &p, "/groups/prod", &r), 0);
+	assert_int_equal(r, AUTHZ_READER);
+	assert_int_equal(authz_effective(st, &p, "/groups/dev", &r), 0);
+	assert_int_equal(r, AUTHZ_NONE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(scope_covers),
+		cmocka_unit_test(role_names),
+		cmocka_unit_test(table),
+		cmocka_unit_test(effective_is_strongest),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

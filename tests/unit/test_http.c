@@ -1,0 +1,326 @@
+/* The HTTPS server in process: a real loop on 127.0.0.1, a real TLS client,
+ * raw HTTP/1.1 on the wire. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "server/srv.h"
+#include "store/store.h"
+#include "terminal/term.h"
+
+static char dir[64];
+static struct store *st;
+static struct api_ctx api;
+static uv_loop_t loop;
+static struct srv *server;
+static uv_async_t stop_async;
+static pthread_t thread;
+static int port;
+
+static void stopped(void *ud)
+{
+	uv_close((uv_handle_t *)&stop_async, NULL);
+}
+
+static void on_stop(uv_async_t *a)
+{
+	srv_stop(server, stopped, NULL);
+}
+
+static void *run_loop(void *arg)
+{
+	uv_run(&loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+static int setup(void **state)
+{
+	struct srv_config cfg = { .listen = "127.0.0.1:0" };
+
+	snprintf(dir, sizeof(dir), "/tmp/bastion-http-XXXXXX");
+	if (!mkdtemp(dir) || store_open(dir, &st) < 0)
+		return -1;
+	api.store = st;
+	cfg.data_dir = dir;
+	cfg.api = &api;
+	uv_loop_init(&loop);
+	if (srv_new(&loop, &cfg, &server) < 0)
+		return -1;
+	term_init(&loop, st);
+	port = srv_port(server);
+	uv_async_init(&loop, &stop_async, on_stop);
+	return pthread_create(&thread, NULL, run_loop, NULL) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[256];
+
+	uv_async_send(&stop_async);
+	pthread_join(thread, NULL);
+	srv_free(server);
+	uv_loop_close(&loop);
+	store_free(st);
+	snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+struct client {
+	int fd;
+	SSL_CTX *ctx;
+	SSL *ssl;
+};
+
+static int client_open(struct client *c, int max_version)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct timeval tv = { .tv_sec = 10 };
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	c->ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_set_security_level(c->ctx, 0);
+	if (max_version) {
+		SSL_CTX_set_min_proto_version(c->ctx, max_version);
+		SSL_CTX_set_max_proto_version(c->ctx, max_version);
+	}
+	c->ssl = SSL_new(c->ctx);
+	SSL_set_fd(c->ssl, c->fd);
+	if (SSL_connect(c->ssl) != 1) {
+		ERR_clear_error();
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static void client_close(struct client *c)
+{
+	SSL_free(c->ssl);
+	SSL_CTX_free(c->ctx);
+	close(c->fd);
+}
+
+static void client_send(struct client *c, const char *data, size_t len)
+{
+	assert_int_equal(SSL_write(c->ssl, data, (int)len), (int)len);
+}
+
+/* Reads one response: headers, then Content-Length bytes of body. */
+static int client_response(struct client *c, char *out, size_t size)
+{
+	size_t len = 0;
+	const char *cl, *end;
+	long body = -1;
+
+	while (len + 1 < size) {
+		int n = SSL_read(c->ssl, out + len, (int)(size - len - 1));
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		out[len] = '\0';
+		end = strstr(out, "\r\n\r\n");
+		if (!end)
+			continue;
+		cl = strcasestr(out, "content-length:");
+		body = cl && cl < end ? strtol(cl + 15, NULL, 10) : 0;
+		if (len >= (size_t)(end - out) + 4 + (size_t)body)
+			break;
+	}
+	out[len] = '\0';
+	return (int)strtol(out + 9, NULL, 10);
+}
+
+static int request(const char *raw, char *out, size_t size)
+{
+	struct client c;
+	int status;
+
+	assert_int_equal(client_open(&c, 0), 0);
+	client_send(&c, raw, strlen(raw));
+	status = client_response(&c, out, size);
+	client_close(&c);
+	return status;
+}
+
+static void healthz_with_security_headers(void **state)
+{
+	char out[8192];
+
+	assert_int_equal(request("GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 200);
+	assert_non_null(strstr(out, "{\"status\":\"ok\"}"));
+	assert_non_null(strstr(out, "Strict-Transport-Security: max-age="));
+	assert_non_null(strstr(out, "Content-Security-Policy: default-src 'self'"));
+	assert_non_null(strstr(out, "frame-ancestors 'none'"));
+	assert_non_null(strstr(out, "Cache-Control: no-store"));
+	assert_null(strstr(out, "unsafe-inline"));
+}
+
+static void keep_alive_serves_two(void **state)
+{
+	static const char req[] = "GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct client c;
+	char out[8192];
+
+	assert_int_equal(client_open(&c, 0), 0);
+	/* Both requests in one write: the second waits while the first is served. */
+	char two[sizeof(req) * 2];
+	snprintf(two, sizeof(two), "%s%s", req, req);
+	client_send(&c, two, strlen(two));
+	assert_int_equal(client_response(&c, out, sizeof(out)), 200);
+	assert_int_equal(client_response(&c, out, sizeof(out)), 200);
+	client_close(&c);
+}
+
+static void body_over_limit_is_413(void **state)
+{
+	char out[8192];
+
+	assert_int_equal(request("PUT /api/v1/groups/g HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n{",
+				 out, sizeof(out)), 413);
+	assert_non_null(strstr(out, "\"code\":\"RequestTooLarge\""));
+}
+
+static void chunked_body_over_limit_is_413(void **state)
+{
+	struct client c;
+	char out[8192], chunk[70000];
+	static const char head[] = "PUT /api/v1/groups/g HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+	assert_int_equal(client_open(&c, 0), 0);
+	client_send(&c, head, strlen(head));
+	memset(chunk, 'a', sizeof(chunk));
+	for (int i = 0; i < 20; i++) {
+		char size[32];
+		int n = snprintf(size, sizeof(size), "%zx\r\n", sizeof(chunk));
+
+		if (SSL_write(c.ssl, size, n) <= 0 || SSL_write(c.ssl, chunk, sizeof(chunk)) <= 0 ||
+		    SSL_write(c.ssl, "\r\n", 2) <= 0)
+			break;
+	}
+	assert_int_equal(client_response(&c, out, sizeof(out)), 413);
+	client_close(&c);
+}
+
+static void huge_headers_are_431(void **state)
+{
+	char *raw = malloc(40000), out[8192];
+	int n = snprintf(raw, 40000, "GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
+
+	memset(raw + n, 'b', 20000);
+	memcpy(raw + n + 20000, "\r\n\r\n", 5);
+	assert_int_equal(request(raw, out, sizeof(out)), 431);
+	free(raw);
+}
+
+static void malformed_is_400(void **state)
+{
+	char out[8192];
+
+	assert_int_equal(request("GARBAGE\r\n\r\n", out, sizeof(out)), 400);
+	assert_non_null(strstr(out, "\"code\":\"InvalidRequest\""));
+}
+
+static void duplicate_host_is_400(void **state)
+{
+	char out[8192];
+
+	assert_int_equal(request("GET /api/v1/healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", out, sizeof(out)), 400);
+}
+
+static void unknown_path_404_and_method_405(void **state)
+{
+	char out[8192];
+
+	assert_int_equal(request("GET /api/v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 404);
+	assert_int_equal(request("DELETE /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 405);
+	assert_non_null(strstr(out, "Allow: GET"));
+	assert_non_null(strstr(out, "\"code\":\"MethodNotAllowed\""));
+}
+
+static void unauthenticated_is_401(void **state)
+{
+	char out[8192];
+
+	assert_int_equal(request("GET /api/v1/groups HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 401);
+	assert_non_null(strstr(out, "\"code\":\"Unauthenticated\""));
+}
+
+static void portal_served_with_etag(void **state)
+{
+	char out[65536], req[256];
+	const char *etag, *end;
+	char tag[80];
+
+	assert_int_equal(request("GET / HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 200);
+	assert_non_null(strstr(out, "text/html"));
+	etag = strstr(out, "ETag: ");
+	assert_non_null(etag);
+	end = strstr(etag, "\r\n");
+	snprintf(tag, sizeof(tag), "%.*s", (int)(end - etag - 6), etag + 6);
+	snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n", tag);
+	assert_int_equal(request(req, out, sizeof(out)), 304);
+	assert_int_equal(request("GET /nope.js HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 404);
+	assert_int_equal(request("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", out, sizeof(out)), 405);
+}
+
+static void old_tls_refused(void **state)
+{
+	struct client c;
+
+	assert_int_equal(client_open(&c, TLS1_1_VERSION), -EPROTO);
+	client_close(&c);
+	assert_int_equal(client_open(&c, TLS1_2_VERSION), 0);
+	client_close(&c);
+}
+
+static void terminal_needs_origin(void **state)
+{
+	char out[8192];
+
+	/* No credentials at all: 401 comes first. */
+	assert_int_equal(request("GET /api/v1/sessions/abc/terminal HTTP/1.1\r\nHost: x\r\n"
+				 "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+				 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", out, sizeof(out)), 401);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(healthz_with_security_headers),
+		cmocka_unit_test(keep_alive_serves_two),
+		cmocka_unit_test(body_over_limit_is_413),
+		cmocka_unit_test(chunked_body_over_limit_is_413),
+		cmocka_unit_test(huge_headers_are_431),
+		cmocka_unit_test(malformed_is_400),
+		cmocka_unit_test(duplicate_host_is_400),
+		cmocka_unit_test(unknown_path_404_and_method_405),
+		cmocka_unit_test(unauthenticated_is_401),
+		cmocka_unit_test(portal_served_with_etag),
+		cmocka_unit_test(old_tls_refused),
+		cmocka_unit_test(terminal_needs_origin),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,523 @@
+/* Store core and identity store: migrations, users, browser sessions, API
+ * tokens, role assignments and the append-only audit trail. */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/err.h"
+#include "store/internal.h"
+#include "store/store.h"
+
+struct fx {
+	char dir[64];
+	struct store *s;
+};
+
+static void rm_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[512];
+
+	if (d) {
+		while ((e = readdir(d))) {
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			unlink(path);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/bastion-test-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(store_open(f->dir, &f->s), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	store_free(f->s);
+	rm_tree(f->dir);
+	free(f);
+	return 0;
+}
+
+static void hash_of(uint8_t h[32], uint8_t fill)
+{
+	memset(h, fill, 32);
+}
+
+static int64_t query_int(struct store *s, const char *sql)
+{
+	sqlite3_stmt *st = store_prepare(s, sql);
+	int64_t v = -1;
+
+	assert_non_null(st);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* ---- store core ----------------------------------------------------- */
+
+static void test_migrations_reopen(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u;
+	int v = store_schema_version(f->s);
+
+	assert_true(v >= 1);
+	assert_int_equal(query_int(f->s, "PRAGMA user_version"), v);
+	assert_int_equal(store_user_put(f->s, "alice", "$argon2id$x", NULL, NULL), 0);
+
+	/* Reopening applies nothing twice and keeps the data. */
+	store_free(f->s);
+	f->s = NULL;
+	assert_int_equal(store_open(f->dir, &f->s), 0);
+	assert_int_equal(store_schema_version(f->s), v);
+	assert_int_equal(query_int(f->s, "PRAGMA user_version"), v);
+	assert_int_equal(store_user_get(f->s, "alice", &u), 0);
+	assert_string_equal(u.password_hash, "$argon2id$x");
+
+	store_free(f->s);
+	f->s = NULL;
+	assert_int_equal(store_open(f->dir, &f->s), 0);
+	assert_int_equal(store_schema_version(f->s), v);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM users"), 1);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+
+	assert_int_equal(sqlite3_exec(store_db(f->s), "PRAGMA user_version=9999", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_true(store_open(f->dir, &s2) < 0);
+	assert_null(s2);
+}
+
+static void test_audit_append_only(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db = store_db(f->s);
+
+	assert_int_equal(store_audit(f->s, "user:a", "thing.do", "x", "success", "{\"k\":1}"), 0);
+	assert_int_equal(store_audit(f->s, NULL, "thing.do", NULL, NULL, NULL), 0);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit"), 2);
+	assert_int_not_equal(sqlite3_exec(db, "UPDATE audit SET action = 'forged'", NULL, NULL, NULL),
+			     SQLITE_OK);
+	assert_int_not_equal(sqlite3_exec(db, "DELETE FROM audit", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit"), 2);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'forged'"), 0);
+}
+
+/* ---- users ---------------------------------------------------------- */
+
+static int collect_names(const struct store_user *u, void *ud)
+{
+	char *buf = ud;
+	size_t used = strlen(buf);
+
+	snprintf(buf + used, 256 - used, "%s,", u->name);
+	return 0;
+}
+
+static int stop_first(const struct store_user *u, void *ud)
+{
+	(*(int *)ud)++;
+	return 1;
+}
+
+static int fail_first(const struct store_user *u, void *ud)
+{
+	return -E2BIG;
+}
+
+static void test_users_crud(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u, u2;
+	bool created = false;
+	int64_t n = -1, id = 0, id2 = 0;
+	char names[256] = "";
+	int calls = 0;
+
+	assert_int_equal(store_user_count(f->s, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_user_get(f->s, "bob", &u), -ENOENT);
+
+	assert_int_equal(store_user_put(f->s, "bob", "hash1", &created, &id), 0);
+	assert_true(created);
+	assert_true(id > 0);
+	assert_int_equal(store_user_get(f->s, "bob", &u), 0);
+	assert_int_equal(u.id, id);
+	assert_string_equal(u.name, "bob");
+	assert_string_equal(u.password_hash, "hash1");
+	assert_false(u.disabled);
+	assert_true(u.created_at > 0);
+	assert_true(u.updated_at >= u.created_at);
+
+	/* Replacing keeps the id and the creation time. */
+	assert_int_equal(store_user_set_disabled(f->s, "bob", true), 0);
+	assert_int_equal(store_user_put(f->s, "bob", "hash2", &created, &id2), 0);
+	assert_false(created);
+	assert_int_equal(id2, id);
+	assert_int_equal(store_user_get_by_id(f->s, id, &u2), 0);
+	assert_string_equal(u2.password_hash, "hash2");
+	assert_int_equal(u2.created_at, u.created_at);
+	assert_true(u2.disabled); /* replacing the password leaves the flag */
+	assert_int_equal(store_user_set_disabled(f->s, "bob", false), 0);
+	assert_int_equal(store_user_get(f->s, "bob", &u2), 0);
+	assert_false(u2.disabled);
+	assert_int_equal(store_user_set_disabled(f->s, "nobody", true), -ENOENT);
+
+	assert_int_equal(store_user_put(f->s, "alice", "h", NULL, NULL), 0);
+	assert_int_equal(store_user_put(f->s, "carol", "h", NULL, NULL), 0);
+	assert_int_equal(store_user_count(f->s, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_user_foreach(f->s, collect_names, names), 0);
+	assert_string_equal(names, "alice,bob,carol,");
+	assert_int_equal(store_user_foreach(f->s, stop_first, &calls), 0);
+	assert_int_equal(calls, 1);
+	assert_int_equal(store_user_foreach(f->s, fail_first, NULL), -E2BIG);
+
+	assert_int_equal(store_user_get_by_id(f->s, 424242, &u), -ENOENT);
+	assert_int_equal(store_user_delete(f->s, "alice"), 0);
+	assert_int_equal(store_user_delete(f->s, "alice"), -ENOENT);
+	assert_int_equal(store_user_get(f->s, "alice", &u), -ENOENT);
+	assert_int_equal(store_user_count(f->s, &n), 0);
+	assert_int_equal(n, 2);
+}
+
+static void test_users_limits(void **state)
+{
+	struct fx *f = *state;
+	char longname[70], longhash[200];
+	struct store_user u;
+
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	memset(longhash, 'h', sizeof(longhash) - 1);
+	longhash[sizeof(longhash) - 1] = '\0';
+	assert_int_equal(store_user_put(f->s, longname, "h", NULL, NULL), -EINVAL);
+	assert_int_equal(store_user_put(f->s, "ok", longhash, NULL, NULL), -EINVAL);
+	assert_int_equal(store_user_put(f->s, "", "h", NULL, NULL), -EINVAL);
+	assert_int_equal(store_user_get(f->s, longname, &u), -ENOENT);
+	assert_int_equal(store_user_delete(f->s, longname), -ENOENT);
+
+	/* A row this code never wrote (an oversized hash) is a store error,
+	 * not an overflow. */
+	assert_int_equal(sqlite3_exec(store_db(f->s),
+		"INSERT INTO users (name, password_hash, created_at, updated_at)"
+		" VALUES ('odd', printf('%.300c', 'x'), 1, 1)", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(store_user_get(f->s, "odd", &u), -BERR_STORE);
+}
+
+static void test_create_first(void **state)
+{
+	struct fx *f = *state;
+	struct store_role ra;
+	struct store_user u;
+
+	assert_int_equal(store_user_create_first(f->s, "admin", "h1", "first", "Owner", "/"), 0);
+	assert_int_equal(store_user_get(f->s, "admin", &u), 0);
+	assert_int_equal(store_role_get(f->s, "first", &ra), 0);
+	assert_string_equal(ra.principal, "user:admin");
+	assert_string_equal(ra.role, "Owner");
+	assert_string_equal(ra.scope, "/");
+	/* Once any user exists, nothing more is created. */
+	assert_int_equal(store_user_create_first(f->s, "other", "h2", "second", "Owner", "/"), -EEXIST);
+	assert_int_equal(store_user_get(f->s, "other", &u), -ENOENT);
+	assert_int_equal(store_role_get(f->s, "second", &ra), -ENOENT);
+}
+
+static void test_user_delete_cascades(void **state)
+{
+	struct fx *f = *state;
+	uint8_t h1[32], h2[32];
+	int64_t uid, other, x, y;
+	char csrf[64];
+
+	hash_of(h1, 1);
+	hash_of(h2, 2);
+	assert_int_equal(store_user_put(f->s, "dave", "h", NULL, &uid), 0);
+	assert_int_equal(store_user_put(f->s, "erin", "h", NULL, &other), 0);
+	assert_int_equal(store_login_add(f->s, h1, uid, "csrf", store_now() + 100), 0);
+	assert_int_equal(store_token_add(f->s, h2, uid, "ci", store_now() + 100), 0);
+	assert_int_equal(store_role_put(f->s, "r1", "user:dave", "Reader", "/groups/g", NULL), 0);
+	assert_int_equal(store_role_put(f->s, "r2", "user:erin", "Reader", "/groups/g", NULL), 0);
+
+	assert_int_equal(store_user_delete(f->s, "dave"), 0);
+	assert_int_equal(store_login_get(f->s, h1, &x, csrf, &y), -ENOENT);
+	assert_int_equal(store_token_get(f->s, h2, &x, &y), -ENOENT);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM role_assignments WHERE principal = 'user:dave'"), 0);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM role_assignments WHERE principal = 'user:erin'"), 1);
+
+	/* A new account of the same name starts with nothing. */
+	assert_int_equal(store_user_put(f->s, "dave", "h", NULL, &uid), 0);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM role_assignments WHERE principal = 'user:dave'"), 0);
+}
+
+/* ---- browser sessions and API tokens -------------------------------- */
+
+static void test_login_sessions(void **state)
+{
+	struct fx *f = *state;
+	uint8_t h1[32], h2[32], h3[32];
+	int64_t uid, got_uid = 0, exp = 0;
+	char csrf[64];
+
+	hash_of(h1, 0xa1);
+	hash_of(h2, 0xa2);
+	hash_of(h3, 0xa3);
+	assert_int_equal(store_user_put(f->s, "frank", "h", NULL, &uid), 0);
+	assert_int_equal(store_login_add(f->s, h1, uid, "csrf-one", 1700000000), 0);
+	assert_int_equal(store_login_get(f->s, h1, &got_uid, csrf, &exp), 0);
+	assert_int_equal(got_uid, uid);
+	assert_string_equal(csrf, "csrf-one");
+	assert_int_equal(exp, 1700000000);
+	assert_int_equal(store_login_get(f->s, h2, &got_uid, csrf, &exp), -ENOENT);
+
+	/* The same hash twice, an unknown user, an oversized CSRF token. */
+	assert_int_equal(store_login_add(f->s, h1, uid, "again", 1), -EEXIST);
+	assert_int_equal(store_login_add(f->s, h2, 999999, "x", 1), -ENOENT);
+	char big[100];
+	memset(big, 'c', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(store_login_add(f->s, h2, uid, big, 1), -EINVAL);
+
+	assert_int_equal(store_login_delete(f->s, h1), 0);
+	assert_int_equal(store_login_delete(f->s, h1), -ENOENT);
+	assert_int_equal(store_login_get(f->s, h1, &got_uid, csrf, &exp), -ENOENT);
+
+	/* Ending all sessions of a user but one. */
+	assert_int_equal(store_login_add(f->s, h1, uid, "a", store_now() + 100), 0);
+	assert_int_equal(store_login_add(f->s, h2, uid, "b", store_now() + 100), 0);
+	assert_int_equal(store_login_add(f->s, h3, uid, "c", store_now() + 100), 0);
+	assert_int_equal(store_login_delete_user(f->s, uid, h2), 0);
+	assert_int_equal(store_login_get(f->s, h1, &got_uid, csrf, &exp), -ENOENT);
+	assert_int_equal(store_login_get(f->s, h2, &got_uid, csrf, &exp), 0);
+	assert_int_equal(store_login_get(f->s, h3, &got_uid, csrf, &exp), -ENOENT);
+	assert_int_equal(store_login_delete_user(f->s, uid, NULL), 0);
+	assert_int_equal(store_login_get(f->s, h2, &got_uid, csrf, &exp), -ENOENT);
+}
+
+static void test_login_trim_and_purge(void **state)
+{
+	struct fx *f = *state;
+	uint8_t h[32];
+	int64_t uid, x, y, n = 0;
+	char csrf[64];
+
+	assert_int_equal(store_user_put(f->s, "gina", "h", NULL, &uid), 0);
+	for (int i = 0; i < 5; i++) {
+		hash_of(h, (uint8_t)(0x10 + i));
+		assert_int_equal(store_login_add(f->s, h, uid, "c", store_now() + 100), 0);
+	}
+	assert_int_equal(store_login_trim(f->s, uid, 2), 0);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM login_sessions"), 2);
+	/* The newest ones stay. */
+	hash_of(h, 0x14);
+	assert_int_equal(store_login_get(f->s, h, &x, csrf, &y), 0);
+	hash_of(h, 0x13);
+	assert_int_equal(store_login_get(f->s, h, &x, csrf, &y), 0);
+
+	hash_of(h, 0x20);
+	assert_int_equal(store_login_add(f->s, h, uid, "c", store_now() - 1), 0);
+	hash_of(h, 0x21);
+	assert_int_equal(store_token_add(f->s, h, uid, NULL, store_now() - 1), 0);
+	hash_of(h, 0x22);
+	assert_int_equal(store_token_add(f->s, h, uid, NULL, store_now() + 100), 0);
+	assert_int_equal(store_token_count(f->s, uid, store_now(), &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_ident_purge_expired(f->s, store_now()), 0);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM login_sessions"), 2);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM api_tokens"), 1);
+}
+
+static void test_tokens(void **state)
+{
+	struct fx *f = *state;
+	uint8_t h1[32], h2[32];
+	int64_t uid, got_uid = 0, exp = 0, n = -1;
+
+	hash_of(h1, 0xb1);
+	hash_of(h2, 0xb2);
+	assert_int_equal(store_user_put(f->s, "hank", "h", NULL, &uid), 0);
+	assert_int_equal(store_token_add(f->s, h1, uid, "ci", 1800000000), 0);
+	assert_int_equal(store_token_add(f->s, h2, uid, NULL, 1800000001), 0);
+	assert_int_equal(store_token_get(f->s, h1, &got_uid, &exp), 0);
+	assert_int_equal(got_uid, uid);
+	assert_int_equal(exp, 1800000000);
+	assert_int_equal(store_token_get(f->s, h2, &got_uid, &exp), 0);
+	assert_int_equal(exp, 1800000001);
+	assert_int_equal(store_token_add(f->s, h1, uid, "dup", 1), -EEXIST);
+	assert_int_equal(store_token_add(f->s, (uint8_t[32]){ 7 }, 999999, "x", 1), -ENOENT);
+	assert_int_equal(store_token_count(f->s, uid, 0, &n), 0);
+	assert_int_equal(n, 2);
+	/* Only the hash is stored: no column holds anything else secret. */
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM api_tokens WHERE length(token_hash) = 32"), 2);
+	assert_int_equal(store_token_delete(f->s, h1), 0);
+	assert_int_equal(store_token_delete(f->s, h1), -ENOENT);
+	assert_int_equal(store_token_get(f->s, h1, &got_uid, &exp), -ENOENT);
+}
+
+/* ---- role assignments ----------------------------------------------- */
+
+struct seen {
+	char buf[512];
+	int n;
+	int stop_after;
+};
+
+static int collect_roles(const char *role, const char *scope, void *ud)
+{
+	struct seen *s = ud;
+	size_t used = strlen(s->buf);
+
+	snprintf(s->buf + used, sizeof(s->buf) - used, "%s@%s;", role, scope);
+	return ++s->n == s->stop_after;
+}
+
+static int collect_all(const struct store_role *ra, void *ud)
+{
+	struct seen *s = ud;
+	size_t used = strlen(s->buf);
+
+	snprintf(s->buf + used, sizeof(s->buf) - used, "%s=%s:%s@%s;", ra->id, ra->principal,
+		 ra->role, ra->scope);
+	s->n++;
+	return 0;
+}
+
+static void test_roles(void **state)
+{
+	struct fx *f = *state;
+	struct store_role ra;
+	struct seen seen = { 0 };
+	bool created = false;
+	char longscope[300];
+
+	assert_int_equal(store_role_put(f->s, "a1", "user:ivy", "Reader", "/groups/g1", &created), 0);
+	assert_true(created);
+	assert_int_equal(store_role_put(f->s, "a2", "user:ivy", "Owner", "/", &created), 0);
+	assert_int_equal(store_role_put(f->s, "a3", "user:jon", "Contributor", "/groups/g2", &created), 0);
+	assert_int_equal(store_role_get(f->s, "a1", &ra), 0);
+	int64_t first_created = ra.created_at;
+	assert_true(first_created > 0);
+
+	/* Replacing an id changes it in place. */
+	assert_int_equal(store_role_put(f->s, "a1", "user:ivy", "Contributor", "/groups/g1", &created), 0);
+	assert_false(created);
+	assert_int_equal(store_role_get(f->s, "a1", &ra), 0);
+	assert_string_equal(ra.role, "Contributor");
+	assert_int_equal(ra.created_at, first_created);
+
+	assert_int_equal(store_role_foreach_principal(f->s, "user:ivy", collect_roles, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.buf, "Contributor@/groups/g1;Owner@/;");
+
+	memset(&seen, 0, sizeof(seen));
+	seen.stop_after = 1;
+	assert_int_equal(store_role_foreach_principal(f->s, "user:ivy", collect_roles, &seen), 0);
+	assert_int_equal(seen.n, 1);
+
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(store_role_foreach_principal(f->s, "user:nobody", collect_roles, &seen), 0);
+	assert_int_equal(seen.n, 0);
+
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(store_role_foreach(f->s, collect_all, &seen), 0);
+	assert_string_equal(seen.buf, "a1=user:ivy:Contributor@/groups/g1;a2=user:ivy:Owner@/;"
+				      "a3=user:jon:Contributor@/groups/g2;");
+
+	assert_int_equal(store_role_delete(f->s, "a3"), 0);
+	assert_int_equal(store_role_delete(f->s, "a3"), -ENOENT);
+	assert_int_equal(store_role_get(f->s, "a3", &ra), -ENOENT);
+
+	memset(longscope, 's', sizeof(longscope) - 1);
+	longscope[sizeof(longscope) - 1] = '\0';
+	assert_int_equal(store_role_put(f->s, "a4", "user:x", "Reader", longscope, NULL), -EINVAL);
+	assert_int_equal(store_role_put(f->s, "", "user:x", "Reader", "/", NULL), -EINVAL);
+}
+
+/* ---- threads -------------------------------------------------------- */
+
+struct thread_arg {
+	struct store *s;
+	int result;
+	int64_t id;
+};
+
+static void *reader_thread(void *p)
+{
+	struct thread_arg *a = p;
+	struct store_user u;
+
+	a->result = store_user_get(a->s, "kim", &u);
+	if (a->result == 0)
+		a->id = u.id;
+	if (a->result == 0)
+		a->result = store_user_put(a->s, "lee", "h", NULL, NULL);
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	struct fx *f = *state;
+	struct thread_arg a = { .s = f->s, .result = -1 };
+	struct store_user u;
+	pthread_t t;
+	int64_t id;
+
+	/* Each thread has its own connection, and all see one database. */
+	assert_int_equal(store_user_put(f->s, "kim", "h", NULL, &id), 0);
+	assert_int_equal(pthread_create(&t, NULL, reader_thread, &a), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(a.result, 0);
+	assert_int_equal(a.id, id);
+	assert_int_equal(store_user_get(f->s, "lee", &u), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_migrations_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_append_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_users_crud, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_users_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_delete_cascades, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_sessions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_trim_and_purge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_roles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

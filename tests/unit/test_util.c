@@ -1,0 +1,94 @@
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "core/err.h"
+#include "core/util.h"
+
+static void token_has_length_and_alphabet(void **state)
+{
+	char a[64], b[64];
+
+	util_random_token(a, sizeof(a), 32);
+	util_random_token(b, sizeof(b), 32);
+	assert_int_equal(strlen(a), util_token_len(32));
+	assert_int_equal(strlen(a), 43);
+	assert_string_not_equal(a, b);
+	for (const char *p = a; *p; p++)
+		assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", *p));
+}
+
+static void hex_and_sha256(void **state)
+{
+	uint8_t h[32];
+	char hex[65];
+
+	util_sha256_str("abc", h);
+	util_hex(h, sizeof(h), hex);
+	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+static void streq_ct_compares(void **state)
+{
+	assert_true(util_streq_ct("secret", "secret"));
+	assert_false(util_streq_ct("secret", "secreT"));
+	assert_false(util_streq_ct("secret", "secret2"));
+	assert_false(util_streq_ct("", "x"));
+	assert_true(util_streq_ct("", ""));
+}
+
+static void strlcpy_bounds(void **state)
+{
+	char buf[4];
+
+	assert_int_equal(util_strlcpy(buf, "abc", sizeof(buf)), 0);
+	assert_string_equal(buf, "abc");
+	assert_int_equal(util_strlcpy(buf, "abcd", sizeof(buf)), -E2BIG);
+	assert_string_equal(buf, "abc");
+	assert_int_equal(util_strlcpy(buf, "x", 0), -E2BIG);
+}
+
+static void pct_decode_cases(void **state)
+{
+	char a[] = "web%2Dvm", b[] = "a%2Fb", c[] = "bad%2", d[] = "nul%00x", e[] = "bad%zz", f[] = "%41%62";
+
+	assert_int_equal(util_pct_decode(a), 0);
+	assert_string_equal(a, "web-vm");
+	/* An encoded slash decodes into the segment, where name rules reject it. */
+	assert_int_equal(util_pct_decode(b), 0);
+	assert_string_equal(b, "a/b");
+	assert_int_equal(util_pct_decode(c), -EINVAL);
+	assert_int_equal(util_pct_decode(d), -EINVAL);
+	assert_int_equal(util_pct_decode(e), -EINVAL);
+	assert_int_equal(util_pct_decode(f), 0);
+	assert_string_equal(f, "Ab");
+}
+
+static void err_str_names_codes(void **state)
+{
+	assert_string_equal(err_str(-BERR_HOSTKEY), "host key mismatch");
+	assert_string_equal(err_str(0), "success");
+	assert_non_null(strstr(err_str(-ENOENT), "No such file"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(token_has_length_and_alphabet),
+		cmocka_unit_test(hex_and_sha256),
+		cmocka_unit_test(streq_ct_compares),
+		cmocka_unit_test(strlcpy_bounds),
+		cmocka_unit_test(pct_decode_cases),
+		cmocka_unit_test(err_str_names_codes),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

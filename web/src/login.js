@@ -1,0 +1,68 @@
+// The sign-in form: POST /auth/login {username, password}.
+
+import { ApiError, post, setCsrfToken } from './api.js';
+import { field, h } from './dom.js';
+import { state } from './state.js';
+
+export function renderLogin(root, { onSignedIn }) {
+  document.title = 'Sign in · bastion';
+  const username = h('input', {
+    id: 'login-username', name: 'username', type: 'text', autocomplete: 'username',
+    autocapitalize: 'none', spellcheck: 'false', required: true,
+  });
+  const password = h('input', {
+    id: 'login-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true,
+  });
+  const error = h('p', { id: 'login-error', class: 'error', role: 'alert' });
+  const submit = h('button', { id: 'login-submit', type: 'submit', class: 'primary' }, 'Sign in');
+
+  let busy = false;
+  const form = h(
+    'form',
+    { id: 'login-form', class: 'stack', 'aria-labelledby': 'login-title' },
+    field('Username', username),
+    field('Password', password),
+    error,
+    h('div', { class: 'actions' }, submit),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (busy) return;
+    error.textContent = '';
+    if (!form.reportValidity()) return;
+    busy = true;
+    submit.disabled = true;
+    submit.textContent = 'Signing in…';
+    const body = { username: username.value, password: password.value };
+    try {
+      const data = await post('/auth/login', body, { quiet401: true });
+      body.password = '';
+      password.value = '';
+      setCsrfToken(data && data.csrf_token);
+      state.user = (data && data.user) || { name: body.username };
+      onSignedIn();
+    } catch (err) {
+      body.password = '';
+      password.value = '';
+      error.textContent = err instanceof ApiError ? err.message : 'Sign-in failed.';
+      if (err instanceof ApiError) error.dataset.code = err.code;
+      password.focus();
+    } finally {
+      busy = false;
+      submit.disabled = false;
+      submit.textContent = 'Sign in';
+    }
+  });
+
+  root.appendChild(
+    h(
+      'section',
+      { class: 'card narrow login' },
+      h('h1', { id: 'login-title' }, 'Sign in'),
+      h('p', { class: 'muted' }, 'Sign in to see the virtual machines you can reach through the bastion.'),
+      form,
+    ),
+  );
+  username.focus();
+  return () => {};
+}
