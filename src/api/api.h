@@ -43,6 +43,8 @@ enum api_next {
 			       then answer 201 or the §2 error */
 	API_NEXT_ATTACH,    /* next_arg is a struct term_attach *: upgrade to
 			       the terminal WebSocket, or answer an error */
+	API_NEXT_DISCONNECT, /* next_arg is a struct term_attach *: end that
+				session if the caller may, answer 204 */
 };
 
 #define API_MAX_HEADERS 4
@@ -126,3 +128,4 @@ void api_resources_delete(struct api_call *c);
 
 void api_connect(struct api_call *c);
 void api_terminal(struct api_call *c);
+void api_sessions_delete(struct api_call *c);

@@ -349,13 +349,15 @@ void api_connect(struct api_call *c)
 			api_store_error(c->resp, rc, "bastions");
 			goto out;
 		}
-		if (p.n != 1) {
-			if (p.n == 0)
-				api_error(c->resp, 409, "NetworkNotServed",
-					  "no bastion you may use serves network %s", net_id);
-			else
-				api_error(c->resp, 400, "InvalidRequest",
-					  "bastion: %d bastions serve network %s; name one", p.n, net_id);
+		/* SPEC §2: omitting it works only when exactly one fits. */
+		if (p.n == 0) {
+			api_error(c->resp, 400, "InvalidRequest",
+				  "bastion: required; no bastion you may use serves network %s", net_id);
+			goto out;
+		}
+		if (p.n > 1) {
+			api_error(c->resp, 400, "InvalidRequest",
+				  "bastion: required; %d bastions serve network %s, name one", p.n, net_id);
 			goto out;
 		}
 		r.bastion = p.found;
@@ -408,9 +410,29 @@ out:
 	json_decref(bastion);
 }
 
+static void session_next(struct api_call *c, enum api_next next)
+{
+	struct term_attach *ta = calloc(1, sizeof(*ta));
+
+	if (!ta) {
+		api_error(c->resp, 503, "Unavailable", "out of memory");
+		return;
+	}
+	ta->user_id = c->who->user_id;
+	util_strlcpy(ta->user, c->who->name, sizeof(ta->user));
+	util_strlcpy(ta->session_id, c->seg[1], sizeof(ta->session_id));
+	c->resp->next = next;
+	c->resp->next_arg = ta;
+	c->resp->status = 204; /* provisional: the loop answers */
+}
+
+void api_sessions_delete(struct api_call *c)
+{
+	session_next(c, API_NEXT_DISCONNECT);
+}
+
 void api_terminal(struct api_call *c)
 {
-	struct term_attach *ta;
 	char want[300];
 
 	snprintf(want, sizeof(want), "https://%s", c->req->host ? c->req->host : "");
@@ -425,14 +447,5 @@ void api_terminal(struct api_call *c)
 			  "this endpoint needs a WebSocket upgrade with subprotocol bastion.v1");
 		return;
 	}
-	ta = calloc(1, sizeof(*ta));
-	if (!ta) {
-		api_error(c->resp, 503, "Unavailable", "out of memory");
-		return;
-	}
-	ta->user_id = c->who->user_id;
-	util_strlcpy(ta->session_id, c->seg[1], sizeof(ta->session_id));
-	c->resp->next = API_NEXT_ATTACH;
-	c->resp->next_arg = ta;
-	c->resp->status = 101;
+	session_next(c, API_NEXT_ATTACH);
 }

@@ -126,51 +126,55 @@ static int audit(struct store *s, const struct principal *who, const char *actio
 	return store_audit(s, principal, action, target, result, NULL);
 }
 
-/* {"id", "type", "name"} followed by props (may be NULL). */
+/* {"id", "type", "name"} followed by props (may be NULL); the three
+ * always win over a stored property of the same name. */
 static json_t *res_body(const char *id, const char *type, const char *name, const json_t *props)
 {
 	json_t *o = json_pack("{s:s, s:s, s:s}", "id", id, "type", type, "name", name);
 
 	if (o && props)
-		json_object_update(o, (json_t *)props);
+		json_object_update_missing(o, (json_t *)props);
 	return o;
 }
 
 /* ---- groups ---- */
 
+struct group_list {
+	struct api_call *c;
+	json_t *value;
+};
+
 static int group_list_one(const char *name, void *ud)
 {
-	struct api_call *c = ((void **)ud)[0];
-	json_t *value = ((void **)ud)[1];
+	struct group_list *l = ud;
 	char id[VAL_ID_SIZE];
 	int r;
 
 	snprintf(id, sizeof(id), "/groups/%s", name);
-	r = may_read(c, id);
+	r = may_read(l->c, id);
 	if (r == -EACCES)
 		return 0;
 	if (r < 0)
 		return r;
-	return json_array_append_new(value, res_body(id, "groups", name, NULL)) < 0 ? -ENOMEM : 0;
+	return json_array_append_new(l->value, res_body(id, "groups", name, NULL)) < 0 ? -ENOMEM : 0;
 }
 
 void api_groups_list(struct api_call *c)
 {
-	json_t *value = json_array();
-	void *ud[2] = { c, value };
+	struct group_list l = { .c = c, .value = json_array() };
 	int r;
 
-	if (!value) {
+	if (!l.value) {
 		api_store_error(c->resp, -ENOMEM, "/groups");
 		return;
 	}
-	r = store_group_foreach(c->ctx->store, group_list_one, ud);
+	r = store_group_foreach(c->ctx->store, group_list_one, &l);
 	if (r < 0) {
-		json_decref(value);
+		json_decref(l.value);
 		api_store_error(c->resp, r, "/groups");
 		return;
 	}
-	api_json(c->resp, 200, json_pack("{s:o}", "value", value));
+	api_json(c->resp, 200, json_pack("{s:o}", "value", l.value));
 }
 
 /* The group named by seg[1] as an ID into id, or false for a name that
@@ -353,7 +357,8 @@ static void join(const json_t *arr, char *out, size_t size)
 
 	out[0] = '\0';
 	json_array_foreach(arr, i, v) {
-		int w = snprintf(out + used, size - used, "%s%s", i ? ", " : "", json_string_value(v));
+		const char *t = json_string_value(v);
+		int w = snprintf(out + used, size - used, "%s%s", i ? ", " : "", t ? t : "?");
 
 		if (w < 0 || (size_t)w >= size - used) {
 			if (size > 4)

@@ -49,6 +49,7 @@ static const struct route routes[] = {
 	{ "DELETE", "groups/*/*/*", api_resources_delete, R_AUTH },
 	{ "POST", "groups/*/vms/*/connect", api_connect, R_AUTH },
 	{ "GET", "sessions/*/terminal", api_terminal, R_AUTH },
+	{ "DELETE", "sessions/*", api_sessions_delete, R_AUTH },
 };
 
 void api_error(struct api_resp *resp, int status, const char *code, const char *fmt, ...)

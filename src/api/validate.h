@@ -66,10 +66,15 @@ int val_res_id(const char *id, const char *want_type, char *ret_group, char *ret
 
 /* Validates and normalizes the properties of a PUT of a resource of type.
  * On success *ret_props is a new object holding only known properties with
- * defaults filled in (vms: ssh_port 22, host_keys []) and *ret_refs a
- * NULL-terminated malloc'd array of the referenced IDs (malloc'd strings).
- * On failure returns -EINVAL and writes the message into msg. References
- * are checked for shape only here; existence is the store's job. */
+ * defaults filled in (vms: ssh_port 22, host_keys []) and values in
+ * canonical form (addresses via inet_ntop, host keys as "type base64"),
+ * and *ret_refs a NULL-terminated malloc'd array of the referenced IDs
+ * (malloc'd strings; free with val_refs_free). "id", "type" and "name" in
+ * body are ignored; any other unknown property is an error naming it.
+ * On failure returns -EINVAL (or -ENOMEM), writes the message into msg and
+ * leaves ret_* untouched. Messages are ASCII: user text in them is
+ * sanitized. References are checked for shape only here; existence is the
+ * store's job. */
 int val_res_props(const char *type, const json_t *body, json_t **ret_props, char ***ret_refs,
 		  char msg[VAL_MSG]);
 void val_refs_free(char **refs);

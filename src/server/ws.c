@@ -31,14 +31,42 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 	return (ssize_t)n;
 }
 
+/* wslay hands over a frame's header and payload in separate calls; they
+ * are gathered here so that a frame becomes one TLS record and one write,
+ * not two. One loop per thread, so one buffer per thread. */
+static _Thread_local struct {
+	uint8_t buf[16 * 1024 + 16];
+	size_t len;
+} acc;
+
+static int acc_flush(struct srv_conn *c)
+{
+	int r = 0;
+
+	if (acc.len)
+		r = conn_ssl_write(c, acc.buf, acc.len);
+	acc.len = 0;
+	return r;
+}
+
 static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
 			  void *ud)
 {
 	struct srv_conn *c = ud;
+	int r = 0;
 
 	/* TLS into a memory BIO never blocks; back-pressure is applied above
 	 * (srv_ws_outbound) before anything is queued. */
-	if (conn_ssl_write(c, data, len) < 0) {
+	if (acc.len + len > sizeof(acc.buf))
+		r = acc_flush(c);
+	if (r == 0 && len > sizeof(acc.buf)) {
+		r = conn_ssl_write(c, data, len);
+	} else if (r == 0) {
+		memcpy(acc.buf + acc.len, data, len);
+		acc.len += len;
+	}
+	if (r < 0) {
+		acc.len = 0;
 		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
 		return -1;
 	}
@@ -70,7 +98,8 @@ static void ws_settle(struct srv_conn *c)
 {
 	if (c->state != CONN_WS)
 		return;
-	if (wslay_event_send(c->ws) != 0) {
+	if (wslay_event_send(c->ws) != 0 || acc_flush(c) < 0) {
+		acc.len = 0;
 		conn_close(c);
 		return;
 	}

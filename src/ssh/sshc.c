@@ -136,12 +136,11 @@ static void on_handle_closed(uv_handle_t *h)
 }
 
 /* Releases everything; the struct itself goes once libuv has closed the
- * handles. The poll handle is closed before libssh closes the fd, so libuv
- * never touches a closed (or reused) descriptor. */
+ * handles. The poll handle is closed first so libuv never watches a closed
+ * (or reused) descriptor. libssh (0.10, measured) leaves a descriptor given
+ * with SSH_OPTIONS_FD open, so it is always ours to close, last. */
 static void teardown(struct sshc *c)
 {
-	bool ssh_owns_fd;
-
 	c->closing = true;
 	set_state(c, ST_DONE);
 	if (c->poll_inited)
@@ -149,7 +148,6 @@ static void teardown(struct sshc *c)
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&c->kick, on_handle_closed);
 
-	ssh_owns_fd = c->s != NULL && c->fd >= 0 && ssh_get_fd(c->s) == c->fd;
 	if (c->ch != NULL) {
 		if (ssh_channel_is_open(c->ch))
 			ssh_channel_close(c->ch);
@@ -161,7 +159,7 @@ static void teardown(struct sshc *c)
 		ssh_free(c->s);
 		c->s = NULL;
 	}
-	if (!ssh_owns_fd && c->fd >= 0)
+	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	forget_secrets(c);

@@ -611,6 +611,24 @@ static void attach(struct srv_conn *c, struct term_attach *ta)
 	sshc_pause_output(s->ssh, false);
 }
 
+static void disconnect(struct srv_conn *c, struct term_attach *ta)
+{
+	struct sess *s = registry_find(ta->session_id);
+	struct api_resp resp = { .status = 204 };
+	char reason[128];
+
+	/* Someone else's session answers like a missing one: no probing. */
+	if (!s || s->user_id != ta->user_id) {
+		respond_error(c, 404, "ResourceNotFound", "no such session (it may have ended)");
+		return;
+	}
+	snprintf(reason, sizeof(reason), "disconnected by %s", ta->user);
+	sess_end_audit(s, reason);
+	sess_close_ws(s, json_pack("{s:s,s:s}", "type", "closed", "reason", reason));
+	sess_kill(s, false);
+	srv_respond(c, &resp);
+}
+
 void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone)
 {
 	enum api_next next = resp->next;
@@ -625,11 +643,13 @@ void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone)
 			return;
 		}
 		start_connect(c, arg);
-	} else if (next == API_NEXT_ATTACH) {
-		if (!client_gone)
+	} else {
+		if (client_gone)
+			srv_respond(c, resp);
+		else if (next == API_NEXT_ATTACH)
 			attach(c, arg);
 		else
-			srv_respond(c, resp);
+			disconnect(c, arg);
 		free(arg);
 	}
 }

@@ -36,8 +36,10 @@ struct term_connect {
 /* Frees c, wiping its secrets. NULL is fine. */
 void term_connect_free(struct term_connect *c);
 
+/* Attach to, or disconnect, a session: who asks and which. */
 struct term_attach {
 	int64_t user_id;
+	char user[65];
 	char session_id[64];
 };
 

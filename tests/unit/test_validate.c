@@ -95,7 +95,7 @@ static void ip_bad(const char *s)
 	struct val_ip ip = { .family = 12345 };
 
 	if (val_ip_parse(s, &ip) != -EINVAL)
-		fail_msg("accepted \"%s\"", s);
+		fail_msg("accepted \"%s\"", s ? s : "(NULL)");
 	assert_int_equal(ip.family, 12345); /* untouched on failure */
 }
 
@@ -164,7 +164,7 @@ static void cidr_bad(const char *s)
 	struct val_cidr c;
 
 	if (val_cidr_parse(s, &c) != -EINVAL)
-		fail_msg("accepted \"%s\"", s);
+		fail_msg("accepted \"%s\"", s ? s : "(NULL)");
 }
 
 static void test_cidr(void **state)

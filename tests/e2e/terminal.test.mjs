@@ -1,0 +1,223 @@
+// The terminal stream (SPEC §3): WebSocket subprotocol bastion.v1, binary
+// frames both ways, resize, exit status, 10 MiB byte-exact, the VM dying
+// mid-session, who may attach (Origin, owner) and the 30 s attach window.
+import { describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileHarness } from './lib/harness.mjs';
+import { expectSession, expectStatus, createTopology, addVm, connect, keyAuth, ids } from './lib/api.mjs';
+import { attach, SUBPROTOCOL } from './lib/term.mjs';
+import { rawGet } from './lib/daemon.mjs';
+import { sleep, randomString } from './lib/util.mjs';
+
+const h = fileHarness({ label: 'terminal', block: 30, net: true, keys: [{ id: 'ed25519-openssh', type: 'ed25519' }] });
+const G = 'e2e';
+const ATTACH_WINDOW_MS = 30000;
+let main; let victim;
+let late; // a session created early and never attached: gone after 30 s
+let lateCreatedAt = 0;
+const OTHER_USER = 'e2eother';
+let otherPassword;
+
+function connectBody(over = {}) {
+  return {
+    bastion: ids.bastion(G, 'b1'),
+    username: h.user.name,
+    auth: keyAuth(h.keys['ed25519-openssh'].private),
+    cols: 120,
+    rows: 40,
+    ...over,
+  };
+}
+
+async function newSession(vm = 'vm-main', over = {}) {
+  return expectSession(await connect(h.admin, G, vm, connectBody(over)), `connect ${vm}`);
+}
+
+// Attach and wait until the shell runs a command.
+async function openShell(vm = 'vm-main', over = {}) {
+  const s = await newSession(vm, over);
+  const a = await attach(h.daemon, h.admin, s.terminal);
+  assert.ok(a.ok, `attach refused: ${a.status} ${a.body}`);
+  const term = a.term;
+  term.send('echo READY$((20+22))\r');
+  await term.waitForOutput('READY42', { timeoutMs: 15000 });
+  return { session: s, term };
+}
+
+// The exact bytes `seq 1 n` prints through a PTY (onlcr: "\n" -> "\r\n").
+function seqBytes(n) {
+  const parts = [];
+  let size = 0;
+  for (let i = 1; i <= n; i++) {
+    const line = `${i}\r\n`;
+    parts.push(line);
+    size += line.length;
+  }
+  return { buf: Buffer.from(parts.join(''), 'latin1'), size };
+}
+
+describe('terminal', () => {
+  before(async () => {
+    await h.up();
+    main = await h.sshd({ name: 'main', port: 22, addrs: [h.net.addr(2)] });
+    victim = await h.sshd({ name: 'victim', port: 22, addrs: [h.net.addr(3)] });
+    await createTopology(h.admin, { group: G, network: 'n1', prefix: h.net.prefix, bastion: 'b1' });
+    await addVm(h.admin, { group: G, name: 'vm-main', ip: h.net.addr(2), port: main.port });
+    await addVm(h.admin, { group: G, name: 'vm-victim', ip: h.net.addr(3), port: victim.port });
+    late = await newSession();
+    lateCreatedAt = Date.now();
+    otherPassword = `Other-${randomString(16)}`;
+    h.secrets.add(otherPassword, 'password of the second user');
+    const u = await h.admin.put(`/users/${OTHER_USER}`, { password: otherPassword });
+    expectStatus(u, [200, 201], 'create second user');
+  }, { timeout: 120000 });
+  after(() => h.down(), { timeout: 60000 });
+
+  h.test('attach: subprotocol bastion.v1; echo round trip through binary frames', async () => {
+    const { term } = await openShell();
+    try {
+      assert.equal(term.protocol, SUBPROTOCOL);
+      const from = term.length;
+      term.send('echo hello-$((6*7))\r');
+      await term.waitForOutput('hello-42', { from, timeoutMs: 10000 });
+      assert.deepEqual(term.textErrors, [], 'every text frame is JSON');
+    } finally {
+      term.close();
+    }
+  });
+
+  h.test('PTY has the size of the connect request; resize changes it', async () => {
+    const { term } = await openShell();
+    try {
+      let from = term.length;
+      term.send('stty size\r');
+      await term.waitForOutput('40 120', { from, timeoutMs: 10000 });
+      term.resize(100, 31);
+      from = term.length;
+      term.send('stty size\r');
+      await term.waitForOutput('31 100', { from, timeoutMs: 10000 });
+    } finally {
+      term.close();
+    }
+  });
+
+  h.test('exit 7 -> {"type":"exit","exit_status":7}, then the socket closes', async () => {
+    const { term } = await openShell();
+    try {
+      term.send('exit 7\r');
+      const msg = await term.waitForControl('exit', { timeoutMs: 10000 });
+      assert.equal(msg.exit_status, 7, JSON.stringify(msg));
+      await term.waitClosed({ timeoutMs: 10000 });
+    } finally {
+      term.close();
+    }
+  });
+
+  h.test('10 MiB of output arrives byte-exact', { timeout: 180000 }, async () => {
+    const N = 1300000; // 10,588,896 bytes through the PTY
+    const expected = seqBytes(N);
+    assert.ok(expected.size >= 10 * 1024 * 1024);
+    const { term } = await openShell();
+    try {
+      const from = term.length;
+      // The markers are split in the command line, so only the output contains them whole.
+      term.send("printf 'BST''START\\n'; seq 1 1300000; printf 'BST''END\\n'\r");
+      const start = await term.waitForOutput('BSTSTART\r\n', { from, timeoutMs: 20000 });
+      const end = await term.waitForOutput('BSTEND\r\n', { from: start.end, timeoutMs: 150000 });
+      const got = term.output().subarray(start.end, end.index);
+      if (!got.equals(expected.buf)) {
+        let i = 0;
+        while (i < got.length && i < expected.buf.length && got[i] === expected.buf[i]) i++;
+        assert.fail(`stream differs: got ${got.length} bytes, expected ${expected.buf.length}; first difference at ${i}: `
+          + `got ${JSON.stringify(got.subarray(i, i + 40).toString('latin1'))} `
+          + `expected ${JSON.stringify(expected.buf.subarray(i, i + 40).toString('latin1'))}`);
+      }
+      // and the session is still interactive afterwards
+      const after = term.length;
+      term.send('echo after-$((1+1))\r');
+      await term.waitForOutput('after-2', { from: after, timeoutMs: 15000 });
+    } finally {
+      term.close();
+    }
+  });
+
+  h.test('the VM dies mid-session -> {"type":"closed","reason":...}; the daemon stays healthy', async () => {
+    const { term } = await openShell('vm-victim');
+    try {
+      const killed = victim.killSessions();
+      assert.ok(killed.length > 0, 'found the sshd processes serving the session');
+      const msg = await term.waitForControl('closed', { timeoutMs: 20000 });
+      assert.equal(typeof msg.reason, 'string', JSON.stringify(msg));
+      assert.ok(msg.reason.length > 0, `non-empty reason: ${JSON.stringify(msg)}`);
+      await term.waitClosed({ timeoutMs: 10000 });
+    } finally {
+      term.close();
+    }
+    const hz = await rawGet(h.daemon.port, '/api/v1/healthz');
+    assert.equal(hz.status, 200);
+    // and a new session to the same VM works again
+    const { term: t2 } = await openShell('vm-victim');
+    t2.close();
+  });
+
+  h.test('wrong or missing Origin: upgrade refused with 403; the owner can still attach', async () => {
+    const s = await newSession();
+    for (const origin of ['https://evil.example', `http://127.0.0.1:${h.daemon.port}`, 'null', null]) {
+      const a = await attach(h.daemon, h.admin, s.terminal, { origin });
+      if (a.ok) a.term.close();
+      assert.equal(a.ok, false, `Origin ${origin}: upgrade must be refused`);
+      assert.equal(a.status, 403, `Origin ${origin}: ${a.status} ${a.body}`);
+    }
+    const ok = await attach(h.daemon, h.admin, s.terminal);
+    assert.ok(ok.ok, `owner attach after refusals: ${ok.status} ${ok.body}`);
+    ok.term.send('echo still-$((2+3))\r');
+    await ok.term.waitForOutput('still-5', { timeoutMs: 15000 });
+    ok.term.close();
+  });
+
+  h.test("another user's session or no cookie: upgrade refused; the owner can still attach", async () => {
+    const s = await newSession();
+    const other = h.client(OTHER_USER);
+    await other.login(OTHER_USER, otherPassword);
+    const a = await attach(h.daemon, other, s.terminal);
+    if (a.ok) a.term.close();
+    assert.equal(a.ok, false, "another user's attach must be refused");
+    assert.ok([403, 404].includes(a.status), `other user: ${a.status} ${a.body}`);
+    const anon = h.client('anon');
+    const b = await attach(h.daemon, anon, s.terminal);
+    if (b.ok) b.term.close();
+    assert.equal(b.ok, false, 'attach without a cookie must be refused');
+    assert.ok([401, 403, 404].includes(b.status), `no cookie: ${b.status} ${b.body}`);
+    const ok = await attach(h.daemon, h.admin, s.terminal);
+    assert.ok(ok.ok, `owner attach: ${ok.status} ${ok.body}`);
+    ok.term.close();
+  });
+
+  h.test('unknown session id: upgrade refused with 404', async () => {
+    const a = await attach(h.daemon, h.admin, '/api/v1/sessions/e2e-no-such-session/terminal');
+    if (a.ok) a.term.close();
+    assert.equal(a.ok, false);
+    assert.equal(a.status, 404, `${a.status} ${a.body}`);
+  });
+
+  h.test('a session not attached within 30 s is gone (attach -> 404)', { timeout: 90000 }, async () => {
+    const wait = lateCreatedAt + ATTACH_WINDOW_MS + 3000 - Date.now();
+    if (wait > 0) await sleep(wait);
+    const a = await attach(h.daemon, h.admin, late.terminal);
+    if (a.ok) a.term.close();
+    assert.equal(a.ok, false, 'attach after the window must be refused');
+    assert.equal(a.status, 404, `${a.status} ${a.body}`);
+  });
+
+  h.test('no password or key line in any response or log line', async () => {
+    h.assertNoLeaks();
+  });
+
+  h.test('SIGTERM with an attached terminal: exits 0 within 10 s and the client sees the close', { timeout: 30000 }, async () => {
+    const { term } = await openShell();
+    const r = await h.stopDaemon();
+    assert.ok(!r.timedOut, `did not exit within 10 s (killed): ${JSON.stringify(r)}`);
+    assert.equal(r.code, 0, JSON.stringify(r));
+    await term.waitClosed({ timeoutMs: 5000 });
+  });
+});
