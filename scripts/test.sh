@@ -34,19 +34,27 @@ else
 	failed=$((failed + 1))
 fi
 
-echo "== end-to-end tests"
 cd "$ROOT/tests/e2e"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
 	npm ci --no-audit --no-fund >"$LOG/npm.log" 2>&1 || { cat "$LOG/npm.log"; failed=$((failed + 1)); }
 fi
-BASTION_BIN="$ROOT/$BUILD/bastion" node --test --test-concurrency=2 --test-reporter=spec \
-	--test-reporter-destination=stdout --test-reporter=tap --test-reporter-destination="$LOG/e2e.tap" \
-	*.test.mjs
-e2e_pass=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$LOG/e2e.tap" | tail -n1)
-e2e_fail=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$LOG/e2e.tap" | tail -n1)
-passed=$((passed + ${e2e_pass:-0}))
-failed=$((failed + ${e2e_fail:-0}))
-[ -n "$e2e_pass" ] || failed=$((failed + 1))
+# The suite runs against both daemons: the one users run, and the sanitized
+# one, which aborts on any ASan or UBSan report and fails the SIGTERM tests
+# on a leak.
+for dir in "$BUILD" "$ASAN"; do
+	echo "== end-to-end tests ($dir/bastion)"
+	tap="$LOG/e2e-$(basename "$dir").tap"
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	BASTION_BIN="$ROOT/$dir/bastion" node --test --test-concurrency=2 \
+		--test-reporter=spec --test-reporter-destination=stdout \
+		--test-reporter=tap --test-reporter-destination="$tap" \
+		*.test.mjs
+	e2e_pass=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$tap" | tail -n1)
+	e2e_fail=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$tap" | tail -n1)
+	passed=$((passed + ${e2e_pass:-0}))
+	failed=$((failed + ${e2e_fail:-0}))
+	[ -n "$e2e_pass" ] || failed=$((failed + 1))
+done
 
 rm -rf "$LOG"
 echo "$passed passed, $failed failed"

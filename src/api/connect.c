@@ -283,7 +283,7 @@ static void build_connect(struct api_call *c, const struct connect_req *r, const
 oom:
 	json_decref(recorded);
 	term_connect_free(tc);
-	api_error(c->resp, 503, "Unavailable", "out of memory");
+	api_error(c->resp, 503, "ServiceUnavailable", "out of memory");
 }
 
 static void wipe_json_string(json_t *v)
@@ -296,6 +296,7 @@ static void wipe_json_string(json_t *v)
 void api_connect(struct api_call *c)
 {
 	struct connect_req r = { 0 };
+	struct pick p = { .c = c };  /* r.bastion may point into it */
 	char vm_id[256], net_id[256] = "";
 	const char *nic_id, *ip;
 	json_t *vm = NULL, *nic = NULL, *net = NULL, *bastion = NULL, *auth;
@@ -343,8 +344,7 @@ void api_connect(struct api_call *c)
 		if (require_reader(c, r.bastion) < 0)
 			goto out;
 	} else {
-		struct pick p = { .c = c, .network = net_id };
-
+		p.network = net_id;
 		if ((rc = store_res_foreach_type(c->ctx->store, "bastions", pick_one, &p)) < 0) {
 			api_store_error(c->resp, rc, "bastions");
 			goto out;
@@ -415,7 +415,7 @@ static void session_next(struct api_call *c, enum api_next next)
 	struct term_attach *ta = calloc(1, sizeof(*ta));
 
 	if (!ta) {
-		api_error(c->resp, 503, "Unavailable", "out of memory");
+		api_error(c->resp, 503, "ServiceUnavailable", "out of memory");
 		return;
 	}
 	ta->user_id = c->who->user_id;

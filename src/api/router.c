@@ -95,7 +95,7 @@ void api_store_error(struct api_resp *resp, int r, const char *what)
 		break;
 	default:
 		log_error("api: store failure on %s: %s", what, err_str(r));
-		api_error(resp, 503, "StoreUnavailable", "the store is unavailable; try again");
+		api_error(resp, 503, "ServiceUnavailable", "the store is unavailable; try again");
 		break;
 	}
 }

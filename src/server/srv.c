@@ -576,7 +576,7 @@ static void dispatch(struct srv_conn *c)
 		conn_read_pause(c);
 		if (uv_queue_work(c->srv->loop, &c->work, on_work, on_after_work) < 0) {
 			c->busy_worker = false;
-			send_error(c, 503, "Unavailable", "the server is busy");
+			send_error(c, 503, "ServiceUnavailable", "the server is busy");
 		}
 		return;
 	}

@@ -288,8 +288,10 @@ static void sess_close_ws(struct sess *s, json_t *msg)
 {
 	struct srv_conn *ws = s->ws;
 
-	if (!ws)
+	if (!ws) {
+		json_decref(msg);
 		return;
+	}
 	send_control(s, msg);
 	s->ws = NULL; /* on_close may follow: it must find nothing to do */
 	srv_ws_close(ws, 1000, "session ended");
@@ -554,7 +556,7 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 
 	if (!s) {
 		term_connect_free(tc);
-		respond_error(http, 503, "Unavailable", "out of memory");
+		respond_error(http, 503, "ServiceUnavailable", "out of memory");
 		return;
 	}
 	s->state = SESS_DIALING;
@@ -578,7 +580,7 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 	tc->p.password = NULL;
 	tc->p.key = NULL;
 	if (r < 0) {
-		respond_error(http, 503, "Unavailable", "could not start the SSH client");
+		respond_error(http, 503, "ServiceUnavailable", "could not start the SSH client");
 		s->http = NULL;
 		s->ssh = NULL;
 		sess_kill(s, true);

@@ -101,7 +101,7 @@ describe('connect', () => {
     ['bastion not a string', (b) => { b.bastion = 42; }, 'bastion'],
   ];
   for (const [label, mutate, field] of shapeCases) {
-    h.test(`row 2: ${label} -> 400 InvalidRequest naming ${field}`, async () => {
+    h.test(`row 2: ${label} -> 400 InvalidRequest naming ${[].concat(field).join(' or ')}`, async () => {
       const b = body();
       mutate(b);
       expectError(await connect(h.admin, G, 'vm-main', b), 400, 'InvalidRequest', { messageIncludes: field, what: label });

@@ -183,7 +183,9 @@ describe('resources', () => {
     const p = await h.admin.put(ids.vm(G, 'vm-default'), { nic: ids.nic(G, 'nic4'), ssh_port: 2222, host_keys: hk });
     assert.equal(p.status, 200, p.text);
     assert.equal(p.json.ssh_port, 2222);
-    assert.deepEqual(p.json.host_keys, hk);
+    // the stored line may be normalised (e.g. the host pattern dropped): the key itself must be kept
+    assert.ok(Array.isArray(p.json.host_keys) && p.json.host_keys.length === 1 && p.json.host_keys[0].includes(hostKey),
+      `host_keys keeps the pinned key: ${JSON.stringify(p.json.host_keys)}`);
     expectStatus(await h.admin.del(ids.vm(G, 'vm-default')), [200, 204]);
   });
 
@@ -261,7 +263,13 @@ describe('resources', () => {
   // ---- body limits and parsing ---------------------------------------------------------------
   h.test('body over 1 MiB: 413 RequestTooLarge', async () => {
     const big = JSON.stringify({ address_prefixes: ['198.18.220.0/24'], pad: 'x'.repeat((1 << 20) + 1024) });
-    const r = await h.admin.request('PUT', ids.network(G, 'big'), { raw: big });
+    let r;
+    try {
+      r = await h.admin.request('PUT', ids.network(G, 'big'), { raw: big });
+    } catch (e) {
+      assert.fail(`no HTTP answer to an oversized body (${e.code || e.message}): answer 413 before closing, `
+        + 'and do not reset the connection with the answer unread');
+    }
     expectError(r, 413, 'RequestTooLarge');
     expectError(await h.admin.get(ids.network(G, 'big')), 404, 'ResourceNotFound');
     // the daemon is still fine afterwards

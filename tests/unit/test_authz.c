@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <sodium.h>
 
 #include "api/api.h"
@@ -22,8 +24,7 @@ static int setup(void **state)
 {
 	bool created;
 
-	snprintf(dir, sizeof(dir), "/tmp/bastion-authz-XXXXXX");
-	if (!mkdtemp(dir) || store_open(dir, &st) < 0)
+	if (!tu_tmpdir(dir, sizeof(dir), "authz") || store_open(dir, &st) < 0)
 		return -1;
 	store_role_put(st, "a1", "user:root-reader", "Reader", "/", &created);
 	store_role_put(st, "a2", "user:prod-contrib", "Contributor", "/groups/prod", &created);
@@ -36,16 +37,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	store_free(st);
-	snprintf(cmd, sizeof(cmd), "%s/bastion.db", dir);
-	unlink(cmd);
-	snprintf(cmd, sizeof(cmd), "%s/bastion.db-wal", dir);
-	unlink(cmd);
-	snprintf(cmd, sizeof(cmd), "%s/bastion.db-shm", dir);
-	unlink(cmd);
-	rmdir(dir);
+	tu_rm_tree(dir);
 	return 0;
 }
 

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sodium.h>
@@ -53,8 +55,7 @@ static int setup(void **state)
 {
 	struct srv_config cfg = { .listen = "127.0.0.1:0" };
 
-	snprintf(dir, sizeof(dir), "/tmp/bastion-http-XXXXXX");
-	if (!mkdtemp(dir) || store_open(dir, &st) < 0)
+	if (!tu_tmpdir(dir, sizeof(dir), "http") || store_open(dir, &st) < 0)
 		return -1;
 	api.store = st;
 	cfg.data_dir = dir;
@@ -70,15 +71,13 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[256];
-
 	uv_async_send(&stop_async);
 	pthread_join(thread, NULL);
 	srv_free(server);
 	uv_loop_close(&loop);
 	store_free(st);
-	snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	tu_rm_tree(dir);
+	return 0;
 }
 
 struct client {

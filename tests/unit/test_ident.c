@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <sodium.h>
 
 #include "api/api.h"
@@ -31,31 +33,12 @@ struct fx {
 	struct api_ctx ctx;
 };
 
-static void rm_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[512];
-
-	if (d) {
-		while ((e = readdir(d))) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/bastion-test-ident-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_non_null(tu_tmpdir(f->dir, sizeof(f->dir), "ident"));
 	assert_int_equal(store_open(f->dir, &f->s), 0);
 	f->ctx.store = f->s;
 	f->ctx.instance_name = "test";
@@ -68,7 +51,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	store_free(f->s);
-	rm_tree(f->dir);
+	tu_rm_tree(f->dir);
 	free(f);
 	return 0;
 }

@@ -475,9 +475,14 @@ static const struct sshc_callbacks cbs = {
 	.on_end = cb_end,
 };
 
+void sshc_debug_dump(struct sshc *c);
+static uint64_t sleep_start;
 static void guard_cb(uv_timer_t *h)
 {
 	struct tctx *t = h->data;
+	if (t->alive) sshc_debug_dump(t->c);
+	fprintf(stderr, "DUMP since sleep start %llu ms\n", (unsigned long long)((uv_hrtime() - sleep_start) / 1000000));
+	fprintf(stderr, "DUMP delay_active=%d due=%llu now=%llu done=%d\n", uv_is_active((uv_handle_t *)&t->delay), (unsigned long long)uv_timer_get_due_in(&t->delay), (unsigned long long)uv_now(&t->loop), t->done);
 
 	t->timed_out = true;
 }
@@ -857,6 +862,7 @@ static void delay_cb(uv_timer_t *h)
 static void t_sleep(struct tctx *t, unsigned ms)
 {
 	uv_timer_start(&t->delay, delay_cb, ms, 0);
+	sleep_start = uv_hrtime();
 	t_run(t);
 }
 
@@ -964,6 +970,7 @@ static void test_pause_toggle(void **state)
 		t.paused = false;
 		sshc_pause_output(t.c, false);
 		toggles++;
+		if (getenv("TOGDBG")) fprintf(stderr, "tog %d out %zu\n", toggles, t.out_len);
 	}
 	if (!t.ended)
 		t_run(&t);
@@ -1217,5 +1224,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("BASTION_TEST_DEBUG") != NULL)
 		log_set_level(LOG_DEBUG);
+	if (getenv("BASTION_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("BASTION_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

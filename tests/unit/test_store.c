@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "core/err.h"
 #include "store/internal.h"
 #include "store/store.h"
@@ -23,31 +25,12 @@ struct fx {
 	struct store *s;
 };
 
-static void rm_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[512];
-
-	if (d) {
-		while ((e = readdir(d))) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/bastion-test-store-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_non_null(tu_tmpdir(f->dir, sizeof(f->dir), "store"));
 	assert_int_equal(store_open(f->dir, &f->s), 0);
 	*state = f;
 	return 0;
@@ -58,7 +41,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	store_free(f->s);
-	rm_tree(f->dir);
+	tu_rm_tree(f->dir);
 	free(f);
 	return 0;
 }

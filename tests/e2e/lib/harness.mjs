@@ -33,6 +33,15 @@ export function fileHarness({ label, block = 10, net = false, daemon = true, key
     stopResult: null,
 
     async up() {
+      try {
+        await h.upInner();
+      } catch (e) {
+        h.failed = true; // keep the artefacts (daemon log, sshd logs) for a look
+        throw e;
+      }
+    },
+
+    async upInner() {
       if (daemon) assertBinary(); // fail fast and clearly before building anything
       h.dir = makeTempDir(label);
       if (net) {
@@ -76,6 +85,8 @@ export function fileHarness({ label, block = 10, net = false, daemon = true, key
     },
 
     async down() {
+      if (h.downDone) return;
+      h.downDone = true;
       const errors = [];
       try { await h.stopDaemon(); } catch (e) { errors.push(e); }
       for (const s of h.sshds) {

@@ -33,8 +33,7 @@ export class Secrets {
     for (const [value, label] of this.values) {
       if (s.includes(value)) found.push(label);
       else {
-        // also catch a JSON-escaped copy (e.g. "\/" or "\n" escapes do not
-        // occur in base64, but "+" and "/" may be escaped as \u002b etc.)
+        // also catch a JSON-escaped copy (matters for passwords with " or \)
         const esc = JSON.stringify(value).slice(1, -1);
         if (esc !== value && s.includes(esc)) found.push(label);
       }

@@ -30,20 +30,20 @@ export function attach(daemon, client, terminalPath, { origin, cookie, protocol 
     });
     let settled = false;
     ws.on('unexpected-response', (req, res) => {
+      // The upgrade was answered with plain HTTP: report its status (and what
+      // of the body arrives within 1 s; a server need not close at once).
       const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
+      const done = () => {
         if (settled) return;
         settled = true;
+        clearTimeout(bodyTimer);
         resolve({ ok: false, status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') });
-      });
-      res.on('error', () => {
-        if (settled) return;
-        settled = true;
-        resolve({ ok: false, status: res.statusCode, body: '' });
-      });
-      // destroy the request after reading
-      setTimeout(() => req.destroy(), 2000).unref();
+        req.destroy();
+      };
+      const bodyTimer = setTimeout(done, 1000);
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', done);
+      res.on('error', done);
     });
     ws.on('open', () => {
       if (settled) return;
