@@ -3,6 +3,7 @@
 // mid-session, who may attach (Origin, owner) and the 30 s attach window.
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { fileHarness } from './lib/harness.mjs';
 import { expectSession, expectStatus, createTopology, addVm, connect, keyAuth, ids } from './lib/api.mjs';
 import { attach, SUBPROTOCOL } from './lib/term.mjs';
@@ -136,6 +137,42 @@ describe('terminal', () => {
       const after = term.length;
       term.send('echo after-$((1+1))\r');
       await term.waitForOutput('after-2', { from: after, timeoutMs: 15000 });
+    } finally {
+      term.close();
+    }
+  });
+
+  h.test('back-pressure: a browser that stops reading stops the bastion reading the VM', { timeout: 180000 }, async () => {
+    const rss = () => {
+      const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${h.daemon.pid}/status`, 'utf8'));
+      return Number(m[1]) * 1024;
+    };
+    const { term } = await openShell();
+    try {
+      const from = term.length;
+      // ~64 MiB of output: far more than every buffer on the way together.
+      term.send("head -c 48000000 /dev/zero | base64 -w 100; printf 'BP''DONE\\n'\r");
+      await term.waitForOutput('AAAA', { from, timeoutMs: 20000 });
+      term.ws._socket.pause();
+      await sleep(1500); // let the buffers on the way fill up
+      const received = term.length;
+      const before = rss();
+      let peak = before;
+      for (let i = 0; i < 10; i++) {
+        await sleep(300);
+        peak = Math.max(peak, rss());
+      }
+      // While nobody reads, nothing piles up in the bastion.
+      assert.ok(peak - before < 4 * 1024 * 1024,
+        `bastion RSS grew by ${peak - before} bytes while the browser was not reading`);
+      term.ws._socket.resume();
+      await term.waitForOutput('BPDONE\r\n', { from: received, timeoutMs: 150000 });
+      // The VM had been held back: most of its output came after the pause.
+      assert.ok(term.length - received > 32 * 1024 * 1024,
+        `only ${term.length - received} bytes arrived after resuming: the bastion buffered them`);
+      const after = term.length;
+      term.send('echo still-$((2+2))\r');
+      await term.waitForOutput('still-4', { from: after, timeoutMs: 15000 });
     } finally {
       term.close();
     }
