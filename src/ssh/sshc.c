@@ -747,6 +747,10 @@ static void tcp_connected(struct sshc *c)
 	step(c);
 	if (c->closing)
 		return;
+	if (c->state >= ST_OPEN) {
+		open_io(c);
+		return;
+	}
 	if (flush(c) == SSH_ERROR) {
 		fail(c, -BERR_PROTOCOL, "SSH handshake with %s port %u failed: %s", c->ip, c->port,
 		     ssh_get_error(c->s));
@@ -1001,17 +1005,4 @@ void sshc_counters(const struct sshc *c, uint64_t *ret_in, uint64_t *ret_out)
 		*ret_in = c != NULL ? c->bytes_in : 0;
 	if (ret_out != NULL)
 		*ret_out = c != NULL ? c->bytes_out : 0;
-}
-/* TEMPDEBUG */
-void sshc_debug_dump(struct sshc *c);
-void sshc_debug_dump(struct sshc *c)
-{
-	fprintf(stderr, "DUMP state=%s paused=%d ev=%d flush_pending=%d want_w=%d closing=%d kick_active=%d poll_active=%d\n",
-		state_names[c->state], c->paused, c->poll_events, c->flush_pending, c->want_writable, c->closing,
-		uv_is_active((uv_handle_t *)&c->kick), uv_is_active((uv_handle_t *)&c->poll));
-	if (c->ch) {
-		fprintf(stderr, "DUMP remote_window=%u is_eof=%d is_closed=%d\n", ssh_channel_window_size(c->ch),
-			ssh_channel_is_eof(c->ch), ssh_channel_is_closed(c->ch));
-		fprintf(stderr, "DUMP poll=%d\n", ssh_channel_poll(c->ch, 0));
-	}
 }

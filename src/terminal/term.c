@@ -13,6 +13,7 @@
 #include "terminal/term.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,8 +58,19 @@ struct sess {
 	struct term_connect *conn; /* while dialing: the request (host keys) */
 };
 
+/* A request from a worker thread to end a user's sessions. */
+struct end_req {
+	struct end_req *next;
+	int64_t user_id;
+	char reason[128];
+};
+
 static struct {
 	uv_loop_t *loop;
+	uv_async_t wake;          /* worker → loop: end_reqs is not empty */
+	pthread_mutex_t lock;     /* guards end_reqs */
+	struct end_req *end_reqs;
+	bool closed;
 	struct store *store;
 	struct sess *buckets[BUCKETS];
 	size_t count;
@@ -264,13 +276,53 @@ static void sess_kill(struct sess *s, bool ssh_done)
 	uv_check_start(&T.reaper, reap);
 }
 
+static void end_user_sessions(int64_t user_id, const char *reason);
+
+static void on_wake(uv_async_t *a)
+{
+	struct end_req *list, *next;
+
+	pthread_mutex_lock(&T.lock);
+	list = T.end_reqs;
+	T.end_reqs = NULL;
+	pthread_mutex_unlock(&T.lock);
+	for (; list; list = next) {
+		next = list->next;
+		end_user_sessions(list->user_id, list->reason);
+		free(list);
+	}
+}
+
 int term_init(uv_loop_t *loop, struct store *store)
 {
 	T.loop = loop;
 	T.store = store;
+	pthread_mutex_init(&T.lock, NULL);
 	uv_check_init(loop, &T.reaper);
 	uv_unref((uv_handle_t *)&T.reaper);
+	uv_async_init(loop, &T.wake, on_wake);
+	uv_unref((uv_handle_t *)&T.wake);
 	return 0;
+}
+
+void term_end_user_sessions(int64_t user_id, const char *reason)
+{
+	struct end_req *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return;
+	r->user_id = user_id;
+	util_strlcpy(r->reason, reason, sizeof(r->reason));
+	pthread_mutex_lock(&T.lock);
+	if (T.closed) {
+		pthread_mutex_unlock(&T.lock);
+		free(r);
+		return;
+	}
+	r->next = T.end_reqs;
+	T.end_reqs = r;
+	uv_async_send(&T.wake);
+	pthread_mutex_unlock(&T.lock);
 }
 
 static void send_control(struct sess *s, json_t *msg)
@@ -297,17 +349,35 @@ static void sess_close_ws(struct sess *s, json_t *msg)
 	srv_ws_close(ws, 1000, "session ended");
 }
 
-void term_shutdown(const char *reason)
+/* Ends s with a reason the browser is told and the audit records. */
+static void sess_end(struct sess *s, const char *reason)
+{
+	sess_end_audit(s, reason);
+	sess_close_ws(s, json_pack("{s:s,s:s}", "type", "closed", "reason", reason));
+	sess_kill(s, false);
+}
+
+static void end_user_sessions(int64_t user_id, const char *reason)
 {
 	for (unsigned b = 0; b < BUCKETS; b++) {
-		while (T.buckets[b]) {
-			struct sess *s = T.buckets[b];
+		struct sess *s = T.buckets[b], *next;
 
-			sess_end_audit(s, reason);
-			sess_close_ws(s, json_pack("{s:s,s:s}", "type", "closed", "reason", reason));
-			sess_kill(s, false);
+		for (; s; s = next) {
+			next = s->next_bucket;
+			if (user_id < 0 || s->user_id == user_id)
+				sess_end(s, reason);
 		}
 	}
+}
+
+void term_shutdown(const char *reason)
+{
+	end_user_sessions(-1, reason);
+	pthread_mutex_lock(&T.lock);
+	T.closed = true; /* later requests have no session to end */
+	pthread_mutex_unlock(&T.lock);
+	on_wake(&T.wake);
+	uv_close((uv_handle_t *)&T.wake, NULL);
 	uv_close((uv_handle_t *)&T.reaper, NULL);
 	reap(&T.reaper);
 }
@@ -625,9 +695,7 @@ static void disconnect(struct srv_conn *c, struct term_attach *ta)
 		return;
 	}
 	snprintf(reason, sizeof(reason), "disconnected by %s", ta->user);
-	sess_end_audit(s, reason);
-	sess_close_ws(s, json_pack("{s:s,s:s}", "type", "closed", "reason", reason));
-	sess_kill(s, false);
+	sess_end(s, reason);
 	srv_respond(c, &resp);
 }
 

@@ -46,6 +46,10 @@ struct term_attach {
 int term_init(uv_loop_t *loop, struct store *store);
 /* Ends every session with reason (shutdown). */
 void term_shutdown(const char *reason);
+/* Ends every session of user_id with reason; the browser receives
+ * {"type":"closed","reason"}. Any thread may call it (a disabled or deleted
+ * user, from a worker): the work is posted to the loop. */
+void term_end_user_sessions(int64_t user_id, const char *reason);
 /* Active sessions right now. */
 size_t term_count(void);
 

@@ -12,28 +12,33 @@ export const SSHD = process.env.E2E_SSHD || '/usr/sbin/sshd';
 export const TEST_USER = 'bastione2e';
 
 // ---- the local user -------------------------------------------------------
-// As root: user `bastione2e` (created once), with a random password set once
-// per test run. All files of one `node --test` run share the runner's PID as
-// parent, so the first file to get here sets the password and publishes it in
-// a 0600 file named after that PID; the others read it (no clashing chpasswd).
+// As root: user `bastione2e` (created once), with a random password chosen
+// once per machine and kept in a root-only file. Every run, and every file of
+// a run, reads the same password: runs that overlap (several checkouts on one
+// machine) never change it under each other's feet.
 // Not root: the current user, key authentication only (password = null).
+const PASSWORD_FILE = process.env.E2E_PASSWORD_FILE || '/var/lib/bastion-e2e/password';
+
 export async function ensureTestUser() {
   if (!isRoot) {
     return { name: os.userInfo().username, password: null, home: os.homedir() };
   }
-  const runId = process.env.E2E_RUN_ID || String(process.ppid);
-  const base = path.join(os.tmpdir(), `bastion-e2e-user-${runId}`);
-  const lock = `${base}.lock`;
-  const pwFile = `${base}.pw`;
-  removeStalePasswordFiles(runId);
+  fs.mkdirSync(path.dirname(PASSWORD_FILE), { recursive: true, mode: 0o700 });
+  const lock = `${PASSWORD_FILE}.lock`;
   let owner = false;
   try {
     fs.writeFileSync(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
     owner = true;
   } catch (e) {
     if (e.code !== 'EEXIST') throw e;
+    // A lock left by a run that died is taken over.
+    const holder = Number(fs.readFileSync(lock, 'utf8')) || 0;
+    if (!isAlive(holder) && !fs.existsSync(PASSWORD_FILE)) {
+      fs.writeFileSync(lock, String(process.pid), { mode: 0o600 });
+      owner = true;
+    }
   }
-  if (owner) {
+  if (owner && !fs.existsSync(PASSWORD_FILE)) {
     const exists = (await run('id', ['-u', TEST_USER], { allowFail: true })).code === 0;
     if (!exists) {
       await run('useradd', ['-m', '-s', '/bin/bash', TEST_USER]);
@@ -42,23 +47,15 @@ export async function ensureTestUser() {
     await run('chpasswd', [], { input: `${TEST_USER}:${password}\n` });
     // Make sure the account is usable by sshd without PAM (not locked / expired).
     await run('usermod', ['-U', TEST_USER], { allowFail: true });
-    fs.writeFileSync(`${pwFile}.tmp`, password, { mode: 0o600 });
-    fs.renameSync(`${pwFile}.tmp`, pwFile);
+    fs.writeFileSync(`${PASSWORD_FILE}.tmp`, password, { mode: 0o600 });
+    fs.renameSync(`${PASSWORD_FILE}.tmp`, PASSWORD_FILE);
   }
+  if (owner) fs.rmSync(lock, { force: true });
   const password = await waitFor(() => {
-    try { return fs.readFileSync(pwFile, 'utf8') || null; } catch { return null; }
-  }, { timeoutMs: 30000, what: `test user password file ${pwFile}` });
+    try { return fs.readFileSync(PASSWORD_FILE, 'utf8') || null; } catch { return null; }
+  }, { timeoutMs: 30000, what: `test user password file ${PASSWORD_FILE}` });
   const home = (await run('getent', ['passwd', TEST_USER])).stdout.split(':')[5];
   return { name: TEST_USER, password, home };
-}
-
-// Password files of earlier runs whose runner process is gone.
-function removeStalePasswordFiles(currentRunId) {
-  for (const f of fs.readdirSync(os.tmpdir())) {
-    const m = /^bastion-e2e-user-(\d+)\.(lock|pw)$/.exec(f);
-    if (!m || m[1] === currentRunId || isAlive(Number(m[1]))) continue;
-    fs.rmSync(path.join(os.tmpdir(), f), { force: true });
-  }
 }
 
 // ---- keys -------------------------------------------------------------------
