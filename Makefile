@@ -2,9 +2,11 @@
 # runs every test. Both install what they need on a fresh Debian machine.
 BUILD ?= build
 ASAN ?= build-asan
+FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 120
 DATA ?= .data
 
-.PHONY: all deps web-deps build run test test-unit test-asan test-e2e clean
+.PHONY: all deps web-deps build run test fuzz clean
 
 all: build
 
@@ -26,9 +28,18 @@ run: build
 $(ASAN)/build.ninja:
 	CC=clang meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dwerror_ci=true
 
+$(FUZZ)/build.ninja:
+	CC=clang meson setup $(FUZZ) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+
 test: DEPS_FLAGS=--test
-test: build $(ASAN)/build.ninja
-	./scripts/test.sh $(BUILD) $(ASAN)
+test: build $(ASAN)/build.ninja $(FUZZ)/build.ninja
+	./scripts/test.sh $(BUILD) $(ASAN) $(FUZZ)
+
+# Each libFuzzer target for FUZZ_SECONDS (default 2 minutes).
+fuzz: DEPS_FLAGS=--test
+fuzz: deps web-deps $(FUZZ)/build.ninja
+	ninja -C $(FUZZ)
+	./scripts/fuzz.sh $(FUZZ) $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(FUZZ)

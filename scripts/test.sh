@@ -1,10 +1,11 @@
 #!/bin/sh
-# `make test`: unit tests (plain build and ASan+UBSan build), then the
-# end-to-end suite against the real daemon, real sshd and headless Chromium.
+# `make test`: unit tests (plain build and ASan+UBSan build), the fuzz
+# targets for a few seconds each, then the end-to-end suite against the real daemon, real sshd and headless Chromium.
 # The last line is the summary CI reads: "N passed, N failed".
 set -u
 BUILD=${1:-build}
 ASAN=${2:-build-asan}
+FUZZ=${3:-build-fuzz}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOG=$(mktemp -d)
 passed=0
@@ -31,6 +32,17 @@ if ninja -C "$ASAN" >"$LOG/asan-build.log" 2>&1; then
 else
 	cat "$LOG/asan-build.log"
 	echo "ASan build failed"
+	failed=$((failed + 1))
+fi
+
+echo "== fuzz targets, a few seconds each ($FUZZ)"
+if ninja -C "$FUZZ" >"$LOG/fuzz-build.log" 2>&1; then
+	"$ROOT/scripts/fuzz.sh" "$FUZZ" 5 | tee "$LOG/fuzz.log"
+	passed=$((passed + $(grep -c '^fuzz: .* ok' "$LOG/fuzz.log")))
+	failed=$((failed + $(grep -c '^fuzz: .* FAILED' "$LOG/fuzz.log")))
+else
+	cat "$LOG/fuzz-build.log"
+	echo "fuzz build failed"
 	failed=$((failed + 1))
 fi
 
