@@ -72,6 +72,20 @@ api /groups/demo/networks/loopback '{"address_prefixes":["127.0.0.0/8"]}'
 api /groups/demo/nics/demo-vm-nic "{\"network\":\"/groups/demo/networks/loopback\",\"private_ip\":\"$VM_IP\"}"
 api /groups/demo/vms/demo-vm "{\"nic\":\"/groups/demo/nics/demo-vm-nic\",\"ssh_port\":$VM_PORT}"
 api /groups/demo/bastions/demo-bastion '{"networks":["/groups/demo/networks/loopback"]}'
+# The demo key goes into a vault (docs/vault.md), readable by admin through
+# an access policy; the body is sent from a 0600 file, never on a command line.
+api /groups/demo/vaults/demo-vault '{}'
+api /groups/demo/vaults/demo-vault/access-policies/user:admin '{"secret_permissions":["list","get","set","delete"]}'
+if ! curl -ksf -b "$JAR" -o /dev/null "$URL/api/v1/groups/demo/vaults/demo-vault/secrets/demo-key"; then
+	BODY="$DEMO/secret-body.json"
+	{ printf '{"content_type":"application/x-pem-file","value":"'
+	  awk '{ printf "%s\\n", $0 }' "$DEMO/id_ed25519"
+	  printf '"}'; } > "$BODY"
+	curl -ksf -b "$JAR" -X PUT -H 'Content-Type: application/json' -H "X-CSRF-Token: $CSRF" \
+		-H "Origin: $URL" --data-binary "@$BODY" \
+		"$URL/api/v1/groups/demo/vaults/demo-vault/secrets/demo-key" >/dev/null
+	rm -f "$BODY"
+fi
 rm -f "$JAR"
 
 cat <<MSG
@@ -79,10 +93,9 @@ cat <<MSG
   bastion is running at $URL   (self-signed certificate: accept it once)
 
   sign in:   admin / $PASSWORD
-  connect:   VM "demo-vm" → username "$ME" → "SSH Private Key" → paste the key below
-             (or pick the file $DEMO/id_ed25519)
-
-$(cat "$DEMO/id_ed25519")
+  connect:   VM "demo-vm" → username "$ME" → "SSH Private Key from Vault"
+             → vault "demo-vault" → secret "demo-key"
+             (or "SSH Private Key from Local File" with $DEMO/id_ed25519)
 
   Ctrl-C stops bastion and the demo VM.
 MSG

@@ -10,16 +10,22 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "api/api.h"
+#include "cli/cli.h"
+#include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "identity/ident.h"
 #include "server/srv.h"
 #include "store/store.h"
+#include "store/store_ops.h"
 #include "terminal/term.h"
+#include "vault/vault.h"
 
 #define VERSION "0.1.0"
 
@@ -29,45 +35,239 @@ static void usage(FILE *f)
 	      "\n"
 	      "commands:\n"
 	      "  serve       run a bastion instance (HTTPS portal, API and terminals)\n"
+	      "  audit export --data DIR [--since T]  print the audit trail as JSON lines\n"
 	      "  version     print the version\n"
 	      "  help        this text\n"
+	      "client commands (REST API clients; `bastion COMMAND --help` for each):\n"
+	      "  login URL [--username NAME] [--password-stdin] [--ca-file FILE | --insecure]\n"
+	      "              sign in and store an API token in ~/.config/bastion/config.json\n"
+	      "  logout      delete the stored token\n"
+	      "  user        list | show U | create U | set-password U | disable U | enable U | delete U\n"
+	      "  group       list | show G | create G | delete G\n"
+	      "  network, nic, vm, bastion\n"
+	      "              list G | show G NAME | set G NAME [flags | --json JSON] | delete G NAME\n"
+	      "  role        list [--scope S] [--principal P] | show ID\n"
+	      "              | assign [ID] --principal P --role R --scope S | delete ID\n"
+	      "  vault       list G | show G V | set G V [--retention-days N] | delete G V\n"
+	      "              | policy set G V PRINCIPAL --permissions list,get,set,delete\n"
+	      "              | policy list G V | policy delete G V PRINCIPAL | rotate-master-key\n"
+	      "  secret      set G V NAME (--file F | --value-stdin) | list G V [--deleted]\n"
+	      "              | show G V NAME [--version X] [--value] | versions G V NAME\n"
+	      "              | delete G V NAME [--purge] | recover G V NAME\n"
+	      "  every client command takes --output table|json (default table)\n"
+	      "client exit codes: 0 ok, 1 refused by the API (4xx), 2 usage error,\n"
+	      "  3 not logged in or credentials refused (401), 4 not found (404),\n"
+	      "  5 connection or TLS failure, 6 server error (5xx)\n"
+	      "client environment: BASTION_URL, BASTION_TOKEN (instead of login),\n"
+	      "  BASTION_CA_FILE, BASTION_INSECURE=1\n"
 	      "\n"
-	      "bastion serve [--listen ADDR:PORT] [--data DIR] [--cert FILE --key FILE]\n"
-	      "              [--log-level debug|info|warn|error]\n"
+	      "bastion serve [--config FILE] [--check-config] [--listen ADDR:PORT] [--data DIR]\n"
+	      "              [--cert FILE --key FILE] [--log-level debug|info|warn|error]\n"
+	      "              [--idle-timeout D] [--idle-warning D] [--max-session-duration D]\n"
+	      "              [--max-sessions-per-user N] [--max-sessions N] [--drain-timeout D]\n"
+	      "  --config    an INI file (also BASTION_CONFIG); flags > BASTION_* environment\n"
+	      "              > file > defaults; see docs/configuration.md for every key\n"
+	      "  --check-config  validate the configuration, print the verdict, exit 0 or 1\n"
+	      "  signals: SIGTERM drains (sessions are told, closed by --drain-timeout);\n"
+	      "              SIGHUP reloads the TLS certificate and the live settings\n"
 	      "  --listen    address to serve HTTPS on (default 0.0.0.0:8443)\n"
 	      "  --data      state directory (default ./bastion-data), created 0700\n"
 	      "  --cert/--key  TLS certificate chain and key in PEM; default: a self-signed\n"
 	      "              pair generated into the data directory on first run\n"
+	      "  --master-key-file FILE  the vault's master key (default DATA/master.key,\n"
+	      "              32 random bytes created 0600 on first run)\n"
 	      "environment:\n"
 	      "  BASTION_ADMIN_PASSWORD  password of the first account, admin (first run only;\n"
 	      "              at least 12 characters); without it one is generated and printed\n", f);
 }
 
+/* ---------- serve: signals, reload, drain ---------- */
+
 struct serve_state {
 	uv_loop_t *loop;
 	struct srv *srv;
-	uv_signal_t sigterm, sigint;
-	bool stopping;
+	uv_signal_t sigterm, sigint, sighup;
+	uv_timer_t deadline;     /* SIGTERM: the drain's end */
+	uv_timer_t lag;          /* event-loop lag probe */
+	uint64_t lag_expected_ns;
+	bool stopping, reloading, stopped;
+	struct cfg cfg;          /* what runs */
+	const char *config_file; /* NULL: none */
+	struct cfg_arg args[32]; /* the flags, kept for every reload */
+	size_t nargs;
 };
+
+#define LAG_PROBE_MS 500
+
+static enum log_level level_of(const char *name)
+{
+	if (strcmp(name, "debug") == 0)
+		return LOG_DEBUG;
+	if (strcmp(name, "warn") == 0)
+		return LOG_WARN;
+	if (strcmp(name, "error") == 0)
+		return LOG_ERROR;
+	return LOG_INFO;
+}
+
+static void apply_limits(const struct cfg *c)
+{
+	struct term_limits l = {
+		.idle_timeout_s = c->idle_timeout_s,
+		.idle_warning_s = c->idle_warning_s,
+		.max_duration_s = c->max_duration_s,
+		.max_per_user = c->max_per_user,
+		.max_total = c->max_total,
+	};
+
+	log_set_level(level_of(c->log_level));
+	term_set_limits(&l);
+}
+
+static void srv_config_of(const struct cfg *c, const char *data_dir, struct srv_config *ret)
+{
+	ret->listen = c->listen;
+	ret->data_dir = data_dir;
+	ret->cert_file = c->cert_file[0] ? c->cert_file : NULL;
+	ret->key_file = c->key_file[0] ? c->key_file : NULL;
+}
+
+static void on_lag_probe(uv_timer_t *t)
+{
+	struct serve_state *st = t->data;
+	uint64_t now = uv_hrtime();
+
+	metrics_loop_lag(now > st->lag_expected_ns ? (double)(now - st->lag_expected_ns) / 1e9 : 0);
+	st->lag_expected_ns = now + (uint64_t)LAG_PROBE_MS * 1000000;
+	uv_timer_start(&st->lag, on_lag_probe, LAG_PROBE_MS, 0);
+}
 
 static void on_srv_stopped(void *ud)
 {
 	struct serve_state *st = ud;
 
+	if (st->stopped)
+		return;
+	st->stopped = true;
 	uv_close((uv_handle_t *)&st->sigterm, NULL);
 	uv_close((uv_handle_t *)&st->sigint, NULL);
+	uv_close((uv_handle_t *)&st->sighup, NULL);
+	uv_close((uv_handle_t *)&st->deadline, NULL);
+	uv_close((uv_handle_t *)&st->lag, NULL);
+	term_done();
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	struct serve_state *st = t->data;
+
+	log_warn("drain: %zu connection(s) still open after %llds: closing them",
+		 srv_conn_count(st->srv), (long long)st->cfg.drain_timeout_s);
+	srv_stop(st->srv, on_srv_stopped, st);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct serve_state *st = h->data;
 
-	if (st->stopping)
+	if (st->stopping) {
+		log_info("received %s again: closing every connection now", strsignal(signum));
+		srv_stop(st->srv, on_srv_stopped, st);
 		return;
+	}
 	st->stopping = true;
-	log_info("received %s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	log_info("received %s: draining (no new connections; open sessions are told and closed; "
+		 "at most %llds)", signum == SIGTERM ? "SIGTERM" : "SIGINT",
+		 (long long)st->cfg.drain_timeout_s);
 	term_shutdown("the bastion is shutting down");
-	srv_stop(st->srv, on_srv_stopped, st);
+	srv_drain(st->srv, on_srv_stopped, st);
+	if (!st->stopped)
+		uv_timer_start(&st->deadline, on_deadline, (uint64_t)st->cfg.drain_timeout_s * 1000, 0);
+}
+
+/* SIGHUP: the file, environment and flags are read again and a new TLS
+ * context is built on a worker (file reads); the loop then swaps what may
+ * change live. */
+struct reload_job {
+	uv_work_t work;
+	struct serve_state *st;
+	struct cfg cfg;
+	SSL_CTX *ctx;
+	int r;
+	char err[512];
+};
+
+static void reload_work(uv_work_t *w)
+{
+	struct reload_job *j = w->data;
+	struct srv_config sc = { 0 };
+
+	j->r = cfg_load(&j->cfg, j->st->config_file, j->st->args, j->st->nargs, j->err, sizeof(j->err));
+	if (j->r < 0)
+		return;
+	/* The data directory cannot change live: its self-signed pair is used. */
+	srv_config_of(&j->cfg, j->st->cfg.data_dir, &sc);
+	j->r = srv_tls_ctx(&sc, &j->ctx);
+	if (j->r < 0)
+		snprintf(j->err, sizeof(j->err), "cannot load the TLS certificate and key");
+}
+
+static void log_change(const char *name, const char *was, const char *now, bool live, void *ud)
+{
+	int *n = ud;
+
+	(*n)++;
+	if (live)
+		log_info("reload: %s: %s -> %s", name, was, now);
+	else
+		log_warn("reload: %s: %s -> %s needs a restart; still %s until then", name, was, now, was);
+}
+
+static void reload_done(uv_work_t *w, int status)
+{
+	struct reload_job *j = w->data;
+	struct serve_state *st = j->st;
+	int changes = 0;
+
+	st->reloading = false;
+	if (j->r < 0 || st->stopping) {
+		if (j->r < 0)
+			log_error("reload: %s; the running configuration stays", j->err);
+		SSL_CTX_free(j->ctx);
+		free(j);
+		return;
+	}
+	cfg_diff(&st->cfg, &j->cfg, log_change, &changes);
+	/* What needs a restart keeps its running value. */
+	memcpy(j->cfg.listen, st->cfg.listen, sizeof(j->cfg.listen));
+	memcpy(j->cfg.data_dir, st->cfg.data_dir, sizeof(j->cfg.data_dir));
+	st->cfg = j->cfg;
+	apply_limits(&st->cfg);
+	srv_set_tls_ctx(st->srv, j->ctx);
+	log_info("reload: done (%d change(s)); TLS certificate reloaded from %s for new connections",
+		 changes, st->cfg.cert_file[0] ? st->cfg.cert_file : "the data directory");
+	free(j);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	struct serve_state *st = h->data;
+	struct reload_job *j;
+
+	if (st->stopping || st->reloading)
+		return;
+	log_info("received SIGHUP: reloading the configuration%s%s and the TLS certificate",
+		 st->config_file ? " from " : "", st->config_file ? st->config_file : "");
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->st = st;
+	j->work.data = j;
+	st->reloading = true;
+	if (uv_queue_work(st->loop, &j->work, reload_work, reload_done) < 0) {
+		st->reloading = false;
+		free(j);
+	}
 }
 
 static int ensure_dir(const char *dir)
@@ -79,56 +279,97 @@ static int ensure_dir(const char *dir)
 
 static int cmd_serve(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "data", required_argument, NULL, 'd' },
-		{ "cert", required_argument, NULL, 'c' },
-		{ "key", required_argument, NULL, 'k' },
-		{ "log-level", required_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	struct srv_config cfg = { .listen = "0.0.0.0:8443", .data_dir = "bastion-data" };
+	enum { OPT_CONFIG = 1, OPT_CHECK, OPT_MASTER_KEY, OPT_HELP, OPT_KEY_BASE = 100 };
+	struct option opts[40];
+	size_t nopts = 0;
+	struct srv_config cfg = { 0 };
 	struct serve_state st = { 0 };
 	struct api_ctx api = { .instance_name = "bastion" };
 	struct store *store = NULL;
+	struct vault *vault = NULL;
+	const char *master_key_file = NULL, *vault_reason = NULL;
 	char *generated = NULL;
 	const char *env_pw;
+	char err[512];
+	bool check = false;
 	uv_loop_t loop;
-	int opt, r;
+	int opt, r, closed_n = 0;
 
+	opts[nopts++] = (struct option){ "config", required_argument, NULL, OPT_CONFIG };
+	opts[nopts++] = (struct option){ "check-config", no_argument, NULL, OPT_CHECK };
+	opts[nopts++] = (struct option){ "master-key-file", required_argument, NULL, OPT_MASTER_KEY };
+	opts[nopts++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
+	for (size_t i = 0; i < cfg_nkeys() && nopts < sizeof(opts) / sizeof(opts[0]) - 1; i++)
+		opts[nopts++] = (struct option){ cfg_key_flag(i), required_argument, NULL,
+						 OPT_KEY_BASE + (int)i };
+	opts[nopts] = (struct option){ 0 };
+	st.config_file = getenv("BASTION_CONFIG");
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'l': cfg.listen = optarg; break;
-		case 'd': cfg.data_dir = optarg; break;
-		case 'c': cfg.cert_file = optarg; break;
-		case 'k': cfg.key_file = optarg; break;
-		case 'v':
-			if (strcmp(optarg, "debug") == 0) log_set_level(LOG_DEBUG);
-			else if (strcmp(optarg, "info") == 0) log_set_level(LOG_INFO);
-			else if (strcmp(optarg, "warn") == 0) log_set_level(LOG_WARN);
-			else if (strcmp(optarg, "error") == 0) log_set_level(LOG_ERROR);
-			else {
-				fprintf(stderr, "bastion: unknown log level '%s'\n", optarg);
-				return 2;
+		case OPT_CONFIG: st.config_file = optarg; break;
+		case OPT_CHECK: check = true; break;
+		case OPT_MASTER_KEY: master_key_file = optarg; break;
+		case OPT_HELP: usage(stdout); return 0;
+		default:
+			if (opt >= OPT_KEY_BASE && opt < OPT_KEY_BASE + (int)cfg_nkeys() &&
+			    st.nargs < sizeof(st.args) / sizeof(st.args[0])) {
+				st.args[st.nargs++] = (struct cfg_arg){ (size_t)(opt - OPT_KEY_BASE), optarg };
+				break;
 			}
-			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+			usage(stderr);
+				return 2;
 		}
 	}
-	if (!!cfg.cert_file != !!cfg.key_file) {
-		fprintf(stderr, "bastion: --cert and --key go together\n");
+	if (optind < argc) {
+		fprintf(stderr, "bastion: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
+	if (st.config_file && !st.config_file[0])
+		st.config_file = NULL;
+	if (cfg_load(&st.cfg, st.config_file, st.args, st.nargs, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bastion: configuration: %s\n", err);
+		return check ? 1 : 2;
+	}
+	if (check) {
+		SSL_CTX *ctx = NULL;
+
+		/* Given certificate files must load; a self-signed pair is made at start. */
+		if (st.cfg.cert_file[0]) {
+			srv_config_of(&st.cfg, st.cfg.data_dir, &cfg);
+			if (srv_tls_ctx(&cfg, &ctx) < 0) {
+				fprintf(stderr, "bastion: configuration: cannot load tls.cert %s with tls.key %s\n",
+					st.cfg.cert_file, st.cfg.key_file);
+						return 1;
+			}
+			SSL_CTX_free(ctx);
+		}
+		printf("bastion: configuration OK%s%s\n", st.config_file ? " in " : "",
+		       st.config_file ? st.config_file : " (no file; defaults, environment and flags)");
+		return 0;
+	}
+	log_set_level(level_of(st.cfg.log_level));
+	srv_config_of(&st.cfg, st.cfg.data_dir, &cfg);
 	if ((r = ensure_dir(cfg.data_dir)) < 0) {
 		fprintf(stderr, "bastion: cannot create data directory %s: %s\n", cfg.data_dir, err_str(r));
 		return 1;
 	}
+	/* Every audit record, whoever writes it, also goes to stderr (journald). */
+	store_audit_to_stderr();
 	if ((r = store_open(cfg.data_dir, &store)) < 0) {
 		fprintf(stderr, "bastion: cannot open the store in %s: %s\n", cfg.data_dir, err_str(r));
 		return 1;
 	}
+	if ((r = store_session_close_stale(store, store_now(), "bastion restarted", &closed_n)) < 0)
+		log_warn("store: cannot close the sessions of the previous run: %s", err_str(r));
+	else if (closed_n > 0)
+		log_info("store: %d session(s) of the previous run recorded as ended (bastion restarted)",
+			 closed_n);
+	if ((r = vault_open(store, cfg.data_dir, master_key_file, &vault, &vault_reason)) < 0) {
+		fprintf(stderr, "bastion: vault: %s (%s)\n", vault_reason, err_str(r));
+		store_free(store);
+		return 1;
+	}
+	api.vault = vault;
 	env_pw = getenv("BASTION_ADMIN_PASSWORD");
 	r = ident_bootstrap(store, env_pw, &generated);
 	if (env_pw)
@@ -136,6 +377,7 @@ static int cmd_serve(int argc, char **argv)
 	if (r < 0) {
 		fprintf(stderr, "bastion: cannot create the first account: %s%s\n", err_str(r),
 			r == -EINVAL ? " (BASTION_ADMIN_PASSWORD needs at least 12 characters)" : "");
+		vault_free(vault);
 		store_free(store);
 		return 1;
 	}
@@ -152,15 +394,24 @@ static int cmd_serve(int argc, char **argv)
 	st.loop = &loop;
 	if ((r = srv_new(&loop, &cfg, &st.srv)) < 0) {
 		uv_loop_close(&loop);
+		vault_free(vault);
 		store_free(store);
 		return 1;
 	}
 	term_init(&loop, store);
+	apply_limits(&st.cfg);
 	uv_signal_init(&loop, &st.sigterm);
 	uv_signal_init(&loop, &st.sigint);
-	st.sigterm.data = st.sigint.data = &st;
+	uv_signal_init(&loop, &st.sighup);
+	uv_timer_init(&loop, &st.deadline);
+	uv_timer_init(&loop, &st.lag);
+	st.sigterm.data = st.sigint.data = st.sighup.data = &st;
+	st.deadline.data = st.lag.data = &st;
 	uv_signal_start(&st.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&st.sigint, on_signal, SIGINT);
+	uv_signal_start(&st.sighup, on_sighup, SIGHUP);
+	st.lag_expected_ns = uv_hrtime() + (uint64_t)LAG_PROBE_MS * 1000000;
+	uv_timer_start(&st.lag, on_lag_probe, LAG_PROBE_MS, 0);
 	log_info("listening on https://%.*s:%d", (int)(strrchr(cfg.listen, ':') - cfg.listen),
 		 cfg.listen, srv_port(st.srv));
 	uv_run(&loop, UV_RUN_DEFAULT);
@@ -169,6 +420,7 @@ static int cmd_serve(int argc, char **argv)
 	if (r < 0)
 		log_warn("event loop closed with handles still open");
 	store_free(store);
+	vault_free(vault);
 	log_info("stopped");
 	return 0;
 }
@@ -184,6 +436,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bastion: libsodium failed to initialise\n");
 		return 1;
 	}
+	util_json_wipe_on_free();
 	/* Argon2id and store writes run on the pool; keep it small but not 1. */
 	setenv("UV_THREADPOOL_SIZE", "4", 0);
 	if (argc < 2) {
@@ -192,6 +445,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "serve") == 0)
 		return cmd_serve(argc - 1, argv + 1);
+	if (strcmp(argv[1], "audit") == 0)
+		return api_audit_export_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("bastion %s\n", VERSION);
 		return 0;
@@ -200,7 +455,6 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	fprintf(stderr, "bastion: unknown command '%s'\n", argv[1]);
-	usage(stderr);
-	return 2;
+	/* Everything else is a client command (login, user, group, ...). */
+	return cli_main(argc, argv);
 }

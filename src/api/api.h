@@ -45,6 +45,9 @@ enum api_next {
 			       the terminal WebSocket, or answer an error */
 	API_NEXT_DISCONNECT, /* next_arg is a struct term_attach *: end that
 				session if the caller may, answer 204 */
+	API_NEXT_SESSIONS,  /* next_arg is a struct term_attach *: answer the
+			       list of sessions the caller may see */
+	API_NEXT_METRICS,   /* next_arg is NULL: answer the Prometheus text */
 };
 
 #define API_MAX_HEADERS 4
@@ -70,6 +73,7 @@ struct principal {
 struct api_ctx {
 	struct store *store;
 	const char *instance_name;
+	struct vault *vault;   /* the secret store's keys (vault/vault.h) */
 };
 
 /* Everything a handler gets. seg[] are the percent-decoded path segments
@@ -116,6 +120,12 @@ void api_users_put(struct api_call *c);
 void api_users_get(struct api_call *c);
 void api_users_list(struct api_call *c);
 void api_users_delete(struct api_call *c);
+void api_auth_password(struct api_call *c);
+
+void api_roles_put(struct api_call *c);
+void api_roles_get(struct api_call *c);
+void api_roles_list(struct api_call *c);
+void api_roles_delete(struct api_call *c);
 
 void api_groups_put(struct api_call *c);
 void api_groups_get(struct api_call *c);
@@ -129,3 +139,20 @@ void api_resources_delete(struct api_call *c);
 void api_connect(struct api_call *c);
 void api_terminal(struct api_call *c);
 void api_sessions_delete(struct api_call *c);
+
+void api_secrets_list(struct api_call *c);
+void api_secrets_put(struct api_call *c);
+void api_secrets_get(struct api_call *c);
+void api_secrets_delete(struct api_call *c);
+void api_secrets_recover(struct api_call *c);
+void api_secrets_versions(struct api_call *c);
+void api_vault_policies_put(struct api_call *c);
+void api_vault_policies_get(struct api_call *c);
+void api_vault_policies_list(struct api_call *c);
+void api_vault_policies_delete(struct api_call *c);
+void api_vault_rotate(struct api_call *c);
+void api_sessions_list(struct api_call *c);
+void api_audit_list(struct api_call *c);
+void api_metrics(struct api_call *c);
+/* `bastion audit export --data DIR [--since T]` (a local command). */
+int api_audit_export_main(int argc, char **argv);

@@ -18,6 +18,7 @@
 #include "core/util.h"
 #include "identity/ident.h"
 #include "store/store.h"
+#include "terminal/term.h"
 
 #define TOKEN_TTL_DEFAULT (30 * 24 * 3600)
 #define TOKEN_TTL_MIN 60
@@ -76,6 +77,57 @@ static bool body_string(struct api_call *c, const char *field, bool required, co
 	}
 	*ret = json_string_value(v);
 	return true;
+}
+
+/* The body held a secret: wipe jansson's copy of field before it is freed. */
+static void wipe_field(struct api_call *c, const char *field)
+{
+	json_t *v = c->body ? json_object_get(c->body, field) : NULL;
+
+	if (json_is_string(v))
+		sodium_memzero((char *)json_string_value(v), json_string_length(v));
+}
+
+/* Refuses a sign-in (or a password check) that the throttle holds back:
+ * answers 429 with Retry-After and audits the first refusal of each lock.
+ * Returns true when the attempt may go ahead; false when answered. */
+static bool throttle_allows(struct api_call *c, const char *account)
+{
+	struct ident_throttle th;
+	char principal[80], retry[32];
+	json_t *d;
+	char *detail;
+	int r = ident_throttle_check(c->ctx->store, account, c->req->remote_addr, store_now(), &th);
+
+	if (r < 0) {
+		api_store_error(c->resp, r, "sign-in throttle");
+		return false;
+	}
+	if (th.retry_after <= 0)
+		return true;
+	if (account)
+		audit_principal(account, principal);
+	else
+		util_strlcpy(principal, "user:?", sizeof(principal));
+	if (th.audit) {
+		d = json_pack("{s:s, s:s, s:I}", "source", c->req->remote_addr, "by",
+			      th.by_account ? "account" : "address", "retry_after", (json_int_t)th.retry_after);
+		detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
+		audit(c, principal, "auth.throttled", principal, "refused", detail);
+		free(detail);
+		json_decref(d);
+	}
+	snprintf(retry, sizeof(retry), "%lld", (long long)th.retry_after);
+	api_header(c->resp, "Retry-After", retry);
+	if (th.by_account)
+		api_error(c->resp, 429, "TooManyRequests",
+			  "too many failed sign-ins for user '%s'; try again in %lld seconds", account,
+			  (long long)th.retry_after);
+	else
+		api_error(c->resp, 429, "TooManyRequests",
+			  "too many failed sign-ins from %s; try again in %lld seconds", c->req->remote_addr,
+			  (long long)th.retry_after);
+	return false;
 }
 
 /* Answers 403 unless the caller is Owner at "/"; true when it is. */
@@ -150,6 +202,8 @@ void api_auth_login(struct api_call *c)
 	 * every login defeats session fixation. */
 	had_cookie = ident_session_hash(c->req, old) == 0;
 
+	if (!throttle_allows(c, val_name(username) ? username : NULL))
+		goto out;
 	r = ident_login(c->ctx->store, username, password, &sess);
 	/* Only a well-formed name goes into the audit trail: anything else
 	 * may be a password typed into the wrong field. */
@@ -159,6 +213,9 @@ void api_auth_login(struct api_call *c)
 		util_strlcpy(principal, "user:?", sizeof(principal));
 	detail = detail_source(c);
 	if (r == -EACCES) {
+		if (ident_throttle_failure(c->ctx->store, val_name(username) ? username : NULL,
+					   c->req->remote_addr, store_now()) < 0)
+			log_warn("auth: could not record a failed sign-in for throttling");
 		audit(c, principal, "auth.login", principal, "failure", detail);
 		api_error(c->resp, 401, "Unauthenticated", "invalid username or password");
 		goto out;
@@ -167,6 +224,8 @@ void api_auth_login(struct api_call *c)
 		api_store_error(c->resp, r, "login session");
 		goto out;
 	}
+	if (ident_throttle_success(c->ctx->store, sess.name, c->req->remote_addr, store_now()) < 0)
+		log_warn("auth: could not reset the sign-in throttle of %s", sess.name);
 	if (had_cookie)
 		store_login_delete(c->ctx->store, old);
 	audit(c, principal, "auth.login", principal, "success", detail);
@@ -176,6 +235,7 @@ void api_auth_login(struct api_call *c)
 					 "csrf_token", sess.csrf));
 out:
 	free(detail);
+	wipe_field(c, "password");
 	sodium_memzero(&sess, sizeof(sess));
 }
 
@@ -197,12 +257,33 @@ void api_auth_logout(struct api_call *c)
 	c->resp->status = 204;
 }
 
+static int session_role(const char *role, const char *scope, void *ud)
+{
+	json_t *one = json_pack("{s:s, s:s}", "role", role, "scope", scope);
+
+	return !one || json_array_append_new(ud, one) < 0 ? -ENOMEM : 0;
+}
+
+/* The caller, its CSRF token (browser sessions) and the role assignments
+ * it holds ({role, scope}; effective rights follow by inheritance). */
 void api_auth_session(struct api_call *c)
 {
+	char principal[80];
+	json_t *roles = json_array();
+	int r;
+
+	audit_principal(c->who->name, principal);
+	r = roles ? store_role_foreach_principal(c->ctx->store, principal, session_role, roles) : -ENOMEM;
+	if (r < 0) {
+		json_decref(roles);
+		api_store_error(c->resp, r, "role assignments");
+		return;
+	}
 	api_header(c->resp, "Cache-Control", "no-store");
-	api_json(c->resp, 200, json_pack("{s:{s:s}, s:o}", "user", "name", c->who->name,
+	api_json(c->resp, 200, json_pack("{s:{s:s}, s:o, s:o}", "user", "name", c->who->name,
 					 "csrf_token", c->who->via_cookie ? json_string(c->who->csrf)
-									  : json_null()));
+									  : json_null(),
+					 "roles", roles));
 }
 
 /* ---- API tokens ----------------------------------------------------- */
@@ -278,13 +359,32 @@ void api_tokens_create(struct api_call *c)
 
 /* ---- users ---------------------------------------------------------- */
 
+/* Ends everything an account had open: browser sessions, API tokens (so
+ * that re-enabling it does not revive them) and terminals, whose browsers
+ * receive {"type":"closed","reason"}. */
+static int end_account(struct api_call *c, int64_t id, const char *what)
+{
+	char reason[128];
+	int r;
+
+	if ((r = store_login_delete_user(c->ctx->store, id, NULL)) < 0 ||
+	    (r = store_token_delete_user(c->ctx->store, id)) < 0)
+		return r;
+	snprintf(reason, sizeof(reason), "your account was %s by %s", what, c->who->name);
+	term_end_user_sessions(id, reason);
+	return 0;
+}
+
+/* PUT /users/{name} {password?, disabled?}: password is required to create
+ * an account and optional afterwards (absent: unchanged), so a GET result
+ * can be PUT back; disabled absent means false. */
 void api_users_put(struct api_call *c)
 {
 	char hash[IDENT_HASH_SIZE];
 	char principal[80], target[80];
 	const char *name, *password;
 	struct store_user u;
-	bool created = false, disabled = false;
+	bool created = false, disabled = false, exists;
 	uint8_t keep[32];
 	json_t *v;
 	int64_t id = 0;
@@ -292,42 +392,60 @@ void api_users_put(struct api_call *c)
 
 	memset(&u, 0, sizeof(u));
 	if (!require_root_owner(c) || !(name = user_name_arg(c)))
-		return;
-	if (!body_string(c, "password", true, &password))
-		return;
-	if (ident_password_check(password) < 0) {
+		goto out;
+	if (!body_string(c, "password", false, &password))
+		goto out;
+	if (password && ident_password_check(password) < 0) {
 		api_error(c->resp, 400, "InvalidRequest",
 			  "password must be at least %d characters and at most %d bytes",
 			  IDENT_MIN_PASSWORD, IDENT_MAX_PASSWORD);
-		return;
+		goto out;
 	}
 	v = json_object_get(c->body, "disabled");
 	if (v && !json_is_null(v)) {
 		if (!json_is_boolean(v)) {
 			api_error(c->resp, 400, "InvalidRequest", "disabled must be true or false");
-			return;
+			goto out;
 		}
 		disabled = json_is_true(v);
 	}
 	if (disabled && strcmp(name, c->who->name) == 0) {
 		api_error(c->resp, 409, "ResourceInUse", "you cannot disable your own account");
-		return;
+		goto out;
 	}
-	if ((r = ident_password_hash(password, hash, sizeof(hash))) < 0) {
-		api_error(c->resp, 503, "ServiceUnavailable", "could not hash the password, try again");
-		return;
+	r = store_user_get(c->ctx->store, name, &u);
+	if (r < 0 && r != -ENOENT) {
+		api_store_error(c->resp, r, "user");
+		goto out;
 	}
-	r = store_user_put(c->ctx->store, name, hash, &created, &id);
-	sodium_memzero(hash, sizeof(hash));
+	exists = r == 0;
+	id = u.id;
+	if (!exists && !password) {
+		api_error(c->resp, 400, "InvalidRequest", "password is required (a string) to create a user");
+		goto out;
+	}
+	r = 0;
+	if (password) {
+		if ((r = ident_password_hash(password, hash, sizeof(hash))) < 0) {
+			api_error(c->resp, 503, "ServiceUnavailable", "could not hash the password, try again");
+			goto out;
+		}
+		r = store_user_put(c->ctx->store, name, hash, &created, &id);
+		sodium_memzero(hash, sizeof(hash));
+	}
 	if (r == 0)
 		r = store_user_set_disabled(c->ctx->store, name, disabled);
-	if (r == 0 && !created) {
+	if (r == 0 && !created && password) {
 		/* A new password ends the account's browser sessions, except the
-		 * one making this change. */
+		 * one making this change, and lifts a sign-in lock. */
 		bool own = c->who->via_cookie && c->who->user_id == id &&
 			   ident_session_hash(c->req, keep) == 0;
 		r = store_login_delete_user(c->ctx->store, id, own ? keep : NULL);
+		if (r == 0)
+			r = ident_throttle_reset(c->ctx->store, name, false);
 	}
+	if (r == 0 && disabled && !created)
+		r = end_account(c, id, "disabled");
 	if (r == 0)
 		r = store_user_get(c->ctx->store, name, &u);
 	if (r < 0) {
@@ -340,6 +458,74 @@ void api_users_put(struct api_call *c)
 	      disabled ? "{\"disabled\":true}" : NULL);
 	api_json(c->resp, created ? 201 : 200, user_json(&u));
 out:
+	wipe_field(c, "password");
+	sodium_memzero(&u, sizeof(u));
+}
+
+/* POST /auth/password {current_password, new_password}: the caller's own
+ * password. The current one is checked like a sign-in (and throttled like
+ * one); the caller's other browser sessions end, API tokens stay. */
+void api_auth_password(struct api_call *c)
+{
+	char hash[IDENT_HASH_SIZE];
+	char principal[80];
+	const char *current, *fresh;
+	struct store_user u;
+	uint8_t keep[32];
+	bool own;
+	char *detail = NULL;
+	int r;
+
+	memset(&u, 0, sizeof(u));
+	if (!body_string(c, "current_password", true, &current) ||
+	    !body_string(c, "new_password", true, &fresh))
+		goto out;
+	if (ident_password_check(fresh) < 0) {
+		api_error(c->resp, 400, "InvalidRequest",
+			  "new_password must be at least %d characters and at most %d bytes",
+			  IDENT_MIN_PASSWORD, IDENT_MAX_PASSWORD);
+		goto out;
+	}
+	if (util_streq_ct(current, fresh)) {
+		api_error(c->resp, 400, "InvalidRequest", "new_password must differ from current_password");
+		goto out;
+	}
+	if (!throttle_allows(c, c->who->name))
+		goto out;
+	if ((r = store_user_get_by_id(c->ctx->store, c->who->user_id, &u)) < 0) {
+		api_store_error(c->resp, r, "user");
+		goto out;
+	}
+	audit_principal(c->who->name, principal);
+	detail = detail_source(c);
+	if (strlen(current) > IDENT_MAX_PASSWORD || ident_password_verify(u.password_hash, current) < 0) {
+		if (ident_throttle_failure(c->ctx->store, c->who->name, c->req->remote_addr, store_now()) < 0)
+			log_warn("auth: could not record a failed password check for throttling");
+		audit(c, principal, "user.password", principal, "failure", detail);
+		api_error(c->resp, 403, "InvalidCurrentPassword", "current_password is not correct");
+		goto out;
+	}
+	if ((r = ident_password_hash(fresh, hash, sizeof(hash))) < 0) {
+		api_error(c->resp, 503, "ServiceUnavailable", "could not hash the password, try again");
+		goto out;
+	}
+	r = store_user_put(c->ctx->store, u.name, hash, NULL, NULL);
+	sodium_memzero(hash, sizeof(hash));
+	own = c->who->via_cookie && ident_session_hash(c->req, keep) == 0;
+	if (r == 0)
+		r = store_login_delete_user(c->ctx->store, u.id, own ? keep : NULL);
+	if (r < 0) {
+		api_store_error(c->resp, r, "user");
+		goto out;
+	}
+	if (ident_throttle_success(c->ctx->store, u.name, c->req->remote_addr, store_now()) < 0)
+		log_warn("auth: could not reset the sign-in throttle of %s", u.name);
+	audit(c, principal, "user.password", principal, "success", detail);
+	c->resp->status = 204;
+out:
+	free(detail);
+	wipe_field(c, "current_password");
+	wipe_field(c, "new_password");
 	sodium_memzero(&u, sizeof(u));
 }
 
@@ -414,7 +600,8 @@ void api_users_list(struct api_call *c)
 
 void api_users_delete(struct api_call *c)
 {
-	char principal[80], target[80];
+	char principal[80], target[80], reason[128];
+	struct store_user u;
 	const char *name;
 	int r;
 
@@ -424,17 +611,26 @@ void api_users_delete(struct api_call *c)
 		api_error(c->resp, 409, "ResourceInUse", "you cannot delete your own account");
 		return;
 	}
-	r = store_user_delete(c->ctx->store, name);
+	r = store_user_get(c->ctx->store, name, &u);
+	if (r == 0)
+		r = store_user_delete(c->ctx->store, name);
 	if (r == -ENOENT) {
 		api_error(c->resp, 404, "ResourceNotFound", "user '%s' not found", name);
-		return;
+		goto out;
 	}
 	if (r < 0) {
 		api_store_error(c->resp, r, "user");
-		return;
+		goto out;
 	}
+	/* Sessions and tokens went with the row; the terminals end now. */
+	snprintf(reason, sizeof(reason), "your account was deleted by %s", c->who->name);
+	term_end_user_sessions(u.id, reason);
+	if (ident_throttle_reset(c->ctx->store, name, true) < 0)
+		log_warn("auth: could not forget the sign-in state of %s", name);
 	audit_principal(c->who->name, principal);
 	audit_principal(name, target);
 	audit(c, principal, "user.delete", target, "success", NULL);
 	c->resp->status = 204;
+out:
+	sodium_memzero(&u, sizeof(u));
 }

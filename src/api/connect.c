@@ -17,10 +17,14 @@
 
 #include "api/validate.h"
 #include "authz/authz.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "ssh/sshc.h"
 #include "store/store.h"
 #include "terminal/term.h"
+#include "vault/vault.h"
 
 #define DEFAULT_COLS 80
 #define DEFAULT_ROWS 24
@@ -31,7 +35,11 @@ struct connect_req {
 	const char *auth_type;
 	const char *password;
 	const char *private_key;
+	size_t private_key_len;
 	const char *passphrase;
+	const char *vault;      /* vault-key: the vault's ID */
+	const char *secret;     /* vault-key: the secret's name */
+	const char *version;    /* vault-key: NULL for the newest */
 	int cols, rows;
 };
 
@@ -63,6 +71,111 @@ static bool valid_username(const char *u)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == ':' || *p == '/')
 			return false;
 	return true;
+}
+
+static bool is_version(const char *v)
+{
+	size_t n = 0;
+
+	for (; v[n]; n++)
+		if (!((v[n] >= '0' && v[n] <= '9') || (v[n] >= 'a' && v[n] <= 'f')))
+			return false;
+	return n == VAULT_VERSION_SIZE - 1;
+}
+
+/* Row 2 for vault-key: {vault, secret, version?, passphrase?}. */
+static int parse_vault_auth(struct api_call *c, json_t *auth, struct connect_req *r)
+{
+	static const char *const fields[] = { "type", "vault", "secret", "version", "passphrase",
+					      NULL };
+	const char *bad;
+	json_t *v;
+
+	if (!has_only(auth, fields, &bad)) {
+		api_error(c->resp, 400, "InvalidRequest", "auth.%s: unknown property for type vault-key",
+			  bad);
+		return -EINVAL;
+	}
+	r->vault = json_string_value(json_object_get(auth, "vault"));
+	if (!r->vault || val_res_id(r->vault, "vaults", NULL, NULL, NULL) < 0) {
+		api_error(c->resp, 400, "InvalidRequest",
+			  "auth.vault: required for type vault-key; a vault ID like "
+			  "/groups/{g}/vaults/{name}");
+		return -EINVAL;
+	}
+	r->secret = json_string_value(json_object_get(auth, "secret"));
+	if (!r->secret || !val_name(r->secret)) {
+		api_error(c->resp, 400, "InvalidRequest",
+			  "auth.secret: required for type vault-key; the secret's name (1 to 64 "
+			  "letters, digits, '.', '_' or '-')");
+		return -EINVAL;
+	}
+	v = json_object_get(auth, "version");
+	if (v && !json_is_null(v)) {
+		if (!json_is_string(v) || !is_version(json_string_value(v))) {
+			api_error(c->resp, 400, "InvalidRequest",
+				  "auth.version: must be a secret version ID (32 hex digits)");
+			return -EINVAL;
+		}
+		r->version = json_string_value(v);
+	}
+	v = json_object_get(auth, "passphrase");
+	if (v && !json_is_null(v)) {
+		if (!json_is_string(v) || strlen(json_string_value(v)) > 1024) {
+			api_error(c->resp, 400, "InvalidRequest",
+				  "auth.passphrase: must be a string of at most 1024 bytes");
+			return -EINVAL;
+		}
+		r->passphrase = json_string_value(v);
+		if (!r->passphrase[0])
+			r->passphrase = NULL;
+	}
+	return 0;
+}
+
+/* Row 7: the caller's access policy on the vault grants get; then the
+ * secret is read on the caller's behalf (audited, never shown). Answers
+ * and returns < 0 on failure; *ret_val is the key to use. */
+static int read_vault_key(struct api_call *c, const struct connect_req *r,
+			  struct vault_value **ret_val)
+{
+	char principal[80];
+	int rc;
+
+	snprintf(principal, sizeof(principal), "user:%s", c->who->name);
+	rc = vault_policy_check(c->ctx->store, r->vault, principal, VAULT_PERM_GET);
+	if (rc == -EACCES) {
+		char target[VAL_ID_SIZE + 80];
+
+		snprintf(target, sizeof(target), "%s/secrets/%s", r->vault, r->secret);
+		store_audit(c->ctx->store, principal, "secret.get", target, "denied", NULL);
+		api_error(c->resp, 403, "VaultAccessDenied", "get on secrets of %s is required",
+			  r->vault);
+		return rc;
+	}
+	if (rc < 0) {
+		api_store_error(c->resp, rc, r->vault);
+		return rc;
+	}
+	rc = vault_secret_read(c->ctx->vault, c->ctx->store, principal, "connect", r->vault,
+			       r->secret, r->version, ret_val);
+	if (rc == -ENOENT) {
+		if (r->version)
+			api_error(c->resp, 404, "SecretNotFound", "secret %s has no version %s in %s",
+				  r->secret, r->version, r->vault);
+		else
+			api_error(c->resp, 404, "SecretNotFound", "secret %s was not found in %s",
+				  r->secret, r->vault);
+	} else if (rc == -BERR_INTEGRITY) {
+		log_error("vault: %s secret %s failed its integrity check (stored data altered or "
+			  "damaged)", r->vault, r->secret);
+		api_error(c->resp, 500, "SecretCorrupted",
+			  "the stored data of %s/secrets/%s failed its integrity check: it was altered "
+			  "or damaged", r->vault, r->secret);
+	} else if (rc < 0) {
+		api_store_error(c->resp, rc, r->vault);
+	}
+	return rc;
 }
 
 /* Row 2: the body's shape. */
@@ -140,6 +253,7 @@ static int parse_body(struct api_call *c, struct connect_req *r)
 			api_error(c->resp, 400, "InvalidRequest", "auth.private_key: larger than 16 KiB");
 			return -EINVAL;
 		}
+		r->private_key_len = strlen(r->private_key);
 		v = json_object_get(auth, "passphrase");
 		if (v && !json_is_null(v)) {
 			if (!json_is_string(v) || strlen(json_string_value(v)) > 1024) {
@@ -152,9 +266,8 @@ static int parse_body(struct api_call *c, struct connect_req *r)
 				r->passphrase = NULL;
 		}
 	} else if (strcmp(type, "vault-key") == 0) {
-		api_error(c->resp, 400, "InvalidRequest",
-			  "auth.type: vault-key needs the vault, which this version does not have yet");
-		return -EINVAL;
+		if (parse_vault_auth(c, auth, r) < 0)
+			return -EINVAL;
 	} else {
 		api_error(c->resp, 400, "InvalidRequest",
 			  "auth.type: must be one of password, ssh-key, ssh-key-file, vault-key");
@@ -244,10 +357,13 @@ static void build_connect(struct api_call *c, const struct connect_req *r, const
 			goto oom;
 	} else {
 		tc->p.auth = SSHC_AUTH_KEY;
-		rc = sshc_key_import(r->private_key, strlen(r->private_key), r->passphrase, &tc->p.key,
-				     &reason);
+		rc = r->private_key_len > API_MAX_PRIVATE_KEY
+			     ? -BERR_BADKEY
+			     : sshc_key_import(r->private_key, r->private_key_len, r->passphrase,
+					       &tc->p.key, &reason);
 		if (rc < 0) {
-			api_error(c->resp, 400, "InvalidPrivateKey", "auth.private_key: %s",
+			api_error(c->resp, 400, "InvalidPrivateKey", "auth.%s: %s",
+				  r->vault ? "secret" : "private_key",
 				  reason ? reason : "not a private key in a supported format");
 			term_connect_free(tc);
 			return;
@@ -293,21 +409,48 @@ static void wipe_json_string(json_t *v)
 		sodium_memzero((char *)json_string_value(v), json_string_length(v));
 }
 
+/* A connect refused here (rows 2-8) is audited like one refused on the
+ * loop: result code, auth type, source. Never anything from auth but its
+ * type. */
+static void audit_refusal(struct api_call *c, const char *vm_id, const struct connect_req *r)
+{
+	json_t *err = json_object_get(c->resp->body, "error");
+	const char *code = json_string_value(json_object_get(err, "code"));
+	json_t *d;
+	char principal[80], *detail;
+
+	code = code ? code : "InternalError";
+	metrics_connect_result(code);
+	snprintf(principal, sizeof(principal), "user:%s", c->who->name);
+	d = json_pack("{s:s?,s:s,s:s?,s:s?}", "auth_type", r->auth_type, "source", c->req->remote_addr,
+		      "bastion", r->bastion,
+		      "message", json_string_value(json_object_get(err, "message")));
+	detail = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(d);
+	if (store_audit(c->ctx->store, principal, "connect", vm_id[0] ? vm_id : NULL, code, detail) < 0)
+		log_warn("audit: could not record a refused connect to %s", vm_id);
+	free(detail);
+}
+
 void api_connect(struct api_call *c)
 {
 	struct connect_req r = { 0 };
 	struct pick p = { .c = c };  /* r.bastion may point into it */
-	char vm_id[256], net_id[256] = "";
+	char vm_id[256] = "", net_id[256] = "";
 	const char *nic_id, *ip;
 	json_t *vm = NULL, *nic = NULL, *net = NULL, *bastion = NULL, *auth;
+	struct vault_value *key = NULL;
 	struct val_ip addr;
 	int rc;
 
 	/* Row 2. */
 	if (parse_body(c, &r) < 0)
 		goto out;
-	/* Row 3: the VM. A VM that does not exist is a 404 whoever asks. */
+	/* Row 3: the VM. The role is checked before existence, so that only a
+	 * caller who may read the scope learns whether the VM is there. */
 	snprintf(vm_id, sizeof(vm_id), "/groups/%s/vms/%s", c->seg[1], c->seg[3]);
+	if (require_reader(c, vm_id) < 0)
+		goto out;
 	if (!val_name(c->seg[1]) || !val_name(c->seg[3])) {
 		api_error(c->resp, 404, "ResourceNotFound", "VM %s was not found", vm_id);
 		goto out;
@@ -316,8 +459,6 @@ void api_connect(struct api_call *c)
 		api_store_error(c->resp, rc, vm_id);
 		goto out;
 	}
-	if (require_reader(c, vm_id) < 0)
-		goto out;
 	/* Row 4: its NIC. */
 	nic_id = json_string_value(json_object_get(vm, "nic"));
 	if (!nic_id || (rc = store_res_get(c->ctx->store, nic_id, &nic)) < 0) {
@@ -334,6 +475,8 @@ void api_connect(struct api_call *c)
 				  "bastion: must be an ID like /groups/{g}/bastions/{name}");
 			goto out;
 		}
+		if (require_reader(c, r.bastion) < 0)
+			goto out;
 		if ((rc = store_res_get(c->ctx->store, r.bastion, &bastion)) < 0) {
 			if (rc == -ENOENT)
 				api_error(c->resp, 400, "InvalidRequest", "bastion: %s does not exist", r.bastion);
@@ -341,8 +484,6 @@ void api_connect(struct api_call *c)
 				api_store_error(c->resp, rc, r.bastion);
 			goto out;
 		}
-		if (require_reader(c, r.bastion) < 0)
-			goto out;
 	} else {
 		p.network = net_id;
 		if ((rc = store_res_foreach_type(c->ctx->store, "bastions", pick_one, &p)) < 0) {
@@ -392,7 +533,14 @@ void api_connect(struct api_call *c)
 			goto out;
 		}
 	}
-	/* Row 7 (vault access) arrives with the vault. Row 8 and on: */
+	/* Row 7: a key from the vault. */
+	if (r.vault) {
+		if (read_vault_key(c, &r, &key) < 0)
+			goto out;
+		r.private_key = key->data;
+		r.private_key_len = key->len;
+	}
+	/* Row 8 and on: */
 	{
 		char canon[64];
 
@@ -400,10 +548,13 @@ void api_connect(struct api_call *c)
 		build_connect(c, &r, vm_id, r.bastion, vm, canon);
 	}
 out:
+	if (c->resp->status >= 400)
+		audit_refusal(c, vm_id, &r);
 	auth = json_object_get(c->body, "auth");
 	wipe_json_string(json_object_get(auth, "password"));
 	wipe_json_string(json_object_get(auth, "private_key"));
 	wipe_json_string(json_object_get(auth, "passphrase"));
+	vault_value_free(key);
 	json_decref(vm);
 	json_decref(nic);
 	json_decref(net);
@@ -424,11 +575,6 @@ static void session_next(struct api_call *c, enum api_next next)
 	c->resp->next = next;
 	c->resp->next_arg = ta;
 	c->resp->status = 204; /* provisional: the loop answers */
-}
-
-void api_sessions_delete(struct api_call *c)
-{
-	session_next(c, API_NEXT_DISCONNECT);
 }
 
 void api_terminal(struct api_call *c)

@@ -494,7 +494,7 @@ void api_resources_put(struct api_call *c)
 			api_error(c->resp, 400, "InvalidRequest", "group: " NAME_RULE);
 		else if (!val_res_type(c->seg[2]))
 			api_error(c->resp, 400, "InvalidRequest",
-				  "type: not a resource type; allowed: networks, nics, vms, bastions");
+				  "type: not a resource type; allowed: networks, nics, vms, bastions, vaults");
 		else
 			api_error(c->resp, 400, "InvalidRequest", "name: " NAME_RULE);
 		return;

@@ -78,17 +78,20 @@ static int parse_networks(const json_t *body, json_t *out, struct refs *refs, ch
 static int parse_nics(const json_t *body, json_t *out, struct refs *refs, char *msg);
 static int parse_vms(const json_t *body, json_t *out, struct refs *refs, char *msg);
 static int parse_bastions(const json_t *body, json_t *out, struct refs *refs, char *msg);
+static int parse_vaults(const json_t *body, json_t *out, struct refs *refs, char *msg);
 
 static const char *const networks_props[] = { "address_prefixes", NULL };
 static const char *const nics_props[] = { "network", "private_ip", NULL };
 static const char *const vms_props[] = { "nic", "ssh_port", "host_keys", NULL };
 static const char *const bastions_props[] = { "networks", NULL };
+static const char *const vaults_props[] = { "soft_delete_retention_days", NULL };
 
 static const struct res_type res_types[] = {
 	{ "networks", networks_props, parse_networks },
 	{ "nics", nics_props, parse_nics },
 	{ "vms", vms_props, parse_vms },
 	{ "bastions", bastions_props, parse_bastions },
+	{ "vaults", vaults_props, parse_vaults },
 };
 #define N_TYPES (sizeof(res_types) / sizeof(res_types[0]))
 
@@ -686,6 +689,28 @@ fail:
 	return -EINVAL;
 }
 
+/* A vault (vault/, docs/vault.md): its secrets and keys live in their own
+ * tables; the resource holds only the recovery window of deleted secrets. */
+static int parse_vaults(const json_t *body, json_t *out, struct refs *refs, char *msg)
+{
+	const json_t *v = json_object_get(body, "soft_delete_retention_days");
+	json_int_t days = VAL_VAULT_RETENTION_DEFAULT;
+
+	if (v && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < VAL_VAULT_RETENTION_MIN ||
+		    json_integer_value(v) > VAL_VAULT_RETENTION_MAX) {
+			msgf(msg, "soft_delete_retention_days: must be an integer from %d to %d (days a "
+			     "deleted secret can be recovered); the default is %d",
+			     VAL_VAULT_RETENTION_MIN, VAL_VAULT_RETENTION_MAX, VAL_VAULT_RETENTION_DEFAULT);
+			return -EINVAL;
+		}
+		days = json_integer_value(v);
+	}
+	if (json_object_set_new(out, "soft_delete_retention_days", json_integer(days)) < 0)
+		return oom(msg);
+	return 0;
+}
+
 static bool is_ignored(const char *key)
 {
 	/* GET output carries these; accepting them lets it be PUT back. */
@@ -760,7 +785,7 @@ int val_res_props(const char *type, const json_t *body, json_t **ret_props, char
 	int r;
 
 	if (!t) {
-		msgf(msg, "type: \"%s\" is not a resource type; allowed: networks, nics, vms, bastions",
+		msgf(msg, "type: \"%s\" is not a resource type; allowed: networks, nics, vms, bastions, vaults",
 		     echo(type, e));
 		return -EINVAL;
 	}

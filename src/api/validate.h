@@ -23,7 +23,13 @@
  * are two groups. */
 bool val_name(const char *s);
 
-/* Resource types a group may hold: "networks", "nics", "vms", "bastions".
+/* A vault's soft_delete_retention_days: range and default. */
+#define VAL_VAULT_RETENTION_MIN 7
+#define VAL_VAULT_RETENTION_MAX 90
+#define VAL_VAULT_RETENTION_DEFAULT 7
+
+/* Resource types a group may hold: "networks", "nics", "vms", "bastions",
+ * "vaults".
  * Each type is one entry of a table in validate.c. */
 bool val_res_type(const char *type);
 /* The i-th known type (0-based), NULL past the end: for listings and

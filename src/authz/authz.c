@@ -89,3 +89,14 @@ int authz_require(struct store *s, const struct principal *who, enum authz_role 
 		return r;
 	return have >= role ? 0 : -EACCES;
 }
+
+int authz_assignment_visible(struct store *s, const struct principal *who, const char *principal,
+			     const char *scope)
+{
+	char mine[80];
+
+	snprintf(mine, sizeof(mine), "user:%s", who->name);
+	if (strcmp(principal, mine) == 0)
+		return 0;
+	return authz_require(s, who, AUTHZ_READER, scope);
+}

@@ -24,3 +24,10 @@ int authz_effective(struct store *s, const struct principal *who, const char *sc
 /* 0 if who holds at least role on scope, -EACCES if not, <0 on store error. */
 int authz_require(struct store *s, const struct principal *who, enum authz_role role,
 		  const char *scope);
+
+/* Who may see a role assignment {principal, scope}: its own principal, and
+ * whoever holds Reader on its scope (so a list leaks no assignment at a
+ * scope the caller cannot read). 0, -EACCES, or a store error. Managing
+ * one needs Owner on its scope: authz_require(AUTHZ_OWNER, scope). */
+int authz_assignment_visible(struct store *s, const struct principal *who, const char *principal,
+			     const char *scope);

@@ -1,6 +1,8 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <jansson.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,4 +94,17 @@ void util_free_secret(char *s)
 		return;
 	sodium_memzero(s, strlen(s));
 	free(s);
+}
+
+static void wipe_free(void *p)
+{
+	if (!p)
+		return;
+	sodium_memzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+void util_json_wipe_on_free(void)
+{
+	json_set_alloc_funcs(malloc, wipe_free);
 }

@@ -28,3 +28,8 @@ int util_pct_decode(char *s);
 
 /* Frees s after wiping it (NULL is fine). */
 void util_free_secret(char *s);
+
+/* Makes jansson wipe every block it frees: request bodies and secret values
+ * pass through its strings. Call once, before any JSON is made. Blocks stay
+ * plain malloc blocks, so free() on json_dumps() output remains right. */
+void util_json_wipe_on_free(void);

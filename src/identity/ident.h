@@ -81,3 +81,46 @@ int ident_token_create(struct store *s, int64_t user_id, const char *name, int64
 /* True when header (X-CSRF-Token, may be NULL) matches who's session CSRF
  * token, compared in constant time. */
 bool ident_csrf_ok(const struct principal *who, const char *header);
+
+/* ---- sign-in throttling (throttle.c) ----------------------------------
+ * Failed sign-ins are counted per account name and per source address,
+ * in the store (so the state survives a restart and is shared by the
+ * instances of one deployment). IDENT_THROTTLE_*_MAX failures whose gaps
+ * are at most IDENT_THROTTLE_WINDOW seconds lock the key for
+ * IDENT_THROTTLE_BASE seconds; every further failure after a lock doubles
+ * the next lock, up to IDENT_THROTTLE_CAP. A success resets the account's
+ * counter (never the address's). The account-wide lock does not apply to
+ * an address the account signed in from within IDENT_KNOWN_TTL: an
+ * attacker elsewhere cannot lock the real user out of their usual place.
+ * See docs/access-control.md. */
+#define IDENT_THROTTLE_WINDOW 900
+#define IDENT_THROTTLE_ACCOUNT_MAX 5
+#define IDENT_THROTTLE_ADDR_MAX 20
+#define IDENT_THROTTLE_BASE 60
+#define IDENT_THROTTLE_CAP 900
+#define IDENT_THROTTLE_DECAY 3600       /* a quiet hour forgets the back-off level */
+#define IDENT_KNOWN_TTL (30 * 86400)
+#define IDENT_KNOWN_MAX 16              /* known addresses kept per account */
+#define IDENT_ADDR_KEY_SIZE 64
+
+struct ident_throttle {
+	int64_t retry_after; /* seconds until an attempt may be made; 0: go ahead */
+	bool by_account;     /* the account's lock decided (else the address's) */
+	bool audit;          /* the first refusal under this lock: audit it */
+};
+
+/* The throttling key of a source address: IPv4 as is (also when IPv4-mapped
+ * in IPv6), IPv6 as its /64, anything unparsable as given (truncated). */
+void ident_addr_key(const char *remote_addr, char out[IDENT_ADDR_KEY_SIZE]);
+/* May account (NULL: a name that cannot exist) try to sign in from
+ * remote_addr at now? Fills *ret; 0 or a store error. */
+int ident_throttle_check(struct store *s, const char *account, const char *remote_addr, int64_t now,
+			 struct ident_throttle *ret);
+/* Records a failed attempt for account (may be NULL) and remote_addr. */
+int ident_throttle_failure(struct store *s, const char *account, const char *remote_addr, int64_t now);
+/* Records a success: clears the account's counter and remembers the
+ * address as known for it. */
+int ident_throttle_success(struct store *s, const char *account, const char *remote_addr, int64_t now);
+/* Clears the account's lock (an Owner set a new password) and, with
+ * forget_known, its known addresses (the account is deleted). */
+int ident_throttle_reset(struct store *s, const char *account, bool forget_known);

@@ -89,7 +89,8 @@ struct srv {
 	SSL_CTX *ssl_ctx;
 	struct api_ctx *api;
 	struct srv_conn *conns;
-	bool stopping;
+	bool stopping;          /* draining or stopping: nothing new is accepted */
+	bool listener_closing;
 	bool listener_closed;
 	void (*stop_done)(void *ud);
 	void *stop_ud;

@@ -11,6 +11,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "server/assets.h"
 #include "terminal/term.h"
@@ -195,6 +196,10 @@ static void send_response(struct srv_conn *c, int status, const char *ctype, con
 	char head[2048];
 	int n;
 
+	metrics_http_status(status);
+	/* While draining, every answer is the connection's last. */
+	if (c->srv->stopping)
+		c->keep_alive = false;
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %d %s\r\n"
 		     "Content-Length: %zu\r\n"
@@ -498,6 +503,21 @@ void srv_respond(struct srv_conn *c, struct api_resp *resp)
 	srv_respond_done(c);
 }
 
+void srv_respond_text(struct srv_conn *c, int status, const char *content_type,
+		      const char *body, size_t len)
+{
+	char extra[2048];
+
+	c->busy_cont = false;
+	if (c->state == CONN_CLOSING) {
+		conn_maybe_free(c);
+		return;
+	}
+	snprintf(extra, sizeof(extra), "%sCache-Control: no-store\r\n", security_headers);
+	send_response(c, status, content_type, extra, body, len, strcmp(c->req.method, "HEAD") == 0);
+	srv_respond_done(c);
+}
+
 static void serve_asset(struct srv_conn *c, const char *path, bool head)
 {
 	const struct asset *a = assets_find(path);
@@ -570,7 +590,11 @@ static void dispatch(struct srv_conn *c)
 			   strcmp(hdr(c, H_WS_VERSION), "13") == 0 && c->parser.method == HTTP_GET;
 	util_strlcpy(c->req.remote_addr, c->remote, sizeof(c->req.remote_addr));
 
-	if (strncmp(path, "/api/", 5) == 0) {
+	/* GET /metrics is at the root (where Prometheus looks) but is an API
+	 * call like any other: authenticated on a worker. */
+	if (strcmp(path, "/metrics") == 0)
+		c->req.path = "/api/v1/metrics";
+	if (strncmp(c->req.path, "/api/", 5) == 0) {
 		c->work.data = c;
 		c->busy_worker = true;
 		conn_read_pause(c);
@@ -881,7 +905,15 @@ static void on_listener_closed(uv_handle_t *h)
 		s->stop_done(s->stop_ud);
 }
 
-void srv_stop(struct srv *s, void (*done)(void *ud), void *ud)
+static void close_listener(struct srv *s)
+{
+	if (s->listener_closing)
+		return;
+	s->listener_closing = true;
+	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+}
+
+void srv_drain(struct srv *s, void (*done)(void *ud), void *ud)
 {
 	struct srv_conn *c, *next;
 
@@ -890,11 +922,46 @@ void srv_stop(struct srv *s, void (*done)(void *ud), void *ud)
 	s->stopping = true;
 	s->stop_done = done;
 	s->stop_ud = ud;
-	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+	close_listener(s);
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		/* Between requests, or not yet past the handshake: nothing to lose. */
+		if (c->state == CONN_TLS || (c->state == CONN_HTTP && c->hlen == 0))
+			conn_close(c);
+	}
+}
+
+void srv_stop(struct srv *s, void (*done)(void *ud), void *ud)
+{
+	struct srv_conn *c, *next;
+
+	if (!s->stopping) {
+		s->stopping = true;
+		s->stop_done = done;
+		s->stop_ud = ud;
+	}
+	close_listener(s);
 	for (c = s->conns; c; c = next) {
 		next = c->next;
 		conn_close(c);
 	}
+}
+
+size_t srv_conn_count(const struct srv *s)
+{
+	size_t n = 0;
+
+	for (const struct srv_conn *c = s->conns; c; c = c->next)
+		n++;
+	return n;
+}
+
+void srv_set_tls_ctx(struct srv *s, SSL_CTX *ctx)
+{
+	/* SSL_new took a reference for every open connection: freeing ours
+	 * leaves theirs alive. */
+	SSL_CTX_free(s->ssl_ctx);
+	s->ssl_ctx = ctx;
 }
 
 void srv_free(struct srv *s)

@@ -25,14 +25,29 @@ struct srv_config {
 int srv_new(uv_loop_t *loop, const struct srv_config *cfg, struct srv **ret);
 /* The port actually bound (useful with port 0). */
 int srv_port(const struct srv *s);
-/* Stops accepting and closes every connection; done runs when all are gone. */
+/* Stops accepting and closes every connection; done runs when all are gone.
+ * After srv_drain, closes what the drain left open (done stays the
+ * drain's). */
 void srv_stop(struct srv *s, void (*done)(void *ud), void *ud);
+/* Graceful stop: closes the listener and idle connections at once; a
+ * request in progress gets its answer and then its connection closes; a
+ * WebSocket stays until its owner closes it. done runs when all are gone. */
+void srv_drain(struct srv *s, void (*done)(void *ud), void *ud);
+/* Open connections right now. */
+size_t srv_conn_count(const struct srv *s);
+/* Replaces the TLS context for connections accepted from now on (SIGHUP);
+ * open connections keep theirs. Takes ctx. */
+struct ssl_ctx_st;
+void srv_set_tls_ctx(struct srv *s, struct ssl_ctx_st *ctx);
 void srv_free(struct srv *s);
 
 /* Sends the answer to the request whose continuation (API_NEXT_*) was
  * running. Takes what resp owns. If the client left meanwhile, the answer
  * is dropped and the connection released. */
 void srv_respond(struct srv_conn *c, struct api_resp *resp);
+/* The same with a body that is not JSON (GET /metrics); body is copied. */
+void srv_respond_text(struct srv_conn *c, int status, const char *content_type,
+		      const char *body, size_t len);
 
 /* ---- WebSocket (terminal) ---- */
 

@@ -666,3 +666,294 @@ int store_role_foreach_principal(struct store *s, const char *principal,
 		return r < 0 ? r : 0;
 	return end_rc(rc);
 }
+
+/* ---- guarded role changes ------------------------------------------- */
+
+int store_role_root_owners(struct store *s, int64_t *ret)
+{
+	sqlite3_stmt *st = store_prepare(s,
+		"SELECT count(DISTINCT u.id) FROM role_assignments r JOIN users u"
+		" ON r.principal = 'user:' || u.name"
+		" WHERE r.role = 'Owner' AND r.scope = '/' AND u.disabled = 0");
+	int rc;
+
+	if (!st)
+		return -BERR_STORE;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -BERR_STORE : end_rc(rc);
+}
+
+/* -EAGAIN unless the assignment id is in the state the caller saw. */
+static int role_expect(struct store *s, const char *id, const char *expect_scope)
+{
+	struct store_role ra;
+	int r = store_role_get(s, id, &ra);
+
+	if (r == -ENOENT)
+		return expect_scope ? -EAGAIN : 0;
+	if (r < 0)
+		return r;
+	if (!expect_scope || strcmp(ra.scope, expect_scope) != 0)
+		return -EAGAIN;
+	return 0;
+}
+
+struct role_checked {
+	struct role_put put;
+	const char *expect_scope;
+	bool is_delete;
+};
+
+static int role_checked_tx(struct store *s, void *ud)
+{
+	struct role_checked *p = ud;
+	int64_t before = 0, after = 0;
+	int r;
+
+	if ((r = role_expect(s, p->put.id, p->expect_scope)) < 0) {
+		struct store_role gone;
+
+		/* Deleting what is gone already is "not found", not a clash. */
+		if (r == -EAGAIN && p->is_delete && store_role_get(s, p->put.id, &gone) == -ENOENT)
+			return -ENOENT;
+		return r;
+	}
+	if (!p->is_delete && strncmp(p->put.principal, "user:", 5) == 0) {
+		struct store_user u;
+
+		r = store_user_get(s, p->put.principal + 5, &u);
+		sodium_memzero(&u, sizeof(u));
+		if (r == -ENOENT)
+			return -ESRCH;
+		if (r < 0)
+			return r;
+	}
+	if ((r = store_role_root_owners(s, &before)) < 0)
+		return r;
+	if (p->is_delete)
+		r = store_role_delete(s, p->put.id);
+	else
+		r = role_put_tx(s, &p->put);
+	if (r < 0)
+		return r;
+	if ((r = store_role_root_owners(s, &after)) < 0)
+		return r;
+	if (before > 0 && after == 0)
+		return -EMLINK;
+	return 0;
+}
+
+int store_role_put_checked(struct store *s, const char *id, const char *principal, const char *role,
+			   const char *scope, const char *expect_scope, bool *ret_created)
+{
+	struct role_checked p = {
+		.put = { .id = id, .principal = principal, .role = role, .scope = scope },
+		.expect_scope = expect_scope,
+	};
+	int r;
+
+	if (!fits(id, 128) || !id[0] || !fits(principal, 80) || !fits(role, 32) || !fits(scope, 256))
+		return -EINVAL;
+	r = tx_run(s, role_checked_tx, &p);
+	if (r < 0)
+		return r;
+	if (ret_created)
+		*ret_created = p.put.created;
+	return 0;
+}
+
+int store_role_delete_checked(struct store *s, const char *id, const char *expect_scope)
+{
+	struct role_checked p = { .put = { .id = id }, .expect_scope = expect_scope, .is_delete = true };
+
+	if (!fits(id, 128) || !expect_scope)
+		return -ENOENT;
+	return tx_run(s, role_checked_tx, &p);
+}
+
+int store_token_delete_user(struct store *s, int64_t user_id)
+{
+	sqlite3_stmt *st = store_prepare(s, "DELETE FROM api_tokens WHERE user_id = ?");
+
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_int64(st, 1, user_id);
+	return exec_change(s, st, NULL);
+}
+
+/* ---- sign-in throttling --------------------------------------------- */
+
+#define THROTTLE_COLS "failures, window_start, last_failure, level, locked_until, audited_until"
+
+int store_throttle_get(struct store *s, const char *key, struct store_throttle *ret)
+{
+	sqlite3_stmt *st;
+	int rc, r = 0;
+
+	if (!fits(key, 128))
+		return -ENOENT;
+	st = store_prepare(s, "SELECT " THROTTLE_COLS " FROM login_throttle WHERE key = ?");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		ret->failures = sqlite3_column_int64(st, 0);
+		ret->window_start = sqlite3_column_int64(st, 1);
+		ret->last_failure = sqlite3_column_int64(st, 2);
+		ret->level = sqlite3_column_int64(st, 3);
+		ret->locked_until = sqlite3_column_int64(st, 4);
+		ret->audited_until = sqlite3_column_int64(st, 5);
+	} else {
+		r = rc == SQLITE_DONE ? -ENOENT : store_rc(rc);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int store_throttle_delete(struct store *s, const char *key)
+{
+	sqlite3_stmt *st;
+
+	if (!fits(key, 128))
+		return -EINVAL;
+	st = store_prepare(s, "DELETE FROM login_throttle WHERE key = ?");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	return exec_change(s, st, NULL);
+}
+
+struct throttle_update {
+	const char *key;
+	int (*fn)(struct store_throttle *t, bool existed, void *ud);
+	void *ud;
+};
+
+static int throttle_update_tx(struct store *s, void *ud)
+{
+	struct throttle_update *u = ud;
+	struct store_throttle t;
+	sqlite3_stmt *st;
+	bool existed;
+	int r;
+
+	memset(&t, 0, sizeof(t));
+	r = store_throttle_get(s, u->key, &t);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	existed = r == 0;
+	r = u->fn(&t, existed, u->ud);
+	if (r < 0)
+		return r;
+	if (r == 1)
+		return existed ? store_throttle_delete(s, u->key) : 0;
+	st = store_prepare(s, "INSERT OR REPLACE INTO login_throttle (key, " THROTTLE_COLS ")"
+			      " VALUES (?, ?, ?, ?, ?, ?, ?)");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_text(st, 1, u->key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, t.failures);
+	sqlite3_bind_int64(st, 3, t.window_start);
+	sqlite3_bind_int64(st, 4, t.last_failure);
+	sqlite3_bind_int64(st, 5, t.level);
+	sqlite3_bind_int64(st, 6, t.locked_until);
+	sqlite3_bind_int64(st, 7, t.audited_until);
+	return exec_change(s, st, NULL);
+}
+
+int store_throttle_update(struct store *s, const char *key,
+			  int (*fn)(struct store_throttle *t, bool existed, void *ud), void *ud)
+{
+	struct throttle_update u = { .key = key, .fn = fn, .ud = ud };
+
+	if (!fits(key, 128) || !key[0])
+		return -EINVAL;
+	return tx_run(s, throttle_update_tx, &u);
+}
+
+int store_throttle_purge(struct store *s, int64_t before)
+{
+	sqlite3_stmt *st = store_prepare(s,
+		"DELETE FROM login_throttle WHERE locked_until < ?1 AND last_failure < ?1");
+
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_int64(st, 1, before);
+	return exec_change(s, st, NULL);
+}
+
+struct known_add {
+	const char *account, *addr;
+	int64_t now;
+	int keep_max;
+};
+
+static int known_add_tx(struct store *s, void *ud)
+{
+	struct known_add *k = ud;
+	sqlite3_stmt *st;
+	int r;
+
+	st = store_prepare(s, "INSERT OR REPLACE INTO login_known (account, addr, last_ok) VALUES (?, ?, ?)");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_text(st, 1, k->account, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, k->addr, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, k->now);
+	if ((r = exec_change(s, st, NULL)) < 0)
+		return r;
+	st = store_prepare(s,
+		"DELETE FROM login_known WHERE account = ?1 AND addr NOT IN ("
+		" SELECT addr FROM login_known WHERE account = ?1 ORDER BY last_ok DESC, addr LIMIT ?2)");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_text(st, 1, k->account, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, k->keep_max < 1 ? 1 : k->keep_max);
+	return exec_change(s, st, NULL);
+}
+
+int store_login_known_add(struct store *s, const char *account, const char *addr, int64_t now, int keep_max)
+{
+	struct known_add k = { .account = account, .addr = addr, .now = now, .keep_max = keep_max };
+
+	if (!fits(account, 64) || !account[0] || !fits(addr, 63) || !addr[0])
+		return -EINVAL;
+	return tx_run(s, known_add_tx, &k);
+}
+
+int store_login_known(struct store *s, const char *account, const char *addr, int64_t since)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!fits(account, 64) || !fits(addr, 63))
+		return -ENOENT;
+	st = store_prepare(s, "SELECT 1 FROM login_known WHERE account = ? AND addr = ? AND last_ok >= ?");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, since);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : store_rc(rc);
+}
+
+int store_login_known_forget(struct store *s, const char *account)
+{
+	sqlite3_stmt *st;
+
+	if (!fits(account, 64))
+		return -EINVAL;
+	st = store_prepare(s, "DELETE FROM login_known WHERE account = ?");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	return exec_change(s, st, NULL);
+}

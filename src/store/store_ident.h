@@ -75,3 +75,56 @@ int store_role_foreach(struct store *s, int (*fn)(const struct store_role *ra, v
 /* Calls fn for every assignment of principal; fn returning non-zero stops. */
 int store_role_foreach_principal(struct store *s, const char *principal,
 				 int (*fn)(const char *role, const char *scope, void *ud), void *ud);
+
+/* Guarded changes of role assignments, for the API: each runs in one
+ * transaction and changes nothing when it fails.
+ * - expect_scope: the scope the caller saw (and was authorized on) when it
+ *   read the assignment; NULL means "the id must be unused". -EAGAIN when
+ *   the stored assignment no longer matches (created, deleted or moved
+ *   meanwhile).
+ * - A principal "user:<name>" must name an existing user: -ESRCH if not, so
+ *   that no assignment can wait for a future account of that name.
+ * - -EMLINK when the change would leave no enabled user holding Owner at
+ *   "/" although one held it before (the instance must not lock itself
+ *   out).
+ * Deleting an id that is gone answers -ENOENT. Other errors as
+ * store_role_put / store_role_delete. */
+int store_role_put_checked(struct store *s, const char *id, const char *principal, const char *role,
+			   const char *scope, const char *expect_scope, bool *ret_created);
+int store_role_delete_checked(struct store *s, const char *id, const char *expect_scope);
+/* Number of enabled users holding Owner at "/". */
+int store_role_root_owners(struct store *s, int64_t *ret);
+
+/* Deletes every API token of user_id (a disabled account). */
+int store_token_delete_user(struct store *s, int64_t user_id);
+
+/* Sign-in throttling state, one row per key ("acct:<name>", "addr:<ip>"):
+ * the policy lives in identity/throttle.c, the store only keeps rows and
+ * makes each update atomic. */
+struct store_throttle {
+	int64_t failures;       /* in the current window */
+	int64_t window_start;
+	int64_t last_failure;
+	int64_t level;          /* how many back-offs in a row */
+	int64_t locked_until;   /* 0: not locked */
+	int64_t audited_until;  /* the lock whose refusal was audited already */
+};
+
+/* Reads key into *ret; -ENOENT when there is no row. */
+int store_throttle_get(struct store *s, const char *key, struct store_throttle *ret);
+/* Atomically: reads key (zeros when absent, *ret_existed false), calls fn,
+ * and writes the row back when fn returns 0 or deletes it when fn returns
+ * 1. fn < 0 aborts and is returned. key is at most 128 bytes (-EINVAL). */
+int store_throttle_update(struct store *s, const char *key,
+			  int (*fn)(struct store_throttle *t, bool existed, void *ud), void *ud);
+int store_throttle_delete(struct store *s, const char *key);
+/* Rows whose lock and last failure are both older than before. */
+int store_throttle_purge(struct store *s, int64_t before);
+
+/* Addresses from which an account signed in successfully ("known"), for
+ * the exemption from the account-wide back-off. add keeps the newest
+ * keep_max per account; known answers 0 when account signed in from addr
+ * at or after since, -ENOENT otherwise. forget drops an account's rows. */
+int store_login_known_add(struct store *s, const char *account, const char *addr, int64_t now, int keep_max);
+int store_login_known(struct store *s, const char *account, const char *addr, int64_t since);
+int store_login_known_forget(struct store *s, const char *account);

@@ -9,7 +9,20 @@
  *   browser → VM: when the channel's window is full, the rest of the frame
  *     waits in `pending` and the browser socket is no longer read.
  * Sessions are never freed inside a callback: they are marked dead and
- * reaped at the end of the loop iteration. */
+ * reaped at the end of the loop iteration.
+ *
+ * Limits: before dialling, the caller's sessions and the instance's are
+ * counted (dialling ones included) against max_per_user and max_total (429
+ * TooManySessions). Once attached, one timer per session watches the idle
+ * timeout (no input from the browser: keystrokes or resize) and the maximum
+ * duration, sending {"type":"warning"} idle_warning before either closes.
+ *
+ * Records: each session is a row in the store (start, end, reason, bytes)
+ * and its end an audit record, written on the worker pool. GET /sessions
+ * and DELETE /sessions/{id} run here, on the loop, after the worker has
+ * authenticated the caller and worked out on which bastions of live
+ * sessions the caller is Owner (from term_bastions_in_use(), a snapshot the
+ * loop keeps under a mutex). */
 #include "terminal/term.h"
 
 #include <errno.h>
@@ -22,9 +35,11 @@
 #include "api/api.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "server/srv.h"
 #include "store/store.h"
+#include "store/store_ops.h"
 
 #define BUCKETS 4096
 
@@ -38,24 +53,39 @@ enum sess_state {
 struct sess {
 	struct sess *next_bucket;
 	struct sess *next_dead;
+	struct sess *prev_all, *next_all; /* every live session, dialling too */
 	enum sess_state state;
 	char id[48];
 	int64_t user_id;
 	char user[65];
 	char vm_id[256];
+	char bastion_id[256];
 	char auth_type[16];
 	char source[64];
 	char target[80];
-	int64_t started;
+	int64_t started;         /* unix seconds, once the shell is open */
+	uint64_t dial_start_ns;  /* uv_hrtime at the start of the dial */
+	uint64_t started_ms;     /* uv_now when attached */
+	uint64_t last_input_ms;  /* uv_now of the last browser input */
+	bool warned_idle, warned_max;
+	bool in_use_counted;     /* bastion_id is in the in-use table */
+	uint64_t to_vm, from_vm; /* terminal bytes relayed */
 	struct sshc *ssh;
 	struct srv_conn *http;   /* the connect request, while dialing */
 	struct srv_conn *ws;     /* the terminal, once attached */
-	uv_timer_t attach_timer;
+	uv_timer_t timer;        /* attach window, then idle and duration */
 	bool timer_inited;
 	bool out_paused;         /* SSH reads stopped for back-pressure */
 	uint8_t *pending;        /* browser input the channel has not taken */
 	size_t pending_len;
 	struct term_connect *conn; /* while dialing: the request (host keys) */
+};
+
+/* The bastions live sessions went through, with how many each: read by
+ * workers (term_bastions_in_use) under T.lock. */
+struct in_use {
+	char id[256];
+	size_t refs;
 };
 
 /* A request from a worker thread to end a user's sessions. */
@@ -73,10 +103,20 @@ static struct {
 	bool closed;
 	struct store *store;
 	struct sess *buckets[BUCKETS];
-	size_t count;
+	size_t count;             /* registered: waiting or attached */
+	size_t dialing;
+	struct sess *all;
 	struct sess *dead;
 	uv_check_t reaper;
-} T;
+	bool shutting_down;
+	bool done;
+	struct term_limits lim;
+	struct in_use *in_use;    /* guarded by lock */
+	size_t n_in_use, cap_in_use;
+} T = {
+	.lim = { .idle_timeout_s = 1800, .idle_warning_s = 60, .max_duration_s = 8 * 3600,
+		 .max_per_user = 64, .max_total = 10000 },
+};
 
 static void sess_set_state(struct sess *s, enum sess_state st)
 {
@@ -128,6 +168,123 @@ static struct sess *registry_find(const char *id)
 size_t term_count(void)
 {
 	return T.count;
+}
+
+size_t term_dialing(void)
+{
+	return T.dialing;
+}
+
+static void all_add(struct sess *s)
+{
+	s->next_all = T.all;
+	if (T.all)
+		T.all->prev_all = s;
+	T.all = s;
+}
+
+static void all_remove(struct sess *s)
+{
+	if (s->prev_all)
+		s->prev_all->next_all = s->next_all;
+	else if (T.all == s)
+		T.all = s->next_all;
+	if (s->next_all)
+		s->next_all->prev_all = s->prev_all;
+	s->prev_all = s->next_all = NULL;
+}
+
+/* ---------- bastions in use (read by workers) ---------- */
+
+static void in_use_add(struct sess *s)
+{
+	size_t i;
+
+	pthread_mutex_lock(&T.lock);
+	for (i = 0; i < T.n_in_use; i++)
+		if (strcmp(T.in_use[i].id, s->bastion_id) == 0)
+			break;
+	if (i == T.n_in_use) {
+		if (T.n_in_use == T.cap_in_use) {
+			size_t cap = T.cap_in_use ? T.cap_in_use * 2 : 16;
+			struct in_use *p = reallocarray(T.in_use, cap, sizeof(*p));
+
+			if (!p) {
+				pthread_mutex_unlock(&T.lock);
+				return; /* listed to its own user only */
+			}
+			T.in_use = p;
+			T.cap_in_use = cap;
+		}
+		util_strlcpy(T.in_use[i].id, s->bastion_id, sizeof(T.in_use[i].id));
+		T.in_use[i].refs = 0;
+		T.n_in_use++;
+	}
+	T.in_use[i].refs++;
+	s->in_use_counted = true;
+	pthread_mutex_unlock(&T.lock);
+}
+
+static void in_use_remove(struct sess *s)
+{
+	if (!s->in_use_counted)
+		return;
+	s->in_use_counted = false;
+	pthread_mutex_lock(&T.lock);
+	for (size_t i = 0; i < T.n_in_use; i++) {
+		if (strcmp(T.in_use[i].id, s->bastion_id) != 0)
+			continue;
+		if (--T.in_use[i].refs == 0)
+			T.in_use[i] = T.in_use[--T.n_in_use];
+		break;
+	}
+	pthread_mutex_unlock(&T.lock);
+}
+
+int term_bastions_in_use(char ***ret, size_t *ret_n)
+{
+	char **v;
+	size_t n;
+	int r = 0;
+
+	pthread_mutex_lock(&T.lock);
+	n = T.n_in_use;
+	v = calloc(n + 1, sizeof(*v));
+	for (size_t i = 0; v && i < n; i++) {
+		v[i] = strdup(T.in_use[i].id);
+		if (!v[i])
+			r = -ENOMEM;
+	}
+	pthread_mutex_unlock(&T.lock);
+	if (!v)
+		return -ENOMEM;
+	if (r < 0) {
+		for (size_t i = 0; i < n; i++)
+			free(v[i]);
+		free(v);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+void term_attach_free(struct term_attach *ta)
+{
+	if (!ta)
+		return;
+	for (size_t i = 0; i < ta->n_owned; i++)
+		free(ta->owned[i]);
+	free(ta->owned);
+	free(ta);
+}
+
+static bool owns_bastion(const struct term_attach *ta, const char *bastion_id)
+{
+	for (size_t i = 0; i < ta->n_owned; i++)
+		if (strcmp(ta->owned[i], bastion_id) == 0)
+			return true;
+	return false;
 }
 
 /* ---------- audit on the worker pool ---------- */
@@ -205,6 +362,64 @@ static void hostkey_done(uv_work_t *w, int status)
 	free(j);
 }
 
+/* A session's row in the store: its start, or its end (with the audit
+ * record of the end), written on the worker pool. */
+struct rec_job {
+	uv_work_t work;
+	struct store_session ss;
+	bool end;
+	int64_t ended_at;
+	char reason[160];
+	uint64_t to_vm, from_vm;
+};
+
+static void rec_work(uv_work_t *w)
+{
+	struct rec_job *j = w->data;
+	int r;
+
+	if (!j->end)
+		r = store_session_open(T.store, &j->ss);
+	else
+		r = store_session_end(T.store, &j->ss, j->ended_at, j->reason, j->to_vm, j->from_vm);
+	if (r < 0)
+		log_error("store: cannot record the %s of session %s: %s", j->end ? "end" : "start",
+			  j->ss.id, err_str(r));
+}
+
+static void rec_done(uv_work_t *w, int status)
+{
+	free(w->data);
+}
+
+static void sess_record(struct sess *s, const char *end_reason)
+{
+	struct rec_job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		log_error("session %s: out of memory recording it", s->id);
+		return;
+	}
+	util_strlcpy(j->ss.id, s->id, sizeof(j->ss.id));
+	util_strlcpy(j->ss.user, s->user, sizeof(j->ss.user));
+	util_strlcpy(j->ss.vm, s->vm_id, sizeof(j->ss.vm));
+	util_strlcpy(j->ss.bastion, s->bastion_id, sizeof(j->ss.bastion));
+	util_strlcpy(j->ss.target, s->target, sizeof(j->ss.target));
+	util_strlcpy(j->ss.source, s->source, sizeof(j->ss.source));
+	util_strlcpy(j->ss.auth_type, s->auth_type, sizeof(j->ss.auth_type));
+	j->ss.started_at = s->started;
+	if (end_reason) {
+		j->end = true;
+		j->ended_at = store_now();
+		util_strlcpy(j->reason, end_reason, sizeof(j->reason));
+		j->to_vm = s->to_vm;
+		j->from_vm = s->from_vm;
+	}
+	j->work.data = j;
+	if (uv_queue_work(T.loop, &j->work, rec_work, rec_done) < 0)
+		free(j);
+}
+
 /* ---------- lifecycle ---------- */
 
 void term_connect_free(struct term_connect *c)
@@ -236,25 +451,38 @@ static void reap(uv_check_t *h)
 			sodium_memzero(s->pending, s->pending_len);
 		free(s->pending);
 		if (s->timer_inited)
-			uv_close((uv_handle_t *)&s->attach_timer, on_timer_closed);
+			uv_close((uv_handle_t *)&s->timer, on_timer_closed);
 		else
 			free(s);
 	}
 	uv_check_stop(&T.reaper);
 }
 
+/* The end of a session whose shell was open: its row and audit record. */
 static void sess_end_audit(struct sess *s, const char *reason)
 {
-	uint64_t in = 0, out = 0;
 	char principal[80];
 
-	if (s->ssh)
-		sshc_counters(s->ssh, &in, &out);
 	snprintf(principal, sizeof(principal), "user:%s", s->user);
 	term_audit(principal, "session.end", s->vm_id, "ended",
-		   json_pack("{s:s,s:s,s:I,s:I,s:I}", "session", s->id, "reason", reason,
+		   json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "session", s->id, "reason", reason,
+			     "bastion", s->bastion_id,
 			     "duration_s", (json_int_t)(store_now() - s->started),
-			     "bytes_from_vm", (json_int_t)in, "bytes_to_vm", (json_int_t)out));
+			     "bytes_from_vm", (json_int_t)s->from_vm, "bytes_to_vm", (json_int_t)s->to_vm));
+	sess_record(s, reason);
+}
+
+/* A connect attempt that ended on the loop (rows 9-12, limits). */
+static void connect_audit(struct sess *s, const char *code, const char *msg)
+{
+	char principal[80];
+
+	snprintf(principal, sizeof(principal), "user:%s", s->user);
+	metrics_connect_result(code);
+	term_audit(principal, "connect", s->vm_id, code,
+		   json_pack("{s:s,s:s,s:s,s:s,s:s*,s:s*}", "auth_type", s->auth_type, "target", s->target,
+			     "source", s->source, "bastion", s->bastion_id,
+			     "session", strcmp(code, "Created") == 0 ? s->id : NULL, "message", msg));
 }
 
 /* Ends s: closes what is still open and queues it for the reaper. The SSH
@@ -265,15 +493,20 @@ static void sess_kill(struct sess *s, bool ssh_done)
 		return;
 	if (s->state != SESS_DIALING)
 		registry_remove(s);
+	else
+		T.dialing--;
+	all_remove(s);
+	in_use_remove(s);
 	sess_set_state(s, SESS_DEAD);
 	if (s->timer_inited)
-		uv_timer_stop(&s->attach_timer);
+		uv_timer_stop(&s->timer);
 	if (s->ssh && !ssh_done)
 		sshc_close(s->ssh);
 	s->ssh = NULL;
 	s->next_dead = T.dead;
 	T.dead = s;
-	uv_check_start(&T.reaper, reap);
+	if (!T.done)
+		uv_check_start(&T.reaper, reap);
 }
 
 static void end_user_sessions(int64_t user_id, const char *reason);
@@ -357,6 +590,14 @@ static void sess_end(struct sess *s, const char *reason)
 	sess_kill(s, false);
 }
 
+static void respond_error(struct srv_conn *http, int status, const char *code, const char *msg)
+{
+	struct api_resp resp = { 0 };
+
+	api_error(&resp, status, code, "%s", msg);
+	srv_respond(http, &resp);
+}
+
 static void end_user_sessions(int64_t user_id, const char *reason)
 {
 	for (unsigned b = 0; b < BUCKETS; b++) {
@@ -372,14 +613,158 @@ static void end_user_sessions(int64_t user_id, const char *reason)
 
 void term_shutdown(const char *reason)
 {
+	struct sess *s, *next;
+
+	T.shutting_down = true;
 	end_user_sessions(-1, reason);
+	/* Connects still dialling: answered now, not after the drain. */
+	for (s = T.all; s; s = next) {
+		next = s->next_all;
+		if (s->state != SESS_DIALING)
+			continue;
+		connect_audit(s, "ServiceUnavailable", reason);
+		respond_error(s->http, 503, "ServiceUnavailable", reason);
+		s->http = NULL;
+		sess_kill(s, false);
+	}
 	pthread_mutex_lock(&T.lock);
 	T.closed = true; /* later requests have no session to end */
 	pthread_mutex_unlock(&T.lock);
 	on_wake(&T.wake);
+}
+
+void term_done(void)
+{
+	if (T.done)
+		return;
+	if (!T.shutting_down)
+		term_shutdown("the bastion is shutting down");
+	T.done = true;
+	reap(&T.reaper);
 	uv_close((uv_handle_t *)&T.wake, NULL);
 	uv_close((uv_handle_t *)&T.reaper, NULL);
-	reap(&T.reaper);
+	pthread_mutex_lock(&T.lock);
+	free(T.in_use);
+	T.in_use = NULL;
+	T.n_in_use = T.cap_in_use = 0;
+	pthread_mutex_unlock(&T.lock);
+}
+
+/* ---------- limits: idle timeout and maximum duration ---------- */
+
+static void fmt_duration(int64_t secs, char *out, size_t size)
+{
+	if (secs >= 3600 && secs % 3600 == 0)
+		snprintf(out, size, "%lld h", (long long)(secs / 3600));
+	else if (secs >= 60 && secs % 60 == 0)
+		snprintf(out, size, "%lld min", (long long)(secs / 60));
+	else
+		snprintf(out, size, "%lld s", (long long)secs);
+}
+
+static void sess_arm(struct sess *s);
+
+static void send_warning(struct sess *s, const char *what, uint64_t closes_in_ms)
+{
+	char msg[200];
+	int64_t secs = (int64_t)((closes_in_ms + 999) / 1000);
+
+	snprintf(msg, sizeof(msg), "%s: this session closes in %lld s", what, (long long)secs);
+	send_control(s, json_pack("{s:s,s:s,s:I}", "type", "warning", "message", msg,
+				  "closes_in_s", (json_int_t)secs));
+}
+
+static void on_limit_timer(uv_timer_t *t)
+{
+	struct sess *s = t->data;
+	const struct term_limits *l = &T.lim;
+	uint64_t now = uv_now(T.loop), warn = (uint64_t)l->idle_warning_s * 1000;
+	char reason[160], d[32];
+
+	if (s->state != SESS_ATTACHED)
+		return;
+	if (l->max_duration_s > 0) {
+		uint64_t at = s->started_ms + (uint64_t)l->max_duration_s * 1000;
+
+		if (now >= at) {
+			fmt_duration(l->max_duration_s, d, sizeof(d));
+			snprintf(reason, sizeof(reason), "the maximum session duration (%s) was reached", d);
+			sess_end(s, reason);
+			return;
+		}
+		if (!s->warned_max && warn && now + warn >= at) {
+			s->warned_max = true;
+			send_warning(s, "the maximum session duration is almost reached", at - now);
+		}
+	}
+	if (l->idle_timeout_s > 0) {
+		uint64_t at = s->last_input_ms + (uint64_t)l->idle_timeout_s * 1000;
+
+		if (now >= at) {
+			fmt_duration(l->idle_timeout_s, d, sizeof(d));
+			snprintf(reason, sizeof(reason), "idle timeout: no input for %s", d);
+			sess_end(s, reason);
+			return;
+		}
+		if (!s->warned_idle && warn && now + warn >= at) {
+			s->warned_idle = true;
+			send_warning(s, "idle timeout: no input for a while", at - now);
+		}
+	}
+	sess_arm(s);
+}
+
+/* Starts the session's timer for the next thing that is due. */
+static void sess_arm(struct sess *s)
+{
+	const struct term_limits *l = &T.lim;
+	uint64_t now = uv_now(T.loop), warn = (uint64_t)l->idle_warning_s * 1000;
+	uint64_t next = UINT64_MAX;
+
+	if (s->state != SESS_ATTACHED)
+		return;
+	if (l->max_duration_s > 0) {
+		uint64_t at = s->started_ms + (uint64_t)l->max_duration_s * 1000;
+
+		next = at;
+		if (!s->warned_max && warn && at > warn && at - warn < next)
+			next = at - warn;
+	}
+	if (l->idle_timeout_s > 0) {
+		uint64_t at = s->last_input_ms + (uint64_t)l->idle_timeout_s * 1000;
+
+		if (at < next)
+			next = at;
+		if (!s->warned_idle && warn && at > warn && at - warn < next)
+			next = at - warn;
+	}
+	if (next == UINT64_MAX) {
+		uv_timer_stop(&s->timer);
+		return;
+	}
+	uv_timer_start(&s->timer, on_limit_timer, next > now ? next - now : 0, 0);
+}
+
+/* Browser input: the idle clock starts again. */
+static void sess_activity(struct sess *s)
+{
+	s->last_input_ms = uv_now(T.loop);
+	if (s->warned_idle) {
+		s->warned_idle = false;
+		sess_arm(s);
+	}
+}
+
+void term_set_limits(const struct term_limits *l)
+{
+	T.lim = *l;
+	/* Open sessions follow the new values from now on. */
+	for (struct sess *s = T.all; s; s = s->next_all) {
+		if (s->state != SESS_ATTACHED)
+			continue;
+		s->warned_idle = s->warned_max = false;
+		sess_arm(s);
+	}
 }
 
 /* ---------- the pump ---------- */
@@ -393,6 +778,8 @@ static void pump_input(struct sess *s)
 	n = sshc_write(s->ssh, s->pending, s->pending_len);
 	if (n < 0)
 		return; /* on_end follows */
+	s->to_vm += (uint64_t)n;
+	metrics_bytes((uint64_t)n, 0);
 	memmove(s->pending, s->pending + n, s->pending_len - (size_t)n);
 	s->pending_len -= (size_t)n;
 	if (s->pending_len == 0 && s->ws)
@@ -407,18 +794,20 @@ static void ws_on_binary(void *ud, const uint8_t *buf, size_t len)
 
 	if (s->state != SESS_ATTACHED || !s->ssh)
 		return;
+	sess_activity(s);
 	if (s->pending_len == 0) {
 		n = sshc_write(s->ssh, buf, len);
 		if (n < 0)
 			return;
+		s->to_vm += (uint64_t)n;
+		metrics_bytes((uint64_t)n, 0);
 		if ((size_t)n == len)
 			return;
 	}
 	/* The channel's window is full: keep the rest, stop reading the browser. */
 	p = realloc(s->pending, s->pending_len + len - (size_t)n);
 	if (!p) {
-		sess_close_ws(s, json_pack("{s:s,s:s}", "type", "closed", "reason", "out of memory"));
-		sess_kill(s, false);
+		sess_end(s, "out of memory");
 		return;
 	}
 	memcpy(p + s->pending_len, buf + n, len - (size_t)n);
@@ -442,11 +831,13 @@ static void ws_on_text(void *ud, const char *buf, size_t len)
 
 		if (!json_is_integer(cols) || !json_is_integer(rows) ||
 		    json_integer_value(cols) < 1 || json_integer_value(cols) > 1000 ||
-		    json_integer_value(rows) < 1 || json_integer_value(rows) > 1000)
+		    json_integer_value(rows) < 1 || json_integer_value(rows) > 1000) {
 			send_control(s, json_pack("{s:s,s:s}", "type", "error", "message",
 						  "resize needs integer cols and rows between 1 and 1000"));
-		else if (s->ssh)
+		} else if (s->ssh) {
+			sess_activity(s);
 			sshc_resize(s->ssh, (int)json_integer_value(cols), (int)json_integer_value(rows));
+		}
 	} else {
 		send_control(s, json_pack("{s:s,s:s}", "type", "error", "message",
 					  "unknown control message type"));
@@ -484,14 +875,6 @@ static const struct srv_ws_cb ws_cb = {
 
 /* ---------- SSH side ---------- */
 
-static void respond_error(struct srv_conn *http, int status, const char *code, const char *msg)
-{
-	struct api_resp resp = { 0 };
-
-	api_error(&resp, status, code, "%s", msg);
-	srv_respond(http, &resp);
-}
-
 static void on_attach_timeout(uv_timer_t *t)
 {
 	struct sess *s = t->data;
@@ -503,12 +886,19 @@ static void on_attach_timeout(uv_timer_t *t)
 	sess_kill(s, false);
 }
 
+static void dial_done(struct sess *s)
+{
+	metrics_connect_latency((double)(uv_hrtime() - s->dial_start_ns) / 1e9);
+}
+
 static void ssh_on_ready(struct sshc *c, void *ud)
 {
 	struct sess *s = ud;
 	struct api_resp resp = { 0 };
-	char principal[80], terminal[128];
+	char terminal[128];
 
+	dial_done(s);
+	T.dialing--;
 	sess_set_state(s, SESS_WAITING);
 	registry_add(s);
 	term_connect_free(s->conn);
@@ -517,25 +907,22 @@ static void ssh_on_ready(struct sshc *c, void *ud)
 	/* Nothing is read from the VM until the browser is there to take it. */
 	sshc_pause_output(c, true);
 	s->out_paused = true;
-	uv_timer_start(&s->attach_timer, on_attach_timeout, TERM_ATTACH_WINDOW_MS, 0);
+	uv_timer_start(&s->timer, on_attach_timeout, TERM_ATTACH_WINDOW_MS, 0);
 	snprintf(terminal, sizeof(terminal), "/api/v1/sessions/%s/terminal", s->id);
-	api_json(&resp, 201, json_pack("{s:{s:s,s:s,s:s,s:s,s:s,s:I}}", "session",
+	api_json(&resp, 201, json_pack("{s:{s:s,s:s,s:s,s:s,s:s,s:s,s:I}}", "session",
 				       "id", s->id, "terminal", terminal, "vm", s->vm_id,
-				       "target", s->target, "auth_type", s->auth_type,
-				       "created_at", (json_int_t)s->started));
+				       "bastion", s->bastion_id, "target", s->target,
+				       "auth_type", s->auth_type, "created_at", (json_int_t)s->started));
 	srv_respond(s->http, &resp);
 	s->http = NULL;
-	snprintf(principal, sizeof(principal), "user:%s", s->user);
-	term_audit(principal, "connect", s->vm_id, "Created",
-		   json_pack("{s:s,s:s,s:s,s:s}", "session", s->id, "auth_type", s->auth_type,
-			     "target", s->target, "source", s->source));
+	connect_audit(s, "Created", NULL);
+	sess_record(s, NULL);
 }
 
 static void ssh_on_fail(struct sshc *c, int err, const char *msg, void *ud)
 {
 	struct sess *s = ud;
 	const char *code;
-	char principal[80];
 	int status;
 
 	switch (err) {
@@ -552,10 +939,8 @@ static void ssh_on_fail(struct sshc *c, int err, const char *msg, void *ud)
 		status = 504, code = "VmUnreachable";
 		break;
 	}
-	snprintf(principal, sizeof(principal), "user:%s", s->user);
-	term_audit(principal, "connect", s->vm_id, code,
-		   json_pack("{s:s,s:s,s:s,s:s}", "auth_type", s->auth_type, "target", s->target,
-			     "source", s->source, "message", msg));
+	dial_done(s);
+	connect_audit(s, code, msg);
 	respond_error(s->http, status, code, msg);
 	s->http = NULL;
 	s->ssh = NULL; /* already closing */
@@ -585,6 +970,8 @@ static void ssh_on_data(struct sshc *c, const uint8_t *buf, size_t len, void *ud
 
 	if (!s->ws)
 		return;
+	s->from_vm += len;
+	metrics_bytes(0, len);
 	r = srv_ws_send(s->ws, false, buf, len);
 	if (r > 0 && !s->out_paused && s->ssh) {
 		s->out_paused = true;
@@ -619,9 +1006,34 @@ static const struct sshc_callbacks ssh_cb = {
 	.on_end = ssh_on_end,
 };
 
+/* SPEC §2 runs rows 1-8 on the worker; the limits are checked here, where
+ * the sessions are, before anything is dialled. NULL when within them,
+ * else the message of the 429. */
+static const char *over_limit(const struct term_connect *tc, char *msg, size_t size)
+{
+	int64_t mine = 0;
+
+	if ((int64_t)(T.count + T.dialing) >= T.lim.max_total) {
+		snprintf(msg, size, "this bastion has reached its limit of %lld sessions; try again later",
+			 (long long)T.lim.max_total);
+		return msg;
+	}
+	for (struct sess *s = T.all; s; s = s->next_all)
+		if (s->user_id == tc->user_id)
+			mine++;
+	if (mine >= T.lim.max_per_user) {
+		snprintf(msg, size, "you have %lld open sessions, the most allowed; end one first",
+			 (long long)mine);
+		return msg;
+	}
+	return NULL;
+}
+
 static void start_connect(struct srv_conn *http, struct term_connect *tc)
 {
 	struct sess *s = calloc(1, sizeof(*s));
+	char msg[160];
+	const char *limit;
 	int r;
 
 	if (!s) {
@@ -630,19 +1042,37 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 		return;
 	}
 	s->state = SESS_DIALING;
-	s->http = http;
-	s->conn = tc;
 	s->user_id = tc->user_id;
 	util_strlcpy(s->user, tc->user, sizeof(s->user));
 	util_strlcpy(s->vm_id, tc->vm_id, sizeof(s->vm_id));
+	util_strlcpy(s->bastion_id, tc->bastion_id, sizeof(s->bastion_id));
 	util_strlcpy(s->auth_type, tc->auth_type, sizeof(s->auth_type));
 	util_strlcpy(s->source, tc->source, sizeof(s->source));
 	snprintf(s->target, sizeof(s->target), strchr(tc->p.ip, ':') ? "[%s]:%u" : "%s:%u",
 		 tc->p.ip, tc->p.port);
+	if (T.shutting_down || (limit = over_limit(tc, msg, sizeof(msg)))) {
+		bool down = T.shutting_down;
+
+		connect_audit(s, down ? "ServiceUnavailable" : "TooManySessions",
+			      down ? "the bastion is shutting down" : limit);
+		if (down)
+			respond_error(http, 503, "ServiceUnavailable", "the bastion is shutting down");
+		else
+			respond_error(http, 429, "TooManySessions", limit);
+		term_connect_free(tc);
+		free(s);
+		return;
+	}
+	s->http = http;
+	s->conn = tc;
 	util_random_token(s->id, sizeof(s->id), 18);
-	uv_timer_init(T.loop, &s->attach_timer);
-	s->attach_timer.data = s;
+	uv_timer_init(T.loop, &s->timer);
+	s->timer.data = s;
 	s->timer_inited = true;
+	s->dial_start_ns = uv_hrtime();
+	T.dialing++;
+	all_add(s);
+	in_use_add(s);
 	tc->p.host_keys = tc->host_keys;
 	tc->p.n_host_keys = tc->n_host_keys;
 	/* sshc_start owns the secrets from here on, whatever it returns. */
@@ -650,6 +1080,7 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 	tc->p.password = NULL;
 	tc->p.key = NULL;
 	if (r < 0) {
+		connect_audit(s, "ServiceUnavailable", "could not start the SSH client");
 		respond_error(http, 503, "ServiceUnavailable", "could not start the SSH client");
 		s->http = NULL;
 		s->ssh = NULL;
@@ -676,27 +1107,77 @@ static void attach(struct srv_conn *c, struct term_attach *ta)
 	}
 	if (srv_ws_accept(c, "bastion.v1", &ws_cb, s) < 0)
 		return;
-	uv_timer_stop(&s->attach_timer);
+	uv_timer_stop(&s->timer);
 	sess_set_state(s, SESS_ATTACHED);
 	s->ws = c;
 	s->out_paused = false;
 	sshc_pause_output(s->ssh, false);
+	s->started_ms = s->last_input_ms = uv_now(T.loop);
+	sess_arm(s);
+}
+
+/* The caller may see (and end) s: their own, or through a bastion they own. */
+static bool may_manage(const struct term_attach *ta, const struct sess *s)
+{
+	return s->user_id == ta->user_id || owns_bastion(ta, s->bastion_id);
 }
 
 static void disconnect(struct srv_conn *c, struct term_attach *ta)
 {
 	struct sess *s = registry_find(ta->session_id);
 	struct api_resp resp = { .status = 204 };
-	char reason[128];
+	char reason[128], principal[80];
 
-	/* Someone else's session answers like a missing one: no probing. */
-	if (!s || s->user_id != ta->user_id) {
+	/* A session the caller may not manage answers like a missing one. */
+	if (!s || !may_manage(ta, s)) {
 		respond_error(c, 404, "ResourceNotFound", "no such session (it may have ended)");
 		return;
 	}
 	snprintf(reason, sizeof(reason), "disconnected by %s", ta->user);
+	snprintf(principal, sizeof(principal), "user:%s", ta->user);
+	term_audit(principal, "session.disconnect", s->vm_id, "success",
+		   json_pack("{s:s,s:s,s:s}", "session", s->id, "user", s->user, "bastion", s->bastion_id));
 	sess_end(s, reason);
 	srv_respond(c, &resp);
+}
+
+static void list_sessions(struct srv_conn *c, struct term_attach *ta)
+{
+	struct api_resp resp = { 0 };
+	json_t *arr = json_array();
+	int64_t now = store_now();
+	static const char *const state_names[] = { "dialing", "waiting", "attached", "dead" };
+
+	for (struct sess *s = T.all; arr && s; s = s->next_all) {
+		if (s->state == SESS_DIALING || !may_manage(ta, s))
+			continue;
+		json_array_append_new(arr, json_pack(
+			"{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s}",
+			"id", s->id, "user", s->user, "vm", s->vm_id, "target", s->target,
+			"source", s->source, "auth_type", s->auth_type, "bastion", s->bastion_id,
+			"started_at", (json_int_t)s->started, "duration_s", (json_int_t)(now - s->started),
+			"bytes_to_vm", (json_int_t)s->to_vm, "bytes_from_vm", (json_int_t)s->from_vm,
+			"state", state_names[s->state]));
+	}
+	if (!arr) {
+		respond_error(c, 503, "ServiceUnavailable", "out of memory");
+		return;
+	}
+	api_json(&resp, 200, json_pack("{s:o}", "value", arr));
+	srv_respond(c, &resp);
+}
+
+static void metrics(struct srv_conn *c)
+{
+	char *text = NULL;
+	size_t len = 0;
+
+	if (metrics_render(T.count, T.dialing, &text, &len) < 0) {
+		respond_error(c, 503, "ServiceUnavailable", "out of memory");
+		return;
+	}
+	srv_respond_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+	free(text);
 }
 
 void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone)
@@ -713,13 +1194,19 @@ void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone)
 			return;
 		}
 		start_connect(c, arg);
-	} else {
-		if (client_gone)
-			srv_respond(c, resp);
-		else if (next == API_NEXT_ATTACH)
-			attach(c, arg);
-		else
-			disconnect(c, arg);
-		free(arg);
+		return;
 	}
+	if (client_gone)
+		srv_respond(c, resp);
+	else if (next == API_NEXT_ATTACH)
+		attach(c, arg);
+	else if (next == API_NEXT_DISCONNECT)
+		disconnect(c, arg);
+	else if (next == API_NEXT_SESSIONS)
+		list_sessions(c, arg);
+	else if (next == API_NEXT_METRICS)
+		metrics(c);
+	else
+		respond_error(c, 500, "InternalError", "the request could not be handled");
+	term_attach_free(arg);
 }

@@ -36,25 +36,53 @@ struct term_connect {
 /* Frees c, wiping its secrets. NULL is fine. */
 void term_connect_free(struct term_connect *c);
 
-/* Attach to, or disconnect, a session: who asks and which. */
+/* Attach to, list or disconnect sessions: who asks, which session, and
+ * (list, disconnect) the bastions of live sessions on which the caller is
+ * Owner, computed on the worker (see term_bastions_in_use). */
 struct term_attach {
 	int64_t user_id;
 	char user[65];
 	char session_id[64];
+	char **owned;            /* owned strings */
+	size_t n_owned;
 };
 
+void term_attach_free(struct term_attach *ta);
+
+/* Limits on sessions; 0 durations switch that limit off. */
+struct term_limits {
+	int64_t idle_timeout_s;
+	int64_t idle_warning_s;   /* {"type":"warning"} this long before a close */
+	int64_t max_duration_s;
+	int64_t max_per_user;     /* sessions (dialing, waiting or attached) */
+	int64_t max_total;
+};
+
+/* Loop thread. Applies at once to open sessions (SIGHUP). */
+void term_set_limits(const struct term_limits *l);
+
+/* Any thread: the distinct bastion IDs that live sessions went through, as
+ * a malloc'd array of malloc'd strings (a snapshot under a mutex). */
+int term_bastions_in_use(char ***ret, size_t *ret_n);
+
 int term_init(uv_loop_t *loop, struct store *store);
-/* Ends every session with reason (shutdown). */
+/* Ends every session with reason and refuses new ones (SIGTERM): each
+ * browser receives {"type":"closed","reason"}; connects still dialling are
+ * answered 503. Handles stay open until term_done. */
 void term_shutdown(const char *reason);
+/* Closes the module's handles; call once the server has stopped, before
+ * the loop is closed. */
+void term_done(void);
 /* Ends every session of user_id with reason; the browser receives
  * {"type":"closed","reason"}. Any thread may call it (a disabled or deleted
  * user, from a worker): the work is posted to the loop. */
 void term_end_user_sessions(int64_t user_id, const char *reason);
-/* Active sessions right now. */
+/* Active sessions right now (shell open), and connects dialling. */
 size_t term_count(void);
+size_t term_dialing(void);
 
-/* Runs the continuation of an API response (API_NEXT_CONNECT or
- * API_NEXT_ATTACH) on connection c; answers with srv_respond() or switches
+/* Runs the continuation of an API response (API_NEXT_CONNECT, _ATTACH,
+ * _DISCONNECT, _SESSIONS, _METRICS) on connection c; answers with srv_respond() or switches
  * c to WebSocket. client_gone: c is closing; just release resp->next_arg
  * and hand c back with srv_respond(). */
 void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone);

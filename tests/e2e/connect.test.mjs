@@ -16,7 +16,7 @@ import {
   expectError, expectSession, expectStatus, ids, putOk, createTopology, addVm, connect, passwordAuth, keyAuth,
 } from './lib/api.mjs';
 import { generateKey, KEY_SPECS } from './lib/sshd.mjs';
-import { waitFor } from './lib/util.mjs';
+import { waitFor, randomString } from './lib/util.mjs';
 
 const h = fileHarness({ label: 'connect', block: 20, net: true, keys: true });
 const G = 'e2e';
@@ -124,11 +124,94 @@ describe('connect', () => {
     expectError(await connect(h.admin, G, 'vm-nope', body()), 404, 'ResourceNotFound');
   });
 
-  // ---- rows 3-5, 7: role assignments and vaults come later --------------------------
-  it.todo('row 3: caller without Reader on the VM -> 403 AuthorizationFailed naming the scope and the missing role');
-  it.todo('row 4: caller with Reader on the VM but not on its NIC -> 403 AuthorizationFailed');
-  it.todo('row 5: caller with Reader on VM and NIC but not on the bastion -> 403 AuthorizationFailed');
-  it.todo('row 3 precedes row 6: unauthorised caller on a VM in an unserved network -> 403, not 409');
+  // ---- rows 3-5: Reader on the VM, on its NIC, on the bastion, in that order ----------
+  // Each test signs in a fresh account and grants it roles one by one.
+  let userSeq = 0;
+  async function newUser() {
+    const name = `e2e-conn-${++userSeq}`;
+    const pw = secret(`Pw-${randomString(20)}`, `password of ${name}`);
+    expectStatus(await h.admin.put(`/users/${name}`, { password: pw }), 201, `create ${name}`);
+    const c = h.client(name);
+    await c.login(name, pw);
+    return { name, c };
+  }
+  async function grant(user, role, scope) {
+    const id = `conn-${user.name}-${++userSeq}`;
+    expectStatus(await h.admin.put(`/role-assignments/${id}`, { principal: `user:${user.name}`, role, scope }), 201,
+      `assign ${role} on ${scope}`);
+    return id;
+  }
+  const VM = () => ids.vm(G, 'vm-main');
+  const NIC = () => ids.nic(G, 'vm-main-nic');
+  const B1 = () => ids.bastion(G, 'b1');
+
+  h.test('rows 3-5 in order: none -> VM named; VM only -> NIC named; VM+NIC -> bastion named; all three -> 201', async () => {
+    const u = await newUser();
+    expectError(await connect(u.c, G, 'vm-main', body()), 403, 'AuthorizationFailed',
+      { messageIncludes: `Reader on ${VM()} is required`, what: 'row 3' });
+    await grant(u, 'Reader', VM());
+    expectError(await connect(u.c, G, 'vm-main', body()), 403, 'AuthorizationFailed',
+      { messageIncludes: `Reader on ${NIC()} is required`, what: 'row 4' });
+    await grant(u, 'Reader', NIC());
+    expectError(await connect(u.c, G, 'vm-main', body()), 403, 'AuthorizationFailed',
+      { messageIncludes: `Reader on ${B1()} is required`, what: 'row 5' });
+    // omitting the bastion: none that the caller may read serves the network
+    const omitted = body();
+    delete omitted.bastion;
+    expectError(await connect(u.c, G, 'vm-main', omitted), 400, 'InvalidRequest', { messageIncludes: 'bastion' });
+    await grant(u, 'Reader', B1());
+    expectSession(await connect(u.c, G, 'vm-main', body()), 'all three roles');
+    expectSession(await connect(u.c, G, 'vm-main', omitted), 'all three roles, bastion omitted');
+  });
+
+  h.test('rows 3-5: Reader inherited from the group, and from the root scope', async () => {
+    const g = await newUser();
+    await grant(g, 'Reader', ids.group(G));
+    expectSession(await connect(g.c, G, 'vm-main', body()), 'Reader on the group');
+    const r = await newUser();
+    await grant(r, 'Reader', '/');
+    expectSession(await connect(r.c, G, 'vm-main', body()), 'Reader on /');
+    // a role on another group, or on a look-alike group name, grants nothing here
+    await putOk(h.admin, ids.group(`${G}2`), {});
+    const o = await newUser();
+    await grant(o, 'Owner', ids.group(`${G}2`));
+    expectError(await connect(o.c, G, 'vm-main', body()), 403, 'AuthorizationFailed',
+      { messageIncludes: `Reader on ${VM()} is required` });
+  });
+
+  h.test('rows 3-5 hold whatever the other roles: Contributor on the NIC and bastion, nothing on the VM -> 403 naming the VM', async () => {
+    const u = await newUser();
+    await grant(u, 'Contributor', NIC());
+    await grant(u, 'Owner', B1());
+    expectError(await connect(u.c, G, 'vm-main', body()), 403, 'AuthorizationFailed',
+      { messageIncludes: `Reader on ${VM()} is required` });
+  });
+
+  h.test('row 2 precedes row 3: a bad body from a caller without roles -> 400', async () => {
+    const u = await newUser();
+    const b = body();
+    delete b.username;
+    expectError(await connect(u.c, G, 'vm-main', b), 400, 'InvalidRequest', { messageIncludes: 'username' });
+  });
+
+  h.test('row 3 precedes row 6: unauthorised caller on a VM in an unserved network -> 403, not 409', async () => {
+    const u = await newUser();
+    expectError(await connect(u.c, G, 'vm-n2', body()), 403, 'AuthorizationFailed',
+      { messageIncludes: `Reader on ${ids.vm(G, 'vm-n2')} is required` });
+    await grant(u, 'Reader', ids.vm(G, 'vm-n2'));
+    await grant(u, 'Reader', ids.nic(G, 'vm-n2-nic'));
+    expectError(await connect(u.c, G, 'vm-n2', body()), 403, 'AuthorizationFailed',
+      { messageIncludes: `Reader on ${B1()} is required`, what: 'row 5 precedes row 6' });
+  });
+
+  h.test('row 3 leaks nothing: a missing VM answers a caller without Reader like an unreadable one (403 naming it)', { timeout: 60000 }, async () => {
+    const u = await newUser();
+    expectError(await connect(u.c, G, 'vm-does-not-exist', body()), 403, 'AuthorizationFailed',
+      { messageIncludes: `Reader on ${ids.vm(G, 'vm-does-not-exist')} is required` });
+    // A caller who may read the group learns that it is missing.
+    await grant(u, 'Reader', `/groups/${G}`);
+    expectError(await connect(u.c, G, 'vm-does-not-exist', body()), 404, 'ResourceNotFound');
+  });
 
   // ---- row 6 ---------------------------------------------------------------------
   h.test('row 6: the NIC\'s network is not served by the bastion -> 409 NetworkNotServed', async () => {

@@ -32,6 +32,13 @@ static int setup(void **state)
 	store_role_put(st, "a4", "user:owner", "Owner", "/", &created);
 	store_role_put(st, "a5", "user:mixed", "Reader", "/groups/prod", &created);
 	store_role_put(st, "a6", "user:mixed", "Owner", "/groups/prod/vms/web1", &created);
+	store_role_put(st, "a7", "user:prod-owner", "Owner", "/groups/prod", &created);
+	store_role_put(st, "a8", "user:nic-reader", "Reader", "/groups/prod/nics/web1-nic", &created);
+	store_role_put(st, "a9", "user:all3", "Reader", "/groups/prod/vms/web1", &created);
+	store_role_put(st, "a10", "user:all3", "Reader", "/groups/prod/nics/web1-nic", &created);
+	store_role_put(st, "a11", "user:all3", "Reader", "/groups/prod/bastions/b1", &created);
+	store_role_put(st, "a12", "user:bogus-role", "owner", "/", &created);
+	store_role_put(st, "a13", "user:root-contrib", "Contributor", "/", &created);
 	return 0;
 }
 
@@ -96,6 +103,33 @@ static void table(void **state)
 		{ "mixed", AUTHZ_CONTRIBUTOR, "/groups/prod/vms/web2", -EACCES },
 		{ "mixed", AUTHZ_READER, "/groups/prod/vms/web2", 0 },
 		{ "nobody", AUTHZ_READER, "/groups/prod", -EACCES },
+		/* An Owner of one group: everything in it, nothing beside or above. */
+		{ "prod-owner", AUTHZ_OWNER, "/groups/prod", 0 },
+		{ "prod-owner", AUTHZ_OWNER, "/groups/prod/bastions/b1", 0 },
+		{ "prod-owner", AUTHZ_CONTRIBUTOR, "/groups/prod/nics/web1-nic", 0 },
+		{ "prod-owner", AUTHZ_READER, "/groups/prod/vms/web1", 0 },
+		{ "prod-owner", AUTHZ_OWNER, "/", -EACCES },
+		{ "prod-owner", AUTHZ_READER, "/", -EACCES },
+		{ "prod-owner", AUTHZ_OWNER, "/groups/dev", -EACCES },
+		{ "prod-owner", AUTHZ_READER, "/groups/prod2", -EACCES },
+		/* Scopes are compared exactly: no case folding, no normalizing. */
+		{ "prod-owner", AUTHZ_READER, "/groups/Prod", -EACCES },
+		{ "prod-contrib", AUTHZ_READER, "/groups/prod%2Fx", -EACCES },
+		/* The connect policy's three scopes (SPEC §2 rows 3-5). */
+		{ "vm-reader", AUTHZ_READER, "/groups/prod/bastions/b1", -EACCES },
+		{ "nic-reader", AUTHZ_READER, "/groups/prod/vms/web1", -EACCES },
+		{ "nic-reader", AUTHZ_READER, "/groups/prod/nics/web1-nic", 0 },
+		{ "all3", AUTHZ_READER, "/groups/prod/vms/web1", 0 },
+		{ "all3", AUTHZ_READER, "/groups/prod/nics/web1-nic", 0 },
+		{ "all3", AUTHZ_READER, "/groups/prod/bastions/b1", 0 },
+		{ "all3", AUTHZ_READER, "/groups/prod/bastions/b2", -EACCES },
+		{ "all3", AUTHZ_CONTRIBUTOR, "/groups/prod/vms/web1", -EACCES },
+		/* Root Contributor writes anywhere but manages no roles. */
+		{ "root-contrib", AUTHZ_CONTRIBUTOR, "/groups/x/vms/y", 0 },
+		{ "root-contrib", AUTHZ_OWNER, "/groups/x", -EACCES },
+		{ "owner", AUTHZ_OWNER, "/", 0 },
+		/* A role name that is not exactly a known one grants nothing. */
+		{ "bogus-role", AUTHZ_READER, "/groups/prod", -EACCES },
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -121,6 +155,35 @@ static void effective_is_strongest(void **state)
 	assert_int_equal(r, AUTHZ_NONE);
 }
 
+/* Who may see an assignment: its principal, or Reader on its scope. */
+static void assignment_visible(void **state)
+{
+	static const struct {
+		const char *who, *principal, *scope;
+		int want;
+	} rows[] = {
+		{ "owner", "user:anyone", "/", 0 },
+		{ "owner", "user:anyone", "/groups/dev/vms/x", 0 },
+		{ "prod-owner", "user:x", "/groups/prod", 0 },
+		{ "prod-owner", "user:x", "/groups/prod/vms/web1", 0 },
+		{ "prod-owner", "user:owner", "/", -EACCES },
+		{ "prod-owner", "user:x", "/groups/dev", -EACCES },
+		{ "vm-reader", "user:x", "/groups/prod/vms/web1", 0 },
+		{ "vm-reader", "user:x", "/groups/prod", -EACCES },
+		{ "vm-reader", "user:vm-reader", "/groups/prod/vms/web1", 0 },
+		{ "nobody", "user:nobody", "/", 0 },
+		{ "nobody", "user:nobody2", "/groups/a", -EACCES },
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct principal p = { .user_id = 1 };
+
+		snprintf(p.name, sizeof(p.name), "%s", rows[i].who);
+		if (authz_assignment_visible(st, &p, rows[i].principal, rows[i].scope) != rows[i].want)
+			fail_msg("row %zu: %s sees %s at %s", i, rows[i].who, rows[i].principal, rows[i].scope);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -128,6 +191,7 @@ int main(void)
 		cmocka_unit_test(role_names),
 		cmocka_unit_test(table),
 		cmocka_unit_test(effective_is_strongest),
+		cmocka_unit_test(assignment_visible),
 	};
 
 	if (sodium_init() < 0)

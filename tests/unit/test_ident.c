@@ -24,6 +24,7 @@
 #include "identity/ident.h"
 #include "store/internal.h"
 #include "store/store.h"
+#include "terminal/term.h"
 
 #define PW "correct horse battery staple"
 
@@ -948,6 +949,328 @@ static void test_api_users(void **state)
 	assert_audit_clean(f->s, "a brand new password");
 }
 
+
+/* ---- sign-in throttling --------------------------------------------- */
+
+static void test_addr_key(void **state)
+{
+	char k[IDENT_ADDR_KEY_SIZE];
+
+	ident_addr_key("192.0.2.1", k);
+	assert_string_equal(k, "192.0.2.1");
+	ident_addr_key("::ffff:192.0.2.1", k);
+	assert_string_equal(k, "192.0.2.1");
+	ident_addr_key("2001:db8:1:2:3:4:5:6", k);
+	assert_string_equal(k, "2001:db8:1:2::/64");
+	ident_addr_key("2001:db8:1:2:ffff::1", k);
+	assert_string_equal(k, "2001:db8:1:2::/64");
+	ident_addr_key("not an address", k);
+	assert_string_equal(k, "not an address");
+}
+
+static int64_t retry(struct fx *f, const char *account, const char *addr, int64_t now, bool *ret_acct)
+{
+	struct ident_throttle th;
+
+	assert_int_equal(ident_throttle_check(f->s, account, addr, now, &th), 0);
+	if (ret_acct)
+		*ret_acct = th.by_account;
+	return th.retry_after;
+}
+
+static void test_throttle_account(void **state)
+{
+	struct fx *f = *state;
+	struct ident_throttle th;
+	int64_t t = 1000000;
+	bool by_acct = false;
+
+	for (int i = 0; i < IDENT_THROTTLE_ACCOUNT_MAX - 1; i++) {
+		assert_int_equal(ident_throttle_failure(f->s, "zoe", "192.0.2.1", t + i), 0);
+		assert_int_equal(retry(f, "zoe", "192.0.2.1", t + i, NULL), 0);
+	}
+	t += IDENT_THROTTLE_ACCOUNT_MAX - 1;
+	assert_int_equal(ident_throttle_failure(f->s, "zoe", "192.0.2.1", t), 0);
+	/* Locked for the base time, whatever address asks next. */
+	assert_int_equal(retry(f, "zoe", "192.0.2.1", t, &by_acct), IDENT_THROTTLE_BASE);
+	assert_true(by_acct);
+	assert_int_equal(retry(f, "zoe", "198.51.100.9", t + 10, NULL), IDENT_THROTTLE_BASE - 10);
+	/* Other accounts are not affected. */
+	assert_int_equal(retry(f, "amy", "192.0.2.1", t, NULL), 0);
+	/* Only the first refusal of a lock is to be audited. */
+	assert_int_equal(ident_throttle_check(f->s, "zoe", "203.0.113.1", t, &th), 0);
+	assert_false(th.audit);
+
+	/* Each failure after a lock doubles the next one, up to the cap. */
+	int64_t want = IDENT_THROTTLE_BASE;
+	for (int i = 0; i < 6; i++) {
+		t += want;
+		assert_int_equal(retry(f, "zoe", "192.0.2.1", t, NULL), 0);
+		assert_int_equal(ident_throttle_failure(f->s, "zoe", "192.0.2.1", t), 0);
+		want = want * 2 > IDENT_THROTTLE_CAP ? IDENT_THROTTLE_CAP : want * 2;
+		assert_int_equal(retry(f, "zoe", "192.0.2.1", t, NULL), want);
+		assert_int_equal(ident_throttle_check(f->s, "zoe", "192.0.2.1", t, &th), 0);
+	}
+	assert_int_equal(want, IDENT_THROTTLE_CAP);
+	/* An Owner setting a new password lifts the lock. */
+	assert_int_equal(ident_throttle_reset(f->s, "zoe", false), 0);
+	assert_int_equal(retry(f, "zoe", "192.0.2.1", t, NULL), 0);
+
+	/* A quiet window starts the count again. */
+	for (int i = 0; i < IDENT_THROTTLE_ACCOUNT_MAX - 1; i++)
+		assert_int_equal(ident_throttle_failure(f->s, "ben", "192.0.2.1", t), 0);
+	t += IDENT_THROTTLE_WINDOW + 1;
+	assert_int_equal(ident_throttle_failure(f->s, "ben", "192.0.2.1", t), 0);
+	assert_int_equal(retry(f, "ben", "192.0.2.1", t, NULL), 0);
+}
+
+static void test_throttle_success_resets(void **state)
+{
+	struct fx *f = *state;
+	int64_t t = 2000000;
+
+	for (int i = 0; i < IDENT_THROTTLE_ACCOUNT_MAX - 1; i++)
+		assert_int_equal(ident_throttle_failure(f->s, "yan", "192.0.2.2", t), 0);
+	assert_int_equal(ident_throttle_success(f->s, "yan", "192.0.2.2", t), 0);
+	for (int i = 0; i < IDENT_THROTTLE_ACCOUNT_MAX - 1; i++)
+		assert_int_equal(ident_throttle_failure(f->s, "yan", "192.0.2.2", t), 0);
+	assert_int_equal(retry(f, "yan", "192.0.2.2", t, NULL), 0);
+}
+
+static void test_throttle_known_address(void **state)
+{
+	struct fx *f = *state;
+	int64_t t = 3000000;
+	bool by_acct = false;
+
+	/* kim signs in from home; an attacker elsewhere locks the account... */
+	assert_int_equal(ident_throttle_success(f->s, "kim", "192.0.2.10", t), 0);
+	for (int i = 0; i < IDENT_THROTTLE_ACCOUNT_MAX; i++)
+		assert_int_equal(ident_throttle_failure(f->s, "kim", "203.0.113.66", t + 1), 0);
+	assert_true(retry(f, "kim", "203.0.113.66", t + 2, &by_acct) > 0);
+	assert_true(by_acct);
+	assert_true(retry(f, "kim", "198.51.100.1", t + 2, NULL) > 0);
+	/* ... but not for kim at home. */
+	assert_int_equal(retry(f, "kim", "192.0.2.10", t + 2, NULL), 0);
+	/* A home address not used for IDENT_KNOWN_TTL is no longer known. */
+	for (int i = 0; i < IDENT_THROTTLE_ACCOUNT_MAX; i++)
+		assert_int_equal(ident_throttle_failure(f->s, "kim", "203.0.113.66", t + IDENT_KNOWN_TTL), 0);
+	assert_true(retry(f, "kim", "192.0.2.10", t + IDENT_KNOWN_TTL + 2, NULL) > 0);
+	/* Deleting the account forgets its addresses. */
+	assert_int_equal(ident_throttle_reset(f->s, "kim", true), 0);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM login_known WHERE account = ?", "kim"), 0);
+}
+
+static void test_throttle_address(void **state)
+{
+	struct fx *f = *state;
+	int64_t t = 4000000;
+	bool by_acct = true;
+	char name[16];
+
+	/* Spraying many accounts from one address locks the address. */
+	for (int i = 0; i < IDENT_THROTTLE_ADDR_MAX; i++) {
+		assert_int_equal(retry(f, NULL, "2001:db8:5:6::1", t, NULL), 0);
+		snprintf(name, sizeof(name), "u%d", i);
+		assert_int_equal(ident_throttle_failure(f->s, i % 2 ? name : NULL, "2001:db8:5:6::1", t), 0);
+	}
+	/* The whole /64 is one address. */
+	assert_int_equal(retry(f, "someone", "2001:db8:5:6:abcd::2", t, &by_acct), IDENT_THROTTLE_BASE);
+	assert_false(by_acct);
+	assert_int_equal(retry(f, "someone", "2001:db8:5:7::1", t, NULL), 0);
+	/* A success there does not reset the address. */
+	assert_int_equal(ident_throttle_success(f->s, "u1", "2001:db8:5:6::1", t), 0);
+	assert_true(retry(f, "u1", "2001:db8:5:6::1", t, NULL) > 0);
+}
+
+static void test_api_login_throttled(void **state)
+{
+	struct fx *f = *state;
+	struct call k;
+
+	add_user(f, "tia", PW);
+	for (int i = 0; i < IDENT_THROTTLE_ACCOUNT_MAX; i++) {
+		call_init(&k, f, NULL, "{\"username\":\"tia\",\"password\":\"wrong password here\"}", "auth/login");
+		api_auth_login(&k.c);
+		assert_int_equal(k.resp.status, 401);
+		call_done(&k);
+	}
+	/* Even the right password is refused now, without a verification. */
+	for (int i = 0; i < 2; i++) {
+		call_init(&k, f, NULL, "{\"username\":\"tia\",\"password\":\"" PW "\"}", "auth/login");
+		api_auth_login(&k.c);
+		assert_int_equal(k.resp.status, 429);
+		assert_string_equal(err_code(&k.resp), "TooManyRequests");
+		assert_non_null(strstr(err_msg(&k.resp), "tia"));
+		assert_non_null(strstr(err_msg(&k.resp), "try again in"));
+		assert_non_null(header(&k.resp, "Retry-After"));
+		long ra = strtol(header(&k.resp, "Retry-After"), NULL, 10);
+		assert_true(ra > 0 && ra <= IDENT_THROTTLE_BASE);
+		assert_null(header(&k.resp, "Set-Cookie"));
+		call_done(&k);
+	}
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'auth.throttled'"
+				   " AND principal = 'user:tia' AND result = 'refused'", NULL), 1);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'auth.login'"
+				   " AND principal = 'user:tia' AND result = 'success'", NULL), 0);
+	/* The same account from the address it last signed in from is not
+	 * locked out: none yet, so an Owner's reset is the way back. */
+	assert_int_equal(ident_throttle_reset(f->s, "tia", false), 0);
+	call_init(&k, f, NULL, "{\"username\":\"tia\",\"password\":\"" PW "\"}", "auth/login");
+	api_auth_login(&k.c);
+	assert_int_equal(k.resp.status, 200);
+	call_done(&k);
+	assert_audit_clean(f->s, PW);
+}
+
+static void test_api_password(void **state)
+{
+	struct fx *f = *state;
+	struct principal p, p2, q;
+	struct call k;
+	char cookie[128], cookie2[128];
+	struct api_req req = { 0 };
+
+	add_user(f, "pam", PW);
+	login_as(f, "pam", &p, cookie, sizeof(cookie));
+	login_as(f, "pam", &p2, cookie2, sizeof(cookie2));
+
+	static const char *const bad[][2] = {
+		{ "{\"new_password\":\"another long password\"}", "current_password" },
+		{ "{\"current_password\":\"" PW "\"}", "new_password" },
+		{ "{\"current_password\":\"" PW "\",\"new_password\":\"short\"}", "new_password" },
+		{ "{\"current_password\":\"" PW "\",\"new_password\":7}", "new_password" },
+		{ "{\"current_password\":\"" PW "\",\"new_password\":\"" PW "\"}", "new_password" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		call_init(&k, f, &p, bad[i][0], "auth/password");
+		api_auth_password(&k.c);
+		assert_int_equal(k.resp.status, 400);
+		assert_string_equal(err_code(&k.resp), "InvalidRequest");
+		assert_non_null(strstr(err_msg(&k.resp), bad[i][1]));
+		call_done(&k);
+	}
+
+	call_init(&k, f, &p, "{\"current_password\":\"not the password\",\"new_password\":\"another long password\"}",
+		  "auth/password");
+	k.req.cookie = cookie;
+	api_auth_password(&k.c);
+	assert_int_equal(k.resp.status, 403);
+	assert_string_equal(err_code(&k.resp), "InvalidCurrentPassword");
+	assert_non_null(strstr(err_msg(&k.resp), "current_password"));
+	call_done(&k);
+
+	call_init(&k, f, &p, "{\"current_password\":\"" PW "\",\"new_password\":\"another long password\"}",
+		  "auth/password");
+	k.req.cookie = cookie;
+	api_auth_password(&k.c);
+	assert_int_equal(k.resp.status, 204);
+	assert_null(k.resp.body);
+	call_done(&k);
+
+	/* The session that changed it lives on; the other one ended. */
+	req.cookie = cookie;
+	assert_int_equal(ident_authenticate(f->s, &req, &q), 0);
+	req.cookie = cookie2;
+	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	struct ident_session sess;
+	assert_int_equal(ident_login(f->s, "pam", PW, &sess), -EACCES);
+	assert_int_equal(ident_login(f->s, "pam", "another long password", &sess), 0);
+	sodium_memzero(&sess, sizeof(sess));
+
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'user.password'"
+				   " AND result = 'success'", NULL), 1);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'user.password'"
+				   " AND result = 'failure'", NULL), 1);
+	assert_audit_clean(f->s, PW);
+	assert_audit_clean(f->s, "another long password");
+	assert_audit_clean(f->s, "not the password");
+
+	/* Wrong current passwords are throttled like sign-ins. */
+	for (int i = 0; i < IDENT_THROTTLE_ACCOUNT_MAX; i++) {
+		call_init(&k, f, &p, "{\"current_password\":\"guess guess guess\",\"new_password\":\"yet another password\"}",
+			  "auth/password");
+		api_auth_password(&k.c);
+		assert_true(k.resp.status == 403);
+		call_done(&k);
+	}
+	/* (From another address: the one pam signed in from stays exempt.) */
+	call_init(&k, f, &p, "{\"current_password\":\"another long password\",\"new_password\":\"yet another password\"}",
+		  "auth/password");
+	util_strlcpy(k.req.remote_addr, "198.51.100.3", sizeof(k.req.remote_addr));
+	api_auth_password(&k.c);
+	assert_int_equal(k.resp.status, 429);
+	assert_non_null(header(&k.resp, "Retry-After"));
+	call_done(&k);
+}
+
+static void test_api_users_disable(void **state)
+{
+	struct fx *f = *state;
+	struct principal admin, ann, q;
+	struct call k;
+	char admin_cookie[128], ann_cookie[128], tok[IDENT_TOKEN_SIZE], auth[128];
+	char *gen = NULL;
+	int64_t exp;
+	struct api_req req = { 0 };
+
+	assert_int_equal(ident_bootstrap(f->s, PW, &gen), 0);
+	login_as(f, "admin", &admin, admin_cookie, sizeof(admin_cookie));
+
+	/* Creating needs a password; an existing account keeps its own. */
+	call_init(&k, f, &admin, "{\"disabled\":false}", "users/ann");
+	api_users_put(&k.c);
+	assert_int_equal(k.resp.status, 400);
+	assert_non_null(strstr(err_msg(&k.resp), "password"));
+	call_done(&k);
+	call_init(&k, f, &admin, "{\"password\":\"" PW "\"}", "users/ann");
+	api_users_put(&k.c);
+	assert_int_equal(k.resp.status, 201);
+	call_done(&k);
+	login_as(f, "ann", &ann, ann_cookie, sizeof(ann_cookie));
+	assert_int_equal(ident_token_create(f->s, ann.user_id, NULL, 3600, tok, &exp), 0);
+	snprintf(auth, sizeof(auth), "Bearer %s", tok);
+
+	/* A GET result PUT back changes nothing and ends nothing. */
+	call_init(&k, f, &admin, "{\"id\":\"/users/ann\",\"type\":\"users\",\"name\":\"ann\",\"disabled\":false}",
+		  "users/ann");
+	api_users_put(&k.c);
+	assert_int_equal(k.resp.status, 200);
+	call_done(&k);
+	req.cookie = ann_cookie;
+	assert_int_equal(ident_authenticate(f->s, &req, &q), 0);
+
+	/* Disabling ends the browser sessions and the API tokens at once. */
+	call_init(&k, f, &admin, "{\"disabled\":true}", "users/ann");
+	api_users_put(&k.c);
+	assert_int_equal(k.resp.status, 200);
+	assert_true(json_is_true(json_object_get(k.resp.body, "disabled")));
+	call_done(&k);
+	req.cookie = ann_cookie;
+	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	req.cookie = NULL;
+	req.authorization = auth;
+	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	/* Enabling again revives none of them, but the password still works. */
+	call_init(&k, f, &admin, "{\"disabled\":false}", "users/ann");
+	api_users_put(&k.c);
+	assert_int_equal(k.resp.status, 200);
+	call_done(&k);
+	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	req.authorization = NULL;
+	req.cookie = ann_cookie;
+	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	login_as(f, "ann", &ann, ann_cookie, sizeof(ann_cookie));
+	sodium_memzero(tok, sizeof(tok));
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -969,10 +1292,31 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_api_session_logout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_users, setup, teardown),
+		cmocka_unit_test(test_addr_key),
+		cmocka_unit_test_setup_teardown(test_throttle_account, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_throttle_success_resets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_throttle_known_address, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_throttle_address, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_login_throttled, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_password, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_users_disable, setup, teardown),
 	};
+	uv_loop_t loop;
+	int r;
 
 	log_set_level(LOG_WARN);
 	if (sodium_init() < 0)
 		return 1;
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* Disabling or deleting a user ends its terminals through the
+	 * terminal module, which needs a loop to post to (none run here). */
+	if (uv_loop_init(&loop) != 0 || term_init(&loop, NULL) < 0)
+		return 1;
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	term_shutdown("test over");
+	/* Close whatever the terminal module left open, then the loop. */
+	for (int i = 0; i < 100 && uv_loop_close(&loop) == UV_EBUSY; i++) {
+		uv_walk(&loop, close_handle, NULL);
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	return r;
 }

@@ -447,6 +447,121 @@ static void test_roles(void **state)
 	assert_int_equal(store_role_put(f->s, "", "user:x", "Reader", "/", NULL), -EINVAL);
 }
 
+
+/* Guarded changes: ids in the state the caller saw, principals that exist,
+ * and never the last enabled Owner at "/". */
+static void test_roles_checked(void **state)
+{
+	struct fx *f = *state;
+	struct store_role ra;
+	bool created = false;
+	int64_t n = -1, uid = 0;
+
+	assert_int_equal(store_user_put(f->s, "root1", "h", NULL, NULL), 0);
+	assert_int_equal(store_user_put(f->s, "root2", "h", NULL, &uid), 0);
+	assert_int_equal(store_role_put_checked(f->s, "o1", "user:root1", "Owner", "/", NULL, &created), 0);
+	assert_true(created);
+	assert_int_equal(store_role_root_owners(f->s, &n), 0);
+	assert_int_equal(n, 1);
+
+	/* Unknown principal: nothing is written. */
+	assert_int_equal(store_role_put_checked(f->s, "x1", "user:ghost", "Reader", "/", NULL, NULL), -ESRCH);
+	assert_int_equal(store_role_get(f->s, "x1", &ra), -ENOENT);
+	/* The id must be in the state the caller saw. */
+	assert_int_equal(store_role_put_checked(f->s, "o1", "user:root2", "Owner", "/", NULL, NULL), -EAGAIN);
+	assert_int_equal(store_role_put_checked(f->s, "o1", "user:root1", "Owner", "/", "/groups/g", NULL), -EAGAIN);
+	assert_int_equal(store_role_put_checked(f->s, "new", "user:root1", "Reader", "/", "/", NULL), -EAGAIN);
+	assert_int_equal(store_role_delete_checked(f->s, "o1", "/groups/g"), -EAGAIN);
+	assert_int_equal(store_role_delete_checked(f->s, "nope", "/"), -ENOENT);
+
+	/* The last Owner at "/" can be neither removed nor demoted nor moved. */
+	assert_int_equal(store_role_delete_checked(f->s, "o1", "/"), -EMLINK);
+	assert_int_equal(store_role_put_checked(f->s, "o1", "user:root1", "Contributor", "/", "/", NULL), -EMLINK);
+	assert_int_equal(store_role_put_checked(f->s, "o1", "user:root1", "Owner", "/groups/g", "/", NULL), -EMLINK);
+	assert_int_equal(store_role_get(f->s, "o1", &ra), 0);
+	assert_string_equal(ra.role, "Owner");
+	assert_string_equal(ra.scope, "/");
+	/* An Owner held by a disabled user does not count. */
+	assert_int_equal(store_role_put_checked(f->s, "o2", "user:root2", "Owner", "/", NULL, &created), 0);
+	assert_int_equal(store_user_set_disabled(f->s, "root2", true), 0);
+	assert_int_equal(store_role_delete_checked(f->s, "o1", "/"), -EMLINK);
+	assert_int_equal(store_user_set_disabled(f->s, "root2", false), 0);
+	assert_int_equal(store_role_root_owners(f->s, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_role_delete_checked(f->s, "o1", "/"), 0);
+	assert_int_equal(store_role_put_checked(f->s, "o2", "user:root2", "Reader", "/", "/", NULL), -EMLINK);
+	assert_int_equal(store_role_put_checked(f->s, "o2", "user:root2", "Owner", "/", "/", &created), 0);
+	assert_false(created);
+
+	/* API tokens of one user go at once. */
+	uint8_t h1[32] = { 1 }, h2[32] = { 2 };
+	assert_int_equal(store_token_add(f->s, h1, uid, NULL, store_now() + 100), 0);
+	assert_int_equal(store_token_add(f->s, h2, uid, NULL, store_now() + 100), 0);
+	assert_int_equal(store_token_delete_user(f->s, uid), 0);
+	int64_t u2, e2;
+	assert_int_equal(store_token_get(f->s, h1, &u2, &e2), -ENOENT);
+	assert_int_equal(store_token_get(f->s, h2, &u2, &e2), -ENOENT);
+}
+
+static int bump(struct store_throttle *t, bool existed, void *ud)
+{
+	int *mode = ud;
+
+	if (*mode == 1)
+		return 1;
+	if (*mode == 2)
+		return -EIO;
+	t->failures += existed ? 1 : 10;
+	t->locked_until = 77;
+	return 0;
+}
+
+static void test_throttle_rows(void **state)
+{
+	struct fx *f = *state;
+	struct store_throttle t;
+	int mode = 0;
+	char longkey[200];
+
+	assert_int_equal(store_throttle_get(f->s, "acct:a", &t), -ENOENT);
+	assert_int_equal(store_throttle_update(f->s, "acct:a", bump, &mode), 0);
+	assert_int_equal(store_throttle_update(f->s, "acct:a", bump, &mode), 0);
+	assert_int_equal(store_throttle_get(f->s, "acct:a", &t), 0);
+	assert_int_equal(t.failures, 11);
+	assert_int_equal(t.locked_until, 77);
+	mode = 2;
+	assert_int_equal(store_throttle_update(f->s, "acct:a", bump, &mode), -EIO);
+	mode = 1;
+	assert_int_equal(store_throttle_update(f->s, "acct:a", bump, &mode), 0);
+	assert_int_equal(store_throttle_get(f->s, "acct:a", &t), -ENOENT);
+	memset(longkey, 'k', sizeof(longkey) - 1);
+	longkey[sizeof(longkey) - 1] = '\0';
+	assert_int_equal(store_throttle_update(f->s, longkey, bump, &mode), -EINVAL);
+
+	/* Purge drops rows whose lock and last failure are both old. */
+	mode = 0;
+	assert_int_equal(store_throttle_update(f->s, "addr:x", bump, &mode), 0);
+	assert_int_equal(store_throttle_purge(f->s, 50), 0);
+	assert_int_equal(store_throttle_get(f->s, "addr:x", &t), 0);
+	assert_int_equal(store_throttle_purge(f->s, 78), 0);
+	assert_int_equal(store_throttle_get(f->s, "addr:x", &t), -ENOENT);
+
+	/* Known addresses: newest keep_max per account. */
+	for (int i = 0; i < 5; i++) {
+		char addr[32];
+
+		snprintf(addr, sizeof(addr), "192.0.2.%d", i);
+		assert_int_equal(store_login_known_add(f->s, "ann", addr, 100 + i, 3), 0);
+	}
+	assert_int_equal(store_login_known(f->s, "ann", "192.0.2.4", 0), 0);
+	assert_int_equal(store_login_known(f->s, "ann", "192.0.2.2", 0), 0);
+	assert_int_equal(store_login_known(f->s, "ann", "192.0.2.1", 0), -ENOENT);
+	assert_int_equal(store_login_known(f->s, "ann", "192.0.2.2", 103), -ENOENT);
+	assert_int_equal(store_login_known(f->s, "bob", "192.0.2.4", 0), -ENOENT);
+	assert_int_equal(store_login_known_forget(f->s, "ann"), 0);
+	assert_int_equal(store_login_known(f->s, "ann", "192.0.2.4", 0), -ENOENT);
+}
+
 /* ---- threads -------------------------------------------------------- */
 
 struct thread_arg {
@@ -499,6 +614,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_login_trim_and_purge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_roles_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_throttle_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	};
 

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
+#include <stdlib.h>
 #include <sodium.h>
 
 #include "core/err.h"
@@ -77,6 +79,25 @@ static void err_str_names_codes(void **state)
 	assert_non_null(strstr(err_str(-ENOENT), "No such file"));
 }
 
+static void json_wipe_allocator_is_malloc_compatible(void **state)
+{
+	json_malloc_t m = NULL;
+	json_free_t f = NULL;
+	json_t *o;
+	char *text;
+
+	util_json_wipe_on_free();
+	json_get_alloc_funcs(&m, &f);
+	assert_ptr_equal(m, malloc);
+	assert_ptr_not_equal(f, free);
+	o = json_pack("{s:s}", "password", "correct horse battery staple");
+	text = json_dumps(o, JSON_COMPACT);
+	assert_string_equal(text, "{\"password\":\"correct horse battery staple\"}");
+	/* json_dumps output is a plain malloc block: free() is still right. */
+	free(text);
+	json_decref(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -86,6 +107,7 @@ int main(void)
 		cmocka_unit_test(strlcpy_bounds),
 		cmocka_unit_test(pct_decode_cases),
 		cmocka_unit_test(err_str_names_codes),
+		cmocka_unit_test(json_wipe_allocator_is_malloc_compatible),
 	};
 
 	if (sodium_init() < 0)

@@ -74,7 +74,8 @@ static void test_types(void **state)
 	assert_false(val_res_type(NULL));
 	assert_string_equal(val_res_type_at(0), "networks");
 	assert_string_equal(val_res_type_at(3), "bastions");
-	assert_null(val_res_type_at(4));
+	assert_string_equal(val_res_type_at(4), "vaults");
+	assert_null(val_res_type_at(5));
 }
 
 /* ---- addresses ---- */
@@ -586,6 +587,25 @@ static void test_props_bastions(void **state)
 			     "{\"networks\":[\"/groups/g/networks/a\",\"/groups/g/networks/A\"]}", NULL));
 }
 
+static void test_props_vaults(void **state)
+{
+	json_t *p = props_ok("vaults", "{}", NULL);
+
+	(void)state;
+	assert_json(p, "{\"soft_delete_retention_days\":7}");
+	json_decref(p);
+	p = props_ok("vaults", "{\"soft_delete_retention_days\":90,\"id\":\"x\"}", NULL);
+	assert_json(p, "{\"soft_delete_retention_days\":90}");
+	json_decref(p);
+	p = props_ok("vaults", "{\"soft_delete_retention_days\":null}", NULL);
+	assert_json(p, "{\"soft_delete_retention_days\":7}");
+	json_decref(p);
+	props_bad("vaults", "{\"soft_delete_retention_days\":6}", "soft_delete_retention_days", "7 to 90");
+	props_bad("vaults", "{\"soft_delete_retention_days\":91}", "soft_delete_retention_days", NULL);
+	props_bad("vaults", "{\"soft_delete_retention_days\":\"7\"}", "soft_delete_retention_days", NULL);
+	props_bad("vaults", "{\"secrets\":[]}", "unknown property", "soft_delete_retention_days");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -602,6 +622,7 @@ int main(void)
 		cmocka_unit_test(test_props_nics),
 		cmocka_unit_test(test_props_vms),
 		cmocka_unit_test(test_props_bastions),
+		cmocka_unit_test(test_props_vaults),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

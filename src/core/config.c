@@ -1,0 +1,403 @@
+/* Configuration: one table of keys, filled from defaults, an INI file,
+ * BASTION_* variables and flags, in that order. */
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "core/util.h"
+
+enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LISTEN, T_DURATION, T_INT };
+
+struct key {
+	const char *section, *name, *flag, *env;
+	enum cfg_type type;
+	size_t off, size;      /* where in struct cfg; size for strings */
+	const char *def;       /* default, as text */
+	int64_t min, max;      /* for T_INT and T_DURATION */
+	bool live;             /* SIGHUP applies a change without a restart */
+};
+
+#define STR(f) offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)
+#define NUM(f) offsetof(struct cfg, f), sizeof(int64_t)
+#define DAY (24 * 3600)
+
+static const struct key keys[] = {
+	{ "server", "listen", "listen", "BASTION_LISTEN", T_LISTEN, STR(listen), "0.0.0.0:8443", 0, 0, false },
+	{ "server", "data", "data", "BASTION_DATA", T_PATH, STR(data_dir), "bastion-data", 0, 0, false },
+	{ "server", "log_level", "log-level", "BASTION_LOG_LEVEL", T_LEVEL, STR(log_level), "info", 0, 0, true },
+	{ "server", "drain_timeout", "drain-timeout", "BASTION_DRAIN_TIMEOUT", T_DURATION, NUM(drain_timeout_s), "10s", 0, 3600, true },
+	{ "tls", "cert", "cert", "BASTION_TLS_CERT", T_PATH, STR(cert_file), "", 0, 0, true },
+	{ "tls", "key", "key", "BASTION_TLS_KEY", T_PATH, STR(key_file), "", 0, 0, true },
+	{ "sessions", "idle_timeout", "idle-timeout", "BASTION_IDLE_TIMEOUT", T_DURATION, NUM(idle_timeout_s), "30m", 0, 30 * DAY, true },
+	{ "sessions", "idle_warning", "idle-warning", "BASTION_IDLE_WARNING", T_DURATION, NUM(idle_warning_s), "60s", 0, DAY, true },
+	{ "sessions", "max_duration", "max-session-duration", "BASTION_MAX_SESSION_DURATION", T_DURATION, NUM(max_duration_s), "8h", 0, 30 * DAY, true },
+	{ "sessions", "max_per_user", "max-sessions-per-user", "BASTION_MAX_SESSIONS_PER_USER", T_INT, NUM(max_per_user), "64", 1, 100000, true },
+	{ "sessions", "max_total", "max-sessions", "BASTION_MAX_SESSIONS", T_INT, NUM(max_total), "10000", 1, 1000000, true },
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+size_t cfg_nkeys(void)
+{
+	return NKEYS;
+}
+
+const char *cfg_key_flag(size_t i)
+{
+	return i < NKEYS ? keys[i].flag : NULL;
+}
+
+const char *cfg_key_name(size_t i)
+{
+	static _Thread_local char name[64];
+
+	if (i >= NKEYS)
+		return NULL;
+	snprintf(name, sizeof(name), "%s.%s", keys[i].section, keys[i].name);
+	return name;
+}
+
+/* "90", "90s", "15m", "8h", "2d": seconds. */
+static int parse_duration(const char *v, int64_t *ret)
+{
+	char *end;
+	long long n;
+	int64_t mult = 1;
+
+	if (!isdigit((unsigned char)v[0]))
+		return -EINVAL;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno || n < 0 || n > 100LL * 365 * DAY)
+		return -EINVAL;
+	if (*end) {
+		if (end[1])
+			return -EINVAL;
+		switch (*end) {
+		case 's': mult = 1; break;
+		case 'm': mult = 60; break;
+		case 'h': mult = 3600; break;
+		case 'd': mult = DAY; break;
+		default: return -EINVAL;
+		}
+	}
+	*ret = (int64_t)n * mult;
+	return 0;
+}
+
+static int parse_int(const char *v, int64_t *ret)
+{
+	char *end;
+	long long n;
+
+	if (!isdigit((unsigned char)v[0]) && v[0] != '-')
+		return -EINVAL;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*ret = n;
+	return 0;
+}
+
+static bool listen_ok(const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	int64_t port;
+
+	if (!colon || colon == v || parse_int(colon + 1, &port) < 0 || port < 0 || port > 65535)
+		return false;
+	if (v[0] == '[')
+		return colon[-1] == ']';
+	return memchr(v, ':', (size_t)(colon - v)) == NULL;
+}
+
+/* Sets key k of c from text v. On failure writes why (without the key's
+ * name, which the caller knows how to say) to why. */
+static int set_value(struct cfg *c, const struct key *k, const char *v, char *why, size_t whylen)
+{
+	char *field = (char *)c + k->off;
+	int64_t n;
+
+	switch (k->type) {
+	case T_LEVEL:
+		if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error")) {
+			snprintf(why, whylen, "must be debug, info, warn or error, not '%.64s'", v);
+			return -EINVAL;
+		}
+		break;
+	case T_LISTEN:
+		if (!listen_ok(v)) {
+			snprintf(why, whylen, "must be ADDR:PORT (IPv6 as [ADDR]:PORT), not '%.64s'", v);
+			return -EINVAL;
+		}
+		break;
+	case T_PATH:
+	case T_STR:
+		break;
+	case T_DURATION:
+		if (parse_duration(v, &n) < 0) {
+			snprintf(why, whylen, "must be a duration like 90s, 30m, 8h or 1d, not '%.64s'", v);
+			return -EINVAL;
+		}
+		if (n < k->min || n > k->max) {
+			snprintf(why, whylen, "must be between %llds and %llds", (long long)k->min,
+				 (long long)k->max);
+			return -EINVAL;
+		}
+		memcpy(field, &n, sizeof(n));
+		return 0;
+	case T_INT:
+		if (parse_int(v, &n) < 0) {
+			snprintf(why, whylen, "must be an integer, not '%.64s'", v);
+			return -EINVAL;
+		}
+		if (n < k->min || n > k->max) {
+			snprintf(why, whylen, "must be between %lld and %lld", (long long)k->min,
+				 (long long)k->max);
+			return -EINVAL;
+		}
+		memcpy(field, &n, sizeof(n));
+		return 0;
+	}
+	if (util_strlcpy(field, v, k->size) < 0) {
+		snprintf(why, whylen, "is longer than %zu bytes", k->size - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void cfg_defaults(struct cfg *c)
+{
+	char why[16];
+
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < NKEYS; i++)
+		set_value(c, &keys[i], keys[i].def, why, sizeof(why));
+}
+
+/* ---------- the file ---------- */
+
+struct file_state {
+	struct cfg *c;
+	const char *path;
+	FILE *f;
+	int line;              /* of the line inih is looking at */
+	bool long_line;
+	bool seen[NKEYS];
+	char *err;
+	size_t errlen;
+	int r;
+};
+
+/* inih's reader: fgets that counts lines and notices one longer than
+ * inih's buffer (it would otherwise read the rest as another line). */
+static char *file_reader(char *str, int num, void *stream)
+{
+	struct file_state *st = stream;
+	char *s = fgets(str, num, st->f);
+	size_t n;
+
+	if (!s)
+		return NULL;
+	st->line++;
+	n = strlen(s);
+	if (n == (size_t)num - 1 && s[n - 1] != '\n' && !feof(st->f) && !st->long_line) {
+		st->long_line = true;
+		if (st->r == 0) {
+			snprintf(st->err, st->errlen, "%s:%d: line longer than %d bytes", st->path,
+				 st->line, INI_MAX_LINE - 2);
+			st->r = -EINVAL;
+		}
+		/* Skip the rest of the line. */
+		for (int ch; (ch = fgetc(st->f)) != EOF && ch != '\n';)
+			;
+		s[0] = '\0';
+	} else {
+		st->long_line = false;
+	}
+	return s;
+}
+
+static int file_handler(void *ud, const char *section, const char *name, const char *value)
+{
+	struct file_state *st = ud;
+	char why[160];
+	bool section_known = false;
+
+	if (st->r < 0)
+		return 1; /* the first error is the one reported */
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (strcmp(keys[i].section, section) != 0)
+			continue;
+		section_known = true;
+		if (strcmp(keys[i].name, name) != 0)
+			continue;
+		if (st->seen[i]) {
+			snprintf(st->err, st->errlen, "%s:%d: [%s] %s is set twice", st->path, st->line,
+				 section, name);
+			st->r = -EINVAL;
+			return 1;
+		}
+		st->seen[i] = true;
+		if (set_value(st->c, &keys[i], value, why, sizeof(why)) < 0) {
+			snprintf(st->err, st->errlen, "%s:%d: [%s] %s %s", st->path, st->line, section,
+				 name, why);
+			st->r = -EINVAL;
+		}
+		return 1;
+	}
+	if (!section[0])
+		snprintf(st->err, st->errlen, "%s:%d: '%.64s' is outside a section ([server], [tls], [sessions])",
+			 st->path, st->line, name);
+	else if (!section_known)
+		snprintf(st->err, st->errlen, "%s:%d: unknown section [%.64s]", st->path, st->line, section);
+	else
+		snprintf(st->err, st->errlen, "%s:%d: unknown key '%.64s' in section [%s]", st->path,
+			 st->line, name, section);
+	st->r = -EINVAL;
+	return 1;
+}
+
+static int load_file(struct cfg *c, const char *path, char *err, size_t errlen)
+{
+	struct file_state st = { .c = c, .path = path, .err = err, .errlen = errlen };
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: cannot read the configuration file: %s", path, strerror(-r));
+		return r;
+	}
+	st.f = fdopen(fd, "r");
+	if (!st.f) {
+		r = -errno;
+		close(fd);
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	r = ini_parse_stream(file_reader, &st, file_handler, &st);
+	fclose(st.f);
+	if (st.r < 0)
+		return st.r;
+	if (r != 0) {
+		/* A line inih could not parse (no '=' or an unclosed section). */
+		snprintf(err, errlen, "%s:%d: not 'key = value' or '[section]'", path, r);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---------- the whole ---------- */
+
+static int validate(const struct cfg *c, char *err, size_t errlen)
+{
+	if (!!c->cert_file[0] != !!c->key_file[0]) {
+		snprintf(err, errlen, "tls.cert and tls.key go together (--cert and --key)");
+		return -EINVAL;
+	}
+	if (!c->data_dir[0]) {
+		snprintf(err, errlen, "server.data must not be empty");
+		return -EINVAL;
+	}
+	if (c->idle_timeout_s > 0 && c->idle_warning_s >= c->idle_timeout_s) {
+		snprintf(err, errlen, "sessions.idle_warning (%llds) must be shorter than sessions.idle_timeout (%llds)",
+			 (long long)c->idle_warning_s, (long long)c->idle_timeout_s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cfg_load(struct cfg *ret, const char *file, const struct cfg_arg *args, size_t nargs,
+	     char *err, size_t errlen)
+{
+	struct cfg *c = malloc(sizeof(*c));
+	char why[160];
+	int r = -EINVAL;
+
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	cfg_defaults(c);
+	if (file && (r = load_file(c, file, err, errlen)) < 0)
+		goto out;
+	for (size_t i = 0; i < NKEYS; i++) {
+		const char *v = getenv(keys[i].env);
+
+		if (!v)
+			continue;
+		if ((r = set_value(c, &keys[i], v, why, sizeof(why))) < 0) {
+			snprintf(err, errlen, "environment %s %s", keys[i].env, why);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < nargs; i++) {
+		if (args[i].key >= NKEYS) {
+			snprintf(err, errlen, "unknown flag");
+			r = -EINVAL;
+			goto out;
+		}
+		if ((r = set_value(c, &keys[args[i].key], args[i].value, why, sizeof(why))) < 0) {
+			snprintf(err, errlen, "--%s %s", keys[args[i].key].flag, why);
+			goto out;
+		}
+	}
+	if ((r = validate(c, err, errlen)) < 0)
+		goto out;
+	*ret = *c;
+	r = 0;
+out:
+	free(c);
+	return r;
+}
+
+void cfg_value_str(const struct cfg *c, size_t i, char *out, size_t size)
+{
+	const char *field;
+	int64_t n;
+
+	if (i >= NKEYS) {
+		snprintf(out, size, "?");
+		return;
+	}
+	field = (const char *)c + keys[i].off;
+	switch (keys[i].type) {
+	case T_DURATION:
+		memcpy(&n, field, sizeof(n));
+		snprintf(out, size, "%llds", (long long)n);
+		break;
+	case T_INT:
+		memcpy(&n, field, sizeof(n));
+		snprintf(out, size, "%lld", (long long)n);
+		break;
+	default:
+		snprintf(out, size, "%s", field);
+		break;
+	}
+}
+
+void cfg_diff(const struct cfg *a, const struct cfg *b,
+	      void (*fn)(const char *name, const char *was, const char *now, bool live, void *ud),
+	      void *ud)
+{
+	char was[CFG_MAX_STR + 8], now[CFG_MAX_STR + 8], name[64];
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		cfg_value_str(a, i, was, sizeof(was));
+		cfg_value_str(b, i, now, sizeof(now));
+		if (strcmp(was, now) == 0)
+			continue;
+		snprintf(name, sizeof(name), "%s.%s", keys[i].section, keys[i].name);
+		fn(name, was, now, keys[i].live, ud);
+	}
+}

@@ -1,0 +1,69 @@
+/* Configuration of `bastion serve`: an INI file (parsed by libinih),
+ * BASTION_* environment variables and command-line flags, with the
+ * precedence flags > environment > file > defaults. Every key has one row in
+ * a table (config.c) that gives its section, flag, environment name, type,
+ * default and whether SIGHUP may change it in a running instance; the table
+ * is what docs/configuration.md documents.
+ *
+ * Loading is pure: nothing here touches the process (no logging above debug,
+ * no exit); errors come back as text naming FILE:LINE, the variable or the
+ * flag. Any thread may call these functions. */
+#pragma once
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CFG_MAX_STR 1024
+
+struct cfg {
+	/* [server] */
+	char listen[256];
+	char data_dir[CFG_MAX_STR];
+	char log_level[16];           /* debug, info, warn, error */
+	int64_t drain_timeout_s;      /* SIGTERM: sessions get this long to close */
+	/* [tls] (empty: the self-signed pair in the data directory) */
+	char cert_file[CFG_MAX_STR];
+	char key_file[CFG_MAX_STR];
+	/* [sessions]; a duration of 0 switches that limit off */
+	int64_t idle_timeout_s;
+	int64_t idle_warning_s;       /* the browser is warned this long before */
+	int64_t max_duration_s;
+	int64_t max_per_user;
+	int64_t max_total;
+};
+
+/* One flag given on the command line: the key's index and its text. */
+struct cfg_arg {
+	size_t key;
+	const char *value;
+};
+
+/* The keys, for building getopt tables and documentation. */
+size_t cfg_nkeys(void);
+const char *cfg_key_flag(size_t i);   /* "idle-timeout" */
+const char *cfg_key_name(size_t i);   /* "sessions.idle_timeout" */
+
+/* Fills c with the defaults. */
+void cfg_defaults(struct cfg *c);
+
+/* Builds the configuration: defaults, then file (NULL: none), then every
+ * BASTION_* variable of the table that is set, then args. The result is
+ * validated as a whole. On failure returns -EINVAL (or -errno when the file
+ * cannot be read), writes a one-line message to err and leaves ret as it
+ * was. Unknown sections and keys, a key given twice in the file, and values
+ * out of range are errors; BASTION_* variables that are not keys are left
+ * alone (the tests and other tools use the prefix too). */
+int cfg_load(struct cfg *ret, const char *file, const struct cfg_arg *args, size_t nargs,
+	     char *err, size_t errlen);
+
+/* Calls fn for each key whose value differs between a and b, with both
+ * values as text and whether a running instance applies the change (live)
+ * or needs a restart. */
+void cfg_diff(const struct cfg *a, const struct cfg *b,
+	      void (*fn)(const char *name, const char *was, const char *now, bool live, void *ud),
+	      void *ud);
+
+/* The value of key i as text, as the file would spell it. */
+void cfg_value_str(const struct cfg *c, size_t i, char *out, size_t size);

@@ -1,0 +1,196 @@
+/* Counters and histograms for GET /metrics. */
+#include "core/metrics.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIN_STATUS 100
+#define MAX_STATUS 599
+
+static const char *const connect_codes[] = {
+	"Created", "InvalidRequest", "AuthorizationFailed", "NetworkNotServed",
+	"VaultAccessDenied", "InvalidPrivateKey", "VmUnreachable", "HostKeyMismatch",
+	"SshAuthenticationFailed", "ShellFailed", "TooManySessions", "ResourceNotFound",
+	"ServiceUnavailable", "other",
+};
+#define N_CODES (sizeof(connect_codes) / sizeof(connect_codes[0]))
+
+/* Histogram upper bounds in seconds; one more bucket for +Inf. */
+static const double latency_bounds[] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
+#define N_LAT (sizeof(latency_bounds) / sizeof(latency_bounds[0]))
+static const double lag_bounds[] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1 };
+#define N_LAG (sizeof(lag_bounds) / sizeof(lag_bounds[0]))
+
+struct histo {
+	atomic_uint_fast64_t bucket[16];  /* non-cumulative; [n] is +Inf */
+	atomic_uint_fast64_t count;
+	atomic_uint_fast64_t sum_us;      /* microseconds: atomics on integers */
+};
+
+static struct {
+	atomic_uint_fast64_t http[MAX_STATUS - MIN_STATUS + 1];
+	atomic_uint_fast64_t connects[N_CODES];
+	atomic_uint_fast64_t to_vm, from_vm;
+	struct histo latency, lag;
+	atomic_uint_fast64_t lag_last_us;
+} M;
+
+void metrics_http_status(int status)
+{
+	if (status >= MIN_STATUS && status <= MAX_STATUS)
+		atomic_fetch_add_explicit(&M.http[status - MIN_STATUS], 1, memory_order_relaxed);
+}
+
+void metrics_connect_result(const char *code)
+{
+	size_t i;
+
+	for (i = 0; i < N_CODES - 1; i++)
+		if (code && strcmp(code, connect_codes[i]) == 0)
+			break;
+	atomic_fetch_add_explicit(&M.connects[i], 1, memory_order_relaxed);
+}
+
+static void histo_add(struct histo *h, const double *bounds, size_t n, double v)
+{
+	size_t i;
+
+	if (v < 0)
+		v = 0;
+	for (i = 0; i < n; i++)
+		if (v <= bounds[i])
+			break;
+	atomic_fetch_add_explicit(&h->bucket[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->sum_us, (uint_fast64_t)(v * 1e6), memory_order_relaxed);
+}
+
+void metrics_connect_latency(double seconds)
+{
+	histo_add(&M.latency, latency_bounds, N_LAT, seconds);
+}
+
+void metrics_bytes(uint64_t to_vm, uint64_t from_vm)
+{
+	if (to_vm)
+		atomic_fetch_add_explicit(&M.to_vm, to_vm, memory_order_relaxed);
+	if (from_vm)
+		atomic_fetch_add_explicit(&M.from_vm, from_vm, memory_order_relaxed);
+}
+
+void metrics_loop_lag(double lag_seconds)
+{
+	histo_add(&M.lag, lag_bounds, N_LAG, lag_seconds);
+	atomic_store_explicit(&M.lag_last_us, (uint_fast64_t)(lag_seconds > 0 ? lag_seconds * 1e6 : 0),
+			      memory_order_relaxed);
+}
+
+/* A growing text buffer; a failed append poisons it. */
+struct out {
+	char *buf;
+	size_t len, cap;
+	bool failed;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->failed)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			o->failed = true;
+			return;
+		}
+		if ((size_t)n < o->cap - o->len) {
+			o->len += (size_t)n;
+			return;
+		}
+		size_t cap = o->cap * 2 + (size_t)n;
+		char *p = realloc(o->buf, cap);
+
+		if (!p) {
+			o->failed = true;
+			return;
+		}
+		o->buf = p;
+		o->cap = cap;
+	}
+}
+
+static void put_histo(struct out *o, const char *name, const char *help, struct histo *h,
+		      const double *bounds, size_t n)
+{
+	uint_fast64_t cum = 0;
+
+	put(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (size_t i = 0; i <= n; i++) {
+		cum += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+		if (i < n)
+			put(o, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], (unsigned long long)cum);
+		else
+			put(o, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+	}
+	put(o, "%s_sum %.6f\n%s_count %llu\n", name,
+	    (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6, name,
+	    (unsigned long long)atomic_load_explicit(&h->count, memory_order_relaxed));
+}
+
+int metrics_render(size_t active_sessions, size_t dialing_sessions, char **ret, size_t *ret_len)
+{
+	struct out o = { .cap = 8192 };
+
+	o.buf = malloc(o.cap);
+	if (!o.buf)
+		return -ENOMEM;
+	o.buf[0] = '\0';
+	put(&o, "# HELP bastion_sessions_active Terminal sessions open now (shell open, attached or waiting).\n"
+		"# TYPE bastion_sessions_active gauge\nbastion_sessions_active %zu\n", active_sessions);
+	put(&o, "# HELP bastion_sessions_dialing Connect requests dialling a VM now.\n"
+		"# TYPE bastion_sessions_dialing gauge\nbastion_sessions_dialing %zu\n", dialing_sessions);
+	put(&o, "# HELP bastion_connects_total Connect attempts by result code.\n"
+		"# TYPE bastion_connects_total counter\n");
+	for (size_t i = 0; i < N_CODES; i++)
+		put(&o, "bastion_connects_total{result=\"%s\"} %llu\n", connect_codes[i],
+		    (unsigned long long)atomic_load_explicit(&M.connects[i], memory_order_relaxed));
+	put(&o, "# HELP bastion_session_bytes_total Terminal bytes relayed, by direction.\n"
+		"# TYPE bastion_session_bytes_total counter\n"
+		"bastion_session_bytes_total{direction=\"to_vm\"} %llu\n"
+		"bastion_session_bytes_total{direction=\"from_vm\"} %llu\n",
+	    (unsigned long long)atomic_load_explicit(&M.to_vm, memory_order_relaxed),
+	    (unsigned long long)atomic_load_explicit(&M.from_vm, memory_order_relaxed));
+	put_histo(&o, "bastion_connect_latency_seconds",
+		  "Time from the start of the dial to the shell being open (or failing).",
+		  &M.latency, latency_bounds, N_LAT);
+	put(&o, "# HELP bastion_http_requests_total HTTP responses sent, by status code.\n"
+		"# TYPE bastion_http_requests_total counter\n");
+	for (int s = MIN_STATUS; s <= MAX_STATUS; s++) {
+		uint_fast64_t v = atomic_load_explicit(&M.http[s - MIN_STATUS], memory_order_relaxed);
+
+		if (v)
+			put(&o, "bastion_http_requests_total{code=\"%d\"} %llu\n", s, (unsigned long long)v);
+	}
+	put(&o, "# HELP bastion_event_loop_lag_seconds How late the event loop ran its last probe timer.\n"
+		"# TYPE bastion_event_loop_lag_seconds gauge\nbastion_event_loop_lag_seconds %.6f\n",
+	    (double)atomic_load_explicit(&M.lag_last_us, memory_order_relaxed) / 1e6);
+	put_histo(&o, "bastion_event_loop_lag_distribution_seconds",
+		  "How late the event loop ran its probe timer, every probe.", &M.lag, lag_bounds, N_LAG);
+	if (o.failed) {
+		free(o.buf);
+		return -ENOMEM;
+	}
+	*ret = o.buf;
+	*ret_len = o.len;
+	return 0;
+}

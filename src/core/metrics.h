@@ -1,0 +1,27 @@
+/* Process-wide counters for GET /metrics (Prometheus text format).
+ *
+ * Counters are C11 atomics: any thread may bump them (the HTTP server and
+ * the terminal on the loop, the connect checks on workers). The gauges that
+ * only the loop knows (active sessions) are passed to metrics_render() by
+ * its caller. Nothing here allocates except metrics_render. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One HTTP response with this status went out. */
+void metrics_http_status(int status);
+/* A connect attempt ended with result code ("Created", "VmUnreachable",
+ * ...; SPEC §2's codes plus TooManySessions). Unknown codes count as
+ * "other". */
+void metrics_connect_result(const char *code);
+/* The dial part of a connect (TCP, host key, auth, shell) took seconds. */
+void metrics_connect_latency(double seconds);
+/* Terminal bytes relayed. */
+void metrics_bytes(uint64_t to_vm, uint64_t from_vm);
+/* The loop woke up lag_seconds later than its timer asked for. */
+void metrics_loop_lag(double lag_seconds);
+
+/* The whole exposition as malloc'd text into *ret (caller frees), with
+ * the gauges the caller knows. -ENOMEM on failure. */
+int metrics_render(size_t active_sessions, size_t dialing_sessions, char **ret, size_t *ret_len);

@@ -1,0 +1,324 @@
+/* SQLite backend: terminal session records, audit queries, and the audit
+ * trail's copy on stderr. */
+/* Debian's libsqlite3 is built with it; the header declares the pre-update
+ * hook only when asked. */
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
+#include "store/internal.h"
+#include "store/store_ops.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+
+/* ---------- sessions ---------- */
+
+static void bind_session(sqlite3_stmt *st, const struct store_session *ss)
+{
+	sqlite3_bind_text(st, 1, ss->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, ss->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, ss->vm, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, ss->bastion, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, ss->target, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, ss->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, ss->auth_type, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, ss->started_at);
+}
+
+int store_session_open(struct store *s, const struct store_session *ss)
+{
+	sqlite3_stmt *st = store_prepare(s,
+		"INSERT OR IGNORE INTO term_sessions"
+		" (id, user, vm, bastion, target, source, auth_type, started_at)"
+		" VALUES (?,?,?,?,?,?,?,?)");
+	int rc;
+
+	if (!st)
+		return -BERR_STORE;
+	bind_session(st, ss);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return store_rc(rc);
+}
+
+int store_session_end(struct store *s, const struct store_session *ss, int64_t ended_at,
+		      const char *reason, uint64_t bytes_to_vm, uint64_t bytes_from_vm)
+{
+	sqlite3_stmt *st = store_prepare(s,
+		"INSERT INTO term_sessions (id, user, vm, bastion, target, source, auth_type, started_at,"
+		"  ended_at, end_reason, bytes_to_vm, bytes_from_vm) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+		" ON CONFLICT(id) DO UPDATE SET ended_at = excluded.ended_at,"
+		"  end_reason = excluded.end_reason, bytes_to_vm = excluded.bytes_to_vm,"
+		"  bytes_from_vm = excluded.bytes_from_vm WHERE ended_at IS NULL");
+	int rc;
+
+	if (!st)
+		return -BERR_STORE;
+	bind_session(st, ss);
+	sqlite3_bind_int64(st, 9, ended_at);
+	sqlite3_bind_text(st, 10, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 11, (sqlite3_int64)bytes_to_vm);
+	sqlite3_bind_int64(st, 12, (sqlite3_int64)bytes_from_vm);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return store_rc(rc);
+}
+
+struct stale {
+	int64_t now;
+	const char *reason;
+	int n;
+};
+
+static int close_stale_tx(struct store *s, void *ud)
+{
+	struct stale *x = ud;
+	sqlite3_stmt *st = store_prepare(s,
+		"SELECT id, user, vm, started_at, bytes_to_vm, bytes_from_vm FROM term_sessions"
+		" WHERE ended_at IS NULL ORDER BY started_at");
+	int rc, r = 0;
+
+	if (!st)
+		return -BERR_STORE;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *d = json_pack("{s:s,s:s,s:I,s:I,s:I}",
+				      "session", (const char *)sqlite3_column_text(st, 0),
+				      "reason", x->reason,
+				      "duration_s", (json_int_t)(x->now - sqlite3_column_int64(st, 3)),
+				      "bytes_to_vm", (json_int_t)sqlite3_column_int64(st, 4),
+				      "bytes_from_vm", (json_int_t)sqlite3_column_int64(st, 5));
+		char *detail = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		char principal[80];
+
+		json_decref(d);
+		snprintf(principal, sizeof(principal), "user:%s", (const char *)sqlite3_column_text(st, 1));
+		r = store_audit(s, principal, "session.end", (const char *)sqlite3_column_text(st, 2),
+				"ended", detail);
+		free(detail);
+		if (r < 0)
+			break;
+		x->n++;
+	}
+	sqlite3_finalize(st);
+	if (r < 0)
+		return r;
+	if (rc != SQLITE_DONE)
+		return -BERR_STORE;
+	st = store_prepare(s, "UPDATE term_sessions SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_int64(st, 1, x->now);
+	sqlite3_bind_text(st, 2, x->reason, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -BERR_STORE;
+}
+
+int store_session_close_stale(struct store *s, int64_t now, const char *reason, int *ret_n)
+{
+	struct stale x = { .now = now, .reason = reason };
+	int r = store_tx(s, close_stale_tx, &x);
+
+	if (r < 0)
+		return r;
+	if (ret_n)
+		*ret_n = x.n;
+	return 0;
+}
+
+/* ---------- audit queries ---------- */
+
+static int audit_query(sqlite3 *db, const struct store_audit_filter *f,
+		       int (*fn)(const struct store_audit_rec *r, void *ud), void *ud)
+{
+	char sql[768];
+	size_t n;
+	sqlite3_stmt *st = NULL;
+	int rc, i = 1, r = 0;
+
+	n = (size_t)snprintf(sql, sizeof(sql),
+			     "SELECT id, ts, principal, action, target, result, detail FROM audit WHERE 1");
+	if (f->principal)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND principal = ?");
+	if (f->action)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND action = ?");
+	if (f->target)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND target = ?");
+	if (f->result)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND result = ?");
+	if (f->since)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND ts >= ?");
+	if (f->until)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND ts < ?");
+	if (f->before_id)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND id < ?");
+	if (f->after_id)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND id > ?");
+	n += (size_t)snprintf(sql + n, sizeof(sql) - n, " ORDER BY id %s",
+			      f->ascending ? "ASC" : "DESC");
+	if (f->limit > 0)
+		snprintf(sql + n, sizeof(sql) - n, " LIMIT %d", f->limit);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -BERR_STORE;
+	if (f->principal)
+		sqlite3_bind_text(st, i++, f->principal, -1, SQLITE_STATIC);
+	if (f->action)
+		sqlite3_bind_text(st, i++, f->action, -1, SQLITE_STATIC);
+	if (f->target)
+		sqlite3_bind_text(st, i++, f->target, -1, SQLITE_STATIC);
+	if (f->result)
+		sqlite3_bind_text(st, i++, f->result, -1, SQLITE_STATIC);
+	if (f->since)
+		sqlite3_bind_int64(st, i++, f->since);
+	if (f->until)
+		sqlite3_bind_int64(st, i++, f->until);
+	if (f->before_id)
+		sqlite3_bind_int64(st, i++, f->before_id);
+	if (f->after_id)
+		sqlite3_bind_int64(st, i++, f->after_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_audit_rec rec = {
+			.id = sqlite3_column_int64(st, 0),
+			.ts = sqlite3_column_int64(st, 1),
+			.principal = (const char *)sqlite3_column_text(st, 2),
+			.action = (const char *)sqlite3_column_text(st, 3),
+			.target = (const char *)sqlite3_column_text(st, 4),
+			.result = (const char *)sqlite3_column_text(st, 5),
+			.detail = (const char *)sqlite3_column_text(st, 6),
+		};
+
+		if (!rec.action)
+			rec.action = "";
+		if ((r = fn(&rec, ud)) != 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (r != 0)
+		return r;
+	return rc == SQLITE_DONE ? 0 : -BERR_STORE;
+}
+
+int store_audit_query(struct store *s, const struct store_audit_filter *f,
+		      int (*fn)(const struct store_audit_rec *r, void *ud), void *ud)
+{
+	sqlite3 *db = store_db(s);
+
+	if (!db)
+		return -BERR_STORE;
+	return audit_query(db, f, fn, ud);
+}
+
+int store_audit_query_ro(const char *data_dir, const struct store_audit_filter *f,
+			 int (*fn)(const struct store_audit_rec *r, void *ud), void *ud)
+{
+	char path[PATH_MAX];
+	sqlite3 *db = NULL;
+	int r;
+
+	if (snprintf(path, sizeof(path), "%s/bastion.db", data_dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	if (access(path, R_OK) != 0)
+		return -errno;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return -BERR_STORE;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	r = audit_query(db, f, fn, ud);
+	sqlite3_close(db);
+	return r;
+}
+
+json_t *store_audit_json(const struct store_audit_rec *r)
+{
+	char when[32];
+	time_t t = (time_t)r->ts;
+	struct tm tm;
+	json_t *o, *detail = NULL;
+
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (r->detail) {
+		detail = json_loads(r->detail, 0, NULL);
+		if (!detail)
+			detail = json_string(r->detail);
+	}
+	o = json_pack("{s:I,s:s,s:I,s:s?,s:s,s:s?,s:s?,s:o?}", "id", (json_int_t)r->id, "time", when,
+		      "ts", (json_int_t)r->ts, "principal", r->principal, "action", r->action,
+		      "target", r->target, "result", r->result, "detail", detail);
+	return o;
+}
+
+/* ---------- the copy on stderr ----------
+ *
+ * Every audit record goes through an INSERT into `audit`, from whichever
+ * module writes it. SQLite's pre-update hook sees each row as it is
+ * inserted, on the thread and connection that inserts it, so one hook
+ * installed on every connection (sqlite3_auto_extension) copies every record
+ * to stderr without each writer having to remember. The line is written
+ * when the row is inserted: if its transaction is rolled back afterwards
+ * (the audit row is the last statement of every transaction that has one),
+ * the log holds a line the table lacks, never the reverse. */
+
+static const char *preupdate_text(sqlite3 *db, int col)
+{
+	sqlite3_value *v = NULL;
+
+	if (sqlite3_preupdate_new(db, col, &v) != SQLITE_OK || !v ||
+	    sqlite3_value_type(v) == SQLITE_NULL)
+		return NULL;
+	return (const char *)sqlite3_value_text(v);
+}
+
+static void on_preupdate(void *ctx, sqlite3 *db, int op, const char *zdb, const char *table,
+			 sqlite3_int64 key1, sqlite3_int64 key2)
+{
+	struct store_audit_rec rec = { .id = key2 };
+	sqlite3_value *v = NULL;
+	json_t *o, *line;
+	char *text;
+	size_t len;
+
+	if (op != SQLITE_INSERT || strcmp(table, "audit") != 0 || strcmp(zdb, "main") != 0)
+		return;
+	if (sqlite3_preupdate_new(db, 1, &v) == SQLITE_OK && v)
+		rec.ts = sqlite3_value_int64(v);
+	/* Each text pointer stays valid until the next call for the same column. */
+	rec.principal = preupdate_text(db, 2);
+	rec.action = preupdate_text(db, 3);
+	rec.target = preupdate_text(db, 4);
+	rec.result = preupdate_text(db, 5);
+	rec.detail = preupdate_text(db, 6);
+	if (!rec.action)
+		rec.action = "";
+	o = store_audit_json(&rec);
+	line = o ? json_pack("{s:o}", "audit", o) : NULL;
+	text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+	json_decref(line);
+	if (!text)
+		return;
+	len = strlen(text);
+	text[len] = '\n'; /* replaces the NUL: one write for the whole line */
+	if (write(STDERR_FILENO, text, len + 1) < 0) {
+		/* Nothing to do: stderr is gone; the table still has the record. */
+	}
+	free(text);
+}
+
+static int audit_hook_ext(sqlite3 *db, const char **err, const void *api)
+{
+	sqlite3_preupdate_hook(db, on_preupdate, NULL);
+	return SQLITE_OK;
+}
+
+void store_audit_to_stderr(void)
+{
+	/* void (*)(void) is the type every function pointer may pass through. */
+	sqlite3_auto_extension((void (*)(void))audit_hook_ext);
+}

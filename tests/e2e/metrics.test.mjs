@@ -1,0 +1,154 @@
+// GET /metrics (issue 6): Prometheus text format at the root, for a bearer
+// token of a user with Reader at "/": active sessions, connects by result,
+// bytes, the connect-latency histogram, HTTP requests by status, event-loop
+// lag.
+import { describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileHarness } from './lib/harness.mjs';
+import {
+  expectSession, expectStatus, createTopology, addVm, connect, keyAuth, passwordAuth, ids,
+} from './lib/api.mjs';
+import { attach } from './lib/term.mjs';
+import { randomString, waitFor } from './lib/util.mjs';
+import https from 'node:https';
+
+const h = fileHarness({
+  label: 'metrics', block: 130, net: true, keys: [{ id: 'ed25519-openssh', type: 'ed25519' }],
+});
+const G = 'e2e';
+let token;
+
+function body(over = {}) {
+  return {
+    bastion: ids.bastion(G, 'b1'), username: h.user.name, auth: keyAuth(h.keys['ed25519-openssh'].private), ...over,
+  };
+}
+
+// Parses the exposition; every sample line must be `name{labels} value`.
+function parse(text) {
+  const samples = new Map();
+  const types = new Map();
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    if (line.startsWith('# TYPE ')) {
+      const [, , name, type] = line.split(' ');
+      types.set(name, type);
+      continue;
+    }
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.eE+]+|\+Inf|NaN)$/.exec(line);
+    assert.ok(m, `not a sample line: ${JSON.stringify(line)}`);
+    samples.set(`${m[1]}${m[2] || ''}`, Number(m[3]));
+  }
+  return { samples, types };
+}
+
+// GET /metrics at the root (the API client prefixes /api/v1).
+function rootGet(urlPath, bearer) {
+  return new Promise((resolve, reject) => {
+    const req = https.request({
+      host: '127.0.0.1', port: h.daemon.port, path: urlPath, method: 'GET', rejectUnauthorized: false, agent: false,
+      headers: bearer ? { Authorization: `Bearer ${bearer}` } : {}, timeout: 10000,
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString() }));
+    });
+    req.on('timeout', () => req.destroy(new Error('GET /metrics timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function scrape() {
+  const r = await rootGet('/metrics', token);
+  assert.equal(r.status, 200, `GET /metrics: ${r.status} ${r.text}`);
+  assert.match(r.headers['content-type'], /^text\/plain; version=0\.0\.4/);
+  return parse(r.text);
+}
+
+describe('metrics', () => {
+  before(async () => {
+    await h.up();
+    await h.sshd({ name: 'vm1', port: 22, addrs: [h.net.addr(2)] });
+    await createTopology(h.admin, { group: G, network: 'n1', prefix: h.net.prefix, bastion: 'b1' });
+    await addVm(h.admin, { group: G, name: 'vm1', ip: h.net.addr(2) });
+    const t = await h.admin.post('/tokens', { name: 'prometheus' });
+    expectStatus(t, 201);
+    token = t.json.token;
+    h.secrets.add(token, 'metrics token');
+  }, { timeout: 120000 });
+  after(() => h.down(), { timeout: 60000 });
+
+  h.test('needs a token (or cookie) of a Reader at /', async () => {
+    const anon = await rootGet('/metrics', null);
+    assert.equal(anon.status, 401, anon.text);
+    assert.equal((await rootGet('/metrics', 'not-a-token')).status, 401);
+    const pw = `Met-${randomString(16)}`;
+    h.secrets.add(pw, 'norole password');
+    expectStatus(await h.admin.put('/users/e2enorole', { password: pw }), [200, 201]);
+    const u = h.client('e2enorole');
+    await u.login('e2enorole', pw);
+    assert.equal((await u.get('/metrics')).status, 403);
+    // /metrics is at the root; the router also answers it under /api/v1
+    assert.equal((await h.admin.get('/api/v1/metrics', { bearer: token, cookies: false })).status, 200);
+  });
+
+  h.test('sessions, connects by result, bytes and connect latency move with real sessions', async () => {
+    const before0 = (await scrape()).samples;
+    const s = expectSession(await connect(h.admin, G, 'vm1', body()));
+    const a = await attach(h.daemon, h.admin, s.terminal);
+    assert.ok(a.ok);
+    a.term.send('echo METRIC$((5*5))\r');
+    await a.term.waitForOutput('METRIC25', { timeoutMs: 15000 });
+    let m = (await scrape()).samples;
+    assert.equal(m.get('bastion_sessions_active'), 1);
+    assert.equal(m.get('bastion_connects_total{result="Created"}') - (before0.get('bastion_connects_total{result="Created"}') || 0), 1);
+    assert.ok(m.get('bastion_session_bytes_total{direction="to_vm"}') >= 'echo METRIC$((5*5))\r'.length);
+    assert.ok(m.get('bastion_session_bytes_total{direction="from_vm"}') > 0);
+    a.term.send('exit\r');
+    await a.term.waitClosed({ timeoutMs: 10000 });
+    a.term.close();
+    const wrong = `Wrong-${randomString(12)}`;
+    h.secrets.add(wrong, 'wrong ssh password');
+    assert.equal((await connect(h.admin, G, 'vm1', body({ auth: passwordAuth(wrong) }))).status, 401);
+    assert.equal((await connect(h.admin, G, 'vm1', { ...body(), cols: 0 })).status, 400);
+    await waitFor(async () => (await scrape()).samples.get('bastion_sessions_active') === 0,
+      { timeoutMs: 10000, what: 'active sessions back to 0' });
+    m = (await scrape()).samples;
+    assert.equal(m.get('bastion_connects_total{result="SshAuthenticationFailed"}'), 1);
+    assert.equal(m.get('bastion_connects_total{result="InvalidRequest"}'), 1);
+    // two dials: one success, one refused by sshd
+    assert.equal(m.get('bastion_connect_latency_seconds_count'), 2);
+    assert.equal(m.get('bastion_connect_latency_seconds_bucket{le="+Inf"}'), 2);
+    assert.ok(m.get('bastion_connect_latency_seconds_sum') > 0);
+  });
+
+  h.test('HTTP requests by status; event-loop lag; well-formed exposition', async () => {
+    await h.client('anon').get('/groups');
+    const { samples, types } = await scrape();
+    assert.ok(samples.get('bastion_http_requests_total{code="200"}') > 0);
+    assert.ok(samples.get('bastion_http_requests_total{code="401"}') >= 1);
+    assert.equal(types.get('bastion_http_requests_total'), 'counter');
+    assert.equal(types.get('bastion_connect_latency_seconds'), 'histogram');
+    assert.equal(types.get('bastion_sessions_active'), 'gauge');
+    const lag = samples.get('bastion_event_loop_lag_seconds');
+    assert.ok(lag >= 0 && lag < 1, `lag ${lag}`);
+    await waitFor(async () => (await scrape()).samples.get('bastion_event_loop_lag_distribution_seconds_count') >= 2,
+      { timeoutMs: 5000, what: 'the lag probe runs' });
+    // cumulative buckets never decrease
+    const buckets = [...samples].filter(([k]) => k.startsWith('bastion_connect_latency_seconds_bucket')).map(([, v]) => v);
+    for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i] >= buckets[i - 1]);
+  });
+
+  h.test('no password or key in any response or log line', async () => {
+    h.assertNoLeaks();
+  });
+
+  h.test('SIGTERM: exit 0 (under ASan: no leak)', { timeout: 30000 }, async () => {
+    const r = await h.stopDaemon();
+    assert.ok(!r.timedOut, JSON.stringify(r));
+    assert.equal(r.code, 0, `${JSON.stringify(r)}\n${h.daemon.logTail(30)}`);
+    assert.doesNotMatch(h.daemon.log(), /runtime error|Sanitizer/);
+  });
+});

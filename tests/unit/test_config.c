@@ -1,0 +1,261 @@
+/* The configuration loader: defaults, the INI file, BASTION_* variables and
+ * flags, their precedence, and errors that name FILE:LINE. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "testutil.h"
+
+static char dir[128];
+static char path[256];
+static char err[512];
+
+static const char *write_file(const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static size_t key_index(const char *flag)
+{
+	for (size_t i = 0; i < cfg_nkeys(); i++)
+		if (strcmp(cfg_key_flag(i), flag) == 0)
+			return i;
+	fail_msg("no flag --%s", flag);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	assert_non_null(tu_tmpdir(dir, sizeof(dir), "config"));
+	snprintf(path, sizeof(path), "%s/bastion.conf", dir);
+	unsetenv("BASTION_IDLE_TIMEOUT");
+	unsetenv("BASTION_LISTEN");
+	unsetenv("BASTION_MAX_SESSIONS");
+	err[0] = '\0';
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	tu_rm_tree(dir);
+	unsetenv("BASTION_IDLE_TIMEOUT");
+	unsetenv("BASTION_LISTEN");
+	unsetenv("BASTION_MAX_SESSIONS");
+	return 0;
+}
+
+static void defaults(void **state)
+{
+	struct cfg c;
+
+	assert_int_equal(cfg_load(&c, NULL, NULL, 0, err, sizeof(err)), 0);
+	assert_string_equal(c.listen, "0.0.0.0:8443");
+	assert_string_equal(c.data_dir, "bastion-data");
+	assert_string_equal(c.log_level, "info");
+	assert_string_equal(c.cert_file, "");
+	assert_int_equal(c.idle_timeout_s, 30 * 60);
+	assert_int_equal(c.idle_warning_s, 60);
+	assert_int_equal(c.max_duration_s, 8 * 3600);
+	assert_int_equal(c.max_per_user, 64);
+	assert_int_equal(c.max_total, 10000);
+	assert_int_equal(c.drain_timeout_s, 10);
+}
+
+static void file_values_and_durations(void **state)
+{
+	struct cfg c;
+
+	write_file("; a comment\n"
+		   "[server]\n"
+		   "listen = 127.0.0.1:9443\n"
+		   "data = /var/lib/bastion\n"
+		   "log_level = debug\n"
+		   "drain_timeout = 2m\n"
+		   "\n"
+		   "[tls]\n"
+		   "cert = /etc/bastion/cert.pem\n"
+		   "key = /etc/bastion/key.pem\n"
+		   "[sessions]\n"
+		   "idle_timeout = 15m   ; inline comment\n"
+		   "idle_warning = 30\n"
+		   "max_duration = 1d\n"
+		   "max_per_user = 3\n"
+		   "max_total = 50\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+	assert_string_equal(c.listen, "127.0.0.1:9443");
+	assert_string_equal(c.data_dir, "/var/lib/bastion");
+	assert_string_equal(c.log_level, "debug");
+	assert_int_equal(c.drain_timeout_s, 120);
+	assert_string_equal(c.cert_file, "/etc/bastion/cert.pem");
+	assert_string_equal(c.key_file, "/etc/bastion/key.pem");
+	assert_int_equal(c.idle_timeout_s, 900);
+	assert_int_equal(c.idle_warning_s, 30);
+	assert_int_equal(c.max_duration_s, 86400);
+	assert_int_equal(c.max_per_user, 3);
+	assert_int_equal(c.max_total, 50);
+}
+
+static void unknown_key_names_file_and_line(void **state)
+{
+	struct cfg c;
+
+	cfg_defaults(&c);
+	c.max_total = 77; /* untouched on failure */
+	write_file("[sessions]\nmax_total = 5\n\nidle_timeot = 3s\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":4:"));
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "unknown key 'idle_timeot'"));
+	assert_int_equal(c.max_total, 77);
+
+	write_file("[server]\nlisten = 127.0.0.1:1\n[nope]\nx = 1\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":4: unknown section [nope]"));
+
+	write_file("listen = 127.0.0.1:1\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":1: 'listen' is outside a section"));
+
+	write_file("[server]\nthis line has no equals sign\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":2:"));
+}
+
+static void bad_values_are_errors(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "[sessions]\nidle_timeout = soon\n", ":2: [sessions] idle_timeout must be a duration" },
+		{ "[sessions]\nidle_timeout = 5x\n", ":2: [sessions] idle_timeout must be a duration" },
+		{ "[sessions]\nmax_per_user = 0\n", ":2: [sessions] max_per_user must be between 1" },
+		{ "[sessions]\nmax_total = 12abc\n", ":2: [sessions] max_total must be an integer" },
+		{ "[server]\nlog_level = loud\n", ":2: [server] log_level must be debug" },
+		{ "[server]\nlisten = 8443\n", ":2: [server] listen must be ADDR:PORT" },
+		{ "[server]\nlisten = 1.2.3.4:70000\n", ":2: [server] listen must be ADDR:PORT" },
+		{ "[server]\n\nlisten = 1.2.3.4:1\nlisten = 1.2.3.4:2\n", ":4: [server] listen is set twice" },
+		{ "[tls]\ncert = /x.pem\n", "tls.cert and tls.key go together" },
+		{ "[sessions]\nidle_timeout = 60s\nidle_warning = 60s\n", "must be shorter than sessions.idle_timeout" },
+	};
+	struct cfg c;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_file(cases[i][0]);
+		assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
+		if (!strstr(err, cases[i][1]))
+			fail_msg("case %zu: '%s' does not contain '%s'", i, err, cases[i][1]);
+	}
+}
+
+static void overlong_line_is_an_error(void **state)
+{
+	char text[600];
+	struct cfg c;
+
+	snprintf(text, sizeof(text), "[tls]\ncert = /%0400d\nkey = /k\n", 0);
+	write_file(text);
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":2: line longer than"));
+}
+
+static void missing_file_is_an_error(void **state)
+{
+	struct cfg c;
+	char nofile[300];
+
+	snprintf(nofile, sizeof(nofile), "%s/absent.conf", dir);
+	assert_int_equal(cfg_load(&c, nofile, NULL, 0, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "absent.conf"));
+}
+
+static void precedence_flags_env_file_default(void **state)
+{
+	struct cfg c;
+	struct cfg_arg args[] = { { key_index("idle-timeout"), "5s" } };
+
+	write_file("[sessions]\nidle_timeout = 40s\nidle_warning = 2s\nmax_total = 400\n"
+		   "[server]\nlisten = 127.0.0.1:1000\n");
+	/* file over default */
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(c.idle_timeout_s, 40);
+	assert_int_equal(c.max_per_user, 64);
+	/* environment over file */
+	setenv("BASTION_IDLE_TIMEOUT", "20s", 1);
+	setenv("BASTION_LISTEN", "127.0.0.1:2000", 1);
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(c.idle_timeout_s, 20);
+	assert_string_equal(c.listen, "127.0.0.1:2000");
+	assert_int_equal(c.max_total, 400);
+	/* flags over environment */
+	assert_int_equal(cfg_load(&c, path, args, 1, err, sizeof(err)), 0);
+	assert_int_equal(c.idle_timeout_s, 5);
+	assert_string_equal(c.listen, "127.0.0.1:2000");
+	/* a bad environment value names the variable */
+	setenv("BASTION_MAX_SESSIONS", "lots", 1);
+	assert_int_equal(cfg_load(&c, path, args, 1, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "BASTION_MAX_SESSIONS"));
+	unsetenv("BASTION_MAX_SESSIONS");
+	/* a bad flag names the flag */
+	args[0].value = "-3s";
+	assert_int_equal(cfg_load(&c, path, args, 1, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--idle-timeout"));
+}
+
+struct seen {
+	char names[8][64];
+	bool live[8];
+	int n;
+};
+
+static void on_diff(const char *name, const char *was, const char *now, bool live, void *ud)
+{
+	struct seen *s = ud;
+
+	assert_true(s->n < 8);
+	snprintf(s->names[s->n], sizeof(s->names[0]), "%s:%s>%s", name, was, now);
+	s->live[s->n++] = live;
+}
+
+static void diff_tells_live_from_restart(void **state)
+{
+	struct cfg a, b;
+	struct seen s = { 0 };
+
+	cfg_defaults(&a);
+	b = a;
+	b.idle_timeout_s = 3;
+	snprintf(b.listen, sizeof(b.listen), "127.0.0.1:9");
+	cfg_diff(&a, &b, on_diff, &s);
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.names[0], "server.listen:0.0.0.0:8443>127.0.0.1:9");
+	assert_false(s.live[0]);
+	assert_string_equal(s.names[1], "sessions.idle_timeout:1800s>3s");
+	assert_true(s.live[1]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(file_values_and_durations, setup, teardown),
+		cmocka_unit_test_setup_teardown(unknown_key_names_file_and_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(bad_values_are_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(overlong_line_is_an_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(missing_file_is_an_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(precedence_flags_env_file_default, setup, teardown),
+		cmocka_unit_test_setup_teardown(diff_tells_live_from_restart, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
