@@ -6,7 +6,7 @@ FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 120
 DATA ?= .data
 
-.PHONY: all deps web-deps build run test fuzz clean
+.PHONY: all deps web-deps build run test fuzz bench clean
 
 all: build
 
@@ -40,6 +40,12 @@ fuzz: DEPS_FLAGS=--test
 fuzz: deps web-deps $(FUZZ)/build.ninja
 	ninja -C $(FUZZ)
 	./scripts/fuzz.sh $(FUZZ) $(FUZZ_SECONDS)
+
+# Performance against direct ssh and the peers (BENCHMARKS.md); never part of
+# `make test`. Needs root (network namespaces); about 6–10 minutes.
+bench: build
+	./bench/setup.sh $(BUILD)/bench
+	./bench/run.sh $(BUILD)/bastion $(BUILD)/bench/results
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZ)
