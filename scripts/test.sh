@@ -61,11 +61,18 @@ for dir in "$BUILD" "$ASAN"; do
 		--test-reporter=spec --test-reporter-destination=stdout \
 		--test-reporter=tap --test-reporter-destination="$tap" \
 		*.test.mjs
+	rc=$?
 	e2e_pass=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$tap" | tail -n1)
 	e2e_fail=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$tap" | tail -n1)
+	e2e_cancel=$(sed -n 's/^# cancelled \([0-9]*\)/\1/p' "$tap" | tail -n1)
 	passed=$((passed + ${e2e_pass:-0}))
-	failed=$((failed + ${e2e_fail:-0}))
+	# A test cancelled because its setup failed did not pass either.
+	failed=$((failed + ${e2e_fail:-0} + ${e2e_cancel:-0}))
 	[ -n "$e2e_pass" ] || failed=$((failed + 1))
+	if [ "$rc" -ne 0 ] && [ "${e2e_fail:-0}" -eq 0 ] && [ "${e2e_cancel:-0}" -eq 0 ]; then
+		echo "node --test exited $rc without a failing test"
+		failed=$((failed + 1))
+	fi
 done
 
 rm -rf "$LOG"

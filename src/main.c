@@ -5,6 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -65,6 +70,7 @@ static void usage(FILE *f)
 	      "              [--cert FILE --key FILE] [--log-level debug|info|warn|error]\n"
 	      "              [--idle-timeout D] [--idle-warning D] [--max-session-duration D]\n"
 	      "              [--max-sessions-per-user N] [--max-sessions N] [--drain-timeout D]\n"
+	      "              [--ssh-keepalive D] [--browser-ping D] [--user NAME]\n"
 	      "  --config    an INI file (also BASTION_CONFIG); flags > BASTION_* environment\n"
 	      "              > file > defaults; see docs/configuration.md for every key\n"
 	      "  --check-config  validate the configuration, print the verdict, exit 0 or 1\n"
@@ -74,6 +80,8 @@ static void usage(FILE *f)
 	      "  --data      state directory (default ./bastion-data), created 0700\n"
 	      "  --cert/--key  TLS certificate chain and key in PEM; default: a self-signed\n"
 	      "              pair generated into the data directory on first run\n"
+	      "  --user      started as root, switch to this account once the port is bound\n"
+	      "              (default: 'bastion' if it exists; 'root' keeps root)\n"
 	      "  --master-key-file FILE  the vault's master key (default DATA/master.key,\n"
 	      "              32 random bytes created 0600 on first run)\n"
 	      "environment:\n"
@@ -118,6 +126,7 @@ static void apply_limits(const struct cfg *c)
 		.max_duration_s = c->max_duration_s,
 		.max_per_user = c->max_per_user,
 		.max_total = c->max_total,
+		.ssh_keepalive_s = c->ssh_keepalive_s,
 	};
 
 	log_set_level(level_of(c->log_level));
@@ -243,6 +252,7 @@ static void reload_done(uv_work_t *w, int status)
 	memcpy(j->cfg.data_dir, st->cfg.data_dir, sizeof(j->cfg.data_dir));
 	st->cfg = j->cfg;
 	apply_limits(&st->cfg);
+	srv_set_browser_ping(st->srv, (unsigned)st->cfg.browser_ping_s * 1000u);
 	srv_set_tls_ctx(st->srv, j->ctx);
 	log_info("reload: done (%d change(s)); TLS certificate reloaded from %s for new connections",
 		 changes, st->cfg.cert_file[0] ? st->cfg.cert_file : "the data directory");
@@ -274,6 +284,110 @@ static int ensure_dir(const char *dir)
 {
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
+	return 0;
+}
+
+/* Hands the data directory (and what root created in it) to uid:gid, so
+ * that the store, the vault key and the self-signed pair stay writable
+ * after the switch. Only entries owned by root are changed, symbolic links
+ * are never followed, and nothing below the first level is touched (the
+ * directory holds no subdirectories). */
+static int chown_data_dir(const char *dir, uid_t uid, gid_t gid)
+{
+	struct dirent *e;
+	struct stat sb;
+	DIR *d;
+	int fd, r = 0;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0 || (sb.st_uid == 0 && fchown(fd, uid, gid) < 0)) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	d = fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (fstatat(fd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode) ||
+		    sb.st_uid != 0)
+			continue;
+		if (fchownat(fd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 && r == 0)
+			r = -errno;
+	}
+	closedir(d);
+	return r;
+}
+
+/* Runs once the listener is bound, the TLS key read and the store open:
+ * nothing after this needs root. Started as root, switches to `want`
+ * (server.user), or to "bastion" when that is empty and such an account
+ * exists; "root" keeps root on purpose. Without a bastion account and
+ * without a setting, root is kept with a loud warning (refusing would
+ * break first runs on machines nobody prepared; the warning says how to
+ * fix it). Started as another user, `want` must be empty or that user.
+ * Returns 0 or a negative code with the reason in err. */
+static int drop_privileges(const char *want, const char *data_dir, char *err, size_t errlen)
+{
+	const char *name = want[0] ? want : "bastion";
+	struct passwd *pw;
+	uid_t uid;
+	gid_t gid;
+	int r;
+
+	if (geteuid() != 0) {
+		pw = getpwuid(geteuid());
+		if (want[0] && (!pw || strcmp(pw->pw_name, want) != 0)) {
+			snprintf(err, errlen, "server.user is '%s' but switching users needs bastion to be "
+				 "started as root (it runs as %s)", want, pw ? pw->pw_name : "another user");
+			return -EPERM;
+		}
+		return 0;
+	}
+	if (strcmp(want, "root") == 0) {
+		log_warn("running as root because server.user is root");
+		return 0;
+	}
+	errno = 0;
+	pw = getpwnam(name);
+	if (!pw) {
+		if (want[0]) {
+			snprintf(err, errlen, "server.user: there is no user '%s'", want);
+			return -ENOENT;
+		}
+		log_warn("RUNNING AS ROOT: there is no user 'bastion' to switch to after binding. "
+			 "Create one (useradd --system --no-create-home bastion) or set server.user "
+			 "(--user NAME); set it to root to keep root on purpose");
+		return 0;
+	}
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (uid == 0)
+		return 0;
+	if ((r = chown_data_dir(data_dir, uid, gid)) < 0) {
+		snprintf(err, errlen, "cannot give the data directory %s to user %s: %s", data_dir, name,
+			 strerror(-r));
+		return r;
+	}
+	/* Groups first (they need root), then the group, then the user. */
+	if (initgroups(name, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot switch to user %s: %s", name, strerror(-r));
+		return r;
+	}
+	if (setuid(0) == 0 || geteuid() != uid || getegid() != gid) {
+		snprintf(err, errlen, "switching to user %s did not take", name);
+		return -EPERM;
+	}
+	log_info("running as user %s (uid %u, gid %u); the data directory %s belongs to it", name,
+		 (unsigned)uid, (unsigned)gid, data_dir);
 	return 0;
 }
 
@@ -348,6 +462,16 @@ static int cmd_serve(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(level_of(st.cfg.log_level));
+	{
+		/* Each terminal holds two sockets: the usual soft limit of 1024
+		 * would refuse connections long before the session limits. */
+		struct rlimit nofile;
+
+		if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+			nofile.rlim_cur = nofile.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &nofile);
+		}
+	}
 	srv_config_of(&st.cfg, st.cfg.data_dir, &cfg);
 	if ((r = ensure_dir(cfg.data_dir)) < 0) {
 		fprintf(stderr, "bastion: cannot create data directory %s: %s\n", cfg.data_dir, err_str(r));
@@ -398,8 +522,23 @@ static int cmd_serve(int argc, char **argv)
 		store_free(store);
 		return 1;
 	}
+	if ((r = drop_privileges(st.cfg.user, cfg.data_dir, err, sizeof(err))) < 0) {
+		fprintf(stderr, "bastion: %s\n", err);
+		srv_stop(st.srv, NULL, NULL);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		srv_free(st.srv);
+		uv_loop_close(&loop);
+		vault_free(vault);
+		store_free(store);
+		return 1;
+	}
+	/* No core file, and no other process of this user may attach with
+	 * ptrace or read /proc/PID/mem (setuid resets the flag, so again after
+	 * the switch). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	term_init(&loop, store);
 	apply_limits(&st.cfg);
+	srv_set_browser_ping(st.srv, (unsigned)st.cfg.browser_ping_s * 1000u);
 	uv_signal_init(&loop, &st.sigterm);
 	uv_signal_init(&loop, &st.sigint);
 	uv_signal_init(&loop, &st.sighup);
@@ -425,12 +564,27 @@ static int cmd_serve(int argc, char **argv)
 	return 0;
 }
 
+/* Each session holds two descriptors (browser and VM): a stock soft limit of
+ * 1024 would cap an instance near 500 sessions. Take what the hard limit
+ * allows. */
+static void raise_fd_limit(void)
+{
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+		lim.rlim_cur = lim.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &lim);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct rlimit no_core = { 0, 0 };
 
 	/* A core dump would hold passwords and keys in transit. */
 	setrlimit(RLIMIT_CORE, &no_core);
+	raise_fd_limit();
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0) {
 		fprintf(stderr, "bastion: libsodium failed to initialise\n");

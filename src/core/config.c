@@ -33,6 +33,7 @@ struct key {
 static const struct key keys[] = {
 	{ "server", "listen", "listen", "BASTION_LISTEN", T_LISTEN, STR(listen), "0.0.0.0:8443", 0, 0, false },
 	{ "server", "data", "data", "BASTION_DATA", T_PATH, STR(data_dir), "bastion-data", 0, 0, false },
+	{ "server", "user", "user", "BASTION_USER", T_STR, STR(user), "", 0, 0, false },
 	{ "server", "log_level", "log-level", "BASTION_LOG_LEVEL", T_LEVEL, STR(log_level), "info", 0, 0, true },
 	{ "server", "drain_timeout", "drain-timeout", "BASTION_DRAIN_TIMEOUT", T_DURATION, NUM(drain_timeout_s), "10s", 0, 3600, true },
 	{ "tls", "cert", "cert", "BASTION_TLS_CERT", T_PATH, STR(cert_file), "", 0, 0, true },
@@ -42,6 +43,8 @@ static const struct key keys[] = {
 	{ "sessions", "max_duration", "max-session-duration", "BASTION_MAX_SESSION_DURATION", T_DURATION, NUM(max_duration_s), "8h", 0, 30 * DAY, true },
 	{ "sessions", "max_per_user", "max-sessions-per-user", "BASTION_MAX_SESSIONS_PER_USER", T_INT, NUM(max_per_user), "64", 1, 100000, true },
 	{ "sessions", "max_total", "max-sessions", "BASTION_MAX_SESSIONS", T_INT, NUM(max_total), "10000", 1, 1000000, true },
+	{ "sessions", "ssh_keepalive", "ssh-keepalive", "BASTION_SSH_KEEPALIVE", T_DURATION, NUM(ssh_keepalive_s), "15s", 0, 3600, true },
+	{ "sessions", "browser_ping", "browser-ping", "BASTION_BROWSER_PING", T_DURATION, NUM(browser_ping_s), "10s", 0, 3600, true },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -32,6 +32,15 @@ struct cfg {
 	int64_t max_duration_s;
 	int64_t max_per_user;
 	int64_t max_total;
+	/* An SSH keep-alive goes to the VM after this long without a word from
+	 * it; the third unanswered one ends the session. 0: off. */
+	int64_t ssh_keepalive_s;
+	/* A WebSocket ping goes to the browser after this long without a frame
+	 * from it; two silent intervals close the terminal. 0: off. */
+	int64_t browser_ping_s;
+	/* [server] user: the account to run as once the listener is bound (only
+	 * when started as root; empty: "bastion" if it exists). */
+	char user[64];
 };
 
 /* One flag given on the command line: the key's index and its text. */

@@ -79,6 +79,8 @@ struct srv_conn {
 	bool ws_close_notified;
 	const uint8_t *feed;    /* bytes offered to wslay during ws_consume */
 	size_t feed_len;
+	bool ws_heard;          /* bytes came from the browser since the last ping tick */
+	unsigned ws_missed;     /* ping ticks in a row without a byte from the browser */
 
 	char remote[64];
 };
@@ -95,7 +97,15 @@ struct srv {
 	void (*stop_done)(void *ud);
 	void *stop_ud;
 	int port;
+	/* Browser liveness: one timer for every WebSocket (see ws_ping_tick). */
+	uv_timer_t ping;
+	unsigned ping_ms;       /* 0: off */
+	int handles_open;       /* listener and ping timer not yet closed */
 };
+
+/* A WebSocket whose browser sent nothing for this many ping intervals in a
+ * row (a ping went out after the first) is closed. */
+#define SRV_WS_PING_MAX_MISSED 2
 
 /* srv.c, used by ws.c */
 void conn_flush(struct srv_conn *c);   /* moves TLS output to the socket */
@@ -117,3 +127,9 @@ size_t ws_consume(struct srv_conn *c, const uint8_t *buf, size_t len);
 void ws_after_write(struct srv_conn *c); /* outbound shrank */
 void ws_gone(struct srv_conn *c, const char *why);
 void ws_free(struct srv_conn *c);
+/* One ping interval passed: pings a silent browser, closes one that stayed
+ * silent for SRV_WS_PING_MAX_MISSED intervals. */
+void ws_ping_tick(struct srv_conn *c, unsigned interval_ms);
+
+/* srv.c: the request parser without a connection (tests/fuzz/fuzz_http.c). */
+int srv_parse_for_test(const uint8_t *buf, size_t len);

@@ -540,32 +540,20 @@ static void serve_asset(struct srv_conn *c, const char *path, bool head)
 	send_response(c, 200, a->content_type, extra, a->data, a->len, head);
 }
 
-/* A complete request is in c: answer it or hand it to a worker. */
-static void dispatch(struct srv_conn *c)
+/* Fills c->req from the parsed request: the target split in place into
+ * path and query (both stay in hbuf), the known headers, the WebSocket
+ * upgrade. Returns 0, or 400 when the request target is malformed. */
+static int request_fill(struct srv_conn *c)
 {
-	static const char *const err_codes[] = { [400] = "InvalidRequest", [413] = "RequestTooLarge",
-						 [431] = "RequestTooLarge" };
 	struct http_parser_url u;
 	const char *url = c->hbuf;
 	char *path, *query = NULL;
 	const char *upgrade = hdr(c, H_UPGRADE);
 
-	c->state = CONN_BUSY;
-	uv_timer_stop(&c->timer);
-	c->keep_alive = http_should_keep_alive(&c->parser) && !c->parser.upgrade;
 	c->req.method = http_method_str((enum http_method)c->parser.method);
-	if (c->parse_error) {
-		send_error(c, c->parse_error, err_codes[c->parse_error],
-			   c->parse_error == 400 ? "the request is malformed"
-						  : "the request is larger than allowed");
-		return;
-	}
 	http_parser_url_init(&u);
-	if (http_parser_parse_url(url, strlen(url), 0, &u) != 0 || !(u.field_set & (1 << UF_PATH))) {
-		send_error(c, 400, "InvalidRequest", "the request target is malformed");
-		return;
-	}
-	/* Split path and query in place: both live in hbuf. */
+	if (http_parser_parse_url(url, strlen(url), 0, &u) != 0 || !(u.field_set & (1 << UF_PATH)))
+		return 400;
 	path = c->hbuf + u.field_data[UF_PATH].off;
 	if (u.field_set & (1 << UF_QUERY)) {
 		query = c->hbuf + u.field_data[UF_QUERY].off;
@@ -589,11 +577,45 @@ static void dispatch(struct srv_conn *c)
 			   hdr(c, H_WS_KEY) && hdr(c, H_WS_VERSION) &&
 			   strcmp(hdr(c, H_WS_VERSION), "13") == 0 && c->parser.method == HTTP_GET;
 	util_strlcpy(c->req.remote_addr, c->remote, sizeof(c->req.remote_addr));
+	return 0;
+}
+
+/* A complete request is in c: answer it or hand it to a worker. */
+static void dispatch(struct srv_conn *c)
+{
+	static const char *const err_codes[] = { [400] = "InvalidRequest", [413] = "RequestTooLarge",
+						 [431] = "RequestTooLarge" };
+	const char *path;
+
+	c->state = CONN_BUSY;
+	uv_timer_stop(&c->timer);
+	c->keep_alive = http_should_keep_alive(&c->parser) && !c->parser.upgrade;
+	c->req.method = http_method_str((enum http_method)c->parser.method);
+	if (c->parse_error) {
+		send_error(c, c->parse_error, err_codes[c->parse_error],
+			   c->parse_error == 400 ? "the request is malformed"
+						  : "the request is larger than allowed");
+		return;
+	}
+	if (request_fill(c) != 0) {
+		send_error(c, 400, "InvalidRequest", "the request target is malformed");
+		return;
+	}
+	path = c->req.path;
 
 	/* GET /metrics is at the root (where Prometheus looks) but is an API
 	 * call like any other: authenticated on a worker. */
 	if (strcmp(path, "/metrics") == 0)
 		c->req.path = "/api/v1/metrics";
+	/* The liveness probe is answered here, on the loop: it needs nothing
+	 * from the store, and must not queue behind a burst of work on the
+	 * pool (a thousand connects at once, measured in faults.test.mjs). */
+	if (strcmp(c->req.path, "/api/v1/healthz") == 0 && c->parser.method == HTTP_GET) {
+		api_json(&c->resp, 200, json_pack("{s:s}", "status", "ok"));
+		send_api_response(c, &c->resp);
+		srv_respond_done(c);
+		return;
+	}
 	if (strncmp(c->req.path, "/api/", 5) == 0) {
 		c->work.data = c;
 		c->busy_worker = true;
@@ -754,6 +776,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0)
 		return;
+	if (c->state == CONN_WS)
+		c->ws_heard = true;
 	if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
 		conn_close(c);
 		return;
@@ -884,6 +908,9 @@ int srv_new(uv_loop_t *loop, const struct srv_config *cfg, struct srv **ret)
 		free(s);
 		return -EADDRINUSE;
 	}
+	uv_timer_init(loop, &s->ping);
+	s->ping.data = s;
+	s->handles_open = 2;
 	uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
 	s->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 						 : ((struct sockaddr_in6 *)&ss)->sin6_port);
@@ -900,6 +927,8 @@ static void on_listener_closed(uv_handle_t *h)
 {
 	struct srv *s = h->data;
 
+	if (--s->handles_open > 0)
+		return;
 	s->listener_closed = true;
 	if (!s->conns && s->stop_done)
 		s->stop_done(s->stop_ud);
@@ -911,6 +940,30 @@ static void close_listener(struct srv *s)
 		return;
 	s->listener_closing = true;
 	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+	uv_close((uv_handle_t *)&s->ping, on_listener_closed);
+}
+
+static void on_ping_tick(uv_timer_t *t)
+{
+	struct srv *s = t->data;
+	struct srv_conn *c, *next;
+
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		if (c->state == CONN_WS)
+			ws_ping_tick(c, s->ping_ms);
+	}
+}
+
+void srv_set_browser_ping(struct srv *s, unsigned interval_ms)
+{
+	if (s->listener_closing || s->ping_ms == interval_ms)
+		return;
+	s->ping_ms = interval_ms;
+	if (interval_ms == 0)
+		uv_timer_stop(&s->ping);
+	else
+		uv_timer_start(&s->ping, on_ping_tick, interval_ms, interval_ms);
 }
 
 void srv_drain(struct srv *s, void (*done)(void *ud), void *ud)
@@ -980,4 +1033,53 @@ const char *srv_conn_remote(const struct srv_conn *c)
 const char *srv_conn_header(const struct srv_conn *c, int h)
 {
 	return hdr(c, (enum hdr)h);
+}
+
+/* Test seam for tests/fuzz/fuzz_http.c: runs bytes through the request
+ * parser exactly as a connection reads them (http-parser with this file's
+ * callbacks, the header table and its caps, keep-alive pipelining) and
+ * fills each complete request as dispatch would, without a socket, TLS or
+ * a worker. Returns how many requests were complete, or -status (400, 413,
+ * 431) for the first one refused. */
+int srv_parse_for_test(const uint8_t *buf, size_t len)
+{
+	struct srv_conn *c = calloc(1, sizeof(*c));
+	int n = 0, r = 0;
+
+	if (!c)
+		return -ENOMEM;
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	conn_reset_request(c);
+	while (len > 0) {
+		size_t used = http_parser_execute(&c->parser, &parser_settings, (const char *)buf, len);
+		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+
+		if (c->message_done) {
+			if (c->parse_error || (r = request_fill(c)) != 0) {
+				r = -(c->parse_error ? c->parse_error : r);
+				break;
+			}
+			/* What a worker would see: NUL-terminated strings in bounds. */
+			if (strlen(c->req.path) >= SRV_MAX_HEADER_BYTES || c->body_len > API_MAX_BODY)
+				abort();
+			n++;
+			if (c->parser.upgrade || !http_should_keep_alive(&c->parser))
+				break;
+			conn_reset_request(c);
+			http_parser_init(&c->parser, HTTP_REQUEST);
+			c->parser.data = c;
+		} else if (e != HPE_OK && e != HPE_PAUSED) {
+			r = -(c->parse_error ? c->parse_error : 400);
+			break;
+		}
+		if (used == 0 && !c->message_done)
+			break;
+		buf += used;
+		len -= used;
+	}
+	conn_reset_request(c);
+	free(c->hbuf);
+	free(c);
+	return r < 0 ? r : n;
 }

@@ -33,6 +33,12 @@ void srv_stop(struct srv *s, void (*done)(void *ud), void *ud);
  * request in progress gets its answer and then its connection closes; a
  * WebSocket stays until its owner closes it. done runs when all are gone. */
 void srv_drain(struct srv *s, void (*done)(void *ud), void *ud);
+/* Browser liveness: every interval_ms, a WebSocket whose browser sent
+ * nothing since the last tick gets a ping; one silent for
+ * SRV_WS_PING_MAX_MISSED (2) intervals in a row is closed (its owner's
+ * on_close runs). So a browser that vanished without a close is noticed
+ * within three intervals. 0 switches it off; a change applies at once. */
+void srv_set_browser_ping(struct srv *s, unsigned interval_ms);
 /* Open connections right now. */
 size_t srv_conn_count(const struct srv *s);
 /* Replaces the TLS context for connections accepted from now on (SIGHUP);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -149,6 +150,33 @@ void ws_gone(struct srv_conn *c, const char *why)
 	c->ws_cb->on_close(c->ws_ud, why);
 }
 
+void ws_ping_tick(struct srv_conn *c, unsigned interval_ms)
+{
+	struct wslay_event_msg ping = { .opcode = WSLAY_PING, .msg = NULL, .msg_length = 0 };
+
+	if (c->state != CONN_WS || c->ws_close_notified)
+		return;
+	/* While input is paused (the VM does not take keystrokes) the socket
+	 * is not read, so silence proves nothing. */
+	if (c->ws_heard || c->ws_paused) {
+		c->ws_heard = false;
+		c->ws_missed = 0;
+		return;
+	}
+	if (c->ws_missed >= SRV_WS_PING_MAX_MISSED) {
+		log_info("ws: the browser at %s sent nothing for %u s (pings unanswered): closing",
+			 c->remote, (c->ws_missed + 1) * interval_ms / 1000);
+		ws_gone(c, "the browser stopped answering");
+		conn_close(c);
+		return;
+	}
+	c->ws_missed++;
+	/* Browsers answer a ping with a pong on their own, even from a busy
+	 * tab: no script is involved. */
+	if (wslay_event_queue_msg(c->ws, &ping) == 0)
+		ws_settle(c);
+}
+
 void ws_free(struct srv_conn *c)
 {
 	if (c->ws) {
@@ -209,6 +237,14 @@ int srv_ws_accept(struct srv_conn *c, const char *subprotocol, const struct srv_
 	c->ws_cb = cb;
 	c->ws_ud = ud;
 	c->state = CONN_WS;
+	/* The request is done with: an idle terminal keeps no header buffer
+	 * (1 KiB or more per session, measured in BENCHMARKS.md). */
+	free(c->hbuf);
+	c->hbuf = NULL;
+	c->hlen = c->hcap = 0;
+	for (int i = 0; i < H_COUNT; i++)
+		c->hdr_off[i] = -1;
+	memset(&c->req, 0, sizeof(c->req));
 	conn_flush(c);
 	conn_read_resume(c);
 	conn_pump(c);

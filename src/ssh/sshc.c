@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <libssh/server.h> /* ssh_send_keepalive: a client may send it too */
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,6 +76,8 @@ struct sshc {
 	int handles;      /* libuv handles not yet closed */
 	bool poll_inited;
 	int poll_events;  /* what the poll handle currently watches */
+	bool poll_error;  /* libuv stopped the handle after an error */
+	unsigned drain_rounds; /* counts drain rounds: stderr is read every 16th */
 
 	int fd;
 	int tcp_err;      /* errno of a connect() that finished at once */
@@ -101,6 +104,9 @@ struct sshc {
 	size_t n_host_keys;
 	int cols, rows;
 	unsigned connect_timeout_ms;
+	unsigned keepalive_ms;
+	unsigned keepalive_missed; /* keep-alives sent since the VM last spoke */
+	bool heard;                /* the socket was readable since the last tick */
 
 	uint64_t bytes_in, bytes_out;
 	char msg[384];
@@ -108,6 +114,7 @@ struct sshc {
 
 static void on_poll(uv_poll_t *h, int status, int events);
 static void open_io(struct sshc *c);
+static void keepalive_cb(uv_timer_t *t);
 
 static void set_state(struct sshc *c, enum sshc_state st)
 {
@@ -226,13 +233,17 @@ static void update_poll(struct sshc *c)
 		ev = UV_READABLE;
 	if (c->flush_pending)
 		ev |= UV_WRITABLE;
-	/* libuv stops the handle itself after reporting an error, so start it
-	 * again even when the mask did not change. */
+	/* Each uv_poll_start is an epoll_ctl: only when the mask changes, or
+	 * after libuv stopped the handle itself on an error (measured: 3
+	 * epoll_ctl per keystroke before, see BENCHMARKS.md). */
+	if (ev == c->poll_events && !c->poll_error)
+		return;
+	c->poll_error = false;
 	if (ev == 0) {
-		if (c->poll_events != 0)
-			uv_poll_stop(&c->poll);
+		uv_poll_stop(&c->poll);
 	} else if (uv_poll_start(&c->poll, ev, on_poll) < 0) {
 		log_debug("sshc %s:%u: uv_poll_start failed", c->ip, c->port);
+		c->poll_error = true;
 	}
 	c->poll_events = ev;
 }
@@ -550,6 +561,8 @@ static void step(struct sshc *c)
 			}
 			uv_timer_stop(&c->timer);
 			set_state(c, ST_OPEN);
+			if (c->keepalive_ms > 0)
+				uv_timer_start(&c->timer, keepalive_cb, c->keepalive_ms, c->keepalive_ms);
 			if (c->cb.on_ready != NULL)
 				c->cb.on_ready(c, c->ud);
 			return;
@@ -560,6 +573,55 @@ static void step(struct sshc *c)
 }
 
 /* ---- open phase ---- */
+
+/* Keep-alive tick (open phase, on c->timer): a VM whose link is cut
+ * sends nothing, and a TCP socket with nothing to send never notices. Any
+ * readable event since the last tick means the VM spoke; otherwise a
+ * global request that wants a reply goes out (sshd answers
+ * REQUEST_FAILURE to the unknown name, which is an answer). While output
+ * is paused the socket is not watched, so silence proves nothing then. */
+static bool vm_spoke(struct sshc *c)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	/* The kernel knows when data last arrived, whoever read it since
+	 * (libssh reads the socket inside many calls, so a poll event may
+	 * never be seen for a reply). */
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && len >= sizeof(ti) &&
+	    ti.tcpi_last_data_recv < c->keepalive_ms)
+		return true;
+	return c->heard;
+}
+
+static void keepalive_cb(uv_timer_t *t)
+{
+	struct sshc *c = t->data;
+
+	if (c->closing || c->state != ST_OPEN)
+		return;
+	if (vm_spoke(c) || c->paused) {
+		c->heard = false;
+		c->keepalive_missed = 0;
+		return;
+	}
+	if (c->keepalive_missed >= SSHC_KEEPALIVE_MAX) {
+		end(c, -1, "the VM stopped answering (no reply to %u keep-alives in %u s)",
+		    SSHC_KEEPALIVE_MAX, (SSHC_KEEPALIVE_MAX + 1) * c->keepalive_ms / 1000);
+		return;
+	}
+	c->keepalive_missed++;
+	log_debug("sshc %s:%u: keep-alive %u", c->ip, c->port, c->keepalive_missed);
+	ssh_send_keepalive(c->s);
+	if (flush(c) == SSH_ERROR) {
+		lost(c);
+		return;
+	}
+	update_poll(c);
+	/* Sending may have read packets into libssh's buffers. */
+	kick(c);
+}
 
 static void exit_wait_cb(uv_timer_t *t)
 {
@@ -590,7 +652,12 @@ static void eof_check(struct sshc *c)
 
 /* Hands buffered output to on_data. stderr is read before stdout in each
  * round so that the last call of a round, which may read the socket, is the
- * stdout read that would return what it read. */
+ * stdout read that would return what it read. With a PTY the shell's stderr
+ * arrives on stdout, and an empty stderr read still costs a poll(2) inside
+ * libssh, so stderr is read every 16th round only (and always once stdout
+ * has ended): what waits there is bounded by the channel window. Reads are
+ * gathered up to READ_CHUNK so that one on_data — one WebSocket frame, one
+ * TLS record — carries several SSH packets (measured: 4 KiB frames before). */
 static void drain(struct sshc *c)
 {
 	uint8_t buf[READ_CHUNK];
@@ -601,26 +668,33 @@ static void drain(struct sshc *c)
 		bool got = false;
 
 		for (int e = 1; e >= 0; e--) {
-			int n;
+			size_t filled = 0;
 
-			if (eof[e])
+			if (eof[e] || (e == 1 && !eof[0] && c->drain_rounds++ % 16 != 0))
 				continue;
-			n = ssh_channel_read_nonblocking(c->ch, buf, sizeof(buf), e);
-			if (n == SSH_EOF) {
-				eof[e] = true;
-				continue;
+			while (filled < sizeof(buf)) {
+				int n = ssh_channel_read_nonblocking(c->ch, buf + filled,
+								     (uint32_t)(sizeof(buf) - filled), e);
+
+				if (n == SSH_EOF) {
+					eof[e] = true;
+					break;
+				}
+				if (n < 0) {
+					lost(c);
+					return;
+				}
+				if (n == 0)
+					break;
+				filled += (size_t)n;
 			}
-			if (n < 0) {
-				lost(c);
-				return;
-			}
-			if (n == 0)
+			if (filled == 0)
 				continue;
 			got = true;
-			total += (size_t)n;
-			c->bytes_in += (uint64_t)n;
+			total += filled;
+			c->bytes_in += (uint64_t)filled;
 			if (c->cb.on_data != NULL)
-				c->cb.on_data(c, buf, (size_t)n, c->ud);
+				c->cb.on_data(c, buf, filled, c->ud);
 			if (c->closing || c->paused)
 				return;
 		}
@@ -765,6 +839,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 	if (c->closing)
 		return;
+	if (status < 0)
+		c->poll_error = true;
 	if (c->state == ST_TCP_CONNECT) {
 		/* An error status still carries the reason in SO_ERROR. */
 		tcp_connected(c);
@@ -779,6 +855,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 		return;
 	}
 	if (c->state >= ST_OPEN) {
+		if (events & UV_READABLE)
+			c->heard = true;
 		open_io(c);
 		return;
 	}
@@ -868,6 +946,7 @@ int sshc_start(uv_loop_t *loop, struct sshc_params *p, const struct sshc_callbac
 	c->cols = p->cols > 0 && p->cols <= 10000 ? p->cols : 80;
 	c->rows = p->rows > 0 && p->rows <= 10000 ? p->rows : 24;
 	c->connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms : CONNECT_TIMEOUT_DEFAULT_MS;
+	c->keepalive_ms = p->keepalive_ms;
 	c->state = ST_TCP_CONNECT;
 
 	c->fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

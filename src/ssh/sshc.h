@@ -31,7 +31,14 @@ struct sshc_params {
 	size_t n_host_keys;
 	int cols, rows;
 	unsigned connect_timeout_ms; /* TCP connect bound; 0 means 10000 */
+	/* Open phase: after this long without a byte from the VM a keep-alive
+	 * (a global request that wants a reply) is sent; when SSHC_KEEPALIVE_MAX
+	 * of them in a row went unanswered the session ends with "the VM
+	 * stopped answering". 0: no keep-alives. */
+	unsigned keepalive_ms;
 };
+
+#define SSHC_KEEPALIVE_MAX 3
 
 struct sshc_callbacks {
 	/* Connect phase: exactly one of on_ready or on_fail is called. err is

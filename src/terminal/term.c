@@ -115,7 +115,7 @@ static struct {
 	size_t n_in_use, cap_in_use;
 } T = {
 	.lim = { .idle_timeout_s = 1800, .idle_warning_s = 60, .max_duration_s = 8 * 3600,
-		 .max_per_user = 64, .max_total = 10000 },
+		 .max_per_user = 64, .max_total = 10000, .ssh_keepalive_s = 15 },
 };
 
 static void sess_set_state(struct sess *s, enum sess_state st)
@@ -817,32 +817,73 @@ static void ws_on_binary(void *ud, const uint8_t *buf, size_t len)
 		srv_ws_pause_input(s->ws, true);
 }
 
-static void ws_on_text(void *ud, const char *buf, size_t len)
+int term_parse_control(const char *buf, size_t len, struct term_control *ret, const char **ret_error)
 {
-	struct sess *s = ud;
 	json_t *msg = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
 	const char *type = json_string_value(json_object_get(msg, "type"));
+	struct term_control ctl = { 0 };
+	const char *error = NULL;
 
 	if (!type) {
-		send_control(s, json_pack("{s:s,s:s}", "type", "error", "message",
-					  "control messages are JSON objects with a \"type\""));
+		error = "control messages are JSON objects with a \"type\"";
 	} else if (strcmp(type, "resize") == 0) {
 		json_t *cols = json_object_get(msg, "cols"), *rows = json_object_get(msg, "rows");
 
 		if (!json_is_integer(cols) || !json_is_integer(rows) ||
 		    json_integer_value(cols) < 1 || json_integer_value(cols) > 1000 ||
 		    json_integer_value(rows) < 1 || json_integer_value(rows) > 1000) {
-			send_control(s, json_pack("{s:s,s:s}", "type", "error", "message",
-						  "resize needs integer cols and rows between 1 and 1000"));
-		} else if (s->ssh) {
-			sess_activity(s);
-			sshc_resize(s->ssh, (int)json_integer_value(cols), (int)json_integer_value(rows));
+			error = "resize needs integer cols and rows between 1 and 1000";
+		} else {
+			ctl.type = TERM_CTL_RESIZE;
+			ctl.cols = (int)json_integer_value(cols);
+			ctl.rows = (int)json_integer_value(rows);
+		}
+	} else if (strcmp(type, "ping") == 0) {
+		/* An addition to SPEC §3 for the portal's round-trip time. */
+		json_t *id = json_object_get(msg, "id");
+
+		if (!json_is_integer(id) || json_integer_value(id) < 0 ||
+		    json_integer_value(id) > 9007199254740991LL) {
+			error = "ping needs an integer id between 0 and 2^53-1";
+		} else {
+			ctl.type = TERM_CTL_PING;
+			ctl.id = (int64_t)json_integer_value(id);
 		}
 	} else {
-		send_control(s, json_pack("{s:s,s:s}", "type", "error", "message",
-					  "unknown control message type"));
+		error = "unknown control message type";
 	}
 	json_decref(msg);
+	if (error) {
+		*ret_error = error;
+		return -EINVAL;
+	}
+	*ret = ctl;
+	return 0;
+}
+
+static void ws_on_text(void *ud, const char *buf, size_t len)
+{
+	struct sess *s = ud;
+	struct term_control ctl;
+	const char *error;
+
+	if (term_parse_control(buf, len, &ctl, &error) < 0) {
+		send_control(s, json_pack("{s:s,s:s}", "type", "error", "message", error));
+		return;
+	}
+	switch (ctl.type) {
+	case TERM_CTL_RESIZE:
+		if (s->ssh) {
+			sess_activity(s);
+			sshc_resize(s->ssh, ctl.cols, ctl.rows);
+		}
+		break;
+	case TERM_CTL_PING:
+		/* Echo the id at once. Not activity: a tab left open must still
+		 * go idle. */
+		send_control(s, json_pack("{s:s,s:I}", "type", "pong", "id", (json_int_t)ctl.id));
+		break;
+	}
 }
 
 static void ws_on_drain(void *ud)
@@ -1075,6 +1116,7 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 	in_use_add(s);
 	tc->p.host_keys = tc->host_keys;
 	tc->p.n_host_keys = tc->n_host_keys;
+	tc->p.keepalive_ms = (unsigned)T.lim.ssh_keepalive_s * 1000u;
 	/* sshc_start owns the secrets from here on, whatever it returns. */
 	r = sshc_start(T.loop, &tc->p, &ssh_cb, s, &s->ssh);
 	tc->p.password = NULL;

@@ -56,6 +56,7 @@ struct term_limits {
 	int64_t max_duration_s;
 	int64_t max_per_user;     /* sessions (dialing, waiting or attached) */
 	int64_t max_total;
+	int64_t ssh_keepalive_s;  /* sshc keep-alive interval for new sessions; 0 off */
 };
 
 /* Loop thread. Applies at once to open sessions (SIGHUP). */
@@ -86,6 +87,19 @@ size_t term_dialing(void);
  * c to WebSocket. client_gone: c is closing; just release resp->next_arg
  * and hand c back with srv_respond(). */
 void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone);
+
+/* A text frame from the browser (SPEC §3), parsed. */
+enum term_ctl_type { TERM_CTL_RESIZE = 1, TERM_CTL_PING };
+struct term_control {
+	enum term_ctl_type type;
+	int cols, rows;           /* RESIZE: 1..1000 each */
+	int64_t id;               /* PING: 0..2^53-1, echoed in the pong */
+};
+
+/* Parses one control message: pure, any thread, any bytes (fuzzed in
+ * tests/fuzz/fuzz_control.c). Returns 0 and fills ret, or -EINVAL with
+ * *ret_error a static sentence for the browser. */
+int term_parse_control(const char *buf, size_t len, struct term_control *ret, const char **ret_error);
 
 /* Queues an audit record on the worker pool (store writes never run on the
  * loop). Any thread that owns a loop may call it with that loop. */

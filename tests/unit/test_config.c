@@ -72,6 +72,25 @@ static void defaults(void **state)
 	assert_int_equal(c.max_per_user, 64);
 	assert_int_equal(c.max_total, 10000);
 	assert_int_equal(c.drain_timeout_s, 10);
+	assert_int_equal(c.ssh_keepalive_s, 15);
+	assert_int_equal(c.browser_ping_s, 10);
+	assert_string_equal(c.user, "");
+}
+
+/* The hardening keys (issue 8): liveness intervals and the account to
+ * switch to; bounds are errors. */
+static void liveness_and_user_keys(void **state)
+{
+	struct cfg c;
+
+	write_file("[server]\nuser = bastion\n[sessions]\nssh_keepalive = 2s\nbrowser_ping = 0\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+	assert_string_equal(c.user, "bastion");
+	assert_int_equal(c.ssh_keepalive_s, 2);
+	assert_int_equal(c.browser_ping_s, 0);
+	write_file("[sessions]\nssh_keepalive = 2h\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "ssh_keepalive"));
 }
 
 static void file_values_and_durations(void **state)
@@ -249,6 +268,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(file_values_and_durations, setup, teardown),
+		cmocka_unit_test_setup_teardown(liveness_and_user_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(unknown_key_names_file_and_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(bad_values_are_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(overlong_line_is_an_error, setup, teardown),

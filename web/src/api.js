@@ -10,11 +10,13 @@ let csrfToken = null;
 let unauthenticatedHandler = null;
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
+    // Seconds from a Retry-After header (429 TooManyRequests), or null.
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -75,10 +77,12 @@ export async function api(method, path, body, opts = {}) {
   }
   if (!res.ok) {
     const e = (data && data.error) || {};
+    const ra = Number.parseInt(res.headers.get('Retry-After') || '', 10);
     const err = new ApiError(
       res.status,
       typeof e.code === 'string' ? e.code : `HTTP${res.status}`,
       typeof e.message === 'string' && e.message ? e.message : `The request failed (HTTP ${res.status}).`,
+      Number.isFinite(ra) && ra >= 0 ? ra : null,
     );
     if (res.status === 401 && (!e.code || e.code === 'Unauthenticated') && !opts.quiet401 && unauthenticatedHandler) {
       unauthenticatedHandler(err);
@@ -90,6 +94,7 @@ export async function api(method, path, body, opts = {}) {
 
 export const get = (path, opts) => api('GET', path, undefined, opts);
 export const post = (path, body, opts) => api('POST', path, body, opts);
+export const put = (path, body, opts) => api('PUT', path, body, opts);
 export const del = (path, opts) => api('DELETE', path, undefined, opts);
 
 export function list(data) {

@@ -5,8 +5,9 @@
 
 import { ApiError, post, seg } from './api.js';
 import { field, h } from './dom.js';
-import { getVm, listBastions, listGroups, listSecrets, listVaults } from './inventory.js';
-import { state, terminalRoute, vmId } from './state.js';
+import { explain } from './errors.js';
+import { getVm, listBastions, listGroups, listableVaults } from './inventory.js';
+import { rememberConnect, state, terminalRoute, vmId, vmRoute } from './state.js';
 import { estimateTerminalSize } from './terminal.js';
 
 const MAX_KEY_BYTES = 16 * 1024;
@@ -56,14 +57,12 @@ export function renderConnect(root, { group, name }) {
   });
   const keyFile = h('input', { id: 'connect-key-file', name: 'private-key-file', type: 'file' });
   const vault = h('select', { id: 'connect-vault', name: 'vault' }, option('', 'Loading…'));
-  const secretList = h('datalist', { id: 'connect-secret-list' });
-  const secret = h('input', {
-    id: 'connect-secret', name: 'secret', type: 'text', list: 'connect-secret-list', autocomplete: 'off',
-    spellcheck: 'false', value: prefill.secret || '',
-  });
+  const secret = h('select', { id: 'connect-secret', name: 'secret' }, option('', 'Select a vault first'));
   const secretVersion = h('input', { id: 'connect-secret-version', name: 'secret-version', type: 'text', autocomplete: 'off', spellcheck: 'false' });
   const passphrase = h('input', { id: 'connect-passphrase', name: 'passphrase', type: 'password', autocomplete: 'off' });
+  const newTab = h('input', { id: 'connect-new-tab', name: 'new-tab', type: 'checkbox' });
   const error = h('p', { id: 'connect-error', class: 'error', role: 'alert' });
+  const note = h('p', { id: 'connect-note', class: 'success', role: 'status' });
   const submit = h('button', { id: 'connect-submit', type: 'submit', class: 'primary' }, 'Connect');
 
   const groups = {
@@ -73,9 +72,8 @@ export function renderConnect(root, { group, name }) {
     'vault-key': h(
       'div',
       { class: 'auth-group' },
-      field('Vault', vault),
+      field('Vault', vault, 'Vaults whose access policy gives you "list" on secrets. Connecting also needs "get".'),
       field('Secret', secret, 'The secret that holds the private key. The bastion reads it; it never reaches the browser.'),
-      secretList,
       field('Secret version (optional)', secretVersion, 'Leave empty for the latest version.'),
     ),
   };
@@ -117,8 +115,10 @@ export function renderConnect(root, { group, name }) {
     field('Authentication Type', authType),
     Object.values(groups),
     passphraseGroup,
+    h('div', { class: 'check' }, newTab, h('label', { for: 'connect-new-tab' }, 'Open in new browser tab')),
     error,
-    h('div', { class: 'actions' }, submit, h('a', { href: '#/', class: 'button' }, 'Cancel')),
+    note,
+    h('div', { class: 'actions' }, submit, h('a', { href: '#/', class: 'button', id: 'connect-cancel' }, 'Cancel')),
   );
 
   const title = h('h1', { id: 'connect-title', tabindex: '-1' }, `Connect to ${name} using Bastion`);
@@ -126,7 +126,7 @@ export function renderConnect(root, { group, name }) {
     h(
       'section',
       { class: 'card narrow connect' },
-      h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Virtual machines'), ' / ', name),
+      h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Virtual machines'), ' / ', h('a', { href: vmRoute(group, name) }, name), ' / Connect'),
       title,
       facts,
       form,
@@ -137,31 +137,37 @@ export function renderConnect(root, { group, name }) {
   let vm = null;
   let vaultsLoaded = false;
 
+  // Only vaults where the user's access policy grants "list" are offered:
+  // there is no "vaults I may list" endpoint, so each readable vault's
+  // secret list is asked for and only those answering 200 are kept.
+  const secretsByVault = new Map();
   async function loadVault(groupNames) {
     try {
-      const vaults = await listVaults(groupNames, signal);
+      const vaults = await listableVaults(groupNames, signal);
+      for (const v of vaults) secretsByVault.set(v.id, v.secrets);
       vault.replaceChildren(
-        option('', vaults.length ? 'Select a vault' : 'No vaults you can read'),
-        ...vaults.map((v) => option(v.id, `${v.name} (${v.group})`, v.id === prefill.vault)),
+        option('', vaults.length ? 'Select a vault' : 'No vault gives you "list" on its secrets'),
+        ...vaults.map((v) => option(v.id, v.group === group ? v.name : `${v.name} (${v.group})`, v.id === prefill.vault)),
       );
       vaultsLoaded = true;
-      if (vault.value) loadSecrets();
+      showSecrets();
     } catch (err) {
       if (!signal.aborted) vault.replaceChildren(option('', `Could not list vaults: ${err.message}`));
     }
   }
 
-  async function loadSecrets() {
-    secretList.replaceChildren();
-    if (!vault.value) return;
-    try {
-      const names = await listSecrets(vault.value, signal);
-      secretList.replaceChildren(...names.map((n) => h('option', { value: n })));
-    } catch {
-      // No "list" permission: the user can still type the secret's name.
+  function showSecrets() {
+    const names = secretsByVault.get(vault.value);
+    if (!vault.value || !names) {
+      secret.replaceChildren(option('', 'Select a vault first'));
+      return;
     }
+    secret.replaceChildren(
+      option('', names.length ? 'Select a secret' : 'This vault has no secrets'),
+      ...names.map((n) => option(n, n, n === prefill.secret)),
+    );
   }
-  vault.addEventListener('change', loadSecrets);
+  vault.addEventListener('change', showSecrets);
 
   async function load() {
     try {
@@ -198,7 +204,7 @@ export function renderConnect(root, { group, name }) {
     } catch (err) {
       if (signal.aborted) return;
       bastion.replaceChildren(option('', 'Automatic'));
-      error.textContent = err.message;
+      error.textContent = explain(err);
       if (err instanceof ApiError) error.dataset.code = err.code;
     }
   }
@@ -209,11 +215,26 @@ export function renderConnect(root, { group, name }) {
     ev.preventDefault();
     if (busy) return;
     error.textContent = '';
+    note.textContent = '';
     delete error.dataset.code;
     if (!form.reportValidity()) return;
 
     const type = authType.value;
     const auth = { type };
+    // The new tab is opened now, inside the click, so that no pop-up blocker
+    // stops it; it is pointed at the session once the bastion has made it.
+    let tab = null;
+    if (newTab.checked) {
+      tab = window.open('', '_blank');
+      if (tab) {
+        try {
+          tab.document.title = `Connecting to ${name}…`;
+          tab.document.body.textContent = `Connecting to ${name}…`;
+        } catch {
+          // Not ours to write into: it is replaced in a moment anyway.
+        }
+      }
+    }
     const body = { username: username.value.trim() };
     if (bastion.value) body.bastion = bastion.value;
 
@@ -236,8 +257,9 @@ export function renderConnect(root, { group, name }) {
         if (passphrase.value) auth.passphrase = passphrase.value;
       } else if (type === 'vault-key') {
         if (!vaultsLoaded || !vault.value) throw new Error('Select a vault.');
+        if (!secret.value) throw new Error('Select the secret that holds the private key.');
         auth.vault = vault.value;
-        auth.secret = secret.value.trim();
+        auth.secret = secret.value;
         if (secretVersion.value.trim()) auth.version = secretVersion.value.trim();
         if (passphrase.value) auth.passphrase = passphrase.value;
       }
@@ -258,18 +280,23 @@ export function renderConnect(root, { group, name }) {
         username: body.username, authType: type, bastion: body.bastion,
         vault: auth.vault, secret: auth.secret,
       });
-      const nic = vm && vm.nicInfo.nic;
-      state.pendingSession = {
-        id: session.id,
-        terminal: session.terminal,
-        vm: { id, group, name, ip: nic ? nic.private_ip : '' },
-        username: body.username,
-      };
-      location.hash = terminalRoute(group, name);
+      rememberConnect(state.user.name, id);
+      const target = terminalRoute(group, name, session.id, body.username);
+      if (tab && !tab.closed) {
+        tab.location.href = `${location.origin}${location.pathname}${target}`;
+        tab.opener = null;
+        tab = null;
+        note.textContent = `The session to ${name} opened in a new browser tab.`;
+      } else {
+        if (newTab.checked) note.textContent = 'The browser blocked the new tab; the session opens here.';
+        location.hash = target;
+      }
     } catch (err) {
+      if (tab) tab.close();
       if (signal.aborted) return;
-      error.textContent = err.message;
+      error.textContent = explain(err);
       if (err instanceof ApiError) error.dataset.code = err.code;
+      focusFor(err);
     } finally {
       scrub(auth);
       busy = false;
@@ -278,6 +305,19 @@ export function renderConnect(root, { group, name }) {
       submit.textContent = 'Connect';
     }
   });
+
+  // After a failure, focus goes where the user can fix it.
+  function focusFor(err) {
+    const code = err instanceof ApiError ? err.code : '';
+    const t = authType.value;
+    let el = error;
+    if (code === 'SshAuthenticationFailed') el = t === 'password' ? password : username;
+    else if (code === 'InvalidPrivateKey') el = t === 'ssh-key' ? key : t === 'ssh-key-file' ? keyFile : t === 'vault-key' ? secret : passphrase;
+    else if (code === 'VaultAccessDenied' || code === 'SecretNotFound') el = vault;
+    else if (code === 'NetworkNotServed') el = bastion;
+    if (el === error) error.setAttribute('tabindex', '-1');
+    el.focus();
+  }
 
   // Secrets leave the form as soon as the request is out, success or not.
   function scrub(auth) {

@@ -73,3 +73,22 @@ export async function listSecrets(vaultId, signal) {
   const items = await getAll(`${idPath(vaultId)}/secrets`, { signal });
   return items.map((s) => s.name || lastSegment(s.id)).filter(Boolean);
 }
+
+// The vaults whose access policy gives the caller "list" on secrets, each
+// with .secrets (names). Vaults the caller may read are probed with
+// GET .../secrets; only those answering 200 are kept (403
+// VaultAccessDenied means no "list").
+export async function listableVaults(groups, signal) {
+  const vaults = await listVaults(groups, signal);
+  const probed = await Promise.all(
+    vaults.map(async (v) => {
+      try {
+        return { ...v, secrets: await listSecrets(v.id, signal) };
+      } catch (err) {
+        if (soft(err)) return null;
+        throw err;
+      }
+    }),
+  );
+  return probed.filter(Boolean);
+}

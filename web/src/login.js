@@ -2,6 +2,7 @@
 
 import { ApiError, post, setCsrfToken } from './api.js';
 import { field, h } from './dom.js';
+import { duration } from './errors.js';
 import { state } from './state.js';
 
 export function renderLogin(root, { onSignedIn }) {
@@ -44,8 +45,9 @@ export function renderLogin(root, { onSignedIn }) {
     } catch (err) {
       body.password = '';
       password.value = '';
-      error.textContent = err instanceof ApiError ? err.message : 'Sign-in failed.';
+      error.textContent = loginError(err);
       if (err instanceof ApiError) error.dataset.code = err.code;
+      else delete error.dataset.code;
       password.focus();
     } finally {
       busy = false;
@@ -65,4 +67,18 @@ export function renderLogin(root, { onSignedIn }) {
   );
   username.focus();
   return () => {};
+}
+
+function loginError(err) {
+  if (!(err instanceof ApiError)) return 'Sign-in failed.';
+  if (err.status === 429) {
+    const secs = err.retryAfter;
+    const when = secs != null
+      ? ` Try again in ${duration(secs)} (at ${new Date(Date.now() + secs * 1000).toLocaleTimeString()}).`
+      : ' Try again later.';
+    return `Sign-in is locked after too many failed attempts.${when} (${err.message})`;
+  }
+  if (err.status === 401) return 'The username or password is not correct.';
+  if (err.code === 'NetworkError') return err.message;
+  return `Sign-in failed: ${err.message}`;
 }

@@ -1,21 +1,39 @@
 // The terminal view (SPEC §3): xterm.js on the session's WebSocket with the
 // subprotocol bastion.v1. Binary frames carry terminal bytes both ways; text
-// frames carry JSON control messages (resize out; exit and closed in).
+// frames carry JSON control messages (resize and ping out; exit, closed,
+// warning, pong and error in).
+//
+// The session id is in the URL (#/vms/g/vm/terminal/{id}?user=U), so a new
+// browser tab can attach to a session that another tab created: a session
+// may be attached once, by its creator, within 30 s of the connect, and the
+// cookie is shared between tabs.
+//
+// Flow control: the browser's WebSocket cannot be paused, so incoming frames
+// go into a queue and are handed to xterm.write() only while less than
+// WRITE_AHEAD bytes are waiting for xterm's write callback (xterm parses in
+// time slices and yields, so the page stays responsive). Nothing is dropped:
+// while the VM produces faster than xterm can draw, the queue holds the
+// difference in memory (shown in the status bar above BACKLOG_NOTICE bytes);
+// the bastion's own back-pressure applies only to what the browser has not
+// yet read from the socket. See docs/portal.md.
 
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { WebLinksAddon } from '@xterm/addon-web-links';
 import { Unicode11Addon } from '@xterm/addon-unicode11';
-import { del } from './api.js';
+import { del, get } from './api.js';
 import { debounce, h } from './dom.js';
-import { connectRoute, state } from './state.js';
+import { connectRoute, state, vmId, vmRoute } from './state.js';
 
 export const FONT_FAMILY = 'ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace';
 export const FONT_SIZE = 14;
-const BAR_HEIGHT = 36; // .term-bar in app.css
+const BAR_HEIGHT = 32; // .term-bar in app.css
 const PADDING = 6; // #terminal .xterm padding in app.css, each side
 const MAX_FRAME = 16 * 1024;
 const SUBPROTOCOL = 'bastion.v1';
+const WRITE_AHEAD = 256 * 1024; // bytes given to xterm and not yet parsed
+const BACKLOG_NOTICE = 4 * 1024 * 1024;
+const PING_EVERY_MS = 5000;
 
 const THEME = {
   background: '#15171a',
@@ -46,43 +64,60 @@ export function estimateTerminalSize() {
 }
 
 function webSocketUrl(terminal) {
-  if (/^wss?:\/\//i.test(terminal)) return terminal;
   const scheme = location.protocol === 'http:' ? 'ws://' : 'wss://';
   return scheme + location.host + terminal;
 }
 
-export function renderTerminal(root, { group, name }) {
-  const session = state.pendingSession;
-  state.pendingSession = null;
-  if (!session || session.vm.group !== group || session.vm.name !== name) {
-    // A reload or a pasted link: the session (if any) is gone with the page.
+function mib(n) {
+  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+export function renderTerminal(root, { group, name, session, username }) {
+  if (!session) {
     location.replace(connectRoute(group, name));
     return () => {};
   }
   document.title = `${name} · bastion`;
   document.body.classList.add('terminal-mode');
+  // Reconnect fills the form in with what is known here.
+  const id = vmId(group, name);
+  if (!state.lastConnect.has(id) && username) state.lastConnect.set(id, { username });
 
   const status = h('span', { id: 'terminal-status', role: 'status', 'aria-live': 'polite' }, 'Connecting…');
+  const rtt = h('span', { id: 'terminal-rtt', class: 'term-rtt', title: 'Round-trip time between this browser and the bastion' }, 'RTT …');
+  const ipEl = h('span', { class: 'term-ip' });
   const reconnect = h('button', { id: 'terminal-reconnect', type: 'button', class: 'primary small', hidden: true }, 'Reconnect');
   const disconnect = h('button', { id: 'terminal-disconnect', type: 'button', class: 'small' }, 'Disconnect');
+  const warnText = h('span', { id: 'terminal-warning-text' });
+  const stay = h('button', { id: 'terminal-stay', type: 'button', class: 'small' }, 'Stay connected');
+  const warning = h('div', { id: 'terminal-warning', class: 'term-warning', role: 'alert', hidden: true }, warnText, stay);
   const bar = h(
     'div',
     { class: 'term-bar', role: 'toolbar', 'aria-label': 'Session' },
     h('a', { href: '#/', class: 'term-back', title: 'Back to the virtual machines' }, '← VMs'),
     h(
       'span',
-      { class: 'term-title' },
-      h('strong', null, name),
-      session.vm.ip ? ` ${session.vm.ip}` : '',
-      ` as ${session.username}`,
+      { class: 'term-title', id: 'terminal-title' },
+      h('a', { href: vmRoute(group, name), class: 'term-vm' }, h('strong', null, name)),
+      ipEl,
+      username ? h('span', { class: 'term-user' }, ` as ${username}`) : null,
     ),
     status,
     h('span', { class: 'term-spacer' }),
+    rtt,
     reconnect,
     disconnect,
   );
   const host = h('div', { id: 'terminal', class: 'term-host' });
-  root.appendChild(h('div', { class: 'term-view' }, bar, host));
+  const menu = h('div', { id: 'terminal-menu', class: 'menu term-menu', role: 'menu', hidden: true, 'aria-label': 'Terminal' });
+  root.appendChild(h('div', { class: 'term-view' }, bar, warning, host, menu));
+
+  get(`/groups/${encodeURIComponent(group)}/vms/${encodeURIComponent(name)}`, { quiet401: true })
+    .then((vm) => (vm && vm.nic ? get(vm.nic, { quiet401: true }) : null))
+    .then((nic) => {
+      if (nic && nic.private_ip) ipEl.textContent = ` ${nic.private_ip}`;
+    })
+    .catch(() => {});
 
   const term = new Terminal({
     allowProposedApi: true, // the unicode API of the unicode11 addon
@@ -106,11 +141,37 @@ export function renderTerminal(root, { group, name }) {
 
   const encoder = new TextEncoder();
   let ended = false;
+  let opened = false;
   let disposed = false;
   let lastSent = null;
 
-  const ws = new WebSocket(webSocketUrl(session.terminal), SUBPROTOCOL);
+  const ws = new WebSocket(webSocketUrl(`/api/v1/sessions/${encodeURIComponent(session)}/terminal`), SUBPROTOCOL);
   ws.binaryType = 'arraybuffer';
+
+  // ---- output with flow control ----
+  const queue = [];
+  const stats = { queued: 0, inflight: 0, maxQueued: 0, bytes: 0, rttMs: null };
+  window.bastionTermStats = stats;
+  let backlogShown = false;
+  function pump() {
+    while (queue.length && stats.inflight < WRITE_AHEAD && !disposed) {
+      const chunk = queue.shift();
+      stats.queued -= chunk.length;
+      stats.inflight += chunk.length;
+      term.write(chunk, () => {
+        stats.inflight -= chunk.length;
+        pump();
+      });
+    }
+    const behind = stats.queued + stats.inflight;
+    if (behind > BACKLOG_NOTICE && !ended) {
+      backlogShown = true;
+      status.textContent = `Output is arriving faster than it can be shown: ${mib(behind)} waiting (Ctrl+C still reaches the VM)`;
+    } else if (backlogShown && behind < WRITE_AHEAD) {
+      backlogShown = false;
+      if (!ended) status.textContent = 'Connected';
+    }
+  }
 
   function safeFit() {
     try {
@@ -121,7 +182,7 @@ export function renderTerminal(root, { group, name }) {
   }
 
   function sendBytes(bytes) {
-    if (ws.readyState !== WebSocket.OPEN) return;
+    if (ws.readyState !== WebSocket.OPEN || ended) return;
     for (let off = 0; off < bytes.length; off += MAX_FRAME) {
       ws.send(bytes.subarray(off, Math.min(off + MAX_FRAME, bytes.length)));
     }
@@ -138,29 +199,83 @@ export function renderTerminal(root, { group, name }) {
   const sendResizeSoon = debounce(() => sendResize(false), 100);
   const fitSoon = debounce(safeFit, 60);
 
+  // ---- round-trip time: {"type":"ping","id":N} -> {"type":"pong","id":N} ----
+  let pingId = 0;
+  const pings = new Map();
+  let pingTimer = null;
+  let pingSupported = true;
+  function ping() {
+    if (!pingSupported || ended || ws.readyState !== WebSocket.OPEN) return;
+    pingId += 1;
+    pings.set(pingId, performance.now());
+    if (pings.size > 10) pings.delete(pings.keys().next().value);
+    ws.send(JSON.stringify({ type: 'ping', id: pingId }));
+  }
+
+  // ---- the idle warning ----
+  let warnTimer = null;
+  function showWarning(msg) {
+    const secs = Number.isFinite(msg.closes_in_s) ? msg.closes_in_s : null;
+    const until = secs != null ? Date.now() + secs * 1000 : null;
+    const text = typeof msg.message === 'string' && msg.message ? msg.message : 'This session will be closed soon.';
+    stay.hidden = !/idle|input/i.test(text);
+    const tick = () => {
+      const left = until ? Math.max(0, Math.round((until - Date.now()) / 1000)) : null;
+      warnText.textContent = left != null ? `${text} (${left} s left)` : text;
+    };
+    tick();
+    clearInterval(warnTimer);
+    warnTimer = setInterval(tick, 1000);
+    warning.hidden = false;
+    safeFit();
+  }
+  function hideWarning() {
+    if (warning.hidden) return;
+    clearInterval(warnTimer);
+    warning.hidden = true;
+    safeFit();
+  }
+  stay.addEventListener('click', () => {
+    sendResize(true); // any resize counts as input for the idle clock
+    hideWarning();
+    term.focus();
+  });
+
   function end(message) {
     if (ended) return;
     ended = true;
     sendResizeSoon.cancel();
+    clearInterval(pingTimer);
+    hideWarning();
     status.textContent = message;
+    rtt.textContent = '';
     bar.classList.add('ended');
     reconnect.hidden = false;
     disconnect.hidden = true;
     term.options.disableStdin = true;
     term.options.cursorBlink = false;
+    document.title = `${name} (ended) · bastion`;
     if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
     if (!disposed) reconnect.focus();
   }
 
   ws.addEventListener('open', () => {
     if (ended) return;
+    opened = true;
     status.textContent = 'Connected';
     safeFit();
     sendResize(true);
+    ping();
+    pingTimer = setInterval(ping, PING_EVERY_MS);
   });
   ws.addEventListener('message', (ev) => {
     if (typeof ev.data !== 'string') {
-      term.write(new Uint8Array(ev.data));
+      const chunk = new Uint8Array(ev.data);
+      stats.bytes += chunk.length;
+      queue.push(chunk);
+      stats.queued += chunk.length;
+      if (stats.queued > stats.maxQueued) stats.maxQueued = stats.queued;
+      pump();
       return;
     }
     let msg;
@@ -170,29 +285,142 @@ export function renderTerminal(root, { group, name }) {
       return;
     }
     if (!msg || typeof msg !== 'object') return;
-    if (msg.type === 'exit') {
+    if (msg.type === 'pong') {
+      const t0 = pings.get(msg.id);
+      if (t0 !== undefined) {
+        pings.delete(msg.id);
+        stats.rttMs = performance.now() - t0;
+        rtt.textContent = `RTT ${stats.rttMs < 10 ? stats.rttMs.toFixed(1) : Math.round(stats.rttMs)} ms`;
+      }
+    } else if (msg.type === 'exit') {
       const code = Number.isInteger(msg.exit_status) ? msg.exit_status : '?';
-      end(`Session ended (exit status ${code})`);
+      end(`Session ended: the shell exited (status ${code})`);
     } else if (msg.type === 'closed') {
       end(`Session closed: ${typeof msg.reason === 'string' && msg.reason ? msg.reason : 'closed by the bastion'}`);
+    } else if (msg.type === 'warning') {
+      showWarning(msg);
+    } else if (msg.type === 'error' && typeof msg.message === 'string' && /unknown control message/.test(msg.message) && pings.size) {
+      // A bastion without ping: no round-trip time, nothing else changes.
+      pingSupported = false;
+      clearInterval(pingTimer);
+      rtt.textContent = 'RTT n/a';
     }
   });
   ws.addEventListener('close', (ev) => {
     if (ended) return;
-    let text = 'Connection closed';
+    if (!opened) {
+      end('Could not attach to this session: it was already opened elsewhere, or it expired (a session must be opened within 30 s of Connect)');
+      return;
+    }
+    let text = 'Connection to the bastion lost';
     if (ev.reason) text += `: ${ev.reason}`;
     else if (ev.code !== 1000 && ev.code !== 1005) text += ` (code ${ev.code})`;
     end(text);
   });
 
+  // ---- clipboard: copy on select, Ctrl+Shift+C / Ctrl+Shift+V, menu ----
+  function copySelection() {
+    const text = term.getSelection();
+    if (!text || !navigator.clipboard) return Promise.resolve(false);
+    return navigator.clipboard.writeText(text).then(() => true, () => false);
+  }
+  async function pasteClipboard() {
+    if (ended) return;
+    try {
+      const text = await navigator.clipboard.readText();
+      if (text) term.paste(text);
+    } catch {
+      status.textContent = 'The browser did not allow reading the clipboard: allow it for this site, or paste with the browser\'s own menu.';
+    }
+    term.focus();
+  }
+  term.attachCustomKeyEventHandler((ev) => {
+    if (ev.type !== 'keydown' || !ev.ctrlKey || !ev.shiftKey || ev.altKey || ev.metaKey) return true;
+    const k = ev.key.toLowerCase();
+    if (k === 'c') {
+      ev.preventDefault();
+      copySelection();
+      return false;
+    }
+    if (k === 'v') {
+      ev.preventDefault();
+      pasteClipboard();
+      return false;
+    }
+    return true;
+  });
+
+  function closeMenu(refocus) {
+    if (menu.hidden) return;
+    menu.hidden = true;
+    if (refocus) term.focus();
+  }
+  function openMenu(x, y) {
+    const hasSel = term.hasSelection();
+    const item = (label, idAttr, fn, disabled) => {
+      const b = h('button', { type: 'button', role: 'menuitem', id: idAttr, disabled: !!disabled }, label);
+      b.addEventListener('click', () => {
+        closeMenu(false);
+        fn();
+        term.focus();
+      });
+      return b;
+    };
+    menu.replaceChildren(
+      item('Copy', 'term-menu-copy', copySelection, !hasSel),
+      item('Paste', 'term-menu-paste', pasteClipboard, ended),
+      item('Select all', 'term-menu-select-all', () => term.selectAll()),
+      item('Clear scrollback', 'term-menu-clear', () => term.clear()),
+    );
+    menu.hidden = false;
+    const r = menu.getBoundingClientRect();
+    menu.style.left = `${Math.max(0, Math.min(x, window.innerWidth - r.width - 4))}px`;
+    menu.style.top = `${Math.max(0, Math.min(y, window.innerHeight - r.height - 4))}px`;
+    const first = menu.querySelector('button:not([disabled])');
+    if (first) first.focus();
+  }
+  host.addEventListener('contextmenu', (ev) => {
+    ev.preventDefault();
+    let x = ev.clientX;
+    let y = ev.clientY;
+    if (!x && !y) {
+      const r = host.getBoundingClientRect();
+      x = r.left + 40;
+      y = r.top + 40;
+    }
+    openMenu(x, y);
+  });
+  menu.addEventListener('keydown', (ev) => {
+    const items = [...menu.querySelectorAll('button:not([disabled])')];
+    const i = items.indexOf(document.activeElement);
+    if (ev.key === 'Escape' || ev.key === 'Tab') {
+      ev.preventDefault();
+      closeMenu(true);
+    } else if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
+      ev.preventDefault();
+      const n = items.length;
+      items[(i + (ev.key === 'ArrowDown' ? 1 : n - 1)) % n].focus();
+    }
+  });
+  const onDocDown = (ev) => {
+    if (!menu.hidden && !menu.contains(ev.target)) closeMenu(false);
+  };
+  document.addEventListener('mousedown', onDocDown);
+
   const subs = [
-    term.onData((data) => sendBytes(encoder.encode(data))),
+    term.onData((data) => {
+      if (!warning.hidden) hideWarning();
+      sendBytes(encoder.encode(data));
+    }),
     term.onBinary((data) => {
       const bytes = new Uint8Array(data.length);
       for (let i = 0; i < data.length; i++) bytes[i] = data.charCodeAt(i) & 0xff;
       sendBytes(bytes);
     }),
     term.onResize(() => sendResizeSoon()),
+    term.onSelectionChange(() => {
+      if (term.hasSelection()) copySelection();
+    }),
   ];
   const observer = new ResizeObserver(() => fitSoon());
   observer.observe(host);
@@ -202,7 +430,7 @@ export function renderTerminal(root, { group, name }) {
   });
   disconnect.addEventListener('click', () => {
     // Ask the bastion to end the session, then close our side.
-    del(`/sessions/${encodeURIComponent(session.id)}`).catch(() => {});
+    del(`/sessions/${encodeURIComponent(session)}`).catch(() => {});
     end('Disconnected');
   });
 
@@ -212,12 +440,17 @@ export function renderTerminal(root, { group, name }) {
       ended = true;
       if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
     }
+    clearInterval(pingTimer);
+    clearInterval(warnTimer);
+    document.removeEventListener('mousedown', onDocDown);
     observer.disconnect();
     fitSoon.cancel();
     sendResizeSoon.cancel();
     for (const s of subs) s.dispose();
     term.dispose();
+    queue.length = 0;
     if (window.bastionTerm === term) window.bastionTerm = null;
+    if (window.bastionTermStats === stats) window.bastionTermStats = null;
     document.body.classList.remove('terminal-mode');
   };
 }

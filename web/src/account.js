@@ -1,0 +1,73 @@
+// The user's own account: change the password (POST /auth/password).
+
+import { ApiError, post } from './api.js';
+import { field, h } from './dom.js';
+import { duration } from './errors.js';
+import { state } from './state.js';
+
+export function renderAccount(root) {
+  document.title = 'Your account · bastion';
+  const current = h('input', { id: 'pw-current', type: 'password', autocomplete: 'current-password', required: true });
+  const next = h('input', { id: 'pw-new', type: 'password', autocomplete: 'new-password', required: true, minlength: '12' });
+  const again = h('input', { id: 'pw-again', type: 'password', autocomplete: 'new-password', required: true });
+  const error = h('p', { id: 'pw-error', class: 'error', role: 'alert' });
+  const done = h('p', { id: 'pw-done', class: 'success', role: 'status' });
+  const submit = h('button', { id: 'pw-submit', type: 'submit', class: 'primary' }, 'Change password');
+  const form = h(
+    'form',
+    { id: 'pw-form', class: 'stack', 'aria-labelledby': 'pw-title' },
+    field('Current password', current),
+    field('New password', next, 'At least 12 characters. Your other browser sessions will be signed out; API tokens stay valid.'),
+    field('New password again', again),
+    error,
+    done,
+    h('div', { class: 'actions' }, submit),
+  );
+  const title = h('h1', { tabindex: '-1' }, 'Your account');
+  root.appendChild(
+    h(
+      'section',
+      { class: 'card narrow' },
+      title,
+      h('p', null, 'Signed in as ', h('strong', null, state.user.name), '.'),
+      h('h2', { id: 'pw-title' }, 'Change password'),
+      form,
+    ),
+  );
+  title.focus();
+
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    error.textContent = '';
+    done.textContent = '';
+    if (next.value !== again.value) {
+      error.textContent = 'The two new passwords are not the same.';
+      again.focus();
+      return;
+    }
+    if (!form.reportValidity()) return;
+    submit.disabled = true;
+    const body = { current_password: current.value, new_password: next.value };
+    try {
+      await post('/auth/password', body);
+      done.textContent = 'Your password was changed.';
+      form.reset();
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'InvalidCurrentPassword') {
+        error.textContent = 'The current password is not correct.';
+        current.focus();
+      } else if (err instanceof ApiError && err.status === 429) {
+        error.textContent = `Too many wrong passwords: try again in ${duration(err.retryAfter || 60)}.`;
+      } else {
+        error.textContent = err instanceof ApiError ? `The password was not changed: ${err.message}` : String(err.message || err);
+        next.focus();
+      }
+    } finally {
+      body.current_password = '';
+      body.new_password = '';
+      current.value = '';
+      submit.disabled = false;
+    }
+  });
+  return () => {};
+}
