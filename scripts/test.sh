@@ -20,6 +20,17 @@ count_meson() { # $1 = log file
 	[ -n "$ok" ] || failed=$((failed + 1))
 }
 
+echo "== format (.clang-format)"
+if (cd "$ROOT" && git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'tests/unit/*.h' \
+	'tests/fuzz/*.c' 'bench/*.c' | xargs clang-format --dry-run -Werror) >"$LOG/format.log" 2>&1; then
+	echo "format: ok"
+	passed=$((passed + 1))
+else
+	head -40 "$LOG/format.log"
+	echo "format: FAILED (run clang-format -i on the files above)"
+	failed=$((failed + 1))
+fi
+
 echo "== unit tests ($BUILD)"
 meson test -C "$BUILD" --print-errorlogs 2>&1 | tee "$LOG/unit.log"
 count_meson "$LOG/unit.log"

@@ -86,7 +86,8 @@ static void usage(FILE *f)
 	      "              32 random bytes created 0600 on first run)\n"
 	      "environment:\n"
 	      "  BASTION_ADMIN_PASSWORD  password of the first account, admin (first run only;\n"
-	      "              at least 12 characters); without it one is generated and printed\n", f);
+	      "              at least 12 characters); without it one is generated and printed\n",
+	      f);
 }
 
 /* ---------- serve: signals, reload, drain ---------- */
@@ -95,8 +96,8 @@ struct serve_state {
 	uv_loop_t *loop;
 	struct srv *srv;
 	uv_signal_t sigterm, sigint, sighup;
-	uv_timer_t deadline;     /* SIGTERM: the drain's end */
-	uv_timer_t lag;          /* event-loop lag probe */
+	uv_timer_t deadline; /* SIGTERM: the drain's end */
+	uv_timer_t lag;      /* event-loop lag probe */
 	uint64_t lag_expected_ns;
 	bool stopping, reloading, stopped;
 	struct cfg cfg;          /* what runs */
@@ -186,12 +187,13 @@ static void on_signal(uv_signal_t *h, int signum)
 	}
 	st->stopping = true;
 	log_info("received %s: draining (no new connections; open sessions are told and closed; "
-		 "at most %llds)", signum == SIGTERM ? "SIGTERM" : "SIGINT",
-		 (long long)st->cfg.drain_timeout_s);
+		 "at most %llds)",
+		 signum == SIGTERM ? "SIGTERM" : "SIGINT", (long long)st->cfg.drain_timeout_s);
 	term_shutdown("the bastion is shutting down");
 	srv_drain(st->srv, on_srv_stopped, st);
 	if (!st->stopped)
-		uv_timer_start(&st->deadline, on_deadline, (uint64_t)st->cfg.drain_timeout_s * 1000, 0);
+		uv_timer_start(&st->deadline, on_deadline, (uint64_t)st->cfg.drain_timeout_s * 1000,
+			       0);
 }
 
 /* SIGHUP: the file, environment and flags are read again and a new TLS
@@ -211,7 +213,8 @@ static void reload_work(uv_work_t *w)
 	struct reload_job *j = w->data;
 	struct srv_config sc = { 0 };
 
-	j->r = cfg_load(&j->cfg, j->st->config_file, j->st->args, j->st->nargs, j->err, sizeof(j->err));
+	j->r = cfg_load(&j->cfg, j->st->config_file, j->st->args, j->st->nargs, j->err,
+			sizeof(j->err));
 	if (j->r < 0)
 		return;
 	/* The data directory cannot change live: its self-signed pair is used. */
@@ -229,7 +232,8 @@ static void log_change(const char *name, const char *was, const char *now, bool 
 	if (live)
 		log_info("reload: %s: %s -> %s", name, was, now);
 	else
-		log_warn("reload: %s: %s -> %s needs a restart; still %s until then", name, was, now, was);
+		log_warn("reload: %s: %s -> %s needs a restart; still %s until then", name, was,
+			 now, was);
 }
 
 static void reload_done(uv_work_t *w, int status)
@@ -254,8 +258,9 @@ static void reload_done(uv_work_t *w, int status)
 	apply_limits(&st->cfg);
 	srv_set_browser_ping(st->srv, (unsigned)st->cfg.browser_ping_s * 1000u);
 	srv_set_tls_ctx(st->srv, j->ctx);
-	log_info("reload: done (%d change(s)); TLS certificate reloaded from %s for new connections",
-		 changes, st->cfg.cert_file[0] ? st->cfg.cert_file : "the data directory");
+	log_info(
+		"reload: done (%d change(s)); TLS certificate reloaded from %s for new connections",
+		changes, st->cfg.cert_file[0] ? st->cfg.cert_file : "the data directory");
 	free(j);
 }
 
@@ -345,8 +350,10 @@ static int drop_privileges(const char *want, const char *data_dir, char *err, si
 	if (geteuid() != 0) {
 		pw = getpwuid(geteuid());
 		if (want[0] && (!pw || strcmp(pw->pw_name, want) != 0)) {
-			snprintf(err, errlen, "server.user is '%s' but switching users needs bastion to be "
-				 "started as root (it runs as %s)", want, pw ? pw->pw_name : "another user");
+			snprintf(err, errlen,
+				 "server.user is '%s' but switching users needs bastion to be "
+				 "started as root (it runs as %s)",
+				 want, pw ? pw->pw_name : "another user");
 			return -EPERM;
 		}
 		return 0;
@@ -362,9 +369,10 @@ static int drop_privileges(const char *want, const char *data_dir, char *err, si
 			snprintf(err, errlen, "server.user: there is no user '%s'", want);
 			return -ENOENT;
 		}
-		log_warn("RUNNING AS ROOT: there is no user 'bastion' to switch to after binding. "
-			 "Create one (useradd --system --no-create-home bastion) or set server.user "
-			 "(--user NAME); set it to root to keep root on purpose");
+		log_warn(
+			"RUNNING AS ROOT: there is no user 'bastion' to switch to after binding. "
+			"Create one (useradd --system --no-create-home bastion) or set server.user "
+			"(--user NAME); set it to root to keep root on purpose");
 		return 0;
 	}
 	uid = pw->pw_uid;
@@ -372,8 +380,8 @@ static int drop_privileges(const char *want, const char *data_dir, char *err, si
 	if (uid == 0)
 		return 0;
 	if ((r = chown_data_dir(data_dir, uid, gid)) < 0) {
-		snprintf(err, errlen, "cannot give the data directory %s to user %s: %s", data_dir, name,
-			 strerror(-r));
+		snprintf(err, errlen, "cannot give the data directory %s to user %s: %s", data_dir,
+			 name, strerror(-r));
 		return r;
 	}
 	/* Groups first (they need root), then the group, then the user. */
@@ -411,7 +419,8 @@ static int cmd_serve(int argc, char **argv)
 
 	opts[nopts++] = (struct option){ "config", required_argument, NULL, OPT_CONFIG };
 	opts[nopts++] = (struct option){ "check-config", no_argument, NULL, OPT_CHECK };
-	opts[nopts++] = (struct option){ "master-key-file", required_argument, NULL, OPT_MASTER_KEY };
+	opts[nopts++] =
+		(struct option){ "master-key-file", required_argument, NULL, OPT_MASTER_KEY };
 	opts[nopts++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
 	for (size_t i = 0; i < cfg_nkeys() && nopts < sizeof(opts) / sizeof(opts[0]) - 1; i++)
 		opts[nopts++] = (struct option){ cfg_key_flag(i), required_argument, NULL,
@@ -420,18 +429,27 @@ static int cmd_serve(int argc, char **argv)
 	st.config_file = getenv("BASTION_CONFIG");
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case OPT_CONFIG: st.config_file = optarg; break;
-		case OPT_CHECK: check = true; break;
-		case OPT_MASTER_KEY: master_key_file = optarg; break;
-		case OPT_HELP: usage(stdout); return 0;
+		case OPT_CONFIG:
+			st.config_file = optarg;
+			break;
+		case OPT_CHECK:
+			check = true;
+			break;
+		case OPT_MASTER_KEY:
+			master_key_file = optarg;
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			return 0;
 		default:
 			if (opt >= OPT_KEY_BASE && opt < OPT_KEY_BASE + (int)cfg_nkeys() &&
 			    st.nargs < sizeof(st.args) / sizeof(st.args[0])) {
-				st.args[st.nargs++] = (struct cfg_arg){ (size_t)(opt - OPT_KEY_BASE), optarg };
+				st.args[st.nargs++] =
+					(struct cfg_arg){ (size_t)(opt - OPT_KEY_BASE), optarg };
 				break;
 			}
 			usage(stderr);
-				return 2;
+			return 2;
 		}
 	}
 	if (optind < argc) {
@@ -451,14 +469,16 @@ static int cmd_serve(int argc, char **argv)
 		if (st.cfg.cert_file[0]) {
 			srv_config_of(&st.cfg, st.cfg.data_dir, &cfg);
 			if (srv_tls_ctx(&cfg, &ctx) < 0) {
-				fprintf(stderr, "bastion: configuration: cannot load tls.cert %s with tls.key %s\n",
+				fprintf(stderr,
+					"bastion: configuration: cannot load tls.cert %s with tls.key %s\n",
 					st.cfg.cert_file, st.cfg.key_file);
-						return 1;
+				return 1;
 			}
 			SSL_CTX_free(ctx);
 		}
 		printf("bastion: configuration OK%s%s\n", st.config_file ? " in " : "",
-		       st.config_file ? st.config_file : " (no file; defaults, environment and flags)");
+		       st.config_file ? st.config_file
+				      : " (no file; defaults, environment and flags)");
 		return 0;
 	}
 	log_set_level(level_of(st.cfg.log_level));
@@ -474,20 +494,23 @@ static int cmd_serve(int argc, char **argv)
 	}
 	srv_config_of(&st.cfg, st.cfg.data_dir, &cfg);
 	if ((r = ensure_dir(cfg.data_dir)) < 0) {
-		fprintf(stderr, "bastion: cannot create data directory %s: %s\n", cfg.data_dir, err_str(r));
+		fprintf(stderr, "bastion: cannot create data directory %s: %s\n", cfg.data_dir,
+			err_str(r));
 		return 1;
 	}
 	/* Every audit record, whoever writes it, also goes to stderr (journald). */
 	store_audit_to_stderr();
 	if ((r = store_open(cfg.data_dir, &store)) < 0) {
-		fprintf(stderr, "bastion: cannot open the store in %s: %s\n", cfg.data_dir, err_str(r));
+		fprintf(stderr, "bastion: cannot open the store in %s: %s\n", cfg.data_dir,
+			err_str(r));
 		return 1;
 	}
 	if ((r = store_session_close_stale(store, store_now(), "bastion restarted", &closed_n)) < 0)
 		log_warn("store: cannot close the sessions of the previous run: %s", err_str(r));
 	else if (closed_n > 0)
-		log_info("store: %d session(s) of the previous run recorded as ended (bastion restarted)",
-			 closed_n);
+		log_info(
+			"store: %d session(s) of the previous run recorded as ended (bastion restarted)",
+			closed_n);
 	if ((r = vault_open(store, cfg.data_dir, master_key_file, &vault, &vault_reason)) < 0) {
 		fprintf(stderr, "bastion: vault: %s (%s)\n", vault_reason, err_str(r));
 		store_free(store);
@@ -500,14 +523,16 @@ static int cmd_serve(int argc, char **argv)
 		unsetenv("BASTION_ADMIN_PASSWORD");
 	if (r < 0) {
 		fprintf(stderr, "bastion: cannot create the first account: %s%s\n", err_str(r),
-			r == -EINVAL ? " (BASTION_ADMIN_PASSWORD needs at least 12 characters)" : "");
+			r == -EINVAL ? " (BASTION_ADMIN_PASSWORD needs at least 12 characters)"
+				     : "");
 		vault_free(vault);
 		store_free(store);
 		return 1;
 	}
 	if (generated) {
 		printf("bastion: created the account 'admin' with password: %s\n"
-		       "bastion: this password is shown once; change it after signing in.\n", generated);
+		       "bastion: this password is shown once; change it after signing in.\n",
+		       generated);
 		fflush(stdout);
 		util_free_secret(generated);
 	}

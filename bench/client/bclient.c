@@ -65,15 +65,15 @@ struct sess {
 	size_t tail_len;
 	const char *marker;
 	uint64_t bytes_in;
-	double t_start;       /* connect started */
-	double t_first;       /* first terminal byte */
-	double t_sent;        /* keystroke / command sent */
-	char key;             /* the keystroke awaited */
+	double t_start; /* connect started */
+	double t_first; /* first terminal byte */
+	double t_sent;  /* keystroke / command sent */
+	char key;       /* the keystroke awaited */
 	int samples_done;
 	int samples_want;
 	int warmup_left;
-	double next_at;       /* next keystroke */
-	double *lat;          /* recorded latencies (ms) */
+	double next_at; /* next keystroke */
+	double *lat;    /* recorded latencies (ms) */
 	bool typer;
 	bool setup_sent;
 	bool ready;
@@ -92,12 +92,21 @@ static struct {
 	int sessions, conc, typers, samples, warmup;
 	double gap_ms, timeout_s, settle_s, slow_rate, slow_secs;
 	const char *cmd;
-	int pid; /* process whose RSS/CPU is sampled (bastion) */
+	int pid;  /* process whose RSS/CPU is sampled (bastion) */
 	int pid2; /* a second one whose CPU is sampled (the target) */
 	bool check;
 } O = {
-	.host = "127.0.0.1", .sessions = 1, .conc = 16, .typers = 0, .samples = 500, .warmup = 50,
-	.gap_ms = 10, .timeout_s = 600, .settle_s = 2, .slow_rate = 102400, .slow_secs = 30,
+	.host = "127.0.0.1",
+	.sessions = 1,
+	.conc = 16,
+	.typers = 0,
+	.samples = 500,
+	.warmup = 50,
+	.gap_ms = 10,
+	.timeout_s = 600,
+	.settle_s = 2,
+	.slow_rate = 102400,
+	.slow_secs = 30,
 };
 
 static int ep;
@@ -248,7 +257,9 @@ static void term_send(struct sess *s, const char *buf, size_t len)
 			sess_fail(s, "pty write");
 		return;
 	}
-	struct wslay_event_msg m = { .opcode = WSLAY_BINARY_FRAME, .msg = (const uint8_t *)buf, .msg_length = len };
+	struct wslay_event_msg m = { .opcode = WSLAY_BINARY_FRAME,
+				     .msg = (const uint8_t *)buf,
+				     .msg_length = len };
 
 	if (wslay_event_queue_msg(s->ws, &m) != 0) {
 		sess_fail(s, "websocket queue");
@@ -420,7 +431,8 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr c, uint8_t *buf, size_t len, i
 	}
 }
 
-static ssize_t ws_send_cb(wslay_event_context_ptr c, const uint8_t *data, size_t len, int flags, void *ud)
+static ssize_t ws_send_cb(wslay_event_context_ptr c, const uint8_t *data, size_t len, int flags,
+			  void *ud)
 {
 	struct sess *s = ud;
 	int n;
@@ -449,14 +461,16 @@ static int ws_genmask_cb(wslay_event_context_ptr c, uint8_t *buf, size_t len, vo
 	return 0;
 }
 
-static void ws_msg_cb(wslay_event_context_ptr c, const struct wslay_event_on_msg_recv_arg *a, void *ud)
+static void ws_msg_cb(wslay_event_context_ptr c, const struct wslay_event_on_msg_recv_arg *a,
+		      void *ud)
 {
 	struct sess *s = ud;
 
 	(void)c;
 	if (a->opcode == WSLAY_BINARY_FRAME)
 		on_term_bytes(s, a->msg, a->msg_length);
-	else if (a->opcode == WSLAY_CONNECTION_CLOSE && s->state == S_OPEN && !workload_is("connect"))
+	else if (a->opcode == WSLAY_CONNECTION_CLOSE && s->state == S_OPEN &&
+		 !workload_is("connect"))
 		fprintf(stderr, "bclient: session %d: server closed the terminal\n", s->idx);
 }
 
@@ -469,7 +483,8 @@ static const struct wslay_event_callbacks ws_cbs = {
 
 /* ---------- HTTP over TLS ---------- */
 
-static void http_queue(struct sess *s, const char *method, const char *path, const char *body, bool upgrade)
+static void http_queue(struct sess *s, const char *method, const char *path, const char *body,
+		       bool upgrade)
 {
 	size_t blen = body ? strlen(body) : 0;
 	size_t cap = 1024 + strlen(path) + blen + strlen(O.token);
@@ -477,13 +492,15 @@ static void http_queue(struct sess *s, const char *method, const char *path, con
 	free(s->req);
 	s->req = malloc(cap);
 	if (upgrade)
-		s->req_len = (size_t)snprintf(s->req, cap,
+		s->req_len = (size_t)snprintf(
+			s->req, cap,
 			"%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nOrigin: %s\r\n"
 			"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
 			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: bastion.v1\r\n\r\n",
 			method, path, hosthdr, O.token, origin);
 	else
-		s->req_len = (size_t)snprintf(s->req, cap,
+		s->req_len = (size_t)snprintf(
+			s->req, cap,
 			"%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
 			"Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
 			method, path, hosthdr, O.token, blen, body ? body : "");
@@ -545,7 +562,8 @@ static int http_read(struct sess *s, int *ret_status, char **ret_body, size_t *r
 		if (s->resp_len >= sizeof(s->resp) - 1)
 			return -1;
 		ERR_clear_error();
-		n = SSL_read(s->ssl, s->resp + s->resp_len, (int)(sizeof(s->resp) - 1 - s->resp_len));
+		n = SSL_read(s->ssl, s->resp + s->resp_len,
+			     (int)(sizeof(s->resp) - 1 - s->resp_len));
 		if (n > 0) {
 			s->resp_len += (size_t)n;
 			continue;
@@ -989,17 +1007,28 @@ static char *unescape_cmd(const char *in)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "bastion", no_argument, NULL, 'B' }, { "pty", no_argument, NULL, 'Y' },
-		{ "host", required_argument, NULL, 'h' }, { "port", required_argument, NULL, 'p' },
-		{ "token", required_argument, NULL, 't' }, { "path", required_argument, NULL, 'P' },
-		{ "body", required_argument, NULL, 'b' }, { "work", required_argument, NULL, 'w' },
-		{ "sessions", required_argument, NULL, 'n' }, { "conc", required_argument, NULL, 'c' },
-		{ "typers", required_argument, NULL, 'm' }, { "samples", required_argument, NULL, 's' },
-		{ "warmup", required_argument, NULL, 'W' }, { "gap", required_argument, NULL, 'g' },
-		{ "cmd", required_argument, NULL, 'C' }, { "pid", required_argument, NULL, 'i' },
-		{ "settle", required_argument, NULL, 'S' }, { "rate", required_argument, NULL, 'r' },
-		{ "secs", required_argument, NULL, 'd' }, { "timeout", required_argument, NULL, 'T' },
-		{ "check", no_argument, NULL, 'k' }, { "pid2", required_argument, NULL, 'I' },
+		{ "bastion", no_argument, NULL, 'B' },
+		{ "pty", no_argument, NULL, 'Y' },
+		{ "host", required_argument, NULL, 'h' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "token", required_argument, NULL, 't' },
+		{ "path", required_argument, NULL, 'P' },
+		{ "body", required_argument, NULL, 'b' },
+		{ "work", required_argument, NULL, 'w' },
+		{ "sessions", required_argument, NULL, 'n' },
+		{ "conc", required_argument, NULL, 'c' },
+		{ "typers", required_argument, NULL, 'm' },
+		{ "samples", required_argument, NULL, 's' },
+		{ "warmup", required_argument, NULL, 'W' },
+		{ "gap", required_argument, NULL, 'g' },
+		{ "cmd", required_argument, NULL, 'C' },
+		{ "pid", required_argument, NULL, 'i' },
+		{ "settle", required_argument, NULL, 'S' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "secs", required_argument, NULL, 'd' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "check", no_argument, NULL, 'k' },
+		{ "pid2", required_argument, NULL, 'I' },
 		{ 0 },
 	};
 	int opt, rc = 0;
@@ -1008,29 +1037,74 @@ int main(int argc, char **argv)
 	O.kind = K_WS;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'B': O.kind = K_WS; break;
-		case 'Y': O.kind = K_PTY; break;
-		case 'h': O.host = optarg; break;
-		case 'p': O.port = atoi(optarg); break;
-		case 't': O.token = optarg; break;
-		case 'P': O.connect_path = optarg; break;
-		case 'b': O.body = read_file(optarg); break;
-		case 'w': O.work = optarg; break;
-		case 'n': O.sessions = atoi(optarg); break;
-		case 'c': O.conc = atoi(optarg); break;
-		case 'm': O.typers = atoi(optarg); break;
-		case 's': O.samples = atoi(optarg); break;
-		case 'W': O.warmup = atoi(optarg); break;
-		case 'g': O.gap_ms = atof(optarg); break;
-		case 'C': O.cmd = unescape_cmd(optarg); break;
-		case 'i': O.pid = atoi(optarg); break;
-		case 'S': O.settle_s = atof(optarg); break;
-		case 'r': O.slow_rate = atof(optarg); break;
-		case 'd': O.slow_secs = atof(optarg); break;
-		case 'T': O.timeout_s = atof(optarg); break;
-		case 'k': O.check = true; break;
-		case 'I': O.pid2 = atoi(optarg); break;
-		default: usage();
+		case 'B':
+			O.kind = K_WS;
+			break;
+		case 'Y':
+			O.kind = K_PTY;
+			break;
+		case 'h':
+			O.host = optarg;
+			break;
+		case 'p':
+			O.port = atoi(optarg);
+			break;
+		case 't':
+			O.token = optarg;
+			break;
+		case 'P':
+			O.connect_path = optarg;
+			break;
+		case 'b':
+			O.body = read_file(optarg);
+			break;
+		case 'w':
+			O.work = optarg;
+			break;
+		case 'n':
+			O.sessions = atoi(optarg);
+			break;
+		case 'c':
+			O.conc = atoi(optarg);
+			break;
+		case 'm':
+			O.typers = atoi(optarg);
+			break;
+		case 's':
+			O.samples = atoi(optarg);
+			break;
+		case 'W':
+			O.warmup = atoi(optarg);
+			break;
+		case 'g':
+			O.gap_ms = atof(optarg);
+			break;
+		case 'C':
+			O.cmd = unescape_cmd(optarg);
+			break;
+		case 'i':
+			O.pid = atoi(optarg);
+			break;
+		case 'S':
+			O.settle_s = atof(optarg);
+			break;
+		case 'r':
+			O.slow_rate = atof(optarg);
+			break;
+		case 'd':
+			O.slow_secs = atof(optarg);
+			break;
+		case 'T':
+			O.timeout_s = atof(optarg);
+			break;
+		case 'k':
+			O.check = true;
+			break;
+		case 'I':
+			O.pid2 = atoi(optarg);
+			break;
+		default:
+			usage();
 		}
 	}
 	if (!O.work)
@@ -1156,7 +1230,8 @@ int main(int argc, char **argv)
 		json_object_set_new(result, "cpu_s_typing", json_real(proc_cpu_s(O.pid) - cpu0));
 		json_object_set_new(result, "typing_s", json_real(now() - tt0));
 		if (O.pid2 > 0)
-			json_object_set_new(result, "target_cpu_s_typing", json_real(proc_cpu_s(O.pid2) - cpu0_2));
+			json_object_set_new(result, "target_cpu_s_typing",
+					    json_real(proc_cpu_s(O.pid2) - cpu0_2));
 		if (ok && O.check) {
 			/* Every session answers one keystroke: waves of 200. */
 			double *keep = all_lat;

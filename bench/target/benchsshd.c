@@ -222,7 +222,8 @@ static int on_accept(socket_t fd, int revents, void *ud)
 		ssh_set_blocking(s, 0);
 		/* Non-blocking: this sends our banner and arms the state
 		 * machine; the event loop below completes the key exchange. */
-		if (ssh_handle_key_exchange(s) == SSH_ERROR || ssh_event_add_session(event, s) != SSH_OK) {
+		if (ssh_handle_key_exchange(s) == SSH_ERROR ||
+		    ssh_event_add_session(event, s) != SSH_OK) {
 			ssh_disconnect(s);
 			ssh_free(s);
 			free(c);
@@ -281,12 +282,21 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "k:a:p:t:")) != -1) {
 		switch (opt) {
-		case 'k': key = optarg; break;
-		case 'a': addr = optarg; break;
-		case 'p': port = optarg; break;
-		case 't': limit_s = strtol(optarg, NULL, 10); break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'a':
+			addr = optarg;
+			break;
+		case 'p':
+			port = optarg;
+			break;
+		case 't':
+			limit_s = strtol(optarg, NULL, 10);
+			break;
 		default:
-			fprintf(stderr, "usage: benchsshd -k HOSTKEY -a ADDR -p PORT [-t SECONDS]\n");
+			fprintf(stderr,
+				"usage: benchsshd -k HOSTKEY -a ADDR -p PORT [-t SECONDS]\n");
 			return 2;
 		}
 	}
@@ -298,7 +308,8 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	ssh_init();
-	if (getenv("BENCHSSHD_DEBUG")) ssh_set_log_level(SSH_LOG_PACKET);
+	if (getenv("BENCHSSHD_DEBUG"))
+		ssh_set_log_level(SSH_LOG_PACKET);
 	sshbind = ssh_bind_new();
 	event = ssh_event_new();
 	if (!sshbind || !event ||
@@ -313,7 +324,8 @@ int main(int argc, char **argv)
 	/* ssh_bind_set_blocking() only sets a flag: accept() would still
 	 * block on the second connection of a burst without O_NONBLOCK. */
 	ssh_bind_set_blocking(sshbind, 0);
-	fcntl(ssh_bind_get_fd(sshbind), F_SETFL, fcntl(ssh_bind_get_fd(sshbind), F_GETFL) | O_NONBLOCK);
+	fcntl(ssh_bind_get_fd(sshbind), F_SETFL,
+	      fcntl(ssh_bind_get_fd(sshbind), F_GETFL) | O_NONBLOCK);
 	ssh_event_add_fd(event, ssh_bind_get_fd(sshbind), POLLIN, on_accept, NULL);
 	fprintf(stderr, "benchsshd: listening on %s:%s\n", addr, port);
 	while (!stop && time(NULL) - t0 < limit_s) {

@@ -13,17 +13,17 @@
 struct store;
 
 /* Limits on what a peer may send. */
-#define API_MAX_BODY (1024 * 1024)
+#define API_MAX_BODY        (1024 * 1024)
 #define API_MAX_PRIVATE_KEY (16 * 1024)
 
 /* Everything api_handle() may read about a request. Strings are
  * NUL-terminated, owned by server/, and live until the response is sent.
  * Absent headers are NULL. */
 struct api_req {
-	const char *method;        /* "GET", "PUT", ... */
-	const char *path;          /* raw path, without the query string */
-	const char *query;         /* raw query string without '?', or NULL */
-	const char *body;          /* NUL-terminated; body_len excludes the NUL */
+	const char *method; /* "GET", "PUT", ... */
+	const char *path;   /* raw path, without the query string */
+	const char *query;  /* raw query string without '?', or NULL */
+	const char *body;   /* NUL-terminated; body_len excludes the NUL */
 	size_t body_len;
 	const char *cookie;        /* the whole Cookie header */
 	const char *authorization; /* the whole Authorization header */
@@ -31,49 +31,49 @@ struct api_req {
 	const char *origin;        /* Origin */
 	const char *host;          /* Host */
 	const char *content_type;
-	const char *ws_protocol;   /* Sec-WebSocket-Protocol */
-	bool websocket;            /* a valid WebSocket upgrade was requested */
-	char remote_addr[64];      /* peer IP as text */
+	const char *ws_protocol; /* Sec-WebSocket-Protocol */
+	bool websocket;          /* a valid WebSocket upgrade was requested */
+	char remote_addr[64];    /* peer IP as text */
 };
 
 /* What the loop must do after the worker has finished. */
 enum api_next {
-	API_NEXT_NONE = 0,  /* send status/body as they are */
-	API_NEXT_CONNECT,   /* next_arg is a struct term_connect *: dial the VM,
+	API_NEXT_NONE = 0,   /* send status/body as they are */
+	API_NEXT_CONNECT,    /* next_arg is a struct term_connect *: dial the VM,
 			       then answer 201 or the §2 error */
-	API_NEXT_ATTACH,    /* next_arg is a struct term_attach *: upgrade to
+	API_NEXT_ATTACH,     /* next_arg is a struct term_attach *: upgrade to
 			       the terminal WebSocket, or answer an error */
 	API_NEXT_DISCONNECT, /* next_arg is a struct term_attach *: end that
 				session if the caller may, answer 204 */
-	API_NEXT_SESSIONS,  /* next_arg is a struct term_attach *: answer the
+	API_NEXT_SESSIONS,   /* next_arg is a struct term_attach *: answer the
 			       list of sessions the caller may see */
-	API_NEXT_METRICS,   /* next_arg is NULL: answer the Prometheus text */
+	API_NEXT_METRICS,    /* next_arg is NULL: answer the Prometheus text */
 };
 
 #define API_MAX_HEADERS 4
 
 struct api_resp {
 	int status;
-	json_t *body;                      /* owned; NULL means no body */
-	char *headers[API_MAX_HEADERS];    /* owned "Name: value" lines, no CRLF */
+	json_t *body;                   /* owned; NULL means no body */
+	char *headers[API_MAX_HEADERS]; /* owned "Name: value" lines, no CRLF */
 	int n_headers;
 	enum api_next next;
-	void *next_arg;                    /* owned by whoever runs next */
+	void *next_arg; /* owned by whoever runs next */
 };
 
 /* The identity a request acts as. */
 struct principal {
 	int64_t user_id;
 	char name[65];
-	bool via_cookie;    /* browser session: CSRF and Origin apply */
-	char csrf[64];      /* the session's CSRF token when via_cookie */
+	bool via_cookie; /* browser session: CSRF and Origin apply */
+	char csrf[64];   /* the session's CSRF token when via_cookie */
 };
 
 /* Shared, read-only after start-up. */
 struct api_ctx {
 	struct store *store;
 	const char *instance_name;
-	struct vault *vault;   /* the secret store's keys (vault/vault.h) */
+	struct vault *vault; /* the secret store's keys (vault/vault.h) */
 };
 
 /* Everything a handler gets. seg[] are the percent-decoded path segments

@@ -19,7 +19,7 @@
 #include "store/store_ops.h"
 
 #define AUDIT_DEFAULT_LIMIT 100
-#define AUDIT_MAX_LIMIT 1000
+#define AUDIT_MAX_LIMIT     1000
 
 /* Unix seconds, or RFC 3339 in UTC ("2025-01-31T12:00:00Z"). */
 static int parse_time(const char *v, int64_t *ret)
@@ -90,7 +90,8 @@ void api_audit_list(struct api_call *c)
 
 	r = authz_require(c->ctx->store, c->who, AUTHZ_OWNER, "/");
 	if (r == -EACCES) {
-		api_error(c->resp, 403, "AuthorizationFailed", "Owner on / is required to read the audit trail");
+		api_error(c->resp, 403, "AuthorizationFailed",
+			  "Owner on / is required to read the audit trail");
 		return;
 	}
 	if (r < 0) {
@@ -111,7 +112,8 @@ void api_audit_list(struct api_call *c)
 			continue;
 		eq = strchr(part, '=');
 		if (!eq) {
-			api_error(c->resp, 400, "InvalidRequest", "query: '%.64s' is not name=value", part);
+			api_error(c->resp, 400, "InvalidRequest",
+				  "query: '%.64s' is not name=value", part);
 			return;
 		}
 		*eq = '\0';
@@ -133,28 +135,32 @@ void api_audit_list(struct api_call *c)
 			f.result = v;
 		} else if (strcmp(part, "since") == 0 || strcmp(part, "until") == 0) {
 			if (parse_time(v, part[0] == 's' ? &f.since : &f.until) < 0) {
-				api_error(c->resp, 400, "InvalidRequest",
-					  "%s: unix seconds or a UTC time like 2025-01-31T12:00:00Z", part);
+				api_error(
+					c->resp, 400, "InvalidRequest",
+					"%s: unix seconds or a UTC time like 2025-01-31T12:00:00Z",
+					part);
 				return;
 			}
 		} else if (strcmp(part, "limit") == 0) {
 			int64_t n;
 
 			if (parse_id(v, &n) < 0 || n > AUDIT_MAX_LIMIT) {
-				api_error(c->resp, 400, "InvalidRequest", "limit: an integer from 1 to %d",
-					  AUDIT_MAX_LIMIT);
+				api_error(c->resp, 400, "InvalidRequest",
+					  "limit: an integer from 1 to %d", AUDIT_MAX_LIMIT);
 				return;
 			}
 			p.limit = (int)n;
 		} else if (strcmp(part, "cursor") == 0) {
 			if (parse_id(v, &f.before_id) < 0) {
-				api_error(c->resp, 400, "InvalidRequest", "cursor: not a cursor from \"next\"");
+				api_error(c->resp, 400, "InvalidRequest",
+					  "cursor: not a cursor from \"next\"");
 				return;
 			}
 		} else {
-			api_error(c->resp, 400, "InvalidRequest",
-				  "%.64s: unknown parameter (principal, action, target, result, since, until, limit, cursor)",
-				  part);
+			api_error(
+				c->resp, 400, "InvalidRequest",
+				"%.64s: unknown parameter (principal, action, target, result, since, until, limit, cursor)",
+				part);
 			return;
 		}
 	}
@@ -185,7 +191,8 @@ void api_metrics(struct api_call *c)
 	int r = authz_require(c->ctx->store, c->who, AUTHZ_READER, "/");
 
 	if (r == -EACCES) {
-		api_error(c->resp, 403, "AuthorizationFailed", "Reader on / is required to read the metrics");
+		api_error(c->resp, 403, "AuthorizationFailed",
+			  "Reader on / is required to read the metrics");
 		return;
 	}
 	if (r < 0) {
@@ -245,19 +252,30 @@ int api_audit_export_main(int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'd': data = optarg; break;
-		case 'p': f.principal = optarg; break;
-		case 'a': f.action = optarg; break;
+		case 'd':
+			data = optarg;
+			break;
+		case 'p':
+			f.principal = optarg;
+			break;
+		case 'a':
+			f.action = optarg;
+			break;
 		case 's':
 		case 'u':
 			if (parse_time(optarg, opt == 's' ? &f.since : &f.until) < 0) {
-				fprintf(stderr, "bastion: --%s: unix seconds or a UTC time like 2025-01-31T12:00:00Z\n",
+				fprintf(stderr,
+					"bastion: --%s: unix seconds or a UTC time like 2025-01-31T12:00:00Z\n",
 					opt == 's' ? "since" : "until");
 				return 2;
 			}
 			break;
-		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
 		}
 	}
 	if (!data || optind < argc) {
@@ -268,7 +286,8 @@ int api_audit_export_main(int argc, char **argv)
 	if (fflush(stdout) != 0 && r == 0)
 		r = -EIO;
 	if (r < 0) {
-		fprintf(stderr, "bastion: cannot export the audit trail from %s: %s\n", data, err_str(r));
+		fprintf(stderr, "bastion: cannot export the audit trail from %s: %s\n", data,
+			err_str(r));
 		return 1;
 	}
 	return 0;

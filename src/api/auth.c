@@ -21,10 +21,10 @@
 #include "terminal/term.h"
 
 #define TOKEN_TTL_DEFAULT (30 * 24 * 3600)
-#define TOKEN_TTL_MIN 60
-#define TOKEN_TTL_MAX 31536000
-#define TOKEN_NAME_MAX 64
-#define TOKENS_PER_USER 100
+#define TOKEN_TTL_MIN     60
+#define TOKEN_TTL_MAX     31536000
+#define TOKEN_NAME_MAX    64
+#define TOKENS_PER_USER   100
 
 #define COOKIE_ATTRS "; Path=/; HttpOnly; Secure; SameSite=Strict"
 
@@ -44,8 +44,8 @@ static char *detail_source(const struct api_call *c)
 	return text;
 }
 
-static void audit(struct api_call *c, const char *principal, const char *action,
-		  const char *target, const char *result, const char *detail)
+static void audit(struct api_call *c, const char *principal, const char *action, const char *target,
+		  const char *result, const char *detail)
 {
 	/* The action already happened; a failed audit write is logged, not
 	 * answered, so that the client sees what really took place. */
@@ -72,7 +72,8 @@ static bool body_string(struct api_call *c, const char *field, bool required, co
 		return false;
 	}
 	if (strlen(json_string_value(v)) != json_string_length(v)) {
-		api_error(c->resp, 400, "InvalidRequest", "%s must not contain a NUL character", field);
+		api_error(c->resp, 400, "InvalidRequest", "%s must not contain a NUL character",
+			  field);
 		return false;
 	}
 	*ret = json_string_value(v);
@@ -111,7 +112,8 @@ static bool throttle_allows(struct api_call *c, const char *account)
 		util_strlcpy(principal, "user:?", sizeof(principal));
 	if (th.audit) {
 		d = json_pack("{s:s, s:s, s:I}", "source", c->req->remote_addr, "by",
-			      th.by_account ? "account" : "address", "retry_after", (json_int_t)th.retry_after);
+			      th.by_account ? "account" : "address", "retry_after",
+			      (json_int_t)th.retry_after);
 		detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
 		audit(c, principal, "auth.throttled", principal, "refused", detail);
 		free(detail);
@@ -121,12 +123,12 @@ static bool throttle_allows(struct api_call *c, const char *account)
 	api_header(c->resp, "Retry-After", retry);
 	if (th.by_account)
 		api_error(c->resp, 429, "TooManyRequests",
-			  "too many failed sign-ins for user '%s'; try again in %lld seconds", account,
-			  (long long)th.retry_after);
+			  "too many failed sign-ins for user '%s'; try again in %lld seconds",
+			  account, (long long)th.retry_after);
 	else
 		api_error(c->resp, 429, "TooManyRequests",
-			  "too many failed sign-ins from %s; try again in %lld seconds", c->req->remote_addr,
-			  (long long)th.retry_after);
+			  "too many failed sign-ins from %s; try again in %lld seconds",
+			  c->req->remote_addr, (long long)th.retry_after);
 	return false;
 }
 
@@ -167,19 +169,17 @@ static const char *user_name_arg(struct api_call *c)
 
 static json_t *user_json(const struct store_user *u)
 {
-	return json_pack("{s:o, s:s, s:s, s:b, s:I}",
-			 "id", json_sprintf("/users/%s", u->name),
-			 "type", "users",
-			 "name", u->name,
-			 "disabled", u->disabled,
-			 "created_at", (json_int_t)u->created_at);
+	return json_pack("{s:o, s:s, s:s, s:b, s:I}", "id", json_sprintf("/users/%s", u->name),
+			 "type", "users", "name", u->name, "disabled", u->disabled, "created_at",
+			 (json_int_t)u->created_at);
 }
 
 static void set_cookie(struct api_resp *resp, const char *value, int max_age)
 {
 	char line[256];
 
-	snprintf(line, sizeof(line), IDENT_COOKIE "=%s" COOKIE_ATTRS "; Max-Age=%d", value, max_age);
+	snprintf(line, sizeof(line), IDENT_COOKIE "=%s" COOKIE_ATTRS "; Max-Age=%d", value,
+		 max_age);
 	api_header(resp, "Set-Cookie", line);
 	sodium_memzero(line, sizeof(line));
 }
@@ -196,7 +196,8 @@ void api_auth_login(struct api_call *c)
 	bool had_cookie;
 	int r;
 
-	if (!body_string(c, "username", true, &username) || !body_string(c, "password", true, &password))
+	if (!body_string(c, "username", true, &username) ||
+	    !body_string(c, "password", true, &password))
 		return;
 	/* A cookie sent with the sign-in is never reused: a new session id at
 	 * every login defeats session fixation. */
@@ -231,8 +232,8 @@ void api_auth_login(struct api_call *c)
 	audit(c, principal, "auth.login", principal, "success", detail);
 	set_cookie(c->resp, sess.token, IDENT_SESSION_TTL);
 	api_header(c->resp, "Cache-Control", "no-store");
-	api_json(c->resp, 200, json_pack("{s:{s:s}, s:s}", "user", "name", sess.name,
-					 "csrf_token", sess.csrf));
+	api_json(c->resp, 200,
+		 json_pack("{s:{s:s}, s:s}", "user", "name", sess.name, "csrf_token", sess.csrf));
 out:
 	free(detail);
 	wipe_field(c, "password");
@@ -273,17 +274,18 @@ void api_auth_session(struct api_call *c)
 	int r;
 
 	audit_principal(c->who->name, principal);
-	r = roles ? store_role_foreach_principal(c->ctx->store, principal, session_role, roles) : -ENOMEM;
+	r = roles ? store_role_foreach_principal(c->ctx->store, principal, session_role, roles)
+		  : -ENOMEM;
 	if (r < 0) {
 		json_decref(roles);
 		api_store_error(c->resp, r, "role assignments");
 		return;
 	}
 	api_header(c->resp, "Cache-Control", "no-store");
-	api_json(c->resp, 200, json_pack("{s:{s:s}, s:o, s:o}", "user", "name", c->who->name,
-					 "csrf_token", c->who->via_cookie ? json_string(c->who->csrf)
-									  : json_null(),
-					 "roles", roles));
+	api_json(c->resp, 200,
+		 json_pack("{s:{s:s}, s:o, s:o}", "user", "name", c->who->name, "csrf_token",
+			   c->who->via_cookie ? json_string(c->who->csrf) : json_null(), "roles",
+			   roles));
 }
 
 /* ---- API tokens ----------------------------------------------------- */
@@ -314,7 +316,8 @@ void api_tokens_create(struct api_call *c)
 		return;
 	if (name && !token_name_ok(name)) {
 		api_error(c->resp, 400, "InvalidRequest",
-			  "name must be 1 to %d characters without control characters", TOKEN_NAME_MAX);
+			  "name must be 1 to %d characters without control characters",
+			  TOKEN_NAME_MAX);
 		return;
 	}
 	v = json_object_get(c->body, "expires_in");
@@ -333,8 +336,8 @@ void api_tokens_create(struct api_call *c)
 		return;
 	}
 	if (n >= TOKENS_PER_USER) {
-		api_error(c->resp, 409, "LimitExceeded",
-			  "at most %d unexpired API tokens per user", TOKENS_PER_USER);
+		api_error(c->resp, 409, "LimitExceeded", "at most %d unexpired API tokens per user",
+			  TOKENS_PER_USER);
 		return;
 	}
 	r = ident_token_create(c->ctx->store, c->who->user_id, name, ttl, token, &expires_at);
@@ -351,9 +354,10 @@ void api_tokens_create(struct api_call *c)
 	free(detail);
 
 	api_header(c->resp, "Cache-Control", "no-store");
-	api_json(c->resp, 201, json_pack("{s:s, s:o, s:I}", "token", token,
-					 "name", name ? json_string(name) : json_null(),
-					 "expires_at", (json_int_t)expires_at));
+	api_json(c->resp, 201,
+		 json_pack("{s:s, s:o, s:I}", "token", token, "name",
+			   name ? json_string(name) : json_null(), "expires_at",
+			   (json_int_t)expires_at));
 	sodium_memzero(token, sizeof(token));
 }
 
@@ -421,13 +425,15 @@ void api_users_put(struct api_call *c)
 	exists = r == 0;
 	id = u.id;
 	if (!exists && !password) {
-		api_error(c->resp, 400, "InvalidRequest", "password is required (a string) to create a user");
+		api_error(c->resp, 400, "InvalidRequest",
+			  "password is required (a string) to create a user");
 		goto out;
 	}
 	r = 0;
 	if (password) {
 		if ((r = ident_password_hash(password, hash, sizeof(hash))) < 0) {
-			api_error(c->resp, 503, "ServiceUnavailable", "could not hash the password, try again");
+			api_error(c->resp, 503, "ServiceUnavailable",
+				  "could not hash the password, try again");
 			goto out;
 		}
 		r = store_user_put(c->ctx->store, name, hash, &created, &id);
@@ -487,7 +493,8 @@ void api_auth_password(struct api_call *c)
 		goto out;
 	}
 	if (util_streq_ct(current, fresh)) {
-		api_error(c->resp, 400, "InvalidRequest", "new_password must differ from current_password");
+		api_error(c->resp, 400, "InvalidRequest",
+			  "new_password must differ from current_password");
 		goto out;
 	}
 	if (!throttle_allows(c, c->who->name))
@@ -498,15 +505,19 @@ void api_auth_password(struct api_call *c)
 	}
 	audit_principal(c->who->name, principal);
 	detail = detail_source(c);
-	if (strlen(current) > IDENT_MAX_PASSWORD || ident_password_verify(u.password_hash, current) < 0) {
-		if (ident_throttle_failure(c->ctx->store, c->who->name, c->req->remote_addr, store_now()) < 0)
+	if (strlen(current) > IDENT_MAX_PASSWORD ||
+	    ident_password_verify(u.password_hash, current) < 0) {
+		if (ident_throttle_failure(c->ctx->store, c->who->name, c->req->remote_addr,
+					   store_now()) < 0)
 			log_warn("auth: could not record a failed password check for throttling");
 		audit(c, principal, "user.password", principal, "failure", detail);
-		api_error(c->resp, 403, "InvalidCurrentPassword", "current_password is not correct");
+		api_error(c->resp, 403, "InvalidCurrentPassword",
+			  "current_password is not correct");
 		goto out;
 	}
 	if ((r = ident_password_hash(fresh, hash, sizeof(hash))) < 0) {
-		api_error(c->resp, 503, "ServiceUnavailable", "could not hash the password, try again");
+		api_error(c->resp, 503, "ServiceUnavailable",
+			  "could not hash the password, try again");
 		goto out;
 	}
 	r = store_user_put(c->ctx->store, u.name, hash, NULL, NULL);
@@ -541,7 +552,8 @@ void api_users_get(struct api_call *c)
 			if (err < 0)
 				api_store_error(c->resp, err, "role assignments");
 			else
-				api_error(c->resp, 403, "AuthorizationFailed", "Owner on / is required");
+				api_error(c->resp, 403, "AuthorizationFailed",
+					  "Owner on / is required");
 			return;
 		}
 	}

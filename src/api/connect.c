@@ -30,16 +30,16 @@
 #define DEFAULT_ROWS 24
 
 struct connect_req {
-	const char *bastion;    /* NULL when omitted */
+	const char *bastion; /* NULL when omitted */
 	const char *username;
 	const char *auth_type;
 	const char *password;
 	const char *private_key;
 	size_t private_key_len;
 	const char *passphrase;
-	const char *vault;      /* vault-key: the vault's ID */
-	const char *secret;     /* vault-key: the secret's name */
-	const char *version;    /* vault-key: NULL for the newest */
+	const char *vault;   /* vault-key: the vault's ID */
+	const char *secret;  /* vault-key: the secret's name */
+	const char *version; /* vault-key: NULL for the newest */
 	int cols, rows;
 };
 
@@ -48,7 +48,7 @@ static bool has_only(const json_t *obj, const char *const *allowed, const char *
 	const char *key;
 	json_t *v;
 
-	json_object_foreach((json_t *)obj, key, v) {
+	json_object_foreach ((json_t *)obj, key, v) {
 		bool ok = false;
 
 		for (const char *const *a = allowed; *a; a++)
@@ -86,14 +86,14 @@ static bool is_version(const char *v)
 /* Row 2 for vault-key: {vault, secret, version?, passphrase?}. */
 static int parse_vault_auth(struct api_call *c, json_t *auth, struct connect_req *r)
 {
-	static const char *const fields[] = { "type", "vault", "secret", "version", "passphrase",
-					      NULL };
+	static const char *const fields[] = { "type",    "vault",      "secret",
+					      "version", "passphrase", NULL };
 	const char *bad;
 	json_t *v;
 
 	if (!has_only(auth, fields, &bad)) {
-		api_error(c->resp, 400, "InvalidRequest", "auth.%s: unknown property for type vault-key",
-			  bad);
+		api_error(c->resp, 400, "InvalidRequest",
+			  "auth.%s: unknown property for type vault-key", bad);
 		return -EINVAL;
 	}
 	r->vault = json_string_value(json_object_get(auth, "vault"));
@@ -161,17 +161,21 @@ static int read_vault_key(struct api_call *c, const struct connect_req *r,
 			       r->secret, r->version, ret_val);
 	if (rc == -ENOENT) {
 		if (r->version)
-			api_error(c->resp, 404, "SecretNotFound", "secret %s has no version %s in %s",
-				  r->secret, r->version, r->vault);
+			api_error(c->resp, 404, "SecretNotFound",
+				  "secret %s has no version %s in %s", r->secret, r->version,
+				  r->vault);
 		else
 			api_error(c->resp, 404, "SecretNotFound", "secret %s was not found in %s",
 				  r->secret, r->vault);
 	} else if (rc == -BERR_INTEGRITY) {
 		log_error("vault: %s secret %s failed its integrity check (stored data altered or "
-			  "damaged)", r->vault, r->secret);
-		api_error(c->resp, 500, "SecretCorrupted",
-			  "the stored data of %s/secrets/%s failed its integrity check: it was altered "
-			  "or damaged", r->vault, r->secret);
+			  "damaged)",
+			  r->vault, r->secret);
+		api_error(
+			c->resp, 500, "SecretCorrupted",
+			"the stored data of %s/secrets/%s failed its integrity check: it was altered "
+			"or damaged",
+			r->vault, r->secret);
 	} else if (rc < 0) {
 		api_store_error(c->resp, rc, r->vault);
 	}
@@ -190,7 +194,8 @@ static int parse_body(struct api_call *c, struct connect_req *r)
 	v = json_object_get(b, "bastion");
 	if (v && !json_is_null(v)) {
 		if (!json_is_string(v)) {
-			api_error(c->resp, 400, "InvalidRequest", "bastion: must be a bastion ID string");
+			api_error(c->resp, 400, "InvalidRequest",
+				  "bastion: must be a bastion ID string");
 			return -EINVAL;
 		}
 		r->bastion = json_string_value(v);
@@ -210,15 +215,18 @@ static int parse_body(struct api_call *c, struct connect_req *r)
 		v = json_object_get(b, name);
 		if (!v)
 			continue;
-		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000) {
-			api_error(c->resp, 400, "InvalidRequest", "%s: must be an integer from 1 to 1000", name);
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 1000) {
+			api_error(c->resp, 400, "InvalidRequest",
+				  "%s: must be an integer from 1 to 1000", name);
 			return -EINVAL;
 		}
 		*(i ? &r->rows : &r->cols) = (int)json_integer_value(v);
 	}
 	auth = json_object_get(b, "auth");
 	if (!json_is_object(auth)) {
-		api_error(c->resp, 400, "InvalidRequest", "auth: required; an object with a \"type\"");
+		api_error(c->resp, 400, "InvalidRequest",
+			  "auth: required; an object with a \"type\"");
 		return -EINVAL;
 	}
 	type = json_string_value(json_object_get(auth, "type"));
@@ -246,19 +254,22 @@ static int parse_body(struct api_call *c, struct connect_req *r)
 			goto unknown_auth;
 		r->private_key = json_string_value(json_object_get(auth, "private_key"));
 		if (!r->private_key || !r->private_key[0]) {
-			api_error(c->resp, 400, "InvalidRequest", "auth.private_key: required for type %s", type);
+			api_error(c->resp, 400, "InvalidRequest",
+				  "auth.private_key: required for type %s", type);
 			return -EINVAL;
 		}
 		if (strlen(r->private_key) > API_MAX_PRIVATE_KEY) {
-			api_error(c->resp, 400, "InvalidRequest", "auth.private_key: larger than 16 KiB");
+			api_error(c->resp, 400, "InvalidRequest",
+				  "auth.private_key: larger than 16 KiB");
 			return -EINVAL;
 		}
 		r->private_key_len = strlen(r->private_key);
 		v = json_object_get(auth, "passphrase");
 		if (v && !json_is_null(v)) {
 			if (!json_is_string(v) || strlen(json_string_value(v)) > 1024) {
-				api_error(c->resp, 400, "InvalidRequest",
-					  "auth.passphrase: must be a string of at most 1024 bytes");
+				api_error(
+					c->resp, 400, "InvalidRequest",
+					"auth.passphrase: must be a string of at most 1024 bytes");
 				return -EINVAL;
 			}
 			r->passphrase = json_string_value(v);
@@ -278,7 +289,8 @@ unknown:
 	api_error(c->resp, 400, "InvalidRequest", "%s: unknown property", bad);
 	return -EINVAL;
 unknown_auth:
-	api_error(c->resp, 400, "InvalidRequest", "auth.%s: unknown property for type %s", bad, type);
+	api_error(c->resp, 400, "InvalidRequest", "auth.%s: unknown property for type %s", bad,
+		  type);
 	return -EINVAL;
 }
 
@@ -298,7 +310,7 @@ static bool bastion_serves(const json_t *bastion, const char *network_id)
 	size_t i;
 	json_t *n;
 
-	json_array_foreach(json_object_get(bastion, "networks"), i, n)
+	json_array_foreach (json_object_get(bastion, "networks"), i, n)
 		if (json_is_string(n) && strcmp(json_string_value(n), network_id) == 0)
 			return true;
 	return false;
@@ -383,7 +395,7 @@ static void build_connect(struct api_call *c, const struct connect_req *r, const
 	tc->host_keys = calloc(json_array_size(keys) + 1, sizeof(char *));
 	if (!tc->host_keys)
 		goto oom;
-	json_array_foreach(keys, i, k) {
+	json_array_foreach (keys, i, k) {
 		if (!json_is_string(k))
 			continue;
 		tc->host_keys[tc->n_host_keys] = strdup(json_string_value(k));
@@ -422,12 +434,13 @@ static void audit_refusal(struct api_call *c, const char *vm_id, const struct co
 	code = code ? code : "InternalError";
 	metrics_connect_result(code);
 	snprintf(principal, sizeof(principal), "user:%s", c->who->name);
-	d = json_pack("{s:s?,s:s,s:s?,s:s?}", "auth_type", r->auth_type, "source", c->req->remote_addr,
-		      "bastion", r->bastion,
-		      "message", json_string_value(json_object_get(err, "message")));
+	d = json_pack("{s:s?,s:s,s:s?,s:s?}", "auth_type", r->auth_type, "source",
+		      c->req->remote_addr, "bastion", r->bastion, "message",
+		      json_string_value(json_object_get(err, "message")));
 	detail = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(d);
-	if (store_audit(c->ctx->store, principal, "connect", vm_id[0] ? vm_id : NULL, code, detail) < 0)
+	if (store_audit(c->ctx->store, principal, "connect", vm_id[0] ? vm_id : NULL, code,
+			detail) < 0)
 		log_warn("audit: could not record a refused connect to %s", vm_id);
 	free(detail);
 }
@@ -435,7 +448,7 @@ static void audit_refusal(struct api_call *c, const char *vm_id, const struct co
 void api_connect(struct api_call *c)
 {
 	struct connect_req r = { 0 };
-	struct pick p = { .c = c };  /* r.bastion may point into it */
+	struct pick p = { .c = c }; /* r.bastion may point into it */
 	char vm_id[256] = "", net_id[256] = "";
 	const char *nic_id, *ip;
 	json_t *vm = NULL, *nic = NULL, *net = NULL, *bastion = NULL, *auth;
@@ -467,7 +480,8 @@ void api_connect(struct api_call *c)
 	}
 	if (require_reader(c, nic_id) < 0)
 		goto out;
-	util_strlcpy(net_id, json_string_value(json_object_get(nic, "network")) ?: "", sizeof(net_id));
+	util_strlcpy(net_id, json_string_value(json_object_get(nic, "network")) ?: "",
+		     sizeof(net_id));
 	/* Row 5: the bastion, named or the only one serving the network. */
 	if (r.bastion) {
 		if (val_res_id(r.bastion, "bastions", NULL, NULL, NULL) < 0) {
@@ -479,7 +493,8 @@ void api_connect(struct api_call *c)
 			goto out;
 		if ((rc = store_res_get(c->ctx->store, r.bastion, &bastion)) < 0) {
 			if (rc == -ENOENT)
-				api_error(c->resp, 400, "InvalidRequest", "bastion: %s does not exist", r.bastion);
+				api_error(c->resp, 400, "InvalidRequest",
+					  "bastion: %s does not exist", r.bastion);
 			else
 				api_store_error(c->resp, rc, r.bastion);
 			goto out;
@@ -493,12 +508,14 @@ void api_connect(struct api_call *c)
 		/* SPEC §2: omitting it works only when exactly one fits. */
 		if (p.n == 0) {
 			api_error(c->resp, 400, "InvalidRequest",
-				  "bastion: required; no bastion you may use serves network %s", net_id);
+				  "bastion: required; no bastion you may use serves network %s",
+				  net_id);
 			goto out;
 		}
 		if (p.n > 1) {
 			api_error(c->resp, 400, "InvalidRequest",
-				  "bastion: required; %d bastions serve network %s, name one", p.n, net_id);
+				  "bastion: required; %d bastions serve network %s, name one", p.n,
+				  net_id);
 			goto out;
 		}
 		r.bastion = p.found;
@@ -510,12 +527,14 @@ void api_connect(struct api_call *c)
 	/* Row 6: the bastion serves the NIC's network, and the NIC's address
 	 * really lies in that network (checked again: never dial elsewhere). */
 	if (!bastion_serves(bastion, net_id)) {
-		api_error(c->resp, 409, "NetworkNotServed", "%s does not serve network %s", r.bastion, net_id);
+		api_error(c->resp, 409, "NetworkNotServed", "%s does not serve network %s",
+			  r.bastion, net_id);
 		goto out;
 	}
 	ip = json_string_value(json_object_get(nic, "private_ip"));
 	if (!ip || val_ip_parse(ip, &addr) < 0 || store_res_get(c->ctx->store, net_id, &net) < 0) {
-		api_error(c->resp, 409, "NetworkNotServed", "the NIC %s has no usable address", nic_id);
+		api_error(c->resp, 409, "NetworkNotServed", "the NIC %s has no usable address",
+			  nic_id);
 		goto out;
 	} else {
 		bool inside = false;
@@ -523,7 +542,7 @@ void api_connect(struct api_call *c)
 		json_t *pfx;
 		struct val_cidr cidr;
 
-		json_array_foreach(json_object_get(net, "address_prefixes"), i, pfx)
+		json_array_foreach (json_object_get(net, "address_prefixes"), i, pfx)
 			inside = inside || (json_is_string(pfx) &&
 					    val_cidr_parse(json_string_value(pfx), &cidr) == 0 &&
 					    val_cidr_contains(&cidr, &addr));

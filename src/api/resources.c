@@ -48,7 +48,7 @@
 #include "core/err.h"
 #include "store/store.h"
 
-#define NAME_RULE                                                                                  \
+#define NAME_RULE                                                                                   \
 	"must be 1 to 64 characters: letters, digits, '.', '_' and '-', starting with a letter or " \
 	"digit (case-sensitive)"
 #define OUTCOME_MSG 448
@@ -109,7 +109,8 @@ static bool require_write(struct api_call *c, const char *scope)
 	if (r == 0)
 		return true;
 	if (r == -EACCES)
-		api_error(c->resp, 403, "AuthorizationFailed", "Contributor on %s is required", scope);
+		api_error(c->resp, 403, "AuthorizationFailed", "Contributor on %s is required",
+			  scope);
 	else
 		api_store_error(c->resp, r, scope);
 	return false;
@@ -156,7 +157,8 @@ static int group_list_one(const char *name, void *ud)
 		return 0;
 	if (r < 0)
 		return r;
-	return json_array_append_new(l->value, res_body(id, "groups", name, NULL)) < 0 ? -ENOMEM : 0;
+	return json_array_append_new(l->value, res_body(id, "groups", name, NULL)) < 0 ? -ENOMEM
+										       : 0;
 }
 
 void api_groups_list(struct api_call *c)
@@ -260,8 +262,8 @@ static int group_delete_tx(struct store *s, void *ud)
 	int r = store_group_delete(s, g->name);
 
 	if (r == -EBUSY && store_group_blocker(s, g->name, &blocker) == 0) {
-		refuse(&g->o, 409, "ResourceInUse", "%s still holds %s: delete the group's resources first",
-		       g->id, blocker);
+		refuse(&g->o, 409, "ResourceInUse",
+		       "%s still holds %s: delete the group's resources first", g->id, blocker);
 		free(blocker);
 		return -ECANCELED;
 	}
@@ -298,7 +300,7 @@ struct res_op {
 	struct api_call *c;
 	const char *group, *type, *name;
 	char id[VAL_ID_SIZE];
-	json_t *props;   /* normalized by val_res_props */
+	json_t *props; /* normalized by val_res_props */
 	char **refs;
 	bool created;
 	struct outcome o;
@@ -312,12 +314,12 @@ static void ref_field(const json_t *props, const char *ref, char *out, size_t si
 	json_t *v, *e;
 	size_t i;
 
-	json_object_foreach((json_t *)props, key, v) {
+	json_object_foreach ((json_t *)props, key, v) {
 		if (json_is_string(v) && strcmp(json_string_value(v), ref) == 0) {
 			snprintf(out, size, "%s", key);
 			return;
 		}
-		json_array_foreach(v, i, e) {
+		json_array_foreach (v, i, e) {
 			if (json_is_string(e) && strcmp(json_string_value(e), ref) == 0) {
 				snprintf(out, size, "%s[%zu]", key, i);
 				return;
@@ -340,7 +342,8 @@ static int check_refs(struct store *s, struct res_op *p)
 		json_decref(props);
 		if (r == -EACCES || r == -ENOENT) {
 			ref_field(p->props, *ref, field, sizeof(field));
-			return refuse(&p->o, 400, "InvalidRequest", "%s: %s does not exist", field, *ref);
+			return refuse(&p->o, 400, "InvalidRequest", "%s: %s does not exist", field,
+				      *ref);
 		}
 		if (r < 0)
 			return r;
@@ -356,7 +359,7 @@ static void join(const json_t *arr, char *out, size_t size)
 	json_t *v;
 
 	out[0] = '\0';
-	json_array_foreach(arr, i, v) {
+	json_array_foreach (arr, i, v) {
 		const char *t = json_string_value(v);
 		int w = snprintf(out + used, size - used, "%s%s", i ? ", " : "", t ? t : "?");
 
@@ -371,8 +374,8 @@ static void join(const json_t *arr, char *out, size_t size)
 
 struct nic_walk {
 	struct res_op *p;
-	const json_t *prefixes;   /* check_network: the new prefixes */
-	struct val_ip ip;         /* check_nic: the new NIC's address */
+	const json_t *prefixes; /* check_network: the new prefixes */
+	struct val_ip ip;       /* check_nic: the new NIC's address */
 	const char *network;
 };
 
@@ -411,7 +414,8 @@ static int nic_dup_one(const char *id, const char *name, json_t *props, void *ud
 	if (ip.family != w->ip.family || memcmp(ip.addr, w->ip.addr, sizeof(ip.addr)) != 0)
 		return 0;
 	return refuse(&w->p->o, 409, "Conflict", "private_ip: %s is already used by %s in %s",
-		      json_string_value(json_object_get(w->p->props, "private_ip")), id, w->network);
+		      json_string_value(json_object_get(w->p->props, "private_ip")), id,
+		      w->network);
 }
 
 static int check_nic(struct store *s, struct res_op *p)
@@ -461,7 +465,8 @@ static int res_put_tx(struct store *s, void *ud)
 	if (r < 0 || (r = check_refs(s, p)) < 0)
 		return r;
 	for (size_t i = 0; i < sizeof(type_checks) / sizeof(type_checks[0]); i++)
-		if (strcmp(type_checks[i].type, p->type) == 0 && (r = type_checks[i].check(s, p)) < 0)
+		if (strcmp(type_checks[i].type, p->type) == 0 &&
+		    (r = type_checks[i].check(s, p)) < 0)
 			return r;
 	r = store_res_put(s, p->group, p->type, p->name, p->props, (const char *const *)p->refs,
 			  &p->created);
@@ -493,8 +498,9 @@ void api_resources_put(struct api_call *c)
 		if (c->nseg < 4 || !val_name(c->seg[1]))
 			api_error(c->resp, 400, "InvalidRequest", "group: " NAME_RULE);
 		else if (!val_res_type(c->seg[2]))
-			api_error(c->resp, 400, "InvalidRequest",
-				  "type: not a resource type; allowed: networks, nics, vms, bastions, vaults");
+			api_error(
+				c->resp, 400, "InvalidRequest",
+				"type: not a resource type; allowed: networks, nics, vms, bastions, vaults");
 		else
 			api_error(c->resp, 400, "InvalidRequest", "name: " NAME_RULE);
 		return;
@@ -561,7 +567,8 @@ static int res_list_one(const char *id, const char *name, json_t *props, void *u
 		return 0;
 	if (r < 0)
 		return r;
-	return json_array_append_new(l->value, res_body(id, l->type, name, props)) < 0 ? -ENOMEM : 0;
+	return json_array_append_new(l->value, res_body(id, l->type, name, props)) < 0 ? -ENOMEM
+										       : 0;
 }
 
 void api_resources_list(struct api_call *c)
@@ -619,8 +626,8 @@ static int res_delete_tx(struct store *s, void *ud)
 	int r = store_res_delete(s, d->id);
 
 	if (r == -EBUSY && store_res_blocker(s, d->id, &blocker) == 0) {
-		refuse(&d->o, 409, "ResourceInUse", "%s is used by %s: delete or change that resource first",
-		       d->id, blocker);
+		refuse(&d->o, 409, "ResourceInUse",
+		       "%s is used by %s: delete or change that resource first", d->id, blocker);
 		free(blocker);
 		return -ECANCELED;
 	}

@@ -33,11 +33,11 @@
 #include "store/store.h"
 
 #define ID_RULE "must match [A-Za-z0-9][A-Za-z0-9._-]{0,63} (case-sensitive)"
-#define SCOPE_RULE                                                                                 \
-	"must be \"/\", \"/groups/{g}\" or a resource ID \"/groups/{g}/{type}/{name}\", written "   \
+#define SCOPE_RULE                                                                                \
+	"must be \"/\", \"/groups/{g}\" or a resource ID \"/groups/{g}/{type}/{name}\", written " \
 	"exactly (case-sensitive, no trailing slash)"
 #define PRINCIPAL_RULE "must be \"user:<name>\""
-#define QUERY_MAX 1024
+#define QUERY_MAX      1024
 
 static bool scope_valid(const char *s)
 {
@@ -70,21 +70,18 @@ static int scope_exists(struct store *s, const char *scope)
 
 static json_t *role_json(const struct store_role *ra)
 {
-	return json_pack("{s:o, s:s, s:s, s:s, s:s, s:s, s:I}",
-			 "id", json_sprintf("/role-assignments/%s", ra->id),
-			 "type", "role-assignments",
-			 "name", ra->id,
-			 "principal", ra->principal,
-			 "role", ra->role,
-			 "scope", ra->scope,
-			 "created_at", (json_int_t)ra->created_at);
+	return json_pack("{s:o, s:s, s:s, s:s, s:s, s:s, s:I}", "id",
+			 json_sprintf("/role-assignments/%s", ra->id), "type", "role-assignments",
+			 "name", ra->id, "principal", ra->principal, "role", ra->role, "scope",
+			 ra->scope, "created_at", (json_int_t)ra->created_at);
 }
 
 static void audit(struct api_call *c, const char *action, const char *id, const char *result,
 		  const char *principal, const char *role, const char *scope)
 {
 	char who[80], target[160];
-	json_t *d = json_pack("{s:s, s:s, s:s}", "principal", principal, "role", role, "scope", scope);
+	json_t *d =
+		json_pack("{s:s, s:s, s:s}", "principal", principal, "role", role, "scope", scope);
 	char *detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
 
 	snprintf(who, sizeof(who), "user:%s", c->who->name);
@@ -137,7 +134,8 @@ static const char *body_str(struct api_call *c, const char *field, const char *r
 		return NULL;
 	}
 	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
-		api_error(c->resp, 400, "InvalidRequest", "%s must be a string: it %s", field, rule);
+		api_error(c->resp, 400, "InvalidRequest", "%s must be a string: it %s", field,
+			  rule);
 		return NULL;
 	}
 	return json_string_value(v);
@@ -145,8 +143,8 @@ static const char *body_str(struct api_call *c, const char *field, const char *r
 
 void api_roles_put(struct api_call *c)
 {
-	static const char *const ignored[] = { "id", "type", "name", "created_at", "principal", "role",
-					       "scope", NULL };
+	static const char *const ignored[] = { "id",        "type", "name",  "created_at",
+					       "principal", "role", "scope", NULL };
 	const char *id = c->seg[1], *principal, *role_name, *scope, *key;
 	struct store_role old;
 	enum authz_role role;
@@ -158,14 +156,15 @@ void api_roles_put(struct api_call *c)
 		api_error(c->resp, 400, "InvalidRequest", "id: " ID_RULE);
 		return;
 	}
-	json_object_foreach(c->body, key, v) {
+	json_object_foreach (c->body, key, v) {
 		bool known = false;
 
 		for (const char *const *k = ignored; *k; k++)
 			known = known || strcmp(key, *k) == 0;
 		if (!known) {
 			/* The key comes from the peer: quote it only when it is tame. */
-			api_error(c->resp, 400, "InvalidRequest", "%s: unknown property; allowed are principal, role and scope",
+			api_error(c->resp, 400, "InvalidRequest",
+				  "%s: unknown property; allowed are principal, role and scope",
 				  val_name(key) ? key : "a property");
 			return;
 		}
@@ -175,11 +174,13 @@ void api_roles_put(struct api_call *c)
 	    !(scope = body_str(c, "scope", SCOPE_RULE)))
 		return;
 	if (!principal_valid(principal)) {
-		api_error(c->resp, 400, "InvalidRequest", "principal " PRINCIPAL_RULE " with a valid user name");
+		api_error(c->resp, 400, "InvalidRequest",
+			  "principal " PRINCIPAL_RULE " with a valid user name");
 		return;
 	}
 	if (authz_role_parse(role_name, &role) < 0) {
-		api_error(c->resp, 400, "InvalidRequest", "role must be Reader, Contributor or Owner (exactly)");
+		api_error(c->resp, 400, "InvalidRequest",
+			  "role must be Reader, Contributor or Owner (exactly)");
 		return;
 	}
 	if (!scope_valid(scope)) {
@@ -193,9 +194,10 @@ void api_roles_put(struct api_call *c)
 		have_old = true;
 		r = authz_assignment_visible(c->ctx->store, c->who, old.principal, old.scope);
 		if (r == -EACCES) {
-			api_error(c->resp, 409, "Conflict",
-				  "id: role assignment '%s' already exists and is not yours to change; choose another id",
-				  id);
+			api_error(
+				c->resp, 409, "Conflict",
+				"id: role assignment '%s' already exists and is not yours to change; choose another id",
+				id);
 			return;
 		}
 		if (r < 0) {
@@ -223,20 +225,24 @@ void api_roles_put(struct api_call *c)
 	case 0:
 		break;
 	case -ESRCH:
-		api_error(c->resp, 400, "InvalidRequest", "principal: user '%s' does not exist", principal + 5);
+		api_error(c->resp, 400, "InvalidRequest", "principal: user '%s' does not exist",
+			  principal + 5);
 		return;
 	case -EAGAIN:
-		api_error(c->resp, 409, "Conflict", "role assignment '%s' changed meanwhile; read it and try again", id);
+		api_error(c->resp, 409, "Conflict",
+			  "role assignment '%s' changed meanwhile; read it and try again", id);
 		return;
 	case -EMLINK:
-		api_error(c->resp, 409, "Conflict",
-			  "this would leave no enabled user with Owner on /; assign Owner on / to another user first");
+		api_error(
+			c->resp, 409, "Conflict",
+			"this would leave no enabled user with Owner on /; assign Owner on / to another user first");
 		return;
 	default:
 		api_store_error(c->resp, r, "role assignment");
 		return;
 	}
-	audit(c, "role.put", id, created ? "created" : "replaced", principal, authz_role_name(role), scope);
+	audit(c, "role.put", id, created ? "created" : "replaced", principal, authz_role_name(role),
+	      scope);
 	r = store_role_get(c->ctx->store, id, &old);
 	if (r < 0) {
 		api_store_error(c->resp, r, "role assignment");
@@ -293,11 +299,13 @@ void api_roles_delete(struct api_call *c)
 		not_found(c, id);
 		return;
 	case -EAGAIN:
-		api_error(c->resp, 409, "Conflict", "role assignment '%s' changed meanwhile; read it and try again", id);
+		api_error(c->resp, 409, "Conflict",
+			  "role assignment '%s' changed meanwhile; read it and try again", id);
 		return;
 	case -EMLINK:
-		api_error(c->resp, 409, "Conflict",
-			  "the last Owner on / cannot be removed; assign Owner on / to another user first");
+		api_error(
+			c->resp, 409, "Conflict",
+			"the last Owner on / cannot be removed; assign Owner on / to another user first");
 		return;
 	default:
 		api_store_error(c->resp, r, "role assignment");
@@ -322,7 +330,8 @@ static int list_one(const struct store_role *ra, void *ud)
 		return 0;
 	/* The assignments that bear on the scope: at it, above it (inherited
 	 * by it) and below it. */
-	if (l->scope && !authz_scope_covers(ra->scope, l->scope) && !authz_scope_covers(l->scope, ra->scope))
+	if (l->scope && !authz_scope_covers(ra->scope, l->scope) &&
+	    !authz_scope_covers(l->scope, ra->scope))
 		return 0;
 	r = authz_assignment_visible(l->c->ctx->store, l->c->who, ra->principal, ra->scope);
 	if (r == -EACCES)
@@ -334,7 +343,8 @@ static int list_one(const struct store_role *ra, void *ud)
 
 /* Parses the query string into scope and principal (both optional, each at
  * most once). Answers 400 and returns false on anything else. */
-static bool parse_query(struct api_call *c, char *buf, const char **ret_scope, const char **ret_principal)
+static bool parse_query(struct api_call *c, char *buf, const char **ret_scope,
+			const char **ret_principal)
 {
 	char *p = buf;
 
@@ -342,7 +352,8 @@ static bool parse_query(struct api_call *c, char *buf, const char **ret_scope, c
 	if (!c->req->query || !c->req->query[0])
 		return true;
 	if (util_strlcpy(buf, c->req->query, QUERY_MAX) < 0) {
-		api_error(c->resp, 400, "InvalidRequest", "query: longer than %d bytes", QUERY_MAX - 1);
+		api_error(c->resp, 400, "InvalidRequest", "query: longer than %d bytes",
+			  QUERY_MAX - 1);
 		return false;
 	}
 	while (p) {
@@ -372,7 +383,8 @@ static bool parse_query(struct api_call *c, char *buf, const char **ret_scope, c
 			return false;
 		}
 		if (!eq || util_pct_decode(eq) < 0) {
-			api_error(c->resp, 400, "InvalidRequest", "%s: needs a percent-encoded value", p);
+			api_error(c->resp, 400, "InvalidRequest",
+				  "%s: needs a percent-encoded value", p);
 			return false;
 		}
 		*slot = eq;

@@ -14,7 +14,7 @@
 #include "identity/ident.h"
 
 enum {
-	R_AUTH = 1,    /* caller must be signed in */
+	R_AUTH = 1, /* caller must be signed in */
 };
 
 struct route {
@@ -215,7 +215,8 @@ void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp 
 		}
 		size_t used = strlen(allow);
 
-		snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "", routes[i].method);
+		snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "",
+			 routes[i].method);
 	}
 	if (!rt) {
 		if (path_known) {
@@ -235,7 +236,8 @@ void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp 
 		int r = ident_authenticate(ctx->store, req, &who);
 
 		if (r == -ENOENT) {
-			api_error(resp, 401, "Unauthenticated", "sign in or present a valid API token");
+			api_error(resp, 401, "Unauthenticated",
+				  "sign in or present a valid API token");
 			return;
 		}
 		if (r < 0) {
@@ -244,8 +246,9 @@ void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp 
 		}
 		if (who.via_cookie && !is_safe_method(req->method) &&
 		    (!req->csrf_token || !util_streq_ct(req->csrf_token, who.csrf))) {
-			api_error(resp, 403, "CsrfTokenInvalid",
-				  "the X-CSRF-Token header is missing or does not match the session");
+			api_error(
+				resp, 403, "CsrfTokenInvalid",
+				"the X-CSRF-Token header is missing or does not match the session");
 			return;
 		}
 		c.who = &who;
@@ -254,15 +257,18 @@ void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp 
 		if (req->body_len == 0) {
 			c.body = json_object();
 		} else {
-			c.body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+			c.body =
+				json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
 			if (!c.body) {
-				api_error(resp, 400, "InvalidRequest", "body: invalid JSON at line %d, column %d: %s",
-					  jerr.line, jerr.column, jerr.text);
+				api_error(resp, 400, "InvalidRequest",
+					  "body: invalid JSON at line %d, column %d: %s", jerr.line,
+					  jerr.column, jerr.text);
 				return;
 			}
 			if (!json_is_object(c.body)) {
 				json_decref(c.body);
-				api_error(resp, 400, "InvalidRequest", "body: must be a JSON object");
+				api_error(resp, 400, "InvalidRequest",
+					  "body: must be a JSON object");
 				return;
 			}
 		}

@@ -31,11 +31,11 @@
 
 #include "ssh/sshc.h"
 
-#define MAX_PREFIXES 64
+#define MAX_PREFIXES         64
 #define MAX_BASTION_NETWORKS 64
-#define MAX_HOST_KEYS 16
-#define MAX_HOST_KEY_LEN 8192
-#define MAX_STRING 1024 /* any other string property */
+#define MAX_HOST_KEYS        16
+#define MAX_HOST_KEY_LEN     8192
+#define MAX_STRING           1024 /* any other string property */
 
 /* ---- names and types ---- */
 
@@ -323,7 +323,7 @@ bool val_prefixes_contain(const json_t *prefixes, const struct val_ip *ip)
 
 	if (!json_is_array(prefixes))
 		return false;
-	json_array_foreach(prefixes, i, v) {
+	json_array_foreach (prefixes, i, v) {
 		struct val_cidr c;
 
 		if (json_is_string(v) && val_cidr_parse(json_string_value(v), &c) == 0 &&
@@ -459,12 +459,15 @@ static int ref_field(const json_t *v, const char *field, const char *type, const
 	const char *s = str_of(v, VAL_ID_SIZE);
 
 	if (!v) {
-		msgf(msg, "%s: required: the ID of %s, /groups/{group}/%s/{name}", field, what, type);
+		msgf(msg, "%s: required: the ID of %s, /groups/{group}/%s/{name}", field, what,
+		     type);
 		return -EINVAL;
 	}
 	if (!s || val_res_id(s, type, NULL, NULL, NULL) < 0) {
-		msgf(msg, "%s: must be the ID of %s, /groups/{group}/%s/{name} (names: letters, digits, "
-		     "'.', '_', '-', starting with a letter or digit, at most 64)", field, what, type);
+		msgf(msg,
+		     "%s: must be the ID of %s, /groups/{group}/%s/{name} (names: letters, digits, "
+		     "'.', '_', '-', starting with a letter or digit, at most 64)",
+		     field, what, type);
 		return -EINVAL;
 	}
 	*ret = s;
@@ -479,36 +482,43 @@ static int parse_networks(const json_t *body, json_t *out, struct refs *refs, ch
 	size_t i;
 
 	if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > MAX_PREFIXES) {
-		msgf(msg, "address_prefixes: %s an array of 1 to %d CIDR strings such as "
-		     "\"198.18.0.0/24\" or \"2001:db8::/64\"", a ? "must be" : "required:", MAX_PREFIXES);
+		msgf(msg,
+		     "address_prefixes: %s an array of 1 to %d CIDR strings such as "
+		     "\"198.18.0.0/24\" or \"2001:db8::/64\"",
+		     a ? "must be" : "required:", MAX_PREFIXES);
 		return -EINVAL;
 	}
 	if (!(norm = json_array()))
 		return oom(msg);
-	json_array_foreach(a, i, v) {
+	json_array_foreach (a, i, v) {
 		const char *s = str_of(v, VAL_CIDR_STRLEN);
 		char text[VAL_CIDR_STRLEN], net[VAL_CIDR_STRLEN];
 		struct val_cidr c;
 		int r;
 
 		if (!s) {
-			msgf(msg, "address_prefixes[%zu]: must be a CIDR string such as \"198.18.0.0/24\"", i);
+			msgf(msg,
+			     "address_prefixes[%zu]: must be a CIDR string such as \"198.18.0.0/24\"",
+			     i);
 			goto fail;
 		}
 		r = cidr_parse_loose(s, &c);
 		if (r == -ERANGE) {
 			bool v6 = strchr(s, ':') != NULL;
 
-			msgf(msg, "address_prefixes[%zu]: \"%s\": the prefix length must be 0 to %d for %s",
+			msgf(msg,
+			     "address_prefixes[%zu]: \"%s\": the prefix length must be 0 to %d for %s",
 			     i, s, v6 ? 128 : 32, v6 ? "IPv6" : "IPv4");
 			goto fail;
 		}
 		if (r < 0) {
 			char e[ECHO_SIZE];
 
-			msgf(msg, "address_prefixes[%zu]: \"%s\" is not a CIDR: write an IPv4 address (dotted "
+			msgf(msg,
+			     "address_prefixes[%zu]: \"%s\" is not a CIDR: write an IPv4 address (dotted "
 			     "quad, no leading zeros) or an IPv6 address (no zone id), '/', and a prefix "
-			     "length", i, echo(s, e));
+			     "length",
+			     i, echo(s, e));
 			goto fail;
 		}
 		val_cidr_str(&c, text, sizeof(text));
@@ -517,14 +527,16 @@ static int parse_networks(const json_t *body, json_t *out, struct refs *refs, ch
 
 			cidr_mask(&m);
 			val_cidr_str(&m, net, sizeof(net));
-			msgf(msg, "address_prefixes[%zu]: %s has host bits set: the network address would be %s",
+			msgf(msg,
+			     "address_prefixes[%zu]: %s has host bits set: the network address would be %s",
 			     i, s, net);
 			goto fail;
 		}
 		for (size_t j = 0; j < i; j++) {
 			if (seen[j].ip.family == c.ip.family && seen[j].prefix == c.prefix &&
 			    memcmp(seen[j].ip.addr, c.ip.addr, sizeof(c.ip.addr)) == 0) {
-				msgf(msg, "address_prefixes[%zu]: %s is already listed at address_prefixes[%zu]",
+				msgf(msg,
+				     "address_prefixes[%zu]: %s is already listed at address_prefixes[%zu]",
 				     i, text, j);
 				goto fail;
 			}
@@ -554,12 +566,14 @@ static int parse_nics(const json_t *body, json_t *out, struct refs *refs, char *
 		      &network, msg) < 0)
 		return -EINVAL;
 	if (!v) {
-		msgf(msg, "private_ip: required: an IPv4 or IPv6 address inside one of the network's "
+		msgf(msg,
+		     "private_ip: required: an IPv4 or IPv6 address inside one of the network's "
 		     "address_prefixes");
 		return -EINVAL;
 	}
 	if (!(s = str_of(v, INET6_ADDRSTRLEN)) || val_ip_parse(s, &ip) < 0) {
-		msgf(msg, "private_ip: must be an IP address: IPv4 as a dotted quad without leading zeros "
+		msgf(msg,
+		     "private_ip: must be an IP address: IPv4 as a dotted quad without leading zeros "
 		     "(198.18.0.5), or IPv6 without zone id or brackets (2001:db8::5)");
 		return -EINVAL;
 	}
@@ -568,7 +582,8 @@ static int parse_nics(const json_t *body, json_t *out, struct refs *refs, char *
 
 		memcpy(plain.addr, ip.addr + 12, 4);
 		val_ip_str(&plain, v4, sizeof(v4));
-		msgf(msg, "private_ip: %s is an IPv4-mapped IPv6 address, which is not allowed: write %s",
+		msgf(msg,
+		     "private_ip: %s is an IPv4-mapped IPv6 address, which is not allowed: write %s",
 		     s, v4);
 		return -EINVAL;
 	}
@@ -582,7 +597,8 @@ static int parse_nics(const json_t *body, json_t *out, struct refs *refs, char *
 
 static int parse_vms(const json_t *body, json_t *out, struct refs *refs, char *msg)
 {
-	const json_t *port = json_object_get(body, "ssh_port"), *keys = json_object_get(body, "host_keys");
+	const json_t *port = json_object_get(body, "ssh_port"),
+		     *keys = json_object_get(body, "host_keys");
 	const json_t *v;
 	const char *nic;
 	json_int_t p = 22;
@@ -595,7 +611,8 @@ static int parse_vms(const json_t *body, json_t *out, struct refs *refs, char *m
 		/* A string "22" or a real 22.0 is refused: JSON has integers. */
 		if (!json_is_integer(port) || json_integer_value(port) < 1 ||
 		    json_integer_value(port) > 65535) {
-			msgf(msg, "ssh_port: must be an integer from 1 to 65535 (a JSON number, not a "
+			msgf(msg,
+			     "ssh_port: must be an integer from 1 to 65535 (a JSON number, not a "
 			     "string); the default is 22");
 			return -EINVAL;
 		}
@@ -603,19 +620,22 @@ static int parse_vms(const json_t *body, json_t *out, struct refs *refs, char *m
 	}
 	if (keys && !json_is_null(keys) &&
 	    (!json_is_array(keys) || json_array_size(keys) > MAX_HOST_KEYS)) {
-		msgf(msg, "host_keys: must be an array of at most %d strings, each a known_hosts line or "
-		     "\"type base64\"", MAX_HOST_KEYS);
+		msgf(msg,
+		     "host_keys: must be an array of at most %d strings, each a known_hosts line or "
+		     "\"type base64\"",
+		     MAX_HOST_KEYS);
 		return -EINVAL;
 	}
 	if (!(norm = json_array()))
 		return oom(msg);
-	json_array_foreach(keys, i, v) {
+	json_array_foreach (keys, i, v) {
 		const char *s = str_of(v, MAX_HOST_KEY_LEN);
 		char *type = NULL, *b64 = NULL;
 		json_t *line;
 
 		if (!s || sshc_hostkey_parse(s, &type, &b64) < 0) {
-			msgf(msg, "host_keys[%zu]: not a public host key: give a known_hosts line or "
+			msgf(msg,
+			     "host_keys[%zu]: not a public host key: give a known_hosts line or "
 			     "\"type base64\", e.g. \"ssh-ed25519 AAAAC3Nza...\" (at most %d characters)",
 			     i, MAX_HOST_KEY_LEN);
 			goto fail;
@@ -655,24 +675,28 @@ static int parse_bastions(const json_t *body, json_t *out, struct refs *refs, ch
 	json_t *norm;
 	size_t i;
 
-	if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > MAX_BASTION_NETWORKS) {
-		msgf(msg, "networks: %s an array of 1 to %d network IDs, /groups/{group}/networks/{name}",
+	if (!json_is_array(a) || json_array_size(a) == 0 ||
+	    json_array_size(a) > MAX_BASTION_NETWORKS) {
+		msgf(msg,
+		     "networks: %s an array of 1 to %d network IDs, /groups/{group}/networks/{name}",
 		     a ? "must be" : "required:", MAX_BASTION_NETWORKS);
 		return -EINVAL;
 	}
 	if (!(norm = json_array()))
 		return oom(msg);
-	json_array_foreach(a, i, v) {
+	json_array_foreach (a, i, v) {
 		const char *s = str_of(v, VAL_ID_SIZE);
 
 		if (!s || val_res_id(s, "networks", NULL, NULL, NULL) < 0) {
-			msgf(msg, "networks[%zu]: must be the ID of a network, /groups/{group}/networks/{name}",
+			msgf(msg,
+			     "networks[%zu]: must be the ID of a network, /groups/{group}/networks/{name}",
 			     i);
 			goto fail;
 		}
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(json_string_value(json_array_get(a, j)), s) == 0) {
-				msgf(msg, "networks[%zu]: %s is already listed at networks[%zu]", i, s, j);
+				msgf(msg, "networks[%zu]: %s is already listed at networks[%zu]", i,
+				     s, j);
 				goto fail;
 			}
 		}
@@ -699,9 +723,11 @@ static int parse_vaults(const json_t *body, json_t *out, struct refs *refs, char
 	if (v && !json_is_null(v)) {
 		if (!json_is_integer(v) || json_integer_value(v) < VAL_VAULT_RETENTION_MIN ||
 		    json_integer_value(v) > VAL_VAULT_RETENTION_MAX) {
-			msgf(msg, "soft_delete_retention_days: must be an integer from %d to %d (days a "
+			msgf(msg,
+			     "soft_delete_retention_days: must be an integer from %d to %d (days a "
 			     "deleted secret can be recovered); the default is %d",
-			     VAL_VAULT_RETENTION_MIN, VAL_VAULT_RETENTION_MAX, VAL_VAULT_RETENTION_DEFAULT);
+			     VAL_VAULT_RETENTION_MIN, VAL_VAULT_RETENTION_MAX,
+			     VAL_VAULT_RETENTION_DEFAULT);
 			return -EINVAL;
 		}
 		days = json_integer_value(v);
@@ -736,13 +762,13 @@ static int check_unknown(const json_t *body, const char *const *allowed, const c
 	const char *key;
 	const json_t *v;
 
-	json_object_foreach((json_t *)body, key, v) {
+	json_object_foreach ((json_t *)body, key, v) {
 		if (is_ignored(key) || in_list(allowed, key))
 			continue;
 		if (used < sizeof(names)) {
 			char e[ECHO_SIZE];
-			int w = snprintf(names + used, sizeof(names) - used, "%s\"%s\"", n ? ", " : "",
-					 echo(key, e));
+			int w = snprintf(names + used, sizeof(names) - used, "%s\"%s\"",
+					 n ? ", " : "", echo(key, e));
 
 			used += w > 0 ? (size_t)w : 0;
 		}
@@ -785,7 +811,8 @@ int val_res_props(const char *type, const json_t *body, json_t **ret_props, char
 	int r;
 
 	if (!t) {
-		msgf(msg, "type: \"%s\" is not a resource type; allowed: networks, nics, vms, bastions, vaults",
+		msgf(msg,
+		     "type: \"%s\" is not a resource type; allowed: networks, nics, vms, bastions, vaults",
 		     echo(type, e));
 		return -EINVAL;
 	}

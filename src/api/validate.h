@@ -13,9 +13,9 @@
 
 /* Buffer sizes, NUL included: a name, a type, a resource ID
  * ("/groups/" name "/" type "/" name), a CIDR in text form. */
-#define VAL_NAME_SIZE 65
-#define VAL_TYPE_SIZE 16
-#define VAL_ID_SIZE (8 + 64 + 1 + 15 + 1 + 64 + 1)
+#define VAL_NAME_SIZE   65
+#define VAL_TYPE_SIZE   16
+#define VAL_ID_SIZE     (8 + 64 + 1 + 15 + 1 + 64 + 1)
 #define VAL_CIDR_STRLEN (INET6_ADDRSTRLEN + 4)
 
 /* Resource and group names: [A-Za-z0-9][A-Za-z0-9._-]{0,63}, ASCII only.
@@ -24,8 +24,8 @@
 bool val_name(const char *s);
 
 /* A vault's soft_delete_retention_days: range and default. */
-#define VAL_VAULT_RETENTION_MIN 7
-#define VAL_VAULT_RETENTION_MAX 90
+#define VAL_VAULT_RETENTION_MIN     7
+#define VAL_VAULT_RETENTION_MAX     90
 #define VAL_VAULT_RETENTION_DEFAULT 7
 
 /* Resource types a group may hold: "networks", "nics", "vms", "bastions",
@@ -38,8 +38,8 @@ const char *val_res_type_at(size_t i);
 
 /* An IP address (v4 or v6) in binary form. */
 struct val_ip {
-	int family;        /* AF_INET or AF_INET6 */
-	uint8_t addr[16];  /* network order; 4 bytes used for AF_INET */
+	int family;       /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network order; 4 bytes used for AF_INET */
 };
 struct val_cidr {
 	struct val_ip ip;

@@ -50,7 +50,7 @@
 struct vreq {
 	char vault_id[VAL_ID_SIZE];
 	char secret_id[SECRET_ID_SIZE];
-	const char *name;            /* secret name (seg[5]) or NULL */
+	const char *name; /* secret name (seg[5]) or NULL */
 	char principal[PRINCIPAL_SIZE];
 };
 
@@ -68,9 +68,10 @@ static bool vault_path(struct api_call *c, struct vreq *x, bool with_name)
 	snprintf(x->vault_id, sizeof(x->vault_id), "/groups/%s/vaults/%s", c->seg[1], c->seg[3]);
 	if (with_name) {
 		if (c->nseg < 6 || !val_name(c->seg[5])) {
-			api_error(c->resp, 404, "SecretNotFound",
-				  "no such secret: names are 1 to 64 characters: letters, digits, '.', "
-				  "'_' and '-', starting with a letter or digit");
+			api_error(
+				c->resp, 404, "SecretNotFound",
+				"no such secret: names are 1 to 64 characters: letters, digits, '.', "
+				"'_' and '-', starting with a letter or digit");
 			return false;
 		}
 		x->name = c->seg[5];
@@ -168,7 +169,8 @@ static bool data_access(struct api_call *c, const struct vreq *x, unsigned perm)
 	}
 	json_decref(props);
 	if (perm == VAULT_PERM_GET && x->name)
-		store_audit(c->ctx->store, x->principal, "secret.get", x->secret_id, "denied", NULL);
+		store_audit(c->ctx->store, x->principal, "secret.get", x->secret_id, "denied",
+			    NULL);
 	api_error(c->resp, 403, "VaultAccessDenied", "%s on secrets of %s is required",
 		  vault_perm_name(perm), x->vault_id);
 	return false;
@@ -194,11 +196,13 @@ static void secret_error(struct api_call *c, const struct vreq *x, int r)
 			  VAULT_MAX_SECRETS, VAULT_MAX_VERSIONS);
 		break;
 	case -BERR_INTEGRITY:
-		log_error("vault: %s%s%s failed its integrity check (stored data altered or damaged)",
-			  x->vault_id, x->name ? " secret " : "", x->name ? x->name : "");
-		api_error(c->resp, 500, "SecretCorrupted",
-			  "the stored data of %s failed its integrity check: it was altered or damaged",
-			  x->name ? x->secret_id : x->vault_id);
+		log_error(
+			"vault: %s%s%s failed its integrity check (stored data altered or damaged)",
+			x->vault_id, x->name ? " secret " : "", x->name ? x->name : "");
+		api_error(
+			c->resp, 500, "SecretCorrupted",
+			"the stored data of %s failed its integrity check: it was altered or damaged",
+			x->name ? x->secret_id : x->vault_id);
 		break;
 	default:
 		api_store_error(c->resp, r, x->vault_id);
@@ -212,10 +216,10 @@ static json_t *secret_meta(const struct vreq *x, const char *name, const struct 
 	json_t *o;
 
 	snprintf(id, sizeof(id), "%s/secrets/%s", x->vault_id, name);
-	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id", id, "type", "secrets", "name",
-		      name, "vault", x->vault_id, "version", s->version, "versions",
-		      (json_int_t)s->n_versions, "created_at", (json_int_t)s->created_at, "updated_at",
-		      (json_int_t)s->updated_at);
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id", id, "type", "secrets",
+		      "name", name, "vault", x->vault_id, "version", s->version, "versions",
+		      (json_int_t)s->n_versions, "created_at", (json_int_t)s->created_at,
+		      "updated_at", (json_int_t)s->updated_at);
 	if (!o)
 		return NULL;
 	json_object_set_new(o, "content_type",
@@ -274,11 +278,11 @@ static int versions_one(const struct store_secret_version *v, void *ud)
 {
 	json_t *arr = ud;
 
-	return json_array_append_new(arr, json_pack("{s:s, s:I, s:o}", "version", v->version,
-						    "created_at", (json_int_t)v->created_at,
-						    "content_type",
-						    v->content_type[0] ? json_string(v->content_type)
-								       : json_null())) < 0
+	return json_array_append_new(
+		       arr, json_pack("{s:s, s:I, s:o}", "version", v->version, "created_at",
+				      (json_int_t)v->created_at, "content_type",
+				      v->content_type[0] ? json_string(v->content_type)
+							 : json_null())) < 0
 		       ? -ENOMEM
 		       : 0;
 }
@@ -326,7 +330,7 @@ static int set_body(struct api_call *c, const char **ret_value, size_t *ret_len,
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(c->body, key, v) {
+	json_object_foreach (c->body, key, v) {
 		if (strcmp(key, "value") && strcmp(key, "content_type") && strcmp(key, "id") &&
 		    strcmp(key, "type") && strcmp(key, "name") && strcmp(key, "vault") &&
 		    strcmp(key, "version")) {
@@ -341,7 +345,8 @@ static int set_body(struct api_call *c, const char **ret_value, size_t *ret_len,
 		return -EINVAL;
 	}
 	if (json_string_length(v) > VAULT_MAX_VALUE) {
-		api_error(c->resp, 400, "InvalidRequest", "value: at most %d bytes", VAULT_MAX_VALUE);
+		api_error(c->resp, 400, "InvalidRequest", "value: at most %d bytes",
+			  VAULT_MAX_VALUE);
 		return -EINVAL;
 	}
 	*ret_value = json_string_value(v);
@@ -415,7 +420,8 @@ void api_secrets_get(struct api_call *c)
 		return;
 	r = query_get(c->req->query, "version", version, sizeof(version));
 	if (r < 0 || (r == 1 && !valid_version(version))) {
-		api_error(c->resp, 400, "InvalidRequest", "version: must be a version ID (32 hex digits)");
+		api_error(c->resp, 400, "InvalidRequest",
+			  "version: must be a version ID (32 hex digits)");
 		return;
 	}
 	if (!data_access(c, &x, VAULT_PERM_GET))
@@ -478,7 +484,8 @@ void api_secrets_delete(struct api_call *c)
 		if (!data_access(c, &x, VAULT_PERM_DELETE))
 			return;
 		if ((r = retention_days(c, &x, &days)) == 0)
-			r = vault_secret_delete(c->ctx->store, x.principal, x.vault_id, x.name, days);
+			r = vault_secret_delete(c->ctx->store, x.principal, x.vault_id, x.name,
+						days);
 	}
 	if (r < 0) {
 		secret_error(c, &x, r);
@@ -542,7 +549,8 @@ static int policy_principal(struct api_call *c, const char **ret, bool must_exis
 		r = store_user_get(c->ctx->store, p + 5, &u);
 		sodium_memzero(&u, sizeof(u));
 		if (r == -ENOENT) {
-			api_error(c->resp, 400, "InvalidRequest", "principal: user %s does not exist", p + 5);
+			api_error(c->resp, 400, "InvalidRequest",
+				  "principal: user %s does not exist", p + 5);
 			return r;
 		}
 		if (r < 0) {
@@ -561,17 +569,18 @@ static int policy_body(struct api_call *c, unsigned *ret)
 	unsigned perms = 0, bit;
 	size_t i;
 
-	json_object_foreach(c->body, key, v) {
+	json_object_foreach (c->body, key, v) {
 		if (strcmp(key, "secret_permissions") && strcmp(key, "id") && strcmp(key, "type") &&
 		    strcmp(key, "vault") && strcmp(key, "principal")) {
-			api_error(c->resp, 400, "InvalidRequest",
-				  "unknown property; allowed for an access policy: secret_permissions");
+			api_error(
+				c->resp, 400, "InvalidRequest",
+				"unknown property; allowed for an access policy: secret_permissions");
 			return -EINVAL;
 		}
 	}
 	if (!json_is_array(a) || json_array_size(a) > 4)
 		goto bad;
-	json_array_foreach(a, i, v) {
+	json_array_foreach (a, i, v) {
 		if (vault_perm_parse(json_string_value(v), &bit) < 0 || (perms & bit))
 			goto bad;
 		perms |= bit;
@@ -753,8 +762,9 @@ void api_vault_rotate(struct api_call *c)
 	snprintf(principal, sizeof(principal), "user:%s", c->who->name);
 	r = vault_rotate(c->ctx->vault, c->ctx->store, principal, &n);
 	if (r == -BERR_INTEGRITY) {
-		log_error("vault: master key rotation refused: a wrapped data key failed its integrity "
-			  "check");
+		log_error(
+			"vault: master key rotation refused: a wrapped data key failed its integrity "
+			"check");
 		api_error(c->resp, 500, "SecretCorrupted",
 			  "a vault's data key failed its integrity check; nothing was changed");
 		return;

@@ -19,13 +19,13 @@
 #include "core/err.h"
 
 #define CONNECT_TIMEOUT_S 10L
-#define TOTAL_TIMEOUT_S 60L
+#define TOTAL_TIMEOUT_S   60L
 
 struct cli {
 	CURL *curl;
 	char errbuf[CURL_ERROR_SIZE];
 	char url[CLI_URL_MAX];
-	char *token;   /* secret */
+	char *token; /* secret */
 	char *ca_file;
 	bool insecure;
 	enum cli_output out;
@@ -100,7 +100,8 @@ int cli_common_option(struct cli *c, int opt, char **argv, const char *usage_tex
 	case 'o':
 	case CLI_OPT_OUTPUT:
 		if (cli_parse_output(optarg, &c->out) < 0)
-			return cli_usage_error(NULL, "--output must be table or json, not '%s'", optarg);
+			return cli_usage_error(NULL, "--output must be table or json, not '%s'",
+					       optarg);
 		return CLI_OK;
 	case CLI_OPT_HELP:
 		fputs(usage_text, stdout);
@@ -182,7 +183,8 @@ int cli_get_password(const char *prompt, bool from_stdin, bool confirm, char *bu
 	if (r < 0) {
 		sodium_memzero(buf, size);
 		if (r == -E2BIG)
-			return cli_usage_error(NULL, "the password is longer than %zu bytes", size - 1);
+			return cli_usage_error(NULL, "the password is longer than %zu bytes",
+					       size - 1);
 		if (r == -ENODATA)
 			return cli_usage_error(NULL, "the password is empty");
 		if (r == -EILSEQ)
@@ -234,7 +236,8 @@ static int handle_init(struct cli *c)
 int cli_set_target(struct cli *c, const char *url, const char *ca_file, bool insecure)
 {
 	if (cli_url_normalize(url, c->url, sizeof(c->url)) < 0)
-		return cli_usage_error(NULL, "the URL must be https://HOST[:PORT] (HTTPS only), not '%s'", url);
+		return cli_usage_error(
+			NULL, "the URL must be https://HOST[:PORT] (HTTPS only), not '%s'", url);
 	free(c->ca_file);
 	c->ca_file = NULL;
 	if (ca_file && !(c->ca_file = strdup(ca_file))) {
@@ -266,19 +269,23 @@ int cli_connect(struct cli *c)
 		env_token = NULL;
 	if (!(env_url && env_token)) {
 		if ((r = cli_config_path(path, sizeof(path))) < 0) {
-			fprintf(stderr, "bastion: no config directory (set HOME or XDG_CONFIG_HOME): %s\n",
+			fprintf(stderr,
+				"bastion: no config directory (set HOME or XDG_CONFIG_HOME): %s\n",
 				err_str(r));
 			return CLI_EAUTH;
 		}
 		lr = cli_config_load(path, &cfg, &loose);
 		if (lr < 0 && lr != -ENOENT) {
-			fprintf(stderr, "bastion: cannot read %s: %s; run `bastion login URL` again\n",
+			fprintf(stderr,
+				"bastion: cannot read %s: %s; run `bastion login URL` again\n",
 				path, err_str(lr));
 			return CLI_EAUTH;
 		}
 		if (loose)
-			fprintf(stderr, "bastion: warning: %s may be read by other users; "
-					"run chmod 600 on it\n", path);
+			fprintf(stderr,
+				"bastion: warning: %s may be read by other users; "
+				"run chmod 600 on it\n",
+				path);
 	}
 	url = env_url ? env_url : cfg.url;
 	token = env_token ? env_token : cfg.token;
@@ -450,7 +457,8 @@ static int request(struct cli *c, const char *method, const char *path, const js
 	curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, NULL);
 	if (strcmp(method, "PUT") == 0 || strcmp(method, "POST") == 0 || payload) {
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)(payload ? strlen(payload) : 0));
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE,
+				 (long)(payload ? strlen(payload) : 0));
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, payload ? payload : "");
 	}
 	if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
@@ -464,8 +472,8 @@ static int request(struct cli *c, const char *method, const char *path, const js
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
 	if (res != CURLE_OK) {
 		if (a.over || res == CURLE_FILESIZE_EXCEEDED)
-			fprintf(stderr, "bastion: the answer from %s is larger than %u MiB\n", c->url,
-				CLI_RESPONSE_MAX >> 20);
+			fprintf(stderr, "bastion: the answer from %s is larger than %u MiB\n",
+				c->url, CLI_RESPONSE_MAX >> 20);
 		else
 			fprintf(stderr, "bastion: cannot talk to %s: %s%s\n", c->url,
 				c->errbuf[0] ? c->errbuf : curl_easy_strerror(res), tls_hint(res));
@@ -479,7 +487,8 @@ static int request(struct cli *c, const char *method, const char *path, const js
 		parsed = json_loadb(a.p, a.n, 0, NULL);
 	if (status >= 200 && status < 300) {
 		if (a.n > 0 && !parsed) {
-			fprintf(stderr, "bastion: the answer from %s is not JSON (HTTP %ld)\n", c->url, status);
+			fprintf(stderr, "bastion: the answer from %s is not JSON (HTTP %ld)\n",
+				c->url, status);
 			r = CLI_ESERVER;
 			goto out;
 		}
@@ -538,17 +547,13 @@ static const struct {
 	const char *name;
 	int (*fn)(struct cli *c, int argc, char **argv);
 } commands[] = {
-	{ "login", cli_cmd_login },
-	{ "logout", cli_cmd_logout },
-	{ "user", cli_cmd_user },
-	{ "role", cli_cmd_role },
-	{ "vault", cli_cmd_vault },
-	{ "secret", cli_cmd_secret },
+	{ "login", cli_cmd_login }, { "logout", cli_cmd_logout }, { "user", cli_cmd_user },
+	{ "role", cli_cmd_role },   { "vault", cli_cmd_vault },   { "secret", cli_cmd_secret },
 };
 
 int cli_main(int argc, char **argv)
 {
-	int (*fn)(struct cli *c, int argc, char **argv) = NULL;
+	int (*fn)(struct cli * c, int argc, char **argv) = NULL;
 	struct cli c = { .out = CLI_OUT_TABLE };
 	int r;
 

@@ -25,12 +25,12 @@ enum cli_exit {
 	CLI_ESERVER = 6,   /* the server failed (5xx) or answered nonsense */
 };
 
-#define CLI_URL_MAX 512
-#define CLI_PATH_MAX 2048
-#define CLI_SECRET_MAX 1025   /* a password of up to 1024 bytes plus NUL */
+#define CLI_URL_MAX      512
+#define CLI_PATH_MAX     2048
+#define CLI_SECRET_MAX   1025 /* a password of up to 1024 bytes plus NUL */
 #define CLI_RESPONSE_MAX (16u << 20)
-#define CLI_CONFIG_MAX (64u << 10)
-#define CLI_CELL_MAX 4096
+#define CLI_CONFIG_MAX   (64u << 10)
+#define CLI_CELL_MAX     4096
 
 enum cli_output { CLI_OUT_TABLE, CLI_OUT_JSON };
 
@@ -159,16 +159,17 @@ struct cli;
 /* The options every command takes, for getopt_long tables; the ids are
  * above any character so that they never clash with a command's own. */
 enum { CLI_OPT_OUTPUT = 0x1000, CLI_OPT_HELP };
-#define CLI_COMMON_OPTIONS \
+#define CLI_COMMON_OPTIONS                                     \
 	{ "output", required_argument, NULL, CLI_OPT_OUTPUT }, \
-	{ "help", no_argument, NULL, CLI_OPT_HELP }
+	{                                                      \
+		"help", no_argument, NULL, CLI_OPT_HELP        \
+	}
 
 /* Handles a common option or an error from getopt_long (opt is its return
  * value). Returns -1 when opt is not one of them, CLI_OK when handled, or
  * an exit code after printing a usage error. With --help, prints usage_text
  * and sets *ret_help. */
-int cli_common_option(struct cli *c, int opt, char **argv, const char *usage_text,
-		      bool *ret_help);
+int cli_common_option(struct cli *c, int opt, char **argv, const char *usage_text, bool *ret_help);
 
 /* Prints "bastion: message" and the usage text to stderr; returns CLI_EUSAGE. */
 int cli_usage_error(const char *usage_text, const char *fmt, ...)
@@ -202,7 +203,8 @@ int cli_call_quiet404(struct cli *c, const char *method, const char *path, const
 		      json_t **ret_body);
 
 /* Prints a list answer ({"value":[...]}) as a table or as the JSON array. */
-int cli_print_list(struct cli *c, const json_t *answer, const struct cli_column *cols, size_t ncols);
+int cli_print_list(struct cli *c, const json_t *answer, const struct cli_column *cols,
+		   size_t ncols);
 
 /* Prints one object as a property table or as JSON. */
 int cli_print_object(struct cli *c, const json_t *obj);

@@ -16,7 +16,7 @@
 
 #include "core/err.h"
 
-#define USERNAME_MAX 256
+#define USERNAME_MAX   256
 #define TOKEN_NAME_MAX 64
 
 static const char login_usage[] =
@@ -89,10 +89,18 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":o:u:k", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'u': user_opt = optarg; break;
-		case 'p': from_stdin = true; break;
-		case 'c': ca_opt = optarg; break;
-		case 'k': insecure = true; break;
+		case 'u':
+			user_opt = optarg;
+			break;
+		case 'p':
+			from_stdin = true;
+			break;
+		case 'c':
+			ca_opt = optarg;
+			break;
+		case 'k':
+			insecure = true;
+			break;
 		default:
 			r = cli_common_option(c, opt, argv, login_usage, &help);
 			if (r != CLI_OK || help)
@@ -104,18 +112,22 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 	if (insecure && ca_opt)
 		return cli_usage_error(login_usage, "--insecure and --ca-file exclude each other");
 	if (cli_url_normalize(argv[optind], url, sizeof(url)) < 0)
-		return cli_usage_error(login_usage, "the URL must be https://HOST[:PORT] (HTTPS only), not '%s'",
+		return cli_usage_error(login_usage,
+				       "the URL must be https://HOST[:PORT] (HTTPS only), not '%s'",
 				       argv[optind]);
 	if ((r = cli_config_path(cfg_path, sizeof(cfg_path))) < 0) {
-		fprintf(stderr, "bastion: no config directory (set HOME or XDG_CONFIG_HOME): %s\n", err_str(r));
+		fprintf(stderr, "bastion: no config directory (set HOME or XDG_CONFIG_HOME): %s\n",
+			err_str(r));
 		return CLI_EUSAGE;
 	}
 	if (ca_opt) {
 		/* Stored absolute, so that later commands find it from anywhere. */
 		int fd;
 
-		if (!(ca_abs = realpath(ca_opt, NULL)) || (fd = open(ca_abs, O_RDONLY | O_CLOEXEC)) < 0) {
-			r = cli_usage_error(NULL, "cannot read the CA file %s: %s", ca_opt, err_str(-errno));
+		if (!(ca_abs = realpath(ca_opt, NULL)) ||
+		    (fd = open(ca_abs, O_RDONLY | O_CLOEXEC)) < 0) {
+			r = cli_usage_error(NULL, "cannot read the CA file %s: %s", ca_opt,
+					    err_str(-errno));
 			goto out;
 		}
 		close(fd);
@@ -132,7 +144,8 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 			goto out;
 		}
 	} else {
-		r = cli_usage_error(login_usage, "--username is required when the password comes from stdin");
+		r = cli_usage_error(login_usage,
+				    "--username is required when the password comes from stdin");
 		goto out;
 	}
 	r = CLI_ECONN;
@@ -140,7 +153,8 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "bastion: out of memory\n");
 		goto out;
 	}
-	if ((r = cli_get_password("Password: ", from_stdin, false, password, CLI_SECRET_MAX)) != CLI_OK)
+	if ((r = cli_get_password("Password: ", from_stdin, false, password, CLI_SECRET_MAX)) !=
+	    CLI_OK)
 		goto out;
 	if ((r = cli_set_target(c, url, ca_abs, insecure)) != CLI_OK)
 		goto out;
@@ -195,8 +209,8 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 		r = CLI_EUSAGE;
 		goto out;
 	}
-	printf("Logged in to %s as %s; the API token is stored in %s%s%s%s\n", url, username, cfg_path,
-	       expiry[0] ? " (it expires " : "", expiry, expiry[0] ? ")" : "");
+	printf("Logged in to %s as %s; the API token is stored in %s%s%s%s\n", url, username,
+	       cfg_path, expiry[0] ? " (it expires " : "", expiry, expiry[0] ? ")" : "");
 	r = CLI_OK;
 out:
 	json_decref(body);
@@ -227,7 +241,8 @@ int cli_cmd_logout(struct cli *c, int argc, char **argv)
 	if (optind != argc)
 		return cli_usage_error(logout_usage, "logout takes no arguments");
 	if ((r = cli_config_path(path, sizeof(path))) < 0) {
-		fprintf(stderr, "bastion: no config directory (set HOME or XDG_CONFIG_HOME): %s\n", err_str(r));
+		fprintf(stderr, "bastion: no config directory (set HOME or XDG_CONFIG_HOME): %s\n",
+			err_str(r));
 		return CLI_EUSAGE;
 	}
 	if (unlink(path) < 0) {

@@ -14,7 +14,7 @@
 #include "core/err.h"
 
 #define MAX_PROPS 4
-#define BODY_MAX (1u << 20) /* the API's own body limit */
+#define BODY_MAX  (1u << 20) /* the API's own body limit */
 
 enum prop_kind {
 	PROP_STRING, /* the last flag wins */
@@ -42,25 +42,41 @@ struct res_type {
 };
 
 static const struct res_type types[] = {
-	{ "group", NULL, { { 0 } },
-	  { { "NAME", "name", false }, { "ID", "id", false } }, NULL },
-	{ "network", "networks",
-	  { { "prefix", "address_prefixes", PROP_LIST, "CIDR", "an address prefix, IPv4 or IPv6 (repeatable)" } },
-	  { { "NAME", "name", false }, { "ADDRESS_PREFIXES", "address_prefixes", false } }, NULL },
-	{ "nic", "nics",
+	{ "group", NULL, { { 0 } }, { { "NAME", "name", false }, { "ID", "id", false } }, NULL },
+	{ "network",
+	  "networks",
+	  { { "prefix", "address_prefixes", PROP_LIST, "CIDR",
+	      "an address prefix, IPv4 or IPv6 (repeatable)" } },
+	  { { "NAME", "name", false }, { "ADDRESS_PREFIXES", "address_prefixes", false } },
+	  NULL },
+	{ "nic",
+	  "nics",
 	  { { "network", "network", PROP_STRING, "ID", "the network, /groups/G/networks/N" },
-	    { "ip", "private_ip", PROP_STRING, "IP", "the private IP, inside one of the network's prefixes" } },
-	  { { "NAME", "name", false }, { "NETWORK", "network", false }, { "PRIVATE_IP", "private_ip", false } }, NULL },
-	{ "vm", "vms",
+	    { "ip", "private_ip", PROP_STRING, "IP",
+	      "the private IP, inside one of the network's prefixes" } },
+	  { { "NAME", "name", false },
+	    { "NETWORK", "network", false },
+	    { "PRIVATE_IP", "private_ip", false } },
+	  NULL },
+	{ "vm",
+	  "vms",
 	  { { "nic", "nic", PROP_STRING, "ID", "the network interface, /groups/G/nics/N" },
 	    { "port", "ssh_port", PROP_PORT, "N", "the SSH port (default 22)" },
-	    { "host-key", "host_keys", PROP_LIST, "LINE", "a pinned host key, known_hosts format (repeatable)" } },
-	  { { "NAME", "name", false }, { "NIC", "nic", false }, { "SSH_PORT", "ssh_port", false },
-	    { "HOST_KEYS", "host_keys", true } }, NULL },
-	{ "bastion", "bastions",
-	  { { "network", "networks", PROP_LIST, "ID", "a network it serves, /groups/G/networks/N (repeatable)" } },
-	  { { "NAME", "name", false }, { "NETWORKS", "networks", false } }, NULL },
-	{ "vault", "vaults",
+	    { "host-key", "host_keys", PROP_LIST, "LINE",
+	      "a pinned host key, known_hosts format (repeatable)" } },
+	  { { "NAME", "name", false },
+	    { "NIC", "nic", false },
+	    { "SSH_PORT", "ssh_port", false },
+	    { "HOST_KEYS", "host_keys", true } },
+	  NULL },
+	{ "bastion",
+	  "bastions",
+	  { { "network", "networks", PROP_LIST, "ID",
+	      "a network it serves, /groups/G/networks/N (repeatable)" } },
+	  { { "NAME", "name", false }, { "NETWORKS", "networks", false } },
+	  NULL },
+	{ "vault",
+	  "vaults",
 	  { { "retention-days", "soft_delete_retention_days", PROP_INT, "N",
 	      "how long a deleted secret stays recoverable, 7-90 (default 7)" } },
 	  { { "NAME", "name", false }, { "RETENTION_DAYS", "soft_delete_retention_days", false } },
@@ -103,8 +119,12 @@ static void make_usage(const struct res_type *t, char *out, size_t size)
 	const char *write = t->plural ? "set" : "create";
 	size_t n = 0;
 
-#define ADD(...) do { int k_ = snprintf(out + n, size - n, __VA_ARGS__); \
-		if (k_ > 0) n = (size_t)k_ >= size - n ? size - 1 : n + (size_t)k_; } while (0)
+#define ADD(...)                                                                \
+	do {                                                                    \
+		int k_ = snprintf(out + n, size - n, __VA_ARGS__);              \
+		if (k_ > 0)                                                     \
+			n = (size_t)k_ >= size - n ? size - 1 : n + (size_t)k_; \
+	} while (0)
 	ADD("usage: bastion %s list%s\n", t->cmd, t->plural ? " GROUP" : "");
 	ADD("       bastion %s show %s%s\n", t->cmd, t->plural ? "GROUP" : "NAME", name);
 	ADD("       bastion %s %s %s%s", t->cmd, write, t->plural ? "GROUP" : "NAME", name);
@@ -122,12 +142,14 @@ static void make_usage(const struct res_type *t, char *out, size_t size)
 		ADD("  %-18s %s\n", left, t->props[i].help);
 	}
 	ADD("  %-18s the request body as JSON (the resource's properties);\n"
-	    "  %-18s flags given as well replace the properties they set\n", "--json JSON", "");
+	    "  %-18s flags given as well replace the properties they set\n",
+	    "--json JSON", "");
 	ADD("  %-18s the same, read from FILE (- for stdin)\n", "--json-file FILE");
 	ADD("  %-18s table (default) or json\n", "--output FORMAT");
 	if (t->plural)
 		ADD("%s replaces the whole resource (properties not given take their defaults)\n"
-		    "and creates it when it does not exist.\n", write);
+		    "and creates it when it does not exist.\n",
+		    write);
 #undef ADD
 }
 
@@ -195,7 +217,8 @@ static int build_body(const struct res_type *t, const char *json_text, const cha
 	}
 	if (!body)
 		return cli_usage_error(NULL, "%s: invalid JSON at line %d, column %d: %s",
-				       json_file ? json_file : "--json", jerr.line, jerr.column, jerr.text);
+				       json_file ? json_file : "--json", jerr.line, jerr.column,
+				       jerr.text);
 	if (!json_is_object(body)) {
 		json_decref(body);
 		return cli_usage_error(NULL, "%s: the body must be a JSON object",
@@ -220,13 +243,15 @@ static int take_flag(const struct res_prop *p, const char *arg, json_t **val, co
 	switch (p->kind) {
 	case PROP_PORT:
 		if (cli_parse_int(arg, 1, 65535, &port) < 0)
-			return cli_usage_error(usage, "--%s must be a port number from 1 to 65535, not '%s'",
-					       p->flag, arg);
+			return cli_usage_error(
+				usage, "--%s must be a port number from 1 to 65535, not '%s'",
+				p->flag, arg);
 		v = json_integer(port);
 		break;
 	case PROP_INT:
 		if (cli_parse_int(arg, -2147483647L, 2147483647L, &num) < 0)
-			return cli_usage_error(usage, "--%s must be a whole number, not '%s'", p->flag, arg);
+			return cli_usage_error(usage, "--%s must be a whole number, not '%s'",
+					       p->flag, arg);
 		v = json_integer(num);
 		break;
 	case PROP_LIST:
@@ -271,7 +296,8 @@ int cli_cmd_resource(struct cli *c, int argc, char **argv)
 	make_usage(t, usage, sizeof(usage));
 	np = nprops(t);
 	for (size_t i = 0; i < np; i++)
-		opts[no++] = (struct option){ t->props[i].flag, required_argument, NULL, OPT_PROP + (int)i };
+		opts[no++] = (struct option){ t->props[i].flag, required_argument, NULL,
+					      OPT_PROP + (int)i };
 	opts[no++] = (struct option){ "json", required_argument, NULL, OPT_JSON };
 	opts[no++] = (struct option){ "json-file", required_argument, NULL, OPT_JSON_FILE };
 	opts[no++] = (struct option){ "output", required_argument, NULL, CLI_OPT_OUTPUT };
@@ -282,7 +308,8 @@ int cli_cmd_resource(struct cli *c, int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
 		if (opt >= OPT_PROP && opt < OPT_PROP + (int)np) {
-			if ((r = take_flag(&t->props[opt - OPT_PROP], optarg, &vals[opt - OPT_PROP], usage)) != CLI_OK)
+			if ((r = take_flag(&t->props[opt - OPT_PROP], optarg, &vals[opt - OPT_PROP],
+					   usage)) != CLI_OK)
 				goto out;
 		} else if (opt == OPT_JSON) {
 			json_text = optarg;
@@ -312,16 +339,20 @@ int cli_cmd_resource(struct cli *c, int argc, char **argv)
 	writes = strcmp(action, "set") == 0 || strcmp(action, "create") == 0;
 	if ((size_t)(argc - optind) != want) {
 		cli_usage_error(usage, "%s %s takes %s", t->cmd, action,
-				want == 0 ? "no arguments" : want == 1 ? (t->plural ? "GROUP" : "NAME") : "GROUP NAME");
+				want == 0   ? "no arguments"
+				: want == 1 ? (t->plural ? "GROUP" : "NAME")
+					    : "GROUP NAME");
 		goto out;
 	}
 	if (!writes && (json_text || json_file)) {
-		cli_usage_error(usage, "--json and --json-file go with %s", t->plural ? "set" : "create");
+		cli_usage_error(usage, "--json and --json-file go with %s",
+				t->plural ? "set" : "create");
 		goto out;
 	}
 	for (size_t i = 0; i < np; i++)
 		if (vals[i] && !writes) {
-			cli_usage_error(usage, "--%s goes with %s", t->props[i].flag, t->plural ? "set" : "create");
+			cli_usage_error(usage, "--%s goes with %s", t->props[i].flag,
+					t->plural ? "set" : "create");
 			goto out;
 		}
 	group = want > 0 ? argv[optind] : NULL;

@@ -53,8 +53,8 @@ static void random_uuid(char out[37])
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-		 b[14], b[15]);
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
 }
 
 /* Appends "&key=escaped" (or "?key=...") to path. */
@@ -89,9 +89,15 @@ int cli_cmd_role(struct cli *c, int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'p': p_opt = optarg; break;
-		case 'r': role = optarg; break;
-		case 's': scope = optarg; break;
+		case 'p':
+			p_opt = optarg;
+			break;
+		case 'r':
+			role = optarg;
+			break;
+		case 's':
+			scope = optarg;
+			break;
 		default:
 			r = cli_common_option(c, opt, argv, role_usage, &help);
 			if (r != CLI_OK || help)
@@ -106,7 +112,8 @@ int cli_cmd_role(struct cli *c, int argc, char **argv)
 
 	if (strcmp(action, "list") == 0) {
 		if (optind != argc || role)
-			return cli_usage_error(role_usage, "role list takes only --scope and --principal");
+			return cli_usage_error(role_usage,
+					       "role list takes only --scope and --principal");
 		if (cli_path(path, sizeof(path), "role-assignments", (char *)NULL) < 0 ||
 		    (scope && add_query(path, sizeof(path), "scope", scope) < 0) ||
 		    (p_opt && add_query(path, sizeof(path), "principal", principal) < 0))
@@ -115,7 +122,8 @@ int cli_cmd_role(struct cli *c, int argc, char **argv)
 		if (argc - optind > 1)
 			return cli_usage_error(role_usage, "role assign takes at most one ID");
 		if (!p_opt || !role || !scope)
-			return cli_usage_error(role_usage, "role assign needs --principal, --role and --scope");
+			return cli_usage_error(role_usage,
+					       "role assign needs --principal, --role and --scope");
 		if (optind < argc) {
 			id = id_arg(argv[optind]);
 		} else {
@@ -124,7 +132,8 @@ int cli_cmd_role(struct cli *c, int argc, char **argv)
 		}
 	} else if (strcmp(action, "show") == 0 || strcmp(action, "delete") == 0) {
 		if (optind != argc - 1 || p_opt || role || scope)
-			return cli_usage_error(role_usage, "role %s takes one ID and no options", action);
+			return cli_usage_error(role_usage, "role %s takes one ID and no options",
+					       action);
 		id = id_arg(argv[optind]);
 	} else {
 		return cli_usage_error(role_usage, "unknown action '%s'", action);
@@ -136,17 +145,21 @@ int cli_cmd_role(struct cli *c, int argc, char **argv)
 
 	if (strcmp(action, "list") == 0) {
 		if ((r = cli_call(c, "GET", path, NULL, &answer, NULL)) == CLI_OK)
-			r = cli_print_list(c, answer, role_cols, sizeof(role_cols) / sizeof(role_cols[0]));
+			r = cli_print_list(c, answer, role_cols,
+					   sizeof(role_cols) / sizeof(role_cols[0]));
 	} else if (strcmp(action, "show") == 0) {
 		if ((r = cli_call(c, "GET", path, NULL, &answer, NULL)) == CLI_OK)
 			r = cli_print_object(c, answer);
 	} else if (strcmp(action, "delete") == 0) {
-		if ((r = cli_call(c, "DELETE", path, NULL, NULL, NULL)) == CLI_OK && cli_output(c) == CLI_OUT_TABLE)
+		if ((r = cli_call(c, "DELETE", path, NULL, NULL, NULL)) == CLI_OK &&
+		    cli_output(c) == CLI_OUT_TABLE)
 			printf("Deleted role assignment %s\n", id);
 	} else {
-		body = json_pack("{s:s, s:s, s:s}", "principal", principal, "role", role, "scope", scope);
+		body = json_pack("{s:s, s:s, s:s}", "principal", principal, "role", role, "scope",
+				 scope);
 		if (!body) {
-			r = cli_usage_error(NULL, "--principal, --role and --scope must be valid UTF-8");
+			r = cli_usage_error(NULL,
+					    "--principal, --role and --scope must be valid UTF-8");
 			goto out;
 		}
 		if ((r = cli_call(c, "PUT", path, body, &answer, NULL)) == CLI_OK)

@@ -26,7 +26,7 @@
  * and says so (400) for a longer one; this only bounds the client's memory
  * and what it sends (the API's body limit is 1 MiB). */
 #define VALUE_READ_MAX (1u << 20)
-#define VERSION_LEN 32 /* a version ID: 32 hex digits */
+#define VERSION_LEN    32 /* a version ID: 32 hex digits */
 
 static const char secret_usage[] =
 	"usage: bastion secret set GROUP VAULT NAME (--file PATH | --value-stdin)\n"
@@ -174,7 +174,7 @@ static json_t *find_in(const json_t *answer, const char *key, const char *want)
 	json_t *el;
 	size_t i;
 
-	json_array_foreach(value, i, el) {
+	json_array_foreach (value, i, el) {
 		const char *s = json_string_value(json_object_get(el, key));
 
 		if (s && strcmp(s, want) == 0)
@@ -215,8 +215,10 @@ static int show_meta(struct cli *c, const char *path_list, const char *path_vers
 			goto out;
 		}
 		if (json_object_set(meta, "version", json_object_get(ver, "version")) < 0 ||
-		    json_object_set(meta, "content_type", json_object_get(ver, "content_type")) < 0 ||
-		    json_object_set(meta, "version_created_at", json_object_get(ver, "created_at")) < 0) {
+		    json_object_set(meta, "content_type", json_object_get(ver, "content_type")) <
+			    0 ||
+		    json_object_set(meta, "version_created_at",
+				    json_object_get(ver, "created_at")) < 0) {
 			fprintf(stderr, "bastion: the server's answer is not the expected JSON\n");
 			r = CLI_ESERVER;
 			goto out;
@@ -264,11 +266,13 @@ static int set_body(const struct value *v, const char *content_type, json_t **re
 	if (v->len == 0)
 		return cli_usage_error(NULL, "the value is empty");
 	if (memchr(v->p, '\0', v->len))
-		return cli_usage_error(NULL, "the value contains a NUL byte: values are text "
-					     "(e.g. a PEM key), not binary; encode binary data as base64");
+		return cli_usage_error(
+			NULL, "the value contains a NUL byte: values are text "
+			      "(e.g. a PEM key), not binary; encode binary data as base64");
 	if (!(s = json_stringn(v->p, v->len)))
-		return cli_usage_error(NULL, "the value is not valid UTF-8: values are text "
-					     "(e.g. a PEM key), not binary; encode binary data as base64");
+		return cli_usage_error(
+			NULL, "the value is not valid UTF-8: values are text "
+			      "(e.g. a PEM key), not binary; encode binary data as base64");
 	if (!(body = json_object()) || json_object_set_new(body, "value", s) < 0) {
 		json_decref(body);
 		fprintf(stderr, "bastion: out of memory\n");
@@ -296,12 +300,9 @@ static const struct {
 	enum action a;
 	bool named; /* takes NAME after GROUP VAULT */
 } actions[] = {
-	{ "set", A_SET, true },
-	{ "list", A_LIST, false },
-	{ "show", A_SHOW, true },
-	{ "versions", A_VERSIONS, true },
-	{ "delete", A_DELETE, true },
-	{ "recover", A_RECOVER, true },
+	{ "set", A_SET, true },       { "list", A_LIST, false },
+	{ "show", A_SHOW, true },     { "versions", A_VERSIONS, true },
+	{ "delete", A_DELETE, true }, { "recover", A_RECOVER, true },
 };
 
 /* Which options go with which action, for the usage errors. */
@@ -312,12 +313,9 @@ static const struct {
 	const char *flag;
 	enum action a;
 } option_action[] = {
-	{ O_FILE, "--file", A_SET },
-	{ O_STDIN, "--value-stdin", A_SET },
-	{ O_CTYPE, "--content-type", A_SET },
-	{ O_DELETED, "--deleted", A_LIST },
-	{ O_VERSION, "--version", A_SHOW },
-	{ O_VALUE, "--value", A_SHOW },
+	{ O_FILE, "--file", A_SET },          { O_STDIN, "--value-stdin", A_SET },
+	{ O_CTYPE, "--content-type", A_SET }, { O_DELETED, "--deleted", A_LIST },
+	{ O_VERSION, "--version", A_SHOW },   { O_VALUE, "--value", A_SHOW },
 	{ O_PURGE, "--purge", A_DELETE },
 };
 
@@ -352,13 +350,27 @@ int cli_cmd_secret(struct cli *c, int argc, char **argv)
 			if (option_action[i].opt == opt)
 				seen[i] = true;
 		switch (opt) {
-		case O_FILE: file = optarg; break;
-		case O_STDIN: from_stdin = true; break;
-		case O_CTYPE: ctype = optarg; break;
-		case O_DELETED: deleted = true; break;
-		case O_VERSION: version = optarg; break;
-		case O_VALUE: want_value = true; break;
-		case O_PURGE: purge = true; break;
+		case O_FILE:
+			file = optarg;
+			break;
+		case O_STDIN:
+			from_stdin = true;
+			break;
+		case O_CTYPE:
+			ctype = optarg;
+			break;
+		case O_DELETED:
+			deleted = true;
+			break;
+		case O_VERSION:
+			version = optarg;
+			break;
+		case O_VALUE:
+			want_value = true;
+			break;
+		case O_PURGE:
+			purge = true;
+			break;
 		default:
 			r = cli_common_option(c, opt, argv, secret_usage, &help);
 			if (r != CLI_OK || help)
@@ -380,16 +392,18 @@ int cli_cmd_secret(struct cli *c, int argc, char **argv)
 				       named ? "GROUP VAULT NAME" : "GROUP VAULT");
 	for (i = 0; i < NCOLS(option_action); i++)
 		if (seen[i] && option_action[i].a != a)
-			return cli_usage_error(secret_usage, "%s does not go with %s", option_action[i].flag,
-					       action);
+			return cli_usage_error(secret_usage, "%s does not go with %s",
+					       option_action[i].flag, action);
 	group = argv[optind];
 	vault = argv[optind + 1];
 	if (named)
 		name = argv[optind + 2];
 	if (a == A_SET && !!file == from_stdin)
-		return cli_usage_error(secret_usage, "secret set needs one of --file PATH and --value-stdin");
+		return cli_usage_error(secret_usage,
+				       "secret set needs one of --file PATH and --value-stdin");
 	if (version && !valid_version(version))
-		return cli_usage_error(secret_usage, "--version must be a version ID (32 hex digits), not '%s'",
+		return cli_usage_error(secret_usage,
+				       "--version must be a version ID (32 hex digits), not '%s'",
 				       version);
 	if (want_value && cli_output(c) == CLI_OUT_JSON)
 		return cli_usage_error(secret_usage, "--value prints the value alone; "
@@ -415,11 +429,11 @@ int cli_cmd_secret(struct cli *c, int argc, char **argv)
 			r = add_query(path, sizeof(path), "version", version);
 		} else if (!want_value) {
 			/* The metadata comes from the list and the versions. */
-			r = cli_path(vpath, sizeof(vpath), "groups", group, "vaults", vault, "secrets", name,
-				     "versions", (char *)NULL);
+			r = cli_path(vpath, sizeof(vpath), "groups", group, "vaults", vault,
+				     "secrets", name, "versions", (char *)NULL);
 			if (r == 0)
-				r = cli_path(path, sizeof(path), "groups", group, "vaults", vault, "secrets",
-					     (char *)NULL);
+				r = cli_path(path, sizeof(path), "groups", group, "vaults", vault,
+					     "secrets", (char *)NULL);
 		}
 		break;
 	case A_VERSIONS:
@@ -442,8 +456,9 @@ int cli_cmd_secret(struct cli *c, int argc, char **argv)
 
 	if (a == A_SET) {
 		if (from_stdin && isatty(STDIN_FILENO))
-			return cli_usage_error(NULL, "--value-stdin reads a pipe or a redirected file, not a "
-						     "terminal (it would echo the value); use --file PATH");
+			return cli_usage_error(
+				NULL, "--value-stdin reads a pipe or a redirected file, not a "
+				      "terminal (it would echo the value); use --file PATH");
 		if ((r = value_read(file, &val)) < 0) {
 			if (r == -E2BIG)
 				return cli_usage_error(NULL, "the value is longer than %u bytes",
@@ -471,7 +486,8 @@ int cli_cmd_secret(struct cli *c, int argc, char **argv)
 				    : cli_print_list(c, answer, list_cols, NCOLS(list_cols));
 		break;
 	case A_SHOW:
-		r = want_value ? show_value(c, path) : show_meta(c, path, vpath, vault_id, name, version);
+		r = want_value ? show_value(c, path)
+			       : show_meta(c, path, vpath, vault_id, name, version);
 		break;
 	case A_VERSIONS:
 		if ((r = cli_call(c, "GET", path, NULL, &answer, NULL)) == CLI_OK)

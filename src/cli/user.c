@@ -76,7 +76,8 @@ int cli_cmd_user(struct cli *c, int argc, char **argv)
 	}
 	needs_pw = strcmp(action, "create") == 0 || strcmp(action, "set-password") == 0;
 	if (from_stdin && !needs_pw)
-		return cli_usage_error(user_usage, "--password-stdin goes with create and set-password");
+		return cli_usage_error(user_usage,
+				       "--password-stdin goes with create and set-password");
 	if (name ? cli_path(path, sizeof(path), "users", name, (char *)NULL) < 0
 		 : cli_path(path, sizeof(path), "users", (char *)NULL) < 0)
 		return cli_usage_error(user_usage, "the name must not be empty");
@@ -85,7 +86,8 @@ int cli_cmd_user(struct cli *c, int argc, char **argv)
 
 	if (strcmp(action, "list") == 0) {
 		if ((r = cli_call(c, "GET", path, NULL, &answer, NULL)) == CLI_OK)
-			r = cli_print_list(c, answer, user_cols, sizeof(user_cols) / sizeof(user_cols[0]));
+			r = cli_print_list(c, answer, user_cols,
+					   sizeof(user_cols) / sizeof(user_cols[0]));
 		goto out;
 	}
 	if (strcmp(action, "show") == 0) {
@@ -94,7 +96,8 @@ int cli_cmd_user(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	if (strcmp(action, "delete") == 0) {
-		if ((r = cli_call(c, "DELETE", path, NULL, NULL, NULL)) == CLI_OK && cli_output(c) == CLI_OUT_TABLE)
+		if ((r = cli_call(c, "DELETE", path, NULL, NULL, NULL)) == CLI_OK &&
+		    cli_output(c) == CLI_OUT_TABLE)
 			printf("Deleted user %s\n", name);
 		goto out;
 	}
@@ -102,8 +105,10 @@ int cli_cmd_user(struct cli *c, int argc, char **argv)
 		/* PUT would replace an existing account's password: refuse. */
 		r = cli_call_quiet404(c, "GET", path, NULL, NULL);
 		if (r == CLI_OK) {
-			fprintf(stderr, "bastion: Conflict: user '%s' already exists "
-					"(use `bastion user set-password`)\n", name);
+			fprintf(stderr,
+				"bastion: Conflict: user '%s' already exists "
+				"(use `bastion user set-password`)\n",
+				name);
 			r = CLI_EAPI;
 			goto out;
 		}
@@ -125,9 +130,11 @@ int cli_cmd_user(struct cli *c, int argc, char **argv)
 	if (needs_pw) {
 		if (!(password = sodium_malloc(CLI_SECRET_MAX)))
 			goto out;
-		if ((r = cli_get_password("New password: ", from_stdin, true, password, CLI_SECRET_MAX)) != CLI_OK)
+		if ((r = cli_get_password("New password: ", from_stdin, true, password,
+					  CLI_SECRET_MAX)) != CLI_OK)
 			goto out;
-		r = json_object_set_new(body, "password", json_string(password)) < 0 ? CLI_EUSAGE : CLI_OK;
+		r = json_object_set_new(body, "password", json_string(password)) < 0 ? CLI_EUSAGE
+										     : CLI_OK;
 		sodium_memzero(password, CLI_SECRET_MAX);
 		if (r != CLI_OK) {
 			fprintf(stderr, "bastion: the password is not valid UTF-8\n");

@@ -437,7 +437,7 @@ int cli_object_table(FILE *f, const json_t *obj)
 		goto out;
 	if ((r = grid_put(&g, &filled, "PROPERTY")) < 0 || (r = grid_put(&g, &filled, "VALUE")) < 0)
 		goto out;
-	json_object_foreach((json_t *)obj, key, v) {
+	json_object_foreach ((json_t *)obj, key, v) {
 		struct sbuf sb = { .p = cell, .size = CLI_CELL_MAX };
 		size_t n = json_is_array(v) && json_array_size(v) > 0 ? json_array_size(v) : 1;
 
@@ -449,7 +449,8 @@ int cli_object_table(FILE *f, const json_t *obj)
 				sb_put(&sb, key);
 			if ((r = grid_put(&g, &filled, cell)) < 0)
 				goto out;
-			cli_cell(json_is_array(v) && json_array_size(v) > 0 ? json_array_get(v, i) : v,
+			cli_cell(json_is_array(v) && json_array_size(v) > 0 ? json_array_get(v, i)
+									    : v,
 				 false, cell, CLI_CELL_MAX);
 			if ((r = grid_put(&g, &filled, cell)) < 0)
 				goto out;
@@ -505,8 +506,8 @@ int cli_config_path(char *out, size_t size)
 		n = snprintf(out, size, "%s/bastion/config.json", xdg);
 	} else {
 		if (!home || home[0] != '/') {
-			if (getpwuid_r(getuid(), &pw, pwbuf, sizeof(pwbuf), &found) != 0 || !found ||
-			    !pw.pw_dir || pw.pw_dir[0] != '/')
+			if (getpwuid_r(getuid(), &pw, pwbuf, sizeof(pwbuf), &found) != 0 ||
+			    !found || !pw.pw_dir || pw.pw_dir[0] != '/')
 				return -ENOENT;
 			home = pw.pw_dir;
 		}
@@ -577,7 +578,8 @@ int cli_config_load(const char *path, struct cli_config *ret_cfg, bool *ret_loos
 	root = json_loadb(buf, n, JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(root))
 		goto out;
-	if ((r = dup_field(root, "url", &cfg.url)) < 0 || (r = dup_field(root, "token", &cfg.token)) < 0 ||
+	if ((r = dup_field(root, "url", &cfg.url)) < 0 ||
+	    (r = dup_field(root, "token", &cfg.token)) < 0 ||
 	    (r = dup_field(root, "ca_file", &cfg.ca_file)) < 0)
 		goto out;
 	ins = json_object_get(root, "insecure");
@@ -664,10 +666,10 @@ int cli_config_save(const char *path, const struct cli_config *cfg)
 	if (snprintf(tmp, sizeof(tmp), "%s/.config.json.XXXXXX", dir) >= (int)sizeof(tmp))
 		return -E2BIG;
 	r = -ENOMEM;
-	root = json_pack("{s:s, s:o, s:o, s:b}", "url", cfg->url,
-			 "token", cfg->token ? json_string(cfg->token) : json_null(),
-			 "ca_file", cfg->ca_file ? json_string(cfg->ca_file) : json_null(),
-			 "insecure", cfg->insecure);
+	root = json_pack("{s:s, s:o, s:o, s:b}", "url", cfg->url, "token",
+			 cfg->token ? json_string(cfg->token) : json_null(), "ca_file",
+			 cfg->ca_file ? json_string(cfg->ca_file) : json_null(), "insecure",
+			 cfg->insecure);
 	if (!root || !(text = json_dumps(root, JSON_INDENT(2))))
 		goto out;
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {

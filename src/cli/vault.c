@@ -79,12 +79,14 @@ static int policy_cmd(struct cli *c, int argc, char **argv)
 				       one ? "GROUP VAULT PRINCIPAL" : "GROUP VAULT");
 	if (strcmp(action, "set") == 0) {
 		if (!perms_arg)
-			return cli_usage_error(policy_usage, "vault policy set needs --permissions");
-		if (cli_parse_permissions(perms_arg, &perms) < 0)
 			return cli_usage_error(policy_usage,
-					       "--permissions must be a comma-separated list of distinct "
-					       "values from list, get, set, delete, not '%s'",
-					       perms_arg);
+					       "vault policy set needs --permissions");
+		if (cli_parse_permissions(perms_arg, &perms) < 0)
+			return cli_usage_error(
+				policy_usage,
+				"--permissions must be a comma-separated list of distinct "
+				"values from list, get, set, delete, not '%s'",
+				perms_arg);
 	} else if (perms_arg) {
 		return cli_usage_error(policy_usage, "--permissions goes with set");
 	}
@@ -92,7 +94,8 @@ static int policy_cmd(struct cli *c, int argc, char **argv)
 		const char *p = argv[optind + 2];
 
 		/* A bare name is a user, as in `role assign --principal`. */
-		n = snprintf(principal, sizeof(principal), "%s%s", strchr(p, ':') ? "" : "user:", p);
+		n = snprintf(principal, sizeof(principal), "%s%s",
+			     strchr(p, ':') ? "" : "user:", p);
 		if (n < 0 || (size_t)n >= sizeof(principal))
 			return cli_usage_error(policy_usage, "the principal is too long");
 		r = cli_path(path, sizeof(path), "groups", argv[optind], "vaults", argv[optind + 1],
@@ -108,22 +111,24 @@ static int policy_cmd(struct cli *c, int argc, char **argv)
 
 	if (strcmp(action, "list") == 0) {
 		if ((r = cli_call(c, "GET", path, NULL, &answer, NULL)) == CLI_OK)
-			r = cli_print_list(c, answer, policy_cols, sizeof(policy_cols) / sizeof(policy_cols[0]));
+			r = cli_print_list(c, answer, policy_cols,
+					   sizeof(policy_cols) / sizeof(policy_cols[0]));
 	} else if (strcmp(action, "show") == 0) {
 		if ((r = cli_call(c, "GET", path, NULL, &answer, NULL)) == CLI_OK)
 			r = cli_print_object(c, answer);
 	} else if (strcmp(action, "delete") == 0) {
 		if ((r = cli_call(c, "DELETE", path, NULL, NULL, NULL)) == CLI_OK &&
 		    cli_output(c) == CLI_OUT_TABLE)
-			printf("Deleted the access policy of %s on /groups/%s/vaults/%s\n", principal,
-			       argv[optind], argv[optind + 1]);
+			printf("Deleted the access policy of %s on /groups/%s/vaults/%s\n",
+			       principal, argv[optind], argv[optind + 1]);
 	} else {
 		r = CLI_ECONN;
 		if (!(perms_json = json_array()))
 			goto oom;
 		for (unsigned i = 0; i < CLI_PERM_COUNT; i++)
 			if ((perms & (1u << i)) &&
-			    json_array_append_new(perms_json, json_string(cli_perm_name(1u << i))) < 0)
+			    json_array_append_new(perms_json, json_string(cli_perm_name(1u << i))) <
+				    0)
 				goto oom;
 		if (!(body = json_pack("{s:O}", "secret_permissions", perms_json)))
 			goto oom;

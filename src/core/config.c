@@ -20,31 +20,42 @@ enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LISTEN, T_DURATION, T_INT };
 struct key {
 	const char *section, *name, *flag, *env;
 	enum cfg_type type;
-	size_t off, size;      /* where in struct cfg; size for strings */
-	const char *def;       /* default, as text */
-	int64_t min, max;      /* for T_INT and T_DURATION */
-	bool live;             /* SIGHUP applies a change without a restart */
+	size_t off, size; /* where in struct cfg; size for strings */
+	const char *def;  /* default, as text */
+	int64_t min, max; /* for T_INT and T_DURATION */
+	bool live;        /* SIGHUP applies a change without a restart */
 };
 
 #define STR(f) offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)
 #define NUM(f) offsetof(struct cfg, f), sizeof(int64_t)
-#define DAY (24 * 3600)
+#define DAY    (24 * 3600)
 
 static const struct key keys[] = {
-	{ "server", "listen", "listen", "BASTION_LISTEN", T_LISTEN, STR(listen), "0.0.0.0:8443", 0, 0, false },
-	{ "server", "data", "data", "BASTION_DATA", T_PATH, STR(data_dir), "bastion-data", 0, 0, false },
+	{ "server", "listen", "listen", "BASTION_LISTEN", T_LISTEN, STR(listen), "0.0.0.0:8443", 0,
+	  0, false },
+	{ "server", "data", "data", "BASTION_DATA", T_PATH, STR(data_dir), "bastion-data", 0, 0,
+	  false },
 	{ "server", "user", "user", "BASTION_USER", T_STR, STR(user), "", 0, 0, false },
-	{ "server", "log_level", "log-level", "BASTION_LOG_LEVEL", T_LEVEL, STR(log_level), "info", 0, 0, true },
-	{ "server", "drain_timeout", "drain-timeout", "BASTION_DRAIN_TIMEOUT", T_DURATION, NUM(drain_timeout_s), "10s", 0, 3600, true },
+	{ "server", "log_level", "log-level", "BASTION_LOG_LEVEL", T_LEVEL, STR(log_level), "info",
+	  0, 0, true },
+	{ "server", "drain_timeout", "drain-timeout", "BASTION_DRAIN_TIMEOUT", T_DURATION,
+	  NUM(drain_timeout_s), "10s", 0, 3600, true },
 	{ "tls", "cert", "cert", "BASTION_TLS_CERT", T_PATH, STR(cert_file), "", 0, 0, true },
 	{ "tls", "key", "key", "BASTION_TLS_KEY", T_PATH, STR(key_file), "", 0, 0, true },
-	{ "sessions", "idle_timeout", "idle-timeout", "BASTION_IDLE_TIMEOUT", T_DURATION, NUM(idle_timeout_s), "30m", 0, 30 * DAY, true },
-	{ "sessions", "idle_warning", "idle-warning", "BASTION_IDLE_WARNING", T_DURATION, NUM(idle_warning_s), "60s", 0, DAY, true },
-	{ "sessions", "max_duration", "max-session-duration", "BASTION_MAX_SESSION_DURATION", T_DURATION, NUM(max_duration_s), "8h", 0, 30 * DAY, true },
-	{ "sessions", "max_per_user", "max-sessions-per-user", "BASTION_MAX_SESSIONS_PER_USER", T_INT, NUM(max_per_user), "64", 1, 100000, true },
-	{ "sessions", "max_total", "max-sessions", "BASTION_MAX_SESSIONS", T_INT, NUM(max_total), "10000", 1, 1000000, true },
-	{ "sessions", "ssh_keepalive", "ssh-keepalive", "BASTION_SSH_KEEPALIVE", T_DURATION, NUM(ssh_keepalive_s), "15s", 0, 3600, true },
-	{ "sessions", "browser_ping", "browser-ping", "BASTION_BROWSER_PING", T_DURATION, NUM(browser_ping_s), "10s", 0, 3600, true },
+	{ "sessions", "idle_timeout", "idle-timeout", "BASTION_IDLE_TIMEOUT", T_DURATION,
+	  NUM(idle_timeout_s), "30m", 0, 30 * DAY, true },
+	{ "sessions", "idle_warning", "idle-warning", "BASTION_IDLE_WARNING", T_DURATION,
+	  NUM(idle_warning_s), "60s", 0, DAY, true },
+	{ "sessions", "max_duration", "max-session-duration", "BASTION_MAX_SESSION_DURATION",
+	  T_DURATION, NUM(max_duration_s), "8h", 0, 30 * DAY, true },
+	{ "sessions", "max_per_user", "max-sessions-per-user", "BASTION_MAX_SESSIONS_PER_USER",
+	  T_INT, NUM(max_per_user), "64", 1, 100000, true },
+	{ "sessions", "max_total", "max-sessions", "BASTION_MAX_SESSIONS", T_INT, NUM(max_total),
+	  "10000", 1, 1000000, true },
+	{ "sessions", "ssh_keepalive", "ssh-keepalive", "BASTION_SSH_KEEPALIVE", T_DURATION,
+	  NUM(ssh_keepalive_s), "15s", 0, 3600, true },
+	{ "sessions", "browser_ping", "browser-ping", "BASTION_BROWSER_PING", T_DURATION,
+	  NUM(browser_ping_s), "10s", 0, 3600, true },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -86,11 +97,20 @@ static int parse_duration(const char *v, int64_t *ret)
 		if (end[1])
 			return -EINVAL;
 		switch (*end) {
-		case 's': mult = 1; break;
-		case 'm': mult = 60; break;
-		case 'h': mult = 3600; break;
-		case 'd': mult = DAY; break;
-		default: return -EINVAL;
+		case 's':
+			mult = 1;
+			break;
+		case 'm':
+			mult = 60;
+			break;
+		case 'h':
+			mult = 3600;
+			break;
+		case 'd':
+			mult = DAY;
+			break;
+		default:
+			return -EINVAL;
 		}
 	}
 	*ret = (int64_t)n * mult;
@@ -133,14 +153,16 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 
 	switch (k->type) {
 	case T_LEVEL:
-		if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error")) {
+		if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") &&
+		    strcmp(v, "error")) {
 			snprintf(why, whylen, "must be debug, info, warn or error, not '%.64s'", v);
 			return -EINVAL;
 		}
 		break;
 	case T_LISTEN:
 		if (!listen_ok(v)) {
-			snprintf(why, whylen, "must be ADDR:PORT (IPv6 as [ADDR]:PORT), not '%.64s'", v);
+			snprintf(why, whylen,
+				 "must be ADDR:PORT (IPv6 as [ADDR]:PORT), not '%.64s'", v);
 			return -EINVAL;
 		}
 		break;
@@ -149,7 +171,8 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 		break;
 	case T_DURATION:
 		if (parse_duration(v, &n) < 0) {
-			snprintf(why, whylen, "must be a duration like 90s, 30m, 8h or 1d, not '%.64s'", v);
+			snprintf(why, whylen,
+				 "must be a duration like 90s, 30m, 8h or 1d, not '%.64s'", v);
 			return -EINVAL;
 		}
 		if (n < k->min || n > k->max) {
@@ -194,7 +217,7 @@ struct file_state {
 	struct cfg *c;
 	const char *path;
 	FILE *f;
-	int line;              /* of the line inih is looking at */
+	int line; /* of the line inih is looking at */
 	bool long_line;
 	bool seen[NKEYS];
 	char *err;
@@ -246,27 +269,29 @@ static int file_handler(void *ud, const char *section, const char *name, const c
 		if (strcmp(keys[i].name, name) != 0)
 			continue;
 		if (st->seen[i]) {
-			snprintf(st->err, st->errlen, "%s:%d: [%s] %s is set twice", st->path, st->line,
-				 section, name);
+			snprintf(st->err, st->errlen, "%s:%d: [%s] %s is set twice", st->path,
+				 st->line, section, name);
 			st->r = -EINVAL;
 			return 1;
 		}
 		st->seen[i] = true;
 		if (set_value(st->c, &keys[i], value, why, sizeof(why)) < 0) {
-			snprintf(st->err, st->errlen, "%s:%d: [%s] %s %s", st->path, st->line, section,
-				 name, why);
+			snprintf(st->err, st->errlen, "%s:%d: [%s] %s %s", st->path, st->line,
+				 section, name, why);
 			st->r = -EINVAL;
 		}
 		return 1;
 	}
 	if (!section[0])
-		snprintf(st->err, st->errlen, "%s:%d: '%.64s' is outside a section ([server], [tls], [sessions])",
+		snprintf(st->err, st->errlen,
+			 "%s:%d: '%.64s' is outside a section ([server], [tls], [sessions])",
 			 st->path, st->line, name);
 	else if (!section_known)
-		snprintf(st->err, st->errlen, "%s:%d: unknown section [%.64s]", st->path, st->line, section);
+		snprintf(st->err, st->errlen, "%s:%d: unknown section [%.64s]", st->path, st->line,
+			 section);
 	else
-		snprintf(st->err, st->errlen, "%s:%d: unknown key '%.64s' in section [%s]", st->path,
-			 st->line, name, section);
+		snprintf(st->err, st->errlen, "%s:%d: unknown key '%.64s' in section [%s]",
+			 st->path, st->line, name, section);
 	st->r = -EINVAL;
 	return 1;
 }
@@ -278,7 +303,8 @@ static int load_file(struct cfg *c, const char *path, char *err, size_t errlen)
 
 	if (fd < 0) {
 		r = -errno;
-		snprintf(err, errlen, "%s: cannot read the configuration file: %s", path, strerror(-r));
+		snprintf(err, errlen, "%s: cannot read the configuration file: %s", path,
+			 strerror(-r));
 		return r;
 	}
 	st.f = fdopen(fd, "r");
@@ -313,15 +339,17 @@ static int validate(const struct cfg *c, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (c->idle_timeout_s > 0 && c->idle_warning_s >= c->idle_timeout_s) {
-		snprintf(err, errlen, "sessions.idle_warning (%llds) must be shorter than sessions.idle_timeout (%llds)",
-			 (long long)c->idle_warning_s, (long long)c->idle_timeout_s);
+		snprintf(
+			err, errlen,
+			"sessions.idle_warning (%llds) must be shorter than sessions.idle_timeout (%llds)",
+			(long long)c->idle_warning_s, (long long)c->idle_timeout_s);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-int cfg_load(struct cfg *ret, const char *file, const struct cfg_arg *args, size_t nargs,
-	     char *err, size_t errlen)
+int cfg_load(struct cfg *ret, const char *file, const struct cfg_arg *args, size_t nargs, char *err,
+	     size_t errlen)
 {
 	struct cfg *c = malloc(sizeof(*c));
 	char why[160];

@@ -21,14 +21,14 @@ struct cfg {
 	/* [server] */
 	char listen[256];
 	char data_dir[CFG_MAX_STR];
-	char log_level[16];           /* debug, info, warn, error */
-	int64_t drain_timeout_s;      /* SIGTERM: sessions get this long to close */
+	char log_level[16];      /* debug, info, warn, error */
+	int64_t drain_timeout_s; /* SIGTERM: sessions get this long to close */
 	/* [tls] (empty: the self-signed pair in the data directory) */
 	char cert_file[CFG_MAX_STR];
 	char key_file[CFG_MAX_STR];
 	/* [sessions]; a duration of 0 switches that limit off */
 	int64_t idle_timeout_s;
-	int64_t idle_warning_s;       /* the browser is warned this long before */
+	int64_t idle_warning_s; /* the browser is warned this long before */
 	int64_t max_duration_s;
 	int64_t max_per_user;
 	int64_t max_total;
@@ -51,8 +51,8 @@ struct cfg_arg {
 
 /* The keys, for building getopt tables and documentation. */
 size_t cfg_nkeys(void);
-const char *cfg_key_flag(size_t i);   /* "idle-timeout" */
-const char *cfg_key_name(size_t i);   /* "sessions.idle_timeout" */
+const char *cfg_key_flag(size_t i); /* "idle-timeout" */
+const char *cfg_key_name(size_t i); /* "sessions.idle_timeout" */
 
 /* Fills c with the defaults. */
 void cfg_defaults(struct cfg *c);
@@ -64,8 +64,8 @@ void cfg_defaults(struct cfg *c);
  * was. Unknown sections and keys, a key given twice in the file, and values
  * out of range are errors; BASTION_* variables that are not keys are left
  * alone (the tests and other tools use the prefix too). */
-int cfg_load(struct cfg *ret, const char *file, const struct cfg_arg *args, size_t nargs,
-	     char *err, size_t errlen);
+int cfg_load(struct cfg *ret, const char *file, const struct cfg_arg *args, size_t nargs, char *err,
+	     size_t errlen);
 
 /* Calls fn for each key whose value differs between a and b, with both
  * values as text and whether a running instance applies the change (live)

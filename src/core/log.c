@@ -6,8 +6,14 @@
 
 static enum log_level min_level = LOG_INFO;
 
-void log_set_level(enum log_level level) { min_level = level; }
-enum log_level log_get_level(void) { return min_level; }
+void log_set_level(enum log_level level)
+{
+	min_level = level;
+}
+enum log_level log_get_level(void)
+{
+	return min_level;
+}
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
@@ -23,8 +29,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ldZ %s ",
-		      ts.tv_nsec / 1000000, names[level]);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ldZ %s ", ts.tv_nsec / 1000000,
+		      names[level]);
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);

@@ -13,10 +13,20 @@
 #define MAX_STATUS 599
 
 static const char *const connect_codes[] = {
-	"Created", "InvalidRequest", "AuthorizationFailed", "NetworkNotServed",
-	"VaultAccessDenied", "InvalidPrivateKey", "VmUnreachable", "HostKeyMismatch",
-	"SshAuthenticationFailed", "ShellFailed", "TooManySessions", "ResourceNotFound",
-	"ServiceUnavailable", "other",
+	"Created",
+	"InvalidRequest",
+	"AuthorizationFailed",
+	"NetworkNotServed",
+	"VaultAccessDenied",
+	"InvalidPrivateKey",
+	"VmUnreachable",
+	"HostKeyMismatch",
+	"SshAuthenticationFailed",
+	"ShellFailed",
+	"TooManySessions",
+	"ResourceNotFound",
+	"ServiceUnavailable",
+	"other",
 };
 #define N_CODES (sizeof(connect_codes) / sizeof(connect_codes[0]))
 
@@ -27,9 +37,9 @@ static const double lag_bounds[] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 #define N_LAG (sizeof(lag_bounds) / sizeof(lag_bounds[0]))
 
 struct histo {
-	atomic_uint_fast64_t bucket[16];  /* non-cumulative; [n] is +Inf */
+	atomic_uint_fast64_t bucket[16]; /* non-cumulative; [n] is +Inf */
 	atomic_uint_fast64_t count;
-	atomic_uint_fast64_t sum_us;      /* microseconds: atomics on integers */
+	atomic_uint_fast64_t sum_us; /* microseconds: atomics on integers */
 };
 
 static struct {
@@ -86,7 +96,8 @@ void metrics_bytes(uint64_t to_vm, uint64_t from_vm)
 void metrics_loop_lag(double lag_seconds)
 {
 	histo_add(&M.lag, lag_bounds, N_LAG, lag_seconds);
-	atomic_store_explicit(&M.lag_last_us, (uint_fast64_t)(lag_seconds > 0 ? lag_seconds * 1e6 : 0),
+	atomic_store_explicit(&M.lag_last_us,
+			      (uint_fast64_t)(lag_seconds > 0 ? lag_seconds * 1e6 : 0),
 			      memory_order_relaxed);
 }
 
@@ -97,8 +108,7 @@ struct out {
 	bool failed;
 };
 
-__attribute__((format(printf, 2, 3)))
-static void put(struct out *o, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -138,7 +148,8 @@ static void put_histo(struct out *o, const char *name, const char *help, struct 
 	for (size_t i = 0; i <= n; i++) {
 		cum += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
 		if (i < n)
-			put(o, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], (unsigned long long)cum);
+			put(o, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+			    (unsigned long long)cum);
 		else
 			put(o, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
 	}
@@ -155,19 +166,24 @@ int metrics_render(size_t active_sessions, size_t dialing_sessions, char **ret, 
 	if (!o.buf)
 		return -ENOMEM;
 	o.buf[0] = '\0';
-	put(&o, "# HELP bastion_sessions_active Terminal sessions open now (shell open, attached or waiting).\n"
-		"# TYPE bastion_sessions_active gauge\nbastion_sessions_active %zu\n", active_sessions);
-	put(&o, "# HELP bastion_sessions_dialing Connect requests dialling a VM now.\n"
-		"# TYPE bastion_sessions_dialing gauge\nbastion_sessions_dialing %zu\n", dialing_sessions);
+	put(&o,
+	    "# HELP bastion_sessions_active Terminal sessions open now (shell open, attached or waiting).\n"
+	    "# TYPE bastion_sessions_active gauge\nbastion_sessions_active %zu\n",
+	    active_sessions);
+	put(&o,
+	    "# HELP bastion_sessions_dialing Connect requests dialling a VM now.\n"
+	    "# TYPE bastion_sessions_dialing gauge\nbastion_sessions_dialing %zu\n",
+	    dialing_sessions);
 	put(&o, "# HELP bastion_connects_total Connect attempts by result code.\n"
 		"# TYPE bastion_connects_total counter\n");
 	for (size_t i = 0; i < N_CODES; i++)
 		put(&o, "bastion_connects_total{result=\"%s\"} %llu\n", connect_codes[i],
 		    (unsigned long long)atomic_load_explicit(&M.connects[i], memory_order_relaxed));
-	put(&o, "# HELP bastion_session_bytes_total Terminal bytes relayed, by direction.\n"
-		"# TYPE bastion_session_bytes_total counter\n"
-		"bastion_session_bytes_total{direction=\"to_vm\"} %llu\n"
-		"bastion_session_bytes_total{direction=\"from_vm\"} %llu\n",
+	put(&o,
+	    "# HELP bastion_session_bytes_total Terminal bytes relayed, by direction.\n"
+	    "# TYPE bastion_session_bytes_total counter\n"
+	    "bastion_session_bytes_total{direction=\"to_vm\"} %llu\n"
+	    "bastion_session_bytes_total{direction=\"from_vm\"} %llu\n",
 	    (unsigned long long)atomic_load_explicit(&M.to_vm, memory_order_relaxed),
 	    (unsigned long long)atomic_load_explicit(&M.from_vm, memory_order_relaxed));
 	put_histo(&o, "bastion_connect_latency_seconds",
@@ -176,16 +192,20 @@ int metrics_render(size_t active_sessions, size_t dialing_sessions, char **ret, 
 	put(&o, "# HELP bastion_http_requests_total HTTP responses sent, by status code.\n"
 		"# TYPE bastion_http_requests_total counter\n");
 	for (int s = MIN_STATUS; s <= MAX_STATUS; s++) {
-		uint_fast64_t v = atomic_load_explicit(&M.http[s - MIN_STATUS], memory_order_relaxed);
+		uint_fast64_t v =
+			atomic_load_explicit(&M.http[s - MIN_STATUS], memory_order_relaxed);
 
 		if (v)
-			put(&o, "bastion_http_requests_total{code=\"%d\"} %llu\n", s, (unsigned long long)v);
+			put(&o, "bastion_http_requests_total{code=\"%d\"} %llu\n", s,
+			    (unsigned long long)v);
 	}
-	put(&o, "# HELP bastion_event_loop_lag_seconds How late the event loop ran its last probe timer.\n"
-		"# TYPE bastion_event_loop_lag_seconds gauge\nbastion_event_loop_lag_seconds %.6f\n",
+	put(&o,
+	    "# HELP bastion_event_loop_lag_seconds How late the event loop ran its last probe timer.\n"
+	    "# TYPE bastion_event_loop_lag_seconds gauge\nbastion_event_loop_lag_seconds %.6f\n",
 	    (double)atomic_load_explicit(&M.lag_last_us, memory_order_relaxed) / 1e6);
 	put_histo(&o, "bastion_event_loop_lag_distribution_seconds",
-		  "How late the event loop ran its probe timer, every probe.", &M.lag, lag_bounds, N_LAG);
+		  "How late the event loop ran its probe timer, every probe.", &M.lag, lag_bounds,
+		  N_LAG);
 	if (o.failed) {
 		free(o.buf);
 		return -ENOMEM;

@@ -15,15 +15,14 @@
 #include "core/util.h"
 #include "store/store.h"
 
-#define BOOTSTRAP_USER "admin"
+#define BOOTSTRAP_USER    "admin"
 #define BOOTSTRAP_ROLE_ID "bootstrap-admin-owner"
 
 /* An Argon2id hash with the same limits as real ones, of a password nobody
  * knows: a login for an unknown user verifies against it, so that the answer
  * takes as long as for a known user. */
-static const char dummy_hash[] =
-	"$argon2id$v=19$m=65536,t=2,p=1$rwsonLHwd0aOeli+8O3Q0g$"
-	"ijynLRjY2GzchpT8QzVgjP5OJl/FmdjK82bL0JtCQ74";
+static const char dummy_hash[] = "$argon2id$v=19$m=65536,t=2,p=1$rwsonLHwd0aOeli+8O3Q0g$"
+				 "ijynLRjY2GzchpT8QzVgjP5OJl/FmdjK82bL0JtCQ74";
 
 static int sodium_ready(void)
 {

@@ -10,15 +10,15 @@
 
 struct store;
 
-#define IDENT_COOKIE "bastion_session"
-#define IDENT_SESSION_TTL (12 * 3600)   /* seconds a browser session lives */
-#define IDENT_MIN_PASSWORD 12           /* characters (UTF-8 code points) */
-#define IDENT_MAX_PASSWORD 1024         /* bytes */
-#define IDENT_MAX_SESSIONS 32           /* browser sessions kept per user */
-#define IDENT_TOKEN_BYTES 32            /* random bytes in a session, CSRF or API token */
-#define IDENT_TOKEN_SIZE 64             /* buffer for one such token as text, with NUL */
-#define IDENT_ADMIN_PASSWORD_LEN 24     /* characters of a generated admin password */
-#define IDENT_HASH_SIZE 128             /* buffer for an encoded Argon2id hash */
+#define IDENT_COOKIE             "bastion_session"
+#define IDENT_SESSION_TTL        (12 * 3600) /* seconds a browser session lives */
+#define IDENT_MIN_PASSWORD       12          /* characters (UTF-8 code points) */
+#define IDENT_MAX_PASSWORD       1024        /* bytes */
+#define IDENT_MAX_SESSIONS       32          /* browser sessions kept per user */
+#define IDENT_TOKEN_BYTES        32          /* random bytes in a session, CSRF or API token */
+#define IDENT_TOKEN_SIZE         64          /* buffer for one such token as text, with NUL */
+#define IDENT_ADMIN_PASSWORD_LEN 24          /* characters of a generated admin password */
+#define IDENT_HASH_SIZE          128         /* buffer for an encoded Argon2id hash */
 
 /* Argon2id (libsodium crypto_pwhash_str, interactive limits). hash_size must
  * be at least IDENT_HASH_SIZE (-E2BIG otherwise); -ENOMEM if hashing could
@@ -53,7 +53,7 @@ int ident_cookie_value(const char *cookie_header, const char *name, char *out, s
 /* A new browser session, filled by ident_login. Holds secrets: wipe it with
  * sodium_memzero when done. */
 struct ident_session {
-	char token[IDENT_TOKEN_SIZE];  /* the cookie value */
+	char token[IDENT_TOKEN_SIZE]; /* the cookie value */
 	char csrf[IDENT_TOKEN_SIZE];
 	int64_t user_id;
 	char name[65];
@@ -93,15 +93,15 @@ bool ident_csrf_ok(const struct principal *who, const char *header);
  * an address the account signed in from within IDENT_KNOWN_TTL: an
  * attacker elsewhere cannot lock the real user out of their usual place.
  * See docs/access-control.md. */
-#define IDENT_THROTTLE_WINDOW 900
+#define IDENT_THROTTLE_WINDOW      900
 #define IDENT_THROTTLE_ACCOUNT_MAX 5
-#define IDENT_THROTTLE_ADDR_MAX 20
-#define IDENT_THROTTLE_BASE 60
-#define IDENT_THROTTLE_CAP 900
-#define IDENT_THROTTLE_DECAY 3600       /* a quiet hour forgets the back-off level */
-#define IDENT_KNOWN_TTL (30 * 86400)
-#define IDENT_KNOWN_MAX 16              /* known addresses kept per account */
-#define IDENT_ADDR_KEY_SIZE 64
+#define IDENT_THROTTLE_ADDR_MAX    20
+#define IDENT_THROTTLE_BASE        60
+#define IDENT_THROTTLE_CAP         900
+#define IDENT_THROTTLE_DECAY       3600 /* a quiet hour forgets the back-off level */
+#define IDENT_KNOWN_TTL            (30 * 86400)
+#define IDENT_KNOWN_MAX            16 /* known addresses kept per account */
+#define IDENT_ADDR_KEY_SIZE        64
 
 struct ident_throttle {
 	int64_t retry_after; /* seconds until an attempt may be made; 0: go ahead */
@@ -117,10 +117,12 @@ void ident_addr_key(const char *remote_addr, char out[IDENT_ADDR_KEY_SIZE]);
 int ident_throttle_check(struct store *s, const char *account, const char *remote_addr, int64_t now,
 			 struct ident_throttle *ret);
 /* Records a failed attempt for account (may be NULL) and remote_addr. */
-int ident_throttle_failure(struct store *s, const char *account, const char *remote_addr, int64_t now);
+int ident_throttle_failure(struct store *s, const char *account, const char *remote_addr,
+			   int64_t now);
 /* Records a success: clears the account's counter and remembers the
  * address as known for it. */
-int ident_throttle_success(struct store *s, const char *account, const char *remote_addr, int64_t now);
+int ident_throttle_success(struct store *s, const char *account, const char *remote_addr,
+			   int64_t now);
 /* Clears the account's lock (an Owner set a new password) and, with
  * forget_known, its known addresses (the account is deleted). */
 int ident_throttle_reset(struct store *s, const char *account, bool forget_known);

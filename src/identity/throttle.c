@@ -30,7 +30,9 @@ void ident_addr_key(const char *remote_addr, char out[IDENT_ADDR_KEY_SIZE])
 		return;
 	}
 	if (inet_pton(AF_INET6, remote_addr, a) == 1) {
-		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+		static const unsigned char mapped[12] = {
+			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+		};
 
 		if (memcmp(a, mapped, sizeof(mapped)) == 0) {
 			inet_ntop(AF_INET, a + 12, text, sizeof(text));
@@ -164,7 +166,8 @@ static int fail_fn(struct store_throttle *t, bool existed, void *ud)
 	return 0;
 }
 
-int ident_throttle_failure(struct store *s, const char *account, const char *remote_addr, int64_t now)
+int ident_throttle_failure(struct store *s, const char *account, const char *remote_addr,
+			   int64_t now)
 {
 	char addr[IDENT_ADDR_KEY_SIZE], key[KEY_SIZE];
 	struct fail f = { .now = now, .max = IDENT_THROTTLE_ADDR_MAX };
@@ -181,7 +184,8 @@ int ident_throttle_failure(struct store *s, const char *account, const char *rem
 	return store_throttle_update(s, key, fail_fn, &f);
 }
 
-int ident_throttle_success(struct store *s, const char *account, const char *remote_addr, int64_t now)
+int ident_throttle_success(struct store *s, const char *account, const char *remote_addr,
+			   int64_t now)
 {
 	char addr[IDENT_ADDR_KEY_SIZE], key[KEY_SIZE];
 	int r;

@@ -4,11 +4,11 @@
 #include <stddef.h>
 
 struct asset {
-	const char *path;          /* "/", "/app.js", ... */
+	const char *path; /* "/", "/app.js", ... */
 	const char *content_type;
 	const unsigned char *data;
 	size_t len;
-	const char *etag;          /* quoted strong ETag of the content */
+	const char *etag; /* quoted strong ETag of the content */
 };
 
 /* NULL when path is not an embedded file. */

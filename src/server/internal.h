@@ -7,25 +7,35 @@
 
 #include "server/srv.h"
 
-#define SRV_MAX_HEADER_BYTES (16 * 1024)
-#define SRV_MAX_HEADERS 64
-#define SRV_MAX_IN (64 * 1024)       /* plaintext read ahead of the parser */
-#define SRV_HEADER_TIMEOUT_MS 30000  /* a request's headers must arrive by then */
-#define SRV_IDLE_TIMEOUT_MS 60000    /* an idle keep-alive connection is closed */
+#define SRV_MAX_HEADER_BYTES  (16 * 1024)
+#define SRV_MAX_HEADERS       64
+#define SRV_MAX_IN            (64 * 1024) /* plaintext read ahead of the parser */
+#define SRV_HEADER_TIMEOUT_MS 30000       /* a request's headers must arrive by then */
+#define SRV_IDLE_TIMEOUT_MS   60000       /* an idle keep-alive connection is closed */
 
 enum conn_state {
-	CONN_TLS,      /* TLS handshake */
-	CONN_HTTP,     /* reading a request */
-	CONN_BUSY,     /* a request is with a worker or a continuation */
-	CONN_WS,       /* WebSocket */
-	CONN_CLOSING,  /* uv_close requested */
+	CONN_TLS,     /* TLS handshake */
+	CONN_HTTP,    /* reading a request */
+	CONN_BUSY,    /* a request is with a worker or a continuation */
+	CONN_WS,      /* WebSocket */
+	CONN_CLOSING, /* uv_close requested */
 };
 
 /* Known request headers, by index. */
 enum hdr {
-	H_HOST, H_COOKIE, H_AUTHORIZATION, H_CSRF, H_ORIGIN, H_CONTENT_TYPE,
-	H_UPGRADE, H_CONNECTION, H_WS_KEY, H_WS_VERSION, H_WS_PROTOCOL,
-	H_IF_NONE_MATCH, H_COUNT
+	H_HOST,
+	H_COOKIE,
+	H_AUTHORIZATION,
+	H_CSRF,
+	H_ORIGIN,
+	H_CONTENT_TYPE,
+	H_UPGRADE,
+	H_CONNECTION,
+	H_WS_KEY,
+	H_WS_VERSION,
+	H_WS_PROTOCOL,
+	H_IF_NONE_MATCH,
+	H_COUNT
 };
 
 struct srv_conn {
@@ -38,9 +48,9 @@ struct srv_conn {
 	uv_timer_t timer;
 	bool timer_closed;
 
-	bool handles_closed;    /* tcp and timer closed: memory may go */
-	bool busy_worker;       /* api_handle is running on a worker */
-	bool busy_cont;         /* a continuation (connect, attach) owns the answer */
+	bool handles_closed; /* tcp and timer closed: memory may go */
+	bool busy_worker;    /* api_handle is running on a worker */
+	bool busy_cont;      /* a continuation (connect, attach) owns the answer */
 
 	/* plaintext received while the consumer could not take it */
 	uint8_t *stash;
@@ -48,18 +58,18 @@ struct srv_conn {
 
 	/* request being read */
 	http_parser parser;
-	char *hbuf;             /* url and header strings, NUL-separated */
+	char *hbuf; /* url and header strings, NUL-separated */
 	size_t hlen, hcap;
 	size_t url_off;
-	int hdr_off[H_COUNT];   /* offset of each known header value, -1 if absent */
-	int cur_hdr;            /* header whose value is being read, -1 for unknown */
-	int field_off;          /* offset of the header name being read, -1 before any */
+	int hdr_off[H_COUNT]; /* offset of each known header value, -1 if absent */
+	int cur_hdr;          /* header whose value is being read, -1 for unknown */
+	int field_off;        /* offset of the header name being read, -1 before any */
 	bool in_value;
 	int n_headers;
 	char *body;
 	size_t body_len;
 	bool message_done;
-	int parse_error;        /* status to answer with (400, 413, 431) */
+	int parse_error; /* status to answer with (400, 413, 431) */
 
 	/* the request with the worker */
 	uv_work_t work;
@@ -68,7 +78,7 @@ struct srv_conn {
 	bool keep_alive;
 	bool close_after_write;
 
-	size_t out_pending;     /* bytes handed to libuv and not yet written */
+	size_t out_pending; /* bytes handed to libuv and not yet written */
 
 	/* WebSocket */
 	wslay_event_context_ptr ws;
@@ -77,10 +87,10 @@ struct srv_conn {
 	bool ws_paused;
 	bool ws_above_high;
 	bool ws_close_notified;
-	const uint8_t *feed;    /* bytes offered to wslay during ws_consume */
+	const uint8_t *feed; /* bytes offered to wslay during ws_consume */
 	size_t feed_len;
-	bool ws_heard;          /* bytes came from the browser since the last ping tick */
-	unsigned ws_missed;     /* ping ticks in a row without a byte from the browser */
+	bool ws_heard;      /* bytes came from the browser since the last ping tick */
+	unsigned ws_missed; /* ping ticks in a row without a byte from the browser */
 
 	char remote[64];
 };
@@ -91,7 +101,7 @@ struct srv {
 	SSL_CTX *ssl_ctx;
 	struct api_ctx *api;
 	struct srv_conn *conns;
-	bool stopping;          /* draining or stopping: nothing new is accepted */
+	bool stopping; /* draining or stopping: nothing new is accepted */
 	bool listener_closing;
 	bool listener_closed;
 	void (*stop_done)(void *ud);
@@ -99,8 +109,8 @@ struct srv {
 	int port;
 	/* Browser liveness: one timer for every WebSocket (see ws_ping_tick). */
 	uv_timer_t ping;
-	unsigned ping_ms;       /* 0: off */
-	int handles_open;       /* listener and ping timer not yet closed */
+	unsigned ping_ms; /* 0: off */
+	int handles_open; /* listener and ping timer not yet closed */
 };
 
 /* A WebSocket whose browser sent nothing for this many ping intervals in a
@@ -108,8 +118,8 @@ struct srv {
 #define SRV_WS_PING_MAX_MISSED 2
 
 /* srv.c, used by ws.c */
-void conn_flush(struct srv_conn *c);   /* moves TLS output to the socket */
-void conn_close(struct srv_conn *c);   /* starts closing; idempotent */
+void conn_flush(struct srv_conn *c); /* moves TLS output to the socket */
+void conn_close(struct srv_conn *c); /* starts closing; idempotent */
 int conn_ssl_write(struct srv_conn *c, const void *buf, size_t len);
 void conn_read_resume(struct srv_conn *c);
 void conn_pump(struct srv_conn *c);

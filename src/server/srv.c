@@ -208,8 +208,7 @@ static void send_response(struct srv_conn *c, int status, const char *ctype, con
 		     "Connection: %s\r\n\r\n",
 		     status, http_status_str((enum http_status)status), len,
 		     ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "",
-		     extra ? extra : "",
-		     c->keep_alive ? "keep-alive" : "close");
+		     extra ? extra : "", c->keep_alive ? "keep-alive" : "close");
 	if (n >= (int)sizeof(head))
 		n = (int)sizeof(head) - 1;
 	/* The header block and the body go into one TLS flush: one write. */
@@ -503,8 +502,8 @@ void srv_respond(struct srv_conn *c, struct api_resp *resp)
 	srv_respond_done(c);
 }
 
-void srv_respond_text(struct srv_conn *c, int status, const char *content_type,
-		      const char *body, size_t len)
+void srv_respond_text(struct srv_conn *c, int status, const char *content_type, const char *body,
+		      size_t len)
 {
 	char extra[2048];
 
@@ -514,7 +513,8 @@ void srv_respond_text(struct srv_conn *c, int status, const char *content_type,
 		return;
 	}
 	snprintf(extra, sizeof(extra), "%sCache-Control: no-store\r\n", security_headers);
-	send_response(c, status, content_type, extra, body, len, strcmp(c->req.method, "HEAD") == 0);
+	send_response(c, status, content_type, extra, body, len,
+		      strcmp(c->req.method, "HEAD") == 0);
 	srv_respond_done(c);
 }
 
@@ -531,8 +531,8 @@ static void serve_asset(struct srv_conn *c, const char *path, bool head)
 		send_response(c, 404, "text/plain; charset=utf-8", extra, nf, sizeof(nf) - 1, head);
 		return;
 	}
-	snprintf(extra, sizeof(extra), "%sCache-Control: no-cache\r\nETag: %s\r\n", security_headers,
-		 a->etag);
+	snprintf(extra, sizeof(extra), "%sCache-Control: no-cache\r\nETag: %s\r\n",
+		 security_headers, a->etag);
 	if (inm && strcmp(inm, a->etag) == 0) {
 		send_response(c, 304, NULL, extra, NULL, 0, true);
 		return;
@@ -573,9 +573,9 @@ static int request_fill(struct srv_conn *c)
 	c->req.content_type = hdr(c, H_CONTENT_TYPE);
 	c->req.ws_protocol = hdr(c, H_WS_PROTOCOL);
 	c->req.websocket = c->parser.upgrade && upgrade && strcasecmp(upgrade, "websocket") == 0 &&
-			   header_has_token(hdr(c, H_CONNECTION), "upgrade") &&
-			   hdr(c, H_WS_KEY) && hdr(c, H_WS_VERSION) &&
-			   strcmp(hdr(c, H_WS_VERSION), "13") == 0 && c->parser.method == HTTP_GET;
+			   header_has_token(hdr(c, H_CONNECTION), "upgrade") && hdr(c, H_WS_KEY) &&
+			   hdr(c, H_WS_VERSION) && strcmp(hdr(c, H_WS_VERSION), "13") == 0 &&
+			   c->parser.method == HTTP_GET;
 	util_strlcpy(c->req.remote_addr, c->remote, sizeof(c->req.remote_addr));
 	return 0;
 }
@@ -583,8 +583,9 @@ static int request_fill(struct srv_conn *c)
 /* A complete request is in c: answer it or hand it to a worker. */
 static void dispatch(struct srv_conn *c)
 {
-	static const char *const err_codes[] = { [400] = "InvalidRequest", [413] = "RequestTooLarge",
-						 [431] = "RequestTooLarge" };
+	static const char *const err_codes[] = {
+		[400] = "InvalidRequest", [413] = "RequestTooLarge", [431] = "RequestTooLarge"
+	};
 	const char *path;
 
 	c->state = CONN_BUSY;
@@ -594,7 +595,7 @@ static void dispatch(struct srv_conn *c)
 	if (c->parse_error) {
 		send_error(c, c->parse_error, err_codes[c->parse_error],
 			   c->parse_error == 400 ? "the request is malformed"
-						  : "the request is larger than allowed");
+						 : "the request is larger than allowed");
 		return;
 	}
 	if (request_fill(c) != 0) {
@@ -652,7 +653,7 @@ static size_t http_consume(struct srv_conn *c, const uint8_t *buf, size_t len)
 		send_error(c, c->parse_error,
 			   c->parse_error == 400 ? "InvalidRequest" : "RequestTooLarge",
 			   c->parse_error == 400 ? "the request is malformed"
-						  : "the request is larger than allowed");
+						 : "the request is larger than allowed");
 		return len;
 	}
 	return n;
@@ -913,7 +914,7 @@ int srv_new(uv_loop_t *loop, const struct srv_config *cfg, struct srv **ret)
 	s->handles_open = 2;
 	uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
 	s->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-						 : ((struct sockaddr_in6 *)&ss)->sin6_port);
+						: ((struct sockaddr_in6 *)&ss)->sin6_port);
 	*ret = s;
 	return 0;
 }
@@ -1052,7 +1053,8 @@ int srv_parse_for_test(const uint8_t *buf, size_t len)
 	c->parser.data = c;
 	conn_reset_request(c);
 	while (len > 0) {
-		size_t used = http_parser_execute(&c->parser, &parser_settings, (const char *)buf, len);
+		size_t used =
+			http_parser_execute(&c->parser, &parser_settings, (const char *)buf, len);
 		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
 
 		if (c->message_done) {
@@ -1061,7 +1063,8 @@ int srv_parse_for_test(const uint8_t *buf, size_t len)
 				break;
 			}
 			/* What a worker would see: NUL-terminated strings in bounds. */
-			if (strlen(c->req.path) >= SRV_MAX_HEADER_BYTES || c->body_len > API_MAX_BODY)
+			if (strlen(c->req.path) >= SRV_MAX_HEADER_BYTES ||
+			    c->body_len > API_MAX_BODY)
 				abort();
 			n++;
 			if (c->parser.upgrade || !http_should_keep_alive(&c->parser))

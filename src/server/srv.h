@@ -15,9 +15,9 @@ struct srv;
 struct srv_conn;
 
 struct srv_config {
-	const char *listen;     /* "ADDR:PORT", IPv6 as "[::]:8443" */
-	const char *data_dir;   /* for the self-signed pair */
-	const char *cert_file;  /* NULL: DATA/tls-cert.pem, generated if absent */
+	const char *listen;    /* "ADDR:PORT", IPv6 as "[::]:8443" */
+	const char *data_dir;  /* for the self-signed pair */
+	const char *cert_file; /* NULL: DATA/tls-cert.pem, generated if absent */
 	const char *key_file;
 	struct api_ctx *api;
 };
@@ -52,8 +52,8 @@ void srv_free(struct srv *s);
  * is dropped and the connection released. */
 void srv_respond(struct srv_conn *c, struct api_resp *resp);
 /* The same with a body that is not JSON (GET /metrics); body is copied. */
-void srv_respond_text(struct srv_conn *c, int status, const char *content_type,
-		      const char *body, size_t len);
+void srv_respond_text(struct srv_conn *c, int status, const char *content_type, const char *body,
+		      size_t len);
 
 /* ---- WebSocket (terminal) ---- */
 
@@ -68,11 +68,12 @@ struct srv_ws_cb {
 };
 
 #define SRV_WS_HIGH_WATER (256 * 1024)
-#define SRV_WS_LOW_WATER (64 * 1024)
+#define SRV_WS_LOW_WATER  (64 * 1024)
 
 /* Answers 101 with subprotocol and switches the connection to WebSocket.
  * -EINVAL if the request was no valid upgrade (then an error was sent). */
-int srv_ws_accept(struct srv_conn *c, const char *subprotocol, const struct srv_ws_cb *cb, void *ud);
+int srv_ws_accept(struct srv_conn *c, const char *subprotocol, const struct srv_ws_cb *cb,
+		  void *ud);
 int srv_ws_send(struct srv_conn *c, bool text, const void *buf, size_t len);
 /* Bytes queued towards the browser and not yet written to the socket. */
 size_t srv_ws_outbound(const struct srv_conn *c);

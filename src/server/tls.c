@@ -87,8 +87,10 @@ static int generate_pair(const char *cert_path, const char *key_path)
 	X509_gmtime_adj(X509_getm_notAfter(cert), 825L * 24 * 3600);
 	X509_set_pubkey(cert, key);
 	name = X509_get_subject_name(cert);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"bastion", -1, -1, 0);
-	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"bastion self-signed", -1, -1, 0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"bastion", -1,
+				   -1, 0);
+	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+				   (const unsigned char *)"bastion self-signed", -1, -1, 0);
 	X509_set_issuer_name(cert, name);
 	snprintf(san, sizeof(san), "DNS:localhost,DNS:%s,IP:127.0.0.1,IP:::1", host);
 	if (add_ext(cert, NID_subject_alt_name, san) < 0 ||
@@ -135,7 +137,7 @@ int srv_tls_ctx(const struct srv_config *cfg, SSL_CTX **ret)
 	/* TLS 1.2: forward-secret AEAD suites only. TLS 1.3 suites are all AEAD. */
 	SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-				 SSL_OP_CIPHER_SERVER_PREFERENCE);
+					 SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* Idle connections give their read and write buffers back. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);

@@ -105,7 +105,8 @@ static void ws_settle(struct srv_conn *c)
 		return;
 	}
 	conn_flush(c);
-	if (c->state == CONN_WS && !wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws)) {
+	if (c->state == CONN_WS && !wslay_event_want_read(c->ws) &&
+	    !wslay_event_want_write(c->ws)) {
 		if (c->out_pending == 0)
 			conn_close(c);
 		else
@@ -217,8 +218,8 @@ int srv_ws_accept(struct srv_conn *c, const char *subprotocol, const struct srv_
 	}
 	if (!key || accept_key(key, accept) < 0 ||
 	    wslay_event_context_server_init(&c->ws, &ws_callbacks, c) != 0) {
-		api_error(&err, 400, "InvalidRequest", "a WebSocket upgrade with subprotocol %s is required",
-			  subprotocol);
+		api_error(&err, 400, "InvalidRequest",
+			  "a WebSocket upgrade with subprotocol %s is required", subprotocol);
 		c->keep_alive = false;
 		srv_respond(c, &err);
 		return -EINVAL;
@@ -229,7 +230,8 @@ int srv_ws_accept(struct srv_conn *c, const char *subprotocol, const struct srv_
 		     "Upgrade: websocket\r\n"
 		     "Connection: Upgrade\r\n"
 		     "Sec-WebSocket-Accept: %s\r\n"
-		     "Sec-WebSocket-Protocol: %s\r\n\r\n", accept, subprotocol);
+		     "Sec-WebSocket-Protocol: %s\r\n\r\n",
+		     accept, subprotocol);
 	if (conn_ssl_write(c, head, (size_t)n) < 0) {
 		conn_close(c);
 		return -EIO;

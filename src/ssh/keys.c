@@ -11,15 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KEY_MAX_LEN 16384u
-#define PEM_WRAP 64u
+#define KEY_MAX_LEN  16384u
+#define PEM_WRAP     64u
 #define OPENSSH_WRAP 70u
-#define MAX_HEADERS 4u
+#define MAX_HEADERS  4u
 
 #define REASON_NEED_PASS "the key is passphrase-protected: a passphrase is required"
-#define REASON_BAD_PASS "the passphrase does not fit the key"
-#define REASON_NOT_KEY "not a private key in a supported format"
-#define REASON_TOO_BIG "the key is larger than 16 KiB"
+#define REASON_BAD_PASS  "the passphrase does not fit the key"
+#define REASON_NOT_KEY   "not a private key in a supported format"
+#define REASON_TOO_BIG   "the key is larger than 16 KiB"
 
 /* A view into the caller's text: never NUL-terminated. */
 struct span {
@@ -141,7 +141,8 @@ int sshc_key_normalize(const char *text, size_t len, char **ret)
 			return -EINVAL;
 		hname[n_headers] = (struct span){ tok.p, (size_t)(colon - tok.p) };
 		if (colon + 1 < tok.p + tok.n) {
-			hval[n_headers] = (struct span){ colon + 1, tok.n - (size_t)(colon + 1 - tok.p) };
+			hval[n_headers] =
+				(struct span){ colon + 1, tok.n - (size_t)(colon + 1 - tok.p) };
 		} else if (!next_token(&p, body_end, &hval[n_headers])) {
 			return -EINVAL;
 		}
@@ -242,7 +243,8 @@ static bool openssh_encrypted(const char *norm)
 		return false;
 	if (bin_len < sizeof(magic) + 4 || memcmp(bin, magic, sizeof(magic)) != 0)
 		return false;
-	name_len = (uint32_t)bin[15] << 24 | (uint32_t)bin[16] << 16 | (uint32_t)bin[17] << 8 | bin[18];
+	name_len = (uint32_t)bin[15] << 24 | (uint32_t)bin[16] << 16 | (uint32_t)bin[17] << 8 |
+		   bin[18];
 	if (name_len > bin_len - 19)
 		return true; /* a long name is not "none" */
 	return !(name_len == 4 && memcmp(bin + 19, "none", 4) == 0);
@@ -329,8 +331,8 @@ out:
 static bool hostkey_type_ok(const char *name)
 {
 	return strcmp(name, "ssh-ed25519") == 0 || strcmp(name, "ssh-rsa") == 0 ||
-	       strcmp(name, "ecdsa-sha2-nistp256") == 0 || strcmp(name, "ecdsa-sha2-nistp384") == 0 ||
-	       strcmp(name, "ecdsa-sha2-nistp521") == 0;
+	       strcmp(name, "ecdsa-sha2-nistp256") == 0 ||
+	       strcmp(name, "ecdsa-sha2-nistp384") == 0 || strcmp(name, "ecdsa-sha2-nistp521") == 0;
 }
 
 static char *span_dup(struct span s)
@@ -360,7 +362,8 @@ static bool blob_type_matches(const char *b64, const char *type)
 	if (sodium_base642bin(bin, b64_len, b64, b64_len, NULL, &bin_len, NULL,
 			      sodium_base64_VARIANT_ORIGINAL) == 0 &&
 	    bin_len >= 4 + tlen) {
-		uint32_t n = (uint32_t)bin[0] << 24 | (uint32_t)bin[1] << 16 | (uint32_t)bin[2] << 8 | bin[3];
+		uint32_t n = (uint32_t)bin[0] << 24 | (uint32_t)bin[1] << 16 |
+			     (uint32_t)bin[2] << 8 | bin[3];
 
 		ok = n == tlen && memcmp(bin + 4, type, tlen) == 0;
 	}

@@ -41,10 +41,10 @@
 #define EXIT_STATUS_WAIT_MS 3000u
 /* Output handed to on_data per loop wake-up before yielding to other
  * sessions; the rest is picked up on the next iteration. */
-#define DRAIN_BUDGET (256u * 1024u)
-#define READ_CHUNK 16384u
+#define DRAIN_BUDGET      (256u * 1024u)
+#define READ_CHUNK        16384u
 #define KBDINT_MAX_ROUNDS 8
-#define TERM_TYPE "xterm-256color"
+#define TERM_TYPE         "xterm-256color"
 
 enum sshc_state {
 	ST_TCP_CONNECT,   /* non-blocking connect() in flight */
@@ -61,11 +61,17 @@ enum sshc_state {
 };
 
 static const char *const state_names[] = {
-	[ST_TCP_CONNECT] = "tcp-connect", [ST_SSH_CONNECT] = "ssh-connect",
-	[ST_AUTH_PASSWORD] = "auth-password", [ST_AUTH_KBDINT] = "auth-kbdint",
-	[ST_AUTH_KEY] = "auth-key", [ST_CHANNEL_OPEN] = "channel-open",
-	[ST_PTY] = "pty", [ST_SHELL] = "shell", [ST_OPEN] = "open",
-	[ST_EOF] = "eof", [ST_DONE] = "done",
+	[ST_TCP_CONNECT] = "tcp-connect",
+	[ST_SSH_CONNECT] = "ssh-connect",
+	[ST_AUTH_PASSWORD] = "auth-password",
+	[ST_AUTH_KBDINT] = "auth-kbdint",
+	[ST_AUTH_KEY] = "auth-key",
+	[ST_CHANNEL_OPEN] = "channel-open",
+	[ST_PTY] = "pty",
+	[ST_SHELL] = "shell",
+	[ST_OPEN] = "open",
+	[ST_EOF] = "eof",
+	[ST_DONE] = "done",
 };
 
 struct sshc {
@@ -75,19 +81,19 @@ struct sshc {
 	uv_timer_t kick;  /* deferred work on the next loop iteration */
 	int handles;      /* libuv handles not yet closed */
 	bool poll_inited;
-	int poll_events;  /* what the poll handle currently watches */
-	bool poll_error;  /* libuv stopped the handle after an error */
+	int poll_events;       /* what the poll handle currently watches */
+	bool poll_error;       /* libuv stopped the handle after an error */
 	unsigned drain_rounds; /* counts drain rounds: stderr is read every 16th */
 
 	int fd;
-	int tcp_err;      /* errno of a connect() that finished at once */
+	int tcp_err; /* errno of a connect() that finished at once */
 	ssh_session s;
 	ssh_channel ch;
 	enum sshc_state state;
 	bool closing;
 	bool paused;
-	bool flush_pending;  /* libssh holds output the kernel did not take */
-	bool want_writable;  /* sshc_write() took less than offered */
+	bool flush_pending; /* libssh holds output the kernel did not take */
+	bool want_writable; /* sshc_write() took less than offered */
 	bool kbdint_tried;
 	int kbdint_rounds;
 
@@ -208,7 +214,8 @@ static void end(struct sshc *c, int exit_status, const char *fmt, ...)
 
 static bool session_dead(struct sshc *c)
 {
-	return !ssh_is_connected(c->s) || (ssh_get_status(c->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
+	return !ssh_is_connected(c->s) ||
+	       (ssh_get_status(c->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
 }
 
 static void lost(struct sshc *c)
@@ -300,8 +307,8 @@ static void add_algo(char *list, size_t size, const char *algo)
 static void set_hostkey_algos(struct sshc *c)
 {
 	static const char *const defaults[] = {
-		"ssh-ed25519", "ecdsa-sha2-nistp521", "ecdsa-sha2-nistp384",
-		"ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256",
+		"ssh-ed25519",         "ecdsa-sha2-nistp521", "ecdsa-sha2-nistp384",
+		"ecdsa-sha2-nistp256", "rsa-sha2-512",        "rsa-sha2-256",
 	};
 	char list[512] = "";
 
@@ -358,7 +365,8 @@ static int check_host_key(struct sshc *c)
 	for (size_t i = 0; i < c->n_host_keys && !match; i++) {
 		char *ptype = NULL, *pb64 = NULL;
 
-		if (c->host_keys[i] == NULL || sshc_hostkey_parse(c->host_keys[i], &ptype, &pb64) < 0)
+		if (c->host_keys[i] == NULL ||
+		    sshc_hostkey_parse(c->host_keys[i], &ptype, &pb64) < 0)
 			continue;
 		match = strcmp(ptype, type) == 0 && strcmp(pb64, b64) == 0;
 		free(ptype);
@@ -370,9 +378,8 @@ static int check_host_key(struct sshc *c)
 	}
 	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) == 0)
 		fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hash_len);
-	fail(c, -BERR_HOSTKEY,
-	     "the VM's host key does not match the pinned key: it offered %s %s", type,
-	     fp != NULL ? fp : "(fingerprint unavailable)");
+	fail(c, -BERR_HOSTKEY, "the VM's host key does not match the pinned key: it offered %s %s",
+	     type, fp != NULL ? fp : "(fingerprint unavailable)");
 out:
 	if (hash != NULL)
 		ssh_clean_pubkey_hash(&hash);
@@ -416,8 +423,9 @@ static void auth_denied(struct sshc *c, int rc)
 		fail(c, -BERR_SSH_AUTH, "the VM refused the key for user %s", c->username);
 	} else if (!(methods & (SSH_AUTH_METHOD_PASSWORD | SSH_AUTH_METHOD_INTERACTIVE)) &&
 		   !c->kbdint_tried) {
-		fail(c, -BERR_SSH_AUTH, "the VM does not accept passwords for user %s (it offers: %s)",
-		     c->username, methods_text(methods, m, sizeof(m)));
+		fail(c, -BERR_SSH_AUTH,
+		     "the VM does not accept passwords for user %s (it offers: %s)", c->username,
+		     methods_text(methods, m, sizeof(m)));
 	} else {
 		fail(c, -BERR_SSH_AUTH, "the VM refused the password for user %s", c->username);
 	}
@@ -466,15 +474,16 @@ static void step(struct sshc *c)
 			if (rc == SSH_AGAIN)
 				return;
 			if (rc != SSH_OK) {
-				fail(c, -BERR_PROTOCOL, "SSH handshake with %s port %u failed: %s", c->ip,
-				     c->port, ssh_get_error(c->s));
+				fail(c, -BERR_PROTOCOL, "SSH handshake with %s port %u failed: %s",
+				     c->ip, c->port, ssh_get_error(c->s));
 				return;
 			}
 			/* libssh switches the socket back to blocking when its
 			 * connect completes. */
 			fl = fcntl(c->fd, F_GETFL);
 			if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-				fail(c, -BERR_PROTOCOL, "could not make the SSH socket non-blocking: %s",
+				fail(c, -BERR_PROTOCOL,
+				     "could not make the SSH socket non-blocking: %s",
 				     strerror(errno));
 				return;
 			}
@@ -510,7 +519,8 @@ static void step(struct sshc *c)
 					return;
 				}
 				for (int i = 0; i < n; i++) {
-					if (ssh_userauth_kbdint_setanswer(c->s, (unsigned)i, c->password) < 0) {
+					if (ssh_userauth_kbdint_setanswer(c->s, (unsigned)i,
+									  c->password) < 0) {
 						fail(c, -BERR_SSH_AUTH,
 						     "could not answer the VM's sign-in prompt for user %s",
 						     c->username);
@@ -562,7 +572,8 @@ static void step(struct sshc *c)
 			uv_timer_stop(&c->timer);
 			set_state(c, ST_OPEN);
 			if (c->keepalive_ms > 0)
-				uv_timer_start(&c->timer, keepalive_cb, c->keepalive_ms, c->keepalive_ms);
+				uv_timer_start(&c->timer, keepalive_cb, c->keepalive_ms,
+					       c->keepalive_ms);
 			if (c->cb.on_ready != NULL)
 				c->cb.on_ready(c, c->ud);
 			return;
@@ -673,8 +684,8 @@ static void drain(struct sshc *c)
 			if (eof[e] || (e == 1 && !eof[0] && c->drain_rounds++ % 16 != 0))
 				continue;
 			while (filled < sizeof(buf)) {
-				int n = ssh_channel_read_nonblocking(c->ch, buf + filled,
-								     (uint32_t)(sizeof(buf) - filled), e);
+				int n = ssh_channel_read_nonblocking(
+					c->ch, buf + filled, (uint32_t)(sizeof(buf) - filled), e);
 
 				if (n == SSH_EOF) {
 					eof[e] = true;
@@ -754,8 +765,9 @@ static void timeout_cb(uv_timer_t *t)
 		     "no answer from %s port %u within %u s (the VM is down or a firewall drops the traffic)",
 		     c->ip, c->port, (c->connect_timeout_ms + 999) / 1000);
 	else
-		fail(c, -BERR_PROTOCOL, "the VM at %s port %u did not complete the SSH set-up within %u s",
-		     c->ip, c->port, SETUP_TIMEOUT_MS / 1000);
+		fail(c, -BERR_PROTOCOL,
+		     "the VM at %s port %u did not complete the SSH set-up within %u s", c->ip,
+		     c->port, SETUP_TIMEOUT_MS / 1000);
 }
 
 static void tcp_failed(struct sshc *c, int err)
@@ -763,7 +775,8 @@ static void tcp_failed(struct sshc *c, int err)
 	switch (err) {
 	case ECONNREFUSED:
 		fail(c, -BERR_UNREACHABLE,
-		     "%s refused the connection on port %u (no SSH server listening?)", c->ip, c->port);
+		     "%s refused the connection on port %u (no SSH server listening?)", c->ip,
+		     c->port);
 		break;
 	case ETIMEDOUT:
 		fail(c, -BERR_UNREACHABLE, "connecting to %s port %u timed out", c->ip, c->port);
@@ -850,8 +863,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 		if (c->state >= ST_OPEN)
 			lost(c);
 		else
-			fail(c, -BERR_PROTOCOL, "connection to %s port %u was lost during SSH set-up",
-			     c->ip, c->port);
+			fail(c, -BERR_PROTOCOL,
+			     "connection to %s port %u was lost during SSH set-up", c->ip, c->port);
 		return;
 	}
 	if (c->state >= ST_OPEN) {
@@ -864,8 +877,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	 * packets), then let the state step read, then see whether output is
 	 * queued again. */
 	if (c->flush_pending && flush(c) == SSH_ERROR) {
-		fail(c, -BERR_PROTOCOL, "connection to %s port %u was lost during SSH set-up", c->ip,
-		     c->port);
+		fail(c, -BERR_PROTOCOL, "connection to %s port %u was lost during SSH set-up",
+		     c->ip, c->port);
 		return;
 	}
 	step(c);
@@ -876,8 +889,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 		return;
 	}
 	if (flush(c) == SSH_ERROR) {
-		fail(c, -BERR_PROTOCOL, "connection to %s port %u was lost during SSH set-up", c->ip,
-		     c->port);
+		fail(c, -BERR_PROTOCOL, "connection to %s port %u was lost during SSH set-up",
+		     c->ip, c->port);
 		return;
 	}
 	update_poll(c);
@@ -893,8 +906,8 @@ static void wipe_params(struct sshc_params *p)
 	p->key = NULL;
 }
 
-int sshc_start(uv_loop_t *loop, struct sshc_params *p, const struct sshc_callbacks *cb,
-	       void *ud, struct sshc **ret)
+int sshc_start(uv_loop_t *loop, struct sshc_params *p, const struct sshc_callbacks *cb, void *ud,
+	       struct sshc **ret)
 {
 	union {
 		struct sockaddr_in v4;
@@ -907,7 +920,8 @@ int sshc_start(uv_loop_t *loop, struct sshc_params *p, const struct sshc_callbac
 	if (loop == NULL || p == NULL || cb == NULL || ret == NULL)
 		goto err;
 	memset(&sa, 0, sizeof(sa));
-	if (memchr(p->ip, '\0', sizeof(p->ip)) == NULL || memchr(p->username, '\0', sizeof(p->username)) == NULL)
+	if (memchr(p->ip, '\0', sizeof(p->ip)) == NULL ||
+	    memchr(p->username, '\0', sizeof(p->username)) == NULL)
 		goto err;
 	if (inet_pton(AF_INET, p->ip, &sa.v4.sin_addr) == 1) {
 		family = AF_INET;
@@ -945,7 +959,8 @@ int sshc_start(uv_loop_t *loop, struct sshc_params *p, const struct sshc_callbac
 	c->n_host_keys = p->n_host_keys;
 	c->cols = p->cols > 0 && p->cols <= 10000 ? p->cols : 80;
 	c->rows = p->rows > 0 && p->rows <= 10000 ? p->rows : 24;
-	c->connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms : CONNECT_TIMEOUT_DEFAULT_MS;
+	c->connect_timeout_ms =
+		p->connect_timeout_ms ? p->connect_timeout_ms : CONNECT_TIMEOUT_DEFAULT_MS;
 	c->keepalive_ms = p->keepalive_ms;
 	c->state = ST_TCP_CONNECT;
 

@@ -19,15 +19,15 @@ enum sshc_auth_type { SSHC_AUTH_PASSWORD, SSHC_AUTH_KEY };
 /* Everything needed to open a shell. sshc_start() takes ownership of
  * password (wiped and freed) and key (freed) in every case. */
 struct sshc_params {
-	char ip[64];                 /* IP literal, never a name */
+	char ip[64]; /* IP literal, never a name */
 	uint16_t port;
 	char username[256];
 	enum sshc_auth_type auth;
-	char *password;              /* SSHC_AUTH_PASSWORD */
-	ssh_key key;                 /* SSHC_AUTH_KEY, from sshc_key_import() */
+	char *password; /* SSHC_AUTH_PASSWORD */
+	ssh_key key;    /* SSHC_AUTH_KEY, from sshc_key_import() */
 	/* Acceptable host keys as "type base64" strings. If n_host_keys is 0
 	 * the first key seen is accepted and reported to on_new_host_key. */
-	char **host_keys;            /* borrowed; must outlive the connect phase */
+	char **host_keys; /* borrowed; must outlive the connect phase */
 	size_t n_host_keys;
 	int cols, rows;
 	unsigned connect_timeout_ms; /* TCP connect bound; 0 means 10000 */
@@ -64,8 +64,8 @@ struct sshc_callbacks {
 /* Starts connecting. The callbacks are never called from inside this
  * function. Returns 0 or -ENOMEM/-EINVAL (then nothing was started, the
  * params' secrets are already wiped). */
-int sshc_start(uv_loop_t *loop, struct sshc_params *p, const struct sshc_callbacks *cb,
-	       void *ud, struct sshc **ret);
+int sshc_start(uv_loop_t *loop, struct sshc_params *p, const struct sshc_callbacks *cb, void *ud,
+	       struct sshc **ret);
 
 /* Stops (pause=true) or resumes reading the channel: back-pressure towards
  * the VM when the browser reads slowly. */

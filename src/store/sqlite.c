@@ -20,8 +20,8 @@ struct conn {
 struct store {
 	char path[PATH_MAX];
 	pthread_key_t key;
-	pthread_mutex_t lock;   /* guards conns */
-	struct conn *conns;     /* every connection opened, closed at free */
+	pthread_mutex_t lock; /* guards conns */
+	struct conn *conns;   /* every connection opened, closed at free */
 	int version;
 };
 
@@ -201,9 +201,11 @@ static int conn_open(struct store *s, sqlite3 **ret)
 	int rc;
 
 	rc = sqlite3_open_v2(s->path, &db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			     NULL);
 	if (rc != SQLITE_OK) {
-		log_error("store: cannot open %s: %s", s->path, db ? sqlite3_errmsg(db) : "out of memory");
+		log_error("store: cannot open %s: %s", s->path,
+			  db ? sqlite3_errmsg(db) : "out of memory");
 		sqlite3_close(db);
 		return -BERR_STORE;
 	}
@@ -213,7 +215,8 @@ static int conn_open(struct store *s, sqlite3 **ret)
 			  "PRAGMA journal_mode=WAL;"
 			  "PRAGMA synchronous=NORMAL;"
 			  "PRAGMA foreign_keys=ON;"
-			  "PRAGMA secure_delete=ON;", NULL, NULL, NULL);
+			  "PRAGMA secure_delete=ON;",
+			  NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		log_error("store: cannot configure %s: %s", s->path, sqlite3_errmsg(db));
 		sqlite3_close(db);
@@ -294,7 +297,8 @@ static int migrate(struct store *s)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	if (version > n) {
-		log_error("store: schema version %d is newer than this binary knows (%d)", version, n);
+		log_error("store: schema version %d is newer than this binary knows (%d)", version,
+			  n);
 		return -BERR_STORE;
 	}
 	for (; version < n; version++) {
@@ -305,7 +309,8 @@ static int migrate(struct store *s)
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", version + 1);
 		if (sqlite3_exec(db, migrations[version], NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(db, pragma, NULL, NULL, NULL) != SQLITE_OK) {
-			log_error("store: migration %d failed: %s", version + 1, sqlite3_errmsg(db));
+			log_error("store: migration %d failed: %s", version + 1,
+				  sqlite3_errmsg(db));
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 			return -BERR_STORE;
 		}
@@ -365,10 +370,11 @@ int store_schema_version(struct store *s)
 	return s->version;
 }
 
-int store_audit(struct store *s, const char *principal, const char *action,
-		const char *target, const char *result, const char *detail)
+int store_audit(struct store *s, const char *principal, const char *action, const char *target,
+		const char *result, const char *detail)
 {
-	sqlite3_stmt *st = store_prepare(s,
+	sqlite3_stmt *st = store_prepare(
+		s,
 		"INSERT INTO audit (ts, principal, action, target, result, detail) VALUES (?,?,?,?,?,?)");
 	int rc;
 
@@ -387,8 +393,8 @@ int store_audit(struct store *s, const char *principal, const char *action,
 
 int store_hostkey_get(struct store *s, const char *vm_id, json_t **ret_array_of_lines)
 {
-	sqlite3_stmt *st = store_prepare(s,
-		"SELECT key_type, key_b64 FROM host_keys WHERE vm_id = ? ORDER BY key_type");
+	sqlite3_stmt *st = store_prepare(
+		s, "SELECT key_type, key_b64 FROM host_keys WHERE vm_id = ? ORDER BY key_type");
 	json_t *arr;
 	int rc;
 
@@ -415,7 +421,8 @@ int store_hostkey_get(struct store *s, const char *vm_id, json_t **ret_array_of_
 int store_hostkey_add(struct store *s, const char *vm_id, const char *type, const char *b64)
 {
 	/* First use wins: a key already recorded for this type is kept. */
-	sqlite3_stmt *st = store_prepare(s,
+	sqlite3_stmt *st = store_prepare(
+		s,
 		"INSERT OR IGNORE INTO host_keys (vm_id, key_type, key_b64, first_seen) VALUES (?,?,?,?)");
 	int rc;
 

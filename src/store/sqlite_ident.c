@@ -183,7 +183,8 @@ static int user_put_tx(struct store *s, void *ud)
 
 	if (rc == SQLITE_ROW) {
 		p->created = false;
-		st = store_prepare(s, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?");
+		st = store_prepare(
+			s, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?");
 		if (!st)
 			return -BERR_STORE;
 		sqlite3_bind_text(st, 1, p->hash, -1, SQLITE_STATIC);
@@ -192,8 +193,9 @@ static int user_put_tx(struct store *s, void *ud)
 		return exec_change(s, st, NULL);
 	}
 	p->created = true;
-	st = store_prepare(s, "INSERT INTO users (name, password_hash, disabled, created_at, updated_at)"
-			      " VALUES (?, ?, 0, ?, ?)");
+	st = store_prepare(
+		s, "INSERT INTO users (name, password_hash, disabled, created_at, updated_at)"
+		   " VALUES (?, ?, 0, ?, ?)");
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_text(st, 1, p->name, -1, SQLITE_STATIC);
@@ -206,7 +208,8 @@ static int user_put_tx(struct store *s, void *ud)
 	return rc;
 }
 
-int store_user_put(struct store *s, const char *name, const char *password_hash, bool *ret_created, int64_t *ret_id)
+int store_user_put(struct store *s, const char *name, const char *password_hash, bool *ret_created,
+		   int64_t *ret_id)
 {
 	struct user_put p = { .name = name, .hash = password_hash };
 	int r;
@@ -252,7 +255,9 @@ int store_user_create_first(struct store *s, const char *name, const char *passw
 {
 	struct user_first f = {
 		.put = { .name = name, .hash = password_hash },
-		.role_id = role_id, .role = role, .scope = scope,
+		.role_id = role_id,
+		.role = role,
+		.scope = scope,
 	};
 
 	if (!fits(name, 64) || !name[0] || !fits(password_hash, 127) || !password_hash[0])
@@ -338,14 +343,17 @@ int store_user_foreach(struct store *s, int (*fn)(const struct store_user *u, vo
 
 /* ---- browser sessions and API tokens -------------------------------- */
 
-int store_login_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *csrf, int64_t expires_at)
+int store_login_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *csrf,
+		    int64_t expires_at)
 {
 	sqlite3_stmt *st;
 
 	if (!fits(csrf, 63))
 		return -EINVAL;
-	st = store_prepare(s, "INSERT INTO login_sessions (token_hash, user_id, csrf_token, created_at, expires_at)"
-			      " VALUES (?, ?, ?, ?, ?)");
+	st = store_prepare(
+		s,
+		"INSERT INTO login_sessions (token_hash, user_id, csrf_token, created_at, expires_at)"
+		" VALUES (?, ?, ?, ?, ?)");
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
@@ -356,9 +364,11 @@ int store_login_add(struct store *s, const uint8_t hash[32], int64_t user_id, co
 	return exec_change(s, st, NULL);
 }
 
-int store_login_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id, char ret_csrf[64], int64_t *ret_expires_at)
+int store_login_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id,
+		    char ret_csrf[64], int64_t *ret_expires_at)
 {
-	sqlite3_stmt *st = store_prepare(s,
+	sqlite3_stmt *st = store_prepare(
+		s,
 		"SELECT user_id, csrf_token, expires_at FROM login_sessions WHERE token_hash = ?");
 	char csrf[64];
 	int rc, r;
@@ -403,8 +413,8 @@ int store_login_delete(struct store *s, const uint8_t hash[32])
 int store_login_delete_user(struct store *s, int64_t user_id, const uint8_t keep[32])
 {
 	static const uint8_t none[32];
-	sqlite3_stmt *st = store_prepare(s,
-		"DELETE FROM login_sessions WHERE user_id = ? AND token_hash <> ?");
+	sqlite3_stmt *st = store_prepare(
+		s, "DELETE FROM login_sessions WHERE user_id = ? AND token_hash <> ?");
 
 	if (!st)
 		return -BERR_STORE;
@@ -416,10 +426,10 @@ int store_login_delete_user(struct store *s, int64_t user_id, const uint8_t keep
 
 int store_login_trim(struct store *s, int64_t user_id, int keep)
 {
-	sqlite3_stmt *st = store_prepare(s,
-		"DELETE FROM login_sessions WHERE user_id = ?1 AND token_hash NOT IN ("
-		" SELECT token_hash FROM login_sessions WHERE user_id = ?1"
-		" ORDER BY created_at DESC, rowid DESC LIMIT ?2)");
+	sqlite3_stmt *st = store_prepare(
+		s, "DELETE FROM login_sessions WHERE user_id = ?1 AND token_hash NOT IN ("
+		   " SELECT token_hash FROM login_sessions WHERE user_id = ?1"
+		   " ORDER BY created_at DESC, rowid DESC LIMIT ?2)");
 
 	if (!st)
 		return -BERR_STORE;
@@ -428,14 +438,16 @@ int store_login_trim(struct store *s, int64_t user_id, int keep)
 	return exec_change(s, st, NULL);
 }
 
-int store_token_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *name, int64_t expires_at)
+int store_token_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *name,
+		    int64_t expires_at)
 {
 	sqlite3_stmt *st;
 
 	if (name && !fits(name, 255))
 		return -EINVAL;
-	st = store_prepare(s, "INSERT INTO api_tokens (token_hash, user_id, name, created_at, expires_at)"
-			      " VALUES (?, ?, ?, ?, ?)");
+	st = store_prepare(
+		s, "INSERT INTO api_tokens (token_hash, user_id, name, created_at, expires_at)"
+		   " VALUES (?, ?, ?, ?, ?)");
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
@@ -446,10 +458,11 @@ int store_token_add(struct store *s, const uint8_t hash[32], int64_t user_id, co
 	return exec_change(s, st, NULL);
 }
 
-int store_token_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id, int64_t *ret_expires_at)
+int store_token_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id,
+		    int64_t *ret_expires_at)
 {
-	sqlite3_stmt *st = store_prepare(s,
-		"SELECT user_id, expires_at FROM api_tokens WHERE token_hash = ?");
+	sqlite3_stmt *st =
+		store_prepare(s, "SELECT user_id, expires_at FROM api_tokens WHERE token_hash = ?");
 	int rc, r = 0;
 
 	if (!st)
@@ -473,8 +486,8 @@ int store_token_delete(struct store *s, const uint8_t hash[32])
 
 int store_token_count(struct store *s, int64_t user_id, int64_t now, int64_t *ret)
 {
-	sqlite3_stmt *st = store_prepare(s,
-		"SELECT count(*) FROM api_tokens WHERE user_id = ? AND expires_at > ?");
+	sqlite3_stmt *st = store_prepare(
+		s, "SELECT count(*) FROM api_tokens WHERE user_id = ? AND expires_at > ?");
 	int rc;
 
 	if (!st)
@@ -537,11 +550,13 @@ static int role_put_tx(struct store *s, void *ud)
 		return store_rc(rc);
 	p->created = rc == SQLITE_DONE;
 	if (p->created)
-		st = store_prepare(s, "INSERT INTO role_assignments (principal, role, scope, id, created_at)"
-				      " VALUES (?, ?, ?, ?, ?)");
+		st = store_prepare(
+			s, "INSERT INTO role_assignments (principal, role, scope, id, created_at)"
+			   " VALUES (?, ?, ?, ?, ?)");
 	else
-		st = store_prepare(s, "UPDATE role_assignments SET principal = ?, role = ?, scope = ?"
-				      " WHERE id = ?");
+		st = store_prepare(s,
+				   "UPDATE role_assignments SET principal = ?, role = ?, scope = ?"
+				   " WHERE id = ?");
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_text(st, 1, p->principal, -1, SQLITE_STATIC);
@@ -553,12 +568,14 @@ static int role_put_tx(struct store *s, void *ud)
 	return exec_change(s, st, NULL);
 }
 
-int store_role_put(struct store *s, const char *id, const char *principal, const char *role, const char *scope, bool *ret_created)
+int store_role_put(struct store *s, const char *id, const char *principal, const char *role,
+		   const char *scope, bool *ret_created)
 {
 	struct role_put p = { .id = id, .principal = principal, .role = role, .scope = scope };
 	int r;
 
-	if (!fits(id, 128) || !id[0] || !fits(principal, 80) || !fits(role, 32) || !fits(scope, 256))
+	if (!fits(id, 128) || !id[0] || !fits(principal, 80) || !fits(role, 32) ||
+	    !fits(scope, 256))
 		return -EINVAL;
 	r = tx_run(s, role_put_tx, &p);
 	if (r < 0)
@@ -624,7 +641,8 @@ int store_role_delete(struct store *s, const char *id)
 
 int store_role_foreach(struct store *s, int (*fn)(const struct store_role *ra, void *ud), void *ud)
 {
-	sqlite3_stmt *st = store_prepare(s, "SELECT " ROLE_COLS " FROM role_assignments ORDER BY id");
+	sqlite3_stmt *st =
+		store_prepare(s, "SELECT " ROLE_COLS " FROM role_assignments ORDER BY id");
 	struct store_role ra;
 	int rc, r = 0;
 
@@ -645,8 +663,8 @@ int store_role_foreach(struct store *s, int (*fn)(const struct store_role *ra, v
 int store_role_foreach_principal(struct store *s, const char *principal,
 				 int (*fn)(const char *role, const char *scope, void *ud), void *ud)
 {
-	sqlite3_stmt *st = store_prepare(s,
-		"SELECT role, scope FROM role_assignments WHERE principal = ? ORDER BY id");
+	sqlite3_stmt *st = store_prepare(
+		s, "SELECT role, scope FROM role_assignments WHERE principal = ? ORDER BY id");
 	char role[33], scope[257];
 	int rc, r = 0;
 
@@ -654,7 +672,8 @@ int store_role_foreach_principal(struct store *s, const char *principal,
 		return -BERR_STORE;
 	sqlite3_bind_text(st, 1, principal, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (col_text(st, 0, role, sizeof(role)) < 0 || col_text(st, 1, scope, sizeof(scope)) < 0) {
+		if (col_text(st, 0, role, sizeof(role)) < 0 ||
+		    col_text(st, 1, scope, sizeof(scope)) < 0) {
 			r = -BERR_STORE;
 			break;
 		}
@@ -671,10 +690,10 @@ int store_role_foreach_principal(struct store *s, const char *principal,
 
 int store_role_root_owners(struct store *s, int64_t *ret)
 {
-	sqlite3_stmt *st = store_prepare(s,
-		"SELECT count(DISTINCT u.id) FROM role_assignments r JOIN users u"
-		" ON r.principal = 'user:' || u.name"
-		" WHERE r.role = 'Owner' AND r.scope = '/' AND u.disabled = 0");
+	sqlite3_stmt *st =
+		store_prepare(s, "SELECT count(DISTINCT u.id) FROM role_assignments r JOIN users u"
+				 " ON r.principal = 'user:' || u.name"
+				 " WHERE r.role = 'Owner' AND r.scope = '/' AND u.disabled = 0");
 	int rc;
 
 	if (!st)
@@ -755,7 +774,8 @@ int store_role_put_checked(struct store *s, const char *id, const char *principa
 	};
 	int r;
 
-	if (!fits(id, 128) || !id[0] || !fits(principal, 80) || !fits(role, 32) || !fits(scope, 256))
+	if (!fits(id, 128) || !id[0] || !fits(principal, 80) || !fits(role, 32) ||
+	    !fits(scope, 256))
 		return -EINVAL;
 	r = tx_run(s, role_checked_tx, &p);
 	if (r < 0)
@@ -767,7 +787,9 @@ int store_role_put_checked(struct store *s, const char *id, const char *principa
 
 int store_role_delete_checked(struct store *s, const char *id, const char *expect_scope)
 {
-	struct role_checked p = { .put = { .id = id }, .expect_scope = expect_scope, .is_delete = true };
+	struct role_checked p = { .put = { .id = id },
+				  .expect_scope = expect_scope,
+				  .is_delete = true };
 
 	if (!fits(id, 128) || !expect_scope)
 		return -ENOENT;
@@ -877,8 +899,8 @@ int store_throttle_update(struct store *s, const char *key,
 
 int store_throttle_purge(struct store *s, int64_t before)
 {
-	sqlite3_stmt *st = store_prepare(s,
-		"DELETE FROM login_throttle WHERE locked_until < ?1 AND last_failure < ?1");
+	sqlite3_stmt *st = store_prepare(
+		s, "DELETE FROM login_throttle WHERE locked_until < ?1 AND last_failure < ?1");
 
 	if (!st)
 		return -BERR_STORE;
@@ -898,7 +920,8 @@ static int known_add_tx(struct store *s, void *ud)
 	sqlite3_stmt *st;
 	int r;
 
-	st = store_prepare(s, "INSERT OR REPLACE INTO login_known (account, addr, last_ok) VALUES (?, ?, ?)");
+	st = store_prepare(
+		s, "INSERT OR REPLACE INTO login_known (account, addr, last_ok) VALUES (?, ?, ?)");
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_text(st, 1, k->account, -1, SQLITE_STATIC);
@@ -906,7 +929,8 @@ static int known_add_tx(struct store *s, void *ud)
 	sqlite3_bind_int64(st, 3, k->now);
 	if ((r = exec_change(s, st, NULL)) < 0)
 		return r;
-	st = store_prepare(s,
+	st = store_prepare(
+		s,
 		"DELETE FROM login_known WHERE account = ?1 AND addr NOT IN ("
 		" SELECT addr FROM login_known WHERE account = ?1 ORDER BY last_ok DESC, addr LIMIT ?2)");
 	if (!st)
@@ -916,7 +940,8 @@ static int known_add_tx(struct store *s, void *ud)
 	return exec_change(s, st, NULL);
 }
 
-int store_login_known_add(struct store *s, const char *account, const char *addr, int64_t now, int keep_max)
+int store_login_known_add(struct store *s, const char *account, const char *addr, int64_t now,
+			  int keep_max)
 {
 	struct known_add k = { .account = account, .addr = addr, .now = now, .keep_max = keep_max };
 
@@ -932,7 +957,8 @@ int store_login_known(struct store *s, const char *account, const char *addr, in
 
 	if (!fits(account, 64) || !fits(addr, 63))
 		return -ENOENT;
-	st = store_prepare(s, "SELECT 1 FROM login_known WHERE account = ? AND addr = ? AND last_ok >= ?");
+	st = store_prepare(
+		s, "SELECT 1 FROM login_known WHERE account = ? AND addr = ? AND last_ok >= ?");
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);

@@ -33,10 +33,10 @@ static void bind_session(sqlite3_stmt *st, const struct store_session *ss)
 
 int store_session_open(struct store *s, const struct store_session *ss)
 {
-	sqlite3_stmt *st = store_prepare(s,
-		"INSERT OR IGNORE INTO term_sessions"
-		" (id, user, vm, bastion, target, source, auth_type, started_at)"
-		" VALUES (?,?,?,?,?,?,?,?)");
+	sqlite3_stmt *st =
+		store_prepare(s, "INSERT OR IGNORE INTO term_sessions"
+				 " (id, user, vm, bastion, target, source, auth_type, started_at)"
+				 " VALUES (?,?,?,?,?,?,?,?)");
 	int rc;
 
 	if (!st)
@@ -50,7 +50,8 @@ int store_session_open(struct store *s, const struct store_session *ss)
 int store_session_end(struct store *s, const struct store_session *ss, int64_t ended_at,
 		      const char *reason, uint64_t bytes_to_vm, uint64_t bytes_from_vm)
 {
-	sqlite3_stmt *st = store_prepare(s,
+	sqlite3_stmt *st = store_prepare(
+		s,
 		"INSERT INTO term_sessions (id, user, vm, bastion, target, source, auth_type, started_at,"
 		"  ended_at, end_reason, bytes_to_vm, bytes_from_vm) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 		" ON CONFLICT(id) DO UPDATE SET ended_at = excluded.ended_at,"
@@ -79,27 +80,28 @@ struct stale {
 static int close_stale_tx(struct store *s, void *ud)
 {
 	struct stale *x = ud;
-	sqlite3_stmt *st = store_prepare(s,
-		"SELECT id, user, vm, started_at, bytes_to_vm, bytes_from_vm FROM term_sessions"
-		" WHERE ended_at IS NULL ORDER BY started_at");
+	sqlite3_stmt *st = store_prepare(
+		s, "SELECT id, user, vm, started_at, bytes_to_vm, bytes_from_vm FROM term_sessions"
+		   " WHERE ended_at IS NULL ORDER BY started_at");
 	int rc, r = 0;
 
 	if (!st)
 		return -BERR_STORE;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *d = json_pack("{s:s,s:s,s:I,s:I,s:I}",
-				      "session", (const char *)sqlite3_column_text(st, 0),
-				      "reason", x->reason,
-				      "duration_s", (json_int_t)(x->now - sqlite3_column_int64(st, 3)),
-				      "bytes_to_vm", (json_int_t)sqlite3_column_int64(st, 4),
-				      "bytes_from_vm", (json_int_t)sqlite3_column_int64(st, 5));
+		json_t *d =
+			json_pack("{s:s,s:s,s:I,s:I,s:I}", "session",
+				  (const char *)sqlite3_column_text(st, 0), "reason", x->reason,
+				  "duration_s", (json_int_t)(x->now - sqlite3_column_int64(st, 3)),
+				  "bytes_to_vm", (json_int_t)sqlite3_column_int64(st, 4),
+				  "bytes_from_vm", (json_int_t)sqlite3_column_int64(st, 5));
 		char *detail = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 		char principal[80];
 
 		json_decref(d);
-		snprintf(principal, sizeof(principal), "user:%s", (const char *)sqlite3_column_text(st, 1));
-		r = store_audit(s, principal, "session.end", (const char *)sqlite3_column_text(st, 2),
-				"ended", detail);
+		snprintf(principal, sizeof(principal), "user:%s",
+			 (const char *)sqlite3_column_text(st, 1));
+		r = store_audit(s, principal, "session.end",
+				(const char *)sqlite3_column_text(st, 2), "ended", detail);
 		free(detail);
 		if (r < 0)
 			break;
@@ -110,7 +112,8 @@ static int close_stale_tx(struct store *s, void *ud)
 		return r;
 	if (rc != SQLITE_DONE)
 		return -BERR_STORE;
-	st = store_prepare(s, "UPDATE term_sessions SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL");
+	st = store_prepare(
+		s, "UPDATE term_sessions SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL");
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_int64(st, 1, x->now);
@@ -142,8 +145,9 @@ static int audit_query(sqlite3 *db, const struct store_audit_filter *f,
 	sqlite3_stmt *st = NULL;
 	int rc, i = 1, r = 0;
 
-	n = (size_t)snprintf(sql, sizeof(sql),
-			     "SELECT id, ts, principal, action, target, result, detail FROM audit WHERE 1");
+	n = (size_t)snprintf(
+		sql, sizeof(sql),
+		"SELECT id, ts, principal, action, target, result, detail FROM audit WHERE 1");
 	if (f->principal)
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND principal = ?");
 	if (f->action)
@@ -225,7 +229,8 @@ int store_audit_query_ro(const char *data_dir, const struct store_audit_filter *
 		return -ENAMETOOLONG;
 	if (access(path, R_OK) != 0)
 		return -errno;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
 		sqlite3_close(db);
 		return -BERR_STORE;
 	}
@@ -249,8 +254,8 @@ json_t *store_audit_json(const struct store_audit_rec *r)
 		if (!detail)
 			detail = json_string(r->detail);
 	}
-	o = json_pack("{s:I,s:s,s:I,s:s?,s:s,s:s?,s:s?,s:o?}", "id", (json_int_t)r->id, "time", when,
-		      "ts", (json_int_t)r->ts, "principal", r->principal, "action", r->action,
+	o = json_pack("{s:I,s:s,s:I,s:s?,s:s,s:s?,s:s?,s:o?}", "id", (json_int_t)r->id, "time",
+		      when, "ts", (json_int_t)r->ts, "principal", r->principal, "action", r->action,
 		      "target", r->target, "result", r->result, "detail", detail);
 	return o;
 }

@@ -131,8 +131,9 @@ static int group_put_fn(struct store *s, void *ud)
 		return r;
 	g->created = r == 0;
 	if (g->created)
-		return exec_texts(s, "INSERT INTO groups (name, created_at, updated_at) VALUES (?1, ?2, ?2)",
-				  1, args);
+		return exec_texts(
+			s, "INSERT INTO groups (name, created_at, updated_at) VALUES (?1, ?2, ?2)",
+			1, args);
 	return exec_texts(s, "UPDATE groups SET updated_at = ?2 WHERE name = ?1", 1, args);
 }
 
@@ -242,12 +243,13 @@ static int res_put_fn(struct store *s, void *ud)
 		 * row and trip the foreign keys of resources pointing at it. */
 		const char *args[5] = { p->id, p->group, p->type, p->name, p->props };
 
-		r = exec_texts(s,
-			       "INSERT INTO resources (id, grp, type, name, props, created_at, updated_at)"
-			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"
-			       " ON CONFLICT(id) DO UPDATE SET props = excluded.props,"
-			       " updated_at = excluded.updated_at",
-			       5, args);
+		r = exec_texts(
+			s,
+			"INSERT INTO resources (id, grp, type, name, props, created_at, updated_at)"
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"
+			" ON CONFLICT(id) DO UPDATE SET props = excluded.props,"
+			" updated_at = excluded.updated_at",
+			5, args);
 		if (r < 0)
 			return r;
 	}
@@ -257,8 +259,9 @@ static int res_put_fn(struct store *s, void *ud)
 	for (const char *const *ref = p->refs; ref && *ref; ref++) {
 		const char *args[2] = { p->id, *ref };
 
-		r = exec_texts(s, "INSERT OR IGNORE INTO resource_refs (from_id, to_id) VALUES (?, ?)", 2,
-			       args);
+		r = exec_texts(s,
+			       "INSERT OR IGNORE INTO resource_refs (from_id, to_id) VALUES (?, ?)",
+			       2, args);
 		if (r < 0)
 			return r;
 	}
@@ -343,15 +346,16 @@ int store_res_delete(struct store *s, const char *id)
 
 int store_res_blocker(struct store *s, const char *id, char **ret_id)
 {
-	int r = query(s, "SELECT from_id FROM resource_refs WHERE to_id = ? ORDER BY from_id LIMIT 1",
+	int r = query(s,
+		      "SELECT from_id FROM resource_refs WHERE to_id = ? ORDER BY from_id LIMIT 1",
 		      id, NULL, NULL, ret_id);
 
 	return r < 0 ? r : r == 1 ? 0 : -ENOENT;
 }
 
 /* Calls fn for each row (id, name, props) of st, which is finalized. */
-static int walk(sqlite3_stmt *st, int (*fn)(const char *id, const char *name, json_t *props, void *ud),
-		void *ud)
+static int walk(sqlite3_stmt *st,
+		int (*fn)(const char *id, const char *name, json_t *props, void *ud), void *ud)
 {
 	int rc, r = 0;
 
@@ -381,7 +385,8 @@ int store_res_foreach_referrer(struct store *s, const char *id, const char *type
 			       int (*fn)(const char *id, const char *name, json_t *props, void *ud),
 			       void *ud)
 {
-	sqlite3_stmt *st = store_prepare(s,
+	sqlite3_stmt *st = store_prepare(
+		s,
 		"SELECT r.id, r.name, r.props FROM resource_refs f JOIN resources r ON r.id = f.from_id"
 		" WHERE f.to_id = ?1 AND (?2 IS NULL OR r.type = ?2) ORDER BY r.id");
 
@@ -393,9 +398,11 @@ int store_res_foreach_referrer(struct store *s, const char *id, const char *type
 }
 
 int store_res_foreach(struct store *s, const char *group, const char *type,
-		      int (*fn)(const char *id, const char *name, json_t *props, void *ud), void *ud)
+		      int (*fn)(const char *id, const char *name, json_t *props, void *ud),
+		      void *ud)
 {
-	sqlite3_stmt *st = store_prepare(s,
+	sqlite3_stmt *st = store_prepare(
+		s,
 		"SELECT id, name, props FROM resources WHERE grp = ? AND type = ? ORDER BY name");
 
 	if (!st)
@@ -406,10 +413,11 @@ int store_res_foreach(struct store *s, const char *group, const char *type,
 }
 
 int store_res_foreach_type(struct store *s, const char *type,
-			   int (*fn)(const char *id, const char *name, json_t *props, void *ud), void *ud)
+			   int (*fn)(const char *id, const char *name, json_t *props, void *ud),
+			   void *ud)
 {
-	sqlite3_stmt *st = store_prepare(s,
-		"SELECT id, name, props FROM resources WHERE type = ? ORDER BY id");
+	sqlite3_stmt *st = store_prepare(
+		s, "SELECT id, name, props FROM resources WHERE type = ? ORDER BY id");
 
 	if (!st)
 		return -BERR_STORE;

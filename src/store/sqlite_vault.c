@@ -139,22 +139,34 @@ int store_vault_key_get(struct store *s, const char *vault_id, uint8_t **ret, si
 
 int store_vault_key_add(struct store *s, const char *vault_id, const uint8_t *w, size_t len)
 {
-	struct bind b = { .t = { vault_id, vault_id }, .nt = 2, .i = { store_now() }, .ni = 1,
-			  .blob = w, .blob_len = len, .has_blob = true };
-	int r = exec_bind(s,
-			  "INSERT INTO vault_keys (vault_id, created_at, rotated_at, wrapped)"
-			  " SELECT ?1, ?3, ?3, ?4 WHERE EXISTS (SELECT 1 FROM resources WHERE id = ?2)",
-			  &b, true);
+	struct bind b = { .t = { vault_id, vault_id },
+			  .nt = 2,
+			  .i = { store_now() },
+			  .ni = 1,
+			  .blob = w,
+			  .blob_len = len,
+			  .has_blob = true };
+	int r = exec_bind(
+		s,
+		"INSERT INTO vault_keys (vault_id, created_at, rotated_at, wrapped)"
+		" SELECT ?1, ?3, ?3, ?4 WHERE EXISTS (SELECT 1 FROM resources WHERE id = ?2)",
+		&b, true);
 
 	return r;
 }
 
 int store_vault_key_update(struct store *s, const char *vault_id, const uint8_t *w, size_t len)
 {
-	struct bind b = { .t = { vault_id }, .nt = 1, .i = { store_now() }, .ni = 1, .blob = w,
-			  .blob_len = len, .has_blob = true };
+	struct bind b = { .t = { vault_id },
+			  .nt = 1,
+			  .i = { store_now() },
+			  .ni = 1,
+			  .blob = w,
+			  .blob_len = len,
+			  .has_blob = true };
 
-	return exec_bind(s, "UPDATE vault_keys SET rotated_at = ?2, wrapped = ?3 WHERE vault_id = ?1",
+	return exec_bind(s,
+			 "UPDATE vault_keys SET rotated_at = ?2, wrapped = ?3 WHERE vault_id = ?1",
 			 &b, true);
 }
 
@@ -162,7 +174,8 @@ int store_vault_key_foreach(struct store *s,
 			    int (*fn)(const char *vault_id, const uint8_t *w, size_t len, void *ud),
 			    void *ud)
 {
-	sqlite3_stmt *st = store_prepare(s, "SELECT vault_id, wrapped FROM vault_keys ORDER BY vault_id");
+	sqlite3_stmt *st =
+		store_prepare(s, "SELECT vault_id, wrapped FROM vault_keys ORDER BY vault_id");
 	int rc, r = 0;
 
 	if (!st)
@@ -188,13 +201,13 @@ int store_vault_key_foreach(struct store *s,
 /* ---- secrets ---- */
 
 /* The columns every secret query selects, in this order. */
-#define SECRET_COLS                                                                                \
-	"s.name, s.created_at, s.updated_at, COALESCE(s.deleted_at, 0), COALESCE(s.purge_at, 0),"  \
-	" (SELECT version FROM vault_secret_versions v WHERE v.vault_id = s.vault_id AND"          \
-	"   v.name = s.name ORDER BY seq DESC LIMIT 1),"                                            \
-	" (SELECT content_type FROM vault_secret_versions v WHERE v.vault_id = s.vault_id AND"     \
-	"   v.name = s.name ORDER BY seq DESC LIMIT 1),"                                            \
-	" (SELECT COUNT(*) FROM vault_secret_versions v WHERE v.vault_id = s.vault_id AND"         \
+#define SECRET_COLS                                                                               \
+	"s.name, s.created_at, s.updated_at, COALESCE(s.deleted_at, 0), COALESCE(s.purge_at, 0)," \
+	" (SELECT version FROM vault_secret_versions v WHERE v.vault_id = s.vault_id AND"         \
+	"   v.name = s.name ORDER BY seq DESC LIMIT 1),"                                          \
+	" (SELECT content_type FROM vault_secret_versions v WHERE v.vault_id = s.vault_id AND"    \
+	"   v.name = s.name ORDER BY seq DESC LIMIT 1),"                                          \
+	" (SELECT COUNT(*) FROM vault_secret_versions v WHERE v.vault_id = s.vault_id AND"        \
 	"   v.name = s.name)"
 
 static void secret_row(sqlite3_stmt *st, struct store_secret *out)
@@ -232,7 +245,8 @@ int store_secret_get(struct store *s, const char *vault_id, const char *name,
 
 int store_secret_count(struct store *s, const char *vault_id, int64_t *ret)
 {
-	sqlite3_stmt *st = store_prepare(s, "SELECT COUNT(*) FROM vault_secrets WHERE vault_id = ?");
+	sqlite3_stmt *st =
+		store_prepare(s, "SELECT COUNT(*) FROM vault_secrets WHERE vault_id = ?");
 	int rc, r = 0;
 
 	if (!st)
@@ -262,8 +276,10 @@ static int add_version_fn(struct store *s, void *ud)
 			      " VALUES (?1, ?2, ?3, ?3)",
 			      &row, false);
 	else if (r == 0)
-		r = exec_bind(s, "UPDATE vault_secrets SET updated_at = ?3 WHERE vault_id = ?1 AND name = ?2",
-			      &row, false);
+		r = exec_bind(
+			s,
+			"UPDATE vault_secrets SET updated_at = ?3 WHERE vault_id = ?1 AND name = ?2",
+			&row, false);
 	if (r < 0)
 		return r;
 	return exec_bind(s,
@@ -278,8 +294,12 @@ int store_secret_add_version(struct store *s, const char *vault_id, const char *
 			     const char *version, const char *content_type, const uint8_t *sealed,
 			     size_t sealed_len)
 {
-	struct bind b = { .t = { vault_id, name, version, content_type }, .nt = 4,
-			  .i = { store_now() }, .ni = 1, .blob = sealed, .blob_len = sealed_len,
+	struct bind b = { .t = { vault_id, name, version, content_type },
+			  .nt = 4,
+			  .i = { store_now() },
+			  .ni = 1,
+			  .blob = sealed,
+			  .blob_len = sealed_len,
 			  .has_blob = true };
 
 	return store_res_tx(s, add_version_fn, &b);
@@ -288,13 +308,13 @@ int store_secret_add_version(struct store *s, const char *vault_id, const char *
 int store_secret_version_get(struct store *s, const char *vault_id, const char *name,
 			     const char *version, struct store_secret_version *ret)
 {
-	sqlite3_stmt *st = store_prepare(s,
-		"SELECT v.version, COALESCE(v.content_type, ''), v.seq, v.created_at, v.sealed"
-		" FROM vault_secret_versions v JOIN vault_secrets s"
-		"   ON s.vault_id = v.vault_id AND s.name = v.name"
-		" WHERE v.vault_id = ?1 AND v.name = ?2 AND s.deleted_at IS NULL"
-		"   AND (?3 IS NULL OR v.version = ?3)"
-		" ORDER BY v.seq DESC LIMIT 1");
+	sqlite3_stmt *st = store_prepare(
+		s, "SELECT v.version, COALESCE(v.content_type, ''), v.seq, v.created_at, v.sealed"
+		   " FROM vault_secret_versions v JOIN vault_secrets s"
+		   "   ON s.vault_id = v.vault_id AND s.name = v.name"
+		   " WHERE v.vault_id = ?1 AND v.name = ?2 AND s.deleted_at IS NULL"
+		   "   AND (?3 IS NULL OR v.version = ?3)"
+		   " ORDER BY v.seq DESC LIMIT 1");
 	struct store_secret_version out = { 0 };
 	int rc, r;
 
@@ -322,11 +342,11 @@ int store_secret_version_get(struct store *s, const char *vault_id, const char *
 int store_secret_foreach(struct store *s, const char *vault_id, bool deleted,
 			 int (*fn)(const struct store_secret *sec, void *ud), void *ud)
 {
-	sqlite3_stmt *st = store_prepare(s, deleted
-		? "SELECT " SECRET_COLS " FROM vault_secrets s WHERE s.vault_id = ?"
-		  " AND s.deleted_at IS NOT NULL ORDER BY s.name"
-		: "SELECT " SECRET_COLS " FROM vault_secrets s WHERE s.vault_id = ?"
-		  " AND s.deleted_at IS NULL ORDER BY s.name");
+	sqlite3_stmt *st = store_prepare(
+		s, deleted ? "SELECT " SECRET_COLS " FROM vault_secrets s WHERE s.vault_id = ?"
+			     " AND s.deleted_at IS NOT NULL ORDER BY s.name"
+			   : "SELECT " SECRET_COLS " FROM vault_secrets s WHERE s.vault_id = ?"
+			     " AND s.deleted_at IS NULL ORDER BY s.name");
 	struct store_secret sec;
 	int rc, r = 0;
 
@@ -348,7 +368,8 @@ int store_secret_versions_foreach(struct store *s, const char *vault_id, const c
 				  int (*fn)(const struct store_secret_version *v, void *ud),
 				  void *ud)
 {
-	sqlite3_stmt *st = store_prepare(s,
+	sqlite3_stmt *st = store_prepare(
+		s,
 		"SELECT version, COALESCE(content_type, ''), seq, created_at FROM vault_secret_versions"
 		" WHERE vault_id = ? AND name = ? ORDER BY seq DESC");
 	struct store_secret_version v;
@@ -373,8 +394,8 @@ int store_secret_versions_foreach(struct store *s, const char *vault_id, const c
 	return r;
 }
 
-int store_secret_soft_delete(struct store *s, const char *vault_id, const char *name,
-			     int64_t now, int64_t purge_at)
+int store_secret_soft_delete(struct store *s, const char *vault_id, const char *name, int64_t now,
+			     int64_t purge_at)
 {
 	struct bind b = { .t = { vault_id, name }, .nt = 2, .i = { now, purge_at }, .ni = 2 };
 
@@ -388,10 +409,11 @@ int store_secret_recover(struct store *s, const char *vault_id, const char *name
 {
 	struct bind b = { .t = { vault_id, name }, .nt = 2, .i = { store_now() }, .ni = 1 };
 
-	return exec_bind(s,
-			 "UPDATE vault_secrets SET deleted_at = NULL, purge_at = NULL, updated_at = ?3"
-			 " WHERE vault_id = ?1 AND name = ?2 AND deleted_at IS NOT NULL",
-			 &b, true);
+	return exec_bind(
+		s,
+		"UPDATE vault_secrets SET deleted_at = NULL, purge_at = NULL, updated_at = ?3"
+		" WHERE vault_id = ?1 AND name = ?2 AND deleted_at IS NOT NULL",
+		&b, true);
 }
 
 int store_secret_purge(struct store *s, const char *vault_id, const char *name)
@@ -400,7 +422,8 @@ int store_secret_purge(struct store *s, const char *vault_id, const char *name)
 
 	/* The versions go with it (ON DELETE CASCADE); secure_delete zeroes
 	 * the freed pages. */
-	return exec_bind(s, "DELETE FROM vault_secrets WHERE vault_id = ?1 AND name = ?2", &b, true);
+	return exec_bind(s, "DELETE FROM vault_secrets WHERE vault_id = ?1 AND name = ?2", &b,
+			 true);
 }
 
 int store_secret_purge_expired(struct store *s, const char *vault_id, int64_t now)
@@ -445,8 +468,10 @@ static int policy_put_fn(struct store *s, void *ud)
 {
 	struct policy_put *p = ud;
 	unsigned old;
-	struct bind b = { .t = { p->vault_id, p->principal, p->vault_id }, .nt = 3,
-			  .i = { p->permissions, store_now() }, .ni = 2 };
+	struct bind b = { .t = { p->vault_id, p->principal, p->vault_id },
+			  .nt = 3,
+			  .i = { p->permissions, store_now() },
+			  .ni = 2 };
 	int r = store_vault_policy_get(s, p->vault_id, p->principal, &old);
 
 	if (r < 0 && r != -ENOENT)
@@ -464,7 +489,8 @@ static int policy_put_fn(struct store *s, void *ud)
 int store_vault_policy_put(struct store *s, const char *vault_id, const char *principal,
 			   unsigned permissions, bool *ret_created)
 {
-	struct policy_put p = { .vault_id = vault_id, .principal = principal,
+	struct policy_put p = { .vault_id = vault_id,
+				.principal = principal,
 				.permissions = permissions };
 	int r = store_res_tx(s, policy_put_fn, &p);
 

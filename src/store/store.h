@@ -28,8 +28,8 @@ int64_t store_now(void); /* unix seconds */
 
 /* Audit trail: one append-only record. principal, target and detail may be
  * NULL. detail is JSON text (an object) or NULL. Never pass a secret. */
-int store_audit(struct store *s, const char *principal, const char *action,
-		const char *target, const char *result, const char *detail);
+int store_audit(struct store *s, const char *principal, const char *action, const char *target,
+		const char *result, const char *detail);
 
 /* Host keys seen for a VM on first use (trust on first use). type is the
  * OpenSSH key type name ("ssh-ed25519"), b64 the public key blob. */

@@ -20,7 +20,8 @@ int store_user_get_by_id(struct store *s, int64_t id, struct store_user *ret);
 /* Creates or replaces the password; ret_created tells which. A new user is
  * enabled; replacing the password leaves the disabled flag as it was.
  * -EINVAL if name is longer than 64 bytes or the hash than 127. */
-int store_user_put(struct store *s, const char *name, const char *password_hash, bool *ret_created, int64_t *ret_id);
+int store_user_put(struct store *s, const char *name, const char *password_hash, bool *ret_created,
+		   int64_t *ret_id);
 /* First run, atomically: if the store holds no user at all, creates name
  * with password_hash and the role assignment {role_id, "user:<name>", role,
  * scope}. -EEXIST (and nothing changes) when a user already exists. */
@@ -40,16 +41,20 @@ int store_user_foreach(struct store *s, int (*fn)(const struct store_user *u, vo
  * the client holds; the secret itself is never stored. Adding: -EEXIST for
  * a hash already present, -ENOENT if user_id does not exist. Getting:
  * -ENOENT if absent (expiry is the caller's decision). */
-int store_login_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *csrf, int64_t expires_at);
-int store_login_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id, char ret_csrf[64], int64_t *ret_expires_at);
+int store_login_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *csrf,
+		    int64_t expires_at);
+int store_login_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id,
+		    char ret_csrf[64], int64_t *ret_expires_at);
 int store_login_delete(struct store *s, const uint8_t hash[32]);
 /* Deletes every browser session of user_id except the one whose hash is
  * keep (NULL: all of them). */
 int store_login_delete_user(struct store *s, int64_t user_id, const uint8_t keep[32]);
 /* Keeps only the newest `keep` browser sessions of user_id. */
 int store_login_trim(struct store *s, int64_t user_id, int keep);
-int store_token_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *name, int64_t expires_at);
-int store_token_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id, int64_t *ret_expires_at);
+int store_token_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *name,
+		    int64_t expires_at);
+int store_token_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id,
+		    int64_t *ret_expires_at);
 int store_token_delete(struct store *s, const uint8_t hash[32]);
 /* Number of API tokens of user_id that expire after now. */
 int store_token_count(struct store *s, int64_t user_id, int64_t now, int64_t *ret);
@@ -66,7 +71,8 @@ struct store_role {
 	int64_t created_at;
 };
 
-int store_role_put(struct store *s, const char *id, const char *principal, const char *role, const char *scope, bool *ret_created);
+int store_role_put(struct store *s, const char *id, const char *principal, const char *role,
+		   const char *scope, bool *ret_created);
 /* -ENOENT if absent. */
 int store_role_get(struct store *s, const char *id, struct store_role *ret);
 int store_role_delete(struct store *s, const char *id);
@@ -74,7 +80,8 @@ int store_role_delete(struct store *s, const char *id);
 int store_role_foreach(struct store *s, int (*fn)(const struct store_role *ra, void *ud), void *ud);
 /* Calls fn for every assignment of principal; fn returning non-zero stops. */
 int store_role_foreach_principal(struct store *s, const char *principal,
-				 int (*fn)(const char *role, const char *scope, void *ud), void *ud);
+				 int (*fn)(const char *role, const char *scope, void *ud),
+				 void *ud);
 
 /* Guarded changes of role assignments, for the API: each runs in one
  * transaction and changes nothing when it fails.
@@ -102,12 +109,12 @@ int store_token_delete_user(struct store *s, int64_t user_id);
  * the policy lives in identity/throttle.c, the store only keeps rows and
  * makes each update atomic. */
 struct store_throttle {
-	int64_t failures;       /* in the current window */
+	int64_t failures; /* in the current window */
 	int64_t window_start;
 	int64_t last_failure;
-	int64_t level;          /* how many back-offs in a row */
-	int64_t locked_until;   /* 0: not locked */
-	int64_t audited_until;  /* the lock whose refusal was audited already */
+	int64_t level;         /* how many back-offs in a row */
+	int64_t locked_until;  /* 0: not locked */
+	int64_t audited_until; /* the lock whose refusal was audited already */
 };
 
 /* Reads key into *ret; -ENOENT when there is no row. */
@@ -125,6 +132,7 @@ int store_throttle_purge(struct store *s, int64_t before);
  * the exemption from the account-wide back-off. add keeps the newest
  * keep_max per account; known answers 0 when account signed in from addr
  * at or after since, -ENOENT otherwise. forget drops an account's rows. */
-int store_login_known_add(struct store *s, const char *account, const char *addr, int64_t now, int keep_max);
+int store_login_known_add(struct store *s, const char *account, const char *addr, int64_t now,
+			  int keep_max);
 int store_login_known(struct store *s, const char *account, const char *addr, int64_t since);
 int store_login_known_forget(struct store *s, const char *account);

@@ -45,9 +45,9 @@ struct store_audit_rec {
  * fields do not filter. after_id/before_id page: ids strictly between. */
 struct store_audit_filter {
 	const char *principal, *action, *target, *result;
-	int64_t since, until;      /* ts >= since, ts < until */
+	int64_t since, until; /* ts >= since, ts < until */
 	int64_t before_id, after_id;
-	int limit;                 /* 0: no limit */
+	int limit; /* 0: no limit */
 	bool ascending;
 };
 

@@ -18,7 +18,7 @@
 struct store;
 
 int store_group_put(struct store *s, const char *name, bool *ret_created);
-int store_group_exists(struct store *s, const char *name);  /* 0 or -ENOENT */
+int store_group_exists(struct store *s, const char *name); /* 0 or -ENOENT */
 /* -EBUSY while the group holds resources. */
 int store_group_delete(struct store *s, const char *name);
 /* Each group, in name order. */
@@ -46,10 +46,12 @@ int store_res_foreach_referrer(struct store *s, const char *id, const char *type
 			       void *ud);
 /* Each resource of type in group, in name order. */
 int store_res_foreach(struct store *s, const char *group, const char *type,
-		      int (*fn)(const char *id, const char *name, json_t *props, void *ud), void *ud);
+		      int (*fn)(const char *id, const char *name, json_t *props, void *ud),
+		      void *ud);
 /* Each resource anywhere of type, in id order. */
 int store_res_foreach_type(struct store *s, const char *type,
-			   int (*fn)(const char *id, const char *name, json_t *props, void *ud), void *ud);
+			   int (*fn)(const char *id, const char *name, json_t *props, void *ud),
+			   void *ud);
 
 /* Runs fn inside one transaction: everything fn does through store_group_*
  * and store_res_* (and store_audit, store_hostkey_*) commits together, or

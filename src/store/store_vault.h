@@ -19,7 +19,7 @@
 struct store;
 
 #define STORE_SECRET_VERSION_SIZE 33 /* 32 hex digits + NUL */
-#define STORE_CONTENT_TYPE_SIZE 256
+#define STORE_CONTENT_TYPE_SIZE   256
 
 /* Small named blobs (the master-key check value). -ENOENT if absent. */
 int store_vault_meta_get(struct store *s, const char *name, uint8_t **ret, size_t *ret_len);
@@ -80,8 +80,8 @@ int store_secret_versions_foreach(struct store *s, const char *vault_id, const c
 				  void *ud);
 /* Soft delete (-ENOENT unless live), recover (-ENOENT unless soft-
  * deleted), purge (-ENOENT if absent; removes every version). */
-int store_secret_soft_delete(struct store *s, const char *vault_id, const char *name,
-			     int64_t now, int64_t purge_at);
+int store_secret_soft_delete(struct store *s, const char *vault_id, const char *name, int64_t now,
+			     int64_t purge_at);
 int store_secret_recover(struct store *s, const char *vault_id, const char *name);
 int store_secret_purge(struct store *s, const char *vault_id, const char *name);
 /* Purges the soft-deleted secrets whose purge_at <= now; vault_id NULL:

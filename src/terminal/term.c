@@ -44,10 +44,10 @@
 #define BUCKETS 4096
 
 enum sess_state {
-	SESS_DIALING,   /* SSH connect in progress; HTTP request waiting */
-	SESS_WAITING,   /* shell open, waiting for the WebSocket */
-	SESS_ATTACHED,  /* pumping */
-	SESS_DEAD,      /* to be reaped */
+	SESS_DIALING,  /* SSH connect in progress; HTTP request waiting */
+	SESS_WAITING,  /* shell open, waiting for the WebSocket */
+	SESS_ATTACHED, /* pumping */
+	SESS_DEAD,     /* to be reaped */
 };
 
 struct sess {
@@ -63,20 +63,20 @@ struct sess {
 	char auth_type[16];
 	char source[64];
 	char target[80];
-	int64_t started;         /* unix seconds, once the shell is open */
-	uint64_t dial_start_ns;  /* uv_hrtime at the start of the dial */
-	uint64_t started_ms;     /* uv_now when attached */
-	uint64_t last_input_ms;  /* uv_now of the last browser input */
+	int64_t started;        /* unix seconds, once the shell is open */
+	uint64_t dial_start_ns; /* uv_hrtime at the start of the dial */
+	uint64_t started_ms;    /* uv_now when attached */
+	uint64_t last_input_ms; /* uv_now of the last browser input */
 	bool warned_idle, warned_max;
 	bool in_use_counted;     /* bastion_id is in the in-use table */
 	uint64_t to_vm, from_vm; /* terminal bytes relayed */
 	struct sshc *ssh;
-	struct srv_conn *http;   /* the connect request, while dialing */
-	struct srv_conn *ws;     /* the terminal, once attached */
-	uv_timer_t timer;        /* attach window, then idle and duration */
+	struct srv_conn *http; /* the connect request, while dialing */
+	struct srv_conn *ws;   /* the terminal, once attached */
+	uv_timer_t timer;      /* attach window, then idle and duration */
 	bool timer_inited;
-	bool out_paused;         /* SSH reads stopped for back-pressure */
-	uint8_t *pending;        /* browser input the channel has not taken */
+	bool out_paused;  /* SSH reads stopped for back-pressure */
+	uint8_t *pending; /* browser input the channel has not taken */
 	size_t pending_len;
 	struct term_connect *conn; /* while dialing: the request (host keys) */
 };
@@ -97,13 +97,13 @@ struct end_req {
 
 static struct {
 	uv_loop_t *loop;
-	uv_async_t wake;          /* worker → loop: end_reqs is not empty */
-	pthread_mutex_t lock;     /* guards end_reqs */
+	uv_async_t wake;      /* worker → loop: end_reqs is not empty */
+	pthread_mutex_t lock; /* guards end_reqs */
 	struct end_req *end_reqs;
 	bool closed;
 	struct store *store;
 	struct sess *buckets[BUCKETS];
-	size_t count;             /* registered: waiting or attached */
+	size_t count; /* registered: waiting or attached */
 	size_t dialing;
 	struct sess *all;
 	struct sess *dead;
@@ -111,11 +111,15 @@ static struct {
 	bool shutting_down;
 	bool done;
 	struct term_limits lim;
-	struct in_use *in_use;    /* guarded by lock */
+	struct in_use *in_use; /* guarded by lock */
 	size_t n_in_use, cap_in_use;
 } T = {
-	.lim = { .idle_timeout_s = 1800, .idle_warning_s = 60, .max_duration_s = 8 * 3600,
-		 .max_per_user = 64, .max_total = 10000, .ssh_keepalive_s = 15 },
+	.lim = { .idle_timeout_s = 1800,
+		 .idle_warning_s = 60,
+		 .max_duration_s = 8 * 3600,
+		 .max_per_user = 64,
+		 .max_total = 10000,
+		 .ssh_keepalive_s = 15 },
 };
 
 static void sess_set_state(struct sess *s, enum sess_state st)
@@ -319,8 +323,8 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-void term_audit(const char *principal, const char *action, const char *target,
-		const char *result, json_t *detail)
+void term_audit(const char *principal, const char *action, const char *target, const char *result,
+		json_t *detail)
 {
 	struct audit_job *j = calloc(1, sizeof(*j));
 
@@ -381,7 +385,8 @@ static void rec_work(uv_work_t *w)
 	if (!j->end)
 		r = store_session_open(T.store, &j->ss);
 	else
-		r = store_session_end(T.store, &j->ss, j->ended_at, j->reason, j->to_vm, j->from_vm);
+		r = store_session_end(T.store, &j->ss, j->ended_at, j->reason, j->to_vm,
+				      j->from_vm);
 	if (r < 0)
 		log_error("store: cannot record the %s of session %s: %s", j->end ? "end" : "start",
 			  j->ss.id, err_str(r));
@@ -466,9 +471,9 @@ static void sess_end_audit(struct sess *s, const char *reason)
 	snprintf(principal, sizeof(principal), "user:%s", s->user);
 	term_audit(principal, "session.end", s->vm_id, "ended",
 		   json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "session", s->id, "reason", reason,
-			     "bastion", s->bastion_id,
-			     "duration_s", (json_int_t)(store_now() - s->started),
-			     "bytes_from_vm", (json_int_t)s->from_vm, "bytes_to_vm", (json_int_t)s->to_vm));
+			     "bastion", s->bastion_id, "duration_s",
+			     (json_int_t)(store_now() - s->started), "bytes_from_vm",
+			     (json_int_t)s->from_vm, "bytes_to_vm", (json_int_t)s->to_vm));
 	sess_record(s, reason);
 }
 
@@ -480,9 +485,9 @@ static void connect_audit(struct sess *s, const char *code, const char *msg)
 	snprintf(principal, sizeof(principal), "user:%s", s->user);
 	metrics_connect_result(code);
 	term_audit(principal, "connect", s->vm_id, code,
-		   json_pack("{s:s,s:s,s:s,s:s,s:s*,s:s*}", "auth_type", s->auth_type, "target", s->target,
-			     "source", s->source, "bastion", s->bastion_id,
-			     "session", strcmp(code, "Created") == 0 ? s->id : NULL, "message", msg));
+		   json_pack("{s:s,s:s,s:s,s:s,s:s*,s:s*}", "auth_type", s->auth_type, "target",
+			     s->target, "source", s->source, "bastion", s->bastion_id, "session",
+			     strcmp(code, "Created") == 0 ? s->id : NULL, "message", msg));
 }
 
 /* Ends s: closes what is still open and queues it for the reaper. The SSH
@@ -670,8 +675,8 @@ static void send_warning(struct sess *s, const char *what, uint64_t closes_in_ms
 	int64_t secs = (int64_t)((closes_in_ms + 999) / 1000);
 
 	snprintf(msg, sizeof(msg), "%s: this session closes in %lld s", what, (long long)secs);
-	send_control(s, json_pack("{s:s,s:s,s:I}", "type", "warning", "message", msg,
-				  "closes_in_s", (json_int_t)secs));
+	send_control(s, json_pack("{s:s,s:s,s:I}", "type", "warning", "message", msg, "closes_in_s",
+				  (json_int_t)secs));
 }
 
 static void on_limit_timer(uv_timer_t *t)
@@ -688,7 +693,8 @@ static void on_limit_timer(uv_timer_t *t)
 
 		if (now >= at) {
 			fmt_duration(l->max_duration_s, d, sizeof(d));
-			snprintf(reason, sizeof(reason), "the maximum session duration (%s) was reached", d);
+			snprintf(reason, sizeof(reason),
+				 "the maximum session duration (%s) was reached", d);
 			sess_end(s, reason);
 			return;
 		}
@@ -817,7 +823,8 @@ static void ws_on_binary(void *ud, const uint8_t *buf, size_t len)
 		srv_ws_pause_input(s->ws, true);
 }
 
-int term_parse_control(const char *buf, size_t len, struct term_control *ret, const char **ret_error)
+int term_parse_control(const char *buf, size_t len, struct term_control *ret,
+		       const char **ret_error)
 {
 	json_t *msg = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
 	const char *type = json_string_value(json_object_get(msg, "type"));
@@ -922,7 +929,8 @@ static void on_attach_timeout(uv_timer_t *t)
 
 	if (s->state != SESS_WAITING)
 		return;
-	log_info("session %s: not attached within %d s, closed", s->id, TERM_ATTACH_WINDOW_MS / 1000);
+	log_info("session %s: not attached within %d s, closed", s->id,
+		 TERM_ATTACH_WINDOW_MS / 1000);
 	sess_end_audit(s, "not attached within 30 s");
 	sess_kill(s, false);
 }
@@ -950,10 +958,10 @@ static void ssh_on_ready(struct sshc *c, void *ud)
 	s->out_paused = true;
 	uv_timer_start(&s->timer, on_attach_timeout, TERM_ATTACH_WINDOW_MS, 0);
 	snprintf(terminal, sizeof(terminal), "/api/v1/sessions/%s/terminal", s->id);
-	api_json(&resp, 201, json_pack("{s:{s:s,s:s,s:s,s:s,s:s,s:s,s:I}}", "session",
-				       "id", s->id, "terminal", terminal, "vm", s->vm_id,
-				       "bastion", s->bastion_id, "target", s->target,
-				       "auth_type", s->auth_type, "created_at", (json_int_t)s->started));
+	api_json(&resp, 201,
+		 json_pack("{s:{s:s,s:s,s:s,s:s,s:s,s:s,s:I}}", "session", "id", s->id, "terminal",
+			   terminal, "vm", s->vm_id, "bastion", s->bastion_id, "target", s->target,
+			   "auth_type", s->auth_type, "created_at", (json_int_t)s->started));
 	srv_respond(s->http, &resp);
 	s->http = NULL;
 	connect_audit(s, "Created", NULL);
@@ -1031,7 +1039,8 @@ static void ssh_on_end(struct sshc *c, int exit_status, const char *reason, void
 
 	sess_end_audit(s, exit_status >= 0 ? "the shell exited" : reason);
 	if (exit_status >= 0)
-		sess_close_ws(s, json_pack("{s:s,s:i}", "type", "exit", "exit_status", exit_status));
+		sess_close_ws(s,
+			      json_pack("{s:s,s:i}", "type", "exit", "exit_status", exit_status));
 	else
 		sess_close_ws(s, json_pack("{s:s,s:s}", "type", "closed", "reason", reason));
 	s->ssh = NULL;
@@ -1055,7 +1064,8 @@ static const char *over_limit(const struct term_connect *tc, char *msg, size_t s
 	int64_t mine = 0;
 
 	if ((int64_t)(T.count + T.dialing) >= T.lim.max_total) {
-		snprintf(msg, size, "this bastion has reached its limit of %lld sessions; try again later",
+		snprintf(msg, size,
+			 "this bastion has reached its limit of %lld sessions; try again later",
 			 (long long)T.lim.max_total);
 		return msg;
 	}
@@ -1097,7 +1107,8 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 		connect_audit(s, down ? "ServiceUnavailable" : "TooManySessions",
 			      down ? "the bastion is shutting down" : limit);
 		if (down)
-			respond_error(http, 503, "ServiceUnavailable", "the bastion is shutting down");
+			respond_error(http, 503, "ServiceUnavailable",
+				      "the bastion is shutting down");
 		else
 			respond_error(http, 429, "TooManySessions", limit);
 		term_connect_free(tc);
@@ -1178,7 +1189,8 @@ static void disconnect(struct srv_conn *c, struct term_attach *ta)
 	snprintf(reason, sizeof(reason), "disconnected by %s", ta->user);
 	snprintf(principal, sizeof(principal), "user:%s", ta->user);
 	term_audit(principal, "session.disconnect", s->vm_id, "success",
-		   json_pack("{s:s,s:s,s:s}", "session", s->id, "user", s->user, "bastion", s->bastion_id));
+		   json_pack("{s:s,s:s,s:s}", "session", s->id, "user", s->user, "bastion",
+			     s->bastion_id));
 	sess_end(s, reason);
 	srv_respond(c, &resp);
 }
@@ -1193,13 +1205,14 @@ static void list_sessions(struct srv_conn *c, struct term_attach *ta)
 	for (struct sess *s = T.all; arr && s; s = s->next_all) {
 		if (s->state == SESS_DIALING || !may_manage(ta, s))
 			continue;
-		json_array_append_new(arr, json_pack(
-			"{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s}",
-			"id", s->id, "user", s->user, "vm", s->vm_id, "target", s->target,
-			"source", s->source, "auth_type", s->auth_type, "bastion", s->bastion_id,
-			"started_at", (json_int_t)s->started, "duration_s", (json_int_t)(now - s->started),
-			"bytes_to_vm", (json_int_t)s->to_vm, "bytes_from_vm", (json_int_t)s->from_vm,
-			"state", state_names[s->state]));
+		json_array_append_new(
+			arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s}", "id",
+				       s->id, "user", s->user, "vm", s->vm_id, "target", s->target,
+				       "source", s->source, "auth_type", s->auth_type, "bastion",
+				       s->bastion_id, "started_at", (json_int_t)s->started,
+				       "duration_s", (json_int_t)(now - s->started), "bytes_to_vm",
+				       (json_int_t)s->to_vm, "bytes_from_vm",
+				       (json_int_t)s->from_vm, "state", state_names[s->state]));
 	}
 	if (!arr) {
 		respond_error(c, 503, "ServiceUnavailable", "out of memory");

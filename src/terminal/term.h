@@ -28,9 +28,9 @@ struct term_connect {
 	char auth_type[16];
 	char source[64];
 	bool host_keys_pinned;
-	char **host_keys;        /* owned, n_host_keys strings */
+	char **host_keys; /* owned, n_host_keys strings */
 	size_t n_host_keys;
-	struct sshc_params p;    /* owned secrets: p.password, p.key */
+	struct sshc_params p; /* owned secrets: p.password, p.key */
 };
 
 /* Frees c, wiping its secrets. NULL is fine. */
@@ -43,7 +43,7 @@ struct term_attach {
 	int64_t user_id;
 	char user[65];
 	char session_id[64];
-	char **owned;            /* owned strings */
+	char **owned; /* owned strings */
 	size_t n_owned;
 };
 
@@ -52,11 +52,11 @@ void term_attach_free(struct term_attach *ta);
 /* Limits on sessions; 0 durations switch that limit off. */
 struct term_limits {
 	int64_t idle_timeout_s;
-	int64_t idle_warning_s;   /* {"type":"warning"} this long before a close */
+	int64_t idle_warning_s; /* {"type":"warning"} this long before a close */
 	int64_t max_duration_s;
-	int64_t max_per_user;     /* sessions (dialing, waiting or attached) */
+	int64_t max_per_user; /* sessions (dialing, waiting or attached) */
 	int64_t max_total;
-	int64_t ssh_keepalive_s;  /* sshc keep-alive interval for new sessions; 0 off */
+	int64_t ssh_keepalive_s; /* sshc keep-alive interval for new sessions; 0 off */
 };
 
 /* Loop thread. Applies at once to open sessions (SIGHUP). */
@@ -92,16 +92,17 @@ void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone);
 enum term_ctl_type { TERM_CTL_RESIZE = 1, TERM_CTL_PING };
 struct term_control {
 	enum term_ctl_type type;
-	int cols, rows;           /* RESIZE: 1..1000 each */
-	int64_t id;               /* PING: 0..2^53-1, echoed in the pong */
+	int cols, rows; /* RESIZE: 1..1000 each */
+	int64_t id;     /* PING: 0..2^53-1, echoed in the pong */
 };
 
 /* Parses one control message: pure, any thread, any bytes (fuzzed in
  * tests/fuzz/fuzz_control.c). Returns 0 and fills ret, or -EINVAL with
  * *ret_error a static sentence for the browser. */
-int term_parse_control(const char *buf, size_t len, struct term_control *ret, const char **ret_error);
+int term_parse_control(const char *buf, size_t len, struct term_control *ret,
+		       const char **ret_error);
 
 /* Queues an audit record on the worker pool (store writes never run on the
  * loop). Any thread that owns a loop may call it with that loop. */
-void term_audit(const char *principal, const char *action, const char *target,
-		const char *result, json_t *detail);
+void term_audit(const char *principal, const char *action, const char *target, const char *result,
+		json_t *detail);

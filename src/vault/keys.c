@@ -33,9 +33,9 @@
 
 #define BLOB_FORMAT 0x01
 #define NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-#define TAG_BYTES crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define CHECK_NAME "master_check"
-#define CHECK_AD "bastion:vault:master-check"
+#define TAG_BYTES   crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define CHECK_NAME  "master_check"
+#define CHECK_AD    "bastion:vault:master-check"
 static const char check_text[] = "bastion vault master key check v1";
 
 _Static_assert(VAULT_SEAL_OVERHEAD == 1 + NONCE_BYTES + TAG_BYTES, "blob layout");
@@ -65,7 +65,8 @@ int vault_seal(const uint8_t key[VAULT_KEY_BYTES], const char *ad, const uint8_t
 	blob[0] = BLOB_FORMAT;
 	randombytes_buf(blob + 1, NONCE_BYTES);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(blob + 1 + NONCE_BYTES, &clen, pt, len,
-						   (const uint8_t *)ad, strlen(ad), NULL, blob + 1, key);
+						   (const uint8_t *)ad, strlen(ad), NULL, blob + 1,
+						   key);
 	*ret_blob = blob;
 	*ret_len = 1 + NONCE_BYTES + (size_t)clen;
 	return 0;
@@ -85,9 +86,9 @@ int vault_unseal(const uint8_t key[VAULT_KEY_BYTES], const char *ad, const uint8
 	clen = blob_len - 1 - NONCE_BYTES;
 	if (out_size < clen - TAG_BYTES)
 		return -E2BIG;
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &mlen, NULL, blob + 1 + NONCE_BYTES, clen,
-						       (const uint8_t *)ad, strlen(ad), blob + 1,
-						       key) != 0) {
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &mlen, NULL, blob + 1 + NONCE_BYTES,
+						       clen, (const uint8_t *)ad, strlen(ad),
+						       blob + 1, key) != 0) {
 		sodium_memzero(out, out_size);
 		return -BERR_INTEGRITY;
 	}
@@ -224,8 +225,8 @@ static int check_write(struct store *s, const uint8_t key[VAULT_KEY_BYTES])
 {
 	uint8_t *blob = NULL;
 	size_t len = 0;
-	int r = vault_seal(key, CHECK_AD, (const uint8_t *)check_text, sizeof(check_text) - 1, &blob,
-			   &len);
+	int r = vault_seal(key, CHECK_AD, (const uint8_t *)check_text, sizeof(check_text) - 1,
+			   &blob, &len);
 
 	if (r < 0)
 		return r;
@@ -278,10 +279,12 @@ int vault_open(struct store *s, const char *data_dir, const char *key_file, stru
 	if (key_file) {
 		if (util_strlcpy(v->path, key_file, sizeof(v->path)) < 0)
 			goto fail;
-	} else if (snprintf(v->path, sizeof(v->path), "%s/master.key", data_dir) >= (int)sizeof(v->path)) {
+	} else if (snprintf(v->path, sizeof(v->path), "%s/master.key", data_dir) >=
+		   (int)sizeof(v->path)) {
 		goto fail;
 	}
-	if (snprintf(v->new_path, sizeof(v->new_path), "%s.new", v->path) >= (int)sizeof(v->new_path))
+	if (snprintf(v->new_path, sizeof(v->new_path), "%s.new", v->path) >=
+	    (int)sizeof(v->new_path))
 		goto fail;
 
 	chk = check_open(s, v->master); /* probes whether a check value exists */
@@ -305,7 +308,8 @@ int vault_open(struct store *s, const char *data_dir, const char *key_file, stru
 		goto done;
 	}
 	if (r == -EPERM) {
-		reason = "the master key file is readable or writable by group or others: chmod 600 it";
+		reason =
+			"the master key file is readable or writable by group or others: chmod 600 it";
 		goto fail;
 	}
 	if (r == -EINVAL) {
@@ -329,8 +333,9 @@ int vault_open(struct store *s, const char *data_dir, const char *key_file, stru
 	if (try_new_file(v, s) == 0)
 		goto done;
 	if (r == -ENOENT) {
-		reason = "the master key file is missing, but the store holds vault data sealed with a "
-			 "master key: restore the file (or pass --master-key-file)";
+		reason =
+			"the master key file is missing, but the store holds vault data sealed with a "
+			"master key: restore the file (or pass --master-key-file)";
 		goto fail;
 	}
 	if (r == -BERR_INTEGRITY)
@@ -431,7 +436,8 @@ static int rewrap_one(const char *vault_id, const uint8_t *w, size_t len, void *
 	rw->lens = lens;
 	if ((r = dk_open(rw->old_key, vault_id, w, len, dk)) < 0)
 		return r;
-	r = vault_seal(rw->new_key, vault_id, dk, VAULT_KEY_BYTES, &rw->blobs[rw->n], &rw->lens[rw->n]);
+	r = vault_seal(rw->new_key, vault_id, dk, VAULT_KEY_BYTES, &rw->blobs[rw->n],
+		       &rw->lens[rw->n]);
 	sodium_memzero(dk, sizeof(dk));
 	if (r < 0)
 		return r;

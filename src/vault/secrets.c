@@ -143,8 +143,13 @@ int vault_secret_set(struct vault *v, struct store *s, const char *principal, co
 		     const char *name, const char *value, size_t len, const char *content_type,
 		     char ret_version[VAULT_VERSION_SIZE])
 {
-	struct set_op o = { .v = v, .principal = principal, .vault_id = vault_id, .name = name,
-			    .content_type = content_type, .value = value, .len = len };
+	struct set_op o = { .v = v,
+			    .principal = principal,
+			    .vault_id = vault_id,
+			    .name = name,
+			    .content_type = content_type,
+			    .value = value,
+			    .len = len };
 	json_t *vault = NULL;
 	int r;
 
@@ -292,8 +297,7 @@ int vault_secret_purge(struct store *s, const char *principal, const char *vault
 
 /* ---- policies ---- */
 
-int vault_policy_check(struct store *s, const char *vault_id, const char *principal,
-		       unsigned perm)
+int vault_policy_check(struct store *s, const char *vault_id, const char *principal, unsigned perm)
 {
 	unsigned have = 0;
 	int r = store_vault_policy_get(s, vault_id, principal, &have);

@@ -28,12 +28,12 @@
 struct store;
 struct vault;
 
-#define VAULT_KEY_BYTES 32
-#define VAULT_VERSION_SIZE 33      /* 32 hex digits + NUL */
-#define VAULT_MAX_VALUE (32 * 1024)
-#define VAULT_MAX_CONTENT_TYPE 255
-#define VAULT_MAX_SECRETS 4096      /* per vault, live and soft-deleted */
-#define VAULT_MAX_VERSIONS 256      /* per secret */
+#define VAULT_KEY_BYTES              32
+#define VAULT_VERSION_SIZE           33 /* 32 hex digits + NUL */
+#define VAULT_MAX_VALUE              (32 * 1024)
+#define VAULT_MAX_CONTENT_TYPE       255
+#define VAULT_MAX_SECRETS            4096 /* per vault, live and soft-deleted */
+#define VAULT_MAX_VERSIONS           256  /* per secret */
 #define VAULT_DEFAULT_RETENTION_DAYS 7
 
 /* Access-policy permissions on secrets (SPEC §1). */
@@ -134,5 +134,4 @@ int vault_secret_purge(struct store *s, const char *principal, const char *vault
 
 /* 0 if principal's policy on vault_id grants perm, -EACCES if not (no
  * policy, or one without that bit), or a store error. */
-int vault_policy_check(struct store *s, const char *vault_id, const char *principal,
-		       unsigned perm);
+int vault_policy_check(struct store *s, const char *vault_id, const char *principal, unsigned perm);

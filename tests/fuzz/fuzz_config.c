@@ -31,8 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	/* What loaded is within the table's bounds. */
-	if (c.idle_timeout_s < 0 || c.max_per_user < 1 || !memchr(c.listen, '\0', sizeof(c.listen)) ||
-	    !memchr(c.user, '\0', sizeof(c.user)) || c.ssh_keepalive_s > 3600 || c.browser_ping_s > 3600)
+	if (c.idle_timeout_s < 0 || c.max_per_user < 1 ||
+	    !memchr(c.listen, '\0', sizeof(c.listen)) || !memchr(c.user, '\0', sizeof(c.user)) ||
+	    c.ssh_keepalive_s > 3600 || c.browser_ping_s > 3600)
 		abort();
 	return 0;
 }

@@ -33,7 +33,8 @@ static int setup(void **state)
 	store_role_put(st, "a5", "user:mixed", "Reader", "/groups/prod", &created);
 	store_role_put(st, "a6", "user:mixed", "Owner", "/groups/prod/vms/web1", &created);
 	store_role_put(st, "a7", "user:prod-owner", "Owner", "/groups/prod", &created);
-	store_role_put(st, "a8", "user:nic-reader", "Reader", "/groups/prod/nics/web1-nic", &created);
+	store_role_put(st, "a8", "user:nic-reader", "Reader", "/groups/prod/nics/web1-nic",
+		       &created);
 	store_role_put(st, "a9", "user:all3", "Reader", "/groups/prod/vms/web1", &created);
 	store_role_put(st, "a10", "user:all3", "Reader", "/groups/prod/nics/web1-nic", &created);
 	store_role_put(st, "a11", "user:all3", "Reader", "/groups/prod/bastions/b1", &created);
@@ -137,8 +138,8 @@ static void table(void **state)
 
 		snprintf(p.name, sizeof(p.name), "%s", rows[i].who);
 		if (authz_require(st, &p, rows[i].need, rows[i].scope) != rows[i].want)
-			fail_msg("row %zu: %s %s on %s", i, rows[i].who, authz_role_name(rows[i].need),
-				 rows[i].scope);
+			fail_msg("row %zu: %s %s on %s", i, rows[i].who,
+				 authz_role_name(rows[i].need), rows[i].scope);
 	}
 }
 
@@ -179,8 +180,10 @@ static void assignment_visible(void **state)
 		struct principal p = { .user_id = 1 };
 
 		snprintf(p.name, sizeof(p.name), "%s", rows[i].who);
-		if (authz_assignment_visible(st, &p, rows[i].principal, rows[i].scope) != rows[i].want)
-			fail_msg("row %zu: %s sees %s at %s", i, rows[i].who, rows[i].principal, rows[i].scope);
+		if (authz_assignment_visible(st, &p, rows[i].principal, rows[i].scope) !=
+		    rows[i].want)
+			fail_msg("row %zu: %s sees %s at %s", i, rows[i].who, rows[i].principal,
+				 rows[i].scope);
 	}
 }
 

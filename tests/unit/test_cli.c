@@ -117,15 +117,18 @@ static void url_is_https_only(void **state)
 	assert_int_equal(cli_url_normalize("https://host/#x", out, sizeof(out)), -EINVAL);
 	assert_int_equal(cli_url_normalize("https://ho st", out, sizeof(out)), -EINVAL);
 	assert_int_equal(cli_url_normalize("https://host\r\nX: y", out, sizeof(out)), -EINVAL);
-	assert_int_equal(cli_url_normalize("https://a-very-long-host-name-that-does-not-fit.example:8443/x",
-					   out, 32), -E2BIG);
+	assert_int_equal(
+		cli_url_normalize("https://a-very-long-host-name-that-does-not-fit.example:8443/x",
+				  out, 32),
+		-E2BIG);
 }
 
 static void path_segments_are_escaped(void **state)
 {
 	char out[128], q[64];
 
-	assert_int_equal(cli_path(out, sizeof(out), "groups", "prod", "vms", "web1", (char *)NULL), 0);
+	assert_int_equal(cli_path(out, sizeof(out), "groups", "prod", "vms", "web1", (char *)NULL),
+			 0);
 	assert_string_equal(out, "/groups/prod/vms/web1");
 	/* A name can add neither a segment nor a query. */
 	assert_int_equal(cli_path(out, sizeof(out), "groups", "a/b", "x?y#z", (char *)NULL), 0);
@@ -179,7 +182,8 @@ static void cells(void **state)
 	assert_string_equal(out, "-");
 	json_decref(v);
 	/* Control characters (C0, DEL, C1) cannot drive the terminal. */
-	v = json_string("a\x1b[31mb\x7f\xc2\x9b" "c\n");
+	v = json_string("a\x1b[31mb\x7f\xc2\x9b"
+			"c\n");
 	cli_cell(v, false, out, sizeof(out));
 	assert_string_equal(out, "a?[31mb??c?");
 	json_decref(v);
@@ -197,16 +201,18 @@ static void cells(void **state)
 static void table_aligns_columns(void **state)
 {
 	static const struct cli_column cols[] = {
-		{ "NAME", "name", false }, { "PREFIXES", "address_prefixes", false }, { "KEYS", "keys", true },
+		{ "NAME", "name", false },
+		{ "PREFIXES", "address_prefixes", false },
+		{ "KEYS", "keys", true },
 	};
-	char *t = render_table(cols, 3,
-			       "[{\"name\":\"n1\",\"address_prefixes\":[\"198.18.0.0/24\",\"10.0.0.0/8\"],\"keys\":[]},"
-			       " {\"name\":\"network-two\",\"address_prefixes\":[],\"keys\":[\"a\",\"b\"]}]");
+	char *t = render_table(
+		cols, 3,
+		"[{\"name\":\"n1\",\"address_prefixes\":[\"198.18.0.0/24\",\"10.0.0.0/8\"],\"keys\":[]},"
+		" {\"name\":\"network-two\",\"address_prefixes\":[],\"keys\":[\"a\",\"b\"]}]");
 
-	assert_string_equal(t,
-			    "NAME         PREFIXES                  KEYS\n"
-			    "n1           198.18.0.0/24,10.0.0.0/8  0\n"
-			    "network-two  -                         2\n");
+	assert_string_equal(t, "NAME         PREFIXES                  KEYS\n"
+			       "n1           198.18.0.0/24,10.0.0.0/8  0\n"
+			       "network-two  -                         2\n");
 	no_trailing_spaces(t);
 	free(t);
 
@@ -235,21 +241,22 @@ static void table_refuses_non_arrays(void **state)
 
 static void object_table_lists_arrays_one_per_line(void **state)
 {
-	json_t *o = json_loads("{\"id\":\"/groups/g/vms/v\",\"ssh_port\":22,"
-			       "\"host_keys\":[\"ssh-ed25519 AAAA1\",\"ssh-rsa BBBB2\"],\"none\":[]}", 0, NULL);
+	json_t *o =
+		json_loads("{\"id\":\"/groups/g/vms/v\",\"ssh_port\":22,"
+			   "\"host_keys\":[\"ssh-ed25519 AAAA1\",\"ssh-rsa BBBB2\"],\"none\":[]}",
+			   0, NULL);
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
 
 	assert_int_equal(cli_object_table(f, o), 0);
 	fclose(f);
-	assert_string_equal(text,
-			    "PROPERTY   VALUE\n"
-			    "id         /groups/g/vms/v\n"
-			    "ssh_port   22\n"
-			    "host_keys  ssh-ed25519 AAAA1\n"
-			    "           ssh-rsa BBBB2\n"
-			    "none       -\n");
+	assert_string_equal(text, "PROPERTY   VALUE\n"
+				  "id         /groups/g/vms/v\n"
+				  "ssh_port   22\n"
+				  "host_keys  ssh-ed25519 AAAA1\n"
+				  "           ssh-rsa BBBB2\n"
+				  "none       -\n");
 	no_trailing_spaces(text);
 	free(text);
 	json_decref(o);
@@ -328,7 +335,9 @@ static void config_path_follows_xdg(void **state)
 static void config_round_trip_is_private(void **state)
 {
 	char dir[] = "/tmp/test_cli.XXXXXX", path[320], sub[256];
-	struct cli_config in = { .url = "https://127.0.0.1:8443", .token = "tok-secret", .ca_file = "/x/ca.pem" };
+	struct cli_config in = { .url = "https://127.0.0.1:8443",
+				 .token = "tok-secret",
+				 .ca_file = "/x/ca.pem" };
 	struct cli_config out = { 0 };
 	bool loose = true;
 	struct stat st;

@@ -156,16 +156,22 @@ static void unknown_key_names_file_and_line(void **state)
 static void bad_values_are_errors(void **state)
 {
 	static const char *const cases[][2] = {
-		{ "[sessions]\nidle_timeout = soon\n", ":2: [sessions] idle_timeout must be a duration" },
-		{ "[sessions]\nidle_timeout = 5x\n", ":2: [sessions] idle_timeout must be a duration" },
-		{ "[sessions]\nmax_per_user = 0\n", ":2: [sessions] max_per_user must be between 1" },
-		{ "[sessions]\nmax_total = 12abc\n", ":2: [sessions] max_total must be an integer" },
+		{ "[sessions]\nidle_timeout = soon\n",
+		  ":2: [sessions] idle_timeout must be a duration" },
+		{ "[sessions]\nidle_timeout = 5x\n",
+		  ":2: [sessions] idle_timeout must be a duration" },
+		{ "[sessions]\nmax_per_user = 0\n",
+		  ":2: [sessions] max_per_user must be between 1" },
+		{ "[sessions]\nmax_total = 12abc\n",
+		  ":2: [sessions] max_total must be an integer" },
 		{ "[server]\nlog_level = loud\n", ":2: [server] log_level must be debug" },
 		{ "[server]\nlisten = 8443\n", ":2: [server] listen must be ADDR:PORT" },
 		{ "[server]\nlisten = 1.2.3.4:70000\n", ":2: [server] listen must be ADDR:PORT" },
-		{ "[server]\n\nlisten = 1.2.3.4:1\nlisten = 1.2.3.4:2\n", ":4: [server] listen is set twice" },
+		{ "[server]\n\nlisten = 1.2.3.4:1\nlisten = 1.2.3.4:2\n",
+		  ":4: [server] listen is set twice" },
 		{ "[tls]\ncert = /x.pem\n", "tls.cert and tls.key go together" },
-		{ "[sessions]\nidle_timeout = 60s\nidle_warning = 60s\n", "must be shorter than sessions.idle_timeout" },
+		{ "[sessions]\nidle_timeout = 60s\nidle_warning = 60s\n",
+		  "must be shorter than sessions.idle_timeout" },
 	};
 	struct cfg c;
 

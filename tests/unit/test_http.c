@@ -165,7 +165,8 @@ static void healthz_with_security_headers(void **state)
 {
 	char out[8192];
 
-	assert_int_equal(request("GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 200);
+	assert_int_equal(
+		request("GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 200);
 	assert_non_null(strstr(out, "{\"status\":\"ok\"}"));
 	assert_non_null(strstr(out, "Strict-Transport-Security: max-age="));
 	assert_non_null(strstr(out, "Content-Security-Policy: default-src 'self'"));
@@ -194,8 +195,10 @@ static void body_over_limit_is_413(void **state)
 {
 	char out[8192];
 
-	assert_int_equal(request("PUT /api/v1/groups/g HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n{",
-				 out, sizeof(out)), 413);
+	assert_int_equal(
+		request("PUT /api/v1/groups/g HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n{",
+			out, sizeof(out)),
+		413);
 	assert_non_null(strstr(out, "\"code\":\"RequestTooLarge\""));
 }
 
@@ -203,7 +206,8 @@ static void chunked_body_over_limit_is_413(void **state)
 {
 	struct client c;
 	char out[8192], chunk[70000];
-	static const char head[] = "PUT /api/v1/groups/g HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+	static const char head[] =
+		"PUT /api/v1/groups/g HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
 
 	assert_int_equal(client_open(&c, 0), 0);
 	client_send(&c, head, strlen(head));
@@ -243,15 +247,20 @@ static void duplicate_host_is_400(void **state)
 {
 	char out[8192];
 
-	assert_int_equal(request("GET /api/v1/healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", out, sizeof(out)), 400);
+	assert_int_equal(request("GET /api/v1/healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", out,
+				 sizeof(out)),
+			 400);
 }
 
 static void unknown_path_404_and_method_405(void **state)
 {
 	char out[8192];
 
-	assert_int_equal(request("GET /api/v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 404);
-	assert_int_equal(request("DELETE /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 405);
+	assert_int_equal(
+		request("GET /api/v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 404);
+	assert_int_equal(
+		request("DELETE /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)),
+		405);
 	assert_non_null(strstr(out, "Allow: GET"));
 	assert_non_null(strstr(out, "\"code\":\"MethodNotAllowed\""));
 }
@@ -260,7 +269,8 @@ static void unauthenticated_is_401(void **state)
 {
 	char out[8192];
 
-	assert_int_equal(request("GET /api/v1/groups HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 401);
+	assert_int_equal(
+		request("GET /api/v1/groups HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 401);
 	assert_non_null(strstr(out, "\"code\":\"Unauthenticated\""));
 }
 
@@ -278,8 +288,11 @@ static void portal_served_with_etag(void **state)
 	snprintf(tag, sizeof(tag), "%.*s", (int)(end - etag - 6), etag + 6);
 	snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n", tag);
 	assert_int_equal(request(req, out, sizeof(out)), 304);
-	assert_int_equal(request("GET /nope.js HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 404);
-	assert_int_equal(request("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", out, sizeof(out)), 405);
+	assert_int_equal(request("GET /nope.js HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)),
+			 404);
+	assert_int_equal(request("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", out,
+				 sizeof(out)),
+			 405);
 }
 
 static void old_tls_refused(void **state)
@@ -297,9 +310,12 @@ static void terminal_needs_origin(void **state)
 	char out[8192];
 
 	/* No credentials at all: 401 comes first. */
-	assert_int_equal(request("GET /api/v1/sessions/abc/terminal HTTP/1.1\r\nHost: x\r\n"
-				 "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-				 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", out, sizeof(out)), 401);
+	assert_int_equal(
+		request("GET /api/v1/sessions/abc/terminal HTTP/1.1\r\nHost: x\r\n"
+			"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+			out, sizeof(out)),
+		401);
 }
 
 int main(void)

@@ -74,9 +74,13 @@ static int64_t query_int(struct store *s, const char *sql, const char *arg)
 /* Fails the test if secret appears anywhere in the audit trail. */
 static void assert_audit_clean(struct store *s, const char *secret)
 {
-	assert_int_equal(query_int(s,
-		"SELECT count(*) FROM audit WHERE instr(coalesce(principal,'') || coalesce(target,'')"
-		" || coalesce(result,'') || coalesce(detail,'') || action, ?1) > 0", secret), 0);
+	assert_int_equal(
+		query_int(
+			s,
+			"SELECT count(*) FROM audit WHERE instr(coalesce(principal,'') || coalesce(target,'')"
+			" || coalesce(result,'') || coalesce(detail,'') || action, ?1) > 0",
+			secret),
+		0);
 }
 
 static int64_t add_user(struct fx *f, const char *name, const char *pw)
@@ -165,9 +169,13 @@ static void test_bootstrap_env(void **state)
 	assert_string_equal(ra.scope, "/");
 	assert_int_equal(store_role_foreach_principal(f->s, "user:admin", see_role, &seen), 0);
 	assert_true(seen.owner_root);
-	assert_int_equal(query_int(f->s,
-		"SELECT count(*) FROM audit WHERE principal = 'system' AND action = 'user.create'"
-		" AND target = 'user:admin' AND result = 'success'", NULL), 1);
+	assert_int_equal(
+		query_int(
+			f->s,
+			"SELECT count(*) FROM audit WHERE principal = 'system' AND action = 'user.create'"
+			" AND target = 'user:admin' AND result = 'success'",
+			NULL),
+		1);
 	assert_audit_clean(f->s, PW);
 
 	/* Second start: nothing new, the password is untouched. */
@@ -227,43 +235,68 @@ static void test_cookie_parsing(void **state)
 	char out[64], tiny[4];
 	char big[200];
 
-	assert_int_equal(ident_cookie_value("a=1; bastion_session=xyz; b=2", IDENT_COOKIE, out, sizeof(out)), 0);
+	assert_int_equal(
+		ident_cookie_value("a=1; bastion_session=xyz; b=2", IDENT_COOKIE, out, sizeof(out)),
+		0);
 	assert_string_equal(out, "xyz");
-	assert_int_equal(ident_cookie_value("bastion_session=first", IDENT_COOKIE, out, sizeof(out)), 0);
+	assert_int_equal(
+		ident_cookie_value("bastion_session=first", IDENT_COOKIE, out, sizeof(out)), 0);
 	assert_string_equal(out, "first");
-	assert_int_equal(ident_cookie_value("a=1;bastion_session=tight;b=2", IDENT_COOKIE, out, sizeof(out)), 0);
+	assert_int_equal(
+		ident_cookie_value("a=1;bastion_session=tight;b=2", IDENT_COOKIE, out, sizeof(out)),
+		0);
 	assert_string_equal(out, "tight");
-	assert_int_equal(ident_cookie_value("  a=1 ;   bastion_session  =  spaced  ; b=2", IDENT_COOKIE, out,
-					    sizeof(out)), 0);
+	assert_int_equal(ident_cookie_value("  a=1 ;   bastion_session  =  spaced  ; b=2",
+					    IDENT_COOKIE, out, sizeof(out)),
+			 0);
 	assert_string_equal(out, "spaced");
-	assert_int_equal(ident_cookie_value("bastion_session=\"quoted\"", IDENT_COOKIE, out, sizeof(out)), 0);
+	assert_int_equal(
+		ident_cookie_value("bastion_session=\"quoted\"", IDENT_COOKIE, out, sizeof(out)),
+		0);
 	assert_string_equal(out, "quoted");
-	assert_int_equal(ident_cookie_value("bastion_session=\"", IDENT_COOKIE, out, sizeof(out)), 0);
+	assert_int_equal(ident_cookie_value("bastion_session=\"", IDENT_COOKIE, out, sizeof(out)),
+			 0);
 	assert_string_equal(out, "\"");
-	assert_int_equal(ident_cookie_value("x=a=b; bastion_session=v=w", IDENT_COOKIE, out, sizeof(out)), 0);
+	assert_int_equal(
+		ident_cookie_value("x=a=b; bastion_session=v=w", IDENT_COOKIE, out, sizeof(out)),
+		0);
 	assert_string_equal(out, "v=w");
 	/* The first of two wins. */
-	assert_int_equal(ident_cookie_value("bastion_session=one; bastion_session=two", IDENT_COOKIE, out,
-					    sizeof(out)), 0);
+	assert_int_equal(ident_cookie_value("bastion_session=one; bastion_session=two",
+					    IDENT_COOKIE, out, sizeof(out)),
+			 0);
 	assert_string_equal(out, "one");
 	/* A name that merely ends or starts with ours is another cookie. */
-	assert_int_equal(ident_cookie_value("xbastion_session=evil", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
-	assert_int_equal(ident_cookie_value("xbastion_session=evil; bastion_session=good", IDENT_COOKIE, out,
-					    sizeof(out)), 0);
+	assert_int_equal(
+		ident_cookie_value("xbastion_session=evil", IDENT_COOKIE, out, sizeof(out)),
+		-ENOENT);
+	assert_int_equal(ident_cookie_value("xbastion_session=evil; bastion_session=good",
+					    IDENT_COOKIE, out, sizeof(out)),
+			 0);
 	assert_string_equal(out, "good");
-	assert_int_equal(ident_cookie_value("bastion_session2=evil", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
-	assert_int_equal(ident_cookie_value("a=bastion_session=evil", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
+	assert_int_equal(
+		ident_cookie_value("bastion_session2=evil", IDENT_COOKIE, out, sizeof(out)),
+		-ENOENT);
+	assert_int_equal(
+		ident_cookie_value("a=bastion_session=evil", IDENT_COOKIE, out, sizeof(out)),
+		-ENOENT);
 	/* Absent, empty, malformed. */
 	assert_int_equal(ident_cookie_value(NULL, IDENT_COOKIE, out, sizeof(out)), -ENOENT);
 	assert_int_equal(ident_cookie_value("", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
 	assert_int_equal(ident_cookie_value("a=1; b=2", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
-	assert_int_equal(ident_cookie_value("bastion_session=", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
-	assert_int_equal(ident_cookie_value("bastion_session=\"\"", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
-	assert_int_equal(ident_cookie_value("bastion_session", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
+	assert_int_equal(ident_cookie_value("bastion_session=", IDENT_COOKIE, out, sizeof(out)),
+			 -ENOENT);
+	assert_int_equal(ident_cookie_value("bastion_session=\"\"", IDENT_COOKIE, out, sizeof(out)),
+			 -ENOENT);
+	assert_int_equal(ident_cookie_value("bastion_session", IDENT_COOKIE, out, sizeof(out)),
+			 -ENOENT);
 	assert_int_equal(ident_cookie_value(";;;", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
 	/* Oversize. */
-	assert_int_equal(ident_cookie_value("bastion_session=abcd", IDENT_COOKIE, tiny, sizeof(tiny)), -E2BIG);
-	assert_int_equal(ident_cookie_value("bastion_session=abc", IDENT_COOKIE, tiny, sizeof(tiny)), 0);
+	assert_int_equal(
+		ident_cookie_value("bastion_session=abcd", IDENT_COOKIE, tiny, sizeof(tiny)),
+		-E2BIG);
+	assert_int_equal(
+		ident_cookie_value("bastion_session=abc", IDENT_COOKIE, tiny, sizeof(tiny)), 0);
 	assert_string_equal(tiny, "abc");
 	memcpy(big, "bastion_session=", 16);
 	memset(big + 16, 'z', sizeof(big) - 17);
@@ -310,7 +343,10 @@ static void test_login(void **state)
 	assert_int_equal(got, uid);
 	assert_string_equal(csrf, a.csrf);
 	assert_int_equal(exp, a.expires_at);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM login_sessions WHERE token_hash = ?1", a.token), 0);
+	assert_int_equal(query_int(f->s,
+				   "SELECT count(*) FROM login_sessions WHERE token_hash = ?1",
+				   a.token),
+			 0);
 
 	/* A new session id at every login. */
 	assert_int_equal(ident_login(f->s, "alice", PW, &b), 0);
@@ -335,7 +371,8 @@ static void test_login_session_cap(void **state)
 		assert_int_equal(store_login_add(f->s, h, uid, "c", store_now() + 100), 0);
 	}
 	assert_int_equal(ident_login(f->s, "bob", PW, &sess), 0);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM login_sessions", NULL), IDENT_MAX_SESSIONS);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM login_sessions", NULL),
+			 IDENT_MAX_SESSIONS);
 	util_sha256_str(sess.token, h);
 	int64_t got, exp;
 	char csrf[64];
@@ -424,8 +461,11 @@ static void test_authenticate_bearer(void **state)
 	assert_true(p.via_cookie);
 
 	/* Tokens are stored hashed. */
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM api_tokens WHERE token_hash = ?1 OR name = ?1",
-				   token), 0);
+	assert_int_equal(
+		query_int(f->s,
+			  "SELECT count(*) FROM api_tokens WHERE token_hash = ?1 OR name = ?1",
+			  token),
+		0);
 }
 
 static void test_authenticate_expired(void **state)
@@ -492,12 +532,26 @@ static void test_authenticate_garbage(void **state)
 	struct principal p;
 	char huge[2048];
 	static const char *const auths[] = {
-		"", "Bearer", "Bearer ", "Bearer    ", "Bearerxyz", "Bearer \t", "Bearer not-a-token",
-		"Bearer a b c", "Bearer \"\"",
+		"",
+		"Bearer",
+		"Bearer ",
+		"Bearer    ",
+		"Bearerxyz",
+		"Bearer \t",
+		"Bearer not-a-token",
+		"Bearer a b c",
+		"Bearer \"\"",
 	};
 	static const char *const cookies[] = {
-		"", ";", "=", "bastion_session", "bastion_session=", "bastion_session=garbage",
-		"bastion_session=\"unterminated", "xbastion_session=x", "\x01\x02\xff=\xfe",
+		"",
+		";",
+		"=",
+		"bastion_session",
+		"bastion_session=",
+		"bastion_session=garbage",
+		"bastion_session=\"unterminated",
+		"xbastion_session=x",
+		"\x01\x02\xff=\xfe",
 	};
 
 	add_user(f, "hal", PW);
@@ -531,8 +585,8 @@ struct call {
 	char path[128];
 };
 
-static void call_init(struct call *k, struct fx *f, const struct principal *who, const char *body_json,
-		      const char *path)
+static void call_init(struct call *k, struct fx *f, const struct principal *who,
+		      const char *body_json, const char *path)
 {
 	memset(k, 0, sizeof(*k));
 	util_strlcpy(k->req.remote_addr, "192.0.2.7", sizeof(k->req.remote_addr));
@@ -583,7 +637,8 @@ static const char *err_msg(const struct api_resp *resp)
 }
 
 /* Signs in through the handler; fills p as the router would. */
-static void login_as(struct fx *f, const char *name, struct principal *p, char *ret_cookie, size_t size)
+static void login_as(struct fx *f, const char *name, struct principal *p, char *ret_cookie,
+		     size_t size)
 {
 	struct call k;
 	char body[256];
@@ -642,7 +697,8 @@ static void test_api_login(void **state)
 	assert_null(header(&k.resp, "Set-Cookie"));
 	call_done(&k);
 
-	call_init(&k, f, NULL, "{\"username\":\"ida\",\"password\":\"not the password\"}", "auth/login");
+	call_init(&k, f, NULL, "{\"username\":\"ida\",\"password\":\"not the password\"}",
+		  "auth/login");
 	api_auth_login(&k.c);
 	assert_int_equal(k.resp.status, 401);
 	assert_string_equal(err_msg(&k.resp), msg);
@@ -651,8 +707,9 @@ static void test_api_login(void **state)
 	call_init(&k, f, NULL, "{\"username\":\"ida\",\"password\":\"" PW "\"}", "auth/login");
 	api_auth_login(&k.c);
 	assert_int_equal(k.resp.status, 200);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(k.resp.body, "user"), "name")),
-			    "ida");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(k.resp.body, "user"), "name")),
+		"ida");
 	const char *csrf = json_string_value(json_object_get(k.resp.body, "csrf_token"));
 	assert_non_null(csrf);
 	assert_int_equal(strlen(csrf), util_token_len(IDENT_TOKEN_BYTES));
@@ -663,15 +720,27 @@ static void test_api_login(void **state)
 	call_done(&k);
 
 	/* Audited, with the source address and never the password. */
-	assert_int_equal(query_int(f->s,
-		"SELECT count(*) FROM audit WHERE action = 'auth.login' AND principal = 'user:ida'"
-		" AND result = 'failure' AND detail = '{\"source\":\"192.0.2.7\"}'", NULL), 1);
-	assert_int_equal(query_int(f->s,
-		"SELECT count(*) FROM audit WHERE action = 'auth.login' AND principal = 'user:ida'"
-		" AND result = 'success'", NULL), 1);
-	assert_int_equal(query_int(f->s,
-		"SELECT count(*) FROM audit WHERE action = 'auth.login' AND principal = 'user:nobody'"
-		" AND result = 'failure'", NULL), 1);
+	assert_int_equal(
+		query_int(
+			f->s,
+			"SELECT count(*) FROM audit WHERE action = 'auth.login' AND principal = 'user:ida'"
+			" AND result = 'failure' AND detail = '{\"source\":\"192.0.2.7\"}'",
+			NULL),
+		1);
+	assert_int_equal(
+		query_int(
+			f->s,
+			"SELECT count(*) FROM audit WHERE action = 'auth.login' AND principal = 'user:ida'"
+			" AND result = 'success'",
+			NULL),
+		1);
+	assert_int_equal(
+		query_int(
+			f->s,
+			"SELECT count(*) FROM audit WHERE action = 'auth.login' AND principal = 'user:nobody'"
+			" AND result = 'failure'",
+			NULL),
+		1);
 	assert_audit_clean(f->s, PW);
 	assert_audit_clean(f->s, "not the password");
 }
@@ -712,8 +781,9 @@ static void test_api_session_logout(void **state)
 	k.req.cookie = cookie;
 	api_auth_session(&k.c);
 	assert_int_equal(k.resp.status, 200);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(k.resp.body, "user"), "name")),
-			    "kay");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(k.resp.body, "user"), "name")),
+		"kay");
 	assert_string_equal(json_string_value(json_object_get(k.resp.body, "csrf_token")), p.csrf);
 	call_done(&k);
 
@@ -747,8 +817,13 @@ static void test_api_tokens(void **state)
 	struct call k;
 	char cookie[128], auth[128];
 	static const char *const bad[] = {
-		"{\"expires_in\":59}", "{\"expires_in\":31536001}", "{\"expires_in\":\"60\"}",
-		"{\"expires_in\":600.5}", "{\"name\":5}", "{\"name\":\"\"}", "{\"name\":\"a\\nb\"}",
+		"{\"expires_in\":59}",
+		"{\"expires_in\":31536001}",
+		"{\"expires_in\":\"60\"}",
+		"{\"expires_in\":600.5}",
+		"{\"name\":5}",
+		"{\"name\":\"\"}",
+		"{\"name\":\"a\\nb\"}",
 		"{\"name\":\"0123456789012345678901234567890123456789012345678901234567890123456789\"}",
 	};
 
@@ -785,11 +860,14 @@ static void test_api_tokens(void **state)
 		api_tokens_create(&k.c);
 		assert_int_equal(k.resp.status, 400);
 		assert_string_equal(err_code(&k.resp), "InvalidRequest");
-		assert_true(strstr(err_msg(&k.resp), "expires_in") || strstr(err_msg(&k.resp), "name"));
+		assert_true(strstr(err_msg(&k.resp), "expires_in") ||
+			    strstr(err_msg(&k.resp), "name"));
 		call_done(&k);
 	}
 	assert_int_equal(query_int(f->s, "SELECT count(*) FROM api_tokens", NULL), 2);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'token.create'", NULL), 2);
+	assert_int_equal(
+		query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'token.create'", NULL),
+		2);
 
 	/* One account cannot pile up tokens without bound. */
 	for (int i = 0; i < 98; i++) {
@@ -910,8 +988,10 @@ static void test_api_users(void **state)
 	api_users_list(&k.c);
 	assert_int_equal(k.resp.status, 200);
 	assert_int_equal(json_array_size(json_object_get(k.resp.body, "value")), 2);
-	assert_string_equal(json_string_value(json_object_get(
-		json_array_get(json_object_get(k.resp.body, "value"), 0), "name")), "admin");
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_array_get(json_object_get(k.resp.body, "value"), 0), "name")),
+		"admin");
 	char *dump = json_dumps(k.resp.body, 0);
 	assert_non_null(dump);
 	assert_null(strstr(dump, "argon2"));
@@ -921,8 +1001,10 @@ static void test_api_users(void **state)
 	api_users_list(&k.c);
 	assert_int_equal(k.resp.status, 200);
 	assert_int_equal(json_array_size(json_object_get(k.resp.body, "value")), 1);
-	assert_string_equal(json_string_value(json_object_get(
-		json_array_get(json_object_get(k.resp.body, "value"), 0), "name")), "mia");
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_array_get(json_object_get(k.resp.body, "value"), 0), "name")),
+		"mia");
 	call_done(&k);
 
 	/* Deleting: never yourself; others go with their sessions. */
@@ -941,14 +1023,19 @@ static void test_api_users(void **state)
 	assert_int_equal(k.resp.status, 404);
 	call_done(&k);
 
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'user.create'"
-				   " AND principal = 'user:admin' AND target = 'user:mia'", NULL), 1);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'user.delete'"
-				   " AND target = 'user:mia'", NULL), 1);
+	assert_int_equal(query_int(f->s,
+				   "SELECT count(*) FROM audit WHERE action = 'user.create'"
+				   " AND principal = 'user:admin' AND target = 'user:mia'",
+				   NULL),
+			 1);
+	assert_int_equal(query_int(f->s,
+				   "SELECT count(*) FROM audit WHERE action = 'user.delete'"
+				   " AND target = 'user:mia'",
+				   NULL),
+			 1);
 	assert_audit_clean(f->s, PW);
 	assert_audit_clean(f->s, "a brand new password");
 }
-
 
 /* ---- sign-in throttling --------------------------------------------- */
 
@@ -968,7 +1055,8 @@ static void test_addr_key(void **state)
 	assert_string_equal(k, "not an address");
 }
 
-static int64_t retry(struct fx *f, const char *account, const char *addr, int64_t now, bool *ret_acct)
+static int64_t retry(struct fx *f, const char *account, const char *addr, int64_t now,
+		     bool *ret_acct)
 {
 	struct ident_throttle th;
 
@@ -1054,11 +1142,14 @@ static void test_throttle_known_address(void **state)
 	assert_int_equal(retry(f, "kim", "192.0.2.10", t + 2, NULL), 0);
 	/* A home address not used for IDENT_KNOWN_TTL is no longer known. */
 	for (int i = 0; i < IDENT_THROTTLE_ACCOUNT_MAX; i++)
-		assert_int_equal(ident_throttle_failure(f->s, "kim", "203.0.113.66", t + IDENT_KNOWN_TTL), 0);
+		assert_int_equal(
+			ident_throttle_failure(f->s, "kim", "203.0.113.66", t + IDENT_KNOWN_TTL),
+			0);
 	assert_true(retry(f, "kim", "192.0.2.10", t + IDENT_KNOWN_TTL + 2, NULL) > 0);
 	/* Deleting the account forgets its addresses. */
 	assert_int_equal(ident_throttle_reset(f->s, "kim", true), 0);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM login_known WHERE account = ?", "kim"), 0);
+	assert_int_equal(
+		query_int(f->s, "SELECT count(*) FROM login_known WHERE account = ?", "kim"), 0);
 }
 
 static void test_throttle_address(void **state)
@@ -1072,10 +1163,12 @@ static void test_throttle_address(void **state)
 	for (int i = 0; i < IDENT_THROTTLE_ADDR_MAX; i++) {
 		assert_int_equal(retry(f, NULL, "2001:db8:5:6::1", t, NULL), 0);
 		snprintf(name, sizeof(name), "u%d", i);
-		assert_int_equal(ident_throttle_failure(f->s, i % 2 ? name : NULL, "2001:db8:5:6::1", t), 0);
+		assert_int_equal(
+			ident_throttle_failure(f->s, i % 2 ? name : NULL, "2001:db8:5:6::1", t), 0);
 	}
 	/* The whole /64 is one address. */
-	assert_int_equal(retry(f, "someone", "2001:db8:5:6:abcd::2", t, &by_acct), IDENT_THROTTLE_BASE);
+	assert_int_equal(retry(f, "someone", "2001:db8:5:6:abcd::2", t, &by_acct),
+			 IDENT_THROTTLE_BASE);
 	assert_false(by_acct);
 	assert_int_equal(retry(f, "someone", "2001:db8:5:7::1", t, NULL), 0);
 	/* A success there does not reset the address. */
@@ -1090,14 +1183,17 @@ static void test_api_login_throttled(void **state)
 
 	add_user(f, "tia", PW);
 	for (int i = 0; i < IDENT_THROTTLE_ACCOUNT_MAX; i++) {
-		call_init(&k, f, NULL, "{\"username\":\"tia\",\"password\":\"wrong password here\"}", "auth/login");
+		call_init(&k, f, NULL,
+			  "{\"username\":\"tia\",\"password\":\"wrong password here\"}",
+			  "auth/login");
 		api_auth_login(&k.c);
 		assert_int_equal(k.resp.status, 401);
 		call_done(&k);
 	}
 	/* Even the right password is refused now, without a verification. */
 	for (int i = 0; i < 2; i++) {
-		call_init(&k, f, NULL, "{\"username\":\"tia\",\"password\":\"" PW "\"}", "auth/login");
+		call_init(&k, f, NULL, "{\"username\":\"tia\",\"password\":\"" PW "\"}",
+			  "auth/login");
 		api_auth_login(&k.c);
 		assert_int_equal(k.resp.status, 429);
 		assert_string_equal(err_code(&k.resp), "TooManyRequests");
@@ -1109,10 +1205,16 @@ static void test_api_login_throttled(void **state)
 		assert_null(header(&k.resp, "Set-Cookie"));
 		call_done(&k);
 	}
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'auth.throttled'"
-				   " AND principal = 'user:tia' AND result = 'refused'", NULL), 1);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'auth.login'"
-				   " AND principal = 'user:tia' AND result = 'success'", NULL), 0);
+	assert_int_equal(query_int(f->s,
+				   "SELECT count(*) FROM audit WHERE action = 'auth.throttled'"
+				   " AND principal = 'user:tia' AND result = 'refused'",
+				   NULL),
+			 1);
+	assert_int_equal(query_int(f->s,
+				   "SELECT count(*) FROM audit WHERE action = 'auth.login'"
+				   " AND principal = 'user:tia' AND result = 'success'",
+				   NULL),
+			 0);
 	/* The same account from the address it last signed in from is not
 	 * locked out: none yet, so an Owner's reset is the way back. */
 	assert_int_equal(ident_throttle_reset(f->s, "tia", false), 0);
@@ -1151,8 +1253,10 @@ static void test_api_password(void **state)
 		call_done(&k);
 	}
 
-	call_init(&k, f, &p, "{\"current_password\":\"not the password\",\"new_password\":\"another long password\"}",
-		  "auth/password");
+	call_init(
+		&k, f, &p,
+		"{\"current_password\":\"not the password\",\"new_password\":\"another long password\"}",
+		"auth/password");
 	k.req.cookie = cookie;
 	api_auth_password(&k.c);
 	assert_int_equal(k.resp.status, 403);
@@ -1160,7 +1264,8 @@ static void test_api_password(void **state)
 	assert_non_null(strstr(err_msg(&k.resp), "current_password"));
 	call_done(&k);
 
-	call_init(&k, f, &p, "{\"current_password\":\"" PW "\",\"new_password\":\"another long password\"}",
+	call_init(&k, f, &p,
+		  "{\"current_password\":\"" PW "\",\"new_password\":\"another long password\"}",
 		  "auth/password");
 	k.req.cookie = cookie;
 	api_auth_password(&k.c);
@@ -1178,25 +1283,35 @@ static void test_api_password(void **state)
 	assert_int_equal(ident_login(f->s, "pam", "another long password", &sess), 0);
 	sodium_memzero(&sess, sizeof(sess));
 
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'user.password'"
-				   " AND result = 'success'", NULL), 1);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'user.password'"
-				   " AND result = 'failure'", NULL), 1);
+	assert_int_equal(query_int(f->s,
+				   "SELECT count(*) FROM audit WHERE action = 'user.password'"
+				   " AND result = 'success'",
+				   NULL),
+			 1);
+	assert_int_equal(query_int(f->s,
+				   "SELECT count(*) FROM audit WHERE action = 'user.password'"
+				   " AND result = 'failure'",
+				   NULL),
+			 1);
 	assert_audit_clean(f->s, PW);
 	assert_audit_clean(f->s, "another long password");
 	assert_audit_clean(f->s, "not the password");
 
 	/* Wrong current passwords are throttled like sign-ins. */
 	for (int i = 0; i < IDENT_THROTTLE_ACCOUNT_MAX; i++) {
-		call_init(&k, f, &p, "{\"current_password\":\"guess guess guess\",\"new_password\":\"yet another password\"}",
-			  "auth/password");
+		call_init(
+			&k, f, &p,
+			"{\"current_password\":\"guess guess guess\",\"new_password\":\"yet another password\"}",
+			"auth/password");
 		api_auth_password(&k.c);
 		assert_true(k.resp.status == 403);
 		call_done(&k);
 	}
 	/* (From another address: the one pam signed in from stays exempt.) */
-	call_init(&k, f, &p, "{\"current_password\":\"another long password\",\"new_password\":\"yet another password\"}",
-		  "auth/password");
+	call_init(
+		&k, f, &p,
+		"{\"current_password\":\"another long password\",\"new_password\":\"yet another password\"}",
+		"auth/password");
 	util_strlcpy(k.req.remote_addr, "198.51.100.3", sizeof(k.req.remote_addr));
 	api_auth_password(&k.c);
 	assert_int_equal(k.resp.status, 429);
@@ -1232,7 +1347,8 @@ static void test_api_users_disable(void **state)
 	snprintf(auth, sizeof(auth), "Bearer %s", tok);
 
 	/* A GET result PUT back changes nothing and ends nothing. */
-	call_init(&k, f, &admin, "{\"id\":\"/users/ann\",\"type\":\"users\",\"name\":\"ann\",\"disabled\":false}",
+	call_init(&k, f, &admin,
+		  "{\"id\":\"/users/ann\",\"type\":\"users\",\"name\":\"ann\",\"disabled\":false}",
 		  "users/ann");
 	api_users_put(&k.c);
 	assert_int_equal(k.resp.status, 200);

@@ -22,11 +22,11 @@
 #include <unistd.h>
 
 #define SSH_KEYGEN "/usr/bin/ssh-keygen"
-#define PASS "correct horse battery"
+#define PASS       "correct horse battery"
 
 #define R_NEED_PASS "the key is passphrase-protected: a passphrase is required"
-#define R_BAD_PASS "the passphrase does not fit the key"
-#define R_NOT_KEY "not a private key in a supported format"
+#define R_BAD_PASS  "the passphrase does not fit the key"
+#define R_NOT_KEY   "not a private key in a supported format"
 
 static char tmpdir[64];
 
@@ -40,7 +40,8 @@ static int run(char *const argv[], const char *out_path)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		int out = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int out = open(out_path ? out_path : "/dev/null",
+			       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
 		if (out < 0 || null < 0)
@@ -120,17 +121,28 @@ struct kcase {
 };
 
 static const struct kcase cases[] = {
-	{ "ed25519", "ed25519", NULL, NULL, false, "-----BEGIN OPENSSH PRIVATE KEY-----", SSH_KEYTYPE_ED25519 },
-	{ "ed25519_enc", "ed25519", NULL, NULL, true, "-----BEGIN OPENSSH PRIVATE KEY-----", SSH_KEYTYPE_ED25519 },
-	{ "ecdsa", "ecdsa", "256", NULL, false, "-----BEGIN OPENSSH PRIVATE KEY-----", SSH_KEYTYPE_ECDSA_P256 },
-	{ "ecdsa_enc", "ecdsa", "384", NULL, true, "-----BEGIN OPENSSH PRIVATE KEY-----", SSH_KEYTYPE_ECDSA_P384 },
-	{ "rsa", "rsa", "2048", NULL, false, "-----BEGIN OPENSSH PRIVATE KEY-----", SSH_KEYTYPE_RSA },
-	{ "rsa_enc", "rsa", "2048", NULL, true, "-----BEGIN OPENSSH PRIVATE KEY-----", SSH_KEYTYPE_RSA },
-	{ "rsa_pem", "rsa", "2048", "PEM", false, "-----BEGIN RSA PRIVATE KEY-----", SSH_KEYTYPE_RSA },
-	{ "rsa_pem_enc", "rsa", "2048", "PEM", true, "-----BEGIN RSA PRIVATE KEY-----", SSH_KEYTYPE_RSA },
-	{ "rsa_pkcs8", "rsa", "2048", "PKCS8", false, "-----BEGIN PRIVATE KEY-----", SSH_KEYTYPE_RSA },
-	{ "rsa_pkcs8_enc", "rsa", "2048", "PKCS8", true, "-----BEGIN ENCRYPTED PRIVATE KEY-----", SSH_KEYTYPE_RSA },
-	{ "ecdsa_pem", "ecdsa", "256", "PEM", false, "-----BEGIN EC PRIVATE KEY-----", SSH_KEYTYPE_ECDSA_P256 },
+	{ "ed25519", "ed25519", NULL, NULL, false, "-----BEGIN OPENSSH PRIVATE KEY-----",
+	  SSH_KEYTYPE_ED25519 },
+	{ "ed25519_enc", "ed25519", NULL, NULL, true, "-----BEGIN OPENSSH PRIVATE KEY-----",
+	  SSH_KEYTYPE_ED25519 },
+	{ "ecdsa", "ecdsa", "256", NULL, false, "-----BEGIN OPENSSH PRIVATE KEY-----",
+	  SSH_KEYTYPE_ECDSA_P256 },
+	{ "ecdsa_enc", "ecdsa", "384", NULL, true, "-----BEGIN OPENSSH PRIVATE KEY-----",
+	  SSH_KEYTYPE_ECDSA_P384 },
+	{ "rsa", "rsa", "2048", NULL, false, "-----BEGIN OPENSSH PRIVATE KEY-----",
+	  SSH_KEYTYPE_RSA },
+	{ "rsa_enc", "rsa", "2048", NULL, true, "-----BEGIN OPENSSH PRIVATE KEY-----",
+	  SSH_KEYTYPE_RSA },
+	{ "rsa_pem", "rsa", "2048", "PEM", false, "-----BEGIN RSA PRIVATE KEY-----",
+	  SSH_KEYTYPE_RSA },
+	{ "rsa_pem_enc", "rsa", "2048", "PEM", true, "-----BEGIN RSA PRIVATE KEY-----",
+	  SSH_KEYTYPE_RSA },
+	{ "rsa_pkcs8", "rsa", "2048", "PKCS8", false, "-----BEGIN PRIVATE KEY-----",
+	  SSH_KEYTYPE_RSA },
+	{ "rsa_pkcs8_enc", "rsa", "2048", "PKCS8", true, "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+	  SSH_KEYTYPE_RSA },
+	{ "ecdsa_pem", "ecdsa", "256", "PEM", false, "-----BEGIN EC PRIVATE KEY-----",
+	  SSH_KEYTYPE_ECDSA_P256 },
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -312,15 +324,20 @@ static void test_import_mangled(void **state)
 
 static void test_import_garbage(void **state)
 {
-	char *text = read_file(path_of("ed25519"), NULL), *pub = read_file(path_of("ed25519.pub"), NULL);
+	char *text = read_file(path_of("ed25519"), NULL),
+	     *pub = read_file(path_of("ed25519.pub"), NULL);
 	char *half, *big, *norm = NULL;
 	size_t tlen = strlen(text);
 	char *pem_pub_argv[] = { SSH_KEYGEN, "-e", "-m", "PKCS8", "-f", path_of("rsa.pub"), NULL };
 	char *pem_pub;
-	static const char junk[] = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot*base64!\n-----END OPENSSH PRIVATE KEY-----\n";
-	static const char mismatch[] = "-----BEGIN RSA PRIVATE KEY-----\nQUJD\n-----END OPENSSH PRIVATE KEY-----\n";
-	static const char empty_body[] = "-----BEGIN RSA PRIVATE KEY-----\n\n-----END RSA PRIVATE KEY-----\n";
-	static const char b64_junk[] = "-----BEGIN RSA PRIVATE KEY-----\nQUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n-----END RSA PRIVATE KEY-----\n";
+	static const char junk[] =
+		"-----BEGIN OPENSSH PRIVATE KEY-----\nnot*base64!\n-----END OPENSSH PRIVATE KEY-----\n";
+	static const char mismatch[] =
+		"-----BEGIN RSA PRIVATE KEY-----\nQUJD\n-----END OPENSSH PRIVATE KEY-----\n";
+	static const char empty_body[] =
+		"-----BEGIN RSA PRIVATE KEY-----\n\n-----END RSA PRIVATE KEY-----\n";
+	static const char b64_junk[] =
+		"-----BEGIN RSA PRIVATE KEY-----\nQUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n-----END RSA PRIVATE KEY-----\n";
 
 	import_bad("hello world", 11, NULL, R_NOT_KEY);
 	import_bad("", 0, NULL, R_NOT_KEY);
@@ -405,9 +422,10 @@ static void pub_parts(const char *name, char *type, size_t tsize, char *b64, siz
 
 static void test_hostkey_parse(void **state)
 {
-	static const char *const pubs[] = { "ed25519.pub", "ecdsa.pub", "ecdsa_enc.pub", "rsa.pub" };
-	static const char *const types[] = { "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-					     "ssh-rsa" };
+	static const char *const pubs[] = { "ed25519.pub", "ecdsa.pub", "ecdsa_enc.pub",
+					    "rsa.pub" };
+	static const char *const types[] = { "ssh-ed25519", "ecdsa-sha2-nistp256",
+					     "ecdsa-sha2-nistp384", "ssh-rsa" };
 	char type[64], b64[1024], ed_b64[1024], rsa_b64[1024], line[2048];
 
 	for (size_t i = 0; i < 4; i++) {
@@ -423,8 +441,9 @@ static void test_hostkey_parse(void **state)
 		parse_ok(line, type, b64);
 		snprintf(line, sizeof(line), "[10.0.0.4]:2222 %s %s", type, b64);
 		parse_ok(line, type, b64);
-		snprintf(line, sizeof(line), "|1|F1E1KeoE/eEWhi10WpGv4OdiO6Y=|3988QV0VE8wmZL7suNrYQLITLCg= %s %s",
-			 type, b64);
+		snprintf(line, sizeof(line),
+			 "|1|F1E1KeoE/eEWhi10WpGv4OdiO6Y=|3988QV0VE8wmZL7suNrYQLITLCg= %s %s", type,
+			 b64);
 		parse_ok(line, type, b64);
 		snprintf(line, sizeof(line), "@cert-authority *.example.com %s %s", type, b64);
 		parse_bad(line);
@@ -461,10 +480,8 @@ static void test_hostkey_parse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_import_formats),
-		cmocka_unit_test(test_normalize_identity),
-		cmocka_unit_test(test_import_mangled),
-		cmocka_unit_test(test_import_garbage),
+		cmocka_unit_test(test_import_formats), cmocka_unit_test(test_normalize_identity),
+		cmocka_unit_test(test_import_mangled), cmocka_unit_test(test_import_garbage),
 		cmocka_unit_test(test_hostkey_parse),
 	};
 

@@ -181,8 +181,9 @@ static void test_put_get_replace(void **state)
 	assert_int_equal(put(f->s, "prod", "networks", "a/b", "x", NULL, NULL, &created), -EINVAL);
 	assert_int_equal(put(f->s, "prod", "networks", "", "x", NULL, NULL, &created), -EINVAL);
 	/* A resource never refers to itself. */
-	assert_int_equal(put(f->s, "prod", "networks", "n1", "self", "/groups/prod/networks/n1", NULL,
-			     &created), -EINVAL);
+	assert_int_equal(put(f->s, "prod", "networks", "n1", "self", "/groups/prod/networks/n1",
+			     NULL, &created),
+			 -EINVAL);
 	p = net("198.18.0.0/23");
 	assert_int_equal(store_res_get(f->s, "/groups/prod/networks/n1", &got), 0);
 	assert_true(json_equal(got, p));
@@ -237,19 +238,21 @@ static void test_refs(void **state)
 	assert_int_equal(put(f->s, "other", "networks", "b", "b1", NULL, NULL, NULL), 0);
 
 	/* Unknown reference: -ENOENT and nothing written. */
-	assert_int_equal(put(f->s, "g", "nics", "n", "n1", "/groups/g/networks/zzz", NULL, &created),
-			 -ENOENT);
+	assert_int_equal(
+		put(f->s, "g", "nics", "n", "n1", "/groups/g/networks/zzz", NULL, &created),
+		-ENOENT);
 	assert_int_equal(store_res_get(f->s, "/groups/g/nics/n", &got), -ENOENT);
 	assert_int_equal(store_res_blocker(f->s, "/groups/g/networks/zzz", &blocker), -ENOENT);
 	/* One good and one unknown: still nothing. */
 	assert_int_equal(put(f->s, "g", "bastions", "bh", "x", "/groups/g/networks/a",
-			     "/groups/g/networks/zzz", &created), -ENOENT);
+			     "/groups/g/networks/zzz", &created),
+			 -ENOENT);
 	assert_int_equal(store_res_get(f->s, "/groups/g/bastions/bh", &got), -ENOENT);
 	assert_int_equal(store_res_blocker(f->s, "/groups/g/networks/a", &blocker), -ENOENT);
 
 	/* A reference across groups. */
-	assert_int_equal(put(f->s, "g", "nics", "n", "n1", "/groups/other/networks/b", NULL, &created),
-			 0);
+	assert_int_equal(
+		put(f->s, "g", "nics", "n", "n1", "/groups/other/networks/b", NULL, &created), 0);
 	assert_true(created);
 	assert_int_equal(store_res_delete(f->s, "/groups/other/networks/b"), -EBUSY);
 	assert_int_equal(store_res_blocker(f->s, "/groups/other/networks/b", &blocker), 0);
@@ -259,13 +262,15 @@ static void test_refs(void **state)
 	assert_int_equal(store_group_delete(f->s, "other"), -EBUSY);
 
 	/* A replace whose reference is unknown keeps the old version. */
-	assert_int_equal(put(f->s, "g", "nics", "n", "n2", "/groups/g/networks/zzz", NULL, &created),
-			 -ENOENT);
+	assert_int_equal(
+		put(f->s, "g", "nics", "n", "n2", "/groups/g/networks/zzz", NULL, &created),
+		-ENOENT);
 	assert_string_equal(prop_v(f->s, "/groups/g/nics/n", buf, sizeof(buf)), "n1");
 	assert_int_equal(store_res_delete(f->s, "/groups/other/networks/b"), -EBUSY);
 
 	/* Re-pointing the NIC releases the old network. */
-	assert_int_equal(put(f->s, "g", "nics", "n", "n3", "/groups/g/networks/a", NULL, &created), 0);
+	assert_int_equal(put(f->s, "g", "nics", "n", "n3", "/groups/g/networks/a", NULL, &created),
+			 0);
 	assert_false(created);
 	assert_int_equal(store_res_delete(f->s, "/groups/g/networks/a"), -EBUSY);
 	assert_int_equal(store_res_delete(f->s, "/groups/other/networks/b"), 0);
@@ -274,13 +279,14 @@ static void test_refs(void **state)
 
 	/* Referrers, filtered by type, in id order. */
 	assert_int_equal(put(f->s, "g", "nics", "m", "m1", "/groups/g/networks/a", NULL, NULL), 0);
-	assert_int_equal(put(f->s, "g", "bastions", "bh", "x", "/groups/g/networks/a", NULL, NULL), 0);
-	assert_int_equal(store_res_foreach_referrer(f->s, "/groups/g/networks/a", "nics", seen_res, &w),
+	assert_int_equal(put(f->s, "g", "bastions", "bh", "x", "/groups/g/networks/a", NULL, NULL),
 			 0);
+	assert_int_equal(
+		store_res_foreach_referrer(f->s, "/groups/g/networks/a", "nics", seen_res, &w), 0);
 	assert_string_equal(w.text, "/groups/g/nics/m /groups/g/nics/n");
 	memset(&w, 0, sizeof(w));
-	assert_int_equal(store_res_foreach_referrer(f->s, "/groups/g/networks/a", NULL, seen_res, &w),
-			 0);
+	assert_int_equal(
+		store_res_foreach_referrer(f->s, "/groups/g/networks/a", NULL, seen_res, &w), 0);
 	assert_string_equal(w.text, "/groups/g/bastions/bh /groups/g/nics/m /groups/g/nics/n");
 	assert_int_equal(store_res_blocker(f->s, "/groups/g/networks/a", &blocker), 0);
 	assert_string_equal(blocker, "/groups/g/bastions/bh");
@@ -315,7 +321,8 @@ static void test_hostkeys_go_with_vm(void **state)
 	assert_int_equal(put(f->s, "g", "vms", "v1", "x", NULL, NULL, NULL), 0);
 	assert_int_equal(put(f->s, "g", "vms", "v2", "x", NULL, NULL, NULL), 0);
 	assert_int_equal(store_hostkey_add(f->s, "/groups/g/vms/v1", "ssh-ed25519", "AAAA1"), 0);
-	assert_int_equal(store_hostkey_add(f->s, "/groups/g/vms/v1", "ecdsa-sha2-nistp256", "AAAA2"), 0);
+	assert_int_equal(
+		store_hostkey_add(f->s, "/groups/g/vms/v1", "ecdsa-sha2-nistp256", "AAAA2"), 0);
 	assert_int_equal(store_hostkey_add(f->s, "/groups/g/vms/v2", "ssh-ed25519", "AAAA3"), 0);
 
 	/* Replacing the VM keeps what was recorded. */
@@ -343,8 +350,8 @@ static void test_hostkeys_go_with_vm(void **state)
 /* ---- transactions ---- */
 
 struct tx_job {
-	int fail_with;  /* returned after the writes when non-zero */
-	bool nested;    /* run the writes inside a second store_res_tx */
+	int fail_with; /* returned after the writes when non-zero */
+	bool nested;   /* run the writes inside a second store_res_tx */
 };
 
 static int tx_writes(struct store *s, void *ud)

@@ -28,10 +28,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SSHD "/usr/sbin/sshd"
+#define SSHD       "/usr/sbin/sshd"
 #define SSH_KEYGEN "/usr/bin/ssh-keygen"
-#define GUARD_MS 20000
-#define TEST_USER "bastiontest"
+#define GUARD_MS   20000
+#define TEST_USER  "bastiontest"
 
 static char tmpdir[64];
 static char user_name[64];
@@ -60,7 +60,8 @@ static int run(char *const argv[], const char *input, const char *out_path)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		int out = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int out = open(out_path ? out_path : "/dev/null",
+			       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
 		if (out < 0 || null < 0)
@@ -121,14 +122,16 @@ static void write_file(const char *path, const char *text)
 
 static void keygen(const char *name)
 {
-	char *argv[] = { SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", path_of(name), NULL };
+	char *argv[] = { SSH_KEYGEN, "-q",   "-t", "ed25519",     "-N", "",
+			 "-C",       "test", "-f", path_of(name), NULL };
 
 	assert_int_equal(run(argv, NULL, NULL), 0);
 }
 
 static uint16_t free_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -141,7 +144,8 @@ static uint16_t free_port(void)
 
 static bool port_open(uint16_t port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	bool ok;
@@ -490,7 +494,6 @@ static const struct sshc_callbacks cbs = {
 	.on_end = cb_end,
 };
 
-
 static void guard_cb(uv_timer_t *h)
 {
 	struct tctx *t = h->data;
@@ -638,7 +641,8 @@ static int group_setup(void **state)
 	write_file(path_of("authorized_keys"), pub);
 	chmod(path_of("authorized_keys"), 0644);
 	free(pub);
-	sshd_start(&main_sshd, "main", "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n");
+	sshd_start(&main_sshd, "main",
+		   "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n");
 	return 0;
 }
 
@@ -1034,7 +1038,8 @@ static void test_write_backpressure(void **state)
 
 	t_init(&t);
 	params_key(&p, main_sshd.port, "id");
-	t.on_ready_write = "stty raw -echo; echo rdy-$((2+3)); head -c 6000000 | wc -c; echo got-$((1+1))\n";
+	t.on_ready_write =
+		"stty raw -echo; echo rdy-$((2+3)); head -c 6000000 | wc -c; echo got-$((1+1))\n";
 	t.send_after_seen = "rdy-5";
 	t.to_send = 6000000;
 	t.done_when_seen = "got-2";
@@ -1182,7 +1187,8 @@ static void test_password_kbdint(void **state)
 	password_case(d.port, pw);
 	sshd_stop(&d);
 	/* sshd refused the "password" method, so this went through PAM. */
-	assert_true(file_has("sshd.kbdint.log", "Accepted keyboard-interactive/pam for " TEST_USER));
+	assert_true(
+		file_has("sshd.kbdint.log", "Accepted keyboard-interactive/pam for " TEST_USER));
 	assert_false(file_has("sshd.kbdint.log", "Accepted password"));
 }
 

@@ -110,8 +110,9 @@ static void test_audit_append_only(void **state)
 	assert_int_equal(store_audit(f->s, "user:a", "thing.do", "x", "success", "{\"k\":1}"), 0);
 	assert_int_equal(store_audit(f->s, NULL, "thing.do", NULL, NULL, NULL), 0);
 	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit"), 2);
-	assert_int_not_equal(sqlite3_exec(db, "UPDATE audit SET action = 'forged'", NULL, NULL, NULL),
-			     SQLITE_OK);
+	assert_int_not_equal(
+		sqlite3_exec(db, "UPDATE audit SET action = 'forged'", NULL, NULL, NULL),
+		SQLITE_OK);
 	assert_int_not_equal(sqlite3_exec(db, "DELETE FROM audit", NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit"), 2);
 	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'forged'"), 0);
@@ -213,9 +214,12 @@ static void test_users_limits(void **state)
 
 	/* A row this code never wrote (an oversized hash) is a store error,
 	 * not an overflow. */
-	assert_int_equal(sqlite3_exec(store_db(f->s),
-		"INSERT INTO users (name, password_hash, created_at, updated_at)"
-		" VALUES ('odd', printf('%.300c', 'x'), 1, 1)", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(store_db(f->s),
+			     "INSERT INTO users (name, password_hash, created_at, updated_at)"
+			     " VALUES ('odd', printf('%.300c', 'x'), 1, 1)",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
 	assert_int_equal(store_user_get(f->s, "odd", &u), -BERR_STORE);
 }
 
@@ -232,7 +236,8 @@ static void test_create_first(void **state)
 	assert_string_equal(ra.role, "Owner");
 	assert_string_equal(ra.scope, "/");
 	/* Once any user exists, nothing more is created. */
-	assert_int_equal(store_user_create_first(f->s, "other", "h2", "second", "Owner", "/"), -EEXIST);
+	assert_int_equal(store_user_create_first(f->s, "other", "h2", "second", "Owner", "/"),
+			 -EEXIST);
 	assert_int_equal(store_user_get(f->s, "other", &u), -ENOENT);
 	assert_int_equal(store_role_get(f->s, "second", &ra), -ENOENT);
 }
@@ -256,12 +261,21 @@ static void test_user_delete_cascades(void **state)
 	assert_int_equal(store_user_delete(f->s, "dave"), 0);
 	assert_int_equal(store_login_get(f->s, h1, &x, csrf, &y), -ENOENT);
 	assert_int_equal(store_token_get(f->s, h2, &x, &y), -ENOENT);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM role_assignments WHERE principal = 'user:dave'"), 0);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM role_assignments WHERE principal = 'user:erin'"), 1);
+	assert_int_equal(
+		query_int(f->s,
+			  "SELECT count(*) FROM role_assignments WHERE principal = 'user:dave'"),
+		0);
+	assert_int_equal(
+		query_int(f->s,
+			  "SELECT count(*) FROM role_assignments WHERE principal = 'user:erin'"),
+		1);
 
 	/* A new account of the same name starts with nothing. */
 	assert_int_equal(store_user_put(f->s, "dave", "h", NULL, &uid), 0);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM role_assignments WHERE principal = 'user:dave'"), 0);
+	assert_int_equal(
+		query_int(f->s,
+			  "SELECT count(*) FROM role_assignments WHERE principal = 'user:dave'"),
+		0);
 }
 
 /* ---- browser sessions and API tokens -------------------------------- */
@@ -362,7 +376,9 @@ static void test_tokens(void **state)
 	assert_int_equal(store_token_count(f->s, uid, 0, &n), 0);
 	assert_int_equal(n, 2);
 	/* Only the hash is stored: no column holds anything else secret. */
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM api_tokens WHERE length(token_hash) = 32"), 2);
+	assert_int_equal(
+		query_int(f->s, "SELECT count(*) FROM api_tokens WHERE length(token_hash) = 32"),
+		2);
 	assert_int_equal(store_token_delete(f->s, h1), 0);
 	assert_int_equal(store_token_delete(f->s, h1), -ENOENT);
 	assert_int_equal(store_token_get(f->s, h1, &got_uid, &exp), -ENOENT);
@@ -404,16 +420,19 @@ static void test_roles(void **state)
 	bool created = false;
 	char longscope[300];
 
-	assert_int_equal(store_role_put(f->s, "a1", "user:ivy", "Reader", "/groups/g1", &created), 0);
+	assert_int_equal(store_role_put(f->s, "a1", "user:ivy", "Reader", "/groups/g1", &created),
+			 0);
 	assert_true(created);
 	assert_int_equal(store_role_put(f->s, "a2", "user:ivy", "Owner", "/", &created), 0);
-	assert_int_equal(store_role_put(f->s, "a3", "user:jon", "Contributor", "/groups/g2", &created), 0);
+	assert_int_equal(
+		store_role_put(f->s, "a3", "user:jon", "Contributor", "/groups/g2", &created), 0);
 	assert_int_equal(store_role_get(f->s, "a1", &ra), 0);
 	int64_t first_created = ra.created_at;
 	assert_true(first_created > 0);
 
 	/* Replacing an id changes it in place. */
-	assert_int_equal(store_role_put(f->s, "a1", "user:ivy", "Contributor", "/groups/g1", &created), 0);
+	assert_int_equal(
+		store_role_put(f->s, "a1", "user:ivy", "Contributor", "/groups/g1", &created), 0);
 	assert_false(created);
 	assert_int_equal(store_role_get(f->s, "a1", &ra), 0);
 	assert_string_equal(ra.role, "Contributor");
@@ -429,7 +448,8 @@ static void test_roles(void **state)
 	assert_int_equal(seen.n, 1);
 
 	memset(&seen, 0, sizeof(seen));
-	assert_int_equal(store_role_foreach_principal(f->s, "user:nobody", collect_roles, &seen), 0);
+	assert_int_equal(store_role_foreach_principal(f->s, "user:nobody", collect_roles, &seen),
+			 0);
 	assert_int_equal(seen.n, 0);
 
 	memset(&seen, 0, sizeof(seen));
@@ -447,7 +467,6 @@ static void test_roles(void **state)
 	assert_int_equal(store_role_put(f->s, "", "user:x", "Reader", "/", NULL), -EINVAL);
 }
 
-
 /* Guarded changes: ids in the state the caller saw, principals that exist,
  * and never the last enabled Owner at "/". */
 static void test_roles_checked(void **state)
@@ -459,38 +478,53 @@ static void test_roles_checked(void **state)
 
 	assert_int_equal(store_user_put(f->s, "root1", "h", NULL, NULL), 0);
 	assert_int_equal(store_user_put(f->s, "root2", "h", NULL, &uid), 0);
-	assert_int_equal(store_role_put_checked(f->s, "o1", "user:root1", "Owner", "/", NULL, &created), 0);
+	assert_int_equal(
+		store_role_put_checked(f->s, "o1", "user:root1", "Owner", "/", NULL, &created), 0);
 	assert_true(created);
 	assert_int_equal(store_role_root_owners(f->s, &n), 0);
 	assert_int_equal(n, 1);
 
 	/* Unknown principal: nothing is written. */
-	assert_int_equal(store_role_put_checked(f->s, "x1", "user:ghost", "Reader", "/", NULL, NULL), -ESRCH);
+	assert_int_equal(
+		store_role_put_checked(f->s, "x1", "user:ghost", "Reader", "/", NULL, NULL),
+		-ESRCH);
 	assert_int_equal(store_role_get(f->s, "x1", &ra), -ENOENT);
 	/* The id must be in the state the caller saw. */
-	assert_int_equal(store_role_put_checked(f->s, "o1", "user:root2", "Owner", "/", NULL, NULL), -EAGAIN);
-	assert_int_equal(store_role_put_checked(f->s, "o1", "user:root1", "Owner", "/", "/groups/g", NULL), -EAGAIN);
-	assert_int_equal(store_role_put_checked(f->s, "new", "user:root1", "Reader", "/", "/", NULL), -EAGAIN);
+	assert_int_equal(store_role_put_checked(f->s, "o1", "user:root2", "Owner", "/", NULL, NULL),
+			 -EAGAIN);
+	assert_int_equal(
+		store_role_put_checked(f->s, "o1", "user:root1", "Owner", "/", "/groups/g", NULL),
+		-EAGAIN);
+	assert_int_equal(
+		store_role_put_checked(f->s, "new", "user:root1", "Reader", "/", "/", NULL),
+		-EAGAIN);
 	assert_int_equal(store_role_delete_checked(f->s, "o1", "/groups/g"), -EAGAIN);
 	assert_int_equal(store_role_delete_checked(f->s, "nope", "/"), -ENOENT);
 
 	/* The last Owner at "/" can be neither removed nor demoted nor moved. */
 	assert_int_equal(store_role_delete_checked(f->s, "o1", "/"), -EMLINK);
-	assert_int_equal(store_role_put_checked(f->s, "o1", "user:root1", "Contributor", "/", "/", NULL), -EMLINK);
-	assert_int_equal(store_role_put_checked(f->s, "o1", "user:root1", "Owner", "/groups/g", "/", NULL), -EMLINK);
+	assert_int_equal(
+		store_role_put_checked(f->s, "o1", "user:root1", "Contributor", "/", "/", NULL),
+		-EMLINK);
+	assert_int_equal(
+		store_role_put_checked(f->s, "o1", "user:root1", "Owner", "/groups/g", "/", NULL),
+		-EMLINK);
 	assert_int_equal(store_role_get(f->s, "o1", &ra), 0);
 	assert_string_equal(ra.role, "Owner");
 	assert_string_equal(ra.scope, "/");
 	/* An Owner held by a disabled user does not count. */
-	assert_int_equal(store_role_put_checked(f->s, "o2", "user:root2", "Owner", "/", NULL, &created), 0);
+	assert_int_equal(
+		store_role_put_checked(f->s, "o2", "user:root2", "Owner", "/", NULL, &created), 0);
 	assert_int_equal(store_user_set_disabled(f->s, "root2", true), 0);
 	assert_int_equal(store_role_delete_checked(f->s, "o1", "/"), -EMLINK);
 	assert_int_equal(store_user_set_disabled(f->s, "root2", false), 0);
 	assert_int_equal(store_role_root_owners(f->s, &n), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(store_role_delete_checked(f->s, "o1", "/"), 0);
-	assert_int_equal(store_role_put_checked(f->s, "o2", "user:root2", "Reader", "/", "/", NULL), -EMLINK);
-	assert_int_equal(store_role_put_checked(f->s, "o2", "user:root2", "Owner", "/", "/", &created), 0);
+	assert_int_equal(store_role_put_checked(f->s, "o2", "user:root2", "Reader", "/", "/", NULL),
+			 -EMLINK);
+	assert_int_equal(
+		store_role_put_checked(f->s, "o2", "user:root2", "Owner", "/", "/", &created), 0);
 	assert_false(created);
 
 	/* API tokens of one user go at once. */

@@ -34,7 +34,12 @@ static void resize_and_ping(void **state)
 static void refusals(void **state)
 {
 	static const char *const bad[] = {
-		"", "null", "[]", "{}", "{\"type\":1}", "not json",
+		"",
+		"null",
+		"[]",
+		"{}",
+		"{\"type\":1}",
+		"not json",
 		"{\"type\":\"resize\",\"cols\":0,\"rows\":10}",
 		"{\"type\":\"resize\",\"cols\":1001,\"rows\":10}",
 		"{\"type\":\"resize\",\"cols\":80.5,\"rows\":10}",
@@ -56,7 +61,8 @@ static void refusals(void **state)
 		assert_true(ctl.id == 7);
 	}
 	/* Not NUL-terminated: the length is what counts. */
-	assert_int_equal(term_parse_control("{\"type\":\"ping\",\"id\":1}xyz", 22, &ctl, &error), 0);
+	assert_int_equal(term_parse_control("{\"type\":\"ping\",\"id\":1}xyz", 22, &ctl, &error),
+			 0);
 }
 
 int main(void)

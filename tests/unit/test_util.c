@@ -23,7 +23,8 @@ static void token_has_length_and_alphabet(void **state)
 	assert_int_equal(strlen(a), 43);
 	assert_string_not_equal(a, b);
 	for (const char *p = a; *p; p++)
-		assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", *p));
+		assert_non_null(strchr(
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", *p));
 }
 
 static void hex_and_sha256(void **state)
@@ -33,7 +34,8 @@ static void hex_and_sha256(void **state)
 
 	util_sha256_str("abc", h);
 	util_hex(h, sizeof(h), hex);
-	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_string_equal(hex,
+			    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 static void streq_ct_compares(void **state)
@@ -58,7 +60,8 @@ static void strlcpy_bounds(void **state)
 
 static void pct_decode_cases(void **state)
 {
-	char a[] = "web%2Dvm", b[] = "a%2Fb", c[] = "bad%2", d[] = "nul%00x", e[] = "bad%zz", f[] = "%41%62";
+	char a[] = "web%2Dvm", b[] = "a%2Fb", c[] = "bad%2", d[] = "nul%00x", e[] = "bad%zz",
+	     f[] = "%41%62";
 
 	assert_int_equal(util_pct_decode(a), 0);
 	assert_string_equal(a, "web-vm");

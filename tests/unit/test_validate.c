@@ -16,7 +16,7 @@
 
 /* Real keys (ssh-keygen), so that sshc_hostkey_parse() accepts them. */
 #define ED25519 "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFuEoHrB4vFarpDJV/Bnt4Pcvg6UxxKdMfcMbhzTrxuH"
-#define ECDSA                                                                                     \
+#define ECDSA                                                                                       \
 	"ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBHERcMUgQ5aWod0oQ" \
 	"9A+eVu8CFDcLrT+dj31JARcaQ9xds3dYSdrfh8oiS54PfEhBmOhgNH61y4MkDXRES9Uy3Q="
 
@@ -51,8 +51,8 @@ static void test_names(void **state)
 	assert_false(val_name("a/b"));
 	assert_false(val_name("a b"));
 	assert_false(val_name("a%2F"));
-	assert_false(val_name("caf\xc3\xa9"));       /* é */
-	assert_false(val_name("\xef\xbc\xa1"));      /* fullwidth A */
+	assert_false(val_name("caf\xc3\xa9"));  /* é */
+	assert_false(val_name("\xef\xbc\xa1")); /* fullwidth A */
 	assert_false(val_name("a\n"));
 	assert_false(val_name("a:b"));
 	/* An embedded NUL cannot reach val_name(): C strings end there, and
@@ -116,19 +116,19 @@ static void test_ip(void **state)
 
 	ip_bad(NULL);
 	ip_bad("");
-	ip_bad("198.18.0.05");  /* leading zero */
+	ip_bad("198.18.0.05"); /* leading zero */
 	ip_bad("010.0.0.1");
 	ip_bad("00.0.0.1");
 	ip_bad("198.18.0.256");
 	ip_bad("256.0.0.0");
 	ip_bad("1999.0.0.1");
-	ip_bad("198.18.0.");    /* trailing dot */
+	ip_bad("198.18.0."); /* trailing dot */
 	ip_bad("198.18.0.5.");
 	ip_bad(".198.18.0.5");
 	ip_bad("198.18.0");
 	ip_bad("198.18..5");
 	ip_bad("198.18.0.5.1");
-	ip_bad("3322250245");   /* one integer */
+	ip_bad("3322250245"); /* one integer */
 	ip_bad("0x7f.0.0.1");
 	ip_bad(" 198.18.0.5");
 	ip_bad("198.18.0.5 ");
@@ -180,16 +180,16 @@ static void test_cidr(void **state)
 	cidr_ok("2001:db8::1/128", "2001:db8::1/128");
 	cidr_ok("2001:db8:0:1::/64", "2001:db8:0:1::/64");
 
-	cidr_bad("198.18.0.1/24");   /* host bits */
+	cidr_bad("198.18.0.1/24"); /* host bits */
 	cidr_bad("198.19.0.0/15");
 	cidr_bad("2001:db8::1/64");
 	cidr_bad("::1/0");
-	cidr_bad("198.18.0.0/33");   /* prefix bounds */
+	cidr_bad("198.18.0.0/33"); /* prefix bounds */
 	cidr_bad("2001:db8::/129");
 	cidr_bad("198.18.0.0/-1");
-	cidr_bad("198.18.0.0/024");  /* leading zero in the prefix */
+	cidr_bad("198.18.0.0/024"); /* leading zero in the prefix */
 	cidr_bad("198.18.0.0/");
-	cidr_bad("198.18.0.0");      /* a CIDR always has a prefix */
+	cidr_bad("198.18.0.0"); /* a CIDR always has a prefix */
 	cidr_bad("/24");
 	cidr_bad("198.18.0.0/24/1");
 	cidr_bad("198.18.0.0/ 24");
@@ -243,7 +243,7 @@ static void test_contains(void **state)
 	assert_false(IN("198.18.0.0/24", "198.17.255.255"));
 	assert_true(IN("198.18.0.0/15", "198.19.255.255"));
 	assert_false(IN("198.18.0.0/15", "198.20.0.0"));
-	assert_true(IN("198.18.0.0/23", "198.18.1.7"));  /* partial byte */
+	assert_true(IN("198.18.0.0/23", "198.18.1.7")); /* partial byte */
 	assert_false(IN("198.18.0.0/23", "198.18.2.7"));
 	assert_true(IN("0.0.0.0/0", "255.255.255.255"));
 	assert_true(IN("0.0.0.0/0", "0.0.0.0"));
@@ -382,14 +382,15 @@ static void test_props_common(void **state)
 	/* Unknown properties are named, all of them. */
 	props_bad("networks", "{\"address_prefixes\":[\"198.18.0.0/24\"],\"foo\":1,\"bar\":2}",
 		  "\"foo\", \"bar\"", "address_prefixes");
-	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"sshPort\":22}", "unknown property \"sshPort\"",
-		  "nic, ssh_port, host_keys");
+	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"sshPort\":22}",
+		  "unknown property \"sshPort\"", "nic, ssh_port, host_keys");
 	/* Unprintable or huge keys are not echoed raw. */
 	props_bad("networks", "{\"\\u00e9\\n\":1}", "unknown property \"???\"", NULL);
 	/* id, type and name are ignored, so GET output can be PUT back. */
 	out = props_ok("networks",
 		       "{\"id\":\"/groups/g/networks/other\",\"type\":\"nics\",\"name\":\"x\","
-		       "\"address_prefixes\":[\"198.18.0.0/24\"]}", NULL);
+		       "\"address_prefixes\":[\"198.18.0.0/24\"]}",
+		       NULL);
 	assert_json(out, "{\"address_prefixes\":[\"198.18.0.0/24\"]}");
 	json_decref(out);
 }
@@ -428,8 +429,8 @@ static void test_props_networks(void **state)
 
 	props_bad("networks", "{}", "address_prefixes: required", NULL);
 	props_bad("networks", "{\"address_prefixes\":[]}", "address_prefixes: must be", "1 to 64");
-	props_bad("networks", "{\"address_prefixes\":\"198.18.0.0/24\"}", "address_prefixes: must be",
-		  NULL);
+	props_bad("networks", "{\"address_prefixes\":\"198.18.0.0/24\"}",
+		  "address_prefixes: must be", NULL);
 	props_bad("networks", "{\"address_prefixes\":null}", "address_prefixes: must be", NULL);
 	props_bad("networks", "{\"address_prefixes\":[\"198.18.0.1/24\"]}",
 		  "address_prefixes[0]: 198.18.0.1/24 has host bits set",
@@ -447,7 +448,8 @@ static void test_props_networks(void **state)
 	props_bad("networks", "{\"address_prefixes\":[24]}", "address_prefixes[0]: must be a CIDR",
 		  NULL);
 	props_bad("networks", "{\"address_prefixes\":[\"198.18.0.0/24\",\"198.18.0.0/24\"]}",
-		  "address_prefixes[1]: 198.18.0.0/24 is already listed at address_prefixes[0]", NULL);
+		  "address_prefixes[1]: 198.18.0.0/24 is already listed at address_prefixes[0]",
+		  NULL);
 	/* Duplicates are found after normalization. */
 	props_bad("networks", "{\"address_prefixes\":[\"2001:db8::/64\",\"2001:DB8:0::/64\"]}",
 		  "address_prefixes[1]", "already listed");
@@ -470,7 +472,8 @@ static void test_props_nics(void **state)
 	char msg[VAL_MSG];
 
 	(void)state;
-	out = props_ok("nics", "{\"network\":\"/groups/g/networks/n\",\"private_ip\":\"2001:DB8::5\"}",
+	out = props_ok("nics",
+		       "{\"network\":\"/groups/g/networks/n\",\"private_ip\":\"2001:DB8::5\"}",
 		       &refs);
 	assert_json(out, "{\"network\":\"/groups/g/networks/n\",\"private_ip\":\"2001:db8::5\"}");
 	assert_string_equal(refs[0], "/groups/g/networks/n");
@@ -491,9 +494,10 @@ static void test_props_nics(void **state)
 		  "private_ip:", NULL);
 	props_bad("nics", "{\"network\":\"/groups/g/networks/n\",\"private_ip\":\"fe80::1%eth0\"}",
 		  "private_ip:", "zone");
-	props_bad("nics", "{\"network\":\"/groups/g/networks/n\",\"private_ip\":5}", "private_ip:",
-		  NULL);
-	props_bad("nics", "{\"network\":\"/groups/g/networks/n\",\"private_ip\":\"::ffff:198.18.0.5\"}",
+	props_bad("nics", "{\"network\":\"/groups/g/networks/n\",\"private_ip\":5}",
+		  "private_ip:", NULL);
+	props_bad("nics",
+		  "{\"network\":\"/groups/g/networks/n\",\"private_ip\":\"::ffff:198.18.0.5\"}",
 		  "private_ip: ::ffff:198.18.0.5 is an IPv4-mapped", "write 198.18.0.5");
 
 	/* An embedded NUL (which the router's parser refuses anyway). */
@@ -526,7 +530,8 @@ static void test_props_vms(void **state)
 	/* known_hosts lines and bare keys, stored as "type base64". */
 	out = props_ok("vms",
 		       "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":2222,\"host_keys\":["
-		       "\"198.18.0.5 " ED25519 "\",\"" ECDSA " root@vm\"]}", NULL);
+		       "\"198.18.0.5 " ED25519 "\",\"" ECDSA " root@vm\"]}",
+		       NULL);
 	assert_json(out, "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":2222,\"host_keys\":[\"" ED25519
 			 "\",\"" ECDSA "\"]}");
 	json_decref(out);
@@ -535,28 +540,33 @@ static void test_props_vms(void **state)
 
 	props_bad("vms", "{}", "nic: required", NULL);
 	props_bad("vms", "{\"nic\":\"/groups/g/vms/n\"}", "nic: must be the ID of a NIC", NULL);
-	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":\"22\"}", "ssh_port:",
-		  "not a string");
-	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":0}", "ssh_port:", "1 to 65535");
+	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":\"22\"}",
+		  "ssh_port:", "not a string");
+	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":0}",
+		  "ssh_port:", "1 to 65535");
 	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":65536}", "ssh_port:", NULL);
 	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":-22}", "ssh_port:", NULL);
 	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":22.0}", "ssh_port:", NULL);
 	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":true}", "ssh_port:", NULL);
-	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"host_keys\":\"" ED25519 "\"}", "host_keys:",
-		  "at most 16");
-	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"host_keys\":[\"ssh-ed25519 AAAAnotakey\"]}",
+	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"host_keys\":\"" ED25519 "\"}",
+		  "host_keys:", "at most 16");
+	props_bad("vms",
+		  "{\"nic\":\"/groups/g/nics/n\",\"host_keys\":[\"ssh-ed25519 AAAAnotakey\"]}",
 		  "host_keys[0]: not a public host key", NULL);
 	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"host_keys\":[\"" ED25519 "\",7]}",
 		  "host_keys[1]:", NULL);
-	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"host_keys\":[\"\"]}", "host_keys[0]:", NULL);
+	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"host_keys\":[\"\"]}",
+		  "host_keys[0]:", NULL);
 	props_bad("vms",
-		  "{\"nic\":\"/groups/g/nics/n\",\"host_keys\":[\"" ED25519 "\",\"vm1 " ED25519 "\"]}",
+		  "{\"nic\":\"/groups/g/nics/n\",\"host_keys\":[\"" ED25519 "\",\"vm1 " ED25519
+		  "\"]}",
 		  "host_keys[1]: the same key as host_keys[0]", NULL);
 	props_bad("vms",
-		  "{\"nic\":\"/groups/g/nics/n\",\"host_keys\":[\"" ED25519 "\",\"" ED25519 "\",\"" ED25519
+		  "{\"nic\":\"/groups/g/nics/n\",\"host_keys\":[\"" ED25519 "\",\"" ED25519
 		  "\",\"" ED25519 "\",\"" ED25519 "\",\"" ED25519 "\",\"" ED25519 "\",\"" ED25519
 		  "\",\"" ED25519 "\",\"" ED25519 "\",\"" ED25519 "\",\"" ED25519 "\",\"" ED25519
-		  "\",\"" ED25519 "\",\"" ED25519 "\",\"" ED25519 "\",\"" ED25519 "\"]}",
+		  "\",\"" ED25519 "\",\"" ED25519 "\",\"" ED25519 "\",\"" ED25519 "\",\"" ED25519
+		  "\"]}",
 		  "host_keys:", "at most 16");
 }
 
@@ -584,7 +594,8 @@ static void test_props_bastions(void **state)
 		  "networks[1]: /groups/g/networks/a is already listed at networks[0]", NULL);
 	/* IDs are case-sensitive: these are two networks. */
 	json_decref(props_ok("bastions",
-			     "{\"networks\":[\"/groups/g/networks/a\",\"/groups/g/networks/A\"]}", NULL));
+			     "{\"networks\":[\"/groups/g/networks/a\",\"/groups/g/networks/A\"]}",
+			     NULL));
 }
 
 static void test_props_vaults(void **state)
@@ -600,9 +611,12 @@ static void test_props_vaults(void **state)
 	p = props_ok("vaults", "{\"soft_delete_retention_days\":null}", NULL);
 	assert_json(p, "{\"soft_delete_retention_days\":7}");
 	json_decref(p);
-	props_bad("vaults", "{\"soft_delete_retention_days\":6}", "soft_delete_retention_days", "7 to 90");
-	props_bad("vaults", "{\"soft_delete_retention_days\":91}", "soft_delete_retention_days", NULL);
-	props_bad("vaults", "{\"soft_delete_retention_days\":\"7\"}", "soft_delete_retention_days", NULL);
+	props_bad("vaults", "{\"soft_delete_retention_days\":6}", "soft_delete_retention_days",
+		  "7 to 90");
+	props_bad("vaults", "{\"soft_delete_retention_days\":91}", "soft_delete_retention_days",
+		  NULL);
+	props_bad("vaults", "{\"soft_delete_retention_days\":\"7\"}", "soft_delete_retention_days",
+		  NULL);
 	props_bad("vaults", "{\"secrets\":[]}", "unknown property", "soft_delete_retention_days");
 }
 

@@ -26,8 +26,8 @@
 #include "store/store_vault.h"
 #include "vault/vault.h"
 
-#define V1 "/groups/g/vaults/v1"
-#define V2 "/groups/g/vaults/v2"
+#define V1    "/groups/g/vaults/v1"
+#define V2    "/groups/g/vaults/v2"
 #define ALICE "user:alice"
 
 struct fx {
@@ -122,7 +122,8 @@ static void read_expect(struct fx *f, const char *vault, const char *name, const
 	int r = vault_secret_read(f->v, f->s, ALICE, "test", vault, name, version, &val);
 
 	if (r != 0)
-		fail_msg("read %s %s %s: %s", vault, name, version ? version : "(newest)", err_str(r));
+		fail_msg("read %s %s %s: %s", vault, name, version ? version : "(newest)",
+			 err_str(r));
 	assert_int_equal(val->len, strlen(want));
 	assert_memory_equal(val->data, want, val->len);
 	assert_int_equal(val->data[val->len], '\0');
@@ -227,12 +228,14 @@ static void test_seal_tamper_every_byte(void **state)
 
 	(void)state;
 	randombytes_buf(key, sizeof(key));
-	assert_int_equal(vault_seal(key, "id", (const uint8_t *)msg, sizeof(msg) - 1, &blob, &len), 0);
+	assert_int_equal(vault_seal(key, "id", (const uint8_t *)msg, sizeof(msg) - 1, &blob, &len),
+			 0);
 	/* Format byte, every nonce byte, every ciphertext and tag byte. */
 	for (size_t i = 0; i < len; i++) {
 		blob[i] ^= 0x80;
 		memset(out, 0x55, sizeof(out));
-		assert_int_equal(vault_unseal(key, "id", blob, len, out, sizeof(out), &n), -BERR_INTEGRITY);
+		assert_int_equal(vault_unseal(key, "id", blob, len, out, sizeof(out), &n),
+				 -BERR_INTEGRITY);
 		/* Nothing of the plaintext is left in the output buffer. */
 		for (size_t j = 0; j < sizeof(out); j++)
 			assert_int_equal(out[j], 0);
@@ -372,12 +375,12 @@ static void test_versions(void **state)
 	assert_string_equal(val->content_type, "");
 	vault_value_free(val);
 	/* Limits. */
-	assert_int_equal(vault_secret_set(f->v, f->s, ALICE, V1, "big", "x", VAULT_MAX_VALUE + 1, NULL,
-					  v1),
-			 -E2BIG);
-	assert_int_equal(vault_secret_set(f->v, f->s, ALICE, "/groups/g/vaults/none", "x", "x", 1, NULL,
-					  v1),
-			 -ENOENT);
+	assert_int_equal(
+		vault_secret_set(f->v, f->s, ALICE, V1, "big", "x", VAULT_MAX_VALUE + 1, NULL, v1),
+		-E2BIG);
+	assert_int_equal(
+		vault_secret_set(f->v, f->s, ALICE, "/groups/g/vaults/none", "x", "x", 1, NULL, v1),
+		-ENOENT);
 }
 
 static void test_soft_delete_recover_purge(void **state)
@@ -444,15 +447,19 @@ static void test_tamper_swap_rows(void **state)
 	set_ok(f, V1, "two", "value two", b);
 	set_ok(f, V1, "one", "value one again", c);
 	/* Another secret's sealed value copied over this one: refused. */
-	snprintf(sql, sizeof(sql),
-		 "UPDATE vault_secret_versions SET sealed = (SELECT sealed FROM vault_secret_versions"
-		 " WHERE version = '%s') WHERE version = '%s'", b, c);
+	snprintf(
+		sql, sizeof(sql),
+		"UPDATE vault_secret_versions SET sealed = (SELECT sealed FROM vault_secret_versions"
+		" WHERE version = '%s') WHERE version = '%s'",
+		b, c);
 	exec_sql(f, sql);
 	assert_int_equal(read_err(f, V1, "one", NULL), -BERR_INTEGRITY);
 	/* An older version of the same secret copied over the newest. */
-	snprintf(sql, sizeof(sql),
-		 "UPDATE vault_secret_versions SET sealed = (SELECT sealed FROM vault_secret_versions"
-		 " WHERE version = '%s') WHERE version = '%s'", a, c);
+	snprintf(
+		sql, sizeof(sql),
+		"UPDATE vault_secret_versions SET sealed = (SELECT sealed FROM vault_secret_versions"
+		" WHERE version = '%s') WHERE version = '%s'",
+		a, c);
 	exec_sql(f, sql);
 	assert_int_equal(read_err(f, V1, "one", NULL), -BERR_INTEGRITY);
 	read_expect(f, V1, "one", a, "value one");
@@ -474,8 +481,10 @@ static void test_tamper_data_key(void **state)
 	read_expect(f, V1, "s", NULL, "in v1");
 	/* Vault 2's wrapped key copied onto vault 1: refused (the vault ID
 	 * is bound in). */
-	exec_sql(f, "UPDATE vault_keys SET wrapped = (SELECT wrapped FROM vault_keys WHERE vault_id = '"
-		    V2 "') WHERE vault_id = '" V1 "'");
+	exec_sql(
+		f,
+		"UPDATE vault_keys SET wrapped = (SELECT wrapped FROM vault_keys WHERE vault_id = '" V2
+		"') WHERE vault_id = '" V1 "'");
 	assert_int_equal(read_err(f, V1, "s", NULL), -BERR_INTEGRITY);
 	/* A vault whose key row vanished but whose secrets remain. */
 	exec_sql(f, "DELETE FROM vault_keys WHERE vault_id = '" V1 "'");
@@ -618,12 +627,14 @@ static void test_policy_matrix(void **state)
 			assert_int_equal(vault_policy_check(f->s, V1, "user:bob", all[i]),
 					 (set & all[i]) ? 0 : -EACCES);
 			assert_int_equal(vault_policy_check(f->s, V2, "user:bob", all[i]), -EACCES);
-			assert_int_equal(vault_policy_check(f->s, V1, "user:bobby", all[i]), -EACCES);
+			assert_int_equal(vault_policy_check(f->s, V1, "user:bobby", all[i]),
+					 -EACCES);
 		}
 	}
 	/* A policy needs its vault. */
-	assert_int_equal(store_vault_policy_put(f->s, "/groups/g/vaults/none", "user:bob", 1, &created),
-			 -ENOENT);
+	assert_int_equal(
+		store_vault_policy_put(f->s, "/groups/g/vaults/none", "user:bob", 1, &created),
+		-ENOENT);
 	assert_int_equal(store_vault_policy_delete(f->s, V1, "user:bob"), 0);
 	assert_int_equal(store_vault_policy_delete(f->s, V1, "user:bob"), -ENOENT);
 	assert_int_equal(vault_policy_check(f->s, V1, "user:bob", VAULT_PERM_LIST), -EACCES);
@@ -638,7 +649,8 @@ static void test_policy_goes_with_user_and_vault(void **state)
 	char ver[VAULT_VERSION_SIZE];
 
 	assert_int_equal(store_user_put(f->s, "carol", "$argon2id$placeholder", &created, &id), 0);
-	assert_int_equal(store_vault_policy_put(f->s, V1, "user:carol", VAULT_PERM_GET, &created), 0);
+	assert_int_equal(store_vault_policy_put(f->s, V1, "user:carol", VAULT_PERM_GET, &created),
+			 0);
 	assert_int_equal(store_user_delete(f->s, "carol"), 0);
 	assert_int_equal(store_vault_policy_get(f->s, V1, "user:carol", &got), -ENOENT);
 	/* A new carol inherits nothing. */
@@ -647,12 +659,14 @@ static void test_policy_goes_with_user_and_vault(void **state)
 
 	/* Deleting the vault takes its secrets, keys and policies. */
 	set_ok(f, V1, "s", "x", ver);
-	assert_int_equal(store_vault_policy_put(f->s, V1, "user:carol", VAULT_PERM_GET, &created), 0);
+	assert_int_equal(store_vault_policy_put(f->s, V1, "user:carol", VAULT_PERM_GET, &created),
+			 0);
 	assert_int_equal(store_res_delete(f->s, V1), 0);
 	make_vault(f->s, "v1");
 	assert_int_equal(read_err(f, V1, "s", NULL), -ENOENT);
 	assert_int_equal(store_vault_policy_get(f->s, V1, "user:carol", &got), -ENOENT);
-	assert_int_equal(store_vault_key_get(f->s, V1, &(uint8_t *){ NULL }, &(size_t){ 0 }), -ENOENT);
+	assert_int_equal(store_vault_key_get(f->s, V1, &(uint8_t *){ NULL }, &(size_t){ 0 }),
+			 -ENOENT);
 }
 
 /* ---- audit, and nothing in plaintext on disk ---- */
@@ -669,25 +683,34 @@ static void test_read_is_audited(void **state)
 	read_expect(f, V1, "audited", NULL, "do-not-log-this-value");
 	snprintf(path, sizeof(path), "%s/bastion.db", f->dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-		"SELECT principal, target, result, detail FROM audit WHERE action = 'secret.get'", -1,
-		&st, NULL), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_prepare_v2(
+			db,
+			"SELECT principal, target, result, detail FROM audit WHERE action = 'secret.get'",
+			-1, &st, NULL),
+		SQLITE_OK);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		rows++;
 		assert_string_equal((const char *)sqlite3_column_text(st, 0), ALICE);
-		assert_string_equal((const char *)sqlite3_column_text(st, 1), V1 "/secrets/audited");
+		assert_string_equal((const char *)sqlite3_column_text(st, 1),
+				    V1 "/secrets/audited");
 		assert_string_equal((const char *)sqlite3_column_text(st, 2), "read");
 		snprintf(want, sizeof(want),
-			 "{\"secret\":\"audited\",\"vault\":\"" V1 "\",\"version\":\"%s\",\"via\":\"test\"}",
+			 "{\"secret\":\"audited\",\"vault\":\"" V1
+			 "\",\"version\":\"%s\",\"via\":\"test\"}",
 			 ver);
 		assert_string_equal((const char *)sqlite3_column_text(st, 3), want);
 	}
 	sqlite3_finalize(st);
 	assert_int_equal(rows, 1);
 	/* No audit row anywhere holds the value. */
-	assert_int_equal(sqlite3_prepare_v2(db,
-		"SELECT COUNT(*) FROM audit WHERE COALESCE(detail,'') LIKE '%do-not-log%'"
-		" OR COALESCE(target,'') LIKE '%do-not-log%'", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_prepare_v2(
+			db,
+			"SELECT COUNT(*) FROM audit WHERE COALESCE(detail,'') LIKE '%do-not-log%'"
+			" OR COALESCE(target,'') LIKE '%do-not-log%'",
+			-1, &st, NULL),
+		SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 0);
 	sqlite3_finalize(st);
@@ -750,7 +773,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rotation_crash_recovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_refused_on_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_matrix, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_policy_goes_with_user_and_vault, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_policy_goes_with_user_and_vault, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_read_is_audited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_plaintext_on_disk, setup, teardown),
 	};
