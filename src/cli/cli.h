@@ -43,6 +43,11 @@ int cli_main(int argc, char **argv);
 /* "table" or "json"; -EINVAL otherwise. */
 int cli_parse_output(const char *s, enum cli_output *ret_out);
 
+/* Reads fd to its end into a malloc'd, NUL-terminated buffer of at most max
+ * bytes: -E2BIG beyond, -errno on a read error (the buffer is then wiped and
+ * freed). The caller wipes and frees *ret_buf. */
+int cli_read_all(int fd, size_t max, char **ret_buf, size_t *ret_len);
+
 /* Parses a whole decimal integer in [min, max]; -EINVAL otherwise. */
 int cli_parse_int(const char *s, long min, long max, long *ret_v);
 

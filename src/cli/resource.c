@@ -163,24 +163,8 @@ static int read_body_file(const char *path, char **ret_text, size_t *ret_len)
 	fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
-	if (!(buf = malloc(BODY_MAX + 1)))
+	if ((r = cli_read_all(fd, BODY_MAX, &buf, &n)) < 0)
 		goto out;
-	for (;;) {
-		ssize_t got = read(fd, buf + n, BODY_MAX + 1 - n);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			r = -errno;
-			goto out;
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-		r = -E2BIG;
-		if (n > BODY_MAX)
-			goto out;
-	}
 	*ret_text = buf;
 	*ret_len = n;
 	buf = NULL;

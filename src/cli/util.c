@@ -532,6 +532,41 @@ static int dup_field(const json_t *o, const char *key, char **ret)
 	return 0;
 }
 
+int cli_read_all(int fd, size_t max, char **ret_buf, size_t *ret_len)
+{
+	char *buf = malloc(max + 1);
+	size_t n = 0;
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t got = read(fd, buf + n, max + 1 - n);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = -errno;
+			goto fail;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+		if (n > max) {
+			r = -E2BIG;
+			goto fail;
+		}
+	}
+	buf[n] = '\0';
+	*ret_buf = buf;
+	*ret_len = n;
+	return 0;
+fail:
+	sodium_memzero(buf, max + 1);
+	free(buf);
+	return r;
+}
+
 int cli_config_load(const char *path, struct cli_config *ret_cfg, bool *ret_loose)
 {
 	struct cli_config cfg = { 0 };
@@ -555,25 +590,8 @@ int cli_config_load(const char *path, struct cli_config *ret_cfg, bool *ret_loos
 	r = -E2BIG;
 	if (st.st_size > (off_t)CLI_CONFIG_MAX)
 		goto out;
-	r = -ENOMEM;
-	if (!(buf = malloc(CLI_CONFIG_MAX + 1)))
+	if ((r = cli_read_all(fd, CLI_CONFIG_MAX, &buf, &n)) < 0)
 		goto out;
-	for (;;) {
-		ssize_t got = read(fd, buf + n, CLI_CONFIG_MAX + 1 - n);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			r = -errno;
-			goto out;
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-		r = -E2BIG;
-		if (n > CLI_CONFIG_MAX)
-			goto out;
-	}
 	r = -EINVAL;
 	root = json_loadb(buf, n, JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(root))
@@ -598,7 +616,7 @@ out:
 	cli_config_done(&cfg);
 	json_decref(root);
 	if (buf) {
-		sodium_memzero(buf, CLI_CONFIG_MAX + 1);
+		sodium_memzero(buf, n);
 		free(buf);
 	}
 	close(fd);
