@@ -18,32 +18,6 @@
 
 #include "store/store.h"
 
-struct fx {
-	char dir[64];
-	struct store *s;
-};
-
-static int setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	assert_non_null(tu_tmpdir(f->dir, sizeof(f->dir), "resstore"));
-	assert_int_equal(store_open(f->dir, &f->s), 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	store_free(f->s);
-	tu_rm_tree(f->dir);
-	free(f);
-	return 0;
-}
-
 /* Collects IDs (or group names) from a walk, joined by spaces. */
 struct seen {
 	char text[1024];
@@ -105,7 +79,7 @@ static const char *prop_v(struct store *s, const char *id, char *buf, size_t siz
 
 static void test_groups(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	struct seen w = { 0 };
 	bool created = false;
 	char *blocker = NULL;
@@ -141,7 +115,7 @@ static void test_groups(void **state)
 
 static void test_put_get_replace(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	json_t *p = net("198.18.0.0/24"), *got = NULL;
 	bool created = false;
 
@@ -193,7 +167,7 @@ static void test_put_get_replace(void **state)
 
 static void test_list_order(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	struct seen w = { 0 };
 
 	assert_int_equal(store_group_put(f->s, "g", NULL), 0);
@@ -226,7 +200,7 @@ static void test_list_order(void **state)
 
 static void test_refs(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	struct seen w = { 0 };
 	bool created = true;
 	char buf[64], *blocker = NULL;
@@ -314,7 +288,7 @@ static void test_refs(void **state)
 
 static void test_hostkeys_go_with_vm(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	json_t *keys = NULL;
 
 	assert_int_equal(store_group_put(f->s, "g", NULL), 0);
@@ -386,7 +360,7 @@ static int tx_outer(struct store *s, void *ud)
 
 static void test_tx(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	struct tx_job j = { .fail_with = -EINVAL };
 	json_t *got = NULL;
 
@@ -417,7 +391,7 @@ static void test_tx(void **state)
 /* The store survives a reopen: data is durable and migrations idempotent. */
 static void test_reopen(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	json_t *got = NULL;
 	char *blocker = NULL;
 
@@ -438,13 +412,15 @@ static void test_reopen(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_put_get_replace, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refs, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hostkeys_go_with_vm, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tx, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_groups, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_put_get_replace, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_list_order, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_refs, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_hostkeys_go_with_vm, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_tx, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_reopen, tu_store_setup, tu_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,32 +20,6 @@
 #include "store/internal.h"
 #include "store/store.h"
 
-struct fx {
-	char dir[64];
-	struct store *s;
-};
-
-static int setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	assert_non_null(tu_tmpdir(f->dir, sizeof(f->dir), "store"));
-	assert_int_equal(store_open(f->dir, &f->s), 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	store_free(f->s);
-	tu_rm_tree(f->dir);
-	free(f);
-	return 0;
-}
-
 static void hash_of(uint8_t h[32], uint8_t fill)
 {
 	memset(h, fill, 32);
@@ -67,7 +41,7 @@ static int64_t query_int(struct store *s, const char *sql)
 
 static void test_migrations_reopen(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	struct store_user u;
 	int v = store_schema_version(f->s);
 
@@ -93,7 +67,7 @@ static void test_migrations_reopen(void **state)
 
 static void test_newer_schema_refused(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	struct store *s2 = NULL;
 
 	assert_int_equal(sqlite3_exec(store_db(f->s), "PRAGMA user_version=9999", NULL, NULL, NULL),
@@ -104,7 +78,7 @@ static void test_newer_schema_refused(void **state)
 
 static void test_audit_append_only(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	sqlite3 *db = store_db(f->s);
 
 	assert_int_equal(store_audit(f->s, "user:a", "thing.do", "x", "success", "{\"k\":1}"), 0);
@@ -142,7 +116,7 @@ static int fail_first(const struct store_user *u, void *ud)
 
 static void test_users_crud(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	struct store_user u, u2;
 	bool created = false;
 	int64_t n = -1, id = 0, id2 = 0;
@@ -198,7 +172,7 @@ static void test_users_crud(void **state)
 
 static void test_users_limits(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	char longname[70], longhash[200];
 	struct store_user u;
 
@@ -225,7 +199,7 @@ static void test_users_limits(void **state)
 
 static void test_create_first(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	struct store_role ra;
 	struct store_user u;
 
@@ -244,7 +218,7 @@ static void test_create_first(void **state)
 
 static void test_user_delete_cascades(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	uint8_t h1[32], h2[32];
 	int64_t uid, other, x, y;
 	char csrf[64];
@@ -282,7 +256,7 @@ static void test_user_delete_cascades(void **state)
 
 static void test_login_sessions(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	uint8_t h1[32], h2[32], h3[32];
 	int64_t uid, got_uid = 0, exp = 0;
 	char csrf[64];
@@ -324,7 +298,7 @@ static void test_login_sessions(void **state)
 
 static void test_login_trim_and_purge(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	uint8_t h[32];
 	int64_t uid, x, y, n = 0;
 	char csrf[64];
@@ -357,7 +331,7 @@ static void test_login_trim_and_purge(void **state)
 
 static void test_tokens(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	uint8_t h1[32], h2[32];
 	int64_t uid, got_uid = 0, exp = 0, n = -1;
 
@@ -414,7 +388,7 @@ static int collect_all(const struct store_role *ra, void *ud)
 
 static void test_roles(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	struct store_role ra;
 	struct seen seen = { 0 };
 	bool created = false;
@@ -471,7 +445,7 @@ static void test_roles(void **state)
  * and never the last enabled Owner at "/". */
 static void test_roles_checked(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	struct store_role ra;
 	bool created = false;
 	int64_t n = -1, uid = 0;
@@ -552,7 +526,7 @@ static int bump(struct store_throttle *t, bool existed, void *ud)
 
 static void test_throttle_rows(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	struct store_throttle t;
 	int mode = 0;
 	char longkey[200];
@@ -619,7 +593,7 @@ static void *reader_thread(void *p)
 
 static void test_threads(void **state)
 {
-	struct fx *f = *state;
+	struct tu_store *f = *state;
 	struct thread_arg a = { .s = f->s, .result = -1 };
 	struct store_user u;
 	pthread_t t;
@@ -637,20 +611,30 @@ static void test_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_migrations_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_audit_append_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_users_crud, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_users_limits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_first, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_user_delete_cascades, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_login_sessions, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_login_trim_and_purge, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_roles, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_roles_checked, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_throttle_rows, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrations_reopen, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema_refused, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_audit_append_only, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_users_crud, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_users_limits, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_create_first, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_user_delete_cascades, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_login_sessions, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_login_trim_and_purge, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_tokens, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_roles, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_roles_checked, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_throttle_rows, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_threads, tu_store_setup, tu_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
