@@ -568,14 +568,20 @@ static int role_put_tx(struct store *s, void *ud)
 	return exec_change(s, st, NULL);
 }
 
+/* The column limits of a role assignment, for both ways of writing one. */
+static bool role_args_fit(const char *id, const char *principal, const char *role,
+			  const char *scope)
+{
+	return fits(id, 128) && id[0] && fits(principal, 80) && fits(role, 32) && fits(scope, 256);
+}
+
 int store_role_put(struct store *s, const char *id, const char *principal, const char *role,
 		   const char *scope, bool *ret_created)
 {
 	struct role_put p = { .id = id, .principal = principal, .role = role, .scope = scope };
 	int r;
 
-	if (!fits(id, 128) || !id[0] || !fits(principal, 80) || !fits(role, 32) ||
-	    !fits(scope, 256))
+	if (!role_args_fit(id, principal, role, scope))
 		return -EINVAL;
 	r = tx_run(s, role_put_tx, &p);
 	if (r < 0)
@@ -774,8 +780,7 @@ int store_role_put_checked(struct store *s, const char *id, const char *principa
 	};
 	int r;
 
-	if (!fits(id, 128) || !id[0] || !fits(principal, 80) || !fits(role, 32) ||
-	    !fits(scope, 256))
+	if (!role_args_fit(id, principal, role, scope))
 		return -EINVAL;
 	r = tx_run(s, role_checked_tx, &p);
 	if (r < 0)
