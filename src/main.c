@@ -616,6 +616,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	util_json_wipe_on_free();
+	if (util_openssl_use_getrandom() < 0)
+		fprintf(stderr,
+			"bastion: OpenSSL keeps its own random generator (no RAND method hook)\n");
 	/* Argon2id and store writes run on the pool; keep it small but not 1. */
 	setenv("UV_THREADPOOL_SIZE", "4", 0);
 	if (argc < 2) {

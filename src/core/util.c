@@ -1,6 +1,12 @@
+/* RAND_set_rand_method is the one hook OpenSSL 3 keeps for replacing where
+ * RAND_bytes draws from; it is marked deprecated, not removed. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include "core/util.h"
 
 #include <errno.h>
+#include <openssl/rand.h>
+#include <sys/random.h>
 #include <jansson.h>
 #include <malloc.h>
 #include <sodium.h>
@@ -107,4 +113,57 @@ static void wipe_free(void *p)
 void util_json_wipe_on_free(void)
 {
 	json_set_alloc_funcs(malloc, wipe_free);
+}
+
+static int kernel_bytes(unsigned char *buf, int num)
+{
+	while (num > 0) {
+		ssize_t n = getrandom(buf, (size_t)num, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return 0;
+		}
+		buf += n;
+		num -= (int)n;
+	}
+	return num == 0;
+}
+
+/* The kernel mixes in its own entropy: what OpenSSL would add is dropped. */
+static int kernel_seed(const void *buf, int num)
+{
+	(void)buf, (void)num;
+	return 1;
+}
+
+static int kernel_add(const void *buf, int num, double entropy)
+{
+	(void)buf, (void)num, (void)entropy;
+	return 1;
+}
+
+static int kernel_status(void)
+{
+	return 1;
+}
+
+#ifndef OPENSSL_NO_DEPRECATED_3_0
+static const RAND_METHOD kernel_rand = {
+	.seed = kernel_seed,
+	.bytes = kernel_bytes,
+	.add = kernel_add,
+	.pseudorand = kernel_bytes,
+	.status = kernel_status,
+};
+#endif
+
+int util_openssl_use_getrandom(void)
+{
+#ifndef OPENSSL_NO_DEPRECATED_3_0
+	return RAND_set_rand_method(&kernel_rand) == 1 ? 0 : -ENOTSUP;
+#else
+	return -ENOTSUP;
+#endif
 }

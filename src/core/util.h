@@ -33,3 +33,11 @@ void util_free_secret(char *s);
  * pass through its strings. Call once, before any JSON is made. Blocks stay
  * plain malloc blocks, so free() on json_dumps() output remains right. */
 void util_json_wipe_on_free(void);
+
+/* Makes OpenSSL's RAND_bytes (TLS, libssh's packet padding, keys) read the
+ * kernel's CSPRNG with getrandom(2) instead of OpenSSL 3's DRBG, whose
+ * generic parameter machinery cost a keystroke more instructions than the
+ * rest of bastion's path for it (docs/decisions.md). Call once, first, before
+ * any thread uses OpenSSL. -ENOTSUP where OpenSSL was built without the
+ * hook; OpenSSL's own DRBG then stays. */
+int util_openssl_use_getrandom(void);

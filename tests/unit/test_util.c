@@ -1,3 +1,5 @@
+#define OPENSSL_SUPPRESS_DEPRECATED /* RAND_get_rand_method, RAND_OpenSSL */
+
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,6 +9,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <sodium.h>
 
@@ -82,6 +85,23 @@ static void err_str_names_codes(void **state)
 	assert_non_null(strstr(err_str(-ENOENT), "No such file"));
 }
 
+static void openssl_random_comes_from_getrandom(void **state)
+{
+	static unsigned char a[32], b[32], zero[32], big[1 << 20];
+
+	(void)state;
+	assert_ptr_equal(RAND_get_rand_method(), RAND_OpenSSL());
+	assert_int_equal(util_openssl_use_getrandom(), 0);
+	assert_ptr_not_equal(RAND_get_rand_method(), RAND_OpenSSL());
+	assert_int_equal(RAND_bytes(a, sizeof(a)), 1);
+	assert_int_equal(RAND_priv_bytes(b, sizeof(b)), 1);
+	assert_memory_not_equal(a, zero, sizeof(a));
+	assert_memory_not_equal(a, b, sizeof(a));
+	assert_int_equal(RAND_bytes(big, sizeof(big)), 1);
+	assert_memory_not_equal(big + sizeof(big) - 32, zero, 32);
+	assert_int_equal(RAND_status(), 1);
+}
+
 static void json_wipe_allocator_is_malloc_compatible(void **state)
 {
 	json_malloc_t m = NULL;
@@ -111,6 +131,7 @@ int main(void)
 		cmocka_unit_test(pct_decode_cases),
 		cmocka_unit_test(err_str_names_codes),
 		cmocka_unit_test(json_wipe_allocator_is_malloc_compatible),
+		cmocka_unit_test(openssl_random_comes_from_getrandom),
 	};
 
 	if (sodium_init() < 0)
