@@ -53,6 +53,10 @@ struct sess {
 	wslay_event_context_ptr ws;
 	bool want_out;
 	bool in_epoll_in;
+	/* A frame's header, held until its payload comes, so that a frame goes
+	 * out as one TLS record in one segment, as a browser sends it. */
+	uint8_t more[16];
+	size_t more_len;
 	/* HTTP */
 	char *req;
 	size_t req_len, req_off;
@@ -79,6 +83,27 @@ struct sess {
 	bool ready;
 	double slow_budget;
 };
+
+/* The sessions that type (W1: the one; W3: 50 of N), so that a tick costs
+ * O(typists), not O(sessions). */
+static struct sess **typers;
+static int n_typers, cap_typers;
+
+static void typer_add(struct sess *s)
+{
+	if (s->typer)
+		return;
+	if (n_typers == cap_typers) {
+		cap_typers = cap_typers ? cap_typers * 2 : 64;
+		typers = realloc(typers, sizeof(*typers) * (size_t)cap_typers);
+		if (!typers) {
+			perror("bclient");
+			exit(1);
+		}
+	}
+	s->typer = true;
+	typers[n_typers++] = s;
+}
 
 static struct {
 	enum kind kind;
@@ -334,7 +359,7 @@ static void on_ready(struct sess *s)
 		term_send(s, O.cmd, strlen(O.cmd));
 	} else if (workload_is("echo")) {
 		s->phase = P_ECHO;
-		s->typer = true;
+		typer_add(s);
 		s->samples_want = O.samples;
 		s->warmup_left = O.warmup;
 		s->next_at = now() + 0.2;
@@ -435,13 +460,40 @@ static ssize_t ws_send_cb(wslay_event_context_ptr c, const uint8_t *data, size_t
 			  void *ud)
 {
 	struct sess *s = ud;
+	uint8_t one[4096];
+	const uint8_t *out = data;
+	size_t n_out = len;
 	int n;
 
-	(void)flags;
+	if ((flags & WSLAY_MSG_MORE) && s->more_len + len <= sizeof(s->more)) {
+		memcpy(s->more + s->more_len, data, len);
+		s->more_len += len;
+		return (ssize_t)len;
+	}
+	if (s->more_len) {
+		if (s->more_len + len > sizeof(one))
+			n_out = sizeof(one) - s->more_len; /* the rest goes next call */
+		memcpy(one, s->more, s->more_len);
+		memcpy(one + s->more_len, data, n_out);
+		out = one;
+		n_out += s->more_len;
+	}
 	ERR_clear_error();
-	n = SSL_write(s->ssl, data, (int)len);
-	if (n > 0)
-		return n;
+	n = SSL_write(s->ssl, out, (int)n_out);
+	if (n > 0) {
+		size_t held = s->more_len;
+
+		if ((size_t)n < held) {
+			memmove(s->more, s->more + n, held - (size_t)n);
+			s->more_len = held - (size_t)n;
+		} else {
+			s->more_len = 0;
+			if ((size_t)n > held)
+				return n - (ssize_t)held;
+		}
+		wslay_event_set_error(c, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
 	switch (SSL_get_error(s->ssl, n)) {
 	case SSL_ERROR_WANT_READ:
 	case SSL_ERROR_WANT_WRITE:
@@ -856,20 +908,32 @@ static bool timed_out(void)
 }
 
 /* Runs the loop until done() says so or the time bound passes. */
+/* When the tick next has work (0: none): the loop sleeps until then, so a
+ * typist's keystroke leaves when it is due, not at the next 5 ms tick. */
+static double tick_due;
+
 static bool loop_until(bool (*done)(void), void (*tick)(double), double max_s)
 {
 	struct epoll_event evs[256];
 	double until = now() + max_s;
 
 	while (!done()) {
-		int n, timeout = 5;
+		struct timespec ts = { 0, 5000000 };
 		double t = now();
+		int n;
 
 		if (t > until || timed_out())
 			return false;
+		tick_due = 0;
 		if (tick)
 			tick(t);
-		n = epoll_wait(ep, evs, 256, timeout);
+		if (tick_due > 0) {
+			double wait = tick_due - now();
+
+			if (wait < 0.005)
+				ts.tv_nsec = wait > 0 ? (long)(wait * 1e9) : 0;
+		}
+		n = epoll_pwait2(ep, evs, 256, &ts, NULL);
 		for (int i = 0; i < n; i++)
 			on_event(evs[i].data.ptr, evs[i].events);
 	}
@@ -892,8 +956,8 @@ static bool all_ready(void)
 
 static void typer_tick(double t)
 {
-	for (int i = 0; i < O.sessions; i++) {
-		struct sess *s = S[i];
+	for (int i = 0; i < n_typers; i++) {
+		struct sess *s = typers[i];
 
 		if (!s->typer || s->state != S_OPEN || s->phase != P_ECHO || s->key)
 			continue;
@@ -905,14 +969,16 @@ static void typer_tick(double t)
 			s->key = (char)('a' + (s->samples_done + s->warmup_left) % 26);
 			s->t_sent = now();
 			term_send(s, &s->key, 1);
+		} else if (tick_due == 0 || s->next_at < tick_due) {
+			tick_due = s->next_at;
 		}
 	}
 }
 
 static bool typers_done(void)
 {
-	for (int i = 0; i < O.sessions; i++)
-		if (S[i]->typer && S[i]->state == S_OPEN && S[i]->phase == P_ECHO)
+	for (int i = 0; i < n_typers; i++)
+		if (typers[i]->state == S_OPEN && typers[i]->phase == P_ECHO)
 			return false;
 	return true;
 }
@@ -1218,7 +1284,7 @@ int main(int argc, char **argv)
 		for (int i = 0; i < O.typers && i < O.sessions; i++) {
 			int k = (int)((long)i * O.sessions / O.typers); /* spread over the set */
 
-			S[k]->typer = true;
+			typer_add(S[k]);
 			S[k]->phase = P_ECHO;
 			S[k]->samples_want = O.samples;
 			S[k]->warmup_left = O.warmup;
