@@ -221,10 +221,12 @@ W5_CMD='yes 01234567890123456789012345678901234567890123456789012345678901234567
 # ---- the rounds ----------------------------------------------------------------
 for ROUND in $(seq "$ROUNDS"); do
 	restart_bastion
-	bc w1-direct 120 --pty --work echo --samples 500 --warmup 50 -- "${SSH[@]}"
-	bc w1-bastion 120 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work echo --samples 500 --warmup 50 --pid "$BPID"
-	bc w1-direct-lite 120 --pty --work echo --samples 500 --warmup 50 -- "${SSH_LITE[@]}"
-	bc w1-bastion-lite 120 --bastion "${BASE[@]}" "${P_LITE[@]}" --work echo --samples 500 --warmup 50 --pid "$BPID"
+	# W1 as a pair: a bastion session and a direct one open side by side,
+	# keystrokes alternating between them, so both see the same machine.
+	bc w1-pair 120 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work echo --pair --samples 500 --warmup 50 \
+		--pid "$BPID" -- "${SSH[@]}"
+	bc w1-pair-lite 120 --bastion "${BASE[@]}" "${P_LITE[@]}" --work echo --pair --samples 500 --warmup 50 \
+		--pid "$BPID" -- "${SSH_LITE[@]}"
 	bc w2-direct 180 --pty --work bulk --cmd "$W2_CMD" -- "${SSH[@]}"
 	bc w2-bastion 180 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work bulk --cmd "$W2_CMD" --pid "$BPID"
 	bc w4-direct 120 --pty --work connect --samples 20 -- "${SSH[@]}"

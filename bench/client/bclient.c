@@ -77,7 +77,8 @@ struct sess {
 	int samples_want;
 	int warmup_left;
 	double next_at; /* next keystroke */
-	double *lat;    /* recorded latencies (ms) */
+	double *lat;    /* --pair: this session's latencies (ms) */
+	int nlat;
 	bool typer;
 	bool setup_sent;
 	bool ready;
@@ -115,6 +116,7 @@ static struct {
 	char **argv; /* pty command */
 	const char *work;
 	int sessions, conc, typers, samples, warmup;
+	bool pair; /* W1: a bastion and a direct session, keystrokes alternating */
 	double gap_ms, timeout_s, settle_s, slow_rate, slow_secs;
 	const char *cmd;
 	int pid;  /* process whose RSS/CPU is sampled (bastion) */
@@ -402,10 +404,21 @@ static void on_term_bytes(struct sess *s, const uint8_t *buf, size_t len)
 		if (s->warmup_left > 0)
 			s->warmup_left--;
 		else {
-			record(&all_lat, &n_lat, ms);
+			if (O.pair)
+				record(&s->lat, &s->nlat, ms);
+			else
+				record(&all_lat, &n_lat, ms);
 			s->samples_done++;
 		}
 		s->next_at = t + O.gap_ms / 1000.0 * (0.5 + (double)rand() / RAND_MAX);
+		if (O.pair) { /* the other session types next, after the same gap */
+			struct sess *o = S[s->idx ^ 1];
+
+			if (o->phase == P_ECHO && o->samples_done < o->samples_want) {
+				o->next_at = s->next_at;
+				s->next_at = 1e300;
+			}
+		}
 		return;
 	}
 	if (s->phase == P_BULK && find_marker(s, buf, len)) {
@@ -750,7 +763,7 @@ static void sess_start(struct sess *s)
 	s->ready = false;
 	n_pending++;
 	n_started++;
-	if (O.kind == K_PTY) {
+	if (s->kind == K_PTY) {
 		struct winsize wsz = { .ws_row = 40, .ws_col = 120 };
 		int master;
 
@@ -956,6 +969,12 @@ static bool all_ready(void)
 
 static void typer_tick(double t)
 {
+	/* --pair: one keystroke in flight at a time, the sessions taking
+	 * turns (on_term_bytes hands the next one over). */
+	if (O.pair)
+		for (int i = 0; i < n_typers; i++)
+			if (typers[i]->key)
+				return;
 	for (int i = 0; i < n_typers; i++) {
 		struct sess *s = typers[i];
 
@@ -969,6 +988,8 @@ static void typer_tick(double t)
 			s->key = (char)('a' + (s->samples_done + s->warmup_left) % 26);
 			s->t_sent = now();
 			term_send(s, &s->key, 1);
+			if (O.pair)
+				return;
 		} else if (tick_due == 0 || s->next_at < tick_due) {
 			tick_due = s->next_at;
 		}
@@ -1024,6 +1045,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: bclient --work echo|bulk|connect|hold|slow [options] (--bastion | --pty -- CMD...)\n"
+		"       bclient --work echo --pair [options] -- CMD...   (W1: bastion and CMD, keystrokes alternating)\n"
 		"  --host H --port P --token T --path /api/v1/groups/G/vms/V/connect --body FILE\n"
 		"  --sessions N --conc C --typers M --samples S --warmup W --gap MS --cmd LINE\n"
 		"  --pid PID (sampled RSS/CPU) --pid2 PID (CPU) --settle S --rate BYTES/S --secs S --check --timeout S\n");
@@ -1075,6 +1097,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "bastion", no_argument, NULL, 'B' },
 		{ "pty", no_argument, NULL, 'Y' },
+		{ "pair", no_argument, NULL, '2' },
 		{ "host", required_argument, NULL, 'h' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "token", required_argument, NULL, 't' },
@@ -1108,6 +1131,9 @@ int main(int argc, char **argv)
 			break;
 		case 'Y':
 			O.kind = K_PTY;
+			break;
+		case '2':
+			O.pair = true;
 			break;
 		case 'h':
 			O.host = optarg;
@@ -1175,13 +1201,15 @@ int main(int argc, char **argv)
 	}
 	if (!O.work)
 		usage();
-	if (O.kind == K_PTY) {
+	if (O.kind == K_PTY || O.pair) {
 		if (optind >= argc)
 			usage();
 		O.argv = argv + optind;
-	} else if (!O.port || !O.token || !O.connect_path || !O.body) {
-		usage();
 	}
+	if ((O.kind == K_WS || O.pair) && (!O.port || !O.token || !O.connect_path || !O.body))
+		usage();
+	if (O.pair && !workload_is("echo"))
+		usage();
 	signal(SIGPIPE, SIG_IGN);
 	srand((unsigned)getpid());
 	{
@@ -1195,10 +1223,16 @@ int main(int argc, char **argv)
 	snprintf(hosthdr, sizeof(hosthdr), "%s:%d", O.host, O.port);
 	ctx = SSL_CTX_new(TLS_client_method());
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* the daemon's self-signed pair */
+	/* One read() per record and what follows it, as a browser reads, not
+	 * a 5-byte header read and then the body. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	result = json_object();
 	json_object_set_new(result, "work", json_string(O.work));
-	json_object_set_new(result, "path", json_string(O.kind == K_PTY ? "direct" : "bastion"));
+	json_object_set_new(result, "path",
+			    json_string(O.pair            ? "pair"
+					: O.kind == K_PTY ? "direct"
+							  : "bastion"));
 	t0 = now();
 
 	if (workload_is("connect")) {
@@ -1234,12 +1268,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	if (O.pair)
+		O.sessions = 2;
 	S = calloc((size_t)O.sessions, sizeof(*S));
 	for (int i = 0; i < O.sessions; i++) {
 		S[i] = calloc(1, sizeof(**S));
 		S[i]->idx = i;
 		S[i]->fd = -1;
-		S[i]->kind = O.kind;
+		S[i]->kind = O.pair ? (i == 0 ? K_WS : K_PTY) : O.kind;
 	}
 	long rss0 = proc_rss_kib(O.pid);
 	double open_t0 = now();
@@ -1255,7 +1291,12 @@ int main(int argc, char **argv)
 
 	if (workload_is("echo")) {
 		ok = loop_until(typers_done, typer_tick, O.timeout_s);
-		put_lat("echo", all_lat, n_lat);
+		if (O.pair) {
+			put_lat("echo", S[0]->lat, S[0]->nlat);
+			put_lat("direct_echo", S[1]->lat, S[1]->nlat);
+		} else {
+			put_lat("echo", all_lat, n_lat);
+		}
 	} else if (workload_is("bulk")) {
 		double cpu0 = proc_cpu_s(O.pid);
 
