@@ -112,6 +112,10 @@ def main():
         p("|---|---|")
         p(f"| sessions opened / asked | {c.get('ready')} / {c.get('sessions')} ({c.get('failed')} failed) |")
         p(f"| time to open them all (s), 64 connects in flight | {f(c.get('open_s'), '{:.1f}')} |")
+        if c.get("cpu_s_open") is not None and c.get("ready"):
+            p(f"| bastion CPU while opening: CPU-s / wall s, ms per connect | "
+              f"{f(c.get('cpu_s_open'), '{:.1f}')} / {f(c.get('open_s'), '{:.1f}')}, "
+              f"{f(1000 * c['cpu_s_open'] / c['ready'], '{:.2f}')} |")
         p(f"| bastion RSS before → idle (MiB) | {f((c.get('rss_before_kib') or 0) / 1024, '{:.1f}')} → "
           f"{f((c.get('rss_idle_kib') or 0) / 1024, '{:.1f}')} |")
         p(f"| bastion KiB per idle session | {f(c.get('kib_per_session'), '{:.1f}')} |")

@@ -1278,7 +1278,7 @@ int main(int argc, char **argv)
 		S[i]->kind = O.pair ? (i == 0 ? K_WS : K_PTY) : O.kind;
 	}
 	long rss0 = proc_rss_kib(O.pid);
-	double open_t0 = now();
+	double open_t0 = now(), open_cpu0 = proc_cpu_s(O.pid), open_cpu0_2 = proc_cpu_s(O.pid2);
 
 	json_object_set_new(result, "rss_before_kib", json_integer(rss0));
 	ok = loop_until(all_ready, opener_tick, O.timeout_s);
@@ -1286,6 +1286,11 @@ int main(int argc, char **argv)
 	json_object_set_new(result, "ready", json_integer(n_ready));
 	json_object_set_new(result, "failed", json_integer(n_failed));
 	json_object_set_new(result, "open_s", json_real(now() - open_t0));
+	/* Whether opening them was bastion-bound: its CPU-s over the wall time. */
+	json_object_set_new(result, "cpu_s_open", json_real(proc_cpu_s(O.pid) - open_cpu0));
+	if (O.pid2)
+		json_object_set_new(result, "target_cpu_s_open",
+				    json_real(proc_cpu_s(O.pid2) - open_cpu0_2));
 	if (!ok || n_failed)
 		goto out;
 
