@@ -96,11 +96,14 @@ def main():
                 continue
             base = single_sshd if label.endswith("sshd") else single
             target = "sshd" if label.endswith("sshd") else "benchsshd"
-            p(f"| W3 {w3.get('sessions')} sessions ({target}): bastion KiB per idle session | | "
-              f"{f(w3.get('kib_per_session'), '{:.1f}')} | | ≤ 64 |")
-            p(f"| W3 {w3.get('sessions')} sessions ({target}): W1 p99 of 50 typing (ms) vs one session | "
+            n = w3.get("sessions") or 0
+            # The goals name N = 100 and 1,000 for memory, 1,000 for latency;
+            # 50 is the control (the typists alone).
+            p(f"| W3 {n} sessions ({target}): bastion KiB per idle session | | "
+              f"{f(w3.get('kib_per_session'), '{:.1f}')} | | {'≤ 64' if n >= 100 else 'reported'} |")
+            p(f"| W3 {n} sessions ({target}): W1 p99 of 50 typing (ms) vs one session | "
               f"{f(base, '{:.3f}')} (bastion, 1 session) | {f(w3.get('echo_p99_ms'), '{:.3f}')} | "
-              f"{ratio(w3.get('echo_p99_ms'), base)} | ≤ 2× |")
+              f"{ratio(w3.get('echo_p99_ms'), base)} | {'≤ 2×' if n >= 1000 else 'reported'} |")
         p("")
     big = [r for r in rows if str(r.get("label", "")).startswith("ceiling-")]
     if big:

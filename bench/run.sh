@@ -263,7 +263,7 @@ if [ "${BENCH_PROFILE:-1}" = 1 ] && perf stat -e task-clock true >/dev/null 2>&1
 	wait "$PERF"
 	perf report -i "$TMP/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.7 2>/dev/null |
 		grep -v '^$' | grep -v '^#' | grep '%' | head -60 > "$OUT/profile-w2.txt"
-	perf report -i "$TMP/perf.data" --stdio --no-children --sort dso --percent-limit 0.5 2>/dev/null |
+	perf report -i "$TMP/perf.data" --stdio --no-children --sort dso -g none --percent-limit 0.5 2>/dev/null |
 		grep '%' | grep -v '^#' | head -20 > "$OUT/profile-w2-dso.txt"
 fi
 
