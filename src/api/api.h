@@ -86,6 +86,7 @@ struct api_call {
 	const struct api_req *req;
 	struct api_resp *resp;
 	const struct principal *who;
+	uint64_t end_gen; /* term_end_generation() before who was authenticated */
 	char *seg[API_MAX_SEGS];
 	int nseg;
 	json_t *body;

@@ -348,6 +348,7 @@ static void build_connect(struct api_call *c, const struct connect_req *r, const
 	if (!tc)
 		goto oom;
 	tc->user_id = c->who->user_id;
+	tc->end_gen = c->end_gen;
 	util_strlcpy(tc->user, c->who->name, sizeof(tc->user));
 	util_strlcpy(tc->vm_id, vm_id, sizeof(tc->vm_id));
 	util_strlcpy(tc->bastion_id, bastion_id, sizeof(tc->bastion_id));

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "identity/ident.h"
+#include "terminal/term.h"
 
 enum {
 	R_AUTH = 1, /* caller must be signed in */
@@ -233,7 +234,10 @@ void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp 
 		return;
 	}
 	if (rt->flags & R_AUTH) {
-		int r = ident_authenticate(ctx->store, req, &who);
+		int r;
+
+		c.end_gen = term_end_generation();
+		r = ident_authenticate(ctx->store, req, &who);
 
 		if (r == -ENOENT) {
 			api_error(resp, 401, "Unauthenticated",

@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,8 +102,20 @@ struct user_refs {
 struct end_req {
 	struct end_req *next;
 	int64_t user_id;
+	uint64_t gen; /* term_end_generation() once this user was ended */
 	char reason[128];
 };
+
+/* A user ended lately, kept for ENDED_KEEP_MS: a connect authorised before
+ * the end (its generation is lower) but not yet on the loop is refused. */
+struct ended_user {
+	int64_t user_id;
+	uint64_t gen;
+	uint64_t at_ms; /* loop time */
+	char reason[128];
+};
+#define ENDED_KEEP_MS 60000u
+#define ENDED_MAX     256u
 
 static struct {
 	uv_loop_t *loop;
@@ -124,6 +137,9 @@ static struct {
 	size_t n_in_use, cap_in_use;
 	struct user_refs *users; /* the loop's own: no lock */
 	size_t n_users, cap_users;
+	atomic_uint_fast64_t end_gen; /* bumped by every term_end_user_sessions */
+	struct ended_user ended[ENDED_MAX];
+	size_t n_ended;
 } T = {
 	.lim = { .idle_timeout_s = 1800,
 		 .idle_warning_s = 60,
@@ -575,6 +591,33 @@ static void sess_kill(struct sess *s, bool ssh_done)
 
 static void end_user_sessions(int64_t user_id, const char *reason);
 
+static void remember_ended(const struct end_req *r)
+{
+	uint64_t now = uv_now(T.loop);
+	size_t keep = 0;
+
+	for (size_t i = 0; i < T.n_ended; i++)
+		if (now - T.ended[i].at_ms < ENDED_KEEP_MS)
+			T.ended[keep++] = T.ended[i];
+	T.n_ended = keep;
+	if (T.n_ended == ENDED_MAX) /* the oldest goes */
+		memmove(T.ended, T.ended + 1, --T.n_ended * sizeof(T.ended[0]));
+	T.ended[T.n_ended] =
+		(struct ended_user){ .user_id = r->user_id, .gen = r->gen, .at_ms = now };
+	util_strlcpy(T.ended[T.n_ended].reason, r->reason, sizeof(T.ended[0].reason));
+	T.n_ended++;
+}
+
+/* The reason user_id was ended after generation gen, else NULL. */
+static const char *ended_since(int64_t user_id, uint64_t gen)
+{
+	for (size_t i = T.n_ended; i-- > 0;)
+		if (T.ended[i].user_id == user_id && T.ended[i].gen > gen &&
+		    uv_now(T.loop) - T.ended[i].at_ms < ENDED_KEEP_MS)
+			return T.ended[i].reason;
+	return NULL;
+}
+
 static void on_wake(uv_async_t *a)
 {
 	struct end_req *list, *next;
@@ -585,6 +628,7 @@ static void on_wake(uv_async_t *a)
 	pthread_mutex_unlock(&T.lock);
 	for (; list; list = next) {
 		next = list->next;
+		remember_ended(list);
 		end_user_sessions(list->user_id, list->reason);
 		free(list);
 	}
@@ -610,6 +654,9 @@ void term_end_user_sessions(int64_t user_id, const char *reason)
 		return;
 	r->user_id = user_id;
 	util_strlcpy(r->reason, reason, sizeof(r->reason));
+	/* After the store change that ended the user, before the loop hears:
+	 * a request that read a lower generation was authorised before it. */
+	r->gen = atomic_fetch_add(&T.end_gen, 1) + 1;
 	pthread_mutex_lock(&T.lock);
 	if (T.closed) {
 		pthread_mutex_unlock(&T.lock);
@@ -664,15 +711,32 @@ static void respond_error(struct srv_conn *http, int status, const char *code, c
 
 static void end_user_sessions(int64_t user_id, const char *reason)
 {
-	for (unsigned b = 0; b < BUCKETS; b++) {
-		struct sess *s = T.buckets[b], *next;
+	struct sess *s, *next;
 
-		for (; s; s = next) {
+	for (unsigned b = 0; b < BUCKETS; b++) {
+		for (s = T.buckets[b]; s; s = next) {
 			next = s->next_bucket;
 			if (user_id < 0 || s->user_id == user_id)
 				sess_end(s, reason);
 		}
 	}
+	if (user_id < 0)
+		return; /* term_shutdown answers the dialling ones */
+	/* Connects of this user still dialling: answered now, never opened. */
+	for (s = T.all; s; s = next) {
+		next = s->next_all;
+		if (s->state != SESS_DIALING || s->user_id != user_id)
+			continue;
+		connect_audit(s, "Unauthenticated", reason);
+		respond_error(s->http, 401, "Unauthenticated", reason);
+		s->http = NULL;
+		sess_kill(s, false);
+	}
+}
+
+uint64_t term_end_generation(void)
+{
+	return atomic_load(&T.end_gen);
 }
 
 void term_shutdown(const char *reason)
@@ -1160,6 +1224,14 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 	util_strlcpy(s->source, tc->source, sizeof(s->source));
 	snprintf(s->target, sizeof(s->target), strchr(tc->p.ip, ':') ? "[%s]:%u" : "%s:%u",
 		 tc->p.ip, tc->p.port);
+	if ((limit = ended_since(tc->user_id, tc->end_gen)) != NULL) {
+		/* Disabled or deleted after the worker's checks passed. */
+		connect_audit(s, "Unauthenticated", limit);
+		respond_error(http, 401, "Unauthenticated", limit);
+		term_connect_free(tc);
+		free(s);
+		return;
+	}
 	if (T.shutting_down || (limit = over_limit(tc, msg, sizeof(msg)))) {
 		bool down = T.shutting_down;
 

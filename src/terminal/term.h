@@ -22,6 +22,7 @@ struct store;
  * term_next() on. */
 struct term_connect {
 	int64_t user_id;
+	uint64_t end_gen; /* term_end_generation() before the caller was authenticated */
 	char user[65];
 	char vm_id[256];
 	char bastion_id[256];
@@ -78,6 +79,11 @@ void term_done(void);
  * {"type":"closed","reason"}. Any thread may call it (a disabled or deleted
  * user, from a worker): the work is posted to the loop. */
 void term_end_user_sessions(int64_t user_id, const char *reason);
+/* How many times users were ended so far (any thread). A request reads it
+ * before authenticating its caller; a connect whose user was ended after
+ * that reading is refused on the loop (the worker's checks came too early
+ * to see it). */
+uint64_t term_end_generation(void);
 /* Active sessions right now (shell open), and connects dialling. */
 size_t term_count(void);
 size_t term_dialing(void);

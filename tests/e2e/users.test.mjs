@@ -89,6 +89,8 @@ describe('users', () => {
     const main = await h.sshd({ name: 'main', port: 22, addrs: [h.net.addr(2)] });
     await createTopology(h.admin, { group: G, network: 'n1', prefix: h.net.prefix, bastion: 'b1' });
     await addVm(h.admin, { group: G, name: 'vm-main', ip: h.net.addr(2), port: main.port });
+    // Nobody answers at this address: a connect to it dials for 10 s.
+    if (h.net.silentAddr) await addVm(h.admin, { group: G, name: 'vm-silent', ip: h.net.silentAddr, port: 22 });
   }, { timeout: 120000 });
   after(() => h.down(), { timeout: 60000 });
 
@@ -146,6 +148,21 @@ describe('users', () => {
     expectError(await u.c.get('/auth/session'), 401, 'Unauthenticated', { what: 'old cookie after enable' });
     expectError(await b.get('/auth/session'), 401, 'Unauthenticated', { what: 'old token after enable' });
     await h.client('dis-again').login(u.name, u.pw);
+  });
+
+  h.test('disabling a user ends its connect still dialling: 401 at once, no session opens', { timeout: 60000 }, async (t) => {
+    if (!h.net.silentAddr) { t.skip('loopback fallback: no silent address'); return; }
+    const u = await newUser('dial-user', { reader: true });
+    const t0 = Date.now();
+    const pending = connect(u.c, G, 'vm-silent', body(), { timeoutMs: 20000 });
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // the worker's checks are past: it dials
+    expectStatus(await h.admin.put(`/users/${u.name}`, { disabled: true }), 200, 'disable');
+    const r = await pending;
+    expectError(r, 401, 'Unauthenticated', { messageIncludes: 'your account was disabled by admin' });
+    assert.ok(Date.now() - t0 < 8000, `answered when the account was disabled, not at the 10 s dial timeout (${Date.now() - t0} ms)`);
+    const list = await h.admin.get('/sessions');
+    expectStatus(list, 200, 'sessions');
+    assert.equal(list.json.value.filter((s) => s.user === u.name).length, 0, 'no session of the disabled user');
   });
 
   h.test('deleting a user: its terminal closes with the reason; its credentials are gone', async () => {
