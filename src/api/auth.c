@@ -245,16 +245,17 @@ void api_auth_logout(struct api_call *c)
 	char principal[80];
 	int r;
 
-	if (c->who->via_cookie) {
-		r = ident_logout(c->ctx->store, c->req);
-		if (r < 0 && r != -ENOENT) {
-			api_store_error(c->resp, r, "login session");
-			return;
-		}
+	/* A cookie ends the browser session; a token revokes itself. */
+	r = ident_logout(c->ctx->store, c->req);
+	if (r < 0 && r != -ENOENT) {
+		api_store_error(c->resp, r, c->who->via_cookie ? "login session" : "API token");
+		return;
 	}
 	audit_principal(c->who->name, principal);
-	audit(c, principal, "auth.logout", principal, "success", NULL);
-	set_cookie(c->resp, "", 0);
+	audit(c, principal, "auth.logout", principal, "success",
+	      c->who->via_cookie ? NULL : "API token revoked");
+	if (c->who->via_cookie)
+		set_cookie(c->resp, "", 0);
 	c->resp->status = 204;
 }
 

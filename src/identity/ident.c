@@ -201,14 +201,17 @@ out:
 	return r;
 }
 
-static int auth_bearer(struct store *s, const char *value, struct principal *ret)
+/* The hash of the token in an Authorization header's "Bearer" value, or
+ * -ENOENT when req carries none. */
+static int bearer_hash(const struct api_req *req, uint8_t hash[32])
 {
+	const char *value = req->authorization;
 	char token[IDENT_TOKEN_SIZE];
-	uint8_t hash[32];
-	int64_t user_id, expires_at;
 	size_t len;
-	int r;
 
+	if (!value || strncasecmp(value, "Bearer", 6) != 0 || (value[6] != ' ' && value[6] != '\t'))
+		return -ENOENT;
+	value += 7;
 	while (*value == ' ' || *value == '\t')
 		value++;
 	len = strlen(value);
@@ -220,6 +223,17 @@ static int auth_bearer(struct store *s, const char *value, struct principal *ret
 	token[len] = '\0';
 	util_sha256_str(token, hash);
 	sodium_memzero(token, sizeof(token));
+	return 0;
+}
+
+static int auth_bearer(struct store *s, const struct api_req *req, struct principal *ret)
+{
+	uint8_t hash[32];
+	int64_t user_id, expires_at;
+	int r;
+
+	if (bearer_hash(req, hash) < 0)
+		return -ENOENT;
 	r = store_token_get(s, hash, &user_id, &expires_at);
 	if (r < 0)
 		return r;
@@ -268,7 +282,7 @@ int ident_authenticate(struct store *s, const struct api_req *req, struct princi
 	/* A script's token decides alone: mixing it with a browser's cookie
 	 * would make the CSRF rules depend on which one happened to win. */
 	if (a && strncasecmp(a, "Bearer", 6) == 0 && (a[6] == ' ' || a[6] == '\t'))
-		return auth_bearer(s, a + 7, ret);
+		return auth_bearer(s, req, ret);
 	if (req->cookie)
 		return auth_cookie(s, req, ret);
 	return -ENOENT;
@@ -336,6 +350,8 @@ int ident_logout(struct store *s, const struct api_req *req)
 {
 	uint8_t hash[32];
 
+	if (bearer_hash(req, hash) == 0)
+		return store_token_delete(s, hash);
 	if (ident_session_hash(req, hash) < 0)
 		return -ENOENT;
 	return store_login_delete(s, hash);

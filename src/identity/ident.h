@@ -69,8 +69,9 @@ int ident_login(struct store *s, const char *name, const char *password, struct 
 /* SHA-256 of the session token in req's cookie; -ENOENT without one. */
 int ident_session_hash(const struct api_req *req, uint8_t out[32]);
 
-/* Deletes the browser session named by req's cookie. 0, or -ENOENT when
- * there was none. */
+/* Ends what req authenticated with: the API token of its "Bearer" header
+ * (revoked for good), else the browser session named by its cookie. 0, or
+ * -ENOENT when there was none. */
 int ident_logout(struct store *s, const struct api_req *req);
 
 /* Creates an API token for user_id living ttl seconds; the token text goes

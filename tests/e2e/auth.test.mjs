@@ -122,6 +122,25 @@ describe('auth', () => {
     expectError(await b.get('/groups/e2e-bad-bearer', { bearer: false, headers: { Authorization: 'Basic YWRtaW46YWRtaW4=' } }), 401, 'Unauthenticated');
   });
 
+  h.test('logout with a bearer token revokes that token, and only it', async () => {
+    const c = h.client('token-revoker');
+    await c.login('admin', h.daemon.adminPassword);
+    const one = await c.post('/tokens', {});
+    const two = await c.post('/tokens', {});
+    expectStatus(one, 201, 'first token');
+    expectStatus(two, 201, 'second token');
+    const b = h.client('bearer-revoked');
+    b.bearer = one.json.token;
+    expectStatus(await b.get('/auth/session'), 200, 'before');
+    expectStatus(await b.post('/auth/logout', {}), 204, 'logout by token');
+    expectError(await b.get('/auth/session'), 401, 'Unauthenticated', { what: 'the revoked token' });
+    expectError(await b.post('/auth/logout', {}), 401, 'Unauthenticated', { what: 'revoking twice' });
+    const other = h.client('bearer-kept');
+    other.bearer = two.json.token;
+    expectStatus(await other.get('/auth/session'), 200, 'the other token still works');
+    expectStatus(await c.get('/auth/session'), 200, 'the browser session still works');
+  });
+
   h.test('logout ends the session; the old cookie no longer works', async () => {
     const c = h.client('logout');
     await c.login('admin', h.daemon.adminPassword);
