@@ -112,16 +112,42 @@ static bool require_owner(struct api_call *c, const char *scope)
 	return false;
 }
 
-/* Reads assignment id if the caller may see it. 0 and *ret filled;
- * -ENOENT (absent or invisible); other store errors. */
-static int get_visible(struct api_call *c, const char *id, struct store_role *ret)
+/* Answers a failed checked write of assignment id: -EAGAIN, -EMLINK (with
+ * last_owner, the message saying why that change would remove the last
+ * Owner on /) or a store error. */
+static void change_error(struct api_call *c, int r, const char *id, const char *last_owner)
 {
-	int r = store_role_get(c->ctx->store, id, ret);
+	if (r == -EAGAIN)
+		api_error(c->resp, 409, "Conflict",
+			  "role assignment '%s' changed meanwhile; read it and try again", id);
+	else if (r == -EMLINK)
+		api_error(c->resp, 409, "Conflict", "%s", last_owner);
+	else
+		api_store_error(c->resp, r, "role assignment");
+}
 
-	if (r < 0)
-		return r;
-	r = authz_assignment_visible(c->ctx->store, c->who, ret->principal, ret->scope);
-	return r == -EACCES ? -ENOENT : r;
+/* Reads assignment id into *ret if the caller may see it. Otherwise answers
+ * 404 (an invalid id, an absent or an invisible assignment) or the store
+ * error, and returns false. */
+static bool find_visible(struct api_call *c, const char *id, struct store_role *ret)
+{
+	int r;
+
+	if (!val_name(id)) {
+		not_found(c, id);
+		return false;
+	}
+	r = store_role_get(c->ctx->store, id, ret);
+	if (r == 0)
+		r = authz_assignment_visible(c->ctx->store, c->who, ret->principal, ret->scope);
+	/* An assignment the caller may not see answers like a missing one. */
+	if (r == -EACCES)
+		r = -ENOENT;
+	if (r == -ENOENT)
+		not_found(c, id);
+	else if (r < 0)
+		api_store_error(c->resp, r, "role assignments");
+	return r >= 0;
 }
 
 /* Fetches body[field] as a string, or answers 400 naming it. */
@@ -221,24 +247,15 @@ void api_roles_put(struct api_call *c)
 	}
 	r = store_role_put_checked(c->ctx->store, id, principal, authz_role_name(role), scope,
 				   have_old ? old.scope : NULL, &created);
-	switch (r) {
-	case 0:
-		break;
-	case -ESRCH:
+	if (r == -ESRCH) {
 		api_error(c->resp, 400, "InvalidRequest", "principal: user '%s' does not exist",
 			  principal + 5);
 		return;
-	case -EAGAIN:
-		api_error(c->resp, 409, "Conflict",
-			  "role assignment '%s' changed meanwhile; read it and try again", id);
-		return;
-	case -EMLINK:
-		api_error(
-			c->resp, 409, "Conflict",
+	}
+	if (r < 0) {
+		change_error(
+			c, r, id,
 			"this would leave no enabled user with Owner on /; assign Owner on / to another user first");
-		return;
-	default:
-		api_store_error(c->resp, r, "role assignment");
 		return;
 	}
 	audit(c, "role.put", id, created ? "created" : "replaced", principal, authz_role_name(role),
@@ -253,20 +270,9 @@ void api_roles_put(struct api_call *c)
 
 void api_roles_get(struct api_call *c)
 {
-	const char *id = c->seg[1];
 	struct store_role ra;
-	int r;
 
-	if (!val_name(id)) {
-		not_found(c, id);
-		return;
-	}
-	r = get_visible(c, id, &ra);
-	if (r == -ENOENT)
-		not_found(c, id);
-	else if (r < 0)
-		api_store_error(c->resp, r, "role assignments");
-	else
+	if (find_visible(c, c->seg[1], &ra))
 		api_json(c->resp, 200, role_json(&ra));
 }
 
@@ -276,39 +282,17 @@ void api_roles_delete(struct api_call *c)
 	struct store_role ra;
 	int r;
 
-	if (!val_name(id)) {
-		not_found(c, id);
+	if (!find_visible(c, id, &ra) || !require_owner(c, ra.scope))
 		return;
-	}
-	r = get_visible(c, id, &ra);
+	r = store_role_delete_checked(c->ctx->store, id, ra.scope);
 	if (r == -ENOENT) {
 		not_found(c, id);
 		return;
 	}
 	if (r < 0) {
-		api_store_error(c->resp, r, "role assignments");
-		return;
-	}
-	if (!require_owner(c, ra.scope))
-		return;
-	r = store_role_delete_checked(c->ctx->store, id, ra.scope);
-	switch (r) {
-	case 0:
-		break;
-	case -ENOENT:
-		not_found(c, id);
-		return;
-	case -EAGAIN:
-		api_error(c->resp, 409, "Conflict",
-			  "role assignment '%s' changed meanwhile; read it and try again", id);
-		return;
-	case -EMLINK:
-		api_error(
-			c->resp, 409, "Conflict",
+		change_error(
+			c, r, id,
 			"the last Owner on / cannot be removed; assign Owner on / to another user first");
-		return;
-	default:
-		api_store_error(c->resp, r, "role assignment");
 		return;
 	}
 	audit(c, "role.delete", id, "deleted", ra.principal, ra.role, ra.scope);

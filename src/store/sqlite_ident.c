@@ -47,18 +47,84 @@ static int end_rc(int rc)
 	return r < 0 ? r : -BERR_STORE;
 }
 
-/* Runs a statement that changes rows and finalizes it. With ret_changes,
- * stores how many rows changed. */
-static int exec_change(struct store *s, sqlite3_stmt *st, int *ret_changes)
+/* Prepares sql and binds text, or the 32-byte hash, to its first
+ * parameter; NULL on failure. */
+static sqlite3_stmt *prepare_text(struct store *s, const char *sql, const char *text)
+{
+	sqlite3_stmt *st = store_prepare(s, sql);
+
+	if (st && sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	return st;
+}
+
+static sqlite3_stmt *prepare_hash(struct store *s, const char *sql, const uint8_t hash[32])
+{
+	sqlite3_stmt *st = store_prepare(s, sql);
+
+	if (st && sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* Steps a query that yields at most one row: 0 when st holds the row,
+ * -ENOENT when there is none, or a store error. */
+static int step_row(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : store_rc(rc);
+}
+
+/* The functions below take a prepared statement and finalize it. They
+ * accept NULL, what a failed prepare gives, as -BERR_STORE. */
+
+/* Runs a statement that changes rows. With ret_changes, stores how many
+ * rows changed. */
+static int exec_change(struct store *s, sqlite3_stmt *st, int *ret_changes)
+{
+	int rc;
+
+	if (!st)
+		return -BERR_STORE;
+	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return step_rc(rc);
 	if (ret_changes)
 		*ret_changes = sqlite3_changes(store_db(s));
 	return 0;
+}
+
+/* Like exec_change, for a statement that names what it changes: -ENOENT
+ * when it changed no row. */
+static int exec_found(struct store *s, sqlite3_stmt *st)
+{
+	int n = 0, r = exec_change(s, st, &n);
+
+	if (r < 0)
+		return r;
+	return n > 0 ? 0 : -ENOENT;
+}
+
+/* Steps a query that yields one integer, such as a count. */
+static int get_int64(sqlite3_stmt *st, int64_t *ret)
+{
+	int rc;
+
+	if (!st)
+		return -BERR_STORE;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -BERR_STORE : end_rc(rc);
 }
 
 static int col_text(sqlite3_stmt *st, int col, char *dst, size_t size)
@@ -82,6 +148,12 @@ static bool fits(const char *v, size_t max)
 	return v && strlen(v) <= max;
 }
 
+/* The column limits of a user, for both ways of creating one. */
+static bool user_args_fit(const char *name, const char *password_hash)
+{
+	return fits(name, 64) && name[0] && fits(password_hash, 127) && password_hash[0];
+}
+
 /* ---- users ---------------------------------------------------------- */
 
 #define USER_COLS "id, name, password_hash, disabled, created_at, updated_at"
@@ -102,16 +174,14 @@ static int row_user(sqlite3_stmt *st, struct store_user *u)
 static int get_user(sqlite3_stmt *st, struct store_user *ret)
 {
 	struct store_user u;
-	int rc = sqlite3_step(st), r;
+	int r = step_row(st);
 
-	if (rc == SQLITE_ROW) {
+	if (r == 0) {
 		memset(&u, 0, sizeof(u));
 		r = row_user(st, &u);
 		if (r == 0)
 			*ret = u;
 		sodium_memzero(&u, sizeof(u));
-	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : store_rc(rc);
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -119,16 +189,7 @@ static int get_user(sqlite3_stmt *st, struct store_user *ret)
 
 int store_user_count(struct store *s, int64_t *ret)
 {
-	sqlite3_stmt *st = store_prepare(s, "SELECT count(*) FROM users");
-	int rc;
-
-	if (!st)
-		return -BERR_STORE;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*ret = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -BERR_STORE : end_rc(rc);
+	return get_int64(store_prepare(s, "SELECT count(*) FROM users"), ret);
 }
 
 int store_user_get(struct store *s, const char *name, struct store_user *ret)
@@ -137,13 +198,9 @@ int store_user_get(struct store *s, const char *name, struct store_user *ret)
 
 	if (!fits(name, 64))
 		return -ENOENT;
-	st = store_prepare(s, "SELECT " USER_COLS " FROM users WHERE name = ?");
+	st = prepare_text(s, "SELECT " USER_COLS " FROM users WHERE name = ?", name);
 	if (!st)
 		return -BERR_STORE;
-	if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
-		sqlite3_finalize(st);
-		return -BERR_STORE;
-	}
 	return get_user(st, ret);
 }
 
@@ -170,10 +227,9 @@ static int user_put_tx(struct store *s, void *ud)
 	int64_t now = store_now();
 	int rc;
 
-	st = store_prepare(s, "SELECT id FROM users WHERE name = ?");
+	st = prepare_text(s, "SELECT id FROM users WHERE name = ?", p->name);
 	if (!st)
 		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, p->name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		p->id = sqlite3_column_int64(st, 0);
@@ -214,7 +270,7 @@ int store_user_put(struct store *s, const char *name, const char *password_hash,
 	struct user_put p = { .name = name, .hash = password_hash };
 	int r;
 
-	if (!fits(name, 64) || !name[0] || !fits(password_hash, 127) || !password_hash[0])
+	if (!user_args_fit(name, password_hash))
 		return -EINVAL;
 	r = tx_run(s, user_put_tx, &p);
 	if (r < 0)
@@ -260,7 +316,7 @@ int store_user_create_first(struct store *s, const char *name, const char *passw
 		.scope = scope,
 	};
 
-	if (!fits(name, 64) || !name[0] || !fits(password_hash, 127) || !password_hash[0])
+	if (!user_args_fit(name, password_hash))
 		return -EINVAL;
 	return tx_run(s, user_first_tx, &f);
 }
@@ -268,7 +324,6 @@ int store_user_create_first(struct store *s, const char *name, const char *passw
 int store_user_set_disabled(struct store *s, const char *name, bool disabled)
 {
 	sqlite3_stmt *st;
-	int r, n = 0;
 
 	if (!fits(name, 64))
 		return -ENOENT;
@@ -278,37 +333,25 @@ int store_user_set_disabled(struct store *s, const char *name, bool disabled)
 	sqlite3_bind_int(st, 1, disabled ? 1 : 0);
 	sqlite3_bind_int64(st, 2, store_now());
 	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-	r = exec_change(s, st, &n);
-	if (r < 0)
-		return r;
-	return n > 0 ? 0 : -ENOENT;
+	return exec_found(s, st);
 }
 
 static int user_delete_tx(struct store *s, void *ud)
 {
 	const char *name = ud;
 	char principal[80];
-	sqlite3_stmt *st;
-	int r, n = 0;
+	int r;
 
 	/* Sessions and tokens go with the row (ON DELETE CASCADE); role
 	 * assignments name the principal as text, so they go explicitly, or a
 	 * later user of the same name would inherit them. */
-	st = store_prepare(s, "DELETE FROM users WHERE name = ?");
-	if (!st)
-		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	r = exec_change(s, st, &n);
+	r = exec_found(s, prepare_text(s, "DELETE FROM users WHERE name = ?", name));
 	if (r < 0)
 		return r;
-	if (n == 0)
-		return -ENOENT;
 	snprintf(principal, sizeof(principal), "user:%s", name);
-	st = store_prepare(s, "DELETE FROM role_assignments WHERE principal = ?");
-	if (!st)
-		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, principal, -1, SQLITE_STATIC);
-	return exec_change(s, st, NULL);
+	return exec_change(
+		s, prepare_text(s, "DELETE FROM role_assignments WHERE principal = ?", principal),
+		NULL);
 }
 
 int store_user_delete(struct store *s, const char *name)
@@ -343,71 +386,60 @@ int store_user_foreach(struct store *s, int (*fn)(const struct store_user *u, vo
 
 /* ---- browser sessions and API tokens -------------------------------- */
 
-int store_login_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *csrf,
-		    int64_t expires_at)
+/* Inserts a browser session or an API token: sql's parameters are the
+ * token's hash, the user, one text column, the creation time and the
+ * expiry, in that order. */
+static int add_hashed(struct store *s, const char *sql, const uint8_t hash[32], int64_t user_id,
+		      const char *text, int64_t expires_at)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = prepare_hash(s, sql, hash);
 
-	if (!fits(csrf, 63))
-		return -EINVAL;
-	st = store_prepare(
-		s,
-		"INSERT INTO login_sessions (token_hash, user_id, csrf_token, created_at, expires_at)"
-		" VALUES (?, ?, ?, ?, ?)");
 	if (!st)
 		return -BERR_STORE;
-	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, user_id);
-	sqlite3_bind_text(st, 3, csrf, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, store_now());
 	sqlite3_bind_int64(st, 5, expires_at);
 	return exec_change(s, st, NULL);
 }
 
+int store_login_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *csrf,
+		    int64_t expires_at)
+{
+	if (!fits(csrf, 63))
+		return -EINVAL;
+	return add_hashed(
+		s,
+		"INSERT INTO login_sessions (token_hash, user_id, csrf_token, created_at, expires_at)"
+		" VALUES (?, ?, ?, ?, ?)",
+		hash, user_id, csrf, expires_at);
+}
+
 int store_login_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id,
 		    char ret_csrf[64], int64_t *ret_expires_at)
 {
-	sqlite3_stmt *st = store_prepare(
+	sqlite3_stmt *st = prepare_hash(
 		s,
-		"SELECT user_id, csrf_token, expires_at FROM login_sessions WHERE token_hash = ?");
+		"SELECT user_id, csrf_token, expires_at FROM login_sessions WHERE token_hash = ?",
+		hash);
 	char csrf[64];
-	int rc, r;
+	int r;
 
 	if (!st)
 		return -BERR_STORE;
-	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		r = col_text(st, 1, csrf, sizeof(csrf));
-		if (r == 0) {
-			*ret_user_id = sqlite3_column_int64(st, 0);
-			memcpy(ret_csrf, csrf, sizeof(csrf));
-			*ret_expires_at = sqlite3_column_int64(st, 2);
-		}
-	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : store_rc(rc);
+	if ((r = step_row(st)) == 0 && (r = col_text(st, 1, csrf, sizeof(csrf))) == 0) {
+		*ret_user_id = sqlite3_column_int64(st, 0);
+		memcpy(ret_csrf, csrf, sizeof(csrf));
+		*ret_expires_at = sqlite3_column_int64(st, 2);
 	}
 	sqlite3_finalize(st);
 	return r;
 }
 
-static int delete_by_hash(struct store *s, const char *sql, const uint8_t hash[32])
-{
-	sqlite3_stmt *st = store_prepare(s, sql);
-	int r, n = 0;
-
-	if (!st)
-		return -BERR_STORE;
-	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-	r = exec_change(s, st, &n);
-	if (r < 0)
-		return r;
-	return n > 0 ? 0 : -ENOENT;
-}
-
 int store_login_delete(struct store *s, const uint8_t hash[32])
 {
-	return delete_by_hash(s, "DELETE FROM login_sessions WHERE token_hash = ?", hash);
+	return exec_found(s,
+			  prepare_hash(s, "DELETE FROM login_sessions WHERE token_hash = ?", hash));
 }
 
 int store_login_delete_user(struct store *s, int64_t user_id, const uint8_t keep[32])
@@ -441,39 +473,27 @@ int store_login_trim(struct store *s, int64_t user_id, int keep)
 int store_token_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *name,
 		    int64_t expires_at)
 {
-	sqlite3_stmt *st;
-
 	if (name && !fits(name, 255))
 		return -EINVAL;
-	st = store_prepare(
-		s, "INSERT INTO api_tokens (token_hash, user_id, name, created_at, expires_at)"
-		   " VALUES (?, ?, ?, ?, ?)");
-	if (!st)
-		return -BERR_STORE;
-	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, user_id);
-	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, store_now());
-	sqlite3_bind_int64(st, 5, expires_at);
-	return exec_change(s, st, NULL);
+	return add_hashed(
+		s,
+		"INSERT INTO api_tokens (token_hash, user_id, name, created_at, expires_at)"
+		" VALUES (?, ?, ?, ?, ?)",
+		hash, user_id, name, expires_at);
 }
 
 int store_token_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id,
 		    int64_t *ret_expires_at)
 {
-	sqlite3_stmt *st =
-		store_prepare(s, "SELECT user_id, expires_at FROM api_tokens WHERE token_hash = ?");
-	int rc, r = 0;
+	sqlite3_stmt *st = prepare_hash(
+		s, "SELECT user_id, expires_at FROM api_tokens WHERE token_hash = ?", hash);
+	int r;
 
 	if (!st)
 		return -BERR_STORE;
-	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	if ((r = step_row(st)) == 0) {
 		*ret_user_id = sqlite3_column_int64(st, 0);
 		*ret_expires_at = sqlite3_column_int64(st, 1);
-	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : store_rc(rc);
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -481,24 +501,19 @@ int store_token_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_i
 
 int store_token_delete(struct store *s, const uint8_t hash[32])
 {
-	return delete_by_hash(s, "DELETE FROM api_tokens WHERE token_hash = ?", hash);
+	return exec_found(s, prepare_hash(s, "DELETE FROM api_tokens WHERE token_hash = ?", hash));
 }
 
 int store_token_count(struct store *s, int64_t user_id, int64_t now, int64_t *ret)
 {
 	sqlite3_stmt *st = store_prepare(
 		s, "SELECT count(*) FROM api_tokens WHERE user_id = ? AND expires_at > ?");
-	int rc;
 
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_int64(st, 1, user_id);
 	sqlite3_bind_int64(st, 2, now);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*ret = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -BERR_STORE : end_rc(rc);
+	return get_int64(st, ret);
 }
 
 static int purge_tx(struct store *s, void *ud)
@@ -540,10 +555,9 @@ static int role_put_tx(struct store *s, void *ud)
 	sqlite3_stmt *st;
 	int rc;
 
-	st = store_prepare(s, "SELECT 1 FROM role_assignments WHERE id = ?");
+	st = prepare_text(s, "SELECT 1 FROM role_assignments WHERE id = ?", p->id);
 	if (!st)
 		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -608,41 +622,24 @@ int store_role_get(struct store *s, const char *id, struct store_role *ret)
 {
 	sqlite3_stmt *st;
 	struct store_role ra;
-	int rc, r;
+	int r;
 
 	if (!fits(id, 128))
 		return -ENOENT;
-	st = store_prepare(s, "SELECT " ROLE_COLS " FROM role_assignments WHERE id = ?");
+	st = prepare_text(s, "SELECT " ROLE_COLS " FROM role_assignments WHERE id = ?", id);
 	if (!st)
 		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		r = row_role(st, &ra);
-		if (r == 0)
-			*ret = ra;
-	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : store_rc(rc);
-	}
+	if ((r = step_row(st)) == 0 && (r = row_role(st, &ra)) == 0)
+		*ret = ra;
 	sqlite3_finalize(st);
 	return r;
 }
 
 int store_role_delete(struct store *s, const char *id)
 {
-	sqlite3_stmt *st;
-	int r, n = 0;
-
 	if (!fits(id, 128))
 		return -ENOENT;
-	st = store_prepare(s, "DELETE FROM role_assignments WHERE id = ?");
-	if (!st)
-		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	r = exec_change(s, st, &n);
-	if (r < 0)
-		return r;
-	return n > 0 ? 0 : -ENOENT;
+	return exec_found(s, prepare_text(s, "DELETE FROM role_assignments WHERE id = ?", id));
 }
 
 int store_role_foreach(struct store *s, int (*fn)(const struct store_role *ra, void *ud), void *ud)
@@ -696,19 +693,11 @@ int store_role_foreach_principal(struct store *s, const char *principal,
 
 int store_role_root_owners(struct store *s, int64_t *ret)
 {
-	sqlite3_stmt *st =
+	return get_int64(
 		store_prepare(s, "SELECT count(DISTINCT u.id) FROM role_assignments r JOIN users u"
 				 " ON r.principal = 'user:' || u.name"
-				 " WHERE r.role = 'Owner' AND r.scope = '/' AND u.disabled = 0");
-	int rc;
-
-	if (!st)
-		return -BERR_STORE;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*ret = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -BERR_STORE : end_rc(rc);
+				 " WHERE r.role = 'Owner' AND r.scope = '/' AND u.disabled = 0"),
+		ret);
 }
 
 /* -EAGAIN unless the assignment id is in the state the caller saw. */
@@ -818,24 +807,20 @@ int store_token_delete_user(struct store *s, int64_t user_id)
 int store_throttle_get(struct store *s, const char *key, struct store_throttle *ret)
 {
 	sqlite3_stmt *st;
-	int rc, r = 0;
+	int r;
 
 	if (!fits(key, 128))
 		return -ENOENT;
-	st = store_prepare(s, "SELECT " THROTTLE_COLS " FROM login_throttle WHERE key = ?");
+	st = prepare_text(s, "SELECT " THROTTLE_COLS " FROM login_throttle WHERE key = ?", key);
 	if (!st)
 		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	if ((r = step_row(st)) == 0) {
 		ret->failures = sqlite3_column_int64(st, 0);
 		ret->window_start = sqlite3_column_int64(st, 1);
 		ret->last_failure = sqlite3_column_int64(st, 2);
 		ret->level = sqlite3_column_int64(st, 3);
 		ret->locked_until = sqlite3_column_int64(st, 4);
 		ret->audited_until = sqlite3_column_int64(st, 5);
-	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : store_rc(rc);
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -843,15 +828,10 @@ int store_throttle_get(struct store *s, const char *key, struct store_throttle *
 
 int store_throttle_delete(struct store *s, const char *key)
 {
-	sqlite3_stmt *st;
-
 	if (!fits(key, 128))
 		return -EINVAL;
-	st = store_prepare(s, "DELETE FROM login_throttle WHERE key = ?");
-	if (!st)
-		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	return exec_change(s, st, NULL);
+	return exec_change(s, prepare_text(s, "DELETE FROM login_throttle WHERE key = ?", key),
+			   NULL);
 }
 
 struct throttle_update {
@@ -878,11 +858,12 @@ static int throttle_update_tx(struct store *s, void *ud)
 		return r;
 	if (r == 1)
 		return existed ? store_throttle_delete(s, u->key) : 0;
-	st = store_prepare(s, "INSERT OR REPLACE INTO login_throttle (key, " THROTTLE_COLS ")"
-			      " VALUES (?, ?, ?, ?, ?, ?, ?)");
+	st = prepare_text(s,
+			  "INSERT OR REPLACE INTO login_throttle (key, " THROTTLE_COLS ")"
+			  " VALUES (?, ?, ?, ?, ?, ?, ?)",
+			  u->key);
 	if (!st)
 		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, u->key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, t.failures);
 	sqlite3_bind_int64(st, 3, t.window_start);
 	sqlite3_bind_int64(st, 4, t.last_failure);
@@ -958,33 +939,26 @@ int store_login_known_add(struct store *s, const char *account, const char *addr
 int store_login_known(struct store *s, const char *account, const char *addr, int64_t since)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int r;
 
 	if (!fits(account, 64) || !fits(addr, 63))
 		return -ENOENT;
-	st = store_prepare(
-		s, "SELECT 1 FROM login_known WHERE account = ? AND addr = ? AND last_ok >= ?");
+	st = prepare_text(
+		s, "SELECT 1 FROM login_known WHERE account = ? AND addr = ? AND last_ok >= ?",
+		account);
 	if (!st)
 		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, addr, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, since);
-	rc = sqlite3_step(st);
+	r = step_row(st);
 	sqlite3_finalize(st);
-	if (rc == SQLITE_ROW)
-		return 0;
-	return rc == SQLITE_DONE ? -ENOENT : store_rc(rc);
+	return r;
 }
 
 int store_login_known_forget(struct store *s, const char *account)
 {
-	sqlite3_stmt *st;
-
 	if (!fits(account, 64))
 		return -EINVAL;
-	st = store_prepare(s, "DELETE FROM login_known WHERE account = ?");
-	if (!st)
-		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-	return exec_change(s, st, NULL);
+	return exec_change(s, prepare_text(s, "DELETE FROM login_known WHERE account = ?", account),
+			   NULL);
 }
