@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "core/err.h"
+#include "core/util.h"
 
 #define CONNECT_TIMEOUT_S 10L
 #define TOTAL_TIMEOUT_S   60L
@@ -61,14 +62,6 @@ static void wipe_free(void *ptr)
 	memcpy(&n, p, sizeof(n));
 	sodium_memzero(ptr, n);
 	free(p);
-}
-
-static void wipe_str(char *s)
-{
-	if (s) {
-		sodium_memzero(s, strlen(s));
-		free(s);
-	}
 }
 
 static void wipe_slist(struct curl_slist *l)
@@ -155,6 +148,33 @@ int cli_print_object(struct cli *c, const json_t *obj)
 		return CLI_ESERVER;
 	}
 	return CLI_OK;
+}
+
+int cli_run_action(struct cli *c, const char *action, const char *path,
+		   const struct cli_column *cols, size_t ncols, const char *deleted_fmt, ...)
+{
+	json_t *answer = NULL;
+	va_list ap;
+	int r;
+
+	if (strcmp(action, "list") == 0) {
+		if ((r = cli_call(c, "GET", path, NULL, &answer, NULL)) == CLI_OK)
+			r = cli_print_list(c, answer, cols, ncols);
+	} else if (strcmp(action, "show") == 0) {
+		if ((r = cli_call(c, "GET", path, NULL, &answer, NULL)) == CLI_OK)
+			r = cli_print_object(c, answer);
+	} else if (strcmp(action, "delete") == 0) {
+		if ((r = cli_call(c, "DELETE", path, NULL, NULL, NULL)) == CLI_OK &&
+		    c->out == CLI_OUT_TABLE) {
+			va_start(ap, deleted_fmt);
+			vprintf(deleted_fmt, ap);
+			va_end(ap);
+		}
+	} else {
+		return -1;
+	}
+	json_decref(answer);
+	return r;
 }
 
 int cli_get_password(const char *prompt, bool from_stdin, bool confirm, char *buf, size_t size)
@@ -297,14 +317,21 @@ int cli_connect(struct cli *c)
 		r = CLI_EAUTH;
 		goto out;
 	}
-	if (!(c->token = strdup(token))) {
-		r = CLI_ECONN;
-		goto out;
-	}
-	r = cli_set_target(c, url, ca, insecure);
+	r = cli_set_login(c, url, token, ca, insecure);
 out:
 	cli_config_done(&cfg);
 	return r;
+}
+
+int cli_set_login(struct cli *c, const char *url, const char *token, const char *ca_file,
+		  bool insecure)
+{
+	util_free_secret(c->token);
+	if (!(c->token = strdup(token))) {
+		fprintf(stderr, "bastion: out of memory\n");
+		return CLI_ECONN;
+	}
+	return cli_set_target(c, url, ca_file, insecure);
 }
 
 int cli_set_header(struct cli *c, const char *name, const char *value)
@@ -345,7 +372,7 @@ int cli_set_header(struct cli *c, const char *name, const char *value)
 	r = 0;
 out:
 	wipe_slist(keep);
-	wipe_str(line);
+	util_free_secret(line);
 	return r;
 }
 
@@ -520,7 +547,7 @@ oom:
 out:
 	json_decref(parsed);
 	wipe_slist(hdrs);
-	wipe_str(auth);
+	util_free_secret(auth);
 	cli_json_free_text(payload);
 	if (a.p) {
 		sodium_memzero(a.p, a.cap);
@@ -578,7 +605,7 @@ int cli_main(int argc, char **argv)
 	if (c.curl)
 		curl_easy_cleanup(c.curl);
 	wipe_slist(c.extra);
-	wipe_str(c.token);
+	util_free_secret(c.token);
 	free(c.ca_file);
 	curl_global_cleanup();
 	if (fflush(stdout) != 0 && r == CLI_OK) {

@@ -191,6 +191,10 @@ int cli_connect(struct cli *c);
 /* Points the client at url with the TLS options of a login (no token). */
 int cli_set_target(struct cli *c, const char *url, const char *ca_file, bool insecure);
 
+/* Like cli_set_target, with token sent as the bearer of every request. */
+int cli_set_login(struct cli *c, const char *url, const char *token, const char *ca_file,
+		  bool insecure);
+
 /* Sets or clears (NULL) a header sent with every following request,
  * e.g. X-CSRF-Token. The value is copied. */
 int cli_set_header(struct cli *c, const char *name, const char *value);
@@ -213,6 +217,14 @@ int cli_print_list(struct cli *c, const json_t *answer, const struct cli_column 
 
 /* Prints one object as a property table or as JSON. */
 int cli_print_object(struct cli *c, const json_t *obj);
+
+/* Runs the action "list", "show" or "delete" on path, for a connected
+ * client: prints the list answer with cols, the object shown, or (for a
+ * table) the message deleted_fmt makes. Returns -1 when action is none of
+ * the three (nothing is sent), or an enum cli_exit value. */
+int cli_run_action(struct cli *c, const char *action, const char *path,
+		   const struct cli_column *cols, size_t ncols, const char *deleted_fmt, ...)
+	__attribute__((format(printf, 6, 7)));
 
 /* Reads a password from stdin (from_stdin) or the terminal (asking twice
  * when confirm is set) into buf. Prints why and returns CLI_EUSAGE when

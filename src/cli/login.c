@@ -34,7 +34,8 @@ static const char login_usage[] =
 
 static const char logout_usage[] =
 	"usage: bastion logout\n"
-	"  Deletes the stored token and URL (the config file written by login).\n";
+	"  Revokes the stored API token on the bastion, then deletes the stored token\n"
+	"  and URL (the config file written by login).\n";
 
 /* A token name the API accepts: "bastion-cli@HOST", printable, bounded. */
 static void token_name(char *out, size_t size)
@@ -221,6 +222,31 @@ out:
 	return r;
 }
 
+/* Revokes the token stored in path (POST /auth/logout with it), not a
+ * BASTION_TOKEN of the environment: logout is about the stored login. The
+ * file goes either way; a token that could not be revoked is said. */
+static bool revoke_stored_token(struct cli *c, const char *path)
+{
+	struct cli_config cfg = { 0 };
+	bool loose = false, revoked = false;
+	int r;
+
+	if (cli_config_load(path, &cfg, &loose) < 0 || !cfg.url || !cfg.token)
+		goto out;
+	r = cli_set_login(c, cfg.url, cfg.token, cfg.ca_file, cfg.insecure);
+	if (r == CLI_OK)
+		r = cli_call(c, "POST", "/auth/logout", NULL, NULL, NULL);
+	revoked = r == CLI_OK;
+	if (r == CLI_EAUTH)
+		fprintf(stderr, "bastion: the stored token was no longer valid\n");
+	else if (!revoked)
+		fprintf(stderr, "bastion: warning: the stored token could not be revoked; "
+				"it stays valid until it expires\n");
+out:
+	cli_config_done(&cfg);
+	return revoked;
+}
+
 int cli_cmd_logout(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -228,7 +254,7 @@ int cli_cmd_logout(struct cli *c, int argc, char **argv)
 		{ 0 },
 	};
 	char path[CLI_PATH_MAX];
-	bool help = false;
+	bool help = false, revoked;
 	int opt, r;
 
 	optind = 0;
@@ -245,6 +271,7 @@ int cli_cmd_logout(struct cli *c, int argc, char **argv)
 			err_str(r));
 		return CLI_EUSAGE;
 	}
+	revoked = revoke_stored_token(c, path);
 	if (unlink(path) < 0) {
 		if (errno == ENOENT) {
 			fprintf(stderr, "bastion: not logged in (no %s)\n", path);
@@ -253,6 +280,6 @@ int cli_cmd_logout(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "bastion: cannot delete %s: %s\n", path, err_str(-errno));
 		return CLI_EUSAGE;
 	}
-	printf("Logged out: deleted %s\n", path);
+	printf("Logged out: %sdeleted %s\n", revoked ? "revoked the API token, " : "", path);
 	return CLI_OK;
 }

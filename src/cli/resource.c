@@ -359,21 +359,12 @@ int cli_cmd_resource(struct cli *c, int argc, char **argv)
 	if ((r = cli_connect(c)) != CLI_OK)
 		goto out;
 
-	if (strcmp(action, "list") == 0) {
-		if ((r = cli_call(c, "GET", path, NULL, &answer, NULL)) == CLI_OK)
-			r = cli_print_list(c, answer, t->cols, ncols(t));
-	} else if (strcmp(action, "show") == 0) {
-		if ((r = cli_call(c, "GET", path, NULL, &answer, NULL)) == CLI_OK)
-			r = cli_print_object(c, answer);
-	} else if (writes) {
-		if ((r = cli_call(c, "PUT", path, body, &answer, NULL)) == CLI_OK)
-			r = cli_print_object(c, answer);
-	} else {
-		if ((r = cli_call(c, "DELETE", path, NULL, NULL, NULL)) == CLI_OK &&
-		    cli_output(c) == CLI_OUT_TABLE)
-			printf("Deleted /groups/%s%s%s%s%s\n", group, t->plural ? "/" : "",
-			       t->plural ? t->plural : "", name ? "/" : "", name ? name : "");
-	}
+	r = cli_run_action(c, action, path, t->cols, ncols(t), "Deleted /groups/%s%s%s%s%s\n",
+			   group, t->plural ? "/" : "", t->plural ? t->plural : "", name ? "/" : "",
+			   name ? name : "");
+	/* The rest is create or set (the actions were checked above). */
+	if (r < 0 && (r = cli_call(c, "PUT", path, body, &answer, NULL)) == CLI_OK)
+		r = cli_print_object(c, answer);
 out:
 	for (size_t i = 0; i < MAX_PROPS; i++)
 		json_decref(vals[i]);

@@ -142,30 +142,17 @@ int cli_cmd_role(struct cli *c, int argc, char **argv)
 		return cli_usage_error(role_usage, "the ID must not be empty");
 	if ((r = cli_connect(c)) != CLI_OK)
 		return r;
+	if ((r = cli_run_action(c, action, path, role_cols,
+				sizeof(role_cols) / sizeof(role_cols[0]),
+				"Deleted role assignment %s\n", id)) >= 0)
+		return r;
 
-	if (strcmp(action, "list") == 0) {
-		if ((r = cli_call(c, "GET", path, NULL, &answer, NULL)) == CLI_OK)
-			r = cli_print_list(c, answer, role_cols,
-					   sizeof(role_cols) / sizeof(role_cols[0]));
-	} else if (strcmp(action, "show") == 0) {
-		if ((r = cli_call(c, "GET", path, NULL, &answer, NULL)) == CLI_OK)
-			r = cli_print_object(c, answer);
-	} else if (strcmp(action, "delete") == 0) {
-		if ((r = cli_call(c, "DELETE", path, NULL, NULL, NULL)) == CLI_OK &&
-		    cli_output(c) == CLI_OUT_TABLE)
-			printf("Deleted role assignment %s\n", id);
-	} else {
-		body = json_pack("{s:s, s:s, s:s}", "principal", principal, "role", role, "scope",
-				 scope);
-		if (!body) {
-			r = cli_usage_error(NULL,
-					    "--principal, --role and --scope must be valid UTF-8");
-			goto out;
-		}
-		if ((r = cli_call(c, "PUT", path, body, &answer, NULL)) == CLI_OK)
-			r = cli_print_object(c, answer);
-	}
-out:
+	/* Every other action was handled or refused above: this is assign. */
+	body = json_pack("{s:s, s:s, s:s}", "principal", principal, "role", role, "scope", scope);
+	if (!body)
+		return cli_usage_error(NULL, "--principal, --role and --scope must be valid UTF-8");
+	if ((r = cli_call(c, "PUT", path, body, &answer, NULL)) == CLI_OK)
+		r = cli_print_object(c, answer);
 	json_decref(body);
 	json_decref(answer);
 	return r;

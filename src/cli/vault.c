@@ -108,33 +108,24 @@ static int policy_cmd(struct cli *c, int argc, char **argv)
 		return cli_usage_error(policy_usage, "names must not be empty");
 	if ((r = cli_connect(c)) != CLI_OK)
 		return r;
+	if ((r = cli_run_action(c, action, path, policy_cols,
+				sizeof(policy_cols) / sizeof(policy_cols[0]),
+				"Deleted the access policy of %s on /groups/%s/vaults/%s\n",
+				principal, argv[optind], argv[optind + 1])) >= 0)
+		return r;
 
-	if (strcmp(action, "list") == 0) {
-		if ((r = cli_call(c, "GET", path, NULL, &answer, NULL)) == CLI_OK)
-			r = cli_print_list(c, answer, policy_cols,
-					   sizeof(policy_cols) / sizeof(policy_cols[0]));
-	} else if (strcmp(action, "show") == 0) {
-		if ((r = cli_call(c, "GET", path, NULL, &answer, NULL)) == CLI_OK)
-			r = cli_print_object(c, answer);
-	} else if (strcmp(action, "delete") == 0) {
-		if ((r = cli_call(c, "DELETE", path, NULL, NULL, NULL)) == CLI_OK &&
-		    cli_output(c) == CLI_OUT_TABLE)
-			printf("Deleted the access policy of %s on /groups/%s/vaults/%s\n",
-			       principal, argv[optind], argv[optind + 1]);
-	} else {
-		r = CLI_ECONN;
-		if (!(perms_json = json_array()))
+	/* Every other action was handled or refused above: this is set. */
+	r = CLI_ECONN;
+	if (!(perms_json = json_array()))
+		goto oom;
+	for (unsigned i = 0; i < CLI_PERM_COUNT; i++)
+		if ((perms & (1u << i)) &&
+		    json_array_append_new(perms_json, json_string(cli_perm_name(1u << i))) < 0)
 			goto oom;
-		for (unsigned i = 0; i < CLI_PERM_COUNT; i++)
-			if ((perms & (1u << i)) &&
-			    json_array_append_new(perms_json, json_string(cli_perm_name(1u << i))) <
-				    0)
-				goto oom;
-		if (!(body = json_pack("{s:O}", "secret_permissions", perms_json)))
-			goto oom;
-		if ((r = cli_call(c, "PUT", path, body, &answer, NULL)) == CLI_OK)
-			r = cli_print_object(c, answer);
-	}
+	if (!(body = json_pack("{s:O}", "secret_permissions", perms_json)))
+		goto oom;
+	if ((r = cli_call(c, "PUT", path, body, &answer, NULL)) == CLI_OK)
+		r = cli_print_object(c, answer);
 	goto out;
 oom:
 	fprintf(stderr, "bastion: out of memory\n");

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileHarness } from './lib/harness.mjs';
 import { BASTION_BIN } from './lib/daemon.mjs';
-import { expectStatus, putOk } from './lib/api.mjs';
+import { expectError, expectStatus, putOk } from './lib/api.mjs';
 import { freePort, randomString, which, trackPid, untrackPid } from './lib/util.mjs';
 
 const h = fileHarness({ label: 'cli', daemon: true });
@@ -445,11 +445,17 @@ describe('cli', () => {
     expectCode(await cli(['role', 'delete', 'ra-cli-1']), 4, 'delete again');
   });
 
-  h.test('logout deletes the config; commands then exit 3', async () => {
+  h.test('logout revokes the stored token and deletes the config; commands then exit 3', async () => {
     const cfgPath = path.join(h.dir, 'xdg', 'bastion', 'config.json');
+    const token = JSON.parse(fs.readFileSync(cfgPath, 'utf8')).token;
+    const b = h.client('cli-token');
+    b.bearer = token;
+    expectStatus(await b.get('/auth/session'), 200, 'the stored token works before logout');
     const r = await cli(['logout']);
     expectCode(r, 0, 'logout');
+    assert.match(r.stdout, /revoked the API token/, r.stdout);
     assert.ok(!fs.existsSync(cfgPath), 'config deleted');
+    expectError(await b.get('/auth/session'), 401, 'Unauthenticated', { what: 'the token after logout' });
     expectCode(await cli(['group', 'list']), 3, 'after logout');
     expectCode(await cli(['logout']), 0, 'logout twice');
   });
