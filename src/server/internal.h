@@ -77,6 +77,7 @@ struct srv_conn {
 	struct api_resp resp;
 	bool keep_alive;
 	bool close_after_write;
+	bool out_error; /* the socket refused TLS output: close */
 
 	size_t out_pending; /* bytes handed to libuv and not yet written */
 
@@ -118,7 +119,9 @@ struct srv {
 #define SRV_WS_PING_MAX_MISSED 2
 
 /* srv.c, used by ws.c */
-void conn_flush(struct srv_conn *c); /* moves TLS output to the socket */
+/* TLS output is already on its way (the socket BIO); this closes the
+ * connection after a failed write, or once a last answer is out. */
+void conn_flush(struct srv_conn *c);
 void conn_close(struct srv_conn *c); /* starts closing; idempotent */
 int conn_ssl_write(struct srv_conn *c, const void *buf, size_t len);
 void conn_read_resume(struct srv_conn *c);

@@ -128,50 +128,80 @@ static void on_write(uv_write_t *req, int status)
 		ws_after_write(c);
 }
 
-void conn_flush(struct srv_conn *c)
+/* The BIO under SSL_write: TLS records go straight to the socket, and
+ * only what the kernel does not take at once is copied, into a queued
+ * write. A memory BIO cost two copies of every record (in, and out again
+ * to the socket) and kept its buffer on idle connections. A hard error is
+ * noted and the connection closed by conn_flush, outside OpenSSL. */
+static int out_write(BIO *b, const char *data, int len)
 {
-	size_t pending = BIO_ctrl_pending(c->wbio);
+	struct srv_conn *c = BIO_get_data(b);
 	struct wreq *w;
-	uv_buf_t b;
+	uv_buf_t buf;
 	int n = 0;
 
-	if (pending == 0 || c->state == CONN_CLOSING)
-		return;
-	w = malloc(sizeof(*w) + pending);
-	if (!w) {
-		conn_close(c);
-		return;
-	}
-	BIO_read(c->wbio, w->data, (int)pending);
-	/* Write straight away when the socket takes it: no queue, no copy kept. */
+	BIO_clear_retry_flags(b);
+	if (len <= 0 || c->state == CONN_CLOSING)
+		return len > 0 ? len : 0; /* nobody left to send it to */
+	if (c->out_error)
+		return -1;
 	if (c->out_pending == 0) {
-		b = uv_buf_init(w->data, (unsigned)pending);
-		n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-		if (n < 0 && n != UV_EAGAIN) {
-			free(w);
-			conn_close(c);
-			return;
-		}
+		buf = uv_buf_init((char *)data, (unsigned)len);
+		n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+		if (n == len)
+			return len;
+		if (n < 0 && n != UV_EAGAIN)
+			goto fail;
 		if (n < 0)
 			n = 0;
-		if ((size_t)n == pending) {
-			free(w);
-			if (c->close_after_write)
-				conn_close(c);
-			return;
-		}
 	}
+	w = malloc(sizeof(*w) + (size_t)(len - n));
+	if (!w)
+		goto fail;
 	w->conn = c;
-	w->len = pending - (size_t)n;
-	if (n > 0)
-		memmove(w->data, w->data + n, w->len);
-	b = uv_buf_init(w->data, (unsigned)w->len);
+	w->len = (size_t)(len - n);
+	memcpy(w->data, data + n, w->len);
+	buf = uv_buf_init(w->data, (unsigned)w->len);
 	c->out_pending += w->len;
-	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write) < 0) {
 		c->out_pending -= w->len;
 		free(w);
-		conn_close(c);
+		goto fail;
 	}
+	return len;
+fail:
+	c->out_error = true;
+	return -1;
+}
+
+static long out_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)b, (void)num, (void)ptr;
+	return cmd == BIO_CTRL_FLUSH ? 1 : 0; /* nothing is ever pending here */
+}
+
+static BIO_METHOD *out_method;
+
+static int out_method_init(void)
+{
+	if (out_method)
+		return 0;
+	out_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "bastion-socket");
+	if (!out_method || BIO_meth_set_write(out_method, out_write) != 1 ||
+	    BIO_meth_set_ctrl(out_method, out_ctrl) != 1) {
+		BIO_meth_free(out_method);
+		out_method = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void conn_flush(struct srv_conn *c)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	if (c->out_error || (c->out_pending == 0 && c->close_after_write))
+		conn_close(c);
 }
 
 int conn_ssl_write(struct srv_conn *c, const void *buf, size_t len)
@@ -832,7 +862,11 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	c->ssl = SSL_new(s->ssl_ctx);
 	c->rbio = BIO_new(BIO_s_mem());
-	c->wbio = BIO_new(BIO_s_mem());
+	c->wbio = BIO_new(out_method);
+	if (c->wbio) {
+		BIO_set_data(c->wbio, c);
+		BIO_set_init(c->wbio, 1);
+	}
 	if (!c->ssl || !c->rbio || !c->wbio) {
 		BIO_free(c->rbio);
 		BIO_free(c->wbio);
@@ -889,6 +923,8 @@ int srv_new(uv_loop_t *loop, const struct srv_config *cfg, struct srv **ret)
 		log_error("listen address '%s' is not ADDR:PORT", cfg->listen);
 		return -EINVAL;
 	}
+	if (out_method_init() < 0)
+		return -ENOMEM;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;

@@ -271,9 +271,47 @@ int srv_ws_send(struct srv_conn *c, bool text, const void *buf, size_t len)
 	return c->ws_above_high ? 1 : 0;
 }
 
+int srv_ws_send_binary(struct srv_conn *c, uint8_t *buf, size_t len)
+{
+	uint8_t *h;
+	size_t hlen = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
+
+	if (c->state != CONN_WS)
+		return -EPIPE;
+	/* wslay's own frames (pings, control text) go first, whole. */
+	if (wslay_event_want_write(c->ws)) {
+		ws_settle(c);
+		if (c->state != CONN_WS)
+			return -EPIPE;
+	}
+	if (wslay_event_get_close_sent(c->ws))
+		return -EPIPE;
+	h = buf - hlen;
+	h[0] = 0x80 | WSLAY_BINARY_FRAME; /* FIN; a server's frames are not masked */
+	if (hlen == 2) {
+		h[1] = (uint8_t)len;
+	} else if (hlen == 4) {
+		h[1] = 126;
+		h[2] = (uint8_t)(len >> 8);
+		h[3] = (uint8_t)len;
+	} else {
+		h[1] = 127;
+		for (int i = 0; i < 8; i++)
+			h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+	}
+	if (conn_ssl_write(c, h, hlen + len) < 0) {
+		conn_close(c);
+		return -EIO;
+	}
+	conn_flush(c);
+	if (c->out_pending >= SRV_WS_HIGH_WATER)
+		c->ws_above_high = true;
+	return c->ws_above_high ? 1 : 0;
+}
+
 size_t srv_ws_outbound(const struct srv_conn *c)
 {
-	return c->out_pending + BIO_ctrl_pending(c->wbio);
+	return c->out_pending;
 }
 
 void srv_ws_pause_input(struct srv_conn *c, bool pause)

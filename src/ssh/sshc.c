@@ -41,8 +41,10 @@
 #define EXIT_STATUS_WAIT_MS 3000u
 /* Output handed to on_data per loop wake-up before yielding to other
  * sessions; the rest is picked up on the next iteration. */
-#define DRAIN_BUDGET      (256u * 1024u)
-#define READ_CHUNK        16384u
+#define DRAIN_BUDGET (256u * 1024u)
+/* One TLS record's payload (16 KiB) less a WebSocket header of 4 bytes:
+ * a full read becomes one frame in one record. */
+#define READ_CHUNK        (16384u - 4u)
 #define KICK_LATER_MS     1u
 #define KBDINT_MAX_ROUNDS 8
 #define TERM_TYPE         "xterm-256color"
@@ -683,7 +685,7 @@ static void eof_check(struct sshc *c)
  * TLS record — carries several SSH packets (measured: 4 KiB frames before). */
 static void drain(struct sshc *c)
 {
-	uint8_t buf[READ_CHUNK];
+	uint8_t space[SSHC_DATA_HEADROOM + READ_CHUNK], *buf = space + SSHC_DATA_HEADROOM;
 	size_t total = 0;
 	bool eof[2] = { false, false };
 
@@ -695,9 +697,9 @@ static void drain(struct sshc *c)
 
 			if (eof[e] || (e == 1 && !eof[0] && c->drain_rounds++ % 16 != 0))
 				continue;
-			while (filled < sizeof(buf)) {
+			while (filled < READ_CHUNK) {
 				int n = ssh_channel_read_nonblocking(
-					c->ch, buf + filled, (uint32_t)(sizeof(buf) - filled), e);
+					c->ch, buf + filled, (uint32_t)(READ_CHUNK - filled), e);
 
 				if (n == SSH_EOF) {
 					eof[e] = true;

@@ -40,6 +40,9 @@ struct sshc_params {
 
 #define SSHC_KEEPALIVE_MAX 3
 
+/* Writable bytes in front of on_data's buffer. */
+#define SSHC_DATA_HEADROOM 16
+
 struct sshc_callbacks {
 	/* Connect phase: exactly one of on_ready or on_fail is called. err is
 	 * -BERR_UNREACHABLE, -BERR_HOSTKEY, -BERR_SSH_AUTH, -BERR_SSH_SHELL or
@@ -50,8 +53,10 @@ struct sshc_callbacks {
 	/* Trust on first use: the key accepted because no key was known. */
 	void (*on_new_host_key)(struct sshc *c, const char *type, const char *b64, void *ud);
 	/* Open phase: terminal output (stdout and stderr merged, in order of
-	 * arrival). Not called while output is paused. */
-	void (*on_data)(struct sshc *c, const uint8_t *buf, size_t len, void *ud);
+	 * arrival). Not called while output is paused. The SSHC_DATA_HEADROOM
+	 * bytes before buf are the callee's to write (a frame header goes there,
+	 * so the bytes are framed where they lie). */
+	void (*on_data)(struct sshc *c, uint8_t *buf, size_t len, void *ud);
 	/* The channel accepts input again after sshc_write() took less than
 	 * offered. */
 	void (*on_writable)(struct sshc *c, void *ud);

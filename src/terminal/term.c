@@ -1138,7 +1138,9 @@ static void ssh_on_new_host_key(struct sshc *c, const char *type, const char *b6
 		hostkey_done(&j->work, 0);
 }
 
-static void ssh_on_data(struct sshc *c, const uint8_t *buf, size_t len, void *ud)
+_Static_assert(SSHC_DATA_HEADROOM >= SRV_WS_HEADROOM, "room for a frame header");
+
+static void ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud)
 {
 	struct sess *s = ud;
 	int r;
@@ -1147,7 +1149,7 @@ static void ssh_on_data(struct sshc *c, const uint8_t *buf, size_t len, void *ud
 		return;
 	s->from_vm += len;
 	metrics_bytes(0, len);
-	r = srv_ws_send(s->ws, false, buf, len);
+	r = srv_ws_send_binary(s->ws, buf, len);
 	if (r > 0 && !s->out_paused && s->ssh) {
 		s->out_paused = true;
 		sshc_pause_output(s->ssh, true);

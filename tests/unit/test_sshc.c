@@ -423,7 +423,7 @@ static void cb_new_key(struct sshc *c, const char *type, const char *b64, void *
 	}
 }
 
-static void cb_data(struct sshc *c, const uint8_t *buf, size_t len, void *ud)
+static void cb_data(struct sshc *c, uint8_t *buf, size_t len, void *ud)
 {
 	struct tctx *t = ud;
 
