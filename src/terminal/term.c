@@ -709,6 +709,23 @@ static void respond_error(struct srv_conn *http, int status, const char *code, c
 	srv_respond(http, &resp);
 }
 
+/* Answers the connects still dialling (of user_id, or all when it is -1)
+ * with the error, and drops them: they never open. */
+static void refuse_dialing(int64_t user_id, int status, const char *code, const char *msg)
+{
+	struct sess *s, *next;
+
+	for (s = T.all; s; s = next) {
+		next = s->next_all;
+		if (s->state != SESS_DIALING || (user_id >= 0 && s->user_id != user_id))
+			continue;
+		connect_audit(s, code, msg);
+		respond_error(s->http, status, code, msg);
+		s->http = NULL;
+		sess_kill(s, false);
+	}
+}
+
 static void end_user_sessions(int64_t user_id, const char *reason)
 {
 	struct sess *s, *next;
@@ -720,18 +737,8 @@ static void end_user_sessions(int64_t user_id, const char *reason)
 				sess_end(s, reason);
 		}
 	}
-	if (user_id < 0)
-		return; /* term_shutdown answers the dialling ones */
-	/* Connects of this user still dialling: answered now, never opened. */
-	for (s = T.all; s; s = next) {
-		next = s->next_all;
-		if (s->state != SESS_DIALING || s->user_id != user_id)
-			continue;
-		connect_audit(s, "Unauthenticated", reason);
-		respond_error(s->http, 401, "Unauthenticated", reason);
-		s->http = NULL;
-		sess_kill(s, false);
-	}
+	if (user_id >= 0) /* term_shutdown answers the dialling ones itself */
+		refuse_dialing(user_id, 401, "Unauthenticated", reason);
 }
 
 uint64_t term_end_generation(void)
@@ -741,20 +748,10 @@ uint64_t term_end_generation(void)
 
 void term_shutdown(const char *reason)
 {
-	struct sess *s, *next;
-
 	T.shutting_down = true;
 	end_user_sessions(-1, reason);
 	/* Connects still dialling: answered now, not after the drain. */
-	for (s = T.all; s; s = next) {
-		next = s->next_all;
-		if (s->state != SESS_DIALING)
-			continue;
-		connect_audit(s, "ServiceUnavailable", reason);
-		respond_error(s->http, 503, "ServiceUnavailable", reason);
-		s->http = NULL;
-		sess_kill(s, false);
-	}
+	refuse_dialing(-1, 503, "ServiceUnavailable", reason);
 	pthread_mutex_lock(&T.lock);
 	T.closed = true; /* later requests have no session to end */
 	pthread_mutex_unlock(&T.lock);
@@ -1209,8 +1206,8 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 {
 	struct sess *s = calloc(1, sizeof(*s));
 	char msg[160];
-	const char *limit;
-	int r;
+	const char *limit, *code = NULL;
+	int r, status = 0;
 
 	if (!s) {
 		term_connect_free(tc);
@@ -1228,22 +1225,19 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 		 tc->p.ip, tc->p.port);
 	if ((limit = ended_since(tc->user_id, tc->end_gen)) != NULL) {
 		/* Disabled or deleted after the worker's checks passed. */
-		connect_audit(s, "Unauthenticated", limit);
-		respond_error(http, 401, "Unauthenticated", limit);
-		term_connect_free(tc);
-		free(s);
-		return;
+		status = 401;
+		code = "Unauthenticated";
+	} else if (T.shutting_down) {
+		status = 503;
+		code = "ServiceUnavailable";
+		limit = "the bastion is shutting down";
+	} else if ((limit = over_limit(tc, msg, sizeof(msg))) != NULL) {
+		status = 429;
+		code = "TooManySessions";
 	}
-	if (T.shutting_down || (limit = over_limit(tc, msg, sizeof(msg)))) {
-		bool down = T.shutting_down;
-
-		connect_audit(s, down ? "ServiceUnavailable" : "TooManySessions",
-			      down ? "the bastion is shutting down" : limit);
-		if (down)
-			respond_error(http, 503, "ServiceUnavailable",
-				      "the bastion is shutting down");
-		else
-			respond_error(http, 429, "TooManySessions", limit);
+	if (code) {
+		connect_audit(s, code, limit);
+		respond_error(http, status, code, limit);
 		term_connect_free(tc);
 		free(s);
 		return;
