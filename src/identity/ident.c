@@ -201,6 +201,12 @@ out:
 	return r;
 }
 
+static bool is_bearer(const char *authorization)
+{
+	return authorization && strncasecmp(authorization, "Bearer", 6) == 0 &&
+	       (authorization[6] == ' ' || authorization[6] == '\t');
+}
+
 /* The hash of the token in an Authorization header's "Bearer" value, or
  * -ENOENT when req carries none. */
 static int bearer_hash(const struct api_req *req, uint8_t hash[32])
@@ -209,7 +215,7 @@ static int bearer_hash(const struct api_req *req, uint8_t hash[32])
 	char token[IDENT_TOKEN_SIZE];
 	size_t len;
 
-	if (!value || strncasecmp(value, "Bearer", 6) != 0 || (value[6] != ' ' && value[6] != '\t'))
+	if (!is_bearer(value))
 		return -ENOENT;
 	value += 7;
 	while (*value == ' ' || *value == '\t')
@@ -277,11 +283,9 @@ out:
 
 int ident_authenticate(struct store *s, const struct api_req *req, struct principal *ret)
 {
-	const char *a = req->authorization;
-
 	/* A script's token decides alone: mixing it with a browser's cookie
 	 * would make the CSRF rules depend on which one happened to win. */
-	if (a && strncasecmp(a, "Bearer", 6) == 0 && (a[6] == ' ' || a[6] == '\t'))
+	if (is_bearer(req->authorization))
 		return auth_bearer(s, req, ret);
 	if (req->cookie)
 		return auth_cookie(s, req, ret);
