@@ -75,10 +75,11 @@ struct srv_ws_cb {
 int srv_ws_accept(struct srv_conn *c, const char *subprotocol, const struct srv_ws_cb *cb,
 		  void *ud);
 int srv_ws_send(struct srv_conn *c, bool text, const void *buf, size_t len);
-/* Like srv_ws_send for a binary message, framed where it lies: the
- * SRV_WS_HEADROOM bytes before buf are overwritten with the frame header,
- * and header and payload go to TLS as one record, with no copy. */
-#define SRV_WS_HEADROOM 10
+/* Like srv_ws_send for a binary message of at most 65,535 bytes (else
+ * -EMSGSIZE), framed where it lies: the SRV_WS_HEADROOM bytes before buf
+ * are overwritten with the frame header, and header and payload go to TLS
+ * as one record, with no copy. */
+#define SRV_WS_HEADROOM 4
 int srv_ws_send_binary(struct srv_conn *c, uint8_t *buf, size_t len);
 /* Bytes queued towards the browser and not yet written to the socket. */
 size_t srv_ws_outbound(const struct srv_conn *c);

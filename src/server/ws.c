@@ -253,6 +253,15 @@ int srv_ws_accept(struct srv_conn *c, const char *subprotocol, const struct srv_
 	return 0;
 }
 
+/* 1 once the browser's queue passed the high watermark (until it drains
+ * below the low one), else 0: the sender's cue to pause. */
+static int above_high_water(struct srv_conn *c)
+{
+	if (c->out_pending >= SRV_WS_HIGH_WATER)
+		c->ws_above_high = true;
+	return c->ws_above_high ? 1 : 0;
+}
+
 int srv_ws_send(struct srv_conn *c, bool text, const void *buf, size_t len)
 {
 	struct wslay_event_msg msg = {
@@ -266,16 +275,16 @@ int srv_ws_send(struct srv_conn *c, bool text, const void *buf, size_t len)
 	if (wslay_event_queue_msg(c->ws, &msg) != 0)
 		return -EIO;
 	ws_settle(c);
-	if (c->out_pending >= SRV_WS_HIGH_WATER)
-		c->ws_above_high = true;
-	return c->ws_above_high ? 1 : 0;
+	return above_high_water(c);
 }
 
 int srv_ws_send_binary(struct srv_conn *c, uint8_t *buf, size_t len)
 {
 	uint8_t *h;
-	size_t hlen = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
+	size_t hlen = len < 126 ? 2 : 4;
 
+	if (len > 0xffff)
+		return -EMSGSIZE;
 	if (c->state != CONN_WS)
 		return -EPIPE;
 	/* wslay's own frames (pings, control text) go first, whole. */
@@ -290,23 +299,17 @@ int srv_ws_send_binary(struct srv_conn *c, uint8_t *buf, size_t len)
 	h[0] = 0x80 | WSLAY_BINARY_FRAME; /* FIN; a server's frames are not masked */
 	if (hlen == 2) {
 		h[1] = (uint8_t)len;
-	} else if (hlen == 4) {
+	} else {
 		h[1] = 126;
 		h[2] = (uint8_t)(len >> 8);
 		h[3] = (uint8_t)len;
-	} else {
-		h[1] = 127;
-		for (int i = 0; i < 8; i++)
-			h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
 	}
 	if (conn_ssl_write(c, h, hlen + len) < 0) {
 		conn_close(c);
 		return -EIO;
 	}
 	conn_flush(c);
-	if (c->out_pending >= SRV_WS_HIGH_WATER)
-		c->ws_above_high = true;
-	return c->ws_above_high ? 1 : 0;
+	return above_high_water(c);
 }
 
 size_t srv_ws_outbound(const struct srv_conn *c)

@@ -41,10 +41,8 @@
 #define EXIT_STATUS_WAIT_MS 3000u
 /* Output handed to on_data per loop wake-up before yielding to other
  * sessions; the rest is picked up on the next iteration. */
-#define DRAIN_BUDGET (256u * 1024u)
-/* One TLS record's payload (16 KiB) less a WebSocket header of 4 bytes:
- * a full read becomes one frame in one record. */
-#define READ_CHUNK        (16384u - 4u)
+#define DRAIN_BUDGET      (256u * 1024u)
+#define READ_CHUNK        SSHC_DATA_MAX
 #define KICK_LATER_MS     1u
 #define KBDINT_MAX_ROUNDS 8
 #define TERM_TYPE         "xterm-256color"

@@ -40,8 +40,11 @@ struct sshc_params {
 
 #define SSHC_KEEPALIVE_MAX 3
 
-/* Writable bytes in front of on_data's buffer. */
+/* Writable bytes in front of on_data's buffer, and the most it carries at
+ * once: one TLS record's payload (16 KiB) less a WebSocket header of 4
+ * bytes, so that a full read becomes one frame in one record. */
 #define SSHC_DATA_HEADROOM 16
+#define SSHC_DATA_MAX      (16384u - 4u)
 
 struct sshc_callbacks {
 	/* Connect phase: exactly one of on_ready or on_fail is called. err is

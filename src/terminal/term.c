@@ -1136,6 +1136,7 @@ static void ssh_on_new_host_key(struct sshc *c, const char *type, const char *b6
 }
 
 _Static_assert(SSHC_DATA_HEADROOM >= SRV_WS_HEADROOM, "room for a frame header");
+_Static_assert(SSHC_DATA_MAX <= 0xffff, "what srv_ws_send_binary frames");
 
 static void ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud)
 {
