@@ -48,6 +48,9 @@ int cli_parse_output(const char *s, enum cli_output *ret_out);
  * freed). The caller wipes and frees *ret_buf. */
 int cli_read_all(int fd, size_t max, char **ret_buf, size_t *ret_len);
 
+/* Writes all n bytes to fd, retrying after EINTR: 0 or -errno. */
+int cli_write_all(int fd, const char *p, size_t n);
+
 /* Parses a whole decimal integer in [min, max]; -EINVAL otherwise. */
 int cli_parse_int(const char *s, long min, long max, long *ret_v);
 

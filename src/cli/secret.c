@@ -131,17 +131,7 @@ static int write_raw(const char *p, size_t n)
 {
 	if (fflush(stdout) != 0)
 		return -EIO;
-	while (n > 0) {
-		ssize_t w = write(STDOUT_FILENO, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return cli_write_all(STDOUT_FILENO, p, n);
 }
 
 static bool valid_version(const char *v)

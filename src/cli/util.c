@@ -644,7 +644,7 @@ static int mkdir_p(char *dir)
 	}
 }
 
-static int write_all(int fd, const char *p, size_t n)
+int cli_write_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
@@ -695,8 +695,8 @@ int cli_config_save(const char *path, const struct cli_config *cfg)
 		goto out;
 	}
 	created = true;
-	if (fchmod(fd, 0600) < 0 || (r = write_all(fd, text, strlen(text))) < 0 ||
-	    (r = write_all(fd, "\n", 1)) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, 0600) < 0 || (r = cli_write_all(fd, text, strlen(text))) < 0 ||
+	    (r = cli_write_all(fd, "\n", 1)) < 0 || fsync(fd) < 0) {
 		r = r < 0 ? r : -errno;
 		goto out;
 	}
@@ -820,7 +820,7 @@ static int prompt(const char *text, bool echo, char *buf, size_t size)
 			goto restore;
 		}
 	}
-	if ((r = write_all(fd, text, strlen(text))) == 0)
+	if ((r = cli_write_all(fd, text, strlen(text))) == 0)
 		r = cli_read_line(fd, buf, size);
 restore:
 	if (!echo) {
