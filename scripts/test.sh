@@ -10,6 +10,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOG=$(mktemp -d)
 passed=0
 failed=0
+# What failed, by name: repeated just above the summary, since CI shows
+# only the tail of the output.
+fail_note() { echo "$*" >>"$LOG/failures"; }
 
 count_meson() { # $1 = log file
 	ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$1" | tail -n1)
@@ -17,7 +20,8 @@ count_meson() { # $1 = log file
 	to=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$1" | tail -n1)
 	passed=$((passed + ${ok:-0}))
 	failed=$((failed + ${fail:-0} + ${to:-0}))
-	[ -n "$ok" ] || failed=$((failed + 1))
+	[ -n "$ok" ] || { failed=$((failed + 1)); fail_note "$1: no meson summary"; }
+	grep -E '^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT) ' "$1" >>"$LOG/failures"
 }
 
 echo "== format (.clang-format)"
@@ -29,6 +33,7 @@ else
 	head -40 "$LOG/format.log"
 	echo "format: FAILED (run clang-format -i on the files above)"
 	failed=$((failed + 1))
+	fail_note "format"
 fi
 
 echo "== unit tests ($BUILD)"
@@ -44,6 +49,7 @@ else
 	cat "$LOG/asan-build.log"
 	echo "ASan build failed"
 	failed=$((failed + 1))
+	fail_note "ASan build"
 fi
 
 echo "== fuzz targets, a few seconds each ($FUZZ)"
@@ -51,15 +57,17 @@ if ninja -C "$FUZZ" >"$LOG/fuzz-build.log" 2>&1; then
 	"$ROOT/scripts/fuzz.sh" "$FUZZ" 5 | tee "$LOG/fuzz.log"
 	passed=$((passed + $(grep -c '^fuzz: .* ok' "$LOG/fuzz.log")))
 	failed=$((failed + $(grep -c '^fuzz: .* FAILED' "$LOG/fuzz.log")))
+	grep '^fuzz: .* FAILED' "$LOG/fuzz.log" >>"$LOG/failures"
 else
 	cat "$LOG/fuzz-build.log"
 	echo "fuzz build failed"
 	failed=$((failed + 1))
+	fail_note "fuzz build"
 fi
 
 cd "$ROOT/tests/e2e"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-	npm ci --no-audit --no-fund >"$LOG/npm.log" 2>&1 || { cat "$LOG/npm.log"; failed=$((failed + 1)); }
+	npm ci --no-audit --no-fund >"$LOG/npm.log" 2>&1 || { cat "$LOG/npm.log"; failed=$((failed + 1)); fail_note "npm ci"; }
 fi
 # The suite runs against both daemons: the one users run, and the sanitized
 # one, which aborts on any ASan or UBSan report and fails the SIGTERM tests
@@ -79,13 +87,19 @@ for dir in "$BUILD" "$ASAN"; do
 	passed=$((passed + ${e2e_pass:-0}))
 	# A test cancelled because its setup failed did not pass either.
 	failed=$((failed + ${e2e_fail:-0} + ${e2e_cancel:-0}))
-	[ -n "$e2e_pass" ] || failed=$((failed + 1))
+	[ -n "$e2e_pass" ] || { failed=$((failed + 1)); fail_note "e2e $dir: no summary"; }
+	grep -E '^ *not ok ' "$tap" | sed "s|^ *|e2e $dir: |" >>"$LOG/failures"
 	if [ "$rc" -ne 0 ] && [ "${e2e_fail:-0}" -eq 0 ] && [ "${e2e_cancel:-0}" -eq 0 ]; then
 		echo "node --test exited $rc without a failing test"
 		failed=$((failed + 1))
+		fail_note "e2e $dir: node --test exited $rc"
 	fi
 done
 
+if [ -s "$LOG/failures" ]; then
+	echo "== what failed"
+	cat "$LOG/failures"
+fi
 rm -rf "$LOG"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -83,7 +83,7 @@ export class Client {
       let responded = false;
       const req = https.request({
         host: '127.0.0.1', port: this.port, method, path: urlPath, headers,
-        rejectUnauthorized: false, agent: false,
+        rejectUnauthorized: false, agent: opts.agent ?? false,
       }, (res) => {
         responded = true;
         const chunks = [];
