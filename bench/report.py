@@ -59,7 +59,8 @@ def main():
     p = out.append
     p(f"Machine: {machine.get('nproc')} cores ({machine.get('model')}), kernel {machine.get('kernel')}, "
       f"{machine.get('mem_mib')} MiB; load average at start {machine.get('load_start')}, at end "
-      f"{end.get('load_end')}; {machine.get('date')}; bastion {machine.get('bastion_rev')}.")
+      f"{end.get('load_end')}; {machine.get('date')}; bastion {machine.get('bastion_rev')} with "
+      f"{machine.get('loops')} event loop(s); RLIMIT_NOFILE {machine.get('nofile')}.")
     p("")
     for rnd in rounds:
         g = lambda label: get(rows, label, rnd)  # noqa: E731

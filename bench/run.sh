@@ -16,7 +16,7 @@
 # Knobs (environment): BENCH_ROUNDS (2), BENCH_BIG (10000: sessions of the
 # ceiling run, 0 to skip), BENCH_MID (1000), BENCH_SMALL (100),
 # BENCH_PROFILE (1), BENCH_PEERS (1), BENCH_NET (200), BENCH_PORT (18443),
-# BENCH_MASSIF_N (200).
+# BENCH_MASSIF_N (200), BENCH_LOOPS (bastion's event loops; nproc).
 # Every step is bounded by `timeout`; the namespace, the veth pair and every
 # PID started here are removed on exit, whatever happens.
 set -u
@@ -73,19 +73,26 @@ log() { echo "bench: $*" >&2; }
 # Room for 10,000 sessions: two sockets each in bastion, one in the client
 # and one in the target.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-# bastion holds two descriptors per session (browser socket, SSH socket):
-# where the hard limit is lower, the ceiling run asks for what fits and
-# says so in its label.
+# bastion holds two descriptors per session (browser socket, SSH socket),
+# in LOOPS descriptor tables of its own (one per event loop; its default is
+# one per CPU); the client and the target one each. Where the hard limit is
+# lower than that needs, the ceiling run asks for what fits and says so in
+# its label.
+LOOPS=${BENCH_LOOPS:-$(nproc)}
 NOFILE=$(ulimit -n)
-if [ "$NOFILE" != unlimited ] && [ "$BIG" -gt $(((NOFILE - 64) / 2)) ]; then
-	log "RLIMIT_NOFILE is $NOFILE here: the ceiling run opens $(((NOFILE - 64) / 2)) sessions, not $BIG"
-	BIG=$(((NOFILE - 64) / 2))
+if [ "$NOFILE" != unlimited ]; then
+	FIT=$((LOOPS * (NOFILE - 64) / 2))
+	[ "$FIT" -lt $((NOFILE - 64)) ] || FIT=$((NOFILE - 64))
+	if [ "$BIG" -gt "$FIT" ]; then
+		log "RLIMIT_NOFILE is $NOFILE here, $LOOPS loop(s): the ceiling run opens $FIT sessions, not $BIG"
+		BIG=$FIT
+	fi
 fi
 
 # ---- the machine -----------------------------------------------------------
 meta() {
-	printf '{"label":"machine","nofile":"%s","nproc":%s,"model":"%s","kernel":"%s","mem_mib":%s,"load_start":"%s","date":"%s","bastion_rev":"%s"}\n' \
-		"$(ulimit -n)" "$(nproc)" "$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)" "$(uname -r)" \
+	printf '{"label":"machine","nofile":"%s","loops":%s,"nproc":%s,"model":"%s","kernel":"%s","mem_mib":%s,"load_start":"%s","date":"%s","bastion_rev":"%s"}\n' \
+		"$(ulimit -n)" "$LOOPS" "$(nproc)" "$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)" "$(uname -r)" \
 		"$(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
 		"$(date -u +%FT%TZ)" "$(git -C "$HERE/.." describe --always --dirty 2>/dev/null || echo unknown)"
 }
@@ -148,6 +155,7 @@ BPID=""
 start_bastion() {
 	# shellcheck disable=SC2086 # BASTION_WRAP is a command line (valgrind ...)
 	BASTION_ADMIN_PASSWORD="$ADMIN_PW" BASTION_MAX_SESSIONS=20000 BASTION_MAX_SESSIONS_PER_USER=20000 \
+		BASTION_LOOPS="$LOOPS" \
 		${BASTION_WRAP:-} "$BIN" serve --listen "127.0.0.1:$PORT" --data "$TMP/data" >> "$TMP/bastion.log" 2>&1 &
 	BPID=$!
 	PIDS+=($BPID)

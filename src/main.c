@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -26,6 +27,7 @@
 #include "core/metrics.h"
 #include "core/util.h"
 #include "identity/ident.h"
+#include "server/loops.h"
 #include "server/srv.h"
 #include "store/store.h"
 #include "store/store_ops.h"
@@ -90,15 +92,28 @@ static void usage(FILE *f)
 	      f);
 }
 
-/* ---------- serve: signals, reload, drain ---------- */
+/* ---------- serve: loops, signals, reload, drain ---------- */
 
-struct serve_state {
-	uv_loop_t *loop;
+struct serve_state;
+
+/* What the daemon keeps of each event loop; used on that loop's thread. */
+struct loop_state {
+	struct serve_state *st;
+	unsigned index;
 	struct srv *srv;
+	uv_timer_t lag; /* event-loop lag probe */
+	uint64_t lag_expected_ns;
+};
+
+/* Loop 0's (the main thread's), but for what the loops read once. */
+struct serve_state {
+	struct loop_state loops[LOOPS_MAX];
+	unsigned n_loops, n_stopped;
+	const struct srv_config *srv_cfg;
+	int listen_fd; /* until loop 0's server takes it: it accepts for every loop */
+	SSL_CTX *ctx;  /* each server holds a reference */
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t deadline; /* SIGTERM: the drain's end */
-	uv_timer_t lag;      /* event-loop lag probe */
-	uint64_t lag_expected_ns;
 	bool stopping, reloading, stopped;
 	struct cfg cfg;          /* what runs */
 	const char *config_file; /* NULL: none */
@@ -142,38 +157,119 @@ static void srv_config_of(const struct cfg *c, const char *data_dir, struct srv_
 	ret->key_file = c->key_file[0] ? c->key_file : NULL;
 }
 
-static void on_lag_probe(uv_timer_t *t)
+/* How many loops: the setting, or one per CPU this process may run on. */
+static unsigned loops_wanted(const struct cfg *c)
 {
-	struct serve_state *st = t->data;
-	uint64_t now = uv_hrtime();
+	cpu_set_t set;
+	int n = 1;
 
-	metrics_loop_lag(now > st->lag_expected_ns ? (double)(now - st->lag_expected_ns) / 1e9 : 0);
-	st->lag_expected_ns = now + (uint64_t)LAG_PROBE_MS * 1000000;
-	uv_timer_start(&st->lag, on_lag_probe, LAG_PROBE_MS, 0);
+	if (c->loops > 0)
+		return (unsigned)c->loops;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	return n < 1 ? 1u : n > 16 ? 16u : (unsigned)n;
 }
 
-static void on_srv_stopped(void *ud)
+/* Runs fn(ls) on each loop: at once on this one (loop 0), posted to the
+ * others. A loop that already ended is skipped. */
+static void for_each_loop(struct serve_state *st, void (*fn)(void *ls))
 {
-	struct serve_state *st = ud;
+	for (unsigned i = 1; i < st->n_loops; i++)
+		loops_post(i, fn, &st->loops[i]);
+	fn(&st->loops[0]);
+}
 
-	if (st->stopped)
+static void on_lag_probe(uv_timer_t *t)
+{
+	struct loop_state *ls = t->data;
+	uint64_t now = uv_hrtime();
+
+	metrics_loop_lag(ls->index,
+			 now > ls->lag_expected_ns ? (double)(now - ls->lag_expected_ns) / 1e9 : 0);
+	ls->lag_expected_ns = now + (uint64_t)LAG_PROBE_MS * 1000000;
+	uv_timer_start(&ls->lag, on_lag_probe, LAG_PROBE_MS, 0);
+}
+
+/* Each loop's server and lag probe, made before the loops run (no
+ * descriptor is made here but loop 0's listener, which it takes). */
+static int loops_begin(struct serve_state *st)
+{
+	int r;
+
+	for (unsigned i = 0; i < st->n_loops; i++) {
+		struct loop_state *ls = &st->loops[i];
+
+		*ls = (struct loop_state){ .st = st, .index = i };
+		r = srv_new(i, st->srv_cfg, i == 0 ? st->listen_fd : -1, st->ctx, &ls->srv);
+		if (i == 0)
+			st->listen_fd = -1; /* the server's now, or closed */
+		if (r < 0)
+			return r;
+		srv_set_browser_ping(ls->srv, (unsigned)st->cfg.browser_ping_s * 1000u);
+		uv_timer_init(loops_uv(i), &ls->lag);
+		ls->lag.data = ls;
+		ls->lag_expected_ns = uv_hrtime() + (uint64_t)LAG_PROBE_MS * 1000000;
+		uv_timer_start(&ls->lag, on_lag_probe, LAG_PROBE_MS, 0);
+	}
+	return 0;
+}
+
+/* On loop 0: one more loop has stopped; the last closes loop 0's own. */
+static void on_loop_stopped(void *arg)
+{
+	struct serve_state *st = arg;
+
+	if (++st->n_stopped < st->n_loops)
 		return;
 	st->stopped = true;
 	uv_close((uv_handle_t *)&st->sigterm, NULL);
 	uv_close((uv_handle_t *)&st->sigint, NULL);
 	uv_close((uv_handle_t *)&st->sighup, NULL);
 	uv_close((uv_handle_t *)&st->deadline, NULL);
-	uv_close((uv_handle_t *)&st->lag, NULL);
+	loops_close(0);
+}
+
+/* On each loop: its server has stopped (drained, or stopped at the
+ * deadline). Its part of the terminal module and its probe close; a loop
+ * other than 0 then takes no more posts and ends. */
+static void loop_stopped(void *arg)
+{
+	struct loop_state *ls = arg;
+
+	uv_close((uv_handle_t *)&ls->lag, NULL);
 	term_done();
+	if (ls->index == 0) {
+		on_loop_stopped(ls->st);
+		return;
+	}
+	if (loops_post(0, on_loop_stopped, ls->st) < 0)
+		log_error("loop %u stopped after loop 0", ls->index);
+	loops_close(ls->index);
+}
+
+static void loop_drain(void *arg)
+{
+	struct loop_state *ls = arg;
+
+	term_shutdown("the bastion is shutting down");
+	srv_drain(ls->srv, loop_stopped, ls);
+}
+
+static void loop_stop(void *arg)
+{
+	struct loop_state *ls = arg;
+
+	log_warn("drain: loop %u: %zu connection(s) still open: closing them", ls->index,
+		 srv_conn_count(ls->srv));
+	srv_stop(ls->srv, loop_stopped, ls);
 }
 
 static void on_deadline(uv_timer_t *t)
 {
 	struct serve_state *st = t->data;
 
-	log_warn("drain: %zu connection(s) still open after %llds: closing them",
-		 srv_conn_count(st->srv), (long long)st->cfg.drain_timeout_s);
-	srv_stop(st->srv, on_srv_stopped, st);
+	log_warn("drain: still open after %llds", (long long)st->cfg.drain_timeout_s);
+	for_each_loop(st, loop_stop);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -182,22 +278,21 @@ static void on_signal(uv_signal_t *h, int signum)
 
 	if (st->stopping) {
 		log_info("received %s again: closing every connection now", strsignal(signum));
-		srv_stop(st->srv, on_srv_stopped, st);
+		for_each_loop(st, loop_stop);
 		return;
 	}
 	st->stopping = true;
 	log_info("received %s: draining (no new connections; open sessions are told and closed; "
 		 "at most %llds)",
 		 signum == SIGTERM ? "SIGTERM" : "SIGINT", (long long)st->cfg.drain_timeout_s);
-	term_shutdown("the bastion is shutting down");
-	srv_drain(st->srv, on_srv_stopped, st);
+	for_each_loop(st, loop_drain);
 	if (!st->stopped)
 		uv_timer_start(&st->deadline, on_deadline, (uint64_t)st->cfg.drain_timeout_s * 1000,
 			       0);
 }
 
 /* SIGHUP: the file, environment and flags are read again and a new TLS
- * context is built on a worker (file reads); the loop then swaps what may
+ * context is built on a worker (file reads); each loop then swaps what may
  * change live. */
 struct reload_job {
 	uv_work_t work;
@@ -207,6 +302,22 @@ struct reload_job {
 	int r;
 	char err[512];
 };
+
+/* What one loop takes from a reload. */
+struct loop_reload {
+	struct loop_state *ls;
+	SSL_CTX *ctx; /* a reference of its own */
+	unsigned ping_ms;
+};
+
+static void loop_reload(void *arg)
+{
+	struct loop_reload *lr = arg;
+
+	srv_set_browser_ping(lr->ls->srv, lr->ping_ms);
+	srv_set_tls_ctx(lr->ls->srv, lr->ctx);
+	free(lr);
+}
 
 static void reload_work(uv_work_t *w)
 {
@@ -254,10 +365,23 @@ static void reload_done(uv_work_t *w, int status)
 	/* What needs a restart keeps its running value. */
 	memcpy(j->cfg.listen, st->cfg.listen, sizeof(j->cfg.listen));
 	memcpy(j->cfg.data_dir, st->cfg.data_dir, sizeof(j->cfg.data_dir));
+	j->cfg.loops = st->cfg.loops;
 	st->cfg = j->cfg;
 	apply_limits(&st->cfg);
-	srv_set_browser_ping(st->srv, (unsigned)st->cfg.browser_ping_s * 1000u);
-	srv_set_tls_ctx(st->srv, j->ctx);
+	for (unsigned i = 0; i < st->n_loops; i++) {
+		struct loop_reload *lr = calloc(1, sizeof(*lr));
+
+		if (!lr)
+			continue;
+		*lr = (struct loop_reload){ &st->loops[i], j->ctx,
+					    (unsigned)st->cfg.browser_ping_s * 1000u };
+		SSL_CTX_up_ref(j->ctx);
+		if (loops_post(i, loop_reload, lr) < 0) {
+			SSL_CTX_free(lr->ctx);
+			free(lr);
+		}
+	}
+	SSL_CTX_free(j->ctx);
 	log_info(
 		"reload: done (%d change(s)); TLS certificate reloaded from %s for new connections",
 		changes, st->cfg.cert_file[0] ? st->cfg.cert_file : "the data directory");
@@ -279,7 +403,7 @@ static void on_sighup(uv_signal_t *h, int signum)
 	j->st = st;
 	j->work.data = j;
 	st->reloading = true;
-	if (uv_queue_work(st->loop, &j->work, reload_work, reload_done) < 0) {
+	if (uv_queue_work(loops_uv(0), &j->work, reload_work, reload_done) < 0) {
 		st->reloading = false;
 		free(j);
 	}
@@ -405,7 +529,7 @@ static int cmd_serve(int argc, char **argv)
 	struct option opts[40];
 	size_t nopts = 0;
 	struct srv_config cfg = { 0 };
-	struct serve_state st = { 0 };
+	static struct serve_state st; /* the loops read it until they end */
 	struct api_ctx api = { .instance_name = "bastion" };
 	struct store *store = NULL;
 	struct vault *vault = NULL;
@@ -414,8 +538,8 @@ static int cmd_serve(int argc, char **argv)
 	const char *env_pw;
 	char err[512];
 	bool check = false;
-	uv_loop_t loop;
-	int opt, r, closed_n = 0;
+	uv_loop_t *loop;
+	int opt, r, port = 0, listener, closed_n = 0;
 
 	opts[nopts++] = (struct option){ "config", required_argument, NULL, OPT_CONFIG };
 	opts[nopts++] = (struct option){ "check-config", no_argument, NULL, OPT_CHECK };
@@ -482,16 +606,6 @@ static int cmd_serve(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(level_of(st.cfg.log_level));
-	{
-		/* Each terminal holds two sockets: the usual soft limit of 1024
-		 * would refuse connections long before the session limits. */
-		struct rlimit nofile;
-
-		if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-			nofile.rlim_cur = nofile.rlim_max;
-			setrlimit(RLIMIT_NOFILE, &nofile);
-		}
-	}
 	srv_config_of(&st.cfg, st.cfg.data_dir, &cfg);
 	if ((r = ensure_dir(cfg.data_dir)) < 0) {
 		fprintf(stderr, "bastion: cannot create data directory %s: %s\n", cfg.data_dir,
@@ -539,54 +653,71 @@ static int cmd_serve(int argc, char **argv)
 	api.store = store;
 	cfg.api = &api;
 
-	uv_loop_init(&loop);
-	st.loop = &loop;
-	if ((r = srv_new(&loop, &cfg, &st.srv)) < 0) {
-		uv_loop_close(&loop);
-		vault_free(vault);
-		store_free(store);
-		return 1;
+	/* The loops and their wake-ups first: they are in every loop's
+	 * descriptor table (loops.h). The listening socket is loop 0's. */
+	st.n_loops = loops_wanted(&st.cfg);
+	st.listen_fd = -1;
+	if ((r = loops_init(st.n_loops)) < 0 ||
+	    (r = srv_listen(cfg.listen, &st.listen_fd, &port)) < 0 ||
+	    (r = srv_tls_ctx(&cfg, &st.ctx)) < 0 || (r = term_init(store)) < 0) {
+		fprintf(stderr, "bastion: cannot start: %s\n", err_str(r));
+		goto fail;
+	}
+	loop = loops_uv(0);
+	st.srv_cfg = &cfg;
+	listener = st.listen_fd; /* loops_begin gives it to loop 0's server */
+	if ((r = loops_begin(&st)) < 0) {
+		fprintf(stderr, "bastion: cannot serve: %s\n", err_str(r));
+		goto fail;
 	}
 	if ((r = drop_privileges(st.cfg.user, cfg.data_dir, err, sizeof(err))) < 0) {
 		fprintf(stderr, "bastion: %s\n", err);
-		srv_stop(st.srv, NULL, NULL);
-		uv_run(&loop, UV_RUN_DEFAULT);
-		srv_free(st.srv);
-		uv_loop_close(&loop);
-		vault_free(vault);
-		store_free(store);
-		return 1;
+		goto fail;
 	}
 	/* No core file, and no other process of this user may attach with
 	 * ptrace or read /proc/PID/mem (setuid resets the flag, so again after
 	 * the switch). */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	term_init(&loop, store);
 	apply_limits(&st.cfg);
-	srv_set_browser_ping(st.srv, (unsigned)st.cfg.browser_ping_s * 1000u);
-	uv_signal_init(&loop, &st.sigterm);
-	uv_signal_init(&loop, &st.sigint);
-	uv_signal_init(&loop, &st.sighup);
-	uv_timer_init(&loop, &st.deadline);
-	uv_timer_init(&loop, &st.lag);
+	uv_signal_init(loop, &st.sigterm);
+	uv_signal_init(loop, &st.sigint);
+	uv_signal_init(loop, &st.sighup);
+	uv_timer_init(loop, &st.deadline);
 	st.sigterm.data = st.sigint.data = st.sighup.data = &st;
-	st.deadline.data = st.lag.data = &st;
+	st.deadline.data = &st;
 	uv_signal_start(&st.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&st.sigint, on_signal, SIGINT);
 	uv_signal_start(&st.sighup, on_sighup, SIGHUP);
-	st.lag_expected_ns = uv_hrtime() + (uint64_t)LAG_PROBE_MS * 1000000;
-	uv_timer_start(&st.lag, on_lag_probe, LAG_PROBE_MS, 0);
-	log_info("listening on https://%.*s:%d", (int)(strrchr(cfg.listen, ':') - cfg.listen),
-		 cfg.listen, srv_port(st.srv));
-	uv_run(&loop, UV_RUN_DEFAULT);
-	srv_free(st.srv);
-	r = uv_loop_close(&loop);
-	if (r < 0)
-		log_warn("event loop closed with handles still open");
+	if ((r = loops_start(listener)) < 0) {
+		/* Threads may run: no orderly way back. */
+		log_error("cannot start the event loops: %s", err_str(r));
+		_exit(1);
+	}
+	log_info("listening on https://%.*s:%d (%u event loop%s)",
+		 (int)(strrchr(cfg.listen, ':') - cfg.listen), cfg.listen, port, st.n_loops,
+		 st.n_loops == 1 ? "" : "s");
+	loops_run(0);
+	loops_free();
+	for (unsigned i = 0; i < st.n_loops; i++)
+		srv_free(st.loops[i].srv);
+	SSL_CTX_free(st.ctx);
+	term_free();
 	store_free(store);
 	vault_free(vault);
 	log_info("stopped");
 	return 0;
+fail:
+	/* Closes what the loops hold, none of them run. */
+	loops_free();
+	if (st.listen_fd >= 0)
+		close(st.listen_fd);
+	for (unsigned i = 0; i < st.n_loops; i++)
+		srv_free(st.loops[i].srv);
+	SSL_CTX_free(st.ctx);
+	term_free();
+	vault_free(vault);
+	store_free(store);
+	return 1;
 }
 
 /* Each session holds two descriptors (browser and VM): a stock soft limit of

@@ -36,6 +36,7 @@ static const struct key keys[] = {
 	{ "server", "data", "data", "BASTION_DATA", T_PATH, STR(data_dir), "bastion-data", 0, 0,
 	  false },
 	{ "server", "user", "user", "BASTION_USER", T_STR, STR(user), "", 0, 0, false },
+	{ "server", "loops", "loops", "BASTION_LOOPS", T_INT, NUM(loops), "0", 0, 64, false },
 	{ "server", "log_level", "log-level", "BASTION_LOG_LEVEL", T_LEVEL, STR(log_level), "info",
 	  0, 0, true },
 	{ "server", "drain_timeout", "drain-timeout", "BASTION_DRAIN_TIMEOUT", T_DURATION,

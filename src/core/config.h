@@ -41,6 +41,9 @@ struct cfg {
 	/* [server] user: the account to run as once the listener is bound (only
 	 * when started as root; empty: "bastion" if it exists). */
 	char user[64];
+	/* [server] loops: event loops, one thread each (0: one per CPU this
+	 * process may run on). */
+	int64_t loops;
 };
 
 /* One flag given on the command line: the key's index and its text. */

@@ -1,18 +1,20 @@
 #include "core/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
 
-static enum log_level min_level = LOG_INFO;
+/* Set on a reload, read by every thread. */
+static atomic_int min_level = LOG_INFO;
 
 void log_set_level(enum log_level level)
 {
-	min_level = level;
+	atomic_store_explicit(&min_level, (int)level, memory_order_relaxed);
 }
 enum log_level log_get_level(void)
 {
-	return min_level;
+	return (enum log_level)atomic_load_explicit(&min_level, memory_order_relaxed);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -24,7 +26,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (level < min_level)
+	if (level < log_get_level())
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);

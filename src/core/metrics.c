@@ -47,7 +47,8 @@ static struct {
 	atomic_uint_fast64_t connects[N_CODES];
 	atomic_uint_fast64_t to_vm, from_vm;
 	struct histo latency, lag;
-	atomic_uint_fast64_t lag_last_us;
+	atomic_uint_fast64_t lag_last_us[METRICS_LOOPS_MAX];
+	atomic_uint_fast64_t moved;
 } M;
 
 void metrics_http_status(int status)
@@ -93,12 +94,18 @@ void metrics_bytes(uint64_t to_vm, uint64_t from_vm)
 		atomic_fetch_add_explicit(&M.from_vm, from_vm, memory_order_relaxed);
 }
 
-void metrics_loop_lag(double lag_seconds)
+void metrics_loop_lag(unsigned loop, double lag_seconds)
 {
 	histo_add(&M.lag, lag_bounds, N_LAG, lag_seconds);
-	atomic_store_explicit(&M.lag_last_us,
-			      (uint_fast64_t)(lag_seconds > 0 ? lag_seconds * 1e6 : 0),
-			      memory_order_relaxed);
+	if (loop < METRICS_LOOPS_MAX)
+		atomic_store_explicit(&M.lag_last_us[loop],
+				      (uint_fast64_t)(lag_seconds > 0 ? lag_seconds * 1e6 : 0),
+				      memory_order_relaxed);
+}
+
+void metrics_conn_moved(void)
+{
+	atomic_fetch_add_explicit(&M.moved, 1, memory_order_relaxed);
 }
 
 /* A growing text buffer; a failed append poisons it. */
@@ -158,7 +165,8 @@ static void put_histo(struct out *o, const char *name, const char *help, struct 
 	    (unsigned long long)atomic_load_explicit(&h->count, memory_order_relaxed));
 }
 
-int metrics_render(size_t active_sessions, size_t dialing_sessions, char **ret, size_t *ret_len)
+int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loops, char **ret,
+		   size_t *ret_len)
 {
 	struct out o = { .cap = 8192 };
 
@@ -200,9 +208,20 @@ int metrics_render(size_t active_sessions, size_t dialing_sessions, char **ret, 
 			    (unsigned long long)v);
 	}
 	put(&o,
-	    "# HELP bastion_event_loop_lag_seconds How late the event loop ran its last probe timer.\n"
-	    "# TYPE bastion_event_loop_lag_seconds gauge\nbastion_event_loop_lag_seconds %.6f\n",
-	    (double)atomic_load_explicit(&M.lag_last_us, memory_order_relaxed) / 1e6);
+	    "# HELP bastion_event_loops Event loops (threads) serving connections.\n"
+	    "# TYPE bastion_event_loops gauge\nbastion_event_loops %u\n",
+	    loops);
+	put(&o,
+	    "# HELP bastion_connections_moved_total Connections handed to the loop that holds "
+	    "the session they asked for.\n"
+	    "# TYPE bastion_connections_moved_total counter\nbastion_connections_moved_total %llu\n",
+	    (unsigned long long)atomic_load_explicit(&M.moved, memory_order_relaxed));
+	put(&o, "# HELP bastion_event_loop_lag_seconds How late each event loop ran its last "
+		"probe timer.\n"
+		"# TYPE bastion_event_loop_lag_seconds gauge\n");
+	for (unsigned i = 0; i < loops && i < METRICS_LOOPS_MAX; i++)
+		put(&o, "bastion_event_loop_lag_seconds{loop=\"%u\"} %.6f\n", i,
+		    (double)atomic_load_explicit(&M.lag_last_us[i], memory_order_relaxed) / 1e6);
 	put_histo(&o, "bastion_event_loop_lag_distribution_seconds",
 		  "How late the event loop ran its probe timer, every probe.", &M.lag, lag_bounds,
 		  N_LAG);

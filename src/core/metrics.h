@@ -19,9 +19,14 @@ void metrics_connect_result(const char *code);
 void metrics_connect_latency(double seconds);
 /* Terminal bytes relayed. */
 void metrics_bytes(uint64_t to_vm, uint64_t from_vm);
-/* The loop woke up lag_seconds later than its timer asked for. */
-void metrics_loop_lag(double lag_seconds);
+/* Event loop `loop` (< METRICS_LOOPS_MAX) woke up lag_seconds later than
+ * its timer asked for. */
+#define METRICS_LOOPS_MAX 64
+void metrics_loop_lag(unsigned loop, double lag_seconds);
+/* A connection went to the loop of the session it asked for. */
+void metrics_conn_moved(void);
 
 /* The whole exposition as malloc'd text into *ret (caller frees), with
  * the gauges the caller knows. -ENOMEM on failure. */
-int metrics_render(size_t active_sessions, size_t dialing_sessions, char **ret, size_t *ret_len);
+int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loops, char **ret,
+		   size_t *ret_len);

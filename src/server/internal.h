@@ -1,6 +1,8 @@
 /* Private to src/server: the connection object shared by srv.c and ws.c. */
 #pragma once
 
+#include <stdatomic.h>
+
 #include <http_parser.h>
 #include <openssl/ssl.h>
 #include <wslay/wslay.h>
@@ -18,6 +20,7 @@ enum conn_state {
 	CONN_HTTP,    /* reading a request */
 	CONN_BUSY,    /* a request is with a worker or a continuation */
 	CONN_WS,      /* WebSocket */
+	CONN_MOVING,  /* handles closed here, going to another loop (srv_conn_move) */
 	CONN_CLOSING, /* uv_close requested */
 };
 
@@ -81,6 +84,12 @@ struct srv_conn {
 
 	size_t out_pending; /* bytes handed to libuv and not yet written */
 
+	/* srv_conn_move: the loop it goes to, plus one (0: staying), the socket
+	 * on its way, and whether a move failed (it is then not tried again). */
+	unsigned move_to;
+	int move_fd;
+	bool move_failed;
+
 	/* WebSocket */
 	wslay_event_context_ptr ws;
 	const struct srv_ws_cb *ws_cb;
@@ -96,9 +105,18 @@ struct srv_conn {
 	char remote[64];
 };
 
+#define SRV_ACCEPT_PAUSE_MS 200 /* out of descriptors: accept again after this */
+
 struct srv {
 	uv_loop_t *loop;
-	uv_tcp_t listener;
+	unsigned index; /* of its loop (loops.h) */
+	/* Loop 0's only: the listening socket, polled; every loop's
+	 * connections are accepted there and dealt out. */
+	int listen_fd;
+	int reserve_fd; /* /dev/null, closed to refuse connections when out of them */
+	uv_poll_t listener;
+	uv_timer_t accept_pause;
+	atomic_size_t n_conns; /* read by loop 0 when it deals connections */
 	SSL_CTX *ssl_ctx;
 	struct api_ctx *api;
 	struct srv_conn *conns;
@@ -107,7 +125,6 @@ struct srv {
 	bool listener_closed;
 	void (*stop_done)(void *ud);
 	void *stop_ud;
-	int port;
 	/* Browser liveness: one timer for every WebSocket (see ws_ping_tick). */
 	uv_timer_t ping;
 	unsigned ping_ms; /* 0: off */

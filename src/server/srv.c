@@ -2,10 +2,16 @@
 #include "server/internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 
@@ -14,6 +20,7 @@
 #include "core/metrics.h"
 #include "core/util.h"
 #include "server/assets.h"
+#include "server/loops.h"
 #include "terminal/term.h"
 
 #define READ_CHUNK (16 * 1024)
@@ -43,8 +50,47 @@ static const char security_headers[] =
 	"Referrer-Policy: no-referrer\r\n";
 
 static void conn_reset_request(struct srv_conn *c);
+static void start_move(struct srv_conn *c);
+
+/* The server of each loop, for connections moving between loops. */
+static struct srv *by_loop[LOOPS_MAX];
 
 /* ---------- lifecycle ---------- */
+
+/* A stopping server whose listener and connections are all gone is done:
+ * its owner hears so once. */
+static void srv_check_stopped(struct srv *s)
+{
+	void (*done)(void *ud) = s->stop_done;
+
+	if (!s->stopping || s->conns || !s->listener_closed || !done)
+		return;
+	s->stop_done = NULL;
+	done(s->stop_ud);
+}
+
+static void conn_link(struct srv *s, struct srv_conn *c)
+{
+	atomic_fetch_add_explicit(&s->n_conns, 1, memory_order_relaxed);
+	c->srv = s;
+	c->prev = NULL;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+}
+
+static void conn_unlink(struct srv_conn *c)
+{
+	atomic_fetch_sub_explicit(&c->srv->n_conns, 1, memory_order_relaxed);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
 
 void conn_maybe_free(struct srv_conn *c)
 {
@@ -52,12 +98,7 @@ void conn_maybe_free(struct srv_conn *c)
 
 	if (c->state != CONN_CLOSING || !c->handles_closed || c->busy_worker || c->busy_cont)
 		return;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	conn_unlink(c);
 	ws_free(c);
 	SSL_free(c->ssl); /* frees both BIOs */
 	free(c->stash);
@@ -65,13 +106,7 @@ void conn_maybe_free(struct srv_conn *c)
 	free(c->body);
 	api_resp_done(&c->resp);
 	free(c);
-	if (s->stopping && !s->conns && s->listener_closed && s->stop_done)
-		s->stop_done(s->stop_ud);
-}
-
-void conn_maybe_free_ext(struct srv_conn *c)
-{
-	conn_maybe_free(c);
+	srv_check_stopped(s);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -118,6 +153,16 @@ static void on_write(uv_write_t *req, int status)
 	free(w);
 	if (status < 0) {
 		conn_close(c);
+		if (c->move_to) {
+			/* It was waiting for this write to move: it goes nowhere now. */
+			c->move_to = 0;
+			close(c->move_fd);
+			term_next(c, &c->resp, true);
+		}
+		return;
+	}
+	if (c->move_to && c->out_pending == 0) {
+		start_move(c);
 		return;
 	}
 	if (c->out_pending == 0 && c->close_after_write) {
@@ -723,7 +768,7 @@ static int stash_rest(struct srv_conn *c, const uint8_t *buf, size_t len)
 
 void conn_pump(struct srv_conn *c)
 {
-	static uint8_t rd[READ_CHUNK]; /* one loop thread per srv: shared safely */
+	static _Thread_local uint8_t rd[READ_CHUNK]; /* per loop thread */
 	int guard = 0;
 
 	if (c->state == CONN_TLS) {
@@ -791,7 +836,7 @@ void conn_close_timer(uv_timer_t *t)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	static char rbuf[64 * 1024];
+	static _Thread_local char rbuf[64 * 1024]; /* per loop thread */
 
 	buf->base = rbuf;
 	buf->len = sizeof(rbuf);
@@ -828,28 +873,24 @@ void conn_read_resume(struct srv_conn *c)
 		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* A new connection on this loop: socket fd (this thread's) is its. */
+static void conn_open(struct srv *s, int fd)
 {
-	struct srv *s = server->data;
-	struct srv_conn *c;
+	struct srv_conn *c = s->stopping ? NULL : calloc(1, sizeof(*c));
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 
-	if (status < 0 || s->stopping)
+	if (!c) {
+		close(fd);
 		return;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return;
-	c->srv = s;
+	}
 	uv_tcp_init(s->loop, &c->tcp);
 	uv_timer_init(s->loop, &c->timer);
 	c->tcp.data = c;
 	c->timer.data = c;
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+	conn_link(s, c);
+	if (uv_tcp_open(&c->tcp, fd) < 0) {
+		close(fd);
 		conn_close(c);
 		return;
 	}
@@ -885,6 +926,181 @@ static void on_connection(uv_stream_t *server, int status)
 	conn_read_resume(c);
 }
 
+static void dealt_conn(int fd, void *arg)
+{
+	struct srv *s = by_loop[loops_self()];
+
+	if (fd >= 0)
+		conn_open(s, fd);
+}
+
+/* The loop with the fewest connections; this one on a tie. */
+static unsigned least_loaded(const struct srv *s)
+{
+	unsigned best = s->index;
+	size_t min = atomic_load_explicit(&s->n_conns, memory_order_relaxed);
+
+	for (unsigned i = 0; i < loops_count(); i++) {
+		const struct srv *o = by_loop[i];
+		size_t n;
+
+		if (!o || i == s->index)
+			continue;
+		n = atomic_load_explicit(&o->n_conns, memory_order_relaxed);
+		if (n < min) {
+			min = n;
+			best = i;
+		}
+	}
+	return best;
+}
+
+static void on_listen(uv_poll_t *p, int status, int events);
+
+static void on_accept_resume(uv_timer_t *t)
+{
+	struct srv *s = t->data;
+
+	if (!s->listener_closing)
+		uv_poll_start(&s->listener, UV_READABLE, on_listen);
+}
+
+/* Out of descriptors (or memory): the connections waiting are refused at
+ * once (the client sees the connection close) rather than left to time out
+ * in the kernel's queue, with a descriptor kept in reserve for this, as
+ * libuv does. Without the reserve, accepting stops for a moment instead of
+ * spinning on a listener that stays readable. */
+static void refuse_waiting(struct srv *s)
+{
+	unsigned n = 0;
+	int fd;
+
+	if (s->reserve_fd < 0) {
+		uv_poll_stop(&s->listener);
+		uv_timer_start(&s->accept_pause, on_accept_resume, SRV_ACCEPT_PAUSE_MS, 0);
+		log_warn("accept: out of descriptors; accepting again in %d ms",
+			 SRV_ACCEPT_PAUSE_MS);
+		return;
+	}
+	close(s->reserve_fd);
+	while (n < 1024 && (fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		close(fd);
+		n++;
+	}
+	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	log_warn("accept: out of descriptors (RLIMIT_NOFILE) or memory: refused %u connection(s)",
+		 n);
+}
+
+/* The listener (loop 0's) is readable: accept, and deal each connection to
+ * the loop with the fewest (loops_send_fd), so that every loop's
+ * descriptor table fills alike. */
+static void on_listen(uv_poll_t *p, int status, int events)
+{
+	struct srv *s = p->data;
+
+	for (int n = 0; n < 64 && !s->stopping; n++) {
+		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		unsigned to;
+
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				refuse_waiting(s);
+			return; /* EAGAIN, or a connection that went away meanwhile */
+		}
+		to = least_loaded(s);
+		if (to != s->index && loops_send_fd(to, fd, dealt_conn, NULL) == 0)
+			continue;
+		conn_open(s, fd);
+	}
+}
+
+/* ---------- moving a connection to another loop ---------- */
+
+/* Gives c, whose handles are closed, the socket fd on s's loop (this
+ * thread's), and runs its continuation there. fd -1: it could not come;
+ * the continuation hears that the client is gone. */
+static void conn_adopt(struct srv *s, struct srv_conn *c, int fd)
+{
+	bool gone = fd < 0;
+
+	conn_link(s, c);
+	uv_tcp_init(s->loop, &c->tcp);
+	uv_timer_init(s->loop, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->state = CONN_BUSY;
+	if (!gone && uv_tcp_open(&c->tcp, fd) < 0) {
+		close(fd);
+		gone = true;
+	}
+	if (gone)
+		conn_close(c);
+	term_next(c, &c->resp, gone);
+}
+
+static void move_arrived(int fd, void *arg)
+{
+	metrics_conn_moved();
+	conn_adopt(by_loop[loops_self()], arg, fd);
+}
+
+static void on_move_closed(uv_handle_t *h)
+{
+	struct srv_conn *c = h->data;
+	struct srv *from = c->srv;
+	unsigned to = c->move_to - 1;
+	int fd = c->move_fd, r;
+
+	c->move_to = 0;
+	c->move_fd = -1;
+	/* After this succeeds, c is the other loop's. */
+	if ((r = loops_send_fd(to, fd, move_arrived, c)) == 0) {
+		srv_check_stopped(from);
+		return;
+	}
+	log_warn("cannot hand a connection to loop %u: %s", to, err_str(r));
+	c->move_failed = true;
+	conn_adopt(from, c, fd);
+}
+
+static void on_move_tcp_closed(uv_handle_t *h)
+{
+	struct srv_conn *c = h->data;
+
+	uv_close((uv_handle_t *)&c->timer, on_move_closed);
+}
+
+static void start_move(struct srv_conn *c)
+{
+	conn_unlink(c);
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	uv_timer_stop(&c->timer);
+	c->state = CONN_MOVING;
+	uv_close((uv_handle_t *)&c->tcp, on_move_tcp_closed);
+}
+
+int srv_conn_move(struct srv_conn *c, unsigned to)
+{
+	uv_os_fd_t fd;
+
+	if (c->move_failed || c->state != CONN_BUSY || to >= loops_count() || !by_loop[to] ||
+	    to == c->srv->index)
+		return -EAGAIN;
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0)
+		return -EBADF;
+	/* The handle closes here; the socket travels as this duplicate. */
+	c->move_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (c->move_fd < 0)
+		return -errno;
+	c->move_to = to + 1;
+	/* An answer still being written goes out first (on_write). */
+	if (c->out_pending == 0)
+		start_move(c);
+	return 0;
+}
+
 /* ---------- server ---------- */
 
 static int parse_listen(const char *listen, struct sockaddr_storage *ss)
@@ -913,51 +1129,79 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss)
 	return uv_ip4_addr(host, port, (struct sockaddr_in *)ss) ? -EINVAL : 0;
 }
 
-int srv_new(uv_loop_t *loop, const struct srv_config *cfg, struct srv **ret)
+int srv_listen(const char *addr, int *ret_fd, int *ret_port)
 {
 	struct sockaddr_storage ss = { 0 };
-	struct srv *s;
-	int len = sizeof(ss), r;
+	socklen_t len = sizeof(ss);
+	int fd, one = 1, r;
 
-	if (parse_listen(cfg->listen, &ss) < 0) {
-		log_error("listen address '%s' is not ADDR:PORT", cfg->listen);
+	if (parse_listen(addr, &ss) < 0) {
+		log_error("listen address '%s' is not ADDR:PORT", addr);
 		return -EINVAL;
 	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* As libuv's bind did: a restart may bind while old connections linger. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss,
+		 ss.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+					 : sizeof(struct sockaddr_in6)) < 0 ||
+	    listen(fd, 1024) < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		r = -errno;
+		log_error("cannot listen on %s: %s", addr, strerror(-r));
+		close(fd);
+		return r;
+	}
+	*ret_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+						  : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	*ret_fd = fd;
+	return 0;
+}
+
+int srv_new(unsigned loop, const struct srv_config *cfg, int listen_fd, struct ssl_ctx_st *ctx,
+	    struct srv **ret)
+{
+	struct srv *s;
+	int r;
+
+	if (loop >= loops_count() || by_loop[loop])
+		return -EINVAL;
 	if (out_method_init() < 0)
 		return -ENOMEM;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->loop = loop;
+	s->loop = loops_uv(loop);
+	s->index = loop;
 	s->api = cfg->api;
-	if ((r = srv_tls_ctx(cfg, &s->ssl_ctx)) < 0) {
-		free(s);
-		return r;
-	}
-	uv_tcp_init(loop, &s->listener);
-	s->listener.data = s;
-	if ((r = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0)) < 0 ||
-	    (r = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection)) < 0) {
-		log_error("cannot listen on %s: %s", cfg->listen, uv_strerror(r));
-		uv_close((uv_handle_t *)&s->listener, NULL);
-		uv_run(loop, UV_RUN_NOWAIT);
-		SSL_CTX_free(s->ssl_ctx);
-		free(s);
-		return -EADDRINUSE;
-	}
-	uv_timer_init(loop, &s->ping);
+	s->listen_fd = listen_fd;
+	s->reserve_fd = -1;
+	SSL_CTX_up_ref(ctx);
+	s->ssl_ctx = ctx;
+	uv_timer_init(s->loop, &s->ping);
 	s->ping.data = s;
-	s->handles_open = 2;
-	uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
-	s->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-						: ((struct sockaddr_in6 *)&ss)->sin6_port);
+	s->handles_open = 1;
+	if (listen_fd >= 0) {
+		if ((r = uv_poll_init_socket(s->loop, &s->listener, listen_fd)) < 0) {
+			log_error("cannot accept on the listening socket: %s", uv_strerror(r));
+			close(listen_fd);
+			uv_close((uv_handle_t *)&s->ping, NULL);
+			uv_run(s->loop, UV_RUN_NOWAIT);
+			SSL_CTX_free(s->ssl_ctx);
+			free(s);
+			return r;
+		}
+		s->listener.data = s;
+		s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		uv_timer_init(s->loop, &s->accept_pause);
+		s->accept_pause.data = s;
+		s->handles_open += 2;
+		uv_poll_start(&s->listener, UV_READABLE, on_listen);
+	}
+	by_loop[loop] = s;
 	*ret = s;
 	return 0;
-}
-
-int srv_port(const struct srv *s)
-{
-	return s->port;
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -966,9 +1210,13 @@ static void on_listener_closed(uv_handle_t *h)
 
 	if (--s->handles_open > 0)
 		return;
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	if (s->reserve_fd >= 0)
+		close(s->reserve_fd);
+	s->listen_fd = s->reserve_fd = -1;
 	s->listener_closed = true;
-	if (!s->conns && s->stop_done)
-		s->stop_done(s->stop_ud);
+	srv_check_stopped(s);
 }
 
 static void close_listener(struct srv *s)
@@ -976,8 +1224,11 @@ static void close_listener(struct srv *s)
 	if (s->listener_closing)
 		return;
 	s->listener_closing = true;
-	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
 	uv_close((uv_handle_t *)&s->ping, on_listener_closed);
+	if (s->listen_fd >= 0) {
+		uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+		uv_close((uv_handle_t *)&s->accept_pause, on_listener_closed);
+	}
 }
 
 static void on_ping_tick(uv_timer_t *t)
@@ -1058,6 +1309,8 @@ void srv_free(struct srv *s)
 {
 	if (!s)
 		return;
+	if (by_loop[s->index] == s)
+		by_loop[s->index] = NULL;
 	SSL_CTX_free(s->ssl_ctx);
 	free(s);
 }

@@ -22,9 +22,17 @@ struct srv_config {
 	struct api_ctx *api;
 };
 
-int srv_new(uv_loop_t *loop, const struct srv_config *cfg, struct srv **ret);
-/* The port actually bound (useful with port 0). */
-int srv_port(const struct srv *s);
+/* Binds and listens on cfg->listen ("ADDR:PORT"; port 0 picks one): the
+ * socket every loop accepts from. The port bound goes to *ret_port. */
+int srv_listen(const char *listen, int *ret_fd, int *ret_port);
+/* The server of loop `loop` (loops.h), made before the loops run, with TLS
+ * context ctx (it takes a reference). One of them, loop 0's, gets the
+ * listening socket (it takes listen_fd, also on failure; -1 for the
+ * others): it accepts every connection and deals each to the loop that has
+ * the fewest. */
+struct ssl_ctx_st;
+int srv_new(unsigned loop, const struct srv_config *cfg, int listen_fd, struct ssl_ctx_st *ctx,
+	    struct srv **ret);
 /* Stops accepting and closes every connection; done runs when all are gone.
  * After srv_drain, closes what the drain left open (done stays the
  * drain's). */
@@ -43,7 +51,6 @@ void srv_set_browser_ping(struct srv *s, unsigned interval_ms);
 size_t srv_conn_count(const struct srv *s);
 /* Replaces the TLS context for connections accepted from now on (SIGHUP);
  * open connections keep theirs. Takes ctx. */
-struct ssl_ctx_st;
 void srv_set_tls_ctx(struct srv *s, struct ssl_ctx_st *ctx);
 void srv_free(struct srv *s);
 
@@ -54,6 +61,12 @@ void srv_respond(struct srv_conn *c, struct api_resp *resp);
 /* The same with a body that is not JSON (GET /metrics); body is copied. */
 void srv_respond_text(struct srv_conn *c, int status, const char *content_type, const char *body,
 		      size_t len);
+/* Hands c, whose continuation (c's API_NEXT_* and its argument, put back
+ * into the response term_next got) is waiting, to loop `to`: its socket,
+ * TLS and request go there, and term_next() runs again on that loop (with
+ * client_gone if the socket could not follow). 0, or -EAGAIN when c cannot
+ * go (a move of it failed before, or `to` has no server): answer here. */
+int srv_conn_move(struct srv_conn *c, unsigned to);
 
 /* ---- WebSocket (terminal) ---- */
 

@@ -19,10 +19,16 @@
  *
  * Records: each session is a row in the store (start, end, reason, bytes)
  * and its end an audit record, written on the worker pool. GET /sessions
- * and DELETE /sessions/{id} run here, on the loop, after the worker has
+ * and DELETE /sessions/{id} run here, on a loop, after the worker has
  * authenticated the caller and worked out on which bastions of live
- * sessions the caller is Owner (from term_bastions_in_use(), a snapshot the
- * loop keeps under a mutex). */
+ * sessions the caller is Owner (from term_bastions_in_use(), a snapshot
+ * kept under a mutex).
+ *
+ * Loops (loops.h): a session lives on the loop that took its connect and
+ * is only touched there; attach and disconnect move their connection to
+ * that loop first (srv_conn_move). What every loop needs to see — the
+ * registry of session IDs, the counts behind the limits, the bastions in
+ * use — is shared under T.lock. */
 #include "terminal/term.h"
 
 #include <errno.h>
@@ -38,6 +44,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"
+#include "server/loops.h"
 #include "server/srv.h"
 #include "store/store.h"
 #include "store/store_ops.h"
@@ -51,10 +58,18 @@ enum sess_state {
 	SESS_DEAD,     /* to be reaped */
 };
 
+struct term_loop;
+
+/* A session lives on one loop, its home: the loop whose thread received the
+ * connect. Everything in it is that loop's, except what other loops read
+ * under T.lock (GET /sessions, attach and disconnect routing): the fields
+ * fixed before it is registered, state (changed under the lock) and the
+ * byte counters (atomics, written by the home loop only). */
 struct sess {
-	struct sess *next_bucket;
-	struct sess *next_dead;
-	struct sess *prev_all, *next_all; /* every live session, dialling too */
+	struct sess *next_bucket;           /* T.buckets (lock) */
+	struct sess *next_dead;             /* home's reaper */
+	struct sess *prev_mine, *next_mine; /* home's sessions, dialling too */
+	struct term_loop *home;
 	enum sess_state state;
 	char id[48];
 	int64_t user_id;
@@ -70,8 +85,8 @@ struct sess {
 	uint64_t started_ms;    /* uv_now when attached */
 	uint64_t last_input_ms; /* uv_now of the last browser input */
 	bool warned_idle, warned_max;
-	bool in_use_counted;     /* bastion_id is in the in-use table */
-	uint64_t to_vm, from_vm; /* terminal bytes relayed */
+	bool in_use_counted;                 /* bastion_id is in the in-use table */
+	atomic_uint_fast64_t to_vm, from_vm; /* terminal bytes relayed */
 	struct sshc *ssh;
 	struct srv_conn *http; /* the connect request, while dialing */
 	struct srv_conn *ws;   /* the terminal, once attached */
@@ -84,7 +99,7 @@ struct sess {
 };
 
 /* The bastions live sessions went through, with how many each: read by
- * workers (term_bastions_in_use) under T.lock. */
+ * workers (term_bastions_in_use). */
 struct in_use {
 	char id[256];
 	size_t refs;
@@ -98,9 +113,8 @@ struct user_refs {
 	size_t refs;
 };
 
-/* A request from a worker thread to end a user's sessions. */
+/* A request from any thread to end a user's sessions, one copy per loop. */
 struct end_req {
-	struct end_req *next;
 	int64_t user_id;
 	uint64_t gen; /* term_end_generation() once this user was ended */
 	char reason[128];
@@ -117,30 +131,35 @@ struct ended_user {
 #define ENDED_KEEP_MS 60000u
 #define ENDED_MAX     256u
 
-static struct {
+/* What each loop keeps of its own: no lock. */
+struct term_loop {
+	unsigned index;
 	uv_loop_t *loop;
-	uv_async_t wake;      /* worker → loop: end_reqs is not empty */
-	pthread_mutex_t lock; /* guards end_reqs */
-	struct end_req *end_reqs;
-	bool closed;
-	struct store *store;
-	struct sess *buckets[BUCKETS];
-	size_t count; /* registered: waiting or attached */
-	size_t dialing;
-	struct sess *all;
+	struct sess *mine; /* every session at home here, dialling too */
 	struct sess *dead;
 	uv_check_t reaper;
 	bool shutting_down;
 	bool done;
-	struct term_limits lim;
-	struct in_use *in_use; /* guarded by lock */
-	size_t n_in_use, cap_in_use;
-	struct user_refs *users; /* the loop's own: no lock */
-	size_t n_users, cap_users;
-	atomic_uint_fast64_t end_gen; /* bumped by every term_end_user_sessions */
 	struct ended_user ended[ENDED_MAX];
 	size_t n_ended;
+};
+
+static struct {
+	pthread_mutex_t lock; /* guards what is marked (lock) */
+	struct store *store;
+	struct term_loop *loops;
+	unsigned n_loops;
+	struct sess *buckets[BUCKETS]; /* (lock) sessions waiting or attached */
+	size_t count;                  /* (lock) registered: waiting or attached */
+	size_t dialing;                /* (lock) */
+	struct term_limits lim;        /* (lock) */
+	struct in_use *in_use;         /* (lock) */
+	size_t n_in_use, cap_in_use;
+	struct user_refs *users; /* (lock) */
+	size_t n_users, cap_users;
+	atomic_uint_fast64_t end_gen; /* bumped by every term_end_user_sessions */
 } T = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.lim = { .idle_timeout_s = 1800,
 		 .idle_warning_s = 60,
 		 .max_duration_s = 8 * 3600,
@@ -149,12 +168,36 @@ static struct {
 		 .ssh_keepalive_s = 15 },
 };
 
-static void sess_set_state(struct sess *s, enum sess_state st)
+/* The calling loop thread's part. */
+static struct term_loop *here(void)
+{
+	return &T.loops[loops_self()];
+}
+
+static struct term_limits limits_now(void)
+{
+	struct term_limits l;
+
+	pthread_mutex_lock(&T.lock);
+	l = T.lim;
+	pthread_mutex_unlock(&T.lock);
+	return l;
+}
+
+/* (lock) Other loops read the state of registered sessions. */
+static void set_state(struct sess *s, enum sess_state st)
 {
 	static const char *const names[] = { "dialing", "waiting", "attached", "dead" };
 
 	log_debug("session %s: %s -> %s", s->id[0] ? s->id : "(new)", names[s->state], names[st]);
 	s->state = st;
+}
+
+static void sess_set_state(struct sess *s, enum sess_state st)
+{
+	pthread_mutex_lock(&T.lock);
+	set_state(s, st);
+	pthread_mutex_unlock(&T.lock);
 }
 
 static unsigned bucket_of(const char *id)
@@ -166,6 +209,7 @@ static unsigned bucket_of(const char *id)
 	return h % BUCKETS;
 }
 
+/* (lock) */
 static void registry_add(struct sess *s)
 {
 	unsigned b = bucket_of(s->id);
@@ -175,6 +219,7 @@ static void registry_add(struct sess *s)
 	T.count++;
 }
 
+/* (lock) */
 static void registry_remove(struct sess *s)
 {
 	struct sess **pp = &T.buckets[bucket_of(s->id)];
@@ -188,6 +233,7 @@ static void registry_remove(struct sess *s)
 	}
 }
 
+/* (lock) */
 static struct sess *registry_find(const char *id)
 {
 	for (struct sess *s = T.buckets[bucket_of(id)]; s; s = s->next_bucket)
@@ -196,16 +242,40 @@ static struct sess *registry_find(const char *id)
 	return NULL;
 }
 
+/* The loop session id lives on, or -1 when there is no such session. */
+static int home_of(const char *id)
+{
+	struct sess *s;
+	int home;
+
+	pthread_mutex_lock(&T.lock);
+	s = registry_find(id);
+	home = s ? (int)s->home->index : -1;
+	pthread_mutex_unlock(&T.lock);
+	return home;
+}
+
 size_t term_count(void)
 {
-	return T.count;
+	size_t n;
+
+	pthread_mutex_lock(&T.lock);
+	n = T.count;
+	pthread_mutex_unlock(&T.lock);
+	return n;
 }
 
 size_t term_dialing(void)
 {
-	return T.dialing;
+	size_t n;
+
+	pthread_mutex_lock(&T.lock);
+	n = T.dialing;
+	pthread_mutex_unlock(&T.lock);
+	return n;
 }
 
+/* (lock) */
 static struct user_refs *user_refs_find(int64_t user_id)
 {
 	for (size_t i = 0; i < T.n_users; i++)
@@ -214,6 +284,7 @@ static struct user_refs *user_refs_find(int64_t user_id)
 	return NULL;
 }
 
+/* (lock) */
 static size_t user_sessions(int64_t user_id)
 {
 	struct user_refs *u = user_refs_find(user_id);
@@ -221,6 +292,7 @@ static size_t user_sessions(int64_t user_id)
 	return u ? u->refs : 0;
 }
 
+/* (lock) */
 static void user_count(struct sess *s)
 {
 	struct user_refs *u = user_refs_find(s->user_id);
@@ -243,6 +315,7 @@ static void user_count(struct sess *s)
 	s->user_counted = true;
 }
 
+/* (lock) */
 static void user_uncount(struct sess *s)
 {
 	struct user_refs *u = s->user_counted ? user_refs_find(s->user_id) : NULL;
@@ -252,34 +325,36 @@ static void user_uncount(struct sess *s)
 		*u = T.users[--T.n_users];
 }
 
-static void all_add(struct sess *s)
+static void mine_add(struct sess *s)
 {
-	user_count(s);
-	s->next_all = T.all;
-	if (T.all)
-		T.all->prev_all = s;
-	T.all = s;
+	struct term_loop *l = s->home;
+
+	s->next_mine = l->mine;
+	if (l->mine)
+		l->mine->prev_mine = s;
+	l->mine = s;
 }
 
-static void all_remove(struct sess *s)
+static void mine_remove(struct sess *s)
 {
-	user_uncount(s);
-	if (s->prev_all)
-		s->prev_all->next_all = s->next_all;
-	else if (T.all == s)
-		T.all = s->next_all;
-	if (s->next_all)
-		s->next_all->prev_all = s->prev_all;
-	s->prev_all = s->next_all = NULL;
+	struct term_loop *l = s->home;
+
+	if (s->prev_mine)
+		s->prev_mine->next_mine = s->next_mine;
+	else if (l->mine == s)
+		l->mine = s->next_mine;
+	if (s->next_mine)
+		s->next_mine->prev_mine = s->prev_mine;
+	s->prev_mine = s->next_mine = NULL;
 }
 
 /* ---------- bastions in use (read by workers) ---------- */
 
+/* (lock) */
 static void in_use_add(struct sess *s)
 {
 	size_t i;
 
-	pthread_mutex_lock(&T.lock);
 	for (i = 0; i < T.n_in_use; i++)
 		if (strcmp(T.in_use[i].id, s->bastion_id) == 0)
 			break;
@@ -288,10 +363,8 @@ static void in_use_add(struct sess *s)
 			size_t cap = T.cap_in_use ? T.cap_in_use * 2 : 16;
 			struct in_use *p = reallocarray(T.in_use, cap, sizeof(*p));
 
-			if (!p) {
-				pthread_mutex_unlock(&T.lock);
+			if (!p)
 				return; /* listed to its own user only */
-			}
 			T.in_use = p;
 			T.cap_in_use = cap;
 		}
@@ -301,15 +374,14 @@ static void in_use_add(struct sess *s)
 	}
 	T.in_use[i].refs++;
 	s->in_use_counted = true;
-	pthread_mutex_unlock(&T.lock);
 }
 
+/* (lock) */
 static void in_use_remove(struct sess *s)
 {
 	if (!s->in_use_counted)
 		return;
 	s->in_use_counted = false;
-	pthread_mutex_lock(&T.lock);
 	for (size_t i = 0; i < T.n_in_use; i++) {
 		if (strcmp(T.in_use[i].id, s->bastion_id) != 0)
 			continue;
@@ -317,7 +389,6 @@ static void in_use_remove(struct sess *s)
 			T.in_use[i] = T.in_use[--T.n_in_use];
 		break;
 	}
-	pthread_mutex_unlock(&T.lock);
 }
 
 int term_bastions_in_use(char ***ret, size_t *ret_n)
@@ -398,8 +469,8 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-void term_audit(const char *principal, const char *action, const char *target, const char *result,
-		json_t *detail)
+static void queue_audit(const char *principal, const char *action, const char *target,
+			const char *result, json_t *detail)
 {
 	struct audit_job *j = calloc(1, sizeof(*j));
 
@@ -414,7 +485,7 @@ void term_audit(const char *principal, const char *action, const char *target, c
 	j->detail = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(detail);
 	j->work.data = j;
-	if (uv_queue_work(T.loop, &j->work, audit_work, audit_done) < 0)
+	if (uv_queue_work(here()->loop, &j->work, audit_work, audit_done) < 0)
 		audit_done(&j->work, 0);
 }
 
@@ -492,11 +563,11 @@ static void sess_record(struct sess *s, const char *end_reason)
 		j->end = true;
 		j->ended_at = store_now();
 		util_strlcpy(j->reason, end_reason, sizeof(j->reason));
-		j->to_vm = s->to_vm;
-		j->from_vm = s->from_vm;
+		j->to_vm = atomic_load_explicit(&s->to_vm, memory_order_relaxed);
+		j->from_vm = atomic_load_explicit(&s->from_vm, memory_order_relaxed);
 	}
 	j->work.data = j;
-	if (uv_queue_work(T.loop, &j->work, rec_work, rec_done) < 0)
+	if (uv_queue_work(here()->loop, &j->work, rec_work, rec_done) < 0)
 		free(j);
 }
 
@@ -522,10 +593,12 @@ static void on_timer_closed(uv_handle_t *h)
 
 static void reap(uv_check_t *h)
 {
-	while (T.dead) {
-		struct sess *s = T.dead;
+	struct term_loop *l = h->data;
 
-		T.dead = s->next_dead;
+	while (l->dead) {
+		struct sess *s = l->dead;
+
+		l->dead = s->next_dead;
 		term_connect_free(s->conn);
 		if (s->pending)
 			sodium_memzero(s->pending, s->pending_len);
@@ -535,7 +608,7 @@ static void reap(uv_check_t *h)
 		else
 			free(s);
 	}
-	uv_check_stop(&T.reaper);
+	uv_check_stop(&l->reaper);
 }
 
 /* The end of a session whose shell was open: its row and audit record. */
@@ -544,11 +617,13 @@ static void sess_end_audit(struct sess *s, const char *reason)
 	char principal[80];
 
 	snprintf(principal, sizeof(principal), "user:%s", s->user);
-	term_audit(principal, "session.end", s->vm_id, "ended",
-		   json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "session", s->id, "reason", reason,
-			     "bastion", s->bastion_id, "duration_s",
-			     (json_int_t)(store_now() - s->started), "bytes_from_vm",
-			     (json_int_t)s->from_vm, "bytes_to_vm", (json_int_t)s->to_vm));
+	queue_audit(principal, "session.end", s->vm_id, "ended",
+		    json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "session", s->id, "reason", reason,
+			      "bastion", s->bastion_id, "duration_s",
+			      (json_int_t)(store_now() - s->started), "bytes_from_vm",
+			      (json_int_t)atomic_load_explicit(&s->from_vm, memory_order_relaxed),
+			      "bytes_to_vm",
+			      (json_int_t)atomic_load_explicit(&s->to_vm, memory_order_relaxed)));
 	sess_record(s, reason);
 }
 
@@ -559,114 +634,121 @@ static void connect_audit(struct sess *s, const char *code, const char *msg)
 
 	snprintf(principal, sizeof(principal), "user:%s", s->user);
 	metrics_connect_result(code);
-	term_audit(principal, "connect", s->vm_id, code,
-		   json_pack("{s:s,s:s,s:s,s:s,s:s*,s:s*}", "auth_type", s->auth_type, "target",
-			     s->target, "source", s->source, "bastion", s->bastion_id, "session",
-			     strcmp(code, "Created") == 0 ? s->id : NULL, "message", msg));
+	queue_audit(principal, "connect", s->vm_id, code,
+		    json_pack("{s:s,s:s,s:s,s:s,s:s*,s:s*}", "auth_type", s->auth_type, "target",
+			      s->target, "source", s->source, "bastion", s->bastion_id, "session",
+			      strcmp(code, "Created") == 0 ? s->id : NULL, "message", msg));
 }
 
 /* Ends s: closes what is still open and queues it for the reaper. The SSH
  * side is closed unless ssh_done (it ended by itself). */
 static void sess_kill(struct sess *s, bool ssh_done)
 {
+	struct term_loop *l = s->home;
+
 	if (s->state == SESS_DEAD)
 		return;
+	pthread_mutex_lock(&T.lock);
 	if (s->state != SESS_DIALING)
 		registry_remove(s);
 	else
 		T.dialing--;
-	all_remove(s);
+	user_uncount(s);
 	in_use_remove(s);
-	sess_set_state(s, SESS_DEAD);
+	set_state(s, SESS_DEAD);
+	pthread_mutex_unlock(&T.lock);
+	mine_remove(s);
 	if (s->timer_inited)
 		uv_timer_stop(&s->timer);
 	if (s->ssh && !ssh_done)
 		sshc_close(s->ssh);
 	s->ssh = NULL;
-	s->next_dead = T.dead;
-	T.dead = s;
-	if (!T.done)
-		uv_check_start(&T.reaper, reap);
+	s->next_dead = l->dead;
+	l->dead = s;
+	if (!l->done)
+		uv_check_start(&l->reaper, reap);
 }
 
 static void end_user_sessions(int64_t user_id, const char *reason);
 
-static void remember_ended(const struct end_req *r)
+static void remember_ended(struct term_loop *l, const struct end_req *r)
 {
-	uint64_t now = uv_now(T.loop);
+	uint64_t now = uv_now(l->loop);
 	size_t keep = 0;
 
-	for (size_t i = 0; i < T.n_ended; i++)
-		if (now - T.ended[i].at_ms < ENDED_KEEP_MS)
-			T.ended[keep++] = T.ended[i];
-	T.n_ended = keep;
-	if (T.n_ended == ENDED_MAX) /* the oldest goes */
-		memmove(T.ended, T.ended + 1, --T.n_ended * sizeof(T.ended[0]));
-	T.ended[T.n_ended] =
+	for (size_t i = 0; i < l->n_ended; i++)
+		if (now - l->ended[i].at_ms < ENDED_KEEP_MS)
+			l->ended[keep++] = l->ended[i];
+	l->n_ended = keep;
+	if (l->n_ended == ENDED_MAX) /* the oldest goes */
+		memmove(l->ended, l->ended + 1, --l->n_ended * sizeof(l->ended[0]));
+	l->ended[l->n_ended] =
 		(struct ended_user){ .user_id = r->user_id, .gen = r->gen, .at_ms = now };
-	util_strlcpy(T.ended[T.n_ended].reason, r->reason, sizeof(T.ended[0].reason));
-	T.n_ended++;
+	util_strlcpy(l->ended[l->n_ended].reason, r->reason, sizeof(l->ended[0].reason));
+	l->n_ended++;
 }
 
 /* The reason user_id was ended after generation gen, else NULL. */
-static const char *ended_since(int64_t user_id, uint64_t gen)
+static const char *ended_since(struct term_loop *l, int64_t user_id, uint64_t gen)
 {
-	for (size_t i = T.n_ended; i-- > 0;)
-		if (T.ended[i].user_id == user_id && T.ended[i].gen > gen &&
-		    uv_now(T.loop) - T.ended[i].at_ms < ENDED_KEEP_MS)
-			return T.ended[i].reason;
+	for (size_t i = l->n_ended; i-- > 0;)
+		if (l->ended[i].user_id == user_id && l->ended[i].gen > gen &&
+		    uv_now(l->loop) - l->ended[i].at_ms < ENDED_KEEP_MS)
+			return l->ended[i].reason;
 	return NULL;
 }
 
-static void on_wake(uv_async_t *a)
+/* A post from term_end_user_sessions, on each loop. */
+static void on_end_req(void *arg)
 {
-	struct end_req *list, *next;
+	struct end_req *r = arg;
 
-	pthread_mutex_lock(&T.lock);
-	list = T.end_reqs;
-	T.end_reqs = NULL;
-	pthread_mutex_unlock(&T.lock);
-	for (; list; list = next) {
-		next = list->next;
-		remember_ended(list);
-		end_user_sessions(list->user_id, list->reason);
-		free(list);
-	}
+	remember_ended(here(), r);
+	end_user_sessions(r->user_id, r->reason);
+	free(r);
 }
 
-int term_init(uv_loop_t *loop, struct store *store)
+int term_init(struct store *store)
 {
-	T.loop = loop;
+	unsigned n = loops_count();
+
+	if (n == 0 || T.loops)
+		return -EINVAL;
+	T.loops = calloc(n, sizeof(*T.loops));
+	if (!T.loops)
+		return -ENOMEM;
+	T.n_loops = n;
 	T.store = store;
-	pthread_mutex_init(&T.lock, NULL);
-	uv_check_init(loop, &T.reaper);
-	uv_unref((uv_handle_t *)&T.reaper);
-	uv_async_init(loop, &T.wake, on_wake);
-	uv_unref((uv_handle_t *)&T.wake);
+	for (unsigned i = 0; i < n; i++) {
+		struct term_loop *l = &T.loops[i];
+
+		l->index = i;
+		l->loop = loops_uv(i);
+		uv_check_init(l->loop, &l->reaper);
+		l->reaper.data = l;
+		uv_unref((uv_handle_t *)&l->reaper);
+	}
 	return 0;
 }
 
 void term_end_user_sessions(int64_t user_id, const char *reason)
 {
-	struct end_req *r = calloc(1, sizeof(*r));
-
-	if (!r)
-		return;
-	r->user_id = user_id;
-	util_strlcpy(r->reason, reason, sizeof(r->reason));
-	/* After the store change that ended the user, before the loop hears:
+	/* After the store change that ended the user, before the loops hear:
 	 * a request that read a lower generation was authorised before it. */
-	r->gen = atomic_fetch_add(&T.end_gen, 1) + 1;
-	pthread_mutex_lock(&T.lock);
-	if (T.closed) {
-		pthread_mutex_unlock(&T.lock);
-		free(r);
-		return;
+	uint64_t gen = atomic_fetch_add(&T.end_gen, 1) + 1;
+
+	for (unsigned i = 0; i < T.n_loops; i++) {
+		struct end_req *r = calloc(1, sizeof(*r));
+
+		if (!r)
+			return;
+		r->user_id = user_id;
+		r->gen = gen;
+		util_strlcpy(r->reason, reason, sizeof(r->reason));
+		/* A loop that closed has no session left to end. */
+		if (loops_post(i, on_end_req, r) < 0)
+			free(r);
 	}
-	r->next = T.end_reqs;
-	T.end_reqs = r;
-	uv_async_send(&T.wake);
-	pthread_mutex_unlock(&T.lock);
 }
 
 static void send_control(struct sess *s, json_t *msg)
@@ -709,14 +791,14 @@ static void respond_error(struct srv_conn *http, int status, const char *code, c
 	srv_respond(http, &resp);
 }
 
-/* Answers the connects still dialling (of user_id, or all when it is -1)
- * with the error, and drops them: they never open. */
+/* Answers this loop's connects still dialling (of user_id, or all when it
+ * is -1) with the error, and drops them: they never open. */
 static void refuse_dialing(int64_t user_id, int status, const char *code, const char *msg)
 {
 	struct sess *s, *next;
 
-	for (s = T.all; s; s = next) {
-		next = s->next_all;
+	for (s = here()->mine; s; s = next) {
+		next = s->next_mine;
 		if (s->state != SESS_DIALING || (user_id >= 0 && s->user_id != user_id))
 			continue;
 		connect_audit(s, code, msg);
@@ -726,16 +808,15 @@ static void refuse_dialing(int64_t user_id, int status, const char *code, const 
 	}
 }
 
+/* Ends this loop's sessions of user_id (all when it is -1). */
 static void end_user_sessions(int64_t user_id, const char *reason)
 {
 	struct sess *s, *next;
 
-	for (unsigned b = 0; b < BUCKETS; b++) {
-		for (s = T.buckets[b]; s; s = next) {
-			next = s->next_bucket;
-			if (user_id < 0 || s->user_id == user_id)
-				sess_end(s, reason);
-		}
+	for (s = here()->mine; s; s = next) {
+		next = s->next_mine;
+		if (s->state != SESS_DIALING && (user_id < 0 || s->user_id == user_id))
+			sess_end(s, reason);
 	}
 	if (user_id >= 0) /* term_shutdown answers the dialling ones itself */
 		refuse_dialing(user_id, 401, "Unauthenticated", reason);
@@ -748,34 +829,38 @@ uint64_t term_end_generation(void)
 
 void term_shutdown(const char *reason)
 {
-	T.shutting_down = true;
+	here()->shutting_down = true;
 	end_user_sessions(-1, reason);
 	/* Connects still dialling: answered now, not after the drain. */
 	refuse_dialing(-1, 503, "ServiceUnavailable", reason);
-	pthread_mutex_lock(&T.lock);
-	T.closed = true; /* later requests have no session to end */
-	pthread_mutex_unlock(&T.lock);
-	on_wake(&T.wake);
 }
 
 void term_done(void)
 {
-	if (T.done)
+	struct term_loop *l = here();
+
+	if (l->done)
 		return;
-	if (!T.shutting_down)
+	if (!l->shutting_down)
 		term_shutdown("the bastion is shutting down");
-	T.done = true;
-	reap(&T.reaper);
-	uv_close((uv_handle_t *)&T.wake, NULL);
-	uv_close((uv_handle_t *)&T.reaper, NULL);
+	l->done = true;
+	reap(&l->reaper);
+	uv_close((uv_handle_t *)&l->reaper, NULL);
+}
+
+void term_free(void)
+{
 	pthread_mutex_lock(&T.lock);
 	free(T.in_use);
 	T.in_use = NULL;
 	T.n_in_use = T.cap_in_use = 0;
-	pthread_mutex_unlock(&T.lock);
 	free(T.users);
 	T.users = NULL;
 	T.n_users = T.cap_users = 0;
+	pthread_mutex_unlock(&T.lock);
+	free(T.loops);
+	T.loops = NULL;
+	T.n_loops = 0;
 }
 
 /* ---------- limits: idle timeout and maximum duration ---------- */
@@ -805,8 +890,8 @@ static void send_warning(struct sess *s, const char *what, uint64_t closes_in_ms
 static void on_limit_timer(uv_timer_t *t)
 {
 	struct sess *s = t->data;
-	const struct term_limits *l = &T.lim;
-	uint64_t now = uv_now(T.loop), warn = (uint64_t)l->idle_warning_s * 1000;
+	const struct term_limits lim = limits_now(), *l = &lim;
+	uint64_t now = uv_now(s->home->loop), warn = (uint64_t)l->idle_warning_s * 1000;
 	char reason[160], d[32];
 
 	if (s->state != SESS_ATTACHED)
@@ -846,8 +931,8 @@ static void on_limit_timer(uv_timer_t *t)
 /* Starts the session's timer for the next thing that is due. */
 static void sess_arm(struct sess *s)
 {
-	const struct term_limits *l = &T.lim;
-	uint64_t now = uv_now(T.loop), warn = (uint64_t)l->idle_warning_s * 1000;
+	const struct term_limits lim = limits_now(), *l = &lim;
+	uint64_t now = uv_now(s->home->loop), warn = (uint64_t)l->idle_warning_s * 1000;
 	uint64_t next = UINT64_MAX;
 
 	if (s->state != SESS_ATTACHED)
@@ -877,18 +962,18 @@ static void sess_arm(struct sess *s)
 /* Browser input: the idle clock starts again. */
 static void sess_activity(struct sess *s)
 {
-	s->last_input_ms = uv_now(T.loop);
+	s->last_input_ms = uv_now(s->home->loop);
 	if (s->warned_idle) {
 		s->warned_idle = false;
 		sess_arm(s);
 	}
 }
 
-void term_set_limits(const struct term_limits *l)
+/* A post from term_set_limits, on each loop: its open sessions follow the
+ * new values from now on. */
+static void rearm_all(void *arg)
 {
-	T.lim = *l;
-	/* Open sessions follow the new values from now on. */
-	for (struct sess *s = T.all; s; s = s->next_all) {
+	for (struct sess *s = here()->mine; s; s = s->next_mine) {
 		if (s->state != SESS_ATTACHED)
 			continue;
 		s->warned_idle = s->warned_max = false;
@@ -896,7 +981,23 @@ void term_set_limits(const struct term_limits *l)
 	}
 }
 
+void term_set_limits(const struct term_limits *l)
+{
+	pthread_mutex_lock(&T.lock);
+	T.lim = *l;
+	pthread_mutex_unlock(&T.lock);
+	for (unsigned i = 0; i < T.n_loops; i++)
+		loops_post(i, rearm_all, NULL);
+}
+
 /* ---------- the pump ---------- */
+
+/* Only the home loop writes a counter; GET /sessions reads it elsewhere. */
+static void count_bytes(atomic_uint_fast64_t *counter, uint64_t n)
+{
+	atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
 
 static void pump_input(struct sess *s)
 {
@@ -907,7 +1008,7 @@ static void pump_input(struct sess *s)
 	n = sshc_write(s->ssh, s->pending, s->pending_len);
 	if (n < 0)
 		return; /* on_end follows */
-	s->to_vm += (uint64_t)n;
+	count_bytes(&s->to_vm, (uint64_t)n);
 	metrics_bytes((uint64_t)n, 0);
 	memmove(s->pending, s->pending + n, s->pending_len - (size_t)n);
 	s->pending_len -= (size_t)n;
@@ -928,7 +1029,7 @@ static void ws_on_binary(void *ud, const uint8_t *buf, size_t len)
 		n = sshc_write(s->ssh, buf, len);
 		if (n < 0)
 			return;
-		s->to_vm += (uint64_t)n;
+		count_bytes(&s->to_vm, (uint64_t)n);
 		metrics_bytes((uint64_t)n, 0);
 		if ((size_t)n == len)
 			return;
@@ -1070,12 +1171,14 @@ static void ssh_on_ready(struct sshc *c, void *ud)
 	char terminal[128];
 
 	dial_done(s);
+	pthread_mutex_lock(&T.lock);
 	T.dialing--;
-	sess_set_state(s, SESS_WAITING);
+	s->started = store_now();
+	set_state(s, SESS_WAITING);
 	registry_add(s);
+	pthread_mutex_unlock(&T.lock);
 	term_connect_free(s->conn);
 	s->conn = NULL;
-	s->started = store_now();
 	/* Nothing is read from the VM until the browser is there to take it. */
 	sshc_pause_output(c, true);
 	s->out_paused = true;
@@ -1131,7 +1234,7 @@ static void ssh_on_new_host_key(struct sshc *c, const char *type, const char *b6
 	j->b64 = strdup(b64);
 	j->work.data = j;
 	if (!j->vm_id || !j->type || !j->b64 ||
-	    uv_queue_work(T.loop, &j->work, hostkey_work, hostkey_done) < 0)
+	    uv_queue_work(here()->loop, &j->work, hostkey_work, hostkey_done) < 0)
 		hostkey_done(&j->work, 0);
 }
 
@@ -1145,7 +1248,7 @@ static void ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud)
 
 	if (!s->ws)
 		return;
-	s->from_vm += len;
+	count_bytes(&s->from_vm, len);
 	metrics_bytes(0, len);
 	r = srv_ws_send_binary(s->ws, buf, len);
 	if (r > 0 && !s->out_paused && s->ssh) {
@@ -1182,9 +1285,9 @@ static const struct sshc_callbacks ssh_cb = {
 	.on_end = ssh_on_end,
 };
 
-/* SPEC §2 runs rows 1-8 on the worker; the limits are checked here, where
- * the sessions are, before anything is dialled. NULL when within them,
- * else the message of the 429. */
+/* SPEC §2 runs rows 1-8 on the worker; the limits are checked here, before
+ * anything is dialled. (lock) NULL when within them, else the message of
+ * the 429. */
 static const char *over_limit(const struct term_connect *tc, char *msg, size_t size)
 {
 	int64_t mine = (int64_t)user_sessions(tc->user_id);
@@ -1205,9 +1308,11 @@ static const char *over_limit(const struct term_connect *tc, char *msg, size_t s
 
 static void start_connect(struct srv_conn *http, struct term_connect *tc)
 {
+	struct term_loop *l = here();
 	struct sess *s = calloc(1, sizeof(*s));
 	char msg[160];
-	const char *limit, *code = NULL;
+	const char *limit = NULL, *code = NULL;
+	int64_t keepalive_s = 0;
 	int r, status = 0;
 
 	if (!s) {
@@ -1215,6 +1320,7 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 		respond_error(http, 503, "ServiceUnavailable", "out of memory");
 		return;
 	}
+	s->home = l;
 	s->state = SESS_DIALING;
 	s->user_id = tc->user_id;
 	util_strlcpy(s->user, tc->user, sizeof(s->user));
@@ -1224,17 +1330,27 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 	util_strlcpy(s->source, tc->source, sizeof(s->source));
 	snprintf(s->target, sizeof(s->target), strchr(tc->p.ip, ':') ? "[%s]:%u" : "%s:%u",
 		 tc->p.ip, tc->p.port);
-	if ((limit = ended_since(tc->user_id, tc->end_gen)) != NULL) {
+	if ((limit = ended_since(l, tc->user_id, tc->end_gen)) != NULL) {
 		/* Disabled or deleted after the worker's checks passed. */
 		status = 401;
 		code = "Unauthenticated";
-	} else if (T.shutting_down) {
+	} else if (l->shutting_down) {
 		status = 503;
 		code = "ServiceUnavailable";
 		limit = "the bastion is shutting down";
-	} else if ((limit = over_limit(tc, msg, sizeof(msg))) != NULL) {
-		status = 429;
-		code = "TooManySessions";
+	} else {
+		/* The check and the count in one step: loops connect at once. */
+		pthread_mutex_lock(&T.lock);
+		if ((limit = over_limit(tc, msg, sizeof(msg))) != NULL) {
+			status = 429;
+			code = "TooManySessions";
+		} else {
+			T.dialing++;
+			user_count(s);
+			in_use_add(s);
+			keepalive_s = T.lim.ssh_keepalive_s;
+		}
+		pthread_mutex_unlock(&T.lock);
 	}
 	if (code) {
 		connect_audit(s, code, limit);
@@ -1246,18 +1362,16 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 	s->http = http;
 	s->conn = tc;
 	util_random_token(s->id, sizeof(s->id), 18);
-	uv_timer_init(T.loop, &s->timer);
+	uv_timer_init(l->loop, &s->timer);
 	s->timer.data = s;
 	s->timer_inited = true;
 	s->dial_start_ns = uv_hrtime();
-	T.dialing++;
-	all_add(s);
-	in_use_add(s);
+	mine_add(s);
 	tc->p.host_keys = tc->host_keys;
 	tc->p.n_host_keys = tc->n_host_keys;
-	tc->p.keepalive_ms = (unsigned)T.lim.ssh_keepalive_s * 1000u;
+	tc->p.keepalive_ms = (unsigned)keepalive_s * 1000u;
 	/* sshc_start owns the secrets from here on, whatever it returns. */
-	r = sshc_start(T.loop, &tc->p, &ssh_cb, s, &s->ssh);
+	r = sshc_start(l->loop, &tc->p, &ssh_cb, s, &s->ssh);
 	tc->p.password = NULL;
 	tc->p.key = NULL;
 	if (r < 0) {
@@ -1269,10 +1383,26 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 	}
 }
 
+/* Attach and disconnect run on the session's home loop (term_next moves the
+ * connection there first), where nobody else may free it: the session id
+ * if it lives on this loop, else NULL. */
+static struct sess *find_here(const char *id)
+{
+	struct sess *s;
+
+	pthread_mutex_lock(&T.lock);
+	s = registry_find(id);
+	if (s && s->home != here())
+		s = NULL;
+	pthread_mutex_unlock(&T.lock);
+	return s;
+}
+
 static void attach(struct srv_conn *c, struct term_attach *ta)
 {
-	struct sess *s = registry_find(ta->session_id);
+	struct sess *s;
 
+	s = find_here(ta->session_id);
 	if (!s) {
 		respond_error(c, 404, "ResourceNotFound", "no such session (it may have ended)");
 		return;
@@ -1293,7 +1423,7 @@ static void attach(struct srv_conn *c, struct term_attach *ta)
 	s->ws = c;
 	s->out_paused = false;
 	sshc_pause_output(s->ssh, false);
-	s->started_ms = s->last_input_ms = uv_now(T.loop);
+	s->started_ms = s->last_input_ms = uv_now(s->home->loop);
 	sess_arm(s);
 }
 
@@ -1305,9 +1435,11 @@ static bool may_manage(const struct term_attach *ta, const struct sess *s)
 
 static void disconnect(struct srv_conn *c, struct term_attach *ta)
 {
-	struct sess *s = registry_find(ta->session_id);
 	struct api_resp resp = { .status = 204 };
 	char reason[128], principal[80];
+	struct sess *s;
+
+	s = find_here(ta->session_id);
 
 	/* A session the caller may not manage answers like a missing one. */
 	if (!s || !may_manage(ta, s)) {
@@ -1316,9 +1448,9 @@ static void disconnect(struct srv_conn *c, struct term_attach *ta)
 	}
 	snprintf(reason, sizeof(reason), "disconnected by %s", ta->user);
 	snprintf(principal, sizeof(principal), "user:%s", ta->user);
-	term_audit(principal, "session.disconnect", s->vm_id, "success",
-		   json_pack("{s:s,s:s,s:s}", "session", s->id, "user", s->user, "bastion",
-			     s->bastion_id));
+	queue_audit(principal, "session.disconnect", s->vm_id, "success",
+		    json_pack("{s:s,s:s,s:s}", "session", s->id, "user", s->user, "bastion",
+			      s->bastion_id));
 	sess_end(s, reason);
 	srv_respond(c, &resp);
 }
@@ -1330,18 +1462,29 @@ static void list_sessions(struct srv_conn *c, struct term_attach *ta)
 	int64_t now = store_now();
 	static const char *const state_names[] = { "dialing", "waiting", "attached", "dead" };
 
-	for (struct sess *s = T.all; arr && s; s = s->next_all) {
-		if (s->state == SESS_DIALING || !may_manage(ta, s))
-			continue;
-		json_array_append_new(
-			arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s}", "id",
-				       s->id, "user", s->user, "vm", s->vm_id, "target", s->target,
-				       "source", s->source, "auth_type", s->auth_type, "bastion",
-				       s->bastion_id, "started_at", (json_int_t)s->started,
-				       "duration_s", (json_int_t)(now - s->started), "bytes_to_vm",
-				       (json_int_t)s->to_vm, "bytes_from_vm",
-				       (json_int_t)s->from_vm, "state", state_names[s->state]));
+	/* Sessions of every loop: what is read here is fixed, changed under
+	 * the lock, or atomic. */
+	pthread_mutex_lock(&T.lock);
+	for (unsigned b = 0; arr && b < BUCKETS; b++) {
+		for (struct sess *s = T.buckets[b]; s; s = s->next_bucket) {
+			if (!may_manage(ta, s))
+				continue;
+			json_array_append_new(
+				arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s}",
+					       "id", s->id, "user", s->user, "vm", s->vm_id,
+					       "target", s->target, "source", s->source,
+					       "auth_type", s->auth_type, "bastion", s->bastion_id,
+					       "started_at", (json_int_t)s->started, "duration_s",
+					       (json_int_t)(now - s->started), "bytes_to_vm",
+					       (json_int_t)atomic_load_explicit(
+						       &s->to_vm, memory_order_relaxed),
+					       "bytes_from_vm",
+					       (json_int_t)atomic_load_explicit(
+						       &s->from_vm, memory_order_relaxed),
+					       "state", state_names[s->state]));
+		}
 	}
+	pthread_mutex_unlock(&T.lock);
 	if (!arr) {
 		respond_error(c, 503, "ServiceUnavailable", "out of memory");
 		return;
@@ -1355,7 +1498,7 @@ static void metrics(struct srv_conn *c)
 	char *text = NULL;
 	size_t len = 0;
 
-	if (metrics_render(T.count, T.dialing, &text, &len) < 0) {
+	if (metrics_render(term_count(), term_dialing(), T.n_loops, &text, &len) < 0) {
 		respond_error(c, 503, "ServiceUnavailable", "out of memory");
 		return;
 	}
@@ -1378,6 +1521,26 @@ void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone)
 		}
 		start_connect(c, arg);
 		return;
+	}
+	if (!client_gone && (next == API_NEXT_ATTACH || next == API_NEXT_DISCONNECT)) {
+		struct term_attach *ta = arg;
+		int home = home_of(ta->session_id);
+
+		/* The session is another loop's: the connection goes there and
+		 * this runs again on it. */
+		if (home >= 0 && home != loops_self()) {
+			resp->next = next;
+			resp->next_arg = arg;
+			if (srv_conn_move(c, (unsigned)home) == 0)
+				return;
+			resp->next = API_NEXT_NONE;
+			resp->next_arg = NULL;
+			respond_error(c, 503, "ServiceUnavailable",
+				      "the session's event loop could not take the connection; try "
+				      "again");
+			term_attach_free(arg);
+			return;
+		}
 	}
 	if (client_gone)
 		srv_respond(c, resp);

@@ -1,6 +1,7 @@
 /* Terminal sessions: the pump between a browser's WebSocket and an SSH
- * channel, the session registry, the attach window. Loop thread only,
- * except where noted. */
+ * channel, the session registry, the attach window. Each session lives on
+ * the event loop (loops.h) that received its connect; functions run on a
+ * loop thread and act on that loop, except where noted. */
 #pragma once
 
 #include <stdbool.h>
@@ -60,38 +61,43 @@ struct term_limits {
 	int64_t ssh_keepalive_s; /* sshc keep-alive interval for new sessions; 0 off */
 };
 
-/* Loop thread. Applies at once to open sessions (SIGHUP). */
+/* Any thread. Applies at once to open sessions (SIGHUP), on every loop. */
 void term_set_limits(const struct term_limits *l);
 
 /* Any thread: the distinct bastion IDs that live sessions went through, as
  * a malloc'd array of malloc'd strings (a snapshot under a mutex). */
 int term_bastions_in_use(char ***ret, size_t *ret_n);
 
-int term_init(uv_loop_t *loop, struct store *store);
-/* Ends every session with reason and refuses new ones (SIGTERM): each
- * browser receives {"type":"closed","reason"}; connects still dialling are
- * answered 503. Handles stay open until term_done. */
+/* After loops_init(), before the loops run: a part for each loop. */
+int term_init(struct store *store);
+/* On each loop (SIGTERM): ends this loop's sessions with reason and refuses
+ * new ones: each browser receives {"type":"closed","reason"}; connects
+ * still dialling are answered 503. Handles stay open until term_done. */
 void term_shutdown(const char *reason);
-/* Closes the module's handles; call once the server has stopped, before
- * the loop is closed. */
+/* On each loop, once its server has stopped: closes this loop's handles. */
 void term_done(void);
+/* After every loop ended (loops_free): frees what the loops shared. */
+void term_free(void);
 /* Ends every session of user_id with reason; the browser receives
  * {"type":"closed","reason"}. Any thread may call it (a disabled or deleted
- * user, from a worker): the work is posted to the loop. */
+ * user, from a worker): the work is posted to every loop. */
 void term_end_user_sessions(int64_t user_id, const char *reason);
 /* How many times users were ended so far (any thread). A request reads it
  * before authenticating its caller; a connect whose user was ended after
  * that reading is refused on the loop (the worker's checks came too early
  * to see it). */
 uint64_t term_end_generation(void);
-/* Active sessions right now (shell open), and connects dialling. */
+/* Active sessions right now (shell open), and connects dialling, on every
+ * loop (any thread). */
 size_t term_count(void);
 size_t term_dialing(void);
 
 /* Runs the continuation of an API response (API_NEXT_CONNECT, _ATTACH,
- * _DISCONNECT, _SESSIONS, _METRICS) on connection c; answers with srv_respond() or switches
- * c to WebSocket. client_gone: c is closing; just release resp->next_arg
- * and hand c back with srv_respond(). */
+ * _DISCONNECT, _SESSIONS, _METRICS) on connection c; answers with
+ * srv_respond() or switches c to WebSocket. Attach and disconnect of a
+ * session on another loop move c there first (srv_conn_move), and run
+ * there. client_gone: c is closing; just release resp->next_arg and hand c
+ * back with srv_respond(). */
 void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone);
 
 /* A text frame from the browser (SPEC §3), parsed. */
@@ -107,8 +113,3 @@ struct term_control {
  * *ret_error a static sentence for the browser. */
 int term_parse_control(const char *buf, size_t len, struct term_control *ret,
 		       const char **ret_error);
-
-/* Queues an audit record on the worker pool (store writes never run on the
- * loop). Any thread that owns a loop may call it with that loop. */
-void term_audit(const char *principal, const char *action, const char *target, const char *result,
-		json_t *detail);

@@ -124,7 +124,7 @@ describe('metrics', () => {
     assert.ok(m.get('bastion_connect_latency_seconds_sum') > 0);
   });
 
-  h.test('HTTP requests by status; event-loop lag; well-formed exposition', async () => {
+  h.test('HTTP requests by status; each event loop\'s lag; well-formed exposition', async () => {
     await h.client('anon').get('/groups');
     const { samples, types } = await scrape();
     assert.ok(samples.get('bastion_http_requests_total{code="200"}') > 0);
@@ -132,8 +132,14 @@ describe('metrics', () => {
     assert.equal(types.get('bastion_http_requests_total'), 'counter');
     assert.equal(types.get('bastion_connect_latency_seconds'), 'histogram');
     assert.equal(types.get('bastion_sessions_active'), 'gauge');
-    const lag = samples.get('bastion_event_loop_lag_seconds');
-    assert.ok(lag >= 0 && lag < 1, `lag ${lag}`);
+    // One gauge per event loop, each probed.
+    const loops = samples.get('bastion_event_loops');
+    assert.ok(loops >= 1, `bastion_event_loops ${loops}`);
+    for (let i = 0; i < loops; i++) {
+      const lag = samples.get(`bastion_event_loop_lag_seconds{loop="${i}"}`);
+      assert.ok(lag >= 0 && lag < 1, `lag of loop ${i}: ${lag}`);
+    }
+    assert.equal(types.get('bastion_connections_moved_total'), 'counter');
     await waitFor(async () => (await scrape()).samples.get('bastion_event_loop_lag_distribution_seconds_count') >= 2,
       { timeoutMs: 5000, what: 'the lag probe runs' });
     // cumulative buckets never decrease

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "server/loops.h"
 #include "server/srv.h"
 #include "store/store.h"
 #include "terminal/term.h"
@@ -29,7 +30,6 @@
 static char dir[64];
 static struct store *st;
 static struct api_ctx api;
-static uv_loop_t loop;
 static struct srv *server;
 static uv_async_t stop_async;
 static pthread_t thread;
@@ -38,6 +38,8 @@ static int port;
 static void stopped(void *ud)
 {
 	uv_close((uv_handle_t *)&stop_async, NULL);
+	term_done();
+	loops_close(0);
 }
 
 static void on_stop(uv_async_t *a)
@@ -47,25 +49,29 @@ static void on_stop(uv_async_t *a)
 
 static void *run_loop(void *arg)
 {
-	uv_run(&loop, UV_RUN_DEFAULT);
+	loops_run(0);
 	return NULL;
 }
 
 static int setup(void **state)
 {
 	struct srv_config cfg = { .listen = "127.0.0.1:0" };
+	struct ssl_ctx_st *ctx;
+	int fd;
 
 	if (!tu_tmpdir(dir, sizeof(dir), "http") || store_open(dir, &st) < 0)
 		return -1;
 	api.store = st;
 	cfg.data_dir = dir;
 	cfg.api = &api;
-	uv_loop_init(&loop);
-	if (srv_new(&loop, &cfg, &server) < 0)
+	if (loops_init(1) < 0 || srv_listen(cfg.listen, &fd, &port) < 0 ||
+	    srv_tls_ctx(&cfg, &ctx) < 0)
 		return -1;
-	term_init(&loop, st);
-	port = srv_port(server);
-	uv_async_init(&loop, &stop_async, on_stop);
+	if (srv_new(0, &cfg, fd, ctx, &server) < 0)
+		return -1;
+	SSL_CTX_free(ctx);
+	term_init(st);
+	uv_async_init(loops_uv(0), &stop_async, on_stop);
 	return pthread_create(&thread, NULL, run_loop, NULL) == 0 ? 0 : -1;
 }
 
@@ -73,8 +79,9 @@ static int teardown(void **state)
 {
 	uv_async_send(&stop_async);
 	pthread_join(thread, NULL);
+	loops_free();
 	srv_free(server);
-	uv_loop_close(&loop);
+	term_free();
 	store_free(st);
 	tu_rm_tree(dir);
 	return 0;

@@ -24,6 +24,7 @@
 #include "identity/ident.h"
 #include "store/internal.h"
 #include "store/store.h"
+#include "server/loops.h"
 #include "terminal/term.h"
 
 #define PW "correct horse battery staple"
@@ -1380,13 +1381,6 @@ static void test_api_users_disable(void **state)
 	sodium_memzero(tok, sizeof(tok));
 }
 
-static void close_handle(uv_handle_t *h, void *arg)
-{
-	(void)arg;
-	if (!uv_is_closing(h))
-		uv_close(h, NULL);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1417,22 +1411,18 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_api_password, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_users_disable, setup, teardown),
 	};
-	uv_loop_t loop;
 	int r;
 
 	log_set_level(LOG_WARN);
 	if (sodium_init() < 0)
 		return 1;
 	/* Disabling or deleting a user ends its terminals through the
-	 * terminal module, which needs a loop to post to (none run here). */
-	if (uv_loop_init(&loop) != 0 || term_init(&loop, NULL) < 0)
+	 * terminal module, which needs a loop to post to (none runs here:
+	 * loops_free runs what was posted and closes the rest). */
+	if (loops_init(1) < 0 || term_init(NULL) < 0)
 		return 1;
 	r = cmocka_run_group_tests(tests, NULL, NULL);
-	term_shutdown("test over");
-	/* Close whatever the terminal module left open, then the loop. */
-	for (int i = 0; i < 100 && uv_loop_close(&loop) == UV_EBUSY; i++) {
-		uv_walk(&loop, close_handle, NULL);
-		uv_run(&loop, UV_RUN_NOWAIT);
-	}
+	loops_free();
+	term_free();
 	return r;
 }

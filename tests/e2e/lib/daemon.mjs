@@ -43,7 +43,7 @@ export function rawGet(port, urlPath, timeoutMs = 2000) {
  * Start the daemon. Resolves when /api/v1/healthz answers 200 (15 s bound).
  * @param {string} dir temp dir of the test file (data dir and logs go inside)
  */
-export async function startDaemon(dir, { adminPassword = `Adm-${randomString(20)}`, env = {} } = {}) {
+export async function startDaemon(dir, { adminPassword = `Adm-${randomString(20)}`, env = {}, nofile } = {}) {
   assertBinary();
   const port = await freePort('127.0.0.1');
   const dataDir = path.join(dir, 'data');
@@ -52,7 +52,11 @@ export async function startDaemon(dir, { adminPassword = `Adm-${randomString(20)
   const outFile = path.join(dir, 'bastion.stdout.log');
   const errFd = fs.openSync(logFile, 'a');
   const outFd = fs.openSync(outFile, 'a');
-  const proc = spawn(BASTION_BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
+  // nofile: RLIMIT_NOFILE (soft and hard) of the daemon, set by prlimit,
+  // which then execs it (the PID stays the daemon's).
+  const argv = ['serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir];
+  const [cmd, args] = nofile ? ['prlimit', [`--nofile=${nofile}:${nofile}`, '--', BASTION_BIN, ...argv]] : [BASTION_BIN, argv];
+  const proc = spawn(cmd, args, {
     stdio: ['ignore', outFd, errFd],
     env: { ...process.env, BASTION_ADMIN_PASSWORD: adminPassword, ...env },
   });

@@ -18,7 +18,7 @@ import { startDaemon, assertBinary } from './daemon.mjs';
 import { Client } from './api.mjs';
 import { Secrets } from './secrets.mjs';
 
-export function fileHarness({ label, block = 10, net = false, daemon = true, keys = false }) {
+export function fileHarness({ label, block = 10, net = false, daemon = true, keys = false, daemonOpts = {} }) {
   const h = {
     label,
     dir: null,
@@ -58,7 +58,7 @@ export function fileHarness({ label, block = 10, net = false, daemon = true, key
         if (net) addAuthorizedKeys(h.dir, Object.values(h.keys).map((k) => k.public));
       }
       if (daemon) {
-        h.daemon = await startDaemon(h.dir);
+        h.daemon = await startDaemon(h.dir, daemonOpts);
         h.secrets.add(h.daemon.adminPassword, 'admin password');
         h.admin = h.client('admin');
         await h.admin.login('admin', h.daemon.adminPassword);

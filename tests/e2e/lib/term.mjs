@@ -12,8 +12,9 @@ export const SUBPROTOCOL = 'bastion.v1';
  *
  * opts.origin: Origin header (default: the daemon's own; null = none)
  * opts.cookie: Cookie header (default: the client's jar)
+ * opts.agent: an https.Agent whose open connection the upgrade should take
  */
-export function attach(daemon, client, terminalPath, { origin, cookie, protocol = SUBPROTOCOL, timeoutMs = 10000 } = {}) {
+export function attach(daemon, client, terminalPath, { origin, cookie, protocol = SUBPROTOCOL, timeoutMs = 10000, agent } = {}) {
   const headers = {};
   const org = origin === undefined ? daemon.origin : origin;
   if (org !== null) headers.Origin = org;
@@ -27,6 +28,8 @@ export function attach(daemon, client, terminalPath, { origin, cookie, protocol 
       handshakeTimeout: timeoutMs,
       // ws sets its own Origin only through `origin`; we pass it in headers
       perMessageDeflate: false,
+      // a keep-alive agent: the upgrade goes on a connection it holds
+      ...(agent ? { agent } : {}),
     });
     let settled = false;
     ws.on('unexpected-response', (req, res) => {
