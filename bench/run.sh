@@ -16,7 +16,8 @@
 # Knobs (environment): BENCH_ROUNDS (2), BENCH_BIG (10000: sessions of the
 # ceiling run, 0 to skip), BENCH_MID (1000), BENCH_SMALL (100),
 # BENCH_PROFILE (1), BENCH_PEERS (1), BENCH_NET (200), BENCH_PORT (18443),
-# BENCH_MASSIF_N (200), BENCH_LOOPS (bastion's event loops; nproc).
+# BENCH_MASSIF_N (200), BENCH_LOOPS (bastion's event loops; nproc),
+# BENCH_ONLY (w1: only W1's pairs in each round, for A/B runs).
 # Every step is bounded by `timeout`; the namespace, the veth pair and every
 # PID started here are removed on exit, whatever happens.
 set -u
@@ -235,6 +236,7 @@ for ROUND in $(seq "$ROUNDS"); do
 		--pid "$BPID" -- "${SSH[@]}"
 	bc w1-pair-lite 120 --bastion "${BASE[@]}" "${P_LITE[@]}" --work echo --pair --samples 500 --warmup 50 \
 		--pid "$BPID" -- "${SSH_LITE[@]}"
+	[ "${BENCH_ONLY:-}" != w1 ] || continue
 	bc w2-direct 180 --pty --work bulk --cmd "$W2_CMD" -- "${SSH[@]}"
 	bc w2-bastion 180 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work bulk --cmd "$W2_CMD" --pid "$BPID"
 	bc w4-direct 120 --pty --work connect --samples 20 -- "${SSH[@]}"

@@ -697,17 +697,10 @@ static int cmd_serve(int argc, char **argv)
 		 (int)(strrchr(cfg.listen, ':') - cfg.listen), cfg.listen, port, st.n_loops,
 		 st.n_loops == 1 ? "" : "s");
 	loops_run(0);
-	loops_free();
-	for (unsigned i = 0; i < st.n_loops; i++)
-		srv_free(st.loops[i].srv);
-	SSL_CTX_free(st.ctx);
-	term_free();
-	store_free(store);
-	vault_free(vault);
-	log_info("stopped");
-	return 0;
+	r = 0;
 fail:
-	/* Closes what the loops hold, none of them run. */
+	/* Joins the loop threads; after a failure, closes what the loops hold
+	 * (none of them ran). */
 	loops_free();
 	if (st.listen_fd >= 0)
 		close(st.listen_fd);
@@ -717,7 +710,10 @@ fail:
 	term_free();
 	vault_free(vault);
 	store_free(store);
-	return 1;
+	if (r < 0)
+		return 1;
+	log_info("stopped");
+	return 0;
 }
 
 /* Each session holds two descriptors (browser and VM): a stock soft limit of

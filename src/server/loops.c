@@ -18,11 +18,31 @@ struct post {
 	void *arg;
 };
 
-/* What goes through a channel beside the descriptor. */
+/* What goes through a channel: fn and its argument, and one descriptor. */
 struct fd_msg {
 	void (*fn)(int fd, void *arg);
 	void *arg;
 };
+
+struct chan_msg {
+	struct fd_msg m;
+	struct iovec iov;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct msghdr mh;
+};
+
+static void chan_msg_init(struct chan_msg *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->iov = (struct iovec){ &c->m, sizeof(c->m) };
+	c->mh = (struct msghdr){ .msg_iov = &c->iov,
+				 .msg_iovlen = 1,
+				 .msg_control = c->ctl.buf,
+				 .msg_controllen = sizeof(c->ctl.buf) };
+}
 
 struct slot {
 	uv_loop_t uv;
@@ -88,25 +108,18 @@ static void on_wake(uv_async_t *a)
 static void take_fds(struct slot *s, unsigned max)
 {
 	for (unsigned n = 0; n < max; n++) {
-		struct fd_msg m;
-		struct iovec iov = { &m, sizeof(m) };
-		union {
-			struct cmsghdr h;
-			char buf[CMSG_SPACE(sizeof(int))];
-		} ctl;
-		struct msghdr mh = { .msg_iov = &iov,
-				     .msg_iovlen = 1,
-				     .msg_control = ctl.buf,
-				     .msg_controllen = sizeof(ctl.buf) };
+		struct chan_msg c;
 		struct cmsghdr *h;
-		ssize_t got = recvmsg(s->chan[0], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		ssize_t got;
 		int fd = -1;
 
+		chan_msg_init(&c);
+		got = recvmsg(s->chan[0], &c.mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		if (got < 0 && errno == EINTR)
 			continue;
-		if (got != (ssize_t)sizeof(m))
+		if (got != (ssize_t)sizeof(c.m))
 			return; /* EAGAIN: nothing more (a short message cannot be sent here) */
-		h = CMSG_FIRSTHDR(&mh);
+		h = CMSG_FIRSTHDR(&c.mh);
 		if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
 		    h->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&fd, CMSG_DATA(h), sizeof(fd));
@@ -114,7 +127,7 @@ static void take_fds(struct slot *s, unsigned max)
 			log_warn("loop %d: a connection from another loop found no descriptor "
 				 "free here",
 				 self);
-		m.fn(fd, m.arg);
+		c.m.fn(fd, c.m.arg);
 	}
 }
 
@@ -322,17 +335,8 @@ int loops_post(unsigned i, void (*fn)(void *arg), void *arg)
 
 int loops_send_fd(unsigned i, int fd, void (*fn)(int fd, void *arg), void *arg)
 {
-	struct fd_msg m = { fn, arg };
-	struct iovec iov = { &m, sizeof(m) };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct msghdr mh = { .msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = ctl.buf,
-			     .msg_controllen = sizeof(ctl.buf) };
-	struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+	struct chan_msg c;
+	struct cmsghdr *h;
 	struct slot *s;
 	ssize_t sent;
 	int r = 0;
@@ -340,7 +344,9 @@ int loops_send_fd(unsigned i, int fd, void (*fn)(int fd, void *arg), void *arg)
 	if (i >= n_slots || slots[i].chan[1] < 0)
 		return -EINVAL;
 	s = &slots[i];
-	memset(&ctl, 0, sizeof(ctl));
+	chan_msg_init(&c);
+	c.m = (struct fd_msg){ fn, arg };
+	h = CMSG_FIRSTHDR(&c.mh);
 	h->cmsg_level = SOL_SOCKET;
 	h->cmsg_type = SCM_RIGHTS;
 	h->cmsg_len = CMSG_LEN(sizeof(int));
@@ -351,7 +357,7 @@ int loops_send_fd(unsigned i, int fd, void (*fn)(int fd, void *arg), void *arg)
 		r = -ESHUTDOWN;
 	} else {
 		do
-			sent = sendmsg(s->chan[1], &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+			sent = sendmsg(s->chan[1], &c.mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 		while (sent < 0 && errno == EINTR);
 		if (sent < 0)
 			r = -errno;
