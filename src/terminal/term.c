@@ -255,26 +255,6 @@ static int home_of(const char *id)
 	return home;
 }
 
-size_t term_count(void)
-{
-	size_t n;
-
-	pthread_mutex_lock(&T.lock);
-	n = T.count;
-	pthread_mutex_unlock(&T.lock);
-	return n;
-}
-
-size_t term_dialing(void)
-{
-	size_t n;
-
-	pthread_mutex_lock(&T.lock);
-	n = T.dialing;
-	pthread_mutex_unlock(&T.lock);
-	return n;
-}
-
 /* (lock) */
 static struct user_refs *user_refs_find(int64_t user_id)
 {
@@ -1496,9 +1476,14 @@ static void list_sessions(struct srv_conn *c, struct term_attach *ta)
 static void metrics(struct srv_conn *c)
 {
 	char *text = NULL;
-	size_t len = 0;
+	size_t len = 0, active, dialing;
 
-	if (metrics_render(term_count(), term_dialing(), T.n_loops, &text, &len) < 0) {
+	/* Every loop's sessions. */
+	pthread_mutex_lock(&T.lock);
+	active = T.count;
+	dialing = T.dialing;
+	pthread_mutex_unlock(&T.lock);
+	if (metrics_render(active, dialing, T.n_loops, &text, &len) < 0) {
 		respond_error(c, 503, "ServiceUnavailable", "out of memory");
 		return;
 	}

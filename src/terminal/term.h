@@ -87,10 +87,6 @@ void term_end_user_sessions(int64_t user_id, const char *reason);
  * that reading is refused on the loop (the worker's checks came too early
  * to see it). */
 uint64_t term_end_generation(void);
-/* Active sessions right now (shell open), and connects dialling, on every
- * loop (any thread). */
-size_t term_count(void);
-size_t term_dialing(void);
 
 /* Runs the continuation of an API response (API_NEXT_CONNECT, _ATTACH,
  * _DISCONNECT, _SESSIONS, _METRICS) on connection c; answers with
