@@ -61,6 +61,11 @@ def main():
       f"{machine.get('mem_mib')} MiB; load average at start {machine.get('load_start')}, at end "
       f"{end.get('load_end')}; {machine.get('date')}; bastion {machine.get('bastion_rev')} with "
       f"{machine.get('loops')} event loop(s); RLIMIT_NOFILE {machine.get('nofile')}.")
+    if end.get("total_ticks"):
+        p("")
+        p(f"CPU time stolen by the hypervisor during the run (/proc/stat): "
+          f"{100 * end['steal_ticks'] / end['total_ticks']:.1f} % of all CPU time "
+          f"({end['steal_ticks'] / 100:.0f} s).")
     p("")
     for rnd in rounds:
         g = lambda label: get(rows, label, rnd)  # noqa: E731

@@ -91,6 +91,12 @@ if [ "$NOFILE" != unlimited ]; then
 fi
 
 # ---- the machine -----------------------------------------------------------
+# CPU time the hypervisor gave to others while this VM wanted it (the
+# "steal" column of /proc/stat), against all CPU time: how noisy the run was.
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
+total_ticks() { awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+STEAL0=$(steal_ticks)
+TOTAL0=$(total_ticks)
 meta() {
 	printf '{"label":"machine","nofile":"%s","loops":%s,"nproc":%s,"model":"%s","kernel":"%s","mem_mib":%s,"load_start":"%s","date":"%s","bastion_rev":"%s"}\n' \
 		"$(ulimit -n)" "$LOOPS" "$(nproc)" "$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)" "$(uname -r)" \
@@ -305,6 +311,7 @@ if [ "${BENCH_PEERS:-1}" = 1 ] && [ -f "$HERE/peers.sh" ]; then
 	. "$HERE/peers.sh"
 fi
 
-printf '{"label":"machine-end","load_end":"%s"}\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$RES"
+printf '{"label":"machine-end","load_end":"%s","steal_ticks":%s,"total_ticks":%s}\n' "$(cut -d' ' -f1-3 /proc/loadavg)" \
+	"$(($(steal_ticks) - STEAL0))" "$(($(total_ticks) - TOTAL0))" >> "$RES"
 python3 "$HERE/report.py" "$RES" > "$OUT/report.md"
 cat "$OUT/report.md"
