@@ -27,11 +27,11 @@ struct fd_msg {
 struct chan_msg {
 	struct fd_msg m;
 	struct iovec iov;
-	union {
+	struct msghdr mh;
+	union { /* last: clang sees CMSG_SPACE as variable-sized */
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} ctl;
-	struct msghdr mh;
 };
 
 static void chan_msg_init(struct chan_msg *c)
