@@ -17,7 +17,8 @@
 # ceiling run, 0 to skip), BENCH_MID (1000), BENCH_SMALL (100),
 # BENCH_PROFILE (1), BENCH_PEERS (1), BENCH_NET (200), BENCH_PORT (18443),
 # BENCH_MASSIF_N (200), BENCH_LOOPS (bastion's event loops; nproc),
-# BENCH_ONLY (w1: only W1's pairs in each round, for A/B runs).
+# BENCH_ONLY (workloads of each round, e.g. "w1 w2": for A/B runs; the
+# ceiling, profiles and peers have their own knobs).
 # Every step is bounded by `timeout`; the namespace, the veth pair and every
 # PID started here are removed on exit, whatever happens.
 set -u
@@ -234,20 +235,22 @@ W2_CMD='head -c 48000000 /dev/zero | base64 -w 100; echo BENCH_""DONE\r'
 W5_CMD='yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789 | head -c 1073741824; echo BENCH_""DONE\r'
 
 # ---- the rounds ----------------------------------------------------------------
+# want TAG: whether BENCH_ONLY (a list such as "w1 w2"; empty: all) has it.
+want() { [ -z "${BENCH_ONLY:-}" ] || case " $BENCH_ONLY " in *" $1 "*) true ;; *) false ;; esac; }
 for ROUND in $(seq "$ROUNDS"); do
 	restart_bastion
 	# W1 as a pair: a bastion session and a direct one open side by side,
 	# keystrokes alternating between them, so both see the same machine.
-	bc w1-pair 120 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work echo --pair --samples 500 --warmup 50 \
+	want w1 && bc w1-pair 120 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work echo --pair --samples 500 --warmup 50 \
 		--pid "$BPID" -- "${SSH[@]}"
-	bc w1-pair-lite 120 --bastion "${BASE[@]}" "${P_LITE[@]}" --work echo --pair --samples 500 --warmup 50 \
+	want w1 && bc w1-pair-lite 120 --bastion "${BASE[@]}" "${P_LITE[@]}" --work echo --pair --samples 500 --warmup 50 \
 		--pid "$BPID" -- "${SSH_LITE[@]}"
-	[ "${BENCH_ONLY:-}" != w1 ] || continue
-	bc w2-direct 180 --pty --work bulk --cmd "$W2_CMD" -- "${SSH[@]}"
-	bc w2-bastion 180 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work bulk --cmd "$W2_CMD" --pid "$BPID"
-	bc w4-direct 120 --pty --work connect --samples 20 -- "${SSH[@]}"
-	bc w4-bastion 120 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work connect --samples 20 --pid "$BPID"
-	bc w5-bastion 90 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work slow --cmd "$W5_CMD" --rate 102400 --secs 30 --pid "$BPID"
+	want w2 && bc w2-direct 180 --pty --work bulk --cmd "$W2_CMD" -- "${SSH[@]}"
+	want w2 && bc w2-bastion 180 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work bulk --cmd "$W2_CMD" --pid "$BPID"
+	want w4 && bc w4-direct 120 --pty --work connect --samples 20 -- "${SSH[@]}"
+	want w4 && bc w4-bastion 120 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work connect --samples 20 --pid "$BPID"
+	want w5 && bc w5-bastion 90 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work slow --cmd "$W5_CMD" --rate 102400 --secs 30 --pid "$BPID"
+	want w3 || continue
 	restart_bastion
 	bc "w3-$SMALL-sshd" 300 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work hold --sessions "$SMALL" --conc 8 \
 		--typers 50 --samples 100 --warmup 10 --gap 20 --settle 3 --pid "$BPID"
