@@ -248,10 +248,5 @@ describe('sessions', () => {
     h.assertNoLeaks();
   });
 
-  h.test('SIGTERM: exit 0 (under ASan: no leak)', { timeout: 30000 }, async () => {
-    const r = await h.stopDaemon();
-    assert.ok(!r.timedOut, JSON.stringify(r));
-    assert.equal(r.code, 0, `${JSON.stringify(r)}\n${h.daemon.logTail(30)}`);
-    assert.doesNotMatch(h.daemon.log(), /runtime error|Sanitizer/);
-  });
+  h.testCleanExit();
 });

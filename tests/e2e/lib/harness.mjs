@@ -114,6 +114,21 @@ export function fileHarness({ label, block = 10, net = false, daemon = true, key
       assert.deepEqual(h.secrets.leaks, [], `secrets leaked: ${JSON.stringify(h.secrets.leaks)}`);
     },
 
+    /**
+     * A file's last test: SIGTERM, and the daemon exits 0 by itself within
+     * the stop bound, by no signal, with no sanitizer report in its log
+     * (under ASan a leak fails the exit code).
+     */
+    testCleanExit(name = 'SIGTERM: exit 0 (under ASan: no leak)') {
+      return h.test(name, { timeout: 30000 }, async () => {
+        const r = await h.stopDaemon();
+        assert.ok(!r.timedOut, `did not exit within 10 s of SIGTERM (killed): ${JSON.stringify(r)}`);
+        assert.equal(r.signal, null, `exited by signal ${r.signal}`);
+        assert.equal(r.code, 0, `${JSON.stringify(r)}\n${h.daemon.logTail(30)}`);
+        assert.doesNotMatch(h.daemon.log(), /runtime error|Sanitizer/);
+      });
+    },
+
     /** node:test `it` that records failures and appends the daemon log tail to the error. */
     test(name, opts, fn) {
       if (typeof opts === 'function') { fn = opts; opts = {}; }
