@@ -98,6 +98,10 @@ export async function createNet(block) {
   try {
     await run('ip', ['netns', 'add', ns]);
     await run('ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf]);
+    // No IPv6 link-local address: the kernel would add it a second or two
+    // after the link came up, and Chromium, in a browser test running then,
+    // aborts what it loads on any address change (ERR_NETWORK_CHANGED).
+    await run('ip', ['link', 'set', hostIf, 'addrgenmode', 'none']);
     await run('ip', ['link', 'set', nsIf, 'netns', ns]);
     await run('ip', ['addr', 'add', `${netObj.hostAddr}/24`, 'dev', hostIf]);
     await run('ip', ['link', 'set', hostIf, 'up']);
