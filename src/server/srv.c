@@ -873,6 +873,25 @@ void conn_read_resume(struct srv_conn *c)
 		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
+/* Links c into s with handles on s's loop, which take the socket fd (this
+ * thread's). -1 when fd is -1 or cannot be opened: fd is closed then, and
+ * c is closing. */
+static int conn_take_socket(struct srv *s, struct srv_conn *c, int fd)
+{
+	conn_link(s, c);
+	uv_tcp_init(s->loop, &c->tcp);
+	uv_timer_init(s->loop, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	if (fd < 0 || uv_tcp_open(&c->tcp, fd) < 0) {
+		if (fd >= 0)
+			close(fd);
+		conn_close(c);
+		return -1;
+	}
+	return 0;
+}
+
 /* A new connection on this loop: socket fd (this thread's) is its. */
 static void conn_open(struct srv *s, int fd)
 {
@@ -884,16 +903,8 @@ static void conn_open(struct srv *s, int fd)
 		close(fd);
 		return;
 	}
-	uv_tcp_init(s->loop, &c->tcp);
-	uv_timer_init(s->loop, &c->timer);
-	c->tcp.data = c;
-	c->timer.data = c;
-	conn_link(s, c);
-	if (uv_tcp_open(&c->tcp, fd) < 0) {
-		close(fd);
-		conn_close(c);
+	if (conn_take_socket(s, c, fd) < 0)
 		return;
-	}
 	uv_tcp_nodelay(&c->tcp, 1);
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET)
@@ -1023,21 +1034,8 @@ static void on_listen(uv_poll_t *p, int status, int events)
  * the continuation hears that the client is gone. */
 static void conn_adopt(struct srv *s, struct srv_conn *c, int fd)
 {
-	bool gone = fd < 0;
-
-	conn_link(s, c);
-	uv_tcp_init(s->loop, &c->tcp);
-	uv_timer_init(s->loop, &c->timer);
-	c->tcp.data = c;
-	c->timer.data = c;
 	c->state = CONN_BUSY;
-	if (!gone && uv_tcp_open(&c->tcp, fd) < 0) {
-		close(fd);
-		gone = true;
-	}
-	if (gone)
-		conn_close(c);
-	term_next(c, &c->resp, gone);
+	term_next(c, &c->resp, conn_take_socket(s, c, fd) < 0);
 }
 
 static void move_arrived(int fd, void *arg)
