@@ -1288,11 +1288,7 @@ void srv_stop(struct srv *s, void (*done)(void *ud), void *ud)
 
 size_t srv_conn_count(const struct srv *s)
 {
-	size_t n = 0;
-
-	for (const struct srv_conn *c = s->conns; c; c = c->next)
-		n++;
-	return n;
+	return atomic_load_explicit(&s->n_conns, memory_order_relaxed);
 }
 
 void srv_set_tls_ctx(struct srv *s, SSL_CTX *ctx)
