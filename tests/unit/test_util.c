@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "core/err.h"
+#include "core/gate.h"
 #include "core/util.h"
 
 static void token_has_length_and_alphabet(void **state)
@@ -121,6 +122,35 @@ static void json_wipe_allocator_is_malloc_compatible(void **state)
 	json_decref(o);
 }
 
+static void gate_bounds_and_refuses(void **state)
+{
+	static struct gate g = GATE_INIT(2);
+
+	assert_int_equal(gate_try_enter(&g), 0);
+	assert_int_equal(gate_try_enter(&g), 0);
+	assert_int_equal(gate_try_enter(&g), -EBUSY);
+	assert_int_equal(gate_running(&g), 2);
+	assert_int_equal(gate_refused(&g), 1);
+	gate_leave(&g);
+	assert_int_equal(gate_try_enter(&g), 0);
+	gate_leave(&g);
+	gate_leave(&g);
+	assert_int_equal(gate_running(&g), 0);
+	/* The default is half the worker pool, at least one. */
+	setenv("UV_THREADPOOL_SIZE", "1", 1);
+	assert_int_equal(gate_default_max(), 1);
+	setenv("UV_THREADPOOL_SIZE", "8", 1);
+	assert_int_equal(gate_default_max(), 4);
+	unsetenv("UV_THREADPOOL_SIZE");
+	assert_int_equal(gate_default_max(), 2);
+	gate_set_max(&g, 0);
+	assert_int_equal(gate_try_enter(&g), 0);
+	assert_int_equal(gate_try_enter(&g), 0);
+	assert_int_equal(gate_try_enter(&g), -EBUSY);
+	gate_leave(&g);
+	gate_leave(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -132,6 +162,7 @@ int main(void)
 		cmocka_unit_test(err_str_names_codes),
 		cmocka_unit_test(json_wipe_allocator_is_malloc_compatible),
 		cmocka_unit_test(openssl_random_comes_from_getrandom),
+		cmocka_unit_test(gate_bounds_and_refuses),
 	};
 
 	if (sodium_init() < 0)
