@@ -7,7 +7,13 @@ PKGS="build-essential meson ninja-build pkg-config python3 nodejs npm
  libsqlite3-dev libsodium-dev libcurl4-openssl-dev libcmocka-dev libinih-dev
  openssh-server openssh-client iproute2 curl passwd procps"
 if [ "${1:-}" = "--test" ]; then
-	PKGS="$PKGS chromium clang clang-format libclang-rt-14-dev openssl"
+	PKGS="$PKGS chromium clang clang-format openssl"
+	# The sanitizer runtime must be the one of the clang that is installed
+	# (Debian names it by clang's major version); before clang is there,
+	# the candidate apt would install tells.
+	v=$(clang --version 2>/dev/null | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -n1)
+	[ -n "$v" ] || v=$(apt-cache policy clang 2>/dev/null | sed -n 's/.*Candidate: *\([0-9]*:\)\{0,1\}\([0-9]*\).*/\2/p' | head -n1)
+	PKGS="$PKGS libclang-rt-${v:-14}-dev"
 fi
 missing=""
 for p in $PKGS; do

@@ -36,6 +36,17 @@ else
 	fail_note "format"
 fi
 
+echo "== source check (scripts/checksrc.py)"
+if (cd "$ROOT" && python3 scripts/checksrc.py) >"$LOG/checksrc.log" 2>&1; then
+	tail -n1 "$LOG/checksrc.log"
+	passed=$((passed + 1))
+else
+	head -40 "$LOG/checksrc.log"
+	echo "checksrc: FAILED"
+	failed=$((failed + 1))
+	fail_note "checksrc"
+fi
+
 echo "== unit tests ($BUILD)"
 meson test -C "$BUILD" --print-errorlogs 2>&1 | tee "$LOG/unit.log"
 count_meson "$LOG/unit.log"

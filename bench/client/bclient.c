@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -1041,7 +1042,7 @@ static void slow_tick(double t)
 	slow_last = t;
 }
 
-static void usage(void)
+static _Noreturn void usage(void)
 {
 	fprintf(stderr,
 		"usage: bclient --work echo|bulk|connect|hold|slow [options] (--bastion | --pty -- CMD...)\n"
@@ -1092,6 +1093,32 @@ static char *unescape_cmd(const char *in)
 	return out;
 }
 
+/* A flag's whole value as a non-negative int; anything else is a usage error. */
+static int flag_int(const char *arg)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || v < 0 || v > INT_MAX)
+		usage();
+	return (int)v;
+}
+
+/* A flag's whole value as a finite non-negative number. */
+static double flag_double(const char *arg)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno != 0 || end == arg || *end != '\0' || !(v >= 0 && v < 1e12))
+		usage();
+	return v;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1139,7 +1166,7 @@ int main(int argc, char **argv)
 			O.host = optarg;
 			break;
 		case 'p':
-			O.port = atoi(optarg);
+			O.port = flag_int(optarg);
 			break;
 		case 't':
 			O.token = optarg;
@@ -1154,46 +1181,46 @@ int main(int argc, char **argv)
 			O.work = optarg;
 			break;
 		case 'n':
-			O.sessions = atoi(optarg);
+			O.sessions = flag_int(optarg);
 			break;
 		case 'c':
-			O.conc = atoi(optarg);
+			O.conc = flag_int(optarg);
 			break;
 		case 'm':
-			O.typers = atoi(optarg);
+			O.typers = flag_int(optarg);
 			break;
 		case 's':
-			O.samples = atoi(optarg);
+			O.samples = flag_int(optarg);
 			break;
 		case 'W':
-			O.warmup = atoi(optarg);
+			O.warmup = flag_int(optarg);
 			break;
 		case 'g':
-			O.gap_ms = atof(optarg);
+			O.gap_ms = flag_double(optarg);
 			break;
 		case 'C':
 			O.cmd = unescape_cmd(optarg);
 			break;
 		case 'i':
-			O.pid = atoi(optarg);
+			O.pid = flag_int(optarg);
 			break;
 		case 'S':
-			O.settle_s = atof(optarg);
+			O.settle_s = flag_double(optarg);
 			break;
 		case 'r':
-			O.slow_rate = atof(optarg);
+			O.slow_rate = flag_double(optarg);
 			break;
 		case 'd':
-			O.slow_secs = atof(optarg);
+			O.slow_secs = flag_double(optarg);
 			break;
 		case 'T':
-			O.timeout_s = atof(optarg);
+			O.timeout_s = flag_double(optarg);
 			break;
 		case 'k':
 			O.check = true;
 			break;
 		case 'I':
-			O.pid2 = atoi(optarg);
+			O.pid2 = flag_int(optarg);
 			break;
 		default:
 			usage();
