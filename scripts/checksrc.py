@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A source check run by `make test` (curl's checksrc is the model): refuses
-calls that STYLE.md rules out, in the project's own C files.
+calls that docs/style.md rules out, in the project's own C files.
 
 - Everywhere (src/, tests/, bench/): sprintf, vsprintf, strcpy, strcat,
   strncpy, strncat, gets, strtok, atoi, atol, atoll, atof, alloca, system,
@@ -81,10 +81,10 @@ def check(path, text):
         # a declaration or definition of our own with that name is not a call
         before = code[max(0, m.start() - 40):m.start()]
         if re.search(r'(\bstatic\b|\bint\b|\bvoid\b|\bchar\b|\*)\s*$', before) and name in BANNED:
-            problems.append((line, f'defines {name}(), a name STYLE.md rules out'))
+            problems.append((line, f'defines {name}(), a name docs/style.md rules out'))
             continue
         if name in BANNED:
-            problems.append((line, f'{name}() is not used here (STYLE.md "Memory and input")'))
+            problems.append((line, f'{name}() is not used here (docs/style.md "Memory and input")'))
         elif in_src and name in CLOEXEC_CALLS:
             args = call_args(code, m.end() - 1)
             if CLOEXEC_CALLS[name] not in args:
