@@ -9,8 +9,11 @@
 
 /* Addresses that reach the bastion's own host or its cloud's control
  * plane: never dialled unless a listed prefix lies inside them. The
- * metadata addresses lie inside other special ranges (link-local, and
- * fc00::/7 for fd00:ec2::254): the narrowest range wins. */
+ * metadata addresses: 169.254.169.254 (every major cloud's instance
+ * metadata), fd00:ec2::254 (AWS over IPv6), 168.63.129.16 (Azure's
+ * platform address: the WireServer hands out extension settings) and
+ * 100.100.100.200 (Alibaba Cloud). Some lie inside other special ranges
+ * (link-local, or fc00::/7 for fd00:ec2::254): the narrowest range wins. */
 static const struct {
 	const char *cidr, *name;
 } specials[] = {
@@ -18,6 +21,7 @@ static const struct {
 	{ "0.0.0.0/8", "unspecified" },       { "::/128", "unspecified" },
 	{ "169.254.0.0/16", "link-local" },   { "fe80::/10", "link-local" },
 	{ "169.254.169.254/32", "metadata" }, { "fd00:ec2::254/128", "metadata" },
+	{ "168.63.129.16/32", "metadata" },   { "100.100.100.200/32", "metadata" },
 };
 
 #define NSPECIALS (sizeof(specials) / sizeof(specials[0]))

@@ -96,7 +96,7 @@ describe('boundary', () => {
     // host and its cloud's control plane (SPEC §5: never by default).
     await putOk(h.admin, ids.network(V, 'wide'), { address_prefixes: ['0.0.0.0/0', '::/0'] });
     await putOk(h.admin, ids.bastion(V, 'bwide'), { networks: [ids.network(V, 'wide')] });
-    const special = { lo: '127.0.0.1', lo6: '::1', any: '0.0.0.0', any6: '::', ll: '169.254.10.10', ll6: 'fe80::1', md: '169.254.169.254', md6: 'fd00:ec2::254' };
+    const special = { lo: '127.0.0.1', lo6: '::1', any: '0.0.0.0', any6: '::', ll: '169.254.10.10', ll6: 'fe80::1', md: '169.254.169.254', md6: 'fd00:ec2::254', az: '168.63.129.16' };
     for (const [name, ip] of Object.entries(special)) {
       await addVm(h.admin, { group: V, network: 'wide', name: `sp-${name}`, ip, port: sshd.port });
     }
@@ -140,7 +140,7 @@ describe('boundary', () => {
   });
 
   h.test('default policy: NICs at loopback, unspecified, link-local and metadata addresses in a 0.0.0.0/0 network are refused', async () => {
-    for (const name of ['lo', 'lo6', 'any', 'any6', 'll', 'll6', 'md', 'md6']) {
+    for (const name of ['lo', 'lo6', 'any', 'any6', 'll', 'll6', 'md', 'md6', 'az']) {
       const e = expectError(await connect(h.admin, V, `sp-${name}`, body({ bastion: ids.bastion(V, 'bwide') })),
         403, 'DestinationNotAllowed', { what: name });
       assert.match(e.message, /special address \((loopback|unspecified|link-local|metadata)\)/, e.message);
@@ -163,7 +163,7 @@ describe('boundary', () => {
     log = await reload('0.0.0.0/0,::/0');
     s = expectSession(await connect(h.admin, V, 'vm1', body()), '0.0.0.0/0 holds 198.18.X');
     await endSession(h.admin, s);
-    for (const name of ['lo', 'lo6', 'any', 'any6', 'll', 'll6', 'md', 'md6']) {
+    for (const name of ['lo', 'lo6', 'any', 'any6', 'll', 'll6', 'md', 'md6', 'az']) {
       expectError(await connect(h.admin, V, `sp-${name}`, body({ bastion: ids.bastion(V, 'bwide') })),
         403, 'DestinationNotAllowed', { what: `${name} under 0.0.0.0/0,::/0` });
     }
