@@ -163,7 +163,7 @@ BPID=""
 start_bastion() {
 	# shellcheck disable=SC2086 # BASTION_WRAP is a command line (valgrind ...)
 	BASTION_ADMIN_PASSWORD="$ADMIN_PW" BASTION_MAX_SESSIONS=20000 BASTION_MAX_SESSIONS_PER_USER=20000 \
-		BASTION_LOOPS="$LOOPS" \
+		BASTION_LOOPS="$LOOPS" BASTION_ALLOWED_DESTINATIONS=127.0.0.0/8,198.18.0.0/15 \
 		${BASTION_WRAP:-} "$BIN" serve --listen "127.0.0.1:$PORT" --data "$TMP/data" >> "$TMP/bastion.log" 2>&1 &
 	BPID=$!
 	PIDS+=($BPID)

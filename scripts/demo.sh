@@ -44,7 +44,10 @@ trap 'exit 130' INT TERM
 /usr/sbin/sshd -D -e -f "$DEMO/sshd_config" 2>"$DEMO/sshd.log" &
 SSHD_PID=$!
 
-BASTION_ADMIN_PASSWORD="$PASSWORD" "$BIN" serve --listen "$LISTEN" --data "$DATA" &
+# The demo VM is a loopback address, which the default destination policy
+# never dials: list loopback explicitly (docs/security.md, Destination policy).
+BASTION_ADMIN_PASSWORD="$PASSWORD" "$BIN" serve --listen "$LISTEN" --data "$DATA" \
+	--allowed-destinations "${BASTION_ALLOWED_DESTINATIONS:-127.0.0.0/8,198.18.0.0/15}" &
 BASTION_PID=$!
 
 URL="https://$LISTEN"

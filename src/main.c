@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "authz/dest.h"
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -73,6 +74,7 @@ static void usage(FILE *f)
 	      "              [--idle-timeout D] [--idle-warning D] [--max-session-duration D]\n"
 	      "              [--max-sessions-per-user N] [--max-sessions N] [--drain-timeout D]\n"
 	      "              [--ssh-keepalive D] [--browser-ping D] [--user NAME]\n"
+	      "              [--allowed-destinations CIDR[,CIDR...]]\n"
 	      "  --config    an INI file (also BASTION_CONFIG); flags > BASTION_* environment\n"
 	      "              > file > defaults; see docs/configuration.md for every key\n"
 	      "  --check-config  validate the configuration, print the verdict, exit 0 or 1\n"
@@ -84,6 +86,10 @@ static void usage(FILE *f)
 	      "              pair generated into the data directory on first run\n"
 	      "  --user      started as root, switch to this account once the port is bound\n"
 	      "              (default: 'bastion' if it exists; 'root' keeps root)\n"
+	      "  --allowed-destinations  the address ranges the bastion may ever dial (default\n"
+	      "              10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7); loopback,\n"
+	      "              link-local and metadata addresses only when a listed prefix lies\n"
+	      "              inside their range\n"
 	      "  --master-key-file FILE  the vault's master key (default DATA/master.key,\n"
 	      "              32 random bytes created 0600 on first run)\n"
 	      "environment:\n"
@@ -147,6 +153,9 @@ static void apply_limits(const struct cfg *c)
 
 	log_set_level(level_of(c->log_level));
 	term_set_limits(&l);
+	/* Validated by cfg_load: the only failure would leave the running list. */
+	if (authz_dest_set(c->allowed_destinations) < 0)
+		log_error("network.allowed_destinations: cannot apply; the running list stays");
 }
 
 static void srv_config_of(const struct cfg *c, const char *data_dir, struct srv_config *ret)

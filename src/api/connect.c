@@ -5,7 +5,8 @@
  * term_connect that the loop dials (rows 9–12 are answered there). The
  * address dialled is always the NIC's private_ip, re-checked against its
  * network's prefixes and the bastion's networks: never anything taken from
- * the request. */
+ * the request; and that same address must pass the operator's destination
+ * policy (authz/dest.h, 403 DestinationNotAllowed) right after row 6. */
 #include "api/api.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@
 
 #include "api/validate.h"
 #include "authz/authz.h"
+#include "authz/dest.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -550,6 +552,16 @@ void api_connect(struct api_call *c)
 		if (!inside) {
 			api_error(c->resp, 409, "NetworkNotServed",
 				  "the address of %s is outside network %s", nic_id, net_id);
+			goto out;
+		}
+	}
+	/* Between rows 6 and 7: the operator's destination policy, on the
+	 * address that will be dialled (SPEC §5), before any secret is read. */
+	{
+		char why[256];
+
+		if (authz_dest_check(&addr, why, sizeof(why)) < 0) {
+			api_error(c->resp, 403, "DestinationNotAllowed", "%s", why);
 			goto out;
 		}
 	}

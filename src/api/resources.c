@@ -18,6 +18,10 @@
  * - A reference (a NIC's network, a VM's NIC, a bastion's networks) must
  *   name a resource the caller may read; one it may not read is reported
  *   exactly like a missing one ("network: /groups/... does not exist").
+ * - A NIC or a bastion joins the networks it references: each needs the
+ *   networks/join permission (Contributor) on the network, checked after
+ *   the references, on every PUT (403 AuthorizationFailed naming the
+ *   field, the role and the network). See docs/access-control.md.
  * - Two NICs with the same private_ip in one network answer 409 Conflict:
  *   the body is well-formed, it clashes with another resource's state.
  *   Addresses are compared in binary, so "2001:DB8::5" equals
@@ -351,6 +355,37 @@ static int check_refs(struct store *s, struct res_op *p)
 	return 0;
 }
 
+/* Joining a network: a NIC or a bastion that references a network lets the
+ * bastion dial into it, so each network it references needs the
+ * networks/join permission (Contributor or Owner on the network or above),
+ * not only Reader. Checked on every PUT of such a resource, also when the
+ * network does not change: a NIC's private_ip may move inside it. Runs
+ * after check_refs, so a network the caller cannot read is still reported
+ * as missing. */
+static int check_joins(struct store *s, struct res_op *p)
+{
+	if (strcmp(p->type, "nics") != 0 && strcmp(p->type, "bastions") != 0)
+		return 0;
+	for (char **ref = p->refs; *ref; ref++) {
+		char field[80];
+		int r;
+
+		if (val_res_id(*ref, "networks", NULL, NULL, NULL) < 0)
+			continue;
+		r = authz_require_perm(s, p->c->who, AUTHZ_PERM_NETWORK_JOIN, *ref);
+		if (r == -EACCES) {
+			ref_field(p->props, *ref, field, sizeof(field));
+			return refuse(&p->o, 403, "AuthorizationFailed",
+				      "%s: %s on %s is required to join that network (%s)", field,
+				      authz_role_name(authz_perm_role(AUTHZ_PERM_NETWORK_JOIN)),
+				      *ref, authz_perm_name(AUTHZ_PERM_NETWORK_JOIN));
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Appends the strings of arr to out as "a, b, c", cut short with "..."
  * when out is full. */
 static void join(const json_t *arr, char *out, size_t size)
@@ -462,7 +497,7 @@ static int res_put_tx(struct store *s, void *ud)
 		snprintf(gid, sizeof(gid), "/groups/%s", p->group);
 		return refuse(&p->o, 404, "ResourceNotFound", "%s was not found", gid);
 	}
-	if (r < 0 || (r = check_refs(s, p)) < 0)
+	if (r < 0 || (r = check_refs(s, p)) < 0 || (r = check_joins(s, p)) < 0)
 		return r;
 	for (size_t i = 0; i < sizeof(type_checks) / sizeof(type_checks[0]); i++)
 		if (strcmp(type_checks[i].type, p->type) == 0 &&

@@ -90,6 +90,67 @@ int authz_require(struct store *s, const struct principal *who, enum authz_role 
 	return have >= role ? 0 : -EACCES;
 }
 
+/* Which roles carry which action. Reader carries none: reading a network
+ * does not let one reach into it. */
+static const struct {
+	const char *name;
+	bool carried[AUTHZ_OWNER + 1];
+} perms[] = {
+	[AUTHZ_PERM_NETWORK_JOIN] = { "networks/join",
+				      { [AUTHZ_CONTRIBUTOR] = true, [AUTHZ_OWNER] = true } },
+};
+
+#define NPERMS (sizeof(perms) / sizeof(perms[0]))
+
+const char *authz_perm_name(enum authz_perm p)
+{
+	return (size_t)p < NPERMS ? perms[p].name : "?";
+}
+
+bool authz_role_carries(enum authz_role r, enum authz_perm p)
+{
+	return (size_t)p < NPERMS && r >= AUTHZ_NONE && r <= AUTHZ_OWNER && perms[p].carried[r];
+}
+
+enum authz_role authz_perm_role(enum authz_perm p)
+{
+	for (int r = AUTHZ_READER; r <= AUTHZ_OWNER; r++)
+		if (authz_role_carries((enum authz_role)r, p))
+			return (enum authz_role)r;
+	return AUTHZ_OWNER;
+}
+
+struct perm_ctx {
+	const char *scope;
+	enum authz_perm perm;
+	bool found;
+};
+
+static int perm_one(const char *role, const char *scope, void *ud)
+{
+	struct perm_ctx *e = ud;
+	enum authz_role r;
+
+	if (authz_role_parse(role, &r) < 0 || !authz_scope_covers(scope, e->scope))
+		return 0;
+	e->found = e->found || authz_role_carries(r, e->perm);
+	return e->found; /* one assignment is enough: stop early */
+}
+
+int authz_require_perm(struct store *s, const struct principal *who, enum authz_perm p,
+		       const char *scope)
+{
+	struct perm_ctx e = { .scope = scope, .perm = p };
+	char principal[80];
+	int r;
+
+	snprintf(principal, sizeof(principal), "user:%s", who->name);
+	r = store_role_foreach_principal(s, principal, perm_one, &e);
+	if (r < 0)
+		return r;
+	return e.found ? 0 : -EACCES;
+}
+
 int authz_assignment_visible(struct store *s, const struct principal *who, const char *principal,
 			     const char *scope)
 {

@@ -21,6 +21,26 @@ bool authz_scope_covers(const char *ancestor, const char *scope);
 int authz_effective(struct store *s, const struct principal *who, const char *scope,
 		    enum authz_role *ret);
 
+/* Actions that are not simply "read" or "write the resource itself": each
+ * is carried by the roles that authz.c's table lists, so that a later role
+ * can carry one without being Contributor on everything.
+ * - AUTHZ_PERM_NETWORK_JOIN ("networks/join"): attach something to a
+ *   network, so that the bastion may dial into it: a NIC whose network is
+ *   N, a bastion whose networks include N, needs it on N. Reading a
+ *   network is not enough to reach the addresses in it. */
+enum authz_perm { AUTHZ_PERM_NETWORK_JOIN = 0 };
+
+/* "networks/join". */
+const char *authz_perm_name(enum authz_perm p);
+/* Whether role r carries p. */
+bool authz_role_carries(enum authz_role r, enum authz_perm p);
+/* The weakest built-in role that carries p, for messages ("Contributor"). */
+enum authz_role authz_perm_role(enum authz_perm p);
+/* 0 if a role assignment of who at scope or above carries p, -EACCES if
+ * none does, <0 on store error. */
+int authz_require_perm(struct store *s, const struct principal *who, enum authz_perm p,
+		       const char *scope);
+
 /* 0 if who holds at least role on scope, -EACCES if not, <0 on store error. */
 int authz_require(struct store *s, const struct principal *who, enum authz_role role,
 		  const char *scope);

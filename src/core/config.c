@@ -13,9 +13,10 @@
 
 #include <ini.h>
 
+#include "authz/dest.h"
 #include "core/util.h"
 
-enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LISTEN, T_DURATION, T_INT };
+enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LISTEN, T_DURATION, T_INT, T_DEST };
 
 struct key {
 	const char *section, *name, *flag, *env;
@@ -57,6 +58,9 @@ static const struct key keys[] = {
 	  NUM(ssh_keepalive_s), "15s", 0, 3600, true },
 	{ "sessions", "browser_ping", "browser-ping", "BASTION_BROWSER_PING", T_DURATION,
 	  NUM(browser_ping_s), "10s", 0, 3600, true },
+	/* [network]: what the bastion may dial, whatever the networks say. */
+	{ "network", "allowed_destinations", "allowed-destinations", "BASTION_ALLOWED_DESTINATIONS",
+	  T_DEST, STR(allowed_destinations), AUTHZ_DEST_DEFAULT, 0, 0, true },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -167,6 +171,18 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 			return -EINVAL;
 		}
 		break;
+	case T_DEST: {
+		/* Parsed here so that a bad CIDR is named with its FILE:LINE;
+		 * authz_dest_set parses the same text again when it applies. */
+		struct authz_dest d;
+		char dwhy[160];
+
+		if (authz_dest_parse(v, &d, dwhy, sizeof(dwhy)) < 0) {
+			snprintf(why, whylen, "%s", dwhy);
+			return -EINVAL;
+		}
+		break;
+	}
 	case T_PATH:
 	case T_STR:
 		break;
@@ -285,7 +301,8 @@ static int file_handler(void *ud, const char *section, const char *name, const c
 	}
 	if (!section[0])
 		snprintf(st->err, st->errlen,
-			 "%s:%d: '%.64s' is outside a section ([server], [tls], [sessions])",
+			 "%s:%d: '%.64s' is outside a section ([server], [tls], [sessions], "
+			 "[network])",
 			 st->path, st->line, name);
 	else if (!section_known)
 		snprintf(st->err, st->errlen, "%s:%d: unknown section [%.64s]", st->path, st->line,

@@ -44,6 +44,9 @@ struct cfg {
 	/* [server] loops: event loops, one thread each (0: one per CPU this
 	 * process may run on). */
 	int64_t loops;
+	/* [network] allowed_destinations: the CIDRs the bastion may ever dial
+	 * (authz/dest.h), as text; validated on load. */
+	char allowed_destinations[CFG_MAX_STR];
 };
 
 /* One flag given on the command line: the key's index and its text. */

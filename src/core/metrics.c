@@ -17,6 +17,7 @@ static const char *const connect_codes[] = {
 	"InvalidRequest",
 	"AuthorizationFailed",
 	"NetworkNotServed",
+	"DestinationNotAllowed",
 	"VaultAccessDenied",
 	"InvalidPrivateKey",
 	"VmUnreachable",

@@ -14,7 +14,7 @@ import {
   Client, expectSession, expectError, createTopology, addVm, connect, keyAuth, ids,
 } from './lib/api.mjs';
 import { attach } from './lib/term.mjs';
-import { BASTION_BIN, rawGet } from './lib/daemon.mjs';
+import { BASTION_BIN, TEST_DESTINATIONS, rawGet } from './lib/daemon.mjs';
 import {
   run, randomString, waitFor, freePort, trackPid, untrackPid, sleep, tailFile,
 } from './lib/util.mjs';
@@ -67,7 +67,7 @@ async function serve(args) {
   const logFile = path.join(h.dir, 'bastion.stderr.log');
   const errFd = fs.openSync(logFile, 'a');
   const proc = spawn(BASTION_BIN, ['serve', ...args], {
-    stdio: ['ignore', 'ignore', errFd], env: { ...process.env, BASTION_ADMIN_PASSWORD: adminPassword },
+    stdio: ['ignore', 'ignore', errFd], env: { BASTION_ALLOWED_DESTINATIONS: TEST_DESTINATIONS, ...process.env, BASTION_ADMIN_PASSWORD: adminPassword },
   });
   fs.closeSync(errFd);
   trackPid(proc.pid);

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "authz/dest.h"
 #include "core/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -35,5 +36,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    !memchr(c.listen, '\0', sizeof(c.listen)) || !memchr(c.user, '\0', sizeof(c.user)) ||
 	    c.ssh_keepalive_s > 3600 || c.browser_ping_s > 3600)
 		abort();
+	/* A destination list that loaded is one the running policy accepts. */
+	{
+		struct authz_dest d;
+
+		if (authz_dest_parse(c.allowed_destinations, &d, err, sizeof(err)) < 0 ||
+		    d.n == 0 || d.n > AUTHZ_DEST_MAX)
+			abort();
+	}
 	return 0;
 }

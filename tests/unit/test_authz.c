@@ -187,6 +187,85 @@ static void assignment_visible(void **state)
 	}
 }
 
+/* networks/join (joining a network): which roles carry it, and the table
+ * of every role at every scope level against one network. */
+static void join_table(void **state)
+{
+	static const char *const net = "/groups/net/networks/n";
+	static const struct {
+		const char *scope;
+		bool covers; /* the scope is the network or above it */
+	} levels[] = {
+		{ "/", true },
+		{ "/groups/net", true },
+		{ "/groups/net/networks/n", true },
+		{ "/groups/net/networks/n2", false },  /* a sibling network */
+		{ "/groups/net/networks/n/x", false }, /* below it */
+		{ "/groups/net/nics/n", false },       /* same name, other type */
+		{ "/groups/ne", false },               /* a prefix of the group's name */
+		{ "/groups/other", false },
+	};
+	static const char *const roles[] = { "Reader", "Contributor", "Owner" };
+	bool created;
+	int id = 0;
+
+	assert_false(authz_role_carries(AUTHZ_NONE, AUTHZ_PERM_NETWORK_JOIN));
+	assert_false(authz_role_carries(AUTHZ_READER, AUTHZ_PERM_NETWORK_JOIN));
+	assert_true(authz_role_carries(AUTHZ_CONTRIBUTOR, AUTHZ_PERM_NETWORK_JOIN));
+	assert_true(authz_role_carries(AUTHZ_OWNER, AUTHZ_PERM_NETWORK_JOIN));
+	assert_int_equal(authz_perm_role(AUTHZ_PERM_NETWORK_JOIN), AUTHZ_CONTRIBUTOR);
+	assert_string_equal(authz_perm_name(AUTHZ_PERM_NETWORK_JOIN), "networks/join");
+
+	for (size_t r = 0; r < sizeof(roles) / sizeof(roles[0]); r++) {
+		for (size_t l = 0; l < sizeof(levels) / sizeof(levels[0]); l++) {
+			struct principal p = { .user_id = 1 };
+			char aid[32], principal[80];
+			enum authz_role role;
+			int want, got;
+
+			snprintf(p.name, sizeof(p.name), "join-%zu-%zu", r, l);
+			snprintf(principal, sizeof(principal), "user:%s", p.name);
+			snprintf(aid, sizeof(aid), "join%d", id++);
+			assert_int_equal(store_role_put(st, aid, principal, roles[r],
+							levels[l].scope, &created),
+					 0);
+			assert_int_equal(authz_role_parse(roles[r], &role), 0);
+			want = levels[l].covers && role >= AUTHZ_CONTRIBUTOR ? 0 : -EACCES;
+			got = authz_require_perm(st, &p, AUTHZ_PERM_NETWORK_JOIN, net);
+			if (got != want)
+				fail_msg("%s at %s: join %s gave %d, want %d", roles[r],
+					 levels[l].scope, net, got, want);
+			/* Reading is not joining: Reader at a covering scope reads. */
+			if (levels[l].covers)
+				assert_int_equal(authz_require(st, &p, AUTHZ_READER, net), 0);
+		}
+	}
+	/* No assignment at all, and a role name that is not exact. */
+	{
+		struct principal p = { .user_id = 1, .name = "nobody" };
+		struct principal b = { .user_id = 1, .name = "bogus-role" };
+
+		assert_int_equal(authz_require_perm(st, &p, AUTHZ_PERM_NETWORK_JOIN, net), -EACCES);
+		assert_int_equal(authz_require_perm(st, &b, AUTHZ_PERM_NETWORK_JOIN, net), -EACCES);
+	}
+	/* Reader on the network plus Contributor elsewhere (the attack of
+	 * issue 13 item 4): still no join. */
+	{
+		struct principal p = { .user_id = 1, .name = "attacker" };
+
+		assert_int_equal(store_role_put(st, "atk1", "user:attacker", "Contributor",
+						"/groups/mine", &created),
+				 0);
+		assert_int_equal(store_role_put(st, "atk2", "user:attacker", "Reader",
+						"/groups/net/networks/n", &created),
+				 0);
+		assert_int_equal(authz_require_perm(st, &p, AUTHZ_PERM_NETWORK_JOIN, net), -EACCES);
+		assert_int_equal(authz_require_perm(st, &p, AUTHZ_PERM_NETWORK_JOIN,
+						    "/groups/mine/networks/own"),
+				 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -195,6 +274,7 @@ int main(void)
 		cmocka_unit_test(table),
 		cmocka_unit_test(effective_is_strongest),
 		cmocka_unit_test(assignment_visible),
+		cmocka_unit_test(join_table),
 	};
 
 	if (sodium_init() < 0)

@@ -44,6 +44,7 @@ static int setup(void **state)
 	unsetenv("BASTION_IDLE_TIMEOUT");
 	unsetenv("BASTION_LISTEN");
 	unsetenv("BASTION_MAX_SESSIONS");
+	unsetenv("BASTION_ALLOWED_DESTINATIONS");
 	err[0] = '\0';
 	return 0;
 }
@@ -54,6 +55,7 @@ static int teardown(void **state)
 	unsetenv("BASTION_IDLE_TIMEOUT");
 	unsetenv("BASTION_LISTEN");
 	unsetenv("BASTION_MAX_SESSIONS");
+	unsetenv("BASTION_ALLOWED_DESTINATIONS");
 	return 0;
 }
 
@@ -269,6 +271,72 @@ static void diff_tells_live_from_restart(void **state)
 	assert_true(s.live[1]);
 }
 
+/* network.allowed_destinations: the private ranges by default; file, env
+ * and flag; a bad CIDR named with FILE:LINE, the variable or the flag;
+ * SIGHUP applies it. */
+static void allowed_destinations_key(void **state)
+{
+	struct cfg c, d;
+	struct cfg_arg args[] = { { key_index("allowed-destinations"), "198.18.0.0/15" } };
+	struct seen s = { 0 };
+	static const char *const bad[] = {
+		"10.0.0.1/8",  /* host bits */
+		"10.0.0.0/33", /* prefix out of range */
+		"10.0.0.0/8,", /* empty entry */
+		",10.0.0.0/8", /* empty entry */
+		"10.0.0.0/8,,fc00::/7",
+		"",              /* nothing */
+		"   ",           /* nothing */
+		"010.0.0.0/8",   /* leading zero */
+		"example.com/8", /* not an address */
+		"fe80::1%eth0/64",
+		"10.0.0.0/8 192.168.0.0/16", /* a space is not a separator */
+	};
+
+	assert_int_equal(cfg_load(&c, NULL, NULL, 0, err, sizeof(err)), 0);
+	assert_string_equal(c.allowed_destinations,
+			    "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7");
+	write_file("[server]\nlisten = 127.0.0.1:1000\n"
+		   "[network]\nallowed_destinations = 127.0.0.0/8, 198.18.0.0/15\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+	assert_string_equal(c.allowed_destinations, "127.0.0.0/8, 198.18.0.0/15");
+	setenv("BASTION_ALLOWED_DESTINATIONS", "10.1.0.0/16", 1);
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+	assert_string_equal(c.allowed_destinations, "10.1.0.0/16");
+	assert_int_equal(cfg_load(&c, path, args, 1, err, sizeof(err)), 0);
+	assert_string_equal(c.allowed_destinations, "198.18.0.0/15");
+	setenv("BASTION_ALLOWED_DESTINATIONS", "10.1.0.1/16", 1);
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "BASTION_ALLOWED_DESTINATIONS"));
+	assert_non_null(strstr(err, "10.1.0.1/16"));
+	unsetenv("BASTION_ALLOWED_DESTINATIONS");
+	args[0].value = "0.0.0.0/-1";
+	assert_int_equal(cfg_load(&c, path, args, 1, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--allowed-destinations"));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256], want[300];
+
+		snprintf(text, sizeof(text),
+			 "[server]\nlisten = 127.0.0.1:1000\n\n[network]\n"
+			 "allowed_destinations = %s\n",
+			 bad[i]);
+		write_file(text);
+		if (cfg_load(&c, path, NULL, 0, err, sizeof(err)) != -EINVAL)
+			fail_msg("'%s' was accepted", bad[i]);
+		snprintf(want, sizeof(want), "%s:5: [network] allowed_destinations", path);
+		if (!strstr(err, want))
+			fail_msg("'%s': %s", bad[i], err);
+	}
+	/* A running instance takes a new list on SIGHUP. */
+	cfg_defaults(&c);
+	d = c;
+	snprintf(d.allowed_destinations, sizeof(d.allowed_destinations), "10.0.0.0/8");
+	cfg_diff(&c, &d, on_diff, &s);
+	assert_int_equal(s.n, 1);
+	assert_non_null(strstr(s.names[0], "network.allowed_destinations:"));
+	assert_true(s.live[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -281,6 +349,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(missing_file_is_an_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(precedence_flags_env_file_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_tells_live_from_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(allowed_destinations_key, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

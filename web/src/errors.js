@@ -9,6 +9,7 @@ const CONNECT = {
   InvalidRequest: 'Something in the form is not valid',
   AuthorizationFailed: 'You are not allowed to connect to this VM. Ask an Owner to assign you the missing role',
   NetworkNotServed: 'The chosen bastion does not serve the network this VM is in. Choose another bastion',
+  DestinationNotAllowed: 'The bastion\'s operator does not allow connections to this VM\'s address. Ask the operator to list its range in --allowed-destinations',
   VaultAccessDenied: 'Your access policy on the vault does not let you read that secret (the "get" permission is needed)',
   SecretNotFound: 'The secret was not found in the vault (it may have been deleted)',
   InvalidPrivateKey: 'The private key could not be used: it is not a supported key, or the passphrase is wrong or missing',

@@ -7,6 +7,10 @@ import { REPO_DIR, freePort, randomString, trackPid, untrackPid, tailFile, sleep
 
 export const BASTION_BIN = process.env.BASTION_BIN || path.join(REPO_DIR, 'build', 'bastion');
 
+// What the tests dial: loopback sshds and their own 198.18.0.0/15
+// namespaces, which the default destination policy refuses (SPEC §5).
+export const TEST_DESTINATIONS = '127.0.0.0/8,198.18.0.0/15';
+
 export function assertBinary() {
   let st;
   try {
@@ -58,7 +62,9 @@ export async function startDaemon(dir, { adminPassword = `Adm-${randomString(20)
   const [cmd, args] = nofile ? ['prlimit', [`--nofile=${nofile}:${nofile}`, '--', BASTION_BIN, ...argv]] : [BASTION_BIN, argv];
   const proc = spawn(cmd, args, {
     stdio: ['ignore', outFd, errFd],
-    env: { ...process.env, BASTION_ADMIN_PASSWORD: adminPassword, ...env },
+    // TEST_DESTINATIONS unless the test passes its own
+    // BASTION_ALLOWED_DESTINATIONS (undefined: the daemon's default).
+    env: { BASTION_ALLOWED_DESTINATIONS: TEST_DESTINATIONS, ...process.env, BASTION_ADMIN_PASSWORD: adminPassword, ...env },
   });
   fs.closeSync(errFd);
   fs.closeSync(outFd);
