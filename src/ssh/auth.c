@@ -8,6 +8,7 @@
 #include "core/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define KBDINT_MAX_ROUNDS 8
@@ -55,6 +56,30 @@ static void auth_denied(struct sshc *c, int rc)
 	}
 }
 
+/* The banner arrives during authentication (sshd sends it before its
+ * first answer); libssh keeps the last one. Shown only once signed in: a
+ * refused connect answers with its error alone. */
+static void keep_banner(struct sshc *c)
+{
+	char *raw = ssh_get_issue_banner(c->s);
+	uint8_t *buf;
+	size_t n;
+
+	if (raw == NULL)
+		return;
+	buf = malloc(SSHC_BANNER_MAX);
+	if (buf != NULL) {
+		n = sshc_banner_clean(raw, strlen(raw), buf);
+		if (n > 0) {
+			c->banner = buf;
+			c->banner_len = n;
+			buf = NULL;
+		}
+	}
+	free(buf);
+	ssh_string_free_char(raw);
+}
+
 /* Maps a libssh userauth answer; returns true when the step is over
  * (success moves on, anything else has failed the session). */
 static bool auth_result(struct sshc *c, int rc)
@@ -62,6 +87,7 @@ static bool auth_result(struct sshc *c, int rc)
 	switch (rc) {
 	case SSH_AUTH_SUCCESS:
 		sshc_forget_secrets(c);
+		keep_banner(c);
 		sshc_set_state(c, ST_CHANNEL_OPEN);
 		return true;
 	case SSH_AUTH_DENIED:

@@ -15,6 +15,7 @@ enum sshc_state {
 	ST_AUTH_KEY,      /* ssh_userauth_publickey */
 	ST_CHANNEL_OPEN,  /* ssh_channel_open_session */
 	ST_PTY,           /* ssh_channel_request_pty_size */
+	ST_ENV,           /* ssh_channel_request_env LANG; a refusal is fine */
 	ST_SHELL,         /* ssh_channel_request_shell */
 	ST_OPEN,          /* terminal I/O */
 	ST_EOF,           /* the shell closed its output; waiting for its status */
@@ -60,6 +61,11 @@ struct sshc {
 	unsigned keepalive_ms;
 	unsigned keepalive_missed; /* keep-alives sent since the VM last spoke */
 	bool heard;                /* the socket was readable since the last tick */
+
+	/* The VM's pre-login banner, cleaned (sshc_banner_clean), handed to
+	 * on_data before the first channel byte; NULL once delivered. */
+	uint8_t *banner;
+	size_t banner_len;
 
 	uint64_t bytes_in, bytes_out;
 	char msg[384];

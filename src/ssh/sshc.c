@@ -54,6 +54,7 @@ static const char *const state_names[] = {
 	[ST_AUTH_KEY] = "auth-key",
 	[ST_CHANNEL_OPEN] = "channel-open",
 	[ST_PTY] = "pty",
+	[ST_ENV] = "env",
 	[ST_SHELL] = "shell",
 	[ST_OPEN] = "open",
 	[ST_EOF] = "eof",
@@ -118,6 +119,8 @@ static void teardown(struct sshc *c)
 		close(c->fd);
 	c->fd = -1;
 	sshc_forget_secrets(c);
+	free(c->banner);
+	c->banner = NULL;
 }
 
 /* Connect phase failure: tear down first, then report (the message is
@@ -303,6 +306,25 @@ static void step(struct sshc *c)
 				shell_failed(c, "a terminal (PTY)");
 				return;
 			}
+			sshc_set_state(c, ST_ENV);
+			break;
+		case ST_ENV:
+			/* The bastion has no user locale to pass on as OpenSSH's
+			 * SendEnv does; without one, a VM whose default locale
+			 * is not UTF-8 makes bash read typed multi-byte
+			 * characters as Meta keys. C.UTF-8 exists on every
+			 * current Linux. A VM whose sshd lacks AcceptEnv LANG
+			 * refuses, and the shell starts with its own default. */
+			rc = ssh_channel_request_env(c->ch, "LANG", SSHC_LANG);
+			if (rc == SSH_AGAIN)
+				return;
+			if (rc != SSH_OK && sshc_session_dead(c)) {
+				shell_failed(c, "the locale (LANG)");
+				return;
+			}
+			if (rc != SSH_OK)
+				log_debug("sshc %s:%u: the VM refused LANG=%s", c->ip, c->port,
+					  SSHC_LANG);
 			sshc_set_state(c, ST_SHELL);
 			break;
 		case ST_SHELL:
@@ -412,12 +434,26 @@ static void eof_check(struct sshc *c)
  * has ended): what waits there is bounded by the channel window. Reads are
  * gathered up to READ_CHUNK so that one on_data — one WebSocket frame, one
  * TLS record — carries several SSH packets (measured: 4 KiB frames before). */
+_Static_assert(SSHC_BANNER_MAX <= READ_CHUNK, "the banner fits one on_data call");
+
 static void drain(struct sshc *c)
 {
 	uint8_t space[SSHC_DATA_HEADROOM + READ_CHUNK], *buf = space + SSHC_DATA_HEADROOM;
 	size_t total = 0;
 	bool eof[2] = { false, false };
 
+	if (c->banner != NULL && !c->closing && !c->paused && c->state == ST_OPEN) {
+		/* The banner goes first: the top of the terminal. */
+		uint8_t *b = c->banner;
+
+		memcpy(buf, b, c->banner_len);
+		c->banner = NULL;
+		if (c->cb.on_data != NULL)
+			c->cb.on_data(c, buf, c->banner_len, c->ud);
+		free(b);
+		if (c->closing || c->paused)
+			return;
+	}
 	while (!c->closing && !c->paused && c->state == ST_OPEN) {
 		bool got = false;
 

@@ -40,6 +40,10 @@ struct sshc_params {
 
 #define SSHC_KEEPALIVE_MAX 3
 
+/* The locale requested for every shell (env request LANG, before the shell;
+ * the VM's sshd needs AcceptEnv LANG and the locale must exist there). */
+#define SSHC_LANG "C.UTF-8"
+
 /* Writable bytes in front of on_data's buffer, and the most it carries at
  * once: one TLS record's payload (16 KiB) less a WebSocket header of 4
  * bytes, so that a full read becomes one frame in one record. */
@@ -94,6 +98,21 @@ void sshc_close(struct sshc *c);
 void sshc_counters(const struct sshc *c, uint64_t *ret_in, uint64_t *ret_out);
 
 /* ---- key and host key helpers: pure, any thread ---- */
+
+/* The pre-login banner (sshd_config Banner: the legal notice hardened
+ * fleets show) is shown at the top of the terminal, at most this many
+ * bytes once cleaned; a longer one is cut at a character boundary and says
+ * so. 8 KiB holds the CIS and DoD notices several times over and fits one
+ * on_data call. */
+#define SSHC_BANNER_MAX 8192
+
+/* Turns a banner as the VM sent it into terminal bytes: line ends become
+ * CRLF, control characters other than TAB (escape sequences included) are
+ * dropped so the VM's text cannot drive the terminal before login,
+ * invalid UTF-8 becomes '?', and the text ends with CRLF. Writes at most
+ * SSHC_BANNER_MAX bytes to out (which holds that many) and returns how
+ * many; 0 for a banner with nothing printable. */
+size_t sshc_banner_clean(const char *raw, size_t len, uint8_t *out);
 
 /* Returns a clean copy of a pasted private key: CR removed, stray spaces and
  * blank lines dropped, the base64 body re-wrapped, headers (Proc-Type,
