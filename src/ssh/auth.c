@@ -29,6 +29,11 @@ static const char *methods_text(int m, char *buf, size_t size)
 	return buf;
 }
 
+static bool is_rsa(const struct sshc *c)
+{
+	return c->key != NULL && ssh_key_type(c->key) == SSH_KEYTYPE_RSA;
+}
+
 static void auth_denied(struct sshc *c, int rc)
 {
 	int methods = ssh_userauth_list(c->s, NULL);
@@ -39,10 +44,25 @@ static void auth_denied(struct sshc *c, int rc)
 			c, -BERR_SSH_AUTH,
 			"the VM wants a second authentication step for user %s, which is not supported",
 			c->username);
+	} else if (c->auth == SSHC_AUTH_KEY && methods == 0 && is_rsa(c)) {
+		/* libssh refused to sign before asking the VM: the VM does not
+		 * announce rsa-sha2 (server-sig-algs), and SHA-1 ssh-rsa
+		 * signatures are off unless the VM allows them. */
+		sshc_fail(
+			c, -BERR_SSH_AUTH,
+			"the VM accepts RSA keys only with SHA-1 signatures (ssh-rsa), which are "
+			"off by default; an Owner may allow them for this VM with the property "
+			"\"ssh_legacy_algorithms\": [\"ssh-rsa\"], or use an ed25519 or ECDSA key");
 	} else if (c->auth == SSHC_AUTH_KEY && !(methods & SSH_AUTH_METHOD_PUBLICKEY)) {
 		sshc_fail(c, -BERR_SSH_AUTH,
 			  "the VM does not accept keys for user %s (it offers: %s)", c->username,
 			  methods_text(methods, m, sizeof(m)));
+	} else if (c->auth == SSHC_AUTH_KEY && is_rsa(c) && !sshc_legacy_allowed(c, "ssh-rsa")) {
+		sshc_fail(
+			c, -BERR_SSH_AUTH,
+			"the VM refused the key for user %s (an RSA key: a VM that takes only "
+			"SHA-1 ssh-rsa signatures needs \"ssh-rsa\" in its ssh_legacy_algorithms)",
+			c->username);
 	} else if (c->auth == SSHC_AUTH_KEY) {
 		sshc_fail(c, -BERR_SSH_AUTH, "the VM refused the key for user %s", c->username);
 	} else if (!(methods & (SSH_AUTH_METHOD_PASSWORD | SSH_AUTH_METHOD_INTERACTIVE)) &&
@@ -112,7 +132,7 @@ bool sshc_auth_step(struct sshc *c)
 
 	switch (c->state) {
 	case ST_AUTH_PASSWORD:
-		rc = ssh_userauth_password(c->s, NULL, c->password);
+		rc = ssh_userauth_password(c->s, c->username, c->password);
 		if (rc == SSH_AUTH_AGAIN)
 			return false;
 		if (rc == SSH_AUTH_DENIED && !c->kbdint_tried &&
@@ -126,7 +146,7 @@ bool sshc_auth_step(struct sshc *c)
 		auth_result(c, rc);
 		return !c->closing;
 	case ST_AUTH_KBDINT:
-		rc = ssh_userauth_kbdint(c->s, NULL, NULL);
+		rc = ssh_userauth_kbdint(c->s, c->username, NULL);
 		if (rc == SSH_AUTH_AGAIN)
 			return false;
 		if (rc == SSH_AUTH_INFO) {
@@ -154,9 +174,22 @@ bool sshc_auth_step(struct sshc *c)
 		auth_result(c, rc);
 		return !c->closing;
 	case ST_AUTH_KEY:
-		rc = ssh_userauth_publickey(c->s, NULL, c->key);
+		rc = ssh_userauth_publickey(c->s, c->username, c->key);
 		if (rc == SSH_AUTH_AGAIN)
 			return false;
+		if (rc == SSH_AUTH_DENIED && is_rsa(c) && !c->rsa_sha1_tried &&
+		    sshc_legacy_allowed(c, "ssh-rsa") &&
+		    (ssh_userauth_list(c->s, NULL) & SSH_AUTH_METHOD_PUBLICKEY)) {
+			/* A VM allowed ssh-rsa may announce rsa-sha2 and still
+			 * take only SHA-1 signatures (PubkeyAcceptedAlgorithms
+			 * ssh-rsa): once more with SHA-1, as OpenSSH's client
+			 * tries each algorithm it may use. libssh signs with
+			 * SHA-1 only when no rsa-sha2 is acceptable. */
+			c->rsa_sha1_tried = true;
+			if (ssh_options_set(c->s, SSH_OPTIONS_PUBLICKEY_ACCEPTED_TYPES,
+					    "ssh-rsa") == 0)
+				return true;
+		}
 		auth_result(c, rc);
 		return !c->closing;
 	default:

@@ -46,16 +46,21 @@ void sshc_set_hostkey_algos(struct sshc *c)
 		if (strcmp(type, "ssh-rsa") == 0) {
 			sshc_add_algo(list, sizeof(list), "rsa-sha2-512");
 			sshc_add_algo(list, sizeof(list), "rsa-sha2-256");
+			if (sshc_legacy_allowed(c, "ssh-rsa"))
+				sshc_add_algo(list, sizeof(list), "ssh-rsa");
 		} else {
 			sshc_add_algo(list, sizeof(list), type);
 		}
 		free(type);
 		free(b64);
 	}
-	if (list[0] == '\0')
+	/* Without pinned keys and legacy names, libssh's own default. */
+	if (list[0] == '\0' && !sshc_legacy_allowed(c, "ssh-rsa"))
 		return;
 	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
 		sshc_add_algo(list, sizeof(list), defaults[i]);
+	if (sshc_legacy_allowed(c, "ssh-rsa"))
+		sshc_add_algo(list, sizeof(list), "ssh-rsa"); /* SHA-1: preferred last */
 	if (ssh_options_set(c->s, SSH_OPTIONS_HOSTKEYS, list) < 0)
 		log_debug("sshc %s:%u: could not set host key algorithms", c->ip, c->port);
 }

@@ -43,6 +43,7 @@ struct sshc {
 	bool flush_pending; /* libssh holds output the kernel did not take */
 	bool want_writable; /* sshc_write() took less than offered */
 	bool kbdint_tried;
+	bool rsa_sha1_tried; /* the RSA key was offered again with SHA-1 */
 	int kbdint_rounds;
 
 	struct sshc_callbacks cb;
@@ -59,6 +60,7 @@ struct sshc {
 	int cols, rows;
 	unsigned connect_timeout_ms;
 	unsigned keepalive_ms;
+	uint32_t legacy_algos;     /* bits of sshc_legacy_algo() */
 	unsigned keepalive_missed; /* keep-alives sent since the VM last spoke */
 	bool heard;                /* the socket was readable since the last tick */
 
@@ -68,7 +70,7 @@ struct sshc {
 	size_t banner_len;
 
 	uint64_t bytes_in, bytes_out;
-	char msg[384];
+	char msg[1024];
 };
 
 void sshc_set_state(struct sshc *c, enum sshc_state st);
@@ -93,3 +95,13 @@ void sshc_auth_begin(struct sshc *c);
  * loop should call again (state changed or more work), false when it waits
  * for the VM or the session failed. */
 bool sshc_auth_step(struct sshc *c);
+
+/* algos.c */
+bool sshc_legacy_allowed(const struct sshc *c, const char *name);
+/* Sets the key exchange, cipher, MAC and user key lists when the VM allows
+ * legacy names in them; -EINVAL when libssh refused a list. */
+int sshc_set_legacy_algos(struct sshc *c);
+/* When err (libssh's) says the handshake found no common algorithm, fails
+ * the session with -BERR_SSH_HANDSHAKE and both sides' lists, and returns
+ * true; otherwise false and nothing happened. */
+bool sshc_explain_handshake(struct sshc *c, const char *err);

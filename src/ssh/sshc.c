@@ -260,9 +260,10 @@ static void step(struct sshc *c)
 			if (rc == SSH_AGAIN)
 				return;
 			if (rc != SSH_OK) {
-				sshc_fail(c, -BERR_PROTOCOL,
-					  "SSH handshake with %s port %u failed: %s", c->ip,
-					  c->port, ssh_get_error(c->s));
+				if (!sshc_explain_handshake(c, ssh_get_error(c->s)))
+					sshc_fail(c, -BERR_PROTOCOL,
+						  "SSH handshake with %s port %u failed: %s", c->ip,
+						  c->port, ssh_get_error(c->s));
 				return;
 			}
 			/* libssh switches the socket back to blocking when its
@@ -601,7 +602,6 @@ static void tcp_connected(struct sshc *c)
 	 * known_hosts options would read files during key exchange). */
 	if (ssh_options_set(c->s, SSH_OPTIONS_PROCESS_CONFIG, &no) < 0 ||
 	    ssh_options_set(c->s, SSH_OPTIONS_HOST, c->ip) < 0 ||
-	    ssh_options_set(c->s, SSH_OPTIONS_USER, c->username) < 0 ||
 	    ssh_options_set(c->s, SSH_OPTIONS_SSH_DIR, "/nonexistent") < 0 ||
 	    ssh_options_set(c->s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null") < 0 ||
 	    ssh_options_set(c->s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null") < 0 ||
@@ -610,7 +610,22 @@ static void tcp_connected(struct sshc *c)
 		sshc_fail(c, -BERR_PROTOCOL, "could not configure SSH: %s", ssh_get_error(c->s));
 		return;
 	}
+	/* libssh 0.10.6 refuses user names with characters a ProxyCommand
+	 * shell could misread (\ ' " $ ; , and more), which real fleets use
+	 * (CORP\user, o'brien). We run no ProxyCommand and give the name to
+	 * every userauth call ourselves, so the option only has to keep libssh
+	 * from looking up the local user; the name sent is always ours. */
+	if (ssh_options_set(c->s, SSH_OPTIONS_USER, c->username) < 0 &&
+	    ssh_options_set(c->s, SSH_OPTIONS_USER, "nobody") < 0) {
+		sshc_fail(c, -BERR_PROTOCOL, "could not configure SSH: %s", ssh_get_error(c->s));
+		return;
+	}
 	sshc_set_hostkey_algos(c);
+	if (sshc_set_legacy_algos(c) < 0) {
+		sshc_fail(c, -BERR_PROTOCOL, "could not configure the VM's legacy algorithms: %s",
+			  ssh_get_error(c->s));
+		return;
+	}
 	ssh_set_blocking(c->s, 0);
 	sshc_set_state(c, ST_SSH_CONNECT);
 	step(c);
@@ -745,6 +760,7 @@ int sshc_start(uv_loop_t *loop, struct sshc_params *p, const struct sshc_callbac
 	c->connect_timeout_ms =
 		p->connect_timeout_ms ? p->connect_timeout_ms : CONNECT_TIMEOUT_DEFAULT_MS;
 	c->keepalive_ms = p->keepalive_ms;
+	c->legacy_algos = p->legacy_algos;
 	c->state = ST_TCP_CONNECT;
 
 	c->fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

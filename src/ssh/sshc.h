@@ -36,6 +36,9 @@ struct sshc_params {
 	 * of them in a row went unanswered the session ends with "the VM
 	 * stopped answering". 0: no keep-alives. */
 	unsigned keepalive_ms;
+	/* Legacy algorithms this VM allows (VM property ssh_legacy_algorithms):
+	 * bit i for sshc_legacy_algo() == i. 0: modern algorithms only. */
+	uint32_t legacy_algos;
 };
 
 #define SSHC_KEEPALIVE_MAX 3
@@ -52,8 +55,9 @@ struct sshc_params {
 
 struct sshc_callbacks {
 	/* Connect phase: exactly one of on_ready or on_fail is called. err is
-	 * -BERR_UNREACHABLE, -BERR_HOSTKEY, -BERR_SSH_AUTH, -BERR_SSH_SHELL or
-	 * -BERR_PROTOCOL; msg is a short human explanation without secrets.
+	 * -BERR_UNREACHABLE, -BERR_HOSTKEY, -BERR_SSH_HANDSHAKE (no algorithm in
+	 * common: msg names both sides' lists), -BERR_SSH_AUTH, -BERR_SSH_SHELL
+	 * or -BERR_PROTOCOL; msg is a short human explanation without secrets.
 	 * After on_fail the sshc is already closing: do not touch it. */
 	void (*on_ready)(struct sshc *c, void *ud);
 	void (*on_fail)(struct sshc *c, int err, const char *msg, void *ud);
@@ -98,6 +102,14 @@ void sshc_close(struct sshc *c);
 void sshc_counters(const struct sshc *c, uint64_t *ret_in, uint64_t *ret_out);
 
 /* ---- key and host key helpers: pure, any thread ---- */
+
+/* The legacy algorithms a VM may allow by name, a fixed allowlist (SHA-1
+ * key exchange, ssh-rsa host keys and signatures, CBC ciphers, hmac-sha1).
+ * Returns the bit index for sshc_params.legacy_algos, or -EINVAL for a name
+ * not on the list. sshc_legacy_algo_name(i) gives the names back, NULL
+ * past the end. */
+int sshc_legacy_algo(const char *name);
+const char *sshc_legacy_algo_name(int i);
 
 /* The pre-login banner (sshd_config Banner: the legal notice hardened
  * fleets show) is shown at the top of the terminal, at most this many

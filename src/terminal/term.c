@@ -1190,6 +1190,9 @@ static void ssh_on_fail(struct sshc *c, int err, const char *msg, void *ud)
 	case -BERR_SSH_SHELL:
 		status = 502, code = "ShellFailed";
 		break;
+	case -BERR_SSH_HANDSHAKE: /* an addition to SPEC §2's table, docs/api.md */
+		status = 502, code = "SshHandshakeFailed";
+		break;
 	default: /* unreachable, or no SSH server answering there */
 		status = 504, code = "VmUnreachable";
 		break;

@@ -6,9 +6,10 @@
 // Topology (netns mode; loopback fallback uses 127.0.X.n and free ports):
 //   .2 : sshd "banner" with Banner FILE and AcceptEnv LANG LC_*
 //   .3 : sshd "plain" (stock test config: no Banner, no AcceptEnv)
-//   .4 : sshd "legacy": KexAlgorithms diffie-hellman-group14-sha1 only
-//   .5 : sshd "legacyhk": HostKeyAlgorithms ssh-rsa only (an RSA host key)
-//   .6 : sshd "sha1sig": PubkeyAcceptedAlgorithms ssh-rsa (SHA-1 signatures only)
+//   .4 : sshd "legacykex": KexAlgorithms diffie-hellman-group14-sha1 only
+//   .6 : sshd "legacyhk": HostKeyAlgorithms ssh-rsa only (an RSA host key)
+//   .7 : sshd "longbanner": a 20 KiB Banner
+//   .8 : sshd "sha1sig": PubkeyAcceptedAlgorithms ssh-rsa (SHA-1 signatures only)
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -67,6 +68,14 @@ describe('sshconv', () => {
     const port = (name) => h.sshds.find((s) => s.name === name).port;
     await addVm(h.admin, { group: G, name: 'vm-banner', ip: net.addr(2), port: port('banner') });
     await addVm(h.admin, { group: G, name: 'vm-plain', ip: net.addr(3), port: port('plain') });
+    await h.sshd({ name: 'legacykex', addrs: [net.addr(4)], extraConfig: ['KexAlgorithms diffie-hellman-group14-sha1'] });
+    const rsaHostKey = path.join(h.dir, 'legacyhk_host_rsa_key');
+    await run('ssh-keygen', ['-q', '-t', 'rsa', '-b', '2048', '-N', '', '-f', rsaHostKey]);
+    await h.sshd({ name: 'legacyhk', addrs: [net.addr(6)], extraConfig: [`HostKey ${rsaHostKey}`, 'HostKeyAlgorithms ssh-rsa'] });
+    await h.sshd({ name: 'sha1sig', addrs: [net.addr(8)], extraConfig: ['PubkeyAcceptedAlgorithms ssh-rsa'] });
+    await addVm(h.admin, { group: G, name: 'vm-legacykex', ip: net.addr(4), port: port('legacykex') });
+    await addVm(h.admin, { group: G, name: 'vm-legacyhk', ip: net.addr(6), port: port('legacyhk') });
+    await addVm(h.admin, { group: G, name: 'vm-sha1sig', ip: net.addr(8), port: port('sha1sig') });
   }, { timeout: 180000 });
   after(() => h.down(), { timeout: 60000 });
 
@@ -144,6 +153,102 @@ describe('sshconv', () => {
       assert.ok(!term.text().includes('L=[C.UTF-8]'), 'plain sshd has no AcceptEnv');
     } finally {
       term.close();
+    }
+  });
+
+  // ---- item 5: handshake refusals, SHA-1 signatures, user names ---------------
+  // Every name in a message is whole: each comma- or space-separated token that
+  // looks like an algorithm is one that exists.
+  const assertWholeNames = (msg, names) => {
+    for (const n of names) assert.ok(msg.includes(n), `message names ${n}: ${msg}`);
+    assert.doesNotMatch(msg, /(server|client) \[|kex-strict|ext-info/, `no raw libssh lists: ${msg}`);
+  };
+
+  const setLegacy = async (vm, ip, port, algos) => {
+    const nic = ids.nic(G, `${vm}-nic`);
+    const body = { nic, ssh_port: port };
+    if (algos) body.ssh_legacy_algorithms = algos;
+    return putOk(h.admin, ids.vm(G, vm), body);
+  };
+  const portOf = (name) => h.sshds.find((s) => s.name === name).port;
+
+  h.test('handshake: a key-exchange mismatch -> 502 SshHandshakeFailed naming both sides; allowing it by name works', async () => {
+    const res = await connect(h.admin, G, 'vm-legacykex', body());
+    expectError(res, 502, 'SshHandshakeFailed');
+    const msg = res.json.error.message;
+    assertWholeNames(msg, ['key-exchange', 'diffie-hellman-group14-sha1', 'curve25519-sha256', 'ssh_legacy_algorithms']);
+    await setLegacy('vm-legacykex', h.net.addr(4), portOf('legacykex'), ['diffie-hellman-group14-sha1']);
+    const term = await openTerm('vm-legacykex');
+    try {
+      term.send('echo KEX$((40+2))\r');
+      await term.waitForOutput('KEX42', { timeoutMs: 15000 });
+    } finally {
+      term.close();
+    }
+    await setLegacy('vm-legacykex', h.net.addr(4), portOf('legacykex'), null);
+    expectError(await connect(h.admin, G, 'vm-legacykex', body()), 502, 'SshHandshakeFailed');
+  });
+
+  h.test('handshake: a host-key algorithm mismatch (ssh-rsa only) -> 502 SshHandshakeFailed; allowing ssh-rsa works', async () => {
+    const res = await connect(h.admin, G, 'vm-legacyhk', body());
+    expectError(res, 502, 'SshHandshakeFailed');
+    assertWholeNames(res.json.error.message, ['host key algorithm', 'ssh-rsa', 'ssh-ed25519', '"ssh-rsa"']);
+    await setLegacy('vm-legacyhk', h.net.addr(6), portOf('legacyhk'), ['ssh-rsa']);
+    const term = await openTerm('vm-legacyhk');
+    try {
+      term.send('echo HK$((40+2))\r');
+      await term.waitForOutput('HK42', { timeoutMs: 15000 });
+    } finally {
+      term.close();
+    }
+  });
+
+  h.test('signatures: an RSA key at a VM that takes only ssh-rsa (SHA-1) says so; allowing ssh-rsa works', async () => {
+    const rsa = keyAuth(h.keys['rsa-openssh'].private);
+    const res = await connect(h.admin, G, 'vm-sha1sig', body({ auth: rsa }));
+    expectError(res, 401, 'SshAuthenticationFailed');
+    const msg = res.json.error.message;
+    assert.doesNotMatch(msg, /offers: none/);
+    assertWholeNames(msg, ['RSA key', 'SHA-1 ssh-rsa', 'ssh_legacy_algorithms']);
+    await setLegacy('vm-sha1sig', h.net.addr(8), portOf('sha1sig'), ['ssh-rsa']);
+    const term = await openTerm('vm-sha1sig', { auth: rsa });
+    try {
+      term.send('echo SIG$((40+2))\r');
+      await term.waitForOutput('SIG42', { timeoutMs: 15000 });
+    } finally {
+      term.close();
+    }
+  });
+
+  h.test('ssh_legacy_algorithms: validated against the allowlist, normalised, absent by default', async () => {
+    const nic = ids.nic(G, 'vm-plain-nic');
+    const put = (v) => h.admin.request('PUT', ids.vm(G, 'vm-val'), { body: { nic, ssh_port: 22, ssh_legacy_algorithms: v } });
+    for (const bad of [['hmac-md5'], ['ssh-dss'], ['curve25519-sha256'], 'ssh-rsa', [42], ['ssh-rsa', 'ssh-rsa'], [''],
+      [`ssh-rsa${'x'.repeat(100)}`]]) {
+      expectError(await put(bad), 400, 'InvalidRequest', { messageIncludes: 'ssh_legacy_algorithms', what: JSON.stringify(bad) });
+    }
+    const ok = await put(['ssh-rsa', 'aes128-cbc', 'hmac-sha1', 'diffie-hellman-group1-sha1']);
+    assert.ok([200, 201].includes(ok.status), ok.text);
+    assert.deepEqual(ok.json.ssh_legacy_algorithms, ['ssh-rsa', 'aes128-cbc', 'hmac-sha1', 'diffie-hellman-group1-sha1']);
+    const plain = await h.admin.request('GET', ids.vm(G, 'vm-plain'));
+    assert.deepEqual(plain.json.ssh_legacy_algorithms, []);
+  });
+
+  h.test('usernames: names libssh refuses (CORP\\user, o\'brien, a,b) reach the VM\'s sshd as typed', async () => {
+    const log = () => fs.readFileSync(h.sshds.find((s) => s.name === 'plain').logFile, 'utf8');
+    for (const name of ['CORP\\user', "o'brien", 'first.last@corp.example', 'a,b$c']) {
+      const res = await connect(h.admin, G, 'vm-plain', body({ username: name }));
+      expectError(res, 401, 'SshAuthenticationFailed', { what: name });
+      assert.ok(res.json.error.message.includes(name), `the message names ${name}: ${res.json.error.message}`);
+      // sshd's log escapes a backslash as \\ (strnvis).
+      assert.ok(log().includes(`Invalid user ${name.replaceAll('\\', '\\\\')} from`), `sshd saw ${name}: ${log().slice(-500)}`);
+    }
+  });
+
+  h.test('usernames: what no sshd could take -> 400 InvalidRequest naming username', async () => {
+    for (const name of ['', 'a b', 'tab\there', 'nl\nx', '-oProxyCommand', 'x'.repeat(65), 'del\x7f', 'a:b', 'a/b']) {
+      expectError(await connect(h.admin, G, 'vm-plain', body({ username: name })), 400, 'InvalidRequest',
+        { messageIncludes: 'username', what: JSON.stringify(name) });
     }
   });
 });
