@@ -98,3 +98,47 @@ size_t sshc_banner_clean(const char *raw, size_t len, uint8_t *out)
 	}
 	return o;
 }
+
+size_t sshc_text_clean(const char *raw, size_t len, char *out, size_t size)
+{
+	const unsigned char *p = (const unsigned char *)raw;
+	size_t o = 0, i = 0;
+
+	if (size == 0)
+		return 0;
+	while (raw != NULL && i < len) {
+		unsigned char ch = p[i];
+		const char *seq = (const char *)p + i;
+		size_t n = 1, adv = 1;
+
+		if (ch == '\r' && i + 1 < len && p[i + 1] == '\n') {
+			seq = "\n", adv = 2;
+		} else if (ch == '\r') {
+			seq = "\n";
+		} else if (ch < 0x20 && ch != '\n' && ch != '\t') {
+			i++;
+			continue;
+		} else if (ch == 0x7f) {
+			i++;
+			continue;
+		} else if (ch >= 0x80) {
+			int u = utf8_len(p + i, len - i);
+
+			if (u < 0) {
+				i += 2;
+				continue;
+			}
+			if (u == 0)
+				seq = "?";
+			else
+				n = (size_t)u, adv = (size_t)u;
+		}
+		if (o + n > size - 1)
+			break;
+		memcpy(out + o, seq, n);
+		o += n;
+		i += adv;
+	}
+	out[o] = '\0';
+	return o;
+}

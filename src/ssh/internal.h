@@ -13,6 +13,7 @@ enum sshc_state {
 	ST_AUTH_PASSWORD, /* ssh_userauth_password */
 	ST_AUTH_KBDINT,   /* keyboard-interactive, answered with the password */
 	ST_AUTH_KEY,      /* ssh_userauth_publickey */
+	ST_AUTH_WAIT,     /* waiting for the user's answers (sshc_answer) */
 	ST_CHANNEL_OPEN,  /* ssh_channel_open_session */
 	ST_PTY,           /* ssh_channel_request_pty_size */
 	ST_ENV,           /* ssh_channel_request_env LANG; a refusal is fine */
@@ -44,6 +45,13 @@ struct sshc {
 	bool want_writable; /* sshc_write() took less than offered */
 	bool kbdint_tried;
 	bool rsa_sha1_tried; /* the RSA key was offered again with SHA-1 */
+	bool password_used;  /* the password answered a keyboard-interactive prompt */
+	bool key_used;       /* the key was accepted as one step (partial success) */
+	int partial_steps;   /* methods that succeeded partially so far */
+	enum { WAIT_NONE, WAIT_KBDINT, WAIT_PASSWORD } wait;
+	unsigned challenges;                /* rounds sent to the user */
+	size_t wait_n;                      /* answers expected */
+	uint8_t wait_map[SSHC_PROMPTS_MAX]; /* answer j -> prompt wait_map[j] */
 	int kbdint_rounds;
 
 	struct sshc_callbacks cb;
@@ -78,6 +86,13 @@ void sshc_set_state(struct sshc *c, enum sshc_state st);
 void sshc_fail(struct sshc *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void sshc_forget_secrets(struct sshc *c);
 bool sshc_session_dead(struct sshc *c);
+
+/* (Re)starts the set-up deadline on c->timer. */
+void sshc_arm_setup_timer(struct sshc *c);
+/* Runs the state machine from the loop (never inside a caller's call). */
+void sshc_kick(struct sshc *c);
+/* Re-arms the poll handle for the current state. */
+void sshc_update_poll(struct sshc *c);
 
 /* hostkey.c */
 /* Appends algo to the comma-separated list unless it is there already or

@@ -52,6 +52,7 @@ static const char *const state_names[] = {
 	[ST_AUTH_PASSWORD] = "auth-password",
 	[ST_AUTH_KBDINT] = "auth-kbdint",
 	[ST_AUTH_KEY] = "auth-key",
+	[ST_AUTH_WAIT] = "auth-wait",
 	[ST_CHANNEL_OPEN] = "channel-open",
 	[ST_PTY] = "pty",
 	[ST_ENV] = "env",
@@ -178,7 +179,9 @@ static void update_poll(struct sshc *c)
 		return;
 	if (c->state == ST_TCP_CONNECT)
 		ev = UV_WRITABLE;
-	else if (!(c->state == ST_OPEN && c->paused))
+	/* Waiting for the user: nothing calls libssh, so a readable socket
+	 * would wake the loop for ever; the VM is heard again once answered. */
+	else if (!(c->state == ST_OPEN && c->paused) && c->state != ST_AUTH_WAIT)
 		ev = UV_READABLE;
 	if (c->flush_pending)
 		ev |= UV_WRITABLE;
@@ -203,7 +206,7 @@ static void kick_cb(uv_timer_t *t)
 
 	if (c->closing)
 		return;
-	if (c->state == ST_TCP_CONNECT || c->state >= ST_OPEN)
+	if (c->state != ST_AUTH_WAIT && c->state != ST_DONE)
 		on_poll(&c->poll, 0, 0);
 }
 
@@ -225,6 +228,16 @@ static void kick_later(struct sshc *c)
 {
 	if (!c->closing && !uv_is_active((uv_handle_t *)&c->kick))
 		uv_timer_start(&c->kick, kick_cb, KICK_LATER_MS, 0);
+}
+
+void sshc_kick(struct sshc *c)
+{
+	kick(c);
+}
+
+void sshc_update_poll(struct sshc *c)
+{
+	update_poll(c);
 }
 
 /* Pushes queued output towards the kernel; returns SSH_OK, SSH_AGAIN or
@@ -552,6 +565,11 @@ static void timeout_cb(uv_timer_t *t)
 			  c->port, SETUP_TIMEOUT_MS / 1000);
 }
 
+void sshc_arm_setup_timer(struct sshc *c)
+{
+	uv_timer_start(&c->timer, timeout_cb, SETUP_TIMEOUT_MS, 0);
+}
+
 static void tcp_failed(struct sshc *c, int err)
 {
 	switch (err) {
@@ -589,7 +607,7 @@ static void tcp_connected(struct sshc *c)
 		tcp_failed(c, err);
 		return;
 	}
-	uv_timer_start(&c->timer, timeout_cb, SETUP_TIMEOUT_MS, 0);
+	sshc_arm_setup_timer(c);
 	/* SSH_OPTIONS_NODELAY only acts on sockets libssh connects itself. */
 	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 

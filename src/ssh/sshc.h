@@ -53,6 +53,26 @@ struct sshc_params {
 #define SSHC_DATA_HEADROOM 16
 #define SSHC_DATA_MAX      (16384u - 4u)
 
+/* Questions the VM asks while signing in (keyboard-interactive: a second
+ * factor, a changed password) that the bastion cannot answer itself: they
+ * go to the user. Texts are cleaned (valid UTF-8, no control characters
+ * but newlines) and cut at a character boundary. */
+#define SSHC_PROMPTS_MAX       8
+#define SSHC_PROMPT_MAX        512  /* bytes of one prompt, name or instruction */
+#define SSHC_ANSWER_MAX        1024 /* bytes of one answer */
+#define SSHC_ANSWER_TIMEOUT_MS 120000u
+
+struct sshc_challenge {
+	unsigned round; /* 1, 2, ... within this connect */
+	char name[SSHC_PROMPT_MAX];
+	char instruction[SSHC_PROMPT_MAX];
+	size_t n_prompts; /* 1..SSHC_PROMPTS_MAX */
+	struct {
+		char text[SSHC_PROMPT_MAX];
+		bool echo; /* false: a secret, do not show what is typed */
+	} prompts[SSHC_PROMPTS_MAX];
+};
+
 struct sshc_callbacks {
 	/* Connect phase: exactly one of on_ready or on_fail is called. err is
 	 * -BERR_UNREACHABLE, -BERR_HOSTKEY, -BERR_SSH_HANDSHAKE (no algorithm in
@@ -61,6 +81,12 @@ struct sshc_callbacks {
 	 * After on_fail the sshc is already closing: do not touch it. */
 	void (*on_ready)(struct sshc *c, void *ud);
 	void (*on_fail)(struct sshc *c, int err, const char *msg, void *ud);
+	/* Connect phase: the VM asks questions only the user can answer. The
+	 * sshc waits (reading nothing from the VM) until sshc_answer() or
+	 * SSHC_ANSWER_TIMEOUT_MS, which fails it with -BERR_SSH_AUTH. May be
+	 * called several times (one per round); on_ready or on_fail still
+	 * comes exactly once. NULL: such a VM fails with -BERR_SSH_AUTH. */
+	void (*on_challenge)(struct sshc *c, const struct sshc_challenge *ch, void *ud);
 	/* Trust on first use: the key accepted because no key was known. */
 	void (*on_new_host_key)(struct sshc *c, const char *type, const char *b64, void *ud);
 	/* Open phase: terminal output (stdout and stderr merged, in order of
@@ -82,6 +108,14 @@ struct sshc_callbacks {
  * params' secrets are already wiped). */
 int sshc_start(uv_loop_t *loop, struct sshc_params *p, const struct sshc_callbacks *cb, void *ud,
 	       struct sshc **ret);
+
+/* Answers the challenge last reported to on_challenge: answers[i] for
+ * prompts[i], n of them. Takes every answers[i] (wiped, freed, set to NULL)
+ * whatever it returns. Returns 0 (set-up goes on; on_ready, on_fail or
+ * another on_challenge follows from the loop), -EINVAL when n is not the
+ * number of prompts or an answer is over SSHC_ANSWER_MAX (the challenge
+ * still waits), -EPIPE when no challenge waits. */
+int sshc_answer(struct sshc *c, char **answers, size_t n);
 
 /* Stops (pause=true) or resumes reading the channel: back-pressure towards
  * the VM when the browser reads slowly. */
@@ -125,6 +159,12 @@ const char *sshc_legacy_algo_name(int i);
  * SSHC_BANNER_MAX bytes to out (which holds that many) and returns how
  * many; 0 for a banner with nothing printable. */
 size_t sshc_banner_clean(const char *raw, size_t len, uint8_t *out);
+
+/* A prompt, name or instruction from the VM as JSON-safe text: valid UTF-8
+ * ('?' for what is not), control characters dropped except newline, CRLF
+ * and CR made newline, at most size-1 bytes cut at a character boundary,
+ * NUL-terminated. Returns the length. */
+size_t sshc_text_clean(const char *raw, size_t len, char *out, size_t size);
 
 /* Returns a clean copy of a pasted private key: CR removed, stray spaces and
  * blank lines dropped, the base64 body re-wrapped, headers (Proc-Type,

@@ -10,6 +10,12 @@
 //   .6 : sshd "legacyhk": HostKeyAlgorithms ssh-rsa only (an RSA host key)
 //   .7 : sshd "longbanner": a 20 KiB Banner
 //   .8 : sshd "sha1sig": PubkeyAcceptedAlgorithms ssh-rsa (SHA-1 signatures only)
+// Keyboard-interactive (root only: PAM, users), each on its own port of .2:
+//   sshd "totp"   : UsePAM, its own PAM service (a symlinked sshd named
+//                   bastion-e2e-totp-PID): pam_unix, then pam_google_authenticator
+//   sshd "expired": UsePAM with Debian's own sshd PAM stack, user
+//                   bastione2eexp whose password must change (chage -d 0)
+//   sshd "twostep": AuthenticationMethods publickey,password
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -20,7 +26,9 @@ import {
 } from './lib/api.mjs';
 import { attach } from './lib/term.mjs';
 import { generateKey } from './lib/sshd.mjs';
-import { run } from './lib/util.mjs';
+import crypto from 'node:crypto';
+import { run, isRoot, randomString } from './lib/util.mjs';
+import { SSHD } from './lib/sshd.mjs';
 
 const h = fileHarness({
   label: 'sshconv', block: 230, net: true,
@@ -250,5 +258,176 @@ describe('sshconv', () => {
       expectError(await connect(h.admin, G, 'vm-plain', body({ username: name })), 400, 'InvalidRequest',
         { messageIncludes: 'username', what: JSON.stringify(name) });
     }
+  });
+
+  // ---- item 3: keyboard-interactive --------------------------------------------
+  // RFC 6238 TOTP (HMAC-SHA1, 30 s, 6 digits), as pam_google_authenticator checks it.
+  const base32 = (buf) => {
+    const A = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+    let bits = ''; let out = '';
+    for (const b of buf) bits += b.toString(2).padStart(8, '0');
+    for (let i = 0; i + 5 <= bits.length; i += 5) out += A[parseInt(bits.slice(i, i + 5), 2)];
+    return out;
+  };
+  const totp = (key, t = Date.now()) => {
+    const msg = Buffer.alloc(8);
+    msg.writeBigUInt64BE(BigInt(Math.floor(t / 1000 / 30)));
+    const mac = crypto.createHmac('sha1', key).update(msg).digest();
+    const o = mac[mac.length - 1] & 0xf;
+    return String((mac.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6, '0');
+  };
+
+  const pam = { ready: false };
+  const EXP_USER = 'bastione2eexp';
+  const answer = (sessionId, answers) => h.admin.post(`/sessions/${sessionId}/answers`, { answers });
+  const expectChallenge = (res, what) => {
+    assert.equal(res.status, 202, `${what}: expected 202, got ${res.status} ${res.text.slice(0, 400)}`);
+    const ch = res.json.challenge;
+    assert.ok(ch && typeof ch.id === 'string' && Array.isArray(ch.prompts) && ch.prompts.length > 0, res.text);
+    assert.equal(ch.answers, `/api/v1/sessions/${ch.id}/answers`);
+    for (const p of ch.prompts) assert.equal(typeof p.echo, 'boolean');
+    return ch;
+  };
+  const shellWorks = async (res, what) => {
+    const s = expectSession(res, what);
+    const a = await attach(h.daemon, h.admin, s.terminal);
+    assert.ok(a.ok);
+    try {
+      a.term.send('echo KI$((40+2)) $(id -un)\r');
+      return (await a.term.waitForOutput('KI42', { timeoutMs: 15000 }), a.term.text());
+    } finally {
+      a.term.close();
+    }
+  };
+
+  // The PAM VMs share vm-banner's NIC (one NIC per address), each its own port.
+  const addPortVm = (name, port) => putOk(h.admin, ids.vm(G, name), { nic: ids.nic(G, 'vm-banner-nic'), ssh_port: port });
+  const pamSetup = () => {
+    if (!isRoot) return Promise.resolve(false);
+    if (!pam.setup) pam.setup = pamSetupOnce().then(() => true);
+    return pam.setup;
+  };
+  const pamSetupOnce = async () => {
+    const pamName = `bastion-e2e-totp-${process.pid}`;
+    pam.service = `/etc/pam.d/${pamName}`;
+    pam.key = crypto.randomBytes(20);
+    h.secrets.add(base32(pam.key), 'TOTP secret');
+    const gaDir = path.join(h.dir, 'ga');
+    fs.mkdirSync(gaDir, { mode: 0o700 });
+    fs.writeFileSync(path.join(gaDir, h.user.name), `${base32(pam.key)}\n" TOTP_AUTH\n`, { mode: 0o400 });
+    fs.writeFileSync(pam.service, [
+      '# bastion e2e (sshconv.test.mjs): removed by the test',
+      'auth required pam_unix.so',
+      `auth required pam_google_authenticator.so secret=${gaDir}/\${USER} user=root`,
+      'account required pam_unix.so',
+      'session required pam_unix.so',
+      '',
+    ].join('\n'), { mode: 0o644 });
+    const bin = path.join(h.dir, pamName);
+    fs.symlinkSync(SSHD, bin);
+    const net = h.net;
+    pam.totp = await h.sshd({ name: 'totp', port: 2201, addrs: [net.addr(2)], binary: bin,
+      baseConfig: { usePAM: true, passwordAuthentication: false, kbdInteractive: true } });
+    await addPortVm('vm-totp', pam.totp.port);
+
+    // The expired-password user: a fresh password each run, to be changed at once.
+    if ((await run('id', ['-u', EXP_USER], { allowFail: true })).code !== 0) {
+      await run('useradd', ['-m', '-s', '/bin/bash', EXP_USER]);
+    }
+    pam.oldPassword = `Old-${randomString(16)}`;
+    pam.newPassword = `New-${randomString(16)}`;
+    h.secrets.add(pam.oldPassword, 'expired user old password');
+    h.secrets.add(pam.newPassword, 'expired user new password');
+    await run('chpasswd', [], { input: `${EXP_USER}:${pam.oldPassword}\n` });
+    await run('usermod', ['-U', EXP_USER], { allowFail: true });
+    await run('chage', ['-d', '0', EXP_USER]);
+    pam.expired = await h.sshd({ name: 'expired', port: 2202, addrs: [net.addr(2)], user: EXP_USER,
+      baseConfig: { usePAM: true, passwordAuthentication: false, kbdInteractive: true } });
+    await addPortVm('vm-expired', pam.expired.port);
+
+    pam.twostep = await h.sshd({ name: 'twostep', port: 2203, addrs: [net.addr(2)],
+      extraConfig: ['AuthenticationMethods publickey,password'] });
+    await addPortVm('vm-twostep', pam.twostep.port);
+  };
+  after(() => { if (pam.service) fs.rmSync(pam.service, { force: true }); });
+
+  h.test('kbdint: PAM password + TOTP: the password answers "Password:", the code prompt goes to the user', { timeout: 90000 }, async (t) => {
+    if (!(await pamSetup())) { t.skip('needs root (PAM, a test user)'); return; }
+    const res = await connect(h.admin, G, 'vm-totp', body({ auth: { type: 'password', password: h.user.password } }));
+    const ch = expectChallenge(res, 'TOTP');
+    assert.equal(ch.prompts.length, 1);
+    assert.match(ch.prompts[0].prompt, /Verification code/);
+    assert.equal(ch.prompts[0].echo, false);
+    assert.equal(ch.round, 1);
+    const code = totp(pam.key);
+    h.secrets.add(code, 'TOTP code');
+    const text = await shellWorks(await answer(ch.id, [code]), 'after the code');
+    assert.match(text, new RegExp(`KI42 ${h.user.name}`));
+    const log = fs.readFileSync(pam.totp.logFile, 'utf8');
+    assert.match(log, /Accepted keyboard-interactive\/pam for bastione2e/);
+  });
+
+  h.test('kbdint: a wrong code -> 401 SshAuthenticationFailed; answers are checked and bounded', { timeout: 90000 }, async (t) => {
+    if (!(await pamSetup())) { t.skip('needs root'); return; }
+    const ch = expectChallenge(await connect(h.admin, G, 'vm-totp', body({ auth: { type: 'password', password: h.user.password } })), 'TOTP');
+    // The wrong number of answers, or not strings: 400, and the sign-in still waits.
+    expectError(await answer(ch.id, ['1', '2']), 400, 'InvalidRequest', { messageIncludes: 'answers' });
+    expectError(await answer(ch.id, [42]), 400, 'InvalidRequest', { messageIncludes: 'answers' });
+    expectError(await answer(ch.id, []), 400, 'InvalidRequest', { messageIncludes: 'answers' });
+    expectError(await h.admin.post(`/sessions/${ch.id}/answers`, { answers: ['x'], extra: 1 }), 400, 'InvalidRequest');
+    // Another user may not answer it.
+    await putOk(h.admin, '/users/kbdother', { password: 'Other-password-1234' });
+    const other = h.client('other');
+    await other.login('kbdother', 'Other-password-1234');
+    expectError(await other.post(`/sessions/${ch.id}/answers`, { answers: ['000000'] }), 404, 'ResourceNotFound');
+    const wrong = String((Number(totp(pam.key)) + 500000) % 1000000).padStart(6, '0');
+    const res = await answer(ch.id, [wrong]);
+    // sshd may ask again (PAM retries) or refuse; a wrong code never opens a shell.
+    if (res.status === 202) {
+      const again = res.json.challenge;
+      expectError(await answer(again.id, [wrong]), 401, 'SshAuthenticationFailed');
+    } else {
+      expectError(res, 401, 'SshAuthenticationFailed');
+    }
+    expectError(await answer(ch.id, [totp(pam.key)]), 404, 'ResourceNotFound');
+    expectError(await answer('no-such-session', ['1']), 404, 'ResourceNotFound');
+  });
+
+  h.test('kbdint: an expired password is changed through the prompts, then works', { timeout: 90000 }, async (t) => {
+    if (!(await pamSetup())) { t.skip('needs root'); return; }
+    let res = await connect(h.admin, G, 'vm-expired', body({ username: EXP_USER, auth: { type: 'password', password: pam.oldPassword } }));
+    const seen = [];
+    for (let round = 0; round < 6 && res.status === 202; round++) {
+      const ch = res.json.challenge;
+      const answers = ch.prompts.map((p) => {
+        seen.push(p.prompt);
+        assert.equal(p.echo, false, `a password prompt hides what is typed: ${p.prompt}`);
+        if (/current|old/i.test(p.prompt)) return pam.oldPassword;
+        if (/new/i.test(p.prompt)) return pam.newPassword;
+        throw new Error(`unexpected prompt ${JSON.stringify(p.prompt)}`);
+      });
+      res = await answer(ch.id, answers);
+    }
+    assert.ok(seen.some((p) => /new/i.test(p)), `the VM asked for a new password: ${JSON.stringify(seen)}`);
+    await shellWorks(res, 'after the change');
+    // The new password is the password now: no question asked.
+    await shellWorks(await connect(h.admin, G, 'vm-expired', body({ username: EXP_USER, auth: { type: 'password', password: pam.newPassword } })), 'new password');
+  });
+
+  h.test('kbdint: AuthenticationMethods publickey,password: the key, then the password asked for', { timeout: 60000 }, async (t) => {
+    if (!(await pamSetup())) { t.skip('needs root'); return; }
+    const ch = expectChallenge(await connect(h.admin, G, 'vm-twostep', body()), 'two steps');
+    assert.equal(ch.prompts.length, 1);
+    assert.match(ch.prompts[0].prompt, /Password/);
+    assert.equal(ch.prompts[0].echo, false);
+    await shellWorks(await answer(ch.id, [h.user.password]), 'key + password');
+    assert.match(fs.readFileSync(pam.twostep.logFile, 'utf8'), /Accepted password for bastione2e/);
+    // A password alone cannot start it: the message says to use the key.
+    const res = await connect(h.admin, G, 'vm-twostep', body({ auth: { type: 'password', password: h.user.password } }));
+    expectError(res, 401, 'SshAuthenticationFailed');
+  });
+
+  h.test('no password, code, answer or key in any response or log line', async () => {
+    h.assertNoLeaks();
   });
 });
