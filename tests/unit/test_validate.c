@@ -536,6 +536,7 @@ static void test_props_vms(void **state)
 		       NULL);
 	assert_json(out, "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":2222,\"host_keys\":[\"" ED25519
 			 "\",\"" ECDSA "\"],\"ssh_legacy_algorithms\":[]}");
+	json_decref(out);
 
 	/* Legacy algorithms: names from the allowlist, each once. */
 	out = props_ok("vms",
@@ -556,7 +557,6 @@ static void test_props_vms(void **state)
 		"vms",
 		"{\"nic\":\"/groups/g/nics/n\",\"ssh_legacy_algorithms\":[\"ssh-rsa\",\"ssh-rsa\"]}",
 		"ssh_legacy_algorithms[1]: \"ssh-rsa\" is listed twice", NULL);
-	json_decref(out);
 	json_decref(props_ok("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":1}", NULL));
 	json_decref(props_ok("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":65535}", NULL));
 
