@@ -1157,6 +1157,9 @@ static void ssh_on_ready(struct sshc *c, void *ud)
 	char terminal[128];
 
 	dial_done(s);
+	if (s->challenged) /* the sign-in is over: no more answers */
+		term_challenge_remove(s->id);
+	s->challenged = false;
 	pthread_mutex_lock(&T.lock);
 	T.dialing--;
 	s->started = store_now();

@@ -29,6 +29,7 @@ import { generateKey } from './lib/sshd.mjs';
 import crypto from 'node:crypto';
 import { run, isRoot, randomString } from './lib/util.mjs';
 import { SSHD } from './lib/sshd.mjs';
+import { launch, newContext, waitForShell, run as runInTerm, signIn } from './lib/browser.mjs';
 
 const h = fileHarness({
   label: 'sshconv', block: 230, net: true,
@@ -425,6 +426,38 @@ describe('sshconv', () => {
     // A password alone cannot start it: the message says to use the key.
     const res = await connect(h.admin, G, 'vm-twostep', body({ auth: { type: 'password', password: h.user.password } }));
     expectError(res, 401, 'SshAuthenticationFailed');
+  });
+
+  h.test('portal: the code prompt is a password field in a dialog; the answer opens the terminal', { timeout: 120000 }, async (t) => {
+    if (!(await pamSetup())) { t.skip('needs root'); return; }
+    const browser = await launch();
+    try {
+      const { context, rec } = await newContext(browser, h);
+      const p = await context.newPage();
+      await signIn(p, h, 'admin', h.daemon.adminPassword);
+      await p.goto(`${h.daemon.origin}/#/vms/${G}/vm-totp/connect`, { waitUntil: 'domcontentloaded' });
+      await p.locator('#connect-username').waitFor();
+      await p.fill('#connect-username', h.user.name);
+      await p.selectOption('#connect-auth-type', 'password');
+      await p.fill('#connect-password', h.user.password);
+      await p.click('#connect-submit');
+      const input = p.locator('#challenge-answer-0');
+      await input.waitFor({ state: 'visible', timeout: 20000 });
+      assert.equal(await input.getAttribute('type'), 'password', 'echo off: a password field');
+      assert.match(await p.locator('#challenge-dialog label').first().innerText(), /Verification code/);
+      const code = totp(pam.key);
+      h.secrets.add(code, 'TOTP code');
+      await input.fill(code);
+      await p.click('#challenge-ok');
+      await waitForShell(p);
+      await runInTerm(p, 'echo portal-$((40+2))', 'portal-42');
+      assert.equal(await p.locator('#challenge-dialog').count(), 0, 'the dialog is gone');
+      assert.deepEqual(rec.errors, []);
+      assert.deepEqual(rec.csp, []);
+      await context.close();
+    } finally {
+      await browser.close();
+    }
   });
 
   h.test('no password, code, answer or key in any response or log line', async () => {
