@@ -48,6 +48,9 @@ enum api_next {
 	API_NEXT_SESSIONS,   /* next_arg is a struct term_attach *: answer the
 			       list of sessions the caller may see */
 	API_NEXT_METRICS,    /* next_arg is NULL: answer the Prometheus text */
+	API_NEXT_ANSWERS,    /* next_arg is a struct term_answers *: answer the
+				waiting connect's questions, then 201, 202 or
+				the §2 error */
 };
 
 #define API_MAX_HEADERS 4
@@ -140,6 +143,7 @@ void api_resources_delete(struct api_call *c);
 void api_connect(struct api_call *c);
 void api_terminal(struct api_call *c);
 void api_sessions_delete(struct api_call *c);
+void api_session_answers(struct api_call *c);
 
 void api_secrets_list(struct api_call *c);
 void api_secrets_put(struct api_call *c);

@@ -364,6 +364,12 @@ static void build_connect(struct api_call *c, const struct connect_req *r, const
 	tc->p.cols = r->cols;
 	tc->p.rows = r->rows;
 	tc->p.connect_timeout_ms = 10000;
+	json_array_foreach (json_object_get(vm, "ssh_legacy_algorithms"), i, k) {
+		int bit = sshc_legacy_algo(json_string_value(k));
+
+		if (bit >= 0)
+			tc->p.legacy_algos |= 1u << bit;
+	}
 
 	if (r->password) {
 		tc->p.auth = SSHC_AUTH_PASSWORD;

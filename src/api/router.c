@@ -51,6 +51,7 @@ static const struct route routes[] = {
 	{ "POST", "groups/*/vms/*/connect", api_connect, R_AUTH },
 	{ "GET", "sessions/*/terminal", api_terminal, R_AUTH },
 	{ "DELETE", "sessions/*", api_sessions_delete, R_AUTH },
+	{ "POST", "sessions/*/answers", api_session_answers, R_AUTH },
 	{ "GET", "groups/*/vaults/*/secrets", api_secrets_list, R_AUTH },
 	{ "PUT", "groups/*/vaults/*/secrets/*", api_secrets_put, R_AUTH },
 	{ "GET", "groups/*/vaults/*/secrets/*", api_secrets_get, R_AUTH },

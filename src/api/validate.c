@@ -82,7 +82,8 @@ static int parse_vaults(const json_t *body, json_t *out, struct refs *refs, char
 
 static const char *const networks_props[] = { "address_prefixes", NULL };
 static const char *const nics_props[] = { "network", "private_ip", NULL };
-static const char *const vms_props[] = { "nic", "ssh_port", "host_keys", NULL };
+static const char *const vms_props[] = { "nic", "ssh_port", "host_keys", "ssh_legacy_algorithms",
+					 NULL };
 static const char *const bastions_props[] = { "networks", NULL };
 static const char *const vaults_props[] = { "soft_delete_retention_days", NULL };
 
@@ -595,6 +596,49 @@ static int parse_nics(const json_t *body, json_t *out, struct refs *refs, char *
 	return 0;
 }
 
+/* ssh_legacy_algorithms: names from the fixed allowlist of src/ssh/algos.c,
+ * each once; absent or null is the empty list (modern algorithms only). */
+static int parse_legacy_algos(const json_t *v, json_t *out, char *msg)
+{
+	char names[512] = "";
+	size_t i, o = 0;
+	json_t *norm, *item;
+
+	for (int k = 0; sshc_legacy_algo_name(k) != NULL; k++)
+		o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", k ? ", " : "",
+				      sshc_legacy_algo_name(k));
+	if (v && !json_is_null(v) && !json_is_array(v)) {
+		msgf(msg, "ssh_legacy_algorithms: must be an array of names from: %s", names);
+		return -EINVAL;
+	}
+	if (!(norm = json_array()))
+		return oom(msg);
+	json_array_foreach (v, i, item) {
+		const char *name = str_of(item, 64);
+
+		if (!name || sshc_legacy_algo(name) < 0) {
+			msgf(msg, "ssh_legacy_algorithms[%zu]: not on the allowlist: %s", i, names);
+			json_decref(norm);
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < json_array_size(norm); j++) {
+			if (strcmp(json_string_value(json_array_get(norm, j)), name) == 0) {
+				msgf(msg, "ssh_legacy_algorithms[%zu]: \"%s\" is listed twice", i,
+				     name);
+				json_decref(norm);
+				return -EINVAL;
+			}
+		}
+		if (json_array_append_new(norm, json_string(name)) < 0) {
+			json_decref(norm);
+			return oom(msg);
+		}
+	}
+	if (json_object_set_new(out, "ssh_legacy_algorithms", norm) < 0)
+		return oom(msg);
+	return 0;
+}
+
 static int parse_vms(const json_t *body, json_t *out, struct refs *refs, char *msg)
 {
 	const json_t *port = json_object_get(body, "ssh_port"),
@@ -663,7 +707,7 @@ static int parse_vms(const json_t *body, json_t *out, struct refs *refs, char *m
 	    json_object_set_new(out, "ssh_port", json_integer(p)) < 0 ||
 	    json_object_set_new(out, "host_keys", norm) < 0 || refs_add(refs, nic) < 0)
 		return oom(msg);
-	return 0;
+	return parse_legacy_algos(json_object_get(body, "ssh_legacy_algorithms"), out, msg);
 fail:
 	json_decref(norm);
 	return -EINVAL;

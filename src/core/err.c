@@ -23,6 +23,8 @@ const char *err_str(int code)
 		return "invalid private key";
 	case BERR_STORE:
 		return "store unavailable";
+	case BERR_SSH_HANDSHAKE:
+		return "SSH handshake refused";
 	default:
 		return strerror(-code);
 	}

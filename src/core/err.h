@@ -6,14 +6,15 @@
 enum {
 	/* Project range, below every errno value. */
 	BERR_BASE = 4096,
-	BERR_INTEGRITY,   /* stored data failed authentication */
-	BERR_HOSTKEY,     /* SSH host key mismatch */
-	BERR_SSH_AUTH,    /* SSH user authentication refused */
-	BERR_SSH_SHELL,   /* PTY or shell request refused */
-	BERR_UNREACHABLE, /* TCP to the VM failed or timed out */
-	BERR_PROTOCOL,    /* peer broke its protocol */
-	BERR_BADKEY,      /* private key did not parse or passphrase wrong */
-	BERR_STORE,       /* the store failed (busy, full, corrupt) */
+	BERR_INTEGRITY,     /* stored data failed authentication */
+	BERR_HOSTKEY,       /* SSH host key mismatch */
+	BERR_SSH_AUTH,      /* SSH user authentication refused */
+	BERR_SSH_SHELL,     /* PTY or shell request refused */
+	BERR_UNREACHABLE,   /* TCP to the VM failed or timed out */
+	BERR_PROTOCOL,      /* peer broke its protocol */
+	BERR_BADKEY,        /* private key did not parse or passphrase wrong */
+	BERR_STORE,         /* the store failed (busy, full, corrupt) */
+	BERR_SSH_HANDSHAKE, /* no algorithm in common with the VM */
 	BERR_MAX
 };
 

@@ -12,7 +12,7 @@
  * handle, never inside one of our own callbacks; every path that calls a
  * user callback checks c->closing afterwards, because the callback may have
  * called sshc_close(). */
-#include "ssh/sshc.h"
+#include "ssh/internal.h"
 
 #include "core/err.h"
 #include "core/log.h"
@@ -41,25 +41,10 @@
 #define EXIT_STATUS_WAIT_MS 3000u
 /* Output handed to on_data per loop wake-up before yielding to other
  * sessions; the rest is picked up on the next iteration. */
-#define DRAIN_BUDGET      (256u * 1024u)
-#define READ_CHUNK        SSHC_DATA_MAX
-#define KICK_LATER_MS     1u
-#define KBDINT_MAX_ROUNDS 8
-#define TERM_TYPE         "xterm-256color"
-
-enum sshc_state {
-	ST_TCP_CONNECT,   /* non-blocking connect() in flight */
-	ST_SSH_CONNECT,   /* banner and key exchange (ssh_connect) */
-	ST_AUTH_PASSWORD, /* ssh_userauth_password */
-	ST_AUTH_KBDINT,   /* keyboard-interactive, answered with the password */
-	ST_AUTH_KEY,      /* ssh_userauth_publickey */
-	ST_CHANNEL_OPEN,  /* ssh_channel_open_session */
-	ST_PTY,           /* ssh_channel_request_pty_size */
-	ST_SHELL,         /* ssh_channel_request_shell */
-	ST_OPEN,          /* terminal I/O */
-	ST_EOF,           /* the shell closed its output; waiting for its status */
-	ST_DONE,          /* failed, ended or closed */
-};
+#define DRAIN_BUDGET  (256u * 1024u)
+#define READ_CHUNK    SSHC_DATA_MAX
+#define KICK_LATER_MS 1u
+#define TERM_TYPE     "xterm-256color"
 
 static const char *const state_names[] = {
 	[ST_TCP_CONNECT] = "tcp-connect",
@@ -67,63 +52,21 @@ static const char *const state_names[] = {
 	[ST_AUTH_PASSWORD] = "auth-password",
 	[ST_AUTH_KBDINT] = "auth-kbdint",
 	[ST_AUTH_KEY] = "auth-key",
+	[ST_AUTH_WAIT] = "auth-wait",
 	[ST_CHANNEL_OPEN] = "channel-open",
 	[ST_PTY] = "pty",
+	[ST_ENV] = "env",
 	[ST_SHELL] = "shell",
 	[ST_OPEN] = "open",
 	[ST_EOF] = "eof",
 	[ST_DONE] = "done",
 };
 
-struct sshc {
-	uv_loop_t *loop;
-	uv_poll_t poll;
-	uv_timer_t timer; /* connect, setup and exit-status deadlines */
-	uv_timer_t kick;  /* deferred work on the next loop iteration */
-	int handles;      /* libuv handles not yet closed */
-	bool poll_inited;
-	int poll_events;       /* what the poll handle currently watches */
-	bool poll_error;       /* libuv stopped the handle after an error */
-	unsigned drain_rounds; /* counts drain rounds: stderr is read every 16th */
-
-	int fd;
-	int tcp_err; /* errno of a connect() that finished at once */
-	ssh_session s;
-	ssh_channel ch;
-	enum sshc_state state;
-	bool closing;
-	bool paused;
-	bool flush_pending; /* libssh holds output the kernel did not take */
-	bool want_writable; /* sshc_write() took less than offered */
-	bool kbdint_tried;
-	int kbdint_rounds;
-
-	struct sshc_callbacks cb;
-	void *ud;
-
-	char ip[64];
-	uint16_t port;
-	char username[256];
-	enum sshc_auth_type auth;
-	char *password;
-	ssh_key key;
-	char **host_keys;
-	size_t n_host_keys;
-	int cols, rows;
-	unsigned connect_timeout_ms;
-	unsigned keepalive_ms;
-	unsigned keepalive_missed; /* keep-alives sent since the VM last spoke */
-	bool heard;                /* the socket was readable since the last tick */
-
-	uint64_t bytes_in, bytes_out;
-	char msg[384];
-};
-
 static void on_poll(uv_poll_t *h, int status, int events);
 static void open_io(struct sshc *c);
 static void keepalive_cb(uv_timer_t *t);
 
-static void set_state(struct sshc *c, enum sshc_state st)
+void sshc_set_state(struct sshc *c, enum sshc_state st)
 {
 	if (c->state == st)
 		return;
@@ -131,7 +74,7 @@ static void set_state(struct sshc *c, enum sshc_state st)
 	c->state = st;
 }
 
-static void forget_secrets(struct sshc *c)
+void sshc_forget_secrets(struct sshc *c)
 {
 	util_free_secret(c->password);
 	c->password = NULL;
@@ -156,7 +99,7 @@ static void on_handle_closed(uv_handle_t *h)
 static void teardown(struct sshc *c)
 {
 	c->closing = true;
-	set_state(c, ST_DONE);
+	sshc_set_state(c, ST_DONE);
 	if (c->poll_inited)
 		uv_close((uv_handle_t *)&c->poll, on_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -176,15 +119,14 @@ static void teardown(struct sshc *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	forget_secrets(c);
+	sshc_forget_secrets(c);
+	free(c->banner);
+	c->banner = NULL;
 }
-
-static void fail(struct sshc *c, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 /* Connect phase failure: tear down first, then report (the message is
  * copied into the struct because libssh's error text dies with it). */
-static void fail(struct sshc *c, int err, const char *fmt, ...)
+void sshc_fail(struct sshc *c, int err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -213,7 +155,7 @@ static void end(struct sshc *c, int exit_status, const char *fmt, ...)
 		c->cb.on_end(c, exit_status, c->msg, c->ud);
 }
 
-static bool session_dead(struct sshc *c)
+bool sshc_session_dead(struct sshc *c)
 {
 	return !ssh_is_connected(c->s) ||
 	       (ssh_get_status(c->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
@@ -237,7 +179,9 @@ static void update_poll(struct sshc *c)
 		return;
 	if (c->state == ST_TCP_CONNECT)
 		ev = UV_WRITABLE;
-	else if (!(c->state == ST_OPEN && c->paused))
+	/* Waiting for the user: nothing calls libssh, so a readable socket
+	 * would wake the loop for ever; the VM is heard again once answered. */
+	else if (!(c->state == ST_OPEN && c->paused) && c->state != ST_AUTH_WAIT)
 		ev = UV_READABLE;
 	if (c->flush_pending)
 		ev |= UV_WRITABLE;
@@ -262,7 +206,7 @@ static void kick_cb(uv_timer_t *t)
 
 	if (c->closing)
 		return;
-	if (c->state == ST_TCP_CONNECT || c->state >= ST_OPEN)
+	if (c->state != ST_AUTH_WAIT && c->state != ST_DONE)
 		on_poll(&c->poll, 0, 0);
 }
 
@@ -286,6 +230,16 @@ static void kick_later(struct sshc *c)
 		uv_timer_start(&c->kick, kick_cb, KICK_LATER_MS, 0);
 }
 
+void sshc_kick(struct sshc *c)
+{
+	kick(c);
+}
+
+void sshc_update_poll(struct sshc *c)
+{
+	update_poll(c);
+}
+
 /* Pushes queued output towards the kernel; returns SSH_OK, SSH_AGAIN or
  * SSH_ERROR and records whether write interest is needed. */
 static int flush(struct sshc *c)
@@ -295,182 +249,14 @@ static int flush(struct sshc *c)
 	c->flush_pending = rc == SSH_AGAIN;
 	return rc;
 }
-
-/* ---- host key ---- */
-
-static void add_algo(char *list, size_t size, const char *algo)
-{
-	size_t n = strlen(algo), len = strlen(list);
-	const char *p = list;
-
-	while ((p = strstr(p, algo)) != NULL) {
-		if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
-			return;
-		p += n;
-	}
-	if (len + n + 2 > size)
-		return;
-	if (len > 0)
-		list[len++] = ',';
-	memcpy(list + len, algo, n + 1);
-}
-
-/* Pinned key types first, so a VM with several host keys offers the one we
- * know instead of the one libssh prefers. */
-static void set_hostkey_algos(struct sshc *c)
-{
-	static const char *const defaults[] = {
-		"ssh-ed25519",         "ecdsa-sha2-nistp521", "ecdsa-sha2-nistp384",
-		"ecdsa-sha2-nistp256", "rsa-sha2-512",        "rsa-sha2-256",
-	};
-	char list[512] = "";
-
-	for (size_t i = 0; i < c->n_host_keys; i++) {
-		char *type = NULL, *b64 = NULL;
-
-		if (c->host_keys[i] == NULL || sshc_hostkey_parse(c->host_keys[i], &type, &b64) < 0)
-			continue;
-		if (strcmp(type, "ssh-rsa") == 0) {
-			add_algo(list, sizeof(list), "rsa-sha2-512");
-			add_algo(list, sizeof(list), "rsa-sha2-256");
-		} else {
-			add_algo(list, sizeof(list), type);
-		}
-		free(type);
-		free(b64);
-	}
-	if (list[0] == '\0')
-		return;
-	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-		add_algo(list, sizeof(list), defaults[i]);
-	if (ssh_options_set(c->s, SSH_OPTIONS_HOSTKEYS, list) < 0)
-		log_debug("sshc %s:%u: could not set host key algorithms", c->ip, c->port);
-}
-
-/* Returns 0 when the host key is acceptable; otherwise the session has
- * failed (or was closed from on_new_host_key) and -1 comes back. */
-static int check_host_key(struct sshc *c)
-{
-	ssh_key key = NULL;
-	char *b64 = NULL, *fp = NULL;
-	unsigned char *hash = NULL;
-	size_t hash_len = 0;
-	const char *type;
-	bool match = false;
-	int r = -1;
-
-	if (ssh_get_server_publickey(c->s, &key) != SSH_OK || key == NULL) {
-		fail(c, -BERR_PROTOCOL, "the VM did not present a host key");
-		goto out;
-	}
-	type = ssh_key_type_to_char(ssh_key_type(key));
-	if (type == NULL || ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK) {
-		fail(c, -BERR_PROTOCOL, "the VM presented an unsupported host key");
-		goto out;
-	}
-	if (c->n_host_keys == 0) {
-		log_debug("sshc %s:%u: first host key %s accepted", c->ip, c->port, type);
-		if (c->cb.on_new_host_key != NULL)
-			c->cb.on_new_host_key(c, type, b64, c->ud);
-		r = c->closing ? -1 : 0;
-		goto out;
-	}
-	for (size_t i = 0; i < c->n_host_keys && !match; i++) {
-		char *ptype = NULL, *pb64 = NULL;
-
-		if (c->host_keys[i] == NULL ||
-		    sshc_hostkey_parse(c->host_keys[i], &ptype, &pb64) < 0)
-			continue;
-		match = strcmp(ptype, type) == 0 && strcmp(pb64, b64) == 0;
-		free(ptype);
-		free(pb64);
-	}
-	if (match) {
-		r = 0;
-		goto out;
-	}
-	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) == 0)
-		fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hash_len);
-	fail(c, -BERR_HOSTKEY, "the VM's host key does not match the pinned key: it offered %s %s",
-	     type, fp != NULL ? fp : "(fingerprint unavailable)");
-out:
-	if (hash != NULL)
-		ssh_clean_pubkey_hash(&hash);
-	ssh_string_free_char(fp);
-	ssh_string_free_char(b64);
-	ssh_key_free(key);
-	return r;
-}
-
-/* ---- the connect-phase state machine ---- */
-
-static const char *methods_text(int m, char *buf, size_t size)
-{
-	buf[0] = '\0';
-	if (m & SSH_AUTH_METHOD_PUBLICKEY)
-		add_algo(buf, size, "publickey");
-	if (m & SSH_AUTH_METHOD_PASSWORD)
-		add_algo(buf, size, "password");
-	if (m & SSH_AUTH_METHOD_INTERACTIVE)
-		add_algo(buf, size, "keyboard-interactive");
-	if (m & SSH_AUTH_METHOD_GSSAPI_MIC)
-		add_algo(buf, size, "gssapi-with-mic");
-	if (buf[0] == '\0')
-		snprintf(buf, size, "none");
-	return buf;
-}
-
-static void auth_denied(struct sshc *c, int rc)
-{
-	int methods = ssh_userauth_list(c->s, NULL);
-	char m[96];
-
-	if (rc == SSH_AUTH_PARTIAL) {
-		fail(c, -BERR_SSH_AUTH,
-		     "the VM wants a second authentication step for user %s, which is not supported",
-		     c->username);
-	} else if (c->auth == SSHC_AUTH_KEY && !(methods & SSH_AUTH_METHOD_PUBLICKEY)) {
-		fail(c, -BERR_SSH_AUTH, "the VM does not accept keys for user %s (it offers: %s)",
-		     c->username, methods_text(methods, m, sizeof(m)));
-	} else if (c->auth == SSHC_AUTH_KEY) {
-		fail(c, -BERR_SSH_AUTH, "the VM refused the key for user %s", c->username);
-	} else if (!(methods & (SSH_AUTH_METHOD_PASSWORD | SSH_AUTH_METHOD_INTERACTIVE)) &&
-		   !c->kbdint_tried) {
-		fail(c, -BERR_SSH_AUTH,
-		     "the VM does not accept passwords for user %s (it offers: %s)", c->username,
-		     methods_text(methods, m, sizeof(m)));
-	} else {
-		fail(c, -BERR_SSH_AUTH, "the VM refused the password for user %s", c->username);
-	}
-}
-
-/* Maps a libssh userauth answer; returns true when the step is over
- * (success moves on, anything else has failed the session). */
-static bool auth_result(struct sshc *c, int rc)
-{
-	switch (rc) {
-	case SSH_AUTH_SUCCESS:
-		forget_secrets(c);
-		set_state(c, ST_CHANNEL_OPEN);
-		return true;
-	case SSH_AUTH_DENIED:
-	case SSH_AUTH_PARTIAL:
-		auth_denied(c, rc);
-		return true;
-	default:
-		fail(c, session_dead(c) ? -BERR_PROTOCOL : -BERR_SSH_AUTH,
-		     "SSH authentication as %s failed: %s", c->username, ssh_get_error(c->s));
-		return true;
-	}
-}
-
 static void shell_failed(struct sshc *c, const char *what)
 {
-	if (session_dead(c))
-		fail(c, -BERR_PROTOCOL, "connection to the VM was lost while requesting %s (%s)",
-		     what, ssh_get_error(c->s));
+	if (sshc_session_dead(c))
+		sshc_fail(c, -BERR_PROTOCOL,
+			  "connection to the VM was lost while requesting %s (%s)", what,
+			  ssh_get_error(c->s));
 	else
-		fail(c, -BERR_SSH_SHELL, "the VM refused %s for user %s", what, c->username);
+		sshc_fail(c, -BERR_SSH_SHELL, "the VM refused %s for user %s", what, c->username);
 }
 
 /* Calls the current state's libssh step until one answers "again" or the
@@ -487,72 +273,34 @@ static void step(struct sshc *c)
 			if (rc == SSH_AGAIN)
 				return;
 			if (rc != SSH_OK) {
-				fail(c, -BERR_PROTOCOL, "SSH handshake with %s port %u failed: %s",
-				     c->ip, c->port, ssh_get_error(c->s));
+				if (!sshc_explain_handshake(c, ssh_get_error(c->s)))
+					sshc_fail(c, -BERR_PROTOCOL,
+						  "SSH handshake with %s port %u failed: %s", c->ip,
+						  c->port, ssh_get_error(c->s));
 				return;
 			}
 			/* libssh switches the socket back to blocking when its
 			 * connect completes. */
 			fl = fcntl(c->fd, F_GETFL);
 			if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-				fail(c, -BERR_PROTOCOL,
-				     "could not make the SSH socket non-blocking: %s",
-				     strerror(errno));
+				sshc_fail(c, -BERR_PROTOCOL,
+					  "could not make the SSH socket non-blocking: %s",
+					  strerror(errno));
 				return;
 			}
-			if (check_host_key(c) < 0)
+			if (sshc_check_host_key(c) < 0)
 				return;
-			set_state(c, c->auth == SSHC_AUTH_KEY ? ST_AUTH_KEY : ST_AUTH_PASSWORD);
+			sshc_auth_begin(c);
 			break;
 		case ST_AUTH_PASSWORD:
-			rc = ssh_userauth_password(c->s, NULL, c->password);
-			if (rc == SSH_AUTH_AGAIN)
-				return;
-			if (rc == SSH_AUTH_DENIED && !c->kbdint_tried &&
-			    (ssh_userauth_list(c->s, NULL) & SSH_AUTH_METHOD_INTERACTIVE)) {
-				/* Many sshd set-ups only take passwords through
-				 * keyboard-interactive (PAM). */
-				c->kbdint_tried = true;
-				set_state(c, ST_AUTH_KBDINT);
-				break;
-			}
-			auth_result(c, rc);
-			break;
 		case ST_AUTH_KBDINT:
-			rc = ssh_userauth_kbdint(c->s, NULL, NULL);
-			if (rc == SSH_AUTH_AGAIN)
-				return;
-			if (rc == SSH_AUTH_INFO) {
-				int n = ssh_userauth_kbdint_getnprompts(c->s);
-
-				if (++c->kbdint_rounds > KBDINT_MAX_ROUNDS || n < 0 || n > 8) {
-					fail(c, -BERR_SSH_AUTH,
-					     "the VM asked too many questions while signing in user %s",
-					     c->username);
-					return;
-				}
-				for (int i = 0; i < n; i++) {
-					if (ssh_userauth_kbdint_setanswer(c->s, (unsigned)i,
-									  c->password) < 0) {
-						fail(c, -BERR_SSH_AUTH,
-						     "could not answer the VM's sign-in prompt for user %s",
-						     c->username);
-						return;
-					}
-				}
-				break;
-			}
-			auth_result(c, rc);
-			break;
 		case ST_AUTH_KEY:
-			rc = ssh_userauth_publickey(c->s, NULL, c->key);
-			if (rc == SSH_AUTH_AGAIN)
+			if (!sshc_auth_step(c))
 				return;
-			auth_result(c, rc);
 			break;
 		case ST_CHANNEL_OPEN:
 			if (c->ch == NULL && (c->ch = ssh_channel_new(c->s)) == NULL) {
-				fail(c, -BERR_PROTOCOL, "out of memory opening a channel");
+				sshc_fail(c, -BERR_PROTOCOL, "out of memory opening a channel");
 				return;
 			}
 			rc = ssh_channel_open_session(c->ch);
@@ -562,7 +310,7 @@ static void step(struct sshc *c)
 				shell_failed(c, "a session channel");
 				return;
 			}
-			set_state(c, ST_PTY);
+			sshc_set_state(c, ST_PTY);
 			break;
 		case ST_PTY:
 			rc = ssh_channel_request_pty_size(c->ch, TERM_TYPE, c->cols, c->rows);
@@ -572,7 +320,26 @@ static void step(struct sshc *c)
 				shell_failed(c, "a terminal (PTY)");
 				return;
 			}
-			set_state(c, ST_SHELL);
+			sshc_set_state(c, ST_ENV);
+			break;
+		case ST_ENV:
+			/* The bastion has no user locale to pass on as OpenSSH's
+			 * SendEnv does; without one, a VM whose default locale
+			 * is not UTF-8 makes bash read typed multi-byte
+			 * characters as Meta keys. C.UTF-8 exists on every
+			 * current Linux. A VM whose sshd lacks AcceptEnv LANG
+			 * refuses, and the shell starts with its own default. */
+			rc = ssh_channel_request_env(c->ch, "LANG", SSHC_LANG);
+			if (rc == SSH_AGAIN)
+				return;
+			if (rc != SSH_OK && sshc_session_dead(c)) {
+				shell_failed(c, "the locale (LANG)");
+				return;
+			}
+			if (rc != SSH_OK)
+				log_debug("sshc %s:%u: the VM refused LANG=%s", c->ip, c->port,
+					  SSHC_LANG);
+			sshc_set_state(c, ST_SHELL);
 			break;
 		case ST_SHELL:
 			rc = ssh_channel_request_shell(c->ch);
@@ -583,7 +350,7 @@ static void step(struct sshc *c)
 				return;
 			}
 			uv_timer_stop(&c->timer);
-			set_state(c, ST_OPEN);
+			sshc_set_state(c, ST_OPEN);
 			if (c->keepalive_ms > 0)
 				uv_timer_start(&c->timer, keepalive_cb, c->keepalive_ms,
 					       c->keepalive_ms);
@@ -661,7 +428,7 @@ static void eof_check(struct sshc *c)
 	int st;
 
 	if (c->state != ST_EOF) {
-		set_state(c, ST_EOF);
+		sshc_set_state(c, ST_EOF);
 		uv_timer_start(&c->timer, exit_wait_cb, EXIT_STATUS_WAIT_MS, 0);
 	}
 	st = ssh_channel_get_exit_status(c->ch);
@@ -669,7 +436,7 @@ static void eof_check(struct sshc *c)
 		end(c, st, "the shell exited");
 		return;
 	}
-	if (ssh_channel_is_closed(c->ch) || session_dead(c))
+	if (ssh_channel_is_closed(c->ch) || sshc_session_dead(c))
 		end(c, -1, "the shell ended without reporting an exit status");
 }
 
@@ -681,12 +448,26 @@ static void eof_check(struct sshc *c)
  * has ended): what waits there is bounded by the channel window. Reads are
  * gathered up to READ_CHUNK so that one on_data — one WebSocket frame, one
  * TLS record — carries several SSH packets (measured: 4 KiB frames before). */
+_Static_assert(SSHC_BANNER_MAX <= READ_CHUNK, "the banner fits one on_data call");
+
 static void drain(struct sshc *c)
 {
 	uint8_t space[SSHC_DATA_HEADROOM + READ_CHUNK], *buf = space + SSHC_DATA_HEADROOM;
 	size_t total = 0;
 	bool eof[2] = { false, false };
 
+	if (c->banner != NULL && !c->closing && !c->paused && c->state == ST_OPEN) {
+		/* The banner goes first: the top of the terminal. */
+		uint8_t *b = c->banner;
+
+		memcpy(buf, b, c->banner_len);
+		c->banner = NULL;
+		if (c->cb.on_data != NULL)
+			c->cb.on_data(c, buf, c->banner_len, c->ud);
+		free(b);
+		if (c->closing || c->paused)
+			return;
+	}
 	while (!c->closing && !c->paused && c->state == ST_OPEN) {
 		bool got = false;
 
@@ -774,33 +555,40 @@ static void timeout_cb(uv_timer_t *t)
 	if (c->closing)
 		return;
 	if (c->state == ST_TCP_CONNECT)
-		fail(c, -BERR_UNREACHABLE,
-		     "no answer from %s port %u within %u s (the VM is down or a firewall drops the traffic)",
-		     c->ip, c->port, (c->connect_timeout_ms + 999) / 1000);
+		sshc_fail(
+			c, -BERR_UNREACHABLE,
+			"no answer from %s port %u within %u s (the VM is down or a firewall drops the traffic)",
+			c->ip, c->port, (c->connect_timeout_ms + 999) / 1000);
 	else
-		fail(c, -BERR_PROTOCOL,
-		     "the VM at %s port %u did not complete the SSH set-up within %u s", c->ip,
-		     c->port, SETUP_TIMEOUT_MS / 1000);
+		sshc_fail(c, -BERR_PROTOCOL,
+			  "the VM at %s port %u did not complete the SSH set-up within %u s", c->ip,
+			  c->port, SETUP_TIMEOUT_MS / 1000);
+}
+
+void sshc_arm_setup_timer(struct sshc *c)
+{
+	uv_timer_start(&c->timer, timeout_cb, SETUP_TIMEOUT_MS, 0);
 }
 
 static void tcp_failed(struct sshc *c, int err)
 {
 	switch (err) {
 	case ECONNREFUSED:
-		fail(c, -BERR_UNREACHABLE,
-		     "%s refused the connection on port %u (no SSH server listening?)", c->ip,
-		     c->port);
+		sshc_fail(c, -BERR_UNREACHABLE,
+			  "%s refused the connection on port %u (no SSH server listening?)", c->ip,
+			  c->port);
 		break;
 	case ETIMEDOUT:
-		fail(c, -BERR_UNREACHABLE, "connecting to %s port %u timed out", c->ip, c->port);
+		sshc_fail(c, -BERR_UNREACHABLE, "connecting to %s port %u timed out", c->ip,
+			  c->port);
 		break;
 	case EHOSTUNREACH:
 	case ENETUNREACH:
-		fail(c, -BERR_UNREACHABLE, "no route to %s (%s)", c->ip, strerror(err));
+		sshc_fail(c, -BERR_UNREACHABLE, "no route to %s (%s)", c->ip, strerror(err));
 		break;
 	default:
-		fail(c, -BERR_UNREACHABLE, "could not connect to %s port %u: %s", c->ip, c->port,
-		     strerror(err));
+		sshc_fail(c, -BERR_UNREACHABLE, "could not connect to %s port %u: %s", c->ip,
+			  c->port, strerror(err));
 		break;
 	}
 }
@@ -819,31 +607,45 @@ static void tcp_connected(struct sshc *c)
 		tcp_failed(c, err);
 		return;
 	}
-	uv_timer_start(&c->timer, timeout_cb, SETUP_TIMEOUT_MS, 0);
+	sshc_arm_setup_timer(c);
 	/* SSH_OPTIONS_NODELAY only acts on sockets libssh connects itself. */
 	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	c->s = ssh_new();
 	if (c->s == NULL) {
-		fail(c, -BERR_PROTOCOL, "out of memory starting SSH");
+		sshc_fail(c, -BERR_PROTOCOL, "out of memory starting SSH");
 		return;
 	}
 	/* No config files, no name lookups, no home directory look-up (the
 	 * known_hosts options would read files during key exchange). */
 	if (ssh_options_set(c->s, SSH_OPTIONS_PROCESS_CONFIG, &no) < 0 ||
 	    ssh_options_set(c->s, SSH_OPTIONS_HOST, c->ip) < 0 ||
-	    ssh_options_set(c->s, SSH_OPTIONS_USER, c->username) < 0 ||
 	    ssh_options_set(c->s, SSH_OPTIONS_SSH_DIR, "/nonexistent") < 0 ||
 	    ssh_options_set(c->s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null") < 0 ||
 	    ssh_options_set(c->s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null") < 0 ||
 	    ssh_options_set(c->s, SSH_OPTIONS_NODELAY, &one) < 0 ||
 	    ssh_options_set(c->s, SSH_OPTIONS_FD, &c->fd) < 0) {
-		fail(c, -BERR_PROTOCOL, "could not configure SSH: %s", ssh_get_error(c->s));
+		sshc_fail(c, -BERR_PROTOCOL, "could not configure SSH: %s", ssh_get_error(c->s));
 		return;
 	}
-	set_hostkey_algos(c);
+	/* libssh 0.10.6 refuses user names with characters a ProxyCommand
+	 * shell could misread (\ ' " $ ; , and more), which real fleets use
+	 * (CORP\user, o'brien). We run no ProxyCommand and give the name to
+	 * every userauth call ourselves, so the option only has to keep libssh
+	 * from looking up the local user; the name sent is always ours. */
+	if (ssh_options_set(c->s, SSH_OPTIONS_USER, c->username) < 0 &&
+	    ssh_options_set(c->s, SSH_OPTIONS_USER, "nobody") < 0) {
+		sshc_fail(c, -BERR_PROTOCOL, "could not configure SSH: %s", ssh_get_error(c->s));
+		return;
+	}
+	sshc_set_hostkey_algos(c);
+	if (sshc_set_legacy_algos(c) < 0) {
+		sshc_fail(c, -BERR_PROTOCOL, "could not configure the VM's legacy algorithms: %s",
+			  ssh_get_error(c->s));
+		return;
+	}
 	ssh_set_blocking(c->s, 0);
-	set_state(c, ST_SSH_CONNECT);
+	sshc_set_state(c, ST_SSH_CONNECT);
 	step(c);
 	if (c->closing)
 		return;
@@ -852,8 +654,8 @@ static void tcp_connected(struct sshc *c)
 		return;
 	}
 	if (flush(c) == SSH_ERROR) {
-		fail(c, -BERR_PROTOCOL, "SSH handshake with %s port %u failed: %s", c->ip, c->port,
-		     ssh_get_error(c->s));
+		sshc_fail(c, -BERR_PROTOCOL, "SSH handshake with %s port %u failed: %s", c->ip,
+			  c->port, ssh_get_error(c->s));
 		return;
 	}
 	update_poll(c);
@@ -876,8 +678,9 @@ static void on_poll(uv_poll_t *h, int status, int events)
 		if (c->state >= ST_OPEN)
 			lost(c);
 		else
-			fail(c, -BERR_PROTOCOL,
-			     "connection to %s port %u was lost during SSH set-up", c->ip, c->port);
+			sshc_fail(c, -BERR_PROTOCOL,
+				  "connection to %s port %u was lost during SSH set-up", c->ip,
+				  c->port);
 		return;
 	}
 	if (c->state >= ST_OPEN) {
@@ -890,8 +693,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	 * packets), then let the state step read, then see whether output is
 	 * queued again. */
 	if (c->flush_pending && flush(c) == SSH_ERROR) {
-		fail(c, -BERR_PROTOCOL, "connection to %s port %u was lost during SSH set-up",
-		     c->ip, c->port);
+		sshc_fail(c, -BERR_PROTOCOL, "connection to %s port %u was lost during SSH set-up",
+			  c->ip, c->port);
 		return;
 	}
 	step(c);
@@ -902,8 +705,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 		return;
 	}
 	if (flush(c) == SSH_ERROR) {
-		fail(c, -BERR_PROTOCOL, "connection to %s port %u was lost during SSH set-up",
-		     c->ip, c->port);
+		sshc_fail(c, -BERR_PROTOCOL, "connection to %s port %u was lost during SSH set-up",
+			  c->ip, c->port);
 		return;
 	}
 	update_poll(c);
@@ -975,6 +778,7 @@ int sshc_start(uv_loop_t *loop, struct sshc_params *p, const struct sshc_callbac
 	c->connect_timeout_ms =
 		p->connect_timeout_ms ? p->connect_timeout_ms : CONNECT_TIMEOUT_DEFAULT_MS;
 	c->keepalive_ms = p->keepalive_ms;
+	c->legacy_algos = p->legacy_algos;
 	c->state = ST_TCP_CONNECT;
 
 	c->fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -36,9 +36,16 @@ struct sshc_params {
 	 * of them in a row went unanswered the session ends with "the VM
 	 * stopped answering". 0: no keep-alives. */
 	unsigned keepalive_ms;
+	/* Legacy algorithms this VM allows (VM property ssh_legacy_algorithms):
+	 * bit i for sshc_legacy_algo() == i. 0: modern algorithms only. */
+	uint32_t legacy_algos;
 };
 
 #define SSHC_KEEPALIVE_MAX 3
+
+/* The locale requested for every shell (env request LANG, before the shell;
+ * the VM's sshd needs AcceptEnv LANG and the locale must exist there). */
+#define SSHC_LANG "C.UTF-8"
 
 /* Writable bytes in front of on_data's buffer, and the most it carries at
  * once: one TLS record's payload (16 KiB) less a WebSocket header of 4
@@ -46,13 +53,40 @@ struct sshc_params {
 #define SSHC_DATA_HEADROOM 16
 #define SSHC_DATA_MAX      (16384u - 4u)
 
+/* Questions the VM asks while signing in (keyboard-interactive: a second
+ * factor, a changed password) that the bastion cannot answer itself: they
+ * go to the user. Texts are cleaned (valid UTF-8, no control characters
+ * but newlines) and cut at a character boundary. */
+#define SSHC_PROMPTS_MAX       8
+#define SSHC_PROMPT_MAX        512  /* bytes of one prompt, name or instruction */
+#define SSHC_ANSWER_MAX        1024 /* bytes of one answer */
+#define SSHC_ANSWER_TIMEOUT_MS 120000u
+
+struct sshc_challenge {
+	unsigned round; /* 1, 2, ... within this connect */
+	char name[SSHC_PROMPT_MAX];
+	char instruction[SSHC_PROMPT_MAX];
+	size_t n_prompts; /* 1..SSHC_PROMPTS_MAX */
+	struct {
+		char text[SSHC_PROMPT_MAX];
+		bool echo; /* false: a secret, do not show what is typed */
+	} prompts[SSHC_PROMPTS_MAX];
+};
+
 struct sshc_callbacks {
 	/* Connect phase: exactly one of on_ready or on_fail is called. err is
-	 * -BERR_UNREACHABLE, -BERR_HOSTKEY, -BERR_SSH_AUTH, -BERR_SSH_SHELL or
-	 * -BERR_PROTOCOL; msg is a short human explanation without secrets.
+	 * -BERR_UNREACHABLE, -BERR_HOSTKEY, -BERR_SSH_HANDSHAKE (no algorithm in
+	 * common: msg names both sides' lists), -BERR_SSH_AUTH, -BERR_SSH_SHELL
+	 * or -BERR_PROTOCOL; msg is a short human explanation without secrets.
 	 * After on_fail the sshc is already closing: do not touch it. */
 	void (*on_ready)(struct sshc *c, void *ud);
 	void (*on_fail)(struct sshc *c, int err, const char *msg, void *ud);
+	/* Connect phase: the VM asks questions only the user can answer. The
+	 * sshc waits (reading nothing from the VM) until sshc_answer() or
+	 * SSHC_ANSWER_TIMEOUT_MS, which fails it with -BERR_SSH_AUTH. May be
+	 * called several times (one per round); on_ready or on_fail still
+	 * comes exactly once. NULL: such a VM fails with -BERR_SSH_AUTH. */
+	void (*on_challenge)(struct sshc *c, const struct sshc_challenge *ch, void *ud);
 	/* Trust on first use: the key accepted because no key was known. */
 	void (*on_new_host_key)(struct sshc *c, const char *type, const char *b64, void *ud);
 	/* Open phase: terminal output (stdout and stderr merged, in order of
@@ -75,6 +109,14 @@ struct sshc_callbacks {
 int sshc_start(uv_loop_t *loop, struct sshc_params *p, const struct sshc_callbacks *cb, void *ud,
 	       struct sshc **ret);
 
+/* Answers the challenge last reported to on_challenge: answers[i] for
+ * prompts[i], n of them. Takes every answers[i] (wiped, freed, set to NULL)
+ * whatever it returns. Returns 0 (set-up goes on; on_ready, on_fail or
+ * another on_challenge follows from the loop), -EINVAL when n is not the
+ * number of prompts or an answer is over SSHC_ANSWER_MAX (the challenge
+ * still waits), -EPIPE when no challenge waits. */
+int sshc_answer(struct sshc *c, char **answers, size_t n);
+
 /* Stops (pause=true) or resumes reading the channel: back-pressure towards
  * the VM when the browser reads slowly. */
 void sshc_pause_output(struct sshc *c, bool pause);
@@ -94,6 +136,35 @@ void sshc_close(struct sshc *c);
 void sshc_counters(const struct sshc *c, uint64_t *ret_in, uint64_t *ret_out);
 
 /* ---- key and host key helpers: pure, any thread ---- */
+
+/* The legacy algorithms a VM may allow by name, a fixed allowlist (SHA-1
+ * key exchange, ssh-rsa host keys and signatures, CBC ciphers, hmac-sha1).
+ * Returns the bit index for sshc_params.legacy_algos, or -EINVAL for a name
+ * not on the list. sshc_legacy_algo_name(i) gives the names back, NULL
+ * past the end. */
+int sshc_legacy_algo(const char *name);
+const char *sshc_legacy_algo_name(int i);
+
+/* The pre-login banner (sshd_config Banner: the legal notice hardened
+ * fleets show) is shown at the top of the terminal, at most this many
+ * bytes once cleaned; a longer one is cut at a character boundary and says
+ * so. 8 KiB holds the CIS and DoD notices several times over and fits one
+ * on_data call. */
+#define SSHC_BANNER_MAX 8192
+
+/* Turns a banner as the VM sent it into terminal bytes: line ends become
+ * CRLF, control characters other than TAB (escape sequences included) are
+ * dropped so the VM's text cannot drive the terminal before login,
+ * invalid UTF-8 becomes '?', and the text ends with CRLF. Writes at most
+ * SSHC_BANNER_MAX bytes to out (which holds that many) and returns how
+ * many; 0 for a banner with nothing printable. */
+size_t sshc_banner_clean(const char *raw, size_t len, uint8_t *out);
+
+/* A prompt, name or instruction from the VM as JSON-safe text: valid UTF-8
+ * ('?' for what is not), control characters dropped except newline, CRLF
+ * and CR made newline, at most size-1 bytes cut at a character boundary,
+ * NUL-terminated. Returns the length. */
+size_t sshc_text_clean(const char *raw, size_t len, char *out, size_t size);
 
 /* Returns a clean copy of a pasted private key: CR removed, stray spaces and
  * blank lines dropped, the base64 body re-wrapped, headers (Proc-Type,

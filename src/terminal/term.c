@@ -48,6 +48,7 @@
 #include "server/srv.h"
 #include "store/store.h"
 #include "store/store_ops.h"
+#include "terminal/challenge.h"
 
 #define BUCKETS 4096
 
@@ -96,6 +97,7 @@ struct sess {
 	uint8_t *pending; /* browser input the channel has not taken */
 	size_t pending_len;
 	struct term_connect *conn; /* while dialing: the request (host keys) */
+	bool challenged;           /* in the challenge table (challenge.h) */
 };
 
 /* The bastions live sessions went through, with how many each: read by
@@ -638,6 +640,9 @@ static void sess_kill(struct sess *s, bool ssh_done)
 	set_state(s, SESS_DEAD);
 	pthread_mutex_unlock(&T.lock);
 	mine_remove(s);
+	if (s->challenged)
+		term_challenge_remove(s->id);
+	s->challenged = false;
 	if (s->timer_inited)
 		uv_timer_stop(&s->timer);
 	if (s->ssh && !ssh_done)
@@ -782,7 +787,8 @@ static void refuse_dialing(int64_t user_id, int status, const char *code, const 
 		if (s->state != SESS_DIALING || (user_id >= 0 && s->user_id != user_id))
 			continue;
 		connect_audit(s, code, msg);
-		respond_error(s->http, status, code, msg);
+		if (s->http) /* NULL while the user answers the VM's questions */
+			respond_error(s->http, status, code, msg);
 		s->http = NULL;
 		sess_kill(s, false);
 	}
@@ -1151,6 +1157,9 @@ static void ssh_on_ready(struct sshc *c, void *ud)
 	char terminal[128];
 
 	dial_done(s);
+	if (s->challenged) /* the sign-in is over: no more answers */
+		term_challenge_remove(s->id);
+	s->challenged = false;
 	pthread_mutex_lock(&T.lock);
 	T.dialing--;
 	s->started = store_now();
@@ -1190,16 +1199,60 @@ static void ssh_on_fail(struct sshc *c, int err, const char *msg, void *ud)
 	case -BERR_SSH_SHELL:
 		status = 502, code = "ShellFailed";
 		break;
+	case -BERR_SSH_HANDSHAKE: /* an addition to SPEC §2's table, docs/api.md */
+		status = 502, code = "SshHandshakeFailed";
+		break;
 	default: /* unreachable, or no SSH server answering there */
 		status = 504, code = "VmUnreachable";
 		break;
 	}
 	dial_done(s);
 	connect_audit(s, code, msg);
-	respond_error(s->http, status, code, msg);
+	if (s->http) /* NULL when nobody answered the VM's questions in time */
+		respond_error(s->http, status, code, msg);
 	s->http = NULL;
 	s->ssh = NULL; /* already closing */
 	sess_kill(s, true);
+}
+
+/* The VM asks the user something while signing in: the request waiting
+ * (the connect, or the previous answers) is answered 202 with the
+ * questions, and the connect waits in the challenge table for
+ * POST /sessions/{id}/answers (docs/api.md). */
+static void ssh_on_challenge(struct sshc *c, const struct sshc_challenge *ch, void *ud)
+{
+	struct sess *s = ud;
+	struct api_resp resp = { 0 };
+	json_t *prompts = json_array(), *body = NULL;
+	char answers[128];
+
+	for (size_t i = 0; prompts && i < ch->n_prompts; i++)
+		if (json_array_append_new(prompts,
+					  json_pack("{s:s,s:b}", "prompt", ch->prompts[i].text,
+						    "echo", ch->prompts[i].echo)) < 0)
+			break;
+	snprintf(answers, sizeof(answers), "/api/v1/sessions/%s/answers", s->id);
+	if (prompts && json_array_size(prompts) == ch->n_prompts)
+		body = json_pack("{s:{s:s,s:i,s:s,s:s,s:O,s:s,s:i}}", "challenge", "id", s->id,
+				 "round", (int)ch->round, "name", ch->name, "instruction",
+				 ch->instruction, "prompts", prompts, "answers", answers,
+				 "expires_in_s", (int)(SSHC_ANSWER_TIMEOUT_MS / 1000));
+	json_decref(prompts);
+	if (!s->challenged && body && term_challenge_add(s->id, s->home->index, s) == 0)
+		s->challenged = true;
+	if (!body || !s->challenged || !s->http) {
+		json_decref(body);
+		connect_audit(s, "ServiceUnavailable", "could not pass on the VM's questions");
+		if (s->http)
+			respond_error(s->http, 503, "ServiceUnavailable",
+				      "could not pass on the VM's sign-in questions");
+		s->http = NULL;
+		sess_kill(s, false);
+		return;
+	}
+	api_json(&resp, 202, body);
+	srv_respond(s->http, &resp);
+	s->http = NULL;
 }
 
 static void ssh_on_new_host_key(struct sshc *c, const char *type, const char *b64, void *ud)
@@ -1259,6 +1312,7 @@ static void ssh_on_end(struct sshc *c, int exit_status, const char *reason, void
 static const struct sshc_callbacks ssh_cb = {
 	.on_ready = ssh_on_ready,
 	.on_fail = ssh_on_fail,
+	.on_challenge = ssh_on_challenge,
 	.on_new_host_key = ssh_on_new_host_key,
 	.on_data = ssh_on_data,
 	.on_writable = ssh_on_writable,
@@ -1473,6 +1527,50 @@ static void list_sessions(struct srv_conn *c, struct term_attach *ta)
 	srv_respond(c, &resp);
 }
 
+void term_answers_free(struct term_answers *ta)
+{
+	if (!ta)
+		return;
+	for (size_t i = 0; i < ta->n; i++)
+		util_free_secret(ta->answers[i]);
+	free(ta->answers);
+	free(ta);
+}
+
+/* On the waiting connect's home loop: the answers go to the VM, and c
+ * waits for what follows (201, another 202, or the error). */
+static void answer(struct srv_conn *c, struct term_answers *ta)
+{
+	struct sess *s = term_challenge_find(ta->session_id, here()->index);
+	int r;
+
+	if (!s || s->user_id != ta->user_id || s->state != SESS_DIALING) {
+		respond_error(c, 404, "ResourceNotFound",
+			      "no sign-in waits for answers under this id (it may have timed out)");
+		return;
+	}
+	if (s->http) {
+		respond_error(c, 409, "Conflict", "the previous answers are still being checked");
+		return;
+	}
+	r = sshc_answer(s->ssh, ta->answers, ta->n);
+	ta->n = 0; /* sshc_answer took and wiped them */
+	if (r == -EINVAL) {
+		respond_error(c, 400, "InvalidRequest",
+			      "answers: one answer for each prompt, of at most 1024 bytes each");
+		return;
+	}
+	if (r < 0) {
+		respond_error(c, 404, "ResourceNotFound",
+			      "no sign-in waits for answers under this id (it may have timed out)");
+		return;
+	}
+	s->http = c;
+	/* The connect-latency metric measures the bastion and the VM, not how
+	 * long the user took to answer. */
+	s->dial_start_ns = uv_hrtime();
+}
+
 static void metrics(struct srv_conn *c)
 {
 	char *text = NULL;
@@ -1505,6 +1603,28 @@ void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone)
 			return;
 		}
 		start_connect(c, arg);
+		return;
+	}
+	if (next == API_NEXT_ANSWERS) {
+		struct term_answers *ta = arg;
+		int home = client_gone ? -1 : term_challenge_home(ta->session_id);
+
+		if (home >= 0 && home != loops_self()) {
+			resp->next = next;
+			resp->next_arg = arg;
+			if (srv_conn_move(c, (unsigned)home) == 0)
+				return;
+			resp->next = API_NEXT_NONE;
+			resp->next_arg = NULL;
+			respond_error(c, 503, "ServiceUnavailable",
+				      "the session's event loop could not take the connection; try "
+				      "again");
+		} else if (client_gone) {
+			srv_respond(c, resp);
+		} else {
+			answer(c, ta);
+		}
+		term_answers_free(ta);
 		return;
 	}
 	if (!client_gone && (next == API_NEXT_ATTACH || next == API_NEXT_DISCONNECT)) {

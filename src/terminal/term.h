@@ -51,6 +51,18 @@ struct term_attach {
 
 void term_attach_free(struct term_attach *ta);
 
+/* The answers to a connect's sign-in questions (POST
+ * /sessions/{id}/answers), built on a worker; secrets, wiped when freed. */
+struct term_answers {
+	int64_t user_id;
+	char session_id[64];
+	char **answers; /* n strings, owned */
+	size_t n;
+};
+
+/* Frees ta, wiping the answers. NULL is fine. */
+void term_answers_free(struct term_answers *ta);
+
 /* Limits on sessions; 0 durations switch that limit off. */
 struct term_limits {
 	int64_t idle_timeout_s;
@@ -89,7 +101,7 @@ void term_end_user_sessions(int64_t user_id, const char *reason);
 uint64_t term_end_generation(void);
 
 /* Runs the continuation of an API response (API_NEXT_CONNECT, _ATTACH,
- * _DISCONNECT, _SESSIONS, _METRICS) on connection c; answers with
+ * _DISCONNECT, _SESSIONS, _METRICS, _ANSWERS) on connection c; answers with
  * srv_respond() or switches c to WebSocket. Attach and disconnect of a
  * session on another loop move c there first (srv_conn_move), and run
  * there. client_gone: c is closing; just release resp->next_arg and hand c

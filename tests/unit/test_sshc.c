@@ -315,6 +315,10 @@ struct tctx {
 	bool close_in_new_key;
 	const char *done_when_seen;
 
+	/* Keyboard-interactive: the last challenge. */
+	int challenge_count;
+	struct sshc_challenge challenge;
+
 	/* Pause test. */
 	bool paused;
 	size_t data_while_paused;
@@ -484,6 +488,29 @@ static void cb_end(struct sshc *c, int exit_status, const char *reason, void *ud
 	t->alive = false;
 	t_done(t);
 }
+
+static void cb_challenge(struct sshc *c, const struct sshc_challenge *ch, void *ud)
+{
+	struct tctx *t = ud;
+
+	if (!t->alive) {
+		t->after_close_calls++;
+		return;
+	}
+	t->challenge_count++;
+	t->challenge = *ch;
+	t_done(t); /* the test answers from outside the callback */
+}
+
+static const struct sshc_callbacks cbs_challenge = {
+	.on_ready = cb_ready,
+	.on_fail = cb_fail,
+	.on_challenge = cb_challenge,
+	.on_new_host_key = cb_new_key,
+	.on_data = cb_data,
+	.on_writable = cb_writable,
+	.on_end = cb_end,
+};
 
 static const struct sshc_callbacks cbs = {
 	.on_ready = cb_ready,
@@ -1192,6 +1219,84 @@ static void test_password_kbdint(void **state)
 	assert_false(file_has("sshd.kbdint.log", "Accepted password"));
 }
 
+static char **one_answer(const char *a)
+{
+	char **v = calloc(2, sizeof(char *));
+
+	assert_non_null(v);
+	v[0] = strdup(a);
+	v[1] = strdup(a);
+	assert_non_null(v[0]);
+	assert_non_null(v[1]);
+	return v;
+}
+
+/* AuthenticationMethods publickey,password: the key is accepted as one
+ * step, the password is asked for through on_challenge (echo off), and
+ * sshc_answer() keeps its contract: a wrong count or no waiting challenge
+ * is refused, answers are taken in every case. Without on_challenge such a
+ * VM fails at once instead of waiting. */
+static void test_two_methods_challenge(void **state)
+{
+	struct sshd d = { 0 };
+	struct tctx t;
+	struct sshc_params p;
+	char pw[64], **ans;
+
+	if (!make_test_user(pw, sizeof(pw)))
+		skip();
+	sshd_start(&d, "twostep",
+		   "UsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
+		   "AuthenticationMethods publickey,password\n");
+
+	t_init(&t);
+	params_key(&p, d.port, "id");
+	snprintf(p.username, sizeof(p.username), TEST_USER);
+	t.on_ready_write = "echo two-$((1+1)); exit 0\n";
+	assert_int_equal(sshc_start(&t.loop, &p, &cbs_challenge, &t, &t.c), 0);
+	t.alive = true;
+	ans = one_answer(pw);
+	assert_int_equal(sshc_answer(t.c, ans, 1), -EPIPE); /* nothing asked yet */
+	assert_null(ans[0]);
+	free(ans[1]);
+	free(ans);
+	t_run(&t);
+	assert_false(t.failed);
+	assert_int_equal(t.challenge_count, 1);
+	assert_int_equal(t.challenge.n_prompts, 1);
+	assert_false(t.challenge.prompts[0].echo);
+	assert_non_null(strstr(t.challenge.prompts[0].text, "Password"));
+	assert_int_equal(t.challenge.round, 1);
+	ans = one_answer(pw);
+	assert_int_equal(sshc_answer(t.c, ans, 2), -EINVAL); /* one prompt, two answers */
+	assert_null(ans[0]);
+	assert_null(ans[1]);
+	free(ans);
+	ans = one_answer(pw);
+	assert_int_equal(sshc_answer(t.c, ans, 1), 0);
+	free(ans[1]);
+	free(ans);
+	assert_false(t.ready); /* reported from the loop, not from sshc_answer */
+	t_run(&t);
+	assert_false(t.failed);
+	assert_true(t.ready);
+	assert_true(t.ended);
+	assert_true(out_has(&t, "two-2"));
+	t_finish(&t);
+
+	/* Without on_challenge: refused at once, not left waiting. */
+	t_init(&t);
+	params_key(&p, d.port, "id");
+	snprintf(p.username, sizeof(p.username), TEST_USER);
+	t_start(&t, &p);
+	t_run(&t);
+	assert_true(t.failed);
+	assert_int_equal(t.fail_err, -BERR_SSH_AUTH);
+	t_finish(&t);
+	sshd_stop(&d);
+	assert_true(file_has("sshd.twostep.log", "Accepted password for " TEST_USER));
+}
+
 /* An open, idle session costs no CPU: write interest is not left on and
  * nothing polls in a loop. Same while output is paused. */
 static void test_idle_no_spin(void **state)
@@ -1241,6 +1346,7 @@ int main(void)
 		cmocka_unit_test(test_pty_refused),
 		cmocka_unit_test(test_password),
 		cmocka_unit_test(test_password_kbdint),
+		cmocka_unit_test(test_two_methods_challenge),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -516,7 +516,8 @@ static void test_props_vms(void **state)
 
 	(void)state;
 	out = props_ok("vms", "{\"nic\":\"/groups/g/nics/n\"}", &refs);
-	assert_json(out, "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":22,\"host_keys\":[]}");
+	assert_json(out, "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":22,\"host_keys\":[],"
+			 "\"ssh_legacy_algorithms\":[]}");
 	assert_string_equal(refs[0], "/groups/g/nics/n");
 	assert_null(refs[1]);
 	val_refs_free(refs);
@@ -524,7 +525,8 @@ static void test_props_vms(void **state)
 
 	out = props_ok("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":null,\"host_keys\":null}",
 		       NULL);
-	assert_json(out, "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":22,\"host_keys\":[]}");
+	assert_json(out, "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":22,\"host_keys\":[],"
+			 "\"ssh_legacy_algorithms\":[]}");
 	json_decref(out);
 
 	/* known_hosts lines and bare keys, stored as "type base64". */
@@ -533,8 +535,28 @@ static void test_props_vms(void **state)
 		       "\"198.18.0.5 " ED25519 "\",\"" ECDSA " root@vm\"]}",
 		       NULL);
 	assert_json(out, "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":2222,\"host_keys\":[\"" ED25519
-			 "\",\"" ECDSA "\"]}");
+			 "\",\"" ECDSA "\"],\"ssh_legacy_algorithms\":[]}");
 	json_decref(out);
+
+	/* Legacy algorithms: names from the allowlist, each once. */
+	out = props_ok("vms",
+		       "{\"nic\":\"/groups/g/nics/n\",\"ssh_legacy_algorithms\":[\"ssh-rsa\","
+		       "\"diffie-hellman-group14-sha1\"]}",
+		       NULL);
+	assert_json(out,
+		    "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":22,\"host_keys\":[],"
+		    "\"ssh_legacy_algorithms\":[\"ssh-rsa\",\"diffie-hellman-group14-sha1\"]}");
+	json_decref(out);
+	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_legacy_algorithms\":\"ssh-rsa\"}",
+		  "ssh_legacy_algorithms:", "ssh-rsa");
+	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_legacy_algorithms\":[\"hmac-md5\"]}",
+		  "ssh_legacy_algorithms[0]: not on the allowlist", "aes128-cbc");
+	props_bad("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_legacy_algorithms\":[\"ssh-rsa\",1]}",
+		  "ssh_legacy_algorithms[1]:", NULL);
+	props_bad(
+		"vms",
+		"{\"nic\":\"/groups/g/nics/n\",\"ssh_legacy_algorithms\":[\"ssh-rsa\",\"ssh-rsa\"]}",
+		"ssh_legacy_algorithms[1]: \"ssh-rsa\" is listed twice", NULL);
 	json_decref(props_ok("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":1}", NULL));
 	json_decref(props_ok("vms", "{\"nic\":\"/groups/g/nics/n\",\"ssh_port\":65535}", NULL));
 

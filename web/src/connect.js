@@ -3,6 +3,7 @@
 // and passphrases are read from the form only when the request is built and
 // are cleared from the form and the request object as soon as it is sent.
 
+import { answerChallenges } from './challenge.js';
 import { ApiError, post, seg } from './api.js';
 import { field, h } from './dom.js';
 import { explain } from './errors.js';
@@ -274,6 +275,7 @@ export function renderConnect(root, { group, name }) {
       } finally {
         scrub(auth);
       }
+      data = await answerChallenges(data, { signal });
       const session = data && data.session;
       if (!session || typeof session.terminal !== 'string') throw new Error('The bastion answered without a terminal.');
       state.lastConnect.set(id, {

@@ -17,6 +17,7 @@ const CONNECT = {
   HostKeyMismatch: 'The VM presented a different host key than the one recorded for it. This may be an attack, or the VM was reinstalled; the connection was refused. An administrator must update the VM\'s host keys',
   SshAuthenticationFailed: 'The VM refused the username or credential. Check the username and the password or key',
   ShellFailed: 'Signed in to the VM, but it would not start a terminal (shell)',
+  SshHandshakeFailed: 'The VM answered, but it and the bastion have no SSH algorithm in common',
   TooManySessions: 'There are too many open sessions. Close one and try again',
   TooManyRequests: 'Too many attempts',
   ServiceUnavailable: 'The bastion is busy. Try again in a moment',

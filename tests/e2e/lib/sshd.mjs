@@ -110,8 +110,14 @@ export async function generateKeys(dir, specs = KEY_SPECS) {
  *   dir: temp dir; port: wanted port (netns mode; loopback mode picks a free one);
  *   addrs: addresses to listen on (default [net.vmAddr]; all share the host key);
  *   name: label; user: allowed user; extraConfig: lines; permitTTY: bool
+ *   binary: the sshd to run (default SSHD; a symlink with another name makes
+ *     sshd use that name as its PAM service)
+ *   baseConfig: {usePAM, passwordAuthentication, kbdInteractive} for the
+ *     three lines that extraConfig cannot override (sshd takes the first)
  */
-export async function startSshd(net, { dir, port = 22, addrs, name = `sshd${port}`, user, extraConfig = [], permitTTY = true }) {
+export async function startSshd(net, {
+  dir, port = 22, addrs, name = `sshd${port}`, user, extraConfig = [], permitTTY = true, binary = SSHD, baseConfig = {},
+}) {
   addrs = addrs || [net.vmAddr];
   const addr = addrs[0];
   if (net.mode !== 'netns') port = await freePort(addr);
@@ -127,9 +133,9 @@ export async function startSshd(net, { dir, port = 22, addrs, name = `sshd${port
     `PidFile ${pidFile}`,
     `AuthorizedKeysFile ${authorizedKeys}`,
     'StrictModes no',
-    'UsePAM no',
-    'PasswordAuthentication yes',
-    'KbdInteractiveAuthentication no',
+    `UsePAM ${baseConfig.usePAM ? 'yes' : 'no'}`,
+    `PasswordAuthentication ${baseConfig.passwordAuthentication === false ? 'no' : 'yes'}`,
+    `KbdInteractiveAuthentication ${baseConfig.kbdInteractive ? 'yes' : 'no'}`,
     'PubkeyAuthentication yes',
     'PermitRootLogin no',
     'PrintMotd no',
@@ -162,7 +168,7 @@ export async function startSshd(net, { dir, port = 22, addrs, name = `sshd${port
       const pub = fs.readFileSync(`${hostKey}.pub`, 'utf8').trim().split(/\s+/);
       this.hostKeyPublic = `${pub[0]} ${pub[1]}`;
       const logFd = fs.openSync(logFile, 'a');
-      const [cmd, args] = net.wrap(SSHD, ['-D', '-e', '-f', config]);
+      const [cmd, args] = net.wrap(binary, ['-D', '-e', '-f', config]);
       const proc = spawn(cmd, args, { stdio: ['ignore', logFd, logFd] });
       fs.closeSync(logFd);
       this.proc = proc;

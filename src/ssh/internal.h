@@ -1,0 +1,122 @@
+/* What the files of the SSH client share: the session struct and its
+ * states, and the few functions one file calls in another. sshc.c owns the
+ * loop, the socket and the open phase; hostkey.c the host key check and the
+ * algorithm lists; auth.c user authentication. Nothing outside src/ssh/
+ * includes this header. Everything here runs on the session's loop. */
+#pragma once
+
+#include "ssh/sshc.h"
+
+enum sshc_state {
+	ST_TCP_CONNECT,   /* non-blocking connect() in flight */
+	ST_SSH_CONNECT,   /* banner and key exchange (ssh_connect) */
+	ST_AUTH_PASSWORD, /* ssh_userauth_password */
+	ST_AUTH_KBDINT,   /* keyboard-interactive, answered with the password */
+	ST_AUTH_KEY,      /* ssh_userauth_publickey */
+	ST_AUTH_WAIT,     /* waiting for the user's answers (sshc_answer) */
+	ST_CHANNEL_OPEN,  /* ssh_channel_open_session */
+	ST_PTY,           /* ssh_channel_request_pty_size */
+	ST_ENV,           /* ssh_channel_request_env LANG; a refusal is fine */
+	ST_SHELL,         /* ssh_channel_request_shell */
+	ST_OPEN,          /* terminal I/O */
+	ST_EOF,           /* the shell closed its output; waiting for its status */
+	ST_DONE,          /* failed, ended or closed */
+};
+
+struct sshc {
+	uv_loop_t *loop;
+	uv_poll_t poll;
+	uv_timer_t timer; /* connect, setup and exit-status deadlines */
+	uv_timer_t kick;  /* deferred work on the next loop iteration */
+	int handles;      /* libuv handles not yet closed */
+	bool poll_inited;
+	int poll_events;       /* what the poll handle currently watches */
+	bool poll_error;       /* libuv stopped the handle after an error */
+	unsigned drain_rounds; /* counts drain rounds: stderr is read every 16th */
+
+	int fd;
+	int tcp_err; /* errno of a connect() that finished at once */
+	ssh_session s;
+	ssh_channel ch;
+	enum sshc_state state;
+	bool closing;
+	bool paused;
+	bool flush_pending; /* libssh holds output the kernel did not take */
+	bool want_writable; /* sshc_write() took less than offered */
+	bool kbdint_tried;
+	bool rsa_sha1_tried; /* the RSA key was offered again with SHA-1 */
+	bool password_used;  /* the password answered a keyboard-interactive prompt */
+	bool key_used;       /* the key was accepted as one step (partial success) */
+	int partial_steps;   /* methods that succeeded partially so far */
+	enum { WAIT_NONE, WAIT_KBDINT, WAIT_PASSWORD } wait;
+	unsigned challenges;                /* rounds sent to the user */
+	size_t wait_n;                      /* answers expected */
+	uint8_t wait_map[SSHC_PROMPTS_MAX]; /* answer j -> prompt wait_map[j] */
+	int kbdint_rounds;
+
+	struct sshc_callbacks cb;
+	void *ud;
+
+	char ip[64];
+	uint16_t port;
+	char username[256];
+	enum sshc_auth_type auth;
+	char *password;
+	ssh_key key;
+	char **host_keys;
+	size_t n_host_keys;
+	int cols, rows;
+	unsigned connect_timeout_ms;
+	unsigned keepalive_ms;
+	uint32_t legacy_algos;     /* bits of sshc_legacy_algo() */
+	unsigned keepalive_missed; /* keep-alives sent since the VM last spoke */
+	bool heard;                /* the socket was readable since the last tick */
+
+	/* The VM's pre-login banner, cleaned (sshc_banner_clean), handed to
+	 * on_data before the first channel byte; NULL once delivered. */
+	uint8_t *banner;
+	size_t banner_len;
+
+	uint64_t bytes_in, bytes_out;
+	char msg[1024];
+};
+
+void sshc_set_state(struct sshc *c, enum sshc_state st);
+/* Connect phase failure: tears the session down, then calls on_fail. */
+void sshc_fail(struct sshc *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void sshc_forget_secrets(struct sshc *c);
+bool sshc_session_dead(struct sshc *c);
+
+/* (Re)starts the set-up deadline on c->timer. */
+void sshc_arm_setup_timer(struct sshc *c);
+/* Runs the state machine from the loop (never inside a caller's call). */
+void sshc_kick(struct sshc *c);
+/* Re-arms the poll handle for the current state. */
+void sshc_update_poll(struct sshc *c);
+
+/* hostkey.c */
+/* Appends algo to the comma-separated list unless it is there already or
+ * would not fit. */
+void sshc_add_algo(char *list, size_t size, const char *algo);
+void sshc_set_hostkey_algos(struct sshc *c);
+/* 0 when the host key is acceptable; otherwise the session has failed (or
+ * was closed from on_new_host_key) and -1 comes back. */
+int sshc_check_host_key(struct sshc *c);
+
+/* auth.c */
+/* Key exchange is done: picks the first authentication state. */
+void sshc_auth_begin(struct sshc *c);
+/* Runs the current authentication state once. Returns true when the step
+ * loop should call again (state changed or more work), false when it waits
+ * for the VM or the session failed. */
+bool sshc_auth_step(struct sshc *c);
+
+/* algos.c */
+bool sshc_legacy_allowed(const struct sshc *c, const char *name);
+/* Sets the key exchange, cipher, MAC and user key lists when the VM allows
+ * legacy names in them; -EINVAL when libssh refused a list. */
+int sshc_set_legacy_algos(struct sshc *c);
+/* When err (libssh's) says the handshake found no common algorithm, fails
+ * the session with -BERR_SSH_HANDSHAKE and both sides' lists, and returns
+ * true; otherwise false and nothing happened. */
+bool sshc_explain_handshake(struct sshc *c, const char *err);
