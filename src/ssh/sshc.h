@@ -101,14 +101,29 @@ void sshc_counters(const struct sshc *c, uint64_t *ret_in, uint64_t *ret_out);
  * 16 KiB. The result is malloc'd; wipe it before freeing. */
 int sshc_key_normalize(const char *text, size_t len, char **ret);
 
-/* Parses a private key in any supported format (PEM RSA, OpenSSH ed25519/
- * ECDSA/RSA, PKCS#8; optionally encrypted). passphrase may be NULL.
- * -BERR_BADKEY with *ret_reason set to a static, user-readable sentence
- * ("the key is passphrase-protected: a passphrase is required", "the
- * passphrase does not fit the key", "not a private key in a supported
- * format"). CPU heavy for encrypted keys: call from a worker. */
+/* Parses a private key in any supported format (PEM RSA/ECDSA, OpenSSH
+ * ed25519/ECDSA/RSA, PKCS#8 ed25519/ECDSA/RSA; optionally encrypted).
+ * passphrase may be NULL. Nothing reaches libssh that it cannot handle:
+ * OpenSSH keys encrypted with a cipher libssh 0.10 mishandles (the AEAD
+ * ones) or with more than KEYFILE_ROUNDS_MAX bcrypt rounds are refused
+ * before any decryption, and a damaged container is named as such.
+ * -BERR_BADKEY with *ret_reason set to a user-readable sentence (a static
+ * string, or a per-thread buffer valid until this thread's next call):
+ * passphrase required or not fitting, the key damaged, its cipher or
+ * rounds refused (with the command that re-encrypts it), a PuTTY key, a
+ * public key, a DSA key, an unsupported type, "not a private key in a
+ * supported format". -EBUSY (with a reason) when as many threads as the
+ * key gate allows are decrypting keys already: the caller answers 503
+ * with Retry-After. -ENOMEM. CPU heavy for encrypted keys: call from a
+ * worker. */
 int sshc_key_import(const char *text, size_t len, const char *passphrase, ssh_key *ret,
 		    const char **ret_reason);
+
+/* The key gate bounds how many threads decrypt passphrase-protected keys
+ * at once (src/core/gate.h; default half the worker pool). set_max(0)
+ * restores the default; refused counts -EBUSY answers since start. */
+void sshc_key_gate_set_max(unsigned max);
+unsigned long sshc_key_gate_refused(void);
 
 /* Parses one OpenSSH known_hosts line or a bare "type base64 [comment]"
  * public key, into malloc'd type and base64 strings. Markers (@cert-
