@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -263,27 +264,102 @@ bool keyfile_pem_parses(const char *norm)
 	return pkey != NULL;
 }
 
-bool keyfile_pkcs8_intact(const char *norm)
+/* The work an encrypted PKCS#8 key asks for: PBKDF2 (or PKCS#5 v1 / #12
+ * PBE) iterations, or scrypt's N*r*p. 0 when within the caps, -E2BIG with
+ * why filled in when over, -EINVAL when the parameters do not parse (as
+ * OpenSSL would not decrypt them either). */
+static int pkcs8_work(const X509_ALGOR *alg, char *why, size_t why_size)
+{
+	const ASN1_OBJECT *obj = NULL, *kobj = NULL;
+	const void *pval = NULL, *kval = NULL;
+	int ptype = 0, ktype = 0, r = -EINVAL;
+	PBE2PARAM *pbe2 = NULL;
+	PBKDF2PARAM *pbkdf2 = NULL;
+	SCRYPT_PARAMS *sp = NULL;
+	PBEPARAM *pbe = NULL;
+	uint64_t iter = 0, n = 0, rb = 0, p = 0;
+
+	X509_ALGOR_get0(&obj, &ptype, &pval, alg);
+	if (ptype != V_ASN1_SEQUENCE || pval == NULL)
+		return -EINVAL;
+	if (OBJ_obj2nid(obj) != NID_pbes2) {
+		/* PKCS#5 v1 and PKCS#12 PBE: salt and iterations. */
+		pbe = ASN1_item_unpack(pval, ASN1_ITEM_rptr(PBEPARAM));
+		if (pbe == NULL || ASN1_INTEGER_get_uint64(&iter, pbe->iter) != 1)
+			goto out;
+		goto iterations;
+	}
+	pbe2 = ASN1_item_unpack(pval, ASN1_ITEM_rptr(PBE2PARAM));
+	if (pbe2 == NULL || pbe2->keyfunc == NULL)
+		goto out;
+	X509_ALGOR_get0(&kobj, &ktype, &kval, pbe2->keyfunc);
+	if (ktype != V_ASN1_SEQUENCE || kval == NULL)
+		goto out;
+	switch (OBJ_obj2nid(kobj)) {
+	case NID_id_pbkdf2:
+		pbkdf2 = ASN1_item_unpack(kval, ASN1_ITEM_rptr(PBKDF2PARAM));
+		if (pbkdf2 == NULL || ASN1_INTEGER_get_uint64(&iter, pbkdf2->iter) != 1)
+			goto out;
+		goto iterations;
+	case NID_id_scrypt:
+		sp = ASN1_item_unpack(kval, ASN1_ITEM_rptr(SCRYPT_PARAMS));
+		if (sp == NULL || ASN1_INTEGER_get_uint64(&n, sp->costParameter) != 1 ||
+		    ASN1_INTEGER_get_uint64(&rb, sp->blockSize) != 1 ||
+		    ASN1_INTEGER_get_uint64(&p, sp->parallelizationParameter) != 1)
+			goto out;
+		/* Each factor is checked before the product can overflow. */
+		if (n > KEYFILE_SCRYPT_MAX || rb > KEYFILE_SCRYPT_MAX || p > KEYFILE_SCRYPT_MAX ||
+		    n * rb > KEYFILE_SCRYPT_MAX || n * rb * p > KEYFILE_SCRYPT_MAX) {
+			snprintf(why, why_size, "scrypt N*r*p = %llu*%llu*%llu, more than the %u",
+				 (unsigned long long)n, (unsigned long long)rb,
+				 (unsigned long long)p, KEYFILE_SCRYPT_MAX);
+			r = -E2BIG;
+			goto out;
+		}
+		r = 0;
+		goto out;
+	default:
+		r = 0; /* OpenSSL knows no other KDF in PBES2: it will refuse */
+		goto out;
+	}
+iterations:
+	if (iter > KEYFILE_PBKDF2_MAX) {
+		snprintf(why, why_size, "%llu PBKDF2 iterations, more than the %u",
+			 (unsigned long long)iter, KEYFILE_PBKDF2_MAX);
+		r = -E2BIG;
+		goto out;
+	}
+	r = 0;
+out:
+	PBEPARAM_free(pbe);
+	SCRYPT_PARAMS_free(sp);
+	PBKDF2PARAM_free(pbkdf2);
+	PBE2PARAM_free(pbe2);
+	return r;
+}
+
+int keyfile_pkcs8_check(const char *norm, char *why, size_t why_size)
 {
 	BIO *bio = BIO_new_mem_buf(norm, -1);
 	X509_SIG *sig;
 	const X509_ALGOR *alg = NULL;
 	const ASN1_OCTET_STRING *data = NULL;
-	bool ok = false;
+	int r = -EINVAL;
 
 	if (bio == NULL)
-		return false;
+		return -ENOMEM;
 	sig = PEM_read_bio_PKCS8(bio, NULL, pass_cb, NULL);
 	if (sig != NULL) {
 		X509_SIG_get0(sig, &alg, &data);
 		/* Every PKCS#8 cipher is a block cipher in CBC: whole blocks. */
-		ok = alg != NULL && data != NULL && ASN1_STRING_length(data) > 0 &&
-		     ASN1_STRING_length(data) % 8 == 0;
+		if (alg != NULL && data != NULL && ASN1_STRING_length(data) > 0 &&
+		    ASN1_STRING_length(data) % 8 == 0)
+			r = pkcs8_work(alg, why, why_size);
 	}
 	X509_SIG_free(sig);
 	BIO_free(bio);
 	ERR_clear_error();
-	return ok;
+	return r;
 }
 
 /* A bounded writer for the container built below. */

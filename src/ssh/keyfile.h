@@ -46,9 +46,18 @@ bool keyfile_pem_body_ok(const char *norm, bool encrypted);
  * key (to tell a damaged key from a type libssh does not take). */
 bool keyfile_pem_parses(const char *norm);
 
-/* Whether an encrypted PKCS#8 text has an intact outer structure
- * (algorithm and encrypted data), read without decrypting. */
-bool keyfile_pkcs8_intact(const char *norm);
+/* Caps on the work an encrypted PKCS#8 key may ask for, chosen like
+ * KEYFILE_ROUNDS_MAX (docs/security.md): PBKDF2 iterations (OWASP's
+ * 600 000 for PBKDF2-HMAC-SHA256, ≈ 1.2 s here; OpenSSL writes 2048), and
+ * scrypt's N*r*p (twice `openssl pkcs8 -scrypt`'s 16384*8*1, ≈ 0.9 s). */
+#define KEYFILE_PBKDF2_MAX 600000u
+#define KEYFILE_SCRYPT_MAX 262144u
+
+/* Reads an encrypted PKCS#8 text's outer structure (algorithm, KDF
+ * parameters, encrypted data) without decrypting. 0 when intact and within
+ * the caps; -E2BIG with `why` filled in ("N PBKDF2 iterations, more than
+ * the M") when over; -EINVAL when damaged; -ENOMEM. */
+int keyfile_pkcs8_check(const char *norm, char *why, size_t why_size);
 
 enum keyfile_pkcs8_result {
 	KEYFILE_P8_OK,

@@ -33,6 +33,10 @@
 	"the key's passphrase is stretched with %u bcrypt rounds, more than the %u " \
 	"the bastion accepts: re-encrypt it with fewer, e.g. `ssh-keygen -p -a 100 " \
 	"-f KEYFILE`"
+#define REASON_P8_WORK                                                          \
+	"the key's passphrase is stretched with %s the bastion accepts: "       \
+	"re-encrypt it with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEYFILE " \
+	"-out NEWFILE`"
 #define REASON_TYPE "%s keys are not supported: use ed25519, ECDSA or RSA"
 #define REASON_BUSY                                                                  \
 	"the bastion is busy decrypting other passphrase-protected keys: try again " \
@@ -314,14 +318,30 @@ static int precheck(const char *norm, enum key_format fmt, struct keyfile_openss
 			return -BERR_BADKEY;
 		}
 		return 0;
-	case FMT_PKCS8:
+	case FMT_PKCS8: {
+		char why[128];
+
 		*ret_encrypted = strncmp(norm, BEGIN_PKCS8_ENC, strlen(BEGIN_PKCS8_ENC)) == 0;
-		if (!(*ret_encrypted ? keyfile_pkcs8_intact(norm)
-				     : keyfile_pem_body_ok(norm, false))) {
+		if (!*ret_encrypted) {
+			if (keyfile_pem_body_ok(norm, false))
+				return 0;
+			*reason = REASON_DAMAGED;
+			return -BERR_BADKEY;
+		}
+		r = keyfile_pkcs8_check(norm, why, sizeof(why));
+		if (r == -ENOMEM)
+			return r;
+		if (r == -E2BIG) {
+			snprintf(reason_buf, sizeof(reason_buf), REASON_P8_WORK, why);
+			*reason = reason_buf;
+			return -BERR_BADKEY;
+		}
+		if (r < 0) {
 			*reason = REASON_DAMAGED;
 			return -BERR_BADKEY;
 		}
 		return 0;
+	}
 	case FMT_PEM:
 	default:
 		*ret_encrypted = strstr(norm, "\nProc-Type: 4,ENCRYPTED\n") != NULL;

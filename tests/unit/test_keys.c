@@ -479,7 +479,7 @@ static uint8_t *unwrap(const char *text, size_t *ret_len)
 	return bin;
 }
 
-static char *wrap(const uint8_t *bin, size_t n)
+static char *wrap_as(const uint8_t *bin, size_t n, const char *label)
 {
 	size_t b64_size = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
 	char *b64 = malloc(b64_size), *out = malloc(b64_size + 128);
@@ -487,11 +487,15 @@ static char *wrap(const uint8_t *bin, size_t n)
 	assert_non_null(b64);
 	assert_non_null(out);
 	sodium_bin2base64(b64, b64_size, bin, n, sodium_base64_VARIANT_ORIGINAL);
-	snprintf(out, b64_size + 128,
-		 "-----BEGIN OPENSSH PRIVATE KEY-----\n%s\n-----END OPENSSH PRIVATE KEY-----\n",
-		 b64);
+	snprintf(out, b64_size + 128, "-----BEGIN %s-----\n%s\n-----END %s-----\n", label, b64,
+		 label);
 	free(b64);
 	return out;
+}
+
+static char *wrap(const uint8_t *bin, size_t n)
+{
+	return wrap_as(bin, n, "OPENSSH PRIVATE KEY");
 }
 
 static uint32_t get32(const uint8_t *p)
@@ -784,6 +788,44 @@ static void test_pkcs8(void **state)
 	import_ok(text, len, PASS, SSH_KEYTYPE_ECDSA_P384);
 	import_bad(text, len, "wrong passphrase", R_BAD_PASS);
 	free(text);
+	/* The KDF work an encrypted PKCS#8 key asks for is capped: refused
+	 * before decryption, naming the work, the cap and the fix. */
+	{
+		static const uint8_t n_r[] = { 0x02, 0x02, 0x40, 0x00, 0x02, 0x01, 0x08 };
+		char it_over[16], want_work[96];
+		uint8_t *bin, *at;
+
+		snprintf(it_over, sizeof(it_over), "%u", KEYFILE_PBKDF2_MAX + 1);
+		openssl("pkcs8", "-topk8", "-in", path_of("p8_ec"), "-out", path_of("p8_iter"),
+			"-v2", "aes-256-cbc", "-iter", it_over, "-passout", pass_arg, NULL);
+		openssl("pkcs8", "-topk8", "-in", path_of("p8_ec"), "-out", path_of("p8_v1"), "-v1",
+			"PBE-SHA1-3DES", "-iter", it_over, "-passout", pass_arg, NULL);
+		openssl("pkcs8", "-topk8", "-in", path_of("p8_ec"), "-out", path_of("p8_scrypt"),
+			"-scrypt", "-passout", pass_arg, NULL);
+		snprintf(want_work, sizeof(want_work), "%u PBKDF2 iterations, more than the %u",
+			 KEYFILE_PBKDF2_MAX + 1, KEYFILE_PBKDF2_MAX);
+		for (int v = 0; v < 2; v++) {
+			text = read_file(path_of(v ? "p8_v1" : "p8_iter"), &len);
+			import_bad_has(text, len, PASS, want_work,
+				       "openssl pkcs8 -topk8 -v2 aes-256-cbc");
+			import_bad_has(text, len, NULL, want_work, NULL);
+			free(text);
+		}
+		text = read_file(path_of("p8_scrypt"), &len);
+		import_ok(text, len, PASS, SSH_KEYTYPE_ECDSA_P384);
+		/* OpenSSL will not write more than its default memory bound:
+		 * raise r from 8 to 127 in the parameters (N = 16384). */
+		bin = unwrap(text, &len);
+		at = memmem(bin, len, n_r, sizeof(n_r));
+		assert_non_null(at);
+		at[sizeof(n_r) - 1] = 0x7f;
+		free(text);
+		text = wrap_as(bin, len, "ENCRYPTED PRIVATE KEY");
+		import_bad_has(text, strlen(text), PASS,
+			       "scrypt N*r*p = 16384*127*1, more than the", NULL);
+		free(text);
+		free(bin);
+	}
 	text = read_file(path_of("p8_ed448"), &len);
 	import_bad(text, len, NULL, R_NOT_KEY);
 	free(text);
