@@ -1,6 +1,8 @@
 /* Private key and host key helpers: normalising pasted keys, importing them
- * through libssh without any terminal prompt, and parsing known_hosts lines.
- * Everything here is pure (no loop, no globals) and safe from any thread. */
+ * through libssh without any terminal prompt (after keyfile.c has checked
+ * what libssh would be handed), and parsing known_hosts lines. No loop;
+ * safe from any thread: the only shared state is the key gate (locked) and
+ * a per-thread buffer for reasons. */
 #include "ssh/sshc.h"
 
 #include "core/err.h"
@@ -264,16 +266,6 @@ static bool supported_type(enum ssh_keytypes_e t)
 /* Decrypting a passphrase-protected key costs up to ≈ 2 s of a worker
  * thread (KEYFILE_ROUNDS_MAX): at most half the pool may do it at once. */
 static struct gate key_gate = GATE_INIT(0);
-
-void sshc_key_gate_set_max(unsigned max)
-{
-	gate_set_max(&key_gate, max);
-}
-
-unsigned long sshc_key_gate_refused(void)
-{
-	return gate_refused(&key_gate);
-}
 
 /* Reasons that name a number are written here: valid until the thread's
  * next call, which is after the caller has copied it into its answer. */

@@ -113,17 +113,11 @@ int sshc_key_normalize(const char *text, size_t len, char **ret);
  * rounds refused (with the command that re-encrypts it), a PuTTY key, a
  * public key, a DSA key, an unsupported type, "not a private key in a
  * supported format". -EBUSY (with a reason) when as many threads as the
- * key gate allows are decrypting keys already: the caller answers 503
- * with Retry-After. -ENOMEM. CPU heavy for encrypted keys: call from a
- * worker. */
+ * key gate allows (src/core/gate.h: half the worker pool) are decrypting
+ * keys already: the caller answers 503 with Retry-After. -ENOMEM. CPU
+ * heavy for encrypted keys: call from a worker. */
 int sshc_key_import(const char *text, size_t len, const char *passphrase, ssh_key *ret,
 		    const char **ret_reason);
-
-/* The key gate bounds how many threads decrypt passphrase-protected keys
- * at once (src/core/gate.h; default half the worker pool). set_max(0)
- * restores the default; refused counts -EBUSY answers since start. */
-void sshc_key_gate_set_max(unsigned max);
-unsigned long sshc_key_gate_refused(void);
 
 /* Parses one OpenSSH known_hosts line or a bare "type base64 [comment]"
  * public key, into malloc'd type and base64 strings. Markers (@cert-
