@@ -290,7 +290,8 @@ static int precheck(const char *norm, enum key_format fmt, struct keyfile_openss
 		    !keyfile_cipher_ok(kf->cipher)) {
 			/* libssh 0.10 crashes on the AEAD ciphers: never
 			 * hand it a cipher not known to work. */
-			snprintf(reason_buf, sizeof(reason_buf), REASON_CIPHER, kf->cipher);
+			snprintf(reason_buf, sizeof(reason_buf), REASON_CIPHER,
+				 strcmp(kf->cipher, "?") == 0 ? "an unknown cipher" : kf->cipher);
 			*reason = reason_buf;
 			return -BERR_BADKEY;
 		}
