@@ -382,6 +382,17 @@ static void build_connect(struct api_call *c, const struct connect_req *r, const
 			     ? -BERR_BADKEY
 			     : sshc_key_import(r->private_key, r->private_key_len, r->passphrase,
 					       &tc->p.key, &reason);
+		if (rc == -ENOMEM)
+			goto oom;
+		if (rc == -EBUSY) {
+			/* The key gate is full: answer now rather than queue a
+			 * worker thread behind other decryptions. */
+			metrics_key_decrypt_busy();
+			api_header(c->resp, "Retry-After", "2");
+			api_error(c->resp, 503, "ServiceUnavailable", "%s", reason);
+			term_connect_free(tc);
+			return;
+		}
 		if (rc < 0) {
 			api_error(c->resp, 400, "InvalidPrivateKey", "auth.%s: %s",
 				  r->vault ? "secret" : "private_key",

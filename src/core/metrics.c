@@ -50,6 +50,7 @@ static struct {
 	struct histo latency, lag;
 	atomic_uint_fast64_t lag_last_us[METRICS_LOOPS_MAX];
 	atomic_uint_fast64_t moved;
+	atomic_uint_fast64_t key_busy;
 } M;
 
 void metrics_http_status(int status)
@@ -107,6 +108,11 @@ void metrics_loop_lag(unsigned loop, double lag_seconds)
 void metrics_conn_moved(void)
 {
 	atomic_fetch_add_explicit(&M.moved, 1, memory_order_relaxed);
+}
+
+void metrics_key_decrypt_busy(void)
+{
+	atomic_fetch_add_explicit(&M.key_busy, 1, memory_order_relaxed);
 }
 
 /* A growing text buffer; a failed append poisons it. */
@@ -217,6 +223,11 @@ int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loo
 	    "the session they asked for.\n"
 	    "# TYPE bastion_connections_moved_total counter\nbastion_connections_moved_total %llu\n",
 	    (unsigned long long)atomic_load_explicit(&M.moved, memory_order_relaxed));
+	put(&o,
+	    "# HELP bastion_key_decrypt_busy_total Connects refused (503) because as many "
+	    "threads as allowed were decrypting passphrase-protected keys.\n"
+	    "# TYPE bastion_key_decrypt_busy_total counter\nbastion_key_decrypt_busy_total %llu\n",
+	    (unsigned long long)atomic_load_explicit(&M.key_busy, memory_order_relaxed));
 	put(&o, "# HELP bastion_event_loop_lag_seconds How late each event loop ran its last "
 		"probe timer.\n"
 		"# TYPE bastion_event_loop_lag_seconds gauge\n");

@@ -25,6 +25,9 @@ void metrics_bytes(uint64_t to_vm, uint64_t from_vm);
 void metrics_loop_lag(unsigned loop, double lag_seconds);
 /* A connection went to the loop of the session it asked for. */
 void metrics_conn_moved(void);
+/* A connect was refused with 503 because the key gate was full (as many
+ * threads as allowed were decrypting passphrase-protected keys). */
+void metrics_key_decrypt_busy(void);
 
 /* The whole exposition as malloc'd text into *ret (caller frees), with
  * the gauges the caller knows. -ENOMEM on failure. */

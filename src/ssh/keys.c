@@ -1,13 +1,18 @@
 /* Private key and host key helpers: normalising pasted keys, importing them
- * through libssh without any terminal prompt, and parsing known_hosts lines.
- * Everything here is pure (no loop, no globals) and safe from any thread. */
+ * through libssh without any terminal prompt (after keyfile.c has checked
+ * what libssh would be handed), and parsing known_hosts lines. No loop;
+ * safe from any thread: the only shared state is the key gate (locked) and
+ * a per-thread buffer for reasons. */
 #include "ssh/sshc.h"
 
 #include "core/err.h"
+#include "core/gate.h"
+#include "ssh/keyfile.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +25,30 @@
 #define REASON_BAD_PASS  "the passphrase does not fit the key"
 #define REASON_NOT_KEY   "not a private key in a supported format"
 #define REASON_TOO_BIG   "the key is larger than 16 KiB"
+#define REASON_DAMAGED                                                            \
+	"the key is damaged (truncated or altered): paste or pick the whole key " \
+	"file again"
+#define REASON_CIPHER                                                                 \
+	"the key is encrypted with %s, which the bastion cannot decrypt: re-encrypt " \
+	"it with `ssh-keygen -p -Z aes256-ctr -f KEYFILE`"
+#define REASON_ROUNDS                                                                \
+	"the key's passphrase is stretched with %u bcrypt rounds, more than the %u " \
+	"the bastion accepts: re-encrypt it with fewer, e.g. `ssh-keygen -p -a 100 " \
+	"-f KEYFILE`"
+#define REASON_P8_WORK                                                          \
+	"the key's passphrase is stretched with %s the bastion accepts: "       \
+	"re-encrypt it with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEYFILE " \
+	"-out NEWFILE`"
+#define REASON_TYPE "%s keys are not supported: use ed25519, ECDSA or RSA"
+#define REASON_BUSY                                                                  \
+	"the bastion is busy decrypting other passphrase-protected keys: try again " \
+	"in a few seconds"
+
+#define BEGIN_OPENSSH   "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+#define BEGIN_PKCS8     "-----BEGIN PRIVATE KEY-----\n"
+#define BEGIN_PKCS8_ENC "-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+#define BEGIN_RSA       "-----BEGIN RSA PRIVATE KEY-----\n"
+#define BEGIN_EC        "-----BEGIN EC PRIVATE KEY-----\n"
 
 /* A view into the caller's text: never NUL-terminated. */
 struct span {
@@ -220,45 +249,6 @@ static int refuse_prompt(const char *prompt, char *buf, size_t len, int echo, in
 	return -1;
 }
 
-/* Whether an OpenSSH-format key names a cipher other than "none". Only the
- * public head of the blob is decoded: magic, then the cipher name. */
-static bool openssh_encrypted(const char *norm)
-{
-	static const char magic[] = "openssh-key-v1"; /* followed by a NUL */
-	char b64[96];
-	uint8_t bin[72];
-	size_t n = 0, bin_len = 0;
-	const char *p = strchr(norm, '\n');
-	uint32_t name_len;
-
-	if (p == NULL)
-		return false;
-	for (p++; *p != '\0' && *p != '-' && n < sizeof(b64) - 1; p++)
-		if (*p != '\n')
-			b64[n++] = *p;
-	n -= n % 4;
-	b64[n] = '\0';
-	if (sodium_base642bin(bin, sizeof(bin), b64, n, NULL, &bin_len, NULL,
-			      sodium_base64_VARIANT_ORIGINAL) != 0)
-		return false;
-	if (bin_len < sizeof(magic) + 4 || memcmp(bin, magic, sizeof(magic)) != 0)
-		return false;
-	name_len = (uint32_t)bin[15] << 24 | (uint32_t)bin[16] << 16 | (uint32_t)bin[17] << 8 |
-		   bin[18];
-	if (name_len > bin_len - 19)
-		return true; /* a long name is not "none" */
-	return !(name_len == 4 && memcmp(bin + 19, "none", 4) == 0);
-}
-
-static bool key_encrypted(const char *norm)
-{
-	if (strncmp(norm, "-----BEGIN ENCRYPTED PRIVATE KEY-----", 37) == 0)
-		return true;
-	if (strncmp(norm, "-----BEGIN OPENSSH PRIVATE KEY-----", 35) == 0)
-		return openssh_encrypted(norm);
-	return strstr(norm, "\nProc-Type: 4,ENCRYPTED\n") != NULL;
-}
-
 static bool supported_type(enum ssh_keytypes_e t)
 {
 	switch (t) {
@@ -273,13 +263,155 @@ static bool supported_type(enum ssh_keytypes_e t)
 	}
 }
 
+/* Decrypting a passphrase-protected key costs up to ≈ 2 s of a worker
+ * thread (KEYFILE_ROUNDS_MAX): at most half the pool may do it at once. */
+static struct gate key_gate = GATE_INIT(0);
+
+/* Reasons that name a number are written here: valid until the thread's
+ * next call, which is after the caller has copied it into its answer. */
+static _Thread_local char reason_buf[320];
+
+enum key_format { FMT_OPENSSH, FMT_PKCS8, FMT_PEM };
+
+/* The checks made before any decryption: what the container says, and
+ * whether it is intact. Sets *ret_encrypted. 0, -BERR_BADKEY with *reason,
+ * or -ENOMEM. */
+static int precheck(const char *norm, enum key_format fmt, struct keyfile_openssh *kf,
+		    bool *ret_encrypted, const char **reason)
+{
+	int r;
+
+	switch (fmt) {
+	case FMT_OPENSSH:
+		r = keyfile_openssh_read(norm, kf);
+		if (r == -ENOMEM)
+			return r;
+		if (kf->cipher[0] != '\0' && strcmp(kf->cipher, "none") != 0 &&
+		    !keyfile_cipher_ok(kf->cipher)) {
+			/* libssh 0.10 crashes on the AEAD ciphers: never
+			 * hand it a cipher not known to work. */
+			snprintf(reason_buf, sizeof(reason_buf), REASON_CIPHER,
+				 strcmp(kf->cipher, "?") == 0 ? "an unknown cipher" : kf->cipher);
+			*reason = reason_buf;
+			return -BERR_BADKEY;
+		}
+		if (r < 0) {
+			*reason = REASON_DAMAGED;
+			return -BERR_BADKEY;
+		}
+		if (strcmp(kf->keytype, "ssh-dss") == 0) {
+			*reason = KEYFILE_REASON_DSA;
+			return -BERR_BADKEY;
+		}
+		*ret_encrypted = strcmp(kf->cipher, "none") != 0;
+		if (*ret_encrypted && kf->rounds > KEYFILE_ROUNDS_MAX) {
+			snprintf(reason_buf, sizeof(reason_buf), REASON_ROUNDS,
+				 (unsigned)kf->rounds, KEYFILE_ROUNDS_MAX);
+			*reason = reason_buf;
+			return -BERR_BADKEY;
+		}
+		return 0;
+	case FMT_PKCS8: {
+		char why[128];
+
+		*ret_encrypted = strncmp(norm, BEGIN_PKCS8_ENC, strlen(BEGIN_PKCS8_ENC)) == 0;
+		if (!*ret_encrypted) {
+			if (keyfile_pem_body_ok(norm, false))
+				return 0;
+			*reason = REASON_DAMAGED;
+			return -BERR_BADKEY;
+		}
+		r = keyfile_pkcs8_check(norm, why, sizeof(why));
+		if (r == -ENOMEM)
+			return r;
+		if (r == -E2BIG) {
+			snprintf(reason_buf, sizeof(reason_buf), REASON_P8_WORK, why);
+			*reason = reason_buf;
+			return -BERR_BADKEY;
+		}
+		if (r < 0) {
+			*reason = REASON_DAMAGED;
+			return -BERR_BADKEY;
+		}
+		return 0;
+	}
+	case FMT_PEM:
+	default:
+		*ret_encrypted = strstr(norm, "\nProc-Type: 4,ENCRYPTED\n") != NULL;
+		if (!keyfile_pem_body_ok(norm, *ret_encrypted)) {
+			*reason = REASON_DAMAGED;
+			return -BERR_BADKEY;
+		}
+		return 0;
+	}
+}
+
+/* Why libssh refused a key that passed precheck(). */
+static const char *import_failure(const char *norm, enum key_format fmt,
+				  const struct keyfile_openssh *kf, bool encrypted)
+{
+	if (encrypted)
+		return REASON_BAD_PASS; /* intact, so most likely the passphrase */
+	if (fmt == FMT_OPENSSH && kf->keytype[0] != '\0' &&
+	    ssh_key_type_from_name(kf->keytype) == SSH_KEYTYPE_UNKNOWN) {
+		snprintf(reason_buf, sizeof(reason_buf), REASON_TYPE, kf->keytype);
+		return reason_buf;
+	}
+	if (fmt == FMT_PEM && keyfile_pem_parses(norm))
+		return REASON_NOT_KEY; /* a key, of a kind libssh does not take */
+	return REASON_DAMAGED;
+}
+
+static const char *pkcs8_reason(enum keyfile_pkcs8_result res)
+{
+	switch (res) {
+	case KEYFILE_P8_BAD_PASS:
+		return REASON_BAD_PASS;
+	case KEYFILE_P8_DSA:
+		return KEYFILE_REASON_DSA;
+	case KEYFILE_P8_UNSUPPORTED:
+		return REASON_NOT_KEY;
+	case KEYFILE_P8_DAMAGED:
+	default:
+		return REASON_DAMAGED;
+	}
+}
+
+/* Whether the public key in the container is the one the private part
+ * makes: OpenSSH checks this, libssh 0.10 does not. */
+static bool public_matches(ssh_key key, const char *want_b64)
+{
+	ssh_key pub = NULL;
+	char *b64 = NULL;
+	bool ok;
+
+	if (want_b64 == NULL)
+		return true;
+	ok = ssh_pki_export_privkey_to_pubkey(key, &pub) == SSH_OK &&
+	     ssh_pki_export_pubkey_base64(pub, &b64) == SSH_OK && strcmp(b64, want_b64) == 0;
+	ssh_string_free_char(b64);
+	ssh_key_free(pub);
+	return ok;
+}
+
+static void free_secret_text(char *s)
+{
+	if (s != NULL) {
+		sodium_memzero(s, strlen(s));
+		free(s);
+	}
+}
+
 int sshc_key_import(const char *text, size_t len, const char *passphrase, ssh_key *ret,
 		    const char **ret_reason)
 {
-	const char *reason = REASON_NOT_KEY;
-	char *norm = NULL;
+	const char *reason = REASON_NOT_KEY, *named;
+	char *norm = NULL, *conv = NULL;
+	struct keyfile_openssh kf = { 0 };
+	enum keyfile_pkcs8_result p8 = KEYFILE_P8_OK;
+	enum key_format fmt;
 	ssh_key key = NULL;
-	bool encrypted;
+	bool encrypted = false, gated = false;
 	int r;
 
 	if (text == NULL || ret == NULL)
@@ -291,25 +423,72 @@ int sshc_key_import(const char *text, size_t len, const char *passphrase, ssh_ke
 	if (r == -ENOMEM)
 		goto out;
 	if (r < 0) {
-		reason = r == -E2BIG ? REASON_TOO_BIG : REASON_NOT_KEY;
+		if (r == -E2BIG)
+			reason = REASON_TOO_BIG;
+		else if ((named = keyfile_identify(text, len)) != NULL)
+			reason = named;
+		else if (find_mem(text, len, "-----BEGIN ") != NULL &&
+			 find_mem(text, len, " PRIVATE KEY-----") != NULL)
+			reason = REASON_DAMAGED; /* its armour, but not its body */
 		r = -BERR_BADKEY;
 		goto out;
 	}
-	encrypted = key_encrypted(norm);
+	r = -BERR_BADKEY;
+	if ((named = keyfile_identify(norm, strlen(norm))) != NULL) {
+		reason = named;
+		goto out;
+	}
+	if (strncmp(norm, BEGIN_OPENSSH, strlen(BEGIN_OPENSSH)) == 0)
+		fmt = FMT_OPENSSH;
+	else if (strncmp(norm, BEGIN_PKCS8, strlen(BEGIN_PKCS8)) == 0 ||
+		 strncmp(norm, BEGIN_PKCS8_ENC, strlen(BEGIN_PKCS8_ENC)) == 0)
+		fmt = FMT_PKCS8;
+	else if (strncmp(norm, BEGIN_RSA, strlen(BEGIN_RSA)) == 0 ||
+		 strncmp(norm, BEGIN_EC, strlen(BEGIN_EC)) == 0)
+		fmt = FMT_PEM;
+	else
+		goto out; /* not a private key we know */
+
+	if ((r = precheck(norm, fmt, &kf, &encrypted, &reason)) < 0)
+		goto out;
+	r = -BERR_BADKEY;
 	if (encrypted && passphrase == NULL) {
 		reason = REASON_NEED_PASS;
-		r = -BERR_BADKEY;
 		goto out;
 	}
-	if (ssh_pki_import_privkey_base64(norm, passphrase, refuse_prompt, NULL, &key) != SSH_OK ||
-	    key == NULL) {
-		reason = encrypted ? REASON_BAD_PASS : REASON_NOT_KEY;
+	if (encrypted) {
+		if (gate_try_enter(&key_gate) < 0) {
+			reason = REASON_BUSY;
+			r = -EBUSY;
+			goto out;
+		}
+		gated = true;
+	}
+	if (fmt == FMT_PKCS8) {
+		/* OpenSSL reads every PKCS#8 key; libssh gets it back
+		 * unencrypted, as an OpenSSH container for ed25519 (libssh
+		 * 0.10 loses its public half from PKCS#8). */
+		if ((r = keyfile_pkcs8_convert(norm, passphrase, &conv, &p8)) < 0)
+			goto out;
 		r = -BERR_BADKEY;
+		if (p8 != KEYFILE_P8_OK) {
+			reason = pkcs8_reason(p8);
+			goto out;
+		}
+	}
+	if (ssh_pki_import_privkey_base64(conv != NULL ? conv : norm,
+					  conv != NULL ? NULL : passphrase, refuse_prompt, NULL,
+					  &key) != SSH_OK ||
+	    key == NULL) {
+		reason = conv != NULL ? REASON_DAMAGED : import_failure(norm, fmt, &kf, encrypted);
 		goto out;
 	}
 	if (!ssh_key_is_private(key) || !supported_type(ssh_key_type(key))) {
 		reason = REASON_NOT_KEY;
-		r = -BERR_BADKEY;
+		goto out;
+	}
+	if (!public_matches(key, kf.pub_b64)) {
+		reason = REASON_DAMAGED;
 		goto out;
 	}
 	*ret = key;
@@ -317,11 +496,12 @@ int sshc_key_import(const char *text, size_t len, const char *passphrase, ssh_ke
 	reason = NULL;
 	r = 0;
 out:
+	if (gated)
+		gate_leave(&key_gate);
 	ssh_key_free(key);
-	if (norm != NULL) {
-		sodium_memzero(norm, strlen(norm));
-		free(norm);
-	}
+	keyfile_openssh_done(&kf);
+	free_secret_text(norm);
+	free_secret_text(conv);
 	if (r < 0 && ret_reason != NULL)
 		*ret_reason = reason;
 	return r;

@@ -172,12 +172,21 @@ size_t sshc_text_clean(const char *raw, size_t len, char *out, size_t size);
  * 16 KiB. The result is malloc'd; wipe it before freeing. */
 int sshc_key_normalize(const char *text, size_t len, char **ret);
 
-/* Parses a private key in any supported format (PEM RSA, OpenSSH ed25519/
- * ECDSA/RSA, PKCS#8; optionally encrypted). passphrase may be NULL.
- * -BERR_BADKEY with *ret_reason set to a static, user-readable sentence
- * ("the key is passphrase-protected: a passphrase is required", "the
- * passphrase does not fit the key", "not a private key in a supported
- * format"). CPU heavy for encrypted keys: call from a worker. */
+/* Parses a private key in any supported format (PEM RSA/ECDSA, OpenSSH
+ * ed25519/ECDSA/RSA, PKCS#8 ed25519/ECDSA/RSA; optionally encrypted).
+ * passphrase may be NULL. Nothing reaches libssh that it cannot handle:
+ * OpenSSH keys encrypted with a cipher libssh 0.10 mishandles (the AEAD
+ * ones) or with more than KEYFILE_ROUNDS_MAX bcrypt rounds are refused
+ * before any decryption, and a damaged container is named as such.
+ * -BERR_BADKEY with *ret_reason set to a user-readable sentence (a static
+ * string, or a per-thread buffer valid until this thread's next call):
+ * passphrase required or not fitting, the key damaged, its cipher or
+ * rounds refused (with the command that re-encrypts it), a PuTTY key, a
+ * public key, a DSA key, an unsupported type, "not a private key in a
+ * supported format". -EBUSY (with a reason) when as many threads as the
+ * key gate allows (src/core/gate.h: half the worker pool) are decrypting
+ * keys already: the caller answers 503 with Retry-After. -ENOMEM. CPU
+ * heavy for encrypted keys: call from a worker. */
 int sshc_key_import(const char *text, size_t len, const char *passphrase, ssh_key *ret,
 		    const char **ret_reason);
 

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "core/err.h"
+#include "ssh/keyfile.h"
 #include "ssh/sshc.h"
 
 #include <dirent.h>
@@ -27,6 +28,8 @@
 #define R_NEED_PASS "the key is passphrase-protected: a passphrase is required"
 #define R_BAD_PASS  "the passphrase does not fit the key"
 #define R_NOT_KEY   "not a private key in a supported format"
+#define R_DAMAGED \
+	"the key is damaged (truncated or altered): paste or pick the whole key file again"
 
 static char tmpdir[64];
 
@@ -341,29 +344,30 @@ static void test_import_garbage(void **state)
 
 	import_bad("hello world", 11, NULL, R_NOT_KEY);
 	import_bad("", 0, NULL, R_NOT_KEY);
-	import_bad(junk, strlen(junk), NULL, R_NOT_KEY);
-	import_bad(mismatch, strlen(mismatch), NULL, R_NOT_KEY);
-	import_bad(empty_body, strlen(empty_body), NULL, R_NOT_KEY);
-	import_bad(b64_junk, strlen(b64_junk), NULL, R_NOT_KEY);
+	/* A private key's armour around a body that is not one: damaged. */
+	import_bad(junk, strlen(junk), NULL, R_DAMAGED);
+	import_bad(mismatch, strlen(mismatch), NULL, R_DAMAGED);
+	import_bad(empty_body, strlen(empty_body), NULL, R_DAMAGED);
+	import_bad(b64_junk, strlen(b64_junk), NULL, R_DAMAGED);
 	assert_int_equal(sshc_key_normalize("hello", 5, &norm), -EINVAL);
 	assert_int_equal(sshc_key_normalize(mismatch, strlen(mismatch), &norm), -EINVAL);
 	assert_int_equal(sshc_key_normalize(junk, strlen(junk), &norm), -EINVAL);
 	assert_null(norm);
 
 	/* A public key, in OpenSSH and in PEM (PKCS#8 SubjectPublicKeyInfo)
-	 * form, is not a private key. */
-	import_bad(pub, strlen(pub), NULL, R_NOT_KEY);
+	 * form, is named as the public half (test_identify has the rest). */
+	import_bad(pub, strlen(pub), NULL, KEYFILE_REASON_PUBLIC);
 	assert_int_equal(run(pem_pub_argv, path_of("rsa.pem.pub")), 0);
 	pem_pub = read_file(path_of("rsa.pem.pub"), NULL);
 	assert_non_null(strstr(pem_pub, "-----BEGIN PUBLIC KEY-----"));
-	import_bad(pem_pub, strlen(pem_pub), NULL, R_NOT_KEY);
+	import_bad(pem_pub, strlen(pem_pub), NULL, KEYFILE_REASON_PUBLIC);
 
 	/* Truncated body: the first half of the base64, then the armour. */
 	half = malloc(tlen + 64);
 	assert_non_null(half);
 	memcpy(half, text, tlen / 2);
 	snprintf(half + tlen / 2, 64, "\n-----END OPENSSH PRIVATE KEY-----\n");
-	import_bad(half, strlen(half), NULL, R_NOT_KEY);
+	import_bad(half, strlen(half), NULL, R_DAMAGED);
 
 	/* Over 16 KiB: refused before parsing. */
 	big = malloc(20000);
