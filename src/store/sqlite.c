@@ -2,12 +2,15 @@
 #include "store/internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -322,6 +325,39 @@ static int migrate(struct store *s)
 	return 0;
 }
 
+/* The database, its WAL and the WAL index hold password hashes and sealed
+ * secrets: owner only, whatever the umask. SQLite creates the WAL and its
+ * index with the database file's mode, so the file is created 0600 before
+ * SQLite opens it; files an older version left 0644 are narrowed. */
+static int owner_only(const char *db_path)
+{
+	static const char *const suffixes[] = { "-wal", "-shm" };
+	char path[PATH_MAX];
+	int fd = open(db_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600), r = 0;
+
+	if (fd < 0 || fchmod(fd, 0600) < 0) {
+		r = -errno;
+		log_error("store: cannot create %s owner-only: %s", db_path, strerror(-r));
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		if (snprintf(path, sizeof(path), "%s%s", db_path, suffixes[i]) >=
+		    (int)sizeof(path)) {
+			r = -ENAMETOOLONG;
+			goto out;
+		}
+		if (chmod(path, 0600) < 0 && errno != ENOENT) {
+			r = -errno;
+			log_error("store: cannot make %s owner-only: %s", path, strerror(-r));
+			goto out;
+		}
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
 int store_open(const char *data_dir, struct store **ret)
 {
 	struct store *s;
@@ -339,7 +375,9 @@ int store_open(const char *data_dir, struct store **ret)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&s->lock, NULL);
-	r = migrate(s);
+	r = owner_only(s->path);
+	if (r == 0)
+		r = migrate(s);
 	if (r < 0) {
 		store_free(s);
 		return r;
