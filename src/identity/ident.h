@@ -10,7 +10,7 @@
 
 struct store;
 
-#define IDENT_COOKIE             "bastion_session"
+#define IDENT_COOKIE             "__Host-bastion_session"
 #define IDENT_SESSION_TTL        (12 * 3600) /* seconds a browser session lives */
 #define IDENT_MIN_PASSWORD       12          /* characters (UTF-8 code points) */
 #define IDENT_MAX_PASSWORD       1024        /* bytes */

@@ -237,71 +237,78 @@ static void test_cookie_parsing(void **state)
 	char out[64], tiny[4];
 	char big[200];
 
-	assert_int_equal(
-		ident_cookie_value("a=1; bastion_session=xyz; b=2", IDENT_COOKIE, out, sizeof(out)),
-		0);
+	assert_int_equal(ident_cookie_value("a=1; __Host-bastion_session=xyz; b=2", IDENT_COOKIE,
+					    out, sizeof(out)),
+			 0);
 	assert_string_equal(out, "xyz");
 	assert_int_equal(
-		ident_cookie_value("bastion_session=first", IDENT_COOKIE, out, sizeof(out)), 0);
-	assert_string_equal(out, "first");
-	assert_int_equal(
-		ident_cookie_value("a=1;bastion_session=tight;b=2", IDENT_COOKIE, out, sizeof(out)),
+		ident_cookie_value("__Host-bastion_session=first", IDENT_COOKIE, out, sizeof(out)),
 		0);
+	assert_string_equal(out, "first");
+	assert_int_equal(ident_cookie_value("a=1;__Host-bastion_session=tight;b=2", IDENT_COOKIE,
+					    out, sizeof(out)),
+			 0);
 	assert_string_equal(out, "tight");
-	assert_int_equal(ident_cookie_value("  a=1 ;   bastion_session  =  spaced  ; b=2",
+	assert_int_equal(ident_cookie_value("  a=1 ;   __Host-bastion_session  =  spaced  ; b=2",
 					    IDENT_COOKIE, out, sizeof(out)),
 			 0);
 	assert_string_equal(out, "spaced");
-	assert_int_equal(
-		ident_cookie_value("bastion_session=\"quoted\"", IDENT_COOKIE, out, sizeof(out)),
-		0);
-	assert_string_equal(out, "quoted");
-	assert_int_equal(ident_cookie_value("bastion_session=\"", IDENT_COOKIE, out, sizeof(out)),
+	assert_int_equal(ident_cookie_value("__Host-bastion_session=\"quoted\"", IDENT_COOKIE, out,
+					    sizeof(out)),
 			 0);
-	assert_string_equal(out, "\"");
+	assert_string_equal(out, "quoted");
 	assert_int_equal(
-		ident_cookie_value("x=a=b; bastion_session=v=w", IDENT_COOKIE, out, sizeof(out)),
-		0);
+		ident_cookie_value("__Host-bastion_session=\"", IDENT_COOKIE, out, sizeof(out)), 0);
+	assert_string_equal(out, "\"");
+	assert_int_equal(ident_cookie_value("x=a=b; __Host-bastion_session=v=w", IDENT_COOKIE, out,
+					    sizeof(out)),
+			 0);
 	assert_string_equal(out, "v=w");
 	/* The first of two wins. */
-	assert_int_equal(ident_cookie_value("bastion_session=one; bastion_session=two",
-					    IDENT_COOKIE, out, sizeof(out)),
-			 0);
+	assert_int_equal(
+		ident_cookie_value("__Host-bastion_session=one; __Host-bastion_session=two",
+				   IDENT_COOKIE, out, sizeof(out)),
+		0);
 	assert_string_equal(out, "one");
 	/* A name that merely ends or starts with ours is another cookie. */
 	assert_int_equal(
-		ident_cookie_value("xbastion_session=evil", IDENT_COOKIE, out, sizeof(out)),
+		ident_cookie_value("x__Host-bastion_session=evil", IDENT_COOKIE, out, sizeof(out)),
 		-ENOENT);
-	assert_int_equal(ident_cookie_value("xbastion_session=evil; bastion_session=good",
-					    IDENT_COOKIE, out, sizeof(out)),
-			 0);
+	assert_int_equal(
+		ident_cookie_value("x__Host-bastion_session=evil; __Host-bastion_session=good",
+				   IDENT_COOKIE, out, sizeof(out)),
+		0);
 	assert_string_equal(out, "good");
 	assert_int_equal(
-		ident_cookie_value("bastion_session2=evil", IDENT_COOKIE, out, sizeof(out)),
+		ident_cookie_value("__Host-bastion_session2=evil", IDENT_COOKIE, out, sizeof(out)),
 		-ENOENT);
 	assert_int_equal(
-		ident_cookie_value("a=bastion_session=evil", IDENT_COOKIE, out, sizeof(out)),
+		ident_cookie_value("a=__Host-bastion_session=evil", IDENT_COOKIE, out, sizeof(out)),
 		-ENOENT);
 	/* Absent, empty, malformed. */
 	assert_int_equal(ident_cookie_value(NULL, IDENT_COOKIE, out, sizeof(out)), -ENOENT);
 	assert_int_equal(ident_cookie_value("", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
 	assert_int_equal(ident_cookie_value("a=1; b=2", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
-	assert_int_equal(ident_cookie_value("bastion_session=", IDENT_COOKIE, out, sizeof(out)),
-			 -ENOENT);
-	assert_int_equal(ident_cookie_value("bastion_session=\"\"", IDENT_COOKIE, out, sizeof(out)),
-			 -ENOENT);
-	assert_int_equal(ident_cookie_value("bastion_session", IDENT_COOKIE, out, sizeof(out)),
-			 -ENOENT);
+	assert_int_equal(
+		ident_cookie_value("__Host-bastion_session=", IDENT_COOKIE, out, sizeof(out)),
+		-ENOENT);
+	assert_int_equal(
+		ident_cookie_value("__Host-bastion_session=\"\"", IDENT_COOKIE, out, sizeof(out)),
+		-ENOENT);
+	assert_int_equal(
+		ident_cookie_value("__Host-bastion_session", IDENT_COOKIE, out, sizeof(out)),
+		-ENOENT);
 	assert_int_equal(ident_cookie_value(";;;", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
 	/* Oversize. */
 	assert_int_equal(
-		ident_cookie_value("bastion_session=abcd", IDENT_COOKIE, tiny, sizeof(tiny)),
+		ident_cookie_value("__Host-bastion_session=abcd", IDENT_COOKIE, tiny, sizeof(tiny)),
 		-E2BIG);
 	assert_int_equal(
-		ident_cookie_value("bastion_session=abc", IDENT_COOKIE, tiny, sizeof(tiny)), 0);
+		ident_cookie_value("__Host-bastion_session=abc", IDENT_COOKIE, tiny, sizeof(tiny)),
+		0);
 	assert_string_equal(tiny, "abc");
-	memcpy(big, "bastion_session=", 16);
-	memset(big + 16, 'z', sizeof(big) - 17);
+	memcpy(big, IDENT_COOKIE "=", sizeof(IDENT_COOKIE));
+	memset(big + sizeof(IDENT_COOKIE), 'z', sizeof(big) - sizeof(IDENT_COOKIE) - 1);
 	big[sizeof(big) - 1] = '\0';
 	assert_int_equal(ident_cookie_value(big, IDENT_COOKIE, out, sizeof(out)), -E2BIG);
 }
@@ -548,11 +555,11 @@ static void test_authenticate_garbage(void **state)
 		"",
 		";",
 		"=",
-		"bastion_session",
-		"bastion_session=",
-		"bastion_session=garbage",
-		"bastion_session=\"unterminated",
-		"xbastion_session=x",
+		"__Host-bastion_session",
+		"__Host-bastion_session=",
+		"__Host-bastion_session=garbage",
+		"__Host-bastion_session=\"unterminated",
+		"x__Host-bastion_session=x",
 		"\x01\x02\xff=\xfe",
 	};
 
