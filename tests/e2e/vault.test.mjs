@@ -313,7 +313,7 @@ describe('vault', () => {
     // row 7: list-only, set-only and no policy at all (also for a vault that does not exist)
     for (const u of ['u-list', 'u-set', 'reader']) {
       const e = expectError(await connect(users[u], G, 'vm-main', vaultBody('key-ed25519-openssh')), 403, 'VaultAccessDenied', { what: u });
-      assert.equal(e.message, `get on secrets of ${KV} is required`);
+      assert.equal(e.message, `get or use on secrets of ${KV} is required`);
     }
     expectError(await connect(h.admin, G, 'vm-main', vaultBody('key-ed25519-openssh', { vault: KV2 })), 403, 'VaultAccessDenied',
       { what: 'Owner without a policy on kv2' });
@@ -328,6 +328,34 @@ describe('vault', () => {
     await connectOk(h.admin, 'vm-main', vaultBody('doomed'), 'before delete');
     expectStatus(await h.admin.del(sec(KV, 'doomed')), 204);
     expectError(await connect(h.admin, G, 'vm-main', vaultBody('doomed')), 404, 'SecretNotFound');
+  });
+
+  h.test('the use permission: connect with a key, never read it, list it, change or delete it', async () => {
+    const u = await makeUser('u-use', [['Reader', `/groups/${G}`]]);
+    const r = await setPolicy(h.admin, KV, 'user:u-use', ['use']);
+    assert.equal(r.status, 201, r.text);
+    assert.deepEqual(r.json.secret_permissions, ['use']);
+    // every secret operation of the API is refused: use is no get
+    for (const [method, p, perm] of [
+      ['GET', sec(KV, 'key-ed25519-openssh'), 'get'], ['GET', sec(KV), 'list'],
+      ['GET', `${sec(KV, 'key-ed25519-openssh')}/versions`, 'list'],
+      ['PUT', sec(KV, 'key-ed25519-openssh'), 'set'], ['DELETE', sec(KV, 'key-ed25519-openssh'), 'delete'],
+    ]) {
+      const res = await u.request(method, p, method === 'PUT' ? { body: { value: 'v' } } : {});
+      const e = expectError(res, 403, 'VaultAccessDenied', { what: `u-use ${method} ${p}` });
+      assert.equal(e.message, `${perm} on secrets of ${KV} is required`);
+    }
+    // ... but it connects with the key (read on its behalf, audited via connect)
+    await connectOk(u, 'vm-main', vaultBody('key-ed25519-openssh'), 'u-use');
+    const rows = JSON.parse(await sql("SELECT json_group_array(detail) FROM audit WHERE action = 'secret.get' AND principal = 'user:u-use' AND result = 'read'"));
+    assert.ok(rows.length >= 1 && rows.every((d) => JSON.parse(d).via === 'connect'), JSON.stringify(rows));
+    // with use and get together both work; without either, row 7 refuses
+    expectStatus(await setPolicy(h.admin, KV, 'user:u-use', ['get', 'use']), 200);
+    expectStatus(await u.get(sec(KV, 'not-a-key')), 200);
+    expectStatus(await setPolicy(h.admin, KV, 'user:u-use', ['list']), 200);
+    const e = expectError(await connect(u, G, 'vm-main', vaultBody('key-ed25519-openssh')), 403, 'VaultAccessDenied');
+    assert.equal(e.message, `get or use on secrets of ${KV} is required`);
+    expectStatus(await h.admin.del(`${KV}/access-policies/user:u-use`), 204);
   });
 
   h.test('every read of a value is audited (API and connect) without the value', async () => {

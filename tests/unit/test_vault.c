@@ -604,7 +604,8 @@ static void test_policy_matrix(void **state)
 {
 	struct fx *f = *state;
 	static const unsigned all[] = { VAULT_PERM_LIST, VAULT_PERM_GET, VAULT_PERM_SET,
-					VAULT_PERM_DELETE };
+					VAULT_PERM_DELETE, VAULT_PERM_USE };
+	const size_t n_all = sizeof(all) / sizeof(all[0]);
 	unsigned p, got;
 	bool created;
 
@@ -614,8 +615,14 @@ static void test_policy_matrix(void **state)
 	assert_int_equal(p, VAULT_PERM_DELETE);
 	assert_int_equal(vault_perm_parse("Get", &p), -EINVAL);
 	assert_int_equal(vault_perm_parse("purge", &p), -EINVAL);
+	assert_int_equal(vault_perm_parse("use", &p), 0);
+	assert_int_equal(p, VAULT_PERM_USE);
+	assert_string_equal(vault_perm_name(VAULT_PERM_USE), "use");
 	/* No policy: nothing. */
-	for (size_t i = 0; i < 4; i++)
+	assert_int_equal(
+		vault_policy_check_any(f->s, V1, "user:bob", VAULT_PERM_GET | VAULT_PERM_USE),
+		-EACCES);
+	for (size_t i = 0; i < n_all; i++)
 		assert_int_equal(vault_policy_check(f->s, V1, "user:bob", all[i]), -EACCES);
 	/* Every subset grants exactly its members, on its vault only. */
 	for (unsigned set = 0; set <= VAULT_PERM_ALL; set++) {
@@ -623,7 +630,11 @@ static void test_policy_matrix(void **state)
 		assert_int_equal(created, set == 0);
 		assert_int_equal(store_vault_policy_get(f->s, V1, "user:bob", &got), 0);
 		assert_int_equal(got, set);
-		for (size_t i = 0; i < 4; i++) {
+		/* Connect's check: get or use, either one is enough. */
+		assert_int_equal(vault_policy_check_any(f->s, V1, "user:bob",
+							VAULT_PERM_GET | VAULT_PERM_USE),
+				 (set & (VAULT_PERM_GET | VAULT_PERM_USE)) ? 0 : -EACCES);
+		for (size_t i = 0; i < n_all; i++) {
 			assert_int_equal(vault_policy_check(f->s, V1, "user:bob", all[i]),
 					 (set & all[i]) ? 0 : -EACCES);
 			assert_int_equal(vault_policy_check(f->s, V2, "user:bob", all[i]), -EACCES);
