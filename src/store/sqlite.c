@@ -168,6 +168,48 @@ static const char *const migrations[] = {
 	"CREATE INDEX audit_ts ON audit(ts);"
 	"CREATE INDEX audit_principal ON audit(principal, id);"
 	"CREATE INDEX audit_action ON audit(action, id);",
+	/* soft-deleted vaults (store/sqlite_vaultdel.c): a deleted vault's
+	 * resource row, data key, secrets, versions and policies, kept until
+	 * purge_at so that it can be recovered under the same ID (the sealed
+	 * blobs are bound to it). A policy still goes with its user. */
+	"CREATE TABLE deleted_vaults ("
+	"  id TEXT PRIMARY KEY,"
+	"  grp TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  props TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  deleted_at INTEGER NOT NULL,"
+	"  purge_at INTEGER NOT NULL,"
+	"  wrapped BLOB,"
+	"  key_created_at INTEGER,"
+	"  key_rotated_at INTEGER);"
+	"CREATE INDEX deleted_vaults_grp ON deleted_vaults(grp, name);"
+	"CREATE TABLE deleted_vault_secrets ("
+	"  vault_id TEXT NOT NULL REFERENCES deleted_vaults(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  deleted_at INTEGER,"
+	"  purge_at INTEGER,"
+	"  PRIMARY KEY (vault_id, name));"
+	"CREATE TABLE deleted_vault_secret_versions ("
+	"  vault_id TEXT NOT NULL REFERENCES deleted_vaults(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  version TEXT NOT NULL,"
+	"  seq INTEGER NOT NULL,"
+	"  content_type TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  sealed BLOB NOT NULL,"
+	"  PRIMARY KEY (vault_id, name, version));"
+	"CREATE TABLE deleted_vault_policies ("
+	"  vault_id TEXT NOT NULL REFERENCES deleted_vaults(id) ON DELETE CASCADE,"
+	"  principal TEXT NOT NULL,"
+	"  permissions INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (vault_id, principal));"
+	"CREATE TRIGGER deleted_vault_policies_user_gone AFTER DELETE ON users"
+	"  BEGIN DELETE FROM deleted_vault_policies WHERE principal = 'user:' || OLD.name; END;",
 };
 
 int64_t store_now(void)

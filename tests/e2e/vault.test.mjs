@@ -263,6 +263,51 @@ describe('vault', () => {
     expectStatus(await a.put(sec(KV, 'temp'), { value: 'fresh' }), 201);
   });
 
+  h.test('a deleted vault is kept for its retention: listed, recovered whole by a Contributor, purged by an Owner only', async () => {
+    const KD = `/groups/${G}/vaults/kv-del`;
+    const DV = `/groups/${G}/deleted-vaults/kv-del`;
+    expectStatus(await users.contrib.put(KD, { soft_delete_retention_days: 30 }), 201, 'Contributor creates a vault');
+    expectStatus(await setPolicy(h.admin, KD, 'user:admin', ['get', 'set', 'list']), 201);
+    const a = plainClient(h.admin);
+    expectStatus(await a.put(sec(KD, 'precious'), { value: 'precious-value' }), 201);
+    // a Contributor with no access policy deletes it ...
+    expectStatus(await users.contrib.del(KD), 204, 'Contributor deletes the vault');
+    expectError(await h.admin.get(KD), 404, 'ResourceNotFound');
+    // ... and it is listed, with when it goes for good
+    const list = expectStatus(await users.reader.get(`/groups/${G}/deleted-vaults`), 200, 'list');
+    const item = list.json.value.find((v) => v.name === 'kv-del');
+    assert.ok(item, list.text);
+    assert.equal(item.id, DV);
+    assert.equal(item.vault_id, KD);
+    assert.equal(item.secrets, 1);
+    assert.equal(item.scheduled_purge_at - item.deleted_at, 30 * 86400);
+    assert.deepEqual(expectStatus(await users.reader.get(DV), 200).json, item);
+    expectError(await users.stranger.get(DV), 404, 'ResourceNotFound');
+    expectError(await users.stranger.get(`/groups/${G}/deleted-vaults`), 404, 'ResourceNotFound');
+    // its name is reserved until recovered or purged
+    expectError(await users.contrib.put(KD, {}), 409, 'Conflict');
+    // a Reader may not recover; a Contributor may, and gets it back whole
+    expectError(await users.reader.post(`${DV}/recover`, {}), 403, 'AuthorizationFailed', { messageIncludes: 'Contributor' });
+    const rec = expectStatus(await users.contrib.post(`${DV}/recover`, {}), 200, 'recover');
+    assert.equal(rec.json.id, KD);
+    assert.equal(rec.json.soft_delete_retention_days, 30);
+    assert.equal((await a.get(sec(KD, 'precious'))).json.value, 'precious-value');
+    expectError(await users.contrib.post(`${DV}/recover`, {}), 404, 'ResourceNotFound');
+    // purge: Owner only
+    expectStatus(await users.contrib.del(KD), 204, 'delete again');
+    expectError(await users.contrib.del(DV), 403, 'AuthorizationFailed', { messageIncludes: 'Owner' });
+    expectStatus(await h.admin.del(DV), 204, 'Owner purges');
+    expectError(await h.admin.get(DV), 404, 'ResourceNotFound');
+    expectError(await users.contrib.post(`${DV}/recover`, {}), 404, 'ResourceNotFound');
+    // the name is free again, and the new vault inherits nothing
+    expectStatus(await users.contrib.put(KD, {}), 201, 'a new vault of that name');
+    expectError(await a.get(sec(KD, 'precious')), 403, 'VaultAccessDenied');
+    const audit = await sql(`SELECT group_concat(action || ':' || result, ',') FROM audit WHERE target = '${KD}' AND action LIKE 'vault.%'`);
+    assert.equal(audit, 'vault.recover:recovered,vault.purge:purged');
+    expectStatus(await users.contrib.del(KD), 204);
+    expectStatus(await h.admin.del(DV), 204);
+  });
+
   // ---- connect with vault-key ------------------------------------------------------------
   h.test('store every key format in the vault', async () => {
     for (const spec of KEY_SPECS) {
