@@ -9,6 +9,7 @@ import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import https from 'node:https';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileHarness } from './lib/harness.mjs';
 import { expectError, expectStatus } from './lib/api.mjs';
@@ -107,6 +108,40 @@ describe('creds', () => {
     assert.ok(max < 1000, `max under 1 s: ${summary}`);
     assert.ok(busy > 0, `some sign-ins were refused with 503: ${summary}`);
     assert.ok((statuses.get(401) || 0) > 0, `some sign-ins were checked: ${summary}`);
+  });
+
+  h.test('the throttle cannot count (store locked past its busy timeout): right and wrong passwords both get 503', { timeout: 60000 }, async () => {
+    const pw = `Pw-${randomString(20)}`;
+    h.secrets.add(pw, 'password of busy-user');
+    expectStatus(await h.admin.put('/users/busy-user', { password: pw }), 201, 'user');
+    const db = path.join(h.daemon.dataDir, 'bastion.db');
+    // Another process holds the write lock for 9 s (the busy timeout is 5 s).
+    const py = 'import sqlite3,sys,time\n'
+      + 'c=sqlite3.connect(sys.argv[1],isolation_level=None,timeout=10)\n'
+      + 'c.execute("BEGIN IMMEDIATE")\nprint("locked",flush=True)\ntime.sleep(9)\nc.execute("ROLLBACK")\n';
+    const locker = spawn('python3', ['-c', py, db], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let answers;
+    try {
+      await new Promise((resolve, reject) => {
+        locker.stdout.on('data', (d) => { if (String(d).includes('locked')) resolve(); });
+        locker.once('exit', (c) => reject(new Error(`locker exited ${c}`)));
+      });
+      answers = await Promise.all([
+        loginFrom('127.0.14.1', 'busy-user', `${pw}x`),
+        loginFrom('127.0.14.2', 'busy-user', pw),
+        loginFrom('127.0.14.3', 'busy-user', `${pw}y`),
+      ]);
+    } finally {
+      await new Promise((r) => { if (locker.exitCode !== null) r(); else locker.once('exit', r); });
+    }
+    for (const [i, r] of answers.entries()) {
+      expectError(r, 503, 'ServiceUnavailable', { what: `sign-in ${i} while the store is locked` });
+      assert.equal(r.headers['set-cookie'], undefined, `sign-in ${i}: no cookie`);
+    }
+    // Once the store writes again, the right password works and the wrong
+    // ones were not counted as checked guesses (nothing was checked).
+    const ok = await loginFrom('127.0.14.2', 'busy-user', pw);
+    expectStatus(ok, 200, 'the right password once the lock is gone');
   });
 
   h.test('an unknown user name (maybe a password typed there) is nowhere in the audit trail or the log', async () => {
