@@ -1430,6 +1430,12 @@ static void test_api_hash_gate_full(void **state)
 	char cookie[128];
 	unsigned held = 0;
 
+	struct principal admin;
+	char admin_cookie[128];
+	char *gen = NULL;
+
+	assert_int_equal(ident_bootstrap(f->s, PW, &gen), 0);
+	login_as(f, "admin", &admin, admin_cookie, sizeof(admin_cookie));
 	add_user(f, "gil", PW);
 	login_as(f, "gil", &p, cookie, sizeof(cookie));
 	gate_set_max(g, 2);
@@ -1452,6 +1458,16 @@ static void test_api_hash_gate_full(void **state)
 	api_auth_password(&k.c);
 	assert_int_equal(k.resp.status, 503);
 	assert_string_equal(header(&k.resp, "Retry-After"), "1");
+	call_done(&k);
+	/* Creating a user or setting its password hashes too. */
+	call_init(&k, f, &admin, "{\"password\":\"a password for hyde\"}", "users/hyde");
+	api_users_put(&k.c);
+	assert_int_equal(k.resp.status, 503);
+	assert_string_equal(header(&k.resp, "Retry-After"), "1");
+	call_done(&k);
+	call_init(&k, f, &admin, "{\"password\":\"a new password for gil\"}", "users/gil");
+	api_users_put(&k.c);
+	assert_int_equal(k.resp.status, 503);
 	call_done(&k);
 	/* Nothing was counted: no throttle row, no failure audited. */
 	assert_int_equal(
