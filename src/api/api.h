@@ -156,6 +156,11 @@ void api_vault_policies_get(struct api_call *c);
 void api_vault_policies_list(struct api_call *c);
 void api_vault_policies_delete(struct api_call *c);
 void api_vault_rotate(struct api_call *c);
+/* Soft-deleted vaults (vaults_deleted.c). */
+void api_deleted_vaults_list(struct api_call *c);
+void api_deleted_vaults_get(struct api_call *c);
+void api_deleted_vaults_recover(struct api_call *c);
+void api_deleted_vaults_purge(struct api_call *c);
 void api_sessions_list(struct api_call *c);
 void api_audit_list(struct api_call *c);
 void api_metrics(struct api_call *c);

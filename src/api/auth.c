@@ -132,6 +132,15 @@ static bool throttle_allows(struct api_call *c, const char *account)
 	return false;
 }
 
+/* The hashing gate was full: nothing was checked or counted; try again. */
+static void answer_busy(struct api_call *c)
+{
+	api_header(c->resp, "Retry-After", IDENT_HASH_RETRY_AFTER);
+	api_error(c->resp, 503, "ServiceUnavailable",
+		  "too many password checks are running; try again in %s second",
+		  IDENT_HASH_RETRY_AFTER);
+}
+
 /* Answers 403 unless the caller is Owner at "/"; true when it is. */
 static bool require_root_owner(struct api_call *c)
 {
@@ -188,6 +197,7 @@ static void set_cookie(struct api_resp *resp, const char *value, int max_age)
 
 void api_auth_login(struct api_call *c)
 {
+	struct ident_attempt at = { 0 };
 	struct ident_session sess;
 	const char *username, *password;
 	char principal[80];
@@ -203,26 +213,32 @@ void api_auth_login(struct api_call *c)
 	 * every login defeats session fixation. */
 	had_cookie = ident_session_hash(c->req, old) == 0;
 
-	if (!throttle_allows(c, val_name(username) ? username : NULL))
+	at.account = val_name(username) ? username : NULL;
+	at.remote_addr = c->req->remote_addr;
+	if (!throttle_allows(c, at.account))
 		goto out;
-	r = ident_login(c->ctx->store, username, password, &sess);
-	/* Only a well-formed name goes into the audit trail: anything else
-	 * may be a password typed into the wrong field. */
-	if (val_name(username))
+	/* Counted before the password is checked: see identity/throttle.c. */
+	r = ident_login_counted(c->ctx->store, username, password, &at, &sess);
+	if (r == -EBUSY) {
+		answer_busy(c);
+		goto out;
+	}
+	/* Only the name of an existing account goes into the audit trail:
+	 * anything else may be a password typed into the wrong field. */
+	if (at.known)
 		audit_principal(username, principal);
 	else
 		util_strlcpy(principal, "user:?", sizeof(principal));
 	detail = detail_source(c);
 	if (r == -EACCES) {
-		if (ident_throttle_failure(c->ctx->store, val_name(username) ? username : NULL,
-					   c->req->remote_addr, store_now()) < 0)
-			log_warn("auth: could not record a failed sign-in for throttling");
 		audit(c, principal, "auth.login", principal, "failure", detail);
 		api_error(c->resp, 401, "Unauthenticated", "invalid username or password");
 		goto out;
 	}
 	if (r < 0) {
-		api_store_error(c->resp, r, "login session");
+		/* Also when the attempt could not be counted: the password was
+		 * not checked, so the answer says nothing about it. */
+		api_store_error(c->resp, r, "sign-in");
 		goto out;
 	}
 	if (ident_throttle_success(c->ctx->store, sess.name, c->req->remote_addr, store_now()) < 0)
@@ -380,6 +396,58 @@ static int end_account(struct api_call *c, int64_t id, const char *what)
 	return 0;
 }
 
+/* What a new password ended. */
+struct ended {
+	int sessions, tokens;
+	int64_t terminals;
+};
+
+/* A new password for user (id, name) ends its browser sessions, API tokens
+ * and terminals: a stolen credential must not outlive the password it was
+ * got with. When the caller changes its own password, the credential it
+ * called with (cookie or token) stays. */
+static int end_credentials(struct api_call *c, int64_t id, const char *name, struct ended *ret)
+{
+	uint8_t keep_login[32], keep_token[32];
+	bool own = c->who->user_id == id;
+	bool by_cookie = own && c->who->via_cookie && ident_session_hash(c->req, keep_login) == 0;
+	bool by_token = own && !c->who->via_cookie && ident_bearer_hash(c->req, keep_token) == 0;
+	char reason[128];
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	/* Counted before they are told to end; a terminal that ends by itself
+	 * meanwhile is still counted: the number is what was open. */
+	if ((r = store_term_open_count(c->ctx->store, name, &ret->terminals)) < 0)
+		return r;
+	r = store_ident_end_user(c->ctx->store, id, by_cookie ? keep_login : NULL,
+				 by_token ? keep_token : NULL, &ret->sessions, &ret->tokens);
+	if (r < 0)
+		return r;
+	if (own)
+		snprintf(reason, sizeof(reason), "your password was changed");
+	else
+		snprintf(reason, sizeof(reason), "your password was reset by %s", c->who->name);
+	term_end_user_sessions(id, reason);
+	return 0;
+}
+
+static json_t *ended_json(const struct ended *e)
+{
+	return json_pack("{s:i, s:i, s:I}", "sessions", e->sessions, "tokens", e->tokens,
+			 "terminals", (json_int_t)e->terminals);
+}
+
+/* Audit detail {"source", "ended"} as compact JSON text. */
+static char *detail_ended(const struct api_call *c, const struct ended *e)
+{
+	json_t *o = json_pack("{s:s, s:o}", "source", c->req->remote_addr, "ended", ended_json(e));
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	return text;
+}
+
 /* PUT /users/{name} {password?, disabled?}: password is required to create
  * an account and optional afterwards (absent: unchanged), so a GET result
  * can be PUT back; disabled absent means false. */
@@ -390,8 +458,9 @@ void api_users_put(struct api_call *c)
 	const char *name, *password;
 	struct store_user u;
 	bool created = false, disabled = false, exists;
-	uint8_t keep[32];
-	json_t *v;
+	struct ended ended;
+	json_t *v, *detail_obj = NULL;
+	char *detail = NULL;
 	int64_t id = 0;
 	int r;
 
@@ -432,7 +501,11 @@ void api_users_put(struct api_call *c)
 	}
 	r = 0;
 	if (password) {
-		if ((r = ident_password_hash(password, hash, sizeof(hash))) < 0) {
+		if ((r = ident_password_hash(password, hash, sizeof(hash))) == -EBUSY) {
+			answer_busy(c);
+			goto out;
+		}
+		if (r < 0) {
 			api_error(c->resp, 503, "ServiceUnavailable",
 				  "could not hash the password, try again");
 			goto out;
@@ -443,13 +516,14 @@ void api_users_put(struct api_call *c)
 	if (r == 0)
 		r = store_user_set_disabled(c->ctx->store, name, disabled);
 	if (r == 0 && !created && password) {
-		/* A new password ends the account's browser sessions, except the
-		 * one making this change, and lifts a sign-in lock. */
-		bool own = c->who->via_cookie && c->who->user_id == id &&
-			   ident_session_hash(c->req, keep) == 0;
-		r = store_login_delete_user(c->ctx->store, id, own ? keep : NULL);
+		/* An Owner's reset ends everything the account had open (but
+		 * the credential of an Owner resetting its own), and lifts a
+		 * sign-in lock. */
+		r = end_credentials(c, id, name, &ended);
 		if (r == 0)
 			r = ident_throttle_reset(c->ctx->store, name, false);
+		if (r == 0)
+			detail_obj = json_pack("{s:o}", "ended", ended_json(&ended));
 	}
 	if (r == 0 && disabled && !created)
 		r = end_account(c, id, "disabled");
@@ -461,32 +535,51 @@ void api_users_put(struct api_call *c)
 	}
 	audit_principal(c->who->name, principal);
 	audit_principal(name, target);
-	audit(c, principal, created ? "user.create" : "user.update", target, "success",
-	      disabled ? "{\"disabled\":true}" : NULL);
+	if (disabled && (detail_obj || (detail_obj = json_object())))
+		json_object_set_new(detail_obj, "disabled", json_true());
+	detail = detail_obj ? json_dumps(detail_obj, JSON_COMPACT) : NULL;
+	audit(c, principal, created ? "user.create" : "user.update", target, "success", detail);
 	api_json(c->resp, created ? 201 : 200, user_json(&u));
 out:
+	json_decref(detail_obj);
+	free(detail);
 	wipe_field(c, "password");
 	sodium_memzero(&u, sizeof(u));
 }
 
-/* POST /auth/password {current_password, new_password}: the caller's own
- * password. The current one is checked like a sign-in (and throttled like
- * one); the caller's other browser sessions end, API tokens stay. */
+/* POST /auth/password {current_password, new_password, keep_sessions?}:
+ * the caller's own password. The current one is checked like a sign-in (and
+ * throttled and counted like one). Unless keep_sessions is true, the
+ * caller's other browser sessions, its API tokens (but the one it called
+ * with) and its terminals end; the answer says how many:
+ * 200 {"ended":{"sessions","tokens","terminals"}}. */
 void api_auth_password(struct api_call *c)
 {
 	char hash[IDENT_HASH_SIZE];
 	char principal[80];
 	const char *current, *fresh;
+	struct ident_attempt at = { .account = c->who->name, .remote_addr = c->req->remote_addr };
 	struct store_user u;
-	uint8_t keep[32];
-	bool own;
+	struct ended ended;
+	bool keep_sessions = false;
 	char *detail = NULL;
+	json_t *v;
 	int r;
 
 	memset(&u, 0, sizeof(u));
+	memset(&ended, 0, sizeof(ended));
 	if (!body_string(c, "current_password", true, &current) ||
 	    !body_string(c, "new_password", true, &fresh))
 		goto out;
+	v = json_object_get(c->body, "keep_sessions");
+	if (v && !json_is_null(v)) {
+		if (!json_is_boolean(v)) {
+			api_error(c->resp, 400, "InvalidRequest",
+				  "keep_sessions must be true or false");
+			goto out;
+		}
+		keep_sessions = json_is_true(v);
+	}
 	if (ident_password_check(fresh) < 0) {
 		api_error(c->resp, 400, "InvalidRequest",
 			  "new_password must be at least %d characters and at most %d bytes",
@@ -506,34 +599,53 @@ void api_auth_password(struct api_call *c)
 	}
 	audit_principal(c->who->name, principal);
 	detail = detail_source(c);
-	if (strlen(current) > IDENT_MAX_PASSWORD ||
-	    ident_password_verify(u.password_hash, current) < 0) {
-		if (ident_throttle_failure(c->ctx->store, c->who->name, c->req->remote_addr,
-					   store_now()) < 0)
-			log_warn("auth: could not record a failed password check for throttling");
+	/* An oversized password cannot match: it is counted without costing
+	 * an Argon2id verification. */
+	if (strlen(current) > IDENT_MAX_PASSWORD) {
+		r = ident_throttle_failure(c->ctx->store, c->who->name, c->req->remote_addr,
+					   store_now());
+		r = r < 0 ? r : -EACCES;
+	} else {
+		r = ident_password_verify_counted(c->ctx->store, u.password_hash, current, &at);
+	}
+	if (r == -EBUSY) {
+		answer_busy(c);
+		goto out;
+	}
+	if (r == -EACCES) {
 		audit(c, principal, "user.password", principal, "failure", detail);
 		api_error(c->resp, 403, "InvalidCurrentPassword",
 			  "current_password is not correct");
 		goto out;
 	}
-	if ((r = ident_password_hash(fresh, hash, sizeof(hash))) < 0) {
+	if (r < 0) {
+		api_store_error(c->resp, r, "password check");
+		goto out;
+	}
+	if ((r = ident_password_hash(fresh, hash, sizeof(hash))) == -EBUSY) {
+		answer_busy(c);
+		goto out;
+	}
+	if (r < 0) {
 		api_error(c->resp, 503, "ServiceUnavailable",
 			  "could not hash the password, try again");
 		goto out;
 	}
 	r = store_user_put(c->ctx->store, u.name, hash, NULL, NULL);
 	sodium_memzero(hash, sizeof(hash));
-	own = c->who->via_cookie && ident_session_hash(c->req, keep) == 0;
-	if (r == 0)
-		r = store_login_delete_user(c->ctx->store, u.id, own ? keep : NULL);
+	if (r == 0 && !keep_sessions)
+		r = end_credentials(c, u.id, u.name, &ended);
 	if (r < 0) {
 		api_store_error(c->resp, r, "user");
 		goto out;
 	}
 	if (ident_throttle_success(c->ctx->store, u.name, c->req->remote_addr, store_now()) < 0)
 		log_warn("auth: could not reset the sign-in throttle of %s", u.name);
+	free(detail);
+	detail = detail_ended(c, &ended);
 	audit(c, principal, "user.password", principal, "success", detail);
-	c->resp->status = 204;
+	api_header(c->resp, "Cache-Control", "no-store");
+	api_json(c->resp, 200, json_pack("{s:o}", "ended", ended_json(&ended)));
 out:
 	free(detail);
 	wipe_field(c, "current_password");

@@ -135,9 +135,10 @@ static int parse_vault_auth(struct api_call *c, json_t *auth, struct connect_req
 	return 0;
 }
 
-/* Row 7: the caller's access policy on the vault grants get; then the
- * secret is read on the caller's behalf (audited, never shown). Answers
- * and returns < 0 on failure; *ret_val is the key to use. */
+/* Row 7: the caller's access policy on the vault grants get or use (use:
+ * connect with the key without being able to read it); then the secret is
+ * read on the caller's behalf (audited, never shown). Answers and returns
+ * < 0 on failure; *ret_val is the key to use. */
 static int read_vault_key(struct api_call *c, const struct connect_req *r,
 			  struct vault_value **ret_val)
 {
@@ -145,14 +146,15 @@ static int read_vault_key(struct api_call *c, const struct connect_req *r,
 	int rc;
 
 	snprintf(principal, sizeof(principal), "user:%s", c->who->name);
-	rc = vault_policy_check(c->ctx->store, r->vault, principal, VAULT_PERM_GET);
+	rc = vault_policy_check_any(c->ctx->store, r->vault, principal,
+				    VAULT_PERM_GET | VAULT_PERM_USE);
 	if (rc == -EACCES) {
 		char target[VAL_ID_SIZE + 80];
 
 		snprintf(target, sizeof(target), "%s/secrets/%s", r->vault, r->secret);
 		store_audit(c->ctx->store, principal, "secret.get", target, "denied", NULL);
-		api_error(c->resp, 403, "VaultAccessDenied", "get on secrets of %s is required",
-			  r->vault);
+		api_error(c->resp, 403, "VaultAccessDenied",
+			  "get or use on secrets of %s is required", r->vault);
 		return rc;
 	}
 	if (rc < 0) {

@@ -44,6 +44,10 @@ static const struct route routes[] = {
 	{ "PUT", "groups/*", api_groups_put, R_AUTH },
 	{ "GET", "groups/*", api_groups_get, R_AUTH },
 	{ "DELETE", "groups/*", api_groups_delete, R_AUTH },
+	{ "GET", "groups/*/deleted-vaults", api_deleted_vaults_list, R_AUTH },
+	{ "GET", "groups/*/deleted-vaults/*", api_deleted_vaults_get, R_AUTH },
+	{ "DELETE", "groups/*/deleted-vaults/*", api_deleted_vaults_purge, R_AUTH },
+	{ "POST", "groups/*/deleted-vaults/*/recover", api_deleted_vaults_recover, R_AUTH },
 	{ "GET", "groups/*/*", api_resources_list, R_AUTH },
 	{ "PUT", "groups/*/*/*", api_resources_put, R_AUTH },
 	{ "GET", "groups/*/*/*", api_resources_get, R_AUTH },
@@ -100,6 +104,34 @@ void api_header(struct api_resp *resp, const char *name, const char *value)
 	if (asprintf(&line, "%s: %s", name, value) < 0)
 		return;
 	resp->headers[resp->n_headers++] = line;
+}
+
+/* What is wrong with a body that is not JSON, in words of our own: the
+ * parser's text quotes the body ("invalid token near '...'"), and a body
+ * may hold a secret. */
+static const char *json_problem(const json_error_t *e)
+{
+	switch (json_error_code(e)) {
+	case json_error_invalid_utf8:
+		return "not valid UTF-8";
+	case json_error_premature_end_of_input:
+		return "the text ends too early";
+	case json_error_end_of_input_expected:
+		return "text after the end of the value";
+	case json_error_null_character:
+	case json_error_null_byte_in_key:
+		return "a NUL character";
+	case json_error_duplicate_key:
+		return "a key appears twice in an object";
+	case json_error_numeric_overflow:
+		return "a number out of range";
+	case json_error_stack_overflow:
+		return "nested too deeply";
+	case json_error_out_of_memory:
+		return "out of memory";
+	default:
+		return "invalid syntax";
+	}
 }
 
 void api_store_error(struct api_resp *resp, int r, const char *what)
@@ -267,7 +299,7 @@ void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp 
 			if (!c.body) {
 				api_error(resp, 400, "InvalidRequest",
 					  "body: invalid JSON at line %d, column %d: %s", jerr.line,
-					  jerr.column, jerr.text);
+					  jerr.column, json_problem(&jerr));
 				return;
 			}
 			if (!json_is_object(c.body)) {

@@ -518,7 +518,7 @@ static json_t *perms_json(unsigned perms)
 {
 	json_t *a = json_array();
 
-	for (unsigned bit = 1; a && bit <= VAULT_PERM_DELETE; bit <<= 1)
+	for (unsigned bit = 1; a && bit <= VAULT_PERM_USE; bit <<= 1)
 		if (perms & bit)
 			json_array_append_new(a, json_string(vault_perm_name(bit)));
 	return a;
@@ -578,7 +578,7 @@ static int policy_body(struct api_call *c, unsigned *ret)
 			return -EINVAL;
 		}
 	}
-	if (!json_is_array(a) || json_array_size(a) > 4)
+	if (!json_is_array(a) || json_array_size(a) > 5)
 		goto bad;
 	json_array_foreach (a, i, v) {
 		if (vault_perm_parse(json_string_value(v), &bit) < 0 || (perms & bit))
@@ -590,7 +590,7 @@ static int policy_body(struct api_call *c, unsigned *ret)
 bad:
 	api_error(c->resp, 400, "InvalidRequest",
 		  "secret_permissions: required; an array of distinct values from list, get, set, "
-		  "delete");
+		  "delete, use");
 	return -EINVAL;
 }
 

@@ -110,10 +110,11 @@ enum {
 	CLI_PERM_GET = 1u << 1,
 	CLI_PERM_SET = 1u << 2,
 	CLI_PERM_DELETE = 1u << 3,
+	CLI_PERM_USE = 1u << 4,
 };
-#define CLI_PERM_COUNT 4
+#define CLI_PERM_COUNT 5
 
-/* The API's name of one permission bit ("list", "get", "set", "delete"),
+/* The API's name of one permission bit ("list", "get", "set", "delete", "use"),
  * or NULL for anything else. */
 const char *cli_perm_name(unsigned bit);
 

@@ -47,7 +47,7 @@ int cli_parse_int(const char *s, long min, long max, long *ret_v)
 	return 0;
 }
 
-static const char *const perm_names[CLI_PERM_COUNT] = { "list", "get", "set", "delete" };
+static const char *const perm_names[CLI_PERM_COUNT] = { "list", "get", "set", "delete", "use" };
 
 const char *cli_perm_name(unsigned bit)
 {

@@ -16,7 +16,8 @@ static const char policy_usage[] =
 	"       bastion vault policy delete GROUP VAULT PRINCIPAL\n"
 	"  PRINCIPAL           user:NAME (a bare NAME means user:NAME)\n"
 	"  --permissions LIST  what PRINCIPAL may do with the vault's secrets: a\n"
-	"                      comma-separated list of list, get, set, delete\n"
+	"                      comma-separated list of list, get, set, delete,\n"
+	"                      use (connect with a key without reading it)\n"
 	"                      (set replaces the whole policy)\n"
 	"  --output FORMAT     table (default) or json\n"
 	"Changing a policy needs Owner on the vault, reading one needs Reader.\n"
@@ -85,7 +86,7 @@ static int policy_cmd(struct cli *c, int argc, char **argv)
 			return cli_usage_error(
 				policy_usage,
 				"--permissions must be a comma-separated list of distinct "
-				"values from list, get, set, delete, not '%s'",
+				"values from list, get, set, delete, use, not '%s'",
 				perms_arg);
 	} else if (perms_arg) {
 		return cli_usage_error(policy_usage, "--permissions goes with set");

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/gate.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "store/store.h"
@@ -24,13 +25,23 @@
 static const char dummy_hash[] = "$argon2id$v=19$m=65536,t=2,p=1$rwsonLHwd0aOeli+8O3Q0g$"
 				 "ijynLRjY2GzchpT8QzVgjP5OJl/FmdjK82bL0JtCQ74";
 
+/* Every Argon2id hash and verification of a request holds a place here:
+ * see ident.h. */
+static struct gate hash_gate = GATE_INIT(0);
+
+struct gate *ident_hash_gate(void)
+{
+	return &hash_gate;
+}
+
 static int sodium_ready(void)
 {
 	/* Idempotent and thread-safe; picks the fast Argon2 implementation. */
 	return sodium_init() < 0 ? -ENOMEM : 0;
 }
 
-int ident_password_hash(const char *password, char *ret_hash, size_t hash_size)
+/* The hash itself; the caller holds a place in the gate. */
+static int hash_inside(const char *password, char *ret_hash, size_t hash_size)
 {
 	char hash[crypto_pwhash_STRBYTES];
 	int r;
@@ -46,13 +57,66 @@ int ident_password_hash(const char *password, char *ret_hash, size_t hash_size)
 	return 0;
 }
 
-int ident_password_verify(const char *hash, const char *password)
+static int verify_inside(const char *hash, const char *password)
 {
 	if (sodium_ready() < 0)
 		return -EACCES;
 	if (crypto_pwhash_str_verify(hash, password, strlen(password)) != 0)
 		return -EACCES;
 	return 0;
+}
+
+int ident_password_hash(const char *password, char *ret_hash, size_t hash_size)
+{
+	int r;
+
+	if (hash_size < crypto_pwhash_STRBYTES)
+		return -E2BIG;
+	if (gate_try_enter(&hash_gate) < 0)
+		return -EBUSY;
+	r = hash_inside(password, ret_hash, hash_size);
+	gate_leave(&hash_gate);
+	return r;
+}
+
+int ident_password_verify(const char *hash, const char *password)
+{
+	int r;
+
+	if (gate_try_enter(&hash_gate) < 0)
+		return -EBUSY;
+	r = verify_inside(hash, password);
+	gate_leave(&hash_gate);
+	return r;
+}
+
+/* Verifies inside the gate; with at, charges the attempt to the throttle
+ * first and gives the charge back when the password matched. */
+static int verify_counted(struct store *s, const char *hash, const char *password,
+			  const struct ident_attempt *at)
+{
+	struct ident_charge charge;
+	int r;
+
+	memset(&charge, 0, sizeof(charge));
+	if (gate_try_enter(&hash_gate) < 0)
+		return -EBUSY;
+	/* Fail closed: an attempt the store cannot count is not checked. */
+	if (at &&
+	    (r = ident_throttle_charge(s, at->account, at->remote_addr, store_now(), &charge)) < 0)
+		goto out;
+	r = verify_inside(hash, password);
+	if (r == 0 && at && ident_throttle_refund(s, at->remote_addr, &charge) < 0)
+		log_warn("identity: could not give back a successful attempt's throttle charge");
+out:
+	gate_leave(&hash_gate);
+	return r;
+}
+
+int ident_password_verify_counted(struct store *s, const char *hash, const char *password,
+				  const struct ident_attempt *at)
+{
+	return verify_counted(s, hash, password, at);
 }
 
 int ident_password_check(const char *password)
@@ -232,6 +296,11 @@ static int bearer_hash(const struct api_req *req, uint8_t hash[32])
 	return 0;
 }
 
+int ident_bearer_hash(const struct api_req *req, uint8_t out[32])
+{
+	return bearer_hash(req, out);
+}
+
 static int auth_bearer(struct store *s, const struct api_req *req, struct principal *ret)
 {
 	uint8_t hash[32];
@@ -294,6 +363,12 @@ int ident_authenticate(struct store *s, const struct api_req *req, struct princi
 
 int ident_login(struct store *s, const char *name, const char *password, struct ident_session *ret)
 {
+	return ident_login_counted(s, name, password, NULL, ret);
+}
+
+int ident_login_counted(struct store *s, const char *name, const char *password,
+			struct ident_attempt *at, struct ident_session *ret)
+{
 	struct store_user u;
 	struct ident_session sess;
 	const char *hash = dummy_hash;
@@ -311,9 +386,14 @@ int ident_login(struct store *s, const char *name, const char *password, struct 
 		goto out;
 	if (found)
 		hash = u.password_hash;
+	if (at)
+		at->known = found;
 	/* Always one verification, so that timing does not tell whether the
 	 * user exists, is disabled, or sent an oversized password. */
-	ok = ident_password_verify(hash, password ? password : "") == 0;
+	r = verify_counted(s, hash, password ? password : "", at);
+	if (r < 0 && r != -EACCES)
+		goto out; /* the gate was full or the attempt could not be counted */
+	ok = r == 0;
 	if (!found || !ok || !password || u.disabled) {
 		r = -EACCES;
 		goto out;

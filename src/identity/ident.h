@@ -10,7 +10,7 @@
 
 struct store;
 
-#define IDENT_COOKIE             "bastion_session"
+#define IDENT_COOKIE             "__Host-bastion_session"
 #define IDENT_SESSION_TTL        (12 * 3600) /* seconds a browser session lives */
 #define IDENT_MIN_PASSWORD       12          /* characters (UTF-8 code points) */
 #define IDENT_MAX_PASSWORD       1024        /* bytes */
@@ -22,9 +22,10 @@ struct store;
 
 /* Argon2id (libsodium crypto_pwhash_str, interactive limits). hash_size must
  * be at least IDENT_HASH_SIZE (-E2BIG otherwise); -ENOMEM if hashing could
- * not get its memory. */
+ * not get its memory; -EBUSY when the hashing gate is full. */
 int ident_password_hash(const char *password, char *ret_hash, size_t hash_size);
-/* 0 if password matches, -EACCES if not. */
+/* 0 if password matches, -EACCES if not, -EBUSY when the hashing gate is
+ * full (nothing was checked). */
 int ident_password_verify(const char *hash, const char *password);
 /* The password policy: at least IDENT_MIN_PASSWORD characters and at most
  * IDENT_MAX_PASSWORD bytes. 0 or -EINVAL. */
@@ -63,11 +64,42 @@ struct ident_session {
 /* Checks name and password and opens a new browser session. Always spends
  * one Argon2id verification, whether or not the user exists. -EACCES for an
  * unknown user, a wrong password or a disabled user (the caller must not
- * tell them apart), other negative codes for store failures. */
+ * tell them apart), -EBUSY when the hashing gate is full (nothing was
+ * checked), other negative codes for store failures. */
 int ident_login(struct store *s, const char *name, const char *password, struct ident_session *ret);
+
+/* A sign-in attempt as the throttle counts it. */
+struct ident_attempt {
+	const char *account;     /* the throttle's account key; NULL: a name that cannot exist */
+	const char *remote_addr; /* the source address */
+	bool known;              /* out: name is an existing account (for the audit trail only) */
+};
+/* ident_login, counted: inside the hashing gate, the attempt is charged to
+ * the throttle before the password is verified, and given back on success.
+ * -EBUSY (gate full) and a store error charging it mean the password was
+ * not checked and nothing was counted. */
+int ident_login_counted(struct store *s, const char *name, const char *password,
+			struct ident_attempt *at, struct ident_session *ret);
+/* The same for a password check that is not a sign-in (the current
+ * password of a password change): 0, -EACCES, -EBUSY or a store error. */
+int ident_password_verify_counted(struct store *s, const char *hash, const char *password,
+				  const struct ident_attempt *at);
+
+/* ---- the hashing gate ------------------------------------------------
+ * Every Argon2id hash or verification on a request path runs inside one
+ * gate (core/gate.h, default half the worker pool): a flood of sign-ins
+ * cannot hold every worker thread, and the rest of the API stays fast.
+ * ident_password_hash and ident_password_verify answer -EBUSY when it is
+ * full; the API answers 503 with Retry-After: 1. */
+#define IDENT_HASH_RETRY_AFTER "1"
+struct gate;
+/* The gate itself (for tests and metrics). */
+struct gate *ident_hash_gate(void);
 
 /* SHA-256 of the session token in req's cookie; -ENOENT without one. */
 int ident_session_hash(const struct api_req *req, uint8_t out[32]);
+/* SHA-256 of the API token in req's "Bearer" header; -ENOENT without one. */
+int ident_bearer_hash(const struct api_req *req, uint8_t out[32]);
 
 /* Ends what req authenticated with: the API token of its "Bearer" header
  * (revoked for good), else the browser session named by its cookie. 0, or
@@ -120,6 +152,21 @@ int ident_throttle_check(struct store *s, const char *account, const char *remot
 /* Records a failed attempt for account (may be NULL) and remote_addr. */
 int ident_throttle_failure(struct store *s, const char *account, const char *remote_addr,
 			   int64_t now);
+/* What ident_throttle_charge did to the address's row, so that a success
+ * can give it back. */
+struct ident_charge {
+	bool charged;
+	bool addr_locked; /* this attempt started the address's lock */
+	int64_t addr_prev_locked_until, addr_prev_level, addr_locked_until;
+};
+/* Charges an attempt as a failure before its password is checked (for
+ * account, may be NULL, and remote_addr). Fails closed: an error means
+ * the attempt was not counted and the password must not be checked. */
+int ident_throttle_charge(struct store *s, const char *account, const char *remote_addr,
+			  int64_t now, struct ident_charge *ret);
+/* Gives a successful attempt's charge back to its address (the account's
+ * counter is cleared by ident_throttle_success). */
+int ident_throttle_refund(struct store *s, const char *remote_addr, const struct ident_charge *c);
 /* Records a success: clears the account's counter and remembers the
  * address as known for it. */
 int ident_throttle_success(struct store *s, const char *account, const char *remote_addr,

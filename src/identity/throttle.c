@@ -3,9 +3,11 @@
  * address exemption) is here; the store only makes each row update atomic.
  *
  * Counted attempts are checked before the password is verified, so a
- * locked key costs no Argon2id. Between the check and the record, the
- * worker pool may verify a few attempts at once: at most that many
- * attempts beyond the threshold get through (documented). */
+ * locked key costs no Argon2id. Every attempt is then charged as a failure
+ * BEFORE its password is verified, and a success gives the charge back:
+ * when the store cannot record the count, the password is never checked
+ * (a throttle that fails open is a password oracle), and attempts running
+ * at once are all counted before any of them learns its answer. */
 #include "identity/ident.h"
 
 #include <arpa/inet.h>
@@ -137,11 +139,18 @@ int ident_throttle_check(struct store *s, const char *account, const char *remot
 struct fail {
 	int64_t now;
 	int64_t max;
+	/* out: this failure started a lock, and what the row held before */
+	bool locked;
+	int64_t prev_locked_until, prev_level, new_locked_until;
 };
 
 static int fail_fn(struct store_throttle *t, bool existed, void *ud)
 {
-	const struct fail *f = ud;
+	struct fail *f = ud;
+
+	f->locked = false;
+	f->prev_locked_until = existed ? t->locked_until : 0;
+	f->prev_level = existed ? t->level : 0;
 
 	if (!existed || f->now - t->last_failure > IDENT_THROTTLE_WINDOW) {
 		t->failures = 0;
@@ -162,6 +171,8 @@ static int fail_fn(struct store_throttle *t, bool existed, void *ud)
 		t->locked_until = f->now + d;
 		if (t->level < 64)
 			t->level++;
+		f->locked = true;
+		f->new_locked_until = t->locked_until;
 	}
 	return 0;
 }
@@ -182,6 +193,58 @@ int ident_throttle_failure(struct store *s, const char *account, const char *rem
 	f.max = IDENT_THROTTLE_ACCOUNT_MAX;
 	key_account(account, key);
 	return store_throttle_update(s, key, fail_fn, &f);
+}
+
+int ident_throttle_charge(struct store *s, const char *account, const char *remote_addr,
+			  int64_t now, struct ident_charge *ret)
+{
+	char addr[IDENT_ADDR_KEY_SIZE], key[KEY_SIZE];
+	struct fail f = { .now = now, .max = IDENT_THROTTLE_ADDR_MAX };
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	ident_addr_key(remote_addr, addr);
+	key_addr(addr, key);
+	if ((r = store_throttle_update(s, key, fail_fn, &f)) < 0)
+		return r;
+	ret->charged = true;
+	ret->addr_locked = f.locked;
+	ret->addr_prev_locked_until = f.prev_locked_until;
+	ret->addr_prev_level = f.prev_level;
+	ret->addr_locked_until = f.new_locked_until;
+	if (!account)
+		return 0;
+	f.max = IDENT_THROTTLE_ACCOUNT_MAX;
+	key_account(account, key);
+	return store_throttle_update(s, key, fail_fn, &f);
+}
+
+static int refund_fn(struct store_throttle *t, bool existed, void *ud)
+{
+	const struct ident_charge *c = ud;
+
+	if (!existed)
+		return 1; /* purged meanwhile: nothing to give back */
+	if (t->failures > 0)
+		t->failures--;
+	/* The lock this very attempt started goes with it; a lock another
+	 * attempt started since (a later locked_until) stays. */
+	if (c->addr_locked && t->locked_until == c->addr_locked_until) {
+		t->locked_until = c->addr_prev_locked_until;
+		t->level = c->addr_prev_level;
+	}
+	return 0;
+}
+
+int ident_throttle_refund(struct store *s, const char *remote_addr, const struct ident_charge *c)
+{
+	char addr[IDENT_ADDR_KEY_SIZE], key[KEY_SIZE];
+
+	if (!c->charged)
+		return 0;
+	ident_addr_key(remote_addr, addr);
+	key_addr(addr, key);
+	return store_throttle_update(s, key, refund_fn, (void *)c);
 }
 
 int ident_throttle_success(struct store *s, const char *account, const char *remote_addr,

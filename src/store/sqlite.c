@@ -2,12 +2,15 @@
 #include "store/internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -165,6 +168,48 @@ static const char *const migrations[] = {
 	"CREATE INDEX audit_ts ON audit(ts);"
 	"CREATE INDEX audit_principal ON audit(principal, id);"
 	"CREATE INDEX audit_action ON audit(action, id);",
+	/* soft-deleted vaults (store/sqlite_vaultdel.c): a deleted vault's
+	 * resource row, data key, secrets, versions and policies, kept until
+	 * purge_at so that it can be recovered under the same ID (the sealed
+	 * blobs are bound to it). A policy still goes with its user. */
+	"CREATE TABLE deleted_vaults ("
+	"  id TEXT PRIMARY KEY,"
+	"  grp TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  props TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  deleted_at INTEGER NOT NULL,"
+	"  purge_at INTEGER NOT NULL,"
+	"  wrapped BLOB,"
+	"  key_created_at INTEGER,"
+	"  key_rotated_at INTEGER);"
+	"CREATE INDEX deleted_vaults_grp ON deleted_vaults(grp, name);"
+	"CREATE TABLE deleted_vault_secrets ("
+	"  vault_id TEXT NOT NULL REFERENCES deleted_vaults(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  deleted_at INTEGER,"
+	"  purge_at INTEGER,"
+	"  PRIMARY KEY (vault_id, name));"
+	"CREATE TABLE deleted_vault_secret_versions ("
+	"  vault_id TEXT NOT NULL REFERENCES deleted_vaults(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  version TEXT NOT NULL,"
+	"  seq INTEGER NOT NULL,"
+	"  content_type TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  sealed BLOB NOT NULL,"
+	"  PRIMARY KEY (vault_id, name, version));"
+	"CREATE TABLE deleted_vault_policies ("
+	"  vault_id TEXT NOT NULL REFERENCES deleted_vaults(id) ON DELETE CASCADE,"
+	"  principal TEXT NOT NULL,"
+	"  permissions INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (vault_id, principal));"
+	"CREATE TRIGGER deleted_vault_policies_user_gone AFTER DELETE ON users"
+	"  BEGIN DELETE FROM deleted_vault_policies WHERE principal = 'user:' || OLD.name; END;",
 };
 
 int64_t store_now(void)
@@ -322,6 +367,39 @@ static int migrate(struct store *s)
 	return 0;
 }
 
+/* The database, its WAL and the WAL index hold password hashes and sealed
+ * secrets: owner only, whatever the umask. SQLite creates the WAL and its
+ * index with the database file's mode, so the file is created 0600 before
+ * SQLite opens it; files an older version left 0644 are narrowed. */
+static int owner_only(const char *db_path)
+{
+	static const char *const suffixes[] = { "-wal", "-shm" };
+	char path[PATH_MAX];
+	int fd = open(db_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600), r = 0;
+
+	if (fd < 0 || fchmod(fd, 0600) < 0) {
+		r = -errno;
+		log_error("store: cannot create %s owner-only: %s", db_path, strerror(-r));
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		if (snprintf(path, sizeof(path), "%s%s", db_path, suffixes[i]) >=
+		    (int)sizeof(path)) {
+			r = -ENAMETOOLONG;
+			goto out;
+		}
+		if (chmod(path, 0600) < 0 && errno != ENOENT) {
+			r = -errno;
+			log_error("store: cannot make %s owner-only: %s", path, strerror(-r));
+			goto out;
+		}
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
 int store_open(const char *data_dir, struct store **ret)
 {
 	struct store *s;
@@ -339,7 +417,9 @@ int store_open(const char *data_dir, struct store **ret)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&s->lock, NULL);
-	r = migrate(s);
+	r = owner_only(s->path);
+	if (r == 0)
+		r = migrate(s);
 	if (r < 0) {
 		store_free(s);
 		return r;

@@ -4,6 +4,7 @@
  * a value that does not fit means the database holds something this code
  * never wrote, and is reported as a store failure. */
 #include "store/internal.h"
+#include "store/sqlite_rows.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,28 +13,6 @@
 
 #include "core/err.h"
 #include "core/util.h"
-
-/* Runs fn inside a transaction, or directly when the caller already opened
- * one on this thread's connection (SQLite does not nest BEGIN). */
-static int tx_run(struct store *s, int (*fn)(struct store *s, void *ud), void *ud)
-{
-	sqlite3 *db = store_db(s);
-
-	if (!db)
-		return -BERR_STORE;
-	if (!sqlite3_get_autocommit(db))
-		return fn(s, ud);
-	return store_tx(s, fn, ud);
-}
-
-/* Maps the result of a data-changing step: a foreign key that points at
- * nothing is "not found", every other constraint "exists". */
-static int step_rc(int rc)
-{
-	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-		return -ENOENT;
-	return store_rc(rc);
-}
 
 /* Maps the code that ended a loop over rows: SQLITE_DONE is success, and
  * anything else a failure, never 0. */
@@ -47,19 +26,6 @@ static int end_rc(int rc)
 	return r < 0 ? r : -BERR_STORE;
 }
 
-/* Prepares sql and binds text, or the 32-byte hash, to its first
- * parameter; NULL on failure. */
-static sqlite3_stmt *prepare_text(struct store *s, const char *sql, const char *text)
-{
-	sqlite3_stmt *st = store_prepare(s, sql);
-
-	if (st && sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC) != SQLITE_OK) {
-		sqlite3_finalize(st);
-		return NULL;
-	}
-	return st;
-}
-
 static sqlite3_stmt *prepare_hash(struct store *s, const char *sql, const uint8_t hash[32])
 {
 	sqlite3_stmt *st = store_prepare(s, sql);
@@ -71,36 +37,9 @@ static sqlite3_stmt *prepare_hash(struct store *s, const char *sql, const uint8_
 	return st;
 }
 
-/* Steps a query that yields at most one row: 0 when st holds the row,
- * -ENOENT when there is none, or a store error. */
-static int step_row(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	if (rc == SQLITE_ROW)
-		return 0;
-	return rc == SQLITE_DONE ? -ENOENT : store_rc(rc);
-}
-
-/* The functions below take a prepared statement and finalize it. They
- * accept NULL, what a failed prepare gives, as -BERR_STORE. */
-
-/* Runs a statement that changes rows. With ret_changes, stores how many
- * rows changed. */
-static int exec_change(struct store *s, sqlite3_stmt *st, int *ret_changes)
-{
-	int rc;
-
-	if (!st)
-		return -BERR_STORE;
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return step_rc(rc);
-	if (ret_changes)
-		*ret_changes = sqlite3_changes(store_db(s));
-	return 0;
-}
+/* The functions below (and exec_change, sqlite_rows.h) take a prepared
+ * statement and finalize it. They accept NULL, what a failed prepare gives,
+ * as -BERR_STORE. */
 
 /* Like exec_change, for a statement that names what it changes: -ENOENT
  * when it changed no row. */
@@ -141,11 +80,6 @@ static int col_text(sqlite3_stmt *st, int col, char *dst, size_t size)
 	memcpy(dst, v, (size_t)n);
 	dst[n] = '\0';
 	return 0;
-}
-
-static bool fits(const char *v, size_t max)
-{
-	return v && strlen(v) <= max;
 }
 
 /* The column limits of a user, for both ways of creating one. */
@@ -798,167 +732,4 @@ int store_token_delete_user(struct store *s, int64_t user_id)
 		return -BERR_STORE;
 	sqlite3_bind_int64(st, 1, user_id);
 	return exec_change(s, st, NULL);
-}
-
-/* ---- sign-in throttling --------------------------------------------- */
-
-#define THROTTLE_COLS "failures, window_start, last_failure, level, locked_until, audited_until"
-
-int store_throttle_get(struct store *s, const char *key, struct store_throttle *ret)
-{
-	sqlite3_stmt *st;
-	int r;
-
-	if (!fits(key, 128))
-		return -ENOENT;
-	st = prepare_text(s, "SELECT " THROTTLE_COLS " FROM login_throttle WHERE key = ?", key);
-	if (!st)
-		return -BERR_STORE;
-	if ((r = step_row(st)) == 0) {
-		ret->failures = sqlite3_column_int64(st, 0);
-		ret->window_start = sqlite3_column_int64(st, 1);
-		ret->last_failure = sqlite3_column_int64(st, 2);
-		ret->level = sqlite3_column_int64(st, 3);
-		ret->locked_until = sqlite3_column_int64(st, 4);
-		ret->audited_until = sqlite3_column_int64(st, 5);
-	}
-	sqlite3_finalize(st);
-	return r;
-}
-
-int store_throttle_delete(struct store *s, const char *key)
-{
-	if (!fits(key, 128))
-		return -EINVAL;
-	return exec_change(s, prepare_text(s, "DELETE FROM login_throttle WHERE key = ?", key),
-			   NULL);
-}
-
-struct throttle_update {
-	const char *key;
-	int (*fn)(struct store_throttle *t, bool existed, void *ud);
-	void *ud;
-};
-
-static int throttle_update_tx(struct store *s, void *ud)
-{
-	struct throttle_update *u = ud;
-	struct store_throttle t;
-	sqlite3_stmt *st;
-	bool existed;
-	int r;
-
-	memset(&t, 0, sizeof(t));
-	r = store_throttle_get(s, u->key, &t);
-	if (r < 0 && r != -ENOENT)
-		return r;
-	existed = r == 0;
-	r = u->fn(&t, existed, u->ud);
-	if (r < 0)
-		return r;
-	if (r == 1)
-		return existed ? store_throttle_delete(s, u->key) : 0;
-	st = prepare_text(s,
-			  "INSERT OR REPLACE INTO login_throttle (key, " THROTTLE_COLS ")"
-			  " VALUES (?, ?, ?, ?, ?, ?, ?)",
-			  u->key);
-	if (!st)
-		return -BERR_STORE;
-	sqlite3_bind_int64(st, 2, t.failures);
-	sqlite3_bind_int64(st, 3, t.window_start);
-	sqlite3_bind_int64(st, 4, t.last_failure);
-	sqlite3_bind_int64(st, 5, t.level);
-	sqlite3_bind_int64(st, 6, t.locked_until);
-	sqlite3_bind_int64(st, 7, t.audited_until);
-	return exec_change(s, st, NULL);
-}
-
-int store_throttle_update(struct store *s, const char *key,
-			  int (*fn)(struct store_throttle *t, bool existed, void *ud), void *ud)
-{
-	struct throttle_update u = { .key = key, .fn = fn, .ud = ud };
-
-	if (!fits(key, 128) || !key[0])
-		return -EINVAL;
-	return tx_run(s, throttle_update_tx, &u);
-}
-
-int store_throttle_purge(struct store *s, int64_t before)
-{
-	sqlite3_stmt *st = store_prepare(
-		s, "DELETE FROM login_throttle WHERE locked_until < ?1 AND last_failure < ?1");
-
-	if (!st)
-		return -BERR_STORE;
-	sqlite3_bind_int64(st, 1, before);
-	return exec_change(s, st, NULL);
-}
-
-struct known_add {
-	const char *account, *addr;
-	int64_t now;
-	int keep_max;
-};
-
-static int known_add_tx(struct store *s, void *ud)
-{
-	struct known_add *k = ud;
-	sqlite3_stmt *st;
-	int r;
-
-	st = store_prepare(
-		s, "INSERT OR REPLACE INTO login_known (account, addr, last_ok) VALUES (?, ?, ?)");
-	if (!st)
-		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, k->account, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, k->addr, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, k->now);
-	if ((r = exec_change(s, st, NULL)) < 0)
-		return r;
-	st = store_prepare(
-		s,
-		"DELETE FROM login_known WHERE account = ?1 AND addr NOT IN ("
-		" SELECT addr FROM login_known WHERE account = ?1 ORDER BY last_ok DESC, addr LIMIT ?2)");
-	if (!st)
-		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, k->account, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, k->keep_max < 1 ? 1 : k->keep_max);
-	return exec_change(s, st, NULL);
-}
-
-int store_login_known_add(struct store *s, const char *account, const char *addr, int64_t now,
-			  int keep_max)
-{
-	struct known_add k = { .account = account, .addr = addr, .now = now, .keep_max = keep_max };
-
-	if (!fits(account, 64) || !account[0] || !fits(addr, 63) || !addr[0])
-		return -EINVAL;
-	return tx_run(s, known_add_tx, &k);
-}
-
-int store_login_known(struct store *s, const char *account, const char *addr, int64_t since)
-{
-	sqlite3_stmt *st;
-	int r;
-
-	if (!fits(account, 64) || !fits(addr, 63))
-		return -ENOENT;
-	st = prepare_text(
-		s, "SELECT 1 FROM login_known WHERE account = ? AND addr = ? AND last_ok >= ?",
-		account);
-	if (!st)
-		return -BERR_STORE;
-	sqlite3_bind_text(st, 2, addr, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, since);
-	r = step_row(st);
-	sqlite3_finalize(st);
-	return r;
-}
-
-int store_login_known_forget(struct store *s, const char *account)
-{
-	if (!fits(account, 64))
-		return -EINVAL;
-	return exec_change(s, prepare_text(s, "DELETE FROM login_known WHERE account = ?", account),
-			   NULL);
 }

@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,10 +268,86 @@ json_t *store_audit_json(const struct store_audit_rec *r)
  * module writes it. SQLite's pre-update hook sees each row as it is
  * inserted, on the thread and connection that inserts it, so one hook
  * installed on every connection (sqlite3_auto_extension) copies every record
- * to stderr without each writer having to remember. The line is written
- * when the row is inserted: if its transaction is rolled back afterwards
- * (the audit row is the last statement of every transaction that has one),
- * the log holds a line the table lacks, never the reverse. */
+ * to stderr without each writer having to remember.
+ *
+ * A line is held back until its transaction has committed: the WAL hook
+ * runs after every commit (the store is in WAL mode), the rollback hook
+ * drops what a rolled-back transaction inserted. So the log never shows a
+ * record the table lacks. The lines wait in a buffer of the connection,
+ * freed with it (the destructor of a function registered on it). */
+
+struct audit_pending {
+	char *buf; /* whole lines, each ending in '\n' */
+	size_t len, cap;
+};
+
+static void pending_free(void *p)
+{
+	struct audit_pending *a = p;
+
+	free(a->buf);
+	free(a);
+}
+
+static void write_lines(const char *text, size_t len)
+{
+	/* One write(2) per line, for journald. */
+	while (len > 0) {
+		const char *nl = memchr(text, '\n', len);
+		size_t n = nl ? (size_t)(nl - text) + 1 : len;
+
+		if (write(STDERR_FILENO, text, n) < 0) {
+			/* Nothing to do: stderr is gone; the table has the record. */
+		}
+		text += n;
+		len -= n;
+	}
+}
+
+/* Holds line (len bytes with its '\n') back until the commit; false when it
+ * cannot (out of memory): the caller writes it at once. */
+static bool pending_add(struct audit_pending *a, const char *line, size_t len)
+{
+	if (!a)
+		return false;
+	if (a->cap - a->len < len) {
+		size_t cap = a->cap ? a->cap : 1024;
+		char *buf;
+
+		while (cap - a->len < len) {
+			if (cap > SIZE_MAX / 2)
+				return false;
+			cap *= 2;
+		}
+		if (!(buf = realloc(a->buf, cap)))
+			return false;
+		a->buf = buf;
+		a->cap = cap;
+	}
+	memcpy(a->buf + a->len, line, len);
+	a->len += len;
+	return true;
+}
+
+static int on_wal_commit(void *ctx, sqlite3 *db, const char *zdb, int frames)
+{
+	struct audit_pending *a = ctx;
+
+	write_lines(a->buf, a->len);
+	a->len = 0;
+	/* A WAL hook replaces SQLite's automatic checkpoint: do what it did
+	 * (a passive checkpoint once the WAL holds 1000 pages). */
+	if (frames >= 1000)
+		sqlite3_wal_checkpoint(db, zdb);
+	return SQLITE_OK;
+}
+
+static void on_rollback(void *ctx)
+{
+	struct audit_pending *a = ctx;
+
+	a->len = 0;
+}
 
 static const char *preupdate_text(sqlite3 *db, int col)
 {
@@ -309,16 +387,37 @@ static void on_preupdate(void *ctx, sqlite3 *db, int op, const char *zdb, const 
 	if (!text)
 		return;
 	len = strlen(text);
-	text[len] = '\n'; /* replaces the NUL: one write for the whole line */
-	if (write(STDERR_FILENO, text, len + 1) < 0) {
-		/* Nothing to do: stderr is gone; the table still has the record. */
-	}
+	text[len] = '\n'; /* replaces the NUL */
+	if (pending_add(ctx, text, len + 1))
+		/* Installed here, not with the other hooks: opening a connection
+		 * sets SQLite's own WAL hook (the automatic checkpoint) after the
+		 * extensions ran. */
+		sqlite3_wal_hook(db, on_wal_commit, ctx);
+	else
+		write_lines(text, len + 1);
 	free(text);
+}
+
+static void no_op(sqlite3_context *c, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	(void)argv;
+	sqlite3_result_null(c);
 }
 
 static int audit_hook_ext(sqlite3 *db, const char **err, const void *api)
 {
-	sqlite3_preupdate_hook(db, on_preupdate, NULL);
+	struct audit_pending *a = calloc(1, sizeof(*a));
+
+	/* The function exists only so that its destructor frees the buffer
+	 * when the connection closes (and at once if registering fails). */
+	if (a && sqlite3_create_function_v2(db, "bastion_audit_pending", 0, SQLITE_UTF8, a, no_op,
+					    NULL, NULL, pending_free) != SQLITE_OK)
+		a = NULL;
+	if (a)
+		sqlite3_rollback_hook(db, on_rollback, a);
+	/* Without a buffer, lines are written as they are inserted. */
+	sqlite3_preupdate_hook(db, on_preupdate, a);
 	return SQLITE_OK;
 }
 

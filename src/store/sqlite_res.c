@@ -238,6 +238,10 @@ static int res_put_fn(struct store *s, void *ud)
 	if (r < 0)
 		return r;
 	p->created = r == 0;
+	/* A deleted vault's ID stays reserved until it is recovered or purged. */
+	if (p->created && strcmp(p->type, "vaults") == 0 &&
+	    (r = store_vault_deleted_reserved(s, p->id, store_now())) != 0)
+		return r < 0 ? r : -EEXIST;
 	{
 		/* An upsert, not INSERT OR REPLACE: replacing would delete the
 		 * row and trip the foreign keys of resources pointing at it. */
@@ -332,6 +336,10 @@ static int res_delete_fn(struct store *s, void *ud)
 	/* Host keys recorded on first use belong to the VM: a new VM of the
 	 * same name must not inherit them. */
 	if ((r = exec_texts(s, "DELETE FROM host_keys WHERE vm_id = ?", 1, &id)) < 0)
+		return r;
+	/* A vault is kept for its retention days, recoverable, before the
+	 * cascade below takes its live rows. */
+	if ((r = store_vault_archive(s, id, store_now())) < 0 && r != -ENOENT)
 		return r;
 	/* Its own references go with it (ON DELETE CASCADE). */
 	return exec_texts(s, "DELETE FROM resources WHERE id = ?", 1, &id);

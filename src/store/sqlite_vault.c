@@ -165,9 +165,17 @@ int store_vault_key_update(struct store *s, const char *vault_id, const uint8_t 
 			  .blob_len = len,
 			  .has_blob = true };
 
-	return exec_bind(s,
-			 "UPDATE vault_keys SET rotated_at = ?2, wrapped = ?3 WHERE vault_id = ?1",
-			 &b, true);
+	int r = exec_bind(s,
+			  "UPDATE vault_keys SET rotated_at = ?2, wrapped = ?3 WHERE vault_id = ?1",
+			  &b, true);
+
+	/* A deleted vault's key is re-wrapped too (sqlite_vaultdel.c). */
+	if (r == -ENOENT)
+		r = exec_bind(s,
+			      "UPDATE deleted_vaults SET key_rotated_at = ?2, wrapped = ?3"
+			      " WHERE id = ?1 AND wrapped IS NOT NULL",
+			      &b, true);
+	return r;
 }
 
 int store_vault_key_foreach(struct store *s,
@@ -175,7 +183,9 @@ int store_vault_key_foreach(struct store *s,
 			    void *ud)
 {
 	sqlite3_stmt *st =
-		store_prepare(s, "SELECT vault_id, wrapped FROM vault_keys ORDER BY vault_id");
+		store_prepare(s, "SELECT vault_id, wrapped FROM vault_keys UNION ALL"
+				 " SELECT id, wrapped FROM deleted_vaults WHERE wrapped IS NOT NULL"
+				 " ORDER BY 1");
 	int rc, r = 0;
 
 	if (!st)

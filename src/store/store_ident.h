@@ -105,6 +105,14 @@ int store_role_root_owners(struct store *s, int64_t *ret);
 /* Deletes every API token of user_id (a disabled account). */
 int store_token_delete_user(struct store *s, int64_t user_id);
 
+/* After a password change (sqlite_ident_end.c), in one transaction:
+ * deletes user_id's browser sessions except keep_login and its API tokens
+ * except keep_token (NULL: keep none) and says how many of each went. */
+int store_ident_end_user(struct store *s, int64_t user_id, const uint8_t keep_login[32],
+			 const uint8_t keep_token[32], int *ret_sessions, int *ret_tokens);
+/* How many terminal sessions of user (a name) are recorded as open. */
+int store_term_open_count(struct store *s, const char *user, int64_t *ret);
+
 /* Sign-in throttling state, one row per key ("acct:<name>", "addr:<ip>"):
  * the policy lives in identity/throttle.c, the store only keeps rows and
  * makes each update atomic. */

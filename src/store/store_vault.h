@@ -99,3 +99,33 @@ int store_vault_policy_delete(struct store *s, const char *vault_id, const char 
 int store_vault_policy_foreach(struct store *s, const char *vault_id,
 			       int (*fn)(const char *principal, unsigned permissions, void *ud),
 			       void *ud);
+
+/* ---- deleted vaults (sqlite_vaultdel.c) ----
+ * Deleting a vault resource (store_res_delete) keeps its data key, secrets,
+ * versions and policies for its soft_delete_retention_days (default
+ * STORE_VAULT_DEFAULT_RETENTION_DAYS, the same as vault.h's), during which
+ * its ID is reserved: a store_res_put of a vault with that ID answers
+ * -EEXIST. Expired ones are purged on the next look. */
+#define STORE_VAULT_DEFAULT_RETENTION_DAYS 7
+
+struct store_deleted_vault {
+	char id[320];
+	char group[65];
+	char name[65];
+	int64_t created_at, deleted_at, purge_at;
+	int64_t n_secrets; /* live and soft-deleted secrets it held */
+};
+
+/* The deleted vaults of group in name order; fn returning non-zero stops. */
+int store_vault_deleted_foreach(struct store *s, const char *group, int64_t now,
+				int (*fn)(const struct store_deleted_vault *d, void *ud), void *ud);
+/* -ENOENT when vault_id is no deleted vault (or its retention ran out). */
+int store_vault_deleted_get(struct store *s, const char *vault_id, int64_t now,
+			    struct store_deleted_vault *ret);
+/* Moves a deleted vault back, whole, under its ID. -ENOENT: no such deleted
+ * vault; -EEXIST: a resource of that ID exists; -ESRCH: its group is gone. */
+int store_vault_recover(struct store *s, const char *vault_id, int64_t now);
+/* Destroys a deleted vault for good. -ENOENT if there is none. */
+int store_vault_purge_deleted(struct store *s, const char *vault_id);
+/* Purges the deleted vaults whose retention ended at or before now. */
+int store_vault_deleted_expire(struct store *s, int64_t now);

@@ -25,11 +25,11 @@
 #include "store/store.h"
 #include "store/store_vault.h"
 
-static const char *const perm_names[] = { "list", "get", "set", "delete" };
+static const char *const perm_names[] = { "list", "get", "set", "delete", "use" };
 
 const char *vault_perm_name(unsigned perm)
 {
-	for (unsigned i = 0; i < 4; i++)
+	for (unsigned i = 0; i < sizeof(perm_names) / sizeof(perm_names[0]); i++)
 		if (perm == 1u << i)
 			return perm_names[i];
 	return NULL;
@@ -37,7 +37,7 @@ const char *vault_perm_name(unsigned perm)
 
 int vault_perm_parse(const char *name, unsigned *ret)
 {
-	for (unsigned i = 0; name && i < 4; i++) {
+	for (unsigned i = 0; name && i < sizeof(perm_names) / sizeof(perm_names[0]); i++) {
 		if (strcmp(name, perm_names[i]) == 0) {
 			*ret = 1u << i;
 			return 0;
@@ -307,4 +307,17 @@ int vault_policy_check(struct store *s, const char *vault_id, const char *princi
 	if (r < 0)
 		return r;
 	return (have & perm) == perm ? 0 : -EACCES;
+}
+
+int vault_policy_check_any(struct store *s, const char *vault_id, const char *principal,
+			   unsigned any)
+{
+	unsigned have = 0;
+	int r = store_vault_policy_get(s, vault_id, principal, &have);
+
+	if (r == -ENOENT)
+		return -EACCES;
+	if (r < 0)
+		return r;
+	return (have & any) != 0 ? 0 : -EACCES;
 }

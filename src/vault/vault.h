@@ -42,10 +42,13 @@ enum {
 	VAULT_PERM_GET = 1u << 1,
 	VAULT_PERM_SET = 1u << 2,
 	VAULT_PERM_DELETE = 1u << 3,
-	VAULT_PERM_ALL = 0xfu,
+	/* Connect with a secret (a vault-key) without reading its value:
+	 * "the key never reaches the user" enforced, not only promised. */
+	VAULT_PERM_USE = 1u << 4,
+	VAULT_PERM_ALL = 0x1fu,
 };
 
-/* "list", "get", "set", "delete" for one bit; NULL otherwise. */
+/* "list", "get", "set", "delete", "use" for one bit; NULL otherwise. */
 const char *vault_perm_name(unsigned perm);
 /* One name to its bit; -EINVAL for anything else (case-sensitive). */
 int vault_perm_parse(const char *name, unsigned *ret);
@@ -135,3 +138,7 @@ int vault_secret_purge(struct store *s, const char *principal, const char *vault
 /* 0 if principal's policy on vault_id grants perm, -EACCES if not (no
  * policy, or one without that bit), or a store error. */
 int vault_policy_check(struct store *s, const char *vault_id, const char *principal, unsigned perm);
+/* 0 when principal's policy grants at least one of the bits in any
+ * (connect: get or use), -EACCES otherwise, or a store error. */
+int vault_policy_check_any(struct store *s, const char *vault_id, const char *principal,
+			   unsigned any);

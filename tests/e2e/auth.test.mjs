@@ -22,13 +22,17 @@ describe('auth', () => {
     const r = await c.login('admin', h.daemon.adminPassword);
     assert.equal(r.json.user && r.json.user.name, 'admin', r.text);
     const ck = c.sessionCookie();
-    assert.ok(ck, `bastion_session cookie set: ${JSON.stringify(r.headers['set-cookie'])}`);
+    assert.ok(ck, `__Host-bastion_session cookie set: ${JSON.stringify(r.headers['set-cookie'])}`);
     assert.ok(ck.value.length >= 16, 'session cookie value is not trivially short');
     const attrs = ck.attrs.map((a) => a.toLowerCase());
     assert.ok(attrs.includes('httponly'), `HttpOnly in ${ck.raw}`);
     assert.ok(attrs.includes('secure'), `Secure in ${ck.raw}`);
     assert.ok(attrs.includes('samesite=strict'), `SameSite=Strict in ${ck.raw}`);
     assert.ok(attrs.includes('path=/'), `Path=/ in ${ck.raw}`);
+    // The __Host- prefix: the browser takes it only Secure, Path=/ and
+    // without Domain, so no sibling host or path can set or shadow it.
+    assert.ok(ck.raw.startsWith('__Host-bastion_session='), `__Host- prefix: ${ck.raw}`);
+    assert.ok(!attrs.some((a) => a.startsWith('domain=')), `no Domain in ${ck.raw}`);
     const s = await c.get('/auth/session');
     assert.equal(s.status, 200, s.text);
   });
@@ -54,7 +58,7 @@ describe('auth', () => {
     expectError(await c.get('/groups/e2e-auth'), 401, 'Unauthenticated');
     expectError(await c.put('/groups/e2e-auth', {}), 401, 'Unauthenticated');
     expectError(await c.post('/tokens', {}), 401, 'Unauthenticated');
-    expectError(await c.get('/auth/session', { headers: { Cookie: 'bastion_session=forged-session-value-0000' } }), 401, 'Unauthenticated');
+    expectError(await c.get('/auth/session', { headers: { Cookie: '__Host-bastion_session=forged-session-value-0000' } }), 401, 'Unauthenticated');
   });
 
   h.test('GET needs no CSRF token', async () => {

@@ -81,7 +81,7 @@ describe('connect', () => {
     expectError(await anon.request('POST', `/groups/${G}/vms/vm-main/connect`, { raw: '{"not json' }), 401, 'Unauthenticated',
       { what: 'row 1 precedes row 2' });
     const forged = h.client('forged');
-    expectError(await connect(forged, G, 'vm-main', body(), { headers: { Cookie: 'bastion_session=forged-0000000000000000' } }),
+    expectError(await connect(forged, G, 'vm-main', body(), { headers: { Cookie: '__Host-bastion_session=forged-0000000000000000' } }),
       401, 'Unauthenticated');
   });
 

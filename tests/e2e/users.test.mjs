@@ -94,7 +94,7 @@ describe('users', () => {
   }, { timeout: 120000 });
   after(() => h.down(), { timeout: 60000 });
 
-  h.test('change own password: wrong current 403, policy 400, then 204; other sessions end, this one stays', async () => {
+  h.test('change own password: wrong current 403, policy 400, then 200 with what ended; other sessions end, this one stays', async () => {
     const u = await newUser('pw-user');
     const other = h.client('pw-user-2');
     await other.login(u.name, u.pw);
@@ -107,7 +107,8 @@ describe('users', () => {
     expectError(await u.c.post('/auth/password', { current_password: u.pw, new_password: fresh }, { csrf: false }),
       403, 'CsrfTokenInvalid');
     expectError(await h.client('anon').post('/auth/password', { current_password: u.pw, new_password: fresh }), 401, 'Unauthenticated');
-    expectStatus(await u.c.post('/auth/password', { current_password: u.pw, new_password: fresh }), 204, 'change');
+    const changed = expectStatus(await u.c.post('/auth/password', { current_password: u.pw, new_password: fresh }), 200, 'change');
+    assert.deepEqual(changed.json, { ended: { sessions: 1, tokens: 0, terminals: 0 } });
     expectStatus(await u.c.get('/auth/session'), 200, 'the session that changed it');
     expectError(await other.get('/auth/session'), 401, 'Unauthenticated', { what: 'the other browser session' });
     expectError(await h.client('old').post('/auth/login', { username: u.name, password: u.pw }), 401, 'Unauthenticated');
@@ -117,9 +118,65 @@ describe('users', () => {
     const b = h.client('pw-bearer');
     b.bearer = tok.json.token;
     const third = newPassword('third password of pw-user');
-    expectStatus(await b.post('/auth/password', { current_password: fresh, new_password: third }), 204, 'change by token');
+    const byToken = expectStatus(await b.post('/auth/password', { current_password: fresh, new_password: third }), 200, 'change by token');
+    assert.deepEqual(byToken.json, { ended: { sessions: 2, tokens: 0, terminals: 0 } }, 'both browser sessions; the calling token stays');
     expectError(await u.c.get('/auth/session'), 401, 'Unauthenticated', { what: 'browser sessions end on a token change' });
     expectStatus(await b.get('/auth/session'), 200, 'the token itself lives on');
+  });
+
+  h.test('a password change ends the other sessions, the API tokens and the open terminal; keep_sessions keeps them', async () => {
+    const u = await newUser('pwend-user', { reader: true });
+    const other = h.client('pwend-other');
+    await other.login(u.name, u.pw);
+    const tok = expectStatus(await u.c.post('/tokens', {}), 201, 'token');
+    const b = h.client('pwend-bearer');
+    b.bearer = tok.json.token;
+    const term = await openTerminal(u);
+    const fresh = newPassword('new password of pwend-user');
+    try {
+      const r = expectStatus(await u.c.post('/auth/password', { current_password: u.pw, new_password: fresh }), 200, 'change');
+      assert.deepEqual(r.json, { ended: { sessions: 1, tokens: 1, terminals: 1 } });
+      const msg = await term.waitForControl('closed', { timeoutMs: 15000 });
+      assert.equal(msg.reason, 'your password was changed');
+      await term.waitClosed({ timeoutMs: 10000 });
+    } finally {
+      term.close();
+    }
+    expectError(await b.get('/auth/session'), 401, 'Unauthenticated', { what: 'the old API token' });
+    expectError(await other.get('/auth/session'), 401, 'Unauthenticated', { what: 'the other browser session' });
+    expectStatus(await u.c.get('/auth/session'), 200, 'the session that changed it');
+
+    // keep_sessions: true keeps the other session, the token and the terminal
+    const other2 = h.client('pwend-other-2');
+    await other2.login(u.name, fresh);
+    const tok2 = expectStatus(await u.c.post('/tokens', {}), 201, 'token 2');
+    const b2 = h.client('pwend-bearer-2');
+    b2.bearer = tok2.json.token;
+    const term2 = await openTerminal(u);
+    const third = newPassword('third password of pwend-user');
+    try {
+      expectError(await u.c.post('/auth/password', { current_password: fresh, new_password: third, keep_sessions: 'yes' }),
+        400, 'InvalidRequest', { messageIncludes: 'keep_sessions' });
+      const r = expectStatus(await u.c.post('/auth/password', { current_password: fresh, new_password: third, keep_sessions: true }), 200, 'change, keeping');
+      assert.deepEqual(r.json, { ended: { sessions: 0, tokens: 0, terminals: 0 } });
+      expectStatus(await b2.get('/auth/session'), 200, 'the token is kept');
+      expectStatus(await other2.get('/auth/session'), 200, 'the other session is kept');
+      term2.send('echo STILL$((40+2))\r');
+      await term2.waitForOutput('STILL42', { timeoutMs: 15000 });
+
+      // An Owner's reset ends all of them.
+      const fourth = newPassword('reset password of pwend-user');
+      expectStatus(await h.admin.put(`/users/${u.name}`, { password: fourth }), 200, 'reset');
+      const msg = await term2.waitForControl('closed', { timeoutMs: 15000 });
+      assert.equal(msg.reason, 'your password was reset by admin');
+      await term2.waitClosed({ timeoutMs: 10000 });
+    } finally {
+      term2.close();
+    }
+    expectError(await b2.get('/auth/session'), 401, 'Unauthenticated', { what: 'token after the reset' });
+    expectError(await other2.get('/auth/session'), 401, 'Unauthenticated', { what: 'other session after the reset' });
+    expectError(await u.c.get('/auth/session'), 401, 'Unauthenticated', { what: 'own session after the reset' });
+    expectStatus(await h.admin.get('/auth/session'), 200, 'the Owner stays signed in');
   });
 
   h.test('disabling a user: its terminal closes with the reason; cookie and token stop working at once', async () => {

@@ -263,6 +263,51 @@ describe('vault', () => {
     expectStatus(await a.put(sec(KV, 'temp'), { value: 'fresh' }), 201);
   });
 
+  h.test('a deleted vault is kept for its retention: listed, recovered whole by a Contributor, purged by an Owner only', async () => {
+    const KD = `/groups/${G}/vaults/kv-del`;
+    const DV = `/groups/${G}/deleted-vaults/kv-del`;
+    expectStatus(await users.contrib.put(KD, { soft_delete_retention_days: 30 }), 201, 'Contributor creates a vault');
+    expectStatus(await setPolicy(h.admin, KD, 'user:admin', ['get', 'set', 'list']), 201);
+    const a = plainClient(h.admin);
+    expectStatus(await a.put(sec(KD, 'precious'), { value: 'precious-value' }), 201);
+    // a Contributor with no access policy deletes it ...
+    expectStatus(await users.contrib.del(KD), 204, 'Contributor deletes the vault');
+    expectError(await h.admin.get(KD), 404, 'ResourceNotFound');
+    // ... and it is listed, with when it goes for good
+    const list = expectStatus(await users.reader.get(`/groups/${G}/deleted-vaults`), 200, 'list');
+    const item = list.json.value.find((v) => v.name === 'kv-del');
+    assert.ok(item, list.text);
+    assert.equal(item.id, DV);
+    assert.equal(item.vault_id, KD);
+    assert.equal(item.secrets, 1);
+    assert.equal(item.scheduled_purge_at - item.deleted_at, 30 * 86400);
+    assert.deepEqual(expectStatus(await users.reader.get(DV), 200).json, item);
+    expectError(await users.stranger.get(DV), 404, 'ResourceNotFound');
+    expectError(await users.stranger.get(`/groups/${G}/deleted-vaults`), 404, 'ResourceNotFound');
+    // its name is reserved until recovered or purged
+    expectError(await users.contrib.put(KD, {}), 409, 'Conflict');
+    // a Reader may not recover; a Contributor may, and gets it back whole
+    expectError(await users.reader.post(`${DV}/recover`, {}), 403, 'AuthorizationFailed', { messageIncludes: 'Contributor' });
+    const rec = expectStatus(await users.contrib.post(`${DV}/recover`, {}), 200, 'recover');
+    assert.equal(rec.json.id, KD);
+    assert.equal(rec.json.soft_delete_retention_days, 30);
+    assert.equal((await a.get(sec(KD, 'precious'))).json.value, 'precious-value');
+    expectError(await users.contrib.post(`${DV}/recover`, {}), 404, 'ResourceNotFound');
+    // purge: Owner only
+    expectStatus(await users.contrib.del(KD), 204, 'delete again');
+    expectError(await users.contrib.del(DV), 403, 'AuthorizationFailed', { messageIncludes: 'Owner' });
+    expectStatus(await h.admin.del(DV), 204, 'Owner purges');
+    expectError(await h.admin.get(DV), 404, 'ResourceNotFound');
+    expectError(await users.contrib.post(`${DV}/recover`, {}), 404, 'ResourceNotFound');
+    // the name is free again, and the new vault inherits nothing
+    expectStatus(await users.contrib.put(KD, {}), 201, 'a new vault of that name');
+    expectError(await a.get(sec(KD, 'precious')), 403, 'VaultAccessDenied');
+    const audit = await sql(`SELECT group_concat(action || ':' || result, ',') FROM audit WHERE target = '${KD}' AND action LIKE 'vault.%'`);
+    assert.equal(audit, 'vault.recover:recovered,vault.purge:purged');
+    expectStatus(await users.contrib.del(KD), 204);
+    expectStatus(await h.admin.del(DV), 204);
+  });
+
   // ---- connect with vault-key ------------------------------------------------------------
   h.test('store every key format in the vault', async () => {
     for (const spec of KEY_SPECS) {
@@ -313,7 +358,7 @@ describe('vault', () => {
     // row 7: list-only, set-only and no policy at all (also for a vault that does not exist)
     for (const u of ['u-list', 'u-set', 'reader']) {
       const e = expectError(await connect(users[u], G, 'vm-main', vaultBody('key-ed25519-openssh')), 403, 'VaultAccessDenied', { what: u });
-      assert.equal(e.message, `get on secrets of ${KV} is required`);
+      assert.equal(e.message, `get or use on secrets of ${KV} is required`);
     }
     expectError(await connect(h.admin, G, 'vm-main', vaultBody('key-ed25519-openssh', { vault: KV2 })), 403, 'VaultAccessDenied',
       { what: 'Owner without a policy on kv2' });
@@ -328,6 +373,34 @@ describe('vault', () => {
     await connectOk(h.admin, 'vm-main', vaultBody('doomed'), 'before delete');
     expectStatus(await h.admin.del(sec(KV, 'doomed')), 204);
     expectError(await connect(h.admin, G, 'vm-main', vaultBody('doomed')), 404, 'SecretNotFound');
+  });
+
+  h.test('the use permission: connect with a key, never read it, list it, change or delete it', async () => {
+    const u = await makeUser('u-use', [['Reader', `/groups/${G}`]]);
+    const r = await setPolicy(h.admin, KV, 'user:u-use', ['use']);
+    assert.equal(r.status, 201, r.text);
+    assert.deepEqual(r.json.secret_permissions, ['use']);
+    // every secret operation of the API is refused: use is no get
+    for (const [method, p, perm] of [
+      ['GET', sec(KV, 'key-ed25519-openssh'), 'get'], ['GET', sec(KV), 'list'],
+      ['GET', `${sec(KV, 'key-ed25519-openssh')}/versions`, 'list'],
+      ['PUT', sec(KV, 'key-ed25519-openssh'), 'set'], ['DELETE', sec(KV, 'key-ed25519-openssh'), 'delete'],
+    ]) {
+      const res = await u.request(method, p, method === 'PUT' ? { body: { value: 'v' } } : {});
+      const e = expectError(res, 403, 'VaultAccessDenied', { what: `u-use ${method} ${p}` });
+      assert.equal(e.message, `${perm} on secrets of ${KV} is required`);
+    }
+    // ... but it connects with the key (read on its behalf, audited via connect)
+    await connectOk(u, 'vm-main', vaultBody('key-ed25519-openssh'), 'u-use');
+    const rows = JSON.parse(await sql("SELECT json_group_array(detail) FROM audit WHERE action = 'secret.get' AND principal = 'user:u-use' AND result = 'read'"));
+    assert.ok(rows.length >= 1 && rows.every((d) => JSON.parse(d).via === 'connect'), JSON.stringify(rows));
+    // with use and get together both work; without either, row 7 refuses
+    expectStatus(await setPolicy(h.admin, KV, 'user:u-use', ['get', 'use']), 200);
+    expectStatus(await u.get(sec(KV, 'not-a-key')), 200);
+    expectStatus(await setPolicy(h.admin, KV, 'user:u-use', ['list']), 200);
+    const e = expectError(await connect(u, G, 'vm-main', vaultBody('key-ed25519-openssh')), 403, 'VaultAccessDenied');
+    assert.equal(e.message, `get or use on secrets of ${KV} is required`);
+    expectStatus(await h.admin.del(`${KV}/access-policies/user:u-use`), 204);
   });
 
   h.test('every read of a value is audited (API and connect) without the value', async () => {

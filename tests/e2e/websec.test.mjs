@@ -48,11 +48,11 @@ describe('websec', () => {
   h.test('each login issues a new session id; the old one stops working', async () => {
     const c = h.client('rotate');
     await c.login('admin', h.daemon.adminPassword);
-    const first = c.cookies.get('bastion_session').value;
+    const first = c.cookies.get('__Host-bastion_session').value;
     await c.login('admin', h.daemon.adminPassword);
-    const second = c.cookies.get('bastion_session').value;
+    const second = c.cookies.get('__Host-bastion_session').value;
     assert.notEqual(first, second);
-    const old = await c.get('/auth/session', { cookies: false, headers: { Cookie: `bastion_session=${first}` } });
+    const old = await c.get('/auth/session', { cookies: false, headers: { Cookie: `__Host-bastion_session=${first}` } });
     expectError(old, 401, 'Unauthenticated');
   });
 

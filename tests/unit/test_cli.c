@@ -51,6 +51,11 @@ static void permissions_list(void **state)
 	assert_int_equal(p, CLI_PERM_DELETE | CLI_PERM_GET);
 	assert_int_equal(cli_parse_permissions("get", &p), 0);
 	assert_int_equal(p, CLI_PERM_GET);
+	assert_int_equal(cli_parse_permissions("use", &p), 0);
+	assert_int_equal(p, CLI_PERM_USE);
+	assert_int_equal(cli_parse_permissions("list,get,set,delete,use", &p), 0);
+	assert_int_equal(p, CLI_PERM_LIST | CLI_PERM_GET | CLI_PERM_SET | CLI_PERM_DELETE |
+				    CLI_PERM_USE);
 	assert_int_equal(cli_parse_permissions("", &p), 0);
 	assert_int_equal(p, 0u);
 

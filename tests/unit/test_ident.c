@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "api/api.h"
+#include "core/gate.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "identity/ident.h"
@@ -236,71 +237,78 @@ static void test_cookie_parsing(void **state)
 	char out[64], tiny[4];
 	char big[200];
 
-	assert_int_equal(
-		ident_cookie_value("a=1; bastion_session=xyz; b=2", IDENT_COOKIE, out, sizeof(out)),
-		0);
+	assert_int_equal(ident_cookie_value("a=1; __Host-bastion_session=xyz; b=2", IDENT_COOKIE,
+					    out, sizeof(out)),
+			 0);
 	assert_string_equal(out, "xyz");
 	assert_int_equal(
-		ident_cookie_value("bastion_session=first", IDENT_COOKIE, out, sizeof(out)), 0);
-	assert_string_equal(out, "first");
-	assert_int_equal(
-		ident_cookie_value("a=1;bastion_session=tight;b=2", IDENT_COOKIE, out, sizeof(out)),
+		ident_cookie_value("__Host-bastion_session=first", IDENT_COOKIE, out, sizeof(out)),
 		0);
+	assert_string_equal(out, "first");
+	assert_int_equal(ident_cookie_value("a=1;__Host-bastion_session=tight;b=2", IDENT_COOKIE,
+					    out, sizeof(out)),
+			 0);
 	assert_string_equal(out, "tight");
-	assert_int_equal(ident_cookie_value("  a=1 ;   bastion_session  =  spaced  ; b=2",
+	assert_int_equal(ident_cookie_value("  a=1 ;   __Host-bastion_session  =  spaced  ; b=2",
 					    IDENT_COOKIE, out, sizeof(out)),
 			 0);
 	assert_string_equal(out, "spaced");
-	assert_int_equal(
-		ident_cookie_value("bastion_session=\"quoted\"", IDENT_COOKIE, out, sizeof(out)),
-		0);
-	assert_string_equal(out, "quoted");
-	assert_int_equal(ident_cookie_value("bastion_session=\"", IDENT_COOKIE, out, sizeof(out)),
+	assert_int_equal(ident_cookie_value("__Host-bastion_session=\"quoted\"", IDENT_COOKIE, out,
+					    sizeof(out)),
 			 0);
-	assert_string_equal(out, "\"");
+	assert_string_equal(out, "quoted");
 	assert_int_equal(
-		ident_cookie_value("x=a=b; bastion_session=v=w", IDENT_COOKIE, out, sizeof(out)),
-		0);
+		ident_cookie_value("__Host-bastion_session=\"", IDENT_COOKIE, out, sizeof(out)), 0);
+	assert_string_equal(out, "\"");
+	assert_int_equal(ident_cookie_value("x=a=b; __Host-bastion_session=v=w", IDENT_COOKIE, out,
+					    sizeof(out)),
+			 0);
 	assert_string_equal(out, "v=w");
 	/* The first of two wins. */
-	assert_int_equal(ident_cookie_value("bastion_session=one; bastion_session=two",
-					    IDENT_COOKIE, out, sizeof(out)),
-			 0);
+	assert_int_equal(
+		ident_cookie_value("__Host-bastion_session=one; __Host-bastion_session=two",
+				   IDENT_COOKIE, out, sizeof(out)),
+		0);
 	assert_string_equal(out, "one");
 	/* A name that merely ends or starts with ours is another cookie. */
 	assert_int_equal(
-		ident_cookie_value("xbastion_session=evil", IDENT_COOKIE, out, sizeof(out)),
+		ident_cookie_value("x__Host-bastion_session=evil", IDENT_COOKIE, out, sizeof(out)),
 		-ENOENT);
-	assert_int_equal(ident_cookie_value("xbastion_session=evil; bastion_session=good",
-					    IDENT_COOKIE, out, sizeof(out)),
-			 0);
+	assert_int_equal(
+		ident_cookie_value("x__Host-bastion_session=evil; __Host-bastion_session=good",
+				   IDENT_COOKIE, out, sizeof(out)),
+		0);
 	assert_string_equal(out, "good");
 	assert_int_equal(
-		ident_cookie_value("bastion_session2=evil", IDENT_COOKIE, out, sizeof(out)),
+		ident_cookie_value("__Host-bastion_session2=evil", IDENT_COOKIE, out, sizeof(out)),
 		-ENOENT);
 	assert_int_equal(
-		ident_cookie_value("a=bastion_session=evil", IDENT_COOKIE, out, sizeof(out)),
+		ident_cookie_value("a=__Host-bastion_session=evil", IDENT_COOKIE, out, sizeof(out)),
 		-ENOENT);
 	/* Absent, empty, malformed. */
 	assert_int_equal(ident_cookie_value(NULL, IDENT_COOKIE, out, sizeof(out)), -ENOENT);
 	assert_int_equal(ident_cookie_value("", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
 	assert_int_equal(ident_cookie_value("a=1; b=2", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
-	assert_int_equal(ident_cookie_value("bastion_session=", IDENT_COOKIE, out, sizeof(out)),
-			 -ENOENT);
-	assert_int_equal(ident_cookie_value("bastion_session=\"\"", IDENT_COOKIE, out, sizeof(out)),
-			 -ENOENT);
-	assert_int_equal(ident_cookie_value("bastion_session", IDENT_COOKIE, out, sizeof(out)),
-			 -ENOENT);
+	assert_int_equal(
+		ident_cookie_value("__Host-bastion_session=", IDENT_COOKIE, out, sizeof(out)),
+		-ENOENT);
+	assert_int_equal(
+		ident_cookie_value("__Host-bastion_session=\"\"", IDENT_COOKIE, out, sizeof(out)),
+		-ENOENT);
+	assert_int_equal(
+		ident_cookie_value("__Host-bastion_session", IDENT_COOKIE, out, sizeof(out)),
+		-ENOENT);
 	assert_int_equal(ident_cookie_value(";;;", IDENT_COOKIE, out, sizeof(out)), -ENOENT);
 	/* Oversize. */
 	assert_int_equal(
-		ident_cookie_value("bastion_session=abcd", IDENT_COOKIE, tiny, sizeof(tiny)),
+		ident_cookie_value("__Host-bastion_session=abcd", IDENT_COOKIE, tiny, sizeof(tiny)),
 		-E2BIG);
 	assert_int_equal(
-		ident_cookie_value("bastion_session=abc", IDENT_COOKIE, tiny, sizeof(tiny)), 0);
+		ident_cookie_value("__Host-bastion_session=abc", IDENT_COOKIE, tiny, sizeof(tiny)),
+		0);
 	assert_string_equal(tiny, "abc");
-	memcpy(big, "bastion_session=", 16);
-	memset(big + 16, 'z', sizeof(big) - 17);
+	memcpy(big, IDENT_COOKIE "=", sizeof(IDENT_COOKIE));
+	memset(big + sizeof(IDENT_COOKIE), 'z', sizeof(big) - sizeof(IDENT_COOKIE) - 1);
 	big[sizeof(big) - 1] = '\0';
 	assert_int_equal(ident_cookie_value(big, IDENT_COOKIE, out, sizeof(out)), -E2BIG);
 }
@@ -547,11 +555,11 @@ static void test_authenticate_garbage(void **state)
 		"",
 		";",
 		"=",
-		"bastion_session",
-		"bastion_session=",
-		"bastion_session=garbage",
-		"bastion_session=\"unterminated",
-		"xbastion_session=x",
+		"__Host-bastion_session",
+		"__Host-bastion_session=",
+		"__Host-bastion_session=garbage",
+		"__Host-bastion_session=\"unterminated",
+		"x__Host-bastion_session=x",
 		"\x01\x02\xff=\xfe",
 	};
 
@@ -630,6 +638,14 @@ static const char *header(const struct api_resp *resp, const char *name)
 static const char *err_code(const struct api_resp *resp)
 {
 	return json_string_value(json_object_get(json_object_get(resp->body, "error"), "code"));
+}
+
+/* resp.body.ended[what], or -1. */
+static int64_t ended_count(const struct api_resp *resp, const char *what)
+{
+	json_t *v = json_object_get(json_object_get(resp->body, "ended"), what);
+
+	return json_is_integer(v) ? json_integer_value(v) : -1;
 }
 
 static const char *err_msg(const struct api_resp *resp)
@@ -738,10 +754,12 @@ static void test_api_login(void **state)
 	assert_int_equal(
 		query_int(
 			f->s,
-			"SELECT count(*) FROM audit WHERE action = 'auth.login' AND principal = 'user:nobody'"
-			" AND result = 'failure'",
+			"SELECT count(*) FROM audit WHERE action = 'auth.login' AND principal = 'user:?'"
+			" AND target = 'user:?' AND result = 'failure'",
 			NULL),
 		1);
+	/* An unknown name may be a password typed into the wrong field. */
+	assert_audit_clean(f->s, "nobody");
 	assert_audit_clean(f->s, PW);
 	assert_audit_clean(f->s, "not the password");
 }
@@ -1234,9 +1252,14 @@ static void test_api_password(void **state)
 	char cookie[128], cookie2[128];
 	struct api_req req = { 0 };
 
+	char tok[IDENT_TOKEN_SIZE], auth[128];
+	int64_t exp;
+
 	add_user(f, "pam", PW);
 	login_as(f, "pam", &p, cookie, sizeof(cookie));
 	login_as(f, "pam", &p2, cookie2, sizeof(cookie2));
+	assert_int_equal(ident_token_create(f->s, p.user_id, NULL, 3600, tok, &exp), 0);
+	snprintf(auth, sizeof(auth), "Bearer %s", tok);
 
 	static const char *const bad[][2] = {
 		{ "{\"new_password\":\"another long password\"}", "current_password" },
@@ -1270,9 +1293,15 @@ static void test_api_password(void **state)
 		  "auth/password");
 	k.req.cookie = cookie;
 	api_auth_password(&k.c);
-	assert_int_equal(k.resp.status, 204);
-	assert_null(k.resp.body);
+	assert_int_equal(k.resp.status, 200);
+	/* One other browser session and the token ended; none kept. */
+	assert_int_equal(ended_count(&k.resp, "sessions"), 1);
+	assert_int_equal(ended_count(&k.resp, "tokens"), 1);
+	assert_int_equal(ended_count(&k.resp, "terminals"), 0);
 	call_done(&k);
+	req.authorization = auth;
+	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	req.authorization = NULL;
 
 	/* The session that changed it lives on; the other one ended. */
 	req.cookie = cookie;
@@ -1318,6 +1347,237 @@ static void test_api_password(void **state)
 	assert_int_equal(k.resp.status, 429);
 	assert_non_null(header(&k.resp, "Retry-After"));
 	call_done(&k);
+	sodium_memzero(tok, sizeof(tok));
+}
+
+/* keep_sessions keeps the other sessions and the tokens; a change made
+ * with a token keeps that token and ends the others; a wrong type is 400. */
+static void test_api_password_keep(void **state)
+{
+	struct fx *f = *state;
+	struct principal p, p2, q, viatok;
+	struct call k;
+	char cookie[128], cookie2[128], tok[IDENT_TOKEN_SIZE], tok2[IDENT_TOKEN_SIZE];
+	char auth[128], auth2[128];
+	struct api_req req = { 0 };
+	int64_t exp;
+
+	add_user(f, "kit", PW);
+	login_as(f, "kit", &p, cookie, sizeof(cookie));
+	login_as(f, "kit", &p2, cookie2, sizeof(cookie2));
+	assert_int_equal(ident_token_create(f->s, p.user_id, NULL, 3600, tok, &exp), 0);
+	assert_int_equal(ident_token_create(f->s, p.user_id, NULL, 3600, tok2, &exp), 0);
+	snprintf(auth, sizeof(auth), "Bearer %s", tok);
+	snprintf(auth2, sizeof(auth2), "Bearer %s", tok2);
+
+	call_init(&k, f, &p,
+		  "{\"current_password\":\"" PW "\",\"new_password\":\"another long password\","
+		  "\"keep_sessions\":\"yes\"}",
+		  "auth/password");
+	api_auth_password(&k.c);
+	assert_int_equal(k.resp.status, 400);
+	assert_non_null(strstr(err_msg(&k.resp), "keep_sessions"));
+	call_done(&k);
+
+	call_init(&k, f, &p,
+		  "{\"current_password\":\"" PW "\",\"new_password\":\"another long password\","
+		  "\"keep_sessions\":true}",
+		  "auth/password");
+	k.req.cookie = cookie;
+	api_auth_password(&k.c);
+	assert_int_equal(k.resp.status, 200);
+	assert_int_equal(ended_count(&k.resp, "sessions"), 0);
+	assert_int_equal(ended_count(&k.resp, "tokens"), 0);
+	call_done(&k);
+	req.cookie = cookie2;
+	assert_int_equal(ident_authenticate(f->s, &req, &q), 0);
+	req.cookie = NULL;
+	req.authorization = auth2;
+	assert_int_equal(ident_authenticate(f->s, &req, &q), 0);
+
+	/* Through a token: that token stays, the other one and both
+	 * browser sessions end. */
+	req.authorization = auth;
+	assert_int_equal(ident_authenticate(f->s, &req, &viatok), 0);
+	call_init(&k, f, &viatok,
+		  "{\"current_password\":\"another long password\","
+		  "\"new_password\":\"a third long password\"}",
+		  "auth/password");
+	k.req.authorization = auth;
+	api_auth_password(&k.c);
+	assert_int_equal(k.resp.status, 200);
+	assert_int_equal(ended_count(&k.resp, "sessions"), 2);
+	assert_int_equal(ended_count(&k.resp, "tokens"), 1);
+	call_done(&k);
+	assert_int_equal(ident_authenticate(f->s, &req, &q), 0);
+	req.authorization = auth2;
+	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	req.authorization = NULL;
+	req.cookie = cookie;
+	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	sodium_memzero(tok, sizeof(tok));
+	sodium_memzero(tok2, sizeof(tok2));
+}
+
+/* With every place of the hashing gate taken, sign-in and password
+ * changes answer 503 Retry-After: 1 without checking or counting. */
+static void test_api_hash_gate_full(void **state)
+{
+	struct fx *f = *state;
+	struct gate *g = ident_hash_gate();
+	struct principal p;
+	struct call k;
+	char cookie[128];
+	unsigned held = 0;
+
+	struct principal admin;
+	char admin_cookie[128];
+	char *gen = NULL;
+
+	assert_int_equal(ident_bootstrap(f->s, PW, &gen), 0);
+	login_as(f, "admin", &admin, admin_cookie, sizeof(admin_cookie));
+	add_user(f, "gil", PW);
+	login_as(f, "gil", &p, cookie, sizeof(cookie));
+	gate_set_max(g, 2);
+	while (gate_try_enter(g) == 0 && held < 16)
+		held++;
+	assert_int_equal(held, 2);
+
+	for (int i = 0; i < IDENT_THROTTLE_ACCOUNT_MAX + 2; i++) {
+		call_init(&k, f, NULL, "{\"username\":\"gil\",\"password\":\"wrong wrong wrong\"}",
+			  "auth/login");
+		api_auth_login(&k.c);
+		assert_int_equal(k.resp.status, 503);
+		assert_string_equal(err_code(&k.resp), "ServiceUnavailable");
+		assert_string_equal(header(&k.resp, "Retry-After"), "1");
+		call_done(&k);
+	}
+	call_init(&k, f, &p,
+		  "{\"current_password\":\"" PW "\",\"new_password\":\"another long password\"}",
+		  "auth/password");
+	api_auth_password(&k.c);
+	assert_int_equal(k.resp.status, 503);
+	assert_string_equal(header(&k.resp, "Retry-After"), "1");
+	call_done(&k);
+	/* Creating a user or setting its password hashes too. */
+	call_init(&k, f, &admin, "{\"password\":\"a password for hyde\"}", "users/hyde");
+	api_users_put(&k.c);
+	assert_int_equal(k.resp.status, 503);
+	assert_string_equal(header(&k.resp, "Retry-After"), "1");
+	call_done(&k);
+	call_init(&k, f, &admin, "{\"password\":\"a new password for gil\"}", "users/gil");
+	api_users_put(&k.c);
+	assert_int_equal(k.resp.status, 503);
+	call_done(&k);
+	/* Nothing was counted: no throttle row, no failure audited. */
+	assert_int_equal(
+		query_int(f->s, "SELECT coalesce(sum(failures), 0) FROM login_throttle", NULL), 0);
+	assert_int_equal(
+		query_int(f->s, "SELECT count(*) FROM audit WHERE result = 'failure'", NULL), 0);
+
+	while (held > 0) {
+		gate_leave(g);
+		held--;
+	}
+	gate_set_max(g, 0);
+	login_as(f, "gil", &p, cookie, sizeof(cookie));
+}
+
+/* When the throttle cannot record an attempt, no password is checked: the
+ * right and a wrong password get the same 503 (a throttle that fails open
+ * is a password oracle). */
+static void test_api_login_store_readonly(void **state)
+{
+	struct fx *f = *state;
+	struct call k;
+	static const char *const bodies[] = {
+		"{\"username\":\"hal\",\"password\":\"wrong wrong wrong\"}",
+		"{\"username\":\"hal\",\"password\":\"" PW "\"}",
+		"{\"username\":\"nobody\",\"password\":\"" PW "\"}",
+	};
+
+	add_user(f, "hal", PW);
+	/* This thread's connection refuses every write from now on. */
+	assert_int_equal(sqlite3_exec(store_db(f->s), "PRAGMA query_only=1", NULL, NULL, NULL),
+			 SQLITE_OK);
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+			call_init(&k, f, NULL, bodies[i], "auth/login");
+			api_auth_login(&k.c);
+			assert_int_equal(k.resp.status, 503);
+			assert_string_equal(err_code(&k.resp), "ServiceUnavailable");
+			assert_null(header(&k.resp, "Set-Cookie"));
+			call_done(&k);
+		}
+	}
+	assert_int_equal(sqlite3_exec(store_db(f->s), "PRAGMA query_only=0", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(query_int(f->s, "SELECT count(*) FROM login_sessions", NULL), 0);
+}
+
+/* Every attempt is charged before its check; a success gives the charge
+ * back, so signing in never counts against the address, even as the
+ * attempt that would have reached the address's threshold. */
+static void test_api_login_refund(void **state)
+{
+	struct fx *f = *state;
+	struct ident_throttle th;
+	struct principal p;
+	char cookie[128];
+
+	add_user(f, "ivy", PW);
+	for (int i = 0; i < IDENT_THROTTLE_ADDR_MAX - 1; i++)
+		assert_int_equal(ident_throttle_failure(f->s, NULL, "192.0.2.7", store_now()), 0);
+	login_as(f, "ivy", &p, cookie, sizeof(cookie));
+	assert_int_equal(query_int(f->s, "SELECT failures FROM login_throttle WHERE key = ?",
+				   "addr:192.0.2.7"),
+			 IDENT_THROTTLE_ADDR_MAX - 1);
+	assert_int_equal(ident_throttle_check(f->s, "ivy", "192.0.2.7", store_now(), &th), 0);
+	assert_int_equal(th.retry_after, 0);
+}
+
+/* Owner's reset of another account's password ends all it had open. */
+static void test_api_users_reset_ends(void **state)
+{
+	struct fx *f = *state;
+	struct principal admin, bo, q;
+	struct call k;
+	char admin_cookie[128], bo_cookie[128], tok[IDENT_TOKEN_SIZE], auth[128];
+	char *gen = NULL;
+	int64_t exp;
+	struct api_req req = { 0 };
+
+	assert_int_equal(ident_bootstrap(f->s, PW, &gen), 0);
+	login_as(f, "admin", &admin, admin_cookie, sizeof(admin_cookie));
+	add_user(f, "bo", PW);
+	login_as(f, "bo", &bo, bo_cookie, sizeof(bo_cookie));
+	assert_int_equal(ident_token_create(f->s, bo.user_id, NULL, 3600, tok, &exp), 0);
+	snprintf(auth, sizeof(auth), "Bearer %s", tok);
+
+	call_init(&k, f, &admin, "{\"password\":\"a new password for bo\"}", "users/bo");
+	k.req.cookie = admin_cookie;
+	api_users_put(&k.c);
+	assert_int_equal(k.resp.status, 200);
+	call_done(&k);
+	req.cookie = bo_cookie;
+	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	req.cookie = NULL;
+	req.authorization = auth;
+	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	/* The Owner's own session is not touched. */
+	req.authorization = NULL;
+	req.cookie = admin_cookie;
+	assert_int_equal(ident_authenticate(f->s, &req, &q), 0);
+	assert_int_equal(
+		query_int(
+			f->s,
+			"SELECT count(*) FROM audit WHERE action = 'user.update' AND target = 'user:bo'"
+			" AND json_extract(detail, '$.ended.sessions') = 1"
+			" AND json_extract(detail, '$.ended.tokens') = 1",
+			NULL),
+		1);
+	assert_audit_clean(f->s, "a new password for bo");
+	sodium_memzero(tok, sizeof(tok));
 }
 
 static void test_api_users_disable(void **state)
@@ -1409,6 +1669,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_throttle_address, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_login_throttled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_password, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_password_keep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_hash_gate_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_login_store_readonly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_users_reset_ends, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_login_refund, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_users_disable, setup, teardown),
 	};
 	int r;

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -19,6 +21,7 @@
 #include "core/err.h"
 #include "store/internal.h"
 #include "store/store.h"
+#include "store/store_ops.h"
 
 static void hash_of(uint8_t h[32], uint8_t fill)
 {
@@ -608,6 +611,90 @@ static void test_threads(void **state)
 	assert_int_equal(store_user_get(f->s, "lee", &u), 0);
 }
 
+/* The database, its WAL and the WAL index are owner-only whatever the
+ * umask, also when an older version left them wider. */
+static void test_file_modes(void **state)
+{
+	static const char *const files[] = { "bastion.db", "bastion.db-wal", "bastion.db-shm" };
+	char dir[64], path[128];
+	struct store *s;
+	struct stat st;
+	mode_t old = umask(022);
+
+	assert_non_null(tu_tmpdir(dir, sizeof(dir), "modes"));
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(store_open(dir, &s), 0);
+		assert_int_equal(store_user_put(s, "mo", "h", NULL, NULL), 0);
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+			snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+			assert_int_equal(stat(path, &st), 0);
+			assert_int_equal(st.st_mode & 0777, 0600);
+			/* Widened behind its back: the next open narrows it. */
+			assert_int_equal(chmod(path, 0644), 0);
+		}
+		store_free(s);
+	}
+	umask(old);
+	tu_rm_tree(dir);
+}
+
+struct tx_audit {
+	const char *marker;
+	int result;
+};
+
+static int audit_tx(struct store *s, void *ud)
+{
+	struct tx_audit *t = ud;
+	int r = store_audit(s, "system", "test.tx", t->marker, "success", NULL);
+
+	return r < 0 ? r : t->result;
+}
+
+/* The audit copy on stderr shows committed records only. */
+static void test_audit_stderr_after_commit(void **state)
+{
+	struct tx_audit rolled = { "rolled-back-marker", -EIO };
+	struct tx_audit kept = { "tx-committed-marker", 0 };
+	char dir[64], log[128], text[8192];
+	struct store *s;
+	FILE *fp;
+	size_t n;
+	int saved, fd;
+
+	(void)state;
+	assert_non_null(tu_tmpdir(dir, sizeof(dir), "auditlog"));
+	snprintf(log, sizeof(log), "%s/stderr.txt", dir);
+	store_audit_to_stderr();
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	close(fd);
+
+	assert_int_equal(store_open(dir, &s), 0);
+	assert_int_equal(store_tx(s, audit_tx, &rolled), -EIO);
+	assert_int_equal(
+		store_audit(s, "system", "test.auto", "autocommit-marker", "success", NULL), 0);
+	assert_int_equal(store_tx(s, audit_tx, &kept), 0);
+	assert_int_equal(store_tx(s, audit_tx, &rolled), -EIO);
+	store_free(s);
+
+	fflush(stderr);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	fp = fopen(log, "r");
+	assert_non_null(fp);
+	n = fread(text, 1, sizeof(text) - 1, fp);
+	fclose(fp);
+	text[n] = '\0';
+	assert_non_null(strstr(text, "autocommit-marker"));
+	assert_non_null(strstr(text, "tx-committed-marker"));
+	assert_null(strstr(text, "rolled-back-marker"));
+	tu_rm_tree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -635,6 +722,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_throttle_rows, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_threads, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test(test_file_modes),
+		/* Last: it installs the stderr copy for every later connection. */
+		cmocka_unit_test(test_audit_stderr_after_commit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -604,7 +604,8 @@ static void test_policy_matrix(void **state)
 {
 	struct fx *f = *state;
 	static const unsigned all[] = { VAULT_PERM_LIST, VAULT_PERM_GET, VAULT_PERM_SET,
-					VAULT_PERM_DELETE };
+					VAULT_PERM_DELETE, VAULT_PERM_USE };
+	const size_t n_all = sizeof(all) / sizeof(all[0]);
 	unsigned p, got;
 	bool created;
 
@@ -614,8 +615,14 @@ static void test_policy_matrix(void **state)
 	assert_int_equal(p, VAULT_PERM_DELETE);
 	assert_int_equal(vault_perm_parse("Get", &p), -EINVAL);
 	assert_int_equal(vault_perm_parse("purge", &p), -EINVAL);
+	assert_int_equal(vault_perm_parse("use", &p), 0);
+	assert_int_equal(p, VAULT_PERM_USE);
+	assert_string_equal(vault_perm_name(VAULT_PERM_USE), "use");
 	/* No policy: nothing. */
-	for (size_t i = 0; i < 4; i++)
+	assert_int_equal(
+		vault_policy_check_any(f->s, V1, "user:bob", VAULT_PERM_GET | VAULT_PERM_USE),
+		-EACCES);
+	for (size_t i = 0; i < n_all; i++)
 		assert_int_equal(vault_policy_check(f->s, V1, "user:bob", all[i]), -EACCES);
 	/* Every subset grants exactly its members, on its vault only. */
 	for (unsigned set = 0; set <= VAULT_PERM_ALL; set++) {
@@ -623,7 +630,11 @@ static void test_policy_matrix(void **state)
 		assert_int_equal(created, set == 0);
 		assert_int_equal(store_vault_policy_get(f->s, V1, "user:bob", &got), 0);
 		assert_int_equal(got, set);
-		for (size_t i = 0; i < 4; i++) {
+		/* Connect's check: get or use, either one is enough. */
+		assert_int_equal(vault_policy_check_any(f->s, V1, "user:bob",
+							VAULT_PERM_GET | VAULT_PERM_USE),
+				 (set & (VAULT_PERM_GET | VAULT_PERM_USE)) ? 0 : -EACCES);
+		for (size_t i = 0; i < n_all; i++) {
 			assert_int_equal(vault_policy_check(f->s, V1, "user:bob", all[i]),
 					 (set & all[i]) ? 0 : -EACCES);
 			assert_int_equal(vault_policy_check(f->s, V2, "user:bob", all[i]), -EACCES);
@@ -642,7 +653,9 @@ static void test_policy_matrix(void **state)
 
 static void test_policy_goes_with_user_and_vault(void **state)
 {
+	static const char *const no_refs[] = { NULL };
 	struct fx *f = *state;
+	json_t *empty = json_object();
 	bool created;
 	int64_t id;
 	unsigned got;
@@ -657,16 +670,78 @@ static void test_policy_goes_with_user_and_vault(void **state)
 	assert_int_equal(store_user_put(f->s, "carol", "$argon2id$placeholder", &created, &id), 0);
 	assert_int_equal(vault_policy_check(f->s, V1, "user:carol", VAULT_PERM_GET), -EACCES);
 
-	/* Deleting the vault takes its secrets, keys and policies. */
+	/* Deleting the vault keeps it, reserved, until purged; purging takes
+	 * its secrets, keys and policies for good. */
 	set_ok(f, V1, "s", "x", ver);
 	assert_int_equal(store_vault_policy_put(f->s, V1, "user:carol", VAULT_PERM_GET, &created),
 			 0);
 	assert_int_equal(store_res_delete(f->s, V1), 0);
+	assert_int_equal(store_res_put(f->s, "g", "vaults", "v1", empty, no_refs, &created),
+			 -EEXIST);
+	assert_int_equal(store_vault_purge_deleted(f->s, V1), 0);
+	assert_int_equal(store_vault_purge_deleted(f->s, V1), -ENOENT);
 	make_vault(f->s, "v1");
 	assert_int_equal(read_err(f, V1, "s", NULL), -ENOENT);
 	assert_int_equal(store_vault_policy_get(f->s, V1, "user:carol", &got), -ENOENT);
 	assert_int_equal(store_vault_key_get(f->s, V1, &(uint8_t *){ NULL }, &(size_t){ 0 }),
 			 -ENOENT);
+	json_decref(empty);
+}
+
+/* A deleted vault comes back whole (secrets, soft-deleted ones, versions,
+ * policies), also after a master-key rotation, under its own ID; a policy
+ * whose user went meanwhile does not come back; an expired one is gone. */
+static void test_deleted_vault(void **state)
+{
+	struct fx *f = *state;
+	struct store_deleted_vault d;
+	char v1[VAULT_VERSION_SIZE], v2[VAULT_VERSION_SIZE], ver[VAULT_VERSION_SIZE];
+	unsigned got;
+	bool created;
+	int64_t id, n = 0, now = store_now();
+
+	assert_int_equal(store_user_put(f->s, "dan", "$argon2id$placeholder", &created, &id), 0);
+	assert_int_equal(store_user_put(f->s, "eve", "$argon2id$placeholder", &created, &id), 0);
+	set_ok(f, V1, "a", "first", v1);
+	set_ok(f, V1, "a", "second", v2);
+	set_ok(f, V1, "gone", "soft-deleted", ver);
+	assert_int_equal(vault_secret_delete(f->s, ALICE, V1, "gone", 7), 0);
+	assert_int_equal(store_vault_policy_put(f->s, V1, "user:dan", VAULT_PERM_GET, &created), 0);
+	assert_int_equal(store_vault_policy_put(f->s, V1, "user:eve", VAULT_PERM_USE, &created), 0);
+
+	assert_int_equal(store_vault_deleted_get(f->s, V1, now, &d), -ENOENT);
+	assert_int_equal(store_res_delete(f->s, V1), 0);
+	assert_int_equal(read_err(f, V1, "a", NULL), -ENOENT);
+	assert_int_equal(store_vault_deleted_get(f->s, V1, now, &d), 0);
+	assert_string_equal(d.name, "v1");
+	assert_string_equal(d.group, "g");
+	assert_int_equal(d.n_secrets, 2);
+	assert_true(d.purge_at - d.deleted_at == 7 * 86400);
+	/* Only vaults are kept. */
+	assert_int_equal(store_vault_deleted_get(f->s, V2, now, &d), -ENOENT);
+
+	/* Meanwhile: the master key changes and a user goes. */
+	assert_int_equal(vault_rotate(f->v, f->s, "user:admin", &n), 0);
+	assert_int_equal(n, 1); /* v2 has no key yet: v1's deleted one is re-wrapped */
+	assert_int_equal(store_user_delete(f->s, "eve"), 0);
+
+	assert_int_equal(store_vault_recover(f->s, V1, now), 0);
+	assert_int_equal(store_vault_recover(f->s, V1, now), -ENOENT);
+	read_expect(f, V1, "a", NULL, "second");
+	read_expect(f, V1, "a", v1, "first");
+	assert_int_equal(read_err(f, V1, "gone", NULL), -ENOENT);
+	assert_int_equal(vault_secret_recover(f->s, ALICE, V1, "gone"), 0);
+	read_expect(f, V1, "gone", NULL, "soft-deleted");
+	assert_int_equal(store_vault_policy_get(f->s, V1, "user:dan", &got), 0);
+	assert_int_equal(got, VAULT_PERM_GET);
+	assert_int_equal(store_vault_policy_get(f->s, V1, "user:eve", &got), -ENOENT);
+
+	/* Past its retention it is purged at the next look, its name free. */
+	assert_int_equal(store_res_delete(f->s, V1), 0);
+	assert_int_equal(store_vault_deleted_get(f->s, V1, now + 7 * 86400 + 1, &d), -ENOENT);
+	assert_int_equal(store_vault_recover(f->s, V1, now), -ENOENT);
+	make_vault(f->s, "v1");
+	assert_int_equal(read_err(f, V1, "a", NULL), -ENOENT);
 }
 
 /* ---- audit, and nothing in plaintext on disk ---- */
@@ -775,6 +850,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_policy_matrix, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_goes_with_user_and_vault, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_vault, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_is_audited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_plaintext_on_disk, setup, teardown),
 	};

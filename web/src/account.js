@@ -17,7 +17,7 @@ export function renderAccount(root) {
     'form',
     { id: 'pw-form', class: 'stack', 'aria-labelledby': 'pw-title' },
     field('Current password', current),
-    field('New password', next, 'At least 12 characters. Your other browser sessions will be signed out; API tokens stay valid.'),
+    field('New password', next, 'At least 12 characters. Your other browser sessions, your API tokens and your open terminals will be ended.'),
     field('New password again', again),
     error,
     done,

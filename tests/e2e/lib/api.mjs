@@ -128,7 +128,7 @@ export class Client {
     return r;
   }
 
-  sessionCookie() { return this.cookies.get('bastion_session') || null; }
+  sessionCookie() { return this.cookies.get('__Host-bastion_session') || null; }
 }
 
 // ---- assertions ---------------------------------------------------------------

@@ -11,7 +11,7 @@ import { listGroups, listVaults } from '../inventory.js';
 import { can } from '../state.js';
 import { button, confirmDialog, messageLine, page, replace, table, when } from './common.js';
 
-const PERMS = ['list', 'get', 'set', 'delete'];
+const PERMS = ['list', 'get', 'set', 'delete', 'use'];
 
 export function renderVaults(root, query) {
   const vault = query && query.get('vault');
