@@ -8,6 +8,10 @@
  *     and it stops sending); reading resumes once the socket drains.
  *   browser → VM: when the channel's window is full, the rest of the frame
  *     waits in `pending` and the browser socket is no longer read.
+ *   flow control from the page: {"type":"pause"} stops reading the SSH
+ *     channel as the watermark does, until {"type":"resume"}. The socket
+ *     drains long before a slow page has drawn what it read, so only the
+ *     page knows its own backlog (docs/api.md).
  * Sessions are never freed inside a callback: they are marked dead and
  * reaped at the end of the loop iteration.
  *
@@ -93,6 +97,7 @@ struct sess {
 	uv_timer_t timer;      /* attach window, then idle and duration */
 	bool timer_inited;
 	bool out_paused;  /* SSH reads stopped for back-pressure */
+	bool page_paused; /* the page asked for a pause (its own backlog) */
 	uint8_t *pending; /* browser input the channel has not taken */
 	size_t pending_len;
 	struct term_connect *conn; /* while dialing: the request (host keys) */
@@ -979,6 +984,14 @@ static void count_bytes(atomic_uint_fast64_t *counter, uint64_t n)
 			      memory_order_relaxed);
 }
 
+/* The SSH channel is read only while neither the socket towards the
+ * browser nor the page itself is behind. */
+static void sess_update_output(struct sess *s)
+{
+	if (s->ssh)
+		sshc_pause_output(s->ssh, s->out_paused || s->page_paused);
+}
+
 static void pump_input(struct sess *s)
 {
 	ssize_t n;
@@ -1060,6 +1073,11 @@ int term_parse_control(const char *buf, size_t len, struct term_control *ret,
 			ctl.type = TERM_CTL_PING;
 			ctl.id = (int64_t)json_integer_value(id);
 		}
+	} else if (strcmp(type, "pause") == 0) {
+		/* An addition to SPEC §3: flow control from the page. */
+		ctl.type = TERM_CTL_PAUSE;
+	} else if (strcmp(type, "resume") == 0) {
+		ctl.type = TERM_CTL_RESUME;
 	} else {
 		error = "unknown control message type";
 	}
@@ -1094,6 +1112,14 @@ static void ws_on_text(void *ud, const char *buf, size_t len)
 		 * go idle. */
 		send_control(s, json_pack("{s:s,s:I}", "type", "pong", "id", (json_int_t)ctl.id));
 		break;
+	case TERM_CTL_PAUSE:
+	case TERM_CTL_RESUME:
+		/* Not activity either: output is not input. A page paused for
+		 * good holds nothing here but a blocked channel, and still
+		 * meets the idle timeout. */
+		s->page_paused = ctl.type == TERM_CTL_PAUSE;
+		sess_update_output(s);
+		break;
 	}
 }
 
@@ -1101,9 +1127,9 @@ static void ws_on_drain(void *ud)
 {
 	struct sess *s = ud;
 
-	if (s->out_paused && s->ssh) {
+	if (s->out_paused) {
 		s->out_paused = false;
-		sshc_pause_output(s->ssh, false);
+		sess_update_output(s);
 	}
 }
 
@@ -1231,9 +1257,9 @@ static void ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud)
 	count_bytes(&s->from_vm, len);
 	metrics_bytes(0, len);
 	r = srv_ws_send_binary(s->ws, buf, len);
-	if (r > 0 && !s->out_paused && s->ssh) {
+	if (r > 0 && !s->out_paused) {
 		s->out_paused = true;
-		sshc_pause_output(s->ssh, true);
+		sess_update_output(s);
 	}
 }
 
@@ -1402,7 +1428,8 @@ static void attach(struct srv_conn *c, struct term_attach *ta)
 	sess_set_state(s, SESS_ATTACHED);
 	s->ws = c;
 	s->out_paused = false;
-	sshc_pause_output(s->ssh, false);
+	s->page_paused = false;
+	sess_update_output(s);
 	s->started_ms = s->last_input_ms = uv_now(s->home->loop);
 	sess_arm(s);
 }

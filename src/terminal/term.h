@@ -97,7 +97,7 @@ uint64_t term_end_generation(void);
 void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone);
 
 /* A text frame from the browser (SPEC §3), parsed. */
-enum term_ctl_type { TERM_CTL_RESIZE = 1, TERM_CTL_PING };
+enum term_ctl_type { TERM_CTL_RESIZE = 1, TERM_CTL_PING, TERM_CTL_PAUSE, TERM_CTL_RESUME };
 struct term_control {
 	enum term_ctl_type type;
 	int cols, rows; /* RESIZE: 1..1000 each */

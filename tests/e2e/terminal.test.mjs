@@ -1,6 +1,7 @@
 // The terminal stream (SPEC §3): WebSocket subprotocol bastion.v1, binary
 // frames both ways, resize, exit status, 10 MiB byte-exact, the VM dying
-// mid-session, who may attach (Origin, owner) and the 30 s attach window.
+// mid-session, who may attach (Origin, owner) and the 30 s attach window,
+// flow control from the page (pause / resume).
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -173,6 +174,43 @@ describe('terminal', () => {
       const after = term.length;
       term.send('echo still-$((2+2))\r');
       await term.waitForOutput('still-4', { from: after, timeoutMs: 15000 });
+    } finally {
+      term.close();
+    }
+  });
+
+  h.test('flow control: pause stops the output at once, keystrokes still reach the VM, resume brings it back', { timeout: 90000 }, async () => {
+    const { term } = await openShell();
+    try {
+      const from = term.length;
+      term.send('yes flow-control-line\r');
+      await term.waitForOutput('flow-control-line\r\nflow', { from, timeoutMs: 20000 });
+      term.sendControl({ type: 'pause' });
+      const atPause = term.length;
+      await sleep(1500); // what was in flight when the pause arrived lands
+      const settled = term.length;
+      // In flight: the bastion's own queue and socket buffers, not the VM's output.
+      assert.ok(settled - atPause < 4 * 1024 * 1024, `${settled - atPause} bytes arrived after the pause`);
+      await sleep(2000);
+      assert.equal(term.length, settled, `${term.length - settled} bytes arrived while paused`);
+      assert.deepEqual(term.controls.filter((c) => c.type === 'error'), [], 'pause is a known control message');
+      // Ctrl+C goes to the VM while its output is held; resume shows the prompt.
+      term.send('\x03');
+      await sleep(500);
+      assert.equal(term.length, settled, 'still paused after a keystroke');
+      term.sendControl({ type: 'resume' });
+      term.send('echo after-$((3+4))\r');
+      await term.waitForOutput('after-7', { from: settled, timeoutMs: 20000 });
+      // pause twice, resume once: flow control is a state, not a counter
+      term.sendControl({ type: 'pause' });
+      term.sendControl({ type: 'pause' });
+      await sleep(500);
+      const held = term.length;
+      term.send('echo held-$((4+4))\r');
+      await sleep(1000);
+      assert.equal(term.length, held, 'nothing arrives while paused (not even the echo)');
+      term.sendControl({ type: 'resume' });
+      await term.waitForOutput('held-8', { from: held, timeoutMs: 15000 });
     } finally {
       term.close();
     }

@@ -31,6 +31,20 @@ static void resize_and_ping(void **state)
 	assert_true(ctl.id == 9007199254740991LL);
 }
 
+/* Flow control from the page: pause and resume take no arguments. */
+static void pause_and_resume(void **state)
+{
+	struct term_control ctl;
+	const char *error;
+
+	assert_int_equal(parse("{\"type\":\"pause\"}", &ctl, &error), 0);
+	assert_int_equal(ctl.type, TERM_CTL_PAUSE);
+	assert_int_equal(parse("{\"type\":\"resume\"}", &ctl, &error), 0);
+	assert_int_equal(ctl.type, TERM_CTL_RESUME);
+	assert_int_equal(parse("{\"type\":\"pause\",\"type\":\"resume\"}", &ctl, &error), -EINVAL);
+	assert_int_equal(parse("{\"type\":\"Pause\"}", &ctl, &error), -EINVAL);
+}
+
 static void refusals(void **state)
 {
 	static const char *const bad[] = {
@@ -69,6 +83,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(resize_and_ping),
+		cmocka_unit_test(pause_and_resume),
 		cmocka_unit_test(refusals),
 	};
 

@@ -8,14 +8,20 @@
 // may be attached once, by its creator, within 30 s of the connect, and the
 // cookie is shared between tabs.
 //
-// Flow control: the browser's WebSocket cannot be paused, so incoming frames
-// go into a queue and are handed to xterm.write() only while less than
-// WRITE_AHEAD bytes are waiting for xterm's write callback (xterm parses in
-// time slices and yields, so the page stays responsive). Nothing is dropped:
-// while the VM produces faster than xterm can draw, the queue holds the
-// difference in memory (shown in the status bar above BACKLOG_NOTICE bytes);
-// the bastion's own back-pressure applies only to what the browser has not
-// yet read from the socket. See docs/portal.md.
+// Flow control (docs/api.md, the xterm.js flow-control guide): the browser's
+// WebSocket cannot be paused, and the bastion's watermark only sees what the
+// browser has not read from the socket, which a slow page reads long before
+// xterm has drawn it. So the page counts its backlog — bytes given to
+// term.write() whose callback has not fired — and sends {"type":"pause"}
+// above FLOW_HIGH and {"type":"resume"} below FLOW_LOW; the bastion stops
+// reading the SSH channel meanwhile, and the VM blocks on its PTY. The
+// backlog is then bounded by FLOW_HIGH plus what was in flight (the SSH
+// window and socket buffers), and Ctrl+C stops the output within that.
+// Against a bastion without pause the backlog is unbounded as before (shown
+// in the status bar above BACKLOG_NOTICE bytes). See docs/portal.md.
+//
+// Stall: a ping unanswered for STALL_AFTER_MS (the bastion frozen, the
+// network gone) turns the bar to "Stalled"; the next pong says it recovered.
 
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
@@ -31,9 +37,12 @@ const BAR_HEIGHT = 32; // .term-bar in app.css
 const PADDING = 6; // #terminal .xterm padding in app.css, each side
 const MAX_FRAME = 16 * 1024;
 const SUBPROTOCOL = 'bastion.v1';
-const WRITE_AHEAD = 256 * 1024; // bytes given to xterm and not yet parsed
+const FLOW_HIGH = 256 * 1024; // backlog that sends pause
+const FLOW_LOW = 64 * 1024; // backlog that sends resume
 const BACKLOG_NOTICE = 4 * 1024 * 1024;
 const PING_EVERY_MS = 5000;
+const STALL_AFTER_MS = 4000; // a ping older than this without its pong
+const STALL_CHECK_MS = 1000;
 
 const THEME = {
   background: '#15171a',
@@ -149,25 +158,42 @@ export function renderTerminal(root, { group, name, session, username }) {
   ws.binaryType = 'arraybuffer';
 
   // ---- output with flow control ----
-  const queue = [];
-  const stats = { queued: 0, inflight: 0, maxQueued: 0, bytes: 0, rttMs: null };
+  // backlog: bytes given to term.write() whose callback has not fired.
+  const stats = { backlog: 0, maxBacklog: 0, bytes: 0, pauses: 0, paused: false, stalled: false, rttMs: null };
   window.bastionTermStats = stats;
+  let flowSupported = true;
+  let flowSent = false; // a pause or resume went out (to read a refusal)
   let backlogShown = false;
-  function pump() {
-    while (queue.length && stats.inflight < WRITE_AHEAD && !disposed) {
-      const chunk = queue.shift();
-      stats.queued -= chunk.length;
-      stats.inflight += chunk.length;
-      term.write(chunk, () => {
-        stats.inflight -= chunk.length;
-        pump();
-      });
+  function sendFlow(type) {
+    if (!flowSupported || ws.readyState !== WebSocket.OPEN) return;
+    flowSent = true;
+    ws.send(JSON.stringify({ type }));
+  }
+  function written(n) {
+    stats.backlog -= n;
+    if (stats.paused && stats.backlog < FLOW_LOW) {
+      stats.paused = false;
+      sendFlow('resume');
     }
-    const behind = stats.queued + stats.inflight;
-    if (behind > BACKLOG_NOTICE && !ended) {
+    showBacklog();
+  }
+  function output(chunk) {
+    stats.bytes += chunk.length;
+    stats.backlog += chunk.length;
+    if (stats.backlog > stats.maxBacklog) stats.maxBacklog = stats.backlog;
+    term.write(chunk, () => written(chunk.length));
+    if (!stats.paused && stats.backlog > FLOW_HIGH && flowSupported) {
+      stats.paused = true;
+      stats.pauses += 1;
+      sendFlow('pause');
+    }
+    showBacklog();
+  }
+  function showBacklog() {
+    if (stats.backlog > BACKLOG_NOTICE && !ended) {
       backlogShown = true;
-      status.textContent = `Output is arriving faster than it can be shown: ${mib(behind)} waiting (Ctrl+C still reaches the VM)`;
-    } else if (backlogShown && behind < WRITE_AHEAD) {
+      status.textContent = `Output is arriving faster than it can be shown: ${mib(stats.backlog)} waiting (Ctrl+C still reaches the VM)`;
+    } else if (backlogShown && stats.backlog < FLOW_HIGH) {
       backlogShown = false;
       if (!ended) status.textContent = 'Connected';
     }
@@ -200,16 +226,50 @@ export function renderTerminal(root, { group, name, session, username }) {
   const fitSoon = debounce(safeFit, 60);
 
   // ---- round-trip time: {"type":"ping","id":N} -> {"type":"pong","id":N} ----
+  // and the stall: the oldest unanswered ping is older than STALL_AFTER_MS.
   let pingId = 0;
   const pings = new Map();
   let pingTimer = null;
+  let stallTimer = null;
+  let stalledSince = 0;
   let pingSupported = true;
   function ping() {
     if (!pingSupported || ended || ws.readyState !== WebSocket.OPEN) return;
     pingId += 1;
     pings.set(pingId, performance.now());
-    if (pings.size > 10) pings.delete(pings.keys().next().value);
+    // Keep the oldest: it is the one that says how long the link is quiet.
+    if (pings.size > 10) {
+      const ids = [...pings.keys()];
+      pings.delete(ids[1]);
+    }
     ws.send(JSON.stringify({ type: 'ping', id: pingId }));
+  }
+  function checkStall() {
+    if (!pingSupported || ended || !pings.size) return;
+    const oldest = pings.values().next().value;
+    const quiet = performance.now() - oldest;
+    if (quiet < STALL_AFTER_MS) return;
+    if (!stats.stalled) {
+      stats.stalled = true;
+      stalledSince = oldest;
+      bar.classList.add('stalled');
+      rtt.textContent = 'RTT —';
+    }
+    status.textContent = `Stalled: no answer from the bastion for ${Math.round(quiet / 1000)} s (keystrokes may not arrive)`;
+  }
+  function pong(id) {
+    const t0 = pings.get(id);
+    if (t0 === undefined) return;
+    // Older pings without their pong are lost or answered out of order.
+    for (const k of [...pings.keys()]) if (k <= id) pings.delete(k);
+    stats.rttMs = performance.now() - t0;
+    rtt.textContent = `RTT ${stats.rttMs < 10 ? stats.rttMs.toFixed(1) : Math.round(stats.rttMs)} ms`;
+    if (stats.stalled && !ended) {
+      stats.stalled = false;
+      bar.classList.remove('stalled');
+      const secs = Math.round((performance.now() - stalledSince) / 1000);
+      status.textContent = `Connected (the link recovered after ${secs} s)`;
+    }
   }
 
   // ---- the idle warning ----
@@ -246,6 +306,8 @@ export function renderTerminal(root, { group, name, session, username }) {
     ended = true;
     sendResizeSoon.cancel();
     clearInterval(pingTimer);
+    clearInterval(stallTimer);
+    bar.classList.remove('stalled');
     hideWarning();
     status.textContent = message;
     rtt.textContent = '';
@@ -267,15 +329,11 @@ export function renderTerminal(root, { group, name, session, username }) {
     sendResize(true);
     ping();
     pingTimer = setInterval(ping, PING_EVERY_MS);
+    stallTimer = setInterval(checkStall, STALL_CHECK_MS);
   });
   ws.addEventListener('message', (ev) => {
     if (typeof ev.data !== 'string') {
-      const chunk = new Uint8Array(ev.data);
-      stats.bytes += chunk.length;
-      queue.push(chunk);
-      stats.queued += chunk.length;
-      if (stats.queued > stats.maxQueued) stats.maxQueued = stats.queued;
-      pump();
+      if (!disposed) output(new Uint8Array(ev.data));
       return;
     }
     let msg;
@@ -286,12 +344,7 @@ export function renderTerminal(root, { group, name, session, username }) {
     }
     if (!msg || typeof msg !== 'object') return;
     if (msg.type === 'pong') {
-      const t0 = pings.get(msg.id);
-      if (t0 !== undefined) {
-        pings.delete(msg.id);
-        stats.rttMs = performance.now() - t0;
-        rtt.textContent = `RTT ${stats.rttMs < 10 ? stats.rttMs.toFixed(1) : Math.round(stats.rttMs)} ms`;
-      }
+      pong(msg.id);
     } else if (msg.type === 'exit') {
       const code = Number.isInteger(msg.exit_status) ? msg.exit_status : '?';
       end(`Session ended: the shell exited (status ${code})`);
@@ -299,11 +352,19 @@ export function renderTerminal(root, { group, name, session, username }) {
       end(`Session closed: ${typeof msg.reason === 'string' && msg.reason ? msg.reason : 'closed by the bastion'}`);
     } else if (msg.type === 'warning') {
       showWarning(msg);
-    } else if (msg.type === 'error' && typeof msg.message === 'string' && /unknown control message/.test(msg.message) && pings.size) {
-      // A bastion without ping: no round-trip time, nothing else changes.
-      pingSupported = false;
-      clearInterval(pingTimer);
-      rtt.textContent = 'RTT n/a';
+    } else if (msg.type === 'error' && typeof msg.message === 'string' && /unknown control message/.test(msg.message)) {
+      // An older bastion. Without pause: the backlog is unbounded, as it
+      // was. Without ping: no round-trip time and no stall indicator.
+      if (flowSent) {
+        flowSupported = false;
+        stats.paused = false;
+      } else if (pings.size) {
+        pingSupported = false;
+        pings.clear();
+        clearInterval(pingTimer);
+        clearInterval(stallTimer);
+        rtt.textContent = 'RTT n/a';
+      }
     }
   });
   ws.addEventListener('close', (ev) => {
@@ -441,6 +502,7 @@ export function renderTerminal(root, { group, name, session, username }) {
       if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
     }
     clearInterval(pingTimer);
+    clearInterval(stallTimer);
     clearInterval(warnTimer);
     document.removeEventListener('mousedown', onDocDown);
     observer.disconnect();
@@ -448,7 +510,6 @@ export function renderTerminal(root, { group, name, session, username }) {
     sendResizeSoon.cancel();
     for (const s of subs) s.dispose();
     term.dispose();
-    queue.length = 0;
     if (window.bastionTerm === term) window.bastionTerm = null;
     if (window.bastionTermStats === stats) window.bastionTermStats = null;
     document.body.classList.remove('terminal-mode');
