@@ -8,10 +8,12 @@
  *     and it stops sending); reading resumes once the socket drains.
  *   browser → VM: when the channel's window is full, the rest of the frame
  *     waits in `pending` and the browser socket is no longer read.
- *   flow control from the page: {"type":"pause"} stops reading the SSH
- *     channel as the watermark does, until {"type":"resume"}. The socket
- *     drains long before a slow page has drawn what it read, so only the
- *     page knows its own backlog (docs/api.md).
+ *   flow control from the page: the socket drains long before a slow page
+ *     has drawn what it read (kernel buffers hold megabytes), so only the
+ *     page knows its backlog. {"type":"pause"} stops reading the SSH
+ *     channel as the watermark does, until {"type":"resume"}; with
+ *     {"type":"window","bytes":W} at most W bytes are sent that the page
+ *     has not acknowledged with {"type":"ack","bytes":N} (docs/api.md).
  * Sessions are never freed inside a callback: they are marked dead and
  * reaped at the end of the loop iteration.
  *
@@ -98,6 +100,8 @@ struct sess {
 	bool timer_inited;
 	bool out_paused;  /* SSH reads stopped for back-pressure */
 	bool page_paused; /* the page asked for a pause (its own backlog) */
+	uint64_t window;  /* flow-control window the page asked for; 0: none */
+	uint64_t unacked; /* bytes sent the page has not acknowledged */
 	uint8_t *pending; /* browser input the channel has not taken */
 	size_t pending_len;
 	struct term_connect *conn; /* while dialing: the request (host keys) */
@@ -989,7 +993,8 @@ static void count_bytes(atomic_uint_fast64_t *counter, uint64_t n)
 static void sess_update_output(struct sess *s)
 {
 	if (s->ssh)
-		sshc_pause_output(s->ssh, s->out_paused || s->page_paused);
+		sshc_pause_output(s->ssh, s->out_paused || s->page_paused ||
+						  (s->window && s->unacked >= s->window));
 }
 
 static void pump_input(struct sess *s)
@@ -1078,6 +1083,20 @@ int term_parse_control(const char *buf, size_t len, struct term_control *ret,
 		ctl.type = TERM_CTL_PAUSE;
 	} else if (strcmp(type, "resume") == 0) {
 		ctl.type = TERM_CTL_RESUME;
+	} else if (strcmp(type, "window") == 0 || strcmp(type, "ack") == 0) {
+		bool window = type[0] == 'w';
+		json_t *bytes = json_object_get(msg, "bytes");
+		json_int_t lo = window ? TERM_WINDOW_MIN : 1;
+		json_int_t hi = window ? TERM_WINDOW_MAX : 9007199254740991LL;
+
+		if (!json_is_integer(bytes) || json_integer_value(bytes) < lo ||
+		    json_integer_value(bytes) > hi) {
+			error = window ? "window needs an integer bytes between 16384 and 67108864"
+				       : "ack needs an integer bytes between 1 and 2^53-1";
+		} else {
+			ctl.type = window ? TERM_CTL_WINDOW : TERM_CTL_ACK;
+			ctl.bytes = (int64_t)json_integer_value(bytes);
+		}
 	} else {
 		error = "unknown control message type";
 	}
@@ -1118,6 +1137,17 @@ static void ws_on_text(void *ud, const char *buf, size_t len)
 		 * good holds nothing here but a blocked channel, and still
 		 * meets the idle timeout. */
 		s->page_paused = ctl.type == TERM_CTL_PAUSE;
+		sess_update_output(s);
+		break;
+	case TERM_CTL_WINDOW:
+		/* What was sent before counts from here on too: the page
+		 * acknowledges every byte it draws. */
+		s->window = (uint64_t)ctl.bytes;
+		sess_update_output(s);
+		break;
+	case TERM_CTL_ACK:
+		/* More than was sent is a confused page, not credit to hoard. */
+		s->unacked -= (uint64_t)ctl.bytes < s->unacked ? (uint64_t)ctl.bytes : s->unacked;
 		sess_update_output(s);
 		break;
 	}
@@ -1256,9 +1286,12 @@ static void ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud)
 		return;
 	count_bytes(&s->from_vm, len);
 	metrics_bytes(0, len);
+	s->unacked += len;
 	r = srv_ws_send_binary(s->ws, buf, len);
 	if (r > 0 && !s->out_paused) {
 		s->out_paused = true;
+		sess_update_output(s);
+	} else if (s->window && s->unacked >= s->window) {
 		sess_update_output(s);
 	}
 }
@@ -1429,6 +1462,7 @@ static void attach(struct srv_conn *c, struct term_attach *ta)
 	s->ws = c;
 	s->out_paused = false;
 	s->page_paused = false;
+	s->window = s->unacked = 0;
 	sess_update_output(s);
 	s->started_ms = s->last_input_ms = uv_now(s->home->loop);
 	sess_arm(s);

@@ -31,7 +31,8 @@ static void resize_and_ping(void **state)
 	assert_true(ctl.id == 9007199254740991LL);
 }
 
-/* Flow control from the page: pause and resume take no arguments. */
+/* Flow control from the page: pause and resume take no arguments; window
+ * and ack take a byte count within bounds. */
 static void pause_and_resume(void **state)
 {
 	struct term_control ctl;
@@ -43,6 +44,16 @@ static void pause_and_resume(void **state)
 	assert_int_equal(ctl.type, TERM_CTL_RESUME);
 	assert_int_equal(parse("{\"type\":\"pause\",\"type\":\"resume\"}", &ctl, &error), -EINVAL);
 	assert_int_equal(parse("{\"type\":\"Pause\"}", &ctl, &error), -EINVAL);
+	assert_int_equal(parse("{\"type\":\"window\",\"bytes\":262144}", &ctl, &error), 0);
+	assert_int_equal(ctl.type, TERM_CTL_WINDOW);
+	assert_true(ctl.bytes == 262144);
+	assert_int_equal(parse("{\"type\":\"window\",\"bytes\":16384}", &ctl, &error), 0);
+	assert_int_equal(parse("{\"type\":\"window\",\"bytes\":67108864}", &ctl, &error), 0);
+	assert_int_equal(parse("{\"type\":\"ack\",\"bytes\":1}", &ctl, &error), 0);
+	assert_int_equal(ctl.type, TERM_CTL_ACK);
+	assert_true(ctl.bytes == 1);
+	assert_int_equal(parse("{\"type\":\"ack\",\"bytes\":9007199254740991}", &ctl, &error), 0);
+	assert_true(ctl.bytes == 9007199254740991LL);
 }
 
 static void refusals(void **state)
@@ -62,6 +73,14 @@ static void refusals(void **state)
 		"{\"type\":\"ping\",\"id\":-1}",
 		"{\"type\":\"ping\",\"id\":9007199254740992}",
 		"{\"type\":\"exit\"}",
+		"{\"type\":\"window\"}",
+		"{\"type\":\"window\",\"bytes\":16383}",
+		"{\"type\":\"window\",\"bytes\":67108865}",
+		"{\"type\":\"window\",\"bytes\":\"65536\"}",
+		"{\"type\":\"ack\",\"bytes\":0}",
+		"{\"type\":\"ack\",\"bytes\":-5}",
+		"{\"type\":\"ack\",\"bytes\":1.5}",
+		"{\"type\":\"ack\",\"bytes\":9007199254740992}",
 	};
 	struct term_control ctl = { .type = TERM_CTL_PING, .id = 7 };
 	const char *error;

@@ -8,17 +8,19 @@
 // may be attached once, by its creator, within 30 s of the connect, and the
 // cookie is shared between tabs.
 //
-// Flow control (docs/api.md, the xterm.js flow-control guide): the browser's
-// WebSocket cannot be paused, and the bastion's watermark only sees what the
-// browser has not read from the socket, which a slow page reads long before
-// xterm has drawn it. So the page counts its backlog — bytes given to
-// term.write() whose callback has not fired — and sends {"type":"pause"}
-// above FLOW_HIGH and {"type":"resume"} below FLOW_LOW; the bastion stops
-// reading the SSH channel meanwhile, and the VM blocks on its PTY. The
-// backlog is then bounded by FLOW_HIGH plus what was in flight (the SSH
-// window and socket buffers), and Ctrl+C stops the output within that.
-// Against a bastion without pause the backlog is unbounded as before (shown
-// in the status bar above BACKLOG_NOTICE bytes). See docs/portal.md.
+// Flow control (docs/api.md, as in the xterm.js flow-control guide): the
+// browser's WebSocket cannot be paused, and the bastion's watermark only sees
+// what the browser has not read from the socket — a slow page has long read
+// megabytes it has not drawn. So the page asks for a window at open,
+// {"type":"window","bytes":FLOW_WINDOW}, and acknowledges what xterm has
+// drawn (the term.write() callback) with {"type":"ack","bytes":N} every
+// ACK_EVERY bytes; the bastion sends at most FLOW_WINDOW bytes ahead of the
+// acknowledgements and otherwise stops reading the SSH channel, so the VM
+// blocks on its PTY. The backlog (bytes given to xterm and not yet drawn) is
+// thus bounded by the window, and Ctrl+C stops the output once what the VM
+// already sent (the SSH channel window) is drawn. Against a bastion without
+// it the backlog is unbounded as before (shown in the status bar above
+// BACKLOG_NOTICE bytes). See docs/portal.md.
 //
 // Stall: a ping unanswered for STALL_AFTER_MS (the bastion frozen, the
 // network gone) turns the bar to "Stalled"; the next pong says it recovered.
@@ -37,8 +39,8 @@ const BAR_HEIGHT = 32; // .term-bar in app.css
 const PADDING = 6; // #terminal .xterm padding in app.css, each side
 const MAX_FRAME = 16 * 1024;
 const SUBPROTOCOL = 'bastion.v1';
-const FLOW_HIGH = 256 * 1024; // backlog that sends pause
-const FLOW_LOW = 64 * 1024; // backlog that sends resume
+const FLOW_WINDOW = 256 * 1024; // bytes the bastion may send ahead of our acks
+const ACK_EVERY = 32 * 1024;
 const BACKLOG_NOTICE = 4 * 1024 * 1024;
 const PING_EVERY_MS = 5000;
 const STALL_AFTER_MS = 4000; // a ping older than this without its pong
@@ -159,41 +161,45 @@ export function renderTerminal(root, { group, name, session, username }) {
 
   // ---- output with flow control ----
   // backlog: bytes given to term.write() whose callback has not fired.
-  const stats = { backlog: 0, maxBacklog: 0, bytes: 0, pauses: 0, paused: false, stalled: false, rttMs: null };
+  // The times (performance.now()) are for tests: the last frame received,
+  // the last chunk drawn, the last keystroke sent (and `bytes` then).
+  const stats = {
+    backlog: 0, maxBacklog: 0, bytes: 0, acked: 0, stalled: false, rttMs: null,
+    lastOutputAt: 0, lastDrawnAt: 0, lastInputAt: 0, bytesAtInput: 0,
+  };
   window.bastionTermStats = stats;
   let flowSupported = true;
-  let flowSent = false; // a pause or resume went out (to read a refusal)
+  let flowSent = false; // the window went out (to read a refusal)
+  let drawnUnacked = 0;
   let backlogShown = false;
-  function sendFlow(type) {
-    if (!flowSupported || ws.readyState !== WebSocket.OPEN) return;
+  function sendWindow() {
     flowSent = true;
-    ws.send(JSON.stringify({ type }));
+    ws.send(JSON.stringify({ type: 'window', bytes: FLOW_WINDOW }));
   }
   function written(n) {
     stats.backlog -= n;
-    if (stats.paused && stats.backlog < FLOW_LOW) {
-      stats.paused = false;
-      sendFlow('resume');
+    stats.lastDrawnAt = performance.now();
+    drawnUnacked += n;
+    if (flowSupported && drawnUnacked >= ACK_EVERY && ws.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify({ type: 'ack', bytes: drawnUnacked }));
+      stats.acked += drawnUnacked;
+      drawnUnacked = 0;
     }
     showBacklog();
   }
   function output(chunk) {
+    stats.lastOutputAt = performance.now();
     stats.bytes += chunk.length;
     stats.backlog += chunk.length;
     if (stats.backlog > stats.maxBacklog) stats.maxBacklog = stats.backlog;
     term.write(chunk, () => written(chunk.length));
-    if (!stats.paused && stats.backlog > FLOW_HIGH && flowSupported) {
-      stats.paused = true;
-      stats.pauses += 1;
-      sendFlow('pause');
-    }
     showBacklog();
   }
   function showBacklog() {
     if (stats.backlog > BACKLOG_NOTICE && !ended) {
       backlogShown = true;
       status.textContent = `Output is arriving faster than it can be shown: ${mib(stats.backlog)} waiting (Ctrl+C still reaches the VM)`;
-    } else if (backlogShown && stats.backlog < FLOW_HIGH) {
+    } else if (backlogShown && stats.backlog < FLOW_WINDOW) {
       backlogShown = false;
       if (!ended) status.textContent = 'Connected';
     }
@@ -209,6 +215,8 @@ export function renderTerminal(root, { group, name, session, username }) {
 
   function sendBytes(bytes) {
     if (ws.readyState !== WebSocket.OPEN || ended) return;
+    stats.lastInputAt = performance.now();
+    stats.bytesAtInput = stats.bytes;
     for (let off = 0; off < bytes.length; off += MAX_FRAME) {
       ws.send(bytes.subarray(off, Math.min(off + MAX_FRAME, bytes.length)));
     }
@@ -326,6 +334,7 @@ export function renderTerminal(root, { group, name, session, username }) {
     opened = true;
     status.textContent = 'Connected';
     safeFit();
+    sendWindow();
     sendResize(true);
     ping();
     pingTimer = setInterval(ping, PING_EVERY_MS);
@@ -353,11 +362,10 @@ export function renderTerminal(root, { group, name, session, username }) {
     } else if (msg.type === 'warning') {
       showWarning(msg);
     } else if (msg.type === 'error' && typeof msg.message === 'string' && /unknown control message/.test(msg.message)) {
-      // An older bastion. Without pause: the backlog is unbounded, as it
+      // An older bastion (answers in order: the window went first). Without flow control: the backlog is unbounded, as it
       // was. Without ping: no round-trip time and no stall indicator.
-      if (flowSent) {
+      if (flowSent && flowSupported) {
         flowSupported = false;
-        stats.paused = false;
       } else if (pings.size) {
         pingSupported = false;
         pings.clear();

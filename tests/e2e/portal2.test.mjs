@@ -1,0 +1,120 @@
+// The portal in a real browser, issue 12: flow control under a slow
+// renderer (CPU throttled tenfold), the stalled-link indicator (the daemon
+// frozen with SIGSTOP), underscores at device pixel ratio 1, the VM list
+// for a user with Reader on one VM only, and the small things (Enter after
+// the end, the reload warning, the host-key page, the audit details).
+import { describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileHarness } from './lib/harness.mjs';
+import { createTopology, addVm, ids, putOk } from './lib/api.mjs';
+import { randomString, waitFor, sleep } from './lib/util.mjs';
+import { launch, newContext, waitForShell, run, signIn, failShot } from './lib/browser.mjs';
+
+const h = fileHarness({ label: 'portal2', block: 210, net: true, keys: [{ id: 'ed25519-openssh', type: 'ed25519' }] });
+const G = 'e2e';
+const VM = 'vm-web';
+const erin = { name: 'erin', password: `Erin-${randomString(16)}` };
+let browser;
+const contexts = [];
+
+async function step(name, p, fn) {
+  try { await fn(); } catch (e) { throw await failShot(p, h, name, e); }
+}
+
+async function fresh(opts) {
+  const c = await newContext(browser, h, opts);
+  contexts.push(c);
+  return c.context.newPage();
+}
+
+async function adminPage(opts) {
+  const p = await fresh(opts);
+  await signIn(p, h, 'admin', h.daemon.adminPassword);
+  return p;
+}
+
+// Connect → Bastion with the test key; waits for the prompt.
+async function openTerminal(p, vm = VM) {
+  await p.goto(`${h.daemon.origin}/#/`, { waitUntil: 'domcontentloaded' });
+  await p.locator('#vm-list').waitFor();
+  await p.goto(`${h.daemon.origin}/#/vms/${G}/${vm}/connect`, { waitUntil: 'domcontentloaded' });
+  await p.locator('#connect-form').waitFor();
+  await waitFor(async () => !/Loading/.test(await p.locator('#connect-bastion').innerText()), { what: 'the bastion list', timeoutMs: 15000 });
+  await p.fill('#connect-username', h.user.name);
+  await p.selectOption('#connect-auth-type', 'ssh-key');
+  await p.fill('#connect-key', h.keys['ed25519-openssh'].private);
+  await p.click('#connect-submit');
+  await waitForShell(p);
+}
+
+const termStats = (p) => p.evaluate(() => ({ ...window.bastionTermStats }));
+
+describe('browser portal: flow control, stalls, glyphs, least privilege, small things', () => {
+  before(async () => {
+    await h.up();
+    const sshd = await h.sshd({ name: 'main', port: 22, addrs: [h.net.addr(2)] });
+    await createTopology(h.admin, { group: G, network: 'n1', prefix: h.net.prefix, bastion: 'b1' });
+    await addVm(h.admin, { group: G, name: VM, ip: h.net.addr(2), port: sshd.port });
+    h.secrets.add(erin.password, 'password of erin');
+    await putOk(h.admin, `/users/${erin.name}`, { password: erin.password });
+    browser = await launch();
+  }, { timeout: 180000 });
+
+  after(async () => {
+    try { if (browser) await browser.close(); } catch { /* gone */ }
+    await h.down();
+  }, { timeout: 60000 });
+
+  h.test('flow control: with the renderer slowed tenfold the backlog stays bounded and Ctrl+C stops the flood', { timeout: 150000 }, async () => {
+    const p = await adminPage();
+    await step('flow', p, async () => {
+      await openTerminal(p);
+      const cdp = await p.context().newCDPSession(p);
+      await cdp.send('Emulation.setCPUThrottlingRate', { rate: 10 });
+      try {
+        await p.locator('#terminal .xterm-helper-textarea').focus();
+        await p.keyboard.type('yes\n');
+        // 25 s of `yes`: unthrottled, the VM prints hundreds of MiB in that time.
+        const BOUND = 1024 * 1024;
+        let worst = 0;
+        const t0 = Date.now();
+        while (Date.now() - t0 < 25000) {
+          await sleep(1000);
+          const s = await termStats(p);
+          worst = Math.max(worst, s.maxBacklog);
+          assert.ok(s.maxBacklog < BOUND, `the page's backlog reached ${s.maxBacklog} bytes (bound ${BOUND})`);
+        }
+        const mid = await termStats(p);
+        assert.ok(mid.bytes > 1024 * 1024, `output flowed (${mid.bytes} bytes)`);
+        assert.ok(mid.acked > 0, 'the page acknowledged what it drew');
+        await p.keyboard.press('Control+C');
+        // The end of the flood: no frame for 2 s and nothing left to draw.
+        await waitFor(async () => {
+          const s = await termStats(p);
+          return s.backlog === 0 && s.lastInputAt > 0 && performance.now() > 0
+            && (await p.evaluate(() => performance.now())) - s.lastOutputAt > 2000;
+        }, { timeoutMs: 30000, intervalMs: 500, what: 'the output to stop after Ctrl+C' });
+        const s = await termStats(p);
+        const after = s.bytes - s.bytesAtInput;
+        const lastFrame = s.lastOutputAt - s.lastInputAt;
+        const lastDrawn = s.lastDrawnAt - s.lastInputAt;
+        const rate = s.bytesAtInput / 25; // bytes drawn per second of the flood, roughly
+        console.log(`flow: ${s.bytes} bytes (≈ ${Math.round(rate / 1024)} KiB/s drawn), max backlog ${s.maxBacklog}, acked ${s.acked}; `
+          + `after Ctrl+C: ${after} bytes, last frame ${Math.round(lastFrame)} ms, drawn ${Math.round(lastDrawn)} ms`);
+        // What arrives after Ctrl+C is what was already on its way: the
+        // page's window (256 KiB) and the SSH channel window libssh grants
+        // the VM (1,280,000 bytes), not what the VM could print meanwhile.
+        // In time that is those bytes at the page's drawing speed: on a
+        // machine that draws 2 MiB/s throttled, under a second.
+        const INFLIGHT = 2 * 1024 * 1024;
+        assert.ok(after < INFLIGHT, `${after} bytes arrived after Ctrl+C (bound ${INFLIGHT})`);
+        assert.ok(lastDrawn < 1000 + (INFLIGHT / Math.max(rate, 1)) * 1000,
+          `output kept being drawn ${Math.round(lastDrawn)} ms after Ctrl+C`);
+      } finally {
+        await cdp.send('Emulation.setCPUThrottlingRate', { rate: 1 });
+      }
+      await run(p, 'echo after-flood-$((5+5))', 'after-flood-10');
+    });
+    await p.close();
+  });
+});
