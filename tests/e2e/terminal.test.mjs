@@ -216,6 +216,47 @@ describe('terminal', () => {
     }
   });
 
+  h.test('flow control: a window bounds what is sent ahead of the acks; an ack lets that much more through', { timeout: 90000 }, async () => {
+    const { term } = await openShell();
+    const W = 64 * 1024;
+    const CHUNK = 64 * 1024; // one SSH read may overshoot the window
+    try {
+      term.sendControl({ type: 'window', bytes: W });
+      await sleep(300);
+      const base = term.length; // all unacknowledged so far, counted in the window
+      term.send('yes window-line\r');
+      await sleep(2000);
+      const first = term.length;
+      assert.ok(first - base > 0, 'output flowed up to the window');
+      assert.ok(first <= W + CHUNK, `${first} bytes sent with none acknowledged (window ${W})`);
+      await sleep(1500);
+      assert.equal(term.length, first, 'nothing more without an ack');
+      // An ack of everything so far lets one more window through, and no more.
+      term.sendControl({ type: 'ack', bytes: first });
+      await sleep(1500);
+      const second = term.length;
+      assert.ok(second - first > W / 2, `${second - first} bytes after the ack`);
+      assert.ok(second - first <= W + CHUNK, `${second - first} bytes after one ack (window ${W})`);
+      assert.deepEqual(term.controls.filter((c) => c.type === 'error'), [], 'window and ack are known control messages');
+      // Ctrl+C still reaches the VM; acking as we go drains to the prompt.
+      term.send('\x03');
+      term.send('echo win-$((6+6))\r');
+      let acked = first; // what the bastion has been told so far
+      await term.until(() => {
+        if (term.length > acked) {
+          term.sendControl({ type: 'ack', bytes: term.length - acked });
+          acked = term.length;
+        }
+        return term.output().indexOf('win-12', second) >= 0;
+      }, 30000, 'the prompt after Ctrl+C');
+      // A malformed window is refused and changes nothing.
+      term.sendControl({ type: 'window', bytes: 10 });
+      await term.waitForControl('error', { timeoutMs: 5000 });
+    } finally {
+      term.close();
+    }
+  });
+
   h.test('the VM dies mid-session -> {"type":"closed","reason":...}; the daemon stays healthy', async () => {
     const { term } = await openShell('vm-victim');
     try {
