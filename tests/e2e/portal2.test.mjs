@@ -6,14 +6,19 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileHarness } from './lib/harness.mjs';
-import { createTopology, addVm, ids, putOk } from './lib/api.mjs';
+import { createTopology, addVm, ids, putOk, connect, keyAuth, expectError, expectStatus } from './lib/api.mjs';
 import { randomString, waitFor, sleep } from './lib/util.mjs';
 import { launch, newContext, waitForShell, run, signIn, failShot } from './lib/browser.mjs';
 
 const h = fileHarness({ label: 'portal2', block: 210, net: true, keys: [{ id: 'ed25519-openssh', type: 'ed25519' }] });
 const G = 'e2e';
 const VM = 'vm-web';
+const VM_ID = ids.vm(G, VM);
+const NIC_ID = ids.nic(G, `${VM}-nic`);
+// erin: Reader on the VM, its NIC and its bastion only (least privilege);
+// frank: Reader on the VM and its NIC only.
 const erin = { name: 'erin', password: `Erin-${randomString(16)}` };
+const frank = { name: 'frank', password: `Frank-${randomString(16)}` };
 let browser;
 const contexts = [];
 
@@ -55,8 +60,19 @@ describe('browser portal: flow control, stalls, glyphs, least privilege, small t
     const sshd = await h.sshd({ name: 'main', port: 22, addrs: [h.net.addr(2)] });
     await createTopology(h.admin, { group: G, network: 'n1', prefix: h.net.prefix, bastion: 'b1' });
     await addVm(h.admin, { group: G, name: VM, ip: h.net.addr(2), port: sshd.port });
-    h.secrets.add(erin.password, 'password of erin');
-    await putOk(h.admin, `/users/${erin.name}`, { password: erin.password });
+    // A second group erin holds nothing in: never listed to her.
+    await putOk(h.admin, ids.group('other'), {});
+    await putOk(h.admin, ids.network('other', 'n9'), { address_prefixes: ['10.99.0.0/24'] });
+    await putOk(h.admin, ids.nic('other', 'x-nic'), { network: ids.network('other', 'n9'), private_ip: '10.99.0.5' });
+    await putOk(h.admin, ids.vm('other', 'x'), { nic: ids.nic('other', 'x-nic') });
+    for (const u of [erin, frank]) {
+      h.secrets.add(u.password, `password of ${u.name}`);
+      await putOk(h.admin, `/users/${u.name}`, { password: u.password });
+    }
+    for (const [who, scope, n] of [['erin', VM_ID, 1], ['erin', NIC_ID, 2], ['erin', ids.bastion(G, 'b1'), 3],
+      ['frank', VM_ID, 1], ['frank', NIC_ID, 2]]) {
+      await putOk(h.admin, `/role-assignments/${who}-${n}`, { principal: `user:${who}`, role: 'Reader', scope });
+    }
     browser = await launch();
   }, { timeout: 180000 });
 
@@ -114,6 +130,76 @@ describe('browser portal: flow control, stalls, glyphs, least privilege, small t
         await cdp.send('Emulation.setCPUThrottlingRate', { rate: 1 });
       }
       await run(p, 'echo after-flood-$((5+5))', 'after-flood-10');
+    });
+    await p.close();
+  });
+
+  h.test('Reader on one VM, its NIC and its bastion: the API and the portal list that VM, and connect works', { timeout: 120000 }, async () => {
+    const api = h.client('erin');
+    await api.login(erin.name, erin.password);
+    const groups = await api.get('/groups');
+    expectStatus(groups, [200], 'GET /groups');
+    assert.deepEqual(groups.json.value.map((g) => g.name), [G], 'the group of the VM, not the other group');
+    const vms = await api.get(`/groups/${G}/vms`);
+    expectStatus(vms, [200], 'GET vms');
+    assert.deepEqual(vms.json.value.map((v) => v.id), [VM_ID]);
+    expectStatus(await api.get(ids.group(G)), [404], 'the group itself stays unreadable');
+    expectStatus(await api.get('/groups/other/vms'), [404], 'nothing in the other group');
+    const p = await fresh();
+    await step('least-privilege', p, async () => {
+      await signIn(p, h, erin.name, erin.password);
+      const row = p.locator(`#vm-list [data-vm-row="${VM_ID}"]`);
+      await row.waitFor({ timeout: 20000 });
+      assert.equal(await p.locator('#vm-list tbody tr').count(), 1);
+      assert.match(await row.innerText(), /vm-web[\s\S]*e2e[\s\S]*198\.18\./);
+      await openTerminal(p);
+      await run(p, 'echo least-$((1+2))', 'least-3');
+    });
+    await p.close();
+  });
+
+  h.test('no Reader on the bastion: 403 naming the role and the bastion (one serves the network, then two)', async () => {
+    const api = h.client('frank');
+    await api.login(frank.name, frank.password);
+    const body = { username: h.user.name, auth: keyAuth(h.keys['ed25519-openssh'].private) };
+    let r = await connect(api, G, VM, body);
+    expectError(r, 403, 'AuthorizationFailed', { messageIncludes: `Reader on ${ids.bastion(G, 'b1')} is required` });
+    await putOk(h.admin, ids.bastion(G, 'b2'), { networks: [ids.network(G, 'n1')] });
+    try {
+      r = await connect(api, G, VM, body);
+      expectError(r, 403, 'AuthorizationFailed', { messageIncludes: 'Reader on one of the 2 bastions' });
+      assert.match(r.json.error.message, /e\.g\. \/groups\/e2e\/bastions\/b1/);
+      // Reader on one of them: that one is taken.
+      await putOk(h.admin, '/role-assignments/frank-b2', { principal: 'user:frank', role: 'Reader', scope: ids.bastion(G, 'b2') });
+      const ok = await connect(api, G, VM, body);
+      expectStatus(ok, [201], 'connect through b2');
+      assert.equal(ok.json.session.bastion, ids.bastion(G, 'b2'));
+      expectStatus(await api.del(`/sessions/${encodeURIComponent(ok.json.session.id)}`), [204], 'end it');
+    } finally {
+      await h.admin.del('/role-assignments/frank-b2');
+      await h.admin.del(ids.bastion(G, 'b2'));
+    }
+  });
+
+  h.test('a frozen bastion (SIGSTOP) turns the bar to "Stalled"; SIGCONT says it recovered', { timeout: 120000 }, async () => {
+    const p = await adminPage();
+    await step('stall', p, async () => {
+      await openTerminal(p);
+      await p.locator('#terminal-rtt', { hasText: /RTT [\d.]+ ms/ }).waitFor({ timeout: 15000 });
+      const pid = h.daemon.pid;
+      process.kill(pid, 'SIGSTOP');
+      try {
+        await p.locator('#terminal-status', { hasText: /^Stalled: no answer from the bastion for \d+ s/ }).waitFor({ timeout: 20000 });
+        assert.equal(await p.locator('.term-bar.stalled').count(), 1);
+        assert.equal(await p.locator('#terminal-rtt').innerText(), 'RTT —', 'the last RTT is not shown as current');
+        assert.equal((await termStats(p)).stalled, true);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      await p.locator('#terminal-status', { hasText: /^Connected \(the link recovered after \d+ s\)/ }).waitFor({ timeout: 20000 });
+      assert.equal(await p.locator('.term-bar.stalled').count(), 0);
+      await p.locator('#terminal-rtt', { hasText: /RTT [\d.]+ ms/ }).waitFor({ timeout: 15000 });
+      await run(p, 'echo alive-$((4+5))', 'alive-9');
     });
     await p.close();
   });
