@@ -7,7 +7,8 @@ PKGS="build-essential meson ninja-build pkg-config python3 nodejs npm
  libsqlite3-dev libsodium-dev libcurl4-openssl-dev libcmocka-dev libinih-dev
  openssh-server openssh-client iproute2 curl passwd procps"
 if [ "${1:-}" = "--test" ]; then
-	PKGS="$PKGS chromium clang clang-format libclang-rt-14-dev openssl"
+	# fonts: the browser test checks glyphs (underscores) in both families.
+	PKGS="$PKGS chromium clang clang-format libclang-rt-14-dev openssl fonts-dejavu-core fonts-liberation"
 fi
 missing=""
 for p in $PKGS; do

@@ -35,6 +35,12 @@ import { connectRoute, state, vmId, vmRoute } from './state.js';
 
 export const FONT_FAMILY = 'ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace';
 export const FONT_SIZE = 14;
+// Rows taller than the font's own height: at 14 px and line height 1 the
+// row is the font's ascent + descent rounded, and the underscore of DejaVu
+// Sans Mono and Liberation Mono (drawn at the bottom of the descent) fell
+// outside it at device pixel ratio 1 ("ssh_config" read "ssh config").
+// The browser test checks the pixels of '_' in both fonts.
+export const LINE_HEIGHT = 1.2;
 const BAR_HEIGHT = 32; // .term-bar in app.css
 const PADDING = 6; // #terminal .xterm padding in app.css, each side
 const MAX_FRAME = 16 * 1024;
@@ -64,7 +70,7 @@ export function estimateTerminalSize() {
   const rect = probe.getBoundingClientRect();
   probe.remove();
   const cellW = rect.width / 100 || FONT_SIZE * 0.6;
-  const cellH = rect.height || FONT_SIZE * 1.2;
+  const cellH = (rect.height || FONT_SIZE * 1.2) * LINE_HEIGHT;
   const width = window.innerWidth - 2 * PADDING - 14; // 14: xterm's scroll bar
   const height = window.innerHeight - BAR_HEIGHT - 2 * PADDING;
   const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
@@ -136,6 +142,7 @@ export function renderTerminal(root, { group, name, session, username }) {
     cursorBlink: true,
     fontFamily: FONT_FAMILY,
     fontSize: FONT_SIZE,
+    lineHeight: LINE_HEIGHT,
     theme: THEME,
     macOptionIsMeta: true,
     rightClickSelectsWord: true,
