@@ -279,4 +279,36 @@ describe('browser portal: flow control, stalls, glyphs, least privilege, small t
     });
     await p.close();
   });
+
+  h.test('reload asks first while connected; after the end, Enter does not reach Reconnect and the reason stays', { timeout: 90000 }, async () => {
+    const p = await adminPage();
+    await step('end-keys', p, async () => {
+      await openTerminal(p);
+      await run(p, 'echo typed-$((2+2))', 'typed-4'); // the page has had a user gesture
+      // Closing (or reloading) the tab while connected: the browser asks.
+      const dialogs = [];
+      p.on('dialog', (d) => { dialogs.push(d.type()); d.dismiss().catch(() => {}); });
+      await p.close({ runBeforeUnload: true });
+      await waitFor(() => dialogs.length > 0, { what: 'the beforeunload prompt', timeoutMs: 10000 });
+      assert.deepEqual(dialogs, ['beforeunload']);
+      assert.equal(p.isClosed(), false, 'staying keeps the page');
+      await run(p, 'echo still-$((3+3))', 'still-6');
+      // The shell ends; Enter typed afterwards goes nowhere.
+      await run(p, 'exit 4', () => true);
+      await p.locator('#terminal-reconnect').waitFor({ state: 'visible' });
+      assert.notEqual(await p.evaluate(() => document.activeElement && document.activeElement.id), 'terminal-reconnect');
+      const url = p.url();
+      await p.keyboard.press('Enter');
+      await p.keyboard.type('ls');
+      await p.keyboard.press('Enter');
+      await sleep(500);
+      assert.equal(p.url(), url, 'still on the terminal');
+      assert.match(await p.locator('#terminal-status').innerText(), /Session ended: the shell exited \(status 4\)/);
+      // Ended: closing asks nothing.
+      dialogs.length = 0;
+      await p.close({ runBeforeUnload: true });
+      await waitFor(() => p.isClosed(), { what: 'the page to close without a prompt', timeoutMs: 10000 });
+      assert.deepEqual(dialogs, []);
+    });
+  });
 });

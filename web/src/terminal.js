@@ -333,8 +333,19 @@ export function renderTerminal(root, { group, name, session, username }) {
     term.options.cursorBlink = false;
     document.title = `${name} (ended) · bastion`;
     if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
-    if (!disposed) reconnect.focus();
+    window.removeEventListener('beforeunload', onBeforeUnload);
+    // The focus stays where it was (the terminal, now without input): a
+    // focused Reconnect took the next Enter typed for the shell, and the
+    // end reason went with the page.
   }
+
+  // Reloading or closing the tab ends the session: ask first while it runs.
+  function onBeforeUnload(ev) {
+    if (ended) return;
+    ev.preventDefault();
+    ev.returnValue = ''; // older browsers need it set
+  }
+  window.addEventListener('beforeunload', onBeforeUnload);
 
   ws.addEventListener('open', () => {
     if (ended) return;
@@ -516,6 +527,7 @@ export function renderTerminal(root, { group, name, session, username }) {
       ended = true;
       if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
     }
+    window.removeEventListener('beforeunload', onBeforeUnload);
     clearInterval(pingTimer);
     clearInterval(stallTimer);
     clearInterval(warnTimer);
