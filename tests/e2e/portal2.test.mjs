@@ -311,4 +311,26 @@ describe('browser portal: flow control, stalls, glyphs, least privilege, small t
       assert.deepEqual(dialogs, []);
     });
   });
+
+  h.test('the audit page shows details as readable pairs across the table, not JSON in a narrow column', { timeout: 60000 }, async () => {
+    const p = await adminPage();
+    await step('audit', p, async () => {
+      await p.goto(`${h.daemon.origin}/#/admin/audit`, { waitUntil: 'domcontentloaded' });
+      await p.locator('#audit-table').waitFor();
+      await p.fill('#audit-action', 'session.end');
+      await p.click('#audit-apply');
+      // a session.end record has six details (session, reason, bytes, …)
+      const cell = p.locator('#audit-table tbody td[data-label="Detail"]').first();
+      await waitFor(async () => /bytes_from_vm\s+\d+/.test(await cell.innerText()), { what: 'a session.end detail' });
+      const text = await cell.innerText();
+      assert.doesNotMatch(text, /[{}"]/, `no raw JSON: ${text}`);
+      for (const k of ['session', 'reason', 'bastion', 'duration_s', 'bytes_to_vm']) assert.match(text, new RegExp(`${k}\\s`), text);
+      // record and detail together stay compact at 1280 px
+      const heights = await p.evaluate(() => [...document.querySelectorAll('#audit-table tbody tr')].slice(0, 2)
+        .map((tr) => tr.getBoundingClientRect().height));
+      const total = heights[0] + heights[1];
+      assert.ok(total < 110, `a record with its detail is ${total} px tall (${heights})`);
+    });
+    await p.close();
+  });
 });
