@@ -333,4 +333,33 @@ describe('browser portal: flow control, stalls, glyphs, least privilege, small t
     });
     await p.close();
   });
+
+  h.test('the connect form starts with a key from a vault when one is offered, then with the method last used', { timeout: 90000 }, async () => {
+    const V = `/groups/${G}/vaults/v-keys`;
+    await putOk(h.admin, V, {});
+    await putOk(h.admin, `${V}/access-policies/user:admin`, { secret_permissions: ['list', 'get', 'set'] });
+    await putOk(h.admin, `${V}/secrets/vm-key`, { value: h.keys['ed25519-openssh'].private });
+    const p = await adminPage();
+    await step('auth-default', p, async () => {
+      const form = async () => {
+        await p.goto(`${h.daemon.origin}/#/vms/${G}/${VM}/connect`, { waitUntil: 'domcontentloaded' });
+        await p.reload({ waitUntil: 'domcontentloaded' }); // nothing kept in the tab's memory
+        await p.locator('#connect-form').waitFor();
+        await waitFor(async () => !/Loading/.test(await p.locator('#connect-vault').innerText()), { what: 'the vault list' });
+      };
+      await form();
+      await waitFor(async () => (await p.inputValue('#connect-auth-type')) === 'vault-key', { what: 'a key from the vault by default' });
+      assert.equal(await p.inputValue('#connect-vault'), V);
+      assert.equal(await p.inputValue('#connect-secret'), 'vm-key');
+      await p.fill('#connect-username', h.user.name);
+      await p.click('#connect-submit');
+      await waitForShell(p);
+      // connect once with a pasted key: the next form starts with that
+      await openTerminal(p);
+      await form();
+      await sleep(500); // the vault list is in: nothing switches any more
+      assert.equal(await p.inputValue('#connect-auth-type'), 'ssh-key', 'the method last used');
+    });
+    await p.close();
+  });
 });
