@@ -1230,15 +1230,53 @@ static void ssh_on_ready(struct sshc *c, void *ud)
 	sess_record(s, NULL);
 }
 
+/* The mismatch said the way the key came to be trusted (pinned in the VM's
+ * host_keys, or recorded on the first connect), with the fingerprints
+ * expected and offered, and how to accept a new key on purpose. */
+static const char *hostkey_message(const struct sess *s, const char *msg, char *out, size_t size)
+{
+	const char *offered = msg ? strstr(msg, "it offered ") : NULL;
+	char expected[400] = "", fp[160];
+	size_t used = 0;
+
+	if (!s->conn || !offered)
+		return msg;
+	offered += strlen("it offered ");
+	for (size_t i = 0; i < s->conn->n_host_keys && i < 3; i++) {
+		if (api_hostkey_fingerprint(s->conn->host_keys[i], fp, sizeof(fp)) < 0)
+			continue;
+		used += (size_t)snprintf(expected + used, sizeof(expected) - used, "%s%s",
+					 used ? ", " : "", fp);
+		if (used >= sizeof(expected))
+			break;
+	}
+	if (s->conn->host_keys_pinned)
+		snprintf(out, size,
+			 "the VM's host key does not match the keys pinned in its host_keys (%s): "
+			 "it offered %s. If the key changed on purpose, put the new key in the "
+			 "VM's host_keys",
+			 expected, offered);
+	else
+		snprintf(out, size,
+			 "the VM's host key does not match the key recorded on its first connect "
+			 "(%s): it offered %s. If the VM was reinstalled, a Contributor on the VM "
+			 "forgets the recorded key (Forget recorded keys on the VM's page, or "
+			 "DELETE /api/v1%s/host-keys) and the next connect records the new one",
+			 expected, offered, s->vm_id);
+	return out;
+}
+
 static void ssh_on_fail(struct sshc *c, int err, const char *msg, void *ud)
 {
 	struct sess *s = ud;
 	const char *code;
+	char text[1024];
 	int status;
 
 	switch (err) {
 	case -BERR_HOSTKEY:
 		status = 502, code = "HostKeyMismatch";
+		msg = hostkey_message(s, msg, text, sizeof(text));
 		break;
 	case -BERR_SSH_AUTH:
 		status = 401, code = "SshAuthenticationFailed";

@@ -5,6 +5,7 @@
 // the end, the reload warning, the host-key page, the audit details).
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { fileHarness } from './lib/harness.mjs';
 import { createTopology, addVm, ids, putOk, connect, keyAuth, expectError, expectStatus } from './lib/api.mjs';
 import { randomString, waitFor, sleep } from './lib/util.mjs';
@@ -20,7 +21,14 @@ const NIC_ID = ids.nic(G, `${VM}-nic`);
 const erin = { name: 'erin', password: `Erin-${randomString(16)}` };
 const frank = { name: 'frank', password: `Frank-${randomString(16)}` };
 let browser;
+let tofu; // an sshd whose host key is replaced mid-test
+let mainSshd;
 const contexts = [];
+
+// "SHA256:…" as ssh-keygen -l prints it, for "type base64".
+function fingerprint(pub) {
+  return `SHA256:${crypto.createHash('sha256').update(Buffer.from(pub.split(' ')[1], 'base64')).digest('base64').replace(/=+$/, '')}`;
+}
 
 async function step(name, p, fn) {
   try { await fn(); } catch (e) { throw await failShot(p, h, name, e); }
@@ -58,8 +66,11 @@ describe('browser portal: flow control, stalls, glyphs, least privilege, small t
   before(async () => {
     await h.up();
     const sshd = await h.sshd({ name: 'main', port: 22, addrs: [h.net.addr(2)] });
+    mainSshd = sshd;
+    tofu = await h.sshd({ name: 'tofu', port: 22, addrs: [h.net.addr(3)] });
     await createTopology(h.admin, { group: G, network: 'n1', prefix: h.net.prefix, bastion: 'b1' });
     await addVm(h.admin, { group: G, name: VM, ip: h.net.addr(2), port: sshd.port });
+    await addVm(h.admin, { group: G, name: 'vm-tofu', ip: h.net.addr(3), port: tofu.port });
     // A second group erin holds nothing in: never listed to her.
     await putOk(h.admin, ids.group('other'), {});
     await putOk(h.admin, ids.network('other', 'n9'), { address_prefixes: ['10.99.0.0/24'] });
@@ -361,5 +372,70 @@ describe('browser portal: flow control, stalls, glyphs, least privilege, small t
       assert.equal(await p.inputValue('#connect-auth-type'), 'ssh-key', 'the method last used');
     });
     await p.close();
+  });
+
+  h.test('a changed host key: the message says how the key came to be trusted, both fingerprints and how to accept; the VM page forgets it', { timeout: 120000 }, async () => {
+    const body = { bastion: ids.bastion(G, 'b1'), username: h.user.name, auth: keyAuth(h.keys['ed25519-openssh'].private) };
+    const HK = `/groups/${G}/vms/vm-tofu/host-keys`;
+    const end = async (r) => expectStatus(await h.admin.del(`/sessions/${encodeURIComponent(r.json.session.id)}`), [204], 'end');
+    let hk = await h.admin.get(HK);
+    expectStatus(hk, [200], 'GET host-keys');
+    assert.deepEqual(hk.json, { pinned: [], recorded: [] });
+    let r = await connect(h.admin, G, 'vm-tofu', body);
+    expectStatus(r, [201], 'first connect records the key');
+    await end(r);
+    const oldFp = fingerprint(tofu.hostKeyPublic);
+    await waitFor(async () => ((await h.admin.get(HK)).json.recorded || []).length === 1, { what: 'the key recorded' });
+    hk = await h.admin.get(HK);
+    assert.deepEqual(hk.json.recorded, [{ key: tofu.hostKeyPublic, type: 'ssh-ed25519', fingerprint: oldFp }]);
+    // who may see and forget it
+    const frank2 = h.client('frank2');
+    await frank2.login(frank.name, frank.password);
+    expectStatus(await frank2.get(HK), [404], 'no Reader on vm-tofu: as if missing');
+    expectStatus(await frank2.get(`/groups/${G}/vms/${VM}/host-keys`), [200], 'Reader on vm-web reads its keys');
+    expectError(await frank2.del(`/groups/${G}/vms/${VM}/host-keys`), 403, 'AuthorizationFailed', { messageIncludes: 'Contributor on' });
+
+    await tofu.restart({ newHostKey: true });
+    const newFp = fingerprint(tofu.hostKeyPublic);
+    r = await connect(h.admin, G, 'vm-tofu', body);
+    expectError(r, 502, 'HostKeyMismatch');
+    const m = r.json.error.message;
+    assert.match(m, /recorded on its first connect/, m);
+    assert.doesNotMatch(m, /pinned/, m);
+    assert.ok(m.includes(oldFp) && m.includes(newFp), `both fingerprints in: ${m}`);
+    assert.ok(m.includes(`DELETE /api/v1${ids.vm(G, 'vm-tofu')}/host-keys`), m);
+
+    // The VM page shows the recorded key; Forget, then the next connect records the new one.
+    const p = await adminPage();
+    await step('host-keys', p, async () => {
+      await p.goto(`${h.daemon.origin}/#/vms/${G}/vm-tofu`, { waitUntil: 'domcontentloaded' });
+      await p.locator(`#vm-host-keys li[data-fingerprint="${oldFp}"]`).waitFor();
+      assert.match(await p.locator('#vm-host-keys').innerText(), /recorded on the first connect/);
+      await p.click('#vm-host-keys-forget');
+      await p.click('#confirm-ok');
+      await p.locator('#vm-host-keys-msg', { hasText: 'Forgotten' }).waitFor();
+      await p.locator('#vm-host-keys', { hasText: 'None recorded yet' }).waitFor();
+    });
+    await p.close();
+    r = await connect(h.admin, G, 'vm-tofu', body);
+    expectStatus(r, [201], 'the new key is accepted and recorded');
+    await end(r);
+    await waitFor(async () => ((await h.admin.get(HK)).json.recorded || []).some((k) => k.fingerprint === newFp), { what: 'the new key recorded' });
+    const audit = await h.admin.get(`/audit?action=vm.host_keys.clear&target=${encodeURIComponent(ids.vm(G, 'vm-tofu'))}`);
+    assert.equal(audit.json.value.length, 1, 'the forget is audited');
+    assert.equal(audit.json.value[0].principal, 'user:admin');
+
+    // Pinned: the message says so and points at host_keys.
+    await putOk(h.admin, ids.vm(G, 'vm-pinned'), { nic: ids.nic(G, 'vm-tofu-nic'), ssh_port: tofu.port, host_keys: [mainSshd.hostKeyPublic] });
+    try {
+      r = await connect(h.admin, G, 'vm-pinned', body);
+      expectError(r, 502, 'HostKeyMismatch');
+      assert.match(r.json.error.message, /pinned in its host_keys/, r.json.error.message);
+      assert.ok(r.json.error.message.includes(fingerprint(mainSshd.hostKeyPublic)), r.json.error.message);
+      hk = await h.admin.get(`/groups/${G}/vms/vm-pinned/host-keys`);
+      assert.equal(hk.json.pinned[0].fingerprint, fingerprint(mainSshd.hostKeyPublic));
+    } finally {
+      await h.admin.del(ids.vm(G, 'vm-pinned'));
+    }
   });
 });
