@@ -438,4 +438,15 @@ describe('browser portal: flow control, stalls, glyphs, least privilege, small t
       await h.admin.del(ids.vm(G, 'vm-pinned'));
     }
   });
+
+  h.test('no page errors, no CSP violations, nothing fetched from elsewhere, no secret leaked', async () => {
+    for (const c of contexts) {
+      assert.deepEqual(c.rec.errors, [], 'uncaught page errors');
+      assert.deepEqual(c.rec.csp, [], 'CSP violations');
+      assert.deepEqual(c.rec.foreign, [], 'requests to other origins');
+    }
+    h.assertNoLeaks();
+  });
+
+  h.testCleanExit('SIGTERM: exits 0 within 10 s (under ASan: no leak, no report)');
 });
