@@ -110,6 +110,7 @@ describe('browser portal: flow control, stalls, glyphs, least privilege, small t
           const s = await termStats(p);
           worst = Math.max(worst, s.maxBacklog);
           assert.ok(s.maxBacklog < BOUND, `the page's backlog reached ${s.maxBacklog} bytes (bound ${BOUND})`);
+          assert.equal(s.stalled, false, 'a slow page is not a stalled link: pongs pass the output');
         }
         const mid = await termStats(p);
         assert.ok(mid.bytes > 1024 * 1024, `output flowed (${mid.bytes} bytes)`);
