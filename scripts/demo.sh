@@ -97,8 +97,11 @@ cat <<MSG
 
   sign in:   admin / $PASSWORD
   connect:   VM "demo-vm" → username "$ME" → "SSH Private Key from Vault"
-             → vault "demo-vault" → secret "demo-key"
-             (or "SSH Private Key from Local File" with $DEMO/id_ed25519)
+             (chosen already: vault "demo-vault", secret "demo-key")
+             or "SSH Private Key from Local File" with $DEMO/id_ed25519.
+             The demo VM ($VM_IP:$VM_PORT) takes keys only, no passwords.
+
+  other ports: BASTION_LISTEN=127.0.0.1:9443 BASTION_DEMO_PORT=2200 make run
 
   Ctrl-C stops bastion and the demo VM.
 MSG

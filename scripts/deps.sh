@@ -7,7 +7,9 @@ PKGS="build-essential meson ninja-build pkg-config python3 nodejs npm
  libsqlite3-dev libsodium-dev libcurl4-openssl-dev libcmocka-dev libinih-dev
  openssh-server openssh-client iproute2 curl passwd procps"
 if [ "${1:-}" = "--test" ]; then
-	PKGS="$PKGS chromium clang clang-format openssl libpam-google-authenticator"
+	# fonts: the browser test checks glyphs (underscores) in both families.
+	PKGS="$PKGS chromium clang clang-format openssl libpam-google-authenticator
+	 fonts-dejavu-core fonts-liberation"
 	# The sanitizer runtime must be the one of the clang that is installed
 	# (Debian names it by clang's major version); before clang is there,
 	# the candidate apt would install tells.

@@ -325,15 +325,21 @@ struct pick {
 	const char *network;
 	char found[256];
 	int n;
+	int hidden;        /* bastions serving the network the caller cannot read */
+	char hidden1[256]; /* the first of them */
 };
 
 static int pick_one(const char *id, const char *name, json_t *props, void *ud)
 {
 	struct pick *p = ud;
 
-	if (!bastion_serves(props, p->network) ||
-	    authz_require(p->c->ctx->store, p->c->who, AUTHZ_READER, id) != 0)
+	if (!bastion_serves(props, p->network))
 		return 0;
+	if (authz_require(p->c->ctx->store, p->c->who, AUTHZ_READER, id) != 0) {
+		if (p->hidden++ == 0)
+			util_strlcpy(p->hidden1, id, sizeof(p->hidden1));
+		return 0;
+	}
 	if (p->n++ == 0)
 		util_strlcpy(p->found, id, sizeof(p->found));
 	return 0;
@@ -527,11 +533,26 @@ void api_connect(struct api_call *c)
 			api_store_error(c->resp, rc, "bastions");
 			goto out;
 		}
-		/* SPEC §2: omitting it works only when exactly one fits. */
+		/* SPEC §2: omitting it works only when exactly one fits. None
+		 * the caller may read, but some serve the network: name the
+		 * role and the bastion, as rows 3 and 4 do (the caller reads
+		 * the VM and NIC, so it may learn what serves their network). */
+		if (p.n == 0 && p.hidden == 1) {
+			api_error(c->resp, 403, "AuthorizationFailed",
+				  "Reader on %s is required (the bastion that serves network %s)",
+				  p.hidden1, net_id);
+			goto out;
+		}
+		if (p.n == 0 && p.hidden > 1) {
+			api_error(c->resp, 403, "AuthorizationFailed",
+				  "Reader on one of the %d bastions that serve network %s is "
+				  "required (e.g. %s); then name it in bastion",
+				  p.hidden, net_id, p.hidden1);
+			goto out;
+		}
 		if (p.n == 0) {
 			api_error(c->resp, 400, "InvalidRequest",
-				  "bastion: required; no bastion you may use serves network %s",
-				  net_id);
+				  "bastion: required; no bastion serves network %s", net_id);
 			goto out;
 		}
 		if (p.n > 1) {

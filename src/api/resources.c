@@ -32,7 +32,10 @@
  * - A list of a group's resources answers 404 when the group is missing,
  *   and also when the caller may read neither the group nor any resource
  *   listed, so that it does not tell whether the group exists. The group
- *   list shows the groups on which the caller holds Reader.
+ *   list shows the groups on which the caller holds Reader, and those in
+ *   which it holds a role on something inside (Reader on one VM only):
+ *   otherwise nothing would lead a client to that VM. Such a group's name
+ *   is in the caller's own assignment, so listing it tells nothing new.
  * - A resource PUT whose group segment is not a valid name answers 400
  *   naming "group"; one whose type segment is unknown answers 400 naming
  *   "type" (GET and DELETE answer 404 for both).
@@ -51,6 +54,7 @@
 #include "authz/authz.h"
 #include "core/err.h"
 #include "store/store.h"
+#include "store/store_ident.h"
 
 #define NAME_RULE                                                                                   \
 	"must be 1 to 64 characters: letters, digits, '.', '_' and '-', starting with a letter or " \
@@ -149,6 +153,38 @@ struct group_list {
 	json_t *value;
 };
 
+struct inside {
+	const char *gid;
+	bool found;
+};
+
+/* Stops at an assignment strictly inside the group. */
+static int inside_group(const char *role, const char *scope, void *ud)
+{
+	struct inside *in = ud;
+
+	(void)role;
+	in->found = strcmp(scope, in->gid) != 0 && authz_scope_covers(in->gid, scope);
+	return in->found;
+}
+
+/* Whether the caller holds a role on something inside group gid: 0,
+ * -EACCES, or a store error. Every role includes reading. */
+static int holds_inside(struct api_call *c, const char *gid)
+{
+	struct inside in = { .gid = gid };
+	char principal[80];
+	int r;
+
+	if (!c->who)
+		return -EACCES;
+	snprintf(principal, sizeof(principal), "user:%s", c->who->name);
+	r = store_role_foreach_principal(c->ctx->store, principal, inside_group, &in);
+	if (r < 0)
+		return r;
+	return in.found ? 0 : -EACCES;
+}
+
 static int group_list_one(const char *name, void *ud)
 {
 	struct group_list *l = ud;
@@ -157,6 +193,8 @@ static int group_list_one(const char *name, void *ud)
 
 	snprintf(id, sizeof(id), "/groups/%s", name);
 	r = may_read(l->c, id);
+	if (r == -EACCES)
+		r = holds_inside(l->c, id);
 	if (r == -EACCES)
 		return 0;
 	if (r < 0)

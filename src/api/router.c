@@ -53,6 +53,8 @@ static const struct route routes[] = {
 	{ "GET", "groups/*/*/*", api_resources_get, R_AUTH },
 	{ "DELETE", "groups/*/*/*", api_resources_delete, R_AUTH },
 	{ "POST", "groups/*/vms/*/connect", api_connect, R_AUTH },
+	{ "GET", "groups/*/vms/*/host-keys", api_hostkeys_get, R_AUTH },
+	{ "DELETE", "groups/*/vms/*/host-keys", api_hostkeys_delete, R_AUTH },
 	{ "GET", "sessions/*/terminal", api_terminal, R_AUTH },
 	{ "DELETE", "sessions/*", api_sessions_delete, R_AUTH },
 	{ "POST", "sessions/*/answers", api_session_answers, R_AUTH },

@@ -516,3 +516,18 @@ int store_hostkey_add(struct store *s, const char *vm_id, const char *type, cons
 	sqlite3_finalize(st);
 	return store_rc(rc);
 }
+
+int store_hostkey_clear(struct store *s, const char *vm_id, int *ret_removed)
+{
+	sqlite3_stmt *st = store_prepare(s, "DELETE FROM host_keys WHERE vm_id = ?");
+	int rc;
+
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_text(st, 1, vm_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		*ret_removed = sqlite3_changes(store_db(s));
+	return store_rc(rc);
+}

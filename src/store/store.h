@@ -35,6 +35,9 @@ int store_audit(struct store *s, const char *principal, const char *action, cons
  * OpenSSH key type name ("ssh-ed25519"), b64 the public key blob. */
 int store_hostkey_get(struct store *s, const char *vm_id, json_t **ret_array_of_lines);
 int store_hostkey_add(struct store *s, const char *vm_id, const char *type, const char *b64);
+/* Forgets them (the VM was reinstalled): the next connect records anew.
+ * *ret_removed: how many there were. */
+int store_hostkey_clear(struct store *s, const char *vm_id, int *ret_removed);
 
 #include "store/store_ident.h"
 #include "store/store_res.h"

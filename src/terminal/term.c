@@ -8,6 +8,12 @@
  *     and it stops sending); reading resumes once the socket drains.
  *   browser → VM: when the channel's window is full, the rest of the frame
  *     waits in `pending` and the browser socket is no longer read.
+ *   flow control from the page: the socket drains long before a slow page
+ *     has drawn what it read (kernel buffers hold megabytes), so only the
+ *     page knows its backlog. {"type":"pause"} stops reading the SSH
+ *     channel as the watermark does, until {"type":"resume"}; with
+ *     {"type":"window","bytes":W} at most W bytes are sent that the page
+ *     has not acknowledged with {"type":"ack","bytes":N} (docs/api.md).
  * Sessions are never freed inside a callback: they are marked dead and
  * reaped at the end of the loop iteration.
  *
@@ -94,6 +100,9 @@ struct sess {
 	uv_timer_t timer;      /* attach window, then idle and duration */
 	bool timer_inited;
 	bool out_paused;  /* SSH reads stopped for back-pressure */
+	bool page_paused; /* the page asked for a pause (its own backlog) */
+	uint64_t window;  /* flow-control window the page asked for; 0: none */
+	uint64_t unacked; /* bytes sent the page has not acknowledged */
 	uint8_t *pending; /* browser input the channel has not taken */
 	size_t pending_len;
 	struct term_connect *conn; /* while dialing: the request (host keys) */
@@ -985,6 +994,15 @@ static void count_bytes(atomic_uint_fast64_t *counter, uint64_t n)
 			      memory_order_relaxed);
 }
 
+/* The SSH channel is read only while neither the socket towards the
+ * browser nor the page itself is behind. */
+static void sess_update_output(struct sess *s)
+{
+	if (s->ssh)
+		sshc_pause_output(s->ssh, s->out_paused || s->page_paused ||
+						  (s->window && s->unacked >= s->window));
+}
+
 static void pump_input(struct sess *s)
 {
 	ssize_t n;
@@ -1066,6 +1084,25 @@ int term_parse_control(const char *buf, size_t len, struct term_control *ret,
 			ctl.type = TERM_CTL_PING;
 			ctl.id = (int64_t)json_integer_value(id);
 		}
+	} else if (strcmp(type, "pause") == 0) {
+		/* An addition to SPEC §3: flow control from the page. */
+		ctl.type = TERM_CTL_PAUSE;
+	} else if (strcmp(type, "resume") == 0) {
+		ctl.type = TERM_CTL_RESUME;
+	} else if (strcmp(type, "window") == 0 || strcmp(type, "ack") == 0) {
+		bool window = type[0] == 'w';
+		json_t *bytes = json_object_get(msg, "bytes");
+		json_int_t lo = window ? TERM_WINDOW_MIN : 1;
+		json_int_t hi = window ? TERM_WINDOW_MAX : 9007199254740991LL;
+
+		if (!json_is_integer(bytes) || json_integer_value(bytes) < lo ||
+		    json_integer_value(bytes) > hi) {
+			error = window ? "window needs an integer bytes between 16384 and 67108864"
+				       : "ack needs an integer bytes between 1 and 2^53-1";
+		} else {
+			ctl.type = window ? TERM_CTL_WINDOW : TERM_CTL_ACK;
+			ctl.bytes = (int64_t)json_integer_value(bytes);
+		}
 	} else {
 		error = "unknown control message type";
 	}
@@ -1100,6 +1137,25 @@ static void ws_on_text(void *ud, const char *buf, size_t len)
 		 * go idle. */
 		send_control(s, json_pack("{s:s,s:I}", "type", "pong", "id", (json_int_t)ctl.id));
 		break;
+	case TERM_CTL_PAUSE:
+	case TERM_CTL_RESUME:
+		/* Not activity either: output is not input. A page paused for
+		 * good holds nothing here but a blocked channel, and still
+		 * meets the idle timeout. */
+		s->page_paused = ctl.type == TERM_CTL_PAUSE;
+		sess_update_output(s);
+		break;
+	case TERM_CTL_WINDOW:
+		/* What was sent before counts from here on too: the page
+		 * acknowledges every byte it draws. */
+		s->window = (uint64_t)ctl.bytes;
+		sess_update_output(s);
+		break;
+	case TERM_CTL_ACK:
+		/* More than was sent is a confused page, not credit to hoard. */
+		s->unacked -= (uint64_t)ctl.bytes < s->unacked ? (uint64_t)ctl.bytes : s->unacked;
+		sess_update_output(s);
+		break;
 	}
 }
 
@@ -1107,9 +1163,9 @@ static void ws_on_drain(void *ud)
 {
 	struct sess *s = ud;
 
-	if (s->out_paused && s->ssh) {
+	if (s->out_paused) {
 		s->out_paused = false;
-		sshc_pause_output(s->ssh, false);
+		sess_update_output(s);
 	}
 }
 
@@ -1183,15 +1239,53 @@ static void ssh_on_ready(struct sshc *c, void *ud)
 	sess_record(s, NULL);
 }
 
+/* The mismatch said the way the key came to be trusted (pinned in the VM's
+ * host_keys, or recorded on the first connect), with the fingerprints
+ * expected and offered, and how to accept a new key on purpose. */
+static const char *hostkey_message(const struct sess *s, const char *msg, char *out, size_t size)
+{
+	const char *offered = msg ? strstr(msg, "it offered ") : NULL;
+	char expected[400] = "", fp[160];
+	size_t used = 0;
+
+	if (!s->conn || !offered)
+		return msg;
+	offered += strlen("it offered ");
+	for (size_t i = 0; i < s->conn->n_host_keys && i < 3; i++) {
+		if (api_hostkey_fingerprint(s->conn->host_keys[i], fp, sizeof(fp)) < 0)
+			continue;
+		used += (size_t)snprintf(expected + used, sizeof(expected) - used, "%s%s",
+					 used ? ", " : "", fp);
+		if (used >= sizeof(expected))
+			break;
+	}
+	if (s->conn->host_keys_pinned)
+		snprintf(out, size,
+			 "the VM's host key does not match the keys pinned in its host_keys (%s): "
+			 "it offered %s. If the key changed on purpose, put the new key in the "
+			 "VM's host_keys",
+			 expected, offered);
+	else
+		snprintf(out, size,
+			 "the VM's host key does not match the key recorded on its first connect "
+			 "(%s): it offered %s. If the VM was reinstalled, a Contributor on the VM "
+			 "forgets the recorded key (Forget recorded keys on the VM's page, or "
+			 "DELETE /api/v1%s/host-keys) and the next connect records the new one",
+			 expected, offered, s->vm_id);
+	return out;
+}
+
 static void ssh_on_fail(struct sshc *c, int err, const char *msg, void *ud)
 {
 	struct sess *s = ud;
 	const char *code;
+	char text[1024];
 	int status;
 
 	switch (err) {
 	case -BERR_HOSTKEY:
 		status = 502, code = "HostKeyMismatch";
+		msg = hostkey_message(s, msg, text, sizeof(text));
 		break;
 	case -BERR_SSH_AUTH:
 		status = 401, code = "SshAuthenticationFailed";
@@ -1283,10 +1377,13 @@ static void ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud)
 		return;
 	count_bytes(&s->from_vm, len);
 	metrics_bytes(0, len);
+	s->unacked += len;
 	r = srv_ws_send_binary(s->ws, buf, len);
-	if (r > 0 && !s->out_paused && s->ssh) {
+	if (r > 0 && !s->out_paused) {
 		s->out_paused = true;
-		sshc_pause_output(s->ssh, true);
+		sess_update_output(s);
+	} else if (s->window && s->unacked >= s->window) {
+		sess_update_output(s);
 	}
 }
 
@@ -1456,7 +1553,9 @@ static void attach(struct srv_conn *c, struct term_attach *ta)
 	sess_set_state(s, SESS_ATTACHED);
 	s->ws = c;
 	s->out_paused = false;
-	sshc_pause_output(s->ssh, false);
+	s->page_paused = false;
+	s->window = s->unacked = 0;
+	sess_update_output(s);
 	s->started_ms = s->last_input_ms = uv_now(s->home->loop);
 	sess_arm(s);
 }

@@ -109,11 +109,23 @@ uint64_t term_end_generation(void);
 void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone);
 
 /* A text frame from the browser (SPEC §3), parsed. */
-enum term_ctl_type { TERM_CTL_RESIZE = 1, TERM_CTL_PING };
+enum term_ctl_type {
+	TERM_CTL_RESIZE = 1,
+	TERM_CTL_PING,
+	TERM_CTL_PAUSE,
+	TERM_CTL_RESUME,
+	TERM_CTL_WINDOW,
+	TERM_CTL_ACK,
+};
+
+/* Flow-control window a page may ask for (TERM_CTL_WINDOW). */
+#define TERM_WINDOW_MIN (16 * 1024)
+#define TERM_WINDOW_MAX (64 * 1024 * 1024)
 struct term_control {
 	enum term_ctl_type type;
 	int cols, rows; /* RESIZE: 1..1000 each */
 	int64_t id;     /* PING: 0..2^53-1, echoed in the pong */
+	int64_t bytes;  /* WINDOW: TERM_WINDOW_MIN..MAX; ACK: 1..2^53-1 */
 };
 
 /* Parses one control message: pure, any thread, any bytes (fuzzed in

@@ -315,7 +315,8 @@ describe('browser portal: connect and terminal', () => {
       for (let k = 0; k < 1000; k++) assert.equal(lines[at - k], String(N - k));
       const stats = await page.evaluate(() => window.bastionTermStats);
       assert.ok(stats.bytes > N * 6, `all bytes arrived (${stats.bytes})`);
-      assert.equal(stats.queued, 0);
+      assert.equal(stats.backlog, 0);
+      assert.ok(stats.maxBacklog < 1024 * 1024, `the flow-control window bounds the backlog (${stats.maxBacklog})`);
     });
   });
 

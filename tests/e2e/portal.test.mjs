@@ -219,7 +219,7 @@ describe('browser portal: sign-in, account, administration', () => {
       await p.fill('#audit-result', 'failure');
       await p.click('#audit-apply');
       await waitFor(async () => {
-        const rows = await p.locator('#audit-table tbody tr').allInnerTexts();
+        const rows = await p.locator('#audit-table tbody tr.audit-rec').allInnerTexts();
         return rows.length >= 5 && rows.every((r) => /auth\.login/.test(r) && /failure/.test(r));
       }, { what: 'only failed sign-ins listed' });
       await shot(p, 'admin-audit');

@@ -1,6 +1,7 @@
 // The terminal stream (SPEC §3): WebSocket subprotocol bastion.v1, binary
 // frames both ways, resize, exit status, 10 MiB byte-exact, the VM dying
-// mid-session, who may attach (Origin, owner) and the 30 s attach window.
+// mid-session, who may attach (Origin, owner) and the 30 s attach window,
+// flow control from the page (pause / resume).
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -173,6 +174,84 @@ describe('terminal', () => {
       const after = term.length;
       term.send('echo still-$((2+2))\r');
       await term.waitForOutput('still-4', { from: after, timeoutMs: 15000 });
+    } finally {
+      term.close();
+    }
+  });
+
+  h.test('flow control: pause stops the output at once, keystrokes still reach the VM, resume brings it back', { timeout: 90000 }, async () => {
+    const { term } = await openShell();
+    try {
+      const from = term.length;
+      term.send('yes flow-control-line\r');
+      await term.waitForOutput('flow-control-line\r\nflow', { from, timeoutMs: 20000 });
+      term.sendControl({ type: 'pause' });
+      const atPause = term.length;
+      await sleep(1500); // what was in flight when the pause arrived lands
+      const settled = term.length;
+      // In flight: the bastion's own queue and socket buffers, not the VM's output.
+      assert.ok(settled - atPause < 4 * 1024 * 1024, `${settled - atPause} bytes arrived after the pause`);
+      await sleep(2000);
+      assert.equal(term.length, settled, `${term.length - settled} bytes arrived while paused`);
+      assert.deepEqual(term.controls.filter((c) => c.type === 'error'), [], 'pause is a known control message');
+      // Ctrl+C goes to the VM while its output is held; resume shows the prompt.
+      term.send('\x03');
+      await sleep(500);
+      assert.equal(term.length, settled, 'still paused after a keystroke');
+      term.sendControl({ type: 'resume' });
+      term.send('echo after-$((3+4))\r');
+      await term.waitForOutput('after-7', { from: settled, timeoutMs: 20000 });
+      // pause twice, resume once: flow control is a state, not a counter
+      term.sendControl({ type: 'pause' });
+      term.sendControl({ type: 'pause' });
+      await sleep(500);
+      const held = term.length;
+      term.send('echo held-$((4+4))\r');
+      await sleep(1000);
+      assert.equal(term.length, held, 'nothing arrives while paused (not even the echo)');
+      term.sendControl({ type: 'resume' });
+      await term.waitForOutput('held-8', { from: held, timeoutMs: 15000 });
+    } finally {
+      term.close();
+    }
+  });
+
+  h.test('flow control: a window bounds what is sent ahead of the acks; an ack lets that much more through', { timeout: 90000 }, async () => {
+    const { term } = await openShell();
+    const W = 64 * 1024;
+    const CHUNK = 16 * 1024; // one SSH read (SSHC_DATA_MAX) may overshoot the window
+    try {
+      term.sendControl({ type: 'window', bytes: W });
+      await sleep(300);
+      const base = term.length; // all unacknowledged so far, counted in the window
+      term.send('yes window-line\r');
+      await sleep(2000);
+      const first = term.length;
+      assert.ok(first - base > 0, 'output flowed up to the window');
+      assert.ok(first <= W + CHUNK, `${first} bytes sent with none acknowledged (window ${W})`);
+      await sleep(1500);
+      assert.equal(term.length, first, 'nothing more without an ack');
+      // An ack of everything so far lets one more window through, and no more.
+      term.sendControl({ type: 'ack', bytes: first });
+      await sleep(1500);
+      const second = term.length;
+      assert.ok(second - first > W / 2, `${second - first} bytes after the ack`);
+      assert.ok(second - first <= W + CHUNK, `${second - first} bytes after one ack (window ${W})`);
+      assert.deepEqual(term.controls.filter((c) => c.type === 'error'), [], 'window and ack are known control messages');
+      // Ctrl+C still reaches the VM; acking as we go drains to the prompt.
+      term.send('\x03');
+      term.send('echo win-$((6+6))\r');
+      let acked = first; // what the bastion has been told so far
+      await term.until(() => {
+        if (term.length > acked) {
+          term.sendControl({ type: 'ack', bytes: term.length - acked });
+          acked = term.length;
+        }
+        return term.output().indexOf('win-12', second) >= 0;
+      }, 30000, 'the prompt after Ctrl+C');
+      // A malformed window is refused and changes nothing.
+      term.sendControl({ type: 'window', bytes: 10 });
+      await term.waitForControl('error', { timeoutMs: 5000 });
     } finally {
       term.close();
     }

@@ -31,6 +31,31 @@ static void resize_and_ping(void **state)
 	assert_true(ctl.id == 9007199254740991LL);
 }
 
+/* Flow control from the page: pause and resume take no arguments; window
+ * and ack take a byte count within bounds. */
+static void pause_and_resume(void **state)
+{
+	struct term_control ctl;
+	const char *error;
+
+	assert_int_equal(parse("{\"type\":\"pause\"}", &ctl, &error), 0);
+	assert_int_equal(ctl.type, TERM_CTL_PAUSE);
+	assert_int_equal(parse("{\"type\":\"resume\"}", &ctl, &error), 0);
+	assert_int_equal(ctl.type, TERM_CTL_RESUME);
+	assert_int_equal(parse("{\"type\":\"pause\",\"type\":\"resume\"}", &ctl, &error), -EINVAL);
+	assert_int_equal(parse("{\"type\":\"Pause\"}", &ctl, &error), -EINVAL);
+	assert_int_equal(parse("{\"type\":\"window\",\"bytes\":262144}", &ctl, &error), 0);
+	assert_int_equal(ctl.type, TERM_CTL_WINDOW);
+	assert_true(ctl.bytes == 262144);
+	assert_int_equal(parse("{\"type\":\"window\",\"bytes\":16384}", &ctl, &error), 0);
+	assert_int_equal(parse("{\"type\":\"window\",\"bytes\":67108864}", &ctl, &error), 0);
+	assert_int_equal(parse("{\"type\":\"ack\",\"bytes\":1}", &ctl, &error), 0);
+	assert_int_equal(ctl.type, TERM_CTL_ACK);
+	assert_true(ctl.bytes == 1);
+	assert_int_equal(parse("{\"type\":\"ack\",\"bytes\":9007199254740991}", &ctl, &error), 0);
+	assert_true(ctl.bytes == 9007199254740991LL);
+}
+
 static void refusals(void **state)
 {
 	static const char *const bad[] = {
@@ -48,6 +73,14 @@ static void refusals(void **state)
 		"{\"type\":\"ping\",\"id\":-1}",
 		"{\"type\":\"ping\",\"id\":9007199254740992}",
 		"{\"type\":\"exit\"}",
+		"{\"type\":\"window\"}",
+		"{\"type\":\"window\",\"bytes\":16383}",
+		"{\"type\":\"window\",\"bytes\":67108865}",
+		"{\"type\":\"window\",\"bytes\":\"65536\"}",
+		"{\"type\":\"ack\",\"bytes\":0}",
+		"{\"type\":\"ack\",\"bytes\":-5}",
+		"{\"type\":\"ack\",\"bytes\":1.5}",
+		"{\"type\":\"ack\",\"bytes\":9007199254740992}",
 	};
 	struct term_control ctl = { .type = TERM_CTL_PING, .id = 7 };
 	const char *error;
@@ -69,6 +102,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(resize_and_ping),
+		cmocka_unit_test(pause_and_resume),
 		cmocka_unit_test(refusals),
 	};
 

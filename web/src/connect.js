@@ -8,7 +8,7 @@ import { ApiError, post, seg } from './api.js';
 import { field, h } from './dom.js';
 import { explain } from './errors.js';
 import { getVm, listBastions, listGroups, listableVaults } from './inventory.js';
-import { rememberConnect, state, terminalRoute, vmId, vmRoute } from './state.js';
+import { rememberAuthType, rememberConnect, rememberedAuthType, state, terminalRoute, vmId, vmRoute } from './state.js';
 import { estimateTerminalSize } from './terminal.js';
 
 const MAX_KEY_BYTES = 16 * 1024;
@@ -39,6 +39,14 @@ export function renderConnect(root, { group, name }) {
   const signal = controller.signal;
   const id = vmId(group, name);
   const prefill = state.lastConnect.get(id) || {};
+  // The method: the one used for this VM in this tab, else the one this
+  // browser last connected with, else a key from a vault when one is
+  // offered (below, once the vaults are known; the demo VM takes keys
+  // only), else Password.
+  const remembered = rememberedAuthType(state.user.name);
+  const known = (t) => AUTH_TYPES.some(([v]) => v === t);
+  const initialAuth = known(prefill.authType) ? prefill.authType : known(remembered) ? remembered : null;
+  let authTouched = false;
 
   // Fields.
   const bastion = h('select', { id: 'connect-bastion', name: 'bastion' }, option('', 'Loading…'));
@@ -49,7 +57,7 @@ export function renderConnect(root, { group, name }) {
   const authType = h(
     'select',
     { id: 'connect-auth-type', name: 'auth-type' },
-    AUTH_TYPES.map(([v, label]) => option(v, label, v === (prefill.authType || 'password'))),
+    AUTH_TYPES.map(([v, label]) => option(v, label, v === (initialAuth || 'password'))),
   );
   const password = h('input', { id: 'connect-password', name: 'password', type: 'password', autocomplete: 'current-password' });
   const key = h('textarea', {
@@ -98,6 +106,7 @@ export function renderConnect(root, { group, name }) {
     secret.required = t === 'vault-key';
   }
   authType.addEventListener('change', () => {
+    authTouched = true;
     error.textContent = '';
     showAuth();
   });
@@ -151,7 +160,17 @@ export function renderConnect(root, { group, name }) {
         ...vaults.map((v) => option(v.id, v.group === group ? v.name : `${v.name} (${v.group})`, v.id === prefill.vault)),
       );
       vaultsLoaded = true;
+      // Nothing remembered and nothing chosen yet: a key from a vault.
+      const withKeys = vaults.filter((v) => v.secrets.length);
+      if (!initialAuth && !authTouched && !password.value && withKeys.length) {
+        authType.value = 'vault-key';
+        showAuth();
+        if (withKeys.length === 1 && !vault.value) vault.value = withKeys[0].id;
+      }
       showSecrets();
+      if (!secret.value && vault.value && (secretsByVault.get(vault.value) || []).length === 1) {
+        secret.value = secretsByVault.get(vault.value)[0];
+      }
     } catch (err) {
       if (!signal.aborted) vault.replaceChildren(option('', `Could not list vaults: ${err.message}`));
     }
@@ -283,6 +302,7 @@ export function renderConnect(root, { group, name }) {
         vault: auth.vault, secret: auth.secret,
       });
       rememberConnect(state.user.name, id);
+      rememberAuthType(state.user.name, type);
       const target = terminalRoute(group, name, session.id, body.username);
       if (tab && !tab.closed) {
         tab.location.href = `${location.origin}${location.pathname}${target}`;

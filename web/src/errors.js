@@ -14,7 +14,7 @@ const CONNECT = {
   SecretNotFound: 'The secret was not found in the vault (it may have been deleted)',
   InvalidPrivateKey: 'The private key could not be used: it is not a supported key, or the passphrase is wrong or missing',
   VmUnreachable: 'The VM did not answer: it may be stopped, or its SSH server is not listening on the port',
-  HostKeyMismatch: 'The VM presented a different host key than the one recorded for it. This may be an attack, or the VM was reinstalled; the connection was refused. An administrator must update the VM\'s host keys',
+  HostKeyMismatch: 'The VM presented a different host key than the one the bastion trusts for it. This may be an attack, or the VM was reinstalled; the connection was refused. The VM\'s page shows the trusted key; a Contributor on the VM can forget a recorded key there, or change pinned ones',
   SshAuthenticationFailed: 'The VM refused the username or credential. Check the username and the password or key',
   ShellFailed: 'Signed in to the VM, but it would not start a terminal (shell)',
   SshHandshakeFailed: 'The VM answered, but it and the bastion have no SSH algorithm in common',

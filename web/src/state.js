@@ -81,3 +81,26 @@ export function rememberedConnects(user) {
     return {};
   }
 }
+
+// The authentication method this browser last connected with, per user
+// (the name of the method only): the connect form starts with it.
+const AUTH_KEY = 'bastion.lastAuthType.v1';
+
+export function rememberAuthType(user, type) {
+  try {
+    const all = JSON.parse(localStorage.getItem(AUTH_KEY) || '{}');
+    all[user] = type;
+    localStorage.setItem(AUTH_KEY, JSON.stringify(all));
+  } catch {
+    // Storage disabled or full: the form starts with its default.
+  }
+}
+
+export function rememberedAuthType(user) {
+  try {
+    const v = JSON.parse(localStorage.getItem(AUTH_KEY) || '{}')[user];
+    return typeof v === 'string' ? v : null;
+  } catch {
+    return null;
+  }
+}

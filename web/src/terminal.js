@@ -8,14 +8,22 @@
 // may be attached once, by its creator, within 30 s of the connect, and the
 // cookie is shared between tabs.
 //
-// Flow control: the browser's WebSocket cannot be paused, so incoming frames
-// go into a queue and are handed to xterm.write() only while less than
-// WRITE_AHEAD bytes are waiting for xterm's write callback (xterm parses in
-// time slices and yields, so the page stays responsive). Nothing is dropped:
-// while the VM produces faster than xterm can draw, the queue holds the
-// difference in memory (shown in the status bar above BACKLOG_NOTICE bytes);
-// the bastion's own back-pressure applies only to what the browser has not
-// yet read from the socket. See docs/portal.md.
+// Flow control (docs/api.md, as in the xterm.js flow-control guide): the
+// browser's WebSocket cannot be paused, and the bastion's watermark only sees
+// what the browser has not read from the socket — a slow page has long read
+// megabytes it has not drawn. So the page asks for a window at open,
+// {"type":"window","bytes":FLOW_WINDOW}, and acknowledges what xterm has
+// drawn (the term.write() callback) with {"type":"ack","bytes":N} every
+// ACK_EVERY bytes; the bastion sends at most FLOW_WINDOW bytes ahead of the
+// acknowledgements and otherwise stops reading the SSH channel, so the VM
+// blocks on its PTY. The backlog (bytes given to xterm and not yet drawn) is
+// thus bounded by the window, and Ctrl+C stops the output once what the VM
+// already sent (the SSH channel window) is drawn. Against a bastion without
+// it the backlog is unbounded as before (shown in the status bar above
+// BACKLOG_NOTICE bytes). See docs/portal.md.
+//
+// Stall: a ping unanswered for STALL_AFTER_MS (the bastion frozen, the
+// network gone) turns the bar to "Stalled"; the next pong says it recovered.
 
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
@@ -27,13 +35,22 @@ import { connectRoute, state, vmId, vmRoute } from './state.js';
 
 export const FONT_FAMILY = 'ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace';
 export const FONT_SIZE = 14;
+// Rows taller than the font's own height: at 14 px and line height 1 the
+// row is the font's ascent + descent rounded, and the underscore of DejaVu
+// Sans Mono and Liberation Mono (drawn at the bottom of the descent) fell
+// outside it at device pixel ratio 1 ("ssh_config" read "ssh config").
+// The browser test checks the pixels of '_' in both fonts.
+export const LINE_HEIGHT = 1.2;
 const BAR_HEIGHT = 32; // .term-bar in app.css
 const PADDING = 6; // #terminal .xterm padding in app.css, each side
 const MAX_FRAME = 16 * 1024;
 const SUBPROTOCOL = 'bastion.v1';
-const WRITE_AHEAD = 256 * 1024; // bytes given to xterm and not yet parsed
+const FLOW_WINDOW = 256 * 1024; // bytes the bastion may send ahead of our acks
+const ACK_EVERY = 32 * 1024;
 const BACKLOG_NOTICE = 4 * 1024 * 1024;
 const PING_EVERY_MS = 5000;
+const STALL_AFTER_MS = 4000; // a ping older than this without its pong
+const STALL_CHECK_MS = 1000;
 
 const THEME = {
   background: '#15171a',
@@ -53,7 +70,7 @@ export function estimateTerminalSize() {
   const rect = probe.getBoundingClientRect();
   probe.remove();
   const cellW = rect.width / 100 || FONT_SIZE * 0.6;
-  const cellH = rect.height || FONT_SIZE * 1.2;
+  const cellH = (rect.height || FONT_SIZE * 1.2) * LINE_HEIGHT;
   const width = window.innerWidth - 2 * PADDING - 14; // 14: xterm's scroll bar
   const height = window.innerHeight - BAR_HEIGHT - 2 * PADDING;
   const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
@@ -125,6 +142,7 @@ export function renderTerminal(root, { group, name, session, username }) {
     cursorBlink: true,
     fontFamily: FONT_FAMILY,
     fontSize: FONT_SIZE,
+    lineHeight: LINE_HEIGHT,
     theme: THEME,
     macOptionIsMeta: true,
     rightClickSelectsWord: true,
@@ -149,25 +167,46 @@ export function renderTerminal(root, { group, name, session, username }) {
   ws.binaryType = 'arraybuffer';
 
   // ---- output with flow control ----
-  const queue = [];
-  const stats = { queued: 0, inflight: 0, maxQueued: 0, bytes: 0, rttMs: null };
+  // backlog: bytes given to term.write() whose callback has not fired.
+  // The times (performance.now()) are for tests: the last frame received,
+  // the last chunk drawn, the last keystroke sent (and `bytes` then).
+  const stats = {
+    backlog: 0, maxBacklog: 0, bytes: 0, acked: 0, stalled: false, rttMs: null,
+    lastOutputAt: 0, lastDrawnAt: 0, lastInputAt: 0, bytesAtInput: 0,
+  };
   window.bastionTermStats = stats;
+  let flowSupported = true;
+  let flowSent = false; // the window went out (to read a refusal)
+  let drawnUnacked = 0;
   let backlogShown = false;
-  function pump() {
-    while (queue.length && stats.inflight < WRITE_AHEAD && !disposed) {
-      const chunk = queue.shift();
-      stats.queued -= chunk.length;
-      stats.inflight += chunk.length;
-      term.write(chunk, () => {
-        stats.inflight -= chunk.length;
-        pump();
-      });
+  function sendWindow() {
+    flowSent = true;
+    ws.send(JSON.stringify({ type: 'window', bytes: FLOW_WINDOW }));
+  }
+  function written(n) {
+    stats.backlog -= n;
+    stats.lastDrawnAt = performance.now();
+    drawnUnacked += n;
+    if (flowSupported && drawnUnacked >= ACK_EVERY && ws.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify({ type: 'ack', bytes: drawnUnacked }));
+      stats.acked += drawnUnacked;
+      drawnUnacked = 0;
     }
-    const behind = stats.queued + stats.inflight;
-    if (behind > BACKLOG_NOTICE && !ended) {
+    showBacklog();
+  }
+  function output(chunk) {
+    stats.lastOutputAt = performance.now();
+    stats.bytes += chunk.length;
+    stats.backlog += chunk.length;
+    if (stats.backlog > stats.maxBacklog) stats.maxBacklog = stats.backlog;
+    term.write(chunk, () => written(chunk.length));
+    showBacklog();
+  }
+  function showBacklog() {
+    if (stats.backlog > BACKLOG_NOTICE && !ended) {
       backlogShown = true;
-      status.textContent = `Output is arriving faster than it can be shown: ${mib(behind)} waiting (Ctrl+C still reaches the VM)`;
-    } else if (backlogShown && behind < WRITE_AHEAD) {
+      status.textContent = `Output is arriving faster than it can be shown: ${mib(stats.backlog)} waiting (Ctrl+C still reaches the VM)`;
+    } else if (backlogShown && stats.backlog < FLOW_WINDOW) {
       backlogShown = false;
       if (!ended) status.textContent = 'Connected';
     }
@@ -183,6 +222,8 @@ export function renderTerminal(root, { group, name, session, username }) {
 
   function sendBytes(bytes) {
     if (ws.readyState !== WebSocket.OPEN || ended) return;
+    stats.lastInputAt = performance.now();
+    stats.bytesAtInput = stats.bytes;
     for (let off = 0; off < bytes.length; off += MAX_FRAME) {
       ws.send(bytes.subarray(off, Math.min(off + MAX_FRAME, bytes.length)));
     }
@@ -200,16 +241,50 @@ export function renderTerminal(root, { group, name, session, username }) {
   const fitSoon = debounce(safeFit, 60);
 
   // ---- round-trip time: {"type":"ping","id":N} -> {"type":"pong","id":N} ----
+  // and the stall: the oldest unanswered ping is older than STALL_AFTER_MS.
   let pingId = 0;
   const pings = new Map();
   let pingTimer = null;
+  let stallTimer = null;
+  let stalledSince = 0;
   let pingSupported = true;
   function ping() {
     if (!pingSupported || ended || ws.readyState !== WebSocket.OPEN) return;
     pingId += 1;
     pings.set(pingId, performance.now());
-    if (pings.size > 10) pings.delete(pings.keys().next().value);
+    // Keep the oldest: it is the one that says how long the link is quiet.
+    if (pings.size > 10) {
+      const ids = [...pings.keys()];
+      pings.delete(ids[1]);
+    }
     ws.send(JSON.stringify({ type: 'ping', id: pingId }));
+  }
+  function checkStall() {
+    if (!pingSupported || ended || !pings.size) return;
+    const oldest = pings.values().next().value;
+    const quiet = performance.now() - oldest;
+    if (quiet < STALL_AFTER_MS) return;
+    if (!stats.stalled) {
+      stats.stalled = true;
+      stalledSince = oldest;
+      bar.classList.add('stalled');
+      rtt.textContent = 'RTT —';
+    }
+    status.textContent = `Stalled: no answer from the bastion for ${Math.round(quiet / 1000)} s (keystrokes may not arrive)`;
+  }
+  function pong(id) {
+    const t0 = pings.get(id);
+    if (t0 === undefined) return;
+    // Older pings without their pong are lost or answered out of order.
+    for (const k of [...pings.keys()]) if (k <= id) pings.delete(k);
+    stats.rttMs = performance.now() - t0;
+    rtt.textContent = `RTT ${stats.rttMs < 10 ? stats.rttMs.toFixed(1) : Math.round(stats.rttMs)} ms`;
+    if (stats.stalled && !ended) {
+      stats.stalled = false;
+      bar.classList.remove('stalled');
+      const secs = Math.round((performance.now() - stalledSince) / 1000);
+      status.textContent = `Connected (the link recovered after ${secs} s)`;
+    }
   }
 
   // ---- the idle warning ----
@@ -246,6 +321,8 @@ export function renderTerminal(root, { group, name, session, username }) {
     ended = true;
     sendResizeSoon.cancel();
     clearInterval(pingTimer);
+    clearInterval(stallTimer);
+    bar.classList.remove('stalled');
     hideWarning();
     status.textContent = message;
     rtt.textContent = '';
@@ -256,26 +333,34 @@ export function renderTerminal(root, { group, name, session, username }) {
     term.options.cursorBlink = false;
     document.title = `${name} (ended) · bastion`;
     if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
-    if (!disposed) reconnect.focus();
+    window.removeEventListener('beforeunload', onBeforeUnload);
+    // The focus stays where it was (the terminal, now without input): a
+    // focused Reconnect took the next Enter typed for the shell, and the
+    // end reason went with the page.
   }
+
+  // Reloading or closing the tab ends the session: ask first while it runs.
+  function onBeforeUnload(ev) {
+    if (ended) return;
+    ev.preventDefault();
+    ev.returnValue = ''; // older browsers need it set
+  }
+  window.addEventListener('beforeunload', onBeforeUnload);
 
   ws.addEventListener('open', () => {
     if (ended) return;
     opened = true;
     status.textContent = 'Connected';
     safeFit();
+    sendWindow();
     sendResize(true);
     ping();
     pingTimer = setInterval(ping, PING_EVERY_MS);
+    stallTimer = setInterval(checkStall, STALL_CHECK_MS);
   });
   ws.addEventListener('message', (ev) => {
     if (typeof ev.data !== 'string') {
-      const chunk = new Uint8Array(ev.data);
-      stats.bytes += chunk.length;
-      queue.push(chunk);
-      stats.queued += chunk.length;
-      if (stats.queued > stats.maxQueued) stats.maxQueued = stats.queued;
-      pump();
+      if (!disposed) output(new Uint8Array(ev.data));
       return;
     }
     let msg;
@@ -286,12 +371,7 @@ export function renderTerminal(root, { group, name, session, username }) {
     }
     if (!msg || typeof msg !== 'object') return;
     if (msg.type === 'pong') {
-      const t0 = pings.get(msg.id);
-      if (t0 !== undefined) {
-        pings.delete(msg.id);
-        stats.rttMs = performance.now() - t0;
-        rtt.textContent = `RTT ${stats.rttMs < 10 ? stats.rttMs.toFixed(1) : Math.round(stats.rttMs)} ms`;
-      }
+      pong(msg.id);
     } else if (msg.type === 'exit') {
       const code = Number.isInteger(msg.exit_status) ? msg.exit_status : '?';
       end(`Session ended: the shell exited (status ${code})`);
@@ -299,11 +379,18 @@ export function renderTerminal(root, { group, name, session, username }) {
       end(`Session closed: ${typeof msg.reason === 'string' && msg.reason ? msg.reason : 'closed by the bastion'}`);
     } else if (msg.type === 'warning') {
       showWarning(msg);
-    } else if (msg.type === 'error' && typeof msg.message === 'string' && /unknown control message/.test(msg.message) && pings.size) {
-      // A bastion without ping: no round-trip time, nothing else changes.
-      pingSupported = false;
-      clearInterval(pingTimer);
-      rtt.textContent = 'RTT n/a';
+    } else if (msg.type === 'error' && typeof msg.message === 'string' && /unknown control message/.test(msg.message)) {
+      // An older bastion (answers in order: the window went first). Without flow control: the backlog is unbounded, as it
+      // was. Without ping: no round-trip time and no stall indicator.
+      if (flowSent && flowSupported) {
+        flowSupported = false;
+      } else if (pings.size) {
+        pingSupported = false;
+        pings.clear();
+        clearInterval(pingTimer);
+        clearInterval(stallTimer);
+        rtt.textContent = 'RTT n/a';
+      }
     }
   });
   ws.addEventListener('close', (ev) => {
@@ -440,7 +527,9 @@ export function renderTerminal(root, { group, name, session, username }) {
       ended = true;
       if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
     }
+    window.removeEventListener('beforeunload', onBeforeUnload);
     clearInterval(pingTimer);
+    clearInterval(stallTimer);
     clearInterval(warnTimer);
     document.removeEventListener('mousedown', onDocDown);
     observer.disconnect();
@@ -448,7 +537,6 @@ export function renderTerminal(root, { group, name, session, username }) {
     sendResizeSoon.cancel();
     for (const s of subs) s.dispose();
     term.dispose();
-    queue.length = 0;
     if (window.bastionTerm === term) window.bastionTerm = null;
     if (window.bastionTermStats === stats) window.bastionTermStats = null;
     document.body.classList.remove('terminal-mode');

@@ -1,9 +1,61 @@
 // A VM's page: its facts and the Connect menu, whose one entry is Bastion
-// (as in the seed: Connect → Bastion → the "Connect using Bastion" form).
+// (as in the seed: Connect → Bastion → the "Connect using Bastion" form),
+// and its host keys: pinned in the VM, or recorded on the first connect,
+// with their fingerprints, and Forget for a Contributor (after a
+// reinstall the next connect records the new key; docs/portal.md).
 
+import { del, get } from './api.js';
+import { confirmDialog } from './admin/common.js';
 import { h } from './dom.js';
 import { getVm } from './inventory.js';
-import { connectRoute } from './state.js';
+import { can, connectRoute, vmId } from './state.js';
+
+function hostKeysSection(group, name, signal) {
+  const id = vmId(group, name);
+  const path = `/groups/${encodeURIComponent(group)}/vms/${encodeURIComponent(name)}/host-keys`;
+  const body = h('div', { id: 'vm-host-keys' }, h('p', { class: 'muted' }, 'Loading…'));
+  const msg = h('p', { id: 'vm-host-keys-msg', role: 'status' });
+  const keyList = (keys, how) => h('ul', { class: 'host-keys' }, keys.map((k) => h('li', { 'data-fingerprint': k.fingerprint },
+    h('code', null, `${k.type} ${k.fingerprint}`), h('span', { class: 'muted' }, ` ${how}`))));
+  async function load() {
+    try {
+      const hk = await get(path, { signal });
+      const pinned = (hk && hk.pinned) || [];
+      const recorded = (hk && hk.recorded) || [];
+      const parts = [];
+      if (pinned.length) {
+        parts.push(keyList(pinned, 'pinned (host_keys)'));
+        parts.push(h('p', { class: 'hint' }, 'Only these keys are accepted. To accept a new key, change the VM\'s host_keys.'));
+      } else if (recorded.length) {
+        parts.push(keyList(recorded, 'recorded on the first connect'));
+        parts.push(h('p', { class: 'hint' }, 'A connect that is offered another key is refused (HostKeyMismatch). If the VM was reinstalled, forget the recorded key: the next connect records the key the VM offers then.'));
+        if (can('Contributor', id)) {
+          const forget = h('button', { id: 'vm-host-keys-forget', type: 'button', class: 'small' }, 'Forget recorded keys');
+          forget.addEventListener('click', async () => {
+            const ok = await confirmDialog(`Forget the recorded host key of ${name}? Do this only when you know why the key changed: the next connect trusts whatever key the VM offers then.`, 'Forget');
+            if (!ok) return;
+            try {
+              await del(path);
+              msg.textContent = 'Forgotten: the next connect records the key the VM offers.';
+              load();
+            } catch (err) {
+              msg.textContent = `Could not forget the key: ${err.message}`;
+            }
+          });
+          parts.push(h('div', { class: 'actions' }, forget));
+        }
+      } else {
+        parts.push(h('p', { class: 'muted' }, 'None recorded yet: the first connect records the key the VM offers, and later connects must see the same key.'));
+      }
+      body.replaceChildren(...parts);
+    } catch (err) {
+      if (!signal.aborted) body.replaceChildren(h('p', { class: 'muted' }, `Could not read the host keys: ${err.message}`));
+    }
+  }
+  load();
+  return h('section', { class: 'subsection', 'aria-labelledby': 'vm-host-keys-title' },
+    h('h2', { id: 'vm-host-keys-title' }, 'Host keys'), body, msg);
+}
 
 export function renderVmPage(root, { group, name }) {
   document.title = `${name} · bastion`;
@@ -42,6 +94,7 @@ export function renderVmPage(root, { group, name }) {
       status,
       facts,
       h('p', { class: 'muted' }, 'Connect → Bastion opens an SSH session to the VM in this browser, over HTTPS. The VM needs no public IP and nothing installed but its SSH server.'),
+      hostKeysSection(group, name, controller.signal),
     ),
   );
   title.focus();
@@ -55,7 +108,6 @@ export function renderVmPage(root, { group, name }) {
       fact('Private IP', nic && nic.private_ip ? nic.private_ip : 'not readable');
       fact('Network', nic && nic.network ? nic.network.slice(nic.network.lastIndexOf('/') + 1) : '—');
       fact('SSH port', String(vm.ssh_port || 22));
-      fact('Pinned host keys', String((vm.host_keys || []).length));
       status.textContent = '';
     } catch (err) {
       if (controller.signal.aborted) return;

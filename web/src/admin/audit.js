@@ -3,7 +3,7 @@
 
 import { get } from '../api.js';
 import { field, h } from '../dom.js';
-import { messageLine, page, replace, table } from './common.js';
+import { messageLine, page, replace } from './common.js';
 
 const FILTERS = [
   ['principal', 'Principal', 'user:alice'],
@@ -13,6 +13,37 @@ const FILTERS = [
   ['since', 'Since', '2025-01-31T12:00:00Z'],
   ['until', 'Until', '2025-02-01T00:00:00Z'],
 ];
+
+// A record's detail as "key value" pairs that wrap across the whole width
+// of the table, under the record (raw JSON in a narrow column made rows
+// 200 px tall). Nested values stay JSON.
+function detailPairs(detail) {
+  if (!detail || typeof detail !== 'object') return detail == null ? [] : [h('span', { class: 'kv' }, String(detail))];
+  return Object.entries(detail).map(([k, v]) => h('span', { class: 'kv' },
+    h('span', { class: 'k' }, k), ' ', h('span', { class: 'v' }, typeof v === 'string' ? v : JSON.stringify(v))));
+}
+
+function auditTable(rows) {
+  if (!rows.length) return h('p', { id: 'audit-table', class: 'muted' }, 'No records match.');
+  const heads = ['Time', 'Principal', 'Action', 'Target', 'Result'];
+  const body = [];
+  for (const r of rows) {
+    const pairs = detailPairs(r.detail);
+    body.push(h('tr', { class: pairs.length ? 'audit-rec has-detail' : 'audit-rec' },
+      h('th', { scope: 'row' }, h('time', { datetime: r.time }, new Date(r.ts * 1000).toLocaleString())),
+      h('td', { 'data-label': 'Principal' }, r.principal),
+      h('td', { 'data-label': 'Action' }, r.action),
+      h('td', { 'data-label': 'Target' }, h('code', null, r.target || '')),
+      h('td', { 'data-label': 'Result' }, r.result)));
+    if (pairs.length) {
+      body.push(h('tr', { class: 'audit-detail' }, h('td', { colspan: String(heads.length), 'data-label': 'Detail' }, pairs)));
+    }
+  }
+  return h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table', class: 'vm-table data-table audit-table' },
+    h('caption', { class: 'sr-only' }, 'Audit records, each followed by its detail'),
+    h('thead', null, h('tr', null, heads.map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', null, body)));
+}
 
 function toUnix(v) {
   // datetime-local inputs give local time without a zone: send unix seconds.
@@ -41,14 +72,7 @@ export function renderAudit(root) {
   let params = null;
 
   function render() {
-    replace(holder, table('audit-table', 'Audit records', [
-      ['Time', (r) => h('time', { datetime: r.time }, new Date(r.ts * 1000).toLocaleString())],
-      ['Principal', (r) => r.principal],
-      ['Action', (r) => r.action],
-      ['Target', (r) => h('code', null, r.target || '')],
-      ['Result', (r) => r.result],
-      ['Detail', (r) => h('code', { class: 'detail' }, r.detail ? JSON.stringify(r.detail) : '')],
-    ], rows, 'No records match.'));
+    replace(holder, auditTable(rows));
     more.hidden = !next;
   }
 
