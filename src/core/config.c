@@ -226,6 +226,27 @@ struct file_state {
 	int r;
 };
 
+/* inih takes "key: value" as well as "key = value"; the documented form
+ * is the second only, so a ':' before any '=' on a key line is refused
+ * here (a value may hold colons: "listen = 127.0.0.1:8443"). Comment,
+ * section and blank lines are inih's to judge. */
+static void colon_check(struct file_state *st, const char *line)
+{
+	const char *p = line;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p || strchr(";#[\r\n", *p) || st->r < 0)
+		return;
+	p = strpbrk(p, ":=");
+	if (p && *p == ':') {
+		snprintf(st->err, st->errlen,
+			 "%s:%d: write 'key = value'; a ':' between key and value is not allowed",
+			 st->path, st->line);
+		st->r = -EINVAL;
+	}
+}
+
 /* inih's reader: fgets that counts lines and notices one longer than
  * inih's buffer (it would otherwise read the rest as another line). */
 static char *file_reader(char *str, int num, void *stream)
@@ -251,6 +272,7 @@ static char *file_reader(char *str, int num, void *stream)
 		s[0] = '\0';
 	} else {
 		st->long_line = false;
+		colon_check(st, s);
 	}
 	return s;
 }

@@ -4,7 +4,7 @@
 // SIGTERM (each session told why, exit 0).
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -154,6 +154,63 @@ describe('ops', () => {
     assert.equal(r.code, 1, r.stdout);
   });
 
+  h.test('--check-config refuses what serve would refuse, and serve does refuse it', { timeout: 120000 }, async () => {
+    const base = path.join(h.dir, 'check');
+    fs.mkdirSync(base, { recursive: true });
+    const badKey = path.join(base, 'short.key');
+    fs.writeFileSync(badKey, crypto.randomBytes(31), { mode: 0o600 });
+    const looseKey = path.join(base, 'loose.key');
+    fs.writeFileSync(looseKey, crypto.randomBytes(32));
+    fs.chmodSync(looseKey, 0o644);
+    const store = (name, setup) => {
+      const dir = path.join(base, name);
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      setup(path.join(dir, 'bastion.db'));
+      return dir;
+    };
+    const newer = store('newer', (db) => execFileSync('python3', ['-c',
+      'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("PRAGMA user_version=9999"); c.commit()', db]));
+    const garbage = store('garbage', (db) => fs.writeFileSync(db, 'this is not a database\n'.repeat(100)));
+    const cases = [
+      { what: 'a host name as listen address', args: ['--listen', `localhost:${await freePort()}`],
+        msg: /server\.listen 'localhost:\d+' is not a numeric/ },
+      { what: 'a user that does not exist', args: ['--user', 'nosuchuser-e2e'], msg: /there is no user 'nosuchuser-e2e'/ },
+      { what: 'a key that is not the certificate\'s',
+        args: ['--cert', path.join(h.dir, 'a-cert.pem'), '--key', path.join(h.dir, 'b-key.pem')],
+        msg: /tls: key .*b-key\.pem .*(not the certificate's|does not belong)/ },
+      { what: 'a certificate that is not there',
+        args: ['--cert', path.join(base, 'none.pem'), '--key', path.join(h.dir, 'a-key.pem')],
+        msg: /tls: certificate .*none\.pem: No such file/ },
+      { what: 'a master key of the wrong size', args: ['--master-key-file', badKey], msg: /exactly 32 bytes/ },
+      { what: 'a master key others may read', args: ['--master-key-file', looseKey], msg: /chmod 600/ },
+      { what: 'a store of a newer schema', data: newer, msg: /schema version 9999, newer than this binary knows/ },
+      { what: 'a store that is not a database', data: garbage, msg: /the store .* cannot be/ },
+      { what: 'a data directory that cannot be created', data: path.join(base, 'no', 'such', 'dir'),
+        msg: /server\.data .* cannot be created/ },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const data = c.data ?? path.join(base, `d${i}`);
+      const args = ['--data', data, '--listen', `127.0.0.1:${await freePort()}`, ...(c.args ?? [])];
+      const chk = await run(BASTION_BIN, ['serve', '--check-config', ...args], { allowFail: true });
+      assert.equal(chk.code, 1, `${c.what}: --check-config exit ${chk.code}\n${chk.stdout}${chk.stderr}`);
+      assert.match(chk.stderr, c.msg, c.what);
+      assert.doesNotMatch(chk.stdout, /configuration OK/, c.what);
+      // serve itself refuses the same (bounded: a serve that started would be killed and fail here)
+      const srv = await run(BASTION_BIN, ['serve', ...args], {
+        allowFail: true, timeoutMs: 20000, env: { ...process.env, BASTION_ADMIN_PASSWORD: adminPassword },
+      });
+      assert.ok(srv.code > 0, `${c.what}: serve exit ${srv.code}, expected a refusal\n${srv.stderr}`);
+    }
+    // and what is fine stays fine: a good pair, an existing data dir, a 0600 key
+    const goodKey = path.join(base, 'good.key');
+    fs.writeFileSync(goodKey, crypto.randomBytes(32), { mode: 0o600 });
+    const ok = await run(BASTION_BIN, ['serve', '--check-config', '--data', path.join(base, 'fresh'),
+      '--listen', '[::1]:9', '--cert', path.join(h.dir, 'a-cert.pem'), '--key', path.join(h.dir, 'a-key.pem'),
+      '--master-key-file', goodKey], { allowFail: true });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(fs.existsSync(path.join(base, 'fresh')), false, 'the check creates nothing');
+  });
+
   h.test('the file configures the instance: its certificate and max_per_user', { timeout: 60000 }, async () => {
     h.daemon = await serve(['--config', conf]);
     h.admin = new Client(h.daemon, { secrets: h.secrets, label: 'admin' });
@@ -164,6 +221,14 @@ describe('ops', () => {
     const first = await shell(h.admin);
     expectError(await connect(h.admin, G, 'vm1', body()), 429, 'TooManySessions');
     h.first = first;
+  });
+
+  h.test('GET /healthz answers at the root as under /api/v1, without credentials', async () => {
+    for (const p of ['/healthz', '/api/v1/healthz']) {
+      const r = await rawGet(port, p, 5000);
+      assert.equal(r.status, 200, p);
+      assert.deepEqual(JSON.parse(r.text), { status: 'ok' }, p);
+    }
   });
 
   h.test('SIGHUP: new certificate for new connections, open session goes on, limits live, listen needs a restart',

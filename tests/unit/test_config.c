@@ -170,6 +170,9 @@ static void bad_values_are_errors(void **state)
 		{ "[server]\n\nlisten = 1.2.3.4:1\nlisten = 1.2.3.4:2\n",
 		  ":4: [server] listen is set twice" },
 		{ "[tls]\ncert = /x.pem\n", "tls.cert and tls.key go together" },
+		{ "[server]\nlisten: 127.0.0.1:9743\n", ":2: write 'key = value'" },
+		{ "[server]\n  log_level:debug\n", ":2: write 'key = value'" },
+		{ "[sessions]\n# a comment: fine\nidle_timeout : 5s\n", ":3: write 'key = value'" },
 		{ "[sessions]\nidle_timeout = 60s\nidle_warning = 60s\n",
 		  "must be shorter than sessions.idle_timeout" },
 	};
