@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "check.h"
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -33,8 +34,6 @@
 #include "store/store_ops.h"
 #include "terminal/term.h"
 #include "vault/vault.h"
-
-#define VERSION "0.1.0"
 
 static void usage(FILE *f)
 {
@@ -551,7 +550,7 @@ static int cmd_serve(int argc, char **argv)
 						 OPT_KEY_BASE + (int)i };
 	opts[nopts] = (struct option){ 0 };
 	st.config_file = getenv("BASTION_CONFIG");
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_CONFIG:
 			st.config_file = optarg;
@@ -562,6 +561,7 @@ static int cmd_serve(int argc, char **argv)
 		case OPT_MASTER_KEY:
 			master_key_file = optarg;
 			break;
+		case 'h':
 		case OPT_HELP:
 			usage(stdout);
 			return 0;
@@ -587,19 +587,8 @@ static int cmd_serve(int argc, char **argv)
 		return check ? 1 : 2;
 	}
 	if (check) {
-		SSL_CTX *ctx = NULL;
-
-		/* Given certificate files must load; a self-signed pair is made at start. */
-		if (st.cfg.cert_file[0]) {
-			srv_config_of(&st.cfg, st.cfg.data_dir, &cfg);
-			if (srv_tls_ctx(&cfg, &ctx) < 0) {
-				fprintf(stderr,
-					"bastion: configuration: cannot load tls.cert %s with tls.key %s\n",
-					st.cfg.cert_file, st.cfg.key_file);
-				return 1;
-			}
-			SSL_CTX_free(ctx);
-		}
+		if (check_serve(&st.cfg, master_key_file) > 0)
+			return 1;
 		printf("bastion: configuration OK%s%s\n", st.config_file ? " in " : "",
 		       st.config_file ? st.config_file
 				      : " (no file; defaults, environment and flags)");
@@ -754,13 +743,15 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "serve") == 0)
 		return cmd_serve(argc - 1, argv + 1);
-	if (strcmp(argv[1], "audit") == 0)
+	/* `audit export` reads a data directory; `audit` alone is the API's. */
+	if (strcmp(argv[1], "audit") == 0 && argc > 2 && strcmp(argv[2], "export") == 0)
 		return api_audit_export_main(argc - 1, argv + 1);
-	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-		printf("bastion %s\n", VERSION);
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("bastion %s\n", BASTION_VERSION);
 		return 0;
 	}
-	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
 		return 0;
 	}

@@ -290,7 +290,7 @@ int cli_cmd_resource(struct cli *c, int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
 		if (opt >= OPT_PROP && opt < OPT_PROP + (int)np) {
 			if ((r = take_flag(&t->props[opt - OPT_PROP], optarg, &vals[opt - OPT_PROP],
 					   usage)) != CLI_OK)
