@@ -252,6 +252,36 @@ describe('ops', () => {
       await h.admin.del(`/sessions/${second.id}`);
     });
 
+  h.test('bastion session list shows a live session with a UTC start; session end closes its terminal', { timeout: 60000 }, async () => {
+    const tok = await h.admin.post('/tokens', { name: 'ops-cli' });
+    assert.equal(tok.status, 201, tok.text);
+    h.secrets.add(tok.json.token, 'the ops CLI token');
+    const env = { ...process.env, BASTION_URL: `https://127.0.0.1:${port}`, BASTION_TOKEN: tok.json.token, BASTION_INSECURE: '1' };
+    const cli = (args) => run(BASTION_BIN, args, { allowFail: true, env });
+    const { s, term } = await shell(h.admin);
+    let r = await cli(['session', 'list', '-o', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const mine = JSON.parse(r.stdout).find((x) => x.id === s.id);
+    assert.ok(mine, `session ${s.id} listed: ${r.stdout}`);
+    assert.equal(typeof mine.started_at, 'number', 'seconds in json');
+    r = await cli(['session', 'list']);
+    assert.equal(r.code, 0, r.stderr);
+    const row = r.stdout.split('\n').find((l) => l.startsWith(s.id));
+    assert.ok(row, r.stdout);
+    const started = `${new Date(mine.started_at * 1000).toISOString().slice(0, 19).replace('T', ' ')}Z`;
+    assert.ok(row.includes(`  ${started}  `), `the start in UTC (${started}) in ${row}`);
+    r = await cli(['session', 'end', s.id]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `Ended session ${s.id}\n`);
+    await term.waitClosed({ timeoutMs: 10000 });
+    const msg = term.controls.find((c) => c.type === 'closed');
+    assert.deepEqual(msg, { type: 'closed', reason: 'disconnected by admin' });
+    r = await cli(['session', 'list', '-o', 'json']);
+    assert.ok(!JSON.parse(r.stdout).some((x) => x.id === s.id), 'gone from the list');
+    r = await cli(['session', 'end', s.id]);
+    assert.equal(r.code, 4, 'ended already');
+  });
+
   h.test('SIGHUP with a broken file: an error in the log, everything stays as it was', { timeout: 30000 }, async () => {
     fs.writeFileSync(conf, '[sessions]\nmax_per_user = lots\n');
     const mark = h.daemon.log().length;
