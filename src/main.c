@@ -42,8 +42,9 @@ static void usage(FILE *f)
 	      "commands:\n"
 	      "  serve       run a bastion instance (HTTPS portal, API and terminals)\n"
 	      "  audit export --data DIR [--since T]  print the audit trail as JSON lines\n"
-	      "  version     print the version\n"
-	      "  help        this text\n"
+	      "  version     print the version (-o json; --server: the server's too)\n"
+	      "  completion bash|zsh  print a shell completion script\n"
+	      "  help        this text (also -h and --help, after any command)\n"
 	      "client commands (REST API clients; `bastion COMMAND --help` for each):\n"
 	      "  login URL [--username NAME] [--password-stdin] [--ca-file FILE | --insecure]\n"
 	      "              sign in and store an API token in ~/.config/bastion/config.json\n"
@@ -60,7 +61,11 @@ static void usage(FILE *f)
 	      "  secret      set G V NAME (--file F | --value-stdin) | list G V [--deleted]\n"
 	      "              | show G V NAME [--version X] [--value] | versions G V NAME\n"
 	      "              | delete G V NAME [--purge] | recover G V NAME\n"
-	      "  every client command takes --output table|json (default table)\n"
+	      "  session     list | end ID\n"
+	      "  audit       [list] [--principal P] [--action A] [--target T] [--result R]\n"
+	      "              [--since T] [--until T] [--limit N] [--follow [--interval S]]\n"
+	      "  every client command takes --output table|json (default table); tables\n"
+	      "  show times in UTC (2026-12-07 11:40:02Z), -o json as unix seconds\n"
 	      "client exit codes: 0 ok, 1 refused by the API (4xx), 2 usage error,\n"
 	      "  3 not logged in or credentials refused (401), 4 not found (404),\n"
 	      "  5 connection or TLS failure, 6 server error (5xx)\n"
@@ -72,9 +77,14 @@ static void usage(FILE *f)
 	      "              [--idle-timeout D] [--idle-warning D] [--max-session-duration D]\n"
 	      "              [--max-sessions-per-user N] [--max-sessions N] [--drain-timeout D]\n"
 	      "              [--ssh-keepalive D] [--browser-ping D] [--user NAME]\n"
+	      "              [--log-format text|json]\n"
 	      "  --config    an INI file (also BASTION_CONFIG); flags > BASTION_* environment\n"
 	      "              > file > defaults; see docs/configuration.md for every key\n"
-	      "  --check-config  validate the configuration, print the verdict, exit 0 or 1\n"
+	      "  --check-config  check what serve would refuse (the file, the listen address,\n"
+	      "              the user, the TLS pair, the master key, the store's schema);\n"
+	      "              print the verdict, exit 0 or 1; starts and writes nothing\n"
+	      "  --log-format  text (default) or json: one object per line, audit records\n"
+	      "              as their own \"type\":\"audit\" objects\n"
 	      "  signals: SIGTERM drains (sessions are told, closed by --drain-timeout);\n"
 	      "              SIGHUP reloads the TLS certificate and the live settings\n"
 	      "  --listen    address to serve HTTPS on (default 0.0.0.0:8443)\n"
@@ -133,6 +143,13 @@ static enum log_level level_of(const char *name)
 	return LOG_INFO;
 }
 
+/* From the start on, before the first line is logged. */
+static void apply_log_settings(const struct cfg *c)
+{
+	log_set_level(level_of(c->log_level));
+	log_set_format(strcmp(c->log_format, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT);
+}
+
 static void apply_limits(const struct cfg *c)
 {
 	struct term_limits l = {
@@ -144,7 +161,7 @@ static void apply_limits(const struct cfg *c)
 		.ssh_keepalive_s = c->ssh_keepalive_s,
 	};
 
-	log_set_level(level_of(c->log_level));
+	apply_log_settings(c);
 	term_set_limits(&l);
 }
 
@@ -594,7 +611,7 @@ static int cmd_serve(int argc, char **argv)
 				      : " (no file; defaults, environment and flags)");
 		return 0;
 	}
-	log_set_level(level_of(st.cfg.log_level));
+	apply_log_settings(&st.cfg);
 	srv_config_of(&st.cfg, st.cfg.data_dir, &cfg);
 	if ((r = ensure_dir(cfg.data_dir)) < 0) {
 		fprintf(stderr, "bastion: cannot create data directory %s: %s\n", cfg.data_dir,

@@ -15,7 +15,7 @@
 
 #include "core/util.h"
 
-enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LISTEN, T_DURATION, T_INT };
+enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LOGFMT, T_LISTEN, T_DURATION, T_INT };
 
 struct key {
 	const char *section, *name, *flag, *env;
@@ -39,6 +39,9 @@ static const struct key keys[] = {
 	{ "server", "loops", "loops", "BASTION_LOOPS", T_INT, NUM(loops), "0", 0, 64, false },
 	{ "server", "log_level", "log-level", "BASTION_LOG_LEVEL", T_LEVEL, STR(log_level), "info",
 	  0, 0, true },
+	/* The log's format: text for people, json for shippers (log.c). */
+	{ "server", "log_format", "log-format", "BASTION_LOG_FORMAT", T_LOGFMT, STR(log_format),
+	  "text", 0, 0, true },
 	{ "server", "drain_timeout", "drain-timeout", "BASTION_DRAIN_TIMEOUT", T_DURATION,
 	  NUM(drain_timeout_s), "10s", 0, 3600, true },
 	{ "tls", "cert", "cert", "BASTION_TLS_CERT", T_PATH, STR(cert_file), "", 0, 0, true },
@@ -157,6 +160,12 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 		if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") &&
 		    strcmp(v, "error")) {
 			snprintf(why, whylen, "must be debug, info, warn or error, not '%.64s'", v);
+			return -EINVAL;
+		}
+		break;
+	case T_LOGFMT:
+		if (strcmp(v, "text") && strcmp(v, "json")) {
+			snprintf(why, whylen, "must be text or json, not '%.64s'", v);
 			return -EINVAL;
 		}
 		break;

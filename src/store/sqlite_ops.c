@@ -286,9 +286,7 @@ static void on_preupdate(void *ctx, sqlite3 *db, int op, const char *zdb, const 
 {
 	struct store_audit_rec rec = { .id = key2 };
 	sqlite3_value *v = NULL;
-	json_t *o, *line;
-	char *text;
-	size_t len;
+	json_t *o;
 
 	if (op != SQLITE_INSERT || strcmp(table, "audit") != 0 || strcmp(zdb, "main") != 0)
 		return;
@@ -302,18 +300,11 @@ static void on_preupdate(void *ctx, sqlite3 *db, int op, const char *zdb, const 
 	rec.detail = preupdate_text(db, 6);
 	if (!rec.action)
 		rec.action = "";
+	/* log.c writes it in the log's format, one write per line. */
 	o = store_audit_json(&rec);
-	line = o ? json_pack("{s:o}", "audit", o) : NULL;
-	text = line ? json_dumps(line, JSON_COMPACT) : NULL;
-	json_decref(line);
-	if (!text)
-		return;
-	len = strlen(text);
-	text[len] = '\n'; /* replaces the NUL: one write for the whole line */
-	if (write(STDERR_FILENO, text, len + 1) < 0) {
-		/* Nothing to do: stderr is gone; the table still has the record. */
-	}
-	free(text);
+	if (o)
+		log_audit(o);
+	json_decref(o);
 }
 
 static int audit_hook_ext(sqlite3 *db, const char **err, const void *api)

@@ -14,7 +14,7 @@ import {
   Client, expectSession, expectError, createTopology, addVm, connect, keyAuth, ids,
 } from './lib/api.mjs';
 import { attach } from './lib/term.mjs';
-import { BASTION_BIN, rawGet } from './lib/daemon.mjs';
+import { BASTION_BIN, rawGet, startDaemon } from './lib/daemon.mjs';
 import {
   run, randomString, waitFor, freePort, trackPid, untrackPid, sleep, tailFile,
 } from './lib/util.mjs';
@@ -305,6 +305,45 @@ describe('ops', () => {
     term.close();
     assert.match(h.daemon.log(), /received SIGTERM: draining/);
     assert.match(h.daemon.log(), /\{"audit":.*"reason":"the bastion is shutting down"/);
+  });
+
+  h.test('log_format = json: every stderr line one object with time, level, type; audit records typed "audit"', { timeout: 60000 }, async () => {
+    const dir = path.join(h.dir, 'jsonlog');
+    fs.mkdirSync(dir, { recursive: true });
+    const d = await startDaemon(dir, { adminPassword, env: { BASTION_LOG_FORMAT: 'json' } });
+    try {
+      const c = new Client(d, { secrets: h.secrets, label: 'jsonlog' });
+      await c.login('admin', adminPassword);
+      const bad = new Client(d, { secrets: h.secrets, label: 'jsonlog-bad' });
+      assert.equal((await bad.post('/auth/login', { username: 'admin', password: `wrong-${randomString(12)}` })).status, 401);
+    } finally {
+      const r = await d.stop(10000);
+      assert.equal(r.code, 0, JSON.stringify(r));
+    }
+    const lines = d.log().split('\n').filter(Boolean);
+    assert.ok(lines.length >= 4, d.log());
+    const objs = lines.map((l) => {
+      try { return JSON.parse(l); } catch { assert.fail(`not a JSON line: ${l}`); }
+      return null;
+    });
+    for (const o of objs) {
+      assert.match(o.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, JSON.stringify(o));
+      assert.ok(['debug', 'info', 'warn', 'error'].includes(o.level), JSON.stringify(o));
+      assert.ok(['log', 'audit'].includes(o.type), JSON.stringify(o));
+      assert.equal(typeof o.message, 'string');
+    }
+    assert.ok(objs.some((o) => o.type === 'log' && /^listening on https:/.test(o.message)), 'the diagnostics');
+    assert.ok(objs.some((o) => o.type === 'log' && o.message === 'stopped'));
+    const audits = objs.filter((o) => o.type === 'audit');
+    const login = audits.find((o) => o.audit.action === 'auth.login' && o.audit.result === 'success');
+    assert.ok(login, 'the sign-in is an audit object');
+    assert.equal(login.message, 'auth.login success');
+    assert.equal(login.audit.principal, 'user:admin');
+    assert.ok(audits.some((o) => o.audit.action === 'auth.login' && o.audit.result === 'failure'), 'and the failure');
+    // check-config knows the key
+    const r = await run(BASTION_BIN, ['serve', '--check-config', '--data', path.join(dir, 'x'), '--log-format', 'yaml'], { allowFail: true });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--log-format must be text or json/);
   });
 
   h.test('no password or key in any response or log line', async () => {
