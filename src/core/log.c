@@ -111,7 +111,8 @@ static json_t *message_json(const char *msg)
 	return s;
 }
 
-static void log_v(enum log_level level, const char *const *kv, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void log_v(enum log_level level, const char *const *kv,
+							const char *fmt, va_list ap)
 {
 	char line[1024 + 2];
 	json_t *o, *fields = NULL;
