@@ -266,6 +266,29 @@ describe('cli', () => {
     expectStatus(await h.admin.get(`/groups/${g}`), 404, 'group gone');
   });
 
+  h.test('create refuses to replace what exists; set and create --force replace', async () => {
+    const g = `cr-${randomString(6).toLowerCase()}`;
+    expectCode(await cli(['group', 'create', g]), 0, 'group create');
+    let r = await cli(['group', 'create', g]);
+    expectCode(r, 1, 'group create again');
+    assert.equal(r.stderr, `bastion: Conflict: /groups/${g} already exists; \`bastion group set\` or \`create --force\` replaces it\n`);
+    expectCode(await cli(['group', 'create', g, '--force']), 0, 'group create --force');
+    expectCode(await cli(['group', 'set', g]), 0, 'group set');
+    const net = `/groups/${g}/networks/n1`;
+    expectCode(await cli(['network', 'create', g, 'n1', '--prefix', '10.7.0.0/16']), 0, 'network create');
+    r = await cli(['network', 'create', g, 'n1', '--prefix', '10.8.0.0/16']);
+    expectCode(r, 1, 'network create over an existing one');
+    assert.match(r.stderr, /^bastion: Conflict: \/groups\/cr-[a-z0-9]+\/networks\/n1 already exists/);
+    assert.deepEqual((await h.admin.get(net)).json.address_prefixes, ['10.7.0.0/16'], 'left as it was');
+    expectCode(await cli(['network', 'create', g, 'n1', '--prefix', '10.8.0.0/16', '--force']), 0, 'create --force');
+    assert.deepEqual((await h.admin.get(net)).json.address_prefixes, ['10.8.0.0/16']);
+    expectCode(await cli(['network', 'set', g, 'n1', '--prefix', '10.9.0.0/16']), 0, 'set replaces');
+    assert.deepEqual((await h.admin.get(net)).json.address_prefixes, ['10.9.0.0/16']);
+    expectCode(await cli(['network', 'set', g, 'n1', '--prefix', '10.9.0.0/16', '--force']), 2, '--force goes with create');
+    expectCode(await cli(['network', 'delete', g, 'n1']), 0, 'cleanup');
+    expectCode(await cli(['group', 'delete', g]), 0, 'cleanup');
+  });
+
   h.test('a validation error prints the API code and message, exit 1', async () => {
     await putOk(h.admin, '/groups/cli-v', {});
     const api = await h.admin.put('/groups/cli-v/networks/bad', { address_prefixes: ['300.1.1.1/24'] });
