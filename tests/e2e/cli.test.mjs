@@ -613,6 +613,8 @@ describe('cli', () => {
     for (const cmd of top) assert.match(zsh.stdout, new RegExp(`^\\t\\t'${cmd}:`, 'm'), `zsh offers ${cmd}`);
     if (which('zsh')) assert.equal((await run('zsh', ['-n', '-c', zsh.stdout], { allowFail: true })).code, 0);
     expectCode(await cli(['completion', 'fish']), 2, 'completion fish');
+    const overview = (await cli(['help'])).stdout;
+    for (const cmd of top) assert.match(overview, new RegExp(`^  (${cmd}\\b|[a-z, ]*\\b${cmd}\\b)`, 'm'), `bastion help names ${cmd}`);
     for (const cmd of top) {
       const args = cmd === 'help' ? [] : [cmd];
       const long = await cli([...args, '--help']);
