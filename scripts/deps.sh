@@ -7,7 +7,7 @@ PKGS="build-essential meson ninja-build pkg-config python3 nodejs npm
  libsqlite3-dev libsodium-dev libcurl4-openssl-dev libcmocka-dev libinih-dev
  openssh-server openssh-client iproute2 curl passwd procps"
 if [ "${1:-}" = "--test" ]; then
-	PKGS="$PKGS chromium clang clang-format openssl"
+	PKGS="$PKGS chromium clang clang-format openssl zsh"
 	# The sanitizer runtime must be the one of the clang that is installed
 	# (Debian names it by clang's major version); before clang is there,
 	# the candidate apt would install tells.

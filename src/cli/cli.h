@@ -167,7 +167,7 @@ struct cli_command {
 	const char *name;
 	const char *subcommands; /* space-separated; "" for none */
 	const char *flags;       /* space-separated long flags */
-	const char *summary;     /* one line, without quotes or colons */
+	const char *summary;     /* one line (zsh shows it beside the name) */
 };
 
 /* Every top-level command, the daemon's (serve, audit export, help) and the

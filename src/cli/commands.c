@@ -108,6 +108,20 @@ static int write_bash(FILE *f, const struct cli_command *cmds, size_t n)
 	return ferror(f) ? -EIO : 0;
 }
 
+/* A description inside '...' for _describe: a quote closes, escapes and
+ * reopens ('\''), a colon would end the name part early (\:). */
+static void put_zsh_description(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\'')
+			fputs("'\\''", f);
+		else if (*s == ':')
+			fputs("\\:", f);
+		else
+			fputc(*s, f);
+	}
+}
+
 static int write_zsh(FILE *f, const struct cli_command *cmds, size_t n)
 {
 	fputs("#compdef bastion\n"
@@ -118,9 +132,11 @@ static int write_zsh(FILE *f, const struct cli_command *cmds, size_t n)
 	      "\tlocal -a cmds subs flags\n"
 	      "\tcmds=(\n",
 	      f);
-	/* Summaries are ours and hold no quote or colon. */
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "\t\t'%s:%s'\n", cmds[i].name, cmds[i].summary);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, "\t\t'%s:", cmds[i].name);
+		put_zsh_description(f, cmds[i].summary);
+		fputs("'\n", f);
+	}
 	fputs("\t)\n"
 	      "\tif (( CURRENT == 2 )); then\n"
 	      "\t\t_describe 'command' cmds\n"

@@ -611,7 +611,18 @@ describe('cli', () => {
     const zsh = await cli(['completion', 'zsh']);
     expectCode(zsh, 0, 'completion zsh');
     for (const cmd of top) assert.match(zsh.stdout, new RegExp(`^\\t\\t'${cmd}:`, 'm'), `zsh offers ${cmd}`);
-    if (which('zsh')) assert.equal((await run('zsh', ['-n', '-c', zsh.stdout], { allowFail: true })).code, 0);
+    if (which('zsh')) {
+      // zsh runs the script with stand-ins for its completion builtins, which print what they are offered
+      const stubs = 'compdef() { :; }; _describe() { print -r -- "${(@P)2}"; }; compadd() { shift; print -r -- "$@"; }; '
+        + '_files() { print FILES; }; source <("$0" completion zsh); ';
+      const zrun = async (words, prefix) => (await run('zsh', ['-c', `${stubs}words=(${words.map((w) => `'${w}'`).join(' ')}); `
+        + `CURRENT=${words.length}; PREFIX='${prefix}'; _bastion`, BASTION_BIN])).stdout.trim();
+      assert.equal(await zrun(['bastion', 'session', ''], ''), 'list end');
+      assert.ok((await zrun(['bastion', 'serve', '--che'], '--che')).split(' ').includes('--check-config'));
+      const described = await zrun(['bastion', 'se'], 'se');
+      for (const cmd of top) assert.ok(described.includes(`${cmd}:`), `zsh describes ${cmd}`);
+      assert.ok(described.includes("secret:a vault's secrets"), 'a quote in a description survives');
+    }
     expectCode(await cli(['completion', 'fish']), 2, 'completion fish');
     const overview = (await cli(['help'])).stdout;
     for (const cmd of top) assert.match(overview, new RegExp(`^  (${cmd}\\b|[a-z, ]*\\b${cmd}\\b)`, 'm'), `bastion help names ${cmd}`);

@@ -469,7 +469,7 @@ static void completion_offers_every_command(void **state)
 	static const char *const shells[] = { "bash", "zsh" };
 	/* A command added tomorrow: completed without another change. */
 	static const struct cli_command extra[] = {
-		{ "frobnicate", "twist turn", "--hard --output", "a command of the future" },
+		{ "frobnicate", "twist turn", "--hard --output", "it's the future: soon" },
 	};
 	size_t n;
 	const struct cli_command *cmds = cli_commands(&n);
@@ -496,6 +496,8 @@ static void completion_offers_every_command(void **state)
 		free(text);
 		text = completion_text(shells[s], extra, 1);
 		assert_words_in(text, "frobnicate twist turn --hard", shells[s]);
+		if (s == 1) /* a quote and a colon in a description stay inside it */
+			assert_non_null(strstr(text, "'frobnicate:it'\\''s the future\\: soon'"));
 		free(text);
 	}
 	assert_int_equal(cli_completion_write(stdout, "fish", cmds, n), -EINVAL);
