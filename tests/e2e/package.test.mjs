@@ -7,10 +7,13 @@
 // directory /var/lib/bastion is still there.
 //
 // Root only (dpkg). It changes /usr/bin/bastion, /etc/bastion, the
-// `bastion` account and /var/lib/bastion for a few seconds: the other files
-// run the build directory's binary (BASTION_BIN), and the suite runs files
-// one at a time. What this machine had before is written to a state file
-// first, so that a run that died midway is undone by the next one.
+// `bastion` account and /var/lib/bastion for a few seconds. The other files
+// run the build directory's binary (BASTION_BIN), but a daemon started as
+// root switches to a `bastion` account when one exists, so scripts/test.sh
+// runs this file alone (the marker line below). What this machine had
+// before is written to a state file first, so that a run that died midway
+// is undone by the next one.
+// e2e: runs alone
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
