@@ -112,12 +112,15 @@ static void check_data_dir(struct check *k, const char *dir)
 		problem(k, "server.data %s: %s", dir, strerror(errno));
 		return;
 	}
-	slash = strrchr(dir, '/');
+	/* The parent of "a/b/" is "a", as mkdir sees it. */
+	snprintf(parent, sizeof(parent), "%s", dir);
+	for (size_t n = strlen(parent); n > 1 && parent[n - 1] == '/'; n--)
+		parent[n - 1] = '\0';
+	slash = strrchr(parent, '/');
 	if (!slash) {
 		snprintf(parent, sizeof(parent), ".");
 	} else {
-		snprintf(parent, sizeof(parent), "%.*s", (int)(slash == dir ? 1 : slash - dir),
-			 dir);
+		parent[slash == parent ? 1 : slash - parent] = '\0';
 	}
 	if (access(parent, W_OK | X_OK) != 0)
 		problem(k, "server.data %s does not exist and cannot be created in %s: %s", dir,
