@@ -17,6 +17,8 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -73,6 +75,48 @@ int check_listen_syntax(const char *listen)
 		return inet_pton(AF_INET6, host + 1, addr) == 1 ? 0 : -EINVAL;
 	}
 	return inet_pton(AF_INET, host, addr) == 1 ? 0 : -EINVAL;
+}
+
+/* Has this process CAP_NET_BIND_SERVICE (bit 10) in its effective set? */
+static bool can_bind_privileged(void)
+{
+	char line[256];
+	unsigned long long eff = 0;
+	bool found = false;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "CapEff: %llx", &eff) == 1;
+	fclose(f);
+	return found && (eff & (1ULL << 10));
+}
+
+/* A port below net.ipv4.ip_unprivileged_port_start needs root (the bind
+ * happens before the switch of user) or CAP_NET_BIND_SERVICE, which the
+ * unit grants; run by hand as another user, the start would fail. */
+static void check_port_privilege(struct check *k, const char *listen)
+{
+	const char *colon = strrchr(listen, ':');
+	long port, start = 1024;
+	char buf[32];
+	FILE *f;
+
+	if (!colon || geteuid() == 0)
+		return;
+	port = strtol(colon + 1, NULL, 10);
+	f = fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start", "re");
+	if (f) {
+		if (fgets(buf, sizeof(buf), f))
+			start = strtol(buf, NULL, 10);
+		fclose(f);
+	}
+	if (port > 0 && port < start && !can_bind_privileged())
+		problem(k,
+			"server.listen port %ld is below %ld: binding it needs root or "
+			"CAP_NET_BIND_SERVICE (the systemd unit grants it)",
+			port, start);
 }
 
 /* As drop_privileges in main.c. */
@@ -273,6 +317,8 @@ int check_serve(const struct cfg *c, const char *master_key_file)
 			"server.listen '%s' is not a numeric IPv4 ADDR:PORT or [IPv6]:PORT "
 			"(host names are not resolved)",
 			c->listen);
+	else
+		check_port_privilege(&k, c->listen);
 	check_user(&k, c->user);
 	check_data_dir(&k, c->data_dir);
 	check_tls(&k, c);

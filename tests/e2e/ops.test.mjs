@@ -16,7 +16,7 @@ import {
 import { attach } from './lib/term.mjs';
 import { BASTION_BIN, rawGet, startDaemon } from './lib/daemon.mjs';
 import {
-  run, randomString, waitFor, freePort, trackPid, untrackPid, sleep, tailFile,
+  run, randomString, waitFor, freePort, trackPid, untrackPid, sleep, tailFile, isRoot, which,
 } from './lib/util.mjs';
 
 const h = fileHarness({
@@ -200,6 +200,21 @@ describe('ops', () => {
         allowFail: true, timeoutMs: 20000, env: { ...process.env, BASTION_ADMIN_PASSWORD: adminPassword },
       });
       assert.ok(srv.code > 0, `${c.what}: serve exit ${srv.code}, expected a refusal\n${srv.stderr}`);
+    }
+    // a privileged port, for a user without CAP_NET_BIND_SERVICE (nobody)
+    if (isRoot && which('setpriv')) {
+      const open = path.join(base, 'nobody');
+      fs.mkdirSync(open, { mode: 0o777 });
+      fs.chmodSync(open, 0o777);
+      const asNobody = (args) => run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', BASTION_BIN, 'serve', ...args],
+        { allowFail: true, timeoutMs: 20000, env: { ...process.env, BASTION_ADMIN_PASSWORD: adminPassword } });
+      let r = await asNobody(['--check-config', '--listen', '127.0.0.1:443', '--data', path.join(open, 'a')]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /server\.listen port 443 is below \d+: binding it needs root or CAP_NET_BIND_SERVICE/);
+      r = await asNobody(['--listen', '127.0.0.1:443', '--data', path.join(open, 'b')]);
+      assert.ok(r.code > 0, `serve as nobody on 443: exit ${r.code}`);
+      r = await asNobody(['--check-config', '--listen', `127.0.0.1:${await freePort()}`, '--data', path.join(open, 'c')]);
+      assert.equal(r.code, 0, r.stderr);
     }
     // and what is fine stays fine: a good pair, an existing data dir, a 0600 key
     const goodKey = path.join(base, 'good.key');
