@@ -77,7 +77,7 @@ static int print_line(struct cli *c, const json_t *rec)
 		}
 		fputc('\n', stdout);
 	}
-	return ferror(stdout) ? -errno : 0;
+	return ferror(stdout) ? (errno ? -errno : -EIO) : 0;
 }
 
 /* Prints the records of the array newer than *last_id, oldest first
@@ -96,7 +96,8 @@ static int print_new(struct cli *c, const json_t *recs, long long *last_id, long
 		*last_id = id;
 		*last_ts = (long long)json_integer_value(json_object_get(rec, "ts"));
 	}
-	return fflush(stdout) == 0 ? 0 : -errno;
+	errno = 0;
+	return fflush(stdout) == 0 ? 0 : errno ? -errno : -EIO;
 }
 
 /* Sleeps s seconds in short steps, so that Ctrl-C ends it at once. */
