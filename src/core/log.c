@@ -14,6 +14,7 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,30 @@ static json_t *message_json(const char *msg)
 	return s;
 }
 
+/* Appends " key=value" to line (size bytes with the NUL); a value with a
+ * space, a quote, an '=' or a control character is quoted, with '"' and
+ * '\\' escaped and control characters as '?', so that a line splits back
+ * into its fields. Cut at the end of the buffer. */
+static void append_field(char *line, size_t size, const char *key, const char *v)
+{
+	size_t n = strlen(line);
+	bool quote = !*v || strpbrk(v, " \"=\\") != NULL;
+
+	for (const unsigned char *p = (const unsigned char *)v; *p && !quote; p++)
+		quote = *p < 0x20 || *p == 0x7f;
+	n += (size_t)snprintf(line + n, size - n, " %s=%s", key, quote ? "\"" : "");
+	for (; *v && n + 3 < size; v++) {
+		unsigned char ch = (unsigned char)*v;
+
+		if (ch == '"' || ch == '\\')
+			line[n++] = '\\';
+		line[n++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	if (quote && n + 1 < size)
+		line[n++] = '"';
+	line[n < size ? n : size - 1] = '\0';
+}
+
 __attribute__((format(printf, 3, 0))) static void log_v(enum log_level level, const char *const *kv,
 							const char *fmt, va_list ap)
 {
@@ -142,10 +167,8 @@ __attribute__((format(printf, 3, 0))) static void log_v(enum log_level level, co
 	n = (int)strlen(line);
 	n += snprintf(line + n, sizeof(line) - 1 - (size_t)n, " %s ", level_names[level]);
 	vsnprintf(line + n, sizeof(line) - 1 - (size_t)n, fmt, ap);
-	for (size_t i = 0; kv && kv[i] && kv[i + 1]; i += 2) {
-		n = (int)strlen(line);
-		snprintf(line + n, sizeof(line) - 1 - (size_t)n, " %s=%s", kv[i], kv[i + 1]);
-	}
+	for (size_t i = 0; kv && kv[i] && kv[i + 1]; i += 2)
+		append_field(line, sizeof(line) - 1, kv[i], kv[i + 1]);
 	write_line(line, strlen(line));
 }
 

@@ -37,7 +37,8 @@ static char *capture(void (*fn)(void))
 
 static void some_lines(void)
 {
-	static const char *const kv[] = { "method", "GET", "status", "200", NULL };
+	static const char *const kv[] = { "method",  "GET",   "status", "200", "path",
+					  "/a b\"c", "empty", "",       NULL };
 	json_t *rec = json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)7, "action", "auth.login",
 				"result", "success", "principal", "user:a");
 
@@ -59,7 +60,8 @@ static void text_format(void **state)
 	assert_non_null(strstr(t, "Z info hello 42\n"));
 	assert_null(strstr(t, "not shown"));
 	assert_non_null(strstr(t, " warn a \"quoted\" word"));
-	assert_non_null(strstr(t, " info request method=GET status=200\n"));
+	assert_non_null(
+		strstr(t, " info request method=GET status=200 path=\"/a b\\\"c\" empty=\"\"\n"));
 	/* the audit line is the JSON line it always was */
 	assert_non_null(strstr(t, "\n{\"audit\":{\"id\":7,"));
 	free(t);
@@ -101,11 +103,16 @@ static void json_format(void **state)
 			assert_string_equal(json_string_value(json_object_get(o, "level")), "info");
 		} else {
 			assert_string_equal(type, "log");
-			if (strcmp(msg, "request") == 0)
+			if (strcmp(msg, "request") == 0) {
+				json_t *fields = json_object_get(o, "fields");
+
 				assert_string_equal(
-					json_string_value(json_object_get(
-						json_object_get(o, "fields"), "status")),
+					json_string_value(json_object_get(fields, "status")),
 					"200");
+				assert_string_equal(
+					json_string_value(json_object_get(fields, "path")),
+					"/a b\"c");
+			}
 			if (strncmp(msg, "a \"quoted\"", 10) == 0) {
 				assert_string_equal(json_string_value(json_object_get(o, "level")),
 						    "warn");
