@@ -6,7 +6,7 @@ FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 120
 DATA ?= .data
 
-.PHONY: all deps web-deps build run test fuzz bench clean
+.PHONY: all deps web-deps build run test fuzz bench clean deb
 
 all: build
 
@@ -40,6 +40,12 @@ fuzz: DEPS_FLAGS=--test
 fuzz: deps web-deps $(FUZZ)/build.ninja
 	ninja -C $(FUZZ)
 	./scripts/fuzz.sh $(FUZZ) $(FUZZ_SECONDS)
+
+# The Debian package, from the build's binary: $(DEB_DIR)/bastion_VERSION_ARCH.deb
+# (packaging/deb/build.sh; docs/operations.md says what it installs).
+DEB_DIR ?= $(BUILD)/deb
+deb: build
+	./packaging/deb/build.sh $(BUILD)/bastion $(DEB_DIR)
 
 # Performance against direct ssh and the peers (BENCHMARKS.md); never part of
 # `make test`. Needs root (network namespaces); about 6–10 minutes.

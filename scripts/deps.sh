@@ -9,7 +9,7 @@ PKGS="build-essential meson ninja-build pkg-config python3 nodejs npm
 if [ "${1:-}" = "--test" ]; then
 	# fonts: the browser test checks glyphs (underscores) in both families.
 	PKGS="$PKGS chromium clang clang-format openssl libpam-google-authenticator
-	 fonts-dejavu-core fonts-liberation"
+	 fonts-dejavu-core fonts-liberation zsh"
 	# The sanitizer runtime must be the one of the clang that is installed
 	# (Debian names it by clang's major version); before clang is there,
 	# the candidate apt would install tells.

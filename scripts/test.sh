@@ -111,7 +111,11 @@ e2e() { # DIR CONCURRENCY FILE...
 # aborts what it is loading (ERR_NETWORK_CHANGED) when an address appears
 # or goes on the host, which every other file's test network does.
 browser_files=$(grep -l 'lib/browser.mjs' ./*.test.mjs)
-other_files=$(grep -L 'lib/browser.mjs' ./*.test.mjs)
+# So do the files that change the machine itself (package.test.mjs installs
+# /usr/bin/bastion and a `bastion` account, to which any daemon started as
+# root would switch); they say so on a line of their own.
+alone_files=$(grep -l '^// e2e: runs alone' ./*.test.mjs)
+other_files=$(grep -L -e 'lib/browser.mjs' -e '^// e2e: runs alone' ./*.test.mjs)
 # The suite runs against both daemons: the one users run, and the sanitized
 # one, which aborts on any ASan or UBSan report and fails the SIGTERM tests
 # on a leak.
@@ -121,7 +125,7 @@ for dir in "$BUILD" "$ASAN"; do
 	e2e "$dir" 2 $other_files
 	echo "== end-to-end tests in Chromium ($dir/bastion)"
 	# shellcheck disable=SC2086
-	e2e "$dir" 1 $browser_files
+	e2e "$dir" 1 $browser_files $alone_files
 done
 
 if [ -s "$LOG/failures" ]; then

@@ -21,6 +21,7 @@
 
 #include "api/api.h"
 #include "authz/dest.h"
+#include "check.h"
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -35,8 +36,6 @@
 #include "terminal/term.h"
 #include "vault/vault.h"
 
-#define VERSION "0.1.0"
-
 static void usage(FILE *f)
 {
 	fputs("usage: bastion <command> [options]\n"
@@ -44,16 +43,18 @@ static void usage(FILE *f)
 	      "commands:\n"
 	      "  serve       run a bastion instance (HTTPS portal, API and terminals)\n"
 	      "  audit export --data DIR [--since T]  print the audit trail as JSON lines\n"
-	      "  version     print the version\n"
-	      "  help        this text\n"
+	      "  version     print the version (-o json; --server: the server's too)\n"
+	      "  completion bash|zsh  print a shell completion script\n"
+	      "  help        this text (also -h and --help, after any command)\n"
 	      "client commands (REST API clients; `bastion COMMAND --help` for each):\n"
 	      "  login URL [--username NAME] [--password-stdin] [--ca-file FILE | --insecure]\n"
 	      "              sign in and store an API token in ~/.config/bastion/config.json\n"
 	      "  logout      delete the stored token\n"
 	      "  user        list | show U | create U | set-password U | disable U | enable U | delete U\n"
-	      "  group       list | show G | create G | delete G\n"
+	      "  group       list | show G | create G [--force] | set G | delete G\n"
 	      "  network, nic, vm, bastion\n"
 	      "              list G | show G NAME | set G NAME [flags | --json JSON] | delete G NAME\n"
+	      "              | create G NAME [flags] [--force]  (create refuses to replace)\n"
 	      "  role        list [--scope S] [--principal P] | show ID\n"
 	      "              | assign [ID] --principal P --role R --scope S | delete ID\n"
 	      "  vault       list G | show G V | set G V [--retention-days N] | delete G V\n"
@@ -62,7 +63,11 @@ static void usage(FILE *f)
 	      "  secret      set G V NAME (--file F | --value-stdin) | list G V [--deleted]\n"
 	      "              | show G V NAME [--version X] [--value] | versions G V NAME\n"
 	      "              | delete G V NAME [--purge] | recover G V NAME\n"
-	      "  every client command takes --output table|json (default table)\n"
+	      "  session     list | end ID\n"
+	      "  audit       [list] [--principal P] [--action A] [--target T] [--result R]\n"
+	      "              [--since T] [--until T] [--limit N] [--follow [--interval S]]\n"
+	      "  every client command takes --output table|json (default table); tables\n"
+	      "  show times in UTC (2026-12-07 11:40:02Z), -o json as unix seconds\n"
 	      "client exit codes: 0 ok, 1 refused by the API (4xx), 2 usage error,\n"
 	      "  3 not logged in or credentials refused (401), 4 not found (404),\n"
 	      "  5 connection or TLS failure, 6 server error (5xx)\n"
@@ -75,9 +80,14 @@ static void usage(FILE *f)
 	      "              [--max-sessions-per-user N] [--max-sessions N] [--drain-timeout D]\n"
 	      "              [--ssh-keepalive D] [--browser-ping D] [--user NAME]\n"
 	      "              [--allowed-destinations CIDR[,CIDR...]]\n"
+	      "              [--log-format text|json]\n"
 	      "  --config    an INI file (also BASTION_CONFIG); flags > BASTION_* environment\n"
 	      "              > file > defaults; see docs/configuration.md for every key\n"
-	      "  --check-config  validate the configuration, print the verdict, exit 0 or 1\n"
+	      "  --check-config  check what serve would refuse (the file, the listen address,\n"
+	      "              the user, the TLS pair, the master key, the store's schema);\n"
+	      "              print the verdict, exit 0 or 1; starts and writes nothing\n"
+	      "  --log-format  text (default) or json: one object per line, audit records\n"
+	      "              as their own \"type\":\"audit\" objects\n"
 	      "  signals: SIGTERM drains (sessions are told, closed by --drain-timeout);\n"
 	      "              SIGHUP reloads the TLS certificate and the live settings\n"
 	      "  --listen    address to serve HTTPS on (default 0.0.0.0:8443)\n"
@@ -140,6 +150,13 @@ static enum log_level level_of(const char *name)
 	return LOG_INFO;
 }
 
+/* From the start on, before the first line is logged. */
+static void apply_log_settings(const struct cfg *c)
+{
+	log_set_level(level_of(c->log_level));
+	log_set_format(strcmp(c->log_format, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT);
+}
+
 static void apply_limits(const struct cfg *c)
 {
 	struct term_limits l = {
@@ -151,7 +168,7 @@ static void apply_limits(const struct cfg *c)
 		.ssh_keepalive_s = c->ssh_keepalive_s,
 	};
 
-	log_set_level(level_of(c->log_level));
+	apply_log_settings(c);
 	term_set_limits(&l);
 	/* Validated by cfg_load: the only failure would leave the running list. */
 	if (authz_dest_set(c->allowed_destinations) < 0)
@@ -560,7 +577,7 @@ static int cmd_serve(int argc, char **argv)
 						 OPT_KEY_BASE + (int)i };
 	opts[nopts] = (struct option){ 0 };
 	st.config_file = getenv("BASTION_CONFIG");
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_CONFIG:
 			st.config_file = optarg;
@@ -571,6 +588,7 @@ static int cmd_serve(int argc, char **argv)
 		case OPT_MASTER_KEY:
 			master_key_file = optarg;
 			break;
+		case 'h':
 		case OPT_HELP:
 			usage(stdout);
 			return 0;
@@ -596,25 +614,14 @@ static int cmd_serve(int argc, char **argv)
 		return check ? 1 : 2;
 	}
 	if (check) {
-		SSL_CTX *ctx = NULL;
-
-		/* Given certificate files must load; a self-signed pair is made at start. */
-		if (st.cfg.cert_file[0]) {
-			srv_config_of(&st.cfg, st.cfg.data_dir, &cfg);
-			if (srv_tls_ctx(&cfg, &ctx) < 0) {
-				fprintf(stderr,
-					"bastion: configuration: cannot load tls.cert %s with tls.key %s\n",
-					st.cfg.cert_file, st.cfg.key_file);
-				return 1;
-			}
-			SSL_CTX_free(ctx);
-		}
+		if (check_serve(&st.cfg, master_key_file) > 0)
+			return 1;
 		printf("bastion: configuration OK%s%s\n", st.config_file ? " in " : "",
 		       st.config_file ? st.config_file
 				      : " (no file; defaults, environment and flags)");
 		return 0;
 	}
-	log_set_level(level_of(st.cfg.log_level));
+	apply_log_settings(&st.cfg);
 	srv_config_of(&st.cfg, st.cfg.data_dir, &cfg);
 	if ((r = ensure_dir(cfg.data_dir)) < 0) {
 		fprintf(stderr, "bastion: cannot create data directory %s: %s\n", cfg.data_dir,
@@ -763,13 +770,15 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "serve") == 0)
 		return cmd_serve(argc - 1, argv + 1);
-	if (strcmp(argv[1], "audit") == 0)
+	/* `audit export` reads a data directory; `audit` alone is the API's. */
+	if (strcmp(argv[1], "audit") == 0 && argc > 2 && strcmp(argv[2], "export") == 0)
 		return api_audit_export_main(argc - 1, argv + 1);
-	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-		printf("bastion %s\n", VERSION);
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("bastion %s\n", BASTION_VERSION);
 		return 0;
 	}
-	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
 		return 0;
 	}

@@ -210,13 +210,16 @@ static int print_line(const struct store_audit_rec *r, void *ud)
 {
 	json_t *o = store_audit_json(r);
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	int rc = 0;
 
 	json_decref(o);
 	if (!text)
 		return -ENOMEM;
-	puts(text);
+	errno = 0;
+	if (puts(text) < 0)
+		rc = errno ? -errno : -EIO;
 	free(text);
-	return ferror(stdout) ? -EIO : 0;
+	return rc;
 }
 
 int api_audit_export_main(int argc, char **argv)
@@ -250,7 +253,7 @@ int api_audit_export_main(int argc, char **argv)
 	argc--;
 	argv++;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
 			data = optarg;
@@ -283,8 +286,12 @@ int api_audit_export_main(int argc, char **argv)
 		return 2;
 	}
 	r = store_audit_query_ro(data, &f, print_line, NULL);
+	errno = 0;
 	if (fflush(stdout) != 0 && r == 0)
-		r = -EIO;
+		r = errno ? -errno : -EIO;
+	/* The reader closed the pipe (`| head`): it has what it wanted. */
+	if (r == -EPIPE)
+		return 0;
 	if (r < 0) {
 		fprintf(stderr, "bastion: cannot export the audit trail from %s: %s\n", data,
 			err_str(r));

@@ -30,8 +30,16 @@ static void api_healthz(struct api_call *c)
 	api_json(c->resp, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* The server's version, for any signed-in caller (not for anonymous
+ * scanners: a version tells them which advisories to try). */
+static void api_version(struct api_call *c)
+{
+	api_json(c->resp, 200, json_pack("{s:s}", "version", BASTION_VERSION));
+}
+
 static const struct route routes[] = {
 	{ "GET", "healthz", api_healthz, 0 },
+	{ "GET", "version", api_version, R_AUTH },
 	{ "POST", "auth/login", api_auth_login, 0 },
 	{ "POST", "auth/logout", api_auth_logout, R_AUTH },
 	{ "GET", "auth/session", api_auth_session, R_AUTH },

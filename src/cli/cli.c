@@ -96,6 +96,7 @@ int cli_common_option(struct cli *c, int opt, char **argv, const char *usage_tex
 			return cli_usage_error(NULL, "--output must be table or json, not '%s'",
 					       optarg);
 		return CLI_OK;
+	case 'h':
 	case CLI_OPT_HELP:
 		fputs(usage_text, stdout);
 		*ret_help = true;
@@ -114,6 +115,16 @@ enum cli_output cli_output(const struct cli *c)
 	return c->out;
 }
 
+/* A write error on stdout: quiet success when the reader closed the pipe
+ * (`bastion audit | head`), else said and an error. */
+static int output_error(int r)
+{
+	if (errno == EPIPE)
+		return CLI_OK;
+	fprintf(stderr, "bastion: cannot write the output: %s\n", err_str(r));
+	return CLI_ESERVER;
+}
+
 int cli_print_list(struct cli *c, const json_t *answer, const struct cli_column *cols, size_t ncols)
 {
 	const json_t *value = json_object_get(answer, "value");
@@ -123,15 +134,12 @@ int cli_print_list(struct cli *c, const json_t *answer, const struct cli_column 
 		fprintf(stderr, "bastion: the server's answer has no \"value\" list\n");
 		return CLI_ESERVER;
 	}
+	errno = 0;
 	if (c->out == CLI_OUT_JSON)
 		r = cli_print_json(stdout, value);
 	else
 		r = cli_table(stdout, cols, ncols, value);
-	if (r < 0) {
-		fprintf(stderr, "bastion: cannot write the output: %s\n", err_str(r));
-		return CLI_ESERVER;
-	}
-	return CLI_OK;
+	return r < 0 ? output_error(r) : CLI_OK;
 }
 
 int cli_print_object(struct cli *c, const json_t *obj)
@@ -142,12 +150,9 @@ int cli_print_object(struct cli *c, const json_t *obj)
 		fprintf(stderr, "bastion: the server's answer is not a JSON object\n");
 		return CLI_ESERVER;
 	}
+	errno = 0;
 	r = c->out == CLI_OUT_JSON ? cli_print_json(stdout, obj) : cli_object_table(stdout, obj);
-	if (r < 0) {
-		fprintf(stderr, "bastion: cannot write the output: %s\n", err_str(r));
-		return CLI_ESERVER;
-	}
-	return CLI_OK;
+	return r < 0 ? output_error(r) : CLI_OK;
 }
 
 int cli_run_action(struct cli *c, const char *action, const char *path,
@@ -570,12 +575,17 @@ int cli_call_quiet404(struct cli *c, const char *method, const char *path, const
 
 /* ---- dispatch -------------------------------------------------------- */
 
+/* Each client command's function; the command must also be in the table
+ * of commands.c, which is what cli_main accepts and completion offers. */
 static const struct {
 	const char *name;
 	int (*fn)(struct cli *c, int argc, char **argv);
 } commands[] = {
-	{ "login", cli_cmd_login }, { "logout", cli_cmd_logout }, { "user", cli_cmd_user },
-	{ "role", cli_cmd_role },   { "vault", cli_cmd_vault },   { "secret", cli_cmd_secret },
+	{ "login", cli_cmd_login },     { "logout", cli_cmd_logout },
+	{ "user", cli_cmd_user },       { "role", cli_cmd_role },
+	{ "vault", cli_cmd_vault },     { "secret", cli_cmd_secret },
+	{ "session", cli_cmd_session }, { "audit", cli_cmd_audit },
+	{ "version", cli_cmd_version }, { "completion", cli_cmd_completion },
 };
 
 int cli_main(int argc, char **argv)
@@ -591,6 +601,8 @@ int cli_main(int argc, char **argv)
 			fn = commands[i].fn;
 	if (!fn && cli_is_resource_cmd(argv[1]))
 		fn = cli_cmd_resource;
+	if (!cli_command_find(argv[1]))
+		fn = NULL;
 	if (!fn) {
 		fprintf(stderr, "bastion: unknown command '%s' (see `bastion help`)\n", argv[1]);
 		return CLI_EUSAGE;
@@ -608,7 +620,9 @@ int cli_main(int argc, char **argv)
 	util_free_secret(c.token);
 	free(c.ca_file);
 	curl_global_cleanup();
-	if (fflush(stdout) != 0 && r == CLI_OK) {
+	errno = 0;
+	/* A reader that closed the pipe (`| head`) has what it wanted. */
+	if (fflush(stdout) != 0 && r == CLI_OK && errno != EPIPE) {
 		fprintf(stderr, "bastion: cannot write the output\n");
 		r = CLI_ESERVER;
 	}

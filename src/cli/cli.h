@@ -161,6 +161,38 @@ int cli_prompt_secret(const char *prompt, char *buf, size_t size);
 /* Asks for a line on the terminal with echo on. */
 int cli_prompt_line(const char *prompt, char *buf, size_t size);
 
+/* ---- the command table and completion (commands.c) ------------------- */
+
+/* One top-level command: what `bastion completion` offers for it. */
+struct cli_command {
+	const char *name;
+	const char *subcommands; /* space-separated; "" for none */
+	const char *flags;       /* space-separated long flags */
+	const char *summary;     /* one line (zsh shows it beside the name) */
+};
+
+/* Every top-level command, the daemon's (serve, audit export, help) and the
+ * client's; cli_main runs nothing that is not in it. */
+const struct cli_command *cli_commands(size_t *ret_n);
+const struct cli_command *cli_command_find(const char *name);
+
+/* Writes the completion script for shell ("bash" or "zsh") of the n
+ * commands to f: 0, -EINVAL for another shell, -EIO on a write error. */
+int cli_completion_write(FILE *f, const char *shell, const struct cli_command *cmds, size_t n);
+
+/* ---- times ------------------------------------------------------------ */
+
+/* Unix seconds as "2026-12-07 11:40:02Z" (UTC), the form of every time in a
+ * table; -o json keeps the seconds. */
+void cli_time_str(long long t, char *out, size_t size);
+
+/* Does a table column or property of this name hold Unix seconds? Names
+ * ending in "_at", and "ts". */
+bool cli_is_time_key(const char *key);
+
+/* cli_cell for the property key: a time as above, anything else as is. */
+void cli_cell_of(const char *key, const json_t *v, bool count, char *out, size_t size);
+
 /* ---- the client (cli.c) ---------------------------------------------- */
 
 struct cli;
@@ -246,6 +278,14 @@ int cli_cmd_role(struct cli *c, int argc, char **argv);
 int cli_cmd_vault(struct cli *c, int argc, char **argv);
 /* `bastion secret ...`: a vault's secrets (secret.c). */
 int cli_cmd_secret(struct cli *c, int argc, char **argv);
+
+/* `bastion session list|end` (session.c). */
+int cli_cmd_session(struct cli *c, int argc, char **argv);
+/* `bastion audit [list]` over the API (audit.c); `audit export` is main's. */
+int cli_cmd_audit(struct cli *c, int argc, char **argv);
+/* `bastion version` and `bastion completion` (misc.c). */
+int cli_cmd_version(struct cli *c, int argc, char **argv);
+int cli_cmd_completion(struct cli *c, int argc, char **argv);
 
 /* For resource.c: is argv[0] one of its families? */
 bool cli_is_resource_cmd(const char *name);

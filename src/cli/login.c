@@ -88,7 +88,7 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":o:u:k", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":ho:u:k", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'u':
 			user_opt = optarg;
@@ -259,7 +259,7 @@ int cli_cmd_logout(struct cli *c, int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
 		r = cli_common_option(c, opt, argv, logout_usage, &help);
 		if (r != CLI_OK || help)
 			return r;

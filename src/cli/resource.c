@@ -116,7 +116,6 @@ static size_t ncols(const struct res_type *t)
 static void make_usage(const struct res_type *t, char *out, size_t size)
 {
 	const char *name = t->plural ? " NAME" : "";
-	const char *write = t->plural ? "set" : "create";
 	size_t n = 0;
 
 #define ADD(...)                                                                \
@@ -127,7 +126,8 @@ static void make_usage(const struct res_type *t, char *out, size_t size)
 	} while (0)
 	ADD("usage: bastion %s list%s\n", t->cmd, t->plural ? " GROUP" : "");
 	ADD("       bastion %s show %s%s\n", t->cmd, t->plural ? "GROUP" : "NAME", name);
-	ADD("       bastion %s %s %s%s", t->cmd, write, t->plural ? "GROUP" : "NAME", name);
+	ADD("       bastion %s %s %s%s", t->cmd, t->plural ? "set|create" : "create|set",
+	    t->plural ? "GROUP" : "NAME", name);
 	for (size_t i = 0; i < nprops(t); i++)
 		ADD(" [--%s %s]%s", t->props[i].flag, t->props[i].meta,
 		    t->props[i].kind == PROP_LIST ? "..." : "");
@@ -145,11 +145,10 @@ static void make_usage(const struct res_type *t, char *out, size_t size)
 	    "  %-18s flags given as well replace the properties they set\n",
 	    "--json JSON", "");
 	ADD("  %-18s the same, read from FILE (- for stdin)\n", "--json-file FILE");
+	ADD("  %-18s create: replace the resource when it exists\n", "--force");
 	ADD("  %-18s table (default) or json\n", "--output FORMAT");
-	if (t->plural)
-		ADD("%s replaces the whole resource (properties not given take their defaults)\n"
-		    "and creates it when it does not exist.\n",
-		    write);
+	ADD("set creates the resource, or replaces it whole (properties not given take\n"
+	    "their defaults); create refuses one that exists, unless --force.\n");
 #undef ADD
 }
 
@@ -259,17 +258,36 @@ oom:
 	return CLI_ECONN;
 }
 
+/* create: the API's PUT creates or replaces, so the client asks first and
+ * refuses to replace what exists (set, or create --force, replaces). Two
+ * clients creating the same name at once can still both succeed: the API
+ * has no create-only write to close that window. */
+static int refuse_existing(struct cli *c, const struct res_type *t, const char *path)
+{
+	int r = cli_call_quiet404(c, "GET", path, NULL, NULL);
+
+	if (r == CLI_ENOTFOUND)
+		return CLI_OK;
+	if (r != CLI_OK)
+		return r;
+	fprintf(stderr,
+		"bastion: Conflict: %s already exists; `bastion %s set` or `create --force` "
+		"replaces it\n",
+		path, t->cmd);
+	return CLI_EAPI;
+}
+
 int cli_cmd_resource(struct cli *c, int argc, char **argv)
 {
-	enum { OPT_PROP = 0x2000, OPT_JSON = 0x2100, OPT_JSON_FILE };
+	enum { OPT_PROP = 0x2000, OPT_JSON = 0x2100, OPT_JSON_FILE, OPT_FORCE };
 	const struct res_type *t = NULL;
-	struct option opts[MAX_PROPS + 5];
+	struct option opts[MAX_PROPS + 6];
 	json_t *vals[MAX_PROPS] = { 0 };
 	json_t *body = NULL, *answer = NULL;
 	char usage[2048], path[CLI_PATH_MAX];
 	const char *json_text = NULL, *json_file = NULL, *action, *group, *name = NULL;
 	size_t np, no = 0, want;
-	bool help = false, writes;
+	bool help = false, writes, force = false;
 	int opt, r;
 
 	for (size_t i = 0; i < NTYPES; i++)
@@ -284,13 +302,14 @@ int cli_cmd_resource(struct cli *c, int argc, char **argv)
 					      OPT_PROP + (int)i };
 	opts[no++] = (struct option){ "json", required_argument, NULL, OPT_JSON };
 	opts[no++] = (struct option){ "json-file", required_argument, NULL, OPT_JSON_FILE };
+	opts[no++] = (struct option){ "force", no_argument, NULL, OPT_FORCE };
 	opts[no++] = (struct option){ "output", required_argument, NULL, CLI_OPT_OUTPUT };
 	opts[no++] = (struct option){ "help", no_argument, NULL, CLI_OPT_HELP };
 	opts[no] = (struct option){ 0 };
 
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
 		if (opt >= OPT_PROP && opt < OPT_PROP + (int)np) {
 			if ((r = take_flag(&t->props[opt - OPT_PROP], optarg, &vals[opt - OPT_PROP],
 					   usage)) != CLI_OK)
@@ -299,6 +318,8 @@ int cli_cmd_resource(struct cli *c, int argc, char **argv)
 			json_text = optarg;
 		} else if (opt == OPT_JSON_FILE) {
 			json_file = optarg;
+		} else if (opt == OPT_FORCE) {
+			force = true;
 		} else {
 			r = cli_common_option(c, opt, argv, usage, &help);
 			if (r != CLI_OK || help)
@@ -326,6 +347,10 @@ int cli_cmd_resource(struct cli *c, int argc, char **argv)
 				want == 0   ? "no arguments"
 				: want == 1 ? (t->plural ? "GROUP" : "NAME")
 					    : "GROUP NAME");
+		goto out;
+	}
+	if (force && strcmp(action, "create") != 0) {
+		cli_usage_error(usage, "--force goes with create");
 		goto out;
 	}
 	if (!writes && (json_text || json_file)) {
@@ -359,11 +384,15 @@ int cli_cmd_resource(struct cli *c, int argc, char **argv)
 	if ((r = cli_connect(c)) != CLI_OK)
 		goto out;
 
-	r = cli_run_action(c, action, path, t->cols, ncols(t), "Deleted /groups/%s%s%s%s%s\n",
-			   group, t->plural ? "/" : "", t->plural ? t->plural : "", name ? "/" : "",
-			   name ? name : "");
-	/* The rest is create or set (the actions were checked above). */
-	if (r < 0 && (r = cli_call(c, "PUT", path, body, &answer, NULL)) == CLI_OK)
+	if (!writes) {
+		r = cli_run_action(c, action, path, t->cols, ncols(t),
+				   "Deleted /groups/%s%s%s%s%s\n", group, t->plural ? "/" : "",
+				   t->plural ? t->plural : "", name ? "/" : "", name ? name : "");
+		goto out;
+	}
+	if (strcmp(action, "create") == 0 && !force && (r = refuse_existing(c, t, path)) != CLI_OK)
+		goto out;
+	if ((r = cli_call(c, "PUT", path, body, &answer, NULL)) == CLI_OK)
 		r = cli_print_object(c, answer);
 out:
 	for (size_t i = 0; i < MAX_PROPS; i++)

@@ -87,7 +87,7 @@ int cli_cmd_role(struct cli *c, int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
 			p_opt = optarg;

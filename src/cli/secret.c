@@ -335,7 +335,7 @@ int cli_cmd_secret(struct cli *c, int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
 		for (i = 0; i < NCOLS(option_action); i++)
 			if (option_action[i].opt == opt)
 				seen[i] = true;

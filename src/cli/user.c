@@ -50,7 +50,7 @@ int cli_cmd_user(struct cli *c, int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
 		if (opt == 'p') {
 			from_stdin = true;
 			continue;

@@ -408,8 +408,10 @@ int cli_table(FILE *f, const struct cli_column *cols, size_t ncols, const json_t
 		const json_t *row = json_array_get(rows, i);
 
 		for (size_t col = 0; col < ncols; col++) {
-			cli_cell(json_is_object(row) ? json_object_get(row, cols[col].key) : NULL,
-				 cols[col].count, cell, CLI_CELL_MAX);
+			cli_cell_of(cols[col].key,
+				    json_is_object(row) ? json_object_get(row, cols[col].key)
+							: NULL,
+				    cols[col].count, cell, CLI_CELL_MAX);
 			if ((r = grid_put(&g, &filled, cell)) < 0)
 				goto out;
 		}
@@ -449,9 +451,11 @@ int cli_object_table(FILE *f, const json_t *obj)
 				sb_put(&sb, key);
 			if ((r = grid_put(&g, &filled, cell)) < 0)
 				goto out;
-			cli_cell(json_is_array(v) && json_array_size(v) > 0 ? json_array_get(v, i)
-									    : v,
-				 false, cell, CLI_CELL_MAX);
+			cli_cell_of(key,
+				    json_is_array(v) && json_array_size(v) > 0
+					    ? json_array_get(v, i)
+					    : v,
+				    false, cell, CLI_CELL_MAX);
 			if ((r = grid_put(&g, &filled, cell)) < 0)
 				goto out;
 		}

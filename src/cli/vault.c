@@ -53,7 +53,7 @@ static int policy_cmd(struct cli *c, int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
 		if (opt == 'p') {
 			perms_arg = optarg;
 			continue;
@@ -149,7 +149,7 @@ static int rotate_cmd(struct cli *c, int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
 		r = cli_common_option(c, opt, argv, rotate_usage, &help);
 		if (r != CLI_OK || help)
 			return r;
@@ -184,7 +184,7 @@ int cli_cmd_vault(struct cli *c, int argc, char **argv)
 	 * reordering argv ("-" in front: non-options come back as 1). */
 	optind = 0;
 	opterr = 0;
-	while (!action && (opt = getopt_long(argc, argv, "-:o:", all, NULL)) != -1)
+	while (!action && (opt = getopt_long(argc, argv, "-:ho:", all, NULL)) != -1)
 		if (opt == 1)
 			action = optarg;
 	if (action && strcmp(action, "policy") == 0)

@@ -16,7 +16,7 @@
 #include "authz/dest.h"
 #include "core/util.h"
 
-enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LISTEN, T_DURATION, T_INT, T_DEST };
+enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LOGFMT, T_LISTEN, T_DURATION, T_INT, T_DEST };
 
 struct key {
 	const char *section, *name, *flag, *env;
@@ -40,6 +40,9 @@ static const struct key keys[] = {
 	{ "server", "loops", "loops", "BASTION_LOOPS", T_INT, NUM(loops), "0", 0, 64, false },
 	{ "server", "log_level", "log-level", "BASTION_LOG_LEVEL", T_LEVEL, STR(log_level), "info",
 	  0, 0, true },
+	/* The log's format: text for people, json for shippers (log.c). */
+	{ "server", "log_format", "log-format", "BASTION_LOG_FORMAT", T_LOGFMT, STR(log_format),
+	  "text", 0, 0, true },
 	{ "server", "drain_timeout", "drain-timeout", "BASTION_DRAIN_TIMEOUT", T_DURATION,
 	  NUM(drain_timeout_s), "10s", 0, 3600, true },
 	{ "tls", "cert", "cert", "BASTION_TLS_CERT", T_PATH, STR(cert_file), "", 0, 0, true },
@@ -164,6 +167,12 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 			return -EINVAL;
 		}
 		break;
+	case T_LOGFMT:
+		if (strcmp(v, "text") && strcmp(v, "json")) {
+			snprintf(why, whylen, "must be text or json, not '%.64s'", v);
+			return -EINVAL;
+		}
+		break;
 	case T_LISTEN:
 		if (!listen_ok(v)) {
 			snprintf(why, whylen,
@@ -242,6 +251,27 @@ struct file_state {
 	int r;
 };
 
+/* inih takes "key: value" as well as "key = value"; the documented form
+ * is the second only, so a ':' before any '=' on a key line is refused
+ * here (a value may hold colons: "listen = 127.0.0.1:8443"). Comment,
+ * section and blank lines are inih's to judge. */
+static void colon_check(struct file_state *st, const char *line)
+{
+	const char *p = line;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p || strchr(";#[\r\n", *p) || st->r < 0)
+		return;
+	p = strpbrk(p, ":=");
+	if (p && *p == ':') {
+		snprintf(st->err, st->errlen,
+			 "%s:%d: write 'key = value'; a ':' between key and value is not allowed",
+			 st->path, st->line);
+		st->r = -EINVAL;
+	}
+}
+
 /* inih's reader: fgets that counts lines and notices one longer than
  * inih's buffer (it would otherwise read the rest as another line). */
 static char *file_reader(char *str, int num, void *stream)
@@ -267,6 +297,7 @@ static char *file_reader(char *str, int num, void *stream)
 		s[0] = '\0';
 	} else {
 		st->long_line = false;
+		colon_check(st, s);
 	}
 	return s;
 }

@@ -22,6 +22,7 @@ struct cfg {
 	char listen[256];
 	char data_dir[CFG_MAX_STR];
 	char log_level[16];      /* debug, info, warn, error */
+	char log_format[8];      /* text or json (log.c) */
 	int64_t drain_timeout_s; /* SIGTERM: sessions get this long to close */
 	/* [tls] (empty: the self-signed pair in the data directory) */
 	char cert_file[CFG_MAX_STR];

@@ -1,12 +1,32 @@
-/* Logging to stderr, one line per message, safe from any thread.
+/* Logging to stderr, one line per message, safe from any thread; text for
+ * people or JSON for shippers (log.c says the shapes).
  * Never pass a secret to these functions. */
 #pragma once
 
+#include <jansson.h>
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
+void log_set_format(enum log_format f);
+enum log_format log_get_format(void);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A message with fields: kv is "key", "value", ..., NULL. Text appends
+ * " key=value" to the line; JSON puts them under "fields". */
+void log_fields(enum log_level level, const char *const *kv, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* One audit record (the object store_audit_json makes), at info whatever
+ * the level: {"audit":{...}} in text, a "type":"audit" object in JSON. */
+void log_audit(const json_t *record);
+
+/* The line log_audit would write (with its '\n'; *ret_len counts it), for
+ * a caller that writes it later (the store, once its transaction has
+ * committed). malloc'd; NULL when out of memory. */
+char *log_audit_line(const json_t *record, size_t *ret_len);
 
 #define log_debug(...)                                   \
 	do {                                             \

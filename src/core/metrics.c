@@ -182,6 +182,10 @@ int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loo
 		return -ENOMEM;
 	o.buf[0] = '\0';
 	put(&o,
+	    "# HELP bastion_build_info The running binary's version (always 1).\n"
+	    "# TYPE bastion_build_info gauge\nbastion_build_info{version=\"%s\"} 1\n",
+	    BASTION_VERSION);
+	put(&o,
 	    "# HELP bastion_sessions_active Terminal sessions open now (shell open, attached or waiting).\n"
 	    "# TYPE bastion_sessions_active gauge\nbastion_sessions_active %zu\n",
 	    active_sessions);

@@ -686,7 +686,8 @@ static void dispatch(struct srv_conn *c)
 	/* The liveness probe is answered here, on the loop: it needs nothing
 	 * from the store, and must not queue behind a burst of work on the
 	 * pool (a thousand connects at once, measured in faults.test.mjs). */
-	if (strcmp(c->req.path, "/api/v1/healthz") == 0 && c->parser.method == HTTP_GET) {
+	if ((strcmp(c->req.path, "/api/v1/healthz") == 0 || strcmp(c->req.path, "/healthz") == 0) &&
+	    c->parser.method == HTTP_GET) {
 		api_json(&c->resp, 200, json_pack("{s:s}", "status", "ok"));
 		send_api_response(c, &c->resp);
 		srv_respond_done(c);

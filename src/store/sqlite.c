@@ -327,6 +327,11 @@ int store_tx(struct store *s, int (*fn)(struct store *s, void *ud), void *ud)
 	return r;
 }
 
+int store_schema_known(void)
+{
+	return (int)(sizeof(migrations) / sizeof(migrations[0]));
+}
+
 static int migrate(struct store *s)
 {
 	sqlite3 *db = store_db(s);

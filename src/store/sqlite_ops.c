@@ -364,7 +364,7 @@ static void on_preupdate(void *ctx, sqlite3 *db, int op, const char *zdb, const 
 {
 	struct store_audit_rec rec = { .id = key2 };
 	sqlite3_value *v = NULL;
-	json_t *o, *line;
+	json_t *o;
 	char *text;
 	size_t len;
 
@@ -380,21 +380,19 @@ static void on_preupdate(void *ctx, sqlite3 *db, int op, const char *zdb, const 
 	rec.detail = preupdate_text(db, 6);
 	if (!rec.action)
 		rec.action = "";
+	/* In the log's format (log.c), held back until the commit. */
 	o = store_audit_json(&rec);
-	line = o ? json_pack("{s:o}", "audit", o) : NULL;
-	text = line ? json_dumps(line, JSON_COMPACT) : NULL;
-	json_decref(line);
+	text = o ? log_audit_line(o, &len) : NULL;
+	json_decref(o);
 	if (!text)
 		return;
-	len = strlen(text);
-	text[len] = '\n'; /* replaces the NUL */
-	if (pending_add(ctx, text, len + 1))
+	if (pending_add(ctx, text, len))
 		/* Installed here, not with the other hooks: opening a connection
 		 * sets SQLite's own WAL hook (the automatic checkpoint) after the
 		 * extensions ran. */
 		sqlite3_wal_hook(db, on_wal_commit, ctx);
 	else
-		write_lines(text, len + 1);
+		write_lines(text, len);
 	free(text);
 }
 

@@ -24,6 +24,10 @@ void store_free(struct store *s);
 /* Current schema version after migrations. */
 int store_schema_version(struct store *s);
 
+/* The schema version this binary migrates to (the number of migrations):
+ * `serve --check-config` refuses a store that is newer. */
+int store_schema_known(void);
+
 int64_t store_now(void); /* unix seconds */
 
 /* Audit trail: one append-only record. principal, target and detail may be

@@ -11,7 +11,9 @@ import path from 'node:path';
 import { fileHarness } from './lib/harness.mjs';
 import { BASTION_BIN } from './lib/daemon.mjs';
 import { expectError, expectStatus, putOk } from './lib/api.mjs';
-import { freePort, randomString, which, trackPid, untrackPid } from './lib/util.mjs';
+import {
+  freePort, randomString, which, trackPid, untrackPid, run, sleep, waitFor,
+} from './lib/util.mjs';
 
 const h = fileHarness({ label: 'cli', daemon: true });
 
@@ -264,6 +266,29 @@ describe('cli', () => {
     expectStatus(await h.admin.get(`/groups/${g}`), 404, 'group gone');
   });
 
+  h.test('create refuses to replace what exists; set and create --force replace', async () => {
+    const g = `cr-${randomString(6).toLowerCase()}`;
+    expectCode(await cli(['group', 'create', g]), 0, 'group create');
+    let r = await cli(['group', 'create', g]);
+    expectCode(r, 1, 'group create again');
+    assert.equal(r.stderr, `bastion: Conflict: /groups/${g} already exists; \`bastion group set\` or \`create --force\` replaces it\n`);
+    expectCode(await cli(['group', 'create', g, '--force']), 0, 'group create --force');
+    expectCode(await cli(['group', 'set', g]), 0, 'group set');
+    const net = `/groups/${g}/networks/n1`;
+    expectCode(await cli(['network', 'create', g, 'n1', '--prefix', '10.7.0.0/16']), 0, 'network create');
+    r = await cli(['network', 'create', g, 'n1', '--prefix', '10.8.0.0/16']);
+    expectCode(r, 1, 'network create over an existing one');
+    assert.match(r.stderr, /^bastion: Conflict: \/groups\/cr-[a-z0-9]+\/networks\/n1 already exists/);
+    assert.deepEqual((await h.admin.get(net)).json.address_prefixes, ['10.7.0.0/16'], 'left as it was');
+    expectCode(await cli(['network', 'create', g, 'n1', '--prefix', '10.8.0.0/16', '--force']), 0, 'create --force');
+    assert.deepEqual((await h.admin.get(net)).json.address_prefixes, ['10.8.0.0/16']);
+    expectCode(await cli(['network', 'set', g, 'n1', '--prefix', '10.9.0.0/16']), 0, 'set replaces');
+    assert.deepEqual((await h.admin.get(net)).json.address_prefixes, ['10.9.0.0/16']);
+    expectCode(await cli(['network', 'set', g, 'n1', '--prefix', '10.9.0.0/16', '--force']), 2, '--force goes with create');
+    expectCode(await cli(['network', 'delete', g, 'n1']), 0, 'cleanup');
+    expectCode(await cli(['group', 'delete', g]), 0, 'cleanup');
+  });
+
   h.test('a validation error prints the API code and message, exit 1', async () => {
     await putOk(h.admin, '/groups/cli-v', {});
     const api = await h.admin.put('/groups/cli-v/networks/bad', { address_prefixes: ['300.1.1.1/24'] });
@@ -443,6 +468,173 @@ describe('cli', () => {
     expectStatus(await h.admin.get('/role-assignments/ra-cli-1'), 404, 'assignment gone');
     expectCode(await cli(['role', 'delete', `/role-assignments/${gen.name}`]), 0, 'delete by the API id');
     expectCode(await cli(['role', 'delete', 'ra-cli-1']), 4, 'delete again');
+  });
+
+  h.test('audit over the API: filters as the API has them, UTC times in the table, seconds in -o json', async () => {
+    const api = await h.admin.get('/audit?action=auth.login&principal=user%3Aadmin&limit=3');
+    expectStatus(api, 200, 'GET /audit');
+    assert.ok(api.json.value.length >= 1, 'some sign-ins');
+    let r = await cli(['audit', '--action', 'auth.login', '--principal', 'admin', '--limit', '3', '-o', 'json']);
+    expectCode(r, 0, 'audit -o json');
+    assert.deepEqual(JSON.parse(r.stdout), api.json.value, 'the same records as the API');
+    r = await cli(['audit', 'list', '--action', 'auth.login', '--principal', 'admin', '--limit', '3']);
+    expectCode(r, 0, 'audit table');
+    noTrailingSpaces(r.stdout, 'audit table');
+    const rows = tableRows(r.stdout);
+    assert.deepEqual(rows[0], ['TIME', 'PRINCIPAL', 'ACTION', 'TARGET', 'RESULT']);
+    assert.equal(rows.length - 1, api.json.value.length);
+    for (const [i, rec] of api.json.value.entries()) {
+      assert.equal(rows[i + 1][0], `${new Date(rec.ts * 1000).toISOString().slice(0, 19).replace('T', ' ')}Z`);
+      assert.deepEqual(rows[i + 1].slice(1), [rec.principal, rec.action, rec.target, rec.result]);
+    }
+    r = await cli(['audit', '--since', 'yesterday']);
+    expectCode(r, 1, 'a bad --since is the API\'s 400');
+    assert.match(r.stderr, /^bastion: InvalidRequest: since/);
+    for (const bad of [['audit', '--limit', '0'], ['audit', '--follow', '--interval', '0'], ['audit', '--follow', '--until', '1'], ['audit', 'frob']]) {
+      expectCode(await cli(bad), 2, bad.join(' '));
+    }
+  });
+
+  h.test('audit --follow prints new records as they come, oldest first; SIGINT ends it with 0', { timeout: 60000 }, async () => {
+    const env = {
+      PATH: process.env.PATH, LANG: 'C.UTF-8', NO_PROXY: '*',
+      HOME: path.join(h.dir, 'home'), XDG_CONFIG_HOME: path.join(h.dir, 'xdg'),
+    };
+    const child = spawn(BASTION_BIN, ['audit', '--follow', '--interval', '1', '--action', 'group.put', '-o', 'json'],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    trackPid(child.pid);
+    let out = ''; let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    const exited = new Promise((resolve) => child.once('exit', (code, signal) => { untrackPid(child.pid); resolve({ code, signal }); }));
+    const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    try {
+      await waitFor(() => out.length > 0 || err.length > 0, { timeoutMs: 15000, what: 'the first page' });
+      const before = lines().length;
+      const names = [`follow-a-${randomString(6)}`, `follow-b-${randomString(6)}`];
+      for (const n of names) expectStatus(await h.admin.put(`/groups/${n}`, {}), 201, `group ${n}`);
+      await waitFor(() => lines().length >= before + 2, { timeoutMs: 15000, what: `two new records (got ${out}${err})` });
+      const fresh = lines().slice(before);
+      assert.deepEqual(fresh.map((x) => x.target), names.map((n) => `/groups/${n}`), 'oldest first, each once');
+      assert.ok(fresh.every((x) => typeof x.ts === 'number' && x.action === 'group.put'));
+      const ids = lines().map((x) => x.id);
+      assert.deepEqual([...ids].sort((a, b) => a - b), ids, 'ascending, no repeat');
+      assert.equal(new Set(ids).size, ids.length);
+      child.kill('SIGINT');
+      const res = await Promise.race([exited, sleep(10000).then(() => null)]);
+      assert.ok(res, 'ended within 10 s of SIGINT');
+      assert.deepEqual(res, { code: 0, signal: null }, err);
+      for (const n of names) await h.admin.del(`/groups/${n}`);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  h.test('a reader that closes the pipe (| head -1) ends audit, audit export and list quietly with 0', async () => {
+    // The pipe's read end is closed before bastion writes: every write is EPIPE.
+    const closedPipe = 'import os,subprocess,sys\n'
+      + 'r,w=os.pipe(); os.close(r)\n'
+      + 'p=subprocess.run(sys.argv[1:],stdout=w,stderr=subprocess.PIPE)\n'
+      + 'sys.stdout.write(str(p.returncode)+"\\n"+p.stderr.decode())\n';
+    const env = { ...process.env, HOME: path.join(h.dir, 'home'), XDG_CONFIG_HOME: path.join(h.dir, 'xdg') };
+    for (const args of [['audit', 'export', '--data', h.daemon.dataDir], ['audit', '--limit', '50'],
+      ['audit', '-o', 'json'], ['group', 'list']]) {
+      const r = await run('python3', ['-c', closedPipe, BASTION_BIN, ...args], { env });
+      const [code, ...rest] = r.stdout.split('\n');
+      assert.equal(code, '0', `${args.join(' ')} into a closed pipe: exit ${code}: ${rest.join('\n')}`);
+      assert.equal(rest.join('\n'), '', `${args.join(' ')}: nothing on stderr`);
+    }
+    // and the real thing: `| head -1` gets one whole JSON line
+    const r = await run('bash', ['-c', `"$0" audit export --data "$1" | head -1; echo "status=\${PIPESTATUS[0]}"`,
+      BASTION_BIN, h.daemon.dataDir], { env });
+    const [first, status] = r.stdout.trim().split('\n');
+    assert.equal(status, 'status=0', r.stderr);
+    assert.equal(typeof JSON.parse(first).action, 'string');
+    assert.equal(r.stderr, '');
+  });
+
+  h.test('session list and end: the API\'s sessions, exit 4 for one that does not exist', async () => {
+    let r = await cli(['session', 'list', '-o', 'json']);
+    expectCode(r, 0, 'session list -o json');
+    assert.deepEqual(JSON.parse(r.stdout), (await h.admin.get('/sessions')).json.value);
+    r = await cli(['session', 'list']);
+    expectCode(r, 0, 'session list');
+    assert.deepEqual(tableRows(r.stdout)[0],
+      ['ID', 'USER', 'VM', 'TARGET', 'SOURCE', 'STATE', 'STARTED_AT', 'DURATION_S', 'BYTES_TO_VM', 'BYTES_FROM_VM']);
+    r = await cli(['session', 'end', 'no-such-session-0000']);
+    expectCode(r, 4, 'session end of nothing');
+    expectCode(await cli(['session', 'end']), 2, 'session end without ID');
+    expectCode(await cli(['session', 'frob']), 2, 'session frob');
+  });
+
+  h.test('version -o json, --server asks GET /api/v1/version (signed in), and bastion_build_info agrees', async () => {
+    let r = await cli(['version', '-o', 'json']);
+    expectCode(r, 0, 'version -o json');
+    const { version } = JSON.parse(r.stdout);
+    assert.match(version, /^\d+\.\d+\.\d+/);
+    assert.deepEqual(JSON.parse(r.stdout), { version });
+    r = await cli(['version']);
+    assert.equal(r.stdout, `bastion ${version}\n`);
+    r = await cli(['version', '--server', '-o', 'json']);
+    expectCode(r, 0, 'version --server');
+    assert.deepEqual(JSON.parse(r.stdout), { version, server_version: version });
+    r = await cli(['version', '--server']);
+    assert.equal(r.stdout, `bastion ${version}\nserver ${version}\n`);
+    const anon = h.client('anon');
+    expectStatus(await anon.get('/version'), 401, 'the version is for signed-in callers');
+    const v = await h.admin.get('/version');
+    expectStatus(v, 200, 'GET /version');
+    assert.deepEqual(v.json, { version });
+    const m = await h.admin.get('/metrics');
+    expectStatus(m, 200, 'metrics');
+    assert.ok(m.text.includes(`\nbastion_build_info{version="${version}"} 1\n`), m.text.slice(0, 400));
+    assert.match(m.text, /# TYPE bastion_build_info gauge/);
+  });
+
+  h.test('-h as well as --help on every command of the table; completion covers each', async () => {
+    const bash = await cli(['completion', 'bash']);
+    expectCode(bash, 0, 'completion bash');
+    const top = bash.stdout.match(/compgen -W '([^']*)'/)[1].split(' ');
+    for (const cmd of ['serve', 'login', 'user', 'vm', 'session', 'audit', 'version', 'completion', 'secret']) {
+      assert.ok(top.includes(cmd), `${cmd} is completed`);
+    }
+    // bash itself completes from the script
+    const complete = async (words) => {
+      const script = `source <("$0" completion bash); COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); `
+        + `COMP_CWORD=${words.length - 1}; _bastion; echo "\${COMPREPLY[*]}"`;
+      return (await run('bash', ['-c', script, BASTION_BIN])).stdout.trim().split(' ').sort();
+    };
+    assert.deepEqual(await complete(['bastion', 'se']), ['secret', 'serve', 'session']);
+    assert.deepEqual(await complete(['bastion', 'session', '']), ['end', 'list']);
+    assert.deepEqual(await complete(['bastion', 'serve', '--check']), ['--check-config']);
+    assert.ok((await complete(['bastion', 'audit', '--f'])).includes('--follow'));
+    const zsh = await cli(['completion', 'zsh']);
+    expectCode(zsh, 0, 'completion zsh');
+    for (const cmd of top) assert.match(zsh.stdout, new RegExp(`^\\t\\t'${cmd}:`, 'm'), `zsh offers ${cmd}`);
+    if (which('zsh')) {
+      // zsh runs the script with stand-ins for its completion builtins, which print what they are offered
+      const stubs = 'compdef() { :; }; _describe() { print -r -- "${(@P)2}"; }; compadd() { shift; print -r -- "$@"; }; '
+        + '_files() { print FILES; }; source <("$0" completion zsh); ';
+      const zrun = async (words, prefix) => (await run('zsh', ['-c', `${stubs}words=(${words.map((w) => `'${w}'`).join(' ')}); `
+        + `CURRENT=${words.length}; PREFIX='${prefix}'; _bastion`, BASTION_BIN])).stdout.trim();
+      assert.equal(await zrun(['bastion', 'session', ''], ''), 'list end');
+      assert.ok((await zrun(['bastion', 'serve', '--che'], '--che')).split(' ').includes('--check-config'));
+      const described = await zrun(['bastion', 'se'], 'se');
+      for (const cmd of top) assert.ok(described.includes(`${cmd}:`), `zsh describes ${cmd}`);
+      assert.ok(described.includes("secret:a vault's secrets"), 'a quote in a description survives');
+    }
+    expectCode(await cli(['completion', 'fish']), 2, 'completion fish');
+    const overview = (await cli(['help'])).stdout;
+    for (const cmd of top) assert.match(overview, new RegExp(`^  (${cmd}\\b|[a-z, ]*\\b${cmd}\\b)`, 'm'), `bastion help names ${cmd}`);
+    for (const cmd of top) {
+      const args = cmd === 'help' ? [] : [cmd];
+      const long = await cli([...args, '--help']);
+      const short = await cli([...args, '-h']);
+      expectCode(long, 0, `${cmd} --help`);
+      expectCode(short, 0, `${cmd} -h`);
+      assert.equal(short.stdout, long.stdout, `${cmd}: -h and --help print the same`);
+      assert.match(long.stdout, /^usage: bastion/, `${cmd} --help`);
+    }
   });
 
   h.test('logout revokes the stored token and deletes the config; commands then exit 3', async () => {

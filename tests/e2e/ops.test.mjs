@@ -4,7 +4,7 @@
 // SIGTERM (each session told why, exit 0).
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -14,9 +14,9 @@ import {
   Client, expectSession, expectError, createTopology, addVm, connect, keyAuth, ids,
 } from './lib/api.mjs';
 import { attach } from './lib/term.mjs';
-import { BASTION_BIN, TEST_DESTINATIONS, rawGet } from './lib/daemon.mjs';
+import { BASTION_BIN, TEST_DESTINATIONS, rawGet, startDaemon } from './lib/daemon.mjs';
 import {
-  run, randomString, waitFor, freePort, trackPid, untrackPid, sleep, tailFile,
+  run, randomString, waitFor, freePort, trackPid, untrackPid, sleep, tailFile, isRoot, which,
 } from './lib/util.mjs';
 
 const h = fileHarness({
@@ -154,6 +154,78 @@ describe('ops', () => {
     assert.equal(r.code, 1, r.stdout);
   });
 
+  h.test('--check-config refuses what serve would refuse, and serve does refuse it', { timeout: 120000 }, async () => {
+    const base = path.join(h.dir, 'check');
+    fs.mkdirSync(base, { recursive: true });
+    const badKey = path.join(base, 'short.key');
+    fs.writeFileSync(badKey, crypto.randomBytes(31), { mode: 0o600 });
+    const looseKey = path.join(base, 'loose.key');
+    fs.writeFileSync(looseKey, crypto.randomBytes(32));
+    fs.chmodSync(looseKey, 0o644);
+    const store = (name, setup) => {
+      const dir = path.join(base, name);
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      setup(path.join(dir, 'bastion.db'));
+      return dir;
+    };
+    const newer = store('newer', (db) => execFileSync('python3', ['-c',
+      'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("PRAGMA user_version=9999"); c.commit()', db]));
+    const garbage = store('garbage', (db) => fs.writeFileSync(db, 'this is not a database\n'.repeat(100)));
+    const cases = [
+      { what: 'a host name as listen address', args: ['--listen', `localhost:${await freePort()}`],
+        msg: /server\.listen 'localhost:\d+' is not a numeric/ },
+      { what: 'a user that does not exist', args: ['--user', 'nosuchuser-e2e'], msg: /there is no user 'nosuchuser-e2e'/ },
+      { what: 'a key that is not the certificate\'s',
+        args: ['--cert', path.join(h.dir, 'a-cert.pem'), '--key', path.join(h.dir, 'b-key.pem')],
+        msg: /tls: key .*b-key\.pem .*(not the certificate's|does not belong)/ },
+      { what: 'a certificate that is not there',
+        args: ['--cert', path.join(base, 'none.pem'), '--key', path.join(h.dir, 'a-key.pem')],
+        msg: /tls: certificate .*none\.pem: No such file/ },
+      { what: 'a master key of the wrong size', args: ['--master-key-file', badKey], msg: /exactly 32 bytes/ },
+      { what: 'a master key others may read', args: ['--master-key-file', looseKey], msg: /chmod 600/ },
+      { what: 'a store of a newer schema', data: newer, msg: /schema version 9999, newer than this binary knows/ },
+      { what: 'a store that is not a database', data: garbage, msg: /the store .* cannot be/ },
+      { what: 'a data directory that cannot be created', data: path.join(base, 'no', 'such', 'dir'),
+        msg: /server\.data .* cannot be created/ },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const data = c.data ?? path.join(base, `d${i}`);
+      const args = ['--data', data, '--listen', `127.0.0.1:${await freePort()}`, ...(c.args ?? [])];
+      const chk = await run(BASTION_BIN, ['serve', '--check-config', ...args], { allowFail: true });
+      assert.equal(chk.code, 1, `${c.what}: --check-config exit ${chk.code}\n${chk.stdout}${chk.stderr}`);
+      assert.match(chk.stderr, c.msg, c.what);
+      assert.doesNotMatch(chk.stdout, /configuration OK/, c.what);
+      // serve itself refuses the same (bounded: a serve that started would be killed and fail here)
+      const srv = await run(BASTION_BIN, ['serve', ...args], {
+        allowFail: true, timeoutMs: 20000, env: { ...process.env, BASTION_ADMIN_PASSWORD: adminPassword },
+      });
+      assert.ok(srv.code > 0, `${c.what}: serve exit ${srv.code}, expected a refusal\n${srv.stderr}`);
+    }
+    // a privileged port, for a user without CAP_NET_BIND_SERVICE (nobody)
+    if (isRoot && which('setpriv')) {
+      const open = path.join(base, 'nobody');
+      fs.mkdirSync(open, { mode: 0o777 });
+      fs.chmodSync(open, 0o777);
+      const asNobody = (args) => run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', BASTION_BIN, 'serve', ...args],
+        { allowFail: true, timeoutMs: 20000, env: { ...process.env, BASTION_ADMIN_PASSWORD: adminPassword } });
+      let r = await asNobody(['--check-config', '--listen', '127.0.0.1:443', '--data', path.join(open, 'a')]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /server\.listen port 443 is below \d+: binding it needs root or CAP_NET_BIND_SERVICE/);
+      r = await asNobody(['--listen', '127.0.0.1:443', '--data', path.join(open, 'b')]);
+      assert.ok(r.code > 0, `serve as nobody on 443: exit ${r.code}`);
+      r = await asNobody(['--check-config', '--listen', `127.0.0.1:${await freePort()}`, '--data', path.join(open, 'c')]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    // and what is fine stays fine: a good pair, an existing data dir, a 0600 key
+    const goodKey = path.join(base, 'good.key');
+    fs.writeFileSync(goodKey, crypto.randomBytes(32), { mode: 0o600 });
+    const ok = await run(BASTION_BIN, ['serve', '--check-config', '--data', path.join(base, 'fresh'),
+      '--listen', '[::1]:9', '--cert', path.join(h.dir, 'a-cert.pem'), '--key', path.join(h.dir, 'a-key.pem'),
+      '--master-key-file', goodKey], { allowFail: true });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(fs.existsSync(path.join(base, 'fresh')), false, 'the check creates nothing');
+  });
+
   h.test('the file configures the instance: its certificate and max_per_user', { timeout: 60000 }, async () => {
     h.daemon = await serve(['--config', conf]);
     h.admin = new Client(h.daemon, { secrets: h.secrets, label: 'admin' });
@@ -164,6 +236,14 @@ describe('ops', () => {
     const first = await shell(h.admin);
     expectError(await connect(h.admin, G, 'vm1', body()), 429, 'TooManySessions');
     h.first = first;
+  });
+
+  h.test('GET /healthz answers at the root as under /api/v1, without credentials', async () => {
+    for (const p of ['/healthz', '/api/v1/healthz']) {
+      const r = await rawGet(port, p, 5000);
+      assert.equal(r.status, 200, p);
+      assert.deepEqual(JSON.parse(r.text), { status: 'ok' }, p);
+    }
   });
 
   h.test('SIGHUP: new certificate for new connections, open session goes on, limits live, listen needs a restart',
@@ -186,6 +266,36 @@ describe('ops', () => {
       const second = expectSession(await connect(h.admin, G, 'vm1', body()), 'the new limit applies');
       await h.admin.del(`/sessions/${second.id}`);
     });
+
+  h.test('bastion session list shows a live session with a UTC start; session end closes its terminal', { timeout: 60000 }, async () => {
+    const tok = await h.admin.post('/tokens', { name: 'ops-cli' });
+    assert.equal(tok.status, 201, tok.text);
+    h.secrets.add(tok.json.token, 'the ops CLI token');
+    const env = { ...process.env, BASTION_URL: `https://127.0.0.1:${port}`, BASTION_TOKEN: tok.json.token, BASTION_INSECURE: '1' };
+    const cli = (args) => run(BASTION_BIN, args, { allowFail: true, env });
+    const { s, term } = await shell(h.admin);
+    let r = await cli(['session', 'list', '-o', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const mine = JSON.parse(r.stdout).find((x) => x.id === s.id);
+    assert.ok(mine, `session ${s.id} listed: ${r.stdout}`);
+    assert.equal(typeof mine.started_at, 'number', 'seconds in json');
+    r = await cli(['session', 'list']);
+    assert.equal(r.code, 0, r.stderr);
+    const row = r.stdout.split('\n').find((l) => l.startsWith(s.id));
+    assert.ok(row, r.stdout);
+    const started = `${new Date(mine.started_at * 1000).toISOString().slice(0, 19).replace('T', ' ')}Z`;
+    assert.ok(row.includes(`  ${started}  `), `the start in UTC (${started}) in ${row}`);
+    r = await cli(['session', 'end', s.id]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `Ended session ${s.id}\n`);
+    await term.waitClosed({ timeoutMs: 10000 });
+    const msg = term.controls.find((c) => c.type === 'closed');
+    assert.deepEqual(msg, { type: 'closed', reason: 'disconnected by admin' });
+    r = await cli(['session', 'list', '-o', 'json']);
+    assert.ok(!JSON.parse(r.stdout).some((x) => x.id === s.id), 'gone from the list');
+    r = await cli(['session', 'end', s.id]);
+    assert.equal(r.code, 4, 'ended already');
+  });
 
   h.test('SIGHUP with a broken file: an error in the log, everything stays as it was', { timeout: 30000 }, async () => {
     fs.writeFileSync(conf, '[sessions]\nmax_per_user = lots\n');
@@ -210,6 +320,45 @@ describe('ops', () => {
     term.close();
     assert.match(h.daemon.log(), /received SIGTERM: draining/);
     assert.match(h.daemon.log(), /\{"audit":.*"reason":"the bastion is shutting down"/);
+  });
+
+  h.test('log_format = json: every stderr line one object with time, level, type; audit records typed "audit"', { timeout: 60000 }, async () => {
+    const dir = path.join(h.dir, 'jsonlog');
+    fs.mkdirSync(dir, { recursive: true });
+    const d = await startDaemon(dir, { adminPassword, env: { BASTION_LOG_FORMAT: 'json' } });
+    try {
+      const c = new Client(d, { secrets: h.secrets, label: 'jsonlog' });
+      await c.login('admin', adminPassword);
+      const bad = new Client(d, { secrets: h.secrets, label: 'jsonlog-bad' });
+      assert.equal((await bad.post('/auth/login', { username: 'admin', password: `wrong-${randomString(12)}` })).status, 401);
+    } finally {
+      const r = await d.stop(10000);
+      assert.equal(r.code, 0, JSON.stringify(r));
+    }
+    const lines = d.log().split('\n').filter(Boolean);
+    assert.ok(lines.length >= 4, d.log());
+    const objs = lines.map((l) => {
+      try { return JSON.parse(l); } catch { assert.fail(`not a JSON line: ${l}`); }
+      return null;
+    });
+    for (const o of objs) {
+      assert.match(o.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, JSON.stringify(o));
+      assert.ok(['debug', 'info', 'warn', 'error'].includes(o.level), JSON.stringify(o));
+      assert.ok(['log', 'audit'].includes(o.type), JSON.stringify(o));
+      assert.equal(typeof o.message, 'string');
+    }
+    assert.ok(objs.some((o) => o.type === 'log' && /^listening on https:/.test(o.message)), 'the diagnostics');
+    assert.ok(objs.some((o) => o.type === 'log' && o.message === 'stopped'));
+    const audits = objs.filter((o) => o.type === 'audit');
+    const login = audits.find((o) => o.audit.action === 'auth.login' && o.audit.result === 'success');
+    assert.ok(login, 'the sign-in is an audit object');
+    assert.equal(login.message, 'auth.login success');
+    assert.equal(login.audit.principal, 'user:admin');
+    assert.ok(audits.some((o) => o.audit.action === 'auth.login' && o.audit.result === 'failure'), 'and the failure');
+    // check-config knows the key
+    const r = await run(BASTION_BIN, ['serve', '--check-config', '--data', path.join(dir, 'x'), '--log-format', 'yaml'], { allowFail: true });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--log-format must be text or json/);
   });
 
   h.test('no password or key in any response or log line', async () => {

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "core/config.h"
 
 /* Renders through fn into a string (caller frees). */
 static char *render_table(const struct cli_column *cols, size_t n, const char *rows_json)
@@ -432,6 +433,127 @@ static void read_line_from_a_pipe(void **state)
 	close(p[0]);
 }
 
+/* Each space-separated word of list is a whole word of text. */
+static void assert_words_in(const char *text, const char *list, const char *what)
+{
+	char buf[1024];
+	char *save = NULL;
+
+	assert_true(strlen(list) < sizeof(buf));
+	memcpy(buf, list, strlen(list) + 1);
+	for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+		const char *p = text;
+		bool found = false;
+		size_t n = strlen(w);
+
+		while ((p = strstr(p, w)) != NULL && !found) {
+			char before = p == text ? ' ' : p[-1], after = p[n];
+
+			found = strchr(" '(\t\n=", before) && strchr(" ')\n;:", after);
+			p += n;
+		}
+		if (!found)
+			fail_msg("%s: '%s' is not completed", what, w);
+	}
+}
+
+static char *completion_text(const char *shell, const struct cli_command *cmds, size_t n)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	assert_int_equal(cli_completion_write(f, shell, cmds, n), 0);
+	fclose(f);
+	return text;
+}
+
+static void completion_offers_every_command(void **state)
+{
+	static const char *const shells[] = { "bash", "zsh" };
+	/* A command added tomorrow: completed without another change. */
+	static const struct cli_command extra[] = {
+		{ "frobnicate", "twist turn", "--hard --output", "it's the future: soon" },
+	};
+	size_t n;
+	const struct cli_command *cmds = cli_commands(&n);
+
+	assert_true(n >= 17);
+	assert_non_null(cli_command_find("session"));
+	assert_non_null(cli_command_find("serve"));
+	assert_null(cli_command_find("nosuch"));
+	for (size_t s = 0; s < 2; s++) {
+		char *text = completion_text(shells[s], cmds, n);
+
+		for (size_t i = 0; i < n; i++) {
+			assert_words_in(text, cmds[i].name, shells[s]);
+			assert_words_in(text, cmds[i].subcommands, cmds[i].name);
+			assert_words_in(text, cmds[i].flags, cmds[i].name);
+		}
+		/* serve's flags come from the configuration table. */
+		for (size_t i = 0; i < cfg_nkeys(); i++) {
+			char flag[80];
+
+			snprintf(flag, sizeof(flag), "--%s", cfg_key_flag(i));
+			assert_words_in(text, flag, "serve");
+		}
+		free(text);
+		text = completion_text(shells[s], extra, 1);
+		assert_words_in(text, "frobnicate twist turn --hard", shells[s]);
+		if (s == 1) /* a quote and a colon in a description stay inside it */
+			assert_non_null(strstr(text, "'frobnicate:it'\\''s the future\\: soon'"));
+		free(text);
+	}
+	assert_int_equal(cli_completion_write(stdout, "fish", cmds, n), -EINVAL);
+}
+
+static void times_are_utc_text_in_tables(void **state)
+{
+	static const struct cli_column cols[] = {
+		{ "ID", "id", false },
+		{ "STARTED_AT", "started_at", false },
+		{ "TIME", "ts", false },
+	};
+	char out[64], *t, *text = NULL;
+	size_t len = 0;
+	json_t *obj;
+	FILE *f;
+
+	cli_time_str(0, out, sizeof(out));
+	assert_string_equal(out, "1970-01-01 00:00:00Z");
+	cli_time_str(1796643353, out, sizeof(out));
+	assert_string_equal(out, "2026-12-07 11:35:53Z");
+	cli_time_str(-5, out, sizeof(out));
+	assert_string_equal(out, "-5");
+	assert_true(cli_is_time_key("created_at"));
+	assert_true(cli_is_time_key("expires_at"));
+	assert_true(cli_is_time_key("ts"));
+	assert_false(cli_is_time_key("duration_s"));
+	assert_false(cli_is_time_key("_at"));
+	assert_false(cli_is_time_key("status"));
+	/* Integers under a time key become dates; anything else stays. */
+	t = render_table(cols, 3,
+			 "[{\"id\":1796643353,\"started_at\":1796643353,\"ts\":86400},"
+			 " {\"id\":2,\"started_at\":\"soon\",\"ts\":null}]");
+	assert_string_equal(t, "ID          STARTED_AT            TIME\n"
+			       "1796643353  2026-12-07 11:35:53Z  1970-01-02 00:00:00Z\n"
+			       "2           soon                  -\n");
+	free(t);
+	/* show: the property table too. */
+	obj = json_pack("{s:I, s:I}", "created_at", (json_int_t)1796643353, "count", (json_int_t)7);
+	assert_non_null(obj);
+	f = open_memstream(&text, &len);
+	assert_non_null(f);
+	assert_int_equal(cli_object_table(f, obj), 0);
+	fclose(f);
+	assert_string_equal(text, "PROPERTY    VALUE\n"
+				  "created_at  2026-12-07 11:35:53Z\n"
+				  "count       7\n");
+	free(text);
+	json_decref(obj);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -450,6 +572,8 @@ int main(void)
 		cmocka_unit_test(config_path_follows_xdg),
 		cmocka_unit_test(config_round_trip_is_private),
 		cmocka_unit_test(read_line_from_a_pipe),
+		cmocka_unit_test(completion_offers_every_command),
+		cmocka_unit_test(times_are_utc_text_in_tables),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,6 +67,7 @@ static void defaults(void **state)
 	assert_string_equal(c.listen, "0.0.0.0:8443");
 	assert_string_equal(c.data_dir, "bastion-data");
 	assert_string_equal(c.log_level, "info");
+	assert_string_equal(c.log_format, "text");
 	assert_string_equal(c.cert_file, "");
 	assert_int_equal(c.idle_timeout_s, 30 * 60);
 	assert_int_equal(c.idle_warning_s, 60);
@@ -104,6 +105,7 @@ static void file_values_and_durations(void **state)
 		   "listen = 127.0.0.1:9443\n"
 		   "data = /var/lib/bastion\n"
 		   "log_level = debug\n"
+		   "log_format = json\n"
 		   "drain_timeout = 2m\n"
 		   "\n"
 		   "[tls]\n"
@@ -119,6 +121,7 @@ static void file_values_and_durations(void **state)
 	assert_string_equal(c.listen, "127.0.0.1:9443");
 	assert_string_equal(c.data_dir, "/var/lib/bastion");
 	assert_string_equal(c.log_level, "debug");
+	assert_string_equal(c.log_format, "json");
 	assert_int_equal(c.drain_timeout_s, 120);
 	assert_string_equal(c.cert_file, "/etc/bastion/cert.pem");
 	assert_string_equal(c.key_file, "/etc/bastion/key.pem");
@@ -172,6 +175,10 @@ static void bad_values_are_errors(void **state)
 		{ "[server]\n\nlisten = 1.2.3.4:1\nlisten = 1.2.3.4:2\n",
 		  ":4: [server] listen is set twice" },
 		{ "[tls]\ncert = /x.pem\n", "tls.cert and tls.key go together" },
+		{ "[server]\nlog_format = yaml\n", ":2: [server] log_format must be text or json" },
+		{ "[server]\nlisten: 127.0.0.1:9743\n", ":2: write 'key = value'" },
+		{ "[server]\n  log_level:debug\n", ":2: write 'key = value'" },
+		{ "[sessions]\n# a comment: fine\nidle_timeout : 5s\n", ":3: write 'key = value'" },
 		{ "[sessions]\nidle_timeout = 60s\nidle_warning = 60s\n",
 		  "must be shorter than sessions.idle_timeout" },
 	};
