@@ -147,6 +147,7 @@ static void apply_limits(const struct cfg *c)
 
 	log_set_level(level_of(c->log_level));
 	term_set_limits(&l);
+	srv_limits_set((unsigned)c->connections_per_address, (size_t)c->connections);
 }
 
 static void srv_config_of(const struct cfg *c, const char *data_dir, struct srv_config *ret)

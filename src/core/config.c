@@ -57,6 +57,12 @@ static const struct key keys[] = {
 	  NUM(ssh_keepalive_s), "15s", 0, 3600, true },
 	{ "sessions", "browser_ping", "browser-ping", "BASTION_BROWSER_PING", T_DURATION,
 	  NUM(browser_ping_s), "10s", 0, 3600, true },
+	/* [limits]: connections, checked when accepted (src/server/limits.c) */
+	{ "limits", "connections_per_address", "connections-per-address",
+	  "BASTION_CONNECTIONS_PER_ADDRESS", T_INT, NUM(connections_per_address), "256", 0, 1000000,
+	  true },
+	{ "limits", "connections", "max-connections", "BASTION_MAX_CONNECTIONS", T_INT,
+	  NUM(connections), "0", 0, 100000000, true },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -44,6 +44,12 @@ struct cfg {
 	/* [server] loops: event loops, one thread each (0: one per CPU this
 	 * process may run on). */
 	int64_t loops;
+	/* [limits] connections_per_address: open connections from one source
+	 * address (an IPv6 /64) at once, 0: no cap; connections: in total, 0:
+	 * half of RLIMIT_NOFILE per loop. Over either, a new connection is
+	 * closed when accepted. */
+	int64_t connections_per_address;
+	int64_t connections;
 };
 
 /* One flag given on the command line: the key's index and its text. */

@@ -25,6 +25,9 @@ void metrics_bytes(uint64_t to_vm, uint64_t from_vm);
 void metrics_loop_lag(unsigned loop, double lag_seconds);
 /* A connection went to the loop of the session it asked for. */
 void metrics_conn_moved(void);
+/* n connections were closed when accepted: reason "per_address", "total"
+ * (the caps of limits.*) or "descriptors" (out of them). */
+void metrics_conn_refused(const char *reason, uint64_t n);
 
 /* The whole exposition as malloc'd text into *ret (caller frees), with
  * the gauges the caller knows. -ENOMEM on failure. */

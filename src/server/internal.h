@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdatomic.h>
+#include <sys/socket.h>
 
 #include <http_parser.h>
 #include <openssl/ssl.h>
@@ -106,8 +107,7 @@ struct srv_conn {
 	const uint8_t *ref_data;
 	size_t ref_len;
 	/* the connection's entry in the per-address count (limits.c) */
-	uint32_t limit_slot;
-	bool limit_counted;
+	struct limits_node *limit;
 
 	/* srv_conn_move: the loop it goes to, plus one (0: staying), the socket
 	 * on its way, and whether a move failed (it is then not tried again). */
@@ -166,6 +166,14 @@ BIO *out_bio_new(struct srv_conn *c);
 /* Writes what is left of c->ref_data while the output is below its mark;
  * once all of it is with TLS, the response is done (srv_respond_done). */
 void out_ref_continue(struct srv_conn *c);
+
+/* limits.c: connections per source address and in total */
+struct limits_node;
+enum limits_refusal { LIMITS_OK, LIMITS_PER_ADDRESS, LIMITS_TOTAL };
+/* Counts a connection from sa; on LIMITS_OK *ret is its entry, for
+ * limits_release. */
+enum limits_refusal limits_acquire(const struct sockaddr *sa, struct limits_node **ret);
+void limits_release(struct limits_node *n); /* NULL: nothing */
 
 /* pump.c: the read side */
 bool conn_can_consume(struct srv_conn *c);

@@ -94,6 +94,7 @@ void conn_maybe_free(struct srv_conn *c)
 	if (c->state != CONN_CLOSING || !c->handles_closed || c->busy_worker || c->busy_cont)
 		return;
 	conn_unlink(c);
+	limits_release(c->limit);
 	ws_free(c);
 	SSL_free(c->ssl); /* frees both BIOs */
 	free(c->stash);
@@ -670,8 +671,9 @@ static int conn_take_socket(struct srv *s, struct srv_conn *c, int fd)
 	return 0;
 }
 
-/* A new connection on this loop: socket fd (this thread's) is its. */
-static void conn_open(struct srv *s, int fd)
+/* A new connection on this loop: socket fd (this thread's) is its, and so
+ * is its count in limits.c (limit). */
+static void conn_open(struct srv *s, int fd, struct limits_node *limit)
 {
 	struct srv_conn *c = s->stopping ? NULL : calloc(1, sizeof(*c));
 	struct sockaddr_storage ss;
@@ -679,8 +681,10 @@ static void conn_open(struct srv *s, int fd)
 
 	if (!c) {
 		close(fd);
+		limits_release(limit);
 		return;
 	}
+	c->limit = limit;
 	if (conn_take_socket(s, c, fd) < 0)
 		return;
 	uv_tcp_nodelay(&c->tcp, 1);
@@ -716,7 +720,9 @@ static void dealt_conn(int fd, void *arg)
 	struct srv *s = by_loop[loops_self()];
 
 	if (fd >= 0)
-		conn_open(s, fd);
+		conn_open(s, fd, arg);
+	else
+		limits_release(arg);
 }
 
 /* The loop with the fewest connections; this one on a tie. */
@@ -773,6 +779,7 @@ static void refuse_waiting(struct srv *s)
 		n++;
 	}
 	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	metrics_conn_refused("descriptors", n);
 	log_warn("accept: out of descriptors (RLIMIT_NOFILE) or memory: refused %u connection(s)",
 		 n);
 }
@@ -785,7 +792,11 @@ static void on_listen(uv_poll_t *p, int status, int events)
 	struct srv *s = p->data;
 
 	for (int n = 0; n < 64 && !s->stopping; n++) {
-		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct limits_node *limit = NULL;
 		unsigned to;
 
 		if (fd < 0) {
@@ -794,10 +805,15 @@ static void on_listen(uv_poll_t *p, int status, int events)
 				refuse_waiting(s);
 			return; /* EAGAIN, or a connection that went away meanwhile */
 		}
-		to = least_loaded(s);
-		if (to != s->index && loops_send_fd(to, fd, dealt_conn, NULL) == 0)
+		/* Over a cap: closed before anything is read or allocated. */
+		if (limits_acquire((struct sockaddr *)&ss, &limit) != LIMITS_OK) {
+			close(fd);
 			continue;
-		conn_open(s, fd);
+		}
+		to = least_loaded(s);
+		if (to != s->index && loops_send_fd(to, fd, dealt_conn, limit) == 0)
+			continue;
+		conn_open(s, fd, limit);
 	}
 }
 
