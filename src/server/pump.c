@@ -69,6 +69,8 @@ void conn_output_drained(struct srv_conn *c)
 	if (!c->in_blocked || c->out_pending >= input_resume(c))
 		return;
 	c->in_blocked = false;
+	if (!conn_can_consume(c))
+		return; /* busy or paused for another reason: that one resumes it */
 	conn_read_resume(c);
 	conn_pump(c);
 }
