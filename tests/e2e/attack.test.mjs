@@ -14,7 +14,7 @@ import { fileHarness } from './lib/harness.mjs';
 import { expectSession, expectStatus, createTopology, addVm, connect, keyAuth, ids, Client } from './lib/api.mjs';
 import { attach } from './lib/term.mjs';
 import { rawGet, startDaemon } from './lib/daemon.mjs';
-import { sleep, waitFor, makeTempDir } from './lib/util.mjs';
+import { sleep, waitFor, makeTempDir, run } from './lib/util.mjs';
 
 const PING_S = 2; // browser ping interval: a peer that stops reading is closed within ~3 of them
 const h = fileHarness({
@@ -140,6 +140,25 @@ describe('attack', () => {
       assert.ok(peak - before < 64 * 1024, `RSS grew ${peak - before} kB (${before} -> ${peak} kB)`);
     } finally {
       for (const s of socks) s.destroy();
+    }
+  });
+
+  h.test('a client that stops reading mid-answer is closed after 60 s without progress', { timeout: 120000 }, async () => {
+    const s = await tlsOpen(h.daemon.port);
+    s.on('error', () => {});
+    try {
+      s.pause();
+      s.write('GET /app.js HTTP/1.1\r\nHost: bastion.test\r\n\r\n'.repeat(50));
+      // The server's side of this connection, as the kernel sees it.
+      const established = async () => (await run('ss', ['-Htn', 'state', 'established',
+        `( sport = :${h.daemon.port} and dport = :${s.localPort} )`])).stdout.trim().split('\n').filter(Boolean).length;
+      await sleep(2000);
+      assert.equal(await established(), 1, 'held while the client may still read');
+      const t0 = Date.now();
+      await waitFor(async () => (await established()) === 0, { timeoutMs: 90000, intervalMs: 1000, what: 'the server closed its side' });
+      assert.ok(Date.now() - t0 > 40000, `closed after ${Date.now() - t0} ms: too early`);
+    } finally {
+      s.destroy();
     }
   });
 
