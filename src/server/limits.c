@@ -65,16 +65,6 @@ static size_t auto_total(void)
 	return per_loop / 2 * (loops_count() ? loops_count() : 1);
 }
 
-size_t srv_limits_total(void)
-{
-	size_t t;
-
-	pthread_mutex_lock(&L.lock);
-	t = L.max_total ? L.max_total : auto_total();
-	pthread_mutex_unlock(&L.lock);
-	return t;
-}
-
 static void key_of(const struct sockaddr *sa, uint8_t key[16], uint8_t *len)
 {
 	if (sa->sa_family == AF_INET6) {

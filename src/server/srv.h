@@ -55,8 +55,6 @@ size_t srv_conn_count(const struct srv *s);
  * accepted. Any thread; applies to connections accepted from then on. */
 #define SRV_DEFAULT_CONNS_PER_ADDRESS 256
 void srv_limits_set(unsigned per_address, size_t total);
-/* The total cap in force (the automatic one worked out). */
-size_t srv_limits_total(void);
 /* Replaces the TLS context for connections accepted from now on (SIGHUP);
  * open connections keep theirs. Takes ctx. */
 void srv_set_tls_ctx(struct srv *s, struct ssl_ctx_st *ctx);
