@@ -545,6 +545,63 @@ static void header_name_not_a_token_is_400(void **state)
 	assert_int_equal(srv_parse_for_test((const uint8_t *)ok, strlen(ok)), 1);
 }
 
+/* ---- connection caps (issue 13 item 3) ---- */
+
+static struct sockaddr_storage addr_of(const char *ip)
+{
+	struct sockaddr_storage ss = { 0 };
+
+	if (strchr(ip, ':')) {
+		ss.ss_family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&ss)->sin6_addr),
+				 1);
+	} else {
+		ss.ss_family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr), 1);
+	}
+	return ss;
+}
+
+static enum limits_refusal take(const char *ip, struct limits_node **n)
+{
+	struct sockaddr_storage ss = addr_of(ip);
+
+	*n = NULL;
+	return limits_acquire((struct sockaddr *)&ss, n);
+}
+
+/* Per address: IPv6 by its /64, an IPv4-mapped address as its IPv4 one;
+ * a release makes room; the total cap counts every address. */
+static void limits_per_address_and_total(void **state)
+{
+	struct limits_node *a, *b, *c, *d, *e, *f, *g;
+
+	srv_limits_set(2, 0);
+	assert_int_equal(take("2001:db8::1", &a), LIMITS_OK);
+	assert_int_equal(take("2001:db8::2", &b), LIMITS_OK);
+	assert_int_equal(take("2001:db8::ffff:1", &c), LIMITS_PER_ADDRESS); /* same /64 */
+	assert_int_equal(take("2001:db8:0:1::1", &c), LIMITS_OK);           /* the next /64 */
+	assert_int_equal(take("10.9.8.7", &d), LIMITS_OK);
+	assert_int_equal(take("::ffff:10.9.8.7", &e), LIMITS_OK);
+	assert_int_equal(take("10.9.8.7", &f), LIMITS_PER_ADDRESS);
+	assert_int_equal(take("::ffff:10.9.8.7", &f), LIMITS_PER_ADDRESS);
+	limits_release(d);
+	assert_int_equal(take("10.9.8.7", &d), LIMITS_OK);
+	limits_release(a);
+	assert_int_equal(take("2001:db8::3", &a), LIMITS_OK);
+	/* The total counts every address: five are held here. */
+	srv_limits_set(0, 5);
+	assert_int_equal(take("192.0.2.1", &g), LIMITS_TOTAL);
+	srv_limits_set(0, 0); /* automatic: half of RLIMIT_NOFILE */
+	assert_int_equal(take("192.0.2.1", &g), LIMITS_OK);
+	limits_release(g);
+	struct limits_node *held[] = { a, b, c, d, e };
+	for (size_t i = 0; i < 5; i++)
+		limits_release(held[i]);
+	limits_release(NULL);
+	srv_limits_set(SRV_DEFAULT_CONNS_PER_ADDRESS, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -565,6 +622,7 @@ int main(void)
 		cmocka_unit_test(pipelined_record_per_request),
 		cmocka_unit_test(pump_every_cut_and_answer_order),
 		cmocka_unit_test(header_name_not_a_token_is_400),
+		cmocka_unit_test(limits_per_address_and_total),
 	};
 
 	if (sodium_init() < 0)
