@@ -173,6 +173,7 @@ static void apply_limits(const struct cfg *c)
 	/* Validated by cfg_load: the only failure would leave the running list. */
 	if (authz_dest_set(c->allowed_destinations) < 0)
 		log_error("network.allowed_destinations: cannot apply; the running list stays");
+	srv_limits_set((unsigned)c->connections_per_address, (size_t)c->connections);
 }
 
 static void srv_config_of(const struct cfg *c, const char *data_dir, struct srv_config *ret)

@@ -64,6 +64,12 @@ static const struct key keys[] = {
 	/* [network]: what the bastion may dial, whatever the networks say. */
 	{ "network", "allowed_destinations", "allowed-destinations", "BASTION_ALLOWED_DESTINATIONS",
 	  T_DEST, STR(allowed_destinations), AUTHZ_DEST_DEFAULT, 0, 0, true },
+	/* [limits]: connections, checked when accepted (src/server/limits.c) */
+	{ "limits", "connections_per_address", "connections-per-address",
+	  "BASTION_CONNECTIONS_PER_ADDRESS", T_INT, NUM(connections_per_address), "256", 0, 1000000,
+	  true },
+	{ "limits", "connections", "max-connections", "BASTION_MAX_CONNECTIONS", T_INT,
+	  NUM(connections), "0", 0, 100000000, true },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -48,6 +48,12 @@ struct cfg {
 	/* [network] allowed_destinations: the CIDRs the bastion may ever dial
 	 * (authz/dest.h), as text; validated on load. */
 	char allowed_destinations[CFG_MAX_STR];
+	/* [limits] connections_per_address: open connections from one source
+	 * address (an IPv6 /64) at once, 0: no cap; connections: in total, 0:
+	 * half of RLIMIT_NOFILE per loop. Over either, a new connection is
+	 * closed when accepted. */
+	int64_t connections_per_address;
+	int64_t connections;
 };
 
 /* One flag given on the command line: the key's index and its text. */

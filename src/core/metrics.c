@@ -51,7 +51,10 @@ static struct {
 	atomic_uint_fast64_t lag_last_us[METRICS_LOOPS_MAX];
 	atomic_uint_fast64_t moved;
 	atomic_uint_fast64_t key_busy;
+	atomic_uint_fast64_t refused[3]; /* per_address, total, descriptors */
 } M;
+
+static const char *const refusal_reasons[] = { "per_address", "total", "descriptors" };
 
 void metrics_http_status(int status)
 {
@@ -113,6 +116,16 @@ void metrics_conn_moved(void)
 void metrics_key_decrypt_busy(void)
 {
 	atomic_fetch_add_explicit(&M.key_busy, 1, memory_order_relaxed);
+}
+
+void metrics_conn_refused(const char *reason, uint64_t n)
+{
+	for (size_t i = 0; i < sizeof(M.refused) / sizeof(M.refused[0]); i++) {
+		if (strcmp(reason, refusal_reasons[i]) == 0) {
+			atomic_fetch_add_explicit(&M.refused[i], n, memory_order_relaxed);
+			return;
+		}
+	}
 }
 
 /* A growing text buffer; a failed append poisons it. */
@@ -232,6 +245,13 @@ int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loo
 	    "threads as allowed were decrypting passphrase-protected keys.\n"
 	    "# TYPE bastion_key_decrypt_busy_total counter\nbastion_key_decrypt_busy_total %llu\n",
 	    (unsigned long long)atomic_load_explicit(&M.key_busy, memory_order_relaxed));
+	put(&o, "# HELP bastion_connections_refused_total Connections closed when accepted: over "
+		"limits.connections_per_address, over limits.connections, or out of descriptors.\n"
+		"# TYPE bastion_connections_refused_total counter\n");
+	for (size_t i = 0; i < sizeof(M.refused) / sizeof(M.refused[0]); i++)
+		put(&o, "bastion_connections_refused_total{reason=\"%s\"} %llu\n",
+		    refusal_reasons[i],
+		    (unsigned long long)atomic_load_explicit(&M.refused[i], memory_order_relaxed));
 	put(&o, "# HELP bastion_event_loop_lag_seconds How late each event loop ran its last "
 		"probe timer.\n"
 		"# TYPE bastion_event_loop_lag_seconds gauge\n");

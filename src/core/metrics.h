@@ -28,6 +28,9 @@ void metrics_conn_moved(void);
 /* A connect was refused with 503 because the key gate was full (as many
  * threads as allowed were decrypting passphrase-protected keys). */
 void metrics_key_decrypt_busy(void);
+/* n connections were closed when accepted: reason "per_address", "total"
+ * (the caps of limits.*) or "descriptors" (out of them). */
+void metrics_conn_refused(const char *reason, uint64_t n);
 
 /* The whole exposition as malloc'd text into *ret (caller frees), with
  * the gauges the caller knows. -ENOMEM on failure. */

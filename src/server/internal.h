@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdatomic.h>
+#include <sys/socket.h>
 
 #include <http_parser.h>
 #include <openssl/ssl.h>
@@ -14,6 +15,19 @@
 #define SRV_MAX_IN            (64 * 1024) /* plaintext read ahead of the parser */
 #define SRV_HEADER_TIMEOUT_MS 30000       /* a request's headers must arrive by then */
 #define SRV_IDLE_TIMEOUT_MS   60000       /* an idle keep-alive connection is closed */
+
+/* Output back-pressure (pump.c): while more than SRV_OUT_HIGH_WATER bytes
+ * wait for the socket, the next request is not read; reading resumes below
+ * SRV_OUT_LOW_WATER. A WebSocket stops reading frames at
+ * SRV_WS_INPUT_STOP (twice the terminal's own high mark, so that only
+ * replies the peer provokes while not reading get there) and resumes below
+ * SRV_WS_HIGH_WATER. */
+#define SRV_OUT_HIGH_WATER (256 * 1024)
+#define SRV_OUT_LOW_WATER  (64 * 1024)
+#define SRV_WS_INPUT_STOP  (2 * SRV_WS_HIGH_WATER)
+/* A body sent by reference (an embedded asset) goes to TLS in pieces of
+ * this size, each when the output is below SRV_OUT_HIGH_WATER. */
+#define SRV_REF_CHUNK (16 * 1024)
 
 enum conn_state {
 	CONN_TLS,     /* TLS handshake */
@@ -58,6 +72,11 @@ struct srv_conn {
 	/* plaintext received while the consumer could not take it */
 	uint8_t *stash;
 	size_t stash_len;
+	bool pumping;    /* conn_pump is running: a nested call returns at once */
+	bool in_blocked; /* output above its mark: input waits (pump.c) */
+	/* tests only (srv_pipeline_for_test): plaintext records instead of
+	 * TLS, and a hook instead of dispatch */
+	struct pump_test *test;
 
 	/* request being read */
 	http_parser parser;
@@ -83,6 +102,12 @@ struct srv_conn {
 	bool out_error; /* the socket refused TLS output: close */
 
 	size_t out_pending; /* bytes handed to libuv and not yet written */
+	/* A response body by reference (an embedded asset): what is left of
+	 * it, encrypted only as the socket drains (out.c). */
+	const uint8_t *ref_data;
+	size_t ref_len;
+	/* the connection's entry in the per-address count (limits.c) */
+	struct limits_node *limit;
 
 	/* srv_conn_move: the loop it goes to, plus one (0: staying), the socket
 	 * on its way, and whether a move failed (it is then not tried again). */
@@ -135,6 +160,34 @@ struct srv {
  * row (a ping went out after the first) is closed. */
 #define SRV_WS_PING_MAX_MISSED 2
 
+/* out.c: the socket BIO under TLS, queued writes, bodies by reference */
+int out_method_init(void);
+BIO *out_bio_new(struct srv_conn *c);
+/* Writes what is left of c->ref_data while the output is below its mark;
+ * once all of it is with TLS, the response is done (srv_respond_done). */
+void out_ref_continue(struct srv_conn *c);
+
+/* limits.c: connections per source address and in total */
+struct limits_node;
+enum limits_refusal { LIMITS_OK, LIMITS_PER_ADDRESS, LIMITS_TOTAL };
+/* Counts a connection from sa; on LIMITS_OK *ret is its entry, for
+ * limits_release. */
+enum limits_refusal limits_acquire(const struct sockaddr *sa, struct limits_node **ret);
+void limits_release(struct limits_node *n); /* NULL: nothing */
+
+/* pump.c: the read side */
+bool conn_can_consume(struct srv_conn *c);
+/* Runs conn_pump from the loop, soon, not from inside the caller. */
+void conn_pump_later(struct srv_conn *c);
+/* on_write: output drained; input that waited for it may go on. */
+void conn_output_drained(struct srv_conn *c);
+
+/* srv.c, used by pump.c */
+/* Feeds plaintext to the HTTP parser; returns how much it took. */
+size_t srv_http_consume(struct srv_conn *c, const uint8_t *buf, size_t len);
+void conn_start_move(struct srv_conn *c);
+void conn_reset_request(struct srv_conn *c);
+
 /* srv.c, used by ws.c */
 /* TLS output is already on its way (the socket BIO); this closes the
  * connection after a failed write, or once a last answer is out. */
@@ -163,3 +216,18 @@ void ws_ping_tick(struct srv_conn *c, unsigned interval_ms);
 
 /* srv.c: the request parser without a connection (tests/fuzz/fuzz_http.c). */
 int srv_parse_for_test(const uint8_t *buf, size_t len);
+
+/* pump.c: the real pump and parser on plaintext records, without TLS or a
+ * socket (tests/fuzz/fuzz_pipeline.c, tests/unit/test_http.c). Each record
+ * is what one SSL_read would return; arrive[i] records are made readable
+ * at once before the pump runs (sum of arrive = n). Every complete request
+ * calls seen(ud, method, path); requests whose index has bit (i % 64) of
+ * async set are answered later (as a worker would), the others at once,
+ * from inside the pump. Returns the number of requests answered, or
+ * -errno. */
+struct pump_test;
+int srv_pipeline_for_test(const uint8_t *const *recs, const size_t *lens, size_t n,
+			  const size_t *arrive, size_t n_arrive, uint64_t async,
+			  void (*seen)(void *ud, const char *method, const char *path), void *ud);
+/* dispatch's hook for srv_pipeline_for_test */
+void pump_test_dispatch(struct srv_conn *c);

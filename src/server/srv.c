@@ -23,8 +23,6 @@
 #include "server/loops.h"
 #include "terminal/term.h"
 
-#define READ_CHUNK (16 * 1024)
-
 static const char *const hdr_names[H_COUNT] = {
 	[H_HOST] = "host",
 	[H_COOKIE] = "cookie",
@@ -48,9 +46,6 @@ static const char security_headers[] =
 	"X-Content-Type-Options: nosniff\r\n"
 	"X-Frame-Options: DENY\r\n"
 	"Referrer-Policy: no-referrer\r\n";
-
-static void conn_reset_request(struct srv_conn *c);
-static void start_move(struct srv_conn *c);
 
 /* The server of each loop, for connections moving between loops. */
 static struct srv *by_loop[LOOPS_MAX];
@@ -99,6 +94,7 @@ void conn_maybe_free(struct srv_conn *c)
 	if (c->state != CONN_CLOSING || !c->handles_closed || c->busy_worker || c->busy_cont)
 		return;
 	conn_unlink(c);
+	limits_release(c->limit);
 	ws_free(c);
 	SSL_free(c->ssl); /* frees both BIOs */
 	free(c->stash);
@@ -135,138 +131,13 @@ void conn_close(struct srv_conn *c)
 	uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
 }
 
-/* ---------- output ---------- */
+/* ---------- responses ---------- */
 
-struct wreq {
-	uv_write_t req;
-	struct srv_conn *conn;
-	size_t len;
-	char data[];
-};
-
-static void on_write(uv_write_t *req, int status)
-{
-	struct wreq *w = (struct wreq *)req;
-	struct srv_conn *c = w->conn;
-
-	c->out_pending -= w->len;
-	free(w);
-	if (status < 0) {
-		conn_close(c);
-		if (c->move_to) {
-			/* It was waiting for this write to move: it goes nowhere now. */
-			c->move_to = 0;
-			close(c->move_fd);
-			term_next(c, &c->resp, true);
-		}
-		return;
-	}
-	if (c->move_to && c->out_pending == 0) {
-		start_move(c);
-		return;
-	}
-	if (c->out_pending == 0 && c->close_after_write) {
-		conn_close(c);
-		return;
-	}
-	if (c->state == CONN_WS)
-		ws_after_write(c);
-}
-
-/* The BIO under SSL_write: TLS records go straight to the socket, and
- * only what the kernel does not take at once is copied, into a queued
- * write. A memory BIO cost two copies of every record (in, and out again
- * to the socket) and kept its buffer on idle connections. A hard error is
- * noted and the connection closed by conn_flush, outside OpenSSL. */
-static int out_write(BIO *b, const char *data, int len)
-{
-	struct srv_conn *c = BIO_get_data(b);
-	struct wreq *w;
-	uv_buf_t buf;
-	int n = 0;
-
-	BIO_clear_retry_flags(b);
-	if (len <= 0 || c->state == CONN_CLOSING)
-		return len > 0 ? len : 0; /* nobody left to send it to */
-	if (c->out_error)
-		return -1;
-	if (c->out_pending == 0) {
-		buf = uv_buf_init((char *)data, (unsigned)len);
-		n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-		if (n == len)
-			return len;
-		if (n < 0 && n != UV_EAGAIN)
-			goto fail;
-		if (n < 0)
-			n = 0;
-	}
-	w = malloc(sizeof(*w) + (size_t)(len - n));
-	if (!w)
-		goto fail;
-	w->conn = c;
-	w->len = (size_t)(len - n);
-	memcpy(w->data, data + n, w->len);
-	buf = uv_buf_init(w->data, (unsigned)w->len);
-	c->out_pending += w->len;
-	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write) < 0) {
-		c->out_pending -= w->len;
-		free(w);
-		goto fail;
-	}
-	return len;
-fail:
-	c->out_error = true;
-	return -1;
-}
-
-static long out_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-	(void)b, (void)num, (void)ptr;
-	return cmd == BIO_CTRL_FLUSH ? 1 : 0; /* nothing is ever pending here */
-}
-
-static BIO_METHOD *out_method;
-
-static int out_method_init(void)
-{
-	if (out_method)
-		return 0;
-	out_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "bastion-socket");
-	if (!out_method || BIO_meth_set_write(out_method, out_write) != 1 ||
-	    BIO_meth_set_ctrl(out_method, out_ctrl) != 1) {
-		BIO_meth_free(out_method);
-		out_method = NULL;
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-void conn_flush(struct srv_conn *c)
-{
-	if (c->state == CONN_CLOSING)
-		return;
-	if (c->out_error || (c->out_pending == 0 && c->close_after_write))
-		conn_close(c);
-}
-
-int conn_ssl_write(struct srv_conn *c, const void *buf, size_t len)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		size_t n = 0;
-
-		if (SSL_write_ex(c->ssl, (const char *)buf + done, len - done, &n) != 1) {
-			ERR_clear_error();
-			return -EIO;
-		}
-		done += n;
-	}
-	return 0;
-}
-
-static void send_response(struct srv_conn *c, int status, const char *ctype, const char *extra,
-			  const void *body, size_t len, bool head_only)
+/* by_ref: body lives as long as the process (an embedded asset); it goes
+ * to TLS piece by piece as the socket drains (out_ref_continue), and the
+ * response is done only then. */
+static void send_response_ex(struct srv_conn *c, int status, const char *ctype, const char *extra,
+			     const void *body, size_t len, bool head_only, bool by_ref)
 {
 	char head[2048];
 	int n;
@@ -288,13 +159,25 @@ static void send_response(struct srv_conn *c, int status, const char *ctype, con
 		n = (int)sizeof(head) - 1;
 	/* The header block and the body go into one TLS flush: one write. */
 	if (conn_ssl_write(c, head, (size_t)n) < 0 ||
-	    (!head_only && len && conn_ssl_write(c, body, len) < 0)) {
+	    (!head_only && len && !by_ref && conn_ssl_write(c, body, len) < 0)) {
 		conn_close(c);
 		return;
 	}
 	if (!c->keep_alive)
 		c->close_after_write = true;
+	if (!head_only && len && by_ref) {
+		c->ref_data = body;
+		c->ref_len = len;
+		out_ref_continue(c);
+		return;
+	}
 	conn_flush(c);
+}
+
+static void send_response(struct srv_conn *c, int status, const char *ctype, const char *extra,
+			  const void *body, size_t len, bool head_only)
+{
+	send_response_ex(c, status, ctype, extra, body, len, head_only, false);
 }
 
 static void send_api_response(struct srv_conn *c, struct api_resp *resp)
@@ -379,9 +262,25 @@ static int on_url(http_parser *p, const char *at, size_t len)
 	return hbuf_append(p->data, at, len);
 }
 
+/* RFC 9110's tchar. http-parser (not strict) lets a space into a header
+ * name: "Transfer-Encoding : chunked" would be an unknown header here and
+ * the framing header to a proxy that trims it (issue 13). */
+static bool is_tchar(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
 	struct srv_conn *c = p->data;
+
+	for (size_t i = 0; i < len; i++) {
+		if (!is_tchar((unsigned char)at[i])) {
+			c->parse_error = 400;
+			return -1;
+		}
+	}
 
 	if (c->in_value || c->field_off < 0) {
 		/* A new header begins: close the previous string. */
@@ -478,7 +377,7 @@ static const http_parser_settings parser_settings = {
 	.on_message_complete = on_message_complete,
 };
 
-static void conn_reset_request(struct srv_conn *c)
+void conn_reset_request(struct srv_conn *c)
 {
 	c->hlen = 0;
 	c->url_off = 0;
@@ -549,6 +448,8 @@ void srv_respond_done(struct srv_conn *c)
 {
 	if (c->state != CONN_BUSY)
 		return;
+	if (c->ref_len)
+		return; /* out_ref_continue calls again once the body is with TLS */
 	if (!c->keep_alive)
 		return; /* closes once written */
 	c->state = CONN_HTTP;
@@ -612,7 +513,9 @@ static void serve_asset(struct srv_conn *c, const char *path, bool head)
 		send_response(c, 304, NULL, extra, NULL, 0, true);
 		return;
 	}
-	send_response(c, 200, a->content_type, extra, a->data, a->len, head);
+	/* By reference: a client asking for it again and again without
+	 * reading costs no copy of it (issue 13). */
+	send_response_ex(c, 200, a->content_type, extra, a->data, a->len, head, true);
 }
 
 /* Fills c->req from the parsed request: the target split in place into
@@ -663,6 +566,10 @@ static void dispatch(struct srv_conn *c)
 	};
 	const char *path;
 
+	if (c->test) {
+		pump_test_dispatch(c);
+		return;
+	}
 	c->state = CONN_BUSY;
 	uv_timer_stop(&c->timer);
 	c->keep_alive = http_should_keep_alive(&c->parser) && !c->parser.upgrade;
@@ -711,8 +618,7 @@ static void dispatch(struct srv_conn *c)
 	srv_respond_done(c);
 }
 
-/* Feeds plaintext to the HTTP parser; returns how much it took. */
-static size_t http_consume(struct srv_conn *c, const uint8_t *buf, size_t len)
+size_t srv_http_consume(struct srv_conn *c, const uint8_t *buf, size_t len)
 {
 	size_t n = http_parser_execute(&c->parser, &parser_settings, (const char *)buf, len);
 	enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -726,6 +632,10 @@ static size_t http_consume(struct srv_conn *c, const uint8_t *buf, size_t len)
 		c->req.method = "GET";
 		if (!c->parse_error)
 			c->parse_error = 400;
+		if (c->test) {
+			pump_test_dispatch(c);
+			return len;
+		}
 		send_error(c, c->parse_error,
 			   c->parse_error == 400 ? "InvalidRequest" : "RequestTooLarge",
 			   c->parse_error == 400 ? "the request is malformed"
@@ -735,143 +645,12 @@ static size_t http_consume(struct srv_conn *c, const uint8_t *buf, size_t len)
 	return n;
 }
 
-static size_t consume(struct srv_conn *c, const uint8_t *buf, size_t len)
-{
-	if (c->state == CONN_HTTP)
-		return http_consume(c, buf, len);
-	if (c->state == CONN_WS && !c->ws_paused)
-		return ws_consume(c, buf, len);
-	return 0;
-}
-
-static bool can_consume(const struct srv_conn *c)
-{
-	return c->state == CONN_HTTP || (c->state == CONN_WS && !c->ws_paused);
-}
-
-/* Keeps what the consumer did not take until it can take more. */
-static int stash_rest(struct srv_conn *c, const uint8_t *buf, size_t len)
-{
-	uint8_t *p;
-
-	if (len == 0)
-		return 0;
-	if (c->stash_len + len > SRV_MAX_IN)
-		return -E2BIG;
-	p = realloc(c->stash, c->stash_len + len);
-	if (!p)
-		return -ENOMEM;
-	memcpy(p + c->stash_len, buf, len);
-	c->stash = p;
-	c->stash_len += len;
-	return 0;
-}
-
-void conn_pump(struct srv_conn *c)
-{
-	static _Thread_local uint8_t rd[READ_CHUNK]; /* per loop thread */
-	int guard = 0;
-
-	if (c->state == CONN_TLS) {
-		int r = SSL_do_handshake(c->ssl);
-
-		if (r != 1) {
-			int e = SSL_get_error(c->ssl, r);
-
-			conn_flush(c);
-			if (e != SSL_ERROR_WANT_READ) {
-				ERR_clear_error();
-				conn_close(c);
-			}
-			return;
-		}
-		c->state = CONN_HTTP;
-	}
-	/* Bytes stashed while the consumer was busy go first. */
-	if (c->stash_len && can_consume(c)) {
-		uint8_t *s = c->stash;
-		size_t len = c->stash_len, n;
-
-		c->stash = NULL;
-		c->stash_len = 0;
-		n = consume(c, s, len);
-		if (c->state != CONN_CLOSING && stash_rest(c, s + n, len - n) < 0)
-			conn_close(c);
-		free(s);
-	}
-	while (can_consume(c) && c->stash_len == 0 && guard++ < 64) {
-		size_t got = 0, n;
-
-		if (SSL_read_ex(c->ssl, rd, sizeof(rd), &got) != 1) {
-			int e = SSL_get_error(c->ssl, 0);
-
-			if (e == SSL_ERROR_WANT_READ)
-				break;
-			ERR_clear_error();
-			conn_close(c);
-			return;
-		}
-		n = consume(c, rd, got);
-		if (c->state != CONN_CLOSING && stash_rest(c, rd + n, got - n) < 0) {
-			conn_close(c);
-			return;
-		}
-	}
-	if (guard >= 64 && can_consume(c))
-		uv_timer_start(&c->timer, conn_pump_timer, 0, 0);
-	conn_flush(c);
-}
-
-void conn_pump_timer(uv_timer_t *t)
-{
-	conn_pump(t->data);
-}
-
 void conn_close_timer(uv_timer_t *t)
 {
 	struct srv_conn *c = t->data;
 
 	if (c->state == CONN_HTTP || c->state == CONN_TLS)
 		conn_close(c);
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	static _Thread_local char rbuf[64 * 1024]; /* per loop thread */
-
-	buf->base = rbuf;
-	buf->len = sizeof(rbuf);
-}
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-	struct srv_conn *c = stream->data;
-
-	if (nread < 0) {
-		conn_close(c);
-		return;
-	}
-	if (nread == 0)
-		return;
-	if (c->state == CONN_WS)
-		c->ws_heard = true;
-	if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
-		conn_close(c);
-		return;
-	}
-	conn_pump(c);
-}
-
-void conn_read_pause(struct srv_conn *c)
-{
-	if (c->state != CONN_CLOSING)
-		uv_read_stop((uv_stream_t *)&c->tcp);
-}
-
-void conn_read_resume(struct srv_conn *c)
-{
-	if (c->state != CONN_CLOSING)
-		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 /* Links c into s with handles on s's loop, which take the socket fd (this
@@ -893,8 +672,9 @@ static int conn_take_socket(struct srv *s, struct srv_conn *c, int fd)
 	return 0;
 }
 
-/* A new connection on this loop: socket fd (this thread's) is its. */
-static void conn_open(struct srv *s, int fd)
+/* A new connection on this loop: socket fd (this thread's) is its, and so
+ * is its count in limits.c (limit). */
+static void conn_open(struct srv *s, int fd, struct limits_node *limit)
 {
 	struct srv_conn *c = s->stopping ? NULL : calloc(1, sizeof(*c));
 	struct sockaddr_storage ss;
@@ -902,8 +682,10 @@ static void conn_open(struct srv *s, int fd)
 
 	if (!c) {
 		close(fd);
+		limits_release(limit);
 		return;
 	}
+	c->limit = limit;
 	if (conn_take_socket(s, c, fd) < 0)
 		return;
 	uv_tcp_nodelay(&c->tcp, 1);
@@ -915,11 +697,7 @@ static void conn_open(struct srv *s, int fd)
 	}
 	c->ssl = SSL_new(s->ssl_ctx);
 	c->rbio = BIO_new(BIO_s_mem());
-	c->wbio = BIO_new(out_method);
-	if (c->wbio) {
-		BIO_set_data(c->wbio, c);
-		BIO_set_init(c->wbio, 1);
-	}
+	c->wbio = out_bio_new(c);
 	if (!c->ssl || !c->rbio || !c->wbio) {
 		BIO_free(c->rbio);
 		BIO_free(c->wbio);
@@ -943,7 +721,9 @@ static void dealt_conn(int fd, void *arg)
 	struct srv *s = by_loop[loops_self()];
 
 	if (fd >= 0)
-		conn_open(s, fd);
+		conn_open(s, fd, arg);
+	else
+		limits_release(arg);
 }
 
 /* The loop with the fewest connections; this one on a tie. */
@@ -1000,6 +780,7 @@ static void refuse_waiting(struct srv *s)
 		n++;
 	}
 	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	metrics_conn_refused("descriptors", n);
 	log_warn("accept: out of descriptors (RLIMIT_NOFILE) or memory: refused %u connection(s)",
 		 n);
 }
@@ -1012,7 +793,11 @@ static void on_listen(uv_poll_t *p, int status, int events)
 	struct srv *s = p->data;
 
 	for (int n = 0; n < 64 && !s->stopping; n++) {
-		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct limits_node *limit = NULL;
 		unsigned to;
 
 		if (fd < 0) {
@@ -1021,10 +806,15 @@ static void on_listen(uv_poll_t *p, int status, int events)
 				refuse_waiting(s);
 			return; /* EAGAIN, or a connection that went away meanwhile */
 		}
-		to = least_loaded(s);
-		if (to != s->index && loops_send_fd(to, fd, dealt_conn, NULL) == 0)
+		/* Over a cap: closed before anything is read or allocated. */
+		if (limits_acquire((struct sockaddr *)&ss, &limit) != LIMITS_OK) {
+			close(fd);
 			continue;
-		conn_open(s, fd);
+		}
+		to = least_loaded(s);
+		if (to != s->index && loops_send_fd(to, fd, dealt_conn, limit) == 0)
+			continue;
+		conn_open(s, fd, limit);
 	}
 }
 
@@ -1071,7 +861,7 @@ static void on_move_tcp_closed(uv_handle_t *h)
 	uv_close((uv_handle_t *)&c->timer, on_move_closed);
 }
 
-static void start_move(struct srv_conn *c)
+void conn_start_move(struct srv_conn *c)
 {
 	conn_unlink(c);
 	uv_read_stop((uv_stream_t *)&c->tcp);
@@ -1096,7 +886,7 @@ int srv_conn_move(struct srv_conn *c, unsigned to)
 	c->move_to = to + 1;
 	/* An answer still being written goes out first (on_write). */
 	if (c->out_pending == 0)
-		start_move(c);
+		conn_start_move(c);
 	return 0;
 }
 

@@ -49,6 +49,12 @@ void srv_drain(struct srv *s, void (*done)(void *ud), void *ud);
 void srv_set_browser_ping(struct srv *s, unsigned interval_ms);
 /* Open connections right now. */
 size_t srv_conn_count(const struct srv *s);
+/* Caps on connections, for every loop (limits.c): per source address
+ * (0: none; an IPv6 source counts by its /64) and in total (0: automatic,
+ * half of RLIMIT_NOFILE per loop). A connection over either is closed when
+ * accepted. Any thread; applies to connections accepted from then on. */
+#define SRV_DEFAULT_CONNS_PER_ADDRESS 256
+void srv_limits_set(unsigned per_address, size_t total);
 /* Replaces the TLS context for connections accepted from now on (SIGHUP);
  * open connections keep theirs. Takes ctx. */
 void srv_set_tls_ctx(struct srv *s, struct ssl_ctx_st *ctx);

@@ -12,6 +12,10 @@
 #include "core/log.h"
 
 #define WS_MAX_MSG (1024 * 1024)
+/* Replies wslay queued (pongs, the close) beyond which no more frames are
+ * read until they are sent: each frame read may queue one, and wslay's
+ * queue has no bound of its own. */
+#define WS_MAX_QUEUED 64
 
 static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
 			  void *ud)
@@ -20,8 +24,12 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 	size_t n;
 
 	/* Pausing inside a message callback takes effect at once: the rest
-	 * waits in the stash, and the browser's TCP window fills. */
-	if (c->feed_len == 0 || c->ws_paused) {
+	 * waits in the stash, and the browser's TCP window fills. So does
+	 * output over its mark: the answers a peer provokes (pongs, errors
+	 * to bad control messages) count against it, and a peer that sends
+	 * without reading stops being read (issue 13). */
+	if (c->feed_len == 0 || c->ws_paused || c->out_pending >= SRV_WS_INPUT_STOP ||
+	    wslay_event_get_queued_msg_count(ctx) >= WS_MAX_QUEUED) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
@@ -249,7 +257,10 @@ int srv_ws_accept(struct srv_conn *c, const char *subprotocol, const struct srv_
 	memset(&c->req, 0, sizeof(c->req));
 	conn_flush(c);
 	conn_read_resume(c);
-	conn_pump(c);
+	/* Frames that came with the upgrade wait until the caller has
+	 * attached the terminal (on the next loop turn); pumped now, they
+	 * would reach a session that is not yet listening. */
+	conn_pump_later(c);
 	return 0;
 }
 

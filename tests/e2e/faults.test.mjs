@@ -29,7 +29,13 @@ process.env.BASTION_SSH_KEEPALIVE = '2s';
 process.env.BASTION_BROWSER_PING = '2s';
 process.env.BASTION_MAX_SESSIONS_PER_USER = '5000';
 
-const h = fileHarness({ label: 'faults', block: 170, net: true, keys: [{ id: 'ed25519-openssh', type: 'ed25519' }] });
+// The storm below holds 1,000 connections at once from 127.0.0.1, which
+// stands for 1,000 users here: over limits.connections_per_address (256).
+const DAEMON_ENV = { BASTION_CONNECTIONS_PER_ADDRESS: '2000' };
+const h = fileHarness({
+  label: 'faults', block: 170, net: true, keys: [{ id: 'ed25519-openssh', type: 'ed25519' }],
+  daemonOpts: { env: DAEMON_ENV },
+});
 const G = 'e2e';
 let main; let cut; let storm;
 
@@ -231,7 +237,7 @@ describe('faults', () => {
     h.secrets.scan(h.daemon.log(), 'bastion stderr log (before the kill)');
 
     const adminPassword = h.daemon.adminPassword;
-    h.daemon = await startDaemon(h.dir, { adminPassword });
+    h.daemon = await startDaemon(h.dir, { adminPassword, env: DAEMON_ENV });
     h.admin = h.client('admin');
     await h.admin.login('admin', adminPassword);
     const u = new Client(h.daemon, { secrets: h.secrets, label: 'faultuser' });

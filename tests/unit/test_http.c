@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "server/internal.h"
 #include "server/loops.h"
 #include "server/srv.h"
 #include "store/store.h"
@@ -325,6 +326,282 @@ static void terminal_needs_origin(void **state)
 		401);
 }
 
+/* ---- pipelining (issue 13 item 7) ---- */
+
+struct answer {
+	int status;
+	long length;
+};
+
+/* Reads n responses off c (each: status and Content-Length, the body
+ * skipped); returns how many arrived before the stream ended or stalled. */
+static int read_answers(struct client *c, struct answer *out, int n)
+{
+	char head[8192];
+	size_t hlen = 0;
+	long skip = 0;
+	int got = 0;
+	char buf[16384];
+
+	while (got < n) {
+		int r = SSL_read(c->ssl, buf, sizeof(buf));
+
+		if (r <= 0)
+			break;
+		for (int i = 0; i < r && got < n;) {
+			if (skip > 0) {
+				long take = r - i < skip ? r - i : skip;
+
+				skip -= take;
+				i += (int)take;
+				if (skip == 0)
+					got++;
+				continue;
+			}
+			if (hlen + 1 >= sizeof(head))
+				return got;
+			head[hlen++] = buf[i++];
+			head[hlen] = '\0';
+			if (hlen >= 4 && memcmp(head + hlen - 4, "\r\n\r\n", 4) == 0) {
+				const char *cl = strcasestr(head, "content-length:");
+
+				out[got].status = (int)strtol(head + 9, NULL, 10);
+				out[got].length = cl ? strtol(cl + 15, NULL, 10) : 0;
+				skip = out[got].length;
+				hlen = 0;
+				if (skip == 0)
+					got++;
+			}
+		}
+	}
+	return got;
+}
+
+/* Synchronous answers (static files, healthz, 404), answers from a worker
+ * (/api/), a body, and a large file sent by reference. */
+static const char *const pipe_reqs[] = {
+	"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /api/v1/groups HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\n",
+	"PUT /api/v1/groups/g HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+	"GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /licenses.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+};
+#define N_PIPE (int)(sizeof(pipe_reqs) / sizeof(pipe_reqs[0]))
+
+/* Sends the pipeline cut at the given offsets (each cut ends a TLS
+ * record) and checks every request is answered once, in order. */
+static void pipeline_cut(const size_t *cuts, int n_cuts)
+{
+	static struct answer want[N_PIPE];
+	struct answer got[N_PIPE + 1];
+	char all[1024];
+	size_t len = 0, from = 0;
+	struct client c;
+
+	for (int i = 0; i < N_PIPE; i++) {
+		size_t n = strlen(pipe_reqs[i]);
+
+		memcpy(all + len, pipe_reqs[i], n);
+		len += n;
+	}
+	if (want[0].status == 0) {
+		/* What each request gets on its own connection. */
+		for (int i = 0; i < N_PIPE; i++) {
+			assert_int_equal(client_open(&c, 0), 0);
+			client_send(&c, pipe_reqs[i], strlen(pipe_reqs[i]));
+			assert_int_equal(read_answers(&c, &want[i], 1), 1);
+			client_close(&c);
+		}
+		assert_true(want[5].length > 100000); /* app.js: several records */
+	}
+	assert_int_equal(client_open(&c, 0), 0);
+	for (int i = 0; i <= n_cuts; i++) {
+		size_t to = i < n_cuts ? cuts[i] : len;
+
+		if (to > from)
+			client_send(&c, all + from, to - from);
+		from = to;
+	}
+	assert_int_equal(read_answers(&c, got, N_PIPE), N_PIPE);
+	for (int i = 0; i < N_PIPE; i++) {
+		assert_int_equal(got[i].status, want[i].status);
+		assert_int_equal(got[i].length, want[i].length);
+	}
+	client_close(&c);
+}
+
+static void pipelined_in_one_record(void **state)
+{
+	pipeline_cut(NULL, 0);
+}
+
+/* Two records, cut at every byte: "two requests in one record and one in
+ * the next" lost the second. */
+static void pipelined_cut_everywhere(void **state)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < N_PIPE; i++)
+		len += strlen(pipe_reqs[i]);
+	for (size_t cut = 1; cut < len; cut++)
+		pipeline_cut(&cut, 1);
+}
+
+/* One record per request, and each request split in two. */
+static void pipelined_record_per_request(void **state)
+{
+	size_t cuts[2 * N_PIPE], off = 0;
+	int n = 0;
+
+	for (int i = 0; i < N_PIPE; i++) {
+		off += strlen(pipe_reqs[i]);
+		cuts[n++] = off;
+	}
+	pipeline_cut(cuts, n);
+	n = 0;
+	off = 0;
+	for (int i = 0; i < N_PIPE; i++) {
+		cuts[n++] = off + strlen(pipe_reqs[i]) / 2;
+		off += strlen(pipe_reqs[i]);
+		cuts[n++] = off;
+	}
+	pipeline_cut(cuts, n);
+}
+
+struct seen_log {
+	char paths[64][32];
+	int n;
+};
+
+static void note_seen(void *ud, const char *method, const char *path)
+{
+	struct seen_log *l = ud;
+
+	if (l->n < 64)
+		snprintf(l->paths[l->n], sizeof(l->paths[0]), "%s %s", method, path);
+	l->n++;
+}
+
+/* The pump itself, without TLS: every way of cutting 3 requests into
+ * records and of grouping records into arrivals, with every mix of
+ * answers at once and from a worker. */
+static void pump_every_cut_and_answer_order(void **state)
+{
+	static const char reqs[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+				   "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+				   "GET /c HTTP/1.1\r\nHost: x\r\n\r\n";
+	size_t len = strlen(reqs);
+
+	for (size_t c1 = 0; c1 < len; c1++) {
+		for (size_t c2 = c1; c2 < len; c2 += 7) {
+			const uint8_t *recs[3] = { (const uint8_t *)reqs,
+						   (const uint8_t *)reqs + c1,
+						   (const uint8_t *)reqs + c2 };
+			size_t lens[3] = { c1, c2 - c1, len - c2 };
+			size_t arrive_each[3] = { 1, 1, 1 }, arrive_all[1] = { 3 };
+
+			for (uint64_t async = 0; async < 8; async++) {
+				for (int a = 0; a < 2; a++) {
+					struct seen_log l = { 0 };
+
+					assert_int_equal(srv_pipeline_for_test(
+								 recs, lens, 3,
+								 a ? arrive_all : arrive_each,
+								 a ? 1 : 3, async, note_seen, &l),
+							 3);
+					assert_int_equal(l.n, 3);
+					assert_string_equal(l.paths[0], "GET /a");
+					assert_string_equal(l.paths[1], "POST /b");
+					assert_string_equal(l.paths[2], "GET /c");
+				}
+			}
+		}
+	}
+}
+
+/* ---- header names (issue 13 item 8) ---- */
+
+static void header_name_not_a_token_is_400(void **state)
+{
+	static const char *const bad[] = {
+		"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+		"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc",
+		"GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding\t: chunked\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost : x\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: x\r\nX Y: z\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: x\r\nX(y): z\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: x\r\nX\"y: z\r\n\r\n",
+	};
+	char out[8192];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(srv_parse_for_test((const uint8_t *)bad[i], strlen(bad[i])), -400);
+		assert_int_equal(request(bad[i], out, sizeof(out)), 400);
+	}
+	/* Every tchar is allowed. */
+	static const char ok[] = "GET /x HTTP/1.1\r\nHost: x\r\nX!#$%&'*+-.^_`|~09az: v\r\n\r\n";
+	assert_int_equal(srv_parse_for_test((const uint8_t *)ok, strlen(ok)), 1);
+}
+
+/* ---- connection caps (issue 13 item 3) ---- */
+
+static struct sockaddr_storage addr_of(const char *ip)
+{
+	struct sockaddr_storage ss = { 0 };
+
+	if (strchr(ip, ':')) {
+		ss.ss_family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&ss)->sin6_addr),
+				 1);
+	} else {
+		ss.ss_family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr), 1);
+	}
+	return ss;
+}
+
+static enum limits_refusal take(const char *ip, struct limits_node **n)
+{
+	struct sockaddr_storage ss = addr_of(ip);
+
+	*n = NULL;
+	return limits_acquire((struct sockaddr *)&ss, n);
+}
+
+/* Per address: IPv6 by its /64, an IPv4-mapped address as its IPv4 one;
+ * a release makes room; the total cap counts every address. */
+static void limits_per_address_and_total(void **state)
+{
+	struct limits_node *a, *b, *c, *d, *e, *f, *g;
+
+	srv_limits_set(2, 0);
+	assert_int_equal(take("2001:db8::1", &a), LIMITS_OK);
+	assert_int_equal(take("2001:db8::2", &b), LIMITS_OK);
+	assert_int_equal(take("2001:db8::ffff:1", &c), LIMITS_PER_ADDRESS); /* same /64 */
+	assert_int_equal(take("2001:db8:0:1::1", &c), LIMITS_OK);           /* the next /64 */
+	assert_int_equal(take("10.9.8.7", &d), LIMITS_OK);
+	assert_int_equal(take("::ffff:10.9.8.7", &e), LIMITS_OK);
+	assert_int_equal(take("10.9.8.7", &f), LIMITS_PER_ADDRESS);
+	assert_int_equal(take("::ffff:10.9.8.7", &f), LIMITS_PER_ADDRESS);
+	limits_release(d);
+	assert_int_equal(take("10.9.8.7", &d), LIMITS_OK);
+	limits_release(a);
+	assert_int_equal(take("2001:db8::3", &a), LIMITS_OK);
+	/* The total counts every address: five are held here. */
+	srv_limits_set(0, 5);
+	assert_int_equal(take("192.0.2.1", &g), LIMITS_TOTAL);
+	srv_limits_set(0, 0); /* automatic: half of RLIMIT_NOFILE */
+	assert_int_equal(take("192.0.2.1", &g), LIMITS_OK);
+	limits_release(g);
+	struct limits_node *held[] = { a, b, c, d, e };
+	for (size_t i = 0; i < 5; i++)
+		limits_release(held[i]);
+	limits_release(NULL);
+	srv_limits_set(SRV_DEFAULT_CONNS_PER_ADDRESS, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -340,6 +617,12 @@ int main(void)
 		cmocka_unit_test(portal_served_with_etag),
 		cmocka_unit_test(old_tls_refused),
 		cmocka_unit_test(terminal_needs_origin),
+		cmocka_unit_test(pipelined_in_one_record),
+		cmocka_unit_test(pipelined_cut_everywhere),
+		cmocka_unit_test(pipelined_record_per_request),
+		cmocka_unit_test(pump_every_cut_and_answer_order),
+		cmocka_unit_test(header_name_not_a_token_is_400),
+		cmocka_unit_test(limits_per_address_and_total),
 	};
 
 	if (sodium_init() < 0)
