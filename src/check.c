@@ -12,7 +12,6 @@
  * master key, the store) only has to be creatable. */
 #include "check.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -28,6 +27,7 @@
 #include <openssl/ssl.h>
 #include <sqlite3.h>
 
+#include "server/srv.h"
 #include "store/store.h"
 
 #define VAULT_KEY_FILE_BYTES 32 /* vault.h: VAULT_KEY_BYTES, stored raw */
@@ -46,35 +46,6 @@ __attribute__((format(printf, 2, 3))) static void problem(struct check *k, const
 	va_end(ap);
 	fputc('\n', stderr);
 	k->problems++;
-}
-
-/* As srv.c's parse_listen: a numeric IPv4 address or a bracketed IPv6
- * address, then a port; no host names (nothing resolves them at start). */
-int check_listen_syntax(const char *listen)
-{
-	char host[128];
-	const char *colon = strrchr(listen, ':');
-	unsigned char addr[16];
-	size_t n;
-	long port;
-	char *end;
-
-	if (!colon || (size_t)(colon - listen) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, listen, (size_t)(colon - listen));
-	host[colon - listen] = '\0';
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
-		return -EINVAL;
-	if (host[0] == '[') {
-		n = strlen(host);
-		if (n < 2 || host[n - 1] != ']')
-			return -EINVAL;
-		host[n - 1] = '\0';
-		return inet_pton(AF_INET6, host + 1, addr) == 1 ? 0 : -EINVAL;
-	}
-	return inet_pton(AF_INET, host, addr) == 1 ? 0 : -EINVAL;
 }
 
 /* Has this process CAP_NET_BIND_SERVICE (bit 10) in its effective set? */
@@ -312,7 +283,7 @@ int check_serve(const struct cfg *c, const char *master_key_file)
 	char key_path[CFG_MAX_STR + 16];
 	bool has_check = false;
 
-	if (check_listen_syntax(c->listen) < 0)
+	if (srv_parse_listen(c->listen, &(struct sockaddr_storage){ 0 }) < 0)
 		problem(&k,
 			"server.listen '%s' is not a numeric IPv4 ADDR:PORT or [IPv6]:PORT "
 			"(host names are not resolved)",

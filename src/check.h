@@ -3,10 +3,6 @@
 
 #include "core/config.h"
 
-/* 0 when listen is ADDR:PORT as the listener parses it (numeric IPv4, or
- * [IPv6]), -EINVAL otherwise. */
-int check_listen_syntax(const char *listen);
-
 /* Checks, without starting and without writing anything, what `serve`
  * would refuse at start with configuration c and the --master-key-file
  * given (NULL: DATA/master.key). Prints one "bastion: configuration: ..."

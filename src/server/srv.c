@@ -892,7 +892,7 @@ int srv_conn_move(struct srv_conn *c, unsigned to)
 
 /* ---------- server ---------- */
 
-static int parse_listen(const char *listen, struct sockaddr_storage *ss)
+int srv_parse_listen(const char *listen, struct sockaddr_storage *ss)
 {
 	char host[128];
 	const char *colon = strrchr(listen, ':');
@@ -924,7 +924,7 @@ int srv_listen(const char *addr, int *ret_fd, int *ret_port)
 	socklen_t len = sizeof(ss);
 	int fd, one = 1, r;
 
-	if (parse_listen(addr, &ss) < 0) {
+	if (srv_parse_listen(addr, &ss) < 0) {
 		log_error("listen address '%s' is not ADDR:PORT", addr);
 		return -EINVAL;
 	}

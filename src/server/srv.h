@@ -22,6 +22,10 @@ struct srv_config {
 	struct api_ctx *api;
 };
 
+/* Parses "ADDR:PORT" as the listener does: a numeric IPv4 address or a
+ * bracketed IPv6 one (names are never resolved), then a port 0-65535.
+ * -EINVAL otherwise; *ss is then unspecified. */
+int srv_parse_listen(const char *listen, struct sockaddr_storage *ss);
 /* Binds and listens on cfg->listen ("ADDR:PORT"; port 0 picks one): the
  * socket every loop accepts from. The port bound goes to *ret_port. */
 int srv_listen(const char *listen, int *ret_fd, int *ret_port);

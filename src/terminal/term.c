@@ -1688,6 +1688,23 @@ static void metrics(struct srv_conn *c)
 	free(text);
 }
 
+/* The session is another loop's: the connection moves there with its
+ * continuation, which runs again on that loop (true). When the move fails
+ * the client is answered 503 here (false) and the caller frees arg. */
+static bool move_home(struct srv_conn *c, struct api_resp *resp, enum api_next next, void *arg,
+		      unsigned home)
+{
+	resp->next = next;
+	resp->next_arg = arg;
+	if (srv_conn_move(c, home) == 0)
+		return true;
+	resp->next = API_NEXT_NONE;
+	resp->next_arg = NULL;
+	respond_error(c, 503, "ServiceUnavailable",
+		      "the session's event loop could not take the connection; try again");
+	return false;
+}
+
 void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone)
 {
 	enum api_next next = resp->next;
@@ -1709,15 +1726,8 @@ void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone)
 		int home = client_gone ? -1 : term_challenge_home(ta->session_id);
 
 		if (home >= 0 && home != loops_self()) {
-			resp->next = next;
-			resp->next_arg = arg;
-			if (srv_conn_move(c, (unsigned)home) == 0)
+			if (move_home(c, resp, next, arg, (unsigned)home))
 				return;
-			resp->next = API_NEXT_NONE;
-			resp->next_arg = NULL;
-			respond_error(c, 503, "ServiceUnavailable",
-				      "the session's event loop could not take the connection; try "
-				      "again");
 		} else if (client_gone) {
 			srv_respond(c, resp);
 		} else {
@@ -1733,15 +1743,8 @@ void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone)
 		/* The session is another loop's: the connection goes there and
 		 * this runs again on it. */
 		if (home >= 0 && home != loops_self()) {
-			resp->next = next;
-			resp->next_arg = arg;
-			if (srv_conn_move(c, (unsigned)home) == 0)
+			if (move_home(c, resp, next, arg, (unsigned)home))
 				return;
-			resp->next = API_NEXT_NONE;
-			resp->next_arg = NULL;
-			respond_error(c, 503, "ServiceUnavailable",
-				      "the session's event loop could not take the connection; try "
-				      "again");
 			term_attach_free(arg);
 			return;
 		}

@@ -1,4 +1,5 @@
-/* WebSocket control messages (text frames from the browser, SPEC §3). */
+/* WebSocket control messages (text frames from the browser, docs/api.md):
+ * whatever parses is one of the known types with its fields in range. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -21,6 +22,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case TERM_CTL_PING:
 		if (ctl.id < 0 || ctl.id > 9007199254740991LL)
+			abort();
+		break;
+	case TERM_CTL_PAUSE:
+	case TERM_CTL_RESUME:
+		break;
+	case TERM_CTL_WINDOW:
+		if (ctl.bytes < TERM_WINDOW_MIN || ctl.bytes > TERM_WINDOW_MAX)
+			abort();
+		break;
+	case TERM_CTL_ACK:
+		if (ctl.bytes < 1 || ctl.bytes > 9007199254740991LL)
 			abort();
 		break;
 	default:

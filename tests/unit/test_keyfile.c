@@ -14,6 +14,8 @@
 #include "ssh/keyfile.h"
 #include "ssh/sshc.h"
 
+#include "keytest.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SSH_KEYGEN "/usr/bin/ssh-keygen"
+#define SSH_KEYGEN KT_SSH_KEYGEN
 #define OPENSSL    "/usr/bin/openssl"
 #define SSH        "/usr/bin/ssh"
 #define PASS       "correct horse battery"
@@ -36,161 +38,35 @@
 #define R_DAMAGED \
 	"the key is damaged (truncated or altered): paste or pick the whole key file again"
 
-static char tmpdir[64];
-
-/* Runs argv[0] with argv, stdout to out_path (or /dev/null); returns the
- * exit status, or -1. */
-static int run(char *const argv[], const char *out_path)
-{
-	pid_t pid = fork();
-	int st = 0;
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int out = open(out_path ? out_path : "/dev/null",
-			       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		if (out < 0 || null < 0)
-			_exit(126);
-		dup2(null, 0);
-		dup2(out, 1);
-		dup2(null, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *path_of(const char *name)
-{
-	static char buf[8][256];
-	static int i;
-	char *p = buf[i++ % 8];
-
-	snprintf(p, 256, "%s/%s", tmpdir, name);
-	return p;
-}
-
-static char *read_file(const char *path, size_t *ret_len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf;
-	size_t n;
-
-	assert_non_null(f);
-	buf = malloc(65536);
-	assert_non_null(buf);
-	n = fread(buf, 1, 65535, f);
-	fclose(f);
-	buf[n] = '\0';
-	if (ret_len != NULL)
-		*ret_len = n;
-	return buf;
-}
-
-/* ssh-keygen -q -t TYPE [-b BITS] [-m FORMAT] -N PASS -C test -f DIR/NAME */
-static void keygen(const char *name, const char *type, const char *bits, const char *format,
-		   const char *pass)
-{
-	char *argv[16];
-	int n = 0;
-
-	argv[n++] = SSH_KEYGEN;
-	argv[n++] = "-q";
-	argv[n++] = "-t";
-	argv[n++] = (char *)type;
-	if (bits != NULL) {
-		argv[n++] = "-b";
-		argv[n++] = (char *)bits;
-	}
-	if (format != NULL) {
-		argv[n++] = "-m";
-		argv[n++] = (char *)format;
-	}
-	argv[n++] = "-N";
-	argv[n++] = (char *)(pass ? pass : "");
-	argv[n++] = "-C";
-	argv[n++] = "test";
-	argv[n++] = "-f";
-	argv[n++] = path_of(name);
-	argv[n] = NULL;
-	assert_int_equal(run(argv, NULL), 0);
-}
-
-static int rm_rf(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char p[512];
-
-	if (d == NULL)
-		return -1;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	return rmdir(dir);
-}
 /* The keys the tests below start from: plain OpenSSH keys of each type
  * (and their .pub files), encrypted PEM and PKCS#8 RSA, plain PEM RSA. */
 static int group_setup(void **state)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bastion-keyfile-XXXXXX");
-	if (mkdtemp(tmpdir) == NULL)
+	if (kt_setup("keyfile") < 0)
 		return -1;
-	keygen("ed25519", "ed25519", NULL, NULL, NULL);
-	keygen("ecdsa", "ecdsa", "256", NULL, NULL);
-	keygen("rsa", "rsa", "2048", NULL, NULL);
-	keygen("rsa_pem", "rsa", "2048", "PEM", NULL);
-	keygen("rsa_pem_enc", "rsa", "2048", "PEM", PASS);
-	keygen("rsa_pkcs8_enc", "rsa", "2048", "PKCS8", PASS);
+	kt_keygen("ed25519", "ed25519", NULL, NULL, NULL);
+	kt_keygen("ecdsa", "ecdsa", "256", NULL, NULL);
+	kt_keygen("rsa", "rsa", "2048", NULL, NULL);
+	kt_keygen("rsa_pem", "rsa", "2048", "PEM", NULL);
+	kt_keygen("rsa_pem_enc", "rsa", "2048", "PEM", PASS);
+	kt_keygen("rsa_pkcs8_enc", "rsa", "2048", "PKCS8", PASS);
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
-	return rm_rf(tmpdir);
+	return kt_teardown();
 }
 
-static void import_ok(const char *text, size_t len, const char *pass, enum ssh_keytypes_e kt)
-{
-	ssh_key key = NULL;
-	const char *reason = NULL;
-
-	assert_int_equal(sshc_key_import(text, len, pass, &key, &reason), 0);
-	assert_non_null(key);
-	assert_true(ssh_key_is_private(key));
-	assert_int_equal(ssh_key_type(key), kt);
-	ssh_key_free(key);
-}
-
-static void import_bad(const char *text, size_t len, const char *pass, const char *want_reason)
-{
-	ssh_key key = NULL;
-	const char *reason = NULL;
-
-	assert_int_equal(sshc_key_import(text, len, pass, &key, &reason), -BERR_BADKEY);
-	assert_null(key);
-	assert_non_null(reason);
-	if (want_reason != NULL)
-		assert_string_equal(reason, want_reason);
-}
 /* ssh-keygen -q -t TYPE -a ROUNDS -Z CIPHER -N PASS -C test -f DIR/NAME */
 static void keygen_enc(const char *name, const char *type, const char *cipher, const char *rounds,
 		       const char *pass)
 {
 	char *argv[] = { SSH_KEYGEN,     "-q",   "-t",           (char *)type,  "-a",
 			 (char *)rounds, "-Z",   (char *)cipher, "-N",          (char *)pass,
-			 "-C",           "test", "-f",           path_of(name), NULL };
+			 "-C",           "test", "-f",           kt_path(name), NULL };
 
-	assert_int_equal(run(argv, NULL), 0);
+	assert_int_equal(kt_run(argv, NULL), 0);
 }
 
 static void import_bad_has(const char *text, size_t len, const char *pass, const char *want1,
@@ -216,8 +92,8 @@ static void test_openssh_ciphers(void **state)
 	char *list, *line, *next, name[96];
 	size_t n_ok = 0, n_refused = 0;
 
-	assert_int_equal(run(argv, path_of("ciphers")), 0);
-	list = read_file(path_of("ciphers"), NULL);
+	assert_int_equal(kt_run(argv, kt_path("ciphers")), 0);
+	list = kt_read_file(kt_path("ciphers"), NULL);
 	for (line = list; *line != '\0'; line = next) {
 		static const char *const types[] = { "ed25519", "ecdsa" };
 		static const enum ssh_keytypes_e kts[] = { SSH_KEYTYPE_ED25519,
@@ -232,11 +108,11 @@ static void test_openssh_ciphers(void **state)
 
 			snprintf(name, sizeof(name), "z_%s_%s", types[t], line);
 			keygen_enc(name, types[t], line, "1", PASS);
-			text = read_file(path_of(name), &len);
+			text = kt_read_file(kt_path(name), &len);
 			if (keyfile_cipher_ok(line)) {
-				import_ok(text, len, PASS, kts[t]);
-				import_bad(text, len, "wrong passphrase", R_BAD_PASS);
-				import_bad(text, len, NULL, R_NEED_PASS);
+				kt_import_ok(text, len, PASS, kts[t]);
+				kt_import_bad(text, len, "wrong passphrase", R_BAD_PASS);
+				kt_import_bad(text, len, NULL, R_NEED_PASS);
 				n_ok++;
 			} else {
 				import_bad_has(text, len, PASS, line,
@@ -355,8 +231,8 @@ static void test_rounds(void **state)
 
 	snprintf(rounds, sizeof(rounds), "%u", KEYFILE_ROUNDS_MAX);
 	keygen_enc("r_cap", "ed25519", "aes256-ctr", rounds, PASS);
-	text = read_file(path_of("r_cap"), &len);
-	import_ok(text, len, PASS, SSH_KEYTYPE_ED25519);
+	text = kt_read_file(kt_path("r_cap"), &len);
+	kt_import_ok(text, len, PASS, SSH_KEYTYPE_ED25519);
 	for (size_t i = 0; i < sizeof(over) / sizeof(over[0]); i++) {
 		char *big = with_rounds(text, over[i]);
 
@@ -380,8 +256,8 @@ static void test_damaged(void **state)
 	struct layout l;
 
 	keygen_enc("d_enc", "ed25519", "aes256-ctr", "1", PASS);
-	text = read_file(path_of("d_enc"), &len);
-	import_ok(text, len, PASS, SSH_KEYTYPE_ED25519);
+	text = kt_read_file(kt_path("d_enc"), &len);
+	kt_import_ok(text, len, PASS, SSH_KEYTYPE_ED25519);
 
 	/* Truncated at every twentieth of the body. */
 	body = strchr(text, '\n') + 1;
@@ -392,7 +268,7 @@ static void test_damaged(void **state)
 
 		memcpy(cut, text, keep);
 		snprintf(cut + keep, 64, "\n-----END OPENSSH PRIVATE KEY-----\n");
-		import_bad(cut, strlen(cut), PASS, R_DAMAGED);
+		kt_import_bad(cut, strlen(cut), PASS, R_DAMAGED);
 	}
 	/* The second base64 line lost. */
 	{
@@ -400,12 +276,12 @@ static void test_damaged(void **state)
 
 		memcpy(cut, text, (size_t)(l2 - text));
 		memcpy(cut + (l2 - text), l3, len - (size_t)(l3 - text) + 1);
-		import_bad(cut, strlen(cut), PASS, R_DAMAGED);
+		kt_import_bad(cut, strlen(cut), PASS, R_DAMAGED);
 	}
 	/* A character that is not base64. */
 	memcpy(cut, text, len + 1);
 	cut[(body - text) + 30] = '*';
-	import_bad(cut, strlen(cut), PASS, R_DAMAGED);
+	kt_import_bad(cut, strlen(cut), PASS, R_DAMAGED);
 	free(cut);
 
 	/* Inconsistent fields. */
@@ -419,38 +295,38 @@ static void test_damaged(void **state)
 		memcpy(b, bin, n);
 		put32(b + l.nkeys, 2);
 		bad = wrap(b, n);
-		import_bad(bad, strlen(bad), PASS, R_DAMAGED);
+		kt_import_bad(bad, strlen(bad), PASS, R_DAMAGED);
 		free(bad);
 		/* private section longer than what follows */
 		memcpy(b, bin, n);
 		put32(b + l.priv - 4, (uint32_t)l.priv_len + 16);
 		bad = wrap(b, n);
-		import_bad(bad, strlen(bad), PASS, R_DAMAGED);
+		kt_import_bad(bad, strlen(bad), PASS, R_DAMAGED);
 		free(bad);
 		/* not a whole number of cipher blocks */
 		memcpy(b, bin, n);
 		put32(b + l.priv - 4, (uint32_t)l.priv_len - 8);
 		bad = wrap(b, n - 8);
-		import_bad(bad, strlen(bad), PASS, R_DAMAGED);
+		kt_import_bad(bad, strlen(bad), PASS, R_DAMAGED);
 		free(bad);
 		/* bytes after the private section */
 		memcpy(b, bin, n);
 		memset(b + n, 0, 16);
 		bad = wrap(b, n + 16);
-		import_bad(bad, strlen(bad), PASS, R_DAMAGED);
+		kt_import_bad(bad, strlen(bad), PASS, R_DAMAGED);
 		free(bad);
 		/* another magic */
 		memcpy(b, bin, n);
 		b[3] ^= 1;
 		bad = wrap(b, n);
-		import_bad(bad, strlen(bad), PASS, R_DAMAGED);
+		kt_import_bad(bad, strlen(bad), PASS, R_DAMAGED);
 		free(bad);
 		/* the public key altered: the right passphrase decrypts, but
 		 * the key is not the one the file says */
 		memcpy(b, bin, n);
 		b[l.pub + l.pub_len - 1] ^= 1;
 		bad = wrap(b, n);
-		import_bad(bad, strlen(bad), PASS, R_DAMAGED);
+		kt_import_bad(bad, strlen(bad), PASS, R_DAMAGED);
 		free(bad);
 		free(b);
 	}
@@ -458,17 +334,17 @@ static void test_damaged(void **state)
 	free(text);
 
 	/* Unencrypted: the check words and the public key. */
-	text = read_file(path_of("ed25519"), &len);
+	text = kt_read_file(kt_path("ed25519"), &len);
 	bin = unwrap(text, &n);
 	l = layout_of(bin, n);
 	bin[l.priv] ^= 1;
 	bad = wrap(bin, n);
-	import_bad(bad, strlen(bad), NULL, R_DAMAGED);
+	kt_import_bad(bad, strlen(bad), NULL, R_DAMAGED);
 	free(bad);
 	bin[l.priv] ^= 1;
 	bin[l.pub + l.pub_len - 1] ^= 1;
 	bad = wrap(bin, n);
-	import_bad(bad, strlen(bad), NULL, R_DAMAGED);
+	kt_import_bad(bad, strlen(bad), NULL, R_DAMAGED);
 	free(bad);
 	free(bin);
 	free(text);
@@ -480,15 +356,15 @@ static void test_damaged(void **state)
 		for (size_t i = 0; i < 3; i++) {
 			char *end;
 
-			text = read_file(path_of(names[i]), &len);
+			text = kt_read_file(kt_path(names[i]), &len);
 			end = strstr(text, "-----END");
 			bad = malloc(len + 1);
 			assert_non_null(bad);
 			memcpy(bad, text, (size_t)(end - text) - 6);
 			memcpy(bad + (end - text) - 6, "\n", 1);
 			memcpy(bad + (end - text) - 5, end, strlen(end) + 1);
-			import_bad(bad, strlen(bad), strcmp(names[i], "rsa_pem") ? PASS : NULL,
-				   R_DAMAGED);
+			kt_import_bad(bad, strlen(bad), strcmp(names[i], "rsa_pem") ? PASS : NULL,
+				      R_DAMAGED);
 			free(bad);
 			free(text);
 		}
@@ -509,7 +385,7 @@ static void openssl(const char *a1, ...)
 		n++;
 	va_end(ap);
 	argv[n] = NULL;
-	assert_int_equal(run(argv, NULL), 0);
+	assert_int_equal(kt_run(argv, NULL), 0);
 }
 
 /* PKCS#8 as OpenSSL writes it, plain and encrypted: ed25519 (which libssh
@@ -526,22 +402,22 @@ static void test_pkcs8(void **state)
 	ssh_key key = NULL, pub = NULL;
 	const char *reason = NULL;
 
-	openssl("genpkey", "-algorithm", "ed25519", "-out", path_of("p8_ed"), NULL);
-	openssl("pkcs8", "-topk8", "-in", path_of("p8_ed"), "-out", path_of("p8_ed_enc"), "-v2",
+	openssl("genpkey", "-algorithm", "ed25519", "-out", kt_path("p8_ed"), NULL);
+	openssl("pkcs8", "-topk8", "-in", kt_path("p8_ed"), "-out", kt_path("p8_ed_enc"), "-v2",
 		"aes-256-cbc", "-passout", pass_arg, NULL);
-	openssl("pkey", "-in", path_of("p8_ed"), "-pubout", "-outform", "DER", "-out",
-		path_of("p8_ed.der"), NULL);
+	openssl("pkey", "-in", kt_path("p8_ed"), "-pubout", "-outform", "DER", "-out",
+		kt_path("p8_ed.der"), NULL);
 	openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-out",
-		path_of("p8_ec"), NULL);
-	openssl("pkcs8", "-topk8", "-in", path_of("p8_ec"), "-out", path_of("p8_ec_enc"), "-v2",
+		kt_path("p8_ec"), NULL);
+	openssl("pkcs8", "-topk8", "-in", kt_path("p8_ec"), "-out", kt_path("p8_ec_enc"), "-v2",
 		"aes-128-cbc", "-passout", pass_arg, NULL);
-	openssl("genpkey", "-algorithm", "ed448", "-out", path_of("p8_ed448"), NULL);
+	openssl("genpkey", "-algorithm", "ed448", "-out", kt_path("p8_ed448"), NULL);
 	openssl("genpkey", "-genparam", "-algorithm", "DSA", "-pkeyopt", "dsa_paramgen_bits:1024",
-		"-out", path_of("dsaparam"), NULL);
-	openssl("genpkey", "-paramfile", path_of("dsaparam"), "-out", path_of("p8_dsa"), NULL);
+		"-out", kt_path("dsaparam"), NULL);
+	openssl("genpkey", "-paramfile", kt_path("dsaparam"), "-out", kt_path("p8_dsa"), NULL);
 
 	/* The ed25519 key carries the public key OpenSSL derives. */
-	f = fopen(path_of("p8_ed.der"), "rbe");
+	f = fopen(kt_path("p8_ed.der"), "rbe");
 	assert_non_null(f);
 	n = fread(der, 1, sizeof(der), f);
 	fclose(f);
@@ -555,7 +431,7 @@ static void test_pkcs8(void **state)
 				  sodium_base64_VARIANT_ORIGINAL);
 	}
 	for (int enc = 0; enc < 2; enc++) {
-		text = read_file(path_of(enc ? "p8_ed_enc" : "p8_ed"), &len);
+		text = kt_read_file(kt_path(enc ? "p8_ed_enc" : "p8_ed"), &len);
 		assert_int_equal(sshc_key_import(text, len, enc ? PASS : NULL, &key, &reason), 0);
 		assert_int_equal(ssh_key_type(key), SSH_KEYTYPE_ED25519);
 		assert_true(ssh_key_is_private(key));
@@ -567,17 +443,17 @@ static void test_pkcs8(void **state)
 		ssh_key_free(key);
 		key = pub = NULL;
 		if (enc) {
-			import_bad(text, len, "wrong passphrase", R_BAD_PASS);
-			import_bad(text, len, NULL, R_NEED_PASS);
+			kt_import_bad(text, len, "wrong passphrase", R_BAD_PASS);
+			kt_import_bad(text, len, NULL, R_NEED_PASS);
 		}
 		free(text);
 	}
-	text = read_file(path_of("p8_ec"), &len);
-	import_ok(text, len, NULL, SSH_KEYTYPE_ECDSA_P384);
+	text = kt_read_file(kt_path("p8_ec"), &len);
+	kt_import_ok(text, len, NULL, SSH_KEYTYPE_ECDSA_P384);
 	free(text);
-	text = read_file(path_of("p8_ec_enc"), &len);
-	import_ok(text, len, PASS, SSH_KEYTYPE_ECDSA_P384);
-	import_bad(text, len, "wrong passphrase", R_BAD_PASS);
+	text = kt_read_file(kt_path("p8_ec_enc"), &len);
+	kt_import_ok(text, len, PASS, SSH_KEYTYPE_ECDSA_P384);
+	kt_import_bad(text, len, "wrong passphrase", R_BAD_PASS);
 	free(text);
 	/* The KDF work an encrypted PKCS#8 key asks for is capped: refused
 	 * before decryption, naming the work, the cap and the fix. */
@@ -587,23 +463,23 @@ static void test_pkcs8(void **state)
 		uint8_t *bin, *at;
 
 		snprintf(it_over, sizeof(it_over), "%u", KEYFILE_PBKDF2_MAX + 1);
-		openssl("pkcs8", "-topk8", "-in", path_of("p8_ec"), "-out", path_of("p8_iter"),
+		openssl("pkcs8", "-topk8", "-in", kt_path("p8_ec"), "-out", kt_path("p8_iter"),
 			"-v2", "aes-256-cbc", "-iter", it_over, "-passout", pass_arg, NULL);
-		openssl("pkcs8", "-topk8", "-in", path_of("p8_ec"), "-out", path_of("p8_v1"), "-v1",
+		openssl("pkcs8", "-topk8", "-in", kt_path("p8_ec"), "-out", kt_path("p8_v1"), "-v1",
 			"PBE-SHA1-3DES", "-iter", it_over, "-passout", pass_arg, NULL);
-		openssl("pkcs8", "-topk8", "-in", path_of("p8_ec"), "-out", path_of("p8_scrypt"),
+		openssl("pkcs8", "-topk8", "-in", kt_path("p8_ec"), "-out", kt_path("p8_scrypt"),
 			"-scrypt", "-passout", pass_arg, NULL);
 		snprintf(want_work, sizeof(want_work), "%u PBKDF2 iterations, more than the %u",
 			 KEYFILE_PBKDF2_MAX + 1, KEYFILE_PBKDF2_MAX);
 		for (int v = 0; v < 2; v++) {
-			text = read_file(path_of(v ? "p8_v1" : "p8_iter"), &len);
+			text = kt_read_file(kt_path(v ? "p8_v1" : "p8_iter"), &len);
 			import_bad_has(text, len, PASS, want_work,
 				       "openssl pkcs8 -topk8 -v2 aes-256-cbc");
 			import_bad_has(text, len, NULL, want_work, NULL);
 			free(text);
 		}
-		text = read_file(path_of("p8_scrypt"), &len);
-		import_ok(text, len, PASS, SSH_KEYTYPE_ECDSA_P384);
+		text = kt_read_file(kt_path("p8_scrypt"), &len);
+		kt_import_ok(text, len, PASS, SSH_KEYTYPE_ECDSA_P384);
 		/* OpenSSL will not write more than its default memory bound:
 		 * raise r from 8 to 127 in the parameters (N = 16384). */
 		bin = unwrap(text, &len);
@@ -617,11 +493,11 @@ static void test_pkcs8(void **state)
 		free(text);
 		free(bin);
 	}
-	text = read_file(path_of("p8_ed448"), &len);
-	import_bad(text, len, NULL, R_NOT_KEY);
+	text = kt_read_file(kt_path("p8_ed448"), &len);
+	kt_import_bad(text, len, NULL, R_NOT_KEY);
 	free(text);
-	text = read_file(path_of("p8_dsa"), &len);
-	import_bad(text, len, NULL, KEYFILE_REASON_DSA);
+	text = kt_read_file(kt_path("p8_dsa"), &len);
+	kt_import_bad(text, len, NULL, KEYFILE_REASON_DSA);
 	free(text);
 }
 
@@ -638,46 +514,46 @@ static void test_identify(void **state)
 	static const char ossh_pub[] = "-----BEGIN OPENSSH PUBLIC KEY-----\nAAAAC3NzaC1lZDI1NTE5\n"
 				       "-----END OPENSSH PUBLIC KEY-----\n";
 	static const char cert[] = "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n";
-	char *argv_rfc[] = { SSH_KEYGEN, "-e", "-f", path_of("ed25519.pub"), NULL };
-	char *argv_pem[] = { SSH_KEYGEN, "-e", "-m", "PEM", "-f", path_of("rsa.pub"), NULL };
+	char *argv_rfc[] = { SSH_KEYGEN, "-e", "-f", kt_path("ed25519.pub"), NULL };
+	char *argv_pem[] = { SSH_KEYGEN, "-e", "-m", "PEM", "-f", kt_path("rsa.pub"), NULL };
 	static const char *const pubs[] = { "ed25519.pub", "ecdsa.pub", "rsa.pub", "i_rfc",
 					    "i_pem" };
 	char line[4096], *text;
 	size_t len;
 
-	import_bad(ppk2, strlen(ppk2), NULL, KEYFILE_REASON_PPK);
-	import_bad(ppk3, strlen(ppk3), PASS, KEYFILE_REASON_PPK);
+	kt_import_bad(ppk2, strlen(ppk2), NULL, KEYFILE_REASON_PPK);
+	kt_import_bad(ppk3, strlen(ppk3), PASS, KEYFILE_REASON_PPK);
 	assert_non_null(strstr(KEYFILE_REASON_PPK, "puttygen KEY.ppk -O private-openssh -o KEY"));
 
-	assert_int_equal(run(argv_rfc, path_of("i_rfc")), 0);
-	assert_int_equal(run(argv_pem, path_of("i_pem")), 0);
+	assert_int_equal(kt_run(argv_rfc, kt_path("i_rfc")), 0);
+	assert_int_equal(kt_run(argv_pem, kt_path("i_pem")), 0);
 	for (size_t i = 0; i < sizeof(pubs) / sizeof(pubs[0]); i++) {
-		text = read_file(path_of(pubs[i]), &len);
-		import_bad(text, len, NULL, KEYFILE_REASON_PUBLIC);
-		import_bad(text, len, PASS, KEYFILE_REASON_PUBLIC);
+		text = kt_read_file(kt_path(pubs[i]), &len);
+		kt_import_bad(text, len, NULL, KEYFILE_REASON_PUBLIC);
+		kt_import_bad(text, len, PASS, KEYFILE_REASON_PUBLIC);
 		/* as an authorized_keys line with options */
 		snprintf(line, sizeof(line), "from=\"10.0.0.0/8\",no-pty %s", text);
-		import_bad(line, strlen(line), NULL, KEYFILE_REASON_PUBLIC);
+		kt_import_bad(line, strlen(line), NULL, KEYFILE_REASON_PUBLIC);
 		free(text);
 	}
-	import_bad(ossh_pub, strlen(ossh_pub), NULL, KEYFILE_REASON_PUBLIC);
+	kt_import_bad(ossh_pub, strlen(ossh_pub), NULL, KEYFILE_REASON_PUBLIC);
 
-	keygen("dsa_openssh", "dsa", NULL, NULL, NULL);
-	keygen("dsa_pem", "dsa", NULL, "PEM", NULL);
+	kt_keygen("dsa_openssh", "dsa", NULL, NULL, NULL);
+	kt_keygen("dsa_pem", "dsa", NULL, "PEM", NULL);
 	keygen_enc("dsa_enc", "dsa", "aes256-ctr", "1", PASS);
-	text = read_file(path_of("dsa_openssh"), &len);
-	import_bad(text, len, NULL, KEYFILE_REASON_DSA);
+	text = kt_read_file(kt_path("dsa_openssh"), &len);
+	kt_import_bad(text, len, NULL, KEYFILE_REASON_DSA);
 	free(text);
-	text = read_file(path_of("dsa_pem"), &len);
+	text = kt_read_file(kt_path("dsa_pem"), &len);
 	assert_non_null(strstr(text, "-----BEGIN DSA PRIVATE KEY-----"));
-	import_bad(text, len, NULL, KEYFILE_REASON_DSA);
+	kt_import_bad(text, len, NULL, KEYFILE_REASON_DSA);
 	free(text);
-	text = read_file(path_of("dsa_enc"), &len);
-	import_bad(text, len, PASS, KEYFILE_REASON_DSA);
+	text = kt_read_file(kt_path("dsa_enc"), &len);
+	kt_import_bad(text, len, PASS, KEYFILE_REASON_DSA);
 	free(text);
 
-	import_bad(cert, strlen(cert), NULL, R_NOT_KEY);
-	import_bad("ssh-ed25519", 11, NULL, R_NOT_KEY);
+	kt_import_bad(cert, strlen(cert), NULL, R_NOT_KEY);
+	kt_import_bad("ssh-ed25519", 11, NULL, R_NOT_KEY);
 }
 
 int main(void)

@@ -12,6 +12,8 @@
 #include "ssh/keyfile.h"
 #include "ssh/sshc.h"
 
+#include "keytest.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SSH_KEYGEN "/usr/bin/ssh-keygen"
+#define SSH_KEYGEN KT_SSH_KEYGEN
 #define PASS       "correct horse battery"
 
 #define R_NEED_PASS "the key is passphrase-protected: a passphrase is required"
@@ -30,91 +32,6 @@
 #define R_NOT_KEY   "not a private key in a supported format"
 #define R_DAMAGED \
 	"the key is damaged (truncated or altered): paste or pick the whole key file again"
-
-static char tmpdir[64];
-
-/* Runs argv[0] with argv, stdout to out_path (or /dev/null); returns the
- * exit status, or -1. */
-static int run(char *const argv[], const char *out_path)
-{
-	pid_t pid = fork();
-	int st = 0;
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int out = open(out_path ? out_path : "/dev/null",
-			       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		if (out < 0 || null < 0)
-			_exit(126);
-		dup2(null, 0);
-		dup2(out, 1);
-		dup2(null, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *path_of(const char *name)
-{
-	static char buf[8][256];
-	static int i;
-	char *p = buf[i++ % 8];
-
-	snprintf(p, 256, "%s/%s", tmpdir, name);
-	return p;
-}
-
-static char *read_file(const char *path, size_t *ret_len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf;
-	size_t n;
-
-	assert_non_null(f);
-	buf = malloc(65536);
-	assert_non_null(buf);
-	n = fread(buf, 1, 65535, f);
-	fclose(f);
-	buf[n] = '\0';
-	if (ret_len != NULL)
-		*ret_len = n;
-	return buf;
-}
-
-/* ssh-keygen -q -t TYPE [-b BITS] [-m FORMAT] -N PASS -C test -f DIR/NAME */
-static void keygen(const char *name, const char *type, const char *bits, const char *format,
-		   const char *pass)
-{
-	char *argv[16];
-	int n = 0;
-
-	argv[n++] = SSH_KEYGEN;
-	argv[n++] = "-q";
-	argv[n++] = "-t";
-	argv[n++] = (char *)type;
-	if (bits != NULL) {
-		argv[n++] = "-b";
-		argv[n++] = (char *)bits;
-	}
-	if (format != NULL) {
-		argv[n++] = "-m";
-		argv[n++] = (char *)format;
-	}
-	argv[n++] = "-N";
-	argv[n++] = (char *)(pass ? pass : "");
-	argv[n++] = "-C";
-	argv[n++] = "test";
-	argv[n++] = "-f";
-	argv[n++] = path_of(name);
-	argv[n] = NULL;
-	assert_int_equal(run(argv, NULL), 0);
-}
 
 struct kcase {
 	const char *name, *type, *bits, *format;
@@ -149,62 +66,19 @@ static const struct kcase cases[] = {
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
 
-static int rm_rf(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char p[512];
-
-	if (d == NULL)
-		return -1;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	return rmdir(dir);
-}
-
 static int group_setup(void **state)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bastion-keys-XXXXXX");
-	if (mkdtemp(tmpdir) == NULL)
+	if (kt_setup("keys") < 0)
 		return -1;
 	for (size_t i = 0; i < N_CASES; i++)
-		keygen(cases[i].name, cases[i].type, cases[i].bits, cases[i].format,
-		       cases[i].encrypted ? PASS : NULL);
+		kt_keygen(cases[i].name, cases[i].type, cases[i].bits, cases[i].format,
+			  cases[i].encrypted ? PASS : NULL);
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
-	return rm_rf(tmpdir);
-}
-
-static void import_ok(const char *text, size_t len, const char *pass, enum ssh_keytypes_e kt)
-{
-	ssh_key key = NULL;
-	const char *reason = NULL;
-
-	assert_int_equal(sshc_key_import(text, len, pass, &key, &reason), 0);
-	assert_non_null(key);
-	assert_true(ssh_key_is_private(key));
-	assert_int_equal(ssh_key_type(key), kt);
-	ssh_key_free(key);
-}
-
-static void import_bad(const char *text, size_t len, const char *pass, const char *want_reason)
-{
-	ssh_key key = NULL;
-	const char *reason = NULL;
-
-	assert_int_equal(sshc_key_import(text, len, pass, &key, &reason), -BERR_BADKEY);
-	assert_null(key);
-	assert_non_null(reason);
-	if (want_reason != NULL)
-		assert_string_equal(reason, want_reason);
+	return kt_teardown();
 }
 
 /* Every format imports; the armour is the one the case says; encrypted
@@ -214,18 +88,18 @@ static void test_import_formats(void **state)
 	for (size_t i = 0; i < N_CASES; i++) {
 		const struct kcase *k = &cases[i];
 		size_t len;
-		char *text = read_file(path_of(k->name), &len);
+		char *text = kt_read_file(kt_path(k->name), &len);
 
 		assert_memory_equal(text, k->begin, strlen(k->begin));
 		if (k->encrypted) {
-			import_ok(text, len, PASS, k->kt);
-			import_bad(text, len, NULL, R_NEED_PASS);
-			import_bad(text, len, "", R_NEED_PASS);
-			import_bad(text, len, "wrong passphrase", R_BAD_PASS);
+			kt_import_ok(text, len, PASS, k->kt);
+			kt_import_bad(text, len, NULL, R_NEED_PASS);
+			kt_import_bad(text, len, "", R_NEED_PASS);
+			kt_import_bad(text, len, "wrong passphrase", R_BAD_PASS);
 		} else {
-			import_ok(text, len, NULL, k->kt);
+			kt_import_ok(text, len, NULL, k->kt);
 			/* A passphrase given for a plain key does no harm. */
-			import_ok(text, len, "unused", k->kt);
+			kt_import_ok(text, len, "unused", k->kt);
 		}
 		free(text);
 	}
@@ -237,7 +111,7 @@ static void test_normalize_identity(void **state)
 {
 	for (size_t i = 0; i < N_CASES; i++) {
 		size_t len;
-		char *text = read_file(path_of(cases[i].name), &len), *norm = NULL;
+		char *text = kt_read_file(kt_path(cases[i].name), &len), *norm = NULL;
 
 		assert_int_equal(sshc_key_normalize(text, len, &norm), 0);
 		assert_string_equal(norm, text);
@@ -304,7 +178,7 @@ static void test_import_mangled(void **state)
 
 	for (size_t i = 0; i < N_CASES; i++) {
 		const struct kcase *k = &cases[i];
-		char *text = read_file(path_of(k->name), NULL);
+		char *text = kt_read_file(kt_path(k->name), NULL);
 
 		for (size_t m = 0; m < sizeof(all) / sizeof(all[0]); m++) {
 			char *bad = mangle(text, all[m]), *norm = NULL;
@@ -316,9 +190,9 @@ static void test_import_mangled(void **state)
 			/* Import is slow for encrypted keys (KDF rounds):
 			 * check those for the one-line case only. */
 			if (!k->encrypted)
-				import_ok(bad, strlen(bad), NULL, k->kt);
+				kt_import_ok(bad, strlen(bad), NULL, k->kt);
 			else if (all[m] == M_ONE_LINE)
-				import_ok(bad, strlen(bad), PASS, k->kt);
+				kt_import_ok(bad, strlen(bad), PASS, k->kt);
 			free(bad);
 		}
 		free(text);
@@ -327,11 +201,11 @@ static void test_import_mangled(void **state)
 
 static void test_import_garbage(void **state)
 {
-	char *text = read_file(path_of("ed25519"), NULL),
-	     *pub = read_file(path_of("ed25519.pub"), NULL);
+	char *text = kt_read_file(kt_path("ed25519"), NULL),
+	     *pub = kt_read_file(kt_path("ed25519.pub"), NULL);
 	char *half, *big, *norm = NULL;
 	size_t tlen = strlen(text);
-	char *pem_pub_argv[] = { SSH_KEYGEN, "-e", "-m", "PKCS8", "-f", path_of("rsa.pub"), NULL };
+	char *pem_pub_argv[] = { SSH_KEYGEN, "-e", "-m", "PKCS8", "-f", kt_path("rsa.pub"), NULL };
 	char *pem_pub;
 	static const char junk[] =
 		"-----BEGIN OPENSSH PRIVATE KEY-----\nnot*base64!\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -342,13 +216,13 @@ static void test_import_garbage(void **state)
 	static const char b64_junk[] =
 		"-----BEGIN RSA PRIVATE KEY-----\nQUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n-----END RSA PRIVATE KEY-----\n";
 
-	import_bad("hello world", 11, NULL, R_NOT_KEY);
-	import_bad("", 0, NULL, R_NOT_KEY);
+	kt_import_bad("hello world", 11, NULL, R_NOT_KEY);
+	kt_import_bad("", 0, NULL, R_NOT_KEY);
 	/* A private key's armour around a body that is not one: damaged. */
-	import_bad(junk, strlen(junk), NULL, R_DAMAGED);
-	import_bad(mismatch, strlen(mismatch), NULL, R_DAMAGED);
-	import_bad(empty_body, strlen(empty_body), NULL, R_DAMAGED);
-	import_bad(b64_junk, strlen(b64_junk), NULL, R_DAMAGED);
+	kt_import_bad(junk, strlen(junk), NULL, R_DAMAGED);
+	kt_import_bad(mismatch, strlen(mismatch), NULL, R_DAMAGED);
+	kt_import_bad(empty_body, strlen(empty_body), NULL, R_DAMAGED);
+	kt_import_bad(b64_junk, strlen(b64_junk), NULL, R_DAMAGED);
 	assert_int_equal(sshc_key_normalize("hello", 5, &norm), -EINVAL);
 	assert_int_equal(sshc_key_normalize(mismatch, strlen(mismatch), &norm), -EINVAL);
 	assert_int_equal(sshc_key_normalize(junk, strlen(junk), &norm), -EINVAL);
@@ -356,18 +230,18 @@ static void test_import_garbage(void **state)
 
 	/* A public key, in OpenSSH and in PEM (PKCS#8 SubjectPublicKeyInfo)
 	 * form, is named as the public half (test_identify has the rest). */
-	import_bad(pub, strlen(pub), NULL, KEYFILE_REASON_PUBLIC);
-	assert_int_equal(run(pem_pub_argv, path_of("rsa.pem.pub")), 0);
-	pem_pub = read_file(path_of("rsa.pem.pub"), NULL);
+	kt_import_bad(pub, strlen(pub), NULL, KEYFILE_REASON_PUBLIC);
+	assert_int_equal(kt_run(pem_pub_argv, kt_path("rsa.pem.pub")), 0);
+	pem_pub = kt_read_file(kt_path("rsa.pem.pub"), NULL);
 	assert_non_null(strstr(pem_pub, "-----BEGIN PUBLIC KEY-----"));
-	import_bad(pem_pub, strlen(pem_pub), NULL, KEYFILE_REASON_PUBLIC);
+	kt_import_bad(pem_pub, strlen(pem_pub), NULL, KEYFILE_REASON_PUBLIC);
 
 	/* Truncated body: the first half of the base64, then the armour. */
 	half = malloc(tlen + 64);
 	assert_non_null(half);
 	memcpy(half, text, tlen / 2);
 	snprintf(half + tlen / 2, 64, "\n-----END OPENSSH PRIVATE KEY-----\n");
-	import_bad(half, strlen(half), NULL, R_DAMAGED);
+	kt_import_bad(half, strlen(half), NULL, R_DAMAGED);
 
 	/* Over 16 KiB: refused before parsing. */
 	big = malloc(20000);
@@ -375,7 +249,7 @@ static void test_import_garbage(void **state)
 	memset(big, ' ', 20000);
 	memcpy(big, text, tlen);
 	assert_int_equal(sshc_key_normalize(big, 20000, &norm), -E2BIG);
-	import_bad(big, 20000, NULL, "the key is larger than 16 KiB");
+	kt_import_bad(big, 20000, NULL, "the key is larger than 16 KiB");
 	/* Exactly 16 KiB of (mostly whitespace) text is still accepted. */
 	assert_int_equal(sshc_key_normalize(big, 16384, &norm), 0);
 	free(norm);
@@ -410,7 +284,7 @@ static void parse_bad(const char *line)
 /* Splits "type b64 comment" from a .pub file. */
 static void pub_parts(const char *name, char *type, size_t tsize, char *b64, size_t bsize)
 {
-	char *text = read_file(path_of(name), NULL);
+	char *text = kt_read_file(kt_path(name), NULL);
 	char *sp1 = strchr(text, ' '), *sp2;
 
 	assert_non_null(sp1);
