@@ -12,7 +12,9 @@ import { startDaemon } from './lib/daemon.mjs';
 import { Client } from './lib/api.mjs';
 import { run, isRoot, sleep, waitFor, randomString, makeTempDir } from './lib/util.mjs';
 
-const h = fileHarness({ label: 'security', daemon: true });
+// The daemon's own choice of account (BASTION_USER unset): what an
+// operator gets who names none.
+const h = fileHarness({ label: 'security', daemon: true, daemonOpts: { env: { BASTION_USER: undefined } } });
 // A throwaway account, created and removed by this file.
 const DROP_USER = `bste2edrop${process.pid % 100000}`;
 

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
-import { REPO_DIR, freePort, randomString, trackPid, untrackPid, tailFile, sleep } from './util.mjs';
+import { REPO_DIR, freePort, randomString, trackPid, untrackPid, tailFile, sleep, isRoot } from './util.mjs';
 
 export const BASTION_BIN = process.env.BASTION_BIN || path.join(REPO_DIR, 'build', 'bastion');
 
@@ -64,7 +64,16 @@ export async function startDaemon(dir, { adminPassword = `Adm-${randomString(20)
     stdio: ['ignore', outFd, errFd],
     // TEST_DESTINATIONS unless the test passes its own
     // BASTION_ALLOWED_DESTINATIONS (undefined: the daemon's default).
-    env: { BASTION_ALLOWED_DESTINATIONS: TEST_DESTINATIONS, ...process.env, BASTION_ADMIN_PASSWORD: adminPassword, ...env },
+    // As root, the daemon keeps root (BASTION_USER=root) unless the test
+    // names a user or passes undefined for the daemon's own choice: a
+    // machine that has a `bastion` account (the package installed, or left
+    // by a run that died) would otherwise switch to it, and that account
+    // cannot read the test's files.
+    env: {
+      BASTION_ALLOWED_DESTINATIONS: TEST_DESTINATIONS,
+      ...(isRoot ? { BASTION_USER: 'root' } : {}),
+      ...process.env, BASTION_ADMIN_PASSWORD: adminPassword, ...env,
+    },
   });
   fs.closeSync(errFd);
   fs.closeSync(outFd);
