@@ -481,7 +481,7 @@ void api_connect(struct api_call *c)
 	const char *nic_id, *ip;
 	json_t *vm = NULL, *nic = NULL, *net = NULL, *bastion = NULL, *auth;
 	struct vault_value *key = NULL;
-	struct val_ip addr;
+	struct cidr_ip addr;
 	int rc;
 
 	/* Row 2. */
@@ -575,7 +575,7 @@ void api_connect(struct api_call *c)
 		goto out;
 	}
 	ip = json_string_value(json_object_get(nic, "private_ip"));
-	if (!ip || val_ip_parse(ip, &addr) < 0 || store_res_get(c->ctx->store, net_id, &net) < 0) {
+	if (!ip || cidr_ip_parse(ip, &addr) < 0 || store_res_get(c->ctx->store, net_id, &net) < 0) {
 		api_error(c->resp, 409, "NetworkNotServed", "the NIC %s has no usable address",
 			  nic_id);
 		goto out;
@@ -583,12 +583,12 @@ void api_connect(struct api_call *c)
 		bool inside = false;
 		size_t i;
 		json_t *pfx;
-		struct val_cidr cidr;
+		struct cidr cidr;
 
 		json_array_foreach (json_object_get(net, "address_prefixes"), i, pfx)
 			inside = inside || (json_is_string(pfx) &&
-					    val_cidr_parse(json_string_value(pfx), &cidr) == 0 &&
-					    val_cidr_contains(&cidr, &addr));
+					    cidr_parse(json_string_value(pfx), &cidr) == 0 &&
+					    cidr_contains(&cidr, &addr));
 		if (!inside) {
 			api_error(c->resp, 409, "NetworkNotServed",
 				  "the address of %s is outside network %s", nic_id, net_id);
@@ -616,7 +616,7 @@ void api_connect(struct api_call *c)
 	{
 		char canon[64];
 
-		val_ip_str(&addr, canon, sizeof(canon));
+		cidr_ip_str(&addr, canon, sizeof(canon));
 		build_connect(c, &r, vm_id, r.bastion, vm, canon);
 	}
 out:

@@ -13,7 +13,7 @@
 
 #include <ini.h>
 
-#include "authz/dest.h"
+#include "core/cidr.h"
 #include "core/util.h"
 
 enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LOGFMT, T_LISTEN, T_DURATION, T_INT, T_DEST };
@@ -63,7 +63,7 @@ static const struct key keys[] = {
 	  NUM(browser_ping_s), "10s", 0, 3600, true },
 	/* [network]: what the bastion may dial, whatever the networks say. */
 	{ "network", "allowed_destinations", "allowed-destinations", "BASTION_ALLOWED_DESTINATIONS",
-	  T_DEST, STR(allowed_destinations), AUTHZ_DEST_DEFAULT, 0, 0, true },
+	  T_DEST, STR(allowed_destinations), CFG_DEST_DEFAULT, 0, 0, true },
 	/* [limits]: connections, checked when accepted (src/server/limits.c) */
 	{ "limits", "connections_per_address", "connections-per-address",
 	  "BASTION_CONNECTIONS_PER_ADDRESS", T_INT, NUM(connections_per_address), "256", 0, 1000000,
@@ -188,11 +188,12 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 		break;
 	case T_DEST: {
 		/* Parsed here so that a bad CIDR is named with its FILE:LINE;
-		 * authz_dest_set parses the same text again when it applies. */
-		struct authz_dest d;
+		 * authz_dest_set (authz/dest.c) parses the same text again
+		 * when it applies. */
+		struct cidr_list d;
 		char dwhy[160];
 
-		if (authz_dest_parse(v, &d, dwhy, sizeof(dwhy)) < 0) {
+		if (cidr_list_parse(v, &d, dwhy, sizeof(dwhy)) < 0) {
 			snprintf(why, whylen, "%s", dwhy);
 			return -EINVAL;
 		}
