@@ -174,5 +174,3 @@ void api_deleted_vaults_purge(struct api_call *c);
 void api_sessions_list(struct api_call *c);
 void api_audit_list(struct api_call *c);
 void api_metrics(struct api_call *c);
-/* `bastion audit export --data DIR [--since T]` (a local command). */
-int api_audit_export_main(int argc, char **argv);

@@ -3,7 +3,7 @@
  * --follow prints the latest records oldest first and then polls for new
  * ones every --interval seconds (bounded: 1 to 60) until Ctrl-C, one line
  * per record (a JSON line each with -o json). `bastion audit export`, which
- * reads a data directory without a server, is main.c's (api/audit.c). */
+ * reads a data directory without a server, is export.c's. */
 #include "cli/cli.h"
 
 #include <errno.h>

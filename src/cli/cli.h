@@ -281,8 +281,11 @@ int cli_cmd_secret(struct cli *c, int argc, char **argv);
 
 /* `bastion session list|end` (session.c). */
 int cli_cmd_session(struct cli *c, int argc, char **argv);
-/* `bastion audit [list]` over the API (audit.c); `audit export` is main's. */
+/* `bastion audit [list]` over the API (audit.c). */
 int cli_cmd_audit(struct cli *c, int argc, char **argv);
+/* `bastion audit export --data DIR [filters]` (export.c): argv[0] is
+ * "audit". Reads the store of DIR, needs no server; main.c calls it. */
+int cli_audit_export_main(int argc, char **argv);
 /* `bastion version` and `bastion completion` (misc.c). */
 int cli_cmd_version(struct cli *c, int argc, char **argv);
 int cli_cmd_completion(struct cli *c, int argc, char **argv);
