@@ -43,11 +43,6 @@ int cli_main(int argc, char **argv);
 /* "table" or "json"; -EINVAL otherwise. */
 int cli_parse_output(const char *s, enum cli_output *ret_out);
 
-/* Reads fd to its end into a malloc'd, NUL-terminated buffer of at most max
- * bytes: -E2BIG beyond, -errno on a read error (the buffer is then wiped and
- * freed). The caller wipes and frees *ret_buf. */
-int cli_read_all(int fd, size_t max, char **ret_buf, size_t *ret_len);
-
 /* Writes all n bytes to fd, retrying after EINTR: 0 or -errno. */
 int cli_write_all(int fd, const char *p, size_t n);
 
