@@ -1,6 +1,6 @@
 /* POST /groups/{g}/vms/{vm}/connect and GET /sessions/{id}/terminal.
  *
- * The connect handler runs SPEC §2's checks in the table's order, on a
+ * The connect handler runs the connect checks (docs/api.md "The checks") in the table's order, on a
  * worker: the first that fails answers. What passes becomes a
  * term_connect that the loop dials (rows 9–12 are answered there). The
  * address dialled is always the NIC's private_ip, re-checked against its
@@ -533,7 +533,7 @@ void api_connect(struct api_call *c)
 			api_store_error(c->resp, rc, "bastions");
 			goto out;
 		}
-		/* SPEC §2: omitting it works only when exactly one fits. None
+		/* docs/api.md "Connect": omitting it works only when exactly one fits. None
 		 * the caller may read, but some serve the network: name the
 		 * role and the bastion, as rows 3 and 4 do (the caller reads
 		 * the VM and NIC, so it may learn what serves their network). */
@@ -596,7 +596,7 @@ void api_connect(struct api_call *c)
 		}
 	}
 	/* Between rows 6 and 7: the operator's destination policy, on the
-	 * address that will be dialled (SPEC §5), before any secret is read. */
+	 * address that will be dialled (docs/security.md "Destination policy"), before any secret is read. */
 	{
 		char why[256];
 

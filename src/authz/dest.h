@@ -1,5 +1,5 @@
 /* The destination policy: the address ranges the bastion may ever dial,
- * whatever the networks say (SPEC §5, --allowed-destinations). The
+ * whatever the networks say (docs/security.md "Destination policy", --allowed-destinations). The
  * operator's decision, not a Contributor's: a network may declare
  * 0.0.0.0/0, and this list still decides.
  *

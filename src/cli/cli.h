@@ -1,5 +1,5 @@
 /* The command-line client: `bastion login|logout|user|group|network|nic|vm|
- * bastion|role|vault|secret ...`. Every command is a client of the REST API (SPEC §5): it
+ * bastion|role|vault|secret ...`. Every command is a client of the REST API (docs/cli.md): it
  * talks HTTPS to a running instance with an API token stored by `login`.
  *
  * Two layers: util.c holds the pure parts (argument helpers, table and JSON

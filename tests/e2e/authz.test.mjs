@@ -1,4 +1,4 @@
-// Roles and scopes (SPEC §1, §4): role assignments over the REST API,
+// Roles and scopes (docs/access-control.md): role assignments over the REST API,
 // inheritance from group and root scopes, list filtering without leaks,
 // and escalation attempts that must be refused (a Contributor assigning
 // roles, a Reader writing, an Owner of one group acting on another, "..",

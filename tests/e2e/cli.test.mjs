@@ -1,4 +1,4 @@
-// The command-line client (issue 3 item 4, SPEC §5: admin commands are
+// The command-line client (issue 3 item 4, docs/cli.md: admin commands are
 // clients of the REST API): `bastion login|logout|user|group|network|nic|vm|
 // bastion|role`, run as a real process against the real daemon, and checked
 // against what the API itself answers.

@@ -1,4 +1,4 @@
-// POST /api/v1/groups/{g}/vms/{vm}/connect (SPEC §2): the checks table in
+// POST /api/v1/groups/{g}/vms/{vm}/connect (docs/api.md "Connect"): the checks table in
 // order, every key format, host key trust on first use and pinning, the
 // "bastion omitted" rule, and that no secret leaks.
 //

@@ -1,4 +1,4 @@
-// Accounts (SPEC §4): changing one's own password, disabling and deleting a
+// Accounts (docs/access-control.md "Users"): changing one's own password, disabling and deleting a
 // user (their sessions, tokens and open terminals end at once, with a
 // reason), and sign-in throttling per account and per source address.
 //

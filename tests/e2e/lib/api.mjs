@@ -1,4 +1,4 @@
-// A small REST client for the bastion API (SPEC §4): JSON over HTTPS,
+// A small REST client for the bastion API (docs/api.md): JSON over HTTPS,
 // a cookie jar, the X-CSRF-Token header on state-changing requests, or a
 // bearer token. The self-signed certificate is not verified (the daemon
 // generates it into its data dir).
