@@ -50,11 +50,7 @@ function body(over = {}) {
 }
 
 async function newUser(name) {
-  const pw = `Pw-${randomString(20)}`;
-  h.secrets.add(pw, `password of ${name}`);
-  expectStatus(await h.admin.put(`/users/${name}`, { password: pw }), 201, `create ${name}`);
-  const c = h.client(name);
-  await c.login(name, pw);
+  const { c } = await h.newUser(name);
   users[name] = c;
   return c;
 }
