@@ -261,7 +261,12 @@ int cli_cmd_audit(struct cli *c, int argc, char **argv)
 	if (follow_mode && vals[O_UNTIL])
 		return cli_usage_error(audit_usage, "--follow and --until do not go together");
 	if (vals[O_PRINCIPAL] && !strchr(vals[O_PRINCIPAL], ':')) {
-		snprintf(principal, sizeof(principal), "user:%s", vals[O_PRINCIPAL]);
+		int k = snprintf(principal, sizeof(principal), "user:%s", vals[O_PRINCIPAL]);
+
+		/* Refused, not cut: a shortened name would filter for another. */
+		if (k < 0 || (size_t)k >= sizeof(principal))
+			return cli_usage_error(NULL, "--principal: at most %zu bytes",
+					       sizeof(principal) - 6);
 		vals[O_PRINCIPAL] = principal;
 	}
 	if (cli_path(filters, sizeof(filters), "audit", (char *)NULL) < 0)

@@ -454,6 +454,14 @@ describe('cli', () => {
     for (const bad of [['audit', '--limit', '0'], ['audit', '--follow', '--interval', '0'], ['audit', '--follow', '--until', '1'], ['audit', 'frob']]) {
       expectCode(await cli(bad), 2, bad.join(' '));
     }
+    // A principal too long for the client is refused, never cut to another name.
+    for (const len of [251, 300, 4000]) {
+      r = await cli(['audit', '--principal', 'p'.repeat(len)]);
+      expectCode(r, 2, `--principal of ${len} bytes`);
+      assert.match(r.stderr, /--principal: at most \d+ bytes/);
+    }
+    r = await cli(['audit', '--principal', 'p'.repeat(250), '-o', 'json']);
+    expectCode(r, 0, '--principal of 250 bytes');
   });
 
   h.test('audit --follow prints new records as they come, oldest first; SIGINT ends it with 0', { timeout: 60000 }, async () => {
