@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"
+#include "identity/ident.h"
 #include "ssh/sshc.h"
 #include "store/store.h"
 #include "terminal/term.h"
@@ -651,10 +652,9 @@ static void session_next(struct api_call *c, enum api_next next)
 
 void api_terminal(struct api_call *c)
 {
-	char want[300];
+	struct ident_creds creds = api_creds(c->req);
 
-	snprintf(want, sizeof(want), "https://%s", c->req->host ? c->req->host : "");
-	if (!c->req->origin || !c->req->host || strcmp(c->req->origin, want) != 0) {
+	if (!ident_origin_is_own(&creds)) {
 		api_error(c->resp, 403, "OriginMismatch",
 			  "the terminal may only be opened from this bastion's own pages");
 		return;

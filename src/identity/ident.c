@@ -475,17 +475,22 @@ bool ident_method_safe(const char *method)
 	return method && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
 }
 
-bool ident_origin_ok(const struct ident_creds *req)
+bool ident_origin_is_own(const struct ident_creds *req)
 {
 	static const char scheme[] = "https://";
 
-	if (ident_method_safe(req->method) || !req->origin)
-		return true;
-	if (!req->host)
+	if (!req->origin || !req->host)
 		return false;
 	/* Compared in place: a formatted copy could be clamped. */
 	return strncmp(req->origin, scheme, sizeof(scheme) - 1) == 0 &&
 	       strcmp(req->origin + sizeof(scheme) - 1, req->host) == 0;
+}
+
+bool ident_origin_ok(const struct ident_creds *req)
+{
+	if (ident_method_safe(req->method) || !req->origin)
+		return true;
+	return ident_origin_is_own(req);
 }
 
 bool ident_csrf_passes(const struct principal *who, const struct ident_creds *req)

@@ -122,6 +122,9 @@ bool ident_method_safe(const char *method);
 /* The Origin rule: a state-changing request with an Origin header must
  * come from "https://" + its own Host (a script sends no Origin). */
 bool ident_origin_ok(const struct ident_creds *req);
+/* Whether the request carries an Origin header that is exactly "https://"
+ * + its Host: what a WebSocket upgrade must show, whatever its method. */
+bool ident_origin_is_own(const struct ident_creds *req);
 /* The CSRF rule: a state-changing request that who authenticated with a
  * browser session cookie must carry that session's token in X-CSRF-Token
  * (compared in constant time). A Bearer token needs none. */

@@ -1697,7 +1697,6 @@ static void test_browser_checks(void **state)
 		snprintf(origin, sizeof(origin), "https://%s", long_host);
 		c.origin = origin;
 		assert_true(ident_origin_ok(&c));
-
 		c.csrf_token = NULL;
 		assert_false(ident_csrf_passes(&cookie, &c));
 		assert_true(ident_csrf_passes(&bearer, &c));
@@ -1707,6 +1706,28 @@ static void test_browser_checks(void **state)
 		assert_false(ident_csrf_passes(&cookie, &c));
 		c.csrf_token = "";
 		assert_false(ident_csrf_passes(&cookie, &c));
+	}
+	/* A WebSocket upgrade (any method) must show its own Origin: absent,
+	 * another or a clamped one is refused. */
+	for (size_t i = 0; i < 3; i++) {
+		const char *method = i == 0 ? "GET" : i == 1 ? "POST" : NULL;
+		struct ident_creds c = { .method = method, .host = "b.example" };
+
+		assert_false(ident_origin_is_own(&c));
+		c.origin = "https://b.example";
+		assert_true(ident_origin_is_own(&c));
+		c.origin = "https://b.example.evil";
+		assert_false(ident_origin_is_own(&c));
+		c.origin = "http://b.example";
+		assert_false(ident_origin_is_own(&c));
+		c.host = NULL;
+		assert_false(ident_origin_is_own(&c));
+		c.host = long_host;
+		snprintf(origin, sizeof(origin), "https://%.291s", long_host);
+		c.origin = origin;
+		assert_false(ident_origin_is_own(&c));
+		snprintf(origin, sizeof(origin), "https://%s", long_host);
+		assert_true(ident_origin_is_own(&c));
 	}
 }
 
