@@ -546,7 +546,7 @@ int cli_config_load(const char *path, struct cli_config *ret_cfg, bool *ret_loos
 	json_t *root = NULL;
 	const json_t *ins;
 	struct buf text;
-	struct stat st;
+	struct stat st = { 0 }; /* "-" (stdin) leaves it as is */
 	int r;
 
 	buf_init_secret(&text, CLI_CONFIG_MAX); /* holds the token */
