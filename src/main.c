@@ -773,7 +773,7 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	/* `audit export` reads a data directory; `audit` alone is the API's. */
 	if (strcmp(argv[1], "audit") == 0 && argc > 2 && strcmp(argv[2], "export") == 0)
-		return api_audit_export_main(argc - 1, argv + 1);
+		return cli_audit_export_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("bastion %s\n", BASTION_VERSION);
 		return 0;

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "identity/principal.h"
+
 struct store;
 
 /* Limits on what a peer may send. */
@@ -64,20 +66,23 @@ struct api_resp {
 	void *next_arg; /* owned by whoever runs next */
 };
 
-/* The identity a request acts as. */
-struct principal {
-	int64_t user_id;
-	char name[65];
-	bool via_cookie; /* browser session: CSRF and Origin apply */
-	char csrf[64];   /* the session's CSRF token when via_cookie */
-};
-
 /* Shared, read-only after start-up. */
 struct api_ctx {
 	struct store *store;
 	const char *instance_name;
 	struct vault *vault; /* the secret store's keys (vault/vault.h) */
 };
+
+/* The credentials and browser-check inputs of req, for identity/. */
+static inline struct ident_creds api_creds(const struct api_req *req)
+{
+	return (struct ident_creds){ .method = req->method,
+				     .cookie = req->cookie,
+				     .authorization = req->authorization,
+				     .csrf_token = req->csrf_token,
+				     .origin = req->origin,
+				     .host = req->host };
+}
 
 /* Everything a handler gets. seg[] are the percent-decoded path segments
  * after "/api/v1". body is the parsed JSON body for PUT/POST (never NULL
@@ -169,5 +174,3 @@ void api_deleted_vaults_purge(struct api_call *c);
 void api_sessions_list(struct api_call *c);
 void api_audit_list(struct api_call *c);
 void api_metrics(struct api_call *c);
-/* `bastion audit export --data DIR [--since T]` (a local command). */
-int api_audit_export_main(int argc, char **argv);

@@ -1,4 +1,5 @@
-/* GET /audit, GET /metrics (the worker half) and `bastion audit export`.
+/* GET /audit and GET /metrics (the worker half). `bastion audit export`
+ * is a CLI command (cli/export.c).
  *
  * The audit list is newest first. Paging: a full page carries "next", an
  * opaque cursor; pass it back as ?cursor= with the same filters for the
@@ -6,7 +7,6 @@
 #include "api/api.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,29 +20,6 @@
 
 #define AUDIT_DEFAULT_LIMIT 100
 #define AUDIT_MAX_LIMIT     1000
-
-/* Unix seconds, or RFC 3339 in UTC ("2025-01-31T12:00:00Z"). */
-static int parse_time(const char *v, int64_t *ret)
-{
-	struct tm tm = { 0 };
-	const char *end;
-	char *e;
-	long long n;
-
-	if (!v[0])
-		return -EINVAL;
-	errno = 0;
-	n = strtoll(v, &e, 10);
-	if (!errno && !*e && n >= 0) {
-		*ret = n;
-		return 0;
-	}
-	end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!end || strcmp(end, "Z") != 0)
-		return -EINVAL;
-	*ret = (int64_t)timegm(&tm);
-	return 0;
-}
 
 static int parse_id(const char *v, int64_t *ret)
 {
@@ -134,7 +111,7 @@ void api_audit_list(struct api_call *c)
 		} else if (strcmp(part, "result") == 0) {
 			f.result = v;
 		} else if (strcmp(part, "since") == 0 || strcmp(part, "until") == 0) {
-			if (parse_time(v, part[0] == 's' ? &f.since : &f.until) < 0) {
+			if (util_parse_time(v, part[0] == 's' ? &f.since : &f.until) < 0) {
 				api_error(
 					c->resp, 400, "InvalidRequest",
 					"%s: unix seconds or a UTC time like 2025-01-31T12:00:00Z",
@@ -202,100 +179,4 @@ void api_metrics(struct api_call *c)
 	c->resp->next = API_NEXT_METRICS;
 	c->resp->next_arg = NULL;
 	c->resp->status = 200; /* provisional: the loop answers */
-}
-
-/* ---------- bastion audit export ---------- */
-
-static int print_line(const struct store_audit_rec *r, void *ud)
-{
-	json_t *o = store_audit_json(r);
-	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	int rc = 0;
-
-	json_decref(o);
-	if (!text)
-		return -ENOMEM;
-	errno = 0;
-	if (puts(text) < 0)
-		rc = errno ? -errno : -EIO;
-	free(text);
-	return rc;
-}
-
-int api_audit_export_main(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "data", required_argument, NULL, 'd' },
-		{ "since", required_argument, NULL, 's' },
-		{ "until", required_argument, NULL, 'u' },
-		{ "principal", required_argument, NULL, 'p' },
-		{ "action", required_argument, NULL, 'a' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	static const char usage[] =
-		"usage: bastion audit export --data DIR [--since T] [--until T] [--principal P] [--action A]\n"
-		"  prints the audit trail of the instance whose data directory is DIR as JSON lines,\n"
-		"  oldest first; T is unix seconds or a UTC time like 2025-01-31T12:00:00Z.\n"
-		"  Reads the store read-only: safe while the instance runs.\n";
-	struct store_audit_filter f = { .ascending = true };
-	const char *data = NULL;
-	int opt, r;
-
-	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	if (argc < 2 || strcmp(argv[1], "export") != 0) {
-		fputs(usage, stderr);
-		return 2;
-	}
-	argc--;
-	argv++;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'd':
-			data = optarg;
-			break;
-		case 'p':
-			f.principal = optarg;
-			break;
-		case 'a':
-			f.action = optarg;
-			break;
-		case 's':
-		case 'u':
-			if (parse_time(optarg, opt == 's' ? &f.since : &f.until) < 0) {
-				fprintf(stderr,
-					"bastion: --%s: unix seconds or a UTC time like 2025-01-31T12:00:00Z\n",
-					opt == 's' ? "since" : "until");
-				return 2;
-			}
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
-		default:
-			fputs(usage, stderr);
-			return 2;
-		}
-	}
-	if (!data || optind < argc) {
-		fputs(usage, stderr);
-		return 2;
-	}
-	r = store_audit_query_ro(data, &f, print_line, NULL);
-	errno = 0;
-	if (fflush(stdout) != 0 && r == 0)
-		r = errno ? -errno : -EIO;
-	/* The reader closed the pipe (`| head`): it has what it wanted. */
-	if (r == -EPIPE)
-		return 0;
-	if (r < 0) {
-		fprintf(stderr, "bastion: cannot export the audit trail from %s: %s\n", data,
-			err_str(r));
-		return 1;
-	}
-	return 0;
 }

@@ -203,6 +203,7 @@ void api_auth_login(struct api_call *c)
 	char principal[80];
 	uint8_t old[32];
 	char *detail = NULL;
+	struct ident_creds creds;
 	bool had_cookie;
 	int r;
 
@@ -211,7 +212,8 @@ void api_auth_login(struct api_call *c)
 		return;
 	/* A cookie sent with the sign-in is never reused: a new session id at
 	 * every login defeats session fixation. */
-	had_cookie = ident_session_hash(c->req, old) == 0;
+	creds = api_creds(c->req);
+	had_cookie = ident_session_hash(&creds, old) == 0;
 
 	at.account = val_name(username) ? username : NULL;
 	at.remote_addr = c->req->remote_addr;
@@ -259,10 +261,11 @@ out:
 void api_auth_logout(struct api_call *c)
 {
 	char principal[80];
+	struct ident_creds creds = api_creds(c->req);
 	int r;
 
 	/* A cookie ends the browser session; a token revokes itself. */
-	r = ident_logout(c->ctx->store, c->req);
+	r = ident_logout(c->ctx->store, &creds);
 	if (r < 0 && r != -ENOENT) {
 		api_store_error(c->resp, r, c->who->via_cookie ? "login session" : "API token");
 		return;
@@ -409,9 +412,10 @@ struct ended {
 static int end_credentials(struct api_call *c, int64_t id, const char *name, struct ended *ret)
 {
 	uint8_t keep_login[32], keep_token[32];
+	struct ident_creds creds = api_creds(c->req);
 	bool own = c->who->user_id == id;
-	bool by_cookie = own && c->who->via_cookie && ident_session_hash(c->req, keep_login) == 0;
-	bool by_token = own && !c->who->via_cookie && ident_bearer_hash(c->req, keep_token) == 0;
+	bool by_cookie = own && c->who->via_cookie && ident_session_hash(&creds, keep_login) == 0;
+	bool by_token = own && !c->who->via_cookie && ident_bearer_hash(&creds, keep_token) == 0;
 	char reason[128];
 	int r;
 

@@ -1,6 +1,6 @@
 /* POST /groups/{g}/vms/{vm}/connect and GET /sessions/{id}/terminal.
  *
- * The connect handler runs SPEC §2's checks in the table's order, on a
+ * The connect handler runs the connect checks (docs/api.md "The checks") in the table's order, on a
  * worker: the first that fails answers. What passes becomes a
  * term_connect that the loop dials (rows 9–12 are answered there). The
  * address dialled is always the NIC's private_ip, re-checked against its
@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"
+#include "identity/ident.h"
 #include "ssh/sshc.h"
 #include "store/store.h"
 #include "terminal/term.h"
@@ -481,7 +482,7 @@ void api_connect(struct api_call *c)
 	const char *nic_id, *ip;
 	json_t *vm = NULL, *nic = NULL, *net = NULL, *bastion = NULL, *auth;
 	struct vault_value *key = NULL;
-	struct val_ip addr;
+	struct cidr_ip addr;
 	int rc;
 
 	/* Row 2. */
@@ -533,7 +534,7 @@ void api_connect(struct api_call *c)
 			api_store_error(c->resp, rc, "bastions");
 			goto out;
 		}
-		/* SPEC §2: omitting it works only when exactly one fits. None
+		/* docs/api.md "Connect": omitting it works only when exactly one fits. None
 		 * the caller may read, but some serve the network: name the
 		 * role and the bastion, as rows 3 and 4 do (the caller reads
 		 * the VM and NIC, so it may learn what serves their network). */
@@ -575,7 +576,7 @@ void api_connect(struct api_call *c)
 		goto out;
 	}
 	ip = json_string_value(json_object_get(nic, "private_ip"));
-	if (!ip || val_ip_parse(ip, &addr) < 0 || store_res_get(c->ctx->store, net_id, &net) < 0) {
+	if (!ip || cidr_ip_parse(ip, &addr) < 0 || store_res_get(c->ctx->store, net_id, &net) < 0) {
 		api_error(c->resp, 409, "NetworkNotServed", "the NIC %s has no usable address",
 			  nic_id);
 		goto out;
@@ -583,12 +584,12 @@ void api_connect(struct api_call *c)
 		bool inside = false;
 		size_t i;
 		json_t *pfx;
-		struct val_cidr cidr;
+		struct cidr cidr;
 
 		json_array_foreach (json_object_get(net, "address_prefixes"), i, pfx)
 			inside = inside || (json_is_string(pfx) &&
-					    val_cidr_parse(json_string_value(pfx), &cidr) == 0 &&
-					    val_cidr_contains(&cidr, &addr));
+					    cidr_parse(json_string_value(pfx), &cidr) == 0 &&
+					    cidr_contains(&cidr, &addr));
 		if (!inside) {
 			api_error(c->resp, 409, "NetworkNotServed",
 				  "the address of %s is outside network %s", nic_id, net_id);
@@ -596,7 +597,7 @@ void api_connect(struct api_call *c)
 		}
 	}
 	/* Between rows 6 and 7: the operator's destination policy, on the
-	 * address that will be dialled (SPEC §5), before any secret is read. */
+	 * address that will be dialled (docs/security.md "Destination policy"), before any secret is read. */
 	{
 		char why[256];
 
@@ -616,7 +617,7 @@ void api_connect(struct api_call *c)
 	{
 		char canon[64];
 
-		val_ip_str(&addr, canon, sizeof(canon));
+		cidr_ip_str(&addr, canon, sizeof(canon));
 		build_connect(c, &r, vm_id, r.bastion, vm, canon);
 	}
 out:
@@ -651,10 +652,9 @@ static void session_next(struct api_call *c, enum api_next next)
 
 void api_terminal(struct api_call *c)
 {
-	char want[300];
+	struct ident_creds creds = api_creds(c->req);
 
-	snprintf(want, sizeof(want), "https://%s", c->req->host ? c->req->host : "");
-	if (!c->req->origin || !c->req->host || strcmp(c->req->origin, want) != 0) {
+	if (!ident_origin_is_own(&creds)) {
 		api_error(c->resp, 403, "OriginMismatch",
 			  "the terminal may only be opened from this bastion's own pages");
 		return;

@@ -448,7 +448,7 @@ static void join(const json_t *arr, char *out, size_t size)
 struct nic_walk {
 	struct res_op *p;
 	const json_t *prefixes; /* check_network: the new prefixes */
-	struct val_ip ip;       /* check_nic: the new NIC's address */
+	struct cidr_ip ip;      /* check_nic: the new NIC's address */
 	const char *network;
 };
 
@@ -456,9 +456,9 @@ struct nic_walk {
 static int network_nic_one(const char *id, const char *name, json_t *props, void *ud)
 {
 	struct nic_walk *w = ud;
-	struct val_ip ip;
+	struct cidr_ip ip;
 
-	if (val_ip_parse(json_string_value(json_object_get(props, "private_ip")), &ip) < 0)
+	if (cidr_ip_parse(json_string_value(json_object_get(props, "private_ip")), &ip) < 0)
 		return 0;
 	if (val_prefixes_contain(w->prefixes, &ip))
 		return 0;
@@ -479,10 +479,10 @@ static int check_network(struct store *s, struct res_op *p)
 static int nic_dup_one(const char *id, const char *name, json_t *props, void *ud)
 {
 	struct nic_walk *w = ud;
-	struct val_ip ip;
+	struct cidr_ip ip;
 
 	if (strcmp(id, w->p->id) == 0 ||
-	    val_ip_parse(json_string_value(json_object_get(props, "private_ip")), &ip) < 0)
+	    cidr_ip_parse(json_string_value(json_object_get(props, "private_ip")), &ip) < 0)
 		return 0;
 	if (ip.family != w->ip.family || memcmp(ip.addr, w->ip.addr, sizeof(ip.addr)) != 0)
 		return 0;
@@ -500,7 +500,7 @@ static int check_nic(struct store *s, struct res_op *p)
 	int r;
 
 	w.network = json_string_value(json_object_get(p->props, "network"));
-	if (!w.network || val_ip_parse(ip, &w.ip) < 0)
+	if (!w.network || cidr_ip_parse(ip, &w.ip) < 0)
 		return -EINVAL; /* val_res_props guarantees both */
 	if ((r = store_res_get(s, w.network, &net)) < 0)
 		return r;

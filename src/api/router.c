@@ -216,28 +216,12 @@ static bool route_matches(const struct route *rt, char **seg, int nseg)
 	return i == nseg;
 }
 
-static bool origin_ok(const struct api_req *req)
-{
-	char want[300];
-
-	if (!req->origin)
-		return true;
-	if (!req->host)
-		return false;
-	snprintf(want, sizeof(want), "https://%s", req->host);
-	return strcmp(req->origin, want) == 0;
-}
-
-static bool is_safe_method(const char *m)
-{
-	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
-}
-
 void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp *resp)
 {
 	static const char prefix[] = "/api/v1/";
 	const struct route *rt = NULL;
 	struct principal who;
+	struct ident_creds creds = api_creds(req);
 	struct api_call c = { .ctx = ctx, .req = req, .resp = resp };
 	char path[2048], allow[128] = "";
 	bool path_known = false;
@@ -272,7 +256,7 @@ void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp 
 		}
 		return;
 	}
-	if (!is_safe_method(req->method) && !origin_ok(req)) {
+	if (!ident_origin_ok(&creds)) {
 		api_error(resp, 403, "OriginMismatch", "the request's Origin is not this bastion");
 		return;
 	}
@@ -280,7 +264,7 @@ void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp 
 		int r;
 
 		c.end_gen = term_end_generation();
-		r = ident_authenticate(ctx->store, req, &who);
+		r = ident_authenticate(ctx->store, &creds, &who);
 
 		if (r == -ENOENT) {
 			api_error(resp, 401, "Unauthenticated",
@@ -291,8 +275,7 @@ void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp 
 			api_store_error(resp, r, "the caller's session");
 			return;
 		}
-		if (who.via_cookie && !is_safe_method(req->method) &&
-		    (!req->csrf_token || !util_streq_ct(req->csrf_token, who.csrf))) {
+		if (!ident_csrf_passes(&who, &creds)) {
 			api_error(
 				resp, 403, "CsrfTokenInvalid",
 				"the X-CSRF-Token header is missing or does not match the session");

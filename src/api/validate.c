@@ -116,208 +116,9 @@ const char *val_res_type_at(size_t i)
 	return i < N_TYPES ? res_types[i].name : NULL;
 }
 
-/* ---- addresses ---- */
+/* ---- addresses (parsing is core/cidr.c) ---- */
 
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_hex(char c)
-{
-	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/* Exactly four decimal octets 0..255 separated by dots, no leading zeros,
- * nothing before or after. */
-static int parse_v4(const char *s, size_t len, uint8_t out[4])
-{
-	uint8_t tmp[4];
-	size_t i = 0;
-
-	for (int part = 0; part < 4; part++) {
-		size_t start = i;
-		unsigned v = 0;
-
-		if (part > 0) {
-			if (i >= len || s[i] != '.')
-				return -EINVAL;
-			start = ++i;
-		}
-		while (i < len && is_digit(s[i]) && i - start < 3)
-			v = v * 10 + (unsigned)(s[i++] - '0');
-		if (i == start || (i < len && is_digit(s[i])))
-			return -EINVAL; /* empty, or more than three digits */
-		if (i - start > 1 && s[start] == '0')
-			return -EINVAL; /* leading zero: octal to some parsers */
-		if (v > 255)
-			return -EINVAL;
-		tmp[part] = (uint8_t)v;
-	}
-	if (i != len)
-		return -EINVAL;
-	memcpy(out, tmp, sizeof(tmp));
-	return 0;
-}
-
-static int parse_v6(const char *s, size_t len, uint8_t out[16])
-{
-	char buf[INET6_ADDRSTRLEN];
-	const char *last_colon = NULL;
-
-	if (len == 0 || len >= sizeof(buf))
-		return -EINVAL;
-	/* This refuses zone ids, brackets, whitespace and anything else that
-	 * some inet_pton() might tolerate. */
-	for (size_t i = 0; i < len; i++) {
-		if (!is_hex(s[i]) && s[i] != ':' && s[i] != '.')
-			return -EINVAL;
-		if (s[i] == ':')
-			last_colon = s + i;
-	}
-	if (!last_colon)
-		return -EINVAL;
-	if (memchr(s, '.', len)) {
-		/* An embedded IPv4 tail obeys the IPv4 rules. */
-		uint8_t v4[4];
-		size_t tail = len - (size_t)(last_colon + 1 - s);
-
-		if (parse_v4(last_colon + 1, tail, v4) < 0)
-			return -EINVAL;
-	}
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	if (inet_pton(AF_INET6, buf, out) != 1)
-		return -EINVAL;
-	return 0;
-}
-
-static int ip_parse_n(const char *s, size_t len, struct val_ip *ret)
-{
-	struct val_ip ip = { 0 };
-
-	if (memchr(s, ':', len)) {
-		if (parse_v6(s, len, ip.addr) < 0)
-			return -EINVAL;
-		ip.family = AF_INET6;
-	} else {
-		if (parse_v4(s, len, ip.addr) < 0)
-			return -EINVAL;
-		ip.family = AF_INET;
-	}
-	*ret = ip;
-	return 0;
-}
-
-int val_ip_parse(const char *s, struct val_ip *ret)
-{
-	if (!s)
-		return -EINVAL;
-	return ip_parse_n(s, strlen(s), ret);
-}
-
-static int ip_bits(int family)
-{
-	return family == AF_INET ? 32 : 128;
-}
-
-/* Parses "address/prefix" without looking at host bits: -EINVAL for a bad
- * shape or address, -ERANGE for a prefix length out of range. */
-static int cidr_parse_loose(const char *s, struct val_cidr *ret)
-{
-	const char *slash, *p;
-	struct val_cidr c = { 0 };
-	int prefix = 0;
-
-	if (!s || !(slash = strchr(s, '/')))
-		return -EINVAL;
-	p = slash + 1;
-	if (!is_digit(p[0]) || (p[0] == '0' && p[1] != '\0'))
-		return -EINVAL;
-	for (; *p; p++) {
-		if (!is_digit(*p) || prefix > 999)
-			return -EINVAL;
-		prefix = prefix * 10 + (*p - '0');
-	}
-	if (ip_parse_n(s, (size_t)(slash - s), &c.ip) < 0)
-		return -EINVAL;
-	if (prefix > ip_bits(c.ip.family))
-		return -ERANGE;
-	c.prefix = prefix;
-	*ret = c;
-	return 0;
-}
-
-/* Zeroes the host bits of c. */
-static void cidr_mask(struct val_cidr *c)
-{
-	int bytes = ip_bits(c->ip.family) / 8;
-
-	for (int i = 0; i < bytes; i++) {
-		int keep = c->prefix - i * 8;
-
-		if (keep <= 0)
-			c->ip.addr[i] = 0;
-		else if (keep < 8)
-			c->ip.addr[i] &= (uint8_t)(0xff << (8 - keep));
-	}
-}
-
-static bool cidr_host_bits_zero(const struct val_cidr *c)
-{
-	struct val_cidr m = *c;
-
-	cidr_mask(&m);
-	return memcmp(m.ip.addr, c->ip.addr, sizeof(m.ip.addr)) == 0;
-}
-
-int val_cidr_parse(const char *s, struct val_cidr *ret)
-{
-	struct val_cidr c;
-
-	if (cidr_parse_loose(s, &c) < 0 || !cidr_host_bits_zero(&c))
-		return -EINVAL;
-	*ret = c;
-	return 0;
-}
-
-bool val_cidr_contains(const struct val_cidr *net, const struct val_ip *ip)
-{
-	struct val_cidr probe;
-
-	/* Families never mix: see the comment at the top of this file. */
-	if (net->ip.family != ip->family || net->prefix < 0 || net->prefix > ip_bits(ip->family))
-		return false;
-	probe.ip = *ip;
-	probe.prefix = net->prefix;
-	cidr_mask(&probe);
-	return memcmp(probe.ip.addr, net->ip.addr, (size_t)ip_bits(ip->family) / 8) == 0;
-}
-
-void val_ip_str(const struct val_ip *ip, char *out, size_t out_size)
-{
-	if (out_size == 0)
-		return;
-	if (!inet_ntop(ip->family, ip->addr, out, (socklen_t)out_size))
-		out[0] = '\0';
-}
-
-void val_cidr_str(const struct val_cidr *c, char *out, size_t out_size)
-{
-	char addr[INET6_ADDRSTRLEN];
-
-	val_ip_str(&c->ip, addr, sizeof(addr));
-	snprintf(out, out_size, "%s/%d", addr, c->prefix);
-}
-
-bool val_ip_is_v4mapped(const struct val_ip *ip)
-{
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-	return ip->family == AF_INET6 && memcmp(ip->addr, mapped, sizeof(mapped)) == 0;
-}
-
-bool val_prefixes_contain(const json_t *prefixes, const struct val_ip *ip)
+bool val_prefixes_contain(const json_t *prefixes, const struct cidr_ip *ip)
 {
 	size_t i;
 	const json_t *v;
@@ -325,10 +126,10 @@ bool val_prefixes_contain(const json_t *prefixes, const struct val_ip *ip)
 	if (!json_is_array(prefixes))
 		return false;
 	json_array_foreach (prefixes, i, v) {
-		struct val_cidr c;
+		struct cidr c;
 
-		if (json_is_string(v) && val_cidr_parse(json_string_value(v), &c) == 0 &&
-		    val_cidr_contains(&c, ip))
+		if (json_is_string(v) && cidr_parse(json_string_value(v), &c) == 0 &&
+		    cidr_contains(&c, ip))
 			return true;
 	}
 	return false;
@@ -478,7 +279,7 @@ static int ref_field(const json_t *v, const char *field, const char *type, const
 static int parse_networks(const json_t *body, json_t *out, struct refs *refs, char *msg)
 {
 	const json_t *a = json_object_get(body, "address_prefixes"), *v;
-	struct val_cidr seen[MAX_PREFIXES];
+	struct cidr seen[MAX_PREFIXES];
 	json_t *norm;
 	size_t i;
 
@@ -492,9 +293,9 @@ static int parse_networks(const json_t *body, json_t *out, struct refs *refs, ch
 	if (!(norm = json_array()))
 		return oom(msg);
 	json_array_foreach (a, i, v) {
-		const char *s = str_of(v, VAL_CIDR_STRLEN);
-		char text[VAL_CIDR_STRLEN], net[VAL_CIDR_STRLEN];
-		struct val_cidr c;
+		const char *s = str_of(v, CIDR_STRLEN);
+		char text[CIDR_STRLEN], net[CIDR_STRLEN];
+		struct cidr c;
 		int r;
 
 		if (!s) {
@@ -522,12 +323,12 @@ static int parse_networks(const json_t *body, json_t *out, struct refs *refs, ch
 			     i, echo(s, e));
 			goto fail;
 		}
-		val_cidr_str(&c, text, sizeof(text));
+		cidr_str(&c, text, sizeof(text));
 		if (!cidr_host_bits_zero(&c)) {
-			struct val_cidr m = c;
+			struct cidr m = c;
 
 			cidr_mask(&m);
-			val_cidr_str(&m, net, sizeof(net));
+			cidr_str(&m, net, sizeof(net));
 			msgf(msg,
 			     "address_prefixes[%zu]: %s has host bits set: the network address would be %s",
 			     i, s, net);
@@ -561,7 +362,7 @@ static int parse_nics(const json_t *body, json_t *out, struct refs *refs, char *
 	const json_t *v = json_object_get(body, "private_ip");
 	const char *network, *s;
 	char text[INET6_ADDRSTRLEN], v4[INET6_ADDRSTRLEN];
-	struct val_ip ip;
+	struct cidr_ip ip;
 
 	if (ref_field(json_object_get(body, "network"), "network", "networks", "a network",
 		      &network, msg) < 0)
@@ -572,23 +373,23 @@ static int parse_nics(const json_t *body, json_t *out, struct refs *refs, char *
 		     "address_prefixes");
 		return -EINVAL;
 	}
-	if (!(s = str_of(v, INET6_ADDRSTRLEN)) || val_ip_parse(s, &ip) < 0) {
+	if (!(s = str_of(v, INET6_ADDRSTRLEN)) || cidr_ip_parse(s, &ip) < 0) {
 		msgf(msg,
 		     "private_ip: must be an IP address: IPv4 as a dotted quad without leading zeros "
 		     "(198.18.0.5), or IPv6 without zone id or brackets (2001:db8::5)");
 		return -EINVAL;
 	}
-	if (val_ip_is_v4mapped(&ip)) {
-		struct val_ip plain = { .family = AF_INET };
+	if (cidr_ip_is_v4mapped(&ip)) {
+		struct cidr_ip plain = { .family = AF_INET };
 
 		memcpy(plain.addr, ip.addr + 12, 4);
-		val_ip_str(&plain, v4, sizeof(v4));
+		cidr_ip_str(&plain, v4, sizeof(v4));
 		msgf(msg,
 		     "private_ip: %s is an IPv4-mapped IPv6 address, which is not allowed: write %s",
 		     s, v4);
 		return -EINVAL;
 	}
-	val_ip_str(&ip, text, sizeof(text));
+	cidr_ip_str(&ip, text, sizeof(text));
 	if (json_object_set_new(out, "network", json_string(network)) < 0 ||
 	    json_object_set_new(out, "private_ip", json_string(text)) < 0 ||
 	    refs_add(refs, network) < 0)

@@ -7,16 +7,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <netinet/in.h>
+
+#include "core/cidr.h"
 
 #define VAL_MSG 256
 
 /* Buffer sizes, NUL included: a name, a type, a resource ID
- * ("/groups/" name "/" type "/" name), a CIDR in text form. */
-#define VAL_NAME_SIZE   65
-#define VAL_TYPE_SIZE   16
-#define VAL_ID_SIZE     (8 + 64 + 1 + 15 + 1 + 64 + 1)
-#define VAL_CIDR_STRLEN (INET6_ADDRSTRLEN + 4)
+ * ("/groups/" name "/" type "/" name). Addresses and CIDRs: core/cidr.h. */
+#define VAL_NAME_SIZE 65
+#define VAL_TYPE_SIZE 16
+#define VAL_ID_SIZE   (8 + 64 + 1 + 15 + 1 + 64 + 1)
 
 /* Resource and group names: [A-Za-z0-9][A-Za-z0-9._-]{0,63}, ASCII only.
  * Names, types and IDs are case-sensitive everywhere: "Prod" and "prod"
@@ -36,32 +36,11 @@ bool val_res_type(const char *type);
  * messages. */
 const char *val_res_type_at(size_t i);
 
-/* An IP address (v4 or v6) in binary form. */
-struct val_ip {
-	int family;       /* AF_INET or AF_INET6 */
-	uint8_t addr[16]; /* network order; 4 bytes used for AF_INET */
-};
-struct val_cidr {
-	struct val_ip ip;
-	int prefix;
-};
-
-/* Strict parsers: no leading zeros in IPv4 octets, no zone ids, prefix in
- * range, host bits of a CIDR must be zero. -EINVAL on anything else. */
-int val_ip_parse(const char *s, struct val_ip *ret);
-int val_cidr_parse(const char *s, struct val_cidr *ret);
-bool val_cidr_contains(const struct val_cidr *net, const struct val_ip *ip);
-/* Canonical text form of ip (inet_ntop); out_size >= INET6_ADDRSTRLEN. */
-void val_ip_str(const struct val_ip *ip, char *out, size_t out_size);
-/* Canonical "address/prefix"; out_size >= VAL_CIDR_STRLEN. */
-void val_cidr_str(const struct val_cidr *c, char *out, size_t out_size);
 /* True if ip lies inside one of the CIDR strings of the JSON array
  * prefixes (a network's stored address_prefixes). Entries that do not
  * parse are skipped. An IPv4-mapped IPv6 address is never inside an IPv4
  * prefix: families must match (see validate.c). */
-bool val_prefixes_contain(const json_t *prefixes, const struct val_ip *ip);
-/* True for ::ffff:a.b.c.d. */
-bool val_ip_is_v4mapped(const struct val_ip *ip);
+bool val_prefixes_contain(const json_t *prefixes, const struct cidr_ip *ip);
 
 /* Parses "/groups/{g}/{type}/{name}" (type may be restricted with want_type,
  * NULL for any) into its parts; -EINVAL otherwise. Each ret_* may be NULL;

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "identity/principal.h"
 #include "store/store.h"
 
 static const char *const role_names[] = {

@@ -3,7 +3,7 @@
  * --follow prints the latest records oldest first and then polls for new
  * ones every --interval seconds (bounded: 1 to 60) until Ctrl-C, one line
  * per record (a JSON line each with -o json). `bastion audit export`, which
- * reads a data directory without a server, is main.c's (api/audit.c). */
+ * reads a data directory without a server, is export.c's. */
 #include "cli/cli.h"
 
 #include <errno.h>
@@ -261,7 +261,12 @@ int cli_cmd_audit(struct cli *c, int argc, char **argv)
 	if (follow_mode && vals[O_UNTIL])
 		return cli_usage_error(audit_usage, "--follow and --until do not go together");
 	if (vals[O_PRINCIPAL] && !strchr(vals[O_PRINCIPAL], ':')) {
-		snprintf(principal, sizeof(principal), "user:%s", vals[O_PRINCIPAL]);
+		int k = snprintf(principal, sizeof(principal), "user:%s", vals[O_PRINCIPAL]);
+
+		/* Refused, not cut: a shortened name would filter for another. */
+		if (k < 0 || (size_t)k >= sizeof(principal))
+			return cli_usage_error(NULL, "--principal: at most %zu bytes",
+					       sizeof(principal) - 6);
 		vals[O_PRINCIPAL] = principal;
 	}
 	if (cli_path(filters, sizeof(filters), "audit", (char *)NULL) < 0)

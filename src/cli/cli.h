@@ -1,5 +1,5 @@
 /* The command-line client: `bastion login|logout|user|group|network|nic|vm|
- * bastion|role|vault|secret ...`. Every command is a client of the REST API (SPEC §5): it
+ * bastion|role|vault|secret ...`. Every command is a client of the REST API (docs/cli.md): it
  * talks HTTPS to a running instance with an API token stored by `login`.
  *
  * Two layers: util.c holds the pure parts (argument helpers, table and JSON
@@ -42,11 +42,6 @@ int cli_main(int argc, char **argv);
 
 /* "table" or "json"; -EINVAL otherwise. */
 int cli_parse_output(const char *s, enum cli_output *ret_out);
-
-/* Reads fd to its end into a malloc'd, NUL-terminated buffer of at most max
- * bytes: -E2BIG beyond, -errno on a read error (the buffer is then wiped and
- * freed). The caller wipes and frees *ret_buf. */
-int cli_read_all(int fd, size_t max, char **ret_buf, size_t *ret_len);
 
 /* Writes all n bytes to fd, retrying after EINTR: 0 or -errno. */
 int cli_write_all(int fd, const char *p, size_t n);
@@ -281,8 +276,11 @@ int cli_cmd_secret(struct cli *c, int argc, char **argv);
 
 /* `bastion session list|end` (session.c). */
 int cli_cmd_session(struct cli *c, int argc, char **argv);
-/* `bastion audit [list]` over the API (audit.c); `audit export` is main's. */
+/* `bastion audit [list]` over the API (audit.c). */
 int cli_cmd_audit(struct cli *c, int argc, char **argv);
+/* `bastion audit export --data DIR [filters]` (export.c): argv[0] is
+ * "audit". Reads the store of DIR, needs no server; main.c calls it. */
+int cli_audit_export_main(int argc, char **argv);
 /* `bastion version` and `bastion completion` (misc.c). */
 int cli_cmd_version(struct cli *c, int argc, char **argv);
 int cli_cmd_completion(struct cli *c, int argc, char **argv);

@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/err.h"
+#include "core/file.h"
 
 #define MAX_PROPS 4
 #define BODY_MAX  (1u << 20) /* the API's own body limit */
@@ -152,29 +154,6 @@ static void make_usage(const struct res_type *t, char *out, size_t size)
 #undef ADD
 }
 
-/* Reads a JSON body from a file or stdin ("-"), at most BODY_MAX bytes. */
-static int read_body_file(const char *path, char **ret_text, size_t *ret_len)
-{
-	char *buf = NULL;
-	size_t n = 0;
-	int fd, r = -ENOMEM;
-
-	fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	if ((r = cli_read_all(fd, BODY_MAX, &buf, &n)) < 0)
-		goto out;
-	*ret_text = buf;
-	*ret_len = n;
-	buf = NULL;
-	r = 0;
-out:
-	free(buf);
-	if (fd != STDIN_FILENO)
-		close(fd);
-	return r;
-}
-
 /* The body of a create/set: --json or --json-file, then the typed flags
  * on top. Prints why and returns CLI_EUSAGE when it cannot be built. */
 static int build_body(const struct res_type *t, const char *json_text, const char *json_file,
@@ -182,17 +161,22 @@ static int build_body(const struct res_type *t, const char *json_text, const cha
 {
 	json_error_t jerr;
 	json_t *body = NULL;
-	char *text = NULL;
-	size_t len = 0;
 	int r;
 
 	if (json_text && json_file)
 		return cli_usage_error(usage, "--json and --json-file exclude each other");
 	if (json_file) {
-		if ((r = read_body_file(json_file, &text, &len)) < 0)
+		/* A file or stdin ("-"), at most BODY_MAX bytes; a pipe or
+		 * <(cmd) too. */
+		struct buf text;
+
+		buf_init(&text, BODY_MAX);
+		if ((r = file_read(json_file, FILE_STREAM, &text)) < 0) {
+			buf_free(&text);
 			return cli_usage_error(NULL, "cannot read %s: %s", json_file, err_str(r));
-		body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-		free(text);
+		}
+		body = json_loadb(buf_str(&text), buf_len(&text), JSON_REJECT_DUPLICATES, &jerr);
+		buf_free(&text);
 	} else if (json_text) {
 		body = json_loads(json_text, JSON_REJECT_DUPLICATES, &jerr);
 	} else {

@@ -19,6 +19,10 @@
 
 #include <sodium.h>
 
+#include "core/buf.h"
+#include "core/file.h"
+#include "core/util.h"
+
 /* ---- arguments ------------------------------------------------------- */
 
 int cli_parse_output(const char *s, enum cli_output *ret_out)
@@ -536,68 +540,20 @@ static int dup_field(const json_t *o, const char *key, char **ret)
 	return 0;
 }
 
-int cli_read_all(int fd, size_t max, char **ret_buf, size_t *ret_len)
-{
-	char *buf = malloc(max + 1);
-	size_t n = 0;
-	int r;
-
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t got = read(fd, buf + n, max + 1 - n);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			r = -errno;
-			goto fail;
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-		if (n > max) {
-			r = -E2BIG;
-			goto fail;
-		}
-	}
-	buf[n] = '\0';
-	*ret_buf = buf;
-	*ret_len = n;
-	return 0;
-fail:
-	sodium_memzero(buf, max + 1);
-	free(buf);
-	return r;
-}
-
 int cli_config_load(const char *path, struct cli_config *ret_cfg, bool *ret_loose)
 {
 	struct cli_config cfg = { 0 };
 	json_t *root = NULL;
 	const json_t *ins;
-	char *buf = NULL;
-	size_t n = 0;
-	struct stat st;
-	int fd, r;
+	struct buf text;
+	struct stat st = { 0 }; /* "-" (stdin) leaves it as is */
+	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = -EINVAL;
-	if (!S_ISREG(st.st_mode))
-		goto out;
-	r = -E2BIG;
-	if (st.st_size > (off_t)CLI_CONFIG_MAX)
-		goto out;
-	if ((r = cli_read_all(fd, CLI_CONFIG_MAX, &buf, &n)) < 0)
+	buf_init_secret(&text, CLI_CONFIG_MAX); /* holds the token */
+	if ((r = file_read_st(path, 0, &text, &st)) < 0)
 		goto out;
 	r = -EINVAL;
-	root = json_loadb(buf, n, JSON_REJECT_DUPLICATES, NULL);
+	root = json_loadb(buf_str(&text), buf_len(&text), JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(root))
 		goto out;
 	if ((r = dup_field(root, "url", &cfg.url)) < 0 ||
@@ -619,33 +575,8 @@ int cli_config_load(const char *path, struct cli_config *ret_cfg, bool *ret_loos
 out:
 	cli_config_done(&cfg);
 	json_decref(root);
-	if (buf) {
-		sodium_memzero(buf, n);
-		free(buf);
-	}
-	close(fd);
+	buf_free(&text); /* wiped */
 	return r;
-}
-
-/* Creates every missing directory of dir with mode 0700. */
-static int mkdir_p(char *dir)
-{
-	for (char *p = dir + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-
-		*p = '\0';
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-			int r = -errno;
-
-			*p = saved;
-			return r;
-		}
-		*p = saved;
-		if (saved == '\0')
-			return 0;
-	}
 }
 
 int cli_write_all(int fd, const char *p, size_t n)
@@ -665,69 +596,43 @@ int cli_write_all(int fd, const char *p, size_t n)
 
 int cli_config_save(const char *path, const struct cli_config *cfg)
 {
-	char dir[PATH_MAX], tmp[PATH_MAX];
+	char dir[PATH_MAX];
 	json_t *root = NULL;
-	char *text = NULL, *slash;
-	bool created = false;
+	struct buf text;
+	char *dumped = NULL, *slash;
 	struct stat st;
-	int fd = -1, dfd, r;
+	int r;
 
-	if (strlen(path) >= sizeof(dir))
-		return -E2BIG;
-	memcpy(dir, path, strlen(path) + 1);
+	buf_init_secret(&text, CLI_CONFIG_MAX); /* holds the token */
+	if (util_strlcpy(dir, path, sizeof(dir)) < 0) {
+		r = -E2BIG;
+		goto out;
+	}
+	r = -EINVAL;
 	if (!(slash = strrchr(dir, '/')) || slash == dir)
-		return -EINVAL;
+		goto out;
 	*slash = '\0';
-	if ((r = mkdir_p(dir)) < 0)
-		return r;
+	if ((r = file_mkdir_p(dir, 0700)) < 0)
+		goto out;
 	/* The directory holds a credential: only its owner may look inside. */
-	if (stat(dir, &st) < 0)
-		return -errno;
-	if ((st.st_mode & 077) && chmod(dir, 0700) < 0)
-		return -errno;
-	if (snprintf(tmp, sizeof(tmp), "%s/.config.json.XXXXXX", dir) >= (int)sizeof(tmp))
-		return -E2BIG;
+	if (stat(dir, &st) < 0 || ((st.st_mode & 077) && chmod(dir, 0700) < 0)) {
+		r = -errno;
+		goto out;
+	}
 	r = -ENOMEM;
 	root = json_pack("{s:s, s:o, s:o, s:b}", "url", cfg->url, "token",
 			 cfg->token ? json_string(cfg->token) : json_null(), "ca_file",
 			 cfg->ca_file ? json_string(cfg->ca_file) : json_null(), "insecure",
 			 cfg->insecure);
-	if (!root || !(text = json_dumps(root, JSON_INDENT(2))))
+	if (!root || !(dumped = json_dumps(root, JSON_INDENT(2))))
 		goto out;
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
-		r = -errno;
+	if ((r = buf_append_str(&text, dumped)) < 0 || (r = buf_append_str(&text, "\n")) < 0)
 		goto out;
-	}
-	created = true;
-	if (fchmod(fd, 0600) < 0 || (r = cli_write_all(fd, text, strlen(text))) < 0 ||
-	    (r = cli_write_all(fd, "\n", 1)) < 0 || fsync(fd) < 0) {
-		r = r < 0 ? r : -errno;
-		goto out;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		r = -errno;
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		r = -errno;
-		goto out;
-	}
-	created = false;
-	/* The rename is durable once the directory is. */
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	r = 0;
+	r = file_write_atomic(path, buf_str(&text), buf_len(&text), 0600, 0);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (created)
-		unlink(tmp);
-	cli_json_free_text(text);
+	cli_json_free_text(dumped);
 	json_decref(root);
+	buf_free(&text); /* wiped */
 	return r;
 }
 

@@ -13,7 +13,9 @@
 
 #include <ini.h>
 
-#include "authz/dest.h"
+#include "core/buf.h"
+#include "core/cidr.h"
+#include "core/file.h"
 #include "core/util.h"
 
 enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LOGFMT, T_LISTEN, T_DURATION, T_INT, T_DEST };
@@ -63,7 +65,7 @@ static const struct key keys[] = {
 	  NUM(browser_ping_s), "10s", 0, 3600, true },
 	/* [network]: what the bastion may dial, whatever the networks say. */
 	{ "network", "allowed_destinations", "allowed-destinations", "BASTION_ALLOWED_DESTINATIONS",
-	  T_DEST, STR(allowed_destinations), AUTHZ_DEST_DEFAULT, 0, 0, true },
+	  T_DEST, STR(allowed_destinations), CFG_DEST_DEFAULT, 0, 0, true },
 	/* [limits]: connections, checked when accepted (src/server/limits.c) */
 	{ "limits", "connections_per_address", "connections-per-address",
 	  "BASTION_CONNECTIONS_PER_ADDRESS", T_INT, NUM(connections_per_address), "256", 0, 1000000,
@@ -188,11 +190,12 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 		break;
 	case T_DEST: {
 		/* Parsed here so that a bad CIDR is named with its FILE:LINE;
-		 * authz_dest_set parses the same text again when it applies. */
-		struct authz_dest d;
+		 * authz_dest_set (authz/dest.c) parses the same text again
+		 * when it applies. */
+		struct cidr_list d;
 		char dwhy[160];
 
-		if (authz_dest_parse(v, &d, dwhy, sizeof(dwhy)) < 0) {
+		if (cidr_list_parse(v, &d, dwhy, sizeof(dwhy)) < 0) {
 			snprintf(why, whylen, "%s", dwhy);
 			return -EINVAL;
 		}
@@ -248,8 +251,8 @@ void cfg_defaults(struct cfg *c)
 struct file_state {
 	struct cfg *c;
 	const char *path;
-	FILE *f;
-	int line; /* of the line inih is looking at */
+	const char *p, *end; /* what is left of the file's text */
+	int line;            /* of the line inih is looking at */
 	bool long_line;
 	bool seen[NKEYS];
 	char *err;
@@ -278,19 +281,26 @@ static void colon_check(struct file_state *st, const char *line)
 	}
 }
 
-/* inih's reader: fgets that counts lines and notices one longer than
- * inih's buffer (it would otherwise read the rest as another line). */
+/* inih's reader: fgets over the file's text that counts lines and
+ * notices one longer than inih's buffer (it would otherwise read the rest
+ * as another line). */
 static char *file_reader(char *str, int num, void *stream)
 {
 	struct file_state *st = stream;
-	char *s = fgets(str, num, st->f);
-	size_t n;
+	const char *nl;
+	size_t n, avail = (size_t)(st->end - st->p);
 
-	if (!s)
+	if (avail == 0 || num < 2)
 		return NULL;
 	st->line++;
-	n = strlen(s);
-	if (n == (size_t)num - 1 && s[n - 1] != '\n' && !feof(st->f) && !st->long_line) {
+	nl = memchr(st->p, '\n', avail);
+	n = nl ? (size_t)(nl - st->p) + 1 : avail;
+	if (n > (size_t)num - 1)
+		n = (size_t)num - 1;
+	memcpy(str, st->p, n);
+	str[n] = '\0';
+	st->p += n;
+	if (n == (size_t)num - 1 && str[n - 1] != '\n' && st->p < st->end && !st->long_line) {
 		st->long_line = true;
 		if (st->r == 0) {
 			snprintf(st->err, st->errlen, "%s:%d: line longer than %d bytes", st->path,
@@ -298,14 +308,14 @@ static char *file_reader(char *str, int num, void *stream)
 			st->r = -EINVAL;
 		}
 		/* Skip the rest of the line. */
-		for (int ch; (ch = fgetc(st->f)) != EOF && ch != '\n';)
-			;
-		s[0] = '\0';
+		nl = memchr(st->p, '\n', (size_t)(st->end - st->p));
+		st->p = nl ? nl + 1 : st->end;
+		str[0] = '\0';
 	} else {
 		st->long_line = false;
-		colon_check(st, s);
+		colon_check(st, str);
 	}
-	return s;
+	return str;
 }
 
 static int file_handler(void *ud, const char *section, const char *name, const char *value)
@@ -354,31 +364,36 @@ static int file_handler(void *ud, const char *section, const char *name, const c
 static int load_file(struct cfg *c, const char *path, char *err, size_t errlen)
 {
 	struct file_state st = { .c = c, .path = path, .err = err, .errlen = errlen };
-	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+	struct buf text;
+	int r;
 
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "%s: cannot read the configuration file: %s", path,
-			 strerror(-r));
-		return r;
+	/* FILE_STREAM: --config may name a pipe (<(cmd), /dev/stdin). */
+	buf_init(&text, CFG_MAX_FILE);
+	if ((r = file_read(path, FILE_STREAM, &text)) < 0) {
+		if (r == -E2BIG)
+			snprintf(err, errlen, "%s: the configuration file is larger than %u bytes",
+				 path, CFG_MAX_FILE);
+		else
+			snprintf(err, errlen, "%s: cannot read the configuration file: %s", path,
+				 strerror(-r));
+		goto out;
 	}
-	st.f = fdopen(fd, "r");
-	if (!st.f) {
-		r = -errno;
-		close(fd);
-		snprintf(err, errlen, "%s: %s", path, strerror(-r));
-		return r;
-	}
+	st.p = buf_str(&text);
+	st.end = st.p + buf_len(&text);
 	r = ini_parse_stream(file_reader, &st, file_handler, &st);
-	fclose(st.f);
-	if (st.r < 0)
-		return st.r;
+	if (st.r < 0) {
+		r = st.r;
+		goto out;
+	}
 	if (r != 0) {
 		/* A line inih could not parse (no '=' or an unclosed section). */
 		snprintf(err, errlen, "%s:%d: not 'key = value' or '[section]'", path, r);
-		return -EINVAL;
+		r = -EINVAL;
+		goto out;
 	}
-	return 0;
+out:
+	buf_free(&text);
+	return r;
 }
 
 /* ---------- the whole ---------- */

@@ -15,7 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CFG_MAX_STR 1024
+#define CFG_MAX_STR  1024
+#define CFG_MAX_FILE (1u << 20) /* bytes of a configuration file */
+
+/* network.allowed_destinations when nothing sets it: the private ranges
+ * (docs/configuration.md). authz/dest.c applies it until a value is set. */
+#define CFG_DEST_DEFAULT "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
 
 struct cfg {
 	/* [server] */

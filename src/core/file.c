@@ -16,6 +16,11 @@
 
 int file_read(const char *path, unsigned flags, struct buf *out)
 {
+	return file_read_st(path, flags, out, NULL);
+}
+
+int file_read_st(const char *path, unsigned flags, struct buf *out, struct stat *ret_st)
+{
 	bool std_in = strcmp(path, "-") == 0;
 	int fd, r = 0;
 	struct stat st;
@@ -32,8 +37,12 @@ int file_read(const char *path, unsigned flags, struct buf *out)
 			r = -errno;
 			goto out;
 		}
-		if (!S_ISREG(st.st_mode)) {
+		if (!S_ISREG(st.st_mode) && !(flags & FILE_STREAM)) {
 			r = -EINVAL;
+			goto out;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			r = -EISDIR; /* what read() would say */
 			goto out;
 		}
 		if ((flags & FILE_PRIVATE) && (st.st_mode & 077)) {
@@ -57,12 +66,36 @@ int file_read(const char *path, unsigned flags, struct buf *out)
 	}
 	if (r < 0)
 		buf_truncate(out, start); /* nothing of a file that failed stays */
+	else if (ret_st && !std_in)
+		*ret_st = st;
 out:
 	if (out->secret)
 		sodium_memzero(chunk, sizeof(chunk));
 	if (!std_in)
 		close(fd);
 	return r;
+}
+
+int file_mkdir_p(const char *dir, mode_t mode)
+{
+	char path[PATH_MAX];
+
+	if (util_strlcpy(path, dir, sizeof(path)) < 0)
+		return -ENAMETOOLONG;
+	if (!path[0])
+		return -EINVAL;
+	for (char *p = path + 1;; p++) {
+		char saved = *p;
+
+		if (saved != '/' && saved != '\0')
+			continue;
+		*p = '\0';
+		if (mkdir(path, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = saved;
+		if (saved == '\0')
+			return 0;
+	}
 }
 
 int file_sync_dir_of(const char *path)

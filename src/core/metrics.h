@@ -12,7 +12,7 @@
 /* One HTTP response with this status went out. */
 void metrics_http_status(int status);
 /* A connect attempt ended with result code ("Created", "VmUnreachable",
- * ...; SPEC §2's codes plus TooManySessions). Unknown codes count as
+ * ...; the connect checks' codes, docs/api.md, plus TooManySessions). Unknown codes count as
  * "other". */
 void metrics_connect_result(const char *code);
 /* The dial part of a connect (TCP, host key, auth, shell) took seconds. */

@@ -12,6 +12,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 size_t util_token_len(size_t nbytes)
 {
@@ -166,4 +167,27 @@ int util_openssl_use_getrandom(void)
 #else
 	return -ENOTSUP;
 #endif
+}
+
+/* Unix seconds, or RFC 3339 in UTC ("2025-01-31T12:00:00Z"). */
+int util_parse_time(const char *v, int64_t *ret)
+{
+	struct tm tm = { 0 };
+	const char *end;
+	char *e;
+	long long n;
+
+	if (!v[0])
+		return -EINVAL;
+	errno = 0;
+	n = strtoll(v, &e, 10);
+	if (!errno && !*e && n >= 0) {
+		*ret = n;
+		return 0;
+	}
+	end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end || strcmp(end, "Z") != 0)
+		return -EINVAL;
+	*ret = (int64_t)timegm(&tm);
+	return 0;
 }

@@ -41,3 +41,7 @@ void util_json_wipe_on_free(void);
  * any thread uses OpenSSL. -ENOTSUP where OpenSSL was built without the
  * hook; OpenSSL's own DRBG then stays. */
 int util_openssl_use_getrandom(void);
+
+/* A time given by a person or a script: Unix seconds, or RFC 3339 in UTC
+ * ("2025-01-31T12:00:00Z"). 0 or -EINVAL. */
+int util_parse_time(const char *v, int64_t *ret);

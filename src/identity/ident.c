@@ -231,7 +231,7 @@ int ident_cookie_value(const char *cookie_header, const char *name, char *out, s
 	return -ENOENT;
 }
 
-int ident_session_hash(const struct api_req *req, uint8_t out[32])
+int ident_session_hash(const struct ident_creds *req, uint8_t out[32])
 {
 	char token[IDENT_TOKEN_SIZE];
 	int r;
@@ -273,7 +273,7 @@ static bool is_bearer(const char *authorization)
 
 /* The hash of the token in an Authorization header's "Bearer" value, or
  * -ENOENT when req carries none. */
-static int bearer_hash(const struct api_req *req, uint8_t hash[32])
+static int bearer_hash(const struct ident_creds *req, uint8_t hash[32])
 {
 	const char *value = req->authorization;
 	char token[IDENT_TOKEN_SIZE];
@@ -296,12 +296,12 @@ static int bearer_hash(const struct api_req *req, uint8_t hash[32])
 	return 0;
 }
 
-int ident_bearer_hash(const struct api_req *req, uint8_t out[32])
+int ident_bearer_hash(const struct ident_creds *req, uint8_t out[32])
 {
 	return bearer_hash(req, out);
 }
 
-static int auth_bearer(struct store *s, const struct api_req *req, struct principal *ret)
+static int auth_bearer(struct store *s, const struct ident_creds *req, struct principal *ret)
 {
 	uint8_t hash[32];
 	int64_t user_id, expires_at;
@@ -321,7 +321,7 @@ static int auth_bearer(struct store *s, const struct api_req *req, struct princi
 	return 0;
 }
 
-static int auth_cookie(struct store *s, const struct api_req *req, struct principal *ret)
+static int auth_cookie(struct store *s, const struct ident_creds *req, struct principal *ret)
 {
 	struct principal p;
 	uint8_t hash[32];
@@ -350,7 +350,7 @@ out:
 	return r;
 }
 
-int ident_authenticate(struct store *s, const struct api_req *req, struct principal *ret)
+int ident_authenticate(struct store *s, const struct ident_creds *req, struct principal *ret)
 {
 	/* A script's token decides alone: mixing it with a browser's cookie
 	 * would make the CSRF rules depend on which one happened to win. */
@@ -430,7 +430,7 @@ out:
 	return r;
 }
 
-int ident_logout(struct store *s, const struct api_req *req)
+int ident_logout(struct store *s, const struct ident_creds *req)
 {
 	uint8_t hash[32];
 
@@ -468,4 +468,34 @@ bool ident_csrf_ok(const struct principal *who, const char *header)
 	if (!who || !who->via_cookie || !header || !who->csrf[0])
 		return false;
 	return util_streq_ct(header, who->csrf);
+}
+
+bool ident_method_safe(const char *method)
+{
+	return method && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
+}
+
+bool ident_origin_is_own(const struct ident_creds *req)
+{
+	static const char scheme[] = "https://";
+
+	if (!req->origin || !req->host)
+		return false;
+	/* Compared in place: a formatted copy could be clamped. */
+	return strncmp(req->origin, scheme, sizeof(scheme) - 1) == 0 &&
+	       strcmp(req->origin + sizeof(scheme) - 1, req->host) == 0;
+}
+
+bool ident_origin_ok(const struct ident_creds *req)
+{
+	if (ident_method_safe(req->method) || !req->origin)
+		return true;
+	return ident_origin_is_own(req);
+}
+
+bool ident_csrf_passes(const struct principal *who, const struct ident_creds *req)
+{
+	if (!who->via_cookie || ident_method_safe(req->method))
+		return true;
+	return req->csrf_token && util_streq_ct(req->csrf_token, who->csrf);
 }

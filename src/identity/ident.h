@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "api/api.h"
+#include "identity/principal.h"
 
 struct store;
 
@@ -44,7 +44,7 @@ int ident_bootstrap(struct store *s, const char *env_password, char **ret_genera
  * is deleted. 0 and *ret filled, or -ENOENT when the request carries no
  * valid credential (including a disabled user); other negative codes when
  * the store failed. */
-int ident_authenticate(struct store *s, const struct api_req *req, struct principal *ret);
+int ident_authenticate(struct store *s, const struct ident_creds *req, struct principal *ret);
 
 /* Returns the value of cookie name from a Cookie header into out (surrounding
  * double quotes removed). -ENOENT if absent or empty, -E2BIG if the value
@@ -97,14 +97,14 @@ struct gate;
 struct gate *ident_hash_gate(void);
 
 /* SHA-256 of the session token in req's cookie; -ENOENT without one. */
-int ident_session_hash(const struct api_req *req, uint8_t out[32]);
+int ident_session_hash(const struct ident_creds *req, uint8_t out[32]);
 /* SHA-256 of the API token in req's "Bearer" header; -ENOENT without one. */
-int ident_bearer_hash(const struct api_req *req, uint8_t out[32]);
+int ident_bearer_hash(const struct ident_creds *req, uint8_t out[32]);
 
 /* Ends what req authenticated with: the API token of its "Bearer" header
  * (revoked for good), else the browser session named by its cookie. 0, or
  * -ENOENT when there was none. */
-int ident_logout(struct store *s, const struct api_req *req);
+int ident_logout(struct store *s, const struct ident_creds *req);
 
 /* Creates an API token for user_id living ttl seconds; the token text goes
  * into ret_token (IDENT_TOKEN_SIZE bytes, to be wiped by the caller). */
@@ -114,6 +114,21 @@ int ident_token_create(struct store *s, int64_t user_id, const char *name, int64
 /* True when header (X-CSRF-Token, may be NULL) matches who's session CSRF
  * token, compared in constant time. */
 bool ident_csrf_ok(const struct principal *who, const char *header);
+
+/* ---- the browser checks of a request (docs/security.md) ---------------
+ * Only a request that may change state (any method but GET and HEAD) is
+ * checked. */
+bool ident_method_safe(const char *method);
+/* The Origin rule: a state-changing request with an Origin header must
+ * come from "https://" + its own Host (a script sends no Origin). */
+bool ident_origin_ok(const struct ident_creds *req);
+/* Whether the request carries an Origin header that is exactly "https://"
+ * + its Host: what a WebSocket upgrade must show, whatever its method. */
+bool ident_origin_is_own(const struct ident_creds *req);
+/* The CSRF rule: a state-changing request that who authenticated with a
+ * browser session cookie must carry that session's token in X-CSRF-Token
+ * (compared in constant time). A Bearer token needs none. */
+bool ident_csrf_passes(const struct principal *who, const struct ident_creds *req);
 
 /* ---- sign-in throttling (throttle.c) ----------------------------------
  * Failed sign-ins are counted per account name and per source address,

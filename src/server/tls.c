@@ -14,6 +14,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "core/buf.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "server/srv.h"
 
@@ -42,24 +44,31 @@ static int add_ext(X509 *cert, int nid, const char *value)
 	return 0;
 }
 
+/* Writes key (or cert) to path as PEM with exactly mode, atomically (a
+ * crash leaves no half-written key). The key's PEM text passes only
+ * through memory that is wiped when freed. */
 static int write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	FILE *f;
-	int ok;
+	BIO *mem = BIO_new(key ? BIO_s_secmem() : BIO_s_mem());
+	struct buf text;
+	char *p;
+	long n;
+	int r = -EIO;
 
-	if (fd < 0)
-		return -errno;
-	f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		return -errno;
-	}
-	ok = key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL)
-		 : PEM_write_X509(f, cert);
-	if (fclose(f) != 0 || !ok)
-		return -EIO;
-	return 0;
+	buf_init_secret(&text, 64 * 1024);
+	if (!mem)
+		goto out;
+	if (!(key ? PEM_write_bio_PrivateKey(mem, key, NULL, NULL, 0, NULL, NULL)
+		  : PEM_write_bio_X509(mem, cert)))
+		goto out;
+	n = BIO_get_mem_data(mem, &p);
+	if (n <= 0 || (r = buf_append(&text, p, (size_t)n)) < 0)
+		goto out;
+	r = file_write_atomic(path, buf_str(&text), buf_len(&text), mode, 0);
+out:
+	BIO_free(mem);
+	buf_free(&text);
+	return r;
 }
 
 /* An ECDSA P-256 certificate for localhost and the machine's name, valid for

@@ -15,18 +15,18 @@
 #include "vault/internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
+#include "core/buf.h"
 #include "core/err.h"
+#include "core/file.h"
 #include "core/util.h"
 #include "store/store.h"
 #include "store/store_vault.h"
@@ -98,110 +98,31 @@ int vault_unseal(const uint8_t key[VAULT_KEY_BYTES], const char *ad, const uint8
 
 /* ---- the key file ---- */
 
-/* Reads exactly VAULT_KEY_BYTES from a private regular file. */
+/* Reads exactly VAULT_KEY_BYTES from a private regular file that is not a
+ * symbolic link: -EPERM when group or others may read it, -EINVAL when it
+ * is not a regular file of that size, -errno otherwise. */
 static int key_load(const char *path, uint8_t key[VAULT_KEY_BYTES])
 {
-	struct stat st;
-	uint8_t extra;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY), r;
+	struct buf b;
+	int r;
 
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = -EINVAL;
-	if (!S_ISREG(st.st_mode))
-		goto out;
-	r = -EPERM;
-	if (st.st_mode & 077)
-		goto out;
-	r = -EINVAL;
-	if (st.st_size != VAULT_KEY_BYTES)
-		goto out;
-	while (got < VAULT_KEY_BYTES) {
-		ssize_t n = read(fd, key + got, VAULT_KEY_BYTES - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EINVAL;
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	if (read(fd, &extra, 1) != 0) {
+	buf_init_secret(&b, VAULT_KEY_BYTES);
+	r = file_read(path, FILE_NOFOLLOW | FILE_PRIVATE, &b);
+	if (r == -E2BIG || (r == 0 && buf_len(&b) != VAULT_KEY_BYTES))
 		r = -EINVAL;
-		goto out;
-	}
-	r = 0;
-out:
-	if (r < 0)
-		sodium_memzero(key, VAULT_KEY_BYTES);
-	close(fd);
-	return r;
-}
-
-/* fsync of the directory holding path, so that a create or rename lasts. */
-static int sync_dir_of(const char *path)
-{
-	char dir[PATH_MAX];
-	char *slash;
-	int fd, r = 0;
-
-	if (util_strlcpy(dir, path, sizeof(dir)) < 0)
-		return -ENAMETOOLONG;
-	slash = strrchr(dir, '/');
-	if (!slash)
-		util_strlcpy(dir, ".", sizeof(dir));
-	else if (slash == dir)
-		dir[1] = '\0';
+	if (r == 0)
+		memcpy(key, b.data, VAULT_KEY_BYTES);
 	else
-		*slash = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
+		sodium_memzero(key, VAULT_KEY_BYTES);
+	buf_free(&b); /* wiped */
 	return r;
 }
 
-/* Creates path (which must not exist) holding key, mode 0600, durably. */
+/* Creates path (which must not exist: -EEXIST) holding key, mode 0600,
+ * durably: a crash leaves no file or the whole key. */
 static int key_write(const char *path, const uint8_t key[VAULT_KEY_BYTES])
 {
-	size_t done = 0;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-	int r = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, 0600) < 0) {
-		r = -errno;
-		goto out;
-	}
-	while (done < VAULT_KEY_BYTES) {
-		ssize_t n = write(fd, key + done, VAULT_KEY_BYTES - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			goto out;
-		}
-		done += (size_t)n;
-	}
-	if (fsync(fd) < 0)
-		r = -errno;
-out:
-	close(fd);
-	if (r < 0)
-		unlink(path);
-	else
-		r = sync_dir_of(path);
-	return r;
+	return file_write_atomic(path, key, VAULT_KEY_BYTES, 0600, 1);
 }
 
 /* ---- the check value ---- */
@@ -258,7 +179,7 @@ static int try_new_file(struct vault *v, struct store *s)
 		return r;
 	if (rename(v->new_path, v->path) < 0)
 		return -errno;
-	return sync_dir_of(v->path);
+	return file_sync_dir_of(v->path);
 }
 
 int vault_open(struct store *s, const char *data_dir, const char *key_file, struct vault **ret,
@@ -489,7 +410,7 @@ int vault_rotate(struct vault *v, struct store *s, const char *principal, int64_
 	}
 	/* Committed: from here the store needs the new key, whatever the
 	 * rename does (vault_open() finds it in .new otherwise). */
-	r = rename(v->new_path, v->path) < 0 ? -errno : sync_dir_of(v->path);
+	r = rename(v->new_path, v->path) < 0 ? -errno : file_sync_dir_of(v->path);
 	memcpy(v->master, fresh, VAULT_KEY_BYTES);
 	if (r == 0 && ret_count)
 		*ret_count = (int64_t)rw.n;

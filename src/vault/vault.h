@@ -1,5 +1,5 @@
 /* The vault: encryption at rest for secrets, per-vault data keys, the
- * instance's master key, and access policies (SPEC §1, docs/vault.md).
+ * instance's master key, and access policies (docs/vault.md, docs/access-control.md).
  *
  * Keys: the master key is 32 random bytes in a file (DATA/master.key or
  * --master-key-file, mode 0600). Each vault has its own 32-byte data key,
@@ -36,7 +36,8 @@ struct vault;
 #define VAULT_MAX_VERSIONS           256  /* per secret */
 #define VAULT_DEFAULT_RETENTION_DAYS 7
 
-/* Access-policy permissions on secrets (SPEC §1). */
+/* Access-policy permissions on secrets (docs/access-control.md "Vault
+ * access policies"). */
 enum {
 	VAULT_PERM_LIST = 1u << 0,
 	VAULT_PERM_GET = 1u << 1,

@@ -1,5 +1,5 @@
 // Sign-in, sessions, CSRF, Origin, API tokens, 401s, healthz and a clean
-// SIGTERM exit (SPEC §4, §5).
+// SIGTERM exit (docs/api.md "Authentication", docs/operations.md).
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileHarness } from './lib/harness.mjs';

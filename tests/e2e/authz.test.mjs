@@ -1,4 +1,4 @@
-// Roles and scopes (SPEC §1, §4): role assignments over the REST API,
+// Roles and scopes (docs/access-control.md): role assignments over the REST API,
 // inheritance from group and root scopes, list filtering without leaks,
 // and escalation attempts that must be refused (a Contributor assigning
 // roles, a Reader writing, an Owner of one group acting on another, "..",
@@ -13,11 +13,7 @@ const h = fileHarness({ label: 'authz' });
 const users = {};
 
 async function newUser(name) {
-  const pw = `Pw-${randomString(20)}`;
-  h.secrets.add(pw, `password of ${name}`);
-  expectStatus(await h.admin.put(`/users/${name}`, { password: pw }), 201, `create ${name}`);
-  const c = h.client(name);
-  await c.login(name, pw);
+  const { c } = await h.newUser(name);
   users[name] = c;
   return c;
 }

@@ -1,5 +1,5 @@
 // The network boundary (issue 13 items 4-6):
-// - the destination policy (SPEC §5, --allowed-destinations): by default the
+// - the destination policy (docs/security.md "Destination policy", --allowed-destinations): by default the
 //   private ranges only, so this file's 198.18.X VM is refused with 403
 //   DestinationNotAllowed, after row 6 and before the vault and key rows;
 //   loopback, unspecified, link-local and metadata NICs in a 0.0.0.0/0
@@ -50,11 +50,7 @@ function body(over = {}) {
 }
 
 async function newUser(name) {
-  const pw = `Pw-${randomString(20)}`;
-  h.secrets.add(pw, `password of ${name}`);
-  expectStatus(await h.admin.put(`/users/${name}`, { password: pw }), 201, `create ${name}`);
-  const c = h.client(name);
-  await c.login(name, pw);
+  const { c } = await h.newUser(name);
   users[name] = c;
   return c;
 }
@@ -93,7 +89,7 @@ describe('boundary', () => {
     const closed = await net.closedTarget();
     await addVm(h.admin, { group: V, network: 'vnet', name: 'vm-closed', ip: closed.ip, port: closed.port });
     // A network that declares everything, and NICs at the bastion's own
-    // host and its cloud's control plane (SPEC §5: never by default).
+    // host and its cloud's control plane (docs/security.md: never by default).
     await putOk(h.admin, ids.network(V, 'wide'), { address_prefixes: ['0.0.0.0/0', '::/0'] });
     await putOk(h.admin, ids.bastion(V, 'bwide'), { networks: [ids.network(V, 'wide')] });
     const special = { lo: '127.0.0.1', lo6: '::1', any: '0.0.0.0', any6: '::', ll: '169.254.10.10', ll6: 'fe80::1', md: '169.254.169.254', md6: 'fd00:ec2::254', az: '168.63.129.16' };

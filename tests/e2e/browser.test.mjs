@@ -1,4 +1,4 @@
-// The portal in a real browser (SPEC §5, issue 5): the VM list, Connect →
+// The portal in a real browser (docs/portal.md, issue 5): the VM list, Connect →
 // Bastion by each of the four methods, the vault picker, a denied connect,
 // the terminal (resize reaching the VM, copy and paste, round-trip time,
 // huge output, a new browser tab) and an admin's disconnect seen by the user.

@@ -7,11 +7,10 @@
 // `show` without --value, not on stderr, not in the daemon's log.
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileHarness } from './lib/harness.mjs';
-import { BASTION_BIN } from './lib/daemon.mjs';
+import { runCli, expectCode, noTrailingSpaces, tableRows } from './lib/cli.mjs';
 import { Client, expectStatus, putOk } from './lib/api.mjs';
 import { randomString } from './lib/util.mjs';
 
@@ -19,59 +18,14 @@ const h = fileHarness({ label: 'cli-vault', daemon: true });
 const G = 'cliv';
 const KV = `/groups/${G}/vaults/kv`;
 
-/**
- * Run `bastion ARGS` with HOME and XDG_CONFIG_HOME inside the test dir.
- * opts.input: stdin (string or Buffer); opts.xdg: another config home;
- * opts.env: extra variables; opts.valueOut: stdout carries a secret value
- * on purpose (`show --value`), so it is not scanned for secrets. Resolves
- * {code, stdout, stderr, out} with out the raw stdout bytes.
- */
-function cli(args, { input = '', xdg = 'xdg', env = {}, valueOut = false, timeoutMs = 90000 } = {}) {
-  const base = {
-    PATH: process.env.PATH,
-    LANG: 'C.UTF-8',
-    HOME: path.join(h.dir, 'home'),
-    XDG_CONFIG_HOME: path.join(h.dir, xdg),
-    NO_PROXY: '*',
-  };
-  for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) {
-    if (process.env[k]) base[k] = process.env[k];
-  }
-  return new Promise((resolve, reject) => {
-    const child = execFile(BASTION_BIN, args,
-      { env: { ...base, ...env }, timeout: timeoutMs, maxBuffer: 8 << 20, encoding: 'buffer' },
-      (err, stdout, stderr) => {
-        if (err && typeof err.code !== 'number') {
-          reject(new Error(`bastion ${args.join(' ')}: ${err.message}\n${stderr}`));
-          return;
-        }
-        const res = { code: err ? err.code : 0, out: stdout, stdout: stdout.toString('utf8'), stderr: stderr.toString('utf8') };
-        const what = `bastion ${args.slice(0, 2).join(' ')}`;
-        if (!valueOut) h.secrets.scan(res.stdout, `stdout of ${what}`);
-        h.secrets.scan(res.stderr, `stderr of ${what}`);
-        resolve(res);
-      });
-    child.stdin.on('error', () => { /* the CLI may exit before reading */ });
-    child.stdin.end(input);
-  });
-}
-
-function expectCode(res, code, what) {
-  assert.equal(res.code, code, `${what}: exit ${res.code}, expected ${code}\nstdout: ${res.stdout}\nstderr: ${res.stderr}`);
+function cli(args, opts) {
+  return runCli(h, args, opts);
 }
 
 // The API's error, exactly as the CLI must print it.
 function apiErrorLine(res) {
   assert.ok(res.json && res.json.error, `an API error: ${res.status} ${res.text}`);
   return `bastion: ${res.json.error.code}: ${res.json.error.message}\n`;
-}
-
-function tableRows(text) {
-  return text.trimEnd().split('\n').map((l) => l.split(/ {2,}/));
-}
-
-function noTrailingSpaces(text, what) {
-  for (const line of text.split('\n')) assert.ok(!/[ \t]$/.test(line), `${what}: trailing space in ${JSON.stringify(line)}`);
 }
 
 function url() { return `https://127.0.0.1:${h.daemon.port}`; }

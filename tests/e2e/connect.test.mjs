@@ -1,4 +1,4 @@
-// POST /api/v1/groups/{g}/vms/{vm}/connect (SPEC §2): the checks table in
+// POST /api/v1/groups/{g}/vms/{vm}/connect (docs/api.md "Connect"): the checks table in
 // order, every key format, host key trust on first use and pinning, the
 // "bastion omitted" rule, and that no secret leaks.
 //
@@ -16,7 +16,7 @@ import {
   expectError, expectSession, expectStatus, ids, putOk, createTopology, addVm, connect, passwordAuth, keyAuth,
 } from './lib/api.mjs';
 import { generateKey, KEY_SPECS } from './lib/sshd.mjs';
-import { waitFor, randomString } from './lib/util.mjs';
+import { waitFor } from './lib/util.mjs';
 
 const h = fileHarness({ label: 'connect', block: 20, net: true, keys: true });
 const G = 'e2e';
@@ -128,11 +128,7 @@ describe('connect', () => {
   // Each test signs in a fresh account and grants it roles one by one.
   let userSeq = 0;
   async function newUser() {
-    const name = `e2e-conn-${++userSeq}`;
-    const pw = secret(`Pw-${randomString(20)}`, `password of ${name}`);
-    expectStatus(await h.admin.put(`/users/${name}`, { password: pw }), 201, `create ${name}`);
-    const c = h.client(name);
-    await c.login(name, pw);
+    const { name, c } = await h.newUser(`e2e-conn-${++userSeq}`);
     return { name, c };
   }
   async function grant(user, role, scope) {

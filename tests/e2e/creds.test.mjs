@@ -12,7 +12,7 @@ import https from 'node:https';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileHarness } from './lib/harness.mjs';
-import { expectError, expectStatus } from './lib/api.mjs';
+import { expectError, expectStatus, loginFrom as loginFromAddr } from './lib/api.mjs';
 import { randomString } from './lib/util.mjs';
 
 // The umask the daemon inherits: the database files must be 0600 anyway.
@@ -20,31 +20,8 @@ process.umask(0o022);
 
 const h = fileHarness({ label: 'creds', daemon: true });
 
-// POST /auth/login from a chosen source address; resolves {status, headers, json, ms}.
 function loginFrom(localAddress, username, password) {
-  const payload = Buffer.from(JSON.stringify({ username, password }));
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const req = https.request({
-      host: '127.0.0.1', port: h.daemon.port, method: 'POST', path: '/api/v1/auth/login', localAddress,
-      headers: { 'Content-Type': 'application/json', 'Content-Length': payload.length },
-      rejectUnauthorized: false, agent: false, timeout: 60000,
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (ch) => chunks.push(ch));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        h.secrets.scan(text, `login from ${localAddress}`);
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode, headers: res.headers, text, json, ms: Date.now() - t0 });
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('login: no answer within 60 s')));
-    req.on('error', reject);
-    req.end(payload);
-  });
+  return loginFromAddr(h, localAddress, username, password, { timeoutMs: 60000 });
 }
 
 function percentile(sorted, p) {

@@ -1,4 +1,4 @@
-// Resource API (SPEC §1, §4): groups, networks, nics, vms, bastions —
+// Resource API (docs/api.md "Resources"): groups, networks, nics, vms, bastions —
 // validation, shapes, idempotent PUT, 404, 409 in use, 413, malformed JSON, 405.
 // Only data here: the addresses are never dialled.
 import { describe, before, after } from 'node:test';

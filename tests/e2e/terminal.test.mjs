@@ -1,4 +1,4 @@
-// The terminal stream (SPEC §3): WebSocket subprotocol bastion.v1, binary
+// The terminal stream (docs/api.md "The terminal stream"): WebSocket subprotocol bastion.v1, binary
 // frames both ways, resize, exit status, 10 MiB byte-exact, the VM dying
 // mid-session, who may attach (Origin, owner) and the 30 s attach window,
 // flow control from the page (pause / resume).

@@ -1,4 +1,4 @@
-// Accounts (SPEC §4): changing one's own password, disabling and deleting a
+// Accounts (docs/access-control.md "Users"): changing one's own password, disabling and deleting a
 // user (their sessions, tokens and open terminals end at once, with a
 // reason), and sign-in throttling per account and per source address.
 //
@@ -7,10 +7,10 @@
 // the daemon only ever sees the peer address, never a header.
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import https from 'node:https';
 import { fileHarness } from './lib/harness.mjs';
 import {
   expectError, expectSession, expectStatus, createTopology, addVm, connect, keyAuth, ids,
+  loginFrom as loginFromAddr,
 } from './lib/api.mjs';
 import { attach } from './lib/term.mjs';
 import { randomString } from './lib/util.mjs';
@@ -25,41 +25,16 @@ function newPassword(label) {
 }
 
 async function newUser(name, { reader = false } = {}) {
-  const pw = newPassword(`password of ${name}`);
-  expectStatus(await h.admin.put(`/users/${name}`, { password: pw }), 201, `create ${name}`);
+  const u = await h.newUser(name);
   if (reader) {
     expectStatus(await h.admin.put(`/role-assignments/${name}-reader`, { principal: `user:${name}`, role: 'Reader', scope: ids.group(G) }),
       201, `Reader for ${name}`);
   }
-  const c = h.client(name);
-  await c.login(name, pw);
-  return { name, pw, c };
+  return u;
 }
 
-// POST /auth/login from a chosen source address; resolves {status, headers, json}.
 function loginFrom(localAddress, username, password) {
-  const payload = Buffer.from(JSON.stringify({ username, password }));
-  return new Promise((resolve, reject) => {
-    const req = https.request({
-      host: '127.0.0.1', port: h.daemon.port, method: 'POST', path: '/api/v1/auth/login', localAddress,
-      headers: { 'Content-Type': 'application/json', 'Content-Length': payload.length },
-      rejectUnauthorized: false, agent: false, timeout: 30000,
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (ch) => chunks.push(ch));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        h.secrets.scan(text, `login from ${localAddress}`);
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('login: no answer within 30 s')));
-    req.on('error', reject);
-    req.end(payload);
-  });
+  return loginFromAddr(h, localAddress, username, password);
 }
 
 function expectThrottled(r, what, messageIncludes) {

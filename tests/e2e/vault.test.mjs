@@ -1,4 +1,4 @@
-// The vault (SPEC §1, §2 row 7, §4; docs/vault.md): vault resources,
+// The vault (docs/vault.md; docs/api.md "The checks" row 7): vault resources,
 // versioned secrets sealed at rest, soft delete / recover / purge, access
 // policies (the data plane is policy-only, even for Owner), connect with
 // auth.type "vault-key" for every key format, integrity errors, master-key

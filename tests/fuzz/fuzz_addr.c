@@ -8,26 +8,26 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char in[128], out[VAL_CIDR_STRLEN];
-	struct val_ip ip, ip2;
-	struct val_cidr net, net2;
+	char in[128], out[CIDR_STRLEN];
+	struct cidr_ip ip, ip2;
+	struct cidr net, net2;
 
 	if (size >= sizeof(in))
 		return 0;
 	memcpy(in, data, size);
 	in[size] = '\0';
-	if (val_ip_parse(in, &ip) == 0) {
-		val_ip_str(&ip, out, sizeof(out));
-		if (val_ip_parse(out, &ip2) != 0 || memcmp(&ip, &ip2, sizeof(ip)) != 0)
+	if (cidr_ip_parse(in, &ip) == 0) {
+		cidr_ip_str(&ip, out, sizeof(out));
+		if (cidr_ip_parse(out, &ip2) != 0 || memcmp(&ip, &ip2, sizeof(ip)) != 0)
 			abort();
 	}
-	if (val_cidr_parse(in, &net) == 0) {
-		val_cidr_str(&net, out, sizeof(out));
-		if (val_cidr_parse(out, &net2) != 0 || net.prefix != net2.prefix ||
+	if (cidr_parse(in, &net) == 0) {
+		cidr_str(&net, out, sizeof(out));
+		if (cidr_parse(out, &net2) != 0 || net.prefix != net2.prefix ||
 		    memcmp(&net.ip, &net2.ip, sizeof(net.ip)) != 0)
 			abort();
 		/* A network contains its own address. */
-		if (!val_cidr_contains(&net, &net.ip))
+		if (!cidr_contains(&net, &net.ip))
 			abort();
 	}
 	return 0;

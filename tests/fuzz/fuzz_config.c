@@ -7,7 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "authz/dest.h"
+#include "core/cidr.h"
 #include "core/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -38,10 +38,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	/* A destination list that loaded is one the running policy accepts. */
 	{
-		struct authz_dest d;
+		struct cidr_list d;
 
-		if (authz_dest_parse(c.allowed_destinations, &d, err, sizeof(err)) < 0 ||
-		    d.n == 0 || d.n > AUTHZ_DEST_MAX)
+		if (cidr_list_parse(c.allowed_destinations, &d, err, sizeof(err)) < 0 || d.n == 0 ||
+		    d.n > CIDR_LIST_MAX)
 			abort();
 	}
 	return 0;

@@ -116,7 +116,7 @@ static void table(void **state)
 		/* Scopes are compared exactly: no case folding, no normalizing. */
 		{ "prod-owner", AUTHZ_READER, "/groups/Prod", -EACCES },
 		{ "prod-contrib", AUTHZ_READER, "/groups/prod%2Fx", -EACCES },
-		/* The connect policy's three scopes (SPEC §2 rows 3-5). */
+		/* The connect policy's three scopes (docs/api.md "The checks", rows 3-5). */
 		{ "vm-reader", AUTHZ_READER, "/groups/prod/bastions/b1", -EACCES },
 		{ "nic-reader", AUTHZ_READER, "/groups/prod/vms/web1", -EACCES },
 		{ "nic-reader", AUTHZ_READER, "/groups/prod/nics/web1-nic", 0 },

@@ -143,6 +143,71 @@ static void file_read_caps_and_refuses(void **state)
 	tu_rm_tree(dir);
 }
 
+/* FILE_STREAM reads a pipe (a path a user named: /dev/stdin, <(cmd));
+ * without it only a regular file is read. file_read_st gives the mode. */
+static void file_read_streams_and_stat(void **state)
+{
+	char dir[64], path[128], fdpath[64];
+	struct buf b;
+	struct stat st;
+	int p[2];
+
+	assert_non_null(tu_tmpdir(dir, sizeof(dir), "buf"));
+	snprintf(path, sizeof(path), "%s/f", dir);
+	write_path(path, "abc", 0640);
+	buf_init(&b, 64);
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(file_read_st(path, 0, &b, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0640);
+	assert_int_equal(st.st_size, 3);
+	buf_reset(&b);
+
+	for (int stream = 0; stream < 2; stream++) {
+		assert_int_equal(pipe(p), 0);
+		assert_int_equal(write(p[1], "piped", 5), 5);
+		close(p[1]);
+		snprintf(fdpath, sizeof(fdpath), "/dev/fd/%d", p[0]);
+		if (stream) {
+			assert_int_equal(file_read(fdpath, FILE_STREAM, &b), 0);
+			assert_string_equal(buf_str(&b), "piped");
+		} else {
+			assert_int_equal(file_read(fdpath, 0, &b), -EINVAL);
+			assert_int_equal(buf_len(&b), 0);
+		}
+		close(p[0]);
+		buf_reset(&b);
+	}
+	/* A directory is never read, stream or not. */
+	assert_int_equal(file_read(dir, FILE_STREAM, &b), -EISDIR);
+	buf_free(&b);
+	tu_rm_tree(dir);
+}
+
+/* file_mkdir_p makes every missing level with the mode, leaves existing
+ * ones alone, and says why it cannot. */
+static void file_mkdir_p_makes_levels(void **state)
+{
+	char dir[64], path[160], file[160];
+	struct stat st;
+
+	assert_non_null(tu_tmpdir(dir, sizeof(dir), "buf"));
+	snprintf(path, sizeof(path), "%s/a/b/c", dir);
+	assert_int_equal(file_mkdir_p(path, 0700), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	snprintf(file, sizeof(file), "%s/a/b", dir);
+	assert_int_equal(stat(file, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(file_mkdir_p(path, 0700), 0); /* all there already */
+	snprintf(file, sizeof(file), "%s/a/f", dir);
+	write_path(file, "x", 0600);
+	snprintf(path, sizeof(path), "%s/a/f/sub", dir);
+	assert_int_equal(file_mkdir_p(path, 0700), -ENOTDIR);
+	assert_int_equal(file_mkdir_p("", 0700), -EINVAL);
+	tu_rm_tree(dir);
+}
+
 static void file_write_atomic_replaces_and_creates(void **state)
 {
 	char dir[64], path[128];
@@ -181,6 +246,8 @@ int main(void)
 		cmocka_unit_test(consume_truncate_take),
 		cmocka_unit_test(secret_grows_by_copy),
 		cmocka_unit_test(file_read_caps_and_refuses),
+		cmocka_unit_test(file_read_streams_and_stat),
+		cmocka_unit_test(file_mkdir_p_makes_levels),
 		cmocka_unit_test(file_write_atomic_replaces_and_creates),
 	};
 

@@ -203,6 +203,44 @@ static void overlong_line_is_an_error(void **state)
 	assert_non_null(strstr(err, ":2: line longer than"));
 }
 
+/* The file is read with a cap: one byte past CFG_MAX_FILE is refused
+ * with a message that says so; a long file of comments under it loads. A
+ * line that is long at the very end of the file (no newline) is still
+ * named. */
+static void file_size_is_capped(void **state)
+{
+	struct cfg c;
+	FILE *f;
+
+	for (int over = 0; over < 2; over++) {
+		f = fopen(path, "w");
+		assert_non_null(f);
+		fputs("[server]\nlisten = 127.0.0.1:9443\n", f);
+		for (long n = 32; n + 100 <= (long)CFG_MAX_FILE; n += 100)
+			fprintf(f, "; %096d\n", 0);
+		while (ftell(f) < (long)CFG_MAX_FILE - 1)
+			fputc('\n', f);
+		fputs(over ? "\n\n" : "\n", f);
+		fclose(f);
+		if (over) {
+			assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -E2BIG);
+			assert_non_null(strstr(err, "larger than"));
+			assert_non_null(strstr(err, "bastion.conf"));
+		} else {
+			assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+			assert_string_equal(c.listen, "127.0.0.1:9443");
+		}
+	}
+	{
+		char text[600];
+
+		snprintf(text, sizeof(text), "[tls]\nkey = /k\ncert = /%0400d", 0);
+		write_file(text);
+		assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, ":3: "));
+	}
+}
+
 static void missing_file_is_an_error(void **state)
 {
 	struct cfg c;
@@ -348,6 +386,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(file_size_is_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(file_values_and_durations, setup, teardown),
 		cmocka_unit_test_setup_teardown(liveness_and_user_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(unknown_key_names_file_and_line, setup, teardown),

@@ -388,11 +388,19 @@ static void test_login_session_cap(void **state)
 	assert_int_equal(store_login_get(f->s, h, &got, csrf, &exp), 0);
 }
 
+/* ident_authenticate on what the router would pass it for req. */
+static int authenticate_req(struct store *s, const struct api_req *req, struct principal *ret)
+{
+	struct ident_creds creds = api_creds(req);
+
+	return ident_authenticate(s, &creds, ret);
+}
+
 static void test_authenticate_cookie(void **state)
 {
 	struct fx *f = *state;
 	struct ident_session sess;
-	struct api_req req = { 0 };
+	struct ident_creds req = { 0 };
 	struct principal p;
 	char cookie[256];
 	int64_t uid;
@@ -425,7 +433,7 @@ static void test_authenticate_bearer(void **state)
 {
 	struct fx *f = *state;
 	struct ident_session sess;
-	struct api_req req = { 0 };
+	struct ident_creds req = { 0 };
 	struct principal p;
 	char token[IDENT_TOKEN_SIZE], auth[128], cookie[256];
 	int64_t uid, other, exp = 0;
@@ -480,7 +488,7 @@ static void test_authenticate_bearer(void **state)
 static void test_authenticate_expired(void **state)
 {
 	struct fx *f = *state;
-	struct api_req req = { 0 };
+	struct ident_creds req = { 0 };
 	struct principal p;
 	char token[IDENT_TOKEN_SIZE], auth[128], cookie[128];
 	uint8_t h[32];
@@ -511,7 +519,7 @@ static void test_authenticate_disabled(void **state)
 {
 	struct fx *f = *state;
 	struct ident_session sess;
-	struct api_req req = { 0 };
+	struct ident_creds req = { 0 };
 	struct principal p;
 	char token[IDENT_TOKEN_SIZE], auth[128], cookie[256];
 	int64_t uid, exp;
@@ -537,7 +545,7 @@ static void test_authenticate_disabled(void **state)
 static void test_authenticate_garbage(void **state)
 {
 	struct fx *f = *state;
-	struct api_req req = { 0 };
+	struct ident_creds req = { 0 };
 	struct principal p;
 	char huge[2048];
 	static const char *const auths[] = {
@@ -672,7 +680,7 @@ static void login_as(struct fx *f, const char *name, struct principal *p, char *
 	snprintf(ret_cookie, size, "%.*s", (int)(semi - sc), sc);
 	call_done(&k);
 	struct api_req req = { .cookie = ret_cookie };
-	assert_int_equal(ident_authenticate(f->s, &req, p), 0);
+	assert_int_equal(authenticate_req(f->s, &req, p), 0);
 }
 
 static void test_api_login(void **state)
@@ -783,7 +791,7 @@ static void test_api_login_replaces_session(void **state)
 	call_done(&k);
 	assert_int_equal(query_int(f->s, "SELECT count(*) FROM login_sessions", NULL), 1);
 	struct api_req req = { .cookie = cookie };
-	assert_int_equal(ident_authenticate(f->s, &req, &p), -ENOENT);
+	assert_int_equal(authenticate_req(f->s, &req, &p), -ENOENT);
 }
 
 static void test_api_session_logout(void **state)
@@ -826,7 +834,7 @@ static void test_api_session_logout(void **state)
 	call_done(&k);
 	assert_int_equal(query_int(f->s, "SELECT count(*) FROM login_sessions", NULL), 0);
 	struct api_req req = { .cookie = cookie };
-	assert_int_equal(ident_authenticate(f->s, &req, &p), -ENOENT);
+	assert_int_equal(authenticate_req(f->s, &req, &p), -ENOENT);
 }
 
 static void test_api_tokens(void **state)
@@ -863,7 +871,7 @@ static void test_api_tokens(void **state)
 
 	struct api_req req = { .authorization = auth };
 	struct principal q;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), 0);
+	assert_int_equal(authenticate_req(f->s, &req, &q), 0);
 	assert_string_equal(q.name, "lou");
 
 	call_init(&k, f, &p, "{\"name\":\"ci\",\"expires_in\":60}", "tokens");
@@ -967,7 +975,7 @@ static void test_api_users(void **state)
 	call_done(&k);
 	struct api_req req = { .cookie = mia_cookie };
 	struct principal q;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	assert_int_equal(authenticate_req(f->s, &req, &q), -ENOENT);
 	/* ... but not the Owner's own when it changes its own password. */
 	call_init(&k, f, &admin, "{\"password\":\"" PW "\"}", "users/admin");
 	k.req.cookie = admin_cookie;
@@ -975,7 +983,7 @@ static void test_api_users(void **state)
 	assert_int_equal(k.resp.status, 200);
 	call_done(&k);
 	req.cookie = admin_cookie;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), 0);
+	assert_int_equal(authenticate_req(f->s, &req, &q), 0);
 	/* An Owner may not disable itself. */
 	call_init(&k, f, &admin, "{\"password\":\"" PW "\",\"disabled\":true}", "users/admin");
 	api_users_put(&k.c);
@@ -1300,14 +1308,14 @@ static void test_api_password(void **state)
 	assert_int_equal(ended_count(&k.resp, "terminals"), 0);
 	call_done(&k);
 	req.authorization = auth;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	assert_int_equal(authenticate_req(f->s, &req, &q), -ENOENT);
 	req.authorization = NULL;
 
 	/* The session that changed it lives on; the other one ended. */
 	req.cookie = cookie;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), 0);
+	assert_int_equal(authenticate_req(f->s, &req, &q), 0);
 	req.cookie = cookie2;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	assert_int_equal(authenticate_req(f->s, &req, &q), -ENOENT);
 	struct ident_session sess;
 	assert_int_equal(ident_login(f->s, "pam", PW, &sess), -EACCES);
 	assert_int_equal(ident_login(f->s, "pam", "another long password", &sess), 0);
@@ -1390,15 +1398,15 @@ static void test_api_password_keep(void **state)
 	assert_int_equal(ended_count(&k.resp, "tokens"), 0);
 	call_done(&k);
 	req.cookie = cookie2;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), 0);
+	assert_int_equal(authenticate_req(f->s, &req, &q), 0);
 	req.cookie = NULL;
 	req.authorization = auth2;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), 0);
+	assert_int_equal(authenticate_req(f->s, &req, &q), 0);
 
 	/* Through a token: that token stays, the other one and both
 	 * browser sessions end. */
 	req.authorization = auth;
-	assert_int_equal(ident_authenticate(f->s, &req, &viatok), 0);
+	assert_int_equal(authenticate_req(f->s, &req, &viatok), 0);
 	call_init(&k, f, &viatok,
 		  "{\"current_password\":\"another long password\","
 		  "\"new_password\":\"a third long password\"}",
@@ -1409,12 +1417,12 @@ static void test_api_password_keep(void **state)
 	assert_int_equal(ended_count(&k.resp, "sessions"), 2);
 	assert_int_equal(ended_count(&k.resp, "tokens"), 1);
 	call_done(&k);
-	assert_int_equal(ident_authenticate(f->s, &req, &q), 0);
+	assert_int_equal(authenticate_req(f->s, &req, &q), 0);
 	req.authorization = auth2;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	assert_int_equal(authenticate_req(f->s, &req, &q), -ENOENT);
 	req.authorization = NULL;
 	req.cookie = cookie;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	assert_int_equal(authenticate_req(f->s, &req, &q), -ENOENT);
 	sodium_memzero(tok, sizeof(tok));
 	sodium_memzero(tok2, sizeof(tok2));
 }
@@ -1560,14 +1568,14 @@ static void test_api_users_reset_ends(void **state)
 	assert_int_equal(k.resp.status, 200);
 	call_done(&k);
 	req.cookie = bo_cookie;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	assert_int_equal(authenticate_req(f->s, &req, &q), -ENOENT);
 	req.cookie = NULL;
 	req.authorization = auth;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	assert_int_equal(authenticate_req(f->s, &req, &q), -ENOENT);
 	/* The Owner's own session is not touched. */
 	req.authorization = NULL;
 	req.cookie = admin_cookie;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), 0);
+	assert_int_equal(authenticate_req(f->s, &req, &q), 0);
 	assert_int_equal(
 		query_int(
 			f->s,
@@ -1615,7 +1623,7 @@ static void test_api_users_disable(void **state)
 	assert_int_equal(k.resp.status, 200);
 	call_done(&k);
 	req.cookie = ann_cookie;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), 0);
+	assert_int_equal(authenticate_req(f->s, &req, &q), 0);
 
 	/* Disabling ends the browser sessions and the API tokens at once. */
 	call_init(&k, f, &admin, "{\"disabled\":true}", "users/ann");
@@ -1624,21 +1632,103 @@ static void test_api_users_disable(void **state)
 	assert_true(json_is_true(json_object_get(k.resp.body, "disabled")));
 	call_done(&k);
 	req.cookie = ann_cookie;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	assert_int_equal(authenticate_req(f->s, &req, &q), -ENOENT);
 	req.cookie = NULL;
 	req.authorization = auth;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	assert_int_equal(authenticate_req(f->s, &req, &q), -ENOENT);
 	/* Enabling again revives none of them, but the password still works. */
 	call_init(&k, f, &admin, "{\"disabled\":false}", "users/ann");
 	api_users_put(&k.c);
 	assert_int_equal(k.resp.status, 200);
 	call_done(&k);
-	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	assert_int_equal(authenticate_req(f->s, &req, &q), -ENOENT);
 	req.authorization = NULL;
 	req.cookie = ann_cookie;
-	assert_int_equal(ident_authenticate(f->s, &req, &q), -ENOENT);
+	assert_int_equal(authenticate_req(f->s, &req, &q), -ENOENT);
 	login_as(f, "ann", &ann, ann_cookie, sizeof(ann_cookie));
 	sodium_memzero(tok, sizeof(tok));
+}
+
+/* The browser checks of identity/: Origin and CSRF apply to every method
+ * that may change state, never to GET and HEAD; a Bearer token needs no
+ * CSRF token; an Origin must be exactly https:// + Host. */
+static void test_browser_checks(void **state)
+{
+	static const char *const unsafe[] = { "PUT", "POST", "DELETE", "PATCH" };
+	static const char *const safe[] = { "GET", "HEAD" };
+	struct principal cookie = { .user_id = 1, .name = "a", .via_cookie = true, .csrf = "tok" };
+	struct principal bearer = { .user_id = 1, .name = "a" };
+	char long_host[400], origin[420];
+	(void)state;
+
+	memset(long_host, 'h', sizeof(long_host) - 1);
+	long_host[sizeof(long_host) - 1] = '\0';
+	for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++) {
+		struct ident_creds c = { .method = safe[i], .origin = "https://evil", .host = "b" };
+
+		assert_true(ident_method_safe(safe[i]));
+		assert_true(ident_origin_ok(&c));
+		assert_true(ident_csrf_passes(&cookie, &c));
+	}
+	for (size_t i = 0; i < sizeof(unsafe) / sizeof(unsafe[0]); i++) {
+		struct ident_creds c = { .method = unsafe[i], .host = "b.example:8443" };
+
+		assert_false(ident_method_safe(unsafe[i]));
+		/* No Origin: a script; the right one; anything else. */
+		assert_true(ident_origin_ok(&c));
+		c.origin = "https://b.example:8443";
+		assert_true(ident_origin_ok(&c));
+		c.origin = "http://b.example:8443";
+		assert_false(ident_origin_ok(&c));
+		c.origin = "https://b.example:8443x";
+		assert_false(ident_origin_ok(&c));
+		c.origin = "https://b.example";
+		assert_false(ident_origin_ok(&c));
+		c.host = NULL;
+		assert_false(ident_origin_ok(&c));
+		/* A long Host compares whole: an Origin that matches only a
+		 * prefix of it (what a clamped copy would hold) fails. */
+		c.host = long_host;
+		for (size_t cut = 1; cut < sizeof(long_host) - 1; cut += 97) {
+			snprintf(origin, sizeof(origin), "https://%.*s", (int)cut, long_host);
+			c.origin = origin;
+			assert_false(ident_origin_ok(&c));
+		}
+		snprintf(origin, sizeof(origin), "https://%s", long_host);
+		c.origin = origin;
+		assert_true(ident_origin_ok(&c));
+		c.csrf_token = NULL;
+		assert_false(ident_csrf_passes(&cookie, &c));
+		assert_true(ident_csrf_passes(&bearer, &c));
+		c.csrf_token = "tok";
+		assert_true(ident_csrf_passes(&cookie, &c));
+		c.csrf_token = "tok2";
+		assert_false(ident_csrf_passes(&cookie, &c));
+		c.csrf_token = "";
+		assert_false(ident_csrf_passes(&cookie, &c));
+	}
+	/* A WebSocket upgrade (any method) must show its own Origin: absent,
+	 * another or a clamped one is refused. */
+	for (size_t i = 0; i < 3; i++) {
+		const char *method = i == 0 ? "GET" : i == 1 ? "POST" : NULL;
+		struct ident_creds c = { .method = method, .host = "b.example" };
+
+		assert_false(ident_origin_is_own(&c));
+		c.origin = "https://b.example";
+		assert_true(ident_origin_is_own(&c));
+		c.origin = "https://b.example.evil";
+		assert_false(ident_origin_is_own(&c));
+		c.origin = "http://b.example";
+		assert_false(ident_origin_is_own(&c));
+		c.host = NULL;
+		assert_false(ident_origin_is_own(&c));
+		c.host = long_host;
+		snprintf(origin, sizeof(origin), "https://%.291s", long_host);
+		c.origin = origin;
+		assert_false(ident_origin_is_own(&c));
+		snprintf(origin, sizeof(origin), "https://%s", long_host);
+		assert_true(ident_origin_is_own(&c));
+	}
 }
 
 int main(void)
@@ -1650,6 +1740,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bootstrap_env_too_short, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bootstrap_generated, setup, teardown),
 		cmocka_unit_test(test_cookie_parsing),
+		cmocka_unit_test(test_browser_checks),
 		cmocka_unit_test_setup_teardown(test_login, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_session_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_authenticate_cookie, setup, teardown),

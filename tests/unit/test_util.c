@@ -151,11 +151,41 @@ static void gate_bounds_and_refuses(void **state)
 	gate_leave(&g);
 }
 
+/* Times for --since/--until and ?since=: Unix seconds or RFC 3339 UTC
+ * with a Z, nothing else. */
+static void parse_time_forms(void **state)
+{
+	static const char *const bad[] = { "",
+					   "-1",
+					   "12x",
+					   "2025-01-31T12:00:00",
+					   "2025-01-31T12:00:00+01:00",
+					   "2025-01-31 12:00:00Z",
+					   "2025-01-31T12:00:00Zjunk",
+					   "yesterday" };
+	int64_t t = -7;
+	(void)state;
+
+	assert_int_equal(util_parse_time("0", &t), 0);
+	assert_int_equal(t, 0);
+	assert_int_equal(util_parse_time("1738324800", &t), 0);
+	assert_int_equal(t, 1738324800);
+	assert_int_equal(util_parse_time("2025-01-31T12:00:00Z", &t), 0);
+	assert_int_equal(t, 1738324800);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		t = -7;
+		if (util_parse_time(bad[i], &t) != -EINVAL)
+			fail_msg("'%s' was accepted", bad[i]);
+		assert_int_equal(t, -7);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(token_has_length_and_alphabet),
 		cmocka_unit_test(hex_and_sha256),
+		cmocka_unit_test(parse_time_forms),
 		cmocka_unit_test(streq_ct_compares),
 		cmocka_unit_test(strlcpy_bounds),
 		cmocka_unit_test(pct_decode_cases),

@@ -82,20 +82,20 @@ static void test_types(void **state)
 
 static void ip_ok(const char *s, int family, const char *canon)
 {
-	struct val_ip ip;
+	struct cidr_ip ip;
 	char out[INET6_ADDRSTRLEN];
 
-	assert_int_equal(val_ip_parse(s, &ip), 0);
+	assert_int_equal(cidr_ip_parse(s, &ip), 0);
 	assert_int_equal(ip.family, family);
-	val_ip_str(&ip, out, sizeof(out));
+	cidr_ip_str(&ip, out, sizeof(out));
 	assert_string_equal(out, canon);
 }
 
 static void ip_bad(const char *s)
 {
-	struct val_ip ip = { .family = 12345 };
+	struct cidr_ip ip = { .family = 12345 };
 
-	if (val_ip_parse(s, &ip) != -EINVAL)
+	if (cidr_ip_parse(s, &ip) != -EINVAL)
 		fail_msg("accepted \"%s\"", s ? s : "(NULL)");
 	assert_int_equal(ip.family, 12345); /* untouched on failure */
 }
@@ -151,20 +151,20 @@ static void test_ip(void **state)
 
 static void cidr_ok(const char *s, const char *canon)
 {
-	struct val_cidr c;
-	char out[VAL_CIDR_STRLEN];
+	struct cidr c;
+	char out[CIDR_STRLEN];
 
-	if (val_cidr_parse(s, &c) != 0)
+	if (cidr_parse(s, &c) != 0)
 		fail_msg("refused \"%s\"", s);
-	val_cidr_str(&c, out, sizeof(out));
+	cidr_str(&c, out, sizeof(out));
 	assert_string_equal(out, canon);
 }
 
 static void cidr_bad(const char *s)
 {
-	struct val_cidr c;
+	struct cidr c;
 
-	if (val_cidr_parse(s, &c) != -EINVAL)
+	if (cidr_parse(s, &c) != -EINVAL)
 		fail_msg("accepted \"%s\"", s ? s : "(NULL)");
 }
 
@@ -201,36 +201,36 @@ static void test_cidr(void **state)
 	cidr_bad(NULL);
 }
 
-static struct val_cidr cidr(const char *s)
+static struct cidr cidr(const char *s)
 {
-	struct val_cidr c;
+	struct cidr c;
 
-	assert_int_equal(val_cidr_parse(s, &c), 0);
+	assert_int_equal(cidr_parse(s, &c), 0);
 	return c;
 }
 
-static struct val_ip ip(const char *s)
+static struct cidr_ip ip(const char *s)
 {
-	struct val_ip a;
+	struct cidr_ip a;
 
-	assert_int_equal(val_ip_parse(s, &a), 0);
+	assert_int_equal(cidr_ip_parse(s, &a), 0);
 	return a;
 }
 
 static bool in(const char *net, const char *addr)
 {
-	struct val_cidr c = cidr(net);
-	struct val_ip a = ip(addr);
+	struct cidr c = cidr(net);
+	struct cidr_ip a = ip(addr);
 
-	return val_cidr_contains(&c, &a);
+	return cidr_contains(&c, &a);
 }
 #define IN(net, addr) in(net, addr)
 
 static bool mapped(const char *addr)
 {
-	struct val_ip a = ip(addr);
+	struct cidr_ip a = ip(addr);
 
-	return val_ip_is_v4mapped(&a);
+	return cidr_ip_is_v4mapped(&a);
 }
 
 static void test_contains(void **state)
@@ -273,7 +273,7 @@ static void test_contains(void **state)
 static void test_prefixes_contain(void **state)
 {
 	json_t *p = json_pack("[s,s,i,s]", "198.18.0.0/24", "2001:db8::/64", 7, "garbage");
-	struct val_ip a = ip("2001:db8::9"), b = ip("198.18.0.1"), d = ip("198.18.1.1");
+	struct cidr_ip a = ip("2001:db8::9"), b = ip("198.18.0.1"), d = ip("198.18.1.1");
 
 	(void)state;
 	assert_true(val_prefixes_contain(p, &a));

@@ -286,6 +286,22 @@ static void test_master_key_file(void **state)
 	assert_int_equal(reopen(f, NULL, &reason), -EINVAL);
 	write_file(f->key_path, key, 32, 0600);
 	assert_int_equal(reopen(f, NULL, &reason), 0);
+
+	/* A symbolic link to the right key, or a directory: refused. */
+	{
+		char real[PATH_MAX + 8];
+
+		snprintf(real, sizeof(real), "%s.real", f->key_path);
+		assert_int_equal(rename(f->key_path, real), 0);
+		assert_int_equal(symlink(real, f->key_path), 0);
+		assert_int_equal(reopen(f, NULL, &reason), -ELOOP);
+		assert_int_equal(unlink(f->key_path), 0);
+		assert_int_equal(mkdir(f->key_path, 0700), 0);
+		assert_int_equal(reopen(f, NULL, &reason), -EINVAL);
+		assert_int_equal(rmdir(f->key_path), 0);
+		assert_int_equal(rename(real, f->key_path), 0);
+		assert_int_equal(reopen(f, NULL, &reason), 0);
+	}
 }
 
 static void test_wrong_master_key(void **state)

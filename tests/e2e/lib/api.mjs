@@ -1,4 +1,4 @@
-// A small REST client for the bastion API (SPEC §4): JSON over HTTPS,
+// A small REST client for the bastion API (docs/api.md): JSON over HTTPS,
 // a cookie jar, the X-CSRF-Token header on state-changing requests, or a
 // bearer token. The self-signed certificate is not verified (the daemon
 // generates it into its data dir).
@@ -210,4 +210,36 @@ export function expectSession(res, what = 'connect') {
   assert.ok(s && typeof s.id === 'string' && s.id.length > 0, `${what}: session.id in ${res.text}`);
   assert.equal(s.terminal, `/api/v1/sessions/${s.id}/terminal`, `${what}: session.terminal`);
   return s;
+}
+
+/**
+ * POST /auth/login from a chosen local source address (127.0.X.Y: the
+ * throttle counts per address), outside any Client: no cookie kept. The
+ * answer is scanned with h.secrets. Resolves {status, headers, text, json,
+ * ms}.
+ */
+export function loginFrom(h, localAddress, username, password, { timeoutMs = 30000 } = {}) {
+  const payload = Buffer.from(JSON.stringify({ username, password }));
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const req = https.request({
+      host: '127.0.0.1', port: h.daemon.port, method: 'POST', path: '/api/v1/auth/login', localAddress,
+      headers: { 'Content-Type': 'application/json', 'Content-Length': payload.length },
+      rejectUnauthorized: false, agent: false, timeout: timeoutMs,
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (ch) => chunks.push(ch));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        h.secrets.scan(text, `login from ${localAddress}`);
+        let json = null;
+        try { json = JSON.parse(text); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, headers: res.headers, text, json, ms: Date.now() - t0 });
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`login: no answer within ${timeoutMs / 1000} s`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
 }

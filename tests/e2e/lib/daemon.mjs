@@ -8,7 +8,7 @@ import { REPO_DIR, freePort, randomString, trackPid, untrackPid, tailFile, sleep
 export const BASTION_BIN = process.env.BASTION_BIN || path.join(REPO_DIR, 'build', 'bastion');
 
 // What the tests dial: loopback sshds and their own 198.18.0.0/15
-// namespaces, which the default destination policy refuses (SPEC §5).
+// namespaces, which the default destination policy refuses (docs/security.md "Destination policy").
 export const TEST_DESTINATIONS = '127.0.0.0/8,198.18.0.0/15';
 
 export function assertBinary() {

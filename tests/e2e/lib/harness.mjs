@@ -11,11 +11,11 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { makeTempDir } from './util.mjs';
+import { makeTempDir, randomString } from './util.mjs';
 import { createNet } from './net.mjs';
 import { ensureTestUser, startSshd, addAuthorizedKeys, generateKeys, KEY_SPECS } from './sshd.mjs';
 import { startDaemon, assertBinary } from './daemon.mjs';
-import { Client } from './api.mjs';
+import { Client, expectStatus } from './api.mjs';
 import { Secrets } from './secrets.mjs';
 
 export function fileHarness({ label, block = 10, net = false, daemon = true, keys = false, daemonOpts = {} }) {
@@ -68,6 +68,20 @@ export function fileHarness({ label, block = 10, net = false, daemon = true, key
     /** A fresh API client bound to this file's daemon and secret registry. */
     client(clientLabel = 'client') {
       return new Client(h.daemon, { secrets: h.secrets, label: clientLabel });
+    },
+
+    /**
+     * A new account, made by the admin (201 expected), signed in with a
+     * client of its own. Its password is random and registered as a
+     * secret. Resolves {name, pw, c}.
+     */
+    async newUser(name) {
+      const pw = `Pw-${randomString(20)}`;
+      h.secrets.add(pw, `password of ${name}`);
+      expectStatus(await h.admin.put(`/users/${name}`, { password: pw }), 201, `create ${name}`);
+      const c = h.client(name);
+      await c.login(name, pw);
+      return { name, pw, c };
     },
 
     /** Start an sshd on this file's VM address (see sshd.mjs startSshd). */

@@ -1,4 +1,4 @@
-// Test networks (ARCHITECTURE.md "Test networks").
+// Test networks (docs/testing.md).
 //
 // Preferred: a network namespace per test file with a veth pair:
 //   host side 198.18.X.1/24  <->  namespace side 198.18.X.2/24 ("the VM")

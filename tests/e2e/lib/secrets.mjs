@@ -1,5 +1,5 @@
 // Registry of secrets a test sent to the bastion (passwords, passphrases,
-// private-key body lines). SPEC §2: they never appear in a response, a log
+// private-key body lines). docs/api.md "The checks": they never appear in a response, a log
 // line or an audit record. The API client scans every response body against
 // this registry; the harness scans the daemon's captured stderr at the end.
 

@@ -1,4 +1,4 @@
-// WebSocket client for the terminal stream (SPEC §3).
+// WebSocket client for the terminal stream (docs/api.md "The terminal stream").
 import WebSocket from 'ws';
 import { withTimeout } from './util.mjs';
 
