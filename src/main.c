@@ -668,7 +668,8 @@ static int cmd_serve(int argc, char **argv)
 		util_free_secret(generated);
 	}
 	api.store = store;
-	cfg.api = &api;
+	cfg.on_request = api_on_request;
+	cfg.ud = &api;
 
 	/* The loops and their wake-ups first: they are in every loop's
 	 * descriptor table (loops.h). The listening socket is loop 0's. */

@@ -1,4 +1,6 @@
-/* Private to src/server: the connection object shared by srv.c and ws.c. */
+/* Private to src/server: the connection and server objects and the calls
+ * between the server's own files. Nothing outside src/server includes it
+ * (the tests and fuzz targets of the server do). */
 #pragma once
 
 #include <stdatomic.h>
@@ -8,6 +10,7 @@
 #include <openssl/ssl.h>
 #include <wslay/wslay.h>
 
+#include "core/buf.h"
 #include "server/srv.h"
 
 #define SRV_MAX_HEADER_BYTES  (16 * 1024)
@@ -66,8 +69,7 @@ struct srv_conn {
 	bool timer_closed;
 
 	bool handles_closed; /* tcp and timer closed: memory may go */
-	bool busy_worker;    /* api_handle is running on a worker */
-	bool busy_cont;      /* a continuation (connect, attach) owns the answer */
+	bool busy_app;       /* the application owns the answer (on_request) */
 
 	/* plaintext received while the consumer could not take it */
 	uint8_t *stash;
@@ -80,23 +82,20 @@ struct srv_conn {
 
 	/* request being read */
 	http_parser parser;
-	char *hbuf; /* url and header strings, NUL-separated */
-	size_t hlen, hcap;
+	struct buf hbuf; /* url and header strings, NUL-separated (cap
+			    SRV_MAX_HEADER_BYTES) */
 	size_t url_off;
 	int hdr_off[H_COUNT]; /* offset of each known header value, -1 if absent */
 	int cur_hdr;          /* header whose value is being read, -1 for unknown */
 	int field_off;        /* offset of the header name being read, -1 before any */
 	bool in_value;
 	int n_headers;
-	char *body;
-	size_t body_len;
+	struct buf body; /* cap SRV_MAX_BODY */
 	bool message_done;
 	int parse_error; /* status to answer with (400, 413, 431) */
 
-	/* the request with the worker */
-	uv_work_t work;
-	struct api_req req;
-	struct api_resp resp;
+	/* the request with the application */
+	struct srv_request req;
 	bool keep_alive;
 	bool close_after_write;
 	bool out_error; /* the socket refused TLS output: close */
@@ -114,6 +113,8 @@ struct srv_conn {
 	unsigned move_to;
 	int move_fd;
 	bool move_failed;
+	srv_moved_fn *move_cb; /* runs once on arrival (or when it cannot go) */
+	void *move_arg;
 
 	/* WebSocket */
 	wslay_event_context_ptr ws;
@@ -143,7 +144,8 @@ struct srv {
 	uv_timer_t accept_pause;
 	atomic_size_t n_conns; /* read by loop 0 when it deals connections */
 	SSL_CTX *ssl_ctx;
-	struct api_ctx *api;
+	srv_request_fn *on_request;
+	void *ud;
 	struct srv_conn *conns;
 	bool stopping; /* draining or stopping: nothing new is accepted */
 	bool listener_closing;
@@ -186,7 +188,12 @@ void conn_output_drained(struct srv_conn *c);
 /* Feeds plaintext to the HTTP parser; returns how much it took. */
 size_t srv_http_consume(struct srv_conn *c, const uint8_t *buf, size_t len);
 void conn_start_move(struct srv_conn *c);
+/* A move ends: c is this loop's now (or could not go; client_gone), and
+ * its arrived callback runs, once. */
+void conn_move_done(struct srv_conn *c, bool client_gone);
 void conn_reset_request(struct srv_conn *c);
+/* A new connection's buffers with their caps, before its first request. */
+void conn_bufs_init(struct srv_conn *c);
 
 /* srv.c, used by ws.c */
 /* TLS output is already on its way (the socket BIO); this closes the

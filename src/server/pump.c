@@ -290,7 +290,7 @@ void pump_test_dispatch(struct srv_conn *c)
 	c->state = CONN_BUSY;
 	c->keep_alive = !c->parse_error && http_should_keep_alive(&c->parser) && !c->parser.upgrade;
 	t->cb(t->ud, c->parse_error ? "!" : http_method_str((enum http_method)c->parser.method),
-	      c->parse_error ? "" : c->hbuf);
+	      c->parse_error ? "" : buf_str(&c->hbuf));
 	t->seen++;
 	if (later)
 		t->waiting = true;
@@ -320,6 +320,7 @@ int srv_pipeline_for_test(const uint8_t *const *recs, const size_t *lens, size_t
 	c->timer.data = c;
 	c->test = &t;
 	c->state = CONN_HTTP;
+	conn_bufs_init(c);
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
 	conn_reset_request(c);
@@ -347,7 +348,7 @@ int srv_pipeline_for_test(const uint8_t *const *recs, const size_t *lens, size_t
 	uv_loop_close(&loop);
 	conn_reset_request(c);
 	free(c->stash);
-	free(c->hbuf);
+	buf_free(&c->hbuf);
 	free(c);
 	return (int)t.seen;
 }

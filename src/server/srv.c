@@ -15,13 +15,12 @@
 
 #include <openssl/err.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"
-#include "server/assets.h"
 #include "server/loops.h"
-#include "terminal/term.h"
 
 static const char *const hdr_names[H_COUNT] = {
 	[H_HOST] = "host",
@@ -91,16 +90,15 @@ void conn_maybe_free(struct srv_conn *c)
 {
 	struct srv *s = c->srv;
 
-	if (c->state != CONN_CLOSING || !c->handles_closed || c->busy_worker || c->busy_cont)
+	if (c->state != CONN_CLOSING || !c->handles_closed || c->busy_app)
 		return;
 	conn_unlink(c);
 	limits_release(c->limit);
 	ws_free(c);
 	SSL_free(c->ssl); /* frees both BIOs */
 	free(c->stash);
-	free(c->hbuf);
-	free(c->body);
-	api_resp_done(&c->resp);
+	buf_free(&c->hbuf);
+	buf_free(&c->body);
 	free(c);
 	srv_check_stopped(s);
 }
@@ -133,120 +131,137 @@ void conn_close(struct srv_conn *c)
 
 /* ---------- responses ---------- */
 
-/* by_ref: body lives as long as the process (an embedded asset); it goes
- * to TLS piece by piece as the socket drains (out_ref_continue), and the
- * response is done only then. */
-static void send_response_ex(struct srv_conn *c, int status, const char *ctype, const char *extra,
-			     const void *body, size_t len, bool head_only, bool by_ref)
-{
-	char head[2048];
-	int n;
+/* The response header block: what is added to it cannot be clamped, only
+ * refused (the answer is then a bare 500, which always fits). */
+#define SRV_MAX_RESPONSE_HEAD 8192
 
-	metrics_http_status(status);
+static int format_head(struct buf *h, const struct srv_conn *c, const struct srv_response *r)
+{
+	int e = 0;
+
+	e = e
+		    ?: buf_printf(h, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n", r->status,
+				  http_status_str((enum http_status)r->status), r->len);
+	if (r->content_type)
+		e = e ?: buf_printf(h, "Content-Type: %s\r\n", r->content_type);
+	e = e ?: buf_append_str(h, security_headers);
+	if (r->headers)
+		e = e ?: buf_append_str(h, r->headers);
+	e = e ?: buf_printf(h, "Connection: %s\r\n\r\n", c->keep_alive ? "keep-alive" : "close");
+	return e;
+}
+
+/* Sends r on c: one TLS flush for the header block and the body (one
+ * write), or the body by reference (an embedded asset) as the socket
+ * drains (out_ref_continue), the response being done only then. */
+static void send_response(struct srv_conn *c, const struct srv_response *r)
+{
+	static const char fallback[] = "HTTP/1.1 500 Internal Server Error\r\n"
+				       "Content-Length: 0\r\nConnection: close\r\n\r\n";
+	bool head_only = c->req.method && strcmp(c->req.method, "HEAD") == 0;
+	struct buf h;
+
+	buf_init(&h, SRV_MAX_RESPONSE_HEAD);
 	/* While draining, every answer is the connection's last. */
-	if (c->srv->stopping)
+	if (c->srv->stopping || r->close)
 		c->keep_alive = false;
-	n = snprintf(head, sizeof(head),
-		     "HTTP/1.1 %d %s\r\n"
-		     "Content-Length: %zu\r\n"
-		     "%s%s%s"
-		     "%s"
-		     "Connection: %s\r\n\r\n",
-		     status, http_status_str((enum http_status)status), len,
-		     ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "",
-		     extra ? extra : "", c->keep_alive ? "keep-alive" : "close");
-	if (n >= (int)sizeof(head))
-		n = (int)sizeof(head) - 1;
-	/* The header block and the body go into one TLS flush: one write. */
-	if (conn_ssl_write(c, head, (size_t)n) < 0 ||
-	    (!head_only && len && !by_ref && conn_ssl_write(c, body, len) < 0)) {
+	if (format_head(&h, c, r) < 0) {
+		log_error("a response header block did not fit in %d bytes: answered 500",
+			  SRV_MAX_RESPONSE_HEAD);
+		metrics_http_status(500);
+		c->keep_alive = false;
+		c->close_after_write = true;
+		if (conn_ssl_write(c, fallback, sizeof(fallback) - 1) < 0)
+			conn_close(c);
+		else
+			conn_flush(c);
+		goto out;
+	}
+	metrics_http_status(r->status);
+	if (conn_ssl_write(c, buf_str(&h), buf_len(&h)) < 0 ||
+	    (!head_only && r->len && !r->body_static && conn_ssl_write(c, r->body, r->len) < 0)) {
 		conn_close(c);
-		return;
+		goto out;
 	}
 	if (!c->keep_alive)
 		c->close_after_write = true;
-	if (!head_only && len && by_ref) {
-		c->ref_data = body;
-		c->ref_len = len;
+	if (!head_only && r->len && r->body_static) {
+		c->ref_data = r->body;
+		c->ref_len = r->len;
 		out_ref_continue(c);
-		return;
+		goto out;
 	}
 	conn_flush(c);
+out:
+	buf_free(&h);
 }
 
-static void send_response(struct srv_conn *c, int status, const char *ctype, const char *extra,
-			  const void *body, size_t len, bool head_only)
+void srv_respond(struct srv_conn *c, const struct srv_response *r)
 {
-	send_response_ex(c, status, ctype, extra, body, len, head_only, false);
-}
-
-static void send_api_response(struct srv_conn *c, struct api_resp *resp)
-{
-	char extra[4096];
-	char *body = NULL;
-	size_t used, len = 0;
-	int n;
-
-	n = snprintf(extra, sizeof(extra), "%sCache-Control: no-store\r\n", security_headers);
-	used = (size_t)n;
-	for (int i = 0; i < resp->n_headers && used < sizeof(extra); i++) {
-		n = snprintf(extra + used, sizeof(extra) - used, "%s\r\n", resp->headers[i]);
-		used += (size_t)n;
+	c->busy_app = false;
+	if (c->state == CONN_CLOSING) {
+		conn_maybe_free(c);
+		return;
 	}
-	if (used >= sizeof(extra))
-		extra[sizeof(extra) - 1] = '\0';
-	if (resp->body) {
-		body = json_dumps(resp->body, JSON_COMPACT);
-		len = body ? strlen(body) : 0;
-	}
-	send_response(c, resp->status, body ? "application/json" : NULL, extra, body, len,
-		      strcmp(c->req.method, "HEAD") == 0);
-	free(body);
-	api_resp_done(resp);
+	send_response(c, r);
+	srv_respond_done(c);
 }
 
-static void send_error(struct srv_conn *c, int status, const char *code, const char *msg)
+void srv_error(struct srv_conn *c, int status, const char *code, const char *message)
 {
-	struct api_resp resp = { 0 };
+	struct srv_response r = { .status = status,
+				  .content_type = "application/json",
+				  .headers = "Cache-Control: no-store\r\n",
+				  .close = true };
+	struct buf body;
 
-	c->keep_alive = false;
+	/* The same bytes as the API's own error bodies (jansson, compact). */
+	buf_init(&body, 4096);
+	if (buf_printf(&body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message) <
+	    0)
+		r.status = 500;
+	r.body = buf_str(&body);
+	r.len = buf_len(&body);
 	if (!c->req.method)
 		c->req.method = "GET";
-	api_error(&resp, status, code, "%s", msg);
-	send_api_response(c, &resp);
+	srv_respond(c, &r);
+	buf_free(&body);
+}
+
+bool srv_conn_gone(const struct srv_conn *c)
+{
+	return c->state == CONN_CLOSING;
+}
+
+void srv_release(struct srv_conn *c)
+{
+	c->busy_app = false;
+	conn_close(c);
+	conn_maybe_free(c);
 }
 
 /* ---------- requests ---------- */
 
 static const char *hdr(const struct srv_conn *c, enum hdr h)
 {
-	return c->hdr_off[h] < 0 ? NULL : c->hbuf + c->hdr_off[h];
+	return c->hdr_off[h] < 0 ? NULL : buf_str(&c->hbuf) + c->hdr_off[h];
 }
 
+/* The header block is capped by its buffer: past SRV_MAX_HEADER_BYTES the
+ * request is refused (431), never cut. */
 static int hbuf_append(struct srv_conn *c, const char *at, size_t len)
 {
-	if (c->hlen + len + 1 > SRV_MAX_HEADER_BYTES) {
-		c->parse_error = 431;
-		return -1;
-	}
-	if (c->hlen + len + 1 > c->hcap) {
-		size_t cap = c->hcap ? c->hcap * 2 : 1024;
-		char *p;
+	int r = buf_append(&c->hbuf, at, len);
 
-		while (cap < c->hlen + len + 1)
-			cap *= 2;
-		if (cap > SRV_MAX_HEADER_BYTES)
-			cap = SRV_MAX_HEADER_BYTES;
-		p = realloc(c->hbuf, cap);
-		if (!p)
-			return -1;
-		c->hbuf = p;
-		c->hcap = cap;
-	}
-	memcpy(c->hbuf + c->hlen, at, len);
-	c->hlen += len;
-	c->hbuf[c->hlen] = '\0';
-	return 0;
+	if (r == -E2BIG)
+		c->parse_error = 431;
+	return r < 0 ? -1 : 0;
+}
+
+/* Ends the string being read: the NUL that separates it from the next. */
+static int hbuf_end_string(struct srv_conn *c)
+{
+	return hbuf_append(c, "", 1);
 }
 
 static int on_message_begin(http_parser *p)
@@ -288,10 +303,9 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 			c->parse_error = 431;
 			return -1;
 		}
-		if (hbuf_append(c, "", 0) < 0)
+		if (hbuf_end_string(c) < 0)
 			return -1;
-		c->hlen++;
-		c->field_off = (int)c->hlen;
+		c->field_off = (int)buf_len(&c->hbuf);
 		c->in_value = false;
 	}
 	return hbuf_append(c, at, len);
@@ -302,7 +316,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 	struct srv_conn *c = p->data;
 
 	if (!c->in_value) {
-		const char *name = c->hbuf + c->field_off;
+		const char *name = buf_str(&c->hbuf) + c->field_off;
 
 		c->cur_hdr = -1;
 		for (int i = 0; i < H_COUNT; i++) {
@@ -315,11 +329,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 				c->cur_hdr = i;
 			}
 		}
-		if (hbuf_append(c, "", 0) < 0)
+		if (hbuf_end_string(c) < 0)
 			return -1;
-		c->hlen++;
 		if (c->cur_hdr >= 0)
-			c->hdr_off[c->cur_hdr] = (int)c->hlen;
+			c->hdr_off[c->cur_hdr] = (int)buf_len(&c->hbuf);
 		c->in_value = true;
 	}
 	return hbuf_append(c, at, len);
@@ -329,10 +342,9 @@ static int on_headers_complete(http_parser *p)
 {
 	struct srv_conn *c = p->data;
 
-	if (hbuf_append(c, "", 0) < 0)
+	if (hbuf_end_string(c) < 0)
 		return -1;
-	c->hlen++;
-	if ((p->flags & F_CONTENTLENGTH) && p->content_length > API_MAX_BODY) {
+	if ((p->flags & F_CONTENTLENGTH) && p->content_length > SRV_MAX_BODY) {
 		c->parse_error = 413;
 		return -1;
 	}
@@ -342,20 +354,11 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
 	struct srv_conn *c = p->data;
-	char *b;
+	int r = buf_append(&c->body, at, len);
 
-	if (c->body_len + len > API_MAX_BODY) {
+	if (r == -E2BIG)
 		c->parse_error = 413;
-		return -1;
-	}
-	b = realloc(c->body, c->body_len + len + 1);
-	if (!b)
-		return -1;
-	memcpy(b + c->body_len, at, len);
-	c->body = b;
-	c->body_len += len;
-	c->body[c->body_len] = '\0';
-	return 0;
+	return r < 0 ? -1 : 0;
 }
 
 static int on_message_complete(http_parser *p)
@@ -379,7 +382,9 @@ static const http_parser_settings parser_settings = {
 
 void conn_reset_request(struct srv_conn *c)
 {
-	c->hlen = 0;
+	/* The header block keeps its memory for the next request; the body
+	 * (passwords, keys) is wiped and given back. */
+	buf_truncate(&c->hbuf, 0);
 	c->url_off = 0;
 	for (int i = 0; i < H_COUNT; i++)
 		c->hdr_off[i] = -1;
@@ -387,16 +392,17 @@ void conn_reset_request(struct srv_conn *c)
 	c->field_off = -1;
 	c->in_value = false;
 	c->n_headers = 0;
-	if (c->body)
-		OPENSSL_cleanse(c->body, c->body_len);
-	free(c->body);
-	c->body = NULL;
-	c->body_len = 0;
+	buf_reset(&c->body);
 	c->message_done = false;
 	c->parse_error = 0;
 	memset(&c->req, 0, sizeof(c->req));
-	api_resp_done(&c->resp);
-	memset(&c->resp, 0, sizeof(c->resp));
+}
+
+/* A connection's buffers, with their caps (before its first request). */
+void conn_bufs_init(struct srv_conn *c)
+{
+	buf_init(&c->hbuf, SRV_MAX_HEADER_BYTES);
+	buf_init_secret(&c->body, SRV_MAX_BODY);
 }
 
 static bool header_has_token(const char *value, const char *token)
@@ -418,31 +424,6 @@ static bool header_has_token(const char *value, const char *token)
 	return false;
 }
 
-static void on_work(uv_work_t *w)
-{
-	struct srv_conn *c = w->data;
-
-	api_handle(c->srv->api, &c->req, &c->resp);
-}
-
-static void on_after_work(uv_work_t *w, int status)
-{
-	struct srv_conn *c = w->data;
-
-	c->busy_worker = false;
-	if (c->resp.next != API_NEXT_NONE) {
-		c->busy_cont = true;
-		term_next(c, &c->resp, c->state == CONN_CLOSING);
-		return;
-	}
-	if (c->state == CONN_CLOSING) {
-		conn_maybe_free(c);
-		return;
-	}
-	send_api_response(c, &c->resp);
-	srv_respond_done(c);
-}
-
 /* Called once the answer to the current request is on its way. */
 void srv_respond_done(struct srv_conn *c)
 {
@@ -461,70 +442,14 @@ void srv_respond_done(struct srv_conn *c)
 	conn_pump(c);
 }
 
-void srv_respond(struct srv_conn *c, struct api_resp *resp)
-{
-	c->busy_cont = false;
-	if (c->state == CONN_CLOSING) {
-		api_resp_done(resp);
-		conn_maybe_free(c);
-		return;
-	}
-	if (resp != &c->resp) {
-		api_resp_done(&c->resp);
-		c->resp = *resp;
-		memset(resp, 0, sizeof(*resp));
-	}
-	send_api_response(c, &c->resp);
-	srv_respond_done(c);
-}
-
-void srv_respond_text(struct srv_conn *c, int status, const char *content_type, const char *body,
-		      size_t len)
-{
-	char extra[2048];
-
-	c->busy_cont = false;
-	if (c->state == CONN_CLOSING) {
-		conn_maybe_free(c);
-		return;
-	}
-	snprintf(extra, sizeof(extra), "%sCache-Control: no-store\r\n", security_headers);
-	send_response(c, status, content_type, extra, body, len,
-		      strcmp(c->req.method, "HEAD") == 0);
-	srv_respond_done(c);
-}
-
-static void serve_asset(struct srv_conn *c, const char *path, bool head)
-{
-	const struct asset *a = assets_find(path);
-	const char *inm = hdr(c, H_IF_NONE_MATCH);
-	char extra[2048];
-
-	if (!a) {
-		static const char nf[] = "not found\n";
-
-		snprintf(extra, sizeof(extra), "%s", security_headers);
-		send_response(c, 404, "text/plain; charset=utf-8", extra, nf, sizeof(nf) - 1, head);
-		return;
-	}
-	snprintf(extra, sizeof(extra), "%sCache-Control: no-cache\r\nETag: %s\r\n",
-		 security_headers, a->etag);
-	if (inm && strcmp(inm, a->etag) == 0) {
-		send_response(c, 304, NULL, extra, NULL, 0, true);
-		return;
-	}
-	/* By reference: a client asking for it again and again without
-	 * reading costs no copy of it (issue 13). */
-	send_response_ex(c, 200, a->content_type, extra, a->data, a->len, head, true);
-}
-
 /* Fills c->req from the parsed request: the target split in place into
  * path and query (both stay in hbuf), the known headers, the WebSocket
  * upgrade. Returns 0, or 400 when the request target is malformed. */
 static int request_fill(struct srv_conn *c)
 {
 	struct http_parser_url u;
-	const char *url = c->hbuf;
+	char *hb = c->hbuf.data;
+	const char *url = buf_str(&c->hbuf);
 	char *path, *query = NULL;
 	const char *upgrade = hdr(c, H_UPGRADE);
 
@@ -532,17 +457,17 @@ static int request_fill(struct srv_conn *c)
 	http_parser_url_init(&u);
 	if (http_parser_parse_url(url, strlen(url), 0, &u) != 0 || !(u.field_set & (1 << UF_PATH)))
 		return 400;
-	path = c->hbuf + u.field_data[UF_PATH].off;
+	path = hb + u.field_data[UF_PATH].off;
 	if (u.field_set & (1 << UF_QUERY)) {
-		query = c->hbuf + u.field_data[UF_QUERY].off;
+		query = hb + u.field_data[UF_QUERY].off;
 		query[u.field_data[UF_QUERY].len] = '\0';
 	}
 	path[u.field_data[UF_PATH].len] = '\0';
 
 	c->req.path = path;
 	c->req.query = query;
-	c->req.body = c->body ? c->body : "";
-	c->req.body_len = c->body_len;
+	c->req.body = buf_str(&c->body);
+	c->req.body_len = buf_len(&c->body);
 	c->req.cookie = hdr(c, H_COOKIE);
 	c->req.authorization = hdr(c, H_AUTHORIZATION);
 	c->req.csrf_token = hdr(c, H_CSRF);
@@ -550,6 +475,7 @@ static int request_fill(struct srv_conn *c)
 	c->req.host = hdr(c, H_HOST);
 	c->req.content_type = hdr(c, H_CONTENT_TYPE);
 	c->req.ws_protocol = hdr(c, H_WS_PROTOCOL);
+	c->req.if_none_match = hdr(c, H_IF_NONE_MATCH);
 	c->req.websocket = c->parser.upgrade && upgrade && strcasecmp(upgrade, "websocket") == 0 &&
 			   header_has_token(hdr(c, H_CONNECTION), "upgrade") && hdr(c, H_WS_KEY) &&
 			   hdr(c, H_WS_VERSION) && strcmp(hdr(c, H_WS_VERSION), "13") == 0 &&
@@ -558,14 +484,11 @@ static int request_fill(struct srv_conn *c)
 	return 0;
 }
 
-/* A complete request is in c: answer it or hand it to a worker. */
+/* A complete request is in c: the server's own refusals are answered
+ * here, everything else goes to the application (srv_config.on_request),
+ * which owns the answer from then on. */
 static void dispatch(struct srv_conn *c)
 {
-	static const char *const err_codes[] = {
-		[400] = "InvalidRequest", [413] = "RequestTooLarge", [431] = "RequestTooLarge"
-	};
-	const char *path;
-
 	if (c->test) {
 		pump_test_dispatch(c);
 		return;
@@ -575,47 +498,22 @@ static void dispatch(struct srv_conn *c)
 	c->keep_alive = http_should_keep_alive(&c->parser) && !c->parser.upgrade;
 	c->req.method = http_method_str((enum http_method)c->parser.method);
 	if (c->parse_error) {
-		send_error(c, c->parse_error, err_codes[c->parse_error],
-			   c->parse_error == 400 ? "the request is malformed"
-						 : "the request is larger than allowed");
+		srv_error(c, c->parse_error,
+			  c->parse_error == 400 ? "InvalidRequest" : "RequestTooLarge",
+			  c->parse_error == 400 ? "the request is malformed"
+						: "the request is larger than allowed");
 		return;
 	}
 	if (request_fill(c) != 0) {
-		send_error(c, 400, "InvalidRequest", "the request target is malformed");
+		srv_error(c, 400, "InvalidRequest", "the request target is malformed");
 		return;
 	}
-	path = c->req.path;
-
-	/* GET /metrics is at the root (where Prometheus looks) but is an API
-	 * call like any other: authenticated on a worker. */
-	if (strcmp(path, "/metrics") == 0)
-		c->req.path = "/api/v1/metrics";
-	/* The liveness probe is answered here, on the loop: it needs nothing
-	 * from the store, and must not queue behind a burst of work on the
-	 * pool (a thousand connects at once, measured in faults.test.mjs). */
-	if ((strcmp(c->req.path, "/api/v1/healthz") == 0 || strcmp(c->req.path, "/healthz") == 0) &&
-	    c->parser.method == HTTP_GET) {
-		api_json(&c->resp, 200, json_pack("{s:s}", "status", "ok"));
-		send_api_response(c, &c->resp);
-		srv_respond_done(c);
-		return;
-	}
-	if (strncmp(c->req.path, "/api/", 5) == 0) {
-		c->work.data = c;
-		c->busy_worker = true;
+	c->busy_app = true;
+	c->srv->on_request(c, &c->req, c->srv->ud);
+	/* Answered later (a worker, a dial): nothing more is read meanwhile.
+	 * An answer given at once has already gone on to the next request. */
+	if (c->busy_app && c->state == CONN_BUSY)
 		conn_read_pause(c);
-		if (uv_queue_work(c->srv->loop, &c->work, on_work, on_after_work) < 0) {
-			c->busy_worker = false;
-			send_error(c, 503, "ServiceUnavailable", "the server is busy");
-		}
-		return;
-	}
-	if (c->parser.method != HTTP_GET && c->parser.method != HTTP_HEAD) {
-		send_error(c, 405, "MethodNotAllowed", "only GET and HEAD are allowed here");
-		return;
-	}
-	serve_asset(c, path, c->parser.method == HTTP_HEAD);
-	srv_respond_done(c);
 }
 
 size_t srv_http_consume(struct srv_conn *c, const uint8_t *buf, size_t len)
@@ -636,10 +534,10 @@ size_t srv_http_consume(struct srv_conn *c, const uint8_t *buf, size_t len)
 			pump_test_dispatch(c);
 			return len;
 		}
-		send_error(c, c->parse_error,
-			   c->parse_error == 400 ? "InvalidRequest" : "RequestTooLarge",
-			   c->parse_error == 400 ? "the request is malformed"
-						 : "the request is larger than allowed");
+		srv_error(c, c->parse_error,
+			  c->parse_error == 400 ? "InvalidRequest" : "RequestTooLarge",
+			  c->parse_error == 400 ? "the request is malformed"
+						: "the request is larger than allowed");
 		return len;
 	}
 	return n;
@@ -686,6 +584,7 @@ static void conn_open(struct srv *s, int fd, struct limits_node *limit)
 		return;
 	}
 	c->limit = limit;
+	conn_bufs_init(c);
 	if (conn_take_socket(s, c, fd) < 0)
 		return;
 	uv_tcp_nodelay(&c->tcp, 1);
@@ -820,13 +719,23 @@ static void on_listen(uv_poll_t *p, int status, int events)
 
 /* ---------- moving a connection to another loop ---------- */
 
+void conn_move_done(struct srv_conn *c, bool client_gone)
+{
+	srv_moved_fn *cb = c->move_cb;
+	void *arg = c->move_arg;
+
+	c->move_cb = NULL;
+	c->move_arg = NULL;
+	cb(c, client_gone, arg);
+}
+
 /* Gives c, whose handles are closed, the socket fd on s's loop (this
- * thread's), and runs its continuation there. fd -1: it could not come;
- * the continuation hears that the client is gone. */
+ * thread's), and runs its arrived callback there. fd -1: it could not
+ * come; the callback hears that the client is gone. */
 static void conn_adopt(struct srv *s, struct srv_conn *c, int fd)
 {
 	c->state = CONN_BUSY;
-	term_next(c, &c->resp, conn_take_socket(s, c, fd) < 0);
+	conn_move_done(c, conn_take_socket(s, c, fd) < 0);
 }
 
 static void move_arrived(int fd, void *arg)
@@ -870,7 +779,7 @@ void conn_start_move(struct srv_conn *c)
 	uv_close((uv_handle_t *)&c->tcp, on_move_tcp_closed);
 }
 
-int srv_conn_move(struct srv_conn *c, unsigned to)
+int srv_conn_move(struct srv_conn *c, unsigned to, srv_moved_fn *arrived, void *arg)
 {
 	uv_os_fd_t fd;
 
@@ -884,6 +793,8 @@ int srv_conn_move(struct srv_conn *c, unsigned to)
 	if (c->move_fd < 0)
 		return -errno;
 	c->move_to = to + 1;
+	c->move_cb = arrived;
+	c->move_arg = arg;
 	/* An answer still being written goes out first (on_write). */
 	if (c->out_pending == 0)
 		conn_start_move(c);
@@ -963,7 +874,8 @@ int srv_new(unsigned loop, const struct srv_config *cfg, int listen_fd, struct s
 		return -ENOMEM;
 	s->loop = loops_uv(loop);
 	s->index = loop;
-	s->api = cfg->api;
+	s->on_request = cfg->on_request;
+	s->ud = cfg->ud;
 	s->listen_fd = listen_fd;
 	s->reserve_fd = -1;
 	SSL_CTX_up_ref(ctx);
@@ -1056,7 +968,7 @@ void srv_drain(struct srv *s, void (*done)(void *ud), void *ud)
 	for (c = s->conns; c; c = next) {
 		next = c->next;
 		/* Between requests, or not yet past the handshake: nothing to lose. */
-		if (c->state == CONN_TLS || (c->state == CONN_HTTP && c->hlen == 0))
+		if (c->state == CONN_TLS || (c->state == CONN_HTTP && buf_len(&c->hbuf) == 0))
 			conn_close(c);
 	}
 }
@@ -1100,6 +1012,11 @@ void srv_free(struct srv *s)
 	free(s);
 }
 
+uv_loop_t *srv_conn_loop(const struct srv_conn *c)
+{
+	return c->srv->loop;
+}
+
 const char *srv_conn_remote(const struct srv_conn *c)
 {
 	return c->remote;
@@ -1123,6 +1040,7 @@ int srv_parse_for_test(const uint8_t *buf, size_t len)
 
 	if (!c)
 		return -ENOMEM;
+	conn_bufs_init(c);
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
 	conn_reset_request(c);
@@ -1138,7 +1056,7 @@ int srv_parse_for_test(const uint8_t *buf, size_t len)
 			}
 			/* What a worker would see: NUL-terminated strings in bounds. */
 			if (strlen(c->req.path) >= SRV_MAX_HEADER_BYTES ||
-			    c->body_len > API_MAX_BODY)
+			    buf_len(&c->body) > SRV_MAX_BODY)
 				abort();
 			n++;
 			if (c->parser.upgrade || !http_should_keep_alive(&c->parser))
@@ -1156,7 +1074,7 @@ int srv_parse_for_test(const uint8_t *buf, size_t len)
 		len -= used;
 	}
 	conn_reset_request(c);
-	free(c->hbuf);
+	buf_free(&c->hbuf);
 	free(c);
 	return r < 0 ? r : n;
 }

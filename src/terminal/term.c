@@ -1,6 +1,6 @@
 /* The session registry and the WebSocket ⇄ SSH pump.
  *
- * A session is born when its SSH shell is open (term_next, CONNECT), waits
+ * A session is born when its SSH shell is open (term_connect_next), waits
  * up to 30 s for its creator to attach a WebSocket, then pumps bytes both
  * ways with back-pressure:
  *   VM → browser: when the bytes queued towards the browser pass the high
@@ -782,7 +782,7 @@ static void respond_error(struct srv_conn *http, int status, const char *code, c
 	struct api_resp resp = { 0 };
 
 	api_error(&resp, status, code, "%s", msg);
-	srv_respond(http, &resp);
+	api_respond(http, &resp);
 }
 
 /* Answers this loop's connects still dialling (of user_id, or all when it
@@ -1233,7 +1233,7 @@ static void ssh_on_ready(struct sshc *c, void *ud)
 		 json_pack("{s:{s:s,s:s,s:s,s:s,s:s,s:s,s:I}}", "session", "id", s->id, "terminal",
 			   terminal, "vm", s->vm_id, "bastion", s->bastion_id, "target", s->target,
 			   "auth_type", s->auth_type, "created_at", (json_int_t)s->started));
-	srv_respond(s->http, &resp);
+	api_respond(s->http, &resp);
 	s->http = NULL;
 	connect_audit(s, "Created", NULL);
 	sess_record(s, NULL);
@@ -1345,7 +1345,7 @@ static void ssh_on_challenge(struct sshc *c, const struct sshc_challenge *ch, vo
 		return;
 	}
 	api_json(&resp, 202, body);
-	srv_respond(s->http, &resp);
+	api_respond(s->http, &resp);
 	s->http = NULL;
 }
 
@@ -1514,7 +1514,7 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 	}
 }
 
-/* Attach and disconnect run on the session's home loop (term_next moves the
+/* Attach and disconnect run on the session's home loop (attach_or_disconnect moves the
  * connection there first), where nobody else may free it: the session id
  * if it lives on this loop, else NULL. */
 static struct sess *find_here(const char *id)
@@ -1585,18 +1585,17 @@ static void disconnect(struct srv_conn *c, struct term_attach *ta)
 		    json_pack("{s:s,s:s,s:s}", "session", s->id, "user", s->user, "bastion",
 			      s->bastion_id));
 	sess_end(s, reason);
-	srv_respond(c, &resp);
+	api_respond(c, &resp);
 }
 
-static void list_sessions(struct srv_conn *c, struct term_attach *ta)
+int term_sessions_json(const struct term_attach *ta, json_t **ret)
 {
-	struct api_resp resp = { 0 };
 	json_t *arr = json_array();
 	int64_t now = store_now();
 	static const char *const state_names[] = { "dialing", "waiting", "attached", "dead" };
 
-	/* Sessions of every loop: what is read here is fixed, changed under
-	 * the lock, or atomic. */
+	/* A snapshot of every loop's sessions, on the caller's thread: what is
+	 * read here is fixed, changed under the lock, or atomic. */
 	pthread_mutex_lock(&T.lock);
 	for (unsigned b = 0; arr && b < BUCKETS; b++) {
 		for (struct sess *s = T.buckets[b]; s; s = s->next_bucket) {
@@ -1618,12 +1617,8 @@ static void list_sessions(struct srv_conn *c, struct term_attach *ta)
 		}
 	}
 	pthread_mutex_unlock(&T.lock);
-	if (!arr) {
-		respond_error(c, 503, "ServiceUnavailable", "out of memory");
-		return;
-	}
-	api_json(&resp, 200, json_pack("{s:o}", "value", arr));
-	srv_respond(c, &resp);
+	*ret = arr;
+	return arr ? 0 : -ENOMEM;
 }
 
 void term_answers_free(struct term_answers *ta)
@@ -1670,96 +1665,81 @@ static void answer(struct srv_conn *c, struct term_answers *ta)
 	s->dial_start_ns = uv_hrtime();
 }
 
-static void metrics(struct srv_conn *c)
+void term_counts(size_t *ret_active, size_t *ret_dialing, unsigned *ret_loops)
 {
-	char *text = NULL;
-	size_t len = 0, active, dialing;
-
 	/* Every loop's sessions. */
 	pthread_mutex_lock(&T.lock);
-	active = T.count;
-	dialing = T.dialing;
+	*ret_active = T.count;
+	*ret_dialing = T.dialing;
 	pthread_mutex_unlock(&T.lock);
-	if (metrics_render(active, dialing, T.n_loops, &text, &len) < 0) {
-		respond_error(c, 503, "ServiceUnavailable", "out of memory");
-		return;
-	}
-	srv_respond_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
-	free(text);
+	*ret_loops = T.n_loops;
 }
 
 /* The session is another loop's: the connection moves there with its
- * continuation, which runs again on that loop (true). When the move fails
- * the client is answered 503 here (false) and the caller frees arg. */
-static bool move_home(struct srv_conn *c, struct api_resp *resp, enum api_next next, void *arg,
-		      unsigned home)
+ * continuation next, which runs again on that loop (true). When the move
+ * fails the client is answered 503 here (false) and the caller frees arg. */
+static bool move_home(struct srv_conn *c, api_next_fn *next, void *arg, unsigned home)
 {
-	resp->next = next;
-	resp->next_arg = arg;
-	if (srv_conn_move(c, home) == 0)
+	if (srv_conn_move(c, home, next, arg) == 0)
 		return true;
-	resp->next = API_NEXT_NONE;
-	resp->next_arg = NULL;
 	respond_error(c, 503, "ServiceUnavailable",
 		      "the session's event loop could not take the connection; try again");
 	return false;
 }
 
-void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone)
+void term_connect_next(struct srv_conn *c, bool client_gone, void *arg)
 {
-	enum api_next next = resp->next;
-	void *arg = resp->next_arg;
+	if (client_gone) {
+		term_connect_free(arg);
+		srv_release(c);
+		return;
+	}
+	start_connect(c, arg);
+}
 
-	resp->next = API_NEXT_NONE;
-	resp->next_arg = NULL;
-	if (next == API_NEXT_CONNECT) {
-		if (client_gone) {
-			term_connect_free(arg);
-			srv_respond(c, resp);
+void term_answers_next(struct srv_conn *c, bool client_gone, void *arg)
+{
+	struct term_answers *ta = arg;
+	int home = client_gone ? -1 : term_challenge_home(ta->session_id);
+
+	if (home >= 0 && home != loops_self()) {
+		if (move_home(c, term_answers_next, arg, (unsigned)home))
 			return;
-		}
-		start_connect(c, arg);
-		return;
+	} else if (client_gone) {
+		srv_release(c);
+	} else {
+		answer(c, ta);
 	}
-	if (next == API_NEXT_ANSWERS) {
-		struct term_answers *ta = arg;
-		int home = client_gone ? -1 : term_challenge_home(ta->session_id);
+	term_answers_free(ta);
+}
 
-		if (home >= 0 && home != loops_self()) {
-			if (move_home(c, resp, next, arg, (unsigned)home))
-				return;
-		} else if (client_gone) {
-			srv_respond(c, resp);
-		} else {
-			answer(c, ta);
-		}
-		term_answers_free(ta);
-		return;
-	}
-	if (!client_gone && (next == API_NEXT_ATTACH || next == API_NEXT_DISCONNECT)) {
-		struct term_attach *ta = arg;
+/* Attach and disconnect: on the session's home loop, where the
+ * connection moves first. */
+static void attach_or_disconnect(struct srv_conn *c, bool client_gone, struct term_attach *ta,
+				 api_next_fn *self,
+				 void (*run)(struct srv_conn *, struct term_attach *))
+{
+	if (client_gone) {
+		srv_release(c);
+	} else {
 		int home = home_of(ta->session_id);
 
-		/* The session is another loop's: the connection goes there and
-		 * this runs again on it. */
 		if (home >= 0 && home != loops_self()) {
-			if (move_home(c, resp, next, arg, (unsigned)home))
+			if (move_home(c, self, ta, (unsigned)home))
 				return;
-			term_attach_free(arg);
-			return;
+		} else {
+			run(c, ta);
 		}
 	}
-	if (client_gone)
-		srv_respond(c, resp);
-	else if (next == API_NEXT_ATTACH)
-		attach(c, arg);
-	else if (next == API_NEXT_DISCONNECT)
-		disconnect(c, arg);
-	else if (next == API_NEXT_SESSIONS)
-		list_sessions(c, arg);
-	else if (next == API_NEXT_METRICS)
-		metrics(c);
-	else
-		respond_error(c, 500, "InternalError", "the request could not be handled");
-	term_attach_free(arg);
+	term_attach_free(ta);
+}
+
+void term_attach_next(struct srv_conn *c, bool client_gone, void *arg)
+{
+	attach_or_disconnect(c, client_gone, arg, term_attach_next, attach);
+}
+
+void term_disconnect_next(struct srv_conn *c, bool client_gone, void *arg)
+{
+	attach_or_disconnect(c, client_gone, arg, term_disconnect_next, disconnect);
 }
