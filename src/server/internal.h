@@ -184,7 +184,24 @@ void conn_pump_later(struct srv_conn *c);
 /* on_write: output drained; input that waited for it may go on. */
 void conn_output_drained(struct srv_conn *c);
 
-/* srv.c, used by pump.c */
+/* srv.c: the server of each loop, and the check that a stopping one is
+ * done (its owner hears so once). */
+extern struct srv *srv_by_loop[];
+void srv_check_stopped(struct srv *s);
+
+/* accept.c: the listener is readable (loop 0). */
+void accept_on_listen(uv_poll_t *p, int status, int events);
+
+/* conn.c: lifecycle */
+/* Links c into s with handles on s's loop, which take the socket fd (this
+ * thread's). -1 when fd is -1 or cannot be opened: fd is closed then, and
+ * c is closing. */
+int conn_take_socket(struct srv *s, struct srv_conn *c, int fd);
+/* A new connection on this loop: socket fd (this thread's) is its, and so
+ * is its count in limits.c (limit). */
+void conn_open(struct srv *s, int fd, struct limits_node *limit);
+
+/* http.c, used by pump.c */
 /* Feeds plaintext to the HTTP parser; returns how much it took. */
 size_t srv_http_consume(struct srv_conn *c, const uint8_t *buf, size_t len);
 void conn_start_move(struct srv_conn *c);
@@ -195,7 +212,7 @@ void conn_reset_request(struct srv_conn *c);
 /* A new connection's buffers with their caps, before its first request. */
 void conn_bufs_init(struct srv_conn *c);
 
-/* srv.c, used by ws.c */
+/* conn.c, http.c, pump.c: shared by the files of src/server */
 /* TLS output is already on its way (the socket BIO); this closes the
  * connection after a failed write, or once a last answer is out. */
 void conn_flush(struct srv_conn *c);
@@ -221,7 +238,7 @@ void ws_free(struct srv_conn *c);
  * silent for SRV_WS_PING_MAX_MISSED intervals. */
 void ws_ping_tick(struct srv_conn *c, unsigned interval_ms);
 
-/* srv.c: the request parser without a connection (tests/fuzz/fuzz_http.c). */
+/* http.c: the request parser without a connection (tests/fuzz/fuzz_http.c). */
 int srv_parse_for_test(const uint8_t *buf, size_t len);
 
 /* pump.c: the real pump and parser on plaintext records, without TLS or a
