@@ -1,6 +1,6 @@
 /* GET /sessions and DELETE /sessions/{id}.
  *
- * The sessions live on the loop (terminal/term.c). The worker here
+ * The sessions live on the loop (terminal/). The worker here
  * authenticates the caller (the router did) and works out which bastions of
  * the live sessions the caller is Owner of; with that answer it lists the
  * sessions itself, from a snapshot of the registry (term_sessions_json),
