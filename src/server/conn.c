@@ -60,7 +60,7 @@ void conn_maybe_free(struct srv_conn *c)
 	limits_release(c->limit);
 	ws_free(c);
 	SSL_free(c->ssl); /* frees both BIOs */
-	free(c->stash);
+	buf_free(&c->stash);
 	buf_free(&c->hbuf);
 	buf_free(&c->body);
 	free(c);

@@ -324,6 +324,7 @@ void conn_reset_request(struct srv_conn *c)
 void conn_bufs_init(struct srv_conn *c)
 {
 	buf_init(&c->hbuf, SRV_MAX_HEADER_BYTES);
+	buf_init(&c->stash, SRV_MAX_IN);
 	buf_init_secret(&c->body, SRV_MAX_BODY);
 }
 

@@ -72,10 +72,9 @@ struct srv_conn {
 	bool busy_app;       /* the application owns the answer (on_request) */
 
 	/* plaintext received while the consumer could not take it */
-	uint8_t *stash;
-	size_t stash_len;
-	bool pumping;    /* conn_pump is running: a nested call returns at once */
-	bool in_blocked; /* output above its mark: input waits (pump.c) */
+	struct buf stash; /* cap SRV_MAX_IN */
+	bool pumping;     /* conn_pump is running: a nested call returns at once */
+	bool in_blocked;  /* output above its mark: input waits (pump.c) */
 	/* tests only (srv_pipeline_for_test): plaintext records instead of
 	 * TLS, and a hook instead of dispatch */
 	struct pump_test *test;
