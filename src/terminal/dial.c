@@ -14,7 +14,6 @@
 
 #include <sodium.h>
 
-#include "api/api.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -47,7 +46,6 @@ static void dial_done(struct sess *s)
 static void ssh_on_ready(struct sshc *c, void *ud)
 {
 	struct sess *s = ud;
-	struct api_resp resp = { 0 };
 	char terminal[128];
 
 	dial_done(s);
@@ -67,11 +65,11 @@ static void ssh_on_ready(struct sshc *c, void *ud)
 	s->out_paused = true;
 	uv_timer_start(&s->timer, on_attach_timeout, TERM_ATTACH_WINDOW_MS, 0);
 	snprintf(terminal, sizeof(terminal), "/api/v1/sessions/%s/terminal", s->id);
-	api_json(&resp, 201,
-		 json_pack("{s:{s:s,s:s,s:s,s:s,s:s,s:s,s:I}}", "session", "id", s->id, "terminal",
-			   terminal, "vm", s->vm_id, "bastion", s->bastion_id, "target", s->target,
-			   "auth_type", s->auth_type, "created_at", (json_int_t)s->started));
-	api_respond(s->http, &resp);
+	term_respond_json(s->http, 201,
+			  json_pack("{s:{s:s,s:s,s:s,s:s,s:s,s:s,s:I}}", "session", "id", s->id,
+				    "terminal", terminal, "vm", s->vm_id, "bastion", s->bastion_id,
+				    "target", s->target, "auth_type", s->auth_type, "created_at",
+				    (json_int_t)s->started));
 	s->http = NULL;
 	term_connect_audit(s, "Created", NULL);
 	sess_record(s, NULL);
@@ -154,7 +152,6 @@ static void ssh_on_fail(struct sshc *c, int err, const char *msg, void *ud)
 static void ssh_on_challenge(struct sshc *c, const struct sshc_challenge *ch, void *ud)
 {
 	struct sess *s = ud;
-	struct api_resp resp = { 0 };
 	json_t *prompts = json_array(), *body = NULL;
 	char answers[128];
 
@@ -182,8 +179,7 @@ static void ssh_on_challenge(struct sshc *c, const struct sshc_challenge *ch, vo
 		sess_kill(s, false);
 		return;
 	}
-	api_json(&resp, 202, body);
-	api_respond(s->http, &resp);
+	term_respond_json(s->http, 202, body);
 	s->http = NULL;
 }
 
@@ -400,7 +396,6 @@ static bool may_manage(const struct term_attach *ta, const struct sess *s)
 
 static void disconnect(struct srv_conn *c, struct term_attach *ta)
 {
-	struct api_resp resp = { .status = 204 };
 	char reason[128], principal[80];
 	struct sess *s;
 
@@ -418,7 +413,7 @@ static void disconnect(struct srv_conn *c, struct term_attach *ta)
 			 json_pack("{s:s,s:s,s:s}", "session", s->id, "user", s->user, "bastion",
 				   s->bastion_id));
 	sess_end(s, reason);
-	api_respond(c, &resp);
+	term_respond_json(c, 204, NULL);
 }
 
 int term_sessions_json(const struct term_attach *ta, json_t **ret)
@@ -515,7 +510,7 @@ void term_counts(size_t *ret_active, size_t *ret_dialing, unsigned *ret_loops)
 /* The session is another loop's: the connection moves there with its
  * continuation next, which runs again on that loop (true). When the move
  * fails the client is answered 503 here (false) and the caller frees arg. */
-static bool move_home(struct srv_conn *c, api_next_fn *next, void *arg, unsigned home)
+static bool move_home(struct srv_conn *c, srv_moved_fn *next, void *arg, unsigned home)
 {
 	if (srv_conn_move(c, home, next, arg) == 0)
 		return true;
@@ -553,7 +548,7 @@ void term_answers_next(struct srv_conn *c, bool client_gone, void *arg)
 /* Attach and disconnect: on the session's home loop, where the
  * connection moves first. */
 static void attach_or_disconnect(struct srv_conn *c, bool client_gone, struct term_attach *ta,
-				 api_next_fn *self,
+				 srv_moved_fn *self,
 				 void (*run)(struct srv_conn *, struct term_attach *))
 {
 	if (client_gone) {

@@ -48,6 +48,8 @@
 
 #include <sodium.h>
 
+/* The one call upwards left: api_hostkey_fingerprint (api/hostkeys.c), for
+ * the host-key mismatch message (dial.c); it belongs beneath, in ssh/. */
 #include "api/api.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -192,6 +194,9 @@ void term_in_use_add(struct sess *s);
 bool term_owns_bastion(const struct term_attach *ta, const char *bastion_id);
 void term_connect_audit(struct sess *s, const char *code, const char *msg);
 const char *term_ended_since(struct term_loop *l, int64_t user_id, uint64_t gen);
+/* Answers c with status and body (compact JSON, taken; NULL: none), as
+ * the API answers. */
+void term_respond_json(struct srv_conn *c, int status, json_t *body);
 void term_respond_error(struct srv_conn *http, int status, const char *code, const char *msg);
 void term_send_control(struct sess *s, json_t *msg);
 void sess_close_ws(struct sess *s, json_t *msg);

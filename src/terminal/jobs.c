@@ -11,7 +11,6 @@
 
 #include <sodium.h>
 
-#include "api/api.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"

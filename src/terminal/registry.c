@@ -14,7 +14,6 @@
 
 #include <sodium.h>
 
-#include "api/api.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -501,12 +500,26 @@ void sess_end(struct sess *s, const char *reason)
 	sess_kill(s, false);
 }
 
+void term_respond_json(struct srv_conn *c, int status, json_t *body)
+{
+	struct srv_response r = { .status = status, .headers = "Cache-Control: no-store\r\n" };
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	/* As the API answers (api_respond): compact JSON, never stored. */
+	if (text) {
+		r.content_type = "application/json";
+		r.body = text;
+		r.len = strlen(text);
+	}
+	srv_respond(c, &r);
+	free(text);
+	json_decref(body);
+}
+
 void term_respond_error(struct srv_conn *http, int status, const char *code, const char *msg)
 {
-	struct api_resp resp = { 0 };
-
-	api_error(&resp, status, code, "%s", msg);
-	api_respond(http, &resp);
+	term_respond_json(http, status,
+			  json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
 
 /* Answers this loop's connects still dialling (of user_id, or all when it

@@ -13,7 +13,6 @@
 #include "ssh/sshc.h"
 
 struct srv_conn;
-struct api_resp;
 struct store;
 
 #define TERM_ATTACH_WINDOW_MS 30000
@@ -100,7 +99,7 @@ void term_end_user_sessions(int64_t user_id, const char *reason);
  * to see it). */
 uint64_t term_end_generation(void);
 
-/* The continuations an API handler sets (api_next_fn in api/api.h): each
+/* The continuations an API handler sets (api_next_fn in api/api.h, the same type as srv_moved_fn): each
  * runs once on a loop, owns arg (the struct named) and answers c. Attach,
  * disconnect and answers of a session on another loop move c there first
  * (srv_conn_move, with themselves as the arrival callback) and run again
