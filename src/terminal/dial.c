@@ -190,33 +190,6 @@ static void ssh_on_new_host_key(struct sshc *c, const char *type, const char *b6
 	term_record_host_key(s->vm_id, type, b64);
 }
 
-_Static_assert(SSHC_DATA_HEADROOM >= SRV_WS_HEADROOM, "room for a frame header");
-_Static_assert(SSHC_DATA_MAX <= 0xffff, "what srv_ws_send_binary frames");
-
-static void ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud)
-{
-	struct sess *s = ud;
-	int r;
-
-	if (!s->ws)
-		return;
-	term_count_bytes(&s->from_vm, len);
-	metrics_bytes(0, len);
-	s->unacked += len;
-	r = srv_ws_send_binary(s->ws, buf, len);
-	if (r > 0 && !s->out_paused) {
-		s->out_paused = true;
-		sess_update_output(s);
-	} else if (s->window && s->unacked >= s->window) {
-		sess_update_output(s);
-	}
-}
-
-static void ssh_on_writable(struct sshc *c, void *ud)
-{
-	term_pump_input(ud);
-}
-
 static void ssh_on_end(struct sshc *c, int exit_status, const char *reason, void *ud)
 {
 	struct sess *s = ud;
@@ -236,8 +209,8 @@ static const struct sshc_callbacks ssh_cb = {
 	.on_fail = ssh_on_fail,
 	.on_challenge = ssh_on_challenge,
 	.on_new_host_key = ssh_on_new_host_key,
-	.on_data = ssh_on_data,
-	.on_writable = ssh_on_writable,
+	.on_data = term_ssh_on_data,
+	.on_writable = term_ssh_on_writable,
 	.on_end = ssh_on_end,
 };
 

@@ -214,8 +214,11 @@ void sess_record(struct sess *s, const char *end_reason);
 void term_record_host_key(const char *vm_id, const char *type, const char *b64);
 
 /* pump.c: data both ways, flow control, idle and duration timers */
-void term_count_bytes(atomic_uint_fast64_t *counter, uint64_t n);
 void term_pump_input(struct sess *s);
 extern const struct srv_ws_cb term_ws_cb;
+/* The SSH client's data callbacks (struct sshc_callbacks): the VM's output
+ * to the browser, and the channel writable again for pending input. */
+void term_ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud);
+void term_ssh_on_writable(struct sshc *c, void *ud);
 void sess_arm(struct sess *s);
 void sess_update_output(struct sess *s);

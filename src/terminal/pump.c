@@ -2,7 +2,9 @@
  * attached: bytes both ways with back-pressure, the page's flow-control
  * window and its control messages (term_parse_control), the idle and
  * maximum-duration timers with their warnings. Called on the session's
- * loop by the server (the WebSocket callbacks, term_ws_cb) and by dial.c. */
+ * loop by the server (the WebSocket callbacks, term_ws_cb), by the SSH
+ * client (term_ssh_on_data, term_ssh_on_writable) and by dial.c. Both
+ * directions of a keystroke and its echo stay in this file. */
 #include "terminal/internal.h"
 
 #include <errno.h>
@@ -151,7 +153,7 @@ void term_set_limits(const struct term_limits *l)
 /* ---------- the pump ---------- */
 
 /* Only the home loop writes a counter; GET /sessions reads it elsewhere. */
-void term_count_bytes(atomic_uint_fast64_t *counter, uint64_t n)
+static void count_bytes(atomic_uint_fast64_t *counter, uint64_t n)
 {
 	atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
 			      memory_order_relaxed);
@@ -175,7 +177,7 @@ void term_pump_input(struct sess *s)
 	n = sshc_write(s->ssh, s->pending, s->pending_len);
 	if (n < 0)
 		return; /* on_end follows */
-	term_count_bytes(&s->to_vm, (uint64_t)n);
+	count_bytes(&s->to_vm, (uint64_t)n);
 	metrics_bytes((uint64_t)n, 0);
 	memmove(s->pending, s->pending + n, s->pending_len - (size_t)n);
 	s->pending_len -= (size_t)n;
@@ -196,7 +198,7 @@ static void ws_on_binary(void *ud, const uint8_t *buf, size_t len)
 		n = sshc_write(s->ssh, buf, len);
 		if (n < 0)
 			return;
-		term_count_bytes(&s->to_vm, (uint64_t)n);
+		count_bytes(&s->to_vm, (uint64_t)n);
 		metrics_bytes((uint64_t)n, 0);
 		if ((size_t)n == len)
 			return;
@@ -342,6 +344,34 @@ static void ws_on_close(void *ud, const char *why)
 	s->ws = NULL;
 	sess_end_audit(s, "the browser disconnected");
 	sess_kill(s, false);
+}
+
+/* The SSH channel's side of the pump (sshc callbacks, set in dial.c). */
+_Static_assert(SSHC_DATA_HEADROOM >= SRV_WS_HEADROOM, "room for a frame header");
+_Static_assert(SSHC_DATA_MAX <= 0xffff, "what srv_ws_send_binary frames");
+
+void term_ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud)
+{
+	struct sess *s = ud;
+	int r;
+
+	if (!s->ws)
+		return;
+	count_bytes(&s->from_vm, len);
+	metrics_bytes(0, len);
+	s->unacked += len;
+	r = srv_ws_send_binary(s->ws, buf, len);
+	if (r > 0 && !s->out_paused) {
+		s->out_paused = true;
+		sess_update_output(s);
+	} else if (s->window && s->unacked >= s->window) {
+		sess_update_output(s);
+	}
+}
+
+void term_ssh_on_writable(struct sshc *c, void *ud)
+{
+	term_pump_input(ud);
 }
 
 const struct srv_ws_cb term_ws_cb = {
