@@ -19,7 +19,7 @@ struct store;
 
 /* A connect request that passed every check up to the dial (SPEC §2 rows
  * 1–8). Built on a worker by api_connect; owned by the terminal module from
- * term_next() on. */
+ * term_connect_next() on. */
 struct term_connect {
 	int64_t user_id;
 	uint64_t end_gen; /* term_end_generation() before the caller was authenticated */
