@@ -1,7 +1,7 @@
 /* POST /sessions/{id}/answers: the user's answers to the questions a VM
  * asked while signing in (keyboard-interactive: a one-time code, a new
  * password), carried to the loop that holds the waiting connect
- * (API_NEXT_ANSWERS). The answers are secrets: copied into wiped buffers,
+ * (term_answers_next). The answers are secrets: copied into wiped buffers,
  * jansson's copies wiped, never logged or audited. */
 #include "api/api.h"
 
@@ -64,7 +64,7 @@ void api_session_answers(struct api_call *c)
 			goto oom;
 		ta->n++;
 	}
-	c->resp->next = API_NEXT_ANSWERS;
+	c->resp->next = term_answers_next;
 	c->resp->next_arg = ta;
 	c->resp->status = 202; /* provisional: the loop answers */
 	ta = NULL;

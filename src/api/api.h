@@ -1,8 +1,10 @@
-/* The REST API. A request is parsed on the loop thread by server/, then
- * api_handle() runs on a worker thread of the libuv pool: it may block on the
- * store and on Argon2id. Its result is a struct api_resp that server/ sends
- * back on the loop thread; a response may carry a continuation (connect,
- * terminal attach) that the loop runs before anything is sent. */
+/* The REST API. A request is parsed on the loop thread by server/, which
+ * hands it to api_on_request() (dispatch.c, the server's handler): health,
+ * static files and the worker queue. api_handle() runs on a worker thread
+ * of the libuv pool: it may block on the store and on Argon2id. Its result
+ * is a struct api_resp that dispatch.c sends back on the loop thread; a
+ * response may carry a continuation (connect, terminal attach) that the
+ * loop runs instead of sending it. */
 #pragma once
 
 #include <jansson.h>
@@ -11,11 +13,12 @@
 #include <stdint.h>
 
 #include "identity/principal.h"
+#include "server/srv.h"
 
 struct store;
 
 /* Limits on what a peer may send. */
-#define API_MAX_BODY        (1024 * 1024)
+#define API_MAX_BODY        SRV_MAX_BODY
 #define API_MAX_PRIVATE_KEY (16 * 1024)
 
 /* Everything api_handle() may read about a request. Strings are
@@ -38,22 +41,15 @@ struct api_req {
 	char remote_addr[64];    /* peer IP as text */
 };
 
-/* What the loop must do after the worker has finished. */
-enum api_next {
-	API_NEXT_NONE = 0,   /* send status/body as they are */
-	API_NEXT_CONNECT,    /* next_arg is a struct term_connect *: dial the VM,
-			       then answer 201 or the §2 error */
-	API_NEXT_ATTACH,     /* next_arg is a struct term_attach *: upgrade to
-			       the terminal WebSocket, or answer an error */
-	API_NEXT_DISCONNECT, /* next_arg is a struct term_attach *: end that
-				session if the caller may, answer 204 */
-	API_NEXT_SESSIONS,   /* next_arg is a struct term_attach *: answer the
-			       list of sessions the caller may see */
-	API_NEXT_METRICS,    /* next_arg is NULL: answer the Prometheus text */
-	API_NEXT_ANSWERS,    /* next_arg is a struct term_answers *: answer the
-				waiting connect's questions, then 201, 202 or
-				the §2 error */
-};
+/* A continuation: what the loop does with a request once the worker has
+ * finished, instead of sending the response (connect, attach, disconnect,
+ * answers; terminal/term.h). It runs exactly once, on the loop thread, and
+ * owns arg and the answer to c from then on: it answers with
+ * api_respond(), srv_error() or srv_ws_accept(), moves c to another loop
+ * with itself as the arrival callback (srv_conn_move), or, when
+ * client_gone, frees arg and releases c (srv_release). The same type as
+ * srv_moved_fn. */
+typedef void api_next_fn(struct srv_conn *c, bool client_gone, void *arg);
 
 #define API_MAX_HEADERS 4
 
@@ -62,8 +58,13 @@ struct api_resp {
 	json_t *body;                   /* owned; NULL means no body */
 	char *headers[API_MAX_HEADERS]; /* owned "Name: value" lines, no CRLF */
 	int n_headers;
-	enum api_next next;
-	void *next_arg; /* owned by whoever runs next */
+	/* A body that is not JSON (GET /metrics): owned, sent instead of body
+	 * with raw_type as its Content-Type. */
+	char *raw;
+	size_t raw_len;
+	const char *raw_type;
+	api_next_fn *next; /* NULL: send status and body as they are */
+	void *next_arg;    /* owned by next */
 };
 
 /* Shared, read-only after start-up. */
@@ -105,6 +106,14 @@ void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp 
 
 /* Frees what resp owns (not next_arg, which belongs to the continuation). */
 void api_resp_done(struct api_resp *resp);
+
+/* The server's request handler (dispatch.c; ud is the struct api_ctx):
+ * the liveness probe on the loop, API calls on a worker, the portal's
+ * files, GET /metrics as /api/v1/metrics. */
+void api_on_request(struct srv_conn *c, const struct srv_request *req, void *ud);
+/* Loop thread: sends resp (status, headers, JSON or raw body) as the
+ * answer to c's request and frees what resp owns. */
+void api_respond(struct srv_conn *c, struct api_resp *resp);
 
 /* Sets resp to the normative error body {"error":{"code","message"}}. */
 void api_error(struct api_resp *resp, int status, const char *code, const char *fmt, ...)

@@ -14,9 +14,11 @@
 
 #include "authz/authz.h"
 #include "core/err.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "store/store.h"
 #include "store/store_ops.h"
+#include "terminal/term.h"
 
 #define AUDIT_DEFAULT_LIMIT 100
 #define AUDIT_MAX_LIMIT     1000
@@ -163,9 +165,14 @@ void api_audit_list(struct api_call *c)
 	api_json(c->resp, 200, body);
 }
 
+/* GET /metrics: rendered here on the worker, from counters and a
+ * snapshot of the session registry. */
 void api_metrics(struct api_call *c)
 {
 	int r = authz_require(c->ctx->store, c->who, AUTHZ_READER, "/");
+	size_t active, dialing, len = 0;
+	unsigned loops;
+	char *text = NULL;
 
 	if (r == -EACCES) {
 		api_error(c->resp, 403, "AuthorizationFailed",
@@ -176,7 +183,13 @@ void api_metrics(struct api_call *c)
 		api_store_error(c->resp, r, "the caller's roles");
 		return;
 	}
-	c->resp->next = API_NEXT_METRICS;
-	c->resp->next_arg = NULL;
-	c->resp->status = 200; /* provisional: the loop answers */
+	term_counts(&active, &dialing, &loops);
+	if (metrics_render(active, dialing, loops, &text, &len) < 0) {
+		api_error(c->resp, 503, "ServiceUnavailable", "out of memory");
+		return;
+	}
+	c->resp->status = 200;
+	c->resp->raw = text;
+	c->resp->raw_len = len;
+	c->resp->raw_type = "text/plain; version=0.0.4; charset=utf-8";
 }

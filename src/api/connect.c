@@ -433,7 +433,7 @@ static void build_connect(struct api_call *c, const struct connect_req *r, const
 		tc->n_host_keys++;
 	}
 	json_decref(recorded);
-	c->resp->next = API_NEXT_CONNECT;
+	c->resp->next = term_connect_next;
 	c->resp->next_arg = tc;
 	c->resp->status = 201; /* provisional: the loop answers */
 	return;
@@ -634,7 +634,7 @@ out:
 	json_decref(bastion);
 }
 
-static void session_next(struct api_call *c, enum api_next next)
+static void session_next(struct api_call *c, api_next_fn *next)
 {
 	struct term_attach *ta = calloc(1, sizeof(*ta));
 
@@ -665,5 +665,5 @@ void api_terminal(struct api_call *c)
 			  "this endpoint needs a WebSocket upgrade with subprotocol bastion.v1");
 		return;
 	}
-	session_next(c, API_NEXT_ATTACH);
+	session_next(c, term_attach_next);
 }

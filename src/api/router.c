@@ -167,6 +167,9 @@ void api_resp_done(struct api_resp *resp)
 {
 	json_decref(resp->body);
 	resp->body = NULL;
+	free(resp->raw);
+	resp->raw = NULL;
+	resp->raw_len = 0;
 	for (int i = 0; i < resp->n_headers; i++)
 		free(resp->headers[i]);
 	resp->n_headers = 0;

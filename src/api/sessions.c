@@ -1,11 +1,11 @@
 /* GET /sessions and DELETE /sessions/{id}.
  *
- * The sessions live on the loop (terminal/term.c). The worker part here
+ * The sessions live on the loop (terminal/). The worker here
  * authenticates the caller (the router did) and works out which bastions of
- * the live sessions the caller is Owner of; the loop then lists or ends
- * sessions with that answer (API_NEXT_SESSIONS, API_NEXT_DISCONNECT). A
- * session that starts through another bastion in between is simply not in
- * that listing. */
+ * the live sessions the caller is Owner of; with that answer it lists the
+ * sessions itself, from a snapshot of the registry (term_sessions_json),
+ * and the loop ends one (term_disconnect_next). A session that starts
+ * through another bastion in between is simply not in that listing. */
 #include "api/api.h"
 
 #include <errno.h>
@@ -16,7 +16,7 @@
 #include "core/util.h"
 #include "terminal/term.h"
 
-static void sessions_next(struct api_call *c, enum api_next next, const char *id)
+static void sessions_next(struct api_call *c, api_next_fn *next, const char *id)
 {
 	struct term_attach *ta = calloc(1, sizeof(*ta));
 	char **in_use = NULL;
@@ -50,6 +50,16 @@ static void sessions_next(struct api_call *c, enum api_next next, const char *id
 		}
 	}
 	ta->owned = in_use;
+	if (!next) {
+		json_t *arr;
+
+		if (term_sessions_json(ta, &arr) < 0)
+			api_error(c->resp, 503, "ServiceUnavailable", "out of memory");
+		else
+			api_json(c->resp, 200, json_pack("{s:o}", "value", arr));
+		term_attach_free(ta);
+		return;
+	}
 	c->resp->next = next;
 	c->resp->next_arg = ta;
 	c->resp->status = 200; /* provisional: the loop answers */
@@ -57,10 +67,10 @@ static void sessions_next(struct api_call *c, enum api_next next, const char *id
 
 void api_sessions_list(struct api_call *c)
 {
-	sessions_next(c, API_NEXT_SESSIONS, NULL);
+	sessions_next(c, NULL, NULL);
 }
 
 void api_sessions_delete(struct api_call *c)
 {
-	sessions_next(c, API_NEXT_DISCONNECT, c->seg[1]);
+	sessions_next(c, term_disconnect_next, c->seg[1]);
 }

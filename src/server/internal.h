@@ -1,4 +1,6 @@
-/* Private to src/server: the connection object shared by srv.c and ws.c. */
+/* Private to src/server: the connection and server objects and the calls
+ * between the server's own files. Nothing outside src/server includes it
+ * (the tests and fuzz targets of the server do). */
 #pragma once
 
 #include <stdatomic.h>
@@ -8,6 +10,7 @@
 #include <openssl/ssl.h>
 #include <wslay/wslay.h>
 
+#include "core/buf.h"
 #include "server/srv.h"
 
 #define SRV_MAX_HEADER_BYTES  (16 * 1024)
@@ -66,37 +69,32 @@ struct srv_conn {
 	bool timer_closed;
 
 	bool handles_closed; /* tcp and timer closed: memory may go */
-	bool busy_worker;    /* api_handle is running on a worker */
-	bool busy_cont;      /* a continuation (connect, attach) owns the answer */
+	bool busy_app;       /* the application owns the answer (on_request) */
 
 	/* plaintext received while the consumer could not take it */
-	uint8_t *stash;
-	size_t stash_len;
-	bool pumping;    /* conn_pump is running: a nested call returns at once */
-	bool in_blocked; /* output above its mark: input waits (pump.c) */
+	struct buf stash; /* cap SRV_MAX_IN */
+	bool pumping;     /* conn_pump is running: a nested call returns at once */
+	bool in_blocked;  /* output above its mark: input waits (pump.c) */
 	/* tests only (srv_pipeline_for_test): plaintext records instead of
 	 * TLS, and a hook instead of dispatch */
 	struct pump_test *test;
 
 	/* request being read */
 	http_parser parser;
-	char *hbuf; /* url and header strings, NUL-separated */
-	size_t hlen, hcap;
+	struct buf hbuf; /* url and header strings, NUL-separated (cap
+			    SRV_MAX_HEADER_BYTES) */
 	size_t url_off;
 	int hdr_off[H_COUNT]; /* offset of each known header value, -1 if absent */
 	int cur_hdr;          /* header whose value is being read, -1 for unknown */
 	int field_off;        /* offset of the header name being read, -1 before any */
 	bool in_value;
 	int n_headers;
-	char *body;
-	size_t body_len;
+	struct buf body; /* cap SRV_MAX_BODY */
 	bool message_done;
 	int parse_error; /* status to answer with (400, 413, 431) */
 
-	/* the request with the worker */
-	uv_work_t work;
-	struct api_req req;
-	struct api_resp resp;
+	/* the request with the application */
+	struct srv_request req;
 	bool keep_alive;
 	bool close_after_write;
 	bool out_error; /* the socket refused TLS output: close */
@@ -114,6 +112,8 @@ struct srv_conn {
 	unsigned move_to;
 	int move_fd;
 	bool move_failed;
+	srv_moved_fn *move_cb; /* runs once on arrival (or when it cannot go) */
+	void *move_arg;
 
 	/* WebSocket */
 	wslay_event_context_ptr ws;
@@ -143,7 +143,8 @@ struct srv {
 	uv_timer_t accept_pause;
 	atomic_size_t n_conns; /* read by loop 0 when it deals connections */
 	SSL_CTX *ssl_ctx;
-	struct api_ctx *api;
+	srv_request_fn *on_request;
+	void *ud;
 	struct srv_conn *conns;
 	bool stopping; /* draining or stopping: nothing new is accepted */
 	bool listener_closing;
@@ -182,13 +183,35 @@ void conn_pump_later(struct srv_conn *c);
 /* on_write: output drained; input that waited for it may go on. */
 void conn_output_drained(struct srv_conn *c);
 
-/* srv.c, used by pump.c */
+/* srv.c: the server of each loop, and the check that a stopping one is
+ * done (its owner hears so once). */
+extern struct srv *srv_by_loop[];
+void srv_check_stopped(struct srv *s);
+
+/* accept.c: the listener is readable (loop 0). */
+void accept_on_listen(uv_poll_t *p, int status, int events);
+
+/* conn.c: lifecycle */
+/* Links c into s with handles on s's loop, which take the socket fd (this
+ * thread's). -1 when fd is -1 or cannot be opened: fd is closed then, and
+ * c is closing. */
+int conn_take_socket(struct srv *s, struct srv_conn *c, int fd);
+/* A new connection on this loop: socket fd (this thread's) is its, and so
+ * is its count in limits.c (limit). */
+void conn_open(struct srv *s, int fd, struct limits_node *limit);
+
+/* http.c, used by pump.c */
 /* Feeds plaintext to the HTTP parser; returns how much it took. */
 size_t srv_http_consume(struct srv_conn *c, const uint8_t *buf, size_t len);
 void conn_start_move(struct srv_conn *c);
+/* A move ends: c is this loop's now (or could not go; client_gone), and
+ * its arrived callback runs, once. */
+void conn_move_done(struct srv_conn *c, bool client_gone);
 void conn_reset_request(struct srv_conn *c);
+/* A new connection's buffers with their caps, before its first request. */
+void conn_bufs_init(struct srv_conn *c);
 
-/* srv.c, used by ws.c */
+/* conn.c, http.c, pump.c: shared by the files of src/server */
 /* TLS output is already on its way (the socket BIO); this closes the
  * connection after a failed write, or once a last answer is out. */
 void conn_flush(struct srv_conn *c);
@@ -214,7 +237,7 @@ void ws_free(struct srv_conn *c);
  * silent for SRV_WS_PING_MAX_MISSED intervals. */
 void ws_ping_tick(struct srv_conn *c, unsigned interval_ms);
 
-/* srv.c: the request parser without a connection (tests/fuzz/fuzz_http.c). */
+/* http.c: the request parser without a connection (tests/fuzz/fuzz_http.c). */
 int srv_parse_for_test(const uint8_t *buf, size_t len);
 
 /* pump.c: the real pump and parser on plaintext records, without TLS or a

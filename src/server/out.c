@@ -12,8 +12,6 @@
 
 #include <openssl/err.h>
 
-#include "terminal/term.h"
-
 struct wreq {
 	uv_write_t req;
 	struct srv_conn *conn;
@@ -34,7 +32,7 @@ static void on_write(uv_write_t *req, int status)
 			/* It was waiting for this write to move: it goes nowhere now. */
 			c->move_to = 0;
 			close(c->move_fd);
-			term_next(c, &c->resp, true);
+			conn_move_done(c, true);
 		}
 		return;
 	}

@@ -84,22 +84,13 @@ static size_t consume(struct srv_conn *c, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-/* Keeps what the consumer did not take until it can take more. */
+/* Keeps what the consumer did not take until it can take more: past
+ * SRV_MAX_IN (the stash's cap) -E2BIG, and the connection closes. */
 static int stash_rest(struct srv_conn *c, const uint8_t *buf, size_t len)
 {
-	uint8_t *p;
-
 	if (len == 0)
-		return 0;
-	if (c->stash_len + len > SRV_MAX_IN)
-		return -E2BIG;
-	p = realloc(c->stash, c->stash_len + len);
-	if (!p)
-		return -ENOMEM;
-	memcpy(p + c->stash_len, buf, len);
-	c->stash = p;
-	c->stash_len += len;
-	return 0;
+		return 0; /* the usual case: nothing allocated */
+	return buf_append(&c->stash, buf, len);
 }
 
 /* One record's plaintext (or part of it) into rd: 1, 0 when nothing is
@@ -144,12 +135,14 @@ static bool pump_rounds(struct srv_conn *c)
 
 		if (!conn_can_consume(c))
 			return true;
-		if (c->stash_len) {
-			uint8_t *s = c->stash;
-			size_t len = c->stash_len;
+		if (buf_len(&c->stash)) {
+			size_t len;
+			uint8_t *s = (uint8_t *)buf_take(&c->stash, &len);
 
-			c->stash = NULL;
-			c->stash_len = 0;
+			if (!s) {
+				conn_close(c);
+				return true;
+			}
 			n = consume(c, s, len);
 			r = c->state == CONN_CLOSING ? 0 : stash_rest(c, s + n, len - n);
 			free(s);
@@ -290,7 +283,7 @@ void pump_test_dispatch(struct srv_conn *c)
 	c->state = CONN_BUSY;
 	c->keep_alive = !c->parse_error && http_should_keep_alive(&c->parser) && !c->parser.upgrade;
 	t->cb(t->ud, c->parse_error ? "!" : http_method_str((enum http_method)c->parser.method),
-	      c->parse_error ? "" : c->hbuf);
+	      c->parse_error ? "" : buf_str(&c->hbuf));
 	t->seen++;
 	if (later)
 		t->waiting = true;
@@ -320,6 +313,7 @@ int srv_pipeline_for_test(const uint8_t *const *recs, const size_t *lens, size_t
 	c->timer.data = c;
 	c->test = &t;
 	c->state = CONN_HTTP;
+	conn_bufs_init(c);
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
 	conn_reset_request(c);
@@ -334,7 +328,7 @@ int srv_pipeline_for_test(const uint8_t *const *recs, const size_t *lens, size_t
 				srv_respond_done(c);
 				continue;
 			}
-			if (c->state == CONN_HTTP && (c->stash_len || t.next < t.readable))
+			if (c->state == CONN_HTTP && (buf_len(&c->stash) || t.next < t.readable))
 				continue; /* the pump yielded its turn */
 			break;
 		}
@@ -346,8 +340,8 @@ int srv_pipeline_for_test(const uint8_t *const *recs, const size_t *lens, size_t
 	uv_run(&loop, UV_RUN_NOWAIT);
 	uv_loop_close(&loop);
 	conn_reset_request(c);
-	free(c->stash);
-	free(c->hbuf);
+	buf_free(&c->stash);
+	buf_free(&c->hbuf);
 	free(c);
 	return (int)t.seen;
 }

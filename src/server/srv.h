@@ -1,7 +1,12 @@
 /* The HTTPS server: libuv TCP, OpenSSL through memory BIOs, HTTP/1.1 with
  * http-parser, WebSocket with wslay. Everything here runs on the loop
- * thread; API requests are handed to the worker pool (api_handle) and their
- * responses come back here. */
+ * thread. It knows nothing of the application above it (it includes only
+ * core/ and server/): each complete request goes to the handler it was
+ * given (srv_config.on_request), which answers with srv_respond(),
+ * srv_error() or srv_ws_accept(), now or later, or moves the connection to
+ * another loop (srv_conn_move) with a callback that runs there. See
+ * docs/decisions.md, "The server calls the application through
+ * callbacks". */
 #pragma once
 
 #include <stdbool.h>
@@ -9,17 +14,48 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "api/api.h"
-
 struct srv;
 struct srv_conn;
+
+/* A parsed request. Strings are NUL-terminated, owned by the server, and
+ * live until the answer is given (srv_respond, srv_error, srv_ws_accept),
+ * also across srv_conn_move. Absent headers are NULL. */
+struct srv_request {
+	const char *method; /* "GET", "PUT", ... */
+	const char *path;   /* raw path, without the query string */
+	const char *query;  /* raw query string without '?', or NULL */
+	const char *body;   /* NUL-terminated; body_len excludes the NUL */
+	size_t body_len;
+	const char *cookie;        /* the whole Cookie header */
+	const char *authorization; /* the whole Authorization header */
+	const char *csrf_token;    /* X-CSRF-Token */
+	const char *origin;        /* Origin */
+	const char *host;          /* Host */
+	const char *content_type;
+	const char *ws_protocol;   /* Sec-WebSocket-Protocol */
+	const char *if_none_match; /* If-None-Match */
+	bool websocket;            /* a valid WebSocket upgrade was requested */
+	char remote_addr[64];      /* peer IP as text */
+};
+
+/* The largest request body the server reads (413 past it). */
+#define SRV_MAX_BODY (1024 * 1024)
+
+/* The application's side of a request: called on the loop thread with a
+ * complete request on c. From then on the application owns the answer and
+ * gives it exactly once: srv_respond(), srv_error() or srv_ws_accept(), at
+ * once or later from the same loop, or srv_conn_move() and then one of
+ * those from the loop c arrives on. Until then c is not read further and
+ * its memory stays, even if the client leaves (srv_conn_gone tells). */
+typedef void srv_request_fn(struct srv_conn *c, const struct srv_request *req, void *ud);
 
 struct srv_config {
 	const char *listen;    /* "ADDR:PORT", IPv6 as "[::]:8443" */
 	const char *data_dir;  /* for the self-signed pair */
 	const char *cert_file; /* NULL: DATA/tls-cert.pem, generated if absent */
 	const char *key_file;
-	struct api_ctx *api;
+	srv_request_fn *on_request;
+	void *ud; /* for on_request */
 };
 
 /* Parses "ADDR:PORT" as the listener does: a numeric IPv4 address or a
@@ -64,19 +100,42 @@ void srv_limits_set(unsigned per_address, size_t total);
 void srv_set_tls_ctx(struct srv *s, struct ssl_ctx_st *ctx);
 void srv_free(struct srv *s);
 
-/* Sends the answer to the request whose continuation (API_NEXT_*) was
- * running. Takes what resp owns. If the client left meanwhile, the answer
+/* An answer. Every response carries the portal's security headers; the
+ * server adds Content-Length, Content-Type and Connection. */
+struct srv_response {
+	int status;
+	const char *content_type; /* NULL: none */
+	const char *headers;      /* more header lines, each ending in CRLF, or NULL */
+	const void *body;
+	size_t len;
+	bool body_static; /* body lives as long as the process: sent by
+			     reference as the socket drains, never copied */
+	bool close;       /* the connection closes after this answer */
+};
+
+/* Sends the answer to c's request (the body is copied unless body_static;
+ * HEAD gets the headers alone). If the client left meanwhile, the answer
  * is dropped and the connection released. */
-void srv_respond(struct srv_conn *c, struct api_resp *resp);
-/* The same with a body that is not JSON (GET /metrics); body is copied. */
-void srv_respond_text(struct srv_conn *c, int status, const char *content_type, const char *body,
-		      size_t len);
-/* Hands c, whose continuation (c's API_NEXT_* and its argument, put back
- * into the response term_next got) is waiting, to loop `to`: its socket,
- * TLS and request go there, and term_next() runs again on that loop (with
- * client_gone if the socket could not follow). 0, or -EAGAIN when c cannot
- * go (a move of it failed before, or `to` has no server): answer here. */
-int srv_conn_move(struct srv_conn *c, unsigned to);
+void srv_respond(struct srv_conn *c, const struct srv_response *r);
+/* Answers status with the normative error body
+ * {"error":{"code":code,"message":message}} and closes the connection
+ * after it. code and message are plain text without '"', '\\' or control
+ * characters (the server's own sentences). */
+void srv_error(struct srv_conn *c, int status, const char *code, const char *message);
+/* True when c's client has gone (its connection is closing): an answer
+ * would only release it. */
+bool srv_conn_gone(const struct srv_conn *c);
+/* Gives up the answer to c's request without one: for a client that has
+ * gone (srv_conn_gone); any other connection is closed. */
+void srv_release(struct srv_conn *c);
+/* Hands c, whose answer is not given yet, to loop `to`: its socket, TLS
+ * and request go there, and arrived(c, client_gone, arg) runs on that
+ * loop, exactly once, to give the answer (client_gone: the socket could
+ * not follow or the client left; the answer only releases c). 0, or
+ * -EAGAIN when c cannot go (a move of it failed before, or `to` has no
+ * server): answer here, arrived does not run. */
+typedef void srv_moved_fn(struct srv_conn *c, bool client_gone, void *arg);
+int srv_conn_move(struct srv_conn *c, unsigned to, srv_moved_fn *arrived, void *arg);
 
 /* ---- WebSocket (terminal) ---- */
 
@@ -110,6 +169,8 @@ size_t srv_ws_outbound(const struct srv_conn *c);
 void srv_ws_pause_input(struct srv_conn *c, bool pause);
 /* Sends a close frame and closes once it is written. on_close follows. */
 void srv_ws_close(struct srv_conn *c, uint16_t code, const char *reason);
+/* The loop c is on (for work queued on its behalf). */
+uv_loop_t *srv_conn_loop(const struct srv_conn *c);
 /* The remote address of the connection. */
 const char *srv_conn_remote(const struct srv_conn *c);
 

@@ -214,22 +214,20 @@ static int accept_key(const char *key, char out[64])
 
 int srv_ws_accept(struct srv_conn *c, const char *subprotocol, const struct srv_ws_cb *cb, void *ud)
 {
-	struct api_resp err = { 0 };
-	char accept[64], head[512];
+	char accept[64], head[512], msg[160];
 	const char *key = srv_conn_header(c, H_WS_KEY);
 	int n;
 
-	c->busy_cont = false;
+	c->busy_app = false;
 	if (c->state == CONN_CLOSING) {
 		conn_maybe_free(c);
 		return -EPIPE;
 	}
 	if (!key || accept_key(key, accept) < 0 ||
 	    wslay_event_context_server_init(&c->ws, &ws_callbacks, c) != 0) {
-		api_error(&err, 400, "InvalidRequest",
-			  "a WebSocket upgrade with subprotocol %s is required", subprotocol);
-		c->keep_alive = false;
-		srv_respond(c, &err);
+		snprintf(msg, sizeof(msg), "a WebSocket upgrade with subprotocol %s is required",
+			 subprotocol);
+		srv_error(c, 400, "InvalidRequest", msg);
 		return -EINVAL;
 	}
 	wslay_event_config_set_max_recv_msg_length(c->ws, WS_MAX_MSG);
@@ -249,9 +247,7 @@ int srv_ws_accept(struct srv_conn *c, const char *subprotocol, const struct srv_
 	c->state = CONN_WS;
 	/* The request is done with: an idle terminal keeps no header buffer
 	 * (1 KiB or more per session, measured in BENCHMARKS.md). */
-	free(c->hbuf);
-	c->hbuf = NULL;
-	c->hlen = c->hcap = 0;
+	buf_reset(&c->hbuf);
 	for (int i = 0; i < H_COUNT; i++)
 		c->hdr_off[i] = -1;
 	memset(&c->req, 0, sizeof(c->req));

@@ -13,14 +13,13 @@
 #include "ssh/sshc.h"
 
 struct srv_conn;
-struct api_resp;
 struct store;
 
 #define TERM_ATTACH_WINDOW_MS 30000
 
-/* A connect request that passed every check up to the dial (SPEC §2 rows
+/* A connect request that passed every check up to the dial (docs/api.md "The checks", rows
  * 1–8). Built on a worker by api_connect; owned by the terminal module from
- * term_next() on. */
+ * term_connect_next() on. */
 struct term_connect {
 	int64_t user_id;
 	uint64_t end_gen; /* term_end_generation() before the caller was authenticated */
@@ -100,15 +99,34 @@ void term_end_user_sessions(int64_t user_id, const char *reason);
  * to see it). */
 uint64_t term_end_generation(void);
 
-/* Runs the continuation of an API response (API_NEXT_CONNECT, _ATTACH,
- * _DISCONNECT, _SESSIONS, _METRICS, _ANSWERS) on connection c; answers with
- * srv_respond() or switches c to WebSocket. Attach and disconnect of a
- * session on another loop move c there first (srv_conn_move), and run
- * there. client_gone: c is closing; just release resp->next_arg and hand c
- * back with srv_respond(). */
-void term_next(struct srv_conn *c, struct api_resp *resp, bool client_gone);
+/* The continuations an API handler sets (api_next_fn in api/api.h, the same type as srv_moved_fn): each
+ * runs once on a loop, owns arg (the struct named) and answers c. Attach,
+ * disconnect and answers of a session on another loop move c there first
+ * (srv_conn_move, with themselves as the arrival callback) and run again
+ * there. client_gone: c is closing; they free arg and release c.
+ *   term_connect_next: a struct term_connect: dial, then 201, 202 (the
+ *     VM's questions) or the error of docs/api.md "The checks";
+ *   term_attach_next: a struct term_attach: the terminal WebSocket, or an
+ *     error;
+ *   term_disconnect_next: a struct term_attach: end that session if the
+ *     caller may, 204;
+ *   term_answers_next: a struct term_answers: answer the waiting
+ *     connect's questions, then 201, 202 or the §2 error. */
+void term_connect_next(struct srv_conn *c, bool client_gone, void *arg);
+void term_attach_next(struct srv_conn *c, bool client_gone, void *arg);
+void term_disconnect_next(struct srv_conn *c, bool client_gone, void *arg);
+void term_answers_next(struct srv_conn *c, bool client_gone, void *arg);
 
-/* A text frame from the browser (SPEC §3), parsed. */
+/* Any thread (a worker): the sessions of every loop that ta's caller may
+ * see (their own, or through a bastion in ta->owned), as the JSON array of
+ * GET /sessions, from a snapshot taken under the registry's lock. 0 or
+ * -ENOMEM. */
+int term_sessions_json(const struct term_attach *ta, json_t **ret);
+/* Any thread: sessions open and dialling now, on every loop, and the
+ * number of loops (for GET /metrics), read under the registry's lock. */
+void term_counts(size_t *ret_active, size_t *ret_dialing, unsigned *ret_loops);
+
+/* A text frame from the browser (docs/api.md "The terminal stream"), parsed. */
 enum term_ctl_type {
 	TERM_CTL_RESIZE = 1,
 	TERM_CTL_PING,

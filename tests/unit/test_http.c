@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +38,60 @@ static uv_async_t stop_async;
 static pthread_t thread;
 static int port;
 
+/* The application this server is given: the API's handler, and test routes
+ * that only this file has, for what no API route provokes. */
+#define LATER_MS 10
+static uv_timer_t later_timer;
+static struct srv_conn *later_conn;
+static atomic_int later_outcome; /* 0 waiting, 1 released as gone, 2 answered */
+
+static void later_tick(uv_timer_t *t)
+{
+	static const struct srv_response ok = { .status = 200, .body = "later", .len = 5 };
+	struct srv_conn *c = later_conn;
+	bool gone = srv_conn_gone(c);
+
+	later_conn = NULL;
+	if (gone) {
+		srv_release(c);
+		atomic_store(&later_outcome, 1);
+		return;
+	}
+	atomic_store(&later_outcome, 2); /* before the client can see it */
+	srv_respond(c, &ok);
+}
+
+static void test_on_request(struct srv_conn *c, const struct srv_request *req, void *ud)
+{
+	if (strncmp(req->path, "/test/headers/", 14) == 0) {
+		/* Header lines of the size asked, in lines of 100 bytes. */
+		size_t want = strtoul(req->path + 14, NULL, 10), n = 0;
+		char *h = calloc(1, want + 100);
+		struct srv_response r = { .status = 200, .body = "ok", .len = 2 };
+
+		assert_non_null(h);
+		for (unsigned i = 0; n + 100 <= want; i++)
+			n += (size_t)snprintf(h + n, 101, "X-Pad-%04u: %*s\r\n", i, 86, "p");
+		r.headers = h;
+		srv_respond(c, &r);
+		free(h);
+		return;
+	}
+	if (strcmp(req->path, "/test/later") == 0 || strcmp(req->path, "/test/later-gone") == 0) {
+		later_conn = c;
+		/* The connection closes while its answer is pending, as
+		 * srv_stop or a failed write closes it. */
+		if (strcmp(req->path, "/test/later-gone") == 0)
+			conn_close(c);
+		uv_timer_start(&later_timer, later_tick, LATER_MS, 0);
+		return;
+	}
+	api_on_request(c, req, ud);
+}
+
 static void stopped(void *ud)
 {
+	uv_close((uv_handle_t *)&later_timer, NULL);
 	uv_close((uv_handle_t *)&stop_async, NULL);
 	term_done();
 	loops_close(0);
@@ -64,7 +118,8 @@ static int setup(void **state)
 		return -1;
 	api.store = st;
 	cfg.data_dir = dir;
-	cfg.api = &api;
+	cfg.on_request = test_on_request;
+	cfg.ud = &api;
 	if (loops_init(1) < 0 || srv_listen(cfg.listen, &fd, &port) < 0 ||
 	    srv_tls_ctx(&cfg, &ctx) < 0)
 		return -1;
@@ -73,6 +128,7 @@ static int setup(void **state)
 	SSL_CTX_free(ctx);
 	term_init(st);
 	uv_async_init(loops_uv(0), &stop_async, on_stop);
+	uv_timer_init(loops_uv(0), &later_timer);
 	return pthread_create(&thread, NULL, run_loop, NULL) == 0 ? 0 : -1;
 }
 
@@ -249,6 +305,91 @@ static void malformed_is_400(void **state)
 
 	assert_int_equal(request("GARBAGE\r\n\r\n", out, sizeof(out)), 400);
 	assert_non_null(strstr(out, "\"code\":\"InvalidRequest\""));
+}
+
+/* The server's own refusals carry the normative error body, byte for byte
+ * what the API writes, and close the connection. */
+static void server_errors_are_normative(void **state)
+{
+	char out[8192];
+
+	assert_int_equal(request("GARBAGE\r\n\r\n", out, sizeof(out)), 400);
+	assert_non_null(strstr(out, "\r\n\r\n{\"error\":{\"code\":\"InvalidRequest\","
+				    "\"message\":\"the request is malformed\"}}"));
+	assert_non_null(strstr(out, "Connection: close\r\n"));
+	assert_non_null(strstr(out, "Content-Type: application/json\r\n"));
+	assert_non_null(strstr(out, "Cache-Control: no-store\r\n"));
+	assert_non_null(strstr(out, "Strict-Transport-Security: "));
+	assert_int_equal(request("PUT /api/v1/groups/g HTTP/1.1\r\nHost: x\r\n"
+				 "Content-Length: 2000000\r\n\r\n",
+				 out, sizeof(out)),
+			 413);
+	assert_non_null(strstr(out, "\r\n\r\n{\"error\":{\"code\":\"RequestTooLarge\","
+				    "\"message\":\"the request is larger than allowed\"}}"));
+	assert_non_null(strstr(out, "Connection: close\r\n"));
+}
+
+/* A response's header block is never cut: up to its cap every line goes
+ * out; past it the answer is a 500 with none of them. */
+static void response_headers_whole_or_refused(void **state)
+{
+	static char out[32768];
+	const char *sizes[] = { "1000", "6000", "7000" };
+
+	for (size_t i = 0; i < 3; i++) {
+		char req[128];
+		unsigned lines = (unsigned)strtoul(sizes[i], NULL, 10) / 100;
+		char last[32];
+
+		snprintf(req, sizeof(req), "GET /test/headers/%s HTTP/1.1\r\nHost: x\r\n\r\n",
+			 sizes[i]);
+		assert_int_equal(request(req, out, sizeof(out)), 200);
+		snprintf(last, sizeof(last), "X-Pad-%04u: ", lines - 1);
+		assert_non_null(strstr(out, last));
+		assert_non_null(strstr(out, "Connection: keep-alive\r\n\r\nok"));
+	}
+	for (size_t i = 0; i < 2; i++) {
+		const char *big = i ? "GET /test/headers/100000 HTTP/1.1\r\nHost: x\r\n\r\n"
+				    : "GET /test/headers/8200 HTTP/1.1\r\nHost: x\r\n\r\n";
+
+		assert_int_equal(request(big, out, sizeof(out)), 500);
+		assert_null(strstr(out, "X-Pad-"));
+		assert_non_null(strstr(out, "Connection: close\r\n"));
+	}
+}
+
+/* An answer given later, from the loop, goes out, and the connection then
+ * serves the next request; one whose client left meanwhile only releases
+ * the connection (ASan sees the memory go once). */
+static void answer_later_or_release(void **state)
+{
+	static const char later[] = "GET /test/later HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char health[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char gone[] = "GET /test/later-gone HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct client c;
+	char out[8192];
+
+	atomic_store(&later_outcome, 0);
+	assert_int_equal(client_open(&c, 0), 0);
+	client_send(&c, later, strlen(later));
+	client_send(&c, health, strlen(health));
+	assert_int_equal(client_response(&c, out, sizeof(out)), 200);
+	assert_non_null(strstr(out, "\r\n\r\nlater"));
+	assert_int_equal(client_response(&c, out, sizeof(out)), 200);
+	assert_non_null(strstr(out, "{\"status\":\"ok\"}"));
+	client_close(&c);
+	assert_int_equal(atomic_load(&later_outcome), 2);
+
+	atomic_store(&later_outcome, 0);
+	assert_int_equal(client_open(&c, 0), 0);
+	client_send(&c, gone, strlen(gone));
+	client_close(&c);
+	/* Bounded: the loop's timer gives its outcome after LATER_MS. */
+	for (int i = 0; i < 1000 && atomic_load(&later_outcome) == 0; i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&later_outcome), 1);
+	/* The server still serves. */
+	assert_int_equal(request(health, out, sizeof(out)), 200);
 }
 
 static void duplicate_host_is_400(void **state)
@@ -611,6 +752,9 @@ int main(void)
 		cmocka_unit_test(chunked_body_over_limit_is_413),
 		cmocka_unit_test(huge_headers_are_431),
 		cmocka_unit_test(malformed_is_400),
+		cmocka_unit_test(server_errors_are_normative),
+		cmocka_unit_test(response_headers_whole_or_refused),
+		cmocka_unit_test(answer_later_or_release),
 		cmocka_unit_test(duplicate_host_is_400),
 		cmocka_unit_test(unknown_path_404_and_method_405),
 		cmocka_unit_test(unauthenticated_is_401),
@@ -625,6 +769,9 @@ int main(void)
 		cmocka_unit_test(limits_per_address_and_total),
 	};
 
+	/* As the daemon does (main.c): a client that left makes a write fail,
+	 * not the process die. */
+	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0)
 		return 1;
 	return cmocka_run_group_tests(tests, setup, teardown);

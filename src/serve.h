@@ -1,0 +1,12 @@
+/* `bastion serve` (serve.c). */
+#pragma once
+
+#include <stddef.h>
+
+#include "core/config.h"
+
+/* Serves with the configuration loaded (from config_file, NULL: none, and
+ * the flags args, kept for every reload) until SIGTERM or SIGINT. The exit
+ * code: 0 after an orderly stop, 1 when it cannot start. */
+int serve_run(const struct cfg *loaded, const char *config_file, const struct cfg_arg *args,
+	      size_t nargs, const char *master_key_file);

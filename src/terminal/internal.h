@@ -1,0 +1,224 @@
+/* Private to src/terminal: the session, the loop's part and the shared
+ * state (term_g, under its lock), and the calls between the terminal's
+ * files. Included by the files of src/terminal only.
+ *
+ * A session is born when its SSH shell is open (term_connect_next), waits
+ * up to 30 s for its creator to attach a WebSocket, then pumps bytes both
+ * ways with back-pressure:
+ *   VM → browser: when the bytes queued towards the browser pass the high
+ *     watermark, the SSH channel is no longer read (the VM's window fills
+ *     and it stops sending); reading resumes once the socket drains.
+ *   browser → VM: when the channel's window is full, the rest of the frame
+ *     waits in `pending` and the browser socket is no longer read.
+ *   flow control from the page: the socket drains long before a slow page
+ *     has drawn what it read (kernel buffers hold megabytes), so only the
+ *     page knows its backlog. {"type":"pause"} stops reading the SSH
+ *     channel as the watermark does, until {"type":"resume"}; with
+ *     {"type":"window","bytes":W} at most W bytes are sent that the page
+ *     has not acknowledged with {"type":"ack","bytes":N} (docs/api.md).
+ * Sessions are never freed inside a callback: they are marked dead and
+ * reaped at the end of the loop iteration.
+ *
+ * Limits: before dialling, the caller's sessions and the instance's are
+ * counted (dialling ones included) against max_per_user and max_total (429
+ * TooManySessions). Once attached, one timer per session watches the idle
+ * timeout (no input from the browser: keystrokes or resize) and the maximum
+ * duration, sending {"type":"warning"} idle_warning before either closes.
+ *
+ * Records: each session is a row in the store (start, end, reason, bytes)
+ * and its end an audit record, written on the worker pool. The worker
+ * that authenticates GET /sessions or DELETE /sessions/{id} works out on
+ * which bastions of live sessions the caller is Owner (from
+ * term_bastions_in_use(), a snapshot kept under a mutex); it then lists
+ * the sessions itself under the registry's lock (term_sessions_json), and
+ * a disconnect runs on the session's loop.
+ *
+ * Loops (loops.h): a session lives on the loop that took its connect and
+ * is only touched there; attach and disconnect move their connection to
+ * that loop first (srv_conn_move). What every loop needs to see — the
+ * registry of session IDs, the counts behind the limits, the bastions in
+ * use — is shared under term_g.lock. */
+#pragma once
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+/* The one call upwards left: api_hostkey_fingerprint (api/hostkeys.c), for
+ * the host-key mismatch message (dial.c); it belongs beneath, in ssh/. */
+#include "api/api.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/util.h"
+#include "server/loops.h"
+#include "server/srv.h"
+#include "store/store.h"
+#include "store/store_ops.h"
+#include "terminal/challenge.h"
+#include "terminal/term.h"
+
+#define BUCKETS 4096
+
+enum sess_state {
+	SESS_DIALING,  /* SSH connect in progress; HTTP request waiting */
+	SESS_WAITING,  /* shell open, waiting for the WebSocket */
+	SESS_ATTACHED, /* pumping */
+	SESS_DEAD,     /* to be reaped */
+};
+
+struct term_loop;
+
+/* A session lives on one loop, its home: the loop whose thread received the
+ * connect. Everything in it is that loop's, except what other loops read
+ * under term_g.lock (GET /sessions, attach and disconnect routing): the fields
+ * fixed before it is registered, state (changed under the lock) and the
+ * byte counters (atomics, written by the home loop only). */
+struct sess {
+	struct sess *next_bucket;           /* term_g.buckets (lock) */
+	struct sess *next_dead;             /* home's reaper */
+	struct sess *prev_mine, *next_mine; /* home's sessions, dialling too */
+	struct term_loop *home;
+	enum sess_state state;
+	char id[48];
+	int64_t user_id;
+	bool user_counted;
+	char user[65];
+	char vm_id[256];
+	char bastion_id[256];
+	char auth_type[16];
+	char source[64];
+	char target[80];
+	int64_t started;        /* unix seconds, once the shell is open */
+	uint64_t dial_start_ns; /* uv_hrtime at the start of the dial */
+	uint64_t started_ms;    /* uv_now when attached */
+	uint64_t last_input_ms; /* uv_now of the last browser input */
+	bool warned_idle, warned_max;
+	bool in_use_counted;                 /* bastion_id is in the in-use table */
+	atomic_uint_fast64_t to_vm, from_vm; /* terminal bytes relayed */
+	struct sshc *ssh;
+	struct srv_conn *http; /* the connect request, while dialing */
+	struct srv_conn *ws;   /* the terminal, once attached */
+	uv_timer_t timer;      /* attach window, then idle and duration */
+	bool timer_inited;
+	bool out_paused;  /* SSH reads stopped for back-pressure */
+	bool page_paused; /* the page asked for a pause (its own backlog) */
+	uint64_t window;  /* flow-control window the page asked for; 0: none */
+	uint64_t unacked; /* bytes sent the page has not acknowledged */
+	uint8_t *pending; /* browser input the channel has not taken */
+	size_t pending_len;
+	struct term_connect *conn; /* while dialing: the request (host keys) */
+	bool challenged;           /* in the challenge table (challenge.h) */
+};
+
+/* The bastions live sessions went through, with how many each: read by
+ * workers (term_bastions_in_use). */
+struct in_use {
+	char id[256];
+	size_t refs;
+};
+
+/* Open sessions of one user, dialling ones too: the per-user limit is
+ * checked on every connect, so it reads a count kept here rather than
+ * walking every session (which cost 1 ms per connect at 10,000 sessions). */
+struct user_refs {
+	int64_t user_id;
+	size_t refs;
+};
+
+/* A request from any thread to end a user's sessions, one copy per loop. */
+struct end_req {
+	int64_t user_id;
+	uint64_t gen; /* term_end_generation() once this user was ended */
+	char reason[128];
+};
+
+/* A user ended lately, kept for ENDED_KEEP_MS: a connect authorised before
+ * the end (its generation is lower) but not yet on the loop is refused. */
+struct ended_user {
+	int64_t user_id;
+	uint64_t gen;
+	uint64_t at_ms; /* loop time */
+	char reason[128];
+};
+#define ENDED_KEEP_MS 60000u
+#define ENDED_MAX     256u
+
+/* What each loop keeps of its own: no lock. */
+struct term_loop {
+	unsigned index;
+	uv_loop_t *loop;
+	struct sess *mine; /* every session at home here, dialling too */
+	struct sess *dead;
+	uv_check_t reaper;
+	bool shutting_down;
+	bool done;
+	struct ended_user ended[ENDED_MAX];
+	size_t n_ended;
+};
+
+/* Shared by every loop and by workers: what is marked (lock) only under
+ * lock. */
+struct term_global {
+	pthread_mutex_t lock; /* guards what is marked (lock) */
+	struct store *store;
+	struct term_loop *loops;
+	unsigned n_loops;
+	struct sess *buckets[BUCKETS]; /* (lock) sessions waiting or attached */
+	size_t count;                  /* (lock) registered: waiting or attached */
+	size_t dialing;                /* (lock) */
+	struct term_limits lim;        /* (lock) */
+	struct in_use *in_use;         /* (lock) */
+	size_t n_in_use, cap_in_use;
+	struct user_refs *users; /* (lock) */
+	size_t n_users, cap_users;
+	atomic_uint_fast64_t end_gen; /* bumped by every term_end_user_sessions */
+};
+extern struct term_global term_g;
+
+/* registry.c: the registry, the counts behind the limits, a session's end */
+struct term_loop *term_here(void);
+struct term_limits term_limits_now(void);
+void sess_set_state_locked(struct sess *s, enum sess_state st);
+void term_registry_add(struct sess *s);
+struct sess *term_registry_find(const char *id);
+int term_home_of(const char *id);
+void term_user_count(struct sess *s);
+size_t term_user_sessions(int64_t user_id);
+void term_mine_add(struct sess *s);
+void term_in_use_add(struct sess *s);
+bool term_owns_bastion(const struct term_attach *ta, const char *bastion_id);
+void term_connect_audit(struct sess *s, const char *code, const char *msg);
+const char *term_ended_since(struct term_loop *l, int64_t user_id, uint64_t gen);
+/* Answers c with status and body (compact JSON, taken; NULL: none), as
+ * the API answers. */
+void term_respond_json(struct srv_conn *c, int status, json_t *body);
+void term_respond_error(struct srv_conn *http, int status, const char *code, const char *msg);
+void term_send_control(struct sess *s, json_t *msg);
+void sess_close_ws(struct sess *s, json_t *msg);
+void sess_end(struct sess *s, const char *reason);
+void sess_end_audit(struct sess *s, const char *reason);
+void sess_kill(struct sess *s, bool ssh_done);
+void sess_set_state(struct sess *s, enum sess_state st);
+
+/* jobs.c: store and audit work on the pool */
+void term_queue_audit(const char *principal, const char *action, const char *target,
+		      const char *result, json_t *detail);
+void sess_record(struct sess *s, const char *end_reason);
+/* Records a host key learnt on first use (trust on first use), on the
+ * pool. */
+void term_record_host_key(const char *vm_id, const char *type, const char *b64);
+
+/* pump.c: data both ways, flow control, idle and duration timers */
+void term_pump_input(struct sess *s);
+extern const struct srv_ws_cb term_ws_cb;
+/* The SSH client's data callbacks (struct sshc_callbacks): the VM's output
+ * to the browser, and the channel writable again for pending input. */
+void term_ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud);
+void term_ssh_on_writable(struct sshc *c, void *ud);
+void sess_arm(struct sess *s);
+void sess_update_output(struct sess *s);
