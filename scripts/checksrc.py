@@ -10,6 +10,10 @@ calls that docs/style.md rules out, in the project's own C files.
   and accept4 names its CLOEXEC flag in the same call, and fopen's mode has
   "e", so that no descriptor leaks into a child (the CLI runs ssh).
 
+- In src/MODULE/, an #include of another module's header only downwards,
+  as docs/architecture.md draws the layers (the link check in
+  tests/layers/ holds the same rule for calls).
+
 Comments and string literals are ignored. A line may carry
 `checksrc: allow NAME` in a comment for a reviewed exception. Prints
 FILE:LINE: message for each finding; exits 1 if there is any.
@@ -22,6 +26,35 @@ BANNED = ['sprintf', 'vsprintf', 'strcpy', 'strcat', 'strncpy', 'strncat', 'gets
           'strtok', 'atoi', 'atol', 'atoll', 'atof', 'alloca', 'system', 'popen']
 CLOEXEC_CALLS = {'open': 'O_CLOEXEC', 'openat': 'O_CLOEXEC', 'socket': 'SOCK_CLOEXEC',
                  'socketpair': 'SOCK_CLOEXEC', 'accept4': 'SOCK_CLOEXEC'}
+
+
+# What each module may include besides itself (docs/architecture.md).
+LAYERS = {
+    'core': set(),
+    'store': {'core'},
+    'ssh': {'core'},
+    'server': {'core'},
+    'identity': {'core', 'store'},
+    'vault': {'core', 'store'},
+    'authz': {'core', 'store', 'identity'},
+    'terminal': {'core', 'store', 'ssh', 'server'},
+    'api': {'core', 'store', 'ssh', 'server', 'identity', 'vault', 'authz', 'terminal'},
+    'cli': {'core', 'store'},
+}
+
+
+def check_includes(path, text):
+    parts = path.split('/')
+    if len(parts) != 3 or parts[0] != 'src' or parts[1] not in LAYERS:
+        return []
+    mod = parts[1]
+    found = []
+    for n, line in enumerate(text.split('\n'), 1):
+        m = re.match(r'\s*#\s*include\s+"([a-z]+)/', line)
+        if m and m.group(1) != mod and m.group(1) not in LAYERS[mod]:
+            found.append(f'{path}:{n}: {mod}/ includes {m.group(1)}/, a module above it '
+                         '(docs/architecture.md)')
+    return found
 
 
 def strip(text):
@@ -103,12 +136,13 @@ def main():
         files = sys.argv[1:]
     else:
         files = subprocess.run(['git', 'ls-files', 'src/*.c', 'src/*.h', 'tests/unit/*.c',
-                                'tests/fuzz/*.c', 'bench/*.c'],
+                                'tests/fuzz/*.c', 'tests/layers/*.c', 'bench/*.c'],
                                capture_output=True, text=True, check=True).stdout.split()
     found = []
     for f in files:
         with open(f, encoding='utf-8', errors='replace') as fh:
-            found += check(f, fh.read())
+            text = fh.read()
+            found += check(f, text) + check_includes(f, text)
     for line in found:
         print(line)
     print(f'checksrc: {len(files)} files, {len(found)} problems')

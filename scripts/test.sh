@@ -26,7 +26,7 @@ count_meson() { # $1 = log file
 
 echo "== format (.clang-format)"
 if (cd "$ROOT" && git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'tests/unit/*.h' \
-	'tests/fuzz/*.c' 'bench/*.c' | xargs clang-format --dry-run -Werror) >"$LOG/format.log" 2>&1; then
+	'tests/fuzz/*.c' 'tests/layers/*.c' 'bench/*.c' | xargs clang-format --dry-run -Werror) >"$LOG/format.log" 2>&1; then
 	echo "format: ok"
 	passed=$((passed + 1))
 else

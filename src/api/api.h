@@ -157,9 +157,6 @@ void api_resources_delete(struct api_call *c);
 void api_connect(struct api_call *c);
 void api_hostkeys_get(struct api_call *c);
 void api_hostkeys_delete(struct api_call *c);
-/* "type SHA256:base64" of a key line ("type base64" or known_hosts), as
- * ssh-keygen -l prints it. 0, -EINVAL, -ENOMEM or -ENOSPC. */
-int api_hostkey_fingerprint(const char *line, char *out, size_t size);
 void api_terminal(struct api_call *c);
 void api_sessions_delete(struct api_call *c);
 void api_session_answers(struct api_call *c);

@@ -16,7 +16,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "server/assets.h"
+#include "api/assets.h"
 
 /* The extra header lines of an API answer; more is refused (500), never
  * cut. */

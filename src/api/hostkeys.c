@@ -10,7 +10,7 @@
  *       VM's property and change with a PUT of the VM.
  * A VM the caller may not read answers 404 like a missing one, as GET of a
  * resource does. Also the SHA-256 fingerprint that the mismatch message
- * shows (api_hostkey_fingerprint). */
+ * shows (sshc_hostkey_fingerprint, in ssh/). */
 #include "api/api.h"
 
 #include <errno.h>
@@ -26,39 +26,6 @@
 #include "ssh/sshc.h"
 #include "store/store.h"
 
-/* The largest key blob we fingerprint: RSA 16384 is about 2 KiB. */
-#define BLOB_MAX 8192
-
-int api_hostkey_fingerprint(const char *line, char *out, size_t size)
-{
-	unsigned char *blob = NULL, hash[crypto_hash_sha256_BYTES];
-	char *type = NULL, *b64 = NULL,
-	     enc[sodium_base64_ENCODED_LEN(crypto_hash_sha256_BYTES,
-					   sodium_base64_VARIANT_ORIGINAL_NO_PADDING)];
-	size_t len = 0;
-	int r = sshc_hostkey_parse(line, &type, &b64);
-
-	if (r < 0)
-		goto out;
-	r = -EINVAL;
-	if (!(blob = malloc(BLOB_MAX))) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if (sodium_base642bin(blob, BLOB_MAX, b64, strlen(b64), NULL, &len, NULL,
-			      sodium_base64_VARIANT_ORIGINAL) != 0)
-		goto out;
-	crypto_hash_sha256(hash, blob, len);
-	sodium_bin2base64(enc, sizeof(enc), hash, sizeof(hash),
-			  sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
-	r = snprintf(out, size, "%s SHA256:%s", type, enc) < (int)size ? 0 : -ENOSPC;
-out:
-	free(blob);
-	free(type);
-	free(b64);
-	return r;
-}
-
 /* [{key, type, fingerprint}] for an array of key lines; unparsable lines
  * are left out (they match nothing either). */
 static json_t *describe(const json_t *lines)
@@ -70,7 +37,7 @@ static json_t *describe(const json_t *lines)
 		char fp[160], *type = NULL, *b64 = NULL;
 
 		if (!json_is_string(k) ||
-		    api_hostkey_fingerprint(json_string_value(k), fp, sizeof(fp)) < 0 ||
+		    sshc_hostkey_fingerprint(json_string_value(k), fp, sizeof(fp)) < 0 ||
 		    sshc_hostkey_parse(json_string_value(k), &type, &b64) < 0)
 			continue;
 		json_array_append_new(arr,

@@ -614,3 +614,36 @@ out:
 	free(b64);
 	return r;
 }
+
+/* The largest key blob we fingerprint: RSA 16384 is about 2 KiB. */
+#define BLOB_MAX 8192
+
+int sshc_hostkey_fingerprint(const char *line, char *out, size_t size)
+{
+	unsigned char *blob = NULL, hash[crypto_hash_sha256_BYTES];
+	char *type = NULL, *b64 = NULL,
+	     enc[sodium_base64_ENCODED_LEN(crypto_hash_sha256_BYTES,
+					   sodium_base64_VARIANT_ORIGINAL_NO_PADDING)];
+	size_t len = 0;
+	int r = sshc_hostkey_parse(line, &type, &b64);
+
+	if (r < 0)
+		goto out;
+	r = -EINVAL;
+	if (!(blob = malloc(BLOB_MAX))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (sodium_base642bin(blob, BLOB_MAX, b64, strlen(b64), NULL, &len, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0)
+		goto out;
+	crypto_hash_sha256(hash, blob, len);
+	sodium_bin2base64(enc, sizeof(enc), hash, sizeof(hash),
+			  sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+	r = snprintf(out, size, "%s SHA256:%s", type, enc) < (int)size ? 0 : -ENOSPC;
+out:
+	free(blob);
+	free(type);
+	free(b64);
+	return r;
+}

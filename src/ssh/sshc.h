@@ -195,3 +195,7 @@ int sshc_key_import(const char *text, size_t len, const char *passphrase, ssh_ke
  * authority, @revoked), hashed host names and comments are handled;
  * -EINVAL for anything that is not a valid public key. */
 int sshc_hostkey_parse(const char *line, char **ret_type, char **ret_b64);
+
+/* "TYPE SHA256:BASE64" (as ssh-keygen -l shows it) of a known_hosts line
+ * or bare public key, into out: 0, -EINVAL (not a key), -ENOSPC, -ENOMEM. */
+int sshc_hostkey_fingerprint(const char *line, char *out, size_t size);

@@ -88,7 +88,7 @@ static const char *hostkey_message(const struct sess *s, const char *msg, char *
 		return msg;
 	offered += strlen("it offered ");
 	for (size_t i = 0; i < s->conn->n_host_keys && i < 3; i++) {
-		if (api_hostkey_fingerprint(s->conn->host_keys[i], fp, sizeof(fp)) < 0)
+		if (sshc_hostkey_fingerprint(s->conn->host_keys[i], fp, sizeof(fp)) < 0)
 			continue;
 		used += (size_t)snprintf(expected + used, sizeof(expected) - used, "%s%s",
 					 used ? ", " : "", fp);

@@ -48,9 +48,6 @@
 
 #include <sodium.h>
 
-/* The one call upwards left: api_hostkey_fingerprint (api/hostkeys.c), for
- * the host-key mismatch message (dial.c); it belongs beneath, in ssh/. */
-#include "api/api.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"

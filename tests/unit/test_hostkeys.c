@@ -1,4 +1,4 @@
-/* api_hostkey_fingerprint: the SHA-256 fingerprint that the host-key page
+/* sshc_hostkey_fingerprint: the SHA-256 fingerprint that the host-key page
  * and the HostKeyMismatch message show must be what `ssh-keygen -l` prints
  * for the same key (the expected values below are ssh-keygen's), for a bare
  * "type base64 [comment]" key and a known_hosts line; anything else is
@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "api/api.h"
+#include "ssh/sshc.h"
 
 #define ED25519    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGhlCTR+5H/qHo/zQXjJCsz5f7OMqOBWOQIpvTsLTPyp"
 #define ED25519_FP "ssh-ed25519 SHA256:qkUZXADQLQ+tsFHUHRLn8izWywy26il/+zGg4DkwGxs"
@@ -28,13 +28,13 @@ static void as_ssh_keygen(void **state)
 {
 	char fp[160];
 
-	assert_int_equal(api_hostkey_fingerprint(ED25519, fp, sizeof(fp)), 0);
+	assert_int_equal(sshc_hostkey_fingerprint(ED25519, fp, sizeof(fp)), 0);
 	assert_string_equal(fp, ED25519_FP);
-	assert_int_equal(api_hostkey_fingerprint(ED25519 " a comment", fp, sizeof(fp)), 0);
+	assert_int_equal(sshc_hostkey_fingerprint(ED25519 " a comment", fp, sizeof(fp)), 0);
 	assert_string_equal(fp, ED25519_FP);
-	assert_int_equal(api_hostkey_fingerprint("[10.0.0.5]:2222 " ED25519, fp, sizeof(fp)), 0);
+	assert_int_equal(sshc_hostkey_fingerprint("[10.0.0.5]:2222 " ED25519, fp, sizeof(fp)), 0);
 	assert_string_equal(fp, ED25519_FP);
-	assert_int_equal(api_hostkey_fingerprint(RSA, fp, sizeof(fp)), 0);
+	assert_int_equal(sshc_hostkey_fingerprint(RSA, fp, sizeof(fp)), 0);
 	assert_string_equal(fp, RSA_FP);
 }
 
@@ -50,9 +50,9 @@ static void refusals(void **state)
 	char fp[160];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_true(api_hostkey_fingerprint(bad[i], fp, sizeof(fp)) < 0);
+		assert_true(sshc_hostkey_fingerprint(bad[i], fp, sizeof(fp)) < 0);
 	/* One byte short of what the answer needs. */
-	assert_int_equal(api_hostkey_fingerprint(ED25519, fp, strlen(ED25519_FP)), -ENOSPC);
+	assert_int_equal(sshc_hostkey_fingerprint(ED25519, fp, strlen(ED25519_FP)), -ENOSPC);
 }
 
 int main(void)
