@@ -55,21 +55,27 @@ STORE_OPS(STORE_OPS_PG_DECL)
 /* What the PostgreSQL backend implements, by file. X(name, params, args)
  * as STORE_OPS, so that a name here that is not in the interface does not
  * compile. */
-#define PG_OPS_DONE(X)                                                                             \
-	X(schema_version, , )                                                                      \
-	X(audit, , ) X(audit_query, , ) X(hostkey_get, , ) X(hostkey_add, , ) X(hostkey_clear, , ) \
-		PG_OPS_IDENT(X) PG_OPS_THROTTLE(X)
+// clang-format off
+#define PG_OPS_DONE(X) \
+	X(schema_version, , ) X(audit, , ) X(audit_query, , ) \
+	X(hostkey_get, , ) X(hostkey_add, , ) X(hostkey_clear, , ) \
+	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X)
 /* pg_ident.c */
-#define PG_OPS_IDENT(X)                                                                          \
-	X(user_count, , )                                                                        \
-	X(user_get, , ) X(user_get_by_id, , ) X(user_put, , ) X(user_create_first, , ) X(        \
-		user_set_disabled, , ) X(user_delete, , ) X(user_foreach, , ) X(login_add, , )   \
-		X(login_get, , ) X(login_delete, , ) X(login_delete_user, , ) X(login_trim, , )  \
-			X(token_add, , ) X(token_get, , ) X(token_delete, , ) X(token_count, , ) \
-				X(ident_purge_expired, , ) X(token_delete_user, , )              \
-					X(ident_end_user, , ) X(term_open_count, , )
+#define PG_OPS_IDENT(X) \
+	X(user_count, , ) X(user_get, , ) X(user_get_by_id, , ) X(user_put, , ) \
+	X(user_create_first, , ) X(user_set_disabled, , ) X(user_delete, , ) \
+	X(user_foreach, , ) X(login_add, , ) X(login_get, , ) X(login_delete, , ) \
+	X(login_delete_user, , ) X(login_trim, , ) X(token_add, , ) X(token_get, , ) \
+	X(token_delete, , ) X(token_count, , ) X(ident_purge_expired, , ) \
+	X(token_delete_user, , ) X(ident_end_user, , ) X(term_open_count, , )
 /* pg_throttle.c */
-#define PG_OPS_THROTTLE(X)                                                                         \
-	X(throttle_get, , )                                                                        \
-	X(throttle_update, , ) X(throttle_delete, , ) X(throttle_purge, , ) X(login_known_add, , ) \
-		X(login_known, , ) X(login_known_forget, , )
+#define PG_OPS_THROTTLE(X) \
+	X(throttle_get, , ) X(throttle_update, , ) X(throttle_delete, , ) \
+	X(throttle_purge, , ) X(login_known_add, , ) X(login_known, , ) \
+	X(login_known_forget, , )
+/* pg_roles.c */
+#define PG_OPS_ROLES(X) \
+	X(role_put, , ) X(role_get, , ) X(role_delete, , ) X(role_foreach, , ) \
+	X(role_foreach_principal, , ) X(role_root_owners, , ) \
+	X(role_put_checked, , ) X(role_delete_checked, , ) X(res_tx, , )
+// clang-format on

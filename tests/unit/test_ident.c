@@ -42,7 +42,7 @@ static int setup(void **state)
 
 	assert_non_null(f);
 	assert_non_null(tu_tmpdir(f->dir, sizeof(f->dir), "ident"));
-	assert_int_equal(store_open(f->dir, &f->s), 0);
+	assert_int_equal(tu_store_open(f->dir, &f->s), 0);
 	f->ctx.store = f->s;
 	f->ctx.instance_name = "test";
 	*state = f;

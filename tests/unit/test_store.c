@@ -18,6 +18,8 @@
 
 #include "testutil.h"
 
+#include <libpq-fe.h>
+
 #include "core/err.h"
 #include "store/internal.h"
 #include "store/store.h"
@@ -28,16 +30,60 @@ static void hash_of(uint8_t h[32], uint8_t fill)
 	memset(h, fill, 32);
 }
 
-static int64_t query_int(struct store *s, const char *sql)
+/* Raw SQL on the backend under test, beside the store's functions: the
+ * tests check what is in the tables. */
+static int64_t query_int(struct tu_store *f, const char *sql)
 {
-	sqlite3_stmt *st = store_prepare(s, sql);
 	int64_t v = -1;
 
-	assert_non_null(st);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	if (tu_pg()) {
+		char url[640];
+		PGconn *c;
+		PGresult *res;
+
+		assert_int_equal(tu_pg_url(f->dir, url, sizeof(url)), 0);
+		c = PQconnectdb(url);
+		res = PQexec(c, sql);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+		PQfinish(c);
+	} else {
+		sqlite3_stmt *st = store_prepare(f->s, sql);
+
+		assert_non_null(st);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
 	return v;
+}
+
+/* 0 when sql ran, -1 when the database refused it. */
+static int exec_sql(struct tu_store *f, const char *sql)
+{
+	int r;
+
+	if (tu_pg()) {
+		char url[640];
+		PGconn *c;
+		PGresult *res;
+
+		assert_int_equal(tu_pg_url(f->dir, url, sizeof(url)), 0);
+		c = PQconnectdb(url);
+		res = PQexec(c, sql);
+		r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+		PQclear(res);
+		PQfinish(c);
+	} else {
+		r = sqlite3_exec(store_db(f->s), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+	}
+	return r;
+}
+
+static const char *version_sql(void)
+{
+	return tu_pg() ? "SELECT version FROM schema_version" : "PRAGMA user_version";
 }
 
 /* ---- store core ----------------------------------------------------- */
@@ -49,23 +95,23 @@ static void test_migrations_reopen(void **state)
 	int v = store_schema_version(f->s);
 
 	assert_true(v >= 1);
-	assert_int_equal(query_int(f->s, "PRAGMA user_version"), v);
+	assert_int_equal(query_int(f, version_sql()), v);
 	assert_int_equal(store_user_put(f->s, "alice", "$argon2id$x", NULL, NULL), 0);
 
 	/* Reopening applies nothing twice and keeps the data. */
 	store_free(f->s);
 	f->s = NULL;
-	assert_int_equal(store_open(f->dir, &f->s), 0);
+	assert_int_equal(tu_store_open(f->dir, &f->s), 0);
 	assert_int_equal(store_schema_version(f->s), v);
-	assert_int_equal(query_int(f->s, "PRAGMA user_version"), v);
+	assert_int_equal(query_int(f, version_sql()), v);
 	assert_int_equal(store_user_get(f->s, "alice", &u), 0);
 	assert_string_equal(u.password_hash, "$argon2id$x");
 
 	store_free(f->s);
 	f->s = NULL;
-	assert_int_equal(store_open(f->dir, &f->s), 0);
+	assert_int_equal(tu_store_open(f->dir, &f->s), 0);
 	assert_int_equal(store_schema_version(f->s), v);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM users"), 1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM users"), 1);
 }
 
 static void test_newer_schema_refused(void **state)
@@ -73,26 +119,25 @@ static void test_newer_schema_refused(void **state)
 	struct tu_store *f = *state;
 	struct store *s2 = NULL;
 
-	assert_int_equal(sqlite3_exec(store_db(f->s), "PRAGMA user_version=9999", NULL, NULL, NULL),
-			 SQLITE_OK);
-	assert_true(store_open(f->dir, &s2) < 0);
+	assert_int_equal(exec_sql(f, tu_pg() ? "UPDATE schema_version SET version = 9999"
+					     : "PRAGMA user_version=9999"),
+			 0);
+	assert_true(tu_store_open(f->dir, &s2) < 0);
 	assert_null(s2);
 }
 
 static void test_audit_append_only(void **state)
 {
 	struct tu_store *f = *state;
-	sqlite3 *db = store_db(f->s);
-
 	assert_int_equal(store_audit(f->s, "user:a", "thing.do", "x", "success", "{\"k\":1}"), 0);
 	assert_int_equal(store_audit(f->s, NULL, "thing.do", NULL, NULL, NULL), 0);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit"), 2);
-	assert_int_not_equal(
-		sqlite3_exec(db, "UPDATE audit SET action = 'forged'", NULL, NULL, NULL),
-		SQLITE_OK);
-	assert_int_not_equal(sqlite3_exec(db, "DELETE FROM audit", NULL, NULL, NULL), SQLITE_OK);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit"), 2);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM audit WHERE action = 'forged'"), 0);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM audit"), 2);
+	assert_int_equal(exec_sql(f, "UPDATE audit SET action = 'forged'"), -1);
+	assert_int_equal(exec_sql(f, "DELETE FROM audit"), -1);
+	if (tu_pg())
+		assert_int_equal(exec_sql(f, "TRUNCATE audit"), -1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM audit"), 2);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM audit WHERE action = 'forged'"), 0);
 }
 
 /* ---- users ---------------------------------------------------------- */
@@ -192,11 +237,11 @@ static void test_users_limits(void **state)
 	/* A row this code never wrote (an oversized hash) is a store error,
 	 * not an overflow. */
 	assert_int_equal(
-		sqlite3_exec(store_db(f->s),
-			     "INSERT INTO users (name, password_hash, created_at, updated_at)"
-			     " VALUES ('odd', printf('%.300c', 'x'), 1, 1)",
-			     NULL, NULL, NULL),
-		SQLITE_OK);
+		exec_sql(f, tu_pg() ? "INSERT INTO users (name, password_hash, created_at,"
+				      " updated_at) VALUES ('odd', repeat('x', 300), 1, 1)"
+				    : "INSERT INTO users (name, password_hash, created_at,"
+				      " updated_at) VALUES ('odd', printf('%.300c', 'x'), 1, 1)"),
+		0);
 	assert_int_equal(store_user_get(f->s, "odd", &u), -BERR_STORE);
 }
 
@@ -239,19 +284,16 @@ static void test_user_delete_cascades(void **state)
 	assert_int_equal(store_login_get(f->s, h1, &x, csrf, &y), -ENOENT);
 	assert_int_equal(store_token_get(f->s, h2, &x, &y), -ENOENT);
 	assert_int_equal(
-		query_int(f->s,
-			  "SELECT count(*) FROM role_assignments WHERE principal = 'user:dave'"),
+		query_int(f, "SELECT count(*) FROM role_assignments WHERE principal = 'user:dave'"),
 		0);
 	assert_int_equal(
-		query_int(f->s,
-			  "SELECT count(*) FROM role_assignments WHERE principal = 'user:erin'"),
+		query_int(f, "SELECT count(*) FROM role_assignments WHERE principal = 'user:erin'"),
 		1);
 
 	/* A new account of the same name starts with nothing. */
 	assert_int_equal(store_user_put(f->s, "dave", "h", NULL, &uid), 0);
 	assert_int_equal(
-		query_int(f->s,
-			  "SELECT count(*) FROM role_assignments WHERE principal = 'user:dave'"),
+		query_int(f, "SELECT count(*) FROM role_assignments WHERE principal = 'user:dave'"),
 		0);
 }
 
@@ -312,7 +354,7 @@ static void test_login_trim_and_purge(void **state)
 		assert_int_equal(store_login_add(f->s, h, uid, "c", store_now() + 100), 0);
 	}
 	assert_int_equal(store_login_trim(f->s, uid, 2), 0);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM login_sessions"), 2);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM login_sessions"), 2);
 	/* The newest ones stay. */
 	hash_of(h, 0x14);
 	assert_int_equal(store_login_get(f->s, h, &x, csrf, &y), 0);
@@ -328,8 +370,8 @@ static void test_login_trim_and_purge(void **state)
 	assert_int_equal(store_token_count(f->s, uid, store_now(), &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(store_ident_purge_expired(f->s, store_now()), 0);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM login_sessions"), 2);
-	assert_int_equal(query_int(f->s, "SELECT count(*) FROM api_tokens"), 1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM login_sessions"), 2);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM api_tokens"), 1);
 }
 
 static void test_tokens(void **state)
@@ -354,8 +396,7 @@ static void test_tokens(void **state)
 	assert_int_equal(n, 2);
 	/* Only the hash is stored: no column holds anything else secret. */
 	assert_int_equal(
-		query_int(f->s, "SELECT count(*) FROM api_tokens WHERE length(token_hash) = 32"),
-		2);
+		query_int(f, "SELECT count(*) FROM api_tokens WHERE length(token_hash) = 32"), 2);
 	assert_int_equal(store_token_delete(f->s, h1), 0);
 	assert_int_equal(store_token_delete(f->s, h1), -ENOENT);
 	assert_int_equal(store_token_get(f->s, h1, &got_uid, &exp), -ENOENT);
@@ -619,11 +660,14 @@ static void test_file_modes(void **state)
 	char dir[64], path[128];
 	struct store *s;
 	struct stat st;
-	mode_t old = umask(022);
+	mode_t old;
+
+	TU_SQLITE_ONLY("the database files' modes (PostgreSQL keeps its own files)");
+	old = umask(022);
 
 	assert_non_null(tu_tmpdir(dir, sizeof(dir), "modes"));
 	for (int round = 0; round < 2; round++) {
-		assert_int_equal(store_open(dir, &s), 0);
+		assert_int_equal(tu_store_open(dir, &s), 0);
 		assert_int_equal(store_user_put(s, "mo", "h", NULL, NULL), 0);
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 			snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
@@ -673,12 +717,12 @@ static void test_audit_stderr_after_commit(void **state)
 	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
 	close(fd);
 
-	assert_int_equal(store_open(dir, &s), 0);
-	assert_int_equal(store_tx(s, audit_tx, &rolled), -EIO);
+	assert_int_equal(tu_store_open(dir, &s), 0);
+	assert_int_equal(store_res_tx(s, audit_tx, &rolled), -EIO);
 	assert_int_equal(
 		store_audit(s, "system", "test.auto", "autocommit-marker", "success", NULL), 0);
-	assert_int_equal(store_tx(s, audit_tx, &kept), 0);
-	assert_int_equal(store_tx(s, audit_tx, &rolled), -EIO);
+	assert_int_equal(store_res_tx(s, audit_tx, &kept), 0);
+	assert_int_equal(store_res_tx(s, audit_tx, &rolled), -EIO);
 	store_free(s);
 
 	fflush(stderr);

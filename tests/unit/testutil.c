@@ -3,6 +3,9 @@
 #include "store/store.h"
 
 #include <dirent.h>
+#include <glob.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +40,7 @@ int tu_store_setup(void **state)
 {
 	struct tu_store *f = calloc(1, sizeof(*f));
 
-	if (!f || !tu_tmpdir(f->dir, sizeof(f->dir), "store") || store_open(f->dir, &f->s) < 0) {
+	if (!f || !tu_tmpdir(f->dir, sizeof(f->dir), "store") || tu_store_open(f->dir, &f->s) < 0) {
 		free(f);
 		return -1;
 	}
@@ -53,4 +56,124 @@ int tu_store_teardown(void **state)
 	tu_rm_tree(f->dir);
 	free(f);
 	return 0;
+}
+
+/* ---------- the backend under test ---------- */
+
+static char pg_dir[64];
+static char pg_url[512]; /* postgresql://bastion:PW@127.0.0.1:PORT/bastion */
+
+bool tu_pg(void)
+{
+	const char *b = getenv("BASTION_TEST_STORE");
+
+	return b && strcmp(b, "postgresql") == 0;
+}
+
+static void pg_stop(void)
+{
+	char cmd[256];
+
+	if (!pg_url[0])
+		return;
+	snprintf(cmd, sizeof(cmd), "sh '%s' stop '%s' >/dev/null 2>&1", getenv("BASTION_PG_SH"),
+		 pg_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "testutil: could not stop the cluster in %s\n", pg_dir);
+	pg_url[0] = '\0';
+}
+
+/* The cluster of this test process, started on first use and stopped at
+ * exit. Without PostgreSQL's binaries the whole run is skipped (exit 77,
+ * which meson reports as SKIP) with the reason on stderr. */
+static int pg_start(void)
+{
+	const char *sh = getenv("BASTION_PG_SH");
+	glob_t g;
+	char cmd[256];
+	FILE *p;
+	size_t n;
+
+	if (pg_url[0])
+		return 0;
+	if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &g) != 0) {
+		fprintf(stderr, "SKIP: PostgreSQL's binaries are not installed (apt-get install"
+				" postgresql): the PostgreSQL run of this suite cannot run\n");
+		exit(77);
+	}
+	globfree(&g);
+	if (!sh || !tu_tmpdir(pg_dir, sizeof(pg_dir), "pg"))
+		return -1;
+	snprintf(cmd, sizeof(cmd), "sh '%s' start '%s'", sh, pg_dir);
+	if (!(p = popen(cmd, "r")))
+		return -1;
+	n = fread(pg_url, 1, sizeof(pg_url) - 1, p);
+	pg_url[n] = '\0';
+	pclose(p);
+	while (n > 0 && (pg_url[n - 1] == '\n' || pg_url[n - 1] == '\r'))
+		pg_url[--n] = '\0';
+	if (strncmp(pg_url, "postgresql://", 13) != 0) {
+		fprintf(stderr, "testutil: scripts/pg.sh did not start a cluster\n");
+		pg_url[0] = '\0';
+		return -1;
+	}
+	atexit(pg_stop);
+	return 0;
+}
+
+int tu_pg_url(const char *dir, char *out, size_t size)
+{
+	const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+	char db[64], sql[128];
+	const char *slash;
+	PGconn *c;
+	PGresult *res;
+	size_t j = 0;
+	int r = 0;
+
+	if (pg_start() < 0)
+		return -1;
+	/* One database per directory: a test that reopens its directory finds
+	 * its data, and every new directory starts empty. */
+	for (size_t i = 0; base[i] && j < sizeof(db) - 1; i++)
+		db[j++] = (char)(base[i] == '-'                     ? '_'
+				 : base[i] >= 'A' && base[i] <= 'Z' ? base[i] + 32
+								    : base[i]);
+	db[j] = '\0';
+	c = PQconnectdb(pg_url);
+	if (PQstatus(c) != CONNECTION_OK) {
+		PQfinish(c);
+		return -1;
+	}
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM pg_database WHERE datname = '%s'", db);
+	res = PQexec(c, sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		r = -1;
+	else if (PQntuples(res) == 0) {
+		PQclear(res);
+		snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", db);
+		res = PQexec(c, sql);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			r = -1;
+	}
+	PQclear(res);
+	PQfinish(c);
+	slash = strrchr(pg_url, '/');
+	if (r == 0 &&
+	    snprintf(out, size, "%.*s/%s", (int)(slash - pg_url), pg_url, db) >= (int)size)
+		r = -1;
+	return r;
+}
+
+int tu_store_open(const char *dir, struct store **ret)
+{
+	char url[640];
+
+	if (!tu_pg())
+		return store_open(dir, ret);
+	if (tu_pg_url(dir, url, sizeof(url)) < 0) {
+		*ret = NULL;
+		return -1;
+	}
+	return store_open_url(url, dir, ret);
 }
