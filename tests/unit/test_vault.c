@@ -855,5 +855,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_plaintext_on_disk, setup, teardown),
 	};
 
+	/* The PostgreSQL run of this suite waits for the backend's the vault's rows (and the resources they belong to)
+	 * (docs/scaling.md, "Status"); meson reports it as skipped. */
+	if (tu_pg()) {
+		printf("SKIP: the vault's rows (and the resources they belong to) are not yet on PostgreSQL\n");
+		return 77;
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

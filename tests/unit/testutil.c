@@ -1,11 +1,13 @@
 #include "testutil.h"
 
+#include "store/internal.h"
 #include "store/store.h"
 
 #include <dirent.h>
 #include <glob.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,15 +167,112 @@ int tu_pg_url(const char *dir, char *out, size_t size)
 	return r;
 }
 
+/* Which directory each open store belongs to, for tu_query_int. */
+static struct {
+	struct store *s;
+	char dir[64];
+} opened[32];
+static unsigned n_opened;
+
 int tu_store_open(const char *dir, struct store **ret)
 {
 	char url[640];
+	int r;
 
-	if (!tu_pg())
-		return store_open(dir, ret);
-	if (tu_pg_url(dir, url, sizeof(url)) < 0) {
+	if (!tu_pg()) {
+		r = store_open(dir, ret);
+	} else if (tu_pg_url(dir, url, sizeof(url)) < 0) {
 		*ret = NULL;
-		return -1;
+		r = -1;
+	} else {
+		r = store_open_url(url, dir, ret);
 	}
-	return store_open_url(url, dir, ret);
+	if (r == 0) {
+		unsigned i = n_opened++ % (sizeof(opened) / sizeof(opened[0]));
+
+		opened[i].s = *ret;
+		snprintf(opened[i].dir, sizeof(opened[i].dir), "%s", dir);
+	}
+	return r;
+}
+
+int64_t tu_query_int(struct store *s, const char *sql, const char *arg)
+{
+	int64_t v = -1;
+
+	if (tu_pg()) {
+		const char *dir = NULL;
+		char url[640], q[1024];
+		bool quoted = false;
+		size_t j = 0;
+		PGconn *c;
+		PGresult *res;
+
+		for (size_t i = 0; i < sizeof(opened) / sizeof(opened[0]); i++)
+			if (opened[i].s == s)
+				dir = opened[i].dir;
+		if (!dir || tu_pg_url(dir, url, sizeof(url)) < 0)
+			return -1;
+		/* SQLite's dialect as the tests write it, in PostgreSQL's:
+		 * "?" (outside quotes) is "$1", instr() is strpos(),
+		 * json_extract(col, '$.a.b') is (col::jsonb #>> '{a,b}')::bigint,
+		 * and a token hash compared with text is compared with its
+		 * bytes. */
+		for (size_t i = 0; sql[i] && j < sizeof(q) - 64; i++) {
+			if (sql[i] == '\'')
+				quoted = !quoted;
+			if (sql[i] == '?' && !quoted) {
+				if (j >= 13 && strncmp(q + j - 13, "token_hash = ", 13) == 0) {
+					memcpy(q + j, "convert_to($1, 'UTF8')", 22);
+					j += 22;
+				} else {
+					q[j++] = '$';
+					q[j++] = '1';
+				}
+				while (sql[i + 1] >= '0' && sql[i + 1] <= '9')
+					i++;
+			} else if (!quoted && strncmp(sql + i, "instr(", 6) == 0) {
+				memcpy(q + j, "strpos(", 7);
+				j += 7;
+				i += 5;
+			} else if (!quoted && strncmp(sql + i, "json_extract(", 13) == 0) {
+				const char *col = sql + i + 13, *comma = strchr(col, ','),
+					   *path = comma ? strstr(comma, "'$.") : NULL,
+					   *end = path ? strstr(path, "')") : NULL;
+				int w;
+
+				if (!end)
+					return -1;
+				w = snprintf(q + j, sizeof(q) - j, "(%.*s::jsonb #>> '{",
+					     (int)(comma - col), col);
+				j += (size_t)(w > 0 ? w : 0);
+				for (const char *pc = path + 3; pc < end && j < sizeof(q) - 32;
+				     pc++)
+					q[j++] = *pc == '.' ? ',' : *pc;
+				memcpy(q + j, "}')::bigint", 11);
+				j += 11;
+				i = (size_t)(end - sql) + 1;
+			} else {
+				q[j++] = sql[i];
+			}
+		}
+		q[j] = '\0';
+		c = PQconnectdb(url);
+		res = PQexecParams(c, q, arg ? 1 : 0, NULL, &arg, NULL, NULL, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+		PQfinish(c);
+	} else {
+		sqlite3_stmt *st = store_prepare(s, sql);
+
+		if (!st)
+			return -1;
+		if (arg)
+			sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	return v;
 }

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct store;
 
@@ -31,6 +32,9 @@ int tu_store_teardown(void **state);
  * use (scripts/pg.sh) and stops at exit. */
 bool tu_pg(void);
 int tu_store_open(const char *dir, struct store **ret);
+/* One integer from raw SQL on a store tu_store_open opened, on its backend
+ * (arg: the one "?" parameter, or NULL); -1 when there is no row. */
+int64_t tu_query_int(struct store *s, const char *sql, const char *arg);
 /* The URL of dir's database (created when missing). */
 int tu_pg_url(const char *dir, char *out, size_t size);
 
