@@ -654,6 +654,90 @@ static void test_threads(void **state)
 
 /* The database, its WAL and the WAL index are owner-only whatever the
  * umask, also when an older version left them wider. */
+/* Two instances on one store (two handles, as two processes would have),
+ * racing: the first user, the same role id, a host key's first use, a
+ * throttle counter. One wins each race and the other gets the answer a
+ * single instance gives to the second request: never two rows, never a
+ * store error. */
+struct racer {
+	struct store *s;
+	pthread_barrier_t *go;
+	const char *key_b64;
+	int first, role, hostkey;
+};
+
+static int count_fail(struct store_throttle *th, bool existed, void *ud)
+{
+	(void)existed;
+	(void)ud;
+	th->failures++;
+	return 0;
+}
+
+static void *racer_thread(void *p)
+{
+	struct racer *r = p;
+	bool created = false;
+
+	pthread_barrier_wait(r->go);
+	r->first = store_user_create_first(r->s, "first", "h", "ra-first", "Owner", "/");
+	pthread_barrier_wait(r->go);
+	r->role = store_role_put(r->s, "ra-same", "user:first", "Reader", "/", &created);
+	pthread_barrier_wait(r->go);
+	r->hostkey = store_hostkey_add(r->s, "/groups/g/vms/v", "ssh-ed25519", r->key_b64);
+	pthread_barrier_wait(r->go);
+	for (int i = 0; i < 20; i++)
+		if (store_throttle_update(r->s, "acct:first", count_fail, NULL) < 0)
+			r->role = -EIO;
+	return NULL;
+}
+
+static void test_two_instances_race(void **state)
+{
+	struct tu_store *f = *state;
+	struct store *other = NULL;
+	pthread_barrier_t go;
+	struct racer a = { .s = f->s, .go = &go, .key_b64 = "AAAAkeyA" };
+	struct racer b = { .go = &go, .key_b64 = "AAAAkeyB" };
+	struct store_throttle th;
+	pthread_t ta, tb;
+	json_t *keys = NULL;
+	int64_t n = 0;
+
+	assert_int_equal(tu_store_open(f->dir, &other), 0);
+	b.s = other;
+	assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+	assert_int_equal(pthread_create(&ta, NULL, racer_thread, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, racer_thread, &b), 0);
+	assert_int_equal(pthread_join(ta, NULL), 0);
+	assert_int_equal(pthread_join(tb, NULL), 0);
+	pthread_barrier_destroy(&go);
+
+	/* One first user: the other instance is told one exists. */
+	assert_true((a.first == 0 && b.first == -EEXIST) || (a.first == -EEXIST && b.first == 0));
+	assert_int_equal(store_user_count(f->s, &n), 0);
+	assert_int_equal(n, 1);
+	/* The same PUT twice: both succeed, one row. */
+	assert_int_equal(a.role, 0);
+	assert_int_equal(b.role, 0);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM role_assignments WHERE id = 'ra-same'"),
+			 1);
+	/* First use recorded once: whichever dialled first; the other keeps
+	 * it (and compares against it when it connects). */
+	assert_int_equal(a.hostkey, 0);
+	assert_int_equal(b.hostkey, 0);
+	assert_int_equal(store_hostkey_get(other, "/groups/g/vms/v", &keys), 0);
+	assert_int_equal(json_array_size(keys), 1);
+	assert_true(
+		strcmp(json_string_value(json_array_get(keys, 0)), "ssh-ed25519 AAAAkeyA") == 0 ||
+		strcmp(json_string_value(json_array_get(keys, 0)), "ssh-ed25519 AAAAkeyB") == 0);
+	json_decref(keys);
+	/* Every failure counted by either instance is counted once. */
+	assert_int_equal(store_throttle_get(f->s, "acct:first", &th), 0);
+	assert_int_equal(th.failures, 40);
+	store_free(other);
+}
+
 static void test_file_modes(void **state)
 {
 	static const char *const files[] = { "bastion.db", "bastion.db-wal", "bastion.db-shm" };
@@ -766,6 +850,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_throttle_rows, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_threads, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_two_instances_race, tu_store_setup,
+						tu_store_teardown),
 		cmocka_unit_test(test_file_modes),
 		/* Last: it installs the stderr copy for every later connection. */
 		cmocka_unit_test(test_audit_stderr_after_commit),
