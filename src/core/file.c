@@ -109,7 +109,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 {
 	char tmp[PATH_MAX];
 	char suffix[24];
-	int fd = -1, r;
+	int fd = -1, r = 0;
 
 	util_random_token(suffix, sizeof(suffix), 9);
 	if (snprintf(tmp, sizeof(tmp), "%s.%s.tmp", path, suffix) >= (int)sizeof(tmp))
