@@ -59,7 +59,7 @@ STORE_OPS(STORE_OPS_PG_DECL)
 #define PG_OPS_DONE(X) \
 	X(schema_version, , ) X(audit, , ) X(audit_query, , ) \
 	X(hostkey_get, , ) X(hostkey_add, , ) X(hostkey_clear, , ) \
-	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X)
+	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X)
 /* pg_ident.c */
 #define PG_OPS_IDENT(X) \
 	X(user_count, , ) X(user_get, , ) X(user_get_by_id, , ) X(user_put, , ) \
@@ -78,4 +78,10 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(role_put, , ) X(role_get, , ) X(role_delete, , ) X(role_foreach, , ) \
 	X(role_foreach_principal, , ) X(role_root_owners, , ) \
 	X(role_put_checked, , ) X(role_delete_checked, , ) X(res_tx, , )
+/* pg_res.c (vault resources answer -ENOSYS until the vault's rows land) */
+#define PG_OPS_RES(X) \
+	X(group_put, , ) X(group_exists, , ) X(group_delete, , ) \
+	X(group_foreach, , ) X(group_blocker, , ) X(res_put, , ) X(res_get, , ) \
+	X(res_delete, , ) X(res_blocker, , ) X(res_foreach_referrer, , ) \
+	X(res_foreach, , ) X(res_foreach_type, , )
 // clang-format on

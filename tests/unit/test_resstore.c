@@ -423,11 +423,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reopen, tu_store_setup, tu_store_teardown),
 	};
 
-	/* The PostgreSQL run of this suite waits for the backend's resource groups and resources
-	 * (docs/scaling.md, "Status"); meson reports it as skipped. */
-	if (tu_pg()) {
-		printf("SKIP: resource groups and resources are not yet on PostgreSQL\n");
-		return 77;
-	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -663,7 +663,7 @@ struct racer {
 	struct store *s;
 	pthread_barrier_t *go;
 	const char *key_b64;
-	int first, role, hostkey;
+	int first, role, hostkey, group, res;
 };
 
 static int count_fail(struct store_throttle *th, bool existed, void *ud)
@@ -683,6 +683,15 @@ static void *racer_thread(void *p)
 	r->first = store_user_create_first(r->s, "first", "h", "ra-first", "Owner", "/");
 	pthread_barrier_wait(r->go);
 	r->role = store_role_put(r->s, "ra-same", "user:first", "Reader", "/", &created);
+	pthread_barrier_wait(r->go);
+	r->group = store_group_put(r->s, "g", NULL);
+	pthread_barrier_wait(r->go);
+	{
+		json_t *props = json_pack("{s:s}", "by", r->key_b64);
+
+		r->res = store_res_put(r->s, "g", "vms", "v", props, NULL, NULL);
+		json_decref(props);
+	}
 	pthread_barrier_wait(r->go);
 	r->hostkey = store_hostkey_add(r->s, "/groups/g/vms/v", "ssh-ed25519", r->key_b64);
 	pthread_barrier_wait(r->go);
@@ -722,6 +731,14 @@ static void test_two_instances_race(void **state)
 	assert_int_equal(b.role, 0);
 	assert_int_equal(query_int(f, "SELECT count(*) FROM role_assignments WHERE id = 'ra-same'"),
 			 1);
+	/* The same group and resource created at once: both succeed, one
+	 * row each, the last write's properties. */
+	assert_int_equal(a.group, 0);
+	assert_int_equal(b.group, 0);
+	assert_int_equal(a.res, 0);
+	assert_int_equal(b.res, 0);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM groups"), 1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM resources"), 1);
 	/* First use recorded once: whichever dialled first; the other keeps
 	 * it (and compares against it when it connects). */
 	assert_int_equal(a.hostkey, 0);
