@@ -755,6 +755,69 @@ static void test_two_instances_race(void **state)
 	store_free(other);
 }
 
+/* PostgreSQL only: a connection the server dropped is re-opened by the
+ * next call (a read that met the break is sent again on the new one), and
+ * a statement that waits on a lock gives up with a store error after the
+ * 5 s timeouts instead of hanging. */
+static PGconn *admin_conn(struct tu_store *f)
+{
+	char url[640];
+	PGconn *c;
+
+	assert_int_equal(tu_pg_url(f->dir, url, sizeof(url)), 0);
+	c = PQconnectdb(url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	return c;
+}
+
+static void admin_exec(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+
+	assert_true(PQresultStatus(res) == PGRES_COMMAND_OK ||
+		    PQresultStatus(res) == PGRES_TUPLES_OK);
+	PQclear(res);
+}
+
+static void test_pg_reconnect_and_timeout(void **state)
+{
+	struct tu_store *f = *state;
+	struct store_user u;
+	PGconn *admin;
+	int64_t n = 0;
+	int r;
+
+	if (!tu_pg())
+		skip(); /* SQLite has no connection to lose; its busy timeout is
+			 * test_api_login_store_readonly's and faults.test.mjs's */
+	admin = admin_conn(f);
+	assert_int_equal(store_user_put(f->s, "rob", "h", NULL, NULL), 0);
+
+	/* The server ends our session (an admin, a failover, a restart). */
+	admin_exec(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+			  " WHERE application_name = 'bastion' AND pid <> pg_backend_pid()");
+	assert_int_equal(store_user_get(f->s, "rob", &u), 0);
+
+	/* A write that meets the break is not sent twice (it may have
+	 * committed): it fails once, and the next call works again. */
+	admin_exec(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+			  " WHERE application_name = 'bastion' AND pid <> pg_backend_pid()");
+	r = store_user_put(f->s, "sue", "h", NULL, NULL);
+	assert_true(r == 0 || r == -BERR_STORE);
+	assert_int_equal(store_user_put(f->s, "sue", "h", NULL, NULL), 0);
+	assert_int_equal(store_user_count(f->s, &n), 0);
+	assert_int_equal(n, 2);
+
+	/* A lock held elsewhere: the call answers a store error (no hang; the
+	 * test's own timeout bounds it), and works once the lock is gone. */
+	admin_exec(admin, "BEGIN");
+	admin_exec(admin, "LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+	assert_int_equal(store_user_count(f->s, &n), -BERR_STORE);
+	admin_exec(admin, "ROLLBACK");
+	assert_int_equal(store_user_count(f->s, &n), 0);
+	PQfinish(admin);
+}
+
 static void test_file_modes(void **state)
 {
 	static const char *const files[] = { "bastion.db", "bastion.db-wal", "bastion.db-shm" };
@@ -868,6 +931,8 @@ int main(void)
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_threads, tu_store_setup, tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_two_instances_race, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_pg_reconnect_and_timeout, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test(test_file_modes),
 		/* Last: it installs the stderr copy for every later connection. */
