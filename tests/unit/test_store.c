@@ -818,6 +818,44 @@ static void test_pg_reconnect_and_timeout(void **state)
 	PQfinish(admin);
 }
 
+/* Terminal sessions as records: a start written twice, an end before its
+ * start (another worker was faster), a second end: the first end stays. */
+static void test_session_records(void **state)
+{
+	struct tu_store *f = *state;
+	struct store_session a = { .id = "s-a",
+				   .user = "uma",
+				   .vm = "/groups/g/vms/v",
+				   .bastion = "/groups/g/bastions/b",
+				   .target = "10.0.0.5:22",
+				   .source = "192.0.2.1",
+				   .auth_type = "password",
+				   .started_at = 1000 };
+	struct store_session b = a;
+	int64_t n = -1;
+
+	snprintf(b.id, sizeof(b.id), "s-b");
+	assert_int_equal(store_session_open(f->s, &a), 0);
+	assert_int_equal(store_session_open(f->s, &a), 0);
+	assert_int_equal(store_term_open_count(f->s, "uma", &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_session_end(f->s, &a, 1100, "closed", 10, 20), 0);
+	assert_int_equal(store_session_end(f->s, &a, 1200, "killed", 30, 40), 0);
+	assert_int_equal(query_int(f, "SELECT ended_at FROM term_sessions WHERE id = 's-a'"), 1100);
+	assert_int_equal(query_int(f, "SELECT bytes_from_vm FROM term_sessions WHERE id = 's-a'"),
+			 20);
+	assert_int_equal(store_term_open_count(f->s, "uma", &n), 0);
+	assert_int_equal(n, 0);
+
+	/* The end first: the row is made ended, and the late start leaves it. */
+	assert_int_equal(store_session_end(f->s, &b, 1300, "closed", 1, 2), 0);
+	assert_int_equal(store_session_open(f->s, &b), 0);
+	assert_int_equal(query_int(f, "SELECT ended_at FROM term_sessions WHERE id = 's-b'"), 1300);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM term_sessions"), 2);
+	assert_int_equal(store_term_open_count(f->s, "uma", &n), 0);
+	assert_int_equal(n, 0);
+}
+
 static void test_file_modes(void **state)
 {
 	static const char *const files[] = { "bastion.db", "bastion.db-wal", "bastion.db-shm" };
@@ -933,6 +971,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_instances_race, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_pg_reconnect_and_timeout, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_session_records, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test(test_file_modes),
 		/* Last: it installs the stderr copy for every later connection. */
