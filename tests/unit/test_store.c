@@ -856,6 +856,31 @@ static void test_session_records(void **state)
 	assert_int_equal(n, 0);
 }
 
+/* The backend says what it lacks, so that `serve` can refuse to start on
+ * it (main.c): SQLite lacks nothing; PostgreSQL, in this increment, the
+ * vault's rows and the start-up close of stale sessions. A missing entry
+ * answers -ENOSYS rather than anything that looks like data. */
+static void test_backend_complete(void **state)
+{
+	struct tu_store *f = *state;
+	char missing[4096];
+	int64_t n = 0;
+
+	if (!tu_pg()) {
+		assert_int_equal(store_check_complete(f->s, missing, sizeof(missing)), 0);
+		assert_string_equal(missing, "");
+		assert_string_equal(store_backend_name(f->s), "SQLite");
+		return;
+	}
+	assert_string_equal(store_backend_name(f->s), "PostgreSQL");
+	assert_true(store_check_complete(f->s, missing, sizeof(missing)) > 0);
+	assert_non_null(strstr(missing, "secret_get"));
+	assert_non_null(strstr(missing, "session_close_stale"));
+	assert_null(strstr(missing, "user_get"));
+	assert_int_equal(store_secret_count(f->s, "/groups/g/vaults/v", &n), -ENOSYS);
+	assert_int_equal(store_session_close_stale(f->s, store_now(), "restart", NULL), -ENOSYS);
+}
+
 static void test_file_modes(void **state)
 {
 	static const char *const files[] = { "bastion.db", "bastion.db-wal", "bastion.db-shm" };
@@ -973,6 +998,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_reconnect_and_timeout, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_session_records, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_backend_complete, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test(test_file_modes),
 		/* Last: it installs the stderr copy for every later connection. */
