@@ -1,7 +1,10 @@
 /* The store's interface as one list, for the backend table (backend.h),
- * the dispatch (store.c) and the check that a backend has every entry.
- * Generated from the public headers by hand-run script; keep it in step
- * with them: X(name, (parameters), (arguments)), each returning int. */
+ * the dispatch (store.c) and the check that a backend has every entry:
+ * X(name, (parameters), (arguments)) for each public int store_NAME(struct
+ * store *s, ...) of store.h, store_ident.h, store_res.h, store_vault.h and
+ * store_ops.h. A new store function gets a line here; store.c defines
+ * store_NAME from it, so a line that disagrees with its header's prototype
+ * does not compile. */
 #pragma once
 
 #define STORE_OPS(X)                                                                               \
