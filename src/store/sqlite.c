@@ -330,30 +330,42 @@ int store_schema_known(void)
 	return (int)(sizeof(migrations) / sizeof(migrations[0]));
 }
 
-static int migrate(struct store *s)
+/* The schema version as the database says it now; -1 on failure. */
+static int user_version(struct store *s)
 {
-	sqlite3 *db = store_db(s);
-	sqlite3_stmt *st;
-	int version = 0, n = (int)(sizeof(migrations) / sizeof(migrations[0]));
+	sqlite3_stmt *st = store_prepare(s, "PRAGMA user_version");
+	int version = -1;
 
-	if (!db)
-		return -BERR_STORE;
-	st = store_prepare(s, "PRAGMA user_version");
 	if (!st)
-		return -BERR_STORE;
+		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	if (version > n) {
-		log_error("store: schema version %d is newer than this binary knows (%d)", version,
-			  n);
+	return version;
+}
+
+static int migrate(struct store *s)
+{
+	sqlite3 *db = store_db(s);
+	int version, n = (int)(sizeof(migrations) / sizeof(migrations[0]));
+
+	if (!db)
 		return -BERR_STORE;
-	}
-	for (; version < n; version++) {
+	for (;;) {
 		char pragma[64];
 
+		/* The version is read again inside each write transaction:
+		 * another process opening the same store at the same moment may
+		 * have applied this migration while we waited for the lock. */
 		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 			return -BERR_STORE;
+		version = user_version(s);
+		if (version < 0 || version >= n) {
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			if (version < 0)
+				return -BERR_STORE;
+			break;
+		}
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", version + 1);
 		if (sqlite3_exec(db, migrations[version], NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(db, pragma, NULL, NULL, NULL) != SQLITE_OK) {
@@ -365,6 +377,11 @@ static int migrate(struct store *s)
 		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 			return -BERR_STORE;
 		log_info("store: migrated schema to version %d", version + 1);
+	}
+	if (version > n) {
+		log_error("store: schema version %d is newer than this binary knows (%d)", version,
+			  n);
+		return -BERR_STORE;
 	}
 	SQ(s)->version = version;
 	return 0;

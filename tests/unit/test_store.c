@@ -881,6 +881,59 @@ static void test_backend_complete(void **state)
 	assert_int_equal(store_session_close_stale(f->s, store_now(), "restart", NULL), -ENOSYS);
 }
 
+/* Instances starting together on one empty store: each opens it, the
+ * schema is migrated once (PostgreSQL: under an advisory lock), and all
+ * see the same version. */
+struct opener {
+	const char *dir;
+	pthread_barrier_t *go;
+	struct store *s;
+	int r;
+};
+
+static void *opener_thread(void *p)
+{
+	struct opener *o = p;
+
+	pthread_barrier_wait(o->go);
+	o->r = tu_store_open(o->dir, &o->s);
+	return NULL;
+}
+
+static void test_open_together(void **state)
+{
+	struct opener o[4];
+	pthread_t t[4];
+	pthread_barrier_t go;
+	char dir[64];
+
+	(void)state;
+	assert_non_null(tu_tmpdir(dir, sizeof(dir), "together"));
+	if (tu_pg()) {
+		char url[640];
+
+		/* The database exists before the race, as an operator makes it. */
+		assert_int_equal(tu_pg_url(dir, url, sizeof(url)), 0);
+	}
+	assert_int_equal(pthread_barrier_init(&go, NULL, 4), 0);
+	for (int i = 0; i < 4; i++) {
+		o[i] = (struct opener){ .dir = dir, .go = &go };
+		assert_int_equal(pthread_create(&t[i], NULL, opener_thread, &o[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	pthread_barrier_destroy(&go);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(o[i].r, 0);
+		assert_int_equal(store_schema_version(o[i].s), store_schema_version(o[0].s));
+		assert_true(store_schema_version(o[i].s) >= 1);
+	}
+	assert_int_equal(store_user_put(o[1].s, "zed", "h", NULL, NULL), 0);
+	for (int i = 0; i < 4; i++)
+		store_free(o[i].s);
+	tu_rm_tree(dir);
+}
+
 static void test_file_modes(void **state)
 {
 	static const char *const files[] = { "bastion.db", "bastion.db-wal", "bastion.db-shm" };
@@ -1001,6 +1054,7 @@ int main(void)
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_backend_complete, tu_store_setup,
 						tu_store_teardown),
+		cmocka_unit_test(test_open_together),
 		cmocka_unit_test(test_file_modes),
 		/* Last: it installs the stderr copy for every later connection. */
 		cmocka_unit_test(test_audit_stderr_after_commit),
