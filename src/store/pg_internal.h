@@ -43,6 +43,11 @@ const char *pg_hash(struct pg_hash *b, const uint8_t hash[32]);
  * error as pg_q. */
 int pg_row(struct store *s, PGresult **ret, const char *sql, int n, const char *const *params);
 
+/* An audit line (with its '\n') for stderr: held until the outermost
+ * COMMIT of this thread's transaction, dropped on its ROLLBACK, or written
+ * at once outside one. */
+void pg_audit_line(struct store *s, const char *line, size_t len);
+
 /* Copies src into dst (size bytes) or fails with -EOVERFLOW. */
 int pg_copy(char *dst, size_t size, const char *src);
 
