@@ -78,6 +78,12 @@ int store_check_complete(struct store *s, char *buf, size_t size)
 	return store_backend_missing(s->be, buf, size);
 }
 
+int store_url_check_complete(const char *url, char *buf, size_t size)
+{
+	return store_backend_missing(
+		store_url_is_pg(url) ? &store_pg_backend : &store_sqlite_backend, buf, size);
+}
+
 /* One entry of the backend, or -ENOSYS when it does not have it yet. */
 static int missing(struct store *s, const char *name)
 {

@@ -33,6 +33,9 @@ const char *store_backend_name(struct store *s);
  * otherwise how many it lacks, their names (without "store_") comma-
  * separated into buf. Calling a missing one answers -ENOSYS. */
 int store_check_complete(struct store *s, char *buf, size_t size);
+/* The same for the backend url would open (NULL or "": SQLite), before
+ * opening it. */
+int store_url_check_complete(const char *url, char *buf, size_t size);
 
 /* Current schema version after migrations. */
 int store_schema_version(struct store *s);

@@ -866,6 +866,10 @@ static void test_backend_complete(void **state)
 	char missing[4096];
 	int64_t n = 0;
 
+	assert_int_equal(store_url_check_complete(NULL, missing, sizeof(missing)), 0);
+	assert_int_equal(store_url_check_complete("", missing, sizeof(missing)), 0);
+	assert_true(store_url_check_complete("postgresql://h/db", missing, sizeof(missing)) > 0);
+	assert_non_null(strstr(missing, "secret_get"));
 	if (!tu_pg()) {
 		assert_int_equal(store_check_complete(f->s, missing, sizeof(missing)), 0);
 		assert_string_equal(missing, "");
