@@ -4,12 +4,13 @@
 set -eu
 PKGS="build-essential meson ninja-build pkg-config python3 nodejs npm
  libuv1-dev libssl-dev libhttp-parser-dev libwslay-dev libssh-dev libjansson-dev
- libsqlite3-dev libsodium-dev libcurl4-openssl-dev libcmocka-dev libinih-dev
+ libsqlite3-dev libpq-dev libsodium-dev libcurl4-openssl-dev libcmocka-dev libinih-dev
  openssh-server openssh-client iproute2 curl passwd procps"
 if [ "${1:-}" = "--test" ]; then
 	# fonts: the browser test checks glyphs (underscores) in both families.
+	# postgresql: the store's tests run once per backend (scripts/pg.sh).
 	PKGS="$PKGS chromium clang clang-format openssl libpam-google-authenticator
-	 fonts-dejavu-core fonts-liberation zsh"
+	 fonts-dejavu-core fonts-liberation zsh postgresql"
 	# The sanitizer runtime must be the one of the clang that is installed
 	# (Debian names it by clang's major version); before clang is there,
 	# the candidate apt would install tells.

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -18,7 +19,7 @@
 #include "core/file.h"
 #include "core/util.h"
 
-enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LOGFMT, T_LISTEN, T_DURATION, T_INT, T_DEST };
+enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LOGFMT, T_LISTEN, T_DURATION, T_INT, T_DEST, T_STORE };
 
 struct key {
 	const char *section, *name, *flag, *env;
@@ -39,6 +40,10 @@ static const struct key keys[] = {
 	{ "server", "data", "data", "BASTION_DATA", T_PATH, STR(data_dir), "bastion-data", 0, 0,
 	  false },
 	{ "server", "user", "user", "BASTION_USER", T_STR, STR(user), "", 0, 0, false },
+	/* [store] url: empty, SQLite in the data directory; postgres:// or
+	 * postgresql://, that PostgreSQL database (store/store.c). May hold a
+	 * password: shown with it masked. */
+	{ "store", "url", "store", "BASTION_STORE", T_STORE, STR(store_url), "", 0, 0, false },
 	{ "server", "loops", "loops", "BASTION_LOOPS", T_INT, NUM(loops), "0", 0, 64, false },
 	{ "server", "log_level", "log-level", "BASTION_LOG_LEVEL", T_LEVEL, STR(log_level), "info",
 	  0, 0, true },
@@ -201,6 +206,15 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 		}
 		break;
 	}
+	case T_STORE:
+		/* Not quoted back: the URL may hold a password. */
+		if (v[0] && strncasecmp(v, "postgres://", 11) != 0 &&
+		    strncasecmp(v, "postgresql://", 13) != 0) {
+			snprintf(why, whylen,
+				 "must be a postgres:// or postgresql:// URL, or empty");
+			return -EINVAL;
+		}
+		break;
 	case T_PATH:
 	case T_STR:
 		break;
@@ -462,6 +476,44 @@ out:
 	return r;
 }
 
+/* A store URL as it may be shown (a reload's diff goes to the log): the
+ * password of "scheme://user:PASSWORD@host" and of "password=..." in the
+ * query become "***". */
+static void mask_url(const char *url, char *out, size_t size)
+{
+	const char *p = strstr(url, "://"), *at, *slash, *colon, *pw;
+	size_t n = 0;
+
+	if (!size)
+		return;
+	out[0] = '\0';
+	if (!p) {
+		snprintf(out, size, "%s", url);
+		return;
+	}
+	p += 3;
+	slash = strchr(p, '/');
+	at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
+	colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+	if (colon)
+		n = (size_t)snprintf(out, size, "%.*s:***%s", (int)(colon - url), url, at);
+	else
+		n = (size_t)snprintf(out, size, "%s", url);
+	if (n >= size)
+		return;
+	/* In the query: password=VALUE up to the next '&'. */
+	for (pw = strstr(out, "password="); pw; pw = strstr(pw, "password=")) {
+		char *v = (char *)pw + 9, *end = strchr(v, '&');
+		size_t tail = end ? strlen(end) : 0;
+
+		if ((size_t)(v - out) + 3 + tail >= size)
+			break;
+		memmove(v + 3, end ? end : v + strlen(v), tail + 1);
+		memcpy(v, "***", 3);
+		pw = v + 3;
+	}
+}
+
 void cfg_value_str(const struct cfg *c, size_t i, char *out, size_t size)
 {
 	const char *field;
@@ -480,6 +532,9 @@ void cfg_value_str(const struct cfg *c, size_t i, char *out, size_t size)
 	case T_INT:
 		memcpy(&n, field, sizeof(n));
 		snprintf(out, size, "%lld", (long long)n);
+		break;
+	case T_STORE:
+		mask_url(field, out, size);
 		break;
 	default:
 		snprintf(out, size, "%s", field);

@@ -47,6 +47,9 @@ struct cfg {
 	/* [server] user: the account to run as once the listener is bound (only
 	 * when started as root; empty: "bastion" if it exists). */
 	char user[64];
+	/* [store] url: empty for SQLite in data_dir, or a postgres:// URL
+	 * (SPEC §6). May hold a password: cfg_value_str masks it. */
+	char store_url[CFG_MAX_STR];
 	/* [server] loops: event loops, one thread each (0: one per CPU this
 	 * process may run on). */
 	int64_t loops;

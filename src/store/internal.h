@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 
+#include "store/backend.h"
 #include "store/store.h"
 
 /* This thread's connection (opened on first use), or NULL on failure. */

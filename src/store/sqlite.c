@@ -20,13 +20,16 @@ struct conn {
 	struct conn *next;
 };
 
-struct store {
+struct sq_store {
+	struct store base; /* base.impl points back here */
 	char path[PATH_MAX];
 	pthread_key_t key;
 	pthread_mutex_t lock; /* guards conns */
 	struct conn *conns;   /* every connection opened, closed at free */
 	int version;
 };
+
+#define SQ(s) ((struct sq_store *)(s)->impl)
 
 /* Each entry moves the schema from version i to i + 1. Never edit a shipped
  * entry: add a new one. */
@@ -212,11 +215,6 @@ static const char *const migrations[] = {
 	"  BEGIN DELETE FROM deleted_vault_policies WHERE principal = 'user:' || OLD.name; END;",
 };
 
-int64_t store_now(void)
-{
-	return (int64_t)time(NULL);
-}
-
 int store_rc(int rc)
 {
 	switch (rc & 0xff) {
@@ -235,7 +233,7 @@ int store_rc(int rc)
 
 static void conn_forget(void *p)
 {
-	/* Connections stay on s->conns and are closed by store_free(); a thread
+	/* Connections stay on SQ(s)->conns and are closed by sq_free(); a thread
 	 * that exits earlier simply leaves its connection idle. */
 	(void)p;
 }
@@ -245,11 +243,11 @@ static int conn_open(struct store *s, sqlite3 **ret)
 	sqlite3 *db = NULL;
 	int rc;
 
-	rc = sqlite3_open_v2(s->path, &db,
+	rc = sqlite3_open_v2(SQ(s)->path, &db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			     NULL);
 	if (rc != SQLITE_OK) {
-		log_error("store: cannot open %s: %s", s->path,
+		log_error("store: cannot open %s: %s", SQ(s)->path,
 			  db ? sqlite3_errmsg(db) : "out of memory");
 		sqlite3_close(db);
 		return -BERR_STORE;
@@ -263,7 +261,7 @@ static int conn_open(struct store *s, sqlite3 **ret)
 			  "PRAGMA secure_delete=ON;",
 			  NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
-		log_error("store: cannot configure %s: %s", s->path, sqlite3_errmsg(db));
+		log_error("store: cannot configure %s: %s", SQ(s)->path, sqlite3_errmsg(db));
 		sqlite3_close(db);
 		return -BERR_STORE;
 	}
@@ -273,7 +271,7 @@ static int conn_open(struct store *s, sqlite3 **ret)
 
 sqlite3 *store_db(struct store *s)
 {
-	struct conn *c = pthread_getspecific(s->key);
+	struct conn *c = pthread_getspecific(SQ(s)->key);
 
 	if (c)
 		return c->db;
@@ -284,11 +282,11 @@ sqlite3 *store_db(struct store *s)
 		free(c);
 		return NULL;
 	}
-	pthread_mutex_lock(&s->lock);
-	c->next = s->conns;
-	s->conns = c;
-	pthread_mutex_unlock(&s->lock);
-	pthread_setspecific(s->key, c);
+	pthread_mutex_lock(&SQ(s)->lock);
+	c->next = SQ(s)->conns;
+	SQ(s)->conns = c;
+	pthread_mutex_unlock(&SQ(s)->lock);
+	pthread_setspecific(SQ(s)->key, c);
 	return c->db;
 }
 
@@ -332,30 +330,42 @@ int store_schema_known(void)
 	return (int)(sizeof(migrations) / sizeof(migrations[0]));
 }
 
-static int migrate(struct store *s)
+/* The schema version as the database says it now; -1 on failure. */
+static int user_version(struct store *s)
 {
-	sqlite3 *db = store_db(s);
-	sqlite3_stmt *st;
-	int version = 0, n = (int)(sizeof(migrations) / sizeof(migrations[0]));
+	sqlite3_stmt *st = store_prepare(s, "PRAGMA user_version");
+	int version = -1;
 
-	if (!db)
-		return -BERR_STORE;
-	st = store_prepare(s, "PRAGMA user_version");
 	if (!st)
-		return -BERR_STORE;
+		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	if (version > n) {
-		log_error("store: schema version %d is newer than this binary knows (%d)", version,
-			  n);
+	return version;
+}
+
+static int migrate(struct store *s)
+{
+	sqlite3 *db = store_db(s);
+	int version, n = (int)(sizeof(migrations) / sizeof(migrations[0]));
+
+	if (!db)
 		return -BERR_STORE;
-	}
-	for (; version < n; version++) {
+	for (;;) {
 		char pragma[64];
 
+		/* The version is read again inside each write transaction:
+		 * another process opening the same store at the same moment may
+		 * have applied this migration while we waited for the lock. */
 		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 			return -BERR_STORE;
+		version = user_version(s);
+		if (version < 0 || version >= n) {
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			if (version < 0)
+				return -BERR_STORE;
+			break;
+		}
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", version + 1);
 		if (sqlite3_exec(db, migrations[version], NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(db, pragma, NULL, NULL, NULL) != SQLITE_OK) {
@@ -368,7 +378,12 @@ static int migrate(struct store *s)
 			return -BERR_STORE;
 		log_info("store: migrated schema to version %d", version + 1);
 	}
-	s->version = version;
+	if (version > n) {
+		log_error("store: schema version %d is newer than this binary knows (%d)", version,
+			  n);
+		return -BERR_STORE;
+	}
+	SQ(s)->version = version;
 	return 0;
 }
 
@@ -405,58 +420,63 @@ out:
 	return r;
 }
 
-int store_open(const char *data_dir, struct store **ret)
+int sq_open(const char *data_dir, struct store **ret)
 {
+	struct sq_store *sq;
 	struct store *s;
 	int r;
 
-	s = calloc(1, sizeof(*s));
-	if (!s)
+	sq = calloc(1, sizeof(*sq));
+	if (!sq)
 		return -ENOMEM;
-	if (snprintf(s->path, sizeof(s->path), "%s/bastion.db", data_dir) >= (int)sizeof(s->path)) {
-		free(s);
+	s = &sq->base;
+	s->be = &store_sqlite_backend;
+	s->impl = sq;
+	if (snprintf(SQ(s)->path, sizeof(SQ(s)->path), "%s/bastion.db", data_dir) >=
+	    (int)sizeof(SQ(s)->path)) {
+		free(sq);
 		return -ENAMETOOLONG;
 	}
-	if (pthread_key_create(&s->key, conn_forget) != 0) {
-		free(s);
+	if (pthread_key_create(&SQ(s)->key, conn_forget) != 0) {
+		free(sq);
 		return -ENOMEM;
 	}
-	pthread_mutex_init(&s->lock, NULL);
-	r = owner_only(s->path);
+	pthread_mutex_init(&SQ(s)->lock, NULL);
+	r = owner_only(SQ(s)->path);
 	if (r == 0)
 		r = migrate(s);
 	if (r < 0) {
-		store_free(s);
+		sq_free(s);
 		return r;
 	}
 	*ret = s;
 	return 0;
 }
 
-void store_free(struct store *s)
+void sq_free(struct store *s)
 {
 	struct conn *c, *next;
 
 	if (!s)
 		return;
-	for (c = s->conns; c; c = next) {
+	for (c = SQ(s)->conns; c; c = next) {
 		next = c->next;
 		sqlite3_close(c->db);
 		free(c);
 	}
-	pthread_setspecific(s->key, NULL);
-	pthread_key_delete(s->key);
-	pthread_mutex_destroy(&s->lock);
-	free(s);
+	pthread_setspecific(SQ(s)->key, NULL);
+	pthread_key_delete(SQ(s)->key);
+	pthread_mutex_destroy(&SQ(s)->lock);
+	free(SQ(s));
 }
 
-int store_schema_version(struct store *s)
+int sq_schema_version(struct store *s)
 {
-	return s->version;
+	return SQ(s)->version;
 }
 
-int store_audit(struct store *s, const char *principal, const char *action, const char *target,
-		const char *result, const char *detail)
+int sq_audit(struct store *s, const char *principal, const char *action, const char *target,
+	     const char *result, const char *detail)
 {
 	sqlite3_stmt *st = store_prepare(
 		s,
@@ -476,7 +496,7 @@ int store_audit(struct store *s, const char *principal, const char *action, cons
 	return store_rc(rc);
 }
 
-int store_hostkey_get(struct store *s, const char *vm_id, json_t **ret_array_of_lines)
+int sq_hostkey_get(struct store *s, const char *vm_id, json_t **ret_array_of_lines)
 {
 	sqlite3_stmt *st = store_prepare(
 		s, "SELECT key_type, key_b64 FROM host_keys WHERE vm_id = ? ORDER BY key_type");
@@ -503,7 +523,7 @@ int store_hostkey_get(struct store *s, const char *vm_id, json_t **ret_array_of_
 	return 0;
 }
 
-int store_hostkey_add(struct store *s, const char *vm_id, const char *type, const char *b64)
+int sq_hostkey_add(struct store *s, const char *vm_id, const char *type, const char *b64)
 {
 	/* First use wins: a key already recorded for this type is kept. */
 	sqlite3_stmt *st = store_prepare(
@@ -522,7 +542,7 @@ int store_hostkey_add(struct store *s, const char *vm_id, const char *type, cons
 	return store_rc(rc);
 }
 
-int store_hostkey_clear(struct store *s, const char *vm_id, int *ret_removed)
+int sq_hostkey_clear(struct store *s, const char *vm_id, int *ret_removed)
 {
 	sqlite3_stmt *st = store_prepare(s, "DELETE FROM host_keys WHERE vm_id = ?");
 	int rc;
@@ -536,3 +556,9 @@ int store_hostkey_clear(struct store *s, const char *vm_id, int *ret_removed)
 		*ret_removed = sqlite3_changes(store_db(s));
 	return store_rc(rc);
 }
+
+#define STORE_OPS_SQ_ENTRY(name, params, args) .name = sq_##name,
+const struct store_backend store_sqlite_backend = { .name = "SQLite",
+						    .free = sq_free,
+						    STORE_OPS(STORE_OPS_SQ_ENTRY) };
+#undef STORE_OPS_SQ_ENTRY

@@ -121,12 +121,12 @@ static int get_user(sqlite3_stmt *st, struct store_user *ret)
 	return r;
 }
 
-int store_user_count(struct store *s, int64_t *ret)
+int sq_user_count(struct store *s, int64_t *ret)
 {
 	return get_int64(store_prepare(s, "SELECT count(*) FROM users"), ret);
 }
 
-int store_user_get(struct store *s, const char *name, struct store_user *ret)
+int sq_user_get(struct store *s, const char *name, struct store_user *ret)
 {
 	sqlite3_stmt *st;
 
@@ -138,7 +138,7 @@ int store_user_get(struct store *s, const char *name, struct store_user *ret)
 	return get_user(st, ret);
 }
 
-int store_user_get_by_id(struct store *s, int64_t id, struct store_user *ret)
+int sq_user_get_by_id(struct store *s, int64_t id, struct store_user *ret)
 {
 	sqlite3_stmt *st = store_prepare(s, "SELECT " USER_COLS " FROM users WHERE id = ?");
 
@@ -198,8 +198,8 @@ static int user_put_tx(struct store *s, void *ud)
 	return rc;
 }
 
-int store_user_put(struct store *s, const char *name, const char *password_hash, bool *ret_created,
-		   int64_t *ret_id)
+int sq_user_put(struct store *s, const char *name, const char *password_hash, bool *ret_created,
+		int64_t *ret_id)
 {
 	struct user_put p = { .name = name, .hash = password_hash };
 	int r;
@@ -230,18 +230,18 @@ static int user_first_tx(struct store *s, void *ud)
 
 	/* Counting inside the transaction makes two instances starting on one
 	 * empty store create one first user, not two. */
-	if ((r = store_user_count(s, &n)) < 0)
+	if ((r = sq_user_count(s, &n)) < 0)
 		return r;
 	if (n > 0)
 		return -EEXIST;
 	if ((r = user_put_tx(s, &f->put)) < 0)
 		return r;
 	snprintf(principal, sizeof(principal), "user:%s", f->put.name);
-	return store_role_put(s, f->role_id, principal, f->role, f->scope, NULL);
+	return sq_role_put(s, f->role_id, principal, f->role, f->scope, NULL);
 }
 
-int store_user_create_first(struct store *s, const char *name, const char *password_hash,
-			    const char *role_id, const char *role, const char *scope)
+int sq_user_create_first(struct store *s, const char *name, const char *password_hash,
+			 const char *role_id, const char *role, const char *scope)
 {
 	struct user_first f = {
 		.put = { .name = name, .hash = password_hash },
@@ -255,7 +255,7 @@ int store_user_create_first(struct store *s, const char *name, const char *passw
 	return tx_run(s, user_first_tx, &f);
 }
 
-int store_user_set_disabled(struct store *s, const char *name, bool disabled)
+int sq_user_set_disabled(struct store *s, const char *name, bool disabled)
 {
 	sqlite3_stmt *st;
 
@@ -288,14 +288,14 @@ static int user_delete_tx(struct store *s, void *ud)
 		NULL);
 }
 
-int store_user_delete(struct store *s, const char *name)
+int sq_user_delete(struct store *s, const char *name)
 {
 	if (!fits(name, 64))
 		return -ENOENT;
 	return tx_run(s, user_delete_tx, (void *)name);
 }
 
-int store_user_foreach(struct store *s, int (*fn)(const struct store_user *u, void *ud), void *ud)
+int sq_user_foreach(struct store *s, int (*fn)(const struct store_user *u, void *ud), void *ud)
 {
 	sqlite3_stmt *st = store_prepare(s, "SELECT " USER_COLS " FROM users ORDER BY name");
 	struct store_user u;
@@ -337,8 +337,8 @@ static int add_hashed(struct store *s, const char *sql, const uint8_t hash[32], 
 	return exec_change(s, st, NULL);
 }
 
-int store_login_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *csrf,
-		    int64_t expires_at)
+int sq_login_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *csrf,
+		 int64_t expires_at)
 {
 	if (!fits(csrf, 63))
 		return -EINVAL;
@@ -349,8 +349,8 @@ int store_login_add(struct store *s, const uint8_t hash[32], int64_t user_id, co
 		hash, user_id, csrf, expires_at);
 }
 
-int store_login_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id,
-		    char ret_csrf[64], int64_t *ret_expires_at)
+int sq_login_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id, char ret_csrf[64],
+		 int64_t *ret_expires_at)
 {
 	sqlite3_stmt *st = prepare_hash(
 		s,
@@ -370,13 +370,13 @@ int store_login_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_i
 	return r;
 }
 
-int store_login_delete(struct store *s, const uint8_t hash[32])
+int sq_login_delete(struct store *s, const uint8_t hash[32])
 {
 	return exec_found(s,
 			  prepare_hash(s, "DELETE FROM login_sessions WHERE token_hash = ?", hash));
 }
 
-int store_login_delete_user(struct store *s, int64_t user_id, const uint8_t keep[32])
+int sq_login_delete_user(struct store *s, int64_t user_id, const uint8_t keep[32])
 {
 	static const uint8_t none[32];
 	sqlite3_stmt *st = store_prepare(
@@ -390,7 +390,7 @@ int store_login_delete_user(struct store *s, int64_t user_id, const uint8_t keep
 	return exec_change(s, st, NULL);
 }
 
-int store_login_trim(struct store *s, int64_t user_id, int keep)
+int sq_login_trim(struct store *s, int64_t user_id, int keep)
 {
 	sqlite3_stmt *st = store_prepare(
 		s, "DELETE FROM login_sessions WHERE user_id = ?1 AND token_hash NOT IN ("
@@ -404,8 +404,8 @@ int store_login_trim(struct store *s, int64_t user_id, int keep)
 	return exec_change(s, st, NULL);
 }
 
-int store_token_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *name,
-		    int64_t expires_at)
+int sq_token_add(struct store *s, const uint8_t hash[32], int64_t user_id, const char *name,
+		 int64_t expires_at)
 {
 	if (name && !fits(name, 255))
 		return -EINVAL;
@@ -416,8 +416,8 @@ int store_token_add(struct store *s, const uint8_t hash[32], int64_t user_id, co
 		hash, user_id, name, expires_at);
 }
 
-int store_token_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id,
-		    int64_t *ret_expires_at)
+int sq_token_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id,
+		 int64_t *ret_expires_at)
 {
 	sqlite3_stmt *st = prepare_hash(
 		s, "SELECT user_id, expires_at FROM api_tokens WHERE token_hash = ?", hash);
@@ -433,12 +433,12 @@ int store_token_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_i
 	return r;
 }
 
-int store_token_delete(struct store *s, const uint8_t hash[32])
+int sq_token_delete(struct store *s, const uint8_t hash[32])
 {
 	return exec_found(s, prepare_hash(s, "DELETE FROM api_tokens WHERE token_hash = ?", hash));
 }
 
-int store_token_count(struct store *s, int64_t user_id, int64_t now, int64_t *ret)
+int sq_token_count(struct store *s, int64_t user_id, int64_t now, int64_t *ret)
 {
 	sqlite3_stmt *st = store_prepare(
 		s, "SELECT count(*) FROM api_tokens WHERE user_id = ? AND expires_at > ?");
@@ -471,7 +471,7 @@ static int purge_tx(struct store *s, void *ud)
 	return 0;
 }
 
-int store_ident_purge_expired(struct store *s, int64_t now)
+int sq_ident_purge_expired(struct store *s, int64_t now)
 {
 	return tx_run(s, purge_tx, &now);
 }
@@ -523,8 +523,8 @@ static bool role_args_fit(const char *id, const char *principal, const char *rol
 	return fits(id, 128) && id[0] && fits(principal, 80) && fits(role, 32) && fits(scope, 256);
 }
 
-int store_role_put(struct store *s, const char *id, const char *principal, const char *role,
-		   const char *scope, bool *ret_created)
+int sq_role_put(struct store *s, const char *id, const char *principal, const char *role,
+		const char *scope, bool *ret_created)
 {
 	struct role_put p = { .id = id, .principal = principal, .role = role, .scope = scope };
 	int r;
@@ -552,7 +552,7 @@ static int row_role(sqlite3_stmt *st, struct store_role *ra)
 	return 0;
 }
 
-int store_role_get(struct store *s, const char *id, struct store_role *ret)
+int sq_role_get(struct store *s, const char *id, struct store_role *ret)
 {
 	sqlite3_stmt *st;
 	struct store_role ra;
@@ -569,14 +569,14 @@ int store_role_get(struct store *s, const char *id, struct store_role *ret)
 	return r;
 }
 
-int store_role_delete(struct store *s, const char *id)
+int sq_role_delete(struct store *s, const char *id)
 {
 	if (!fits(id, 128))
 		return -ENOENT;
 	return exec_found(s, prepare_text(s, "DELETE FROM role_assignments WHERE id = ?", id));
 }
 
-int store_role_foreach(struct store *s, int (*fn)(const struct store_role *ra, void *ud), void *ud)
+int sq_role_foreach(struct store *s, int (*fn)(const struct store_role *ra, void *ud), void *ud)
 {
 	sqlite3_stmt *st =
 		store_prepare(s, "SELECT " ROLE_COLS " FROM role_assignments ORDER BY id");
@@ -597,8 +597,8 @@ int store_role_foreach(struct store *s, int (*fn)(const struct store_role *ra, v
 	return end_rc(rc);
 }
 
-int store_role_foreach_principal(struct store *s, const char *principal,
-				 int (*fn)(const char *role, const char *scope, void *ud), void *ud)
+int sq_role_foreach_principal(struct store *s, const char *principal,
+			      int (*fn)(const char *role, const char *scope, void *ud), void *ud)
 {
 	sqlite3_stmt *st = store_prepare(
 		s, "SELECT role, scope FROM role_assignments WHERE principal = ? ORDER BY id");
@@ -625,7 +625,7 @@ int store_role_foreach_principal(struct store *s, const char *principal,
 
 /* ---- guarded role changes ------------------------------------------- */
 
-int store_role_root_owners(struct store *s, int64_t *ret)
+int sq_role_root_owners(struct store *s, int64_t *ret)
 {
 	return get_int64(
 		store_prepare(s, "SELECT count(DISTINCT u.id) FROM role_assignments r JOIN users u"
@@ -638,7 +638,7 @@ int store_role_root_owners(struct store *s, int64_t *ret)
 static int role_expect(struct store *s, const char *id, const char *expect_scope)
 {
 	struct store_role ra;
-	int r = store_role_get(s, id, &ra);
+	int r = sq_role_get(s, id, &ra);
 
 	if (r == -ENOENT)
 		return expect_scope ? -EAGAIN : 0;
@@ -665,37 +665,37 @@ static int role_checked_tx(struct store *s, void *ud)
 		struct store_role gone;
 
 		/* Deleting what is gone already is "not found", not a clash. */
-		if (r == -EAGAIN && p->is_delete && store_role_get(s, p->put.id, &gone) == -ENOENT)
+		if (r == -EAGAIN && p->is_delete && sq_role_get(s, p->put.id, &gone) == -ENOENT)
 			return -ENOENT;
 		return r;
 	}
 	if (!p->is_delete && strncmp(p->put.principal, "user:", 5) == 0) {
 		struct store_user u;
 
-		r = store_user_get(s, p->put.principal + 5, &u);
+		r = sq_user_get(s, p->put.principal + 5, &u);
 		sodium_memzero(&u, sizeof(u));
 		if (r == -ENOENT)
 			return -ESRCH;
 		if (r < 0)
 			return r;
 	}
-	if ((r = store_role_root_owners(s, &before)) < 0)
+	if ((r = sq_role_root_owners(s, &before)) < 0)
 		return r;
 	if (p->is_delete)
-		r = store_role_delete(s, p->put.id);
+		r = sq_role_delete(s, p->put.id);
 	else
 		r = role_put_tx(s, &p->put);
 	if (r < 0)
 		return r;
-	if ((r = store_role_root_owners(s, &after)) < 0)
+	if ((r = sq_role_root_owners(s, &after)) < 0)
 		return r;
 	if (before > 0 && after == 0)
 		return -EMLINK;
 	return 0;
 }
 
-int store_role_put_checked(struct store *s, const char *id, const char *principal, const char *role,
-			   const char *scope, const char *expect_scope, bool *ret_created)
+int sq_role_put_checked(struct store *s, const char *id, const char *principal, const char *role,
+			const char *scope, const char *expect_scope, bool *ret_created)
 {
 	struct role_checked p = {
 		.put = { .id = id, .principal = principal, .role = role, .scope = scope },
@@ -713,7 +713,7 @@ int store_role_put_checked(struct store *s, const char *id, const char *principa
 	return 0;
 }
 
-int store_role_delete_checked(struct store *s, const char *id, const char *expect_scope)
+int sq_role_delete_checked(struct store *s, const char *id, const char *expect_scope)
 {
 	struct role_checked p = { .put = { .id = id },
 				  .expect_scope = expect_scope,
@@ -724,7 +724,7 @@ int store_role_delete_checked(struct store *s, const char *id, const char *expec
 	return tx_run(s, role_checked_tx, &p);
 }
 
-int store_token_delete_user(struct store *s, int64_t user_id)
+int sq_token_delete_user(struct store *s, int64_t user_id)
 {
 	sqlite3_stmt *st = store_prepare(s, "DELETE FROM api_tokens WHERE user_id = ?");
 

@@ -48,8 +48,8 @@ static int end_user_tx(struct store *s, void *ud)
 	return r;
 }
 
-int store_ident_end_user(struct store *s, int64_t user_id, const uint8_t keep_login[32],
-			 const uint8_t keep_token[32], int *ret_sessions, int *ret_tokens)
+int sq_ident_end_user(struct store *s, int64_t user_id, const uint8_t keep_login[32],
+		      const uint8_t keep_token[32], int *ret_sessions, int *ret_tokens)
 {
 	struct end_user e = { .user_id = user_id,
 			      .keep_login = keep_login,
@@ -63,7 +63,7 @@ int store_ident_end_user(struct store *s, int64_t user_id, const uint8_t keep_lo
 	return 0;
 }
 
-int store_term_open_count(struct store *s, const char *user, int64_t *ret)
+int sq_term_open_count(struct store *s, const char *user, int64_t *ret)
 {
 	sqlite3_stmt *st = store_prepare(
 		s, "SELECT count(*) FROM term_sessions WHERE user = ? AND ended_at IS NULL");

@@ -33,7 +33,7 @@ static void bind_session(sqlite3_stmt *st, const struct store_session *ss)
 	sqlite3_bind_int64(st, 8, ss->started_at);
 }
 
-int store_session_open(struct store *s, const struct store_session *ss)
+int sq_session_open(struct store *s, const struct store_session *ss)
 {
 	sqlite3_stmt *st =
 		store_prepare(s, "INSERT OR IGNORE INTO term_sessions"
@@ -49,8 +49,8 @@ int store_session_open(struct store *s, const struct store_session *ss)
 	return store_rc(rc);
 }
 
-int store_session_end(struct store *s, const struct store_session *ss, int64_t ended_at,
-		      const char *reason, uint64_t bytes_to_vm, uint64_t bytes_from_vm)
+int sq_session_end(struct store *s, const struct store_session *ss, int64_t ended_at,
+		   const char *reason, uint64_t bytes_to_vm, uint64_t bytes_from_vm)
 {
 	sqlite3_stmt *st = store_prepare(
 		s,
@@ -102,8 +102,8 @@ static int close_stale_tx(struct store *s, void *ud)
 		json_decref(d);
 		snprintf(principal, sizeof(principal), "user:%s",
 			 (const char *)sqlite3_column_text(st, 1));
-		r = store_audit(s, principal, "session.end",
-				(const char *)sqlite3_column_text(st, 2), "ended", detail);
+		r = sq_audit(s, principal, "session.end", (const char *)sqlite3_column_text(st, 2),
+			     "ended", detail);
 		free(detail);
 		if (r < 0)
 			break;
@@ -125,7 +125,7 @@ static int close_stale_tx(struct store *s, void *ud)
 	return rc == SQLITE_DONE ? 0 : -BERR_STORE;
 }
 
-int store_session_close_stale(struct store *s, int64_t now, const char *reason, int *ret_n)
+int sq_session_close_stale(struct store *s, int64_t now, const char *reason, int *ret_n)
 {
 	struct stale x = { .now = now, .reason = reason };
 	int r = store_tx(s, close_stale_tx, &x);
@@ -210,8 +210,8 @@ static int audit_query(sqlite3 *db, const struct store_audit_filter *f,
 	return rc == SQLITE_DONE ? 0 : -BERR_STORE;
 }
 
-int store_audit_query(struct store *s, const struct store_audit_filter *f,
-		      int (*fn)(const struct store_audit_rec *r, void *ud), void *ud)
+int sq_audit_query(struct store *s, const struct store_audit_filter *f,
+		   int (*fn)(const struct store_audit_rec *r, void *ud), void *ud)
 {
 	sqlite3 *db = store_db(s);
 
@@ -421,6 +421,9 @@ static int audit_hook_ext(sqlite3 *db, const char **err, const void *api)
 
 void store_audit_to_stderr(void)
 {
+	/* PostgreSQL's backend looks at the flag; SQLite installs its hooks on
+	 * every connection opened from now on. */
+	store_audit_stderr = true;
 	/* void (*)(void) is the type every function pointer may pass through. */
 	sqlite3_auto_extension((void (*)(void))audit_hook_ext);
 }

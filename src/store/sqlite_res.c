@@ -18,7 +18,7 @@
 
 /* ---- plumbing ---- */
 
-int store_res_tx(struct store *s, int (*fn)(struct store *s, void *ud), void *ud)
+int sq_res_tx(struct store *s, int (*fn)(struct store *s, void *ud), void *ud)
 {
 	sqlite3 *db = store_db(s);
 	int r;
@@ -137,14 +137,14 @@ static int group_put_fn(struct store *s, void *ud)
 	return exec_texts(s, "UPDATE groups SET updated_at = ?2 WHERE name = ?1", 1, args);
 }
 
-int store_group_put(struct store *s, const char *name, bool *ret_created)
+int sq_group_put(struct store *s, const char *name, bool *ret_created)
 {
 	struct group_put g = { .name = name };
 	int r;
 
 	if (!name_ok(name))
 		return -EINVAL;
-	r = store_res_tx(s, group_put_fn, &g);
+	r = sq_res_tx(s, group_put_fn, &g);
 	if (r < 0)
 		return r;
 	if (ret_created)
@@ -152,7 +152,7 @@ int store_group_put(struct store *s, const char *name, bool *ret_created)
 	return 0;
 }
 
-int store_group_exists(struct store *s, const char *name)
+int sq_group_exists(struct store *s, const char *name)
 {
 	int r = query(s, "SELECT 1 FROM groups WHERE name = ?", name, NULL, NULL, NULL);
 
@@ -164,7 +164,7 @@ static int group_delete_fn(struct store *s, void *ud)
 	const char *name = ud;
 	int r;
 
-	if ((r = store_group_exists(s, name)) < 0)
+	if ((r = sq_group_exists(s, name)) < 0)
 		return r;
 	r = query(s, "SELECT 1 FROM resources WHERE grp = ? LIMIT 1", name, NULL, NULL, NULL);
 	if (r != 0)
@@ -172,14 +172,14 @@ static int group_delete_fn(struct store *s, void *ud)
 	return exec_texts(s, "DELETE FROM groups WHERE name = ?", 1, &name);
 }
 
-int store_group_delete(struct store *s, const char *name)
+int sq_group_delete(struct store *s, const char *name)
 {
 	if (!name_ok(name))
 		return -ENOENT;
-	return store_res_tx(s, group_delete_fn, (void *)name);
+	return sq_res_tx(s, group_delete_fn, (void *)name);
 }
 
-int store_group_foreach(struct store *s, int (*fn)(const char *name, void *ud), void *ud)
+int sq_group_foreach(struct store *s, int (*fn)(const char *name, void *ud), void *ud)
 {
 	sqlite3_stmt *st = store_prepare(s, "SELECT name FROM groups ORDER BY name");
 	int rc, r = 0;
@@ -202,7 +202,7 @@ int store_group_foreach(struct store *s, int (*fn)(const char *name, void *ud), 
 	return r;
 }
 
-int store_group_blocker(struct store *s, const char *name, char **ret_id)
+int sq_group_blocker(struct store *s, const char *name, char **ret_id)
 {
 	int r = query(s, "SELECT id FROM resources WHERE grp = ? ORDER BY id LIMIT 1", name, NULL,
 		      NULL, ret_id);
@@ -225,7 +225,7 @@ static int res_put_fn(struct store *s, void *ud)
 	struct res_put *p = ud;
 	int r;
 
-	if ((r = store_group_exists(s, p->group)) < 0)
+	if ((r = sq_group_exists(s, p->group)) < 0)
 		return r;
 	for (const char *const *ref = p->refs; ref && *ref; ref++) {
 		if (strcmp(*ref, p->id) == 0)
@@ -272,8 +272,8 @@ static int res_put_fn(struct store *s, void *ud)
 	return 0;
 }
 
-int store_res_put(struct store *s, const char *group, const char *type, const char *name,
-		  const json_t *props, const char *const *refs, bool *ret_created)
+int sq_res_put(struct store *s, const char *group, const char *type, const char *name,
+	       const json_t *props, const char *const *refs, bool *ret_created)
 {
 	struct res_put p = { .group = group, .type = type, .name = name, .refs = refs };
 	int r;
@@ -284,7 +284,7 @@ int store_res_put(struct store *s, const char *group, const char *type, const ch
 	p.props = json_dumps(props, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!p.props)
 		return -ENOMEM;
-	r = store_res_tx(s, res_put_fn, &p);
+	r = sq_res_tx(s, res_put_fn, &p);
 	free(p.props);
 	if (r < 0)
 		return r;
@@ -310,7 +310,7 @@ static int props_load(const char *text, json_t **ret)
 	return 0;
 }
 
-int store_res_get(struct store *s, const char *id, json_t **ret_props)
+int sq_res_get(struct store *s, const char *id, json_t **ret_props)
 {
 	char *text = NULL;
 	int r = query(s, "SELECT props FROM resources WHERE id = ?", id, NULL, NULL, &text);
@@ -345,14 +345,14 @@ static int res_delete_fn(struct store *s, void *ud)
 	return exec_texts(s, "DELETE FROM resources WHERE id = ?", 1, &id);
 }
 
-int store_res_delete(struct store *s, const char *id)
+int sq_res_delete(struct store *s, const char *id)
 {
 	if (!id)
 		return -ENOENT;
-	return store_res_tx(s, res_delete_fn, (void *)id);
+	return sq_res_tx(s, res_delete_fn, (void *)id);
 }
 
-int store_res_blocker(struct store *s, const char *id, char **ret_id)
+int sq_res_blocker(struct store *s, const char *id, char **ret_id)
 {
 	int r = query(s,
 		      "SELECT from_id FROM resource_refs WHERE to_id = ? ORDER BY from_id LIMIT 1",
@@ -389,9 +389,9 @@ static int walk(sqlite3_stmt *st,
 	return r;
 }
 
-int store_res_foreach_referrer(struct store *s, const char *id, const char *type,
-			       int (*fn)(const char *id, const char *name, json_t *props, void *ud),
-			       void *ud)
+int sq_res_foreach_referrer(struct store *s, const char *id, const char *type,
+			    int (*fn)(const char *id, const char *name, json_t *props, void *ud),
+			    void *ud)
 {
 	sqlite3_stmt *st = store_prepare(
 		s,
@@ -405,9 +405,8 @@ int store_res_foreach_referrer(struct store *s, const char *id, const char *type
 	return walk(st, fn, ud);
 }
 
-int store_res_foreach(struct store *s, const char *group, const char *type,
-		      int (*fn)(const char *id, const char *name, json_t *props, void *ud),
-		      void *ud)
+int sq_res_foreach(struct store *s, const char *group, const char *type,
+		   int (*fn)(const char *id, const char *name, json_t *props, void *ud), void *ud)
 {
 	sqlite3_stmt *st = store_prepare(
 		s,
@@ -420,9 +419,9 @@ int store_res_foreach(struct store *s, const char *group, const char *type,
 	return walk(st, fn, ud);
 }
 
-int store_res_foreach_type(struct store *s, const char *type,
-			   int (*fn)(const char *id, const char *name, json_t *props, void *ud),
-			   void *ud)
+int sq_res_foreach_type(struct store *s, const char *type,
+			int (*fn)(const char *id, const char *name, json_t *props, void *ud),
+			void *ud)
 {
 	sqlite3_stmt *st = store_prepare(
 		s, "SELECT id, name, props FROM resources WHERE type = ? ORDER BY id");

@@ -13,7 +13,7 @@
 
 #define THROTTLE_COLS "failures, window_start, last_failure, level, locked_until, audited_until"
 
-int store_throttle_get(struct store *s, const char *key, struct store_throttle *ret)
+int sq_throttle_get(struct store *s, const char *key, struct store_throttle *ret)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -35,7 +35,7 @@ int store_throttle_get(struct store *s, const char *key, struct store_throttle *
 	return r;
 }
 
-int store_throttle_delete(struct store *s, const char *key)
+int sq_throttle_delete(struct store *s, const char *key)
 {
 	if (!fits(key, 128))
 		return -EINVAL;
@@ -58,7 +58,7 @@ static int throttle_update_tx(struct store *s, void *ud)
 	int r;
 
 	memset(&t, 0, sizeof(t));
-	r = store_throttle_get(s, u->key, &t);
+	r = sq_throttle_get(s, u->key, &t);
 	if (r < 0 && r != -ENOENT)
 		return r;
 	existed = r == 0;
@@ -66,7 +66,7 @@ static int throttle_update_tx(struct store *s, void *ud)
 	if (r < 0)
 		return r;
 	if (r == 1)
-		return existed ? store_throttle_delete(s, u->key) : 0;
+		return existed ? sq_throttle_delete(s, u->key) : 0;
 	st = prepare_text(s,
 			  "INSERT OR REPLACE INTO login_throttle (key, " THROTTLE_COLS ")"
 			  " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -82,8 +82,8 @@ static int throttle_update_tx(struct store *s, void *ud)
 	return exec_change(s, st, NULL);
 }
 
-int store_throttle_update(struct store *s, const char *key,
-			  int (*fn)(struct store_throttle *t, bool existed, void *ud), void *ud)
+int sq_throttle_update(struct store *s, const char *key,
+		       int (*fn)(struct store_throttle *t, bool existed, void *ud), void *ud)
 {
 	struct throttle_update u = { .key = key, .fn = fn, .ud = ud };
 
@@ -92,7 +92,7 @@ int store_throttle_update(struct store *s, const char *key,
 	return tx_run(s, throttle_update_tx, &u);
 }
 
-int store_throttle_purge(struct store *s, int64_t before)
+int sq_throttle_purge(struct store *s, int64_t before)
 {
 	sqlite3_stmt *st = store_prepare(
 		s, "DELETE FROM login_throttle WHERE locked_until < ?1 AND last_failure < ?1");
@@ -135,8 +135,8 @@ static int known_add_tx(struct store *s, void *ud)
 	return exec_change(s, st, NULL);
 }
 
-int store_login_known_add(struct store *s, const char *account, const char *addr, int64_t now,
-			  int keep_max)
+int sq_login_known_add(struct store *s, const char *account, const char *addr, int64_t now,
+		       int keep_max)
 {
 	struct known_add k = { .account = account, .addr = addr, .now = now, .keep_max = keep_max };
 
@@ -145,7 +145,7 @@ int store_login_known_add(struct store *s, const char *account, const char *addr
 	return tx_run(s, known_add_tx, &k);
 }
 
-int store_login_known(struct store *s, const char *account, const char *addr, int64_t since)
+int sq_login_known(struct store *s, const char *account, const char *addr, int64_t since)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -164,7 +164,7 @@ int store_login_known(struct store *s, const char *account, const char *addr, in
 	return r;
 }
 
-int store_login_known_forget(struct store *s, const char *account)
+int sq_login_known_forget(struct store *s, const char *account)
 {
 	if (!fits(account, 64))
 		return -EINVAL;

@@ -114,12 +114,12 @@ static void copy_text(sqlite3_stmt *st, int col, char *out, size_t size)
 
 /* ---- meta ---- */
 
-int store_vault_meta_get(struct store *s, const char *name, uint8_t **ret, size_t *ret_len)
+int sq_vault_meta_get(struct store *s, const char *name, uint8_t **ret, size_t *ret_len)
 {
 	return query_blob(s, "SELECT value FROM vault_meta WHERE name = ?", name, ret, ret_len);
 }
 
-int store_vault_meta_put(struct store *s, const char *name, const uint8_t *v, size_t len)
+int sq_vault_meta_put(struct store *s, const char *name, const uint8_t *v, size_t len)
 {
 	struct bind b = { .t = { name }, .nt = 1, .blob = v, .blob_len = len, .has_blob = true };
 
@@ -131,13 +131,13 @@ int store_vault_meta_put(struct store *s, const char *name, const uint8_t *v, si
 
 /* ---- data keys ---- */
 
-int store_vault_key_get(struct store *s, const char *vault_id, uint8_t **ret, size_t *ret_len)
+int sq_vault_key_get(struct store *s, const char *vault_id, uint8_t **ret, size_t *ret_len)
 {
 	return query_blob(s, "SELECT wrapped FROM vault_keys WHERE vault_id = ?", vault_id, ret,
 			  ret_len);
 }
 
-int store_vault_key_add(struct store *s, const char *vault_id, const uint8_t *w, size_t len)
+int sq_vault_key_add(struct store *s, const char *vault_id, const uint8_t *w, size_t len)
 {
 	struct bind b = { .t = { vault_id, vault_id },
 			  .nt = 2,
@@ -155,7 +155,7 @@ int store_vault_key_add(struct store *s, const char *vault_id, const uint8_t *w,
 	return r;
 }
 
-int store_vault_key_update(struct store *s, const char *vault_id, const uint8_t *w, size_t len)
+int sq_vault_key_update(struct store *s, const char *vault_id, const uint8_t *w, size_t len)
 {
 	struct bind b = { .t = { vault_id },
 			  .nt = 1,
@@ -178,9 +178,9 @@ int store_vault_key_update(struct store *s, const char *vault_id, const uint8_t 
 	return r;
 }
 
-int store_vault_key_foreach(struct store *s,
-			    int (*fn)(const char *vault_id, const uint8_t *w, size_t len, void *ud),
-			    void *ud)
+int sq_vault_key_foreach(struct store *s,
+			 int (*fn)(const char *vault_id, const uint8_t *w, size_t len, void *ud),
+			 void *ud)
 {
 	sqlite3_stmt *st =
 		store_prepare(s, "SELECT vault_id, wrapped FROM vault_keys UNION ALL"
@@ -233,8 +233,7 @@ static void secret_row(sqlite3_stmt *st, struct store_secret *out)
 	out->n_versions = sqlite3_column_int64(st, 7);
 }
 
-int store_secret_get(struct store *s, const char *vault_id, const char *name,
-		     struct store_secret *ret)
+int sq_secret_get(struct store *s, const char *vault_id, const char *name, struct store_secret *ret)
 {
 	sqlite3_stmt *st = store_prepare(s, "SELECT " SECRET_COLS " FROM vault_secrets s"
 					    " WHERE s.vault_id = ? AND s.name = ?");
@@ -253,7 +252,7 @@ int store_secret_get(struct store *s, const char *vault_id, const char *name,
 	return r;
 }
 
-int store_secret_count(struct store *s, const char *vault_id, int64_t *ret)
+int sq_secret_count(struct store *s, const char *vault_id, int64_t *ret)
 {
 	sqlite3_stmt *st =
 		store_prepare(s, "SELECT COUNT(*) FROM vault_secrets WHERE vault_id = ?");
@@ -276,7 +275,7 @@ static int add_version_fn(struct store *s, void *ud)
 	const struct bind *b = ud; /* t: vault_id, name, version, content_type */
 	struct store_secret cur;
 	struct bind row = { .t = { b->t[0], b->t[1] }, .nt = 2, .i = { store_now() }, .ni = 1 };
-	int r = store_secret_get(s, b->t[0], b->t[1], &cur);
+	int r = sq_secret_get(s, b->t[0], b->t[1], &cur);
 
 	if (r == 0 && cur.deleted_at)
 		return -EEXIST;
@@ -300,9 +299,9 @@ static int add_version_fn(struct store *s, void *ud)
 			 b, false);
 }
 
-int store_secret_add_version(struct store *s, const char *vault_id, const char *name,
-			     const char *version, const char *content_type, const uint8_t *sealed,
-			     size_t sealed_len)
+int sq_secret_add_version(struct store *s, const char *vault_id, const char *name,
+			  const char *version, const char *content_type, const uint8_t *sealed,
+			  size_t sealed_len)
 {
 	struct bind b = { .t = { vault_id, name, version, content_type },
 			  .nt = 4,
@@ -312,11 +311,11 @@ int store_secret_add_version(struct store *s, const char *vault_id, const char *
 			  .blob_len = sealed_len,
 			  .has_blob = true };
 
-	return store_res_tx(s, add_version_fn, &b);
+	return sq_res_tx(s, add_version_fn, &b);
 }
 
-int store_secret_version_get(struct store *s, const char *vault_id, const char *name,
-			     const char *version, struct store_secret_version *ret)
+int sq_secret_version_get(struct store *s, const char *vault_id, const char *name,
+			  const char *version, struct store_secret_version *ret)
 {
 	sqlite3_stmt *st = store_prepare(
 		s, "SELECT v.version, COALESCE(v.content_type, ''), v.seq, v.created_at, v.sealed"
@@ -349,8 +348,8 @@ int store_secret_version_get(struct store *s, const char *vault_id, const char *
 	return r;
 }
 
-int store_secret_foreach(struct store *s, const char *vault_id, bool deleted,
-			 int (*fn)(const struct store_secret *sec, void *ud), void *ud)
+int sq_secret_foreach(struct store *s, const char *vault_id, bool deleted,
+		      int (*fn)(const struct store_secret *sec, void *ud), void *ud)
 {
 	sqlite3_stmt *st = store_prepare(
 		s, deleted ? "SELECT " SECRET_COLS " FROM vault_secrets s WHERE s.vault_id = ?"
@@ -374,9 +373,8 @@ int store_secret_foreach(struct store *s, const char *vault_id, bool deleted,
 	return r;
 }
 
-int store_secret_versions_foreach(struct store *s, const char *vault_id, const char *name,
-				  int (*fn)(const struct store_secret_version *v, void *ud),
-				  void *ud)
+int sq_secret_versions_foreach(struct store *s, const char *vault_id, const char *name,
+			       int (*fn)(const struct store_secret_version *v, void *ud), void *ud)
 {
 	sqlite3_stmt *st = store_prepare(
 		s,
@@ -404,8 +402,8 @@ int store_secret_versions_foreach(struct store *s, const char *vault_id, const c
 	return r;
 }
 
-int store_secret_soft_delete(struct store *s, const char *vault_id, const char *name, int64_t now,
-			     int64_t purge_at)
+int sq_secret_soft_delete(struct store *s, const char *vault_id, const char *name, int64_t now,
+			  int64_t purge_at)
 {
 	struct bind b = { .t = { vault_id, name }, .nt = 2, .i = { now, purge_at }, .ni = 2 };
 
@@ -415,7 +413,7 @@ int store_secret_soft_delete(struct store *s, const char *vault_id, const char *
 			 &b, true);
 }
 
-int store_secret_recover(struct store *s, const char *vault_id, const char *name)
+int sq_secret_recover(struct store *s, const char *vault_id, const char *name)
 {
 	struct bind b = { .t = { vault_id, name }, .nt = 2, .i = { store_now() }, .ni = 1 };
 
@@ -426,7 +424,7 @@ int store_secret_recover(struct store *s, const char *vault_id, const char *name
 		&b, true);
 }
 
-int store_secret_purge(struct store *s, const char *vault_id, const char *name)
+int sq_secret_purge(struct store *s, const char *vault_id, const char *name)
 {
 	struct bind b = { .t = { vault_id, name }, .nt = 2 };
 
@@ -436,7 +434,7 @@ int store_secret_purge(struct store *s, const char *vault_id, const char *name)
 			 true);
 }
 
-int store_secret_purge_expired(struct store *s, const char *vault_id, int64_t now)
+int sq_secret_purge_expired(struct store *s, const char *vault_id, int64_t now)
 {
 	struct bind b = { .t = { vault_id }, .nt = 1, .i = { now }, .ni = 1 };
 
@@ -448,8 +446,8 @@ int store_secret_purge_expired(struct store *s, const char *vault_id, int64_t no
 
 /* ---- access policies ---- */
 
-int store_vault_policy_get(struct store *s, const char *vault_id, const char *principal,
-			   unsigned *ret_permissions)
+int sq_vault_policy_get(struct store *s, const char *vault_id, const char *principal,
+			unsigned *ret_permissions)
 {
 	sqlite3_stmt *st = store_prepare(s, "SELECT permissions FROM vault_policies"
 					    " WHERE vault_id = ? AND principal = ?");
@@ -482,7 +480,7 @@ static int policy_put_fn(struct store *s, void *ud)
 			  .nt = 3,
 			  .i = { p->permissions, store_now() },
 			  .ni = 2 };
-	int r = store_vault_policy_get(s, p->vault_id, p->principal, &old);
+	int r = sq_vault_policy_get(s, p->vault_id, p->principal, &old);
 
 	if (r < 0 && r != -ENOENT)
 		return r;
@@ -496,13 +494,13 @@ static int policy_put_fn(struct store *s, void *ud)
 			 &b, true);
 }
 
-int store_vault_policy_put(struct store *s, const char *vault_id, const char *principal,
-			   unsigned permissions, bool *ret_created)
+int sq_vault_policy_put(struct store *s, const char *vault_id, const char *principal,
+			unsigned permissions, bool *ret_created)
 {
 	struct policy_put p = { .vault_id = vault_id,
 				.principal = principal,
 				.permissions = permissions };
-	int r = store_res_tx(s, policy_put_fn, &p);
+	int r = sq_res_tx(s, policy_put_fn, &p);
 
 	if (r < 0)
 		return r;
@@ -511,7 +509,7 @@ int store_vault_policy_put(struct store *s, const char *vault_id, const char *pr
 	return 0;
 }
 
-int store_vault_policy_delete(struct store *s, const char *vault_id, const char *principal)
+int sq_vault_policy_delete(struct store *s, const char *vault_id, const char *principal)
 {
 	struct bind b = { .t = { vault_id, principal }, .nt = 2 };
 
@@ -519,9 +517,9 @@ int store_vault_policy_delete(struct store *s, const char *vault_id, const char 
 			 true);
 }
 
-int store_vault_policy_foreach(struct store *s, const char *vault_id,
-			       int (*fn)(const char *principal, unsigned permissions, void *ud),
-			       void *ud)
+int sq_vault_policy_foreach(struct store *s, const char *vault_id,
+			    int (*fn)(const char *principal, unsigned permissions, void *ud),
+			    void *ud)
 {
 	sqlite3_stmt *st = store_prepare(s, "SELECT principal, permissions FROM vault_policies"
 					    " WHERE vault_id = ? ORDER BY principal");

@@ -63,7 +63,7 @@ static int exists(struct store *s, const char *sql, const char *id)
 	return rc == SQLITE_DONE ? 0 : step_err(rc);
 }
 
-int store_vault_deleted_expire(struct store *s, int64_t now)
+int sq_vault_deleted_expire(struct store *s, int64_t now)
 {
 	return exec_ti(s, "DELETE FROM deleted_vaults WHERE purge_at <= ?", NULL, 0, &now, 1, NULL);
 }
@@ -77,7 +77,7 @@ int store_vault_archive(struct store *s, const char *vault_id, int64_t now)
 	/* A name is reserved while its vault is deleted (a PUT answers
 	 * -EEXIST), so an older deleted vault of this ID can only be one
 	 * whose retention ran out. */
-	if ((r = store_vault_deleted_expire(s, now)) < 0)
+	if ((r = sq_vault_deleted_expire(s, now)) < 0)
 		return r;
 	r = exec_ti(s,
 		    "INSERT INTO deleted_vaults (id, grp, name, props, created_at, deleted_at,"
@@ -109,7 +109,7 @@ int store_vault_archive(struct store *s, const char *vault_id, int64_t now)
 
 int store_vault_deleted_reserved(struct store *s, const char *vault_id, int64_t now)
 {
-	int r = store_vault_deleted_expire(s, now);
+	int r = sq_vault_deleted_expire(s, now);
 
 	if (r < 0)
 		return r;
@@ -153,11 +153,11 @@ static int walk(sqlite3_stmt *st, int (*fn)(const struct store_deleted_vault *d,
 	return r;
 }
 
-int store_vault_deleted_foreach(struct store *s, const char *group, int64_t now,
-				int (*fn)(const struct store_deleted_vault *d, void *ud), void *ud)
+int sq_vault_deleted_foreach(struct store *s, const char *group, int64_t now,
+			     int (*fn)(const struct store_deleted_vault *d, void *ud), void *ud)
 {
 	sqlite3_stmt *st;
-	int r = store_vault_deleted_expire(s, now);
+	int r = sq_vault_deleted_expire(s, now);
 
 	if (r < 0)
 		return r;
@@ -175,11 +175,11 @@ static int copy_one(const struct store_deleted_vault *d, void *ud)
 	return 1;
 }
 
-int store_vault_deleted_get(struct store *s, const char *vault_id, int64_t now,
-			    struct store_deleted_vault *ret)
+int sq_vault_deleted_get(struct store *s, const char *vault_id, int64_t now,
+			 struct store_deleted_vault *ret)
 {
 	sqlite3_stmt *st;
-	int r = store_vault_deleted_expire(s, now);
+	int r = sq_vault_deleted_expire(s, now);
 
 	if (r < 0)
 		return r;
@@ -202,7 +202,7 @@ static int recover_tx(struct store *s, void *ud)
 	const char *id[1] = { o->id };
 	int r;
 
-	if ((r = store_vault_deleted_expire(s, o->now)) < 0)
+	if ((r = sq_vault_deleted_expire(s, o->now)) < 0)
 		return r;
 	if ((r = exists(s, "SELECT 1 FROM deleted_vaults WHERE id = ?", o->id)) <= 0)
 		return r < 0 ? r : -ENOENT;
@@ -244,14 +244,14 @@ static int recover_tx(struct store *s, void *ud)
 	return exec_ti(s, "DELETE FROM deleted_vaults WHERE id = ?", id, 1, NULL, 0, NULL);
 }
 
-int store_vault_recover(struct store *s, const char *vault_id, int64_t now)
+int sq_vault_recover(struct store *s, const char *vault_id, int64_t now)
 {
 	struct recover o = { vault_id, now };
 
-	return store_res_tx(s, recover_tx, &o);
+	return sq_res_tx(s, recover_tx, &o);
 }
 
-int store_vault_purge_deleted(struct store *s, const char *vault_id)
+int sq_vault_purge_deleted(struct store *s, const char *vault_id)
 {
 	const char *id[1] = { vault_id };
 	int n = 0, r;

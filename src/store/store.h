@@ -1,6 +1,7 @@
-/* The store: every durable thing bastion knows. Today one backend, embedded
- * SQLite in WAL mode; the functions below are the whole interface, so a
- * PostgreSQL backend can sit behind them later.
+/* The store: every durable thing bastion knows. The functions below are the
+ * whole interface; each dispatches to the backend store_open_url chose
+ * (store.c): embedded SQLite in WAL mode (sqlite*.c, the default) or
+ * PostgreSQL (pg*.c, several instances sharing one database).
  *
  * Thread model: any thread may call any function. Each thread gets its own
  * connection on first use. Writes must not run on the loop thread (the API
@@ -19,7 +20,22 @@ struct store;
 
 /* Opens (creating if needed) DIR/bastion.db and applies pending migrations. */
 int store_open(const char *data_dir, struct store **ret);
+/* url NULL or "": store_open(data_dir). A postgres:// or postgresql:// URL
+ * (libpq's syntax): that database, migrated under an advisory lock so that
+ * instances starting together do not race. Anything else: -EINVAL. The URL
+ * is never logged (it may hold a password). */
+int store_open_url(const char *url, const char *data_dir, struct store **ret);
+bool store_url_is_pg(const char *url);
 void store_free(struct store *s);
+/* "SQLite" or "PostgreSQL", for messages. */
+const char *store_backend_name(struct store *s);
+/* 0 when s's backend implements every function of the interface;
+ * otherwise how many it lacks, their names (without "store_") comma-
+ * separated into buf. Calling a missing one answers -ENOSYS. */
+int store_check_complete(struct store *s, char *buf, size_t size);
+/* The same for the backend url would open (NULL or "": SQLite), before
+ * opening it. */
+int store_url_check_complete(const char *url, char *buf, size_t size);
 
 /* Current schema version after migrations. */
 int store_schema_version(struct store *s);

@@ -45,6 +45,7 @@ static int setup(void **state)
 	unsetenv("BASTION_LISTEN");
 	unsetenv("BASTION_MAX_SESSIONS");
 	unsetenv("BASTION_ALLOWED_DESTINATIONS");
+	unsetenv("BASTION_STORE");
 	err[0] = '\0';
 	return 0;
 }
@@ -56,6 +57,7 @@ static int teardown(void **state)
 	unsetenv("BASTION_LISTEN");
 	unsetenv("BASTION_MAX_SESSIONS");
 	unsetenv("BASTION_ALLOWED_DESTINATIONS");
+	unsetenv("BASTION_STORE");
 	return 0;
 }
 
@@ -355,6 +357,7 @@ static void allowed_destinations_key(void **state)
 	assert_non_null(strstr(err, "BASTION_ALLOWED_DESTINATIONS"));
 	assert_non_null(strstr(err, "10.1.0.1/16"));
 	unsetenv("BASTION_ALLOWED_DESTINATIONS");
+	unsetenv("BASTION_STORE");
 	args[0].value = "0.0.0.0/-1";
 	assert_int_equal(cfg_load(&c, path, args, 1, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "--allowed-destinations"));
@@ -382,6 +385,54 @@ static void allowed_destinations_key(void **state)
 	assert_true(s.live[0]);
 }
 
+/* [store] url: the file, BASTION_STORE and --store set it; anything but a
+ * postgres:// URL is refused without quoting it back; shown (a reload's
+ * diff, the log) with its password masked. */
+static void store_url(void **state)
+{
+	static const char *const good[] = {
+		"postgres://bastion:s3cret-pw@db.example:5432/bastion",
+		"postgresql://bastion@127.0.0.1/b?password=s3cret-pw&sslmode=require",
+	};
+	struct cfg c;
+	char shown[CFG_MAX_STR + 8];
+	size_t k = key_index("store");
+	struct cfg_arg args[] = { { k, "postgres://u:s3cret-pw@flag/db" } };
+
+	(void)state;
+	assert_int_equal(cfg_load(&c, NULL, NULL, 0, err, sizeof(err)), 0);
+	assert_string_equal(c.store_url, "");
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char text[256];
+
+		snprintf(text, sizeof(text), "[store]\nurl = %s\n", good[i]);
+		write_file(text);
+		assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+		assert_string_equal(c.store_url, good[i]);
+		cfg_value_str(&c, k, shown, sizeof(shown));
+		assert_null(strstr(shown, "s3cret-pw"));
+		assert_non_null(strstr(shown, "***"));
+	}
+	cfg_value_str(&c, k, shown, sizeof(shown));
+	assert_string_equal(shown, "postgresql://bastion@127.0.0.1/b?password=***&sslmode=require");
+	write_file("[store]\nurl = postgres://bastion:s3cret-pw@db.example:5432/bastion\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+	cfg_value_str(&c, k, shown, sizeof(shown));
+	assert_string_equal(shown, "postgres://bastion:***@db.example:5432/bastion");
+
+	setenv("BASTION_STORE", "postgresql://env/db", 1);
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+	assert_string_equal(c.store_url, "postgresql://env/db");
+	assert_int_equal(cfg_load(&c, path, args, 1, err, sizeof(err)), 0);
+	assert_string_equal(c.store_url, "postgres://u:s3cret-pw@flag/db");
+
+	setenv("BASTION_STORE", "mysql://u:s3cret-pw@h/db", 1);
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "BASTION_STORE"));
+	assert_null(strstr(err, "s3cret-pw"));
+	unsetenv("BASTION_STORE");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -396,6 +447,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(precedence_flags_env_file_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_tells_live_from_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(allowed_destinations_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(store_url, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -400,7 +400,7 @@ static void test_reopen(void **state)
 	assert_int_equal(put(f->s, "g", "nics", "n", "x", "/groups/g/networks/a", NULL, NULL), 0);
 	store_free(f->s);
 	f->s = NULL;
-	assert_int_equal(store_open(f->dir, &f->s), 0);
+	assert_int_equal(tu_store_open(f->dir, &f->s), 0);
 	assert_int_equal(store_res_get(f->s, "/groups/g/nics/n", &got), 0);
 	json_decref(got);
 	assert_int_equal(store_res_delete(f->s, "/groups/g/networks/a"), -EBUSY);

@@ -57,7 +57,7 @@ static int setup(void **state)
 	assert_int_equal(sodium_init() >= 0, 1);
 	assert_non_null(tu_tmpdir(f->dir, sizeof(f->dir), "vault"));
 	snprintf(f->key_path, sizeof(f->key_path), "%s/master.key", f->dir);
-	assert_int_equal(store_open(f->dir, &f->s), 0);
+	assert_int_equal(tu_store_open(f->dir, &f->s), 0);
 	assert_int_equal(vault_open(f->s, f->dir, NULL, &f->v, &reason), 0);
 	make_vault(f->s, "v1");
 	make_vault(f->s, "v2");
@@ -82,7 +82,7 @@ static int reopen(struct fx *f, const char *key_file, const char **ret_reason)
 	vault_free(f->v);
 	f->v = NULL;
 	store_free(f->s);
-	assert_int_equal(store_open(f->dir, &f->s), 0);
+	assert_int_equal(tu_store_open(f->dir, &f->s), 0);
 	return vault_open(f->s, f->dir, key_file, &f->v, ret_reason);
 }
 
@@ -346,7 +346,7 @@ static void test_master_key_file_flag_first_run(void **state)
 	(void)state;
 	assert_non_null(tu_tmpdir(dir, sizeof(dir), "vaultkf"));
 	snprintf(alt, sizeof(alt), "%s/custom.key", dir);
-	assert_int_equal(store_open(dir, &s), 0);
+	assert_int_equal(tu_store_open(dir, &s), 0);
 	assert_int_equal(vault_open(s, dir, alt, &v, &reason), 0);
 	assert_int_equal(stat(alt, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -871,5 +871,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_plaintext_on_disk, setup, teardown),
 	};
 
+	/* The PostgreSQL run of this suite waits for the backend's the vault's rows (and the resources they belong to)
+	 * (docs/scaling.md, "Status"); meson reports it as skipped. */
+	if (tu_pg()) {
+		printf("SKIP: the vault's rows (and the resources they belong to) are not yet on PostgreSQL\n");
+		return 77;
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

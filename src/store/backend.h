@@ -1,0 +1,55 @@
+/* Private to src/store: what a backend is. Every public function of the
+ * store that takes a struct store dispatches through s->be (store.c); a
+ * backend fills a struct store_backend and makes its struct store with
+ * store_init. An entry left NULL is a function the backend does not have
+ * yet: calling it answers -ENOSYS, and store_backend_missing names it so
+ * that `serve` can refuse to start on such a backend. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/ops_list.h"
+#include "store/store.h"
+#include "store/store_ops.h"
+#include "store/store_vault.h"
+
+struct store_backend {
+	const char *name; /* "sqlite", "postgresql": for messages */
+	void (*free)(struct store *s);
+#define STORE_OPS_MEMBER(name, params, args) int(*name) params;
+	STORE_OPS(STORE_OPS_MEMBER)
+#undef STORE_OPS_MEMBER
+};
+
+/* The part every backend's store starts with: the backend's own state is
+ * behind impl. */
+struct store {
+	const struct store_backend *be;
+	void *impl;
+};
+
+/* Set by store_audit_to_stderr: every backend copies each committed audit
+ * record to stderr while this is true. */
+extern bool store_audit_stderr;
+
+/* The backends. */
+extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_pg_backend;
+
+int sq_open(const char *data_dir, struct store **ret);
+void sq_free(struct store *s);
+int pg_open(const char *url, struct store **ret);
+void pg_free(struct store *s);
+
+/* The SQLite backend's functions, one per entry of STORE_OPS, for the
+ * SQLite files that call each other directly. */
+#define STORE_OPS_SQ_DECL(name, params, args) int sq_##name params;
+STORE_OPS(STORE_OPS_SQ_DECL)
+#undef STORE_OPS_SQ_DECL
+
+/* The names (without "store_") of the entries be lacks, comma-separated,
+ * into buf; 0 when it has every one, or how many are missing. */
+int store_backend_missing(const struct store_backend *be, char *buf, size_t size);

@@ -1,0 +1,93 @@
+/* Private to src/store: the PostgreSQL plumbing shared by the pg*.c files
+ * (connections, queries, transactions, error mapping). */
+#pragma once
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/backend.h"
+
+/* Runs sql with n text parameters (NULL: SQL NULL) on this thread's
+ * connection. *ret (when ret is not NULL) receives the result on success;
+ * PQclear it. Returns 0, -EEXIST (unique violation), -ENOENT (foreign key
+ * pointing at nothing), -ENOMEM, or -BERR_STORE (anything else, a broken
+ * connection or a statement that ran past the 5 s timeout included).
+ * Outside a transaction a broken connection is re-opened and the statement
+ * tried once more. */
+int pg_q(struct store *s, PGresult **ret, const char *sql, int n, const char *const *params);
+
+/* Runs fn inside a transaction (BEGIN ... COMMIT, or ROLLBACK when fn
+ * returns < 0); inside one already open on this thread, inside a savepoint
+ * of it. Audit lines written meanwhile reach stderr after the outermost
+ * COMMIT only. Returns fn's result or a store error. */
+int pg_tx(struct store *s, int (*fn)(struct store *s, void *ud), void *ud);
+
+/* Rows of a result; the text of row r, column c (NULL for SQL NULL). */
+const char *pg_val(const PGresult *res, int r, int c);
+int64_t pg_i64(const PGresult *res, int r, int c);
+/* How many rows a data-changing statement changed. */
+int pg_changes(const PGresult *res);
+
+/* Text forms of parameters: an integer, a 32-byte hash as bytea input. */
+struct pg_num {
+	char s[24];
+};
+const char *pg_num(struct pg_num *b, int64_t v);
+struct pg_hash {
+	char s[2 + 64 + 1];
+};
+const char *pg_hash(struct pg_hash *b, const uint8_t hash[32]);
+
+/* A query that answers at most one row: 0 (res holds it), -ENOENT, or an
+ * error as pg_q. */
+int pg_row(struct store *s, PGresult **ret, const char *sql, int n, const char *const *params);
+
+/* An audit line (with its '\n') for stderr: held until the outermost
+ * COMMIT of this thread's transaction, dropped on its ROLLBACK, or written
+ * at once outside one. */
+void pg_audit_line(struct store *s, const char *line, size_t len);
+
+/* Copies src into dst (size bytes) or fails with -EOVERFLOW. */
+int pg_copy(char *dst, size_t size, const char *src);
+
+/* The PostgreSQL backend's functions, one per entry of STORE_OPS; only
+ * those in PG_OPS_DONE exist so far (the others stay NULL in the table). */
+#define STORE_OPS_PG_DECL(name, params, args) int pg_##name params;
+STORE_OPS(STORE_OPS_PG_DECL)
+#undef STORE_OPS_PG_DECL
+
+/* What the PostgreSQL backend implements, by file. X(name, params, args)
+ * as STORE_OPS, so that a name here that is not in the interface does not
+ * compile. */
+// clang-format off
+#define PG_OPS_DONE(X) \
+	X(schema_version, , ) X(audit, , ) X(audit_query, , ) \
+	X(hostkey_get, , ) X(hostkey_add, , ) X(hostkey_clear, , ) \
+	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X) \
+	X(session_open, , ) X(session_end, , )
+/* pg_ident.c */
+#define PG_OPS_IDENT(X) \
+	X(user_count, , ) X(user_get, , ) X(user_get_by_id, , ) X(user_put, , ) \
+	X(user_create_first, , ) X(user_set_disabled, , ) X(user_delete, , ) \
+	X(user_foreach, , ) X(login_add, , ) X(login_get, , ) X(login_delete, , ) \
+	X(login_delete_user, , ) X(login_trim, , ) X(token_add, , ) X(token_get, , ) \
+	X(token_delete, , ) X(token_count, , ) X(ident_purge_expired, , ) \
+	X(token_delete_user, , ) X(ident_end_user, , ) X(term_open_count, , )
+/* pg_throttle.c */
+#define PG_OPS_THROTTLE(X) \
+	X(throttle_get, , ) X(throttle_update, , ) X(throttle_delete, , ) \
+	X(throttle_purge, , ) X(login_known_add, , ) X(login_known, , ) \
+	X(login_known_forget, , )
+/* pg_roles.c */
+#define PG_OPS_ROLES(X) \
+	X(role_put, , ) X(role_get, , ) X(role_delete, , ) X(role_foreach, , ) \
+	X(role_foreach_principal, , ) X(role_root_owners, , ) \
+	X(role_put_checked, , ) X(role_delete_checked, , ) X(res_tx, , )
+/* pg_res.c (vault resources answer -ENOSYS until the vault's rows land) */
+#define PG_OPS_RES(X) \
+	X(group_put, , ) X(group_exists, , ) X(group_delete, , ) \
+	X(group_foreach, , ) X(group_blocker, , ) X(res_put, , ) X(res_get, , ) \
+	X(res_delete, , ) X(res_blocker, , ) X(res_foreach_referrer, , ) \
+	X(res_foreach, , ) X(res_foreach_type, , )
+// clang-format on
