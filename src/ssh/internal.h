@@ -87,8 +87,25 @@ void sshc_fail(struct sshc *c, int err, const char *fmt, ...) __attribute__((for
 void sshc_forget_secrets(struct sshc *c);
 bool sshc_session_dead(struct sshc *c);
 
+/* The state machine (sshc.c), for the dial: one step of the current
+ * connect-phase state; the open phase's I/O; pushing queued output
+ * (SSH_OK, SSH_AGAIN or SSH_ERROR, noting whether write interest is
+ * needed). */
+void sshc_step(struct sshc *c);
+void sshc_open_io(struct sshc *c);
+int sshc_flush(struct sshc *c);
+
+/* dial.c */
+#define CONNECT_TIMEOUT_DEFAULT_MS 10000u
+/* Bounds everything after TCP: banner, key exchange, authentication, PTY
+ * and shell. A VM that accepts TCP but never speaks SSH must not hold a
+ * session forever. */
+#define SETUP_TIMEOUT_MS 30000u
 /* (Re)starts the set-up deadline on c->timer. */
 void sshc_arm_setup_timer(struct sshc *c);
+/* The TCP connect finished (or failed): configures libssh on the socket
+ * and takes the first SSH step. */
+void sshc_tcp_connected(struct sshc *c);
 /* Runs the state machine from the loop (never inside a caller's call). */
 void sshc_kick(struct sshc *c);
 /* Re-arms the poll handle for the current state. */
