@@ -240,3 +240,17 @@ void log_audit(const json_t *record)
 	}
 	free(line);
 }
+
+void log_write_lines(const char *text, size_t len)
+{
+	while (len > 0) {
+		const char *nl = memchr(text, '\n', len);
+		size_t n = nl ? (size_t)(nl - text) + 1 : len;
+
+		if (write(STDERR_FILENO, text, n) < 0) {
+			/* nothing to do: stderr is gone */
+		}
+		text += n;
+		len -= n;
+	}
+}

@@ -23,6 +23,11 @@ void log_fields(enum log_level level, const char *const *kv, const char *fmt, ..
  * the level: {"audit":{...}} in text, a "type":"audit" object in JSON. */
 void log_audit(const json_t *record);
 
+/* Writes text, whole lines each ending in '\n', to stderr with one
+ * write(2) per line (journald keeps a line whole); what stderr refuses is
+ * dropped (the audit table has the record). */
+void log_write_lines(const char *text, size_t len);
+
 /* The line log_audit would write (with its '\n'; *ret_len counts it), for
  * a caller that writes it later (the store, once its transaction has
  * committed). malloc'd; NULL when out of memory. */

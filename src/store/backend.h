@@ -35,6 +35,10 @@ struct store {
  * record to stderr while this is true. */
 extern bool store_audit_stderr;
 
+/* What a connection holds back of those lines until its transaction
+ * commits; a transaction that writes more sends the rest at once. */
+#define STORE_AUDIT_HELD_MAX (4u * 1024u * 1024u)
+
 /* The backends. */
 extern const struct store_backend store_sqlite_backend;
 extern const struct store_backend store_pg_backend;

@@ -17,23 +17,18 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/buf.h"
 #include "core/log.h"
 #include "store/store_ops.h"
 
 /* pg_advisory_lock keys: arbitrary, fixed, ours ("bastion" in ASCII). */
 #define PG_LOCK_MIGRATE 0x62617374696f6e01LL
 
-/* Audit lines held back until the outermost COMMIT. */
-struct pending {
-	char *buf;
-	size_t len, cap;
-};
-
 struct pg_conn {
 	PGconn *c;
-	int depth;       /* open transaction levels (0: autocommit) */
-	bool setup_done; /* the session's SETs ran on this connection */
-	struct pending audit;
+	int depth;        /* open transaction levels (0: autocommit) */
+	bool setup_done;  /* the session's SETs ran on this connection */
+	struct buf audit; /* audit lines held back until the outermost COMMIT */
 	struct pg_conn *next;
 };
 
@@ -287,6 +282,7 @@ static struct pg_conn *conn(struct store *s)
 		c = calloc(1, sizeof(*c));
 		if (!c)
 			return NULL;
+		buf_init(&c->audit, STORE_AUDIT_HELD_MAX);
 		c->c = connect_url(p->url);
 		if (!c->c) {
 			free(c);
@@ -442,42 +438,6 @@ static bool simple(struct pg_conn *c, const char *sql, const char *expect_tag)
 	return ok;
 }
 
-static void write_lines(const char *text, size_t len)
-{
-	/* One write(2) per line, for journald. */
-	while (len > 0) {
-		const char *nl = memchr(text, '\n', len);
-		size_t n = nl ? (size_t)(nl - text) + 1 : len;
-
-		if (write(STDERR_FILENO, text, n) < 0) {
-			/* Nothing to do: stderr is gone; the table has the record. */
-		}
-		text += n;
-		len -= n;
-	}
-}
-
-static bool pending_add(struct pending *a, const char *line, size_t len)
-{
-	if (a->cap - a->len < len) {
-		size_t cap = a->cap ? a->cap : 1024;
-		char *buf;
-
-		while (cap - a->len < len) {
-			if (cap > SIZE_MAX / 2)
-				return false;
-			cap *= 2;
-		}
-		if (!(buf = realloc(a->buf, cap)))
-			return false;
-		a->buf = buf;
-		a->cap = cap;
-	}
-	memcpy(a->buf + a->len, line, len);
-	a->len += len;
-	return true;
-}
-
 int pg_tx(struct store *s, int (*fn)(struct store *s, void *ud), void *ud)
 {
 	struct pg_conn *c = conn(s);
@@ -488,7 +448,7 @@ int pg_tx(struct store *s, int (*fn)(struct store *s, void *ud), void *ud)
 	if (!c)
 		return -BERR_STORE;
 	depth = c->depth;
-	mark = c->audit.len;
+	mark = buf_len(&c->audit);
 	snprintf(sp, sizeof(sp), "SAVEPOINT s%d", depth);
 	if (!simple(c, depth ? sp : "BEGIN", NULL))
 		return -BERR_STORE;
@@ -498,7 +458,7 @@ int pg_tx(struct store *s, int (*fn)(struct store *s, void *ud), void *ud)
 	if (depth) {
 		if (r < 0) {
 			snprintf(sp, sizeof(sp), "ROLLBACK TO SAVEPOINT s%d", depth);
-			c->audit.len = mark;
+			buf_truncate(&c->audit, mark);
 			if (!simple(c, sp, NULL))
 				return r;
 		}
@@ -512,13 +472,12 @@ int pg_tx(struct store *s, int (*fn)(struct store *s, void *ud), void *ud)
 		r = -BERR_STORE;
 	if (r < 0) {
 		simple(c, "ROLLBACK", NULL);
-		c->audit.len = 0;
+		buf_truncate(&c->audit, 0);
 		return r;
 	}
 	/* Committed: now, and only now, the log may show its records. */
-	if (c->audit.len)
-		write_lines(c->audit.buf, c->audit.len);
-	c->audit.len = 0;
+	log_write_lines(buf_str(&c->audit), buf_len(&c->audit));
+	buf_truncate(&c->audit, 0);
 	return r;
 }
 
@@ -632,7 +591,7 @@ void pg_free(struct store *s)
 	for (c = p->conns; c; c = next) {
 		next = c->next;
 		PQfinish(c->c);
-		free(c->audit.buf);
+		buf_free(&c->audit);
 		free(c);
 	}
 	pthread_setspecific(p->key, NULL);
@@ -657,8 +616,8 @@ void pg_audit_line(struct store *s, const char *line, size_t len)
 
 	/* Outside a transaction (or out of memory) it goes out at once: the
 	 * insert it describes has committed by the time this runs. */
-	if (!c || c->depth == 0 || !pending_add(&c->audit, line, len))
-		write_lines(line, len);
+	if (!c || c->depth == 0 || buf_append(&c->audit, line, len) < 0)
+		log_write_lines(line, len);
 }
 
 /* ---------- the table ---------- */

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
 
@@ -277,64 +278,23 @@ json_t *store_audit_json(const struct store_audit_rec *r)
  * freed with it (the destructor of a function registered on it). */
 
 struct audit_pending {
-	char *buf; /* whole lines, each ending in '\n' */
-	size_t len, cap;
+	struct buf lines; /* whole lines, each ending in '\n' */
 };
 
 static void pending_free(void *p)
 {
 	struct audit_pending *a = p;
 
-	free(a->buf);
+	buf_free(&a->lines);
 	free(a);
-}
-
-static void write_lines(const char *text, size_t len)
-{
-	/* One write(2) per line, for journald. */
-	while (len > 0) {
-		const char *nl = memchr(text, '\n', len);
-		size_t n = nl ? (size_t)(nl - text) + 1 : len;
-
-		if (write(STDERR_FILENO, text, n) < 0) {
-			/* Nothing to do: stderr is gone; the table has the record. */
-		}
-		text += n;
-		len -= n;
-	}
-}
-
-/* Holds line (len bytes with its '\n') back until the commit; false when it
- * cannot (out of memory): the caller writes it at once. */
-static bool pending_add(struct audit_pending *a, const char *line, size_t len)
-{
-	if (!a)
-		return false;
-	if (a->cap - a->len < len) {
-		size_t cap = a->cap ? a->cap : 1024;
-		char *buf;
-
-		while (cap - a->len < len) {
-			if (cap > SIZE_MAX / 2)
-				return false;
-			cap *= 2;
-		}
-		if (!(buf = realloc(a->buf, cap)))
-			return false;
-		a->buf = buf;
-		a->cap = cap;
-	}
-	memcpy(a->buf + a->len, line, len);
-	a->len += len;
-	return true;
 }
 
 static int on_wal_commit(void *ctx, sqlite3 *db, const char *zdb, int frames)
 {
 	struct audit_pending *a = ctx;
 
-	write_lines(a->buf, a->len);
-	a->len = 0;
+	log_write_lines(buf_str(&a->lines), buf_len(&a->lines));
+	buf_truncate(&a->lines, 0);
 	/* A WAL hook replaces SQLite's automatic checkpoint: do what it did
 	 * (a passive checkpoint once the WAL holds 1000 pages). */
 	if (frames >= 1000)
@@ -346,7 +306,7 @@ static void on_rollback(void *ctx)
 {
 	struct audit_pending *a = ctx;
 
-	a->len = 0;
+	buf_truncate(&a->lines, 0);
 }
 
 static const char *preupdate_text(sqlite3 *db, int col)
@@ -386,13 +346,13 @@ static void on_preupdate(void *ctx, sqlite3 *db, int op, const char *zdb, const 
 	json_decref(o);
 	if (!text)
 		return;
-	if (pending_add(ctx, text, len))
+	if (ctx && buf_append(&((struct audit_pending *)ctx)->lines, text, len) == 0)
 		/* Installed here, not with the other hooks: opening a connection
 		 * sets SQLite's own WAL hook (the automatic checkpoint) after the
 		 * extensions ran. */
 		sqlite3_wal_hook(db, on_wal_commit, ctx);
 	else
-		write_lines(text, len);
+		log_write_lines(text, len);
 	free(text);
 }
 
@@ -407,6 +367,8 @@ static int audit_hook_ext(sqlite3 *db, const char **err, const void *api)
 {
 	struct audit_pending *a = calloc(1, sizeof(*a));
 
+	if (a)
+		buf_init(&a->lines, STORE_AUDIT_HELD_MAX);
 	/* The function exists only so that its destructor frees the buffer
 	 * when the connection closes (and at once if registering fails). */
 	if (a && sqlite3_create_function_v2(db, "bastion_audit_pending", 0, SQLITE_UTF8, a, no_op,
