@@ -21,26 +21,6 @@ struct store;
 #define API_MAX_BODY        SRV_MAX_BODY
 #define API_MAX_PRIVATE_KEY (16 * 1024)
 
-/* Everything api_handle() may read about a request. Strings are
- * NUL-terminated, owned by server/, and live until the response is sent.
- * Absent headers are NULL. */
-struct api_req {
-	const char *method; /* "GET", "PUT", ... */
-	const char *path;   /* raw path, without the query string */
-	const char *query;  /* raw query string without '?', or NULL */
-	const char *body;   /* NUL-terminated; body_len excludes the NUL */
-	size_t body_len;
-	const char *cookie;        /* the whole Cookie header */
-	const char *authorization; /* the whole Authorization header */
-	const char *csrf_token;    /* X-CSRF-Token */
-	const char *origin;        /* Origin */
-	const char *host;          /* Host */
-	const char *content_type;
-	const char *ws_protocol; /* Sec-WebSocket-Protocol */
-	bool websocket;          /* a valid WebSocket upgrade was requested */
-	char remote_addr[64];    /* peer IP as text */
-};
-
 /* A continuation: what the loop does with a request once the worker has
  * finished, instead of sending the response (connect, attach, disconnect,
  * answers; terminal/term.h). It runs exactly once, on the loop thread, and
@@ -75,7 +55,7 @@ struct api_ctx {
 };
 
 /* The credentials and browser-check inputs of req, for identity/. */
-static inline struct ident_creds api_creds(const struct api_req *req)
+static inline struct ident_creds api_creds(const struct srv_request *req)
 {
 	return (struct ident_creds){ .method = req->method,
 				     .cookie = req->cookie,
@@ -92,7 +72,7 @@ static inline struct ident_creds api_creds(const struct api_req *req)
 #define API_MAX_SEGS 10
 struct api_call {
 	struct api_ctx *ctx;
-	const struct api_req *req;
+	const struct srv_request *req;
 	struct api_resp *resp;
 	const struct principal *who;
 	uint64_t end_gen; /* term_end_generation() before who was authenticated */
@@ -102,7 +82,7 @@ struct api_call {
 };
 
 /* Worker thread: fill resp for req. Never fails: errors become responses. */
-void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp *resp);
+void api_handle(struct api_ctx *ctx, const struct srv_request *req, struct api_resp *resp);
 
 /* Frees what resp owns (not next_arg, which belongs to the continuation). */
 void api_resp_done(struct api_resp *resp);

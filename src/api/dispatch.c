@@ -69,7 +69,7 @@ struct api_job {
 	uv_work_t work;
 	struct srv_conn *conn;
 	struct api_ctx *ctx;
-	struct api_req req;
+	struct srv_request req;
 	struct api_resp resp;
 };
 
@@ -116,22 +116,10 @@ static void queue_call(struct srv_conn *c, const struct srv_request *sr, const c
 	j->conn = c;
 	j->ctx = ctx;
 	j->work.data = j;
-	j->req = (struct api_req){
-		.method = sr->method,
-		.path = path,
-		.query = sr->query,
-		.body = sr->body,
-		.body_len = sr->body_len,
-		.cookie = sr->cookie,
-		.authorization = sr->authorization,
-		.csrf_token = sr->csrf_token,
-		.origin = sr->origin,
-		.host = sr->host,
-		.content_type = sr->content_type,
-		.ws_protocol = sr->ws_protocol,
-		.websocket = sr->websocket,
-	};
-	util_strlcpy(j->req.remote_addr, sr->remote_addr, sizeof(j->req.remote_addr));
+	/* The server's request as it is, with the path below /api/v1; its
+	 * strings live until the answer is given. */
+	j->req = *sr;
+	j->req.path = path;
 	if (uv_queue_work(srv_conn_loop(c), &j->work, on_work, on_after_work) < 0) {
 		free(j);
 		srv_error(c, 503, "ServiceUnavailable", "the server is busy");

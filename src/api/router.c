@@ -219,7 +219,7 @@ static bool route_matches(const struct route *rt, char **seg, int nseg)
 	return i == nseg;
 }
 
-void api_handle(struct api_ctx *ctx, const struct api_req *req, struct api_resp *resp)
+void api_handle(struct api_ctx *ctx, const struct srv_request *req, struct api_resp *resp)
 {
 	static const char prefix[] = "/api/v1/";
 	const struct route *rt = NULL;

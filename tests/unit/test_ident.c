@@ -380,7 +380,7 @@ static void test_login_session_cap(void **state)
 }
 
 /* ident_authenticate on what the router would pass it for req. */
-static int authenticate_req(struct store *s, const struct api_req *req, struct principal *ret)
+static int authenticate_req(struct store *s, const struct srv_request *req, struct principal *ret)
 {
 	struct ident_creds creds = api_creds(req);
 
@@ -587,7 +587,7 @@ static void test_authenticate_garbage(void **state)
 /* ---- REST handlers -------------------------------------------------- */
 
 struct call {
-	struct api_req req;
+	struct srv_request req;
 	struct api_resp resp;
 	struct api_call c;
 	char path[128];
@@ -670,7 +670,7 @@ static void login_as(struct fx *f, const char *name, struct principal *p, char *
 	assert_non_null(semi);
 	snprintf(ret_cookie, size, "%.*s", (int)(semi - sc), sc);
 	call_done(&k);
-	struct api_req req = { .cookie = ret_cookie };
+	struct srv_request req = { .cookie = ret_cookie };
 	assert_int_equal(authenticate_req(f->s, &req, p), 0);
 }
 
@@ -781,7 +781,7 @@ static void test_api_login_replaces_session(void **state)
 	assert_int_equal(k.resp.status, 200);
 	call_done(&k);
 	assert_int_equal(query_int(f->s, "SELECT count(*) FROM login_sessions", NULL), 1);
-	struct api_req req = { .cookie = cookie };
+	struct srv_request req = { .cookie = cookie };
 	assert_int_equal(authenticate_req(f->s, &req, &p), -ENOENT);
 }
 
@@ -824,7 +824,7 @@ static void test_api_session_logout(void **state)
 	assert_non_null(strstr(sc, "Max-Age=0"));
 	call_done(&k);
 	assert_int_equal(query_int(f->s, "SELECT count(*) FROM login_sessions", NULL), 0);
-	struct api_req req = { .cookie = cookie };
+	struct srv_request req = { .cookie = cookie };
 	assert_int_equal(authenticate_req(f->s, &req, &p), -ENOENT);
 }
 
@@ -860,7 +860,7 @@ static void test_api_tokens(void **state)
 	assert_audit_clean(f->s, tok);
 	call_done(&k);
 
-	struct api_req req = { .authorization = auth };
+	struct srv_request req = { .authorization = auth };
 	struct principal q;
 	assert_int_equal(authenticate_req(f->s, &req, &q), 0);
 	assert_string_equal(q.name, "lou");
@@ -964,7 +964,7 @@ static void test_api_users(void **state)
 	api_users_put(&k.c);
 	assert_int_equal(k.resp.status, 200);
 	call_done(&k);
-	struct api_req req = { .cookie = mia_cookie };
+	struct srv_request req = { .cookie = mia_cookie };
 	struct principal q;
 	assert_int_equal(authenticate_req(f->s, &req, &q), -ENOENT);
 	/* ... but not the Owner's own when it changes its own password. */
@@ -1249,7 +1249,7 @@ static void test_api_password(void **state)
 	struct principal p, p2, q;
 	struct call k;
 	char cookie[128], cookie2[128];
-	struct api_req req = { 0 };
+	struct srv_request req = { 0 };
 
 	char tok[IDENT_TOKEN_SIZE], auth[128];
 	int64_t exp;
@@ -1358,7 +1358,7 @@ static void test_api_password_keep(void **state)
 	struct call k;
 	char cookie[128], cookie2[128], tok[IDENT_TOKEN_SIZE], tok2[IDENT_TOKEN_SIZE];
 	char auth[128], auth2[128];
-	struct api_req req = { 0 };
+	struct srv_request req = { 0 };
 	int64_t exp;
 
 	add_user(f, "kit", PW);
@@ -1545,7 +1545,7 @@ static void test_api_users_reset_ends(void **state)
 	char admin_cookie[128], bo_cookie[128], tok[IDENT_TOKEN_SIZE], auth[128];
 	char *gen = NULL;
 	int64_t exp;
-	struct api_req req = { 0 };
+	struct srv_request req = { 0 };
 
 	assert_int_equal(ident_bootstrap(f->s, PW, &gen), 0);
 	login_as(f, "admin", &admin, admin_cookie, sizeof(admin_cookie));
@@ -1588,7 +1588,7 @@ static void test_api_users_disable(void **state)
 	char admin_cookie[128], ann_cookie[128], tok[IDENT_TOKEN_SIZE], auth[128];
 	char *gen = NULL;
 	int64_t exp;
-	struct api_req req = { 0 };
+	struct srv_request req = { 0 };
 
 	assert_int_equal(ident_bootstrap(f->s, PW, &gen), 0);
 	login_as(f, "admin", &admin, admin_cookie, sizeof(admin_cookie));
