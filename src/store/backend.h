@@ -39,6 +39,18 @@ extern bool store_audit_stderr;
  * commits; a transaction that writes more sends the rest at once. */
 #define STORE_AUDIT_HELD_MAX (4u * 1024u * 1024u)
 
+/* What both backends do alike with resources (res_common.c). */
+#define STORE_RES_ID_SIZE 256
+/* A group, type or name part: non-empty, no '/'. */
+bool store_res_name_ok(const char *part);
+/* out (STORE_RES_ID_SIZE bytes) = "/groups/GROUP/TYPE/NAME"; -EINVAL for a
+ * bad part or an ID too long. */
+int store_res_id(char *out, const char *group, const char *type, const char *name);
+/* Stored properties as a JSON object: a row that is not one is a damaged
+ * store (-BERR_STORE); text NULL answers null_err (what NULL means to the
+ * backend's reader). */
+int store_res_props_load(const char *text, int null_err, json_t **ret);
+
 /* The backends. */
 extern const struct store_backend store_sqlite_backend;
 extern const struct store_backend store_pg_backend;

@@ -19,23 +19,6 @@
 #include "core/err.h"
 #include "core/log.h"
 
-#define ID_SIZE 256
-
-static bool name_ok(const char *v)
-{
-	return v && v[0] && !strchr(v, '/');
-}
-
-static int make_id(char *out, const char *group, const char *type, const char *name)
-{
-	int n;
-
-	if (!name_ok(group) || !name_ok(type) || !name_ok(name))
-		return -EINVAL;
-	n = snprintf(out, ID_SIZE, "/groups/%s/%s/%s", group, type, name);
-	return n > 0 && n < ID_SIZE ? 0 : -EINVAL;
-}
-
 static int vaults_missing(void)
 {
 	log_error("store: vault resources are not yet available on PostgreSQL");
@@ -73,7 +56,7 @@ int pg_group_put(struct store *s, const char *name, bool *ret_created)
 	PGresult *res = NULL;
 	int r;
 
-	if (!name_ok(name))
+	if (!store_res_name_ok(name))
 		return -EINVAL;
 	r = pg_row(s, &res,
 		   "INSERT INTO groups (name, created_at, updated_at) VALUES ($1, $2, $2)"
@@ -118,7 +101,7 @@ static int group_delete_fn(struct store *s, void *ud)
 
 int pg_group_delete(struct store *s, const char *name)
 {
-	if (!name_ok(name))
+	if (!store_res_name_ok(name))
 		return -ENOENT;
 	return pg_tx(s, group_delete_fn, (void *)name);
 }
@@ -146,7 +129,7 @@ int pg_group_blocker(struct store *s, const char *name, char **ret_id)
 
 struct res_put {
 	const char *group, *type, *name;
-	char id[ID_SIZE];
+	char id[STORE_RES_ID_SIZE];
 	char *props;
 	const char *const *refs;
 	bool created;
@@ -205,7 +188,7 @@ int pg_res_put(struct store *s, const char *group, const char *type, const char 
 	struct res_put p = { .group = group, .type = type, .name = name, .refs = refs };
 	int r;
 
-	if (!json_is_object(props) || make_id(p.id, group, type, name) < 0)
+	if (!json_is_object(props) || store_res_id(p.id, group, type, name) < 0)
 		return -EINVAL;
 	if (strcmp(type, "vaults") == 0)
 		return vaults_missing();
@@ -222,29 +205,13 @@ int pg_res_put(struct store *s, const char *group, const char *type, const char 
 	return 0;
 }
 
-/* A row that is not a JSON object is a damaged store. */
-static int props_load(const char *text, json_t **ret)
-{
-	json_t *j;
-
-	if (!text)
-		return -BERR_STORE;
-	j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return -BERR_STORE;
-	}
-	*ret = j;
-	return 0;
-}
-
 int pg_res_get(struct store *s, const char *id, json_t **ret_props)
 {
 	char *text = NULL;
 	int r = exists(s, "SELECT props FROM resources WHERE id = $1", id, &text);
 
 	if (r == 1)
-		r = props_load(text, ret_props);
+		r = store_res_props_load(text, -BERR_STORE, ret_props);
 	else if (r == 0)
 		r = -ENOENT;
 	free(text);
@@ -303,7 +270,7 @@ static int walk(struct store *s, const char *sql, int n, const char *const *p,
 	for (int i = 0; r == 0 && i < PQntuples(res); i++) {
 		json_t *props = NULL;
 
-		if ((r = props_load(pg_val(res, i, 2), &props)) < 0)
+		if ((r = store_res_props_load(pg_val(res, i, 2), -BERR_STORE, &props)) < 0)
 			break;
 		r = fn(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), props, ud);
 		json_decref(props);

@@ -14,8 +14,6 @@
 
 #include "core/err.h"
 
-#define ID_SIZE 256
-
 /* ---- plumbing ---- */
 
 int sq_res_tx(struct store *s, int (*fn)(struct store *s, void *ud), void *ud)
@@ -99,21 +97,6 @@ static int exec_texts(struct store *s, const char *sql, int n, const char *const
 	return rc == SQLITE_DONE ? 0 : step_err(rc);
 }
 
-static bool name_ok(const char *s)
-{
-	return s && s[0] && !strchr(s, '/');
-}
-
-static int make_id(char *out, const char *group, const char *type, const char *name)
-{
-	int n;
-
-	if (!name_ok(group) || !name_ok(type) || !name_ok(name))
-		return -EINVAL;
-	n = snprintf(out, ID_SIZE, "/groups/%s/%s/%s", group, type, name);
-	return n > 0 && n < ID_SIZE ? 0 : -EINVAL;
-}
-
 /* ---- groups ---- */
 
 struct group_put {
@@ -142,7 +125,7 @@ int sq_group_put(struct store *s, const char *name, bool *ret_created)
 	struct group_put g = { .name = name };
 	int r;
 
-	if (!name_ok(name))
+	if (!store_res_name_ok(name))
 		return -EINVAL;
 	r = sq_res_tx(s, group_put_fn, &g);
 	if (r < 0)
@@ -174,7 +157,7 @@ static int group_delete_fn(struct store *s, void *ud)
 
 int sq_group_delete(struct store *s, const char *name)
 {
-	if (!name_ok(name))
+	if (!store_res_name_ok(name))
 		return -ENOENT;
 	return sq_res_tx(s, group_delete_fn, (void *)name);
 }
@@ -214,7 +197,7 @@ int sq_group_blocker(struct store *s, const char *name, char **ret_id)
 
 struct res_put {
 	const char *group, *type, *name;
-	char id[ID_SIZE];
+	char id[STORE_RES_ID_SIZE];
 	char *props;
 	const char *const *refs;
 	bool created;
@@ -278,7 +261,7 @@ int sq_res_put(struct store *s, const char *group, const char *type, const char 
 	struct res_put p = { .group = group, .type = type, .name = name, .refs = refs };
 	int r;
 
-	if (!json_is_object(props) || make_id(p.id, group, type, name) < 0)
+	if (!json_is_object(props) || store_res_id(p.id, group, type, name) < 0)
 		return -EINVAL;
 	/* Sorted keys keep the stored text stable for identical PUTs. */
 	p.props = json_dumps(props, JSON_COMPACT | JSON_SORT_KEYS);
@@ -293,30 +276,13 @@ int sq_res_put(struct store *s, const char *group, const char *type, const char 
 	return 0;
 }
 
-/* Parses stored properties; a row that is not a JSON object is a damaged
- * store. */
-static int props_load(const char *text, json_t **ret)
-{
-	json_t *j;
-
-	if (!text)
-		return -ENOMEM;
-	j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return -BERR_STORE;
-	}
-	*ret = j;
-	return 0;
-}
-
 int sq_res_get(struct store *s, const char *id, json_t **ret_props)
 {
 	char *text = NULL;
 	int r = query(s, "SELECT props FROM resources WHERE id = ?", id, NULL, NULL, &text);
 
 	if (r == 1)
-		r = props_load(text, ret_props);
+		r = store_res_props_load(text, -ENOMEM, ret_props);
 	else if (r == 0)
 		r = -ENOENT;
 	free(text);
@@ -376,7 +342,8 @@ static int walk(sqlite3_stmt *st,
 			r = -ENOMEM;
 			break;
 		}
-		if ((r = props_load((const char *)sqlite3_column_text(st, 2), &props)) < 0)
+		if ((r = store_res_props_load((const char *)sqlite3_column_text(st, 2), -ENOMEM,
+					      &props)) < 0)
 			break;
 		r = fn(id, name, props, ud);
 		json_decref(props);
