@@ -80,30 +80,37 @@ cd "$ROOT/tests/e2e"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
 	npm ci --no-audit --no-fund >"$LOG/npm.log" 2>&1 || { cat "$LOG/npm.log"; failed=$((failed + 1)); fail_note "npm ci"; }
 fi
-# Runs node --test on the files given, with concurrency $2, against
-# $1/bastion, and adds up what passed and failed.
-e2e() { # DIR CONCURRENCY FILE...
-	dir=$1 conc=$2
-	shift 2
-	tap="$LOG/e2e.tap"
+# e2e_run TAG DIR CONCURRENCY FILE...: node --test on the files given, with
+# concurrency CONCURRENCY, against DIR/bastion; its spec output goes to
+# $LOG/TAG.out, its TAP to $LOG/TAG.tap and its exit status to $LOG/TAG.rc,
+# so that two runs may go side by side. e2e_count TAG prints the output and
+# adds up what passed and failed.
+e2e_run() {
+	tag=$1 dir=$2 conc=$3
+	shift 3
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	BASTION_BIN="$ROOT/$dir/bastion" node --test --test-concurrency="$conc" \
-		--test-reporter=spec --test-reporter-destination=stdout \
-		--test-reporter=tap --test-reporter-destination="$tap" \
-		"$@"
-	rc=$?
+		--test-reporter=spec --test-reporter-destination="$LOG/$tag.out" \
+		--test-reporter=tap --test-reporter-destination="$LOG/$tag.tap" \
+		"$@" >>"$LOG/$tag.out" 2>&1
+	echo $? >"$LOG/$tag.rc"
+}
+e2e_count() { # TAG
+	tag=$1 tap="$LOG/$1.tap"
+	cat "$LOG/$tag.out"
+	rc=$(cat "$LOG/$tag.rc" 2>/dev/null || echo 1)
 	e2e_pass=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$tap" | tail -n1)
 	e2e_fail=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$tap" | tail -n1)
 	e2e_cancel=$(sed -n 's/^# cancelled \([0-9]*\)/\1/p' "$tap" | tail -n1)
 	passed=$((passed + ${e2e_pass:-0}))
 	# A test cancelled because its setup failed did not pass either.
 	failed=$((failed + ${e2e_fail:-0} + ${e2e_cancel:-0}))
-	[ -n "$e2e_pass" ] || { failed=$((failed + 1)); fail_note "e2e $dir: no summary"; }
-	grep -E '^ *not ok ' "$tap" | sed "s|^ *|e2e $dir: |" >>"$LOG/failures"
+	[ -n "$e2e_pass" ] || { failed=$((failed + 1)); fail_note "e2e $tag: no summary"; }
+	grep -E '^ *not ok ' "$tap" | sed "s|^ *|e2e $tag: |" >>"$LOG/failures"
 	if [ "$rc" -ne 0 ] && [ "${e2e_fail:-0}" -eq 0 ] && [ "${e2e_cancel:-0}" -eq 0 ]; then
 		echo "node --test exited $rc without a failing test"
 		failed=$((failed + 1))
-		fail_note "e2e $dir: node --test exited $rc"
+		fail_note "e2e $tag: node --test exited $rc"
 	fi
 }
 
@@ -119,13 +126,25 @@ other_files=$(grep -L -e 'lib/browser.mjs' -e '^// e2e: runs alone' ./*.test.mjs
 # The suite runs against both daemons: the one users run, and the sanitized
 # one, which aborts on any ASan or UBSan report and fails the SIGTERM tests
 # on a leak.
+# The two passes over the other files go side by side (they wait on
+# networks and daemons more than they use the CPU; each file picks its own
+# ports and test network); the Chromium files then run one at a time.
+echo "== end-to-end tests ($BUILD/bastion and $ASAN/bastion side by side)"
+# shellcheck disable=SC2086 # file lists
+e2e_run e2e-plain "$BUILD" 2 $other_files &
+# shellcheck disable=SC2086
+e2e_run e2e-asan "$ASAN" 2 $other_files &
+wait
+echo "== end-to-end tests ($BUILD/bastion)"
+e2e_count e2e-plain
+echo "== end-to-end tests ($ASAN/bastion)"
+e2e_count e2e-asan
 for dir in "$BUILD" "$ASAN"; do
-	echo "== end-to-end tests ($dir/bastion)"
-	# shellcheck disable=SC2086 # file lists
-	e2e "$dir" 2 $other_files
 	echo "== end-to-end tests in Chromium ($dir/bastion)"
+	tag=browser-$(basename "$dir")
 	# shellcheck disable=SC2086
-	e2e "$dir" 1 $browser_files $alone_files
+	e2e_run "$tag" "$dir" 1 $browser_files $alone_files
+	e2e_count "$tag"
 done
 
 if [ -s "$LOG/failures" ]; then

@@ -189,10 +189,30 @@ static void legacy_offered(const struct sshc *c, const char *p, const char *end,
 	}
 }
 
+/* Fails the session: method i found nothing in common between the VM's
+ * list [srv, srv_end) and ours [cli, cli_end). */
+static void fail_family(struct sshc *c, size_t i, const char *srv, const char *srv_end,
+			const char *cli, const char *cli_end)
+{
+	char theirs[200], ours[200], allow[200];
+
+	list_text(srv, srv_end, theirs, sizeof(theirs));
+	list_text(cli, cli_end, ours, sizeof(ours));
+	legacy_offered(c, srv, srv_end, allow, sizeof(allow));
+	sshc_fail(c, -BERR_SSH_HANDSHAKE,
+		  "the VM at %s port %u and the bastion share no %s: the VM offers %s; "
+		  "the bastion offers %s%s%s%s",
+		  c->ip, c->port, methods[i].what, theirs, ours,
+		  allow[0] ? ". The VM offers only legacy algorithms: if it cannot be "
+			     "updated, an Owner may allow them for this VM with the property "
+			     "\"ssh_legacy_algorithms\": ["
+			   : "",
+		  allow, allow[0] ? "]" : "");
+}
+
 bool sshc_explain_handshake(struct sshc *c, const char *err)
 {
 	const char *m, *srv, *srv_end, *cli, *cli_end;
-	char theirs[200], ours[200], allow[200];
 
 	if (err == NULL || (m = strstr(err, "no match for method ")) == NULL)
 		return false;
@@ -210,20 +230,68 @@ bool sshc_explain_handshake(struct sshc *c, const char *err)
 		cli_end = strchr(cli, ']');
 		if (srv_end == NULL || cli_end == NULL)
 			return false;
-		list_text(srv, srv_end, theirs, sizeof(theirs));
-		list_text(cli, cli_end, ours, sizeof(ours));
-		legacy_offered(c, srv, srv_end, allow, sizeof(allow));
-		sshc_fail(
-			c, -BERR_SSH_HANDSHAKE,
-			"the VM at %s port %u and the bastion share no %s: the VM offers %s; "
-			"the bastion offers %s%s%s%s",
-			c->ip, c->port, methods[i].what, theirs, ours,
-			allow[0] ? ". The VM offers only legacy algorithms: if it cannot be "
-				   "updated, an Owner may allow them for this VM with the property "
-				   "\"ssh_legacy_algorithms\": ["
-				 : "",
-			allow, allow[0] ? "]" : "");
+		fail_family(c, i, srv, srv_end, cli, cli_end);
 		return true;
+	}
+	return false;
+}
+
+/* The first name of ours (comma-separated) that the VM's list has too, as
+ * the client picks it (RFC 4253 §7.1); NULL when none. */
+static const char *first_common(const char *ours, const char *theirs, size_t *ret_len)
+{
+	for (const char *p = ours; *p != '\0';) {
+		size_t n = strcspn(p, ",");
+
+		for (const char *q = theirs; *q != '\0';) {
+			size_t m = strcspn(q, ",");
+
+			if (m == n && memcmp(p, q, n) == 0) {
+				*ret_len = n;
+				return p;
+			}
+			q += m + (q[m] == ',');
+		}
+		p += n + (p[n] == ',');
+	}
+	return NULL;
+}
+
+bool sshc_explain_offer(struct sshc *c, const struct sshc_kexinit *k)
+{
+	char lists[2][768];
+	const char *ours[SSHC_KEX_LISTS], *cipher;
+	size_t len = 0;
+
+	_Static_assert(sizeof(methods) / sizeof(methods[0]) == SSHC_KEX_LISTS, "one per list");
+	if (!with_legacy(c, F_KEX, kex_default, lists[0], sizeof(lists[0])))
+		snprintf(lists[0], sizeof(lists[0]), "%s", kex_default);
+	ours[0] = lists[0];
+	ours[1] = c->hostkey_offer[0] != '\0' ? c->hostkey_offer : pubkey_default;
+	if (!with_legacy(c, F_CIPHER, cipher_default, lists[1], sizeof(lists[1])))
+		snprintf(lists[1], sizeof(lists[1]), "%s", cipher_default);
+	ours[2] = ours[3] = lists[1];
+	ours[4] = ours[5] = NULL; /* built below: the buffers are reused */
+	for (size_t i = 0; i < 4; i++) {
+		if (first_common(ours[i], k->lists[i], &len) == NULL) {
+			fail_family(c, i, k->lists[i], k->lists[i] + strlen(k->lists[i]), ours[i],
+				    ours[i] + strlen(ours[i]));
+			return true;
+		}
+	}
+	/* An AEAD cipher brings its own integrity: no MAC is negotiated. */
+	cipher = first_common(ours[2], k->lists[2], &len);
+	if (cipher != NULL && (memmem(cipher, len, "-gcm@", 5) != NULL ||
+			       memmem(cipher, len, "chacha20-poly1305", 17) != NULL))
+		return false;
+	if (!with_legacy(c, F_MAC, mac_default, lists[0], sizeof(lists[0])))
+		snprintf(lists[0], sizeof(lists[0]), "%s", mac_default);
+	for (size_t i = 4; i < SSHC_KEX_LISTS; i++) {
+		if (first_common(lists[0], k->lists[i], &len) == NULL) {
+			fail_family(c, i, k->lists[i], k->lists[i] + strlen(k->lists[i]), lists[0],
+				    lists[0] + strlen(lists[0]));
+			return true;
+		}
 	}
 	return false;
 }

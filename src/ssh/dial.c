@@ -125,8 +125,7 @@ void sshc_tcp_connected(struct sshc *c)
 		return;
 	}
 	if (sshc_flush(c) == SSH_ERROR) {
-		sshc_fail(c, -BERR_PROTOCOL, "SSH handshake with %s port %u failed: %s", c->ip,
-			  c->port, ssh_get_error(c->s));
+		sshc_handshake_failed(c);
 		return;
 	}
 	sshc_update_poll(c);

@@ -61,6 +61,7 @@ void sshc_set_hostkey_algos(struct sshc *c)
 		sshc_add_algo(list, sizeof(list), defaults[i]);
 	if (sshc_legacy_allowed(c, "ssh-rsa"))
 		sshc_add_algo(list, sizeof(list), "ssh-rsa"); /* SHA-1: preferred last */
+	snprintf(c->hostkey_offer, sizeof(c->hostkey_offer), "%s", list);
 	if (ssh_options_set(c->s, SSH_OPTIONS_HOSTKEYS, list) < 0)
 		log_debug("sshc %s:%u: could not set host key algorithms", c->ip, c->port);
 }

@@ -10,6 +10,7 @@
 enum sshc_state {
 	ST_TCP_CONNECT,   /* non-blocking connect() in flight */
 	ST_SSH_CONNECT,   /* banner and key exchange (ssh_connect) */
+	ST_PROBE,         /* the handshake failed: reading the VM's offer (kexprobe.c) */
 	ST_AUTH_PASSWORD, /* ssh_userauth_password */
 	ST_AUTH_KBDINT,   /* keyboard-interactive, answered with the password */
 	ST_AUTH_KEY,      /* ssh_userauth_publickey */
@@ -77,6 +78,15 @@ struct sshc {
 	uint8_t *banner;
 	size_t banner_len;
 
+	/* The host key algorithms offered (hostkey.c), for explaining a
+	 * handshake; empty: libssh's default. */
+	char hostkey_offer[512];
+	/* kexprobe.c: the second connection's work and result. */
+	uv_work_t probe_work;
+	int probe_rc;
+	struct sshc_kexinit probe_offer;
+	char probe_err[256]; /* libssh's words, when the probe explains nothing */
+
 	uint64_t bytes_in, bytes_out;
 	char msg[1024];
 };
@@ -85,6 +95,9 @@ void sshc_set_state(struct sshc *c, enum sshc_state st);
 /* Connect phase failure: tears the session down, then calls on_fail. */
 void sshc_fail(struct sshc *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void sshc_forget_secrets(struct sshc *c);
+/* One of the struct's handles (or the probe) is done; frees it after the
+ * last. */
+void sshc_handle_closed(struct sshc *c);
 bool sshc_session_dead(struct sshc *c);
 
 /* The state machine (sshc.c), for the dial: one step of the current
@@ -137,3 +150,12 @@ int sshc_set_legacy_algos(struct sshc *c);
  * the session with -BERR_SSH_HANDSHAKE and both sides' lists, and returns
  * true; otherwise false and nothing happened. */
 bool sshc_explain_handshake(struct sshc *c, const char *err);
+/* The same from the VM's own lists (a probe's KEXINIT) against ours: fails
+ * the session and returns true when a family has nothing in common. */
+bool sshc_explain_offer(struct sshc *c, const struct sshc_kexinit *k);
+
+/* kexprobe.c */
+/* ssh_connect failed: explains it from libssh's words, or else from the
+ * VM's KEXINIT read on a second connection (on the worker pool), or fails
+ * with libssh's words. */
+void sshc_handshake_failed(struct sshc *c);

@@ -44,6 +44,7 @@
 static const char *const state_names[] = {
 	[ST_TCP_CONNECT] = "tcp-connect",
 	[ST_SSH_CONNECT] = "ssh-connect",
+	[ST_PROBE] = "probe",
 	[ST_AUTH_PASSWORD] = "auth-password",
 	[ST_AUTH_KBDINT] = "auth-kbdint",
 	[ST_AUTH_KEY] = "auth-key",
@@ -76,14 +77,17 @@ void sshc_forget_secrets(struct sshc *c)
 	c->key = NULL;
 }
 
-static void on_handle_closed(uv_handle_t *h)
+void sshc_handle_closed(struct sshc *c)
 {
-	struct sshc *c = h->data;
-
 	if (--c->handles == 0) {
 		sodium_memzero(c, sizeof(*c));
 		free(c);
 	}
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	sshc_handle_closed(h->data);
 }
 
 /* Releases everything; the struct itself goes once libuv has closed the
@@ -173,6 +177,8 @@ static void update_poll(struct sshc *c)
 		return;
 	if (c->state == ST_TCP_CONNECT)
 		ev = UV_WRITABLE;
+	else if (c->state == ST_PROBE)
+		ev = 0; /* libssh is done with the socket; the probe has its own */
 	/* Waiting for the user: nothing calls libssh, so a readable socket
 	 * would wake the loop for ever; the VM is heard again once answered. */
 	else if (!(c->state == ST_OPEN && c->paused) && c->state != ST_AUTH_WAIT)
@@ -200,7 +206,7 @@ static void kick_cb(uv_timer_t *t)
 
 	if (c->closing)
 		return;
-	if (c->state != ST_AUTH_WAIT && c->state != ST_DONE)
+	if (c->state != ST_AUTH_WAIT && c->state != ST_PROBE && c->state != ST_DONE)
 		on_poll(&c->poll, 0, 0);
 }
 
@@ -267,10 +273,7 @@ void sshc_step(struct sshc *c)
 			if (rc == SSH_AGAIN)
 				return;
 			if (rc != SSH_OK) {
-				if (!sshc_explain_handshake(c, ssh_get_error(c->s)))
-					sshc_fail(c, -BERR_PROTOCOL,
-						  "SSH handshake with %s port %u failed: %s", c->ip,
-						  c->port, ssh_get_error(c->s));
+				sshc_handshake_failed(c);
 				return;
 			}
 			/* libssh switches the socket back to blocking when its

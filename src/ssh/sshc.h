@@ -199,3 +199,19 @@ int sshc_hostkey_parse(const char *line, char **ret_type, char **ret_b64);
 /* "TYPE SHA256:BASE64" (as ssh-keygen -l shows it) of a known_hosts line
  * or bare public key, into out: 0, -EINVAL (not a key), -ENOSPC, -ENOMEM. */
 int sshc_hostkey_fingerprint(const char *line, char *out, size_t size);
+
+/* The algorithm lists of a VM's KEXINIT, in the protocol's order: key
+ * exchange, host key, cipher and MAC each way (kexprobe.c). A list too
+ * long for its field is cut at a name boundary. */
+#define SSHC_KEX_LISTS 6
+struct sshc_kexinit {
+	char lists[SSHC_KEX_LISTS][1024];
+};
+
+/* Parses what a VM sent first — lines up to its version line, then its
+ * KEXINIT packet (in the clear). -EAGAIN when more bytes are needed,
+ * -EPROTO when it is not a KEXINIT. */
+int sshc_kexinit_parse(const uint8_t *data, size_t len, struct sshc_kexinit *out);
+/* Connects to ip:port, sends a version line and reads the VM's KEXINIT.
+ * Blocking, each step bounded by timeout_ms: call on a worker. */
+int sshc_kex_probe(const char *ip, uint16_t port, unsigned timeout_ms, struct sshc_kexinit *out);

@@ -14,7 +14,7 @@
 //   sshd "totp"   : UsePAM, its own PAM service (a symlinked sshd named
 //                   bastion-e2e-totp-PID): pam_unix, then pam_google_authenticator
 //   sshd "expired": UsePAM with Debian's own sshd PAM stack, user
-//                   bastione2eexp whose password must change (chage -d 0)
+//                   bste2eexpPID whose password must change (chage -d 0)
 //   sshd "twostep": AuthenticationMethods publickey,password
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -279,7 +279,8 @@ describe('sshconv', () => {
   };
 
   const pam = { ready: false };
-  const EXP_USER = 'bastione2eexp';
+  // Per process: the plain and the sanitized passes run this file side by side.
+  const EXP_USER = `bste2eexp${process.pid % 100000}`;
   const answer = (sessionId, answers) => h.admin.post(`/sessions/${sessionId}/answers`, { answers });
   const expectChallenge = (res, what) => {
     assert.equal(res.status, 202, `${what}: expected 202, got ${res.status} ${res.text.slice(0, 400)}`);
@@ -350,7 +351,10 @@ describe('sshconv', () => {
       extraConfig: ['AuthenticationMethods publickey,password'] });
     await addPortVm('vm-twostep', pam.twostep.port);
   };
-  after(() => { if (pam.service) fs.rmSync(pam.service, { force: true }); });
+  after(async () => {
+    if (pam.service) fs.rmSync(pam.service, { force: true });
+    if (pam.expired) await run('userdel', ['-r', EXP_USER], { allowFail: true });
+  });
 
   h.test('kbdint: PAM password + TOTP: the password answers "Password:", the code prompt goes to the user', { timeout: 90000 }, async (t) => {
     if (!(await pamSetup())) { t.skip('needs root (PAM, a test user)'); return; }

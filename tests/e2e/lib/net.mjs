@@ -46,6 +46,30 @@ async function removeStaleNamespaces() {
   }
 }
 
+// A subnet is claimed by a file in /run before its address appears, so that
+// two runs of one file (the plain and the sanitized pass go side by side)
+// never take the same X. A claim whose process is gone is taken over.
+const claimPath = (x) => `/run/bste2e-subnet-${x}`;
+function claimSubnet(x) {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(claimPath(x), String(process.pid), { flag: 'wx', mode: 0o600 });
+      return true;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+      const holder = Number(fs.readFileSync(claimPath(x), 'utf8')) || 0;
+      if (holder === process.pid || isAlive(holder)) return false;
+      fs.rmSync(claimPath(x), { force: true });
+    }
+  }
+  return false;
+}
+function releaseSubnet(x) {
+  try {
+    if (Number(fs.readFileSync(claimPath(x), 'utf8')) === process.pid) fs.rmSync(claimPath(x), { force: true });
+  } catch { /* already gone */ }
+}
+
 async function hostHasSubnet(x) {
   const r = await run('ip', ['-4', '-o', 'addr', 'show'], { allowFail: true });
   return r.stdout.includes(` 198.18.${x}.`);
@@ -61,7 +85,7 @@ export async function createNet(block) {
   await removeStaleNamespaces();
   let x = -1;
   for (let c = block; c < block + 10; c++) {
-    if (!(await hostHasSubnet(c))) { x = c; break; }
+    if (!(await hostHasSubnet(c)) && claimSubnet(c)) { x = c; break; }
   }
   if (x < 0) throw new Error(`no free 198.18.X.0/24 subnet in ${block}..${block + 9}`);
   const n = nsCounter++;
@@ -88,12 +112,14 @@ export async function createNet(block) {
       // Deleting the host end of the veth removes both ends.
       await run('ip', ['link', 'del', hostIf], { allowFail: true });
       await run('ip', ['netns', 'del', ns], { allowFail: true });
+      releaseSubnet(x);
       removeExitHook();
     },
   };
   const removeExitHook = onExitCleanup(() => {
     execSyncQuiet('ip', ['link', 'del', hostIf]);
     execSyncQuiet('ip', ['netns', 'del', ns]);
+    releaseSubnet(x);
   });
   try {
     await run('ip', ['netns', 'add', ns]);
