@@ -1,7 +1,10 @@
-/* Text the VM sends before login: the banner (sshc_banner_clean) and the
- * keyboard-interactive prompts, name and instruction (sshc_text_clean).
+/* Text the VM sends before login: the banner (sshc_banner_clean), the
+ * keyboard-interactive prompts, name and instruction (sshc_text_clean),
+ * and its version lines and KEXINIT as the handshake probe reads them
+ * (sshc_kexinit_parse: every list a C string within its field).
  * Checks what they promise: the bounds, CRLF-only line ends and no control
  * bytes in the banner, valid UTF-8 in both (what JSON and xterm.js take). */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +48,16 @@ static void check_utf8(const uint8_t *p, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t out[SSHC_BANNER_MAX];
+	static struct sshc_kexinit k;
 	char text[SSHC_PROMPT_MAX];
 	size_t n = sshc_banner_clean((const char *)data, size, out);
+	int r = sshc_kexinit_parse(data, size, &k);
+
+	if (r != 0 && r != -EAGAIN && r != -EPROTO)
+		abort();
+	for (size_t i = 0; r == 0 && i < SSHC_KEX_LISTS; i++)
+		if (memchr(k.lists[i], '\0', sizeof(k.lists[i])) == NULL)
+			abort();
 
 	if (n > SSHC_BANNER_MAX)
 		abort();
