@@ -209,4 +209,19 @@
 	X(audit_query,                                                                             \
 	  (struct store * s, const struct store_audit_filter *f,                                   \
 	   int (*fn)(const struct store_audit_rec *r, void *ud), void *ud),                        \
-	  (s, f, fn, ud))
+	  (s, f, fn, ud))                                                                          \
+	/* OpenID Connect sign-in (store_oidc.h; sqlite_oidc.c, pg_oidc.c) */                      \
+	X(oidc_pending_put,                                                                        \
+	  (struct store * s, const char *key, const char *kind, const char *data,                  \
+	   int64_t expires_at, int64_t now),                                                       \
+	  (s, key, kind, data, expires_at, now))                                                   \
+	X(oidc_pending_take,                                                                       \
+	  (struct store * s, const char *key, const char *kind, int64_t now, char **ret_data),     \
+	  (s, key, kind, now, ret_data))                                                           \
+	X(oidc_link_get,                                                                           \
+	  (struct store * s, int64_t user_id, char ret_issuer[STORE_OIDC_ISS_MAX + 1],             \
+	   char ret_subject[STORE_OIDC_SUB_MAX + 1]),                                              \
+	  (s, user_id, ret_issuer, ret_subject))                                                   \
+	X(oidc_link_add,                                                                           \
+	  (struct store * s, int64_t user_id, const char *issuer, const char *subject),            \
+	  (s, user_id, issuer, subject))
