@@ -468,7 +468,7 @@ out:
 static int resolve_user(struct api_call *c, const struct oidc_result *res, struct store_user *u,
 			const char **ret_reason)
 {
-	char iss[STORE_OIDC_ISS_MAX + 1], sub[STORE_OIDC_SUB_MAX + 1];
+	char iss[STORE_OIDC_ISS_MAX + 1], sub[STORE_OIDC_SUB_MAX + 1], target[80];
 	bool created = false;
 	int64_t id = 0;
 	int r;
@@ -511,8 +511,10 @@ static int resolve_user(struct api_call *c, const struct oidc_result *res, struc
 		}
 		return r;
 	}
-	audit(c, "oidc", "user.create", NULL, "success",
-	      json_pack("{s:s, s:s}", "method", "oidc", "source", c->req->remote_addr));
+	snprintf(target, sizeof(target), "user:%s", res->username);
+	audit(c, target, "user.create", target, "success",
+	      json_pack("{s:s, s:s, s:s}", "method", "oidc", "issuer", res->issuer, "source",
+			c->req->remote_addr));
 	return store_user_get(c->ctx->store, res->username, u);
 }
 
