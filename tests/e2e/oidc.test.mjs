@@ -8,10 +8,12 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { fileHarness } from './lib/harness.mjs';
+import { BASTION_BIN } from './lib/daemon.mjs';
 import { expectStatus } from './lib/api.mjs';
 import { startProvider, providerSignIn } from './lib/oidc.mjs';
-import { freePort, makeTempDir, sleep } from './lib/util.mjs';
+import { freePort, makeTempDir, sleep, trackPid, untrackPid } from './lib/util.mjs';
 
 const daemonOpts = {};
 const h = fileHarness({ label: 'oidc', daemonOpts });
@@ -216,5 +218,48 @@ describe('oidc', () => {
     assert.equal(who.json.user.name, 'alice');
     const again = await h.client().post('/auth/oidc/cli-token', { code: code2, verifier });
     assert.equal(again.status, 401, 'a code works once');
+  });
+  h.test('bastion login --sso --no-browser finishes through its local callback', async () => {
+    const home = path.join(h.dir, 'sso-home');
+    fs.mkdirSync(home, { recursive: true });
+    const child = spawn(BASTION_BIN, ['login', h.daemon.origin, '--sso', '--no-browser', '--insecure'], {
+      env: { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: path.join(home, 'xdg'), NO_PROXY: '*' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    trackPid(child.pid);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    const exited = new Promise((r) => child.once('exit', (code) => { untrackPid(child.pid); r(code); }));
+    try {
+      let start = null;
+      for (let i = 0; i < 100 && !start; i++) {
+        const m = out.match(/(https:\/\/\S+\/api\/v1\/auth\/oidc\/login\?\S+)/);
+        if (m) start = new URL(m[1]);
+        else await sleep(100);
+      }
+      assert.ok(start, `the CLI printed the URL to open: ${out} ${err}`);
+      assert.match(start.searchParams.get('cli_challenge'), /^[A-Za-z0-9_-]{43}$/);
+      // The browser's part: bastion → provider → bastion → the CLI.
+      const c = h.client();
+      const r = await signIn(c, 'alice', start.search);
+      assert.equal(r.status, 302, `${r.status} ${r.text}`);
+      const cli = new URL(r.headers.location);
+      assert.equal(cli.hostname, '127.0.0.1');
+      const page = await fetch(cli);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /Signed in/);
+      const code = await Promise.race([exited, sleep(20000).then(() => 'timeout')]);
+      assert.equal(code, 0, `exit ${code}: ${out} ${err}`);
+      assert.match(out, /Logged in to .* as alice/);
+      const saved = JSON.parse(fs.readFileSync(path.join(home, 'xdg', 'bastion', 'config.json'), 'utf8'));
+      h.secrets.add(saved.token, 'sso cli token');
+      const who = await h.client().get('/auth/session', { bearer: saved.token });
+      assert.equal(who.json.user.name, 'alice');
+      h.secrets.scan(out + err, 'the CLI output');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGTERM');
+    }
   });
 });
