@@ -11,6 +11,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileHarness } from './lib/harness.mjs';
 import { BASTION_BIN } from './lib/daemon.mjs';
+import { launch } from './lib/browser.mjs';
 import { expectStatus } from './lib/api.mjs';
 import { startProvider, providerSignIn } from './lib/oidc.mjs';
 import { freePort, makeTempDir, sleep, trackPid, untrackPid } from './lib/util.mjs';
@@ -260,6 +261,43 @@ describe('oidc', () => {
       h.secrets.scan(out + err, 'the CLI output');
     } finally {
       if (child.exitCode === null) child.kill('SIGTERM');
+    }
+  });
+  h.test('in Chromium: "Sign in with Test IdP", the provider\'s form, back in the portal signed in', { timeout: 120000 }, async () => {
+    const browser = await launch();
+    try {
+      const context = await browser.newContext({ ignoreHTTPSErrors: true });
+      const foreign = [];
+      const opPort = new URL(op.issuer).port;
+      // Only the daemon and the provider, both on loopback.
+      await context.route('**/*', (route) => {
+        const u = new URL(route.request().url());
+        if (u.hostname === '127.0.0.1' && (u.port === String(h.daemon.port) || u.port === opPort)) return route.continue();
+        foreign.push(u.href);
+        return route.abort();
+      });
+      const page = await context.newPage();
+      page.setDefaultTimeout(30000);
+      const errors = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.goto(`${h.daemon.origin}/#/login`, { waitUntil: 'domcontentloaded' });
+      const sso = page.locator('#login-sso');
+      await sso.waitFor({ state: 'visible', timeout: 60000 });
+      assert.equal((await sso.textContent()).trim(), 'Sign in with Test IdP');
+      await sso.click();
+      await page.locator('#login').waitFor({ state: 'visible' });
+      assert.equal(new URL(page.url()).port, opPort, 'on the provider\'s page');
+      await page.fill('#login', 'bob');
+      await page.fill('#password', 'anything');
+      await page.click('#submit');
+      await page.locator('#logout').waitFor({ state: 'visible' });
+      assert.equal(new URL(page.url()).origin, h.daemon.origin);
+      const who = await page.evaluate(async () => (await fetch('/api/v1/auth/session')).json());
+      assert.equal(who.user.name, 'bob');
+      assert.deepEqual(errors, []);
+      assert.deepEqual(foreign, []);
+    } finally {
+      await browser.close();
     }
   });
 });
