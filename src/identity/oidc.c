@@ -216,7 +216,8 @@ static char *disc_str(struct oidc *o, const char *field)
 
 struct endpoints {
 	char *authorization, *token, *jwks;
-	bool post_auth; /* client_secret_post rather than _basic */
+	bool post_auth;    /* client_secret_post rather than _basic */
+	bool groups_scope; /* the provider lists a "groups" scope */
 };
 
 static void endpoints_done(struct endpoints *e)
@@ -279,6 +280,17 @@ static int discover(struct oidc *o, struct endpoints *ret, const char **ret_reas
 				post = true;
 		}
 		ret->post_auth = post && !basic;
+	}
+	/* Asked for only where the provider lists it: Google and Entra ID
+	 * refuse a scope they do not know, and send groups without one. */
+	methods = json_object_get(o->disc, "scopes_supported");
+	if (json_is_array(methods)) {
+		size_t i;
+		json_t *m;
+
+		json_array_foreach (methods, i, m)
+			if (json_is_string(m) && strcmp(json_string_value(m), "groups") == 0)
+				ret->groups_scope = true;
 	}
 	pthread_mutex_unlock(&o->mu);
 	if (!ret->authorization || !ret->token || !ret->jwks) {
@@ -431,8 +443,8 @@ int oidc_begin(struct oidc *o, struct store *s, const json_t *extra, char **ret_
 	    (r = add_param(h, url, sizeof(url), "client_id", o->client_id)) < 0 ||
 	    (r = add_param(h, url, sizeof(url), "redirect_uri", o->redirect_url)) < 0 ||
 	    (r = add_param(h, url, sizeof(url), "scope",
-			   o->groups_claim ? "openid profile email groups"
-					   : "openid profile email")) < 0 ||
+			   o->groups_claim && ep.groups_scope ? "openid profile email groups"
+							      : "openid profile email")) < 0 ||
 	    (r = add_param(h, url, sizeof(url), "state", state)) < 0 ||
 	    (r = add_param(h, url, sizeof(url), "nonce", nonce)) < 0 ||
 	    (r = add_param(h, url, sizeof(url), "code_challenge", challenge)) < 0 ||

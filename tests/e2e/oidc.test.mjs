@@ -101,6 +101,7 @@ describe('oidc', () => {
     assert.equal(q.get('response_type'), 'code');
     assert.equal(q.get('client_id'), CLIENT_ID);
     assert.equal(q.get('code_challenge_method'), 'S256');
+    assert.equal(q.get('scope'), 'openid profile email groups', 'groups asked for: the provider lists that scope');
     assert.match(q.get('code_challenge'), /^[A-Za-z0-9_-]{43}$/);
     assert.ok(q.get('state').length >= 43 && q.get('nonce').length >= 43);
     assert.notEqual(q.get('state'), q.get('nonce'));
