@@ -593,9 +593,8 @@ int oidc_finish(struct oidc *o, struct store *s, const char *state, const char *
 	int r;
 
 	*ret_reason = "the sign-in could not be completed";
-	if (!state || !state[0] || !code || !code[0] || strlen(state) > 256 ||
-	    strlen(code) > 2048) {
-		*ret_reason = "the provider's answer lacks state or code";
+	if (!state || !state[0] || strlen(state) > 256) {
+		*ret_reason = "the provider's answer lacks a valid state";
 		return -EPROTO;
 	}
 	key_of(state, key);
@@ -608,6 +607,11 @@ int oidc_finish(struct oidc *o, struct store *s, const char *state, const char *
 	}
 	if (r < 0)
 		return r;
+	if (!code || !code[0] || strlen(code) > 2048) {
+		*ret_reason = "the provider did not sign the user in";
+		r = -EPROTO;
+		goto out;
+	}
 	data = json_loads(text, 0, NULL);
 	nonce = json_string_value(json_object_get(data, "nonce"));
 	verifier = json_string_value(json_object_get(data, "verifier"));

@@ -71,6 +71,7 @@ void oidc_result_done(struct oidc_result *r);
 /* Ends a flow: takes state from the store (single use), exchanges code at
  * the token endpoint with the verifier and the client secret, verifies the
  * ID token (signature against the JWKS, iss, aud, azp, exp, iat, nonce).
+ * code NULL (the provider answered with an error) only spends the state.
  * 0 and *ret filled, or: -ENOENT (state unknown, used or expired), -EPROTO
  * (the token or the provider's answer failed a check), -EIO (provider not
  * reachable), a store error. *ret_reason is always set on failure: a short

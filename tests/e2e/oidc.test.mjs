@@ -167,6 +167,10 @@ describe('oidc', () => {
     const back = await providerSignIn(await begin(c), 'bob');
     assert.equal((await c.get(callbackPath(back))).status, 302);
     await expectRefused(await h.client().get(callbackPath(back)), 'unknown, used or expired state');
+    // The provider's error answer spends the state too.
+    const state = new URL(await begin(c)).searchParams.get('state');
+    await expectRefused(await c.get(`/api/v1/auth/oidc/callback?error=access_denied&state=${state}`), 'did not sign the user in');
+    await expectRefused(await c.get(`/api/v1/auth/oidc/callback?code=x&state=${state}`), 'unknown, used or expired state');
   });
 
   h.test('a tampered ID token, a wrong aud and an expired token are refused', async () => {
@@ -301,4 +305,5 @@ describe('oidc', () => {
       await browser.close();
     }
   });
+  h.testCleanExit();
 });
