@@ -338,6 +338,12 @@ void api_oidc_login(struct api_call *c)
 		fail_page(c, 502, reason);
 		goto out;
 	}
+	if (r == -ENOSPC) {
+		api_header(c->resp, "Retry-After", "60");
+		api_error(c->resp, 503, "ServiceUnavailable",
+			  "too many sign-ins are under way; try again in a minute");
+		goto out;
+	}
 	if (r < 0) {
 		api_store_error(c->resp, r, "sign-in");
 		goto out;
@@ -555,7 +561,7 @@ static int hand_to_cli(struct api_call *c, const struct store_user *u, const jso
 	util_sha256_str(code, h);
 	util_hex(h, sizeof(h), key);
 	r = store_oidc_pending_put(c->ctx->store, key, "cli", text, store_now() + CLI_CODE_TTL,
-				   store_now());
+				   store_now(), OIDC_PENDING_MAX);
 	free(text);
 	if (r < 0)
 		goto out;

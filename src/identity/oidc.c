@@ -428,7 +428,8 @@ int oidc_begin(struct oidc *o, struct store *s, const json_t *extra, char **ret_
 		goto out;
 	}
 	key_of(state, key);
-	r = store_oidc_pending_put(s, key, "flow", text, store_now() + OIDC_FLOW_TTL, store_now());
+	r = store_oidc_pending_put(s, key, "flow", text, store_now() + OIDC_FLOW_TTL, store_now(),
+				   OIDC_PENDING_MAX);
 	if (r < 0)
 		goto out;
 	if (!(h = curl_easy_init())) {

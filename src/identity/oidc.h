@@ -26,6 +26,9 @@ struct oidc;
 #define OIDC_HTTP_MAX      (256 * 1024) /* bytes of any answer from the provider */
 #define OIDC_JWKS_REFETCH  5    /* an unknown kid refetches the JWKS at most this often (s) */
 #define OIDC_DISCOVERY_TTL 3600 /* seconds the discovery document is kept */
+/* Flows and CLI codes kept at once (each anonymous GET /auth/oidc/login
+ * makes one for OIDC_FLOW_TTL): past it, a new sign-in answers 503. */
+#define OIDC_PENDING_MAX 10000
 
 /* What the provider's side is; strings are copied. */
 struct oidc_config {
@@ -48,7 +51,8 @@ void oidc_free(struct oidc *o);
  * for OIDC_FLOW_TTL with extra (a JSON object the caller gets back from
  * oidc_finish: return_to, the CLI's port and challenge; may be NULL), and
  * the provider's authorization URL for it in *ret_url (malloc'd). Fetches
- * the discovery document when it is not cached. Errors: -EPROTO (the
+ * the discovery document when it is not cached. Errors: -ENOSPC
+ * (OIDC_PENDING_MAX flows under way), -EPROTO (the
  * provider answered nonsense, *ret_reason says what), -EIO (could not
  * reach it), a store error. */
 int oidc_begin(struct oidc *o, struct store *s, const json_t *extra, char **ret_url,

@@ -213,8 +213,8 @@
 	/* OpenID Connect sign-in (store_oidc.h; sqlite_oidc.c, pg_oidc.c) */                      \
 	X(oidc_pending_put,                                                                        \
 	  (struct store * s, const char *key, const char *kind, const char *data,                  \
-	   int64_t expires_at, int64_t now),                                                       \
-	  (s, key, kind, data, expires_at, now))                                                   \
+	   int64_t expires_at, int64_t now, int64_t max_rows),                                     \
+	  (s, key, kind, data, expires_at, now, max_rows))                                         \
 	X(oidc_pending_take,                                                                       \
 	  (struct store * s, const char *key, const char *kind, int64_t now, char **ret_data),     \
 	  (s, key, kind, now, ret_data))                                                           \

@@ -16,11 +16,12 @@ static bool fits(const char *v, size_t max)
 }
 
 int pg_oidc_pending_put(struct store *s, const char *key, const char *kind, const char *data,
-			int64_t expires_at, int64_t now)
+			int64_t expires_at, int64_t now, int64_t max_rows)
 {
 	struct pg_num e, n;
 	const char *del[] = { pg_num(&n, now) };
 	const char *p[] = { key, kind, data, pg_num(&e, expires_at) };
+	PGresult *res = NULL;
 	int r;
 
 	if (!fits(key, STORE_OIDC_KEY_MAX) || !key[0] || !fits(kind, 16) ||
@@ -28,6 +29,14 @@ int pg_oidc_pending_put(struct store *s, const char *key, const char *kind, cons
 		return -EINVAL;
 	/* Flows abandoned half-way would otherwise stay for ever. */
 	if ((r = pg_q(s, NULL, "DELETE FROM oidc_pending WHERE expires_at <= $1", 1, del)) < 0)
+		return r;
+	/* Two instances may both pass the count at once: the cap bounds the
+	 * table, it need not be exact. */
+	if ((r = pg_row(s, &res, "SELECT COUNT(*) FROM oidc_pending", 0, NULL)) < 0)
+		return r;
+	r = pg_i64(res, 0, 0) >= max_rows ? -ENOSPC : 0;
+	PQclear(res);
+	if (r < 0)
 		return r;
 	return pg_q(s, NULL,
 		    "INSERT INTO oidc_pending (key, kind, data, expires_at)"

@@ -12,7 +12,7 @@
 #include "core/util.h"
 
 int sq_oidc_pending_put(struct store *s, const char *key, const char *kind, const char *data,
-			int64_t expires_at, int64_t now)
+			int64_t expires_at, int64_t now, int64_t max_rows)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -26,6 +26,13 @@ int sq_oidc_pending_put(struct store *s, const char *key, const char *kind, cons
 		return -BERR_STORE;
 	sqlite3_bind_int64(st, 1, now);
 	if ((r = exec_change(s, st, NULL)) < 0)
+		return r;
+	if (!(st = store_prepare(s, "SELECT COUNT(*) FROM oidc_pending")))
+		return -BERR_STORE;
+	if ((r = step_row(st)) == 0 && sqlite3_column_int64(st, 0) >= max_rows)
+		r = -ENOSPC;
+	sqlite3_finalize(st);
+	if (r < 0)
 		return r;
 	st = prepare_text(s,
 			  "INSERT INTO oidc_pending (key, kind, data, expires_at)"

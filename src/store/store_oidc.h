@@ -16,9 +16,10 @@ struct store;
 
 /* Keeps data under (key, kind) until expires_at; rows already expired at
  * now go at the same time. -EEXIST for a key already present, -EINVAL for
- * a key, kind or data over its cap. */
+ * a key, kind or data over its cap, -ENOSPC when max_rows unexpired items
+ * are kept already (anonymous requests make them: the table is bounded). */
 int store_oidc_pending_put(struct store *s, const char *key, const char *kind, const char *data,
-			   int64_t expires_at, int64_t now);
+			   int64_t expires_at, int64_t now, int64_t max_rows);
 /* Removes (key, kind) and returns its data (malloc'd) when it has not
  * expired at now: each item is taken once, also by two instances racing.
  * -ENOENT when absent, taken already or expired. */

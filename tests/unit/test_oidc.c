@@ -120,8 +120,10 @@ static void pending_taken_once(void **state)
 	struct tu_store *t = *state;
 	char *data = NULL;
 
-	assert_int_equal(store_oidc_pending_put(t->s, "k1", "flow", "{\"a\":1}", 2000, 1000), 0);
-	assert_int_equal(store_oidc_pending_put(t->s, "k1", "flow", "{}", 2000, 1000), -EEXIST);
+	assert_int_equal(store_oidc_pending_put(t->s, "k1", "flow", "{\"a\":1}", 2000, 1000, 100),
+			 0);
+	assert_int_equal(store_oidc_pending_put(t->s, "k1", "flow", "{}", 2000, 1000, 100),
+			 -EEXIST);
 	/* The kind is part of the key: a CLI code is not a flow's state. */
 	assert_int_equal(store_oidc_pending_take(t->s, "k1", "cli", 1500, &data), -ENOENT);
 	assert_int_equal(store_oidc_pending_take(t->s, "k1", "flow", 1500, &data), 0);
@@ -137,19 +139,23 @@ static void pending_expires(void **state)
 	struct tu_store *t = *state;
 	char *data = NULL;
 
-	assert_int_equal(store_oidc_pending_put(t->s, "k2", "flow", "{}", 2000, 1000), 0);
+	assert_int_equal(store_oidc_pending_put(t->s, "k2", "flow", "{}", 2000, 1000, 100), 0);
 	assert_int_equal(store_oidc_pending_take(t->s, "k2", "flow", 2000, &data), -ENOENT);
 	/* Expired rows go when the next one is put. */
-	assert_int_equal(store_oidc_pending_put(t->s, "k3", "flow", "{}", 3000, 1000), 0);
-	assert_int_equal(store_oidc_pending_put(t->s, "k4", "flow", "{}", 9000, 3000), 0);
+	assert_int_equal(store_oidc_pending_put(t->s, "k3", "flow", "{}", 3000, 1000, 100), 0);
+	assert_int_equal(store_oidc_pending_put(t->s, "k4", "flow", "{}", 9000, 3000, 100), 0);
 	assert_int_equal(tu_query_int(t->s, "SELECT COUNT(*) FROM oidc_pending", NULL), 1);
 	/* Caps. */
 	char big[STORE_OIDC_KEY_MAX + 2];
 
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	assert_int_equal(store_oidc_pending_put(t->s, big, "flow", "{}", 9000, 3000), -EINVAL);
-	assert_int_equal(store_oidc_pending_put(t->s, "", "flow", "{}", 9000, 3000), -EINVAL);
+	assert_int_equal(store_oidc_pending_put(t->s, big, "flow", "{}", 9000, 3000, 100), -EINVAL);
+	assert_int_equal(store_oidc_pending_put(t->s, "", "flow", "{}", 9000, 3000, 100), -EINVAL);
+	/* The table is bounded: unexpired rows count, expired ones make room. */
+	assert_int_equal(store_oidc_pending_put(t->s, "k5", "flow", "{}", 9000, 3000, 2), 0);
+	assert_int_equal(store_oidc_pending_put(t->s, "k6", "flow", "{}", 9000, 3000, 2), -ENOSPC);
+	assert_int_equal(store_oidc_pending_put(t->s, "k6", "flow", "{}", 9999, 9000, 2), 0);
 }
 
 static void links(void **state)
