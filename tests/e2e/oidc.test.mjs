@@ -193,12 +193,14 @@ describe('oidc', () => {
     await expectRefused(await signIn(h.client(), 'bad name'), 'not a valid bastion user name');
   });
 
-  h.test('a rotated signing key is picked up', async () => {
+  h.test('a rotated signing key is picked up (RS256, then ES256, then RS256 again)', async () => {
     assert.equal((await signIn(h.client(), 'bob')).status, 302);
-    await op.rotateKey();
-    await sleep(5500); // the JWKS refetch is rate-limited (OIDC_JWKS_REFETCH)
-    const r = await signIn(h.client(), 'bob');
-    assert.equal(r.status, 302, `after rotation: ${r.status} ${r.text}`);
+    for (const alg of ['ES256', 'RS256']) {
+      await op.rotateKey(alg);
+      await sleep(5500); // the JWKS refetch is rate-limited (OIDC_JWKS_REFETCH)
+      const r = await signIn(h.client(), 'bob');
+      assert.equal(r.status, 302, `after rotation to ${alg}: ${r.status} ${r.text}`);
+    }
   });
 
   h.test('the CLI gets an API token through its one-time code, bound to its challenge', async () => {

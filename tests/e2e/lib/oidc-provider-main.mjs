@@ -2,8 +2,9 @@
 // implementation) on 127.0.0.1 over HTTP, run as a child process by
 // lib/oidc.mjs. argv[2] is a JSON file of settings:
 //   {port, clientId, clientSecret, redirectUri, keyFile, stateFile}
-// keyFile: the private JWK the provider signs with (the test writes a new
-// one and restarts the provider to rotate it). stateFile (re-read on every
+// keyFile: the private JWK the provider signs ID tokens with, RS256 or
+// ES256 by its alg (the test writes a new one and restarts the provider to
+// rotate it). stateFile (re-read on every
 // use): {"accounts": {login: {groups: [...], username?}}, "mode": null |
 // "tamper" | "wrong-aud" | "expired"} — mode rewrites the ID token the
 // token endpoint answers with, as an attacker between the two would:
@@ -31,6 +32,7 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
+    id_token_signed_response_alg: key.alg,
   }],
   jwks: { keys: [key] },
   pkce: { required: () => true },

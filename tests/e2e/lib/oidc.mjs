@@ -10,10 +10,12 @@ import { sleep, trackPid, untrackPid } from './util.mjs';
 
 const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'oidc-provider-main.mjs');
 
-/** A fresh RS256 signing key as a private JWK with a random kid. */
-export function newKey() {
-  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomBytes(8).toString('hex'), alg: 'RS256', use: 'sig' };
+/** A fresh signing key (RS256 or ES256) as a private JWK with a random kid. */
+export function newKey(alg = 'RS256') {
+  const { privateKey } = alg === 'ES256'
+    ? crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    : crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomBytes(8).toString('hex'), alg, use: 'sig' };
 }
 
 /**
@@ -62,9 +64,9 @@ export async function startProvider(opts) {
     log: () => fs.readFileSync(logFile, 'utf8'),
     setAccounts(a) { st.accounts = a; save(); },
     setMode(m) { st.mode = m; save(); },
-    async rotateKey() {
+    async rotateKey(alg = 'RS256') {
       await stop();
-      fs.writeFileSync(keyFile, JSON.stringify(newKey()), { mode: 0o600 });
+      fs.writeFileSync(keyFile, JSON.stringify(newKey(alg)), { mode: 0o600 });
       await start();
     },
     stop,
