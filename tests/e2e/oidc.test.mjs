@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { fileHarness } from './lib/harness.mjs';
 import { BASTION_BIN } from './lib/daemon.mjs';
 import { launch } from './lib/browser.mjs';
+import { runCli } from './lib/cli.mjs';
 import { expectStatus } from './lib/api.mjs';
 import { startProvider, providerSignIn } from './lib/oidc.mjs';
 import { freePort, makeTempDir, sleep, trackPid, untrackPid } from './lib/util.mjs';
@@ -306,6 +307,26 @@ describe('oidc', () => {
     } finally {
       await browser.close();
     }
+  });
+  h.test('serve refuses (and --check-config reports) a bad [oidc]: unknown role, bad scope, a secret file others may read', async () => {
+    const data = path.join(h.dir, 'check-data');
+    const loose = path.join(h.dir, 'loose-secret');
+    fs.writeFileSync(loose, 'x\n', { mode: 0o644 });
+    fs.chmodSync(loose, 0o644);
+    const base = { ...daemonOpts.env, BASTION_DATA: data };
+    const cases = [
+      [{ BASTION_OIDC_MAP: 'ops Admin /' }, /oidc\.map: 'ops Admin \/'/],
+      [{ BASTION_OIDC_MAP: 'ops Reader /nowhere/x' }, /oidc\.map/],
+      [{ BASTION_OIDC_CLIENT_SECRET_FILE: loose }, /must not be readable by group or others/],
+      [{ BASTION_OIDC_ISSUER: 'http://op.example' }, /http:\/\/ only on a loopback address/],
+    ];
+    for (const [env, want] of cases) {
+      const r = await runCli(h, ['serve', '--check-config'], { env: { ...base, ...env } });
+      assert.equal(r.code, 1, `${JSON.stringify(env)}: ${r.stdout} ${r.stderr}`);
+      assert.match(r.stdout + r.stderr, want);
+    }
+    const ok = await runCli(h, ['serve', '--check-config'], { env: base });
+    assert.equal(ok.code, 0, `${ok.stdout} ${ok.stderr}`);
   });
   h.testCleanExit();
 });
