@@ -475,7 +475,6 @@ static int resolve_user(struct api_call *c, const struct oidc_result *res, struc
 			const char **ret_reason)
 {
 	char iss[STORE_OIDC_ISS_MAX + 1], sub[STORE_OIDC_SUB_MAX + 1], target[80];
-	bool created = false;
 	int64_t id = 0;
 	int r;
 
@@ -502,21 +501,20 @@ static int resolve_user(struct api_call *c, const struct oidc_result *res, struc
 		*ret_reason = "there is no bastion user of that name and auto_create is off";
 		return -EACCES;
 	}
-	if ((r = store_user_put(c->ctx->store, res->username, NO_PASSWORD, &created, &id)) < 0)
-		return r;
-	if (!created) {
-		*ret_reason = "the user was created at the same time by another sign-in";
+	/* User and binding in one transaction: a user of that name made
+	 * meanwhile (by an Owner, another sign-in) is never overwritten. */
+	r = store_oidc_user_create(c->ctx->store, res->username, NO_PASSWORD, res->issuer,
+				   res->subject, &id);
+	if (r == -EEXIST) {
+		*ret_reason = "the user was created at the same time by someone else";
 		return -EACCES;
 	}
-	r = store_oidc_link_add(c->ctx->store, id, res->issuer, res->subject);
-	if (r < 0) {
-		store_user_delete(c->ctx->store, res->username);
-		if (r == -EEXIST) {
-			*ret_reason = "this identity of the provider is bound to another user";
-			return -EACCES;
-		}
-		return r;
+	if (r == -EALREADY) {
+		*ret_reason = "this identity of the provider is bound to another user";
+		return -EACCES;
 	}
+	if (r < 0)
+		return r;
 	snprintf(target, sizeof(target), "user:%s", res->username);
 	audit(c, target, "user.create", target, "success",
 	      json_pack("{s:s, s:s, s:s}", "method", "oidc", "issuer", res->issuer, "source",

@@ -224,4 +224,8 @@
 	  (s, user_id, ret_issuer, ret_subject))                                                   \
 	X(oidc_link_add,                                                                           \
 	  (struct store * s, int64_t user_id, const char *issuer, const char *subject),            \
-	  (s, user_id, issuer, subject))
+	  (s, user_id, issuer, subject))                                                           \
+	X(oidc_user_create,                                                                        \
+	  (struct store * s, const char *name, const char *password_hash, const char *issuer,      \
+	   const char *subject, int64_t *ret_id),                                                  \
+	  (s, name, password_hash, issuer, subject, ret_id))

@@ -93,5 +93,5 @@ STORE_OPS(STORE_OPS_PG_DECL)
 /* pg_oidc.c */
 #define PG_OPS_OIDC(X) \
 	X(oidc_pending_put, , ) X(oidc_pending_take, , ) X(oidc_link_get, , ) \
-	X(oidc_link_add, , )
+	X(oidc_link_add, , ) X(oidc_user_create, , )
 // clang-format on

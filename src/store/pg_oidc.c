@@ -100,3 +100,42 @@ int pg_oidc_link_add(struct store *s, int64_t user_id, const char *issuer, const
 		    " VALUES ($1, $2, $3, $4)",
 		    4, p);
 }
+
+struct user_create {
+	const char *name, *hash, *issuer, *subject;
+	int64_t id;
+};
+
+static int user_create_tx(struct store *s, void *ud)
+{
+	struct user_create *u = ud;
+	struct pg_num t;
+	const char *p[] = { u->name, u->hash, pg_num(&t, (int64_t)time(NULL)) };
+	PGresult *res = NULL;
+	int r;
+
+	r = pg_row(s, &res,
+		   "INSERT INTO users (name, password_hash, disabled, created_at, updated_at)"
+		   " VALUES ($1, $2, false, $3, $3) RETURNING id",
+		   3, p);
+	if (r < 0)
+		return r;
+	u->id = pg_i64(res, 0, 0);
+	PQclear(res);
+	r = pg_oidc_link_add(s, u->id, u->issuer, u->subject);
+	return r == -EEXIST ? -EALREADY : r;
+}
+
+int pg_oidc_user_create(struct store *s, const char *name, const char *password_hash,
+			const char *issuer, const char *subject, int64_t *ret_id)
+{
+	struct user_create u = { name, password_hash, issuer, subject, 0 };
+	int r;
+
+	if (!fits(name, 64) || !fits(password_hash, 127) || !fits(issuer, STORE_OIDC_ISS_MAX) ||
+	    !fits(subject, STORE_OIDC_SUB_MAX))
+		return -EINVAL;
+	if ((r = pg_tx(s, user_create_tx, &u)) == 0)
+		*ret_id = u.id;
+	return r;
+}

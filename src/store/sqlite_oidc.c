@@ -121,3 +121,46 @@ int sq_oidc_link_add(struct store *s, int64_t user_id, const char *issuer, const
 	sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
 	return exec_change(s, st, NULL);
 }
+
+struct user_create {
+	const char *name, *hash, *issuer, *subject;
+	int64_t id;
+};
+
+static int user_create_tx(struct store *s, void *ud)
+{
+	struct user_create *u = ud;
+	int64_t now = (int64_t)time(NULL);
+	sqlite3_stmt *st;
+	int r;
+
+	st = prepare_text(
+		s,
+		"INSERT INTO users (name, password_hash, disabled, created_at, updated_at)"
+		" VALUES (?, ?, 0, ?, ?)",
+		u->name);
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_text(st, 2, u->hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_int64(st, 4, now);
+	if ((r = exec_change(s, st, NULL)) < 0)
+		return r;
+	u->id = sqlite3_last_insert_rowid(store_db(s));
+	r = sq_oidc_link_add(s, u->id, u->issuer, u->subject);
+	return r == -EEXIST ? -EALREADY : r;
+}
+
+int sq_oidc_user_create(struct store *s, const char *name, const char *password_hash,
+			const char *issuer, const char *subject, int64_t *ret_id)
+{
+	struct user_create u = { name, password_hash, issuer, subject, 0 };
+	int r;
+
+	if (!fits(name, 64) || !fits(password_hash, 127) || !fits(issuer, STORE_OIDC_ISS_MAX) ||
+	    !fits(subject, STORE_OIDC_SUB_MAX))
+		return -EINVAL;
+	if ((r = tx_run(s, user_create_tx, &u)) == 0)
+		*ret_id = u.id;
+	return r;
+}

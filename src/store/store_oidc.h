@@ -28,6 +28,12 @@ int store_oidc_pending_take(struct store *s, const char *key, const char *kind, 
 /* The (issuer, subject) user_id is bound to; -ENOENT when it has none. */
 int store_oidc_link_get(struct store *s, int64_t user_id, char ret_issuer[STORE_OIDC_ISS_MAX + 1],
 			char ret_subject[STORE_OIDC_SUB_MAX + 1]);
+/* Creates the user name, with no usable password (password_hash is a
+ * marker that no password verifies against), bound to (issuer, subject),
+ * in one transaction. -EEXIST when a user of that name exists, -EALREADY
+ * when the identity is bound to another user; nothing changes then. */
+int store_oidc_user_create(struct store *s, const char *name, const char *password_hash,
+			   const char *issuer, const char *subject, int64_t *ret_id);
 /* Binds user_id to (issuer, subject); -EEXIST when the user or the pair is
  * bound already, -ENOENT when there is no such user. */
 int store_oidc_link_add(struct store *s, int64_t user_id, const char *issuer, const char *subject);

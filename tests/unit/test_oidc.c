@@ -181,6 +181,33 @@ static void links(void **state)
 	assert_int_equal(store_oidc_link_add(t->s, b, "https://op", "s-1"), 0);
 }
 
+static void user_create(void **state)
+{
+	struct tu_store *t = *state;
+	struct store_user u;
+	char iss[STORE_OIDC_ISS_MAX + 1], sub[STORE_OIDC_SUB_MAX + 1];
+	bool created;
+	int64_t id = 0, id2 = 0;
+
+	assert_int_equal(store_oidc_user_create(t->s, "cat", "!oidc", "https://op", "s-9", &id), 0);
+	assert_int_equal(store_user_get(t->s, "cat", &u), 0);
+	assert_int_equal(u.id, id);
+	assert_string_equal(u.password_hash, "!oidc");
+	assert_false(u.disabled);
+	assert_int_equal(store_oidc_link_get(t->s, id, iss, sub), 0);
+	assert_string_equal(sub, "s-9");
+	/* A local user of that name is never overwritten. */
+	assert_int_equal(store_user_put(t->s, "dan", "$argon2id$local", &created, &id2), 0);
+	assert_int_equal(store_oidc_user_create(t->s, "dan", "!oidc", "https://op", "s-10", &id2),
+			 -EEXIST);
+	assert_int_equal(store_user_get(t->s, "dan", &u), 0);
+	assert_string_equal(u.password_hash, "$argon2id$local");
+	/* An identity bound already: nothing is created. */
+	assert_int_equal(store_oidc_user_create(t->s, "eve", "!oidc", "https://op", "s-9", &id2),
+			 -EALREADY);
+	assert_int_equal(store_user_get(t->s, "eve", &u), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -192,6 +219,7 @@ int main(void)
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(pending_expires, tu_store_setup, tu_store_teardown),
 		cmocka_unit_test_setup_teardown(links, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test_setup_teardown(user_create, tu_store_setup, tu_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
