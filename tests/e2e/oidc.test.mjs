@@ -192,6 +192,12 @@ describe('oidc', () => {
     // "admin" is the local first account, not made by single sign-on.
     await expectRefused(await signIn(h.client(), 'admin'), 'was not created by single sign-on');
     await expectRefused(await signIn(h.client(), 'bad name'), 'not a valid bastion user name');
+    // A disabled user stays out, whatever the provider says.
+    assert.equal((await signIn(h.client(), 'bob')).status, 302);
+    expectStatus(await h.admin.put('/users/bob', { disabled: true }), 200, 'disable bob');
+    await expectRefused(await signIn(h.client(), 'bob'), 'the account is disabled');
+    expectStatus(await h.admin.put('/users/bob', { disabled: false }), 200, 'enable bob');
+    assert.equal((await signIn(h.client(), 'bob')).status, 302);
   });
 
   h.test('a rotated signing key is picked up (RS256, then ES256, then RS256 again)', async () => {
