@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileHarness } from './lib/harness.mjs';
-import { BASTION_BIN } from './lib/daemon.mjs';
+import { BASTION_BIN, startDaemon } from './lib/daemon.mjs';
+import { Client } from './lib/api.mjs';
 import { launch } from './lib/browser.mjs';
 import { runCli } from './lib/cli.mjs';
 import { expectStatus } from './lib/api.mjs';
@@ -333,6 +334,28 @@ describe('oidc', () => {
     }
     const ok = await runCli(h, ['serve', '--check-config'], { env: base });
     assert.equal(ok.code, 0, `${ok.stdout} ${ok.stderr}`);
+  });
+  h.test('a provider that takes the client secret only in the form (client_secret_post) works too', async () => {
+    // A second instance, so that it reads the changed discovery document.
+    const port = await freePort();
+    const redirect = `https://127.0.0.1:${port}/api/v1/auth/oidc/callback`;
+    await op.reconfigure({ authMethod: 'client_secret_post', extraRedirectUris: [redirect] });
+    const dir = path.join(h.dir, 'post');
+    fs.mkdirSync(dir);
+    const d = await startDaemon(dir, { port, env: { ...daemonOpts.env, BASTION_OIDC_REDIRECT_URL: redirect } });
+    try {
+      const disc = await (await fetch(`${op.issuer}/.well-known/openid-configuration`)).json();
+      assert.deepEqual(disc.token_endpoint_auth_methods_supported, ['client_secret_post']);
+      const c = new Client(d, { secrets: h.secrets, label: 'post' });
+      const r = await signIn(c, 'bob');
+      assert.equal(r.status, 302, `${r.status} ${r.text}`);
+      assert.equal((await c.get('/auth/session')).json.user.name, 'bob');
+    } finally {
+      const st = await d.stop();
+      assert.equal(st.code, 0, JSON.stringify(st));
+      await op.reconfigure({});
+    }
+    assert.equal((await signIn(h.client(), 'bob')).status, 302, 'client_secret_basic again');
   });
   h.testCleanExit();
 });

@@ -1,7 +1,8 @@
 // A real OpenID provider for the tests: `oidc-provider` (a certified
 // implementation) on 127.0.0.1 over HTTP, run as a child process by
 // lib/oidc.mjs. argv[2] is a JSON file of settings:
-//   {port, clientId, clientSecret, redirectUri, keyFile, stateFile}
+//   {port, clientId, clientSecret, redirectUri, extraRedirectUris?,
+//    authMethod?, keyFile, stateFile}
 // keyFile: the private JWK the provider signs ID tokens with, RS256 or
 // ES256 by its alg (the test writes a new one and restarts the provider to
 // rotate it). stateFile (re-read on every
@@ -28,13 +29,15 @@ const provider = new Provider(issuer, {
   clients: [{
     client_id: cfg.clientId,
     client_secret: cfg.clientSecret,
-    redirect_uris: [cfg.redirectUri],
+    redirect_uris: [cfg.redirectUri, ...(cfg.extraRedirectUris || [])],
     grant_types: ['authorization_code'],
     response_types: ['code'],
-    token_endpoint_auth_method: 'client_secret_basic',
+    token_endpoint_auth_method: cfg.authMethod || 'client_secret_basic',
     id_token_signed_response_alg: key.alg,
   }],
   jwks: { keys: [key] },
+  // authMethod "client_secret_post": the only method the provider offers.
+  ...(cfg.authMethod ? { clientAuthMethods: [cfg.authMethod] } : {}),
   pkce: { required: () => true },
   scopes: ['openid', 'profile', 'email', 'groups'],
   claims: { openid: ['sub'], profile: ['preferred_username', 'name'], email: ['email'], groups: ['groups'] },

@@ -29,7 +29,8 @@ export async function startProvider(opts) {
   const st = { accounts: opts.accounts || {}, mode: null };
   fs.writeFileSync(keyFile, JSON.stringify(newKey()), { mode: 0o600 });
   fs.writeFileSync(stateFile, JSON.stringify(st));
-  fs.writeFileSync(cfgFile, JSON.stringify({ port: opts.port, clientId: opts.clientId, clientSecret: opts.clientSecret, redirectUri: opts.redirectUri, keyFile, stateFile }));
+  const conf = { port: opts.port, clientId: opts.clientId, clientSecret: opts.clientSecret, redirectUri: opts.redirectUri, keyFile, stateFile };
+  fs.writeFileSync(cfgFile, JSON.stringify(conf));
   let proc = null;
   const logFile = path.join(opts.dir, 'op.log');
 
@@ -64,6 +65,12 @@ export async function startProvider(opts) {
     log: () => fs.readFileSync(logFile, 'utf8'),
     setAccounts(a) { st.accounts = a; save(); },
     setMode(m) { st.mode = m; save(); },
+    /** Restart with other client settings ({authMethod, extraRedirectUris}). */
+    async reconfigure(more) {
+      await stop();
+      fs.writeFileSync(cfgFile, JSON.stringify({ ...conf, ...more }));
+      await start();
+    },
     async rotateKey(alg = 'RS256') {
       await stop();
       fs.writeFileSync(keyFile, JSON.stringify(newKey(alg)), { mode: 0o600 });
