@@ -27,6 +27,7 @@
 #include <openssl/ssl.h>
 #include <sqlite3.h>
 
+#include "api/api.h"
 #include "server/srv.h"
 #include "store/store.h"
 
@@ -277,6 +278,18 @@ out:
 	sqlite3_close(db);
 }
 
+/* [oidc]: what api_oidc_setup refuses at start (a role or scope of map,
+ * the client secret file); the provider itself is not contacted. */
+static void check_oidc(struct check *k, const struct cfg *c)
+{
+	struct api_ctx ctx = { 0 };
+	char err[512];
+
+	if (api_oidc_setup(&ctx, c, err, sizeof(err)) < 0)
+		problem(k, "%s", err);
+	api_oidc_free(&ctx);
+}
+
 int check_serve(const struct cfg *c, const char *master_key_file)
 {
 	struct check k = { 0 };
@@ -299,5 +312,6 @@ int check_serve(const struct cfg *c, const char *master_key_file)
 	else
 		snprintf(key_path, sizeof(key_path), "%s/master.key", c->data_dir);
 	check_master_key(&k, key_path, has_check);
+	check_oidc(&k, c);
 	return k.problems;
 }

@@ -456,6 +456,14 @@ int serve_run(const struct cfg *loaded, const char *config_file, const struct cf
 		util_free_secret(generated);
 	}
 	api.store = store;
+	/* [oidc]: read now, before privileges are dropped (the client secret
+	 * file may be root's). */
+	if (api_oidc_setup(&api, &st.cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bastion: %s\n", err);
+		vault_free(vault);
+		store_free(store);
+		return 1;
+	}
 	cfg.on_request = api_on_request;
 	cfg.ud = &api;
 
@@ -514,6 +522,7 @@ fail:
 		srv_free(st.loops[i].srv);
 	SSL_CTX_free(st.ctx);
 	term_free();
+	api_oidc_free(&api);
 	vault_free(vault);
 	store_free(store);
 	if (r < 0)

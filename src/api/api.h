@@ -16,6 +16,8 @@
 #include "server/srv.h"
 
 struct store;
+struct cfg;
+struct api_oidc;
 
 /* Limits on what a peer may send. */
 #define API_MAX_BODY        SRV_MAX_BODY
@@ -51,7 +53,8 @@ struct api_resp {
 struct api_ctx {
 	struct store *store;
 	const char *instance_name;
-	struct vault *vault; /* the secret store's keys (vault/vault.h) */
+	struct vault *vault;   /* the secret store's keys (vault/vault.h) */
+	struct api_oidc *oidc; /* sign-in with OpenID Connect (oidc.c); NULL: off */
 };
 
 /* The credentials and browser-check inputs of req, for identity/. */
@@ -160,3 +163,14 @@ void api_deleted_vaults_purge(struct api_call *c);
 void api_sessions_list(struct api_call *c);
 void api_audit_list(struct api_call *c);
 void api_metrics(struct api_call *c);
+
+/* Sign-in with OpenID Connect (oidc.c). api_oidc_setup reads [oidc] at
+ * start-up (the client secret file, the group mapping) and sets
+ * ctx->oidc, or leaves it NULL when no issuer is configured; -EINVAL etc.
+ * with err filled when the section is wrong. api_oidc_free undoes it. */
+int api_oidc_setup(struct api_ctx *ctx, const struct cfg *cfg, char *err, size_t errlen);
+void api_oidc_free(struct api_ctx *ctx);
+void api_auth_providers(struct api_call *c);
+void api_oidc_login(struct api_call *c);
+void api_oidc_callback(struct api_call *c);
+void api_oidc_cli_token(struct api_call *c);

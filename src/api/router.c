@@ -85,6 +85,11 @@ static const struct route routes[] = {
 	{ "PUT", "role-assignments/*", api_roles_put, R_AUTH },
 	{ "GET", "role-assignments/*", api_roles_get, R_AUTH },
 	{ "DELETE", "role-assignments/*", api_roles_delete, R_AUTH },
+	/* Sign-in with OpenID Connect (oidc.c): anonymous by nature. */
+	{ "GET", "auth/providers", api_auth_providers, 0 },
+	{ "GET", "auth/oidc/login", api_oidc_login, 0 },
+	{ "GET", "auth/oidc/callback", api_oidc_callback, 0 },
+	{ "POST", "auth/oidc/cli-token", api_oidc_cli_token, 0 },
 };
 
 void api_error(struct api_resp *resp, int status, const char *code, const char *fmt, ...)

@@ -175,6 +175,13 @@ const struct cli_command *cli_command_find(const char *name);
  * commands to f: 0, -EINVAL for another shell, -EIO on a write error. */
 int cli_completion_write(FILE *f, const char *shell, const struct cli_command *cmds, size_t n);
 
+/* `login URL --sso` (login_sso.c): the browser signs in with the
+ * bastion's OpenID provider, the CLI receives a one-time code on
+ * 127.0.0.1 and trades it for an API token saved in cfg_path. */
+struct cli;
+int cli_login_sso(struct cli *c, const char *url, const char *ca_file, bool insecure,
+		  bool no_browser, const char *cfg_path);
+
 /* ---- times ------------------------------------------------------------ */
 
 /* Unix seconds as "2026-12-07 11:40:02Z" (UTC), the form of every time in a

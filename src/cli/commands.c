@@ -16,7 +16,8 @@
 static const struct cli_command table[] = {
 	{ "serve", "", "--config --check-config --master-key-file --help",
 	  "run a bastion instance (HTTPS portal, API and terminals)" },
-	{ "login", "", "--username --password-stdin --ca-file --insecure " COMMON_FLAGS,
+	{ "login", "",
+	  "--username --password-stdin --ca-file --insecure --sso --no-browser " COMMON_FLAGS,
 	  "sign in and store an API token" },
 	{ "logout", "", COMMON_FLAGS, "revoke and delete the stored token" },
 	{ "user", "list show create set-password disable enable delete",

@@ -22,6 +22,7 @@
 static const char login_usage[] =
 	"usage: bastion login URL [--username NAME] [--password-stdin]\n"
 	"                         [--ca-file FILE | --insecure]\n"
+	"       bastion login URL --sso [--no-browser] [--ca-file FILE | --insecure]\n"
 	"  URL               the bastion: https://HOST[:PORT] (HTTPS only)\n"
 	"  --username NAME   the account (asked for on a terminal when omitted)\n"
 	"  --password-stdin  read the password from the first line of stdin;\n"
@@ -29,6 +30,8 @@ static const char login_usage[] =
 	"  --ca-file FILE    trust this certificate (PEM), e.g. the self-signed\n"
 	"                    DATA/tls-cert.pem the bastion generated: the recommended way\n"
 	"  --insecure        do not verify the server's certificate at all\n"
+	"  --sso             sign in with the bastion's identity provider in a browser\n"
+	"  --no-browser      with --sso: print the URL to open instead of opening it\n"
 	"Stores the URL, an API token and the TLS choice in\n"
 	"$XDG_CONFIG_HOME/bastion/config.json (default ~/.config/bastion/), mode 0600.\n";
 
@@ -73,6 +76,8 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 		{ "password-stdin", no_argument, NULL, 'p' },
 		{ "ca-file", required_argument, NULL, 'c' },
 		{ "insecure", no_argument, NULL, 'k' },
+		{ "sso", no_argument, NULL, 'S' },
+		{ "no-browser", no_argument, NULL, 'B' },
 		CLI_COMMON_OPTIONS,
 		{ 0 },
 	};
@@ -83,7 +88,7 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 	char *password = NULL, *ca_abs = NULL;
 	json_t *body = NULL, *answer = NULL;
 	const json_t *v;
-	bool from_stdin = false, insecure = false, help = false;
+	bool from_stdin = false, insecure = false, help = false, sso = false, no_browser = false;
 	int opt, r;
 
 	optind = 0;
@@ -101,6 +106,12 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 			break;
 		case 'k':
 			insecure = true;
+			break;
+		case 'S':
+			sso = true;
+			break;
+		case 'B':
+			no_browser = true;
 			break;
 		default:
 			r = cli_common_option(c, opt, argv, login_usage, &help);
@@ -132,6 +143,16 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 			goto out;
 		}
 		close(fd);
+	}
+	if (sso || no_browser) {
+		/* Single sign-on (login_sso.c): no name or password here. */
+		if (!sso || user_opt || from_stdin)
+			r = cli_usage_error(login_usage,
+					    "--no-browser goes with --sso, and --sso "
+					    "with neither --username nor --password-stdin");
+		else
+			r = cli_login_sso(c, url, ca_abs, insecure, no_browser, cfg_path);
+		goto out;
 	}
 	if (user_opt) {
 		if (strlen(user_opt) >= sizeof(username)) {

@@ -19,7 +19,20 @@
 #include "core/file.h"
 #include "core/util.h"
 
-enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LOGFMT, T_LISTEN, T_DURATION, T_INT, T_DEST, T_STORE };
+enum cfg_type {
+	T_STR,
+	T_PATH,
+	T_LEVEL,
+	T_LOGFMT,
+	T_LISTEN,
+	T_DURATION,
+	T_INT,
+	T_DEST,
+	T_STORE,
+	T_BOOL,    /* true or false, held as 0 or 1 */
+	T_URL,     /* empty, or an https:// URL (http:// on a loopback host only) */
+	T_OIDCMAP, /* rows "GROUP ROLE SCOPE", ','-separated; the key may repeat */
+};
 
 struct key {
 	const char *section, *name, *flag, *env;
@@ -77,6 +90,29 @@ static const struct key keys[] = {
 	  true },
 	{ "limits", "connections", "max-connections", "BASTION_MAX_CONNECTIONS", T_INT,
 	  NUM(connections), "0", 0, 100000000, true },
+	/* [oidc]: sign-in with an OpenID Connect provider (identity/oidc.c,
+	 * docs/sign-in.md). Read at start-up: a change needs a restart. */
+	{ "oidc", "issuer", "oidc-issuer", "BASTION_OIDC_ISSUER", T_URL, STR(oidc_issuer), "", 0, 0,
+	  false },
+	{ "oidc", "client_id", "oidc-client-id", "BASTION_OIDC_CLIENT_ID", T_STR,
+	  STR(oidc_client_id), "", 0, 0, false },
+	{ "oidc", "client_secret_file", "oidc-client-secret-file",
+	  "BASTION_OIDC_CLIENT_SECRET_FILE", T_PATH, STR(oidc_client_secret_file), "", 0, 0,
+	  false },
+	{ "oidc", "redirect_url", "oidc-redirect-url", "BASTION_OIDC_REDIRECT_URL", T_URL,
+	  STR(oidc_redirect_url), "", 0, 0, false },
+	{ "oidc", "display_name", "oidc-display-name", "BASTION_OIDC_DISPLAY_NAME", T_STR,
+	  STR(oidc_display_name), "single sign-on", 0, 0, false },
+	{ "oidc", "username_claim", "oidc-username-claim", "BASTION_OIDC_USERNAME_CLAIM", T_STR,
+	  STR(oidc_username_claim), "preferred_username", 0, 0, false },
+	{ "oidc", "groups_claim", "oidc-groups-claim", "BASTION_OIDC_GROUPS_CLAIM", T_STR,
+	  STR(oidc_groups_claim), "", 0, 0, false },
+	{ "oidc", "auto_create", "oidc-auto-create", "BASTION_OIDC_AUTO_CREATE", T_BOOL,
+	  NUM(oidc_auto_create), "false", 0, 1, false },
+	{ "oidc", "ca_file", "oidc-ca-file", "BASTION_OIDC_CA_FILE", T_PATH, STR(oidc_ca_file), "",
+	  0, 0, false },
+	{ "oidc", "map", "oidc-map", "BASTION_OIDC_MAP", T_OIDCMAP, STR(oidc_map), "", 0, 0,
+	  false },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -165,6 +201,81 @@ static bool listen_ok(const char *v)
 	return memchr(v, ':', (size_t)(colon - v)) == NULL;
 }
 
+bool cfg_url_ok(const char *v)
+{
+	static const char *const loopback[] = { "127.0.0.1", "[::1]", "localhost" };
+	const char *host, *end;
+	size_t n;
+
+	if (strncmp(v, "https://", 8) == 0)
+		return v[8] != '\0' && v[8] != '/' && !strpbrk(v, " \t\r\n");
+	if (strncmp(v, "http://", 7) != 0 || strpbrk(v, " \t\r\n"))
+		return false;
+	/* Plain HTTP to a provider is only safe when it never leaves this
+	 * host: a test's provider, or a proxy on the same machine. */
+	host = v + 7;
+	end = host + strcspn(host, "/?#");
+	for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+		n = strlen(loopback[i]);
+		if ((size_t)(end - host) >= n && strncmp(host, loopback[i], n) == 0 &&
+		    (host + n == end || host[n] == ':'))
+			return true;
+	}
+	return false;
+}
+
+/* One row of [oidc] map: "GROUP ROLE SCOPE", three words; the scope starts
+ * with '/'. The role's name is checked when the API starts (authz/). */
+static bool map_row_ok(const char *row, size_t len)
+{
+	size_t words = 0, i = 0;
+	const char *third = NULL;
+
+	while (i < len) {
+		while (i < len && (row[i] == ' ' || row[i] == '\t'))
+			i++;
+		if (i == len)
+			break;
+		if (++words == 3)
+			third = row + i;
+		while (i < len && row[i] != ' ' && row[i] != '\t')
+			i++;
+	}
+	return words == 3 && third && third[0] == '/';
+}
+
+/* [oidc] map: each value adds its rows (','-separated) to what is there,
+ * so that the key may repeat in the file. */
+static int set_map(char *field, size_t size, const char *v, char *why, size_t whylen)
+{
+	size_t used = strlen(field), n;
+	const char *p = v, *comma;
+
+	if (!v[0])
+		return 0;
+	for (;;) {
+		comma = strchr(p, ',');
+		n = comma ? (size_t)(comma - p) : strlen(p);
+		if (!map_row_ok(p, n)) {
+			snprintf(why, whylen,
+				 "rows must be 'GROUP ROLE SCOPE' (the scope "
+				 "starting with '/'), separated by ','");
+			return -EINVAL;
+		}
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	if (used + (used ? 1 : 0) + strlen(v) >= size) {
+		snprintf(why, whylen, "holds more than %zu bytes of rows", size - 1);
+		return -EINVAL;
+	}
+	if (used)
+		field[used++] = ',';
+	memcpy(field + used, v, strlen(v) + 1);
+	return 0;
+}
+
 /* Sets key k of c from text v. On failure writes why (without the key's
  * name, which the caller knows how to say) to why. */
 static int set_value(struct cfg *c, const struct key *k, const char *v, char *why, size_t whylen)
@@ -215,6 +326,28 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 			return -EINVAL;
 		}
 		break;
+	case T_BOOL:
+		if (strcmp(v, "true") == 0)
+			n = 1;
+		else if (strcmp(v, "false") == 0)
+			n = 0;
+		else {
+			snprintf(why, whylen, "must be true or false, not '%.64s'", v);
+			return -EINVAL;
+		}
+		memcpy(field, &n, sizeof(n));
+		return 0;
+	case T_URL:
+		if (v[0] && !cfg_url_ok(v)) {
+			snprintf(why, whylen,
+				 "must be an https:// URL (http:// only on a loopback address), "
+				 "not '%.64s'",
+				 v);
+			return -EINVAL;
+		}
+		break;
+	case T_OIDCMAP:
+		return set_map(field, k->size, v, why, whylen);
 	case T_PATH:
 	case T_STR:
 		break;
@@ -346,7 +479,7 @@ static int file_handler(void *ud, const char *section, const char *name, const c
 		section_known = true;
 		if (strcmp(keys[i].name, name) != 0)
 			continue;
-		if (st->seen[i]) {
+		if (st->seen[i] && keys[i].type != T_OIDCMAP) {
 			snprintf(st->err, st->errlen, "%s:%d: [%s] %s is set twice", st->path,
 				 st->line, section, name);
 			st->r = -EINVAL;
@@ -363,7 +496,7 @@ static int file_handler(void *ud, const char *section, const char *name, const c
 	if (!section[0])
 		snprintf(st->err, st->errlen,
 			 "%s:%d: '%.64s' is outside a section ([server], [tls], [sessions], "
-			 "[network])",
+			 "[network], [oidc])",
 			 st->path, st->line, name);
 	else if (!section_known)
 		snprintf(st->err, st->errlen, "%s:%d: unknown section [%.64s]", st->path, st->line,
@@ -422,6 +555,10 @@ static int validate(const struct cfg *c, char *err, size_t errlen)
 		snprintf(err, errlen, "server.data must not be empty");
 		return -EINVAL;
 	}
+	if (c->oidc_issuer[0] && (!c->oidc_client_id[0] || !c->oidc_redirect_url[0])) {
+		snprintf(err, errlen, "oidc.issuer needs oidc.client_id and oidc.redirect_url");
+		return -EINVAL;
+	}
 	if (c->idle_timeout_s > 0 && c->idle_warning_s >= c->idle_timeout_s) {
 		snprintf(
 			err, errlen,
@@ -451,6 +588,9 @@ int cfg_load(struct cfg *ret, const char *file, const struct cfg_arg *args, size
 
 		if (!v)
 			continue;
+		/* A variable replaces the file's rows of a repeatable key. */
+		if (keys[i].type == T_OIDCMAP)
+			((char *)c + keys[i].off)[0] = '\0';
 		if ((r = set_value(c, &keys[i], v, why, sizeof(why))) < 0) {
 			snprintf(err, errlen, "environment %s %s", keys[i].env, why);
 			goto out;
@@ -532,6 +672,10 @@ void cfg_value_str(const struct cfg *c, size_t i, char *out, size_t size)
 	case T_INT:
 		memcpy(&n, field, sizeof(n));
 		snprintf(out, size, "%lld", (long long)n);
+		break;
+	case T_BOOL:
+		memcpy(&n, field, sizeof(n));
+		snprintf(out, size, "%s", n ? "true" : "false");
 		break;
 	case T_STORE:
 		mask_url(field, out, size);

@@ -15,8 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CFG_MAX_STR  1024
-#define CFG_MAX_FILE (1u << 20) /* bytes of a configuration file */
+#define CFG_MAX_STR      1024
+#define CFG_MAX_FILE     (1u << 20) /* bytes of a configuration file */
+#define CFG_MAX_OIDC_MAP 8192       /* bytes of [oidc] map, all rows together */
 
 /* network.allowed_destinations when nothing sets it: the private ranges
  * (docs/configuration.md). authz/dest.c applies it until a value is set. */
@@ -62,6 +63,19 @@ struct cfg {
 	 * closed when accepted. */
 	int64_t connections_per_address;
 	int64_t connections;
+	/* [oidc]: signing in with an OpenID Connect provider (SPEC §9,
+	 * docs/sign-in.md); off while issuer is empty. map holds the
+	 * group-to-role rows "GROUP ROLE SCOPE", joined by ','. */
+	char oidc_issuer[512];
+	char oidc_client_id[256];
+	char oidc_client_secret_file[CFG_MAX_STR];
+	char oidc_redirect_url[512];
+	char oidc_display_name[64];
+	char oidc_username_claim[64];
+	char oidc_groups_claim[64];
+	int64_t oidc_auto_create; /* 0 or 1 */
+	char oidc_ca_file[CFG_MAX_STR];
+	char oidc_map[CFG_MAX_OIDC_MAP];
 };
 
 /* One flag given on the command line: the key's index and its text. */
@@ -94,6 +108,10 @@ int cfg_load(struct cfg *ret, const char *file, const struct cfg_arg *args, size
 void cfg_diff(const struct cfg *a, const struct cfg *b,
 	      void (*fn)(const char *name, const char *was, const char *now, bool live, void *ud),
 	      void *ud);
+
+/* Whether v is a URL bastion may send a provider's secrets to: https://,
+ * or http:// on a loopback host (127.0.0.1, [::1], localhost). */
+bool cfg_url_ok(const char *v);
 
 /* The value of key i as text, as the file would spell it. */
 void cfg_value_str(const struct cfg *c, size_t i, char *out, size_t size);

@@ -209,4 +209,23 @@
 	X(audit_query,                                                                             \
 	  (struct store * s, const struct store_audit_filter *f,                                   \
 	   int (*fn)(const struct store_audit_rec *r, void *ud), void *ud),                        \
-	  (s, f, fn, ud))
+	  (s, f, fn, ud))                                                                          \
+	/* OpenID Connect sign-in (store_oidc.h; sqlite_oidc.c, pg_oidc.c) */                      \
+	X(oidc_pending_put,                                                                        \
+	  (struct store * s, const char *key, const char *kind, const char *data,                  \
+	   int64_t expires_at, int64_t now, int64_t max_rows),                                     \
+	  (s, key, kind, data, expires_at, now, max_rows))                                         \
+	X(oidc_pending_take,                                                                       \
+	  (struct store * s, const char *key, const char *kind, int64_t now, char **ret_data),     \
+	  (s, key, kind, now, ret_data))                                                           \
+	X(oidc_link_get,                                                                           \
+	  (struct store * s, int64_t user_id, char ret_issuer[STORE_OIDC_ISS_MAX + 1],             \
+	   char ret_subject[STORE_OIDC_SUB_MAX + 1]),                                              \
+	  (s, user_id, ret_issuer, ret_subject))                                                   \
+	X(oidc_link_add,                                                                           \
+	  (struct store * s, int64_t user_id, const char *issuer, const char *subject),            \
+	  (s, user_id, issuer, subject))                                                           \
+	X(oidc_user_create,                                                                        \
+	  (struct store * s, const char *name, const char *password_hash, const char *issuer,      \
+	   const char *subject, int64_t *ret_id),                                                  \
+	  (s, name, password_hash, issuer, subject, ret_id))

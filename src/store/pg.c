@@ -228,6 +228,21 @@ static const char *const migrations[] = {
 	"  END$$;"
 	"CREATE TRIGGER vault_policies_user_gone AFTER DELETE ON users"
 	"  FOR EACH ROW EXECUTE FUNCTION vault_policies_user_gone();",
+	/* OpenID Connect (store/pg_oidc.c): flows under way and the CLI's
+	 * one-time codes, single use; the provider identity a user is bound
+	 * to, gone with the user. */
+	"CREATE TABLE oidc_pending ("
+	"  key TEXT COLLATE \"C\" PRIMARY KEY,"
+	"  kind TEXT COLLATE \"C\" NOT NULL,"
+	"  data TEXT NOT NULL,"
+	"  expires_at BIGINT NOT NULL);"
+	"CREATE INDEX oidc_pending_expires ON oidc_pending(expires_at);"
+	"CREATE TABLE oidc_links ("
+	"  user_id BIGINT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+	"  issuer TEXT COLLATE \"C\" NOT NULL,"
+	"  subject TEXT COLLATE \"C\" NOT NULL,"
+	"  created_at BIGINT NOT NULL,"
+	"  UNIQUE (issuer, subject));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -65,7 +65,7 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(schema_version, , ) X(audit, , ) X(audit_query, , ) \
 	X(hostkey_get, , ) X(hostkey_add, , ) X(hostkey_clear, , ) \
 	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X) \
-	X(session_open, , ) X(session_end, , )
+	X(session_open, , ) X(session_end, , ) PG_OPS_OIDC(X)
 /* pg_ident.c */
 #define PG_OPS_IDENT(X) \
 	X(user_count, , ) X(user_get, , ) X(user_get_by_id, , ) X(user_put, , ) \
@@ -90,4 +90,8 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(group_foreach, , ) X(group_blocker, , ) X(res_put, , ) X(res_get, , ) \
 	X(res_delete, , ) X(res_blocker, , ) X(res_foreach_referrer, , ) \
 	X(res_foreach, , ) X(res_foreach_type, , )
+/* pg_oidc.c */
+#define PG_OPS_OIDC(X) \
+	X(oidc_pending_put, , ) X(oidc_pending_take, , ) X(oidc_link_get, , ) \
+	X(oidc_link_add, , ) X(oidc_user_create, , )
 // clang-format on

@@ -213,6 +213,21 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (vault_id, principal));"
 	"CREATE TRIGGER deleted_vault_policies_user_gone AFTER DELETE ON users"
 	"  BEGIN DELETE FROM deleted_vault_policies WHERE principal = 'user:' || OLD.name; END;",
+	/* OpenID Connect (store/sqlite_oidc.c): flows under way and the CLI's
+	 * one-time codes, single use; the provider identity a user is bound
+	 * to, gone with the user. */
+	"CREATE TABLE oidc_pending ("
+	"  key TEXT PRIMARY KEY,"
+	"  kind TEXT NOT NULL,"
+	"  data TEXT NOT NULL,"
+	"  expires_at INTEGER NOT NULL);"
+	"CREATE INDEX oidc_pending_expires ON oidc_pending(expires_at);"
+	"CREATE TABLE oidc_links ("
+	"  user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+	"  issuer TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  UNIQUE (issuer, subject));",
 };
 
 int store_rc(int rc)

@@ -433,6 +433,64 @@ static void store_url(void **state)
 	unsetenv("BASTION_STORE");
 }
 
+/* [oidc]: the section, map rows (the key repeats), the URL rule (https,
+ * or http on loopback only), auto_create as a boolean, and the keys that
+ * go together. */
+static void oidc_section(void **state)
+{
+	static const char *const bad_urls[] = {
+		"http://op.example",    "http://127.0.0.1.evil.example/",
+		"ftp://127.0.0.1/",     "https://",
+		"http://localhostx:80", "127.0.0.1",
+		"https://a b.example",
+	};
+	static const char *const good_urls[] = {
+		"https://login.example.com/tenant/v2.0",
+		"http://127.0.0.1:9000",
+		"http://localhost/realms/x",
+		"http://[::1]:8080/",
+	};
+	struct cfg c;
+	char text[512];
+
+	(void)state;
+	assert_int_equal(cfg_load(&c, NULL, NULL, 0, err, sizeof(err)), 0);
+	assert_string_equal(c.oidc_issuer, "");
+	assert_string_equal(c.oidc_username_claim, "preferred_username");
+	assert_int_equal(c.oidc_auto_create, 0);
+	write_file("[oidc]\nissuer = https://op.example\nclient_id = b\n"
+		   "redirect_url = https://bastion.example/api/v1/auth/oidc/callback\n"
+		   "auto_create = true\ngroups_claim = groups\n"
+		   "map = ops Reader /\nmap = admins Owner /, ops Contributor /groups/ops\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(c.oidc_auto_create, 1);
+	assert_string_equal(c.oidc_map, "ops Reader /,admins Owner /, ops Contributor /groups/ops");
+	/* A variable replaces the file's rows. */
+	setenv("BASTION_OIDC_MAP", "x Reader /", 1);
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+	unsetenv("BASTION_OIDC_MAP");
+	assert_string_equal(c.oidc_map, "x Reader /");
+	write_file("[oidc]\nmap = ops Reader\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "GROUP ROLE SCOPE"));
+	write_file("[oidc]\nmap = ops Reader groups/x\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
+	write_file("[oidc]\nauto_create = yes\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
+	write_file("[oidc]\nissuer = https://op.example\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "client_id"));
+	for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+		snprintf(text, sizeof(text), "[oidc]\nissuer = %s\n", bad_urls[i]);
+		write_file(text);
+		if (cfg_load(&c, path, NULL, 0, err, sizeof(err)) != -EINVAL)
+			fail_msg("issuer %s was accepted", bad_urls[i]);
+	}
+	for (size_t i = 0; i < sizeof(good_urls) / sizeof(good_urls[0]); i++)
+		if (!cfg_url_ok(good_urls[i]))
+			fail_msg("%s was refused", good_urls[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -448,6 +506,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(diff_tells_live_from_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(allowed_destinations_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(store_url, setup, teardown),
+		cmocka_unit_test_setup_teardown(oidc_section, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,6 @@
 // The sign-in form: POST /auth/login {username, password}.
 
-import { ApiError, post, setCsrfToken } from './api.js';
+import { ApiError, get, post, setCsrfToken } from './api.js';
 import { field, h } from './dom.js';
 import { duration } from './errors.js';
 import { state } from './state.js';
@@ -56,15 +56,15 @@ export function renderLogin(root, { onSignedIn }) {
     }
   });
 
-  root.appendChild(
-    h(
-      'section',
-      { class: 'card narrow login' },
-      h('h1', { id: 'login-title' }, 'Sign in'),
-      h('p', { class: 'muted' }, 'Sign in to see the virtual machines you can reach through the bastion.'),
-      form,
-    ),
+  const card = h(
+    'section',
+    { class: 'card narrow login' },
+    h('h1', { id: 'login-title' }, 'Sign in'),
+    h('p', { class: 'muted' }, 'Sign in to see the virtual machines you can reach through the bastion.'),
+    form,
   );
+  root.appendChild(card);
+  addSingleSignOn(card);
   username.focus();
   return () => {};
 }
@@ -81,4 +81,20 @@ function loginError(err) {
   if (err.status === 401) return 'The username or password is not correct.';
   if (err.code === 'NetworkError') return err.message;
   return `Sign-in failed: ${err.message}`;
+}
+
+// Single sign-on (OpenID Connect): when the bastion has a provider
+// (GET /auth/providers), a "Sign in with NAME" link that starts the flow;
+// the provider sends the browser back signed in (docs/sign-in.md).
+async function addSingleSignOn(card) {
+  let data;
+  try {
+    data = await get('/auth/providers', { quiet401: true });
+  } catch {
+    return; // no provider list: the password form alone
+  }
+  const oidc = data && data.oidc;
+  if (!oidc || typeof oidc.login_url !== 'string' || !oidc.login_url.startsWith('/api/v1/')) return;
+  card.appendChild(h('div', { class: 'actions sso' },
+    h('a', { id: 'login-sso', class: 'button', href: oidc.login_url }, `Sign in with ${oidc.display_name}`)));
 }

@@ -47,9 +47,10 @@ export function rawGet(port, urlPath, timeoutMs = 2000) {
  * Start the daemon. Resolves when /api/v1/healthz answers 200 (15 s bound).
  * @param {string} dir temp dir of the test file (data dir and logs go inside)
  */
-export async function startDaemon(dir, { adminPassword = `Adm-${randomString(20)}`, env = {}, nofile } = {}) {
+export async function startDaemon(dir, { adminPassword = `Adm-${randomString(20)}`, env = {}, nofile, port: wantPort } = {}) {
   assertBinary();
-  const port = await freePort('127.0.0.1');
+  // wantPort: a port the test picked (its configuration names it).
+  const port = wantPort ?? await freePort('127.0.0.1');
   const dataDir = path.join(dir, 'data');
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const logFile = path.join(dir, 'bastion.stderr.log');
