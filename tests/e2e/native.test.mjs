@@ -15,6 +15,7 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import nodeNet from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -154,7 +155,7 @@ describe('native client', () => {
   before(async () => {
     await h.up();
     const net = h.net;
-    main = await h.sshd({ name: 'main', port: 22, addrs: [net.addr(2)] });
+    main = await h.sshd({ name: 'main', port: 22, addrs: [net.addr(2)], extraConfig: ['Subsystem sftp internal-sftp'] });
     keyFile = h.keys.ed25519.file;
     kh = path.join(h.dir, 'known_hosts');
     // A directory the VM's user writes to (the "VM" shares our file system).
@@ -254,12 +255,10 @@ describe('native client', () => {
         assert.equal(res.status, 200);
         assert.equal(res.body, 'hello through the bastion\n');
       }
-      // Long-lived connections show up as sessions of kind tunnel.
+      // Connections held open show up as sessions of kind tunnel.
       const held = await Promise.all(Array.from({ length: 3 }, () => new Promise((resolve, reject) => {
-        const s = http.request({ host: '127.0.0.1', port: lport, method: 'GET', path: '/hello.txt', agent: new http.Agent({ keepAlive: true }) });
-        s.on('response', (res) => { res.resume(); resolve(s); });
+        const s = nodeNet.connect({ host: '127.0.0.1', port: lport }, () => resolve(s));
         s.on('error', reject);
-        s.end();
       })));
       const list = await waitFor(async () => {
         const r = await h.admin.get('/sessions');
@@ -309,7 +308,7 @@ describe('native client', () => {
     const s = await rawStream(`/groups/${G}/vms/vm-main/stream?port=0`, { token: adminToken });
     assert.equal(s.status, 400);
     assert.equal((await errorBody(s)).error.code, 'InvalidRequest');
-    const noWs = await h.admin.get(`/groups/${G}/vms/vm-main/stream`);
+    const noWs = await h.admin.get(`/groups/${G}/vms/vm-main/stream`, { bearer: adminToken, cookies: false });
     expectError(noWs, 400, 'InvalidRequest', { messageIncludes: 'bastion.stream.v1' });
     // the refusal is audited like a refused connect
     const audit = await h.admin.get('/audit?action=connect&result=PortNotAllowed');
