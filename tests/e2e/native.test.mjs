@@ -328,7 +328,7 @@ describe('native client', () => {
     assert.match(r.stderr, /the session ended: disconnected by admin|SessionEnded: disconnected by admin/, r.stderr);
     const audit = await waitFor(async () => {
       const a = await h.admin.get('/audit?action=session.end');
-      return (a.json.value || []).find((x) => (x.detail || '').includes(sess.id)) || null;
+      return (a.json.value || []).find((x) => JSON.stringify(x.detail || '').includes(sess.id)) || null;
     }, { timeoutMs: 10000, what: 'the end audited' });
     const d = typeof audit.detail === 'string' ? JSON.parse(audit.detail) : audit.detail;
     assert.equal(d.kind, 'tunnel');
