@@ -177,6 +177,12 @@ describe('native client', () => {
     expectCode(login, 0, 'login');
     adminToken = JSON.parse(fs.readFileSync(path.join(h.dir, 'xdg', 'bastion', 'config.json'), 'utf8')).token;
     h.secrets.add(adminToken, 'admin API token');
+    // python's server takes a moment to listen
+    await waitFor(async () => {
+      const s = await rawStream(`/groups/${G}/vms/vm-main/stream?port=${httpPort}`, { token: adminToken });
+      s.socket.destroy();
+      return s.status === 101;
+    }, { timeoutMs: 20000, intervalMs: 200, what: 'the VM\'s HTTP server listens' });
   }, { timeout: 180000 });
   after(async () => {
     for (const c of [...children]) { try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ } }
