@@ -26,6 +26,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "cli/cli.h"
 #include "cli/ws.h"
 
@@ -106,6 +108,8 @@ static void *conn_thread(void *arg)
 	}
 	cli_ws_free(w);
 	close(fd);
+	/* OpenSSL keeps error state per thread: freed here, not at exit. */
+	OPENSSL_thread_stop();
 	pthread_mutex_lock(&T.lock);
 	if (--T.active == 0)
 		pthread_cond_signal(&T.idle);
