@@ -85,11 +85,11 @@ function sha256(file) {
 // A stream opened by hand on a fresh TLS connection: resolves
 // {status, head, socket, rest, ms} (ms: from the request's first byte to
 // the answer's head, on an already-open TLS connection).
-function rawStream(pathAndQuery, { token, protocol = 'bastion.stream.v1' } = {}) {
+function rawStream(pathAndQuery, { token, protocol = 'bastion.stream.v1', hh = h } = {}) {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: h.daemon.port, rejectUnauthorized: false }, () => {
+    const socket = tls.connect({ host: '127.0.0.1', port: hh.daemon.port, rejectUnauthorized: false }, () => {
       const key = crypto.randomBytes(16).toString('base64');
-      const req = `GET /api/v1${pathAndQuery} HTTP/1.1\r\nHost: 127.0.0.1:${h.daemon.port}\r\n`
+      const req = `GET /api/v1${pathAndQuery} HTTP/1.1\r\nHost: 127.0.0.1:${hh.daemon.port}\r\n`
         + 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n'
         + `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Protocol: ${protocol}\r\n`
         + `Authorization: Bearer ${token}\r\n\r\n`;
@@ -130,6 +130,33 @@ function frame(payload, opcode = 2) {
   const body = Buffer.from(payload);
   for (let i = 0; i < body.length; i++) body[i] ^= mask[i % 4];
   return Buffer.concat([head, mask, body]);
+}
+
+// The server's frames on a stream (unmasked), until it closes: resolves
+// {texts: [parsed JSON], binary: bytes, closeCode}.
+function readFrames(s, timeoutMs = 20000) {
+  return new Promise((resolve, reject) => {
+    let buf = s.rest;
+    const out = { texts: [], binary: 0, closeCode: null };
+    const timer = setTimeout(() => reject(new Error(`no close within ${timeoutMs} ms: ${JSON.stringify(out)}`)), timeoutMs);
+    const parse = () => {
+      for (;;) {
+        if (buf.length < 2) return;
+        let len = buf[1] & 0x7f; let off = 2;
+        if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
+        if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+        if (buf.length < off + len) return;
+        const op = buf[0] & 0x0f; const body = buf.subarray(off, off + len);
+        buf = buf.subarray(off + len);
+        if (op === 1) out.texts.push(JSON.parse(body.toString('utf8')));
+        else if (op === 2) out.binary += body.length;
+        else if (op === 8) { out.closeCode = body.length >= 2 ? body.readUInt16BE(0) : 1005; clearTimeout(timer); s.socket.destroy(); resolve(out); return; }
+      }
+    };
+    s.socket.on('data', (d) => { buf = Buffer.concat([buf, d]); parse(); });
+    s.socket.on('close', () => { clearTimeout(timer); resolve(out); });
+    parse();
+  });
 }
 
 function rssKiB(pid) {
@@ -381,4 +408,61 @@ describe('native client', () => {
 
   h.test('no secret leaked', () => h.assertNoLeaks());
   h.testCleanExit();
+});
+
+// Tunnels under the session limits, with a daemon of their own.
+const h2 = fileHarness({
+  label: 'native-limits', block: 36, net: true,
+  daemonOpts: { env: { BASTION_IDLE_TIMEOUT: '3s', BASTION_IDLE_WARNING: '1s', BASTION_MAX_SESSIONS_PER_USER: '2' } },
+});
+
+describe('native client: tunnels under the session limits', () => {
+  let token;
+  before(async () => {
+    await h2.up();
+    const sshd = await h2.sshd({ name: 'lim', port: 22, addrs: [h2.net.addr(2)] });
+    await createTopology(h2.admin, { group: G, network: 'n1', prefix: h2.net.prefix, bastion: 'b1' });
+    await addVm(h2.admin, { group: G, name: 'vm-main', ip: h2.net.addr(2), port: sshd.port });
+    const t = await h2.admin.post('/tokens', {});
+    expectStatus(t, 201);
+    token = t.json.token;
+    h2.secrets.add(token, 'admin token');
+  }, { timeout: 120000 });
+  after(() => h2.down(), { timeout: 60000 });
+
+  h2.test('the idle timeout ends a silent tunnel: a warning, then closed with the reason', { timeout: 30000 }, async () => {
+    const s = await rawStream(`/groups/${G}/vms/vm-main/stream`, { token, hh: h2 });
+    assert.equal(s.status, 101, s.head);
+    const t0 = Date.now();
+    const f = await readFrames(s);
+    const ms = Date.now() - t0;
+    assert.ok(f.binary > 0, 'the VM\'s SSH banner came through');
+    const warning = f.texts.find((x) => x.type === 'warning');
+    assert.ok(warning && warning.closes_in_s >= 1, JSON.stringify(f.texts));
+    const closed = f.texts.find((x) => x.type === 'closed');
+    assert.match(closed.reason, /^idle timeout: no input for 3 s$/, JSON.stringify(f.texts));
+    assert.equal(f.closeCode, 1000);
+    assert.ok(ms >= 2500 && ms < 15000, `closed after ${ms} ms`);
+  });
+
+  h2.test('tunnels count in the per-user limit: the third at once -> 429 TooManySessions', { timeout: 30000 }, async () => {
+    const a = await rawStream(`/groups/${G}/vms/vm-main/stream`, { token, hh: h2 });
+    const b = await rawStream(`/groups/${G}/vms/vm-main/stream`, { token, hh: h2 });
+    assert.equal(a.status, 101);
+    assert.equal(b.status, 101);
+    const c = await rawStream(`/groups/${G}/vms/vm-main/stream`, { token, hh: h2 });
+    assert.equal(c.status, 429);
+    assert.equal((await errorBody(c)).error.code, 'TooManySessions');
+    a.socket.destroy();
+    b.socket.destroy();
+    // once they are gone, a new one opens
+    await waitFor(async () => {
+      const d = await rawStream(`/groups/${G}/vms/vm-main/stream`, { token, hh: h2 });
+      d.socket.destroy();
+      return d.status === 101;
+    }, { timeoutMs: 10000, what: 'a stream opens again' });
+  });
+
+  h2.test('no secret leaked', () => h2.assertNoLeaks());
+  h2.testCleanExit();
 });
