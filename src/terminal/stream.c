@@ -43,9 +43,12 @@ struct stream_tcp {
 	bool eof_to_vm; /* the client said it sends no more */
 	bool in_paused; /* the WebSocket is not read: writes are queued */
 	size_t queued;  /* bytes in uv_write requests not yet done */
-	/* Where the VM's bytes are read to: the frame header goes before them. */
-	uint8_t rbuf[SRV_WS_HEADROOM + STREAM_READ_MAX];
 };
+
+/* Where the VM's bytes are read to, the frame header before them: one per
+ * loop thread, not one per tunnel (16 KiB each, idle or not), since each
+ * read is framed and handed to TLS before the loop reads again. */
+static _Thread_local uint8_t loop_rbuf[SRV_WS_HEADROOM + STREAM_READ_MAX];
 
 struct stream_write {
 	uv_write_t req;
@@ -87,10 +90,8 @@ static void maybe_finished(struct sess *s)
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-	struct stream_tcp *t = h->data;
-
 	/* Each read goes out as one frame before the next read: one buffer. */
-	*buf = uv_buf_init((char *)t->rbuf + SRV_WS_HEADROOM, STREAM_READ_MAX);
+	*buf = uv_buf_init((char *)loop_rbuf + SRV_WS_HEADROOM, STREAM_READ_MAX);
 }
 
 static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf);
