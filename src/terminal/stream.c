@@ -69,6 +69,8 @@ void term_stream_kill(struct sess *s)
 	s->tcp = NULL;
 	if (!t)
 		return;
+	if (t->connected) /* counted in on_connect */
+		metrics_tunnels_add(-1);
 	t->s = NULL;
 	if (!uv_is_closing((uv_handle_t *)&t->h))
 		uv_close((uv_handle_t *)&t->h, tcp_closed);

@@ -313,6 +313,12 @@ describe('native client', () => {
     const r = await p.done;
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /tunnel closed/);
+    // every stream ended with the tunnel: none listed, the gauge back to 0
+    await waitFor(async () => {
+      const list = await h.admin.get('/sessions');
+      const m = await h.admin.get('/metrics');
+      return !(list.json.value || []).some((x) => x.kind === 'tunnel') && /^bastion_tunnels_active 0$/m.test(m.text);
+    }, { timeoutMs: 10000, what: 'no tunnel left after Ctrl-C' });
   });
 
   h.test('rows 3-6 answer as connect does: Reader on the VM but not its NIC -> the same 403', async () => {
