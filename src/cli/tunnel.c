@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,6 +33,9 @@
 #include "cli/ws.h"
 
 #define TUNNEL_MAX_CONNS 256
+/* The bastion closes a connection that sent no request within 30 s: the
+ * spare is replaced before that. */
+#define SPARE_MAX_AGE_S 20
 
 static const char tunnel_usage[] =
 	"usage: bastion tunnel VM --port P --local-port L [--bind ADDR] [--bastion ID]\n"
@@ -44,6 +48,7 @@ static struct {
 	pthread_cond_t idle;
 	size_t active;        /* (lock) connection threads running */
 	struct cli_ws *spare; /* (lock) */
+	time_t spare_at;      /* (lock) when it was made, CLOCK_MONOTONIC */
 	struct cli_ws_target target;
 	char path[CLI_PATH_MAX];
 	int stop_pipe[2];
@@ -78,6 +83,14 @@ static struct cli_ws *take_connection(void)
 	return w;
 }
 
+static time_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
 static void refill_spare(void)
 {
 	struct cli_ws *w = NULL;
@@ -91,10 +104,27 @@ static void refill_spare(void)
 	pthread_mutex_lock(&T.lock);
 	if (!T.spare) {
 		T.spare = w;
+		T.spare_at = mono_now();
 		w = NULL;
 	}
 	pthread_mutex_unlock(&T.lock);
 	cli_ws_free(w);
+}
+
+/* On the listening thread, between connections: a spare about to be
+ * closed by the bastion, or already closed, is replaced. */
+static void keep_spare_warm(void)
+{
+	struct cli_ws *old = NULL;
+
+	pthread_mutex_lock(&T.lock);
+	if (T.spare && (mono_now() - T.spare_at > SPARE_MAX_AGE_S || !cli_ws_fresh(T.spare))) {
+		old = T.spare;
+		T.spare = NULL;
+	}
+	pthread_mutex_unlock(&T.lock);
+	cli_ws_free(old);
+	refill_spare();
 }
 
 static void *conn_thread(void *arg)
@@ -179,6 +209,7 @@ int cli_cmd_tunnel(struct cli *c, int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	if ((r = cli_ws_dial(&T.target, &T.spare)) != CLI_OK)
 		goto out;
+	T.spare_at = mono_now();
 	lfd = listen_on(o.bind, o.local_port);
 	if (lfd < 0) {
 		r = CLI_EUSAGE;
@@ -195,13 +226,15 @@ int cli_cmd_tunnel(struct cli *c, int argc, char **argv)
 		pthread_t th;
 		int fd;
 
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		r = poll(p, 2, 5000);
+		if (r < 0 && errno != EINTR)
 			break;
+		if (r >= 0 && p[1].revents)
+			break;
+		if (r <= 0 || !p[0].revents) {
+			keep_spare_warm();
+			continue;
 		}
-		if (p[1].revents)
-			break;
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
