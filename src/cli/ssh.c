@@ -114,6 +114,9 @@ int cli_cmd_ssh(struct cli *c, int argc, char **argv)
 		return r;
 	if (o.local_port || o.bind)
 		return cli_usage_error(ssh_usage, "--local-port and --bind are tunnel's");
+	/* Not signed in: said here, not as a bare "Connection closed" from ssh. */
+	if ((r = cli_connect(c)) != CLI_OK)
+		return r;
 	/* The proxy is this very binary, wherever it was installed. */
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0 || (size_t)n >= sizeof(self) - 1)

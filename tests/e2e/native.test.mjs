@@ -225,6 +225,11 @@ describe('native client', () => {
     const known = fs.readFileSync(kh, 'utf8');
     assert.match(known, new RegExp(`^bastion/groups/${G}/vms/vm-main `, 'm'), known);
     assert.doesNotMatch(known, new RegExp(`^${h.net.addr(2).replace(/\./g, '\\.')}[ ,]`, 'm'));
+    // not signed in: said by bastion, before ssh runs
+    const none = await runCli(h, ['ssh', VM()], { xdg: 'xdg-none' });
+    expectCode(none, 3, 'ssh when not logged in');
+    assert.match(none.stderr, /not logged in/);
+    expectCode(await runCli(h, ['ssh', 'web1']), 2, 'ssh with no VM ID');
   });
 
   h.test('scp of 100 MiB through the bastion, both ways byte-exact (sha256)', { timeout: 300000 }, async () => {
