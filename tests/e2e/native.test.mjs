@@ -29,7 +29,7 @@ const h = fileHarness({ label: 'native', block: 30, net: true, keys: [{ id: 'ed2
 const G = 'e2e';
 const VM = () => ids.vm(G, 'vm-main');
 const BIG = 100 * 1024 * 1024;
-let main; let share; let httpPort; let kh; let keyFile;
+let main; let share; let httpPort; let deafPort; let kh; let keyFile;
 const children = new Set();
 
 function cliEnv() {
@@ -196,8 +196,18 @@ describe('native client', () => {
     trackPid(srv.pid);
     children.add(srv);
     srv.on('close', () => { untrackPid(srv.pid); children.delete(srv); });
+    // a server that accepts and never reads: the VM side of a slow writer
+    deafPort = net.mode === 'netns' ? 8001 : await freePort(net.addr(2));
+    const [dcmd, dargs] = net.wrap('python3', ['-c', 'import socket,time,sys\n'
+      + 's=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n'
+      + `s.bind(("${net.addr(2)}", ${deafPort})); s.listen(16); held=[]\n`
+      + 'while True:\n  c,_=s.accept(); held.append(c)\n']);
+    const deaf = spawn(dcmd, dargs, { stdio: 'ignore' });
+    trackPid(deaf.pid);
+    children.add(deaf);
+    deaf.on('close', () => { untrackPid(deaf.pid); children.delete(deaf); });
     await createTopology(h.admin, { group: G, network: 'n1', prefix: net.prefix, bastion: 'b1' });
-    await putOk(h.admin, ids.bastion(G, 'b1'), { networks: [ids.network(G, 'n1')], tunnel_ports: [httpPort] });
+    await putOk(h.admin, ids.bastion(G, 'b1'), { networks: [ids.network(G, 'n1')], tunnel_ports: [httpPort, deafPort] });
     await addVm(h.admin, { group: G, name: 'vm-main', ip: net.addr(2), port: main.port });
     const login = await runCli(h, ['login', `https://127.0.0.1:${h.daemon.port}`, '--username', 'admin', '--password-stdin',
       '--ca-file', path.join(h.daemon.dataDir, 'tls-cert.pem')], { input: `${h.daemon.adminPassword}\n` });
@@ -400,6 +410,24 @@ describe('native client', () => {
     s.socket.on('data', (d) => { got += d.length; });
     s.socket.resume();
     await waitFor(() => got > 8 * 1024 * 1024, { timeoutMs: 30000, what: 'the stream resumes' });
+    s.socket.destroy();
+  });
+
+  h.test('a VM that stops reading does not grow the bastion\'s memory either (the client is held back)', { timeout: 120000 }, async () => {
+    const pid = h.daemon.pid;
+    const s = await rawStream(`/groups/${G}/vms/vm-main/stream?port=${deafPort}`, { token: adminToken });
+    assert.equal(s.status, 101, s.head);
+    const before = rssKiB(pid);
+    const chunk = crypto.randomBytes(60000);
+    let sent = 0;
+    // Offer 64 MiB; node buffers what the socket does not take.
+    for (let i = 0; i < 1100; i++) { s.socket.write(frame(chunk)); sent += chunk.length; }
+    await sleep(6000);
+    const after2 = rssKiB(pid);
+    const grew = after2 - before;
+    process.stderr.write(`[native] deaf VM: RSS ${before} -> ${after2} KiB (+${grew} KiB with ${sent >> 20} MiB offered)\n`);
+    assert.ok(grew < 24 * 1024, `RSS grew by ${grew} KiB`);
+    assert.ok(s.socket.writableLength > 16 * 1024 * 1024, `the client was held back (${s.socket.writableLength} bytes still queued)`);
     s.socket.destroy();
   });
 
