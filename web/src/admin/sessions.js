@@ -46,6 +46,8 @@ export function renderSessions(root) {
       const rows = (data && data.value) || [];
       replace(holder, table('sessions-table', 'Active sessions', [
         ['User', (s) => s.user],
+        // A terminal (the portal's connect) or a tunnel (the native client, docs/native-client.md).
+        ['Kind', (s) => s.kind || 'terminal'],
         ['VM', (s) => h('span', { title: s.vm }, lastSegment(s.vm))],
         ['Bastion', (s) => h('span', { title: s.bastion }, lastSegment(s.bastion))],
         ['Target', (s) => h('code', null, s.target || '')],
