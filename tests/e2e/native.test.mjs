@@ -24,6 +24,7 @@ import { expectError, expectStatus, ids, putOk, createTopology, addVm, connect, 
 import { runCli, expectCode } from './lib/cli.mjs';
 import { BASTION_BIN } from './lib/daemon.mjs';
 import { waitFor, sleep, freePort, trackPid, untrackPid, isAlive } from './lib/util.mjs';
+import { launch, newContext, signIn } from './lib/browser.mjs';
 
 const h = fileHarness({ label: 'native', block: 30, net: true, keys: [{ id: 'ed25519', type: 'ed25519' }] });
 const G = 'e2e';
@@ -429,6 +430,34 @@ describe('native client', () => {
     assert.ok(grew < 24 * 1024, `RSS grew by ${grew} KiB`);
     assert.ok(s.socket.writableLength > 16 * 1024 * 1024, `the client was held back (${s.socket.writableLength} bytes still queued)`);
     s.socket.destroy();
+  });
+
+  h.test('the portal\'s Sessions page shows a tunnel as such, and its Disconnect ends it', { timeout: 120000 }, async () => {
+    const s = await rawStream(`/groups/${G}/vms/vm-main/stream?port=${httpPort}`, { token: adminToken });
+    assert.equal(s.status, 101, s.head);
+    const id = (await waitFor(async () => ((await h.admin.get('/sessions')).json.value || []).find((x) => x.kind === 'tunnel'),
+      { what: 'the tunnel listed' })).id;
+    const frames = readFrames(s, 60000);
+    const browser = await launch();
+    try {
+      const { context, rec } = await newContext(browser, h);
+      const page = await context.newPage();
+      await signIn(page, h, 'admin', h.daemon.adminPassword);
+      await page.goto(`${h.daemon.origin}/#/sessions`, { waitUntil: 'domcontentloaded' });
+      const btn = page.locator(`#sessions-table button[data-session="${id}"]`);
+      await btn.waitFor({ state: 'visible' });
+      const row = page.locator('#sessions-table tr', { has: page.locator(`button[data-session="${id}"]`) });
+      assert.match(await row.innerText(), /\btunnel\b/);
+      await btn.click();
+      await page.click('#confirm-ok');
+      const f = await frames;
+      const closed = f.texts.find((x) => x.type === 'closed');
+      assert.match(closed && closed.reason, /^disconnected by admin$/, JSON.stringify(f.texts));
+      assert.deepEqual(rec.errors, []);
+      assert.deepEqual(rec.csp, []);
+    } finally {
+      await browser.close();
+    }
   });
 
   h.test('stream open time over 50 opens on open TLS connections (printed, not asserted)', async () => {

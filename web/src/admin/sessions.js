@@ -46,13 +46,13 @@ export function renderSessions(root) {
       const rows = (data && data.value) || [];
       replace(holder, table('sessions-table', 'Active sessions', [
         ['User', (s) => s.user],
-        // A terminal (the portal's connect) or a tunnel (the native client, docs/native-client.md).
-        ['Kind', (s) => s.kind || 'terminal'],
         ['VM', (s) => h('span', { title: s.vm }, lastSegment(s.vm))],
         ['Bastion', (s) => h('span', { title: s.bastion }, lastSegment(s.bastion))],
         ['Target', (s) => h('code', null, s.target || '')],
         ['From', (s) => s.source || '—'],
-        ['Auth', (s) => s.auth_type || '—'],
+        // A tunnel (the native client, docs/native-client.md) signs in end to
+        // end: the bastion has no auth type to show, its kind says more.
+        ['Auth', (s) => (s.kind === 'tunnel' ? h('span', { title: 'native client: ssh, scp or a tunnel' }, 'tunnel') : s.auth_type || '—')],
         ['State', (s) => s.state],
         ['Started', (s) => when(s.started_at)],
         ['Duration', (s) => dur(s.duration_s)],
