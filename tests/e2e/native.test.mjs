@@ -430,13 +430,21 @@ describe('native client', () => {
     assert.ok(grew < 24 * 1024, `RSS grew by ${grew} KiB`);
     assert.ok(s.socket.writableLength > 16 * 1024 * 1024, `the client was held back (${s.socket.writableLength} bytes still queued)`);
     s.socket.destroy();
+    // While its input is paused the bastion does not read the client's
+    // socket, so it learns of the close only from the liveness pings (or
+    // the idle timeout): end the tunnel here rather than leave it to them.
+    const mine = ((await h.admin.get('/sessions')).json.value || [])
+      .filter((x) => x.kind === 'tunnel' && x.target.endsWith(`:${deafPort}`));
+    for (const x of mine) expectStatus(await h.admin.request('DELETE', `/sessions/${x.id}`), [204, 404]);
   });
 
   h.test('the portal\'s Sessions page shows a tunnel as such, and its Disconnect ends it', { timeout: 120000 }, async () => {
+    const listed = async () => ((await h.admin.get('/sessions')).json.value || []).filter((x) => x.kind === 'tunnel');
+    const before = new Set((await listed()).map((x) => x.id));
     const s = await rawStream(`/groups/${G}/vms/vm-main/stream?port=${httpPort}`, { token: adminToken });
     assert.equal(s.status, 101, s.head);
-    const id = (await waitFor(async () => ((await h.admin.get('/sessions')).json.value || []).find((x) => x.kind === 'tunnel'),
-      { what: 'the tunnel listed' })).id;
+    const id = (await waitFor(async () => (await listed()).find((x) => !before.has(x.id)),
+      { what: 'the new tunnel listed' })).id;
     const frames = readFrames(s, 60000);
     const browser = await launch();
     try {
