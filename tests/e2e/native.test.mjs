@@ -431,8 +431,8 @@ describe('native client', () => {
     assert.ok(s.socket.writableLength > 16 * 1024 * 1024, `the client was held back (${s.socket.writableLength} bytes still queued)`);
     s.socket.destroy();
     // While its input is paused the bastion does not read the client's
-    // socket, so it learns of the close only from the liveness pings (or
-    // the idle timeout): end the tunnel here rather than leave it to them.
+    // socket, so it learns of the close only once the VM reads again, or at
+    // the idle timeout: end the tunnel here rather than wait for either.
     const mine = ((await h.admin.get('/sessions')).json.value || [])
       .filter((x) => x.kind === 'tunnel' && x.target.endsWith(`:${deafPort}`));
     for (const x of mine) expectStatus(await h.admin.request('DELETE', `/sessions/${x.id}`), [204, 404]);
