@@ -141,6 +141,8 @@ void api_connect(struct api_call *c);
 void api_hostkeys_get(struct api_call *c);
 void api_hostkeys_delete(struct api_call *c);
 void api_terminal(struct api_call *c);
+/* The native client's TCP stream (stream.c). */
+void api_stream(struct api_call *c);
 void api_sessions_delete(struct api_call *c);
 void api_session_answers(struct api_call *c);
 

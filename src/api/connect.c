@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "api/connect.h"
 #include "api/validate.h"
 #include "authz/authz.h"
 #include "authz/dest.h"
@@ -474,66 +475,68 @@ static void audit_refusal(struct api_call *c, const char *vm_id, const struct co
 	free(detail);
 }
 
-void api_connect(struct api_call *c)
+/* Rows 3-6 and the destination policy, shared by connect and the native
+ * client's stream (stream.c): see connect.h. */
+int api_connect_target(struct api_call *c, const char *bastion_arg, struct connect_target *t)
 {
-	struct connect_req r = { 0 };
-	struct pick p = { .c = c }; /* r.bastion may point into it */
-	char vm_id[256] = "", net_id[256] = "";
+	struct pick p = { .c = c };
 	const char *nic_id, *ip;
-	json_t *vm = NULL, *nic = NULL, *net = NULL, *bastion = NULL, *auth;
-	struct vault_value *key = NULL;
+	json_t *nic = NULL, *net = NULL;
 	struct cidr_ip addr;
-	int rc;
+	char why[256];
+	int rc = -EACCES;
 
-	/* Row 2. */
-	if (parse_body(c, &r) < 0)
-		goto out;
 	/* Row 3: the VM. The role is checked before existence, so that only a
 	 * caller who may read the scope learns whether the VM is there. */
-	snprintf(vm_id, sizeof(vm_id), "/groups/%s/vms/%s", c->seg[1], c->seg[3]);
-	if (require_reader(c, vm_id) < 0)
+	snprintf(t->vm_id, sizeof(t->vm_id), "/groups/%s/vms/%s", c->seg[1], c->seg[3]);
+	if (require_reader(c, t->vm_id) < 0)
 		goto out;
 	if (!val_name(c->seg[1]) || !val_name(c->seg[3])) {
-		api_error(c->resp, 404, "ResourceNotFound", "VM %s was not found", vm_id);
+		api_error(c->resp, 404, "ResourceNotFound", "VM %s was not found", t->vm_id);
 		goto out;
 	}
-	if ((rc = store_res_get(c->ctx->store, vm_id, &vm)) < 0) {
-		api_store_error(c->resp, rc, vm_id);
+	if ((rc = store_res_get(c->ctx->store, t->vm_id, &t->vm)) < 0) {
+		api_store_error(c->resp, rc, t->vm_id);
 		goto out;
 	}
+	rc = -EACCES;
 	/* Row 4: its NIC. */
-	nic_id = json_string_value(json_object_get(vm, "nic"));
-	if (!nic_id || (rc = store_res_get(c->ctx->store, nic_id, &nic)) < 0) {
-		api_error(c->resp, 404, "ResourceNotFound", "the NIC of %s was not found", vm_id);
+	nic_id = json_string_value(json_object_get(t->vm, "nic"));
+	if (!nic_id || store_res_get(c->ctx->store, nic_id, &nic) < 0) {
+		api_error(c->resp, 404, "ResourceNotFound", "the NIC of %s was not found",
+			  t->vm_id);
 		goto out;
 	}
 	if (require_reader(c, nic_id) < 0)
 		goto out;
-	util_strlcpy(net_id, json_string_value(json_object_get(nic, "network")) ?: "",
-		     sizeof(net_id));
+	util_strlcpy(t->net_id, json_string_value(json_object_get(nic, "network")) ?: "",
+		     sizeof(t->net_id));
 	/* Row 5: the bastion, named or the only one serving the network. */
-	if (r.bastion) {
-		if (val_res_id(r.bastion, "bastions", NULL, NULL, NULL) < 0) {
+	if (bastion_arg) {
+		if (val_res_id(bastion_arg, "bastions", NULL, NULL, NULL) < 0) {
 			api_error(c->resp, 400, "InvalidRequest",
 				  "bastion: must be an ID like /groups/{g}/bastions/{name}");
 			goto out;
 		}
-		if (require_reader(c, r.bastion) < 0)
+		if (require_reader(c, bastion_arg) < 0)
 			goto out;
-		if ((rc = store_res_get(c->ctx->store, r.bastion, &bastion)) < 0) {
+		if ((rc = store_res_get(c->ctx->store, bastion_arg, &t->bastion)) < 0) {
 			if (rc == -ENOENT)
 				api_error(c->resp, 400, "InvalidRequest",
-					  "bastion: %s does not exist", r.bastion);
+					  "bastion: %s does not exist", bastion_arg);
 			else
-				api_store_error(c->resp, rc, r.bastion);
+				api_store_error(c->resp, rc, bastion_arg);
 			goto out;
 		}
+		rc = -EACCES;
+		util_strlcpy(t->bastion_id, bastion_arg, sizeof(t->bastion_id));
 	} else {
-		p.network = net_id;
+		p.network = t->net_id;
 		if ((rc = store_res_foreach_type(c->ctx->store, "bastions", pick_one, &p)) < 0) {
 			api_store_error(c->resp, rc, "bastions");
 			goto out;
 		}
+		rc = -EACCES;
 		/* docs/api.md "Connect": omitting it works only when exactly one fits. None
 		 * the caller may read, but some serve the network: name the
 		 * role and the bastion, as rows 3 and 4 do (the caller reads
@@ -541,42 +544,44 @@ void api_connect(struct api_call *c)
 		if (p.n == 0 && p.hidden == 1) {
 			api_error(c->resp, 403, "AuthorizationFailed",
 				  "Reader on %s is required (the bastion that serves network %s)",
-				  p.hidden1, net_id);
+				  p.hidden1, t->net_id);
 			goto out;
 		}
 		if (p.n == 0 && p.hidden > 1) {
 			api_error(c->resp, 403, "AuthorizationFailed",
 				  "Reader on one of the %d bastions that serve network %s is "
 				  "required (e.g. %s); then name it in bastion",
-				  p.hidden, net_id, p.hidden1);
+				  p.hidden, t->net_id, p.hidden1);
 			goto out;
 		}
 		if (p.n == 0) {
 			api_error(c->resp, 400, "InvalidRequest",
-				  "bastion: required; no bastion serves network %s", net_id);
+				  "bastion: required; no bastion serves network %s", t->net_id);
 			goto out;
 		}
 		if (p.n > 1) {
 			api_error(c->resp, 400, "InvalidRequest",
 				  "bastion: required; %d bastions serve network %s, name one", p.n,
-				  net_id);
+				  t->net_id);
 			goto out;
 		}
-		r.bastion = p.found;
-		if ((rc = store_res_get(c->ctx->store, r.bastion, &bastion)) < 0) {
-			api_store_error(c->resp, rc, r.bastion);
+		util_strlcpy(t->bastion_id, p.found, sizeof(t->bastion_id));
+		if ((rc = store_res_get(c->ctx->store, t->bastion_id, &t->bastion)) < 0) {
+			api_store_error(c->resp, rc, t->bastion_id);
 			goto out;
 		}
+		rc = -EACCES;
 	}
 	/* Row 6: the bastion serves the NIC's network, and the NIC's address
 	 * really lies in that network (checked again: never dial elsewhere). */
-	if (!bastion_serves(bastion, net_id)) {
+	if (!bastion_serves(t->bastion, t->net_id)) {
 		api_error(c->resp, 409, "NetworkNotServed", "%s does not serve network %s",
-			  r.bastion, net_id);
+			  t->bastion_id, t->net_id);
 		goto out;
 	}
 	ip = json_string_value(json_object_get(nic, "private_ip"));
-	if (!ip || cidr_ip_parse(ip, &addr) < 0 || store_res_get(c->ctx->store, net_id, &net) < 0) {
+	if (!ip || cidr_ip_parse(ip, &addr) < 0 ||
+	    store_res_get(c->ctx->store, t->net_id, &net) < 0) {
 		api_error(c->resp, 409, "NetworkNotServed", "the NIC %s has no usable address",
 			  nic_id);
 		goto out;
@@ -592,20 +597,48 @@ void api_connect(struct api_call *c)
 					    cidr_contains(&cidr, &addr));
 		if (!inside) {
 			api_error(c->resp, 409, "NetworkNotServed",
-				  "the address of %s is outside network %s", nic_id, net_id);
+				  "the address of %s is outside network %s", nic_id, t->net_id);
 			goto out;
 		}
 	}
 	/* Between rows 6 and 7: the operator's destination policy, on the
 	 * address that will be dialled (docs/security.md "Destination policy"), before any secret is read. */
-	{
-		char why[256];
-
-		if (authz_dest_check(&addr, why, sizeof(why)) < 0) {
-			api_error(c->resp, 403, "DestinationNotAllowed", "%s", why);
-			goto out;
-		}
+	if (authz_dest_check(&addr, why, sizeof(why)) < 0) {
+		api_error(c->resp, 403, "DestinationNotAllowed", "%s", why);
+		goto out;
 	}
+	cidr_ip_str(&addr, t->ip, sizeof(t->ip));
+	rc = 0;
+out:
+	json_decref(nic);
+	json_decref(net);
+	return rc;
+}
+
+void api_connect_target_done(struct connect_target *t)
+{
+	json_decref(t->vm);
+	json_decref(t->bastion);
+	t->vm = t->bastion = NULL;
+}
+
+void api_connect(struct api_call *c)
+{
+	struct connect_req r = { 0 };
+	struct connect_target t = { 0 };
+	json_t *auth;
+	struct vault_value *key = NULL;
+
+	/* Row 2. */
+	if (parse_body(c, &r) < 0)
+		goto out;
+	/* Rows 3-6 and the destination policy. */
+	if (api_connect_target(c, r.bastion, &t) < 0) {
+		if (t.bastion_id[0])
+			r.bastion = t.bastion_id;
+		goto out;
+	}
+	r.bastion = t.bastion_id;
 	/* Row 7: a key from the vault. */
 	if (r.vault) {
 		if (read_vault_key(c, &r, &key) < 0)
@@ -614,24 +647,16 @@ void api_connect(struct api_call *c)
 		r.private_key_len = key->len;
 	}
 	/* Row 8 and on: */
-	{
-		char canon[64];
-
-		cidr_ip_str(&addr, canon, sizeof(canon));
-		build_connect(c, &r, vm_id, r.bastion, vm, canon);
-	}
+	build_connect(c, &r, t.vm_id, t.bastion_id, t.vm, t.ip);
 out:
 	if (c->resp->status >= 400)
-		audit_refusal(c, vm_id, &r);
+		audit_refusal(c, t.vm_id, &r);
 	auth = json_object_get(c->body, "auth");
 	wipe_json_string(json_object_get(auth, "password"));
 	wipe_json_string(json_object_get(auth, "private_key"));
 	wipe_json_string(json_object_get(auth, "passphrase"));
 	vault_value_free(key);
-	json_decref(vm);
-	json_decref(nic);
-	json_decref(net);
-	json_decref(bastion);
+	api_connect_target_done(&t);
 }
 
 static void session_next(struct api_call *c, api_next_fn *next)

@@ -61,6 +61,9 @@ static const struct route routes[] = {
 	{ "GET", "groups/*/*/*", api_resources_get, R_AUTH },
 	{ "DELETE", "groups/*/*/*", api_resources_delete, R_AUTH },
 	{ "POST", "groups/*/vms/*/connect", api_connect, R_AUTH },
+	/* The native client: a TCP stream to a VM's port (stream.c). Before
+	 * groups/x/y/z's GET would not match anyway: it has 5 segments. */
+	{ "GET", "groups/*/vms/*/stream", api_stream, R_AUTH },
 	{ "GET", "groups/*/vms/*/host-keys", api_hostkeys_get, R_AUTH },
 	{ "DELETE", "groups/*/vms/*/host-keys", api_hostkeys_delete, R_AUTH },
 	{ "GET", "sessions/*/terminal", api_terminal, R_AUTH },

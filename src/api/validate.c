@@ -31,11 +31,12 @@
 
 #include "ssh/sshc.h"
 
-#define MAX_PREFIXES         64
-#define MAX_BASTION_NETWORKS 64
-#define MAX_HOST_KEYS        16
-#define MAX_HOST_KEY_LEN     8192
-#define MAX_STRING           1024 /* any other string property */
+#define MAX_PREFIXES             64
+#define MAX_BASTION_NETWORKS     64
+#define MAX_BASTION_TUNNEL_PORTS 64
+#define MAX_HOST_KEYS            16
+#define MAX_HOST_KEY_LEN         8192
+#define MAX_STRING               1024 /* any other string property */
 
 /* ---- names and types ---- */
 
@@ -84,7 +85,7 @@ static const char *const networks_props[] = { "address_prefixes", NULL };
 static const char *const nics_props[] = { "network", "private_ip", NULL };
 static const char *const vms_props[] = { "nic", "ssh_port", "host_keys", "ssh_legacy_algorithms",
 					 NULL };
-static const char *const bastions_props[] = { "networks", NULL };
+static const char *const bastions_props[] = { "networks", "tunnel_ports", NULL };
 static const char *const vaults_props[] = { "soft_delete_retention_days", NULL };
 
 static const struct res_type res_types[] = {
@@ -514,6 +515,49 @@ fail:
 	return -EINVAL;
 }
 
+/* The ports a native client may open streams to besides each VM's ssh_port
+ * (docs/native-client.md): distinct integers 1-65535, default []. */
+static int parse_tunnel_ports(const json_t *body, json_t *out, char *msg)
+{
+	const json_t *a = json_object_get(body, "tunnel_ports"), *v;
+	json_t *norm;
+	size_t i;
+
+	if (a && !json_is_null(a) &&
+	    (!json_is_array(a) || json_array_size(a) > MAX_BASTION_TUNNEL_PORTS)) {
+		msgf(msg, "tunnel_ports: must be an array of at most %d port numbers (1 to 65535)",
+		     MAX_BASTION_TUNNEL_PORTS);
+		return -EINVAL;
+	}
+	if (!(norm = json_array()))
+		return oom(msg);
+	json_array_foreach (a, i, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 65535) {
+			msgf(msg, "tunnel_ports[%zu]: must be an integer from 1 to 65535", i);
+			goto fail;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (json_integer_value(json_array_get(a, j)) == json_integer_value(v)) {
+				msgf(msg,
+				     "tunnel_ports[%zu]: %lld is already listed at tunnel_ports[%zu]",
+				     i, (long long)json_integer_value(v), j);
+				goto fail;
+			}
+		}
+		if (json_array_append_new(norm, json_integer(json_integer_value(v))) < 0) {
+			json_decref(norm);
+			return oom(msg);
+		}
+	}
+	if (json_object_set_new(out, "tunnel_ports", norm) < 0)
+		return oom(msg);
+	return 0;
+fail:
+	json_decref(norm);
+	return -EINVAL;
+}
+
 static int parse_bastions(const json_t *body, json_t *out, struct refs *refs, char *msg)
 {
 	const json_t *a = json_object_get(body, "networks"), *v;
@@ -552,7 +596,7 @@ static int parse_bastions(const json_t *body, json_t *out, struct refs *refs, ch
 	}
 	if (json_object_set_new(out, "networks", norm) < 0)
 		return oom(msg);
-	return 0;
+	return parse_tunnel_ports(body, out, msg);
 fail:
 	json_decref(norm);
 	return -EINVAL;

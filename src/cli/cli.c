@@ -3,6 +3,8 @@
  * jansson. Errors from the API print as "bastion: CODE: message" and map to
  * the exit codes of enum cli_exit. */
 #include "cli/cli.h"
+#include "cli/native.h"
+#include "cli/ws.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -339,6 +341,14 @@ int cli_set_login(struct cli *c, const char *url, const char *token, const char 
 	return cli_set_target(c, url, ca_file, insecure);
 }
 
+void cli_stream_target(const struct cli *c, struct cli_ws_target *t)
+{
+	t->url = c->url;
+	t->token = c->token;
+	t->ca_file = c->ca_file;
+	t->insecure = c->insecure;
+}
+
 int cli_set_header(struct cli *c, const char *name, const char *value)
 {
 	struct curl_slist *keep = NULL;
@@ -581,11 +591,20 @@ static const struct {
 	const char *name;
 	int (*fn)(struct cli *c, int argc, char **argv);
 } commands[] = {
-	{ "login", cli_cmd_login },     { "logout", cli_cmd_logout },
-	{ "user", cli_cmd_user },       { "role", cli_cmd_role },
-	{ "vault", cli_cmd_vault },     { "secret", cli_cmd_secret },
-	{ "session", cli_cmd_session }, { "audit", cli_cmd_audit },
-	{ "version", cli_cmd_version }, { "completion", cli_cmd_completion },
+	{ "login", cli_cmd_login },
+	{ "logout", cli_cmd_logout },
+	{ "user", cli_cmd_user },
+	{ "role", cli_cmd_role },
+	{ "vault", cli_cmd_vault },
+	{ "secret", cli_cmd_secret },
+	{ "session", cli_cmd_session },
+	{ "audit", cli_cmd_audit },
+	{ "version", cli_cmd_version },
+	{ "completion", cli_cmd_completion },
+	/* The native client (native.h). */
+	{ "proxy", cli_cmd_proxy },
+	{ "ssh", cli_cmd_ssh },
+	{ "tunnel", cli_cmd_tunnel },
 };
 
 int cli_main(int argc, char **argv)

@@ -226,6 +226,11 @@ enum cli_output cli_output(const struct cli *c);
  * or CLI_EUSAGE/CLI_ECONN. */
 int cli_connect(struct cli *c);
 
+/* Where the connected client points and its credentials, for the native
+ * client's own TLS connections (ws.h); valid while c lives. */
+struct cli_ws_target;
+void cli_stream_target(const struct cli *c, struct cli_ws_target *t);
+
 /* Points the client at url with the TLS options of a login (no token). */
 int cli_set_target(struct cli *c, const char *url, const char *ca_file, bool insecure);
 

@@ -40,7 +40,12 @@ static const struct cli_command table[] = {
 	{ "secret", "set list show versions delete recover",
 	  "--file --value-stdin --content-type --deleted --version --value --purge " COMMON_FLAGS,
 	  "a vault's secrets" },
-	{ "session", "list end", COMMON_FLAGS, "terminal sessions open now" },
+	{ "session", "list end", COMMON_FLAGS, "sessions open now (terminals and tunnels)" },
+	{ "proxy", "", "--bastion --port --help",
+	  "stdin and stdout joined to a TCP stream to a VM" },
+	{ "ssh", "", "--bastion --port --help", "the system's ssh to a VM through the bastion" },
+	{ "tunnel", "", "--port --local-port --bind --bastion --help",
+	  "a local port forwarded to a VM's port, many connections at once" },
 	{ "audit", "list export",
 	  "--principal --action --target --result --since --until --limit --follow --interval "
 	  "--data " COMMON_FLAGS,

@@ -17,6 +17,7 @@ static const char session_usage[] =
 
 static const struct cli_column session_cols[] = {
 	{ "ID", "id", false },
+	{ "KIND", "kind", false },
 	{ "USER", "user", false },
 	{ "VM", "vm", false },
 	{ "TARGET", "target", false },

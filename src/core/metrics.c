@@ -25,6 +25,7 @@ static const char *const connect_codes[] = {
 	"SshAuthenticationFailed",
 	"ShellFailed",
 	"TooManySessions",
+	"PortNotAllowed",
 	"ResourceNotFound",
 	"ServiceUnavailable",
 	"other",
@@ -52,6 +53,9 @@ static struct {
 	atomic_uint_fast64_t moved;
 	atomic_uint_fast64_t key_busy;
 	atomic_uint_fast64_t refused[3]; /* per_address, total, descriptors */
+	/* The native client's tunnels (terminal/stream.c). */
+	atomic_int_fast64_t tunnels;
+	atomic_uint_fast64_t tunnel_to_vm, tunnel_from_vm;
 } M;
 
 static const char *const refusal_reasons[] = { "per_address", "total", "descriptors" };
@@ -97,6 +101,19 @@ void metrics_bytes(uint64_t to_vm, uint64_t from_vm)
 		atomic_fetch_add_explicit(&M.to_vm, to_vm, memory_order_relaxed);
 	if (from_vm)
 		atomic_fetch_add_explicit(&M.from_vm, from_vm, memory_order_relaxed);
+}
+
+void metrics_tunnels_add(int delta)
+{
+	atomic_fetch_add_explicit(&M.tunnels, delta, memory_order_relaxed);
+}
+
+void metrics_tunnel_bytes(uint64_t to_vm, uint64_t from_vm)
+{
+	if (to_vm)
+		atomic_fetch_add_explicit(&M.tunnel_to_vm, to_vm, memory_order_relaxed);
+	if (from_vm)
+		atomic_fetch_add_explicit(&M.tunnel_from_vm, from_vm, memory_order_relaxed);
 }
 
 void metrics_loop_lag(unsigned loop, double lag_seconds)
@@ -199,7 +216,7 @@ int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loo
 	    "# TYPE bastion_build_info gauge\nbastion_build_info{version=\"%s\"} 1\n",
 	    BASTION_VERSION);
 	put(&o,
-	    "# HELP bastion_sessions_active Terminal sessions open now (shell open, attached or waiting).\n"
+	    "# HELP bastion_sessions_active Sessions open now: terminals (shell open, attached or waiting) and tunnels.\n"
 	    "# TYPE bastion_sessions_active gauge\nbastion_sessions_active %zu\n",
 	    active_sessions);
 	put(&o,
@@ -218,6 +235,16 @@ int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loo
 	    "bastion_session_bytes_total{direction=\"from_vm\"} %llu\n",
 	    (unsigned long long)atomic_load_explicit(&M.to_vm, memory_order_relaxed),
 	    (unsigned long long)atomic_load_explicit(&M.from_vm, memory_order_relaxed));
+	put(&o,
+	    "# HELP bastion_tunnels_active Native-client streams (tunnels) open now.\n"
+	    "# TYPE bastion_tunnels_active gauge\nbastion_tunnels_active %lld\n"
+	    "# HELP bastion_tunnel_bytes_total Bytes carried by tunnels, by direction.\n"
+	    "# TYPE bastion_tunnel_bytes_total counter\n"
+	    "bastion_tunnel_bytes_total{direction=\"to_vm\"} %llu\n"
+	    "bastion_tunnel_bytes_total{direction=\"from_vm\"} %llu\n",
+	    (long long)atomic_load_explicit(&M.tunnels, memory_order_relaxed),
+	    (unsigned long long)atomic_load_explicit(&M.tunnel_to_vm, memory_order_relaxed),
+	    (unsigned long long)atomic_load_explicit(&M.tunnel_from_vm, memory_order_relaxed));
 	put_histo(&o, "bastion_connect_latency_seconds",
 		  "Time from the start of the dial to the shell being open (or failing).",
 		  &M.latency, latency_bounds, N_LAT);

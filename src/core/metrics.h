@@ -19,6 +19,10 @@ void metrics_connect_result(const char *code);
 void metrics_connect_latency(double seconds);
 /* Terminal bytes relayed. */
 void metrics_bytes(uint64_t to_vm, uint64_t from_vm);
+/* The native client's tunnels: one opened (+1) or ended (-1); bytes
+ * carried. */
+void metrics_tunnels_add(int delta);
+void metrics_tunnel_bytes(uint64_t to_vm, uint64_t from_vm);
 /* Event loop `loop` (< METRICS_LOOPS_MAX) woke up lag_seconds later than
  * its timer asked for. */
 #define METRICS_LOOPS_MAX 64

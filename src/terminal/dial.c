@@ -217,9 +217,9 @@ static const struct sshc_callbacks ssh_cb = {
 /* The checks (docs/api.md) run rows 1-8 on the worker; the limits are checked here, before
  * anything is dialled. (lock) NULL when within them, else the message of
  * the 429. */
-static const char *over_limit(const struct term_connect *tc, char *msg, size_t size)
+const char *term_over_limit(int64_t user_id, char *msg, size_t size)
 {
-	int64_t mine = (int64_t)term_user_sessions(tc->user_id);
+	int64_t mine = (int64_t)term_user_sessions(user_id);
 
 	if ((int64_t)(term_g.count + term_g.dialing) >= term_g.lim.max_total) {
 		snprintf(msg, size,
@@ -270,7 +270,7 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 	} else {
 		/* The check and the count in one step: loops connect at once. */
 		pthread_mutex_lock(&term_g.lock);
-		if ((limit = over_limit(tc, msg, sizeof(msg))) != NULL) {
+		if ((limit = term_over_limit(tc->user_id, msg, sizeof(msg))) != NULL) {
 			status = 429;
 			code = "TooManySessions";
 		} else {
@@ -403,18 +403,20 @@ int term_sessions_json(const struct term_attach *ta, json_t **ret)
 			if (!may_manage(ta, s))
 				continue;
 			json_array_append_new(
-				arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s}",
-					       "id", s->id, "user", s->user, "vm", s->vm_id,
-					       "target", s->target, "source", s->source,
-					       "auth_type", s->auth_type, "bastion", s->bastion_id,
-					       "started_at", (json_int_t)s->started, "duration_s",
-					       (json_int_t)(now - s->started), "bytes_to_vm",
-					       (json_int_t)atomic_load_explicit(
-						       &s->to_vm, memory_order_relaxed),
-					       "bytes_from_vm",
-					       (json_int_t)atomic_load_explicit(
-						       &s->from_vm, memory_order_relaxed),
-					       "state", state_names[s->state]));
+				arr,
+				json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s}",
+					  "id", s->id, "kind", s->tunnel ? "tunnel" : "terminal",
+					  "user", s->user, "vm", s->vm_id, "target", s->target,
+					  "source", s->source, "auth_type", s->auth_type, "bastion",
+					  s->bastion_id, "started_at", (json_int_t)s->started,
+					  "duration_s", (json_int_t)(now - s->started),
+					  "bytes_to_vm",
+					  (json_int_t)atomic_load_explicit(&s->to_vm,
+									   memory_order_relaxed),
+					  "bytes_from_vm",
+					  (json_int_t)atomic_load_explicit(&s->from_vm,
+									   memory_order_relaxed),
+					  "state", state_names[s->state]));
 		}
 	}
 	pthread_mutex_unlock(&term_g.lock);

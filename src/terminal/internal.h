@@ -110,6 +110,10 @@ struct sess {
 	size_t pending_len;
 	struct term_connect *conn; /* while dialing: the request (host keys) */
 	bool challenged;           /* in the challenge table (challenge.h) */
+	/* A native client's tunnel (stream.c) instead of an SSH shell: its TCP
+	 * side lives in its own allocation, closed and freed on its own. */
+	bool tunnel;
+	struct stream_tcp *tcp;
 };
 
 /* The bastions live sessions went through, with how many each: read by
@@ -210,6 +214,13 @@ void sess_record(struct sess *s, const char *end_reason);
  * pool. */
 void term_record_host_key(const char *vm_id, const char *type, const char *b64);
 
+/* dial.c: (lock) NULL when a new session of user_id is within the limits,
+ * else the message of the 429. */
+const char *term_over_limit(int64_t user_id, char *msg, size_t size);
+
+/* stream.c: the tunnel's TCP side, let go when its session is killed */
+void term_stream_kill(struct sess *s);
+
 /* pump.c: data both ways, flow control, idle and duration timers */
 void term_pump_input(struct sess *s);
 extern const struct srv_ws_cb term_ws_cb;
@@ -218,4 +229,6 @@ extern const struct srv_ws_cb term_ws_cb;
 void term_ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud);
 void term_ssh_on_writable(struct sshc *c, void *ud);
 void sess_arm(struct sess *s);
+/* Input from the user: the idle clock starts again. */
+void sess_activity(struct sess *s);
 void sess_update_output(struct sess *s);

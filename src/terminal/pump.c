@@ -119,8 +119,9 @@ void sess_arm(struct sess *s)
 	uv_timer_start(&s->timer, on_limit_timer, next > now ? next - now : 0, 0);
 }
 
-/* Browser input: the idle clock starts again. */
-static void sess_activity(struct sess *s)
+/* Browser input (or a tunnel's bytes, either way): the idle clock starts
+ * again. */
+void sess_activity(struct sess *s)
 {
 	s->last_input_ms = uv_now(s->home->loop);
 	if (s->warned_idle) {

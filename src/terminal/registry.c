@@ -331,9 +331,10 @@ void sess_end_audit(struct sess *s, const char *reason)
 	snprintf(principal, sizeof(principal), "user:%s", s->user);
 	term_queue_audit(
 		principal, "session.end", s->vm_id, "ended",
-		json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "session", s->id, "reason", reason,
-			  "bastion", s->bastion_id, "duration_s",
-			  (json_int_t)(store_now() - s->started), "bytes_from_vm",
+		json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "session", s->id, "kind",
+			  s->tunnel ? "tunnel" : "terminal", "reason", reason, "bastion",
+			  s->bastion_id, "duration_s", (json_int_t)(store_now() - s->started),
+			  "bytes_from_vm",
 			  (json_int_t)atomic_load_explicit(&s->from_vm, memory_order_relaxed),
 			  "bytes_to_vm",
 			  (json_int_t)atomic_load_explicit(&s->to_vm, memory_order_relaxed)));
@@ -380,6 +381,8 @@ void sess_kill(struct sess *s, bool ssh_done)
 	if (s->ssh && !ssh_done)
 		sshc_close(s->ssh);
 	s->ssh = NULL;
+	if (s->tunnel)
+		term_stream_kill(s);
 	s->next_dead = l->dead;
 	l->dead = s;
 	if (!l->done)

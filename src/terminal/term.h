@@ -37,6 +37,23 @@ struct term_connect {
 /* Frees c, wiping its secrets. NULL is fine. */
 void term_connect_free(struct term_connect *c);
 
+/* The native client's stream (stream.c, docs/api.md "The native client's
+ * stream"): a request that passed rows 1-6 and the port check, built on a
+ * worker by api_stream; owned by term_stream_next from then on (free()). */
+#define TERM_STREAM_PROTOCOL        "bastion.stream.v1"
+#define TERM_STREAM_DIAL_TIMEOUT_MS 10000
+struct term_stream {
+	int64_t user_id;
+	uint64_t end_gen; /* term_end_generation() before the caller was authenticated */
+	char user[65];
+	char vm_id[256];
+	char bastion_id[256];
+	char source[64];
+	char ip[64]; /* the NIC's private IP: the only address dialled */
+	uint16_t port;
+	unsigned connect_timeout_ms;
+};
+
 /* Attach to, list or disconnect sessions: who asks, which session, and
  * (list, disconnect) the bastions of live sessions on which the caller is
  * Owner, computed on the worker (see term_bastions_in_use). */
@@ -116,6 +133,9 @@ void term_connect_next(struct srv_conn *c, bool client_gone, void *arg);
 void term_attach_next(struct srv_conn *c, bool client_gone, void *arg);
 void term_disconnect_next(struct srv_conn *c, bool client_gone, void *arg);
 void term_answers_next(struct srv_conn *c, bool client_gone, void *arg);
+/*   term_stream_next: a struct term_stream: the limits, the TCP dial
+ *     (504 VmUnreachable on failure), then 101 and the stream. */
+void term_stream_next(struct srv_conn *c, bool client_gone, void *arg);
 
 /* Any thread (a worker): the sessions of every loop that ta's caller may
  * see (their own, or through a bastion in ta->owned), as the JSON array of

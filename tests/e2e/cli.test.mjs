@@ -530,7 +530,7 @@ describe('cli', () => {
     r = await cli(['session', 'list']);
     expectCode(r, 0, 'session list');
     assert.deepEqual(tableRows(r.stdout)[0],
-      ['ID', 'USER', 'VM', 'TARGET', 'SOURCE', 'STATE', 'STARTED_AT', 'DURATION_S', 'BYTES_TO_VM', 'BYTES_FROM_VM']);
+      ['ID', 'KIND', 'USER', 'VM', 'TARGET', 'SOURCE', 'STATE', 'STARTED_AT', 'DURATION_S', 'BYTES_TO_VM', 'BYTES_FROM_VM']);
     r = await cli(['session', 'end', 'no-such-session-0000']);
     expectCode(r, 4, 'session end of nothing');
     expectCode(await cli(['session', 'end']), 2, 'session end without ID');

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/native.h"
 #include "core/config.h"
 
 /* Renders through fn into a string (caller frees). */
@@ -554,6 +555,127 @@ static void times_are_utc_text_in_tables(void **state)
 	json_decref(obj);
 }
 
+/* The native client: a VM ID is /groups/{g}/vms/{name} and nothing else. */
+static void native_vm_ids(void **state)
+{
+	char g[65], name[65];
+
+	(void)state;
+	assert_int_equal(cli_vm_split("/groups/g-1/vms/web.1_a", g, name), 0);
+	assert_string_equal(g, "g-1");
+	assert_string_equal(name, "web.1_a");
+	static const char *const bad[] = {
+		"",
+		"groups/g/vms/a",
+		"/groups/g/nics/a",
+		"/groups//vms/a",
+		"/groups/g/vms/",
+		"/groups/g/vms/a/b",
+		"/groups/g/vms/a b",
+		"/groups/g/vms/a'b",
+		"/groups/g/vms/a%b",
+		"/groups/g/vms/"
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", /* 65 */
+		NULL,
+	};
+	for (const char *const *b = bad; *b; b++)
+		assert_int_equal(cli_vm_split(*b, g, name), -EINVAL);
+	assert_int_equal(cli_vm_split(NULL, g, name), -EINVAL);
+}
+
+static void native_stream_path(void **state)
+{
+	struct cli_native_opts o = { .vm = "/groups/g/vms/web1" };
+	char out[512];
+
+	(void)state;
+	assert_int_equal(cli_stream_path(&o, out, sizeof(out)), 0);
+	assert_string_equal(out, "/groups/g/vms/web1/stream");
+	o.port = 5432;
+	assert_int_equal(cli_stream_path(&o, out, sizeof(out)), 0);
+	assert_string_equal(out, "/groups/g/vms/web1/stream?port=5432");
+	/* The bastion's ID is a query value: its slashes are encoded, and
+	 * nothing in it can add a parameter. */
+	o.bastion = "/groups/g/bastions/b1&port=1";
+	assert_int_equal(cli_stream_path(&o, out, sizeof(out)), 0);
+	assert_string_equal(out, "/groups/g/vms/web1/stream?port=5432&bastion=%2Fgroups%2Fg%2F"
+				 "bastions%2Fb1%26port%3D1");
+	o.port = 0;
+	assert_int_equal(cli_stream_path(&o, out, sizeof(out)), 0);
+	assert_string_equal(out, "/groups/g/vms/web1/stream?bastion=%2Fgroups%2Fg%2Fbastions%2Fb1%"
+				 "26port%3D1");
+	assert_int_equal(cli_stream_path(&o, out, 20), -E2BIG);
+	o.vm = "/groups/g/vms/../x";
+	assert_int_equal(cli_stream_path(&o, out, sizeof(out)), -EINVAL);
+}
+
+/* Two VMs with the same private IP never share a known_hosts entry: the
+ * alias is the ID, and different IDs give different aliases. */
+static void native_ssh_alias(void **state)
+{
+	char a[160], b[160];
+
+	(void)state;
+	assert_int_equal(cli_ssh_alias("/groups/g/vms/web1", a, sizeof(a)), 0);
+	assert_string_equal(a, "bastion/groups/g/vms/web1");
+	assert_int_equal(cli_ssh_alias("/groups/g2/vms/web1", b, sizeof(b)), 0);
+	assert_string_not_equal(a, b);
+	assert_int_equal(cli_ssh_alias("/groups/g/vms/web1", a, 10), -E2BIG);
+	assert_int_equal(cli_ssh_alias("10.0.0.4", a, sizeof(a)), -EINVAL);
+}
+
+/* ProxyCommand goes through sh and through ssh's %-expansion. */
+static void native_ssh_quote(void **state)
+{
+	char out[64];
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(cli_ssh_quote("/opt/my bin/bastion", out, sizeof(out), &n), 0);
+	assert_string_equal(out, "'/opt/my bin/bastion'");
+	n = 0;
+	assert_int_equal(cli_ssh_quote("it's 100%", out, sizeof(out), &n), 0);
+	assert_string_equal(out, "'it'\\''s 100%%'");
+	n = 0;
+	assert_int_equal(cli_ssh_quote("$(reboot)`x`", out, sizeof(out), &n), 0);
+	assert_string_equal(out, "'$(reboot)`x`'");
+	n = 0;
+	assert_int_equal(cli_ssh_quote("0123456789", out, 8, &n), -E2BIG);
+}
+
+static void native_ssh_argv(void **state)
+{
+	struct cli_native_opts o = { .vm = "/groups/g/vms/web1" };
+	char *extra[] = { "-l", "azureuser", "-L", "8080:localhost:80", "uptime", NULL };
+	char **v;
+
+	(void)state;
+	assert_int_equal(cli_ssh_argv("/usr/bin/bastion", &o, extra, 5, &v), 0);
+	assert_string_equal(v[0], "ssh");
+	assert_string_equal(v[1], "-o");
+	assert_string_equal(v[2], "ProxyCommand='/usr/bin/bastion' proxy '/groups/g/vms/web1'");
+	assert_string_equal(v[3], "-o");
+	assert_string_equal(v[4], "HostKeyAlias=bastion/groups/g/vms/web1");
+	assert_string_equal(v[5], "web1");
+	/* SSH-ARGS follow the destination, in order, untouched. */
+	for (int i = 0; i < 5; i++)
+		assert_ptr_equal(v[6 + i], extra[i]);
+	assert_null(v[11]);
+	cli_ssh_argv_free(v);
+
+	o.bastion = "/groups/g/bastions/b1";
+	o.port = 2222;
+	assert_int_equal(cli_ssh_argv("bastion", &o, NULL, 0, &v), 0);
+	assert_string_equal(v[2], "ProxyCommand='bastion' proxy '/groups/g/vms/web1' --bastion "
+				  "'/groups/g/bastions/b1' --port 2222");
+	assert_string_equal(v[5], "web1");
+	assert_null(v[6]);
+	cli_ssh_argv_free(v);
+
+	o.vm = "web1";
+	assert_int_equal(cli_ssh_argv("bastion", &o, NULL, 0, &v), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -574,6 +696,11 @@ int main(void)
 		cmocka_unit_test(read_line_from_a_pipe),
 		cmocka_unit_test(completion_offers_every_command),
 		cmocka_unit_test(times_are_utc_text_in_tables),
+		cmocka_unit_test(native_vm_ids),
+		cmocka_unit_test(native_stream_path),
+		cmocka_unit_test(native_ssh_alias),
+		cmocka_unit_test(native_ssh_quote),
+		cmocka_unit_test(native_ssh_argv),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

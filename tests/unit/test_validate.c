@@ -600,7 +600,8 @@ static void test_props_bastions(void **state)
 	(void)state;
 	out = props_ok("bastions",
 		       "{\"networks\":[\"/groups/g/networks/a\",\"/groups/h/networks/b\"]}", &refs);
-	assert_json(out, "{\"networks\":[\"/groups/g/networks/a\",\"/groups/h/networks/b\"]}");
+	assert_json(out, "{\"networks\":[\"/groups/g/networks/a\",\"/groups/h/networks/b\"],"
+			 "\"tunnel_ports\":[]}");
 	assert_string_equal(refs[0], "/groups/g/networks/a");
 	assert_string_equal(refs[1], "/groups/h/networks/b");
 	assert_null(refs[2]);
@@ -614,6 +615,23 @@ static void test_props_bastions(void **state)
 		  "networks[0]: must be the ID of a network", NULL);
 	props_bad("bastions", "{\"networks\":[\"/groups/g/networks/a\",\"/groups/g/networks/a\"]}",
 		  "networks[1]: /groups/g/networks/a is already listed at networks[0]", NULL);
+	/* tunnel_ports: distinct ports 1-65535, [] by default. */
+	out = props_ok("bastions",
+		       "{\"networks\":[\"/groups/g/networks/a\"],\"tunnel_ports\":[5432,80]}",
+		       NULL);
+	assert_json(out, "{\"networks\":[\"/groups/g/networks/a\"],\"tunnel_ports\":[5432,80]}");
+	json_decref(out);
+	props_bad("bastions", "{\"networks\":[\"/groups/g/networks/a\"],\"tunnel_ports\":80}",
+		  "tunnel_ports: must be an array", NULL);
+	props_bad("bastions", "{\"networks\":[\"/groups/g/networks/a\"],\"tunnel_ports\":[0]}",
+		  "tunnel_ports[0]: must be an integer from 1 to 65535", NULL);
+	props_bad("bastions",
+		  "{\"networks\":[\"/groups/g/networks/a\"],\"tunnel_ports\":[22,65536]}",
+		  "tunnel_ports[1]: must be an integer from 1 to 65535", NULL);
+	props_bad("bastions", "{\"networks\":[\"/groups/g/networks/a\"],\"tunnel_ports\":[\"80\"]}",
+		  "tunnel_ports[0]: must be an integer", NULL);
+	props_bad("bastions", "{\"networks\":[\"/groups/g/networks/a\"],\"tunnel_ports\":[80,80]}",
+		  "tunnel_ports[1]: 80 is already listed at tunnel_ports[0]", NULL);
 	/* IDs are case-sensitive: these are two networks. */
 	json_decref(props_ok("bastions",
 			     "{\"networks\":[\"/groups/g/networks/a\",\"/groups/g/networks/A\"]}",

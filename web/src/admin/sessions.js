@@ -50,7 +50,9 @@ export function renderSessions(root) {
         ['Bastion', (s) => h('span', { title: s.bastion }, lastSegment(s.bastion))],
         ['Target', (s) => h('code', null, s.target || '')],
         ['From', (s) => s.source || '—'],
-        ['Auth', (s) => s.auth_type || '—'],
+        // A tunnel (the native client, docs/native-client.md) signs in end to
+        // end: the bastion has no auth type to show, its kind says more.
+        ['Auth', (s) => (s.kind === 'tunnel' ? h('span', { title: 'native client: ssh, scp or a tunnel' }, 'tunnel') : s.auth_type || '—')],
         ['State', (s) => s.state],
         ['Started', (s) => when(s.started_at)],
         ['Duration', (s) => dur(s.duration_s)],

@@ -1,0 +1,192 @@
+#!/bin/bash
+# The native client, measured (issue 16): scp through `bastion proxy`
+# against scp straight to the VM, the bastion's CPU per GiB carried, the
+# time to open a stream (p50/p99), and the bastion's memory per idle tunnel.
+#
+#   bench/native.sh BASTION_BIN OUT_DIR
+#
+# A namespace "vm" on 198.18.${BENCH_NATIVE_NET:-201}.0/24 holds a stock
+# sshd (.2:22) and a TCP server that accepts and holds connections
+# (.2:7000, in the bastion's tunnel_ports). Results: OUT_DIR/native.jsonl
+# and a summary on standard output. Knobs: BENCH_NATIVE_MIB (1024: the
+# file scp carries), BENCH_NATIVE_ROUNDS (3), BENCH_NATIVE_OPENS (200),
+# BENCH_NATIVE_IDLE (500 idle tunnels), BENCH_NATIVE_PORT (18543).
+# Needs root; every PID started here, the namespace and the veth pair are
+# removed on exit.
+set -u
+BIN=$(readlink -f "${1:-build/bastion}")
+OUT=${2:-build/bench/native}
+HERE=$(cd "$(dirname "$0")" && pwd)
+MIB=${BENCH_NATIVE_MIB:-1024}
+ROUNDS=${BENCH_NATIVE_ROUNDS:-3}
+OPENS=${BENCH_NATIVE_OPENS:-200}
+IDLE=${BENCH_NATIVE_IDLE:-500}
+PORT=${BENCH_NATIVE_PORT:-18543}
+NETX=${BENCH_NATIVE_NET:-201}
+NS="bstnative-$$"
+HIF="bnh$$"
+NIF="bnn$$"
+VM="198.18.$NETX.2"
+USER_VM=bastionbench
+PIDS=()
+
+[ "$(id -u)" -eq 0 ] || { echo "bench: needs root (a namespace, a user, sshd)" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "bench: no bastion binary at $BIN" >&2; exit 1; }
+mkdir -p "$OUT"
+OUT=$(readlink -f "$OUT")
+TMP="$OUT/tmp"
+rm -rf "$TMP"
+mkdir -p "$TMP"
+chmod 755 "$TMP"
+RES="$OUT/native.jsonl"
+: > "$RES"
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	sleep 0.3
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	ip link del "$HIF" 2>/dev/null
+	ip netns pids "$NS" 2>/dev/null | while read -r p; do kill -9 "$p" 2>/dev/null; done
+	ip netns del "$NS" 2>/dev/null
+	rm -f "$TMP/payload"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+log() { echo "bench: $*" >&2; }
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+ip netns add "$NS" || exit 1
+ip link add "$HIF" type veth peer name "$NIF" || exit 1
+ip link set "$NIF" netns "$NS"
+ip addr add "198.18.$NETX.1/24" dev "$HIF"
+ip link set "$HIF" up
+ip -n "$NS" link set lo up
+ip -n "$NS" addr add "$VM/24" dev "$NIF"
+ip -n "$NS" link set "$NIF" up
+mkdir -p /run/sshd
+id -u "$USER_VM" >/dev/null 2>&1 || useradd -m -s /bin/bash "$USER_VM"
+usermod -p '*' "$USER_VM"
+ssh-keygen -q -t ed25519 -N '' -C bench -f "$TMP/id_ed25519"
+ssh-keygen -q -t ed25519 -N '' -C bench-host -f "$TMP/host_ed25519"
+cp "$TMP/id_ed25519.pub" "$TMP/authorized_keys"
+chmod 644 "$TMP/authorized_keys"
+cat > "$TMP/sshd_config" <<CFG
+ListenAddress $VM:22
+HostKey $TMP/host_ed25519
+PidFile $TMP/sshd.pid
+AuthorizedKeysFile $TMP/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+AllowUsers $USER_VM
+UseDNS no
+Subsystem sftp internal-sftp
+CFG
+ip netns exec "$NS" /usr/sbin/sshd -D -e -f "$TMP/sshd_config" 2> "$TMP/sshd.log" &
+PIDS+=($!)
+# Accepts and holds connections, reading and dropping what comes.
+ip netns exec "$NS" python3 -c "
+import asyncio
+async def h(r, w):
+    while await r.read(65536): pass
+    w.close()
+async def main():
+    s = await asyncio.start_server(h, '$VM', 7000, backlog=4096)
+    await s.serve_forever()
+asyncio.run(main())" 2> "$TMP/hold.log" &
+PIDS+=($!)
+for _ in $(seq 50); do
+	ip netns exec "$NS" ss -ltn | grep -q "$VM:7000" && ip netns exec "$NS" ss -ltn | grep -q "$VM:22" && break
+	sleep 0.1
+done
+
+ADMIN_PW="Bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+BASTION_ADMIN_PASSWORD="$ADMIN_PW" BASTION_MAX_SESSIONS=20000 BASTION_MAX_SESSIONS_PER_USER=20000 \
+	BASTION_CONNECTIONS_PER_ADDRESS=0 BASTION_ALLOWED_DESTINATIONS=198.18.0.0/15 \
+	"$BIN" serve --listen "127.0.0.1:$PORT" --data "$TMP/data" >> "$TMP/bastion.log" 2>&1 &
+BPID=$!
+PIDS+=($BPID)
+for _ in $(seq 300); do
+	curl -ksf "https://127.0.0.1:$PORT/api/v1/healthz" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+URL="https://127.0.0.1:$PORT/api/v1"
+JAR="$TMP/cookies"
+CSRF=$(curl -ksf -c "$JAR" -H 'Content-Type: application/json' \
+	-d "{\"username\":\"admin\",\"password\":\"$ADMIN_PW\"}" "$URL/auth/login" |
+	sed -n 's/.*"csrf_token":"\([^"]*\)".*/\1/p')
+TOKEN=$(curl -ksf -b "$JAR" -X POST -H 'Content-Type: application/json' -H "X-CSRF-Token: $CSRF" \
+	-d '{}' "$URL/tokens" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+[ -n "$TOKEN" ] || { log "could not get an API token; see $TMP/bastion.log"; exit 1; }
+put() {
+	curl -ksf -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+		-d "$2" "$URL$1" >/dev/null || { log "PUT $1 failed"; exit 1; }
+}
+put /groups/bench '{}'
+put /groups/bench/networks/n1 "{\"address_prefixes\":[\"198.18.$NETX.0/24\"]}"
+put /groups/bench/bastions/b1 '{"networks":["/groups/bench/networks/n1"],"tunnel_ports":[7000]}'
+put /groups/bench/nics/vm1-nic "{\"network\":\"/groups/bench/networks/n1\",\"private_ip\":\"$VM\"}"
+put /groups/bench/vms/vm1 '{"nic":"/groups/bench/nics/vm1-nic","ssh_port":22}'
+
+export BASTION_URL="https://127.0.0.1:$PORT" BASTION_TOKEN="$TOKEN" BASTION_INSECURE=1
+SSHO=(-F /dev/null -i "$TMP/id_ed25519" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+	-o LogLevel=ERROR -o BatchMode=yes)
+PROXY=(-o "ProxyCommand=$BIN proxy /groups/bench/vms/vm1" -o HostKeyAlias=bastion/groups/bench/vms/vm1)
+head -c "$((MIB * 1024 * 1024))" /dev/urandom > "$TMP/payload"
+
+cpu_ticks() { awk '{print $14+$15}' "/proc/$BPID/stat"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$BPID/status"; }
+now() { date +%s.%N; }
+HZ=$(getconf CLK_TCK)
+
+for r in $(seq "$ROUNDS"); do
+	t0=$(now)
+	scp -q "${SSHO[@]}" "$TMP/payload" "$USER_VM@$VM:bench.bin" || { log "direct scp failed"; exit 1; }
+	t1=$(now)
+	c0=$(cpu_ticks)
+	t2=$(now)
+	scp -q "${SSHO[@]}" "${PROXY[@]}" "$TMP/payload" "$USER_VM@vm1:bench.bin" || { log "scp through bastion failed"; exit 1; }
+	t3=$(now)
+	c1=$(cpu_ticks)
+	awk -v r="$r" -v mib="$MIB" -v d0="$t0" -v d1="$t1" -v b0="$t2" -v b1="$t3" -v c="$((c1 - c0))" -v hz="$HZ" 'BEGIN {
+		direct = mib / (d1 - d0); via = mib / (b1 - b0);
+		printf "{\"label\":\"scp\",\"round\":%d,\"mib\":%d,\"direct_mib_s\":%.1f,\"bastion_mib_s\":%.1f,\"ratio\":%.3f,\"bastion_cpu_s_per_gib\":%.3f}\n",
+			r, mib, direct, via, via / direct, (c / hz) / (mib / 1024) }' >> "$RES"
+	tail -1 "$RES"
+done
+
+# The stream alone, without SSH: the file through `bastion proxy` to a
+# server that reads and drops it.
+for r in $(seq "$ROUNDS"); do
+	c0=$(cpu_ticks)
+	t0=$(now)
+	"$BIN" proxy /groups/bench/vms/vm1 --port 7000 < "$TMP/payload" > /dev/null || { log "proxy failed"; exit 1; }
+	t1=$(now)
+	c1=$(cpu_ticks)
+	awk -v r="$r" -v mib="$MIB" -v a="$t0" -v b="$t1" -v c="$((c1 - c0))" -v hz="$HZ" 'BEGIN {
+		printf "{\"label\":\"proxy_raw\",\"round\":%d,\"mib\":%d,\"mib_s\":%.1f,\"bastion_cpu_s_per_gib\":%.3f}\n",
+			r, mib, mib / (b - a), (c / hz) / (mib / 1024) }' >> "$RES"
+	tail -1 "$RES"
+done
+
+OPEN=$(python3 "$HERE/native_streams.py" opens "$PORT" "$TOKEN" "/groups/bench/vms/vm1/stream?port=7000" "$OPENS") ||
+	{ log "stream opens failed"; exit 1; }
+echo "{\"label\":\"stream_open\",${OPEN#\{}" >> "$RES"
+tail -1 "$RES"
+
+rss0=$(rss_kib)
+coproc HOLD { python3 "$HERE/native_streams.py" hold "$PORT" "$TOKEN" "/groups/bench/vms/vm1/stream?port=7000" "$IDLE"; }
+PIDS+=($HOLD_PID)
+read -r -t 120 ready <&"${HOLD[0]}"
+[ "${ready:-}" = ready ] || { log "holding $IDLE tunnels failed"; exit 1; }
+sleep 1
+rss1=$(rss_kib)
+exec {HOLD[1]}>&-
+wait "$HOLD_PID" 2>/dev/null
+awk -v n="$IDLE" -v a="$rss0" -v b="$rss1" 'BEGIN {
+	printf "{\"label\":\"idle_tunnels\",\"n\":%d,\"rss_before_kib\":%d,\"rss_after_kib\":%d,\"kib_per_tunnel\":%.2f}\n", n, a, b, (b - a) / n }' >> "$RES"
+tail -1 "$RES"
+log "results in $RES"

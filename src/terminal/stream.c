@@ -1,0 +1,460 @@
+/* The native client's tunnel: a session whose far side is a plain TCP
+ * connection to a VM's port instead of an SSH shell (docs/api.md "The
+ * native client's stream"). It owns the dial (non-blocking, on the loop,
+ * within the connect's dial timeout), the pump between the WebSocket and
+ * the TCP socket, and half-close and reset passed on. Everything else — the
+ * registry, the limits, GET and DELETE /sessions, the idle and duration
+ * timers, the audit and store records — is the terminal's, shared through
+ * struct sess with tunnel set.
+ *
+ * Back-pressure, both ways, as the terminal's pump does it:
+ *   VM → client: when the bytes queued towards the client pass the
+ *     server's high watermark (srv_ws_send_binary answers > 0), the TCP
+ *     socket is no longer read; on_drain reads again. The VM's kernel
+ *     window fills and it stops sending.
+ *   client → VM: bytes the socket did not take at once wait in uv_write
+ *     requests; past STREAM_HIGH_WATER the WebSocket is no longer read,
+ *     below STREAM_LOW_WATER it is read again.
+ * So a reader that stops reading costs at most those marks, never more.
+ *
+ * The TCP side (struct stream_tcp) is its own allocation: libuv may call
+ * its connect and write callbacks after the session died (cancelled), so
+ * it outlives the session until its handle is closed, and finds
+ * tcp->s == NULL then. */
+#include "terminal/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STREAM_READ_MAX   (16 * 1024) /* one TLS record's worth per frame */
+#define STREAM_HIGH_WATER (256 * 1024)
+#define STREAM_LOW_WATER  (64 * 1024)
+
+struct stream_tcp {
+	uv_tcp_t h;
+	uv_connect_t creq;
+	uv_shutdown_t sreq;
+	struct sess *s; /* NULL once the session let go */
+	bool connected; /* the dial succeeded */
+	bool reading;   /* uv_read_start is in force */
+	bool eof_from_vm;
+	bool eof_to_vm; /* the client said it sends no more */
+	bool in_paused; /* the WebSocket is not read: writes are queued */
+	size_t queued;  /* bytes in uv_write requests not yet done */
+};
+
+/* Where the VM's bytes are read to, the frame header before them: one per
+ * loop thread, not one per tunnel (16 KiB each, idle or not), since each
+ * read is framed and handed to TLS before the loop reads again. */
+static _Thread_local uint8_t loop_rbuf[SRV_WS_HEADROOM + STREAM_READ_MAX];
+
+struct stream_write {
+	uv_write_t req;
+	struct stream_tcp *t;
+	size_t len;
+	uint8_t data[];
+};
+
+static void tcp_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+void term_stream_kill(struct sess *s)
+{
+	struct stream_tcp *t = s->tcp;
+
+	s->tcp = NULL;
+	if (!t)
+		return;
+	if (t->connected) /* counted in on_connect */
+		metrics_tunnels_add(-1);
+	t->s = NULL;
+	if (!uv_is_closing((uv_handle_t *)&t->h))
+		uv_close((uv_handle_t *)&t->h, tcp_closed);
+}
+
+static void send_control(struct sess *s, const char *type)
+{
+	term_send_control(s, json_pack("{s:s}", "type", type));
+}
+
+/* Both directions are shut: the stream has nothing left to carry. */
+static void maybe_finished(struct sess *s)
+{
+	if (s->tcp && s->tcp->eof_from_vm && s->tcp->eof_to_vm && s->tcp->queued == 0)
+		sess_end(s, "the connection ended (both sides closed it)");
+}
+
+/* ---------- VM → client ---------- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	/* Each read goes out as one frame before the next read: one buffer. */
+	*buf = uv_buf_init((char *)loop_rbuf + SRV_WS_HEADROOM, STREAM_READ_MAX);
+}
+
+static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf);
+
+static void read_start(struct stream_tcp *t)
+{
+	if (!t->reading && !t->eof_from_vm &&
+	    uv_read_start((uv_stream_t *)&t->h, on_alloc, on_read) == 0)
+		t->reading = true;
+}
+
+static void read_stop(struct stream_tcp *t)
+{
+	if (t->reading)
+		uv_read_stop((uv_stream_t *)&t->h);
+	t->reading = false;
+}
+
+static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
+{
+	struct stream_tcp *t = h->data;
+	struct sess *s = t->s;
+	char reason[160];
+	int r;
+
+	if (!s || n == 0)
+		return;
+	if (n == UV_EOF) {
+		/* The VM shut its side: the client hears it, and may still send. */
+		read_stop(t);
+		t->eof_from_vm = true;
+		send_control(s, "eof");
+		maybe_finished(s);
+		return;
+	}
+	if (n < 0) {
+		snprintf(reason, sizeof(reason), "the connection to the VM failed: %s",
+			 n == UV_ECONNRESET ? "reset by the VM" : uv_strerror((int)n));
+		sess_end(s, reason);
+		return;
+	}
+	if (!s->ws)
+		return;
+	atomic_store_explicit(&s->from_vm,
+			      atomic_load_explicit(&s->from_vm, memory_order_relaxed) + (uint64_t)n,
+			      memory_order_relaxed);
+	metrics_tunnel_bytes(0, (uint64_t)n);
+	sess_activity(s);
+	r = srv_ws_send_binary(s->ws, (uint8_t *)buf->base, (size_t)n);
+	if (r > 0) {
+		/* Over the high watermark: the VM waits until the client drains. */
+		s->out_paused = true;
+		read_stop(t);
+	}
+}
+
+static void ws_on_drain(void *ud)
+{
+	struct sess *s = ud;
+
+	if (s->out_paused && s->tcp) {
+		s->out_paused = false;
+		read_start(s->tcp);
+	}
+}
+
+/* ---------- client → VM ---------- */
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct stream_write *w = req->data;
+	struct stream_tcp *t = w->t;
+	struct sess *s = t->s;
+	char reason[160];
+
+	t->queued -= w->len;
+	free(w);
+	if (!s)
+		return;
+	if (status < 0) {
+		snprintf(reason, sizeof(reason), "the connection to the VM failed: %s",
+			 uv_strerror(status));
+		sess_end(s, reason);
+		return;
+	}
+	if (t->in_paused && t->queued < STREAM_LOW_WATER && s->ws) {
+		t->in_paused = false;
+		srv_ws_pause_input(s->ws, false);
+	}
+	maybe_finished(s);
+}
+
+static void ws_on_binary(void *ud, const uint8_t *buf, size_t len)
+{
+	struct sess *s = ud;
+	struct stream_tcp *t = s->tcp;
+	struct stream_write *w;
+	uv_buf_t b;
+	int n = 0;
+
+	if (s->state != SESS_ATTACHED || !t || len == 0)
+		return;
+	if (t->eof_to_vm) {
+		sess_end(s, "the client sent data after its eof");
+		return;
+	}
+	sess_activity(s);
+	atomic_store_explicit(&s->to_vm,
+			      atomic_load_explicit(&s->to_vm, memory_order_relaxed) + len,
+			      memory_order_relaxed);
+	metrics_tunnel_bytes(len, 0);
+	if (t->queued == 0) {
+		b = uv_buf_init((char *)buf, (unsigned)len);
+		n = uv_try_write((uv_stream_t *)&t->h, &b, 1);
+		if (n == UV_EAGAIN || n == UV_ENOSYS)
+			n = 0;
+		if (n < 0) {
+			char reason[160];
+
+			snprintf(reason, sizeof(reason), "the connection to the VM failed: %s",
+				 uv_strerror(n));
+			sess_end(s, reason);
+			return;
+		}
+		if ((size_t)n == len)
+			return;
+	}
+	/* The socket is full: the rest waits in a write request. */
+	w = malloc(sizeof(*w) + len - (size_t)n);
+	if (!w) {
+		sess_end(s, "out of memory");
+		return;
+	}
+	w->t = t;
+	w->len = len - (size_t)n;
+	w->req.data = w;
+	memcpy(w->data, buf + n, w->len);
+	b = uv_buf_init((char *)w->data, (unsigned)w->len);
+	if (uv_write(&w->req, (uv_stream_t *)&t->h, &b, 1, on_write) < 0) {
+		free(w);
+		sess_end(s, "the connection to the VM failed");
+		return;
+	}
+	t->queued += w->len;
+	if (t->queued > STREAM_HIGH_WATER && !t->in_paused && s->ws) {
+		t->in_paused = true;
+		srv_ws_pause_input(s->ws, true);
+	}
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct stream_tcp *t = req->data;
+
+	if (t->s)
+		maybe_finished(t->s);
+}
+
+static void ws_on_text(void *ud, const char *buf, size_t len)
+{
+	struct sess *s = ud;
+	json_t *msg = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
+	const char *type = json_string_value(json_object_get(msg, "type"));
+	struct stream_tcp *t = s->tcp;
+
+	if (type && strcmp(type, "eof") == 0 && t) {
+		/* Half-close: the VM reads its end of file once every byte
+		 * before it was written (uv_shutdown waits for the writes). */
+		if (!t->eof_to_vm) {
+			t->eof_to_vm = true;
+			t->sreq.data = t;
+			if (uv_shutdown(&t->sreq, (uv_stream_t *)&t->h, on_shutdown) < 0)
+				maybe_finished(s);
+		}
+	} else if (type && strcmp(type, "ping") == 0) {
+		json_t *id = json_object_get(msg, "id");
+
+		term_send_control(s, json_pack("{s:s,s:O?}", "type", "pong", "id", id));
+	} else {
+		term_send_control(s, json_pack("{s:s,s:s}", "type", "error", "message",
+					       "unknown control message: a stream knows eof and "
+					       "ping"));
+	}
+	json_decref(msg);
+}
+
+static void ws_on_close(void *ud, const char *why)
+{
+	struct sess *s = ud;
+
+	if (!s->ws)
+		return; /* we closed it ourselves */
+	s->ws = NULL;
+	sess_end_audit(s, "the client disconnected");
+	sess_kill(s, false);
+}
+
+static const struct srv_ws_cb stream_ws_cb = {
+	.on_binary = ws_on_binary,
+	.on_text = ws_on_text,
+	.on_drain = ws_on_drain,
+	.on_close = ws_on_close,
+};
+
+/* ---------- the dial ---------- */
+
+static void dial_failed(struct sess *s, const char *msg)
+{
+	metrics_connect_latency((double)(uv_hrtime() - s->dial_start_ns) / 1e9);
+	term_connect_audit(s, "VmUnreachable", msg);
+	if (s->http)
+		term_respond_error(s->http, 504, "VmUnreachable", msg);
+	s->http = NULL;
+	sess_kill(s, false);
+}
+
+static void on_dial_timeout(uv_timer_t *timer)
+{
+	struct sess *s = timer->data;
+	char msg[200];
+
+	if (s->state != SESS_DIALING)
+		return;
+	snprintf(msg, sizeof(msg), "no answer from %s within %d s", s->target,
+		 TERM_STREAM_DIAL_TIMEOUT_MS / 1000);
+	dial_failed(s, msg);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct stream_tcp *t = req->data;
+	struct sess *s = t->s;
+	struct srv_conn *http;
+	char msg[200];
+
+	if (!s || s->state != SESS_DIALING)
+		return; /* timed out or ended meanwhile */
+	uv_timer_stop(&s->timer);
+	if (status < 0) {
+		snprintf(msg, sizeof(msg), "cannot reach %s: %s", s->target, uv_strerror(status));
+		dial_failed(s, msg);
+		return;
+	}
+	metrics_connect_latency((double)(uv_hrtime() - s->dial_start_ns) / 1e9);
+	t->connected = true;
+	uv_tcp_nodelay(&t->h, 1);
+	http = s->http;
+	s->http = NULL;
+	pthread_mutex_lock(&term_g.lock);
+	term_g.dialing--;
+	s->started = store_now();
+	sess_set_state_locked(s, SESS_ATTACHED);
+	term_registry_add(s);
+	pthread_mutex_unlock(&term_g.lock);
+	metrics_tunnels_add(1);
+	if (srv_ws_accept(http, TERM_STREAM_PROTOCOL, &stream_ws_cb, s) < 0) {
+		/* The client left during the dial. */
+		term_connect_audit(s, "Created", NULL);
+		sess_record(s, NULL);
+		sess_end_audit(s, "the client disconnected");
+		sess_kill(s, false);
+		return;
+	}
+	s->ws = http;
+	s->started_ms = s->last_input_ms = uv_now(s->home->loop);
+	term_connect_audit(s, "Created", NULL);
+	sess_record(s, NULL);
+	sess_arm(s);
+	read_start(t);
+}
+
+static void start_stream(struct srv_conn *http, struct term_stream *ts)
+{
+	struct term_loop *l = term_here();
+	struct sess *s = calloc(1, sizeof(*s));
+	struct stream_tcp *t = calloc(1, sizeof(*t));
+	struct sockaddr_storage ss;
+	char msg[160];
+	const char *limit = NULL, *code = NULL;
+	int status = 0, r;
+
+	if (!s || !t) {
+		free(s);
+		free(t);
+		free(ts);
+		term_respond_error(http, 503, "ServiceUnavailable", "out of memory");
+		return;
+	}
+	s->home = l;
+	s->state = SESS_DIALING;
+	s->tunnel = true;
+	s->user_id = ts->user_id;
+	util_strlcpy(s->user, ts->user, sizeof(s->user));
+	util_strlcpy(s->vm_id, ts->vm_id, sizeof(s->vm_id));
+	util_strlcpy(s->bastion_id, ts->bastion_id, sizeof(s->bastion_id));
+	util_strlcpy(s->auth_type, "none", sizeof(s->auth_type));
+	util_strlcpy(s->source, ts->source, sizeof(s->source));
+	snprintf(s->target, sizeof(s->target), strchr(ts->ip, ':') ? "[%s]:%u" : "%s:%u", ts->ip,
+		 ts->port);
+	if (strchr(ts->ip, ':'))
+		r = uv_ip6_addr(ts->ip, ts->port, (struct sockaddr_in6 *)&ss);
+	else
+		r = uv_ip4_addr(ts->ip, ts->port, (struct sockaddr_in *)&ss);
+	if (r < 0) {
+		status = 504;
+		code = "VmUnreachable";
+		limit = "the NIC's address cannot be dialled";
+	} else if ((limit = term_ended_since(l, ts->user_id, ts->end_gen)) != NULL) {
+		status = 401;
+		code = "Unauthenticated";
+	} else if (l->shutting_down) {
+		status = 503;
+		code = "ServiceUnavailable";
+		limit = "the bastion is shutting down";
+	} else {
+		pthread_mutex_lock(&term_g.lock);
+		if ((limit = term_over_limit(ts->user_id, msg, sizeof(msg))) != NULL) {
+			status = 429;
+			code = "TooManySessions";
+		} else {
+			term_g.dialing++;
+			term_user_count(s);
+			term_in_use_add(s);
+		}
+		pthread_mutex_unlock(&term_g.lock);
+	}
+	free(ts);
+	if (code) {
+		term_connect_audit(s, code, limit);
+		term_respond_error(http, status, code, limit);
+		free(s);
+		free(t);
+		return;
+	}
+	s->http = http;
+	util_random_token(s->id, sizeof(s->id), 18);
+	uv_timer_init(l->loop, &s->timer);
+	s->timer.data = s;
+	s->timer_inited = true;
+	s->dial_start_ns = uv_hrtime();
+	term_mine_add(s);
+	uv_tcp_init(l->loop, &t->h);
+	t->h.data = t;
+	t->creq.data = t;
+	t->s = s;
+	s->tcp = t;
+	r = uv_tcp_connect(&t->creq, &t->h, (const struct sockaddr *)&ss, on_connect);
+	if (r < 0) {
+		snprintf(msg, sizeof(msg), "cannot reach %s: %s", s->target, uv_strerror(r));
+		dial_failed(s, msg);
+		return;
+	}
+	uv_timer_start(&s->timer, on_dial_timeout, TERM_STREAM_DIAL_TIMEOUT_MS, 0);
+}
+
+void term_stream_next(struct srv_conn *c, bool client_gone, void *arg)
+{
+	if (client_gone) {
+		free(arg);
+		srv_release(c);
+		return;
+	}
+	start_stream(c, arg);
+}
