@@ -29,6 +29,7 @@
 #include "authz/dest.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"
@@ -374,6 +375,44 @@ static int ensure_dir(const char *dir)
 	return 0;
 }
 
+/* The generated first password never reaches a log (journald keeps logs
+ * for months, and ships them): on a terminal it is shown once on stderr;
+ * otherwise (a service) it goes into DATA/initial-admin-password, mode
+ * 0600, created exclusively, and the log says only where. */
+static int tell_admin_password(const char *data_dir, const char *pw)
+{
+	char path[4096], text[128];
+	int r, n;
+
+	if (isatty(STDERR_FILENO)) {
+		fprintf(stderr,
+			"bastion: created the account 'admin' with password: %s\n"
+			"bastion: this password is shown once; change it after signing in.\n",
+			pw);
+		return 0;
+	}
+	n = snprintf(text, sizeof(text), "%s\n", pw);
+	if (snprintf(path, sizeof(path), "%s/" SERVE_ADMIN_PASSWORD_FILE, data_dir) >=
+		    (int)sizeof(path) ||
+	    n < 0 || n >= (int)sizeof(text)) {
+		r = -ENAMETOOLONG;
+	} else {
+		/* Replaced, not appended to: a file left by an earlier first
+		 * run (of a data directory since emptied) is not this password. */
+		r = file_write_atomic(path, text, (size_t)n, 0600, 0);
+	}
+	sodium_memzero(text, sizeof(text));
+	if (r < 0) {
+		fprintf(stderr, "bastion: cannot write the first password to %s: %s\n", path,
+			err_str(r));
+		return r;
+	}
+	log_info("created the account 'admin'; its generated password is in %s (mode 0600):"
+		 " sign in, change it, then delete the file",
+		 path);
+	return 0;
+}
+
 int serve_run(const struct cfg *loaded, const char *config_file, const struct cfg_arg *args,
 	      size_t nargs, const char *master_key_file)
 {
@@ -449,11 +488,13 @@ int serve_run(const struct cfg *loaded, const char *config_file, const struct cf
 		return 1;
 	}
 	if (generated) {
-		printf("bastion: created the account 'admin' with password: %s\n"
-		       "bastion: this password is shown once; change it after signing in.\n",
-		       generated);
-		fflush(stdout);
+		r = tell_admin_password(cfg.data_dir, generated);
 		util_free_secret(generated);
+		if (r < 0) {
+			vault_free(vault);
+			store_free(store);
+			return 1;
+		}
 	}
 	api.store = store;
 	cfg.on_request = api_on_request;

@@ -114,6 +114,9 @@ void api_auth_login(struct api_call *c);
 void api_auth_logout(struct api_call *c);
 void api_auth_session(struct api_call *c);
 void api_tokens_create(struct api_call *c);
+/* api/tokens.c (issue 19) */
+void api_tokens_list(struct api_call *c);
+void api_tokens_delete(struct api_call *c);
 void api_users_put(struct api_call *c);
 void api_users_get(struct api_call *c);
 void api_users_list(struct api_call *c);

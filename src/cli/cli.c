@@ -586,6 +586,7 @@ static const struct {
 	{ "vault", cli_cmd_vault },     { "secret", cli_cmd_secret },
 	{ "session", cli_cmd_session }, { "audit", cli_cmd_audit },
 	{ "version", cli_cmd_version }, { "completion", cli_cmd_completion },
+	{ "token", cli_cmd_token },
 };
 
 int cli_main(int argc, char **argv)

@@ -284,6 +284,8 @@ int cli_audit_export_main(int argc, char **argv);
 /* `bastion version` and `bastion completion` (misc.c). */
 int cli_cmd_version(struct cli *c, int argc, char **argv);
 int cli_cmd_completion(struct cli *c, int argc, char **argv);
+/* `bastion token list|create|revoke` (token.c). */
+int cli_cmd_token(struct cli *c, int argc, char **argv);
 
 /* For resource.c: is argv[0] one of its families? */
 bool cli_is_resource_cmd(const char *name);

@@ -37,6 +37,8 @@ static const char logout_usage[] =
 	"  Revokes the stored API token on the bastion, then deletes the stored token\n"
 	"  and URL (the config file written by login).\n";
 
+static bool revoke_stored_token(struct cli *c, const char *path);
+
 /* A token name the API accepts: "bastion-cli@HOST", printable, bounded. */
 static void token_name(char *out, size_t size)
 {
@@ -83,7 +85,7 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 	char *password = NULL, *ca_abs = NULL;
 	json_t *body = NULL, *answer = NULL;
 	const json_t *v;
-	bool from_stdin = false, insecure = false, help = false;
+	bool from_stdin = false, insecure = false, help = false, replaced = false;
 	int opt, r;
 
 	optind = 0;
@@ -205,6 +207,9 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 	/* The token is what stays; end the password session right away. The
 	 * answer does not matter: the session expires by itself anyway. */
 	cli_call_quiet404(c, "POST", "/auth/logout", NULL, NULL);
+	/* The token this login replaces would otherwise stay valid, unseen,
+	 * until it expires: revoked with itself before the file is replaced. */
+	replaced = revoke_stored_token(c, cfg_path);
 	if ((r = cli_config_save(cfg_path, &cfg)) < 0) {
 		fprintf(stderr, "bastion: cannot write %s: %s\n", cfg_path, err_str(r));
 		r = CLI_EUSAGE;
@@ -212,6 +217,8 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 	}
 	printf("Logged in to %s as %s; the API token is stored in %s%s%s%s\n", url, username,
 	       cfg_path, expiry[0] ? " (it expires " : "", expiry, expiry[0] ? ")" : "");
+	if (replaced)
+		printf("Revoked the API token this login replaces\n");
 	r = CLI_OK;
 out:
 	json_decref(body);

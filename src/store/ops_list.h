@@ -209,4 +209,18 @@
 	X(audit_query,                                                                             \
 	  (struct store * s, const struct store_audit_filter *f,                                   \
 	   int (*fn)(const struct store_audit_rec *r, void *ud), void *ud),                        \
-	  (s, f, fn, ud))
+	  (s, f, fn, ud))                                                                          \
+	/* API token lifecycle (issue 19): sqlite_tokens.c, pg_tokens.c */                         \
+	X(token_insert, (struct store * s, const uint8_t hash[32], const struct store_token *t),   \
+	  (s, hash, t))                                                                            \
+	X(token_lookup, (struct store * s, const uint8_t hash[32], struct store_token *ret),       \
+	  (s, hash, ret))                                                                          \
+	X(token_touch, (struct store * s, const char *id, int64_t now, int64_t min_gap),           \
+	  (s, id, now, min_gap))                                                                   \
+	X(token_foreach,                                                                           \
+	  (struct store * s, int64_t user_id, int64_t now,                                         \
+	   int (*fn)(const struct store_token *t, void *ud), void *ud),                            \
+	  (s, user_id, now, fn, ud))                                                               \
+	X(token_revoke,                                                                            \
+	  (struct store * s, const char *id, int64_t user_id, struct store_token *ret),            \
+	  (s, id, user_id, ret))

@@ -228,6 +228,14 @@ static const char *const migrations[] = {
 	"  END$$;"
 	"CREATE TRIGGER vault_policies_user_gone AFTER DELETE ON users"
 	"  FOR EACH ROW EXECUTE FUNCTION vault_policies_user_gone();",
+	/* API tokens get a lifecycle (issue 19, store/pg_tokens.c): as the
+	 * SQLite backend's migration of the same name. */
+	"ALTER TABLE api_tokens ADD COLUMN public_id TEXT COLLATE \"C\";"
+	"ALTER TABLE api_tokens ADD COLUMN scope TEXT COLLATE \"C\" NOT NULL DEFAULT 'all';"
+	"ALTER TABLE api_tokens ADD COLUMN last_used_at BIGINT;"
+	"UPDATE api_tokens SET public_id ="
+	"  substr(md5(random()::text || encode(token_hash, 'hex')), 1, 16);"
+	"CREATE UNIQUE INDEX api_tokens_public_id ON api_tokens(public_id);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -213,6 +213,15 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (vault_id, principal));"
 	"CREATE TRIGGER deleted_vault_policies_user_gone AFTER DELETE ON users"
 	"  BEGIN DELETE FROM deleted_vault_policies WHERE principal = 'user:' || OLD.name; END;",
+	/* API tokens get a lifecycle (issue 19, store/sqlite_tokens.c): a
+	 * public id to list and revoke them by (random, never derived from
+	 * the secret), a scope, the time of last use. Tokens of before get an
+	 * id of their own and keep the scope they had ("all"). */
+	"ALTER TABLE api_tokens ADD COLUMN public_id TEXT;"
+	"ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'all';"
+	"ALTER TABLE api_tokens ADD COLUMN last_used_at INTEGER;"
+	"UPDATE api_tokens SET public_id = lower(hex(randomblob(8)));"
+	"CREATE UNIQUE INDEX api_tokens_public_id ON api_tokens(public_id);",
 };
 
 int store_rc(int rc)
