@@ -13,6 +13,7 @@ import { fileHarness } from './lib/harness.mjs';
 import { startDaemon } from './lib/daemon.mjs';
 import { Client, expectError, expectStatus } from './lib/api.mjs';
 import { runCli, expectCode, tableRows } from './lib/cli.mjs';
+import { launch, newContext, signIn } from './lib/browser.mjs';
 
 const h = fileHarness({ label: 'tokens' });
 
@@ -139,6 +140,35 @@ describe('tokens', () => {
     assert.ok(created.some((a) => a.target === `token:${bobs.id}` && a.principal === 'user:bob-tok'));
     const all = JSON.stringify([created, revoked]) + h.daemon.log();
     for (const t of [bobs.token, admins.token]) assert.ok(!all.includes(t), 'a secret in the audit trail or the log');
+  });
+
+  h.test('the account page lists your tokens (no secret) and revokes one', { timeout: 120000 }, async () => {
+    const u = await h.newUser('pat-tok');
+    const keep = await newToken(u.c, { name: 'keep-me' }, 'pat keep');
+    const drop = await newToken(u.c, { name: 'drop-me', scope: 'metrics' }, 'pat drop');
+    const browser = await launch();
+    try {
+      const { context, rec } = await newContext(browser, h);
+      const p = await context.newPage();
+      await signIn(p, h, u.name, u.pw);
+      await p.click('#user-name');
+      const row = p.locator('#tokens-table tr', { hasText: drop.id });
+      await row.waitFor();
+      assert.match(await row.innerText(), /drop-me[\s\S]*metrics/);
+      assert.ok(await p.locator('#tokens-table tr', { hasText: keep.id }).count() === 1, 'the other token is listed');
+      const html = await p.content();
+      assert.ok(!html.includes(drop.token) && !html.includes(keep.token), 'a secret on the page');
+      await p.click(`button[data-token="${drop.id}"]`);
+      await p.click('#confirm-ok');
+      await p.locator('#tokens-msg', { hasText: 'Revoked the API token' }).waitFor();
+      await p.locator('#tokens-table tr', { hasText: drop.id }).waitFor({ state: 'detached' });
+      assert.equal(await p.locator('#tokens-table tr', { hasText: keep.id }).count(), 1);
+      assert.deepEqual([rec.errors, rec.csp, rec.foreign], [[], [], []]);
+    } finally {
+      await browser.close();
+    }
+    expectError(await bearer(drop.token, 'dropped').get('/metrics'), 401, 'Unauthenticated');
+    expectStatus(await bearer(keep.token, 'kept').get('/groups'), 200, 'the other token still works');
   });
 
   h.test('bastion token create --scope metrics | list | revoke; login revokes the token it replaces', async () => {
