@@ -40,6 +40,7 @@
 #include "store/store_ops.h"
 #include "terminal/term.h"
 #include "vault/vault.h"
+#include "housekeep.h"
 #include "privdrop.h"
 
 struct serve_state;
@@ -102,6 +103,7 @@ static void apply_limits(const struct cfg *c)
 
 	apply_log_settings(c);
 	term_set_limits(&l);
+	housekeep_set(c);
 	/* Validated by cfg_load: the only failure would leave the running list. */
 	if (authz_dest_set(c->allowed_destinations) < 0)
 		log_error("network.allowed_destinations: cannot apply; the running list stays");
@@ -185,6 +187,7 @@ static void on_loop_stopped(void *arg)
 	uv_close((uv_handle_t *)&st->sigint, NULL);
 	uv_close((uv_handle_t *)&st->sighup, NULL);
 	uv_close((uv_handle_t *)&st->deadline, NULL);
+	housekeep_stop();
 	loops_close(0);
 }
 
@@ -535,6 +538,8 @@ int serve_run(const struct cfg *loaded, const char *config_file, const struct cf
 	uv_signal_start(&st.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&st.sigint, on_signal, SIGINT);
 	uv_signal_start(&st.sighup, on_sighup, SIGHUP);
+	if ((r = housekeep_start(loop, store, &st.cfg)) < 0)
+		log_warn("housekeeping (retention) is off: %s", err_str(r));
 	if ((r = loops_start(listener)) < 0) {
 		/* Threads may run: no orderly way back. */
 		log_error("cannot start the event loops: %s", err_str(r));

@@ -77,6 +77,15 @@ static const struct key keys[] = {
 	  true },
 	{ "limits", "connections", "max-connections", "BASTION_MAX_CONNECTIONS", T_INT,
 	  NUM(connections), "0", 0, 100000000, true },
+	/* Retention (issue 19, src/housekeep.c): pruning in small batches. */
+	{ "audit", "retention_days", "audit-retention-days", "BASTION_AUDIT_RETENTION_DAYS", T_INT,
+	  NUM(audit_retention_days), "0", 0, 36500, true },
+	{ "sessions", "retention_days", "sessions-retention-days",
+	  "BASTION_SESSIONS_RETENTION_DAYS", T_INT, NUM(sessions_retention_days), "0", 0, 36500,
+	  true },
+	{ "server", "housekeeping_interval", "housekeeping-interval",
+	  "BASTION_HOUSEKEEPING_INTERVAL", T_DURATION, NUM(housekeeping_interval_s), "10m", 1, DAY,
+	  true },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

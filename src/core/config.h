@@ -62,6 +62,12 @@ struct cfg {
 	 * closed when accepted. */
 	int64_t connections_per_address;
 	int64_t connections;
+	/* Retention (issue 19, src/housekeep.c): records older than this many
+	 * days are pruned (0: kept for ever); housekeeping runs every
+	 * housekeeping_interval_s. */
+	int64_t audit_retention_days;
+	int64_t sessions_retention_days;
+	int64_t housekeeping_interval_s;
 };
 
 /* One flag given on the command line: the key's index and its text. */

@@ -223,4 +223,11 @@
 	  (s, user_id, now, fn, ud))                                                               \
 	X(token_revoke,                                                                            \
 	  (struct store * s, const char *id, int64_t user_id, struct store_token *ret),            \
-	  (s, id, user_id, ret))
+	  (s, id, user_id, ret))                                                                   \
+	/* retention (issue 19): sqlite_retention.c, pg_retention.c */                             \
+	X(audit_prune,                                                                             \
+	  (struct store * s, int64_t before, int batch, int *ret_n, int64_t *ret_oldest),          \
+	  (s, before, batch, ret_n, ret_oldest))                                                   \
+	X(session_prune,                                                                           \
+	  (struct store * s, int64_t before, int batch, int *ret_n, int64_t *ret_oldest),          \
+	  (s, before, batch, ret_n, ret_oldest))

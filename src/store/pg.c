@@ -236,6 +236,20 @@ static const char *const migrations[] = {
 	"UPDATE api_tokens SET public_id ="
 	"  substr(md5(random()::text || encode(token_hash, 'hex')), 1, 16);"
 	"CREATE UNIQUE INDEX api_tokens_public_id ON api_tokens(public_id);",
+	/* retention (issue 19, store/pg_retention.c): the audit trail stays
+	 * append-only (UPDATE, TRUNCATE refused) except for a DELETE of rows
+	 * older than the cutoff the pruning transaction sets for itself alone
+	 * (set_config(..., true): local to that transaction). */
+	"CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS"
+	"  $$BEGIN"
+	"    IF TG_OP = 'DELETE' THEN"
+	"      IF OLD.ts < COALESCE(NULLIF(current_setting('bastion.audit_prune_before', true),"
+	"                                  '')::bigint, -9223372036854775807) THEN"
+	"        RETURN OLD;"
+	"      END IF;"
+	"    END IF;"
+	"    RAISE EXCEPTION 'audit is append-only';"
+	"  END$$;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

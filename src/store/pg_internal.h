@@ -69,7 +69,8 @@ STORE_OPS(STORE_OPS_PG_DECL)
 /* pg_tokens.c (issue 19) */
 #define PG_OPS_TOKENS(X) \
 	X(token_insert, , ) X(token_lookup, , ) X(token_touch, , ) \
-	X(token_foreach, , ) X(token_revoke, , )
+	X(token_foreach, , ) X(token_revoke, , ) \
+	X(audit_prune, , ) X(session_prune, , )
 /* pg_ident.c */
 #define PG_OPS_IDENT(X) \
 	X(user_count, , ) X(user_get, , ) X(user_get_by_id, , ) X(user_put, , ) \

@@ -222,6 +222,16 @@ static const char *const migrations[] = {
 	"ALTER TABLE api_tokens ADD COLUMN last_used_at INTEGER;"
 	"UPDATE api_tokens SET public_id = lower(hex(randomblob(8)));"
 	"CREATE UNIQUE INDEX api_tokens_public_id ON api_tokens(public_id);",
+	/* retention (issue 19, store/sqlite_retention.c): the audit trail stays
+	 * append-only except for the pruning transaction, which announces its
+	 * cutoff in audit_prune_gate (and removes it before it commits, so
+	 * that no other connection ever sees it); only rows older than that
+	 * cutoff may then go. */
+	"CREATE TABLE audit_prune_gate (before INTEGER NOT NULL);"
+	"DROP TRIGGER audit_no_delete;"
+	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+	"  WHEN NOT EXISTS (SELECT 1 FROM audit_prune_gate WHERE OLD.ts < before)"
+	"  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;",
 };
 
 int store_rc(int rc)
