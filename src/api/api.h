@@ -45,6 +45,9 @@ struct api_resp {
 	const char *raw_type;
 	api_next_fn *next; /* NULL: send status and body as they are */
 	void *next_arg;    /* owned by next */
+	/* Who made the call, for the access log: "user:NAME" or
+	 * "user:NAME,token:ID"; "" before (or without) authentication. */
+	char principal[96];
 };
 
 /* Shared, read-only after start-up. */

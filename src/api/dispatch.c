@@ -88,6 +88,7 @@ static void on_after_work(uv_work_t *w, int status)
 	void *arg = j->resp.next_arg;
 
 	(void)status;
+	srv_conn_set_principal(c, j->resp.principal);
 	if (next) {
 		/* The continuation owns arg and the answer from here: it runs
 		 * once, now, also for a client that left (to free arg). */

@@ -287,6 +287,8 @@ void api_handle(struct api_ctx *ctx, const struct srv_request *req, struct api_r
 				"the X-CSRF-Token header is missing or does not match the session");
 			return;
 		}
+		snprintf(resp->principal, sizeof(resp->principal), "user:%s%s%s", who.name,
+			 who.token_id[0] ? ",token:" : "", who.token_id);
 		/* A narrow token (scope "metrics") makes no other call. */
 		if (!ident_scope_permits(&who, rt->fn == api_metrics)) {
 			api_error(resp, 403, "TokenScope",

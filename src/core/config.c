@@ -19,7 +19,18 @@
 #include "core/file.h"
 #include "core/util.h"
 
-enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LOGFMT, T_LISTEN, T_DURATION, T_INT, T_DEST, T_STORE };
+enum cfg_type {
+	T_STR,
+	T_PATH,
+	T_LEVEL,
+	T_LOGFMT,
+	T_LISTEN,
+	T_DURATION,
+	T_INT,
+	T_DEST,
+	T_STORE,
+	T_ONOFF,
+};
 
 struct key {
 	const char *section, *name, *flag, *env;
@@ -86,6 +97,9 @@ static const struct key keys[] = {
 	{ "server", "housekeeping_interval", "housekeeping-interval",
 	  "BASTION_HOUSEKEEPING_INTERVAL", T_DURATION, NUM(housekeeping_interval_s), "10m", 1, DAY,
 	  true },
+	/* The access log (issue 19, server/access.c): a line per request. */
+	{ "server", "access_log", "access-log", "BASTION_ACCESS_LOG", T_ONOFF, STR(access_log),
+	  "on", 0, 0, true },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -192,6 +206,12 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 	case T_LOGFMT:
 		if (strcmp(v, "text") && strcmp(v, "json")) {
 			snprintf(why, whylen, "must be text or json, not '%.64s'", v);
+			return -EINVAL;
+		}
+		break;
+	case T_ONOFF:
+		if (strcmp(v, "on") && strcmp(v, "off")) {
+			snprintf(why, whylen, "must be on or off, not '%.64s'", v);
 			return -EINVAL;
 		}
 		break;

@@ -68,6 +68,8 @@ struct cfg {
 	int64_t audit_retention_days;
 	int64_t sessions_retention_days;
 	int64_t housekeeping_interval_s;
+	/* [server] access_log: "on" (one info line per request) or "off". */
+	char access_log[4];
 };
 
 /* One flag given on the command line: the key's index and its text. */
