@@ -116,6 +116,9 @@ void api_store_error(struct api_resp *resp, int r, const char *what);
 void api_auth_login(struct api_call *c);
 void api_auth_logout(struct api_call *c);
 void api_auth_session(struct api_call *c);
+/* GET /readyz (ready.c), on the loop thread: answers c later. */
+struct srv_conn;
+void api_readyz(struct srv_conn *c, struct api_ctx *ctx);
 void api_tokens_create(struct api_call *c);
 /* api/tokens.c (issue 19) */
 void api_tokens_list(struct api_call *c);

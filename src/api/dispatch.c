@@ -184,6 +184,13 @@ void api_on_request(struct srv_conn *c, const struct srv_request *req, void *ud)
 		api_respond(c, &resp);
 		return;
 	}
+	/* The readiness probe (ready.c): the store and every loop, checked
+	 * from here without authentication. */
+	if ((strcmp(path, "/api/v1/readyz") == 0 || strcmp(path, "/readyz") == 0) &&
+	    strcmp(req->method, "GET") == 0) {
+		api_readyz(c, ud);
+		return;
+	}
 	if (strncmp(path, "/api/", 5) == 0) {
 		queue_call(c, req, path, ud);
 		return;
