@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/gate.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "store/store.h"
 
@@ -397,10 +398,15 @@ int ident_login_counted(struct store *s, const char *name, const char *password,
 	/* Always one verification, so that timing does not tell whether the
 	 * user exists, is disabled, or sent an oversized password. */
 	r = verify_counted(s, hash, password ? password : "", at);
+	if (r == -EBUSY)
+		metrics_signin_failure("busy");
 	if (r < 0 && r != -EACCES)
 		goto out; /* the gate was full or the attempt could not be counted */
 	ok = r == 0;
 	if (!found || !ok || !password || u.disabled) {
+		metrics_signin_failure(!found             ? "unknown_user"
+				       : !ok || !password ? "bad_password"
+							  : "disabled");
 		r = -EACCES;
 		goto out;
 	}

@@ -19,6 +19,7 @@
 #include "core/err.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "store/store_ops.h"
 
 /* pg_advisory_lock keys: arbitrary, fixed, ours ("bastion" in ASCII). */
@@ -329,10 +330,28 @@ static struct pg_conn *conn(struct store *s)
 	return c;
 }
 
+/* The kind of a failed statement, for bastion_store_errors_total. */
+static const char *pg_error_kind(const char *state, PGconn *pc)
+{
+	if (PQstatus(pc) == CONNECTION_BAD || (state && strncmp(state, "08", 2) == 0))
+		return "unavailable";
+	if (!state)
+		return "other";
+	if (strncmp(state, "23", 2) == 0)
+		return "constraint";
+	if (strcmp(state, "57014") == 0)
+		return "timeout";
+	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+	    strcmp(state, "55P03") == 0)
+		return "busy";
+	return "other";
+}
+
 static int map_error(const PGresult *res, PGconn *pc)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
+	metrics_store_error(pg_error_kind(state, pc));
 	if (state && strcmp(state, "23505") == 0)
 		return -EEXIST;
 	if (state && strcmp(state, "23503") == 0)
@@ -360,8 +379,10 @@ int pg_q(struct store *s, PGresult **ret, const char *sql, int n, const char *co
 		ExecStatusType st;
 		int r;
 
-		if (!c)
+		if (!c) {
+			metrics_store_error("unavailable");
 			return -BERR_STORE;
+		}
 		res = PQexecParams(c->c, sql, n, NULL, params, NULL, NULL, 0);
 		st = PQresultStatus(res);
 		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {

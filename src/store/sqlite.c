@@ -14,6 +14,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 struct conn {
 	sqlite3 *db;
@@ -242,10 +243,25 @@ int store_rc(int rc)
 	case SQLITE_ROW:
 		return 0;
 	case SQLITE_CONSTRAINT:
+		metrics_store_error("constraint");
 		return -EEXIST;
 	case SQLITE_NOMEM:
+		metrics_store_error("other");
 		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		metrics_store_error("busy");
+		return -BERR_STORE;
+	case SQLITE_CANTOPEN:
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+	case SQLITE_READONLY:
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+		metrics_store_error("unavailable");
+		return -BERR_STORE;
 	default:
+		metrics_store_error("other");
 		return -BERR_STORE;
 	}
 }
@@ -326,18 +342,20 @@ sqlite3_stmt *store_prepare(struct store *s, const char *sql)
 int store_tx(struct store *s, int (*fn)(struct store *s, void *ud), void *ud)
 {
 	sqlite3 *db = store_db(s);
-	int r;
+	int r, rc;
 
 	if (!db)
 		return -BERR_STORE;
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return -BERR_STORE;
+	/* store_rc counts the failure by kind (bastion_store_errors_total). */
+	if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
+		return store_rc(rc) == -ENOMEM ? -ENOMEM : -BERR_STORE;
 	r = fn(s, ud);
 	if (r < 0) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return r;
 	}
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+	if ((rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
+		store_rc(rc);
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -BERR_STORE;
 	}
