@@ -8,7 +8,11 @@
  * (the rest waits for the next one). Each pruning that removed something
  * is audited: "audit.pruned" / "sessions.pruned", principal "system",
  * detail {count, before, oldest_kept}. Several instances on PostgreSQL:
- * the store's advisory lock keeps two from pruning at once. */
+ * the store's advisory lock keeps two from pruning at once.
+ *
+ * A second timer writes the byte counters of open sessions to their
+ * records every sessions.counter_flush (terminal/flush.c), so that a crash
+ * loses at most one interval of them. */
 #include "housekeep.h"
 
 #include <stdatomic.h>
@@ -19,6 +23,7 @@
 #include "core/log.h"
 #include "store/store.h"
 #include "store/store_ops.h"
+#include "terminal/term.h"
 
 #define PRUNE_BATCH       500
 #define PRUNE_PAUSE_MS    50
@@ -28,6 +33,12 @@
 static struct {
 	uv_timer_t timer;
 	uv_work_t work;
+	/* The byte counters of open sessions (terminal/flush.c), on a timer
+	 * of their own: every sessions.counter_flush. */
+	uv_timer_t flush_timer;
+	uv_work_t flush_work;
+	bool flush_busy;
+	int64_t flush_s;
 	struct store *store;
 	bool started, busy;
 	/* Loop 0 writes, the job reads a copy taken when it is queued. */
@@ -120,11 +131,48 @@ static void on_tick(uv_timer_t *t)
 	hk.busy = true;
 }
 
+static void on_flush_tick(uv_timer_t *t);
+
+static void arm_flush(void)
+{
+	if (!atomic_load(&hk.stopping))
+		uv_timer_start(&hk.flush_timer, on_flush_tick, (uint64_t)hk.flush_s * 1000, 0);
+}
+
+static void on_flush_work(uv_work_t *w)
+{
+	int r = term_flush_counters();
+
+	(void)w;
+	if (r < 0)
+		log_warn("sessions: could not write the byte counters of open sessions: %s",
+			 err_str(r));
+}
+
+static void on_flush_done(uv_work_t *w, int status)
+{
+	(void)w;
+	(void)status;
+	hk.flush_busy = false;
+	arm_flush();
+}
+
+static void on_flush_tick(uv_timer_t *t)
+{
+	if (hk.flush_busy ||
+	    uv_queue_work(t->loop, &hk.flush_work, on_flush_work, on_flush_done) < 0) {
+		arm_flush();
+		return;
+	}
+	hk.flush_busy = true;
+}
+
 void housekeep_set(const struct cfg *cfg)
 {
 	hk.audit_days = cfg->audit_retention_days;
 	hk.sessions_days = cfg->sessions_retention_days;
 	hk.interval_s = cfg->housekeeping_interval_s > 0 ? cfg->housekeeping_interval_s : 600;
+	hk.flush_s = cfg->counter_flush_s > 0 ? cfg->counter_flush_s : 30;
 }
 
 int housekeep_start(uv_loop_t *loop, struct store *store, const struct cfg *cfg)
@@ -136,10 +184,16 @@ int housekeep_start(uv_loop_t *loop, struct store *store, const struct cfg *cfg)
 	atomic_store(&hk.stopping, false);
 	if ((r = uv_timer_init(loop, &hk.timer)) < 0)
 		return r;
-	/* It keeps nothing alive: the loop ends when the servers have. */
+	if ((r = uv_timer_init(loop, &hk.flush_timer)) < 0) {
+		uv_close((uv_handle_t *)&hk.timer, NULL);
+		return r;
+	}
+	/* They keep nothing alive: the loop ends when the servers have. */
 	uv_unref((uv_handle_t *)&hk.timer);
+	uv_unref((uv_handle_t *)&hk.flush_timer);
 	hk.started = true;
 	arm();
+	arm_flush();
 	return 0;
 }
 
@@ -149,5 +203,6 @@ void housekeep_stop(void)
 		return;
 	atomic_store(&hk.stopping, true);
 	uv_close((uv_handle_t *)&hk.timer, NULL);
+	uv_close((uv_handle_t *)&hk.flush_timer, NULL);
 	hk.started = false;
 }

@@ -100,6 +100,9 @@ static const struct key keys[] = {
 	/* The access log (issue 19, server/access.c): a line per request. */
 	{ "server", "access_log", "access-log", "BASTION_ACCESS_LOG", T_ONOFF, STR(access_log),
 	  "on", 0, 0, true },
+	/* Open sessions' byte counters to the store (issue 19, terminal/flush.c). */
+	{ "sessions", "counter_flush", "counter-flush", "BASTION_COUNTER_FLUSH", T_DURATION,
+	  NUM(counter_flush_s), "30s", 1, 3600, true },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

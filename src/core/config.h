@@ -70,6 +70,9 @@ struct cfg {
 	int64_t housekeeping_interval_s;
 	/* [server] access_log: "on" (one info line per request) or "off". */
 	char access_log[4];
+	/* [sessions] counter_flush: how often open sessions' byte counters are
+	 * written to their records (terminal/flush.c). */
+	int64_t counter_flush_s;
 };
 
 /* One flag given on the command line: the key's index and its text. */

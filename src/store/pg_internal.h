@@ -70,7 +70,7 @@ STORE_OPS(STORE_OPS_PG_DECL)
 #define PG_OPS_TOKENS(X) \
 	X(token_insert, , ) X(token_lookup, , ) X(token_touch, , ) \
 	X(token_foreach, , ) X(token_revoke, , ) \
-	X(audit_prune, , ) X(session_prune, , )
+	X(audit_prune, , ) X(session_prune, , ) X(session_bytes, , )
 /* pg_ident.c */
 #define PG_OPS_IDENT(X) \
 	X(user_count, , ) X(user_get, , ) X(user_get_by_id, , ) X(user_put, , ) \

@@ -4,7 +4,8 @@
  * Several instances share the database: each batch first takes a
  * transaction-level advisory lock without waiting; an instance that does
  * not get it prunes nothing this time (another one is at it), so that two
- * never prune at once. */
+ * never prune at once. Also the byte counters of open sessions
+ * (pg_session_bytes). */
 #include "store/pg_internal.h"
 
 #include <errno.h>
@@ -96,4 +97,18 @@ int pg_audit_prune(struct store *s, int64_t before, int batch, int *ret_n, int64
 int pg_session_prune(struct store *s, int64_t before, int batch, int *ret_n, int64_t *ret_oldest)
 {
 	return prune(s, false, before, batch, ret_n, ret_oldest);
+}
+
+/* ---- a session's byte counters while it is open (issue 19) ---------- */
+
+int pg_session_bytes(struct store *s, const char *id, uint64_t bytes_to_vm, uint64_t bytes_from_vm)
+{
+	struct pg_num t, f;
+	const char *p[] = { id, pg_num(&t, (int64_t)bytes_to_vm),
+			    pg_num(&f, (int64_t)bytes_from_vm) };
+
+	return pg_q(s, NULL,
+		    "UPDATE term_sessions SET bytes_to_vm = $2, bytes_from_vm = $3"
+		    " WHERE id = $1 AND ended_at IS NULL",
+		    3, p);
 }

@@ -3,7 +3,8 @@
  * table's delete trigger lets a row go only while audit_prune_gate holds a
  * cutoff newer than the row; the gate row lives inside this transaction
  * only (inserted first, deleted before COMMIT), and SQLite serializes
- * writers, so no other connection ever deletes through it. */
+ * writers, so no other connection ever deletes through it. Also the byte
+ * counters of open sessions, written while they run (sq_session_bytes). */
 #include "store/internal.h"
 #include "store/sqlite_rows.h"
 
@@ -90,4 +91,21 @@ int sq_audit_prune(struct store *s, int64_t before, int batch, int *ret_n, int64
 int sq_session_prune(struct store *s, int64_t before, int batch, int *ret_n, int64_t *ret_oldest)
 {
 	return prune(s, false, before, batch, ret_n, ret_oldest);
+}
+
+/* ---- a session's byte counters while it is open (issue 19) ---------- */
+
+int sq_session_bytes(struct store *s, const char *id, uint64_t bytes_to_vm, uint64_t bytes_from_vm)
+{
+	sqlite3_stmt *st =
+		prepare_text(s,
+			     "UPDATE term_sessions SET bytes_to_vm = ?2, bytes_from_vm = ?3"
+			     " WHERE id = ?1 AND ended_at IS NULL",
+			     id);
+
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_int64(st, 2, (int64_t)bytes_to_vm);
+	sqlite3_bind_int64(st, 3, (int64_t)bytes_from_vm);
+	return exec_change(s, st, NULL);
 }

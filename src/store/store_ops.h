@@ -80,3 +80,9 @@ void store_audit_to_stderr(void);
 int store_audit_prune(struct store *s, int64_t before, int batch, int *ret_n, int64_t *ret_oldest);
 int store_session_prune(struct store *s, int64_t before, int batch, int *ret_n,
 			int64_t *ret_oldest);
+/* The byte counters of an open session so far (issue 19): written to its
+ * record while it has no end, so that the record of a session ended by a
+ * crash (store_session_close_stale) keeps them. A session already ended,
+ * or not recorded yet, is left as it is (0). */
+int store_session_bytes(struct store *s, const char *id, uint64_t bytes_to_vm,
+			uint64_t bytes_from_vm);
