@@ -116,6 +116,11 @@ void api_store_error(struct api_resp *resp, int r, const char *what);
 void api_auth_login(struct api_call *c);
 void api_auth_logout(struct api_call *c);
 void api_auth_session(struct api_call *c);
+/* Whether the request says "If-None-Match: *" (create only: a PUT that
+ * would replace an existing resource, user or role assignment answers 412
+ * PreconditionFailed instead; issue 19). */
+bool api_create_only(const struct api_call *c);
+
 /* GET /readyz (ready.c), on the loop thread: answers c later. */
 struct srv_conn;
 void api_readyz(struct srv_conn *c, struct api_ctx *ctx);

@@ -420,6 +420,12 @@ void api_users_put(struct api_call *c)
 		goto out;
 	}
 	exists = r == 0;
+	/* If-None-Match: * (issue 19): create only, never replace. */
+	if (exists && api_create_only(c)) {
+		api_error(c->resp, 412, "PreconditionFailed",
+			  "user %s already exists (If-None-Match: *)", name);
+		goto out;
+	}
 	id = u.id;
 	if (!exists && !password) {
 		api_error(c->resp, 400, "InvalidRequest",

@@ -236,6 +236,11 @@ void api_roles_put(struct api_call *c)
 		api_store_error(c->resp, r, "role assignments");
 		return;
 	}
+	if (have_old && api_create_only(c)) {
+		api_error(c->resp, 412, "PreconditionFailed",
+			  "role assignment '%s' already exists (If-None-Match: *)", id);
+		return;
+	}
 	r = scope_exists(c->ctx->store, scope);
 	if (r == -ENOENT) {
 		api_error(c->resp, 400, "InvalidRequest", "scope: %s does not exist", scope);

@@ -90,6 +90,16 @@ static const struct route routes[] = {
 	{ "DELETE", "role-assignments/*", api_roles_delete, R_AUTH },
 };
 
+bool api_create_only(const struct api_call *c)
+{
+	const char *v = c->req->if_none_match;
+
+	if (!v)
+		return false;
+	v += strspn(v, " \t");
+	return v[0] == '*' && v[1 + strspn(v + 1, " \t")] == '\0';
+}
+
 void api_error(struct api_resp *resp, int status, const char *code, const char *fmt, ...)
 {
 	char msg[512];
