@@ -229,6 +229,10 @@ static int handle_init(struct cli *c)
 		fprintf(stderr, "bastion: cannot initialise libcurl\n");
 		return CLI_ECONN;
 	}
+	/* A second target in one process (login revoking the token it
+	 * replaces, on the old one's bastion) gets a fresh handle. */
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
 	c->curl = h;
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);

@@ -230,7 +230,7 @@
 	  (s, before, batch, ret_n, ret_oldest))                                                   \
 	X(session_prune,                                                                           \
 	  (struct store * s, int64_t before, int batch, int *ret_n, int64_t *ret_oldest),          \
-	  (s, before, batch, ret_n, ret_oldest))                                                                           \
+	  (s, before, batch, ret_n, ret_oldest))                                                   \
 	X(session_bytes,                                                                           \
 	  (struct store * s, const char *id, uint64_t bytes_to_vm, uint64_t bytes_from_vm),        \
 	  (s, id, bytes_to_vm, bytes_from_vm))
