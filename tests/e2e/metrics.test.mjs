@@ -209,8 +209,10 @@ describe('metrics', () => {
     }
     const py = 'import sqlite3,sys,time\n'
       + 'c=sqlite3.connect(sys.argv[1],isolation_level=None,timeout=10)\n'
-      + 'c.execute("BEGIN IMMEDIATE")\nprint("locked",flush=True)\ntime.sleep(6.5)\nc.execute("ROLLBACK")\n';
-    const locker = spawn('python3', ['-c', py, path.join(h.daemon.dataDir, 'bastion.db')], { stdio: ['ignore', 'pipe', 'inherit'] });
+      + 'c.execute("BEGIN IMMEDIATE")\nprint("locked",flush=True)\nsys.stdin.read()\nc.execute("ROLLBACK")\n';
+    // It holds the lock until its stdin closes: after the write's answer
+    // (the store's busy timeout is 5 s), however slow the machine.
+    const locker = spawn('python3', ['-c', py, path.join(h.daemon.dataDir, 'bastion.db')], { stdio: ['pipe', 'pipe', 'inherit'] });
     let r;
     try {
       await new Promise((resolve, reject) => {
@@ -219,6 +221,7 @@ describe('metrics', () => {
       });
       r = await h.admin.put('/groups/busy-metric', {});
     } finally {
+      locker.stdin.end();
       await new Promise((res) => { if (locker.exitCode !== null) res(); else locker.once('exit', res); });
     }
     assert.equal(r.status, 503, r.text);
