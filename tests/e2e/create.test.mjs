@@ -60,5 +60,10 @@ describe('create-only PUT', () => {
     expectStatus(await h.admin.put('/role-assignments/cr-ra', ra, NEW), 201, 'role create-only');
     expectError(await h.admin.put('/role-assignments/cr-ra', { ...ra, role: 'Owner' }, NEW), 412, 'PreconditionFailed');
     assert.equal((await h.admin.get('/role-assignments/cr-ra')).json.role, 'Reader');
+    // A replace (without the header) names what changed.
+    expectStatus(await h.admin.put('/role-assignments/cr-ra', { ...ra, role: 'Contributor' }), 200, 'role replaced');
+    const au = expectStatus(await h.admin.get('/audit?action=role.put&target=%2Frole-assignments%2Fcr-ra'), 200, 'audit');
+    assert.deepEqual(au.json.value[0].detail.changed, ['role']);
+    assert.equal(au.json.value[1].detail.changed, undefined, 'a create has no "changed"');
   });
 });
