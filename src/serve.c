@@ -29,6 +29,7 @@
 #include "authz/dest.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"
@@ -39,6 +40,7 @@
 #include "store/store_ops.h"
 #include "terminal/term.h"
 #include "vault/vault.h"
+#include "housekeep.h"
 #include "privdrop.h"
 
 struct serve_state;
@@ -101,6 +103,8 @@ static void apply_limits(const struct cfg *c)
 
 	apply_log_settings(c);
 	term_set_limits(&l);
+	housekeep_set(c);
+	srv_access_log_enable(strcmp(c->access_log, "on") == 0);
 	/* Validated by cfg_load: the only failure would leave the running list. */
 	if (authz_dest_set(c->allowed_destinations) < 0)
 		log_error("network.allowed_destinations: cannot apply; the running list stays");
@@ -184,6 +188,7 @@ static void on_loop_stopped(void *arg)
 	uv_close((uv_handle_t *)&st->sigint, NULL);
 	uv_close((uv_handle_t *)&st->sighup, NULL);
 	uv_close((uv_handle_t *)&st->deadline, NULL);
+	housekeep_stop();
 	loops_close(0);
 }
 
@@ -374,6 +379,44 @@ static int ensure_dir(const char *dir)
 	return 0;
 }
 
+/* The generated first password never reaches a log (journald keeps logs
+ * for months, and ships them): on a terminal it is shown once on stderr;
+ * otherwise (a service) it goes into DATA/initial-admin-password, mode
+ * 0600, created exclusively, and the log says only where. */
+static int tell_admin_password(const char *data_dir, const char *pw)
+{
+	char path[4096], text[128];
+	int r, n;
+
+	if (isatty(STDERR_FILENO)) {
+		fprintf(stderr,
+			"bastion: created the account 'admin' with password: %s\n"
+			"bastion: this password is shown once; change it after signing in.\n",
+			pw);
+		return 0;
+	}
+	n = snprintf(text, sizeof(text), "%s\n", pw);
+	if (snprintf(path, sizeof(path), "%s/" SERVE_ADMIN_PASSWORD_FILE, data_dir) >=
+		    (int)sizeof(path) ||
+	    n < 0 || n >= (int)sizeof(text)) {
+		r = -ENAMETOOLONG;
+	} else {
+		/* Replaced, not appended to: a file left by an earlier first
+		 * run (of a data directory since emptied) is not this password. */
+		r = file_write_atomic(path, text, (size_t)n, 0600, 0);
+	}
+	sodium_memzero(text, sizeof(text));
+	if (r < 0) {
+		fprintf(stderr, "bastion: cannot write the first password to %s: %s\n", path,
+			err_str(r));
+		return r;
+	}
+	log_info("created the account 'admin'; its generated password is in %s (mode 0600):"
+		 " sign in, change it, then delete the file",
+		 path);
+	return 0;
+}
+
 int serve_run(const struct cfg *loaded, const char *config_file, const struct cfg_arg *args,
 	      size_t nargs, const char *master_key_file)
 {
@@ -449,11 +492,13 @@ int serve_run(const struct cfg *loaded, const char *config_file, const struct cf
 		return 1;
 	}
 	if (generated) {
-		printf("bastion: created the account 'admin' with password: %s\n"
-		       "bastion: this password is shown once; change it after signing in.\n",
-		       generated);
-		fflush(stdout);
+		r = tell_admin_password(cfg.data_dir, generated);
 		util_free_secret(generated);
+		if (r < 0) {
+			vault_free(vault);
+			store_free(store);
+			return 1;
+		}
 	}
 	api.store = store;
 	/* [oidc]: read now, before privileges are dropped (the client secret
@@ -502,6 +547,8 @@ int serve_run(const struct cfg *loaded, const char *config_file, const struct cf
 	uv_signal_start(&st.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&st.sigint, on_signal, SIGINT);
 	uv_signal_start(&st.sighup, on_sighup, SIGHUP);
+	if ((r = housekeep_start(loop, store, &st.cfg)) < 0)
+		log_warn("housekeeping (retention) is off: %s", err_str(r));
 	if ((r = loops_start(listener)) < 0) {
 		/* Threads may run: no orderly way back. */
 		log_error("cannot start the event loops: %s", err_str(r));

@@ -47,6 +47,9 @@ struct api_resp {
 	const char *raw_type;
 	api_next_fn *next; /* NULL: send status and body as they are */
 	void *next_arg;    /* owned by next */
+	/* Who made the call, for the access log: "user:NAME" or
+	 * "user:NAME,token:ID"; "" before (or without) authentication. */
+	char principal[96];
 };
 
 /* Shared, read-only after start-up. */
@@ -116,7 +119,18 @@ void api_store_error(struct api_resp *resp, int r, const char *what);
 void api_auth_login(struct api_call *c);
 void api_auth_logout(struct api_call *c);
 void api_auth_session(struct api_call *c);
+/* Whether the request says "If-None-Match: *" (create only: a PUT that
+ * would replace an existing resource, user or role assignment answers 412
+ * PreconditionFailed instead; issue 19). */
+bool api_create_only(const struct api_call *c);
+
+/* GET /readyz (ready.c), on the loop thread: answers c later. */
+struct srv_conn;
+void api_readyz(struct srv_conn *c, struct api_ctx *ctx);
 void api_tokens_create(struct api_call *c);
+/* api/tokens.c (issue 19) */
+void api_tokens_list(struct api_call *c);
+void api_tokens_delete(struct api_call *c);
 void api_users_put(struct api_call *c);
 void api_users_get(struct api_call *c);
 void api_users_list(struct api_call *c);

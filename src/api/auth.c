@@ -20,12 +20,6 @@
 #include "store/store.h"
 #include "terminal/term.h"
 
-#define TOKEN_TTL_DEFAULT (30 * 24 * 3600)
-#define TOKEN_TTL_MIN     60
-#define TOKEN_TTL_MAX     31536000
-#define TOKEN_NAME_MAX    64
-#define TOKENS_PER_USER   100
-
 #define COOKIE_ATTRS "; Path=/; HttpOnly; Secure; SameSite=Strict"
 
 /* The audit principal "user:<name>". */
@@ -308,78 +302,7 @@ void api_auth_session(struct api_call *c)
 			   roles));
 }
 
-/* ---- API tokens ----------------------------------------------------- */
-
-static bool token_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > TOKEN_NAME_MAX)
-		return false;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			return false;
-	return true;
-}
-
-void api_tokens_create(struct api_call *c)
-{
-	char token[IDENT_TOKEN_SIZE];
-	char principal[80];
-	const char *name;
-	json_t *v, *detail_obj;
-	char *detail = NULL;
-	int64_t ttl = TOKEN_TTL_DEFAULT, expires_at, n = 0;
-	int r;
-
-	if (!body_string(c, "name", false, &name))
-		return;
-	if (name && !token_name_ok(name)) {
-		api_error(c->resp, 400, "InvalidRequest",
-			  "name must be 1 to %d characters without control characters",
-			  TOKEN_NAME_MAX);
-		return;
-	}
-	v = json_object_get(c->body, "expires_in");
-	if (v && !json_is_null(v)) {
-		if (!json_is_integer(v) || json_integer_value(v) < TOKEN_TTL_MIN ||
-		    json_integer_value(v) > TOKEN_TTL_MAX) {
-			api_error(c->resp, 400, "InvalidRequest",
-				  "expires_in must be an integer number of seconds from %d to %d",
-				  TOKEN_TTL_MIN, TOKEN_TTL_MAX);
-			return;
-		}
-		ttl = json_integer_value(v);
-	}
-	if ((r = store_token_count(c->ctx->store, c->who->user_id, store_now(), &n)) < 0) {
-		api_store_error(c->resp, r, "API tokens");
-		return;
-	}
-	if (n >= TOKENS_PER_USER) {
-		api_error(c->resp, 409, "LimitExceeded", "at most %d unexpired API tokens per user",
-			  TOKENS_PER_USER);
-		return;
-	}
-	r = ident_token_create(c->ctx->store, c->who->user_id, name, ttl, token, &expires_at);
-	if (r < 0) {
-		api_store_error(c->resp, r, "API token");
-		return;
-	}
-	audit_principal(c->who->name, principal);
-	detail_obj = json_pack("{s:o, s:I}", "name", name ? json_string(name) : json_null(),
-			       "expires_at", (json_int_t)expires_at);
-	detail = detail_obj ? json_dumps(detail_obj, JSON_COMPACT) : NULL;
-	json_decref(detail_obj);
-	audit(c, principal, "token.create", principal, "success", detail);
-	free(detail);
-
-	api_header(c->resp, "Cache-Control", "no-store");
-	api_json(c->resp, 201,
-		 json_pack("{s:s, s:o, s:I}", "token", token, "name",
-			   name ? json_string(name) : json_null(), "expires_at",
-			   (json_int_t)expires_at));
-	sodium_memzero(token, sizeof(token));
-}
+/* API tokens: api/tokens.c. */
 
 /* ---- users ---------------------------------------------------------- */
 
@@ -497,6 +420,12 @@ void api_users_put(struct api_call *c)
 		goto out;
 	}
 	exists = r == 0;
+	/* If-None-Match: * (issue 19): create only, never replace. */
+	if (exists && api_create_only(c)) {
+		api_error(c->resp, 412, "PreconditionFailed",
+			  "user %s already exists (If-None-Match: *)", name);
+		goto out;
+	}
 	id = u.id;
 	if (!exists && !password) {
 		api_error(c->resp, 400, "InvalidRequest",

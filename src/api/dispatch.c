@@ -88,6 +88,7 @@ static void on_after_work(uv_work_t *w, int status)
 	void *arg = j->resp.next_arg;
 
 	(void)status;
+	srv_conn_set_principal(c, j->resp.principal);
 	if (next) {
 		/* The continuation owns arg and the answer from here: it runs
 		 * once, now, also for a client that left (to free arg). */
@@ -181,6 +182,13 @@ void api_on_request(struct srv_conn *c, const struct srv_request *req, void *ud)
 
 		api_json(&resp, 200, json_pack("{s:s}", "status", "ok"));
 		api_respond(c, &resp);
+		return;
+	}
+	/* The readiness probe (ready.c): the store and every loop, checked
+	 * from here without authentication. */
+	if ((strcmp(path, "/api/v1/readyz") == 0 || strcmp(path, "/readyz") == 0) &&
+	    strcmp(req->method, "GET") == 0) {
+		api_readyz(c, ud);
 		return;
 	}
 	if (strncmp(path, "/api/", 5) == 0) {

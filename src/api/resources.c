@@ -135,6 +135,30 @@ static int audit(struct store *s, const struct principal *who, const char *actio
 	return store_audit(s, principal, action, target, result, NULL);
 }
 
+/* The audit detail of a replacing PUT: {"changed":[the top-level property
+ * names whose values differ, in either direction]}, NULL when none did. */
+static char *changed_detail(const json_t *old, const json_t *now)
+{
+	json_t *names = json_array(), *o;
+	const char *k;
+	json_t *v;
+	char *text = NULL;
+
+	if (!names)
+		return NULL;
+	json_object_foreach ((json_t *)old, k, v)
+		if (!json_equal(v, json_object_get(now, k)))
+			json_array_append_new(names, json_string(k));
+	json_object_foreach ((json_t *)now, k, v)
+		if (!json_object_get(old, k))
+			json_array_append_new(names, json_string(k));
+	o = json_pack("{s:o}", "changed", names);
+	if (o)
+		text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
 /* {"id", "type", "name"} followed by props (may be NULL); the three
  * always win over a stored property of the same name. */
 static json_t *res_body(const char *id, const char *type, const char *name, const json_t *props)
@@ -265,7 +289,13 @@ struct group_op {
 static int group_put_tx(struct store *s, void *ud)
 {
 	struct group_op *g = ud;
-	int r = store_group_put(s, g->name, &g->created);
+	int r;
+
+	if (api_create_only(g->c) && (r = store_group_exists(s, g->name)) != -ENOENT)
+		return r < 0 ? r
+			     : refuse(&g->o, 412, "PreconditionFailed",
+				      "%s already exists (If-None-Match: *)", g->id);
+	r = store_group_put(s, g->name, &g->created);
 
 	if (r < 0)
 		return r;
@@ -528,6 +558,7 @@ static const struct {
 static int res_put_tx(struct store *s, void *ud)
 {
 	struct res_op *p = ud;
+	json_t *old = NULL;
 	char gid[VAL_ID_SIZE];
 	int r = store_group_exists(s, p->group);
 
@@ -541,11 +572,29 @@ static int res_put_tx(struct store *s, void *ud)
 		if (strcmp(type_checks[i].type, p->type) == 0 &&
 		    (r = type_checks[i].check(s, p)) < 0)
 			return r;
+	/* What it was, for If-None-Match and for the audit of a replace. */
+	if ((r = store_res_get(s, p->id, &old)) < 0 && r != -ENOENT)
+		return r;
+	if (r == 0 && api_create_only(p->c)) {
+		json_decref(old);
+		return refuse(
+			&p->o, 412, "PreconditionFailed",
+			"%s already exists (If-None-Match: *); replace it without that header",
+			p->id);
+	}
 	r = store_res_put(s, p->group, p->type, p->name, p->props, (const char *const *)p->refs,
 			  &p->created);
-	if (r < 0)
-		return r;
-	return audit(s, p->c->who, "resource.put", p->id, p->created ? "created" : "replaced");
+	if (r == 0) {
+		char principal[80],
+			*detail = old && !p->created ? changed_detail(old, p->props) : NULL;
+
+		snprintf(principal, sizeof(principal), "user:%s", p->c->who ? p->c->who->name : "");
+		r = store_audit(s, principal, "resource.put", p->id,
+				p->created ? "created" : "replaced", detail);
+		free(detail);
+	}
+	json_decref(old);
+	return r;
 }
 
 /* Fills group/type/name/id from seg[1..3]; false if they cannot name a

@@ -77,12 +77,27 @@ static json_t *role_json(const struct store_role *ra)
 }
 
 static void audit(struct api_call *c, const char *action, const char *id, const char *result,
-		  const char *principal, const char *role, const char *scope)
+		  const char *principal, const char *role, const char *scope,
+		  const struct store_role *old)
 {
 	char who[80], target[160];
 	json_t *d =
 		json_pack("{s:s, s:s, s:s}", "principal", principal, "role", role, "scope", scope);
-	char *detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
+	char *detail;
+
+	/* A replace names what changed (issue 19). */
+	if (d && old) {
+		json_t *changed = json_array();
+
+		if (changed && strcmp(old->principal, principal) != 0)
+			json_array_append_new(changed, json_string("principal"));
+		if (changed && strcmp(old->role, role) != 0)
+			json_array_append_new(changed, json_string("role"));
+		if (changed && strcmp(old->scope, scope) != 0)
+			json_array_append_new(changed, json_string("scope"));
+		json_object_set_new(d, "changed", changed ? changed : json_null());
+	}
+	detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
 
 	snprintf(who, sizeof(who), "user:%s", c->who->name);
 	snprintf(target, sizeof(target), "/role-assignments/%s", id);
@@ -236,6 +251,11 @@ void api_roles_put(struct api_call *c)
 		api_store_error(c->resp, r, "role assignments");
 		return;
 	}
+	if (have_old && api_create_only(c)) {
+		api_error(c->resp, 412, "PreconditionFailed",
+			  "role assignment '%s' already exists (If-None-Match: *)", id);
+		return;
+	}
 	r = scope_exists(c->ctx->store, scope);
 	if (r == -ENOENT) {
 		api_error(c->resp, 400, "InvalidRequest", "scope: %s does not exist", scope);
@@ -259,7 +279,7 @@ void api_roles_put(struct api_call *c)
 		return;
 	}
 	audit(c, "role.put", id, created ? "created" : "replaced", principal, authz_role_name(role),
-	      scope);
+	      scope, have_old && !created ? &old : NULL);
 	r = store_role_get(c->ctx->store, id, &old);
 	if (r < 0) {
 		api_store_error(c->resp, r, "role assignment");
@@ -295,7 +315,7 @@ void api_roles_delete(struct api_call *c)
 			"the last Owner on / cannot be removed; assign Owner on / to another user first");
 		return;
 	}
-	audit(c, "role.delete", id, "deleted", ra.principal, ra.role, ra.scope);
+	audit(c, "role.delete", id, "deleted", ra.principal, ra.role, ra.scope, NULL);
 	c->resp->status = 204;
 }
 

@@ -43,7 +43,10 @@ static const struct route routes[] = {
 	{ "POST", "auth/login", api_auth_login, 0 },
 	{ "POST", "auth/logout", api_auth_logout, R_AUTH },
 	{ "GET", "auth/session", api_auth_session, R_AUTH },
+	/* API tokens (issue 19, api/tokens.c) */
 	{ "POST", "tokens", api_tokens_create, R_AUTH },
+	{ "GET", "tokens", api_tokens_list, R_AUTH },
+	{ "DELETE", "tokens/*", api_tokens_delete, R_AUTH },
 	{ "GET", "users", api_users_list, R_AUTH },
 	{ "PUT", "users/*", api_users_put, R_AUTH },
 	{ "GET", "users/*", api_users_get, R_AUTH },
@@ -94,6 +97,16 @@ static const struct route routes[] = {
 	{ "GET", "auth/oidc/callback", api_oidc_callback, 0 },
 	{ "POST", "auth/oidc/cli-token", api_oidc_cli_token, 0 },
 };
+
+bool api_create_only(const struct api_call *c)
+{
+	const char *v = c->req->if_none_match;
+
+	if (!v)
+		return false;
+	v += strspn(v, " \t");
+	return v[0] == '*' && v[1 + strspn(v + 1, " \t")] == '\0';
+}
 
 void api_error(struct api_resp *resp, int status, const char *code, const char *fmt, ...)
 {
@@ -290,6 +303,15 @@ void api_handle(struct api_ctx *ctx, const struct srv_request *req, struct api_r
 			api_error(
 				resp, 403, "CsrfTokenInvalid",
 				"the X-CSRF-Token header is missing or does not match the session");
+			return;
+		}
+		snprintf(resp->principal, sizeof(resp->principal), "user:%s%s%s", who.name,
+			 who.token_id[0] ? ",token:" : "", who.token_id);
+		/* A narrow token (scope "metrics") makes no other call. */
+		if (!ident_scope_permits(&who, rt->fn == api_metrics)) {
+			api_error(resp, 403, "TokenScope",
+				  "this API token's scope (%s) does not allow this call",
+				  who.token_scope);
 			return;
 		}
 		c.who = &who;

@@ -231,6 +231,10 @@ static int handle_init(struct cli *c)
 		fprintf(stderr, "bastion: cannot initialise libcurl\n");
 		return CLI_ECONN;
 	}
+	/* A second target in one process (login revoking the token it
+	 * replaces, on the old one's bastion) gets a fresh handle. */
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
 	c->curl = h;
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -605,6 +609,7 @@ static const struct {
 	{ "proxy", cli_cmd_proxy },
 	{ "ssh", cli_cmd_ssh },
 	{ "tunnel", cli_cmd_tunnel },
+	{ "token", cli_cmd_token },
 };
 
 int cli_main(int argc, char **argv)

@@ -179,6 +179,9 @@ int cli_completion_write(FILE *f, const char *shell, const struct cli_command *c
  * bastion's OpenID provider, the CLI receives a one-time code on
  * 127.0.0.1 and trades it for an API token saved in cfg_path. */
 struct cli;
+/* The token stored in path is revoked with itself (POST /auth/logout);
+ * false when there was none or it could not be (said on stderr). */
+bool cli_revoke_stored_token(struct cli *c, const char *path);
 int cli_login_sso(struct cli *c, const char *url, const char *ca_file, bool insecure,
 		  bool no_browser, const char *cfg_path);
 
@@ -296,6 +299,8 @@ int cli_audit_export_main(int argc, char **argv);
 /* `bastion version` and `bastion completion` (misc.c). */
 int cli_cmd_version(struct cli *c, int argc, char **argv);
 int cli_cmd_completion(struct cli *c, int argc, char **argv);
+/* `bastion token list|create|revoke` (token.c). */
+int cli_cmd_token(struct cli *c, int argc, char **argv);
 
 /* For resource.c: is argv[0] one of its families? */
 bool cli_is_resource_cmd(const char *name);

@@ -20,6 +20,8 @@ static const struct cli_command table[] = {
 	  "--username --password-stdin --ca-file --insecure --sso --no-browser " COMMON_FLAGS,
 	  "sign in and store an API token" },
 	{ "logout", "", COMMON_FLAGS, "revoke and delete the stored token" },
+	{ "token", "list create revoke", "--name --scope --expires-in --user " COMMON_FLAGS,
+	  "API tokens: list, create (scope all or metrics), revoke" },
 	{ "user", "list show create set-password disable enable delete",
 	  "--password-stdin " COMMON_FLAGS, "accounts" },
 	{ "group", "list show create set delete", "--force --json --json-file " COMMON_FLAGS,

@@ -89,6 +89,7 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 	json_t *body = NULL, *answer = NULL;
 	const json_t *v;
 	bool from_stdin = false, insecure = false, help = false, sso = false, no_browser = false;
+	bool replaced = false;
 	int opt, r;
 
 	optind = 0;
@@ -226,6 +227,9 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 	/* The token is what stays; end the password session right away. The
 	 * answer does not matter: the session expires by itself anyway. */
 	cli_call_quiet404(c, "POST", "/auth/logout", NULL, NULL);
+	/* The token this login replaces would otherwise stay valid, unseen,
+	 * until it expires: revoked with itself before the file is replaced. */
+	replaced = cli_revoke_stored_token(c, cfg_path);
 	if ((r = cli_config_save(cfg_path, &cfg)) < 0) {
 		fprintf(stderr, "bastion: cannot write %s: %s\n", cfg_path, err_str(r));
 		r = CLI_EUSAGE;
@@ -233,6 +237,8 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 	}
 	printf("Logged in to %s as %s; the API token is stored in %s%s%s%s\n", url, username,
 	       cfg_path, expiry[0] ? " (it expires " : "", expiry, expiry[0] ? ")" : "");
+	if (replaced)
+		printf("Revoked the API token this login replaces\n");
 	r = CLI_OK;
 out:
 	json_decref(body);
@@ -246,7 +252,7 @@ out:
 /* Revokes the token stored in path (POST /auth/logout with it), not a
  * BASTION_TOKEN of the environment: logout is about the stored login. The
  * file goes either way; a token that could not be revoked is said. */
-static bool revoke_stored_token(struct cli *c, const char *path)
+bool cli_revoke_stored_token(struct cli *c, const char *path)
 {
 	struct cli_config cfg = { 0 };
 	bool loose = false, revoked = false;
@@ -292,7 +298,7 @@ int cli_cmd_logout(struct cli *c, int argc, char **argv)
 			err_str(r));
 		return CLI_EUSAGE;
 	}
-	revoked = revoke_stored_token(c, path);
+	revoked = cli_revoke_stored_token(c, path);
 	if (unlink(path) < 0) {
 		if (errno == ENOENT) {
 			fprintf(stderr, "bastion: not logged in (no %s)\n", path);

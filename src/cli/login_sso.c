@@ -133,6 +133,7 @@ int cli_login_sso(struct cli *c, const char *url, const char *ca_file, bool inse
 	json_t *body = NULL, *answer = NULL;
 	const json_t *v, *name;
 	int lfd = -1, port = 0, r;
+	bool replaced = false;
 
 	if ((r = listen_loopback(&lfd, &port)) < 0) {
 		fprintf(stderr, "bastion: cannot listen on 127.0.0.1 for the browser: %s\n",
@@ -183,6 +184,8 @@ int cli_login_sso(struct cli *c, const char *url, const char *ca_file, bool inse
 		r = CLI_ECONN;
 		goto out;
 	}
+	/* As a password login does: the token replaced is revoked first. */
+	replaced = cli_revoke_stored_token(c, cfg_path);
 	if ((r = cli_config_save(cfg_path, &cfg)) < 0) {
 		fprintf(stderr, "bastion: cannot write %s: %s\n", cfg_path, err_str(r));
 		r = CLI_EUSAGE;
@@ -195,6 +198,8 @@ int cli_login_sso(struct cli *c, const char *url, const char *ca_file, bool inse
 	printf("Logged in to %s as %s (single sign-on); the API token is stored in %s%s%s%s\n", url,
 	       json_string_value(name), cfg_path, expiry[0] ? " (it expires " : "", expiry,
 	       expiry[0] ? ")" : "");
+	if (replaced)
+		printf("Revoked the API token this login replaces\n");
 	r = CLI_OK;
 out:
 	sodium_memzero(verifier, sizeof(verifier));

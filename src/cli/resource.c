@@ -243,9 +243,10 @@ oom:
 }
 
 /* create: the API's PUT creates or replaces, so the client asks first and
- * refuses to replace what exists (set, or create --force, replaces). Two
- * clients creating the same name at once can still both succeed: the API
- * has no create-only write to close that window. */
+ * refuses to replace what exists (set, or create --force, replaces), and
+ * its PUT carries If-None-Match: * so that of two clients creating the
+ * same name at once the second gets 412 PreconditionFailed, not a
+ * replace. */
 static int refuse_existing(struct cli *c, const struct res_type *t, const char *path)
 {
 	int r = cli_call_quiet404(c, "GET", path, NULL, NULL);
@@ -374,7 +375,9 @@ int cli_cmd_resource(struct cli *c, int argc, char **argv)
 				   t->plural ? t->plural : "", name ? "/" : "", name ? name : "");
 		goto out;
 	}
-	if (strcmp(action, "create") == 0 && !force && (r = refuse_existing(c, t, path)) != CLI_OK)
+	if (strcmp(action, "create") == 0 && !force &&
+	    ((r = refuse_existing(c, t, path)) != CLI_OK ||
+	     (r = cli_set_header(c, "If-None-Match", "*") < 0 ? CLI_ECONN : CLI_OK) != CLI_OK))
 		goto out;
 	if ((r = cli_call(c, "PUT", path, body, &answer, NULL)) == CLI_OK)
 		r = cli_print_object(c, answer);

@@ -114,6 +114,11 @@ int cli_cmd_user(struct cli *c, int argc, char **argv)
 		}
 		if (r != CLI_ENOTFOUND)
 			goto out;
+		/* Created meanwhile by someone else: 412, never a replace. */
+		if (cli_set_header(c, "If-None-Match", "*") < 0) {
+			r = CLI_ECONN;
+			goto out;
+		}
 		body = json_object();
 	} else {
 		/* The account must exist, and keeps the state it has. */

@@ -32,6 +32,7 @@ enum cfg_type {
 	T_BOOL,    /* true or false, held as 0 or 1 */
 	T_URL,     /* empty, or an https:// URL (http:// on a loopback host only) */
 	T_OIDCMAP, /* rows "GROUP ROLE SCOPE", ','-separated; the key may repeat */
+	T_ONOFF,
 };
 
 struct key {
@@ -113,6 +114,21 @@ static const struct key keys[] = {
 	  0, 0, false },
 	{ "oidc", "map", "oidc-map", "BASTION_OIDC_MAP", T_OIDCMAP, STR(oidc_map), "", 0, 0,
 	  false },
+	/* Retention (issue 19, src/housekeep.c): pruning in small batches. */
+	{ "audit", "retention_days", "audit-retention-days", "BASTION_AUDIT_RETENTION_DAYS", T_INT,
+	  NUM(audit_retention_days), "0", 0, 36500, true },
+	{ "sessions", "retention_days", "sessions-retention-days",
+	  "BASTION_SESSIONS_RETENTION_DAYS", T_INT, NUM(sessions_retention_days), "0", 0, 36500,
+	  true },
+	{ "server", "housekeeping_interval", "housekeeping-interval",
+	  "BASTION_HOUSEKEEPING_INTERVAL", T_DURATION, NUM(housekeeping_interval_s), "10m", 1, DAY,
+	  true },
+	/* The access log (issue 19, server/access.c): a line per request. */
+	{ "server", "access_log", "access-log", "BASTION_ACCESS_LOG", T_ONOFF, STR(access_log),
+	  "on", 0, 0, true },
+	/* Open sessions' byte counters to the store (issue 19, terminal/flush.c). */
+	{ "sessions", "counter_flush", "counter-flush", "BASTION_COUNTER_FLUSH", T_DURATION,
+	  NUM(counter_flush_s), "30s", 1, 3600, true },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -294,6 +310,12 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 	case T_LOGFMT:
 		if (strcmp(v, "text") && strcmp(v, "json")) {
 			snprintf(why, whylen, "must be text or json, not '%.64s'", v);
+			return -EINVAL;
+		}
+		break;
+	case T_ONOFF:
+		if (strcmp(v, "on") && strcmp(v, "off")) {
+			snprintf(why, whylen, "must be on or off, not '%.64s'", v);
 			return -EINVAL;
 		}
 		break;

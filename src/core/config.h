@@ -76,6 +76,17 @@ struct cfg {
 	int64_t oidc_auto_create; /* 0 or 1 */
 	char oidc_ca_file[CFG_MAX_STR];
 	char oidc_map[CFG_MAX_OIDC_MAP];
+	/* Retention (issue 19, src/housekeep.c): records older than this many
+	 * days are pruned (0: kept for ever); housekeeping runs every
+	 * housekeeping_interval_s. */
+	int64_t audit_retention_days;
+	int64_t sessions_retention_days;
+	int64_t housekeeping_interval_s;
+	/* [server] access_log: "on" (one info line per request) or "off". */
+	char access_log[4];
+	/* [sessions] counter_flush: how often open sessions' byte counters are
+	 * written to their records (terminal/flush.c). */
+	int64_t counter_flush_s;
 };
 
 /* One flag given on the command line: the key's index and its text. */

@@ -288,6 +288,16 @@ int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loo
 	put_histo(&o, "bastion_event_loop_lag_distribution_seconds",
 		  "How late the event loop ran its probe timer, every probe.", &M.lag, lag_bounds,
 		  N_LAG);
+	{
+		/* The process and what an operator alerts on (metrics_ops.c). */
+		char *ops = NULL;
+
+		if (metrics_ops_render(&ops) < 0)
+			o.failed = true;
+		else
+			put(&o, "%s", ops);
+		free(ops);
+	}
 	if (o.failed) {
 		free(o.buf);
 		return -ENOMEM;

@@ -40,3 +40,20 @@ void metrics_conn_refused(const char *reason, uint64_t n);
  * the gauges the caller knows. -ENOMEM on failure. */
 int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loops, char **ret,
 		   size_t *ret_len);
+
+/* ---- what an operator alerts on (metrics_ops.c, issue 19) -------------
+ * Sign-in failures by reason: "unknown_user", "bad_password", "disabled",
+ * "throttled" (refused while locked), "busy" (the hashing gate was full);
+ * anything else counts as "other". */
+void metrics_signin_failure(const char *reason);
+/* A sign-in lock began (an account's or an address's). */
+void metrics_signin_lockout(void);
+/* The serving certificate's notAfter (Unix seconds), set when it is
+ * loaded (start, SIGHUP). */
+void metrics_tls_cert_expiry(int64_t not_after);
+/* A store error by kind: "busy", "timeout", "unavailable", "constraint";
+ * anything else counts as "other". */
+void metrics_store_error(const char *kind);
+/* Appends these metrics and the process_* ones (from /proc/self) to the
+ * exposition: malloc'd text into *ret, or -ENOMEM. */
+int metrics_ops_render(char **ret);

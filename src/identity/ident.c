@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/gate.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "store/store.h"
 
@@ -303,21 +304,29 @@ int ident_bearer_hash(const struct ident_creds *req, uint8_t out[32])
 
 static int auth_bearer(struct store *s, const struct ident_creds *req, struct principal *ret)
 {
+	struct store_token t;
 	uint8_t hash[32];
-	int64_t user_id, expires_at;
 	int r;
 
 	if (bearer_hash(req, hash) < 0)
 		return -ENOENT;
-	r = store_token_get(s, hash, &user_id, &expires_at);
+	r = store_token_lookup(s, hash, &t);
 	if (r < 0)
 		return r;
-	if (expires_at <= store_now())
+	if (t.expires_at <= store_now())
 		return -ENOENT;
-	r = principal_for(s, user_id, ret);
+	r = principal_for(s, t.user_id, ret);
 	if (r < 0)
 		return r;
 	ret->via_cookie = false;
+	util_strlcpy(ret->token_id, t.id, sizeof(ret->token_id));
+	util_strlcpy(ret->token_scope, t.scope, sizeof(ret->token_scope));
+	/* The time of last use is for the owner's list; a failure to write it
+	 * does not refuse the call. */
+	/* Checked here first: a busy script's calls take no write lock. */
+	if (t.id[0] && t.last_used_at < store_now() - IDENT_TOKEN_TOUCH_GAP &&
+	    store_token_touch(s, t.id, store_now(), IDENT_TOKEN_TOUCH_GAP) < 0)
+		log_warn("identity: could not record the use of API token %s", t.id);
 	return 0;
 }
 
@@ -391,10 +400,15 @@ int ident_login_counted(struct store *s, const char *name, const char *password,
 	/* Always one verification, so that timing does not tell whether the
 	 * user exists, is disabled, or sent an oversized password. */
 	r = verify_counted(s, hash, password ? password : "", at);
+	if (r == -EBUSY)
+		metrics_signin_failure("busy");
 	if (r < 0 && r != -EACCES)
 		goto out; /* the gate was full or the attempt could not be counted */
 	ok = r == 0;
 	if (!found || !ok || !password || u.disabled) {
+		metrics_signin_failure(!found             ? "unknown_user"
+				       : !ok || !password ? "bad_password"
+							  : "disabled");
 		r = -EACCES;
 		goto out;
 	}
@@ -444,22 +458,11 @@ int ident_logout(struct store *s, const struct ident_creds *req)
 int ident_token_create(struct store *s, int64_t user_id, const char *name, int64_t ttl,
 		       char ret_token[IDENT_TOKEN_SIZE], int64_t *ret_expires_at)
 {
-	char token[IDENT_TOKEN_SIZE];
-	uint8_t hash[32];
-	int64_t expires_at = store_now() + ttl;
-	int r;
+	struct store_token t;
+	int r = ident_token_create_scoped(s, user_id, name, IDENT_SCOPE_ALL, ttl, ret_token, &t);
 
-	if (ttl <= 0)
-		return -EINVAL;
-	store_ident_purge_expired(s, store_now());
-	util_random_token(token, sizeof(token), IDENT_TOKEN_BYTES);
-	util_sha256_str(token, hash);
-	r = store_token_add(s, hash, user_id, name, expires_at);
-	if (r == 0) {
-		memcpy(ret_token, token, sizeof(token));
-		*ret_expires_at = expires_at;
-	}
-	sodium_memzero(token, sizeof(token));
+	if (r == 0)
+		*ret_expires_at = t.expires_at;
 	return r;
 }
 

@@ -111,6 +111,27 @@ int ident_logout(struct store *s, const struct ident_creds *req);
 int ident_token_create(struct store *s, int64_t user_id, const char *name, int64_t ttl,
 		       char ret_token[IDENT_TOKEN_SIZE], int64_t *ret_expires_at);
 
+/* ---- the API token lifecycle (tokens.c, issue 19) --------------------
+ * A token carries a scope: IDENT_SCOPE_ALL acts as its owner everywhere,
+ * IDENT_SCOPE_METRICS reads GET /metrics and nothing else (a Prometheus
+ * scraper need not hold a token that reads the inventory). */
+#define IDENT_SCOPE_ALL       "all"
+#define IDENT_SCOPE_METRICS   "metrics"
+#define IDENT_TOKEN_TOUCH_GAP 60 /* seconds: last use is written at most this often */
+struct store_token;
+/* Whether scope is one of the above. */
+bool ident_scope_valid(const char *scope);
+/* Whether who may make a call: a browser session or an "all" token may
+ * make any; a "metrics" token only the metrics read (is_metrics). */
+bool ident_scope_permits(const struct principal *who, bool is_metrics);
+/* Creates an API token for user_id with name (NULL: none) and scope,
+ * living ttl seconds; the secret goes into ret_token (wiped by the
+ * caller), what was stored (public id, times) into *ret. -EINVAL for a bad
+ * scope or ttl. */
+int ident_token_create_scoped(struct store *s, int64_t user_id, const char *name, const char *scope,
+			      int64_t ttl, char ret_token[IDENT_TOKEN_SIZE],
+			      struct store_token *ret);
+
 /* True when header (X-CSRF-Token, may be NULL) matches who's session CSRF
  * token, compared in constant time. */
 bool ident_csrf_ok(const struct principal *who, const char *header);

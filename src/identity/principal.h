@@ -15,6 +15,10 @@ struct principal {
 	char name[65];
 	bool via_cookie; /* browser session: CSRF and Origin apply */
 	char csrf[64];   /* the session's CSRF token when via_cookie */
+	/* With an API token: its public id and scope ("all", "metrics");
+	 * both "" for a browser session. */
+	char token_id[17];
+	char token_scope[16];
 };
 
 /* The header values authentication and the browser checks read. Strings

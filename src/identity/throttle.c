@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/metrics.h"
 #include "core/util.h"
 #include "store/store.h"
 
@@ -133,6 +134,8 @@ int ident_throttle_check(struct store *s, const char *account, const char *remot
 		ret->retry_after = by_addr.retry_after;
 		ret->audit = by_addr.audit;
 	}
+	if (ret->retry_after > 0)
+		metrics_signin_failure("throttled");
 	return 0;
 }
 
@@ -177,6 +180,13 @@ static int fail_fn(struct store_throttle *t, bool existed, void *ud)
 	return 0;
 }
 
+/* bastion_signin_lockouts_total: this failure began a lock. */
+static void count_lock(const struct fail *f)
+{
+	if (f->locked)
+		metrics_signin_lockout();
+}
+
 int ident_throttle_failure(struct store *s, const char *account, const char *remote_addr,
 			   int64_t now)
 {
@@ -188,11 +198,14 @@ int ident_throttle_failure(struct store *s, const char *account, const char *rem
 	key_addr(addr, key);
 	if ((r = store_throttle_update(s, key, fail_fn, &f)) < 0)
 		return r;
+	count_lock(&f);
 	if (!account)
 		return 0;
 	f.max = IDENT_THROTTLE_ACCOUNT_MAX;
 	key_account(account, key);
-	return store_throttle_update(s, key, fail_fn, &f);
+	if ((r = store_throttle_update(s, key, fail_fn, &f)) == 0)
+		count_lock(&f);
+	return r;
 }
 
 int ident_throttle_charge(struct store *s, const char *account, const char *remote_addr,
@@ -208,6 +221,7 @@ int ident_throttle_charge(struct store *s, const char *account, const char *remo
 	if ((r = store_throttle_update(s, key, fail_fn, &f)) < 0)
 		return r;
 	ret->charged = true;
+	count_lock(&f);
 	ret->addr_locked = f.locked;
 	ret->addr_prev_locked_until = f.prev_locked_until;
 	ret->addr_prev_level = f.prev_level;
@@ -216,7 +230,9 @@ int ident_throttle_charge(struct store *s, const char *account, const char *remo
 		return 0;
 	f.max = IDENT_THROTTLE_ACCOUNT_MAX;
 	key_account(account, key);
-	return store_throttle_update(s, key, fail_fn, &f);
+	if ((r = store_throttle_update(s, key, fail_fn, &f)) == 0)
+		count_lock(&f);
+	return r;
 }
 
 static int refund_fn(struct store_throttle *t, bool existed, void *ud)

@@ -91,6 +91,7 @@ static void send_response(struct srv_conn *c, const struct srv_response *r)
 		log_error("a response header block did not fit in %d bytes: answered 500",
 			  SRV_MAX_RESPONSE_HEAD);
 		metrics_http_status(500);
+		srv_access_log(c, 500, 0);
 		c->keep_alive = false;
 		c->close_after_write = true;
 		if (conn_ssl_write(c, fallback, sizeof(fallback) - 1) < 0)
@@ -100,6 +101,7 @@ static void send_response(struct srv_conn *c, const struct srv_response *r)
 		goto out;
 	}
 	metrics_http_status(r->status);
+	srv_access_log(c, r->status, head_only ? 0 : r->len);
 	if (conn_ssl_write(c, buf_str(&h), buf_len(&h)) < 0 ||
 	    (!head_only && r->len && !r->body_static && conn_ssl_write(c, r->body, r->len) < 0)) {
 		conn_close(c);
@@ -191,6 +193,8 @@ static int on_message_begin(http_parser *p)
 	struct srv_conn *c = p->data;
 
 	conn_reset_request(c);
+	c->req_start_ns = uv_hrtime();
+	c->principal[0] = '\0';
 	return 0;
 }
 

@@ -128,7 +128,16 @@ struct srv_conn {
 	unsigned ws_missed; /* ping ticks in a row without a byte from the browser */
 
 	char remote[64];
+
+	/* The access log (access.c): when the request began, and who the
+	 * application says made it ("" : nobody signed in). */
+	uint64_t req_start_ns;
+	char principal[96];
 };
+
+/* One access-log line for c's request, answered with status and bytes of
+ * body (access.c); nothing when the access log is off. */
+void srv_access_log(const struct srv_conn *c, int status, size_t bytes);
 
 #define SRV_ACCEPT_PAUSE_MS 200 /* out of descriptors: accept again after this */
 

@@ -113,6 +113,15 @@ struct srv_response {
 	bool close;       /* the connection closes after this answer */
 };
 
+/* The access log (server/access.c, issue 19): one info line per answered
+ * request — method, path with the query's keys but not its values,
+ * status, body bytes, duration, principal, source address. Never a
+ * secret: no query value, no header. enable: "server.access_log". */
+void srv_access_log_enable(bool on);
+/* Who c's current request acts as ("user:NAME", "user:NAME token:ID"),
+ * for its access-log line; set by the application on c's loop thread. */
+void srv_conn_set_principal(struct srv_conn *c, const char *principal);
+
 /* Sends the answer to c's request (the body is copied unless body_static;
  * HEAD gets the headers alone). If the client left meanwhile, the answer
  * is dropped and the connection released. */

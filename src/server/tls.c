@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -17,6 +18,7 @@
 #include "core/buf.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "server/srv.h"
 
 static void log_ssl_errors(const char *what)
@@ -122,6 +124,18 @@ out:
 	return r;
 }
 
+/* bastion_tls_cert_expiry_timestamp_seconds: the notAfter of the
+ * certificate just loaded (at start and at every SIGHUP). */
+static void cert_expiry_metric(SSL_CTX *ctx)
+{
+	X509 *cert = SSL_CTX_get0_certificate(ctx);
+	const ASN1_TIME *na = cert ? X509_get0_notAfter(cert) : NULL;
+	struct tm tm;
+
+	if (na && ASN1_TIME_to_tm(na, &tm) == 1)
+		metrics_tls_cert_expiry((int64_t)timegm(&tm));
+}
+
 int srv_tls_ctx(const struct srv_config *cfg, SSL_CTX **ret)
 {
 	char cert_path[PATH_MAX], key_path[PATH_MAX];
@@ -157,6 +171,7 @@ int srv_tls_ctx(const struct srv_config *cfg, SSL_CTX **ret)
 		SSL_CTX_free(ctx);
 		return -EINVAL;
 	}
+	cert_expiry_metric(ctx);
 	*ret = ctx;
 	return 0;
 }

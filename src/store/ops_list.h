@@ -228,4 +228,28 @@
 	X(oidc_user_create,                                                                        \
 	  (struct store * s, const char *name, const char *password_hash, const char *issuer,      \
 	   const char *subject, int64_t *ret_id),                                                  \
-	  (s, name, password_hash, issuer, subject, ret_id))
+	  (s, name, password_hash, issuer, subject, ret_id))                                       \
+	/* API token lifecycle (issue 19): sqlite_tokens.c, pg_tokens.c */                         \
+	X(token_insert, (struct store * s, const uint8_t hash[32], const struct store_token *t),   \
+	  (s, hash, t))                                                                            \
+	X(token_lookup, (struct store * s, const uint8_t hash[32], struct store_token *ret),       \
+	  (s, hash, ret))                                                                          \
+	X(token_touch, (struct store * s, const char *id, int64_t now, int64_t min_gap),           \
+	  (s, id, now, min_gap))                                                                   \
+	X(token_foreach,                                                                           \
+	  (struct store * s, int64_t user_id, int64_t now,                                         \
+	   int (*fn)(const struct store_token *t, void *ud), void *ud),                            \
+	  (s, user_id, now, fn, ud))                                                               \
+	X(token_revoke,                                                                            \
+	  (struct store * s, const char *id, int64_t user_id, struct store_token *ret),            \
+	  (s, id, user_id, ret))                                                                   \
+	/* retention (issue 19): sqlite_retention.c, pg_retention.c */                             \
+	X(audit_prune,                                                                             \
+	  (struct store * s, int64_t before, int batch, int *ret_n, int64_t *ret_oldest),          \
+	  (s, before, batch, ret_n, ret_oldest))                                                   \
+	X(session_prune,                                                                           \
+	  (struct store * s, int64_t before, int batch, int *ret_n, int64_t *ret_oldest),          \
+	  (s, before, batch, ret_n, ret_oldest))                                                   \
+	X(session_bytes,                                                                           \
+	  (struct store * s, const char *id, uint64_t bytes_to_vm, uint64_t bytes_from_vm),        \
+	  (s, id, bytes_to_vm, bytes_from_vm))

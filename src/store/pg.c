@@ -19,6 +19,7 @@
 #include "core/err.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "store/store_ops.h"
 
 /* pg_advisory_lock keys: arbitrary, fixed, ours ("bastion" in ASCII). */
@@ -243,6 +244,28 @@ static const char *const migrations[] = {
 	"  subject TEXT COLLATE \"C\" NOT NULL,"
 	"  created_at BIGINT NOT NULL,"
 	"  UNIQUE (issuer, subject));",
+	/* API tokens get a lifecycle (issue 19, store/pg_tokens.c): as the
+	 * SQLite backend's migration of the same name. */
+	"ALTER TABLE api_tokens ADD COLUMN public_id TEXT COLLATE \"C\";"
+	"ALTER TABLE api_tokens ADD COLUMN scope TEXT COLLATE \"C\" NOT NULL DEFAULT 'all';"
+	"ALTER TABLE api_tokens ADD COLUMN last_used_at BIGINT;"
+	"UPDATE api_tokens SET public_id ="
+	"  substr(md5(random()::text || encode(token_hash, 'hex')), 1, 16);"
+	"CREATE UNIQUE INDEX api_tokens_public_id ON api_tokens(public_id);",
+	/* retention (issue 19, store/pg_retention.c): the audit trail stays
+	 * append-only (UPDATE, TRUNCATE refused) except for a DELETE of rows
+	 * older than the cutoff the pruning transaction sets for itself alone
+	 * (set_config(..., true): local to that transaction). */
+	"CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS"
+	"  $$BEGIN"
+	"    IF TG_OP = 'DELETE' THEN"
+	"      IF OLD.ts < COALESCE(NULLIF(current_setting('bastion.audit_prune_before', true),"
+	"                                  '')::bigint, -9223372036854775807) THEN"
+	"        RETURN OLD;"
+	"      END IF;"
+	"    END IF;"
+	"    RAISE EXCEPTION 'audit is append-only';"
+	"  END$$;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -322,10 +345,28 @@ static struct pg_conn *conn(struct store *s)
 	return c;
 }
 
+/* The kind of a failed statement, for bastion_store_errors_total. */
+static const char *pg_error_kind(const char *state, PGconn *pc)
+{
+	if (PQstatus(pc) == CONNECTION_BAD || (state && strncmp(state, "08", 2) == 0))
+		return "unavailable";
+	if (!state)
+		return "other";
+	if (strncmp(state, "23", 2) == 0)
+		return "constraint";
+	if (strcmp(state, "57014") == 0)
+		return "timeout";
+	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+	    strcmp(state, "55P03") == 0)
+		return "busy";
+	return "other";
+}
+
 static int map_error(const PGresult *res, PGconn *pc)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
+	metrics_store_error(pg_error_kind(state, pc));
 	if (state && strcmp(state, "23505") == 0)
 		return -EEXIST;
 	if (state && strcmp(state, "23503") == 0)
@@ -353,8 +394,10 @@ int pg_q(struct store *s, PGresult **ret, const char *sql, int n, const char *co
 		ExecStatusType st;
 		int r;
 
-		if (!c)
+		if (!c) {
+			metrics_store_error("unavailable");
 			return -BERR_STORE;
+		}
 		res = PQexecParams(c->c, sql, n, NULL, params, NULL, NULL, 0);
 		st = PQresultStatus(res);
 		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {

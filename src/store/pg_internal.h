@@ -65,7 +65,12 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(schema_version, , ) X(audit, , ) X(audit_query, , ) \
 	X(hostkey_get, , ) X(hostkey_add, , ) X(hostkey_clear, , ) \
 	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X) \
-	X(session_open, , ) X(session_end, , ) PG_OPS_OIDC(X)
+	X(session_open, , ) X(session_end, , ) PG_OPS_OIDC(X) PG_OPS_TOKENS(X)
+/* pg_tokens.c (issue 19) */
+#define PG_OPS_TOKENS(X) \
+	X(token_insert, , ) X(token_lookup, , ) X(token_touch, , ) \
+	X(token_foreach, , ) X(token_revoke, , ) \
+	X(audit_prune, , ) X(session_prune, , ) X(session_bytes, , )
 /* pg_ident.c */
 #define PG_OPS_IDENT(X) \
 	X(user_count, , ) X(user_get, , ) X(user_get_by_id, , ) X(user_put, , ) \

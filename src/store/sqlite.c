@@ -14,6 +14,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 struct conn {
 	sqlite3 *db;
@@ -228,6 +229,25 @@ static const char *const migrations[] = {
 	"  subject TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL,"
 	"  UNIQUE (issuer, subject));",
+	/* API tokens get a lifecycle (issue 19, store/sqlite_tokens.c): a
+	 * public id to list and revoke them by (random, never derived from
+	 * the secret), a scope, the time of last use. Tokens of before get an
+	 * id of their own and keep the scope they had ("all"). */
+	"ALTER TABLE api_tokens ADD COLUMN public_id TEXT;"
+	"ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'all';"
+	"ALTER TABLE api_tokens ADD COLUMN last_used_at INTEGER;"
+	"UPDATE api_tokens SET public_id = lower(hex(randomblob(8)));"
+	"CREATE UNIQUE INDEX api_tokens_public_id ON api_tokens(public_id);",
+	/* retention (issue 19, store/sqlite_retention.c): the audit trail stays
+	 * append-only except for the pruning transaction, which announces its
+	 * cutoff in audit_prune_gate (and removes it before it commits, so
+	 * that no other connection ever sees it); only rows older than that
+	 * cutoff may then go. */
+	"CREATE TABLE audit_prune_gate (before INTEGER NOT NULL);"
+	"DROP TRIGGER audit_no_delete;"
+	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+	"  WHEN NOT EXISTS (SELECT 1 FROM audit_prune_gate WHERE OLD.ts < before)"
+	"  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;",
 };
 
 int store_rc(int rc)
@@ -238,10 +258,25 @@ int store_rc(int rc)
 	case SQLITE_ROW:
 		return 0;
 	case SQLITE_CONSTRAINT:
+		metrics_store_error("constraint");
 		return -EEXIST;
 	case SQLITE_NOMEM:
+		metrics_store_error("other");
 		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		metrics_store_error("busy");
+		return -BERR_STORE;
+	case SQLITE_CANTOPEN:
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+	case SQLITE_READONLY:
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+		metrics_store_error("unavailable");
+		return -BERR_STORE;
 	default:
+		metrics_store_error("other");
 		return -BERR_STORE;
 	}
 }
@@ -322,18 +357,20 @@ sqlite3_stmt *store_prepare(struct store *s, const char *sql)
 int store_tx(struct store *s, int (*fn)(struct store *s, void *ud), void *ud)
 {
 	sqlite3 *db = store_db(s);
-	int r;
+	int r, rc;
 
 	if (!db)
 		return -BERR_STORE;
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return -BERR_STORE;
+	/* store_rc counts the failure by kind (bastion_store_errors_total). */
+	if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
+		return store_rc(rc) == -ENOMEM ? -ENOMEM : -BERR_STORE;
 	r = fn(s, ud);
 	if (r < 0) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return r;
 	}
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+	if ((rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
+		store_rc(rc);
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -BERR_STORE;
 	}

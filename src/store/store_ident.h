@@ -144,3 +144,36 @@ int store_login_known_add(struct store *s, const char *account, const char *addr
 			  int keep_max);
 int store_login_known(struct store *s, const char *account, const char *addr, int64_t since);
 int store_login_known_forget(struct store *s, const char *account);
+
+/* ---- API token lifecycle (issue 19; sqlite_tokens.c, pg_tokens.c) ------
+ * A token has a public id (STORE_TOKEN_ID_LEN lowercase hex characters,
+ * random, not derived from the secret) by which its owner lists and
+ * revokes it, a name, a scope ("all" or "metrics"), and its creation,
+ * last use (0: never) and expiry times. */
+#define STORE_TOKEN_ID_LEN 16
+struct store_token {
+	char id[STORE_TOKEN_ID_LEN + 1];
+	int64_t user_id;
+	char user[65]; /* the owner's name (foreach and revoke fill it) */
+	char name[65]; /* "" when the token has none */
+	char scope[16];
+	int64_t created_at, last_used_at, expires_at;
+};
+
+/* Inserts t (user_id, id, name ("" none), scope, expires_at; created_at is
+ * now) under hash. -EEXIST for a hash or id already present, -ENOENT for
+ * an unknown user, -EINVAL for an id, name or scope that does not fit. */
+int store_token_insert(struct store *s, const uint8_t hash[32], const struct store_token *t);
+/* The token whose secret hashes to hash; -ENOENT if absent. */
+int store_token_lookup(struct store *s, const uint8_t hash[32], struct store_token *ret);
+/* Records a use at now, written only when the stored time is older than
+ * now - min_gap (a busy script does not write on every call). */
+int store_token_touch(struct store *s, const char *id, int64_t now, int64_t min_gap);
+/* Calls fn for each unexpired (expires_at > now) token of user_id (< 0:
+ * of every user), newest first; fn returning non-zero stops. */
+int store_token_foreach(struct store *s, int64_t user_id, int64_t now,
+			int (*fn)(const struct store_token *t, void *ud), void *ud);
+/* Deletes the token id of user_id (< 0: of anyone) and fills *ret (may be
+ * NULL) with what it was. -ENOENT when there is no such token (or it is
+ * someone else's). */
+int store_token_revoke(struct store *s, const char *id, int64_t user_id, struct store_token *ret);

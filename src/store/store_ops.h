@@ -67,3 +67,22 @@ json_t *store_audit_json(const struct store_audit_rec *r);
  * opens is also written to stderr as one JSON line {"audit":{...}} (one
  * write(2) per line, for journald). Call before store_open. */
 void store_audit_to_stderr(void);
+
+/* ---- retention (issue 19; sqlite_retention.c, pg_retention.c) ---------
+ * One batch of pruning, in one transaction: deletes at most batch of the
+ * oldest audit records with ts < before (the only delete the audit
+ * table's append-only protection lets through: SQLite's trigger and
+ * PostgreSQL's trigger function allow it for rows older than the cutoff
+ * this transaction announces, and nothing else), or of the ended terminal
+ * session records with ended_at < before. *ret_n: how many went (0 when
+ * another instance holds the pruning lock: PostgreSQL); *ret_oldest: the
+ * oldest ts (started_at) kept, 0 when none is left. */
+int store_audit_prune(struct store *s, int64_t before, int batch, int *ret_n, int64_t *ret_oldest);
+int store_session_prune(struct store *s, int64_t before, int batch, int *ret_n,
+			int64_t *ret_oldest);
+/* The byte counters of an open session so far (issue 19): written to its
+ * record while it has no end, so that the record of a session ended by a
+ * crash (store_session_close_stale) keeps them. A session already ended,
+ * or not recorded yet, is left as it is (0). */
+int store_session_bytes(struct store *s, const char *id, uint64_t bytes_to_vm,
+			uint64_t bytes_from_vm);

@@ -97,6 +97,9 @@ struct sess {
 	bool warned_idle, warned_max;
 	bool in_use_counted;                 /* bastion_id is in the in-use table */
 	atomic_uint_fast64_t to_vm, from_vm; /* terminal bytes relayed */
+	/* What the last periodic flush wrote to the store (flush.c; under
+	 * term_g.lock, by one flusher at a time). */
+	uint64_t flushed_to, flushed_from;
 	struct sshc *ssh;
 	struct srv_conn *http; /* the connect request, while dialing */
 	struct srv_conn *ws;   /* the terminal, once attached */

@@ -96,6 +96,12 @@ void term_set_limits(const struct term_limits *l);
  * a malloc'd array of malloc'd strings (a snapshot under a mutex). */
 int term_bastions_in_use(char ***ret, size_t *ret_n);
 
+/* On a worker (flush.c, issue 19): writes to the store the byte counters
+ * of every registered session whose counters moved since the last flush
+ * (one flusher at a time), so that a crash loses at most one interval of
+ * them. Returns how many were written, or a store error. */
+int term_flush_counters(void);
+
 /* After loops_init(), before the loops run: a part for each loop. */
 int term_init(struct store *store);
 /* On each loop (SIGTERM): ends this loop's sessions with reason and refuses

@@ -11,6 +11,10 @@ import {
 import { attach } from './lib/term.mjs';
 import { randomString, waitFor } from './lib/util.mjs';
 import https from 'node:https';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn, execFileSync } from 'node:child_process';
 
 const h = fileHarness({
   label: 'metrics', block: 130, net: true, keys: [{ id: 'ed25519-openssh', type: 'ed25519' }],
@@ -145,6 +149,84 @@ describe('metrics', () => {
     // cumulative buckets never decrease
     const buckets = [...samples].filter(([k]) => k.startsWith('bastion_connect_latency_seconds_bucket')).map(([, v]) => v);
     for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i] >= buckets[i - 1]);
+  });
+
+  h.test('process_*: CPU, resident memory, descriptors and their limit, start time, from /proc', async () => {
+    const { samples, types } = await scrape();
+    const now = Date.now() / 1000;
+    assert.ok(samples.get('process_cpu_seconds_total') > 0, 'cpu');
+    assert.equal(types.get('process_cpu_seconds_total'), 'counter');
+    assert.ok(samples.get('process_resident_memory_bytes') > 1 << 20, 'rss above 1 MiB');
+    const fds = samples.get('process_open_fds');
+    const max = samples.get('process_max_fds');
+    assert.ok(fds > 3 && fds < max, `open ${fds}, max ${max}`);
+    const start = samples.get('process_start_time_seconds');
+    const pstart = fs.statSync(`/proc/${h.daemon.pid}`).mtimeMs / 1000;
+    assert.ok(start <= now && start > now - 3600, `start ${start}`);
+    assert.ok(Math.abs(start - pstart) < 60, `start ${start} vs /proc ${pstart}`);
+  });
+
+  h.test('sign-in failures by reason and lock-outs', { timeout: 60000 }, async () => {
+    const pw = `Lock-${randomString(16)}`;
+    h.secrets.add(pw, 'lock-me password');
+    expectStatus(await h.admin.put('/users/lock-me', { password: pw }), [200, 201]);
+    const m0 = (await scrape()).samples;
+    const c = h.client('signin-fail');
+    const bad = (name) => c.post('/auth/login', { username: name, password: `Wrong-${randomString(10)}` });
+    assert.equal((await bad('no-such-user-here')).status, 401);
+    for (let i = 0; i < 5; i++) assert.equal((await bad('lock-me')).status, 401, `failure ${i}`);
+    assert.equal((await c.post('/auth/login', { username: 'lock-me', password: pw })).status, 429, 'locked');
+    const m = (await scrape()).samples;
+    const d = (k) => m.get(k) - (m0.get(k) || 0);
+    assert.equal(d('bastion_signin_failures_total{reason="unknown_user"}'), 1);
+    assert.equal(d('bastion_signin_failures_total{reason="bad_password"}'), 5);
+    assert.equal(d('bastion_signin_failures_total{reason="throttled"}'), 1);
+    assert.equal(d('bastion_signin_lockouts_total'), 1);
+  });
+
+  h.test('the TLS certificate\'s expiry, updated on SIGHUP', { timeout: 60000 }, async () => {
+    const certFile = path.join(h.daemon.dataDir, 'tls-cert.pem');
+    const expiry = (file) => Math.floor(Date.parse(new crypto.X509Certificate(fs.readFileSync(file)).validTo) / 1000);
+    assert.equal((await scrape()).samples.get('bastion_tls_cert_expiry_timestamp_seconds'), expiry(certFile));
+    // A new pair valid 5 days, in place of the generated one.
+    const tmp = path.join(h.dir, 'newpair');
+    fs.mkdirSync(tmp, { recursive: true });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '5',
+      '-subj', '/CN=127.0.0.1', '-keyout', path.join(tmp, 'key.pem'), '-out', path.join(tmp, 'cert.pem')], { stdio: 'ignore' });
+    fs.copyFileSync(path.join(tmp, 'key.pem'), path.join(h.daemon.dataDir, 'tls-key.pem'));
+    fs.copyFileSync(path.join(tmp, 'cert.pem'), certFile);
+    const want = expiry(certFile);
+    assert.ok(want < Date.now() / 1000 + 6 * 86400);
+    h.daemon.proc.kill('SIGHUP');
+    await waitFor(async () => (await scrape()).samples.get('bastion_tls_cert_expiry_timestamp_seconds') === want,
+      { timeoutMs: 10000, what: 'the new expiry' });
+  });
+
+  h.test('store errors by kind: a write that waits past the busy timeout counts as busy', { timeout: 60000 }, async () => {
+    const m0 = (await scrape()).samples;
+    for (const k of ['busy', 'timeout', 'unavailable', 'constraint', 'other']) {
+      assert.ok(m0.has(`bastion_store_errors_total{kind="${k}"}`), `kind ${k}`);
+    }
+    const py = 'import sqlite3,sys,time\n'
+      + 'c=sqlite3.connect(sys.argv[1],isolation_level=None,timeout=10)\n'
+      + 'c.execute("BEGIN IMMEDIATE")\nprint("locked",flush=True)\nsys.stdin.read()\nc.execute("ROLLBACK")\n';
+    // It holds the lock until its stdin closes: after the write's answer
+    // (the store's busy timeout is 5 s), however slow the machine.
+    const locker = spawn('python3', ['-c', py, path.join(h.daemon.dataDir, 'bastion.db')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let r;
+    try {
+      await new Promise((resolve, reject) => {
+        locker.stdout.on('data', (x) => { if (String(x).includes('locked')) resolve(); });
+        locker.once('exit', (x) => reject(new Error(`locker exited ${x}`)));
+      });
+      r = await h.admin.put('/groups/busy-metric', {});
+    } finally {
+      locker.stdin.end();
+      await new Promise((res) => { if (locker.exitCode !== null) res(); else locker.once('exit', res); });
+    }
+    assert.equal(r.status, 503, r.text);
+    const m = (await scrape()).samples;
+    assert.ok(m.get('bastion_store_errors_total{kind="busy"}') - m0.get('bastion_store_errors_total{kind="busy"}') >= 1);
   });
 
   h.test('no password or key in any response or log line', async () => {

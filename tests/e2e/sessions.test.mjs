@@ -23,6 +23,8 @@ const LIMITS = {
   BASTION_MAX_SESSION_DURATION: '12s',
   BASTION_MAX_SESSIONS_PER_USER: '2',
   BASTION_MAX_SESSIONS: '3',
+  // Open sessions' byte counters go to the store every second (issue 19).
+  BASTION_COUNTER_FLUSH: '1s',
 };
 const USER = 'e2esess';
 const OWNER = 'e2egrpowner';
@@ -242,6 +244,31 @@ describe('sessions', () => {
     assert.equal(rec.detail.reason, 'bastion restarted');
     assert.equal(rec.principal, `user:${USER}`);
     assert.ok(/session\(s\) of the previous run recorded as ended/.test(h.daemon.log()), h.daemon.logTail(20));
+  });
+
+  h.test('after kill -9 the session.end record keeps the bytes carried (counters flushed while it ran)', { timeout: 60000 }, async () => {
+    // The daemon was restarted by the test before: a client of its own.
+    const me = h.client(USER);
+    await me.login(USER, userPw);
+    const { session, term } = await openShell(me);
+    // About 40 KB from the VM, then wait past a flush.
+    term.send('head -c 30000 /dev/zero | od -An -v | head -c 40000; echo DONE$((6*7))\r');
+    await term.waitForOutput('DONE42', { timeoutMs: 15000 });
+    const carried = (await me.get('/sessions')).json.value.find((x) => x.id === session.id);
+    assert.ok(carried && carried.bytes_from_vm > 30000, JSON.stringify(carried));
+    await sleep(2500);
+    h.daemon.proc.kill('SIGKILL');
+    await term.waitClosed({ timeoutMs: 10000 }).catch(() => {});
+    term.close();
+    await waitFor(() => h.daemon.exit !== null, { timeoutMs: 5000, what: 'daemon gone' });
+    h.secrets.scan(h.daemon.log(), 'bastion stderr log (before kill -9)');
+    await startWithLimits();
+    const r = expectStatus(await h.admin.get('/audit?action=session.end'), 200);
+    const rec = r.json.value.find((x) => x.detail && x.detail.session === session.id);
+    assert.ok(rec, `session.end for ${session.id}`);
+    assert.equal(rec.detail.reason, 'bastion restarted');
+    assert.ok(rec.detail.bytes_from_vm >= carried.bytes_from_vm, JSON.stringify(rec.detail));
+    assert.ok(rec.detail.bytes_to_vm > 20, JSON.stringify(rec.detail));
   });
 
   h.test('no password or key in any response or log line', async () => {

@@ -1,6 +1,8 @@
-// The user's own account: change the password (POST /auth/password).
+// The user's own account: change the password (POST /auth/password), and
+// the user's API tokens (GET /tokens, revoke = DELETE /tokens/{id}).
 
-import { ApiError, post } from './api.js';
+import { ApiError, del, get, post } from './api.js';
+import { button, confirmDialog, messageLine, replace, table, when } from './admin/common.js';
 import { field, h } from './dom.js';
 import { duration } from './errors.js';
 import { state } from './state.js';
@@ -24,6 +26,8 @@ export function renderAccount(root) {
     h('div', { class: 'actions' }, submit),
   );
   const title = h('h1', { tabindex: '-1' }, 'Your account');
+  const tokensMsg = messageLine('tokens-msg');
+  const tokensHolder = h('div', { id: 'tokens-holder' });
   root.appendChild(
     h(
       'section',
@@ -32,9 +36,45 @@ export function renderAccount(root) {
       h('p', null, 'Signed in as ', h('strong', null, state.user.name), '.'),
       h('h2', { id: 'pw-title' }, 'Change password'),
       form,
+      h('h2', { id: 'tokens-title' }, 'API tokens'),
+      h('p', { class: 'muted' }, 'Tokens that scripts and the command-line client (bastion login) use as you. A token is shown only when it is made; revoke one you no longer use.'),
+      tokensMsg.el,
+      tokensHolder,
     ),
   );
   title.focus();
+  const controller = new AbortController();
+
+  async function revoke(t) {
+    const what = t.name ? `"${t.name}" (${t.id})` : t.id;
+    if (!(await confirmDialog(`Revoke the API token ${what}? Whatever uses it stops working.`, 'Revoke'))) return;
+    try {
+      await del(`/tokens/${encodeURIComponent(t.id)}`);
+      tokensMsg.ok(`Revoked the API token ${what}.`);
+    } catch (err) {
+      tokensMsg.fail(err);
+    }
+    loadTokens();
+  }
+
+  async function loadTokens() {
+    try {
+      const data = await get('/tokens', { signal: controller.signal });
+      const rows = (data && data.value) || [];
+      replace(tokensHolder, table('tokens-table', 'Your API tokens', [
+        ['ID', (t) => h('code', null, t.id)],
+        ['Name', (t) => t.name || '—'],
+        ['Scope', (t) => t.scope],
+        ['Created', (t) => when(t.created_at)],
+        ['Last used', (t) => when(t.last_used_at)],
+        ['Expires', (t) => when(t.expires_at)],
+        ['', (t) => button('Revoke', () => revoke(t), { class: 'small danger', dataset: { token: t.id }, 'aria-label': `Revoke the API token ${t.name || t.id}` })],
+      ], rows, 'You have no API tokens.'));
+    } catch (err) {
+      if (!controller.signal.aborted) tokensMsg.fail(err);
+    }
+  }
+  loadTokens();
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -69,5 +109,5 @@ export function renderAccount(root) {
       submit.disabled = false;
     }
   });
-  return () => {};
+  return () => controller.abort();
 }
