@@ -3,9 +3,8 @@
  * they hold until COMMIT), migrations under an advisory lock. The audit
  * trail and host keys are in pg_audit.c, users, sign-in sessions and tokens
  * in pg_ident.c, throttling rows in pg_throttle.c, roles in pg_roles.c,
- * resources in pg_res.c, terminal-session records in pg_ops.c. What this
- * backend does not have yet is NULL in store_pg_backend (the end of this
- * file): store.c answers -ENOSYS for it and `serve` refuses to start. */
+ * resources in pg_res.c, vault rows in pg_vault.c, deleted vaults in
+ * pg_vaultdel.c, terminal-session records in pg_ops.c. */
 #include "store/pg_internal.h"
 
 #include <errno.h>
@@ -20,9 +19,6 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "store/store_ops.h"
-
-/* pg_advisory_lock keys: arbitrary, fixed, ours ("bastion" in ASCII). */
-#define PG_LOCK_MIGRATE 0x62617374696f6e01LL
 
 struct pg_conn {
 	PGconn *c;
@@ -266,8 +262,14 @@ static PGconn *connect_url(const char *url)
 		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
 		"application_name",    "dbname",           NULL
 	};
-	const char *vals[] = { "5", "1", "5", "2", "2", "5000", "bastion", url, NULL };
+	/* application_name names the process, so that an instance can tell
+	 * its own connections from its peers' (pg_ops.c). Connecting gives up
+	 * after 3 s, so that a request that finds the store gone answers
+	 * within 5 s even when the server's host drops packets. */
+	char app[32];
+	const char *vals[] = { "3", "1", "5", "2", "2", "5000", app, url, NULL };
 
+	snprintf(app, sizeof(app), "bastion:%ld", (long)getpid());
 	return PQconnectdbParams(keys, vals, 1);
 }
 

@@ -8,6 +8,11 @@
 
 #include "store/backend.h"
 
+/* pg_advisory_lock keys: arbitrary, fixed, ours ("bastion" in ASCII and
+ * a use). */
+#define PG_LOCK_MIGRATE 0x62617374696f6e01LL
+#define PG_LOCK_STALE   0x62617374696f6e10LL
+
 /* Runs sql with n text parameters (NULL: SQL NULL) on this thread's
  * connection. *ret (when ret is not NULL) receives the result on success;
  * PQclear it. Returns 0, -EEXIST (unique violation), -ENOENT (foreign key
@@ -51,8 +56,20 @@ void pg_audit_line(struct store *s, const char *line, size_t len);
 /* Copies src into dst (size bytes) or fails with -EOVERFLOW. */
 int pg_copy(char *dst, size_t size, const char *src);
 
-/* The PostgreSQL backend's functions, one per entry of STORE_OPS; only
- * those in PG_OPS_DONE exist so far (the others stay NULL in the table). */
+/* Blobs as bytea: a parameter (malloc'd "\\x" hex text; -E2BIG past 1 MiB)
+ * and a column value copied into a malloc'd buffer (-BERR_STORE when NULL
+ * or empty: a sealed blob never is). pg_vault.c. */
+int pg_blob_param(const uint8_t *v, size_t len, char **ret);
+int pg_blob_value(const PGresult *res, int row, int col, uint8_t **ret, size_t *ret_len);
+
+/* Deleted vaults (pg_vaultdel.c), for pg_res.c: moves a vault resource's
+ * rows to the deleted vaults (-ENOENT when id is not a vault), and whether
+ * a deleted vault holds id (1), or not (0). */
+int pg_vault_archive(struct store *s, const char *vault_id, int64_t now);
+int pg_vault_deleted_reserved(struct store *s, const char *vault_id, int64_t now);
+
+/* The PostgreSQL backend's functions, one per entry of STORE_OPS, all in
+ * PG_OPS_DONE (store_check_complete finds none missing). */
 #define STORE_OPS_PG_DECL(name, params, args) int pg_##name params;
 STORE_OPS(STORE_OPS_PG_DECL)
 #undef STORE_OPS_PG_DECL
@@ -65,7 +82,8 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(schema_version, , ) X(audit, , ) X(audit_query, , ) \
 	X(hostkey_get, , ) X(hostkey_add, , ) X(hostkey_clear, , ) \
 	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X) \
-	X(session_open, , ) X(session_end, , )
+	PG_OPS_VAULT(X) PG_OPS_VAULTDEL(X) \
+	X(session_open, , ) X(session_end, , ) X(session_close_stale, , )
 /* pg_ident.c */
 #define PG_OPS_IDENT(X) \
 	X(user_count, , ) X(user_get, , ) X(user_get_by_id, , ) X(user_put, , ) \
@@ -84,10 +102,24 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(role_put, , ) X(role_get, , ) X(role_delete, , ) X(role_foreach, , ) \
 	X(role_foreach_principal, , ) X(role_root_owners, , ) \
 	X(role_put_checked, , ) X(role_delete_checked, , ) X(res_tx, , )
-/* pg_res.c (vault resources answer -ENOSYS until the vault's rows land) */
+/* pg_res.c */
 #define PG_OPS_RES(X) \
 	X(group_put, , ) X(group_exists, , ) X(group_delete, , ) \
 	X(group_foreach, , ) X(group_blocker, , ) X(res_put, , ) X(res_get, , ) \
 	X(res_delete, , ) X(res_blocker, , ) X(res_foreach_referrer, , ) \
 	X(res_foreach, , ) X(res_foreach_type, , )
+/* pg_vault.c */
+#define PG_OPS_VAULT(X) \
+	X(vault_meta_get, , ) X(vault_meta_put, , ) X(vault_key_get, , ) \
+	X(vault_key_add, , ) X(vault_key_update, , ) X(vault_key_foreach, , ) \
+	X(secret_get, , ) X(secret_count, , ) X(secret_add_version, , ) \
+	X(secret_version_get, , ) X(secret_foreach, , ) \
+	X(secret_versions_foreach, , ) X(secret_soft_delete, , ) \
+	X(secret_recover, , ) X(secret_purge, , ) X(secret_purge_expired, , ) \
+	X(vault_policy_get, , ) X(vault_policy_put, , ) \
+	X(vault_policy_delete, , ) X(vault_policy_foreach, , )
+/* pg_vaultdel.c */
+#define PG_OPS_VAULTDEL(X) \
+	X(vault_deleted_foreach, , ) X(vault_deleted_get, , ) X(vault_recover, , ) \
+	X(vault_purge_deleted, , ) X(vault_deleted_expire, , )
 // clang-format on
