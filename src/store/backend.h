@@ -58,6 +58,7 @@ extern const struct store_backend store_pg_backend;
 int sq_open(const char *data_dir, struct store **ret);
 void sq_free(struct store *s);
 int pg_open(const char *url, struct store **ret);
+int pg_open_ro(const char *url, struct store **ret, int *ret_version, int *ret_known);
 void pg_free(struct store *s);
 
 /* The SQLite backend's functions, one per entry of STORE_OPS, for the

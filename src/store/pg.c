@@ -35,6 +35,7 @@ struct pg_store {
 	pthread_mutex_t lock; /* guards conns */
 	struct pg_conn *conns;
 	int version;
+	bool read_only; /* pg_open_ro: every transaction read-only */
 };
 
 #define PG(s) ((struct pg_store *)(s)->impl)
@@ -239,13 +240,18 @@ static void conn_forget(void *p)
 /* What every session of ours runs with: nothing waits past 5 s for a lock
  * or a statement, and a transaction left open by a dead worker does not
  * hold its locks for long. */
-static int conn_setup(struct pg_conn *c)
+static int conn_setup(struct pg_store *p, struct pg_conn *c)
 {
-	PGresult *res = PQexec(c->c, "SET statement_timeout = 5000;"
-				     " SET lock_timeout = 5000;"
-				     " SET idle_in_transaction_session_timeout = 30000;"
-				     " SET client_min_messages = warning;"
-				     " SET TIME ZONE 'UTC'");
+	PGresult *res =
+		PQexec(c->c, p->read_only ? "SET default_transaction_read_only = on;"
+					    " SET statement_timeout = 5000;"
+					    " SET client_min_messages = warning;"
+					    " SET TIME ZONE 'UTC'"
+					  : "SET statement_timeout = 5000;"
+					    " SET lock_timeout = 5000;"
+					    " SET idle_in_transaction_session_timeout = 30000;"
+					    " SET client_min_messages = warning;"
+					    " SET TIME ZONE 'UTC'");
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
 	PQclear(res);
@@ -304,7 +310,7 @@ static struct pg_conn *conn(struct store *s)
 		log_warn("store: cannot reach PostgreSQL: %s", PQerrorMessage(c->c));
 		return NULL;
 	}
-	if (!c->setup_done && conn_setup(c) < 0)
+	if (!c->setup_done && conn_setup(p, c) < 0)
 		return NULL;
 	return c;
 }
@@ -554,28 +560,75 @@ static int migrate(struct store *s)
 	return r;
 }
 
-int pg_open(const char *url, struct store **ret)
+static struct pg_store *pg_new(const char *url)
 {
 	struct pg_store *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->base.be = &store_pg_backend;
+	p->base.impl = p;
+	p->url = strdup(url);
+	if (!p->url) {
+		free(p);
+		return NULL;
+	}
+	if (pthread_key_create(&p->key, conn_forget) != 0) {
+		free(p->url);
+		free(p);
+		return NULL;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	return p;
+}
+
+int pg_open_ro(const char *url, struct store **ret, int *ret_version, int *ret_known)
+{
+	struct pg_store *p = pg_new(url);
+	PGresult *res = NULL;
+	int r;
+
+	*ret = NULL;
+	if (ret_known)
+		*ret_known = N_MIGRATIONS;
+	if (!p)
+		return -ENOMEM;
+	p->read_only = true;
+	/* No schema yet (a database no instance has started on) is version 0:
+	 * the first `serve` migrates it. */
+	r = pg_row(&p->base, &res, "SELECT to_regclass('schema_version') IS NOT NULL", 0, NULL);
+	if (r == 0 && pg_val(res, 0, 0) && pg_val(res, 0, 0)[0] == 't') {
+		PQclear(res);
+		res = NULL;
+		r = pg_row(&p->base, &res, "SELECT COALESCE(max(version), 0) FROM schema_version",
+			   0, NULL);
+		if (r == 0)
+			p->version = (int)pg_i64(res, 0, 0);
+	}
+	if (r == -ENOENT)
+		r = -BERR_STORE;
+	PQclear(res);
+	if (r == 0 && ret_version)
+		*ret_version = p->version;
+	if (r == 0 && p->version > N_MIGRATIONS)
+		r = -EPROTO;
+	if (r < 0) {
+		pg_free(&p->base);
+		return r;
+	}
+	*ret = &p->base;
+	return 0;
+}
+
+int pg_open(const char *url, struct store **ret)
+{
+	struct pg_store *p = pg_new(url);
 	struct store *s;
 	int r;
 
 	if (!p)
 		return -ENOMEM;
 	s = &p->base;
-	s->be = &store_pg_backend;
-	s->impl = p;
-	p->url = strdup(url);
-	if (!p->url) {
-		free(p);
-		return -ENOMEM;
-	}
-	if (pthread_key_create(&p->key, conn_forget) != 0) {
-		free(p->url);
-		free(p);
-		return -ENOMEM;
-	}
-	pthread_mutex_init(&p->lock, NULL);
 	r = migrate(s);
 	if (r < 0) {
 		pg_free(s);

@@ -26,6 +26,13 @@ int store_open(const char *data_dir, struct store **ret);
  * is never logged (it may hold a password). */
 int store_open_url(const char *url, const char *data_dir, struct store **ret);
 bool store_url_is_pg(const char *url);
+/* A PostgreSQL store opened for tools that must not change it (`audit
+ * export`, `serve --check-config`): no migration, every transaction
+ * read-only. -EINVAL for a URL that is not postgres://, -BERR_STORE when the
+ * server cannot be reached or read, -EPROTO when its schema is newer than
+ * this binary knows; *ret_version and *ret_known (either may be NULL) say
+ * the database's version and this binary's. */
+int store_open_url_ro(const char *url, struct store **ret, int *ret_version, int *ret_known);
 void store_free(struct store *s);
 /* "SQLite" or "PostgreSQL", for messages. */
 const char *store_backend_name(struct store *s);

@@ -126,6 +126,44 @@ static void test_newer_schema_refused(void **state)
 	assert_null(s2);
 }
 
+/* The tools' read-only open (`audit export`, `serve --check-config`):
+ * PostgreSQL only, never migrates, never writes, and says when the schema
+ * is newer than this binary. */
+static void test_open_read_only(void **state)
+{
+	struct tu_store *f = *state;
+	struct store *ro = NULL;
+	char url[640];
+	int version = -1, known = -1;
+	int64_t n = -1;
+
+	if (!tu_pg()) {
+		assert_int_equal(store_open_url_ro("", &ro, NULL, NULL), -EINVAL);
+		assert_null(ro);
+		return;
+	}
+	assert_int_equal(tu_pg_url(f->dir, url, sizeof(url)), 0);
+	assert_int_equal(store_audit(f->s, "user:a", "thing.do", "x", "success", NULL), 0);
+	assert_int_equal(store_open_url_ro(url, &ro, &version, &known), 0);
+	assert_int_equal(version, store_schema_version(f->s));
+	assert_int_equal(known, version);
+	assert_int_equal(store_user_count(ro, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_audit(ro, "user:a", "thing.do", "x", "success", NULL), -BERR_STORE);
+	store_free(ro);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM audit"), 1);
+	assert_int_equal(exec_sql(f, "UPDATE schema_version SET version = 9999"), 0);
+	ro = NULL;
+	assert_int_equal(store_open_url_ro(url, &ro, &version, &known), -EPROTO);
+	assert_null(ro);
+	assert_int_equal(version, 9999);
+	/* A database no instance started on: version 0, nothing to read. */
+	assert_int_equal(exec_sql(f, "DROP TABLE schema_version"), 0);
+	assert_int_equal(store_open_url_ro(url, &ro, &version, &known), 0);
+	assert_int_equal(version, 0);
+	store_free(ro);
+}
+
 static void test_audit_append_only(void **state)
 {
 	struct tu_store *f = *state;
@@ -1123,6 +1161,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_reconnect_and_timeout, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_session_records, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_open_read_only, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_close_stale, tu_store_setup,
 						tu_store_teardown),
