@@ -209,4 +209,10 @@
 	X(audit_query,                                                                             \
 	  (struct store * s, const struct store_audit_filter *f,                                   \
 	   int (*fn)(const struct store_audit_rec *r, void *ud), void *ud),                        \
-	  (s, f, fn, ud))
+	  (s, f, fn, ud))                                                                          \
+	/* The store unreachable: what the terminal records is written later,          */          \
+	/* with its own time, once (sqlite_pending.c, pg_audit.c).                      */         \
+	X(audit_at,                                                                                \
+	  (struct store * s, int64_t ts, bool once, const char *principal, const char *action,     \
+	   const char *target, const char *result, const char *detail),                            \
+	  (s, ts, once, principal, action, target, result, detail))

@@ -79,7 +79,7 @@ STORE_OPS(STORE_OPS_PG_DECL)
  * compile. */
 // clang-format off
 #define PG_OPS_DONE(X) \
-	X(schema_version, , ) X(audit, , ) X(audit_query, , ) \
+	X(schema_version, , ) X(audit, , ) X(audit_query, , ) X(audit_at, , ) \
 	X(hostkey_get, , ) X(hostkey_add, , ) X(hostkey_clear, , ) \
 	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X) \
 	PG_OPS_VAULT(X) PG_OPS_VAULTDEL(X) \

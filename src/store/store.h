@@ -57,6 +57,14 @@ int64_t store_now(void); /* unix seconds */
  * NULL. detail is JSON text (an object) or NULL. Never pass a secret. */
 int store_audit(struct store *s, const char *principal, const char *action, const char *target,
 		const char *result, const char *detail);
+/* The same with the record's own time ts (when it happened, not when it is
+ * written: a record kept while the store was unreachable). once: written
+ * only when no identical record (same ts, principal, action, target,
+ * result and detail) is there already, so that a write retried after an
+ * attempt whose outcome is unknown (the connection broke after the
+ * COMMIT went out) is not in the trail twice. */
+int store_audit_at(struct store *s, int64_t ts, bool once, const char *principal,
+		   const char *action, const char *target, const char *result, const char *detail);
 
 /* Host keys seen for a VM on first use (trust on first use). type is the
  * OpenSSH key type name ("ssh-ed25519"), b64 the public key blob. */

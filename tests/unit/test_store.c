@@ -164,6 +164,33 @@ static void test_open_read_only(void **state)
 	store_free(ro);
 }
 
+/* A record kept while the store was away is written with its own time,
+ * and a retry of it (once) never writes it twice; NULL columns compare
+ * equal. Without once, identical records are all kept. */
+static void test_audit_at_once(void **state)
+{
+	struct tu_store *f = *state;
+
+	assert_int_equal(store_audit_at(f->s, 1234, true, "user:a", "session.end", NULL, "ended",
+					"{\"session\":\"s1\"}"),
+			 0);
+	assert_int_equal(store_audit_at(f->s, 1234, true, "user:a", "session.end", NULL, "ended",
+					"{\"session\":\"s1\"}"),
+			 0);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM audit WHERE ts = 1234"), 1);
+	assert_int_equal(store_audit_at(f->s, 1234, true, "user:a", "session.end", NULL, "ended",
+					"{\"session\":\"s2\"}"),
+			 0);
+	assert_int_equal(store_audit_at(f->s, 1235, true, "user:a", "session.end", NULL, "ended",
+					"{\"session\":\"s1\"}"),
+			 0);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM audit"), 3);
+	assert_int_equal(store_audit_at(f->s, 1234, false, "user:a", "thing", "t", NULL, NULL), 0);
+	assert_int_equal(store_audit_at(f->s, 1234, false, "user:a", "thing", "t", NULL, NULL), 0);
+	assert_int_equal(store_audit_at(f->s, 1234, true, "user:a", "thing", "t", NULL, NULL), 0);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM audit WHERE action = 'thing'"), 2);
+}
+
 static void test_audit_append_only(void **state)
 {
 	struct tu_store *f = *state;
@@ -1161,6 +1188,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_reconnect_and_timeout, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_session_records, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_audit_at_once, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_open_read_only, tu_store_setup,
 						tu_store_teardown),
