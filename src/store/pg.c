@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,14 @@ struct pg_store {
 	struct pg_conn *conns;
 	int version;
 	bool read_only; /* pg_open_ro: every transaction read-only */
+	/* Whether the server answered the last time anyone asked: set by
+	 * every connection attempt and by the probe, read by /healthz on a
+	 * loop (store_reachable), which must not wait for the server. */
+	atomic_bool up;
+	pthread_t probe;
+	bool probing;
+	bool stop; /* guarded by lock; probe_cv wakes the probe to see it */
+	pthread_cond_t probe_cv;
 };
 
 #define PG(s) ((struct pg_store *)(s)->impl)
@@ -306,8 +315,10 @@ static struct pg_conn *conn(struct store *s)
 		c->setup_done = false;
 	}
 	if (PQstatus(c->c) != CONNECTION_OK) {
-		/* libpq's message names host and port, never the password. */
-		log_warn("store: cannot reach PostgreSQL: %s", PQerrorMessage(c->c));
+		/* libpq's message names host and port, never the password. Said
+		 * once per outage, not once per request. */
+		if (atomic_exchange(&p->up, false))
+			log_warn("store: cannot reach PostgreSQL: %s", PQerrorMessage(c->c));
 		return NULL;
 	}
 	if (!c->setup_done && conn_setup(p, c) < 0)
@@ -351,12 +362,16 @@ int pg_q(struct store *s, PGresult **ret, const char *sql, int n, const char *co
 		res = PQexecParams(c->c, sql, n, NULL, params, NULL, NULL, 0);
 		st = PQresultStatus(res);
 		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+			if (!atomic_exchange(&PG(s)->up, true))
+				log_info("store: PostgreSQL answers again");
 			if (ret)
 				*ret = res;
 			else
 				PQclear(res);
 			return 0;
 		}
+		if (PQstatus(c->c) == CONNECTION_BAD && atomic_exchange(&PG(s)->up, false))
+			log_warn("store: the connection to PostgreSQL broke");
 		if (!res) {
 			r = -ENOMEM;
 		} else if (PQstatus(c->c) == CONNECTION_BAD && retry && c->depth == 0 &&
@@ -579,7 +594,47 @@ static struct pg_store *pg_new(const char *url)
 		return NULL;
 	}
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->probe_cv, NULL);
+	atomic_init(&p->up, true);
 	return p;
+}
+
+/* ---------- the probe ---------- */
+
+/* How often the probe asks the server whether it is there: a load
+ * balancer sees /healthz turn within about this long of the store going
+ * away or coming back, without any request having to fail first. */
+#define PG_PROBE_MS 1000
+
+static void *probe_main(void *arg)
+{
+	struct store *s = arg;
+	struct pg_store *p = PG(s);
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (long)PG_PROBE_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&p->probe_cv, &p->lock, &until);
+		if (p->stop)
+			break;
+		pthread_mutex_unlock(&p->lock);
+		/* A read: on a connection found broken it is retried once on a
+		 * new one; either way conn() and pg_q set p->up. */
+		pg_q(s, NULL, "SELECT 1", 0, NULL);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+bool pg_reachable(struct store *s)
+{
+	return atomic_load(&PG(s)->up);
 }
 
 int pg_open_ro(const char *url, struct store **ret, int *ret_version, int *ret_known)
@@ -630,10 +685,13 @@ int pg_open(const char *url, struct store **ret)
 		return -ENOMEM;
 	s = &p->base;
 	r = migrate(s);
+	if (r == 0 && pthread_create(&p->probe, NULL, probe_main, s) != 0)
+		r = -ENOMEM;
 	if (r < 0) {
 		pg_free(s);
 		return r;
 	}
+	p->probing = true;
 	*ret = s;
 	return 0;
 }
@@ -643,6 +701,13 @@ void pg_free(struct store *s)
 	struct pg_store *p = PG(s);
 	struct pg_conn *c, *next;
 
+	if (p->probing) {
+		pthread_mutex_lock(&p->lock);
+		p->stop = true;
+		pthread_cond_signal(&p->probe_cv);
+		pthread_mutex_unlock(&p->lock);
+		pthread_join(p->probe, NULL);
+	}
 	for (c = p->conns; c; c = next) {
 		next = c->next;
 		PQfinish(c->c);
@@ -652,6 +717,7 @@ void pg_free(struct store *s)
 	pthread_setspecific(p->key, NULL);
 	pthread_key_delete(p->key);
 	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->probe_cv);
 	/* The URL may hold a password. */
 	explicit_bzero(p->url, strlen(p->url));
 	free(p->url);
@@ -679,6 +745,7 @@ void pg_audit_line(struct store *s, const char *line, size_t len)
 
 const struct store_backend store_pg_backend = { .name = "PostgreSQL",
 						.free = pg_free,
+						.reachable = pg_reachable,
 #define PG_ENTRY(name, params, args) .name = pg_##name,
 						PG_OPS_DONE(PG_ENTRY)
 #undef PG_ENTRY

@@ -56,6 +56,11 @@ void store_free(struct store *s)
 		s->be->free(s);
 }
 
+bool store_reachable(struct store *s)
+{
+	return !s->be->reachable || s->be->reachable(s);
+}
+
 const char *store_backend_name(struct store *s)
 {
 	return s->be->name;

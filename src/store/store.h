@@ -34,6 +34,10 @@ bool store_url_is_pg(const char *url);
  * the database's version and this binary's. */
 int store_open_url_ro(const char *url, struct store **ret, int *ret_version, int *ret_known);
 void store_free(struct store *s);
+/* Whether the store's server answered when last asked (a PostgreSQL
+ * store asks every second on a thread of its own, and every call tells);
+ * SQLite: always. Never waits: /healthz calls it on a loop. */
+bool store_reachable(struct store *s);
 /* "SQLite" or "PostgreSQL", for messages. */
 const char *store_backend_name(struct store *s);
 /* 0 when s's backend implements every function of the interface;
