@@ -24,6 +24,7 @@
 #include "store/internal.h"
 #include "store/store.h"
 #include "store/store_ops.h"
+#include "store/store_vault.h"
 
 static void hash_of(uint8_t h[32], uint8_t fill)
 {
@@ -766,6 +767,88 @@ static void *racer_thread(void *p)
 	return NULL;
 }
 
+/* The same for a vault (store_vault.h): its data key added twice, versions
+ * of one secret added by both, the same policy put, and a deleted vault
+ * recovered by both. */
+struct vracer {
+	struct store *s;
+	pthread_barrier_t *go;
+	char tag;
+	int key, versions, policy, recover;
+	bool created;
+};
+
+static void *vracer_thread(void *p)
+{
+	struct vracer *r = p;
+	const uint8_t blob[4] = { 1, 2, 3, (uint8_t)r->tag };
+
+	pthread_barrier_wait(r->go);
+	r->key = store_vault_key_add(r->s, "/groups/g/vaults/v", blob, sizeof(blob));
+	pthread_barrier_wait(r->go);
+	for (int i = 0; i < 10; i++) {
+		char version[STORE_SECRET_VERSION_SIZE];
+
+		snprintf(version, sizeof(version), "%c%031d", r->tag, i);
+		if (store_secret_add_version(r->s, "/groups/g/vaults/v", "s", version, NULL, blob,
+					     sizeof(blob)) == 0)
+			r->versions++;
+	}
+	pthread_barrier_wait(r->go);
+	r->policy = store_vault_policy_put(r->s, "/groups/g/vaults/v", "user:x", 3, &r->created);
+	pthread_barrier_wait(r->go);
+	pthread_barrier_wait(r->go); /* the vault is deleted meanwhile */
+	r->recover = store_vault_recover(r->s, "/groups/g/vaults/v", store_now());
+	return NULL;
+}
+
+static void test_two_instances_vault_race(void **state)
+{
+	struct tu_store *f = *state;
+	struct store *other = NULL;
+	pthread_barrier_t go;
+	struct vracer a = { .s = f->s, .go = &go, .tag = 'a' };
+	struct vracer b = { .go = &go, .tag = 'b' };
+	json_t *props = json_object();
+	pthread_t ta, tb;
+
+	assert_int_equal(store_group_put(f->s, "g", NULL), 0);
+	assert_int_equal(store_res_put(f->s, "g", "vaults", "v", props, NULL, NULL), 0);
+	json_decref(props);
+	assert_int_equal(tu_store_open(f->dir, &other), 0);
+	b.s = other;
+	assert_int_equal(pthread_barrier_init(&go, NULL, 3), 0);
+	assert_int_equal(pthread_create(&ta, NULL, vracer_thread, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, vracer_thread, &b), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_barrier_wait(&go);
+	assert_int_equal(store_res_delete(f->s, "/groups/g/vaults/v"), 0);
+	pthread_barrier_wait(&go);
+	assert_int_equal(pthread_join(ta, NULL), 0);
+	assert_int_equal(pthread_join(tb, NULL), 0);
+	pthread_barrier_destroy(&go);
+
+	/* One data key: the second add is told it exists. */
+	assert_true((a.key == 0 && b.key == -EEXIST) || (a.key == -EEXIST && b.key == 0));
+	/* Every version kept, each with its own sequence number. */
+	assert_int_equal(a.versions, 10);
+	assert_int_equal(b.versions, 10);
+	assert_int_equal(query_int(f, "SELECT count(DISTINCT seq) FROM vault_secret_versions"), 20);
+	assert_int_equal(query_int(f, "SELECT max(seq) FROM vault_secret_versions"), 20);
+	/* The same policy: both succeed, one row, one of them created it. */
+	assert_int_equal(a.policy, 0);
+	assert_int_equal(b.policy, 0);
+	assert_true(a.created != b.created);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM vault_policies"), 1);
+	/* One recovery; the other finds no deleted vault. */
+	assert_true((a.recover == 0 && b.recover == -ENOENT) ||
+		    (a.recover == -ENOENT && b.recover == 0));
+	assert_int_equal(query_int(f, "SELECT count(*) FROM resources"), 1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM vault_secret_versions"), 20);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM deleted_vaults"), 0);
+	store_free(other);
+}
+
 static void test_two_instances_race(void **state)
 {
 	struct tu_store *f = *state;
@@ -1190,6 +1273,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_session_records, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_audit_at_once, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_two_instances_vault_race, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_open_read_only, tu_store_setup,
 						tu_store_teardown),
