@@ -209,6 +209,12 @@ int tu_store_open(const char *dir, struct store **ret)
 	if (r == 0) {
 		unsigned i = n_opened++ % (sizeof(opened) / sizeof(opened[0]));
 
+		/* A store freed earlier may have had this address: its entry
+		 * (another directory) must not answer for this one. */
+		for (size_t k = 0; k < sizeof(opened) / sizeof(opened[0]); k++)
+			if (opened[k].s == *ret)
+				opened[k].s = NULL;
+
 		opened[i].s = *ret;
 		snprintf(opened[i].dir, sizeof(opened[i].dir), "%s", dir);
 	}
