@@ -196,8 +196,9 @@ struct pend {
  * answers. Takes p (calloc'd) in every case. */
 void pend_submit(struct pend *p);
 void pend_free(struct pend *p);
-/* How many records are kept. */
+/* How many records are kept; the cap (0: the default, 10,000), for tests. */
 size_t pend_count(void);
+void pend_set_max(size_t n);
 /* term_free: a last bounded attempt, then what is still kept is logged and
  * freed. */
 void pend_stop(void);

@@ -34,6 +34,8 @@
 /* At shutdown, how long the last attempt to write what is queued may take. */
 #define PEND_FINAL_MS 5000
 
+static size_t pend_max = PEND_MAX;
+
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
@@ -143,7 +145,7 @@ static void *pend_main(void *arg)
 /* Appends p (Q.lock held); false when over the cap (p dropped). */
 static bool append_locked(struct pend *p)
 {
-	if (Q.n >= PEND_MAX) {
+	if (Q.n >= pend_max) {
 		metrics_store_pending_dropped();
 		log_error("store: %u records already kept while the store is away: a %s (session"
 			  " %s) is dropped",
@@ -191,9 +193,16 @@ void pend_submit(struct pend *p)
 	}
 	pthread_mutex_lock(&Q.lock);
 	if (append_locked(p) && Q.n == 1)
-		log_warn("store: unreachable; what sessions record is kept (at most %d records)"
+		log_warn("store: unreachable; what sessions record is kept (at most %u records)"
 			 " and written when it is back",
-			 PEND_MAX);
+			 (unsigned)pend_max);
+	pthread_mutex_unlock(&Q.lock);
+}
+
+void pend_set_max(size_t n)
+{
+	pthread_mutex_lock(&Q.lock);
+	pend_max = n ? n : PEND_MAX;
 	pthread_mutex_unlock(&Q.lock);
 }
 

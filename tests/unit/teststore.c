@@ -142,6 +142,16 @@ static int pg_start(void)
 	return 0;
 }
 
+int tu_pg_halt(void)
+{
+	return pg_url[0] && pg_script("halt", NULL, 0) == 0 ? 0 : -1;
+}
+
+int tu_pg_resume(void)
+{
+	return pg_url[0] && pg_script("resume", NULL, 0) == 0 ? 0 : -1;
+}
+
 int tu_pg_url(const char *dir, char *out, size_t size)
 {
 	const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
