@@ -76,6 +76,25 @@ describe('PostgreSQL store', () => {
       { env: { ...process.env, BASTION_STORE: pg.url }, allowFail: true });
     assert.equal(chk.code, 0, chk.stderr);
     h.secrets.scan(chk.stdout + chk.stderr, 'check-config output');
+    // ... and refuses one newer than the binary, or one it cannot reach
+    await pg.query('UPDATE schema_version SET version = 9999');
+    try {
+      const newer = await run(BASTION_BIN, ['serve', '--check-config', '--data', h.daemon.dataDir],
+        { env: { ...process.env, BASTION_STORE: pg.url }, allowFail: true });
+      assert.equal(newer.code, 1, newer.stderr);
+      assert.match(newer.stderr, /schema version 9999, newer than this binary knows \(1\)/);
+      const exp = await run(BASTION_BIN, ['audit', 'export'], { env: { ...process.env, BASTION_STORE: pg.url }, allowFail: true });
+      assert.equal(exp.code, 1, exp.stderr);
+      assert.match(exp.stderr, /newer than this binary knows/);
+    } finally {
+      await pg.query('UPDATE schema_version SET version = 1');
+    }
+    const gone = pg.url.replace(`:${pg.port}/`, ':1/');
+    const unreachable = await run(BASTION_BIN, ['serve', '--check-config', '--data', h.daemon.dataDir],
+      { env: { ...process.env, BASTION_STORE: gone }, allowFail: true, timeoutMs: 15000 });
+    assert.equal(unreachable.code, 1, unreachable.stderr);
+    assert.match(unreachable.stderr, /PostgreSQL store \(store.url\) cannot be reached/);
+    h.secrets.scan(unreachable.stdout + unreachable.stderr, 'check-config output');
   });
 
   h.test('users, groups, networks, VMs, bastions and role assignments: PUT, GET, DELETE', async () => {
