@@ -2,8 +2,8 @@
  * store that takes a struct store dispatches through s->be (store.c); a
  * backend fills a struct store_backend and makes its struct store with
  * store_init. An entry left NULL is a function the backend does not have
- * yet: calling it answers -ENOSYS, and store_backend_missing names it so
- * that `serve` can refuse to start on such a backend. */
+ * yet: calling it answers -ENOSYS, and store_backend_missing names it
+ * (test_store checks that neither backend lacks any). */
 #pragma once
 
 #include <jansson.h>
