@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,7 +253,8 @@ static void conn_forget(void *p)
 static int conn_setup(struct pg_store *p, struct pg_conn *c)
 {
 	PGresult *res =
-		PQexec(c->c, p->read_only ? "SET default_transaction_read_only = on;"
+		pg_exec_wait(&c->c,
+			     p->read_only ? "SET default_transaction_read_only = on;"
 					    " SET statement_timeout = 5000;"
 					    " SET client_min_messages = warning;"
 					    " SET TIME ZONE 'UTC'"
@@ -260,7 +262,8 @@ static int conn_setup(struct pg_store *p, struct pg_conn *c)
 					    " SET lock_timeout = 5000;"
 					    " SET idle_in_transaction_session_timeout = 30000;"
 					    " SET client_min_messages = warning;"
-					    " SET TIME ZONE 'UTC'");
+					    " SET TIME ZONE 'UTC'",
+			     -1, NULL);
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
 	PQclear(res);
@@ -310,6 +313,10 @@ static struct pg_conn *conn(struct store *s)
 		p->conns = c;
 		pthread_mutex_unlock(&p->lock);
 		pthread_setspecific(p->key, c);
+	} else if (!c->c && c->depth == 0) {
+		/* Dropped after a deadline (pg_exec_wait). */
+		c->c = connect_url(p->url);
+		c->setup_done = false;
 	} else if (PQstatus(c->c) == CONNECTION_BAD && c->depth == 0) {
 		PQreset(c->c);
 		c->setup_done = false;
@@ -359,7 +366,7 @@ int pg_q(struct store *s, PGresult **ret, const char *sql, int n, const char *co
 
 		if (!c)
 			return -BERR_STORE;
-		res = PQexecParams(c->c, sql, n, NULL, params, NULL, NULL, 0);
+		res = pg_exec_wait(&c->c, sql, n, params);
 		st = PQresultStatus(res);
 		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 			if (!atomic_exchange(&PG(s)->up, true))
@@ -372,7 +379,10 @@ int pg_q(struct store *s, PGresult **ret, const char *sql, int n, const char *co
 		}
 		if (PQstatus(c->c) == CONNECTION_BAD && atomic_exchange(&PG(s)->up, false))
 			log_warn("store: the connection to PostgreSQL broke");
-		if (!res) {
+		if (!res && !c->c) {
+			atomic_store(&PG(s)->up, false);
+			r = -BERR_STORE; /* no answer in time: dropped, never retried */
+		} else if (!res) {
 			r = -ENOMEM;
 		} else if (PQstatus(c->c) == CONNECTION_BAD && retry && c->depth == 0 &&
 			   attempt == 0) {
@@ -453,7 +463,7 @@ int pg_copy(char *dst, size_t size, const char *src)
 
 static bool simple(struct pg_conn *c, const char *sql, const char *expect_tag)
 {
-	PGresult *res = PQexec(c->c, sql);
+	PGresult *res = pg_exec_wait(&c->c, sql, -1, NULL);
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK &&
 		  (!expect_tag || strcmp(PQcmdStatus(res), expect_tag) == 0);
 

@@ -22,6 +22,12 @@
  * tried once more. */
 int pg_q(struct store *s, PGresult **ret, const char *sql, int n, const char *const *params);
 
+/* As PQexecParams (n >= 0) or PQexec (n < 0: sql may hold several
+ * statements; the last result), but giving up when no answer came within
+ * 4.5 s: then *pc is closed and set to NULL, and NULL is returned
+ * (pg_wait.c). */
+PGresult *pg_exec_wait(PGconn **pc, const char *sql, int n, const char *const *params);
+
 /* Runs fn inside a transaction (BEGIN ... COMMIT, or ROLLBACK when fn
  * returns < 0); inside one already open on this thread, inside a savepoint
  * of it. Audit lines written meanwhile reach stderr after the outermost

@@ -248,6 +248,31 @@ describe('PostgreSQL store', () => {
     assert.match(h.daemon.log(), /cannot reach PostgreSQL|connection to PostgreSQL broke/);
   });
 
+  h.test('PostgreSQL frozen (SIGSTOP, connections open, nothing answers): 503 within 5 s, none hangs', { timeout: 90000 }, async () => {
+    const kept = await openShell(h.admin, passwordAuth(h.user.password), 'FRZ');
+    pg.freeze();
+    let slowest = 0;
+    try {
+      for (let i = 0; i < 3; i++) {
+        const t0 = Date.now();
+        const r = await h.admin.get(`/groups/${G}/vms`);
+        slowest = Math.max(slowest, Date.now() - t0);
+        expectError(r, 503, 'ServiceUnavailable');
+      }
+      await waitFor(async () => (await rawGet(h.daemon.port, '/healthz')).status === 503,
+        { timeoutMs: 8000, what: '/healthz 503 while the store does not answer' });
+      await echoes(kept.term, 'FROZEN');
+    } finally {
+      pg.thaw();
+    }
+    assert.ok(slowest < 5000, `every request answered within 5 s; slowest ${slowest} ms`);
+    await waitFor(async () => (await rawGet(h.daemon.port, '/healthz')).status === 200,
+      { timeoutMs: 10000, what: '/healthz 200 once it answers again' });
+    expectStatus(await h.admin.get(`/groups/${G}/vms`), 200, 'the API answers again');
+    expectStatus(await h.admin.del(`/sessions/${kept.session.id}`), [200, 204]);
+    await kept.term.waitClosed({ timeoutMs: 5000 });
+  });
+
   h.test('bastion audit export --store reads the shared trail', async () => {
     const r = await run(BASTION_BIN, ['audit', 'export', '--action', 'session.end'],
       { env: { ...process.env, BASTION_STORE: pg.url } });

@@ -6,11 +6,12 @@
 //   h.secrets.add(pg.password, ...);      // the URL's password must never leak
 //   await startDaemon(h.dir, { store: pg.url });
 //   await pg.halt(); await pg.resume();   // the store goes away and comes back
+//   pg.freeze(); pg.thaw();               // it stops answering without closing (SIGSTOP)
 //   await pg.query('SELECT ...')          // first column of the first row, as text
 //   await pg.stop();
 import fs from 'node:fs';
 import path from 'node:path';
-import { REPO_DIR, run, onExitCleanup, execSyncQuiet } from './util.mjs';
+import { REPO_DIR, run, onExitCleanup, execSyncQuiet, descendantsOf } from './util.mjs';
 
 const PG_SH = path.join(REPO_DIR, 'scripts', 'pg.sh');
 
@@ -36,7 +37,17 @@ export async function startPg(dir, name = 'main') {
   if (!url.startsWith('postgresql://')) throw new Error(`pg.sh start printed no URL: ${r.stderr}`);
   const u = new URL(url);
   let stopped = false;
-  const removeCleanup = onExitCleanup(() => { if (!stopped) execSyncQuiet('sh', [PG_SH, 'stop', pgDir]); });
+  const signalAll = (sig) => {
+    const pid = Number(fs.readFileSync(path.join(pgDir, 'pid'), 'utf8').trim());
+    for (const p of [pid, ...descendantsOf(pid)]) {
+      try { process.kill(p, sig); } catch { /* gone */ }
+    }
+  };
+  const removeCleanup = onExitCleanup(() => {
+    if (stopped) return;
+    try { signalAll('SIGCONT'); } catch { /* no pid file */ }
+    execSyncQuiet('sh', [PG_SH, 'stop', pgDir]);
+  });
   const pg = {
     url,
     password: decodeURIComponent(u.password),
@@ -46,6 +57,13 @@ export async function startPg(dir, name = 'main') {
     async halt() { await run('sh', [PG_SH, 'halt', pgDir], { timeoutMs: 30000 }); },
     /** Start it again on the same port and data. */
     async resume() { await run('sh', [PG_SH, 'resume', pgDir], { timeoutMs: 30000 }); },
+    /**
+     * SIGSTOP the postmaster and its processes, by the PIDs pg.sh recorded
+     * and /proc gives: connections stay open, nothing answers (a frozen
+     * server; statement_timeout never fires). thaw() sends SIGCONT.
+     */
+    freeze() { signalAll('SIGSTOP'); },
+    thaw() { signalAll('SIGCONT'); },
     async stop() {
       if (stopped) return;
       stopped = true;
