@@ -6,6 +6,9 @@
 #                             "bastion" and print its URL on stdout.
 #   scripts/pg.sh stop DIR    stop that postgres (by the PID it recorded)
 #                             and remove DIR.
+#   scripts/pg.sh halt DIR    stop that postgres, keep DIR (the store goes
+#                             away: the fault tests).
+#   scripts/pg.sh resume DIR  start it again on the same port and data.
 # As root, postgres runs as the unprivileged system user bastionpg (created
 # when missing): postgres refuses to run as root. The superuser "bastion"
 # signs in with a random password (scram-sha-256), so the URL carries it:
@@ -14,7 +17,7 @@ set -eu
 
 die() { echo "pg.sh: $*" >&2; exit 1; }
 
-[ $# -eq 2 ] || die "usage: pg.sh start|stop DIR"
+[ $# -eq 2 ] || die "usage: pg.sh start|stop|halt|resume DIR"
 cmd=$1
 dir=$2
 
@@ -85,7 +88,30 @@ start)
 		die "createdb failed"
 	echo "postgresql://bastion:$pw@127.0.0.1:$port/bastion"
 	;;
-stop)
+resume)
+	[ -f "$dir/port" ] || die "no cluster in $dir"
+	port=$(cat "$dir/port")
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u bastionpg -- "$bindir/postgres" -D "$dir/data" -k "$dir" -p "$port" \
+			-c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 \
+			-c shared_buffers=16MB >>"$dir/postgres.log" 2>&1 </dev/null &
+	else
+		"$bindir/postgres" -D "$dir/data" -k "$dir" -p "$port" \
+			-c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 \
+			-c shared_buffers=16MB >>"$dir/postgres.log" 2>&1 </dev/null &
+	fi
+	starter=$!
+	n=0
+	while [ $n -lt 100 ]; do
+		"$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" && break
+		kill -0 "$starter" 2>/dev/null || break
+		sleep 0.1
+		n=$((n + 1))
+	done
+	"$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" || die "postgres did not start again (see $dir/postgres.log)"
+	head -n1 "$dir/data/postmaster.pid" >"$dir/pid"
+	;;
+stop | halt)
 	[ -f "$dir/pid" ] || die "no cluster in $dir"
 	pid=$(cat "$dir/pid")
 	# SIGINT: "fast" shutdown (postgres ends its sessions and exits).
@@ -96,9 +122,9 @@ stop)
 		n=$((n + 1))
 	done
 	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-	rm -rf "$dir"
+	[ "$cmd" = halt ] || rm -rf "$dir"
 	;;
 *)
-	die "usage: pg.sh start|stop DIR"
+	die "usage: pg.sh start|stop|halt|resume DIR"
 	;;
 esac

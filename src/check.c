@@ -29,7 +29,9 @@
 
 #include "api/api.h"
 #include "server/srv.h"
+#include "core/err.h"
 #include "store/store.h"
+#include "store/store_vault.h"
 
 #define VAULT_KEY_FILE_BYTES 32 /* vault.h: VAULT_KEY_BYTES, stored raw */
 
@@ -290,6 +292,42 @@ static void check_oidc(struct check *k, const struct cfg *c)
 	api_oidc_free(&ctx);
 }
 
+/* A PostgreSQL store (store.url): reachable, of a schema this binary
+ * knows, opened read-only (no migration: that is `serve`'s). Sets
+ * *ret_has_check when it holds the vault's master-key check. */
+static void check_store_pg(struct check *k, const char *url, bool *ret_has_check)
+{
+	struct store *s = NULL;
+	int version = 0, known = 0;
+	uint8_t *v = NULL;
+	size_t len = 0;
+	int r = store_open_url_ro(url, &s, &version, &known);
+
+	*ret_has_check = false;
+	/* The URL is never echoed: it may carry a password. */
+	if (r == -EPROTO) {
+		problem(k,
+			"the PostgreSQL store has schema version %d, newer than this binary knows"
+			" (%d): run the newer bastion",
+			version, known);
+		return;
+	}
+	if (r < 0) {
+		problem(k,
+			"the PostgreSQL store (store.url) cannot be reached or read: %s (the log"
+			" at debug level has PostgreSQL's message)",
+			err_str(r));
+		return;
+	}
+	r = store_vault_meta_get(s, "master_check", &v, &len);
+	if (r == 0)
+		*ret_has_check = true;
+	else if (r != -ENOENT && version > 0)
+		problem(k, "the PostgreSQL store cannot be read: %s", err_str(r));
+	free(v);
+	store_free(s);
+}
+
 int check_serve(const struct cfg *c, const char *master_key_file)
 {
 	struct check k = { 0 };
@@ -306,7 +344,10 @@ int check_serve(const struct cfg *c, const char *master_key_file)
 	check_user(&k, c->user);
 	check_data_dir(&k, c->data_dir);
 	check_tls(&k, c);
-	check_store(&k, c->data_dir, &has_check);
+	if (store_url_is_pg(c->store_url))
+		check_store_pg(&k, c->store_url, &has_check);
+	else
+		check_store(&k, c->data_dir, &has_check);
 	if (master_key_file)
 		snprintf(key_path, sizeof(key_path), "%s", master_key_file);
 	else

@@ -448,19 +448,6 @@ int serve_run(const struct cfg *loaded, const char *config_file, const struct cf
 	}
 	/* Every audit record, whoever writes it, also goes to stderr (journald). */
 	store_audit_to_stderr();
-	{
-		/* No half-working daemon on a backend that lacks functions:
-		 * refused before the database is touched. */
-		char missing[4096];
-
-		if (store_url_check_complete(st.cfg.store_url, missing, sizeof(missing)) > 0) {
-			fprintf(stderr,
-				"bastion: the PostgreSQL store cannot run an instance yet; not yet"
-				" available on it: %s\n",
-				missing);
-			return 1;
-		}
-	}
 	if ((r = store_open_url(st.cfg.store_url, cfg.data_dir, &store)) < 0) {
 		fprintf(stderr, "bastion: cannot open the store %s%s: %s\n",
 			st.cfg.store_url[0] ? "(PostgreSQL)" : "in ",

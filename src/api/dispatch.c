@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "api/assets.h"
+#include "store/store.h"
 
 /* The extra header lines of an API answer; more is refused (500), never
  * cut. */
@@ -179,8 +180,15 @@ void api_on_request(struct srv_conn *c, const struct srv_request *req, void *ud)
 	if ((strcmp(path, "/api/v1/healthz") == 0 || strcmp(path, "/healthz") == 0) &&
 	    strcmp(req->method, "GET") == 0) {
 		struct api_resp resp = { 0 };
+		struct api_ctx *ctx = ud;
 
-		api_json(&resp, 200, json_pack("{s:s}", "status", "ok"));
+		/* A store that cannot be reached (SPEC 6): 503, so that a load
+		 * balancer sends new connections elsewhere. store_reachable
+		 * reads a flag; it never waits for the server. */
+		if (ctx && ctx->store && !store_reachable(ctx->store))
+			api_error(&resp, 503, "ServiceUnavailable", "the store cannot be reached");
+		else
+			api_json(&resp, 200, json_pack("{s:s}", "status", "ok"));
 		api_respond(c, &resp);
 		return;
 	}

@@ -1,7 +1,8 @@
-/* `bastion audit export --data DIR [filters]`: the audit trail of a data
- * directory as JSON lines, oldest first, read straight from the store
- * (store_audit_query_ro: read-only, without a server, safe while an
- * instance runs). Called by main.c before anything else is set up; the
+/* `bastion audit export --data DIR | --store URL [filters]`: the audit
+ * trail of a data directory (SQLite) or of a PostgreSQL store as JSON
+ * lines, oldest first, read straight from the store (store_audit_query_ro,
+ * store_open_url_ro: read-only, without a server, safe while instances
+ * run). Called by main.c before anything else is set up; the
  * rest of `bastion audit` goes over the API (audit.c). Exit codes: 0, 1
  * when the store cannot be read, 2 for a usage error. */
 #include "cli/cli.h"
@@ -16,7 +17,59 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "store/store.h"
 #include "store/store_ops.h"
+
+/* Rows fetched per query from PostgreSQL: an export of millions of records
+ * never holds more than this many in memory. */
+#define EXPORT_PAGE 1000
+
+struct page {
+	int64_t last_id;
+	int n;
+};
+
+static int print_line(const struct store_audit_rec *r, void *ud);
+
+static int page_line(const struct store_audit_rec *r, void *ud)
+{
+	struct page *pg = ud;
+
+	pg->last_id = r->id;
+	pg->n++;
+	return print_line(r, NULL);
+}
+
+/* The trail of a PostgreSQL store, page after page by id. */
+static int export_pg(const char *url, struct store_audit_filter *f)
+{
+	struct store *s = NULL;
+	int version = 0, known = 0;
+	int r = store_open_url_ro(url, &s, &version, &known);
+
+	if (r == -EPROTO) {
+		fprintf(stderr,
+			"bastion: the PostgreSQL store has schema version %d, newer than this"
+			" binary knows (%d): run the newer bastion\n",
+			version, known);
+		return r;
+	}
+	/* No instance has started on it yet: no trail. */
+	if (r == 0 && version == 0) {
+		store_free(s);
+		return 0;
+	}
+	f->limit = EXPORT_PAGE;
+	for (struct page pg = { 0 }; r == 0;) {
+		pg.n = 0;
+		r = store_audit_query(s, f, page_line, &pg);
+		if (r < 0 || pg.n < EXPORT_PAGE)
+			break;
+		f->after_id = pg.last_id;
+	}
+	store_free(s);
+	return r;
+}
 
 static int print_line(const struct store_audit_rec *r, void *ud)
 {
@@ -38,6 +91,7 @@ int cli_audit_export_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, 'd' },
+		{ "store", required_argument, NULL, 'S' },
 		{ "since", required_argument, NULL, 's' },
 		{ "until", required_argument, NULL, 'u' },
 		{ "principal", required_argument, NULL, 'p' },
@@ -46,12 +100,14 @@ int cli_audit_export_main(int argc, char **argv)
 		{ 0 },
 	};
 	static const char usage[] =
-		"usage: bastion audit export --data DIR [--since T] [--until T] [--principal P] [--action A]\n"
-		"  prints the audit trail of the instance whose data directory is DIR as JSON lines,\n"
-		"  oldest first; T is unix seconds or a UTC time like 2025-01-31T12:00:00Z.\n"
-		"  Reads the store read-only: safe while the instance runs.\n";
+		"usage: bastion audit export (--data DIR | --store URL) [--since T] [--until T]\n"
+		"                            [--principal P] [--action A]\n"
+		"  prints the audit trail of the instance whose data directory is DIR (SQLite), or\n"
+		"  of the PostgreSQL store at URL (postgres://..., also BASTION_STORE), as JSON\n"
+		"  lines, oldest first; T is unix seconds or a UTC time like 2025-01-31T12:00:00Z.\n"
+		"  Reads the store read-only: safe while instances run.\n";
 	struct store_audit_filter f = { .ascending = true };
-	const char *data = NULL;
+	const char *data = NULL, *url = NULL;
 	int opt, r;
 
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)) {
@@ -69,6 +125,9 @@ int cli_audit_export_main(int argc, char **argv)
 		switch (opt) {
 		case 'd':
 			data = optarg;
+			break;
+		case 'S':
+			url = optarg;
 			break;
 		case 'p':
 			f.principal = optarg;
@@ -93,11 +152,21 @@ int cli_audit_export_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!data || optind < argc) {
+	/* The environment's store when no place is named on the command line. */
+	if (!data && !url)
+		url = getenv("BASTION_STORE");
+	if (url && !url[0])
+		url = NULL;
+	if ((!data && !url) || optind < argc) {
 		fputs(usage, stderr);
 		return 2;
 	}
-	r = store_audit_query_ro(data, &f, print_line, NULL);
+	if (url && !store_url_is_pg(url)) {
+		/* Not echoed: a URL may carry a password. */
+		fputs("bastion: --store must be a postgres:// or postgresql:// URL\n", stderr);
+		return 2;
+	}
+	r = url ? export_pg(url, &f) : store_audit_query_ro(data, &f, print_line, NULL);
 	errno = 0;
 	if (fflush(stdout) != 0 && r == 0)
 		r = errno ? -errno : -EIO;
@@ -105,8 +174,8 @@ int cli_audit_export_main(int argc, char **argv)
 	if (r == -EPIPE)
 		return 0;
 	if (r < 0) {
-		fprintf(stderr, "bastion: cannot export the audit trail from %s: %s\n", data,
-			err_str(r));
+		fprintf(stderr, "bastion: cannot export the audit trail from %s: %s\n",
+			url ? "the PostgreSQL store" : data, err_str(r));
 		return 1;
 	}
 	return 0;

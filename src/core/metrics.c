@@ -56,6 +56,8 @@ static struct {
 	/* The native client's tunnels (terminal/stream.c). */
 	atomic_int_fast64_t tunnels;
 	atomic_uint_fast64_t tunnel_to_vm, tunnel_from_vm;
+	atomic_int_fast64_t store_pending;
+	atomic_uint_fast64_t store_dropped;
 } M;
 
 static const char *const refusal_reasons[] = { "per_address", "total", "descriptors" };
@@ -133,6 +135,16 @@ void metrics_conn_moved(void)
 void metrics_key_decrypt_busy(void)
 {
 	atomic_fetch_add_explicit(&M.key_busy, 1, memory_order_relaxed);
+}
+
+void metrics_store_pending(int64_t n)
+{
+	atomic_store_explicit(&M.store_pending, n, memory_order_relaxed);
+}
+
+void metrics_store_pending_dropped(void)
+{
+	atomic_fetch_add_explicit(&M.store_dropped, 1, memory_order_relaxed);
 }
 
 void metrics_conn_refused(const char *reason, uint64_t n)
@@ -272,6 +284,16 @@ int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loo
 	    "threads as allowed were decrypting passphrase-protected keys.\n"
 	    "# TYPE bastion_key_decrypt_busy_total counter\nbastion_key_decrypt_busy_total %llu\n",
 	    (unsigned long long)atomic_load_explicit(&M.key_busy, memory_order_relaxed));
+	put(&o,
+	    "# HELP bastion_store_pending Records (session starts and ends, their audit) kept "
+	    "in memory while the store cannot be reached, to be written when it is back.\n"
+	    "# TYPE bastion_store_pending gauge\nbastion_store_pending %lld\n"
+	    "# HELP bastion_store_pending_dropped_total Records dropped because too many were "
+	    "kept while the store was away.\n"
+	    "# TYPE bastion_store_pending_dropped_total counter\n"
+	    "bastion_store_pending_dropped_total %llu\n",
+	    (long long)atomic_load_explicit(&M.store_pending, memory_order_relaxed),
+	    (unsigned long long)atomic_load_explicit(&M.store_dropped, memory_order_relaxed));
 	put(&o, "# HELP bastion_connections_refused_total Connections closed when accepted: over "
 		"limits.connections_per_address, over limits.connections, or out of descriptors.\n"
 		"# TYPE bastion_connections_refused_total counter\n");

@@ -35,6 +35,10 @@ void metrics_key_decrypt_busy(void);
 /* n connections were closed when accepted: reason "per_address", "total"
  * (the caps of limits.*) or "descriptors" (out of them). */
 void metrics_conn_refused(const char *reason, uint64_t n);
+/* The store unreachable (terminal/pending.c): how many records are kept
+ * to be written when it is back, and how many were dropped past the cap. */
+void metrics_store_pending(int64_t n);
+void metrics_store_pending_dropped(void);
 
 /* The whole exposition as malloc'd text into *ret (caller frees), with
  * the gauges the caller knows. -ENOMEM on failure. */

@@ -2,8 +2,8 @@
  * store that takes a struct store dispatches through s->be (store.c); a
  * backend fills a struct store_backend and makes its struct store with
  * store_init. An entry left NULL is a function the backend does not have
- * yet: calling it answers -ENOSYS, and store_backend_missing names it so
- * that `serve` can refuse to start on such a backend. */
+ * yet: calling it answers -ENOSYS, and store_backend_missing names it
+ * (test_store checks that neither backend lacks any). */
 #pragma once
 
 #include <jansson.h>
@@ -19,6 +19,8 @@
 struct store_backend {
 	const char *name; /* "sqlite", "postgresql": for messages */
 	void (*free)(struct store *s);
+	/* NULL: always (an embedded store has no server to lose). */
+	bool (*reachable)(struct store *s);
 #define STORE_OPS_MEMBER(name, params, args) int(*name) params;
 	STORE_OPS(STORE_OPS_MEMBER)
 #undef STORE_OPS_MEMBER
@@ -58,6 +60,8 @@ extern const struct store_backend store_pg_backend;
 int sq_open(const char *data_dir, struct store **ret);
 void sq_free(struct store *s);
 int pg_open(const char *url, struct store **ret);
+bool pg_reachable(struct store *s);
+int pg_open_ro(const char *url, struct store **ret, int *ret_version, int *ret_known);
 void pg_free(struct store *s);
 
 /* The SQLite backend's functions, one per entry of STORE_OPS, for the

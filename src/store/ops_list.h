@@ -252,4 +252,10 @@
 	  (s, before, batch, ret_n, ret_oldest))                                                   \
 	X(session_bytes,                                                                           \
 	  (struct store * s, const char *id, uint64_t bytes_to_vm, uint64_t bytes_from_vm),        \
-	  (s, id, bytes_to_vm, bytes_from_vm))
+	  (s, id, bytes_to_vm, bytes_from_vm))                                                     \
+	/* The store unreachable: what the terminal records is written later,          */          \
+	/* with its own time, once (sqlite_pending.c, pg_audit.c).                      */         \
+	X(audit_at,                                                                                \
+	  (struct store * s, int64_t ts, bool once, const char *principal, const char *action,     \
+	   const char *target, const char *result, const char *detail),                            \
+	  (s, ts, once, principal, action, target, result, detail))

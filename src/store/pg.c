@@ -3,14 +3,15 @@
  * they hold until COMMIT), migrations under an advisory lock. The audit
  * trail and host keys are in pg_audit.c, users, sign-in sessions and tokens
  * in pg_ident.c, throttling rows in pg_throttle.c, roles in pg_roles.c,
- * resources in pg_res.c, terminal-session records in pg_ops.c. What this
- * backend does not have yet is NULL in store_pg_backend (the end of this
- * file): store.c answers -ENOSYS for it and `serve` refuses to start. */
+ * resources in pg_res.c, vault rows in pg_vault.c, deleted vaults in
+ * pg_vaultdel.c, terminal-session records in pg_ops.c. */
 #include "store/pg_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +22,6 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "store/store_ops.h"
-
-/* pg_advisory_lock keys: arbitrary, fixed, ours ("bastion" in ASCII). */
-#define PG_LOCK_MIGRATE 0x62617374696f6e01LL
 
 struct pg_conn {
 	PGconn *c;
@@ -40,6 +38,15 @@ struct pg_store {
 	pthread_mutex_t lock; /* guards conns */
 	struct pg_conn *conns;
 	int version;
+	bool read_only; /* pg_open_ro: every transaction read-only */
+	/* Whether the server answered the last time anyone asked: set by
+	 * every connection attempt and by the probe, read by /healthz on a
+	 * loop (store_reachable), which must not wait for the server. */
+	atomic_bool up;
+	pthread_t probe;
+	bool probing;
+	bool stop; /* guarded by lock; probe_cv wakes the probe to see it */
+	pthread_cond_t probe_cv;
 };
 
 #define PG(s) ((struct pg_store *)(s)->impl)
@@ -281,13 +288,20 @@ static void conn_forget(void *p)
 /* What every session of ours runs with: nothing waits past 5 s for a lock
  * or a statement, and a transaction left open by a dead worker does not
  * hold its locks for long. */
-static int conn_setup(struct pg_conn *c)
+static int conn_setup(struct pg_store *p, struct pg_conn *c)
 {
-	PGresult *res = PQexec(c->c, "SET statement_timeout = 5000;"
-				     " SET lock_timeout = 5000;"
-				     " SET idle_in_transaction_session_timeout = 30000;"
-				     " SET client_min_messages = warning;"
-				     " SET TIME ZONE 'UTC'");
+	PGresult *res =
+		pg_exec_wait(&c->c,
+			     p->read_only ? "SET default_transaction_read_only = on;"
+					    " SET statement_timeout = 5000;"
+					    " SET client_min_messages = warning;"
+					    " SET TIME ZONE 'UTC'"
+					  : "SET statement_timeout = 5000;"
+					    " SET lock_timeout = 5000;"
+					    " SET idle_in_transaction_session_timeout = 30000;"
+					    " SET client_min_messages = warning;"
+					    " SET TIME ZONE 'UTC'",
+			     -1, NULL);
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
 	PQclear(res);
@@ -304,8 +318,14 @@ static PGconn *connect_url(const char *url)
 		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
 		"application_name",    "dbname",           NULL
 	};
-	const char *vals[] = { "5", "1", "5", "2", "2", "5000", "bastion", url, NULL };
+	/* application_name names the process, so that an instance can tell
+	 * its own connections from its peers' (pg_ops.c). Connecting gives up
+	 * after 3 s, so that a request that finds the store gone answers
+	 * within 5 s even when the server's host drops packets. */
+	char app[32];
+	const char *vals[] = { "3", "1", "5", "2", "2", "5000", app, url, NULL };
 
+	snprintf(app, sizeof(app), "bastion:%ld", (long)getpid());
 	return PQconnectdbParams(keys, vals, 1);
 }
 
@@ -331,16 +351,22 @@ static struct pg_conn *conn(struct store *s)
 		p->conns = c;
 		pthread_mutex_unlock(&p->lock);
 		pthread_setspecific(p->key, c);
+	} else if (!c->c && c->depth == 0) {
+		/* Dropped after a deadline (pg_exec_wait). */
+		c->c = connect_url(p->url);
+		c->setup_done = false;
 	} else if (PQstatus(c->c) == CONNECTION_BAD && c->depth == 0) {
 		PQreset(c->c);
 		c->setup_done = false;
 	}
 	if (PQstatus(c->c) != CONNECTION_OK) {
-		/* libpq's message names host and port, never the password. */
-		log_warn("store: cannot reach PostgreSQL: %s", PQerrorMessage(c->c));
+		/* libpq's message names host and port, never the password. Said
+		 * once per outage, not once per request. */
+		if (atomic_exchange(&p->up, false))
+			log_warn("store: cannot reach PostgreSQL: %s", PQerrorMessage(c->c));
 		return NULL;
 	}
-	if (!c->setup_done && conn_setup(c) < 0)
+	if (!c->setup_done && conn_setup(p, c) < 0)
 		return NULL;
 	return c;
 }
@@ -398,16 +424,23 @@ int pg_q(struct store *s, PGresult **ret, const char *sql, int n, const char *co
 			metrics_store_error("unavailable");
 			return -BERR_STORE;
 		}
-		res = PQexecParams(c->c, sql, n, NULL, params, NULL, NULL, 0);
+		res = pg_exec_wait(&c->c, sql, n, params);
 		st = PQresultStatus(res);
 		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+			if (!atomic_exchange(&PG(s)->up, true))
+				log_info("store: PostgreSQL answers again");
 			if (ret)
 				*ret = res;
 			else
 				PQclear(res);
 			return 0;
 		}
-		if (!res) {
+		if (PQstatus(c->c) == CONNECTION_BAD && atomic_exchange(&PG(s)->up, false))
+			log_warn("store: the connection to PostgreSQL broke");
+		if (!res && !c->c) {
+			atomic_store(&PG(s)->up, false);
+			r = -BERR_STORE; /* no answer in time: dropped, never retried */
+		} else if (!res) {
 			r = -ENOMEM;
 		} else if (PQstatus(c->c) == CONNECTION_BAD && retry && c->depth == 0 &&
 			   attempt == 0) {
@@ -488,7 +521,7 @@ int pg_copy(char *dst, size_t size, const char *src)
 
 static bool simple(struct pg_conn *c, const char *sql, const char *expect_tag)
 {
-	PGresult *res = PQexec(c->c, sql);
+	PGresult *res = pg_exec_wait(&c->c, sql, -1, NULL);
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK &&
 		  (!expect_tag || strcmp(PQcmdStatus(res), expect_tag) == 0);
 
@@ -610,33 +643,123 @@ static int migrate(struct store *s)
 	return r;
 }
 
-int pg_open(const char *url, struct store **ret)
+static struct pg_store *pg_new(const char *url)
 {
 	struct pg_store *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->base.be = &store_pg_backend;
+	p->base.impl = p;
+	p->url = strdup(url);
+	if (!p->url) {
+		free(p);
+		return NULL;
+	}
+	if (pthread_key_create(&p->key, conn_forget) != 0) {
+		free(p->url);
+		free(p);
+		return NULL;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->probe_cv, NULL);
+	atomic_init(&p->up, true);
+	return p;
+}
+
+/* ---------- the probe ---------- */
+
+/* How often the probe asks the server whether it is there: a load
+ * balancer sees /healthz turn within about this long of the store going
+ * away or coming back, without any request having to fail first. */
+#define PG_PROBE_MS 1000
+
+static void *probe_main(void *arg)
+{
+	struct store *s = arg;
+	struct pg_store *p = PG(s);
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (long)PG_PROBE_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&p->probe_cv, &p->lock, &until);
+		if (p->stop)
+			break;
+		pthread_mutex_unlock(&p->lock);
+		/* A read: on a connection found broken it is retried once on a
+		 * new one; either way conn() and pg_q set p->up. */
+		pg_q(s, NULL, "SELECT 1", 0, NULL);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+bool pg_reachable(struct store *s)
+{
+	return atomic_load(&PG(s)->up);
+}
+
+int pg_open_ro(const char *url, struct store **ret, int *ret_version, int *ret_known)
+{
+	struct pg_store *p = pg_new(url);
+	PGresult *res = NULL;
+	int r;
+
+	*ret = NULL;
+	if (ret_known)
+		*ret_known = N_MIGRATIONS;
+	if (!p)
+		return -ENOMEM;
+	p->read_only = true;
+	/* No schema yet (a database no instance has started on) is version 0:
+	 * the first `serve` migrates it. */
+	r = pg_row(&p->base, &res, "SELECT to_regclass('schema_version') IS NOT NULL", 0, NULL);
+	if (r == 0 && pg_val(res, 0, 0) && pg_val(res, 0, 0)[0] == 't') {
+		PQclear(res);
+		res = NULL;
+		r = pg_row(&p->base, &res, "SELECT COALESCE(max(version), 0) FROM schema_version",
+			   0, NULL);
+		if (r == 0)
+			p->version = (int)pg_i64(res, 0, 0);
+	}
+	if (r == -ENOENT)
+		r = -BERR_STORE;
+	PQclear(res);
+	if (r == 0 && ret_version)
+		*ret_version = p->version;
+	if (r == 0 && p->version > N_MIGRATIONS)
+		r = -EPROTO;
+	if (r < 0) {
+		pg_free(&p->base);
+		return r;
+	}
+	*ret = &p->base;
+	return 0;
+}
+
+int pg_open(const char *url, struct store **ret)
+{
+	struct pg_store *p = pg_new(url);
 	struct store *s;
 	int r;
 
 	if (!p)
 		return -ENOMEM;
 	s = &p->base;
-	s->be = &store_pg_backend;
-	s->impl = p;
-	p->url = strdup(url);
-	if (!p->url) {
-		free(p);
-		return -ENOMEM;
-	}
-	if (pthread_key_create(&p->key, conn_forget) != 0) {
-		free(p->url);
-		free(p);
-		return -ENOMEM;
-	}
-	pthread_mutex_init(&p->lock, NULL);
 	r = migrate(s);
+	if (r == 0 && pthread_create(&p->probe, NULL, probe_main, s) != 0)
+		r = -ENOMEM;
 	if (r < 0) {
 		pg_free(s);
 		return r;
 	}
+	p->probing = true;
 	*ret = s;
 	return 0;
 }
@@ -646,6 +769,13 @@ void pg_free(struct store *s)
 	struct pg_store *p = PG(s);
 	struct pg_conn *c, *next;
 
+	if (p->probing) {
+		pthread_mutex_lock(&p->lock);
+		p->stop = true;
+		pthread_cond_signal(&p->probe_cv);
+		pthread_mutex_unlock(&p->lock);
+		pthread_join(p->probe, NULL);
+	}
 	for (c = p->conns; c; c = next) {
 		next = c->next;
 		PQfinish(c->c);
@@ -655,6 +785,7 @@ void pg_free(struct store *s)
 	pthread_setspecific(p->key, NULL);
 	pthread_key_delete(p->key);
 	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->probe_cv);
 	/* The URL may hold a password. */
 	explicit_bzero(p->url, strlen(p->url));
 	free(p->url);
@@ -682,6 +813,7 @@ void pg_audit_line(struct store *s, const char *line, size_t len)
 
 const struct store_backend store_pg_backend = { .name = "PostgreSQL",
 						.free = pg_free,
+						.reachable = pg_reachable,
 #define PG_ENTRY(name, params, args) .name = pg_##name,
 						PG_OPS_DONE(PG_ENTRY)
 #undef PG_ENTRY

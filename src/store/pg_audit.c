@@ -15,6 +15,8 @@
 
 struct audit_args {
 	const char *principal, *action, *target, *result, *detail;
+	int64_t ts; /* 0: now */
+	bool once;  /* store_audit_at's once */
 };
 
 static int audit_tx(struct store *s, void *ud)
@@ -22,9 +24,13 @@ static int audit_tx(struct store *s, void *ud)
 	const struct audit_args *a = ud;
 	struct pg_num k, now;
 	const char *lock[] = { pg_num(&k, PG_LOCK_AUDIT) };
-	const char *p[] = {
-		pg_num(&now, store_now()), a->principal, a->action, a->target, a->result, a->detail
-	};
+	const char *p[] = { pg_num(&now, a->ts ? a->ts : store_now()),
+			    a->principal,
+			    a->action,
+			    a->target,
+			    a->result,
+			    a->detail,
+			    a->once ? "t" : "f" };
 	PGresult *res = NULL;
 	int r;
 
@@ -35,10 +41,20 @@ static int audit_tx(struct store *s, void *ud)
 	if (r == 0)
 		r = pg_q(s, &res,
 			 "INSERT INTO audit (ts, principal, action, target, result, detail)"
-			 " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-			 6, p);
+			 " SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text"
+			 " WHERE NOT $7::boolean OR NOT EXISTS ("
+			 " SELECT 1 FROM audit WHERE ts = $1 AND principal IS NOT DISTINCT FROM $2"
+			 " AND action = $3 AND target IS NOT DISTINCT FROM $4"
+			 " AND result IS NOT DISTINCT FROM $5 AND detail IS NOT DISTINCT FROM $6)"
+			 " RETURNING id",
+			 7, p);
 	if (r < 0)
 		return r;
+	/* Written once already (store_audit_at): nothing new to copy. */
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return 0;
+	}
 	if (store_audit_stderr) {
 		struct store_audit_rec rec = {
 			.id = pg_i64(res, 0, 0),
@@ -65,7 +81,15 @@ static int audit_tx(struct store *s, void *ud)
 int pg_audit(struct store *s, const char *principal, const char *action, const char *target,
 	     const char *result, const char *detail)
 {
-	struct audit_args a = { principal, action, target, result, detail };
+	struct audit_args a = { principal, action, target, result, detail, 0, false };
+
+	return pg_tx(s, audit_tx, &a);
+}
+
+int pg_audit_at(struct store *s, int64_t ts, bool once, const char *principal, const char *action,
+		const char *target, const char *result, const char *detail)
+{
+	struct audit_args a = { principal, action, target, result, detail, ts, once };
 
 	return pg_tx(s, audit_tx, &a);
 }

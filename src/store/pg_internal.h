@@ -8,6 +8,11 @@
 
 #include "store/backend.h"
 
+/* pg_advisory_lock keys: arbitrary, fixed, ours ("bastion" in ASCII and
+ * a use). */
+#define PG_LOCK_MIGRATE 0x62617374696f6e01LL
+#define PG_LOCK_STALE   0x62617374696f6e10LL
+
 /* Runs sql with n text parameters (NULL: SQL NULL) on this thread's
  * connection. *ret (when ret is not NULL) receives the result on success;
  * PQclear it. Returns 0, -EEXIST (unique violation), -ENOENT (foreign key
@@ -16,6 +21,12 @@
  * Outside a transaction a broken connection is re-opened and the statement
  * tried once more. */
 int pg_q(struct store *s, PGresult **ret, const char *sql, int n, const char *const *params);
+
+/* As PQexecParams (n >= 0) or PQexec (n < 0: sql may hold several
+ * statements; the last result), but giving up when no answer came within
+ * 4.5 s: then *pc is closed and set to NULL, and NULL is returned
+ * (pg_wait.c). */
+PGresult *pg_exec_wait(PGconn **pc, const char *sql, int n, const char *const *params);
 
 /* Runs fn inside a transaction (BEGIN ... COMMIT, or ROLLBACK when fn
  * returns < 0); inside one already open on this thread, inside a savepoint
@@ -51,8 +62,20 @@ void pg_audit_line(struct store *s, const char *line, size_t len);
 /* Copies src into dst (size bytes) or fails with -EOVERFLOW. */
 int pg_copy(char *dst, size_t size, const char *src);
 
-/* The PostgreSQL backend's functions, one per entry of STORE_OPS; only
- * those in PG_OPS_DONE exist so far (the others stay NULL in the table). */
+/* Blobs as bytea: a parameter (malloc'd "\\x" hex text; -E2BIG past 1 MiB)
+ * and a column value copied into a malloc'd buffer (-BERR_STORE when NULL
+ * or empty: a sealed blob never is). pg_vault.c. */
+int pg_blob_param(const uint8_t *v, size_t len, char **ret);
+int pg_blob_value(const PGresult *res, int row, int col, uint8_t **ret, size_t *ret_len);
+
+/* Deleted vaults (pg_vaultdel.c), for pg_res.c: moves a vault resource's
+ * rows to the deleted vaults (-ENOENT when id is not a vault), and whether
+ * a deleted vault holds id (1), or not (0). */
+int pg_vault_archive(struct store *s, const char *vault_id, int64_t now);
+int pg_vault_deleted_reserved(struct store *s, const char *vault_id, int64_t now);
+
+/* The PostgreSQL backend's functions, one per entry of STORE_OPS, all in
+ * PG_OPS_DONE (store_check_complete finds none missing). */
 #define STORE_OPS_PG_DECL(name, params, args) int pg_##name params;
 STORE_OPS(STORE_OPS_PG_DECL)
 #undef STORE_OPS_PG_DECL
@@ -62,11 +85,13 @@ STORE_OPS(STORE_OPS_PG_DECL)
  * compile. */
 // clang-format off
 #define PG_OPS_DONE(X) \
-	X(schema_version, , ) X(audit, , ) X(audit_query, , ) \
+	X(schema_version, , ) X(audit, , ) X(audit_query, , ) X(audit_at, , ) \
 	X(hostkey_get, , ) X(hostkey_add, , ) X(hostkey_clear, , ) \
 	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X) \
-	X(session_open, , ) X(session_end, , ) PG_OPS_OIDC(X) PG_OPS_TOKENS(X)
-/* pg_tokens.c (issue 19) */
+	PG_OPS_VAULT(X) PG_OPS_VAULTDEL(X) \
+	X(session_open, , ) X(session_end, , ) X(session_close_stale, , ) \
+	PG_OPS_OIDC(X) PG_OPS_TOKENS(X)
+/* pg_tokens.c, pg_retention.c (issue 19) */
 #define PG_OPS_TOKENS(X) \
 	X(token_insert, , ) X(token_lookup, , ) X(token_touch, , ) \
 	X(token_foreach, , ) X(token_revoke, , ) \
@@ -89,7 +114,7 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(role_put, , ) X(role_get, , ) X(role_delete, , ) X(role_foreach, , ) \
 	X(role_foreach_principal, , ) X(role_root_owners, , ) \
 	X(role_put_checked, , ) X(role_delete_checked, , ) X(res_tx, , )
-/* pg_res.c (vault resources answer -ENOSYS until the vault's rows land) */
+/* pg_res.c */
 #define PG_OPS_RES(X) \
 	X(group_put, , ) X(group_exists, , ) X(group_delete, , ) \
 	X(group_foreach, , ) X(group_blocker, , ) X(res_put, , ) X(res_get, , ) \
@@ -99,4 +124,18 @@ STORE_OPS(STORE_OPS_PG_DECL)
 #define PG_OPS_OIDC(X) \
 	X(oidc_pending_put, , ) X(oidc_pending_take, , ) X(oidc_link_get, , ) \
 	X(oidc_link_add, , ) X(oidc_user_create, , )
+/* pg_vault.c */
+#define PG_OPS_VAULT(X) \
+	X(vault_meta_get, , ) X(vault_meta_put, , ) X(vault_key_get, , ) \
+	X(vault_key_add, , ) X(vault_key_update, , ) X(vault_key_foreach, , ) \
+	X(secret_get, , ) X(secret_count, , ) X(secret_add_version, , ) \
+	X(secret_version_get, , ) X(secret_foreach, , ) \
+	X(secret_versions_foreach, , ) X(secret_soft_delete, , ) \
+	X(secret_recover, , ) X(secret_purge, , ) X(secret_purge_expired, , ) \
+	X(vault_policy_get, , ) X(vault_policy_put, , ) \
+	X(vault_policy_delete, , ) X(vault_policy_foreach, , )
+/* pg_vaultdel.c */
+#define PG_OPS_VAULTDEL(X) \
+	X(vault_deleted_foreach, , ) X(vault_deleted_get, , ) X(vault_recover, , ) \
+	X(vault_purge_deleted, , ) X(vault_deleted_expire, , )
 // clang-format on

@@ -6,9 +6,8 @@
  * a resource deleted meanwhile is -ENOENT (foreign key), and deleting what
  * another instance just started to reference is -EBUSY.
  *
- * Vault resources are refused with -ENOSYS for now: their rows (and the
- * deleted-vault retention that deleting one starts) are not on PostgreSQL
- * yet, and a vault without them would be half a vault. */
+ * Deleting a vault moves it to the deleted vaults (pg_vaultdel.c), and its
+ * ID stays reserved there until it is recovered or purged. */
 #include "store/pg_internal.h"
 
 #include <errno.h>
@@ -18,12 +17,6 @@
 
 #include "core/err.h"
 #include "core/log.h"
-
-static int vaults_missing(void)
-{
-	log_error("store: vault resources are not yet available on PostgreSQL");
-	return -ENOSYS;
-}
 
 /* 1 when sql (one parameter) answers a row, 0 when not, or an error; with
  * ret_text, the first column of the first row is malloc'd into it. */
@@ -157,6 +150,14 @@ static int res_put_fn(struct store *s, void *ud)
 		if (r <= 0)
 			return r < 0 ? r : -ENOENT;
 	}
+	/* A deleted vault's ID stays reserved until it is recovered or purged. */
+	if (strcmp(p->type, "vaults") == 0) {
+		r = exists(s, "SELECT 1 FROM resources WHERE id = $1", p->id, NULL);
+		if (r == 0)
+			r = pg_vault_deleted_reserved(s, p->id, store_now()) == 1 ? -EEXIST : 0;
+		if (r < 0)
+			return r;
+	}
 	r = pg_row(s, &res,
 		   "INSERT INTO resources (id, grp, type, name, props, created_at, updated_at)"
 		   " VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO UPDATE SET"
@@ -190,8 +191,6 @@ int pg_res_put(struct store *s, const char *group, const char *type, const char 
 
 	if (!json_is_object(props) || store_res_id(p.id, group, type, name) < 0)
 		return -EINVAL;
-	if (strcmp(type, "vaults") == 0)
-		return vaults_missing();
 	/* Sorted keys keep the stored text stable for identical PUTs. */
 	p.props = json_dumps(props, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!p.props)
@@ -228,20 +227,26 @@ static int res_delete_fn(struct store *s, void *ud)
 	r = exists(s, "SELECT type FROM resources WHERE id = $1 FOR UPDATE", id, &type);
 	if (r <= 0)
 		return r < 0 ? r : -ENOENT;
-	r = strcmp(type, "vaults") == 0 ? vaults_missing() : 0;
-	free(type);
-	if (r < 0)
-		return r;
 	r = exists(s, "SELECT 1 FROM resource_refs WHERE to_id = $1 LIMIT 1", id, NULL);
-	if (r != 0)
-		return r < 0 ? r : -EBUSY;
+	if (r != 0) {
+		r = r < 0 ? r : -EBUSY;
+		goto out;
+	}
 	/* Host keys recorded on first use belong to the VM: a new VM of the
 	 * same name must not inherit them. */
 	if ((r = pg_q(s, NULL, "DELETE FROM host_keys WHERE vm_id = $1", 1, p)) < 0)
-		return r;
+		goto out;
+	/* A vault is kept for its retention days, recoverable, before the
+	 * cascade below takes its live rows. */
+	if (strcmp(type, "vaults") == 0 && (r = pg_vault_archive(s, id, store_now())) < 0)
+		goto out;
 	r = pg_q(s, NULL, "DELETE FROM resources WHERE id = $1", 1, p);
 	/* A reference another instance added meanwhile holds the foreign key. */
-	return r == -ENOENT ? -EBUSY : r;
+	if (r == -ENOENT)
+		r = -EBUSY;
+out:
+	free(type);
+	return r;
 }
 
 int pg_res_delete(struct store *s, const char *id)

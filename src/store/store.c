@@ -37,6 +37,14 @@ int store_open_url(const char *url, const char *data_dir, struct store **ret)
 	return -EINVAL;
 }
 
+int store_open_url_ro(const char *url, struct store **ret, int *ret_version, int *ret_known)
+{
+	*ret = NULL;
+	if (!store_url_is_pg(url))
+		return -EINVAL;
+	return pg_open_ro(url, ret, ret_version, ret_known);
+}
+
 int store_open(const char *data_dir, struct store **ret)
 {
 	return store_open_url(NULL, data_dir, ret);
@@ -46,6 +54,11 @@ void store_free(struct store *s)
 {
 	if (s)
 		s->be->free(s);
+}
+
+bool store_reachable(struct store *s)
+{
+	return !s->be->reachable || s->be->reachable(s);
 }
 
 const char *store_backend_name(struct store *s)

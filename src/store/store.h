@@ -26,7 +26,18 @@ int store_open(const char *data_dir, struct store **ret);
  * is never logged (it may hold a password). */
 int store_open_url(const char *url, const char *data_dir, struct store **ret);
 bool store_url_is_pg(const char *url);
+/* A PostgreSQL store opened for tools that must not change it (`audit
+ * export`, `serve --check-config`): no migration, every transaction
+ * read-only. -EINVAL for a URL that is not postgres://, -BERR_STORE when the
+ * server cannot be reached or read, -EPROTO when its schema is newer than
+ * this binary knows; *ret_version and *ret_known (either may be NULL) say
+ * the database's version and this binary's. */
+int store_open_url_ro(const char *url, struct store **ret, int *ret_version, int *ret_known);
 void store_free(struct store *s);
+/* Whether the store's server answered when last asked (a PostgreSQL
+ * store asks every second on a thread of its own, and every call tells);
+ * SQLite: always. Never waits: /healthz calls it on a loop. */
+bool store_reachable(struct store *s);
 /* "SQLite" or "PostgreSQL", for messages. */
 const char *store_backend_name(struct store *s);
 /* 0 when s's backend implements every function of the interface;
@@ -50,6 +61,14 @@ int64_t store_now(void); /* unix seconds */
  * NULL. detail is JSON text (an object) or NULL. Never pass a secret. */
 int store_audit(struct store *s, const char *principal, const char *action, const char *target,
 		const char *result, const char *detail);
+/* The same with the record's own time ts (when it happened, not when it is
+ * written: a record kept while the store was unreachable). once: written
+ * only when no identical record (same ts, principal, action, target,
+ * result and detail) is there already, so that a write retried after an
+ * attempt whose outcome is unknown (the connection broke after the
+ * COMMIT went out) is not in the trail twice. */
+int store_audit_at(struct store *s, int64_t ts, bool once, const char *principal,
+		   const char *action, const char *target, const char *result, const char *detail);
 
 /* Host keys seen for a VM on first use (trust on first use). type is the
  * OpenSSH key type name ("ssh-ed25519"), b64 the public key blob. */

@@ -184,6 +184,32 @@ struct term_global {
 };
 extern struct term_global term_g;
 
+/* A record for the store that survives the store's absence (pending.c). */
+enum pend_kind { PEND_AUDIT, PEND_OPEN, PEND_END };
+struct pend {
+	enum pend_kind kind;
+	struct pend *next;
+	/* PEND_AUDIT: when it happened, and the record (malloc'd, may be NULL) */
+	int64_t ts;
+	char *principal, *action, *target, *result, *detail;
+	/* PEND_OPEN, PEND_END */
+	struct store_session ss;
+	int64_t ended_at;
+	char reason[160];
+	uint64_t to_vm, from_vm;
+};
+/* On a worker: writes p now, or — the store unreachable, or records kept
+ * before it still waiting — keeps it to be written in order once the store
+ * answers. Takes p (calloc'd) in every case. */
+void pend_submit(struct pend *p);
+void pend_free(struct pend *p);
+/* How many records are kept; the cap (0: the default, 10,000), for tests. */
+size_t pend_count(void);
+void pend_set_max(size_t n);
+/* term_free: a last bounded attempt, then what is still kept is logged and
+ * freed. */
+void pend_stop(void);
+
 /* registry.c: the registry, the counts behind the limits, a session's end */
 struct term_loop *term_here(void);
 struct term_limits term_limits_now(void);

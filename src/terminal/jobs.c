@@ -1,6 +1,8 @@
 /* The terminal's work on the worker pool: audit records, a session's row
  * in the store (its start, its end), host keys learnt on first use.
- * Called from the loops by the other files of src/terminal (internal.h). */
+ * Called from the loops by the other files of src/terminal (internal.h).
+ * Audit records and session rows go through pending.c, which keeps them
+ * while the store cannot be reached. */
 #include "terminal/internal.h"
 
 #include <errno.h>
@@ -23,29 +25,42 @@
 
 /* ---------- audit on the worker pool ---------- */
 
-struct audit_job {
+/* A record for pending.c on its way to a worker. */
+struct pend_job {
 	uv_work_t work;
-	char *principal, *action, *target, *result, *detail;
+	struct pend *p;
 };
 
-static void audit_work(uv_work_t *w)
+static void pend_work(uv_work_t *w)
 {
-	struct audit_job *j = w->data;
+	struct pend_job *j = w->data;
 
-	if (store_audit(term_g.store, j->principal, j->action, j->target, j->result, j->detail) < 0)
-		log_error("audit: cannot record %s", j->action);
+	pend_submit(j->p); /* takes it */
+	j->p = NULL;
 }
 
-static void audit_done(uv_work_t *w, int status)
+static void pend_done(uv_work_t *w, int status)
 {
-	struct audit_job *j = w->data;
+	struct pend_job *j = w->data;
 
-	free(j->principal);
-	free(j->action);
-	free(j->target);
-	free(j->result);
-	free(j->detail);
+	pend_free(j->p); /* cancelled before it ran */
 	free(j);
+}
+
+static void queue_pend(struct pend *p)
+{
+	struct pend_job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		log_error("store: out of memory recording a %s",
+			  p->kind == PEND_AUDIT ? p->action : "session");
+		pend_free(p);
+		return;
+	}
+	j->p = p;
+	j->work.data = j;
+	if (uv_queue_work(term_here()->loop, &j->work, pend_work, pend_done) < 0)
+		pend_done(&j->work, 0);
 }
 
 static char *dup_or_null(const char *s)
@@ -56,21 +71,26 @@ static char *dup_or_null(const char *s)
 void term_queue_audit(const char *principal, const char *action, const char *target,
 		      const char *result, json_t *detail)
 {
-	struct audit_job *j = calloc(1, sizeof(*j));
+	struct pend *p = calloc(1, sizeof(*p));
 
-	if (!j) {
+	if (!p) {
 		json_decref(detail);
 		return;
 	}
-	j->principal = dup_or_null(principal);
-	j->action = dup_or_null(action);
-	j->target = dup_or_null(target);
-	j->result = dup_or_null(result);
-	j->detail = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	p->kind = PEND_AUDIT;
+	/* When it happened: a record kept while the store is away keeps it. */
+	p->ts = store_now();
+	p->principal = dup_or_null(principal);
+	p->action = dup_or_null(action);
+	p->target = dup_or_null(target);
+	p->result = dup_or_null(result);
+	p->detail = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(detail);
-	j->work.data = j;
-	if (uv_queue_work(term_here()->loop, &j->work, audit_work, audit_done) < 0)
-		audit_done(&j->work, 0);
+	if (!p->action) {
+		pend_free(p);
+		return;
+	}
+	queue_pend(p);
 }
 
 struct hostkey_job {
@@ -96,63 +116,32 @@ static void hostkey_done(uv_work_t *w, int status)
 	free(j);
 }
 
-/* A session's row in the store: its start, or its end (with the audit
- * record of the end), written on the worker pool. */
-struct rec_job {
-	uv_work_t work;
-	struct store_session ss;
-	bool end;
-	int64_t ended_at;
-	char reason[160];
-	uint64_t to_vm, from_vm;
-};
-
-static void rec_work(uv_work_t *w)
-{
-	struct rec_job *j = w->data;
-	int r;
-
-	if (!j->end)
-		r = store_session_open(term_g.store, &j->ss);
-	else
-		r = store_session_end(term_g.store, &j->ss, j->ended_at, j->reason, j->to_vm,
-				      j->from_vm);
-	if (r < 0)
-		log_error("store: cannot record the %s of session %s: %s", j->end ? "end" : "start",
-			  j->ss.id, err_str(r));
-}
-
-static void rec_done(uv_work_t *w, int status)
-{
-	free(w->data);
-}
-
+/* A session's row in the store: its start, or its end (the audit record
+ * of the end is queued by the caller), written on the worker pool. */
 void sess_record(struct sess *s, const char *end_reason)
 {
-	struct rec_job *j = calloc(1, sizeof(*j));
+	struct pend *p = calloc(1, sizeof(*p));
 
-	if (!j) {
+	if (!p) {
 		log_error("session %s: out of memory recording it", s->id);
 		return;
 	}
-	util_strlcpy(j->ss.id, s->id, sizeof(j->ss.id));
-	util_strlcpy(j->ss.user, s->user, sizeof(j->ss.user));
-	util_strlcpy(j->ss.vm, s->vm_id, sizeof(j->ss.vm));
-	util_strlcpy(j->ss.bastion, s->bastion_id, sizeof(j->ss.bastion));
-	util_strlcpy(j->ss.target, s->target, sizeof(j->ss.target));
-	util_strlcpy(j->ss.source, s->source, sizeof(j->ss.source));
-	util_strlcpy(j->ss.auth_type, s->auth_type, sizeof(j->ss.auth_type));
-	j->ss.started_at = s->started;
+	p->kind = end_reason ? PEND_END : PEND_OPEN;
+	util_strlcpy(p->ss.id, s->id, sizeof(p->ss.id));
+	util_strlcpy(p->ss.user, s->user, sizeof(p->ss.user));
+	util_strlcpy(p->ss.vm, s->vm_id, sizeof(p->ss.vm));
+	util_strlcpy(p->ss.bastion, s->bastion_id, sizeof(p->ss.bastion));
+	util_strlcpy(p->ss.target, s->target, sizeof(p->ss.target));
+	util_strlcpy(p->ss.source, s->source, sizeof(p->ss.source));
+	util_strlcpy(p->ss.auth_type, s->auth_type, sizeof(p->ss.auth_type));
+	p->ss.started_at = s->started;
 	if (end_reason) {
-		j->end = true;
-		j->ended_at = store_now();
-		util_strlcpy(j->reason, end_reason, sizeof(j->reason));
-		j->to_vm = atomic_load_explicit(&s->to_vm, memory_order_relaxed);
-		j->from_vm = atomic_load_explicit(&s->from_vm, memory_order_relaxed);
+		p->ended_at = store_now();
+		util_strlcpy(p->reason, end_reason, sizeof(p->reason));
+		p->to_vm = atomic_load_explicit(&s->to_vm, memory_order_relaxed);
+		p->from_vm = atomic_load_explicit(&s->from_vm, memory_order_relaxed);
 	}
-	j->work.data = j;
-	if (uv_queue_work(term_here()->loop, &j->work, rec_work, rec_done) < 0)
-		free(j);
+	queue_pend(p);
 }
 
 void term_record_host_key(const char *vm_id, const char *type, const char *b64)

@@ -585,6 +585,9 @@ void term_done(void)
 
 void term_free(void)
 {
+	/* The loops are gone, their workers done: what the store could not
+	 * take meanwhile gets a last chance. */
+	pend_stop();
 	pthread_mutex_lock(&term_g.lock);
 	free(term_g.in_use);
 	term_g.in_use = NULL;

@@ -24,7 +24,7 @@ static int setup(void **state)
 {
 	bool created;
 
-	if (!tu_tmpdir(dir, sizeof(dir), "authz") || store_open(dir, &st) < 0)
+	if (!tu_tmpdir(dir, sizeof(dir), "authz") || tu_store_open(dir, &st) < 0)
 		return -1;
 	store_role_put(st, "a1", "user:root-reader", "Reader", "/", &created);
 	store_role_put(st, "a2", "user:prod-contrib", "Contributor", "/groups/prod", &created);

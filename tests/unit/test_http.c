@@ -116,7 +116,7 @@ static int setup(void **state)
 	struct ssl_ctx_st *ctx;
 	int fd;
 
-	if (!tu_tmpdir(dir, sizeof(dir), "http") || store_open(dir, &st) < 0)
+	if (!tu_tmpdir(dir, sizeof(dir), "http") || tu_store_open(dir, &st) < 0)
 		return -1;
 	api.store = st;
 	cfg.data_dir = dir;

@@ -142,6 +142,16 @@ static int pg_start(void)
 	return 0;
 }
 
+int tu_pg_halt(void)
+{
+	return pg_url[0] && pg_script("halt", NULL, 0) == 0 ? 0 : -1;
+}
+
+int tu_pg_resume(void)
+{
+	return pg_url[0] && pg_script("resume", NULL, 0) == 0 ? 0 : -1;
+}
+
 int tu_pg_url(const char *dir, char *out, size_t size)
 {
 	const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
@@ -208,6 +218,12 @@ int tu_store_open(const char *dir, struct store **ret)
 	}
 	if (r == 0) {
 		unsigned i = n_opened++ % (sizeof(opened) / sizeof(opened[0]));
+
+		/* A store freed earlier may have had this address: its entry
+		 * (another directory) must not answer for this one. */
+		for (size_t k = 0; k < sizeof(opened) / sizeof(opened[0]); k++)
+			if (opened[k].s == *ret)
+				opened[k].s = NULL;
 
 		opened[i].s = *ret;
 		snprintf(opened[i].dir, sizeof(opened[i].dir), "%s", dir);

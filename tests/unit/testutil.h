@@ -37,6 +37,11 @@ int tu_store_open(const char *dir, struct store **ret);
 int64_t tu_query_int(struct store *s, const char *sql, const char *arg);
 /* The URL of dir's database (created when missing). */
 int tu_pg_url(const char *dir, char *out, size_t size);
+/* PostgreSQL runs: stop this process's cluster keeping its data (the store
+ * goes away), and start it again on the same port (scripts/pg.sh halt,
+ * resume). 0, or -1. */
+int tu_pg_halt(void);
+int tu_pg_resume(void);
 
 /* A test of something only SQLite has (its files, its pragmas), or of a
  * function the PostgreSQL backend does not implement yet: skipped on

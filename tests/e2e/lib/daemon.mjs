@@ -47,14 +47,19 @@ export function rawGet(port, urlPath, timeoutMs = 2000) {
  * Start the daemon. Resolves when /api/v1/healthz answers 200 (15 s bound).
  * @param {string} dir temp dir of the test file (data dir and logs go inside)
  */
-export async function startDaemon(dir, { adminPassword = `Adm-${randomString(20)}`, env = {}, nofile, port: wantPort } = {}) {
+export async function startDaemon(dir, {
+  adminPassword = `Adm-${randomString(20)}`, env = {}, nofile, port: wantPort, store, dataName = 'data', logName = 'bastion',
+} = {}) {
   assertBinary();
   // wantPort: a port the test picked (its configuration names it).
   const port = wantPort ?? await freePort('127.0.0.1');
-  const dataDir = path.join(dir, 'data');
+  // store: a postgres:// URL (lib/pg.mjs) instead of SQLite in the data
+  // directory, passed as BASTION_STORE (not in argv, where `ps` shows its
+  // password); dataName and logName let several instances share dir.
+  const dataDir = path.join(dir, dataName);
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const logFile = path.join(dir, 'bastion.stderr.log');
-  const outFile = path.join(dir, 'bastion.stdout.log');
+  const logFile = path.join(dir, `${logName}.stderr.log`);
+  const outFile = path.join(dir, `${logName}.stdout.log`);
   const errFd = fs.openSync(logFile, 'a');
   const outFd = fs.openSync(outFile, 'a');
   // nofile: RLIMIT_NOFILE (soft and hard) of the daemon, set by prlimit,
@@ -73,7 +78,7 @@ export async function startDaemon(dir, { adminPassword = `Adm-${randomString(20)
     env: {
       BASTION_ALLOWED_DESTINATIONS: TEST_DESTINATIONS,
       ...(isRoot ? { BASTION_USER: 'root' } : {}),
-      ...process.env, BASTION_ADMIN_PASSWORD: adminPassword, ...env,
+      ...process.env, BASTION_ADMIN_PASSWORD: adminPassword, ...(store ? { BASTION_STORE: store } : {}), ...env,
     },
   });
   fs.closeSync(errFd);
@@ -90,7 +95,7 @@ export async function startDaemon(dir, { adminPassword = `Adm-${randomString(20)
     port,
     origin: `https://127.0.0.1:${port}`,
     wsBase: `wss://127.0.0.1:${port}`,
-    dataDir, logFile, outFile, adminPassword,
+    dataDir, logFile, outFile, adminPassword, store,
     pid: proc.pid,
     proc,
     get exit() { return exit; },
