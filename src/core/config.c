@@ -19,7 +19,18 @@
 #include "core/file.h"
 #include "core/util.h"
 
-enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LOGFMT, T_LISTEN, T_DURATION, T_INT, T_DEST, T_STORE };
+enum cfg_type {
+	T_STR,
+	T_PATH,
+	T_LEVEL,
+	T_LOGFMT,
+	T_LISTEN,
+	T_DURATION,
+	T_INT,
+	T_DEST,
+	T_STORE,
+	T_BOOL
+};
 
 struct key {
 	const char *section, *name, *flag, *env;
@@ -77,6 +88,16 @@ static const struct key keys[] = {
 	  true },
 	{ "limits", "connections", "max-connections", "BASTION_MAX_CONNECTIONS", T_INT,
 	  NUM(connections), "0", 0, 100000000, true },
+	/* [auth] and [oidc]: second factors (identity/mfa.h, docs/sign-in.md).
+	 * require_mfa: a local user without a factor may only enrol one.
+	 * trust_amr, mfa_acr: an OpenID provider's own second factor counts
+	 * (by its amr claim, or an acr equal to mfa_acr). */
+	{ "auth", "require_mfa", "require-mfa", "BASTION_REQUIRE_MFA", T_BOOL, NUM(require_mfa),
+	  "false", 0, 1, false },
+	{ "oidc", "trust_amr", "oidc-trust-amr", "BASTION_OIDC_TRUST_AMR", T_BOOL,
+	  NUM(oidc_trust_amr), "false", 0, 1, false },
+	{ "oidc", "mfa_acr", "oidc-mfa-acr", "BASTION_OIDC_MFA_ACR", T_STR, STR(oidc_mfa_acr), "",
+	  0, 0, false },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -227,6 +248,18 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 		if (n < k->min || n > k->max) {
 			snprintf(why, whylen, "must be between %llds and %llds", (long long)k->min,
 				 (long long)k->max);
+			return -EINVAL;
+		}
+		memcpy(field, &n, sizeof(n));
+		return 0;
+	case T_BOOL:
+		if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1"))
+			n = 1;
+		else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") ||
+			 !strcmp(v, "0"))
+			n = 0;
+		else {
+			snprintf(why, whylen, "must be true or false, not '%.64s'", v);
 			return -EINVAL;
 		}
 		memcpy(field, &n, sizeof(n));
@@ -532,6 +565,10 @@ void cfg_value_str(const struct cfg *c, size_t i, char *out, size_t size)
 	case T_INT:
 		memcpy(&n, field, sizeof(n));
 		snprintf(out, size, "%lld", (long long)n);
+		break;
+	case T_BOOL:
+		memcpy(&n, field, sizeof(n));
+		snprintf(out, size, "%s", n ? "true" : "false");
 		break;
 	case T_STORE:
 		mask_url(field, out, size);

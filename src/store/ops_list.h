@@ -209,4 +209,16 @@
 	X(audit_query,                                                                             \
 	  (struct store * s, const struct store_audit_filter *f,                                   \
 	   int (*fn)(const struct store_audit_rec *r, void *ud), void *ud),                        \
-	  (s, f, fn, ud))
+	  (s, f, fn, ud))                                                                          \
+	/* second factors (store_mfa.h; identity/mfa.h) */                                         \
+	X(mfa_get, (struct store * s, int64_t user_id, struct store_mfa * ret), (s, user_id, ret)) \
+	X(mfa_totp_put, (struct store * s, int64_t user_id, const uint8_t *sealed, size_t len),    \
+	  (s, user_id, sealed, len))                                                               \
+	X(mfa_totp_confirm,                                                                        \
+	  (struct store * s, int64_t user_id, int64_t step, const uint8_t *hashes, int n),         \
+	  (s, user_id, step, hashes, n))                                                           \
+	X(mfa_totp_use, (struct store * s, int64_t user_id, int64_t step), (s, user_id, step))     \
+	X(mfa_recovery_use, (struct store * s, int64_t user_id, const uint8_t hash[32]),           \
+	  (s, user_id, hash))                                                                      \
+	X(mfa_delete, (struct store * s, int64_t user_id, int *ret_removed),                       \
+	  (s, user_id, ret_removed))

@@ -228,6 +228,17 @@ static const char *const migrations[] = {
 	"  END$$;"
 	"CREATE TRIGGER vault_policies_user_gone AFTER DELETE ON users"
 	"  FOR EACH ROW EXECUTE FUNCTION vault_policies_user_gone();",
+	/* second factors (store/pg_mfa.c) */
+	"CREATE TABLE mfa_totp ("
+	"  user_id BIGINT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+	"  sealed BYTEA NOT NULL,"
+	"  confirmed BOOLEAN NOT NULL DEFAULT FALSE,"
+	"  last_step BIGINT NOT NULL DEFAULT 0,"
+	"  created_at BIGINT NOT NULL);"
+	"CREATE TABLE mfa_recovery ("
+	"  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  code_hash BYTEA NOT NULL,"
+	"  PRIMARY KEY (user_id, code_hash));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

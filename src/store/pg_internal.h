@@ -65,6 +65,7 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(schema_version, , ) X(audit, , ) X(audit_query, , ) \
 	X(hostkey_get, , ) X(hostkey_add, , ) X(hostkey_clear, , ) \
 	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X) \
+	PG_OPS_MFA(X) \
 	X(session_open, , ) X(session_end, , )
 /* pg_ident.c */
 #define PG_OPS_IDENT(X) \
@@ -90,4 +91,8 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(group_foreach, , ) X(group_blocker, , ) X(res_put, , ) X(res_get, , ) \
 	X(res_delete, , ) X(res_blocker, , ) X(res_foreach_referrer, , ) \
 	X(res_foreach, , ) X(res_foreach_type, , )
+/* pg_mfa.c */
+#define PG_OPS_MFA(X) \
+	X(mfa_get, , ) X(mfa_totp_put, , ) X(mfa_totp_confirm, , ) X(mfa_totp_use, , ) \
+	X(mfa_recovery_use, , ) X(mfa_delete, , )
 // clang-format on

@@ -213,6 +213,19 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (vault_id, principal));"
 	"CREATE TRIGGER deleted_vault_policies_user_gone AFTER DELETE ON users"
 	"  BEGIN DELETE FROM deleted_vault_policies WHERE principal = 'user:' || OLD.name; END;",
+	/* second factors (store/sqlite_mfa.c): a user's sealed TOTP key, the
+	 * last step accepted (each code once), the hashes of unused recovery
+	 * codes. */
+	"CREATE TABLE mfa_totp ("
+	"  user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+	"  sealed BLOB NOT NULL,"
+	"  confirmed INTEGER NOT NULL DEFAULT 0,"
+	"  last_step INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE mfa_recovery ("
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  code_hash BLOB NOT NULL,"
+	"  PRIMARY KEY (user_id, code_hash));",
 };
 
 int store_rc(int rc)

@@ -1,0 +1,215 @@
+/* PostgreSQL backend: second factors (store_mfa.h), the same contract as
+ * sqlite_mfa.c. A TOTP step is marked used by one conditional UPDATE, so
+ * that two instances given the same code at once accept it once. */
+#include "store/pg_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+/* bytea input in hex form ("\x..."), malloc'd; NULL when out of memory. */
+static char *bytea_hex(const uint8_t *v, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	char *out = malloc(2 + 2 * len + 1);
+
+	if (!out)
+		return NULL;
+	out[0] = '\\';
+	out[1] = 'x';
+	for (size_t i = 0; i < len; i++) {
+		out[2 + 2 * i] = hex[v[i] >> 4];
+		out[3 + 2 * i] = hex[v[i] & 15];
+	}
+	out[2 + 2 * len] = '\0';
+	return out;
+}
+
+int pg_mfa_get(struct store *s, int64_t user_id, struct store_mfa *ret)
+{
+	struct store_mfa m = { 0 };
+	struct pg_num id;
+	const char *p[] = { pg_num(&id, user_id) };
+	PGresult *res = NULL;
+	unsigned char *raw = NULL;
+	size_t len = 0;
+	const char *confirmed;
+	int r;
+
+	r = pg_row(s, &res, "SELECT count(*) FROM mfa_recovery WHERE user_id = $1", 1, p);
+	if (r == -ENOENT)
+		r = -BERR_STORE;
+	if (r < 0)
+		goto out;
+	m.recovery_left = pg_i64(res, 0, 0);
+	PQclear(res);
+	res = NULL;
+	r = pg_row(
+		s, &res,
+		"SELECT sealed, confirmed, last_step, created_at FROM mfa_totp WHERE user_id = $1",
+		1, p);
+	if (r < 0)
+		goto out;
+	raw = PQunescapeBytea((const unsigned char *)pg_val(res, 0, 0), &len);
+	if (!raw || len == 0 || len > STORE_MFA_SEALED_MAX) {
+		r = raw ? -BERR_STORE : -ENOMEM;
+		goto out;
+	}
+	if (!(m.totp_sealed = malloc(len))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memcpy(m.totp_sealed, raw, len);
+	m.totp_sealed_len = len;
+	confirmed = pg_val(res, 0, 1);
+	m.totp_confirmed = confirmed && confirmed[0] == 't';
+	m.totp_last_step = pg_i64(res, 0, 2);
+	m.created_at = pg_i64(res, 0, 3);
+out:
+	if (raw)
+		PQfreemem(raw);
+	PQclear(res);
+	*ret = m;
+	return r;
+}
+
+int pg_mfa_totp_put(struct store *s, int64_t user_id, const uint8_t *sealed, size_t len)
+{
+	struct pg_num id, now;
+	char *hex;
+	PGresult *res = NULL;
+	int r;
+
+	if (!sealed || len == 0 || len > STORE_MFA_SEALED_MAX)
+		return -EINVAL;
+	if (!(hex = bytea_hex(sealed, len)))
+		return -ENOMEM;
+	const char *p[] = { pg_num(&id, user_id), hex, pg_num(&now, store_now()) };
+	/* Replaces an unconfirmed key only: a confirmed one stays, and the
+	 * statement then changes nothing. */
+	r = pg_q(s, &res,
+		 "INSERT INTO mfa_totp (user_id, sealed, confirmed, last_step, created_at)"
+		 " VALUES ($1, $2, FALSE, 0, $3) ON CONFLICT (user_id) DO UPDATE"
+		 " SET sealed = EXCLUDED.sealed, last_step = 0, created_at = EXCLUDED.created_at"
+		 " WHERE NOT mfa_totp.confirmed",
+		 3, p);
+	if (r == 0 && pg_changes(res) == 0)
+		r = -EEXIST;
+	PQclear(res);
+	free(hex);
+	return r;
+}
+
+struct totp_confirm {
+	int64_t user_id, step;
+	const uint8_t *hashes;
+	int n;
+};
+
+static int totp_confirm_tx(struct store *s, void *ud)
+{
+	struct totp_confirm *c = ud;
+	struct pg_num id, step;
+	struct pg_hash h;
+	PGresult *res = NULL;
+	const char *p[] = { pg_num(&id, c->user_id), pg_num(&step, c->step) };
+	int r;
+
+	r = pg_q(s, &res,
+		 "UPDATE mfa_totp SET confirmed = TRUE, last_step = $2"
+		 " WHERE user_id = $1 AND NOT confirmed",
+		 2, p);
+	if (r == 0 && pg_changes(res) == 0)
+		r = -ENOENT;
+	PQclear(res);
+	if (r < 0)
+		return r;
+	if ((r = pg_q(s, NULL, "DELETE FROM mfa_recovery WHERE user_id = $1", 1, p)) < 0)
+		return r;
+	for (int i = 0; i < c->n; i++) {
+		const char *q[] = { p[0], pg_hash(&h, c->hashes + (size_t)i * 32) };
+
+		r = pg_q(s, NULL,
+			 "INSERT INTO mfa_recovery (user_id, code_hash) VALUES ($1, $2)"
+			 " ON CONFLICT DO NOTHING",
+			 2, q);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int pg_mfa_totp_confirm(struct store *s, int64_t user_id, int64_t step, const uint8_t *hashes,
+			int n)
+{
+	struct totp_confirm c = { user_id, step, hashes, n };
+
+	if (n < 0 || n > 64 || (n > 0 && !hashes))
+		return -EINVAL;
+	return pg_tx(s, totp_confirm_tx, &c);
+}
+
+int pg_mfa_totp_use(struct store *s, int64_t user_id, int64_t step)
+{
+	struct pg_num id, st;
+	const char *p[] = { pg_num(&id, user_id), pg_num(&st, step) };
+	PGresult *res = NULL;
+	int r;
+
+	r = pg_q(s, &res,
+		 "UPDATE mfa_totp SET last_step = $2"
+		 " WHERE user_id = $1 AND confirmed AND last_step < $2",
+		 2, p);
+	if (r == 0 && pg_changes(res) == 0)
+		r = 1;
+	PQclear(res);
+	res = NULL;
+	if (r <= 0)
+		return r;
+	r = pg_row(s, &res, "SELECT 1 FROM mfa_totp WHERE user_id = $1 AND confirmed", 1, p);
+	PQclear(res);
+	return r == 0 ? -EALREADY : r;
+}
+
+int pg_mfa_recovery_use(struct store *s, int64_t user_id, const uint8_t hash[32])
+{
+	struct pg_num id;
+	struct pg_hash h;
+	const char *p[] = { pg_num(&id, user_id), pg_hash(&h, hash) };
+	PGresult *res = NULL;
+	int r;
+
+	r = pg_q(s, &res, "DELETE FROM mfa_recovery WHERE user_id = $1 AND code_hash = $2", 2, p);
+	if (r == 0 && pg_changes(res) == 0)
+		r = -ENOENT;
+	PQclear(res);
+	return r;
+}
+
+static int mfa_delete_tx(struct store *s, void *ud)
+{
+	struct pg_num id;
+	const char *p[] = { pg_num(&id, *(int64_t *)ud) };
+	PGresult *res = NULL;
+	int r;
+
+	if ((r = pg_q(s, NULL, "DELETE FROM mfa_recovery WHERE user_id = $1", 1, p)) < 0)
+		return r;
+	if ((r = pg_q(s, &res, "DELETE FROM mfa_totp WHERE user_id = $1", 1, p)) == 0)
+		r = pg_changes(res) > 0 ? 1 : 0;
+	PQclear(res);
+	return r;
+}
+
+int pg_mfa_delete(struct store *s, int64_t user_id, int *ret_removed)
+{
+	int r = pg_tx(s, mfa_delete_tx, &user_id);
+
+	if (r < 0)
+		return r;
+	if (ret_removed)
+		*ret_removed = r;
+	return 0;
+}
