@@ -378,9 +378,11 @@ int api_mfa_login_step(struct api_call *c, const struct ident_session *sess, con
 				&recovery);
 	if (r == -EACCES) {
 		/* The password was right, the code not: a failure like any
-		 * other for the throttle. */
-		if (ident_throttle_failure(c->ctx->store, sess->name, c->req->remote_addr,
-					   store_now()) < 0)
+		 * other for the throttle. The account's share was charged with
+		 * the password and stays (only a full sign-in clears it); the
+		 * address's was given back then, so it is counted again here. */
+		if (ident_throttle_failure(c->ctx->store, NULL, c->req->remote_addr, store_now()) <
+		    0)
 			log_warn("auth: could not count a failed code for %s", sess->name);
 		audit(c, principal, "auth.login", principal, "failure", detail);
 		api_error(c->resp, 401, "Unauthenticated", "invalid or already used code");

@@ -1,0 +1,233 @@
+// Second factors (docs/sign-in.md "Second factors", docs/api.md): TOTP
+// enrolment and confirmation with codes computed here from the secret
+// (RFC 6238), sign-in without / with a wrong / with the right code, a
+// replayed code refused, recovery codes once, wrong codes counted by the
+// throttle, removal, an Owner's reset (audited), auth.require_mfa's
+// restricted session, and the portal's QR code and second step in Chromium.
+import { describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import https from 'node:https';
+import { fileHarness } from './lib/harness.mjs';
+import { expectError, expectStatus } from './lib/api.mjs';
+import { startDaemon } from './lib/daemon.mjs';
+import { Client } from './lib/api.mjs';
+import { randomString, makeTempDir } from './lib/util.mjs';
+import { launch, newContext } from './lib/browser.mjs';
+
+const h = fileHarness({ label: 'mfa', daemon: true });
+
+function base32Decode(s) {
+  const alpha = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0; let acc = 0; const out = [];
+  for (const ch of s.replace(/=+$/, '')) {
+    const v = alpha.indexOf(ch.toUpperCase());
+    assert.ok(v >= 0, `base32 character ${ch}`);
+    acc = (acc << 5) | v; bits += 5;
+    if (bits >= 8) { out.push((acc >> (bits - 8)) & 0xff); bits -= 8; }
+  }
+  return Buffer.from(out);
+}
+
+// RFC 6238 TOTP, HMAC-SHA-1, 30 s, 6 digits, for step `step`.
+function totpAt(secret, step) {
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(step));
+  const mac = crypto.createHmac('sha1', base32Decode(secret)).update(msg).digest();
+  const off = mac[19] & 0xf;
+  const bin = ((mac[off] & 0x7f) << 24) | (mac[off + 1] << 16) | (mac[off + 2] << 8) | mac[off + 3];
+  return String(bin % 1000000).padStart(6, '0');
+}
+const nowStep = () => Math.floor(Date.now() / 1000 / 30);
+
+// Enrols and confirms TOTP for client c; returns {secret, recovery}.
+async function enrol(c, name) {
+  const e = expectStatus(await c.post('/auth/mfa/totp', {}), 201, 'enrol');
+  const { secret, otpauth_uri: uri } = e.json;
+  assert.match(secret, /^[A-Z2-7]{32}$/, 'a 160-bit base32 secret');
+  assert.equal(uri, `otpauth://totp/bastion:${name}?secret=${secret}&issuer=bastion&algorithm=SHA1&digits=6&period=30`);
+  h.secrets.add(secret, `TOTP secret of ${name}`);
+  // Not active before confirmation: a sign-in still needs no code.
+  const pre = h.client(`${name}-pre`);
+  const r = await pre.post('/auth/login', { username: name, password: c.pw });
+  assert.equal(r.status, 200, r.text);
+  expectError(await c.post('/auth/mfa/totp/confirm', { code: '000000' }), 400, 'InvalidOtp');
+  const conf = expectStatus(await c.post('/auth/mfa/totp/confirm', { code: totpAt(secret, nowStep()) }), 200, 'confirm');
+  const recovery = conf.json.recovery_codes;
+  assert.equal(recovery.length, 10);
+  assert.equal(new Set(recovery).size, 10);
+  for (const rc of recovery) {
+    assert.match(rc, /^[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}$/);
+    h.secrets.add(rc, `recovery code of ${name}`);
+  }
+  expectError(await c.post('/auth/mfa/totp', {}), 409, 'MfaAlreadyEnrolled');
+  expectError(await c.post('/auth/mfa/totp/confirm', { code: totpAt(secret, nowStep()) }), 409, 'MfaNotPending');
+  const st = expectStatus(await c.get('/auth/mfa'), 200);
+  assert.deepEqual(st.json.totp, { enrolled: true, confirmed: true });
+  assert.equal(st.json.recovery_codes_left, 10);
+  return { secret, recovery };
+}
+
+// POST /auth/login from a chosen loopback source address (the throttle
+// counts per address), with any body; the answer is scanned for secrets.
+function loginWith(localAddress, body) {
+  const payload = Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = https.request({
+      host: '127.0.0.1', port: h.daemon.port, method: 'POST', path: '/api/v1/auth/login', localAddress,
+      headers: { 'Content-Type': 'application/json', 'Content-Length': payload.length },
+      rejectUnauthorized: false, agent: false, timeout: 30000,
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (ch) => chunks.push(ch));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        h.secrets.scan(text, `login from ${localAddress}`);
+        let json = null;
+        try { json = JSON.parse(text); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, headers: res.headers, text, json });
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('login: no answer')));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+async function newUser(name) {
+  const u = await h.newUser(name);
+  u.c.pw = u.pw;
+  return u;
+}
+
+async function auditOf(action) {
+  const r = expectStatus(await h.admin.get(`/audit?action=${encodeURIComponent(action)}&limit=100`), 200);
+  return r.json.value;
+}
+
+describe('mfa', () => {
+  before(() => h.up(), { timeout: 60000 });
+  after(() => h.down(), { timeout: 30000 });
+
+  h.test('TOTP: enrol, confirm, then sign-in needs the code; wrong and replayed codes refused', async () => {
+    const u = await newUser('totp-alice');
+    const { secret } = await enrol(u.c, u.name);
+    const c = h.client('alice-2');
+    expectError(await c.post('/auth/login', { username: u.name, password: u.pw }), 401, 'MfaRequired');
+    assert.equal(c.sessionCookie(), null, 'no cookie without the code');
+    // A wrong password with a right code is still a wrong password.
+    expectError(await c.post('/auth/login', { username: u.name, password: `${u.pw}x`, otp: totpAt(secret, nowStep() + 1) }), 401, 'Unauthenticated');
+    expectError(await c.post('/auth/login', { username: u.name, password: u.pw, otp: '123456' === totpAt(secret, nowStep()) ? '654321' : '123456' }), 401, 'Unauthenticated');
+    assert.equal(c.sessionCookie(), null, 'no cookie with a wrong code');
+    // The next step's code (±1 step) works once, then is a replay.
+    const code = totpAt(secret, nowStep() + 1);
+    const ok = await c.post('/auth/login', { username: u.name, password: u.pw, otp: code });
+    assert.equal(ok.status, 200, ok.text);
+    assert.ok(c.sessionCookie(), 'signed in with the code');
+    expectStatus(await c.get('/auth/session'), 200);
+    const again = h.client('alice-replay');
+    expectError(await again.post('/auth/login', { username: u.name, password: u.pw, otp: code }), 401, 'Unauthenticated');
+    // An older step than the one used is refused as well.
+    expectError(await again.post('/auth/login', { username: u.name, password: u.pw, otp: totpAt(secret, nowStep()) }), 401, 'Unauthenticated');
+    const fails = (await auditOf('auth.login')).filter((a) => a.principal === `user:${u.name}`);
+    assert.ok(fails.some((a) => a.result === 'mfa-required'), 'MfaRequired audited');
+    assert.ok(fails.some((a) => a.result === 'failure'), 'wrong code audited');
+  });
+
+  h.test('recovery codes work once each', async () => {
+    const u = await newUser('totp-bob');
+    const { recovery } = await enrol(u.c, u.name);
+    const c = h.client('bob-rc');
+    const ok = await c.post('/auth/login', { username: u.name, password: u.pw, otp: recovery[0].toUpperCase() });
+    assert.equal(ok.status, 200, ok.text);
+    const d = h.client('bob-rc2');
+    expectError(await d.post('/auth/login', { username: u.name, password: u.pw, otp: recovery[0] }), 401, 'Unauthenticated');
+    const ok2 = await d.post('/auth/login', { username: u.name, password: u.pw, otp: recovery[1].replaceAll('-', '') });
+    assert.equal(ok2.status, 200, ok2.text);
+    const st = expectStatus(await d.get('/auth/mfa'), 200);
+    assert.equal(st.json.recovery_codes_left, 8);
+    assert.ok((await auditOf('auth.mfa.recovery-used')).some((a) => a.principal === `user:${u.name}`));
+  });
+
+  h.test('removal needs a current code or a recovery code; an Owner resets a user (audited)', async () => {
+    const u = await newUser('totp-dave');
+    const { secret, recovery } = await enrol(u.c, u.name);
+    expectError(await u.c.request('DELETE', '/auth/mfa/totp', { body: {} }), 400, 'InvalidRequest');
+    expectError(await u.c.request('DELETE', '/auth/mfa/totp', { body: { otp: '000001' } }), 403, 'InvalidOtp');
+    expectStatus(await u.c.request('DELETE', '/auth/mfa/totp', { body: { otp: recovery[2] } }), 204);
+    const st = expectStatus(await u.c.get('/auth/mfa'), 200);
+    assert.deepEqual(st.json.totp, { enrolled: false, confirmed: false });
+    assert.equal(st.json.recovery_codes_left, 0);
+    const c = h.client('dave-after');
+    assert.equal((await c.post('/auth/login', { username: u.name, password: u.pw })).status, 200);
+    assert.ok(secret);
+
+    // Enrol again, and the Owner resets it.
+    await enrol(u.c, u.name);
+    const other = await newUser('totp-erin');
+    expectError(await other.c.del(`/users/${u.name}/mfa`), 403, 'AuthorizationFailed');
+    expectStatus(await h.admin.del(`/users/${u.name}/mfa`), 204);
+    expectError(await h.admin.del('/users/no-such-user-e2e/mfa'), 404, 'ResourceNotFound');
+    const d = h.client('dave-reset');
+    assert.equal((await d.post('/auth/login', { username: u.name, password: u.pw })).status, 200);
+    const rec = (await auditOf('user.mfa-reset')).find((a) => a.target === `user:${u.name}`);
+    assert.ok(rec, 'the reset is audited');
+    assert.equal(rec.principal, 'user:admin');
+  });
+  h.test('wrong codes are counted by the sign-in throttle: the account locks with the right password', async () => {
+    const u = await newUser('totp-carol');
+    const { secret } = await enrol(u.c, u.name);
+    // From an address the account never signed in from: the account's
+    // lock applies there (docs/access-control.md).
+    const from = '127.0.0.77';
+    const wrong = totpAt(secret, nowStep() + 5);
+    let locked = null; let n = 0;
+    for (let i = 0; i < 10 && !locked; i++) {
+      const r = await loginWith(from, { username: u.name, password: u.pw, otp: wrong });
+      if (r.status === 429) locked = r;
+      else { expectError(r, 401, 'Unauthenticated'); n++; }
+    }
+    assert.ok(locked, 'the account was locked by wrong codes');
+    assert.equal(n, 5, 'locked after five wrong codes, as after five wrong passwords');
+    assert.ok(Number(locked.headers['retry-after']) > 0, 'Retry-After');
+    // Even the right code is held back while locked.
+    const held = await loginWith(from, { username: u.name, password: u.pw, otp: totpAt(secret, nowStep() + 1) });
+    expectError(held, 429, 'TooManyRequests');
+  });
+
+});
+
+describe('mfa: auth.require_mfa', () => {
+  let d; let dir;
+  before(async () => {
+    dir = makeTempDir('mfa-require');
+    d = await startDaemon(dir, { env: { BASTION_REQUIRE_MFA: 'true' } });
+    h.secrets.add(d.adminPassword, 'admin password (require_mfa)');
+  }, { timeout: 60000 });
+  after(async () => { if (d) await d.stop(10000); }, { timeout: 30000 });
+
+  h.test('a user without a factor may only enrol; once confirmed, everything is open', async () => {
+    const admin = new Client(d, { secrets: h.secrets, label: 'req-admin' });
+    const r = await admin.login('admin', d.adminPassword);
+    assert.equal(r.json.mfa_enrollment_required, true, r.text);
+    expectStatus(await admin.get('/auth/session'), 200);
+    expectError(await admin.get('/users'), 403, 'MfaEnrollmentRequired');
+    expectError(await admin.put('/groups/g1', {}), 403, 'MfaEnrollmentRequired');
+    expectError(await admin.post('/tokens', { name: 't' }), 403, 'MfaEnrollmentRequired');
+    const e = expectStatus(await admin.post('/auth/mfa/totp', {}), 201);
+    h.secrets.add(e.json.secret, 'TOTP secret (require_mfa)');
+    // Pending is not enough.
+    expectError(await admin.get('/users'), 403, 'MfaEnrollmentRequired');
+    const conf = expectStatus(await admin.post('/auth/mfa/totp/confirm', { code: totpAt(e.json.secret, nowStep()) }), 200);
+    for (const rc of conf.json.recovery_codes) h.secrets.add(rc, 'recovery code (require_mfa)');
+    expectStatus(await admin.get('/users'), 200);
+    const again = new Client(d, { secrets: h.secrets, label: 'req-admin-2' });
+    expectError(await again.post('/auth/login', { username: 'admin', password: d.adminPassword }), 401, 'MfaRequired');
+    const ok = await again.post('/auth/login', { username: 'admin', password: d.adminPassword, otp: totpAt(e.json.secret, nowStep() + 1) });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.json.mfa_enrollment_required, undefined);
+    expectStatus(await again.get('/users'), 200);
+    assert.ok(randomString(4));
+  });
+});
