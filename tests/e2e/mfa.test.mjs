@@ -14,6 +14,12 @@ import { startDaemon } from './lib/daemon.mjs';
 import { Client } from './lib/api.mjs';
 import { randomString, makeTempDir } from './lib/util.mjs';
 import { launch, newContext } from './lib/browser.mjs';
+import { runCli, expectCode } from './lib/cli.mjs';
+import { BASTION_BIN } from './lib/daemon.mjs';
+import { which, trackPid, untrackPid } from './lib/util.mjs';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 
 const h = fileHarness({ label: 'mfa', daemon: true });
 
@@ -175,6 +181,55 @@ describe('mfa', () => {
     assert.ok(rec, 'the reset is audited');
     assert.equal(rec.principal, 'user:admin');
   });
+  h.test('CLI: bastion login --otp CODE; without it, MfaRequired is said; on a terminal the code is asked for', async (t) => {
+    const u = await newUser('totp-cli');
+    const { secret, recovery } = await enrol(u.c, u.name);
+    fs.mkdirSync(path.join(h.dir, 'home'), { recursive: true, mode: 0o700 });
+    const url = `https://127.0.0.1:${h.daemon.port}`;
+    const ca = path.join(h.daemon.dataDir, 'tls-cert.pem');
+    const base = ['login', url, '--username', u.name, '--password-stdin', '--ca-file', ca];
+    const no = await runCli(h, base, { input: `${u.pw}\n`, xdg: 'xdg-mfa-1' });
+    assert.notEqual(no.code, 0, 'no code: refused');
+    assert.match(no.stderr, /second factor: give --otp CODE/);
+    const ok = await runCli(h, [...base, '--otp', totpAt(secret, nowStep() + 1)], { input: `${u.pw}\n`, xdg: 'xdg-mfa-2' });
+    expectCode(ok, 0, 'login --otp');
+    assert.match(ok.stdout, /Logged in to/);
+    const cfg = JSON.parse(fs.readFileSync(path.join(h.dir, 'xdg-mfa-2', 'bastion', 'config.json'), 'utf8'));
+    h.secrets.add(cfg.token, 'CLI token (mfa)');
+    const script = which('script');
+    if (!script) { t.diagnostic('util-linux `script` missing: the terminal prompt is not tested'); return; }
+    const env = {
+      PATH: process.env.PATH, LANG: 'C.UTF-8', NO_PROXY: '*', TERM: 'dumb',
+      HOME: path.join(h.dir, 'home'), XDG_CONFIG_HOME: path.join(h.dir, 'xdg-mfa-tty'),
+    };
+    for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
+    const cmd = `${BASTION_BIN} login ${url} --ca-file ${ca} --username ${u.name}`;
+    const child = spawn(script, ['-q', '-e', '-c', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    trackPid(child.pid);
+    let out = '';
+    const sent = new Set();
+    const done = new Promise((resolve) => child.once('exit', (code) => { untrackPid(child.pid); resolve(code); }));
+    child.stdout.on('data', (d) => {
+      out += d.toString('utf8');
+      if (out.includes('Password: ') && !sent.has('pw')) { sent.add('pw'); child.stdin.write(`${u.pw}\n`); }
+      // The step now+1 was used above: a recovery code, typed unechoed.
+      if (out.includes('Code (TOTP') && !sent.has('otp')) { sent.add('otp'); child.stdin.write(`${recovery[0]}\n`); }
+    });
+    child.stderr.on('data', (d) => { out += d.toString('utf8'); });
+    let timer;
+    const rc = await Promise.race([done, new Promise((r) => { timer = setTimeout(() => r('timeout'), 60000); })]);
+    clearTimeout(timer);
+    if (rc === 'timeout') { child.kill('SIGKILL'); await done; }
+    child.stdin.end();
+    h.secrets.scan(out, 'terminal of bastion login (mfa)');
+    assert.equal(rc, 0, `login on a terminal: ${rc}\n${out}`);
+    assert.ok(sent.has('pw') && sent.has('otp'), `both prompts seen: ${out}`);
+    assert.ok(!out.includes(recovery[0]), 'the recovery code is not echoed');
+    assert.match(out, /Logged in to/);
+    const cfg2 = JSON.parse(fs.readFileSync(path.join(h.dir, 'xdg-mfa-tty', 'bastion', 'config.json'), 'utf8'));
+    h.secrets.add(cfg2.token, 'CLI terminal token (mfa)');
+  });
+
   h.test('wrong codes are counted by the sign-in throttle: the account locks with the right password', async () => {
     const u = await newUser('totp-carol');
     const { secret } = await enrol(u.c, u.name);
