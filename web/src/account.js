@@ -1,9 +1,11 @@
-// The user's own account: change the password (POST /auth/password).
+// The user's own account: second factors (mfa.js), change the password
+// (POST /auth/password).
 
 import { ApiError, post } from './api.js';
 import { field, h } from './dom.js';
 import { duration } from './errors.js';
 import { state } from './state.js';
+import { renderMfaSection } from './mfa.js';
 
 export function renderAccount(root) {
   document.title = 'Your account · bastion';
@@ -30,6 +32,7 @@ export function renderAccount(root) {
       { class: 'card narrow' },
       title,
       h('p', null, 'Signed in as ', h('strong', null, state.user.name), '.'),
+      renderMfaSection({ required: !!state.mfaEnrollmentRequired }),
       h('h2', { id: 'pw-title' }, 'Change password'),
       form,
     ),

@@ -4,6 +4,7 @@ import { ApiError, post, setCsrfToken } from './api.js';
 import { field, h } from './dom.js';
 import { duration } from './errors.js';
 import { state } from './state.js';
+import { otpStep } from './mfa.js';
 
 export function renderLogin(root, { onSignedIn }) {
   document.title = 'Sign in · bastion';
@@ -16,6 +17,7 @@ export function renderLogin(root, { onSignedIn }) {
   });
   const error = h('p', { id: 'login-error', class: 'error', role: 'alert' });
   const submit = h('button', { id: 'login-submit', type: 'submit', class: 'primary' }, 'Sign in');
+  const otp = otpStep(); // the second step (mfa.js)
 
   let busy = false;
   const form = h(
@@ -23,6 +25,7 @@ export function renderLogin(root, { onSignedIn }) {
     { id: 'login-form', class: 'stack', 'aria-labelledby': 'login-title' },
     field('Username', username),
     field('Password', password),
+    otp.el,
     error,
     h('div', { class: 'actions' }, submit),
   );
@@ -35,15 +38,27 @@ export function renderLogin(root, { onSignedIn }) {
     submit.disabled = true;
     submit.textContent = 'Signing in…';
     const body = { username: username.value, password: password.value };
+    if (otp.value()) body.otp = otp.value();
     try {
       const data = await post('/auth/login', body, { quiet401: true });
       body.password = '';
       password.value = '';
       setCsrfToken(data && data.csrf_token);
       state.user = (data && data.user) || { name: body.username };
+      state.mfaEnrollmentRequired = !!(data && data.mfa_enrollment_required);
       onSignedIn();
     } catch (err) {
       body.password = '';
+      otp.clear();
+      if (err instanceof ApiError && (err.code === 'MfaRequired' || (otp.active && err.status === 401))) {
+        // Second step: the password stays in its field, sent again with the code.
+        error.textContent = err.code === 'MfaRequired'
+          ? 'Enter the code of your authenticator app (or a recovery code).'
+          : 'The code is not correct or was already used. Enter the current one.';
+        error.dataset.code = err.code;
+        otp.show();
+        return;
+      }
       password.value = '';
       error.textContent = loginError(err);
       if (err instanceof ApiError) error.dataset.code = err.code;
@@ -78,7 +93,7 @@ function loginError(err) {
       : ' Try again later.';
     return `Sign-in is locked after too many failed attempts.${when} (${err.message})`;
   }
-  if (err.status === 401) return 'The username or password is not correct.';
+  if (err.status === 401) return 'The username, password or code is not correct.';
   if (err.code === 'NetworkError') return err.message;
   return `Sign-in failed: ${err.message}`;
 }
