@@ -93,7 +93,7 @@ function loginError(err) {
       : ' Try again later.';
     return `Sign-in is locked after too many failed attempts.${when} (${err.message})`;
   }
-  if (err.status === 401) return 'The username, password or code is not correct.';
+  if (err.status === 401) return 'The username or password is not correct.';
   if (err.code === 'NetworkError') return err.message;
   return `Sign-in failed: ${err.message}`;
 }
