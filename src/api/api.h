@@ -135,6 +135,15 @@ struct ident_session;
  * deleted. principal and detail are the audit line's. */
 int api_mfa_login_step(struct api_call *c, const struct ident_session *sess, const char *principal,
 		       const char *detail, bool *ret_enrol);
+/* Passkeys (webauthn.c). */
+void api_wa_register_options(struct api_call *c);
+void api_wa_register(struct api_call *c);
+void api_wa_login_options(struct api_call *c);
+void api_wa_login(struct api_call *c);
+/* A passkey assertion (the JSON of a PublicKeyCredential, binary fields
+ * base64url) as user_id's second factor: 0, -EACCES, -EINVAL (c may have
+ * been answered 400 then), or a store error. */
+int api_wa_second_factor(struct api_call *c, int64_t user_id, json_t *assertion);
 /* auth.require_mfa: true (and resp answered 403 MfaEnrollmentRequired, or
  * 503) when who has no second factor and must enrol one first. */
 bool api_mfa_restricted(struct api_ctx *ctx, const struct principal *who, struct api_resp *resp);

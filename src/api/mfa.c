@@ -120,8 +120,9 @@ void api_mfa_get(struct api_call *c)
 	}
 	api_header(c->resp, "Cache-Control", "no-store");
 	api_json(c->resp, 200,
-		 json_pack("{s:{s:b, s:b}, s:i, s:b}", "totp", "enrolled", f.totp || f.totp_pending,
-			   "confirmed", f.totp, "recovery_codes_left", f.recovery_left, "required",
+		 json_pack("{s:{s:b, s:b}, s:i, s:i, s:b}", "totp", "enrolled",
+			   f.totp || f.totp_pending, "confirmed", f.totp, "recovery_codes_left",
+			   f.recovery_left, "passkeys", f.passkeys, "required",
 			   c->ctx->require_mfa));
 }
 
@@ -338,7 +339,7 @@ void api_users_mfa_delete(struct api_call *c)
 	user_principal(c->who->name, principal);
 	user_principal(name, target);
 	audit(c, principal, "user.mfa-reset", target, "success",
-	      removed ? "{\"totp\":true}" : "{\"totp\":false}");
+	      removed ? "{\"removed\":true}" : "{\"removed\":false}");
 	c->resp->status = 204;
 }
 
@@ -359,15 +360,32 @@ int api_mfa_login_step(struct api_call *c, const struct ident_session *sess, con
 		api_store_error(c->resp, r, "second factors");
 		goto refuse;
 	}
-	if (!f.totp) {
+	if (!f.totp && f.passkeys == 0) {
 		*ret_enrol = c->ctx->require_mfa;
 		answered = 0;
 		goto out;
 	}
-	if (!otp || !otp[0]) {
+	if (f.passkeys > 0 && json_is_object(json_object_get(c->body, "webauthn"))) {
+		/* A passkey as the second step (api/webauthn.c). */
+		r = api_wa_second_factor(c, sess->user_id, json_object_get(c->body, "webauthn"));
+		if (r == -EACCES || r == -EINVAL) {
+			if (c->resp->status)
+				goto refuse;
+			r = -EACCES;
+			goto wrong;
+		}
+		if (r < 0) {
+			api_store_error(c->resp, r, "second factor");
+			goto refuse;
+		}
+		answered = 0;
+		goto out;
+	}
+	if (!otp || !otp[0] || !f.totp) {
 		audit(c, principal, "auth.login", principal, "mfa-required", detail);
 		api_error(c->resp, 401, "MfaRequired",
-			  "this account needs a second factor: send otp with the password");
+			  "this account needs a second factor: send otp (a TOTP or recovery code) "
+			  "or webauthn (a passkey assertion) with the password");
 		goto refuse;
 	}
 	if ((r = totp_key_open(c, sess->user_id, key, &m)) < 0) {
@@ -376,6 +394,7 @@ int api_mfa_login_step(struct api_call *c, const struct ident_session *sess, con
 	}
 	r = ident_mfa_check_otp(c->ctx->store, sess->user_id, key, sizeof(key), otp, store_now(),
 				&recovery);
+wrong:
 	if (r == -EACCES) {
 		/* The password was right, the code not: a failure like any
 		 * other for the throttle. The account's share was charged with

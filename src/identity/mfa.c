@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
+#include "identity/ident.h"
 #include "store/store.h"
 
 int ident_mfa_factors(struct store *s, int64_t user_id, struct ident_mfa_factors *ret)
@@ -22,6 +24,7 @@ int ident_mfa_factors(struct store *s, int64_t user_id, struct ident_mfa_factors
 	ret->totp = r == 0 && m.totp_confirmed;
 	ret->totp_pending = r == 0 && !m.totp_confirmed;
 	ret->recovery_left = (int)m.recovery_left;
+	ret->passkeys = (int)m.passkeys;
 	free(m.totp_sealed);
 	return 0;
 }
@@ -110,5 +113,27 @@ bool ident_mfa_restricted(struct store *s, bool require, int64_t user_id, int *r
 		*ret_err = r;
 		return true;
 	}
-	return !f.totp;
+	return !f.totp && f.passkeys == 0;
+}
+
+int ident_mfa_session_open(struct store *s, int64_t user_id, const char *name,
+			   struct ident_session *ret)
+{
+	struct ident_session sess;
+	uint8_t hash[32];
+	int r;
+
+	memset(&sess, 0, sizeof(sess));
+	util_random_token(sess.token, sizeof(sess.token), IDENT_TOKEN_BYTES);
+	util_random_token(sess.csrf, sizeof(sess.csrf), IDENT_TOKEN_BYTES);
+	sess.user_id = user_id;
+	util_strlcpy(sess.name, name, sizeof(sess.name));
+	sess.expires_at = store_now() + IDENT_SESSION_TTL;
+	util_sha256_str(sess.token, hash);
+	if ((r = store_login_add(s, hash, user_id, sess.csrf, sess.expires_at)) == 0) {
+		store_login_trim(s, user_id, IDENT_MAX_SESSIONS);
+		*ret = sess;
+	}
+	sodium_memzero(&sess, sizeof(sess));
+	return r;
 }

@@ -67,6 +67,7 @@ struct ident_mfa_factors {
 	bool totp;         /* a confirmed TOTP key */
 	bool totp_pending; /* enrolled but not confirmed */
 	int recovery_left; /* unused recovery codes */
+	int passkeys;      /* WebAuthn credentials (identity/webauthn.h) */
 };
 /* 0 and *ret (all false / 0 for a user without any), or a store error. */
 int ident_mfa_factors(struct store *s, int64_t user_id, struct ident_mfa_factors *ret);
@@ -91,6 +92,13 @@ int ident_mfa_check_otp(struct store *s, int64_t user_id, const uint8_t *totp_ke
  * its own (TOTP or a passkey), exactly as for a local user. */
 bool ident_mfa_oidc_satisfied(bool trust_amr, const char *const *amr, size_t n, const char *acr,
 			      const char *mfa_acr);
+
+/* A browser session for user_id/name opened without a password (a
+ * passkey sign-in): the same as ident_login's (ident.h). 0 or a store
+ * error. */
+struct ident_session;
+int ident_mfa_session_open(struct store *s, int64_t user_id, const char *name,
+			   struct ident_session *ret);
 
 /* auth.require_mfa's restriction: true when a request of user_id must be
  * answered 403 MfaEnrollmentRequired unless it is one of the enrolment

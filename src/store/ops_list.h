@@ -221,4 +221,24 @@
 	X(mfa_recovery_use, (struct store * s, int64_t user_id, const uint8_t hash[32]),           \
 	  (s, user_id, hash))                                                                      \
 	X(mfa_delete, (struct store * s, int64_t user_id, int *ret_removed),                       \
-	  (s, user_id, ret_removed))
+	  (s, user_id, ret_removed))                                                               \
+	X(wa_cred_add, (struct store * s, const struct store_wa_cred *c), (s, c))                  \
+	X(wa_cred_get,                                                                             \
+	  (struct store * s, const uint8_t *id, size_t id_len, struct store_wa_cred *ret),         \
+	  (s, id, id_len, ret))                                                                    \
+	X(wa_cred_foreach,                                                                         \
+	  (struct store * s, int64_t user_id, int (*fn)(const struct store_wa_cred *c, void *ud),  \
+	   void *ud),                                                                              \
+	  (s, user_id, fn, ud))                                                                    \
+	X(wa_cred_count_set,                                                                       \
+	  (struct store * s, const uint8_t *id, size_t id_len, int64_t seen_before,                \
+	   int64_t count),                                                                         \
+	  (s, id, id_len, seen_before, count))                                                     \
+	X(wa_challenge_add,                                                                        \
+	  (struct store * s, const uint8_t challenge[32], int64_t user_id, const char *purpose,    \
+	   int64_t expires_at),                                                                    \
+	  (s, challenge, user_id, purpose, expires_at))                                            \
+	X(wa_challenge_take,                                                                       \
+	  (struct store * s, const uint8_t challenge[32], const char *purpose, int64_t now,        \
+	   int64_t *ret_user_id),                                                                  \
+	  (s, challenge, purpose, now, ret_user_id))

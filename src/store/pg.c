@@ -238,7 +238,20 @@ static const char *const migrations[] = {
 	"CREATE TABLE mfa_recovery ("
 	"  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
 	"  code_hash BYTEA NOT NULL,"
-	"  PRIMARY KEY (user_id, code_hash));",
+	"  PRIMARY KEY (user_id, code_hash));"
+	"CREATE TABLE webauthn_credentials ("
+	"  id BYTEA PRIMARY KEY,"
+	"  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  alg BIGINT NOT NULL,"
+	"  public_key BYTEA NOT NULL,"
+	"  sign_count BIGINT NOT NULL,"
+	"  created_at BIGINT NOT NULL);"
+	"CREATE INDEX webauthn_credentials_user ON webauthn_credentials(user_id);"
+	"CREATE TABLE webauthn_challenges ("
+	"  challenge BYTEA PRIMARY KEY,"
+	"  user_id BIGINT NOT NULL,"
+	"  purpose TEXT NOT NULL,"
+	"  expires_at BIGINT NOT NULL);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -46,6 +46,14 @@ int pg_mfa_get(struct store *s, int64_t user_id, struct store_mfa *ret)
 	m.recovery_left = pg_i64(res, 0, 0);
 	PQclear(res);
 	res = NULL;
+	r = pg_row(s, &res, "SELECT count(*) FROM webauthn_credentials WHERE user_id = $1", 1, p);
+	if (r == -ENOENT)
+		r = -BERR_STORE;
+	if (r < 0)
+		goto out;
+	m.passkeys = pg_i64(res, 0, 0);
+	PQclear(res);
+	res = NULL;
 	r = pg_row(
 		s, &res,
 		"SELECT sealed, confirmed, last_step, created_at FROM mfa_totp WHERE user_id = $1",
@@ -200,6 +208,14 @@ static int mfa_delete_tx(struct store *s, void *ud)
 	if ((r = pg_q(s, &res, "DELETE FROM mfa_totp WHERE user_id = $1", 1, p)) == 0)
 		r = pg_changes(res) > 0 ? 1 : 0;
 	PQclear(res);
+	res = NULL;
+	if (r < 0)
+		return r;
+	if (pg_q(s, &res, "DELETE FROM webauthn_credentials WHERE user_id = $1", 1, p) < 0)
+		r = -BERR_STORE;
+	else if (pg_changes(res) > 0)
+		r = 1;
+	PQclear(res);
 	return r;
 }
 
@@ -212,4 +228,170 @@ int pg_mfa_delete(struct store *s, int64_t user_id, int *ret_removed)
 	if (ret_removed)
 		*ret_removed = r;
 	return 0;
+}
+
+/* ---- passkeys --------------------------------------------------------- */
+
+#define WA_COLS "id, user_id, alg, public_key, sign_count, created_at"
+
+static int unhex_into(const char *v, uint8_t *out, size_t max, size_t *ret_len)
+{
+	size_t n = 0;
+	unsigned char *raw = PQunescapeBytea((const unsigned char *)(v ? v : ""), &n);
+	int r = 0;
+
+	if (!raw)
+		return -ENOMEM;
+	if (n == 0 || n > max)
+		r = -BERR_STORE;
+	else {
+		memcpy(out, raw, n);
+		*ret_len = n;
+	}
+	PQfreemem(raw);
+	return r;
+}
+
+static int row_cred(const PGresult *res, int i, struct store_wa_cred *c)
+{
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	if ((r = unhex_into(pg_val(res, i, 0), c->id, STORE_WA_ID_MAX, &c->id_len)) < 0 ||
+	    (r = unhex_into(pg_val(res, i, 3), c->pk, STORE_WA_PK_MAX, &c->pk_len)) < 0)
+		return r;
+	c->user_id = pg_i64(res, i, 1);
+	c->alg = pg_i64(res, i, 2);
+	c->sign_count = pg_i64(res, i, 4);
+	c->created_at = pg_i64(res, i, 5);
+	return 0;
+}
+
+int pg_wa_cred_add(struct store *s, const struct store_wa_cred *c)
+{
+	struct pg_num uid, alg, count, now;
+	char *id = NULL, *pk = NULL;
+	int r = -ENOMEM;
+
+	if (c->id_len == 0 || c->id_len > STORE_WA_ID_MAX || c->pk_len == 0 ||
+	    c->pk_len > STORE_WA_PK_MAX)
+		return -EINVAL;
+	if ((id = bytea_hex(c->id, c->id_len)) && (pk = bytea_hex(c->pk, c->pk_len))) {
+		const char *p[] = { id, pg_num(&uid, c->user_id),      pg_num(&alg, c->alg),
+				    pk, pg_num(&count, c->sign_count), pg_num(&now, store_now()) };
+
+		r = pg_q(s, NULL,
+			 "INSERT INTO webauthn_credentials (" WA_COLS
+			 ") VALUES ($1, $2, $3, $4, $5, $6)",
+			 6, p);
+	}
+	free(id);
+	free(pk);
+	return r;
+}
+
+int pg_wa_cred_get(struct store *s, const uint8_t *id, size_t id_len, struct store_wa_cred *ret)
+{
+	PGresult *res = NULL;
+	char *hex;
+	int r;
+
+	if (!id || id_len == 0 || id_len > STORE_WA_ID_MAX)
+		return -ENOENT;
+	if (!(hex = bytea_hex(id, id_len)))
+		return -ENOMEM;
+	const char *p[] = { hex };
+	r = pg_row(s, &res, "SELECT " WA_COLS " FROM webauthn_credentials WHERE id = $1", 1, p);
+	if (r == 0)
+		r = row_cred(res, 0, ret);
+	PQclear(res);
+	free(hex);
+	return r;
+}
+
+int pg_wa_cred_foreach(struct store *s, int64_t user_id,
+		       int (*fn)(const struct store_wa_cred *c, void *ud), void *ud)
+{
+	struct pg_num uid;
+	const char *p[] = { pg_num(&uid, user_id) };
+	struct store_wa_cred c;
+	PGresult *res = NULL;
+	int r = pg_q(s, &res,
+		     "SELECT " WA_COLS " FROM webauthn_credentials WHERE user_id = $1"
+		     " ORDER BY created_at, id",
+		     1, p);
+
+	for (int i = 0; r == 0 && i < PQntuples(res); i++)
+		if ((r = row_cred(res, i, &c)) == 0)
+			r = fn(&c, ud);
+	PQclear(res);
+	return r < 0 ? r : 0;
+}
+
+int pg_wa_cred_count_set(struct store *s, const uint8_t *id, size_t id_len, int64_t seen_before,
+			 int64_t count)
+{
+	struct pg_num a, b;
+	PGresult *res = NULL;
+	char *hex;
+	int r;
+
+	if (!id || id_len == 0 || id_len > STORE_WA_ID_MAX)
+		return -ENOENT;
+	if (!(hex = bytea_hex(id, id_len)))
+		return -ENOMEM;
+	const char *p[] = { pg_num(&a, count), hex, pg_num(&b, seen_before) };
+	r = pg_q(
+		s, &res,
+		"UPDATE webauthn_credentials SET sign_count = $1 WHERE id = $2 AND sign_count = $3",
+		3, p);
+	if (r == 0 && pg_changes(res) == 0)
+		r = -EALREADY;
+	PQclear(res);
+	free(hex);
+	return r;
+}
+
+int pg_wa_challenge_add(struct store *s, const uint8_t challenge[32], int64_t user_id,
+			const char *purpose, int64_t expires_at)
+{
+	struct pg_num now, uid, exp;
+	struct pg_hash h;
+	const char *purge[] = { pg_num(&now, store_now()) };
+	const char *p[] = { pg_hash(&h, challenge), pg_num(&uid, user_id), purpose,
+			    pg_num(&exp, expires_at) };
+	int r;
+
+	if (!purpose || strlen(purpose) > 16)
+		return -EINVAL;
+	if ((r = pg_q(s, NULL, "DELETE FROM webauthn_challenges WHERE expires_at < $1", 1, purge)) <
+	    0)
+		return r;
+	return pg_q(s, NULL,
+		    "INSERT INTO webauthn_challenges (challenge, user_id, purpose, expires_at)"
+		    " VALUES ($1, $2, $3, $4)",
+		    4, p);
+}
+
+int pg_wa_challenge_take(struct store *s, const uint8_t challenge[32], const char *purpose,
+			 int64_t now, int64_t *ret_user_id)
+{
+	struct pg_num n;
+	struct pg_hash h;
+	const char *p[] = { pg_hash(&h, challenge), purpose, pg_num(&n, now) };
+	PGresult *res = NULL;
+	int r;
+
+	if (!purpose || strlen(purpose) > 16)
+		return -ENOENT;
+	/* One DELETE ... RETURNING: of two instances given the same
+	 * challenge, one gets the row. */
+	r = pg_row(s, &res,
+		   "DELETE FROM webauthn_challenges WHERE challenge = $1 AND purpose = $2"
+		   " AND expires_at >= $3 RETURNING user_id",
+		   3, p);
+	if (r == 0)
+		*ret_user_id = pg_i64(res, 0, 0);
+	PQclear(res);
+	return r;
 }

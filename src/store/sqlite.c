@@ -225,7 +225,22 @@ static const char *const migrations[] = {
 	"CREATE TABLE mfa_recovery ("
 	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
 	"  code_hash BLOB NOT NULL,"
-	"  PRIMARY KEY (user_id, code_hash));",
+	"  PRIMARY KEY (user_id, code_hash));"
+	/* passkeys: credentials, and the challenges handed out (single use,
+	 * in the store so that another instance can finish the ceremony) */
+	"CREATE TABLE webauthn_credentials ("
+	"  id BLOB PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  alg INTEGER NOT NULL,"
+	"  public_key BLOB NOT NULL,"
+	"  sign_count INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX webauthn_credentials_user ON webauthn_credentials(user_id);"
+	"CREATE TABLE webauthn_challenges ("
+	"  challenge BLOB PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL,"
+	"  purpose TEXT NOT NULL,"
+	"  expires_at INTEGER NOT NULL);",
 };
 
 int store_rc(int rc)

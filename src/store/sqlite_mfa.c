@@ -24,6 +24,21 @@ static int recovery_count(struct store *s, int64_t user_id, int64_t *ret)
 	return r;
 }
 
+static int passkey_count(struct store *s, int64_t user_id, int64_t *ret)
+{
+	sqlite3_stmt *st =
+		store_prepare(s, "SELECT count(*) FROM webauthn_credentials WHERE user_id = ?");
+	int r;
+
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_int64(st, 1, user_id);
+	if ((r = step_row(st)) == 0)
+		*ret = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return r;
+}
+
 int sq_mfa_get(struct store *s, int64_t user_id, struct store_mfa *ret)
 {
 	struct store_mfa m = { 0 };
@@ -32,6 +47,8 @@ int sq_mfa_get(struct store *s, int64_t user_id, struct store_mfa *ret)
 	int r, len;
 
 	if ((r = recovery_count(s, user_id, &m.recovery_left)) < 0)
+		return r;
+	if ((r = passkey_count(s, user_id, &m.passkeys)) < 0)
 		return r;
 	st = store_prepare(s, "SELECT sealed, confirmed, last_step, created_at FROM mfa_totp"
 			      " WHERE user_id = ?");
@@ -199,7 +216,7 @@ static int mfa_delete_tx(struct store *s, void *ud)
 {
 	int64_t user_id = *(int64_t *)ud;
 	sqlite3_stmt *st;
-	int r, changed = 0;
+	int r, changed = 0, removed;
 
 	st = store_prepare(s, "DELETE FROM mfa_recovery WHERE user_id = ?");
 	if (!st)
@@ -213,7 +230,14 @@ static int mfa_delete_tx(struct store *s, void *ud)
 	sqlite3_bind_int64(st, 1, user_id);
 	if ((r = exec_change(s, st, &changed)) < 0)
 		return r;
-	return changed;
+	removed = changed;
+	st = store_prepare(s, "DELETE FROM webauthn_credentials WHERE user_id = ?");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_int64(st, 1, user_id);
+	if ((r = exec_change(s, st, &changed)) < 0)
+		return r;
+	return removed || changed ? 1 : 0;
 }
 
 int sq_mfa_delete(struct store *s, int64_t user_id, int *ret_removed)
@@ -225,4 +249,184 @@ int sq_mfa_delete(struct store *s, int64_t user_id, int *ret_removed)
 	if (ret_removed)
 		*ret_removed = r;
 	return 0;
+}
+
+/* ---- passkeys --------------------------------------------------------- */
+
+#define WA_COLS "id, user_id, alg, public_key, sign_count, created_at"
+
+static int row_cred(sqlite3_stmt *st, struct store_wa_cred *c)
+{
+	const void *id = sqlite3_column_blob(st, 0), *pk = sqlite3_column_blob(st, 3);
+	int id_len = sqlite3_column_bytes(st, 0), pk_len = sqlite3_column_bytes(st, 3);
+
+	memset(c, 0, sizeof(*c));
+	if (!id || !pk || id_len <= 0 || id_len > STORE_WA_ID_MAX || pk_len <= 0 ||
+	    pk_len > STORE_WA_PK_MAX)
+		return -BERR_STORE;
+	memcpy(c->id, id, (size_t)id_len);
+	c->id_len = (size_t)id_len;
+	c->user_id = sqlite3_column_int64(st, 1);
+	c->alg = sqlite3_column_int64(st, 2);
+	memcpy(c->pk, pk, (size_t)pk_len);
+	c->pk_len = (size_t)pk_len;
+	c->sign_count = sqlite3_column_int64(st, 4);
+	c->created_at = sqlite3_column_int64(st, 5);
+	return 0;
+}
+
+int sq_wa_cred_add(struct store *s, const struct store_wa_cred *c)
+{
+	sqlite3_stmt *st;
+
+	if (c->id_len == 0 || c->id_len > STORE_WA_ID_MAX || c->pk_len == 0 ||
+	    c->pk_len > STORE_WA_PK_MAX)
+		return -EINVAL;
+	st = store_prepare(s, "INSERT INTO webauthn_credentials (" WA_COLS
+			      ") VALUES (?, ?, ?, ?, ?, ?)");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_blob(st, 1, c->id, (int)c->id_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c->user_id);
+	sqlite3_bind_int64(st, 3, c->alg);
+	sqlite3_bind_blob(st, 4, c->pk, (int)c->pk_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, c->sign_count);
+	sqlite3_bind_int64(st, 6, store_now());
+	return exec_change(s, st, NULL);
+}
+
+int sq_wa_cred_get(struct store *s, const uint8_t *id, size_t id_len, struct store_wa_cred *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if (!id || id_len == 0 || id_len > STORE_WA_ID_MAX)
+		return -ENOENT;
+	st = store_prepare(s, "SELECT " WA_COLS " FROM webauthn_credentials WHERE id = ?");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_blob(st, 1, id, (int)id_len, SQLITE_STATIC);
+	if ((r = step_row(st)) == 0)
+		r = row_cred(st, ret);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int sq_wa_cred_foreach(struct store *s, int64_t user_id,
+		       int (*fn)(const struct store_wa_cred *c, void *ud), void *ud)
+{
+	struct store_wa_cred c;
+	sqlite3_stmt *st;
+	int rc, r = 0;
+
+	st = store_prepare(s, "SELECT " WA_COLS " FROM webauthn_credentials WHERE user_id = ?"
+			      " ORDER BY created_at, id");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_int64(st, 1, user_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = row_cred(st, &c)) < 0 || (r = fn(&c, ud)) != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_rc(rc);
+	sqlite3_finalize(st);
+	return r < 0 ? r : 0;
+}
+
+int sq_wa_cred_count_set(struct store *s, const uint8_t *id, size_t id_len, int64_t seen_before,
+			 int64_t count)
+{
+	sqlite3_stmt *st;
+	int r, changed = 0;
+
+	if (!id || id_len == 0 || id_len > STORE_WA_ID_MAX)
+		return -ENOENT;
+	st = store_prepare(s, "UPDATE webauthn_credentials SET sign_count = ?"
+			      " WHERE id = ? AND sign_count = ?");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_int64(st, 1, count);
+	sqlite3_bind_blob(st, 2, id, (int)id_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, seen_before);
+	if ((r = exec_change(s, st, &changed)) < 0)
+		return r;
+	return changed ? 0 : -EALREADY;
+}
+
+int sq_wa_challenge_add(struct store *s, const uint8_t challenge[32], int64_t user_id,
+			const char *purpose, int64_t expires_at)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if (!fits(purpose, 16))
+		return -EINVAL;
+	st = store_prepare(s, "DELETE FROM webauthn_challenges WHERE expires_at < ?");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_int64(st, 1, store_now());
+	if ((r = exec_change(s, st, NULL)) < 0)
+		return r;
+	st = store_prepare(s, "INSERT INTO webauthn_challenges (challenge, user_id, purpose,"
+			      " expires_at) VALUES (?, ?, ?, ?)");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_blob(st, 1, challenge, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, user_id);
+	sqlite3_bind_text(st, 3, purpose, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, expires_at);
+	return exec_change(s, st, NULL);
+}
+
+struct take {
+	const uint8_t *challenge;
+	const char *purpose;
+	int64_t now, user_id;
+};
+
+static int take_tx(struct store *s, void *ud)
+{
+	struct take *k = ud;
+	sqlite3_stmt *st;
+	int r;
+
+	st = store_prepare(s, "SELECT user_id, expires_at FROM webauthn_challenges"
+			      " WHERE challenge = ? AND purpose = ?");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_blob(st, 1, k->challenge, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, k->purpose, -1, SQLITE_STATIC);
+	r = step_row(st);
+	if (r == 0) {
+		k->user_id = sqlite3_column_int64(st, 0);
+		if (sqlite3_column_int64(st, 1) < k->now)
+			r = -ENOENT;
+	}
+	sqlite3_finalize(st);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	st = store_prepare(s, "DELETE FROM webauthn_challenges WHERE challenge = ?");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_blob(st, 1, k->challenge, 32, SQLITE_STATIC);
+	if (exec_change(s, st, NULL) < 0)
+		return -BERR_STORE;
+	return r;
+}
+
+int sq_wa_challenge_take(struct store *s, const uint8_t challenge[32], const char *purpose,
+			 int64_t now, int64_t *ret_user_id)
+{
+	struct take k = { challenge, purpose, now, 0 };
+	int r;
+
+	if (!fits(purpose, 16))
+		return -ENOENT;
+	/* A refusal rolls the delete back: an expired row goes with the next
+	 * sq_wa_challenge_add's purge. */
+	r = tx_run(s, take_tx, &k);
+	if (r == 0)
+		*ret_user_id = k.user_id;
+	return r;
 }

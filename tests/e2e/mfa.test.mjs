@@ -359,3 +359,133 @@ describe('mfa: portal in Chromium', () => {
     }
   });
 });
+
+// Passkeys with Chromium's virtual authenticator (DevTools WebAuthn
+// domain). WebAuthn needs a domain as RP ID, so this browser talks to the
+// daemon as https://localhost:PORT.
+describe('mfa: passkeys in Chromium', () => {
+  let browser = null;
+  let d = null; let dir = null;
+  const contexts = [];
+  before(async () => {
+    dir = makeTempDir('mfa-passkeys');
+    d = await startDaemon(dir);
+    h.secrets.add(d.adminPassword, 'admin password (passkeys)');
+    browser = await launch();
+  }, { timeout: 120000 });
+  after(async () => {
+    for (const c of contexts) { try { await c.close(); } catch { /* gone */ } }
+    try { if (browser) await browser.close(); } catch { /* gone */ }
+    if (d) await d.stop(10000);
+  }, { timeout: 60000 });
+
+  const origin = () => `https://localhost:${d.port}`;
+
+  async function pageWithAuthenticator() {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    contexts.push(context);
+    const errors = [];
+    await context.route('**/*', (route) => {
+      const u = new URL(route.request().url());
+      if (u.hostname === 'localhost' && u.port === String(d.port)) return route.continue();
+      errors.push(`foreign request ${u.href}`);
+      return route.abort();
+    });
+    const p = await context.newPage();
+    p.setDefaultTimeout(30000);
+    p.on('pageerror', (e) => errors.push(String(e)));
+    p.on('response', async (r) => {
+      if (!r.url().includes('/api/')) return;
+      try { h.secrets.scan(await r.text(), `browser ${r.url()}`); } catch { /* no body */ }
+    });
+    const cdp = await context.newCDPSession(p);
+    await cdp.send('WebAuthn.enable');
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+    });
+    return { p, cdp, authenticatorId, errors };
+  }
+
+  async function formSignIn(p, name, pw) {
+    await p.goto(`${origin()}/#/login`, { waitUntil: 'domcontentloaded' });
+    await p.locator('#login-username').waitFor({ state: 'visible', timeout: 60000 });
+    await p.fill('#login-username', name);
+    await p.fill('#login-password', pw);
+    await p.click('#login-submit');
+  }
+
+  h.test('register a passkey, sign in with it alone and as the second step; replayed assertion and a cloned authenticator refused', { timeout: 180000 }, async () => {
+    const admin = new Client(d, { secrets: h.secrets, label: 'pk-admin' });
+    await admin.login('admin', d.adminPassword);
+    const name = 'pk-user';
+    const pw = `Pw-${randomString(20)}`;
+    h.secrets.add(pw, 'password of pk-user');
+    expectStatus(await admin.put(`/users/${name}`, { password: pw }), 201);
+
+    const { p, cdp, authenticatorId, errors } = await pageWithAuthenticator();
+    await formSignIn(p, name, pw);
+    await p.locator('#logout').waitFor({ state: 'visible' });
+    await p.goto(`${origin()}/#/account`);
+    await p.click('#mfa-passkey-add');
+    await p.locator('#mfa-passkeys', { hasText: '1 passkey' }).waitFor();
+    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+    assert.equal(credentials.length, 1);
+    assert.equal(credentials[0].rpId, 'localhost');
+    assert.ok(credentials[0].isResidentCredential, 'a discoverable credential');
+    const reg = expectStatus(await admin.get(`/audit?action=auth.mfa.passkey-register`), 200).json.value;
+    assert.ok(reg.some((a) => a.principal === `user:${name}`), 'registration audited');
+
+    // Sign out, then in with the passkey alone (discoverable: no name typed).
+    await p.click('#logout');
+    await p.locator('#login-passkey').waitFor();
+    await p.click('#login-passkey');
+    await p.locator('#logout').waitFor({ state: 'visible' });
+    assert.equal((await p.textContent('#user-name')).trim(), name);
+
+    // The password alone no longer signs in: the passkey is a factor.
+    const api = new Client({ ...d, origin: origin() }, { secrets: h.secrets, label: 'pk-api' });
+    expectError(await api.post('/auth/login', { username: name, password: pw }), 401, 'MfaRequired');
+
+    // The second step in the portal: password, then the passkey.
+    await p.click('#logout');
+    await formSignIn(p, name, pw);
+    await p.locator('#login-otp-passkey').waitFor({ state: 'visible' });
+    await p.click('#login-otp-passkey');
+    await p.locator('#logout').waitFor({ state: 'visible' });
+
+    // A replayed assertion: the challenge is single use.
+    const replay = await p.evaluate(async () => {
+      const b64 = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+      const unb64 = (s) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (s.length % 4)) % 4)), (c) => c.charCodeAt(0));
+      const o = await (await fetch('/api/v1/auth/webauthn/login/options', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' })).json();
+      const c = await navigator.credentials.get({ publicKey: { challenge: unb64(o.challenge), rpId: o.rpId, userVerification: 'preferred', allowCredentials: [] } });
+      const body = JSON.stringify({ id: b64(c.rawId), clientDataJSON: b64(c.response.clientDataJSON), authenticatorData: b64(c.response.authenticatorData), signature: b64(c.response.signature) });
+      const send = () => fetch('/api/v1/auth/webauthn/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+      const first = await send();
+      const second = await send();
+      return [first.status, second.status, (await second.json()).error.code];
+    });
+    assert.deepEqual(replay, [200, 401, 'Unauthenticated'], 'the same assertion twice: the second is refused');
+
+    // A cloned authenticator: the same key with a counter that went back.
+    const before = (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials[0];
+    assert.ok(before.signCount >= 3, `the counter grew: ${before.signCount}`);
+    await cdp.send('WebAuthn.removeCredential', { authenticatorId, credentialId: before.credentialId });
+    await cdp.send('WebAuthn.addCredential', { authenticatorId, credential: { ...before, signCount: 0 } });
+    await p.click('#logout');
+    await p.locator('#login-passkey').waitFor();
+    await p.click('#login-passkey');
+    await p.locator('#login-error', { hasText: /not correct|not accepted/ }).waitFor();
+    assert.equal(await p.getAttribute('#login-error', 'data-code'), 'Unauthenticated');
+    const clone = expectStatus(await admin.get('/audit?action=auth.passkey.clone-suspected'), 200).json.value;
+    assert.equal(clone.length, 1, 'the clone is audited once');
+    assert.equal(clone[0].principal, `user:${name}`);
+    assert.equal(clone[0].result, 'refused');
+
+    // An Owner's reset removes passkeys too: the password alone works again.
+    expectStatus(await admin.del(`/users/${name}/mfa`), 204);
+    const after = await api.post('/auth/login', { username: name, password: pw });
+    assert.equal(after.status, 200, after.text);
+    assert.deepEqual(errors, [], 'no page errors, no foreign requests');
+  });
+});

@@ -3,7 +3,10 @@
 //   the otpauth:// URI, drawn here with qrcode-generator: the secret never
 //   goes to a third-party service), confirm it with a code, show the ten
 //   recovery codes once, remove it with a code;
-// - the sign-in's second step: a code field shown after a 401 MfaRequired.
+// - the sign-in's second step: a code field shown after a 401 MfaRequired;
+// - passkeys (WebAuthn through navigator.credentials): register one on the
+//   account page, sign in with one (no password), or use one as the
+//   second step.
 
 import qrcode from 'qrcode-generator';
 import { ApiError, api, get, post } from './api.js';
@@ -90,6 +93,30 @@ export function renderMfaSection({ required = false } = {}) {
     }
     if (st.totp.confirmed) showEnrolled(st);
     else showNone();
+    showPasskeys(st);
+  }
+
+  function showPasskeys(st) {
+    const add = h('button', { id: 'mfa-passkey-add', type: 'button' }, 'Add a passkey');
+    const msg = h('p', { id: 'mfa-passkey-msg', class: 'error', role: 'alert' });
+    body.append(
+      h('h3', null, 'Passkeys'),
+      h('p', { id: 'mfa-passkeys' }, st.passkeys ? `${st.passkeys} passkey${st.passkeys === 1 ? '' : 's'} registered: sign in with one, or use one after the password.` : 'No passkey is registered.'),
+      msg,
+      passkeysSupported() ? h('div', { class: 'actions' }, add) : h('p', { class: 'muted' }, 'This browser does not offer passkeys.'),
+    );
+    add.addEventListener('click', async () => {
+      add.disabled = true;
+      msg.textContent = '';
+      try {
+        await registerPasskey();
+        state.mfaEnrollmentRequired = false;
+        refresh();
+      } catch (err) {
+        msg.textContent = errorText(err, 'The passkey was not added');
+        add.disabled = false;
+      }
+    });
   }
 
   function showNone() {
@@ -182,4 +209,72 @@ export function renderMfaSection({ required = false } = {}) {
 
   refresh();
   return section;
+}
+
+// ---- passkeys ------------------------------------------------------------
+
+function fromB64url(s) {
+  const b64 = s.replace(/-/g, '+').replace(/_/g, '/');
+  const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function toB64url(buf) {
+  const bytes = new Uint8Array(buf);
+  let bin = '';
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+export function passkeysSupported() {
+  return typeof window.PublicKeyCredential === 'function' && !!navigator.credentials;
+}
+
+// Registers a passkey for the signed-in user (POST .../register/options,
+// navigator.credentials.create, POST .../register).
+export async function registerPasskey() {
+  const o = await post('/auth/mfa/webauthn/register/options', {});
+  const cred = await navigator.credentials.create({
+    publicKey: {
+      ...o,
+      challenge: fromB64url(o.challenge),
+      user: { ...o.user, id: fromB64url(o.user.id) },
+      excludeCredentials: o.excludeCredentials.map((d) => ({ ...d, id: fromB64url(d.id) })),
+    },
+  });
+  return post('/auth/mfa/webauthn/register', {
+    id: toB64url(cred.rawId),
+    clientDataJSON: toB64url(cred.response.clientDataJSON),
+    attestationObject: toB64url(cred.response.attestationObject),
+  });
+}
+
+// A passkey assertion (for username's keys, or any discoverable one), as
+// the JSON the server verifies.
+export async function passkeyAssertion(username) {
+  const o = await post('/auth/webauthn/login/options', username ? { username } : {}, { quiet401: true });
+  const cred = await navigator.credentials.get({
+    publicKey: {
+      challenge: fromB64url(o.challenge),
+      rpId: o.rpId,
+      timeout: o.timeout,
+      userVerification: o.userVerification,
+      allowCredentials: o.allowCredentials.map((d) => ({ ...d, id: fromB64url(d.id) })),
+    },
+  });
+  return {
+    id: toB64url(cred.rawId),
+    clientDataJSON: toB64url(cred.response.clientDataJSON),
+    authenticatorData: toB64url(cred.response.authenticatorData),
+    signature: toB64url(cred.response.signature),
+    userHandle: cred.response.userHandle ? toB64url(cred.response.userHandle) : null,
+  };
+}
+
+// Signs in with a passkey alone: resolves the login answer.
+export async function passkeySignIn() {
+  const a = await passkeyAssertion(null);
+  return post('/auth/webauthn/login', a, { quiet401: true });
 }
