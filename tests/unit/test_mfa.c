@@ -13,9 +13,16 @@
 
 #include <cmocka.h>
 
+#include <cbor.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/core_names.h>
+#include <sodium.h>
+
 #include "testutil.h"
 
 #include "identity/mfa.h"
+#include "identity/webauthn.h"
 #include "store/store.h"
 
 static const uint8_t rfc_key[20] = "12345678901234567890";
@@ -278,6 +285,299 @@ static void test_oidc_satisfied(void **state)
 	assert_false(ident_mfa_oidc_satisfied(false, NULL, 0, "", ""));
 }
 
+/* ---- passkeys: the WebAuthn checks (identity/webauthn.h) ---- */
+
+static void test_wa_count_rule(void **state)
+{
+	(void)state;
+	assert_true(ident_wa_count_ok(0, 0));
+	assert_true(ident_wa_count_ok(0, 1));
+	assert_true(ident_wa_count_ok(5, 6));
+	assert_false(ident_wa_count_ok(5, 5));
+	assert_false(ident_wa_count_ok(5, 1));
+	assert_false(ident_wa_count_ok(5, 0));
+}
+
+static void test_wa_client_data(void **state)
+{
+	uint8_t ch[32], got[32];
+	char b64[64], json[512];
+	const char *origin = "https://bastion.example:8443";
+
+	(void)state;
+	memset(ch, 7, sizeof(ch));
+	assert_int_equal(ident_b64url_encode(ch, sizeof(ch), b64, sizeof(b64)), 0);
+	snprintf(json, sizeof(json),
+		 "{\"type\":\"webauthn.get\",\"challenge\":\"%s\",\"origin\":\"%s\"}", b64, origin);
+	assert_int_equal(
+		ident_wa_client_data((uint8_t *)json, strlen(json), "webauthn.get", origin, got),
+		0);
+	assert_memory_equal(got, ch, 32);
+	assert_int_equal(
+		ident_wa_client_data((uint8_t *)json, strlen(json), "webauthn.create", origin, got),
+		-EACCES);
+	assert_int_equal(ident_wa_client_data((uint8_t *)json, strlen(json), "webauthn.get",
+					      "https://evil.example", got),
+			 -EACCES);
+	assert_int_equal(ident_wa_client_data((uint8_t *)"{", 1, "webauthn.get", origin, got),
+			 -EINVAL);
+	snprintf(json, sizeof(json),
+		 "{\"type\":\"webauthn.get\",\"challenge\":\"AAAA\",\"origin\":\"%s\"}", origin);
+	assert_int_equal(
+		ident_wa_client_data((uint8_t *)json, strlen(json), "webauthn.get", origin, got),
+		-EINVAL);
+}
+
+/* authData for rp with flags, counter, and (with cose) attested data. */
+static size_t auth_data(uint8_t *out, const char *rp, uint8_t flags, uint32_t count,
+			const uint8_t *cose, size_t cose_len)
+{
+	size_t n = 0;
+
+	crypto_hash_sha256(out, (const unsigned char *)rp, strlen(rp));
+	n = 32;
+	out[n++] = flags;
+	out[n++] = (uint8_t)(count >> 24);
+	out[n++] = (uint8_t)(count >> 16);
+	out[n++] = (uint8_t)(count >> 8);
+	out[n++] = (uint8_t)count;
+	if (cose) {
+		memset(out + n, 0, 16); /* aaguid */
+		n += 16;
+		out[n++] = 0;
+		out[n++] = 4; /* credential ID length */
+		memcpy(out + n, "cred", 4);
+		n += 4;
+		memcpy(out + n, cose, cose_len);
+		n += cose_len;
+	}
+	return n;
+}
+
+static size_t cbor_out(cbor_item_t *item, uint8_t *out, size_t size)
+{
+	size_t n = cbor_serialize(item, out, size);
+
+	assert_true(n > 0);
+	cbor_decref(&item);
+	return n;
+}
+
+static void map_add(cbor_item_t *m, cbor_item_t *k, cbor_item_t *v)
+{
+	assert_true(
+		cbor_map_add(m, (struct cbor_pair){ .key = cbor_move(k), .value = cbor_move(v) }));
+}
+
+static size_t es256_cose(const uint8_t xy[64], uint8_t *out, size_t size)
+{
+	cbor_item_t *m = cbor_new_definite_map(5);
+
+	map_add(m, cbor_build_uint8(1), cbor_build_uint8(2));
+	map_add(m, cbor_build_uint8(3), cbor_build_negint8(6)); /* -7 */
+	map_add(m, cbor_build_negint8(0), cbor_build_uint8(1)); /* crv P-256 */
+	map_add(m, cbor_build_negint8(1), cbor_build_bytestring(xy, 32));
+	map_add(m, cbor_build_negint8(2), cbor_build_bytestring(xy + 32, 32));
+	return cbor_out(m, out, size);
+}
+
+static size_t attestation(const char *fmt, const uint8_t *ad, size_t ad_len, uint8_t *out,
+			  size_t size)
+{
+	cbor_item_t *m = cbor_new_definite_map(3);
+
+	map_add(m, cbor_build_string("fmt"), cbor_build_string(fmt));
+	map_add(m, cbor_build_string("attStmt"), cbor_new_definite_map(0));
+	map_add(m, cbor_build_string("authData"), cbor_build_bytestring(ad, ad_len));
+	return cbor_out(m, out, size);
+}
+
+/* A P-256 key pair: the private key, and its x||y. */
+static EVP_PKEY *p256(uint8_t xy[64])
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	uint8_t pub[65];
+	size_t n = 0;
+
+	assert_non_null(k);
+	assert_int_equal(
+		EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub), &n),
+		1);
+	assert_int_equal(n, 65);
+	memcpy(xy, pub + 1, 64);
+	return k;
+}
+
+static void test_wa_attestation(void **state)
+{
+	uint8_t xy[64], cose[128], ad[512], att[1024];
+	struct ident_wa_cred c;
+	size_t cose_len, ad_len, att_len;
+	EVP_PKEY *k = p256(xy);
+
+	(void)state;
+	cose_len = es256_cose(xy, cose, sizeof(cose));
+	ad_len = auth_data(ad, "bastion.example", 0x41 | 0x04, 0, cose, cose_len);
+	att_len = attestation("none", ad, ad_len, att, sizeof(att));
+	assert_int_equal(ident_wa_attestation(att, att_len, "bastion.example", true, &c), 0);
+	assert_int_equal(c.alg, IDENT_WA_ALG_ES256);
+	assert_int_equal(c.pk_len, 64);
+	assert_memory_equal(c.pk, xy, 64);
+	assert_int_equal(c.id_len, 4);
+	assert_memory_equal(c.id, "cred", 4);
+	assert_true(c.uv);
+	/* Another RP, or no user presence, or UV missing when required. */
+	assert_int_equal(ident_wa_attestation(att, att_len, "evil.example", false, &c), -EACCES);
+	ad_len = auth_data(ad, "bastion.example", 0x40, 0, cose, cose_len);
+	att_len = attestation("none", ad, ad_len, att, sizeof(att));
+	assert_int_equal(ident_wa_attestation(att, att_len, "bastion.example", false, &c), -EACCES);
+	ad_len = auth_data(ad, "bastion.example", 0x41, 0, cose, cose_len);
+	att_len = attestation("none", ad, ad_len, att, sizeof(att));
+	assert_int_equal(ident_wa_attestation(att, att_len, "bastion.example", true, &c), -EACCES);
+	assert_int_equal(ident_wa_attestation(att, att_len, "bastion.example", false, &c), 0);
+	/* Another format; a truncated object. */
+	att_len = attestation("packed", ad, ad_len, att, sizeof(att));
+	assert_int_equal(ident_wa_attestation(att, att_len, "bastion.example", false, &c),
+			 -ENOTSUP);
+	assert_int_equal(ident_wa_attestation(att, att_len / 2, "bastion.example", false, &c),
+			 -EINVAL);
+	EVP_PKEY_free(k);
+}
+
+static size_t sign(EVP_PKEY *k, const uint8_t *ad, size_t ad_len, const uint8_t *cd, size_t cd_len,
+		   uint8_t *sig, size_t size)
+{
+	uint8_t msg[600];
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	size_t n = size;
+
+	memcpy(msg, ad, ad_len);
+	crypto_hash_sha256(msg + ad_len, cd, cd_len);
+	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k), 1);
+	assert_int_equal(EVP_DigestSign(md, sig, &n, msg, ad_len + 32), 1);
+	EVP_MD_CTX_free(md);
+	return n;
+}
+
+static void test_wa_assertion(void **state)
+{
+	uint8_t xy[64], ad[64], sig[128];
+	const uint8_t cd[] = "{\"type\":\"webauthn.get\"}";
+	size_t ad_len, sig_len;
+	uint32_t count = 0;
+	EVP_PKEY *k = p256(xy);
+
+	(void)state;
+	ad_len = auth_data(ad, "bastion.example", 0x05, 42, NULL, 0);
+	sig_len = sign(k, ad, ad_len, cd, sizeof(cd) - 1, sig, sizeof(sig));
+	assert_int_equal(ident_wa_assertion(IDENT_WA_ALG_ES256, xy, 64, ad, ad_len, cd,
+					    sizeof(cd) - 1, sig, sig_len, "bastion.example", true,
+					    &count),
+			 0);
+	assert_int_equal(count, 42);
+	/* Another RP ID, another client data, a changed signature. */
+	assert_int_equal(ident_wa_assertion(IDENT_WA_ALG_ES256, xy, 64, ad, ad_len, cd,
+					    sizeof(cd) - 1, sig, sig_len, "evil.example", false,
+					    &count),
+			 -EACCES);
+	assert_int_equal(ident_wa_assertion(IDENT_WA_ALG_ES256, xy, 64, ad, ad_len, cd,
+					    sizeof(cd) - 2, sig, sig_len, "bastion.example", false,
+					    &count),
+			 -EACCES);
+	sig[sig_len - 1] ^= 1;
+	assert_int_equal(ident_wa_assertion(IDENT_WA_ALG_ES256, xy, 64, ad, ad_len, cd,
+					    sizeof(cd) - 1, sig, sig_len, "bastion.example", false,
+					    &count),
+			 -EACCES);
+	sig[sig_len - 1] ^= 1;
+	/* UV required but absent; UP absent. */
+	ad_len = auth_data(ad, "bastion.example", 0x01, 43, NULL, 0);
+	sig_len = sign(k, ad, ad_len, cd, sizeof(cd) - 1, sig, sizeof(sig));
+	assert_int_equal(ident_wa_assertion(IDENT_WA_ALG_ES256, xy, 64, ad, ad_len, cd,
+					    sizeof(cd) - 1, sig, sig_len, "bastion.example", true,
+					    &count),
+			 -EACCES);
+	assert_int_equal(ident_wa_assertion(IDENT_WA_ALG_ES256, xy, 64, ad, ad_len, cd,
+					    sizeof(cd) - 1, sig, sig_len, "bastion.example", false,
+					    &count),
+			 0);
+	ad_len = auth_data(ad, "bastion.example", 0x00, 44, NULL, 0);
+	sig_len = sign(k, ad, ad_len, cd, sizeof(cd) - 1, sig, sizeof(sig));
+	assert_int_equal(ident_wa_assertion(IDENT_WA_ALG_ES256, xy, 64, ad, ad_len, cd,
+					    sizeof(cd) - 1, sig, sig_len, "bastion.example", false,
+					    &count),
+			 -EACCES);
+	EVP_PKEY_free(k);
+}
+
+static int count_cred(const struct store_wa_cred *c, void *ud)
+{
+	(void)c;
+	(*(int *)ud)++;
+	return 0;
+}
+
+/* The passkey rows and challenges, on the backend under test. */
+static void test_store_passkeys(void **state)
+{
+	struct tu_store *f = *state;
+	struct store_wa_cred c, got;
+	struct ident_mfa_factors fac;
+	uint8_t ch[32], other[32];
+	int64_t id = make_user(f->s, "carol"), uid = -1, now = store_now();
+	int n = 0, removed = 0;
+
+	memset(&c, 0, sizeof(c));
+	memcpy(c.id, "cred-1", 6);
+	c.id_len = 6;
+	c.user_id = id;
+	c.alg = -7;
+	memset(c.pk, 9, 64);
+	c.pk_len = 64;
+	c.sign_count = 3;
+	assert_int_equal(store_wa_cred_add(f->s, &c), 0);
+	assert_int_equal(store_wa_cred_add(f->s, &c), -EEXIST);
+	c.user_id = id + 100;
+	memcpy(c.id, "cred-2", 6);
+	assert_int_equal(store_wa_cred_add(f->s, &c), -ENOENT);
+	c.user_id = id;
+	assert_int_equal(store_wa_cred_add(f->s, &c), 0);
+	assert_int_equal(store_wa_cred_get(f->s, (const uint8_t *)"cred-1", 6, &got), 0);
+	assert_int_equal(got.user_id, id);
+	assert_int_equal(got.alg, -7);
+	assert_int_equal(got.pk_len, 64);
+	assert_int_equal(got.sign_count, 3);
+	assert_int_equal(store_wa_cred_get(f->s, (const uint8_t *)"cred-9", 6, &got), -ENOENT);
+	assert_int_equal(store_wa_cred_foreach(f->s, id, count_cred, &n), 0);
+	assert_int_equal(n, 2);
+	/* The counter moves only from the value the caller saw. */
+	assert_int_equal(store_wa_cred_count_set(f->s, (const uint8_t *)"cred-1", 6, 3, 4), 0);
+	assert_int_equal(store_wa_cred_count_set(f->s, (const uint8_t *)"cred-1", 6, 3, 5),
+			 -EALREADY);
+	assert_int_equal(store_wa_cred_get(f->s, (const uint8_t *)"cred-1", 6, &got), 0);
+	assert_int_equal(got.sign_count, 4);
+	assert_int_equal(ident_mfa_factors(f->s, id, &fac), 0);
+	assert_int_equal(fac.passkeys, 2);
+	assert_false(ident_mfa_restricted(f->s, true, id, &n));
+	/* Challenges: once, for their purpose, before they expire. */
+	memset(ch, 1, sizeof(ch));
+	memset(other, 2, sizeof(other));
+	assert_int_equal(store_wa_challenge_add(f->s, ch, id, "register", now + 300), 0);
+	assert_int_equal(store_wa_challenge_add(f->s, other, 0, "login", now - 1), 0);
+	assert_int_equal(store_wa_challenge_take(f->s, ch, "login", now, &uid), -ENOENT);
+	assert_int_equal(store_wa_challenge_take(f->s, ch, "register", now, &uid), 0);
+	assert_int_equal(uid, id);
+	assert_int_equal(store_wa_challenge_take(f->s, ch, "register", now, &uid), -ENOENT);
+	assert_int_equal(store_wa_challenge_take(f->s, other, "login", now, &uid), -ENOENT);
+	/* A reset takes the passkeys; so does the user's deletion. */
+	assert_int_equal(store_mfa_delete(f->s, id, &removed), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(store_wa_cred_get(f->s, (const uint8_t *)"cred-1", 6, &got), -ENOENT);
+	assert_int_equal(store_wa_cred_add(f->s, &c), 0);
+	assert_int_equal(store_user_delete(f->s, "carol"), 0);
+	assert_int_equal(tu_query_int(f->s, "SELECT count(*) FROM webauthn_credentials", NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +589,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store_enrol_confirm, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_check_otp, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test(test_wa_count_rule),
+		cmocka_unit_test(test_wa_client_data),
+		cmocka_unit_test(test_wa_attestation),
+		cmocka_unit_test(test_wa_assertion),
+		cmocka_unit_test_setup_teardown(test_store_passkeys, tu_store_setup,
+						tu_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
