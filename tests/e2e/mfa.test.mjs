@@ -260,7 +260,11 @@ describe('mfa: auth.require_mfa', () => {
     d = await startDaemon(dir, { env: { BASTION_REQUIRE_MFA: 'true' } });
     h.secrets.add(d.adminPassword, 'admin password (require_mfa)');
   }, { timeout: 60000 });
-  after(async () => { if (d) await d.stop(10000); }, { timeout: 30000 });
+  after(async () => {
+    if (!d) return;
+    await d.stop(10000);
+    assert.doesNotMatch(d.log(), /runtime error|Sanitizer/);
+  }, { timeout: 30000 });
 
   h.test('a user without a factor may only enrol; once confirmed, everything is open', async () => {
     const admin = new Client(d, { secrets: h.secrets, label: 'req-admin' });
@@ -376,7 +380,10 @@ describe('mfa: passkeys in Chromium', () => {
   after(async () => {
     for (const c of contexts) { try { await c.close(); } catch { /* gone */ } }
     try { if (browser) await browser.close(); } catch { /* gone */ }
-    if (d) await d.stop(10000);
+    if (d) {
+      await d.stop(10000);
+      assert.doesNotMatch(d.log(), /runtime error|Sanitizer/);
+    }
   }, { timeout: 60000 });
 
   const origin = () => `https://localhost:${d.port}`;
