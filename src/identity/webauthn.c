@@ -71,6 +71,69 @@ out:
 	return r;
 }
 
+/* ---- a bounded cbor_load ----
+ * cbor_load allocates a definite array or map for the count its head
+ * declares before reading the items, so a 9-byte head could ask for
+ * gigabytes (found by fuzz_webauthn). The input is first walked with the
+ * streaming decoder: every declared count must fit in what is left (an
+ * item takes at least one byte, a map entry two), and all the heads
+ * together declare at most MAX_ITEMS items. */
+#define MAX_ITEMS 4096
+
+struct scan {
+	size_t left; /* bytes after the head just decoded */
+	size_t items;
+	bool bad;
+};
+
+static void scan_array(void *ud, size_t n)
+{
+	struct scan *s = ud;
+
+	if (n > s->left || (s->items += n) > MAX_ITEMS)
+		s->bad = true;
+}
+
+static void scan_map(void *ud, size_t n)
+{
+	struct scan *s = ud;
+
+	if (n > s->left / 2 || (s->items += 2 * n) > MAX_ITEMS)
+		s->bad = true;
+}
+
+static cbor_item_t *load_bounded(const uint8_t *data, size_t len, size_t *ret_read)
+{
+	struct cbor_callbacks cb = cbor_empty_callbacks;
+	struct cbor_load_result res;
+	struct scan s = { 0 };
+	cbor_item_t *item;
+	size_t off = 0;
+
+	cb.array_start = scan_array;
+	cb.map_start = scan_map;
+	while (off < len && !s.bad) {
+		struct cbor_decoder_result d;
+
+		s.left = len - off;
+		d = cbor_stream_decode(data + off, len - off, &cb, &s);
+		if (d.status != CBOR_DECODER_FINISHED || d.read == 0)
+			break; /* the end of what is parsable: cbor_load judges */
+		s.left = len - off - d.read;
+		off += d.read;
+	}
+	if (s.bad)
+		return NULL;
+	item = cbor_load(data, len, &res);
+	if (item && res.error.code != CBOR_ERR_NONE) {
+		cbor_decref(&item);
+		return NULL;
+	}
+	if (ret_read && item)
+		*ret_read = res.read;
+	return item;
+}
+
 /* The value of integer key k in a CBOR map (COSE keys use small ints). */
 static cbor_item_t *map_get_int(const cbor_item_t *map, int64_t k)
 {
@@ -128,12 +191,11 @@ static bool bytes_of(const cbor_item_t *v, size_t len)
  * x and y of 32 bytes) or EdDSA (kty 1, crv 6 Ed25519, x of 32 bytes). */
 static int cose_key(const uint8_t *data, size_t len, struct ident_wa_cred *c)
 {
-	struct cbor_load_result res;
-	cbor_item_t *k = cbor_load(data, len, &res);
+	cbor_item_t *k = load_bounded(data, len, NULL);
 	cbor_item_t *x, *y;
 	int r = -EINVAL;
 
-	if (!k || res.error.code != CBOR_ERR_NONE || !cbor_isa_map(k))
+	if (!k || !cbor_isa_map(k))
 		goto out;
 	x = map_get_int(k, -2);
 	y = map_get_int(k, -3);
@@ -164,7 +226,6 @@ out:
 int ident_wa_attestation(const uint8_t *att, size_t len, const char *rp_id, bool require_uv,
 			 struct ident_wa_cred *ret)
 {
-	struct cbor_load_result res;
 	cbor_item_t *top = NULL, *fmt, *ad;
 	const uint8_t *a;
 	uint8_t want[32];
@@ -174,8 +235,8 @@ int ident_wa_attestation(const uint8_t *att, size_t len, const char *rp_id, bool
 	memset(ret, 0, sizeof(*ret));
 	if (!att || len == 0 || len > IDENT_WA_MAX_INPUT)
 		return -EINVAL;
-	top = cbor_load(att, len, &res);
-	if (!top || res.error.code != CBOR_ERR_NONE || !cbor_isa_map(top))
+	top = load_bounded(att, len, NULL);
+	if (!top || !cbor_isa_map(top))
 		goto out;
 	fmt = map_get_str(top, "fmt");
 	ad = map_get_str(top, "authData");

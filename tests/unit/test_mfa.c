@@ -441,6 +441,16 @@ static void test_wa_attestation(void **state)
 			 -ENOTSUP);
 	assert_int_equal(ident_wa_attestation(att, att_len / 2, "bastion.example", false, &c),
 			 -EINVAL);
+	/* Heads that declare more items than there are bytes (an array of
+	 * 2^31 entries in 9 bytes) are refused before anything is allocated. */
+	static const uint8_t huge_array[] = { 0xa1, 0x61, 'x', 0x9a, 0x88, 0x7f, 0xa0, 0x8e, 0x00 };
+	static const uint8_t huge_map[] = { 0xbb, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00 };
+	assert_int_equal(
+		ident_wa_attestation(huge_array, sizeof(huge_array), "bastion.example", false, &c),
+		-EINVAL);
+	assert_int_equal(
+		ident_wa_attestation(huge_map, sizeof(huge_map), "bastion.example", false, &c),
+		-EINVAL);
 	EVP_PKEY_free(k);
 }
 
