@@ -289,7 +289,7 @@ void api_mfa_totp_delete(struct api_call *c)
 			goto out;
 		}
 	}
-	if ((r = store_mfa_delete(c->ctx->store, c->who->user_id, &removed)) < 0) {
+	if ((r = store_mfa_delete(c->ctx->store, c->who->user_id, false, &removed)) < 0) {
 		api_store_error(c->resp, r, "second factor");
 		goto out;
 	}
@@ -330,7 +330,7 @@ void api_users_mfa_delete(struct api_call *c)
 		api_store_error(c->resp, r, "user");
 		return;
 	}
-	r = store_mfa_delete(c->ctx->store, u.id, &removed);
+	r = store_mfa_delete(c->ctx->store, u.id, true, &removed);
 	sodium_memzero(&u, sizeof(u));
 	if (r < 0) {
 		api_store_error(c->resp, r, "second factor");

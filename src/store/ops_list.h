@@ -220,8 +220,8 @@
 	X(mfa_totp_use, (struct store * s, int64_t user_id, int64_t step), (s, user_id, step))     \
 	X(mfa_recovery_use, (struct store * s, int64_t user_id, const uint8_t hash[32]),           \
 	  (s, user_id, hash))                                                                      \
-	X(mfa_delete, (struct store * s, int64_t user_id, int *ret_removed),                       \
-	  (s, user_id, ret_removed))                                                               \
+	X(mfa_delete, (struct store * s, int64_t user_id, bool passkeys, int *ret_removed),        \
+	  (s, user_id, passkeys, ret_removed))                                                     \
 	X(wa_cred_add, (struct store * s, const struct store_wa_cred *c), (s, c))                  \
 	X(wa_cred_get,                                                                             \
 	  (struct store * s, const uint8_t *id, size_t id_len, struct store_wa_cred *ret),         \

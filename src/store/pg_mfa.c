@@ -196,10 +196,16 @@ int pg_mfa_recovery_use(struct store *s, int64_t user_id, const uint8_t hash[32]
 	return r;
 }
 
+struct mfa_delete {
+	int64_t user_id;
+	bool passkeys;
+};
+
 static int mfa_delete_tx(struct store *s, void *ud)
 {
+	const struct mfa_delete *m = ud;
 	struct pg_num id;
-	const char *p[] = { pg_num(&id, *(int64_t *)ud) };
+	const char *p[] = { pg_num(&id, m->user_id) };
 	PGresult *res = NULL;
 	int r;
 
@@ -209,7 +215,7 @@ static int mfa_delete_tx(struct store *s, void *ud)
 		r = pg_changes(res) > 0 ? 1 : 0;
 	PQclear(res);
 	res = NULL;
-	if (r < 0)
+	if (r < 0 || !m->passkeys)
 		return r;
 	if (pg_q(s, &res, "DELETE FROM webauthn_credentials WHERE user_id = $1", 1, p) < 0)
 		r = -BERR_STORE;
@@ -219,9 +225,10 @@ static int mfa_delete_tx(struct store *s, void *ud)
 	return r;
 }
 
-int pg_mfa_delete(struct store *s, int64_t user_id, int *ret_removed)
+int pg_mfa_delete(struct store *s, int64_t user_id, bool passkeys, int *ret_removed)
 {
-	int r = pg_tx(s, mfa_delete_tx, &user_id);
+	struct mfa_delete m = { user_id, passkeys };
+	int r = pg_tx(s, mfa_delete_tx, &m);
 
 	if (r < 0)
 		return r;

@@ -212,9 +212,15 @@ int sq_mfa_recovery_use(struct store *s, int64_t user_id, const uint8_t hash[32]
 	return changed ? 0 : -ENOENT;
 }
 
+struct mfa_delete {
+	int64_t user_id;
+	bool passkeys;
+};
+
 static int mfa_delete_tx(struct store *s, void *ud)
 {
-	int64_t user_id = *(int64_t *)ud;
+	const struct mfa_delete *m = ud;
+	int64_t user_id = m->user_id;
 	sqlite3_stmt *st;
 	int r, changed = 0, removed;
 
@@ -231,6 +237,9 @@ static int mfa_delete_tx(struct store *s, void *ud)
 	if ((r = exec_change(s, st, &changed)) < 0)
 		return r;
 	removed = changed;
+	changed = 0;
+	if (!m->passkeys)
+		return removed ? 1 : 0;
 	st = store_prepare(s, "DELETE FROM webauthn_credentials WHERE user_id = ?");
 	if (!st)
 		return -BERR_STORE;
@@ -240,9 +249,10 @@ static int mfa_delete_tx(struct store *s, void *ud)
 	return removed || changed ? 1 : 0;
 }
 
-int sq_mfa_delete(struct store *s, int64_t user_id, int *ret_removed)
+int sq_mfa_delete(struct store *s, int64_t user_id, bool passkeys, int *ret_removed)
 {
-	int r = tx_run(s, mfa_delete_tx, &user_id);
+	struct mfa_delete m = { user_id, passkeys };
+	int r = tx_run(s, mfa_delete_tx, &m);
 
 	if (r < 0)
 		return r;

@@ -39,9 +39,10 @@ int store_mfa_totp_confirm(struct store *s, int64_t user_id, int64_t step, const
 int store_mfa_totp_use(struct store *s, int64_t user_id, int64_t step);
 /* Uses one recovery code: 0 (it is deleted) or -ENOENT (unknown or used). */
 int store_mfa_recovery_use(struct store *s, int64_t user_id, const uint8_t hash[32]);
-/* Removes the TOTP key, every recovery code and every passkey;
- * *ret_removed (may be NULL) is 1 when there was a TOTP key or a passkey. */
-int store_mfa_delete(struct store *s, int64_t user_id, int *ret_removed);
+/* Removes the TOTP key and every recovery code, and with passkeys every
+ * passkey too (an Owner's reset); *ret_removed (may be NULL) is 1 when
+ * something of that went. */
+int store_mfa_delete(struct store *s, int64_t user_id, bool passkeys, int *ret_removed);
 
 /* ---- passkeys (identity/webauthn.h) ---- */
 

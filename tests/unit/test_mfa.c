@@ -222,9 +222,9 @@ static void test_store_enrol_confirm(void **state)
 	assert_int_equal(ident_mfa_factors(f->s, id, &fac), 0);
 	assert_int_equal(fac.recovery_left, 2);
 	/* Removal takes everything; the user's deletion too. */
-	assert_int_equal(store_mfa_delete(f->s, id, &removed), 0);
+	assert_int_equal(store_mfa_delete(f->s, id, true, &removed), 0);
 	assert_int_equal(removed, 1);
-	assert_int_equal(store_mfa_delete(f->s, id, &removed), 0);
+	assert_int_equal(store_mfa_delete(f->s, id, true, &removed), 0);
 	assert_int_equal(removed, 0);
 	assert_int_equal(store_mfa_get(f->s, id, &m), -ENOENT);
 	assert_int_equal(m.recovery_left, 0);
@@ -579,8 +579,12 @@ static void test_store_passkeys(void **state)
 	assert_int_equal(uid, id);
 	assert_int_equal(store_wa_challenge_take(f->s, ch, "register", now, &uid), -ENOENT);
 	assert_int_equal(store_wa_challenge_take(f->s, other, "login", now, &uid), -ENOENT);
-	/* A reset takes the passkeys; so does the user's deletion. */
-	assert_int_equal(store_mfa_delete(f->s, id, &removed), 0);
+	/* Removing TOTP keeps the passkeys; a reset takes them; so does the
+	 * user's deletion. */
+	assert_int_equal(store_mfa_delete(f->s, id, false, &removed), 0);
+	assert_int_equal(removed, 0);
+	assert_int_equal(store_wa_cred_get(f->s, (const uint8_t *)"cred-1", 6, &got), 0);
+	assert_int_equal(store_mfa_delete(f->s, id, true, &removed), 0);
 	assert_int_equal(removed, 1);
 	assert_int_equal(store_wa_cred_get(f->s, (const uint8_t *)"cred-1", 6, &got), -ENOENT);
 	assert_int_equal(store_wa_cred_add(f->s, &c), 0);
