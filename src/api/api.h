@@ -146,7 +146,8 @@ void api_wa_login(struct api_call *c);
 int api_wa_second_factor(struct api_call *c, int64_t user_id, json_t *assertion);
 /* auth.require_mfa: true (and resp answered 403 MfaEnrollmentRequired, or
  * 503) when who has no second factor and must enrol one first. */
-bool api_mfa_restricted(struct api_ctx *ctx, const struct principal *who, struct api_resp *resp);
+bool api_mfa_restricted(struct api_ctx *ctx, const struct principal *who,
+			const struct ident_creds *creds, struct api_resp *resp);
 
 void api_roles_put(struct api_call *c);
 void api_roles_get(struct api_call *c);

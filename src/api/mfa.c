@@ -430,11 +430,15 @@ out:
 
 /* ---- auth.require_mfa ----------------------------------------------- */
 
-bool api_mfa_restricted(struct api_ctx *ctx, const struct principal *who, struct api_resp *resp)
+bool api_mfa_restricted(struct api_ctx *ctx, const struct principal *who,
+			const struct ident_creds *creds, struct api_resp *resp)
 {
+	uint8_t hash[32];
+	bool cookie = who->via_cookie && ident_session_hash(creds, hash) == 0;
 	int err = 0;
 
-	if (!ident_mfa_restricted(ctx->store, ctx->require_mfa, who->user_id, &err))
+	if (!ident_mfa_restricted(ctx->store, ctx->require_mfa, who->user_id, cookie ? hash : NULL,
+				  &err))
 		return false;
 	if (err < 0)
 		api_store_error(resp, err, "second factors");

@@ -298,7 +298,7 @@ void api_handle(struct api_ctx *ctx, const struct srv_request *req, struct api_r
 			return;
 		}
 		c.who = &who;
-		if (!(rt->flags & R_ENROL) && api_mfa_restricted(ctx, &who, resp))
+		if (!(rt->flags & R_ENROL) && api_mfa_restricted(ctx, &who, &creds, resp))
 			return;
 	}
 	if (strcmp(req->method, "PUT") == 0 || strcmp(req->method, "POST") == 0) {

@@ -101,7 +101,8 @@ bool ident_mfa_oidc_satisfied(bool trust_amr, const char *const *amr, size_t n, 
 	return false;
 }
 
-bool ident_mfa_restricted(struct store *s, bool require, int64_t user_id, int *ret_err)
+bool ident_mfa_restricted(struct store *s, bool require, int64_t user_id,
+			  const uint8_t *session_hash, int *ret_err)
 {
 	struct ident_mfa_factors f;
 	int r;
@@ -113,7 +114,25 @@ bool ident_mfa_restricted(struct store *s, bool require, int64_t user_id, int *r
 		*ret_err = r;
 		return true;
 	}
-	return !f.totp && f.passkeys == 0;
+	if (f.totp || f.passkeys > 0)
+		return false;
+	if (!session_hash)
+		return true;
+	r = store_login_mfa_marked(s, session_hash);
+	if (r < 0 && r != -ENOENT)
+		*ret_err = r;
+	return r != 0;
+}
+
+int ident_mfa_session_mark(struct store *s, const struct ident_session *sess, const char *via)
+{
+	uint8_t hash[32];
+	int r;
+
+	util_sha256_str(sess->token, hash);
+	r = store_login_mfa_mark(s, hash, via);
+	sodium_memzero(hash, sizeof(hash));
+	return r;
 }
 
 int ident_mfa_session_open(struct store *s, int64_t user_id, const char *name,

@@ -100,8 +100,19 @@ struct ident_session;
 int ident_mfa_session_open(struct store *s, int64_t user_id, const char *name,
 			   struct ident_session *ret);
 
-/* auth.require_mfa's restriction: true when a request of user_id must be
- * answered 403 MfaEnrollmentRequired unless it is one of the enrolment
- * routes (require is the configured value). Fails open to "restricted" on
- * a store error (*ret_err set then). */
-bool ident_mfa_restricted(struct store *s, bool require, int64_t user_id, int *ret_err);
+/* For the OIDC callback: once ident_mfa_oidc_satisfied() said the
+ * provider's second factor counts, marks the browser session it opened
+ * (sess, from ident_mfa_session_open or its OIDC equivalent) so that
+ * auth.require_mfa does not restrict it. via names the proof ("oidc").
+ * 0, -ENOENT (no such session) or a store error. */
+int ident_mfa_session_mark(struct store *s, const struct ident_session *sess, const char *via);
+
+/* auth.require_mfa's restriction: true when a request of user_id (made
+ * with the browser session whose SHA-256 is session_hash, NULL for an API
+ * token) must be answered 403 MfaEnrollmentRequired unless it is one of
+ * the enrolment routes (require is the configured value): the user has no
+ * TOTP key and no passkey, and the session is not marked by
+ * ident_mfa_session_mark. Fails closed to "restricted" on a store error
+ * (*ret_err set then). */
+bool ident_mfa_restricted(struct store *s, bool require, int64_t user_id,
+			  const uint8_t *session_hash, int *ret_err);

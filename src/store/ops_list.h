@@ -241,4 +241,7 @@
 	X(wa_challenge_take,                                                                       \
 	  (struct store * s, const uint8_t challenge[32], const char *purpose, int64_t now,        \
 	   int64_t *ret_user_id),                                                                  \
-	  (s, challenge, purpose, now, ret_user_id))
+	  (s, challenge, purpose, now, ret_user_id))                                               \
+	X(login_mfa_mark, (struct store * s, const uint8_t hash[32], const char *via),             \
+	  (s, hash, via))                                                                          \
+	X(login_mfa_marked, (struct store * s, const uint8_t hash[32]), (s, hash))

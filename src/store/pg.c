@@ -251,7 +251,10 @@ static const char *const migrations[] = {
 	"  challenge BYTEA PRIMARY KEY,"
 	"  user_id BIGINT NOT NULL,"
 	"  purpose TEXT NOT NULL,"
-	"  expires_at BIGINT NOT NULL);",
+	"  expires_at BIGINT NOT NULL);"
+	"CREATE TABLE login_mfa ("
+	"  token_hash BYTEA PRIMARY KEY REFERENCES login_sessions(token_hash) ON DELETE CASCADE,"
+	"  via TEXT NOT NULL);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

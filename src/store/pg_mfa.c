@@ -402,3 +402,29 @@ int pg_wa_challenge_take(struct store *s, const uint8_t challenge[32], const cha
 	PQclear(res);
 	return r;
 }
+
+/* ---- sessions whose second factor was proven elsewhere ----------------- */
+
+int pg_login_mfa_mark(struct store *s, const uint8_t hash[32], const char *via)
+{
+	struct pg_hash h;
+	const char *p[] = { pg_hash(&h, hash), via };
+
+	if (!via || strlen(via) > 16)
+		return -EINVAL;
+	return pg_q(s, NULL,
+		    "INSERT INTO login_mfa (token_hash, via) VALUES ($1, $2)"
+		    " ON CONFLICT (token_hash) DO UPDATE SET via = EXCLUDED.via",
+		    2, p);
+}
+
+int pg_login_mfa_marked(struct store *s, const uint8_t hash[32])
+{
+	struct pg_hash h;
+	const char *p[] = { pg_hash(&h, hash) };
+	PGresult *res = NULL;
+	int r = pg_row(s, &res, "SELECT 1 FROM login_mfa WHERE token_hash = $1", 1, p);
+
+	PQclear(res);
+	return r;
+}

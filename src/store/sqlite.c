@@ -240,7 +240,12 @@ static const char *const migrations[] = {
 	"  challenge BLOB PRIMARY KEY,"
 	"  user_id INTEGER NOT NULL,"
 	"  purpose TEXT NOT NULL,"
-	"  expires_at INTEGER NOT NULL);",
+	"  expires_at INTEGER NOT NULL);"
+	/* browser sessions whose second factor was vouched for elsewhere (an
+	 * OpenID provider's amr/acr): exempt from auth.require_mfa */
+	"CREATE TABLE login_mfa ("
+	"  token_hash BLOB PRIMARY KEY REFERENCES login_sessions(token_hash) ON DELETE CASCADE,"
+	"  via TEXT NOT NULL);",
 };
 
 int store_rc(int rc)

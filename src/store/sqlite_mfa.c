@@ -440,3 +440,32 @@ int sq_wa_challenge_take(struct store *s, const uint8_t challenge[32], const cha
 		*ret_user_id = k.user_id;
 	return r;
 }
+
+/* ---- sessions whose second factor was proven elsewhere ----------------- */
+
+int sq_login_mfa_mark(struct store *s, const uint8_t hash[32], const char *via)
+{
+	sqlite3_stmt *st;
+
+	if (!fits(via, 16))
+		return -EINVAL;
+	st = store_prepare(s, "INSERT OR REPLACE INTO login_mfa (token_hash, via) VALUES (?, ?)");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, via, -1, SQLITE_STATIC);
+	return exec_change(s, st, NULL);
+}
+
+int sq_login_mfa_marked(struct store *s, const uint8_t hash[32])
+{
+	sqlite3_stmt *st = store_prepare(s, "SELECT 1 FROM login_mfa WHERE token_hash = ?");
+	int r;
+
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	r = step_row(st);
+	sqlite3_finalize(st);
+	return r;
+}

@@ -83,3 +83,12 @@ int store_wa_challenge_add(struct store *s, const uint8_t challenge[32], int64_t
  * use across instances: the delete decides. */
 int store_wa_challenge_take(struct store *s, const uint8_t challenge[32], const char *purpose,
 			    int64_t now, int64_t *ret_user_id);
+
+/* ---- sessions whose second factor was proven elsewhere ---- */
+
+/* Marks the browser session with SHA-256 hash as having passed a second
+ * factor outside bastion (via: "oidc"); the mark goes with the session.
+ * -ENOENT: no such session. */
+int store_login_mfa_mark(struct store *s, const uint8_t hash[32], const char *via);
+/* 0 when the session is marked, -ENOENT when not. */
+int store_login_mfa_marked(struct store *s, const uint8_t hash[32]);

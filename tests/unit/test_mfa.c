@@ -21,6 +21,8 @@
 
 #include "testutil.h"
 
+#include "core/util.h"
+#include "identity/ident.h"
 #include "identity/mfa.h"
 #include "identity/webauthn.h"
 #include "store/store.h"
@@ -197,7 +199,7 @@ static void test_store_enrol_confirm(void **state)
 	assert_int_equal(store_mfa_totp_use(f->s, id, 5), -ENOENT);
 	assert_int_equal(ident_mfa_factors(f->s, id, &fac), 0);
 	assert_true(fac.totp_pending);
-	assert_true(ident_mfa_restricted(f->s, true, id, &removed));
+	assert_true(ident_mfa_restricted(f->s, true, id, NULL, &removed));
 	/* Confirmed: the step and the recovery codes are in. */
 	assert_int_equal(store_mfa_totp_confirm(f->s, id, 1000, &hashes[0][0], 3), 0);
 	assert_int_equal(store_mfa_totp_confirm(f->s, id, 1001, &hashes[0][0], 3), -ENOENT);
@@ -207,9 +209,9 @@ static void test_store_enrol_confirm(void **state)
 	assert_int_equal(m.recovery_left, 3);
 	free(m.totp_sealed);
 	assert_int_equal(store_mfa_totp_put(f->s, id, blob, sizeof(blob)), -EEXIST);
-	assert_false(ident_mfa_restricted(f->s, true, id, &removed));
-	assert_false(ident_mfa_restricted(f->s, false, id + 100, &removed));
-	assert_true(ident_mfa_restricted(f->s, true, id + 100, &removed));
+	assert_false(ident_mfa_restricted(f->s, true, id, NULL, &removed));
+	assert_false(ident_mfa_restricted(f->s, false, id + 100, NULL, &removed));
+	assert_true(ident_mfa_restricted(f->s, true, id + 100, NULL, &removed));
 	/* Steps: each accepted once, never one older than the last. */
 	assert_int_equal(store_mfa_totp_use(f->s, id, 1000), -EALREADY);
 	assert_int_equal(store_mfa_totp_use(f->s, id, 999), -EALREADY);
@@ -568,7 +570,7 @@ static void test_store_passkeys(void **state)
 	assert_int_equal(got.sign_count, 4);
 	assert_int_equal(ident_mfa_factors(f->s, id, &fac), 0);
 	assert_int_equal(fac.passkeys, 2);
-	assert_false(ident_mfa_restricted(f->s, true, id, &n));
+	assert_false(ident_mfa_restricted(f->s, true, id, NULL, &n));
 	/* Challenges: once, for their purpose, before they expire. */
 	memset(ch, 1, sizeof(ch));
 	memset(other, 2, sizeof(other));
@@ -592,6 +594,32 @@ static void test_store_passkeys(void **state)
 	assert_int_equal(tu_query_int(f->s, "SELECT count(*) FROM webauthn_credentials", NULL), 0);
 }
 
+/* auth.require_mfa and a session marked by the OIDC callback: the mark
+ * exempts that session only, and goes with it. */
+static void test_session_mark(void **state)
+{
+	struct tu_store *f = *state;
+	struct ident_session sess, other;
+	uint8_t hash[32], hash2[32];
+	int64_t id = make_user(f->s, "dave");
+	int err = 0;
+
+	assert_int_equal(ident_mfa_session_open(f->s, id, "dave", &sess), 0);
+	assert_int_equal(ident_mfa_session_open(f->s, id, "dave", &other), 0);
+	util_sha256_str(sess.token, hash);
+	util_sha256_str(other.token, hash2);
+	assert_true(ident_mfa_restricted(f->s, true, id, hash, &err));
+	assert_int_equal(err, 0);
+	assert_int_equal(ident_mfa_session_mark(f->s, &sess, "oidc"), 0);
+	assert_false(ident_mfa_restricted(f->s, true, id, hash, &err));
+	assert_true(ident_mfa_restricted(f->s, true, id, hash2, &err));
+	assert_true(ident_mfa_restricted(f->s, true, id, NULL, &err));
+	assert_int_equal(store_login_mfa_marked(f->s, hash), 0);
+	assert_int_equal(store_login_delete(f->s, hash), 0);
+	assert_int_equal(store_login_mfa_marked(f->s, hash), -ENOENT);
+	assert_int_equal(ident_mfa_session_mark(f->s, &sess, "oidc"), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -603,6 +631,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store_enrol_confirm, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_check_otp, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_session_mark, tu_store_setup,
+						tu_store_teardown),
 		cmocka_unit_test(test_wa_count_rule),
 		cmocka_unit_test(test_wa_client_data),
 		cmocka_unit_test(test_wa_attestation),
