@@ -141,6 +141,25 @@ describe('mfa', () => {
     assert.ok(fails.some((a) => a.result === 'failure'), 'wrong code audited');
   });
 
+  h.test('the store holds no TOTP key and no recovery code in the clear', async () => {
+    const u = await newUser('totp-store');
+    const { secret, recovery } = await enrol(u.c, u.name);
+    const raw = base32Decode(secret);
+    let files = 0;
+    for (const f of fs.readdirSync(h.daemon.dataDir)) {
+      if (!f.startsWith('bastion.db')) continue;
+      const bytes = fs.readFileSync(path.join(h.daemon.dataDir, f));
+      files++;
+      assert.equal(bytes.indexOf(raw), -1, `the raw TOTP key is not in ${f}`);
+      assert.equal(bytes.indexOf(Buffer.from(secret)), -1, `the base32 key is not in ${f}`);
+      for (const rc of recovery) {
+        assert.equal(bytes.indexOf(Buffer.from(rc)), -1, `a recovery code is not in ${f}`);
+        assert.equal(bytes.indexOf(Buffer.from(rc.replaceAll('-', ''))), -1, `a recovery code is not in ${f}`);
+      }
+    }
+    assert.ok(files >= 1, 'the store files were read');
+  });
+
   h.test('recovery codes work once each', async () => {
     const u = await newUser('totp-bob');
     const { recovery } = await enrol(u.c, u.name);
