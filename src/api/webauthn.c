@@ -288,6 +288,21 @@ static int check_assertion(struct api_call *c, json_t *a, int64_t want_user, boo
 		return r == -ENOENT ? -EACCES : r;
 	if (want_user && cred.user_id != want_user)
 		return -EACCES;
+	/* A discoverable credential names its user too: it must be the
+	 * credential's owner (8 bytes, big-endian, as registered). */
+	const char *uh = json_string_value(json_object_get(a, "userHandle"));
+	if (uh && uh[0]) {
+		uint8_t handle[64];
+		size_t hl = 0;
+		uint64_t v = 0;
+
+		if (ident_b64url_decode(uh, handle, sizeof(handle), &hl) < 0 || hl != 8)
+			return -EACCES;
+		for (size_t i = 0; i < 8; i++)
+			v = (v << 8) | handle[i];
+		if ((int64_t)v != cred.user_id)
+			return -EACCES;
+	}
 	r = ident_wa_assertion((int)cred.alg, cred.pk, cred.pk_len, ad, ad_len, cd, cd_len, sig,
 			       sig_len, rp_id, require_uv, &count);
 	if (r < 0)

@@ -489,9 +489,17 @@ describe('mfa: passkeys in Chromium', () => {
       const send = () => fetch('/api/v1/auth/webauthn/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
       const first = await send();
       const second = await send();
-      return [first.status, second.status, (await second.json()).error.code];
+      // A fresh assertion whose userHandle names another user.
+      const o2 = await (await fetch('/api/v1/auth/webauthn/login/options', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' })).json();
+      const c2 = await navigator.credentials.get({ publicKey: { challenge: unb64(o2.challenge), rpId: o2.rpId, userVerification: 'preferred', allowCredentials: [] } });
+      const forged = await fetch('/api/v1/auth/webauthn/login', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ id: b64(c2.rawId), clientDataJSON: b64(c2.response.clientDataJSON), authenticatorData: b64(c2.response.authenticatorData), signature: b64(c2.response.signature), userHandle: b64(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 1])) }),
+      });
+      return [first.status, second.status, (await second.json()).error.code, forged.status];
     });
-    assert.deepEqual(replay, [200, 401, 'Unauthenticated'], 'the same assertion twice: the second is refused');
+    assert.deepEqual(replay, [200, 401, 'Unauthenticated', 401], 'the same assertion twice: the second is refused; another userHandle: refused');
 
     // A cloned authenticator: the same key with a counter that went back.
     const before = (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials[0];
