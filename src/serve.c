@@ -466,6 +466,7 @@ int serve_run(const struct cfg *loaded, const char *config_file, const struct cf
 		return 1;
 	}
 	api.vault = vault;
+	api.require_mfa = loaded->require_mfa != 0; /* auth.require_mfa (api/mfa.c) */
 	env_pw = getenv("BASTION_ADMIN_PASSWORD");
 	r = ident_bootstrap(store, env_pw, &generated);
 	if (env_pw)

@@ -15,7 +15,10 @@ import { fileURLToPath } from 'node:url';
 const webDir = path.dirname(fileURLToPath(import.meta.url));
 
 // The packages whose code ends up in app.js / app.css; their licenses ship too.
-const BUNDLED = ['@xterm/xterm', '@xterm/addon-fit', '@xterm/addon-web-links', '@xterm/addon-unicode11'];
+const BUNDLED = ['@xterm/xterm', '@xterm/addon-fit', '@xterm/addon-web-links', '@xterm/addon-unicode11', 'qrcode-generator'];
+// A package that ships no LICENSE file: its notice is the header comment of
+// the file the bundle takes (qrcode-generator: MIT, in dist/qrcode.js).
+const NOTICE_FILE = { 'qrcode-generator': 'dist/qrcode.js' };
 
 // Files copied unchanged.
 const STATIC = ['index.html', 'favicon.svg'];
@@ -57,7 +60,9 @@ async function licenses() {
   for (const name of BUNDLED) {
     const dir = path.join(webDir, 'node_modules', name);
     const pkg = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8'));
-    const text = await readFile(path.join(dir, 'LICENSE'), 'utf8');
+    const text = NOTICE_FILE[name]
+      ? (await readFile(path.join(dir, NOTICE_FILE[name]), 'utf8')).split('\n').filter((l) => l.startsWith('//')).slice(0, 14).join('\n')
+      : await readFile(path.join(dir, 'LICENSE'), 'utf8');
     parts.push(`\n==== ${name} ${pkg.version} (${pkg.license}) ====\n\n${text.trim()}\n`);
   }
   return parts.join('');

@@ -58,6 +58,7 @@ struct api_ctx {
 	const char *instance_name;
 	struct vault *vault;   /* the secret store's keys (vault/vault.h) */
 	struct api_oidc *oidc; /* sign-in with OpenID Connect (oidc.c); NULL: off */
+	bool require_mfa;      /* auth.require_mfa (api/mfa.c) */
 };
 
 /* The credentials and browser-check inputs of req, for identity/. */
@@ -136,6 +137,34 @@ void api_users_get(struct api_call *c);
 void api_users_list(struct api_call *c);
 void api_users_delete(struct api_call *c);
 void api_auth_password(struct api_call *c);
+
+/* Second factors (mfa.c). */
+void api_mfa_get(struct api_call *c);
+void api_mfa_totp_enrol(struct api_call *c);
+void api_mfa_totp_confirm(struct api_call *c);
+void api_mfa_totp_delete(struct api_call *c);
+void api_users_mfa_delete(struct api_call *c);
+struct ident_session;
+/* The second step of a sign-in whose password was right and whose session
+ * sess was opened: 0 when the user may go on (*ret_enrol: signed in to a
+ * session restricted to enrolment, auth.require_mfa), 1 when c was
+ * answered (MfaRequired, a wrong code, a store error) and the session was
+ * deleted. principal and detail are the audit line's. */
+int api_mfa_login_step(struct api_call *c, const struct ident_session *sess, const char *principal,
+		       const char *detail, bool *ret_enrol);
+/* Passkeys (webauthn.c). */
+void api_wa_register_options(struct api_call *c);
+void api_wa_register(struct api_call *c);
+void api_wa_login_options(struct api_call *c);
+void api_wa_login(struct api_call *c);
+/* A passkey assertion (the JSON of a PublicKeyCredential, binary fields
+ * base64url) as user_id's second factor: 0, -EACCES, -EINVAL (c may have
+ * been answered 400 then), or a store error. */
+int api_wa_second_factor(struct api_call *c, int64_t user_id, json_t *assertion);
+/* auth.require_mfa: true (and resp answered 403 MfaEnrollmentRequired, or
+ * 503) when who has no second factor and must enrol one first. */
+bool api_mfa_restricted(struct api_ctx *ctx, const struct principal *who,
+			const struct ident_creds *creds, struct api_resp *resp);
 
 void api_roles_put(struct api_call *c);
 void api_roles_get(struct api_call *c);

@@ -198,7 +198,8 @@ void api_auth_login(struct api_call *c)
 	uint8_t old[32];
 	char *detail = NULL;
 	struct ident_creds creds;
-	bool had_cookie;
+	bool had_cookie, enrol = false;
+	json_t *body;
 	int r;
 
 	if (!body_string(c, "username", true, &username) ||
@@ -237,6 +238,9 @@ void api_auth_login(struct api_call *c)
 		api_store_error(c->resp, r, "sign-in");
 		goto out;
 	}
+	/* A second factor, when the account has one (api/mfa.c). */
+	if (api_mfa_login_step(c, &sess, principal, detail, &enrol) != 0)
+		goto out;
 	if (ident_throttle_success(c->ctx->store, sess.name, c->req->remote_addr, store_now()) < 0)
 		log_warn("auth: could not reset the sign-in throttle of %s", sess.name);
 	if (had_cookie)
@@ -244,11 +248,14 @@ void api_auth_login(struct api_call *c)
 	audit(c, principal, "auth.login", principal, "success", detail);
 	set_cookie(c->resp, sess.token, IDENT_SESSION_TTL);
 	api_header(c->resp, "Cache-Control", "no-store");
-	api_json(c->resp, 200,
-		 json_pack("{s:{s:s}, s:s}", "user", "name", sess.name, "csrf_token", sess.csrf));
+	body = json_pack("{s:{s:s}, s:s}", "user", "name", sess.name, "csrf_token", sess.csrf);
+	if (body && enrol)
+		json_object_set_new(body, "mfa_enrollment_required", json_true());
+	api_json(c->resp, 200, body);
 out:
 	free(detail);
 	wipe_field(c, "password");
+	wipe_field(c, "otp");
 	sodium_memzero(&sess, sizeof(sess));
 }
 

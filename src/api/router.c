@@ -16,6 +16,9 @@
 
 enum {
 	R_AUTH = 1, /* caller must be signed in */
+	/* Open to a session restricted by auth.require_mfa (api/mfa.c): the
+	 * caller, sign-out and enrolling a second factor. */
+	R_ENROL = 2,
 };
 
 struct route {
@@ -41,8 +44,18 @@ static const struct route routes[] = {
 	{ "GET", "healthz", api_healthz, 0 },
 	{ "GET", "version", api_version, R_AUTH },
 	{ "POST", "auth/login", api_auth_login, 0 },
-	{ "POST", "auth/logout", api_auth_logout, R_AUTH },
-	{ "GET", "auth/session", api_auth_session, R_AUTH },
+	{ "POST", "auth/logout", api_auth_logout, R_AUTH | R_ENROL },
+	{ "GET", "auth/session", api_auth_session, R_AUTH | R_ENROL },
+	/* second factors (api/mfa.c) */
+	{ "GET", "auth/mfa", api_mfa_get, R_AUTH | R_ENROL },
+	{ "POST", "auth/mfa/totp", api_mfa_totp_enrol, R_AUTH | R_ENROL },
+	{ "POST", "auth/mfa/totp/confirm", api_mfa_totp_confirm, R_AUTH | R_ENROL },
+	{ "DELETE", "auth/mfa/totp", api_mfa_totp_delete, R_AUTH | R_ENROL },
+	{ "POST", "auth/mfa/webauthn/register/options", api_wa_register_options, R_AUTH | R_ENROL },
+	{ "POST", "auth/mfa/webauthn/register", api_wa_register, R_AUTH | R_ENROL },
+	{ "POST", "auth/webauthn/login/options", api_wa_login_options, 0 },
+	{ "POST", "auth/webauthn/login", api_wa_login, 0 },
+	{ "DELETE", "users/*/mfa", api_users_mfa_delete, R_AUTH },
 	/* API tokens (issue 19, api/tokens.c) */
 	{ "POST", "tokens", api_tokens_create, R_AUTH },
 	{ "GET", "tokens", api_tokens_list, R_AUTH },
@@ -315,6 +328,8 @@ void api_handle(struct api_ctx *ctx, const struct srv_request *req, struct api_r
 			return;
 		}
 		c.who = &who;
+		if (!(rt->flags & R_ENROL) && api_mfa_restricted(ctx, &who, &creds, resp))
+			return;
 	}
 	if (strcmp(req->method, "PUT") == 0 || strcmp(req->method, "POST") == 0) {
 		if (req->body_len == 0) {

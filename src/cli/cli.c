@@ -34,6 +34,9 @@ struct cli {
 	enum cli_output out;
 	/* Headers set with cli_set_header ("Name: value"), e.g. X-CSRF-Token. */
 	struct curl_slist *extra;
+	/* The error code of the last non-2xx answer ("" for none), so that
+	 * `login` can tell MfaRequired from a wrong password. */
+	char last_error[64];
 };
 
 /* ---- a jansson allocator that wipes ---------------------------------- */
@@ -551,6 +554,11 @@ static int request(struct cli *c, const char *method, const char *path, const js
 	err = json_object_get(parsed, "error");
 	code = json_object_get(err, "code");
 	msg = json_object_get(err, "message");
+	if (json_is_string(code))
+		util_strlcpy(c->last_error, json_string_value(code), sizeof(c->last_error));
+	/* login asks for the code itself (login.c). */
+	if (json_is_string(code) && strcmp(json_string_value(code), "MfaRequired") == 0)
+		goto out;
 	if (json_is_string(code) && json_is_string(msg)) {
 		cli_print_error(stderr, json_string_value(code), json_string_value(msg));
 	} else {
@@ -575,9 +583,15 @@ out:
 	return r;
 }
 
+const char *cli_last_error(const struct cli *c)
+{
+	return c->last_error;
+}
+
 int cli_call(struct cli *c, const char *method, const char *path, const json_t *body,
 	     json_t **ret_body, long *ret_status)
 {
+	c->last_error[0] = '\0';
 	return request(c, method, path, body, ret_body, ret_status, false);
 }
 

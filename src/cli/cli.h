@@ -253,6 +253,11 @@ int cli_set_header(struct cli *c, const char *name, const char *value);
 int cli_call(struct cli *c, const char *method, const char *path, const json_t *body,
 	     json_t **ret_body, long *ret_status);
 
+/* The error code ("MfaRequired", ...) of cli_call's last non-2xx answer,
+ * "" when it had none. An MfaRequired answer is not printed: the caller
+ * (login) asks for the code. */
+const char *cli_last_error(const struct cli *c);
+
 /* Like cli_call but prints nothing for a 404 (returns CLI_ENOTFOUND). */
 int cli_call_quiet404(struct cli *c, const char *method, const char *path, const json_t *body,
 		      json_t **ret_body);

@@ -20,13 +20,16 @@
 #define TOKEN_NAME_MAX 64
 
 static const char login_usage[] =
-	"usage: bastion login URL [--username NAME] [--password-stdin]\n"
+	"usage: bastion login URL [--username NAME] [--password-stdin] [--otp CODE]\n"
 	"                         [--ca-file FILE | --insecure]\n"
 	"       bastion login URL --sso [--no-browser] [--ca-file FILE | --insecure]\n"
 	"  URL               the bastion: https://HOST[:PORT] (HTTPS only)\n"
 	"  --username NAME   the account (asked for on a terminal when omitted)\n"
 	"  --password-stdin  read the password from the first line of stdin;\n"
 	"                    without it the password is asked for on the terminal\n"
+	"  --otp CODE        the second factor (a TOTP code or a recovery code); without\n"
+	"                    it the code is asked for on the terminal when the account\n"
+	"                    has one\n"
 	"  --ca-file FILE    trust this certificate (PEM), e.g. the self-signed\n"
 	"                    DATA/tls-cert.pem the bastion generated: the recommended way\n"
 	"  --insecure        do not verify the server's certificate at all\n"
@@ -69,11 +72,60 @@ static void print_expiry(const json_t *answer, char *out, size_t size)
 		strftime(out, size, "%Y-%m-%d %H:%M UTC", &tm);
 }
 
+/* POST /auth/login with the password and, when given, the code. An
+ * MfaRequired answer without a code asks for one on the terminal and sends
+ * both again (docs/sign-in.md "Second factors"). */
+static int login_call(struct cli *c, const char *username, const char *password, const char *otp,
+		      json_t **ret_answer)
+{
+	char *code = NULL;
+	json_t *body = NULL;
+	int r;
+
+	for (int round = 0; round < 2; round++) {
+		body = json_pack("{s:s, s:s}", "username", username, "password", password);
+		if (body && otp && json_object_set_new(body, "otp", json_string(otp)) < 0) {
+			json_decref(body);
+			body = NULL;
+		}
+		if (!body) {
+			fprintf(stderr,
+				"bastion: the username, password or code is not valid UTF-8\n");
+			r = CLI_EUSAGE;
+			goto out;
+		}
+		r = cli_call(c, "POST", "/auth/login", body, ret_answer, NULL);
+		json_decref(body);
+		body = NULL;
+		if (r == CLI_OK || strcmp(cli_last_error(c), "MfaRequired") != 0)
+			goto out;
+		if (otp || !isatty(STDIN_FILENO)) {
+			fprintf(stderr,
+				"bastion: this account needs a second factor: give --otp CODE "
+				"(a TOTP code or a recovery code)\n");
+			goto out;
+		}
+		if (!(code = sodium_malloc(CLI_SECRET_MAX))) {
+			r = CLI_ECONN;
+			goto out;
+		}
+		if ((r = cli_get_password("Code (TOTP or recovery code): ", false, false, code,
+					  CLI_SECRET_MAX)) != CLI_OK)
+			goto out;
+		otp = code;
+	}
+out:
+	if (code)
+		sodium_free(code);
+	return r;
+}
+
 int cli_cmd_login(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "username", required_argument, NULL, 'u' },
 		{ "password-stdin", no_argument, NULL, 'p' },
+		{ "otp", required_argument, NULL, 't' },
 		{ "ca-file", required_argument, NULL, 'c' },
 		{ "insecure", no_argument, NULL, 'k' },
 		{ "sso", no_argument, NULL, 'S' },
@@ -84,7 +136,7 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 	struct cli_config cfg = { 0 };
 	char username[USERNAME_MAX], tname[TOKEN_NAME_MAX + 1], expiry[64];
 	char cfg_path[CLI_PATH_MAX], url[CLI_URL_MAX];
-	const char *user_opt = NULL, *ca_opt = NULL;
+	const char *user_opt = NULL, *ca_opt = NULL, *otp_opt = NULL;
 	char *password = NULL, *ca_abs = NULL;
 	json_t *body = NULL, *answer = NULL;
 	const json_t *v;
@@ -101,6 +153,9 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 			break;
 		case 'p':
 			from_stdin = true;
+			break;
+		case 't':
+			otp_opt = optarg;
 			break;
 		case 'c':
 			ca_opt = optarg;
@@ -182,16 +237,8 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 	if ((r = cli_set_target(c, url, ca_abs, insecure)) != CLI_OK)
 		goto out;
 
-	body = json_pack("{s:s, s:s}", "username", username, "password", password);
+	r = login_call(c, username, password, otp_opt, &answer);
 	sodium_memzero(password, CLI_SECRET_MAX);
-	if (!body) {
-		fprintf(stderr, "bastion: the username or password is not valid UTF-8\n");
-		r = CLI_EUSAGE;
-		goto out;
-	}
-	r = cli_call(c, "POST", "/auth/login", body, &answer, NULL);
-	json_decref(body);
-	body = NULL;
 	if (r != CLI_OK)
 		goto out;
 	v = json_object_get(answer, "csrf_token");

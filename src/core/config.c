@@ -129,6 +129,16 @@ static const struct key keys[] = {
 	/* Open sessions' byte counters to the store (issue 19, terminal/flush.c). */
 	{ "sessions", "counter_flush", "counter-flush", "BASTION_COUNTER_FLUSH", T_DURATION,
 	  NUM(counter_flush_s), "30s", 1, 3600, true },
+	/* [auth] and [oidc]: second factors (identity/mfa.h, docs/sign-in.md).
+	 * require_mfa: a local user without a factor may only enrol one.
+	 * trust_amr, mfa_acr: an OpenID provider's own second factor counts
+	 * (by its amr claim, or an acr equal to mfa_acr). */
+	{ "auth", "require_mfa", "require-mfa", "BASTION_REQUIRE_MFA", T_BOOL, NUM(require_mfa),
+	  "false", 0, 1, false },
+	{ "oidc", "trust_amr", "oidc-trust-amr", "BASTION_OIDC_TRUST_AMR", T_BOOL,
+	  NUM(oidc_trust_amr), "false", 0, 1, false },
+	{ "oidc", "mfa_acr", "oidc-mfa-acr", "BASTION_OIDC_MFA_ACR", T_STR, STR(oidc_mfa_acr), "",
+	  0, 0, false },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -348,17 +358,6 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 			return -EINVAL;
 		}
 		break;
-	case T_BOOL:
-		if (strcmp(v, "true") == 0)
-			n = 1;
-		else if (strcmp(v, "false") == 0)
-			n = 0;
-		else {
-			snprintf(why, whylen, "must be true or false, not '%.64s'", v);
-			return -EINVAL;
-		}
-		memcpy(field, &n, sizeof(n));
-		return 0;
 	case T_URL:
 		if (v[0] && !cfg_url_ok(v)) {
 			snprintf(why, whylen,
@@ -382,6 +381,18 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 		if (n < k->min || n > k->max) {
 			snprintf(why, whylen, "must be between %llds and %llds", (long long)k->min,
 				 (long long)k->max);
+			return -EINVAL;
+		}
+		memcpy(field, &n, sizeof(n));
+		return 0;
+	case T_BOOL:
+		if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1"))
+			n = 1;
+		else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") ||
+			 !strcmp(v, "0"))
+			n = 0;
+		else {
+			snprintf(why, whylen, "must be true or false, not '%.64s'", v);
 			return -EINVAL;
 		}
 		memcpy(field, &n, sizeof(n));

@@ -87,6 +87,13 @@ struct cfg {
 	/* [sessions] counter_flush: how often open sessions' byte counters are
 	 * written to their records (terminal/flush.c). */
 	int64_t counter_flush_s;
+	/* [auth] require_mfa (0/1): a local user without a second factor is
+	 * signed in to enrol one and nothing else (identity/mfa.h). */
+	int64_t require_mfa;
+	/* [oidc] trust_amr (0/1), mfa_acr: when an OpenID provider's own
+	 * second factor counts as bastion's (ident_mfa_oidc_satisfied). */
+	int64_t oidc_trust_amr;
+	char oidc_mfa_acr[256];
 };
 
 /* One flag given on the command line: the key's index and its text. */

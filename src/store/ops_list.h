@@ -258,4 +258,39 @@
 	X(audit_at,                                                                                \
 	  (struct store * s, int64_t ts, bool once, const char *principal, const char *action,     \
 	   const char *target, const char *result, const char *detail),                            \
-	  (s, ts, once, principal, action, target, result, detail))
+	  (s, ts, once, principal, action, target, result, detail))                                \
+	/* second factors (store_mfa.h; identity/mfa.h) */                                         \
+	X(mfa_get, (struct store * s, int64_t user_id, struct store_mfa * ret), (s, user_id, ret)) \
+	X(mfa_totp_put, (struct store * s, int64_t user_id, const uint8_t *sealed, size_t len),    \
+	  (s, user_id, sealed, len))                                                               \
+	X(mfa_totp_confirm,                                                                        \
+	  (struct store * s, int64_t user_id, int64_t step, const uint8_t *hashes, int n),         \
+	  (s, user_id, step, hashes, n))                                                           \
+	X(mfa_totp_use, (struct store * s, int64_t user_id, int64_t step), (s, user_id, step))     \
+	X(mfa_recovery_use, (struct store * s, int64_t user_id, const uint8_t hash[32]),           \
+	  (s, user_id, hash))                                                                      \
+	X(mfa_delete, (struct store * s, int64_t user_id, bool passkeys, int *ret_removed),        \
+	  (s, user_id, passkeys, ret_removed))                                                     \
+	X(wa_cred_add, (struct store * s, const struct store_wa_cred *c), (s, c))                  \
+	X(wa_cred_get,                                                                             \
+	  (struct store * s, const uint8_t *id, size_t id_len, struct store_wa_cred *ret),         \
+	  (s, id, id_len, ret))                                                                    \
+	X(wa_cred_foreach,                                                                         \
+	  (struct store * s, int64_t user_id, int (*fn)(const struct store_wa_cred *c, void *ud),  \
+	   void *ud),                                                                              \
+	  (s, user_id, fn, ud))                                                                    \
+	X(wa_cred_count_set,                                                                       \
+	  (struct store * s, const uint8_t *id, size_t id_len, int64_t seen_before,                \
+	   int64_t count),                                                                         \
+	  (s, id, id_len, seen_before, count))                                                     \
+	X(wa_challenge_add,                                                                        \
+	  (struct store * s, const uint8_t challenge[32], int64_t user_id, const char *purpose,    \
+	   int64_t expires_at),                                                                    \
+	  (s, challenge, user_id, purpose, expires_at))                                            \
+	X(wa_challenge_take,                                                                       \
+	  (struct store * s, const uint8_t challenge[32], const char *purpose, int64_t now,        \
+	   int64_t *ret_user_id),                                                                  \
+	  (s, challenge, purpose, now, ret_user_id))                                               \
+	X(login_mfa_mark, (struct store * s, const uint8_t hash[32], const char *via),             \
+	  (s, hash, via))                                                                          \
+	X(login_mfa_marked, (struct store * s, const uint8_t hash[32]), (s, hash))

@@ -273,6 +273,33 @@ static const char *const migrations[] = {
 	"    END IF;"
 	"    RAISE EXCEPTION 'audit is append-only';"
 	"  END$$;",
+	/* second factors (store/pg_mfa.c) */
+	"CREATE TABLE mfa_totp ("
+	"  user_id BIGINT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+	"  sealed BYTEA NOT NULL,"
+	"  confirmed BOOLEAN NOT NULL DEFAULT FALSE,"
+	"  last_step BIGINT NOT NULL DEFAULT 0,"
+	"  created_at BIGINT NOT NULL);"
+	"CREATE TABLE mfa_recovery ("
+	"  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  code_hash BYTEA NOT NULL,"
+	"  PRIMARY KEY (user_id, code_hash));"
+	"CREATE TABLE webauthn_credentials ("
+	"  id BYTEA PRIMARY KEY,"
+	"  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  alg BIGINT NOT NULL,"
+	"  public_key BYTEA NOT NULL,"
+	"  sign_count BIGINT NOT NULL,"
+	"  created_at BIGINT NOT NULL);"
+	"CREATE INDEX webauthn_credentials_user ON webauthn_credentials(user_id);"
+	"CREATE TABLE webauthn_challenges ("
+	"  challenge BYTEA PRIMARY KEY,"
+	"  user_id BIGINT NOT NULL,"
+	"  purpose TEXT NOT NULL,"
+	"  expires_at BIGINT NOT NULL);"
+	"CREATE TABLE login_mfa ("
+	"  token_hash BYTEA PRIMARY KEY REFERENCES login_sessions(token_hash) ON DELETE CASCADE,"
+	"  via TEXT NOT NULL);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

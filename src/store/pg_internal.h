@@ -90,7 +90,7 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X) \
 	PG_OPS_VAULT(X) PG_OPS_VAULTDEL(X) \
 	X(session_open, , ) X(session_end, , ) X(session_close_stale, , ) \
-	PG_OPS_OIDC(X) PG_OPS_TOKENS(X)
+	PG_OPS_OIDC(X) PG_OPS_TOKENS(X) PG_OPS_MFA(X)
 /* pg_tokens.c, pg_retention.c (issue 19) */
 #define PG_OPS_TOKENS(X) \
 	X(token_insert, , ) X(token_lookup, , ) X(token_touch, , ) \
@@ -138,4 +138,10 @@ STORE_OPS(STORE_OPS_PG_DECL)
 #define PG_OPS_VAULTDEL(X) \
 	X(vault_deleted_foreach, , ) X(vault_deleted_get, , ) X(vault_recover, , ) \
 	X(vault_purge_deleted, , ) X(vault_deleted_expire, , )
+/* pg_mfa.c */
+#define PG_OPS_MFA(X) \
+	X(mfa_get, , ) X(mfa_totp_put, , ) X(mfa_totp_confirm, , ) X(mfa_totp_use, , ) \
+	X(mfa_recovery_use, , ) X(mfa_delete, , ) \
+	X(wa_cred_add, , ) X(wa_cred_get, , ) X(wa_cred_foreach, , ) X(wa_cred_count_set, , ) \
+	X(wa_challenge_add, , ) X(wa_challenge_take, , ) X(login_mfa_mark, , ) X(login_mfa_marked, , )
 // clang-format on

@@ -248,6 +248,39 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
 	"  WHEN NOT EXISTS (SELECT 1 FROM audit_prune_gate WHERE OLD.ts < before)"
 	"  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;",
+	/* second factors (store/sqlite_mfa.c): a user's sealed TOTP key, the
+	 * last step accepted (each code once), the hashes of unused recovery
+	 * codes. */
+	"CREATE TABLE mfa_totp ("
+	"  user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+	"  sealed BLOB NOT NULL,"
+	"  confirmed INTEGER NOT NULL DEFAULT 0,"
+	"  last_step INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE mfa_recovery ("
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  code_hash BLOB NOT NULL,"
+	"  PRIMARY KEY (user_id, code_hash));"
+	/* passkeys: credentials, and the challenges handed out (single use,
+	 * in the store so that another instance can finish the ceremony) */
+	"CREATE TABLE webauthn_credentials ("
+	"  id BLOB PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  alg INTEGER NOT NULL,"
+	"  public_key BLOB NOT NULL,"
+	"  sign_count INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX webauthn_credentials_user ON webauthn_credentials(user_id);"
+	"CREATE TABLE webauthn_challenges ("
+	"  challenge BLOB PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL,"
+	"  purpose TEXT NOT NULL,"
+	"  expires_at INTEGER NOT NULL);"
+	/* browser sessions whose second factor was vouched for elsewhere (an
+	 * OpenID provider's amr/acr): exempt from auth.require_mfa */
+	"CREATE TABLE login_mfa ("
+	"  token_hash BLOB PRIMARY KEY REFERENCES login_sessions(token_hash) ON DELETE CASCADE,"
+	"  via TEXT NOT NULL);",
 };
 
 int store_rc(int rc)

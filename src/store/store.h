@@ -81,3 +81,4 @@ int store_hostkey_clear(struct store *s, const char *vm_id, int *ret_removed);
 #include "store/store_ident.h"
 #include "store/store_res.h"
 #include "store/store_oidc.h"
+#include "store/store_mfa.h"

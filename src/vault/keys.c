@@ -328,6 +328,9 @@ out:
 
 /* ---- rotation ---- */
 
+struct rewrap;
+static int mfa_key_rewrap(struct store *s, const struct rewrap *rw);
+
 struct rewrap {
 	const uint8_t *old_key, *new_key;
 	const char *principal;
@@ -381,6 +384,8 @@ static int rotate_tx(struct store *s, void *ud)
 	for (size_t i = 0; i < rw->n; i++)
 		if ((r = store_vault_key_update(s, rw->ids[i], rw->blobs[i], rw->lens[i])) < 0)
 			return r;
+	if ((r = mfa_key_rewrap(s, rw)) < 0)
+		return r;
 	if ((r = check_write(s, rw->new_key)) < 0)
 		return r;
 	snprintf(detail, sizeof(detail), "{\"data_keys\":%zu}", rw->n);
@@ -424,5 +429,96 @@ out:
 	free(rw.blobs);
 	free(rw.lens);
 	sodium_free(fresh);
+	return r;
+}
+
+/* ---- the MFA key (identity/mfa.h: TOTP keys) ----
+ * A data key of its own, kept wrapped by the master key in vault_meta
+ * under MFA_KEY_NAME, so that a TOTP key is sealed like a secret without
+ * belonging to any vault, and a master-key rotation re-wraps it with the
+ * vaults' data keys (rotate_tx). Created on first use, inside a store
+ * transaction so that two instances enrolling at once agree on one key. */
+#define MFA_KEY_NAME "mfa_key"
+
+struct mfa_key_job {
+	struct vault *v;
+	uint8_t *dk; /* VAULT_KEY_BYTES, wiped by the caller */
+	bool create;
+};
+
+static int mfa_key_tx(struct store *s, void *ud)
+{
+	struct mfa_key_job *j = ud;
+	uint8_t *w = NULL;
+	size_t len = 0;
+	int r = store_vault_meta_get(s, MFA_KEY_NAME, &w, &len);
+
+	if (r == 0) {
+		r = dk_open(j->v->master, MFA_KEY_NAME, w, len, j->dk);
+		free(w);
+		return r;
+	}
+	if (r != -ENOENT || !j->create)
+		return r;
+	randombytes_buf(j->dk, VAULT_KEY_BYTES);
+	if ((r = vault_seal(j->v->master, MFA_KEY_NAME, j->dk, VAULT_KEY_BYTES, &w, &len)) < 0)
+		return r;
+	r = store_vault_meta_put(s, MFA_KEY_NAME, w, len);
+	free(w);
+	return r;
+}
+
+int vault_mfa_seal(struct vault *v, struct store *s, const char *ad, const uint8_t *pt, size_t len,
+		   uint8_t **ret_blob, size_t *ret_len)
+{
+	uint8_t dk[VAULT_KEY_BYTES];
+	struct mfa_key_job j = { .v = v, .dk = dk, .create = true };
+	int r;
+
+	vault_lock_read(v);
+	if ((r = store_res_tx(s, mfa_key_tx, &j)) == 0)
+		r = vault_seal(dk, ad, pt, len, ret_blob, ret_len);
+	vault_unlock(v);
+	sodium_memzero(dk, sizeof(dk));
+	return r;
+}
+
+int vault_mfa_open(struct vault *v, struct store *s, const char *ad, const uint8_t *blob,
+		   size_t blob_len, uint8_t *out, size_t out_size, size_t *ret_len)
+{
+	uint8_t dk[VAULT_KEY_BYTES];
+	struct mfa_key_job j = { .v = v, .dk = dk, .create = false };
+	int r;
+
+	vault_lock_read(v);
+	if ((r = mfa_key_tx(s, &j)) == 0)
+		r = vault_unseal(dk, ad, blob, blob_len, out, out_size, ret_len);
+	else if (r == -ENOENT)
+		r = -BERR_INTEGRITY; /* a sealed blob without its key */
+	vault_unlock(v);
+	sodium_memzero(dk, sizeof(dk));
+	return r;
+}
+
+/* Inside rotate_tx: the MFA key re-wrapped under the new master key. */
+static int mfa_key_rewrap(struct store *s, const struct rewrap *rw)
+{
+	uint8_t dk[VAULT_KEY_BYTES], *w = NULL;
+	size_t len = 0;
+	int r = store_vault_meta_get(s, MFA_KEY_NAME, &w, &len);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	r = dk_open(rw->old_key, MFA_KEY_NAME, w, len, dk);
+	free(w);
+	w = NULL;
+	if (r == 0)
+		r = vault_seal(rw->new_key, MFA_KEY_NAME, dk, VAULT_KEY_BYTES, &w, &len);
+	sodium_memzero(dk, sizeof(dk));
+	if (r == 0)
+		r = store_vault_meta_put(s, MFA_KEY_NAME, w, len);
+	free(w);
 	return r;
 }

@@ -143,3 +143,13 @@ int vault_policy_check(struct store *s, const char *vault_id, const char *princi
  * (connect: get or use), -EACCES otherwise, or a store error. */
 int vault_policy_check_any(struct store *s, const char *vault_id, const char *principal,
 			   unsigned any);
+
+/* ---- the MFA key: sealing TOTP keys (identity/mfa.h) ----
+ * Seals or opens with a data key of its own (created on first use,
+ * wrapped by the master key, re-wrapped by vault_rotate), associated data
+ * ad (e.g. "mfa/totp/<user id>"). Errors as vault_seal/vault_unseal;
+ * opening before any key exists is -BERR_INTEGRITY. */
+int vault_mfa_seal(struct vault *v, struct store *s, const char *ad, const uint8_t *pt, size_t len,
+		   uint8_t **ret_blob, size_t *ret_len);
+int vault_mfa_open(struct vault *v, struct store *s, const char *ad, const uint8_t *blob,
+		   size_t blob_len, uint8_t *out, size_t out_size, size_t *ret_len);

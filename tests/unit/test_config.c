@@ -475,7 +475,7 @@ static void oidc_section(void **state)
 	assert_non_null(strstr(err, "GROUP ROLE SCOPE"));
 	write_file("[oidc]\nmap = ops Reader groups/x\n");
 	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
-	write_file("[oidc]\nauto_create = yes\n");
+	write_file("[oidc]\nauto_create = maybe\n");
 	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);
 	write_file("[oidc]\nissuer = https://op.example\n");
 	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), -EINVAL);

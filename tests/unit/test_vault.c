@@ -891,12 +891,49 @@ static void test_no_plaintext_on_disk(void **state)
 	assert_false(file_contains(wal, key, sizeof(key)));
 }
 
+/* The MFA key (TOTP keys of identity/mfa.h): a blob opens only with its
+ * associated data, survives a restart and a master-key rotation, and a
+ * store without the key yet refuses to open anything. */
+static void test_mfa_key(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t totp[20] = "12345678901234567890";
+	uint8_t *blob = NULL, out[64];
+	const char *reason = NULL;
+	size_t blob_len = 0, n = 0;
+	int64_t count = -1;
+
+	assert_int_equal(
+		vault_mfa_open(f->v, f->s, "mfa/totp/1", totp, sizeof(totp), out, sizeof(out), &n),
+		-BERR_INTEGRITY);
+	assert_int_equal(
+		vault_mfa_seal(f->v, f->s, "mfa/totp/1", totp, sizeof(totp), &blob, &blob_len), 0);
+	assert_int_equal(blob_len, sizeof(totp) + VAULT_SEAL_OVERHEAD);
+	assert_int_equal(
+		vault_mfa_open(f->v, f->s, "mfa/totp/2", blob, blob_len, out, sizeof(out), &n),
+		-BERR_INTEGRITY);
+	for (int round = 0; round < 3; round++) {
+		memset(out, 0, sizeof(out));
+		assert_int_equal(vault_mfa_open(f->v, f->s, "mfa/totp/1", blob, blob_len, out,
+						sizeof(out), &n),
+				 0);
+		assert_int_equal(n, sizeof(totp));
+		assert_memory_equal(out, totp, sizeof(totp));
+		if (round == 0)
+			assert_int_equal(vault_rotate(f->v, f->s, "user:admin", &count), 0);
+		else if (round == 1)
+			assert_int_equal(reopen(f, NULL, &reason), 0);
+	}
+	free(blob);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seal_round_trip),
 		cmocka_unit_test(test_seal_tamper_every_byte),
 		cmocka_unit_test_setup_teardown(test_master_key_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mfa_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_master_key, setup, teardown),
 		cmocka_unit_test(test_master_key_file_flag_first_run),
 		cmocka_unit_test_setup_teardown(test_versions, setup, teardown),

@@ -1,11 +1,13 @@
-// The user's own account: change the password (POST /auth/password), and
-// the user's API tokens (GET /tokens, revoke = DELETE /tokens/{id}).
+// The user's own account: second factors (mfa.js), change the password
+// (POST /auth/password), and the user's API tokens (GET /tokens, revoke =
+// DELETE /tokens/{id}).
 
 import { ApiError, del, get, post } from './api.js';
 import { button, confirmDialog, messageLine, replace, table, when } from './admin/common.js';
 import { field, h } from './dom.js';
 import { duration } from './errors.js';
 import { state } from './state.js';
+import { renderMfaSection } from './mfa.js';
 
 export function renderAccount(root) {
   document.title = 'Your account · bastion';
@@ -34,6 +36,7 @@ export function renderAccount(root) {
       { class: 'card narrow' },
       title,
       h('p', null, 'Signed in as ', h('strong', null, state.user.name), '.'),
+      renderMfaSection({ required: !!state.mfaEnrollmentRequired }),
       h('h2', { id: 'pw-title' }, 'Change password'),
       form,
       h('h2', { id: 'tokens-title' }, 'API tokens'),

@@ -4,6 +4,7 @@ import { ApiError, get, post, setCsrfToken } from './api.js';
 import { field, h } from './dom.js';
 import { duration } from './errors.js';
 import { state } from './state.js';
+import { otpStep, passkeyAssertion, passkeySignIn, passkeysSupported } from './mfa.js';
 
 export function renderLogin(root, { onSignedIn }) {
   document.title = 'Sign in · bastion';
@@ -16,6 +17,10 @@ export function renderLogin(root, { onSignedIn }) {
   });
   const error = h('p', { id: 'login-error', class: 'error', role: 'alert' });
   const submit = h('button', { id: 'login-submit', type: 'submit', class: 'primary' }, 'Sign in');
+  const otp = otpStep(); // the second step (mfa.js)
+  // Passkeys (mfa.js): sign in with one alone, or use one as the second step.
+  const passkey = h('button', { id: 'login-passkey', type: 'button' }, 'Sign in with a passkey');
+  const otpPasskey = h('button', { id: 'login-otp-passkey', type: 'button', hidden: true }, 'Use a passkey instead');
 
   let busy = false;
   const form = h(
@@ -23,9 +28,40 @@ export function renderLogin(root, { onSignedIn }) {
     { id: 'login-form', class: 'stack', 'aria-labelledby': 'login-title' },
     field('Username', username),
     field('Password', password),
+    otp.el,
     error,
-    h('div', { class: 'actions' }, submit),
+    h('div', { class: 'actions' }, submit, passkeysSupported() ? passkey : null, passkeysSupported() ? otpPasskey : null),
   );
+  function signedIn(data, name) {
+    password.value = '';
+    setCsrfToken(data && data.csrf_token);
+    state.user = (data && data.user) || { name };
+    state.mfaEnrollmentRequired = !!(data && data.mfa_enrollment_required);
+    onSignedIn();
+  }
+  async function withPasskey(fn) {
+    if (busy) return;
+    busy = true;
+    error.textContent = '';
+    try {
+      await fn();
+    } catch (err) {
+      error.textContent = err instanceof ApiError ? loginError(err) : 'The passkey was not used.';
+      if (err instanceof ApiError) error.dataset.code = err.code;
+      else delete error.dataset.code;
+    } finally {
+      busy = false;
+    }
+  }
+  passkey.addEventListener('click', () => withPasskey(async () => {
+    const data = await passkeySignIn();
+    signedIn(data, data && data.user && data.user.name);
+  }));
+  otpPasskey.addEventListener('click', () => withPasskey(async () => {
+    const webauthn = await passkeyAssertion(username.value);
+    const data = await post('/auth/login', { username: username.value, password: password.value, webauthn }, { quiet401: true });
+    signedIn(data, username.value);
+  }));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     if (busy) return;
@@ -35,15 +71,28 @@ export function renderLogin(root, { onSignedIn }) {
     submit.disabled = true;
     submit.textContent = 'Signing in…';
     const body = { username: username.value, password: password.value };
+    if (otp.value()) body.otp = otp.value();
     try {
       const data = await post('/auth/login', body, { quiet401: true });
       body.password = '';
       password.value = '';
       setCsrfToken(data && data.csrf_token);
       state.user = (data && data.user) || { name: body.username };
+      state.mfaEnrollmentRequired = !!(data && data.mfa_enrollment_required);
       onSignedIn();
     } catch (err) {
       body.password = '';
+      otp.clear();
+      if (err instanceof ApiError && (err.code === 'MfaRequired' || (otp.active && err.status === 401))) {
+        // Second step: the password stays in its field, sent again with the code.
+        error.textContent = err.code === 'MfaRequired'
+          ? 'Enter the code of your authenticator app (or a recovery code).'
+          : 'The code is not correct or was already used. Enter the current one.';
+        error.dataset.code = err.code;
+        otp.show();
+        otpPasskey.hidden = false;
+        return;
+      }
       password.value = '';
       error.textContent = loginError(err);
       if (err instanceof ApiError) error.dataset.code = err.code;

@@ -177,7 +177,8 @@ function route() {
         } catch {
           // The roles stay empty: only the pages every user has are offered.
         }
-        const target = returnTo || '#/';
+        // auth.require_mfa: a user without a second factor enrols first.
+        const target = state.mfaEnrollmentRequired ? '#/account' : returnTo || '#/';
         returnTo = null;
         if (location.hash === target) route();
         else location.hash = target;
