@@ -65,7 +65,13 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(schema_version, , ) X(audit, , ) X(audit_query, , ) \
 	X(hostkey_get, , ) X(hostkey_add, , ) X(hostkey_clear, , ) \
 	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X) \
-	X(session_open, , ) X(session_end, , )
+	X(session_open, , ) X(session_end, , ) PG_OPS_INSTANCES(X)
+/* pg_instances.c */
+#define PG_OPS_INSTANCES(X) \
+	X(instance_claim, , ) X(instance_heartbeat, , ) X(instance_foreach, , ) \
+	X(instance_reap, , ) X(instance_delete, , ) X(session_foreach_open, , ) \
+	X(session_attached, , ) X(session_end_request, , ) \
+	X(session_end_request_user, , ) X(session_end_requests_take, , )
 /* pg_ident.c */
 #define PG_OPS_IDENT(X) \
 	X(user_count, , ) X(user_get, , ) X(user_get_by_id, , ) X(user_put, , ) \
