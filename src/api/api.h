@@ -139,6 +139,7 @@ void api_hostkeys_get(struct api_call *c);
 void api_hostkeys_delete(struct api_call *c);
 void api_terminal(struct api_call *c);
 void api_sessions_delete(struct api_call *c);
+void api_instances_list(struct api_call *c);
 void api_session_answers(struct api_call *c);
 
 void api_secrets_list(struct api_call *c);

@@ -7,6 +7,7 @@
  * Called by server/ (api_on_request) and by the continuations of
  * terminal/ (api_respond); nothing here blocks. */
 #include "api/api.h"
+#include "terminal/term.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -179,7 +180,15 @@ void api_on_request(struct srv_conn *c, const struct srv_request *req, void *ud)
 	    strcmp(req->method, "GET") == 0) {
 		struct api_resp resp = { 0 };
 
-		api_json(&resp, 200, json_pack("{s:s}", "status", "ok"));
+		/* 503 while the instance drains or cannot renew its lease in
+		 * the store, so that a balancer sends new connections elsewhere
+		 * (SPEC §6). */
+		if (term_cluster_draining())
+			api_json(&resp, 503, json_pack("{s:s}", "status", "draining"));
+		else if (term_cluster_store_lost())
+			api_json(&resp, 503, json_pack("{s:s}", "status", "store unreachable"));
+		else
+			api_json(&resp, 200, json_pack("{s:s}", "status", "ok"));
 		api_respond(c, &resp);
 		return;
 	}

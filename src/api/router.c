@@ -85,6 +85,8 @@ static const struct route routes[] = {
 	{ "PUT", "role-assignments/*", api_roles_put, R_AUTH },
 	{ "GET", "role-assignments/*", api_roles_get, R_AUTH },
 	{ "DELETE", "role-assignments/*", api_roles_delete, R_AUTH },
+	/* instances sharing the store (issue 15, api/instances.c) */
+	{ "GET", "instances", api_instances_list, R_AUTH },
 };
 
 void api_error(struct api_resp *resp, int status, const char *code, const char *fmt, ...)

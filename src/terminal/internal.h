@@ -206,6 +206,8 @@ void sess_set_state(struct sess *s, enum sess_state st);
 void term_queue_audit(const char *principal, const char *action, const char *target,
 		      const char *result, json_t *detail);
 void sess_record(struct sess *s, const char *end_reason);
+/* jobs.c: the store learns that s has its terminal attached. */
+void sess_record_attached(struct sess *s);
 /* Records a host key learnt on first use (trust on first use), on the
  * pool. */
 void term_record_host_key(const char *vm_id, const char *type, const char *b64);

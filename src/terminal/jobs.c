@@ -18,6 +18,7 @@
 #include "server/loops.h"
 #include "server/srv.h"
 #include "store/store.h"
+#include "store/store_cluster.h"
 #include "store/store_ops.h"
 #include "terminal/challenge.h"
 
@@ -102,6 +103,7 @@ struct rec_job {
 	uv_work_t work;
 	struct store_session ss;
 	bool end;
+	bool attached; /* only that a terminal is attached (the listing of other instances) */
 	int64_t ended_at;
 	char reason[160];
 	uint64_t to_vm, from_vm;
@@ -112,13 +114,18 @@ static void rec_work(uv_work_t *w)
 	struct rec_job *j = w->data;
 	int r;
 
-	if (!j->end)
+	if (j->attached)
+		r = store_session_attached(term_g.store, j->ss.id);
+	else if (!j->end)
 		r = store_session_open(term_g.store, &j->ss);
 	else
 		r = store_session_end(term_g.store, &j->ss, j->ended_at, j->reason, j->to_vm,
 				      j->from_vm);
 	if (r < 0)
-		log_error("store: cannot record the %s of session %s: %s", j->end ? "end" : "start",
+		log_error("store: cannot record the %s of session %s: %s",
+			  j->attached ? "attach"
+			  : j->end    ? "end"
+				      : "start",
 			  j->ss.id, err_str(r));
 }
 
@@ -142,6 +149,7 @@ void sess_record(struct sess *s, const char *end_reason)
 	util_strlcpy(j->ss.target, s->target, sizeof(j->ss.target));
 	util_strlcpy(j->ss.source, s->source, sizeof(j->ss.source));
 	util_strlcpy(j->ss.auth_type, s->auth_type, sizeof(j->ss.auth_type));
+	util_strlcpy(j->ss.instance, term_instance_name(), sizeof(j->ss.instance));
 	j->ss.started_at = s->started;
 	if (end_reason) {
 		j->end = true;
@@ -150,6 +158,19 @@ void sess_record(struct sess *s, const char *end_reason)
 		j->to_vm = atomic_load_explicit(&s->to_vm, memory_order_relaxed);
 		j->from_vm = atomic_load_explicit(&s->from_vm, memory_order_relaxed);
 	}
+	j->work.data = j;
+	if (uv_queue_work(term_here()->loop, &j->work, rec_work, rec_done) < 0)
+		free(j);
+}
+
+void sess_record_attached(struct sess *s)
+{
+	struct rec_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return;
+	util_strlcpy(j->ss.id, s->id, sizeof(j->ss.id));
+	j->attached = true;
 	j->work.data = j;
 	if (uv_queue_work(term_here()->loop, &j->work, rec_work, rec_done) < 0)
 		free(j);

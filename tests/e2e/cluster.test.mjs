@@ -1,0 +1,253 @@
+// Several instances on one PostgreSQL store (issue 15, SPEC §6): three
+// daemons (own ports and data directories) share a throw-away cluster from
+// scripts/pg.sh; sshd runs in this file's network namespace. Checked: the
+// instances listed `up`; a session opened on A listed by B with
+// "instance":"A"; DELETE on B ends A's terminal (closed within 2 s,
+// measured); `kill -9` A: within 30 s A is `lost` and its session recorded
+// as ended with `instance lost` (sessions and audit) while B's terminal
+// keeps echoing; SIGTERM C: `draining`, then its row goes.
+//
+// Until the PostgreSQL backend has the vault's functions, `serve` refuses
+// such a store; BASTION_STORE_ALLOW_INCOMPLETE=1 (tests only) lets it run.
+import { describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileHarness } from './lib/harness.mjs';
+import {
+  Client, expectSession, expectStatus, createTopology, addVm, connect, keyAuth, ids,
+} from './lib/api.mjs';
+import { attach } from './lib/term.mjs';
+import { startDaemon, rawGet } from './lib/daemon.mjs';
+import {
+  REPO_DIR, run, sleep, randomString, waitFor, trackPid, untrackPid, onExitCleanup,
+} from './lib/util.mjs';
+
+const h = fileHarness({
+  label: 'cluster', block: 240, net: true, daemon: false, keys: [{ id: 'ed25519-openssh', type: 'ed25519' }],
+});
+const G = 'e2e';
+const PG_SH = path.join(REPO_DIR, 'scripts', 'pg.sh');
+
+// A small PostgreSQL starter of this file's own (the lead unifies it with
+// tests/e2e/lib/pg.mjs): scripts/pg.sh start prints the URL.
+let pgDir = null;
+let pgUrl = null;
+let undoPg = null;
+async function pgStart(dir) {
+  pgDir = path.join(dir, 'pg');
+  const r = await run('sh', [PG_SH, 'start', pgDir], { timeoutMs: 120000 });
+  pgUrl = r.stdout.trim().split('\n').pop();
+  assert.match(pgUrl, /^postgres(ql)?:\/\//, 'pg.sh printed a URL');
+  h.secrets.add(pgUrl, 'store URL');
+  undoPg = onExitCleanup(() => { try { run('sh', [PG_SH, 'stop', pgDir], { allowFail: true }); } catch { /* gone */ } });
+}
+async function pgStop() {
+  if (!pgDir) return;
+  await run('sh', [PG_SH, 'stop', pgDir], { allowFail: true, timeoutMs: 60000 });
+  if (undoPg) undoPg();
+  pgDir = null;
+}
+
+const daemons = {};
+const clients = {};
+let adminPassword;
+
+async function startInstance(name) {
+  const dir = path.join(h.dir, `inst-${name}`);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const d = await startDaemon(dir, {
+    adminPassword,
+    env: {
+      BASTION_STORE: pgUrl,
+      BASTION_INSTANCE_NAME: name,
+      BASTION_STORE_ALLOW_INCOMPLETE: '1',
+    },
+  });
+  daemons[name] = d;
+  const c = new Client(d, { secrets: h.secrets, label: `admin@${name}` });
+  await c.login('admin', adminPassword);
+  clients[name] = c;
+  return d;
+}
+
+function body() {
+  return { bastion: ids.bastion(G, 'b1'), username: h.user.name, auth: keyAuth(h.keys['ed25519-openssh'].private) };
+}
+
+// A terminal opened on instance `on`, echoing.
+async function openShell(on) {
+  const c = clients[on];
+  const s = expectSession(await connect(c, G, 'vm1', body()), `connect on ${on}`);
+  const a = await attach(daemons[on], c, s.terminal);
+  assert.ok(a.ok, `attach on ${on}: ${a.status} ${a.body}`);
+  a.term.send('echo READY$((40+2))\r');
+  await a.term.waitForOutput('READY42', { timeoutMs: 15000 });
+  return { session: s, term: a.term };
+}
+
+async function echoes(term, what) {
+  const tag = randomString(8);
+  const from = term.length;
+  term.send(`echo ${tag}$((1+1))\r`);
+  await term.waitForOutput(`${tag}2`, { timeoutMs: 10000, from });
+  return what;
+}
+
+async function instances(on) {
+  const r = await clients[on].get('/instances');
+  expectStatus(r, 200, `GET /instances on ${on}`);
+  return r.json.value;
+}
+
+function stateOf(list, name) {
+  const i = list.find((x) => x.name === name);
+  return i ? i.state : undefined;
+}
+
+describe('cluster: three instances on one PostgreSQL', () => {
+  before(async () => {
+    await h.up();
+    await h.sshd({ name: 'vm1', port: 22, addrs: [h.net.addr(2)] });
+    await pgStart(h.dir);
+    adminPassword = `Adm-${randomString(20)}`;
+    h.secrets.add(adminPassword, 'admin password');
+    // A first: it migrates and creates the first account; then the others.
+    await startInstance('A');
+    await startInstance('B');
+    await startInstance('C');
+    await createTopology(clients.A, { group: G, network: 'n1', prefix: h.net.prefix, bastion: 'b1' });
+    await addVm(clients.A, { group: G, name: 'vm1', ip: h.net.addr(2) });
+  }, { timeout: 240000 });
+
+  after(async () => {
+    for (const d of Object.values(daemons)) {
+      try { await d.stop(10000); } catch { /* gone */ }
+    }
+    h.daemon = daemons.B; // for the artefacts' log tail
+    await pgStop();
+    await h.down();
+  }, { timeout: 120000 });
+
+  h.test('every instance is listed up, by any of them; the shape is SPEC §6', async () => {
+    for (const on of ['A', 'B', 'C']) {
+      const list = await instances(on);
+      assert.deepEqual(list.map((x) => x.name), ['A', 'B', 'C'], `names on ${on}`);
+      for (const x of list) {
+        assert.equal(x.state, 'up', `${x.name} on ${on}`);
+        assert.deepEqual(Object.keys(x).sort(), ['last_seen', 'name', 'sessions', 'started_at', 'state']);
+        assert.ok(x.last_seen >= x.started_at);
+      }
+    }
+    // Reader at / is required: a user without roles is refused.
+    const pw = `Pw-${randomString(20)}`;
+    h.secrets.add(pw, 'password of nobody');
+    expectStatus(await clients.A.put('/users/nobody', { password: pw }), 201);
+    const nobody = new Client(daemons.B, { secrets: h.secrets, label: 'nobody@B' });
+    await nobody.login('nobody', pw);
+    expectStatus(await nobody.get('/instances'), 403);
+  });
+
+  h.test('a second process with a live instance\'s name refuses to start, and says why', { timeout: 30000 }, async () => {
+    const dir = path.join(h.dir, 'inst-A2');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    await assert.rejects(startDaemon(dir, {
+      adminPassword,
+      env: { BASTION_STORE: pgUrl, BASTION_INSTANCE_NAME: 'A', BASTION_STORE_ALLOW_INCOMPLETE: '1' },
+    }), /another instance named 'A' is running on this store/);
+  });
+
+  h.test('a session opened on A is listed by B with "instance":"A"; DELETE on B closes it within 2 s', { timeout: 60000 }, async () => {
+    const { session, term } = await openShell('A');
+    const onB = (await clients.B.get('/sessions')).json.value;
+    const row = onB.find((x) => x.id === session.id);
+    assert.ok(row, `B lists A's session: ${JSON.stringify(onB)}`);
+    assert.equal(row.instance, 'A');
+    assert.equal(row.kind, 'terminal');
+    assert.equal(row.state, 'attached');
+    assert.equal(row.user, 'admin');
+    const onA = (await clients.A.get('/sessions')).json.value.find((x) => x.id === session.id);
+    assert.equal(onA.instance, 'A', 'the holder lists it with its own name');
+    assert.equal((await instances('C')).find((x) => x.name === 'A').sessions, 1);
+
+    const t0 = Date.now();
+    const r = await clients.B.del(`/sessions/${session.id}`);
+    expectStatus(r, 204, 'DELETE on B');
+    await term.waitClosed({ timeoutMs: 5000 });
+    const ms = Date.now() - t0;
+    process.stderr.write(`[e2e cluster] DELETE on B -> closed on A's terminal: ${ms} ms\n`);
+    assert.ok(ms <= 2000, `closed after ${ms} ms`);
+    const closed = term.controls.find((m) => m.type === 'closed');
+    assert.ok(closed, `closed message: ${JSON.stringify(term.controls)}`);
+    assert.equal(closed.reason, 'disconnected by admin');
+    // A second DELETE, anywhere: it is gone.
+    await waitFor(async () => (await clients.C.del(`/sessions/${session.id}`)).status === 404,
+      { timeoutMs: 5000, what: 'the ended session is 404 on C' });
+    const audit = (await clients.C.get('/audit?action=session.disconnect')).json.value;
+    assert.ok(audit.some((x) => x.detail && x.detail.session === session.id && x.detail.instance === 'A'),
+      'session.disconnect recorded with the holder');
+  });
+
+  h.test('disabling a user on B ends that user\'s terminal on A', { timeout: 60000 }, async () => {
+    const pw = `Pw-${randomString(20)}`;
+    h.secrets.add(pw, 'password of uma');
+    expectStatus(await clients.A.put('/users/uma', { password: pw }), 201);
+    expectStatus(await clients.A.put('/role-assignments/e2e-uma', { principal: 'user:uma', role: 'Reader', scope: ids.group(G) }), [200, 201]);
+    const uma = new Client(daemons.A, { secrets: h.secrets, label: 'uma@A' });
+    await uma.login('uma', pw);
+    const s = expectSession(await connect(uma, G, 'vm1', body()), 'connect as uma');
+    const a = await attach(daemons.A, uma, s.terminal);
+    assert.ok(a.ok);
+    await echoes(a.term, 'uma echoes');
+    const t0 = Date.now();
+    expectStatus(await clients.B.put('/users/uma', { disabled: true }), 200, 'disable on B');
+    await a.term.waitClosed({ timeoutMs: 5000 });
+    process.stderr.write(`[e2e cluster] user disabled on B -> closed on A: ${Date.now() - t0} ms\n`);
+    const closed = a.term.controls.find((m) => m.type === 'closed');
+    assert.match(closed.reason, /your account was disabled by admin/);
+  });
+
+  h.test('kill -9 A: within 30 s A is lost, its session ended "instance lost" (sessions, audit); B\'s terminal still echoes', { timeout: 90000 }, async () => {
+    const a = await openShell('A');
+    const b = await openShell('B');
+    const t0 = Date.now();
+    process.kill(daemons.A.pid, 'SIGKILL');
+    untrackPid(daemons.A.pid);
+    await waitFor(async () => stateOf(await instances('B'), 'A') === 'lost',
+      { timeoutMs: 30000, intervalMs: 250, what: 'A marked lost' });
+    process.stderr.write(`[e2e cluster] kill -9 A -> A lost: ${Date.now() - t0} ms\n`);
+    assert.ok(Date.now() - t0 <= 30000);
+    const list = (await clients.B.get('/sessions')).json.value;
+    assert.ok(!list.some((x) => x.id === a.session.id), 'A\'s session is no longer listed');
+    assert.ok(list.some((x) => x.id === b.session.id && x.instance === 'B'), 'B\'s is');
+    const ends = (await clients.C.get('/audit?action=session.end')).json.value
+      .filter((x) => x.detail && x.detail.session === a.session.id);
+    assert.equal(ends.length, 1, `one session.end for A's session: ${JSON.stringify(ends)}`);
+    assert.equal(ends[0].detail.reason, 'instance lost');
+    assert.equal(ends[0].detail.instance, 'A');
+    assert.equal((await instances('C')).find((x) => x.name === 'A').sessions, 0);
+    await echoes(b.term, 'B still echoes');
+    // B's session is untouched by the reaping.
+    assert.equal((await clients.B.get('/audit?action=session.end')).json.value
+      .filter((x) => x.detail && x.detail.session === b.session.id).length, 0);
+    b.term.close();
+  });
+
+  h.test('SIGTERM C: it is draining (healthz 503 on a request in flight), exits 0, and leaves the list', { timeout: 60000 }, async () => {
+    const c = daemons.C;
+    c.proc.kill('SIGTERM');
+    const seen = [];
+    // Either state may be seen before the row goes: draining is written at
+    // once, the clean stop removes it when the drain is over.
+    await waitFor(async () => {
+      const st = stateOf(await instances('B'), 'C');
+      seen.push(st);
+      return st === undefined;
+    }, { timeoutMs: 20000, intervalMs: 50, what: 'C leaves the list' });
+    const r = await c.stop(15000);
+    assert.equal(r.code, 0, `C exited ${JSON.stringify(r)}`);
+    assert.ok(!seen.includes('lost'), `C was never lost: ${seen}`);
+    assert.match(c.log(), /received SIGTERM: draining/);
+    await assert.rejects(rawGet(c.port, '/healthz', 2000), 'C no longer accepts connections');
+  });
+});
