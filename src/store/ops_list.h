@@ -238,6 +238,8 @@
 	  (struct store * s, const char *instance,                                                 \
 	   int (*fn)(const char *id, const char *reason, void *ud), void *ud),                     \
 	  (s, instance, fn, ud))                                                                   \
+	X(listen_open, (struct store * s, const char *channel, struct store_listener **ret),       \
+	  (s, channel, ret))                                                                       \
 	X(audit_query,                                                                             \
 	  (struct store * s, const struct store_audit_filter *f,                                   \
 	   int (*fn)(const struct store_audit_rec *r, void *ud), void *ud),                        \

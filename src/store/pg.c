@@ -288,6 +288,11 @@ static PGconn *connect_url(const char *url)
 	return PQconnectdbParams(keys, vals, 1);
 }
 
+PGconn *pg_connect_new(struct store *s)
+{
+	return connect_url(PG(s)->url);
+}
+
 /* This thread's connection, opened on first use and re-opened when it
  * broke outside a transaction; NULL when the server cannot be reached. */
 static struct pg_conn *conn(struct store *s)

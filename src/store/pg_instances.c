@@ -351,3 +351,71 @@ int pg_session_end_requests_take(struct store *s, const char *instance,
 	PQclear(res);
 	return r;
 }
+
+/* ---------- LISTEN ---------- */
+
+struct store_listener {
+	PGconn *c;
+};
+
+int pg_listen_open(struct store *s, const char *channel, struct store_listener **ret)
+{
+	struct store_listener *l = calloc(1, sizeof(*l));
+	PGresult *res = NULL;
+	char *ident = NULL, *sql = NULL;
+	int r = -BERR_STORE;
+
+	*ret = NULL;
+	if (!l)
+		return -ENOMEM;
+	l->c = pg_connect_new(s);
+	if (!l->c || PQstatus(l->c) != CONNECTION_OK)
+		goto out;
+	ident = PQescapeIdentifier(l->c, channel, strlen(channel));
+	if (!ident || asprintf(&sql, "LISTEN %s", ident) < 0) {
+		sql = NULL;
+		r = -ENOMEM;
+		goto out;
+	}
+	res = PQexec(l->c, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK || PQsetnonblocking(l->c, 1) != 0)
+		goto out;
+	*ret = l;
+	l = NULL;
+	r = 0;
+out:
+	PQclear(res);
+	free(sql);
+	PQfreemem(ident);
+	store_listener_free(l);
+	return r;
+}
+
+int store_listener_fd(const struct store_listener *l)
+{
+	return PQsocket(l->c);
+}
+
+int store_listener_read(struct store_listener *l, const char *payload, bool *ret_match)
+{
+	PGnotify *n;
+
+	*ret_match = false;
+	if (PQconsumeInput(l->c) != 1 || PQstatus(l->c) != CONNECTION_OK)
+		return -EPIPE;
+	while ((n = PQnotifies(l->c)) != NULL) {
+		if (n->extra && strcmp(n->extra, payload) == 0)
+			*ret_match = true;
+		PQfreemem(n);
+	}
+	return 0;
+}
+
+void store_listener_free(struct store_listener *l)
+{
+	if (!l)
+		return;
+	if (l->c)
+		PQfinish(l->c);
+	free(l);
+}

@@ -410,3 +410,10 @@ int sq_session_end_requests_take(struct store *s, const char *instance,
 		return -BERR_STORE;
 	return r < 0 ? r : 0;
 }
+
+int sq_listen_open(struct store *s, const char *channel, struct store_listener **ret)
+{
+	/* One instance per SQLite file: nobody else writes requests. */
+	*ret = NULL;
+	return -ENOTSUP;
+}

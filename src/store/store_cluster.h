@@ -79,3 +79,17 @@ int store_session_end_request_user(struct store *s, const char *user, const char
 int store_session_end_requests_take(struct store *s, const char *instance,
 				    int (*fn)(const char *id, const char *reason, void *ud),
 				    void *ud);
+
+/* A connection of its own that LISTENs on channel (PostgreSQL: the
+ * requests above NOTIFY "bastion_session_end" with the holder's name).
+ * Blocks while it connects (a worker's call). -ENOTSUP on SQLite. */
+struct store_listener;
+int store_listen_open(struct store *s, const char *channel, struct store_listener **ret);
+/* Its socket, to watch for reading (a libuv poll handle). */
+int store_listener_fd(const struct store_listener *l);
+/* Reads what has arrived, without waiting (the socket is non-blocking):
+ * *ret_match is set when a notification whose payload is payload came.
+ * -EPIPE when the connection broke: free it and open another. One thread
+ * at a time. */
+int store_listener_read(struct store_listener *l, const char *payload, bool *ret_match);
+void store_listener_free(struct store_listener *l);

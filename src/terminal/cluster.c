@@ -11,6 +11,13 @@
  * about a tick); every CLUSTER_BEAT_MS the job also renews the lease and
  * reaps. On SQLite (one instance) only the heartbeat runs.
  *
+ * On PostgreSQL a connection of its own LISTENs for the requests' NOTIFY
+ * (opened by a job, on the worker pool); its socket is watched by a poll
+ * handle on loop 0, which only reads what arrived (non-blocking) and, on a
+ * notification naming this instance, runs a tick at once. A broken
+ * listener is dropped and opened again CLUSTER_LISTEN_RETRY_MS later; the
+ * ticks go on meanwhile.
+ *
  * The lease (CLUSTER_LEASE_S): an instance whose last_seen is older is
  * lost for the others; an instance that has not renewed its own lease for
  * that long stops taking connects and says so on /healthz (fail closed:
@@ -34,14 +41,19 @@ struct end_one {
 	char reason[128];
 };
 
+#define CLUSTER_LISTEN_RETRY_MS 5000
+#define CLUSTER_CHANNEL         "bastion_session_end"
+
 struct cluster_job {
 	uv_work_t work;
-	bool beat;      /* renew the lease and reap this time */
-	bool draining;  /* the state to write */
-	int beat_r;     /* heartbeat's result */
-	int reap_lost;  /* instances this job marked lost */
-	int reap_ended; /* their sessions */
-	int self_ended; /* own sessions recorded ended on re-claim */
+	bool open_listener;              /* connect and LISTEN */
+	struct store_listener *listener; /* what that made */
+	bool beat;                       /* renew the lease and reap this time */
+	bool draining;                   /* the state to write */
+	int beat_r;                      /* heartbeat's result */
+	int reap_lost;                   /* instances this job marked lost */
+	int reap_ended;                  /* their sessions */
+	int self_ended;                  /* own sessions recorded ended on re-claim */
 	struct end_one *ends;
 	size_t n_ends, cap_ends;
 };
@@ -56,7 +68,12 @@ static struct {
 	uint64_t last_beat_ms; /* loop 0's clock: the last tick that beat */
 	uint64_t last_ok_ms;   /* the last successful heartbeat */
 	atomic_bool draining;
-	atomic_bool store_lost; /* the lease could not be renewed for CLUSTER_LEASE_S */
+	atomic_bool store_lost;          /* the lease could not be renewed for CLUSTER_LEASE_S */
+	struct store_listener *listener; /* loop 0's, while polled */
+	uv_poll_t poll;
+	bool listen_pending;     /* a job is opening it */
+	uint64_t listen_next_ms; /* no new try before */
+	bool again;              /* a notification came while a job ran */
 } cl;
 
 const char *term_instance_name(void)
@@ -105,6 +122,11 @@ static void cluster_work(uv_work_t *w)
 	int64_t now = store_now();
 	int r;
 
+	if (j->open_listener &&
+	    (r = store_listen_open(cl.store, CLUSTER_CHANNEL, &j->listener)) < 0)
+		log_warn(
+			"cluster: cannot LISTEN for requests to end sessions (the poll goes on): %s",
+			err_str(r));
 	if (j->beat) {
 		j->beat_r = store_instance_heartbeat(cl.store, cl.me.name,
 						     j->draining ? "draining" : "up", now);
@@ -164,12 +186,65 @@ static void end_here(const char *id, const char *reason)
 		free(e);
 }
 
+static void on_tick(uv_timer_t *t);
+
+static void on_poll_closed(uv_handle_t *h)
+{
+	store_listener_free(cl.listener);
+	cl.listener = NULL;
+}
+
+/* Loop 0: the listener's socket is readable. Reading never waits. */
+static void on_notify(uv_poll_t *p, int status, int events)
+{
+	bool match = false;
+
+	if (status < 0 || store_listener_read(cl.listener, cl.me.name, &match) < 0) {
+		log_warn("cluster: the LISTEN connection broke; the poll goes on, LISTEN again"
+			 " in %d s",
+			 CLUSTER_LISTEN_RETRY_MS / 1000);
+		uv_poll_stop(p);
+		uv_close((uv_handle_t *)p, on_poll_closed);
+		cl.listen_next_ms = uv_now(loops_uv(0)) + CLUSTER_LISTEN_RETRY_MS;
+		return;
+	}
+	if (!match || cl.closing)
+		return;
+	if (cl.busy)
+		cl.again = true;
+	else
+		uv_timer_start(&cl.timer, on_tick, 0, CLUSTER_TICK_MS);
+}
+
+static void listener_start(struct store_listener *l)
+{
+	cl.listen_pending = false;
+	if (!l) {
+		cl.listen_next_ms = uv_now(loops_uv(0)) + CLUSTER_LISTEN_RETRY_MS;
+		return;
+	}
+	if (cl.closing || cl.listener ||
+	    uv_poll_init_socket(loops_uv(0), &cl.poll, store_listener_fd(l)) < 0) {
+		store_listener_free(l);
+		cl.listen_next_ms = uv_now(loops_uv(0)) + CLUSTER_LISTEN_RETRY_MS;
+		return;
+	}
+	cl.listener = l;
+	uv_poll_start(&cl.poll, UV_READABLE, on_notify);
+}
+
 static void cluster_done(uv_work_t *w, int status)
 {
 	struct cluster_job *j = w->data;
 	uint64_t now = uv_now(loops_uv(0));
 
 	cl.busy = false;
+	if (j->open_listener)
+		listener_start(j->listener);
+	if (cl.again && !cl.closing) {
+		cl.again = false;
+		uv_timer_start(&cl.timer, on_tick, 0, CLUSTER_TICK_MS);
+	}
 	if (j->beat) {
 		if (j->beat_r == 0 || j->beat_r == -ENOENT) {
 			cl.last_ok_ms = now;
@@ -214,12 +289,18 @@ static void on_tick(uv_timer_t *t)
 	if (j->beat)
 		cl.last_beat_ms = now;
 	j->draining = atomic_load(&cl.draining);
+	if (cl.shared && !cl.listener && !cl.listen_pending && now >= cl.listen_next_ms) {
+		j->open_listener = true;
+		cl.listen_pending = true;
+	}
 	j->work.data = j;
 	if (!j->beat && !cl.shared) {
 		free(j);
 		return;
 	}
 	if (uv_queue_work(t->loop, &j->work, cluster_work, cluster_done) < 0) {
+		if (j->open_listener)
+			cl.listen_pending = false;
 		free(j);
 		return;
 	}
@@ -286,6 +367,10 @@ void term_cluster_stop(void)
 		return;
 	cl.closing = true;
 	uv_close((uv_handle_t *)&cl.timer, NULL);
+	if (cl.listener) {
+		uv_poll_stop(&cl.poll);
+		uv_close((uv_handle_t *)&cl.poll, on_poll_closed);
+	}
 }
 
 void term_cluster_leave(void)

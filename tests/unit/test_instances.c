@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 
 #include <cmocka.h>
 
@@ -327,6 +328,50 @@ static void test_end_requests(void **state)
 	assert_int_equal(q(f, "SELECT count(*) FROM session_end_requests", NULL), 0);
 }
 
+/* PostgreSQL: a request is announced to a listener at once (NOTIFY, with
+ * the holder's name); SQLite has no listener. */
+static void test_listen(void **state)
+{
+	struct tu_store *f = *state;
+	struct store_listener *l = NULL;
+	struct pollfd pfd;
+	bool match = false;
+	int n;
+
+	if (!tu_pg()) {
+		assert_int_equal(store_listen_open(f->s, "bastion_session_end", &l), -ENOTSUP);
+		assert_null(l);
+		return;
+	}
+	assert_int_equal(store_listen_open(f->s, "bastion_session_end", &l), 0);
+	open_session(f->s, "a-1", "uma", "a");
+	open_session(f->s, "c-1", "uma", "c");
+	/* Nothing yet: a read finds nothing and does not wait. */
+	assert_int_equal(store_listener_read(l, "a", &match), 0);
+	assert_false(match);
+	assert_int_equal(store_session_end_request(f->s, "c-1", "b", "x", NULL, NULL, NULL), 0);
+	assert_int_equal(store_session_end_request(f->s, "a-1", "b", "x", NULL, NULL, NULL), 0);
+	/* Both notifications arrive; one is for "a". Bounded: a few reads. */
+	for (n = 0; n < 50 && !match; n++) {
+		pfd = (struct pollfd){ .fd = store_listener_fd(l), .events = POLLIN };
+		assert_true(poll(&pfd, 1, 5000) >= 0);
+		assert_int_equal(store_listener_read(l, "a", &match), 0);
+	}
+	assert_true(match);
+	/* The user variant announces too. */
+	open_session(f->s, "a-2", "ulf", "a");
+	assert_int_equal(store_session_end_request_user(f->s, "ulf", "b", "y", &n), 0);
+	assert_int_equal(n, 1);
+	match = false;
+	for (n = 0; n < 50 && !match; n++) {
+		pfd = (struct pollfd){ .fd = store_listener_fd(l), .events = POLLIN };
+		assert_true(poll(&pfd, 1, 5000) >= 0);
+		assert_int_equal(store_listener_read(l, "a", &match), 0);
+	}
+	assert_true(match);
+	store_listener_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -336,6 +381,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reap_race, tu_store_setup, tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_end_requests, tu_store_setup,
 						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_listen, tu_store_setup, tu_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
