@@ -565,6 +565,7 @@ int serve_run(const struct cfg *loaded, const char *config_file, const struct cf
 		goto fail;
 	}
 	api.instance_name = term_instance_name();
+	metrics_set_instance(api.instance_name);
 	loop = loops_uv(0);
 	st.srv_cfg = &cfg;
 	listener = st.listen_fd; /* loops_begin gives it to loop 0's server */

@@ -139,6 +139,9 @@ describe('cluster: three instances on one PostgreSQL', () => {
         assert.ok(x.last_seen >= x.started_at);
       }
     }
+    const m = await clients.B.get('/metrics');
+    expectStatus(m, 200);
+    assert.ok(m.text.includes('\nbastion_instance_info{name="B"} 1\n'), 'the name in the metrics');
     // Reader at / is required: a user without roles is refused.
     const pw = `Pw-${randomString(20)}`;
     h.secrets.add(pw, 'password of nobody');
@@ -183,6 +186,16 @@ describe('cluster: three instances on one PostgreSQL', () => {
     // A second DELETE, anywhere: it is gone.
     await waitFor(async () => (await clients.C.del(`/sessions/${session.id}`)).status === 404,
       { timeoutMs: 5000, what: 'the ended session is 404 on C' });
+    const created = (await clients.B.get('/audit?action=connect')).json.value
+      .find((x) => x.detail && x.detail.session === session.id);
+    assert.equal(created.detail.instance, 'A', 'the connect record names the instance');
+    let ended;
+    await waitFor(async () => {
+      ended = (await clients.B.get('/audit?action=session.end')).json.value
+        .find((x) => x.detail && x.detail.session === session.id);
+      return ended;
+    }, { timeoutMs: 5000, what: 'the session.end record' });
+    assert.equal(ended.detail.instance, 'A', 'so does the end');
     const audit = (await clients.C.get('/audit?action=session.disconnect')).json.value;
     assert.ok(audit.some((x) => x.detail && x.detail.session === session.id && x.detail.instance === 'A'),
       'session.disconnect recorded with the holder');
