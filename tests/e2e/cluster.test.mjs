@@ -20,7 +20,7 @@ import {
 import { attach } from './lib/term.mjs';
 import { startDaemon, rawGet } from './lib/daemon.mjs';
 import {
-  REPO_DIR, run, sleep, randomString, waitFor, trackPid, untrackPid, onExitCleanup,
+  REPO_DIR, run, randomString, waitFor, untrackPid, onExitCleanup, descendantsOf,
 } from './lib/util.mjs';
 
 const h = fileHarness({
@@ -218,6 +218,40 @@ describe('cluster: three instances on one PostgreSQL', () => {
     process.stderr.write(`[e2e cluster] user disabled on B -> closed on A: ${Date.now() - t0} ms\n`);
     const closed = a.term.controls.find((m) => m.type === 'closed');
     assert.match(closed.reason, /your account was disabled by admin/);
+  });
+
+  h.test('the store frozen for 15 s: healthz 503 once the lease is past, terminals echo, nobody is marked lost afterwards', { timeout: 90000 }, async () => {
+    const b = await openShell('B');
+    const pm = Number(fs.readFileSync(path.join(pgDir, 'pid'), 'utf8').trim());
+    const pids = [pm, ...descendantsOf(pm)];
+    const signal = (sig) => { for (const p of pids) { try { process.kill(p, sig); } catch { /* gone */ } } };
+    const t0 = Date.now();
+    signal('SIGSTOP');
+    try {
+      await waitFor(async () => {
+        const r = await rawGet(daemons.B.port, '/healthz', 2000);
+        return r.status === 503 && /store unreachable/.test(r.text);
+      }, { timeoutMs: 20000, intervalMs: 250, what: 'B\'s healthz 503' });
+      const ms = Date.now() - t0;
+      process.stderr.write(`[e2e cluster] store frozen -> healthz 503: ${ms} ms\n`);
+      assert.ok(ms >= 9000, `not before the lease (${ms} ms)`);
+      await echoes(b.term, 'B echoes while the store is frozen');
+      while (Date.now() - t0 < 15000) await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      signal('SIGCONT');
+    }
+    await waitFor(async () => (await rawGet(daemons.B.port, '/healthz', 2000)).status === 200,
+      { timeoutMs: 15000, intervalMs: 250, what: 'B healthy again' });
+    // A lease and a beat later: every instance renewed its lease, none
+    // was taken for lost by one that came back first.
+    await new Promise((r) => setTimeout(r, 13000));
+    for (const on of ['A', 'B', 'C']) {
+      assert.deepEqual((await instances(on)).map((x) => x.state), ['up', 'up', 'up'], `states on ${on}`);
+    }
+    const list = (await clients.A.get('/sessions')).json.value;
+    assert.ok(list.some((x) => x.id === b.session.id && x.instance === 'B'), 'B\'s session is still listed');
+    await echoes(b.term, 'B echoes after');
+    b.term.close();
   });
 
   h.test('kill -9 A: within 30 s A is lost, its session ended "instance lost" (sessions, audit); B\'s terminal still echoes', { timeout: 90000 }, async () => {
