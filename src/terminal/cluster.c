@@ -11,6 +11,12 @@
  * about a tick); every CLUSTER_BEAT_MS the job also renews the lease and
  * reaps. On SQLite (one instance) only the heartbeat runs.
  *
+ * An instance reaps only once it has itself renewed its lease without a
+ * gap for a whole lease: after the store was unreachable to everyone (a
+ * restart of PostgreSQL), every last_seen is old, and reaping at once would
+ * mark every other instance lost; a lease later, those alive have renewed
+ * theirs.
+ *
  * On PostgreSQL a connection of its own LISTENs for the requests' NOTIFY
  * (opened by a job, on the worker pool); its socket is watched by a poll
  * handle on loop 0, which only reads what arrived (non-blocking) and, on a
@@ -48,7 +54,9 @@ struct cluster_job {
 	uv_work_t work;
 	bool open_listener;              /* connect and LISTEN */
 	struct store_listener *listener; /* what that made */
-	bool beat;                       /* renew the lease and reap this time */
+	bool beat;                       /* renew the lease this time */
+	bool reap;                       /* and look for lost instances */
+	uint64_t queued_ns;              /* uv_hrtime when queued */
 	bool draining;                   /* the state to write */
 	int beat_r;                      /* heartbeat's result */
 	int reap_lost;                   /* instances this job marked lost */
@@ -67,6 +75,7 @@ static struct {
 	bool busy, closing;
 	uint64_t last_beat_ms; /* loop 0's clock: the last tick that beat */
 	uint64_t last_ok_ms;   /* the last successful heartbeat */
+	uint64_t streak_ms;    /* renewing without a gap since (0: not now) */
 	atomic_bool draining;
 	atomic_bool store_lost;          /* the lease could not be renewed for CLUSTER_LEASE_S */
 	struct store_listener *listener; /* loop 0's, while polled */
@@ -141,8 +150,13 @@ static void cluster_work(uv_work_t *w)
 			if (j->beat_r == -ENOENT && j->draining)
 				store_instance_heartbeat(cl.store, cl.me.name, "draining", now);
 		}
-		if (cl.shared &&
-		    (r = store_instance_reap(cl.store, cl.me.name, now, CLUSTER_LEASE_S,
+		/* The loop decided to reap when it queued the job; a job that
+		 * waited (a pool busy with work stuck on the store, or this
+		 * heartbeat stuck) acts on an old decision: not this time. */
+		if (j->reap && uv_hrtime() - j->queued_ns > (uint64_t)CLUSTER_BEAT_MS * 1000000)
+			j->reap = false;
+		if (j->reap &&
+		    (r = store_instance_reap(cl.store, cl.me.name, store_now(), CLUSTER_LEASE_S,
 					     &j->reap_lost, &j->reap_ended)) < 0)
 			log_warn("cluster: cannot check the other instances' leases: %s",
 				 err_str(r));
@@ -247,6 +261,10 @@ static void cluster_done(uv_work_t *w, int status)
 	}
 	if (j->beat) {
 		if (j->beat_r == 0 || j->beat_r == -ENOENT) {
+			/* A gap (a heartbeat that hung or failed) starts the
+			 * streak again. */
+			if (!cl.streak_ms || now - cl.last_ok_ms > 2 * CLUSTER_BEAT_MS + 1000)
+				cl.streak_ms = now;
 			cl.last_ok_ms = now;
 			if (atomic_exchange(&cl.store_lost, false))
 				log_warn("cluster: the lease is renewed again: taking connects");
@@ -258,6 +276,7 @@ static void cluster_done(uv_work_t *w, int status)
 				  cl.me.name);
 			term_end_user_sessions(-1, "instance lost");
 		} else if (j->beat_r < 0) {
+			cl.streak_ms = 0;
 			log_warn("cluster: cannot renew the lease of %s: %s", cl.me.name,
 				 err_str(j->beat_r));
 		}
@@ -286,8 +305,15 @@ static void on_tick(uv_timer_t *t)
 	if (cl.busy || cl.closing || !(j = calloc(1, sizeof(*j))))
 		return;
 	j->beat = now - cl.last_beat_ms >= CLUSTER_BEAT_MS;
+	/* No renewal for longer than two beats: the store was out of reach
+	 * (a job of any kind may have hung meanwhile); the streak restarts. */
+	if (now - cl.last_ok_ms > 2 * CLUSTER_BEAT_MS + 1000)
+		cl.streak_ms = 0;
+	j->reap = j->beat && cl.shared && cl.streak_ms &&
+		  now - cl.streak_ms >= (uint64_t)CLUSTER_LEASE_S * 1000;
 	if (j->beat)
 		cl.last_beat_ms = now;
+	j->queued_ns = uv_hrtime();
 	j->draining = atomic_load(&cl.draining);
 	if (cl.shared && !cl.listener && !cl.listen_pending && now >= cl.listen_next_ms) {
 		j->open_listener = true;
@@ -343,7 +369,7 @@ int term_cluster_start(struct store *store, const struct term_cluster_config *cf
 			 " (bastion restarted)",
 			 ended, cl.me.name);
 	uv_timer_init(loops_uv(0), &cl.timer);
-	cl.last_ok_ms = cl.last_beat_ms = uv_now(loops_uv(0));
+	cl.last_ok_ms = cl.last_beat_ms = cl.streak_ms = uv_now(loops_uv(0));
 	uv_timer_start(&cl.timer, on_tick, CLUSTER_TICK_MS, CLUSTER_TICK_MS);
 	cl.on = true;
 	log_info("cluster: this instance is '%s' (lease %d s, heartbeat every %d ms%s)", cl.me.name,
