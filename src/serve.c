@@ -602,6 +602,9 @@ int serve_run(const struct cfg *loaded, const char *config_file, const struct cf
 	loops_run(0);
 	r = 0;
 fail:
+	/* The heartbeat's thread first (it posts to loop 0, which has closed
+	 * by now), and this instance's row. */
+	term_cluster_leave();
 	/* Joins the loop threads; after a failure, closes what the loops hold
 	 * (none of them ran). */
 	loops_free();
@@ -610,8 +613,6 @@ fail:
 	for (unsigned i = 0; i < st.n_loops; i++)
 		srv_free(st.loops[i].srv);
 	SSL_CTX_free(st.ctx);
-	if (r == 0)
-		term_cluster_leave();
 	term_free();
 	vault_free(vault);
 	store_free(store);

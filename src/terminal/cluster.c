@@ -4,37 +4,42 @@
  * marking an instance whose lease ran out as lost (store_instance_reap),
  * and the requests other instances write to end a session held here.
  *
- * A timer on loop 0 ticks every CLUSTER_TICK_MS and queues one job on the
- * worker pool (never two at once: a store that hangs holds one worker, for
- * the 5 s the store's timeouts allow). Every tick takes this instance's
- * end requests (the fallback that bounds a disconnect from elsewhere to
- * about a tick); every CLUSTER_BEAT_MS the job also renews the lease and
- * reaps. On SQLite (one instance) only the heartbeat runs.
+ * The store work runs on a thread of its own, not on the worker pool: an
+ * instance whose pool is busy (a thousand sign-ins hashing at once) must
+ * still renew its lease, or the others would take it for lost and end its
+ * sessions. Every CLUSTER_TICK_MS the thread takes this instance's end
+ * requests (the fallback that bounds a disconnect from elsewhere to about
+ * a tick); every CLUSTER_BEAT_MS it also renews the lease and reaps. What
+ * the loops must do (end a session, log) is posted to loop 0. On SQLite
+ * (one instance) only the heartbeat runs.
  *
- * An instance reaps only once it has itself renewed its lease without a
- * gap for a whole lease: after the store was unreachable to everyone (a
- * restart of PostgreSQL), every last_seen is old, and reaping at once would
+ * The thread reaps only once it has renewed its own lease without a gap
+ * for a whole lease, and only right after a heartbeat that took less than
+ * a beat: after the store was out of reach for everyone (PostgreSQL
+ * restarted or frozen), every last_seen is old, and reaping then would
  * mark every other instance lost; a lease later, those alive have renewed
  * theirs.
  *
  * On PostgreSQL a connection of its own LISTENs for the requests' NOTIFY
- * (opened by a job, on the worker pool); its socket is watched by a poll
- * handle on loop 0, which only reads what arrived (non-blocking) and, on a
- * notification naming this instance, runs a tick at once. A broken
- * listener is dropped and opened again CLUSTER_LISTEN_RETRY_MS later; the
- * ticks go on meanwhile.
+ * (opened by the thread); its socket is watched by a poll handle on loop
+ * 0, which only reads what arrived (non-blocking) and, on a notification
+ * naming this instance, wakes the thread at once. A broken listener is
+ * dropped and opened again CLUSTER_LISTEN_RETRY_MS later; the ticks go on
+ * meanwhile.
  *
  * The lease (CLUSTER_LEASE_S): an instance whose last_seen is older is
  * lost for the others; an instance that has not renewed its own lease for
  * that long stops taking connects and says so on /healthz (fail closed:
  * the others may be ending its sessions in the store), until a heartbeat
- * succeeds again. */
+ * succeeds again. Loop 0's timer watches that. */
 #include "terminal/internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -50,18 +55,13 @@ struct end_one {
 #define CLUSTER_LISTEN_RETRY_MS 5000
 #define CLUSTER_CHANNEL         "bastion_session_end"
 
+/* What one round of the thread found, for loop 0. */
 struct cluster_job {
-	uv_work_t work;
-	bool open_listener;              /* connect and LISTEN */
-	struct store_listener *listener; /* what that made */
-	bool beat;                       /* renew the lease this time */
-	bool reap;                       /* and look for lost instances */
-	uint64_t queued_ns;              /* uv_hrtime when queued */
-	bool draining;                   /* the state to write */
+	struct store_listener *listener; /* opened this round */
+	bool beat;                       /* the lease was renewed (or tried) */
 	int beat_r;                      /* heartbeat's result */
-	int reap_lost;                   /* instances this job marked lost */
+	int reap_lost;                   /* instances this round marked lost */
 	int reap_ended;                  /* their sessions */
-	int self_ended;                  /* own sessions recorded ended on re-claim */
 	struct end_one *ends;
 	size_t n_ends, cap_ends;
 };
@@ -71,19 +71,28 @@ static struct {
 	bool shared; /* several instances may share the store (PostgreSQL) */
 	struct store *store;
 	struct store_instance me;
+	/* the thread */
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t mu; /* guards stop, kick, listen_open, listen_next_ms */
+	pthread_cond_t cv;
+	bool stop, kick;
+	bool listen_open;                /* a listener exists (loop 0 polls it) */
+	uint64_t listen_next_ms;         /* no new try before */
+	atomic_uint_fast64_t last_ok_ms; /* the last successful heartbeat (monotonic) */
+	/* loop 0 */
 	uv_timer_t timer;
-	bool busy, closing;
-	uint64_t last_beat_ms; /* loop 0's clock: the last tick that beat */
-	uint64_t last_ok_ms;   /* the last successful heartbeat */
-	uint64_t streak_ms;    /* renewing without a gap since (0: not now) */
+	bool closing;
 	atomic_bool draining;
 	atomic_bool store_lost;          /* the lease could not be renewed for CLUSTER_LEASE_S */
 	struct store_listener *listener; /* loop 0's, while polled */
 	uv_poll_t poll;
-	bool listen_pending;     /* a job is opening it */
-	uint64_t listen_next_ms; /* no new try before */
-	bool again;              /* a notification came while a job ran */
-} cl;
+} cl = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static uint64_t mono_ms(void)
+{
+	return uv_hrtime() / 1000000u;
+}
 
 const char *term_instance_name(void)
 {
@@ -105,7 +114,15 @@ bool term_cluster_draining(void)
 	return atomic_load(&cl.draining);
 }
 
-/* Worker: one request, kept for the loop. */
+static void kick(void)
+{
+	pthread_mutex_lock(&cl.mu);
+	cl.kick = true;
+	pthread_cond_signal(&cl.cv);
+	pthread_mutex_unlock(&cl.mu);
+}
+
+/* The thread: one request, kept for the loop. */
 static int take_one(const char *id, const char *reason, void *ud)
 {
 	struct cluster_job *j = ud;
@@ -125,47 +142,7 @@ static int take_one(const char *id, const char *reason, void *ud)
 	return 0;
 }
 
-static void cluster_work(uv_work_t *w)
-{
-	struct cluster_job *j = w->data;
-	int64_t now = store_now();
-	int r;
-
-	if (j->open_listener &&
-	    (r = store_listen_open(cl.store, CLUSTER_CHANNEL, &j->listener)) < 0)
-		log_warn(
-			"cluster: cannot LISTEN for requests to end sessions (the poll goes on): %s",
-			err_str(r));
-	if (j->beat) {
-		j->beat_r = store_instance_heartbeat(cl.store, cl.me.name,
-						     j->draining ? "draining" : "up", now);
-		if (j->beat_r == -ENOENT) {
-			/* Marked lost (or removed) while it could not reach the
-			 * store: the others recorded its sessions as ended. The
-			 * name is taken again; the loop ends what still runs. */
-			j->beat_r = store_instance_claim(cl.store, &cl.me, now, CLUSTER_LEASE_S,
-							 "instance lost", &j->self_ended);
-			if (j->beat_r == 0)
-				j->beat_r = -ENOENT;
-			if (j->beat_r == -ENOENT && j->draining)
-				store_instance_heartbeat(cl.store, cl.me.name, "draining", now);
-		}
-		/* The loop decided to reap when it queued the job; a job that
-		 * waited (a pool busy with work stuck on the store, or this
-		 * heartbeat stuck) acts on an old decision: not this time. */
-		if (j->reap && uv_hrtime() - j->queued_ns > (uint64_t)CLUSTER_BEAT_MS * 1000000)
-			j->reap = false;
-		if (j->reap &&
-		    (r = store_instance_reap(cl.store, cl.me.name, store_now(), CLUSTER_LEASE_S,
-					     &j->reap_lost, &j->reap_ended)) < 0)
-			log_warn("cluster: cannot check the other instances' leases: %s",
-				 err_str(r));
-	}
-	if (cl.shared &&
-	    (r = store_session_end_requests_take(cl.store, cl.me.name, take_one, j)) < 0 &&
-	    r != -ENOMEM)
-		log_warn("cluster: cannot read the requests to end sessions: %s", err_str(r));
-}
+/* ---------- loop 0 ---------- */
 
 /* On the session's home loop. */
 static void on_end_one(void *arg)
@@ -200,12 +177,19 @@ static void end_here(const char *id, const char *reason)
 		free(e);
 }
 
-static void on_tick(uv_timer_t *t);
+static void listener_retry_later(void)
+{
+	pthread_mutex_lock(&cl.mu);
+	cl.listen_open = false;
+	cl.listen_next_ms = mono_ms() + CLUSTER_LISTEN_RETRY_MS;
+	pthread_mutex_unlock(&cl.mu);
+}
 
 static void on_poll_closed(uv_handle_t *h)
 {
 	store_listener_free(cl.listener);
 	cl.listener = NULL;
+	listener_retry_later();
 }
 
 /* Loop 0: the listener's socket is readable. Reading never waits. */
@@ -219,56 +203,32 @@ static void on_notify(uv_poll_t *p, int status, int events)
 			 CLUSTER_LISTEN_RETRY_MS / 1000);
 		uv_poll_stop(p);
 		uv_close((uv_handle_t *)p, on_poll_closed);
-		cl.listen_next_ms = uv_now(loops_uv(0)) + CLUSTER_LISTEN_RETRY_MS;
 		return;
 	}
-	if (!match || cl.closing)
-		return;
-	if (cl.busy)
-		cl.again = true;
-	else
-		uv_timer_start(&cl.timer, on_tick, 0, CLUSTER_TICK_MS);
+	if (match && !cl.closing)
+		kick();
 }
 
 static void listener_start(struct store_listener *l)
 {
-	cl.listen_pending = false;
-	if (!l) {
-		cl.listen_next_ms = uv_now(loops_uv(0)) + CLUSTER_LISTEN_RETRY_MS;
-		return;
-	}
 	if (cl.closing || cl.listener ||
 	    uv_poll_init_socket(loops_uv(0), &cl.poll, store_listener_fd(l)) < 0) {
 		store_listener_free(l);
-		cl.listen_next_ms = uv_now(loops_uv(0)) + CLUSTER_LISTEN_RETRY_MS;
+		listener_retry_later();
 		return;
 	}
 	cl.listener = l;
 	uv_poll_start(&cl.poll, UV_READABLE, on_notify);
 }
 
-static void cluster_done(uv_work_t *w, int status)
+/* Loop 0: what a round of the thread found. */
+static void on_round(void *arg)
 {
-	struct cluster_job *j = w->data;
-	uint64_t now = uv_now(loops_uv(0));
+	struct cluster_job *j = arg;
 
-	cl.busy = false;
-	if (j->open_listener)
+	if (j->listener)
 		listener_start(j->listener);
-	if (cl.again && !cl.closing) {
-		cl.again = false;
-		uv_timer_start(&cl.timer, on_tick, 0, CLUSTER_TICK_MS);
-	}
 	if (j->beat) {
-		if (j->beat_r == 0 || j->beat_r == -ENOENT) {
-			/* A gap (a heartbeat that hung or failed) starts the
-			 * streak again. */
-			if (!cl.streak_ms || now - cl.last_ok_ms > 2 * CLUSTER_BEAT_MS + 1000)
-				cl.streak_ms = now;
-			cl.last_ok_ms = now;
-			if (atomic_exchange(&cl.store_lost, false))
-				log_warn("cluster: the lease is renewed again: taking connects");
-		}
 		if (j->beat_r == -ENOENT) {
 			log_error("cluster: this instance (%s) was marked lost by another one while"
 				  " it could not renew its lease: its sessions were recorded as"
@@ -276,7 +236,6 @@ static void cluster_done(uv_work_t *w, int status)
 				  cl.me.name);
 			term_end_user_sessions(-1, "instance lost");
 		} else if (j->beat_r < 0) {
-			cl.streak_ms = 0;
 			log_warn("cluster: cannot renew the lease of %s: %s", cl.me.name,
 				 err_str(j->beat_r));
 		}
@@ -292,50 +251,131 @@ static void cluster_done(uv_work_t *w, int status)
 	free(j);
 }
 
+/* Loop 0's timer: is the lease still ours? */
 static void on_tick(uv_timer_t *t)
 {
-	uint64_t now = uv_now(t->loop);
-	struct cluster_job *j;
+	uint64_t since = mono_ms() - atomic_load(&cl.last_ok_ms);
 
-	if (now - cl.last_ok_ms > (uint64_t)CLUSTER_LEASE_S * 1000 &&
-	    !atomic_exchange(&cl.store_lost, true))
-		log_error("cluster: the lease of %s was not renewed for %d s: no new connects"
-			  " until the store answers again (open terminals go on)",
-			  cl.me.name, CLUSTER_LEASE_S);
-	if (cl.busy || cl.closing || !(j = calloc(1, sizeof(*j))))
-		return;
-	j->beat = now - cl.last_beat_ms >= CLUSTER_BEAT_MS;
-	/* No renewal for longer than two beats: the store was out of reach
-	 * (a job of any kind may have hung meanwhile); the streak restarts. */
-	if (now - cl.last_ok_ms > 2 * CLUSTER_BEAT_MS + 1000)
-		cl.streak_ms = 0;
-	j->reap = j->beat && cl.shared && cl.streak_ms &&
-		  now - cl.streak_ms >= (uint64_t)CLUSTER_LEASE_S * 1000;
-	if (j->beat)
-		cl.last_beat_ms = now;
-	j->queued_ns = uv_hrtime();
-	j->draining = atomic_load(&cl.draining);
-	if (cl.shared && !cl.listener && !cl.listen_pending && now >= cl.listen_next_ms) {
-		j->open_listener = true;
-		cl.listen_pending = true;
+	if (since > (uint64_t)CLUSTER_LEASE_S * 1000) {
+		if (!atomic_exchange(&cl.store_lost, true))
+			log_error(
+				"cluster: the lease of %s was not renewed for %d s: no new connects"
+				" until the store answers again (open terminals go on)",
+				cl.me.name, CLUSTER_LEASE_S);
+	} else if (atomic_exchange(&cl.store_lost, false)) {
+		log_warn("cluster: the lease is renewed again: taking connects");
 	}
-	j->work.data = j;
-	if (!j->beat && !cl.shared) {
-		free(j);
+}
+
+/* ---------- the thread ---------- */
+
+static void job_free(struct cluster_job *j)
+{
+	if (!j)
 		return;
+	store_listener_free(j->listener);
+	free(j->ends);
+	free(j);
+}
+
+static void *cluster_thread(void *arg)
+{
+	uint64_t last_beat = 0, streak = mono_ms();
+	int r;
+
+	pthread_mutex_lock(&cl.mu);
+	while (!cl.stop) {
+		struct cluster_job *j;
+		uint64_t now = mono_ms(), t0;
+		bool open_listener = cl.shared && !cl.listen_open && now >= cl.listen_next_ms;
+		struct timespec until;
+
+		if (open_listener)
+			cl.listen_open = true; /* until loop 0 says otherwise */
+		cl.kick = false;
+		pthread_mutex_unlock(&cl.mu);
+
+		j = calloc(1, sizeof(*j));
+		if (j && open_listener &&
+		    (r = store_listen_open(cl.store, CLUSTER_CHANNEL, &j->listener)) < 0) {
+			log_warn(
+				"cluster: cannot LISTEN for requests to end sessions (the poll goes"
+				" on): %s",
+				err_str(r));
+			listener_retry_later();
+		} else if (!j && open_listener) {
+			listener_retry_later();
+		}
+		if (j && now - last_beat >= CLUSTER_BEAT_MS) {
+			int64_t wall = store_now();
+
+			j->beat = true;
+			last_beat = now;
+			t0 = mono_ms();
+			j->beat_r = store_instance_heartbeat(
+				cl.store, cl.me.name, atomic_load(&cl.draining) ? "draining" : "up",
+				wall);
+			if (j->beat_r == -ENOENT) {
+				/* Marked lost (or removed) while it could not reach
+				 * the store: the others recorded its sessions as
+				 * ended. The name is taken again; loop 0 ends what
+				 * still runs. */
+				int ended = 0;
+
+				r = store_instance_claim(cl.store, &cl.me, wall, CLUSTER_LEASE_S,
+							 "instance lost", &ended);
+				if (r < 0)
+					j->beat_r = r;
+				else if (atomic_load(&cl.draining))
+					store_instance_heartbeat(cl.store, cl.me.name, "draining",
+								 wall);
+			}
+			now = mono_ms();
+			if (j->beat_r == 0 || j->beat_r == -ENOENT) {
+				/* A gap (a heartbeat that hung or failed) starts
+				 * the streak again. */
+				if (now - atomic_load(&cl.last_ok_ms) > 2 * CLUSTER_BEAT_MS + 1000)
+					streak = now;
+				atomic_store(&cl.last_ok_ms, now);
+			}
+			/* Reap after a whole lease of renewals, right after a
+			 * prompt one. */
+			if (cl.shared && j->beat_r == 0 && now - t0 < CLUSTER_BEAT_MS &&
+			    now - streak >= (uint64_t)CLUSTER_LEASE_S * 1000 &&
+			    (r = store_instance_reap(cl.store, cl.me.name, store_now(),
+						     CLUSTER_LEASE_S, &j->reap_lost,
+						     &j->reap_ended)) < 0)
+				log_warn("cluster: cannot check the other instances' leases: %s",
+					 err_str(r));
+		}
+		if (j && cl.shared &&
+		    (r = store_session_end_requests_take(cl.store, cl.me.name, take_one, j)) < 0 &&
+		    r != -ENOMEM)
+			log_warn("cluster: cannot read the requests to end sessions: %s",
+				 err_str(r));
+		if (j && (j->beat || j->n_ends || j->listener) && loops_post(0, on_round, j) == 0)
+			j = NULL;
+		job_free(j);
+
+		pthread_mutex_lock(&cl.mu);
+		if (cl.stop || cl.kick)
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += (long)CLUSTER_TICK_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		while (!cl.stop && !cl.kick &&
+		       pthread_cond_timedwait(&cl.cv, &cl.mu, &until) != ETIMEDOUT)
+			;
 	}
-	if (uv_queue_work(t->loop, &j->work, cluster_work, cluster_done) < 0) {
-		if (j->open_listener)
-			cl.listen_pending = false;
-		free(j);
-		return;
-	}
-	cl.busy = true;
+	pthread_mutex_unlock(&cl.mu);
+	return NULL;
 }
 
 int term_cluster_start(struct store *store, const struct term_cluster_config *cfg, char *err,
 		       size_t errsize)
 {
+	pthread_condattr_t ca;
 	int ended = 0, r;
 
 	cl.store = store;
@@ -368,8 +408,22 @@ int term_cluster_start(struct store *store, const struct term_cluster_config *cf
 		log_info("store: %d session(s) of the previous run of %s recorded as ended"
 			 " (bastion restarted)",
 			 ended, cl.me.name);
+	atomic_store(&cl.last_ok_ms, mono_ms());
+	/* The thread's waits are on the monotonic clock (mono_ms). */
+	if (pthread_condattr_init(&ca) != 0 ||
+	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&cl.cv, &ca) != 0) {
+		snprintf(err, errsize, "cannot start the instance's heartbeat");
+		return -ENOMEM;
+	}
+	pthread_condattr_destroy(&ca);
+	if ((r = pthread_create(&cl.thread, NULL, cluster_thread, NULL)) != 0) {
+		pthread_cond_destroy(&cl.cv);
+		snprintf(err, errsize, "cannot start the instance's heartbeat thread");
+		return -r;
+	}
+	cl.thread_started = true;
 	uv_timer_init(loops_uv(0), &cl.timer);
-	cl.last_ok_ms = cl.last_beat_ms = cl.streak_ms = uv_now(loops_uv(0));
 	uv_timer_start(&cl.timer, on_tick, CLUSTER_TICK_MS, CLUSTER_TICK_MS);
 	cl.on = true;
 	log_info("cluster: this instance is '%s' (lease %d s, heartbeat every %d ms%s)", cl.me.name,
@@ -382,9 +436,8 @@ void term_cluster_set_draining(void)
 {
 	if (!cl.on || atomic_exchange(&cl.draining, true))
 		return;
-	/* The state is written at the next tick, not a heartbeat later. */
-	cl.last_beat_ms = 0;
-	uv_timer_start(&cl.timer, on_tick, 0, CLUSTER_TICK_MS);
+	/* The state is written now, not a heartbeat later. */
+	kick();
 }
 
 void term_cluster_stop(void)
@@ -405,6 +458,15 @@ void term_cluster_leave(void)
 
 	if (!cl.on)
 		return;
+	if (cl.thread_started) {
+		pthread_mutex_lock(&cl.mu);
+		cl.stop = true;
+		pthread_cond_signal(&cl.cv);
+		pthread_mutex_unlock(&cl.mu);
+		pthread_join(cl.thread, NULL);
+		cl.thread_started = false;
+		pthread_cond_destroy(&cl.cv);
+	}
 	if ((r = store_instance_delete(cl.store, cl.me.name)) < 0)
 		log_warn("cluster: cannot remove %s from the instances: %s", cl.me.name,
 			 err_str(r));

@@ -162,12 +162,15 @@ describe('cluster: three instances on one PostgreSQL', () => {
 
   h.test('a session opened on A is listed by B with "instance":"A"; DELETE on B closes it within 2 s', { timeout: 60000 }, async () => {
     const { session, term } = await openShell('A');
-    const onB = (await clients.B.get('/sessions')).json.value;
-    const row = onB.find((x) => x.id === session.id);
-    assert.ok(row, `B lists A's session: ${JSON.stringify(onB)}`);
+    let onB; let row;
+    // The store learns of the attach on A's worker pool, a moment later.
+    await waitFor(async () => {
+      onB = (await clients.B.get('/sessions')).json.value;
+      row = onB.find((x) => x.id === session.id);
+      return row && row.state === 'attached';
+    }, { timeoutMs: 5000, what: `B lists A's session as attached: ${JSON.stringify(onB)}` });
     assert.equal(row.instance, 'A');
     assert.equal(row.kind, 'terminal');
-    assert.equal(row.state, 'attached');
     assert.equal(row.user, 'admin');
     const onA = (await clients.A.get('/sessions')).json.value.find((x) => x.id === session.id);
     assert.equal(onA.instance, 'A', 'the holder lists it with its own name');
