@@ -12,6 +12,7 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileHarness } from './lib/harness.mjs';
 import {
@@ -126,7 +127,6 @@ describe('cluster: three instances on one PostgreSQL', () => {
     }
     h.daemon = daemons.B; // for the artefacts' log tail
     await pgStop();
-    await h.down();
   }, { timeout: 120000 });
 
   h.test('every instance is listed up, by any of them; the shape is SPEC §6', async () => {
@@ -303,3 +303,37 @@ describe('cluster: three instances on one PostgreSQL', () => {
     await assert.rejects(rawGet(c.port, '/healthz', 2000), 'C no longer accepts connections');
   });
 });
+
+// SQLite: one instance per data directory, named HOSTNAME:PORT by default.
+describe('cluster: one instance on SQLite', () => {
+  let d; let c;
+  before(async () => {
+    const dir = path.join(h.dir, 'sqlite');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    d = await startDaemon(dir, { adminPassword });
+    c = new Client(d, { secrets: h.secrets, label: 'admin@sqlite' });
+    await c.login('admin', adminPassword);
+  }, { timeout: 60000 });
+  after(async () => { if (d) await d.stop(10000); }, { timeout: 30000 });
+
+  h.test('GET /instances lists this one, named HOSTNAME:PORT; its sessions carry that name', { timeout: 60000 }, async () => {
+    const list = (await c.get('/instances')).json.value;
+    assert.equal(list.length, 1);
+    assert.equal(list[0].name, `${os.hostname()}:${d.port}`);
+    assert.equal(list[0].state, 'up');
+    await createTopology(c, { group: G, network: 'n1', prefix: h.net.prefix, bastion: 'b1' });
+    await addVm(c, { group: G, name: 'vm1', ip: h.net.addr(2) });
+    const s = expectSession(await connect(c, G, 'vm1', body()), 'connect on SQLite');
+    const row = (await c.get('/sessions')).json.value.find((x) => x.id === s.id);
+    assert.equal(row.instance, list[0].name);
+    assert.equal(row.kind, 'terminal');
+    expectStatus(await c.del(`/sessions/${s.id}`), 204);
+  });
+
+  h.test('SIGTERM: exit 0 by itself (under ASan: no leak)', { timeout: 30000 }, async () => {
+    const r = await d.stop(10000);
+    assert.equal(r.code, 0, JSON.stringify(r));
+  });
+});
+
+after(() => h.down(), { timeout: 60000 });
