@@ -581,6 +581,12 @@ int serve_run(const struct cfg *loaded, const char *config_file, const struct cf
 	 * ptrace or read /proc/PID/mem (setuid resets the flag, so again after
 	 * the switch). */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* The heartbeat's thread opens store connections of its own: only
+	 * once the data directory and the process are the service user's. */
+	if ((r = term_cluster_run()) < 0) {
+		fprintf(stderr, "bastion: cannot start the instance's heartbeat: %s\n", err_str(r));
+		goto fail;
+	}
 	apply_limits(&st.cfg);
 	uv_signal_init(loop, &st.sigterm);
 	uv_signal_init(loop, &st.sigint);

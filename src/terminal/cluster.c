@@ -375,7 +375,6 @@ static void *cluster_thread(void *arg)
 int term_cluster_start(struct store *store, const struct term_cluster_config *cfg, char *err,
 		       size_t errsize)
 {
-	pthread_condattr_t ca;
 	int ended = 0, r;
 
 	cl.store = store;
@@ -409,26 +408,37 @@ int term_cluster_start(struct store *store, const struct term_cluster_config *cf
 			 " (bastion restarted)",
 			 ended, cl.me.name);
 	atomic_store(&cl.last_ok_ms, mono_ms());
-	/* The thread's waits are on the monotonic clock (mono_ms). */
-	if (pthread_condattr_init(&ca) != 0 ||
-	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-	    pthread_cond_init(&cl.cv, &ca) != 0) {
-		snprintf(err, errsize, "cannot start the instance's heartbeat");
-		return -ENOMEM;
-	}
-	pthread_condattr_destroy(&ca);
-	if ((r = pthread_create(&cl.thread, NULL, cluster_thread, NULL)) != 0) {
-		pthread_cond_destroy(&cl.cv);
-		snprintf(err, errsize, "cannot start the instance's heartbeat thread");
-		return -r;
-	}
-	cl.thread_started = true;
 	uv_timer_init(loops_uv(0), &cl.timer);
 	uv_timer_start(&cl.timer, on_tick, CLUSTER_TICK_MS, CLUSTER_TICK_MS);
 	cl.on = true;
 	log_info("cluster: this instance is '%s' (lease %d s, heartbeat every %d ms%s)", cl.me.name,
 		 CLUSTER_LEASE_S, CLUSTER_BEAT_MS,
 		 cl.shared ? "" : "; SQLite: one instance, no requests from others");
+	return 0;
+}
+
+int term_cluster_run(void)
+{
+	pthread_condattr_t ca;
+	int r;
+
+	if (!cl.on || cl.thread_started)
+		return 0;
+	atomic_store(&cl.last_ok_ms, mono_ms());
+	/* The thread's waits are on the monotonic clock (mono_ms). */
+	if (pthread_condattr_init(&ca) != 0)
+		return -ENOMEM;
+	r = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (r == 0)
+		r = pthread_cond_init(&cl.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (r != 0)
+		return -r;
+	if ((r = pthread_create(&cl.thread, NULL, cluster_thread, NULL)) != 0) {
+		pthread_cond_destroy(&cl.cv);
+		return -r;
+	}
+	cl.thread_started = true;
 	return 0;
 }
 

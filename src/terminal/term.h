@@ -148,6 +148,9 @@ struct term_cluster_config {
  * a live instance holds the name. */
 int term_cluster_start(struct store *store, const struct term_cluster_config *cfg, char *err,
 		       size_t errsize);
+/* Then, once the process runs as its own user (privdrop): the thread that
+ * renews the lease. 0 or -errno. */
+int term_cluster_run(void);
 /* Loop 0, on SIGTERM: the instance is "draining" (written at once). */
 void term_cluster_set_draining(void);
 /* Loop 0, once its loops stopped: the heartbeat's timer closes. */
