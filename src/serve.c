@@ -64,6 +64,7 @@ struct serve_state {
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t deadline; /* SIGTERM: the drain's end */
 	bool stopping, reloading, stopped;
+	bool handing_over;       /* SIGTERM on a shared store: serving on, 503 on /healthz */
 	struct cfg cfg;          /* what runs */
 	const char *config_file; /* NULL: none */
 	struct cfg_arg args[32]; /* the flags, kept for every reload */
@@ -233,17 +234,50 @@ static void on_deadline(uv_timer_t *t)
 	for_each_loop(st, loop_stop);
 }
 
+/* The hand-over's end (a shared store): the drain proper, with a short
+ * bound of its own. */
+#define HANDOVER_FINAL_S 5
+
+static void on_handover_end(uv_timer_t *t)
+{
+	struct serve_state *st = t->data;
+
+	st->handing_over = false;
+	log_info("drain: %llds passed: open sessions are told and closed (at most %ds more)",
+		 (long long)st->cfg.drain_timeout_s, HANDOVER_FINAL_S);
+	for_each_loop(st, loop_drain);
+	if (!st->stopped)
+		uv_timer_start(&st->deadline, on_deadline, HANDOVER_FINAL_S * 1000, 0);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct serve_state *st = h->data;
 
 	if (st->stopping) {
 		log_info("received %s again: closing every connection now", strsignal(signum));
+		if (st->handing_over) /* the sessions are told first */
+			for_each_loop(st, loop_drain);
+		st->handing_over = false;
 		for_each_loop(st, loop_stop);
 		return;
 	}
 	st->stopping = true;
 	term_cluster_set_draining();
+	/* Several instances (SPEC §6): a rolling upgrade. /healthz answers 503
+	 * at once and connects are refused, so that the balancer sends users
+	 * to the others, while this instance's sessions go on until the drain
+	 * timeout; then they are told and closed. */
+	if (term_cluster_shared() && st->cfg.drain_timeout_s > 0) {
+		st->handing_over = true;
+		log_info("received %s: draining: /healthz answers 503 and new connects are refused;"
+			 " open sessions go on for %llds, then are told and closed",
+			 signum == SIGTERM ? "SIGTERM" : "SIGINT",
+			 (long long)st->cfg.drain_timeout_s);
+		uv_timer_start(&st->deadline, on_handover_end,
+			       (uint64_t)st->cfg.drain_timeout_s * 1000, 0);
+		return;
+	}
 	log_info("received %s: draining (no new connections; open sessions are told and closed; "
 		 "at most %llds)",
 		 signum == SIGTERM ? "SIGTERM" : "SIGINT", (long long)st->cfg.drain_timeout_s);

@@ -267,6 +267,11 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 		status = 503;
 		code = "ServiceUnavailable";
 		limit = "the bastion is shutting down";
+	} else if (term_cluster_draining()) {
+		/* SIGTERM on a shared store: the others take new sessions. */
+		status = 503;
+		code = "ServiceUnavailable";
+		limit = "this instance is draining; connect again (another instance)";
 	} else if (term_cluster_store_lost()) {
 		/* Fail closed: the others may be ending this instance's
 		 * sessions in the store (cluster.c). */

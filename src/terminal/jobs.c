@@ -114,13 +114,18 @@ static void rec_work(uv_work_t *w)
 	struct rec_job *j = w->data;
 	int r;
 
-	if (j->attached)
-		r = store_session_attached(term_g.store, j->ss.id);
-	else if (!j->end)
+	if (j->attached) {
+		/* The start's job may run after this one, on another worker:
+		 * the row is made here too (the start then leaves it). */
 		r = store_session_open(term_g.store, &j->ss);
-	else
+		if (r == 0)
+			r = store_session_attached(term_g.store, j->ss.id);
+	} else if (!j->end) {
+		r = store_session_open(term_g.store, &j->ss);
+	} else {
 		r = store_session_end(term_g.store, &j->ss, j->ended_at, j->reason, j->to_vm,
 				      j->from_vm);
+	}
 	if (r < 0)
 		log_error("store: cannot record the %s of session %s: %s",
 			  j->attached ? "attach"
@@ -134,6 +139,19 @@ static void rec_done(uv_work_t *w, int status)
 	free(w->data);
 }
 
+static void fill_session(struct store_session *ss, const struct sess *s)
+{
+	util_strlcpy(ss->id, s->id, sizeof(ss->id));
+	util_strlcpy(ss->user, s->user, sizeof(ss->user));
+	util_strlcpy(ss->vm, s->vm_id, sizeof(ss->vm));
+	util_strlcpy(ss->bastion, s->bastion_id, sizeof(ss->bastion));
+	util_strlcpy(ss->target, s->target, sizeof(ss->target));
+	util_strlcpy(ss->source, s->source, sizeof(ss->source));
+	util_strlcpy(ss->auth_type, s->auth_type, sizeof(ss->auth_type));
+	util_strlcpy(ss->instance, term_instance_name(), sizeof(ss->instance));
+	ss->started_at = s->started;
+}
+
 void sess_record(struct sess *s, const char *end_reason)
 {
 	struct rec_job *j = calloc(1, sizeof(*j));
@@ -142,15 +160,7 @@ void sess_record(struct sess *s, const char *end_reason)
 		log_error("session %s: out of memory recording it", s->id);
 		return;
 	}
-	util_strlcpy(j->ss.id, s->id, sizeof(j->ss.id));
-	util_strlcpy(j->ss.user, s->user, sizeof(j->ss.user));
-	util_strlcpy(j->ss.vm, s->vm_id, sizeof(j->ss.vm));
-	util_strlcpy(j->ss.bastion, s->bastion_id, sizeof(j->ss.bastion));
-	util_strlcpy(j->ss.target, s->target, sizeof(j->ss.target));
-	util_strlcpy(j->ss.source, s->source, sizeof(j->ss.source));
-	util_strlcpy(j->ss.auth_type, s->auth_type, sizeof(j->ss.auth_type));
-	util_strlcpy(j->ss.instance, term_instance_name(), sizeof(j->ss.instance));
-	j->ss.started_at = s->started;
+	fill_session(&j->ss, s);
 	if (end_reason) {
 		j->end = true;
 		j->ended_at = store_now();
@@ -169,7 +179,7 @@ void sess_record_attached(struct sess *s)
 
 	if (!j)
 		return;
-	util_strlcpy(j->ss.id, s->id, sizeof(j->ss.id));
+	fill_session(&j->ss, s);
 	j->attached = true;
 	j->work.data = j;
 	if (uv_queue_work(term_here()->loop, &j->work, rec_work, rec_done) < 0)

@@ -54,7 +54,7 @@ const daemons = {};
 const clients = {};
 let adminPassword;
 
-async function startInstance(name) {
+async function startInstance(name, extraEnv = {}) {
   const dir = path.join(h.dir, `inst-${name}`);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const d = await startDaemon(dir, {
@@ -63,6 +63,7 @@ async function startInstance(name) {
       BASTION_STORE: pgUrl,
       BASTION_INSTANCE_NAME: name,
       BASTION_STORE_ALLOW_INCOMPLETE: '1',
+      ...extraEnv,
     },
   });
   daemons[name] = d;
@@ -116,7 +117,7 @@ describe('cluster: three instances on one PostgreSQL', () => {
     // A first: it migrates and creates the first account; then the others.
     await startInstance('A');
     await startInstance('B');
-    await startInstance('C');
+    await startInstance('C', { BASTION_DRAIN_TIMEOUT: '3s' });
     await createTopology(clients.A, { group: G, network: 'n1', prefix: h.net.prefix, bastion: 'b1' });
     await addVm(clients.A, { group: G, name: 'vm1', ip: h.net.addr(2) });
   }, { timeout: 240000 });
@@ -168,7 +169,7 @@ describe('cluster: three instances on one PostgreSQL', () => {
       onB = (await clients.B.get('/sessions')).json.value;
       row = onB.find((x) => x.id === session.id);
       return row && row.state === 'attached';
-    }, { timeoutMs: 5000, what: `B lists A's session as attached: ${JSON.stringify(onB)}` });
+    }, { timeoutMs: 5000, what: 'B lists A\'s session as attached' });
     assert.equal(row.instance, 'A');
     assert.equal(row.kind, 'terminal');
     assert.equal(row.user, 'admin');
@@ -284,22 +285,32 @@ describe('cluster: three instances on one PostgreSQL', () => {
     b.term.close();
   });
 
-  h.test('SIGTERM C: never lost, exits 0 by itself, its row removed, its port closed at once', { timeout: 60000 }, async () => {
+  h.test('SIGTERM C: draining at once (healthz 503, connects refused), its terminal goes on for the drain timeout, then is told; exit 0; its row goes', { timeout: 60000 }, async () => {
     const c = daemons.C;
+    const { term } = await openShell('C');
+    const t0 = Date.now();
     c.proc.kill('SIGTERM');
-    const seen = [];
-    // Either state may be seen before the row goes: draining is written at
-    // once, the clean stop removes it when the drain is over.
     await waitFor(async () => {
-      const st = stateOf(await instances('B'), 'C');
-      seen.push(st);
-      return st === undefined;
-    }, { timeoutMs: 20000, intervalMs: 50, what: 'C leaves the list' });
-    // Its own exit (a second SIGTERM would cut the exit short).
+      const r = await rawGet(c.port, '/healthz', 2000);
+      return r.status === 503 && /draining/.test(r.text);
+    }, { timeoutMs: 2000, intervalMs: 50, what: 'C\'s healthz 503' });
+    process.stderr.write(`[e2e cluster] SIGTERM C -> healthz 503: ${Date.now() - t0} ms\n`);
+    await waitFor(async () => stateOf(await instances('B'), 'C') === 'draining',
+      { timeoutMs: 2000, intervalMs: 50, what: 'C draining on B' });
+    const r = await connect(clients.C, G, 'vm1', body());
+    expectStatus(r, 503, 'a connect on a draining instance');
+    assert.equal(r.json.error.code, 'ServiceUnavailable');
+    await echoes(term, 'C\'s terminal goes on while draining');
+    await term.waitClosed({ timeoutMs: 10000 });
+    const ms = Date.now() - t0;
+    assert.ok(ms >= 2500, `closed after the 3 s drain timeout, not before (${ms} ms)`);
+    assert.equal(term.controls.find((m) => m.type === 'closed').reason, 'the bastion is shutting down');
+    // Its own exit (a second SIGTERM would cut it short).
     await waitFor(() => c.exit, { timeoutMs: 15000, what: 'C exits' });
     assert.equal(c.exit.code, 0, `C exited ${JSON.stringify(c.exit)}`);
-    assert.ok(!seen.includes('lost'), `C was never lost: ${seen}`);
     assert.match(c.log(), /received SIGTERM: draining/);
+    const list = await instances('B');
+    assert.equal(stateOf(list, 'C'), undefined, 'a clean stop removes the row');
     await assert.rejects(rawGet(c.port, '/healthz', 2000), 'C no longer accepts connections');
   });
 });
