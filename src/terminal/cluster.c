@@ -83,6 +83,7 @@ static struct {
 	/* loop 0 */
 	uv_timer_t timer;
 	bool closing;
+	bool beat_failing; /* the last heartbeat failed (said once) */
 	atomic_bool draining;
 	atomic_bool store_lost;          /* the lease could not be renewed for CLUSTER_LEASE_S */
 	struct store_listener *listener; /* loop 0's, while polled */
@@ -235,10 +236,12 @@ static void on_round(void *arg)
 				  " ended; ending them here too",
 				  cl.me.name);
 			term_end_user_sessions(-1, "instance lost");
-		} else if (j->beat_r < 0) {
+		} else if (j->beat_r < 0 && !cl.beat_failing) {
+			/* Said once per outage; the lease's loss is said by on_tick. */
 			log_warn("cluster: cannot renew the lease of %s: %s", cl.me.name,
 				 err_str(j->beat_r));
 		}
+		cl.beat_failing = j->beat_r < 0 && j->beat_r != -ENOENT;
 		if (j->reap_lost > 0)
 			log_warn(
 				"cluster: %d instance(s) stopped renewing their lease: marked lost,"
@@ -281,6 +284,7 @@ static void job_free(struct cluster_job *j)
 static void *cluster_thread(void *arg)
 {
 	uint64_t last_beat = 0, streak = mono_ms();
+	bool take_failing = false;
 	int r;
 
 	pthread_mutex_lock(&cl.mu);
@@ -348,11 +352,14 @@ static void *cluster_thread(void *arg)
 				log_warn("cluster: cannot check the other instances' leases: %s",
 					 err_str(r));
 		}
-		if (j && cl.shared &&
-		    (r = store_session_end_requests_take(cl.store, cl.me.name, take_one, j)) < 0 &&
-		    r != -ENOMEM)
-			log_warn("cluster: cannot read the requests to end sessions: %s",
-				 err_str(r));
+		/* Said once per outage, not every tick. */
+		if (j && cl.shared) {
+			r = store_session_end_requests_take(cl.store, cl.me.name, take_one, j);
+			if (r < 0 && r != -ENOMEM && !take_failing)
+				log_warn("cluster: cannot read the requests to end sessions: %s",
+					 err_str(r));
+			take_failing = r < 0 && r != -ENOMEM;
+		}
 		if (j && (j->beat || j->n_ends || j->listener) && loops_post(0, on_round, j) == 0)
 			j = NULL;
 		job_free(j);
