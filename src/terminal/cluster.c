@@ -85,6 +85,7 @@ static struct {
 	bool closing;
 	bool beat_failing; /* the last heartbeat failed (said once) */
 	atomic_bool draining;
+	atomic_bool beat_now;            /* write the state at the next round, not a beat later */
 	atomic_bool store_lost;          /* the lease could not be renewed for CLUSTER_LEASE_S */
 	struct store_listener *listener; /* loop 0's, while polled */
 	uv_poll_t poll;
@@ -284,7 +285,7 @@ static void job_free(struct cluster_job *j)
 static void *cluster_thread(void *arg)
 {
 	uint64_t last_beat = 0, streak = mono_ms();
-	bool take_failing = false;
+	bool take_failing = false, forced;
 	int r;
 
 	pthread_mutex_lock(&cl.mu);
@@ -310,7 +311,8 @@ static void *cluster_thread(void *arg)
 		} else if (!j && open_listener) {
 			listener_retry_later();
 		}
-		if (j && now - last_beat >= CLUSTER_BEAT_MS) {
+		forced = atomic_exchange(&cl.beat_now, false);
+		if (j && (forced || now - last_beat >= CLUSTER_BEAT_MS)) {
 			int64_t wall = store_now();
 
 			j->beat = true;
@@ -454,6 +456,7 @@ void term_cluster_set_draining(void)
 	if (!cl.on || atomic_exchange(&cl.draining, true))
 		return;
 	/* The state is written now, not a heartbeat later. */
+	atomic_store(&cl.beat_now, true);
 	kick();
 }
 
