@@ -107,6 +107,8 @@ static void usage(FILE *f)
 	      "              10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7); loopback,\n"
 	      "              link-local and metadata addresses only when a listed prefix lies\n"
 	      "              inside their range\n"
+	      "  --instance-name NAME  this instance's name among those sharing a store\n"
+	      "              (default HOSTNAME:PORT); --advertise-url URL: how they reach it\n"
 	      "  --master-key-file FILE  the vault's master key (default DATA/master.key,\n"
 	      "              32 random bytes created 0600 on first run)\n"
 	      "environment:\n"

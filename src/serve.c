@@ -22,7 +22,9 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <uv.h>
 
 #include "api/api.h"
@@ -64,6 +66,7 @@ struct serve_state {
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t deadline; /* SIGTERM: the drain's end */
 	bool stopping, reloading, stopped;
+	bool handing_over;       /* SIGTERM on a shared store: serving on, 503 on /healthz */
 	struct cfg cfg;          /* what runs */
 	const char *config_file; /* NULL: none */
 	struct cfg_arg args[32]; /* the flags, kept for every reload */
@@ -184,6 +187,7 @@ static void on_loop_stopped(void *arg)
 	if (++st->n_stopped < st->n_loops)
 		return;
 	st->stopped = true;
+	term_cluster_stop();
 	uv_close((uv_handle_t *)&st->sigterm, NULL);
 	uv_close((uv_handle_t *)&st->sigint, NULL);
 	uv_close((uv_handle_t *)&st->sighup, NULL);
@@ -235,16 +239,50 @@ static void on_deadline(uv_timer_t *t)
 	for_each_loop(st, loop_stop);
 }
 
+/* The hand-over's end (a shared store): the drain proper, with a short
+ * bound of its own. */
+#define HANDOVER_FINAL_S 5
+
+static void on_handover_end(uv_timer_t *t)
+{
+	struct serve_state *st = t->data;
+
+	st->handing_over = false;
+	log_info("drain: %llds passed: open sessions are told and closed (at most %ds more)",
+		 (long long)st->cfg.drain_timeout_s, HANDOVER_FINAL_S);
+	for_each_loop(st, loop_drain);
+	if (!st->stopped)
+		uv_timer_start(&st->deadline, on_deadline, HANDOVER_FINAL_S * 1000, 0);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct serve_state *st = h->data;
 
 	if (st->stopping) {
 		log_info("received %s again: closing every connection now", strsignal(signum));
+		if (st->handing_over) /* the sessions are told first */
+			for_each_loop(st, loop_drain);
+		st->handing_over = false;
 		for_each_loop(st, loop_stop);
 		return;
 	}
 	st->stopping = true;
+	term_cluster_set_draining();
+	/* Several instances (SPEC §6): a rolling upgrade. /healthz answers 503
+	 * at once and connects are refused, so that the balancer sends users
+	 * to the others, while this instance's sessions go on until the drain
+	 * timeout; then they are told and closed. */
+	if (term_cluster_shared() && st->cfg.drain_timeout_s > 0) {
+		st->handing_over = true;
+		log_info("received %s: draining: /healthz answers 503 and new connects are refused;"
+			 " open sessions go on for %llds, then are told and closed",
+			 signum == SIGTERM ? "SIGTERM" : "SIGINT",
+			 (long long)st->cfg.drain_timeout_s);
+		uv_timer_start(&st->deadline, on_handover_end,
+			       (uint64_t)st->cfg.drain_timeout_s * 1000, 0);
+		return;
+	}
 	log_info("received %s: draining (no new connections; open sessions are told and closed; "
 		 "at most %llds)",
 		 signum == SIGTERM ? "SIGTERM" : "SIGINT", (long long)st->cfg.drain_timeout_s);
@@ -372,6 +410,68 @@ static void on_sighup(uv_signal_t *h, int signum)
 	}
 }
 
+/* A name of letters, digits and ".-_:", 1-127 bytes: shown in lists,
+ * logs and audit details. */
+static bool instance_name_ok(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (len == 0 || len > 127)
+		return false;
+	for (; *n; n++)
+		if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') ||
+		      (*n >= '0' && *n <= '9') || strchr(".-_:", *n)))
+			return false;
+	return true;
+}
+
+/* This instance in the store: its name (default HOSTNAME:PORT), the URL
+ * the others reach it at (default from the listen address), its TLS
+ * certificate's SHA-256; claimed now, renewed from loop 0. */
+static int cluster_begin(struct serve_state *st, struct store *store, int port, char *err,
+			 size_t errsize)
+{
+	char host[256] = "localhost", name[128], url[256], fp[72];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	X509 *x = SSL_CTX_get0_certificate(st->ctx);
+	const char *colon = strrchr(st->cfg.listen, ':');
+	size_t hlen = colon ? (size_t)(colon - st->cfg.listen) : 0;
+	struct term_cluster_config cc;
+
+	if (gethostname(host, sizeof(host)) < 0)
+		util_strlcpy(host, "localhost", sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	if (st->cfg.instance_name[0])
+		util_strlcpy(name, st->cfg.instance_name, sizeof(name));
+	else
+		snprintf(name, sizeof(name), "%.100s:%d", host, port);
+	if (!instance_name_ok(name)) {
+		snprintf(err, errsize,
+			 "server.instance_name: 1-127 letters, digits and '.', '-', '_', ':' (got"
+			 " '%.127s')",
+			 name);
+		return -EINVAL;
+	}
+	if (st->cfg.advertise_url[0])
+		util_strlcpy(url, st->cfg.advertise_url, sizeof(url));
+	else if (hlen == 0 || strncmp(st->cfg.listen, "0.0.0.0", hlen) == 0 ||
+		 strncmp(st->cfg.listen, "[::]", hlen) == 0)
+		snprintf(url, sizeof(url), "https://%.200s:%d", host, port);
+	else
+		snprintf(url, sizeof(url), "https://%.*s:%d", (int)(hlen > 200 ? 200 : hlen),
+			 st->cfg.listen, port);
+	fp[0] = '\0';
+	if (x && X509_digest(x, EVP_sha256(), md, &mdlen) == 1)
+		for (unsigned int i = 0; i < mdlen && 2 * i + 2 < sizeof(fp); i++)
+			snprintf(fp + 2 * i, 3, "%02x", md[i]);
+	cc = (struct term_cluster_config){ .name = name,
+					   .advertise_url = url,
+					   .cert_sha256 = fp,
+					   .shared = store_url_is_pg(st->cfg.store_url) };
+	return term_cluster_start(store, &cc, err, errsize);
+}
+
 static int ensure_dir(const char *dir)
 {
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
@@ -454,7 +554,13 @@ int serve_run(const struct cfg *loaded, const char *config_file, const struct cf
 			st.cfg.store_url[0] ? "" : cfg.data_dir, err_str(r));
 		return 1;
 	}
-	if ((r = store_session_close_stale(store, store_now(), "bastion restarted", &closed_n)) < 0)
+	/* On SQLite every session without an end is this data directory's;
+	 * on a shared store only those of this instance's name are (ended
+	 * when it claims its name, term_cluster_start). */
+	if (store_url_is_pg(st.cfg.store_url))
+		closed_n = 0;
+	else if ((r = store_session_close_stale(store, store_now(), "bastion restarted",
+						&closed_n)) < 0)
 		log_warn("store: cannot close the sessions of the previous run: %s", err_str(r));
 	else if (closed_n > 0)
 		log_info(
@@ -510,6 +616,12 @@ int serve_run(const struct cfg *loaded, const char *config_file, const struct cf
 		fprintf(stderr, "bastion: cannot start: %s\n", err_str(r));
 		goto fail;
 	}
+	if ((r = cluster_begin(&st, store, port, err, sizeof(err))) < 0) {
+		fprintf(stderr, "bastion: %s\n", err);
+		goto fail;
+	}
+	api.instance_name = term_instance_name();
+	metrics_set_instance(api.instance_name);
 	loop = loops_uv(0);
 	st.srv_cfg = &cfg;
 	listener = st.listen_fd; /* loops_begin gives it to loop 0's server */
@@ -525,6 +637,12 @@ int serve_run(const struct cfg *loaded, const char *config_file, const struct cf
 	 * ptrace or read /proc/PID/mem (setuid resets the flag, so again after
 	 * the switch). */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* The heartbeat's thread opens store connections of its own: only
+	 * once the data directory and the process are the service user's. */
+	if ((r = term_cluster_run()) < 0) {
+		fprintf(stderr, "bastion: cannot start the instance's heartbeat: %s\n", err_str(r));
+		goto fail;
+	}
 	apply_limits(&st.cfg);
 	uv_signal_init(loop, &st.sigterm);
 	uv_signal_init(loop, &st.sigint);
@@ -548,6 +666,9 @@ int serve_run(const struct cfg *loaded, const char *config_file, const struct cf
 	loops_run(0);
 	r = 0;
 fail:
+	/* The heartbeat's thread first (it posts to loop 0, which has closed
+	 * by now), and this instance's row. */
+	term_cluster_leave();
 	/* Joins the loop threads; after a failure, closes what the loops hold
 	 * (none of them ran). */
 	loops_free();

@@ -187,6 +187,7 @@ void api_terminal(struct api_call *c);
 /* The native client's TCP stream (stream.c). */
 void api_stream(struct api_call *c);
 void api_sessions_delete(struct api_call *c);
+void api_instances_list(struct api_call *c);
 void api_session_answers(struct api_call *c);
 
 void api_secrets_list(struct api_call *c);

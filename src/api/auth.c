@@ -316,7 +316,7 @@ void api_auth_session(struct api_call *c)
 /* Ends everything an account had open: browser sessions, API tokens (so
  * that re-enabling it does not revive them) and terminals, whose browsers
  * receive {"type":"closed","reason"}. */
-static int end_account(struct api_call *c, int64_t id, const char *what)
+static int end_account(struct api_call *c, int64_t id, const char *name, const char *what)
 {
 	char reason[128];
 	int r;
@@ -325,7 +325,7 @@ static int end_account(struct api_call *c, int64_t id, const char *what)
 	    (r = store_token_delete_user(c->ctx->store, id)) < 0)
 		return r;
 	snprintf(reason, sizeof(reason), "your account was %s by %s", what, c->who->name);
-	term_end_user_sessions(id, reason);
+	term_end_user_everywhere(id, name, reason);
 	return 0;
 }
 
@@ -362,7 +362,7 @@ static int end_credentials(struct api_call *c, int64_t id, const char *name, str
 		snprintf(reason, sizeof(reason), "your password was changed");
 	else
 		snprintf(reason, sizeof(reason), "your password was reset by %s", c->who->name);
-	term_end_user_sessions(id, reason);
+	term_end_user_everywhere(id, name, reason);
 	return 0;
 }
 
@@ -466,7 +466,7 @@ void api_users_put(struct api_call *c)
 			detail_obj = json_pack("{s:o}", "ended", ended_json(&ended));
 	}
 	if (r == 0 && disabled && !created)
-		r = end_account(c, id, "disabled");
+		r = end_account(c, id, name, "disabled");
 	if (r == 0)
 		r = store_user_get(c->ctx->store, name, &u);
 	if (r < 0) {
@@ -689,7 +689,7 @@ void api_users_delete(struct api_call *c)
 	}
 	/* Sessions and tokens went with the row; the terminals end now. */
 	snprintf(reason, sizeof(reason), "your account was deleted by %s", c->who->name);
-	term_end_user_sessions(u.id, reason);
+	term_end_user_everywhere(u.id, name, reason);
 	if (ident_throttle_reset(c->ctx->store, name, true) < 0)
 		log_warn("auth: could not forget the sign-in state of %s", name);
 	audit_principal(c->who->name, principal);

@@ -7,6 +7,7 @@
  * Called by server/ (api_on_request) and by the continuations of
  * terminal/ (api_respond); nothing here blocks. */
 #include "api/api.h"
+#include "terminal/term.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -182,11 +183,15 @@ void api_on_request(struct srv_conn *c, const struct srv_request *req, void *ud)
 		struct api_resp resp = { 0 };
 		struct api_ctx *ctx = ud;
 
-		/* A store that cannot be reached (SPEC 6): 503, so that a load
-		 * balancer sends new connections elsewhere. store_reachable
-		 * reads a flag; it never waits for the server. */
-		if (ctx && ctx->store && !store_reachable(ctx->store))
-			api_error(&resp, 503, "ServiceUnavailable", "the store cannot be reached");
+		/* 503 while the instance drains, cannot renew its lease in the
+		 * store, or cannot reach the store at all, so that a balancer
+		 * sends new connections elsewhere (SPEC §6). Flags only: this
+		 * never waits for the database. */
+		if (term_cluster_draining())
+			api_json(&resp, 503, json_pack("{s:s}", "status", "draining"));
+		else if (term_cluster_store_lost() ||
+			 (ctx && ctx->store && !store_reachable(ctx->store)))
+			api_json(&resp, 503, json_pack("{s:s}", "status", "store unreachable"));
 		else
 			api_json(&resp, 200, json_pack("{s:s}", "status", "ok"));
 		api_respond(c, &resp);

@@ -109,6 +109,8 @@ static const struct route routes[] = {
 	{ "GET", "auth/oidc/login", api_oidc_login, 0 },
 	{ "GET", "auth/oidc/callback", api_oidc_callback, 0 },
 	{ "POST", "auth/oidc/cli-token", api_oidc_cli_token, 0 },
+	/* instances sharing the store (issue 15, api/instances.c) */
+	{ "GET", "instances", api_instances_list, R_AUTH },
 };
 
 bool api_create_only(const struct api_call *c)

@@ -58,6 +58,11 @@ static const struct key keys[] = {
 	 * postgresql://, that PostgreSQL database (store/store.c). May hold a
 	 * password: shown with it masked. */
 	{ "store", "url", "store", "BASTION_STORE", T_STORE, STR(store_url), "", 0, 0, false },
+	/* This instance among others on one store (docs/scaling.md). */
+	{ "server", "instance_name", "instance-name", "BASTION_INSTANCE_NAME", T_STR,
+	  STR(instance_name), "", 0, 0, false },
+	{ "server", "advertise_url", "advertise-url", "BASTION_ADVERTISE_URL", T_STR,
+	  STR(advertise_url), "", 0, 0, false },
 	{ "server", "loops", "loops", "BASTION_LOOPS", T_INT, NUM(loops), "0", 0, 64, false },
 	{ "server", "log_level", "log-level", "BASTION_LOG_LEVEL", T_LEVEL, STR(log_level), "info",
 	  0, 0, true },

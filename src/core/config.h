@@ -51,6 +51,12 @@ struct cfg {
 	/* [store] url: empty for SQLite in data_dir, or a postgres:// URL
 	 * (SPEC §6). May hold a password: cfg_value_str masks it. */
 	char store_url[CFG_MAX_STR];
+	/* [server] instance_name: this instance's name among those sharing a
+	 * store (empty: HOSTNAME:PORT); advertise_url: how the others reach it
+	 * (empty: https:// and the listen address, or the host name for a
+	 * wildcard). Instances: docs/scaling.md. */
+	char instance_name[128];
+	char advertise_url[256];
 	/* [server] loops: event loops, one thread each (0: one per CPU this
 	 * process may run on). */
 	int64_t loops;

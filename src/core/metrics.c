@@ -1,5 +1,6 @@
 /* Counters and histograms for GET /metrics. */
 #include "core/metrics.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -214,6 +215,15 @@ static void put_histo(struct out *o, const char *name, const char *help, struct 
 	    (unsigned long long)atomic_load_explicit(&h->count, memory_order_relaxed));
 }
 
+/* Set once at start-up, before any render (serve.c): letters, digits and
+ * ".-_:" only, so it needs no escaping in a label. */
+static char instance_name[128];
+
+void metrics_set_instance(const char *name)
+{
+	util_strlcpy(instance_name, name, sizeof(instance_name));
+}
+
 int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loops, char **ret,
 		   size_t *ret_len)
 {
@@ -227,6 +237,12 @@ int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loo
 	    "# HELP bastion_build_info The running binary's version (always 1).\n"
 	    "# TYPE bastion_build_info gauge\nbastion_build_info{version=\"%s\"} 1\n",
 	    BASTION_VERSION);
+	if (instance_name[0])
+		put(&o,
+		    "# HELP bastion_instance_info This instance's name among those sharing a"
+		    " store (always 1).\n"
+		    "# TYPE bastion_instance_info gauge\nbastion_instance_info{name=\"%s\"} 1\n",
+		    instance_name);
 	put(&o,
 	    "# HELP bastion_sessions_active Sessions open now: terminals (shell open, attached or waiting) and tunnels.\n"
 	    "# TYPE bastion_sessions_active gauge\nbastion_sessions_active %zu\n",

@@ -42,6 +42,8 @@ void metrics_store_pending_dropped(void);
 
 /* The whole exposition as malloc'd text into *ret (caller frees), with
  * the gauges the caller knows. -ENOMEM on failure. */
+/* Start-up: this instance's name, rendered as bastion_instance_info{name}. */
+void metrics_set_instance(const char *name);
 int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loops, char **ret,
 		   size_t *ret_len);
 

@@ -13,6 +13,7 @@
 
 #include "store/ops_list.h"
 #include "store/store.h"
+#include "store/store_cluster.h"
 #include "store/store_ops.h"
 #include "store/store_vault.h"
 

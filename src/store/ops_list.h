@@ -206,6 +206,40 @@
 	  (s, ss, ended_at, reason, bytes_to_vm, bytes_from_vm))                                   \
 	X(session_close_stale, (struct store * s, int64_t now, const char *reason, int *ret_n),    \
 	  (s, now, reason, ret_n))                                                                 \
+	/* instances and the live-session registry (issue 15 item 2, store_cluster.h) */           \
+	X(instance_claim,                                                                          \
+	  (struct store * s, const struct store_instance *in, int64_t now, int64_t lease_s,        \
+	   const char *reason, int *ret_ended),                                                    \
+	  (s, in, now, lease_s, reason, ret_ended))                                                \
+	X(instance_heartbeat,                                                                      \
+	  (struct store * s, const char *name, const char *state, int64_t now),                    \
+	  (s, name, state, now))                                                                   \
+	X(instance_foreach,                                                                        \
+	  (struct store * s, int (*fn)(const struct store_instance *in, void *ud), void *ud),      \
+	  (s, fn, ud))                                                                             \
+	X(instance_reap,                                                                           \
+	  (struct store * s, const char *self, int64_t now, int64_t lease_s, int *ret_lost,        \
+	   int *ret_ended),                                                                        \
+	  (s, self, now, lease_s, ret_lost, ret_ended))                                            \
+	X(instance_delete, (struct store * s, const char *name), (s, name))                        \
+	X(session_foreach_open,                                                                    \
+	  (struct store * s, const char *except,                                                   \
+	   int (*fn)(const struct store_live_session *ls, void *ud), void *ud),                    \
+	  (s, except, fn, ud))                                                                     \
+	X(session_attached, (struct store * s, const char *id), (s, id))                           \
+	X(session_end_request,                                                                     \
+	  (struct store * s, const char *id, const char *self, const char *reason,                 \
+	   char *ret_instance, char *ret_user, char *ret_bastion),                                 \
+	  (s, id, self, reason, ret_instance, ret_user, ret_bastion))                              \
+	X(session_end_request_user,                                                                \
+	  (struct store * s, const char *user, const char *self, const char *reason, int *ret_n),  \
+	  (s, user, self, reason, ret_n))                                                          \
+	X(session_end_requests_take,                                                               \
+	  (struct store * s, const char *instance,                                                 \
+	   int (*fn)(const char *id, const char *reason, void *ud), void *ud),                     \
+	  (s, instance, fn, ud))                                                                   \
+	X(listen_open, (struct store * s, const char *channel, struct store_listener **ret),       \
+	  (s, channel, ret))                                                                       \
 	X(audit_query,                                                                             \
 	  (struct store * s, const struct store_audit_filter *f,                                   \
 	   int (*fn)(const struct store_audit_rec *r, void *ud), void *ud),                        \

@@ -300,6 +300,23 @@ static const char *const migrations[] = {
 	"CREATE TABLE login_mfa ("
 	"  token_hash BYTEA PRIMARY KEY REFERENCES login_sessions(token_hash) ON DELETE CASCADE,"
 	"  via TEXT NOT NULL);",
+	/* instances and the live-session registry (store/pg_instances.c) */
+	"ALTER TABLE term_sessions ADD COLUMN instance TEXT COLLATE \"C\";"
+	"ALTER TABLE term_sessions ADD COLUMN attached BOOLEAN NOT NULL DEFAULT false;"
+	"CREATE INDEX term_sessions_instance ON term_sessions(instance, ended_at);"
+	"CREATE TABLE instances ("
+	"  name TEXT COLLATE \"C\" PRIMARY KEY,"
+	"  state TEXT NOT NULL,"
+	"  started_at BIGINT NOT NULL,"
+	"  last_seen BIGINT NOT NULL,"
+	"  advertise_url TEXT NOT NULL,"
+	"  cert_sha256 TEXT NOT NULL);"
+	"CREATE TABLE session_end_requests ("
+	"  session_id TEXT COLLATE \"C\" PRIMARY KEY,"
+	"  instance TEXT COLLATE \"C\" NOT NULL,"
+	"  reason TEXT NOT NULL,"
+	"  requested_at BIGINT NOT NULL);"
+	"CREATE INDEX session_end_requests_instance ON session_end_requests(instance);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -354,6 +371,11 @@ static PGconn *connect_url(const char *url)
 
 	snprintf(app, sizeof(app), "bastion:%ld", (long)getpid());
 	return PQconnectdbParams(keys, vals, 1);
+}
+
+PGconn *pg_connect_new(struct store *s)
+{
+	return connect_url(PG(s)->url);
 }
 
 /* This thread's connection, opened on first use and re-opened when it

@@ -59,6 +59,11 @@ int pg_row(struct store *s, PGresult **ret, const char *sql, int n, const char *
  * at once outside one. */
 void pg_audit_line(struct store *s, const char *line, size_t len);
 
+/* A new connection of its own (not this thread's), with the store's
+ * connection settings: for LISTEN (pg_instances.c). Blocks up to the 5 s
+ * connect timeout; check PQstatus; PQfinish it. */
+PGconn *pg_connect_new(struct store *s);
+
 /* Copies src into dst (size bytes) or fails with -EOVERFLOW. */
 int pg_copy(char *dst, size_t size, const char *src);
 
@@ -90,12 +95,19 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X) \
 	PG_OPS_VAULT(X) PG_OPS_VAULTDEL(X) \
 	X(session_open, , ) X(session_end, , ) X(session_close_stale, , ) \
-	PG_OPS_OIDC(X) PG_OPS_TOKENS(X) PG_OPS_MFA(X)
+	PG_OPS_OIDC(X) PG_OPS_TOKENS(X) PG_OPS_MFA(X) PG_OPS_INSTANCES(X)
 /* pg_tokens.c, pg_retention.c (issue 19) */
 #define PG_OPS_TOKENS(X) \
 	X(token_insert, , ) X(token_lookup, , ) X(token_touch, , ) \
 	X(token_foreach, , ) X(token_revoke, , ) \
 	X(audit_prune, , ) X(session_prune, , ) X(session_bytes, , )
+/* pg_instances.c */
+#define PG_OPS_INSTANCES(X) \
+	X(instance_claim, , ) X(instance_heartbeat, , ) X(instance_foreach, , ) \
+	X(instance_reap, , ) X(instance_delete, , ) X(session_foreach_open, , ) \
+	X(session_attached, , ) X(session_end_request, , ) \
+	X(session_end_request_user, , ) X(session_end_requests_take, , ) \
+	X(listen_open, , )
 /* pg_ident.c */
 #define PG_OPS_IDENT(X) \
 	X(user_count, , ) X(user_get, , ) X(user_get_by_id, , ) X(user_put, , ) \

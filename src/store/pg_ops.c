@@ -23,20 +23,25 @@
 #include "core/err.h"
 #include "core/log.h"
 
-#define SESSION_COLS "id, \"user\", vm, bastion, target, source, auth_type, started_at"
+#define SESSION_COLS "id, \"user\", vm, bastion, target, source, auth_type, started_at, instance"
 
 int pg_session_open(struct store *s, const struct store_session *ss)
 {
 	struct pg_num started;
-	const char *p[] = {
-		ss->id,     ss->user,   ss->vm,        ss->bastion,
-		ss->target, ss->source, ss->auth_type, pg_num(&started, ss->started_at)
-	};
+	const char *p[] = { ss->id,
+			    ss->user,
+			    ss->vm,
+			    ss->bastion,
+			    ss->target,
+			    ss->source,
+			    ss->auth_type,
+			    pg_num(&started, ss->started_at),
+			    ss->instance[0] ? ss->instance : NULL };
 
 	return pg_q(s, NULL,
 		    "INSERT INTO term_sessions (" SESSION_COLS ") VALUES ($1, $2, $3, $4, $5, $6,"
-		    " $7, $8) ON CONFLICT (id) DO NOTHING",
-		    8, p);
+		    " $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+		    9, p);
 }
 
 int pg_session_end(struct store *s, const struct store_session *ss, int64_t ended_at,
@@ -55,17 +60,18 @@ int pg_session_end(struct store *s, const struct store_session *ss, int64_t ende
 		pg_num(&ended, ended_at),
 		reason,
 		pg_num(&to, (int64_t)(bytes_to_vm > INT64_MAX ? INT64_MAX : bytes_to_vm)),
-		pg_num(&from, (int64_t)(bytes_from_vm > INT64_MAX ? INT64_MAX : bytes_from_vm))
+		pg_num(&from, (int64_t)(bytes_from_vm > INT64_MAX ? INT64_MAX : bytes_from_vm)),
+		ss->instance[0] ? ss->instance : NULL
 	};
 
-	return pg_q(s, NULL,
-		    "INSERT INTO term_sessions (" SESSION_COLS
-		    ", ended_at, end_reason, bytes_to_vm,"
-		    " bytes_from_vm) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-		    " ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at,"
-		    " end_reason = excluded.end_reason, bytes_to_vm = excluded.bytes_to_vm,"
-		    " bytes_from_vm = excluded.bytes_from_vm WHERE term_sessions.ended_at IS NULL",
-		    12, p);
+	return pg_q(
+		s, NULL,
+		"INSERT INTO term_sessions (" SESSION_COLS ", ended_at, end_reason, bytes_to_vm,"
+		" bytes_from_vm) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $13, $9, $10, $11, $12)"
+		" ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at,"
+		" end_reason = excluded.end_reason, bytes_to_vm = excluded.bytes_to_vm,"
+		" bytes_from_vm = excluded.bytes_from_vm WHERE term_sessions.ended_at IS NULL",
+		13, p);
 }
 
 struct stale {

@@ -281,6 +281,26 @@ static const char *const migrations[] = {
 	"CREATE TABLE login_mfa ("
 	"  token_hash BLOB PRIMARY KEY REFERENCES login_sessions(token_hash) ON DELETE CASCADE,"
 	"  via TEXT NOT NULL);",
+	/* instances and the live-session registry (store/sqlite_instances.c):
+	 * which instance holds each open session, whether a terminal is
+	 * attached, the instances' leases, requests to end a session held
+	 * elsewhere */
+	"ALTER TABLE term_sessions ADD COLUMN instance TEXT;"
+	"ALTER TABLE term_sessions ADD COLUMN attached INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX term_sessions_instance ON term_sessions(instance, ended_at);"
+	"CREATE TABLE instances ("
+	"  name TEXT PRIMARY KEY,"
+	"  state TEXT NOT NULL,"
+	"  started_at INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL,"
+	"  advertise_url TEXT NOT NULL,"
+	"  cert_sha256 TEXT NOT NULL);"
+	"CREATE TABLE session_end_requests ("
+	"  session_id TEXT PRIMARY KEY,"
+	"  instance TEXT NOT NULL,"
+	"  reason TEXT NOT NULL,"
+	"  requested_at INTEGER NOT NULL);"
+	"CREATE INDEX session_end_requests_instance ON session_end_requests(instance);",
 };
 
 int store_rc(int rc)

@@ -32,14 +32,16 @@ static void bind_session(sqlite3_stmt *st, const struct store_session *ss)
 	sqlite3_bind_text(st, 6, ss->source, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 7, ss->auth_type, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, ss->started_at);
+	if (ss->instance[0])
+		sqlite3_bind_text(st, 13, ss->instance, -1, SQLITE_STATIC);
 }
 
 int sq_session_open(struct store *s, const struct store_session *ss)
 {
 	sqlite3_stmt *st =
 		store_prepare(s, "INSERT OR IGNORE INTO term_sessions"
-				 " (id, user, vm, bastion, target, source, auth_type, started_at)"
-				 " VALUES (?,?,?,?,?,?,?,?)");
+				 " (id, user, vm, bastion, target, source, auth_type, started_at,"
+				 " instance) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?13)");
 	int rc;
 
 	if (!st)
@@ -56,7 +58,8 @@ int sq_session_end(struct store *s, const struct store_session *ss, int64_t ende
 	sqlite3_stmt *st = store_prepare(
 		s,
 		"INSERT INTO term_sessions (id, user, vm, bastion, target, source, auth_type, started_at,"
-		"  ended_at, end_reason, bytes_to_vm, bytes_from_vm) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+		"  ended_at, end_reason, bytes_to_vm, bytes_from_vm, instance)"
+		" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 		" ON CONFLICT(id) DO UPDATE SET ended_at = excluded.ended_at,"
 		"  end_reason = excluded.end_reason, bytes_to_vm = excluded.bytes_to_vm,"
 		"  bytes_from_vm = excluded.bytes_from_vm WHERE ended_at IS NULL");

@@ -19,6 +19,7 @@ struct store_session {
 	char target[80];
 	char source[64];
 	char auth_type[16];
+	char instance[128]; /* the instance holding it (store_cluster.h); "" on none */
 	int64_t started_at;
 };
 

@@ -267,6 +267,17 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 		status = 503;
 		code = "ServiceUnavailable";
 		limit = "the bastion is shutting down";
+	} else if (term_cluster_draining()) {
+		/* SIGTERM on a shared store: the others take new sessions. */
+		status = 503;
+		code = "ServiceUnavailable";
+		limit = "this instance is draining; connect again (another instance)";
+	} else if (term_cluster_store_lost()) {
+		/* Fail closed: the others may be ending this instance's
+		 * sessions in the store (cluster.c). */
+		status = 503;
+		code = "ServiceUnavailable";
+		limit = "this instance cannot reach its store; try again (another instance)";
 	} else {
 		/* The check and the count in one step: loops connect at once. */
 		pthread_mutex_lock(&term_g.lock);
@@ -359,6 +370,7 @@ static void attach(struct srv_conn *c, struct term_attach *ta)
 	sess_update_output(s);
 	s->started_ms = s->last_input_ms = uv_now(s->home->loop);
 	sess_arm(s);
+	sess_record_attached(s);
 }
 
 /* The caller may see (and end) s: their own, or through a bastion they own. */
@@ -404,19 +416,20 @@ int term_sessions_json(const struct term_attach *ta, json_t **ret)
 				continue;
 			json_array_append_new(
 				arr,
-				json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s}",
-					  "id", s->id, "kind", s->tunnel ? "tunnel" : "terminal",
-					  "user", s->user, "vm", s->vm_id, "target", s->target,
-					  "source", s->source, "auth_type", s->auth_type, "bastion",
-					  s->bastion_id, "started_at", (json_int_t)s->started,
-					  "duration_s", (json_int_t)(now - s->started),
-					  "bytes_to_vm",
-					  (json_int_t)atomic_load_explicit(&s->to_vm,
-									   memory_order_relaxed),
-					  "bytes_from_vm",
-					  (json_int_t)atomic_load_explicit(&s->from_vm,
-									   memory_order_relaxed),
-					  "state", state_names[s->state]));
+				json_pack(
+					"{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:s}",
+					"id", s->id, "kind", s->tunnel ? "tunnel" : "terminal",
+					"user", s->user, "vm", s->vm_id, "target", s->target,
+					"source", s->source, "auth_type", s->auth_type, "bastion",
+					s->bastion_id, "started_at", (json_int_t)s->started,
+					"duration_s", (json_int_t)(now - s->started), "bytes_to_vm",
+					(json_int_t)atomic_load_explicit(&s->to_vm,
+									 memory_order_relaxed),
+					"bytes_from_vm",
+					(json_int_t)atomic_load_explicit(&s->from_vm,
+									 memory_order_relaxed),
+					"state", state_names[s->state], "instance",
+					term_instance_name()));
 		}
 	}
 	pthread_mutex_unlock(&term_g.lock);

@@ -185,14 +185,14 @@ struct term_global {
 extern struct term_global term_g;
 
 /* A record for the store that survives the store's absence (pending.c). */
-enum pend_kind { PEND_AUDIT, PEND_OPEN, PEND_END };
+enum pend_kind { PEND_AUDIT, PEND_OPEN, PEND_ATTACH, PEND_END };
 struct pend {
 	enum pend_kind kind;
 	struct pend *next;
 	/* PEND_AUDIT: when it happened, and the record (malloc'd, may be NULL) */
 	int64_t ts;
 	char *principal, *action, *target, *result, *detail;
-	/* PEND_OPEN, PEND_END */
+	/* PEND_OPEN, PEND_ATTACH, PEND_END */
 	struct store_session ss;
 	int64_t ended_at;
 	char reason[160];
@@ -239,6 +239,8 @@ void sess_set_state(struct sess *s, enum sess_state st);
 void term_queue_audit(const char *principal, const char *action, const char *target,
 		      const char *result, json_t *detail);
 void sess_record(struct sess *s, const char *end_reason);
+/* jobs.c: the store learns that s has its terminal attached. */
+void sess_record_attached(struct sess *s);
 /* Records a host key learnt on first use (trust on first use), on the
  * pool. */
 void term_record_host_key(const char *vm_id, const char *type, const char *b64);

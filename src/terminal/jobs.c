@@ -20,6 +20,7 @@
 #include "server/loops.h"
 #include "server/srv.h"
 #include "store/store.h"
+#include "store/store_cluster.h"
 #include "store/store_ops.h"
 #include "terminal/challenge.h"
 
@@ -116,6 +117,19 @@ static void hostkey_done(uv_work_t *w, int status)
 	free(j);
 }
 
+static void fill_session(struct store_session *ss, const struct sess *s)
+{
+	util_strlcpy(ss->id, s->id, sizeof(ss->id));
+	util_strlcpy(ss->user, s->user, sizeof(ss->user));
+	util_strlcpy(ss->vm, s->vm_id, sizeof(ss->vm));
+	util_strlcpy(ss->bastion, s->bastion_id, sizeof(ss->bastion));
+	util_strlcpy(ss->target, s->target, sizeof(ss->target));
+	util_strlcpy(ss->source, s->source, sizeof(ss->source));
+	util_strlcpy(ss->auth_type, s->auth_type, sizeof(ss->auth_type));
+	util_strlcpy(ss->instance, term_instance_name(), sizeof(ss->instance));
+	ss->started_at = s->started;
+}
+
 /* A session's row in the store: its start, or its end (the audit record
  * of the end is queued by the caller), written on the worker pool. */
 void sess_record(struct sess *s, const char *end_reason)
@@ -127,20 +141,24 @@ void sess_record(struct sess *s, const char *end_reason)
 		return;
 	}
 	p->kind = end_reason ? PEND_END : PEND_OPEN;
-	util_strlcpy(p->ss.id, s->id, sizeof(p->ss.id));
-	util_strlcpy(p->ss.user, s->user, sizeof(p->ss.user));
-	util_strlcpy(p->ss.vm, s->vm_id, sizeof(p->ss.vm));
-	util_strlcpy(p->ss.bastion, s->bastion_id, sizeof(p->ss.bastion));
-	util_strlcpy(p->ss.target, s->target, sizeof(p->ss.target));
-	util_strlcpy(p->ss.source, s->source, sizeof(p->ss.source));
-	util_strlcpy(p->ss.auth_type, s->auth_type, sizeof(p->ss.auth_type));
-	p->ss.started_at = s->started;
+	fill_session(&p->ss, s);
 	if (end_reason) {
 		p->ended_at = store_now();
 		util_strlcpy(p->reason, end_reason, sizeof(p->reason));
 		p->to_vm = atomic_load_explicit(&s->to_vm, memory_order_relaxed);
 		p->from_vm = atomic_load_explicit(&s->from_vm, memory_order_relaxed);
 	}
+	queue_pend(p);
+}
+
+void sess_record_attached(struct sess *s)
+{
+	struct pend *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return;
+	p->kind = PEND_ATTACH;
+	fill_session(&p->ss, s);
 	queue_pend(p);
 }
 

@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "store/store.h"
+#include "store/store_cluster.h"
 #include "store/store_ops.h"
 
 #define PEND_MAX      10000
@@ -69,15 +70,23 @@ static int pend_write(struct store *s, const struct pend *p, bool retry)
 		return store_session_open(s, &p->ss);
 	case PEND_END:
 		return store_session_end(s, &p->ss, p->ended_at, p->reason, p->to_vm, p->from_vm);
+	case PEND_ATTACH: {
+		/* The start may be written after this, on another worker: the
+		 * row is made here too (the start then leaves it). */
+		int r = store_session_open(s, &p->ss);
+
+		return r == 0 ? store_session_attached(s, p->ss.id) : r;
+	}
 	}
 	return -EINVAL;
 }
 
 static const char *pend_what(const struct pend *p)
 {
-	return p->kind == PEND_AUDIT  ? p->action
-	       : p->kind == PEND_OPEN ? "session start"
-				      : "session end";
+	return p->kind == PEND_AUDIT    ? p->action
+	       : p->kind == PEND_OPEN   ? "session start"
+	       : p->kind == PEND_ATTACH ? "session attach"
+					: "session end";
 }
 
 static void deadline_in(struct timespec *t, long ms)

@@ -331,10 +331,10 @@ void sess_end_audit(struct sess *s, const char *reason)
 	snprintf(principal, sizeof(principal), "user:%s", s->user);
 	term_queue_audit(
 		principal, "session.end", s->vm_id, "ended",
-		json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "session", s->id, "kind",
-			  s->tunnel ? "tunnel" : "terminal", "reason", reason, "bastion",
-			  s->bastion_id, "duration_s", (json_int_t)(store_now() - s->started),
-			  "bytes_from_vm",
+		json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "session", s->id, "kind",
+			  s->tunnel ? "tunnel" : "terminal", "reason", reason, "instance",
+			  term_instance_name(), "bastion", s->bastion_id, "duration_s",
+			  (json_int_t)(store_now() - s->started), "bytes_from_vm",
 			  (json_int_t)atomic_load_explicit(&s->from_vm, memory_order_relaxed),
 			  "bytes_to_vm",
 			  (json_int_t)atomic_load_explicit(&s->to_vm, memory_order_relaxed)));
@@ -349,9 +349,9 @@ void term_connect_audit(struct sess *s, const char *code, const char *msg)
 	snprintf(principal, sizeof(principal), "user:%s", s->user);
 	metrics_connect_result(code);
 	term_queue_audit(principal, "connect", s->vm_id, code,
-			 json_pack("{s:s,s:s,s:s,s:s,s:s*,s:s*}", "auth_type", s->auth_type,
-				   "target", s->target, "source", s->source, "bastion",
-				   s->bastion_id, "session",
+			 json_pack("{s:s,s:s,s:s,s:s,s:s,s:s*,s:s*}", "auth_type", s->auth_type,
+				   "target", s->target, "source", s->source, "instance",
+				   term_instance_name(), "bastion", s->bastion_id, "session",
 				   strcmp(code, "Created") == 0 ? s->id : NULL, "message", msg));
 }
 

@@ -152,6 +152,53 @@ int term_sessions_json(const struct term_attach *ta, json_t **ret);
  * number of loops (for GET /metrics), read under the registry's lock. */
 void term_counts(size_t *ret_active, size_t *ret_dialing, unsigned *ret_loops);
 
+/* ---------- this instance among others on one store (cluster.c) ---------- */
+
+/* An instance that has not renewed its lease for this long is lost to the
+ * others; the heartbeat renews it every CLUSTER_BEAT_MS; requests to end
+ * a session held here are read every CLUSTER_TICK_MS. */
+#define CLUSTER_LEASE_S 10
+#define CLUSTER_BEAT_MS 2000
+#define CLUSTER_TICK_MS 500
+
+struct term_cluster_config {
+	const char *name;          /* --instance-name */
+	const char *advertise_url; /* how the others reach this instance */
+	const char *cert_sha256;   /* hex SHA-256 of its TLS certificate */
+	bool shared;               /* the store is PostgreSQL: others may share it */
+};
+
+/* Start-up, after loops_init and before the loops run (main thread):
+ * claims the name in the store (waits on it: start-up only) and starts
+ * the heartbeat on loop 0. -EEXIST (with err said for the operator) when
+ * a live instance holds the name. */
+int term_cluster_start(struct store *store, const struct term_cluster_config *cfg, char *err,
+		       size_t errsize);
+/* Then, once the process runs as its own user (privdrop): the thread that
+ * renews the lease. 0 or -errno. */
+int term_cluster_run(void);
+/* Loop 0, on SIGTERM: the instance is "draining" (written at once). */
+void term_cluster_set_draining(void);
+/* Loop 0, once its loops stopped: the heartbeat's timer closes. */
+void term_cluster_stop(void);
+/* After the loops ended (main thread): a clean stop removes the row. */
+void term_cluster_leave(void);
+/* Any thread: this instance's name ("" before term_cluster_start). */
+const char *term_instance_name(void);
+/* Any thread: the store is shared with other instances (PostgreSQL). */
+bool term_cluster_shared(void);
+/* Any thread: the lease could not be renewed for CLUSTER_LEASE_S (no new
+ * connects; /healthz 503), or the instance drains. */
+bool term_cluster_store_lost(void);
+bool term_cluster_draining(void);
+/* A worker: ends user's sessions on this instance (term_end_user_sessions)
+ * and asks every other instance holding one to end it (the store's
+ * requests, read within CLUSTER_TICK_MS). */
+void term_end_user_everywhere(int64_t user_id, const char *name, const char *reason);
+/* Any thread: the loop holding session id here, or -1 (not on this
+ * instance, or dialling). */
+int term_home_of_session(const char *id);
+
 /* A text frame from the browser (docs/api.md "The terminal stream"), parsed. */
 enum term_ctl_type {
 	TERM_CTL_RESIZE = 1,
