@@ -77,6 +77,12 @@ static const struct key keys[] = {
 	  true },
 	{ "limits", "connections", "max-connections", "BASTION_MAX_CONNECTIONS", T_INT,
 	  NUM(connections), "0", 0, 100000000, true },
+	/* [recording]: session recordings (SPEC §8, terminal/record.c) */
+	{ "recording", "max_bytes", "recording-max-bytes", "BASTION_RECORDING_MAX_BYTES", T_INT,
+	  NUM(recording_max_bytes), "67108864", 65536, 17179869184LL, true },
+	{ "recording", "retention_days", "recording-retention-days",
+	  "BASTION_RECORDING_RETENTION_DAYS", T_INT, NUM(recording_retention_days), "0", 0, 36500,
+	  true },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -62,6 +62,11 @@ struct cfg {
 	 * closed when accepted. */
 	int64_t connections_per_address;
 	int64_t connections;
+	/* [recording] max_bytes: a session's asciicast stops there (the cast
+	 * says so, the session goes on); retention_days: recordings that ended
+	 * longer ago are removed, hourly (0: kept). */
+	int64_t recording_max_bytes;
+	int64_t recording_retention_days;
 };
 
 /* One flag given on the command line: the key's index and its text. */

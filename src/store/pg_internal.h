@@ -65,7 +65,11 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(schema_version, , ) X(audit, , ) X(audit_query, , ) \
 	X(hostkey_get, , ) X(hostkey_add, , ) X(hostkey_clear, , ) \
 	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X) \
-	X(session_open, , ) X(session_end, , )
+	X(session_open, , ) X(session_end, , ) PG_OPS_REC(X)
+/* pg_rec.c */
+#define PG_OPS_REC(X) \
+	X(rec_open, , ) X(rec_chunk_add, , ) X(rec_finish, , ) X(rec_get, , ) \
+	X(rec_query, , ) X(rec_chunk_get, , ) X(rec_prune, , )
 /* pg_ident.c */
 #define PG_OPS_IDENT(X) \
 	X(user_count, , ) X(user_get, , ) X(user_get_by_id, , ) X(user_put, , ) \

@@ -326,6 +326,30 @@ out:
 	return r;
 }
 
+/* ---- other modules' keys ---- */
+
+int vault_wrap(struct vault *v, const char *ad, const uint8_t *pt, size_t len, uint8_t **ret_blob,
+	       size_t *ret_len)
+{
+	int r;
+
+	vault_lock_read(v);
+	r = vault_seal(v->master, ad, pt, len, ret_blob, ret_len);
+	vault_unlock(v);
+	return r;
+}
+
+int vault_unwrap(struct vault *v, const char *ad, const uint8_t *blob, size_t blob_len,
+		 uint8_t *out, size_t out_size, size_t *ret_len)
+{
+	int r;
+
+	vault_lock_read(v);
+	r = vault_unseal(v->master, ad, blob, blob_len, out, out_size, ret_len);
+	vault_unlock(v);
+	return r;
+}
+
 /* ---- rotation ---- */
 
 struct rewrap {

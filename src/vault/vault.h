@@ -94,6 +94,18 @@ void vault_free(struct vault *v);
  * for principal in the same transaction. */
 int vault_rotate(struct vault *v, struct store *s, const char *principal, int64_t *ret_count);
 
+/* ---- other modules' keys, wrapped by the master key ---- */
+
+/* Seals a small key another module stores (a recording's sealing key,
+ * terminal/record.h) with the master key, associated data ad: *ret_blob
+ * malloc'd, VAULT_SEAL_OVERHEAD longer than pt. vault_unwrap opens it
+ * (-BERR_INTEGRITY when altered or under another key). Such blobs are
+ * not re-wrapped by vault_rotate (docs/operations.md). */
+int vault_wrap(struct vault *v, const char *ad, const uint8_t *pt, size_t len, uint8_t **ret_blob,
+	       size_t *ret_len);
+int vault_unwrap(struct vault *v, const char *ad, const uint8_t *blob, size_t blob_len,
+		 uint8_t *out, size_t out_size, size_t *ret_len);
+
 /* ---- secrets ---- */
 
 struct vault_value {

@@ -614,6 +614,25 @@ static void test_props_bastions(void **state)
 		  "networks[0]: must be the ID of a network", NULL);
 	props_bad("bastions", "{\"networks\":[\"/groups/g/networks/a\",\"/groups/g/networks/a\"]}",
 		  "networks[1]: /groups/g/networks/a is already listed at networks[0]", NULL);
+	/* recording (SPEC §8): one of three words, absent meaning off. */
+	out = props_ok("bastions",
+		       "{\"networks\":[\"/groups/g/networks/a\"],\"recording\":\"input_output\"}",
+		       NULL);
+	assert_json(out,
+		    "{\"networks\":[\"/groups/g/networks/a\"],\"recording\":\"input_output\"}");
+	json_decref(out);
+	json_decref(props_ok("bastions",
+			     "{\"networks\":[\"/groups/g/networks/a\"],\"recording\":\"off\"}",
+			     NULL));
+	json_decref(props_ok("bastions",
+			     "{\"networks\":[\"/groups/g/networks/a\"],\"recording\":\"output\"}",
+			     NULL));
+	props_bad("bastions", "{\"networks\":[\"/groups/g/networks/a\"],\"recording\":\"on\"}",
+		  "recording: must be", NULL);
+	props_bad("bastions", "{\"networks\":[\"/groups/g/networks/a\"],\"recording\":true}",
+		  "recording: must be", NULL);
+	props_bad("bastions", "{\"networks\":[\"/groups/g/networks/a\"],\"recording\":\"Output\"}",
+		  "recording: must be", NULL);
 	/* IDs are case-sensitive: these are two networks. */
 	json_decref(props_ok("bastions",
 			     "{\"networks\":[\"/groups/g/networks/a\",\"/groups/g/networks/A\"]}",
