@@ -75,11 +75,12 @@ void term_rec_configure(int64_t max_bytes, int64_t retention_days)
 
 /* ---------- on the pool ---------- */
 
-static void job_audit(struct rec *r, const char *action, const char *result)
+/* bytes: the cast's size as far as it goes (stored and about to be). */
+static void job_audit(struct rec *r, const char *action, const char *result, int64_t bytes)
 {
 	json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:I}", "recording", r->row.id, "session",
 			      r->row.session, "bastion", r->row.bastion, "error", r->row.error,
-			      "bytes", (json_int_t)r->bytes);
+			      "bytes", (json_int_t)bytes);
 	char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 
 	if (store_audit(term_g.store, r->principal, action, r->row.vm, result, text) < 0)
@@ -98,7 +99,7 @@ static void job_fail(struct rec *r, const char *what, int err)
 	snprintf(r->row.error, sizeof(r->row.error), "%s: %s", what, err_str(err));
 	atomic_store(&r->stopped, true);
 	log_error("recording %s of session %s: %s", r->row.id, r->row.session, r->row.error);
-	job_audit(r, "recording.failed", "failed");
+	job_audit(r, "recording.failed", "failed", r->bytes);
 	if (r->opened)
 		store_rec_finish(term_g.store, r->row.id, store_now(), r->duration_ms, "failed",
 				 r->row.error, NULL);
@@ -142,7 +143,7 @@ static void job_truncate(struct rec *r, struct buf *plain, double t)
 	util_strlcpy(r->row.state, "truncated", sizeof(r->row.state));
 	util_strlcpy(r->row.error, msg, sizeof(r->row.error));
 	atomic_store(&r->stopped, true);
-	job_audit(r, "recording.truncated", "truncated");
+	job_audit(r, "recording.truncated", "truncated", r->bytes + (int64_t)plain->len);
 }
 
 static void rec_work(uv_work_t *w)

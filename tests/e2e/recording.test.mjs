@@ -1,0 +1,268 @@
+// Session recording (issue 17, SPEC §8): a session through a recording
+// bastion yields a valid asciicast v2 whose replayed text holds what the VM
+// printed; a password typed at a prompt with echo off (read -s) is absent
+// from an "output" recording; keystrokes only in "input_output"; the cap
+// (recording.max_bytes, made small here) stops the recording, not the
+// session; search finds a printed word with its time; who may read: Owner
+// and Auditor of the bastion, nobody else learns a recording exists; an
+// Auditor cannot connect.
+import { describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileHarness } from './lib/harness.mjs';
+import {
+  expectSession, expectStatus, createTopology, addVm, connect, keyAuth, ids,
+} from './lib/api.mjs';
+import { attach } from './lib/term.mjs';
+import { randomString, waitFor } from './lib/util.mjs';
+
+const MAX_BYTES = 65536;
+const h = fileHarness({
+  label: 'recording',
+  block: 250,
+  net: true,
+  keys: [{ id: 'ed25519-openssh', type: 'ed25519' }],
+  daemonOpts: { env: { BASTION_RECORDING_MAX_BYTES: String(MAX_BYTES) } },
+});
+const G = 'rec';
+const users = {};
+
+function body(bastion) {
+  return { bastion: ids.bastion(G, bastion), username: h.user.name, auth: keyAuth(h.keys['ed25519-openssh'].private) };
+}
+
+async function openShell(client, bastion) {
+  const s = expectSession(await connect(client, G, 'vm1', body(bastion)), `connect via ${bastion}`);
+  const a = await attach(h.daemon, client, s.terminal);
+  assert.ok(a.ok, `attach: ${a.status} ${a.body}`);
+  a.term.send('echo READY$((40+2))\r');
+  await a.term.waitForOutput('READY42', { timeoutMs: 15000 });
+  return { session: s, term: a.term };
+}
+
+/** The session's recording ID from GET /sessions (as its user). */
+async function recordingOf(client, sessionId) {
+  const r = expectStatus(await client.get('/sessions'), 200);
+  const s = r.json.value.find((x) => x.id === sessionId);
+  assert.ok(s, `session ${sessionId} in ${r.text}`);
+  return s.recording;
+}
+
+async function ended(id) {
+  return waitFor(async () => {
+    const r = await h.admin.get(`/recordings/${id}`);
+    return r.status === 200 && r.json.ended_at ? r.json : null;
+  }, { timeoutMs: 20000, what: `recording ${id} ends` });
+}
+
+/** Parses every line of a cast: the header and the events. */
+function parseCast(text) {
+  assert.ok(text.endsWith('\n'), 'a cast ends with a newline');
+  const lines = text.slice(0, -1).split('\n');
+  const header = JSON.parse(lines[0]);
+  const events = lines.slice(1).map((l, i) => {
+    const e = JSON.parse(l);
+    assert.ok(Array.isArray(e) && e.length === 3, `line ${i + 2}: ${l}`);
+    assert.equal(typeof e[0], 'number');
+    assert.ok(['o', 'i', 'r', 'm'].includes(e[1]), `line ${i + 2}: type ${e[1]}`);
+    assert.equal(typeof e[2], 'string');
+    return e;
+  });
+  for (let i = 1; i < events.length; i++) assert.ok(events[i][0] >= events[i - 1][0], 'times never go back');
+  return { header, events };
+}
+
+const shown = (events) => events.filter((e) => e[1] === 'o').map((e) => e[2]).join('');
+
+describe('recording', () => {
+  before(async () => {
+    await h.up();
+    await h.sshd({ name: 'vm1', port: 22, addrs: [h.net.addr(2)] });
+    await createTopology(h.admin, { group: G, network: 'n1', prefix: h.net.prefix, bastion: 'plain' });
+    const net = ids.network(G, 'n1');
+    expectStatus(await h.admin.put(`/groups/${G}/bastions/out`, { networks: [net], recording: 'output' }), [200, 201]);
+    expectStatus(await h.admin.put(`/groups/${G}/bastions/io`, { networks: [net], recording: 'input_output' }), [200, 201]);
+    await addVm(h.admin, { group: G, name: 'vm1', ip: h.net.addr(2) });
+    // owner: Owner of the group; auditor: Auditor of the group; reader:
+    // Reader of the group (connects); stranger: Auditor of another group.
+    const roles = { owner: ['Owner', ids.group(G)], auditor: ['Auditor', ids.group(G)], reader: ['Reader', ids.group(G)], stranger: ['Auditor', ids.group('other')] };
+    expectStatus(await h.admin.put(ids.group('other'), {}), [200, 201]);
+    for (const [name, [role, scope]] of Object.entries(roles)) {
+      const pw = `Rec-${randomString(16)}`;
+      h.secrets.add(pw, `${name} password`);
+      expectStatus(await h.admin.put(`/users/rec${name}`, { password: pw }), [200, 201]);
+      expectStatus(await h.admin.put(`/role-assignments/rec-${name}`, { principal: `user:rec${name}`, role, scope }), [200, 201]);
+      users[name] = h.client(`rec${name}`);
+      await users[name].login(`rec${name}`, pw);
+    }
+  }, { timeout: 120000 });
+  after(() => h.down(), { timeout: 60000 });
+
+  h.test('the property: off by default, three values, anything else refused', async () => {
+    const r = expectStatus(await h.admin.get(`/groups/${G}/bastions/plain`), 200);
+    assert.equal(r.json.recording, undefined, r.text);
+    const bad = await h.admin.put(`/groups/${G}/bastions/bad`, { networks: [ids.network(G, 'n1')], recording: 'on' });
+    assert.equal(bad.status, 400, bad.text);
+    assert.match(bad.json.error.message, /recording/);
+    const { session, term } = await openShell(users.reader, 'plain');
+    try {
+      assert.equal(await recordingOf(users.reader, session.id), undefined, 'a bastion that does not record');
+    } finally { term.close(); }
+  });
+
+  let outRec; // the "output" recording, read by later tests
+  const word = `Zebra${randomString(8)}`;
+  h.test('output: a valid asciicast v2 of what the VM printed; a password typed at read -s is absent', async () => {
+    const secret = `Pw-${randomString(20)}`;
+    h.secrets.add(secret, 'typed password'); // never in any response of the API either
+    const { session, term } = await openShell(users.reader, 'out');
+    const id = await recordingOf(users.reader, session.id);
+    assert.match(id, /^rec-[0-9a-f]{32}$/);
+    try {
+      term.send(`echo ${word.slice(0, 5)}""${word.slice(5)}\r`);
+      await term.waitForOutput(`${word}\r\n`, { timeoutMs: 10000 });
+      // The prompt is spelt apart in the command, so that its echo does
+      // not match before read has switched echo off.
+      const from = term.length;
+      term.send("read -s -p 'Pass''word: ' PW; echo; echo LEN=${#PW}\r");
+      await term.waitForOutput('Password: ', { timeoutMs: 10000, from });
+      term.send(`${secret}\r`);
+      await term.waitForOutput(`LEN=${secret.length}`, { timeoutMs: 10000 });
+      term.ws.send(JSON.stringify({ type: 'resize', cols: 100, rows: 30 }));
+      term.send('printf "S%sE\\n" "$(stty size)"\r');
+      await term.waitForOutput('S30 100E', { timeoutMs: 10000 });
+    } finally { term.close(); }
+    const meta = await ended(id);
+    assert.equal(meta.id, id);
+    assert.equal(meta.session, session.id);
+    assert.equal(meta.user, 'recreader');
+    assert.equal(meta.vm, ids.vm(G, 'vm1'));
+    assert.equal(meta.bastion, ids.bastion(G, 'out'));
+    assert.equal(meta.mode, 'output');
+    assert.equal(meta.state, 'complete', JSON.stringify(meta));
+    assert.equal(typeof meta.instance, 'string');
+    assert.ok(meta.duration_s > 0 && meta.bytes > 0, JSON.stringify(meta));
+    const r = expectStatus(await h.admin.get(`/recordings/${id}/cast`), 200);
+    assert.match(r.headers['content-type'], /^application\/x-asciicast/);
+    assert.equal(Buffer.byteLength(r.text), meta.bytes, 'bytes is the size of the cast');
+    const { header, events } = parseCast(r.text);
+    assert.equal(header.version, 2);
+    assert.ok(header.width > 0 && header.height > 0, r.text.slice(0, 200));
+    assert.ok(Number.isInteger(header.timestamp));
+    assert.ok(header.env && header.env.TERM);
+    assert.ok(shown(events).includes(`${word}\r\n`), 'what the VM printed is in the cast');
+    assert.ok(events.some((e) => e[1] === 'r' && e[2] === '100x30'), 'the resize');
+    assert.ok(!events.some((e) => e[1] === 'i'), 'no keystrokes in output mode');
+    assert.ok(!r.text.includes(secret), 'the password typed at read -s is not in the recording');
+    // stored compressed: less than the cast
+    assert.ok(meta.stored_bytes > 0 && meta.stored_bytes < meta.bytes, JSON.stringify(meta));
+    outRec = meta;
+  });
+
+  h.test('search finds a printed word with its time and line; input is not searched', async () => {
+    assert.ok(outRec, 'the output test ran');
+    const r = expectStatus(await h.admin.get(`/recordings/${outRec.id}/search?q=${word.toLowerCase()}`), 200);
+    assert.ok(r.json.value.length >= 1, r.text);
+    const hit = r.json.value.find((x) => x.line === word);
+    assert.ok(hit, `the output line itself in ${r.text}`);
+    assert.ok(typeof hit.time === 'number' && hit.time > 0 && hit.time <= outRec.duration_s + 1, r.text);
+    const none = expectStatus(await h.admin.get(`/recordings/${outRec.id}/search?q=no-such-text-${randomString(6)}`), 200);
+    assert.deepEqual(none.json.value, []);
+    expectStatus(await h.admin.get(`/recordings/${outRec.id}/search`), 400);
+    expectStatus(await h.admin.get(`/recordings/${outRec.id}/search?q=${'x'.repeat(201)}`), 400);
+  });
+
+  h.test('input_output: keystrokes too', async () => {
+    const { session, term } = await openShell(users.reader, 'io');
+    const id = await recordingOf(users.reader, session.id);
+    const typed = `typed${randomString(8)}`;
+    try {
+      term.send(`: ${typed}\r`);
+      await term.waitForOutput(typed, { timeoutMs: 10000 });
+    } finally { term.close(); }
+    const meta = await ended(id);
+    assert.equal(meta.mode, 'input_output');
+    const { events } = parseCast(expectStatus(await h.admin.get(`/recordings/${id}/cast`), 200).text);
+    const input = events.filter((e) => e[1] === 'i').map((e) => e[2]).join('');
+    assert.ok(input.includes(`: ${typed}\r`), `keystrokes in ${JSON.stringify(input.slice(0, 300))}`);
+  });
+
+  h.test('who reads: Owner and Auditor of the bastion; Reader, another scope and nobody get 404', async () => {
+    assert.ok(outRec, 'the output test ran');
+    const id = outRec.id;
+    for (const name of ['owner', 'auditor']) {
+      const c = users[name];
+      expectStatus(await c.get(`/recordings/${id}`), 200, `${name} reads the metadata`);
+      expectStatus(await c.get(`/recordings/${id}/cast`), 200, `${name} reads the cast`);
+      expectStatus(await c.get(`/recordings/${id}/search?q=x`), 200, `${name} searches`);
+      const l = expectStatus(await c.get(`/recordings?bastion=${encodeURIComponent(ids.bastion(G, 'out'))}`), 200);
+      assert.ok(l.json.value.some((x) => x.id === id), `${name} lists it: ${l.text}`);
+    }
+    for (const name of ['reader', 'stranger']) {
+      const c = users[name];
+      for (const p of [`/recordings/${id}`, `/recordings/${id}/cast`, `/recordings/${id}/search?q=x`]) {
+        const r = await c.get(p);
+        assert.equal(r.status, 404, `${name} ${p}: ${r.text}`);
+        assert.equal(r.json.error.code, 'ResourceNotFound');
+      }
+      // the same answer as for an ID that does not exist
+      const missing = await c.get('/recordings/rec-00000000000000000000000000000000');
+      assert.equal(missing.status, 404);
+      assert.equal(missing.json.error.message.replace(/rec-\w+/, 'X'),
+        (await c.get(`/recordings/${id}`)).json.error.message.replace(/rec-\w+/, 'X'));
+      const l = expectStatus(await c.get('/recordings'), 200);
+      assert.deepEqual(l.json.value, [], `${name} lists nothing: ${l.text}`);
+    }
+    // the list's filters and paging
+    const all = expectStatus(await h.admin.get('/recordings'), 200).json.value;
+    assert.ok(all.length >= 2, JSON.stringify(all));
+    const one = expectStatus(await h.admin.get('/recordings?limit=1'), 200);
+    assert.equal(one.json.value.length, 1);
+    assert.ok(one.json.next, one.text);
+    const two = expectStatus(await h.admin.get(`/recordings?limit=1&cursor=${one.json.next}`), 200);
+    assert.equal(two.json.value[0].id, all[1].id);
+    const byUser = expectStatus(await h.admin.get('/recordings?user=nobody'), 200);
+    assert.deepEqual(byUser.json.value, []);
+    const future = expectStatus(await h.admin.get(`/recordings?since=${Math.floor(Date.now() / 1000) + 3600}`), 200);
+    assert.deepEqual(future.json.value, []);
+    expectStatus(await h.admin.get('/recordings?color=red'), 400);
+  });
+
+  h.test('an Auditor reads resources and the audit trail but cannot connect nor change anything', async () => {
+    const a = users.auditor;
+    expectStatus(await a.get(`/groups/${G}/vms/vm1`), 200);
+    const r = await connect(a, G, 'vm1', body('out'));
+    assert.equal(r.status, 403, r.text);
+    assert.match(r.json.error.message, /Reader on \/groups\/rec\/vms\/vm1 is required/);
+    const w = await a.put(`/groups/${G}/bastions/out`, { networks: [ids.network(G, 'n1')], recording: 'off' });
+    assert.equal(w.status, 403, w.text);
+    // audit/read at "/" only: at a group it is not enough
+    expectStatus(await a.get('/audit'), 403);
+    expectStatus(await h.admin.put('/role-assignments/rec-auditor-root', { principal: 'user:recauditor', role: 'Auditor', scope: '/' }), [200, 201]);
+    const audit = expectStatus(await a.get('/audit?action=session.end'), 200);
+    assert.ok(audit.json.value.length > 0, audit.text);
+    expectStatus(await h.admin.del('/role-assignments/rec-auditor-root'), [200, 204]);
+  });
+
+  h.test('the cap: past recording.max_bytes the cast says so and stops; the session goes on', async () => {
+    const { session, term } = await openShell(users.reader, 'out');
+    const id = await recordingOf(users.reader, session.id);
+    try {
+      term.send(`head -c ${MAX_BYTES * 3} /dev/zero | tr '\\0' x; echo; echo AFTER$((6*7))\r`);
+      await term.waitForOutput('AFTER42', { timeoutMs: 20000 });
+      term.send('echo STILL$((1+1))\r');
+      await term.waitForOutput('STILL2', { timeoutMs: 10000 });
+    } finally { term.close(); }
+    const meta = await ended(id);
+    assert.equal(meta.state, 'truncated', JSON.stringify(meta));
+    assert.match(meta.error, /recording\.max_bytes/);
+    const r = expectStatus(await h.admin.get(`/recordings/${id}/cast`), 200);
+    const { events } = parseCast(r.text);
+    assert.ok(Buffer.byteLength(r.text) <= MAX_BYTES + 512, `at most the cap: ${r.text.length}`);
+    const last = events[events.length - 1];
+    assert.equal(last[1], 'm');
+    assert.match(last[2], /recording stopped/);
+    assert.ok(!shown(events).includes('STILL2'), 'nothing after the cap');
+    const audit = expectStatus(await h.admin.get('/audit?action=recording.truncated'), 200);
+    assert.ok(audit.json.value.some((x) => JSON.stringify(x).includes(id)), audit.text);
+  });
+});
