@@ -109,7 +109,7 @@ static void test_cast_event_utf8(void **state)
 		event_of(&a, &t, &type, out, sizeof(out));
 		snprintf(joined, sizeof(joined), "%s", out);
 		event_of(&b2, &t, &type, out, sizeof(out));
-		strncat(joined, out, sizeof(joined) - strlen(joined) - 1);
+		snprintf(joined + strlen(joined), sizeof(joined) - strlen(joined), "%s", out);
 		assert_string_equal(joined, (const char *)text);
 		buf_free(&a);
 		buf_free(&b2);
