@@ -164,6 +164,7 @@ void api_recordings_list(struct api_call *c);
 void api_recordings_get(struct api_call *c);
 void api_recordings_cast(struct api_call *c);
 void api_recordings_search(struct api_call *c);
+void api_sessions_watch(struct api_call *c);
 /* For a connect through a bastion whose "recording" is not "off": the
  * recording's ID, mode, key and wrapped key into tc. 0, or answered (503)
  * with tc left to the caller. */

@@ -20,6 +20,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "identity/ident.h"
 #include "store/store.h"
 #include "store/store_rec.h"
 #include "terminal/record.h"
@@ -415,4 +416,57 @@ void api_recordings_search(struct api_call *c)
 	if (read_back(c, &rec, search_chunk, rs) == 0)
 		api_json(c->resp, 200, json_pack("{s:o}", "value", rec_search_finish(rs)));
 	rec_search_free(rs);
+}
+
+/* ---------- GET /sessions/{id}/watch ---------- */
+
+/* The live sessions' bastions on which the caller carries recordings/read
+ * (Owner or Auditor), worked out here on the worker; the loop checks the
+ * session's against them (term_watch_next). */
+void api_sessions_watch(struct api_call *c)
+{
+	struct ident_creds creds = api_creds(c->req);
+	struct term_attach *ta;
+	char **in_use = NULL;
+	size_t n = 0;
+	int r = 0;
+
+	if (!ident_origin_is_own(&creds)) {
+		api_error(c->resp, 403, "OriginMismatch",
+			  "a session may only be watched from this bastion's own pages");
+		return;
+	}
+	if (!c->req->websocket || !c->req->ws_protocol ||
+	    !strstr(c->req->ws_protocol, "bastion.v1")) {
+		api_error(c->resp, 400, "InvalidRequest",
+			  "this endpoint needs a WebSocket upgrade with subprotocol bastion.v1");
+		return;
+	}
+	if (!(ta = calloc(1, sizeof(*ta))) || term_bastions_in_use(&in_use, &n) < 0) {
+		free(ta);
+		api_error(c->resp, 503, "ServiceUnavailable", "out of memory");
+		return;
+	}
+	ta->user_id = c->who->user_id;
+	util_strlcpy(ta->user, c->who->name, sizeof(ta->user));
+	util_strlcpy(ta->session_id, c->seg[1], sizeof(ta->session_id));
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0 || r == -EACCES)
+			r = authz_require_perm(c->ctx->store, c->who, AUTHZ_PERM_RECORDINGS_READ,
+					       in_use[i]);
+		if (r == 0) {
+			in_use[ta->n_owned++] = in_use[i];
+			continue;
+		}
+		free(in_use[i]);
+	}
+	ta->owned = in_use;
+	if (r < 0 && r != -EACCES) {
+		term_attach_free(ta);
+		api_store_error(c->resp, r, "the caller's roles");
+		return;
+	}
+	c->resp->next = term_watch_next;
+	c->resp->next_arg = ta;
+	c->resp->status = 204; /* provisional: the loop answers */
 }

@@ -84,6 +84,7 @@ static const struct route routes[] = {
 	{ "GET", "recordings/*", api_recordings_get, R_AUTH },
 	{ "GET", "recordings/*/cast", api_recordings_cast, R_AUTH },
 	{ "GET", "recordings/*/search", api_recordings_search, R_AUTH },
+	{ "GET", "sessions/*/watch", api_sessions_watch, R_AUTH },
 	{ "GET", "metrics", api_metrics, R_AUTH },
 	{ "POST", "auth/password", api_auth_password, R_AUTH },
 	{ "GET", "role-assignments", api_roles_list, R_AUTH },

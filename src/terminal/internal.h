@@ -112,6 +112,7 @@ struct sess {
 	bool challenged;           /* in the challenge table (challenge.h) */
 	struct rec *rec;           /* recording (record.c); NULL: not recorded */
 	char rec_id[48];           /* its ID, fixed before registration ("": none) */
+	struct watcher *watchers;  /* live watchers (watch.c) */
 };
 
 /* The bastions live sessions went through, with how many each: read by
@@ -233,6 +234,10 @@ void term_rec_input(struct sess *s, const uint8_t *buf, size_t len);
 void term_rec_resize(struct sess *s, int cols, int rows);
 bool term_rec_behind(const struct sess *s);
 void term_rec_stop(struct sess *s);
+/* watch.c: the session's output to its watchers (from the pump, only
+ * when s->watchers); at the session's end, every watcher is closed. */
+void term_watch_output(struct sess *s, uint8_t *buf, size_t len);
+void term_watch_end(struct sess *s, const char *reason);
 /* Retention's hourly timer, on loop 0 (term_init, term_done). */
 void term_rec_loop_init(struct term_loop *l);
 void term_rec_loop_done(struct term_loop *l);

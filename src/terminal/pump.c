@@ -368,6 +368,8 @@ void term_ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud)
 		term_rec_output(s, buf, len);
 	s->unacked += len;
 	r = srv_ws_send_binary(s->ws, buf, len);
+	if (s->watchers) /* after the session's own: never before it, never waited for */
+		term_watch_output(s, buf, len);
 	if (r > 0 && !s->out_paused) {
 		s->out_paused = true;
 		sess_update_output(s);

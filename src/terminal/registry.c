@@ -374,6 +374,7 @@ void sess_kill(struct sess *s, bool ssh_done)
 	sess_set_state_locked(s, SESS_DEAD);
 	pthread_mutex_unlock(&term_g.lock);
 	mine_remove(s);
+	term_watch_end(s, NULL);
 	if (s->challenged)
 		term_challenge_remove(s->id);
 	s->challenged = false;

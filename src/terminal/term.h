@@ -132,6 +132,10 @@ void term_connect_next(struct srv_conn *c, bool client_gone, void *arg);
 void term_attach_next(struct srv_conn *c, bool client_gone, void *arg);
 void term_disconnect_next(struct srv_conn *c, bool client_gone, void *arg);
 void term_answers_next(struct srv_conn *c, bool client_gone, void *arg);
+/* GET /sessions/{id}/watch (watch.c): a struct term_attach whose owned[]
+ * are the bastions on which the caller carries recordings/read: the
+ * read-only WebSocket on the session's loop, or 404. */
+void term_watch_next(struct srv_conn *c, bool client_gone, void *arg);
 
 /* Any thread (a worker): the sessions of every loop that ta's caller may
  * see (their own, or through a bastion in ta->owned), as the JSON array of

@@ -1,11 +1,13 @@
-// Session recording (issue 17, SPEC §8): a session through a recording
+// Session recording and live watching (issue 17, SPEC §8): a session through a recording
 // bastion yields a valid asciicast v2 whose replayed text holds what the VM
 // printed; a password typed at a prompt with echo off (read -s) is absent
 // from an "output" recording; keystrokes only in "input_output"; the cap
 // (recording.max_bytes, made small here) stops the recording, not the
 // session; search finds a printed word with its time; who may read: Owner
 // and Auditor of the bastion, nobody else learns a recording exists; an
-// Auditor cannot connect.
+// Auditor cannot connect. Watching: an Owner or Auditor sees the output
+// live and types nothing; the watched terminal is told; a watcher that
+// does not read is dropped and the session does not wait for it.
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileHarness } from './lib/harness.mjs';
@@ -264,5 +266,82 @@ describe('recording', () => {
     assert.ok(!shown(events).includes('STILL2'), 'nothing after the cap');
     const audit = expectStatus(await h.admin.get('/audit?action=recording.truncated'), 200);
     assert.ok(audit.json.value.some((x) => JSON.stringify(x).includes(id)), audit.text);
+  });
+
+  const watchPath = (id) => `/api/v1/sessions/${id}/watch`;
+  const notices = (term) => term.controls.filter((c) => c.type === 'notice').map((c) => c.message);
+
+  h.test('watch: an Auditor sees the output live, types nothing; the watched terminal is told', async () => {
+    const { session, term } = await openShell(users.reader, 'plain');
+    try {
+      const w = await attach(h.daemon, users.auditor, watchPath(session.id));
+      assert.ok(w.ok, `watch: ${w.status} ${w.body}`);
+      await term.until(() => notices(term).includes('recauditor is watching'), 10000, 'the notice');
+      const live = `Live${randomString(8)}`;
+      term.send(`echo ${live.slice(0, 4)}""${live.slice(4)}\r`);
+      await w.term.waitForOutput(`${live}\r\n`, { timeoutMs: 10000 });
+      // what the watcher sends goes nowhere
+      const from = term.length;
+      w.term.send('echo WATCHER$((5*5))\r');
+      term.send('echo MARK$((3*3))\r');
+      await term.waitForOutput('MARK9', { timeoutMs: 10000, from });
+      assert.ok(!term.text().slice(from).includes('WATCHER25'), 'the watcher typed nothing into the session');
+      w.term.close();
+      await term.until(() => notices(term).includes('recauditor stopped watching'), 10000, 'the stop notice');
+      const audit = expectStatus(await h.admin.get('/audit?action=session.watch'), 200);
+      assert.ok(audit.json.value.some((x) => x.principal === 'user:recauditor' && x.result === 'started'
+        && x.detail.session === session.id), audit.text);
+    } finally { term.close(); }
+  });
+
+  h.test('watch: an Owner may; Reader, an Auditor elsewhere and the session user get 404', async () => {
+    const { session, term } = await openShell(users.reader, 'plain');
+    try {
+      const o = await attach(h.daemon, users.owner, watchPath(session.id));
+      assert.ok(o.ok, `owner watch: ${o.status} ${o.body}`);
+      o.term.close();
+      for (const name of ['reader', 'stranger']) {
+        const r = await attach(h.daemon, users[name], watchPath(session.id));
+        assert.equal(r.ok, false, name);
+        assert.equal(r.status, 404, `${name}: ${r.body}`);
+      }
+      const missing = await attach(h.daemon, users.auditor, watchPath('no-such-session'));
+      assert.equal(missing.status, 404);
+      const foreign = await attach(h.daemon, users.auditor, watchPath(session.id), { origin: 'https://evil.example' });
+      assert.equal(foreign.status, 403);
+    } finally { term.close(); }
+  });
+
+  h.test('watch: a watcher that does not read is dropped; the session does not wait for it', { timeout: 180000 }, async () => {
+    const N = 24 * 1024 * 1024;
+    const run = async (withWatcher) => {
+      const { session, term } = await openShell(users.reader, 'plain');
+      let w = null;
+      try {
+        if (withWatcher) {
+          w = await attach(h.daemon, users.auditor, watchPath(session.id));
+          assert.ok(w.ok, `watch: ${w.status} ${w.body}`);
+          await term.until(() => notices(term).includes('recauditor is watching'), 10000, 'the notice');
+          w.term.ws._socket.pause(); // reads nothing from now on
+        }
+        const from = term.length;
+        const t0 = Date.now();
+        term.send(`head -c ${N} /dev/zero | tr '\\0' y; echo; echo END$((6*7))\r`);
+        await term.waitForOutput('END42', { timeoutMs: 60000, from });
+        const ms = Date.now() - t0;
+        if (withWatcher) {
+          await term.until(() => notices(term).includes('recauditor stopped watching'), 10000, 'dropped');
+          w.term.ws._socket.resume();
+          await w.term.until(() => w.term.closed, 20000, 'the watcher closed');
+          assert.ok(w.term.length < N, `the slow watcher got ${w.term.length} of ${N}`);
+        }
+        return ms;
+      } finally { term.close(); if (w && w.ok) w.term.close(); }
+    };
+    const alone = await run(false);
+    const watched = await run(true);
+    // Loose on purpose (a shared machine): a session that waited for its
+    // watcher would never finish at all.
+    assert.ok(watched < alone * 3 + 3000, `with a stuck watcher ${watched} ms, alone ${alone} ms`);
   });
 });
