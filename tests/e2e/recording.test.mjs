@@ -344,4 +344,9 @@ describe('recording', () => {
     // watcher would never finish at all.
     assert.ok(watched < alone * 3 + 3000, `with a stuck watcher ${watched} ms, alone ${alone} ms`);
   });
+
+  h.test('no secret (typed password, user passwords) in any response or the log', () => {
+    h.assertNoLeaks();
+  });
+  h.testCleanExit('SIGTERM with recordings written: exit 0 (under ASan: no leak, no report)');
 });
