@@ -38,7 +38,7 @@
 
 static void key_ad(char *out, size_t size, const char *id)
 {
-	snprintf(out, size, "bastion:recording:%s", id);
+	snprintf(out, size, VAULT_AD_RECORDING "%s", id);
 }
 
 /* ---------- the connect ---------- */

@@ -232,4 +232,10 @@
 	   uint8_t ret_tag[STORE_REC_TAG_BYTES]),                                                  \
 	  (s, id, seq, ret, ret_len, ret_tag))                                                     \
 	X(rec_prune, (struct store * s, int64_t before, int limit, int *ret_n),                    \
-	  (s, before, limit, ret_n))
+	  (s, before, limit, ret_n))                                                               \
+	X(rec_key_foreach,                                                                         \
+	  (struct store * s, int (*fn)(const char *id, const uint8_t *w, size_t len, void *ud),    \
+	   void *ud),                                                                              \
+	  (s, fn, ud))                                                                             \
+	X(rec_key_update, (struct store * s, const char *id, const uint8_t *w, size_t len),        \
+	  (s, id, w, len))

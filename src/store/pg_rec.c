@@ -311,3 +311,38 @@ int pg_rec_prune(struct store *s, int64_t before, int limit, int *ret_n)
 	PQclear(res);
 	return r;
 }
+
+int pg_rec_key_foreach(struct store *s,
+		       int (*fn)(const char *id, const uint8_t *w, size_t len, void *ud), void *ud)
+{
+	PGresult *res = NULL;
+	int r = pg_q(s, &res, "SELECT id, wrapped FROM recordings ORDER BY seq", 0, NULL);
+
+	for (int row = 0; r == 0 && row < PQntuples(res); row++) {
+		size_t n = 0;
+		int err;
+		uint8_t *w = bytes_of(res, row, 1, &n, &err);
+
+		r = w && n ? fn(pg_val(res, row, 0), w, n, ud) : err ? err : -BERR_STORE;
+		free(w);
+	}
+	PQclear(res);
+	return r;
+}
+
+int pg_rec_key_update(struct store *s, const char *id, const uint8_t *w, size_t len)
+{
+	char *hex = hex_of(w, len);
+	const char *p[] = { id, hex };
+	PGresult *res = NULL;
+	int r;
+
+	if (!hex)
+		return -ENOMEM;
+	r = pg_q(s, &res, "UPDATE recordings SET wrapped = $2 WHERE id = $1", 2, p);
+	if (r == 0 && pg_changes(res) != 1)
+		r = -ENOENT;
+	PQclear(res);
+	free(hex);
+	return r;
+}

@@ -299,3 +299,42 @@ int sq_rec_prune(struct store *s, int64_t before, int limit, int *ret_n)
 		*ret_n = a.n;
 	return r;
 }
+
+int sq_rec_key_foreach(struct store *s,
+		       int (*fn)(const char *id, const uint8_t *w, size_t len, void *ud), void *ud)
+{
+	sqlite3_stmt *st = store_prepare(s, "SELECT id, wrapped FROM recordings ORDER BY seq");
+	int rc, r = 0;
+
+	if (!st)
+		return -BERR_STORE;
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 0);
+		int n = sqlite3_column_bytes(st, 1);
+
+		if (!id || n <= 0)
+			r = -BERR_STORE;
+		else
+			r = fn(id, sqlite3_column_blob(st, 1), (size_t)n, ud);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_rc(rc);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int sq_rec_key_update(struct store *s, const char *id, const uint8_t *w, size_t len)
+{
+	sqlite3_stmt *st = store_prepare(s, "UPDATE recordings SET wrapped = ?2 WHERE id = ?1");
+	int rc;
+
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, w, (int)len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store_rc(rc);
+	return sqlite3_changes(store_db(s)) == 1 ? 0 : -ENOENT;
+}

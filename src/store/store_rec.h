@@ -74,3 +74,9 @@ int store_rec_chunk_get(struct store *s, const char *id, int64_t seq, uint8_t **
  * (their chunks with them), oldest first, in one transaction; *ret_n: how
  * many. Small batches keep each transaction short. */
 int store_rec_prune(struct store *s, int64_t before, int limit, int *ret_n);
+/* Master-key rotation (vault_rotate): every recording's wrapped key, in
+ * the caller's transaction; and one replaced. */
+int store_rec_key_foreach(struct store *s,
+			  int (*fn)(const char *id, const uint8_t *w, size_t len, void *ud),
+			  void *ud);
+int store_rec_key_update(struct store *s, const char *id, const uint8_t *w, size_t len);
