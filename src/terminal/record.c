@@ -283,6 +283,8 @@ static void rec_done(uv_work_t *w, int status)
 		return;
 	}
 	flush_if_due(r, false);
+	if (r->sess) /* reads paused for this job may go on */
+		sess_update_output(r->sess);
 	/* What arrived meanwhile waits at most REC_FLUSH_MS more. */
 	if (!r->job_running && r->ev_len && !uv_is_active((uv_handle_t *)&r->timer))
 		uv_timer_start(&r->timer, on_timer, REC_FLUSH_MS, 0);
