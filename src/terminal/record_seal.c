@@ -508,7 +508,7 @@ static int search_line(struct rec_search *rs, const char *p, size_t n)
 		rs->header_seen = true; /* the header: width, height, nothing shown */
 		return 0;
 	}
-	ev = json_loadb(p, n, 0, NULL);
+	ev = json_loadb(p, n, JSON_ALLOW_NUL, NULL); /* NUL is output too */
 	type = json_string_value(json_array_get(ev, 1));
 	data = json_array_get(ev, 2);
 	if (!json_is_array(ev) || !json_is_number(json_array_get(ev, 0)) || !type ||

@@ -351,7 +351,8 @@ static void test_search(void **state)
 			   "[1.0, \"i\", \"secretword\\r\"]\n"
 			   "[2.25, \"o\", \"\\u001b]0;title\\u0007typ\\b\\bypo: NEEDLE\\r\\n\"]\n"
 			   "[3.0, \"o\", \"xxxxxxxx\\rneedle over\\r\\n\"]\n"
-			   "[4.0, \"o\", \"gone\\u001b[2K\\rnone\\r\\n\"]\n";
+			   "[4.0, \"o\", \"gone\\u001b[2K\\rnone\\r\\n\"]\n"
+			   "[5.0, \"o\", \"nul\\u0000byte\\r\\n\"]\n";
 	json_t *hits = search(cast, "hello world", 10), *h;
 
 	/* Colours stripped, the line split across two events: the time is
@@ -380,6 +381,10 @@ static void test_search(void **state)
 	/* Erased within the same output as it was printed: never on screen. */
 	hits = search(cast, "gone", 10);
 	assert_int_equal(json_array_size(hits), 0);
+	json_decref(hits);
+	/* A NUL the VM printed does not stop the search. */
+	hits = search(cast, "byte", 10);
+	assert_int_equal(json_array_size(hits), 1);
 	json_decref(hits);
 	/* The cap. */
 	hits = search(cast, "o", 2);
