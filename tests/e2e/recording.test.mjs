@@ -16,6 +16,7 @@ import {
 } from './lib/api.mjs';
 import { attach } from './lib/term.mjs';
 import { randomString, waitFor } from './lib/util.mjs';
+import { launch, newContext, signIn, waitTermText, failShot } from './lib/browser.mjs';
 
 const MAX_BYTES = 65536;
 const h = fileHarness({
@@ -27,6 +28,7 @@ const h = fileHarness({
 });
 const G = 'rec';
 const users = {};
+const passwords = {};
 
 function body(bastion) {
   return { bastion: ids.bastion(G, bastion), username: h.user.name, auth: keyAuth(h.keys['ed25519-openssh'].private) };
@@ -93,6 +95,7 @@ describe('recording', () => {
       h.secrets.add(pw, `${name} password`);
       expectStatus(await h.admin.put(`/users/rec${name}`, { password: pw }), [200, 201]);
       expectStatus(await h.admin.put(`/role-assignments/rec-${name}`, { principal: `user:rec${name}`, role, scope }), [200, 201]);
+      passwords[name] = pw;
       users[name] = h.client(`rec${name}`);
       await users[name].login(`rec${name}`, pw);
     }
@@ -343,6 +346,58 @@ describe('recording', () => {
     // Loose on purpose (a shared machine): a session that waited for its
     // watcher would never finish at all.
     assert.ok(watched < alone * 3 + 3000, `with a stuck watcher ${watched} ms, alone ${alone} ms`);
+  });
+
+  h.test('portal: the Recordings page lists it; the player plays, seeks to a search hit; Watch shows a live session', { timeout: 120000 }, async () => {
+    assert.ok(outRec, 'the output test ran');
+    const browser = await launch();
+    try {
+      const { context, rec } = await newContext(browser, h);
+      const p = await context.newPage();
+      try {
+        await signIn(p, h, 'recauditor', passwords.auditor);
+        await p.goto(`${h.daemon.origin}/#/recordings`);
+        const link = p.locator(`#recordings-table a[data-recording="${outRec.id}"]`);
+        await link.waitFor({ state: 'visible' });
+        await link.click();
+        await p.waitForFunction(() => !!window.bastionPlayer, null, { timeout: 20000 });
+        // play: the position moves and the shell's first output appears
+        await p.click('#player-play');
+        await waitTermText(p, 'READY42', 'the replayed output');
+        await p.waitForFunction(() => window.bastionPlayer.position() > 0, null, { timeout: 10000 });
+        // search, then a hit seeks there: the word is on screen, paused
+        await p.fill('#player-q', word);
+        await p.click('#player-search-go');
+        const hit = p.locator('#player-hits button.hit').first();
+        await hit.waitFor({ state: 'visible' });
+        const t = Number(await hit.getAttribute('data-time'));
+        await hit.click();
+        await waitTermText(p, (l) => l === word, 'the searched word after the seek');
+        const at = await p.evaluate(() => ({ pos: window.bastionPlayer.position(), playing: window.bastionPlayer.playing() }));
+        assert.ok(Math.abs(at.pos - t) < 0.01 && !at.playing, JSON.stringify(at));
+        // seek back to the start: the word is gone from the screen
+        await p.evaluate(() => window.bastionPlayer.seek(0));
+        const lines = await p.evaluate(() => { const b = window.bastionTerm.buffer.active; const o = []; for (let i = 0; i < b.length; i++) o.push(b.getLine(i).translateToString(true)); return o; });
+        assert.ok(!lines.includes(word), 'nothing after 0 s on screen');
+        assert.equal(await p.getAttribute('#player-download', 'href'), `/api/v1/recordings/${outRec.id}/cast`);
+        // Watch: a live session through the Sessions page's link
+        const { session, term } = await openShell(users.reader, 'plain');
+        try {
+          await p.goto(`${h.daemon.origin}/#/sessions/${session.id}/watch`);
+          await p.locator('#watch-term').waitFor({ state: 'visible' });
+          await term.until(() => notices(term).includes('recauditor is watching'), 15000, 'the notice');
+          const live = `Shown${randomString(6)}`;
+          term.send(`echo ${live.slice(0, 5)}""${live.slice(5)}\r`);
+          await waitTermText(p, (l) => l === live, 'the live output in the watch view');
+        } finally { term.close(); }
+        assert.deepEqual(rec.errors, [], 'no page errors');
+        assert.deepEqual(rec.csp, [], 'no CSP violations');
+      } catch (e) {
+        throw await failShot(p, h, 'recording-player', e);
+      }
+    } finally {
+      await browser.close();
+    }
   });
 
   h.test('no secret (typed password, user passwords) in any response or the log', () => {
