@@ -16,7 +16,7 @@ import {
 } from './lib/api.mjs';
 import { attach } from './lib/term.mjs';
 import { randomString, waitFor } from './lib/util.mjs';
-import { launch, newContext, signIn, waitTermText, failShot } from './lib/browser.mjs';
+import { launch, newContext, signIn, waitTermText, waitForShell, run, failShot } from './lib/browser.mjs';
 
 const MAX_BYTES = 65536;
 const h = fileHarness({
@@ -380,16 +380,32 @@ describe('recording', () => {
         const lines = await p.evaluate(() => { const b = window.bastionTerm.buffer.active; const o = []; for (let i = 0; i < b.length; i++) o.push(b.getLine(i).translateToString(true)); return o; });
         assert.ok(!lines.includes(word), 'nothing after 0 s on screen');
         assert.equal(await p.getAttribute('#player-download', 'href'), `/api/v1/recordings/${outRec.id}/cast`);
-        // Watch: a live session through the Sessions page's link
-        const { session, term } = await openShell(users.reader, 'plain');
-        try {
-          await p.goto(`${h.daemon.origin}/#/sessions/${session.id}/watch`);
-          await p.locator('#watch-term').waitFor({ state: 'visible' });
-          await term.until(() => notices(term).includes('recauditor is watching'), 15000, 'the notice');
-          const live = `Shown${randomString(6)}`;
-          term.send(`echo ${live.slice(0, 5)}""${live.slice(5)}\r`);
-          await waitTermText(p, (l) => l === live, 'the live output in the watch view');
-        } finally { term.close(); }
+        // Watch: the reader's portal terminal, the auditor's watch view;
+        // the watched terminal says who is watching
+        const r = await newContext(browser, h);
+        const rp = await r.context.newPage();
+        await signIn(rp, h, 'recreader', passwords.reader);
+        await rp.goto(`${h.daemon.origin}/#/vms/${G}/vm1/connect`, { waitUntil: 'domcontentloaded' });
+        await rp.locator('#connect-form').waitFor();
+        await waitFor(async () => !/Loading/.test(await rp.locator('#connect-bastion').innerText()), { what: 'the bastion list', timeoutMs: 15000 });
+        await rp.selectOption('#connect-bastion', ids.bastion(G, 'plain'));
+        await rp.fill('#connect-username', h.user.name);
+        await rp.selectOption('#connect-auth-type', 'ssh-key');
+        await rp.fill('#connect-key', h.keys['ed25519-openssh'].private);
+        await rp.click('#connect-submit');
+        await waitForShell(rp);
+        const sid = (await users.reader.get('/sessions')).json.value[0].id;
+        await p.goto(`${h.daemon.origin}/#/sessions/${sid}/watch`);
+        await p.locator('#watch-term').waitFor({ state: 'visible' });
+        await rp.locator('#terminal-notice').filter({ hasText: 'recauditor is watching' }).waitFor({ timeout: 15000 });
+        const live = `Shown${randomString(6)}`;
+        await run(rp, `echo ${live.slice(0, 5)}""${live.slice(5)}`, (l) => l === live);
+        await waitTermText(p, (l) => l === live, 'the live output in the watch view');
+        await p.goto(`${h.daemon.origin}/#/recordings`); // leaving the view stops watching
+        await rp.locator('#terminal-notice').filter({ hasText: 'recauditor stopped watching' }).waitFor({ timeout: 15000 });
+        assert.deepEqual(r.rec.errors, [], 'no page errors (reader)');
+        assert.deepEqual(r.rec.csp, [], 'no CSP violations (reader)');
+        await r.context.close();
         assert.deepEqual(rec.errors, [], 'no page errors');
         assert.deepEqual(rec.csp, [], 'no CSP violations');
       } catch (e) {
