@@ -395,6 +395,7 @@ describe('recording', () => {
         await rp.click('#connect-submit');
         await waitForShell(rp);
         const sid = (await users.reader.get('/sessions')).json.value[0].id;
+        // through a bastion that does not record: the address is the way in
         await p.goto(`${h.daemon.origin}/#/sessions/${sid}/watch`);
         await p.locator('#watch-term').waitFor({ state: 'visible' });
         await rp.locator('#terminal-notice').filter({ hasText: 'recauditor is watching' }).waitFor({ timeout: 15000 });

@@ -87,6 +87,8 @@ export function renderRecordings(root) {
         ['Duration', (r) => clock(r.duration_s)],
         ['Size', (r) => size(r.bytes)],
         ['State', (r) => (r.error ? h('span', { title: r.error }, r.state) : r.state)],
+        // A recording still being written is a live session: watch it.
+        ['', (r) => (r.ended_at ? '' : h('a', { href: `#/sessions/${encodeURIComponent(r.session)}/watch`, class: 'button small watch', dataset: { session: r.session } }, 'Watch'))],
       ], rows, 'No recordings you can read match.'));
     } catch (err) {
       if (!controller.signal.aborted) msg.fail(err);
