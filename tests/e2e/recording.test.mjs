@@ -16,6 +16,7 @@ import {
 } from './lib/api.mjs';
 import { attach } from './lib/term.mjs';
 import { randomString, waitFor } from './lib/util.mjs';
+import { startDaemon } from './lib/daemon.mjs';
 import { launch, newContext, signIn, waitTermText, waitForShell, run, failShot } from './lib/browser.mjs';
 
 const MAX_BYTES = 65536;
@@ -420,5 +421,28 @@ describe('recording', () => {
   h.test('no secret (typed password, user passwords) in any response or the log', () => {
     h.assertNoLeaks();
   });
-  h.testCleanExit('SIGTERM with recordings written: exit 0 (under ASan: no leak, no report)');
+  let liveTerm = null;
+  let liveRec = null;
+  h.test('a recorded session still printing when the daemon is told to stop', async () => {
+    const { session, term } = await openShell(users.reader, 'out');
+    liveRec = await recordingOf(users.reader, session.id);
+    liveTerm = term;
+    term.send('while :; do echo tick; sleep 0.01; done\r');
+    await term.waitForOutput('tick\r\ntick', { timeoutMs: 10000 });
+  });
+  h.testCleanExit('SIGTERM with a session being recorded: exit 0 (under ASan: no leak, no report)');
+  h.test('after the restart, that recording is complete and verifies', async () => {
+    const pw = h.daemon.adminPassword;
+    h.stopResult = null; // the next clean-exit check stops this daemon
+    h.daemon = await startDaemon(h.dir, { adminPassword: pw, env: { BASTION_RECORDING_MAX_BYTES: String(MAX_BYTES) } });
+    h.admin = h.client('admin');
+    await h.admin.login('admin', pw);
+    const meta = expectStatus(await h.admin.get(`/recordings/${liveRec}`), 200).json;
+    assert.ok(meta.ended_at, JSON.stringify(meta));
+    assert.ok(['complete', 'truncated'].includes(meta.state), JSON.stringify(meta));
+    const { events } = parseCast(expectStatus(await h.admin.get(`/recordings/${liveRec}/cast`), 200).text);
+    assert.ok(shown(events).includes('tick'), 'the output before the stop is there');
+  });
+  h.testCleanExit('SIGTERM again: exit 0');
+  after(() => { if (liveTerm) liveTerm.close(); });
 });
