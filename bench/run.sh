@@ -18,7 +18,8 @@
 # BENCH_PROFILE (1), BENCH_PEERS (1), BENCH_NET (200), BENCH_PORT (18443),
 # BENCH_MASSIF_N (200), BENCH_LOOPS (bastion's event loops; nproc),
 # BENCH_ONLY (workloads of each round, e.g. "w1 w2": for A/B runs; the
-# ceiling, profiles and peers have their own knobs).
+# ceiling, profiles and peers have their own knobs), BENCH_RECORDING (the
+# bastion's recording property; unset: off).
 # Every step is bounded by `timeout`; the namespace, the veth pair and every
 # PID started here are removed on exit, whatever happens.
 set -u
@@ -205,7 +206,9 @@ put /groups/bench/nics/sshd-nic "{\"network\":\"/groups/bench/networks/vnet\",\"
 put /groups/bench/nics/lite-nic "{\"network\":\"/groups/bench/networks/vnet\",\"private_ip\":\"$VM_LITE\"}"
 put /groups/bench/vms/sshd '{"nic":"/groups/bench/nics/sshd-nic","ssh_port":22}'
 put /groups/bench/vms/lite '{"nic":"/groups/bench/nics/lite-nic","ssh_port":2222}'
-put /groups/bench/bastions/b1 '{"networks":["/groups/bench/networks/vnet"]}'
+# BENCH_RECORDING=output (or input_output): the bastion records its sessions
+# (issue 17); give BASTION_RECORDING_MAX_BYTES too, or W2 passes the cap.
+put /groups/bench/bastions/b1 "{\"networks\":[\"/groups/bench/networks/vnet\"]${BENCH_RECORDING:+,\"recording\":\"$BENCH_RECORDING\"}}"
 python3 - "$TMP" "$USER_VM" <<'PY'
 import json, sys
 tmp, user = sys.argv[1], sys.argv[2]

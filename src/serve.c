@@ -108,6 +108,7 @@ static void apply_limits(const struct cfg *c)
 	term_set_limits(&l);
 	housekeep_set(c);
 	srv_access_log_enable(strcmp(c->access_log, "on") == 0);
+	term_rec_configure(c->recording_max_bytes, c->recording_retention_days);
 	/* Validated by cfg_load: the only failure would leave the running list. */
 	if (authz_dest_set(c->allowed_destinations) < 0)
 		log_error("network.allowed_destinations: cannot apply; the running list stays");

@@ -208,6 +208,17 @@ void api_deleted_vaults_recover(struct api_call *c);
 void api_deleted_vaults_purge(struct api_call *c);
 void api_sessions_list(struct api_call *c);
 void api_audit_list(struct api_call *c);
+/* Session recordings (recordings.c). */
+void api_recordings_list(struct api_call *c);
+void api_recordings_get(struct api_call *c);
+void api_recordings_cast(struct api_call *c);
+void api_recordings_search(struct api_call *c);
+void api_sessions_watch(struct api_call *c);
+/* For a connect through a bastion whose "recording" is not "off": the
+ * recording's ID, mode, key and wrapped key into tc. 0, or answered (503)
+ * with tc left to the caller. */
+struct term_connect;
+int api_recording_prepare(struct api_call *c, const json_t *bastion, struct term_connect *tc);
 void api_metrics(struct api_call *c);
 
 /* Sign-in with OpenID Connect (oidc.c). api_oidc_setup reads [oidc] at

@@ -67,10 +67,11 @@ void api_audit_list(struct api_call *c)
 	json_t *body;
 	int r;
 
-	r = authz_require(c->ctx->store, c->who, AUTHZ_OWNER, "/");
+	/* Owner or Auditor (audit/read) on "/": the trail spans every scope. */
+	r = authz_require_perm(c->ctx->store, c->who, AUTHZ_PERM_AUDIT_READ, "/");
 	if (r == -EACCES) {
 		api_error(c->resp, 403, "AuthorizationFailed",
-			  "Owner on / is required to read the audit trail");
+			  "Owner or Auditor on / is required to read the audit trail");
 		return;
 	}
 	if (r < 0) {

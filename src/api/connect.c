@@ -300,9 +300,11 @@ unknown_auth:
 	return -EINVAL;
 }
 
+/* Reader, Contributor or Owner ("connect"): an Auditor reads the VM but
+ * gets the same refusal as someone without a role (docs/access-control.md). */
 static int require_reader(struct api_call *c, const char *id)
 {
-	int r = authz_require(c->ctx->store, c->who, AUTHZ_READER, id);
+	int r = authz_require_perm(c->ctx->store, c->who, AUTHZ_PERM_CONNECT, id);
 
 	if (r == -EACCES)
 		api_error(c->resp, 403, "AuthorizationFailed", "Reader on %s is required", id);
@@ -337,7 +339,7 @@ static int pick_one(const char *id, const char *name, json_t *props, void *ud)
 
 	if (!bastion_serves(props, p->network))
 		return 0;
-	if (authz_require(p->c->ctx->store, p->c->who, AUTHZ_READER, id) != 0) {
+	if (authz_require_perm(p->c->ctx->store, p->c->who, AUTHZ_PERM_CONNECT, id) != 0) {
 		if (p->hidden++ == 0)
 			util_strlcpy(p->hidden1, id, sizeof(p->hidden1));
 		return 0;
@@ -648,6 +650,13 @@ void api_connect(struct api_call *c)
 	}
 	/* Row 8 and on: */
 	build_connect(c, &r, t.vm_id, t.bastion_id, t.vm, t.ip);
+	/* A recording bastion: no recording, no session (SPEC §8). */
+	if (c->resp->next == term_connect_next &&
+	    api_recording_prepare(c, t.bastion, c->resp->next_arg) < 0) {
+		term_connect_free(c->resp->next_arg);
+		c->resp->next = NULL;
+		c->resp->next_arg = NULL;
+	}
 out:
 	if (c->resp->status >= 400)
 		audit_refusal(c, t.vm_id, &r);

@@ -211,7 +211,7 @@ void api_roles_put(struct api_call *c)
 		}
 	}
 	if (!(principal = body_str(c, "principal", PRINCIPAL_RULE)) ||
-	    !(role_name = body_str(c, "role", "must be Reader, Contributor or Owner")) ||
+	    !(role_name = body_str(c, "role", "must be Reader, Contributor, Owner or Auditor")) ||
 	    !(scope = body_str(c, "scope", SCOPE_RULE)))
 		return;
 	if (!principal_valid(principal)) {
@@ -221,7 +221,7 @@ void api_roles_put(struct api_call *c)
 	}
 	if (authz_role_parse(role_name, &role) < 0) {
 		api_error(c->resp, 400, "InvalidRequest",
-			  "role must be Reader, Contributor or Owner (exactly)");
+			  "role must be Reader, Contributor, Owner or Auditor (exactly)");
 		return;
 	}
 	if (!scope_valid(scope)) {

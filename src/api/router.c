@@ -98,6 +98,12 @@ static const struct route routes[] = {
 	{ "POST", "vault/rotate-master-key", api_vault_rotate, R_AUTH },
 	{ "GET", "sessions", api_sessions_list, R_AUTH },
 	{ "GET", "audit", api_audit_list, R_AUTH },
+	/* session recordings (SPEC §8, recordings.c) */
+	{ "GET", "recordings", api_recordings_list, R_AUTH },
+	{ "GET", "recordings/*", api_recordings_get, R_AUTH },
+	{ "GET", "recordings/*/cast", api_recordings_cast, R_AUTH },
+	{ "GET", "recordings/*/search", api_recordings_search, R_AUTH },
+	{ "GET", "sessions/*/watch", api_sessions_watch, R_AUTH },
 	{ "GET", "metrics", api_metrics, R_AUTH },
 	{ "POST", "auth/password", api_auth_password, R_AUTH },
 	{ "GET", "role-assignments", api_roles_list, R_AUTH },

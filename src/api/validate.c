@@ -85,7 +85,7 @@ static const char *const networks_props[] = { "address_prefixes", NULL };
 static const char *const nics_props[] = { "network", "private_ip", NULL };
 static const char *const vms_props[] = { "nic", "ssh_port", "host_keys", "ssh_legacy_algorithms",
 					 NULL };
-static const char *const bastions_props[] = { "networks", "tunnel_ports", NULL };
+static const char *const bastions_props[] = { "networks", "tunnel_ports", "recording", NULL };
 static const char *const vaults_props[] = { "soft_delete_retention_days", NULL };
 
 static const struct res_type res_types[] = {
@@ -596,6 +596,18 @@ static int parse_bastions(const json_t *body, json_t *out, struct refs *refs, ch
 	}
 	if (json_object_set_new(out, "networks", norm) < 0)
 		return oom(msg);
+	/* SPEC §8: absent means "off"; kept as given when given. */
+	if ((v = json_object_get(body, "recording"))) {
+		const char *m = json_string_value(v);
+
+		if (!m || (strcmp(m, "off") != 0 && strcmp(m, "output") != 0 &&
+			   strcmp(m, "input_output") != 0)) {
+			msgf(msg, "recording: must be \"off\", \"output\" or \"input_output\"");
+			return -EINVAL;
+		}
+		if (json_object_set_new(out, "recording", json_string(m)) < 0)
+			return oom(msg);
+	}
 	return parse_tunnel_ports(body, out, msg);
 fail:
 	json_decref(norm);

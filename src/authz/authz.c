@@ -11,22 +11,26 @@
 #include "store/store.h"
 
 static const char *const role_names[] = {
-	[AUTHZ_NONE] = "None",
-	[AUTHZ_READER] = "Reader",
-	[AUTHZ_CONTRIBUTOR] = "Contributor",
-	[AUTHZ_OWNER] = "Owner",
+	[AUTHZ_NONE] = "None",   [AUTHZ_READER] = "Reader",   [AUTHZ_CONTRIBUTOR] = "Contributor",
+	[AUTHZ_OWNER] = "Owner", [AUTHZ_AUDITOR] = "Auditor",
 };
+
+/* The rank a role reads with: Auditor reads as Reader does. */
+static enum authz_role rank_of(enum authz_role r)
+{
+	return r == AUTHZ_AUDITOR ? AUTHZ_READER : r;
+}
 
 const char *authz_role_name(enum authz_role r)
 {
-	if (r < AUTHZ_NONE || r > AUTHZ_OWNER)
+	if (r < AUTHZ_NONE || r > AUTHZ_AUDITOR)
 		return "None";
 	return role_names[r];
 }
 
 int authz_role_parse(const char *name, enum authz_role *ret)
 {
-	for (int r = AUTHZ_READER; r <= AUTHZ_OWNER; r++) {
+	for (int r = AUTHZ_READER; r <= AUTHZ_AUDITOR; r++) {
 		if (strcmp(name, role_names[r]) == 0) {
 			*ret = (enum authz_role)r;
 			return 0;
@@ -59,8 +63,8 @@ static int effective_one(const char *role, const char *scope, void *ud)
 
 	if (authz_role_parse(role, &r) < 0 || !authz_scope_covers(scope, e->scope))
 		return 0;
-	if (r > e->best)
-		e->best = r;
+	if (rank_of(r) > e->best)
+		e->best = rank_of(r);
 	return e->best == AUTHZ_OWNER; /* nothing beats Owner: stop early */
 }
 
@@ -94,10 +98,18 @@ int authz_require(struct store *s, const struct principal *who, enum authz_role 
  * does not let one reach into it. */
 static const struct {
 	const char *name;
-	bool carried[AUTHZ_OWNER + 1];
+	bool carried[AUTHZ_AUDITOR + 1];
 } perms[] = {
 	[AUTHZ_PERM_NETWORK_JOIN] = { "networks/join",
 				      { [AUTHZ_CONTRIBUTOR] = true, [AUTHZ_OWNER] = true } },
+	[AUTHZ_PERM_CONNECT] = { "connect",
+				 { [AUTHZ_READER] = true,
+				   [AUTHZ_CONTRIBUTOR] = true,
+				   [AUTHZ_OWNER] = true } },
+	[AUTHZ_PERM_RECORDINGS_READ] = { "recordings/read",
+					 { [AUTHZ_OWNER] = true, [AUTHZ_AUDITOR] = true } },
+	[AUTHZ_PERM_AUDIT_READ] = { "audit/read",
+				    { [AUTHZ_OWNER] = true, [AUTHZ_AUDITOR] = true } },
 };
 
 #define NPERMS (sizeof(perms) / sizeof(perms[0]))
@@ -109,7 +121,7 @@ const char *authz_perm_name(enum authz_perm p)
 
 bool authz_role_carries(enum authz_role r, enum authz_perm p)
 {
-	return (size_t)p < NPERMS && r >= AUTHZ_NONE && r <= AUTHZ_OWNER && perms[p].carried[r];
+	return (size_t)p < NPERMS && r >= AUTHZ_NONE && r <= AUTHZ_AUDITOR && perms[p].carried[r];
 }
 
 enum authz_role authz_perm_role(enum authz_perm p)

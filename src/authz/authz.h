@@ -6,7 +6,17 @@
 struct store;
 struct principal;
 
-enum authz_role { AUTHZ_NONE = 0, AUTHZ_READER = 1, AUTHZ_CONTRIBUTOR = 2, AUTHZ_OWNER = 3 };
+/* Owner > Contributor > Reader in rank. Auditor stands beside them: it
+ * reads what Reader reads (its rank, for authz_require) and carries
+ * "recordings/read" and "audit/read" (as Owner does), but not "connect":
+ * the permissions below say what it may do beyond reading. */
+enum authz_role {
+	AUTHZ_NONE = 0,
+	AUTHZ_READER = 1,
+	AUTHZ_CONTRIBUTOR = 2,
+	AUTHZ_OWNER = 3,
+	AUTHZ_AUDITOR = 4,
+};
 
 const char *authz_role_name(enum authz_role r);
 /* -EINVAL for an unknown name; names are the normative "Reader" etc. */
@@ -28,7 +38,19 @@ int authz_effective(struct store *s, const struct principal *who, const char *sc
  *   network, so that the bastion may dial into it: a NIC whose network is
  *   N, a bastion whose networks include N, needs it on N. Reading a
  *   network is not enough to reach the addresses in it. */
-enum authz_perm { AUTHZ_PERM_NETWORK_JOIN = 0 };
+/* - AUTHZ_PERM_CONNECT ("connect"): open a terminal session to a VM (its
+ *   connect checks): Reader, Contributor, Owner; never Auditor.
+ * - AUTHZ_PERM_RECORDINGS_READ ("recordings/read"): list, read, search
+ *   recordings and watch live sessions of bastions in the scope: Owner,
+ *   Auditor.
+ * - AUTHZ_PERM_AUDIT_READ ("audit/read"): read the audit trail: Owner,
+ *   Auditor (at "/"). */
+enum authz_perm {
+	AUTHZ_PERM_NETWORK_JOIN = 0,
+	AUTHZ_PERM_CONNECT,
+	AUTHZ_PERM_RECORDINGS_READ,
+	AUTHZ_PERM_AUDIT_READ,
+};
 
 /* "networks/join". */
 const char *authz_perm_name(enum authz_perm p);

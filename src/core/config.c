@@ -144,6 +144,12 @@ static const struct key keys[] = {
 	  NUM(oidc_trust_amr), "false", 0, 1, false },
 	{ "oidc", "mfa_acr", "oidc-mfa-acr", "BASTION_OIDC_MFA_ACR", T_STR, STR(oidc_mfa_acr), "",
 	  0, 0, false },
+	/* [recording]: session recordings (SPEC §8, terminal/record.c) */
+	{ "recording", "max_bytes", "recording-max-bytes", "BASTION_RECORDING_MAX_BYTES", T_INT,
+	  NUM(recording_max_bytes), "67108864", 65536, 17179869184LL, true },
+	{ "recording", "retention_days", "recording-retention-days",
+	  "BASTION_RECORDING_RETENTION_DAYS", T_INT, NUM(recording_retention_days), "0", 0, 36500,
+	  true },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -100,6 +100,11 @@ struct cfg {
 	 * second factor counts as bastion's (ident_mfa_oidc_satisfied). */
 	int64_t oidc_trust_amr;
 	char oidc_mfa_acr[256];
+	/* [recording] max_bytes: a session's asciicast stops there (the cast
+	 * says so, the session goes on); retention_days: recordings that ended
+	 * longer ago are removed, hourly (0: kept). */
+	int64_t recording_max_bytes;
+	int64_t recording_retention_days;
 };
 
 /* One flag given on the command line: the key's index and its text. */

@@ -7,6 +7,8 @@
  * does not compile. */
 #pragma once
 
+#include "store/store_rec.h"
+
 #define STORE_OPS(X)                                                                               \
 	X(schema_version, (struct store * s), (s))                                                 \
 	X(audit,                                                                                   \
@@ -327,4 +329,31 @@
 	  (s, challenge, purpose, now, ret_user_id))                                               \
 	X(login_mfa_mark, (struct store * s, const uint8_t hash[32], const char *via),             \
 	  (s, hash, via))                                                                          \
-	X(login_mfa_marked, (struct store * s, const uint8_t hash[32]), (s, hash))
+	X(login_mfa_marked, (struct store * s, const uint8_t hash[32]), (s, hash))                 \
+	/* session recordings (store_rec.h; sqlite_rec.c, pg_rec.c) */                             \
+	X(rec_open, (struct store * s, const struct store_rec *rec), (s, rec))                     \
+	X(rec_chunk_add,                                                                           \
+	  (struct store * s, const char *id, int64_t seq, const uint8_t *data, size_t len,         \
+	   const uint8_t tag[STORE_REC_TAG_BYTES], int64_t bytes),                                 \
+	  (s, id, seq, data, len, tag, bytes))                                                     \
+	X(rec_finish,                                                                              \
+	  (struct store * s, const char *id, int64_t ended_at, int64_t duration_ms,                \
+	   const char *state, const char *error, const uint8_t *final_tag),                        \
+	  (s, id, ended_at, duration_ms, state, error, final_tag))                                 \
+	X(rec_get, (struct store * s, const char *id, struct store_rec *ret), (s, id, ret))        \
+	X(rec_query,                                                                               \
+	  (struct store * s, const struct store_rec_filter *f,                                     \
+	   int (*fn)(const struct store_rec *rec, int64_t seq, void *ud), void *ud),               \
+	  (s, f, fn, ud))                                                                          \
+	X(rec_chunk_get,                                                                           \
+	  (struct store * s, const char *id, int64_t seq, uint8_t **ret, size_t *ret_len,          \
+	   uint8_t ret_tag[STORE_REC_TAG_BYTES]),                                                  \
+	  (s, id, seq, ret, ret_len, ret_tag))                                                     \
+	X(rec_prune, (struct store * s, int64_t before, int limit, int *ret_n),                    \
+	  (s, before, limit, ret_n))                                                               \
+	X(rec_key_foreach,                                                                         \
+	  (struct store * s, int (*fn)(const char *id, const uint8_t *w, size_t len, void *ud),    \
+	   void *ud),                                                                              \
+	  (s, fn, ud))                                                                             \
+	X(rec_key_update, (struct store * s, const char *id, const uint8_t *w, size_t len),        \
+	  (s, id, w, len))

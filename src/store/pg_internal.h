@@ -95,7 +95,7 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X) \
 	PG_OPS_VAULT(X) PG_OPS_VAULTDEL(X) \
 	X(session_open, , ) X(session_end, , ) X(session_close_stale, , ) \
-	PG_OPS_OIDC(X) PG_OPS_TOKENS(X) PG_OPS_MFA(X) PG_OPS_INSTANCES(X)
+	PG_OPS_OIDC(X) PG_OPS_TOKENS(X) PG_OPS_MFA(X) PG_OPS_INSTANCES(X) PG_OPS_REC(X)
 /* pg_tokens.c, pg_retention.c (issue 19) */
 #define PG_OPS_TOKENS(X) \
 	X(token_insert, , ) X(token_lookup, , ) X(token_touch, , ) \
@@ -108,6 +108,11 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(session_attached, , ) X(session_end_request, , ) \
 	X(session_end_request_user, , ) X(session_end_requests_take, , ) \
 	X(listen_open, , )
+/* pg_rec.c */
+#define PG_OPS_REC(X) \
+	X(rec_open, , ) X(rec_chunk_add, , ) X(rec_finish, , ) X(rec_get, , ) \
+	X(rec_query, , ) X(rec_chunk_get, , ) X(rec_prune, , ) X(rec_key_foreach, , ) \
+	X(rec_key_update, , )
 /* pg_ident.c */
 #define PG_OPS_IDENT(X) \
 	X(user_count, , ) X(user_get, , ) X(user_get_by_id, , ) X(user_put, , ) \

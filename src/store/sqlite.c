@@ -301,6 +301,35 @@ static const char *const migrations[] = {
 	"  reason TEXT NOT NULL,"
 	"  requested_at INTEGER NOT NULL);"
 	"CREATE INDEX session_end_requests_instance ON session_end_requests(instance);",
+	/* session recordings (store/sqlite_rec.c): a row per recording, its
+	 * sealed chunks in order. seq is the paging key. */
+	"CREATE TABLE recordings ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  session TEXT NOT NULL,"
+	"  user TEXT NOT NULL,"
+	"  vm TEXT NOT NULL,"
+	"  bastion TEXT NOT NULL,"
+	"  instance TEXT NOT NULL,"
+	"  mode TEXT NOT NULL,"
+	"  started_at INTEGER NOT NULL,"
+	"  ended_at INTEGER,"
+	"  duration_ms INTEGER NOT NULL DEFAULT 0,"
+	"  bytes INTEGER NOT NULL DEFAULT 0,"
+	"  stored INTEGER NOT NULL DEFAULT 0,"
+	"  chunks INTEGER NOT NULL DEFAULT 0,"
+	"  state TEXT NOT NULL,"
+	"  error TEXT,"
+	"  wrapped BLOB NOT NULL,"
+	"  final_tag BLOB);"
+	"CREATE INDEX recordings_started ON recordings(started_at);"
+	"CREATE INDEX recordings_ended ON recordings(ended_at);"
+	"CREATE TABLE recording_chunks ("
+	"  rec_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,"
+	"  seq INTEGER NOT NULL,"
+	"  data BLOB NOT NULL,"
+	"  tag BLOB NOT NULL,"
+	"  PRIMARY KEY (rec_id, seq));",
 };
 
 int store_rc(int rc)

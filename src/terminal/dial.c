@@ -52,6 +52,16 @@ static void ssh_on_ready(struct sshc *c, void *ud)
 	if (s->challenged) /* the sign-in is over: no more answers */
 		term_challenge_remove(s->id);
 	s->challenged = false;
+	/* Before registration: GET /sessions reads rec_id under the lock. A
+	 * recording that cannot start ends the session: none goes unrecorded
+	 * through a recording bastion. */
+	if (term_rec_start(s, s->conn) < 0) {
+		term_respond_error(s->http, 503, "ServiceUnavailable",
+				   "the session's recording could not be started");
+		s->http = NULL;
+		sess_kill(s, false);
+		return;
+	}
 	pthread_mutex_lock(&term_g.lock);
 	term_g.dialing--;
 	s->started = store_now();
@@ -414,22 +424,22 @@ int term_sessions_json(const struct term_attach *ta, json_t **ret)
 		for (struct sess *s = term_g.buckets[b]; s; s = s->next_bucket) {
 			if (!may_manage(ta, s))
 				continue;
-			json_array_append_new(
-				arr,
-				json_pack(
-					"{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:s}",
-					"id", s->id, "kind", s->tunnel ? "tunnel" : "terminal",
-					"user", s->user, "vm", s->vm_id, "target", s->target,
-					"source", s->source, "auth_type", s->auth_type, "bastion",
-					s->bastion_id, "started_at", (json_int_t)s->started,
-					"duration_s", (json_int_t)(now - s->started), "bytes_to_vm",
-					(json_int_t)atomic_load_explicit(&s->to_vm,
-									 memory_order_relaxed),
-					"bytes_from_vm",
-					(json_int_t)atomic_load_explicit(&s->from_vm,
-									 memory_order_relaxed),
-					"state", state_names[s->state], "instance",
-					term_instance_name()));
+			json_t *o = json_pack(
+				"{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:s}", "id",
+				s->id, "kind", s->tunnel ? "tunnel" : "terminal", "user", s->user,
+				"vm", s->vm_id, "target", s->target, "source", s->source,
+				"auth_type", s->auth_type, "bastion", s->bastion_id, "started_at",
+				(json_int_t)s->started, "duration_s",
+				(json_int_t)(now - s->started), "bytes_to_vm",
+				(json_int_t)atomic_load_explicit(&s->to_vm, memory_order_relaxed),
+				"bytes_from_vm",
+				(json_int_t)atomic_load_explicit(&s->from_vm, memory_order_relaxed),
+				"state", state_names[s->state], "instance", term_instance_name());
+
+			/* Its recording's ID (SPEC §8), when the bastion records. */
+			if (o && s->rec_id[0])
+				json_object_set_new(o, "recording", json_string(s->rec_id));
+			json_array_append_new(arr, o);
 		}
 	}
 	pthread_mutex_unlock(&term_g.lock);

@@ -117,6 +117,9 @@ struct sess {
 	 * side lives in its own allocation, closed and freed on its own. */
 	bool tunnel;
 	struct stream_tcp *tcp;
+	struct rec *rec;          /* recording (record.c); NULL: not recorded */
+	char rec_id[48];          /* its ID, fixed before registration ("": none) */
+	struct watcher *watchers; /* live watchers (watch.c) */
 };
 
 /* The bastions live sessions went through, with how many each: read by
@@ -263,3 +266,22 @@ void sess_arm(struct sess *s);
 /* Input from the user: the idle clock starts again. */
 void sess_activity(struct sess *s);
 void sess_update_output(struct sess *s);
+
+/* record.c: the recording of a session (record.h), on its loop. start:
+ * from the connect's rec_* fields (nothing when rec_mode is ""); output,
+ * input, resize: from the pump, only when s->rec; behind: the recording's
+ * buffer is full, SSH reads wait; stop: at the reap, the last flush and the
+ * recording's end follow on the pool. */
+int term_rec_start(struct sess *s, const struct term_connect *tc);
+void term_rec_output(struct sess *s, const uint8_t *buf, size_t len);
+void term_rec_input(struct sess *s, const uint8_t *buf, size_t len);
+void term_rec_resize(struct sess *s, int cols, int rows);
+bool term_rec_behind(const struct sess *s);
+void term_rec_stop(struct sess *s);
+/* watch.c: the session's output to its watchers (from the pump, only
+ * when s->watchers); at the session's end, every watcher is closed. */
+void term_watch_output(struct sess *s, uint8_t *buf, size_t len);
+void term_watch_end(struct sess *s, const char *reason);
+/* Retention's hourly timer, on loop 0 (term_init, term_done). */
+void term_rec_loop_init(struct term_loop *l);
+void term_rec_loop_done(struct term_loop *l);

@@ -166,7 +166,8 @@ void sess_update_output(struct sess *s)
 {
 	if (s->ssh)
 		sshc_pause_output(s->ssh, s->out_paused || s->page_paused ||
-						  (s->window && s->unacked >= s->window));
+						  (s->window && s->unacked >= s->window) ||
+						  term_rec_behind(s));
 }
 
 void term_pump_input(struct sess *s)
@@ -195,6 +196,8 @@ static void ws_on_binary(void *ud, const uint8_t *buf, size_t len)
 	if (s->state != SESS_ATTACHED || !s->ssh)
 		return;
 	sess_activity(s);
+	if (s->rec)
+		term_rec_input(s, buf, len);
 	if (s->pending_len == 0) {
 		n = sshc_write(s->ssh, buf, len);
 		if (n < 0)
@@ -296,6 +299,8 @@ static void ws_on_text(void *ud, const char *buf, size_t len)
 		if (s->ssh) {
 			sess_activity(s);
 			sshc_resize(s->ssh, ctl.cols, ctl.rows);
+			if (s->rec)
+				term_rec_resize(s, ctl.cols, ctl.rows);
 		}
 		break;
 	case TERM_CTL_PING:
@@ -360,8 +365,12 @@ void term_ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud)
 		return;
 	count_bytes(&s->from_vm, len);
 	metrics_bytes(0, len);
+	if (s->rec) /* a memcpy: formatting and the store are the pool's */
+		term_rec_output(s, buf, len);
 	s->unacked += len;
 	r = srv_ws_send_binary(s->ws, buf, len);
+	if (s->watchers) /* after the session's own: never before it, never waited for */
+		term_watch_output(s, buf, len);
 	if (r > 0 && !s->out_paused) {
 		s->out_paused = true;
 		sess_update_output(s);

@@ -295,6 +295,7 @@ void term_connect_free(struct term_connect *c)
 	util_free_secret(c->p.password);
 	if (c->p.key)
 		ssh_key_free(c->p.key);
+	sodium_memzero(c->rec_key, sizeof(c->rec_key));
 	free(c);
 }
 
@@ -311,6 +312,7 @@ static void reap(uv_check_t *h)
 		struct sess *s = l->dead;
 
 		l->dead = s->next_dead;
+		term_rec_stop(s);
 		term_connect_free(s->conn);
 		if (s->pending)
 			sodium_memzero(s->pending, s->pending_len);
@@ -373,6 +375,7 @@ void sess_kill(struct sess *s, bool ssh_done)
 	sess_set_state_locked(s, SESS_DEAD);
 	pthread_mutex_unlock(&term_g.lock);
 	mine_remove(s);
+	term_watch_end(s, NULL);
 	if (s->challenged)
 		term_challenge_remove(s->id);
 	s->challenged = false;
@@ -447,6 +450,7 @@ int term_init(struct store *store)
 		uv_check_init(l->loop, &l->reaper);
 		l->reaper.data = l;
 		uv_unref((uv_handle_t *)&l->reaper);
+		term_rec_loop_init(l);
 	}
 	return 0;
 }
@@ -581,6 +585,7 @@ void term_done(void)
 	l->done = true;
 	reap(&l->reaper);
 	uv_close((uv_handle_t *)&l->reaper, NULL);
+	term_rec_loop_done(l);
 }
 
 void term_free(void)

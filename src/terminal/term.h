@@ -32,6 +32,14 @@ struct term_connect {
 	char **host_keys; /* owned, n_host_keys strings */
 	size_t n_host_keys;
 	struct sshc_params p; /* owned secrets: p.password, p.key */
+	/* The recording (SPEC §8, terminal/record.h): rec_mode "" (off),
+	 * "output" or "input_output"; its ID; its sealing key (a secret, wiped
+	 * with the connect) and that key wrapped by the master key. */
+	char rec_mode[16];
+	char rec_id[48];
+	uint8_t rec_key[32];
+	uint8_t rec_wrapped[128];
+	size_t rec_wrapped_len;
 };
 
 /* Frees c, wiping its secrets. NULL is fine. */
@@ -92,6 +100,14 @@ struct term_limits {
 /* Any thread. Applies at once to open sessions (SIGHUP), on every loop. */
 void term_set_limits(const struct term_limits *l);
 
+/* Any thread: recording.max_bytes (for recordings started from now on;
+ * <= 0: the default) and recording.retention_days (0: keep). */
+void term_rec_configure(int64_t max_bytes, int64_t retention_days);
+/* Retention (record.c): removes recordings that ended before `before`, in
+ * batches of 100 (each audited "recording.prune"), at most max_batches;
+ * how many, or a store error. Any thread but a loop's. */
+int term_rec_prune(struct store *st, int64_t before, int max_batches);
+
 /* Any thread: the distinct bastion IDs that live sessions went through, as
  * a malloc'd array of malloc'd strings (a snapshot under a mutex). */
 int term_bastions_in_use(char ***ret, size_t *ret_n);
@@ -142,6 +158,10 @@ void term_answers_next(struct srv_conn *c, bool client_gone, void *arg);
 /*   term_stream_next: a struct term_stream: the limits, the TCP dial
  *     (504 VmUnreachable on failure), then 101 and the stream. */
 void term_stream_next(struct srv_conn *c, bool client_gone, void *arg);
+/* GET /sessions/{id}/watch (watch.c): a struct term_attach whose owned[]
+ * are the bastions on which the caller carries recordings/read: the
+ * read-only WebSocket on the session's loop, or 404. */
+void term_watch_next(struct srv_conn *c, bool client_gone, void *arg);
 
 /* Any thread (a worker): the sessions of every loop that ta's caller may
  * see (their own, or through a bastion in ta->owned), as the JSON array of

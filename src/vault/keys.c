@@ -27,8 +27,10 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/file.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "store/store.h"
+#include "store/store_rec.h"
 #include "store/store_vault.h"
 
 #define BLOB_FORMAT 0x01
@@ -326,6 +328,30 @@ out:
 	return r;
 }
 
+/* ---- other modules' keys ---- */
+
+int vault_wrap(struct vault *v, const char *ad, const uint8_t *pt, size_t len, uint8_t **ret_blob,
+	       size_t *ret_len)
+{
+	int r;
+
+	vault_lock_read(v);
+	r = vault_seal(v->master, ad, pt, len, ret_blob, ret_len);
+	vault_unlock(v);
+	return r;
+}
+
+int vault_unwrap(struct vault *v, const char *ad, const uint8_t *blob, size_t blob_len,
+		 uint8_t *out, size_t out_size, size_t *ret_len)
+{
+	int r;
+
+	vault_lock_read(v);
+	r = vault_unseal(v->master, ad, blob, blob_len, out, out_size, ret_len);
+	vault_unlock(v);
+	return r;
+}
+
 /* ---- rotation ---- */
 
 struct rewrap;
@@ -373,10 +399,47 @@ static int rewrap_one(const char *vault_id, const uint8_t *w, size_t len, void *
 	return 0;
 }
 
+/* A recording's key (terminal/record.h), re-wrapped and stored at once:
+ * the store's cursor is on another statement, which SQLite allows. */
+struct rec_rewrap {
+	const uint8_t *old_key, *new_key;
+	struct store *s;
+	size_t n, skipped;
+};
+
+static int rec_rewrap_one(const char *id, const uint8_t *w, size_t len, void *ud)
+{
+	struct rec_rewrap *rr = ud;
+	uint8_t k[VAULT_KEY_BYTES], *blob = NULL;
+	char ad[128];
+	size_t n = 0, blen = 0;
+	int r;
+
+	snprintf(ad, sizeof(ad), VAULT_AD_RECORDING "%s", id);
+	r = vault_unseal(rr->old_key, ad, w, len, k, sizeof(k), &n);
+	if (r == -BERR_INTEGRITY || r == -E2BIG || (r == 0 && n != sizeof(k))) {
+		/* Already unreadable: left as it is rather than blocking rotation. */
+		log_warn("vault: the key of recording %s does not open; not re-wrapped", id);
+		sodium_memzero(k, sizeof(k));
+		rr->skipped++;
+		return 0;
+	}
+	if (r == 0)
+		r = vault_seal(rr->new_key, ad, k, sizeof(k), &blob, &blen);
+	sodium_memzero(k, sizeof(k));
+	if (r == 0)
+		r = store_rec_key_update(rr->s, id, blob, blen);
+	free(blob);
+	if (r == 0)
+		rr->n++;
+	return r;
+}
+
 static int rotate_tx(struct store *s, void *ud)
 {
 	struct rewrap *rw = ud;
-	char detail[64];
+	struct rec_rewrap rr = { .old_key = rw->old_key, .new_key = rw->new_key, .s = s };
+	char detail[96];
 	int r = store_vault_key_foreach(s, rewrap_one, rw);
 
 	if (r < 0)
@@ -386,9 +449,11 @@ static int rotate_tx(struct store *s, void *ud)
 			return r;
 	if ((r = mfa_key_rewrap(s, rw)) < 0)
 		return r;
+	if ((r = store_rec_key_foreach(s, rec_rewrap_one, &rr)) < 0)
+		return r;
 	if ((r = check_write(s, rw->new_key)) < 0)
 		return r;
-	snprintf(detail, sizeof(detail), "{\"data_keys\":%zu}", rw->n);
+	snprintf(detail, sizeof(detail), "{\"data_keys\":%zu,\"recording_keys\":%zu}", rw->n, rr.n);
 	return store_audit(s, rw->principal, "vault.rotate-master-key", "/", "rotated", detail);
 }
 

@@ -85,7 +85,8 @@ int vault_open(struct store *s, const char *data_dir, const char *key_file, stru
 void vault_free(struct vault *v);
 
 /* Replaces the master key: a new random key is written to key_file.new,
- * every data key is re-wrapped and the check value replaced in one store
+ * every data key (and every recording's key: a key that does not open is
+ * left as it is and logged) is re-wrapped and the check value replaced in one store
  * transaction, the new file is renamed over the old one, and the key in
  * memory is swapped; operations wait meanwhile (milliseconds). *ret_count
  * is the number of data keys re-wrapped. A crash at any point leaves a
@@ -93,6 +94,20 @@ void vault_free(struct vault *v);
  * not open (nothing changes then). Audited as "vault.rotate-master-key"
  * for principal in the same transaction. */
 int vault_rotate(struct vault *v, struct store *s, const char *principal, int64_t *ret_count);
+
+/* ---- other modules' keys, wrapped by the master key ---- */
+
+/* Seals a small key another module stores (a recording's sealing key,
+ * terminal/record.h) with the master key, associated data ad: *ret_blob
+ * malloc'd, VAULT_SEAL_OVERHEAD longer than pt. vault_unwrap opens it
+ * (-BERR_INTEGRITY when altered or under another key). vault_rotate
+ * re-wraps recordings' keys too: their ad must be VAULT_AD_RECORDING
+ * followed by the recording's ID. */
+#define VAULT_AD_RECORDING "bastion:recording:"
+int vault_wrap(struct vault *v, const char *ad, const uint8_t *pt, size_t len, uint8_t **ret_blob,
+	       size_t *ret_len);
+int vault_unwrap(struct vault *v, const char *ad, const uint8_t *blob, size_t blob_len,
+		 uint8_t *out, size_t out_size, size_t *ret_len);
 
 /* ---- secrets ---- */
 

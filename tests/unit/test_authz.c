@@ -266,6 +266,81 @@ static void join_table(void **state)
 	}
 }
 
+/* The Auditor (SPEC §8): reads as Reader does, carries recordings/read
+ * and audit/read like Owner, never connect nor write; every role against
+ * every new permission at a scope that covers and one that does not. */
+static void auditor_table(void **state)
+{
+	static const char *const bastion = "/groups/aud/bastions/b";
+	static const struct {
+		const char *role;
+		bool connect, recordings, audit, write;
+	} roles[] = {
+		{ "Reader", true, false, false, false },
+		{ "Contributor", true, false, false, true },
+		{ "Owner", true, true, true, true },
+		{ "Auditor", false, true, true, false },
+	};
+	bool created;
+	enum authz_role r;
+
+	assert_int_equal(authz_role_parse("Auditor", &r), 0);
+	assert_int_equal(r, AUTHZ_AUDITOR);
+	assert_string_equal(authz_role_name(AUTHZ_AUDITOR), "Auditor");
+	assert_int_equal(authz_role_parse("auditor", &r), -EINVAL);
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+		for (int covers = 0; covers < 2; covers++) {
+			struct principal p = { .user_id = 1 };
+			char aid[32], principal[80];
+			const char *scope = covers ? "/groups/aud" : "/groups/other";
+			enum authz_role eff;
+
+			snprintf(p.name, sizeof(p.name), "aud-%zu-%d", i, covers);
+			snprintf(principal, sizeof(principal), "user:%s", p.name);
+			snprintf(aid, sizeof(aid), "aud%zu-%d", i, covers);
+			assert_int_equal(
+				store_role_put(st, aid, principal, roles[i].role, scope, &created),
+				0);
+#define WANT(b) ((covers && (b)) ? 0 : -EACCES)
+			assert_int_equal(authz_require(st, &p, AUTHZ_READER, bastion), WANT(true));
+			assert_int_equal(authz_require(st, &p, AUTHZ_CONTRIBUTOR, bastion),
+					 WANT(roles[i].write));
+			assert_int_equal(authz_require_perm(st, &p, AUTHZ_PERM_CONNECT, bastion),
+					 WANT(roles[i].connect));
+			assert_int_equal(
+				authz_require_perm(st, &p, AUTHZ_PERM_RECORDINGS_READ, bastion),
+				WANT(roles[i].recordings));
+			assert_int_equal(authz_require_perm(st, &p, AUTHZ_PERM_AUDIT_READ, bastion),
+					 WANT(roles[i].audit));
+			assert_int_equal(
+				authz_require_perm(st, &p, AUTHZ_PERM_NETWORK_JOIN, bastion),
+				WANT(roles[i].write));
+#undef WANT
+			/* The Auditor's rank is Reader's: never above Owner. */
+			assert_int_equal(authz_effective(st, &p, bastion, &eff), 0);
+			if (covers && strcmp(roles[i].role, "Auditor") == 0)
+				assert_int_equal(eff, AUTHZ_READER);
+		}
+	}
+	/* Auditor beside Contributor: writes by Contributor, reads recordings
+	 * by Auditor. */
+	{
+		struct principal p = { .user_id = 1, .name = "aud-both" };
+
+		assert_int_equal(
+			store_role_put(st, "audb1", "user:aud-both", "Auditor", "/", &created), 0);
+		assert_int_equal(store_role_put(st, "audb2", "user:aud-both", "Contributor",
+						"/groups/aud", &created),
+				 0);
+		assert_int_equal(authz_require(st, &p, AUTHZ_CONTRIBUTOR, bastion), 0);
+		assert_int_equal(authz_require(st, &p, AUTHZ_CONTRIBUTOR, "/groups/x"), -EACCES);
+		assert_int_equal(
+			authz_require_perm(st, &p, AUTHZ_PERM_RECORDINGS_READ, "/groups/x"), 0);
+		assert_int_equal(authz_require_perm(st, &p, AUTHZ_PERM_CONNECT, "/groups/x/vms/v"),
+				 -EACCES);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -275,6 +350,7 @@ int main(void)
 		cmocka_unit_test(effective_is_strongest),
 		cmocka_unit_test(assignment_visible),
 		cmocka_unit_test(join_table),
+		cmocka_unit_test(auditor_table),
 	};
 
 	if (sodium_init() < 0)

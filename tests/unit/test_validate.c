@@ -632,6 +632,25 @@ static void test_props_bastions(void **state)
 		  "tunnel_ports[0]: must be an integer", NULL);
 	props_bad("bastions", "{\"networks\":[\"/groups/g/networks/a\"],\"tunnel_ports\":[80,80]}",
 		  "tunnel_ports[1]: 80 is already listed at tunnel_ports[0]", NULL);
+	/* recording (SPEC §8): one of three words, absent meaning off. */
+	out = props_ok("bastions",
+		       "{\"networks\":[\"/groups/g/networks/a\"],\"recording\":\"input_output\"}",
+		       NULL);
+	assert_json(out, "{\"networks\":[\"/groups/g/networks/a\"],\"recording\":\"input_output\","
+			 "\"tunnel_ports\":[]}");
+	json_decref(out);
+	json_decref(props_ok("bastions",
+			     "{\"networks\":[\"/groups/g/networks/a\"],\"recording\":\"off\"}",
+			     NULL));
+	json_decref(props_ok("bastions",
+			     "{\"networks\":[\"/groups/g/networks/a\"],\"recording\":\"output\"}",
+			     NULL));
+	props_bad("bastions", "{\"networks\":[\"/groups/g/networks/a\"],\"recording\":\"on\"}",
+		  "recording: must be", NULL);
+	props_bad("bastions", "{\"networks\":[\"/groups/g/networks/a\"],\"recording\":true}",
+		  "recording: must be", NULL);
+	props_bad("bastions", "{\"networks\":[\"/groups/g/networks/a\"],\"recording\":\"Output\"}",
+		  "recording: must be", NULL);
 	/* IDs are case-sensitive: these are two networks. */
 	json_decref(props_ok("bastions",
 			     "{\"networks\":[\"/groups/g/networks/a\",\"/groups/g/networks/A\"]}",

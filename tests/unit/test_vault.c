@@ -25,6 +25,7 @@
 #include "core/err.h"
 #include "store/store.h"
 #include "store/store_vault.h"
+#include "store/store_rec.h"
 #include "vault/vault.h"
 
 #define V1    "/groups/g/vaults/v1"
@@ -619,6 +620,77 @@ static void test_rotation_crash_recovery(void **state)
 	read_expect(f, V1, "a", NULL, "kept");
 }
 
+/* Recordings' keys (vault_wrap, issue 17) are re-wrapped by a rotation,
+ * so recordings made before it still open; one already damaged is left
+ * alone and does not block the rotation. */
+static void add_recording(struct fx *f, const char *id, const char *ad_id, uint8_t key[32])
+{
+	struct store_rec rec = { 0 };
+	char ad[96];
+	uint8_t *w = NULL;
+	size_t wlen = 0;
+
+	randombytes_buf(key, 32);
+	snprintf(ad, sizeof(ad), VAULT_AD_RECORDING "%s", ad_id);
+	assert_int_equal(vault_wrap(f->v, ad, key, 32, &w, &wlen), 0);
+	snprintf(rec.id, sizeof(rec.id), "%s", id);
+	snprintf(rec.session, sizeof(rec.session), "s");
+	snprintf(rec.user, sizeof(rec.user), "alice");
+	snprintf(rec.vm, sizeof(rec.vm), "/groups/g/vms/v");
+	snprintf(rec.bastion, sizeof(rec.bastion), "/groups/g/bastions/b");
+	snprintf(rec.instance, sizeof(rec.instance), "i");
+	snprintf(rec.mode, sizeof(rec.mode), "output");
+	memcpy(rec.wrapped, w, wlen);
+	rec.wrapped_len = wlen;
+	free(w);
+	assert_int_equal(store_rec_open(f->s, &rec), 0);
+}
+
+static int unwrap_rec(struct fx *f, const char *id, uint8_t out[32])
+{
+	struct store_rec rec;
+	char ad[96];
+	size_t n = 0;
+	int r;
+
+	assert_int_equal(store_rec_get(f->s, id, &rec), 0);
+	snprintf(ad, sizeof(ad), VAULT_AD_RECORDING "%s", id);
+	r = vault_unwrap(f->v, ad, rec.wrapped, rec.wrapped_len, out, 32, &n);
+	if (r == 0)
+		assert_int_equal(n, 32);
+	return r;
+}
+
+static void test_rotation_rewraps_recording_keys(void **state)
+{
+	struct fx *f = *state;
+	uint8_t k1[32], k2[32], bad[32], got[32];
+	int64_t n = -1;
+	const char *reason = NULL;
+	char ver[VAULT_VERSION_SIZE];
+
+	set_ok(f, V1, "a", "x", ver);
+	add_recording(f, "rec-1", "rec-1", k1);
+	add_recording(f, "rec-2", "rec-2", k2);
+	add_recording(f, "rec-bad", "rec-other", bad); /* wrapped for another ID */
+	assert_int_equal(unwrap_rec(f, "rec-bad", got), -BERR_INTEGRITY);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(vault_rotate(f->v, f->s, "user:admin", &n), 0);
+		assert_int_equal(n, 1); /* data keys only */
+		assert_int_equal(unwrap_rec(f, "rec-1", got), 0);
+		assert_memory_equal(got, k1, 32);
+		assert_int_equal(unwrap_rec(f, "rec-2", got), 0);
+		assert_memory_equal(got, k2, 32);
+		assert_int_equal(unwrap_rec(f, "rec-bad", got), -BERR_INTEGRITY);
+	}
+	assert_int_equal(tu_query_int(f->s, "SELECT count(*) FROM audit WHERE detail LIKE ?",
+				      "%\"recording_keys\":2%"),
+			 2);
+	assert_int_equal(reopen(f, NULL, &reason), 0);
+	assert_int_equal(unwrap_rec(f, "rec-1", got), 0);
+	assert_memory_equal(got, k1, 32);
+}
+
 static void test_rotation_refused_on_damage(void **state)
 {
 	struct fx *f = *state;
@@ -948,6 +1020,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_policy_goes_with_user_and_vault, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_vault, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_rewraps_recording_keys, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_read_is_audited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_plaintext_on_disk, setup, teardown),
 	};

@@ -6,6 +6,8 @@
 //   #/vms/{group}/{vm}/terminal/{id}?user=U the SSH terminal of session {id}
 //   #/account                               change password
 //   #/sessions                              active sessions (own; all for Owners)
+//   #/sessions/{id}/watch                   watch a live session (Owner, Auditor)
+//   #/recordings, #/recordings/{id}         recordings and the player
 //   #/admin/{users|resources|roles|vaults|audit}
 
 import { installCspShim } from './csp-shim.js';
@@ -23,6 +25,7 @@ import { renderResources } from './admin/resources.js';
 import { renderRoles } from './admin/roles.js';
 import { renderVaults } from './admin/vaults.js';
 import { renderAudit } from './admin/audit.js';
+import { renderRecording, renderRecordings, renderWatch } from './admin/recordings.js';
 import { can, hasAnywhere, state } from './state.js';
 
 installCspShim();
@@ -46,7 +49,9 @@ function parseRoute() {
     return { name: 'notfound' };
   }
   if (dec.length === 0 || (dec.length === 1 && dec[0] === 'vms')) return { name: 'vms' };
-  if (dec.length === 1 && ['login', 'account', 'sessions'].includes(dec[0])) return { name: dec[0] };
+  if (dec.length === 1 && ['login', 'account', 'sessions', 'recordings'].includes(dec[0])) return { name: dec[0] };
+  if (dec.length === 2 && dec[0] === 'recordings') return { name: 'recording', id: dec[1] };
+  if (dec.length === 3 && dec[0] === 'sessions' && dec[2] === 'watch') return { name: 'watch', session: dec[1] };
   if (dec.length === 2 && dec[0] === 'admin') return { name: `admin-${dec[1]}`, query };
   if (dec[0] === 'vms' && dec.length >= 3) {
     const r = { group: dec[1], vm: dec[2], query };
@@ -63,6 +68,7 @@ function navItems() {
   items.push(['#/admin/resources', 'Resources', 'admin-resources']);
   items.push(['#/admin/vaults', 'Vaults', 'admin-vaults']);
   if (hasAnywhere('Owner')) items.push(['#/admin/roles', 'Role assignments', 'admin-roles']);
+  if (hasAnywhere('Owner') || state.roles.some((r) => r && r.role === 'Auditor')) items.push(['#/recordings', 'Recordings', 'recordings']);
   if (can('Owner', '/')) {
     items.push(['#/admin/users', 'Users', 'admin-users']);
     items.push(['#/admin/audit', 'Audit log', 'admin-audit']);
@@ -144,6 +150,9 @@ const VIEWS = {
   terminal: (r) => renderTerminal(app, { group: r.group, name: r.vm, session: r.session, username: r.query.get('user') || '' }),
   account: () => renderAccount(app),
   sessions: () => renderSessions(app),
+  recordings: () => renderRecordings(app),
+  recording: (r) => renderRecording(app, { id: r.id }),
+  watch: (r) => renderWatch(app, { session: r.session }),
   'admin-users': () => renderUsers(app),
   'admin-resources': (r) => renderResources(app, r.query),
   'admin-roles': (r) => renderRoles(app, r.query),

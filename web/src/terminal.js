@@ -102,6 +102,9 @@ export function renderTerminal(root, { group, name, session, username }) {
 
   const status = h('span', { id: 'terminal-status', role: 'status', 'aria-live': 'polite' }, 'Connecting…');
   const rtt = h('span', { id: 'terminal-rtt', class: 'term-rtt', title: 'Round-trip time between this browser and the bastion' }, 'RTT …');
+  // Who is watching this session (SPEC §8): {"type":"notice"} from the bastion.
+  const watchers = new Set();
+  const noticeEl = h('span', { id: 'terminal-notice', class: 'term-notice', role: 'status', 'aria-live': 'polite', hidden: true });
   const ipEl = h('span', { class: 'term-ip' });
   const reconnect = h('button', { id: 'terminal-reconnect', type: 'button', class: 'primary small', hidden: true }, 'Reconnect');
   const disconnect = h('button', { id: 'terminal-disconnect', type: 'button', class: 'small' }, 'Disconnect');
@@ -121,6 +124,7 @@ export function renderTerminal(root, { group, name, session, username }) {
     ),
     status,
     h('span', { class: 'term-spacer' }),
+    noticeEl,
     rtt,
     reconnect,
     disconnect,
@@ -379,6 +383,13 @@ export function renderTerminal(root, { group, name, session, username }) {
       end(`Session closed: ${typeof msg.reason === 'string' && msg.reason ? msg.reason : 'closed by the bastion'}`);
     } else if (msg.type === 'warning') {
       showWarning(msg);
+    } else if (msg.type === 'notice' && typeof msg.message === 'string') {
+      const m = /^(.*) (is watching|stopped watching)$/.exec(msg.message);
+      if (m && m[2] === 'is watching') watchers.add(m[1]);
+      else if (m) watchers.delete(m[1]);
+      noticeEl.textContent = watchers.size ? `👁 ${[...watchers].join(', ')} ${watchers.size > 1 ? 'are' : 'is'} watching` : msg.message;
+      noticeEl.title = msg.message;
+      noticeEl.hidden = false;
     } else if (msg.type === 'error' && typeof msg.message === 'string' && /unknown control message/.test(msg.message)) {
       // An older bastion (answers in order: the window went first). Without flow control: the backlog is unbounded, as it
       // was. Without ping: no round-trip time and no stall indicator.

@@ -23,7 +23,7 @@ export function renderRoles(root, query) {
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Show')));
 
   const principal = h('input', { id: 'role-principal', type: 'text', required: true, placeholder: 'user:alice', spellcheck: 'false', autocomplete: 'off' });
-  const role = h('select', { id: 'role-role' }, ['Reader', 'Contributor', 'Owner'].map((r) => h('option', { value: r }, r)));
+  const role = h('select', { id: 'role-role' }, ['Reader', 'Contributor', 'Owner', 'Auditor'].map((r) => h('option', { value: r }, r)));
   const scope = h('input', { id: 'role-scope', type: 'text', required: true, spellcheck: 'false', autocomplete: 'off', value: scopeFilter.value });
   const form = h('form', { id: 'role-form', class: 'inline-form', 'aria-label': 'New role assignment' },
     field('Principal', principal, 'user:NAME'), field('Role', role), field('Scope', scope),

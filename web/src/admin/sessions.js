@@ -57,6 +57,8 @@ export function renderSessions(root) {
         ['Started', (s) => when(s.started_at)],
         ['Duration', (s) => dur(s.duration_s)],
         ['In / out', (s) => `${bytes(s.bytes_to_vm)} / ${bytes(s.bytes_from_vm)}`],
+        ['Recording', (s) => (s.recording ? h('a', { href: `#/recordings/${encodeURIComponent(s.recording)}`, class: 'rec-link' }, 'Recording') : '—')],
+        ['', (s) => (s.state === 'attached' ? h('a', { href: `#/sessions/${encodeURIComponent(s.id)}/watch`, class: 'button small watch', dataset: { session: s.id } }, 'Watch') : '')],
         ['', (s) => button('Disconnect', () => disconnect(s), { class: 'small danger', dataset: { session: s.id }, 'aria-label': `Disconnect ${s.user} from ${lastSegment(s.vm)}` })],
       ], rows, 'There are no active sessions you can see.'));
     } catch (err) {
