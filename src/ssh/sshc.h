@@ -101,6 +101,12 @@ struct sshc_callbacks {
 	 * connection was lost (reason says why). Called once; afterwards the
 	 * sshc is closing: do not touch it. */
 	void (*on_end)(struct sshc *c, int exit_status, const char *reason, void *ud);
+	/* Open phase: the mark sent by sshc_mark() was answered (answered
+	 * true) or given up (false: SSHC_MARK_WAIT_MS passed or
+	 * SSHC_MARK_MAX_BYTES piled up); dropped is how many bytes of output
+	 * the VM sent before it were thrown away. Once per sshc_mark() that
+	 * returned 0, in order; on_data follows with what came after. */
+	void (*on_mark)(struct sshc *c, uint64_t dropped, bool answered, void *ud);
 };
 
 /* Starts connecting. The callbacks are never called from inside this
@@ -127,6 +133,24 @@ void sshc_pause_output(struct sshc *c, bool pause);
 ssize_t sshc_write(struct sshc *c, const void *buf, size_t len);
 
 int sshc_resize(struct sshc *c, int cols, int rows);
+
+/* Flush on interrupt (docs/api.md "flush"), as a tty drops its output
+ * queue on INTR: call right after sshc_write() took the interrupt
+ * character. Sends a channel request that wants a reply (env
+ * SSHC_MARK_ENV, which sshd refuses once the shell runs: any answer will
+ * do) behind everything written so far. The VM's sshd answers requests in
+ * order, so every output byte it sent before the answer predates the
+ * interrupt; output stops (whatever sshc_pause_output says) until the
+ * answer, then what came before it is dropped and on_mark reports how much.
+ * Bounded: after SSHC_MARK_WAIT_MS or SSHC_MARK_MAX_BYTES held, only what
+ * is known to precede the answer is dropped and output resumes. A mark
+ * asked for while one waits follows it. Returns 0, or -EPIPE (not open) or
+ * -EBUSY (an earlier mark went unanswered: nothing is dropped, on_mark is
+ * not called) or -ENOMEM. */
+#define SSHC_MARK_ENV       "BASTION_FLUSH_MARK"
+#define SSHC_MARK_WAIT_MS   3000u
+#define SSHC_MARK_MAX_BYTES (8u * 1024u * 1024u)
+int sshc_mark(struct sshc *c);
 
 /* Closes at once; no callback is called afterwards. Memory is released
  * once libuv has closed the poll handle. Safe in any state. */

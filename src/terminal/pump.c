@@ -168,6 +168,16 @@ void sess_update_output(struct sess *s)
 						  (s->window && s->unacked >= s->window));
 }
 
+/* {"type":"flush"}: the interrupt character before it is in the channel
+ * (pending is empty), so the mark goes right behind it. A mark that cannot
+ * go out is answered at once: nothing was dropped. */
+static void sess_flush(struct sess *s)
+{
+	if (s->ssh && sshc_mark(s->ssh) == 0)
+		return;
+	term_send_control(s, json_pack("{s:s,s:I}", "type", "flushed", "bytes", (json_int_t)0));
+}
+
 void term_pump_input(struct sess *s)
 {
 	ssize_t n;
@@ -183,6 +193,10 @@ void term_pump_input(struct sess *s)
 	s->pending_len -= (size_t)n;
 	if (s->pending_len == 0 && s->ws)
 		srv_ws_pause_input(s->ws, false);
+	while (s->pending_len == 0 && s->flush_waiting > 0 && s->state == SESS_ATTACHED) {
+		s->flush_waiting--;
+		sess_flush(s);
+	}
 }
 
 static void ws_on_binary(void *ud, const uint8_t *buf, size_t len)
@@ -254,6 +268,9 @@ int term_parse_control(const char *buf, size_t len, struct term_control *ret,
 		ctl.type = TERM_CTL_PAUSE;
 	} else if (strcmp(type, "resume") == 0) {
 		ctl.type = TERM_CTL_RESUME;
+	} else if (strcmp(type, "flush") == 0) {
+		/* Flush on interrupt (docs/api.md "Flow control"). */
+		ctl.type = TERM_CTL_FLUSH;
 	} else if (strcmp(type, "window") == 0 || strcmp(type, "ack") == 0) {
 		bool window = type[0] == 'w';
 		json_t *bytes = json_object_get(msg, "bytes");
@@ -322,6 +339,18 @@ static void ws_on_text(void *ud, const char *buf, size_t len)
 		s->unacked -= (uint64_t)ctl.bytes < s->unacked ? (uint64_t)ctl.bytes : s->unacked;
 		sess_update_output(s);
 		break;
+	case TERM_CTL_FLUSH:
+		/* Whoever asks gets it: the portal asks only while held back.
+		 * Not activity: the keystroke before it was. At most 16 wait
+		 * behind unsent input, as in sshc. */
+		if (s->pending_len == 0)
+			sess_flush(s);
+		else if (s->flush_waiting < 16)
+			s->flush_waiting++;
+		else
+			term_send_control(s, json_pack("{s:s,s:I}", "type", "flushed", "bytes",
+						       (json_int_t)0));
+		break;
 	}
 }
 
@@ -372,6 +401,22 @@ void term_ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud)
 void term_ssh_on_writable(struct sshc *c, void *ud)
 {
 	term_pump_input(ud);
+}
+
+/* The mark was answered (or given up): what the VM sent before it is gone.
+ * The session's counters count what the VM sent, dropped or not; the page
+ * is told in order, before anything that came after. Not audited: what a
+ * terminal showed is not recorded either. */
+void term_ssh_on_mark(struct sshc *c, uint64_t dropped, bool answered, void *ud)
+{
+	struct sess *s = ud;
+
+	(void)c;
+	(void)answered;
+	count_bytes(&s->from_vm, dropped);
+	if (s->ws)
+		term_send_control(s, json_pack("{s:s,s:I}", "type", "flushed", "bytes",
+					       (json_int_t)dropped));
 }
 
 const struct srv_ws_cb term_ws_cb = {
