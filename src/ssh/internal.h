@@ -43,7 +43,7 @@ struct sshc {
 	enum sshc_state state;
 	bool closing;
 	bool paused;
-	bool pump_held; /* paused, yet packets are taken off the socket (sshc.c) */
+	bool pump_held;     /* paused, yet packets are taken off the socket (sshc.c) */
 	bool flush_pending; /* libssh holds output the kernel did not take */
 	bool want_writable; /* sshc_write() took less than offered */
 	bool kbdint_tried;

@@ -27,12 +27,16 @@
  *
  * Why the boundary holds when the window was exhausted: sshd may send
  * nothing more until we grow the window, and we do not read (so libssh
- * grows nothing) until the answer; its own buffer holds at most the window
- * it had, which is sent. What follows the answer is what sshd reads from
- * the PTY afterwards: the echo of ^C, the prompt, and what the program had
- * written into the PTY before the signal (Linux does not flush a pty's
- * queue on INTR: a few tens of KiB). When the window was not exhausted,
- * sshd kept sending until it read the request; that is before the answer
+ * grows nothing) until the answer. sshd reads its PTY only while it has
+ * window, so it holds nothing behind the answer — provided TCP did not
+ * stop it sending first: a full socket makes sshd keep up to the rest of
+ * its window in its own buffer, behind the answer (measured: 300 KB of old
+ * output after it). So a paused sshc still takes packets off the socket
+ * (pump_held in sshc.c). What follows the answer is what sshd reads from
+ * the PTY afterwards: what the program had written into it before the
+ * signal (Linux keeps a pty's queue on INTR: measured 4 KiB), the echo of
+ * ^C and the prompt. When the window was not exhausted, sshd kept sending
+ * until it read the request; that is before the answer
  * and dropped too, and the tail is the same.
  *
  * Bounded: SSHC_MARK_WAIT_MS without an answer, or SSHC_MARK_MAX_BYTES

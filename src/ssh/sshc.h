@@ -124,7 +124,10 @@ int sshc_start(uv_loop_t *loop, struct sshc_params *p, const struct sshc_callbac
 int sshc_answer(struct sshc *c, char **answers, size_t n);
 
 /* Stops (pause=true) or resumes reading the channel: back-pressure towards
- * the VM when the browser reads slowly. */
+ * the VM when the browser reads slowly. While paused, packets are still
+ * taken off the socket into libssh's buffer (at most the channel window,
+ * which no held data grows), so that the VM's sshd is not left holding
+ * output behind a flush mark (sshc_mark). */
 void sshc_pause_output(struct sshc *c, bool pause);
 
 /* Writes terminal input. Returns how many bytes the channel took (possibly

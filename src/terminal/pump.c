@@ -415,8 +415,8 @@ void term_ssh_on_mark(struct sshc *c, uint64_t dropped, bool answered, void *ud)
 	(void)answered;
 	count_bytes(&s->from_vm, dropped);
 	if (s->ws)
-		term_send_control(s, json_pack("{s:s,s:I}", "type", "flushed", "bytes",
-					       (json_int_t)dropped));
+		term_send_control(
+			s, json_pack("{s:s,s:I}", "type", "flushed", "bytes", (json_int_t)dropped));
 }
 
 const struct srv_ws_cb term_ws_cb = {
