@@ -532,7 +532,9 @@ static void pump_held(struct sshc *c)
 
 	if (!c->pump_held)
 		return;
-	if (c->rx_arrived[0] - c->rx_taken[0] >= SSHC_HOLD_MAX) {
+	/* arrived may lag behind taken (mark.c): no wrap-around here. */
+	if (c->rx_arrived[0] > c->rx_taken[0] &&
+	    c->rx_arrived[0] - c->rx_taken[0] >= SSHC_HOLD_MAX) {
 		c->pump_held = false;
 		return;
 	}
@@ -541,8 +543,11 @@ static void pump_held(struct sshc *c)
 		lost(c);
 		return;
 	}
-	if (n != 0)
+	if (n != 0) {
+		log_debug("sshc %s:%u: paused, socket left alone (stderr poll %d)", c->ip, c->port,
+			  n);
 		c->pump_held = false; /* stderr waits, or EOF: read once resumed */
+	}
 }
 
 /* One pass of open-phase work: flush, read, report writability, re-arm. */
