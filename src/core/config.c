@@ -19,7 +19,19 @@
 #include "core/file.h"
 #include "core/util.h"
 
-enum cfg_type { T_STR, T_PATH, T_LEVEL, T_LOGFMT, T_LISTEN, T_DURATION, T_INT, T_DEST, T_STORE };
+enum cfg_type {
+	T_STR,
+	T_PATH,
+	T_LEVEL,
+	T_LOGFMT,
+	T_LISTEN,
+	T_DURATION,
+	T_INT,
+	T_DEST,
+	T_STORE,
+	T_PROXYPROTO, /* off, v1, v2 or any */
+	T_CIDRS,      /* a CIDR list, or empty */
+};
 
 struct key {
 	const char *section, *name, *flag, *env;
@@ -77,6 +89,12 @@ static const struct key keys[] = {
 	  true },
 	{ "limits", "connections", "max-connections", "BASTION_MAX_CONNECTIONS", T_INT,
 	  NUM(connections), "0", 0, 100000000, true },
+	/* [server] behind a load balancer: the PROXY protocol from the
+	 * balancers only (src/server/proxywait.c, docs/scaling.md) */
+	{ "server", "proxy_protocol", "proxy-protocol", "BASTION_PROXY_PROTOCOL", T_PROXYPROTO,
+	  STR(proxy_protocol), "off", 0, 0, true },
+	{ "server", "trusted_proxies", "trusted-proxies", "BASTION_TRUSTED_PROXIES", T_CIDRS,
+	  STR(trusted_proxies), "", 0, 0, true },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -206,6 +224,22 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 		}
 		break;
 	}
+	case T_PROXYPROTO:
+		if (strcmp(v, "off") && strcmp(v, "v1") && strcmp(v, "v2") && strcmp(v, "any")) {
+			snprintf(why, whylen, "must be off, v1, v2 or any, not '%.64s'", v);
+			return -EINVAL;
+		}
+		break;
+	case T_CIDRS: {
+		struct cidr_list d;
+		char dwhy[160];
+
+		if (v[0] && cidr_list_parse(v, &d, dwhy, sizeof(dwhy)) < 0) {
+			snprintf(why, whylen, "%s", dwhy);
+			return -EINVAL;
+		}
+		break;
+	}
 	case T_STORE:
 		/* Not quoted back: the URL may hold a password. */
 		if (v[0] && strncasecmp(v, "postgres://", 11) != 0 &&
@@ -248,6 +282,17 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 		snprintf(why, whylen, "is longer than %zu bytes", k->size - 1);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+unsigned cfg_proxy_versions(const struct cfg *c)
+{
+	if (strcmp(c->proxy_protocol, "v1") == 0)
+		return 1u;
+	if (strcmp(c->proxy_protocol, "v2") == 0)
+		return 2u;
+	if (strcmp(c->proxy_protocol, "any") == 0)
+		return 3u;
 	return 0;
 }
 
@@ -420,6 +465,13 @@ static int validate(const struct cfg *c, char *err, size_t errlen)
 	}
 	if (!c->data_dir[0]) {
 		snprintf(err, errlen, "server.data must not be empty");
+		return -EINVAL;
+	}
+	if (strcmp(c->proxy_protocol, "off") != 0 && !c->trusted_proxies[0]) {
+		snprintf(err, errlen,
+			 "server.proxy_protocol = %s needs server.trusted_proxies: the balancers' "
+			 "addresses (a header is believed from them only)",
+			 c->proxy_protocol);
 		return -EINVAL;
 	}
 	if (c->idle_timeout_s > 0 && c->idle_warning_s >= c->idle_timeout_s) {
