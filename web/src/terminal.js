@@ -193,7 +193,7 @@ export function renderTerminal(root, { group, name, session, username }) {
   const stats = {
     backlog: 0, maxBacklog: 0, bytes: 0, acked: 0, stalled: false, rttMs: null,
     lastOutputAt: 0, lastDrawnAt: 0, lastInputAt: 0, bytesAtInput: 0,
-    flushes: 0, dropped: 0, flushedAt: 0,
+    flushes: 0, dropped: 0, flushedAt: 0, notice: '', afterFlushed: 0,
   };
   window.bastionTermStats = stats;
   let flowSupported = true;
@@ -240,6 +240,7 @@ export function renderTerminal(root, { group, name, session, username }) {
   function output(chunk) {
     stats.lastOutputAt = performance.now();
     stats.bytes += chunk.length;
+    stats.afterFlushed += chunk.length;
     if (flushing) {
       // Sent before the VM read the interrupt: dropped, and acknowledged
       // so that the window does not hold back what follows.
@@ -284,7 +285,9 @@ export function renderTerminal(root, { group, name, session, username }) {
     const total = flushDropped + (Number.isInteger(bytes) ? bytes : 0);
     flushDropped = 0;
     // Dim, on a line of its own; the VM's echo of ^C and its prompt follow.
-    term.write(`\r\n\x1b[2m^C — ${human(total)} of output discarded\x1b[0m\r\n`);
+    stats.notice = `^C — ${human(total)} of output discarded`;
+    stats.afterFlushed = 0;
+    term.write(`\r\n\x1b[2m${stats.notice}\x1b[0m\r\n`);
   }
   function showBacklog() {
     if (stats.backlog > BACKLOG_NOTICE && !ended) {
