@@ -35,9 +35,12 @@
  * (pump_held in sshc.c). What follows the answer is what sshd reads from
  * the PTY afterwards: what the program had written into it before the
  * signal (Linux keeps a pty's queue on INTR: measured 4 KiB), the echo of
- * ^C and the prompt. When the window was not exhausted, sshd kept sending
- * until it read the request; that is before the answer
- * and dropped too, and the tail is the same.
+ * ^C and the prompt. When the window was not exhausted (the page kept
+ * acknowledging), sshd kept sending until it read the request, which is
+ * before the answer and dropped too; but sshd answers a request as it reads
+ * it and writes the ^C into the PTY in a later pass, and what it reads from
+ * the PTY in between (32 KiB reads) follows the answer: measured 8-25 KB
+ * of old output then, shown.
  *
  * Bounded: SSHC_MARK_WAIT_MS without an answer, or SSHC_MARK_MAX_BYTES
  * buffered meanwhile (cannot happen with libssh's fixed window, checked
