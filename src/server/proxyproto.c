@@ -106,7 +106,8 @@ static int v1_line(const char *line, size_t n, struct pp_header *ret)
 
 static int parse_v1(const uint8_t *buf, size_t len, unsigned versions, struct pp_header *ret)
 {
-	size_t lim = len < PP_V1_MAX ? len : PP_V1_MAX;
+	/* The CR at index PP_V1_MAX - 2 at the latest: 107 bytes with the LF. */
+	size_t lim = len < PP_V1_MAX - 1 ? len : PP_V1_MAX - 1;
 
 	if (memcmp(buf, V1_SIG, len < 6 ? len : 6) != 0)
 		return -ENOMSG;

@@ -103,6 +103,17 @@ static void v1_refused(void **state)
 		if (r != -EINVAL)
 			fail_msg("%s: %d", bad[i], r);
 	}
+	/* 107 bytes with the CRLF is the most; one more is over (found by
+	 * fuzz_proxy: a CR at index 106 was taken). */
+	memset(longer, 'N', sizeof(longer));
+	memcpy(longer, "PROXY UNKNOWN ", 14);
+	memcpy(longer + 105, "\r\n", 2);
+	assert_int_equal(pp_parse((const uint8_t *)longer, 107, ANY, &h), 107);
+	memset(longer, 'N', sizeof(longer));
+	memcpy(longer, "PROXY UNKNOWN ", 14);
+	memcpy(longer + 106, "\r\n", 2);
+	assert_int_equal(pp_parse((const uint8_t *)longer, 108, ANY, &h), -E2BIG);
+	assert_int_equal(pp_parse((const uint8_t *)longer, 107, ANY, &h), -E2BIG);
 	/* No CRLF within 107 bytes: over the limit, however it goes on. */
 	memset(longer, 'a', sizeof(longer));
 	memcpy(longer, "PROXY UNKNOWN ", 14);
