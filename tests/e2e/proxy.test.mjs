@@ -120,6 +120,7 @@ describe('PROXY protocol behind HAProxy', () => {
         { name: 'v2', servers: [{ port: h.daemon.port, proxy: 'v2', source: PROXY_ADDR }] },
         { name: 'v1', servers: [{ port: h.daemon.port, proxy: 'v1', source: PROXY_ADDR }] },
         { name: 'plain', servers: [{ port: h.daemon.port, proxy: null, source: PROXY_ADDR }] },
+        { name: 'checked', servers: [{ port: h.daemon.port, proxy: 'v2', source: PROXY_ADDR, check: 500 }] },
       ],
     });
     const t = await h.admin.post('/tokens', { name: 'metrics' });
@@ -144,6 +145,18 @@ describe('PROXY protocol behind HAProxy', () => {
       assert.ok(sources.includes(from), `a sign-in through ${fe} is audited from ${from}: ${JSON.stringify(sources)}`);
       assert.ok(!sources.includes(PROXY_ADDR), `never from the balancer: ${JSON.stringify(sources)}`);
     }
+  });
+
+  h.test('HAProxy\'s health checks (send-proxy-v2: a LOCAL header) are served, not refused', async () => {
+    // HAProxy 2.6 opens each check with a v2 LOCAL header (seen on the wire:
+    // 0d0a0d0a000d0a515549540a 20 00 0000), then closes: refusing it would
+    // be counted here.
+    const before = await refusedProxy();
+    await sleep(2500); // five checks at 500 ms
+    assert.equal(await refusedProxy(), before, 'no health check was refused');
+    assert.doesNotMatch(h.daemon.log(), /closed: (a malformed|no PROXY header|a PROXY header)/, 'nothing logged about them');
+    assert.match(hp.logTail(200), /fe_checked|be_checked/, 'the checked backend is up');
+    assert.doesNotMatch(hp.logTail(200), /be_checked\/s1 is DOWN/, 'HAProxy never saw the daemon down');
   });
 
   h.test('sign-in throttling counts the client behind the balancer, not the balancer', { timeout: 120000 }, async () => {

@@ -10,7 +10,8 @@
 //
 // A server's `proxy`: 'v1' (send-proxy), 'v2' (send-proxy-v2) or null;
 // `source`: the local address HAProxy connects from (so that a test can
-// trust the balancer's address and not its own). Balancing is round-robin
+// trust the balancer's address and not its own); `check`: true (every
+// second) or an interval in ms for HAProxy's TCP health check. Balancing is round-robin
 // without stickiness, as issue 15 asks of a multi-instance setup.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -42,6 +43,8 @@ function configText(frontends) {
       if (s.proxy === 'v1') opts.push('send-proxy');
       else if (s.proxy === 'v2') opts.push('send-proxy-v2');
       if (s.source) opts.push(`source ${s.source}`);
+      // A TCP health check; with send-proxy* it carries a header too.
+      if (s.check) opts.push(`check inter ${s.check === true ? 1000 : s.check}`);
       lines.push(`  server s${i + 1} ${s.host || '127.0.0.1'}:${s.port} ${opts.join(' ')}`.trimEnd());
     });
   }
