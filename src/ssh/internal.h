@@ -93,7 +93,6 @@ struct sshc {
 		MARK_ORPHAN, /* given up; libssh still waits for the answer */
 	} mark;
 	uint64_t mark_before[2]; /* arrived while the answer was still pending */
-	unsigned marks_queued;   /* sshc_mark() calls waiting for this one */
 	bool mark_done;          /* answered or given up: report on the loop */
 	bool mark_answered;
 	uint64_t mark_dropped;

@@ -48,6 +48,14 @@
  * output resumes. libssh still waits for that answer (one channel request
  * at a time), so no mark is sent until it came (MARK_ORPHAN).
  *
+ * The mark goes out in the same TCP segment as the keystroke
+ * (sshc_write_mark, TCP_CORK): OpenSSH answers a request as it dispatches
+ * it and writes channel data into the PTY on a later pass of its loop, so
+ * read together, the answer precedes anything the keystroke causes. Sent
+ * apart (measured: the flush message a WebSocket frame behind the
+ * keystroke), the ^C echo and the new prompt came before the answer and
+ * were dropped.
+ *
  * While a mark is out, other channel requests wait too: libssh would take
  * a window-change for the pending request's answer, so a resize is kept
  * and sent once the mark is answered. */
@@ -56,10 +64,13 @@
 #include <errno.h>
 #include <string.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include "core/log.h"
 
-#define MARKS_QUEUED_MAX 16u
-#define DROP_CHUNK       16384u
+#define DROP_CHUNK 16384u
 
 static int on_chan_data(ssh_session session, ssh_channel ch, void *data, uint32_t len,
 			int is_stderr, void *ud)
@@ -202,16 +213,6 @@ static void finish(struct sshc *c)
 		if (ssh_channel_change_pty_size(c->ch, c->cols, c->rows) != SSH_OK)
 			log_debug("sshc %s:%u: deferred resize failed", c->ip, c->port);
 	}
-	while (c->marks_queued > 0 && !c->closing) {
-		c->marks_queued--;
-		if (c->mark == MARK_NONE) {
-			if (start_mark(c) == 0)
-				return;
-		}
-		/* No mark can go out: that flush drops nothing. */
-		if (c->cb.on_mark != NULL)
-			c->cb.on_mark(c, 0, false, c->ud);
-	}
 }
 
 void sshc_mark_io(struct sshc *c)
@@ -264,14 +265,11 @@ int sshc_mark(struct sshc *c)
 
 	if (c == NULL || c->closing || c->state != ST_OPEN)
 		return -EPIPE;
-	if (c->mark == MARK_ORPHAN)
+	/* One at a time: a second mark could only be answered after the
+	 * first, and what comes between is the VM's answer to the first
+	 * interrupt (its prompt), not old output. */
+	if (c->mark != MARK_NONE)
 		return -EBUSY;
-	if (c->mark == MARK_WAIT) {
-		if (c->marks_queued >= MARKS_QUEUED_MAX)
-			return -EBUSY;
-		c->marks_queued++;
-		return 0;
-	}
 	r = start_mark(c);
 	if (r < 0) {
 		sshc_kick(c);
@@ -281,4 +279,25 @@ int sshc_mark(struct sshc *c)
 		sshc_kick(c);
 	sshc_update_poll(c);
 	return 0;
+}
+
+ssize_t sshc_write_mark(struct sshc *c, const void *buf, size_t len, int *ret_mark)
+{
+	int on = 1, off = 0;
+	bool corked = false;
+	ssize_t n;
+
+	*ret_mark = -EAGAIN;
+	/* The keystroke and the request in one TCP segment: sshd then reads
+	 * them together and answers before the PTY has the keystroke. Sent
+	 * apart, sshd could echo ^C and print the prompt before it read the
+	 * request, and that prompt would be dropped. */
+	if (c != NULL && !c->closing && c->fd >= 0)
+		corked = setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0;
+	n = sshc_write(c, buf, len);
+	if (n >= 0 && (size_t)n == len)
+		*ret_mark = sshc_mark(c);
+	if (corked && c->fd >= 0)
+		setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+	return n;
 }

@@ -524,7 +524,7 @@ static void drain(struct sshc *c)
  * once and consumes nothing (with a PTY stderr stays empty); when stderr
  * holds data or libssh already holds SSHC_HOLD_MAX, the socket is left
  * alone as before. */
-#define SSHC_HOLD_MAX (4u * 1024u * 1024u)
+#define SSHC_HOLD_MAX (512u * 1024u)
 
 static void pump_held(struct sshc *c)
 {

@@ -138,22 +138,25 @@ ssize_t sshc_write(struct sshc *c, const void *buf, size_t len);
 int sshc_resize(struct sshc *c, int cols, int rows);
 
 /* Flush on interrupt (docs/api.md "flush"), as a tty drops its output
- * queue on INTR: call right after sshc_write() took the interrupt
- * character. Sends a channel request that wants a reply (env
+ * queue on INTR. sshc_write_mark() writes the interrupt character like
+ * sshc_write() and, when all of len was taken, sends right behind it, in
+ * the same TCP segment, a channel request that wants a reply (env
  * SSHC_MARK_ENV, which sshd refuses once the shell runs: any answer will
- * do) behind everything written so far. The VM's sshd answers requests in
- * order, so every output byte it sent before the answer predates the
- * interrupt; output stops (whatever sshc_pause_output says) until the
- * answer, then what came before it is dropped and on_mark reports how much.
- * Bounded: after SSHC_MARK_WAIT_MS or SSHC_MARK_MAX_BYTES held, only what
- * is known to precede the answer is dropped and output resumes. A mark
- * asked for while one waits follows it. Returns 0, or -EPIPE (not open) or
- * -EBUSY (an earlier mark went unanswered: nothing is dropped, on_mark is
- * not called) or -ENOMEM. */
+ * do); *ret_mark is sshc_mark()'s result, or -EAGAIN when not all bytes
+ * were taken (write the rest with it again). The VM's sshd answers
+ * requests in order, as it reads them, so every output byte it sent before
+ * the answer predates the interrupt; output stops (whatever
+ * sshc_pause_output says) until the answer, then what came before it is
+ * dropped and on_mark reports how much. Bounded: after SSHC_MARK_WAIT_MS
+ * or SSHC_MARK_MAX_BYTES held, only what is known to precede the answer is
+ * dropped and output resumes. sshc_mark() returns 0 (on_mark follows),
+ * -EPIPE (not open), -EBUSY (a mark is out, or an earlier one went
+ * unanswered: nothing is dropped, on_mark is not called). */
 #define SSHC_MARK_ENV       "BASTION_FLUSH_MARK"
 #define SSHC_MARK_WAIT_MS   3000u
 #define SSHC_MARK_MAX_BYTES (8u * 1024u * 1024u)
 int sshc_mark(struct sshc *c);
+ssize_t sshc_write_mark(struct sshc *c, const void *buf, size_t len, int *ret_mark);
 
 /* Closes at once; no callback is called afterwards. Memory is released
  * once libuv has closed the poll handle. Safe in any state. */

@@ -16,9 +16,10 @@
  *     channel as the watermark does, until {"type":"resume"}; with
  *     {"type":"window","bytes":W} at most W bytes are sent that the page
  *     has not acknowledged with {"type":"ack","bytes":N} (docs/api.md).
- *     {"type":"flush"} right behind an interrupt character drops the VM's
- *     output up to its answer to a mark (sshc_mark), as a tty's INTR
- *     flushes its output queue; {"type":"flushed","bytes":N} follows.
+ *     {"type":"flush"} right before an interrupt character drops the VM's
+ *     output up to its answer to a mark sent behind that character
+ *     (sshc_write_mark), as a tty's INTR flushes its output queue;
+ *     {"type":"flushed","bytes":N} follows.
  * Sessions are never freed inside a callback: they are marked dead and
  * reaped at the end of the loop iteration.
  *
@@ -109,9 +110,11 @@ struct sess {
 	bool page_paused; /* the page asked for a pause (its own backlog) */
 	uint64_t window;  /* flow-control window the page asked for; 0: none */
 	uint64_t unacked; /* bytes sent the page has not acknowledged */
-	/* Flush on interrupt ({"type":"flush"}): asked while the interrupt
-	 * character still waits in pending; sent once pending drains. */
-	unsigned flush_waiting;
+	/* Flush on interrupt ({"type":"flush"} before the interrupt
+	 * character): armed for the next binary frame; then waiting while
+	 * that frame's bytes are in pending (the mark goes behind them). */
+	bool flush_armed;
+	bool flush_waiting;
 	uint8_t *pending; /* browser input the channel has not taken */
 	size_t pending_len;
 	struct term_connect *conn; /* while dialing: the request (host keys) */

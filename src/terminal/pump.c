@@ -168,23 +168,25 @@ void sess_update_output(struct sess *s)
 						  (s->window && s->unacked >= s->window));
 }
 
-/* {"type":"flush"}: the interrupt character before it is in the channel
- * (pending is empty), so the mark goes right behind it. A mark that cannot
- * go out is answered at once: nothing was dropped. */
-static void sess_flush(struct sess *s)
+/* A flush whose mark could not go out is answered at once: nothing was
+ * dropped. */
+static void flushed_nothing(struct sess *s)
 {
-	if (s->ssh && sshc_mark(s->ssh) == 0)
-		return;
 	term_send_control(s, json_pack("{s:s,s:I}", "type", "flushed", "bytes", (json_int_t)0));
 }
 
 void term_pump_input(struct sess *s)
 {
+	int mark = -EAGAIN;
 	ssize_t n;
 
 	if (!s->pending_len || !s->ssh)
 		return;
-	n = sshc_write(s->ssh, s->pending, s->pending_len);
+	/* A flush waits for the end of the input it came with. */
+	if (s->flush_waiting)
+		n = sshc_write_mark(s->ssh, s->pending, s->pending_len, &mark);
+	else
+		n = sshc_write(s->ssh, s->pending, s->pending_len);
 	if (n < 0)
 		return; /* on_end follows */
 	count_bytes(&s->to_vm, (uint64_t)n);
@@ -193,29 +195,46 @@ void term_pump_input(struct sess *s)
 	s->pending_len -= (size_t)n;
 	if (s->pending_len == 0 && s->ws)
 		srv_ws_pause_input(s->ws, false);
-	while (s->pending_len == 0 && s->flush_waiting > 0 && s->state == SESS_ATTACHED) {
-		s->flush_waiting--;
-		sess_flush(s);
+	if (s->pending_len == 0 && s->flush_waiting) {
+		s->flush_waiting = false;
+		if (mark < 0)
+			flushed_nothing(s);
 	}
 }
 
 static void ws_on_binary(void *ud, const uint8_t *buf, size_t len)
 {
 	struct sess *s = ud;
+	bool flush = s->flush_armed;
+	int mark = -EAGAIN;
 	ssize_t n = 0;
 	uint8_t *p;
 
 	if (s->state != SESS_ATTACHED || !s->ssh)
 		return;
 	sess_activity(s);
+	/* {"type":"flush"} came first: the mark goes right behind these bytes
+	 * (the interrupt character), or behind the input waiting with them. */
+	s->flush_armed = false;
+	if (flush && s->flush_waiting)
+		flushed_nothing(s); /* one mark at a time: this one is behind it */
+	else if (flush)
+		s->flush_waiting = true;
 	if (s->pending_len == 0) {
-		n = sshc_write(s->ssh, buf, len);
+		n = s->flush_waiting ? sshc_write_mark(s->ssh, buf, len, &mark)
+				     : sshc_write(s->ssh, buf, len);
 		if (n < 0)
 			return;
 		count_bytes(&s->to_vm, (uint64_t)n);
 		metrics_bytes((uint64_t)n, 0);
-		if ((size_t)n == len)
+		if ((size_t)n == len) {
+			if (s->flush_waiting) {
+				s->flush_waiting = false;
+				if (mark < 0)
+					flushed_nothing(s);
+			}
 			return;
+		}
 	}
 	/* The channel's window is full: keep the rest, stop reading the browser. */
 	p = realloc(s->pending, s->pending_len + len - (size_t)n);
@@ -340,16 +359,13 @@ static void ws_on_text(void *ud, const char *buf, size_t len)
 		sess_update_output(s);
 		break;
 	case TERM_CTL_FLUSH:
-		/* Whoever asks gets it: the portal asks only while held back.
-		 * Not activity: the keystroke before it was. At most 16 wait
-		 * behind unsent input, as in sshc. */
-		if (s->pending_len == 0)
-			sess_flush(s);
-		else if (s->flush_waiting < 16)
-			s->flush_waiting++;
-		else
-			term_send_control(s, json_pack("{s:s,s:I}", "type", "flushed", "bytes",
-						       (json_int_t)0));
+		/* Armed for the next binary frame, the interrupt character:
+		 * whoever asks gets it (the portal asks only while held back).
+		 * Not activity: the keystroke after it is. Each flush gets one
+		 * "flushed". */
+		if (s->flush_armed)
+			flushed_nothing(s);
+		s->flush_armed = true;
 		break;
 	}
 }

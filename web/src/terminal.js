@@ -26,7 +26,7 @@
 // INTR: the page keeps what it has not drawn in its own queue and gives
 // xterm at most FEED_MAX at a time, so that it can drop it. When the user
 // types Ctrl+C, Ctrl+\ or Ctrl+Z while FLUSH_ABOVE bytes or more wait, the
-// page drops its queue, sends the keystroke and {"type":"flush"}, drops
+// page drops its queue, sends {"type":"flush"} and the keystroke, drops
 // every frame until {"type":"flushed","bytes":N} (the bastion's part: what
 // the VM sent before it read the keystroke), acknowledges all it dropped,
 // and writes a dim one-line notice. A full-screen program may need Ctrl+L
@@ -311,11 +311,11 @@ export function renderTerminal(root, { group, name, session, username }) {
     if (ws.readyState !== WebSocket.OPEN || ended) return;
     stats.lastInputAt = performance.now();
     stats.bytesAtInput = stats.bytes;
+    // Right before the keystroke: the bastion marks the VM's output behind it.
+    if (flush) ws.send(JSON.stringify({ type: 'flush' }));
     for (let off = 0; off < bytes.length; off += MAX_FRAME) {
       ws.send(bytes.subarray(off, Math.min(off + MAX_FRAME, bytes.length)));
     }
-    // Right behind the keystroke: the bastion marks the VM's output there.
-    if (flush) ws.send(JSON.stringify({ type: 'flush' }));
   }
 
   function sendResize(force) {
