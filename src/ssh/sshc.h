@@ -125,9 +125,9 @@ int sshc_answer(struct sshc *c, char **answers, size_t n);
 
 /* Stops (pause=true) or resumes reading the channel: back-pressure towards
  * the VM when the browser reads slowly. While paused, packets are still
- * taken off the socket into libssh's buffer (at most the channel window,
- * which no held data grows), so that the VM's sshd is not left holding
- * output behind a flush mark (sshc_mark). */
+ * taken off the socket into libssh's buffer (up to 512 KiB; held data grows
+ * no window), so that the VM's sshd is not left holding output behind a
+ * flush mark (sshc_mark). */
 void sshc_pause_output(struct sshc *c, bool pause);
 
 /* Writes terminal input. Returns how many bytes the channel took (possibly
