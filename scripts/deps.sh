@@ -11,8 +11,9 @@ PKGS="build-essential meson ninja-build pkg-config python3 nodejs npm
 if [ "${1:-}" = "--test" ]; then
 	# fonts: the browser test checks glyphs (underscores) in both families.
 	# postgresql: the store's tests run once per backend (scripts/pg.sh).
+	# haproxy: the PROXY protocol test (tests/e2e/proxy.test.mjs, lib/haproxy.mjs).
 	PKGS="$PKGS chromium clang clang-format openssl libpam-google-authenticator
-	 fonts-dejavu-core fonts-liberation zsh postgresql"
+	 fonts-dejavu-core fonts-liberation zsh postgresql haproxy"
 	# The sanitizer runtime must be the one of the clang that is installed
 	# (Debian names it by clang's major version); before clang is there,
 	# the candidate apt would install tells.

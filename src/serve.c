@@ -113,6 +113,8 @@ static void apply_limits(const struct cfg *c)
 	if (authz_dest_set(c->allowed_destinations) < 0)
 		log_error("network.allowed_destinations: cannot apply; the running list stays");
 	srv_limits_set((unsigned)c->connections_per_address, (size_t)c->connections);
+	/* Validated by cfg_load as well. */
+	srv_proxy_set(cfg_proxy_versions(c), c->trusted_proxies);
 }
 
 static void srv_config_of(const struct cfg *c, const char *data_dir, struct srv_config *ret)

@@ -33,6 +33,8 @@ enum cfg_type {
 	T_URL,     /* empty, or an https:// URL (http:// on a loopback host only) */
 	T_OIDCMAP, /* rows "GROUP ROLE SCOPE", ','-separated; the key may repeat */
 	T_ONOFF,
+	T_PROXYPROTO, /* off, v1, v2 or any */
+	T_CIDRS,      /* a CIDR list, or empty */
 };
 
 struct key {
@@ -150,6 +152,12 @@ static const struct key keys[] = {
 	{ "recording", "retention_days", "recording-retention-days",
 	  "BASTION_RECORDING_RETENTION_DAYS", T_INT, NUM(recording_retention_days), "0", 0, 36500,
 	  true },
+	/* [server] behind a load balancer: the PROXY protocol from the
+	 * balancers only (src/server/proxywait.c, docs/scaling.md) */
+	{ "server", "proxy_protocol", "proxy-protocol", "BASTION_PROXY_PROTOCOL", T_PROXYPROTO,
+	  STR(proxy_protocol), "off", 0, 0, true },
+	{ "server", "trusted_proxies", "trusted-proxies", "BASTION_TRUSTED_PROXIES", T_CIDRS,
+	  STR(trusted_proxies), "", 0, 0, true },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -360,6 +368,22 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 		}
 		break;
 	}
+	case T_PROXYPROTO:
+		if (strcmp(v, "off") && strcmp(v, "v1") && strcmp(v, "v2") && strcmp(v, "any")) {
+			snprintf(why, whylen, "must be off, v1, v2 or any, not '%.64s'", v);
+			return -EINVAL;
+		}
+		break;
+	case T_CIDRS: {
+		struct cidr_list d;
+		char dwhy[160];
+
+		if (v[0] && cidr_list_parse(v, &d, dwhy, sizeof(dwhy)) < 0) {
+			snprintf(why, whylen, "%s", dwhy);
+			return -EINVAL;
+		}
+		break;
+	}
 	case T_STORE:
 		/* Not quoted back: the URL may hold a password. */
 		if (v[0] && strncasecmp(v, "postgres://", 11) != 0 &&
@@ -425,6 +449,17 @@ static int set_value(struct cfg *c, const struct key *k, const char *v, char *wh
 		snprintf(why, whylen, "is longer than %zu bytes", k->size - 1);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+unsigned cfg_proxy_versions(const struct cfg *c)
+{
+	if (strcmp(c->proxy_protocol, "v1") == 0)
+		return 1u;
+	if (strcmp(c->proxy_protocol, "v2") == 0)
+		return 2u;
+	if (strcmp(c->proxy_protocol, "any") == 0)
+		return 3u;
 	return 0;
 }
 
@@ -601,147 +636,155 @@ static int validate(const struct cfg *c, char *err, size_t errlen)
 	}
 	if (c->oidc_issuer[0] && (!c->oidc_client_id[0] || !c->oidc_redirect_url[0])) {
 		snprintf(err, errlen, "oidc.issuer needs oidc.client_id and oidc.redirect_url");
-		return -EINVAL;
-	}
-	if (c->idle_timeout_s > 0 && c->idle_warning_s >= c->idle_timeout_s) {
-		snprintf(
-			err, errlen,
-			"sessions.idle_warning (%llds) must be shorter than sessions.idle_timeout (%llds)",
-			(long long)c->idle_warning_s, (long long)c->idle_timeout_s);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-int cfg_load(struct cfg *ret, const char *file, const struct cfg_arg *args, size_t nargs, char *err,
-	     size_t errlen)
-{
-	struct cfg *c = malloc(sizeof(*c));
-	char why[160];
-	int r = -EINVAL;
-
-	if (!c) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	cfg_defaults(c);
-	if (file && (r = load_file(c, file, err, errlen)) < 0)
-		goto out;
-	for (size_t i = 0; i < NKEYS; i++) {
-		const char *v = getenv(keys[i].env);
-
-		if (!v)
-			continue;
-		/* A variable replaces the file's rows of a repeatable key. */
-		if (keys[i].type == T_OIDCMAP)
-			((char *)c + keys[i].off)[0] = '\0';
-		if ((r = set_value(c, &keys[i], v, why, sizeof(why))) < 0) {
-			snprintf(err, errlen, "environment %s %s", keys[i].env, why);
-			goto out;
+		if (strcmp(c->proxy_protocol, "off") != 0 && !c->trusted_proxies[0]) {
+			snprintf(
+				err, errlen,
+				"server.proxy_protocol = %s needs server.trusted_proxies: the balancers' "
+				"addresses (a header is believed from them only)",
+				c->proxy_protocol);
+			return -EINVAL;
 		}
-	}
-	for (size_t i = 0; i < nargs; i++) {
-		if (args[i].key >= NKEYS) {
-			snprintf(err, errlen, "unknown flag");
-			r = -EINVAL;
-			goto out;
+		if (c->idle_timeout_s > 0 && c->idle_warning_s >= c->idle_timeout_s) {
+			snprintf(
+				err, errlen,
+				"sessions.idle_warning (%llds) must be shorter than sessions.idle_timeout (%llds)",
+				(long long)c->idle_warning_s, (long long)c->idle_timeout_s);
+			return -EINVAL;
 		}
-		if ((r = set_value(c, &keys[args[i].key], args[i].value, why, sizeof(why))) < 0) {
-			snprintf(err, errlen, "--%s %s", keys[args[i].key].flag, why);
-			goto out;
-		}
+		return 0;
 	}
-	if ((r = validate(c, err, errlen)) < 0)
-		goto out;
-	*ret = *c;
-	r = 0;
-out:
-	free(c);
-	return r;
-}
 
-/* A store URL as it may be shown (a reload's diff goes to the log): the
+	int cfg_load(struct cfg * ret, const char *file, const struct cfg_arg *args, size_t nargs,
+		     char *err, size_t errlen)
+	{
+		struct cfg *c = malloc(sizeof(*c));
+		char why[160];
+		int r = -EINVAL;
+
+		if (!c) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		cfg_defaults(c);
+		if (file && (r = load_file(c, file, err, errlen)) < 0)
+			goto out;
+		for (size_t i = 0; i < NKEYS; i++) {
+			const char *v = getenv(keys[i].env);
+
+			if (!v)
+				continue;
+			/* A variable replaces the file's rows of a repeatable key. */
+			if (keys[i].type == T_OIDCMAP)
+				((char *)c + keys[i].off)[0] = '\0';
+			if ((r = set_value(c, &keys[i], v, why, sizeof(why))) < 0) {
+				snprintf(err, errlen, "environment %s %s", keys[i].env, why);
+				goto out;
+			}
+		}
+		for (size_t i = 0; i < nargs; i++) {
+			if (args[i].key >= NKEYS) {
+				snprintf(err, errlen, "unknown flag");
+				r = -EINVAL;
+				goto out;
+			}
+			if ((r = set_value(c, &keys[args[i].key], args[i].value, why,
+					   sizeof(why))) < 0) {
+				snprintf(err, errlen, "--%s %s", keys[args[i].key].flag, why);
+				goto out;
+			}
+		}
+		if ((r = validate(c, err, errlen)) < 0)
+			goto out;
+		*ret = *c;
+		r = 0;
+	out:
+		free(c);
+		return r;
+	}
+
+	/* A store URL as it may be shown (a reload's diff goes to the log): the
  * password of "scheme://user:PASSWORD@host" and of "password=..." in the
  * query become "***". */
-static void mask_url(const char *url, char *out, size_t size)
-{
-	const char *p = strstr(url, "://"), *at, *slash, *colon, *pw;
-	size_t n = 0;
+	static void mask_url(const char *url, char *out, size_t size)
+	{
+		const char *p = strstr(url, "://"), *at, *slash, *colon, *pw;
+		size_t n = 0;
 
-	if (!size)
-		return;
-	out[0] = '\0';
-	if (!p) {
-		snprintf(out, size, "%s", url);
-		return;
+		if (!size)
+			return;
+		out[0] = '\0';
+		if (!p) {
+			snprintf(out, size, "%s", url);
+			return;
+		}
+		p += 3;
+		slash = strchr(p, '/');
+		at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
+		colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+		if (colon)
+			n = (size_t)snprintf(out, size, "%.*s:***%s", (int)(colon - url), url, at);
+		else
+			n = (size_t)snprintf(out, size, "%s", url);
+		if (n >= size)
+			return;
+		/* In the query: password=VALUE up to the next '&'. */
+		for (pw = strstr(out, "password="); pw; pw = strstr(pw, "password=")) {
+			char *v = (char *)pw + 9, *end = strchr(v, '&');
+			size_t tail = end ? strlen(end) : 0;
+
+			if ((size_t)(v - out) + 3 + tail >= size)
+				break;
+			memmove(v + 3, end ? end : v + strlen(v), tail + 1);
+			memcpy(v, "***", 3);
+			pw = v + 3;
+		}
 	}
-	p += 3;
-	slash = strchr(p, '/');
-	at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
-	colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
-	if (colon)
-		n = (size_t)snprintf(out, size, "%.*s:***%s", (int)(colon - url), url, at);
-	else
-		n = (size_t)snprintf(out, size, "%s", url);
-	if (n >= size)
-		return;
-	/* In the query: password=VALUE up to the next '&'. */
-	for (pw = strstr(out, "password="); pw; pw = strstr(pw, "password=")) {
-		char *v = (char *)pw + 9, *end = strchr(v, '&');
-		size_t tail = end ? strlen(end) : 0;
 
-		if ((size_t)(v - out) + 3 + tail >= size)
+	void cfg_value_str(const struct cfg *c, size_t i, char *out, size_t size)
+	{
+		const char *field;
+		int64_t n;
+
+		if (i >= NKEYS) {
+			snprintf(out, size, "?");
+			return;
+		}
+		field = (const char *)c + keys[i].off;
+		switch (keys[i].type) {
+		case T_DURATION:
+			memcpy(&n, field, sizeof(n));
+			snprintf(out, size, "%llds", (long long)n);
 			break;
-		memmove(v + 3, end ? end : v + strlen(v), tail + 1);
-		memcpy(v, "***", 3);
-		pw = v + 3;
+		case T_INT:
+			memcpy(&n, field, sizeof(n));
+			snprintf(out, size, "%lld", (long long)n);
+			break;
+		case T_BOOL:
+			memcpy(&n, field, sizeof(n));
+			snprintf(out, size, "%s", n ? "true" : "false");
+			break;
+		case T_STORE:
+			mask_url(field, out, size);
+			break;
+		default:
+			snprintf(out, size, "%s", field);
+			break;
+		}
 	}
-}
 
-void cfg_value_str(const struct cfg *c, size_t i, char *out, size_t size)
-{
-	const char *field;
-	int64_t n;
+	void cfg_diff(
+		const struct cfg *a, const struct cfg *b,
+		void (*fn)(const char *name, const char *was, const char *now, bool live, void *ud),
+		void *ud)
+	{
+		char was[CFG_MAX_STR + 8], now[CFG_MAX_STR + 8], name[64];
 
-	if (i >= NKEYS) {
-		snprintf(out, size, "?");
-		return;
+		for (size_t i = 0; i < NKEYS; i++) {
+			cfg_value_str(a, i, was, sizeof(was));
+			cfg_value_str(b, i, now, sizeof(now));
+			if (strcmp(was, now) == 0)
+				continue;
+			snprintf(name, sizeof(name), "%s.%s", keys[i].section, keys[i].name);
+			fn(name, was, now, keys[i].live, ud);
+		}
 	}
-	field = (const char *)c + keys[i].off;
-	switch (keys[i].type) {
-	case T_DURATION:
-		memcpy(&n, field, sizeof(n));
-		snprintf(out, size, "%llds", (long long)n);
-		break;
-	case T_INT:
-		memcpy(&n, field, sizeof(n));
-		snprintf(out, size, "%lld", (long long)n);
-		break;
-	case T_BOOL:
-		memcpy(&n, field, sizeof(n));
-		snprintf(out, size, "%s", n ? "true" : "false");
-		break;
-	case T_STORE:
-		mask_url(field, out, size);
-		break;
-	default:
-		snprintf(out, size, "%s", field);
-		break;
-	}
-}
-
-void cfg_diff(const struct cfg *a, const struct cfg *b,
-	      void (*fn)(const char *name, const char *was, const char *now, bool live, void *ud),
-	      void *ud)
-{
-	char was[CFG_MAX_STR + 8], now[CFG_MAX_STR + 8], name[64];
-
-	for (size_t i = 0; i < NKEYS; i++) {
-		cfg_value_str(a, i, was, sizeof(was));
-		cfg_value_str(b, i, now, sizeof(now));
-		if (strcmp(was, now) == 0)
-			continue;
-		snprintf(name, sizeof(name), "%s.%s", keys[i].section, keys[i].name);
-		fn(name, was, now, keys[i].live, ud);
-	}
-}

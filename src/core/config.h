@@ -105,7 +105,14 @@ struct cfg {
 	 * longer ago are removed, hourly (0: kept). */
 	int64_t recording_max_bytes;
 	int64_t recording_retention_days;
+	/* [server] proxy_protocol: off, v1, v2 or any (both); trusted_proxies:
+	 * the balancers' CIDRs, whose connections must begin with a PROXY
+	 * header (required when proxy_protocol is not off). */
+	char proxy_protocol[8];
+	char trusted_proxies[CFG_MAX_STR];
 };
+/* The PROXY versions proxy_protocol names, as bits 1 (v1) and 2 (v2). */
+unsigned cfg_proxy_versions(const struct cfg *c);
 
 /* One flag given on the command line: the key's index and its text. */
 struct cfg_arg {

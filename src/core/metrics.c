@@ -53,7 +53,7 @@ static struct {
 	atomic_uint_fast64_t lag_last_us[METRICS_LOOPS_MAX];
 	atomic_uint_fast64_t moved;
 	atomic_uint_fast64_t key_busy;
-	atomic_uint_fast64_t refused[3]; /* per_address, total, descriptors */
+	atomic_uint_fast64_t refused[4]; /* per_address, total, descriptors, proxy */
 	/* The native client's tunnels (terminal/stream.c). */
 	atomic_int_fast64_t tunnels;
 	atomic_uint_fast64_t tunnel_to_vm, tunnel_from_vm;
@@ -61,7 +61,7 @@ static struct {
 	atomic_uint_fast64_t store_dropped;
 } M;
 
-static const char *const refusal_reasons[] = { "per_address", "total", "descriptors" };
+static const char *const refusal_reasons[] = { "per_address", "total", "descriptors", "proxy" };
 
 void metrics_http_status(int status)
 {
@@ -311,7 +311,8 @@ int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loo
 	    (long long)atomic_load_explicit(&M.store_pending, memory_order_relaxed),
 	    (unsigned long long)atomic_load_explicit(&M.store_dropped, memory_order_relaxed));
 	put(&o, "# HELP bastion_connections_refused_total Connections closed when accepted: over "
-		"limits.connections_per_address, over limits.connections, or out of descriptors.\n"
+		"limits.connections_per_address, over limits.connections, out of descriptors, or "
+		"(proxy) a PROXY header missing, malformed, late or from an untrusted address.\n"
 		"# TYPE bastion_connections_refused_total counter\n");
 	for (size_t i = 0; i < sizeof(M.refused) / sizeof(M.refused[0]); i++)
 		put(&o, "bastion_connections_refused_total{reason=\"%s\"} %llu\n",

@@ -115,8 +115,11 @@ void accept_on_listen(uv_poll_t *p, int status, int events)
 				refuse_waiting(s);
 			return; /* EAGAIN, or a connection that went away meanwhile */
 		}
-		/* Over a cap: closed before anything is read or allocated. */
-		if (limits_acquire((struct sockaddr *)&ss, &limit) != LIMITS_OK) {
+		/* Over a cap: closed before anything is read or allocated. A
+		 * trusted proxy's connections count by the source its PROXY
+		 * header names, once read (proxywait.c). */
+		if (!proxy_trusted((struct sockaddr *)&ss, NULL) &&
+		    limits_acquire((struct sockaddr *)&ss, &limit) != LIMITS_OK) {
 			close(fd);
 			continue;
 		}

@@ -120,9 +120,16 @@ int conn_take_socket(struct srv *s, struct srv_conn *c, int fd)
 	return 0;
 }
 
-/* A new connection on this loop: socket fd (this thread's) is its, and so
- * is its count in limits.c (limit). */
 void conn_open(struct srv *s, int fd, struct limits_node *limit)
+{
+	if (!s->stopping && proxy_enabled()) {
+		proxy_wait_start(s, fd, limit);
+		return;
+	}
+	conn_start(s, fd, limit, NULL);
+}
+
+void conn_start(struct srv *s, int fd, struct limits_node *limit, const char *remote)
 {
 	struct srv_conn *c = s->stopping ? NULL : calloc(1, sizeof(*c));
 	struct sockaddr_storage ss;
@@ -138,7 +145,10 @@ void conn_open(struct srv *s, int fd, struct limits_node *limit)
 	if (conn_take_socket(s, c, fd) < 0)
 		return;
 	uv_tcp_nodelay(&c->tcp, 1);
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+	if (remote) {
+		/* The PROXY header's source (proxywait.c). */
+		util_strlcpy(c->remote, remote, sizeof(c->remote));
+	} else if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET)
 			uv_ip4_name((struct sockaddr_in *)&ss, c->remote, sizeof(c->remote));
 		else

@@ -164,6 +164,8 @@ struct srv {
 	uv_timer_t ping;
 	unsigned ping_ms; /* 0: off */
 	int handles_open; /* listener and ping timer not yet closed */
+	/* Connections whose PROXY header is being read (proxywait.c). */
+	struct proxy_wait *proxy_waits;
 };
 
 /* A WebSocket whose browser sent nothing for this many ping intervals in a
@@ -176,6 +178,18 @@ BIO *out_bio_new(struct srv_conn *c);
 /* Writes what is left of c->ref_data while the output is below its mark;
  * once all of it is with TLS, the response is done (srv_respond_done). */
 void out_ref_continue(struct srv_conn *c);
+
+/* proxywait.c: the PROXY header before TLS (server.proxy_protocol).
+ * proxy_trusted: whether sa may send one (versions: what is accepted, 0
+ * when off). proxy_wait_start: reads it (or, from anyone else, makes sure
+ * there is none), then conn_start; limit is the connection's count when
+ * accepted (NULL for a trusted proxy: it counts by the header's source).
+ * proxy_wait_stop_all: closes the waiting ones (stop). */
+struct proxy_wait;
+bool proxy_enabled(void);
+bool proxy_trusted(const struct sockaddr *sa, unsigned *ret_versions);
+void proxy_wait_start(struct srv *s, int fd, struct limits_node *limit);
+void proxy_wait_stop_all(struct srv *s);
 
 /* limits.c: connections per source address and in total */
 struct limits_node;
@@ -206,8 +220,12 @@ void accept_on_listen(uv_poll_t *p, int status, int events);
  * c is closing. */
 int conn_take_socket(struct srv *s, struct srv_conn *c, int fd);
 /* A new connection on this loop: socket fd (this thread's) is its, and so
- * is its count in limits.c (limit). */
+ * is its count in limits.c (limit; NULL from a trusted proxy). With the
+ * PROXY protocol on, its header is read first (proxywait.c). */
 void conn_open(struct srv *s, int fd, struct limits_node *limit);
+/* ... then it starts: TLS and HTTP. remote: the address it counts as
+ * (NULL: the socket's peer). */
+void conn_start(struct srv *s, int fd, struct limits_node *limit, const char *remote);
 
 /* http.c, used by pump.c */
 /* Feeds plaintext to the HTTP parser; returns how much it took. */

@@ -34,7 +34,7 @@ void srv_check_stopped(struct srv *s)
 {
 	void (*done)(void *ud) = s->stop_done;
 
-	if (!s->stopping || s->conns || !s->listener_closed || !done)
+	if (!s->stopping || s->conns || s->proxy_waits || !s->listener_closed || !done)
 		return;
 	s->stop_done = NULL;
 	done(s->stop_ud);
@@ -146,6 +146,7 @@ void srv_drain(struct srv *s, void (*done)(void *ud), void *ud)
 	s->stop_done = done;
 	s->stop_ud = ud;
 	close_listener(s);
+	proxy_wait_stop_all(s);
 	for (c = s->conns; c; c = next) {
 		next = c->next;
 		/* Between requests, or not yet past the handshake: nothing to lose. */
@@ -164,6 +165,7 @@ void srv_stop(struct srv *s, void (*done)(void *ud), void *ud)
 		s->stop_ud = ud;
 	}
 	close_listener(s);
+	proxy_wait_stop_all(s);
 	for (c = s->conns; c; c = next) {
 		next = c->next;
 		conn_close(c);

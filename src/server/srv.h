@@ -95,6 +95,12 @@ size_t srv_conn_count(const struct srv *s);
  * accepted. Any thread; applies to connections accepted from then on. */
 #define SRV_DEFAULT_CONNS_PER_ADDRESS 256
 void srv_limits_set(unsigned per_address, size_t total);
+/* The PROXY protocol (server.proxy_protocol, server.trusted_proxies; any
+ * thread, applies to connections accepted from now on): versions is
+ * PP_V1 | PP_V2 as bits 1 and 2 (0: off), trusted the CIDR list whose
+ * connections must begin with a header. -EINVAL (logged) for a bad list;
+ * the running settings stay then. */
+int srv_proxy_set(unsigned versions, const char *trusted);
 /* Replaces the TLS context for connections accepted from now on (SIGHUP);
  * open connections keep theirs. Takes ctx. */
 void srv_set_tls_ctx(struct srv *s, struct ssl_ctx_st *ctx);

@@ -7,6 +7,8 @@
 
 #include "ssh/sshc.h"
 
+#include <libssh/callbacks.h>
+
 enum sshc_state {
 	ST_TCP_CONNECT,   /* non-blocking connect() in flight */
 	ST_SSH_CONNECT,   /* banner and key exchange (ssh_connect) */
@@ -42,6 +44,7 @@ struct sshc {
 	enum sshc_state state;
 	bool closing;
 	bool paused;
+	bool pump_held;     /* paused, yet packets are taken off the socket (sshc.c) */
 	bool flush_pending; /* libssh holds output the kernel did not take */
 	bool want_writable; /* sshc_write() took less than offered */
 	bool kbdint_tried;
@@ -88,6 +91,24 @@ struct sshc {
 	char probe_err[256]; /* libssh's words, when the probe explains nothing */
 
 	uint64_t bytes_in, bytes_out;
+	/* Flush on interrupt (mark.c). libssh buffers channel data until it is
+	 * read; the channel data callback (which consumes nothing) sees the
+	 * whole buffer after each packet, so arrived = taken + buffered. */
+	struct ssh_channel_callbacks_struct chcb;
+	uint64_t rx_arrived[2]; /* bytes libssh buffered so far: stdout, stderr */
+	uint64_t rx_taken[2];   /* bytes read out of those buffers */
+	enum {
+		MARK_NONE,
+		MARK_WAIT,   /* the request is out; output held until its answer */
+		MARK_ORPHAN, /* given up; libssh still waits for the answer */
+	} mark;
+	uint64_t mark_before[2]; /* arrived while the answer was still pending */
+	bool mark_done;          /* answered or given up: report on the loop */
+	bool mark_answered;
+	uint64_t mark_dropped;
+	uv_timer_t mark_timer; /* SSHC_MARK_WAIT_MS; made at the first mark */
+	bool mark_timer_inited;
+	bool resize_deferred; /* a resize waits for the mark's answer */
 	char msg[1024];
 };
 
@@ -124,6 +145,16 @@ void sshc_kick(struct sshc *c);
 /* Re-arms the poll handle for the current state. */
 void sshc_update_poll(struct sshc *c);
 
+/* mark.c: flush on interrupt. Registers the channel data callback once
+ * the channel is open; one pass of the mark's work from sshc_open_io
+ * (instead of reading output while a mark waits); the amounts read out of
+ * libssh's buffers. */
+void sshc_mark_attach(struct sshc *c);
+void sshc_mark_io(struct sshc *c);
+static inline void sshc_mark_taken(struct sshc *c, int is_stderr, size_t n)
+{
+	c->rx_taken[is_stderr ? 1 : 0] += n;
+}
 /* hostkey.c */
 /* Appends algo to the comma-separated list unless it is there already or
  * would not fit. */

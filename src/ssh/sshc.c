@@ -102,6 +102,8 @@ static void teardown(struct sshc *c)
 		uv_close((uv_handle_t *)&c->poll, on_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&c->kick, on_handle_closed);
+	if (c->mark_timer_inited)
+		uv_close((uv_handle_t *)&c->mark_timer, on_handle_closed);
 
 	if (c->ch != NULL) {
 		if (ssh_channel_is_open(c->ch))
@@ -181,7 +183,8 @@ static void update_poll(struct sshc *c)
 		ev = 0; /* libssh is done with the socket; the probe has its own */
 	/* Waiting for the user: nothing calls libssh, so a readable socket
 	 * would wake the loop for ever; the VM is heard again once answered. */
-	else if (!(c->state == ST_OPEN && c->paused) && c->state != ST_AUTH_WAIT)
+	else if (!(c->state == ST_OPEN && c->paused && c->mark != MARK_WAIT && !c->pump_held) &&
+		 c->state != ST_AUTH_WAIT)
 		ev = UV_READABLE;
 	if (c->flush_pending)
 		ev |= UV_WRITABLE;
@@ -307,6 +310,7 @@ void sshc_step(struct sshc *c)
 				shell_failed(c, "a session channel");
 				return;
 			}
+			sshc_mark_attach(c);
 			sshc_set_state(c, ST_PTY);
 			break;
 		case ST_PTY:
@@ -493,6 +497,7 @@ static void drain(struct sshc *c)
 				continue;
 			got = true;
 			total += filled;
+			sshc_mark_taken(c, e, filled);
 			c->bytes_in += (uint64_t)filled;
 			if (c->cb.on_data != NULL)
 				c->cb.on_data(c, buf, filled, c->ud);
@@ -512,6 +517,46 @@ static void drain(struct sshc *c)
 	}
 }
 
+/* Paused: the VM's output is not read, so it fills the channel window and
+ * stops. But the packets are still taken off the socket (into libssh's
+ * buffer, which grows no window while it is held), so that the VM's sshd
+ * can send its whole window: with TCP full instead, sshd keeps up to the
+ * rest of the window in its own buffer, behind everything it would answer
+ * — and a flush mark (mark.c) could not tell that old output from the
+ * new. An empty stderr poll is the one libssh call that reads the socket
+ * once and consumes nothing (with a PTY stderr stays empty); when stderr
+ * holds data or libssh already holds SSHC_HOLD_MAX, the socket is left
+ * alone as before (the kernel holds the rest of the window then). */
+/* 512 KiB: the rest of libssh's 1,280,000-byte window fits the kernel's
+ * socket buffers (measured: about 1 MB), and a slow reader costs the
+ * bastion under 1 MiB (bench W5: 924 KiB of RSS growth, 432 before; 4 MiB
+ * here went over). */
+#define SSHC_HOLD_MAX (512u * 1024u)
+
+static void pump_held(struct sshc *c)
+{
+	int n;
+
+	if (!c->pump_held)
+		return;
+	/* arrived may lag behind taken (mark.c): no wrap-around here. */
+	if (c->rx_arrived[0] > c->rx_taken[0] &&
+	    c->rx_arrived[0] - c->rx_taken[0] >= SSHC_HOLD_MAX) {
+		c->pump_held = false;
+		return;
+	}
+	n = ssh_channel_poll(c->ch, 1);
+	if (n == SSH_ERROR) {
+		lost(c);
+		return;
+	}
+	if (n != 0) {
+		log_debug("sshc %s:%u: paused, socket left alone (stderr poll %d)", c->ip, c->port,
+			  n);
+		c->pump_held = false; /* stderr waits, or EOF: read once resumed */
+	}
+}
+
 /* One pass of open-phase work: flush, read, report writability, re-arm. */
 void sshc_open_io(struct sshc *c)
 {
@@ -520,10 +565,20 @@ void sshc_open_io(struct sshc *c)
 		lost(c);
 		return;
 	}
+	/* A flush mark first: until its answer nothing is read (mark.c). */
+	if (c->mark != MARK_NONE) {
+		sshc_mark_io(c);
+		if (c->closing)
+			return;
+	}
 	if (c->state == ST_EOF) {
 		eof_check(c);
+	} else if (c->mark == MARK_WAIT) {
+		/* the mark's request call read the socket */
 	} else if (!c->paused) {
 		drain(c);
+	} else {
+		pump_held(c);
 	}
 	if (c->closing)
 		return;
@@ -601,6 +656,7 @@ void sshc_pause_output(struct sshc *c, bool pause)
 	if (c == NULL || c->closing || c->paused == pause)
 		return;
 	c->paused = pause;
+	c->pump_held = true;
 	if (c->state < ST_OPEN)
 		return;
 	update_poll(c);
@@ -655,6 +711,11 @@ int sshc_resize(struct sshc *c, int cols, int rows)
 	c->rows = rows;
 	if (c->state < ST_OPEN)
 		return 0; /* applied when the PTY is requested */
+	if (c->mark != MARK_NONE) {
+		/* libssh would take it for the mark's answer (mark.c). */
+		c->resize_deferred = true;
+		return 0;
+	}
 	if (ssh_channel_change_pty_size(c->ch, cols, rows) != SSH_OK) {
 		kick(c);
 		return -EPIPE;

@@ -101,6 +101,12 @@ struct sshc_callbacks {
 	 * connection was lost (reason says why). Called once; afterwards the
 	 * sshc is closing: do not touch it. */
 	void (*on_end)(struct sshc *c, int exit_status, const char *reason, void *ud);
+	/* Open phase: the mark sent by sshc_mark() was answered (answered
+	 * true) or given up (false: SSHC_MARK_WAIT_MS passed or
+	 * SSHC_MARK_MAX_BYTES piled up); dropped is how many bytes of output
+	 * the VM sent before it were thrown away. Once per sshc_mark() that
+	 * returned 0, in order; on_data follows with what came after. */
+	void (*on_mark)(struct sshc *c, uint64_t dropped, bool answered, void *ud);
 };
 
 /* Starts connecting. The callbacks are never called from inside this
@@ -118,7 +124,10 @@ int sshc_start(uv_loop_t *loop, struct sshc_params *p, const struct sshc_callbac
 int sshc_answer(struct sshc *c, char **answers, size_t n);
 
 /* Stops (pause=true) or resumes reading the channel: back-pressure towards
- * the VM when the browser reads slowly. */
+ * the VM when the browser reads slowly. While paused, packets are still
+ * taken off the socket into libssh's buffer (up to 512 KiB; held data grows
+ * no window), so that the VM's sshd is not left holding output behind a
+ * flush mark (sshc_mark). */
 void sshc_pause_output(struct sshc *c, bool pause);
 
 /* Writes terminal input. Returns how many bytes the channel took (possibly
@@ -127,6 +136,27 @@ void sshc_pause_output(struct sshc *c, bool pause);
 ssize_t sshc_write(struct sshc *c, const void *buf, size_t len);
 
 int sshc_resize(struct sshc *c, int cols, int rows);
+
+/* Flush on interrupt (docs/api.md "flush"), as a tty drops its output
+ * queue on INTR. sshc_write_mark() writes the interrupt character like
+ * sshc_write() and, when all of len was taken, sends right behind it, in
+ * the same TCP segment, a channel request that wants a reply (env
+ * SSHC_MARK_ENV, which sshd refuses once the shell runs: any answer will
+ * do); *ret_mark is sshc_mark()'s result, or -EAGAIN when not all bytes
+ * were taken (write the rest with it again). The VM's sshd answers
+ * requests in order, as it reads them, so every output byte it sent before
+ * the answer predates the interrupt; output stops (whatever
+ * sshc_pause_output says) until the answer, then what came before it is
+ * dropped and on_mark reports how much. Bounded: after SSHC_MARK_WAIT_MS
+ * or SSHC_MARK_MAX_BYTES held, only what is known to precede the answer is
+ * dropped and output resumes. sshc_mark() returns 0 (on_mark follows),
+ * -EPIPE (not open), -EBUSY (a mark is out, or an earlier one went
+ * unanswered: nothing is dropped, on_mark is not called). */
+#define SSHC_MARK_ENV       "BASTION_FLUSH_MARK"
+#define SSHC_MARK_WAIT_MS   3000u
+#define SSHC_MARK_MAX_BYTES (8u * 1024u * 1024u)
+int sshc_mark(struct sshc *c);
+ssize_t sshc_write_mark(struct sshc *c, const void *buf, size_t len, int *ret_mark);
 
 /* Closes at once; no callback is called afterwards. Memory is released
  * once libuv has closed the poll handle. Safe in any state. */

@@ -221,6 +221,7 @@ static const struct sshc_callbacks ssh_cb = {
 	.on_new_host_key = ssh_on_new_host_key,
 	.on_data = term_ssh_on_data,
 	.on_writable = term_ssh_on_writable,
+	.on_mark = term_ssh_on_mark,
 	.on_end = ssh_on_end,
 };
 

@@ -16,6 +16,10 @@
  *     channel as the watermark does, until {"type":"resume"}; with
  *     {"type":"window","bytes":W} at most W bytes are sent that the page
  *     has not acknowledged with {"type":"ack","bytes":N} (docs/api.md).
+ *     {"type":"flush"} right before an interrupt character drops the VM's
+ *     output up to its answer to a mark sent behind that character
+ *     (sshc_write_mark), as a tty's INTR flushes its output queue;
+ *     {"type":"flushed","bytes":N} follows.
  * Sessions are never freed inside a callback: they are marked dead and
  * reaped at the end of the loop iteration.
  *
@@ -109,6 +113,11 @@ struct sess {
 	bool page_paused; /* the page asked for a pause (its own backlog) */
 	uint64_t window;  /* flow-control window the page asked for; 0: none */
 	uint64_t unacked; /* bytes sent the page has not acknowledged */
+	/* Flush on interrupt ({"type":"flush"} before the interrupt
+	 * character): armed for the next binary frame; then waiting while
+	 * that frame's bytes are in pending (the mark goes behind them). */
+	bool flush_armed;
+	bool flush_waiting;
 	uint8_t *pending; /* browser input the channel has not taken */
 	size_t pending_len;
 	struct term_connect *conn; /* while dialing: the request (host keys) */
@@ -262,6 +271,7 @@ extern const struct srv_ws_cb term_ws_cb;
  * to the browser, and the channel writable again for pending input. */
 void term_ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud);
 void term_ssh_on_writable(struct sshc *c, void *ud);
+void term_ssh_on_mark(struct sshc *c, uint64_t dropped, bool answered, void *ud);
 void sess_arm(struct sess *s);
 /* Input from the user: the idle clock starts again. */
 void sess_activity(struct sess *s);

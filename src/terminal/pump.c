@@ -170,13 +170,25 @@ void sess_update_output(struct sess *s)
 						  term_rec_behind(s));
 }
 
+/* A flush whose mark could not go out is answered at once: nothing was
+ * dropped. */
+static void flushed_nothing(struct sess *s)
+{
+	term_send_control(s, json_pack("{s:s,s:I}", "type", "flushed", "bytes", (json_int_t)0));
+}
+
 void term_pump_input(struct sess *s)
 {
+	int mark = -EAGAIN;
 	ssize_t n;
 
 	if (!s->pending_len || !s->ssh)
 		return;
-	n = sshc_write(s->ssh, s->pending, s->pending_len);
+	/* A flush waits for the end of the input it came with. */
+	if (s->flush_waiting)
+		n = sshc_write_mark(s->ssh, s->pending, s->pending_len, &mark);
+	else
+		n = sshc_write(s->ssh, s->pending, s->pending_len);
 	if (n < 0)
 		return; /* on_end follows */
 	count_bytes(&s->to_vm, (uint64_t)n);
@@ -185,11 +197,18 @@ void term_pump_input(struct sess *s)
 	s->pending_len -= (size_t)n;
 	if (s->pending_len == 0 && s->ws)
 		srv_ws_pause_input(s->ws, false);
+	if (s->pending_len == 0 && s->flush_waiting) {
+		s->flush_waiting = false;
+		if (mark < 0)
+			flushed_nothing(s);
+	}
 }
 
 static void ws_on_binary(void *ud, const uint8_t *buf, size_t len)
 {
 	struct sess *s = ud;
+	bool flush = s->flush_armed;
+	int mark = -EAGAIN;
 	ssize_t n = 0;
 	uint8_t *p;
 
@@ -198,14 +217,28 @@ static void ws_on_binary(void *ud, const uint8_t *buf, size_t len)
 	sess_activity(s);
 	if (s->rec)
 		term_rec_input(s, buf, len);
+	/* {"type":"flush"} came first: the mark goes right behind these bytes
+	 * (the interrupt character), or behind the input waiting with them. */
+	s->flush_armed = false;
+	if (flush && s->flush_waiting)
+		flushed_nothing(s); /* one mark at a time: this one is behind it */
+	else if (flush)
+		s->flush_waiting = true;
 	if (s->pending_len == 0) {
-		n = sshc_write(s->ssh, buf, len);
+		n = s->flush_waiting ? sshc_write_mark(s->ssh, buf, len, &mark)
+				     : sshc_write(s->ssh, buf, len);
 		if (n < 0)
 			return;
 		count_bytes(&s->to_vm, (uint64_t)n);
 		metrics_bytes((uint64_t)n, 0);
-		if ((size_t)n == len)
+		if ((size_t)n == len) {
+			if (s->flush_waiting) {
+				s->flush_waiting = false;
+				if (mark < 0)
+					flushed_nothing(s);
+			}
 			return;
+		}
 	}
 	/* The channel's window is full: keep the rest, stop reading the browser. */
 	p = realloc(s->pending, s->pending_len + len - (size_t)n);
@@ -258,6 +291,9 @@ int term_parse_control(const char *buf, size_t len, struct term_control *ret,
 		ctl.type = TERM_CTL_PAUSE;
 	} else if (strcmp(type, "resume") == 0) {
 		ctl.type = TERM_CTL_RESUME;
+	} else if (strcmp(type, "flush") == 0) {
+		/* Flush on interrupt (docs/api.md "Flow control"). */
+		ctl.type = TERM_CTL_FLUSH;
 	} else if (strcmp(type, "window") == 0 || strcmp(type, "ack") == 0) {
 		bool window = type[0] == 'w';
 		json_t *bytes = json_object_get(msg, "bytes");
@@ -328,6 +364,15 @@ static void ws_on_text(void *ud, const char *buf, size_t len)
 		s->unacked -= (uint64_t)ctl.bytes < s->unacked ? (uint64_t)ctl.bytes : s->unacked;
 		sess_update_output(s);
 		break;
+	case TERM_CTL_FLUSH:
+		/* Armed for the next binary frame, the interrupt character:
+		 * whoever asks gets it (the portal asks only while held back).
+		 * Not activity: the keystroke after it is. Each flush gets one
+		 * "flushed". */
+		if (s->flush_armed)
+			flushed_nothing(s);
+		s->flush_armed = true;
+		break;
 	}
 }
 
@@ -382,6 +427,22 @@ void term_ssh_on_data(struct sshc *c, uint8_t *buf, size_t len, void *ud)
 void term_ssh_on_writable(struct sshc *c, void *ud)
 {
 	term_pump_input(ud);
+}
+
+/* The mark was answered (or given up): what the VM sent before it is gone.
+ * The session's counters count what the VM sent, dropped or not; the page
+ * is told in order, before anything that came after. Not audited: what a
+ * terminal showed is not recorded either. */
+void term_ssh_on_mark(struct sshc *c, uint64_t dropped, bool answered, void *ud)
+{
+	struct sess *s = ud;
+
+	(void)c;
+	(void)answered;
+	count_bytes(&s->from_vm, dropped);
+	if (s->ws)
+		term_send_control(
+			s, json_pack("{s:s,s:I}", "type", "flushed", "bytes", (json_int_t)dropped));
 }
 
 const struct srv_ws_cb term_ws_cb = {

@@ -227,6 +227,7 @@ enum term_ctl_type {
 	TERM_CTL_RESUME,
 	TERM_CTL_WINDOW,
 	TERM_CTL_ACK,
+	TERM_CTL_FLUSH,
 };
 
 /* Flow-control window a page may ask for (TERM_CTL_WINDOW). */

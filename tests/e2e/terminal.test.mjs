@@ -257,6 +257,63 @@ describe('terminal', () => {
     }
   });
 
+  h.test('flush on interrupt: Ctrl+C and {"type":"flush"} drop the held output up to the VM\'s answer; the prompt follows', { timeout: 90000 }, async () => {
+    const { term } = await openShell();
+    const W = 64 * 1024;
+    try {
+      term.sendControl({ type: 'window', bytes: W });
+      await sleep(300);
+      term.send('yes flush-line\r');
+      // Held back: the window is full and nothing is acknowledged, so the
+      // bastion stops reading and libssh's channel window fills at the VM.
+      await term.waitForOutput('flush-line\r\nflush', { timeoutMs: 20000 });
+      await sleep(1500);
+      const held = term.length;
+      term.sendControl({ type: 'flush' }); // for the next binary frame: the ^C
+      term.send('\x03');
+      const flushed = await term.waitForControl('flushed', { timeoutMs: 10000 });
+      assert.ok(Number.isInteger(flushed.bytes) && flushed.bytes > 256 * 1024,
+        `flushed names what was dropped: ${JSON.stringify(flushed)} (the VM's channel window was full)`);
+      assert.deepEqual(term.controls.filter((c) => c.type === 'error'), [], 'flush is a known control message');
+      // Only frames after `flushed` count now: ack everything so the window
+      // does not hold the rest back, and read up to the new prompt.
+      let acked = 0;
+      const ackAll = () => {
+        if (term.length > acked) {
+          term.sendControl({ type: 'ack', bytes: term.length - acked });
+          acked = term.length;
+        }
+      };
+      ackAll();
+      const atFlushed = term.length;
+      term.send('echo flushed-$((2+3))\r');
+      await term.until(() => { ackAll(); return term.output().indexOf('flushed-5', atFlushed) >= 0; }, 20000, 'the prompt after the flush');
+      const tail = term.output().subarray(atFlushed).toString('latin1');
+      const stale = (tail.match(/flush-line/g) || []).length * 'flush-line\r\n'.length;
+      console.log(`flush: ${held} bytes before Ctrl+C, ${flushed.bytes} dropped at the bastion, ${stale} bytes of stale lines after "flushed"`);
+      // What still comes is what the PTY held when Ctrl+C arrived (the
+      // kernel does not flush a pty's output queue: measured 4 KiB) and at
+      // most what was read together with the answer, never the VM's window
+      // (1,280,000 bytes; 300 KB of it when sshd was left holding some).
+      assert.ok(stale < 64 * 1024, `${stale} bytes of the flood came after "flushed"`);
+      // Not held back: a flush drops nothing that the VM sent after it, and
+      // the prompt that Ctrl+C brings is there.
+      const idle = term.length;
+      term.sendControl({ type: 'flush' });
+      term.send('\x03');
+      await term.until(() => { ackAll(); return term.controls.filter((c) => c.type === 'flushed').length === 2; }, 10000, 'the second flushed');
+      // sshd answers the mark before it writes the ^C into the pty: wait
+      // for readline's new line before typing (INTR discards typeahead).
+      await term.until(() => { ackAll(); return term.output().indexOf('^C', idle) >= 0; }, 10000, 'the echo of ^C');
+      await sleep(300);
+      term.send('echo again-$((3+4))\r');
+      await term.until(() => { ackAll(); return term.output().indexOf('again-7', idle) >= 0; }, 20000, 'the prompt after an idle flush');
+      assert.equal(term.controls.filter((c) => c.type === 'flushed')[1].bytes, 0, 'an idle shell had nothing to drop: not its ^C echo, not its prompt');
+    } finally {
+      term.close();
+    }
+  });
+
   h.test('the VM dies mid-session -> {"type":"closed","reason":...}; the daemon stays healthy', async () => {
     const { term } = await openShell('vm-victim');
     try {

@@ -160,6 +160,26 @@ static void unknown_key_names_file_and_line(void **state)
 	assert_non_null(strstr(err, ":2:"));
 }
 
+static void proxy_protocol_keys(void **state)
+{
+	struct cfg c;
+
+	write_file("[server]\nproxy_protocol = v1\ntrusted_proxies = 10.0.0.10, fd00::/64\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(cfg_proxy_versions(&c), 1);
+	assert_string_equal(c.trusted_proxies, "10.0.0.10, fd00::/64");
+	write_file("[server]\nproxy_protocol = any\ntrusted_proxies = 10.0.0.10\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(cfg_proxy_versions(&c), 3);
+	write_file("[server]\nproxy_protocol = v2\ntrusted_proxies = 10.0.0.10\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(cfg_proxy_versions(&c), 2);
+	/* off by default, with or without a list */
+	write_file("[server]\ntrusted_proxies = 10.0.0.10\n");
+	assert_int_equal(cfg_load(&c, path, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(cfg_proxy_versions(&c), 0);
+}
+
 static void bad_values_are_errors(void **state)
 {
 	static const char *const cases[][2] = {
@@ -183,6 +203,16 @@ static void bad_values_are_errors(void **state)
 		{ "[sessions]\n# a comment: fine\nidle_timeout : 5s\n", ":3: write 'key = value'" },
 		{ "[sessions]\nidle_timeout = 60s\nidle_warning = 60s\n",
 		  "must be shorter than sessions.idle_timeout" },
+		/* The PROXY protocol: a version, and never without the list of
+		 * balancers it is believed from. */
+		{ "[server]\nproxy_protocol = yes\n",
+		  ":2: [server] proxy_protocol must be off, v1, v2 or any" },
+		{ "[server]\nproxy_protocol = v2\n",
+		  "server.proxy_protocol = v2 needs server.trusted_proxies" },
+		{ "[server]\nproxy_protocol = any\ntrusted_proxies = 10.0.0.1/8\n",
+		  ":3: [server] trusted_proxies" },
+		{ "[server]\ntrusted_proxies = 10.0.0.1,,10.0.0.2\n",
+		  ":2: [server] trusted_proxies" },
 	};
 	struct cfg c;
 
@@ -500,6 +530,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(liveness_and_user_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(unknown_key_names_file_and_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(bad_values_are_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(proxy_protocol_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(overlong_line_is_an_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(missing_file_is_an_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(precedence_flags_env_file_default, setup, teardown),

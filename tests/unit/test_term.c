@@ -44,6 +44,10 @@ static void pause_and_resume(void **state)
 	assert_int_equal(ctl.type, TERM_CTL_RESUME);
 	assert_int_equal(parse("{\"type\":\"pause\",\"type\":\"resume\"}", &ctl, &error), -EINVAL);
 	assert_int_equal(parse("{\"type\":\"Pause\"}", &ctl, &error), -EINVAL);
+	/* Flush on interrupt: no arguments either. */
+	assert_int_equal(parse("{\"type\":\"flush\"}", &ctl, &error), 0);
+	assert_int_equal(ctl.type, TERM_CTL_FLUSH);
+	assert_int_equal(parse("{\"type\":\"Flush\"}", &ctl, &error), -EINVAL);
 	assert_int_equal(parse("{\"type\":\"window\",\"bytes\":262144}", &ctl, &error), 0);
 	assert_int_equal(ctl.type, TERM_CTL_WINDOW);
 	assert_true(ctl.bytes == 262144);

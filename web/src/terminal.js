@@ -22,6 +22,16 @@
 // it the backlog is unbounded as before (shown in the status bar above
 // BACKLOG_NOTICE bytes). See docs/portal.md.
 //
+// Flush on interrupt (docs/api.md), as a tty drops its output queue on
+// INTR: the page keeps what it has not drawn in its own queue and gives
+// xterm at most FEED_MAX at a time, so that it can drop it. When the user
+// types Ctrl+C, Ctrl+\ or Ctrl+Z while FLUSH_ABOVE bytes or more wait, the
+// page drops its queue, sends {"type":"flush"} and the keystroke, drops
+// every frame until {"type":"flushed","bytes":N} (the bastion's part: what
+// the VM sent before it read the keystroke), acknowledges all it dropped,
+// and writes a dim one-line notice. A full-screen program may need Ctrl+L
+// to redraw. Output the page could draw at once is never dropped.
+//
 // Stall: a ping unanswered for STALL_AFTER_MS (the bastion frozen, the
 // network gone) turns the bar to "Stalled"; the next pong says it recovered.
 
@@ -48,6 +58,10 @@ const SUBPROTOCOL = 'bastion.v1';
 const FLOW_WINDOW = 256 * 1024; // bytes the bastion may send ahead of our acks
 const ACK_EVERY = 32 * 1024;
 const BACKLOG_NOTICE = 4 * 1024 * 1024;
+const FEED_MAX = 16 * 1024; // bytes inside xterm (not droppable) at a time: one frame
+const FLUSH_ABOVE = 64 * 1024; // held back: a backlog this large is flushed on Ctrl+C
+const FLUSH_WAIT_MS = 5000; // no "flushed" by then: show output again
+const INTERRUPTS = /[\x03\x1a\x1c]/; // INTR, SUSP, QUIT
 const PING_EVERY_MS = 5000;
 const STALL_AFTER_MS = 4000; // a ping older than this without its pong
 const STALL_CHECK_MS = 1000;
@@ -83,6 +97,12 @@ export function estimateTerminalSize() {
 function webSocketUrl(terminal) {
   const scheme = location.protocol === 'http:' ? 'ws://' : 'wss://';
   return scheme + location.host + terminal;
+}
+
+function human(n) {
+  if (n >= 1000 * 1000) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1000) return `${Math.round(n / 1000)} kB`;
+  return `${n} bytes`;
 }
 
 function mib(n) {
@@ -177,6 +197,7 @@ export function renderTerminal(root, { group, name, session, username }) {
   const stats = {
     backlog: 0, maxBacklog: 0, bytes: 0, acked: 0, stalled: false, rttMs: null,
     lastOutputAt: 0, lastDrawnAt: 0, lastInputAt: 0, bytesAtInput: 0,
+    flushes: 0, dropped: 0, flushedAt: 0, notice: '', afterFlushed: 0,
   };
   window.bastionTermStats = stats;
   let flowSupported = true;
@@ -187,24 +208,90 @@ export function renderTerminal(root, { group, name, session, username }) {
     flowSent = true;
     ws.send(JSON.stringify({ type: 'window', bytes: FLOW_WINDOW }));
   }
-  function written(n) {
-    stats.backlog -= n;
-    stats.lastDrawnAt = performance.now();
+  // queue: received, not yet given to xterm (droppable); inXterm: given
+  // to term.write() and not yet drawn. backlog = both.
+  const queue = [];
+  let queued = 0;
+  let inXterm = 0;
+  let flushing = 0; // flush messages sent and not yet answered
+  let flushDropped = 0; // dropped by the page for the current flush
+  let flushTimer = null;
+  let flushSupported = true;
+  function acknowledge(n, force) {
     drawnUnacked += n;
-    if (flowSupported && drawnUnacked >= ACK_EVERY && ws.readyState === WebSocket.OPEN) {
+    if (flowSupported && (force || drawnUnacked >= ACK_EVERY) && drawnUnacked > 0 && ws.readyState === WebSocket.OPEN) {
       ws.send(JSON.stringify({ type: 'ack', bytes: drawnUnacked }));
       stats.acked += drawnUnacked;
       drawnUnacked = 0;
     }
+  }
+  function written(n) {
+    inXterm -= n;
+    stats.backlog -= n;
+    stats.lastDrawnAt = performance.now();
+    acknowledge(n, false);
+    feed();
     showBacklog();
+  }
+  function feed() {
+    while (queue.length && inXterm < FEED_MAX) {
+      const chunk = queue.shift();
+      queued -= chunk.length;
+      inXterm += chunk.length;
+      term.write(chunk, () => written(chunk.length));
+    }
   }
   function output(chunk) {
     stats.lastOutputAt = performance.now();
     stats.bytes += chunk.length;
+    stats.afterFlushed += chunk.length;
+    if (flushing) {
+      // Sent before the VM read the interrupt: dropped, and acknowledged
+      // so that the window does not hold back what follows.
+      flushDropped += chunk.length;
+      stats.dropped += chunk.length;
+      acknowledge(chunk.length, true);
+      return;
+    }
     stats.backlog += chunk.length;
     if (stats.backlog > stats.maxBacklog) stats.maxBacklog = stats.backlog;
-    term.write(chunk, () => written(chunk.length));
+    queue.push(chunk);
+    queued += chunk.length;
+    feed();
     showBacklog();
+  }
+  // Before the keystroke goes out: held back, drop the queue and ask the
+  // bastion to drop its part. True when a flush was started.
+  function flushBefore(text) {
+    if (!flowSupported || !flushSupported || !INTERRUPTS.test(text) || stats.backlog < FLUSH_ABOVE) return false;
+    const n = queued;
+    queue.length = 0;
+    queued = 0;
+    stats.backlog -= n;
+    stats.dropped += n;
+    if (!flushing) flushDropped = 0;
+    flushDropped += n;
+    flushing += 1;
+    stats.flushes += 1;
+    acknowledge(n, true);
+    clearTimeout(flushTimer);
+    flushTimer = setTimeout(() => flushed(null), FLUSH_WAIT_MS);
+    showBacklog();
+    return true;
+  }
+  function flushed(bytes) {
+    if (!flushing) return;
+    if (bytes === null) flushing = 0; // no answer: show output again
+    else flushing -= 1;
+    if (flushing) return;
+    clearTimeout(flushTimer);
+    stats.flushedAt = performance.now();
+    const total = flushDropped + (Number.isInteger(bytes) ? bytes : 0);
+    flushDropped = 0;
+    // Dim, on a line of its own; the VM's echo of ^C and its prompt follow.
+    stats.notice = `^C — ${human(total)} of output discarded`;
+    stats.afterFlushed = 0;
+    term.write(`\r\n\x1b[2m${stats.notice}\x1b[0m\r\n`);
   }
   function showBacklog() {
     if (stats.backlog > BACKLOG_NOTICE && !ended) {
@@ -224,10 +311,12 @@ export function renderTerminal(root, { group, name, session, username }) {
     }
   }
 
-  function sendBytes(bytes) {
+  function sendBytes(bytes, flush) {
     if (ws.readyState !== WebSocket.OPEN || ended) return;
     stats.lastInputAt = performance.now();
     stats.bytesAtInput = stats.bytes;
+    // Right before the keystroke: the bastion marks the VM's output behind it.
+    if (flush) ws.send(JSON.stringify({ type: 'flush' }));
     for (let off = 0; off < bytes.length; off += MAX_FRAME) {
       ws.send(bytes.subarray(off, Math.min(off + MAX_FRAME, bytes.length)));
     }
@@ -381,6 +470,8 @@ export function renderTerminal(root, { group, name, session, username }) {
       end(`Session ended: the shell exited (status ${code})`);
     } else if (msg.type === 'closed') {
       end(`Session closed: ${typeof msg.reason === 'string' && msg.reason ? msg.reason : 'closed by the bastion'}`);
+    } else if (msg.type === 'flushed') {
+      flushed(Number.isInteger(msg.bytes) && msg.bytes >= 0 ? msg.bytes : 0);
     } else if (msg.type === 'warning') {
       showWarning(msg);
     } else if (msg.type === 'notice' && typeof msg.message === 'string') {
@@ -393,8 +484,12 @@ export function renderTerminal(root, { group, name, session, username }) {
     } else if (msg.type === 'error' && typeof msg.message === 'string' && /unknown control message/.test(msg.message)) {
       // An older bastion (answers in order: the window went first). Without flow control: the backlog is unbounded, as it
       // was. Without ping: no round-trip time and no stall indicator.
-      if (flowSent && flowSupported) {
+      if (flowSent && flowSupported && !flushing) {
         flowSupported = false;
+      } else if (flushing && flushSupported) {
+        // A bastion with flow control but without flush: show output again.
+        flushSupported = false;
+        flushed(null);
       } else if (pings.size) {
         pingSupported = false;
         pings.clear();
@@ -508,7 +603,7 @@ export function renderTerminal(root, { group, name, session, username }) {
   const subs = [
     term.onData((data) => {
       if (!warning.hidden) hideWarning();
-      sendBytes(encoder.encode(data));
+      sendBytes(encoder.encode(data), flushBefore(data));
     }),
     term.onBinary((data) => {
       const bytes = new Uint8Array(data.length);
@@ -542,6 +637,7 @@ export function renderTerminal(root, { group, name, session, username }) {
     clearInterval(pingTimer);
     clearInterval(stallTimer);
     clearInterval(warnTimer);
+    clearTimeout(flushTimer);
     document.removeEventListener('mousedown', onDocDown);
     observer.disconnect();
     fitSoon.cancel();

@@ -12,9 +12,10 @@ export class Client {
    * @param {object} daemon from startDaemon()
    * @param {object} [opts] secrets: Secrets registry scanned on every response
    */
-  constructor(daemon, { secrets = null, label = 'client' } = {}) {
+  constructor(daemon, { secrets = null, label = 'client', localAddress = null } = {}) {
     this.daemon = daemon;
     this.port = daemon.port;
+    this.localAddress = localAddress; // the source address of its connections (e.g. 127.0.0.7)
     this.secrets = secrets;
     this.label = label;
     this.cookies = new Map(); // name -> {value, attrs: string[]}
@@ -84,6 +85,7 @@ export class Client {
       const req = https.request({
         host: '127.0.0.1', port: this.port, method, path: urlPath, headers,
         rejectUnauthorized: false, agent: opts.agent ?? false,
+        ...(this.localAddress ? { localAddress: this.localAddress } : {}),
       }, (res) => {
         responded = true;
         const chunks = [];
