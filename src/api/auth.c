@@ -391,7 +391,7 @@ void api_users_put(struct api_call *c)
 	char principal[80], target[80];
 	const char *name, *password;
 	struct store_user u;
-	bool created = false, disabled = false, exists;
+	bool created = false, disabled = false, exists, was_disabled;
 	struct ended ended;
 	json_t *v, *detail_obj = NULL;
 	char *detail = NULL;
@@ -427,6 +427,7 @@ void api_users_put(struct api_call *c)
 		goto out;
 	}
 	exists = r == 0;
+	was_disabled = exists && u.disabled;
 	/* If-None-Match: * (issue 19): create only, never replace. */
 	if (exists && api_create_only(c)) {
 		api_error(c->resp, 412, "PreconditionFailed",
@@ -477,6 +478,17 @@ void api_users_put(struct api_call *c)
 	audit_principal(name, target);
 	if (disabled && (detail_obj || (detail_obj = json_object())))
 		json_object_set_new(detail_obj, "disabled", json_true());
+	/* A replacing PUT says what it changed, as resources' do (issue 19);
+	 * never the password itself. */
+	if (!created && (detail_obj || (detail_obj = json_object()))) {
+		json_t *changed = json_array();
+
+		if (password)
+			json_array_append_new(changed, json_string("password"));
+		if (disabled != was_disabled)
+			json_array_append_new(changed, json_string("disabled"));
+		json_object_set_new(detail_obj, "changed", changed);
+	}
 	detail = detail_obj ? json_dumps(detail_obj, JSON_COMPACT) : NULL;
 	audit(c, principal, created ? "user.create" : "user.update", target, "success", detail);
 	api_json(c->resp, created ? 201 : 200, user_json(&u));

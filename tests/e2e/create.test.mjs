@@ -65,5 +65,15 @@ describe('create-only PUT', () => {
     const au = expectStatus(await h.admin.get('/audit?action=role.put&target=%2Frole-assignments%2Fcr-ra'), 200, 'audit');
     assert.deepEqual(au.json.value[0].detail.changed, ['role']);
     assert.equal(au.json.value[1].detail.changed, undefined, 'a create has no "changed"');
+ 
+    // A user's replacing PUT names what changed too (never the password's value).
+    expectStatus(await h.admin.put('/users/cr-user', { disabled: true }), 200, 'user disabled');
+    expectStatus(await h.admin.put('/users/cr-user', { password: other }), 200, 'user password, enabled again');
+    expectStatus(await h.admin.put('/users/cr-user', {}), 200, 'user unchanged');
+    const uu = expectStatus(await h.admin.get('/audit?action=user.update&target=user%3Acr-user'), 200, 'user audit');
+    const [unchanged, pwd, dis] = uu.json.value; // newest first
+    assert.deepEqual(dis.detail.changed, ['disabled']);
+    assert.deepEqual(pwd.detail.changed, ['password', 'disabled']);
+    assert.deepEqual(unchanged.detail.changed, []);
   });
 });
