@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "identity/ident.h"
+#include "identity/mfa.h"
 #include "store/store.h"
 #include "terminal/term.h"
 
@@ -292,7 +293,21 @@ void api_auth_session(struct api_call *c)
 {
 	char principal[80];
 	json_t *roles = json_array();
-	int r;
+	struct ident_creds creds = api_creds(c->req);
+	uint8_t hash[32];
+	bool cookie = c->who->via_cookie && ident_session_hash(&creds, hash) == 0;
+	enum ident_mfa_gate gate;
+	int r, err = 0;
+
+	/* What the portal must show first (issue 18): the second step of a
+	 * single sign-on (mfa_pending), or enrolment (auth.require_mfa). */
+	gate = ident_mfa_gate(c->ctx->store, c->ctx->require_mfa, c->who->user_id,
+			      cookie ? hash : NULL, &err);
+	if (err < 0) {
+		json_decref(roles);
+		api_store_error(c->resp, err, "second factors");
+		return;
+	}
 
 	audit_principal(c->who->name, principal);
 	r = roles ? store_role_foreach_principal(c->ctx->store, principal, session_role, roles)
@@ -304,9 +319,11 @@ void api_auth_session(struct api_call *c)
 	}
 	api_header(c->resp, "Cache-Control", "no-store");
 	api_json(c->resp, 200,
-		 json_pack("{s:{s:s}, s:o, s:o}", "user", "name", c->who->name, "csrf_token",
+		 json_pack("{s:{s:s}, s:o, s:o, s:b, s:b}", "user", "name", c->who->name,
+			   "csrf_token",
 			   c->who->via_cookie ? json_string(c->who->csrf) : json_null(), "roles",
-			   roles));
+			   roles, "mfa_pending", gate == IDENT_MFA_VERIFY,
+			   "mfa_enrollment_required", gate == IDENT_MFA_ENROL));
 }
 
 /* API tokens: api/tokens.c. */
