@@ -6,7 +6,7 @@
 // keyFile: the private JWK the provider signs ID tokens with, RS256 or
 // ES256 by its alg (the test writes a new one and restarts the provider to
 // rotate it). stateFile (re-read on every
-// use): {"accounts": {login: {groups: [...], username?}}, "mode": null |
+// use): {"accounts": {login: {groups: [...], username?, amr?}}, "mode": null |
 // "tamper" | "wrong-aud" | "expired"} — mode rewrites the ID token the
 // token endpoint answers with, as an attacker between the two would:
 // "tamper" changes the payload and keeps the signature, the other two
@@ -79,7 +79,10 @@ async function interaction(req, res) {
     const grant = new provider.Grant({ accountId: login, clientId: details.params.client_id });
     grant.addOIDCScope(details.params.scope);
     const grantId = await grant.save();
-    return provider.interactionFinished(req, res, { login: { accountId: login }, consent: { grantId } },
+    // An account's amr (e.g. ["pwd", "mfa"]): what the provider says of how
+    // the user signed in, into the ID token's amr claim (RFC 8176).
+    const { amr } = state().accounts[login];
+    return provider.interactionFinished(req, res, { login: { accountId: login, ...(amr ? { amr } : {}) }, consent: { grantId } },
       { mergeWithLastSubmission: false });
   }
   return page(res, 404, 'no');
