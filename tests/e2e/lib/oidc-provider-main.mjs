@@ -40,7 +40,9 @@ const provider = new Provider(issuer, {
   ...(cfg.authMethod ? { clientAuthMethods: [cfg.authMethod] } : {}),
   pkce: { required: () => true },
   scopes: ['openid', 'profile', 'email', 'groups'],
-  claims: { openid: ['sub'], profile: ['preferred_username', 'name'], email: ['email'], groups: ['groups'] },
+  // amr with openid: oidc-provider puts in the ID token only the claims of
+  // the granted scopes (or of a claims request).
+  claims: { openid: ['sub', 'amr'], profile: ['preferred_username', 'name'], email: ['email'], groups: ['groups'] },
   conformIdTokenClaims: false,
   cookies: { keys: ['test-cookie-key-not-secret'] },
   features: { devInteractions: { enabled: false } },
