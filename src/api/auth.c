@@ -450,6 +450,25 @@ void api_users_put(struct api_call *c)
 			  "user %s already exists (If-None-Match: *)", name);
 		goto out;
 	}
+	if (exists && password) {
+		/* A user of single sign-on has no password (issue 18): one set
+		 * here would be a way in the provider no longer decides (a
+		 * user removed there would still sign in, without its MFA). */
+		char iss[STORE_OIDC_ISS_MAX + 1], sub[STORE_OIDC_SUB_MAX + 1];
+
+		r = store_oidc_link_get(c->ctx->store, u.id, iss, sub);
+		if (r == 0) {
+			api_error(c->resp, 409, "Conflict",
+				  "user %s signs in with single sign-on and has no password; "
+				  "delete the user to make a local one of that name",
+				  name);
+			goto out;
+		}
+		if (r != -ENOENT) {
+			api_store_error(c->resp, r, "user");
+			goto out;
+		}
+	}
 	id = u.id;
 	if (!exists && !password) {
 		api_error(c->resp, 400, "InvalidRequest",

@@ -200,6 +200,16 @@ describe('oidc-mfa: one instance', () => {
     assert.equal(used.length, 1);
   });
 
+  h.test('an Owner cannot give a user of single sign-on a password (a way in the provider would not decide)', async () => {
+    await signedIn(h.client('pw-1'), 'web');
+    const pw = `Pw-${crypto.randomBytes(12).toString('hex')}`;
+    h.secrets.add(pw, 'password tried on an OIDC user');
+    expectError(await h.admin.put('/users/web', { password: pw }), 409, 'Conflict', { messageIncludes: 'single sign-on' });
+    expectError(await h.client('pw-2').post('/auth/login', { username: 'web', password: pw }), 401, 'Unauthenticated');
+    // Other changes stay possible.
+    expectStatus(await h.admin.put('/users/web', { disabled: false }), 200, 'PUT without a password');
+  });
+
   h.test('wrong codes after single sign-on lock the account like wrong codes at POST /auth/login', async () => {
     const first = h.client('lock-1');
     await signedIn(first, 'lock');
