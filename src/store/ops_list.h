@@ -296,4 +296,5 @@
 	X(login_mfa_marked, (struct store * s, const uint8_t hash[32]), (s, hash))                 \
 	/* issue 18, OIDC and MFA: the mark's via ("oidc", or "pending": the   \
 	 * sign-in waits for bastion's own second factor) */                   \
-	X(login_mfa_via, (struct store * s, const uint8_t hash[32], char ret_via[17]), (s, hash, ret_via))
+	X(login_mfa_via, (struct store * s, const uint8_t hash[32], char ret_via[17]),             \
+	  (s, hash, ret_via))
