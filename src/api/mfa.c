@@ -599,8 +599,14 @@ int api_mfa_cli_step(struct api_call *c, int64_t user_id, const char *name)
 	}
 	if (r == -EACCES)
 		code_wrong(c, name, principal, detail);
-	else if (r == 0 && strcmp(how, "recovery") == 0)
-		audit(c, principal, "auth.mfa.recovery-used", principal, "success", detail);
+	if (r == 0) {
+		free(detail);
+		detail = step_detail(c, "oidc-cli", how);
+		if (strcmp(how, "recovery") == 0)
+			audit(c, principal, "auth.mfa.recovery-used", principal, "success", detail);
+		/* The callback audited "mfa-required"; this completes it. */
+		audit(c, principal, "auth.login", principal, "success", detail);
+	}
 	free(detail);
 	return r == 0 ? 0 : 1;
 }

@@ -285,6 +285,9 @@ describe('oidc-mfa: one instance', () => {
     const t = expectStatus(await x.post('/auth/oidc/cli-token', { code: code2, verifier, otp: good }), 201, 'token');
     h.secrets.add(t.json.token, 'cli token');
     assert.equal(t.json.user.name, 'cli');
+    const done = await auditOf(h.admin, 'auth.login', (e) => e.principal === 'user:cli' && e.result === 'success' && e.detail.method === 'oidc-cli');
+    assert.equal(done.length, 1, JSON.stringify(done));
+    assert.equal(done[0].detail.second_factor, 'totp');
     expectStatus(await h.client('cli-t').get('/groups', { bearer: t.json.token }), 200);
 
     // The command: bastion login --sso --otp CODE.
