@@ -22,7 +22,7 @@ import { Client, expectError, expectStatus } from './lib/api.mjs';
 import { launch } from './lib/browser.mjs';
 import { startProvider, providerSignIn } from './lib/oidc.mjs';
 import { startPg } from './lib/pg.mjs';
-import { freePort, makeTempDir, sleep, trackPid, untrackPid } from './lib/util.mjs';
+import { freePort, makeTempDir, sleep, trackPid, untrackPid, which } from './lib/util.mjs';
 
 const daemonOpts = {};
 const h = fileHarness({ label: 'oidc-mfa', daemonOpts });
@@ -259,10 +259,10 @@ describe('oidc-mfa: one instance', () => {
     }
   });
 
-  h.test('the CLI\'s exchange answers MfaRequired without spending its code, then takes the code', async () => {
+  h.test('the CLI\'s exchange answers MfaRequired without spending its code, then takes the code', async (tc) => {
     const first = h.client('cli-1');
     await signedIn(first, 'cli');
-    const { secret } = await enrol(first, 'cli');
+    const { secret, recovery } = await enrol(first, 'cli');
     const verifier = crypto.randomBytes(32).toString('base64url');
     const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');
     const codeOf = async () => {
@@ -293,14 +293,21 @@ describe('oidc-mfa: one instance', () => {
     // The command: bastion login --sso --otp CODE.
     const home = path.join(h.dir, 'sso-mfa-home');
     fs.mkdirSync(home, { recursive: true });
-    const run = async (extra) => {
-      const child = spawn(BASTION_BIN, ['login', h.daemon.origin, '--sso', '--no-browser', '--insecure', ...extra], {
-        env: { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: path.join(home, 'xdg'), NO_PROXY: '*' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+    // tty: run under util-linux `script` (a terminal), typing `tty` when
+    // the CLI asks for the code.
+    const run = async (extra, tty = null) => {
+      const env = { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: path.join(home, 'xdg'), NO_PROXY: '*', TERM: 'dumb' };
+      for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
+      const argv = ['login', h.daemon.origin, '--sso', '--no-browser', '--insecure', ...extra];
+      const child = tty
+        ? spawn(which('script'), ['-q', '-e', '-c', [BASTION_BIN, ...argv].join(' '), '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] })
+        : spawn(BASTION_BIN, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
       trackPid(child.pid);
-      let out = ''; let err = '';
-      child.stdout.on('data', (d) => { out += d; });
+      let out = ''; let err = ''; let typed = false;
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (tty && !typed && out.includes('Code (TOTP')) { typed = true; child.stdin.write(`${tty}\n`); }
+      });
       child.stderr.on('data', (d) => { err += d; });
       const exited = new Promise((r) => child.once('exit', (c) => { untrackPid(child.pid); r(c); }));
       try {
@@ -317,9 +324,10 @@ describe('oidc-mfa: one instance', () => {
         assert.equal(page.status, 200);
         const code3 = await Promise.race([exited, sleep(20000).then(() => 'timeout')]);
         h.secrets.scan(out + err, 'the CLI output');
-        return { code: code3, out, err };
+        return { code: code3, out, err, typed };
       } finally {
         if (child.exitCode === null) child.kill('SIGTERM');
+        if (tty) child.stdin.end();
       }
     };
     const without = await run([]);
@@ -328,6 +336,13 @@ describe('oidc-mfa: one instance', () => {
     const withOtp = await run(['--otp', freshCode(secret)]);
     assert.equal(withOtp.code, 0, `${withOtp.out} ${withOtp.err}`);
     assert.match(withOtp.out, /Logged in to .* as cli/);
+    if (!which('script')) { tc.diagnostic('util-linux `script` missing: the terminal prompt is not tested'); return; }
+    // The ±1 window's steps are used: a recovery code, typed unechoed.
+    const onTty = await run([], recovery[0]);
+    assert.equal(onTty.code, 0, `on a terminal: ${onTty.out} ${onTty.err}`);
+    assert.ok(onTty.typed, `the code was asked for: ${onTty.out}`);
+    assert.ok(!onTty.out.includes(recovery[0]), 'the code is not echoed');
+    assert.match(onTty.out, /Logged in to .* as cli/);
   });
 
   h.test('in Chromium: after the provider, the portal asks for the code, then shows the machines', { timeout: 120000 }, async () => {
