@@ -31,6 +31,7 @@ let opDir = null;
 let oidcEnv = null;
 let portA = 0;
 let portB = 0;
+let portD = 0;
 const CLIENT_ID = 'bastion-mfa-test';
 const CLIENT_SECRET = `cs-${crypto.randomBytes(16).toString('hex')}`;
 const ACCOUNTS = {
@@ -40,6 +41,7 @@ const ACCOUNTS = {
   cli: {},
   web: {},
   pat: {}, // the two-instance test's
+  pk: {}, // the passkey test's
 };
 
 function base32Decode(s) {
@@ -120,6 +122,7 @@ describe('oidc-mfa: one instance', () => {
     const bPort = await freePort();
     portA = await freePort();
     portB = await freePort();
+    portD = await freePort();
     const secretFile = path.join(opDir, 'client-secret');
     fs.writeFileSync(secretFile, `${CLIENT_SECRET}\n`, { mode: 0o600 });
     h.secrets.add(CLIENT_SECRET, 'client secret');
@@ -140,7 +143,9 @@ describe('oidc-mfa: one instance', () => {
     });
     // The two-instance test's B, registered now (a restart of the provider
     // later would be one more moving part).
-    await op.reconfigure({ extraRedirectUris: [`https://127.0.0.1:${portB}/api/v1/auth/oidc/callback`] });
+    await op.reconfigure({
+      extraRedirectUris: [`https://127.0.0.1:${portB}/api/v1/auth/oidc/callback`, `https://localhost:${portD}/api/v1/auth/oidc/callback`],
+    });
   }, { timeout: 120000 });
 
   h.test('a user with bastion\'s TOTP: the session waits for the code, nothing but the verify route works, the code completes it', async () => {
@@ -392,6 +397,96 @@ describe('oidc-mfa: one instance', () => {
     function good(s, wrong) {
       const g = totpAt(s, nowStep());
       return wrong ? (g === '000000' ? '000001' : '000000') : g;
+    }
+  });
+});
+
+describe('oidc-mfa: a passkey as the step after single sign-on', () => {
+  // Passkeys need a host name (an IP address is no RP ID): this instance
+  // is https://localhost, its own redirect URL registered at the provider.
+  let d = null;
+  let browser = null;
+  before(async () => {
+    d = await startDaemon(h.dir, {
+      port: portD, dataName: 'pk', logName: 'pk',
+      env: { ...oidcEnv, BASTION_OIDC_REDIRECT_URL: `https://localhost:${portD}/api/v1/auth/oidc/callback` },
+    });
+    h.secrets.add(d.adminPassword, 'admin password (passkey)');
+    browser = await launch();
+  }, { timeout: 120000 });
+  after(async () => {
+    try { if (browser) await browser.close(); } catch { /* gone */ }
+    if (d) {
+      const st = await d.stop(10000);
+      assert.equal(st.code, 0, JSON.stringify(st));
+      assert.doesNotMatch(d.log(), /runtime error|Sanitizer/);
+    }
+  }, { timeout: 60000 });
+
+  h.test('in Chromium: register a passkey, then the provider\'s sign-in asks for it, and it completes the session', { timeout: 180000 }, async () => {
+    const origin = `https://localhost:${portD}`;
+    const opPort = new URL(op.issuer).port;
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const foreign = [];
+    await context.route('**/*', (route) => {
+      const u = new URL(route.request().url());
+      if ((u.hostname === 'localhost' && u.port === String(portD)) || (u.hostname === '127.0.0.1' && u.port === opPort)) return route.continue();
+      foreign.push(u.href);
+      return route.abort();
+    });
+    const page = await context.newPage();
+    page.setDefaultTimeout(30000);
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    page.on('response', async (r) => {
+      if (!r.url().includes('/api/')) return;
+      try { h.secrets.scan(await r.text(), `browser ${r.url()}`); } catch { /* no body */ }
+    });
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+    });
+    /** "Sign in with Test IdP"; the provider's form when it asks (its own session may skip it). */
+    async function sso() {
+      await page.goto(`${origin}/#/login`, { waitUntil: 'domcontentloaded' });
+      await page.locator('#login-sso').click();
+      const next = page.locator('#login, #logout, #mfa-verify-otp').first();
+      await next.waitFor({ state: 'visible' });
+      if (await page.locator('#login').count()) {
+        await page.fill('#login', 'pk');
+        await page.fill('#password', 'anything');
+        await page.click('#submit');
+      }
+    }
+    try {
+      await sso();
+      await page.locator('#logout').waitFor({ state: 'visible' });
+      await page.goto(`${origin}/#/account`);
+      await page.click('#mfa-passkey-add');
+      await page.locator('#mfa-passkeys', { hasText: '1 passkey' }).waitFor();
+      await page.click('#logout');
+      await page.locator('#login-sso').waitFor();
+      await sso();
+      // The code step, with the passkey offered; nothing of the portal yet.
+      await page.locator('#mfa-verify-otp').waitFor({ state: 'visible' });
+      assert.equal(await page.locator('#logout').count(), 0);
+      const waiting = await page.evaluate(async () => (await fetch('/api/v1/auth/session')).json());
+      assert.equal(waiting.mfa_pending, true);
+      await page.locator('#mfa-verify-passkey').click();
+      await page.locator('#logout').waitFor({ state: 'visible' });
+      const who = await page.evaluate(async () => (await fetch('/api/v1/auth/session')).json());
+      assert.equal(who.user.name, 'pk');
+      assert.equal(who.mfa_pending, false);
+      const admin = new Client({ ...d, origin }, { secrets: h.secrets, label: 'pk-admin' });
+      await admin.login('admin', d.adminPassword);
+      const done = expectStatus(await admin.get('/audit?action=auth.login&limit=100'), 200).json.value
+        .filter((e) => e.principal === 'user:pk' && e.result === 'success' && e.detail.second_factor === 'passkey');
+      assert.equal(done.length, 1, JSON.stringify(done));
+      assert.deepEqual(errors, []);
+      assert.deepEqual(foreign, []);
+    } finally {
+      await context.close();
     }
   });
 });
