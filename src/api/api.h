@@ -162,9 +162,20 @@ void api_wa_login(struct api_call *c);
  * been answered 400 then), or a store error. */
 int api_wa_second_factor(struct api_call *c, int64_t user_id, json_t *assertion);
 /* auth.require_mfa: true (and resp answered 403 MfaEnrollmentRequired, or
- * 503) when who has no second factor and must enrol one first. */
+ * 503) when who has no second factor and must enrol one first (unless
+ * enrol_route). */
 bool api_mfa_restricted(struct api_ctx *ctx, const struct principal *who,
-			const struct ident_creds *creds, struct api_resp *resp);
+			const struct ident_creds *creds, struct api_resp *resp, bool enrol_route,
+			bool verify_route);
+/* ...and a session the OIDC callback left waiting for bastion's own
+ * second factor: 401 MfaRequired except on verify_route (issue 18). */
+/* POST /auth/mfa/verify {otp | webauthn}: completes such a session. */
+void api_mfa_verify(struct api_call *c);
+/* The CLI's second factor at POST /auth/oidc/cli-token: the "otp" of c's
+ * body for user (id, name). 0: accepted; -ENODATA: no otp the user could
+ * use (nothing answered); 1: answered (a wrong code, counted and audited;
+ * 429; a store error). */
+int api_mfa_cli_step(struct api_call *c, int64_t user_id, const char *name);
 
 void api_roles_put(struct api_call *c);
 void api_roles_get(struct api_call *c);

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "identity/ident.h"
+#include "identity/mfa.h"
 #include "store/store.h"
 #include "terminal/term.h"
 
@@ -292,7 +293,21 @@ void api_auth_session(struct api_call *c)
 {
 	char principal[80];
 	json_t *roles = json_array();
-	int r;
+	struct ident_creds creds = api_creds(c->req);
+	uint8_t hash[32];
+	bool cookie = c->who->via_cookie && ident_session_hash(&creds, hash) == 0;
+	enum ident_mfa_gate gate;
+	int r, err = 0;
+
+	/* What the portal must show first (issue 18): the second step of a
+	 * single sign-on (mfa_pending), or enrolment (auth.require_mfa). */
+	gate = ident_mfa_gate(c->ctx->store, c->ctx->require_mfa, c->who->user_id,
+			      cookie ? hash : NULL, &err);
+	if (err < 0) {
+		json_decref(roles);
+		api_store_error(c->resp, err, "second factors");
+		return;
+	}
 
 	audit_principal(c->who->name, principal);
 	r = roles ? store_role_foreach_principal(c->ctx->store, principal, session_role, roles)
@@ -304,9 +319,11 @@ void api_auth_session(struct api_call *c)
 	}
 	api_header(c->resp, "Cache-Control", "no-store");
 	api_json(c->resp, 200,
-		 json_pack("{s:{s:s}, s:o, s:o}", "user", "name", c->who->name, "csrf_token",
+		 json_pack("{s:{s:s}, s:o, s:o, s:b, s:b}", "user", "name", c->who->name,
+			   "csrf_token",
 			   c->who->via_cookie ? json_string(c->who->csrf) : json_null(), "roles",
-			   roles));
+			   roles, "mfa_pending", gate == IDENT_MFA_VERIFY,
+			   "mfa_enrollment_required", gate == IDENT_MFA_ENROL));
 }
 
 /* API tokens: api/tokens.c. */
@@ -433,6 +450,25 @@ void api_users_put(struct api_call *c)
 		api_error(c->resp, 412, "PreconditionFailed",
 			  "user %s already exists (If-None-Match: *)", name);
 		goto out;
+	}
+	if (exists && password) {
+		/* A user of single sign-on has no password (issue 18): one set
+		 * here would be a way in the provider no longer decides (a
+		 * user removed there would still sign in, without its MFA). */
+		char iss[STORE_OIDC_ISS_MAX + 1], sub[STORE_OIDC_SUB_MAX + 1];
+
+		r = store_oidc_link_get(c->ctx->store, u.id, iss, sub);
+		if (r == 0) {
+			api_error(c->resp, 409, "Conflict",
+				  "user %s signs in with single sign-on and has no password; "
+				  "delete the user to make a local one of that name",
+				  name);
+			goto out;
+		}
+		if (r != -ENOENT) {
+			api_store_error(c->resp, r, "user");
+			goto out;
+		}
 	}
 	id = u.id;
 	if (!exists && !password) {

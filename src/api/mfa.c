@@ -39,6 +39,8 @@
 #include "store/store.h"
 #include "vault/vault.h"
 
+#define COOKIE_ATTRS "; Path=/; HttpOnly; Secure; SameSite=Strict"
+
 static void audit(struct api_call *c, const char *principal, const char *action, const char *target,
 		  const char *result, const char *detail)
 {
@@ -345,15 +347,65 @@ void api_users_mfa_delete(struct api_call *c)
 
 /* ---- the sign-in's second step ---------------------------------------- */
 
+/* The second factor c's body carries for user_id: {"otp"} (a TOTP or a
+ * recovery code) or {"webauthn"} (a passkey assertion; not when
+ * no_passkey). 0: accepted, *ret_how "totp", "recovery" or "passkey";
+ * -ENODATA: the body carries none the user could use; -EACCES: wrong,
+ * replayed or used (both unanswered); 1: answered (the store, the key, or
+ * an assertion webauthn.c refused itself). The "otp" field is wiped. */
+static int second_factor(struct api_call *c, int64_t user_id, const struct ident_mfa_factors *f,
+			 bool no_passkey, const char **ret_how)
+{
+	uint8_t key[IDENT_TOTP_KEY_BYTES];
+	struct store_mfa m = { 0 };
+	const char *otp = field_str(c->body, "otp");
+	bool recovery = false;
+	int r;
+
+	*ret_how = NULL;
+	if (!no_passkey && f->passkeys > 0 &&
+	    json_is_object(json_object_get(c->body, "webauthn"))) {
+		/* A passkey as the second step (api/webauthn.c). */
+		r = api_wa_second_factor(c, user_id, json_object_get(c->body, "webauthn"));
+		if (r == -EACCES || r == -EINVAL)
+			r = c->resp->status ? 1 : -EACCES;
+		else if (r < 0) {
+			api_store_error(c->resp, r, "second factor");
+			r = 1;
+		}
+		*ret_how = "passkey";
+		goto out;
+	}
+	if (!otp || !otp[0] || !f->totp) {
+		r = -ENODATA;
+		goto out;
+	}
+	if ((r = totp_key_open(c, user_id, key, &m)) < 0) {
+		answer_key_error(c, r);
+		r = 1;
+		goto out;
+	}
+	r = ident_mfa_check_otp(c->ctx->store, user_id, key, sizeof(key), otp, store_now(),
+				&recovery);
+	if (r < 0 && r != -EACCES) {
+		api_store_error(c->resp, r, "second factor");
+		r = 1;
+	}
+	*ret_how = recovery ? "recovery" : "totp";
+out:
+	free(m.totp_sealed);
+	wipe_field(c->body, "otp");
+	sodium_memzero(key, sizeof(key));
+	return r;
+}
+
 int api_mfa_login_step(struct api_call *c, const struct ident_session *sess, const char *principal,
 		       const char *detail, bool *ret_enrol)
 {
 	struct ident_mfa_factors f;
-	uint8_t key[IDENT_TOTP_KEY_BYTES], hash[32];
-	struct store_mfa m = { 0 };
-	const char *otp = field_str(c->body, "otp");
-	bool recovery = false;
-	int r, answered = 1;
+	const char *how = NULL;
+	uint8_t hash[32];
+	int r;
 
 	*ret_enrol = false;
 	if ((r = ident_mfa_factors(c->ctx->store, sess->user_id, &f)) < 0) {
@@ -362,39 +414,17 @@ int api_mfa_login_step(struct api_call *c, const struct ident_session *sess, con
 	}
 	if (!f.totp && f.passkeys == 0) {
 		*ret_enrol = c->ctx->require_mfa;
-		answered = 0;
-		goto out;
+		wipe_field(c->body, "otp");
+		return 0;
 	}
-	if (f.passkeys > 0 && json_is_object(json_object_get(c->body, "webauthn"))) {
-		/* A passkey as the second step (api/webauthn.c). */
-		r = api_wa_second_factor(c, sess->user_id, json_object_get(c->body, "webauthn"));
-		if (r == -EACCES || r == -EINVAL) {
-			if (c->resp->status)
-				goto refuse;
-			r = -EACCES;
-			goto wrong;
-		}
-		if (r < 0) {
-			api_store_error(c->resp, r, "second factor");
-			goto refuse;
-		}
-		answered = 0;
-		goto out;
-	}
-	if (!otp || !otp[0] || !f.totp) {
+	r = second_factor(c, sess->user_id, &f, false, &how);
+	if (r == -ENODATA) {
 		audit(c, principal, "auth.login", principal, "mfa-required", detail);
 		api_error(c->resp, 401, "MfaRequired",
 			  "this account needs a second factor: send otp (a TOTP or recovery code) "
 			  "or webauthn (a passkey assertion) with the password");
 		goto refuse;
 	}
-	if ((r = totp_key_open(c, sess->user_id, key, &m)) < 0) {
-		answer_key_error(c, r);
-		goto refuse;
-	}
-	r = ident_mfa_check_otp(c->ctx->store, sess->user_id, key, sizeof(key), otp, store_now(),
-				&recovery);
-wrong:
 	if (r == -EACCES) {
 		/* The password was right, the code not: a failure like any
 		 * other for the throttle. The account's share was charged with
@@ -407,41 +437,201 @@ wrong:
 		api_error(c->resp, 401, "Unauthenticated", "invalid or already used code");
 		goto refuse;
 	}
-	if (r < 0) {
-		api_store_error(c->resp, r, "second factor");
+	if (r != 0)
 		goto refuse;
-	}
-	if (recovery)
+	if (strcmp(how, "recovery") == 0)
 		audit(c, principal, "auth.mfa.recovery-used", principal, "success", detail);
-	answered = 0;
-	goto out;
+	return 0;
 refuse:
 	/* The session was opened with the password; without its second
 	 * factor it goes (its cookie was never sent). */
 	util_sha256_str(sess->token, hash);
 	store_login_delete(c->ctx->store, hash);
 	sodium_memzero(hash, sizeof(hash));
+	return 1;
+}
+
+/* ---- the second step after single sign-on (docs/sign-in.md) ----------- */
+
+/* Whether user name may try a code now from this address; answers 429
+ * itself when not (or the store's error). */
+static bool code_allowed(struct api_call *c, const char *name)
+{
+	struct ident_throttle th;
+	char retry[32];
+	int r = ident_throttle_check(c->ctx->store, name, c->req->remote_addr, store_now(), &th);
+
+	if (r < 0) {
+		api_store_error(c->resp, r, "sign-in throttle");
+		return false;
+	}
+	if (th.retry_after <= 0)
+		return true;
+	snprintf(retry, sizeof(retry), "%lld", (long long)th.retry_after);
+	api_header(c->resp, "Retry-After", retry);
+	api_error(c->resp, 429, "TooManyRequests",
+		  "too many failed sign-ins; try again in %lld seconds", (long long)th.retry_after);
+	return false;
+}
+
+/* A wrong code after single sign-on: counted against the account and the
+ * address (the provider's sign-in cleared neither: see the callback),
+ * audited, answered 401. */
+static void code_wrong(struct api_call *c, const char *name, const char *principal,
+		       const char *detail)
+{
+	if (ident_throttle_failure(c->ctx->store, name, c->req->remote_addr, store_now()) < 0)
+		log_warn("auth: could not count a failed code for %s", name);
+	audit(c, principal, "auth.login", principal, "failure", detail);
+	api_error(c->resp, 401, "Unauthenticated", "invalid or already used code");
+}
+
+/* Audit detail {"source", "method", "second_factor"?} as compact JSON. */
+static char *step_detail(const struct api_call *c, const char *method, const char *how)
+{
+	json_t *o = json_pack("{s:s, s:s}", "source", c->req->remote_addr, "method", method);
+	char *text;
+
+	if (o && how)
+		json_object_set_new(o, "second_factor", json_string(how));
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return text;
+}
+
+void api_mfa_verify(struct api_call *c)
+{
+	struct ident_creds creds = api_creds(c->req);
+	struct ident_mfa_factors f;
+	struct ident_session sess = { 0 };
+	char principal[80], via[17], line[256];
+	const char *how = NULL;
+	char *detail = NULL, *done = NULL;
+	uint8_t old[32];
+	int r;
+
+	user_principal(c->who->name, principal);
+	/* Only a browser session the OIDC callback left waiting: a complete
+	 * session or an API token has nothing to finish. */
+	r = c->who->via_cookie && ident_session_hash(&creds, old) == 0
+		    ? store_login_mfa_via(c->ctx->store, old, via)
+		    : -ENOENT;
+	if (r < 0 && r != -ENOENT) {
+		api_store_error(c->resp, r, "login session");
+		goto out;
+	}
+	if (r == -ENOENT || strcmp(via, STORE_MFA_PENDING) != 0) {
+		api_error(c->resp, 409, "MfaNotPending",
+			  "this session is not waiting for a second factor");
+		goto out;
+	}
+	if (!code_allowed(c, c->who->name))
+		goto out;
+	if ((r = ident_mfa_factors(c->ctx->store, c->who->user_id, &f)) < 0) {
+		api_store_error(c->resp, r, "second factors");
+		goto out;
+	}
+	detail = step_detail(c, "oidc", NULL);
+	r = second_factor(c, c->who->user_id, &f, false, &how);
+	if (r == -ENODATA) {
+		api_error(c->resp, 400, "InvalidRequest",
+			  "send otp (a TOTP or recovery code) or webauthn (a passkey assertion)");
+		goto out;
+	}
+	if (r == -EACCES) {
+		code_wrong(c, c->who->name, principal, detail);
+		goto out;
+	}
+	if (r != 0)
+		goto out;
+	/* A new session id for the complete session: the waiting one's
+	 * cookie (which the browser has held since the callback) goes. */
+	r = ident_mfa_session_open(c->ctx->store, c->who->user_id, c->who->name, &sess);
+	if (r < 0) {
+		api_store_error(c->resp, r, "sign-in");
+		goto out;
+	}
+	store_login_delete(c->ctx->store, old);
+	if (ident_throttle_success(c->ctx->store, c->who->name, c->req->remote_addr, store_now()) <
+	    0)
+		log_warn("auth: could not reset the sign-in throttle of %s", c->who->name);
+	done = step_detail(c, "oidc", how);
+	if (strcmp(how, "recovery") == 0)
+		audit(c, principal, "auth.mfa.recovery-used", principal, "success", done);
+	audit(c, principal, "auth.login", principal, "success", done);
+	snprintf(line, sizeof(line), IDENT_COOKIE "=%s" COOKIE_ATTRS "; Max-Age=%d", sess.token,
+		 IDENT_SESSION_TTL);
+	api_header(c->resp, "Set-Cookie", line);
+	sodium_memzero(line, sizeof(line));
+	api_header(c->resp, "Cache-Control", "no-store");
+	api_json(c->resp, 200,
+		 json_pack("{s:{s:s}, s:s}", "user", "name", sess.name, "csrf_token", sess.csrf));
 out:
-	free(m.totp_sealed);
-	wipe_field(c->body, "otp");
-	sodium_memzero(key, sizeof(key));
-	return answered;
+	free(detail);
+	free(done);
+	sodium_memzero(old, sizeof(old));
+	sodium_memzero(&sess, sizeof(sess));
+}
+
+int api_mfa_cli_step(struct api_call *c, int64_t user_id, const char *name)
+{
+	struct ident_mfa_factors f;
+	char principal[80];
+	const char *how = NULL;
+	char *detail = NULL;
+	int r;
+
+	user_principal(name, principal);
+	if (!field_str(c->body, "otp"))
+		return -ENODATA;
+	if (!code_allowed(c, name))
+		return 1;
+	if ((r = ident_mfa_factors(c->ctx->store, user_id, &f)) < 0) {
+		api_store_error(c->resp, r, "second factors");
+		return 1;
+	}
+	detail = step_detail(c, "oidc-cli", NULL);
+	r = second_factor(c, user_id, &f, true, &how);
+	if (r == -ENODATA) {
+		wipe_field(c->body, "otp");
+		free(detail);
+		return -ENODATA;
+	}
+	if (r == -EACCES)
+		code_wrong(c, name, principal, detail);
+	if (r == 0) {
+		free(detail);
+		detail = step_detail(c, "oidc-cli", how);
+		if (strcmp(how, "recovery") == 0)
+			audit(c, principal, "auth.mfa.recovery-used", principal, "success", detail);
+		/* The callback audited "mfa-required"; this completes it. */
+		audit(c, principal, "auth.login", principal, "success", detail);
+	}
+	free(detail);
+	return r == 0 ? 0 : 1;
 }
 
 /* ---- auth.require_mfa ----------------------------------------------- */
 
 bool api_mfa_restricted(struct api_ctx *ctx, const struct principal *who,
-			const struct ident_creds *creds, struct api_resp *resp)
+			const struct ident_creds *creds, struct api_resp *resp, bool enrol_route,
+			bool verify_route)
 {
 	uint8_t hash[32];
 	bool cookie = who->via_cookie && ident_session_hash(creds, hash) == 0;
 	int err = 0;
+	enum ident_mfa_gate g = ident_mfa_gate(ctx->store, ctx->require_mfa, who->user_id,
+					       cookie ? hash : NULL, &err);
 
-	if (!ident_mfa_restricted(ctx->store, ctx->require_mfa, who->user_id, cookie ? hash : NULL,
-				  &err))
+	if (g == IDENT_MFA_OPEN || (g == IDENT_MFA_ENROL && enrol_route) ||
+	    (g == IDENT_MFA_VERIFY && verify_route && err == 0))
 		return false;
 	if (err < 0)
 		api_store_error(resp, err, "second factors");
+	else if (g == IDENT_MFA_VERIFY)
+		api_error(resp, 401, "MfaRequired",
+			  "the sign-in needs a second factor: send it to POST "
+			  "/api/v1/auth/mfa/verify first");
 	else
 		api_error(resp, 403, "MfaEnrollmentRequired",
 			  "this bastion requires a second factor: enrol one at "

@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "identity/ident.h"
+#include "identity/mfa.h"
 #include "identity/oidc.h"
 #include "store/store.h"
 
@@ -51,7 +52,9 @@ struct api_oidc {
 	bool auto_create;
 	struct map_row *rows;
 	size_t n_rows;
-	bool mapping; /* groups_claim set: assignments are kept in step */
+	bool mapping;      /* groups_claim set: assignments are kept in step */
+	bool trust_amr;    /* oidc.trust_amr */
+	char mfa_acr[256]; /* oidc.mfa_acr */
 };
 
 /* ---- set-up ----------------------------------------------------------- */
@@ -119,6 +122,8 @@ int api_oidc_setup(struct api_ctx *ctx, const struct cfg *cfg, char *err, size_t
 	util_strlcpy(a->display_name, cfg->oidc_display_name, sizeof(a->display_name));
 	a->auto_create = cfg->oidc_auto_create != 0;
 	a->mapping = cfg->oidc_groups_claim[0] != '\0';
+	a->trust_amr = cfg->oidc_trust_amr != 0;
+	util_strlcpy(a->mfa_acr, cfg->oidc_mfa_acr, sizeof(a->mfa_acr));
 	if ((r = parse_map(a, cfg->oidc_map, err, errlen)) < 0)
 		goto out;
 	if (cfg->oidc_client_secret_file[0]) {
@@ -543,12 +548,18 @@ static int open_session(struct api_call *c, const struct store_user *u, struct i
 
 /* The CLI's half: a one-time code bound to its challenge, and the browser
  * sent to the CLI's listener on the loopback with it. */
-static int hand_to_cli(struct api_call *c, const struct store_user *u, const json_t *extra)
+static int hand_to_cli(struct api_call *c, const struct store_user *u, const json_t *extra,
+		       bool need_otp)
 {
 	char code[IDENT_TOKEN_SIZE], key[65], loc[256];
 	uint8_t h[32];
-	json_t *d = json_pack("{s:I, s:O}", "user_id", (json_int_t)u->id, "challenge",
-			      json_object_get(extra, "cli_challenge"));
+	int64_t exp = store_now() + CLI_CODE_TTL;
+	/* mfa: the exchange must carry bastion's code (the user's own
+	 * second factor); exp: the code's end, kept when an exchange without
+	 * the code puts it back. */
+	json_t *d = json_pack("{s:I, s:O, s:b, s:I}", "user_id", (json_int_t)u->id, "challenge",
+			      json_object_get(extra, "cli_challenge"), "mfa", need_otp, "exp",
+			      (json_int_t)exp);
 	char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
 	int r = -ENOMEM;
 
@@ -558,8 +569,8 @@ static int hand_to_cli(struct api_call *c, const struct store_user *u, const jso
 	util_random_token(code, sizeof(code), IDENT_TOKEN_BYTES);
 	util_sha256_str(code, h);
 	util_hex(h, sizeof(h), key);
-	r = store_oidc_pending_put(c->ctx->store, key, "cli", text, store_now() + CLI_CODE_TTL,
-				   store_now(), OIDC_PENDING_MAX);
+	r = store_oidc_pending_put(c->ctx->store, key, "cli", text, exp, store_now(),
+				   OIDC_PENDING_MAX);
 	free(text);
 	if (r < 0)
 		goto out;
@@ -574,8 +585,39 @@ out:
 	return r;
 }
 
+/* What the audit line's "mfa" says of each decision. */
+static const char *const mfa_names[] = {
+	[IDENT_OIDC_MFA_NONE] = "none",
+	[IDENT_OIDC_MFA_PROVIDER] = "provider",
+	[IDENT_OIDC_MFA_VERIFY] = "required",
+	[IDENT_OIDC_MFA_ENROL] = "enrol",
+};
+
+#define AMR_MAX 16 /* amr strings looked at; RFC 8176 defines 18 values */
+
+/* The second-factor decision of a verified sign-in (identity/mfa.c): the
+ * provider's amr/acr, else the user's own factors, else require_mfa. */
+static int mfa_decide(struct api_call *c, const struct store_user *u, const struct oidc_result *res,
+		      enum ident_oidc_mfa *ret)
+{
+	const char *amr[AMR_MAX];
+	size_t n = 0, i;
+	json_t *v;
+
+	json_array_foreach (res->amr, i, v) {
+		if (n == AMR_MAX)
+			break;
+		if (json_is_string(v))
+			amr[n++] = json_string_value(v);
+	}
+	return ident_mfa_oidc_decide(c->ctx->store, c->ctx->require_mfa, u->id,
+				     c->ctx->oidc->trust_amr, n ? amr : NULL, n, res->acr,
+				     c->ctx->oidc->mfa_acr, ret);
+}
+
 void api_oidc_callback(struct api_call *c)
 {
+	enum ident_oidc_mfa mfa = IDENT_OIDC_MFA_NONE;
 	char state[300], code[2100], principal[80], cookie[256];
 	struct oidc_result res = { 0 };
 	struct ident_session sess = { 0 };
@@ -627,16 +669,40 @@ void api_oidc_callback(struct api_call *c)
 		api_store_error(c->resp, r, "sign-in");
 		goto out;
 	}
-	if (ident_throttle_success(c->ctx->store, u.name, c->req->remote_addr, store_now()) < 0)
+	if ((r = mfa_decide(c, &u, &res, &mfa)) < 0) {
+		api_store_error(c->resp, r, "second factors");
+		goto out;
+	}
+	/* A sign-in that still needs bastion's code clears nothing yet: the
+	 * provider's sign-in alone must not reset the count of wrong codes
+	 * (POST /auth/mfa/verify clears it when the code is right). */
+	if (mfa != IDENT_OIDC_MFA_VERIFY &&
+	    ident_throttle_success(c->ctx->store, u.name, c->req->remote_addr, store_now()) < 0)
 		log_warn("oidc: could not reset the sign-in throttle of %s", u.name);
-	audit(c, principal, "auth.login", principal, "success",
-	      json_pack("{s:s, s:s}", "source", c->req->remote_addr, "method", "oidc"));
+	audit(c, principal, "auth.login", principal,
+	      mfa == IDENT_OIDC_MFA_VERIFY ? "mfa-required" : "success",
+	      json_pack("{s:s, s:s, s:s}", "source", c->req->remote_addr, "method", "oidc", "mfa",
+			mfa_names[mfa]));
 	if (json_object_get(res.extra, "cli_port")) {
-		if ((r = hand_to_cli(c, &u, res.extra)) < 0)
+		if ((r = hand_to_cli(c, &u, res.extra, mfa == IDENT_OIDC_MFA_VERIFY)) < 0)
 			api_store_error(c->resp, r, "sign-in");
 		goto out;
 	}
 	if ((r = open_session(c, &u, &sess)) < 0) {
+		api_store_error(c->resp, r, "sign-in");
+		goto out;
+	}
+	/* The session's MFA state goes with it into the store, so that any
+	 * instance reads it at the next request. */
+	if (mfa == IDENT_OIDC_MFA_PROVIDER)
+		r = ident_mfa_session_mark(c->ctx->store, &sess, "oidc");
+	else if (mfa == IDENT_OIDC_MFA_VERIFY)
+		r = ident_mfa_session_pending(c->ctx->store, &sess);
+	if (r < 0) {
+		uint8_t h[32];
+
+		util_sha256_str(sess.token, h);
+		store_login_delete(c->ctx->store, h);
 		api_store_error(c->resp, r, "sign-in");
 		goto out;
 	}
@@ -700,6 +766,32 @@ void api_oidc_cli_token(struct api_call *c)
 		api_error(c->resp, 401, "Unauthenticated",
 			  "the code is unknown, used or expired, or the verifier does not match");
 		goto out;
+	}
+	if (json_is_true(json_object_get(d, "mfa"))) {
+		/* The callback found the user has bastion's own factor and the
+		 * provider's did not count: the exchange carries the code. */
+		r = api_mfa_cli_step(c, u.id, u.name);
+		if (r == -ENODATA) {
+			/* Not spent by this answer: only the holder of the
+			 * verifier gets here, and it comes back with the code
+			 * before the code's original end. */
+			r = store_oidc_pending_put(c->ctx->store, key, "cli", text,
+						   json_integer_value(json_object_get(d, "exp")),
+						   store_now(), OIDC_PENDING_MAX);
+			if (r < 0) {
+				api_store_error(c->resp, r, "sign-in");
+				goto out;
+			}
+			api_error(c->resp, 401, "MfaRequired",
+				  "this account needs its second factor: send otp (a TOTP or "
+				  "recovery code) with the code and the verifier");
+			goto out;
+		}
+		if (r != 0)
+			goto out; /* a wrong code spends the one-time code */
+		if (ident_throttle_success(c->ctx->store, u.name, c->req->remote_addr,
+					   store_now()) < 0)
+			log_warn("oidc: could not reset the sign-in throttle of %s", u.name);
 	}
 	r = ident_token_create(c->ctx->store, u.id, "bastion-cli-sso", CLI_TOKEN_TTL, token,
 			       &expires_at);

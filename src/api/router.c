@@ -19,6 +19,10 @@ enum {
 	/* Open to a session restricted by auth.require_mfa (api/mfa.c): the
 	 * caller, sign-out and enrolling a second factor. */
 	R_ENROL = 2,
+	/* Open to a session the OIDC callback left waiting for bastion's own
+	 * second factor (api/mfa.c, issue 18): the caller, sign-out, what it
+	 * enrolled, and the step that completes it. */
+	R_VERIFY = 4,
 };
 
 struct route {
@@ -44,10 +48,11 @@ static const struct route routes[] = {
 	{ "GET", "healthz", api_healthz, 0 },
 	{ "GET", "version", api_version, R_AUTH },
 	{ "POST", "auth/login", api_auth_login, 0 },
-	{ "POST", "auth/logout", api_auth_logout, R_AUTH | R_ENROL },
-	{ "GET", "auth/session", api_auth_session, R_AUTH | R_ENROL },
+	{ "POST", "auth/logout", api_auth_logout, R_AUTH | R_ENROL | R_VERIFY },
+	{ "GET", "auth/session", api_auth_session, R_AUTH | R_ENROL | R_VERIFY },
 	/* second factors (api/mfa.c) */
-	{ "GET", "auth/mfa", api_mfa_get, R_AUTH | R_ENROL },
+	{ "GET", "auth/mfa", api_mfa_get, R_AUTH | R_ENROL | R_VERIFY },
+	{ "POST", "auth/mfa/verify", api_mfa_verify, R_AUTH | R_VERIFY },
 	{ "POST", "auth/mfa/totp", api_mfa_totp_enrol, R_AUTH | R_ENROL },
 	{ "POST", "auth/mfa/totp/confirm", api_mfa_totp_confirm, R_AUTH | R_ENROL },
 	{ "DELETE", "auth/mfa/totp", api_mfa_totp_delete, R_AUTH | R_ENROL },
@@ -336,7 +341,8 @@ void api_handle(struct api_ctx *ctx, const struct srv_request *req, struct api_r
 			return;
 		}
 		c.who = &who;
-		if (!(rt->flags & R_ENROL) && api_mfa_restricted(ctx, &who, &creds, resp))
+		if (api_mfa_restricted(ctx, &who, &creds, resp, rt->flags & R_ENROL,
+				       rt->flags & R_VERIFY))
 			return;
 	}
 	if (strcmp(req->method, "PUT") == 0 || strcmp(req->method, "POST") == 0) {

@@ -182,8 +182,9 @@ struct cli;
 /* The token stored in path is revoked with itself (POST /auth/logout);
  * false when there was none or it could not be (said on stderr). */
 bool cli_revoke_stored_token(struct cli *c, const char *path);
+/* otp: --otp (NULL: asked for on a terminal when the account needs it). */
 int cli_login_sso(struct cli *c, const char *url, const char *ca_file, bool insecure,
-		  bool no_browser, const char *cfg_path);
+		  bool no_browser, const char *otp, const char *cfg_path);
 
 /* ---- times ------------------------------------------------------------ */
 

@@ -22,7 +22,8 @@
 static const char login_usage[] =
 	"usage: bastion login URL [--username NAME] [--password-stdin] [--otp CODE]\n"
 	"                         [--ca-file FILE | --insecure]\n"
-	"       bastion login URL --sso [--no-browser] [--ca-file FILE | --insecure]\n"
+	"       bastion login URL --sso [--no-browser] [--otp CODE]\n"
+	"                         [--ca-file FILE | --insecure]\n"
 	"  URL               the bastion: https://HOST[:PORT] (HTTPS only)\n"
 	"  --username NAME   the account (asked for on a terminal when omitted)\n"
 	"  --password-stdin  read the password from the first line of stdin;\n"
@@ -207,7 +208,7 @@ int cli_cmd_login(struct cli *c, int argc, char **argv)
 					    "--no-browser goes with --sso, and --sso "
 					    "with neither --username nor --password-stdin");
 		else
-			r = cli_login_sso(c, url, ca_abs, insecure, no_browser, cfg_path);
+			r = cli_login_sso(c, url, ca_abs, insecure, no_browser, otp_opt, cfg_path);
 		goto out;
 	}
 	if (user_opt) {

@@ -124,13 +124,61 @@ static int wait_callback(int lfd, char *code, size_t size)
 	}
 }
 
+/* POST /auth/oidc/cli-token {code, verifier, otp?}. An account that must
+ * give bastion's own second factor is answered MfaRequired without
+ * spending the code: without otp, the code is asked for on the terminal
+ * and the exchange made again (docs/sign-in.md "OpenID Connect users and
+ * MFA"). */
+static int exchange(struct cli *c, const char *code, const char *verifier, const char *otp,
+		    json_t **ret_answer)
+{
+	char *typed = NULL;
+	json_t *body = NULL;
+	int r = CLI_ECONN;
+
+	for (int round = 0; round < 2; round++) {
+		body = json_pack("{s:s, s:s}", "code", code, "verifier", verifier);
+		if (body && otp && json_object_set_new(body, "otp", json_string(otp)) < 0) {
+			json_decref(body);
+			body = NULL;
+		}
+		if (!body) {
+			fprintf(stderr, "bastion: the code is not valid UTF-8\n");
+			r = CLI_EUSAGE;
+			goto out;
+		}
+		r = cli_call(c, "POST", "/auth/oidc/cli-token", body, ret_answer, NULL);
+		json_decref(body);
+		body = NULL;
+		if (r == CLI_OK || strcmp(cli_last_error(c), "MfaRequired") != 0)
+			goto out;
+		if (otp || !isatty(STDIN_FILENO)) {
+			fprintf(stderr, "bastion: this account needs its second factor: give --otp "
+					"CODE (a TOTP code or a recovery code)\n");
+			goto out;
+		}
+		if (!(typed = sodium_malloc(CLI_SECRET_MAX))) {
+			r = CLI_ECONN;
+			goto out;
+		}
+		if ((r = cli_get_password("Code (TOTP or recovery code): ", false, false, typed,
+					  CLI_SECRET_MAX)) != CLI_OK)
+			goto out;
+		otp = typed;
+	}
+out:
+	if (typed)
+		sodium_free(typed);
+	return r;
+}
+
 int cli_login_sso(struct cli *c, const char *url, const char *ca_file, bool insecure,
-		  bool no_browser, const char *cfg_path)
+		  bool no_browser, const char *otp, const char *cfg_path)
 {
 	char verifier[64], challenge[64], code[256], start[CLI_URL_MAX + 128], expiry[64];
 	unsigned char raw[32], h[crypto_hash_sha256_BYTES];
 	struct cli_config cfg = { 0 };
-	json_t *body = NULL, *answer = NULL;
+	json_t *answer = NULL;
 	const json_t *v, *name;
 	int lfd = -1, port = 0, r;
 	bool replaced = false;
@@ -162,13 +210,9 @@ int cli_login_sso(struct cli *c, const char *url, const char *ca_file, bool inse
 	}
 	if ((r = cli_set_target(c, url, ca_file, insecure)) != CLI_OK)
 		goto out;
-	body = json_pack("{s:s, s:s}", "code", code, "verifier", verifier);
+	r = exchange(c, code, verifier, otp, &answer);
 	sodium_memzero(code, sizeof(code));
-	if (!body) {
-		r = CLI_ECONN;
-		goto out;
-	}
-	if ((r = cli_call(c, "POST", "/auth/oidc/cli-token", body, &answer, NULL)) != CLI_OK)
+	if (r != CLI_OK)
 		goto out;
 	v = json_object_get(answer, "token");
 	name = json_object_get(json_object_get(answer, "user"), "name");
@@ -204,7 +248,6 @@ int cli_login_sso(struct cli *c, const char *url, const char *ca_file, bool inse
 out:
 	sodium_memzero(verifier, sizeof(verifier));
 	sodium_memzero(code, sizeof(code));
-	json_decref(body);
 	json_decref(answer);
 	cli_config_done(&cfg);
 	if (lfd >= 0)

@@ -101,27 +101,69 @@ bool ident_mfa_oidc_satisfied(bool trust_amr, const char *const *amr, size_t n, 
 	return false;
 }
 
+enum ident_mfa_gate ident_mfa_gate(struct store *s, bool require, int64_t user_id,
+				   const uint8_t *session_hash, int *ret_err)
+{
+	struct ident_mfa_factors f;
+	char via[17];
+	bool marked = false;
+	int r;
+
+	*ret_err = 0;
+	if (session_hash) {
+		r = store_login_mfa_via(s, session_hash, via);
+		if (r < 0 && r != -ENOENT) {
+			*ret_err = r;
+			return IDENT_MFA_VERIFY;
+		}
+		/* Pending first: the user has a factor, so require_mfa alone
+		 * would let the session through. */
+		if (r == 0 && strcmp(via, STORE_MFA_PENDING) == 0)
+			return IDENT_MFA_VERIFY;
+		marked = r == 0;
+	}
+	if (!require)
+		return IDENT_MFA_OPEN;
+	if ((r = ident_mfa_factors(s, user_id, &f)) < 0) {
+		*ret_err = r;
+		return IDENT_MFA_ENROL;
+	}
+	if (f.totp || f.passkeys > 0 || marked)
+		return IDENT_MFA_OPEN;
+	return IDENT_MFA_ENROL;
+}
+
 bool ident_mfa_restricted(struct store *s, bool require, int64_t user_id,
 			  const uint8_t *session_hash, int *ret_err)
+{
+	return ident_mfa_gate(s, require, user_id, session_hash, ret_err) != IDENT_MFA_OPEN;
+}
+
+int ident_mfa_oidc_decide(struct store *s, bool require, int64_t user_id, bool trust_amr,
+			  const char *const *amr, size_t n, const char *acr, const char *mfa_acr,
+			  enum ident_oidc_mfa *ret)
 {
 	struct ident_mfa_factors f;
 	int r;
 
-	*ret_err = 0;
-	if (!require)
-		return false;
-	if ((r = ident_mfa_factors(s, user_id, &f)) < 0) {
-		*ret_err = r;
-		return true;
+	if (ident_mfa_oidc_satisfied(trust_amr, amr, n, acr, mfa_acr)) {
+		*ret = IDENT_OIDC_MFA_PROVIDER;
+		return 0;
 	}
+	if ((r = ident_mfa_factors(s, user_id, &f)) < 0)
+		return r;
+	/* A TOTP key enrolled but not confirmed is no factor yet: its owner
+	 * may not have it in an app. */
 	if (f.totp || f.passkeys > 0)
-		return false;
-	if (!session_hash)
-		return true;
-	r = store_login_mfa_marked(s, session_hash);
-	if (r < 0 && r != -ENOENT)
-		*ret_err = r;
-	return r != 0;
+		*ret = IDENT_OIDC_MFA_VERIFY;
+	else
+		*ret = require ? IDENT_OIDC_MFA_ENROL : IDENT_OIDC_MFA_NONE;
+	return 0;
+}
+
+int ident_mfa_session_pending(struct store *s, const struct ident_session *sess)
+{
+	return ident_mfa_session_mark(s, sess, STORE_MFA_PENDING);
 }
 
 int ident_mfa_session_mark(struct store *s, const struct ident_session *sess, const char *via)

@@ -107,6 +107,45 @@ int ident_mfa_session_open(struct store *s, int64_t user_id, const char *name,
  * 0, -ENOENT (no such session) or a store error. */
 int ident_mfa_session_mark(struct store *s, const struct ident_session *sess, const char *via);
 
+/* What a browser session (or an API token) may do, as the router asks
+ * it at every authenticated request. */
+enum ident_mfa_gate {
+	IDENT_MFA_OPEN,   /* everything its roles allow */
+	IDENT_MFA_ENROL,  /* auth.require_mfa: only enrolling a second factor */
+	IDENT_MFA_VERIFY, /* an OIDC sign-in waiting for bastion's own second
+			   * factor: only POST /auth/mfa/verify (and sign-out) */
+};
+/* The gate of a request of user_id made with the browser session whose
+ * SHA-256 is session_hash (NULL for an API token); require is
+ * auth.require_mfa. A session marked pending (ident_mfa_session_pending)
+ * is VERIFY whatever require says; otherwise ENROL as
+ * ident_mfa_restricted describes. Fails closed (VERIFY, *ret_err set) on
+ * a store error. */
+enum ident_mfa_gate ident_mfa_gate(struct store *s, bool require, int64_t user_id,
+				   const uint8_t *session_hash, int *ret_err);
+
+/* The OpenID Connect callback's decision for a user it signed in. */
+enum ident_oidc_mfa {
+	IDENT_OIDC_MFA_NONE,     /* no second factor asked: the session is complete */
+	IDENT_OIDC_MFA_PROVIDER, /* the provider's amr/acr counts: mark the
+				  * session "oidc" */
+	IDENT_OIDC_MFA_VERIFY,   /* the user has a confirmed TOTP key or a
+				  * passkey: bastion asks it before the
+				  * session is complete */
+	IDENT_OIDC_MFA_ENROL,    /* no factor and auth.require_mfa: the
+				  * restricted enrolment session */
+};
+/* The provider's claims first (ident_mfa_oidc_satisfied), then the
+ * user's own factors, then auth.require_mfa (require). 0 and *ret, or a
+ * store error. */
+int ident_mfa_oidc_decide(struct store *s, bool require, int64_t user_id, bool trust_amr,
+			  const char *const *amr, size_t n, const char *acr, const char *mfa_acr,
+			  enum ident_oidc_mfa *ret);
+
+/* Marks sess as waiting for bastion's own second factor (the gate
+ * VERIFY). 0 or a store error. */
+int ident_mfa_session_pending(struct store *s, const struct ident_session *sess);
+
 /* auth.require_mfa's restriction: true when a request of user_id (made
  * with the browser session whose SHA-256 is session_hash, NULL for an API
  * token) must be answered 403 MfaEnrollmentRequired unless it is one of

@@ -160,5 +160,6 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(mfa_get, , ) X(mfa_totp_put, , ) X(mfa_totp_confirm, , ) X(mfa_totp_use, , ) \
 	X(mfa_recovery_use, , ) X(mfa_delete, , ) \
 	X(wa_cred_add, , ) X(wa_cred_get, , ) X(wa_cred_foreach, , ) X(wa_cred_count_set, , ) \
-	X(wa_challenge_add, , ) X(wa_challenge_take, , ) X(login_mfa_mark, , ) X(login_mfa_marked, , )
+	X(wa_challenge_add, , ) X(wa_challenge_take, , ) X(login_mfa_mark, , ) X(login_mfa_marked, , ) \
+	X(login_mfa_via, , )
 // clang-format on

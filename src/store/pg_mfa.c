@@ -428,3 +428,22 @@ int pg_login_mfa_marked(struct store *s, const uint8_t hash[32])
 	PQclear(res);
 	return r;
 }
+
+int pg_login_mfa_via(struct store *s, const uint8_t hash[32], char ret_via[17])
+{
+	struct pg_hash h;
+	const char *p[] = { pg_hash(&h, hash) };
+	PGresult *res = NULL;
+	const char *v;
+	int r = pg_row(s, &res, "SELECT via FROM login_mfa WHERE token_hash = $1", 1, p);
+
+	if (r == 0) {
+		v = PQgetvalue(res, 0, 0);
+		if (!v || strlen(v) > 16)
+			r = -BERR_STORE;
+		else
+			memcpy(ret_via, v, strlen(v) + 1);
+	}
+	PQclear(res);
+	return r;
+}

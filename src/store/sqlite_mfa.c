@@ -469,3 +469,23 @@ int sq_login_mfa_marked(struct store *s, const uint8_t hash[32])
 	sqlite3_finalize(st);
 	return r;
 }
+
+int sq_login_mfa_via(struct store *s, const uint8_t hash[32], char ret_via[17])
+{
+	sqlite3_stmt *st = store_prepare(s, "SELECT via FROM login_mfa WHERE token_hash = ?");
+	const char *v;
+	int r;
+
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	if ((r = step_row(st)) == 0) {
+		v = (const char *)sqlite3_column_text(st, 0);
+		if (!v || strlen(v) > 16)
+			r = -BERR_STORE;
+		else
+			memcpy(ret_via, v, strlen(v) + 1);
+	}
+	sqlite3_finalize(st);
+	return r;
+}

@@ -92,3 +92,8 @@ int store_wa_challenge_take(struct store *s, const uint8_t challenge[32], const 
 int store_login_mfa_mark(struct store *s, const uint8_t hash[32], const char *via);
 /* 0 when the session is marked, -ENOENT when not. */
 int store_login_mfa_marked(struct store *s, const uint8_t hash[32]);
+/* The mark's via (at most 16 bytes) into ret_via: 0, or -ENOENT when the
+ * session is not marked. via "pending" (STORE_MFA_PENDING) marks a
+ * session that must still pass bastion's own second factor. */
+#define STORE_MFA_PENDING "pending"
+int store_login_mfa_via(struct store *s, const uint8_t hash[32], char ret_via[17]);

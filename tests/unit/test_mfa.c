@@ -620,6 +620,90 @@ static void test_session_mark(void **state)
 	assert_int_equal(ident_mfa_session_mark(f->s, &sess, "oidc"), -ENOENT);
 }
 
+/* Issue 18: the OIDC callback's decision for each kind of user, and the
+ * gate of a session it left waiting for bastion's own second factor. */
+static void test_oidc_decide_and_gate(void **state)
+{
+	struct tu_store *f = *state;
+	const char *mfa_amr[] = { "pwd", "mfa" }, *pwd_amr[] = { "pwd" };
+	const uint8_t blob[] = "sealed-1";
+	uint8_t rec[1][32] = { { 7 } }, hash[32], hash2[32], hash3[32];
+	struct ident_session sess, other, third;
+	enum ident_oidc_mfa d;
+	char via[17];
+	int64_t id = make_user(f->s, "erin");
+	int err = 0;
+
+	/* No factor: the provider's claim, then require_mfa decide. */
+	assert_int_equal(ident_mfa_oidc_decide(f->s, false, id, true, mfa_amr, 2, NULL, NULL, &d),
+			 0);
+	assert_int_equal(d, IDENT_OIDC_MFA_PROVIDER);
+	assert_int_equal(ident_mfa_oidc_decide(f->s, true, id, false, mfa_amr, 2, NULL, NULL, &d),
+			 0);
+	assert_int_equal(d, IDENT_OIDC_MFA_ENROL);
+	assert_int_equal(ident_mfa_oidc_decide(f->s, false, id, true, pwd_amr, 1, NULL, NULL, &d),
+			 0);
+	assert_int_equal(d, IDENT_OIDC_MFA_NONE);
+	assert_int_equal(ident_mfa_oidc_decide(f->s, false, id, false, NULL, 0, "gold", "gold", &d),
+			 0);
+	assert_int_equal(d, IDENT_OIDC_MFA_PROVIDER);
+	/* An enrolment not confirmed is no factor yet; a confirmed one is
+	 * asked for unless the provider's counts. */
+	assert_int_equal(store_mfa_totp_put(f->s, id, blob, sizeof(blob)), 0);
+	assert_int_equal(ident_mfa_oidc_decide(f->s, false, id, true, pwd_amr, 1, NULL, NULL, &d),
+			 0);
+	assert_int_equal(d, IDENT_OIDC_MFA_NONE);
+	assert_int_equal(store_mfa_totp_confirm(f->s, id, 1, &rec[0][0], 1), 0);
+	for (int require = 0; require < 2; require++) {
+		assert_int_equal(
+			ident_mfa_oidc_decide(f->s, require, id, true, pwd_amr, 1, NULL, NULL, &d),
+			0);
+		assert_int_equal(d, IDENT_OIDC_MFA_VERIFY);
+		assert_int_equal(
+			ident_mfa_oidc_decide(f->s, require, id, false, mfa_amr, 2, NULL, NULL, &d),
+			0);
+		assert_int_equal(d, IDENT_OIDC_MFA_VERIFY);
+		assert_int_equal(
+			ident_mfa_oidc_decide(f->s, require, id, true, mfa_amr, 2, NULL, NULL, &d),
+			0);
+		assert_int_equal(d, IDENT_OIDC_MFA_PROVIDER);
+	}
+	/* A pending session is VERIFY whatever require_mfa says; the user's
+	 * other sessions and its API tokens are not held. */
+	assert_int_equal(ident_mfa_session_open(f->s, id, "erin", &sess), 0);
+	assert_int_equal(ident_mfa_session_open(f->s, id, "erin", &other), 0);
+	assert_int_equal(ident_mfa_session_open(f->s, id, "erin", &third), 0);
+	util_sha256_str(sess.token, hash);
+	util_sha256_str(other.token, hash2);
+	util_sha256_str(third.token, hash3);
+	assert_int_equal(store_login_mfa_via(f->s, hash, via), -ENOENT);
+	assert_int_equal(ident_mfa_session_pending(f->s, &sess), 0);
+	assert_int_equal(ident_mfa_session_mark(f->s, &third, "oidc"), 0);
+	assert_int_equal(store_login_mfa_via(f->s, hash, via), 0);
+	assert_string_equal(via, STORE_MFA_PENDING);
+	assert_int_equal(store_login_mfa_via(f->s, hash3, via), 0);
+	assert_string_equal(via, "oidc");
+	for (int require = 0; require < 2; require++) {
+		assert_int_equal(ident_mfa_gate(f->s, require, id, hash, &err), IDENT_MFA_VERIFY);
+		assert_int_equal(err, 0);
+		assert_true(ident_mfa_restricted(f->s, require, id, hash, &err));
+		assert_int_equal(ident_mfa_gate(f->s, require, id, hash2, &err), IDENT_MFA_OPEN);
+		assert_int_equal(ident_mfa_gate(f->s, require, id, hash3, &err), IDENT_MFA_OPEN);
+		assert_int_equal(ident_mfa_gate(f->s, require, id, NULL, &err), IDENT_MFA_OPEN);
+	}
+	/* Without a factor, require_mfa's enrolment; a pending mark still
+	 * wins over it. */
+	assert_int_equal(store_mfa_delete(f->s, id, true, &err), 0);
+	assert_int_equal(ident_mfa_gate(f->s, true, id, hash2, &err), IDENT_MFA_ENROL);
+	assert_int_equal(ident_mfa_gate(f->s, true, id, hash3, &err), IDENT_MFA_OPEN);
+	assert_int_equal(ident_mfa_gate(f->s, true, id, hash, &err), IDENT_MFA_VERIFY);
+	assert_int_equal(ident_mfa_gate(f->s, false, id, hash2, &err), IDENT_MFA_OPEN);
+	/* The mark goes with its session. */
+	assert_int_equal(store_login_delete(f->s, hash), 0);
+	assert_int_equal(store_login_mfa_via(f->s, hash, via), -ENOENT);
+	assert_int_equal(ident_mfa_gate(f->s, false, id, hash, &err), IDENT_MFA_OPEN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -632,6 +716,8 @@ int main(void)
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_check_otp, tu_store_setup, tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_session_mark, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_oidc_decide_and_gate, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test(test_wa_count_rule),
 		cmocka_unit_test(test_wa_client_data),

@@ -14,6 +14,7 @@ import { installCspShim } from './csp-shim.js';
 import { ApiError, get, onUnauthenticated, post, setCsrfToken } from './api.js';
 import { clear, h } from './dom.js';
 import { renderLogin } from './login.js';
+import { renderMfaVerify } from './mfa.js';
 import { renderVmList } from './vms.js';
 import { renderVmPage } from './vm.js';
 import { renderConnect } from './connect.js';
@@ -119,6 +120,7 @@ async function signOut() {
 function signedOut() {
   setCsrfToken(null);
   state.user = null;
+  state.mfaPending = false;
   state.roles = [];
   state.lastConnect.clear();
   if (location.hash !== '#/login') location.hash = '#/login';
@@ -132,6 +134,10 @@ async function loadSession() {
     setCsrfToken(data && data.csrf_token);
     state.user = (data && data.user) || null;
     state.roles = (data && Array.isArray(data.roles) && data.roles) || [];
+    // After single sign-on (issue 18): the second step first, or
+    // auth.require_mfa's enrolment.
+    state.mfaPending = !!(data && data.mfa_pending);
+    state.mfaEnrollmentRequired = !!(data && data.mfa_enrollment_required);
     return !!state.user;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
@@ -168,6 +174,25 @@ function route() {
   }
   clear(app);
   const r = parseRoute();
+  if (state.user && state.mfaPending) {
+    // The provider signed the user in; bastion's own code is still due.
+    clear(header);
+    disposeView = renderMfaVerify(app, {
+      async onVerified() {
+        state.mfaPending = false;
+        try {
+          await loadSession();
+        } catch {
+          // The roles stay empty: only the pages every user has are offered.
+        }
+        const target = r.name === 'login' ? '#/' : location.hash || '#/';
+        if (location.hash === target) route();
+        else location.hash = target;
+      },
+      onSignOut: signOut,
+    });
+    return;
+  }
   if (!state.user && r.name !== 'login') {
     returnTo = location.hash && location.hash !== '#/login' ? location.hash : null;
     location.replace('#/login');
@@ -175,6 +200,11 @@ function route() {
   }
   if (state.user && r.name === 'login') {
     location.replace('#/');
+    return;
+  }
+  if (state.user && state.mfaEnrollmentRequired && r.name !== 'account') {
+    // auth.require_mfa (a single sign-on lands here too): enrol first.
+    location.replace('#/account');
     return;
   }
   renderHeader(r.name);

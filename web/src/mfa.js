@@ -9,7 +9,7 @@
 //   second step.
 
 import qrcode from 'qrcode-generator';
-import { ApiError, api, get, post } from './api.js';
+import { ApiError, api, get, post, setCsrfToken } from './api.js';
 import { clear, field, h } from './dom.js';
 import { duration } from './errors.js';
 import { state } from './state.js';
@@ -277,4 +277,80 @@ export async function passkeyAssertion(username) {
 export async function passkeySignIn() {
   const a = await passkeyAssertion(null);
   return post('/auth/webauthn/login', a, { quiet401: true });
+}
+
+// The second step after single sign-on (docs/sign-in.md "OpenID Connect
+// users and MFA"): the provider signed the user in, the session waits for
+// bastion's own code (or a passkey) at POST /auth/mfa/verify, which answers
+// with a new session and its CSRF token.
+export function renderMfaVerify(root, { onVerified, onSignOut }) {
+  document.title = 'Second factor · bastion';
+  const input = h('input', {
+    id: 'mfa-verify-otp', name: 'otp', type: 'text', inputmode: 'numeric', autocomplete: 'one-time-code',
+    autocapitalize: 'none', spellcheck: 'false', maxlength: '32', required: true,
+  });
+  const error = h('p', { id: 'mfa-verify-error', class: 'error', role: 'alert' });
+  const submit = h('button', { id: 'mfa-verify-submit', type: 'submit', class: 'primary' }, 'Continue');
+  const passkey = h('button', { id: 'mfa-verify-passkey', type: 'button', hidden: true }, 'Use a passkey instead');
+  const cancel = h('button', { id: 'mfa-verify-cancel', type: 'button' }, 'Sign out');
+  let busy = false;
+  async function send(makeBody) {
+    if (busy) return;
+    busy = true;
+    submit.disabled = true;
+    error.textContent = '';
+    delete error.dataset.code;
+    try {
+      const data = await post('/auth/mfa/verify', await makeBody(), { quiet401: true });
+      setCsrfToken(data && data.csrf_token);
+      state.user = (data && data.user) || state.user;
+      await onVerified();
+    } catch (err) {
+      input.value = '';
+      if (err instanceof ApiError) {
+        error.dataset.code = err.code;
+        error.textContent = err.status === 429
+          ? `Too many wrong codes: try again in ${duration(err.retryAfter || 60)}.`
+          : err.status === 401
+            ? 'The code is not correct or was already used. Enter the current one.'
+            : `The sign-in could not be finished: ${err.message}`;
+      } else {
+        error.textContent = 'The passkey was not used.';
+      }
+      input.focus();
+    } finally {
+      busy = false;
+      submit.disabled = false;
+    }
+  }
+  const form = h(
+    'form',
+    { id: 'mfa-verify-form', class: 'stack', 'aria-labelledby': 'mfa-verify-title' },
+    field('Authentication code', input, 'The 6-digit code of your authenticator app, or one of your recovery codes.'),
+    error,
+    h('div', { class: 'actions' }, submit, passkey, cancel),
+  );
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (!form.reportValidity()) return;
+    const otp = input.value.trim();
+    send(async () => ({ otp }));
+  });
+  passkey.addEventListener('click', () => send(async () => ({ webauthn: await passkeyAssertion(state.user && state.user.name) })));
+  cancel.addEventListener('click', () => onSignOut());
+  root.appendChild(h(
+    'section',
+    { class: 'card narrow login' },
+    h('h1', { id: 'mfa-verify-title' }, 'Second factor'),
+    h('p', { class: 'muted', id: 'mfa-verify-user' }, `Signed in with single sign-on as ${state.user && state.user.name}. Your account also needs its second factor.`),
+    form,
+  ));
+  // A passkey is offered when the account has one (GET /auth/mfa).
+  if (passkeysSupported()) {
+    get('/auth/mfa', { quiet401: true }).then((st) => {
+      if (st && st.passkeys > 0) passkey.hidden = false;
+    }).catch(() => {});
+  }
+  input.focus();
+  return () => {};
 }

@@ -6,7 +6,7 @@
 // keyFile: the private JWK the provider signs ID tokens with, RS256 or
 // ES256 by its alg (the test writes a new one and restarts the provider to
 // rotate it). stateFile (re-read on every
-// use): {"accounts": {login: {groups: [...], username?}}, "mode": null |
+// use): {"accounts": {login: {groups: [...], username?, amr?}}, "mode": null |
 // "tamper" | "wrong-aud" | "expired"} — mode rewrites the ID token the
 // token endpoint answers with, as an attacker between the two would:
 // "tamper" changes the payload and keeps the signature, the other two
@@ -40,7 +40,9 @@ const provider = new Provider(issuer, {
   ...(cfg.authMethod ? { clientAuthMethods: [cfg.authMethod] } : {}),
   pkce: { required: () => true },
   scopes: ['openid', 'profile', 'email', 'groups'],
-  claims: { openid: ['sub'], profile: ['preferred_username', 'name'], email: ['email'], groups: ['groups'] },
+  // amr with openid: oidc-provider puts in the ID token only the claims of
+  // the granted scopes (or of a claims request).
+  claims: { openid: ['sub', 'amr'], profile: ['preferred_username', 'name'], email: ['email'], groups: ['groups'] },
   conformIdTokenClaims: false,
   cookies: { keys: ['test-cookie-key-not-secret'] },
   features: { devInteractions: { enabled: false } },
@@ -79,7 +81,10 @@ async function interaction(req, res) {
     const grant = new provider.Grant({ accountId: login, clientId: details.params.client_id });
     grant.addOIDCScope(details.params.scope);
     const grantId = await grant.save();
-    return provider.interactionFinished(req, res, { login: { accountId: login }, consent: { grantId } },
+    // An account's amr (e.g. ["pwd", "mfa"]): what the provider says of how
+    // the user signed in, into the ID token's amr claim (RFC 8176).
+    const { amr } = state().accounts[login];
+    return provider.interactionFinished(req, res, { login: { accountId: login, ...(amr ? { amr } : {}) }, consent: { grantId } },
       { mergeWithLastSubmission: false });
   }
   return page(res, 404, 'no');
