@@ -352,8 +352,7 @@ static void every_rule_closes_with_its_code(void **state)
 						   "\x80",
 						   "a\xff",
 						   "\xe2\x82",
-						   "\xc3"
-						   "a",
+						   "\xc3\x61",
 						   "\xf0\x9f\x98" };
 
 		for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
