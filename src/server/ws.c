@@ -142,6 +142,7 @@ size_t ws_consume(struct srv_conn *c, uint8_t *buf, size_t len)
 
 		used += wsr_read(&c->wsr, buf + used, len - used, &ev);
 		ws_event(c, &ev);
+		wsr_release(&c->wsr);
 	}
 	ws_settle(c); /* after a move or a close, nothing */
 	return used;

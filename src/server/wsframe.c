@@ -258,6 +258,15 @@ static int msg_reserve(struct wsr *r)
 	return 0;
 }
 
+void wsr_release(struct wsr *r)
+{
+	if (!r->msg_op && r->msg) {
+		free(r->msg);
+		r->msg = NULL;
+		r->msg_cap = r->msg_len = 0;
+	}
+}
+
 size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev)
 {
 	size_t i = 0;
@@ -266,12 +275,7 @@ size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev)
 	memset(ev, 0, sizeof(*ev));
 	if (r->done)
 		return len;
-	if (!r->msg_op && r->msg) {
-		/* The message handed out last time is done with. */
-		free(r->msg);
-		r->msg = NULL;
-		r->msg_cap = r->msg_len = 0;
-	}
+	wsr_release(r);
 	while (i < len) {
 		size_t take;
 		uint8_t *p;

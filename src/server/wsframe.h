@@ -65,6 +65,11 @@ struct wsr {
  * WSR_ERROR it takes every byte offered and reports nothing more. */
 size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev);
 
+/* The last event's data is done with: a message gathered in the reader's
+ * own buffer is freed now rather than at the next wsr_read, so that an
+ * idle connection holds none. */
+void wsr_release(struct wsr *r);
+
 /* Frees what the reader holds; it can then be used again from scratch. */
 void wsr_free(struct wsr *r);
 

@@ -117,6 +117,8 @@ static void feed(const uint8_t *stream, size_t len, const size_t *cuts, size_t n
 			assert_true(n > 0 || ev.type != WSR_NONE);
 			assert_true(++guard < 1000000);
 			log_event(l, &ev);
+			if (k & 1)
+				wsr_release(&r); /* as the server does; or left to the next read */
 			off += n;
 		}
 		from = to;
