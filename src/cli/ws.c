@@ -37,10 +37,13 @@
 #include "cli/cli.h"
 #include "core/util.h"
 
-#define WS_HEAD_MAX    (16 * 1024)
-#define WS_BODY_MAX    (64 * 1024)
-#define WS_MSG_MAX     (1024 * 1024)
-#define WS_READ_MAX    (16 * 1024)
+#define WS_HEAD_MAX (16 * 1024)
+#define WS_BODY_MAX (64 * 1024)
+#define WS_MSG_MAX  (1024 * 1024)
+/* Local input per frame: with its 8-byte header a frame fills one TLS
+ * record (16 KiB) exactly, so that the bastion reads it whole, in one
+ * record, and hands it on without gathering it (server/wsframe.c). */
+#define WS_READ_MAX    (16 * 1024 - 8)
 #define WS_QUEUE_HIGH  (256 * 1024)
 #define WS_TIMEOUT_S   10
 #define WS_PROTOCOL    "bastion.stream.v1"
@@ -548,6 +551,7 @@ out:
 /* Room before the payload for the longest header a WS_READ_MAX frame has:
  * 2 bytes, 2 of length, 4 of mask. */
 #define WS_FRAME_HEAD 8
+_Static_assert(WS_FRAME_HEAD + WS_READ_MAX <= 16 * 1024, "one frame, one TLS record");
 
 /* XORs the payload with the mask (RFC 6455 §5.3), 8 bytes at a time: the
  * key twice in a word. memcpy loads and stores are single unaligned moves
