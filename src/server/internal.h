@@ -10,6 +10,8 @@
 #include <openssl/ssl.h>
 #include <wslay/wslay.h>
 
+#include "server/wsframe.h"
+
 #include "core/buf.h"
 #include "server/srv.h"
 
@@ -122,8 +124,7 @@ struct srv_conn {
 	bool ws_paused;
 	bool ws_above_high;
 	bool ws_close_notified;
-	const uint8_t *feed; /* bytes offered to wslay during ws_consume */
-	size_t feed_len;
+	struct wsr wsr;     /* frames from the browser: our reader, not wslay's */
 	bool ws_heard;      /* bytes came from the browser since the last ping tick */
 	unsigned ws_missed; /* ping ticks in a row without a byte from the browser */
 
@@ -255,8 +256,9 @@ void conn_pump_timer(uv_timer_t *t);
 void srv_respond_done(struct srv_conn *c);
 
 /* ws.c, used by srv.c */
-/* Feeds plaintext frames to wslay; returns how many bytes it took. */
-size_t ws_consume(struct srv_conn *c, const uint8_t *buf, size_t len);
+/* Reads plaintext frames (unmasking them in place in buf); returns how
+ * many bytes it took. */
+size_t ws_consume(struct srv_conn *c, uint8_t *buf, size_t len);
 void ws_after_write(struct srv_conn *c); /* outbound shrank */
 void ws_gone(struct srv_conn *c, const char *why);
 void ws_free(struct srv_conn *c);

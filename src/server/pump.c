@@ -75,7 +75,7 @@ void conn_output_drained(struct srv_conn *c)
 	conn_pump(c);
 }
 
-static size_t consume(struct srv_conn *c, const uint8_t *buf, size_t len)
+static size_t consume(struct srv_conn *c, uint8_t *buf, size_t len)
 {
 	if (c->state == CONN_HTTP)
 		return srv_http_consume(c, buf, len);

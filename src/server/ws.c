@@ -1,4 +1,6 @@
-/* WebSocket on top of a TLS connection, with wslay doing the framing. */
+/* WebSocket on top of a TLS connection: frames from the browser are read
+ * by wsframe.c, frames to it are written by wslay (pings, text, the close)
+ * or by hand (srv_ws_send_binary). */
 #include "server/internal.h"
 
 #include <errno.h>
@@ -11,34 +13,10 @@
 
 #include "core/log.h"
 
-#define WS_MAX_MSG (1024 * 1024)
 /* Replies wslay queued (pongs, the close) beyond which no more frames are
  * read until they are sent: each frame read may queue one, and wslay's
  * queue has no bound of its own. */
 #define WS_MAX_QUEUED 64
-
-static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-			  void *ud)
-{
-	struct srv_conn *c = ud;
-	size_t n;
-
-	/* Pausing inside a message callback takes effect at once: the rest
-	 * waits in the stash, and the browser's TCP window fills. So does
-	 * output over its mark: the answers a peer provokes (pongs, errors
-	 * to bad control messages) count against it, and a peer that sends
-	 * without reading stops being read (issue 13). */
-	if (c->feed_len == 0 || c->ws_paused || c->out_pending >= SRV_WS_INPUT_STOP ||
-	    wslay_event_get_queued_msg_count(ctx) >= WS_MAX_QUEUED) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	n = len < c->feed_len ? len : c->feed_len;
-	memcpy(buf, c->feed, n);
-	c->feed += n;
-	c->feed_len -= n;
-	return (ssize_t)n;
-}
 
 /* wslay hands over a frame's header and payload in separate calls; they
  * are gathered here so that a frame becomes one TLS record and one write,
@@ -82,23 +60,9 @@ static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size
 	return (ssize_t)len;
 }
 
-static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
-		      void *ud)
-{
-	struct srv_conn *c = ud;
-
-	if (!c->ws_cb || c->ws_close_notified)
-		return;
-	if (arg->opcode == WSLAY_TEXT_FRAME)
-		c->ws_cb->on_text(c->ws_ud, (const char *)arg->msg, arg->msg_length);
-	else if (arg->opcode == WSLAY_BINARY_FRAME)
-		c->ws_cb->on_binary(c->ws_ud, arg->msg, arg->msg_length);
-}
-
 static const struct wslay_event_callbacks ws_callbacks = {
-	.recv_callback = ws_recv_cb,
+	/* Frames are read by wsframe.c; wslay only sends. */
 	.send_callback = ws_send_cb,
-	.on_msg_recv_callback = ws_msg_cb,
 };
 
 /* Sends what wslay queued, then closes the TCP connection once the close
@@ -122,23 +86,65 @@ static void ws_settle(struct srv_conn *c)
 	}
 }
 
-size_t ws_consume(struct srv_conn *c, const uint8_t *buf, size_t len)
+/* Whether another frame may be read now. Pausing inside a message
+ * callback takes effect at once: the rest waits in the stash, and the
+ * browser's TCP window fills. So does output over its mark: the answers a
+ * peer provokes (pongs, errors to bad control messages) count against it,
+ * and a peer that sends without reading stops being read (issue 13). */
+static bool ws_may_read(struct srv_conn *c)
 {
-	size_t used;
-	int r;
+	return c->state == CONN_WS && !c->ws_paused && c->out_pending < SRV_WS_INPUT_STOP &&
+	       wslay_event_get_queued_msg_count(c->ws) < WS_MAX_QUEUED;
+}
 
-	c->feed = buf;
-	c->feed_len = len;
-	r = wslay_event_recv(c->ws);
-	used = len - c->feed_len;
-	c->feed = NULL;
-	c->feed_len = 0;
-	if (r != 0) {
-		log_debug("ws: protocol error from %s (%d)", c->remote, r);
-		conn_close(c);
-		return len;
+static void ws_event(struct srv_conn *c, const struct wsr_event *ev)
+{
+	switch (ev->type) {
+	case WSR_TEXT:
+		if (c->ws_cb && !c->ws_close_notified)
+			c->ws_cb->on_text(c->ws_ud, (const char *)ev->data, ev->len);
+		break;
+	case WSR_BINARY:
+		if (c->ws_cb && !c->ws_close_notified)
+			c->ws_cb->on_binary(c->ws_ud, ev->data, ev->len);
+		break;
+	case WSR_PING: {
+		struct wslay_event_msg pong = { .opcode = WSLAY_PONG,
+						.msg = ev->data,
+						.msg_length = ev->len };
+
+		/* Refused only once our close is queued: then no pong is due. */
+		(void)wslay_event_queue_msg(c->ws, &pong);
+		break;
 	}
-	ws_settle(c);
+	case WSR_CLOSE:
+		/* Echo the code and reason (§5.5.1); already closing, nothing. */
+		(void)wslay_event_queue_close(c->ws, ev->code, ev->data, ev->len);
+		wslay_event_shutdown_read(c->ws);
+		break;
+	case WSR_ERROR:
+		log_debug("ws: protocol error from %s (closing with %u)", c->remote, ev->code);
+		(void)wslay_event_queue_close(c->ws, ev->code, NULL, 0);
+		wslay_event_shutdown_read(c->ws);
+		break;
+	case WSR_PONG:
+	case WSR_NONE:
+		break;
+	}
+}
+
+size_t ws_consume(struct srv_conn *c, uint8_t *buf, size_t len)
+{
+	size_t used = 0;
+
+	while (used < len && ws_may_read(c)) {
+		struct wsr_event ev;
+
+		used += wsr_read(&c->wsr, buf + used, len - used, &ev);
+		ws_event(c, &ev);
+		wsr_release(&c->wsr);
+	}
+	ws_settle(c); /* after a move or a close, nothing */
 	return used;
 }
 
@@ -192,6 +198,7 @@ void ws_free(struct srv_conn *c)
 		wslay_event_context_free(c->ws);
 		c->ws = NULL;
 	}
+	wsr_free(&c->wsr);
 }
 
 /* Sec-WebSocket-Accept: base64(SHA-1(key + GUID)), RFC 6455 §4.2.2. */
@@ -230,7 +237,6 @@ int srv_ws_accept(struct srv_conn *c, const char *subprotocol, const struct srv_
 		srv_error(c, 400, "InvalidRequest", msg);
 		return -EINVAL;
 	}
-	wslay_event_config_set_max_recv_msg_length(c->ws, WS_MAX_MSG);
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 101 Switching Protocols\r\n"
 		     "Upgrade: websocket\r\n"

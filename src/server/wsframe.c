@@ -1,0 +1,345 @@
+/* The WebSocket frame reader (see wsframe.h): headers, the rules RFC 6455
+ * sets on them, unmasking 8 bytes at a time, message assembly within
+ * WSR_MAX_MSG, UTF-8 of text, control frames. Every byte a peer sends
+ * passes here, so every length is checked before it is used. */
+#include "server/wsframe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define OP_CONT   0x0
+#define OP_TEXT   0x1
+#define OP_BINARY 0x2
+#define OP_CLOSE  0x8
+#define OP_PING   0x9
+#define OP_PONG   0xa
+
+void wsr_unmask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t off)
+{
+	uint8_t m[8];
+	uint64_t k, w;
+	size_t i = 0;
+
+	/* The key rotated so that m[0] lines up with p[0]; an 8-byte word
+	 * holds it twice. memcpy loads and stores are single unaligned moves
+	 * on the machines we build for, and keep the compiler's aliasing
+	 * rules. */
+	for (int j = 0; j < 8; j++)
+		m[j] = mask[(off + (uint64_t)j) & 3];
+	memcpy(&k, m, sizeof(k));
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, sizeof(w));
+		w ^= k;
+		memcpy(p + i, &w, sizeof(w));
+	}
+	for (; i < n; i++)
+		p[i] ^= m[i & 3];
+}
+
+/* ---- UTF-8, one byte at a time but for runs of ASCII ----------------- */
+
+struct u8state {
+	uint8_t need, lo, hi; /* continuation bytes to come, the next one's range */
+};
+
+/* False at the first byte that cannot be UTF-8 (RFC 3629: no overlong
+ * forms, no surrogates, nothing past U+10FFFF). */
+static bool u8_feed(struct u8state *s, const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		uint8_t b = p[i];
+
+		if (s->need == 0) {
+			uint64_t w;
+
+			if (i + 8 <= n) {
+				memcpy(&w, p + i, sizeof(w));
+				if ((w & 0x8080808080808080ull) == 0) {
+					i += 8;
+					continue;
+				}
+			}
+			i++;
+			if (b < 0x80)
+				continue;
+			s->lo = 0x80;
+			s->hi = 0xbf;
+			if (b >= 0xc2 && b <= 0xdf) {
+				s->need = 1;
+			} else if (b >= 0xe0 && b <= 0xef) {
+				s->need = 2;
+				if (b == 0xe0)
+					s->lo = 0xa0;
+				else if (b == 0xed)
+					s->hi = 0x9f;
+			} else if (b >= 0xf0 && b <= 0xf4) {
+				s->need = 3;
+				if (b == 0xf0)
+					s->lo = 0x90;
+				else if (b == 0xf4)
+					s->hi = 0x8f;
+			} else {
+				return false;
+			}
+			continue;
+		}
+		if (b < s->lo || b > s->hi)
+			return false;
+		s->need--;
+		s->lo = 0x80;
+		s->hi = 0xbf;
+		i++;
+	}
+	return true;
+}
+
+/* ---- the reader ------------------------------------------------------- */
+
+static size_t fail(struct wsr *r, struct wsr_event *ev, uint16_t code, size_t len)
+{
+	wsr_free(r);
+	r->done = true;
+	ev->type = WSR_ERROR;
+	ev->code = code;
+	return len;
+}
+
+static bool is_control(uint8_t op)
+{
+	return op & 0x8;
+}
+
+/* The header's length once its first two bytes are in. */
+static uint8_t header_len(const struct wsr *r)
+{
+	uint8_t l7 = r->hdr[1] & 0x7f;
+
+	return (uint8_t)(2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + 4);
+}
+
+/* Checks the first two bytes: 0 or the close code. */
+static uint16_t check_start(const struct wsr *r)
+{
+	uint8_t op = r->hdr[0] & 0x0f;
+
+	if (r->hdr[0] & 0x70)
+		return WSR_CLOSE_PROTOCOL; /* no extension was agreed */
+	if (op != OP_CONT && op != OP_TEXT && op != OP_BINARY && op != OP_CLOSE && op != OP_PING &&
+	    op != OP_PONG)
+		return WSR_CLOSE_PROTOCOL;
+	if (!(r->hdr[1] & 0x80))
+		return WSR_CLOSE_PROTOCOL; /* a client's frames are masked (§5.1) */
+	if (is_control(op) && (!(r->hdr[0] & 0x80) || (r->hdr[1] & 0x7f) > 125))
+		return WSR_CLOSE_PROTOCOL; /* §5.5: ≤ 125 bytes, not fragmented */
+	return 0;
+}
+
+/* The whole header is in: 0 or the close code. */
+static uint16_t start_frame(struct wsr *r)
+{
+	uint8_t l7 = r->hdr[1] & 0x7f;
+	const uint8_t *m = r->hdr + r->hlen - 4;
+	uint64_t plen = l7;
+
+	if (l7 == 126) {
+		plen = (uint64_t)r->hdr[2] << 8 | r->hdr[3];
+		if (plen < 126)
+			return WSR_CLOSE_PROTOCOL; /* §5.2: the minimal length form */
+	} else if (l7 == 127) {
+		plen = 0;
+		for (int j = 0; j < 8; j++)
+			plen = plen << 8 | r->hdr[2 + j];
+		if (plen >> 63 || plen < 65536)
+			return WSR_CLOSE_PROTOCOL;
+	}
+	r->opcode = r->hdr[0] & 0x0f;
+	r->fin = r->hdr[0] & 0x80;
+	memcpy(r->mask, m, 4);
+	r->plen = plen;
+	r->poff = 0;
+	r->ctl_len = 0;
+	if (is_control(r->opcode))
+		return 0;
+	if (r->opcode == OP_CONT && !r->msg_op)
+		return WSR_CLOSE_PROTOCOL; /* nothing to continue */
+	if (r->opcode != OP_CONT && r->msg_op)
+		return WSR_CLOSE_PROTOCOL; /* a new message inside a fragmented one */
+	if (r->opcode != OP_CONT) {
+		r->msg_op = r->opcode;
+		r->msg_len = 0;
+		r->u8_need = 0;
+	}
+	if (plen > WSR_MAX_MSG - r->msg_len)
+		return WSR_CLOSE_TOO_BIG;
+	return 0;
+}
+
+static bool text_ok(struct wsr *r, const uint8_t *p, size_t n)
+{
+	struct u8state s = { r->u8_need, r->u8_lo, r->u8_hi };
+	bool ok = u8_feed(&s, p, n);
+
+	r->u8_need = s.need;
+	r->u8_lo = s.lo;
+	r->u8_hi = s.hi;
+	return ok;
+}
+
+static bool close_code_ok(uint16_t code)
+{
+	/* §7.4: the codes a peer may send; 1004-1006 and 1015 are never on
+	 * the wire. */
+	return (code >= 1000 && code <= 1011 && code != 1004 && code != 1005 && code != 1006) ||
+	       (code >= 3000 && code <= 4999);
+}
+
+/* A control frame is complete: its event, or a close code. */
+static uint16_t end_control(struct wsr *r, struct wsr_event *ev)
+{
+	ev->data = r->ctl;
+	ev->len = r->ctl_len;
+	if (r->opcode == OP_PING) {
+		ev->type = WSR_PING;
+	} else if (r->opcode == OP_PONG) {
+		ev->type = WSR_PONG;
+	} else {
+		struct u8state s = { 0, 0, 0 };
+
+		if (r->ctl_len == 1)
+			return WSR_CLOSE_PROTOCOL;
+		if (r->ctl_len >= 2) {
+			ev->code = (uint16_t)(r->ctl[0] << 8 | r->ctl[1]);
+			ev->data = r->ctl + 2;
+			ev->len = r->ctl_len - 2u;
+			if (!close_code_ok(ev->code))
+				return WSR_CLOSE_PROTOCOL;
+			if (!u8_feed(&s, ev->data, ev->len) || s.need)
+				return WSR_CLOSE_BAD_DATA;
+		}
+		ev->type = WSR_CLOSE;
+		r->done = true;
+	}
+	return 0;
+}
+
+/* The frame's last payload byte is in (a data frame's is in r->msg). */
+static uint16_t end_frame(struct wsr *r, struct wsr_event *ev)
+{
+	r->in_payload = false;
+	r->hlen = 0;
+	if (is_control(r->opcode))
+		return end_control(r, ev);
+	if (!r->fin)
+		return 0;
+	if (r->msg_op == OP_TEXT && r->u8_need)
+		return WSR_CLOSE_BAD_DATA; /* a character cut off at the end */
+	ev->type = r->msg_op == OP_TEXT ? WSR_TEXT : WSR_BINARY;
+	ev->data = r->msg;
+	ev->len = r->msg_len;
+	r->msg_op = 0; /* r->msg is freed on the next call */
+	return 0;
+}
+
+/* Room in r->msg for the rest of the frame being read. */
+static int msg_reserve(struct wsr *r)
+{
+	size_t want = r->msg_len + (size_t)(r->plen - r->poff);
+	uint8_t *p;
+
+	if (want <= r->msg_cap)
+		return 0;
+	p = realloc(r->msg, want);
+	if (!p)
+		return -1;
+	r->msg = p;
+	r->msg_cap = want;
+	return 0;
+}
+
+void wsr_release(struct wsr *r)
+{
+	if (!r->msg_op && r->msg) {
+		free(r->msg);
+		r->msg = NULL;
+		r->msg_cap = r->msg_len = 0;
+	}
+}
+
+size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev)
+{
+	size_t i = 0;
+	uint16_t code;
+
+	memset(ev, 0, sizeof(*ev));
+	if (r->done)
+		return len;
+	wsr_release(r);
+	while (i < len) {
+		size_t take;
+		uint8_t *p;
+
+		if (!r->in_payload) {
+			r->hdr[r->hlen++] = buf[i++];
+			if (r->hlen == 2 && (code = check_start(r)) != 0)
+				return fail(r, ev, code, len);
+			if (r->hlen < 2 || r->hlen < header_len(r))
+				continue;
+			if ((code = start_frame(r)) != 0)
+				return fail(r, ev, code, len);
+			r->in_payload = true;
+			if (r->plen == 0) {
+				if ((code = end_frame(r, ev)) != 0)
+					return fail(r, ev, code, len);
+				if (ev->type != WSR_NONE)
+					return r->done ? len : i;
+			}
+			continue;
+		}
+		take = len - i < r->plen - r->poff ? len - i : (size_t)(r->plen - r->poff);
+		p = buf + i;
+		wsr_unmask(p, take, r->mask, r->poff);
+		if (r->opcode == OP_TEXT || (r->opcode == OP_CONT && r->msg_op == OP_TEXT)) {
+			if (!text_ok(r, p, take))
+				return fail(r, ev, WSR_CLOSE_BAD_DATA, len);
+		}
+		if (is_control(r->opcode)) {
+			memcpy(r->ctl + r->ctl_len, p, take); /* plen ≤ 125: checked */
+			r->ctl_len = (uint8_t)(r->ctl_len + take);
+		} else if (r->fin && r->opcode != OP_CONT && r->poff == 0 && take == r->plen) {
+			/* The usual case: a whole unfragmented frame in hand,
+			 * handed out where it lies, no copy. */
+			i += take;
+			r->in_payload = false;
+			r->hlen = 0;
+			if (r->opcode == OP_TEXT && r->u8_need)
+				return fail(r, ev, WSR_CLOSE_BAD_DATA, len);
+			ev->type = r->opcode == OP_TEXT ? WSR_TEXT : WSR_BINARY;
+			ev->data = p;
+			ev->len = take;
+			r->msg_op = 0;
+			return i;
+		} else {
+			if (msg_reserve(r) < 0)
+				return fail(r, ev, WSR_CLOSE_INTERNAL, len);
+			memcpy(r->msg + r->msg_len, p, take);
+			r->msg_len += take;
+		}
+		r->poff += take;
+		i += take;
+		if (r->poff == r->plen) {
+			if ((code = end_frame(r, ev)) != 0)
+				return fail(r, ev, code, len);
+			if (ev->type != WSR_NONE)
+				return r->done ? len : i;
+		}
+	}
+	return i;
+}
+
+void wsr_free(struct wsr *r)
+{
+	free(r->msg);
+	memset(r, 0, sizeof(*r));
+}
