@@ -6,6 +6,8 @@ same minute), so the noise of a shared machine cancels as far as it can."""
 import json
 import sys
 
+import report_scale
+
 
 def load(path):
     rows = []
@@ -157,6 +159,8 @@ def main():
             if v.get("error"):
                 p(f"| {r['label'][5:]} | could not run | {v['error']} | | |")
         p("")
+    # bench/scale.sh's and bench/native.sh's tables (issues 15 and 16).
+    out += report_scale.tables(rows)
     sys.stdout.write("\n".join(out) + "\n")
 
 

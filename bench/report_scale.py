@@ -1,0 +1,139 @@
+"""The tables of bench/scale.sh (PostgreSQL against SQLite, instances
+behind HAProxy) and bench/native.sh (the native client), for report.py.
+Every ratio compares figures of the same round."""
+
+
+def _get(rows, label, rnd):
+    for r in rows:
+        if r.get("label") == label and r.get("round") == rnd:
+            return r.get("r") or {}
+    return {}
+
+
+def _f(v, fmt="{:.2f}"):
+    if v is None or v == "":
+        return "—"
+    try:
+        return fmt.format(v)
+    except (ValueError, TypeError):
+        return str(v)
+
+
+def _ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "—"
+    return f"{a / b:.2f}×"
+
+
+def _rounds(rows, prefix):
+    return sorted({r["round"] for r in rows
+                   if str(r.get("label", "")).startswith(prefix) and isinstance(r.get("round"), int)})
+
+
+def pg_tables(rows, p):
+    rounds = _rounds(rows, "pg-")
+    if not rounds:
+        return
+    p("### PostgreSQL against SQLite (same run, sides alternating)")
+    p("")
+    p("| round | measurement | SQLite | PostgreSQL | PostgreSQL ÷ SQLite | goal |")
+    p("|---|---|---|---|---|---|")
+    for rnd in rounds:
+        sa, pa = _get(rows, "pg-api-sqlite", rnd), _get(rows, "pg-api-pg", rnd)
+        sc, pc = _get(rows, "pg-connect-sqlite", rnd), _get(rows, "pg-connect-pg", rnd)
+        lines = []
+        for key, lab in (("signin", "sign-in"), ("list", "list VMs"), ("conc", "API, 4 clients at once")):
+            s, g = sa.get(key) or {}, pa.get(key) or {}
+            n = s.get("n")
+            for q in ("p50_ms", "p99_ms"):
+                lines.append((f"{lab} {q[:3]} (ms, n={n})", s.get(q), g.get(q), "≤ 1.2×"))
+            if key == "conc":
+                lines.append((f"{lab}: requests/s", s.get("req_s"), g.get("req_s"), "≥ 0.83× (1/1.2)"))
+        for q in ("p50", "p99"):
+            lines.append((f"connect → first prompt byte {q} (ms, n={sc.get('connect_n')})",
+                          sc.get(f"connect_{q}_ms"), pc.get(f"connect_{q}_ms"), "≤ 1.2×"))
+        for lab, s, g, goal in lines:
+            p(f"| {rnd} | {lab} | {_f(s, '{:.3f}')} | {_f(g, '{:.3f}')} | {_ratio(g, s)} | {goal} |")
+    p("")
+
+
+def _sum(v):
+    return sum(x for x in (v or []) if isinstance(x, (int, float)))
+
+
+def lb_tables(rows, p):
+    rounds = _rounds(rows, "lb-")
+    if not rounds:
+        return
+    p("### Connects per second through HAProxy (mode tcp, roundrobin), instances on one PostgreSQL")
+    p("")
+    p("Each connect: TLS, `POST …/connect`, the terminal's upgrade on the same connection, "
+      "the first terminal byte, close. 0 = instance 1 straight, no balancer. CPU is ms per completed "
+      "connect, per part (instances summed).")
+    p("")
+    p("| round | instances | connects/s | p50 (ms) | p99 (ms) | errors | connects per instance | "
+      "CPU ms/connect: instances | HAProxy | postgres | target | client |")
+    p("|---|---|---|---|---|---|---|---|---|---|---|")
+    for rnd in rounds:
+        for n in range(4):
+            r = _get(rows, f"lb-{n}", rnd)
+            if not r:
+                continue
+            parts = _get(rows, f"lb-{n}-parts", rnd)
+            done = r.get("n") or 0
+            spread = "—"
+            b, a = parts.get("before"), parts.get("after")
+            if b and a:
+                spread = " / ".join(str(y - x) for x, y in zip(b, a))
+            c0, c1 = parts.get("cpu_before") or {}, parts.get("cpu_after") or {}
+
+            def per(key, total=False):
+                if not done:
+                    return "—"
+                x0, x1 = c0.get(key), c1.get(key)
+                if isinstance(x1, list):
+                    x0, x1 = _sum(x0), _sum(x1)
+                if not isinstance(x0, (int, float)) or not isinstance(x1, (int, float)):
+                    return "—"
+                return f"{(x1 - x0) * 1000 / done:.2f}"
+
+            client = r.get("client_cpu_s")
+            p(f"| {rnd} | {n} | {_f(r.get('connects_s'), '{:.1f}')} | {_f(r.get('p50_ms'), '{:.1f}')} | "
+              f"{_f(r.get('p99_ms'), '{:.1f}')} | {r.get('errors')} | {spread} | {per('inst')} | {per('haproxy')} | "
+              f"{per('postgres')} | {per('target')} | "
+              f"{_f(client * 1000 / done if client is not None and done else None)} |")
+    p("")
+
+
+def native_tables(rows, p):
+    nat = [r for r in rows if str(r.get("label", "")).startswith("native-")]
+    if not nat:
+        return
+    p("### The native client (bench/native.sh, same run)")
+    p("")
+    p("| round | measurement | direct | through bastion | ratio | goal |")
+    p("|---|---|---|---|---|---|")
+    for r in nat:
+        v, rnd, lab = r.get("r") or {}, r.get("round"), r["label"][7:]
+        if lab == "scp":
+            p(f"| {rnd} | scp of {v.get('mib')} MiB (MiB/s) | {_f(v.get('direct_mib_s'), '{:.1f}')} | "
+              f"{_f(v.get('bastion_mib_s'), '{:.1f}')} | {_f(v.get('ratio'), '{:.2f}×')} | ≥ 0.9× |")
+            p(f"| {rnd} | bastion CPU per GiB carried by scp (s) | | {_f(v.get('bastion_cpu_s_per_gib'), '{:.2f}')} | | reported |")
+        elif lab == "proxy_raw":
+            p(f"| {rnd} | `bastion proxy` alone, {v.get('mib')} MiB to a sink (MiB/s; bastion CPU s/GiB) | | "
+              f"{_f(v.get('mib_s'), '{:.1f}')}; {_f(v.get('bastion_cpu_s_per_gib'), '{:.2f}')} | | reported |")
+        elif lab == "stream_open":
+            p(f"| {rnd} | stream open p50 / p99 (ms, n={v.get('n')}) | | {_f(v.get('p50_ms'), '{:.2f}')} / "
+              f"{_f(v.get('p99_ms'), '{:.2f}')} | | p50 ≤ 20 |")
+        elif lab == "idle_tunnels":
+            p(f"| {rnd} | bastion RSS per idle tunnel (KiB, {v.get('n')} open) | | "
+              f"{_f(v.get('kib_per_tunnel'), '{:.1f}')} | | reported |")
+    p("")
+
+
+def tables(rows):
+    out = []
+    pg_tables(rows, out.append)
+    lb_tables(rows, out.append)
+    native_tables(rows, out.append)
+    return out
