@@ -144,7 +144,14 @@ HZ=$(getconf CLK_TCK)
 
 for r in $(seq "$ROUNDS"); do
 	t0=$(now)
-	scp -q "${SSHO[@]}" "$TMP/payload" "$USER_VM@$VM:bench.bin" || { log "direct scp failed"; exit 1; }
+	# Once, on a machine shared with other runs, the first direct scp
+	# ended "Connection closed" with nothing in sshd's log: tried again
+	# once (timed from the retry), the failure kept in the log.
+	if ! scp -q "${SSHO[@]}" "$TMP/payload" "$USER_VM@$VM:bench.bin"; then
+		log "direct scp failed; once more"
+		t0=$(now)
+		scp -q "${SSHO[@]}" "$TMP/payload" "$USER_VM@$VM:bench.bin" || { log "direct scp failed"; exit 1; }
+	fi
 	t1=$(now)
 	c0=$(cpu_ticks)
 	t2=$(now)

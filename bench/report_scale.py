@@ -69,11 +69,12 @@ def lb_tables(rows, p):
     p("")
     p("Each connect: TLS, `POST …/connect`, the terminal's upgrade on the same connection, "
       "the first terminal byte, close. 0 = instance 1 straight, no balancer. CPU is ms per completed "
-      "connect, per part (instances summed).")
+      "connect, per part (instances summed). Lock waits: of postgres's sessions in a transaction "
+      "(sampled every 0.5 s), the share waiting for a lock.")
     p("")
     p("| round | instances | connects/s | p50 (ms) | p99 (ms) | errors | connects per instance | "
-      "CPU ms/connect: instances | HAProxy | postgres | target | client |")
-    p("|---|---|---|---|---|---|---|---|---|---|---|")
+      "CPU ms/connect: instances | HAProxy | postgres | target | client | lock waits |")
+    p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for rnd in rounds:
         for n in range(4):
             r = _get(rows, f"lb-{n}", rnd)
@@ -91,17 +92,22 @@ def lb_tables(rows, p):
                 if not done:
                     return "—"
                 x0, x1 = c0.get(key), c1.get(key)
-                if isinstance(x1, list):
+                if isinstance(x1, dict):  # postgres: {pid: s}, backends born meanwhile in x1 only
+                    x0, x1 = 0, sum(v - (x0 or {}).get(k, 0) for k, v in x1.items())
+                elif isinstance(x1, list):
                     x0, x1 = _sum(x0), _sum(x1)
                 if not isinstance(x0, (int, float)) or not isinstance(x1, (int, float)):
                     return "—"
                 return f"{(x1 - x0) * 1000 / done:.2f}"
 
             client = r.get("client_cpu_s")
+            w = parts.get("pg") or {}
+            waits = (f"{100 * w['lock_waits'] / w['busy']:.0f} % of {w['busy'] / w['samples']:.1f}"
+                     if w.get("busy") and w.get("samples") else "—")
             p(f"| {rnd} | {n} | {_f(r.get('connects_s'), '{:.1f}')} | {_f(r.get('p50_ms'), '{:.1f}')} | "
               f"{_f(r.get('p99_ms'), '{:.1f}')} | {r.get('errors')} | {spread} | {per('inst')} | {per('haproxy')} | "
               f"{per('postgres')} | {per('target')} | "
-              f"{_f(client * 1000 / done if client is not None and done else None)} |")
+              f"{_f(client * 1000 / done if client is not None and done else None)} | {waits} |")
     p("")
 
 

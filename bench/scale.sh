@@ -125,20 +125,103 @@ sc_cpu() {
 	echo "$out"
 }
 
-# sc_pgpids: postgres and its children (the backends) of this bench's
-# cluster only (other clusters on the machine run as the same user).
-sc_pgpids() {
-	local pm
-	pm=$(cat "$PGDIR/pid" 2>/dev/null) || return 0
-	echo "$pm" $(pgrep -P "$pm")
+# sc_pgcpu: {"PID":CPU seconds} of postgres and its children (the
+# backends) of this bench's cluster only (other clusters on the machine run
+# as the same user). A backend born during a run is in the "after" only.
+sc_pgcpu() {
+	local pm p out="" hz
+	pm=$(cat "$PGDIR/pid" 2>/dev/null) || { echo "{}"; return 0; }
+	hz=$(getconf CLK_TCK)
+	for p in $pm $(pgrep -P "$pm"); do
+		out="$out${out:+,}\"$p\":$(awk -v hz="$hz" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$p/stat" 2>/dev/null || echo 0)"
+	done
+	echo "{$out}"
+}
+
+# sc_waits SECS: samples the cluster's sessions every 0.5 s for SECS
+# seconds; prints {"samples":N,"busy":B,"lock_waits":W}: the sums of
+# backends in a transaction (active or idle in one) and of those among
+# them waiting for a lock (wait_event_type Lock), over all samples.
+sc_waits() {
+	local port i b w nb=0 nw=0 n=0
+	port=$(sed -n 's|.*@127.0.0.1:\([0-9]*\)/.*|\1|p' <<< "$SC_URL")
+	for i in $(seq "$(($1 * 2))"); do
+		read -r b w < <(PGPASSWORD=$(cat "$PGDIR/pw") PGCONNECT_TIMEOUT=2 timeout 3 psql -h 127.0.0.1 -p "$port" \
+			-U bastion -d bastion -AtF' ' -c "SELECT count(*) FILTER (WHERE state <> 'idle'),
+			count(*) FILTER (WHERE wait_event_type = 'Lock') FROM pg_stat_activity
+			WHERE datname = 'bastion' AND pid <> pg_backend_pid()" 2>/dev/null)
+		if [ -n "${b:-}" ]; then
+			nb=$((nb + b)); nw=$((nw + w)); n=$((n + 1))
+		fi
+		sleep 0.5
+	done
+	echo "{\"samples\":$n,\"busy\":$nb,\"lock_waits\":$nw}"
+}
+
+# sc_psql SQL: one statement on this bench's cluster, as its superuser
+# (the password from the cluster's file, never on a command line).
+sc_psql() {
+	local port
+	port=$(sed -n 's|.*@127.0.0.1:\([0-9]*\)/.*|\1|p' <<< "$SC_URL")
+	PGPASSWORD=$(cat "$PGDIR/pw") PGCONNECT_TIMEOUT=2 timeout 5 psql -h 127.0.0.1 -p "$port" \
+		-U bastion -d bastion -Atq -c "$1"
+}
+
+# sc_statements PORT TOKEN PID: how many SQL statements (BEGIN and COMMIT
+# included) one sign-in, one list of VMs and one connect send to
+# PostgreSQL, from the server's own statement log (log_statement = all for
+# the time of this count). Where the PostgreSQL side's time goes.
+sc_statements() {
+	local port=$1 tok=$2 pid=$3 log="$PGDIR/postgres.log" m n_login n_list n_conn i
+	# The statements' text only: their parameters (hashes of tokens, the
+	# audit's details) are not logged at all.
+	sc_psql "ALTER SYSTEM SET log_parameter_max_length = 0" &&
+		sc_psql "ALTER SYSTEM SET log_statement = 'all'" && sc_psql "SELECT pg_reload_conf()" >/dev/null || return 0
+	sleep 1
+	# count FROM_LINE WHAT: statements logged since that line; their texts,
+	# most frequent first, go to OUT/pg-statements.txt.
+	count() {
+		tail -n +"$(($1 + 1))" "$log" | grep -E 'LOG:  (statement|execute [^:]*):' > "$TMP/stmts"
+		{
+			echo "== $2 (x10)"
+			sed 's/.*LOG:  \(statement\|execute [^:]*\): //' "$TMP/stmts" | cut -c1-160 | sort | uniq -c | sort -rn
+		} >> "$OUT/pg-statements.txt"
+		wc -l < "$TMP/stmts"
+	}
+	: > "$OUT/pg-statements.txt"
+	m=$(wc -l < "$log")
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		curl -ksf -o /dev/null -H 'Content-Type: application/json' \
+			-d "{\"username\":\"admin\",\"password\":\"$ADMIN_PW\"}" "https://127.0.0.1:$port/api/v1/auth/login"
+	done
+	sleep 0.5
+	n_login=$(count "$m" sign-in)
+	m=$(wc -l < "$log")
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		curl -ksf -o /dev/null -H "Authorization: Bearer $tok" "https://127.0.0.1:$port/api/v1/groups/bench/vms"
+	done
+	sleep 0.5
+	n_list=$(count "$m" "GET /groups/bench/vms")
+	m=$(wc -l < "$log")
+	timeout 60 "$BC" --timeout 50 --bastion --port "$port" --token "$tok" --body "$SC_BODY" --path "$SC_LITE" \
+		--work connect --samples 10 --pid "$pid" >/dev/null 2>> "$TMP/bclient.log"
+	sleep 1
+	n_conn=$(count "$m" "connect (POST, upgrade, first byte, close; and whatever ran meanwhile)")
+	sc_psql "ALTER SYSTEM RESET log_statement"
+	sc_psql "ALTER SYSTEM RESET log_parameter_max_length"
+	sc_psql "SELECT pg_reload_conf()" >/dev/null
+	printf '{"label":"pg-statements","round":0,"r":{"signin":%s,"list":%s,"connect":%s}}\n' \
+		"$(awk -v n="$n_login" 'BEGIN {print n / 10}')" "$(awk -v n="$n_list" 'BEGIN {print n / 10}')" \
+		"$(awk -v n="$n_conn" 'BEGIN {print n / 10}')" >> "$RES"
 }
 
 sc_main() {
-	local url sq pg1 pg2="" pg3="" t_sq t_pg n order side before pgp cpu0 lport hap
+	local url sq pg1 pg2="" pg3="" t_sq t_pg n order side before cpu0 lport hap waiter
 	stop_bastion
 	head -c 32 /dev/urandom > "$TMP/master.key"
 	chmod 600 "$TMP/master.key"
 	url=$("$SC_ROOT/scripts/pg.sh" start "$PGDIR") || { log "scripts/pg.sh start failed"; return 1; }
+	SC_URL=$url
 	PG_STARTED=1
 	# Instance 1 on PostgreSQL; the SQLite one beside it for "pg".
 	sc_start pg1 "$((SC_PORT0 + 1))" "$url" || return 1
@@ -168,6 +251,8 @@ sc_main() {
 		done
 		kill "$sq" 2>/dev/null
 		wait "$sq" 2>/dev/null
+		ROUND=0
+		sc_statements "$((SC_PORT0 + 1))" "$t_pg" "$pg1"
 	fi
 
 	if want lb && command -v haproxy >/dev/null; then
@@ -189,18 +274,21 @@ sc_main() {
 					hap=$SC_HAPID
 				fi
 				before=$(sc_counts)
-				pgp=$(sc_pgpids)
 				# CPU seconds of each part before and after: where the cores went.
 				# shellcheck disable=SC2086 # lists of PIDs
-				cpu0="{\"inst\":[$(sc_cpu $pg1 $pg2 $pg3)],\"haproxy\":$(sc_cpu "$hap"),\"target\":$(sc_cpu "$LITE_PID"),\"postgres\":[$(sc_cpu $pgp)]}"
+				cpu0="{\"inst\":[$(sc_cpu $pg1 $pg2 $pg3)],\"haproxy\":$(sc_cpu "$hap"),\"target\":$(sc_cpu "$LITE_PID"),\"postgres\":$(sc_pgcpu)}"
+				# How many of postgres's sessions wait for a lock meanwhile.
+				sc_waits "$((${BENCH_LB_SECS:-20} - 2))" > "$TMP/waits" &
+				waiter=$!
 				sc_res "lb-$n" 120 python3 "$HERE/api_bench.py" connects "$lport" "$t_pg" \
 					"$SC_LITE" "$SC_BODY" "${BENCH_LB_SECS:-20}" "${BENCH_LB_CONC:-8}"
+				wait "$waiter"
 				# How the balancer spread them: the connects each instance
 				# audited (its stderr) during the run.
 				# shellcheck disable=SC2086 # lists of PIDs
-				printf '{"label":"lb-%s-parts","round":%s,"r":{"before":[%s],"after":[%s],"cpu_before":%s,"cpu_after":{"inst":[%s],"haproxy":%s,"target":%s,"postgres":[%s]}}}\n' \
-					"$n" "$ROUND" "$before" "$(sc_counts)" "$cpu0" "$(sc_cpu $pg1 $pg2 $pg3)" "$(sc_cpu "$hap")" \
-					"$(sc_cpu "$LITE_PID")" "$(sc_cpu $pgp)" >> "$RES"
+				printf '{"label":"lb-%s-parts","round":%s,"r":{"before":[%s],"after":[%s],"pg":%s,"cpu_before":%s,"cpu_after":{"inst":[%s],"haproxy":%s,"target":%s,"postgres":%s}}}\n' \
+					"$n" "$ROUND" "$before" "$(sc_counts)" "$(cat "$TMP/waits")" "$cpu0" "$(sc_cpu $pg1 $pg2 $pg3)" \
+					"$(sc_cpu "$hap")" "$(sc_cpu "$LITE_PID")" "$(sc_pgcpu)" >> "$RES"
 			done
 		done
 	elif want lb; then
