@@ -30,8 +30,15 @@ def _rounds(rows, prefix):
                    if str(r.get("label", "")).startswith(prefix) and isinstance(r.get("round"), int)})
 
 
+def _load(rows, label, rnd):
+    for r in rows:
+        if r.get("label") == label and r.get("round") == rnd:
+            return r.get("load")
+    return None
+
+
 def pg_tables(rows, p):
-    rounds = _rounds(rows, "pg-")
+    rounds = [r for r in _rounds(rows, "pg-") if r > 0]
     if not rounds:
         return
     p("### PostgreSQL against SQLite (same run, sides alternating)")
@@ -52,9 +59,18 @@ def pg_tables(rows, p):
         for q in ("p50", "p99"):
             lines.append((f"connect → first prompt byte {q} (ms, n={sc.get('connect_n')})",
                           sc.get(f"connect_{q}_ms"), pc.get(f"connect_{q}_ms"), "≤ 1.2×"))
+        p(f"| {rnd} | load average at the start of each side (1 min) | {_load(rows, 'pg-api-sqlite', rnd)} | "
+          f"{_load(rows, 'pg-api-pg', rnd)} | | |")
         for lab, s, g, goal in lines:
             p(f"| {rnd} | {lab} | {_f(s, '{:.3f}')} | {_f(g, '{:.3f}')} | {_ratio(g, s)} | {goal} |")
     p("")
+    st = _get(rows, "pg-statements", 0)
+    if st:
+        p(f"SQL statements sent to PostgreSQL (its statement log, BEGIN/COMMIT included; pg-statements.txt "
+          f"lists them): sign-in {st.get('signin')}, list VMs {st.get('list')}, connect {st.get('connect')}; "
+          f"one `SELECT 1` round trip (pgbench, 1 client, 5 s) took {_f(st.get('select1_ms'), '{:.3f}')} ms "
+          f"on average at that moment.")
+        p("")
 
 
 def _sum(v):

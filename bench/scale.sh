@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by run.sh (its namespace, sshd, benchsshd, bc, want, PIDS):
 # the scaling measurements of issue 15 item 5.
 #
@@ -47,7 +48,7 @@ sc_start() {
 		"$BIN" serve --listen "127.0.0.1:$port" --data "$TMP/data-$name" \
 		--master-key-file "$TMP/master.key" >> "$TMP/bastion-$name.log" 2>&1 &
 	SC_PID=$!
-	PIDS+=($SC_PID)
+	PIDS+=("$SC_PID")
 	for _ in $(seq 600); do
 		curl -ksf "https://127.0.0.1:$port/api/v1/healthz" >/dev/null 2>&1 && return 0
 		kill -0 "$SC_PID" 2>/dev/null || break
@@ -96,7 +97,7 @@ sc_haproxy() {
 	} > "$TMP/haproxy-$n.cfg"
 	haproxy -db -f "$TMP/haproxy-$n.cfg" >> "$TMP/haproxy.log" 2>&1 &
 	SC_HAPID=$!
-	PIDS+=($SC_HAPID)
+	PIDS+=("$SC_HAPID")
 	for _ in $(seq 50); do
 		ss -ltn | grep -q "127.0.0.1:$SC_LBPORT " && return 0
 		sleep 0.1
@@ -210,9 +211,18 @@ sc_statements() {
 	sc_psql "ALTER SYSTEM RESET log_statement"
 	sc_psql "ALTER SYSTEM RESET log_parameter_max_length"
 	sc_psql "SELECT pg_reload_conf()" >/dev/null
-	printf '{"label":"pg-statements","round":0,"r":{"signin":%s,"list":%s,"connect":%s}}\n' \
+	# What one statement's round trip costs on this machine now: pgbench,
+	# one client, `SELECT 1` in the extended protocol (as libpq's
+	# PQexecParams sends it), 5 s.
+	local pgb rtt port
+	pgb=$(ls -d /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n1)
+	port=$(sed -n 's|.*@127.0.0.1:\([0-9]*\)/.*|\1|p' <<< "$SC_URL")
+	echo 'SELECT 1;' > "$TMP/select1.sql"
+	rtt=$(PGPASSWORD=$(cat "$PGDIR/pw") timeout 30 "${pgb:-pgbench}" -n -M extended -c 1 -T 5 -f "$TMP/select1.sql" \
+		-h 127.0.0.1 -p "$port" -U bastion bastion 2>/dev/null | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
+	printf '{"label":"pg-statements","round":0,"r":{"signin":%s,"list":%s,"connect":%s,"select1_ms":%s}}\n' \
 		"$(awk -v n="$n_login" 'BEGIN {print n / 10}')" "$(awk -v n="$n_list" 'BEGIN {print n / 10}')" \
-		"$(awk -v n="$n_conn" 'BEGIN {print n / 10}')" >> "$RES"
+		"$(awk -v n="$n_conn" 'BEGIN {print n / 10}')" "${rtt:-null}" >> "$RES"
 }
 
 sc_main() {
