@@ -138,6 +138,10 @@ PROXY=(-o "ProxyCommand=$BIN proxy /groups/bench/vms/vm1" -o HostKeyAlias=bastio
 head -c "$((MIB * 1024 * 1024))" /dev/urandom > "$TMP/payload"
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$BPID/stat"; }
+# CPU of this shell's waited-for children (scp, ssh, and `bastion proxy`
+# under ssh): the client side's cost, the proxy's being the difference
+# between the two paths.
+kid_ticks() { awk '{print $16+$17}' "/proc/$$/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$BPID/status"; }
 now() { date +%s.%N; }
 HZ=$(getconf CLK_TCK)
@@ -150,6 +154,7 @@ for r in $(seq "$ROUNDS"); do
 	# its own, the failures and ssh's own error (no -q: scp shows no
 	# progress meter off a terminal) in the log.
 	for try in 1 2 3; do
+		k0=$(kid_ticks)
 		t0=$(now)
 		scp "${SSHO[@]}" "$TMP/payload" "$USER_VM@$VM:bench.bin" && break
 		log "direct scp failed (try $try)"
@@ -157,15 +162,18 @@ for r in $(seq "$ROUNDS"); do
 		sleep 2
 	done
 	t1=$(now)
+	k1=$(kid_ticks)
 	c0=$(cpu_ticks)
 	t2=$(now)
 	scp "${SSHO[@]}" "${PROXY[@]}" "$TMP/payload" "$USER_VM@vm1:bench.bin" || { log "scp through bastion failed"; exit 1; }
 	t3=$(now)
 	c1=$(cpu_ticks)
-	awk -v r="$r" -v mib="$MIB" -v d0="$t0" -v d1="$t1" -v b0="$t2" -v b1="$t3" -v c="$((c1 - c0))" -v hz="$HZ" 'BEGIN {
-		direct = mib / (d1 - d0); via = mib / (b1 - b0);
-		printf "{\"label\":\"scp\",\"round\":%d,\"mib\":%d,\"direct_mib_s\":%.1f,\"bastion_mib_s\":%.1f,\"ratio\":%.3f,\"bastion_cpu_s_per_gib\":%.3f}\n",
-			r, mib, direct, via, via / direct, (c / hz) / (mib / 1024) }' >> "$RES"
+	k2=$(kid_ticks)
+	awk -v r="$r" -v mib="$MIB" -v d0="$t0" -v d1="$t1" -v b0="$t2" -v b1="$t3" -v c="$((c1 - c0))" -v hz="$HZ" \
+		-v kd="$((k1 - k0))" -v kb="$((k2 - k1))" 'BEGIN {
+		direct = mib / (d1 - d0); via = mib / (b1 - b0); gib = mib / 1024;
+		printf "{\"label\":\"scp\",\"round\":%d,\"mib\":%d,\"direct_mib_s\":%.1f,\"bastion_mib_s\":%.1f,\"ratio\":%.3f,\"bastion_cpu_s_per_gib\":%.3f,\"client_cpu_s_per_gib_direct\":%.3f,\"client_cpu_s_per_gib_bastion\":%.3f}\n",
+			r, mib, direct, via, via / direct, (c / hz) / gib, (kd / hz) / gib, (kb / hz) / gib }' >> "$RES"
 	tail -1 "$RES"
 done
 

@@ -141,6 +141,9 @@ def native_tables(rows, p):
             p(f"| {rnd} | scp of {v.get('mib')} MiB (MiB/s) | {_f(v.get('direct_mib_s'), '{:.1f}')} | "
               f"{_f(v.get('bastion_mib_s'), '{:.1f}')} | {_f(v.get('ratio'), '{:.2f}×')} | ≥ 0.9× |")
             p(f"| {rnd} | bastion CPU per GiB carried by scp (s) | | {_f(v.get('bastion_cpu_s_per_gib'), '{:.2f}')} | | reported |")
+            if "client_cpu_s_per_gib_direct" in v:
+                p(f"| {rnd} | client side CPU per GiB: scp + ssh (+ `bastion proxy`) (s) | "
+                  f"{_f(v.get('client_cpu_s_per_gib_direct'))} | {_f(v.get('client_cpu_s_per_gib_bastion'))} | | reported |")
         elif lab == "proxy_raw":
             p(f"| {rnd} | `bastion proxy` alone, {v.get('mib')} MiB to a sink (MiB/s; bastion CPU s/GiB) | | "
               f"{_f(v.get('mib_s'), '{:.1f}')}; {_f(v.get('bastion_cpu_s_per_gib'), '{:.2f}')} | | reported |")
