@@ -144,9 +144,13 @@ def native_tables(rows, p):
             if "client_cpu_s_per_gib_direct" in v:
                 p(f"| {rnd} | client side CPU per GiB: scp + ssh (+ `bastion proxy`) (s) | "
                   f"{_f(v.get('client_cpu_s_per_gib_direct'))} | {_f(v.get('client_cpu_s_per_gib_bastion'))} | | reported |")
+            if "sshd_cpu_s_per_gib_direct" in v:
+                p(f"| {rnd} | the VM's sshd CPU per GiB (s) | "
+                  f"{_f(v.get('sshd_cpu_s_per_gib_direct'))} | {_f(v.get('sshd_cpu_s_per_gib_bastion'))} | | reported |")
         elif lab == "proxy_raw":
-            p(f"| {rnd} | `bastion proxy` alone, {v.get('mib')} MiB to a sink (MiB/s; bastion CPU s/GiB) | | "
-              f"{_f(v.get('mib_s'), '{:.1f}')}; {_f(v.get('bastion_cpu_s_per_gib'), '{:.2f}')} | | reported |")
+            p(f"| {rnd} | `bastion proxy` alone, {v.get('mib')} MiB to a sink (MiB/s; CPU s/GiB: daemon, proxy) | | "
+              f"{_f(v.get('mib_s'), '{:.1f}')}; {_f(v.get('bastion_cpu_s_per_gib'), '{:.2f}')}, "
+              f"{_f(v.get('proxy_cpu_s_per_gib'), '{:.2f}')} | | reported |")
         elif lab == "stream_open":
             p(f"| {rnd} | stream open p50 / p99 (ms, n={v.get('n')}) | | {_f(v.get('p50_ms'), '{:.2f}')} / "
               f"{_f(v.get('p99_ms'), '{:.2f}')} | | p50 ≤ 20 |")
