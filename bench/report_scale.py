@@ -142,11 +142,8 @@ def native_tables(rows, p):
               f"{_f(v.get('bastion_mib_s'), '{:.1f}')} | {_f(v.get('ratio'), '{:.2f}×')} | ≥ 0.9× |")
             p(f"| {rnd} | bastion CPU per GiB carried by scp (s) | | {_f(v.get('bastion_cpu_s_per_gib'), '{:.2f}')} | | reported |")
             if "client_cpu_s_per_gib_direct" in v:
-                p(f"| {rnd} | client side CPU per GiB: scp + ssh (+ `bastion proxy`) (s) | "
-                  f"{_f(v.get('client_cpu_s_per_gib_direct'))} | {_f(v.get('client_cpu_s_per_gib_bastion'))} | | reported |")
-            if "sshd_cpu_s_per_gib_direct" in v:
-                p(f"| {rnd} | the VM's sshd CPU per GiB (s) | "
-                  f"{_f(v.get('sshd_cpu_s_per_gib_direct'))} | {_f(v.get('sshd_cpu_s_per_gib_bastion'))} | | reported |")
+                p(f"| {rnd} | client side CPU per GiB: scp + ssh (s) | "
+                  f"{_f(v.get('client_cpu_s_per_gib_direct'))} | | | reported |")
         elif lab == "proxy_raw":
             p(f"| {rnd} | `bastion proxy` alone, {v.get('mib')} MiB to a sink (MiB/s; CPU s/GiB: daemon, proxy) | | "
               f"{_f(v.get('mib_s'), '{:.1f}')}; {_f(v.get('bastion_cpu_s_per_gib'), '{:.2f}')}, "
