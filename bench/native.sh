@@ -5,6 +5,8 @@
 #
 #   bench/native.sh BASTION_BIN OUT_DIR
 #
+# `make bench` runs it (run.sh, BENCH_ONLY name "native", into
+# OUT/native/, its lines copied into results.jsonl as "native-…").
 # A namespace "vm" on 198.18.${BENCH_NATIVE_NET:-201}.0/24 holds a stock
 # sshd (.2:22) and a TCP server that accepts and holds connections
 # (.2:7000, in the bastion's tunnel_ports). Results: OUT_DIR/native.jsonl
