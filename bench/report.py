@@ -6,7 +6,8 @@ same minute), so the noise of a shared machine cancels as far as it can."""
 import json
 import sys
 
-import report_scale
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import report_scale  # noqa: E402
 
 
 def load(path):
