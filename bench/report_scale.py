@@ -127,6 +127,27 @@ def lb_tables(rows, p):
     p("")
 
 
+def spread_table(rows, p):
+    sp = next((r for r in rows if str(r.get("label", "")).startswith("spread-") and r["label"] != "spread-parts"), None)
+    if not sp:
+        return
+    v, parts = sp.get("r") or {}, _get(rows, "spread-parts", 0)
+    b, a = parts.get("before") or [], parts.get("after") or []
+    n = [y - x for x, y in zip(b, a)]
+    rss0, hwm = parts.get("rss_before_kib") or [], parts.get("hwm_kib") or []
+    per = [f"{(h - r) / k:.1f}" if k else "—" for r, h, k in zip(rss0, hwm, n)]
+    p(f"### {v.get('sessions')} sessions at once through HAProxy, 3 instances")
+    p("")
+    p("| sessions per instance | KiB per session per instance (peak RSS − RSS before) | opened in (s) | "
+      "W1 of 50 typists p50 / p99 (ms) | every session answers: answered, p50 / p99 (ms) |")
+    p("|---|---|---|---|---|")
+    p(f"| {' / '.join(map(str, n))} | {' / '.join(per)} | {_f(v.get('open_s'), '{:.1f}')} | "
+      f"{_f(v.get('echo_p50_ms'), '{:.2f}')} / {_f(v.get('echo_p99_ms'), '{:.2f}')} | "
+      f"{v.get('check_answered')} of {v.get('sessions')}, {_f(v.get('check_p50_ms'), '{:.1f}')} / "
+      f"{_f(v.get('check_p99_ms'), '{:.1f}')} |")
+    p("")
+
+
 def native_tables(rows, p):
     nat = [r for r in rows if str(r.get("label", "")).startswith("native-")]
     if not nat:
@@ -161,5 +182,6 @@ def tables(rows):
     out = []
     pg_tables(rows, out.append)
     lb_tables(rows, out.append)
+    spread_table(rows, out.append)
     native_tables(rows, out.append)
     return out

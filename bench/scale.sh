@@ -304,6 +304,26 @@ sc_main() {
 	elif want lb; then
 		log "no haproxy (apt-get install haproxy): the balancer runs are skipped"
 	fi
+
+	# Sessions held at once, spread by the balancer over 3 instances
+	# (BENCH_SPREAD sessions, 3000 by default, 0 to skip): each instance's connects and RSS
+	# growth (VmHWM after against VmRSS before), 50 typists among them,
+	# then every session answers a keystroke (bclient --check).
+	if want lb && [ "${BENCH_SPREAD:-3000}" -gt 0 ] && [ -n "$pg3" ]; then
+		ROUND=0
+		sc_haproxy 3 || return 1
+		local rss0 i
+		rss0=$(for i in $pg1 $pg2 $pg3; do awk '/VmRSS/ {printf "%s,", $2}' "/proc/$i/status"; done)
+		# VmHWM from here on: the earlier runs' peaks forgotten.
+		for i in $pg1 $pg2 $pg3; do echo 5 > "/proc/$i/clear_refs"; done
+		before=$(sc_counts)
+		bc "spread-${BENCH_SPREAD:-3000}-3" 600 --bastion --port "$SC_LBPORT" --token "$t_pg" --body "$SC_BODY" \
+			--path "$SC_LITE" --work hold --sessions "${BENCH_SPREAD:-3000}" --conc 32 --typers 50 --samples 100 \
+			--warmup 10 --gap 20 --settle 3 --check --pid "$pg1" --pid2 "$LITE_PID"
+		printf '{"label":"spread-parts","round":0,"r":{"before":[%s],"after":[%s],"rss_before_kib":[%s],"hwm_kib":[%s]}}\n' \
+			"$before" "$(sc_counts)" "${rss0%,}" \
+			"$(for i in $pg1 $pg2 $pg3; do awk '/VmHWM/ {printf "%s,", $2}' "/proc/$i/status"; done | sed 's/,$//')" >> "$RES"
+	fi
 	ROUND=0
 }
 
