@@ -11,7 +11,9 @@
 # Results: OUT_DIR/results.jsonl (one JSON object per measurement),
 # OUT_DIR/report.md (the tables), OUT_DIR/profile-w2*.txt (perf),
 # OUT_DIR/syscalls-w1.txt and syscalls-w2.txt (strace -c),
-# OUT_DIR/massif-idle*.txt (heap of idle sessions, valgrind massif).
+# OUT_DIR/massif-idle*.txt (heap of idle sessions, valgrind massif),
+# OUT_DIR/pg-statements.txt (bench/scale.sh: the SQL of one sign-in, list
+# and connect) and OUT_DIR/native/ (bench/native.sh's own files).
 #
 # Knobs (environment): BENCH_ROUNDS (2), BENCH_BIG (10000: sessions of the
 # ceiling run, 0 to skip), BENCH_MID (1000), BENCH_SMALL (100),
