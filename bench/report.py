@@ -6,6 +6,9 @@ same minute), so the noise of a shared machine cancels as far as it can."""
 import json
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import report_scale  # noqa: E402
+
 
 def load(path):
     rows = []
@@ -157,6 +160,8 @@ def main():
             if v.get("error"):
                 p(f"| {r['label'][5:]} | could not run | {v['error']} | | |")
         p("")
+    # bench/scale.sh's and bench/native.sh's tables (issues 15 and 16).
+    out += report_scale.tables(rows)
     sys.stdout.write("\n".join(out) + "\n")
 
 

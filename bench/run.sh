@@ -11,15 +11,19 @@
 # Results: OUT_DIR/results.jsonl (one JSON object per measurement),
 # OUT_DIR/report.md (the tables), OUT_DIR/profile-w2*.txt (perf),
 # OUT_DIR/syscalls-w1.txt and syscalls-w2.txt (strace -c),
-# OUT_DIR/massif-idle*.txt (heap of idle sessions, valgrind massif).
+# OUT_DIR/massif-idle*.txt (heap of idle sessions, valgrind massif),
+# OUT_DIR/pg-statements.txt (bench/scale.sh: the SQL of one sign-in, list
+# and connect) and OUT_DIR/native/ (bench/native.sh's own files).
 #
 # Knobs (environment): BENCH_ROUNDS (2), BENCH_BIG (10000: sessions of the
 # ceiling run, 0 to skip), BENCH_MID (1000), BENCH_SMALL (100),
 # BENCH_PROFILE (1), BENCH_PEERS (1), BENCH_NET (200), BENCH_PORT (18443),
 # BENCH_MASSIF_N (200), BENCH_LOOPS (bastion's event loops; nproc),
-# BENCH_ONLY (workloads of each round, e.g. "w1 w2": for A/B runs; the
-# ceiling, profiles and peers have their own knobs), BENCH_RECORDING (the
-# bastion's recording property; unset: off).
+# BENCH_ONLY (workloads of each round, e.g. "w1 w2": for A/B runs; also
+# "pg" and "lb" (bench/scale.sh: PostgreSQL against SQLite, instances
+# behind HAProxy; their knobs are there) and "native" (bench/native.sh);
+# the ceiling, profiles and peers have their own knobs), BENCH_RECORDING
+# (the bastion's recording property; unset: off).
 # Every step is bounded by `timeout`; the namespace, the veth pair and every
 # PID started here are removed on exit, whatever happens.
 set -u
@@ -67,6 +71,8 @@ cleanup() {
 	ip link del "$HIF" 2>/dev/null
 	ip netns pids "$NS" 2>/dev/null | while read -r p; do kill -9 "$p" 2>/dev/null; done
 	ip netns del "$NS" 2>/dev/null
+	# scale.sh's PostgreSQL cluster, when a failure left it running.
+	[ -z "${PG_STARTED:-}" ] || "$HERE/../scripts/pg.sh" stop "$PGDIR" >/dev/null 2>&1
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -266,6 +272,27 @@ for ROUND in $(seq "$ROUNDS"); do
 	bc "w3-$MID-lite" 300 --bastion "${BASE[@]}" "${P_LITE[@]}" --work hold --sessions "$MID" --conc 32 \
 		--typers 50 --samples 100 --warmup 10 --gap 20 --settle 3 --pid "$BPID" --pid2 "$LITE_PID"
 done
+
+# ---- scaling (issue 15): PostgreSQL against SQLite, instances behind HAProxy ----
+if want pg || want lb; then
+	. "$HERE/scale.sh"
+fi
+
+# ---- the native client (issue 16): scp, CPU per GiB, stream opens, idle tunnels --
+if want native; then
+	stop_bastion
+	log "native client: bench/native.sh"
+	BENCH_NATIVE_NET=${BENCH_NATIVE_NET:-$((NETX + 1))} BENCH_NATIVE_ROUNDS=${BENCH_NATIVE_ROUNDS:-$ROUNDS} \
+		timeout -k 10 1200 "$HERE/native.sh" "$BIN" "$OUT/native" 2>> "$TMP/native.log" >/dev/null ||
+		log "bench/native.sh failed; see $TMP/native.log and $OUT/native/tmp"
+	# Its lines, in results.jsonl's shape: {"label":"native-…","round":…,"r":{…}}.
+	python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    print(json.dumps({"label": "native-" + d.pop("label"), "round": d.pop("round", 0), "r": d}))
+' "$OUT/native/native.jsonl" >> "$RES" 2>/dev/null
+fi
 
 ROUND=0
 if [ "$BIG" -gt 0 ]; then

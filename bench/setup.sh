@@ -2,7 +2,8 @@
 # Installs what `make bench` needs on a fresh Debian machine (as root or
 # through sudo), then builds the bench binaries into $1 (default build/bench).
 # The peers (WeTTY from npm, Shell In A Box from Debian) are installed here
-# too; run.sh says so in its output when one of them cannot run.
+# too; run.sh says so in its output when one of them cannot run. HAProxy
+# and PostgreSQL are for bench/scale.sh (issue 15).
 set -eu
 OUT=${1:-build/bench}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -11,7 +12,7 @@ SUDO=""
 
 PKGS="build-essential pkg-config libssh-dev libssl-dev libjansson-dev libwslay-dev
       openssh-server openssh-client iproute2 python3 curl procps util-linux
-      linux-perf valgrind strace shellinabox"
+      linux-perf valgrind strace shellinabox haproxy postgresql"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

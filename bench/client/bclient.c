@@ -1283,12 +1283,14 @@ int main(int argc, char **argv)
 				ok = false;
 				sess_close(s);
 				free(s);
+				S[0] = NULL; /* out: closes what S still holds */
 				break;
 			}
 			record(&v, &nv, (s->t_first - s->t_start) * 1000.0);
 			sess_close(s);
 			free(s->req);
 			free(s);
+			S[0] = NULL;
 			usleep(100000); /* let the server reap the session */
 		}
 		put_lat("connect", v, nv);
