@@ -51,9 +51,18 @@ const daemons = {};
 const clients = {};
 let adminPassword;
 
+// Every instance is given the same vault master key (SPEC §6): the first
+// one's, copied into the others' data directories before they start.
+let masterKey = null;
+
 async function startInstance(name, extraEnv = {}) {
   const dir = path.join(h.dir, `inst-${name}`);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (masterKey) {
+    fs.mkdirSync(path.join(dir, 'data'), { recursive: true, mode: 0o700 });
+    fs.copyFileSync(masterKey, path.join(dir, 'data', 'master.key'));
+    fs.chmodSync(path.join(dir, 'data', 'master.key'), 0o600);
+  }
   const d = await startDaemon(dir, {
     adminPassword,
     env: {
@@ -63,6 +72,7 @@ async function startInstance(name, extraEnv = {}) {
     },
   });
   daemons[name] = d;
+  if (!masterKey) masterKey = path.join(d.dataDir, 'master.key');
   const c = new Client(d, { secrets: h.secrets, label: `admin@${name}` });
   await c.login('admin', adminPassword);
   clients[name] = c;
