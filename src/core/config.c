@@ -636,155 +636,154 @@ static int validate(const struct cfg *c, char *err, size_t errlen)
 	}
 	if (c->oidc_issuer[0] && (!c->oidc_client_id[0] || !c->oidc_redirect_url[0])) {
 		snprintf(err, errlen, "oidc.issuer needs oidc.client_id and oidc.redirect_url");
-		if (strcmp(c->proxy_protocol, "off") != 0 && !c->trusted_proxies[0]) {
-			snprintf(
-				err, errlen,
-				"server.proxy_protocol = %s needs server.trusted_proxies: the balancers' "
-				"addresses (a header is believed from them only)",
-				c->proxy_protocol);
-			return -EINVAL;
-		}
-		if (c->idle_timeout_s > 0 && c->idle_warning_s >= c->idle_timeout_s) {
-			snprintf(
-				err, errlen,
-				"sessions.idle_warning (%llds) must be shorter than sessions.idle_timeout (%llds)",
-				(long long)c->idle_warning_s, (long long)c->idle_timeout_s);
-			return -EINVAL;
-		}
-		return 0;
+		return -EINVAL;
 	}
-
-	int cfg_load(struct cfg * ret, const char *file, const struct cfg_arg *args, size_t nargs,
-		     char *err, size_t errlen)
-	{
-		struct cfg *c = malloc(sizeof(*c));
-		char why[160];
-		int r = -EINVAL;
-
-		if (!c) {
-			snprintf(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
-		cfg_defaults(c);
-		if (file && (r = load_file(c, file, err, errlen)) < 0)
-			goto out;
-		for (size_t i = 0; i < NKEYS; i++) {
-			const char *v = getenv(keys[i].env);
-
-			if (!v)
-				continue;
-			/* A variable replaces the file's rows of a repeatable key. */
-			if (keys[i].type == T_OIDCMAP)
-				((char *)c + keys[i].off)[0] = '\0';
-			if ((r = set_value(c, &keys[i], v, why, sizeof(why))) < 0) {
-				snprintf(err, errlen, "environment %s %s", keys[i].env, why);
-				goto out;
-			}
-		}
-		for (size_t i = 0; i < nargs; i++) {
-			if (args[i].key >= NKEYS) {
-				snprintf(err, errlen, "unknown flag");
-				r = -EINVAL;
-				goto out;
-			}
-			if ((r = set_value(c, &keys[args[i].key], args[i].value, why,
-					   sizeof(why))) < 0) {
-				snprintf(err, errlen, "--%s %s", keys[args[i].key].flag, why);
-				goto out;
-			}
-		}
-		if ((r = validate(c, err, errlen)) < 0)
-			goto out;
-		*ret = *c;
-		r = 0;
-	out:
-		free(c);
-		return r;
+	if (strcmp(c->proxy_protocol, "off") != 0 && !c->trusted_proxies[0]) {
+		snprintf(err, errlen,
+			 "server.proxy_protocol = %s needs server.trusted_proxies: the balancers' "
+			 "addresses (a header is believed from them only)",
+			 c->proxy_protocol);
+		return -EINVAL;
 	}
+	if (c->idle_timeout_s > 0 && c->idle_warning_s >= c->idle_timeout_s) {
+		snprintf(
+			err, errlen,
+			"sessions.idle_warning (%llds) must be shorter than sessions.idle_timeout (%llds)",
+			(long long)c->idle_warning_s, (long long)c->idle_timeout_s);
+		return -EINVAL;
+	}
+	return 0;
+}
 
-	/* A store URL as it may be shown (a reload's diff goes to the log): the
+int cfg_load(struct cfg *ret, const char *file, const struct cfg_arg *args, size_t nargs, char *err,
+	     size_t errlen)
+{
+	struct cfg *c = malloc(sizeof(*c));
+	char why[160];
+	int r = -EINVAL;
+
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	cfg_defaults(c);
+	if (file && (r = load_file(c, file, err, errlen)) < 0)
+		goto out;
+	for (size_t i = 0; i < NKEYS; i++) {
+		const char *v = getenv(keys[i].env);
+
+		if (!v)
+			continue;
+		/* A variable replaces the file's rows of a repeatable key. */
+		if (keys[i].type == T_OIDCMAP)
+			((char *)c + keys[i].off)[0] = '\0';
+		if ((r = set_value(c, &keys[i], v, why, sizeof(why))) < 0) {
+			snprintf(err, errlen, "environment %s %s", keys[i].env, why);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < nargs; i++) {
+		if (args[i].key >= NKEYS) {
+			snprintf(err, errlen, "unknown flag");
+			r = -EINVAL;
+			goto out;
+		}
+		if ((r = set_value(c, &keys[args[i].key], args[i].value, why, sizeof(why))) < 0) {
+			snprintf(err, errlen, "--%s %s", keys[args[i].key].flag, why);
+			goto out;
+		}
+	}
+	if ((r = validate(c, err, errlen)) < 0)
+		goto out;
+	*ret = *c;
+	r = 0;
+out:
+	free(c);
+	return r;
+}
+
+/* A store URL as it may be shown (a reload's diff goes to the log): the
  * password of "scheme://user:PASSWORD@host" and of "password=..." in the
  * query become "***". */
-	static void mask_url(const char *url, char *out, size_t size)
-	{
-		const char *p = strstr(url, "://"), *at, *slash, *colon, *pw;
-		size_t n = 0;
+static void mask_url(const char *url, char *out, size_t size)
+{
+	const char *p = strstr(url, "://"), *at, *slash, *colon, *pw;
+	size_t n = 0;
 
-		if (!size)
-			return;
-		out[0] = '\0';
-		if (!p) {
-			snprintf(out, size, "%s", url);
-			return;
-		}
-		p += 3;
-		slash = strchr(p, '/');
-		at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
-		colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
-		if (colon)
-			n = (size_t)snprintf(out, size, "%.*s:***%s", (int)(colon - url), url, at);
-		else
-			n = (size_t)snprintf(out, size, "%s", url);
-		if (n >= size)
-			return;
-		/* In the query: password=VALUE up to the next '&'. */
-		for (pw = strstr(out, "password="); pw; pw = strstr(pw, "password=")) {
-			char *v = (char *)pw + 9, *end = strchr(v, '&');
-			size_t tail = end ? strlen(end) : 0;
-
-			if ((size_t)(v - out) + 3 + tail >= size)
-				break;
-			memmove(v + 3, end ? end : v + strlen(v), tail + 1);
-			memcpy(v, "***", 3);
-			pw = v + 3;
-		}
+	if (!size)
+		return;
+	out[0] = '\0';
+	if (!p) {
+		snprintf(out, size, "%s", url);
+		return;
 	}
+	p += 3;
+	slash = strchr(p, '/');
+	at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
+	colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+	if (colon)
+		n = (size_t)snprintf(out, size, "%.*s:***%s", (int)(colon - url), url, at);
+	else
+		n = (size_t)snprintf(out, size, "%s", url);
+	if (n >= size)
+		return;
+	/* In the query: password=VALUE up to the next '&'. */
+	for (pw = strstr(out, "password="); pw; pw = strstr(pw, "password=")) {
+		char *v = (char *)pw + 9, *end = strchr(v, '&');
+		size_t tail = end ? strlen(end) : 0;
 
-	void cfg_value_str(const struct cfg *c, size_t i, char *out, size_t size)
-	{
-		const char *field;
-		int64_t n;
-
-		if (i >= NKEYS) {
-			snprintf(out, size, "?");
-			return;
-		}
-		field = (const char *)c + keys[i].off;
-		switch (keys[i].type) {
-		case T_DURATION:
-			memcpy(&n, field, sizeof(n));
-			snprintf(out, size, "%llds", (long long)n);
+		if ((size_t)(v - out) + 3 + tail >= size)
 			break;
-		case T_INT:
-			memcpy(&n, field, sizeof(n));
-			snprintf(out, size, "%lld", (long long)n);
-			break;
-		case T_BOOL:
-			memcpy(&n, field, sizeof(n));
-			snprintf(out, size, "%s", n ? "true" : "false");
-			break;
-		case T_STORE:
-			mask_url(field, out, size);
-			break;
-		default:
-			snprintf(out, size, "%s", field);
-			break;
-		}
+		memmove(v + 3, end ? end : v + strlen(v), tail + 1);
+		memcpy(v, "***", 3);
+		pw = v + 3;
 	}
+}
 
-	void cfg_diff(
-		const struct cfg *a, const struct cfg *b,
-		void (*fn)(const char *name, const char *was, const char *now, bool live, void *ud),
-		void *ud)
-	{
-		char was[CFG_MAX_STR + 8], now[CFG_MAX_STR + 8], name[64];
+void cfg_value_str(const struct cfg *c, size_t i, char *out, size_t size)
+{
+	const char *field;
+	int64_t n;
 
-		for (size_t i = 0; i < NKEYS; i++) {
-			cfg_value_str(a, i, was, sizeof(was));
-			cfg_value_str(b, i, now, sizeof(now));
-			if (strcmp(was, now) == 0)
-				continue;
-			snprintf(name, sizeof(name), "%s.%s", keys[i].section, keys[i].name);
-			fn(name, was, now, keys[i].live, ud);
-		}
+	if (i >= NKEYS) {
+		snprintf(out, size, "?");
+		return;
 	}
+	field = (const char *)c + keys[i].off;
+	switch (keys[i].type) {
+	case T_DURATION:
+		memcpy(&n, field, sizeof(n));
+		snprintf(out, size, "%llds", (long long)n);
+		break;
+	case T_INT:
+		memcpy(&n, field, sizeof(n));
+		snprintf(out, size, "%lld", (long long)n);
+		break;
+	case T_BOOL:
+		memcpy(&n, field, sizeof(n));
+		snprintf(out, size, "%s", n ? "true" : "false");
+		break;
+	case T_STORE:
+		mask_url(field, out, size);
+		break;
+	default:
+		snprintf(out, size, "%s", field);
+		break;
+	}
+}
+
+void cfg_diff(const struct cfg *a, const struct cfg *b,
+	      void (*fn)(const char *name, const char *was, const char *now, bool live, void *ud),
+	      void *ud)
+{
+	char was[CFG_MAX_STR + 8], now[CFG_MAX_STR + 8], name[64];
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		cfg_value_str(a, i, was, sizeof(was));
+		cfg_value_str(b, i, now, sizeof(now));
+		if (strcmp(was, now) == 0)
+			continue;
+		snprintf(name, sizeof(name), "%s.%s", keys[i].section, keys[i].name);
+		fn(name, was, now, keys[i].live, ud);
+	}
+}
