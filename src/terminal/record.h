@@ -60,6 +60,10 @@ int rec_seal_chunk_codec(const uint8_t key[REC_KEY_BYTES], const char *id, int64
 int rec_open_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
 		   const uint8_t *prev, const uint8_t *data, size_t len,
 		   const uint8_t tag[STORE_REC_TAG_BYTES], struct buf *out);
+/* The tag of a chunk's stored bytes (the formula above). */
+void rec_chunk_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
+		   const uint8_t *prev, const uint8_t *data, size_t len,
+		   uint8_t tag[STORE_REC_TAG_BYTES]);
 void rec_final_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t count,
 		   const uint8_t last[STORE_REC_TAG_BYTES], uint8_t out[STORE_REC_TAG_BYTES]);
 

@@ -214,9 +214,9 @@ static void be64(uint8_t out[8], int64_t v)
 		out[i] = (uint8_t)(v & 0xff);
 }
 
-static void chunk_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
-		      const uint8_t *prev, const uint8_t *data, size_t len,
-		      uint8_t tag[STORE_REC_TAG_BYTES])
+void rec_chunk_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
+		   const uint8_t *prev, const uint8_t *data, size_t len,
+		   uint8_t tag[STORE_REC_TAG_BYTES])
 {
 	static const uint8_t zero[STORE_REC_TAG_BYTES];
 	crypto_auth_hmacsha256_state st;
@@ -285,7 +285,7 @@ int rec_seal_chunk_codec(const uint8_t key[REC_KEY_BYTES], const char *id, int64
 		if (ZSTD_isError(n))
 			goto out;
 	}
-	chunk_tag(key, id, seq, prev, z, n, tag);
+	rec_chunk_tag(key, id, seq, prev, z, n, tag);
 	*ret = z;
 	*ret_len = n;
 	z = NULL;
@@ -363,7 +363,7 @@ int rec_open_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq
 	size_t start = out->len, total = 0;
 	int zr, r = 0;
 
-	chunk_tag(key, id, seq, prev, data, len, want);
+	rec_chunk_tag(key, id, seq, prev, data, len, want);
 	if (sodium_memcmp(want, tag, STORE_REC_TAG_BYTES) != 0)
 		return -BERR_INTEGRITY;
 	if (is_zstd(data, len)) {
