@@ -33,7 +33,7 @@ static void event_of(const struct buf *b, double *t, char *type, char *out, size
 
 	assert_true(b->len > 0 && b->data[b->len - 1] == '\n');
 	assert_null(memchr(b->data, '\n', b->len - 1)); /* one line */
-	v = json_loadb(b->data, b->len, 0, &e);
+	v = json_loadb(b->data, b->len, JSON_ALLOW_NUL, &e);
 	assert_non_null(v);
 	assert_true(json_is_array(v) && json_array_size(v) == 3);
 	*t = json_number_value(json_array_get(v, 0));
@@ -84,6 +84,42 @@ static void test_cast_event_escapes(void **state)
 	assert_memory_equal(out, all + 1, 127);
 	assert_int_equal(nc, 0);
 	buf_free(&b);
+}
+
+/* Runs of plain bytes are scanned 8 at a time: every byte value at every
+ * place of a word (and of the tail after the last whole word) is still
+ * escaped, or replaced when it is not UTF-8. */
+static void test_cast_event_every_place(void **state)
+{
+	for (int c = 0; c < 256; c++) {
+		for (size_t at = 0; at < 19; at++) {
+			uint8_t in[19];
+			char out[64], want[64], type;
+			struct buf b;
+			uint8_t carry[4];
+			size_t nc = 0;
+			double t;
+
+			memset(in, 'a', sizeof(in));
+			in[at] = (uint8_t)c;
+			memcpy(want, in, sizeof(in));
+			want[sizeof(in)] = '\0';
+			if (c >= 0x80) { /* alone it is not UTF-8: U+FFFD */
+				memcpy(want + at, "\xef\xbf\xbd", 3);
+				memset(want + at + 3, 'a', sizeof(in) - at - 1);
+				want[sizeof(in) + 2] = '\0';
+			}
+			buf_init(&b, 1 << 16);
+			/* The last byte alone may be the start of a cut sequence:
+			 * a run ends with plain bytes so it never is. */
+			assert_int_equal(rec_cast_event(&b, 1, 'o', in, sizeof(in),
+							at < 18 ? carry : NULL, &nc),
+					 0);
+			event_of(&b, &t, &type, out, sizeof(out));
+			assert_memory_equal(out, want, sizeof(in) + (c >= 0x80 ? 2 : 0) + 1);
+			buf_free(&b);
+		}
+	}
 }
 
 static void test_cast_event_utf8(void **state)
@@ -600,6 +636,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cast_header),
 		cmocka_unit_test(test_cast_event_escapes),
+		cmocka_unit_test(test_cast_event_every_place),
 		cmocka_unit_test(test_cast_event_utf8),
 		cmocka_unit_test(test_search),
 		cmocka_unit_test_setup_teardown(test_seal_roundtrip, tu_store_setup,
