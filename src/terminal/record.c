@@ -27,13 +27,17 @@
 #include "core/util.h"
 #include "store/store_rec.h"
 
-#define REC_FLUSH_BYTES \
-	(256 * 1024) /* fewer, larger transactions: SQLite was 10% of W2 at 64 KiB */
+/* Fewer, larger jobs and transactions: SQLite was 10 % of W2 at 64 KiB,
+ * and 1 MiB against 256 KiB took W2's CPU with recording on from 1.3 to
+ * 1.0 times that of recording off (BENCHMARKS.md "Recording"). */
+#define REC_FLUSH_BYTES (1024 * 1024)
 #define REC_FLUSH_MS    1000
-#define REC_BUF_HIGH    (1024 * 1024)     /* output pauses past this */
-#define REC_BUF_HARD    (4 * 1024 * 1024) /* input past this is dropped (counted) */
-#define REC_CHUNK_SPLIT (256 * 1024)      /* a chunk's text is cut here */
-#define REC_EV_HEAD     13                /* type (1), length (4), time in ms (8) */
+#define REC_BUF_HIGH    (2 * 1024 * 1024) /* output pauses past this */
+#define REC_BUF_HARD    (8 * 1024 * 1024) /* input past this is dropped (counted) */
+/* A chunk's text is cut here: an output event (a read, at most 64 KiB,
+ * 6 bytes a byte at worst once escaped) still fits in REC_CHUNK_PLAIN_MAX. */
+#define REC_CHUNK_SPLIT (512 * 1024)
+#define REC_EV_HEAD     13 /* type (1), length (4), time in ms (8) */
 
 struct rec {
 	/* the loop's */
@@ -200,6 +204,12 @@ static void rec_work(uv_work_t *w)
 	if (strcmp(r->row.state, "failed") != 0)
 		job_store_chunk(r, &plain);
 	buf_truncate(&plain, 0);
+	if (r->job_len < REC_FLUSH_BYTES) {
+		/* Output slowed down (the timer flushed): give the memory back
+		 * rather than hold it for an idle session. */
+		buf_free(&plain);
+		buf_init(&plain, REC_CHUNK_PLAIN_MAX);
+	}
 	r->plain = plain;
 	if (r->job_final && r->opened) {
 		uint8_t fin[STORE_REC_TAG_BYTES];
@@ -287,7 +297,10 @@ static void rec_done(uv_work_t *w, int status)
 {
 	struct rec *r = w->data;
 
-	if (!r->job_final && !r->spare && r->job_cap <= REC_BUF_HIGH) {
+	/* Kept for a steady stream only: a flush by the timer means the
+	 * output slowed down, and an idle session holds no spare. */
+	if (!r->job_final && !r->spare && r->job_len >= REC_FLUSH_BYTES &&
+	    r->job_cap <= REC_BUF_HIGH) {
 		r->spare = r->job_ev;
 		r->spare_cap = r->job_cap;
 	} else {
