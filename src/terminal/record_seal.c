@@ -299,7 +299,7 @@ int rec_seal_chunk_codec(const uint8_t key[REC_KEY_BYTES], const char *id, int64
 			goto out;
 		if (!(z = malloc(n)))
 			goto out;
-		/* Level 1: 20-30 times less CPU than zlib's level 1 on terminal
+		/* Level 1: 7-13 times less CPU than zlib's level 1 on terminal
 		 * text, and as small or smaller (BENCHMARKS.md "Recording"). */
 		n = ZSTD_compressCCtx(seal_cctx, z, n, plain, len, 1);
 		if (ZSTD_isError(n))
