@@ -23,7 +23,8 @@
 # "pg" and "lb" (bench/scale.sh: PostgreSQL against SQLite, instances
 # behind HAProxy; their knobs are there) and "native" (bench/native.sh);
 # the ceiling, profiles and peers have their own knobs), BENCH_RECORDING
-# (the bastion's recording property; unset: off).
+# (the bastion's recording property; unset: off), BENCH_W2_SOURCE (/dev/zero;
+# /dev/urandom for output that does not compress).
 # Every step is bounded by `timeout`; the namespace, the veth pair and every
 # PID started here are removed on exit, whatever happens.
 set -u
@@ -241,7 +242,11 @@ bc() {
 		"$(cut -d' ' -f1 /proc/loadavg)" "$out" >> "$RES"
 }
 
-W2_CMD='head -c 48000000 /dev/zero | base64 -w 100; echo BENCH_""DONE\r'
+# BENCH_W2_SOURCE=/dev/urandom: W2 prints text that hardly compresses
+# (base64 of random bytes) instead of the same line over and over.
+W2_SRC=${BENCH_W2_SOURCE:-/dev/zero}
+case "$W2_SRC" in /dev/zero | /dev/urandom) ;; *) echo "bench: BENCH_W2_SOURCE: /dev/zero or /dev/urandom" >&2; exit 1 ;; esac
+W2_CMD="head -c 48000000 $W2_SRC | base64 -w 100; echo BENCH_\"\"DONE\\r"
 W5_CMD='yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789 | head -c 1073741824; echo BENCH_""DONE\r'
 
 # ---- the rounds ----------------------------------------------------------------

@@ -6,7 +6,7 @@ PKGS="build-essential meson ninja-build pkg-config python3 nodejs npm
  libuv1-dev libssl-dev libhttp-parser-dev libwslay-dev libssh-dev libjansson-dev
  libsqlite3-dev libpq-dev libsodium-dev libcurl4-openssl-dev libcmocka-dev libinih-dev libcjose-dev
  libfido2-dev libcbor-dev
- zlib1g-dev
+ zlib1g-dev libzstd-dev
  openssh-server openssh-client iproute2 curl passwd procps"
 if [ "${1:-}" = "--test" ]; then
 	# fonts: the browser test checks glyphs (underscores) in both families.

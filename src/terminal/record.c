@@ -27,13 +27,17 @@
 #include "core/util.h"
 #include "store/store_rec.h"
 
-#define REC_FLUSH_BYTES \
-	(256 * 1024) /* fewer, larger transactions: SQLite was 10% of W2 at 64 KiB */
+/* Fewer, larger jobs and transactions: SQLite was 10 % of W2 at 64 KiB,
+ * and 1 MiB against 256 KiB took W2's CPU with recording on from 1.3 to
+ * 1.0 times that of recording off (BENCHMARKS.md "Recording"). */
+#define REC_FLUSH_BYTES (1024 * 1024)
 #define REC_FLUSH_MS    1000
-#define REC_BUF_HIGH    (1024 * 1024)     /* output pauses past this */
-#define REC_BUF_HARD    (4 * 1024 * 1024) /* input past this is dropped (counted) */
-#define REC_CHUNK_SPLIT (256 * 1024)      /* a chunk's text is cut here */
-#define REC_EV_HEAD     13                /* type (1), length (4), time in ms (8) */
+#define REC_BUF_HIGH    (2 * 1024 * 1024) /* output pauses past this */
+#define REC_BUF_HARD    (8 * 1024 * 1024) /* input past this is dropped (counted) */
+/* A chunk's text is cut here: an output event (a read, at most 64 KiB,
+ * 6 bytes a byte at worst once escaped) still fits in REC_CHUNK_PLAIN_MAX. */
+#define REC_CHUNK_SPLIT (512 * 1024)
+#define REC_EV_HEAD     13 /* type (1), length (4), time in ms (8) */
 
 struct rec {
 	/* the loop's */
@@ -42,6 +46,8 @@ struct rec {
 	struct sess *sess; /* NULL once the session ended */
 	uint8_t *ev;       /* raw events, REC_EV_HEAD + bytes each */
 	size_t ev_len, ev_cap;
+	uint8_t *spare; /* the last job's buffer, kept for the next swap */
+	size_t spare_cap;
 	uint64_t t0_ms;
 	bool job_running, ending, final_queued, final_done, timer_closed;
 	uint64_t lost;       /* input bytes dropped past REC_BUF_HARD */
@@ -49,7 +55,7 @@ struct rec {
 	/* handed to the job in flight */
 	uv_work_t work;
 	uint8_t *job_ev;
-	size_t job_len;
+	size_t job_len, job_cap;
 	bool job_final;
 	uint64_t job_lost;
 	int64_t duration_ms;
@@ -60,6 +66,7 @@ struct rec {
 	uint8_t carry_o[4], carry_i[4];
 	size_t nc_o, nc_i;
 	bool opened, header_done;
+	struct buf plain; /* the cast text of the chunk being made, kept */
 	int width, height;
 	char principal[80];
 	struct store_rec row; /* its metadata; state and error as they are now */
@@ -127,7 +134,7 @@ static int job_store_chunk(struct rec *r, struct buf *plain)
 	r->bytes += (int64_t)plain->len;
 	r->seq++;
 	memcpy(r->prev, tag, sizeof(tag));
-	buf_reset(plain);
+	buf_truncate(plain, 0); /* its memory stays for the next chunk */
 	return 0;
 }
 
@@ -150,11 +157,11 @@ static void job_truncate(struct rec *r, struct buf *plain, double t)
 static void rec_work(uv_work_t *w)
 {
 	struct rec *r = w->data;
-	struct buf plain;
+	struct buf plain = r->plain; /* kept across jobs: no 1 MiB malloc each */
 	double t = 0;
 	int e;
 
-	buf_init(&plain, REC_CHUNK_PLAIN_MAX);
+	buf_truncate(&plain, 0);
 	if (!r->opened) {
 		r->opened = true;
 		if ((e = store_rec_open(term_g.store, &r->row)) < 0) {
@@ -196,7 +203,14 @@ static void rec_work(uv_work_t *w)
 			 (unsigned long long)r->job_lost);
 	if (strcmp(r->row.state, "failed") != 0)
 		job_store_chunk(r, &plain);
-	buf_free(&plain);
+	buf_truncate(&plain, 0);
+	if (r->job_len < REC_FLUSH_BYTES) {
+		/* Output slowed down (the timer flushed): give the memory back
+		 * rather than hold it for an idle session. */
+		buf_free(&plain);
+		buf_init(&plain, REC_CHUNK_PLAIN_MAX);
+	}
+	r->plain = plain;
 	if (r->job_final && r->opened) {
 		uint8_t fin[STORE_REC_TAG_BYTES];
 		bool failed = strcmp(r->row.state, "failed") == 0;
@@ -217,7 +231,9 @@ static void rec_work(uv_work_t *w)
 static void rec_free(struct rec *r)
 {
 	sodium_memzero(r->key, sizeof(r->key));
+	buf_free(&r->plain);
 	free(r->ev);
+	free(r->spare);
 	free(r);
 }
 
@@ -237,11 +253,17 @@ static void on_timer(uv_timer_t *t)
 
 static void queue_job(struct rec *r, bool final)
 {
+	/* Double buffering: the loop goes on in the spare (the last job's
+	 * buffer, already grown), so a steady stream allocates nothing. */
 	r->job_ev = r->ev;
 	r->job_len = r->ev_len;
+	r->job_cap = r->ev_cap;
 	r->job_lost = r->lost;
-	r->ev = NULL;
-	r->ev_len = r->ev_cap = 0;
+	r->ev = r->spare;
+	r->ev_cap = r->spare_cap;
+	r->ev_len = 0;
+	r->spare = NULL;
+	r->spare_cap = 0;
 	r->job_final = final;
 	r->job_running = true;
 	r->work.data = r;
@@ -275,7 +297,15 @@ static void rec_done(uv_work_t *w, int status)
 {
 	struct rec *r = w->data;
 
-	free(r->job_ev);
+	/* Kept for a steady stream only: a flush by the timer means the
+	 * output slowed down, and an idle session holds no spare. */
+	if (!r->job_final && !r->spare && r->job_len >= REC_FLUSH_BYTES &&
+	    r->job_cap <= REC_BUF_HIGH) {
+		r->spare = r->job_ev;
+		r->spare_cap = r->job_cap;
+	} else {
+		free(r->job_ev);
+	}
 	r->job_ev = NULL;
 	r->job_running = false;
 	if (r->job_final) {
@@ -356,6 +386,7 @@ int term_rec_start(struct sess *s, const struct term_connect *tc)
 	r->width = tc->p.cols > 0 ? tc->p.cols : 80;
 	r->height = tc->p.rows > 0 ? tc->p.rows : 24;
 	memcpy(r->key, tc->rec_key, sizeof(r->key));
+	buf_init(&r->plain, REC_CHUNK_PLAIN_MAX);
 	snprintf(r->principal, sizeof(r->principal), "user:%s", s->user);
 	util_strlcpy(r->row.id, tc->rec_id, sizeof(r->row.id));
 	util_strlcpy(r->row.session, s->id, sizeof(r->row.session));

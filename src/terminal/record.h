@@ -1,7 +1,8 @@
 /* Session recordings (SPEC §8): asciicast v2, compressed and sealed in
  * chunks in the store (docs/decisions.md "Where recordings live").
  *
- * A chunk is zlib of some asciicast lines (the header is the start of
+ * A chunk is a zstd frame (zlib before: still read, told apart by zstd's
+ * magic number) of some asciicast lines (the header is the start of
  * chunk 0), with a tag
  *   HMAC-SHA256(K, "bastion-rec-chunk-v1" 0 id 0 seq(8, big-endian)
  *               previous tag (32 zero bytes for chunk 0) data)
@@ -40,17 +41,29 @@ int rec_cast_header(struct buf *out, int width, int height, int64_t timestamp, c
 int rec_cast_event(struct buf *out, double t, char type, const uint8_t *data, size_t len,
 		   uint8_t carry[4], size_t *ncarry);
 
-/* Compresses plain and seals it as chunk seq of id after prev (NULL for
- * chunk 0): *ret malloc'd, tag filled. */
+/* Compresses plain (zstd level 1) and seals it as chunk seq of id after
+ * prev (NULL for chunk 0): *ret malloc'd, tag filled. */
 int rec_seal_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
 		   const uint8_t *prev, const uint8_t *plain, size_t len, uint8_t **ret,
 		   size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES]);
-/* Checks a stored chunk's tag and inflates it into out (appended, capped
- * by out's cap and REC_CHUNK_PLAIN_MAX). -BERR_INTEGRITY when the tag does
- * not match or the data does not inflate. */
+/* The same with a chosen codec: REC_CODEC_ZLIB is how chunks were written
+ * before zstd (kept so that tests and fuzzing make such chunks). */
+#define REC_CODEC_ZSTD 0
+#define REC_CODEC_ZLIB 1
+int rec_seal_chunk_codec(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
+			 const uint8_t *prev, const uint8_t *plain, size_t len, int codec,
+			 uint8_t **ret, size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES]);
+/* Checks a stored chunk's tag and decompresses it (zstd, or zlib for the
+ * chunks written before) into out (appended, capped by out's cap and
+ * REC_CHUNK_PLAIN_MAX). -BERR_INTEGRITY when the tag does not match or the
+ * data does not decompress. */
 int rec_open_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
 		   const uint8_t *prev, const uint8_t *data, size_t len,
 		   const uint8_t tag[STORE_REC_TAG_BYTES], struct buf *out);
+/* The tag of a chunk's stored bytes (the formula above). */
+void rec_chunk_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
+		   const uint8_t *prev, const uint8_t *data, size_t len,
+		   uint8_t tag[STORE_REC_TAG_BYTES]);
 void rec_final_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t count,
 		   const uint8_t last[STORE_REC_TAG_BYTES], uint8_t out[STORE_REC_TAG_BYTES]);
 

@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "core/err.h"
 #include "store/store_rec.h"
@@ -62,6 +63,21 @@ static void esc_put(struct esc *e, const char *p, size_t n)
 static bool plain_byte(uint8_t c)
 {
 	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+/* Whether all 8 bytes of v are plain_byte()s, a word at a time: the scan
+ * for runs was most of a recording's CPU (BENCHMARKS.md "Recording").
+ * Each test says whether some byte is below 0x20, has its top bit, or
+ * equals 0x7f, '"' or '\\' (the has-zero-byte trick: no false "plain",
+ * and a false "not plain" only sends the word to the byte loop). */
+static bool word_plain(uint64_t v)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	uint64_t del = v ^ (ones * 0x7f), quote = v ^ (ones * '"'), bsl = v ^ (ones * '\\');
+	uint64_t bad = ((v - ones * 0x20) & ~v) | v | ((del - ones) & ~del) |
+		       ((quote - ones) & ~quote) | ((bsl - ones) & ~bsl);
+
+	return (bad & high) == 0;
 }
 
 static void esc_ascii(struct esc *e, uint8_t c)
@@ -133,6 +149,11 @@ static void esc_bytes(struct esc *e, const uint8_t *p, size_t n, uint8_t carry[4
 		size_t j = i;
 		int l;
 
+		for (uint64_t v; j + 8 <= n; j += 8) {
+			memcpy(&v, p + j, 8);
+			if (!word_plain(v))
+				break;
+		}
 		while (j < n && plain_byte(p[j]))
 			j++;
 		if (j > i) {
@@ -213,9 +234,9 @@ static void be64(uint8_t out[8], int64_t v)
 		out[i] = (uint8_t)(v & 0xff);
 }
 
-static void chunk_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
-		      const uint8_t *prev, const uint8_t *data, size_t len,
-		      uint8_t tag[STORE_REC_TAG_BYTES])
+void rec_chunk_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
+		   const uint8_t *prev, const uint8_t *data, size_t len,
+		   uint8_t tag[STORE_REC_TAG_BYTES])
 {
 	static const uint8_t zero[STORE_REC_TAG_BYTES];
 	crypto_auth_hmacsha256_state st;
@@ -249,27 +270,107 @@ void rec_final_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t cou
 	sodium_memzero(&st, sizeof(st));
 }
 
+/* The compressor of this thread, made once: a context per chunk would
+ * allocate and clear its tables each time. Pool threads live as long as
+ * the process. */
+static _Thread_local ZSTD_CCtx *seal_cctx;
+
+int rec_seal_chunk_codec(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
+			 const uint8_t *prev, const uint8_t *plain, size_t len, int codec,
+			 uint8_t **ret, size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES])
+{
+	uint8_t *z = NULL;
+	size_t n;
+	int r = -ENOMEM;
+
+	if (len > REC_CHUNK_PLAIN_MAX)
+		return -E2BIG;
+	if (codec == REC_CODEC_ZLIB) {
+		uLongf zn = compressBound((uLong)len);
+
+		if (!(z = malloc(zn)))
+			goto out;
+		if (compress2(z, &zn, plain, (uLong)len, Z_BEST_SPEED) != Z_OK)
+			goto out;
+		n = zn;
+	} else {
+		n = ZSTD_compressBound(len);
+		if (!seal_cctx && !(seal_cctx = ZSTD_createCCtx()))
+			goto out;
+		if (!(z = malloc(n)))
+			goto out;
+		/* Level 1: 7-13 times less CPU than zlib's level 1 on terminal
+		 * text, and as small or smaller (BENCHMARKS.md "Recording"). */
+		n = ZSTD_compressCCtx(seal_cctx, z, n, plain, len, 1);
+		if (ZSTD_isError(n))
+			goto out;
+	}
+	rec_chunk_tag(key, id, seq, prev, z, n, tag);
+	*ret = z;
+	*ret_len = n;
+	z = NULL;
+	r = 0;
+out:
+	free(z);
+	return r;
+}
+
 int rec_seal_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
 		   const uint8_t *prev, const uint8_t *plain, size_t len, uint8_t **ret,
 		   size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES])
 {
-	uLongf n = compressBound((uLong)len);
-	uint8_t *z;
+	return rec_seal_chunk_codec(key, id, seq, prev, plain, len, REC_CODEC_ZSTD, ret, ret_len,
+				    tag);
+}
 
-	if (len > REC_CHUNK_PLAIN_MAX)
-		return -E2BIG;
-	if (!(z = malloc(n)))
-		return -ENOMEM;
-	/* Level 1: terminal text still shrinks 4-10 times, at a fraction of
-	 * the default level's CPU (the W2 measurement in BENCHMARKS.md). */
-	if (compress2(z, &n, plain, (uLong)len, Z_BEST_SPEED) != Z_OK) {
-		free(z);
-		return -ENOMEM;
+/* A zstd chunk: the frame's magic number (little-endian 0xFD2FB528) says
+ * so; a zlib stream cannot start with it (its first byte is 0x?8). */
+static bool is_zstd(const uint8_t *data, size_t len)
+{
+	return len >= 4 && data[0] == 0x28 && data[1] == 0xb5 && data[2] == 0x2f && data[3] == 0xfd;
+}
+
+/* Inflates a zstd frame into out, at most REC_CHUNK_PLAIN_MAX bytes. */
+static int open_zstd(const uint8_t *data, size_t len, struct buf *out)
+{
+	ZSTD_DStream *d = ZSTD_createDStream();
+	ZSTD_inBuffer in = { data, len, 0 };
+	uint8_t *tmp = malloc(64 * 1024);
+	size_t total = 0, zr = 1;
+	int r = 0;
+
+	if (!d || !tmp) {
+		r = -ENOMEM;
+		goto out;
 	}
-	chunk_tag(key, id, seq, prev, z, n, tag);
-	*ret = z;
-	*ret_len = n;
-	return 0;
+	while (zr != 0) {
+		ZSTD_outBuffer o = { tmp, 64 * 1024, 0 };
+
+		zr = ZSTD_decompressStream(d, &o, &in);
+		if (ZSTD_isError(zr)) {
+			r = -BERR_INTEGRITY;
+			goto out;
+		}
+		total += o.pos;
+		if (total > REC_CHUNK_PLAIN_MAX) {
+			r = -E2BIG;
+			goto out;
+		}
+		if ((r = buf_append(out, tmp, o.pos)) < 0)
+			goto out;
+		/* All input read, nothing more came out, and the frame is not
+		 * done: it was cut short. */
+		if (zr != 0 && in.pos == in.size && o.pos < o.size) {
+			r = -BERR_INTEGRITY;
+			goto out;
+		}
+	}
+	if (in.pos != in.size) /* bytes after the frame */
+		r = -BERR_INTEGRITY;
+out:
+	ZSTD_freeDStream(d);
+	free(tmp);
+	return r;
 }
 
 int rec_open_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
@@ -282,9 +383,15 @@ int rec_open_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq
 	size_t start = out->len, total = 0;
 	int zr, r = 0;
 
-	chunk_tag(key, id, seq, prev, data, len, want);
+	rec_chunk_tag(key, id, seq, prev, data, len, want);
 	if (sodium_memcmp(want, tag, STORE_REC_TAG_BYTES) != 0)
 		return -BERR_INTEGRITY;
+	if (is_zstd(data, len)) {
+		if ((r = open_zstd(data, len, out)) < 0)
+			buf_truncate(out, start);
+		return r;
+	}
+	/* A chunk written before zstd (docs/decisions.md): zlib. */
 	if (inflateInit(&z) != Z_OK)
 		return -ENOMEM;
 	if (!(tmp = malloc(64 * 1024))) {

@@ -2,13 +2,17 @@
  * cut anywhere into two reads, become asciicast lines that are one JSON
  * array each (valid UTF-8: jansson refuses anything else), whose text is
  * the input with nothing but invalid sequences replaced; and search replays
- * those lines without failing. */
+ * those lines without failing. The chunk layer too: those lines sealed
+ * (zstd) open back to the same bytes, and the input itself taken as a
+ * stored chunk (with a tag that matches, as only a key holder could make)
+ * opens or fails cleanly, never past the cap, whatever the codec. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "core/err.h"
 #include "terminal/record.h"
 
 static void check_line(const char *p, size_t n)
@@ -18,6 +22,30 @@ static void check_line(const char *p, size_t n)
 	if (!json_is_array(v) || json_array_size(v) != 3 || !json_is_string(json_array_get(v, 2)))
 		abort();
 	json_decref(v);
+}
+
+static const uint8_t key[REC_KEY_BYTES] = { 1, 2, 3 };
+
+static void check_chunks(const uint8_t *data, size_t size, const struct buf *cast)
+{
+	uint8_t *z = NULL, tag[STORE_REC_TAG_BYTES];
+	size_t zlen = 0;
+	struct buf back;
+	int r;
+
+	buf_init(&back, REC_CHUNK_PLAIN_MAX);
+	if (rec_seal_chunk(key, "r", 0, NULL, (const uint8_t *)cast->data, cast->len, &z, &zlen,
+			   tag) < 0 ||
+	    rec_open_chunk(key, "r", 0, NULL, z, zlen, tag, &back) < 0 || back.len != cast->len ||
+	    memcmp(back.data, cast->data, cast->len) != 0)
+		abort();
+	free(z);
+	buf_reset(&back);
+	rec_chunk_tag(key, "r", 0, NULL, data, size, tag);
+	r = rec_open_chunk(key, "r", 0, NULL, data, size, tag, &back);
+	if ((r < 0 && back.len) || back.len > REC_CHUNK_PLAIN_MAX)
+		abort();
+	buf_free(&back);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -50,6 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	json_decref(hits);
 	rec_search_free(rs);
+	check_chunks(data, size, &out);
 	buf_free(&out);
 	return 0;
 }

@@ -33,7 +33,7 @@ static void event_of(const struct buf *b, double *t, char *type, char *out, size
 
 	assert_true(b->len > 0 && b->data[b->len - 1] == '\n');
 	assert_null(memchr(b->data, '\n', b->len - 1)); /* one line */
-	v = json_loadb(b->data, b->len, 0, &e);
+	v = json_loadb(b->data, b->len, JSON_ALLOW_NUL, &e);
 	assert_non_null(v);
 	assert_true(json_is_array(v) && json_array_size(v) == 3);
 	*t = json_number_value(json_array_get(v, 0));
@@ -86,6 +86,42 @@ static void test_cast_event_escapes(void **state)
 	buf_free(&b);
 }
 
+/* Runs of plain bytes are scanned 8 at a time: every byte value at every
+ * place of a word (and of the tail after the last whole word) is still
+ * escaped, or replaced when it is not UTF-8. */
+static void test_cast_event_every_place(void **state)
+{
+	for (int c = 0; c < 256; c++) {
+		for (size_t at = 0; at < 19; at++) {
+			uint8_t in[19];
+			char out[64], want[64], type;
+			struct buf b;
+			uint8_t carry[4];
+			size_t nc = 0;
+			double t;
+
+			memset(in, 'a', sizeof(in));
+			in[at] = (uint8_t)c;
+			memcpy(want, in, sizeof(in));
+			want[sizeof(in)] = '\0';
+			if (c >= 0x80) { /* alone it is not UTF-8: U+FFFD */
+				memcpy(want + at, "\xef\xbf\xbd", 3);
+				memset(want + at + 3, 'a', sizeof(in) - at - 1);
+				want[sizeof(in) + 2] = '\0';
+			}
+			buf_init(&b, 1 << 16);
+			/* The last byte alone may be the start of a cut sequence:
+			 * a run ends with plain bytes so it never is. */
+			assert_int_equal(rec_cast_event(&b, 1, 'o', in, sizeof(in),
+							at < 18 ? carry : NULL, &nc),
+					 0);
+			event_of(&b, &t, &type, out, sizeof(out));
+			assert_memory_equal(out, want, sizeof(in) + (c >= 0x80 ? 2 : 0) + 1);
+			buf_free(&b);
+		}
+	}
+}
+
 static void test_cast_event_utf8(void **state)
 {
 	/* "é€😀" cut at every position between two reads joins up again; a
@@ -136,6 +172,18 @@ static const uint8_t key[REC_KEY_BYTES] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
 
 /* A recording of n chunks, chunk i holding the event "chunk i\r\n" at time
  * i (the header before chunk 0's), ended with its final tag. */
+/* How write_rec compresses chunk i: 0 as the writer does now (zstd), 1
+ * zlib (how chunks were written before zstd), 2 both in turn (a recording
+ * made across an upgrade cannot happen, but the reader must not care). */
+static int write_codec;
+
+static int codec_of(int i)
+{
+	if (write_codec == 2)
+		return i % 2 ? REC_CODEC_ZSTD : REC_CODEC_ZLIB;
+	return write_codec == 1 ? REC_CODEC_ZLIB : REC_CODEC_ZSTD;
+}
+
 static void write_rec(struct store *s, const char *id, const char *bastion, int n, int64_t ended)
 {
 	struct store_rec rec = { 0 };
@@ -167,10 +215,16 @@ static void write_rec(struct store *s, const char *id, const char *bastion, int 
 		assert_int_equal(
 			rec_cast_event(&b, i, 'o', (const uint8_t *)line, strlen(line), carry, &nc),
 			0);
-		assert_int_equal(rec_seal_chunk(key, id, i, i ? prev : NULL,
-						(const uint8_t *)buf_str(&b), b.len, &z, &zlen,
-						tag),
-				 0);
+		if (write_codec == 0)
+			assert_int_equal(rec_seal_chunk(key, id, i, i ? prev : NULL,
+							(const uint8_t *)buf_str(&b), b.len, &z,
+							&zlen, tag),
+					 0);
+		else
+			assert_int_equal(rec_seal_chunk_codec(key, id, i, i ? prev : NULL,
+							      (const uint8_t *)buf_str(&b), b.len,
+							      codec_of(i), &z, &zlen, tag),
+					 0);
 		bytes += (int64_t)b.len;
 		assert_int_equal(store_rec_chunk_add(s, id, i, z, zlen, tag, bytes), 0);
 		memcpy(prev, tag, sizeof(tag));
@@ -257,28 +311,108 @@ static void test_seal_flipped_byte(void **state)
 {
 	struct tu_store *f = *state;
 
-	/* A flipped bit anywhere in any chunk, or in its tag, fails the read. */
-	for (int seq = 0; seq < 3; seq++) {
+	/* A flipped bit anywhere in any chunk, or in its tag, fails the read,
+	 * with either codec. */
+	for (int seq = 0; seq < 6; seq++) {
 		for (int where = 0; where < 3; where++) {
 			char id[32];
 			uint8_t *d, tag[STORE_REC_TAG_BYTES];
 			size_t len;
 			struct buf out;
 
+			write_codec = seq / 3;
 			snprintf(id, sizeof(id), "r-flip-%d-%d", seq, where);
 			write_rec(f->s, id, "/groups/g/bastions/b", 3, 5000);
-			assert_int_equal(store_rec_chunk_get(f->s, id, seq, &d, &len, tag), 0);
+			assert_int_equal(store_rec_chunk_get(f->s, id, seq % 3, &d, &len, tag), 0);
 			if (where == 2)
 				tag[7] ^= 0x10;
 			else
 				d[where ? len - 1 : 0] ^= 0x01;
-			replace_chunk(f->s, id, seq, d, len, tag);
+			replace_chunk(f->s, id, seq % 3, d, len, tag);
 			free(d);
 			buf_init(&out, 1 << 20);
 			assert_int_equal(read_rec(f->s, id, key, &out), -BERR_INTEGRITY);
 			buf_free(&out);
 		}
 	}
+	write_codec = 0;
+}
+
+/* New chunks are zstd frames; chunks written with zlib (before zstd) read
+ * as they did, alone or mixed with zstd ones. */
+static void test_seal_codecs(void **state)
+{
+	struct tu_store *f = *state;
+	static const uint8_t zstd_magic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
+
+	for (write_codec = 0; write_codec < 3; write_codec++) {
+		char id[32], want[32];
+		uint8_t *d, tag[STORE_REC_TAG_BYTES];
+		size_t len, lines = 0;
+		struct buf out;
+
+		snprintf(id, sizeof(id), "r-codec-%d", write_codec);
+		write_rec(f->s, id, "/groups/g/bastions/b", 4, 5000);
+		for (int seq = 0; seq < 4; seq++) {
+			assert_int_equal(store_rec_chunk_get(f->s, id, seq, &d, &len, tag), 0);
+			assert_true(len >= 4);
+			if (codec_of(seq) == REC_CODEC_ZSTD)
+				assert_memory_equal(d, zstd_magic, 4);
+			else
+				assert_int_equal(d[0], 0x78); /* zlib, 32 KiB window */
+			free(d);
+		}
+		buf_init(&out, 1 << 20);
+		assert_int_equal(read_rec(f->s, id, key, &out), 0);
+		for (const char *p = strchr(buf_str(&out), '\n') + 1; *p; lines++) {
+			const char *nl = strchr(p, '\n');
+			json_t *v = json_loadb(p, (size_t)(nl - p), 0, NULL);
+
+			snprintf(want, sizeof(want), "chunk %zu\r\n", lines);
+			assert_string_equal(json_string_value(json_array_get(v, 2)), want);
+			json_decref(v);
+			p = nl + 1;
+		}
+		assert_int_equal(lines, 4);
+		buf_free(&out);
+	}
+	write_codec = 0;
+}
+
+/* A zstd frame cut short, or followed by other bytes, fails even with a
+ * tag that matches (the writer never makes one: only a key holder can). */
+static void test_open_bad_frame(void **state)
+{
+	const char *text = "[0.5, \"o\", \"hello\"]\n";
+	uint8_t *z, tag[STORE_REC_TAG_BYTES], *longer;
+	size_t zlen;
+	struct buf out;
+
+	(void)state;
+	assert_int_equal(rec_seal_chunk(key, "r", 0, NULL, (const uint8_t *)text, strlen(text), &z,
+					&zlen, tag),
+			 0);
+	buf_init(&out, 1 << 20);
+	assert_int_equal(rec_open_chunk(key, "r", 0, NULL, z, zlen, tag, &out), 0);
+	assert_int_equal(out.len, strlen(text));
+	buf_reset(&out);
+	for (size_t cut = 4; cut < zlen; cut++) {
+		rec_chunk_tag(key, "r", 0, NULL, z, cut, tag);
+		assert_int_equal(rec_open_chunk(key, "r", 0, NULL, z, cut, tag, &out),
+				 -BERR_INTEGRITY);
+		assert_int_equal(out.len, 0);
+	}
+	longer = malloc(zlen + 1);
+	assert_non_null(longer);
+	memcpy(longer, z, zlen);
+	longer[zlen] = 'x';
+	rec_chunk_tag(key, "r", 0, NULL, longer, zlen + 1, tag);
+	assert_int_equal(rec_open_chunk(key, "r", 0, NULL, longer, zlen + 1, tag, &out),
+			 -BERR_INTEGRITY);
+	assert_int_equal(out.len, 0);
+	free(longer);
+	free(z);
+	buf_free(&out);
 }
 
 static void test_seal_dropped_swapped(void **state)
@@ -502,12 +636,16 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cast_header),
 		cmocka_unit_test(test_cast_event_escapes),
+		cmocka_unit_test(test_cast_event_every_place),
 		cmocka_unit_test(test_cast_event_utf8),
 		cmocka_unit_test(test_search),
 		cmocka_unit_test_setup_teardown(test_seal_roundtrip, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_seal_flipped_byte, tu_store_setup,
 						tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_seal_codecs, tu_store_setup,
+						tu_store_teardown),
+		cmocka_unit_test(test_open_bad_frame),
 		cmocka_unit_test_setup_teardown(test_seal_dropped_swapped, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query, tu_store_setup, tu_store_teardown),
