@@ -533,3 +533,29 @@ int srv_parse_for_test(const uint8_t *buf, size_t len)
 	free(c);
 	return r < 0 ? r : n;
 }
+
+int srv_relay_request_for_test(const uint8_t *buf, size_t len, struct buf *out)
+{
+	struct srv_conn *c = calloc(1, sizeof(*c));
+	int r = 0;
+
+	if (!c)
+		return -ENOMEM;
+	conn_bufs_init(c);
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	conn_reset_request(c);
+	http_parser_execute(&c->parser, &parser_settings, (const char *)buf, len);
+	if (!c->message_done || c->parse_error)
+		r = -(c->parse_error ? c->parse_error : 400);
+	else if ((r = request_fill(c)) != 0)
+		r = -r;
+	else
+		r = relay_request_bytes(c, out);
+	conn_reset_request(c);
+	buf_free(&c->hbuf);
+	buf_free(&c->body);
+	buf_free(&c->stash);
+	free(c);
+	return r;
+}

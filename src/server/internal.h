@@ -252,6 +252,13 @@ bool relay_can_take(const struct srv_conn *c);
 void relay_client_drained(struct srv_conn *c);
 /* c closes: the other side closes too. */
 void relay_client_closed(struct srv_conn *c);
+/* c's parsed request as it goes to the other instance (out capped by the
+ * caller). 0 or -E2BIG. */
+int relay_request_bytes(const struct srv_conn *c, struct buf *out);
+/* http.c: the first request of buf parsed as a connection would, then
+ * written as the relay sends it (tests/unit/test_http.c). 0, or -status
+ * for a request the server refuses. */
+int srv_relay_request_for_test(const uint8_t *buf, size_t len, struct buf *out);
 
 /* ws.c, used by srv.c */
 /* Feeds plaintext frames to wslay; returns how many bytes it took. */

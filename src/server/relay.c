@@ -116,7 +116,7 @@ static bool header_replaced(const char *name)
  * NUL-terminated), X-Bastion-Relayed so that the other side does not relay
  * it again, Connection, the body with its length. The target is sent as
  * its path and query: the parser split it in place. */
-static int request_bytes(const struct srv_conn *c, struct buf *out)
+int relay_request_bytes(const struct srv_conn *c, struct buf *out)
 {
 	const char *hb = buf_str(&c->hbuf);
 	size_t len = buf_len(&c->hbuf), off = c->url_len + 1;
@@ -459,7 +459,7 @@ void srv_relay(struct srv_conn *c, const char *to, const char *cert_sha256)
 	snprintf(r->to, sizeof(r->to), "%s", to);
 	pthread_once(&client_ctx_once, client_ctx_init);
 	if (srv_parse_listen(to, &ss) < 0 || parse_fp(cert_sha256, r->fp) < 0 || !client_ctx ||
-	    request_bytes(c, &r->request) < 0 || !(r->ssl = SSL_new(client_ctx)) ||
+	    relay_request_bytes(c, &r->request) < 0 || !(r->ssl = SSL_new(client_ctx)) ||
 	    !(r->rbio = BIO_new(BIO_s_mem())) || !(r->wbio = BIO_new(BIO_s_mem()))) {
 		log_error("relay to %s: the instance's address or fingerprint is unusable, or the "
 			  "request too large",
