@@ -110,6 +110,9 @@ describe('relay: a session held by A, used through B', () => {
     }
     h.daemon = daemons.B;
     if (pg) await pg.stop();
+    for (const [name, d] of Object.entries(daemons)) {
+      assert.doesNotMatch(d.log(), /runtime error|Sanitizer/, `instance ${name}'s log`);
+    }
   }, { timeout: 120000 });
 
   h.test('the terminal through B: echoes, resizes; closing it through B ends the session on A', { timeout: 60000 }, async () => {
