@@ -31,6 +31,10 @@ void api_session_answers(struct api_call *c)
 	const char *key;
 	size_t i;
 
+	if (api_relay_to_holder(c)) {
+		wipe_answers(arr);
+		return;
+	}
 	json_object_foreach (c->body, key, v) {
 		if (strcmp(key, "answers") != 0) {
 			api_error(c->resp, 400, "InvalidRequest",

@@ -195,6 +195,10 @@ void api_connect(struct api_call *c);
 void api_hostkeys_get(struct api_call *c);
 void api_hostkeys_delete(struct api_call *c);
 void api_terminal(struct api_call *c);
+/* Worker: a request for session seg[1] that another live instance holds
+ * is relayed there (api/relay.c); true when c->resp says so or says why it
+ * cannot be. False: the session is here, or unknown everywhere. */
+bool api_relay_to_holder(struct api_call *c);
 /* The native client's TCP stream (stream.c). */
 void api_stream(struct api_call *c);
 void api_sessions_delete(struct api_call *c);

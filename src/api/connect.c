@@ -688,6 +688,8 @@ void api_terminal(struct api_call *c)
 {
 	struct ident_creds creds = api_creds(c->req);
 
+	if (api_relay_to_holder(c))
+		return;
 	if (!ident_origin_is_own(&creds)) {
 		api_error(c->resp, 403, "OriginMismatch",
 			  "the terminal may only be opened from this bastion's own pages");

@@ -431,6 +431,8 @@ void api_sessions_watch(struct api_call *c)
 	size_t n = 0;
 	int r = 0;
 
+	if (api_relay_to_holder(c))
+		return;
 	if (!ident_origin_is_own(&creds)) {
 		api_error(c->resp, 403, "OriginMismatch",
 			  "a session may only be watched from this bastion's own pages");

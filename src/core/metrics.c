@@ -52,6 +52,8 @@ static struct {
 	struct histo latency, lag;
 	atomic_uint_fast64_t lag_last_us[METRICS_LOOPS_MAX];
 	atomic_uint_fast64_t moved;
+	/* relay to the instance holding a session (server/relay.c) */
+	atomic_uint_fast64_t relayed, relayed_failed, relay_up, relay_down;
 	atomic_uint_fast64_t key_busy;
 	atomic_uint_fast64_t refused[4]; /* per_address, total, descriptors, proxy */
 	/* The native client's tunnels (terminal/stream.c). */
@@ -131,6 +133,19 @@ void metrics_loop_lag(unsigned loop, double lag_seconds)
 void metrics_conn_moved(void)
 {
 	atomic_fetch_add_explicit(&M.moved, 1, memory_order_relaxed);
+}
+
+void metrics_relay_connection(bool joined)
+{
+	atomic_fetch_add_explicit(joined ? &M.relayed : &M.relayed_failed, 1, memory_order_relaxed);
+}
+
+void metrics_relay_bytes(uint64_t up, uint64_t down)
+{
+	if (up)
+		atomic_fetch_add_explicit(&M.relay_up, up, memory_order_relaxed);
+	if (down)
+		atomic_fetch_add_explicit(&M.relay_down, down, memory_order_relaxed);
 }
 
 void metrics_key_decrypt_busy(void)
@@ -295,6 +310,22 @@ int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loo
 	    "the session they asked for.\n"
 	    "# TYPE bastion_connections_moved_total counter\nbastion_connections_moved_total %llu\n",
 	    (unsigned long long)atomic_load_explicit(&M.moved, memory_order_relaxed));
+	put(&o,
+	    "# HELP bastion_relayed_connections_total Connections relayed to the instance that "
+	    "holds the session they asked for, by result.\n"
+	    "# TYPE bastion_relayed_connections_total counter\n"
+	    "bastion_relayed_connections_total{result=\"joined\"} %llu\n"
+	    "bastion_relayed_connections_total{result=\"failed\"} %llu\n",
+	    (unsigned long long)atomic_load_explicit(&M.relayed, memory_order_relaxed),
+	    (unsigned long long)atomic_load_explicit(&M.relayed_failed, memory_order_relaxed));
+	put(&o,
+	    "# HELP bastion_relayed_bytes_total Plaintext bytes relayed between clients and "
+	    "the instances holding their sessions.\n"
+	    "# TYPE bastion_relayed_bytes_total counter\n"
+	    "bastion_relayed_bytes_total{direction=\"to_holder\"} %llu\n"
+	    "bastion_relayed_bytes_total{direction=\"from_holder\"} %llu\n",
+	    (unsigned long long)atomic_load_explicit(&M.relay_up, memory_order_relaxed),
+	    (unsigned long long)atomic_load_explicit(&M.relay_down, memory_order_relaxed));
 	put(&o,
 	    "# HELP bastion_key_decrypt_busy_total Connects refused (503) because as many "
 	    "threads as allowed were decrypting passphrase-protected keys.\n"

@@ -6,6 +6,7 @@
  * its caller. Nothing here allocates except metrics_render. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,11 @@ void metrics_tunnel_bytes(uint64_t to_vm, uint64_t from_vm);
 void metrics_loop_lag(unsigned loop, double lag_seconds);
 /* A connection went to the loop of the session it asked for. */
 void metrics_conn_moved(void);
+/* A connection was relayed to the instance holding its session (joined)
+ * or could not be (failed: unreachable, wrong certificate, timeout). */
+void metrics_relay_connection(bool joined);
+/* Plaintext bytes relayed towards the holder (up) and back (down). */
+void metrics_relay_bytes(uint64_t up, uint64_t down);
 /* A connect was refused with 503 because the key gate was full (as many
  * threads as allowed were decrypting passphrase-protected keys). */
 void metrics_key_decrypt_busy(void);

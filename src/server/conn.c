@@ -88,6 +88,8 @@ void conn_close(struct srv_conn *c)
 		return;
 	if (c->state == CONN_WS)
 		ws_gone(c, "the browser connection closed");
+	if (c->state == CONN_RELAY)
+		relay_client_closed(c);
 	c->state = CONN_CLOSING;
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);

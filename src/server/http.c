@@ -40,6 +40,7 @@ static const char *const hdr_names[H_COUNT] = {
 	[H_WS_VERSION] = "sec-websocket-version",
 	[H_WS_PROTOCOL] = "sec-websocket-protocol",
 	[H_IF_NONE_MATCH] = "if-none-match",
+	[H_RELAYED] = "x-bastion-relayed",
 };
 
 static const char security_headers[] =
@@ -223,6 +224,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 		}
 	}
 
+	if (c->field_off < 0)
+		c->url_len = buf_len(&c->hbuf);
 	if (c->in_value || c->field_off < 0) {
 		/* A new header begins: close the previous string. */
 		if (++c->n_headers > SRV_MAX_HEADERS) {
@@ -268,6 +271,8 @@ static int on_headers_complete(http_parser *p)
 {
 	struct srv_conn *c = p->data;
 
+	if (c->field_off < 0)
+		c->url_len = buf_len(&c->hbuf);
 	if (hbuf_end_string(c) < 0)
 		return -1;
 	if ((p->flags & F_CONTENTLENGTH) && p->content_length > SRV_MAX_BODY) {
@@ -312,6 +317,7 @@ void conn_reset_request(struct srv_conn *c)
 	 * (passwords, keys) is wiped and given back. */
 	buf_truncate(&c->hbuf, 0);
 	c->url_off = 0;
+	c->url_len = 0;
 	for (int i = 0; i < H_COUNT; i++)
 		c->hdr_off[i] = -1;
 	c->cur_hdr = -1;
@@ -403,6 +409,7 @@ static int request_fill(struct srv_conn *c)
 	c->req.content_type = hdr(c, H_CONTENT_TYPE);
 	c->req.ws_protocol = hdr(c, H_WS_PROTOCOL);
 	c->req.if_none_match = hdr(c, H_IF_NONE_MATCH);
+	c->req.relayed = hdr(c, H_RELAYED) != NULL;
 	c->req.websocket = c->parser.upgrade && upgrade && strcasecmp(upgrade, "websocket") == 0 &&
 			   header_has_token(hdr(c, H_CONNECTION), "upgrade") && hdr(c, H_WS_KEY) &&
 			   hdr(c, H_WS_VERSION) && strcmp(hdr(c, H_WS_VERSION), "13") == 0 &&
@@ -525,4 +532,30 @@ int srv_parse_for_test(const uint8_t *buf, size_t len)
 	buf_free(&c->hbuf);
 	free(c);
 	return r < 0 ? r : n;
+}
+
+int srv_relay_request_for_test(const uint8_t *buf, size_t len, struct buf *out)
+{
+	struct srv_conn *c = calloc(1, sizeof(*c));
+	int r = 0;
+
+	if (!c)
+		return -ENOMEM;
+	conn_bufs_init(c);
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	conn_reset_request(c);
+	http_parser_execute(&c->parser, &parser_settings, (const char *)buf, len);
+	if (!c->message_done || c->parse_error)
+		r = -(c->parse_error ? c->parse_error : 400);
+	else if ((r = request_fill(c)) != 0)
+		r = -r;
+	else
+		r = relay_request_bytes(c, out);
+	conn_reset_request(c);
+	buf_free(&c->hbuf);
+	buf_free(&c->body);
+	buf_free(&c->stash);
+	free(c);
+	return r;
 }

@@ -40,6 +40,7 @@ enum conn_state {
 	CONN_BUSY,    /* a request is with a worker or a continuation */
 	CONN_WS,      /* WebSocket */
 	CONN_MOVING,  /* handles closed here, going to another loop (srv_conn_move) */
+	CONN_RELAY,   /* joined to another instance's connection (relay.c) */
 	CONN_CLOSING, /* uv_close requested */
 };
 
@@ -57,6 +58,7 @@ enum hdr {
 	H_WS_VERSION,
 	H_WS_PROTOCOL,
 	H_IF_NONE_MATCH,
+	H_RELAYED,
 	H_COUNT
 };
 
@@ -86,6 +88,7 @@ struct srv_conn {
 	struct buf hbuf; /* url and header strings, NUL-separated (cap
 			    SRV_MAX_HEADER_BYTES) */
 	size_t url_off;
+	size_t url_len;       /* the request target's bytes at the start of hbuf */
 	int hdr_off[H_COUNT]; /* offset of each known header value, -1 if absent */
 	int cur_hdr;          /* header whose value is being read, -1 for unknown */
 	int field_off;        /* offset of the header name being read, -1 before any */
@@ -127,6 +130,9 @@ struct srv_conn {
 	struct wsr wsr;     /* frames from the browser: our reader, not wslay's */
 	bool ws_heard;      /* bytes came from the browser since the last ping tick */
 	unsigned ws_missed; /* ping ticks in a row without a byte from the browser */
+
+	/* CONN_RELAY, and while a relay connects on the client's behalf */
+	struct srv_relay *relay;
 
 	char remote[64];
 
@@ -254,6 +260,24 @@ void conn_close_timer(uv_timer_t *t);
 void conn_pump_timer(uv_timer_t *t);
 /* The answer to the current request is on its way: read the next one. */
 void srv_respond_done(struct srv_conn *c);
+
+/* relay.c: a connection joined to one towards another instance */
+struct srv_relay;
+/* The client's plaintext for the other instance; returns how much it took
+ * (0 while that side's output is above its mark). */
+size_t relay_consume(struct srv_conn *c, const uint8_t *buf, size_t len);
+bool relay_can_take(const struct srv_conn *c);
+/* c's output drained: the other side may be read again. */
+void relay_client_drained(struct srv_conn *c);
+/* c closes: the other side closes too. */
+void relay_client_closed(struct srv_conn *c);
+/* c's parsed request as it goes to the other instance (out capped by the
+ * caller). 0 or -E2BIG. */
+int relay_request_bytes(const struct srv_conn *c, struct buf *out);
+/* http.c: the first request of buf parsed as a connection would, then
+ * written as the relay sends it (tests/unit/test_http.c). 0, or -status
+ * for a request the server refuses. */
+int srv_relay_request_for_test(const uint8_t *buf, size_t len, struct buf *out);
 
 /* ws.c, used by srv.c */
 /* Reads plaintext frames (unmasking them in place in buf); returns how

@@ -57,6 +57,8 @@ static size_t input_resume(const struct srv_conn *c)
 
 bool conn_can_consume(struct srv_conn *c)
 {
+	if (c->state == CONN_RELAY)
+		return relay_can_take(c);
 	if (c->state != CONN_HTTP && (c->state != CONN_WS || c->ws_paused))
 		return false;
 	if (!c->in_blocked && c->out_pending >= input_stop(c))
@@ -66,6 +68,10 @@ bool conn_can_consume(struct srv_conn *c)
 
 void conn_output_drained(struct srv_conn *c)
 {
+	if (c->state == CONN_RELAY) {
+		relay_client_drained(c);
+		return;
+	}
 	if (!c->in_blocked || c->out_pending >= input_resume(c))
 		return;
 	c->in_blocked = false;
@@ -81,6 +87,8 @@ static size_t consume(struct srv_conn *c, uint8_t *buf, size_t len)
 		return srv_http_consume(c, buf, len);
 	if (c->state == CONN_WS && !c->ws_paused)
 		return ws_consume(c, buf, len);
+	if (c->state == CONN_RELAY)
+		return relay_consume(c, buf, len);
 	return 0;
 }
 

@@ -35,6 +35,7 @@ struct srv_request {
 	const char *ws_protocol;   /* Sec-WebSocket-Protocol */
 	const char *if_none_match; /* If-None-Match */
 	bool websocket;            /* a valid WebSocket upgrade was requested */
+	bool relayed;              /* X-Bastion-Relayed: another instance relayed it */
 	char remote_addr[64];      /* peer IP as text */
 };
 
@@ -151,6 +152,22 @@ void srv_release(struct srv_conn *c);
  * server): answer here, arrived does not run. */
 typedef void srv_moved_fn(struct srv_conn *c, bool client_gone, void *arg);
 int srv_conn_move(struct srv_conn *c, unsigned to, srv_moved_fn *arrived, void *arg);
+
+/* ---- Relay to another instance (relay.c) ---- */
+
+/* Joins c, whose answer is not given yet, to a new TLS connection to
+ * `to` ("ADDR:PORT" as srv_parse_listen reads it: numeric, never
+ * resolved) whose certificate's SHA-256 (DER, hex) must equal
+ * cert_sha256: the request goes there as it was received (plus
+ * X-Bastion-Relayed: 1, and Connection: close unless it is an upgrade),
+ * and then bytes both ways until either side ends. The relay knows
+ * nothing of what it carries and authenticates nobody: the other side
+ * does. Within SRV_RELAY_TIMEOUT_MS the other side must be connected and
+ * verified, or c is answered 502 InstanceUnreachable (also at once when
+ * the connect is refused or the certificate differs). c's answer is the
+ * relay's from this call on. */
+#define SRV_RELAY_TIMEOUT_MS 5000
+void srv_relay(struct srv_conn *c, const char *to, const char *cert_sha256);
 
 /* ---- WebSocket (terminal) ---- */
 

@@ -41,11 +41,17 @@
 #include <string.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "server/loops.h"
 #include "store/store_cluster.h"
+#include "terminal/challenge.h"
 
 struct end_one {
 	char id[48];
@@ -512,4 +518,130 @@ void term_end_user_everywhere(int64_t user_id, const char *name, const char *rea
 			  name, err_str(r));
 	else if (n > 0)
 		log_info("cluster: asked the other instances to end %d session(s) of %s", n, name);
+}
+
+/* ---------- who holds a session (the relay, issue 15 item 3) ---------- */
+
+struct holder_find {
+	const char *id;
+	char instance[STORE_INSTANCE_NAME_MAX];
+	struct store_instance in;
+	bool found;
+};
+
+static int holder_session(const struct store_live_session *ls, void *ud)
+{
+	struct holder_find *h = ud;
+
+	if (strcmp(ls->id, h->id) != 0 || !ls->instance)
+		return 0;
+	util_strlcpy(h->instance, ls->instance, sizeof(h->instance));
+	return 1; /* found: stop */
+}
+
+static int holder_instance(const struct store_instance *in, void *ud)
+{
+	struct holder_find *h = ud;
+
+	if (strcmp(in->name, h->instance) != 0)
+		return 0;
+	h->in = *in;
+	h->found = true;
+	return 1;
+}
+
+/* "https://HOST:PORT[/...]" to a numeric "ADDR:PORT" (IPv6 bracketed):
+ * a name is resolved here, on a worker, so that the loop never waits on
+ * DNS. */
+static int advertised_addr(const char *url, char *ret, size_t size)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV },
+			*ai = NULL;
+	char host[256], ip[INET6_ADDRSTRLEN];
+	const char *p, *end, *port;
+	size_t hlen;
+	int r = -EINVAL;
+
+	if (strncmp(url, "https://", 8) != 0)
+		return -EINVAL;
+	p = url + 8;
+	end = p + strcspn(p, "/?#");
+	if (*p == '[') {
+		const char *close = memchr(p, ']', (size_t)(end - p));
+
+		if (!close || close + 1 >= end || close[1] != ':')
+			return -EINVAL;
+		hlen = (size_t)(close - p - 1);
+		p++;
+		port = close + 2;
+	} else {
+		const char *colon = memchr(p, ':', (size_t)(end - p));
+
+		if (!colon)
+			return -EINVAL;
+		hlen = (size_t)(colon - p);
+		port = colon + 1;
+	}
+	if (hlen == 0 || hlen >= sizeof(host) || end - port < 1 || end - port > 5 ||
+	    strspn(port, "0123456789") != (size_t)(end - port))
+		return -EINVAL;
+	memcpy(host, p, hlen);
+	host[hlen] = '\0';
+	{
+		char portbuf[6];
+
+		memcpy(portbuf, port, (size_t)(end - port));
+		portbuf[end - port] = '\0';
+		if (getaddrinfo(host, portbuf, &hints, &ai) != 0 || !ai)
+			return -EHOSTUNREACH;
+		if (ai->ai_family == AF_INET &&
+		    inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, ip,
+			      sizeof(ip)))
+			r = snprintf(ret, size, "%s:%s", ip, portbuf);
+		else if (ai->ai_family == AF_INET6 &&
+			 inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, ip,
+				   sizeof(ip)))
+			r = snprintf(ret, size, "[%s]:%s", ip, portbuf);
+		else
+			r = -EHOSTUNREACH;
+		freeaddrinfo(ai);
+	}
+	if (r >= (int)size)
+		return -ENAMETOOLONG;
+	return r < 0 ? r : 0;
+}
+
+bool term_session_here(const char *id)
+{
+	return term_home_of(id) >= 0 || term_challenge_home(id) >= 0;
+}
+
+int term_holder_of_session(const char *id, char *ret_addr, size_t addr_size, char *ret_fp,
+			   size_t fp_size)
+{
+	struct holder_find h = { .id = id };
+	int r;
+
+	if (!cl.on || !cl.shared || !cl.store)
+		return -ENOENT;
+	/* -ECANCELED: the callback stopped the walk, having found it */
+	r = store_session_foreach_open(cl.store, cl.me.name, holder_session, &h);
+	if (r < 0 && r != -ECANCELED)
+		return r;
+	if (!h.instance[0])
+		return -ENOENT;
+	r = store_instance_foreach(cl.store, holder_instance, &h);
+	if (r < 0 && r != -ECANCELED)
+		return r;
+	/* A lost instance's sessions are being ended: nobody to relay to. */
+	if (!h.found || strcmp(h.in.state, "lost") == 0)
+		return -ENOENT;
+	if ((r = advertised_addr(h.in.advertise_url, ret_addr, addr_size)) < 0) {
+		log_warn("cluster: instance %s advertises an unusable URL (%s): %s", h.in.name,
+			 h.in.advertise_url, err_str(r));
+		return -EHOSTUNREACH;
+	}
+	if (util_strlcpy(ret_fp, h.in.cert_sha256, fp_size) < 0)
+		return -ENAMETOOLONG;
+	return 0;
 }

@@ -218,6 +218,17 @@ void term_end_user_everywhere(int64_t user_id, const char *name, const char *rea
 /* Any thread: the loop holding session id here, or -1 (not on this
  * instance, or dialling). */
 int term_home_of_session(const char *id);
+/* Any thread: session id is held here, or its connect waits here for
+ * the answers to its questions. */
+bool term_session_here(const char *id);
+/* A worker: the instance other than this one that holds open session id,
+ * as the store's registry says: its numeric address "ADDR:PORT" (its
+ * advertised URL, resolved here) and its certificate's SHA-256 (hex).
+ * -ENOENT when no other live instance holds it (also on SQLite),
+ * -EHOSTUNREACH when its advertised URL is unusable, or the store's
+ * -errno. */
+int term_holder_of_session(const char *id, char *ret_addr, size_t addr_size, char *ret_fp,
+			   size_t fp_size);
 
 /* A text frame from the browser (docs/api.md "The terminal stream"), parsed. */
 enum term_ctl_type {

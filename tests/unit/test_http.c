@@ -694,6 +694,53 @@ static void header_name_not_a_token_is_400(void **state)
 	assert_int_equal(srv_parse_for_test((const uint8_t *)ok, strlen(ok)), 1);
 }
 
+/* ---- the relay (issue 15 item 3): the request as it goes on ---- */
+
+static void relayed(const char *in, char *out, size_t size)
+{
+	struct buf b;
+
+	buf_init(&b, 64 * 1024);
+	assert_int_equal(srv_relay_request_for_test((const uint8_t *)in, strlen(in), &b), 0);
+	assert_true(buf_len(&b) < size);
+	memcpy(out, buf_str(&b), buf_len(&b) + 1);
+	buf_free(&b);
+}
+
+static void relay_request_as_received(void **state)
+{
+	char out[8192];
+
+	(void)state;
+	/* An upgrade: every header as it came, the query, one mark added;
+	 * a client's own mark is not passed on twice. */
+	relayed("GET /api/v1/sessions/s1/terminal?x=1&y=%20 HTTP/1.1\r\nHost: h:1\r\n"
+		"Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+		"Sec-WebSocket-Key: k==\r\nSec-WebSocket-Version: 13\r\n"
+		"Sec-WebSocket-Protocol: bastion.v1\r\nOrigin: https://h:1\r\n"
+		"Cookie: a=b; c=d\r\nX-Other: v v\r\nX-Bastion-Relayed: 1\r\n\r\n",
+		out, sizeof(out));
+	assert_string_equal(out,
+			    "GET /api/v1/sessions/s1/terminal?x=1&y=%20 HTTP/1.1\r\nHost: h:1\r\n"
+			    "Upgrade: websocket\r\nSec-WebSocket-Key: k==\r\n"
+			    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: bastion.v1\r\n"
+			    "Origin: https://h:1\r\nCookie: a=b; c=d\r\nX-Other: v v\r\n"
+			    "X-Bastion-Relayed: 1\r\nConnection: Upgrade\r\n\r\n");
+	/* A chunked body goes on whole with its length, and the link closes
+	 * after the answer. */
+	relayed("POST /api/v1/sessions/s1/answers HTTP/1.1\r\nHost: h\r\n"
+		"Transfer-Encoding: chunked\r\nX-CSRF-Token: t\r\n\r\n"
+		"5\r\n{\"a\":\r\n3\r\n[]}\r\n0\r\n\r\n",
+		out, sizeof(out));
+	assert_string_equal(out, "POST /api/v1/sessions/s1/answers HTTP/1.1\r\nHost: h\r\n"
+				 "X-CSRF-Token: t\r\nX-Bastion-Relayed: 1\r\n"
+				 "Connection: close\r\nContent-Length: 8\r\n\r\n{\"a\":[]}");
+	/* No headers at all, and an empty POST. */
+	relayed("POST /p HTTP/1.0\r\n\r\n", out, sizeof(out));
+	assert_string_equal(out, "POST /p HTTP/1.1\r\nX-Bastion-Relayed: 1\r\n"
+				 "Connection: close\r\nContent-Length: 0\r\n\r\n");
+}
+
 /* ---- connection caps (issue 13 item 3) ---- */
 
 static struct sockaddr_storage addr_of(const char *ip)
@@ -774,6 +821,7 @@ int main(void)
 		cmocka_unit_test(pipelined_record_per_request),
 		cmocka_unit_test(pump_every_cut_and_answer_order),
 		cmocka_unit_test(header_name_not_a_token_is_400),
+		cmocka_unit_test(relay_request_as_received),
 		cmocka_unit_test(limits_per_address_and_total),
 	};
 
