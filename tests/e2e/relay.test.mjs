@@ -6,7 +6,9 @@
 // relayed (A's answer, byte for byte the same as asked on A); a watch
 // through B; a certificate that is not the recorded one → 502 and nothing
 // sent to that server; a reader that stops reading does not grow B's
-// memory (measured); A killed → B answers 502 at once.
+// memory (measured); behind a round-robin HAProxy (TCP, no affinity) ten
+// users in a row sign in, connect and use their terminal; A killed → B
+// answers 502 at once.
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -19,6 +21,7 @@ import {
 import { attach } from './lib/term.mjs';
 import { startDaemon } from './lib/daemon.mjs';
 import { startPg } from './lib/pg.mjs';
+import { startHaproxy, haproxyBinary } from './lib/haproxy.mjs';
 import { randomString, waitFor, sleep } from './lib/util.mjs';
 
 const h = fileHarness({
@@ -259,6 +262,37 @@ describe('relay: a session held by A, used through B', () => {
     } finally {
       a.term.close();
       await clients.A.del(`/sessions/${s.id}`);
+    }
+  });
+
+  h.test('behind a round-robin HAProxy (TCP, no affinity): sign-in, connect and terminal work every time', { timeout: 180000 }, async (t) => {
+    if (!haproxyBinary()) { t.skip('haproxy is not installed (scripts/deps.sh --test)'); return; }
+    const hp = await startHaproxy(h.dir, {
+      label: 'haproxy-rr',
+      frontends: [{ name: 'rr', servers: [{ port: daemons.A.port }, { port: daemons.B.port }] }],
+    });
+    try {
+      const port = hp.port('rr');
+      // Every request of the client is a connection of its own, which the
+      // balancer hands to A and B in turn: sign-in, connect and the
+      // terminal's upgrade of one user land on different instances.
+      const lb = { ...daemons.A, port, origin: `https://127.0.0.1:${port}`, wsBase: `wss://127.0.0.1:${port}` };
+      const joined0 = (await metric('A', JOINED)) + (await metric('B', JOINED));
+      for (let i = 0; i < 10; i++) {
+        const c = new Client(lb, { secrets: h.secrets, label: `admin@balancer#${i}` });
+        await c.login('admin', adminPassword);
+        const s = expectSession(await connect(c, G, 'vm1', body()), `connect #${i} through the balancer`);
+        const a = await attach(lb, c, s.terminal);
+        assert.ok(a.ok, `terminal #${i} through the balancer: ${a.status} ${a.body}`);
+        await echoes(a.term);
+        a.term.close();
+        await a.term.waitClosed({ timeoutMs: 5000 });
+      }
+      const joined = (await metric('A', JOINED)) + (await metric('B', JOINED)) - joined0;
+      console.log(`# through the balancer: 10 of 10 terminals worked, ${joined} of them relayed to their holder`);
+      assert.ok(joined > 0, 'some terminals reached an instance that did not hold them');
+    } finally {
+      await hp.stop();
     }
   });
 
