@@ -201,6 +201,10 @@ size_t srv_ws_outbound(const struct srv_conn *c);
 void srv_ws_pause_input(struct srv_conn *c, bool pause);
 /* Sends a close frame and closes once it is written. on_close follows. */
 void srv_ws_close(struct srv_conn *c, uint16_t code, const char *reason);
+/* The same for an owner that forgets the connection at once and may be
+ * freed before the close frame is written: no callback (on_close
+ * included) reaches it any more. */
+void srv_ws_close_detach(struct srv_conn *c, uint16_t code, const char *reason);
 /* The loop c is on (for work queued on its behalf). */
 uv_loop_t *srv_conn_loop(const struct srv_conn *c);
 /* The remote address of the connection. */

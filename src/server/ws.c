@@ -343,6 +343,15 @@ void srv_ws_pause_input(struct srv_conn *c, bool pause)
 	}
 }
 
+void srv_ws_close_detach(struct srv_conn *c, uint16_t code, const char *reason)
+{
+	if (c->state != CONN_WS)
+		return;
+	/* Every callback checks this flag: none reaches the owner now. */
+	c->ws_close_notified = true;
+	srv_ws_close(c, code, reason);
+}
+
 void srv_ws_close(struct srv_conn *c, uint16_t code, const char *reason)
 {
 	if (c->state != CONN_WS)

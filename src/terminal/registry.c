@@ -495,8 +495,10 @@ void sess_close_ws(struct sess *s, json_t *msg)
 		return;
 	}
 	term_send_control(s, msg);
-	s->ws = NULL; /* on_close may follow: it must find nothing to do */
-	srv_ws_close(ws, 1000, "session ended");
+	/* s may be reaped before the close frame is written (a slow or
+	 * relayed socket): the connection must not call back into it. */
+	s->ws = NULL;
+	srv_ws_close_detach(ws, 1000, "session ended");
 }
 
 /* Ends s with a reason the browser is told and the audit records. */
