@@ -499,6 +499,9 @@ describe('oidc-mfa: two instances on one PostgreSQL store', () => {
     pg = await startPg(h.dir);
     h.secrets.add(pg.password, 'postgres password');
     const env = {
+      // A shared store waits drain_timeout before draining on SIGTERM (a
+      // rolling upgrade); the stop below allows 10 s.
+      BASTION_DRAIN_TIMEOUT: '1s',
       ...oidcEnv,
       // One redirect URL, naming B: the sign-in starts on A, lands on B.
       BASTION_OIDC_REDIRECT_URL: `https://127.0.0.1:${portB}/api/v1/auth/oidc/callback`,
