@@ -356,7 +356,7 @@
 	   void *ud),                                                                              \
 	  (s, fn, ud))                                                                             \
 	X(rec_key_update, (struct store * s, const char *id, const uint8_t *w, size_t len),        \
-	  (s, id, w, len))                                                                        \
+	  (s, id, w, len))                                                                         \
 	/* issue 18, OIDC and MFA: the mark's via ("oidc", or "pending": the   \
 	 * sign-in waits for bastion's own second factor) */                   \
 	X(login_mfa_via, (struct store * s, const uint8_t hash[32], char ret_via[17]),             \
