@@ -386,12 +386,21 @@ static int conn_open(struct store *s, sqlite3 **ret)
 	}
 	sqlite3_busy_timeout(db, 5000);
 	sqlite3_extended_result_codes(db, 1);
-	rc = sqlite3_exec(db,
-			  "PRAGMA journal_mode=WAL;"
-			  "PRAGMA synchronous=NORMAL;"
-			  "PRAGMA foreign_keys=ON;"
-			  "PRAGMA secure_delete=ON;",
-			  NULL, NULL, NULL);
+	/* Switching a new database to WAL takes its lock without the busy
+	 * handler: instances opening one new store at the same moment see
+	 * "database is locked" and try again, for as long as the busy
+	 * timeout would have waited (5 s). */
+	for (int tries = 0;; tries++) {
+		rc = sqlite3_exec(db,
+				  "PRAGMA journal_mode=WAL;"
+				  "PRAGMA synchronous=NORMAL;"
+				  "PRAGMA foreign_keys=ON;"
+				  "PRAGMA secure_delete=ON;",
+				  NULL, NULL, NULL);
+		if ((rc & 0xff) != SQLITE_BUSY || tries >= 250)
+			break;
+		usleep(20 * 1000);
+	}
 	if (rc != SQLITE_OK) {
 		log_error("store: cannot configure %s: %s", SQ(s)->path, sqlite3_errmsg(db));
 		sqlite3_close(db);
