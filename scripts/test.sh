@@ -8,6 +8,10 @@ ASAN=${2:-build-asan}
 FUZZ=${3:-build-fuzz}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOG=$(mktemp -d)
+START=$(date +%s)
+# phase NAME: the phase's heading, with the seconds since the start, so that
+# CI's output says where the time went.
+phase() { echo "== $* [$(($(date +%s) - START)) s]"; }
 passed=0
 failed=0
 # What failed, by name: repeated just above the summary, since CI shows
@@ -24,7 +28,7 @@ count_meson() { # $1 = log file
 	grep -E '^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT) ' "$1" >>"$LOG/failures"
 }
 
-echo "== format (.clang-format)"
+phase "format (.clang-format)"
 if (cd "$ROOT" && git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'tests/unit/*.h' \
 	'tests/fuzz/*.c' 'tests/layers/*.c' 'bench/*.c' | xargs clang-format --dry-run -Werror) >"$LOG/format.log" 2>&1; then
 	echo "format: ok"
@@ -36,7 +40,7 @@ else
 	fail_note "format"
 fi
 
-echo "== source check (scripts/checksrc.py)"
+phase "source check (scripts/checksrc.py)"
 if (cd "$ROOT" && python3 scripts/checksrc.py) >"$LOG/checksrc.log" 2>&1; then
 	tail -n1 "$LOG/checksrc.log"
 	passed=$((passed + 1))
@@ -47,11 +51,11 @@ else
 	fail_note "checksrc"
 fi
 
-echo "== unit tests ($BUILD)"
+phase "unit tests ($BUILD)"
 meson test -C "$BUILD" --print-errorlogs 2>&1 | tee "$LOG/unit.log"
 count_meson "$LOG/unit.log"
 
-echo "== unit tests under ASan+UBSan ($ASAN)"
+phase "unit tests under ASan+UBSan ($ASAN)"
 if ninja -C "$ASAN" >"$LOG/asan-build.log" 2>&1; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		meson test -C "$ASAN" --print-errorlogs 2>&1 | tee "$LOG/asan.log"
@@ -63,7 +67,7 @@ else
 	fail_note "ASan build"
 fi
 
-echo "== fuzz targets, a few seconds each ($FUZZ)"
+phase "fuzz targets, a few seconds each ($FUZZ)"
 if ninja -C "$FUZZ" >"$LOG/fuzz-build.log" 2>&1; then
 	"$ROOT/scripts/fuzz.sh" "$FUZZ" 5 | tee "$LOG/fuzz.log"
 	passed=$((passed + $(grep -c '^fuzz: .* ok' "$LOG/fuzz.log")))
@@ -88,8 +92,12 @@ fi
 e2e_run() {
 	tag=$1 dir=$2 conc=$3
 	shift 3
+	# Bounded: a test stops after 5 minutes, a whole run after E2E_LIMIT
+	# seconds (timeout ends node and what it started: their process group),
+	# so that the summary is always printed.
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	BASTION_BIN="$ROOT/$dir/bastion" node --test --test-concurrency="$conc" \
+	BASTION_BIN="$ROOT/$dir/bastion" timeout -k 30 "${E2E_LIMIT:-1500}" \
+		node --test --test-concurrency="$conc" --test-timeout=300000 \
 		--test-reporter=spec --test-reporter-destination="$LOG/$tag.out" \
 		--test-reporter=tap --test-reporter-destination="$LOG/$tag.tap" \
 		"$@" >>"$LOG/$tag.out" 2>&1
@@ -123,30 +131,21 @@ browser_files=$(grep -l 'lib/browser.mjs' ./*.test.mjs)
 # root would switch); they say so on a line of their own.
 alone_files=$(grep -l '^// e2e: runs alone' ./*.test.mjs)
 other_files=$(grep -L -e 'lib/browser.mjs' -e '^// e2e: runs alone' ./*.test.mjs)
-# The suite runs against both daemons: the one users run, and the sanitized
-# one, which aborts on any ASan or UBSan report and fails the SIGTERM tests
-# on a leak.
-# The two passes over the other files go side by side (they wait on
-# networks and daemons more than they use the CPU; each file picks its own
-# ports and test network); the Chromium files then run one at a time.
-echo "== end-to-end tests ($BUILD/bastion and $ASAN/bastion side by side)"
+# The suite runs once, against the sanitized daemon: it aborts on any ASan
+# or UBSan report and fails the SIGTERM tests on a leak, and what the files
+# test is the same code in both builds (the plain build's unit tests ran
+# above). The other files go three at a time (they wait on networks and
+# daemons more than they use the CPU; each picks its own ports and test
+# network); the Chromium files then run one at a time.
+phase "end-to-end tests ($ASAN/bastion)"
 # shellcheck disable=SC2086 # file lists
-e2e_run e2e-plain "$BUILD" 2 $other_files &
-# shellcheck disable=SC2086
-e2e_run e2e-asan "$ASAN" 2 $other_files &
-wait
-echo "== end-to-end tests ($BUILD/bastion)"
-e2e_count e2e-plain
-echo "== end-to-end tests ($ASAN/bastion)"
-e2e_count e2e-asan
-# The Chromium files run once, against the sanitized daemon: what they
-# test is the portal and the daemon's answers to it, which are the same
-# code in both builds, and the sanitizers add their checks; a second pass
-# against the plain build would add minutes, not coverage.
-echo "== end-to-end tests in Chromium ($ASAN/bastion)"
+e2e_run e2e "$ASAN" 3 $other_files
+e2e_count e2e
+phase "end-to-end tests in Chromium ($ASAN/bastion)"
 # shellcheck disable=SC2086
 e2e_run browser "$ASAN" 1 $browser_files $alone_files
 e2e_count browser
+phase "done"
 
 if [ -s "$LOG/failures" ]; then
 	echo "== what failed"
