@@ -25,9 +25,13 @@ bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
 [ -n "$bindir" ] && [ -x "$bindir/initdb" ] || bindir=$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")
 [ -x "$bindir/initdb" ] || die "PostgreSQL binaries not found (apt-get install postgresql)"
 
+# As the unprivileged user when we are root. setpriv execs the command in
+# place (runuser stays as its parent, and stops itself when its child is
+# stopped: a test that freezes postgres with SIGSTOP would leave a stopped
+# runuser behind for ever).
 as_pg() {
 	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u bastionpg -- "$@"
+		setpriv --reuid=bastionpg --regid=bastionpg --clear-groups -- "$@"
 	else
 		"$@"
 	fi
@@ -59,7 +63,7 @@ start)
 		# at once and keeps no copy of our stdout (a caller reading it to
 		# the end would wait for postgres to exit).
 		if [ "$(id -u)" -eq 0 ]; then
-			runuser -u bastionpg -- "$bindir/postgres" -D "$dir/data" -k "$dir" -p "$port" \
+			setpriv --reuid=bastionpg --regid=bastionpg --clear-groups -- "$bindir/postgres" -D "$dir/data" -k "$dir" -p "$port" \
 				-c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 \
 				-c shared_buffers=16MB >"$dir/postgres.log" 2>&1 </dev/null &
 		else
@@ -92,7 +96,7 @@ resume)
 	[ -f "$dir/port" ] || die "no cluster in $dir"
 	port=$(cat "$dir/port")
 	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u bastionpg -- "$bindir/postgres" -D "$dir/data" -k "$dir" -p "$port" \
+		setpriv --reuid=bastionpg --regid=bastionpg --clear-groups -- "$bindir/postgres" -D "$dir/data" -k "$dir" -p "$port" \
 			-c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 \
 			-c shared_buffers=16MB >>"$dir/postgres.log" 2>&1 </dev/null &
 	else

@@ -51,38 +51,19 @@ else
 	fail_note "checksrc"
 fi
 
-phase "unit tests ($BUILD)"
-meson test -C "$BUILD" --print-errorlogs 2>&1 | tee "$LOG/unit.log"
-count_meson "$LOG/unit.log"
-
-phase "unit tests under ASan+UBSan ($ASAN)"
-if ninja -C "$ASAN" >"$LOG/asan-build.log" 2>&1; then
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		meson test -C "$ASAN" --print-errorlogs 2>&1 | tee "$LOG/asan.log"
-	count_meson "$LOG/asan.log"
-else
+phase "ASan+UBSan build ($ASAN)"
+asan_ok=1
+if ! ninja -C "$ASAN" >"$LOG/asan-build.log" 2>&1; then
 	cat "$LOG/asan-build.log"
 	echo "ASan build failed"
+	asan_ok=0
 	failed=$((failed + 1))
 	fail_note "ASan build"
 fi
 
-phase "fuzz targets, a few seconds each ($FUZZ)"
-if ninja -C "$FUZZ" >"$LOG/fuzz-build.log" 2>&1; then
-	"$ROOT/scripts/fuzz.sh" "$FUZZ" 5 | tee "$LOG/fuzz.log"
-	passed=$((passed + $(grep -c '^fuzz: .* ok' "$LOG/fuzz.log")))
-	failed=$((failed + $(grep -c '^fuzz: .* FAILED' "$LOG/fuzz.log")))
-	grep '^fuzz: .* FAILED' "$LOG/fuzz.log" >>"$LOG/failures"
-else
-	cat "$LOG/fuzz-build.log"
-	echo "fuzz build failed"
-	failed=$((failed + 1))
-	fail_note "fuzz build"
-fi
-
-cd "$ROOT/tests/e2e"
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-	npm ci --no-audit --no-fund >"$LOG/npm.log" 2>&1 || { cat "$LOG/npm.log"; failed=$((failed + 1)); fail_note "npm ci"; }
+E2E="$ROOT/tests/e2e"
+if [ ! -d "$E2E/node_modules" ] || [ "$E2E/package-lock.json" -nt "$E2E/node_modules/.package-lock.json" ]; then
+	(cd "$E2E" && npm ci --no-audit --no-fund >"$LOG/npm.log" 2>&1) || { cat "$LOG/npm.log"; failed=$((failed + 1)); fail_note "npm ci"; }
 fi
 # e2e_run TAG DIR CONCURRENCY FILE...: node --test on the files given, with
 # concurrency CONCURRENCY, against DIR/bastion; its spec output goes to
@@ -92,12 +73,18 @@ fi
 e2e_run() {
 	tag=$1 dir=$2 conc=$3
 	shift 3
-	# Bounded: a test stops after 5 minutes, a whole run after E2E_LIMIT
-	# seconds (timeout ends node and what it started: their process group),
-	# so that the summary is always printed.
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	# Bounded: a test stops after 5 minutes, a file's process exits when its
+	# last test has run (--test-force-exit: a child it forgot cannot keep it,
+	# and the whole run, waiting), a whole run after E2E_LIMIT seconds
+	# (timeout ends node and what it started: their process group), so that
+	# the summary is always printed.
+	# ASan keeps freed memory in quarantine (256 MiB by default) to catch
+	# a use after free: a smaller one fills during a test's warm-up, so that
+	# the tests that bound memory growth measure the daemon, not the
+	# quarantine filling.
+	ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=32 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	BASTION_BIN="$ROOT/$dir/bastion" timeout -k 30 "${E2E_LIMIT:-1500}" \
-		node --test --test-concurrency="$conc" --test-timeout=300000 \
+		node --test --test-concurrency="$conc" --test-timeout=300000 --test-force-exit \
 		--test-reporter=spec --test-reporter-destination="$LOG/$tag.out" \
 		--test-reporter=tap --test-reporter-destination="$LOG/$tag.tap" \
 		"$@" >>"$LOG/$tag.out" 2>&1
@@ -125,26 +112,60 @@ e2e_count() { # TAG
 # The files that drive Chromium run alone, one after the other: Chromium
 # aborts what it is loading (ERR_NETWORK_CHANGED) when an address appears
 # or goes on the host, which every other file's test network does.
-browser_files=$(grep -l 'lib/browser.mjs' ./*.test.mjs)
+browser_files=$(cd "$E2E" && grep -l 'lib/browser.mjs' ./*.test.mjs)
 # So do the files that change the machine itself (package.test.mjs installs
 # /usr/bin/bastion and a `bastion` account, to which any daemon started as
 # root would switch); they say so on a line of their own.
-alone_files=$(grep -l '^// e2e: runs alone' ./*.test.mjs)
-other_files=$(grep -L -e 'lib/browser.mjs' -e '^// e2e: runs alone' ./*.test.mjs)
-# The suite runs once, against the sanitized daemon: it aborts on any ASan
-# or UBSan report and fails the SIGTERM tests on a leak, and what the files
-# test is the same code in both builds (the plain build's unit tests ran
-# above). The other files go three at a time (they wait on networks and
-# daemons more than they use the CPU; each picks its own ports and test
-# network); the Chromium files then run one at a time.
-phase "end-to-end tests ($ASAN/bastion)"
-# shellcheck disable=SC2086 # file lists
-e2e_run e2e "$ASAN" 3 $other_files
-e2e_count e2e
-phase "end-to-end tests in Chromium ($ASAN/bastion)"
-# shellcheck disable=SC2086
-e2e_run browser "$ASAN" 1 $browser_files $alone_files
-e2e_count browser
+alone_files=$(cd "$E2E" && grep -l '^// e2e: runs alone' ./*.test.mjs)
+other_files=$(cd "$E2E" && grep -L -e 'lib/browser.mjs' -e '^// e2e: runs alone' ./*.test.mjs)
+# The suite runs against the sanitized daemon: it aborts on any ASan or
+# UBSan report and fails the SIGTERM tests on a leak, and what the files
+# test is the same code in both builds (the plain build's unit tests run
+# too). The Chromium files run first, one at a time, beside the unit tests
+# and the fuzz targets (which add no network address that would disturb
+# Chromium); the other files after them, three at a time (they wait on
+# networks and daemons more than they use the CPU; each picks its own
+# ports and test network).
+if [ "$asan_ok" -eq 1 ]; then
+	phase "end-to-end tests in Chromium ($ASAN/bastion), in the background"
+	# shellcheck disable=SC2086 # file lists
+	(cd "$E2E" && e2e_run browser "$ASAN" 1 $browser_files $alone_files) &
+	browser_pid=$!
+fi
+
+phase "unit tests ($BUILD)"
+meson test -C "$BUILD" --print-errorlogs 2>&1 | tee "$LOG/unit.log"
+count_meson "$LOG/unit.log"
+
+phase "unit tests under ASan+UBSan ($ASAN)"
+if [ "$asan_ok" -eq 1 ]; then
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		meson test -C "$ASAN" --print-errorlogs 2>&1 | tee "$LOG/asan.log"
+	count_meson "$LOG/asan.log"
+fi
+
+phase "fuzz targets, a few seconds each ($FUZZ)"
+if ninja -C "$FUZZ" >"$LOG/fuzz-build.log" 2>&1; then
+	"$ROOT/scripts/fuzz.sh" "$FUZZ" 5 | tee "$LOG/fuzz.log"
+	passed=$((passed + $(grep -c '^fuzz: .* ok' "$LOG/fuzz.log")))
+	failed=$((failed + $(grep -c '^fuzz: .* FAILED' "$LOG/fuzz.log")))
+	grep '^fuzz: .* FAILED' "$LOG/fuzz.log" >>"$LOG/failures"
+else
+	cat "$LOG/fuzz-build.log"
+	echo "fuzz build failed"
+	failed=$((failed + 1))
+	fail_note "fuzz build"
+fi
+
+if [ "$asan_ok" -eq 1 ]; then
+	wait "$browser_pid"
+	phase "end-to-end tests in Chromium ($ASAN/bastion): what they printed"
+	e2e_count browser
+	phase "end-to-end tests ($ASAN/bastion)"
+	# shellcheck disable=SC2086 # file lists
+	(cd "$E2E" && e2e_run e2e "$ASAN" 3 $other_files)
+	e2e_count e2e
+fi
 phase "done"
 
 if [ -s "$LOG/failures" ]; then

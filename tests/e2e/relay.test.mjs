@@ -116,6 +116,7 @@ describe('relay: a session held by A, used through B', () => {
     for (const [name, d] of Object.entries(daemons)) {
       assert.doesNotMatch(d.log(), /runtime error|Sanitizer/, `instance ${name}'s log`);
     }
+    await h.down();
   }, { timeout: 120000 });
 
   h.test('the terminal through B: echoes, resizes; closing it through B ends the session on A', { timeout: 60000 }, async () => {

@@ -8,7 +8,7 @@
 //     after(() => h.down(), { timeout: 60000 });
 //     h.test('name', async () => { ... });
 //   });
-import { it } from 'node:test';
+import { it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { makeTempDir, randomString } from './util.mjs';
@@ -161,5 +161,9 @@ export function fileHarness({ label, block = 10, net = false, daemon = true, key
       });
     },
   };
+  // Whatever the file's own hooks do, the harness is taken down after the
+  // file's last test (down() is idempotent): an sshd or daemon left running
+  // keeps the file's process alive, and node --test waits for it for ever.
+  after(() => h.down(), { timeout: 60000 });
   return h;
 }
