@@ -138,13 +138,32 @@ void api_users_list(struct api_call *c);
 void api_users_delete(struct api_call *c);
 void api_auth_password(struct api_call *c);
 
+/* What every way of signing in shares (signin.c). */
+struct ident_session;
+struct ident_throttle;
+/* An audit line for what already happened: a failed write is logged, not
+ * answered. The _json form takes detail's reference. */
+void api_audit(struct api_call *c, const char *principal, const char *action, const char *target,
+	       const char *result, const char *detail);
+void api_audit_json(struct api_call *c, const char *principal, const char *action,
+		    const char *target, const char *result, json_t *detail);
+/* May account (NULL: the address alone) try now? 0: go ahead; 1: held
+ * back (*th says why and for how long; Retry-After is set, the caller
+ * answers 429 in its words); -1: answered (the store failed). */
+int api_throttle_hold(struct api_call *c, const char *account, struct ident_throttle *th);
+/* Set-Cookie for the browser session token (max_age 0: remove it). */
+void api_session_cookie(struct api_resp *resp, const char *token, int max_age);
+/* The answer to a sign-in that succeeded: the cookie, no-store, 200
+ * {"user":{"name"},"csrf_token"} (and "mfa_enrollment_required" when
+ * enrol). */
+void api_signed_in(struct api_call *c, const struct ident_session *sess, bool enrol);
+
 /* Second factors (mfa.c). */
 void api_mfa_get(struct api_call *c);
 void api_mfa_totp_enrol(struct api_call *c);
 void api_mfa_totp_confirm(struct api_call *c);
 void api_mfa_totp_delete(struct api_call *c);
 void api_users_mfa_delete(struct api_call *c);
-struct ident_session;
 /* The second step of a sign-in whose password was right and whose session
  * sess was opened: 0 when the user may go on (*ret_enrol: signed in to a
  * session restricted to enrolment, auth.require_mfa), 1 when c was

@@ -21,8 +21,6 @@
 #include "store/store.h"
 #include "terminal/term.h"
 
-#define COOKIE_ATTRS "; Path=/; HttpOnly; Secure; SameSite=Strict"
-
 /* The audit principal "user:<name>". */
 static void audit_principal(const char *name, char out[80])
 {
@@ -37,15 +35,6 @@ static char *detail_source(const struct api_call *c)
 
 	json_decref(o);
 	return text;
-}
-
-static void audit(struct api_call *c, const char *principal, const char *action, const char *target,
-		  const char *result, const char *detail)
-{
-	/* The action already happened; a failed audit write is logged, not
-	 * answered, so that the client sees what really took place. */
-	if (store_audit(c->ctx->store, principal, action, target, result, detail) < 0)
-		log_warn("audit: could not record %s on %s", action, target ? target : "-");
 }
 
 /* Fetches body[field] as a string. On failure answers 400 and returns
@@ -90,17 +79,12 @@ static void wipe_field(struct api_call *c, const char *field)
 static bool throttle_allows(struct api_call *c, const char *account)
 {
 	struct ident_throttle th;
-	char principal[80], retry[32];
+	char principal[80];
 	json_t *d;
-	char *detail;
-	int r = ident_throttle_check(c->ctx->store, account, c->req->remote_addr, store_now(), &th);
+	int r = api_throttle_hold(c, account, &th);
 
-	if (r < 0) {
-		api_store_error(c->resp, r, "sign-in throttle");
-		return false;
-	}
-	if (th.retry_after <= 0)
-		return true;
+	if (r <= 0)
+		return r == 0;
 	if (account)
 		audit_principal(account, principal);
 	else
@@ -109,13 +93,8 @@ static bool throttle_allows(struct api_call *c, const char *account)
 		d = json_pack("{s:s, s:s, s:I}", "source", c->req->remote_addr, "by",
 			      th.by_account ? "account" : "address", "retry_after",
 			      (json_int_t)th.retry_after);
-		detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
-		audit(c, principal, "auth.throttled", principal, "refused", detail);
-		free(detail);
-		json_decref(d);
+		api_audit_json(c, principal, "auth.throttled", principal, "refused", d);
 	}
-	snprintf(retry, sizeof(retry), "%lld", (long long)th.retry_after);
-	api_header(c->resp, "Retry-After", retry);
 	if (th.by_account)
 		api_error(c->resp, 429, "TooManyRequests",
 			  "too many failed sign-ins for user '%s'; try again in %lld seconds",
@@ -178,16 +157,6 @@ static json_t *user_json(const struct store_user *u)
 			 (json_int_t)u->created_at);
 }
 
-static void set_cookie(struct api_resp *resp, const char *value, int max_age)
-{
-	char line[256];
-
-	snprintf(line, sizeof(line), IDENT_COOKIE "=%s" COOKIE_ATTRS "; Max-Age=%d", value,
-		 max_age);
-	api_header(resp, "Set-Cookie", line);
-	sodium_memzero(line, sizeof(line));
-}
-
 /* ---- sign-in, sign-out, the current session ------------------------- */
 
 void api_auth_login(struct api_call *c)
@@ -200,7 +169,6 @@ void api_auth_login(struct api_call *c)
 	char *detail = NULL;
 	struct ident_creds creds;
 	bool had_cookie, enrol = false;
-	json_t *body;
 	int r;
 
 	if (!body_string(c, "username", true, &username) ||
@@ -229,7 +197,7 @@ void api_auth_login(struct api_call *c)
 		util_strlcpy(principal, "user:?", sizeof(principal));
 	detail = detail_source(c);
 	if (r == -EACCES) {
-		audit(c, principal, "auth.login", principal, "failure", detail);
+		api_audit(c, principal, "auth.login", principal, "failure", detail);
 		api_error(c->resp, 401, "Unauthenticated", "invalid username or password");
 		goto out;
 	}
@@ -246,13 +214,8 @@ void api_auth_login(struct api_call *c)
 		log_warn("auth: could not reset the sign-in throttle of %s", sess.name);
 	if (had_cookie)
 		store_login_delete(c->ctx->store, old);
-	audit(c, principal, "auth.login", principal, "success", detail);
-	set_cookie(c->resp, sess.token, IDENT_SESSION_TTL);
-	api_header(c->resp, "Cache-Control", "no-store");
-	body = json_pack("{s:{s:s}, s:s}", "user", "name", sess.name, "csrf_token", sess.csrf);
-	if (body && enrol)
-		json_object_set_new(body, "mfa_enrollment_required", json_true());
-	api_json(c->resp, 200, body);
+	api_audit(c, principal, "auth.login", principal, "success", detail);
+	api_signed_in(c, &sess, enrol);
 out:
 	free(detail);
 	wipe_field(c, "password");
@@ -273,10 +236,10 @@ void api_auth_logout(struct api_call *c)
 		return;
 	}
 	audit_principal(c->who->name, principal);
-	audit(c, principal, "auth.logout", principal, "success",
-	      c->who->via_cookie ? NULL : "API token revoked");
+	api_audit(c, principal, "auth.logout", principal, "success",
+		  c->who->via_cookie ? NULL : "API token revoked");
 	if (c->who->via_cookie)
-		set_cookie(c->resp, "", 0);
+		api_session_cookie(c->resp, "", 0);
 	c->resp->status = 204;
 }
 
@@ -526,7 +489,7 @@ void api_users_put(struct api_call *c)
 		json_object_set_new(detail_obj, "changed", changed);
 	}
 	detail = detail_obj ? json_dumps(detail_obj, JSON_COMPACT) : NULL;
-	audit(c, principal, created ? "user.create" : "user.update", target, "success", detail);
+	api_audit(c, principal, created ? "user.create" : "user.update", target, "success", detail);
 	api_json(c->resp, created ? 201 : 200, user_json(&u));
 out:
 	json_decref(detail_obj);
@@ -601,7 +564,7 @@ void api_auth_password(struct api_call *c)
 		goto out;
 	}
 	if (r == -EACCES) {
-		audit(c, principal, "user.password", principal, "failure", detail);
+		api_audit(c, principal, "user.password", principal, "failure", detail);
 		api_error(c->resp, 403, "InvalidCurrentPassword",
 			  "current_password is not correct");
 		goto out;
@@ -631,7 +594,7 @@ void api_auth_password(struct api_call *c)
 		log_warn("auth: could not reset the sign-in throttle of %s", u.name);
 	free(detail);
 	detail = detail_ended(c, &ended);
-	audit(c, principal, "user.password", principal, "success", detail);
+	api_audit(c, principal, "user.password", principal, "success", detail);
 	api_header(c->resp, "Cache-Control", "no-store");
 	api_json(c->resp, 200, json_pack("{s:o}", "ended", ended_json(&ended)));
 out:
@@ -742,7 +705,7 @@ void api_users_delete(struct api_call *c)
 		log_warn("auth: could not forget the sign-in state of %s", name);
 	audit_principal(c->who->name, principal);
 	audit_principal(name, target);
-	audit(c, principal, "user.delete", target, "success", NULL);
+	api_audit(c, principal, "user.delete", target, "success", NULL);
 	c->resp->status = 204;
 out:
 	sodium_memzero(&u, sizeof(u));

@@ -39,15 +39,6 @@
 #include "store/store.h"
 #include "vault/vault.h"
 
-#define COOKIE_ATTRS "; Path=/; HttpOnly; Secure; SameSite=Strict"
-
-static void audit(struct api_call *c, const char *principal, const char *action, const char *target,
-		  const char *result, const char *detail)
-{
-	if (store_audit(c->ctx->store, principal, action, target, result, detail) < 0)
-		log_warn("audit: could not record %s on %s", action, target ? target : "-");
-}
-
 static void user_principal(const char *name, char out[80])
 {
 	snprintf(out, 80, "user:%s", name);
@@ -163,7 +154,7 @@ void api_mfa_totp_enrol(struct api_call *c)
 		goto out;
 	}
 	user_principal(c->who->name, principal);
-	audit(c, principal, "auth.mfa.totp-enrol", principal, "pending", NULL);
+	api_audit(c, principal, "auth.mfa.totp-enrol", principal, "pending", NULL);
 	body = json_pack("{s:s, s:s}", "secret", b32, "otpauth_uri", uri);
 	api_header(c->resp, "Cache-Control", "no-store");
 	api_json(c->resp, 201, body);
@@ -223,7 +214,7 @@ void api_mfa_totp_confirm(struct api_call *c)
 	for (int i = 0; list && i < IDENT_RECOVERY_CODES; i++)
 		json_array_append_new(list, json_string(codes[i]));
 	user_principal(c->who->name, principal);
-	audit(c, principal, "auth.mfa.totp-confirm", principal, "success", NULL);
+	api_audit(c, principal, "auth.mfa.totp-confirm", principal, "success", NULL);
 	api_header(c->resp, "Cache-Control", "no-store");
 	api_json(c->resp, 200, json_pack("{s:o}", "recovery_codes", list ? list : json_array()));
 out:
@@ -239,7 +230,7 @@ void api_mfa_totp_delete(struct api_call *c)
 	uint8_t key[IDENT_TOTP_KEY_BYTES];
 	struct store_mfa m = { 0 };
 	struct ident_throttle th;
-	char principal[80], retry[32];
+	char principal[80];
 	json_error_t jerr;
 	json_t *body = NULL;
 	const char *otp;
@@ -266,23 +257,19 @@ void api_mfa_totp_delete(struct api_call *c)
 				  "otp is required: a current code or a recovery code");
 			goto out;
 		}
-		r = ident_throttle_check(c->ctx->store, c->who->name, c->req->remote_addr,
-					 store_now(), &th);
-		if (r == 0 && th.retry_after > 0) {
-			snprintf(retry, sizeof(retry), "%lld", (long long)th.retry_after);
-			api_header(c->resp, "Retry-After", retry);
-			api_error(c->resp, 429, "TooManyRequests",
-				  "too many wrong codes; try again in %lld seconds",
-				  (long long)th.retry_after);
+		if ((r = api_throttle_hold(c, c->who->name, &th)) != 0) {
+			if (r > 0)
+				api_error(c->resp, 429, "TooManyRequests",
+					  "too many wrong codes; try again in %lld seconds",
+					  (long long)th.retry_after);
 			goto out;
 		}
-		if (r == 0)
-			r = ident_mfa_check_otp(c->ctx->store, c->who->user_id, key, sizeof(key),
-						otp, store_now(), &recovery);
+		r = ident_mfa_check_otp(c->ctx->store, c->who->user_id, key, sizeof(key), otp,
+					store_now(), &recovery);
 		if (r == -EACCES) {
 			ident_throttle_failure(c->ctx->store, c->who->name, c->req->remote_addr,
 					       store_now());
-			audit(c, principal, "auth.mfa.totp-remove", principal, "failure", NULL);
+			api_audit(c, principal, "auth.mfa.totp-remove", principal, "failure", NULL);
 			api_error(c->resp, 403, "InvalidOtp", "the code is wrong or was used");
 			goto out;
 		}
@@ -295,8 +282,8 @@ void api_mfa_totp_delete(struct api_call *c)
 		api_store_error(c->resp, r, "second factor");
 		goto out;
 	}
-	audit(c, principal, "auth.mfa.totp-remove", principal, "success",
-	      recovery ? "{\"with\":\"recovery code\"}" : NULL);
+	api_audit(c, principal, "auth.mfa.totp-remove", principal, "success",
+		  recovery ? "{\"with\":\"recovery code\"}" : NULL);
 	c->resp->status = 204;
 out:
 	free(m.totp_sealed);
@@ -340,8 +327,8 @@ void api_users_mfa_delete(struct api_call *c)
 	}
 	user_principal(c->who->name, principal);
 	user_principal(name, target);
-	audit(c, principal, "user.mfa-reset", target, "success",
-	      removed ? "{\"removed\":true}" : "{\"removed\":false}");
+	api_audit(c, principal, "user.mfa-reset", target, "success",
+		  removed ? "{\"removed\":true}" : "{\"removed\":false}");
 	c->resp->status = 204;
 }
 
@@ -419,7 +406,7 @@ int api_mfa_login_step(struct api_call *c, const struct ident_session *sess, con
 	}
 	r = second_factor(c, sess->user_id, &f, false, &how);
 	if (r == -ENODATA) {
-		audit(c, principal, "auth.login", principal, "mfa-required", detail);
+		api_audit(c, principal, "auth.login", principal, "mfa-required", detail);
 		api_error(c->resp, 401, "MfaRequired",
 			  "this account needs a second factor: send otp (a TOTP or recovery code) "
 			  "or webauthn (a passkey assertion) with the password");
@@ -433,14 +420,14 @@ int api_mfa_login_step(struct api_call *c, const struct ident_session *sess, con
 		if (ident_throttle_failure(c->ctx->store, NULL, c->req->remote_addr, store_now()) <
 		    0)
 			log_warn("auth: could not count a failed code for %s", sess->name);
-		audit(c, principal, "auth.login", principal, "failure", detail);
+		api_audit(c, principal, "auth.login", principal, "failure", detail);
 		api_error(c->resp, 401, "Unauthenticated", "invalid or already used code");
 		goto refuse;
 	}
 	if (r != 0)
 		goto refuse;
 	if (strcmp(how, "recovery") == 0)
-		audit(c, principal, "auth.mfa.recovery-used", principal, "success", detail);
+		api_audit(c, principal, "auth.mfa.recovery-used", principal, "success", detail);
 	return 0;
 refuse:
 	/* The session was opened with the password; without its second
@@ -458,17 +445,10 @@ refuse:
 static bool code_allowed(struct api_call *c, const char *name)
 {
 	struct ident_throttle th;
-	char retry[32];
-	int r = ident_throttle_check(c->ctx->store, name, c->req->remote_addr, store_now(), &th);
+	int r = api_throttle_hold(c, name, &th);
 
-	if (r < 0) {
-		api_store_error(c->resp, r, "sign-in throttle");
-		return false;
-	}
-	if (th.retry_after <= 0)
-		return true;
-	snprintf(retry, sizeof(retry), "%lld", (long long)th.retry_after);
-	api_header(c->resp, "Retry-After", retry);
+	if (r <= 0)
+		return r == 0;
 	api_error(c->resp, 429, "TooManyRequests",
 		  "too many failed sign-ins; try again in %lld seconds", (long long)th.retry_after);
 	return false;
@@ -482,7 +462,7 @@ static void code_wrong(struct api_call *c, const char *name, const char *princip
 {
 	if (ident_throttle_failure(c->ctx->store, name, c->req->remote_addr, store_now()) < 0)
 		log_warn("auth: could not count a failed code for %s", name);
-	audit(c, principal, "auth.login", principal, "failure", detail);
+	api_audit(c, principal, "auth.login", principal, "failure", detail);
 	api_error(c->resp, 401, "Unauthenticated", "invalid or already used code");
 }
 
@@ -504,7 +484,7 @@ void api_mfa_verify(struct api_call *c)
 	struct ident_creds creds = api_creds(c->req);
 	struct ident_mfa_factors f;
 	struct ident_session sess = { 0 };
-	char principal[80], via[17], line[256];
+	char principal[80], via[17];
 	const char *how = NULL;
 	char *detail = NULL, *done = NULL;
 	uint8_t old[32];
@@ -557,15 +537,9 @@ void api_mfa_verify(struct api_call *c)
 		log_warn("auth: could not reset the sign-in throttle of %s", c->who->name);
 	done = step_detail(c, "oidc", how);
 	if (strcmp(how, "recovery") == 0)
-		audit(c, principal, "auth.mfa.recovery-used", principal, "success", done);
-	audit(c, principal, "auth.login", principal, "success", done);
-	snprintf(line, sizeof(line), IDENT_COOKIE "=%s" COOKIE_ATTRS "; Max-Age=%d", sess.token,
-		 IDENT_SESSION_TTL);
-	api_header(c->resp, "Set-Cookie", line);
-	sodium_memzero(line, sizeof(line));
-	api_header(c->resp, "Cache-Control", "no-store");
-	api_json(c->resp, 200,
-		 json_pack("{s:{s:s}, s:s}", "user", "name", sess.name, "csrf_token", sess.csrf));
+		api_audit(c, principal, "auth.mfa.recovery-used", principal, "success", done);
+	api_audit(c, principal, "auth.login", principal, "success", done);
+	api_signed_in(c, &sess, false);
 out:
 	free(detail);
 	free(done);
@@ -603,9 +577,10 @@ int api_mfa_cli_step(struct api_call *c, int64_t user_id, const char *name)
 		free(detail);
 		detail = step_detail(c, "oidc-cli", how);
 		if (strcmp(how, "recovery") == 0)
-			audit(c, principal, "auth.mfa.recovery-used", principal, "success", detail);
+			api_audit(c, principal, "auth.mfa.recovery-used", principal, "success",
+				  detail);
 		/* The callback audited "mfa-required"; this completes it. */
-		audit(c, principal, "auth.login", principal, "success", detail);
+		api_audit(c, principal, "auth.login", principal, "success", detail);
 	}
 	free(detail);
 	return r == 0 ? 0 : 1;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/oidc_map.h"
 #include "api/validate.h"
 #include "authz/authz.h"
 #include "core/buf.h"
@@ -31,78 +32,23 @@
 #include "identity/oidc.h"
 #include "store/store.h"
 
-#define COOKIE_ATTRS    "; Path=/; HttpOnly; Secure; SameSite=Strict"
 #define CLI_CODE_TTL    120 /* seconds the CLI has to trade its code */
 #define CLI_TOKEN_TTL   (30 * 24 * 3600)
 #define RETURN_TO_MAX   512
-#define MAP_ROWS_MAX    128
 #define NO_PASSWORD     "!oidc" /* never an Argon2id string: no password verifies */
-#define MAP_ID_PREFIX   "oidc-map-"
 #define SECRET_FILE_MAX 4096
-
-struct map_row {
-	char group[257];
-	char role[33];
-	char scope[257];
-};
 
 struct api_oidc {
 	struct oidc *oidc;
 	char display_name[64];
 	bool auto_create;
-	struct map_row *rows;
-	size_t n_rows;
+	struct oidc_map map;
 	bool mapping;      /* groups_claim set: assignments are kept in step */
 	bool trust_amr;    /* oidc.trust_amr */
 	char mfa_acr[256]; /* oidc.mfa_acr */
 };
 
 /* ---- set-up ----------------------------------------------------------- */
-
-static bool scope_valid(const char *s)
-{
-	if (strcmp(s, "/") == 0)
-		return true;
-	if (strncmp(s, "/groups/", 8) == 0 && val_name(s + 8))
-		return true;
-	return val_res_id(s, NULL, NULL, NULL, NULL) == 0;
-}
-
-/* Splits the [oidc] map text ("GROUP ROLE SCOPE,...") into rows; the
- * config loader checked the shape, this checks the role and the scope. */
-static int parse_map(struct api_oidc *a, const char *text, char *err, size_t errlen)
-{
-	const char *p = text;
-	enum authz_role role;
-
-	while (*p) {
-		struct map_row row = { 0 };
-		char line[600];
-		size_t n = strcspn(p, ",");
-		int got;
-
-		if (n >= sizeof(line) || a->n_rows == MAP_ROWS_MAX) {
-			snprintf(err, errlen, "oidc.map: at most %d rows of at most %zu bytes",
-				 MAP_ROWS_MAX, sizeof(line) - 1);
-			return -EINVAL;
-		}
-		memcpy(line, p, n);
-		line[n] = '\0';
-		got = sscanf(line, "%256s %32s %256s", row.group, row.role, row.scope);
-		if (got != 3 || authz_role_parse(row.role, &role) < 0 || !scope_valid(row.scope)) {
-			snprintf(err, errlen,
-				 "oidc.map: '%.80s' is not 'GROUP ROLE SCOPE' with a role (Reader, "
-				 "Contributor, Owner) and a scope (/, /groups/G or a resource ID)",
-				 line);
-			return -EINVAL;
-		}
-		a->rows[a->n_rows++] = row;
-		p += n;
-		if (*p == ',')
-			p++;
-	}
-	return 0;
-}
 
 int api_oidc_setup(struct api_ctx *ctx, const struct cfg *cfg, char *err, size_t errlen)
 {
@@ -113,7 +59,7 @@ int api_oidc_setup(struct api_ctx *ctx, const struct cfg *cfg, char *err, size_t
 
 	if (!cfg->oidc_issuer[0])
 		return 0;
-	if (!(a = calloc(1, sizeof(*a))) || !(a->rows = calloc(MAP_ROWS_MAX, sizeof(*a->rows)))) {
+	if (!(a = calloc(1, sizeof(*a)))) {
 		free(a);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -124,7 +70,7 @@ int api_oidc_setup(struct api_ctx *ctx, const struct cfg *cfg, char *err, size_t
 	a->mapping = cfg->oidc_groups_claim[0] != '\0';
 	a->trust_amr = cfg->oidc_trust_amr != 0;
 	util_strlcpy(a->mfa_acr, cfg->oidc_mfa_acr, sizeof(a->mfa_acr));
-	if ((r = parse_map(a, cfg->oidc_map, err, errlen)) < 0)
+	if ((r = oidc_map_parse(&a->map, cfg->oidc_map, err, errlen)) < 0)
 		goto out;
 	if (cfg->oidc_client_secret_file[0]) {
 		/* The secret is the file's first line; a private file only. */
@@ -155,7 +101,7 @@ int api_oidc_setup(struct api_ctx *ctx, const struct cfg *cfg, char *err, size_t
 out:
 	buf_free(&secret);
 	if (a) {
-		free(a->rows);
+		oidc_map_free(&a->map);
 		free(a);
 	}
 	return r;
@@ -166,7 +112,7 @@ void api_oidc_free(struct api_ctx *ctx)
 	if (!ctx->oidc)
 		return;
 	oidc_free(ctx->oidc->oidc);
-	free(ctx->oidc->rows);
+	oidc_map_free(&ctx->oidc->map);
 	free(ctx->oidc);
 	ctx->oidc = NULL;
 }
@@ -210,17 +156,6 @@ static bool return_to_ok(const char *v)
 	return true;
 }
 
-static void audit(struct api_call *c, const char *principal, const char *action, const char *target,
-		  const char *result, json_t *detail)
-{
-	char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-
-	if (store_audit(c->ctx->store, principal, action, target, result, text) < 0)
-		log_warn("audit: could not record %s on %s", action, target ? target : "-");
-	free(text);
-	json_decref(detail);
-}
-
 /* The plain page a failed callback answers with: reason is one of our own
  * static texts, never anything the provider or the browser sent. */
 static void fail_page(struct api_call *c, int status, const char *reason)
@@ -248,9 +183,9 @@ static void fail_page(struct api_call *c, int status, const char *reason)
  * counted against the source address, answered with the page. */
 static void callback_failed(struct api_call *c, const char *who, int status, const char *reason)
 {
-	audit(c, who ? who : "user:?", "auth.login", who ? who : "user:?", "failure",
-	      json_pack("{s:s, s:s, s:s}", "source", c->req->remote_addr, "method", "oidc",
-			"reason", reason));
+	api_audit_json(c, who ? who : "user:?", "auth.login", who ? who : "user:?", "failure",
+		       json_pack("{s:s, s:s, s:s}", "source", c->req->remote_addr, "method", "oidc",
+				 "reason", reason));
 	if (ident_throttle_failure(c->ctx->store, NULL, c->req->remote_addr, store_now()) < 0)
 		log_warn("oidc: could not count a failed sign-in from %s", c->req->remote_addr);
 	fail_page(c, status, reason);
@@ -260,23 +195,16 @@ static void callback_failed(struct api_call *c, const char *who, int status, con
 static bool address_allowed(struct api_call *c, bool page)
 {
 	struct ident_throttle th;
-	char retry[32];
-	int r = ident_throttle_check(c->ctx->store, NULL, c->req->remote_addr, store_now(), &th);
+	int r = api_throttle_hold(c, NULL, &th);
 
-	if (r < 0) {
-		api_store_error(c->resp, r, "sign-in throttle");
-		return false;
-	}
-	if (th.retry_after <= 0)
-		return true;
-	snprintf(retry, sizeof(retry), "%lld", (long long)th.retry_after);
-	api_header(c->resp, "Retry-After", retry);
+	if (r <= 0)
+		return r == 0;
 	if (page)
 		fail_page(c, 429, "too many failed sign-ins from this address; try again later");
 	else
 		api_error(c->resp, 429, "TooManyRequests",
-			  "too many failed sign-ins from %s; try again in %s seconds",
-			  c->req->remote_addr, retry);
+			  "too many failed sign-ins from %s; try again in %lld seconds",
+			  c->req->remote_addr, (long long)th.retry_after);
 	return false;
 }
 
@@ -362,116 +290,6 @@ out:
 
 /* ---- GET /auth/oidc/callback ------------------------------------------ */
 
-/* The ID of the assignment the mapping makes for (principal, role,
- * scope): recognisable by its prefix, the same on every instance. */
-static void map_id(const char *principal, const char *role, const char *scope, char out[64])
-{
-	char text[600];
-	uint8_t h[32];
-	char hex[65];
-
-	snprintf(text, sizeof(text), "%s\n%s\n%s", principal, role, scope);
-	util_sha256_str(text, h);
-	util_hex(h, sizeof(h), hex);
-	snprintf(out, 64, MAP_ID_PREFIX "%.40s", hex);
-}
-
-struct held {
-	char role[33];
-	char scope[257];
-};
-struct held_list {
-	struct held *v;
-	size_t n;
-};
-
-static int collect(const char *role, const char *scope, void *ud)
-{
-	struct held_list *l = ud;
-	struct held *v;
-
-	if (l->n >= 1024)
-		return 0;
-	if (!(v = realloc(l->v, (l->n + 1) * sizeof(*v))))
-		return -ENOMEM;
-	l->v = v;
-	util_strlcpy(v[l->n].role, role, sizeof(v->role));
-	util_strlcpy(v[l->n].scope, scope, sizeof(v->scope));
-	l->n++;
-	return 0;
-}
-
-static bool in_groups(const json_t *groups, const char *g)
-{
-	size_t i;
-	json_t *v;
-
-	json_array_foreach (groups, i, v)
-		if (strcmp(json_string_value(v), g) == 0)
-			return true;
-	return false;
-}
-
-/* Keeps the user's mapped role assignments in step with its groups: the
- * rows whose group it is in are assigned, assignments the mapping made
- * earlier (recognised by their ID) that no row grants any more are
- * removed; assignments made by hand are left alone. Each change is
- * audited. */
-static int sync_roles(struct api_call *c, const char *principal, const json_t *groups)
-{
-	const struct api_oidc *a = c->ctx->oidc;
-	struct held_list held = { 0 };
-	struct store_role ra;
-	char id[64], target[96];
-	bool created;
-	int r;
-
-	if ((r = store_role_foreach_principal(c->ctx->store, principal, collect, &held)) < 0)
-		goto out;
-	for (size_t i = 0; i < held.n; i++) {
-		bool wanted = false;
-
-		map_id(principal, held.v[i].role, held.v[i].scope, id);
-		r = store_role_get(c->ctx->store, id, &ra);
-		if (r == -ENOENT || (r == 0 && strcmp(ra.principal, principal) != 0))
-			continue; /* not the mapping's */
-		if (r < 0)
-			goto out;
-		for (size_t k = 0; k < a->n_rows && !wanted; k++)
-			wanted = strcmp(a->rows[k].role, ra.role) == 0 &&
-				 strcmp(a->rows[k].scope, ra.scope) == 0 &&
-				 in_groups(groups, a->rows[k].group);
-		if (wanted)
-			continue;
-		if ((r = store_role_delete(c->ctx->store, id)) < 0 && r != -ENOENT)
-			goto out;
-		snprintf(target, sizeof(target), "/role-assignments/%s", id);
-		audit(c, principal, "role.delete", target, "deleted",
-		      json_pack("{s:s, s:s, s:s, s:s}", "principal", principal, "role", ra.role,
-				"scope", ra.scope, "by", "oidc group mapping"));
-	}
-	for (size_t k = 0; k < a->n_rows; k++) {
-		if (!in_groups(groups, a->rows[k].group))
-			continue;
-		map_id(principal, a->rows[k].role, a->rows[k].scope, id);
-		r = store_role_put(c->ctx->store, id, principal, a->rows[k].role, a->rows[k].scope,
-				   &created);
-		if (r < 0)
-			goto out;
-		if (!created)
-			continue;
-		snprintf(target, sizeof(target), "/role-assignments/%s", id);
-		audit(c, principal, "role.put", target, "created",
-		      json_pack("{s:s, s:s, s:s, s:s, s:s}", "principal", principal, "role",
-				a->rows[k].role, "scope", a->rows[k].scope, "by",
-				"oidc group mapping", "group", a->rows[k].group));
-	}
-	r = 0;
-out:
-	free(held.v);
-	return r;
-}
-
 /* The local user for a verified identity: an existing user bound to the
  * same (issuer, subject), or (auto_create) a new one bound to it. A local
  * user of that name that is not bound to this identity is refused: a
@@ -521,9 +339,9 @@ static int resolve_user(struct api_call *c, const struct oidc_result *res, struc
 	if (r < 0)
 		return r;
 	snprintf(target, sizeof(target), "user:%s", res->username);
-	audit(c, target, "user.create", target, "success",
-	      json_pack("{s:s, s:s, s:s}", "method", "oidc", "issuer", res->issuer, "source",
-			c->req->remote_addr));
+	api_audit_json(c, target, "user.create", target, "success",
+		       json_pack("{s:s, s:s, s:s}", "method", "oidc", "issuer", res->issuer,
+				 "source", c->req->remote_addr));
 	return store_user_get(c->ctx->store, res->username, u);
 }
 
@@ -618,7 +436,7 @@ static int mfa_decide(struct api_call *c, const struct store_user *u, const stru
 void api_oidc_callback(struct api_call *c)
 {
 	enum ident_oidc_mfa mfa = IDENT_OIDC_MFA_NONE;
-	char state[300], code[2100], principal[80], cookie[256];
+	char state[300], code[2100], principal[80];
 	struct oidc_result res = { 0 };
 	struct ident_session sess = { 0 };
 	struct store_user u = { 0 };
@@ -664,7 +482,7 @@ void api_oidc_callback(struct api_call *c)
 		goto out;
 	}
 	if (r == 0 && c->ctx->oidc->mapping)
-		r = sync_roles(c, principal, res.groups);
+		r = oidc_map_sync(c, &c->ctx->oidc->map, principal, res.groups);
 	if (r < 0) {
 		api_store_error(c->resp, r, "sign-in");
 		goto out;
@@ -679,10 +497,10 @@ void api_oidc_callback(struct api_call *c)
 	if (mfa != IDENT_OIDC_MFA_VERIFY &&
 	    ident_throttle_success(c->ctx->store, u.name, c->req->remote_addr, store_now()) < 0)
 		log_warn("oidc: could not reset the sign-in throttle of %s", u.name);
-	audit(c, principal, "auth.login", principal,
-	      mfa == IDENT_OIDC_MFA_VERIFY ? "mfa-required" : "success",
-	      json_pack("{s:s, s:s, s:s}", "source", c->req->remote_addr, "method", "oidc", "mfa",
-			mfa_names[mfa]));
+	api_audit_json(c, principal, "auth.login", principal,
+		       mfa == IDENT_OIDC_MFA_VERIFY ? "mfa-required" : "success",
+		       json_pack("{s:s, s:s, s:s}", "source", c->req->remote_addr, "method", "oidc",
+				 "mfa", mfa_names[mfa]));
 	if (json_object_get(res.extra, "cli_port")) {
 		if ((r = hand_to_cli(c, &u, res.extra, mfa == IDENT_OIDC_MFA_VERIFY)) < 0)
 			api_store_error(c->resp, r, "sign-in");
@@ -706,14 +524,11 @@ void api_oidc_callback(struct api_call *c)
 		api_store_error(c->resp, r, "sign-in");
 		goto out;
 	}
-	snprintf(cookie, sizeof(cookie), IDENT_COOKIE "=%s" COOKIE_ATTRS "; Max-Age=%d", sess.token,
-		 IDENT_SESSION_TTL);
-	api_header(c->resp, "Set-Cookie", cookie);
+	api_session_cookie(c->resp, sess.token, IDENT_SESSION_TTL);
 	rt = json_string_value(json_object_get(res.extra, "return_to"));
 	api_header(c->resp, "Location", rt ? rt : "/");
 	c->resp->status = 302;
 out:
-	sodium_memzero(cookie, sizeof(cookie));
 	sodium_memzero(&sess, sizeof(sess));
 	sodium_memzero(&u, sizeof(u));
 	oidc_result_done(&res);
@@ -759,10 +574,10 @@ void api_oidc_cli_token(struct api_call *c)
 				 &u) < 0 ||
 	    u.disabled) {
 		ident_throttle_failure(c->ctx->store, NULL, c->req->remote_addr, store_now());
-		audit(c, "user:?", "auth.login", "user:?", "failure",
-		      json_pack("{s:s, s:s, s:s}", "source", c->req->remote_addr, "method",
-				"oidc-cli", "reason",
-				"unknown, used or expired code, or wrong verifier"));
+		api_audit_json(c, "user:?", "auth.login", "user:?", "failure",
+			       json_pack("{s:s, s:s, s:s}", "source", c->req->remote_addr, "method",
+					 "oidc-cli", "reason",
+					 "unknown, used or expired code, or wrong verifier"));
 		api_error(c->resp, 401, "Unauthenticated",
 			  "the code is unknown, used or expired, or the verifier does not match");
 		goto out;
@@ -800,9 +615,9 @@ void api_oidc_cli_token(struct api_call *c)
 		goto out;
 	}
 	snprintf(principal, sizeof(principal), "user:%s", u.name);
-	audit(c, principal, "token.create", principal, "success",
-	      json_pack("{s:s, s:I, s:s}", "name", "bastion-cli-sso", "expires_at",
-			(json_int_t)expires_at, "method", "oidc"));
+	api_audit_json(c, principal, "token.create", principal, "success",
+		       json_pack("{s:s, s:I, s:s}", "name", "bastion-cli-sso", "expires_at",
+				 (json_int_t)expires_at, "method", "oidc"));
 	api_header(c->resp, "Cache-Control", "no-store");
 	api_json(c->resp, 201,
 		 json_pack("{s:s, s:I, s:{s:s}}", "token", token, "expires_at",

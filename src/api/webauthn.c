@@ -35,17 +35,9 @@
 
 #define CHALLENGE_TTL 300
 #define CEREMONY_MS   120000
-#define COOKIE_ATTRS  "; Path=/; HttpOnly; Secure; SameSite=Strict"
 #define B64_SIZE(n)   (((n) + 2) / 3 * 4 + 1)
 #define PURPOSE_REG   "register"
 #define PURPOSE_LOGIN "login"
-
-static void audit(struct api_call *c, const char *principal, const char *action, const char *target,
-		  const char *result, const char *detail)
-{
-	if (store_audit(c->ctx->store, principal, action, target, result, detail) < 0)
-		log_warn("audit: could not record %s on %s", action, target ? target : "-");
-}
 
 /* The RP ID (Host without its port) and origin of this request. */
 static bool relying_party(struct api_call *c, char rp_id[256], char origin[300])
@@ -207,7 +199,7 @@ void api_wa_register(struct api_call *c)
 	detail = json_pack("{s:o, s:i}", "credential",
 			   b64(cred.id, cred.id_len > 8 ? 8 : cred.id_len), "alg", cred.alg);
 	text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-	audit(c, principal, "auth.mfa.passkey-register", principal, "success", text);
+	api_audit(c, principal, "auth.mfa.passkey-register", principal, "success", text);
 	free(text);
 	json_decref(detail);
 	api_json(c->resp, 201, json_pack("{s:o}", "id", b64(cred.id, cred.id_len)));
@@ -318,7 +310,8 @@ static int check_assertion(struct api_call *c, json_t *a, int64_t want_user, boo
 		snprintf(detail, sizeof(detail),
 			 "{\"source\":\"%.64s\",\"stored_count\":%lld,\"seen_count\":%u}",
 			 c->req->remote_addr, (long long)cred.sign_count, count);
-		audit(c, principal, "auth.passkey.clone-suspected", principal, "refused", detail);
+		api_audit(c, principal, "auth.passkey.clone-suspected", principal, "refused",
+			  detail);
 		return -EACCES;
 	}
 	if (count != 0 &&
@@ -340,22 +333,16 @@ void api_wa_login(struct api_call *c)
 	struct ident_throttle th;
 	struct ident_session sess;
 	struct store_user u;
-	char principal[80], line[256], retry[32], detail[128];
+	char principal[80], detail[128];
 	int64_t uid = 0;
 	int r;
 
 	memset(&sess, 0, sizeof(sess));
-	r = ident_throttle_check(c->ctx->store, NULL, c->req->remote_addr, store_now(), &th);
-	if (r < 0) {
-		api_store_error(c->resp, r, "sign-in throttle");
-		return;
-	}
-	if (th.retry_after > 0) {
-		snprintf(retry, sizeof(retry), "%lld", (long long)th.retry_after);
-		api_header(c->resp, "Retry-After", retry);
-		api_error(c->resp, 429, "TooManyRequests",
-			  "too many failed sign-ins from %s; try again in %lld seconds",
-			  c->req->remote_addr, (long long)th.retry_after);
+	if ((r = api_throttle_hold(c, NULL, &th)) != 0) {
+		if (r > 0)
+			api_error(c->resp, 429, "TooManyRequests",
+				  "too many failed sign-ins from %s; try again in %lld seconds",
+				  c->req->remote_addr, (long long)th.retry_after);
 		return;
 	}
 	r = check_assertion(c, c->body, 0, true, &uid);
@@ -367,7 +354,7 @@ void api_wa_login(struct api_call *c)
 		if (c->resp->status)
 			return; /* relying_party answered */
 		ident_throttle_failure(c->ctx->store, NULL, c->req->remote_addr, store_now());
-		audit(c, "user:?", "auth.login", "user:?", "failure", detail);
+		api_audit(c, "user:?", "auth.login", "user:?", "failure", detail);
 		api_error(c->resp, 401, "Unauthenticated", "the passkey was not accepted");
 		return;
 	}
@@ -381,14 +368,8 @@ void api_wa_login(struct api_call *c)
 	}
 	ident_throttle_success(c->ctx->store, u.name, c->req->remote_addr, store_now());
 	snprintf(principal, sizeof(principal), "user:%s", u.name);
-	audit(c, principal, "auth.login", principal, "success", detail);
-	snprintf(line, sizeof(line), IDENT_COOKIE "=%s" COOKIE_ATTRS "; Max-Age=%d", sess.token,
-		 IDENT_SESSION_TTL);
-	api_header(c->resp, "Set-Cookie", line);
-	sodium_memzero(line, sizeof(line));
-	api_header(c->resp, "Cache-Control", "no-store");
-	api_json(c->resp, 200,
-		 json_pack("{s:{s:s}, s:s}", "user", "name", sess.name, "csrf_token", sess.csrf));
+	api_audit(c, principal, "auth.login", principal, "success", detail);
+	api_signed_in(c, &sess, false);
 out:
 	sodium_memzero(&sess, sizeof(sess));
 	sodium_memzero(&u, sizeof(u));
