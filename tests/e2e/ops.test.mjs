@@ -67,7 +67,13 @@ async function serve(args) {
   const logFile = path.join(h.dir, 'bastion.stderr.log');
   const errFd = fs.openSync(logFile, 'a');
   const proc = spawn(BASTION_BIN, ['serve', ...args], {
-    stdio: ['ignore', 'ignore', errFd], env: { BASTION_ALLOWED_DESTINATIONS: TEST_DESTINATIONS, ...process.env, BASTION_ADMIN_PASSWORD: adminPassword },
+    // As lib/daemon.mjs does: as root, keep root (a `bastion` account on
+    // the machine would take the daemon, and the files the test writes as
+    // root would be unreadable to it).
+    stdio: ['ignore', 'ignore', errFd],
+    env: {
+      BASTION_ALLOWED_DESTINATIONS: TEST_DESTINATIONS, ...(isRoot ? { BASTION_USER: 'root' } : {}), ...process.env, BASTION_ADMIN_PASSWORD: adminPassword,
+    },
   });
   fs.closeSync(errFd);
   trackPid(proc.pid);
