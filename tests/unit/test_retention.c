@@ -78,14 +78,7 @@ static void test_audit_prune(void **state)
 static void test_session_prune(void **state)
 {
 	struct tu_store *f = *state;
-	struct store_session s = { .id = "old",
-				   .user = "uma",
-				   .vm = "/groups/g/vms/v",
-				   .bastion = "/groups/g/bastions/b",
-				   .target = "10.0.0.5:22",
-				   .source = "192.0.2.1",
-				   .auth_type = "password",
-				   .started_at = 1000 };
+	struct store_session s = tu_session("old", 1000);
 	int64_t oldest = -1;
 	int n = -1;
 
@@ -112,14 +105,7 @@ static void test_session_prune(void **state)
 static void test_session_bytes(void **state)
 {
 	struct tu_store *f = *state;
-	struct store_session s = { .id = "run",
-				   .user = "uma",
-				   .vm = "/groups/g/vms/v",
-				   .bastion = "/groups/g/bastions/b",
-				   .target = "10.0.0.5:22",
-				   .source = "192.0.2.1",
-				   .auth_type = "password",
-				   .started_at = 1000 };
+	struct store_session s = tu_session("run", 1000);
 	int n = -1;
 
 	/* Not recorded yet: nothing to update, no error. */

@@ -32,6 +32,20 @@ int tu_store_setup(void **state)
 	return 0;
 }
 
+struct store_session tu_session(const char *id, int64_t started_at)
+{
+	struct store_session s = { .user = "uma",
+				   .vm = "/groups/g/vms/v",
+				   .bastion = "/groups/g/bastions/b",
+				   .target = "10.0.0.5:22",
+				   .source = "192.0.2.1",
+				   .auth_type = "password",
+				   .started_at = started_at };
+
+	snprintf(s.id, sizeof(s.id), "%s", id);
+	return s;
+}
+
 int tu_store_teardown(void **state)
 {
 	struct tu_store *f = *state;

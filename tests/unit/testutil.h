@@ -23,6 +23,11 @@ struct tu_store {
 };
 int tu_store_setup(void **state);
 int tu_store_teardown(void **state);
+/* A terminal session row as the store's tests write them: user uma on
+ * /groups/g/vms/v through /groups/g/bastions/b, by password, with this id
+ * and start. */
+struct store_session;
+struct store_session tu_session(const char *id, int64_t started_at);
 
 /* The store's conformance suite runs once per backend: meson runs the
  * store's test binaries a second time with BASTION_TEST_STORE=postgresql
