@@ -132,6 +132,23 @@ if [ "$asan_ok" -eq 1 ]; then
 	browser_pid=$!
 fi
 
+# One PostgreSQL cluster for the store suites' *_pg runs of both builds
+# (each suite makes databases of its own on it; tests/unit/meson.build says
+# which suites still start their own): a cluster start is seconds, and
+# there are two dozen such runs.
+pg_shared_dir="$LOG/pg"
+chmod 0755 "$LOG"
+if BASTION_TEST_PG_URL=$(sh "$ROOT/scripts/pg.sh" start "$pg_shared_dir" 2>"$LOG/pg.log"); then
+	export BASTION_TEST_PG_URL
+	# Stopped below; also when this script is interrupted.
+	trap 'sh "$ROOT/scripts/pg.sh" stop "$pg_shared_dir" >/dev/null 2>&1' EXIT
+	trap 'exit 1' INT TERM
+else
+	cat "$LOG/pg.log"
+	echo "(no shared PostgreSQL cluster: each *_pg suite starts its own)"
+	unset BASTION_TEST_PG_URL
+fi
+
 phase "unit tests ($BUILD)"
 meson test -C "$BUILD" --print-errorlogs 2>&1 | tee "$LOG/unit.log"
 count_meson "$LOG/unit.log"
@@ -141,6 +158,12 @@ if [ "$asan_ok" -eq 1 ]; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		meson test -C "$ASAN" --print-errorlogs 2>&1 | tee "$LOG/asan.log"
 	count_meson "$LOG/asan.log"
+fi
+
+if [ -n "${BASTION_TEST_PG_URL:-}" ]; then
+	sh "$ROOT/scripts/pg.sh" stop "$pg_shared_dir" >/dev/null 2>&1
+	trap - EXIT INT TERM
+	unset BASTION_TEST_PG_URL
 fi
 
 phase "fuzz targets, a few seconds each ($FUZZ)"

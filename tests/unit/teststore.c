@@ -7,6 +7,7 @@
 
 #include "store/internal.h"
 #include "store/store.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,6 +61,7 @@ int tu_store_teardown(void **state)
 
 static char pg_dir[64];
 static char pg_url[512]; /* postgresql://bastion:PW@127.0.0.1:PORT/bastion */
+static bool pg_shared;   /* BASTION_TEST_PG_URL: a cluster this run shares */
 
 bool tu_pg(void)
 {
@@ -132,8 +134,18 @@ static int pg_start(void)
 	glob_t g;
 	size_t n;
 
+	const char *shared = getenv("BASTION_TEST_PG_URL");
+
 	if (pg_url[0])
 		return 0;
+	/* make test starts one cluster for every suite but those that stop
+	 * theirs (they set the variable empty). */
+	if (shared && strncmp(shared, "postgresql://", 13) == 0 &&
+	    strlen(shared) < sizeof(pg_url)) {
+		util_strlcpy(pg_url, shared, sizeof(pg_url));
+		pg_shared = true;
+		return 0;
+	}
 	if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &g) != 0) {
 		fprintf(stderr, "SKIP: PostgreSQL's binaries are not installed (apt-get install"
 				" postgresql): the PostgreSQL run of this suite cannot run\n");
@@ -158,12 +170,12 @@ static int pg_start(void)
 
 int tu_pg_halt(void)
 {
-	return pg_url[0] && pg_script("halt", NULL, 0) == 0 ? 0 : -1;
+	return pg_url[0] && !pg_shared && pg_script("halt", NULL, 0) == 0 ? 0 : -1;
 }
 
 int tu_pg_resume(void)
 {
-	return pg_url[0] && pg_script("resume", NULL, 0) == 0 ? 0 : -1;
+	return pg_url[0] && !pg_shared && pg_script("resume", NULL, 0) == 0 ? 0 : -1;
 }
 
 int tu_pg_url(const char *dir, char *out, size_t size)
@@ -185,6 +197,10 @@ int tu_pg_url(const char *dir, char *out, size_t size)
 				 : base[i] >= 'A' && base[i] <= 'Z' ? base[i] + 32
 								    : base[i]);
 	db[j] = '\0';
+	/* On a cluster the whole run shares, a directory name another suite
+	 * had before must not find its data: the process ID as well. */
+	if (pg_shared)
+		snprintf(db + j, sizeof(db) - j, "_%d", (int)getpid());
 	c = PQconnectdb(pg_url);
 	if (PQstatus(c) != CONNECTION_OK) {
 		PQfinish(c);
