@@ -1,7 +1,7 @@
 // Several instances on one PostgreSQL store, behind HAProxy (issue 15 items
 // 2 and 4, SPEC §6): three daemons (own ports and data directories) share a
 // throw-away cluster (lib/pg.mjs); a round-robin HAProxy in TCP mode, no
-// affinity, health-checks each one's /healthz over TLS, redispatches a
+// affinity, PROXY v2, health-checks each one's /healthz over TLS, redispatches a
 // connection a dead server refused, and keeps the instances as backups for
 // when all are marked down (lib/haproxy.mjs); sshd runs in this file's
 // network namespace. Checked: the instances listed `up`; a session opened
@@ -43,6 +43,7 @@ let hp;
 let lb; // the balancer, as a daemon-like target for clients
 let adminPassword;
 const SERVER = { A: 's1', B: 's2', C: 's3' };
+const BALANCER = '127.0.0.5'; // HAProxy's source address towards the instances
 
 function body(over = {}) {
   return { bastion: ids.bastion(G, 'b1'), username: h.user.name, auth: keyAuth(h.keys['ed25519-openssh'].private), ...over };
@@ -70,9 +71,12 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
     h.secrets.add(adminPassword, 'admin password');
     cl = cluster(h, { store: pg.url, adminPassword });
     // A first: it migrates and creates the first account; then the others.
-    await cl.start('A');
-    await cl.start('B');
-    await cl.start('C', { env: { BASTION_DRAIN_TIMEOUT: '3s' } });
+    // The balancer sends PROXY v2 headers from its own address (its checks
+    // too): the instances believe them from there only.
+    const proxied = { BASTION_PROXY_PROTOCOL: 'v2', BASTION_TRUSTED_PROXIES: `${BALANCER}/32` };
+    await cl.start('A', { env: proxied });
+    await cl.start('B', { env: proxied });
+    await cl.start('C', { env: { ...proxied, BASTION_DRAIN_TIMEOUT: '3s' } });
     hp = await startHaproxy(h.dir, {
       label: 'haproxy-cluster',
       frontends: [{
@@ -82,7 +86,7 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
         rise: 1,
         redispatch: true,
         backups: true,
-        servers: ['A', 'B', 'C'].map((n) => ({ port: cl.daemons[n].port, check: 500 })),
+        servers: ['A', 'B', 'C'].map((n) => ({ port: cl.daemons[n].port, check: 500, proxy: 'v2', source: BALANCER })),
       }],
     });
     lb = cl.via(hp.port('lb'));
@@ -99,6 +103,10 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
     if (pg) await pg.stop();
     for (const [name, d] of Object.entries(cl ? cl.daemons : {})) {
       assert.doesNotMatch(d.log(), /runtime error|Sanitizer/, `instance ${name}'s log`);
+      // Through the balancer, every request is the client's (PROXY v2);
+      // only HAProxy's own checks come from its address.
+      const fromBalancer = d.log().split('\n').filter((l) => l.includes(`source=${BALANCER}`) && !l.includes('path=/healthz'));
+      assert.deepEqual(fromBalancer, [], `instance ${name}: requests seen from the balancer's address`);
       h.secrets.scan(d.log(), `instance ${name}'s log`);
     }
     assert.deepEqual(h.secrets.leaks, [], 'no secret in any answer or log');
@@ -343,19 +351,28 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
     const t0 = Date.now();
     process.kill(cl.daemons.A.pid, 'SIGKILL');
     untrackPid(cl.daemons.A.pid);
+    // At once, before a check notices: the connections dealt to A are
+    // refused, and HAProxy retries them on another server (redispatch).
+    const logFrom = hp.log().length;
+    const burst = await Promise.all(Array.from({ length: 6 }, () => lbClient('admin@lb-burst').get('/instances')));
+    for (const r of burst) expectStatus(r, 200, 'a request through the balancer right after kill -9');
+    const redispatched = hp.log().slice(logFrom).split('\n').filter((l) => /\/\+?[1-9]\d* \d+\/\d+$/.test(l)).length;
+    console.log(`# kill -9 A -> 6 requests at once through the balancer: all answered, ${redispatched} retried on another server (${Date.now() - t0} ms)`);
     await a.term.waitClosed({ timeoutMs: 5000 });
     // Its user connects again through the balancer: a connection dealt to
     // A is refused and redispatched, until the check marks A down.
     const c = lbClient('admin@lb-after-kill');
     const holders = [];
+    const each = [];
     const { ms } = await timed(async () => {
       for (let i = 0; i < 6; i++) {
-        const s = await shell(c, lb, G, 'vm1', body(), `reconnect #${i} through the balancer`);
+        const { r: s, ms: one } = await timed(() => shell(c, lb, G, 'vm1', body(), `reconnect #${i} through the balancer`));
+        each.push(one);
         holders.push(await cl.holderOf('B', s.session.id));
         s.term.close();
       }
     });
-    console.log(`# kill -9 A -> 6 connects with their terminals through the balancer: ${ms} ms, held by ${holders.join(',')}`);
+    console.log(`# kill -9 A -> 6 connects with their terminals through the balancer: ${ms} ms (each ${each.join(', ')} ms), held by ${holders.join(',')}`);
     assert.ok(holders.every((x) => x === 'B' || x === 'C'), holders.join(','));
     await waitFor(async () => await cl.stateOf('B', 'A') === 'lost', { timeoutMs: 30000, intervalMs: 250, what: 'A marked lost' });
     const lostMs = Date.now() - t0;
@@ -377,7 +394,7 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
       .filter((x) => x.detail && x.detail.session === b.session.id).length, 0, 'B\'s session untouched');
     b.term.close();
     // A restarted on its port: it claims its name again, the balancer takes it back.
-    await cl.start('A', { port: cl.daemons.A.port });
+    await cl.start('A', { port: cl.daemons.A.port, env: { BASTION_PROXY_PROTOCOL: 'v2', BASTION_TRUSTED_PROXIES: `${BALANCER}/32` } });
     await waitFor(() => hpState('s1') === 'UP', { timeoutMs: 5000, what: 'HAProxy to mark A up again' });
     assert.equal(await cl.stateOf('B', 'A'), 'up');
   });

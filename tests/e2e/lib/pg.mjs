@@ -11,7 +11,7 @@
 //   await pg.stop();
 import fs from 'node:fs';
 import path from 'node:path';
-import { REPO_DIR, run, onExitCleanup, execSyncQuiet, descendantsOf } from './util.mjs';
+import { REPO_DIR, run, onExitCleanup, execSyncQuiet, descendantsOf, ppidOf } from './util.mjs';
 
 const PG_SH = path.join(REPO_DIR, 'scripts', 'pg.sh');
 
@@ -63,7 +63,17 @@ export async function startPg(dir, name = 'main') {
      * server; statement_timeout never fires). thaw() sends SIGCONT.
      */
     freeze() { signalAll('SIGSTOP'); },
-    thaw() { signalAll('SIGCONT'); },
+    thaw() {
+      signalAll('SIGCONT');
+      // As root, postgres runs under runuser, which stops itself when its
+      // child stops (as su does) and is not a descendant: it would stay
+      // stopped, and never reap postgres once the cluster is stopped.
+      const pid = Number(fs.readFileSync(path.join(pgDir, 'pid'), 'utf8').trim());
+      const parent = ppidOf(pid);
+      let comm = '';
+      try { comm = fs.readFileSync(`/proc/${parent}/comm`, 'utf8').trim(); } catch { /* gone */ }
+      if (comm === 'runuser') { try { process.kill(parent, 'SIGCONT'); } catch { /* gone */ } }
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
