@@ -351,8 +351,12 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
     const t0 = Date.now();
     process.kill(cl.daemons.A.pid, 'SIGKILL');
     untrackPid(cl.daemons.A.pid);
-    // At once, before a check notices: the connections dealt to A are
-    // refused, and HAProxy retries them on another server (redispatch).
+    // Gone (a connection accepted by the kernel in the instant before its
+    // listener closed is reset, as with any server that dies; after that
+    // a connect to it is refused). At once, before a check notices: the
+    // connections dealt to A are refused, and HAProxy retries them on
+    // another server (redispatch).
+    await waitFor(() => cl.daemons.A.exit, { timeoutMs: 5000, intervalMs: 10, what: 'A to die' });
     const logFrom = hp.log().length;
     const burst = await Promise.all(Array.from({ length: 6 }, () => lbClient('admin@lb-burst').get('/instances')));
     for (const r of burst) expectStatus(r, 200, 'a request through the balancer right after kill -9');
@@ -410,6 +414,7 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
     }, { timeoutMs: 2000, intervalMs: 50, what: 'C\'s healthz 503' });
     console.log(`# SIGTERM C -> healthz 503: ${Date.now() - t0} ms`);
     expectError(await connect(cl.clients.C, G, 'vm1', body()), 503, 'ServiceUnavailable');
+    await echoes(term); // its terminal goes on while it drains
     await waitFor(() => hpState(SERVER.C) === 'DOWN', { timeoutMs: 3000, intervalMs: 50, what: 'HAProxy to mark C down' });
     console.log(`# SIGTERM C -> HAProxy marks it down: ${Date.now() - t0} ms`);
     const c = lbClient('admin@lb-drain');
@@ -422,7 +427,6 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
     }
     console.log(`# while C drains, connects through the balancer held by ${holders.join(',')}`);
     assert.deepEqual([...new Set(holders)].sort(), ['A', 'B'], `held by ${holders.join(',')}`);
-    await echoes(term);
     await term.waitClosed({ timeoutMs: 10000 });
     const ms = Date.now() - t0;
     assert.ok(ms >= 2500, `closed after the 3 s drain timeout, not before (${ms} ms)`);
