@@ -241,6 +241,30 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
     assert.deepEqual(puts.map((x) => x.result).sort(), ['created', 'replaced']);
   });
 
+  h.test('A and B create the same user, vault, access policy and secret at once: 201 and 200, never a 500, one row', { timeout: 120000 }, async () => {
+    const A = cl.clients.A;
+    const B = cl.clients.B;
+    const pair = async (what, fn) => {
+      const [x, y] = await Promise.all([fn(A), fn(B)]);
+      assert.deepEqual([x.status, y.status].sort(), [200, 201], `${what}: ${x.status} ${x.text} | ${y.status} ${y.text}`);
+    };
+    for (let i = 0; i < 5; i++) {
+      const pw = `Pw-${randomString(20)}`;
+      h.secrets.add(pw, `password of racer${i}`);
+      const vault = `/groups/${G}/vaults/rv${i}`;
+      await pair(`round ${i}, user`, (c) => c.put(`/users/racer${i}`, { password: pw }));
+      await pair(`round ${i}, vault`, (c) => c.put(vault, {}));
+      await pair(`round ${i}, access policy`, (c) => c.put(`${vault}/access-policies/user:admin`, { secret_permissions: ['get', 'set', 'list'] }));
+      await pair(`round ${i}, secret`, (c) => c.put(`${vault}/secrets/s`, { value: `v${i}` }));
+    }
+    assert.equal(await pg.query("SELECT count(*) FROM users WHERE name LIKE 'racer_'"), '5');
+    assert.equal(await pg.query(`SELECT count(*) FROM resources WHERE id LIKE '/groups/${G}/vaults/rv%'`), '5');
+    assert.equal(await pg.query("SELECT count(*) FROM vault_policies WHERE principal = 'user:admin'"), '5');
+    // Two writes of one secret are two versions of it, as one after the other.
+    const v = expectStatus(await A.get(`/groups/${G}/vaults/rv0/secrets/s/versions`), 200);
+    assert.equal(v.json.value.length, 2);
+  });
+
   h.test('connects via A and via B at once to a VM whose host key is not recorded: both work, one host-key row', { timeout: 120000 }, async () => {
     const vm = ids.vm(G, 'vm1');
     for (let i = 0; i < 5; i++) {
