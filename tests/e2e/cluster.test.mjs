@@ -30,7 +30,7 @@ import { startDaemon, rawGet } from './lib/daemon.mjs';
 import { startPg } from './lib/pg.mjs';
 import { startHaproxy, haproxyBinary } from './lib/haproxy.mjs';
 import { cluster, shell, echoes, timed } from './lib/cluster.mjs';
-import { randomString, waitFor, sleep, untrackPid } from './lib/util.mjs';
+import { randomString, waitFor, sleep, untrackPid, freePort } from './lib/util.mjs';
 
 const h = fileHarness({
   label: 'cluster', block: 240, net: true, daemon: false, keys: [{ id: 'ed25519-openssh', type: 'ed25519' }],
@@ -77,6 +77,7 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
     await cl.start('A', { env: proxied });
     await cl.start('B', { env: proxied });
     await cl.start('C', { env: { ...proxied, BASTION_DRAIN_TIMEOUT: '3s' } });
+    const closedPort = await freePort('127.0.0.1'); // nothing listens there
     hp = await startHaproxy(h.dir, {
       label: 'haproxy-cluster',
       frontends: [{
@@ -87,6 +88,12 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
         redispatch: true,
         backups: true,
         servers: ['A', 'B', 'C'].map((n) => ({ port: cl.daemons[n].port, check: 500, proxy: 'v2', source: BALANCER })),
+      }, {
+        // The instant after a kill -9, before a check notices, made
+        // permanent: a server that refuses every connection, unchecked.
+        name: 'rd',
+        redispatch: true,
+        servers: [{ port: closedPort }, ...['A', 'B'].map((n) => ({ port: cl.daemons[n].port, proxy: 'v2', source: BALANCER }))],
       }],
     });
     lb = cl.via(hp.port('lb'));
@@ -134,6 +141,21 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
     // HAProxy's checks (GET /healthz over TLS) pass: nobody marked down.
     await sleep(1200);
     assert.doesNotMatch(hp.log(), /is DOWN/, hp.logTail());
+  });
+
+  h.test('a connection a server refuses is retried on another (redispatch): every request answered', async () => {
+    const rd = cl.sameSignIn(cl.clients.B, cl.via(hp.port('rd')), 'admin@rd');
+    const from = hp.log().length;
+    const each = [];
+    for (let i = 0; i < 6; i++) {
+      const { r, ms } = await timed(() => rd.get('/instances'));
+      expectStatus(r, 200, `request #${i} through a balancer with a dead server`);
+      each.push(ms);
+    }
+    const lines = hp.log().slice(from).split('\n').filter((l) => l.includes('fe_rd '));
+    const retried = lines.filter((l) => /\/\+?[1-9]\d* \d+\/\d+$/.test(l));
+    console.log(`# 6 requests, a third dealt to a closed port: all answered, ${retried.length} retried on another server; each ${each.join(', ')} ms`);
+    assert.ok(retried.length >= 2, `the dead server's share was redispatched:\n${lines.join('\n')}`);
   });
 
   h.test('a second process with a live instance\'s name refuses to start, and says why', { timeout: 30000 }, async () => {
