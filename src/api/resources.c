@@ -532,7 +532,10 @@ static int check_nic(struct store *s, struct res_op *p)
 	w.network = json_string_value(json_object_get(p->props, "network"));
 	if (!w.network || cidr_ip_parse(ip, &w.ip) < 0)
 		return -EINVAL; /* val_res_props guarantees both */
-	if ((r = store_res_get(s, w.network, &net)) < 0)
+	/* The network's row locked until the write commits: two NICs with one
+	 * address written at once (two instances of one store) are checked
+	 * one after the other, and the second sees the first (409). */
+	if ((r = store_res_lock(s, w.network)) < 0 || (r = store_res_get(s, w.network, &net)) < 0)
 		return r;
 	if (!val_prefixes_contain(json_object_get(net, "address_prefixes"), &w.ip)) {
 		join(json_object_get(net, "address_prefixes"), prefixes, sizeof(prefixes));

@@ -182,6 +182,10 @@ static const char *body_str(struct api_call *c, const char *field, const char *r
 	return json_string_value(v);
 }
 
+/* How often a PUT is decided again when the assignment changed between
+ * its read and its write (another request, maybe on another instance). */
+#define ROLE_PUT_ATTEMPTS 3
+
 void api_roles_put(struct api_call *c)
 {
 	static const char *const ignored[] = { "id",        "type", "name",  "created_at",
@@ -230,43 +234,55 @@ void api_roles_put(struct api_call *c)
 	}
 	if (!require_owner(c, scope))
 		return;
-	r = store_role_get(c->ctx->store, id, &old);
-	if (r == 0) {
-		have_old = true;
-		r = authz_assignment_visible(c->ctx->store, c->who, old.principal, old.scope);
-		if (r == -EACCES) {
-			api_error(
-				c->resp, 409, "Conflict",
-				"id: role assignment '%s' already exists and is not yours to change; choose another id",
-				id);
-			return;
-		}
-		if (r < 0) {
+	/* The write is checked against what was read (expect_scope): when
+	 * another request (on another instance) wrote the same id in between,
+	 * it answers -EAGAIN, and the PUT is decided again on what is there
+	 * now — as if it had come second, which is what one instance answers
+	 * (200 for the same assignment), not a 409. */
+	for (int attempt = 0;; attempt++) {
+		have_old = false;
+		r = store_role_get(c->ctx->store, id, &old);
+		if (r == 0) {
+			have_old = true;
+			r = authz_assignment_visible(c->ctx->store, c->who, old.principal,
+						     old.scope);
+			if (r == -EACCES) {
+				api_error(
+					c->resp, 409, "Conflict",
+					"id: role assignment '%s' already exists and is not yours to change; choose another id",
+					id);
+				return;
+			}
+			if (r < 0) {
+				api_store_error(c->resp, r, "role assignments");
+				return;
+			}
+			if (!require_owner(c, old.scope))
+				return;
+		} else if (r != -ENOENT) {
 			api_store_error(c->resp, r, "role assignments");
 			return;
 		}
-		if (!require_owner(c, old.scope))
+		if (have_old && api_create_only(c)) {
+			api_error(c->resp, 412, "PreconditionFailed",
+				  "role assignment '%s' already exists (If-None-Match: *)", id);
 			return;
-	} else if (r != -ENOENT) {
-		api_store_error(c->resp, r, "role assignments");
-		return;
+		}
+		r = scope_exists(c->ctx->store, scope);
+		if (r == -ENOENT) {
+			api_error(c->resp, 400, "InvalidRequest", "scope: %s does not exist",
+				  scope);
+			return;
+		}
+		if (r < 0) {
+			api_store_error(c->resp, r, scope);
+			return;
+		}
+		r = store_role_put_checked(c->ctx->store, id, principal, authz_role_name(role),
+					   scope, have_old ? old.scope : NULL, &created);
+		if (r != -EAGAIN || attempt == ROLE_PUT_ATTEMPTS - 1)
+			break;
 	}
-	if (have_old && api_create_only(c)) {
-		api_error(c->resp, 412, "PreconditionFailed",
-			  "role assignment '%s' already exists (If-None-Match: *)", id);
-		return;
-	}
-	r = scope_exists(c->ctx->store, scope);
-	if (r == -ENOENT) {
-		api_error(c->resp, 400, "InvalidRequest", "scope: %s does not exist", scope);
-		return;
-	}
-	if (r < 0) {
-		api_store_error(c->resp, r, scope);
-		return;
-	}
-	r = store_role_put_checked(c->ctx->store, id, principal, authz_role_name(role), scope,
-				   have_old ? old.scope : NULL, &created);
 	if (r == -ESRCH) {
 		api_error(c->resp, 400, "InvalidRequest", "principal: user '%s' does not exist",
 			  principal + 5);

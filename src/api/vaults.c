@@ -399,6 +399,16 @@ void api_secrets_put(struct api_call *c)
 		secret_error(c, &x, r);
 		goto out;
 	}
+	/* Created or not is what our write found, not what the read before it
+	 * saw: of two first writes at once (two instances), one is the second
+	 * version, answered 200 as one instance answers the second PUT. */
+	{
+		struct store_secret_version sv = { 0 };
+
+		if (store_secret_version_get(c->ctx->store, x.vault_id, x.name, version, &sv) == 0)
+			existed = sv.seq > 1;
+		free(sv.sealed);
+	}
 	/* Another writer may have added a version since: answer ours. */
 	util_strlcpy(s.version, version, sizeof(s.version));
 	util_strlcpy(s.content_type, ct ? ct : "", sizeof(s.content_type));

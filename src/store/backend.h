@@ -16,6 +16,7 @@
 #include "store/store_cluster.h"
 #include "store/store_ops.h"
 #include "store/store_vault.h"
+#include "store/store_waits.h"
 
 struct store_backend {
 	const char *name; /* "sqlite", "postgresql": for messages */

@@ -360,4 +360,14 @@
 	/* issue 18, OIDC and MFA: the mark's via ("oidc", or "pending": the   \
 	 * sign-in waits for bastion's own second factor) */                   \
 	X(login_mfa_via, (struct store * s, const uint8_t hash[32], char ret_via[17]),             \
-	  (s, hash, ret_via))
+	  (s, hash, ret_via))                                                                      \
+	/* issue 15: connects waiting for answers, and where (store_waits.h; \
+	 * sqlite_waits.c, pg_waits.c) */                     \
+	X(wait_put,                                                                                \
+	  (struct store * s, const char *id, const char *instance, int64_t now,                    \
+	   int64_t expires_at),                                                                    \
+	  (s, id, instance, now, expires_at))                                                      \
+	X(wait_holder, (struct store * s, const char *id, int64_t now, char *ret_instance),        \
+	  (s, id, now, ret_instance))                                                              \
+	X(wait_delete, (struct store * s, const char *id), (s, id))                                \
+	X(res_lock, (struct store * s, const char *id), (s, id))

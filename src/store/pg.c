@@ -345,6 +345,13 @@ static const char *const migrations[] = {
 	"  data BYTEA NOT NULL,"
 	"  tag BYTEA NOT NULL,"
 	"  PRIMARY KEY (rec_id, seq));",
+	/* connects waiting for the user's answers, and where
+	 * (store/pg_waits.c), as on SQLite */
+	"CREATE TABLE connect_waits ("
+	"  id TEXT COLLATE \"C\" PRIMARY KEY,"
+	"  instance TEXT NOT NULL,"
+	"  expires_at BIGINT NOT NULL);"
+	"CREATE INDEX connect_waits_expires ON connect_waits(expires_at);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -95,7 +95,10 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X) \
 	PG_OPS_VAULT(X) PG_OPS_VAULTDEL(X) \
 	X(session_open, , ) X(session_end, , ) X(session_close_stale, , ) \
-	PG_OPS_OIDC(X) PG_OPS_TOKENS(X) PG_OPS_MFA(X) PG_OPS_INSTANCES(X) PG_OPS_REC(X)
+	PG_OPS_OIDC(X) PG_OPS_TOKENS(X) PG_OPS_MFA(X) PG_OPS_INSTANCES(X) PG_OPS_REC(X) \
+	PG_OPS_WAITS(X)
+/* pg_waits.c, and pg_res_lock in pg_res.c (issue 15, item 4) */
+#define PG_OPS_WAITS(X) X(wait_put, , ) X(wait_holder, , ) X(wait_delete, , ) X(res_lock, , )
 /* pg_tokens.c, pg_retention.c (issue 19) */
 #define PG_OPS_TOKENS(X) \
 	X(token_insert, , ) X(token_lookup, , ) X(token_touch, , ) \

@@ -317,3 +317,12 @@ int pg_res_foreach_type(struct store *s, const char *type,
 	return walk(s, "SELECT id, name, props FROM resources WHERE type = $1 ORDER BY id", 1, p,
 		    fn, ud);
 }
+
+/* FOR UPDATE: a second transaction locking the same row waits for the
+ * first to end, then reads what it committed (READ COMMITTED). */
+int pg_res_lock(struct store *s, const char *id)
+{
+	int r = exists(s, "SELECT 1 FROM resources WHERE id = $1 FOR UPDATE", id, NULL);
+
+	return r < 0 ? r : r ? 0 : -ENOENT;
+}

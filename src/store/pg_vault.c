@@ -146,13 +146,25 @@ int pg_vault_key_add(struct store *s, const char *vault_id, const uint8_t *w, si
 	struct pg_num now;
 	const char *p[] = { vault_id, pg_num(&now, store_now()), NULL };
 
+	const char *q[] = { vault_id };
+	int r;
+
 	/* The key of a vault that does not exist is -ENOENT, and a second key
-	 * for one vault (another instance won) -EEXIST, as on SQLite. */
-	return exec_blob(s,
-			 "INSERT INTO vault_keys (vault_id, created_at, rotated_at, wrapped)"
-			 " SELECT $1, $2, $2, $3::bytea"
-			 " WHERE EXISTS (SELECT 1 FROM resources WHERE id = $1)",
-			 3, p, w, len, true);
+	 * for one vault (another instance won) -EEXIST, as on SQLite. The
+	 * conflict is not an error of the statement (ON CONFLICT DO NOTHING):
+	 * it runs inside the caller's transaction, which a unique violation
+	 * would abort, and the caller goes on to read the key that won. */
+	r = exec_blob(s,
+		      "INSERT INTO vault_keys (vault_id, created_at, rotated_at, wrapped)"
+		      " SELECT $1, $2, $2, $3::bytea"
+		      " WHERE EXISTS (SELECT 1 FROM resources WHERE id = $1)"
+		      " ON CONFLICT (vault_id) DO NOTHING",
+		      3, p, w, len, true);
+	if (r == -ENOENT) {
+		r = exec_n(s, "SELECT 1 FROM vault_keys WHERE vault_id = $1", 1, q, true);
+		r = r == 0 ? -EEXIST : r;
+	}
+	return r;
 }
 
 int pg_vault_key_update(struct store *s, const char *vault_id, const uint8_t *w, size_t len)

@@ -330,6 +330,13 @@ static const char *const migrations[] = {
 	"  data BLOB NOT NULL,"
 	"  tag BLOB NOT NULL,"
 	"  PRIMARY KEY (rec_id, seq));",
+	/* connects waiting for the user's answers, and where
+	 * (store/sqlite_waits.c) */
+	"CREATE TABLE connect_waits ("
+	"  id TEXT PRIMARY KEY,"
+	"  instance TEXT NOT NULL,"
+	"  expires_at INTEGER NOT NULL);"
+	"CREATE INDEX connect_waits_expires ON connect_waits(expires_at);",
 };
 
 int store_rc(int rc)

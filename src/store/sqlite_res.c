@@ -398,3 +398,11 @@ int sq_res_foreach_type(struct store *s, const char *type,
 	sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
 	return walk(st, fn, ud);
 }
+
+/* The caller's BEGIN IMMEDIATE already holds the only write lock. */
+int sq_res_lock(struct store *s, const char *id)
+{
+	int r = query(s, "SELECT 1 FROM resources WHERE id = ?", id, NULL, NULL, NULL);
+
+	return r < 0 ? r : r ? 0 : -ENOENT;
+}

@@ -34,6 +34,12 @@ int store_res_put(struct store *s, const char *group, const char *type, const ch
 		  const json_t *props, const char *const *refs, bool *ret_created);
 /* ret_props is a new reference to the stored properties. */
 int store_res_get(struct store *s, const char *id, json_t **ret_props);
+/* Inside store_res_tx: locks resource id's row until the transaction ends,
+ * so that a check that spans resources (no two NICs of one network with
+ * one address) and the write that follows it are not interleaved with the
+ * same on another instance. -ENOENT when id does not exist. On SQLite a
+ * write transaction already excludes every other, so it only checks. */
+int store_res_lock(struct store *s, const char *id);
 /* -EBUSY while another resource refers to id. Deleting also forgets the
  * host keys recorded for id (store_hostkey_add). */
 int store_res_delete(struct store *s, const char *id);

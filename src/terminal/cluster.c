@@ -51,6 +51,7 @@
 #include "core/util.h"
 #include "server/loops.h"
 #include "store/store_cluster.h"
+#include "store/store_waits.h"
 #include "terminal/challenge.h"
 
 struct end_one {
@@ -493,7 +494,12 @@ void term_cluster_leave(void)
 		cl.thread_started = false;
 		pthread_cond_destroy(&cl.cv);
 	}
-	if ((r = store_instance_delete(cl.store, cl.me.name)) < 0)
+	/* This thread's connection may be one PostgreSQL dropped long ago (a
+	 * restart while we ran): the store does not retry a write on the new
+	 * one, but removing our row twice does no harm, so one more try. */
+	if ((r = store_instance_delete(cl.store, cl.me.name)) == -BERR_STORE)
+		r = store_instance_delete(cl.store, cl.me.name);
+	if (r < 0)
 		log_warn("cluster: cannot remove %s from the instances: %s", cl.me.name,
 			 err_str(r));
 	cl.on = false;
@@ -628,8 +634,15 @@ int term_holder_of_session(const char *id, char *ret_addr, size_t addr_size, cha
 	r = store_session_foreach_open(cl.store, cl.me.name, holder_session, &h);
 	if (r < 0 && r != -ECANCELED)
 		return r;
-	if (!h.instance[0])
-		return -ENOENT;
+	/* No session yet: a connect that waits for the user's answers has
+	 * only a row saying where (its answers POST may come here). */
+	if (!h.instance[0]) {
+		r = store_wait_holder(cl.store, id, store_now(), h.instance);
+		if (r < 0)
+			return r;
+		if (strcmp(h.instance, cl.me.name) == 0)
+			return -ENOENT; /* ours, and no longer here */
+	}
 	r = store_instance_foreach(cl.store, holder_instance, &h);
 	if (r < 0 && r != -ECANCELED)
 		return r;

@@ -46,12 +46,14 @@ static void dial_done(struct sess *s)
 static void ssh_on_ready(struct sshc *c, void *ud)
 {
 	struct sess *s = ud;
+	struct srv_conn *http;
 	char terminal[128];
 
 	dial_done(s);
 	if (s->challenged) /* the sign-in is over: no more answers */
 		term_challenge_remove(s->id);
 	s->challenged = false;
+	sess_wait_forget(s);
 	/* Before registration: GET /sessions reads rec_id under the lock. A
 	 * recording that cannot start ends the session: none goes unrecorded
 	 * through a recording bastion. */
@@ -75,14 +77,15 @@ static void ssh_on_ready(struct sshc *c, void *ud)
 	s->out_paused = true;
 	uv_timer_start(&s->timer, on_attach_timeout, TERM_ATTACH_WINDOW_MS, 0);
 	snprintf(terminal, sizeof(terminal), "/api/v1/sessions/%s/terminal", s->id);
-	term_respond_json(s->http, 201,
-			  json_pack("{s:{s:s,s:s,s:s,s:s,s:s,s:s,s:I}}", "session", "id", s->id,
-				    "terminal", terminal, "vm", s->vm_id, "bastion", s->bastion_id,
-				    "target", s->target, "auth_type", s->auth_type, "created_at",
-				    (json_int_t)s->started));
+	http = s->http;
 	s->http = NULL;
 	term_connect_audit(s, "Created", NULL);
-	sess_record(s, NULL);
+	/* The start recorded, then the 201 (at once on one instance). */
+	sess_announce_open(s, http, 201,
+			   json_pack("{s:{s:s,s:s,s:s,s:s,s:s,s:s,s:I}}", "session", "id", s->id,
+				     "terminal", terminal, "vm", s->vm_id, "bastion", s->bastion_id,
+				     "target", s->target, "auth_type", s->auth_type, "created_at",
+				     (json_int_t)s->started));
 }
 
 /* The mismatch said the way the key came to be trusted (pinned in the VM's
@@ -162,6 +165,7 @@ static void ssh_on_fail(struct sshc *c, int err, const char *msg, void *ud)
 static void ssh_on_challenge(struct sshc *c, const struct sshc_challenge *ch, void *ud)
 {
 	struct sess *s = ud;
+	struct srv_conn *http;
 	json_t *prompts = json_array(), *body = NULL;
 	char answers[128];
 
@@ -189,8 +193,11 @@ static void ssh_on_challenge(struct sshc *c, const struct sshc_challenge *ch, vo
 		sess_kill(s, false);
 		return;
 	}
-	term_respond_json(s->http, 202, body);
+	/* Where it waits recorded, then the 202 (at once on one instance):
+	 * the answers may reach another instance, which relays them here. */
+	http = s->http;
 	s->http = NULL;
+	sess_announce_wait(s, http, 202, body);
 }
 
 static void ssh_on_new_host_key(struct sshc *c, const char *type, const char *b64, void *ud)

@@ -122,6 +122,7 @@ struct sess {
 	size_t pending_len;
 	struct term_connect *conn; /* while dialing: the request (host keys) */
 	bool challenged;           /* in the challenge table (challenge.h) */
+	bool wait_recorded;        /* the store says where it waits (store_waits.h) */
 	/* A native client's tunnel (stream.c) instead of an SSH shell: its TCP
 	 * side lives in its own allocation, closed and freed on its own. */
 	bool tunnel;
@@ -256,6 +257,14 @@ void sess_record_attached(struct sess *s);
 /* Records a host key learnt on first use (trust on first use), on the
  * pool. */
 void term_record_host_key(const char *vm_id, const char *type, const char *b64);
+/* jobs.c: answers http with status and body (taken) — on a shared store
+ * only once the store knows of the session (its start, as sess_record) or
+ * of the connect waiting for answers here (store_waits.h), so that the
+ * client's next request may reach any instance. sess_wait_forget: the
+ * connect no longer waits (the row goes). On the session's loop. */
+void sess_announce_open(struct sess *s, struct srv_conn *http, int status, json_t *body);
+void sess_announce_wait(struct sess *s, struct srv_conn *http, int status, json_t *body);
+void sess_wait_forget(struct sess *s);
 
 /* dial.c: (lock) NULL when a new session of user_id is within the limits,
  * else the message of the 429. */

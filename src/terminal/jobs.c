@@ -22,6 +22,8 @@
 #include "store/store.h"
 #include "store/store_cluster.h"
 #include "store/store_ops.h"
+#include "store/store_waits.h"
+#include "ssh/sshc.h"
 #include "terminal/challenge.h"
 
 /* ---------- audit on the worker pool ---------- */
@@ -175,4 +177,132 @@ void term_record_host_key(const char *vm_id, const char *type, const char *b64)
 	if (!j->vm_id || !j->type || !j->b64 ||
 	    uv_queue_work(term_here()->loop, &j->work, hostkey_work, hostkey_done) < 0)
 		hostkey_done(&j->work, 0);
+}
+
+/* ---------- the answer once the registry knows (a shared store) ---------- */
+
+/* How long a connect's row says it waits: a round's answer time, and some
+ * slack for the clocks of two instances. Each round writes it again. */
+#define WAIT_KEEP_S (SSHC_ANSWER_TIMEOUT_MS / 1000 + 60)
+
+/* A row written on the pool, then the answer given on the loop: behind a
+ * balancer without affinity the client's next request (its terminal, its
+ * answers, a DELETE) may reach another instance at once, which finds the
+ * session, or the connect waiting for answers, only in the store. */
+struct announce_job {
+	uv_work_t work;
+	struct pend *p; /* the session's start; NULL: a wait row */
+	bool forget;    /* delete the wait row instead */
+	char id[48];    /* the session (connect) id */
+	char instance[STORE_INSTANCE_NAME_MAX];
+	struct srv_conn *http; /* answered once the row is written; may be NULL */
+	int status;
+	json_t *body; /* touched on the loop only */
+};
+
+static void announce_work(uv_work_t *w)
+{
+	struct announce_job *j = w->data;
+	int64_t now = store_now();
+	int r;
+
+	if (j->p) {
+		pend_submit(j->p); /* takes it: written, or kept for later */
+		j->p = NULL;
+		return;
+	}
+	if (j->forget) {
+		/* Failing leaves a row that expires: harmless, it only points. */
+		(void)store_wait_delete(term_g.store, j->id);
+		return;
+	}
+	r = store_wait_put(term_g.store, j->id, j->instance, now, now + WAIT_KEEP_S);
+	if (r < 0)
+		log_warn("store: cannot record where sign-in %s waits for answers (%s): only this "
+			 "instance can take them",
+			 j->id, err_str(r));
+}
+
+static void announce_done(uv_work_t *w, int status)
+{
+	struct announce_job *j = w->data;
+
+	if (j->http)
+		term_respond_json(j->http, j->status, j->body);
+	else
+		json_decref(j->body);
+	pend_free(j->p);
+	free(j);
+}
+
+/* Queues j; when that fails, does its part here, late but not lost. */
+static void announce_queue(struct announce_job *j)
+{
+	j->work.data = j;
+	if (uv_queue_work(term_here()->loop, &j->work, announce_work, announce_done) < 0) {
+		announce_work(&j->work);
+		announce_done(&j->work, 0);
+	}
+}
+
+static struct announce_job *announce_new(const struct sess *s, struct srv_conn *http, int status,
+					 json_t *body)
+{
+	struct announce_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	util_strlcpy(j->id, s->id, sizeof(j->id));
+	util_strlcpy(j->instance, term_instance_name(), sizeof(j->instance));
+	j->http = http;
+	j->status = status;
+	j->body = body;
+	return j;
+}
+
+void sess_announce_open(struct sess *s, struct srv_conn *http, int status, json_t *body)
+{
+	struct announce_job *j;
+	struct pend *p;
+
+	if (!term_cluster_shared() || !(j = announce_new(s, http, status, body))) {
+		term_respond_json(http, status, body);
+		sess_record(s, NULL);
+		return;
+	}
+	if (!(p = calloc(1, sizeof(*p)))) {
+		free(j);
+		term_respond_json(http, status, body);
+		sess_record(s, NULL);
+		return;
+	}
+	p->kind = PEND_OPEN;
+	fill_session(&p->ss, s);
+	j->p = p;
+	announce_queue(j);
+}
+
+void sess_announce_wait(struct sess *s, struct srv_conn *http, int status, json_t *body)
+{
+	struct announce_job *j;
+
+	if (!term_cluster_shared() || !(j = announce_new(s, http, status, body))) {
+		term_respond_json(http, status, body);
+		return;
+	}
+	s->wait_recorded = true;
+	announce_queue(j);
+}
+
+void sess_wait_forget(struct sess *s)
+{
+	struct announce_job *j;
+
+	if (!s->wait_recorded)
+		return;
+	s->wait_recorded = false;
+	if ((j = announce_new(s, NULL, 0, NULL))) {
+		j->forget = true;
+		announce_queue(j);
+	}
 }

@@ -379,6 +379,7 @@ void sess_kill(struct sess *s, bool ssh_done)
 	if (s->challenged)
 		term_challenge_remove(s->id);
 	s->challenged = false;
+	sess_wait_forget(s);
 	if (s->timer_inited)
 		uv_timer_stop(&s->timer);
 	if (s->ssh && !ssh_done)

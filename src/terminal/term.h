@@ -222,7 +222,8 @@ int term_home_of_session(const char *id);
  * the answers to its questions. */
 bool term_session_here(const char *id);
 /* A worker: the instance other than this one that holds open session id,
- * as the store's registry says: its numeric address "ADDR:PORT" (its
+ * as the store's registry says (or, for a connect that waits for the
+ * user's answers, the row saying where: store_waits.h): its numeric address "ADDR:PORT" (its
  * advertised URL, resolved here) and its certificate's SHA-256 (hex).
  * -ENOENT when no other live instance holds it (also on SQLite),
  * -EHOSTUNREACH when its advertised URL is unusable, or the store's

@@ -322,6 +322,12 @@ int vault_data_key(struct vault *v, struct store *s, const char *vault_id, bool 
 		goto out;
 	r = store_vault_key_add(s, vault_id, w, len);
 	free(w);
+	/* Another request (maybe on another instance) made the vault's key
+	 * meanwhile: one key per vault, so ours goes and theirs is used. */
+	if (r == -EEXIST) {
+		sodium_memzero(dk, VAULT_KEY_BYTES);
+		return vault_data_key(v, s, vault_id, false, dk);
+	}
 out:
 	if (r < 0)
 		sodium_memzero(dk, VAULT_KEY_BYTES);

@@ -4,10 +4,10 @@
 // resources, roles, a vault with its secrets and deleted-vault retention,
 // connects to a real sshd with a password and a vault key (host key
 // recorded once), the terminal, DELETE /sessions/{id}, the audit trail —
-// and survives PostgreSQL stopped for 20 s: requests answer 503 within
-// 5 s, /healthz turns 503 and back, an open terminal keeps echoing, and a
-// session that ends meanwhile is in the store and the audit trail once it
-// is back, once.
+// and survives PostgreSQL frozen (SIGSTOP: connections open, nothing
+// answers): requests answer 503 within 5 s, /healthz turns 503 and back, an
+// open terminal keeps echoing. PostgreSQL stopped for 20 s and started
+// again is in cluster.test.mjs, with three instances behind HAProxy.
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileHarness } from './lib/harness.mjs';
@@ -17,7 +17,7 @@ import {
 import { attach } from './lib/term.mjs';
 import { startDaemon, rawGet, BASTION_BIN } from './lib/daemon.mjs';
 import { startPg } from './lib/pg.mjs';
-import { sleep, randomString, waitFor, run } from './lib/util.mjs';
+import { randomString, waitFor, run } from './lib/util.mjs';
 
 const h = fileHarness({
   label: 'pg', block: 250, net: true, daemon: false, keys: [{ id: 'ed25519-openssh', type: 'ed25519' }],
@@ -189,69 +189,6 @@ describe('PostgreSQL store', () => {
     assert.ok(ended.includes(one.session.id) && ended.includes(two.session.id), JSON.stringify(audit.json.value));
   });
 
-  h.test('PostgreSQL stopped for 20 s: 503 within 5 s, /healthz 503 and back, terminals go on, ends written once after', { timeout: 150000 }, async () => {
-    const kept = await openShell(h.admin, passwordAuth(h.user.password), 'KEEP');
-    const ending = await openShell(h.admin, passwordAuth(h.user.password), 'END');
-    await waitFor(async () => await pg.query('SELECT count(*) FROM term_sessions WHERE ended_at IS NULL') === '2',
-      { timeoutMs: 5000, what: 'both sessions recorded as open' });
-    const slowest = { ms: 0, what: '' };
-    const timed = async (what, fn) => {
-      const t0 = Date.now();
-      const r = await fn();
-      const ms = Date.now() - t0;
-      if (ms > slowest.ms) Object.assign(slowest, { ms, what });
-      return r;
-    };
-    const haltedAt = Date.now();
-    await pg.halt();
-    // every request that needs the store: 503 ServiceUnavailable, fast
-    expectError(await timed('GET vms', () => h.admin.get(`/groups/${G}/vms`)), 503, 'ServiceUnavailable');
-    expectError(await timed('PUT group', () => h.admin.put(ids.group('other'), {})), 503, 'ServiceUnavailable');
-    expectError(await timed('GET audit', () => h.admin.get('/audit')), 503, 'ServiceUnavailable');
-    const fresh = new Client(h.daemon, { secrets: h.secrets, label: 'fresh' });
-    expectError(await timed('sign-in', () => fresh.post('/auth/login', { username: 'admin', password: h.daemon.adminPassword })),
-      503, 'ServiceUnavailable');
-    // the load balancer's view
-    await waitFor(async () => (await rawGet(h.daemon.port, '/healthz')).status === 503,
-      { timeoutMs: 5000, what: '/healthz 503 while the store is away' });
-    // the open terminals do not notice; one of them ends meanwhile
-    await echoes(kept.term, 'DURING');
-    const endingFrom = ending.term.length;
-    ending.term.send('exit\r');
-    await ending.term.waitClosed({ timeoutMs: 10000 });
-    assert.ok(ending.term.length >= endingFrom);
-    // 20 s away in all, with requests along the way
-    while (Date.now() - haltedAt < 20000) {
-      expectError(await timed('GET sessions/vms', () => h.admin.get(`/groups/${G}/vms`)), 503, 'ServiceUnavailable');
-      await echoes(kept.term, 'STILL');
-      await sleep(2000);
-    }
-    assert.ok(slowest.ms < 5000, `every request answered within 5 s; slowest: ${slowest.what} ${slowest.ms} ms`);
-    assert.equal(await pg.query('SELECT 1').catch(() => 'down'), 'down', 'PostgreSQL was down all along');
-    await pg.resume();
-    // back by itself: /healthz, the API, and what was kept is written
-    await waitFor(async () => (await rawGet(h.daemon.port, '/healthz')).status === 200,
-      { timeoutMs: 10000, what: '/healthz 200 once the store is back' });
-    expectStatus(await h.admin.get(`/groups/${G}/vms`), 200, 'the API answers again');
-    await waitFor(async () => await pg.query(
-      `SELECT count(*) FROM term_sessions WHERE id = '${ending.session.id}' AND ended_at IS NOT NULL`) === '1',
-    { timeoutMs: 10000, what: 'the session ended during the outage recorded as ended' });
-    await waitFor(async () => await pg.query(
-      `SELECT count(*) FROM audit WHERE action = 'session.end' AND detail LIKE '%${ending.session.id}%'`) === '1',
-    { timeoutMs: 10000, what: 'its audit record written' });
-    await sleep(2000); // a retry that would write it twice has had its chance
-    assert.equal(await pg.query(
-      `SELECT count(*) FROM audit WHERE action = 'session.end' AND detail LIKE '%${ending.session.id}%'`), '1', 'written once');
-    const endedAt = Number(await pg.query(`SELECT ended_at FROM term_sessions WHERE id = '${ending.session.id}'`));
-    assert.ok(endedAt * 1000 < Date.now() - 5000, 'the end keeps the time it happened, not the time it was written');
-    await echoes(kept.term, 'AFTER');
-    expectStatus(await h.admin.del(`/sessions/${kept.session.id}`), [200, 204]);
-    await kept.term.waitClosed({ timeoutMs: 5000 });
-    // a fresh sign-in works again (a new connection in the daemon's pool)
-    await fresh.login('admin', h.daemon.adminPassword);
-    assert.match(h.daemon.log(), /cannot reach PostgreSQL|connection to PostgreSQL broke/);
-  });
-
   h.test('PostgreSQL frozen (SIGSTOP, connections open, nothing answers): 503 within 5 s, none hangs', { timeout: 90000 }, async () => {
     const kept = await openShell(h.admin, passwordAuth(h.user.password), 'FRZ');
     pg.freeze();
@@ -281,7 +218,7 @@ describe('PostgreSQL store', () => {
     const r = await run(BASTION_BIN, ['audit', 'export', '--action', 'session.end'],
       { env: { ...process.env, BASTION_STORE: pg.url } });
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    assert.ok(lines.length >= 4, r.stdout);
+    assert.ok(lines.length >= 2, r.stdout); // the two sessions of the connect test, at least
     assert.ok(lines.every((l) => l.action === 'session.end'));
     h.secrets.scan(r.stdout + r.stderr, 'audit export output');
   });

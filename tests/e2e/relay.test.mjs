@@ -313,3 +313,5 @@ describe('relay: a session held by A, used through B', () => {
     assert.ok(ms < 3000, `answered in ${ms} ms`);
   });
 });
+
+after(() => h.down(), { timeout: 60000 });

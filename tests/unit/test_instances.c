@@ -20,6 +20,7 @@
 #include "store/store.h"
 #include "store/store_cluster.h"
 #include "store/store_ops.h"
+#include "store/store_waits.h"
 
 #define LEASE 10
 
@@ -372,6 +373,34 @@ static void test_listen(void **state)
 	store_listener_free(l);
 }
 
+/* Connects waiting for answers (store_waits.h): where each waits, until
+ * its row expires; a later round replaces it; a put clears what expired. */
+static void test_waits(void **state)
+{
+	struct tu_store *f = *state;
+	char who[STORE_INSTANCE_NAME_MAX] = "untouched";
+
+	assert_int_equal(store_wait_holder(f->s, "c-1", 1000, who), -ENOENT);
+	assert_string_equal(who, "untouched");
+	assert_int_equal(store_wait_put(f->s, "c-1", "a:8443", 1000, 1120), 0);
+	assert_int_equal(store_wait_put(f->s, "c-2", "b:8443", 1000, 1050), 0);
+	assert_int_equal(store_wait_holder(f->s, "c-1", 1001, who), 0);
+	assert_string_equal(who, "a:8443");
+	assert_int_equal(store_wait_holder(f->s, "c-2", 1049, who), 0);
+	assert_string_equal(who, "b:8443");
+	/* Expired: not found, and gone once someone puts. */
+	assert_int_equal(store_wait_holder(f->s, "c-2", 1050, who), -ENOENT);
+	assert_int_equal(q(f, "SELECT count(*) FROM connect_waits WHERE id = ?", "c-2"), 1);
+	assert_int_equal(store_wait_put(f->s, "c-1", "a:8443", 1060, 1180), 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM connect_waits WHERE id = ?", "c-2"), 0);
+	/* The next round of the same connect: one row, the new expiry. */
+	assert_int_equal(q(f, "SELECT count(*) FROM connect_waits WHERE id = ?", "c-1"), 1);
+	assert_int_equal(store_wait_holder(f->s, "c-1", 1150, who), 0);
+	assert_int_equal(store_wait_delete(f->s, "c-1"), 0);
+	assert_int_equal(store_wait_holder(f->s, "c-1", 1150, who), -ENOENT);
+	assert_int_equal(store_wait_delete(f->s, "c-1"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,6 +411,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_end_requests, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_listen, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_waits, tu_store_setup, tu_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -389,6 +389,31 @@ static void test_tx(void **state)
 }
 
 /* The store survives a reopen: data is durable and migrations idempotent. */
+/* store_res_lock inside a transaction: an existing resource locks (and the
+ * transaction goes on to write), a missing one is -ENOENT; both backends. */
+static int tx_lock(struct store *s, void *ud)
+{
+	int r;
+
+	(void)ud;
+	if ((r = store_res_lock(s, "/groups/prod/networks/n9")) != -ENOENT)
+		return r < 0 ? r : -EINVAL;
+	if ((r = store_res_lock(s, "/groups/prod/networks/n1")) < 0)
+		return r;
+	return put(s, "prod", "nics", "c1", "x", "/groups/prod/networks/n1", NULL, NULL);
+}
+
+static void test_res_lock(void **state)
+{
+	struct tu_store *f = *state;
+	char buf[16];
+
+	assert_int_equal(store_group_put(f->s, "prod", NULL), 0);
+	assert_int_equal(put(f->s, "prod", "networks", "n1", "n", NULL, NULL, NULL), 0);
+	assert_int_equal(store_res_tx(f->s, tx_lock, NULL), 0);
+	assert_string_equal(prop_v(f->s, "/groups/prod/nics/c1", buf, sizeof(buf)), "x");
+}
+
 static void test_reopen(void **state)
 {
 	struct tu_store *f = *state;
@@ -421,6 +446,7 @@ int main(void)
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_tx, tu_store_setup, tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_res_lock, tu_store_setup, tu_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,7 @@
  * against a real store (both backends, testutil.h). Access policies and
  * the audit of reads are test_vault_access.c. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -566,6 +567,60 @@ static void test_mfa_key(void **state)
 	free(blob);
 }
 
+/* The first secrets of a fresh vault written at once (two instances, or
+ * two workers): each write makes the vault's data key if there is none;
+ * one key is stored, the others use it, and every write succeeds. */
+#define RACERS 6
+struct racer {
+	struct fx *f;
+	pthread_barrier_t *go;
+	const char *vault;
+	int idx, r;
+};
+
+static void *racer_run(void *arg)
+{
+	struct racer *x = arg;
+	char name[16], version[VAULT_VERSION_SIZE];
+
+	snprintf(name, sizeof(name), "s%d", x->idx);
+	pthread_barrier_wait(x->go);
+	x->r = vault_secret_set(x->f->v, x->f->s, ALICE, x->vault, name, "v", 1, NULL, version);
+	return NULL;
+}
+
+static void test_first_key_race(void **state)
+{
+	struct fx *f = *state;
+
+	for (int round = 0; round < 8; round++) {
+		pthread_barrier_t go;
+		pthread_t th[RACERS];
+		struct racer x[RACERS];
+		char vname[16], vid[64];
+
+		snprintf(vname, sizeof(vname), "race%d", round);
+		snprintf(vid, sizeof(vid), "/groups/g/vaults/%s", vname);
+		make_vault(f->s, vname);
+		assert_int_equal(pthread_barrier_init(&go, NULL, RACERS), 0);
+		for (int i = 0; i < RACERS; i++) {
+			x[i] = (struct racer){ .f = f, .go = &go, .vault = vid, .idx = i };
+			assert_int_equal(pthread_create(&th[i], NULL, racer_run, &x[i]), 0);
+		}
+		for (int i = 0; i < RACERS; i++) {
+			pthread_join(th[i], NULL);
+			assert_int_equal(x[i].r, 0);
+		}
+		pthread_barrier_destroy(&go);
+		for (int i = 0; i < RACERS; i++) {
+			char name[16];
+
+			snprintf(name, sizeof(name), "s%d", i);
+			read_expect(f, vid, name, NULL, "v");
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -585,6 +640,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rotation_refused_on_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_rewraps_recording_keys, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_first_key_race, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,22 @@
 // trust the balancer's address and not its own); `check`: true (every
 // second) or an interval in ms for HAProxy's TCP health check. Balancing is round-robin
 // without stickiness, as issue 15 asks of a multi-instance setup.
+//
+// A frontend's options for several instances (docs/scaling.md "Behind
+// HAProxy"):
+//   httpCheck: '/healthz'  the health check is GET /healthz over TLS
+//                          (`option httpchk`, `check-ssl verify none`,
+//                          `check-send-proxy` when the server gets PROXY
+//                          headers): a draining instance, or one that lost
+//                          its store, answers 503 and gets no new connections
+//   fall, rise             checks in a row to mark a server down / up
+//   redispatch: true       `option redispatch` + `retries 3`: a connection
+//                          refused by a dead server is retried on another
+//   backups: true          every server again as a `backup` without checks:
+//                          when all are marked down (the shared store is
+//                          away for all), connections still reach an
+//                          instance, which answers 503 ServiceUnavailable,
+//                          rather than being reset by the balancer
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -34,26 +50,43 @@ function configText(frontends) {
     '  timeout connect 5s',
     '  timeout client 120s',
     '  timeout server 120s',
+    // A health check's TLS handshake may be slow on a loaded machine: a
+    // check that times out marks a live server down (fall 1 in tests).
+    '  timeout check 2s',
   ];
   for (const f of frontends) {
     lines.push(`frontend fe_${f.name}`, `  bind 127.0.0.1:${f.port}`, `  default_backend be_${f.name}`);
     lines.push(`backend be_${f.name}`, '  balance roundrobin');
-    f.servers.forEach((s, i) => {
+    if (f.httpCheck) lines.push(`  option httpchk GET ${f.httpCheck}`);
+    if (f.redispatch) lines.push('  option redispatch', '  retries 3');
+    if (f.backups) lines.push('  option allbackups');
+    const server = (name, s, backup) => {
       const opts = [];
       if (s.proxy === 'v1') opts.push('send-proxy');
       else if (s.proxy === 'v2') opts.push('send-proxy-v2');
       if (s.source) opts.push(`source ${s.source}`);
-      // A TCP health check; with send-proxy* it carries a header too.
-      if (s.check) opts.push(`check inter ${s.check === true ? 1000 : s.check}`);
-      lines.push(`  server s${i + 1} ${s.host || '127.0.0.1'}:${s.port} ${opts.join(' ')}`.trimEnd());
-    });
+      if (backup) {
+        opts.push('backup');
+      } else if (s.check) {
+        // A TCP health check (with send-proxy* it carries a header too), or
+        // GET httpCheck over TLS, whose header must be asked for.
+        opts.push(`check inter ${s.check === true ? 1000 : s.check}`);
+        if (f.httpCheck) opts.push('check-ssl verify none', ...(s.proxy ? ['check-send-proxy'] : []));
+        if (f.fall) opts.push(`fall ${f.fall}`);
+        if (f.rise) opts.push(`rise ${f.rise}`);
+      }
+      lines.push(`  server ${name} ${s.host || '127.0.0.1'}:${s.port} ${opts.join(' ')}`.trimEnd());
+    };
+    f.servers.forEach((s, i) => server(`s${i + 1}`, s, false));
+    if (f.backups) f.servers.forEach((s, i) => server(`b${i + 1}`, s, true));
   }
   return `${lines.join('\n')}\n`;
 }
 
 /**
- * Starts HAProxy. frontends: [{name, servers: [{host?, port, proxy?, source?}]}].
- * Resolves {pid, port(name), configFile, logFile, logTail(), stop()}.
+ * Starts HAProxy. frontends: [{name, servers: [{host?, port, proxy?, source?,
+ * check?}], httpCheck?, fall?, rise?, redispatch?, backups?}].
+ * Resolves {pid, port(name), configFile, logFile, logTail(), log(), stop()}.
  */
 export async function startHaproxy(dir, { frontends, label = 'haproxy' }) {
   const bin = haproxyBinary();
@@ -89,6 +122,7 @@ export async function startHaproxy(dir, { frontends, label = 'haproxy' }) {
       return f.port;
     },
     logTail(n = 40) { return tailFile(logFile, n); },
+    log() { try { return fs.readFileSync(logFile, 'utf8'); } catch { return ''; } },
     get exit() { return exit; },
     async stop(timeoutMs = 5000) {
       if (exit) return exit;
