@@ -71,6 +71,18 @@ void pg_free(struct store *s);
 STORE_OPS(STORE_OPS_SQ_DECL)
 #undef STORE_OPS_SQ_DECL
 
+/* store_request.c: the per-request view of role assignments. A call of
+ * the store's entry name on this thread (every dispatched call says it):
+ * anything but a read forgets what the request has cached. The dispatch of
+ * role_foreach_principal without the cache. */
+void store_req_note(const char *name);
+int store_role_foreach_principal_uncached(struct store *s, const char *principal,
+					  int (*fn)(const char *role, const char *scope, void *ud),
+					  void *ud);
+/* Every backend calls this once per statement it sends or runs (BEGIN and
+ * COMMIT included): store_statements() counts them per thread. */
+void store_statement_count(void);
+
 /* The names (without "store_") of the entries be lacks, comma-separated,
  * into buf; 0 when it has every one, or how many are missing. */
 int store_backend_missing(const struct store_backend *be, char *buf, size_t size);

@@ -360,4 +360,9 @@
 	/* issue 18, OIDC and MFA: the mark's via ("oidc", or "pending": the   \
 	 * sign-in waits for bastion's own second factor) */                   \
 	X(login_mfa_via, (struct store * s, const uint8_t hash[32], char ret_via[17]),             \
-	  (s, hash, ret_via))
+	  (s, hash, ret_via))                                                                      \
+	/* issue 15 item 5, fewer round trips: a browser session with its     \
+	 * user in one read, a session's row made attached in one write */                    \
+	X(login_lookup, (struct store * s, const uint8_t hash[32], struct store_login *ret),       \
+	  (s, hash, ret))                                                                          \
+	X(session_open_attached, (struct store * s, const struct store_session *ss), (s, ss))

@@ -33,6 +33,8 @@ PGresult *pg_exec_wait(PGconn **pc, const char *sql, int n, const char *const *p
  * of it. Audit lines written meanwhile reach stderr after the outermost
  * COMMIT only. Returns fn's result or a store error. */
 int pg_tx(struct store *s, int (*fn)(struct store *s, void *ud), void *ud);
+/* Whether this thread has a transaction open on s (pg_tx). */
+bool pg_in_tx(struct store *s);
 
 /* Rows of a result; the text of row r, column c (NULL for SQL NULL). */
 const char *pg_val(const PGresult *res, int r, int c);
@@ -95,7 +97,10 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	PG_OPS_IDENT(X) PG_OPS_THROTTLE(X) PG_OPS_ROLES(X) PG_OPS_RES(X) \
 	PG_OPS_VAULT(X) PG_OPS_VAULTDEL(X) \
 	X(session_open, , ) X(session_end, , ) X(session_close_stale, , ) \
-	PG_OPS_OIDC(X) PG_OPS_TOKENS(X) PG_OPS_MFA(X) PG_OPS_INSTANCES(X) PG_OPS_REC(X)
+	PG_OPS_OIDC(X) PG_OPS_TOKENS(X) PG_OPS_MFA(X) PG_OPS_INSTANCES(X) PG_OPS_REC(X) \
+	PG_OPS_JOIN(X)
+/* pg_join.c (issue 15 item 5) */
+#define PG_OPS_JOIN(X) X(login_lookup, , ) X(session_open_attached, , )
 /* pg_tokens.c, pg_retention.c (issue 19) */
 #define PG_OPS_TOKENS(X) \
 	X(token_insert, , ) X(token_lookup, , ) X(token_touch, , ) \

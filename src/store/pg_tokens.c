@@ -11,7 +11,7 @@
 
 #define TOKEN_COLS                                                       \
 	"t.public_id, t.user_id, u.name, t.name, t.scope, t.created_at," \
-	" COALESCE(t.last_used_at, 0), t.expires_at"
+	" COALESCE(t.last_used_at, 0), t.expires_at, u.disabled"
 #define TOKEN_FROM " FROM api_tokens t JOIN users u ON u.id = t.user_id"
 
 static bool fits(const char *v, size_t max)
@@ -33,6 +33,7 @@ static int row_token(const PGresult *res, int i, struct store_token *t)
 	t->created_at = pg_i64(res, i, 5);
 	t->last_used_at = pg_i64(res, i, 6);
 	t->expires_at = pg_i64(res, i, 7);
+	t->user_disabled = pg_val(res, i, 8) && pg_val(res, i, 8)[0] == 't';
 	return 0;
 }
 

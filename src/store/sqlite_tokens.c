@@ -13,7 +13,7 @@
 
 #define TOKEN_COLS                                                                       \
 	"t.public_id, t.user_id, u.name, t.name, t.scope, t.created_at, t.last_used_at," \
-	" t.expires_at"
+	" t.expires_at, u.disabled"
 #define TOKEN_FROM " FROM api_tokens t JOIN users u ON u.id = t.user_id"
 
 /* A row of TOKEN_COLS into *t; a value that does not fit is a damaged
@@ -36,6 +36,7 @@ static int row_token(sqlite3_stmt *st, struct store_token *t)
 	t->created_at = sqlite3_column_int64(st, 5);
 	t->last_used_at = sqlite3_column_int64(st, 6);
 	t->expires_at = sqlite3_column_int64(st, 7);
+	t->user_disabled = sqlite3_column_int(st, 8) != 0;
 	return 0;
 }
 

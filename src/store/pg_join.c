@@ -1,0 +1,55 @@
+/* PostgreSQL backend: reads and writes that were two statements, in one
+ * (issue 15 item 5): each statement is a round trip to the server, and a
+ * request pays them in turn. A browser session with its user (what
+ * authentication by cookie needs), and a session's row made attached. */
+#include "store/pg_internal.h"
+
+#include <string.h>
+
+#include "core/err.h"
+
+int pg_login_lookup(struct store *s, const uint8_t hash[32], struct store_login *ret)
+{
+	struct pg_hash h;
+	const char *p[] = { pg_hash(&h, hash) };
+	PGresult *res = NULL;
+	struct store_login l;
+	int r = pg_row(s, &res,
+		       "SELECT l.user_id, u.name, u.disabled, l.csrf_token, l.expires_at"
+		       " FROM login_sessions l JOIN users u ON u.id = l.user_id"
+		       " WHERE l.token_hash = $1",
+		       1, p);
+
+	memset(&l, 0, sizeof(l));
+	if (r == 0 && (pg_copy(l.user, sizeof(l.user), pg_val(res, 0, 1)) < 0 ||
+		       pg_copy(l.csrf, sizeof(l.csrf), pg_val(res, 0, 3)) < 0))
+		r = -BERR_STORE;
+	if (r == 0) {
+		l.user_id = pg_i64(res, 0, 0);
+		l.user_disabled = pg_val(res, 0, 2) && pg_val(res, 0, 2)[0] == 't';
+		l.expires_at = pg_i64(res, 0, 4);
+		*ret = l;
+	}
+	PQclear(res);
+	return r;
+}
+
+int pg_session_open_attached(struct store *s, const struct store_session *ss)
+{
+	struct pg_num started;
+	const char *p[] = { ss->id,
+			    ss->user,
+			    ss->vm,
+			    ss->bastion,
+			    ss->target,
+			    ss->source,
+			    ss->auth_type,
+			    pg_num(&started, ss->started_at),
+			    ss->instance[0] ? ss->instance : NULL };
+
+	return pg_q(s, NULL,
+		    "INSERT INTO term_sessions (id, \"user\", vm, bastion, target, source,"
+		    " auth_type, started_at, instance, attached) VALUES ($1, $2, $3, $4, $5, $6,"
+		    " $7, $8, $9, true) ON CONFLICT (id) DO UPDATE SET attached = true",
+		    9, p);
+}
