@@ -365,4 +365,8 @@
 	 * user in one read, a session's row made attached in one write */                    \
 	X(login_lookup, (struct store * s, const uint8_t hash[32], struct store_login *ret),       \
 	  (s, hash, ret))                                                                          \
-	X(session_open_attached, (struct store * s, const struct store_session *ss), (s, ss))
+	X(session_open_attached, (struct store * s, const struct store_session *ss), (s, ss))      \
+	X(res_get_chain,                                                                           \
+	  (struct store * s, const char *id, const char *field1, const char *field2,               \
+	   json_t *ret[3]),                                                                        \
+	  (s, id, field1, field2, ret))

@@ -100,7 +100,7 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	PG_OPS_OIDC(X) PG_OPS_TOKENS(X) PG_OPS_MFA(X) PG_OPS_INSTANCES(X) PG_OPS_REC(X) \
 	PG_OPS_JOIN(X)
 /* pg_join.c (issue 15 item 5) */
-#define PG_OPS_JOIN(X) X(login_lookup, , ) X(session_open_attached, , )
+#define PG_OPS_JOIN(X) X(login_lookup, , ) X(session_open_attached, , ) X(res_get_chain, , )
 /* pg_tokens.c, pg_retention.c (issue 19) */
 #define PG_OPS_TOKENS(X) \
 	X(token_insert, , ) X(token_lookup, , ) X(token_touch, , ) \

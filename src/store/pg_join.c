@@ -53,3 +53,33 @@ int pg_session_open_attached(struct store *s, const struct store_session *ss)
 		    " $7, $8, $9, true) ON CONFLICT (id) DO UPDATE SET attached = true",
 		    9, p);
 }
+
+/* One row: the resource, the one its field1 names, the one that one's
+ * field2 names (LEFT JOINs: a missing link is NULL). props is JSON text,
+ * read as jsonb for the lookup. */
+int pg_res_get_chain(struct store *s, const char *id, const char *field1, const char *field2,
+		     json_t *ret[3])
+{
+	const char *p[] = { id, field1, field2 };
+	PGresult *res = NULL;
+	int r;
+
+	ret[0] = ret[1] = ret[2] = NULL;
+	r = pg_row(s, &res,
+		   "SELECT r0.props, r1.props, r2.props FROM resources r0"
+		   " LEFT JOIN resources r1 ON r1.id = (r0.props::jsonb ->> $2::text)"
+		   " LEFT JOIN resources r2 ON r2.id = (r1.props::jsonb ->> $3::text)"
+		   " WHERE r0.id = $1",
+		   3, p);
+	for (int i = 0; r == 0 && i < 3; i++)
+		if ((i == 0 || pg_val(res, 0, i)) &&
+		    (r = store_res_props_load(pg_val(res, 0, i), -BERR_STORE, &ret[i])) < 0)
+			break;
+	PQclear(res);
+	if (r < 0)
+		for (int i = 0; i < 3; i++) {
+			json_decref(ret[i]);
+			ret[i] = NULL;
+		}
+	return r;
+}

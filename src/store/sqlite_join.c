@@ -73,3 +73,41 @@ int sq_session_open_attached(struct store *s, const struct store_session *ss)
 	sqlite3_finalize(st);
 	return store_rc(rc);
 }
+
+/* As pg_res_get_chain: one row of LEFT JOINs, the links read with
+ * json_extract ("$.FIELD": the fields are plain names). */
+int sq_res_get_chain(struct store *s, const char *id, const char *field1, const char *field2,
+		     json_t *ret[3])
+{
+	sqlite3_stmt *st = store_prepare(
+		s, "SELECT r0.props, r1.props, r2.props FROM resources r0"
+		   " LEFT JOIN resources r1 ON r1.id = json_extract(r0.props, '$.' || ?2)"
+		   " LEFT JOIN resources r2 ON r2.id = json_extract(r1.props, '$.' || ?3)"
+		   " WHERE r0.id = ?1");
+	int rc, r = 0;
+
+	ret[0] = ret[1] = ret[2] = NULL;
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, field1, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, field2, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		r = -ENOENT;
+	else if (rc != SQLITE_ROW)
+		r = store_rc(rc);
+	for (int i = 0; r == 0 && i < 3; i++) {
+		const char *text = (const char *)sqlite3_column_text(st, i);
+
+		if ((i == 0 || text) && (r = store_res_props_load(text, -ENOMEM, &ret[i])) < 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (r < 0)
+		for (int i = 0; i < 3; i++) {
+			json_decref(ret[i]);
+			ret[i] = NULL;
+		}
+	return r;
+}

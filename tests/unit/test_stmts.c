@@ -336,6 +336,49 @@ static void audit_record_is_one_statement(void **state)
 	assert_true(a > 0 && b == a + 1);
 }
 
+/* What a connect reads: the VM, its NIC and the NIC's network, one
+ * statement; a missing link is NULL, a missing VM -ENOENT. */
+static void res_chain_is_one_read(void **state)
+{
+	struct fx *f = *state;
+	json_t *net = json_pack("{s:[s]}", "address_prefixes", "198.18.0.0/24");
+	json_t *nic = json_pack("{s:s,s:s}", "network", "/groups/g/networks/w", "private_ip",
+				"198.18.0.5");
+	json_t *vm = json_pack("{s:s,s:i}", "nic", "/groups/g/nics/c", "ssh_port", 22);
+	json_t *got[3];
+	uint64_t before;
+
+	assert_int_equal(store_res_put(f->s, "g", "networks", "w", net, NULL, NULL), 0);
+	assert_int_equal(store_res_put(f->s, "g", "nics", "c", nic, NULL, NULL), 0);
+	assert_int_equal(store_res_put(f->s, "g", "vms", "v", vm, NULL, NULL), 0);
+	before = store_statements();
+	assert_int_equal(store_res_get_chain(f->s, "/groups/g/vms/v", "nic", "network", got), 0);
+	assert_int_equal(store_statements() - before, 1);
+	assert_true(json_equal(got[0], vm));
+	assert_true(json_equal(got[1], nic));
+	assert_true(json_equal(got[2], net));
+	for (int i = 0; i < 3; i++)
+		json_decref(got[i]);
+	/* vm1's NIC is not there: the VM alone. */
+	assert_int_equal(store_res_get_chain(f->s, "/groups/g/vms/vm1", "nic", "network", got), 0);
+	assert_non_null(got[0]);
+	assert_null(got[1]);
+	assert_null(got[2]);
+	json_decref(got[0]);
+	/* A field that names nothing, or is missing. */
+	assert_int_equal(store_res_get_chain(f->s, "/groups/g/vms/v", "nic", "nope", got), 0);
+	assert_non_null(got[1]);
+	assert_null(got[2]);
+	for (int i = 0; i < 3; i++)
+		json_decref(got[i]);
+	assert_int_equal(store_res_get_chain(f->s, "/groups/g/vms/none", "nic", "network", got),
+			 -ENOENT);
+	assert_null(got[0]);
+	json_decref(net);
+	json_decref(nic);
+	json_decref(vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -345,6 +388,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(disabled_owner_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(role_view_per_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(audit_record_is_one_statement, setup, teardown),
+		cmocka_unit_test_setup_teardown(res_chain_is_one_read, setup, teardown),
 	};
 	int r;
 
