@@ -78,6 +78,7 @@ static const char *const reads[] = {
 	"group_foreach",
 	"group_blocker",
 	"res_get",
+	"res_get_chain",
 	"res_blocker",
 	"res_foreach",
 	"res_foreach_referrer",
