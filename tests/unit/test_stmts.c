@@ -387,6 +387,55 @@ static void res_chain_is_one_read(void **state)
 	json_decref(vm);
 }
 
+static int set_old(struct store_throttle *t, bool existed, void *ud)
+{
+	(void)existed;
+	t->failures = 1;
+	t->last_failure = *(int64_t *)ud;
+	t->window_start = t->last_failure;
+	return 0;
+}
+
+/* Sign-in no longer deletes expired rows; the housekeeping timer's job
+ * (ident_housekeep) does: expired browser sessions and tokens, throttling
+ * rows quiet past the back-off's memory. What is still valid stays. */
+static void housekeeping_not_signin_deletes_expired(void **state)
+{
+	struct fx *f = *state;
+	const char *body = "{\"username\":\"admin\",\"password\":\"" PW "\"}";
+	uint8_t h1[32], h2[32];
+	int64_t now = store_now(), old = now - 2 * IDENT_THROTTLE_DECAY, fresh = now;
+	char expired[200];
+
+	snprintf(expired, sizeof(expired),
+		 "SELECT (SELECT count(*) FROM login_sessions WHERE expires_at <= %lld) +"
+		 " (SELECT count(*) FROM api_tokens WHERE expires_at <= %lld)",
+		 (long long)now, (long long)now);
+	memset(h1, 1, sizeof(h1));
+	memset(h2, 2, sizeof(h2));
+	assert_int_equal(store_login_add(f->s, h1, f->reader_id, "c", now - 10), 0);
+	assert_int_equal(store_token_add(f->s, h2, f->reader_id, "old", now - 10), 0);
+	assert_int_equal(store_throttle_update(f->s, "addr:198.51.100.1", set_old, &old), 0);
+	assert_int_equal(store_throttle_update(f->s, "addr:198.51.100.2", set_old, &fresh), 0);
+	assert_int_equal(run(f, "POST", "/api/v1/auth/login", NULL, NULL, body).status, 200);
+	assert_int_equal(tu_query_int(f->s, expired, NULL), 2);
+	assert_int_equal(
+		tu_query_int(f->s,
+			     "SELECT count(*) FROM login_throttle WHERE key LIKE 'addr:198.51%'",
+			     NULL),
+		2);
+	assert_int_equal(ident_housekeep(f->s, now), 0);
+	assert_int_equal(tu_query_int(f->s, expired, NULL), 0);
+	assert_int_equal(
+		tu_query_int(f->s,
+			     "SELECT count(*) FROM login_throttle WHERE key LIKE 'addr:198.51%'",
+			     NULL),
+		1);
+	/* The valid ones stay: admin's session and both API tokens. */
+	assert_int_equal(tu_query_int(f->s, "SELECT count(*) FROM login_sessions", NULL), 1);
+	assert_int_equal(tu_query_int(f->s, "SELECT count(*) FROM api_tokens", NULL), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +446,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(role_view_per_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(audit_record_is_one_statement, setup, teardown),
 		cmocka_unit_test_setup_teardown(res_chain_is_one_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(housekeeping_not_signin_deletes_expired, setup,
+						teardown),
 	};
 	int r;
 
