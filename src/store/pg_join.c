@@ -4,6 +4,7 @@
  * authentication by cookie needs), and a session's row made attached. */
 #include "store/pg_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -14,11 +15,18 @@ int pg_login_lookup(struct store *s, const uint8_t hash[32], struct store_login 
 	const char *p[] = { pg_hash(&h, hash) };
 	PGresult *res = NULL;
 	struct store_login l;
-	int r = pg_row(s, &res,
-		       "SELECT l.user_id, u.name, u.disabled, l.csrf_token, l.expires_at"
-		       " FROM login_sessions l JOIN users u ON u.id = l.user_id"
-		       " WHERE l.token_hash = $1",
-		       1, p);
+	bool roles = store_req_wants_roles();
+	/* Inside a request, the user's role assignments come along (see
+	 * store_req_prime). */
+	int r = pg_row(
+		s, &res,
+		roles ? "SELECT l.user_id, u.name, u.disabled, l.csrf_token, l.expires_at, " STORE_PG_ROLES_OF_U
+			" FROM login_sessions l JOIN users u ON u.id = l.user_id"
+			" WHERE l.token_hash = $1"
+		      : "SELECT l.user_id, u.name, u.disabled, l.csrf_token, l.expires_at"
+			" FROM login_sessions l JOIN users u ON u.id = l.user_id"
+			" WHERE l.token_hash = $1",
+		1, p);
 
 	memset(&l, 0, sizeof(l));
 	if (r == 0 && (pg_copy(l.user, sizeof(l.user), pg_val(res, 0, 1)) < 0 ||
@@ -29,6 +37,12 @@ int pg_login_lookup(struct store *s, const uint8_t hash[32], struct store_login 
 		l.user_disabled = pg_val(res, 0, 2) && pg_val(res, 0, 2)[0] == 't';
 		l.expires_at = pg_i64(res, 0, 4);
 		*ret = l;
+		if (roles) {
+			char principal[80];
+
+			snprintf(principal, sizeof(principal), "user:%s", l.user);
+			store_req_prime(s, principal, pg_val(res, 0, 5));
+		}
 	}
 	PQclear(res);
 	return r;

@@ -5,6 +5,7 @@
 #include "store/pg_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -63,10 +64,23 @@ int pg_token_lookup(struct store *s, const uint8_t hash[32], struct store_token 
 	struct pg_hash h;
 	const char *p[] = { pg_hash(&h, hash) };
 	PGresult *res = NULL;
-	int r = pg_row(s, &res, "SELECT " TOKEN_COLS TOKEN_FROM " WHERE t.token_hash = $1", 1, p);
+	bool roles = store_req_wants_roles();
+	/* Inside a request, the owner's role assignments come along (the
+	 * request's authorization would read them next: one round trip). */
+	int r = pg_row(s, &res,
+		       roles ? "SELECT " TOKEN_COLS ", " STORE_PG_ROLES_OF_U TOKEN_FROM
+			       " WHERE t.token_hash = $1"
+			     : "SELECT " TOKEN_COLS TOKEN_FROM " WHERE t.token_hash = $1",
+		       1, p);
 
 	if (r == 0)
 		r = row_token(res, 0, ret);
+	if (r == 0 && roles) {
+		char principal[80];
+
+		snprintf(principal, sizeof(principal), "user:%s", ret->user);
+		store_req_prime(s, principal, pg_val(res, 0, 9));
+	}
 	PQclear(res);
 	return r;
 }

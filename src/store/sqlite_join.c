@@ -4,6 +4,7 @@
 #include "store/internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -11,10 +12,15 @@
 
 int sq_login_lookup(struct store *s, const uint8_t hash[32], struct store_login *ret)
 {
+	bool roles = store_req_wants_roles();
+	/* Inside a request, the user's role assignments come along, as on
+	 * PostgreSQL (pg_join.c). */
 	sqlite3_stmt *st = store_prepare(
 		s,
-		"SELECT l.user_id, u.name, u.disabled, l.csrf_token, l.expires_at"
-		" FROM login_sessions l JOIN users u ON u.id = l.user_id WHERE l.token_hash = ?");
+		roles ? "SELECT l.user_id, u.name, u.disabled, l.csrf_token, l.expires_at, " STORE_SQ_ROLES_OF_U
+			" FROM login_sessions l JOIN users u ON u.id = l.user_id WHERE l.token_hash = ?"
+		      : "SELECT l.user_id, u.name, u.disabled, l.csrf_token, l.expires_at"
+			" FROM login_sessions l JOIN users u ON u.id = l.user_id WHERE l.token_hash = ?");
 	struct store_login l;
 	const char *user, *csrf;
 	int rc, r;
@@ -43,6 +49,12 @@ int sq_login_lookup(struct store *s, const uint8_t hash[32], struct store_login 
 	l.user_disabled = sqlite3_column_int(st, 2) != 0;
 	l.expires_at = sqlite3_column_int64(st, 4);
 	*ret = l;
+	if (roles) {
+		char principal[80];
+
+		snprintf(principal, sizeof(principal), "user:%s", l.user);
+		store_req_prime(s, principal, (const char *)sqlite3_column_text(st, 5));
+	}
 	r = 0;
 out:
 	sqlite3_finalize(st);

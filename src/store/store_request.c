@@ -13,7 +13,9 @@
  * drops it, so that what a request changed itself is read again. */
 #include "store/backend.h"
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 static _Thread_local uint64_t statements;
@@ -91,6 +93,7 @@ static const char *const reads[] = {
 	"wa_cred_get",
 	"wa_cred_foreach",
 	"login_mfa_marked",
+	"login_mfa_via",
 	"audit_query",
 	"term_open_count",
 	"oidc_link_get",
@@ -121,6 +124,37 @@ void store_req_note(const char *name)
 		if (strcmp(name, reads[i]) == 0)
 			return;
 	rc.held = false;
+}
+
+static int collect(const char *role, const char *scope, void *ud);
+
+bool store_req_wants_roles(void)
+{
+	return rc.on;
+}
+
+void store_req_prime(struct store *s, const char *principal, const char *rows_json)
+{
+	json_t *rows = rows_json ? json_loads(rows_json, 0, NULL) : json_array();
+	size_t i;
+	json_t *row;
+
+	if (!rc.on || strlen(principal) >= sizeof(rc.principal) || !json_is_array(rows))
+		goto out;
+	rc.held = false;
+	rc.n = 0;
+	json_array_foreach (rows, i, row) {
+		const char *role = json_string_value(json_array_get(row, 0));
+		const char *scope = json_string_value(json_array_get(row, 1));
+
+		if (!role || !scope || collect(role, scope, &rc) != 0)
+			goto out; /* not primed: read when asked */
+	}
+	rc.s = s;
+	memcpy(rc.principal, principal, strlen(principal) + 1);
+	rc.held = true;
+out:
+	json_decref(rows);
 }
 
 static int collect(const char *role, const char *scope, void *ud)
