@@ -17,6 +17,13 @@ bench/lb.sh). Standard library only; every figure is one JSON line.
       upgrade on the SAME connection (so a TCP load balancer sends both to
       one instance), until the first terminal byte, then close. Connects
       per second (completed ones), p50/p99 of one connect, failures.
+  api_bench.py disconnect PORT_A PORT_B TOKEN PATH BODY N
+      N times, one after the other: a session connected on instance A
+      (POST, the upgrade on the same connection, the first terminal
+      byte), then `DELETE /sessions/{id}` sent to instance B (another
+      instance on the same store): from the DELETE written until A's
+      terminal closes (its close frame or the end of the connection).
+      p50/p99, the DELETE's own answer time, failures.
 
 TLS is not verified (the bench's self-signed certificate, on loopback).
 """
@@ -248,12 +255,81 @@ def connects(port, token, path, body_file, secs, conc):
                           client_cpu_s=round(cpu, 2), errors=len(errs), first_error=errs[0] if errs else None)))
 
 
+def wait_closed(c, limit):
+    """Reads c's terminal until its close frame or the end of the
+    connection, at most limit seconds; True when it closed."""
+    c.s.settimeout(limit)
+    try:
+        while True:
+            while len(c.buf) < 2:
+                c._more()
+            op = c.buf[0] & 0x0F
+            ln = c.buf[1] & 0x7F
+            off = 2
+            if ln == 126:
+                while len(c.buf) < 4:
+                    c._more()
+                ln = int.from_bytes(c.buf[2:4], "big")
+                off = 4
+            elif ln == 127:
+                while len(c.buf) < 10:
+                    c._more()
+                ln = int.from_bytes(c.buf[2:10], "big")
+                off = 10
+            while len(c.buf) < off + ln:
+                c._more()
+            c.buf = c.buf[off + ln:]
+            if op == 8:
+                return True
+    except socket.timeout:
+        return False
+    except (RuntimeError, OSError):  # the connection ended (with or without TLS's close)
+        return True
+
+
+def disconnect(port_a, port_b, token, path, body_file, n):
+    body = open(body_file, "rb").read()
+    auth = {"Authorization": f"Bearer {token}"}
+    v, dv, errs = [], [], []
+    b = Conn(port_b)
+    for _ in range(n):
+        a = None
+        try:
+            a = Conn(port_a)
+            st, rb = a.request("POST", path, auth, body)
+            if st not in (200, 201):
+                raise RuntimeError(f"connect answered {st}: {rb[:200]!r}")
+            sess = json.loads(rb)["session"]
+            a.upgrade_first_byte(sess["terminal"], token)
+            t0 = time.perf_counter()
+            st, rb = b.request("DELETE", f"/api/v1/sessions/{sess['id']}", auth)
+            dv.append((time.perf_counter() - t0) * 1000)
+            if st not in (200, 202, 204):
+                raise RuntimeError(f"DELETE on B answered {st}: {rb[:200]!r}")
+            if not wait_closed(a, 10):
+                raise RuntimeError("the terminal on A did not close within 10 s")
+            v.append((time.perf_counter() - t0) * 1000)
+        except Exception as e:  # noqa: BLE001 - counted and reported
+            errs.append(str(e)[:200])
+            if not isinstance(e, RuntimeError):
+                b.close()
+                b = Conn(port_b)
+        finally:
+            if a:
+                a.close()
+    b.close()
+    print(json.dumps(dict(lat(v), delete_answer=lat(dv), over_1s=sum(1 for x in v if x > 1000),
+                          errors=len(errs), first_error=errs[0] if errs else None)))
+
+
 def main():
     a = sys.argv[1:]
     if a and a[0] == "api" and len(a) == 6:
         api(int(a[1]), a[2], os.environ["BENCH_ADMIN_PW"], int(a[3]), int(a[4]), int(a[5]))
     elif a and a[0] == "connects" and len(a) == 7:
         connects(int(a[1]), a[2], a[3], a[4], float(a[5]), int(a[6]))
+    elif a and a[0] == "disconnect" and len(a) == 7:
+        disconnect(int(a[1]), int(a[2]), a[3], a[4], a[5], int(a[6]))
     else:
         sys.exit(__doc__)
 

@@ -127,6 +127,24 @@ def lb_tables(rows, p):
     p("")
 
 
+def disconnect_table(rows, p):
+    v = _get(rows, "disconnect-across", 0)
+    if not v:
+        return
+    d = v.get("delete_answer") or {}
+    p("### A disconnect across instances (session on instance 1, DELETE /sessions/{id} on instance 2)")
+    p("")
+    p("| n | until the terminal on instance 1 closed: p50 / p99 / max (ms) | over 1 s | "
+      "the DELETE's answer p50 / p99 (ms) | errors | goal |")
+    p("|---|---|---|---|---|---|")
+    p(f"| {v.get('n')} | {_f(v.get('p50_ms'), '{:.1f}')} / {_f(v.get('p99_ms'), '{:.1f}')} / "
+      f"{_f(v.get('max_ms'), '{:.1f}')} | {v.get('over_1s')} | {_f(d.get('p50_ms'), '{:.1f}')} / "
+      f"{_f(d.get('p99_ms'), '{:.1f}')} | {v.get('errors')} | p99 ≤ 1 s |")
+    if v.get("first_error"):
+        p(f"\nFirst error: `{v.get('first_error')}`")
+    p("")
+
+
 def spread_table(rows, p):
     sp = next((r for r in rows if str(r.get("label", "")).startswith("spread-") and r["label"] != "spread-parts"), None)
     if not sp:
@@ -182,6 +200,7 @@ def tables(rows):
     out = []
     pg_tables(rows, out.append)
     lb_tables(rows, out.append)
+    disconnect_table(rows, out.append)
     spread_table(rows, out.append)
     native_tables(rows, out.append)
     return out

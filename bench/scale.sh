@@ -13,9 +13,13 @@
 #       connect + the terminal's upgrade on ONE TLS connection + the first
 #       terminal byte + close (api_bench.py connects), so the balancer
 #       sends both to the instance that holds the session. "0" is the
-#       control: instance 1 straight, no balancer.
+#       control: instance 1 straight, no balancer. Then how long a
+#       disconnect takes across instances (DELETE /sessions/{id} on
+#       instance 2 for a session instance 1 holds, until its terminal
+#       closes; api_bench.py disconnect).
 # Knobs: BENCH_PG_N (30 sign-ins and 200 lists... see below),
-# BENCH_PG_CONNECTS (30), BENCH_LB_SECS (20), BENCH_LB_CONC (8).
+# BENCH_PG_CONNECTS (30), BENCH_LB_SECS (20), BENCH_LB_CONC (8),
+# BENCH_DISC_N (60 disconnects across instances).
 # The cluster, the instances and HAProxy are stopped by PID (run.sh's
 # cleanup, and scripts/pg.sh stop) whatever happens.
 
@@ -303,6 +307,15 @@ sc_main() {
 		done
 	elif want lb; then
 		log "no haproxy (apt-get install haproxy): the balancer runs are skipped"
+	fi
+
+	# How long a disconnect takes across instances: a session held by
+	# instance 1, DELETE /sessions/{id} sent to instance 2, until
+	# instance 1's terminal closes (BENCH_DISC_N of them, 60 by default).
+	if want lb && [ -n "$pg2" ]; then
+		ROUND=0
+		sc_res disconnect-across 300 python3 "$HERE/api_bench.py" disconnect "$((SC_PORT0 + 1))" \
+			"$((SC_PORT0 + 2))" "$t_pg" "$SC_LITE" "$SC_BODY" "${BENCH_DISC_N:-60}"
 	fi
 
 	# Sessions held at once, spread by the balancer over 3 instances

@@ -8,7 +8,9 @@
  * (the rest waits for the next one). Each pruning that removed something
  * is audited: "audit.pruned" / "sessions.pruned", principal "system",
  * detail {count, before, oldest_kept}. Several instances on PostgreSQL:
- * the store's advisory lock keeps two from pruning at once.
+ * the store's advisory lock keeps two from pruning at once. Every run also
+ * deletes expired browser sessions and API tokens and stale sign-in
+ * throttling rows (ident_housekeep), which sign-in no longer does.
  *
  * A second timer writes the byte counters of open sessions to their
  * records every sessions.counter_flush (terminal/flush.c), so that a crash
@@ -21,6 +23,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "identity/ident.h"
 #include "store/store.h"
 #include "store/store_ops.h"
 #include "terminal/term.h"
@@ -95,7 +98,13 @@ static void prune_one(const char *what, int64_t days,
 
 static void on_work(uv_work_t *w)
 {
+	int r;
+
 	(void)w;
+	/* Expired sign-in sessions and tokens, stale throttling rows: once
+	 * here rather than on every sign-in (issue 15). */
+	if ((r = ident_housekeep(hk.store, store_now())) < 0)
+		log_warn("housekeeping: deleting expired sign-in sessions failed: %s", err_str(r));
 	prune_one("audit", hk.job_audit_days, store_audit_prune);
 	prune_one("sessions", hk.job_sessions_days, store_session_prune);
 }
@@ -118,7 +127,7 @@ static void on_done(uv_work_t *w, int status)
 
 static void on_tick(uv_timer_t *t)
 {
-	if (hk.busy || (hk.audit_days <= 0 && hk.sessions_days <= 0)) {
+	if (hk.busy) {
 		arm();
 		return;
 	}

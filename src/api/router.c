@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "identity/ident.h"
+#include "store/store.h"
 #include "terminal/term.h"
 
 enum {
@@ -266,7 +267,7 @@ static bool route_matches(const struct route *rt, char **seg, int nseg)
 	return i == nseg;
 }
 
-void api_handle(struct api_ctx *ctx, const struct srv_request *req, struct api_resp *resp)
+static void handle(struct api_ctx *ctx, const struct srv_request *req, struct api_resp *resp)
 {
 	static const char prefix[] = "/api/v1/";
 	const struct route *rt = NULL;
@@ -369,4 +370,13 @@ void api_handle(struct api_ctx *ctx, const struct srv_request *req, struct api_r
 	json_decref(c.body);
 	if (resp->status == 0)
 		api_error(resp, 500, "InternalError", "the request could not be handled");
+}
+
+void api_handle(struct api_ctx *ctx, const struct srv_request *req, struct api_resp *resp)
+{
+	/* The caller's role assignments are read once per request, however
+	 * many checks it makes (store/store_request.c). */
+	store_request_begin();
+	handle(ctx, req, resp);
+	store_request_end();
 }

@@ -245,27 +245,6 @@ int ident_session_hash(const struct ident_creds *req, uint8_t out[32])
 	return 0;
 }
 
-/* Fills ret for user_id; a user gone or disabled is no principal. */
-static int principal_for(struct store *s, int64_t user_id, struct principal *ret)
-{
-	struct store_user u;
-	int r = store_user_get_by_id(s, user_id, &u);
-
-	if (r < 0)
-		return r;
-	if (u.disabled) {
-		r = -ENOENT;
-		goto out;
-	}
-	memset(ret, 0, sizeof(*ret));
-	ret->user_id = u.id;
-	util_strlcpy(ret->name, u.name, sizeof(ret->name));
-	r = 0;
-out:
-	sodium_memzero(&u, sizeof(u));
-	return r;
-}
-
 static bool is_bearer(const char *authorization)
 {
 	return authorization && strncasecmp(authorization, "Bearer", 6) == 0 &&
@@ -310,14 +289,15 @@ static int auth_bearer(struct store *s, const struct ident_creds *req, struct pr
 
 	if (bearer_hash(req, hash) < 0)
 		return -ENOENT;
+	/* The token and its owner come in one read (one round trip). */
 	r = store_token_lookup(s, hash, &t);
 	if (r < 0)
 		return r;
-	if (t.expires_at <= store_now())
+	if (t.expires_at <= store_now() || t.user_disabled)
 		return -ENOENT;
-	r = principal_for(s, t.user_id, ret);
-	if (r < 0)
-		return r;
+	memset(ret, 0, sizeof(*ret));
+	ret->user_id = t.user_id;
+	util_strlcpy(ret->name, t.user, sizeof(ret->name));
 	ret->via_cookie = false;
 	util_strlcpy(ret->token_id, t.id, sizeof(ret->token_id));
 	util_strlcpy(ret->token_scope, t.scope, sizeof(ret->token_scope));
@@ -333,29 +313,35 @@ static int auth_bearer(struct store *s, const struct ident_creds *req, struct pr
 static int auth_cookie(struct store *s, const struct ident_creds *req, struct principal *ret)
 {
 	struct principal p;
+	struct store_login l;
 	uint8_t hash[32];
-	char csrf[64];
-	int64_t user_id, expires_at;
 	int r;
 
 	if (ident_session_hash(req, hash) < 0)
 		return -ENOENT;
-	r = store_login_get(s, hash, &user_id, csrf, &expires_at);
+	/* The session and its user come in one read (one round trip). */
+	r = store_login_lookup(s, hash, &l);
 	if (r < 0)
 		return r;
-	if (expires_at <= store_now()) {
+	if (l.expires_at <= store_now()) {
 		store_login_delete(s, hash);
 		r = -ENOENT;
 		goto out;
 	}
-	if ((r = principal_for(s, user_id, &p)) < 0)
+	if (l.user_disabled) {
+		r = -ENOENT;
 		goto out;
+	}
+	memset(&p, 0, sizeof(p));
+	p.user_id = l.user_id;
+	util_strlcpy(p.name, l.user, sizeof(p.name));
 	p.via_cookie = true;
-	util_strlcpy(p.csrf, csrf, sizeof(p.csrf));
+	util_strlcpy(p.csrf, l.csrf, sizeof(p.csrf));
 	*ret = p;
 	r = 0;
 out:
-	sodium_memzero(csrf, sizeof(csrf));
+	sodium_memzero(&l, sizeof(l));
+	sodium_memzero(&p, sizeof(p));
 	return r;
 }
 
@@ -423,9 +409,8 @@ int ident_login_counted(struct store *s, const char *name, const char *password,
 		sodium_memzero(fresh, sizeof(fresh));
 	}
 
-	/* Housekeeping that keeps the table small; failure is harmless. */
-	store_ident_purge_expired(s, store_now());
-
+	/* Expired sessions and tokens are deleted by the housekeeping timer
+	 * (ident_housekeep), not here: a sign-in pays no round trips for it. */
 	util_random_token(sess.token, sizeof(sess.token), IDENT_TOKEN_BYTES);
 	util_random_token(sess.csrf, sizeof(sess.csrf), IDENT_TOKEN_BYTES);
 	sess.user_id = u.id;

@@ -207,6 +207,9 @@ int ident_throttle_refund(struct store *s, const char *remote_addr, const struct
  * address as known for it. */
 int ident_throttle_success(struct store *s, const char *account, const char *remote_addr,
 			   int64_t now);
+/* Deletes expired browser sessions and API tokens and forgotten throttling
+ * rows (the housekeeping timer calls it; sign-in does not). */
+int ident_housekeep(struct store *s, int64_t now);
 /* Clears the account's lock (an Owner set a new password) and, with
  * forget_known, its known addresses (the account is deleted). */
 int ident_throttle_reset(struct store *s, const char *account, bool forget_known);

@@ -273,9 +273,21 @@ int ident_throttle_success(struct store *s, const char *account, const char *rem
 	key_account(account, key);
 	if ((r = store_throttle_delete(s, key)) < 0)
 		return r;
-	/* Housekeeping that keeps the table small; failure is harmless. */
-	store_throttle_purge(s, now - IDENT_THROTTLE_DECAY);
 	return store_login_known_add(s, account, addr, now, IDENT_KNOWN_MAX);
+}
+
+/* What sign-in used to delete on every success, on the housekeeping timer
+ * instead (issue 15: each was a round trip on PostgreSQL): expired browser
+ * sessions and API tokens, and throttling rows quiet for longer than the
+ * back-off's memory. A row left meanwhile changes nothing: an expired
+ * session or token is refused when presented, a stale throttling row
+ * restarts its window when next touched. Failure is harmless. */
+int ident_housekeep(struct store *s, int64_t now)
+{
+	int r = store_ident_purge_expired(s, now);
+	int r2 = store_throttle_purge(s, now - IDENT_THROTTLE_DECAY);
+
+	return r < 0 ? r : r2;
 }
 
 int ident_throttle_reset(struct store *s, const char *account, bool forget_known)

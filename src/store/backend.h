@@ -72,6 +72,34 @@ void pg_free(struct store *s);
 STORE_OPS(STORE_OPS_SQ_DECL)
 #undef STORE_OPS_SQ_DECL
 
+/* store_request.c: the per-request view of role assignments. A call of
+ * the store's entry name on this thread (every dispatched call says it):
+ * anything but a read forgets what the request has cached. The dispatch of
+ * role_foreach_principal without the cache. */
+void store_req_note(const char *name);
+int store_role_foreach_principal_uncached(struct store *s, const char *principal,
+					  int (*fn)(const char *role, const char *scope, void *ud),
+					  void *ud);
+/* Whether this thread is inside a request's view (store_request_begin):
+ * then a backend that reads a token or a browser session may read the
+ * owner's role assignments in the same statement and hand them over with
+ * store_req_prime: rows_json is a JSON array of [role, scope] pairs (NULL:
+ * none), principal "user:NAME". A text that does not parse, or too many
+ * rows, primes nothing (they are read when asked, as without it). */
+bool store_req_wants_roles(void);
+void store_req_prime(struct store *s, const char *principal, const char *rows_json);
+/* The SQL of that subquery, per backend, for a users row aliased u. */
+#define STORE_PG_ROLES_OF_U                                                    \
+	"(SELECT json_agg(json_build_array(ra.role, ra.scope) ORDER BY ra.id)" \
+	" FROM role_assignments ra WHERE ra.principal = 'user:' || u.name)"
+#define STORE_SQ_ROLES_OF_U                                                          \
+	"(SELECT json_group_array(json_array(role, scope)) FROM (SELECT role, scope" \
+	" FROM role_assignments WHERE principal = 'user:' || u.name ORDER BY id))"
+
+/* Every backend calls this once per statement it sends or runs (BEGIN and
+ * COMMIT included): store_statements() counts them per thread. */
+void store_statement_count(void);
+
 /* The names (without "store_") of the entries be lacks, comma-separated,
  * into buf; 0 when it has every one, or how many are missing. */
 int store_backend_missing(const struct store_backend *be, char *buf, size_t size);

@@ -370,4 +370,13 @@
 	X(wait_holder, (struct store * s, const char *id, int64_t now, char *ret_instance),        \
 	  (s, id, now, ret_instance))                                                              \
 	X(wait_delete, (struct store * s, const char *id), (s, id))                                \
-	X(res_lock, (struct store * s, const char *id), (s, id))
+	X(res_lock, (struct store * s, const char *id), (s, id))                                   \
+	/* issue 15 item 5, fewer round trips: a browser session with its     \
+	 * user in one read, a session's row made attached in one write */                    \
+	X(login_lookup, (struct store * s, const uint8_t hash[32], struct store_login *ret),       \
+	  (s, hash, ret))                                                                          \
+	X(session_open_attached, (struct store * s, const struct store_session *ss), (s, ss))      \
+	X(res_get_chain,                                                                           \
+	  (struct store * s, const char *id, const char *field1, const char *field2,               \
+	   json_t *ret[3]),                                                                        \
+	  (s, id, field1, field2, ret))

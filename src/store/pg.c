@@ -603,6 +603,13 @@ int pg_copy(char *dst, size_t size, const char *src)
 
 /* ---------- transactions and the audit lines they hold ---------- */
 
+bool pg_in_tx(struct store *s)
+{
+	struct pg_conn *c = pthread_getspecific(PG(s)->key);
+
+	return c && c->depth > 0;
+}
+
 static bool simple(struct pg_conn *c, const char *sql, const char *expect_tag)
 {
 	PGresult *res = pg_exec_wait(&c->c, sql, -1, NULL);

@@ -19,35 +19,54 @@ struct audit_args {
 	bool once;  /* store_audit_at's once */
 };
 
-static int audit_tx(struct store *s, void *ud)
+/* The record in one statement that first takes the trail's lock (a
+ * transaction-scoped advisory lock, so held until this statement's
+ * transaction commits): the ids still go out in commit order, and in
+ * autocommit the lock covers the server's own work only, no round trip.
+ * The lock is taken in the CTE, which the INSERT's SELECT reads before it
+ * makes its row: the identity's nextval runs under the lock. */
+#define AUDIT_ONE                                                                        \
+	"WITH turn AS MATERIALIZED (SELECT pg_advisory_xact_lock($7) AS l)"              \
+	" INSERT INTO audit (ts, principal, action, target, result, detail)"             \
+	" SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text FROM turn" \
+	" RETURNING id"
+
+/* A record written already (store_audit_at's once: the check reads the
+ * trail, so it runs as a statement of its own after the lock is held, with
+ * a snapshot that sees every record committed before). */
+#define AUDIT_ONCE                                                                 \
+	"INSERT INTO audit (ts, principal, action, target, result, detail)"        \
+	" SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text"     \
+	" WHERE NOT EXISTS ("                                                      \
+	" SELECT 1 FROM audit WHERE ts = $1 AND principal IS NOT DISTINCT FROM $2" \
+	" AND action = $3 AND target IS NOT DISTINCT FROM $4"                      \
+	" AND result IS NOT DISTINCT FROM $5 AND detail IS NOT DISTINCT FROM $6)"  \
+	" RETURNING id"
+
+static int audit_write(struct store *s, void *ud)
 {
 	const struct audit_args *a = ud;
 	struct pg_num k, now;
-	const char *lock[] = { pg_num(&k, PG_LOCK_AUDIT) };
 	const char *p[] = { pg_num(&now, a->ts ? a->ts : store_now()),
 			    a->principal,
 			    a->action,
 			    a->target,
 			    a->result,
 			    a->detail,
-			    a->once ? "t" : "f" };
+			    pg_num(&k, PG_LOCK_AUDIT) };
 	PGresult *res = NULL;
 	int r;
 
 	/* One ordered sequence: writers take turns until their commit, so ids
 	 * are handed out in commit order and a reader paging by id never
 	 * skips a record that commits later with a smaller one. */
-	r = pg_q(s, NULL, "SELECT pg_advisory_xact_lock($1)", 1, lock);
-	if (r == 0)
-		r = pg_q(s, &res,
-			 "INSERT INTO audit (ts, principal, action, target, result, detail)"
-			 " SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text"
-			 " WHERE NOT $7::boolean OR NOT EXISTS ("
-			 " SELECT 1 FROM audit WHERE ts = $1 AND principal IS NOT DISTINCT FROM $2"
-			 " AND action = $3 AND target IS NOT DISTINCT FROM $4"
-			 " AND result IS NOT DISTINCT FROM $5 AND detail IS NOT DISTINCT FROM $6)"
-			 " RETURNING id",
-			 7, p);
+	if (!a->once) {
+		r = pg_q(s, &res, AUDIT_ONE, 7, p);
+	} else {
+		r = pg_q(s, NULL, "SELECT pg_advisory_xact_lock($1)", 1, p + 6);
+		if (r == 0)
+			r = pg_q(s, &res, AUDIT_ONCE, 6, p);
+	}
 	if (r < 0)
 		return r;
 	/* Written once already (store_audit_at): nothing new to copy. */
@@ -78,12 +97,24 @@ static int audit_tx(struct store *s, void *ud)
 	return 0;
 }
 
+/* Outside a transaction a plain record is one statement in autocommit
+ * (its own transaction: the lock goes at its commit, on the server); the
+ * stderr copy is written once it returned, i.e. committed. Inside one, or
+ * for a record written once, as before: in a transaction (a savepoint of
+ * the caller's), the lock held to the outermost commit. */
+static int audit(struct store *s, struct audit_args *a)
+{
+	if (!a->once && !pg_in_tx(s))
+		return audit_write(s, a);
+	return pg_tx(s, audit_write, a);
+}
+
 int pg_audit(struct store *s, const char *principal, const char *action, const char *target,
 	     const char *result, const char *detail)
 {
 	struct audit_args a = { principal, action, target, result, detail, 0, false };
 
-	return pg_tx(s, audit_tx, &a);
+	return audit(s, &a);
 }
 
 int pg_audit_at(struct store *s, int64_t ts, bool once, const char *principal, const char *action,
@@ -91,7 +122,7 @@ int pg_audit_at(struct store *s, int64_t ts, bool once, const char *principal, c
 {
 	struct audit_args a = { principal, action, target, result, detail, ts, once };
 
-	return pg_tx(s, audit_tx, &a);
+	return audit(s, &a);
 }
 
 int pg_audit_query(struct store *s, const struct store_audit_filter *f,

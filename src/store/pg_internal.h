@@ -33,6 +33,8 @@ PGresult *pg_exec_wait(PGconn **pc, const char *sql, int n, const char *const *p
  * of it. Audit lines written meanwhile reach stderr after the outermost
  * COMMIT only. Returns fn's result or a store error. */
 int pg_tx(struct store *s, int (*fn)(struct store *s, void *ud), void *ud);
+/* Whether this thread has a transaction open on s (pg_tx). */
+bool pg_in_tx(struct store *s);
 
 /* Rows of a result; the text of row r, column c (NULL for SQL NULL). */
 const char *pg_val(const PGresult *res, int r, int c);
@@ -96,9 +98,11 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	PG_OPS_VAULT(X) PG_OPS_VAULTDEL(X) \
 	X(session_open, , ) X(session_end, , ) X(session_close_stale, , ) \
 	PG_OPS_OIDC(X) PG_OPS_TOKENS(X) PG_OPS_MFA(X) PG_OPS_INSTANCES(X) PG_OPS_REC(X) \
-	PG_OPS_WAITS(X)
+	PG_OPS_WAITS(X) PG_OPS_JOIN(X)
 /* pg_waits.c, and pg_res_lock in pg_res.c (issue 15, item 4) */
 #define PG_OPS_WAITS(X) X(wait_put, , ) X(wait_holder, , ) X(wait_delete, , ) X(res_lock, , )
+/* pg_join.c (issue 15 item 5) */
+#define PG_OPS_JOIN(X) X(login_lookup, , ) X(session_open_attached, , ) X(res_get_chain, , )
 /* pg_tokens.c, pg_retention.c (issue 19) */
 #define PG_OPS_TOKENS(X) \
 	X(token_insert, , ) X(token_lookup, , ) X(token_touch, , ) \

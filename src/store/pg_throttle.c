@@ -1,8 +1,8 @@
 /* PostgreSQL backend: sign-in throttling rows (login_throttle) and the
  * addresses each account signed in from (login_known), shared by every
  * instance. Each update of a row is atomic across instances: the row is
- * created if missing and then locked (SELECT ... FOR UPDATE) for the
- * caller's read-modify-write, so two failures counted at once on two
+ * created if missing and locked (one INSERT ... ON CONFLICT DO UPDATE) for
+ * the caller's read-modify-write, so two failures counted at once on two
  * instances count twice. */
 #include "store/pg_internal.h"
 
@@ -69,24 +69,21 @@ static int throttle_update_tx(struct store *s, void *ud)
 	bool existed;
 	int r;
 
-	/* An empty row first (a no-op when it exists): FOR UPDATE can only
-	 * lock a row that is there, and two instances must not both see
-	 * "absent". RETURNING answers a row only when this insert made it. */
-	r = pg_q(s, &res,
-		 "INSERT INTO login_throttle (key, " THROTTLE_COLS ")"
-		 " VALUES ($1, 0, 0, 0, 0, 0, 0) ON CONFLICT (key) DO NOTHING RETURNING 1",
-		 1, k);
-	if (r < 0)
-		return r;
-	existed = PQntuples(res) == 0;
-	PQclear(res);
-	res = NULL;
-	r = pg_row(s, &res,
-		   "SELECT " THROTTLE_COLS " FROM login_throttle WHERE key = $1 FOR UPDATE", 1, k);
+	/* The row made if missing and locked, in one statement: DO UPDATE
+	 * (which changes nothing) locks the row as FOR UPDATE would, so two
+	 * instances never both see "absent", and RETURNING answers it as it
+	 * stands. xmax is 0 in a row this very insert made. */
+	r = pg_row(
+		s, &res,
+		"INSERT INTO login_throttle (key, " THROTTLE_COLS ")"
+		" VALUES ($1, 0, 0, 0, 0, 0, 0) ON CONFLICT (key) DO UPDATE SET key = excluded.key"
+		" RETURNING " THROTTLE_COLS ", xmax = 0",
+		1, k);
 	if (r < 0) {
 		PQclear(res);
 		return r == -ENOENT ? -BERR_STORE : r;
 	}
+	existed = !(pg_val(res, 0, 6) && pg_val(res, 0, 6)[0] == 't');
 	memset(&t, 0, sizeof(t));
 	row_throttle(res, &t);
 	PQclear(res);

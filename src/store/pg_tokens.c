@@ -5,13 +5,14 @@
 #include "store/pg_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
 
 #define TOKEN_COLS                                                       \
 	"t.public_id, t.user_id, u.name, t.name, t.scope, t.created_at," \
-	" COALESCE(t.last_used_at, 0), t.expires_at"
+	" COALESCE(t.last_used_at, 0), t.expires_at, u.disabled"
 #define TOKEN_FROM " FROM api_tokens t JOIN users u ON u.id = t.user_id"
 
 static bool fits(const char *v, size_t max)
@@ -33,6 +34,7 @@ static int row_token(const PGresult *res, int i, struct store_token *t)
 	t->created_at = pg_i64(res, i, 5);
 	t->last_used_at = pg_i64(res, i, 6);
 	t->expires_at = pg_i64(res, i, 7);
+	t->user_disabled = pg_val(res, i, 8) && pg_val(res, i, 8)[0] == 't';
 	return 0;
 }
 
@@ -62,10 +64,23 @@ int pg_token_lookup(struct store *s, const uint8_t hash[32], struct store_token 
 	struct pg_hash h;
 	const char *p[] = { pg_hash(&h, hash) };
 	PGresult *res = NULL;
-	int r = pg_row(s, &res, "SELECT " TOKEN_COLS TOKEN_FROM " WHERE t.token_hash = $1", 1, p);
+	bool roles = store_req_wants_roles();
+	/* Inside a request, the owner's role assignments come along (the
+	 * request's authorization would read them next: one round trip). */
+	int r = pg_row(s, &res,
+		       roles ? "SELECT " TOKEN_COLS ", " STORE_PG_ROLES_OF_U TOKEN_FROM
+			       " WHERE t.token_hash = $1"
+			     : "SELECT " TOKEN_COLS TOKEN_FROM " WHERE t.token_hash = $1",
+		       1, p);
 
 	if (r == 0)
 		r = row_token(res, 0, ret);
+	if (r == 0 && roles) {
+		char principal[80];
+
+		snprintf(principal, sizeof(principal), "user:%s", ret->user);
+		store_req_prime(s, principal, pg_val(res, 0, 9));
+	}
 	PQclear(res);
 	return r;
 }

@@ -32,6 +32,7 @@ PGresult *pg_exec_wait(PGconn **pc, const char *sql, int n, const char *const *p
 
 	if (!c)
 		return NULL;
+	store_statement_count();
 	sent = n >= 0 ? PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, 0)
 		      : PQsendQuery(c, sql);
 	if (!sent) /* the error as a result, as PQexec gives it */

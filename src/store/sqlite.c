@@ -377,6 +377,16 @@ static void conn_forget(void *p)
 	(void)p;
 }
 
+static int count_stmt(unsigned type, void *ctx, void *stmt, void *sql)
+{
+	(void)type;
+	(void)ctx;
+	(void)stmt;
+	if (strncmp(sql, "--", 2) != 0)
+		store_statement_count();
+	return 0;
+}
+
 static int conn_open(struct store *s, sqlite3 **ret)
 {
 	sqlite3 *db = NULL;
@@ -413,6 +423,9 @@ static int conn_open(struct store *s, sqlite3 **ret)
 		sqlite3_close(db);
 		return -BERR_STORE;
 	}
+	/* Counts the statements this connection runs (store_statements),
+	 * those a trigger runs aside ("--" comments in the trace). */
+	sqlite3_trace_v2(db, SQLITE_TRACE_STMT, count_stmt, NULL);
 	*ret = db;
 	return 0;
 }

@@ -6,6 +6,7 @@
 #include "store/sqlite_rows.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -13,7 +14,7 @@
 
 #define TOKEN_COLS                                                                       \
 	"t.public_id, t.user_id, u.name, t.name, t.scope, t.created_at, t.last_used_at," \
-	" t.expires_at"
+	" t.expires_at, u.disabled"
 #define TOKEN_FROM " FROM api_tokens t JOIN users u ON u.id = t.user_id"
 
 /* A row of TOKEN_COLS into *t; a value that does not fit is a damaged
@@ -36,6 +37,7 @@ static int row_token(sqlite3_stmt *st, struct store_token *t)
 	t->created_at = sqlite3_column_int64(st, 5);
 	t->last_used_at = sqlite3_column_int64(st, 6);
 	t->expires_at = sqlite3_column_int64(st, 7);
+	t->user_disabled = sqlite3_column_int(st, 8) != 0;
 	return 0;
 }
 
@@ -70,8 +72,13 @@ int sq_token_insert(struct store *s, const uint8_t hash[32], const struct store_
 
 int sq_token_lookup(struct store *s, const uint8_t hash[32], struct store_token *ret)
 {
+	bool roles = store_req_wants_roles();
+	/* Inside a request, the owner's role assignments come along, as on
+	 * PostgreSQL (pg_tokens.c). */
 	sqlite3_stmt *st =
-		store_prepare(s, "SELECT " TOKEN_COLS TOKEN_FROM " WHERE t.token_hash = ?");
+		store_prepare(s, roles ? "SELECT " TOKEN_COLS ", " STORE_SQ_ROLES_OF_U TOKEN_FROM
+					 " WHERE t.token_hash = ?"
+				       : "SELECT " TOKEN_COLS TOKEN_FROM " WHERE t.token_hash = ?");
 	int r;
 
 	if (!st)
@@ -79,6 +86,12 @@ int sq_token_lookup(struct store *s, const uint8_t hash[32], struct store_token 
 	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
 	if ((r = step_row(st)) == 0)
 		r = row_token(st, ret);
+	if (r == 0 && roles) {
+		char principal[80];
+
+		snprintf(principal, sizeof(principal), "user:%s", ret->user);
+		store_req_prime(s, principal, (const char *)sqlite3_column_text(st, 9));
+	}
 	sqlite3_finalize(st);
 	return r;
 }

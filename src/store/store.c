@@ -104,12 +104,18 @@ static int missing(struct store *s, const char *name)
 	return -ENOSYS;
 }
 
+/* store_request.c defines the public store_role_foreach_principal (a
+ * request's assignments read once) on top of the plain dispatch, which is
+ * generated here under another name. */
+#define store_role_foreach_principal store_role_foreach_principal_uncached
 #define STORE_OPS_DISPATCH(name, params, args)    \
 	int store_##name params                   \
 	{                                         \
 		if (!s->be->name)                 \
 			return missing(s, #name); \
+		store_req_note(#name);            \
 		return s->be->name args;          \
 	}
 STORE_OPS(STORE_OPS_DISPATCH)
 #undef STORE_OPS_DISPATCH
+#undef store_role_foreach_principal

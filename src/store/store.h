@@ -57,6 +57,21 @@ int store_schema_known(void);
 
 int64_t store_now(void); /* unix seconds */
 
+/* How many statements this thread has sent to the store's database so far
+ * (each one a round trip on PostgreSQL; BEGIN and COMMIT count): what a
+ * request costs, for tests that pin it and for the bench. */
+uint64_t store_statements(void);
+
+/* One request's view of role assignments (store_request.c): between
+ * store_request_begin() and store_request_end() on one thread,
+ * store_role_foreach_principal reads a principal's assignments once and
+ * answers the request's later calls from that copy, until the thread calls
+ * a store function that may write (any but a read), which forgets it. A
+ * change made meanwhile by another request is seen by the next request,
+ * as before; nothing is kept from one request to the next. */
+void store_request_begin(void);
+void store_request_end(void);
+
 /* Audit trail: one append-only record. principal, target and detail may be
  * NULL. detail is JSON text (an object) or NULL. Never pass a secret. */
 int store_audit(struct store *s, const char *principal, const char *action, const char *target,

@@ -46,6 +46,16 @@ int store_login_add(struct store *s, const uint8_t hash[32], int64_t user_id, co
 int store_login_get(struct store *s, const uint8_t hash[32], int64_t *ret_user_id,
 		    char ret_csrf[64], int64_t *ret_expires_at);
 int store_login_delete(struct store *s, const uint8_t hash[32]);
+/* store_login_get and the user it belongs to in one read (authentication
+ * by cookie is one round trip): -ENOENT if absent. */
+struct store_login {
+	int64_t user_id;
+	char user[65];
+	bool user_disabled;
+	char csrf[64];
+	int64_t expires_at;
+};
+int store_login_lookup(struct store *s, const uint8_t hash[32], struct store_login *ret);
 /* Deletes every browser session of user_id except the one whose hash is
  * keep (NULL: all of them). */
 int store_login_delete_user(struct store *s, int64_t user_id, const uint8_t keep[32]);
@@ -158,6 +168,9 @@ struct store_token {
 	char name[65]; /* "" when the token has none */
 	char scope[16];
 	int64_t created_at, last_used_at, expires_at;
+	/* The owner is disabled (read in the same statement as the token, so
+	 * that authentication by token is one round trip). */
+	bool user_disabled;
 };
 
 /* Inserts t (user_id, id, name ("" none), scope, expires_at; created_at is

@@ -26,6 +26,9 @@ struct store_session {
 /* Records a session whose shell just opened. A session already recorded
  * (its end arrived first, from another worker) is left as it is. */
 int store_session_open(struct store *s, const struct store_session *ss);
+/* store_session_open and store_session_attached in one write: the row made
+ * (when its start has not been written yet) and marked attached. */
+int store_session_open_attached(struct store *s, const struct store_session *ss);
 /* Records its end, creating the row if its start has not been written yet.
  * A session already ended keeps its first end. */
 int store_session_end(struct store *s, const struct store_session *ss, int64_t ended_at,

@@ -40,6 +40,15 @@ int store_res_get(struct store *s, const char *id, json_t **ret_props);
  * same on another instance. -ENOENT when id does not exist. On SQLite a
  * write transaction already excludes every other, so it only checks. */
 int store_res_lock(struct store *s, const char *id);
+
+/* A resource and the two it leads to, in one read: ret[0] the properties
+ * of id, ret[1] those of the resource whose ID is ret[0]'s string field1,
+ * ret[2] those of the one ret[1]'s field2 names (a VM, its NIC, the NIC's
+ * network: what a connect reads). ret[1] and ret[2] are NULL where the
+ * field is missing or names nothing. -ENOENT when id is not there (ret[]
+ * all NULL); field1 and field2 are [a-z_] names. */
+int store_res_get_chain(struct store *s, const char *id, const char *field1, const char *field2,
+			json_t *ret[3]);
 /* -EBUSY while another resource refers to id. Deleting also forgets the
  * host keys recorded for id (store_hostkey_add). */
 int store_res_delete(struct store *s, const char *id);

@@ -70,13 +70,11 @@ static int pend_write(struct store *s, const struct pend *p, bool retry)
 		return store_session_open(s, &p->ss);
 	case PEND_END:
 		return store_session_end(s, &p->ss, p->ended_at, p->reason, p->to_vm, p->from_vm);
-	case PEND_ATTACH: {
+	case PEND_ATTACH:
 		/* The start may be written after this, on another worker: the
-		 * row is made here too (the start then leaves it). */
-		int r = store_session_open(s, &p->ss);
-
-		return r == 0 ? store_session_attached(s, p->ss.id) : r;
-	}
+		 * row is made here too (the start then leaves it), in the same
+		 * statement that marks it attached. */
+		return store_session_open_attached(s, &p->ss);
 	}
 	return -EINVAL;
 }

@@ -314,4 +314,3 @@ describe('relay: a session held by A, used through B', () => {
   });
 });
 
-after(() => h.down(), { timeout: 60000 });
