@@ -345,6 +345,8 @@ static const char *const migrations[] = {
 	"  data BYTEA NOT NULL,"
 	"  tag BYTEA NOT NULL,"
 	"  PRIMARY KEY (rec_id, seq));",
+	/* issue 17: a lost instance's recordings (as on SQLite) */
+	"CREATE INDEX recordings_open ON recordings(instance) WHERE state = 'recording';",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -330,6 +330,9 @@ static const char *const migrations[] = {
 	"  data BLOB NOT NULL,"
 	"  tag BLOB NOT NULL,"
 	"  PRIMARY KEY (rec_id, seq));",
+	/* issue 17: a lost instance's recordings are found by instance and
+	 * state (store_rec_interrupt, at every claim and reap) */
+	"CREATE INDEX recordings_open ON recordings(instance) WHERE state = 'recording';",
 };
 
 int store_rc(int rc)

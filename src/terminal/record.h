@@ -13,12 +13,15 @@
  * key (the API wraps and unwraps it: terminal/ cannot call vault/).
  *
  * record_seal.c: the pure parts (the cast's lines, sealing, reading back,
- * search). record.c: the writer on the session's loop and the pool. */
+ * search). record_write.c: the writer's work on the pool (events into
+ * sealed chunks). record.c: the session's side on its loop. */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -68,12 +71,21 @@ void rec_final_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t cou
 		   const uint8_t last[STORE_REC_TAG_BYTES], uint8_t out[STORE_REC_TAG_BYTES]);
 
 /* Reads recording rec back: every chunk verified in order, fn called with
- * each chunk's text (a whole number of lines). A recording that ended
- * has its count checked against its final tag. -BERR_INTEGRITY with
- * *ret_why a static sentence when anything fails to verify; fn's non-zero
- * return stops and is returned. */
+ * each chunk's text (a whole number of lines). A recording its writer
+ * ended ("complete", "truncated") has its count checked against its final
+ * tag, which must be there; one it did not end ("recording", "failed",
+ * "interrupted") has none and reads as far as its chunks go (maybe none:
+ * fn is then never called). -BERR_INTEGRITY with *ret_why a static
+ * sentence when anything fails to verify; fn's non-zero return stops and
+ * is returned. */
 int rec_read(struct store *s, const struct store_rec *rec, const uint8_t key[REC_KEY_BYTES],
 	     int (*fn)(const char *text, size_t len, void *ud), void *ud, const char **ret_why);
+/* What a cast read back by rec_read (text, len bytes; NULL/0 for none)
+ * lacks to say it ends early: for a recording its writer did not end
+ * ("failed", "interrupted"), the header when no chunk was stored, and a
+ * last "m" event saying where and why it ends, appended to out. Nothing
+ * for the others. */
+int rec_ends_early(const struct store_rec *rec, const char *text, size_t len, struct buf *out);
 
 /* Search in what was shown: feed cast text (whole lines, header first),
  * output events are replayed into screen lines (escape sequences
@@ -86,3 +98,58 @@ int rec_search_feed(struct rec_search *rs, const char *text, size_t len);
 /* Ends the last line; the hits as a JSON array (a new reference). */
 json_t *rec_search_finish(struct rec_search *rs);
 void rec_search_free(struct rec_search *rs);
+
+/* ---------- the writer (record_write.c), on the pool ---------- */
+
+/* An event as the loop hands it to the writer: type (1 byte), length (4),
+ * time in ms since the start (8), host byte order, then the bytes. */
+#define REC_EV_HEAD 13
+static inline void rec_ev_put(uint8_t *p, char type, uint64_t ms, const void *data, uint32_t len)
+{
+	p[0] = (uint8_t)type;
+	memcpy(p + 1, &len, 4);
+	memcpy(p + 5, &ms, 8);
+	if (len)
+		memcpy(p + REC_EV_HEAD, data, len);
+}
+
+/* What the loop could not keep since the last job (its buffer full, or no
+ * memory): the recording marks the place and says how much ("m" event). */
+struct rec_gap {
+	uint64_t in, out; /* keystroke bytes; output and resize bytes */
+	uint64_t ms;      /* when the first was dropped */
+	const char *why;  /* static text */
+};
+
+/* One recording's writer: one job at a time runs it (the chain of tags
+ * needs no lock). row is filled by the caller before the first run. */
+struct rec_writer {
+	struct store *store;
+	uint8_t key[REC_KEY_BYTES];
+	uint8_t prev[STORE_REC_TAG_BYTES];
+	int64_t seq, bytes, max_bytes;
+	uint8_t carry_o[4], carry_i[4];
+	size_t nc_o, nc_i;
+	bool opened, header_done;
+	struct buf plain; /* the cast text of the chunk being made, kept */
+	int width, height;
+	double last_t;        /* the time of the last event written */
+	uint64_t gap_total;   /* bytes not recorded, in all */
+	char principal[80];   /* "user:NAME", for the audit trail */
+	struct store_rec row; /* its metadata; state and error as they are now */
+	atomic_bool stopped;  /* past the cap, failed or interrupted: appends stop */
+};
+
+void rec_writer_init(struct rec_writer *w, struct store *st, const uint8_t key[REC_KEY_BYTES],
+		     int width, int height, int64_t max_bytes);
+/* Turns len bytes of events (REC_EV_HEAD + bytes each) into asciicast
+ * lines and sealed chunks in the store (the row and the header first, on
+ * the first run). An event too large for one chunk is written as several
+ * events of the same type and time. gap (NULL: none) is marked after the
+ * events. final: the recording's end is sealed and stored. Nothing is
+ * dropped without an "m" event in the cast and an audit record, or the
+ * recording's state saying why it stopped. */
+void rec_writer_run(struct rec_writer *w, const uint8_t *ev, size_t len, const struct rec_gap *gap,
+		    bool final, int64_t duration_ms);
+/* Wipes the key, frees the buffer. */
+void rec_writer_free(struct rec_writer *w);

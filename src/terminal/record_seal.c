@@ -468,12 +468,55 @@ int rec_read(struct store *s, const struct store_rec *rec, const uint8_t key[REC
 			*ret_why = "chunks were removed from the end of the recording";
 			r = -BERR_INTEGRITY;
 		}
-	} else if (seq == 0) {
-		*ret_why = "the recording has no chunks";
+	} else if (strcmp(rec->state, "complete") == 0 || strcmp(rec->state, "truncated") == 0) {
+		/* Its writer sealed the end of these; the seal is gone. */
+		*ret_why = "the seal of the recording's end was removed";
 		r = -BERR_INTEGRITY;
 	}
+	/* Not ended by its writer (still being written, failed, or interrupted
+	 * when its instance stopped): it ends with the last chunk stored, each
+	 * one verified, possibly none (rec_ends_early). */
 out:
 	buf_free(&text);
+	return r;
+}
+
+/* The time of the last event in cast text (whole lines): 0 when there is
+ * none (the header alone). */
+static double last_time(const char *text, size_t len)
+{
+	size_t end = len, start;
+	json_t *ev;
+	double t = 0;
+
+	while (end > 0 && text[end - 1] == '\n')
+		end--;
+	start = end;
+	while (start > 0 && text[start - 1] != '\n')
+		start--;
+	ev = json_loadb(text + start, end - start, JSON_ALLOW_NUL, NULL);
+	if (json_is_array(ev) && json_is_number(json_array_get(ev, 0)))
+		t = json_number_value(json_array_get(ev, 0));
+	json_decref(ev);
+	return t;
+}
+
+int rec_ends_early(const struct store_rec *rec, const char *text, size_t len, struct buf *out)
+{
+	char msg[STORE_REC_ERROR_SIZE + 64];
+	double t = 0;
+	int n, r = 0;
+
+	if (strcmp(rec->state, "failed") != 0 && strcmp(rec->state, "interrupted") != 0)
+		return 0;
+	if (len)
+		t = last_time(text, len);
+	else
+		r = rec_cast_header(out, 80, 24, rec->started_at, NULL);
+	n = snprintf(msg, sizeof(msg), "the recording ends here (%s): %s", rec->state,
+		     rec->error[0] ? rec->error : "its writer did not end it");
+	if (r == 0)
+		r = rec_cast_event(out, t, 'm', (const uint8_t *)msg, (size_t)n, NULL, NULL);
 	return r;
 }
 
