@@ -174,7 +174,7 @@ static int interrupt_tx(struct store *s, void *ud)
 	r = pg_q(s, &res,
 		 "UPDATE recordings SET state = 'interrupted', ended_at = $2,"
 		 " duration_ms = GREATEST(0, $2::bigint - started_at) * 1000, error = $3"
-		 " WHERE instance = $1 AND state = 'recording'"
+		 " WHERE ($1::text IS NULL OR instance = $1) AND state = 'recording'"
 		 " RETURNING id, session, \"user\", vm, bastion, bytes",
 		 3, p);
 	for (int i = 0; r == 0 && i < PQntuples(res); i++) {

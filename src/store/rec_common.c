@@ -9,10 +9,16 @@
 
 void store_rec_interrupt_error(char *out, size_t size, const char *instance, const char *reason)
 {
-	snprintf(out, size,
-		 "interrupted: its instance %.64s stopped before the session ended (%.40s);"
-		 " the recording ends early, with the last chunk it stored",
-		 instance, reason);
+	if (instance)
+		snprintf(out, size,
+			 "interrupted: its instance %.64s stopped before the session ended (%.40s);"
+			 " the recording ends early, with the last chunk it stored",
+			 instance, reason);
+	else
+		snprintf(out, size,
+			 "interrupted: the bastion recording it stopped before the session ended"
+			 " (%.40s); the recording ends early, with the last chunk it stored",
+			 reason);
 }
 
 char *store_rec_interrupt_detail(const char *id, const char *session, const char *bastion,

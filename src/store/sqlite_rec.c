@@ -124,9 +124,9 @@ struct interrupt_args {
 static int interrupt_tx(struct store *s, void *ud)
 {
 	struct interrupt_args *a = ud;
-	sqlite3_stmt *st =
-		store_prepare(s, "SELECT id, session, user, vm, bastion, bytes FROM recordings"
-				 " WHERE instance = ? AND state = 'recording' ORDER BY seq");
+	sqlite3_stmt *st = store_prepare(
+		s, "SELECT id, session, user, vm, bastion, bytes FROM recordings"
+		   " WHERE (?1 IS NULL OR instance = ?1) AND state = 'recording' ORDER BY seq");
 	char error[STORE_REC_ERROR_SIZE];
 	int rc, r = 0;
 
@@ -156,7 +156,7 @@ static int interrupt_tx(struct store *s, void *ud)
 		return store_rc(rc);
 	st = store_prepare(s, "UPDATE recordings SET state = 'interrupted', ended_at = ?2,"
 			      " duration_ms = MAX(0, ?2 - started_at) * 1000, error = ?3"
-			      " WHERE instance = ?1 AND state = 'recording'");
+			      " WHERE (?1 IS NULL OR instance = ?1) AND state = 'recording'");
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_text(st, 1, a->instance, -1, SQLITE_STATIC);

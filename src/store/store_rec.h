@@ -65,8 +65,9 @@ int store_rec_chunk_add(struct store *s, const char *id, int64_t seq, const uint
  * another instance: that end stays). */
 int store_rec_finish(struct store *s, const char *id, int64_t ended_at, int64_t duration_ms,
 		     const char *state, const char *error, const uint8_t *final_tag);
-/* Closes every recording of instance still in state "recording" as
- * "interrupted" at now (error says which instance stopped and reason),
+/* Closes every recording of instance (NULL: of any instance, for SQLite,
+ * where one process at a time uses the store) still in state "recording"
+ * as "interrupted" at now (error says which instance stopped and reason),
  * with a "recording.interrupted" audit record each, in one transaction
  * (or inside the caller's: the instances' claim and reap call it where
  * they end that instance's sessions). *ret_n: how many. */

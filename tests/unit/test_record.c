@@ -921,6 +921,12 @@ static void test_interrupt(void **state)
 	assert_int_equal(store_rec_chunk_add(f->s, "i-live", 3, (const uint8_t *)"x", 1, tag, 9),
 			 -ESTALE);
 	assert_int_equal(store_rec_finish(f->s, "i-live", 6000, 1, "complete", NULL, tag), -ESTALE);
+	/* Any instance's (SQLite at start: one process at a time). */
+	assert_int_equal(store_rec_interrupt(f->s, NULL, 5001, "bastion restarted", &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_rec_get(f->s, "i-other", &rec), 0);
+	assert_string_equal(rec.state, "interrupted");
+	assert_non_null(strstr(rec.error, "the bastion recording it stopped"));
 	assert_int_equal(store_rec_get(f->s, "i-live", &rec), 0);
 	assert_string_equal(rec.state, "interrupted");
 	assert_int_equal(rec.chunks, 3);
