@@ -99,6 +99,30 @@ int rec_search_feed(struct rec_search *rs, const char *text, size_t len);
 json_t *rec_search_finish(struct rec_search *rs);
 void rec_search_free(struct rec_search *rs);
 
+/* ---------- raw events (record_raw.c) ---------- */
+
+/* A chunk's plaintext as the writer stores it: this byte, then events
+ * (type, ms since the start, length: varints; the bytes as they came).
+ * Asciicast v2 is rendered on read. Chunks of asciicast text (written
+ * before) start with '{' or '['. */
+#define REC_RAW_V1 0x01
+/* One event into out (REC_RAW_V1 first when out is empty). */
+int rec_raw_event(struct buf *out, char type, uint64_t ms, const uint8_t *data, size_t len);
+/* The header (width, height, unix time of the start) as an event 'h'. */
+int rec_raw_header(struct buf *out, int width, int height, int64_t timestamp);
+/* What rendering carries from one chunk to the next: UTF-8 sequences cut
+ * between two reads of the same stream. Zeroed to start. */
+struct rec_render {
+	uint8_t carry_o[4], carry_i[4];
+	size_t nc_o, nc_i;
+};
+/* Renders a raw chunk's plaintext as asciicast lines appended to out.
+ * -BERR_INTEGRITY when it is not well formed (nothing appended). */
+int rec_render_chunk(struct rec_render *st, const uint8_t *raw, size_t len, struct buf *out);
+/* The rendered text of one chunk is at most this long (6 bytes a byte
+ * escaped, and the framing of events of one byte). */
+#define REC_RENDER_MAX (8 * REC_CHUNK_PLAIN_MAX)
+
 /* ---------- the writer (record_write.c), on the pool ---------- */
 
 /* An event as the loop hands it to the writer: type (1 byte), length (4),
@@ -128,12 +152,10 @@ struct rec_writer {
 	uint8_t key[REC_KEY_BYTES];
 	uint8_t prev[STORE_REC_TAG_BYTES];
 	int64_t seq, bytes, max_bytes;
-	uint8_t carry_o[4], carry_i[4];
-	size_t nc_o, nc_i;
 	bool opened, header_done;
-	struct buf plain; /* the cast text of the chunk being made, kept */
+	struct buf plain; /* the raw events of the chunk being made, kept */
 	int width, height;
-	double last_t;        /* the time of the last event written */
+	uint64_t last_ms;     /* the time of the last event written */
 	uint64_t gap_total;   /* bytes not recorded, in all */
 	char principal[80];   /* "user:NAME", for the audit trail */
 	struct store_rec row; /* its metadata; state and error as they are now */
@@ -142,9 +164,9 @@ struct rec_writer {
 
 void rec_writer_init(struct rec_writer *w, struct store *st, const uint8_t key[REC_KEY_BYTES],
 		     int width, int height, int64_t max_bytes);
-/* Turns len bytes of events (REC_EV_HEAD + bytes each) into asciicast
- * lines and sealed chunks in the store (the row and the header first, on
- * the first run). An event too large for one chunk is written as several
+/* Turns len bytes of events (REC_EV_HEAD + bytes each) into raw chunks
+ * (record_raw.c), compressed and sealed, in the store (the row and the
+ * header first, on the first run). An event too large for one chunk is written as several
  * events of the same type and time. gap (NULL: none) is marked after the
  * events. final: the recording's end is sealed and stored. Nothing is
  * dropped without an "m" event in the cast and an audit record, or the

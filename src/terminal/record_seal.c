@@ -430,7 +430,8 @@ int rec_read(struct store *s, const struct store_rec *rec, const uint8_t key[REC
 	     int (*fn)(const char *text, size_t len, void *ud), void *ud, const char **ret_why)
 {
 	uint8_t prev[STORE_REC_TAG_BYTES], tag[STORE_REC_TAG_BYTES], fin[STORE_REC_TAG_BYTES];
-	struct buf text;
+	struct rec_render render = { 0 };
+	struct buf text, cast;
 	uint8_t *data = NULL;
 	size_t len = 0;
 	int64_t seq;
@@ -438,6 +439,7 @@ int rec_read(struct store *s, const struct store_rec *rec, const uint8_t key[REC
 
 	*ret_why = NULL;
 	buf_init(&text, REC_CHUNK_PLAIN_MAX);
+	buf_init(&cast, REC_RENDER_MAX);
 	for (seq = 0;; seq++) {
 		r = store_rec_chunk_get(s, rec->id, seq, &data, &len, tag);
 		if (r == -ENOENT) {
@@ -457,7 +459,21 @@ int rec_read(struct store *s, const struct store_rec *rec, const uint8_t key[REC
 		if (r < 0)
 			goto out;
 		memcpy(prev, tag, sizeof(prev));
-		r = fn(buf_str(&text), buf_len(&text), ud);
+		if (text.len && text.data[0] == REC_RAW_V1) {
+			/* Raw events: rendered as asciicast here, on read. */
+			r = rec_render_chunk(&render, (const uint8_t *)text.data, text.len, &cast);
+			if (r == -BERR_INTEGRITY || r == -E2BIG) {
+				*ret_why =
+					"a chunk of the recording does not hold well-formed events";
+				r = -BERR_INTEGRITY;
+			}
+			if (r == 0)
+				r = fn(buf_str(&cast), buf_len(&cast), ud);
+			buf_reset(&cast);
+		} else {
+			/* Asciicast text, as chunks were written before. */
+			r = fn(buf_str(&text), buf_len(&text), ud);
+		}
 		buf_reset(&text);
 		if (r != 0)
 			goto out;
@@ -478,6 +494,7 @@ int rec_read(struct store *s, const struct store_rec *rec, const uint8_t key[REC
 	 * one verified, possibly none (rec_ends_early). */
 out:
 	buf_free(&text);
+	buf_free(&cast);
 	return r;
 }
 

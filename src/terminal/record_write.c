@@ -1,6 +1,7 @@
 /* The recording writer's work (record.h "the writer"): what a recorded
- * session's loop gathered (raw events) into asciicast lines, compressed,
- * sealed chunks in the store, on a pool thread, one job per recording at a
+ * session's loop gathered into raw events (record_raw.c: no escaping
+ * here; asciicast is rendered on read), compressed, sealed chunks in the
+ * store, on a pool thread, one job per recording at a
  * time. Kept apart from the loop's side (record.c) so that a unit test
  * runs it on a real store without a session.
  *
@@ -27,8 +28,9 @@
 #include "store/store.h"
 #include "store/store_rec.h"
 
-/* A chunk's text is cut here: an event piece (REC_EV_PIECE bytes, 6 bytes
- * a byte at worst once escaped) still fits in REC_CHUNK_PLAIN_MAX. */
+/* A chunk is cut here: an event piece (REC_EV_PIECE bytes and its head)
+ * still fits in REC_CHUNK_PLAIN_MAX; so does its rendering in
+ * REC_RENDER_MAX. */
 #define REC_CHUNK_SPLIT (512 * 1024)
 #define REC_EV_PIECE    (64 * 1024)
 
@@ -126,7 +128,7 @@ static int store_chunk(struct rec_writer *w)
 }
 
 /* The cap: a last event says the recording stopped, and why. */
-static void truncate_here(struct rec_writer *w, double t)
+static void truncate_here(struct rec_writer *w, uint64_t ms)
 {
 	char msg[160];
 
@@ -134,7 +136,7 @@ static void truncate_here(struct rec_writer *w, double t)
 		 "recording stopped: it reached recording.max_bytes (%lld bytes);"
 		 " the session went on unrecorded",
 		 (long long)w->max_bytes);
-	rec_cast_event(&w->plain, t, 'm', (const uint8_t *)msg, strlen(msg), NULL, NULL);
+	rec_raw_event(&w->plain, 'm', ms, (const uint8_t *)msg, strlen(msg));
 	util_strlcpy(w->row.state, "truncated", sizeof(w->row.state));
 	util_strlcpy(w->row.error, msg, sizeof(w->row.error));
 	atomic_store(&w->stopped, true);
@@ -142,13 +144,13 @@ static void truncate_here(struct rec_writer *w, double t)
 	      w->bytes + (int64_t)w->plain.len);
 }
 
-/* One line into the chunk being made: past the cap it is taken back and
+/* One event into the chunk being made: past the cap it is taken back and
  * the recording truncated; a full chunk is stored. < 0: stop writing. */
-static int put_line(struct rec_writer *w, size_t before, double t)
+static int put_line(struct rec_writer *w, size_t before, uint64_t ms)
 {
 	if (w->bytes + (int64_t)w->plain.len > w->max_bytes) {
 		buf_truncate(&w->plain, before);
-		truncate_here(w, t);
+		truncate_here(w, ms);
 		return -E2BIG;
 	}
 	if (w->plain.len >= REC_CHUNK_SPLIT)
@@ -157,22 +159,21 @@ static int put_line(struct rec_writer *w, size_t before, double t)
 }
 
 /* One event, in pieces of REC_EV_PIECE (a keystroke message may be 1 MiB,
- * more than a chunk holds once escaped): a piece that cannot be formatted
- * (no memory) is counted in *lost. */
-static int put_event(struct rec_writer *w, double t, char type, const uint8_t *data, size_t len,
+ * more than a chunk holds): a piece that cannot be kept (no memory) is
+ * counted in *lost. */
+static int put_event(struct rec_writer *w, uint64_t ms, char type, const uint8_t *data, size_t len,
 		     uint64_t *lost)
 {
-	uint8_t *carry = type == 'i' ? w->carry_i : type == 'o' ? w->carry_o : NULL;
-	size_t *nc = type == 'i' ? &w->nc_i : &w->nc_o, off = 0;
+	size_t off = 0;
 	int e;
 
 	do {
 		size_t n = len - off < REC_EV_PIECE ? len - off : REC_EV_PIECE,
 		       before = w->plain.len;
 
-		if (rec_cast_event(&w->plain, t, type, data + off, n, carry, nc) < 0)
+		if (rec_raw_event(&w->plain, type, ms, data + off, n) < 0)
 			*lost += n;
-		else if ((e = put_line(w, before, t)) < 0)
+		else if ((e = put_line(w, before, ms)) < 0)
 			return e;
 		off += n;
 	} while (off < len);
@@ -184,7 +185,7 @@ static int put_event(struct rec_writer *w, double t, char type, const uint8_t *d
 static void put_gap(struct rec_writer *w, const struct rec_gap *g)
 {
 	char msg[256], what[96];
-	double t = (double)g->ms / 1000.0;
+	uint64_t ms = g->ms > w->last_ms ? g->ms : w->last_ms; /* times never go back */
 	size_t before = w->plain.len;
 
 	if (g->in && g->out)
@@ -196,15 +197,13 @@ static void put_gap(struct rec_writer *w, const struct rec_gap *g)
 			 g->in ? "keystrokes" : "output");
 	snprintf(msg, sizeof(msg), "not recorded: %s here (%s)", what, g->why);
 	w->gap_total += g->in + g->out;
-	if (t < w->last_t)
-		t = w->last_t; /* the cast's times never go back */
 	log_warn("recording %s of session %s: %s", w->row.id, w->row.session, msg);
 	audit(w, "recording.gap", "incomplete", msg, w->bytes + (int64_t)w->plain.len);
 	snprintf(w->row.error, sizeof(w->row.error),
 		 "%llu bytes in all were not recorded; the recording marks where",
 		 (unsigned long long)w->gap_total);
-	if (rec_cast_event(&w->plain, t, 'm', (const uint8_t *)msg, strlen(msg), NULL, NULL) == 0)
-		put_line(w, before, t);
+	if (rec_raw_event(&w->plain, 'm', ms, (const uint8_t *)msg, strlen(msg)) == 0)
+		put_line(w, before, ms);
 }
 
 void rec_writer_run(struct rec_writer *w, const uint8_t *ev, size_t len, const struct rec_gap *gap,
@@ -224,8 +223,7 @@ void rec_writer_run(struct rec_writer *w, const uint8_t *ev, size_t len, const s
 	}
 	if (!w->header_done && writing(w)) {
 		w->header_done = true;
-		rec_cast_header(&w->plain, w->width, w->height, w->row.started_at,
-				"xterm-256color");
+		rec_raw_header(&w->plain, w->width, w->height, w->row.started_at);
 	}
 	for (size_t off = 0; off + REC_EV_HEAD <= len;) {
 		const uint8_t *p = ev + off;
@@ -239,9 +237,8 @@ void rec_writer_run(struct rec_writer *w, const uint8_t *ev, size_t len, const s
 		off += REC_EV_HEAD + n;
 		if (!writing(w))
 			continue;
-		w->last_t = (double)ms / 1000.0;
-		if (put_event(w, w->last_t, (char)p[0], p + REC_EV_HEAD, n, &lost) < 0 &&
-		    !writing(w))
+		w->last_ms = ms;
+		if (put_event(w, ms, (char)p[0], p + REC_EV_HEAD, n, &lost) < 0 && !writing(w))
 			continue;
 		if (lost) {
 			if (!own.in && !own.out)
