@@ -2,8 +2,9 @@
  * chunks in the store (docs/decisions.md "Where recordings live").
  *
  * A chunk is a zstd frame (zlib before: still read, told apart by zstd's
- * magic number) of some asciicast lines (the header is the start of
- * chunk 0), with a tag
+ * magic number) of raw events (record_raw.c; the header is the first of
+ * chunk 0), rendered as asciicast lines when read (chunks of asciicast
+ * text, as written before, are served as they are), with a tag
  *   HMAC-SHA256(K, "bastion-rec-chunk-v1" 0 id 0 seq(8, big-endian)
  *               previous tag (32 zero bytes for chunk 0) data)
  * so that a changed byte, a removed chunk or two swapped ones fail the
@@ -13,7 +14,7 @@
  * key (the API wraps and unwraps it: terminal/ cannot call vault/).
  *
  * record_seal.c: the pure parts (the cast's lines, sealing, reading back,
- * search). record_write.c: the writer's work on the pool (events into
+ * search). record_raw.c: raw events and their rendering. record_write.c: the writer's work on the pool (events into
  * sealed chunks). record.c: the session's side on its loop. */
 #pragma once
 
