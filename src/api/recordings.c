@@ -370,6 +370,14 @@ void api_recordings_cast(struct api_call *c)
 	if (read_back(c, &rec, cast_chunk, &out) == 0) {
 		char disp[128];
 
+		/* A recording that stopped before its session ended (failed,
+		 * or its instance lost) says so at its end. */
+		if (rec_ends_early(&rec, buf_str(&out), buf_len(&out), &out) < 0) {
+			buf_free(&out);
+			api_error(c->resp, 503, "ServiceUnavailable", "out of memory");
+			return;
+		}
+
 		c->resp->status = 200;
 		c->resp->raw = buf_take(&out, &c->resp->raw_len);
 		c->resp->raw_type = "application/x-asciicast";

@@ -357,6 +357,10 @@
 	  (s, fn, ud))                                                                             \
 	X(rec_key_update, (struct store * s, const char *id, const uint8_t *w, size_t len),        \
 	  (s, id, w, len))                                                                         \
+	/* issue 17, a lost instance's recordings (sqlite_rec.c, pg_rec.c) */                      \
+	X(rec_interrupt,                                                                           \
+	  (struct store * s, const char *instance, int64_t now, const char *reason, int *ret_n),   \
+	  (s, instance, now, reason, ret_n))                                                       \
 	/* issue 18, OIDC and MFA: the mark's via ("oidc", or "pending": the   \
 	 * sign-in waits for bastion's own second factor) */                   \
 	X(login_mfa_via, (struct store * s, const uint8_t hash[32], char ret_via[17]),             \

@@ -352,6 +352,8 @@ static const char *const migrations[] = {
 	"  instance TEXT NOT NULL,"
 	"  expires_at BIGINT NOT NULL);"
 	"CREATE INDEX connect_waits_expires ON connect_waits(expires_at);",
+	/* issue 17: a lost instance's recordings (as on SQLite) */
+	"CREATE INDEX recordings_open ON recordings(instance) WHERE state = 'recording';",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -58,6 +58,9 @@ static int end_sessions_of(struct store *s, const char *instance, int64_t now, c
 			(*ret_n)++;
 	}
 	PQclear(res);
+	/* Its recordings too: closed as interrupted, not "recording" forever. */
+	if (r == 0)
+		r = pg_rec_interrupt(s, instance, now, reason, NULL);
 	return r;
 }
 

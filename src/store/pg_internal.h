@@ -119,7 +119,7 @@ STORE_OPS(STORE_OPS_PG_DECL)
 #define PG_OPS_REC(X) \
 	X(rec_open, , ) X(rec_chunk_add, , ) X(rec_finish, , ) X(rec_get, , ) \
 	X(rec_query, , ) X(rec_chunk_get, , ) X(rec_prune, , ) X(rec_key_foreach, , ) \
-	X(rec_key_update, , )
+	X(rec_key_update, , ) X(rec_interrupt, , )
 /* pg_ident.c */
 #define PG_OPS_IDENT(X) \
 	X(user_count, , ) X(user_get, , ) X(user_get_by_id, , ) X(user_put, , ) \

@@ -3,6 +3,7 @@
  * every recording: no shared directory is needed. Binary columns travel as
  * bytea hex text ("\x..."). */
 #include "store/pg_internal.h"
+#include "store/rec_common.h"
 #include "store/store_rec.h"
 
 #include <errno.h>
@@ -111,10 +112,11 @@ static int chunk_tx(struct store *s, void *ud)
 		goto out;
 	r = pg_q(s, &res,
 		 "UPDATE recordings SET bytes = $2, stored = stored + $3, chunks = chunks + 1"
-		 " WHERE id = $1",
+		 " WHERE id = $1 AND state = 'recording'",
 		 3, p2);
+	/* Closed as interrupted by a survivor (or gone): takes no more. */
 	if (r == 0 && pg_changes(res) != 1)
-		r = -ENOENT;
+		r = -ESTALE;
 	PQclear(res);
 out:
 	free(data);
@@ -144,12 +146,62 @@ int pg_rec_finish(struct store *s, const char *id, int64_t ended_at, int64_t dur
 		return -ENOMEM;
 	r = pg_q(s, &res,
 		 "UPDATE recordings SET ended_at = $2, duration_ms = $3, state = $4, error = $5,"
-		 " final_tag = $6 WHERE id = $1",
+		 " final_tag = $6 WHERE id = $1 AND state = 'recording'",
 		 6, p);
 	if (r == 0 && pg_changes(res) != 1)
-		r = -ENOENT;
+		r = -ESTALE;
 	PQclear(res);
 	free(tag);
+	return r;
+}
+
+struct interrupt_args {
+	const char *instance, *reason;
+	int64_t now;
+	int n;
+};
+
+static int interrupt_tx(struct store *s, void *ud)
+{
+	struct interrupt_args *a = ud;
+	char error[STORE_REC_ERROR_SIZE];
+	struct pg_num now;
+	const char *p[] = { a->instance, pg_num(&now, a->now), error };
+	PGresult *res = NULL;
+	int r;
+
+	store_rec_interrupt_error(error, sizeof(error), a->instance, a->reason);
+	r = pg_q(s, &res,
+		 "UPDATE recordings SET state = 'interrupted', ended_at = $2,"
+		 " duration_ms = GREATEST(0, $2::bigint - started_at) * 1000, error = $3"
+		 " WHERE ($1::text IS NULL OR instance = $1) AND state = 'recording'"
+		 " RETURNING id, session, \"user\", vm, bastion, bytes",
+		 3, p);
+	for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+		char principal[80], *detail;
+
+		detail = store_rec_interrupt_detail(
+			pg_val(res, i, 0) ?: "", pg_val(res, i, 1) ?: "", pg_val(res, i, 4) ?: "",
+			error, pg_i64(res, i, 5));
+		snprintf(principal, sizeof(principal), "user:%s", pg_val(res, i, 2) ?: "");
+		r = detail ? pg_audit(s, principal, "recording.interrupted",
+				      pg_val(res, i, 3) ?: "", "interrupted", detail)
+			   : -ENOMEM;
+		free(detail);
+		a->n += r == 0;
+	}
+	PQclear(res);
+	return r;
+}
+
+int pg_rec_interrupt(struct store *s, const char *instance, int64_t now, const char *reason,
+		     int *ret_n)
+{
+	struct interrupt_args a = { instance, reason, now, 0 };
+	int r = pg_tx(s, interrupt_tx, &a);
+
+	if (r == 0 && ret_n)
+		*ret_n = a.n;
 	return r;
 }
 

@@ -337,6 +337,9 @@ static const char *const migrations[] = {
 	"  instance TEXT NOT NULL,"
 	"  expires_at INTEGER NOT NULL);"
 	"CREATE INDEX connect_waits_expires ON connect_waits(expires_at);",
+	/* issue 17: a lost instance's recordings are found by instance and
+	 * state (store_rec_interrupt, at every claim and reap) */
+	"CREATE INDEX recordings_open ON recordings(instance) WHERE state = 'recording';",
 };
 
 int store_rc(int rc)

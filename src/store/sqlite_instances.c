@@ -71,7 +71,8 @@ static int end_sessions_of(struct store *s, const char *instance, int64_t now, c
 	if (rc != SQLITE_DONE)
 		return -BERR_STORE;
 	*ret_n += n;
-	return 0;
+	/* Its recordings too: closed as interrupted, not "recording" forever. */
+	return sq_rec_interrupt(s, instance, now, reason, NULL);
 }
 
 struct claim {

@@ -2,6 +2,7 @@
  * Bytes in, bytes out: sealing and compression are the terminal's
  * (src/terminal/record_seal.c). */
 #include "store/internal.h"
+#include "store/rec_common.h"
 #include "store/sqlite_rows.h"
 #include "store/store_rec.h"
 
@@ -63,8 +64,10 @@ static int chunk_tx(struct store *s, void *ud)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return step_rc(rc);
+	/* Only while it is being written: a recording a survivor closed as
+	 * interrupted (its instance was taken for lost) takes no more. */
 	st = store_prepare(s, "UPDATE recordings SET bytes = ?2, stored = stored + ?3,"
-			      " chunks = chunks + 1 WHERE id = ?1");
+			      " chunks = chunks + 1 WHERE id = ?1 AND state = 'recording'");
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
@@ -74,7 +77,7 @@ static int chunk_tx(struct store *s, void *ud)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return store_rc(rc);
-	return sqlite3_changes(store_db(s)) == 1 ? 0 : -ENOENT;
+	return sqlite3_changes(store_db(s)) == 1 ? 0 : -ESTALE;
 }
 
 int sq_rec_chunk_add(struct store *s, const char *id, int64_t seq, const uint8_t *data, size_t len,
@@ -92,7 +95,7 @@ int sq_rec_finish(struct store *s, const char *id, int64_t ended_at, int64_t dur
 {
 	sqlite3_stmt *st = store_prepare(
 		s, "UPDATE recordings SET ended_at = ?2, duration_ms = ?3, state = ?4, error = ?5,"
-		   " final_tag = ?6 WHERE id = ?1");
+		   " final_tag = ?6 WHERE id = ?1 AND state = 'recording'");
 	int rc;
 
 	if (!st)
@@ -109,7 +112,70 @@ int sq_rec_finish(struct store *s, const char *id, int64_t ended_at, int64_t dur
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return store_rc(rc);
-	return sqlite3_changes(store_db(s)) == 1 ? 0 : -ENOENT;
+	return sqlite3_changes(store_db(s)) == 1 ? 0 : -ESTALE;
+}
+
+struct interrupt_args {
+	const char *instance, *reason;
+	int64_t now;
+	int n;
+};
+
+static int interrupt_tx(struct store *s, void *ud)
+{
+	struct interrupt_args *a = ud;
+	sqlite3_stmt *st = store_prepare(
+		s, "SELECT id, session, user, vm, bastion, bytes FROM recordings"
+		   " WHERE (?1 IS NULL OR instance = ?1) AND state = 'recording' ORDER BY seq");
+	char error[STORE_REC_ERROR_SIZE];
+	int rc, r = 0;
+
+	if (!st)
+		return -BERR_STORE;
+	store_rec_interrupt_error(error, sizeof(error), a->instance, a->reason);
+	sqlite3_bind_text(st, 1, a->instance, -1, SQLITE_STATIC);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *t[5];
+		char principal[80], *detail;
+
+		for (int i = 0; i < 5; i++)
+			t[i] = (const char *)sqlite3_column_text(st, i) ?: "";
+		detail = store_rec_interrupt_detail(t[0], t[1], t[4], error,
+						    sqlite3_column_int64(st, 5));
+		snprintf(principal, sizeof(principal), "user:%s", t[2]);
+		r = detail ? sq_audit(s, principal, "recording.interrupted", t[3], "interrupted",
+				      detail)
+			   : -ENOMEM;
+		free(detail);
+		a->n += r == 0;
+	}
+	sqlite3_finalize(st);
+	if (r < 0)
+		return r;
+	if (rc != SQLITE_DONE)
+		return store_rc(rc);
+	st = store_prepare(s, "UPDATE recordings SET state = 'interrupted', ended_at = ?2,"
+			      " duration_ms = MAX(0, ?2 - started_at) * 1000, error = ?3"
+			      " WHERE (?1 IS NULL OR instance = ?1) AND state = 'recording'");
+	if (!st)
+		return -BERR_STORE;
+	sqlite3_bind_text(st, 1, a->instance, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, a->now);
+	sqlite3_bind_text(st, 3, error, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : store_rc(rc);
+}
+
+int sq_rec_interrupt(struct store *s, const char *instance, int64_t now, const char *reason,
+		     int *ret_n)
+{
+	struct interrupt_args a = { instance, reason, now, 0 };
+	int r = tx_run(s, interrupt_tx, &a);
+
+	if (r == 0 && ret_n)
+		*ret_n = a.n;
+	return r;
 }
 
 #define REC_COLS                                                                     \

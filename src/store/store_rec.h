@@ -13,10 +13,13 @@ struct store;
 #define STORE_REC_ID_SIZE     48
 #define STORE_REC_TAG_BYTES   32
 #define STORE_REC_WRAPPED_MAX 128
+#define STORE_REC_ERROR_SIZE  200
 
 /* A recording's row. state: "recording" (being written), "complete",
  * "truncated" (past recording.max_bytes: the cast says so), "failed"
- * (could not be written: error says why). */
+ * (could not be written: error says why), "interrupted" (its instance
+ * stopped or was lost before the end: closed by store_rec_interrupt; its
+ * chunks read as far as they go, with no end seal). */
 struct store_rec {
 	char id[STORE_REC_ID_SIZE];
 	char session[48];
@@ -31,7 +34,7 @@ struct store_rec {
 	int64_t stored; /* bytes stored (compressed chunks) */
 	int64_t chunks;
 	char state[16];
-	char error[200];
+	char error[STORE_REC_ERROR_SIZE];
 	/* The recording's sealing key, wrapped by the vault's master key. */
 	uint8_t wrapped[STORE_REC_WRAPPED_MAX];
 	size_t wrapped_len;
@@ -52,14 +55,24 @@ struct store_rec_filter {
 /* A new recording's row (state "recording"). -EEXIST: the ID is taken. */
 int store_rec_open(struct store *s, const struct store_rec *rec);
 /* Appends chunk seq (0, 1, ...) of recording id and sets its cast size to
- * bytes, in one transaction. -EEXIST: that chunk exists; -ENOENT: no such
- * recording. */
+ * bytes, in one transaction. -EEXIST: that chunk exists; -ESTALE: no such
+ * recording in state "recording" (gone, or closed by another instance). */
 int store_rec_chunk_add(struct store *s, const char *id, int64_t seq, const uint8_t *data,
 			size_t len, const uint8_t tag[STORE_REC_TAG_BYTES], int64_t bytes);
-/* Ends a recording: its end, duration, state, error (NULL: none) and the
- * tag sealing its chunk count (NULL: none, as for a failed one). */
+/* Ends a recording still in state "recording": its end, duration, state,
+ * error (NULL: none) and the tag sealing its chunk count (NULL: none, as
+ * for a failed one). -ESTALE when it is not (gone, or interrupted by
+ * another instance: that end stays). */
 int store_rec_finish(struct store *s, const char *id, int64_t ended_at, int64_t duration_ms,
 		     const char *state, const char *error, const uint8_t *final_tag);
+/* Closes every recording of instance (NULL: of any instance, for SQLite,
+ * where one process at a time uses the store) still in state "recording"
+ * as "interrupted" at now (error says which instance stopped and reason),
+ * with a "recording.interrupted" audit record each, in one transaction
+ * (or inside the caller's: the instances' claim and reap call it where
+ * they end that instance's sessions). *ret_n: how many. */
+int store_rec_interrupt(struct store *s, const char *instance, int64_t now, const char *reason,
+			int *ret_n);
 /* One recording; -ENOENT when there is none. */
 int store_rec_get(struct store *s, const char *id, struct store_rec *ret);
 /* Recordings matching f, newest first; fn's seq is the paging key. A

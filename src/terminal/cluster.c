@@ -51,6 +51,7 @@
 #include "core/util.h"
 #include "server/loops.h"
 #include "store/store_cluster.h"
+#include "store/store_rec.h"
 #include "store/store_waits.h"
 #include "terminal/challenge.h"
 
@@ -423,6 +424,15 @@ int term_cluster_start(struct store *store, const struct term_cluster_config *cf
 		log_info("store: %d session(s) of the previous run of %s recorded as ended"
 			 " (bastion restarted)",
 			 ended, cl.me.name);
+	/* SQLite: one process at a time, so what is still being recorded is
+	 * a previous run's, whatever name (host:port) it had; the claim above
+	 * closed those of this name (and on PostgreSQL a survivor closes a
+	 * lost instance's). */
+	if (!cl.shared &&
+	    (r = store_rec_interrupt(store, NULL, store_now(), "bastion restarted", &ended)) < 0)
+		log_warn("store: cannot close the recordings of a previous run: %s", err_str(r));
+	else if (!cl.shared && ended > 0)
+		log_info("store: %d recording(s) of a previous run closed as interrupted", ended);
 	atomic_store(&cl.last_ok_ms, mono_ms());
 	uv_timer_init(loops_uv(0), &cl.timer);
 	uv_timer_start(&cl.timer, on_tick, CLUSTER_TICK_MS, CLUSTER_TICK_MS);

@@ -1,6 +1,7 @@
-/* The recording writer (record.h): what a recorded session's pump hands
- * it, on the session's loop, and the work that turns it into sealed
- * chunks in the store, on the worker pool; retention, on loop 0.
+/* The recording writer's side on the session's loop (record.h): what a
+ * recorded session's pump hands it, and the jobs that turn it into sealed
+ * chunks in the store on the worker pool (record_write.c does the work);
+ * retention, on loop 0.
  *
  * On the loop the output path only appends the bytes, the time and the
  * type to an in-memory buffer (a memcpy): no formatting, no disk, no store.
@@ -19,8 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -33,11 +32,9 @@
 #define REC_FLUSH_BYTES (1024 * 1024)
 #define REC_FLUSH_MS    1000
 #define REC_BUF_HIGH    (2 * 1024 * 1024) /* output pauses past this */
-#define REC_BUF_HARD    (8 * 1024 * 1024) /* input past this is dropped (counted) */
-/* A chunk's text is cut here: an output event (a read, at most 64 KiB,
- * 6 bytes a byte at worst once escaped) still fits in REC_CHUNK_PLAIN_MAX. */
-#define REC_CHUNK_SPLIT (512 * 1024)
-#define REC_EV_HEAD     13 /* type (1), length (4), time in ms (8) */
+/* Input past this is not kept (output pauses at REC_BUF_HIGH): counted,
+ * and marked in the recording where it was lost. */
+#define REC_BUF_HARD (8 * 1024 * 1024)
 
 struct rec {
 	/* the loop's */
@@ -50,26 +47,16 @@ struct rec {
 	size_t spare_cap;
 	uint64_t t0_ms;
 	bool job_running, ending, final_queued, final_done, timer_closed;
-	uint64_t lost;       /* input bytes dropped past REC_BUF_HARD */
-	atomic_bool stopped; /* set by a job: past the cap, or failed */
+	struct rec_gap gap; /* dropped since the last job (buffer full, no memory) */
 	/* handed to the job in flight */
 	uv_work_t work;
 	uint8_t *job_ev;
 	size_t job_len, job_cap;
 	bool job_final;
-	uint64_t job_lost;
+	struct rec_gap job_gap;
 	int64_t duration_ms;
 	/* the jobs': one at a time */
-	uint8_t key[REC_KEY_BYTES];
-	uint8_t prev[STORE_REC_TAG_BYTES];
-	int64_t seq, bytes, max_bytes;
-	uint8_t carry_o[4], carry_i[4];
-	size_t nc_o, nc_i;
-	bool opened, header_done;
-	struct buf plain; /* the cast text of the chunk being made, kept */
-	int width, height;
-	char principal[80];
-	struct store_rec row; /* its metadata; state and error as they are now */
+	struct rec_writer w;
 };
 
 static _Atomic int64_t rec_max_bytes = REC_DEFAULT_MAX_BYTES;
@@ -83,155 +70,18 @@ void term_rec_configure(int64_t max_bytes, int64_t retention_days)
 
 /* ---------- on the pool ---------- */
 
-/* bytes: the cast's size as far as it goes (stored and about to be). */
-static void job_audit(struct rec *r, const char *action, const char *result, int64_t bytes)
+static void rec_work(uv_work_t *work)
 {
-	json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:I}", "recording", r->row.id, "session",
-			      r->row.session, "bastion", r->row.bastion, "error", r->row.error,
-			      "bytes", (json_int_t)bytes);
-	char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	struct rec *r = work->data;
 
-	if (store_audit(term_g.store, r->principal, action, r->row.vm, result, text) < 0)
-		log_error("audit: cannot record %s of %s", action, r->row.id);
-	free(text);
-	json_decref(d);
-}
-
-/* The recording cannot be written: it says so (state, error) and is
- * audited; the session goes on (docs/decisions.md). */
-static void job_fail(struct rec *r, const char *what, int err)
-{
-	if (strcmp(r->row.state, "failed") == 0)
-		return;
-	util_strlcpy(r->row.state, "failed", sizeof(r->row.state));
-	snprintf(r->row.error, sizeof(r->row.error), "%s: %s", what, err_str(err));
-	atomic_store(&r->stopped, true);
-	log_error("recording %s of session %s: %s", r->row.id, r->row.session, r->row.error);
-	job_audit(r, "recording.failed", "failed", r->bytes);
-	if (r->opened)
-		store_rec_finish(term_g.store, r->row.id, store_now(), r->duration_ms, "failed",
-				 r->row.error, NULL);
-}
-
-static int job_store_chunk(struct rec *r, struct buf *plain)
-{
-	uint8_t tag[STORE_REC_TAG_BYTES], *z = NULL;
-	size_t zlen = 0;
-	int e;
-
-	if (!plain->len)
-		return 0;
-	e = rec_seal_chunk(r->key, r->row.id, r->seq, r->seq ? r->prev : NULL,
-			   (const uint8_t *)buf_str(plain), plain->len, &z, &zlen, tag);
-	if (e == 0)
-		e = store_rec_chunk_add(term_g.store, r->row.id, r->seq, z, zlen, tag,
-					r->bytes + (int64_t)plain->len);
-	free(z);
-	if (e < 0) {
-		job_fail(r, "a chunk could not be stored", e);
-		return e;
-	}
-	r->bytes += (int64_t)plain->len;
-	r->seq++;
-	memcpy(r->prev, tag, sizeof(tag));
-	buf_truncate(plain, 0); /* its memory stays for the next chunk */
-	return 0;
-}
-
-/* The cap: a last event says the recording stopped, and why. */
-static void job_truncate(struct rec *r, struct buf *plain, double t)
-{
-	char msg[160];
-
-	snprintf(msg, sizeof(msg),
-		 "recording stopped: it reached recording.max_bytes (%lld bytes);"
-		 " the session went on unrecorded",
-		 (long long)r->max_bytes);
-	rec_cast_event(plain, t, 'm', (const uint8_t *)msg, strlen(msg), NULL, NULL);
-	util_strlcpy(r->row.state, "truncated", sizeof(r->row.state));
-	util_strlcpy(r->row.error, msg, sizeof(r->row.error));
-	atomic_store(&r->stopped, true);
-	job_audit(r, "recording.truncated", "truncated", r->bytes + (int64_t)plain->len);
-}
-
-static void rec_work(uv_work_t *w)
-{
-	struct rec *r = w->data;
-	struct buf plain = r->plain; /* kept across jobs: no 1 MiB malloc each */
-	double t = 0;
-	int e;
-
-	buf_truncate(&plain, 0);
-	if (!r->opened) {
-		r->opened = true;
-		if ((e = store_rec_open(term_g.store, &r->row)) < 0) {
-			r->opened = false;
-			job_fail(r, "the recording could not be created in the store", e);
-		}
-	}
-	if (!r->header_done && strcmp(r->row.state, "recording") == 0) {
-		r->header_done = true;
-		rec_cast_header(&plain, r->width, r->height, r->row.started_at, "xterm-256color");
-	}
-	for (size_t off = 0; off + REC_EV_HEAD <= r->job_len;) {
-		const uint8_t *p = r->job_ev + off;
-		uint32_t len;
-		uint64_t ms;
-		size_t before = plain.len;
-
-		memcpy(&len, p + 1, 4);
-		memcpy(&ms, p + 5, 8);
-		off += REC_EV_HEAD + len;
-		t = (double)ms / 1000.0;
-		if (strcmp(r->row.state, "recording") != 0)
-			continue;
-		rec_cast_event(&plain, t, (char)p[0], p + REC_EV_HEAD, len,
-			       p[0] == 'i'   ? r->carry_i
-			       : p[0] == 'o' ? r->carry_o
-					     : NULL,
-			       p[0] == 'i' ? &r->nc_i : &r->nc_o);
-		if (r->bytes + (int64_t)plain.len > r->max_bytes) {
-			buf_truncate(&plain, before);
-			job_truncate(r, &plain, t);
-		}
-		if (plain.len >= REC_CHUNK_SPLIT && job_store_chunk(r, &plain) < 0)
-			break;
-	}
-	if (r->job_lost && strcmp(r->row.state, "recording") == 0)
-		snprintf(r->row.error, sizeof(r->row.error),
-			 "%llu bytes of input were not recorded: the store fell behind",
-			 (unsigned long long)r->job_lost);
-	if (strcmp(r->row.state, "failed") != 0)
-		job_store_chunk(r, &plain);
-	buf_truncate(&plain, 0);
-	if (r->job_len < REC_FLUSH_BYTES) {
-		/* Output slowed down (the timer flushed): give the memory back
-		 * rather than hold it for an idle session. */
-		buf_free(&plain);
-		buf_init(&plain, REC_CHUNK_PLAIN_MAX);
-	}
-	r->plain = plain;
-	if (r->job_final && r->opened) {
-		uint8_t fin[STORE_REC_TAG_BYTES];
-		bool failed = strcmp(r->row.state, "failed") == 0;
-
-		if (strcmp(r->row.state, "recording") == 0)
-			util_strlcpy(r->row.state, "complete", sizeof(r->row.state));
-		rec_final_tag(r->key, r->row.id, r->seq, r->seq ? r->prev : NULL, fin);
-		e = store_rec_finish(term_g.store, r->row.id, store_now(), r->duration_ms,
-				     r->row.state, r->row.error[0] ? r->row.error : NULL,
-				     failed ? NULL : fin);
-		if (e < 0 && !failed)
-			job_fail(r, "the recording's end could not be stored", e);
-	}
+	rec_writer_run(&r->w, r->job_ev, r->job_len, &r->job_gap, r->job_final, r->duration_ms);
 }
 
 /* ---------- on the loop ---------- */
 
 static void rec_free(struct rec *r)
 {
-	sodium_memzero(r->key, sizeof(r->key));
-	buf_free(&r->plain);
+	rec_writer_free(&r->w);
 	free(r->ev);
 	free(r->spare);
 	free(r);
@@ -258,7 +108,8 @@ static void queue_job(struct rec *r, bool final)
 	r->job_ev = r->ev;
 	r->job_len = r->ev_len;
 	r->job_cap = r->ev_cap;
-	r->job_lost = r->lost;
+	r->job_gap = r->gap;
+	memset(&r->gap, 0, sizeof(r->gap));
 	r->ev = r->spare;
 	r->ev_cap = r->spare_cap;
 	r->ev_len = 0;
@@ -272,7 +123,7 @@ static void queue_job(struct rec *r, bool final)
 	uv_timer_stop(&r->timer);
 	if (uv_queue_work(r->loop, &r->work, rec_work, rec_done) < 0) {
 		/* Only when the loop is closing: nothing more can be written. */
-		log_error("recording %s: cannot queue its work", r->row.id);
+		log_error("recording %s: cannot queue its work", r->w.row.id);
 		rec_done(&r->work, UV_ECANCELED);
 		return;
 	}
@@ -329,16 +180,26 @@ static void on_timer_closed(uv_handle_t *h)
 	maybe_free(r);
 }
 
+/* Bytes that cannot be kept are counted, to be marked where they were
+ * lost (record_write.c), never dropped silently. */
+static void drop(struct rec *r, char type, uint64_t ms, size_t len, const char *why)
+{
+	if (!r->gap.in && !r->gap.out)
+		r->gap.ms = ms;
+	*(type == 'i' ? &r->gap.in : &r->gap.out) += len;
+	r->gap.why = why;
+}
+
 static void append(struct rec *r, char type, const void *data, size_t len)
 {
 	uint64_t ms = uv_now(r->loop) - r->t0_ms;
-	uint32_t n = (uint32_t)len;
 	size_t need = r->ev_len + REC_EV_HEAD + len;
 
-	if (atomic_load_explicit(&r->stopped, memory_order_relaxed))
+	if (atomic_load_explicit(&r->w.stopped, memory_order_relaxed))
 		return;
 	if (need > REC_BUF_HARD) {
-		r->lost += len;
+		drop(r, type, ms, len,
+		     "the store fell behind: more than 8 MiB waited to be written");
 		return;
 	}
 	if (need > r->ev_cap) {
@@ -348,16 +209,13 @@ static void append(struct rec *r, char type, const void *data, size_t len)
 		while (cap < need)
 			cap *= 2;
 		if (!(p = realloc(r->ev, cap))) {
-			r->lost += len;
+			drop(r, type, ms, len, "out of memory");
 			return;
 		}
 		r->ev = p;
 		r->ev_cap = cap;
 	}
-	r->ev[r->ev_len] = (uint8_t)type;
-	memcpy(r->ev + r->ev_len + 1, &n, 4);
-	memcpy(r->ev + r->ev_len + 5, &ms, 8);
-	memcpy(r->ev + r->ev_len + REC_EV_HEAD, data, len);
+	rec_ev_put(r->ev + r->ev_len, type, ms, data, (uint32_t)len);
 	r->ev_len = need;
 	if (r->job_running) {
 		if (r->ev_len >= REC_BUF_HIGH && r->sess)
@@ -373,6 +231,7 @@ static void append(struct rec *r, char type, const void *data, size_t len)
 int term_rec_start(struct sess *s, const struct term_connect *tc)
 {
 	struct rec *r;
+	struct store_rec *row;
 	char host[64] = "";
 
 	if (!tc->rec_mode[0])
@@ -382,28 +241,30 @@ int term_rec_start(struct sess *s, const struct term_connect *tc)
 	r->loop = s->home->loop;
 	r->sess = s;
 	r->t0_ms = uv_now(r->loop);
-	r->max_bytes = atomic_load(&rec_max_bytes);
-	r->width = tc->p.cols > 0 ? tc->p.cols : 80;
-	r->height = tc->p.rows > 0 ? tc->p.rows : 24;
-	memcpy(r->key, tc->rec_key, sizeof(r->key));
-	buf_init(&r->plain, REC_CHUNK_PLAIN_MAX);
-	snprintf(r->principal, sizeof(r->principal), "user:%s", s->user);
-	util_strlcpy(r->row.id, tc->rec_id, sizeof(r->row.id));
-	util_strlcpy(r->row.session, s->id, sizeof(r->row.session));
-	util_strlcpy(r->row.user, s->user, sizeof(r->row.user));
-	util_strlcpy(r->row.vm, s->vm_id, sizeof(r->row.vm));
-	util_strlcpy(r->row.bastion, s->bastion_id, sizeof(r->row.bastion));
-	gethostname(host, sizeof(host) - 1);
-	util_strlcpy(r->row.instance, host[0] ? host : "bastion", sizeof(r->row.instance));
-	util_strlcpy(r->row.mode, tc->rec_mode, sizeof(r->row.mode));
-	util_strlcpy(r->row.state, "recording", sizeof(r->row.state));
-	r->row.started_at = store_now();
-	memcpy(r->row.wrapped, tc->rec_wrapped, tc->rec_wrapped_len);
-	r->row.wrapped_len = tc->rec_wrapped_len;
+	rec_writer_init(&r->w, term_g.store, tc->rec_key, tc->p.cols > 0 ? tc->p.cols : 80,
+			tc->p.rows > 0 ? tc->p.rows : 24, atomic_load(&rec_max_bytes));
+	row = &r->w.row;
+	util_strlcpy(row->id, tc->rec_id, sizeof(row->id));
+	util_strlcpy(row->session, s->id, sizeof(row->session));
+	util_strlcpy(row->user, s->user, sizeof(row->user));
+	util_strlcpy(row->vm, s->vm_id, sizeof(row->vm));
+	util_strlcpy(row->bastion, s->bastion_id, sizeof(row->bastion));
+	/* The instance's name among those sharing the store: a survivor
+	 * closes this recording by it if this instance is lost. */
+	if (term_instance_name()[0])
+		util_strlcpy(row->instance, term_instance_name(), sizeof(row->instance));
+	else if (gethostname(host, sizeof(host) - 1) == 0 && host[0])
+		util_strlcpy(row->instance, host, sizeof(row->instance));
+	else
+		util_strlcpy(row->instance, "bastion", sizeof(row->instance));
+	util_strlcpy(row->mode, tc->rec_mode, sizeof(row->mode));
+	row->started_at = store_now();
+	memcpy(row->wrapped, tc->rec_wrapped, tc->rec_wrapped_len);
+	row->wrapped_len = tc->rec_wrapped_len;
 	uv_timer_init(r->loop, &r->timer);
 	r->timer.data = r;
 	s->rec = r;
-	util_strlcpy(s->rec_id, r->row.id, sizeof(s->rec_id));
+	util_strlcpy(s->rec_id, row->id, sizeof(s->rec_id));
 	/* The row and the header now: the recording is listed from the start. */
 	queue_job(r, false);
 	return 0;
@@ -416,7 +277,7 @@ void term_rec_output(struct sess *s, const uint8_t *buf, size_t len)
 
 void term_rec_input(struct sess *s, const uint8_t *buf, size_t len)
 {
-	if (strcmp(s->rec->row.mode, "input_output") == 0)
+	if (strcmp(s->rec->w.row.mode, "input_output") == 0)
 		append(s->rec, 'i', buf, len);
 }
 

@@ -2,8 +2,9 @@
  * chunks in the store (docs/decisions.md "Where recordings live").
  *
  * A chunk is a zstd frame (zlib before: still read, told apart by zstd's
- * magic number) of some asciicast lines (the header is the start of
- * chunk 0), with a tag
+ * magic number) of raw events (record_raw.c; the header is the first of
+ * chunk 0), rendered as asciicast lines when read (chunks of asciicast
+ * text, as written before, are served as they are), with a tag
  *   HMAC-SHA256(K, "bastion-rec-chunk-v1" 0 id 0 seq(8, big-endian)
  *               previous tag (32 zero bytes for chunk 0) data)
  * so that a changed byte, a removed chunk or two swapped ones fail the
@@ -13,12 +14,15 @@
  * key (the API wraps and unwraps it: terminal/ cannot call vault/).
  *
  * record_seal.c: the pure parts (the cast's lines, sealing, reading back,
- * search). record.c: the writer on the session's loop and the pool. */
+ * search). record_raw.c: raw events and their rendering. record_write.c: the writer's work on the pool (events into
+ * sealed chunks). record.c: the session's side on its loop. */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -68,12 +72,21 @@ void rec_final_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t cou
 		   const uint8_t last[STORE_REC_TAG_BYTES], uint8_t out[STORE_REC_TAG_BYTES]);
 
 /* Reads recording rec back: every chunk verified in order, fn called with
- * each chunk's text (a whole number of lines). A recording that ended
- * has its count checked against its final tag. -BERR_INTEGRITY with
- * *ret_why a static sentence when anything fails to verify; fn's non-zero
- * return stops and is returned. */
+ * each chunk's text (a whole number of lines). A recording its writer
+ * ended ("complete", "truncated") has its count checked against its final
+ * tag, which must be there; one it did not end ("recording", "failed",
+ * "interrupted") has none and reads as far as its chunks go (maybe none:
+ * fn is then never called). -BERR_INTEGRITY with *ret_why a static
+ * sentence when anything fails to verify; fn's non-zero return stops and
+ * is returned. */
 int rec_read(struct store *s, const struct store_rec *rec, const uint8_t key[REC_KEY_BYTES],
 	     int (*fn)(const char *text, size_t len, void *ud), void *ud, const char **ret_why);
+/* What a cast read back by rec_read (text, len bytes; NULL/0 for none)
+ * lacks to say it ends early: for a recording its writer did not end
+ * ("failed", "interrupted"), the header when no chunk was stored, and a
+ * last "m" event saying where and why it ends, appended to out. Nothing
+ * for the others. */
+int rec_ends_early(const struct store_rec *rec, const char *text, size_t len, struct buf *out);
 
 /* Search in what was shown: feed cast text (whole lines, header first),
  * output events are replayed into screen lines (escape sequences
@@ -86,3 +99,80 @@ int rec_search_feed(struct rec_search *rs, const char *text, size_t len);
 /* Ends the last line; the hits as a JSON array (a new reference). */
 json_t *rec_search_finish(struct rec_search *rs);
 void rec_search_free(struct rec_search *rs);
+
+/* ---------- raw events (record_raw.c) ---------- */
+
+/* A chunk's plaintext as the writer stores it: this byte, then events
+ * (type, ms since the start, length: varints; the bytes as they came).
+ * Asciicast v2 is rendered on read. Chunks of asciicast text (written
+ * before) start with '{' or '['. */
+#define REC_RAW_V1 0x01
+/* One event into out (REC_RAW_V1 first when out is empty). */
+int rec_raw_event(struct buf *out, char type, uint64_t ms, const uint8_t *data, size_t len);
+/* The header (width, height, unix time of the start) as an event 'h'. */
+int rec_raw_header(struct buf *out, int width, int height, int64_t timestamp);
+/* What rendering carries from one chunk to the next: UTF-8 sequences cut
+ * between two reads of the same stream. Zeroed to start. */
+struct rec_render {
+	uint8_t carry_o[4], carry_i[4];
+	size_t nc_o, nc_i;
+};
+/* Renders a raw chunk's plaintext as asciicast lines appended to out.
+ * -BERR_INTEGRITY when it is not well formed (nothing appended). */
+int rec_render_chunk(struct rec_render *st, const uint8_t *raw, size_t len, struct buf *out);
+/* The rendered text of one chunk is at most this long (6 bytes a byte
+ * escaped, and the framing of events of one byte). */
+#define REC_RENDER_MAX (8 * REC_CHUNK_PLAIN_MAX)
+
+/* ---------- the writer (record_write.c), on the pool ---------- */
+
+/* An event as the loop hands it to the writer: type (1 byte), length (4),
+ * time in ms since the start (8), host byte order, then the bytes. */
+#define REC_EV_HEAD 13
+static inline void rec_ev_put(uint8_t *p, char type, uint64_t ms, const void *data, uint32_t len)
+{
+	p[0] = (uint8_t)type;
+	memcpy(p + 1, &len, 4);
+	memcpy(p + 5, &ms, 8);
+	if (len)
+		memcpy(p + REC_EV_HEAD, data, len);
+}
+
+/* What the loop could not keep since the last job (its buffer full, or no
+ * memory): the recording marks the place and says how much ("m" event). */
+struct rec_gap {
+	uint64_t in, out; /* keystroke bytes; output and resize bytes */
+	uint64_t ms;      /* when the first was dropped */
+	const char *why;  /* static text */
+};
+
+/* One recording's writer: one job at a time runs it (the chain of tags
+ * needs no lock). row is filled by the caller before the first run. */
+struct rec_writer {
+	struct store *store;
+	uint8_t key[REC_KEY_BYTES];
+	uint8_t prev[STORE_REC_TAG_BYTES];
+	int64_t seq, bytes, max_bytes;
+	bool opened, header_done;
+	struct buf plain; /* the raw events of the chunk being made, kept */
+	int width, height;
+	uint64_t last_ms;     /* the time of the last event written */
+	uint64_t gap_total;   /* bytes not recorded, in all */
+	char principal[80];   /* "user:NAME", for the audit trail */
+	struct store_rec row; /* its metadata; state and error as they are now */
+	atomic_bool stopped;  /* past the cap, failed or interrupted: appends stop */
+};
+
+void rec_writer_init(struct rec_writer *w, struct store *st, const uint8_t key[REC_KEY_BYTES],
+		     int width, int height, int64_t max_bytes);
+/* Turns len bytes of events (REC_EV_HEAD + bytes each) into raw chunks
+ * (record_raw.c), compressed and sealed, in the store (the row and the
+ * header first, on the first run). An event too large for one chunk is written as several
+ * events of the same type and time. gap (NULL: none) is marked after the
+ * events. final: the recording's end is sealed and stored. Nothing is
+ * dropped without an "m" event in the cast and an audit record, or the
+ * recording's state saying why it stopped. */
+void rec_writer_run(struct rec_writer *w, const uint8_t *ev, size_t len, const struct rec_gap *gap,
+		    bool final, int64_t duration_ms);
+/* Wipes the key, frees the buffer. */
+void rec_writer_free(struct rec_writer *w);

@@ -430,7 +430,8 @@ int rec_read(struct store *s, const struct store_rec *rec, const uint8_t key[REC
 	     int (*fn)(const char *text, size_t len, void *ud), void *ud, const char **ret_why)
 {
 	uint8_t prev[STORE_REC_TAG_BYTES], tag[STORE_REC_TAG_BYTES], fin[STORE_REC_TAG_BYTES];
-	struct buf text;
+	struct rec_render render = { 0 };
+	struct buf text, cast;
 	uint8_t *data = NULL;
 	size_t len = 0;
 	int64_t seq;
@@ -438,6 +439,7 @@ int rec_read(struct store *s, const struct store_rec *rec, const uint8_t key[REC
 
 	*ret_why = NULL;
 	buf_init(&text, REC_CHUNK_PLAIN_MAX);
+	buf_init(&cast, REC_RENDER_MAX);
 	for (seq = 0;; seq++) {
 		r = store_rec_chunk_get(s, rec->id, seq, &data, &len, tag);
 		if (r == -ENOENT) {
@@ -457,7 +459,21 @@ int rec_read(struct store *s, const struct store_rec *rec, const uint8_t key[REC
 		if (r < 0)
 			goto out;
 		memcpy(prev, tag, sizeof(prev));
-		r = fn(buf_str(&text), buf_len(&text), ud);
+		if (text.len && text.data[0] == REC_RAW_V1) {
+			/* Raw events: rendered as asciicast here, on read. */
+			r = rec_render_chunk(&render, (const uint8_t *)text.data, text.len, &cast);
+			if (r == -BERR_INTEGRITY || r == -E2BIG) {
+				*ret_why =
+					"a chunk of the recording does not hold well-formed events";
+				r = -BERR_INTEGRITY;
+			}
+			if (r == 0)
+				r = fn(buf_str(&cast), buf_len(&cast), ud);
+			buf_reset(&cast);
+		} else {
+			/* Asciicast text, as chunks were written before. */
+			r = fn(buf_str(&text), buf_len(&text), ud);
+		}
 		buf_reset(&text);
 		if (r != 0)
 			goto out;
@@ -468,12 +484,56 @@ int rec_read(struct store *s, const struct store_rec *rec, const uint8_t key[REC
 			*ret_why = "chunks were removed from the end of the recording";
 			r = -BERR_INTEGRITY;
 		}
-	} else if (seq == 0) {
-		*ret_why = "the recording has no chunks";
+	} else if (strcmp(rec->state, "complete") == 0 || strcmp(rec->state, "truncated") == 0) {
+		/* Its writer sealed the end of these; the seal is gone. */
+		*ret_why = "the seal of the recording's end was removed";
 		r = -BERR_INTEGRITY;
 	}
+	/* Not ended by its writer (still being written, failed, or interrupted
+	 * when its instance stopped): it ends with the last chunk stored, each
+	 * one verified, possibly none (rec_ends_early). */
 out:
 	buf_free(&text);
+	buf_free(&cast);
+	return r;
+}
+
+/* The time of the last event in cast text (whole lines): 0 when there is
+ * none (the header alone). */
+static double last_time(const char *text, size_t len)
+{
+	size_t end = len, start;
+	json_t *ev;
+	double t = 0;
+
+	while (end > 0 && text[end - 1] == '\n')
+		end--;
+	start = end;
+	while (start > 0 && text[start - 1] != '\n')
+		start--;
+	ev = json_loadb(text + start, end - start, JSON_ALLOW_NUL, NULL);
+	if (json_is_array(ev) && json_is_number(json_array_get(ev, 0)))
+		t = json_number_value(json_array_get(ev, 0));
+	json_decref(ev);
+	return t;
+}
+
+int rec_ends_early(const struct store_rec *rec, const char *text, size_t len, struct buf *out)
+{
+	char msg[STORE_REC_ERROR_SIZE + 64];
+	double t = 0;
+	int n, r = 0;
+
+	if (strcmp(rec->state, "failed") != 0 && strcmp(rec->state, "interrupted") != 0)
+		return 0;
+	if (len)
+		t = last_time(text, len);
+	else
+		r = rec_cast_header(out, 80, 24, rec->started_at, NULL);
+	n = snprintf(msg, sizeof(msg), "the recording ends here (%s): %s", rec->state,
+		     rec->error[0] ? rec->error : "its writer did not end it");
+	if (r == 0)
+		r = rec_cast_event(out, t, 'm', (const uint8_t *)msg, (size_t)n, NULL, NULL);
 	return r;
 }
 

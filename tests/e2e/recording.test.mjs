@@ -5,7 +5,9 @@
 // (recording.max_bytes, made small here) stops the recording, not the
 // session; search finds a printed word with its time; who may read: Owner
 // and Auditor of the bastion, nobody else learns a recording exists; an
-// Auditor cannot connect. Watching: an Owner or Auditor sees the output
+// Auditor cannot connect. A paste larger than one message is recorded
+// whole; after a crash and a restart the recording left open is
+// "interrupted" and says it ends early. Watching: an Owner or Auditor sees the output
 // live and types nothing; the watched terminal is told; a watcher that
 // does not read is dropped and the session does not wait for it.
 import { describe, before, after } from 'node:test';
@@ -20,6 +22,7 @@ import { startDaemon } from './lib/daemon.mjs';
 import { launch, newContext, signIn, waitTermText, waitForShell, run, failShot } from './lib/browser.mjs';
 
 const MAX_BYTES = 65536;
+const BIG_MAX_BYTES = 16 * 1024 * 1024;
 const h = fileHarness({
   label: 'recording',
   block: 250,
@@ -149,7 +152,10 @@ describe('recording', () => {
     assert.ok(meta.duration_s > 0 && meta.bytes > 0, JSON.stringify(meta));
     const r = expectStatus(await h.admin.get(`/recordings/${id}/cast`), 200);
     assert.match(r.headers['content-type'], /^application\/x-asciicast/);
-    assert.equal(Buffer.byteLength(r.text), meta.bytes, 'bytes is the size of the cast');
+    // bytes: what was recorded (the bytes as they came, a few per event),
+    // less than the cast rendered from it (JSON framing and escaping)
+    const castBytes = Buffer.byteLength(r.text);
+    assert.ok(meta.bytes < castBytes, `bytes ${meta.bytes}, the cast ${castBytes}`);
     const { header, events } = parseCast(r.text);
     assert.equal(header.version, 2);
     assert.ok(header.width > 0 && header.height > 0, r.text.slice(0, 200));
@@ -160,7 +166,7 @@ describe('recording', () => {
     assert.ok(!events.some((e) => e[1] === 'i'), 'no keystrokes in output mode');
     assert.ok(!r.text.includes(secret), 'the password typed at read -s is not in the recording');
     // stored compressed: less than the cast
-    assert.ok(meta.stored_bytes > 0 && meta.stored_bytes < meta.bytes, JSON.stringify(meta));
+    assert.ok(meta.stored_bytes > 0 && meta.stored_bytes < castBytes, JSON.stringify(meta));
     outRec = meta;
   });
 
@@ -263,7 +269,8 @@ describe('recording', () => {
     assert.match(meta.error, /recording\.max_bytes/);
     const r = expectStatus(await h.admin.get(`/recordings/${id}/cast`), 200);
     const { events } = parseCast(r.text);
-    assert.ok(Buffer.byteLength(r.text) <= MAX_BYTES + 512, `at most the cap: ${r.text.length}`);
+    assert.ok(meta.bytes <= MAX_BYTES + 512, `at most the cap: ${JSON.stringify(meta)}`);
+    assert.ok(Buffer.byteLength(r.text) <= 2 * MAX_BYTES, `the cast rendered from it: ${r.text.length}`);
     const last = events[events.length - 1];
     assert.equal(last[1], 'm');
     assert.match(last[2], /recording stopped/);
@@ -421,6 +428,13 @@ describe('recording', () => {
   h.test('no secret (typed password, user passwords) in any response or the log', () => {
     h.assertNoLeaks();
   });
+  /** Clients of the daemon started again (another port, or the same). */
+  async function signInAgain(adminPassword) {
+    h.admin = h.client('admin');
+    await h.admin.login('admin', adminPassword);
+    users.reader = h.client('recreader');
+    await users.reader.login('recreader', passwords.reader);
+  }
   let liveTerm = null;
   let liveRec = null;
   h.test('a recorded session still printing when the daemon is told to stop', async () => {
@@ -434,14 +448,74 @@ describe('recording', () => {
   h.test('after the restart, that recording is complete and verifies', async () => {
     const pw = h.daemon.adminPassword;
     h.stopResult = null; // the next clean-exit check stops this daemon
-    h.daemon = await startDaemon(h.dir, { adminPassword: pw, env: { BASTION_RECORDING_MAX_BYTES: String(MAX_BYTES) } });
-    h.admin = h.client('admin');
-    await h.admin.login('admin', pw);
+    // From here on the cap is large: the paste below must fit whole.
+    h.daemon = await startDaemon(h.dir, { adminPassword: pw, env: { BASTION_RECORDING_MAX_BYTES: String(BIG_MAX_BYTES) } });
+    await signInAgain(pw);
     const meta = expectStatus(await h.admin.get(`/recordings/${liveRec}`), 200).json;
     assert.ok(meta.ended_at, JSON.stringify(meta));
     assert.ok(['complete', 'truncated'].includes(meta.state), JSON.stringify(meta));
     const { events } = parseCast(expectStatus(await h.admin.get(`/recordings/${liveRec}/cast`), 200).text);
     assert.ok(shown(events).includes('tick'), 'the output before the stop is there');
+  });
+  h.test('input_output: a paste larger than one message (1 MiB and more) is recorded whole', async () => {
+    const { session, term } = await openShell(users.reader, 'io');
+    const id = await recordingOf(users.reader, session.id);
+    // Lines of 63 characters and a CR (what a terminal sends for a
+    // newline), quotes and backslashes in them (they grow once escaped).
+    const line = 'paste "quoted" \\back\\ ' + randomString(12);
+    const lines = [];
+    for (let n = 0; n < 1.3 * 1024 * 1024;) { const l = `${line}${String(n).padStart(63 - line.length, '.')}\r`; lines.push(l); n += l.length; }
+    const paste = lines.join('');
+    const first = Buffer.from(paste).subarray(0, 1024 * 1024); // one message: the most a message may be
+    try {
+      term.send('stty -echo; echo CAT$((1+1)); cat >/dev/null; stty echo; echo PASTED$((6*7))\r');
+      await term.waitForOutput('CAT2', { timeoutMs: 10000 });
+      term.send(first);
+      term.send(Buffer.from(paste).subarray(first.length));
+      term.send('\x04');
+      await term.waitForOutput('PASTED42', { timeoutMs: 30000 });
+    } finally { term.close(); }
+    const meta = await ended(id);
+    assert.equal(meta.state, 'complete', JSON.stringify(meta));
+    assert.equal(meta.error, undefined, JSON.stringify(meta));
+    const { events } = parseCast(expectStatus(await h.admin.get(`/recordings/${id}/cast`), 200).text);
+    const input = events.filter((e) => e[1] === 'i').map((e) => e[2]).join('');
+    assert.ok(input.includes(paste), `the paste (${paste.length} bytes) in the keystrokes (${input.length})`);
+    assert.deepEqual(events.filter((e) => e[1] === 'm'), []);
+  });
+
+  h.test('a crash: restarted, the recording it left is interrupted, verifies, and says it ends early', async () => {
+    const { session, term } = await openShell(users.reader, 'out');
+    const id = await recordingOf(users.reader, session.id);
+    term.send('echo CRASH$((2*3))\r');
+    await term.waitForOutput('CRASH6', { timeoutMs: 10000 });
+    // Stored (at most a second after it was printed): the cast has it.
+    await waitFor(async () => {
+      const r = await h.admin.get(`/recordings/${id}/cast`);
+      return r.status === 200 && r.text.includes('CRASH6');
+    }, { timeoutMs: 10000, what: 'the output stored' });
+    const pw = h.daemon.adminPassword;
+    h.daemon.proc.kill('SIGKILL');
+    await waitFor(() => h.daemon.exit, { timeoutMs: 10000, what: 'the daemon killed' });
+    term.close();
+    h.stopResult = null;
+    // Another port, so another instance name (host:port; the crashed
+    // one's lease holds its own for 10 s): on SQLite one process at a time
+    // uses the store, and what a previous run left open is closed at start
+    // whatever its name (the same name: test_record, on both backends).
+    h.daemon = await startDaemon(h.dir, { adminPassword: pw, env: { BASTION_RECORDING_MAX_BYTES: String(BIG_MAX_BYTES) } });
+    await signInAgain(pw);
+    const meta = expectStatus(await h.admin.get(`/recordings/${id}`), 200).json;
+    assert.equal(meta.state, 'interrupted', JSON.stringify(meta));
+    assert.ok(meta.ended_at, JSON.stringify(meta));
+    assert.match(meta.error, /bastion restarted/);
+    const { events } = parseCast(expectStatus(await h.admin.get(`/recordings/${id}/cast`), 200).text);
+    assert.ok(shown(events).includes('CRASH6'), 'what was stored before the crash');
+    const last = events[events.length - 1];
+    assert.equal(last[1], 'm');
+    assert.match(last[2], /ends here \(interrupted\)/);
+    const audit = expectStatus(await h.admin.get('/audit?action=recording.interrupted'), 200);
+    assert.ok(audit.json.value.some((x) => JSON.stringify(x).includes(id)), audit.text);
   });
   h.testCleanExit('SIGTERM again: exit 0');
   after(() => { if (liveTerm) liveTerm.close(); });

@@ -5,7 +5,11 @@
  * those lines without failing. The chunk layer too: those lines sealed
  * (zstd) open back to the same bytes, and the input itself taken as a
  * stored chunk (with a tag that matches, as only a key holder could make)
- * opens or fails cleanly, never past the cap, whatever the codec. */
+ * opens or fails cleanly, never past the cap, whatever the codec. Raw
+ * events (record_raw.c, what the writer stores now): the same two reads as
+ * raw events in two chunks render to the very same lines, and the input
+ * taken as a raw chunk renders to lines that are each valid JSON, or is
+ * refused with nothing appended. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +52,56 @@ static void check_chunks(const uint8_t *data, size_t size, const struct buf *cas
 	buf_free(&back);
 }
 
+/* Every line of rendered text is JSON: the header an object, events
+ * arrays of three. */
+static void check_rendered(const struct buf *b)
+{
+	for (size_t i = 0; i < b->len;) {
+		const char *nl = memchr(b->data + i, '\n', b->len - i);
+		json_t *v;
+
+		if (!nl)
+			abort();
+		v = json_loadb(b->data + i, (size_t)(nl - (b->data + i)), JSON_ALLOW_NUL, NULL);
+		if (!json_is_object(v))
+			check_line(b->data + i, (size_t)(nl - (b->data + i)));
+		json_decref(v);
+		i = (size_t)(nl - b->data) + 1;
+	}
+}
+
+static void check_raw(const uint8_t *data, size_t size, size_t cut, const struct buf *cast)
+{
+	struct rec_render st = { 0 }, st2 = { 0 };
+	struct buf a, b, text;
+	int r;
+
+	buf_init(&a, REC_CHUNK_PLAIN_MAX);
+	buf_init(&b, REC_CHUNK_PLAIN_MAX);
+	buf_init(&text, REC_RENDER_MAX);
+	if (rec_raw_header(&a, 80, 24, 0) < 0 || rec_raw_event(&a, 'o', 500, data, cut) < 0 ||
+	    rec_raw_event(&b, 'o', 1500, data + cut, size - cut) < 0 ||
+	    rec_render_chunk(&st, (const uint8_t *)a.data, a.len, &text) < 0 ||
+	    rec_render_chunk(&st, (const uint8_t *)b.data, b.len, &text) < 0)
+		abort();
+	/* The header differs only in TERM ("xterm" above). */
+	if (text.len < 20 || cast->len < 20 ||
+	    strcmp(strchr(buf_str(&text), '\n'), strchr(buf_str(cast), '\n')) != 0)
+		abort();
+	buf_reset(&a);
+	buf_reset(&text);
+	if (buf_append(&a, "\x01", 1) < 0 || buf_append(&a, data, size) < 0)
+		abort();
+	r = rec_render_chunk(&st2, (const uint8_t *)a.data, a.len, &text);
+	if (r < 0 && (r != -BERR_INTEGRITY || text.len))
+		abort();
+	if (r == 0)
+		check_rendered(&text);
+	buf_free(&a);
+	buf_free(&b);
+	buf_free(&text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct buf out;
@@ -79,6 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_decref(hits);
 	rec_search_free(rs);
 	check_chunks(data, size, &out);
+	check_raw(data, size, cut, &out);
 	buf_free(&out);
 	return 0;
 }

@@ -1,7 +1,10 @@
 /* Session recordings (terminal/record.h, store_rec.h): the asciicast
  * lines, the seal (a flipped byte, a dropped, swapped or trailing chunk,
  * another key: each detected), search in what was shown, the store's rows
- * and retention. Runs on both store backends. */
+ * and retention. Runs on both store backends. The recordings here are
+ * made of chunks of asciicast text, as they were stored before raw
+ * events: the reader still reads them (the writer's own, raw, are in
+ * test_record_write.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -303,8 +306,20 @@ static void replace_chunk(struct store *s, const char *id, int64_t seq, const ui
 		 "DELETE FROM recording_chunks WHERE rec_id = ? AND seq = %lld RETURNING 1",
 		 (long long)seq);
 	assert_int_equal(tu_query_int(s, sql, id), 1);
-	if (data)
+	if (data) {
+		/* The store takes chunks only while recording: as one who
+		 * writes to the database directly, set it back meanwhile. */
+		struct store_rec rec;
+
+		assert_int_equal(store_rec_get(s, id, &rec), 0);
+		snprintf(sql, sizeof(sql),
+			 "UPDATE recordings SET state = 'recording' WHERE id = ? RETURNING 1");
+		assert_int_equal(tu_query_int(s, sql, id), 1);
 		assert_int_equal(store_rec_chunk_add(s, id, seq, data, len, tag, 0), 0);
+		snprintf(sql, sizeof(sql),
+			 "UPDATE recordings SET state = '%s' WHERE id = ? RETURNING 1", rec.state);
+		assert_int_equal(tu_query_int(s, sql, id), 1);
+	}
 }
 
 static void test_seal_flipped_byte(void **state)
