@@ -283,11 +283,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		return;
 	if (c->state == CONN_WS)
 		c->ws_heard = true;
-	if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
-		conn_close(c);
-		return;
-	}
+	/* Read in place; what the pump leaves is kept by the BIO. */
+	in_bio_lend(c->rbio, (const uint8_t *)buf->base, (size_t)nread);
 	conn_pump(c);
+	if (in_bio_return(c->rbio) < 0)
+		conn_close(c);
 }
 
 void conn_read_pause(struct srv_conn *c)
