@@ -159,7 +159,8 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$BPID/status"; }
 now() { date +%s.%N; }
 HZ=$(getconf CLK_TCK)
 
-for r in $(seq "$ROUNDS"); do
+# BENCH_NATIVE_SCP=0: the stream alone (proxy_raw) and what follows, no scp.
+for r in $(seq "$([ "${BENCH_NATIVE_SCP:-1}" = 0 ] && echo 0 || echo "$ROUNDS")"); do
 	t0=$(now)
 	# On a machine shared with other runs the direct scp sometimes ended
 	# "Connection closed" at once, nothing in sshd's log (not understood;

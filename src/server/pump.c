@@ -26,9 +26,10 @@
 #define PUMP_ROUNDS 64          /* then the rest on the next loop turn */
 /* A WebSocket's records are read several at a time before its frames are
  * handed on, so that a tunnel writes them to the VM with one writev (one
- * system call and one TCP segment instead of one per 16 KiB frame). With
- * one more record, what a paused consumer leaves still fits the stash. */
-#define WS_GATHER (SRV_MAX_IN - READ_CHUNK)
+ * system call and one TCP segment instead of one per 16 KiB frame): as
+ * much as `bastion proxy` writes at once. No more than the stash holds, so
+ * that what a paused consumer leaves of it fits there. */
+#define WS_GATHER SRV_MAX_IN
 
 /* One loop per thread, so one read buffer per thread; in_use while a
  * consumer runs on bytes in it (a pump of another connection started from

@@ -32,7 +32,7 @@
 #define STREAM_HIGH_WATER (256 * 1024)
 #define STREAM_LOW_WATER  (64 * 1024)
 /* Frames from the client gathered for one write to the VM (on_input_done):
- * a socket read's worth of 16 KiB frames (server/pump.c reads 48 KiB at a
+ * a socket read's worth of 16 KiB frames (server/pump.c reads 64 KiB at a
  * time), and room for the small ones a client may send among them. */
 #define STREAM_IOV 8
 
