@@ -12,7 +12,9 @@
 # (.2:7000, in the bastion's tunnel_ports). Results: OUT_DIR/native.jsonl
 # and a summary on standard output. Knobs: BENCH_NATIVE_MIB (1024: the
 # file scp carries), BENCH_NATIVE_ROUNDS (3), BENCH_NATIVE_OPENS (200),
-# BENCH_NATIVE_IDLE (500 idle tunnels), BENCH_NATIVE_PORT (18543).
+# BENCH_NATIVE_IDLE (500 idle tunnels), BENCH_NATIVE_PORT (18543),
+# BENCH_NATIVE_NET (201), BENCH_NATIVE_PERF (a directory: profiles and
+# system call counts, below).
 # Needs root; every PID started here, the namespace and the veth pair are
 # removed on exit.
 set -u
@@ -111,6 +113,7 @@ BASTION_ADMIN_PASSWORD="$ADMIN_PW" BASTION_MAX_SESSIONS=20000 BASTION_MAX_SESSIO
 	"$BIN" serve --listen "127.0.0.1:$PORT" --data "$TMP/data" >> "$TMP/bastion.log" 2>&1 &
 BPID=$!
 PIDS+=($BPID)
+echo "$BPID" > "$OUT/bastion.pid"
 for _ in $(seq 300); do
 	curl -ksf "https://127.0.0.1:$PORT/api/v1/healthz" >/dev/null 2>&1 && break
 	sleep 0.1
@@ -139,6 +142,13 @@ SSHO=(-F /dev/null -i "$TMP/id_ed25519" -o StrictHostKeyChecking=no -o UserKnown
 PROXY=(-o "ProxyCommand=$BIN proxy /groups/bench/vms/vm1" -o HostKeyAlias=bastion/groups/bench/vms/vm1)
 head -c "$((MIB * 1024 * 1024))" /dev/urandom > "$TMP/payload"
 
+if [ -n "${BENCH_NATIVE_PERF:-}" ]; then
+	mkdir -p "$BENCH_NATIVE_PERF" || exit 1
+	PERF_EVENTS=task-clock,context-switches
+	for e in read readv write writev recvfrom sendto recvmsg sendmsg epoll_wait poll getrandom; do
+		PERF_EVENTS="$PERF_EVENTS,syscalls:sys_enter_$e"
+	done
+fi
 cpu_ticks() { awk '{print $14+$15}' "/proc/$BPID/stat"; }
 # CPU of this shell's waited-for children: scp and ssh (direct), and
 # `bastion proxy` alone (proxy_raw). Through the bastion, the count has
@@ -149,7 +159,8 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$BPID/status"; }
 now() { date +%s.%N; }
 HZ=$(getconf CLK_TCK)
 
-for r in $(seq "$ROUNDS"); do
+# BENCH_NATIVE_SCP=0: the stream alone (proxy_raw) and what follows, no scp.
+for r in $(seq "$([ "${BENCH_NATIVE_SCP:-1}" = 0 ] && echo 0 || echo "$ROUNDS")"); do
 	t0=$(now)
 	# On a machine shared with other runs the direct scp sometimes ended
 	# "Connection closed" at once, nothing in sshd's log (not understood;
@@ -168,7 +179,12 @@ for r in $(seq "$ROUNDS"); do
 	k1=$(kid_ticks)
 	c0=$(cpu_ticks)
 	t2=$(now)
-	scp "${SSHO[@]}" "${PROXY[@]}" "$TMP/payload" "$USER_VM@vm1:bench.bin" || { log "scp through bastion failed"; exit 1; }
+	# BENCH_NATIVE_PERF=DIR: a system-wide profile of this scp (perf
+	# record -a -g, software clock) into DIR/scp-ROUND.data.
+	PERFW=()
+	[ -n "${BENCH_NATIVE_PERF:-}" ] &&
+		PERFW=(perf record -q -a -g -F 999 -e cpu-clock -o "$BENCH_NATIVE_PERF/scp-$r.data" --)
+	"${PERFW[@]}" scp "${SSHO[@]}" "${PROXY[@]}" "$TMP/payload" "$USER_VM@vm1:bench.bin" || { log "scp through bastion failed"; exit 1; }
 	t3=$(now)
 	c1=$(cpu_ticks)
 	k2=$(kid_ticks)
@@ -188,11 +204,25 @@ for r in $(seq "$ROUNDS"); do
 	t0=$(now)
 	# The CLI's own CPU too (user + system, bash's time): it masks every
 	# byte it sends (RFC 6455).
-	{ TIMEFORMAT='%U %S'; time "$BIN" proxy /groups/bench/vms/vm1 --port 7000 < "$TMP/payload" > /dev/null 2>&3 ||
+	# BENCH_NATIVE_PERF=DIR: system calls and context switches of the
+	# daemon and of `bastion proxy` (perf stat) into DIR/raw-*-ROUND.txt.
+	PERFW=()
+	if [ -n "${BENCH_NATIVE_PERF:-}" ]; then
+		if [ -n "${BENCH_NATIVE_RECORD:-}" ]; then
+			perf record -q -g -F 1999 -e cpu-clock -p "$BPID" -o "$BENCH_NATIVE_PERF/raw-daemon-$r.data" &
+		else
+			perf stat -e "$PERF_EVENTS" -p "$BPID" -o "$BENCH_NATIVE_PERF/raw-daemon-$r.txt" &
+		fi
+		PSTAT=$!
+		PERFW=(perf stat -e "$PERF_EVENTS" -o "$BENCH_NATIVE_PERF/raw-proxy-$r.txt" --)
+		sleep 0.5
+	fi
+	{ TIMEFORMAT='%U %S'; time "${PERFW[@]}" "$BIN" proxy /groups/bench/vms/vm1 --port 7000 < "$TMP/payload" > /dev/null 2>&3 ||
 		{ log "proxy failed"; exit 1; }; } 3>&2 2> "$TMP/proxy.time"
 	t1=$(now)
 	c1=$(cpu_ticks)
 	k1=$(kid_ticks)
+	[ -n "${BENCH_NATIVE_PERF:-}" ] && kill -INT "$PSTAT" && wait "$PSTAT"
 	awk -v r="$r" -v mib="$MIB" -v a="$t0" -v b="$t1" -v c="$((c1 - c0))" -v k="$((k1 - k0))" -v hz="$HZ" 'BEGIN {
 		printf "{\"label\":\"proxy_raw\",\"round\":%d,\"mib\":%d,\"mib_s\":%.1f,\"bastion_cpu_s_per_gib\":%.3f,\"proxy_cpu_s_per_gib\":%.3f}\n",
 			r, mib, mib / (b - a), (c / hz) / (mib / 1024), (k / hz) / (mib / 1024) }' >> "$RES"

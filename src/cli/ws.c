@@ -2,7 +2,7 @@
  * TLS made ahead of the request (so that `bastion tunnel` keeps one warm),
  * the HTTP upgrade written by hand, then wslay's client over the TLS
  * connection, pumped with poll(2) against local file descriptors. Local
- * input is framed and masked here (ws_frame), not by wslay.
+ * input is framed and masked by wsout.c, not by wslay.
  *
  * Caps: the answer's head is at most WS_HEAD_MAX bytes and an error body
  * WS_BODY_MAX; a message from the bastion at most WS_MSG_MAX. Local input
@@ -35,15 +35,12 @@
 #include <wslay/wslay.h>
 
 #include "cli/cli.h"
+#include "cli/wsout.h"
 #include "core/util.h"
 
-#define WS_HEAD_MAX (16 * 1024)
-#define WS_BODY_MAX (64 * 1024)
-#define WS_MSG_MAX  (1024 * 1024)
-/* Local input per frame: with its 8-byte header a frame fills one TLS
- * record (16 KiB) exactly, so that the bastion reads it whole, in one
- * record, and hands it on without gathering it (server/wsframe.c). */
-#define WS_READ_MAX    (16 * 1024 - 8)
+#define WS_HEAD_MAX    (16 * 1024)
+#define WS_BODY_MAX    (64 * 1024)
+#define WS_MSG_MAX     (1024 * 1024)
 #define WS_QUEUE_HIGH  (256 * 1024)
 #define WS_TIMEOUT_S   10
 #define WS_PROTOCOL    "bastion.stream.v1"
@@ -69,11 +66,10 @@ struct cli_ws {
 	bool failed;
 	bool write_failed;
 	char reason[512]; /* {"type":"closed"}'s reason */
-	/* A binary frame built here (ws_frame), and how much of it is sent:
-	 * local input goes out without wslay, whose sender masks one byte
-	 * at a time and writes 4 KiB TLS records. */
-	uint8_t *frame;
-	size_t frame_off, frame_len;
+	/* Local input, framed here (wsout.c), not by wslay, whose sender
+	 * masks one byte at a time and writes 4 KiB TLS records; once the
+	 * pump runs, every TLS byte goes out through its buffer. */
+	struct cli_wsout out;
 };
 
 void cli_ws_accept_key(const char *key, char *out, size_t size)
@@ -546,88 +542,12 @@ out:
 
 /* ---- the pump ------------------------------------------------------------ */
 
-/* ---- local input, framed here ------------------------------------------ */
-
-/* Room before the payload for the longest header a WS_READ_MAX frame has:
- * 2 bytes, 2 of length, 4 of mask. */
-#define WS_FRAME_HEAD 8
-_Static_assert(WS_FRAME_HEAD + WS_READ_MAX <= 16 * 1024, "one frame, one TLS record");
-
-/* XORs the payload with the mask (RFC 6455 §5.3), 8 bytes at a time: the
- * key twice in a word. memcpy loads and stores are single unaligned moves
- * and keep the compiler's aliasing rules. */
-static void ws_mask(uint8_t *p, size_t n, const uint8_t key[4])
-{
-	uint8_t m[8];
-	uint64_t k, v;
-	size_t i = 0;
-
-	for (int j = 0; j < 8; j++)
-		m[j] = key[j & 3];
-	memcpy(&k, m, sizeof(k));
-	for (; i + 8 <= n; i += 8) {
-		memcpy(&v, p + i, sizeof(v));
-		v ^= k;
-		memcpy(p + i, &v, sizeof(v));
-	}
-	for (; i < n; i++)
-		p[i] ^= m[i & 3];
-}
-
-/* Frames the n bytes read at w->frame + WS_FRAME_HEAD as one masked binary
- * frame, in place; w->frame_off is where it starts. */
-static void ws_frame(struct cli_ws *w, size_t n)
-{
-	uint8_t key[4], *h;
-	size_t hlen = n < 126 ? 6 : 8;
-
-	randombytes_buf(key, sizeof(key));
-	ws_mask(w->frame + WS_FRAME_HEAD, n, key);
-	h = w->frame + WS_FRAME_HEAD - hlen;
-	h[0] = 0x80 | WSLAY_BINARY_FRAME; /* FIN */
-	if (n < 126) {
-		h[1] = (uint8_t)(0x80 | n);
-	} else {
-		h[1] = 0x80 | 126;
-		h[2] = (uint8_t)(n >> 8);
-		h[3] = (uint8_t)n;
-	}
-	memcpy(h + hlen - 4, key, sizeof(key));
-	w->frame_off = WS_FRAME_HEAD - hlen;
-	w->frame_len = WS_FRAME_HEAD + n;
-}
-
-/* Sends what is left of the frame: 0 when it is all out (or there was
- * none), 1 when the socket is full, -1 when the connection failed. A
- * retried SSL_write gets the same buffer and length, as OpenSSL wants. */
-static int ws_frame_flush(struct cli_ws *w)
-{
-	int r, e;
-
-	if (w->frame_off == w->frame_len)
-		return 0;
-	r = SSL_write(w->ssl, w->frame + w->frame_off, (int)(w->frame_len - w->frame_off));
-	if (r > 0) {
-		w->frame_off += (size_t)r;
-		return w->frame_off == w->frame_len ? 0 : 1;
-	}
-	e = SSL_get_error(w->ssl, r);
-	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-		return 1;
-	w->failed = true;
-	ERR_clear_error();
-	return -1;
-}
-
 int cli_ws_pump(struct cli_ws *w, int in_fd, int out_fd, int stop_fd)
 {
 	bool in_eof = false, stopped = false;
 	int r = CLI_OK, fl;
 
-	_Static_assert(WS_READ_MAX < 65536, "a frame's length fits the 16-bit form");
-	w->frame = malloc(WS_FRAME_HEAD + WS_READ_MAX);
-	w->frame_off = w->frame_len = 0;
-	if (!w->frame) {
+	if (cli_wsout_init(&w->out, w->ssl) < 0) {
 		fprintf(stderr, "bastion: out of memory\n");
 		return CLI_ECONN;
 	}
@@ -641,22 +561,18 @@ int cli_ws_pump(struct cli_ws *w, int in_fd, int out_fd, int stop_fd)
 		struct pollfd p[3];
 		nfds_t np = 0;
 		int sock_i, in_i = -1, stop_i = -1, fr;
-		bool pending = w->frame_off < w->frame_len;
-		/* One frame at a time, never inside one of wslay's: the
-		 * socket's buffer is the queue. */
+		bool pending = cli_wsout_pending(&w->out);
+		/* A batch at a time: the socket's buffer is the queue. */
 		bool want_in = !in_eof && !w->write_failed && !pending &&
 			       !wslay_event_want_write(w->ws) &&
 			       wslay_event_get_queued_msg_length(w->ws) < WS_QUEUE_HIGH &&
 			       !wslay_event_get_close_sent(w->ws);
 
-		if (!wslay_event_want_read(w->ws) && !wslay_event_want_write(w->ws))
+		if (!wslay_event_want_read(w->ws) && !wslay_event_want_write(w->ws) && !pending)
 			break;
 		sock_i = (int)np;
-		p[np++] = (struct pollfd){
-			.fd = w->fd,
-			.events = (short)(POLLIN |
-					  (pending || wslay_event_want_write(w->ws) ? POLLOUT : 0))
-		};
+		p[np++] = (struct pollfd){ .fd = w->fd,
+					   .events = (short)(POLLIN | (pending ? POLLOUT : 0)) };
 		if (want_in) {
 			in_i = (int)np;
 			p[np++] = (struct pollfd){ .fd = in_fd, .events = POLLIN };
@@ -674,11 +590,10 @@ int cli_ws_pump(struct cli_ws *w, int in_fd, int out_fd, int stop_fd)
 		}
 		if (stop_i >= 0 && p[stop_i].revents) {
 			stopped = true;
-			/* A close inside our half-sent frame would garble both. */
-			if (ws_frame_flush(w) == 0) {
-				wslay_event_queue_close(w->ws, WSLAY_CODE_GOING_AWAY, NULL, 0);
-				wslay_event_send(w->ws);
-			}
+			/* Frames in the buffer are whole: the close follows them. */
+			wslay_event_queue_close(w->ws, WSLAY_CODE_GOING_AWAY, NULL, 0);
+			wslay_event_send(w->ws);
+			cli_wsout_flush(&w->out, w->fd);
 			break;
 		}
 		if (SSL_pending(w->ssl) > 0 || p[sock_i].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -686,11 +601,13 @@ int cli_ws_pump(struct cli_ws *w, int in_fd, int out_fd, int stop_fd)
 				break;
 		}
 		if (in_i >= 0 && p[in_i].revents) {
-			ssize_t n = read(in_fd, w->frame + WS_FRAME_HEAD, WS_READ_MAX);
+			ssize_t n = cli_wsout_read(&w->out, w->ssl, in_fd);
 
-			if (n > 0) {
-				ws_frame(w, (size_t)n);
-			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+			if (n == -EIO) {
+				w->failed = true;
+				break;
+			}
+			if (n == 0 || (n < 0 && n != -EINTR && n != -EAGAIN)) {
 				/* The end of local input: a half-close, the VM reads EOF. */
 				static const char eof[] = "{\"type\":\"eof\"}";
 				struct wslay_event_msg m = { WSLAY_TEXT_FRAME, (const uint8_t *)eof,
@@ -701,17 +618,17 @@ int cli_ws_pump(struct cli_ws *w, int in_fd, int out_fd, int stop_fd)
 					break;
 			}
 		}
-		/* Our frame first: wslay's (pongs, the eof, the close) wait
-		 * until it is all out. */
-		fr = ws_frame_flush(w);
-		if (fr < 0)
+		/* wslay's frames (pongs, the eof, the close) go after the batch
+		 * in the same buffer, in order. */
+		if (wslay_event_want_write(w->ws) && wslay_event_send(w->ws) != 0)
 			break;
-		if (fr == 0 && wslay_event_want_write(w->ws) && wslay_event_send(w->ws) != 0)
+		fr = cli_wsout_flush(&w->out, w->fd);
+		if (fr < 0) {
+			w->failed = true;
 			break;
+		}
 	}
-	free(w->frame);
-	w->frame = NULL;
-	w->frame_off = w->frame_len = 0;
+	cli_wsout_free(&w->out);
 	if (stopped)
 		return CLI_OK;
 	if (w->reason[0] && strcmp(w->reason, WS_NORMAL_END) != 0) {
@@ -738,6 +655,7 @@ void cli_ws_free(struct cli_ws *w)
 	if (w->fd >= 0)
 		close(w->fd);
 	util_free_secret(w->token);
+	cli_wsout_free(&w->out);
 	free(w->left);
 	free(w);
 }

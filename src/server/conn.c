@@ -157,7 +157,7 @@ void conn_start(struct srv *s, int fd, struct limits_node *limit, const char *re
 			uv_ip6_name((struct sockaddr_in6 *)&ss, c->remote, sizeof(c->remote));
 	}
 	c->ssl = SSL_new(s->ssl_ctx);
-	c->rbio = BIO_new(BIO_s_mem());
+	c->rbio = in_bio_new();
 	c->wbio = out_bio_new(c);
 	if (!c->ssl || !c->rbio || !c->wbio) {
 		BIO_free(c->rbio);
@@ -166,7 +166,6 @@ void conn_start(struct srv *s, int fd, struct limits_node *limit, const char *re
 		conn_close(c);
 		return;
 	}
-	BIO_set_mem_eof_return(c->rbio, -1);
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
 	SSL_set_accept_state(c->ssl);
 	c->state = CONN_TLS;

@@ -182,6 +182,13 @@ struct srv {
 /* out.c: the socket BIO under TLS, queued writes, bodies by reference */
 int out_method_init(void);
 BIO *out_bio_new(struct srv_conn *c);
+/* inbio.c: the BIO under SSL_read. in_bio_lend hands it on_read's bytes,
+ * read in place; in_bio_return, before on_read returns, copies what is
+ * left of them (-ENOMEM, or -E2BIG past its cap: close the connection). */
+int in_method_init(void);
+BIO *in_bio_new(void);
+void in_bio_lend(BIO *b, const uint8_t *buf, size_t len);
+int in_bio_return(BIO *b);
 /* Writes what is left of c->ref_data while the output is below its mark;
  * once all of it is with TLS, the response is done (srv_respond_done). */
 void out_ref_continue(struct srv_conn *c);

@@ -48,7 +48,7 @@ int srv_new(unsigned loop, const struct srv_config *cfg, int listen_fd, struct s
 
 	if (loop >= loops_count() || srv_by_loop[loop])
 		return -EINVAL;
-	if (out_method_init() < 0)
+	if (in_method_init() < 0 || out_method_init() < 0)
 		return -ENOMEM;
 	s = calloc(1, sizeof(*s));
 	if (!s)

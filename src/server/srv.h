@@ -172,7 +172,15 @@ void srv_relay(struct srv_conn *c, const char *to, const char *cert_sha256);
 /* ---- WebSocket (terminal) ---- */
 
 struct srv_ws_cb {
+	/* buf stays valid until on_input_done, when that is set, and only
+	 * until on_binary returns otherwise. */
 	void (*on_binary)(void *ud, const uint8_t *buf, size_t len);
+	/* Optional: the binary messages read so far were all handed over and
+	 * their bytes are about to be reused (called before the connection
+	 * reads more, at least once per socket read): a consumer that kept
+	 * pointers to them acts on them now (a tunnel writes a read's frames
+	 * to the VM in one writev). */
+	void (*on_input_done)(void *ud);
 	void (*on_text)(void *ud, const char *buf, size_t len);
 	/* Outbound bytes fell below the low watermark after being above it. */
 	void (*on_drain)(void *ud);

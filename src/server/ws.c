@@ -4,6 +4,7 @@
 #include "server/internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,12 @@ static void ws_event(struct srv_conn *c, const struct wsr_event *ev)
 	}
 }
 
+static void ws_input_done(struct srv_conn *c)
+{
+	if (c->ws_cb && c->ws_cb->on_input_done && !c->ws_close_notified)
+		c->ws_cb->on_input_done(c->ws_ud);
+}
+
 size_t ws_consume(struct srv_conn *c, uint8_t *buf, size_t len)
 {
 	size_t used = 0;
@@ -142,8 +149,15 @@ size_t ws_consume(struct srv_conn *c, uint8_t *buf, size_t len)
 
 		used += wsr_read(&c->wsr, buf + used, len - used, &ev);
 		ws_event(c, &ev);
+		/* A message gathered in the reader's own buffer is freed now:
+		 * its consumer is done with it first. */
+		if (ev.type == WSR_BINARY && ((uintptr_t)ev.data < (uintptr_t)buf ||
+					      (uintptr_t)ev.data >= (uintptr_t)(buf + len)))
+			ws_input_done(c);
 		wsr_release(&c->wsr);
 	}
+	/* buf is the caller's until we return. */
+	ws_input_done(c);
 	ws_settle(c); /* after a move or a close, nothing */
 	return used;
 }

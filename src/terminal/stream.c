@@ -31,6 +31,10 @@
 #define STREAM_READ_MAX   (16 * 1024) /* one TLS record's worth per frame */
 #define STREAM_HIGH_WATER (256 * 1024)
 #define STREAM_LOW_WATER  (64 * 1024)
+/* Frames from the client gathered for one write to the VM (on_input_done):
+ * a socket read's worth of 16 KiB frames (server/pump.c reads 64 KiB at a
+ * time), and room for the small ones a client may send among them. */
+#define STREAM_IOV 8
 
 struct stream_tcp {
 	uv_tcp_t h;
@@ -43,6 +47,10 @@ struct stream_tcp {
 	bool eof_to_vm; /* the client said it sends no more */
 	bool in_paused; /* the WebSocket is not read: writes are queued */
 	size_t queued;  /* bytes in uv_write requests not yet done */
+	/* The client's frames not yet written: they point into the
+	 * connection's read buffer, valid until on_input_done. */
+	uv_buf_t iov[STREAM_IOV];
+	unsigned niov;
 };
 
 /* Where the VM's bytes are read to, the frame header before them: one per
@@ -69,6 +77,7 @@ void term_stream_kill(struct sess *s)
 	s->tcp = NULL;
 	if (!t)
 		return;
+	t->niov = 0;      /* their buffer is not ours past this call */
 	if (t->connected) /* counted in on_connect */
 		metrics_tunnels_add(-1);
 	t->s = NULL;
@@ -186,13 +195,80 @@ static void on_write(uv_write_t *req, int status)
 	maybe_finished(s);
 }
 
+/* Writes the gathered frames: at once, one writev, as far as the socket
+ * takes them; the rest (or all, while earlier writes wait) copied into one
+ * write request. -1 when that ended the session (s is then not to be
+ * touched), else 0. */
+static int stream_flush(struct sess *s)
+{
+	struct stream_tcp *t = s->tcp;
+	struct stream_write *w;
+	size_t total = 0, skip, n = 0;
+	unsigned niov;
+	uv_buf_t b;
+	int r;
+
+	if (!t || t->niov == 0)
+		return 0;
+	niov = t->niov;
+	t->niov = 0;
+	for (unsigned i = 0; i < niov; i++)
+		total += t->iov[i].len;
+	if (t->queued == 0) {
+		r = uv_try_write((uv_stream_t *)&t->h, t->iov, niov);
+		if (r == UV_EAGAIN || r == UV_ENOSYS)
+			r = 0;
+		if (r < 0) {
+			char reason[160];
+
+			snprintf(reason, sizeof(reason), "the connection to the VM failed: %s",
+				 uv_strerror(r));
+			sess_end(s, reason);
+			return -1;
+		}
+		n = (size_t)r;
+		if (n == total)
+			return 0;
+	}
+	/* The socket is full: the rest waits in a write request. */
+	w = malloc(sizeof(*w) + total - n);
+	if (!w) {
+		sess_end(s, "out of memory");
+		return -1;
+	}
+	w->t = t;
+	w->len = 0;
+	w->req.data = w;
+	skip = n;
+	for (unsigned i = 0; i < niov; i++) {
+		size_t len = t->iov[i].len;
+
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		memcpy(w->data + w->len, t->iov[i].base + skip, len - skip);
+		w->len += len - skip;
+		skip = 0;
+	}
+	b = uv_buf_init((char *)w->data, (unsigned)w->len);
+	if (uv_write(&w->req, (uv_stream_t *)&t->h, &b, 1, on_write) < 0) {
+		free(w);
+		sess_end(s, "the connection to the VM failed");
+		return -1;
+	}
+	t->queued += w->len;
+	if (t->queued > STREAM_HIGH_WATER && !t->in_paused && s->ws) {
+		t->in_paused = true;
+		srv_ws_pause_input(s->ws, true);
+	}
+	return 0;
+}
+
 static void ws_on_binary(void *ud, const uint8_t *buf, size_t len)
 {
 	struct sess *s = ud;
 	struct stream_tcp *t = s->tcp;
-	struct stream_write *w;
-	uv_buf_t b;
-	int n = 0;
 
 	if (s->state != SESS_ATTACHED || !t || len == 0)
 		return;
@@ -205,43 +281,15 @@ static void ws_on_binary(void *ud, const uint8_t *buf, size_t len)
 			      atomic_load_explicit(&s->to_vm, memory_order_relaxed) + len,
 			      memory_order_relaxed);
 	metrics_tunnel_bytes(len, 0);
-	if (t->queued == 0) {
-		b = uv_buf_init((char *)buf, (unsigned)len);
-		n = uv_try_write((uv_stream_t *)&t->h, &b, 1);
-		if (n == UV_EAGAIN || n == UV_ENOSYS)
-			n = 0;
-		if (n < 0) {
-			char reason[160];
+	if (t->niov == STREAM_IOV && stream_flush(s) < 0)
+		return;
+	/* Written with the rest of this read's frames (ws_on_input_done). */
+	t->iov[t->niov++] = uv_buf_init((char *)buf, (unsigned)len);
+}
 
-			snprintf(reason, sizeof(reason), "the connection to the VM failed: %s",
-				 uv_strerror(n));
-			sess_end(s, reason);
-			return;
-		}
-		if ((size_t)n == len)
-			return;
-	}
-	/* The socket is full: the rest waits in a write request. */
-	w = malloc(sizeof(*w) + len - (size_t)n);
-	if (!w) {
-		sess_end(s, "out of memory");
-		return;
-	}
-	w->t = t;
-	w->len = len - (size_t)n;
-	w->req.data = w;
-	memcpy(w->data, buf + n, w->len);
-	b = uv_buf_init((char *)w->data, (unsigned)w->len);
-	if (uv_write(&w->req, (uv_stream_t *)&t->h, &b, 1, on_write) < 0) {
-		free(w);
-		sess_end(s, "the connection to the VM failed");
-		return;
-	}
-	t->queued += w->len;
-	if (t->queued > STREAM_HIGH_WATER && !t->in_paused && s->ws) {
-		t->in_paused = true;
-		srv_ws_pause_input(s->ws, true);
-	}
+static void ws_on_input_done(void *ud)
+{
+	(void)stream_flush(ud);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -259,6 +307,12 @@ static void ws_on_text(void *ud, const char *buf, size_t len)
 	const char *type = json_string_value(json_object_get(msg, "type"));
 	struct stream_tcp *t = s->tcp;
 
+	/* The frames before this message go first. */
+	if (stream_flush(s) < 0) {
+		json_decref(msg);
+		return;
+	}
+	t = s->tcp;
 	if (type && strcmp(type, "eof") == 0 && t) {
 		/* Half-close: the VM reads its end of file once every byte
 		 * before it was written (uv_shutdown waits for the writes). */
@@ -286,6 +340,9 @@ static void ws_on_close(void *ud, const char *why)
 
 	if (!s->ws)
 		return; /* we closed it ourselves */
+	/* What the client sent before it went is still the VM's. */
+	if (stream_flush(s) < 0)
+		return; /* that ended the session */
 	s->ws = NULL;
 	sess_end_audit(s, "the client disconnected");
 	sess_kill(s, false);
@@ -293,6 +350,7 @@ static void ws_on_close(void *ud, const char *why)
 
 static const struct srv_ws_cb stream_ws_cb = {
 	.on_binary = ws_on_binary,
+	.on_input_done = ws_on_input_done,
 	.on_text = ws_on_text,
 	.on_drain = ws_on_drain,
 	.on_close = ws_on_close,
