@@ -108,13 +108,14 @@ e2e_count() { # TAG
 	fi
 }
 
-# The files that drive Chromium run alone, one after the other: Chromium
-# aborts what it is loading (ERR_NETWORK_CHANGED) when an address appears
-# or goes on the host, which every other file's test network does.
-browser_files=$(cd "$E2E" && grep -l 'lib/browser.mjs' ./*.test.mjs)
-# So do the files that change the machine itself (package.test.mjs installs
-# /usr/bin/bastion and a `bastion` account, to which any daemon started as
-# root would switch); they say so on a line of their own.
+# The files that drive Chromium run one at a time, apart from the others:
+# Chromium aborts what it is loading (ERR_NETWORK_CHANGED) when an address
+# appears or goes on the host, which every other file's test network does.
+browser_files=$(cd "$E2E" && grep -l 'lib/browser.mjs' ./*.test.mjs | xargs grep -L '^// e2e: runs alone')
+# The files that must have the machine to themselves say so on a line of
+# their own, and run last, one at a time: package.test.mjs installs
+# /usr/bin/bastion and a `bastion` account (to which any daemon started as
+# root would switch), portal2.test.mjs times Ctrl+C under a slowed renderer.
 alone_files=$(cd "$E2E" && grep -l '^// e2e: runs alone' ./*.test.mjs)
 other_files=$(cd "$E2E" && grep -L -e 'lib/browser.mjs' -e '^// e2e: runs alone' ./*.test.mjs)
 # The suite runs against the sanitized daemon: it aborts on any ASan or
@@ -124,11 +125,11 @@ other_files=$(cd "$E2E" && grep -L -e 'lib/browser.mjs' -e '^// e2e: runs alone'
 # and the fuzz targets (which add no network address that would disturb
 # Chromium); the other files after them, two at a time (they wait on
 # networks and daemons more than they use the CPU; each picks its own
-# ports and test network).
+# ports and test network); the files that run alone last.
 if [ "$asan_ok" -eq 1 ]; then
 	phase "end-to-end tests in Chromium ($ASAN/bastion), in the background"
 	# shellcheck disable=SC2086 # file lists
-	(cd "$E2E" && e2e_run browser "$ASAN" 1 $browser_files $alone_files) &
+	(cd "$E2E" && e2e_run browser "$ASAN" 1 $browser_files) &
 	browser_pid=$!
 fi
 
@@ -187,6 +188,10 @@ if [ "$asan_ok" -eq 1 ]; then
 	# shellcheck disable=SC2086 # file lists
 	(cd "$E2E" && e2e_run e2e "$ASAN" 2 $other_files)
 	e2e_count e2e
+	phase "end-to-end tests that run alone ($ASAN/bastion)"
+	# shellcheck disable=SC2086
+	(cd "$E2E" && e2e_run alone "$ASAN" 1 $alone_files)
+	e2e_count alone
 fi
 phase "done"
 

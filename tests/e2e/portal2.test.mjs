@@ -3,6 +3,9 @@
 // frozen with SIGSTOP), underscores at device pixel ratio 1, the VM list
 // for a user with Reader on one VM only, and the small things (Enter after
 // the end, the reload warning, the host-key page, the audit details).
+// It measures time under a slowed renderer (Ctrl+C's bound), so
+// scripts/test.sh runs it alone, with nothing else on the CPU:
+// e2e: runs alone
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
