@@ -19,49 +19,16 @@
 #include <openssl/err.h>
 #include <sodium.h>
 
+#include "core/util.h"
+
 _Static_assert(CLI_WS_PAYLOAD < 65536, "a frame's length fits the 16-bit form");
-
-/* Two 8-byte words: GCC's and Clang's generic vectors, one SSE register
- * on x86-64. */
-typedef uint64_t ws_u64x2 __attribute__((vector_size(16)));
-
-void cli_ws_mask(uint8_t *p, size_t n, const uint8_t key[4])
-{
-	uint8_t m[8];
-	uint64_t k, v;
-	ws_u64x2 kv, a, b;
-	size_t i = 0;
-
-	/* The key twice in a word; memcpy loads and stores are single
-	 * unaligned moves and keep the compiler's aliasing rules. 32 bytes
-	 * a turn, then words, then bytes. */
-	for (int j = 0; j < 8; j++)
-		m[j] = key[j & 3];
-	memcpy(&k, m, sizeof(k));
-	kv = (ws_u64x2){ k, k };
-	for (; i + 32 <= n; i += 32) {
-		memcpy(&a, p + i, sizeof(a));
-		memcpy(&b, p + i + 16, sizeof(b));
-		a ^= kv;
-		b ^= kv;
-		memcpy(p + i, &a, sizeof(a));
-		memcpy(p + i + 16, &b, sizeof(b));
-	}
-	for (; i + 8 <= n; i += 8) {
-		memcpy(&v, p + i, sizeof(v));
-		v ^= k;
-		memcpy(p + i, &v, sizeof(v));
-	}
-	for (; i < n; i++)
-		p[i] ^= m[i & 3];
-}
 
 size_t cli_ws_frame(uint8_t *slot, size_t n, const uint8_t key[4])
 {
 	size_t hlen = n < 126 ? 6 : 8, off = CLI_WS_FRAME_HEAD - hlen;
 	uint8_t *h = slot + off;
 
-	cli_ws_mask(slot + CLI_WS_FRAME_HEAD, n, key);
+	util_xor_key(slot + CLI_WS_FRAME_HEAD, n, key, 0);
 	h[0] = 0x80 | 0x2; /* FIN, binary */
 	if (n < 126) {
 		h[1] = (uint8_t)(0x80 | n);

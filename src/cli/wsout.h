@@ -37,10 +37,6 @@ struct cli_wsout {
 	size_t key_off;
 };
 
-/* XORs n bytes at p with key (RFC 6455 §5.3), p[0] at the payload's
- * start: 8 bytes at a time. */
-void cli_ws_mask(uint8_t *p, size_t n, const uint8_t key[4]);
-
 /* Frames the n bytes (at most CLI_WS_PAYLOAD) at slot + CLI_WS_FRAME_HEAD
  * as one masked, final binary frame, in place: returns the offset in slot
  * where the frame starts (its length is CLI_WS_FRAME_HEAD + n - that). */

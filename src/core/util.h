@@ -45,3 +45,8 @@ int util_openssl_use_getrandom(void);
 /* A time given by a person or a script: Unix seconds, or RFC 3339 in UTC
  * ("2025-01-31T12:00:00Z"). 0 or -EINVAL. */
 int util_parse_time(const char *v, int64_t *ret);
+
+/* XORs n bytes at p with the 4-byte key repeated, p[0] being at offset off
+ * of the keyed stream: a WebSocket's masking (RFC 6455 §5.3), by the
+ * server's frame reader and the native client's writer. 32 bytes a turn. */
+void util_xor_key(uint8_t *p, size_t n, const uint8_t key[4], uint64_t off);

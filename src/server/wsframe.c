@@ -1,5 +1,5 @@
 /* The WebSocket frame reader (see wsframe.h): headers, the rules RFC 6455
- * sets on them, unmasking 8 bytes at a time, message assembly within
+ * sets on them, unmasking (util_xor_key), message assembly within
  * WSR_MAX_MSG, UTF-8 of text, control frames. Every byte a peer sends
  * passes here, so every length is checked before it is used. */
 #include "server/wsframe.h"
@@ -7,49 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
+
 #define OP_CONT   0x0
 #define OP_TEXT   0x1
 #define OP_BINARY 0x2
 #define OP_CLOSE  0x8
 #define OP_PING   0x9
 #define OP_PONG   0xa
-
-/* Two 8-byte words: GCC's and Clang's generic vectors, one SSE register
- * on x86-64 (whatever the target has elsewhere). */
-typedef uint64_t wsr_u64x2 __attribute__((vector_size(16)));
-
-void wsr_unmask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t off)
-{
-	uint8_t m[8];
-	uint64_t k, w;
-	wsr_u64x2 kv, a, b;
-	size_t i = 0;
-
-	/* The key rotated so that m[0] lines up with p[0]; an 8-byte word
-	 * holds it twice. memcpy loads and stores are single unaligned moves
-	 * on the machines we build for, and keep the compiler's aliasing
-	 * rules. 32 bytes a turn: every byte the tunnel carries passes here
-	 * (BENCHMARKS.md, "scp through the bastion"). */
-	for (int j = 0; j < 8; j++)
-		m[j] = mask[(off + (uint64_t)j) & 3];
-	memcpy(&k, m, sizeof(k));
-	kv = (wsr_u64x2){ k, k };
-	for (; i + 32 <= n; i += 32) {
-		memcpy(&a, p + i, sizeof(a));
-		memcpy(&b, p + i + 16, sizeof(b));
-		a ^= kv;
-		b ^= kv;
-		memcpy(p + i, &a, sizeof(a));
-		memcpy(p + i + 16, &b, sizeof(b));
-	}
-	for (; i + 8 <= n; i += 8) {
-		memcpy(&w, p + i, sizeof(w));
-		w ^= k;
-		memcpy(p + i, &w, sizeof(w));
-	}
-	for (; i < n; i++)
-		p[i] ^= m[i & 3];
-}
 
 /* ---- UTF-8, one byte at a time but for runs of ASCII ----------------- */
 
@@ -314,7 +279,7 @@ size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev)
 		}
 		take = len - i < r->plen - r->poff ? len - i : (size_t)(r->plen - r->poff);
 		p = buf + i;
-		wsr_unmask(p, take, r->mask, r->poff);
+		util_xor_key(p, take, r->mask, r->poff);
 		if (r->opcode == OP_TEXT || (r->opcode == OP_CONT && r->msg_op == OP_TEXT)) {
 			if (!text_ok(r, p, take))
 				return fail(r, ev, WSR_CLOSE_BAD_DATA, len);

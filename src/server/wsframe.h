@@ -73,8 +73,4 @@ void wsr_release(struct wsr *r);
 /* Frees what the reader holds; it can then be used again from scratch. */
 void wsr_free(struct wsr *r);
 
-/* XORs n bytes at p with mask, p[0] being at offset off of the payload:
- * 8 bytes at a time. */
-void wsr_unmask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t off);
-
 #endif

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "core/util.h"
 #include "server/wsframe.h"
 
 #include <stdio.h>
@@ -160,7 +161,7 @@ static void unmask_matches_bytewise_at_every_offset_and_length(void **state)
 			for (size_t start = 0; start < 8; start++) {
 				for (size_t i = 0; i < sizeof(a); i++)
 					a[i] = b[i] = (uint8_t)(i * 7 + 1);
-				wsr_unmask(a + start, n, key, off);
+				util_xor_key(a + start, n, key, off);
 				for (size_t i = 0; i < n; i++)
 					b[start + i] ^= key[(off + i) & 3];
 				assert_memory_equal(a, b, sizeof(a));

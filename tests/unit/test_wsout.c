@@ -21,6 +21,7 @@
 #include <openssl/x509.h>
 
 #include "cli/wsout.h"
+#include "core/util.h"
 
 struct pair {
 	SSL_CTX *sctx, *cctx;
@@ -225,7 +226,7 @@ static void mask_matches_bytewise(void **state)
 		for (size_t n = 0; n + off <= sizeof(a); n += 3) {
 			for (size_t i = 0; i < sizeof(a); i++)
 				a[i] = b[i] = (uint8_t)(i * 31 + n);
-			cli_ws_mask(a + off, n, key);
+			util_xor_key(a + off, n, key, 0);
 			for (size_t i = 0; i < n; i++)
 				b[off + i] ^= key[i & 3];
 			assert_memory_equal(a, b, sizeof(a));
