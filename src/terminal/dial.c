@@ -253,31 +253,22 @@ const char *term_over_limit(int64_t user_id, char *msg, size_t size)
 	return NULL;
 }
 
-static void start_connect(struct srv_conn *http, struct term_connect *tc)
+/* Admits s, a new session of s->user_id on loop l whose worker checks
+ * passed at generation end_gen: refused (audited, http answered, nothing
+ * counted; false) when the user was ended since, the loop shuts down, this
+ * instance drains or cannot reach its store, or a limit is reached; else
+ * counted (dialing, the user's, in use), given its id and timer and listed
+ * among this instance's sessions, with http as its answer to come (true).
+ * *ret_keepalive_s: the SSH keep-alive interval in force. The terminal's
+ * connect and the native client's stream both come in here. */
+bool term_sess_admit(struct term_loop *l, struct sess *s, struct srv_conn *http, uint64_t end_gen,
+		     int64_t *ret_keepalive_s)
 {
-	struct term_loop *l = term_here();
-	struct sess *s = calloc(1, sizeof(*s));
-	char msg[160];
 	const char *limit = NULL, *code = NULL;
-	int64_t keepalive_s = 0;
-	int r, status = 0;
+	char msg[160];
+	int status = 0;
 
-	if (!s) {
-		term_connect_free(tc);
-		term_respond_error(http, 503, "ServiceUnavailable", "out of memory");
-		return;
-	}
-	s->home = l;
-	s->state = SESS_DIALING;
-	s->user_id = tc->user_id;
-	util_strlcpy(s->user, tc->user, sizeof(s->user));
-	util_strlcpy(s->vm_id, tc->vm_id, sizeof(s->vm_id));
-	util_strlcpy(s->bastion_id, tc->bastion_id, sizeof(s->bastion_id));
-	util_strlcpy(s->auth_type, tc->auth_type, sizeof(s->auth_type));
-	util_strlcpy(s->source, tc->source, sizeof(s->source));
-	snprintf(s->target, sizeof(s->target), strchr(tc->p.ip, ':') ? "[%s]:%u" : "%s:%u",
-		 tc->p.ip, tc->p.port);
-	if ((limit = term_ended_since(l, tc->user_id, tc->end_gen)) != NULL) {
+	if ((limit = term_ended_since(l, s->user_id, end_gen)) != NULL) {
 		/* Disabled or deleted after the worker's checks passed. */
 		status = 401;
 		code = "Unauthenticated";
@@ -299,32 +290,60 @@ static void start_connect(struct srv_conn *http, struct term_connect *tc)
 	} else {
 		/* The check and the count in one step: loops connect at once. */
 		pthread_mutex_lock(&term_g.lock);
-		if ((limit = term_over_limit(tc->user_id, msg, sizeof(msg))) != NULL) {
+		if ((limit = term_over_limit(s->user_id, msg, sizeof(msg))) != NULL) {
 			status = 429;
 			code = "TooManySessions";
 		} else {
 			term_g.dialing++;
 			term_user_count(s);
 			term_in_use_add(s);
-			keepalive_s = term_g.lim.ssh_keepalive_s;
+			*ret_keepalive_s = term_g.lim.ssh_keepalive_s;
 		}
 		pthread_mutex_unlock(&term_g.lock);
 	}
 	if (code) {
 		term_connect_audit(s, code, limit);
 		term_respond_error(http, status, code, limit);
-		term_connect_free(tc);
-		free(s);
-		return;
+		return false;
 	}
 	s->http = http;
-	s->conn = tc;
 	util_random_token(s->id, sizeof(s->id), 18);
 	uv_timer_init(l->loop, &s->timer);
 	s->timer.data = s;
 	s->timer_inited = true;
 	s->dial_start_ns = uv_hrtime();
 	term_mine_add(s);
+	return true;
+}
+
+static void start_connect(struct srv_conn *http, struct term_connect *tc)
+{
+	struct term_loop *l = term_here();
+	struct sess *s = calloc(1, sizeof(*s));
+	int64_t keepalive_s = 0;
+	int r;
+
+	if (!s) {
+		term_connect_free(tc);
+		term_respond_error(http, 503, "ServiceUnavailable", "out of memory");
+		return;
+	}
+	s->home = l;
+	s->state = SESS_DIALING;
+	s->user_id = tc->user_id;
+	util_strlcpy(s->user, tc->user, sizeof(s->user));
+	util_strlcpy(s->vm_id, tc->vm_id, sizeof(s->vm_id));
+	util_strlcpy(s->bastion_id, tc->bastion_id, sizeof(s->bastion_id));
+	util_strlcpy(s->auth_type, tc->auth_type, sizeof(s->auth_type));
+	util_strlcpy(s->source, tc->source, sizeof(s->source));
+	snprintf(s->target, sizeof(s->target), strchr(tc->p.ip, ':') ? "[%s]:%u" : "%s:%u",
+		 tc->p.ip, tc->p.port);
+	s->conn = tc;
+	if (!term_sess_admit(l, s, http, tc->end_gen, &keepalive_s)) {
+		term_connect_free(tc);
+		free(s);
+		return;
+	}
 	tc->p.host_keys = tc->host_keys;
 	tc->p.n_host_keys = tc->n_host_keys;
 	tc->p.keepalive_ms = (unsigned)keepalive_s * 1000u;

@@ -269,6 +269,11 @@ void sess_wait_forget(struct sess *s);
 /* dial.c: (lock) NULL when a new session of user_id is within the limits,
  * else the message of the 429. */
 const char *term_over_limit(int64_t user_id, char *msg, size_t size);
+/* dial.c: admits a new session, terminal or tunnel: false when refused
+ * (audited, http answered, nothing counted), else counted, given its id
+ * and timer and listed; *ret_keepalive_s the SSH keep-alive in force. */
+bool term_sess_admit(struct term_loop *l, struct sess *s, struct srv_conn *http, uint64_t end_gen,
+		     int64_t *ret_keepalive_s);
 
 /* stream.c: the tunnel's TCP side, let go when its session is killed */
 void term_stream_kill(struct sess *s);

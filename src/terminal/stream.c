@@ -430,8 +430,8 @@ static void start_stream(struct srv_conn *http, struct term_stream *ts)
 	struct stream_tcp *t = calloc(1, sizeof(*t));
 	struct sockaddr_storage ss;
 	char msg[160];
-	const char *limit = NULL, *code = NULL;
-	int status = 0, r;
+	int64_t keepalive_s = 0;
+	int r;
 
 	if (!s || !t) {
 		free(s);
@@ -456,43 +456,18 @@ static void start_stream(struct srv_conn *http, struct term_stream *ts)
 	else
 		r = uv_ip4_addr(ts->ip, ts->port, (struct sockaddr_in *)&ss);
 	if (r < 0) {
-		status = 504;
-		code = "VmUnreachable";
-		limit = "the NIC's address cannot be dialled";
-	} else if ((limit = term_ended_since(l, ts->user_id, ts->end_gen)) != NULL) {
-		status = 401;
-		code = "Unauthenticated";
-	} else if (l->shutting_down) {
-		status = 503;
-		code = "ServiceUnavailable";
-		limit = "the bastion is shutting down";
-	} else {
-		pthread_mutex_lock(&term_g.lock);
-		if ((limit = term_over_limit(ts->user_id, msg, sizeof(msg))) != NULL) {
-			status = 429;
-			code = "TooManySessions";
-		} else {
-			term_g.dialing++;
-			term_user_count(s);
-			term_in_use_add(s);
-		}
-		pthread_mutex_unlock(&term_g.lock);
+		term_connect_audit(s, "VmUnreachable", "the NIC's address cannot be dialled");
+		term_respond_error(http, 504, "VmUnreachable",
+				   "the NIC's address cannot be dialled");
 	}
-	free(ts);
-	if (code) {
-		term_connect_audit(s, code, limit);
-		term_respond_error(http, status, code, limit);
+	/* A tunnel has no SSH of its own: the keep-alive is not its. */
+	if (r < 0 || !term_sess_admit(l, s, http, ts->end_gen, &keepalive_s)) {
+		free(ts);
 		free(s);
 		free(t);
 		return;
 	}
-	s->http = http;
-	util_random_token(s->id, sizeof(s->id), 18);
-	uv_timer_init(l->loop, &s->timer);
-	s->timer.data = s;
-	s->timer_inited = true;
-	s->dial_start_ns = uv_hrtime();
-	term_mine_add(s);
+	free(ts);
 	uv_tcp_init(l->loop, &t->h);
 	t->h.data = t;
 	t->creq.data = t;
