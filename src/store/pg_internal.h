@@ -170,3 +170,7 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(wa_challenge_add, , ) X(wa_challenge_take, , ) X(login_mfa_mark, , ) X(login_mfa_marked, , ) \
 	X(login_mfa_via, , )
 // clang-format on
+
+/* pg_schema.c: the migrations, version i to i + 1 at index i. */
+extern const char *const pg_migrations[];
+extern const int pg_n_migrations;
