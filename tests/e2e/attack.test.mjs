@@ -271,6 +271,10 @@ describe('attack', () => {
     try {
       d = await startDaemon(dir, { env: { BASTION_MAX_CONNECTIONS: '20', BASTION_CONNECTIONS_PER_ADDRESS: '0' } });
       h.secrets.add(d.adminPassword, 'admin password (total-cap daemon)');
+      // The start's health checks closed their connections; the daemon
+      // counts one until it has seen the close: wait until it holds none.
+      await waitFor(async () => (await run('ss', ['-Htn', `( sport = :${d.port} )`])).stdout.trim() === '',
+        { timeoutMs: 10000, what: 'the daemon to hold no connection' });
       socks.push(...await openMany(d.port, 30));
       const open = socks.filter((s) => !s.closedByServer).length;
       assert.equal(open, 20, `open: ${open} of 30`);

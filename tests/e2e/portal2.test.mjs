@@ -243,14 +243,27 @@ describe('browser portal: flow control, stalls, glyphs, least privilege, small t
   // Light pixels in each '_' cell of the rows that show `words`, from a
   // screenshot of the page (device pixel ratio 1), decoded on a blank page.
   async function underscorePixels(p, words) {
-    const boxes = await p.evaluate((ws) => {
+    // xterm.js draws its rows on the next animation frame: a row the
+    // buffer already holds may not be in the DOM yet; ask again.
+    let boxes = null;
+    for (let tries = 0; tries < 50 && !boxes; tries++) {
+      if (tries) await sleep(100);
+      boxes = await rowBoxes(p, words);
+    }
+    assert.ok(boxes, `the rows of ${words.join(', ')} were drawn`);
+    return pixelsIn(p, boxes);
+  }
+
+  async function rowBoxes(p, words) {
+    return p.evaluate((ws) => {
       const t = window.bastionTerm;
       const b = t.buffer.active;
       const rows = document.querySelectorAll('#terminal .xterm-rows > div');
-      return ws.map((word) => {
+      const got = ws.map((word) => {
         let y = -1;
         for (let i = b.length - 1; i >= 0 && y < 0; i--) if (b.getLine(i).translateToString(true) === word) y = i;
         const row = rows[y - b.viewportY];
+        if (y < 0 || !row) return null;
         const walker = document.createTreeWalker(row, NodeFilter.SHOW_TEXT);
         let at = null;
         let seen = 0;
@@ -264,10 +277,15 @@ describe('browser portal: flow control, stalls, glyphs, least privilege, small t
           }
           seen += n.data.length;
         }
+        if (!at) return null;
         const rr = row.getBoundingClientRect();
         return { word, x: Math.round(at.left), w: Math.max(1, Math.round(at.width)), y: Math.round(rr.top), h: Math.round(rr.height), dpr: window.devicePixelRatio };
       });
+      return got.includes(null) ? null : got;
     }, words);
+  }
+
+  async function pixelsIn(p, boxes) {
     const out = [];
     for (const bx of boxes) {
       assert.equal(bx.dpr, 1);
