@@ -1,7 +1,9 @@
 /* PostgreSQL backend: reads and writes that were two statements, in one
  * (issue 15 item 5): each statement is a round trip to the server, and a
  * request pays them in turn. A browser session with its user (what
- * authentication by cookie needs), and a session's row made attached. */
+ * authentication by cookie needs) and a VM with its NIC and network. (A
+ * session's row made attached in one write is pg_ops.c's, beside the
+ * plain insert.) */
 #include "store/pg_internal.h"
 
 #include <stdio.h>
@@ -46,26 +48,6 @@ int pg_login_lookup(struct store *s, const uint8_t hash[32], struct store_login 
 	}
 	PQclear(res);
 	return r;
-}
-
-int pg_session_open_attached(struct store *s, const struct store_session *ss)
-{
-	struct pg_num started;
-	const char *p[] = { ss->id,
-			    ss->user,
-			    ss->vm,
-			    ss->bastion,
-			    ss->target,
-			    ss->source,
-			    ss->auth_type,
-			    pg_num(&started, ss->started_at),
-			    ss->instance[0] ? ss->instance : NULL };
-
-	return pg_q(s, NULL,
-		    "INSERT INTO term_sessions (id, \"user\", vm, bastion, target, source,"
-		    " auth_type, started_at, instance, attached) VALUES ($1, $2, $3, $4, $5, $6,"
-		    " $7, $8, $9, true) ON CONFLICT (id) DO UPDATE SET attached = true",
-		    9, p);
 }
 
 /* One row: the resource, the one its field1 names, the one that one's

@@ -25,7 +25,8 @@
 
 #define SESSION_COLS "id, \"user\", vm, bastion, target, source, auth_type, started_at, instance"
 
-int pg_session_open(struct store *s, const struct store_session *ss)
+/* Runs sql, an INSERT of a session's row with SESSION_COLS as $1-$9. */
+static int session_insert(struct store *s, const struct store_session *ss, const char *sql)
 {
 	struct pg_num started;
 	const char *p[] = { ss->id,
@@ -38,10 +39,24 @@ int pg_session_open(struct store *s, const struct store_session *ss)
 			    pg_num(&started, ss->started_at),
 			    ss->instance[0] ? ss->instance : NULL };
 
-	return pg_q(s, NULL,
-		    "INSERT INTO term_sessions (" SESSION_COLS ") VALUES ($1, $2, $3, $4, $5, $6,"
-		    " $7, $8, $9) ON CONFLICT (id) DO NOTHING",
-		    9, p);
+	return pg_q(s, NULL, sql, 9, p);
+}
+
+int pg_session_open(struct store *s, const struct store_session *ss)
+{
+	return session_insert(s, ss,
+			      "INSERT INTO term_sessions (" SESSION_COLS
+			      ") VALUES ($1, $2, $3, $4, $5,"
+			      " $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING");
+}
+
+int pg_session_open_attached(struct store *s, const struct store_session *ss)
+{
+	return session_insert(s, ss,
+			      "INSERT INTO term_sessions (" SESSION_COLS
+			      ", attached) VALUES ($1, $2,"
+			      " $3, $4, $5, $6, $7, $8, $9, true) ON CONFLICT (id) DO UPDATE SET"
+			      " attached = true");
 }
 
 int pg_session_end(struct store *s, const struct store_session *ss, int64_t ended_at,

@@ -1,6 +1,7 @@
 /* SQLite backend: the reads and writes the PostgreSQL backend does in one
  * statement where they were two (pg_join.c), the same contract: a browser
- * session with its user, a session's row made attached. */
+ * session with its user, a VM with its NIC and network (a session's row
+ * made attached is sqlite_ops.c's, beside the plain insert). */
 #include "store/internal.h"
 
 #include <errno.h>
@@ -59,31 +60,6 @@ int sq_login_lookup(struct store *s, const uint8_t hash[32], struct store_login 
 out:
 	sqlite3_finalize(st);
 	return r;
-}
-
-int sq_session_open_attached(struct store *s, const struct store_session *ss)
-{
-	sqlite3_stmt *st = store_prepare(
-		s, "INSERT INTO term_sessions (id, user, vm, bastion, target, source, auth_type,"
-		   " started_at, instance, attached) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)"
-		   " ON CONFLICT(id) DO UPDATE SET attached = 1");
-	int rc;
-
-	if (!st)
-		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, ss->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, ss->user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, ss->vm, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, ss->bastion, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, ss->target, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, ss->source, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, ss->auth_type, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 8, ss->started_at);
-	if (ss->instance[0])
-		sqlite3_bind_text(st, 9, ss->instance, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return store_rc(rc);
 }
 
 /* As pg_res_get_chain: one row of LEFT JOINs, the links read with

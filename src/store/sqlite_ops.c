@@ -36,12 +36,10 @@ static void bind_session(sqlite3_stmt *st, const struct store_session *ss)
 		sqlite3_bind_text(st, 13, ss->instance, -1, SQLITE_STATIC);
 }
 
-int sq_session_open(struct store *s, const struct store_session *ss)
+/* Runs sql, an INSERT of a session's row whose values are bind_session's. */
+static int session_insert(struct store *s, const struct store_session *ss, const char *sql)
 {
-	sqlite3_stmt *st =
-		store_prepare(s, "INSERT OR IGNORE INTO term_sessions"
-				 " (id, user, vm, bastion, target, source, auth_type, started_at,"
-				 " instance) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?13)");
+	sqlite3_stmt *st = store_prepare(s, sql);
 	int rc;
 
 	if (!st)
@@ -50,6 +48,23 @@ int sq_session_open(struct store *s, const struct store_session *ss)
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return store_rc(rc);
+}
+
+int sq_session_open(struct store *s, const struct store_session *ss)
+{
+	return session_insert(s, ss,
+			      "INSERT OR IGNORE INTO term_sessions"
+			      " (id, user, vm, bastion, target, source, auth_type, started_at,"
+			      " instance) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?13)");
+}
+
+int sq_session_open_attached(struct store *s, const struct store_session *ss)
+{
+	return session_insert(
+		s, ss,
+		"INSERT INTO term_sessions (id, user, vm, bastion, target, source,"
+		" auth_type, started_at, instance, attached) VALUES"
+		" (?1,?2,?3,?4,?5,?6,?7,?8,?13,1) ON CONFLICT(id) DO UPDATE SET attached = 1");
 }
 
 int sq_session_end(struct store *s, const struct store_session *ss, int64_t ended_at,
