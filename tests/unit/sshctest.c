@@ -415,30 +415,10 @@ int group_setup(void **state)
 
 int group_teardown(void **state)
 {
-	DIR *d;
-	struct dirent *e;
-	char p[512];
-
 	sshd_stop(&main_sshd);
-	for (size_t i = 0; i < sizeof(started) / sizeof(started[0]); i++) {
-		struct sshd left = { .pid = started[i] };
-
-		if (left.pid > 0)
-			sshd_stop(&left);
-	}
 	free(big);
 	big = NULL;
-	d = opendir(tmpdir);
-	if (d != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(p, sizeof(p), "%s/%s", tmpdir, e->d_name);
-			unlink(p);
-		}
-		closedir(d);
-	}
-	return rmdir(tmpdir);
+	return sshd_cleanup();
 }
 
 static void delay_cb(uv_timer_t *h)

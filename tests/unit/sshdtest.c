@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "sshdtest.h"
+#include "testutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -212,4 +213,16 @@ void sshd_stop(struct sshd *d)
 		waitpid(d->pid, NULL, 0);
 		d->pid = 0;
 	}
+}
+
+int sshd_cleanup(void)
+{
+	for (size_t i = 0; i < sizeof(started) / sizeof(started[0]); i++) {
+		struct sshd left = { .pid = started[i] };
+
+		if (left.pid > 0)
+			sshd_stop(&left);
+	}
+	tu_rm_tree(tmpdir);
+	return access(tmpdir, F_OK) == 0 ? -1 : 0;
 }

@@ -35,3 +35,6 @@ bool port_open(uint16_t port);
  * tmpdir/host_key, keys from tmpdir/authorized_keys) plus extra lines. */
 void sshd_start(struct sshd *d, const char *tag, const char *extra);
 void sshd_stop(struct sshd *d);
+/* A group teardown's work: stops every sshd still started and removes
+ * tmpdir with what is in it; 0, or -1 when tmpdir is still there. */
+int sshd_cleanup(void);

@@ -191,28 +191,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	DIR *d;
-	struct dirent *e;
-	char p[512];
 	(void)state;
-
-	for (size_t i = 0; i < sizeof(started) / sizeof(started[0]); i++) {
-		struct sshd left = { .pid = started[i] };
-
-		if (left.pid > 0)
-			sshd_stop(&left);
-	}
-	d = opendir(tmpdir);
-	if (d != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(p, sizeof(p), "%s/%s", tmpdir, e->d_name);
-			unlink(p);
-		}
-		closedir(d);
-	}
-	return rmdir(tmpdir);
+	return sshd_cleanup();
 }
 
 int main(void)
