@@ -110,28 +110,34 @@ class Conn:
         if status != 101:
             raise RuntimeError(f"upgrade answered {status}")
         while True:
-            while len(self.buf) < 2:
-                self._more()
-            op = self.buf[0] & 0x0F
-            ln = self.buf[1] & 0x7F
-            off = 2
-            if ln == 126:
-                while len(self.buf) < 4:
-                    self._more()
-                ln = int.from_bytes(self.buf[2:4], "big")
-                off = 4
-            elif ln == 127:
-                while len(self.buf) < 10:
-                    self._more()
-                ln = int.from_bytes(self.buf[2:10], "big")
-                off = 10
-            while len(self.buf) < off + ln:
-                self._more()
-            self.buf = self.buf[off + ln:]
+            op, ln = self.frame()
             if op == 2 and ln > 0:
                 return
             if op == 8:
                 raise RuntimeError("terminal closed before its first byte")
+
+    def frame(self):
+        """Reads one server frame (unmasked) and drops its payload;
+        returns (opcode, payload length)."""
+        while len(self.buf) < 2:
+            self._more()
+        op = self.buf[0] & 0x0F
+        ln = self.buf[1] & 0x7F
+        off = 2
+        if ln == 126:
+            while len(self.buf) < 4:
+                self._more()
+            ln = int.from_bytes(self.buf[2:4], "big")
+            off = 4
+        elif ln == 127:
+            while len(self.buf) < 10:
+                self._more()
+            ln = int.from_bytes(self.buf[2:10], "big")
+            off = 10
+        while len(self.buf) < off + ln:
+            self._more()
+        self.buf = self.buf[off + ln:]
+        return op, ln
 
     def _more(self):
         d = self.s.recv(65536)
@@ -261,25 +267,7 @@ def wait_closed(c, limit):
     c.s.settimeout(limit)
     try:
         while True:
-            while len(c.buf) < 2:
-                c._more()
-            op = c.buf[0] & 0x0F
-            ln = c.buf[1] & 0x7F
-            off = 2
-            if ln == 126:
-                while len(c.buf) < 4:
-                    c._more()
-                ln = int.from_bytes(c.buf[2:4], "big")
-                off = 4
-            elif ln == 127:
-                while len(c.buf) < 10:
-                    c._more()
-                ln = int.from_bytes(c.buf[2:10], "big")
-                off = 10
-            while len(c.buf) < off + ln:
-                c._more()
-            c.buf = c.buf[off + ln:]
-            if op == 8:
+            if c.frame()[0] == 8:
                 return True
     except socket.timeout:
         return False
