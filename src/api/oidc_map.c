@@ -18,15 +18,6 @@
 
 #define MAP_ID_PREFIX "oidc-map-"
 
-static bool scope_valid(const char *s)
-{
-	if (strcmp(s, "/") == 0)
-		return true;
-	if (strncmp(s, "/groups/", 8) == 0 && val_name(s + 8))
-		return true;
-	return val_res_id(s, NULL, NULL, NULL, NULL) == 0;
-}
-
 /* Splits the [oidc] map text ("GROUP ROLE SCOPE,...") into rows; the
  * config loader checked the shape, this checks the role and the scope. */
 int oidc_map_parse(struct oidc_map *m, const char *text, char *err, size_t errlen)
@@ -52,7 +43,7 @@ int oidc_map_parse(struct oidc_map *m, const char *text, char *err, size_t errle
 		memcpy(line, p, n);
 		line[n] = '\0';
 		got = sscanf(line, "%256s %32s %256s", row.group, row.role, row.scope);
-		if (got != 3 || authz_role_parse(row.role, &role) < 0 || !scope_valid(row.scope)) {
+		if (got != 3 || authz_role_parse(row.role, &role) < 0 || !val_scope(row.scope)) {
 			snprintf(err, errlen,
 				 "oidc.map: '%.80s' is not 'GROUP ROLE SCOPE' with a role (Reader, "
 				 "Contributor, Owner) and a scope (/, /groups/G or a resource ID)",

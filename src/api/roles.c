@@ -39,15 +39,6 @@
 #define PRINCIPAL_RULE "must be \"user:<name>\""
 #define QUERY_MAX      1024
 
-static bool scope_valid(const char *s)
-{
-	if (strcmp(s, "/") == 0)
-		return true;
-	if (strncmp(s, "/groups/", 8) == 0 && val_name(s + 8))
-		return true;
-	return val_res_id(s, NULL, NULL, NULL, NULL) == 0;
-}
-
 static bool principal_valid(const char *p)
 {
 	return strncmp(p, "user:", 5) == 0 && val_name(p + 5);
@@ -228,7 +219,7 @@ void api_roles_put(struct api_call *c)
 			  "role must be Reader, Contributor, Owner or Auditor (exactly)");
 		return;
 	}
-	if (!scope_valid(scope)) {
+	if (!val_scope(scope)) {
 		api_error(c->resp, 400, "InvalidRequest", "scope " SCOPE_RULE);
 		return;
 	}
@@ -410,7 +401,7 @@ static bool parse_query(struct api_call *c, char *buf, const char **ret_scope,
 		*slot = eq;
 		p = amp;
 	}
-	if (*ret_scope && !scope_valid(*ret_scope)) {
+	if (*ret_scope && !val_scope(*ret_scope)) {
 		api_error(c->resp, 400, "InvalidRequest", "scope " SCOPE_RULE);
 		return false;
 	}

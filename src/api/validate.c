@@ -182,6 +182,15 @@ int val_res_id(const char *id, const char *want_type, char *ret_group, char *ret
 	return 0;
 }
 
+bool val_scope(const char *s)
+{
+	if (strcmp(s, "/") == 0)
+		return true;
+	if (strncmp(s, "/groups/", 8) == 0 && val_name(s + 8))
+		return true;
+	return val_res_id(s, NULL, NULL, NULL, NULL) == 0;
+}
+
 /* ---- properties ---- */
 
 static void msgf(char *msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

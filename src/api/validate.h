@@ -42,6 +42,9 @@ const char *val_res_type_at(size_t i);
  * prefix: families must match (see validate.c). */
 bool val_prefixes_contain(const json_t *prefixes, const struct cidr_ip *ip);
 
+/* A role assignment's scope: "/", "/groups/{g}" or a resource ID, exactly. */
+bool val_scope(const char *s);
+
 /* Parses "/groups/{g}/{type}/{name}" (type may be restricted with want_type,
  * NULL for any) into its parts; -EINVAL otherwise. Each ret_* may be NULL;
  * otherwise ret_group and ret_name hold VAL_NAME_SIZE bytes and ret_type
