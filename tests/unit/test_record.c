@@ -24,6 +24,7 @@
 #include "store/store_rec.h"
 #include "terminal/record.h"
 #include "terminal/term.h"
+#include "rectest.h"
 #include "testutil.h"
 
 /* ---------- asciicast ---------- */
@@ -240,25 +241,6 @@ static void write_rec(struct store *s, const char *id, const char *bastion, int 
 	}
 }
 
-static int collect(const char *text, size_t len, void *ud)
-{
-	return buf_append(ud, text, len);
-}
-
-/* Reads id back: 0 with its text in out, or the error. */
-static int read_rec(struct store *s, const char *id, const uint8_t *k, struct buf *out)
-{
-	struct store_rec rec;
-	const char *why = NULL;
-	int r;
-
-	assert_int_equal(store_rec_get(s, id, &rec), 0);
-	r = rec_read(s, &rec, k, collect, out, &why);
-	if (r == -BERR_INTEGRITY)
-		assert_non_null(why);
-	return r;
-}
-
 static void test_seal_roundtrip(void **state)
 {
 	struct tu_store *f = *state;
@@ -268,7 +250,7 @@ static void test_seal_roundtrip(void **state)
 
 	write_rec(f->s, "r-ok", "/groups/g/bastions/b", 5, 5000);
 	buf_init(&out, 1 << 20);
-	assert_int_equal(read_rec(f->s, "r-ok", key, &out), 0);
+	assert_int_equal(rectest_read(f->s, "r-ok", key, &out), 0);
 	/* Every line is JSON; the header first, then chunk 0..4 in order. */
 	for (const char *p = buf_str(&out); *p; lines++) {
 		const char *nl = strchr(p, '\n');
@@ -346,7 +328,7 @@ static void test_seal_flipped_byte(void **state)
 			replace_chunk(f->s, id, seq % 3, d, len, tag);
 			free(d);
 			buf_init(&out, 1 << 20);
-			assert_int_equal(read_rec(f->s, id, key, &out), -BERR_INTEGRITY);
+			assert_int_equal(rectest_read(f->s, id, key, &out), -BERR_INTEGRITY);
 			buf_free(&out);
 		}
 	}
@@ -378,7 +360,7 @@ static void test_seal_codecs(void **state)
 			free(d);
 		}
 		buf_init(&out, 1 << 20);
-		assert_int_equal(read_rec(f->s, id, key, &out), 0);
+		assert_int_equal(rectest_read(f->s, id, key, &out), 0);
 		for (const char *p = strchr(buf_str(&out), '\n') + 1; *p; lines++) {
 			const char *nl = strchr(p, '\n');
 			json_t *v = json_loadb(p, (size_t)(nl - p), 0, NULL);
@@ -442,11 +424,11 @@ static void test_seal_dropped_swapped(void **state)
 	/* A chunk removed from the middle. */
 	write_rec(f->s, "r-drop", "/groups/g/bastions/b", 4, 5000);
 	replace_chunk(f->s, "r-drop", 2, NULL, 0, NULL);
-	assert_int_equal(read_rec(f->s, "r-drop", key, &out), -BERR_INTEGRITY);
+	assert_int_equal(rectest_read(f->s, "r-drop", key, &out), -BERR_INTEGRITY);
 	/* The last one removed: only the final tag can tell. */
 	write_rec(f->s, "r-tail", "/groups/g/bastions/b", 4, 5000);
 	replace_chunk(f->s, "r-tail", 3, NULL, 0, NULL);
-	assert_int_equal(read_rec(f->s, "r-tail", key, &out), -BERR_INTEGRITY);
+	assert_int_equal(rectest_read(f->s, "r-tail", key, &out), -BERR_INTEGRITY);
 	/* Two swapped. */
 	write_rec(f->s, "r-swap", "/groups/g/bastions/b", 4, 5000);
 	assert_int_equal(store_rec_chunk_get(f->s, "r-swap", 1, &d1, &l1, t1), 0);
@@ -455,19 +437,19 @@ static void test_seal_dropped_swapped(void **state)
 	replace_chunk(f->s, "r-swap", 2, d1, l1, t1);
 	free(d1);
 	free(d2);
-	assert_int_equal(read_rec(f->s, "r-swap", key, &out), -BERR_INTEGRITY);
+	assert_int_equal(rectest_read(f->s, "r-swap", key, &out), -BERR_INTEGRITY);
 	/* A chunk copied from another recording (same seq, valid there). */
 	write_rec(f->s, "r-a", "/groups/g/bastions/b", 2, 5000);
 	write_rec(f->s, "r-b", "/groups/g/bastions/b", 2, 5000);
 	assert_int_equal(store_rec_chunk_get(f->s, "r-a", 1, &d1, &l1, t1), 0);
 	replace_chunk(f->s, "r-b", 1, d1, l1, t1);
 	free(d1);
-	assert_int_equal(read_rec(f->s, "r-b", key, &out), -BERR_INTEGRITY);
+	assert_int_equal(rectest_read(f->s, "r-b", key, &out), -BERR_INTEGRITY);
 	/* Another key. */
-	assert_int_equal(read_rec(f->s, "r-a", other, &out), -BERR_INTEGRITY);
+	assert_int_equal(rectest_read(f->s, "r-a", other, &out), -BERR_INTEGRITY);
 	/* Untouched, it still reads. */
 	buf_reset(&out);
-	assert_int_equal(read_rec(f->s, "r-a", key, &out), 0);
+	assert_int_equal(rectest_read(f->s, "r-a", key, &out), 0);
 	buf_free(&out);
 }
 

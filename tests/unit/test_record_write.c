@@ -25,28 +25,10 @@
 #include "store/store_ops.h"
 #include "store/store_rec.h"
 #include "terminal/record.h"
+#include "rectest.h"
 #include "testutil.h"
 
 static const uint8_t key[REC_KEY_BYTES] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
-
-static int collect(const char *text, size_t len, void *ud)
-{
-	return buf_append(ud, text, len);
-}
-
-/* Reads id back: 0 with its text in out, or the error. */
-static int read_rec(struct store *s, const char *id, const uint8_t *k, struct buf *out)
-{
-	struct store_rec rec;
-	const char *why = NULL;
-	int r;
-
-	assert_int_equal(store_rec_get(s, id, &rec), 0);
-	r = rec_read(s, &rec, k, collect, out, &why);
-	if (r == -BERR_INTEGRITY)
-		assert_non_null(why);
-	return r;
-}
 
 /* ---------- the writer (record_write.c): nothing silently lost ---------- */
 
@@ -107,7 +89,7 @@ static void cast_of(struct store *s, const char *id, char type, struct buf *data
 	size_t lines = 0;
 
 	buf_init(&out, 64 << 20);
-	assert_int_equal(read_rec(s, id, key, &out), 0);
+	assert_int_equal(rectest_read(s, id, key, &out), 0);
 	for (const char *p = buf_str(&out); *p; lines++) {
 		const char *nl = strchr(p, '\n');
 		json_t *v = json_loadb(p, (size_t)(nl - p), JSON_ALLOW_NUL, NULL);
@@ -365,7 +347,7 @@ static void test_interrupt(void **state)
 	/* What was stored reads and verifies; it says it ends early. */
 	buf_init(&out, 1 << 20);
 	buf_init(&early, 1 << 20);
-	assert_int_equal(read_rec(f->s, "i-live", key, &out), 0);
+	assert_int_equal(rectest_read(f->s, "i-live", key, &out), 0);
 	assert_non_null(strstr(buf_str(&out), "chunk 2"));
 	assert_int_equal(rec_ends_early(&rec, buf_str(&out), out.len, &early), 0);
 	assert_non_null(strstr(buf_str(&early), "[2.000000, \"m\", \"the recording ends here"
@@ -373,7 +355,7 @@ static void test_interrupt(void **state)
 	buf_reset(&out);
 	buf_reset(&early);
 	/* None stored: a header and the marker. */
-	assert_int_equal(read_rec(f->s, "i-none", key, &out), 0);
+	assert_int_equal(rectest_read(f->s, "i-none", key, &out), 0);
 	assert_int_equal(out.len, 0);
 	assert_int_equal(store_rec_get(f->s, "i-none", &rec), 0);
 	assert_int_equal(rec_ends_early(&rec, NULL, 0, &early), 0);
@@ -391,7 +373,7 @@ static void test_interrupt(void **state)
 		1);
 	assert_int_equal(store_rec_get(f->s, "i-done", &rec), 0);
 	buf_reset(&out);
-	assert_int_equal(rec_read(f->s, &rec, key, collect, &out, &why), -BERR_INTEGRITY);
+	assert_int_equal(rec_read(f->s, &rec, key, rectest_collect, &out, &why), -BERR_INTEGRITY);
 	assert_string_equal(why, "the seal of the recording's end was removed");
 	buf_free(&out);
 	buf_free(&early);
@@ -527,7 +509,7 @@ static void test_raw_flipped_byte(void **state)
 
 	writer_rec(f->s, "raw-flip", 3, true);
 	buf_init(&out, 1 << 20);
-	assert_int_equal(read_rec(f->s, "raw-flip", key, &out), 0);
+	assert_int_equal(rectest_read(f->s, "raw-flip", key, &out), 0);
 	assert_non_null(strstr(buf_str(&out), "[2.000000, \"o\", \"chunk 2\\r\\n\"]\n"));
 	for (int64_t seq = 0; seq < 3; seq++) {
 		uint8_t *data = NULL, tag[STORE_REC_TAG_BYTES];
@@ -538,12 +520,13 @@ static void test_raw_flipped_byte(void **state)
 			data[i] ^= 0x20;
 			put_chunk(f->s, "raw-flip", seq, data, len, tag);
 			buf_reset(&out);
-			assert_int_equal(read_rec(f->s, "raw-flip", key, &out), -BERR_INTEGRITY);
+			assert_int_equal(rectest_read(f->s, "raw-flip", key, &out),
+					 -BERR_INTEGRITY);
 			data[i] ^= 0x20;
 		}
 		put_chunk(f->s, "raw-flip", seq, data, len, tag);
 		buf_reset(&out);
-		assert_int_equal(read_rec(f->s, "raw-flip", key, &out), 0);
+		assert_int_equal(rectest_read(f->s, "raw-flip", key, &out), 0);
 		free(data);
 	}
 	buf_free(&out);
