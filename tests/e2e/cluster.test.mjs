@@ -18,9 +18,11 @@
 // terminal told after drain_timeout).
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { fileHarness } from './lib/harness.mjs';
 import {
   Client, expectSession, expectStatus, expectError, createTopology, addVm, connect, keyAuth, putOk, ids,
@@ -452,6 +454,8 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
   h.test('SIGTERM C: healthz 503 at once, the balancer sends new connects elsewhere; its terminal is told after drain_timeout; exit 0; its row goes', { timeout: 60000 }, async () => {
     const d = cl.daemons.C;
     const { term } = await openShell('C');
+    const made = expectStatus(await cl.clients.C.post('/tokens', { name: 'drain' }), 201, 'token');
+    h.secrets.add(made.json.token, 'drain token');
     const t0 = Date.now();
     d.proc.kill('SIGTERM');
     await waitFor(async () => {
@@ -460,6 +464,9 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
     }, { timeoutMs: 2000, intervalMs: 50, what: 'C\'s healthz 503' });
     console.log(`# SIGTERM C -> healthz 503: ${Date.now() - t0} ms`);
     expectError(await connect(cl.clients.C, G, 'vm1', body()), 503, 'ServiceUnavailable');
+    // A native client's stream is a new session too: refused as well.
+    assert.equal(await streamStatus(d.port, `/groups/${G}/vms/vm1/stream?port=22`, made.json.token), 503,
+      'a stream opened on the draining instance');
     await echoes(term); // its terminal goes on while it drains
     await waitFor(() => hpState(SERVER.C) === 'DOWN', { timeoutMs: 3000, intervalMs: 50, what: 'HAProxy to mark C down' });
     console.log(`# SIGTERM C -> HAProxy marks it down: ${Date.now() - t0} ms`);
@@ -483,6 +490,28 @@ describe('cluster: three instances on one PostgreSQL, behind HAProxy', () => {
     assert.equal(await cl.stateOf('B', 'C'), undefined, 'a clean stop removes the row');
   });
 });
+
+// The status of a native client's stream upgrade (docs/api.md), on a TLS
+// connection of its own; the connection is closed after the answer's head.
+function streamStatus(port, pathAndQuery, token) {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      socket.write(`GET /api/v1${pathAndQuery} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n`
+        + 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n'
+        + `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\n`
+        + `Sec-WebSocket-Protocol: bastion.stream.v1\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+    });
+    let buf = '';
+    socket.setTimeout(10000, () => { socket.destroy(); reject(new Error('no answer to the stream upgrade')); });
+    socket.on('data', (d) => {
+      buf += d.toString('latin1');
+      if (!buf.includes('\r\n\r\n')) return;
+      socket.destroy();
+      resolve(Number(buf.split(' ')[1]));
+    });
+    socket.on('error', reject);
+  });
+}
 
 // SQLite: one instance per data directory, named HOSTNAME:PORT by default.
 describe('cluster: one instance on SQLite', () => {
