@@ -109,6 +109,11 @@ void api_error(struct api_resp *resp, int status, const char *code, const char *
 /* Sets resp to status with body (reference stolen). */
 void api_json(struct api_resp *resp, int status, json_t *body);
 
+/* Answers 200 {"value":arr} (reference stolen), with "next" (the cursor
+ * as a string) when the page was full: the paging of the audit trail and
+ * of recordings. */
+void api_json_page(struct api_resp *resp, json_t *arr, bool more, long long next);
+
 /* Adds a header line; the value must be free of CR and LF. */
 void api_header(struct api_resp *resp, const char *name, const char *value);
 
@@ -218,6 +223,12 @@ void api_terminal(struct api_call *c);
  * is relayed there (api/relay.c); true when c->resp says so or says why it
  * cannot be. False: the session is here, or unknown everywhere. */
 bool api_relay_to_holder(struct api_call *c);
+/* Worker: what a live session's terminal-side WebSocket (its terminal,
+ * its watch) checks first: relayed to its holder if held elsewhere, then
+ * 403 OriginMismatch unless from this bastion's own pages (only_own: the
+ * message's start, "the terminal may only be opened"), then 400 unless a
+ * bastion.v1 upgrade. True: the request goes on here. */
+bool api_session_ws_here(struct api_call *c, const char *only_own);
 /* The native client's TCP stream (stream.c). */
 void api_stream(struct api_call *c);
 void api_sessions_delete(struct api_call *c);

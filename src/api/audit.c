@@ -64,7 +64,6 @@ void api_audit_list(struct api_call *c)
 	struct store_audit_filter f = { 0 };
 	struct page p = { .limit = AUDIT_DEFAULT_LIMIT };
 	char q[2048], *part, *rest;
-	json_t *body;
 	int r;
 
 	/* Owner or Auditor (audit/read) on "/": the trail spans every scope. */
@@ -156,14 +155,7 @@ void api_audit_list(struct api_call *c)
 		api_store_error(c->resp, r, "the audit trail");
 		return;
 	}
-	body = json_pack("{s:o}", "value", p.arr);
-	if (body && p.more) {
-		char next[32];
-
-		snprintf(next, sizeof(next), "%lld", (long long)p.last_id);
-		json_object_set_new(body, "next", json_string(next));
-	}
-	api_json(c->resp, 200, body);
+	api_json_page(c->resp, p.arr, p.more, (long long)p.last_id);
 }
 
 /* GET /metrics: rendered here on the worker, from counters and a

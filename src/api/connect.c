@@ -453,28 +453,37 @@ static void wipe_json_string(json_t *v)
 		sodium_memzero((char *)json_string_value(v), json_string_length(v));
 }
 
+void api_connect_refused(struct api_call *c, const char *vm_id, json_t *d)
+{
+	json_t *err = json_object_get(c->resp->body, "error");
+	const char *code = json_string_value(json_object_get(err, "code"));
+	const char *msg = json_string_value(json_object_get(err, "message"));
+	char principal[80], *detail = NULL;
+
+	code = code ? code : "InternalError";
+	metrics_connect_result(code);
+	snprintf(principal, sizeof(principal), "user:%s", c->who->name);
+	if (d) {
+		json_object_set_new(d, "source", json_string(c->req->remote_addr));
+		if (msg)
+			json_object_set_new(d, "message", json_string(msg));
+		detail = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(d);
+	}
+	if (store_audit(c->ctx->store, principal, "connect", vm_id[0] ? vm_id : NULL, code,
+			detail) < 0)
+		log_warn("audit: could not record a refused connect to %s", vm_id);
+	free(detail);
+}
+
 /* A connect refused here (rows 2-8) is audited like one refused on the
  * loop: result code, auth type, source. Never anything from auth but its
  * type. */
 static void audit_refusal(struct api_call *c, const char *vm_id, const struct connect_req *r)
 {
-	json_t *err = json_object_get(c->resp->body, "error");
-	const char *code = json_string_value(json_object_get(err, "code"));
-	json_t *d;
-	char principal[80], *detail;
-
-	code = code ? code : "InternalError";
-	metrics_connect_result(code);
-	snprintf(principal, sizeof(principal), "user:%s", c->who->name);
-	d = json_pack("{s:s?,s:s,s:s?,s:s?}", "auth_type", r->auth_type, "source",
-		      c->req->remote_addr, "bastion", r->bastion, "message",
-		      json_string_value(json_object_get(err, "message")));
-	detail = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	json_decref(d);
-	if (store_audit(c->ctx->store, principal, "connect", vm_id[0] ? vm_id : NULL, code,
-			detail) < 0)
-		log_warn("audit: could not record a refused connect to %s", vm_id);
-	free(detail);
+	api_connect_refused(
+		c, vm_id,
+		json_pack("{s:s?,s:s?}", "auth_type", r->auth_type, "bastion", r->bastion));
 }
 
 /* Rows 3-6 and the destination policy, shared by connect and the native
@@ -690,20 +699,7 @@ static void session_next(struct api_call *c, api_next_fn *next)
 
 void api_terminal(struct api_call *c)
 {
-	struct ident_creds creds = api_creds(c->req);
-
-	if (api_relay_to_holder(c))
+	if (!api_session_ws_here(c, "the terminal may only be opened"))
 		return;
-	if (!ident_origin_is_own(&creds)) {
-		api_error(c->resp, 403, "OriginMismatch",
-			  "the terminal may only be opened from this bastion's own pages");
-		return;
-	}
-	if (!c->req->websocket || !c->req->ws_protocol ||
-	    !strstr(c->req->ws_protocol, "bastion.v1")) {
-		api_error(c->resp, 400, "InvalidRequest",
-			  "this endpoint needs a WebSocket upgrade with subprotocol bastion.v1");
-		return;
-	}
 	session_next(c, term_attach_next);
 }

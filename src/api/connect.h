@@ -23,3 +23,9 @@ struct connect_target {
  * Either way, api_connect_target_done(t) afterwards. */
 int api_connect_target(struct api_call *c, const char *bastion_arg, struct connect_target *t);
 void api_connect_target_done(struct connect_target *t);
+
+/* Audits the connect c->resp refused (its error code as the result; d's
+ * fields, stolen, with the source address and the error's message added
+ * as details) and counts it: a terminal's and a stream's refusals are one
+ * kind of record. Never anything of the request's credentials in d. */
+void api_connect_refused(struct api_call *c, const char *vm_id, json_t *d);

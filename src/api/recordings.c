@@ -269,7 +269,6 @@ void api_recordings_list(struct api_call *c)
 	struct store_rec_filter f = { 0 };
 	struct page p = { .rd.c = c, .limit = REC_DEFAULT_LIMIT };
 	char q[2048];
-	json_t *body;
 	int r = 0;
 
 	if (parse_query(c, q, sizeof(q), &f, &p) < 0)
@@ -299,14 +298,7 @@ void api_recordings_list(struct api_call *c)
 		api_store_error(c->resp, r, "the recordings");
 		return;
 	}
-	body = json_pack("{s:o}", "value", p.arr);
-	if (body && p.more) {
-		char next[32];
-
-		snprintf(next, sizeof(next), "%lld", (long long)p.last_seq);
-		json_object_set_new(body, "next", json_string(next));
-	}
-	api_json(c->resp, 200, body);
+	api_json_page(c->resp, p.arr, p.more, (long long)p.last_seq);
 }
 
 void api_recordings_get(struct api_call *c)
@@ -433,25 +425,13 @@ void api_recordings_search(struct api_call *c)
  * session's against them (term_watch_next). */
 void api_sessions_watch(struct api_call *c)
 {
-	struct ident_creds creds = api_creds(c->req);
 	struct term_attach *ta;
 	char **in_use = NULL;
 	size_t n = 0;
 	int r = 0;
 
-	if (api_relay_to_holder(c))
+	if (!api_session_ws_here(c, "a session may only be watched"))
 		return;
-	if (!ident_origin_is_own(&creds)) {
-		api_error(c->resp, 403, "OriginMismatch",
-			  "a session may only be watched from this bastion's own pages");
-		return;
-	}
-	if (!c->req->websocket || !c->req->ws_protocol ||
-	    !strstr(c->req->ws_protocol, "bastion.v1")) {
-		api_error(c->resp, 400, "InvalidRequest",
-			  "this endpoint needs a WebSocket upgrade with subprotocol bastion.v1");
-		return;
-	}
 	if (!(ta = calloc(1, sizeof(*ta))) || term_bastions_in_use(&in_use, &n) < 0) {
 		free(ta);
 		api_error(c->resp, 503, "ServiceUnavailable", "out of memory");

@@ -5,7 +5,9 @@
  * a load balancer needs no affinity. The holder authenticates the caller
  * itself, from the same store (cookie, token, CSRF token and Origin travel
  * in the request); this instance audits nothing for it. Runs on a worker
- * (the store's registry is read here), then on the loop (the join). */
+ * (the store's registry is read here), then on the loop (the join).
+ * Also what every terminal-side WebSocket of a live session checks before
+ * that: its origin and its upgrade (api_session_ws_here). */
 #include "api/api.h"
 
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "identity/ident.h"
 #include "terminal/term.h"
 
 struct relay_to {
@@ -63,5 +66,25 @@ bool api_relay_to_holder(struct api_call *c)
 	c->resp->next = relay_next;
 	c->resp->next_arg = t;
 	c->resp->status = 204; /* provisional: the holder answers */
+	return true;
+}
+
+bool api_session_ws_here(struct api_call *c, const char *only_own)
+{
+	struct ident_creds creds = api_creds(c->req);
+
+	if (api_relay_to_holder(c))
+		return false;
+	if (!ident_origin_is_own(&creds)) {
+		api_error(c->resp, 403, "OriginMismatch", "%s from this bastion's own pages",
+			  only_own);
+		return false;
+	}
+	if (!c->req->websocket || !c->req->ws_protocol ||
+	    !strstr(c->req->ws_protocol, "bastion.v1")) {
+		api_error(c->resp, 400, "InvalidRequest",
+			  "this endpoint needs a WebSocket upgrade with subprotocol bastion.v1");
+		return false;
+	}
 	return true;
 }

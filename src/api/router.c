@@ -153,6 +153,19 @@ void api_json(struct api_resp *resp, int status, json_t *body)
 	resp->body = body;
 }
 
+void api_json_page(struct api_resp *resp, json_t *arr, bool more, long long next)
+{
+	json_t *body = json_pack("{s:o}", "value", arr);
+
+	if (body && more) {
+		char buf[32];
+
+		snprintf(buf, sizeof(buf), "%lld", next);
+		json_object_set_new(body, "next", json_string(buf));
+	}
+	api_json(resp, 200, body);
+}
+
 void api_header(struct api_resp *resp, const char *name, const char *value)
 {
 	char *line;

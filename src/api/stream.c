@@ -103,23 +103,9 @@ static bool port_listed(const json_t *bastion, int port)
 /* A stream refused here is audited as a refused connect is. */
 static void audit_refusal(struct api_call *c, const char *vm_id, const char *bastion, int port)
 {
-	json_t *err = json_object_get(c->resp->body, "error");
-	const char *code = json_string_value(json_object_get(err, "code"));
-	json_t *d;
-	char principal[80], *detail;
-
-	code = code ? code : "InternalError";
-	metrics_connect_result(code);
-	snprintf(principal, sizeof(principal), "user:%s", c->who->name);
-	d = json_pack("{s:s,s:s,s:s?,s:i,s:s?}", "kind", "tunnel", "source", c->req->remote_addr,
-		      "bastion", bastion, "port", port, "message",
-		      json_string_value(json_object_get(err, "message")));
-	detail = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	json_decref(d);
-	if (store_audit(c->ctx->store, principal, "connect", vm_id[0] ? vm_id : NULL, code,
-			detail) < 0)
-		log_warn("audit: could not record a refused stream to %s", vm_id);
-	free(detail);
+	api_connect_refused(
+		c, vm_id,
+		json_pack("{s:s,s:s?,s:i}", "kind", "tunnel", "bastion", bastion, "port", port));
 }
 
 void api_stream(struct api_call *c)
