@@ -371,7 +371,7 @@
 	  (struct store * s, const char *id, const char *instance, int64_t now,                    \
 	   int64_t expires_at),                                                                    \
 	  (s, id, instance, now, expires_at))                                                      \
-	X(wait_holder, (struct store * s, const char *id, int64_t now, char *ret_instance),        \
+	X(session_holder, (struct store * s, const char *id, int64_t now, char *ret_instance),     \
 	  (s, id, now, ret_instance))                                                              \
 	X(wait_delete, (struct store * s, const char *id), (s, id))                                \
 	X(res_lock, (struct store * s, const char *id), (s, id))                                   \

@@ -100,7 +100,7 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	PG_OPS_OIDC(X) PG_OPS_TOKENS(X) PG_OPS_MFA(X) PG_OPS_INSTANCES(X) PG_OPS_REC(X) \
 	PG_OPS_WAITS(X) PG_OPS_JOIN(X)
 /* pg_waits.c, and pg_res_lock in pg_res.c (issue 15, item 4) */
-#define PG_OPS_WAITS(X) X(wait_put, , ) X(wait_holder, , ) X(wait_delete, , ) X(res_lock, , )
+#define PG_OPS_WAITS(X) X(wait_put, , ) X(session_holder, , ) X(wait_delete, , ) X(res_lock, , )
 /* issue 15 item 5: pg_join.c; session_open_attached in pg_ops.c */
 #define PG_OPS_JOIN(X) X(login_lookup, , ) X(session_open_attached, , ) X(res_get_chain, , )
 /* pg_tokens.c, pg_retention.c (issue 19) */

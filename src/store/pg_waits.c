@@ -27,14 +27,16 @@ int pg_wait_put(struct store *s, const char *id, const char *instance, int64_t n
 		    3, p);
 }
 
-int pg_wait_holder(struct store *s, const char *id, int64_t now, char *ret_instance)
+int pg_session_holder(struct store *s, const char *id, int64_t now, char *ret_instance)
 {
 	struct pg_num n;
 	const char *p[] = { id, pg_num(&n, now) };
 	PGresult *res = NULL;
 	int r = pg_row(s, &res,
-		       "SELECT instance FROM connect_waits WHERE id = $1 AND expires_at > $2", 2,
-		       p);
+		       "SELECT instance FROM term_sessions WHERE id = $1 AND ended_at IS NULL"
+		       " AND instance IS NOT NULL UNION ALL SELECT instance FROM connect_waits"
+		       " WHERE id = $1 AND expires_at > $2 LIMIT 1",
+		       2, p);
 
 	if (r == 0 && pg_copy(ret_instance, STORE_INSTANCE_NAME_MAX, pg_val(res, 0, 0)) < 0)
 		r = -BERR_STORE;

@@ -46,10 +46,12 @@ int sq_wait_put(struct store *s, const char *id, const char *instance, int64_t n
 	return store_rc(rc);
 }
 
-int sq_wait_holder(struct store *s, const char *id, int64_t now, char *ret_instance)
+int sq_session_holder(struct store *s, const char *id, int64_t now, char *ret_instance)
 {
 	sqlite3_stmt *st = store_prepare(
-		s, "SELECT instance FROM connect_waits WHERE id = ? AND expires_at > ?");
+		s, "SELECT instance FROM term_sessions WHERE id = ?1 AND ended_at IS NULL"
+		   " AND instance IS NOT NULL UNION ALL SELECT instance FROM connect_waits"
+		   " WHERE id = ?1 AND expires_at > ?2 LIMIT 1");
 	int rc, r;
 
 	if (!st)

@@ -99,6 +99,7 @@ static const char *const reads[] = {
 	"oidc_link_get",
 	"instance_foreach",
 	"session_foreach_open",
+	"session_holder",
 	"secret_get",
 	"secret_count",
 	"secret_version_get",

@@ -17,9 +17,12 @@ struct store;
  * removed on the way (an instance that died leaves its rows behind). */
 int store_wait_put(struct store *s, const char *id, const char *instance, int64_t now,
 		   int64_t expires_at);
-/* The instance where connect id waits (STORE_INSTANCE_NAME_MAX bytes into
- * ret_instance). -ENOENT when none, or when its row expired before now. */
-int store_wait_holder(struct store *s, const char *id, int64_t now, char *ret_instance);
+/* The instance that holds session id (STORE_INSTANCE_NAME_MAX bytes into
+ * ret_instance): the one its open session row names, else the one where a
+ * connect of that id waits for answers. One indexed read, whatever the
+ * number of sessions. -ENOENT when neither, or when the wait expired
+ * before now. */
+int store_session_holder(struct store *s, const char *id, int64_t now, char *ret_instance);
 /* The connect id no longer waits (answered, refused, or gone). Deleting
  * what is not there is not an error. */
 int store_wait_delete(struct store *s, const char *id);

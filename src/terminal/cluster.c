@@ -539,21 +539,10 @@ void term_end_user_everywhere(int64_t user_id, const char *name, const char *rea
 /* ---------- who holds a session (the relay, issue 15 item 3) ---------- */
 
 struct holder_find {
-	const char *id;
 	char instance[STORE_INSTANCE_NAME_MAX];
 	struct store_instance in;
 	bool found;
 };
-
-static int holder_session(const struct store_live_session *ls, void *ud)
-{
-	struct holder_find *h = ud;
-
-	if (strcmp(ls->id, h->id) != 0 || !ls->instance)
-		return 0;
-	util_strlcpy(h->instance, ls->instance, sizeof(h->instance));
-	return 1; /* found: stop */
-}
 
 static int holder_instance(const struct store_instance *in, void *ud)
 {
@@ -635,24 +624,18 @@ bool term_session_here(const char *id)
 int term_holder_of_session(const char *id, char *ret_addr, size_t addr_size, char *ret_fp,
 			   size_t fp_size)
 {
-	struct holder_find h = { .id = id };
+	struct holder_find h = { 0 };
 	int r;
 
 	if (!cl.on || !cl.shared || !cl.store)
 		return -ENOENT;
-	/* -ECANCELED: the callback stopped the walk, having found it */
-	r = store_session_foreach_open(cl.store, cl.me.name, holder_session, &h);
-	if (r < 0 && r != -ECANCELED)
+	/* Its open session row, or the row of a connect waiting for the
+	 * user's answers: one indexed read. */
+	r = store_session_holder(cl.store, id, store_now(), h.instance);
+	if (r < 0)
 		return r;
-	/* No session yet: a connect that waits for the user's answers has
-	 * only a row saying where (its answers POST may come here). */
-	if (!h.instance[0]) {
-		r = store_wait_holder(cl.store, id, store_now(), h.instance);
-		if (r < 0)
-			return r;
-		if (strcmp(h.instance, cl.me.name) == 0)
-			return -ENOENT; /* ours, and no longer here */
-	}
+	if (strcmp(h.instance, cl.me.name) == 0)
+		return -ENOENT; /* ours, and no longer here */
 	r = store_instance_foreach(cl.store, holder_instance, &h);
 	if (r < 0 && r != -ECANCELED)
 		return r;

@@ -380,25 +380,58 @@ static void test_waits(void **state)
 	struct tu_store *f = *state;
 	char who[STORE_INSTANCE_NAME_MAX] = "untouched";
 
-	assert_int_equal(store_wait_holder(f->s, "c-1", 1000, who), -ENOENT);
+	assert_int_equal(store_session_holder(f->s, "c-1", 1000, who), -ENOENT);
 	assert_string_equal(who, "untouched");
 	assert_int_equal(store_wait_put(f->s, "c-1", "a:8443", 1000, 1120), 0);
 	assert_int_equal(store_wait_put(f->s, "c-2", "b:8443", 1000, 1050), 0);
-	assert_int_equal(store_wait_holder(f->s, "c-1", 1001, who), 0);
+	assert_int_equal(store_session_holder(f->s, "c-1", 1001, who), 0);
 	assert_string_equal(who, "a:8443");
-	assert_int_equal(store_wait_holder(f->s, "c-2", 1049, who), 0);
+	assert_int_equal(store_session_holder(f->s, "c-2", 1049, who), 0);
 	assert_string_equal(who, "b:8443");
 	/* Expired: not found, and gone once someone puts. */
-	assert_int_equal(store_wait_holder(f->s, "c-2", 1050, who), -ENOENT);
+	assert_int_equal(store_session_holder(f->s, "c-2", 1050, who), -ENOENT);
 	assert_int_equal(q(f, "SELECT count(*) FROM connect_waits WHERE id = ?", "c-2"), 1);
 	assert_int_equal(store_wait_put(f->s, "c-1", "a:8443", 1060, 1180), 0);
 	assert_int_equal(q(f, "SELECT count(*) FROM connect_waits WHERE id = ?", "c-2"), 0);
 	/* The next round of the same connect: one row, the new expiry. */
 	assert_int_equal(q(f, "SELECT count(*) FROM connect_waits WHERE id = ?", "c-1"), 1);
-	assert_int_equal(store_wait_holder(f->s, "c-1", 1150, who), 0);
+	assert_int_equal(store_session_holder(f->s, "c-1", 1150, who), 0);
 	assert_int_equal(store_wait_delete(f->s, "c-1"), 0);
-	assert_int_equal(store_wait_holder(f->s, "c-1", 1150, who), -ENOENT);
+	assert_int_equal(store_session_holder(f->s, "c-1", 1150, who), -ENOENT);
 	assert_int_equal(store_wait_delete(f->s, "c-1"), 0);
+}
+
+/* The holder of a session (what a request for it on another instance is
+ * relayed to): its open row names it, whatever else is open; a wait of the
+ * same id elsewhere does not hide it; once ended, only a wait is left;
+ * sessions without an instance (a single instance's) are nobody's. */
+static void test_session_holder(void **state)
+{
+	struct tu_store *f = *state;
+	char who[STORE_INSTANCE_NAME_MAX] = "";
+	struct store_session ss = tu_session("s-1", 1000);
+	char id[16];
+
+	for (int i = 0; i < 20; i++) {
+		snprintf(id, sizeof(id), "o-%d", i);
+		open_session(f->s, id, "ulf", i % 2 ? "a:8443" : "c:8443");
+	}
+	open_session(f->s, "s-1", "ulf", "b:8443");
+	assert_int_equal(store_session_holder(f->s, "s-1", 1001, who), 0);
+	assert_string_equal(who, "b:8443");
+	assert_int_equal(store_session_holder(f->s, "o-7", 1001, who), 0);
+	assert_string_equal(who, "a:8443");
+	assert_int_equal(store_wait_put(f->s, "s-1", "a:8443", 1000, 1120), 0);
+	assert_int_equal(store_session_holder(f->s, "s-1", 1001, who), 0);
+	assert_string_equal(who, "b:8443");
+	assert_int_equal(store_session_end(f->s, &ss, 1002, "closed", 0, 0), 0);
+	assert_int_equal(store_session_holder(f->s, "s-1", 1003, who), 0);
+	assert_string_equal(who, "a:8443");
+	assert_int_equal(store_wait_delete(f->s, "s-1"), 0);
+	assert_int_equal(store_session_holder(f->s, "s-1", 1003, who), -ENOENT);
+	assert_int_equal(store_session_holder(f->s, "nobody", 1003, who), -ENOENT);
+	open_session(f->s, "s-2", "ulf", "");
+	assert_int_equal(store_session_holder(f->s, "s-2", 1003, who), -ENOENT);
 }
 
 int main(void)
@@ -411,6 +444,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_end_requests, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_listen, tu_store_setup, tu_store_teardown),
+		cmocka_unit_test_setup_teardown(test_session_holder, tu_store_setup,
+						tu_store_teardown),
 		cmocka_unit_test_setup_teardown(test_waits, tu_store_setup, tu_store_teardown),
 	};
 
