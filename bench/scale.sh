@@ -85,29 +85,37 @@ sc_setup() {
 	echo "$tok"
 }
 
-# sc_haproxy N: HAProxy in front of instances 1..N (stops the previous one).
-SC_HAPID=""
-sc_haproxy() {
-	local n=$1 i
-	[ -z "$SC_HAPID" ] || { kill "$SC_HAPID" 2>/dev/null; wait "$SC_HAPID" 2>/dev/null; }
+# sc_haproxy_on N PORT MAXCONN: an HAProxy in front of instances 1..N on
+# PORT; sets SC_HAP (its PID).
+sc_haproxy_on() {
+	local n=$1 port=$2 maxconn=$3 i
 	{
-		printf 'global\n\tmaxconn 4096\n\tnbthread 1\n'
+		printf 'global\n\tmaxconn %s\n\tnbthread 1\n' "$maxconn"
 		printf 'defaults\n\tmode tcp\n\ttimeout connect 5s\n\ttimeout client 60s\n\ttimeout server 60s\n'
-		printf 'frontend fe\n\tbind 127.0.0.1:%s\n\tdefault_backend be\n' "$SC_LBPORT"
+		printf 'frontend fe\n\tbind 127.0.0.1:%s\n\tdefault_backend be\n' "$port"
 		printf 'backend be\n\tbalance roundrobin\n'
 		for i in $(seq "$n"); do
 			printf '\tserver i%s 127.0.0.1:%s\n' "$i" "$((SC_PORT0 + i))"
 		done
-	} > "$TMP/haproxy-$n.cfg"
-	haproxy -db -f "$TMP/haproxy-$n.cfg" >> "$TMP/haproxy.log" 2>&1 &
-	SC_HAPID=$!
-	PIDS+=("$SC_HAPID")
+	} > "$TMP/haproxy-$n-$port.cfg"
+	haproxy -db -f "$TMP/haproxy-$n-$port.cfg" >> "$TMP/haproxy.log" 2>&1 &
+	SC_HAP=$!
+	PIDS+=("$SC_HAP")
 	for _ in $(seq 50); do
-		ss -ltn | grep -q "127.0.0.1:$SC_LBPORT " && return 0
+		ss -ltn | grep -q "127.0.0.1:$port " && return 0
 		sleep 0.1
 	done
 	log "haproxy did not start; see $TMP/haproxy.log"
 	return 1
+}
+
+# sc_haproxy N: the balancer in front of instances 1..N on SC_LBPORT
+# (stops the previous one).
+SC_HAPID=""
+sc_haproxy() {
+	[ -z "$SC_HAPID" ] || { kill "$SC_HAPID" 2>/dev/null; wait "$SC_HAPID" 2>/dev/null; }
+	sc_haproxy_on "$1" "$SC_LBPORT" 4096 || return 1
+	SC_HAPID=$SC_HAP
 }
 
 # sc_counts: connects audited as Created by instances 1, 2, 3 so far.
@@ -321,18 +329,31 @@ sc_main() {
 	# Sessions held at once, spread by the balancer over 3 instances
 	# (BENCH_SPREAD sessions, 3000 by default, 0 to skip): each instance's connects and RSS
 	# growth (VmHWM after against VmRSS before), 50 typists among them,
-	# then every session answers a keystroke (bclient --check).
+	# then every session answers a keystroke (bclient --check). A balancer
+	# holds two descriptors per session, so past 4,000 sessions two of them
+	# (each in front of all three instances) and two clients take half
+	# each: one would not fit under the hard RLIMIT_NOFILE of 20,000.
 	if want lb && [ "${BENCH_SPREAD:-3000}" -gt 0 ] && [ -n "$pg3" ]; then
 		ROUND=0
-		sc_haproxy 3 || return 1
-		local rss0 i
+		local rss0 i total=${BENCH_SPREAD:-3000} halves=1 part bcs=() port
+		[ "$total" -gt 4000 ] && halves=2
+		[ -z "$SC_HAPID" ] || { kill "$SC_HAPID" 2>/dev/null; wait "$SC_HAPID" 2>/dev/null; SC_HAPID=""; }
+		for part in $(seq "$halves"); do
+			sc_haproxy_on 3 "$((SC_LBPORT + part - 1))" "$((total / halves + 256))" || return 1
+		done
 		rss0=$(for i in $pg1 $pg2 $pg3; do awk '/VmRSS/ {printf "%s,", $2}' "/proc/$i/status"; done)
 		# VmHWM from here on: the earlier runs' peaks forgotten.
 		for i in $pg1 $pg2 $pg3; do echo 5 > "/proc/$i/clear_refs"; done
 		before=$(sc_counts)
-		bc "spread-${BENCH_SPREAD:-3000}-3" 600 --bastion --port "$SC_LBPORT" --token "$t_pg" --body "$SC_BODY" \
-			--path "$SC_LITE" --work hold --sessions "${BENCH_SPREAD:-3000}" --conc 32 --typers 50 --samples 100 \
-			--warmup 10 --gap 20 --settle 3 --check --pid "$pg1" --pid2 "$LITE_PID"
+		for part in $(seq "$halves"); do
+			port=$((SC_LBPORT + part - 1))
+			bc "spread-$total-3-$part" 900 --bastion --port "$port" --token "$t_pg" --body "$SC_BODY" \
+				--path "$SC_LITE" --work hold --sessions "$((total / halves))" --conc 32 \
+				--typers "$((50 / halves))" --samples 100 --warmup 10 --gap 20 --settle 3 --check \
+				--pid "$pg1" --pid2 "$LITE_PID" &
+			bcs+=($!)
+		done
+		for i in "${bcs[@]}"; do wait "$i"; done
 		printf '{"label":"spread-parts","round":0,"r":{"before":[%s],"after":[%s],"rss_before_kib":[%s],"hwm_kib":[%s]}}\n' \
 			"$before" "$(sc_counts)" "${rss0%,}" \
 			"$(for i in $pg1 $pg2 $pg3; do awk '/VmHWM/ {printf "%s,", $2}' "/proc/$i/status"; done | sed 's/,$//')" >> "$RES"
