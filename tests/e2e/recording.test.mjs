@@ -19,7 +19,7 @@ import {
 import { attach } from './lib/term.mjs';
 import { randomString, waitFor } from './lib/util.mjs';
 import { startDaemon } from './lib/daemon.mjs';
-import { launch, newContext, signIn, waitTermText, waitForShell, run, failShot } from './lib/browser.mjs';
+import { launch, newContext, signIn, waitTermText, waitForShell, run, failShot, shot } from './lib/browser.mjs';
 
 const MAX_BYTES = 65536;
 const BIG_MAX_BYTES = 16 * 1024 * 1024;
@@ -441,6 +441,8 @@ describe('recording', () => {
         await waitScreen((l) => l === late, 'the searched word after the seek');
         const at = await f.evaluate(() => ({ time: window.bastionPlayer.time(), playing: window.bastionPlayer.playing() }));
         assert.ok(Math.abs(at.time - t) < 0.01 && !at.playing, JSON.stringify(at));
+        await p.evaluate(() => window.scrollTo(0, 0));
+        await shot(p, 'recording-player');
         // seek back to before it: the early word only
         await f.evaluate((s) => window.bastionPlayer.seek(s), t - 0.5);
         await waitFor(async () => { const l = await screen(); return l.includes(early) && !l.includes(late); }, { timeoutMs: 10000, what: 'only the early word 0.5 s before' });

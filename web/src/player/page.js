@@ -50,6 +50,7 @@ function make(startAt, autoPlay) {
   root.appendChild(el);
   const p = create({ data: cast }, el, {
     fit: 'width',
+    controls: true, // always shown: play, the position bar, fullscreen
     speed,
     startAt,
     autoPlay,
@@ -112,6 +113,11 @@ async function load() {
     return;
   }
   statusEl.textContent = '';
+  // Fitted to the frame's width, but no larger than at about 16 px a
+  // character: an 80-column recording should not fill a wide screen.
+  let cols = 80;
+  try { cols = Number(JSON.parse(cast.slice(0, cast.indexOf('\n'))).width) || 80; } catch { /* the player says what is wrong */ }
+  root.style.maxWidth = `${Math.max(20, Math.min(cols, 1000)) * 10}px`;
   make(0, false);
   // For the browser tests: the player's state, read through the frame.
   window.bastionPlayer = {
