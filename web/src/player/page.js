@@ -94,7 +94,8 @@ new ResizeObserver(() => post({ type: 'size', height: document.documentElement.s
   .observe(document.body);
 
 async function load() {
-  const id = decodeURIComponent(location.hash.slice(1));
+  let id = '';
+  try { id = decodeURIComponent(location.hash.slice(1)); } catch { /* a malformed escape: no ID */ }
   if (!id) {
     fail('No recording named: the address is player.html#ID.');
     return;
