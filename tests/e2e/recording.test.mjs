@@ -406,8 +406,11 @@ describe('recording', () => {
             throw e;
           }
         };
-        // play with the player's own button: the shell's first output appears
-        await f.locator('.ap-playback-button').click();
+        // play from the keyboard (Space on the player's screen, which is in
+        // the Tab order); its button is labelled: the shell's output appears
+        await f.getByRole('button', { name: 'Play' }).waitFor();
+        await f.locator('.ap-term-text').focus();
+        await p.keyboard.press('Space');
         await waitScreen((l) => l === early, 'the replayed output');
         await f.waitForFunction(() => window.bastionPlayer.time() > 0, null, { timeout: 10000 });
         // speed: the player's clock runs at the chosen rate, measured in
