@@ -446,6 +446,18 @@ describe('recording', () => {
         assert.ok(Math.abs(at.time - t) < 0.01 && !at.playing, JSON.stringify(at));
         await p.evaluate(() => window.scrollTo(0, 0));
         await shot(p, 'recording-player');
+        // a new speed while paused: the player is made again at that moment
+        await p.selectOption('#player-speed', '0.5');
+        await f.waitForFunction(() => window.bastionPlayer.speed() === 0.5);
+        await waitScreen((l) => l === late, 'the searched word at the new speed');
+        const again = await f.evaluate(() => ({ time: window.bastionPlayer.time(), playing: window.bastionPlayer.playing() }));
+        assert.ok(Math.abs(again.time - t) < 0.01 && !again.playing, JSON.stringify(again));
+        // and while playing: it plays on from where it was
+        const before = await f.evaluate(async (s) => { await window.bastionPlayer.seek(s); await window.bastionPlayer.play(); return window.bastionPlayer.time(); }, t - 1);
+        await p.selectOption('#player-speed', '1');
+        await f.waitForFunction(() => window.bastionPlayer.speed() === 1 && window.bastionPlayer.playing(), null, { timeout: 5000 });
+        const on = await f.evaluate(() => window.bastionPlayer.time());
+        assert.ok(on >= before && on < t, `playing on at ${on} s from ${before} s`);
         // seek back to before it: the early word only
         await f.evaluate((s) => window.bastionPlayer.seek(s), t - 0.5);
         await waitFor(async () => { const l = await screen(); return l.includes(early) && !l.includes(late); }, { timeoutMs: 10000, what: 'only the early word 0.5 s before' });

@@ -43,17 +43,18 @@ function fail(message) {
   post({ type: 'error', message });
 }
 
-// A new player at `startAt` seconds, replacing the one shown (if any) only
-// once it is in the page, so that the frame's height does not jump.
-function make(startAt, autoPlay) {
+// A new player at `at` seconds, playing on if `resume`, replacing the one
+// shown (if any) only once it is in the page, so that the frame's height
+// does not jump. Not the player's startAt/autoPlay: a player made with
+// startAt and not playing showed an empty screen; a seek draws the moment.
+let settled = Promise.resolve(); // the new player's seek (and play) done
+function make(at, resume) {
   const el = document.createElement('div');
   root.appendChild(el);
   const p = create({ data: cast }, el, {
     fit: 'width',
     controls: true, // always shown: play, the position bar, fullscreen
     speed,
-    startAt,
-    autoPlay,
     preload: true,
     terminalFontFamily: FONT,
     terminalLineHeight: 1.2,
@@ -66,17 +67,23 @@ function make(startAt, autoPlay) {
   if (holder) holder.remove();
   player = p;
   holder = el;
-  playing = autoPlay;
+  playing = false;
+  settled = (async () => {
+    if (at > 0) await p.seek(at);
+    if (resume) await p.play();
+  })().catch(() => { /* the player shows its own error */ });
 }
 
 async function seek(time) {
+  await settled;
   if (!player || !Number.isFinite(time) || time < 0) return;
   await player.pause();
   playing = false;
   await player.seek(time);
 }
 
-function setSpeed(s) {
+async function setSpeed(s) {
+  await settled;
   if (!player || !SPEEDS.has(s) || s === speed) return;
   speed = s;
   make(player.getCurrentTime() || 0, playing);
@@ -126,7 +133,7 @@ async function load() {
     duration: () => player.getDuration(),
     playing: () => playing,
     speed: () => speed,
-    play: () => player.play(),
+    play: async () => { await settled; return player.play(); },
     seek,
   };
   post({ type: 'ready' });
