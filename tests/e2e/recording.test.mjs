@@ -462,6 +462,12 @@ describe('recording', () => {
         await f.evaluate((s) => window.bastionPlayer.seek(s), t - 0.5);
         await waitFor(async () => { const l = await screen(); return l.includes(early) && !l.includes(late); }, { timeoutMs: 10000, what: 'only the early word 0.5 s before' });
         assert.equal(await p.getAttribute('#player-download', 'href'), `/api/v1/recordings/${recId}/cast`);
+        // a phone: the player fits; nothing scrolls sideways
+        await p.setViewportSize({ width: 390, height: 780 });
+        await f.waitForFunction(() => document.documentElement.scrollWidth <= window.innerWidth
+          && document.querySelector('.ap-term').getBoundingClientRect().right <= window.innerWidth, null, { timeout: 5000 });
+        await p.waitForFunction(() => document.documentElement.scrollWidth <= 390);
+        await p.setViewportSize({ width: 1280, height: 800 });
         assert.deepEqual(await f.evaluate(() => window.cspViolations), [], 'no CSP violation in the player page');
         assert.deepEqual(await p.evaluate(() => window.cspViolations), [], 'no CSP violation in the portal page');
         // Watch: the reader's portal terminal, the auditor's watch view;
