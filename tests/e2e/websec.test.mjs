@@ -114,5 +114,9 @@ describe('websec', () => {
     // It loads our bundle and nothing inline.
     assert.match(r.text, /<script src="\/player\.js" defer><\/script>/);
     assert.doesNotMatch(r.text, /<script(?![^>]*\bsrc=)[^>]*>/i);
+    // The player's notices ship with it.
+    const lic = await rawGet(h.daemon.port, '/licenses.txt');
+    assert.match(lic.text, /^==== asciinema-player \d+\.\d+\.\d+ \(Apache-2\.0\) ====$/m);
+    assert.match(lic.text, /^==== solid-js \d+\.\d+\.\d+ \(MIT\) ====$/m);
   });
 });
