@@ -121,8 +121,8 @@ async function load() {
     return;
   }
   statusEl.textContent = '';
-  // Fitted to the frame's width, but no larger than at about 16 px a
-  // character: an 80-column recording should not fill a wide screen.
+  // Fitted to the frame's width, but at most 10 px a column (a font of
+  // about 16 px): an 80-column recording should not fill a wide screen.
   let cols = 80;
   try { cols = Number(JSON.parse(cast.slice(0, cast.indexOf('\n'))).width) || 80; } catch { /* the player says what is wrong */ }
   root.style.maxWidth = `${Math.max(20, Math.min(cols, 1000)) * 10}px`;
