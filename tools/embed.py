@@ -71,7 +71,8 @@ def list_sources(webdir):
 def build_bundle(webdir, node, outdir):
     webdir = os.path.abspath(webdir)
     nm = os.path.join(webdir, "node_modules")
-    if not os.path.isdir(os.path.join(nm, "esbuild")) or not os.path.isdir(os.path.join(nm, "@xterm", "xterm")):
+    needed = ("esbuild", os.path.join("@xterm", "xterm"), "asciinema-player")
+    if not all(os.path.isdir(os.path.join(nm, d)) for d in needed):
         die(f"{nm} is missing or incomplete: run npm ci in web/")
     script = os.path.join(webdir, "build.mjs")
     if not os.path.isfile(script):

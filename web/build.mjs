@@ -1,5 +1,7 @@
 // Builds the web portal into one directory of static files:
 //   index.html, app.js (one ES2020 bundle), app.css (ours + xterm's),
+//   player.html, player.js, player.css (the recordings player's own page,
+//   asciinema-player: it runs under a CSP of its own, see src/player/page.js),
 //   favicon.svg and licenses.txt (the notices of the bundled packages).
 //
 //   node web/build.mjs --outdir DIR
@@ -14,14 +16,16 @@ import { fileURLToPath } from 'node:url';
 
 const webDir = path.dirname(fileURLToPath(import.meta.url));
 
-// The packages whose code ends up in app.js / app.css; their licenses ship too.
-const BUNDLED = ['@xterm/xterm', '@xterm/addon-fit', '@xterm/addon-web-links', '@xterm/addon-unicode11', 'qrcode-generator'];
+// The packages whose code ends up in the bundles; their licenses ship too.
+// The build fails if a bundle takes code from a package not listed here.
+const BUNDLED = ['@xterm/xterm', '@xterm/addon-fit', '@xterm/addon-web-links', '@xterm/addon-unicode11', 'qrcode-generator',
+  'asciinema-player', 'solid-js'];
 // A package that ships no LICENSE file: its notice is the header comment of
 // the file the bundle takes (qrcode-generator: MIT, in dist/qrcode.js).
 const NOTICE_FILE = { 'qrcode-generator': 'dist/qrcode.js' };
 
 // Files copied unchanged.
-const STATIC = ['index.html', 'favicon.svg'];
+const STATIC = ['index.html', 'player.html', 'favicon.svg'];
 
 function usage(msg) {
   if (msg) console.error(`build.mjs: ${msg}`);
@@ -51,6 +55,16 @@ function parseArgs(argv) {
 function isInside(child, parent) {
   const rel = path.relative(parent, child);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+// The npm packages whose files esbuild put in a bundle.
+function packagesOf(metafile) {
+  const out = new Set();
+  for (const input of Object.keys(metafile.inputs)) {
+    const m = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
+    if (m) out.add(m[1]);
+  }
+  return out;
 }
 
 async function licenses() {
@@ -86,21 +100,28 @@ async function main() {
     write: true,
   };
 
-  await build({
-    ...common,
-    entryPoints: [path.join(webDir, 'src', 'main.js')],
-    outfile: path.join(outdir, 'app.js'),
-    format: 'iife',
-    platform: 'browser',
-  });
-
-  // app.css @imports xterm's stylesheet first, so ours can override it.
-  await build({
-    ...common,
-    entryPoints: [path.join(webDir, 'app.css')],
-    outfile: path.join(outdir, 'app.css'),
-    loader: { '.css': 'css' },
-  });
+  const bundles = [
+    { in: path.join('src', 'main.js'), out: 'app.js' },
+    // app.css @imports xterm's stylesheet first, so ours can override it.
+    { in: 'app.css', out: 'app.css' },
+    { in: path.join('src', 'player', 'page.js'), out: 'player.js' },
+    // player.css @imports asciinema-player's stylesheet.
+    { in: 'player.css', out: 'player.css' },
+  ];
+  const used = new Set();
+  for (const b of bundles) {
+    const css = b.out.endsWith('.css');
+    const r = await build({
+      ...common,
+      entryPoints: [path.join(webDir, b.in)],
+      outfile: path.join(outdir, b.out),
+      metafile: true,
+      ...(css ? { loader: { '.css': 'css' } } : { format: 'iife', platform: 'browser' }),
+    });
+    for (const p of packagesOf(r.metafile)) used.add(p);
+  }
+  const unlisted = [...used].filter((p) => !BUNDLED.includes(p));
+  if (unlisted.length) throw new Error(`bundled without a license entry in BUNDLED: ${unlisted.join(', ')}`);
 
   for (const f of STATIC) {
     await copyFile(path.join(webDir, f), path.join(outdir, f));

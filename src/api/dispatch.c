@@ -150,6 +150,8 @@ static void serve_asset(struct srv_conn *c, const struct srv_request *req)
 		goto out;
 	}
 	r.headers = buf_str(&extra);
+	/* Only the player's document gets the policy it needs (http.c). */
+	r.player_page = strcmp(a->path, "/player.html") == 0;
 	if (req->if_none_match && strcmp(req->if_none_match, a->etag) == 0) {
 		r.status = 304;
 		srv_respond(c, &r);

@@ -43,14 +43,25 @@ static const char *const hdr_names[H_COUNT] = {
 	[H_RELAYED] = "x-bastion-relayed",
 };
 
-static const char security_headers[] =
-	"Strict-Transport-Security: max-age=31536000\r\n"
-	"Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; "
-	"connect-src 'self'; img-src 'self' data:; font-src 'self'; frame-ancestors 'none'; "
-	"base-uri 'none'; form-action 'self'\r\n"
-	"X-Content-Type-Options: nosniff\r\n"
-	"X-Frame-Options: DENY\r\n"
-	"Referrer-Policy: no-referrer\r\n";
+/* The security headers of every answer. Two sets, which differ only where
+ * the macro's arguments do: the strict one, and the recordings player's
+ * page's (srv_response.player_page). asciinema-player compiles its terminal
+ * emulator from WebAssembly bytes, which needs 'wasm-unsafe-eval'
+ * (compiling WebAssembly, not evaluating strings as script), and the portal
+ * shows that page in an <iframe> of its own origin. docs/security.md says
+ * why that is acceptable there. */
+#define SRV_SECURITY_HEADERS(script_src, frame_ancestors, frame_options)                \
+	"Strict-Transport-Security: max-age=31536000\r\n"                               \
+	"Content-Security-Policy: default-src 'self'; script-src " script_src "; "      \
+	"style-src 'self'; connect-src 'self'; img-src 'self' data:; font-src 'self'; " \
+	"frame-ancestors " frame_ancestors "; base-uri 'none'; form-action 'self'\r\n"  \
+	"X-Content-Type-Options: nosniff\r\n"                                           \
+	"X-Frame-Options: " frame_options "\r\n"                                        \
+	"Referrer-Policy: no-referrer\r\n"
+
+static const char security_headers[] = SRV_SECURITY_HEADERS("'self'", "'none'", "DENY");
+static const char player_security_headers[] =
+	SRV_SECURITY_HEADERS("'self' 'wasm-unsafe-eval'", "'self'", "SAMEORIGIN");
 
 /* ---------- responses ---------- */
 
@@ -67,7 +78,7 @@ static int format_head(struct buf *h, const struct srv_conn *c, const struct srv
 				  http_status_str((enum http_status)r->status), r->len);
 	if (r->content_type)
 		e = e ?: buf_printf(h, "Content-Type: %s\r\n", r->content_type);
-	e = e ?: buf_append_str(h, security_headers);
+	e = e ?: buf_append_str(h, r->player_page ? player_security_headers : security_headers);
 	if (r->headers)
 		e = e ?: buf_append_str(h, r->headers);
 	e = e ?: buf_printf(h, "Connection: %s\r\n\r\n", c->keep_alive ? "keep-alive" : "close");

@@ -118,6 +118,8 @@ struct srv_response {
 	bool body_static; /* body lives as long as the process: sent by
 			     reference as the socket drains, never copied */
 	bool close;       /* the connection closes after this answer */
+	bool player_page; /* the recordings player's page: its own CSP, which
+			     allows WebAssembly and same-origin framing (http.c) */
 };
 
 /* The access log (server/access.c, issue 19): one info line per answered

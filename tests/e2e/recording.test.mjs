@@ -19,7 +19,7 @@ import {
 import { attach } from './lib/term.mjs';
 import { randomString, waitFor } from './lib/util.mjs';
 import { startDaemon } from './lib/daemon.mjs';
-import { launch, newContext, signIn, waitTermText, waitForShell, run, failShot } from './lib/browser.mjs';
+import { launch, newContext, signIn, waitTermText, waitForShell, run, failShot, shot } from './lib/browser.mjs';
 
 const MAX_BYTES = 65536;
 const BIG_MAX_BYTES = 16 * 1024 * 1024;
@@ -357,37 +357,119 @@ describe('recording', () => {
   });
 
   h.test('portal: the Recordings page lists it; the player plays, seeks to a search hit; Watch shows a live session', { timeout: 120000 }, async () => {
-    assert.ok(outRec, 'the output test ran');
+    // A recording that lasts long enough to measure its speed: two words
+    // printed 1.5 s apart.
+    const { session, term } = await openShell(users.reader, 'out');
+    const recId = await recordingOf(users.reader, session.id);
+    const early = `Early${randomString(6)}`;
+    const late = `Late${randomString(6)}`;
+    try {
+      term.send(`echo ${early.slice(0, 5)}""${early.slice(5)}; sleep 1.5; echo ${late.slice(0, 4)}""${late.slice(4)}\r`);
+      await term.waitForOutput(`${late}\r\n`, { timeoutMs: 10000 });
+    } finally { term.close(); }
+    const meta = await ended(recId);
     const browser = await launch();
     try {
       const { context, rec } = await newContext(browser, h);
+      // In every frame, before its scripts: the CSP violations it reports
+      // (the player's page compiles WebAssembly, which the portal's policy
+      // would refuse).
+      await context.addInitScript(() => {
+        window.cspViolations = [];
+        document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+      });
       const p = await context.newPage();
       try {
         await signIn(p, h, 'recauditor', passwords.auditor);
         await p.goto(`${h.daemon.origin}/#/recordings`);
-        const link = p.locator(`#recordings-table a[data-recording="${outRec.id}"]`);
+        const link = p.locator(`#recordings-table a[data-recording="${recId}"]`);
         await link.waitFor({ state: 'visible' });
         await link.click();
-        await p.waitForFunction(() => !!window.bastionPlayer, null, { timeout: 20000 });
-        // play: the position moves and the shell's first output appears
-        await p.click('#player-play');
-        await waitTermText(p, 'READY42', 'the replayed output');
-        await p.waitForFunction(() => window.bastionPlayer.position() > 0, null, { timeout: 10000 });
+        const f = await (await p.locator('#player-frame').elementHandle()).contentFrame();
+        assert.equal(new URL(f.url()).pathname, '/player.html');
+        // ready, or refused by its policy (then the assertion says how)
+        await f.waitForFunction(() => window.cspViolations.length > 0 || (!!window.bastionPlayer && window.bastionPlayer.duration() > 0), null, { timeout: 20000 });
+        assert.deepEqual(await f.evaluate(() => window.cspViolations), [], 'no CSP violation in the player page');
+        const duration = await f.evaluate(() => window.bastionPlayer.duration());
+        assert.ok(duration >= 1.5 && Math.abs(duration - meta.duration_s) < 1, `player ${duration} s, recording ${meta.duration_s} s`);
+        // The player's text, as it drew it, one entry per row.
+        const screen = () => f.evaluate(() => {
+          const el = document.querySelector('.ap-term-text');
+          return el ? el.innerText.split('\n').map((l) => l.trimEnd()) : [];
+        });
+        const waitScreen = async (pred, what) => {
+          let last = [];
+          try {
+            return await waitFor(async () => (last = await screen()).find(pred), { timeoutMs: 20000, intervalMs: 100, what });
+          } catch (e) {
+            e.message += `\nthe player shows:\n${last.filter((l) => l).slice(-20).join('\n')}`;
+            throw e;
+          }
+        };
+        // play from the keyboard (Space on the player's screen, which is in
+        // the Tab order); its button is labelled: the shell's output appears
+        await f.getByRole('button', { name: 'Play' }).waitFor();
+        await f.locator('.ap-term-text').focus();
+        await p.keyboard.press('Space');
+        await waitScreen((l) => l === early, 'the replayed output');
+        await f.waitForFunction(() => window.bastionPlayer.time() > 0, null, { timeout: 10000 });
+        // speed: the player's clock runs at the chosen rate, measured in
+        // the page itself from 0 s over a third of what the recording
+        // lasts at that speed
+        const rate = (speed) => f.evaluate(async (s) => {
+          const bp = window.bastionPlayer;
+          await bp.seek(0);
+          await bp.play();
+          await new Promise((resolve) => { requestAnimationFrame(resolve); });
+          const t0 = bp.time();
+          const w0 = performance.now();
+          await new Promise((resolve) => { setTimeout(resolve, Math.min(200, (bp.duration() * 1000) / s / 3)); });
+          const t1 = bp.time();
+          const w1 = performance.now();
+          return { rate: (t1 - t0) / ((w1 - w0) / 1000), playing: bp.playing(), t0, t1, duration: bp.duration() };
+        }, speed);
+        for (const speed of [0.5, 4]) {
+          await p.selectOption('#player-speed', String(speed));
+          await f.waitForFunction((s) => window.bastionPlayer.speed() === s, speed);
+          const r = await rate(speed);
+          assert.ok(r.playing && Math.abs(r.rate - speed) < speed * 0.25, `at ${speed}×: ${JSON.stringify(r)}`);
+        }
         // search, then a hit seeks there: the word is on screen, paused
-        await p.fill('#player-q', word);
+        await p.fill('#player-q', late);
         await p.click('#player-search-go');
         const hit = p.locator('#player-hits button.hit').first();
         await hit.waitFor({ state: 'visible' });
         const t = Number(await hit.getAttribute('data-time'));
         await hit.click();
-        await waitTermText(p, (l) => l === word, 'the searched word after the seek');
-        const at = await p.evaluate(() => ({ pos: window.bastionPlayer.position(), playing: window.bastionPlayer.playing() }));
-        assert.ok(Math.abs(at.pos - t) < 0.01 && !at.playing, JSON.stringify(at));
-        // seek back to the start: the word is gone from the screen
-        await p.evaluate(() => window.bastionPlayer.seek(0));
-        const lines = await p.evaluate(() => { const b = window.bastionTerm.buffer.active; const o = []; for (let i = 0; i < b.length; i++) o.push(b.getLine(i).translateToString(true)); return o; });
-        assert.ok(!lines.includes(word), 'nothing after 0 s on screen');
-        assert.equal(await p.getAttribute('#player-download', 'href'), `/api/v1/recordings/${outRec.id}/cast`);
+        await waitScreen((l) => l === late, 'the searched word after the seek');
+        const at = await f.evaluate(() => ({ time: window.bastionPlayer.time(), playing: window.bastionPlayer.playing() }));
+        assert.ok(Math.abs(at.time - t) < 0.01 && !at.playing, JSON.stringify(at));
+        await p.evaluate(() => window.scrollTo(0, 0));
+        await shot(p, 'recording-player');
+        // a new speed while paused: the player is made again at that moment
+        await p.selectOption('#player-speed', '0.5');
+        await f.waitForFunction(() => window.bastionPlayer.speed() === 0.5);
+        await waitScreen((l) => l === late, 'the searched word at the new speed');
+        const again = await f.evaluate(() => ({ time: window.bastionPlayer.time(), playing: window.bastionPlayer.playing() }));
+        assert.ok(Math.abs(again.time - t) < 0.01 && !again.playing, JSON.stringify(again));
+        // and while playing: it plays on from where it was
+        const before = await f.evaluate(async (s) => { await window.bastionPlayer.seek(s); await window.bastionPlayer.play(); return window.bastionPlayer.time(); }, t - 1);
+        await p.selectOption('#player-speed', '1');
+        await f.waitForFunction(() => window.bastionPlayer.speed() === 1 && window.bastionPlayer.playing(), null, { timeout: 5000 });
+        const on = await f.evaluate(() => window.bastionPlayer.time());
+        assert.ok(on >= before && on < t, `playing on at ${on} s from ${before} s`);
+        // seek back to before it: the early word only
+        await f.evaluate((s) => window.bastionPlayer.seek(s), t - 0.5);
+        await waitFor(async () => { const l = await screen(); return l.includes(early) && !l.includes(late); }, { timeoutMs: 10000, what: 'only the early word 0.5 s before' });
+        assert.equal(await p.getAttribute('#player-download', 'href'), `/api/v1/recordings/${recId}/cast`);
+        // a phone: the player fits; nothing scrolls sideways
+        await p.setViewportSize({ width: 390, height: 780 });
+        await f.waitForFunction(() => document.documentElement.scrollWidth <= window.innerWidth
+          && document.querySelector('.ap-term').getBoundingClientRect().right <= window.innerWidth, null, { timeout: 5000 });
+        await p.waitForFunction(() => document.documentElement.scrollWidth <= 390);
+        await p.setViewportSize({ width: 1280, height: 800 });
+        assert.deepEqual(await f.evaluate(() => window.cspViolations), [], 'no CSP violation in the player page');
+        assert.deepEqual(await p.evaluate(() => window.cspViolations), [], 'no CSP violation in the portal page');
         // Watch: the reader's portal terminal, the auditor's watch view;
         // the watched terminal says who is watching
         const r = await newContext(browser, h);

@@ -2,7 +2,9 @@
 // every state-changing route of the router's table refuses a cookie request
 // without the CSRF token, a login issues a new session id, TLS below 1.2 and
 // non-forward-secret or non-AEAD suites are refused, and the portal's pages
-// carry the security headers.
+// carry the security headers: the strict policy everywhere but the
+// recordings player's page, whose policy adds only 'wasm-unsafe-eval' and
+// same-origin framing.
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -84,5 +86,37 @@ describe('websec', () => {
     assert.equal(r.headers['x-content-type-options'], 'nosniff');
     // No script inline in the page itself.
     assert.doesNotMatch(r.text, /<script(?![^>]*\bsrc=)[^>]*>/i);
+  });
+
+  // The whole policy, word for word: the portal's must not loosen when the
+  // player's does (src/server/http.c).
+  const STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    + "img-src 'self' data:; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+  const PLAYER_CSP = STRICT_CSP.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'")
+    .replace("frame-ancestors 'none'", "frame-ancestors 'self'");
+
+  h.test('only the player page may compile WebAssembly and be framed (by its own origin)', async () => {
+    for (const p of ['/', '/index.html', '/app.js', '/app.css', '/player.js', '/player.css', '/licenses.txt', '/no-such-file']) {
+      const r = await rawGet(h.daemon.port, p);
+      assert.equal(r.headers['content-security-policy'], STRICT_CSP, p);
+      assert.equal(r.headers['x-frame-options'], 'DENY', p);
+    }
+    const api = await rawGet(h.daemon.port, '/api/v1/healthz');
+    assert.equal(api.headers['content-security-policy'], STRICT_CSP, 'an API answer');
+    const r = await rawGet(h.daemon.port, '/player.html');
+    assert.equal(r.status, 200);
+    assert.match(r.headers['content-type'], /^text\/html/);
+    assert.equal(r.headers['content-security-policy'], PLAYER_CSP);
+    assert.equal(r.headers['x-frame-options'], 'SAMEORIGIN');
+    assert.equal(r.headers['x-content-type-options'], 'nosniff');
+    assert.equal(r.headers['referrer-policy'], 'no-referrer');
+    assert.match(r.headers['strict-transport-security'], /max-age=\d+/);
+    // It loads our bundle and nothing inline.
+    assert.match(r.text, /<script src="\/player\.js" defer><\/script>/);
+    assert.doesNotMatch(r.text, /<script(?![^>]*\bsrc=)[^>]*>/i);
+    // The player's notices ship with it.
+    const lic = await rawGet(h.daemon.port, '/licenses.txt');
+    assert.match(lic.text, /^==== asciinema-player \d+\.\d+\.\d+ \(Apache-2\.0\) ====$/m);
+    assert.match(lic.text, /^==== solid-js \d+\.\d+\.\d+ \(MIT\) ====$/m);
   });
 });

@@ -2,13 +2,13 @@
 // paged by "next"), a player for one recording, and the live view of a
 // session being watched (GET /sessions/{id}/watch).
 //
-// The player replays the asciicast into the same xterm.js the terminal
-// uses, rather than asciinema-player: that one renders through a
-// WebAssembly terminal emulator, which the portal's Content-Security-Policy
-// (script-src 'self', no 'wasm-unsafe-eval') rightly refuses, and xterm.js
-// is already in the bundle. Seeking resets the terminal and writes every
-// output up to that time at once; search asks the server
-// (/recordings/{id}/search), and each hit seeks to its time.
+// The player is asciinema-player, on a page of its own (player.html,
+// src/player/page.js) shown here in an <iframe>: its terminal emulator is
+// WebAssembly, which needs 'wasm-unsafe-eval', and the server allows that
+// on that page alone. This page keeps the controls that are the portal's
+// (speed, search, download) and tells the player what to do with
+// postMessage (seek to a search hit, a new speed); the player's own bar
+// plays, pauses and seeks. The live view stays on xterm.js.
 
 import { Terminal } from '@xterm/xterm';
 import { get, lastSegment } from '../api.js';
@@ -98,18 +98,6 @@ export function renderRecordings(root) {
   return () => controller.abort();
 }
 
-// The cast's lines: the header and [time, type, data] events.
-function parseCast(text) {
-  const lines = text.split('\n').filter((l) => l.length);
-  const header = JSON.parse(lines[0]);
-  const events = [];
-  for (const l of lines.slice(1)) {
-    const e = JSON.parse(l);
-    if (Array.isArray(e) && e.length === 3) events.push(e);
-  }
-  return { header, events };
-}
-
 function makeTerm(host, cols, rows) {
   const term = new Terminal({ cols, rows, disableStdin: true, scrollback: 5000, convertEol: false, cursorBlink: false, fontSize: 14 });
   term.open(host);
@@ -117,105 +105,49 @@ function makeTerm(host, cols, rows) {
   return term;
 }
 
+// One recording: its facts, the player (player.html in a frame, see the
+// top of this file), speed, search, download.
 export function renderRecording(root, { id }) {
   const controller = new AbortController();
   const msg = messageLine('player-msg');
   const meta = h('p', { id: 'player-meta', class: 'muted' }, 'Loading…');
-  const host = h('div', { id: 'player-term', class: 'player-term' });
-  const playBtn = button('Play', () => (playing ? pause() : play()), { id: 'player-play', class: 'primary small' });
-  const speedSel = h('select', { id: 'player-speed', 'aria-label': 'Speed' },
+  const frame = h('iframe', {
+    id: 'player-frame',
+    class: 'player-frame',
+    title: 'Recording player (Space plays and pauses, arrows seek, ? lists the keys)',
+    src: `/player.html#${encodeURIComponent(id)}`,
+    allow: 'fullscreen',
+  });
+  const speedSel = h('select', { id: 'player-speed', disabled: true },
     ['0.5', '1', '2', '4', '8'].map((s) => h('option', { value: s, selected: s === '1' }, `${s}×`)));
-  const seekBar = h('input', { id: 'player-seek', type: 'range', min: '0', max: '0', step: '0.1', value: '0', 'aria-label': 'Position' });
-  const timeLbl = h('span', { id: 'player-time', class: 'muted' }, '0:00 / 0:00');
   const download = h('a', { id: 'player-download', class: 'button small', href: `/api/v1/recordings/${encodeURIComponent(id)}/cast`, download: `${id}.cast` }, 'Download .cast');
   const qInput = h('input', { id: 'player-q', type: 'search', placeholder: 'Text shown on screen' });
   const hitsEl = h('ol', { id: 'player-hits', class: 'hits' });
   const searchForm = h('form', { id: 'player-search', class: 'filters' }, field('Search', qInput),
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'small', id: 'player-search-go' }, 'Find')));
-  page(root, 'Recording', meta, msg.el,
-    h('div', { class: 'actions player-controls' }, playBtn, speedSel, seekBar, timeLbl, download),
-    host, searchForm, hitsEl);
+  page(root, 'Recording', meta, msg.el, frame,
+    h('div', { class: 'actions player-controls' }, field('Speed', speedSel), download),
+    searchForm, hitsEl);
 
-  let term = null;
-  let cast = null;
-  let idx = 0; // the next event to apply
-  let pos = 0; // seconds shown
-  let playing = false;
-  let startWall = 0;
-  let startPos = 0;
-  let timer = null;
-  let duration = 0;
-
-  function apply(upTo) {
-    let out = '';
-    while (idx < cast.events.length && cast.events[idx][0] <= upTo) {
-      const [, type, data] = cast.events[idx++];
-      if (type === 'o') {
-        out += data;
-      } else if (type === 'r') {
-        const m = /^(\d+)x(\d+)$/.exec(data);
-        if (out) term.write(out);
-        out = '';
-        if (m) term.resize(Math.min(+m[1], 1000), Math.min(+m[2], 1000));
-      }
+  // To the player's page only: same origin, that frame.
+  function tell(m) {
+    if (frame.contentWindow) frame.contentWindow.postMessage(m, location.origin);
+  }
+  function onMessage(ev) {
+    if (ev.origin !== location.origin || ev.source !== frame.contentWindow || !ev.data) return;
+    const m = ev.data;
+    if (m.type === 'ready') {
+      speedSel.disabled = false;
+      if (speedSel.value !== '1') tell({ type: 'speed', speed: Number(speedSel.value) });
+    } else if (m.type === 'error') {
+      msg.fail(new Error(String(m.message)));
+    } else if (m.type === 'size' && Number.isFinite(m.height)) {
+      frame.style.height = `${Math.min(Math.max(Math.ceil(m.height), 80), 4000)}px`;
     }
-    if (out) term.write(out);
   }
+  window.addEventListener('message', onMessage);
 
-  function show() {
-    seekBar.value = String(pos);
-    timeLbl.textContent = `${clock(pos)} / ${clock(duration)}`;
-  }
-
-  function tick() {
-    timer = null;
-    if (!playing) return;
-    pos = startPos + ((performance.now() - startWall) / 1000) * Number(speedSel.value);
-    if (pos >= duration) pos = duration;
-    apply(pos);
-    show();
-    if (pos >= duration) {
-      pause();
-      return;
-    }
-    timer = setTimeout(tick, 40);
-  }
-
-  function play() {
-    if (!cast) return;
-    if (pos >= duration) seek(0);
-    playing = true;
-    playBtn.textContent = 'Pause';
-    startWall = performance.now();
-    startPos = pos;
-    tick();
-  }
-
-  function pause() {
-    playing = false;
-    playBtn.textContent = 'Play';
-    if (timer) clearTimeout(timer);
-    timer = null;
-  }
-
-  // Back to the start, then everything up to t at once.
-  function seek(t) {
-    if (!cast) return;
-    term.reset();
-    term.resize(cast.header.width || 80, cast.header.height || 24);
-    idx = 0;
-    pos = Math.max(0, Math.min(t, duration));
-    apply(pos);
-    startWall = performance.now();
-    startPos = pos;
-    show();
-  }
-
-  seekBar.addEventListener('input', () => seek(Number(seekBar.value)));
-  speedSel.addEventListener('change', () => {
-    startWall = performance.now();
-    startPos = pos;
-  });
+  speedSel.addEventListener('change', () => tell({ type: 'speed', speed: Number(speedSel.value) }));
   searchForm.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const q = qInput.value.trim();
@@ -224,10 +156,8 @@ export function renderRecording(root, { id }) {
       msg.clear();
       const data = await get(`/recordings/${encodeURIComponent(id)}/search?q=${encodeURIComponent(q)}`, { signal: controller.signal });
       replace(hitsEl, ...(data.value || []).map((hit) => h('li', null,
-        button(`${clock(hit.time)}  ${hit.line}`, () => {
-          pause();
-          seek(hit.time);
-        }, { class: 'small hit', dataset: { time: String(hit.time) } }))));
+        button(`${clock(hit.time)}  ${hit.line}`, () => tell({ type: 'seek', time: hit.time }),
+          { class: 'small hit', dataset: { time: String(hit.time) } }))));
       if (!(data.value || []).length) replace(hitsEl, h('li', { class: 'muted' }, 'Not found in what was shown.'));
     } catch (err) {
       if (!controller.signal.aborted) msg.fail(err);
@@ -237,28 +167,14 @@ export function renderRecording(root, { id }) {
   (async () => {
     try {
       const r = await get(`/recordings/${encodeURIComponent(id)}`, { signal: controller.signal });
-      meta.textContent = `${r.user} on ${lastSegment(r.vm)} through ${lastSegment(r.bastion)}, ${r.mode}, ${new Date(r.started_at * 1000).toLocaleString()} (${r.state}${r.error ? `: ${r.error}` : ''})`;
-      const res = await fetch(`/api/v1/recordings/${encodeURIComponent(id)}/cast`, { credentials: 'same-origin', signal: controller.signal });
-      if (!res.ok) {
-        let text = `${res.status}`;
-        try { text = (await res.json()).error.message; } catch { /* not JSON */ }
-        throw new Error(text);
-      }
-      cast = parseCast(await res.text());
-      duration = cast.events.length ? cast.events[cast.events.length - 1][0] : 0;
-      seekBar.max = String(duration);
-      term = makeTerm(host, cast.header.width || 80, cast.header.height || 24);
-      window.bastionPlayer = { seek, play, pause, position: () => pos, duration: () => duration, playing: () => playing };
-      show();
+      meta.textContent = `${r.user} on ${lastSegment(r.vm)} through ${lastSegment(r.bastion)}, ${r.mode}, ${new Date(r.started_at * 1000).toLocaleString()}, ${clock(r.duration_s)} (${r.state}${r.error ? `: ${r.error}` : ''})`;
     } catch (err) {
       if (!controller.signal.aborted) msg.fail(err);
     }
   })();
   return () => {
-    pause();
     controller.abort();
-    if (term) term.dispose();
-    window.bastionPlayer = undefined;
+    window.removeEventListener('message', onMessage);
   };
 }
 
