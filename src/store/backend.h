@@ -29,6 +29,7 @@ struct store_backend {
 	void (*after)(struct store *s, const char *name);
 	/* NULL: no cache (all zero). */
 	void (*cache_stats)(struct store *s, struct store_cache_stats *ret);
+	int (*cache_sync)(struct store *s);
 #define STORE_OPS_MEMBER(name, params, args) int(*name) params;
 	STORE_OPS(STORE_OPS_MEMBER)
 #undef STORE_OPS_MEMBER

@@ -618,6 +618,7 @@ const struct store_backend store_pg_backend = { .name = "PostgreSQL",
 						.reachable = pg_reachable,
 						.after = pgc_after,
 						.cache_stats = pgc_stats,
+						.cache_sync = pgc_sync,
 #define PG_ENTRY(name, params, args) .name = pg_##name,
 						PG_OPS_DONE(PG_ENTRY)
 #undef PG_ENTRY

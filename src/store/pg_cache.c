@@ -39,12 +39,14 @@
 #include "store/pg_internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/err.h"
 #include "core/log.h"
 
 #define PGC_BUCKETS     1024
@@ -73,6 +75,7 @@ struct pg_cache {
 	size_t n, bytes;
 	atomic_int_fast64_t last_ok_ms;
 	atomic_uint_fast64_t hits, misses;
+	uint64_t syncs; /* "sync" notifications seen (pgc_sync) */
 };
 
 static const char *const dom_names[PGC_NDOM] = { "ident", "roles", "res", "hostkeys" };
@@ -161,6 +164,11 @@ static bool drain_locked(struct pg_cache *c)
 	while ((n = PQnotifies(c->listen)) != NULL) {
 		unsigned mask = 0;
 
+		if (n->extra && strcmp(n->extra, "sync") == 0) {
+			c->syncs++;
+			PQfreemem(n);
+			continue;
+		}
 		for (int d = 0; d < PGC_NDOM; d++)
 			if (n->extra && strcmp(n->extra, dom_names[d]) == 0)
 				mask = 1u << d;
@@ -444,6 +452,42 @@ void pgc_free(struct pg_cache *c)
 	free(c);
 }
 
+int pgc_sync(struct store *s)
+{
+	struct pg_cache *c = pg_cache_of(s);
+	int64_t until = now_ms() + 2000;
+	uint64_t before;
+	int r = -ETIMEDOUT;
+
+	if (!c)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	before = c->syncs;
+	pthread_mutex_unlock(&c->lock);
+	if (pg_q(s, NULL, "SELECT pg_notify('bastion_cache', 'sync')", 0, NULL) < 0)
+		return -BERR_STORE;
+	while (now_ms() < until) {
+		struct pollfd pfd = { .fd = -1, .events = POLLIN };
+		bool up;
+
+		pthread_mutex_lock(&c->lock);
+		up = drain_locked(c);
+		if (c->syncs != before)
+			r = 0;
+		if (up)
+			pfd.fd = PQsocket(c->listen);
+		pthread_mutex_unlock(&c->lock);
+		if (r == 0)
+			break;
+		if (!up) {
+			r = -EPIPE;
+			break;
+		}
+		poll(&pfd, 1, 10);
+	}
+	return r;
+}
+
 void pgc_stats(struct store *s, struct store_cache_stats *ret)
 {
 	struct pg_cache *c = pg_cache_of(s);
@@ -455,6 +499,7 @@ void pgc_stats(struct store *s, struct store_cache_stats *ret)
 	ret->entries = c->n;
 	ret->bytes = c->bytes;
 	ret->listening = c->listen != NULL;
+	ret->listen_pid = c->listen ? PQbackendPID(c->listen) : 0;
 	pthread_mutex_unlock(&c->lock);
 	ret->hits = atomic_load(&c->hits);
 	ret->misses = atomic_load(&c->misses);

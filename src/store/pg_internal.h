@@ -204,6 +204,7 @@ void pgc_put(struct store *s, const char *key, size_t key_len, const char *val, 
 void pgc_patch(struct store *s, char kind, bool (*fn)(char *val, size_t len, void *ud), void *ud);
 void pgc_after(struct store *s, const char *name);
 void pgc_stats(struct store *s, struct store_cache_stats *ret);
+int pgc_sync(struct store *s);
 
 /* The reads pg_cached.c answers from the cache, as the store reads them. */
 int pg_token_lookup_db(struct store *s, const uint8_t hash[32], struct store_token *ret,

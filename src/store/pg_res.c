@@ -298,7 +298,8 @@ int pg_res_foreach_referrer(struct store *s, const char *id, const char *type,
 }
 
 int pg_res_foreach_db(struct store *s, const char *group, const char *type,
-		   int (*fn)(const char *id, const char *name, json_t *props, void *ud), void *ud)
+		      int (*fn)(const char *id, const char *name, json_t *props, void *ud),
+		      void *ud)
 {
 	const char *p[] = { group, type };
 
@@ -309,8 +310,8 @@ int pg_res_foreach_db(struct store *s, const char *group, const char *type,
 }
 
 int pg_res_foreach_type_db(struct store *s, const char *type,
-			int (*fn)(const char *id, const char *name, json_t *props, void *ud),
-			void *ud)
+			   int (*fn)(const char *id, const char *name, json_t *props, void *ud),
+			   void *ud)
 {
 	const char *p[] = { type };
 

@@ -121,7 +121,7 @@ int pg_role_foreach(struct store *s, int (*fn)(const struct store_role *ra, void
 }
 
 int pg_role_foreach_principal_db(struct store *s, const char *principal,
-			      int (*fn)(const char *role, const char *scope, void *ud), void *ud)
+				 int (*fn)(const char *role, const char *scope, void *ud), void *ud)
 {
 	const char *p[] = { principal };
 	PGresult *res = NULL;

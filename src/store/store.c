@@ -66,6 +66,11 @@ const char *store_backend_name(struct store *s)
 	return s->be->name;
 }
 
+int store_cache_sync(struct store *s)
+{
+	return s->be->cache_sync ? s->be->cache_sync(s) : 0;
+}
+
 void store_cache_stats(struct store *s, struct store_cache_stats *ret)
 {
 	if (s->be->cache_stats)

@@ -47,9 +47,15 @@ const char *store_backend_name(struct store *s);
 struct store_cache_stats {
 	size_t entries, bytes;
 	bool listening;
+	int listen_pid; /* its server process (pg_stat_activity.pid), or 0 */
 	uint64_t hits, misses;
 };
 void store_cache_stats(struct store *s, struct store_cache_stats *ret);
+/* Waits (at most 2 s) until every change committed before the call has
+ * reached s's cache: a notification of its own, sent after them, is back
+ * (PostgreSQL delivers them in commit order). For tests and measurements;
+ * 0, -ETIMEDOUT, -EPIPE (not listening), or a store error. SQLite: 0. */
+int store_cache_sync(struct store *s);
 /* 0 when s's backend implements every function of the interface;
  * otherwise how many it lacks, their names (without "store_") comma-
  * separated into buf. Calling a missing one answers -ENOSYS. */

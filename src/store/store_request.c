@@ -75,6 +75,7 @@ static const char *const reads[] = {
 	"token_count",
 	"role_get",
 	"role_foreach",
+	"role_foreach_principal",
 	"role_root_owners",
 	"group_exists",
 	"group_foreach",
