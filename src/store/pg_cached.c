@@ -151,9 +151,20 @@ static void val_free(char *val, const struct dec *d)
 	free(val);
 }
 
+/* A key's first byte, its kind, as it is (pgc_patch finds entries by it). */
+static void enc_kind(struct enc *e, char kind)
+{
+	if (!e->bad && !(e->p = malloc(e->cap = 256)))
+		e->bad = true;
+	if (e->bad)
+		return;
+	e->p[0] = kind;
+	e->len = 1;
+}
+
 static void key_hash(struct enc *k, char kind, const uint8_t hash[32])
 {
-	enc_add(k, &kind, 1, false);
+	enc_kind(k, kind);
 	enc_add(k, hash, 32, false);
 }
 
@@ -329,7 +340,7 @@ int pg_role_foreach_principal(struct store *s, const char *principal,
 	char *val = NULL, kind = 'R';
 	int c, r = 0;
 
-	enc_add(&k, &kind, 1, false);
+	enc_kind(&k, kind);
 	enc_str(&k, principal);
 	c = get(s, &k, PGC_ROLES, &val, &d, &f);
 	if (c < 0) {
@@ -365,7 +376,7 @@ out:
 
 static void key_parts(struct enc *k, char kind, const char *a, const char *b, const char *c)
 {
-	enc_add(k, &kind, 1, false);
+	enc_kind(k, kind);
 	enc_str(k, a);
 	enc_str(k, b);
 	enc_str(k, c);
