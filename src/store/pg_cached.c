@@ -218,9 +218,15 @@ int pg_token_lookup(struct store *s, const uint8_t hash[32], struct store_token 
 	return r;
 }
 
+struct touch {
+	struct store_token t; /* id, last_used_at: the time written */
+	int64_t before;       /* written over an older time only (the UPDATE's) */
+};
+
 static bool touched(char *val, size_t len, void *ud)
 {
-	const struct store_token *t = ud;
+	const struct touch *w = ud;
+	const struct store_token *t = &w->t;
 	struct dec d = { val, val + len, false };
 	size_t n = 0;
 	char *p = (char *)dec_next(&d, &n);
@@ -229,7 +235,7 @@ static bool touched(char *val, size_t len, void *ud)
 	if (!p || n != sizeof(cur))
 		return false;
 	memcpy(&cur, p, sizeof(cur));
-	if (strcmp(cur.id, t->id) != 0 || cur.last_used_at >= t->last_used_at)
+	if (strcmp(cur.id, t->id) != 0 || (cur.last_used_at && cur.last_used_at >= w->before))
 		return false;
 	cur.last_used_at = t->last_used_at;
 	memcpy(p, &cur, sizeof(cur));
@@ -241,11 +247,11 @@ static bool touched(char *val, size_t len, void *ud)
  * not write it again. */
 int pg_token_touch(struct store *s, const char *id, int64_t now, int64_t min_gap)
 {
-	struct store_token t = { .last_used_at = now };
+	struct touch w = { .t.last_used_at = now, .before = now - min_gap };
 	int r = pg_token_touch_db(s, id, now, min_gap);
 
-	if (r == 0 && pg_copy(t.id, sizeof(t.id), id) == 0)
-		pgc_patch(s, 'T', touched, &t);
+	if (r == 0 && pg_copy(w.t.id, sizeof(w.t.id), id) == 0)
+		pgc_patch(s, 'T', touched, &w);
 	return r;
 }
 
