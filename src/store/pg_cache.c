@@ -42,9 +42,11 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -75,7 +77,10 @@ struct pg_cache {
 	size_t n, bytes;
 	atomic_int_fast64_t last_ok_ms;
 	atomic_uint_fast64_t hits, misses;
-	uint64_t syncs; /* "sync" notifications seen (pgc_sync) */
+	/* pgc_sync's markers: "sync:NAME:SEQ", NAME this cache's own (every
+	 * listener hears every marker: another's is ignored). */
+	char sync_name[48];
+	uint64_t sync_sent, sync_seen;
 };
 
 static const char *const dom_names[PGC_NDOM] = { "ident", "roles", "res", "hostkeys" };
@@ -164,8 +169,15 @@ static bool drain_locked(struct pg_cache *c)
 	while ((n = PQnotifies(c->listen)) != NULL) {
 		unsigned mask = 0;
 
-		if (n->extra && strcmp(n->extra, "sync") == 0) {
-			c->syncs++;
+		if (n->extra && strncmp(n->extra, "sync:", 5) == 0) {
+			size_t k = strlen(c->sync_name);
+
+			if (strncmp(n->extra + 5, c->sync_name, k) == 0 && n->extra[5 + k] == ':') {
+				uint64_t seq = strtoull(n->extra + 6 + k, NULL, 10);
+
+				if (seq > c->sync_seen)
+					c->sync_seen = seq;
+			}
 			PQfreemem(n);
 			continue;
 		}
@@ -287,7 +299,8 @@ void pgc_put(struct store *s, const char *key, size_t key_len, const char *val, 
 		goto out;
 	}
 	memcpy(e->key, key, key_len);
-	memcpy(e->val, val, val_len);
+	if (val_len)
+		memcpy(e->val, val, val_len);
 	e->key_len = key_len;
 	e->val_len = val_len;
 	e->hash = h;
@@ -423,6 +436,7 @@ int pgc_open(struct pg_cache **ret)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
 	atomic_init(&c->last_ok_ms, now_ms());
+	snprintf(c->sync_name, sizeof(c->sync_name), "%ld.%p", (long)getpid(), (void *)c);
 	*ret = c;
 	return 0;
 }
@@ -456,15 +470,18 @@ int pgc_sync(struct store *s)
 {
 	struct pg_cache *c = pg_cache_of(s);
 	int64_t until = now_ms() + 2000;
-	uint64_t before;
+	uint64_t mine;
+	char payload[96];
+	const char *p[] = { payload };
 	int r = -ETIMEDOUT;
 
 	if (!c)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	before = c->syncs;
+	mine = ++c->sync_sent;
+	snprintf(payload, sizeof(payload), "sync:%s:%llu", c->sync_name, (unsigned long long)mine);
 	pthread_mutex_unlock(&c->lock);
-	if (pg_q(s, NULL, "SELECT pg_notify('bastion_cache', 'sync')", 0, NULL) < 0)
+	if (pg_q(s, NULL, "SELECT pg_notify('bastion_cache', $1)", 1, p) < 0)
 		return -BERR_STORE;
 	while (now_ms() < until) {
 		struct pollfd pfd = { .fd = -1, .events = POLLIN };
@@ -472,7 +489,7 @@ int pgc_sync(struct store *s)
 
 		pthread_mutex_lock(&c->lock);
 		up = drain_locked(c);
-		if (c->syncs != before)
+		if (c->sync_seen >= mine)
 			r = 0;
 		if (up)
 			pfd.fd = PQsocket(c->listen);

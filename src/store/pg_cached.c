@@ -360,7 +360,7 @@ int pg_role_foreach_principal(struct store *s, const char *principal,
 			goto out;
 		put(s, &k, &v, &f);
 		d.p = v.p;
-		d.end = v.p + v.len;
+		d.end = v.p ? v.p + v.len : v.p;
 	}
 	while (r == 0 && dec_more(&d)) {
 		const char *role = dec_next(&d, NULL), *scope = dec_next(&d, NULL);
@@ -490,7 +490,7 @@ static int res_list(struct store *s, struct enc *k, int (*rd)(struct store *s, v
 			return r;
 		put(s, k, v, &f);
 		d.p = v->p;
-		d.end = v->p + v->len;
+		d.end = v->p ? v->p + v->len : v->p;
 	}
 	while (r == 0 && dec_more(&d)) {
 		const char *id = dec_next(&d, NULL), *name = dec_next(&d, NULL);
