@@ -339,7 +339,8 @@ void pgc_answered(struct store *s)
 /* The store's entries that write nothing a cached read depends on (a
  * token's time of last use is patched into the cache by pg_cached.c).
  * Reads are store_req_is_read's list. Any other entry, a new one
- * included, drops the whole cache when it returns: the safe default. */
+ * included, drops the whole cache when it returns (the safe default),
+ * but for those in narrow[] below. */
 static const char *const harmless[] = {
 	"audit",
 	"audit_at",
@@ -384,17 +385,51 @@ static const char *const harmless[] = {
 	"oidc_pending_take",
 };
 
+/* Writes that touch the tables of one domain only (checked against
+ * their SQL): they drop that domain. A mixed workload's resource write
+ * then leaves the callers' tokens cached. */
+static const struct {
+	const char *name;
+	unsigned mask;
+} narrow[] = {
+	{ "role_put", PGC_ROLES },
+	{ "role_delete", PGC_ROLES },
+	{ "role_put_checked", PGC_ROLES },
+	{ "role_delete_checked", PGC_ROLES },
+	{ "group_put", PGC_RES },
+	{ "res_put", PGC_RES },
+	{ "hostkey_add", PGC_HOSTKEYS },
+	{ "hostkey_clear", PGC_HOSTKEYS },
+	{ "user_put", PGC_IDENT },
+	{ "user_set_disabled", PGC_IDENT },
+	{ "login_add", PGC_IDENT },
+	{ "login_delete", PGC_IDENT },
+	{ "login_delete_user", PGC_IDENT },
+	{ "login_trim", PGC_IDENT },
+	{ "login_mfa_mark", PGC_IDENT },
+	{ "token_add", PGC_IDENT },
+	{ "token_insert", PGC_IDENT },
+	{ "token_delete", PGC_IDENT },
+	{ "token_delete_user", PGC_IDENT },
+	{ "token_revoke", PGC_IDENT },
+	{ "ident_purge_expired", PGC_IDENT },
+};
+
 void pgc_after(struct store *s, const char *name)
 {
 	struct pg_cache *c = pg_cache_of(s);
+	unsigned mask = PGC_ALL;
 
 	if (!c || store_req_is_read(name))
 		return;
 	for (size_t i = 0; i < sizeof(harmless) / sizeof(harmless[0]); i++)
 		if (strcmp(name, harmless[i]) == 0)
 			return;
+	for (size_t i = 0; i < sizeof(narrow) / sizeof(narrow[0]); i++)
+		if (strcmp(name, narrow[i].name) == 0)
+			mask = narrow[i].mask;
 	pthread_mutex_lock(&c->lock);
-	drop_locked(c, PGC_ALL);
+	drop_locked(c, mask);
 	pthread_mutex_unlock(&c->lock);
 }
 

@@ -184,18 +184,23 @@ static void list_by_token_is_pinned(void **state)
 		snprintf(name, sizeof(name), "vm%d", i);
 		add_vm(f, name);
 	}
-	/* Cold: the writes emptied this instance's cache (their notifications
-	 * in first, so that none drops what this run caches). */
+	/* Cold: the writes emptied this instance's cached resources (their
+	 * notifications in first, so that none drops what this run caches);
+	 * on PostgreSQL the tokens stay cached (another domain): the list
+	 * alone is read. */
 	assert_int_equal(store_cache_sync(f->s), 0);
 	o = run(f, "GET", "/api/v1/groups/g/vms", f->rtoken, NULL, NULL);
 	assert_int_equal(o.status, 200);
 	assert_int_equal(o.n, 2);
-	assert_in_range(o.statements, 1, LIST_MAX);
+	if (tu_pg())
+		assert_int_equal(o.statements, 1);
+	else
+		assert_in_range(o.statements, 1, LIST_MAX);
 	o = run(f, "GET", "/api/v1/groups/g/vms", f->rtoken, NULL, NULL);
 	assert_warm(&o);
 	o = run(f, "GET", "/api/v1/groups/g/vms", f->token, NULL, NULL);
 	assert_int_equal(o.n, 12);
-	assert_in_range(o.statements, 1, LIST_MAX);
+	assert_warm(&o);
 	o = run(f, "GET", "/api/v1/groups/g/vms", f->token, NULL, NULL);
 	assert_int_equal(o.n, 12);
 	assert_warm(&o);
@@ -319,7 +324,9 @@ static void roles_with_token_are_current(void **state)
 	o = run(f, "GET", "/api/v1/groups/g/vms", f->rtoken, NULL, NULL);
 	assert_int_equal(o.status, 200);
 	assert_int_equal(o.n, 1);
-	assert_true(o.statements > LIST_MAX);
+	/* (On PostgreSQL the instance's cache keeps them all.) */
+	if (!tu_pg())
+		assert_true(o.statements > LIST_MAX);
 	assert_int_equal(store_role_put(f->s, "r6", "user:reader", "Reader", "/groups/g", NULL), 0);
 	o = run(f, "GET", "/api/v1/groups/g/vms", f->rtoken, NULL, NULL);
 	assert_int_equal(o.n, 3);

@@ -182,6 +182,56 @@ static void deleted_vm_leaves_b_list(void **state)
 	assert_int_equal(store_res_get(f->b, "/groups/g/vms/v1", &p), -ENOENT);
 }
 
+static size_t entries(struct store *s)
+{
+	struct store_cache_stats cs;
+
+	store_cache_stats(s, &cs);
+	return cs.entries;
+}
+
+/* The writing instance drops what its write may change when the write
+ * returns, before any notification (the stats do not drain the LISTEN
+ * connection): its next read sees the write. A write to one domain keeps
+ * the others' entries (a resource written, the token stays cached). */
+static void writer_sees_own_writes(void **state)
+{
+	struct fx *f = *state;
+	json_t *vm = json_pack("{s:s}", "nic", "/groups/g/nics/n"), *keys = NULL;
+	struct store_token t;
+	size_t n;
+
+	assert_int_equal(store_cache_sync(f->a), 0);
+	assert_int_equal(store_token_lookup(f->a, f->tok, &t), 0);
+	assert_int_equal(vms_in_g(f->a), 2);
+	assert_int_equal(store_hostkey_get(f->a, "/groups/g/vms/v1", &keys), 0);
+	json_decref(keys);
+	roles_of_uma(f->a, NULL);
+	n = entries(f->a);
+	assert_true(!tu_pg() || n == 4);
+	assert_int_equal(store_res_put(f->a, "g", "vms", "v3", vm, NULL, NULL), 0);
+	assert_true(!tu_pg() || entries(f->a) == n - 1);
+	assert_int_equal(vms_in_g(f->a), 3);
+	n = entries(f->a);
+	assert_int_equal(store_hostkey_add(f->a, "/groups/g/vms/v1", "ssh-ed25519", "AAAA"), 0);
+	assert_true(!tu_pg() || entries(f->a) == n - 1);
+	assert_int_equal(store_hostkey_get(f->a, "/groups/g/vms/v1", &keys), 0);
+	assert_int_equal(json_array_size(keys), 1);
+	json_decref(keys);
+	n = entries(f->a);
+	assert_int_equal(store_role_put(f->a, "r9", "user:uma", "Owner", "/groups/g", NULL), 0);
+	/* The token's entry holds its owner's assignments: it goes too. */
+	assert_true(!tu_pg() || entries(f->a) == n - 2);
+	assert_int_equal(roles_of_uma(f->a, NULL), 2);
+	assert_int_equal(store_token_lookup(f->a, f->tok, &t), 0);
+	assert_int_equal(store_user_set_disabled(f->a, "uma", true), 0);
+	assert_int_equal(store_token_lookup(f->a, f->tok, &t), 0);
+	assert_true(t.user_disabled);
+	assert_int_equal(store_token_delete(f->a, f->tok), 0);
+	assert_int_equal(store_token_lookup(f->a, f->tok, &t), -ENOENT);
+	json_decref(vm);
+}
+
 /* A fill whose read began before a write to its domain is answered but
  * not kept: its generation moved meanwhile. */
 static void write_racing_fill_is_not_kept(void **state)
@@ -360,6 +410,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(role_removed_on_a_is_refused_on_b, setup, teardown),
 		cmocka_unit_test_setup_teardown(disabled_user_and_revoked_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(deleted_vm_leaves_b_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(writer_sees_own_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(write_racing_fill_is_not_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(listener_lost_no_cached_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(server_stopped_requests_reach_store, setup,
