@@ -23,6 +23,13 @@ struct store_backend {
 	void (*free)(struct store *s);
 	/* NULL: always (an embedded store has no server to lose). */
 	bool (*reachable)(struct store *s);
+	/* NULL: nothing to do. Called by the dispatch after each entry
+	 * returns, with the entry's name (a cache drops what it may have
+	 * changed: pg_cache.c). */
+	void (*after)(struct store *s, const char *name);
+	/* NULL: no cache (all zero). */
+	void (*cache_stats)(struct store *s, struct store_cache_stats *ret);
+	int (*cache_sync)(struct store *s);
 #define STORE_OPS_MEMBER(name, params, args) int(*name) params;
 	STORE_OPS(STORE_OPS_MEMBER)
 #undef STORE_OPS_MEMBER
@@ -77,6 +84,9 @@ STORE_OPS(STORE_OPS_SQ_DECL)
  * anything but a read forgets what the request has cached. The dispatch of
  * role_foreach_principal without the cache. */
 void store_req_note(const char *name);
+/* Whether the entry name only reads (the list store_req_note keeps the
+ * request's view for). */
+bool store_req_is_read(const char *name);
 int store_role_foreach_principal_uncached(struct store *s, const char *principal,
 					  int (*fn)(const char *role, const char *scope, void *ud),
 					  void *ud);

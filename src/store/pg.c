@@ -47,11 +47,17 @@ struct pg_store {
 	bool probing;
 	bool stop; /* guarded by lock; probe_cv wakes the probe to see it */
 	pthread_cond_t probe_cv;
+	struct pg_cache *cache; /* pg_open's only (pg_cache.c) */
 };
 
 #define PG(s) ((struct pg_store *)(s)->impl)
 
 #define N_MIGRATIONS pg_n_migrations
+
+struct pg_cache *pg_cache_of(struct store *s)
+{
+	return PG(s)->cache;
+}
 
 /* ---------- connections ---------- */
 
@@ -210,6 +216,7 @@ int pg_q(struct store *s, PGresult **ret, const char *sql, int n, const char *co
 		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 			if (!atomic_exchange(&PG(s)->up, true))
 				log_info("store: PostgreSQL answers again");
+			pgc_answered(s);
 			if (ret)
 				*ret = res;
 			else
@@ -482,6 +489,7 @@ static void *probe_main(void *arg)
 		/* A read: on a connection found broken it is retried once on a
 		 * new one; either way conn() and pg_q set p->up. */
 		pg_q(s, NULL, "SELECT 1", 0, NULL);
+		pgc_tick(s);
 		pthread_mutex_lock(&p->lock);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -541,6 +549,11 @@ int pg_open(const char *url, struct store **ret)
 		return -ENOMEM;
 	s = &p->base;
 	r = migrate(s);
+	if (r == 0)
+		r = pgc_open(&p->cache);
+	/* Listening before the first request: the cache answers only then. */
+	if (r == 0)
+		pgc_tick(s);
 	if (r == 0 && pthread_create(&p->probe, NULL, probe_main, s) != 0)
 		r = -ENOMEM;
 	if (r < 0) {
@@ -564,6 +577,7 @@ void pg_free(struct store *s)
 		pthread_mutex_unlock(&p->lock);
 		pthread_join(p->probe, NULL);
 	}
+	pgc_free(p->cache);
 	for (c = p->conns; c; c = next) {
 		next = c->next;
 		PQfinish(c->c);
@@ -602,6 +616,9 @@ void pg_audit_line(struct store *s, const char *line, size_t len)
 const struct store_backend store_pg_backend = { .name = "PostgreSQL",
 						.free = pg_free,
 						.reachable = pg_reachable,
+						.after = pgc_after,
+						.cache_stats = pgc_stats,
+						.cache_sync = pgc_sync,
 #define PG_ENTRY(name, params, args) .name = pg_##name,
 						PG_OPS_DONE(PG_ENTRY)
 #undef PG_ENTRY

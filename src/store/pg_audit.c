@@ -180,7 +180,7 @@ int pg_audit_query(struct store *s, const struct store_audit_filter *f,
 
 /* ---------- host keys ---------- */
 
-int pg_hostkey_get(struct store *s, const char *vm_id, json_t **ret_array_of_lines)
+int pg_hostkey_get_db(struct store *s, const char *vm_id, json_t **ret_array_of_lines)
 {
 	const char *p[] = { vm_id };
 	PGresult *res = NULL;

@@ -171,6 +171,62 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(login_mfa_via, , )
 // clang-format on
 
+/* pg_cache.c: the per-instance read cache (what it is, why it stays
+ * true: the file's opening comment). Domains: what a cached read depends
+ * on; a write to a domain's tables drops its entries. */
+enum { PGC_IDENT = 1, PGC_ROLES = 2, PGC_RES = 4, PGC_HOSTKEYS = 8, PGC_ALL = 15 };
+#define PGC_NDOM 4
+/* A fill armed by a miss: the generations its read started from. */
+struct pgc_fill {
+	bool on;
+	unsigned mask;
+	uint64_t gen[PGC_NDOM];
+};
+struct pg_cache;
+/* The store's cache, or NULL (read-only stores have none). */
+struct pg_cache *pg_cache_of(struct store *s);
+int pgc_open(struct pg_cache **ret);
+void pgc_free(struct pg_cache *c);
+/* The probe's second: drains the LISTEN connection, opens it again when
+ * it is down. */
+void pgc_tick(struct store *s);
+/* A statement was answered (pg_q): the store is there. */
+void pgc_answered(struct store *s);
+/* 1: a hit, *ret_val a malloc'd copy of the value (free it); 0: a miss, f
+ * armed (read, then pgc_put with f); -1: the cache may not answer now
+ * (read, keep nothing). key: kind byte first. */
+int pgc_get(struct store *s, const char *key, size_t key_len, unsigned mask, char **ret_val,
+	    size_t *ret_len, struct pgc_fill *f);
+void pgc_put(struct store *s, const char *key, size_t key_len, const char *val, size_t val_len,
+	     const struct pgc_fill *f);
+/* Calls fn on the value of each entry whose key starts with kind, under
+ * the cache's lock (fn changes it in place, keeping its length). */
+void pgc_patch(struct store *s, char kind, bool (*fn)(char *val, size_t len, void *ud), void *ud);
+void pgc_after(struct store *s, const char *name);
+void pgc_stats(struct store *s, struct store_cache_stats *ret);
+int pgc_sync(struct store *s);
+
+/* The reads pg_cached.c answers from the cache, as the store reads them. */
+int pg_token_lookup_db(struct store *s, const uint8_t hash[32], struct store_token *ret,
+		       char **ret_roles);
+int pg_login_lookup_db(struct store *s, const uint8_t hash[32], struct store_login *ret,
+		       char **ret_roles);
+int pg_login_mfa_via_db(struct store *s, const uint8_t hash[32], char ret_via[17]);
+int pg_token_touch_db(struct store *s, const char *id, int64_t now, int64_t min_gap);
+int pg_role_foreach_principal_db(struct store *s, const char *principal,
+				 int (*fn)(const char *role, const char *scope, void *ud),
+				 void *ud);
+int pg_res_get_chain_db(struct store *s, const char *id, const char *field1, const char *field2,
+			json_t *ret[3]);
+int pg_res_get_db(struct store *s, const char *id, json_t **ret_props);
+int pg_res_foreach_db(struct store *s, const char *group, const char *type,
+		      int (*fn)(const char *id, const char *name, json_t *props, void *ud),
+		      void *ud);
+int pg_res_foreach_type_db(struct store *s, const char *type,
+			   int (*fn)(const char *id, const char *name, json_t *props, void *ud),
+			   void *ud);
+int pg_hostkey_get_db(struct store *s, const char *vm_id, json_t **ret_array_of_lines);
+
 /* pg_schema.c: the migrations, version i to i + 1 at index i. */
 extern const char *const pg_migrations[];
 extern const int pg_n_migrations;

@@ -6,20 +6,23 @@
  * plain insert.) */
 #include "store/pg_internal.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
 
-int pg_login_lookup(struct store *s, const uint8_t hash[32], struct store_login *ret)
+/* With ret_roles, the user's role assignments come along as JSON text
+ * (malloc'd; NULL: none), as with a token (pg_tokens.c). */
+int pg_login_lookup_db(struct store *s, const uint8_t hash[32], struct store_login *ret,
+		       char **ret_roles)
 {
 	struct pg_hash h;
 	const char *p[] = { pg_hash(&h, hash) };
 	PGresult *res = NULL;
 	struct store_login l;
-	bool roles = store_req_wants_roles();
-	/* Inside a request, the user's role assignments come along (see
-	 * store_req_prime). */
+	bool roles = ret_roles != NULL;
 	int r = pg_row(
 		s, &res,
 		roles ? "SELECT l.user_id, u.name, u.disabled, l.csrf_token, l.expires_at, " STORE_PG_ROLES_OF_U
@@ -39,13 +42,10 @@ int pg_login_lookup(struct store *s, const uint8_t hash[32], struct store_login 
 		l.user_disabled = pg_val(res, 0, 2) && pg_val(res, 0, 2)[0] == 't';
 		l.expires_at = pg_i64(res, 0, 4);
 		*ret = l;
-		if (roles) {
-			char principal[80];
-
-			snprintf(principal, sizeof(principal), "user:%s", l.user);
-			store_req_prime(s, principal, pg_val(res, 0, 5));
-		}
+		if (roles && pg_val(res, 0, 5) && !(*ret_roles = strdup(pg_val(res, 0, 5))))
+			r = -ENOMEM;
 	}
+	explicit_bzero(&l, sizeof(l));
 	PQclear(res);
 	return r;
 }
@@ -53,8 +53,8 @@ int pg_login_lookup(struct store *s, const uint8_t hash[32], struct store_login 
 /* One row: the resource, the one its field1 names, the one that one's
  * field2 names (LEFT JOINs: a missing link is NULL). props is JSON text,
  * read as jsonb for the lookup. */
-int pg_res_get_chain(struct store *s, const char *id, const char *field1, const char *field2,
-		     json_t *ret[3])
+int pg_res_get_chain_db(struct store *s, const char *id, const char *field1, const char *field2,
+			json_t *ret[3])
 {
 	const char *p[] = { id, field1, field2 };
 	PGresult *res = NULL;

@@ -429,7 +429,7 @@ int pg_login_mfa_marked(struct store *s, const uint8_t hash[32])
 	return r;
 }
 
-int pg_login_mfa_via(struct store *s, const uint8_t hash[32], char ret_via[17])
+int pg_login_mfa_via_db(struct store *s, const uint8_t hash[32], char ret_via[17])
 {
 	struct pg_hash h;
 	const char *p[] = { pg_hash(&h, hash) };

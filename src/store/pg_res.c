@@ -204,7 +204,7 @@ int pg_res_put(struct store *s, const char *group, const char *type, const char 
 	return 0;
 }
 
-int pg_res_get(struct store *s, const char *id, json_t **ret_props)
+int pg_res_get_db(struct store *s, const char *id, json_t **ret_props)
 {
 	char *text = NULL;
 	int r = exists(s, "SELECT props FROM resources WHERE id = $1", id, &text);
@@ -297,8 +297,9 @@ int pg_res_foreach_referrer(struct store *s, const char *id, const char *type,
 		    2, p, fn, ud);
 }
 
-int pg_res_foreach(struct store *s, const char *group, const char *type,
-		   int (*fn)(const char *id, const char *name, json_t *props, void *ud), void *ud)
+int pg_res_foreach_db(struct store *s, const char *group, const char *type,
+		      int (*fn)(const char *id, const char *name, json_t *props, void *ud),
+		      void *ud)
 {
 	const char *p[] = { group, type };
 
@@ -308,9 +309,9 @@ int pg_res_foreach(struct store *s, const char *group, const char *type,
 		    2, p, fn, ud);
 }
 
-int pg_res_foreach_type(struct store *s, const char *type,
-			int (*fn)(const char *id, const char *name, json_t *props, void *ud),
-			void *ud)
+int pg_res_foreach_type_db(struct store *s, const char *type,
+			   int (*fn)(const char *id, const char *name, json_t *props, void *ud),
+			   void *ud)
 {
 	const char *p[] = { type };
 

@@ -120,8 +120,8 @@ int pg_role_foreach(struct store *s, int (*fn)(const struct store_role *ra, void
 	return r < 0 ? r : 0;
 }
 
-int pg_role_foreach_principal(struct store *s, const char *principal,
-			      int (*fn)(const char *role, const char *scope, void *ud), void *ud)
+int pg_role_foreach_principal_db(struct store *s, const char *principal,
+				 int (*fn)(const char *role, const char *scope, void *ud), void *ud)
 {
 	const char *p[] = { principal };
 	PGresult *res = NULL;

@@ -307,6 +307,50 @@ const char *const pg_migrations[] = {
 	"CREATE INDEX connect_waits_expires ON connect_waits(expires_at);",
 	/* issue 17: a lost instance's recordings (as on SQLite) */
 	"CREATE INDEX recordings_open ON recordings(instance) WHERE state = 'recording';",
+	/* issue 15 item 5: the instances' read caches (pg_cache.c) learn of a
+	 * change to what they keep from a NOTIFY sent by the writing
+	 * transaction itself, delivered at its commit, whoever wrote (an
+	 * instance, a migration, an operator's psql). Per row, so that a
+	 * statement that changes nothing says nothing; PostgreSQL sends one
+	 * notification per domain and transaction. A token's time of last use
+	 * is left out (a cached token learns it on the instance that wrote
+	 * it, and it decides nothing). */
+	"CREATE FUNCTION bastion_cache_notify() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN PERFORM pg_notify('bastion_cache', TG_ARGV[0]); RETURN NULL; END $$;"
+	"CREATE TRIGGER users_cache AFTER INSERT OR DELETE OR UPDATE ON users"
+	"  FOR EACH ROW EXECUTE FUNCTION bastion_cache_notify('ident');"
+	"CREATE TRIGGER users_cache_truncate AFTER TRUNCATE ON users"
+	"  FOR EACH STATEMENT EXECUTE FUNCTION bastion_cache_notify('ident');"
+	"CREATE TRIGGER login_sessions_cache AFTER INSERT OR DELETE OR UPDATE ON login_sessions"
+	"  FOR EACH ROW EXECUTE FUNCTION bastion_cache_notify('ident');"
+	"CREATE TRIGGER login_sessions_cache_truncate AFTER TRUNCATE ON login_sessions"
+	"  FOR EACH STATEMENT EXECUTE FUNCTION bastion_cache_notify('ident');"
+	"CREATE TRIGGER login_mfa_cache AFTER INSERT OR DELETE OR UPDATE ON login_mfa"
+	"  FOR EACH ROW EXECUTE FUNCTION bastion_cache_notify('ident');"
+	"CREATE TRIGGER login_mfa_cache_truncate AFTER TRUNCATE ON login_mfa"
+	"  FOR EACH STATEMENT EXECUTE FUNCTION bastion_cache_notify('ident');"
+	"CREATE TRIGGER api_tokens_cache AFTER INSERT OR DELETE OR UPDATE OF token_hash,"
+	"  user_id, name, created_at, expires_at, public_id, scope ON api_tokens"
+	"  FOR EACH ROW EXECUTE FUNCTION bastion_cache_notify('ident');"
+	"CREATE TRIGGER api_tokens_cache_truncate AFTER TRUNCATE ON api_tokens"
+	"  FOR EACH STATEMENT EXECUTE FUNCTION bastion_cache_notify('ident');"
+	"CREATE TRIGGER role_assignments_cache AFTER INSERT OR DELETE OR UPDATE"
+	"  ON role_assignments"
+	"  FOR EACH ROW EXECUTE FUNCTION bastion_cache_notify('roles');"
+	"CREATE TRIGGER role_assignments_cache_truncate AFTER TRUNCATE ON role_assignments"
+	"  FOR EACH STATEMENT EXECUTE FUNCTION bastion_cache_notify('roles');"
+	"CREATE TRIGGER groups_cache AFTER INSERT OR DELETE OR UPDATE ON groups"
+	"  FOR EACH ROW EXECUTE FUNCTION bastion_cache_notify('res');"
+	"CREATE TRIGGER groups_cache_truncate AFTER TRUNCATE ON groups"
+	"  FOR EACH STATEMENT EXECUTE FUNCTION bastion_cache_notify('res');"
+	"CREATE TRIGGER resources_cache AFTER INSERT OR DELETE OR UPDATE ON resources"
+	"  FOR EACH ROW EXECUTE FUNCTION bastion_cache_notify('res');"
+	"CREATE TRIGGER resources_cache_truncate AFTER TRUNCATE ON resources"
+	"  FOR EACH STATEMENT EXECUTE FUNCTION bastion_cache_notify('res');"
+	"CREATE TRIGGER host_keys_cache AFTER INSERT OR DELETE OR UPDATE ON host_keys"
+	"  FOR EACH ROW EXECUTE FUNCTION bastion_cache_notify('hostkeys');"
+	"CREATE TRIGGER host_keys_cache_truncate AFTER TRUNCATE ON host_keys"
+	"  FOR EACH STATEMENT EXECUTE FUNCTION bastion_cache_notify('hostkeys');",
 };
 
 const int pg_n_migrations = (int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]));

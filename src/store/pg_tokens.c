@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -59,33 +60,30 @@ int pg_token_insert(struct store *s, const uint8_t hash[32], const struct store_
 		    7, p);
 }
 
-int pg_token_lookup(struct store *s, const uint8_t hash[32], struct store_token *ret)
+/* With ret_roles, the owner's role assignments come along as JSON text
+ * (malloc'd; NULL: none): a request's authorization would read them next,
+ * and the cache keeps them with the token (pg_cached.c). */
+int pg_token_lookup_db(struct store *s, const uint8_t hash[32], struct store_token *ret,
+		       char **ret_roles)
 {
 	struct pg_hash h;
 	const char *p[] = { pg_hash(&h, hash) };
 	PGresult *res = NULL;
-	bool roles = store_req_wants_roles();
-	/* Inside a request, the owner's role assignments come along (the
-	 * request's authorization would read them next: one round trip). */
 	int r = pg_row(s, &res,
-		       roles ? "SELECT " TOKEN_COLS ", " STORE_PG_ROLES_OF_U TOKEN_FROM
-			       " WHERE t.token_hash = $1"
-			     : "SELECT " TOKEN_COLS TOKEN_FROM " WHERE t.token_hash = $1",
+		       ret_roles ? "SELECT " TOKEN_COLS ", " STORE_PG_ROLES_OF_U TOKEN_FROM
+				   " WHERE t.token_hash = $1"
+				 : "SELECT " TOKEN_COLS TOKEN_FROM " WHERE t.token_hash = $1",
 		       1, p);
 
 	if (r == 0)
 		r = row_token(res, 0, ret);
-	if (r == 0 && roles) {
-		char principal[80];
-
-		snprintf(principal, sizeof(principal), "user:%s", ret->user);
-		store_req_prime(s, principal, pg_val(res, 0, 9));
-	}
+	if (r == 0 && ret_roles && pg_val(res, 0, 9) && !(*ret_roles = strdup(pg_val(res, 0, 9))))
+		r = -ENOMEM;
 	PQclear(res);
 	return r;
 }
 
-int pg_token_touch(struct store *s, const char *id, int64_t now, int64_t min_gap)
+int pg_token_touch_db(struct store *s, const char *id, int64_t now, int64_t min_gap)
 {
 	struct pg_num n, g;
 	const char *p[] = { id, pg_num(&n, now), pg_num(&g, now - min_gap) };

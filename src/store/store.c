@@ -66,6 +66,19 @@ const char *store_backend_name(struct store *s)
 	return s->be->name;
 }
 
+int store_cache_sync(struct store *s)
+{
+	return s->be->cache_sync ? s->be->cache_sync(s) : 0;
+}
+
+void store_cache_stats(struct store *s, struct store_cache_stats *ret)
+{
+	if (s->be->cache_stats)
+		s->be->cache_stats(s, ret);
+	else
+		memset(ret, 0, sizeof(*ret));
+}
+
 int store_backend_missing(const struct store_backend *be, char *buf, size_t size)
 {
 	size_t used = 0;
@@ -111,10 +124,14 @@ static int missing(struct store *s, const char *name)
 #define STORE_OPS_DISPATCH(name, params, args)    \
 	int store_##name params                   \
 	{                                         \
+		int r_;                           \
 		if (!s->be->name)                 \
 			return missing(s, #name); \
 		store_req_note(#name);            \
-		return s->be->name args;          \
+		r_ = s->be->name args;            \
+		if (s->be->after)                 \
+			s->be->after(s, #name);   \
+		return r_;                        \
 	}
 STORE_OPS(STORE_OPS_DISPATCH)
 #undef STORE_OPS_DISPATCH

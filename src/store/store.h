@@ -40,6 +40,22 @@ void store_free(struct store *s);
 bool store_reachable(struct store *s);
 /* "SQLite" or "PostgreSQL", for messages. */
 const char *store_backend_name(struct store *s);
+/* The PostgreSQL store's read cache (store/pg_cache.c): what it holds,
+ * whether it listens for other instances' changes (it answers only then),
+ * and its hits and misses since the store opened. SQLite: all zero (it
+ * reads in-process; nothing is cached). */
+struct store_cache_stats {
+	size_t entries, bytes;
+	bool listening;
+	int listen_pid; /* its server process (pg_stat_activity.pid), or 0 */
+	uint64_t hits, misses;
+};
+void store_cache_stats(struct store *s, struct store_cache_stats *ret);
+/* Waits (at most 2 s) until every change committed before the call has
+ * reached s's cache: a notification of its own, sent after them, is back
+ * (PostgreSQL delivers them in commit order). For tests and measurements;
+ * 0, -ETIMEDOUT, -EPIPE (not listening), or a store error. SQLite: 0. */
+int store_cache_sync(struct store *s);
 /* 0 when s's backend implements every function of the interface;
  * otherwise how many it lacks, their names (without "store_") comma-
  * separated into buf. Calling a missing one answers -ENOSYS. */

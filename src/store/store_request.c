@@ -75,6 +75,7 @@ static const char *const reads[] = {
 	"token_count",
 	"role_get",
 	"role_foreach",
+	"role_foreach_principal",
 	"role_root_owners",
 	"group_exists",
 	"group_foreach",
@@ -117,14 +118,18 @@ static const char *const reads[] = {
 	"rec_chunk_get",
 };
 
-void store_req_note(const char *name)
+bool store_req_is_read(const char *name)
 {
-	if (!rc.held)
-		return;
 	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
 		if (strcmp(name, reads[i]) == 0)
-			return;
-	rc.held = false;
+			return true;
+	return false;
+}
+
+void store_req_note(const char *name)
+{
+	if (rc.held && !store_req_is_read(name))
+		rc.held = false;
 }
 
 static int collect(const char *role, const char *scope, void *ud);

@@ -192,16 +192,24 @@ describe('PostgreSQL store', () => {
   h.test('PostgreSQL frozen (SIGSTOP, connections open, nothing answers): 503 within 5 s, none hangs', { timeout: 90000 }, async () => {
     const kept = await openShell(h.admin, passwordAuth(h.user.password), 'FRZ');
     pg.freeze();
+    const frozenAt = Date.now();
     let slowest = 0;
     try {
+      // The instance's read cache (store/pg_cache.c) may answer what it
+      // holds for up to 2 s after the store last answered (a frozen
+      // server does not close its connections); past that, 503.
       for (let i = 0; i < 3; i++) {
         const t0 = Date.now();
         const r = await h.admin.get(`/groups/${G}/vms`);
         slowest = Math.max(slowest, Date.now() - t0);
+        if (t0 - frozenAt < 2000 && r.status === 200) continue;
         expectError(r, 503, 'ServiceUnavailable');
       }
       await waitFor(async () => (await rawGet(h.daemon.port, '/healthz')).status === 503,
         { timeoutMs: 8000, what: '/healthz 503 while the store does not answer' });
+      const t0 = Date.now();
+      expectError(await h.admin.get(`/groups/${G}/vms`), 503, 'ServiceUnavailable');
+      slowest = Math.max(slowest, Date.now() - t0);
       await echoes(kept.term, 'FROZEN');
     } finally {
       pg.thaw();
