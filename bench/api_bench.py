@@ -24,6 +24,14 @@ bench/lb.sh). Standard library only; every figure is one JSON line.
       instance on the same store): from the DELETE written until A's
       terminal closes (its close frame or the end of the connection).
       p50/p99, the DELETE's own answer time, failures.
+  api_bench.py visible PORT_A PORT_B TOKEN N
+      How late instance B sees a change made on instance A (B answers a
+      list from its read cache, kept true by PostgreSQL's notifications):
+      N times, B's `GET /groups/bench/vms` (warm), then a VM put on A
+      (or, every other time, deleted), then B's list asked again and
+      again until it shows the change: from A's answer read until B's.
+      p50/p99, and how many rounds B's first list after A's answer still
+      showed the old state (stale_first).
 
 TLS is not verified (the bench's self-signed certificate, on loopback).
 """
@@ -310,6 +318,37 @@ def disconnect(port_a, port_b, token, path, body_file, n):
                           errors=len(errs), first_error=errs[0] if errs else None)))
 
 
+def visible(port_a, port_b, token, n):
+    auth = {"Authorization": f"Bearer {token}"}
+    path = "/api/v1/groups/bench/vms/visible"
+    body = json.dumps({"nic": "/groups/bench/nics/lite-nic", "ssh_port": 2222}).encode()
+    v, errs, stale = [], [], 0
+    a, b = Conn(port_a), Conn(port_b)
+    for i in range(n):
+        want = i % 2 == 0
+        try:
+            b.request("GET", "/api/v1/groups/bench/vms", auth)
+            st, rb = a.request("PUT", path, auth, body) if want else a.request("DELETE", path, auth)
+            if st not in (200, 201, 204):
+                raise RuntimeError(f"{'PUT' if want else 'DELETE'} on A answered {st}: {rb[:200]!r}")
+            t0 = time.perf_counter()
+            for polls in range(100000):
+                st, rb = b.request("GET", "/api/v1/groups/bench/vms", auth)
+                if st != 200:
+                    raise RuntimeError(f"list on B answered {st}")
+                if (b'"/groups/bench/vms/visible"' in rb) == want:
+                    break
+                if time.perf_counter() - t0 > 5:
+                    raise RuntimeError("B did not see the change within 5 s")
+            v.append((time.perf_counter() - t0) * 1000)
+            stale += polls > 0
+        except Exception as e:  # noqa: BLE001 - counted and reported
+            errs.append(str(e)[:200])
+    a.close()
+    b.close()
+    print(json.dumps(dict(lat(v), stale_first=stale, errors=len(errs), first_error=errs[0] if errs else None)))
+
+
 def main():
     a = sys.argv[1:]
     if a and a[0] == "api" and len(a) == 6:
@@ -318,6 +357,8 @@ def main():
         connects(int(a[1]), a[2], a[3], a[4], float(a[5]), int(a[6]))
     elif a and a[0] == "disconnect" and len(a) == 7:
         disconnect(int(a[1]), int(a[2]), a[3], a[4], a[5], int(a[6]))
+    elif a and a[0] == "visible" and len(a) == 5:
+        visible(int(a[1]), int(a[2]), a[3], int(a[4]))
     else:
         sys.exit(__doc__)
 

@@ -145,6 +145,21 @@ def disconnect_table(rows, p):
     p("")
 
 
+def visible_table(rows, p):
+    v = (_get(rows, "visible-across", 0) or {})
+    if not v:
+        return
+    p("### A change on instance 1 seen by instance 2's cached list")
+    p("")
+    p("| n | from A's answer until B's list shows it: p50 / p99 / max (ms) | B's first list after A's answer still old | errors |")
+    p("|---|---|---|---|")
+    p(f"| {v.get('n')} | {_f(v.get('p50_ms'), '{:.2f}')} / {_f(v.get('p99_ms'), '{:.2f}')} / "
+      f"{_f(v.get('max_ms'), '{:.2f}')} | {v.get('stale_first')} | {v.get('errors')} |")
+    if v.get("first_error"):
+        p(f"\nFirst error: `{v.get('first_error')}`")
+    p("")
+
+
 def spread_table(rows, p):
     # One row per client (two past 4,000 sessions, each through a balancer
     # of its own): sessions and answers add up, the slower opening counts,
@@ -207,6 +222,7 @@ def tables(rows):
     pg_tables(rows, out.append)
     lb_tables(rows, out.append)
     disconnect_table(rows, out.append)
+    visible_table(rows, out.append)
     spread_table(rows, out.append)
     native_tables(rows, out.append)
     return out

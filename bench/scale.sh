@@ -19,7 +19,8 @@
 #       closes; api_bench.py disconnect).
 # Knobs: BENCH_PG_N (30 sign-ins and 200 lists... see below),
 # BENCH_PG_CONNECTS (30), BENCH_LB_SECS (20), BENCH_LB_CONC (8),
-# BENCH_DISC_N (60 disconnects across instances).
+# BENCH_DISC_N (60 disconnects across instances), BENCH_VIS_N (200
+# changes on instance 1 watched for in instance 2's cached list).
 # The cluster, the instances and HAProxy are stopped by PID (run.sh's
 # cleanup, and scripts/pg.sh stop) whatever happens.
 
@@ -324,6 +325,14 @@ sc_main() {
 		ROUND=0
 		sc_res disconnect-across 300 python3 "$HERE/api_bench.py" disconnect "$((SC_PORT0 + 1))" \
 			"$((SC_PORT0 + 2))" "$t_pg" "$SC_LITE" "$SC_BODY" "${BENCH_DISC_N:-60}"
+	fi
+
+	# How late instance 2's cached list shows a change made on instance 1
+	# (BENCH_VIS_N rounds, 200 by default).
+	if want lb && [ -n "$pg2" ]; then
+		ROUND=0
+		sc_res visible-across 120 python3 "$HERE/api_bench.py" visible "$((SC_PORT0 + 1))" \
+			"$((SC_PORT0 + 2))" "$t_pg" "${BENCH_VIS_N:-200}"
 	fi
 
 	# Sessions held at once, spread by the balancer over 3 instances

@@ -87,6 +87,14 @@ void store_req_note(const char *name);
 /* Whether the entry name only reads (the list store_req_note keeps the
  * request's view for). */
 bool store_req_is_read(const char *name);
+/* Whether name is one of the store's entries (STORE_OPS). The lists that
+ * classify entries by name (store_request.c's reads, pg_cache.c's) are
+ * checked against it by the tests: a renamed entry must not leave a stale
+ * name behind while its new name falls to the default. */
+bool store_op_exists(const char *name);
+/* The first name in store_request.c's list of reads that is no entry,
+ * or NULL. */
+const char *store_req_unknown_name(void);
 int store_role_foreach_principal_uncached(struct store *s, const char *principal,
 					  int (*fn)(const char *role, const char *scope, void *ud),
 					  void *ud);

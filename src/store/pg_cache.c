@@ -362,7 +362,6 @@ static const char *const harmless[] = {
 	"instance_delete",
 	"listen_open",
 	"wait_put",
-	"wait_holder",
 	"wait_delete",
 	"res_lock",
 	"rec_open",
@@ -414,6 +413,17 @@ static const struct {
 	{ "token_revoke", PGC_IDENT },
 	{ "ident_purge_expired", PGC_IDENT },
 };
+
+const char *pgc_unknown_name(void)
+{
+	for (size_t i = 0; i < sizeof(harmless) / sizeof(harmless[0]); i++)
+		if (!store_op_exists(harmless[i]))
+			return harmless[i];
+	for (size_t i = 0; i < sizeof(narrow) / sizeof(narrow[0]); i++)
+		if (!store_op_exists(narrow[i].name))
+			return narrow[i].name;
+	return NULL;
+}
 
 void pgc_after(struct store *s, const char *name)
 {

@@ -186,6 +186,9 @@ struct pg_cache;
 /* The store's cache, or NULL (read-only stores have none). */
 struct pg_cache *pg_cache_of(struct store *s);
 int pgc_open(struct pg_cache **ret);
+/* The first name in the cache's lists of writes (harmless, one domain's)
+ * that is no store entry, or NULL (store_op_exists). */
+const char *pgc_unknown_name(void);
 void pgc_free(struct pg_cache *c);
 /* The probe's second: drains the LISTEN connection, opens it again when
  * it is down. */

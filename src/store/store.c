@@ -110,6 +110,18 @@ int store_url_check_complete(const char *url, char *buf, size_t size)
 		store_url_is_pg(url) ? &store_pg_backend : &store_sqlite_backend, buf, size);
 }
 
+bool store_op_exists(const char *name)
+{
+#define STORE_OPS_NAME(name, params, args) #name,
+	static const char *const names[] = { STORE_OPS(STORE_OPS_NAME) };
+#undef STORE_OPS_NAME
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
 /* One entry of the backend, or -ENOSYS when it does not have it yet. */
 static int missing(struct store *s, const char *name)
 {

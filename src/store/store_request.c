@@ -118,6 +118,14 @@ static const char *const reads[] = {
 	"rec_chunk_get",
 };
 
+const char *store_req_unknown_name(void)
+{
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
+		if (!store_op_exists(reads[i]))
+			return reads[i];
+	return NULL;
+}
+
 bool store_req_is_read(const char *name)
 {
 	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
