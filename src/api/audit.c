@@ -163,6 +163,7 @@ void api_audit_list(struct api_call *c)
 void api_metrics(struct api_call *c)
 {
 	int r = authz_require(c->ctx->store, c->who, AUTHZ_READER, "/");
+	struct store_cache_stats cs;
 	size_t active, dialing, len = 0;
 	unsigned loops;
 	char *text = NULL;
@@ -177,6 +178,8 @@ void api_metrics(struct api_call *c)
 		return;
 	}
 	term_counts(&active, &dialing, &loops);
+	store_cache_stats(c->ctx->store, &cs);
+	metrics_store_cache(cs.listening, cs.entries, cs.bytes, cs.hits, cs.misses);
 	if (metrics_render(active, dialing, loops, &text, &len) < 0) {
 		api_error(c->resp, 503, "ServiceUnavailable", "out of memory");
 		return;

@@ -61,6 +61,7 @@ static struct {
 	atomic_uint_fast64_t tunnel_to_vm, tunnel_from_vm;
 	atomic_int_fast64_t store_pending;
 	atomic_uint_fast64_t store_dropped;
+	atomic_uint_fast64_t cache_up, cache_entries, cache_bytes, cache_hits, cache_misses;
 } M;
 
 static const char *const refusal_reasons[] = { "per_address", "total", "descriptors", "proxy" };
@@ -156,6 +157,15 @@ void metrics_key_decrypt_busy(void)
 void metrics_store_pending(int64_t n)
 {
 	atomic_store_explicit(&M.store_pending, n, memory_order_relaxed);
+}
+
+void metrics_store_cache(bool up, uint64_t entries, uint64_t bytes, uint64_t hits, uint64_t misses)
+{
+	atomic_store_explicit(&M.cache_up, up, memory_order_relaxed);
+	atomic_store_explicit(&M.cache_entries, entries, memory_order_relaxed);
+	atomic_store_explicit(&M.cache_bytes, bytes, memory_order_relaxed);
+	atomic_store_explicit(&M.cache_hits, hits, memory_order_relaxed);
+	atomic_store_explicit(&M.cache_misses, misses, memory_order_relaxed);
 }
 
 void metrics_store_pending_dropped(void)
@@ -341,6 +351,23 @@ int metrics_render(size_t active_sessions, size_t dialing_sessions, unsigned loo
 	    "bastion_store_pending_dropped_total %llu\n",
 	    (long long)atomic_load_explicit(&M.store_pending, memory_order_relaxed),
 	    (unsigned long long)atomic_load_explicit(&M.store_dropped, memory_order_relaxed));
+	put(&o,
+	    "# HELP bastion_store_cache_up 1 while the PostgreSQL read cache may answer (its "
+	    "LISTEN connection is up); 0 otherwise, and on SQLite.\n"
+	    "# TYPE bastion_store_cache_up gauge\nbastion_store_cache_up %llu\n"
+	    "# HELP bastion_store_cache_entries Reads kept in the PostgreSQL read cache.\n"
+	    "# TYPE bastion_store_cache_entries gauge\nbastion_store_cache_entries %llu\n"
+	    "# HELP bastion_store_cache_bytes Bytes of the reads kept in the read cache.\n"
+	    "# TYPE bastion_store_cache_bytes gauge\nbastion_store_cache_bytes %llu\n"
+	    "# HELP bastion_store_cache_lookups_total Cached reads asked for, by outcome.\n"
+	    "# TYPE bastion_store_cache_lookups_total counter\n"
+	    "bastion_store_cache_lookups_total{result=\"hit\"} %llu\n"
+	    "bastion_store_cache_lookups_total{result=\"miss\"} %llu\n",
+	    (unsigned long long)atomic_load_explicit(&M.cache_up, memory_order_relaxed),
+	    (unsigned long long)atomic_load_explicit(&M.cache_entries, memory_order_relaxed),
+	    (unsigned long long)atomic_load_explicit(&M.cache_bytes, memory_order_relaxed),
+	    (unsigned long long)atomic_load_explicit(&M.cache_hits, memory_order_relaxed),
+	    (unsigned long long)atomic_load_explicit(&M.cache_misses, memory_order_relaxed));
 	put(&o, "# HELP bastion_connections_refused_total Connections closed when accepted: over "
 		"limits.connections_per_address, over limits.connections, out of descriptors, or "
 		"(proxy) a PROXY header missing, malformed, late or from an untrusted address.\n"

@@ -45,6 +45,11 @@ void metrics_conn_refused(const char *reason, uint64_t n);
  * to be written when it is back, and how many were dropped past the cap. */
 void metrics_store_pending(int64_t n);
 void metrics_store_pending_dropped(void);
+/* The PostgreSQL backend's read cache (store/pg_cache.c), as its stats
+ * say when the metrics are read: whether it may answer now (its LISTEN
+ * connection is up), its entries and bytes, hits and misses so far. All 0
+ * on SQLite, which has none. */
+void metrics_store_cache(bool up, uint64_t entries, uint64_t bytes, uint64_t hits, uint64_t misses);
 
 /* The whole exposition as malloc'd text into *ret (caller frees), with
  * the gauges the caller knows. -ENOMEM on failure. */

@@ -128,6 +128,14 @@ describe('PostgreSQL store', () => {
     expectStatus(await reader.get(ids.vm(G, 'vm1')), [403, 404], 'no role, no VM');
     expectStatus(await h.admin.del('/users/pgreader'), 204, 'delete user');
     assert.equal(await pg.query("SELECT count(*) FROM users WHERE name = 'pgreader'"), '0');
+    // The read cache served some of this (the admin's session, the lists)
+    // and says so in /metrics.
+    const m = expectStatus(await h.admin.get('/metrics'), 200, 'metrics').text;
+    const metric = (re) => Number((re.exec(m) || [])[1]);
+    assert.equal(metric(/^bastion_store_cache_up (\d+)$/m), 1, 'the cache listens');
+    assert.ok(metric(/^bastion_store_cache_lookups_total\{result="hit"\} (\d+)$/m) > 0, 'hits counted');
+    assert.ok(metric(/^bastion_store_cache_lookups_total\{result="miss"\} (\d+)$/m) > 0, 'misses counted');
+    assert.ok(metric(/^bastion_store_cache_entries (\d+)$/m) >= 0, 'entries reported');
   });
 
   h.test('a vault: secrets with versions, delete and recover; a deleted vault recovered, then purged', async () => {
