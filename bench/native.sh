@@ -14,7 +14,8 @@
 # file scp carries), BENCH_NATIVE_ROUNDS (3), BENCH_NATIVE_OPENS (200),
 # BENCH_NATIVE_IDLE (500 idle tunnels), BENCH_NATIVE_PORT (18543),
 # BENCH_NATIVE_NET (201), BENCH_NATIVE_PERF (a directory: profiles and
-# system call counts, below).
+# system call counts, below), BENCH_NATIVE_PSTAT (a directory: each
+# process counted on its own), BENCH_NATIVE_DOWN=1 (scp from the VM too).
 # Needs root; every PID started here, the namespace and the veth pair are
 # removed on exit.
 set -u
@@ -263,6 +264,29 @@ for r in $(seq "$([ "${BENCH_NATIVE_SCP:-1}" = 0 ] && echo 0 || echo "$ROUNDS")"
 			r, mib, direct, via, via / direct, (c / hz) / gib, (kd / hz) / gib, (kb / hz) / gib }' >> "$RES"
 	tail -1 "$RES"
 	pstat_end "via-$r" "$MIB"
+done
+
+# BENCH_NATIVE_DOWN=1: the other way too, the file the rounds above left
+# on the VM copied back (direct, then through the bastion; "scp_down"
+# lines), after the upload rounds so that it is there.
+for r in $(seq "$([ "${BENCH_NATIVE_DOWN:-0}" = 1 ] && [ "${BENCH_NATIVE_SCP:-1}" != 0 ] && echo "$ROUNDS" || echo 0)"); do
+	rm -f "$TMP/down.bin"
+	t0=$(now)
+	scp "${SSHO[@]}" "$USER_VM@$VM:bench.bin" "$TMP/down.bin" || { log "direct scp down failed"; exit 1; }
+	t1=$(now)
+	rm -f "$TMP/down.bin"
+	c0=$(cpu_ticks)
+	t2=$(now)
+	scp "${SSHO[@]}" "${PROXY[@]}" "$USER_VM@vm1:bench.bin" "$TMP/down.bin" || { log "scp down through bastion failed"; exit 1; }
+	t3=$(now)
+	c1=$(cpu_ticks)
+	cmp -s "$TMP/payload" "$TMP/down.bin" || { log "scp down through bastion: the bytes differ"; exit 1; }
+	rm -f "$TMP/down.bin"
+	awk -v r="$r" -v mib="$MIB" -v d0="$t0" -v d1="$t1" -v b0="$t2" -v b1="$t3" -v c="$((c1 - c0))" -v hz="$HZ" 'BEGIN {
+		direct = mib / (d1 - d0); via = mib / (b1 - b0);
+		printf "{\"label\":\"scp_down\",\"round\":%d,\"mib\":%d,\"direct_mib_s\":%.1f,\"bastion_mib_s\":%.1f,\"ratio\":%.3f,\"bastion_cpu_s_per_gib\":%.3f}\n",
+			r, mib, direct, via, via / direct, (c / hz) / (mib / 1024) }' >> "$RES"
+	tail -1 "$RES"
 done
 
 # The stream alone, without SSH: the file through `bastion proxy` to a
