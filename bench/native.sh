@@ -271,15 +271,21 @@ done
 # lines), after the upload rounds so that it is there.
 for r in $(seq "$([ "${BENCH_NATIVE_DOWN:-0}" = 1 ] && [ "${BENCH_NATIVE_SCP:-1}" != 0 ] && echo "$ROUNDS" || echo 0)"); do
 	rm -f "$TMP/down.bin"
+	pstat_start "down-direct-$r"
 	t0=$(now)
-	scp "${SSHO[@]}" "$USER_VM@$VM:bench.bin" "$TMP/down.bin" || { log "direct scp down failed"; exit 1; }
+	"${SCPP[@]/\%TAG\%/down-direct-$r}" scp "${SCPW[@]}" "${SSHO[@]}" "$USER_VM@$VM:bench.bin" "$TMP/down.bin" ||
+		{ log "direct scp down failed"; exit 1; }
 	t1=$(now)
+	pstat_end "down-direct-$r" "$MIB"
 	rm -f "$TMP/down.bin"
+	pstat_start "down-via-$r"
 	c0=$(cpu_ticks)
 	t2=$(now)
-	scp "${SSHO[@]}" "${PROXY[@]}" "$USER_VM@vm1:bench.bin" "$TMP/down.bin" || { log "scp down through bastion failed"; exit 1; }
+	"${SCPP[@]/\%TAG\%/down-via-$r}" scp "${SCPW[@]}" "${SSHO[@]}" "${PROXY[@]}" "$USER_VM@vm1:bench.bin" "$TMP/down.bin" ||
+		{ log "scp down through bastion failed"; exit 1; }
 	t3=$(now)
 	c1=$(cpu_ticks)
+	pstat_end "down-via-$r" "$MIB"
 	cmp -s "$TMP/payload" "$TMP/down.bin" || { log "scp down through bastion: the bytes differ"; exit 1; }
 	rm -f "$TMP/down.bin"
 	awk -v r="$r" -v mib="$MIB" -v d0="$t0" -v d1="$t1" -v b0="$t2" -v b1="$t3" -v c="$((c1 - c0))" -v hz="$HZ" 'BEGIN {

@@ -53,6 +53,8 @@
  * records, one writev to the local side. */
 #define WS_READ_MAX (64 * 1024)
 #define WS_READ_IOV 64
+/* OpenSSL's read buffer: four full records and their overhead. */
+#define WS_READ_AHEAD (4 * (16 * 1024 + 512))
 
 struct cli_ws {
 	int fd;
@@ -209,6 +211,12 @@ int cli_ws_dial(const struct cli_ws_target *t, struct cli_ws **ret)
 		goto fail;
 	}
 	SSL_CTX_set_min_proto_version(w->ctx, TLS1_2_VERSION);
+	/* Records read from the socket several at a time: without read-ahead
+	 * OpenSSL reads each record's 5-byte header, then its body, two
+	 * system calls per record (BENCHMARKS.md, "the pipes to ssh"). What
+	 * it holds unread is seen by SSL_has_pending, not poll(2). */
+	SSL_CTX_set_read_ahead(w->ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(w->ctx, WS_READ_AHEAD);
 	SSL_CTX_set_mode(w->ctx,
 			 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (t->insecure) {
@@ -642,8 +650,8 @@ int cli_ws_pump(struct cli_ws *w, int in_fd, int out_fd, int stop_fd)
 			stop_i = (int)np;
 			p[np++] = (struct pollfd){ .fd = stop_fd, .events = POLLIN };
 		}
-		/* Plaintext OpenSSL already holds needs no wait. */
-		if (SSL_pending(w->ssl) == 0 && poll(p, np, -1) < 0) {
+		/* What OpenSSL already holds (read ahead) needs no wait. */
+		if (!SSL_has_pending(w->ssl) && poll(p, np, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = CLI_ECONN;
@@ -657,7 +665,7 @@ int cli_ws_pump(struct cli_ws *w, int in_fd, int out_fd, int stop_fd)
 			cli_wsout_flush(&w->out, w->fd);
 			break;
 		}
-		if (SSL_pending(w->ssl) > 0 || p[sock_i].revents & (POLLIN | POLLHUP | POLLERR))
+		if (SSL_has_pending(w->ssl) || p[sock_i].revents & (POLLIN | POLLHUP | POLLERR))
 			ws_read(w);
 		if (in_i >= 0 && p[in_i].revents) {
 			ssize_t n = cli_wsout_read(&w->out, w->ssl, in_fd);

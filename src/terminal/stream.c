@@ -28,7 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STREAM_READ_MAX   (16 * 1024) /* one TLS record's worth per frame */
+/* One frame per read, and a frame with its 4-byte header fills one TLS
+ * record (16 KiB of plaintext) exactly: 16 KiB of payload made two
+ * records, the second of 4 bytes, so two writes and twice the records for
+ * the CLI to read (BENCHMARKS.md, "A/B: the pipes to ssh"). */
+#define STREAM_READ_MAX   (16 * 1024 - SRV_WS_HEADROOM)
 #define STREAM_HIGH_WATER (256 * 1024)
 #define STREAM_LOW_WATER  (64 * 1024)
 /* Frames from the client gathered for one write to the VM (on_input_done):
