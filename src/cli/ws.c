@@ -6,7 +6,8 @@
  * CLI's control frames (the eof, pongs, the close).
  *
  * Caps: the answer's head is at most WS_HEAD_MAX bytes and an error body
- * WS_BODY_MAX; a message from the bastion at most WS_MSG_MAX. Local input
+ * WS_BODY_MAX; a text message from the bastion at most CLI_WSIN_MSG_MAX
+ * (binary ones are passed on as they come, never gathered). Local input
  * is read only while less than WS_QUEUE_HIGH bytes wait to be sent, so a
  * slow bastion or VM slows the local reader instead of growing memory. */
 #include "cli/ws.h"
@@ -43,7 +44,6 @@
 
 #define WS_HEAD_MAX    (16 * 1024)
 #define WS_BODY_MAX    (64 * 1024)
-#define WS_MSG_MAX     (1024 * 1024)
 #define WS_QUEUE_HIGH  (256 * 1024)
 #define WS_TIMEOUT_S   10
 #define WS_PROTOCOL    "bastion.stream.v1"
@@ -600,7 +600,6 @@ int cli_ws_upgrade(struct cli_ws *w, const char *path)
 		fprintf(stderr, "bastion: out of memory\n");
 		goto out;
 	}
-	wslay_event_config_set_max_recv_msg_length(w->ws, WS_MSG_MAX);
 	r = CLI_OK;
 out:
 	if (req) {
