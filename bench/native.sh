@@ -14,7 +14,8 @@
 # file scp carries), BENCH_NATIVE_ROUNDS (3), BENCH_NATIVE_OPENS (200),
 # BENCH_NATIVE_IDLE (500 idle tunnels), BENCH_NATIVE_PORT (18543),
 # BENCH_NATIVE_NET (201), BENCH_NATIVE_PERF (a directory: profiles and
-# system call counts, below).
+# system call counts, below), BENCH_NATIVE_PSTAT (a directory: each
+# process counted on its own), BENCH_NATIVE_DOWN=1 (scp from the VM too).
 # Needs root; every PID started here, the namespace and the veth pair are
 # removed on exit.
 set -u
@@ -159,6 +160,71 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$BPID/status"; }
 now() { date +%s.%N; }
 HZ=$(getconf CLK_TCK)
 
+# BENCH_NATIVE_PSTAT=DIR: each process of both scp runs counted on its own
+# (perf stat: CPU, context switches, system calls), into
+# DIR/{direct,via}-{ssh,sshd,proxy,daemon}-ROUND.txt and one "pstat" line
+# per process in native.jsonl. ssh runs under perf stat through scp -S; its
+# count includes its children, so `bastion proxy` (the ProxyCommand, under
+# a perf stat of its own) is taken out of it. sshd is counted from its
+# listener, which its session processes inherit.
+PS_EV=task-clock,context-switches
+for e in read readv write writev ppoll poll epoll_wait recvfrom sendto; do
+	PS_EV="$PS_EV,syscalls:sys_enter_$e"
+done
+SCPW=()
+SCPP=()
+if [ -n "${BENCH_NATIVE_PSTAT:-}" ]; then
+	mkdir -p "$BENCH_NATIVE_PSTAT" || exit 1
+	BENCH_NATIVE_PSTAT=$(readlink -f "$BENCH_NATIVE_PSTAT")
+	printf '#!/bin/sh\nexec perf stat -x, -e %s -o "%s/$PSTAT_TAG-ssh.txt" -- ssh "$@"\n' \
+		"$PS_EV" "$BENCH_NATIVE_PSTAT" > "$TMP/ssh-pstat"
+	chmod 755 "$TMP/ssh-pstat"
+	SCPW=(-S "$TMP/ssh-pstat")
+	SCPP=(perf stat -x, -e "$PS_EV" -o "$BENCH_NATIVE_PSTAT/%TAG%-all.txt" --)
+	# ssh ends its ProxyCommand with SIGHUP as it exits, which would stop
+	# perf stat before it writes: ignored (the proxy ends on its own).
+	printf '#!/bin/sh\ntrap "" HUP\nexec perf stat -x, -e %s -o "%s/$PSTAT_TAG-proxy.txt" -- "$@"\n' \
+		"$PS_EV" "$BENCH_NATIVE_PSTAT" > "$TMP/proxy-pstat"
+	chmod 755 "$TMP/proxy-pstat"
+	PROXY=(-o "ProxyCommand=$TMP/proxy-pstat $BIN proxy /groups/bench/vms/vm1"
+		-o HostKeyAlias=bastion/groups/bench/vms/vm1)
+fi
+SSHD_PID=${PIDS[0]} # ip netns exec execs sshd: the same PID
+pstat_start() { # TAG: the daemon and sshd counted until pstat_end
+	[ -n "${BENCH_NATIVE_PSTAT:-}" ] || return 0
+	export PSTAT_TAG=$1
+	perf stat -x, -e "$PS_EV" -p "$BPID" -o "$BENCH_NATIVE_PSTAT/$1-daemon.txt" &
+	PS_D=$!
+	perf stat -x, -e "$PS_EV" -p "$SSHD_PID" -o "$BENCH_NATIVE_PSTAT/$1-sshd.txt" &
+	PS_S=$!
+	sleep 0.5
+}
+pstat_end() { # TAG MIB: one line per process, per GiB carried
+	[ -n "${BENCH_NATIVE_PSTAT:-}" ] || return 0
+	kill -INT "$PS_D" "$PS_S"
+	wait "$PS_D" "$PS_S"
+	local d=$BENCH_NATIVE_PSTAT
+	[ -f "$d/$1-proxy.txt" ] || : > "$d/$1-proxy.txt"
+	awk -F, -v tag="$1" -v gib="$(awk -v m="$2" 'BEGIN { print m / 1024 }')" '
+	FNR == 1 { f = FILENAME; sub(/.*\//, "", f); sub(/\.txt$/, "", f); sub("^" tag "-", "", f); files[f] = 1 }
+	/^[0-9]/ { e = $3; sub(/^syscalls:sys_enter_/, "", e); v[f, e] += $1; evs[e] = 1 }
+	END {
+		for (e in evs) {
+			v["scp", e] = v["all", e] - v["ssh", e] # ssh ran under scp
+			v["ssh", e] -= v["proxy", e] # the proxy under ssh
+		}
+		files["scp"] = 1
+		delete files["all"]
+		for (f in files) {
+			if (v[f, "task-clock"] == 0) continue
+			line = sprintf("{\"label\":\"pstat\",\"run\":\"%s\",\"process\":\"%s\",\"cpu_s_per_gib\":%.3f,\"cs_per_gib\":%d", tag, f, v[f, "task-clock"] / 1000 / gib, v[f, "context-switches"] / gib)
+			for (e in evs) if (e != "task-clock" && e != "context-switches" && v[f, e] != 0) line = line sprintf(",\"%s_per_gib\":%d", e, v[f, e] / gib)
+			print line "}"
+		}
+	}' "$d/$1-all.txt" "$d/$1-ssh.txt" "$d/$1-sshd.txt" "$d/$1-daemon.txt" "$d/$1-proxy.txt" | sort >> "$RES"
+	grep "\"run\":\"$1\"" "$RES"
+}
+
 # BENCH_NATIVE_SCP=0: the stream alone (proxy_raw) and what follows, no scp.
 for r in $(seq "$([ "${BENCH_NATIVE_SCP:-1}" = 0 ] && echo 0 || echo "$ROUNDS")"); do
 	t0=$(now)
@@ -168,15 +234,18 @@ for r in $(seq "$([ "${BENCH_NATIVE_SCP:-1}" = 0 ] && echo 0 || echo "$ROUNDS")"
 	# its own, the failures and ssh's own error (no -q: scp shows no
 	# progress meter off a terminal) in the log.
 	for try in 1 2 3; do
+		pstat_start "direct-$r"
 		k0=$(kid_ticks)
 		t0=$(now)
-		scp "${SSHO[@]}" "$TMP/payload" "$USER_VM@$VM:bench.bin" && break
+		"${SCPP[@]/\%TAG\%/direct-$r}" scp "${SCPW[@]}" "${SSHO[@]}" "$TMP/payload" "$USER_VM@$VM:bench.bin" && { pstat_end "direct-$r" "$MIB"; break; }
+		pstat_end "direct-$r" "$MIB"
 		log "direct scp failed (try $try)"
 		[ "$try" = 3 ] && exit 1
 		sleep 2
 	done
 	t1=$(now)
 	k1=$(kid_ticks)
+	pstat_start "via-$r"
 	c0=$(cpu_ticks)
 	t2=$(now)
 	# BENCH_NATIVE_PERF=DIR: a system-wide profile of this scp (perf
@@ -184,7 +253,7 @@ for r in $(seq "$([ "${BENCH_NATIVE_SCP:-1}" = 0 ] && echo 0 || echo "$ROUNDS")"
 	PERFW=()
 	[ -n "${BENCH_NATIVE_PERF:-}" ] &&
 		PERFW=(perf record -q -a -g -F 999 -e cpu-clock -o "$BENCH_NATIVE_PERF/scp-$r.data" --)
-	"${PERFW[@]}" scp "${SSHO[@]}" "${PROXY[@]}" "$TMP/payload" "$USER_VM@vm1:bench.bin" || { log "scp through bastion failed"; exit 1; }
+	"${PERFW[@]}" "${SCPP[@]/\%TAG\%/via-$r}" scp "${SCPW[@]}" "${SSHO[@]}" "${PROXY[@]}" "$TMP/payload" "$USER_VM@vm1:bench.bin" || { log "scp through bastion failed"; exit 1; }
 	t3=$(now)
 	c1=$(cpu_ticks)
 	k2=$(kid_ticks)
@@ -193,6 +262,36 @@ for r in $(seq "$([ "${BENCH_NATIVE_SCP:-1}" = 0 ] && echo 0 || echo "$ROUNDS")"
 		direct = mib / (d1 - d0); via = mib / (b1 - b0); gib = mib / 1024;
 		printf "{\"label\":\"scp\",\"round\":%d,\"mib\":%d,\"direct_mib_s\":%.1f,\"bastion_mib_s\":%.1f,\"ratio\":%.3f,\"bastion_cpu_s_per_gib\":%.3f,\"client_cpu_s_per_gib_direct\":%.3f,\"client_cpu_s_per_gib_bastion\":%.3f}\n",
 			r, mib, direct, via, via / direct, (c / hz) / gib, (kd / hz) / gib, (kb / hz) / gib }' >> "$RES"
+	tail -1 "$RES"
+	pstat_end "via-$r" "$MIB"
+done
+
+# BENCH_NATIVE_DOWN=1: the other way too, the file the rounds above left
+# on the VM copied back (direct, then through the bastion; "scp_down"
+# lines), after the upload rounds so that it is there.
+for r in $(seq "$([ "${BENCH_NATIVE_DOWN:-0}" = 1 ] && [ "${BENCH_NATIVE_SCP:-1}" != 0 ] && echo "$ROUNDS" || echo 0)"); do
+	rm -f "$TMP/down.bin"
+	pstat_start "down-direct-$r"
+	t0=$(now)
+	"${SCPP[@]/\%TAG\%/down-direct-$r}" scp "${SCPW[@]}" "${SSHO[@]}" "$USER_VM@$VM:bench.bin" "$TMP/down.bin" ||
+		{ log "direct scp down failed"; exit 1; }
+	t1=$(now)
+	pstat_end "down-direct-$r" "$MIB"
+	rm -f "$TMP/down.bin"
+	pstat_start "down-via-$r"
+	c0=$(cpu_ticks)
+	t2=$(now)
+	"${SCPP[@]/\%TAG\%/down-via-$r}" scp "${SCPW[@]}" "${SSHO[@]}" "${PROXY[@]}" "$USER_VM@vm1:bench.bin" "$TMP/down.bin" ||
+		{ log "scp down through bastion failed"; exit 1; }
+	t3=$(now)
+	c1=$(cpu_ticks)
+	pstat_end "down-via-$r" "$MIB"
+	cmp -s "$TMP/payload" "$TMP/down.bin" || { log "scp down through bastion: the bytes differ"; exit 1; }
+	rm -f "$TMP/down.bin"
+	awk -v r="$r" -v mib="$MIB" -v d0="$t0" -v d1="$t1" -v b0="$t2" -v b1="$t3" -v c="$((c1 - c0))" -v hz="$HZ" 'BEGIN {
+		direct = mib / (d1 - d0); via = mib / (b1 - b0);
+		printf "{\"label\":\"scp_down\",\"round\":%d,\"mib\":%d,\"direct_mib_s\":%.1f,\"bastion_mib_s\":%.1f,\"ratio\":%.3f,\"bastion_cpu_s_per_gib\":%.3f}\n",
+			r, mib, direct, via, via / direct, (c / hz) / (mib / 1024) }' >> "$RES"
 	tail -1 "$RES"
 done
 

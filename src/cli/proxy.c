@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/ws.h"
+#include "cli/wsout.h"
 
 static const char proxy_usage[] =
 	"usage: bastion proxy VM [--bastion ID] [--port P]\n"
@@ -41,6 +42,9 @@ int cli_cmd_proxy(struct cli *c, int argc, char **argv)
 		return r;
 	/* A reader that went away is seen as a failed write, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
+	/* ssh's ProxyCommand pipes: see cli_pipe_grow. Best effort. */
+	(void)cli_pipe_grow(STDIN_FILENO);
+	(void)cli_pipe_grow(STDOUT_FILENO);
 	cli_stream_target(c, &t);
 	if ((r = cli_ws_dial(&t, &w)) != CLI_OK)
 		return r;

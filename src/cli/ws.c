@@ -1,11 +1,13 @@
 /* The CLI's WebSocket client for the native client's stream (ws.h): TCP and
  * TLS made ahead of the request (so that `bastion tunnel` keeps one warm),
- * the HTTP upgrade written by hand, then wslay's client over the TLS
- * connection, pumped with poll(2) against local file descriptors. Local
- * input is framed and masked by wsout.c, not by wslay.
+ * the HTTP upgrade written by hand, then the stream pumped with poll(2)
+ * against local file descriptors. Local input is framed and masked by
+ * wsout.c and the bastion's frames read by wsin.c; wslay only sends the
+ * CLI's control frames (the eof, pongs, the close).
  *
  * Caps: the answer's head is at most WS_HEAD_MAX bytes and an error body
- * WS_BODY_MAX; a message from the bastion at most WS_MSG_MAX. Local input
+ * WS_BODY_MAX; a text message from the bastion at most CLI_WSIN_MSG_MAX
+ * (binary ones are passed on as they come, never gathered). Local input
  * is read only while less than WS_QUEUE_HIGH bytes wait to be sent, so a
  * slow bastion or VM slows the local reader instead of growing memory. */
 #include "cli/ws.h"
@@ -24,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -35,17 +38,23 @@
 #include <wslay/wslay.h>
 
 #include "cli/cli.h"
+#include "cli/wsin.h"
 #include "cli/wsout.h"
 #include "core/util.h"
 
 #define WS_HEAD_MAX    (16 * 1024)
 #define WS_BODY_MAX    (64 * 1024)
-#define WS_MSG_MAX     (1024 * 1024)
 #define WS_QUEUE_HIGH  (256 * 1024)
 #define WS_TIMEOUT_S   10
 #define WS_PROTOCOL    "bastion.stream.v1"
 #define WS_NORMAL_END  "the connection ended (both sides closed it)"
 #define WS_REQUEST_MAX (CLI_PATH_MAX + 8192)
+/* Plaintext read from TLS before it is parsed and written out: four
+ * records, one writev to the local side. */
+#define WS_READ_MAX (64 * 1024)
+#define WS_READ_IOV 64
+/* OpenSSL's read buffer: four full records and their overhead. */
+#define WS_READ_AHEAD (4 * (16 * 1024 + 512))
 
 struct cli_ws {
 	int fd;
@@ -57,7 +66,10 @@ struct cli_ws {
 	/* Bytes read past the answer's head: the stream's first frames. */
 	uint8_t *left;
 	size_t left_len, left_off;
-	wslay_event_context_ptr ws;
+	wslay_event_context_ptr ws; /* sends our control frames only */
+	/* The bastion's frames, read by wsin.c where TLS puts them. */
+	struct cli_wsin in;
+	uint8_t *rbuf; /* WS_READ_MAX */
 	/* The pump's state. */
 	int out_fd;
 	bool out_closed;
@@ -199,6 +211,12 @@ int cli_ws_dial(const struct cli_ws_target *t, struct cli_ws **ret)
 		goto fail;
 	}
 	SSL_CTX_set_min_proto_version(w->ctx, TLS1_2_VERSION);
+	/* Records read from the socket several at a time: without read-ahead
+	 * OpenSSL reads each record's 5-byte header, then its body, two
+	 * system calls per record (BENCHMARKS.md, "the pipes to ssh"). What
+	 * it holds unread is seen by SSL_has_pending, not poll(2). */
+	SSL_CTX_set_read_ahead(w->ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(w->ctx, WS_READ_AHEAD);
 	SSL_CTX_set_mode(w->ctx,
 			 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (t->insecure) {
@@ -328,34 +346,6 @@ static int print_error_answer(struct cli_ws *w, long status, const char *head, u
 
 /* ---- wslay's callbacks ------------------------------------------------- */
 
-static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
-{
-	struct cli_ws *w = ud;
-	int r, e;
-
-	if (w->left_off < w->left_len) {
-		size_t n = w->left_len - w->left_off < len ? w->left_len - w->left_off : len;
-
-		memcpy(buf, w->left + w->left_off, n);
-		w->left_off += n;
-		return (ssize_t)n;
-	}
-	r = SSL_read(w->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-	if (r > 0)
-		return r;
-	e = SSL_get_error(w->ssl, r);
-	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	if (!w->closed)
-		w->failed = true;
-	w->closed = true;
-	ERR_clear_error();
-	wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-	return -1;
-}
-
 static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
 		       void *ud)
 {
@@ -417,31 +407,112 @@ static void on_control(struct cli_ws *w, const uint8_t *msg, size_t len)
 	json_decref(j);
 }
 
-static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a,
-		      void *ud)
+/* Writes the VM's bytes gathered from a read to the local side at once.
+ * A local reader that went away leaves nothing more to carry: the stream
+ * is closed. */
+static void out_flush(struct cli_ws *w, struct iovec *iov, int *niov)
 {
-	struct cli_ws *w = ud;
+	int n = *niov, i = 0;
 
-	if (a->opcode == WSLAY_BINARY_FRAME) {
-		if (w->out_closed || w->write_failed)
-			return;
-		if (cli_write_all(w->out_fd, (const char *)a->msg, a->msg_length) < 0) {
-			/* The local reader went away: nothing more to carry. */
+	*niov = 0;
+	if (w->out_closed || w->write_failed)
+		return;
+	while (i < n) {
+		ssize_t r = writev(w->out_fd, iov + i, n - i);
+		size_t done;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
 			w->write_failed = true;
-			wslay_event_queue_close(ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+			wslay_event_queue_close(w->ws, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+			return;
 		}
-	} else if (a->opcode == WSLAY_TEXT_FRAME) {
-		on_control(w, a->msg, a->msg_length);
-	} else if (a->opcode == WSLAY_CONNECTION_CLOSE) {
-		w->closed = true;
+		/* A short write: on from where it stopped. */
+		for (done = (size_t)r; i < n && done >= iov[i].iov_len; i++)
+			done -= iov[i].iov_len;
+		if (i < n) {
+			iov[i].iov_base = (uint8_t *)iov[i].iov_base + done;
+			iov[i].iov_len -= done;
+		}
 	}
 }
 
+/* Plaintext into w->rbuf: what came with the answer's head first, then
+ * records while TLS has them, up to WS_READ_MAX. 0 when nothing was
+ * readable (or it ended: w->closed, w->failed). */
+static size_t read_plain(struct cli_ws *w)
+{
+	size_t have = 0;
+
+	if (w->left_off < w->left_len) {
+		have = w->left_len - w->left_off < WS_READ_MAX ? w->left_len - w->left_off
+							       : WS_READ_MAX;
+		memcpy(w->rbuf, w->left + w->left_off, have);
+		w->left_off += have;
+		return have;
+	}
+	while (have < WS_READ_MAX) {
+		size_t got = 0;
+		int e;
+
+		if (SSL_read_ex(w->ssl, w->rbuf + have, WS_READ_MAX - have, &got) == 1) {
+			have += got;
+			continue;
+		}
+		e = SSL_get_error(w->ssl, 0);
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+			/* The connection ended without a close frame. */
+			if (!w->closed)
+				w->failed = true;
+			w->closed = true;
+		}
+		ERR_clear_error();
+		break;
+	}
+	return have;
+}
+
+/* Reads what the bastion sent and acts on it: its bytes to out_fd (one
+ * writev per read), control messages, pings answered, the close. */
+static void ws_read(struct cli_ws *w)
+{
+	struct iovec iov[WS_READ_IOV];
+	int niov = 0;
+	size_t len = read_plain(w), off = 0;
+
+	while (off < len) {
+		struct cli_wsin_event ev;
+
+		off += cli_wsin_read(&w->in, w->rbuf + off, len - off, &ev);
+		if (ev.type == CLI_WSIN_BINARY) {
+			if (niov == WS_READ_IOV)
+				out_flush(w, iov, &niov);
+			iov[niov++] = (struct iovec){ (void *)ev.data, ev.len };
+			continue;
+		}
+		/* What came before goes first (an eof closes the output). */
+		out_flush(w, iov, &niov);
+		if (ev.type == CLI_WSIN_TEXT) {
+			on_control(w, ev.data, ev.len);
+		} else if (ev.type == CLI_WSIN_PING) {
+			struct wslay_event_msg pong = { WSLAY_PONG, ev.data, ev.len };
+
+			(void)wslay_event_queue_msg(w->ws, &pong);
+		} else if (ev.type == CLI_WSIN_CLOSE) {
+			w->closed = true;
+			(void)wslay_event_queue_close(w->ws, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+		} else if (ev.type == CLI_WSIN_ERROR) {
+			fprintf(stderr, "bastion: the bastion sent %s\n", ev.why);
+			w->failed = w->closed = true;
+		}
+	}
+	out_flush(w, iov, &niov);
+}
+
 static const struct wslay_event_callbacks ws_callbacks = {
-	.recv_callback = ws_recv,
 	.send_callback = ws_send,
 	.genmask_callback = ws_genmask,
-	.on_msg_recv_callback = ws_on_msg,
 };
 
 int cli_ws_upgrade(struct cli_ws *w, const char *path)
@@ -529,7 +600,6 @@ int cli_ws_upgrade(struct cli_ws *w, const char *path)
 		fprintf(stderr, "bastion: out of memory\n");
 		goto out;
 	}
-	wslay_event_config_set_max_recv_msg_length(w->ws, WS_MSG_MAX);
 	r = CLI_OK;
 out:
 	if (req) {
@@ -547,7 +617,7 @@ int cli_ws_pump(struct cli_ws *w, int in_fd, int out_fd, int stop_fd)
 	bool in_eof = false, stopped = false;
 	int r = CLI_OK, fl;
 
-	if (cli_wsout_init(&w->out, w->ssl) < 0) {
+	if (cli_wsout_init(&w->out, w->ssl) < 0 || !(w->rbuf = malloc(WS_READ_MAX))) {
 		fprintf(stderr, "bastion: out of memory\n");
 		return CLI_ECONN;
 	}
@@ -555,8 +625,8 @@ int cli_ws_pump(struct cli_ws *w, int in_fd, int out_fd, int stop_fd)
 	fl = fcntl(w->fd, F_GETFL);
 	fcntl(w->fd, F_SETFL, fl | O_NONBLOCK);
 	/* The first frames may already be in hand (read with the head). */
-	if (w->left_len && wslay_event_recv(w->ws) != 0)
-		w->closed = true;
+	while (w->left_off < w->left_len && !w->closed)
+		ws_read(w);
 	while (!w->closed && !w->failed) {
 		struct pollfd p[3];
 		nfds_t np = 0;
@@ -568,8 +638,6 @@ int cli_ws_pump(struct cli_ws *w, int in_fd, int out_fd, int stop_fd)
 			       wslay_event_get_queued_msg_length(w->ws) < WS_QUEUE_HIGH &&
 			       !wslay_event_get_close_sent(w->ws);
 
-		if (!wslay_event_want_read(w->ws) && !wslay_event_want_write(w->ws) && !pending)
-			break;
 		sock_i = (int)np;
 		p[np++] = (struct pollfd){ .fd = w->fd,
 					   .events = (short)(POLLIN | (pending ? POLLOUT : 0)) };
@@ -581,8 +649,8 @@ int cli_ws_pump(struct cli_ws *w, int in_fd, int out_fd, int stop_fd)
 			stop_i = (int)np;
 			p[np++] = (struct pollfd){ .fd = stop_fd, .events = POLLIN };
 		}
-		/* Plaintext OpenSSL already holds needs no wait. */
-		if (SSL_pending(w->ssl) == 0 && poll(p, np, -1) < 0) {
+		/* What OpenSSL already holds (read ahead) needs no wait. */
+		if (!SSL_has_pending(w->ssl) && poll(p, np, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = CLI_ECONN;
@@ -596,10 +664,8 @@ int cli_ws_pump(struct cli_ws *w, int in_fd, int out_fd, int stop_fd)
 			cli_wsout_flush(&w->out, w->fd);
 			break;
 		}
-		if (SSL_pending(w->ssl) > 0 || p[sock_i].revents & (POLLIN | POLLHUP | POLLERR)) {
-			if (wslay_event_recv(w->ws) != 0)
-				break;
-		}
+		if (SSL_has_pending(w->ssl) || p[sock_i].revents & (POLLIN | POLLHUP | POLLERR))
+			ws_read(w);
 		if (in_i >= 0 && p[in_i].revents) {
 			ssize_t n = cli_wsout_read(&w->out, w->ssl, in_fd);
 
@@ -656,6 +722,8 @@ void cli_ws_free(struct cli_ws *w)
 		close(w->fd);
 	util_free_secret(w->token);
 	cli_wsout_free(&w->out);
+	cli_wsin_free(&w->in);
+	free(w->rbuf);
 	free(w->left);
 	free(w);
 }

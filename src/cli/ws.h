@@ -2,8 +2,9 @@
  * native client's stream"): a TLS connection made ahead of time
  * (cli_ws_dial), the one request that turns it into a stream
  * (cli_ws_upgrade), and the pump that joins the stream to local file
- * descriptors (cli_ws_pump). OpenSSL and wslay, as the server uses them;
- * libcurl in Debian 12 has no WebSocket. */
+ * descriptors (cli_ws_pump). OpenSSL; frames written by wsout.c (data)
+ * and wslay (control), read by wsin.c; libcurl in Debian 12 has no
+ * WebSocket. */
 #pragma once
 
 #include <stdbool.h>

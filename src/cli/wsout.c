@@ -1,7 +1,7 @@
-/* The native client's upload path (see wsout.h). Per 64 KiB of local
- * input: one readv, four frames masked in place, four TLS records
- * encrypted into one buffer, one write to the socket, and one getrandom(2)
- * per 1,024 frames. The socket BIO wrote each 16 KiB record with its own
+/* The native client's upload path (see wsout.h). Per 256 KiB of local
+ * input: one readv, 16 frames masked in place, 16 TLS records encrypted
+ * into one buffer, one write to the socket, and one getrandom(2) per 1,024
+ * frames. The socket BIO wrote each 16 KiB record with its own
  * write(2): four times the system calls, TCP segments and wake-ups of the
  * bastion on the other end, which on a busy machine decide throughput
  * (BENCHMARKS.md). The buffer costs one copy of each record, cheaper than
@@ -9,9 +9,11 @@
 #include "cli/wsout.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -171,6 +173,32 @@ int cli_wsout_flush(struct cli_wsout *o, int fd)
 	}
 	o->off = o->len = 0;
 	return 0;
+}
+
+int cli_pipe_grow(int fd)
+{
+	struct stat st;
+	int have;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISFIFO(st.st_mode))
+		return 0;
+	have = fcntl(fd, F_GETPIPE_SZ);
+	if (have < 0)
+		return -errno;
+	/* Past /proc/sys/fs/pipe-max-size, or the user's pages for pipes
+	 * (pipe-user-pages-soft) spent: EPERM; half as much is tried, down to
+	 * what it already has. */
+	for (int want = CLI_PIPE_MAX; want > have; want /= 2) {
+		int r = fcntl(fd, F_SETPIPE_SZ, want);
+
+		if (r >= 0)
+			return r;
+		if (errno != EPERM && errno != ENOMEM)
+			return -errno;
+	}
+	return have;
 }
 
 void cli_wsout_free(struct cli_wsout *o)

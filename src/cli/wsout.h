@@ -19,9 +19,12 @@
 #define CLI_WS_FRAME_HEAD 8
 #define CLI_WS_SLOT       (16 * 1024)
 #define CLI_WS_PAYLOAD    (CLI_WS_SLOT - CLI_WS_FRAME_HEAD)
-/* Frames read with one readv and written with one write: 64 KiB of input,
- * as much as a pipe holds by default. */
-#define CLI_WS_BATCH 4
+/* Frames read with one readv and written with one write: 256 KiB of input,
+ * a quarter of the pipe cli_pipe_grow gives ssh, so that each wake-up of
+ * the proxy carries four times what a default pipe (64 KiB) held. */
+#define CLI_WS_BATCH 16
+/* How large the pipes to and from ssh are made (cli_pipe_grow). */
+#define CLI_PIPE_MAX (1024 * 1024)
 /* Masking keys drawn from the CSPRNG at once (4 bytes a frame): one
  * getrandom(2) per 1,024 frames instead of one per frame. */
 #define CLI_WS_KEY_POOL 4096
@@ -58,3 +61,10 @@ static inline bool cli_wsout_pending(const struct cli_wsout *o)
 	return o->off < o->len;
 }
 void cli_wsout_free(struct cli_wsout *o);
+
+/* Grows the pipe fd (ssh's ProxyCommand talks over two) to CLI_PIPE_MAX,
+ * or the largest the system lets this user have: with the default 64 KiB
+ * ssh fills it with two packets and sleeps until the proxy has read them,
+ * a context switch each way per 64 KiB that a socket (direct ssh) does not
+ * cost. Its size after, 0 when fd is no pipe (left alone), -errno. */
+int cli_pipe_grow(int fd);

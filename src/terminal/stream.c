@@ -28,9 +28,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STREAM_READ_MAX   (16 * 1024) /* one TLS record's worth per frame */
-#define STREAM_HIGH_WATER (256 * 1024)
-#define STREAM_LOW_WATER  (64 * 1024)
+/* A frame with its 4-byte header fills one TLS record (16 KiB of
+ * plaintext) exactly: 16 KiB of payload made two records, the second of 4
+ * bytes, so two writes and twice the records for the CLI to read
+ * (BENCHMARKS.md, "A/B: the pipes to ssh"). A read takes up to
+ * STREAM_READ_FRAMES of them: one system call per 64 KiB from the VM. */
+#define STREAM_FRAME_MAX   (16 * 1024 - SRV_WS_HEADROOM)
+#define STREAM_READ_FRAMES 4
+#define STREAM_READ_MAX    (STREAM_FRAME_MAX * STREAM_READ_FRAMES)
+#define STREAM_HIGH_WATER  (256 * 1024)
+#define STREAM_LOW_WATER   (64 * 1024)
 /* Frames from the client gathered for one write to the VM (on_input_done):
  * a socket read's worth of 16 KiB frames (server/pump.c reads 64 KiB at a
  * time), and room for the small ones a client may send among them. */
@@ -53,9 +60,11 @@ struct stream_tcp {
 	unsigned niov;
 };
 
-/* Where the VM's bytes are read to, the frame header before them: one per
- * loop thread, not one per tunnel (16 KiB each, idle or not), since each
- * read is framed and handed to TLS before the loop reads again. */
+/* Where the VM's bytes are read to, the first frame's header before them:
+ * one per loop thread, not one per tunnel (64 KiB each, idle or not),
+ * since each read is framed and handed to TLS before the loop reads
+ * again. Each further frame's header goes over the last bytes of the frame
+ * before it, which TLS has encrypted by then. */
 static _Thread_local uint8_t loop_rbuf[SRV_WS_HEADROOM + STREAM_READ_MAX];
 
 struct stream_write {
@@ -151,11 +160,20 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
 			      memory_order_relaxed);
 	metrics_tunnel_bytes(0, (uint64_t)n);
 	sess_activity(s);
-	r = srv_ws_send_binary(s->ws, (uint8_t *)buf->base, (size_t)n);
-	if (r > 0) {
-		/* Over the high watermark: the VM waits until the client drains. */
-		s->out_paused = true;
-		read_stop(t);
+	for (size_t off = 0; off < (size_t)n; off += STREAM_FRAME_MAX) {
+		size_t len =
+			(size_t)n - off < STREAM_FRAME_MAX ? (size_t)n - off : STREAM_FRAME_MAX;
+
+		r = srv_ws_send_binary(s->ws, (uint8_t *)buf->base + off, len);
+		if (r < 0)
+			return; /* the connection closed, and the session with it */
+		if (r > 0 && !s->out_paused) {
+			/* Over the high watermark: the VM waits until the
+			 * client drains (this read's frames still go, at most
+			 * STREAM_READ_MAX more). */
+			s->out_paused = true;
+			read_stop(t);
+		}
 	}
 }
 

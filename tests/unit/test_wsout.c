@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -152,13 +153,13 @@ static void frames_are_whole_records_and_masked(void **state)
 		int pipefd[2], sock[2];
 		size_t want = sizes[s], have = 0, frames = 0, read_now;
 		ssize_t n;
-		uint8_t keys[16][4];
+		uint8_t keys[CLI_WS_BATCH][4];
 
 		pair_open(&p);
 		assert_int_equal(cli_wsout_init(&o, p.cli), 0);
 		assert_int_equal(pipe(pipefd), 0);
 		/* Room for more than a batch, so that the write does not block. */
-		assert_true(fcntl(pipefd[1], F_SETPIPE_SZ, 256 * 1024) > 0);
+		assert_true(fcntl(pipefd[1], F_SETPIPE_SZ, 2 * CLI_WS_BATCH * CLI_WS_SLOT) > 0);
 		assert_int_equal(write(pipefd[1], in, want), (ssize_t)want);
 		n = cli_wsout_read(&o, p.cli, pipefd[0]);
 		read_now =
@@ -166,17 +167,23 @@ static void frames_are_whole_records_and_masked(void **state)
 		assert_int_equal(n, (ssize_t)read_now);
 		/* Nothing reached the socket yet; all of it goes in one write. */
 		assert_true(cli_wsout_pending(&o));
-		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sock), 0);
-		assert_int_equal(cli_wsout_flush(&o, sock[0]), 0);
-		assert_false(cli_wsout_pending(&o));
-		for (;;) {
-			char buf[8192];
-			ssize_t r = recv(sock[1], buf, sizeof(buf), MSG_DONTWAIT);
+		/* A batch may be more than the socket holds: drained as it goes
+		 * (bounded: each turn moves what the socket took). */
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sock), 0);
+		for (int turn = 0, fr = 1; fr == 1; turn++) {
+			assert_true(turn < 1000);
+			fr = cli_wsout_flush(&o, sock[0]);
+			assert_true(fr >= 0);
+			for (;;) {
+				char buf[8192];
+				ssize_t r = recv(sock[1], buf, sizeof(buf), MSG_DONTWAIT);
 
-			if (r <= 0)
-				break;
-			assert_int_equal(BIO_write(p.to_srv, buf, (int)r), (int)r);
+				if (r <= 0)
+					break;
+				assert_int_equal(BIO_write(p.to_srv, buf, (int)r), (int)r);
+			}
 		}
+		assert_false(cli_wsout_pending(&o));
 		/* One SSL_read, one record: each is exactly one frame. */
 		while (have < read_now) {
 			int r = SSL_read(p.srv, rec, sizeof(rec));
@@ -185,7 +192,7 @@ static void frames_are_whole_records_and_masked(void **state)
 			assert_true(r > 0);
 			plen = check_frame(rec, (size_t)r, got + have);
 			assert_true(plen == CLI_WS_PAYLOAD || have + plen == read_now);
-			assert_true(frames < 16);
+			assert_true(frames < CLI_WS_BATCH);
 			memcpy(keys[frames], rec + (plen < 126 ? 2 : 4), 4);
 			have += plen;
 			frames++;
@@ -250,6 +257,7 @@ static void flush_keeps_what_the_socket_refused(void **state)
 	pair_open(&p);
 	assert_int_equal(cli_wsout_init(&o, p.cli), 0);
 	assert_int_equal(pipe(pipefd), 0);
+	assert_true(fcntl(pipefd[1], F_SETPIPE_SZ, 2 * CLI_WS_BATCH * CLI_WS_SLOT) > 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sock), 0);
 	setsockopt(sock[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	assert_int_equal(write(pipefd[1], in, CLI_WS_BATCH * CLI_WS_PAYLOAD),
@@ -292,12 +300,55 @@ static void flush_keeps_what_the_socket_refused(void **state)
 	free(in);
 }
 
+static int pipe_max(void)
+{
+	FILE *f = fopen("/proc/sys/fs/pipe-max-size", "r");
+	int max = 0;
+
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%d", &max), 1);
+	fclose(f);
+	return max;
+}
+
+/* ssh's ProxyCommand pipes grow to CLI_PIPE_MAX (or the system's most),
+ * both ends, whichever end the proxy holds; anything else is left alone. */
+static void pipes_grow_other_fds_alone(void **state)
+{
+	int want = CLI_PIPE_MAX < pipe_max() ? CLI_PIPE_MAX : pipe_max();
+	int p[2], sock[2], fd;
+
+	(void)state;
+	assert_true(want > 64 * 1024); /* the default: nothing to show */
+	for (int end = 0; end < 2; end++) {
+		assert_int_equal(pipe(p), 0);
+		assert_int_equal(fcntl(p[end], F_GETPIPE_SZ), 64 * 1024);
+		assert_int_equal(cli_pipe_grow(p[end]), want);
+		assert_int_equal(fcntl(p[0], F_GETPIPE_SZ), want);
+		assert_int_equal(fcntl(p[1], F_GETPIPE_SZ), want);
+		/* Already grown: stays as it is. */
+		assert_int_equal(cli_pipe_grow(p[end]), want);
+		close(p[0]);
+		close(p[1]);
+	}
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sock), 0);
+	assert_int_equal(cli_pipe_grow(sock[0]), 0);
+	close(sock[0]);
+	close(sock[1]);
+	fd = open("/dev/null", O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(cli_pipe_grow(fd), 0);
+	close(fd);
+	assert_int_equal(cli_pipe_grow(fd), -EBADF);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(frames_are_whole_records_and_masked),
 		cmocka_unit_test(mask_matches_bytewise),
 		cmocka_unit_test(flush_keeps_what_the_socket_refused),
+		cmocka_unit_test(pipes_grow_other_fds_alone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
