@@ -17,6 +17,7 @@
 #include "store/pg_internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,7 +181,13 @@ static void prime(struct store *s, const char *user, const char *roles)
 
 /* ---------- a token, a browser session, its second-factor mark ---------- */
 
-int pg_token_lookup(struct store *s, const uint8_t hash[32], struct store_token *ret)
+/* A token's or a browser session's row (kind 'T' or 'L'; ret of size
+ * bytes, its owner's name at user_off) with the owner's role assignments,
+ * which prime the request's view. db reads both from PostgreSQL (the
+ * assignments when roles is not NULL). */
+static int with_roles(struct store *s, char kind, const uint8_t hash[32], void *ret, size_t size,
+		      size_t user_off,
+		      int (*db)(struct store *s, const uint8_t hash[32], void *ret, char **roles))
 {
 	struct enc k = { 0 }, v = { 0 };
 	struct pgc_fill f;
@@ -188,16 +195,16 @@ int pg_token_lookup(struct store *s, const uint8_t hash[32], struct store_token 
 	char *val, *roles = NULL;
 	int c, r;
 
-	key_hash(&k, 'T', hash);
+	key_hash(&k, kind, hash);
 	c = get(s, &k, PGC_IDENT | PGC_ROLES, &val, &d, &f);
 	if (c == 1) {
 		size_t n = 0;
 		const char *t = dec_next(&d, &n);
 		const char *rj = dec_next(&d, NULL);
 
-		if (!d.bad && t && n == sizeof(*ret)) {
-			memcpy(ret, t, sizeof(*ret));
-			prime(s, ret->user, rj);
+		if (!d.bad && t && n == size) {
+			memcpy(ret, t, size);
+			prime(s, (const char *)ret + user_off, rj);
 			val_free(val, &d);
 			enc_free(&k);
 			return 0;
@@ -205,10 +212,10 @@ int pg_token_lookup(struct store *s, const uint8_t hash[32], struct store_token 
 		val_free(val, &d);
 		f.on = false;
 	}
-	r = pg_token_lookup_db(s, hash, ret, c == 0 || store_req_wants_roles() ? &roles : NULL);
+	r = db(s, hash, ret, c == 0 || store_req_wants_roles() ? &roles : NULL);
 	if (r == 0) {
-		prime(s, ret->user, roles);
-		enc_add(&v, ret, sizeof(*ret), false);
+		prime(s, (const char *)ret + user_off, roles);
+		enc_add(&v, ret, size, false);
 		enc_str(&v, roles);
 		put(s, &k, &v, &f);
 	}
@@ -216,6 +223,22 @@ int pg_token_lookup(struct store *s, const uint8_t hash[32], struct store_token 
 	enc_free(&k);
 	enc_free(&v);
 	return r;
+}
+
+static int token_db(struct store *s, const uint8_t hash[32], void *ret, char **roles)
+{
+	return pg_token_lookup_db(s, hash, ret, roles);
+}
+
+static int login_db(struct store *s, const uint8_t hash[32], void *ret, char **roles)
+{
+	return pg_login_lookup_db(s, hash, ret, roles);
+}
+
+int pg_token_lookup(struct store *s, const uint8_t hash[32], struct store_token *ret)
+{
+	return with_roles(s, 'T', hash, ret, sizeof(*ret), offsetof(struct store_token, user),
+			  token_db);
 }
 
 struct touch {
@@ -257,40 +280,8 @@ int pg_token_touch(struct store *s, const char *id, int64_t now, int64_t min_gap
 
 int pg_login_lookup(struct store *s, const uint8_t hash[32], struct store_login *ret)
 {
-	struct enc k = { 0 }, v = { 0 };
-	struct pgc_fill f;
-	struct dec d = { 0 };
-	char *val, *roles = NULL;
-	int c, r;
-
-	key_hash(&k, 'L', hash);
-	c = get(s, &k, PGC_IDENT | PGC_ROLES, &val, &d, &f);
-	if (c == 1) {
-		size_t n = 0;
-		const char *t = dec_next(&d, &n);
-		const char *rj = dec_next(&d, NULL);
-
-		if (!d.bad && t && n == sizeof(*ret)) {
-			memcpy(ret, t, sizeof(*ret));
-			prime(s, ret->user, rj);
-			val_free(val, &d);
-			enc_free(&k);
-			return 0;
-		}
-		val_free(val, &d);
-		f.on = false;
-	}
-	r = pg_login_lookup_db(s, hash, ret, c == 0 || store_req_wants_roles() ? &roles : NULL);
-	if (r == 0) {
-		prime(s, ret->user, roles);
-		enc_add(&v, ret, sizeof(*ret), false);
-		enc_str(&v, roles);
-		put(s, &k, &v, &f);
-	}
-	free(roles);
-	enc_free(&k);
-	enc_free(&v);
-	return r;
+	return with_roles(s, 'L', hash, ret, sizeof(*ret), offsetof(struct store_login, user),
+			  login_db);
 }
 
 int pg_login_mfa_via(struct store *s, const uint8_t hash[32], char ret_via[17])
