@@ -3,8 +3,10 @@
  *
  * A chunk is a zstd frame (zlib before: still read, told apart by zstd's
  * magic number) of raw events (record_raw.c; the header is the first of
- * chunk 0), rendered as asciicast lines when read (chunks of asciicast
- * text, as written before, are served as they are), with a tag
+ * chunk 0), or the raw events as they are when a sample says they do not
+ * compress (their first byte, REC_RAW_V1, starts neither a zstd frame nor
+ * a zlib stream), rendered as asciicast lines when read (chunks of
+ * asciicast text, as written before, are served as they are), with a tag
  *   HMAC-SHA256(K, "bastion-rec-chunk-v1" 0 id 0 seq(8, big-endian)
  *               previous tag (32 zero bytes for chunk 0) data)
  * so that a changed byte, a removed chunk or two swapped ones fail the
@@ -45,31 +47,39 @@ int rec_cast_header(struct buf *out, int width, int height, int64_t timestamp, c
 int rec_cast_event(struct buf *out, double t, char type, const uint8_t *data, size_t len,
 		   uint8_t carry[4], size_t *ncarry);
 
-/* Compresses plain (zstd level 1) and seals it as chunk seq of id after
- * prev (NULL for chunk 0): *ret malloc'd, tag filled. */
+/* Seals plain as chunk seq of id after prev (NULL for chunk 0), as the
+ * writer stores it: compressed (zstd level 1) into *ret_z (malloc'd, the
+ * caller's to free) with *ret_data == *ret_z; or, for raw events (plain
+ * starts with REC_RAW_V1) that a sample of says do not compress, stored as
+ * they are: *ret_z NULL and *ret_data == plain (no copy). tag filled.
+ * -E2BIG past REC_CHUNK_PLAIN_MAX, -ENOMEM. */
 int rec_seal_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
-		   const uint8_t *prev, const uint8_t *plain, size_t len, uint8_t **ret,
-		   size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES]);
-/* The same with a chosen codec: REC_CODEC_ZLIB is how chunks were written
- * before zstd (kept so that tests and fuzzing make such chunks). */
+		   const uint8_t *prev, const uint8_t *plain, size_t len, uint8_t **ret_z,
+		   const uint8_t **ret_data, size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES]);
+/* With a chosen codec, into *ret (malloc'd, a copy for REC_CODEC_RAW):
+ * REC_CODEC_ZLIB is how chunks were written before zstd (kept so that
+ * tests and fuzzing make such chunks); REC_CODEC_RAW stores raw events as
+ * they are (-EINVAL for anything else). */
 #define REC_CODEC_ZSTD 0
 #define REC_CODEC_ZLIB 1
+#define REC_CODEC_RAW  2
 int rec_seal_chunk_codec(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
 			 const uint8_t *prev, const uint8_t *plain, size_t len, int codec,
 			 uint8_t **ret, size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES]);
 /* Checks a stored chunk's tag and decompresses it (zstd, or zlib for the
- * chunks written before) into out (appended, capped by out's cap and
+ * chunks written before; raw events stored as they are are copied) into out (appended, capped by out's cap and
  * REC_CHUNK_PLAIN_MAX). -BERR_INTEGRITY when the tag does not match or the
  * data does not decompress. */
 int rec_open_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
 		   const uint8_t *prev, const uint8_t *data, size_t len,
 		   const uint8_t tag[STORE_REC_TAG_BYTES], struct buf *out);
-/* The tag of a chunk's stored bytes (the formula above). */
-void rec_chunk_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
-		   const uint8_t *prev, const uint8_t *data, size_t len,
-		   uint8_t tag[STORE_REC_TAG_BYTES]);
-void rec_final_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t count,
-		   const uint8_t last[STORE_REC_TAG_BYTES], uint8_t out[STORE_REC_TAG_BYTES]);
+/* The tag of a chunk's stored bytes, and the end's (the formulas above):
+ * 0, or -ENOMEM when the MAC cannot be set up (nothing written to tag). */
+int rec_chunk_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
+		  const uint8_t *prev, const uint8_t *data, size_t len,
+		  uint8_t tag[STORE_REC_TAG_BYTES]);
+int rec_final_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t count,
+		  const uint8_t last[STORE_REC_TAG_BYTES], uint8_t out[STORE_REC_TAG_BYTES]);
 
 /* Reads recording rec back: every chunk verified in order, fn called with
  * each chunk's text (a whole number of lines). A recording its writer

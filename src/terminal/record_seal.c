@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 #include <sodium.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -234,46 +237,119 @@ static void be64(uint8_t out[8], int64_t v)
 		out[i] = (uint8_t)(v & 0xff);
 }
 
-void rec_chunk_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
-		   const uint8_t *prev, const uint8_t *data, size_t len,
-		   uint8_t tag[STORE_REC_TAG_BYTES])
-{
-	static const uint8_t zero[STORE_REC_TAG_BYTES];
-	crypto_auth_hmacsha256_state st;
-	uint8_t n[8];
+/* HMAC-SHA256 through OpenSSL, not libsodium: the same tags (chunks
+ * sealed before verify as they did), but libsodium's SHA-256 is portable C
+ * and OpenSSL's uses the CPU's SHA instructions where there are some:
+ * 3.2 against 0.6 s per GiB sealed here, and on output that does not
+ * compress the tag covers every byte (BENCHMARKS.md "Recording", the
+ * round of the raw chunks). The MAC is fetched once per thread (pool
+ * threads live as long as the process); a context per tag, whose free
+ * wipes the key's state. */
+static _Thread_local EVP_MAC *seal_hmac;
 
-	be64(n, seq);
-	crypto_auth_hmacsha256_init(&st, key, REC_KEY_BYTES);
-	crypto_auth_hmacsha256_update(&st, (const uint8_t *)"bastion-rec-chunk-v1", 21);
-	crypto_auth_hmacsha256_update(&st, (const uint8_t *)id, strlen(id) + 1);
-	crypto_auth_hmacsha256_update(&st, n, sizeof(n));
-	crypto_auth_hmacsha256_update(&st, prev ? prev : zero, STORE_REC_TAG_BYTES);
-	crypto_auth_hmacsha256_update(&st, data, len);
-	crypto_auth_hmacsha256_final(&st, tag);
-	sodium_memzero(&st, sizeof(st));
+struct mac_part {
+	const void *p;
+	size_t n;
+};
+
+static int hmac_parts(const uint8_t key[REC_KEY_BYTES], const struct mac_part *parts, size_t nparts,
+		      uint8_t out[STORE_REC_TAG_BYTES])
+{
+	OSSL_PARAM params[2];
+	EVP_MAC_CTX *ctx = NULL;
+	size_t outl = 0;
+	int r = -ENOMEM;
+
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (!seal_hmac && !(seal_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)))
+		return r;
+	if (!(ctx = EVP_MAC_CTX_new(seal_hmac)) || !EVP_MAC_init(ctx, key, REC_KEY_BYTES, params))
+		goto out;
+	for (size_t i = 0; i < nparts; i++)
+		if (!EVP_MAC_update(ctx, parts[i].p, parts[i].n))
+			goto out;
+	if (!EVP_MAC_final(ctx, out, &outl, STORE_REC_TAG_BYTES) || outl != STORE_REC_TAG_BYTES)
+		goto out;
+	r = 0;
+out:
+	EVP_MAC_CTX_free(ctx);
+	return r;
 }
 
-void rec_final_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t count,
-		   const uint8_t last[STORE_REC_TAG_BYTES], uint8_t out[STORE_REC_TAG_BYTES])
+int rec_chunk_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
+		  const uint8_t *prev, const uint8_t *data, size_t len,
+		  uint8_t tag[STORE_REC_TAG_BYTES])
 {
 	static const uint8_t zero[STORE_REC_TAG_BYTES];
-	crypto_auth_hmacsha256_state st;
 	uint8_t n[8];
+	const struct mac_part parts[] = {
+		{ "bastion-rec-chunk-v1", 21 },
+		{ id, strlen(id) + 1 },
+		{ n, sizeof(n) },
+		{ prev ? prev : zero, STORE_REC_TAG_BYTES },
+		{ data, len },
+	};
+
+	be64(n, seq);
+	return hmac_parts(key, parts, sizeof(parts) / sizeof(parts[0]), tag);
+}
+
+int rec_final_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t count,
+		  const uint8_t last[STORE_REC_TAG_BYTES], uint8_t out[STORE_REC_TAG_BYTES])
+{
+	static const uint8_t zero[STORE_REC_TAG_BYTES];
+	uint8_t n[8];
+	const struct mac_part parts[] = {
+		{ "bastion-rec-end-v1", 19 },
+		{ id, strlen(id) + 1 },
+		{ n, sizeof(n) },
+		{ last ? last : zero, STORE_REC_TAG_BYTES },
+	};
 
 	be64(n, count);
-	crypto_auth_hmacsha256_init(&st, key, REC_KEY_BYTES);
-	crypto_auth_hmacsha256_update(&st, (const uint8_t *)"bastion-rec-end-v1", 19);
-	crypto_auth_hmacsha256_update(&st, (const uint8_t *)id, strlen(id) + 1);
-	crypto_auth_hmacsha256_update(&st, n, sizeof(n));
-	crypto_auth_hmacsha256_update(&st, last ? last : zero, STORE_REC_TAG_BYTES);
-	crypto_auth_hmacsha256_final(&st, out);
-	sodium_memzero(&st, sizeof(st));
+	return hmac_parts(key, parts, sizeof(parts) / sizeof(parts[0]), out);
 }
 
 /* The compressor of this thread, made once: a context per chunk would
  * allocate and clear its tables each time. Pool threads live as long as
  * the process. */
 static _Thread_local ZSTD_CCtx *seal_cctx;
+
+static ZSTD_CCtx *cctx(void)
+{
+	if (!seal_cctx)
+		seal_cctx = ZSTD_createCCtx();
+	return seal_cctx;
+}
+
+/* Whether raw events are worth compressing: a sample (four slices of
+ * 4 KiB, spread over the chunk) compressed at level 1 predicts the whole
+ * chunk's ratio within a few percent. Output with repeats (text, logs,
+ * listings, hex dumps) compresses to 10-55 %; output without (random or
+ * compressed bytes, base64 of them) to 75-100 %, where all zstd finds is
+ * the entropy of a small alphabet, at 1.2 ns a byte, more than the rest
+ * of the writer together (BENCHMARKS.md "Recording", the raw chunks'
+ * round). Such a chunk is stored as it is: at most a third larger than
+ * compressed, within the cap, which counts recorded bytes. */
+#define SAMPLE_SLICE 4096
+#define SAMPLE_FROM  (64 * 1024) /* smaller chunks are compressed whole */
+
+static bool worth_compressing(const uint8_t *plain, size_t len)
+{
+	uint8_t sample[4 * SAMPLE_SLICE], z[4 * SAMPLE_SLICE + 512];
+	ZSTD_CCtx *c;
+	size_t n;
+
+	if (len < SAMPLE_FROM || !(c = cctx()))
+		return true;
+	for (int i = 0; i < 4; i++)
+		memcpy(sample + i * SAMPLE_SLICE, plain + (size_t)i * (len / 4), SAMPLE_SLICE);
+	n = ZSTD_compressCCtx(c, z, sizeof(z), sample, sizeof(sample), 1);
+	/* Stored raw past 70 %: base64 of random bytes makes 75 %, hex dumps
+	 * of them 55 %. */
+	return ZSTD_isError(n) || n * 10 <= sizeof(sample) * 7;
+}
 
 int rec_seal_chunk_codec(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
 			 const uint8_t *prev, const uint8_t *plain, size_t len, int codec,
@@ -285,7 +361,15 @@ int rec_seal_chunk_codec(const uint8_t key[REC_KEY_BYTES], const char *id, int64
 
 	if (len > REC_CHUNK_PLAIN_MAX)
 		return -E2BIG;
-	if (codec == REC_CODEC_ZLIB) {
+	if (codec == REC_CODEC_RAW) {
+		/* Only raw events: their format byte is what tells the reader. */
+		if (!len || plain[0] != REC_RAW_V1)
+			return -EINVAL;
+		if (!(z = malloc(len)))
+			goto out;
+		memcpy(z, plain, len);
+		n = len;
+	} else if (codec == REC_CODEC_ZLIB) {
 		uLongf zn = compressBound((uLong)len);
 
 		if (!(z = malloc(zn)))
@@ -294,18 +378,19 @@ int rec_seal_chunk_codec(const uint8_t key[REC_KEY_BYTES], const char *id, int64
 			goto out;
 		n = zn;
 	} else {
+		ZSTD_CCtx *c = cctx();
+
 		n = ZSTD_compressBound(len);
-		if (!seal_cctx && !(seal_cctx = ZSTD_createCCtx()))
-			goto out;
-		if (!(z = malloc(n)))
+		if (!c || !(z = malloc(n)))
 			goto out;
 		/* Level 1: 7-13 times less CPU than zlib's level 1 on terminal
 		 * text, and as small or smaller (BENCHMARKS.md "Recording"). */
-		n = ZSTD_compressCCtx(seal_cctx, z, n, plain, len, 1);
+		n = ZSTD_compressCCtx(c, z, n, plain, len, 1);
 		if (ZSTD_isError(n))
 			goto out;
 	}
-	rec_chunk_tag(key, id, seq, prev, z, n, tag);
+	if ((r = rec_chunk_tag(key, id, seq, prev, z, n, tag)) < 0)
+		goto out;
 	*ret = z;
 	*ret_len = n;
 	z = NULL;
@@ -316,11 +401,27 @@ out:
 }
 
 int rec_seal_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
-		   const uint8_t *prev, const uint8_t *plain, size_t len, uint8_t **ret,
-		   size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES])
+		   const uint8_t *prev, const uint8_t *plain, size_t len, uint8_t **ret_z,
+		   const uint8_t **ret_data, size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES])
 {
-	return rec_seal_chunk_codec(key, id, seq, prev, plain, len, REC_CODEC_ZSTD, ret, ret_len,
-				    tag);
+	int r;
+
+	if (len > REC_CHUNK_PLAIN_MAX)
+		return -E2BIG;
+	if (len && plain[0] == REC_RAW_V1 && !worth_compressing(plain, len)) {
+		/* Stored as it is: no copy, the tag over the events themselves. */
+		if ((r = rec_chunk_tag(key, id, seq, prev, plain, len, tag)) < 0)
+			return r;
+		*ret_z = NULL;
+		*ret_data = plain;
+		*ret_len = len;
+		return 0;
+	}
+	if ((r = rec_seal_chunk_codec(key, id, seq, prev, plain, len, REC_CODEC_ZSTD, ret_z,
+				      ret_len, tag)) < 0)
+		return r;
+	*ret_data = *ret_z;
+	return 0;
 }
 
 /* A zstd chunk: the frame's magic number (little-endian 0xFD2FB528) says
@@ -383,9 +484,16 @@ int rec_open_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq
 	size_t start = out->len, total = 0;
 	int zr, r = 0;
 
-	rec_chunk_tag(key, id, seq, prev, data, len, want);
+	if ((r = rec_chunk_tag(key, id, seq, prev, data, len, want)) < 0)
+		return r;
 	if (sodium_memcmp(want, tag, STORE_REC_TAG_BYTES) != 0)
 		return -BERR_INTEGRITY;
+	if (len && data[0] == REC_RAW_V1) {
+		/* Raw events stored as they are (they did not compress). */
+		if (len > REC_CHUNK_PLAIN_MAX)
+			return -E2BIG;
+		return buf_append(out, data, len);
+	}
 	if (is_zstd(data, len)) {
 		if ((r = open_zstd(data, len, out)) < 0)
 			buf_truncate(out, start);
@@ -479,7 +587,8 @@ int rec_read(struct store *s, const struct store_rec *rec, const uint8_t key[REC
 			goto out;
 	}
 	if (rec->has_final) {
-		rec_final_tag(key, rec->id, seq, seq ? prev : NULL, fin);
+		if ((r = rec_final_tag(key, rec->id, seq, seq ? prev : NULL, fin)) < 0)
+			goto out;
 		if (sodium_memcmp(fin, rec->final_tag, sizeof(fin)) != 0) {
 			*ret_why = "chunks were removed from the end of the recording";
 			r = -BERR_INTEGRITY;

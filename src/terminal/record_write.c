@@ -93,15 +93,17 @@ static void fail(struct rec_writer *w, const char *what, int err)
 static int store_chunk(struct rec_writer *w)
 {
 	uint8_t tag[STORE_REC_TAG_BYTES], *z = NULL;
+	const uint8_t *data = NULL;
 	size_t zlen = 0;
 	int e;
 
 	if (!w->plain.len)
 		return 0;
 	e = rec_seal_chunk(w->key, w->row.id, w->seq, w->seq ? w->prev : NULL,
-			   (const uint8_t *)buf_str(&w->plain), w->plain.len, &z, &zlen, tag);
+			   (const uint8_t *)buf_str(&w->plain), w->plain.len, &z, &data, &zlen,
+			   tag);
 	if (e == 0)
-		e = store_rec_chunk_add(w->store, w->row.id, w->seq, z, zlen, tag,
+		e = store_rec_chunk_add(w->store, w->row.id, w->seq, data, zlen, tag,
 					w->bytes + (int64_t)w->plain.len);
 	free(z);
 	if (e == -ESTALE) {
@@ -266,9 +268,11 @@ void rec_writer_run(struct rec_writer *w, const uint8_t *ev, size_t len, const s
 
 		if (writing(w))
 			util_strlcpy(w->row.state, "complete", sizeof(w->row.state));
-		rec_final_tag(w->key, w->row.id, w->seq, w->seq ? w->prev : NULL, fin);
-		e = store_rec_finish(w->store, w->row.id, store_now(), duration_ms, w->row.state,
-				     w->row.error[0] ? w->row.error : NULL, fin);
+		e = rec_final_tag(w->key, w->row.id, w->seq, w->seq ? w->prev : NULL, fin);
+		if (e == 0)
+			e = store_rec_finish(w->store, w->row.id, store_now(), duration_ms,
+					     w->row.state, w->row.error[0] ? w->row.error : NULL,
+					     fin);
 		if (e == -ESTALE)
 			util_strlcpy(w->row.state, "interrupted", sizeof(w->row.state));
 		else if (e < 0)
