@@ -12,7 +12,8 @@
  * refused with nothing appended. Raw chunks stored as they are (when they
  * do not compress): those two chunks sealed as the writer seals them
  * (compressed or not, as a sample decides) and as stored raw open back to
- * the same bytes, and a flipped byte in a stored raw chunk fails. */
+ * the same bytes, and a flipped byte in a stored raw chunk fails; the
+ * loop's framing (rec_raw_put) makes the same events. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,27 @@ static void check_stored_raw(const struct buf *raw)
 	buf_free(&back);
 }
 
+/* What the loop writes (rec_raw_put) is what rec_raw_event makes, and the
+ * writer's walk (rec_raw_next) finds its events' ends. */
+static void check_put(const uint8_t *data, size_t size)
+{
+	uint8_t *p = malloc(rec_raw_put_max(size));
+	size_t n, off = 1, end;
+	uint64_t ms;
+	struct buf b;
+
+	buf_init(&b, REC_CHUNK_PLAIN_MAX);
+	if (!p || rec_raw_event(&b, 'o', 1234567, data, size) < 0)
+		abort();
+	n = rec_raw_put(p, true, 'o', 1234567, data, size);
+	if (n > rec_raw_put_max(size) || n != b.len || memcmp(p, b.data, n) != 0 ||
+	    rec_raw_next(p, n, off, &end, &ms) < 0 || end != n || ms != 1234567 ||
+	    rec_raw_next(p, n - 1, off, &end, &ms) == 0)
+		abort();
+	free(p);
+	buf_free(&b);
+}
+
 static void check_raw(const uint8_t *data, size_t size, size_t cut, const struct buf *cast)
 {
 	struct rec_render st = { 0 }, st2 = { 0 };
@@ -128,6 +150,7 @@ static void check_raw(const uint8_t *data, size_t size, size_t cut, const struct
 		abort();
 	check_stored_raw(&a);
 	check_stored_raw(&b);
+	check_put(data, size);
 	buf_reset(&a);
 	buf_reset(&text);
 	if (buf_append(&a, "\x01", 1) < 0 || buf_append(&a, data, size) < 0)
