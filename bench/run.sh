@@ -27,7 +27,10 @@
 # /dev/urandom for output that does not compress), BENCH_W2_BYTES (48000000:
 # what W2's VM encodes, its output is 4/3 of it; 805306368 for 1 GiB),
 # BENCH_PROFILE=perf (only the perf profile of W2, of BENCH_W2_SOURCE; no
-# strace, no massif).
+# strace, no massif), BENCH_W2_PERF_STAT=1 (`perf stat` on bastion during
+# W2 into OUT_DIR/perf-stat-w2-ROUND.txt: its task-clock to the
+# nanosecond, not in ticks, and its cycles and instructions where the
+# machine counts them).
 # Every step is bounded by `timeout`; the namespace, the veth pair and every
 # PID started here are removed on exit, whatever happens.
 set -u
@@ -268,7 +271,17 @@ for ROUND in $(seq "$ROUNDS"); do
 	want w1 && bc w1-pair-lite 120 --bastion "${BASE[@]}" "${P_LITE[@]}" --work echo --pair --samples 500 --warmup 50 \
 		--pid "$BPID" -- "${SSH_LITE[@]}"
 	want w2 && bc w2-direct "$W2_T" --pty --work bulk --cmd "$W2_CMD" -- "${SSH[@]}"
+	if want w2 && [ "${BENCH_W2_PERF_STAT:-0}" = 1 ]; then
+		timeout -s INT "$W2_T" perf stat -x, -e task-clock,cycles,instructions -p "$BPID" \
+			-o "$OUT/perf-stat-w2-$ROUND.txt" 2>/dev/null &
+		PSTAT=$!
+	fi
 	want w2 && bc w2-bastion "$W2_T" --bastion "${BASE[@]}" "${P_SSHD[@]}" --work bulk --cmd "$W2_CMD" --pid "$BPID"
+	if [ -n "${PSTAT:-}" ]; then
+		kill -INT "$PSTAT" 2>/dev/null
+		wait "$PSTAT" 2>/dev/null
+		PSTAT=""
+	fi
 	want w4 && bc w4-direct 120 --pty --work connect --samples 20 -- "${SSH[@]}"
 	want w4 && bc w4-bastion 120 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work connect --samples 20 --pid "$BPID"
 	want w5 && bc w5-bastion 90 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work slow --cmd "$W5_CMD" --rate 102400 --secs 30 --pid "$BPID"
