@@ -5,10 +5,13 @@
  * time. Kept apart from the loop's side (record.c) so that a unit test
  * runs it on a real store without a session.
  *
+ * The events are stored from the loop's buffer where they are (no copy
+ * here but the header's, once), a job's worth as one chunk.
+ *
  * Nothing escapes the recording silently: an event larger than a chunk
- * may hold is written as several events; bytes the loop or this code
- * could not keep are marked where they were lost (an "m" event saying how
- * many and why) and audited ("recording.gap"); the cap ends the recording
+ * may hold was written by the loop as several events (rec_raw_put); bytes
+ * the loop could not keep are marked where they were lost (an "m" event
+ * saying how many and why) and audited ("recording.gap"); the cap ends the recording
  * with a marker ("truncated"); a store that refuses a chunk marks it
  * "failed" (audited); one closed by another instance (its instance was
  * taken for lost) stops quietly: the survivor audited it. */
