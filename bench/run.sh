@@ -24,7 +24,13 @@
 # behind HAProxy; their knobs are there) and "native" (bench/native.sh);
 # the ceiling, profiles and peers have their own knobs), BENCH_RECORDING
 # (the bastion's recording property; unset: off), BENCH_W2_SOURCE (/dev/zero;
-# /dev/urandom for output that does not compress).
+# /dev/urandom for output that does not compress), BENCH_W2_BYTES (48000000:
+# what W2's VM encodes, its output is 4/3 of it; 805306368 for 1 GiB),
+# BENCH_PROFILE=perf (only the perf profile of W2, of BENCH_W2_SOURCE; no
+# strace, no massif), BENCH_W2_PERF_STAT=1 (`perf stat` on bastion during
+# W2 into OUT_DIR/perf-stat-w2-ROUND.txt: its task-clock to the
+# nanosecond, not in ticks, and its cycles and instructions where the
+# machine counts them).
 # Every step is bounded by `timeout`; the namespace, the veth pair and every
 # PID started here are removed on exit, whatever happens.
 set -u
@@ -246,7 +252,11 @@ bc() {
 # (base64 of random bytes) instead of the same line over and over.
 W2_SRC=${BENCH_W2_SOURCE:-/dev/zero}
 case "$W2_SRC" in /dev/zero | /dev/urandom) ;; *) echo "bench: BENCH_W2_SOURCE: /dev/zero or /dev/urandom" >&2; exit 1 ;; esac
-W2_CMD="head -c 48000000 $W2_SRC | base64 -w 100; echo BENCH_\"\"DONE\\r"
+W2_BYTES=${BENCH_W2_BYTES:-48000000}
+case "$W2_BYTES" in '' | *[!0-9]*) echo "bench: BENCH_W2_BYTES: a number of bytes" >&2; exit 1 ;; esac
+W2_CMD="head -c $W2_BYTES $W2_SRC | base64 -w 100; echo BENCH_\"\"DONE\\r"
+# W2's time limit grows with its size (at 4 MB/s, far below any run seen).
+W2_T=$((180 + W2_BYTES / 4000000))
 W5_CMD='yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789 | head -c 1073741824; echo BENCH_""DONE\r'
 
 # ---- the rounds ----------------------------------------------------------------
@@ -260,8 +270,18 @@ for ROUND in $(seq "$ROUNDS"); do
 		--pid "$BPID" -- "${SSH[@]}"
 	want w1 && bc w1-pair-lite 120 --bastion "${BASE[@]}" "${P_LITE[@]}" --work echo --pair --samples 500 --warmup 50 \
 		--pid "$BPID" -- "${SSH_LITE[@]}"
-	want w2 && bc w2-direct 180 --pty --work bulk --cmd "$W2_CMD" -- "${SSH[@]}"
-	want w2 && bc w2-bastion 180 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work bulk --cmd "$W2_CMD" --pid "$BPID"
+	want w2 && bc w2-direct "$W2_T" --pty --work bulk --cmd "$W2_CMD" -- "${SSH[@]}"
+	if want w2 && [ "${BENCH_W2_PERF_STAT:-0}" = 1 ]; then
+		timeout -s INT "$W2_T" perf stat -x, -e task-clock,cycles,instructions -p "$BPID" \
+			-o "$OUT/perf-stat-w2-$ROUND.txt" 2>/dev/null &
+		PSTAT=$!
+	fi
+	want w2 && bc w2-bastion "$W2_T" --bastion "${BASE[@]}" "${P_SSHD[@]}" --work bulk --cmd "$W2_CMD" --pid "$BPID"
+	if [ -n "${PSTAT:-}" ]; then
+		kill -INT "$PSTAT" 2>/dev/null
+		wait "$PSTAT" 2>/dev/null
+		PSTAT=""
+	fi
 	want w4 && bc w4-direct 120 --pty --work connect --samples 20 -- "${SSH[@]}"
 	want w4 && bc w4-bastion 120 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work connect --samples 20 --pid "$BPID"
 	want w5 && bc w5-bastion 90 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work slow --cmd "$W5_CMD" --rate 102400 --secs 30 --pid "$BPID"
@@ -308,13 +328,13 @@ if [ "$BIG" -gt 0 ]; then
 fi
 
 # ---- where the CPU goes for W2 (perf) ----------------------------------------
-if [ "${BENCH_PROFILE:-1}" = 1 ] && perf stat -e task-clock true >/dev/null 2>&1; then
+if [ "${BENCH_PROFILE:-1}" != 0 ] && perf stat -e task-clock true >/dev/null 2>&1; then
 	restart_bastion
 	log "profile: perf record on bastion during W2"
 	( sleep 1.5; timeout 60 perf record -F 1999 -g -p "$BPID" -o "$TMP/perf.data" -- sleep 8 >/dev/null 2>&1 ) &
 	PERF=$!
 	ROUND=0 bc w2-bastion-profiled 180 --bastion "${BASE[@]}" "${P_SSHD[@]}" --work bulk \
-		--cmd 'head -c 144000000 /dev/zero | base64 -w 100; echo BENCH_""DONE\r' --pid "$BPID"
+		--cmd "head -c 144000000 $W2_SRC | base64 -w 100; echo BENCH_\"\"DONE\\r" --pid "$BPID"
 	wait "$PERF"
 	perf report -i "$TMP/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.7 2>/dev/null |
 		grep -v '^$' | grep -v '^#' | grep '%' | head -60 > "$OUT/profile-w2.txt"

@@ -38,7 +38,7 @@ struct store_rec {
 	/* The recording's sealing key, wrapped by the vault's master key. */
 	uint8_t wrapped[STORE_REC_WRAPPED_MAX];
 	size_t wrapped_len;
-	/* Seals the chunk count once ended (record_seal.c); zero until then. */
+	/* Seals the chunk count once ended (record_chunk.c); zero until then. */
 	uint8_t final_tag[STORE_REC_TAG_BYTES];
 	int has_final;
 };

@@ -4,7 +4,9 @@
  * retention, on loop 0.
  *
  * On the loop the output path only appends the bytes, the time and the
- * type to an in-memory buffer (a memcpy): no formatting, no disk, no store.
+ * type to an in-memory buffer as raw events (rec_raw_put: a few bytes of
+ * framing and a memcpy), which the writer stores where they are: no
+ * formatting, no disk, no store, no second copy.
  * The buffer goes to a worker when it holds REC_FLUSH_BYTES or one second
  * after its first byte, whichever is first; one job per recording at a
  * time, so the chain of tags needs no lock. A store that falls behind
@@ -28,8 +30,10 @@
 
 /* Fewer, larger jobs and transactions: SQLite was 10 % of W2 at 64 KiB,
  * and 1 MiB against 256 KiB took W2's CPU with recording on from 1.3 to
- * 1.0 times that of recording off (BENCHMARKS.md "Recording"). */
-#define REC_FLUSH_BYTES (1024 * 1024)
+ * 1.0 times that of recording off (BENCHMARKS.md "Recording"). A job of
+ * this much and one more read is one chunk (record_write.c), one
+ * transaction; 1 MiB made two chunks and a third of a few bytes. */
+#define REC_FLUSH_BYTES (896 * 1024)
 #define REC_FLUSH_MS    1000
 #define REC_BUF_HIGH    (2 * 1024 * 1024) /* output pauses past this */
 /* Input past this is not kept (output pauses at REC_BUF_HIGH): counted,
@@ -41,7 +45,7 @@ struct rec {
 	uv_loop_t *loop;
 	uv_timer_t timer;
 	struct sess *sess; /* NULL once the session ended */
-	uint8_t *ev;       /* raw events, REC_EV_HEAD + bytes each */
+	uint8_t *ev;       /* raw events (rec_raw_put) */
 	size_t ev_len, ev_cap;
 	uint8_t *spare; /* the last job's buffer, kept for the next swap */
 	size_t spare_cap;
@@ -193,7 +197,7 @@ static void drop(struct rec *r, char type, uint64_t ms, size_t len, const char *
 static void append(struct rec *r, char type, const void *data, size_t len)
 {
 	uint64_t ms = uv_now(r->loop) - r->t0_ms;
-	size_t need = r->ev_len + REC_EV_HEAD + len;
+	size_t need = r->ev_len + rec_raw_put_max(len);
 
 	if (atomic_load_explicit(&r->w.stopped, memory_order_relaxed))
 		return;
@@ -215,8 +219,7 @@ static void append(struct rec *r, char type, const void *data, size_t len)
 		r->ev = p;
 		r->ev_cap = cap;
 	}
-	rec_ev_put(r->ev + r->ev_len, type, ms, data, (uint32_t)len);
-	r->ev_len = need;
+	r->ev_len += rec_raw_put(r->ev + r->ev_len, r->ev_len == 0, type, ms, data, len);
 	if (r->job_running) {
 		if (r->ev_len >= REC_BUF_HIGH && r->sess)
 			sess_update_output(r->sess);

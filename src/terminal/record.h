@@ -3,8 +3,10 @@
  *
  * A chunk is a zstd frame (zlib before: still read, told apart by zstd's
  * magic number) of raw events (record_raw.c; the header is the first of
- * chunk 0), rendered as asciicast lines when read (chunks of asciicast
- * text, as written before, are served as they are), with a tag
+ * chunk 0), or the raw events as they are when a sample says they do not
+ * compress (their first byte, REC_RAW_V1, starts neither a zstd frame nor
+ * a zlib stream), rendered as asciicast lines when read (chunks of
+ * asciicast text, as written before, are served as they are), with a tag
  *   HMAC-SHA256(K, "bastion-rec-chunk-v1" 0 id 0 seq(8, big-endian)
  *               previous tag (32 zero bytes for chunk 0) data)
  * so that a changed byte, a removed chunk or two swapped ones fail the
@@ -13,9 +15,11 @@
  * K is 32 random bytes per recording, stored wrapped by the vault's master
  * key (the API wraps and unwraps it: terminal/ cannot call vault/).
  *
- * record_seal.c: the pure parts (the cast's lines, sealing, reading back,
- * search). record_raw.c: raw events and their rendering. record_write.c: the writer's work on the pool (events into
- * sealed chunks). record.c: the session's side on its loop. */
+ * record_seal.c: the pure parts (the cast's lines, reading back, search).
+ * record_chunk.c: a chunk's tag, how it is stored, sealing and opening.
+ * record_raw.c: raw events and their rendering. record_write.c: the
+ * writer's work on the pool (events into sealed chunks). record.c: the
+ * session's side on its loop. */
 #pragma once
 
 #include <stdatomic.h>
@@ -45,31 +49,39 @@ int rec_cast_header(struct buf *out, int width, int height, int64_t timestamp, c
 int rec_cast_event(struct buf *out, double t, char type, const uint8_t *data, size_t len,
 		   uint8_t carry[4], size_t *ncarry);
 
-/* Compresses plain (zstd level 1) and seals it as chunk seq of id after
- * prev (NULL for chunk 0): *ret malloc'd, tag filled. */
+/* Seals plain as chunk seq of id after prev (NULL for chunk 0), as the
+ * writer stores it: compressed (zstd level 1) into *ret_z (malloc'd, the
+ * caller's to free) with *ret_data == *ret_z; or, for raw events (plain
+ * starts with REC_RAW_V1) that a sample of says do not compress, stored as
+ * they are: *ret_z NULL and *ret_data == plain (no copy). tag filled.
+ * -E2BIG past REC_CHUNK_PLAIN_MAX, -ENOMEM. */
 int rec_seal_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
-		   const uint8_t *prev, const uint8_t *plain, size_t len, uint8_t **ret,
-		   size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES]);
-/* The same with a chosen codec: REC_CODEC_ZLIB is how chunks were written
- * before zstd (kept so that tests and fuzzing make such chunks). */
+		   const uint8_t *prev, const uint8_t *plain, size_t len, uint8_t **ret_z,
+		   const uint8_t **ret_data, size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES]);
+/* With a chosen codec, into *ret (malloc'd, a copy for REC_CODEC_RAW):
+ * REC_CODEC_ZLIB is how chunks were written before zstd (kept so that
+ * tests and fuzzing make such chunks); REC_CODEC_RAW stores raw events as
+ * they are (-EINVAL for anything else). */
 #define REC_CODEC_ZSTD 0
 #define REC_CODEC_ZLIB 1
+#define REC_CODEC_RAW  2
 int rec_seal_chunk_codec(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
 			 const uint8_t *prev, const uint8_t *plain, size_t len, int codec,
 			 uint8_t **ret, size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES]);
 /* Checks a stored chunk's tag and decompresses it (zstd, or zlib for the
- * chunks written before) into out (appended, capped by out's cap and
+ * chunks written before; raw events stored as they are are copied) into out (appended, capped by out's cap and
  * REC_CHUNK_PLAIN_MAX). -BERR_INTEGRITY when the tag does not match or the
  * data does not decompress. */
 int rec_open_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
 		   const uint8_t *prev, const uint8_t *data, size_t len,
 		   const uint8_t tag[STORE_REC_TAG_BYTES], struct buf *out);
-/* The tag of a chunk's stored bytes (the formula above). */
-void rec_chunk_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
-		   const uint8_t *prev, const uint8_t *data, size_t len,
-		   uint8_t tag[STORE_REC_TAG_BYTES]);
-void rec_final_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t count,
-		   const uint8_t last[STORE_REC_TAG_BYTES], uint8_t out[STORE_REC_TAG_BYTES]);
+/* The tag of a chunk's stored bytes, and the end's (the formulas above):
+ * 0, or -ENOMEM when the MAC cannot be set up (nothing written to tag). */
+int rec_chunk_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
+		  const uint8_t *prev, const uint8_t *data, size_t len,
+		  uint8_t tag[STORE_REC_TAG_BYTES]);
+int rec_final_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t count,
+		  const uint8_t last[STORE_REC_TAG_BYTES], uint8_t out[STORE_REC_TAG_BYTES]);
 
 /* Reads recording rec back: every chunk verified in order, fn called with
  * each chunk's text (a whole number of lines). A recording its writer
@@ -124,19 +136,25 @@ int rec_render_chunk(struct rec_render *st, const uint8_t *raw, size_t len, stru
  * escaped, and the framing of events of one byte). */
 #define REC_RENDER_MAX (8 * REC_CHUNK_PLAIN_MAX)
 
-/* ---------- the writer (record_write.c), on the pool ---------- */
-
-/* An event as the loop hands it to the writer: type (1 byte), length (4),
- * time in ms since the start (8), host byte order, then the bytes. */
-#define REC_EV_HEAD 13
-static inline void rec_ev_put(uint8_t *p, char type, uint64_t ms, const void *data, uint32_t len)
+/* Events are written in pieces of at most this many bytes (a keystroke
+ * message may be 1 MiB, more than a chunk holds): the same type and time
+ * each. */
+#define REC_EV_PIECE (64 * 1024)
+/* The most bytes rec_raw_put writes for an event of len bytes. */
+static inline size_t rec_raw_put_max(size_t len)
 {
-	p[0] = (uint8_t)type;
-	memcpy(p + 1, &len, 4);
-	memcpy(p + 5, &ms, 8);
-	if (len)
-		memcpy(p + REC_EV_HEAD, data, len);
+	return 1 + (len / REC_EV_PIECE + 1) * 21 + len;
 }
+/* Writes an event at p as raw events (the format byte first when first:
+ * p starts a buffer), in pieces of REC_EV_PIECE; at most
+ * rec_raw_put_max(len) bytes, how many returned. What the session's loop
+ * does to each read it records: a few bytes of framing and a memcpy. */
+size_t rec_raw_put(uint8_t *p, bool first, char type, uint64_t ms, const uint8_t *data, size_t len);
+/* The event at off in raw events p (len bytes): where it ends and its
+ * time; -BERR_INTEGRITY when it is cut short or longer than a piece. */
+int rec_raw_next(const uint8_t *p, size_t len, size_t off, size_t *ret_end, uint64_t *ret_ms);
+
+/* ---------- the writer (record_write.c), on the pool ---------- */
 
 /* What the loop could not keep since the last job (its buffer full, or no
  * memory): the recording marks the place and says how much ("m" event). */
@@ -154,7 +172,7 @@ struct rec_writer {
 	uint8_t prev[STORE_REC_TAG_BYTES];
 	int64_t seq, bytes, max_bytes;
 	bool opened, header_done;
-	struct buf plain; /* the raw events of the chunk being made, kept */
+	struct buf plain; /* what the writer adds itself: the header, markers */
 	int width, height;
 	uint64_t last_ms;     /* the time of the last event written */
 	uint64_t gap_total;   /* bytes not recorded, in all */
@@ -165,14 +183,16 @@ struct rec_writer {
 
 void rec_writer_init(struct rec_writer *w, struct store *st, const uint8_t key[REC_KEY_BYTES],
 		     int width, int height, int64_t max_bytes);
-/* Turns len bytes of events (REC_EV_HEAD + bytes each) into raw chunks
- * (record_raw.c), compressed and sealed, in the store (the row and the
- * header first, on the first run). An event too large for one chunk is written as several
- * events of the same type and time. gap (NULL: none) is marked after the
- * events. final: the recording's end is sealed and stored. Nothing is
- * dropped without an "m" event in the cast and an audit record, or the
+/* Stores len bytes of raw events as the session's loop wrote them
+ * (rec_raw_put: the format byte, then events of at most a piece each) in
+ * chunks, compressed or not (rec_seal_chunk) and sealed, straight from ev,
+ * which is the writer's to change meanwhile (a chunk after the first
+ * takes the byte before it for its format byte); the row and the header
+ * first, on the first run. gap (NULL: none) is marked after the events.
+ * final: the recording's end is sealed and stored. Nothing is dropped
+ * without an "m" event in the cast and an audit record, or the
  * recording's state saying why it stopped. */
-void rec_writer_run(struct rec_writer *w, const uint8_t *ev, size_t len, const struct rec_gap *gap,
+void rec_writer_run(struct rec_writer *w, uint8_t *ev, size_t len, const struct rec_gap *gap,
 		    bool final, int64_t duration_ms);
 /* Wipes the key, frees the buffer. */
 void rec_writer_free(struct rec_writer *w);

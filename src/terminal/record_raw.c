@@ -71,6 +71,41 @@ int rec_raw_event(struct buf *out, char type, uint64_t ms, const uint8_t *data, 
 	return r;
 }
 
+size_t rec_raw_put(uint8_t *p, bool first, char type, uint64_t ms, const uint8_t *data, size_t len)
+{
+	size_t n = 0, off = 0;
+
+	if (first)
+		p[n++] = REC_RAW_V1;
+	do {
+		size_t piece = len - off < REC_EV_PIECE ? len - off : REC_EV_PIECE;
+
+		p[n++] = (uint8_t)type;
+		n += varint_put(p + n, ms);
+		n += varint_put(p + n, piece);
+		if (piece)
+			memcpy(p + n, data + off, piece);
+		n += piece;
+		off += piece;
+	} while (off < len);
+	return n;
+}
+
+int rec_raw_next(const uint8_t *p, size_t len, size_t off, size_t *ret_end, uint64_t *ret_ms)
+{
+	uint64_t ms, n;
+
+	if (off >= len)
+		return -BERR_INTEGRITY;
+	off++; /* the type: the reader checks it */
+	if (varint_get(p, len, &off, &ms) < 0 || varint_get(p, len, &off, &n) < 0 ||
+	    n > len - off || n > REC_EV_PIECE)
+		return -BERR_INTEGRITY;
+	*ret_end = off + (size_t)n;
+	*ret_ms = ms;
+	return 0;
+}
+
 int rec_raw_header(struct buf *out, int width, int height, int64_t timestamp)
 {
 	uint8_t b[3 * VARINT_MAX];

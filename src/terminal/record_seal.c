@@ -1,6 +1,6 @@
 /* The pure parts of session recordings (record.h): the asciicast v2 lines,
- * a chunk's compression and seal, reading a recording back with every
- * chunk verified, and search in what was shown. Any thread; nothing here
+ * reading a recording back with every chunk verified (record_chunk.c
+ * opens each), and search in what was shown. Any thread; nothing here
  * touches a loop. */
 #include "terminal/record.h"
 
@@ -10,8 +10,6 @@
 #include <string.h>
 
 #include <sodium.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include "core/err.h"
 #include "store/store_rec.h"
@@ -226,205 +224,7 @@ int rec_cast_event(struct buf *out, double t, char type, const uint8_t *data, si
 	return e.err;
 }
 
-/* ---------- sealing ---------- */
-
-static void be64(uint8_t out[8], int64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		out[i] = (uint8_t)(v & 0xff);
-}
-
-void rec_chunk_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
-		   const uint8_t *prev, const uint8_t *data, size_t len,
-		   uint8_t tag[STORE_REC_TAG_BYTES])
-{
-	static const uint8_t zero[STORE_REC_TAG_BYTES];
-	crypto_auth_hmacsha256_state st;
-	uint8_t n[8];
-
-	be64(n, seq);
-	crypto_auth_hmacsha256_init(&st, key, REC_KEY_BYTES);
-	crypto_auth_hmacsha256_update(&st, (const uint8_t *)"bastion-rec-chunk-v1", 21);
-	crypto_auth_hmacsha256_update(&st, (const uint8_t *)id, strlen(id) + 1);
-	crypto_auth_hmacsha256_update(&st, n, sizeof(n));
-	crypto_auth_hmacsha256_update(&st, prev ? prev : zero, STORE_REC_TAG_BYTES);
-	crypto_auth_hmacsha256_update(&st, data, len);
-	crypto_auth_hmacsha256_final(&st, tag);
-	sodium_memzero(&st, sizeof(st));
-}
-
-void rec_final_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t count,
-		   const uint8_t last[STORE_REC_TAG_BYTES], uint8_t out[STORE_REC_TAG_BYTES])
-{
-	static const uint8_t zero[STORE_REC_TAG_BYTES];
-	crypto_auth_hmacsha256_state st;
-	uint8_t n[8];
-
-	be64(n, count);
-	crypto_auth_hmacsha256_init(&st, key, REC_KEY_BYTES);
-	crypto_auth_hmacsha256_update(&st, (const uint8_t *)"bastion-rec-end-v1", 19);
-	crypto_auth_hmacsha256_update(&st, (const uint8_t *)id, strlen(id) + 1);
-	crypto_auth_hmacsha256_update(&st, n, sizeof(n));
-	crypto_auth_hmacsha256_update(&st, last ? last : zero, STORE_REC_TAG_BYTES);
-	crypto_auth_hmacsha256_final(&st, out);
-	sodium_memzero(&st, sizeof(st));
-}
-
-/* The compressor of this thread, made once: a context per chunk would
- * allocate and clear its tables each time. Pool threads live as long as
- * the process. */
-static _Thread_local ZSTD_CCtx *seal_cctx;
-
-int rec_seal_chunk_codec(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
-			 const uint8_t *prev, const uint8_t *plain, size_t len, int codec,
-			 uint8_t **ret, size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES])
-{
-	uint8_t *z = NULL;
-	size_t n;
-	int r = -ENOMEM;
-
-	if (len > REC_CHUNK_PLAIN_MAX)
-		return -E2BIG;
-	if (codec == REC_CODEC_ZLIB) {
-		uLongf zn = compressBound((uLong)len);
-
-		if (!(z = malloc(zn)))
-			goto out;
-		if (compress2(z, &zn, plain, (uLong)len, Z_BEST_SPEED) != Z_OK)
-			goto out;
-		n = zn;
-	} else {
-		n = ZSTD_compressBound(len);
-		if (!seal_cctx && !(seal_cctx = ZSTD_createCCtx()))
-			goto out;
-		if (!(z = malloc(n)))
-			goto out;
-		/* Level 1: 7-13 times less CPU than zlib's level 1 on terminal
-		 * text, and as small or smaller (BENCHMARKS.md "Recording"). */
-		n = ZSTD_compressCCtx(seal_cctx, z, n, plain, len, 1);
-		if (ZSTD_isError(n))
-			goto out;
-	}
-	rec_chunk_tag(key, id, seq, prev, z, n, tag);
-	*ret = z;
-	*ret_len = n;
-	z = NULL;
-	r = 0;
-out:
-	free(z);
-	return r;
-}
-
-int rec_seal_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
-		   const uint8_t *prev, const uint8_t *plain, size_t len, uint8_t **ret,
-		   size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES])
-{
-	return rec_seal_chunk_codec(key, id, seq, prev, plain, len, REC_CODEC_ZSTD, ret, ret_len,
-				    tag);
-}
-
-/* A zstd chunk: the frame's magic number (little-endian 0xFD2FB528) says
- * so; a zlib stream cannot start with it (its first byte is 0x?8). */
-static bool is_zstd(const uint8_t *data, size_t len)
-{
-	return len >= 4 && data[0] == 0x28 && data[1] == 0xb5 && data[2] == 0x2f && data[3] == 0xfd;
-}
-
-/* Inflates a zstd frame into out, at most REC_CHUNK_PLAIN_MAX bytes. */
-static int open_zstd(const uint8_t *data, size_t len, struct buf *out)
-{
-	ZSTD_DStream *d = ZSTD_createDStream();
-	ZSTD_inBuffer in = { data, len, 0 };
-	uint8_t *tmp = malloc(64 * 1024);
-	size_t total = 0, zr = 1;
-	int r = 0;
-
-	if (!d || !tmp) {
-		r = -ENOMEM;
-		goto out;
-	}
-	while (zr != 0) {
-		ZSTD_outBuffer o = { tmp, 64 * 1024, 0 };
-
-		zr = ZSTD_decompressStream(d, &o, &in);
-		if (ZSTD_isError(zr)) {
-			r = -BERR_INTEGRITY;
-			goto out;
-		}
-		total += o.pos;
-		if (total > REC_CHUNK_PLAIN_MAX) {
-			r = -E2BIG;
-			goto out;
-		}
-		if ((r = buf_append(out, tmp, o.pos)) < 0)
-			goto out;
-		/* All input read, nothing more came out, and the frame is not
-		 * done: it was cut short. */
-		if (zr != 0 && in.pos == in.size && o.pos < o.size) {
-			r = -BERR_INTEGRITY;
-			goto out;
-		}
-	}
-	if (in.pos != in.size) /* bytes after the frame */
-		r = -BERR_INTEGRITY;
-out:
-	ZSTD_freeDStream(d);
-	free(tmp);
-	return r;
-}
-
-int rec_open_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
-		   const uint8_t *prev, const uint8_t *data, size_t len,
-		   const uint8_t tag[STORE_REC_TAG_BYTES], struct buf *out)
-{
-	uint8_t want[STORE_REC_TAG_BYTES];
-	z_stream z = { 0 };
-	uint8_t *tmp = NULL;
-	size_t start = out->len, total = 0;
-	int zr, r = 0;
-
-	rec_chunk_tag(key, id, seq, prev, data, len, want);
-	if (sodium_memcmp(want, tag, STORE_REC_TAG_BYTES) != 0)
-		return -BERR_INTEGRITY;
-	if (is_zstd(data, len)) {
-		if ((r = open_zstd(data, len, out)) < 0)
-			buf_truncate(out, start);
-		return r;
-	}
-	/* A chunk written before zstd (docs/decisions.md): zlib. */
-	if (inflateInit(&z) != Z_OK)
-		return -ENOMEM;
-	if (!(tmp = malloc(64 * 1024))) {
-		r = -ENOMEM;
-		goto out;
-	}
-	z.next_in = (Bytef *)data;
-	z.avail_in = (uInt)len;
-	do {
-		z.next_out = tmp;
-		z.avail_out = 64 * 1024;
-		zr = inflate(&z, Z_NO_FLUSH);
-		if (zr != Z_OK && zr != Z_STREAM_END) {
-			r = -BERR_INTEGRITY;
-			goto out;
-		}
-		total += 64 * 1024 - z.avail_out;
-		if (total > REC_CHUNK_PLAIN_MAX) {
-			r = -E2BIG;
-			goto out;
-		}
-		if ((r = buf_append(out, tmp, 64 * 1024 - z.avail_out)) < 0)
-			goto out;
-	} while (zr != Z_STREAM_END && (z.avail_in > 0 || z.avail_out == 0));
-	if (zr != Z_STREAM_END)
-		r = -BERR_INTEGRITY;
-out:
-	inflateEnd(&z);
-	free(tmp);
-	if (r < 0)
-		buf_truncate(out, start);
-	return r;
-}
+/* ---------- reading back ---------- */
 
 int rec_read(struct store *s, const struct store_rec *rec, const uint8_t key[REC_KEY_BYTES],
 	     int (*fn)(const char *text, size_t len, void *ud), void *ud, const char **ret_why)
@@ -479,7 +279,8 @@ int rec_read(struct store *s, const struct store_rec *rec, const uint8_t key[REC
 			goto out;
 	}
 	if (rec->has_final) {
-		rec_final_tag(key, rec->id, seq, seq ? prev : NULL, fin);
+		if ((r = rec_final_tag(key, rec->id, seq, seq ? prev : NULL, fin)) < 0)
+			goto out;
 		if (sodium_memcmp(fin, rec->final_tag, sizeof(fin)) != 0) {
 			*ret_why = "chunks were removed from the end of the recording";
 			r = -BERR_INTEGRITY;

@@ -5,10 +5,13 @@
  * time. Kept apart from the loop's side (record.c) so that a unit test
  * runs it on a real store without a session.
  *
+ * The events are stored from the loop's buffer where they are (no copy
+ * here but the header's, once), a job's worth as one chunk.
+ *
  * Nothing escapes the recording silently: an event larger than a chunk
- * may hold is written as several events; bytes the loop or this code
- * could not keep are marked where they were lost (an "m" event saying how
- * many and why) and audited ("recording.gap"); the cap ends the recording
+ * may hold was written by the loop as several events (rec_raw_put); bytes
+ * the loop could not keep are marked where they were lost (an "m" event
+ * saying how many and why) and audited ("recording.gap"); the cap ends the recording
  * with a marker ("truncated"); a store that refuses a chunk marks it
  * "failed" (audited); one closed by another instance (its instance was
  * taken for lost) stops quietly: the survivor audited it. */
@@ -28,11 +31,12 @@
 #include "store/store.h"
 #include "store/store_rec.h"
 
-/* A chunk is cut here: an event piece (REC_EV_PIECE bytes and its head)
- * still fits in REC_CHUNK_PLAIN_MAX; so does its rendering in
- * REC_RENDER_MAX. */
-#define REC_CHUNK_SPLIT (512 * 1024)
-#define REC_EV_PIECE    (64 * 1024)
+/* A job's events are cut into chunks of about the same size, at most this
+ * big before their last event: with that event (a piece and its head)
+ * and the header, a chunk still fits in REC_CHUNK_PLAIN_MAX, and its
+ * rendering in REC_RENDER_MAX. A job (record.c: REC_FLUSH_BYTES) is one
+ * chunk, one transaction, unless the store fell behind. */
+#define REC_CHUNK_SPLIT (REC_CHUNK_PLAIN_MAX - REC_EV_PIECE - 1024)
 
 void rec_writer_init(struct rec_writer *w, struct store *st, const uint8_t key[REC_KEY_BYTES],
 		     int width, int height, int64_t max_bytes)
@@ -90,19 +94,22 @@ static void fail(struct rec_writer *w, const char *what, int err)
 				 w->row.error, NULL);
 }
 
-static int store_chunk(struct rec_writer *w)
+/* Stores len bytes of raw events at p (p[0] is the format byte) as the
+ * next chunk. < 0: nothing more is written (the state says why). */
+static int store_chunk(struct rec_writer *w, const uint8_t *p, size_t len)
 {
 	uint8_t tag[STORE_REC_TAG_BYTES], *z = NULL;
+	const uint8_t *data = NULL;
 	size_t zlen = 0;
 	int e;
 
-	if (!w->plain.len)
+	if (!len)
 		return 0;
-	e = rec_seal_chunk(w->key, w->row.id, w->seq, w->seq ? w->prev : NULL,
-			   (const uint8_t *)buf_str(&w->plain), w->plain.len, &z, &zlen, tag);
+	e = rec_seal_chunk(w->key, w->row.id, w->seq, w->seq ? w->prev : NULL, p, len, &z, &data,
+			   &zlen, tag);
 	if (e == 0)
-		e = store_rec_chunk_add(w->store, w->row.id, w->seq, z, zlen, tag,
-					w->bytes + (int64_t)w->plain.len);
+		e = store_rec_chunk_add(w->store, w->row.id, w->seq, data, zlen, tag,
+					w->bytes + (int64_t)len);
 	free(z);
 	if (e == -ESTALE) {
 		/* Closed as interrupted by another instance, which took this
@@ -112,19 +119,25 @@ static int store_chunk(struct rec_writer *w)
 		log_warn("recording %s of session %s was closed by another instance (this one"
 			 " was taken for lost): nothing more is written to it",
 			 w->row.id, w->row.session);
-		buf_truncate(&w->plain, 0);
 		return e;
 	}
 	if (e < 0) {
 		fail(w, "a chunk could not be stored", e);
-		buf_truncate(&w->plain, 0);
 		return e;
 	}
-	w->bytes += (int64_t)w->plain.len;
+	w->bytes += (int64_t)len;
 	w->seq++;
 	memcpy(w->prev, tag, sizeof(tag));
-	buf_truncate(&w->plain, 0); /* its memory stays for the next chunk */
 	return 0;
+}
+
+/* What the writer added itself (the header, markers) as a chunk. */
+static int store_plain(struct rec_writer *w)
+{
+	int e = store_chunk(w, (const uint8_t *)buf_str(&w->plain), w->plain.len);
+
+	buf_truncate(&w->plain, 0); /* its memory stays for the next one */
+	return e;
 }
 
 /* The cap: a last event says the recording stopped, and why. */
@@ -144,43 +157,63 @@ static void truncate_here(struct rec_writer *w, uint64_t ms)
 	      w->bytes + (int64_t)w->plain.len);
 }
 
-/* One event into the chunk being made: past the cap it is taken back and
- * the recording truncated; a full chunk is stored. < 0: stop writing. */
-static int put_line(struct rec_writer *w, size_t before, uint64_t ms)
+/* The events ev[fb + 1, end) as a chunk, ev[fb] its format byte: the
+ * loop's own for a job's first chunk, else the last byte of the chunk
+ * before, stored already. Stored where they are, but behind what the
+ * writer holds (the header of a recording's first chunk), copied. */
+static int put_chunk(struct rec_writer *w, uint8_t *ev, size_t fb, size_t end)
 {
-	if (w->bytes + (int64_t)w->plain.len > w->max_bytes) {
-		buf_truncate(&w->plain, before);
-		truncate_here(w, ms);
-		return -E2BIG;
-	}
-	if (w->plain.len >= REC_CHUNK_SPLIT)
-		return store_chunk(w);
-	return 0;
-}
-
-/* One event, in pieces of REC_EV_PIECE (a keystroke message may be 1 MiB,
- * more than a chunk holds): a piece that cannot be kept (no memory) is
- * counted in *lost. */
-static int put_event(struct rec_writer *w, uint64_t ms, char type, const uint8_t *data, size_t len,
-		     uint64_t *lost)
-{
-	size_t off = 0;
 	int e;
 
-	do {
-		size_t n = len - off < REC_EV_PIECE ? len - off : REC_EV_PIECE,
-		       before = w->plain.len;
-
-		if (rec_raw_event(&w->plain, type, ms, data + off, n) < 0)
-			*lost += n;
-		else if ((e = put_line(w, before, ms)) < 0)
+	if (end <= fb + 1)
+		return 0;
+	if (w->plain.len) {
+		if ((e = buf_append(&w->plain, ev + fb + 1, end - fb - 1)) < 0) {
+			fail(w, "the recording's first chunk could not be made", e);
 			return e;
-		off += n;
-	} while (off < len);
-	return 0;
+		}
+		return store_plain(w);
+	}
+	ev[fb] = REC_RAW_V1;
+	return store_chunk(w, ev + fb, end - fb);
 }
 
-/* Marks what was not recorded (the loop's gap and this job's own) where it
+/* A job's events into chunks of about equal size, cut between events, up
+ * to the cap. */
+static void put_events(struct rec_writer *w, uint8_t *ev, size_t len)
+{
+	size_t target = len / (len / REC_CHUNK_SPLIT + 1) + 1, fb = 0, off = 1;
+
+	if (ev[0] != REC_RAW_V1) {
+		fail(w, "the recording's events could not be read", -BERR_INTEGRITY);
+		return;
+	}
+	while (off < len) {
+		size_t end;
+		uint64_t ms;
+
+		if (rec_raw_next(ev, len, off, &end, &ms) < 0) {
+			/* Cannot happen: the loop wrote them (rec_raw_put). */
+			fail(w, "the recording's events could not be read", -BERR_INTEGRITY);
+			return;
+		}
+		if (w->bytes + (int64_t)(w->plain.len + end - fb) > w->max_bytes) {
+			if (put_chunk(w, ev, fb, off) == 0)
+				truncate_here(w, ms);
+			return;
+		}
+		w->last_ms = ms;
+		off = end;
+		if (end - fb >= target) {
+			if (put_chunk(w, ev, fb, end) < 0)
+				return;
+			fb = end - 1;
+		}
+	}
+	put_chunk(w, ev, fb, len);
+}
+
+/* Marks what the loop could not keep where it
  * was lost, says so in the row's error, and audits it. */
 static void put_gap(struct rec_writer *w, const struct rec_gap *g)
 {
@@ -202,14 +235,17 @@ static void put_gap(struct rec_writer *w, const struct rec_gap *g)
 	snprintf(w->row.error, sizeof(w->row.error),
 		 "%llu bytes in all were not recorded; the recording marks where",
 		 (unsigned long long)w->gap_total);
-	if (rec_raw_event(&w->plain, 'm', ms, (const uint8_t *)msg, strlen(msg)) == 0)
-		put_line(w, before, ms);
+	if (rec_raw_event(&w->plain, 'm', ms, (const uint8_t *)msg, strlen(msg)) < 0)
+		return; /* no memory: the row's error and the audit trail say it */
+	if (w->bytes + (int64_t)w->plain.len > w->max_bytes) {
+		buf_truncate(&w->plain, before);
+		truncate_here(w, ms);
+	}
 }
 
-void rec_writer_run(struct rec_writer *w, const uint8_t *ev, size_t len, const struct rec_gap *gap,
+void rec_writer_run(struct rec_writer *w, uint8_t *ev, size_t len, const struct rec_gap *gap,
 		    bool final, int64_t duration_ms)
 {
-	struct rec_gap own = { 0 };
 	int e;
 
 	buf_truncate(&w->plain, 0);
@@ -223,52 +259,32 @@ void rec_writer_run(struct rec_writer *w, const uint8_t *ev, size_t len, const s
 	}
 	if (!w->header_done && writing(w)) {
 		w->header_done = true;
-		rec_raw_header(&w->plain, w->width, w->height, w->row.started_at);
+		if ((e = rec_raw_header(&w->plain, w->width, w->height, w->row.started_at)) < 0)
+			fail(w, "the recording's header could not be made", e);
 	}
-	for (size_t off = 0; off + REC_EV_HEAD <= len;) {
-		const uint8_t *p = ev + off;
-		uint32_t n;
-		uint64_t ms, lost = 0;
-
-		memcpy(&n, p + 1, 4);
-		memcpy(&ms, p + 5, 8);
-		if (n > len - off - REC_EV_HEAD)
-			break; /* cannot happen: the loop wrote it */
-		off += REC_EV_HEAD + n;
-		if (!writing(w))
-			continue;
-		w->last_ms = ms;
-		if (put_event(w, ms, (char)p[0], p + REC_EV_HEAD, n, &lost) < 0 && !writing(w))
-			continue;
-		if (lost) {
-			if (!own.in && !own.out)
-				own.ms = ms;
-			*(p[0] == 'i' ? &own.in : &own.out) += lost;
-			own.why = "out of memory";
-		}
-	}
+	if (len > 1 && writing(w))
+		put_events(w, ev, len);
 	if (writing(w) && gap && (gap->in || gap->out))
 		put_gap(w, gap);
-	if (writing(w) && (own.in || own.out))
-		put_gap(w, &own);
 	if (writing(w) || strcmp(w->row.state, "truncated") == 0)
-		store_chunk(w);
-	buf_truncate(&w->plain, 0);
-	if (len < REC_CHUNK_PLAIN_MAX) {
-		/* Output slowed down (the timer flushed): give the memory back
-		 * rather than hold it for an idle session. */
+		store_plain(w);
+	if (w->plain.alloc > 4096) {
+		/* The first chunk's copy: not kept for markers. */
 		buf_free(&w->plain);
 		buf_init(&w->plain, REC_CHUNK_PLAIN_MAX);
 	}
+	buf_truncate(&w->plain, 0);
 	if (final && w->opened && strcmp(w->row.state, "interrupted") != 0 &&
 	    strcmp(w->row.state, "failed") != 0) {
 		uint8_t fin[STORE_REC_TAG_BYTES];
 
 		if (writing(w))
 			util_strlcpy(w->row.state, "complete", sizeof(w->row.state));
-		rec_final_tag(w->key, w->row.id, w->seq, w->seq ? w->prev : NULL, fin);
-		e = store_rec_finish(w->store, w->row.id, store_now(), duration_ms, w->row.state,
-				     w->row.error[0] ? w->row.error : NULL, fin);
+		e = rec_final_tag(w->key, w->row.id, w->seq, w->seq ? w->prev : NULL, fin);
+		if (e == 0)
+			e = store_rec_finish(w->store, w->row.id, store_now(), duration_ms,
+					     w->row.state, w->row.error[0] ? w->row.error : NULL,
+					     fin);
 		if (e == -ESTALE)
 			util_strlcpy(w->row.state, "interrupted", sizeof(w->row.state));
 		else if (e < 0)

@@ -9,7 +9,11 @@
  * events (record_raw.c, what the writer stores now): the same two reads as
  * raw events in two chunks render to the very same lines, and the input
  * taken as a raw chunk renders to lines that are each valid JSON, or is
- * refused with nothing appended. */
+ * refused with nothing appended. Raw chunks stored as they are (when they
+ * do not compress): those two chunks sealed as the writer seals them
+ * (compressed or not, as a sample decides) and as stored raw open back to
+ * the same bytes, and a flipped byte in a stored raw chunk fails; the
+ * loop's framing (rec_raw_put) makes the same events. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +42,8 @@ static void check_chunks(const uint8_t *data, size_t size, const struct buf *cas
 	int r;
 
 	buf_init(&back, REC_CHUNK_PLAIN_MAX);
-	if (rec_seal_chunk(key, "r", 0, NULL, (const uint8_t *)cast->data, cast->len, &z, &zlen,
-			   tag) < 0 ||
+	if (rec_seal_chunk_codec(key, "r", 0, NULL, (const uint8_t *)cast->data, cast->len,
+				 REC_CODEC_ZSTD, &z, &zlen, tag) < 0 ||
 	    rec_open_chunk(key, "r", 0, NULL, z, zlen, tag, &back) < 0 || back.len != cast->len ||
 	    memcmp(back.data, cast->data, cast->len) != 0)
 		abort();
@@ -70,6 +74,62 @@ static void check_rendered(const struct buf *b)
 	}
 }
 
+/* A raw chunk sealed by the writer's choice and stored as it is: both open
+ * to the same bytes; stored raw, any flipped byte or a cut fails. */
+static void check_stored_raw(const struct buf *raw)
+{
+	uint8_t *z = NULL, *c = NULL, tag[STORE_REC_TAG_BYTES], tag2[STORE_REC_TAG_BYTES];
+	const uint8_t *d = NULL;
+	size_t zlen = 0, clen = 0;
+	struct buf back;
+
+	buf_init(&back, REC_CHUNK_PLAIN_MAX);
+	if (rec_seal_chunk(key, "r", 1, tag, (const uint8_t *)raw->data, raw->len, &z, &d, &zlen,
+			   tag2) < 0 ||
+	    rec_open_chunk(key, "r", 1, tag, d, zlen, tag2, &back) < 0 || back.len != raw->len ||
+	    memcmp(back.data, raw->data, raw->len) != 0)
+		abort();
+	free(z);
+	buf_reset(&back);
+	if (rec_seal_chunk_codec(key, "r", 0, NULL, (const uint8_t *)raw->data, raw->len,
+				 REC_CODEC_RAW, &c, &clen, tag) < 0 ||
+	    clen != raw->len || memcmp(c, raw->data, clen) != 0 ||
+	    rec_open_chunk(key, "r", 0, NULL, c, clen, tag, &back) < 0 || back.len != raw->len ||
+	    memcmp(back.data, raw->data, raw->len) != 0)
+		abort();
+	buf_reset(&back);
+	c[clen / 2] ^= 0x40;
+	if (rec_open_chunk(key, "r", 0, NULL, c, clen, tag, &back) != -BERR_INTEGRITY || back.len)
+		abort();
+	c[clen / 2] ^= 0x40;
+	if (rec_open_chunk(key, "r", 0, NULL, c, clen - 1, tag, &back) != -BERR_INTEGRITY ||
+	    back.len)
+		abort();
+	free(c);
+	buf_free(&back);
+}
+
+/* What the loop writes (rec_raw_put) is what rec_raw_event makes, and the
+ * writer's walk (rec_raw_next) finds its events' ends. */
+static void check_put(const uint8_t *data, size_t size)
+{
+	uint8_t *p = malloc(rec_raw_put_max(size));
+	size_t n, off = 1, end;
+	uint64_t ms;
+	struct buf b;
+
+	buf_init(&b, REC_CHUNK_PLAIN_MAX);
+	if (!p || rec_raw_event(&b, 'o', 1234567, data, size) < 0)
+		abort();
+	n = rec_raw_put(p, true, 'o', 1234567, data, size);
+	if (n > rec_raw_put_max(size) || n != b.len || memcmp(p, b.data, n) != 0 ||
+	    rec_raw_next(p, n, off, &end, &ms) < 0 || end != n || ms != 1234567 ||
+	    rec_raw_next(p, n - 1, off, &end, &ms) == 0)
+		abort();
+	free(p);
+	buf_free(&b);
+}
+
 static void check_raw(const uint8_t *data, size_t size, size_t cut, const struct buf *cast)
 {
 	struct rec_render st = { 0 }, st2 = { 0 };
@@ -88,6 +148,9 @@ static void check_raw(const uint8_t *data, size_t size, size_t cut, const struct
 	if (text.len < 20 || cast->len < 20 ||
 	    strcmp(strchr(buf_str(&text), '\n'), strchr(buf_str(cast), '\n')) != 0)
 		abort();
+	check_stored_raw(&a);
+	check_stored_raw(&b);
+	check_put(data, size);
 	buf_reset(&a);
 	buf_reset(&text);
 	if (buf_append(&a, "\x01", 1) < 0 || buf_append(&a, data, size) < 0)

@@ -1,10 +1,14 @@
-/* The recording tests' shared reader (rectest.h). */
+/* The recording tests' shared reader and writer helpers (rectest.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "rectest.h"
 
@@ -12,6 +16,9 @@
 #include "core/err.h"
 #include "store/store_rec.h"
 #include "terminal/record.h"
+#include "testutil.h"
+
+const uint8_t rectest_key[REC_KEY_BYTES] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
 
 int rectest_collect(const char *text, size_t len, void *ud)
 {
@@ -29,4 +36,87 @@ int rectest_read(struct store *s, const char *id, const uint8_t *k, struct buf *
 	if (r == -BERR_INTEGRITY)
 		assert_non_null(why);
 	return r;
+}
+
+void rectest_ev_add(struct rectest_evs *e, char type, uint64_t ms, const void *data, size_t len)
+{
+	/* As the session's loop writes them (record.c). */
+	e->p = realloc(e->p, e->len + rec_raw_put_max(len));
+	assert_non_null(e->p);
+	e->len += rec_raw_put(e->p + e->len, e->len == 0, type, ms, data, len);
+}
+
+void rectest_writer_open(struct rec_writer *w, struct store *s, const char *id, int64_t max)
+{
+	rec_writer_init(w, s, rectest_key, 80, 24, max);
+	snprintf(w->row.id, sizeof(w->row.id), "%s", id);
+	snprintf(w->row.session, sizeof(w->row.session), "s-%s", id);
+	snprintf(w->row.user, sizeof(w->row.user), "alice");
+	snprintf(w->row.vm, sizeof(w->row.vm), "/groups/g/vms/v");
+	snprintf(w->row.bastion, sizeof(w->row.bastion), "/groups/g/bastions/b");
+	snprintf(w->row.instance, sizeof(w->row.instance), "test");
+	snprintf(w->row.mode, sizeof(w->row.mode), "input_output");
+	w->row.started_at = 1000;
+	w->row.wrapped_len = 41;
+}
+
+/* The cast of id, its events of type into data (concatenated) and the "m"
+ * markers' texts into marks (one per line). */
+void rectest_cast_of(struct store *s, const char *id, char type, struct buf *data,
+		     struct buf *marks)
+{
+	struct buf out;
+	size_t lines = 0;
+
+	buf_init(&out, 64 << 20);
+	assert_int_equal(rectest_read(s, id, rectest_key, &out), 0);
+	for (const char *p = buf_str(&out); *p; lines++) {
+		const char *nl = strchr(p, '\n');
+		json_t *v = json_loadb(p, (size_t)(nl - p), JSON_ALLOW_NUL, NULL);
+
+		assert_non_null(v);
+		if (lines > 0) {
+			const char *t = json_string_value(json_array_get(v, 1));
+			json_t *d = json_array_get(v, 2);
+
+			if (t[0] == type && data)
+				assert_int_equal(buf_append(data, json_string_value(d),
+							    json_string_length(d)),
+						 0);
+			if (t[0] == 'm' && marks) {
+				assert_int_equal(buf_append(marks, json_string_value(d),
+							    json_string_length(d)),
+						 0);
+				assert_int_equal(buf_append(marks, "\n", 1), 0);
+			}
+		}
+		json_decref(v);
+		p = nl + 1;
+	}
+	assert_true(lines > 0);
+	buf_free(&out);
+}
+
+/* Replaces chunk seq of id, as one who writes to the database directly
+ * (the store takes chunks only while a recording is being written). */
+void rectest_put_chunk(struct store *s, const char *id, int64_t seq, const uint8_t *data,
+		       size_t len, const uint8_t *tag)
+{
+	char sql[128];
+
+	assert_int_equal(tu_query_int(s,
+				      "UPDATE recordings SET state = 'recording' WHERE id = ?"
+				      " RETURNING 1",
+				      id),
+			 1);
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM recording_chunks WHERE rec_id = ? AND seq = %lld RETURNING 1",
+		 (long long)seq);
+	assert_int_equal(tu_query_int(s, sql, id), 1);
+	assert_int_equal(store_rec_chunk_add(s, id, seq, data, len, tag, 0), 0);
+	assert_int_equal(tu_query_int(s,
+				      "UPDATE recordings SET state = 'complete' WHERE id = ?"
+				      " RETURNING 1",
+				      id),
+			 1);
 }

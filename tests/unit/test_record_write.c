@@ -4,7 +4,8 @@
  * recorded whole, gaps marked and audited, the cap, a store refusing a
  * chunk), raw events rendered as asciicast on read (and a changed byte
  * still detected), a lost or restarted instance's recordings closed as
- * interrupted and read as ending early. Runs on both store backends. */
+ * interrupted and read as ending early (how chunks are stored:
+ * test_record_chunks.c). Runs on both store backends. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,36 +29,9 @@
 #include "rectest.h"
 #include "testutil.h"
 
-static const uint8_t key[REC_KEY_BYTES] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+static const uint8_t *const key = rectest_key;
 
 /* ---------- the writer (record_write.c): nothing silently lost ---------- */
-
-struct evs {
-	uint8_t *p;
-	size_t len;
-};
-
-static void ev_add(struct evs *e, char type, uint64_t ms, const void *data, size_t len)
-{
-	e->p = realloc(e->p, e->len + REC_EV_HEAD + len);
-	assert_non_null(e->p);
-	rec_ev_put(e->p + e->len, type, ms, data, (uint32_t)len);
-	e->len += REC_EV_HEAD + len;
-}
-
-static void writer_open(struct rec_writer *w, struct store *s, const char *id, int64_t max)
-{
-	rec_writer_init(w, s, key, 80, 24, max);
-	snprintf(w->row.id, sizeof(w->row.id), "%s", id);
-	snprintf(w->row.session, sizeof(w->row.session), "s-%s", id);
-	snprintf(w->row.user, sizeof(w->row.user), "alice");
-	snprintf(w->row.vm, sizeof(w->row.vm), "/groups/g/vms/v");
-	snprintf(w->row.bastion, sizeof(w->row.bastion), "/groups/g/bastions/b");
-	snprintf(w->row.instance, sizeof(w->row.instance), "test");
-	snprintf(w->row.mode, sizeof(w->row.mode), "input_output");
-	w->row.started_at = 1000;
-	w->row.wrapped_len = 41;
-}
 
 /* A recording made by the writer: n jobs of one event "chunk i\r\n" at
  * i seconds (a chunk each, the header in chunk 0), ended or not. */
@@ -65,13 +39,13 @@ static void writer_rec(struct store *s, const char *id, int n, bool end)
 {
 	struct rec_writer w;
 
-	writer_open(&w, s, id, 0);
+	rectest_writer_open(&w, s, id, 0);
 	for (int i = 0; i < n; i++) {
-		struct evs e = { 0 };
+		struct rectest_evs e = { 0 };
 		char line[32];
 		int k = snprintf(line, sizeof(line), "chunk %d\r\n", i);
 
-		ev_add(&e, 'o', (uint64_t)i * 1000, line, (size_t)k);
+		rectest_ev_add(&e, 'o', (uint64_t)i * 1000, line, (size_t)k);
 		rec_writer_run(&w, e.p, e.len, NULL, false, 0);
 		free(e.p);
 	}
@@ -79,42 +53,6 @@ static void writer_rec(struct store *s, const char *id, int n, bool end)
 		rec_writer_run(&w, NULL, 0, NULL, true, (int64_t)n * 1000);
 	assert_string_equal(w.row.state, end ? "complete" : "recording");
 	rec_writer_free(&w);
-}
-
-/* The cast of id, its events of type into data (concatenated) and the "m"
- * markers' texts into marks (one per line). */
-static void cast_of(struct store *s, const char *id, char type, struct buf *data, struct buf *marks)
-{
-	struct buf out;
-	size_t lines = 0;
-
-	buf_init(&out, 64 << 20);
-	assert_int_equal(rectest_read(s, id, key, &out), 0);
-	for (const char *p = buf_str(&out); *p; lines++) {
-		const char *nl = strchr(p, '\n');
-		json_t *v = json_loadb(p, (size_t)(nl - p), JSON_ALLOW_NUL, NULL);
-
-		assert_non_null(v);
-		if (lines > 0) {
-			const char *t = json_string_value(json_array_get(v, 1));
-			json_t *d = json_array_get(v, 2);
-
-			if (t[0] == type && data)
-				assert_int_equal(buf_append(data, json_string_value(d),
-							    json_string_length(d)),
-						 0);
-			if (t[0] == 'm' && marks) {
-				assert_int_equal(buf_append(marks, json_string_value(d),
-							    json_string_length(d)),
-						 0);
-				assert_int_equal(buf_append(marks, "\n", 1), 0);
-			}
-		}
-		json_decref(v);
-		p = nl + 1;
-	}
-	assert_true(lines > 0);
-	buf_free(&out);
 }
 
 /* A keystroke message as large as a WebSocket message may be (1 MiB), of
@@ -127,7 +65,7 @@ static void test_writer_large_event(void **state)
 
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		struct rec_writer w;
-		struct evs e = { 0 };
+		struct rectest_evs e = { 0 };
 		struct buf in, out, marks;
 		uint8_t *big = malloc(sizes[k]);
 		char id[16];
@@ -136,10 +74,10 @@ static void test_writer_large_event(void **state)
 		snprintf(id, sizeof(id), "w-big-%zu", k);
 		for (size_t i = 0; i < sizes[k]; i++) /* control bytes, quotes, UTF-8 */
 			big[i] = i % 5 == 0 ? 0x01 : i % 5 == 1 ? '"' : "a\xc3\xa9x"[i % 5 - 2];
-		writer_open(&w, f->s, id, 256LL << 20);
-		ev_add(&e, 'o', 10, "before\r\n", 8);
-		ev_add(&e, 'i', 20, big, sizes[k]);
-		ev_add(&e, 'o', 30, "after\r\n", 7);
+		rectest_writer_open(&w, f->s, id, 256LL << 20);
+		rectest_ev_add(&e, 'o', 10, "before\r\n", 8);
+		rectest_ev_add(&e, 'i', 20, big, sizes[k]);
+		rectest_ev_add(&e, 'o', 30, "after\r\n", 7);
 		rec_writer_run(&w, e.p, e.len, NULL, true, 30);
 		assert_string_equal(w.row.state, "complete");
 		assert_true(w.seq > 1); /* it took several chunks */
@@ -147,8 +85,8 @@ static void test_writer_large_event(void **state)
 		buf_init(&in, 64 << 20);
 		buf_init(&out, 64 << 20);
 		buf_init(&marks, 1 << 20);
-		cast_of(f->s, id, 'i', &in, &marks);
-		cast_of(f->s, id, 'o', &out, NULL);
+		rectest_cast_of(f->s, id, 'i', &in, &marks);
+		rectest_cast_of(f->s, id, 'o', &out, NULL);
 		/* The bytes as the cast carries them (valid UTF-8 kept). */
 		assert_int_equal(in.len, sizes[k]);
 		assert_memory_equal(in.data, big, sizes[k]);
@@ -170,22 +108,22 @@ static void test_writer_gap(void **state)
 {
 	struct tu_store *f = *state;
 	struct rec_writer w;
-	struct evs e = { 0 };
+	struct rectest_evs e = { 0 };
 	struct rec_gap g = { .in = 5000, .ms = 25, .why = "the store fell behind" };
 	struct rec_gap g2 = { .in = 7, .out = 9, .ms = 5, .why = "out of memory" };
 	struct buf marks;
 	struct store_rec rec;
 
-	writer_open(&w, f->s, "w-gap", 0);
-	ev_add(&e, 'o', 10, "one\r\n", 5);
-	ev_add(&e, 'i', 20, "x", 1);
+	rectest_writer_open(&w, f->s, "w-gap", 0);
+	rectest_ev_add(&e, 'o', 10, "one\r\n", 5);
+	rectest_ev_add(&e, 'i', 20, "x", 1);
 	rec_writer_run(&w, e.p, e.len, &g, false, 0);
 	/* A later gap whose time is before the last event: the cast's times
 	 * do not go back. */
 	rec_writer_run(&w, e.p, e.len, &g2, true, 40);
 	rec_writer_free(&w);
 	buf_init(&marks, 1 << 20);
-	cast_of(f->s, "w-gap", 'o', NULL, &marks);
+	rectest_cast_of(f->s, "w-gap", 'o', NULL, &marks);
 	assert_string_equal(buf_str(&marks),
 			    "not recorded: 5000 bytes of keystrokes here (the store fell behind)\n"
 			    "not recorded: 7 bytes of keystrokes and 9 bytes of output here (out"
@@ -206,22 +144,22 @@ static void test_writer_cap(void **state)
 {
 	struct tu_store *f = *state;
 	struct rec_writer w;
-	struct evs e = { 0 };
+	struct rectest_evs e = { 0 };
 	struct buf out, marks;
 	struct store_rec rec;
 	char line[64];
 
-	writer_open(&w, f->s, "w-cap", 4096);
+	rectest_writer_open(&w, f->s, "w-cap", 4096);
 	for (int i = 0; i < 1000; i++) { /* ~12 KiB recorded */
 		int n = snprintf(line, sizeof(line), "line %d\r\n", i);
 
-		ev_add(&e, 'o', (uint64_t)i, line, (size_t)n);
+		rectest_ev_add(&e, 'o', (uint64_t)i, line, (size_t)n);
 	}
 	rec_writer_run(&w, e.p, e.len, NULL, true, 1000);
 	rec_writer_free(&w);
 	buf_init(&out, 1 << 20);
 	buf_init(&marks, 1 << 20);
-	cast_of(f->s, "w-cap", 'o', &out, &marks);
+	rectest_cast_of(f->s, "w-cap", 'o', &out, &marks);
 	assert_non_null(strstr(buf_str(&out), "line 0\r\n"));
 	assert_null(strstr(buf_str(&out), "line 999"));
 	assert_non_null(strstr(buf_str(&marks), "recording.max_bytes"));
@@ -243,13 +181,13 @@ static void test_writer_store_refuses(void **state)
 {
 	struct tu_store *f = *state;
 	struct rec_writer w;
-	struct evs e = { 0 };
+	struct rectest_evs e = { 0 };
 	struct store_rec rec;
 	uint8_t tag[STORE_REC_TAG_BYTES] = { 0 };
 	int n = 0;
 
-	ev_add(&e, 'o', 10, "one\r\n", 5);
-	writer_open(&w, f->s, "w-fail", 0);
+	rectest_ev_add(&e, 'o', 10, "one\r\n", 5);
+	rectest_writer_open(&w, f->s, "w-fail", 0);
 	rec_writer_run(&w, e.p, e.len, NULL, false, 0);
 	/* Chunk 1 exists already: the store refuses the writer's. */
 	assert_int_equal(store_rec_chunk_add(f->s, "w-fail", 1, (const uint8_t *)"x", 1, tag, 0),
@@ -266,7 +204,7 @@ static void test_writer_store_refuses(void **state)
 				      "recording.failed"),
 			 1);
 
-	writer_open(&w, f->s, "w-lost", 0);
+	rectest_writer_open(&w, f->s, "w-lost", 0);
 	rec_writer_run(&w, e.p, e.len, NULL, false, 0);
 	assert_int_equal(store_rec_interrupt(f->s, "test", 2000, "instance lost", &n), 0);
 	assert_int_equal(n, 1);
@@ -308,7 +246,7 @@ static void test_interrupt(void **state)
 	{
 		struct rec_writer w; /* its row, no chunk yet */
 
-		writer_open(&w, f->s, "i-none", 0);
+		rectest_writer_open(&w, f->s, "i-none", 0);
 		assert_int_equal(store_rec_open(f->s, &w.row), 0);
 		rec_writer_free(&w);
 	}
@@ -476,30 +414,6 @@ static void test_raw_render(void **state)
 	buf_free(&want);
 }
 
-/* Replaces chunk seq of id, as one who writes to the database directly
- * (the store takes chunks only while a recording is being written). */
-static void put_chunk(struct store *s, const char *id, int64_t seq, const uint8_t *data, size_t len,
-		      const uint8_t *tag)
-{
-	char sql[128];
-
-	assert_int_equal(tu_query_int(s,
-				      "UPDATE recordings SET state = 'recording' WHERE id = ?"
-				      " RETURNING 1",
-				      id),
-			 1);
-	snprintf(sql, sizeof(sql),
-		 "DELETE FROM recording_chunks WHERE rec_id = ? AND seq = %lld RETURNING 1",
-		 (long long)seq);
-	assert_int_equal(tu_query_int(s, sql, id), 1);
-	assert_int_equal(store_rec_chunk_add(s, id, seq, data, len, tag, 0), 0);
-	assert_int_equal(tu_query_int(s,
-				      "UPDATE recordings SET state = 'complete' WHERE id = ?"
-				      " RETURNING 1",
-				      id),
-			 1);
-}
-
 /* A recording the writer made: a changed byte of any chunk is detected;
  * put back, it reads again. */
 static void test_raw_flipped_byte(void **state)
@@ -518,13 +432,13 @@ static void test_raw_flipped_byte(void **state)
 		assert_int_equal(store_rec_chunk_get(f->s, "raw-flip", seq, &data, &len, tag), 0);
 		for (size_t i = 0; i < len; i += len / 4 + 1) {
 			data[i] ^= 0x20;
-			put_chunk(f->s, "raw-flip", seq, data, len, tag);
+			rectest_put_chunk(f->s, "raw-flip", seq, data, len, tag);
 			buf_reset(&out);
 			assert_int_equal(rectest_read(f->s, "raw-flip", key, &out),
 					 -BERR_INTEGRITY);
 			data[i] ^= 0x20;
 		}
-		put_chunk(f->s, "raw-flip", seq, data, len, tag);
+		rectest_put_chunk(f->s, "raw-flip", seq, data, len, tag);
 		buf_reset(&out);
 		assert_int_equal(rectest_read(f->s, "raw-flip", key, &out), 0);
 		free(data);
