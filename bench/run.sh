@@ -272,7 +272,7 @@ for ROUND in $(seq "$ROUNDS"); do
 		--pid "$BPID" -- "${SSH_LITE[@]}"
 	want w2 && bc w2-direct "$W2_T" --pty --work bulk --cmd "$W2_CMD" -- "${SSH[@]}"
 	if want w2 && [ "${BENCH_W2_PERF_STAT:-0}" = 1 ]; then
-		timeout -s INT "$W2_T" perf stat -x, -e task-clock,cycles,instructions -p "$BPID" \
+		timeout -s INT "$W2_T" perf stat -x, -e task-clock,context-switches,page-faults,cycles,instructions -p "$BPID" \
 			-o "$OUT/perf-stat-w2-$ROUND.txt" 2>/dev/null &
 		PSTAT=$!
 	fi
