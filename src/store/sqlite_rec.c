@@ -1,6 +1,6 @@
 /* SQLite backend for store_rec.h: tables recordings and recording_chunks.
  * Bytes in, bytes out: sealing and compression are the terminal's
- * (src/terminal/record_seal.c). */
+ * (src/terminal/record_chunk.c). */
 #include "store/internal.h"
 #include "store/rec_common.h"
 #include "store/sqlite_rows.h"
