@@ -423,7 +423,12 @@ int pg_res_get_chain(struct store *s, const char *id, const char *field1, const 
 	return r;
 }
 
-int pg_res_get(struct store *s, const char *id, json_t **ret_props)
+/* One JSON value for id (kind 'G': a resource's properties, 'H': a VM's
+ * host keys): from the cache, read back by load; else read by db and
+ * kept. */
+static int one_json(struct store *s, char kind, const char *id, unsigned mask, json_t **ret,
+		    int (*load)(const char *text, json_t **ret),
+		    int (*db)(struct store *s, const char *id, json_t **ret))
 {
 	struct enc k = { 0 }, v = { 0 };
 	struct pgc_fill f;
@@ -431,12 +436,12 @@ int pg_res_get(struct store *s, const char *id, json_t **ret_props)
 	char *val;
 	int c, r;
 
-	key_parts(&k, 'G', id, NULL, NULL);
-	c = get(s, &k, PGC_RES, &val, &d, &f);
+	key_parts(&k, kind, id, NULL, NULL);
+	c = get(s, &k, mask, &val, &d, &f);
 	if (c == 1) {
 		const char *t = dec_next(&d, NULL);
 
-		r = d.bad || !t ? -BERR_STORE : store_res_props_load(t, -BERR_STORE, ret_props);
+		r = d.bad || !t ? -BERR_STORE : load(t, ret);
 		val_free(val, &d);
 		if (r == 0) {
 			enc_free(&k);
@@ -444,14 +449,24 @@ int pg_res_get(struct store *s, const char *id, json_t **ret_props)
 		}
 		f.on = false;
 	}
-	r = pg_res_get_db(s, id, ret_props);
+	r = db(s, id, ret);
 	if (r == 0) {
-		enc_json(&v, *ret_props);
+		enc_json(&v, *ret);
 		put(s, &k, &v, &f);
 	}
 	enc_free(&k);
 	enc_free(&v);
 	return r;
+}
+
+static int load_props(const char *text, json_t **ret)
+{
+	return store_res_props_load(text, -BERR_STORE, ret);
+}
+
+int pg_res_get(struct store *s, const char *id, json_t **ret_props)
+{
+	return one_json(s, 'G', id, PGC_RES, ret_props, load_props, pg_res_get_db);
 }
 
 static int collect_res(const char *id, const char *name, json_t *props, void *ud)
@@ -554,35 +569,20 @@ int pg_res_foreach_type(struct store *s, const char *type, res_fn fn, void *ud)
 	return r;
 }
 
+static int load_lines(const char *text, json_t **ret)
+{
+	json_t *a = json_loads(text, 0, NULL);
+
+	if (!json_is_array(a)) {
+		json_decref(a);
+		return -BERR_STORE;
+	}
+	*ret = a;
+	return 0;
+}
+
 int pg_hostkey_get(struct store *s, const char *vm_id, json_t **ret_array_of_lines)
 {
-	struct enc k = { 0 }, v = { 0 };
-	struct pgc_fill f;
-	struct dec d = { 0 };
-	char *val;
-	int c, r;
-
-	key_parts(&k, 'H', vm_id, NULL, NULL);
-	c = get(s, &k, PGC_HOSTKEYS, &val, &d, &f);
-	if (c == 1) {
-		const char *t = dec_next(&d, NULL);
-		json_t *a = t && !d.bad ? json_loads(t, 0, NULL) : NULL;
-
-		val_free(val, &d);
-		if (json_is_array(a)) {
-			*ret_array_of_lines = a;
-			enc_free(&k);
-			return 0;
-		}
-		json_decref(a);
-		f.on = false;
-	}
-	r = pg_hostkey_get_db(s, vm_id, ret_array_of_lines);
-	if (r == 0) {
-		enc_json(&v, *ret_array_of_lines);
-		put(s, &k, &v, &f);
-	}
-	enc_free(&k);
-	enc_free(&v);
-	return r;
+	return one_json(s, 'H', vm_id, PGC_HOSTKEYS, ret_array_of_lines, load_lines,
+			pg_hostkey_get_db);
 }
