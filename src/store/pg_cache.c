@@ -114,13 +114,10 @@ static void entry_free(struct pg_cache *c, struct pgc_entry *e)
 	free(e);
 }
 
-/* Drops the entries that depend on any domain of mask and moves those
- * domains' generations, so that a fill that began before cannot land. */
-static void drop_locked(struct pg_cache *c, unsigned mask)
+/* Frees the entries that depend on any domain of mask (every entry
+ * depends on one at least: PGC_ALL frees them all). */
+static void evict_locked(struct pg_cache *c, unsigned mask)
 {
-	for (int d = 0; d < PGC_NDOM; d++)
-		if (mask & (1u << d))
-			c->gen[d]++;
 	for (int i = 0; i < PGC_BUCKETS && c->n; i++) {
 		struct pgc_entry **pp = &c->b[i];
 
@@ -135,6 +132,16 @@ static void drop_locked(struct pg_cache *c, unsigned mask)
 			}
 		}
 	}
+}
+
+/* Drops the entries that depend on any domain of mask and moves those
+ * domains' generations, so that a fill that began before cannot land. */
+static void drop_locked(struct pg_cache *c, unsigned mask)
+{
+	for (int d = 0; d < PGC_NDOM; d++)
+		if (mask & (1u << d))
+			c->gen[d]++;
+	evict_locked(c, mask);
 }
 
 static void listen_close_locked(struct pg_cache *c)
@@ -278,15 +285,9 @@ void pgc_put(struct store *s, const char *key, size_t key_len, const char *val, 
 			entry_free(c, e);
 			break;
 		}
-	if (c->n >= PGC_MAX_ENTRIES || c->bytes + cost > PGC_MAX_BYTES) {
-		/* Full: emptied whole; the generations stay (nothing raced). */
-		for (int i = 0; i < PGC_BUCKETS; i++)
-			while (c->b[i]) {
-				e = c->b[i];
-				c->b[i] = e->next;
-				entry_free(c, e);
-			}
-	}
+	/* Full: emptied whole; the generations stay (nothing raced). */
+	if (c->n >= PGC_MAX_ENTRIES || c->bytes + cost > PGC_MAX_BYTES)
+		evict_locked(c, PGC_ALL);
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		goto out;
