@@ -48,7 +48,7 @@ static struct {
 	pthread_cond_t idle;
 	size_t active;        /* (lock) connection threads running */
 	struct cli_ws *spare; /* (lock) */
-	time_t spare_at;      /* (lock) when it was made, CLOCK_MONOTONIC */
+	time_t spare_at;      /* (lock) when it was made, CLOCK_BOOTTIME */
 	struct cli_ws_target target;
 	char path[CLI_PATH_MAX];
 	int stop_pipe[2];
@@ -64,17 +64,30 @@ static void on_signal(int sig)
 	errno = saved;
 }
 
-/* The spare if it is still open, else a new connection (NULL on failure,
- * said on stderr). */
-static struct cli_ws *take_connection(void)
+static time_t boot_now(void)
+{
+	struct timespec ts;
+
+	/* Boot time, not CLOCK_MONOTONIC: a laptop's sleep counts, the
+	 * bastion's idle timer ran through it. */
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return ts.tv_sec;
+}
+
+/* The spare if it is young and still open (*spare set), else a new
+ * connection (NULL on failure, said on stderr). */
+static struct cli_ws *take_connection(bool *spare)
 {
 	struct cli_ws *w;
+	bool young;
 
 	pthread_mutex_lock(&T.lock);
 	w = T.spare;
+	young = boot_now() - T.spare_at <= SPARE_MAX_AGE_S;
 	T.spare = NULL;
 	pthread_mutex_unlock(&T.lock);
-	if (w && !cli_ws_fresh(w)) {
+	*spare = w && young && cli_ws_fresh(w);
+	if (w && !*spare) {
 		cli_ws_free(w);
 		w = NULL;
 	}
@@ -83,12 +96,34 @@ static struct cli_ws *take_connection(void)
 	return w;
 }
 
-static time_t mono_now(void)
+/* A connection that carries the stream's upgrade, or NULL (said on
+ * stderr). A spare closed by the bastion after cli_ws_fresh passed it and
+ * before our request reached it (its idle timeout, a restart) fails
+ * before any answer: the request is made once more on a new connection.
+ * That is safe: no answer means no stream was opened to us, and nothing
+ * of the local client was read yet. A new connection is not tried twice:
+ * its failure is the bastion's, said as it is. */
+static struct cli_ws *open_stream(void)
 {
-	struct timespec ts;
+	bool spare;
+	struct cli_ws *w = take_connection(&spare);
+	int r;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	if (!w)
+		return NULL;
+	r = spare ? cli_ws_upgrade_spare(w, T.path) : cli_ws_upgrade(w, T.path);
+	if (r == CLI_WS_CLOSED) {
+		cli_ws_free(w);
+		w = NULL;
+		if (cli_ws_dial(&T.target, &w) != CLI_OK)
+			return NULL;
+		r = cli_ws_upgrade(w, T.path);
+	}
+	if (r != CLI_OK) {
+		cli_ws_free(w);
+		return NULL;
+	}
+	return w;
 }
 
 static void refill_spare(void)
@@ -104,7 +139,7 @@ static void refill_spare(void)
 	pthread_mutex_lock(&T.lock);
 	if (!T.spare) {
 		T.spare = w;
-		T.spare_at = mono_now();
+		T.spare_at = boot_now();
 		w = NULL;
 	}
 	pthread_mutex_unlock(&T.lock);
@@ -118,7 +153,7 @@ static void keep_spare_warm(void)
 	struct cli_ws *old = NULL;
 
 	pthread_mutex_lock(&T.lock);
-	if (T.spare && (mono_now() - T.spare_at > SPARE_MAX_AGE_S || !cli_ws_fresh(T.spare))) {
+	if (T.spare && (boot_now() - T.spare_at > SPARE_MAX_AGE_S || !cli_ws_fresh(T.spare))) {
 		old = T.spare;
 		T.spare = NULL;
 	}
@@ -130,9 +165,9 @@ static void keep_spare_warm(void)
 static void *conn_thread(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
-	struct cli_ws *w = take_connection();
+	struct cli_ws *w = open_stream();
 
-	if (w && cli_ws_upgrade(w, T.path) == CLI_OK) {
+	if (w) {
 		refill_spare();
 		cli_ws_pump(w, fd, fd, T.stop_pipe[0]);
 	}
@@ -209,7 +244,7 @@ int cli_cmd_tunnel(struct cli *c, int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	if ((r = cli_ws_dial(&T.target, &T.spare)) != CLI_OK)
 		goto out;
-	T.spare_at = mono_now();
+	T.spare_at = boot_now();
 	lfd = listen_on(o.bind, o.local_port);
 	if (lfd < 0) {
 		r = CLI_EUSAGE;

@@ -55,6 +55,9 @@
 #define WS_READ_IOV 64
 /* OpenSSL's read buffer: four full records and their overhead. */
 #define WS_READ_AHEAD (4 * (16 * 1024 + 512))
+/* The most reads cli_ws_fresh makes: each handles what OpenSSL holds
+ * (session tickets, a close_notify) and what the socket has then. */
+#define WS_FRESH_READS 8
 
 struct cli_ws {
 	int fd;
@@ -63,6 +66,7 @@ struct cli_ws {
 	char host[256]; /* as in the URL: for Host */
 	char prefix[CLI_URL_MAX];
 	char *token; /* secret */
+	bool stale;  /* cli_ws_fresh found it closed, or spoken to first */
 	/* Bytes read past the answer's head: the stream's first frames. */
 	uint8_t *left;
 	size_t left_len, left_off;
@@ -266,12 +270,67 @@ fail:
 	return CLI_ECONN;
 }
 
-bool cli_ws_fresh(struct cli_ws *w)
+/* Is the socket quiet and OpenSSL holding nothing unread? */
+static bool ws_quiet(struct cli_ws *w)
 {
 	struct pollfd p = { .fd = w->fd, .events = POLLIN };
 
-	/* Nothing may arrive before our request: readable means closed. */
-	return w->ssl && poll(&p, 1, 0) == 0;
+	return !SSL_has_pending(w->ssl) && poll(&p, 1, 0) == 0;
+}
+
+/* The socket alone cannot say: a TLS 1.3 server sends its session
+ * tickets after the handshake, so an open connection's socket is readable,
+ * and a close_notify read ahead with other records waits in OpenSSL's
+ * buffer, where poll(2) does not see it. So what arrived is read, without
+ * blocking and a few reads at most: records that are not application data
+ * (tickets, a key update) are handled by OpenSSL inside SSL_read_ex, which
+ * then wants more (still open); a close_notify, an alert, the end of the
+ * socket or an error mean closed; application data means the server spoke
+ * first, which the bastion never does before our request. One byte is
+ * read, not none: OpenSSL 3.0 reports application data met by a read of 0
+ * bytes as SSL_ERROR_SYSCALL, as it does the socket's end. Without
+ * SSL_MODE_AUTO_RETRY each read returns once the records OpenSSL holds are
+ * handled, so a server sending records without end cannot keep the check
+ * reading. */
+bool cli_ws_fresh(struct cli_ws *w)
+{
+	uint8_t byte;
+	bool fresh = false, retry;
+	int fl;
+
+	if (!w->ssl || w->stale)
+		return false;
+	if (SSL_get_shutdown(w->ssl) & SSL_RECEIVED_SHUTDOWN)
+		goto out;
+	if (ws_quiet(w))
+		return true;
+	fl = fcntl(w->fd, F_GETFL);
+	if (fl < 0 || fcntl(w->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		goto out;
+	retry = SSL_get_mode(w->ssl) & SSL_MODE_AUTO_RETRY;
+	SSL_clear_mode(w->ssl, SSL_MODE_AUTO_RETRY);
+	for (int i = 0; i < WS_FRESH_READS; i++) {
+		size_t got = 0;
+
+		if (SSL_read_ex(w->ssl, &byte, 1, &got) == 1 ||
+		    SSL_get_error(w->ssl, 0) != SSL_ERROR_WANT_READ)
+			break;
+		if (ws_quiet(w)) {
+			fresh = true;
+			break;
+		}
+	}
+	ERR_clear_error();
+	if (retry)
+		SSL_set_mode(w->ssl, SSL_MODE_AUTO_RETRY);
+	/* Blocking again, as the upgrade and the pump expect. */
+	if (fcntl(w->fd, F_SETFL, fl) < 0)
+		fresh = false;
+out:
+	/* Whatever made it so is consumed now: remembered, not seen again. */
+	if (!fresh)
+		w->stale = true;
+	return fresh;
 }
 
 static int ssl_write_all(struct cli_ws *w, const char *p, size_t n)
@@ -515,7 +574,9 @@ static const struct wslay_event_callbacks ws_callbacks = {
 	.genmask_callback = ws_genmask,
 };
 
-int cli_ws_upgrade(struct cli_ws *w, const char *path)
+/* spare: the connection waited since cli_ws_dial; its end before the
+ * bastion answered anything is CLI_WS_CLOSED, said nowhere (ws.h). */
+static int ws_upgrade(struct cli_ws *w, const char *path, bool spare)
 {
 	char *req = malloc(WS_REQUEST_MAX), key[32], accept[64], got[64], proto[64];
 	uint8_t raw[16], *head = malloc(WS_HEAD_MAX + WS_BODY_MAX + 1);
@@ -547,6 +608,11 @@ int cli_ws_upgrade(struct cli_ws *w, const char *path)
 		goto out;
 	}
 	if (ssl_write_all(w, req, (size_t)n) < 0) {
+		if (spare) {
+			ERR_clear_error();
+			r = CLI_WS_CLOSED;
+			goto out;
+		}
 		print_ssl_error("the connection to the bastion failed");
 		goto out;
 	}
@@ -560,6 +626,11 @@ int cli_ws_upgrade(struct cli_ws *w, const char *path)
 		}
 		got_n = SSL_read(w->ssl, head + have, (int)(WS_HEAD_MAX - have));
 		if (got_n <= 0) {
+			if (spare && have == 0) {
+				ERR_clear_error();
+				r = CLI_WS_CLOSED;
+				goto out;
+			}
 			print_ssl_error("the bastion closed the connection before answering");
 			goto out;
 		}
@@ -608,6 +679,16 @@ out:
 	}
 	free(head);
 	return r;
+}
+
+int cli_ws_upgrade(struct cli_ws *w, const char *path)
+{
+	return ws_upgrade(w, path, false);
+}
+
+int cli_ws_upgrade_spare(struct cli_ws *w, const char *path)
+{
+	return ws_upgrade(w, path, true);
 }
 
 /* ---- the pump ------------------------------------------------------------ */

@@ -24,13 +24,27 @@ struct cli_ws_target {
  * insecure). CLI_OK, or prints why and returns CLI_ECONN. */
 int cli_ws_dial(const struct cli_ws_target *t, struct cli_ws **ret);
 /* Is a connection from cli_ws_dial still usable (the server has not
- * closed it while it waited)? */
+ * closed it while it waited, nor sent anything but TLS's own records)?
+ * Decided from what TLS says, not the socket alone: what arrived is read
+ * without blocking (session tickets are handled; a close_notify, an
+ * alert, the socket's end or application data mean no). A connection
+ * once found unusable stays so. */
 bool cli_ws_fresh(struct cli_ws *w);
 /* Sends the upgrade for path (under /api/v1, query included) with the
  * bearer token and subprotocol bastion.stream.v1, and reads the answer.
  * CLI_OK on 101; otherwise prints "bastion: CODE: message" and returns the
  * exit code for the status (the connection is then spent). */
 int cli_ws_upgrade(struct cli_ws *w, const char *path);
+/* cli_ws_upgrade's answer when the connection was closed before the
+ * bastion answered anything: the request never reached it, or died with
+ * the connection. */
+#define CLI_WS_CLOSED (-1)
+/* As cli_ws_upgrade, on a connection that waited (a spare that passed
+ * cli_ws_fresh): when it turns out closed before any answer (the bastion
+ * closed it between the check and the request), prints nothing and
+ * returns CLI_WS_CLOSED, so that the caller may try once more on a new
+ * connection. */
+int cli_ws_upgrade_spare(struct cli_ws *w, const char *path);
 
 /* Joins the stream to in_fd (read, sent as binary frames; its end of file
  * is sent as {"type":"eof"}) and out_fd (the VM's bytes; its eof shuts
