@@ -291,7 +291,8 @@ static bool ws_quiet(struct cli_ws *w)
  * bytes as SSL_ERROR_SYSCALL, as it does the socket's end. Without
  * SSL_MODE_AUTO_RETRY each read returns once the records OpenSSL holds are
  * handled, so a server sending records without end cannot keep the check
- * reading. */
+ * reading. A record still coming in part after those reads leaves it
+ * undecided: stale, at the cost of one dial. */
 bool cli_ws_fresh(struct cli_ws *w)
 {
 	uint8_t byte;
