@@ -30,7 +30,9 @@
 # strace, no massif), BENCH_W2_PERF_STAT=1 (`perf stat` on bastion during
 # W2 into OUT_DIR/perf-stat-w2-ROUND.txt: its task-clock to the
 # nanosecond, not in ticks, and its cycles and instructions where the
-# machine counts them).
+# machine counts them), BENCH_W2_PERF_RECORD=1 (`perf record -g` on
+# bastion during W2 into OUT_DIR/perf-w2-ROUND.data, the whole transfer:
+# for comparing two runs sample for sample).
 # Every step is bounded by `timeout`; the namespace, the veth pair and every
 # PID started here are removed on exit, whatever happens.
 set -u
@@ -274,6 +276,10 @@ for ROUND in $(seq "$ROUNDS"); do
 	if want w2 && [ "${BENCH_W2_PERF_STAT:-0}" = 1 ]; then
 		timeout -s INT "$W2_T" perf stat -x, -e task-clock,context-switches,page-faults,cycles,instructions -p "$BPID" \
 			-o "$OUT/perf-stat-w2-$ROUND.txt" 2>/dev/null &
+		PSTAT=$!
+	fi
+	if want w2 && [ "${BENCH_W2_PERF_RECORD:-0}" = 1 ]; then
+		timeout -s INT "$W2_T" perf record -F 999 -g -p "$BPID" -o "$OUT/perf-w2-$ROUND.data" >/dev/null 2>&1 &
 		PSTAT=$!
 	fi
 	want w2 && bc w2-bastion "$W2_T" --bastion "${BASE[@]}" "${P_SSHD[@]}" --work bulk --cmd "$W2_CMD" --pid "$BPID"

@@ -332,10 +332,10 @@
 	X(login_mfa_marked, (struct store * s, const uint8_t hash[32]), (s, hash))                 \
 	/* session recordings (store_rec.h; sqlite_rec.c, pg_rec.c) */                             \
 	X(rec_open, (struct store * s, const struct store_rec *rec), (s, rec))                     \
-	X(rec_chunk_add,                                                                           \
-	  (struct store * s, const char *id, int64_t seq, const uint8_t *data, size_t len,         \
-	   const uint8_t tag[STORE_REC_TAG_BYTES], int64_t bytes),                                 \
-	  (s, id, seq, data, len, tag, bytes))                                                     \
+	X(rec_chunks_add,                                                                          \
+	  (struct store * s, const char *id, int64_t seq, const struct store_rec_chunk *c,         \
+	   size_t n, int64_t bytes),                                                               \
+	  (s, id, seq, c, n, bytes))                                                               \
 	X(rec_finish,                                                                              \
 	  (struct store * s, const char *id, int64_t ended_at, int64_t duration_ms,                \
 	   const char *state, const char *error, const uint8_t *final_tag),                        \

@@ -366,7 +366,7 @@ static const char *const harmless[] = {
 	"wait_delete",
 	"res_lock",
 	"rec_open",
-	"rec_chunk_add",
+	"rec_chunks_add",
 	"rec_finish",
 	"rec_prune",
 	"rec_key_update",

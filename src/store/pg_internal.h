@@ -117,7 +117,7 @@ STORE_OPS(STORE_OPS_PG_DECL)
 	X(listen_open, , )
 /* pg_rec.c */
 #define PG_OPS_REC(X) \
-	X(rec_open, , ) X(rec_chunk_add, , ) X(rec_finish, , ) X(rec_get, , ) \
+	X(rec_open, , ) X(rec_chunks_add, , ) X(rec_finish, , ) X(rec_get, , ) \
 	X(rec_query, , ) X(rec_chunk_get, , ) X(rec_prune, , ) X(rec_key_foreach, , ) \
 	X(rec_key_update, , ) X(rec_interrupt, , )
 /* pg_ident.c */

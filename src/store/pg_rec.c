@@ -86,48 +86,55 @@ int pg_rec_open(struct store *s, const struct store_rec *rec)
 struct chunk_args {
 	const char *id;
 	int64_t seq;
-	const uint8_t *data;
-	size_t len;
-	const uint8_t *tag;
+	const struct store_rec_chunk *c;
+	size_t n;
 	int64_t bytes;
 };
 
 static int chunk_tx(struct store *s, void *ud)
 {
 	const struct chunk_args *a = ud;
-	struct pg_num seq, bytes, stored;
-	char *data = hex_of(a->data, a->len), *tag = hex_of(a->tag, STORE_REC_TAG_BYTES);
-	const char *p1[] = { a->id, pg_num(&seq, a->seq), data, tag };
-	const char *p2[] = { a->id, pg_num(&bytes, a->bytes),
-			     pg_num(&stored, (int64_t)(a->len + STORE_REC_TAG_BYTES)) };
+	struct pg_num seq, bytes, stored, n;
+	int64_t sum = 0;
 	PGresult *res = NULL;
-	int r = -ENOMEM;
+	int r = 0;
 
-	if (!data || !tag)
-		goto out;
-	r = pg_q(s, NULL,
-		 "INSERT INTO recording_chunks (rec_id, seq, data, tag) VALUES ($1,$2,$3,$4)", 4,
-		 p1);
+	for (size_t i = 0; i < a->n && r == 0; i++) {
+		char *data = hex_of(a->c[i].data, a->c[i].len),
+		     *tag = hex_of(a->c[i].tag, STORE_REC_TAG_BYTES);
+		const char *p[] = { a->id, pg_num(&seq, a->seq + (int64_t)i), data, tag };
+
+		r = data && tag ? pg_q(s, NULL,
+				       "INSERT INTO recording_chunks (rec_id, seq, data, tag)"
+				       " VALUES ($1,$2,$3,$4)",
+				       4, p)
+				: -ENOMEM;
+		sum += (int64_t)(a->c[i].len + STORE_REC_TAG_BYTES);
+		free(data);
+		free(tag);
+	}
 	if (r < 0)
-		goto out;
-	r = pg_q(s, &res,
-		 "UPDATE recordings SET bytes = $2, stored = stored + $3, chunks = chunks + 1"
-		 " WHERE id = $1 AND state = 'recording'",
-		 3, p2);
+		return r;
+	{
+		const char *p[] = { a->id, pg_num(&bytes, a->bytes), pg_num(&stored, sum),
+				    pg_num(&n, (int64_t)a->n) };
+
+		r = pg_q(s, &res,
+			 "UPDATE recordings SET bytes = $2, stored = stored + $3,"
+			 " chunks = chunks + $4 WHERE id = $1 AND state = 'recording'",
+			 4, p);
+	}
 	/* Closed as interrupted by a survivor (or gone): takes no more. */
 	if (r == 0 && pg_changes(res) != 1)
 		r = -ESTALE;
 	PQclear(res);
-out:
-	free(data);
-	free(tag);
 	return r;
 }
 
-int pg_rec_chunk_add(struct store *s, const char *id, int64_t seq, const uint8_t *data, size_t len,
-		     const uint8_t tag[STORE_REC_TAG_BYTES], int64_t bytes)
+int pg_rec_chunks_add(struct store *s, const char *id, int64_t seq, const struct store_rec_chunk *c,
+		      size_t n, int64_t bytes)
 {
-	struct chunk_args a = { id, seq, data, len, tag, bytes };
+	struct chunk_args a = { id, seq, c, n, bytes };
 
 	return pg_tx(s, chunk_tx, &a);
 }

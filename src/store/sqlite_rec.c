@@ -41,9 +41,8 @@ int sq_rec_open(struct store *s, const struct store_rec *rec)
 struct chunk_args {
 	const char *id;
 	int64_t seq;
-	const uint8_t *data;
-	size_t len;
-	const uint8_t *tag;
+	const struct store_rec_chunk *c;
+	size_t n;
 	int64_t bytes;
 };
 
@@ -52,27 +51,34 @@ static int chunk_tx(struct store *s, void *ud)
 	const struct chunk_args *a = ud;
 	sqlite3_stmt *st = store_prepare(
 		s, "INSERT INTO recording_chunks (rec_id, seq, data, tag) VALUES (?,?,?,?)");
-	int rc;
+	int64_t stored = 0;
+	int rc = SQLITE_DONE;
 
 	if (!st)
 		return -BERR_STORE;
-	sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, a->seq);
-	sqlite3_bind_blob(st, 3, a->data, (int)a->len, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 4, a->tag, STORE_REC_TAG_BYTES, SQLITE_STATIC);
-	rc = sqlite3_step(st);
+	/* One statement for the job's chunks, bound anew for each. */
+	for (size_t i = 0; i < a->n && rc == SQLITE_DONE; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, a->seq + (int64_t)i);
+		sqlite3_bind_blob(st, 3, a->c[i].data, (int)a->c[i].len, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 4, a->c[i].tag, STORE_REC_TAG_BYTES, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		stored += (int64_t)(a->c[i].len + STORE_REC_TAG_BYTES);
+	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return step_rc(rc);
 	/* Only while it is being written: a recording a survivor closed as
 	 * interrupted (its instance was taken for lost) takes no more. */
 	st = store_prepare(s, "UPDATE recordings SET bytes = ?2, stored = stored + ?3,"
-			      " chunks = chunks + 1 WHERE id = ?1 AND state = 'recording'");
+			      " chunks = chunks + ?4 WHERE id = ?1 AND state = 'recording'");
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, a->bytes);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)(a->len + STORE_REC_TAG_BYTES));
+	sqlite3_bind_int64(st, 3, stored);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)a->n);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -80,13 +86,14 @@ static int chunk_tx(struct store *s, void *ud)
 	return sqlite3_changes(store_db(s)) == 1 ? 0 : -ESTALE;
 }
 
-int sq_rec_chunk_add(struct store *s, const char *id, int64_t seq, const uint8_t *data, size_t len,
-		     const uint8_t tag[STORE_REC_TAG_BYTES], int64_t bytes)
+int sq_rec_chunks_add(struct store *s, const char *id, int64_t seq, const struct store_rec_chunk *c,
+		      size_t n, int64_t bytes)
 {
-	struct chunk_args a = { id, seq, data, len, tag, bytes };
+	struct chunk_args a = { id, seq, c, n, bytes };
 
-	if (len > INT32_MAX)
-		return -E2BIG;
+	for (size_t i = 0; i < n; i++)
+		if (c[i].len > INT32_MAX)
+			return -E2BIG;
 	return tx_run(s, chunk_tx, &a);
 }
 

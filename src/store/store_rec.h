@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct store;
 
@@ -54,11 +55,28 @@ struct store_rec_filter {
 
 /* A new recording's row (state "recording"). -EEXIST: the ID is taken. */
 int store_rec_open(struct store *s, const struct store_rec *rec);
-/* Appends chunk seq (0, 1, ...) of recording id and sets its cast size to
- * bytes, in one transaction. -EEXIST: that chunk exists; -ESTALE: no such
- * recording in state "recording" (gone, or closed by another instance). */
-int store_rec_chunk_add(struct store *s, const char *id, int64_t seq, const uint8_t *data,
-			size_t len, const uint8_t tag[STORE_REC_TAG_BYTES], int64_t bytes);
+/* A chunk to store: its bytes, as sealed, and its tag. */
+struct store_rec_chunk {
+	const uint8_t *data;
+	size_t len;
+	uint8_t tag[STORE_REC_TAG_BYTES];
+};
+/* Appends chunks seq, seq + 1, ... (n of them) of recording id and sets
+ * its cast size to bytes, in one transaction. -EEXIST: one of those
+ * chunks exists; -ESTALE: no such recording in state "recording" (gone,
+ * or closed by another instance). Nothing is stored on failure. */
+int store_rec_chunks_add(struct store *s, const char *id, int64_t seq,
+			 const struct store_rec_chunk *c, size_t n, int64_t bytes);
+/* One chunk, as store_rec_chunks_add. */
+static inline int store_rec_chunk_add(struct store *s, const char *id, int64_t seq,
+				      const uint8_t *data, size_t len,
+				      const uint8_t tag[STORE_REC_TAG_BYTES], int64_t bytes)
+{
+	struct store_rec_chunk c = { data, len, { 0 } };
+
+	memcpy(c.tag, tag, STORE_REC_TAG_BYTES);
+	return store_rec_chunks_add(s, id, seq, &c, 1, bytes);
+}
 /* Ends a recording still in state "recording": its end, duration, state,
  * error (NULL: none) and the tag sealing its chunk count (NULL: none, as
  * for a failed one). -ESTALE when it is not (gone, or interrupted by

@@ -1,18 +1,19 @@
 /* The recording writer's side on the session's loop (record.h): what a
- * recorded session's pump hands it, and the jobs that turn it into sealed
- * chunks in the store on the worker pool (record_write.c does the work);
- * retention, on loop 0.
+ * recorded session's pump hands it goes to the packer (record_pack.c:
+ * events into chunks, compressed block by block while they are in this
+ * core's cache), and the packed chunks to jobs that seal and store them
+ * on the worker pool (record_write.c does the work); retention, on loop 0.
  *
- * On the loop the output path only appends the bytes, the time and the
- * type to an in-memory buffer as raw events (rec_raw_put: a few bytes of
- * framing and a memcpy), which the writer stores where they are: no
- * formatting, no disk, no store, no second copy.
- * The buffer goes to a worker when it holds REC_FLUSH_BYTES or one second
- * after its first byte, whichever is first; one job per recording at a
- * time, so the chain of tags needs no lock. A store that falls behind
- * does not grow memory without end: past REC_BUF_HIGH the session's SSH
- * reads pause (sess_update_output) until the job has taken the buffer, so
- * nothing shown escapes the recording. */
+ * On the loop the output path appends the bytes, the time and the type
+ * to the packer's block (a few bytes of framing and a memcpy), and every
+ * REC_BLOCK of them is compressed (level-1 zstd: 0.15 s per GiB of W2);
+ * no disk, no store. The packed chunks go to a worker when they hold
+ * REC_FLUSH_BYTES, REC_FLUSH_CHUNKS chunks, or one second after the first
+ * byte, whichever is first; one job per recording at a time, so the
+ * chain of tags needs no lock. A store that falls behind does not grow
+ * memory without end: past REC_BUF_HIGH the session's SSH reads pause
+ * (sess_update_output) until the job has taken the buffer, so nothing
+ * shown escapes the recording. */
 #include "terminal/internal.h"
 #include "terminal/record.h"
 
@@ -28,14 +29,14 @@
 #include "core/util.h"
 #include "store/store_rec.h"
 
-/* Fewer, larger jobs and transactions: SQLite was 10 % of W2 at 64 KiB,
- * and 1 MiB against 256 KiB took W2's CPU with recording on from 1.3 to
- * 1.0 times that of recording off (BENCHMARKS.md "Recording"). A job of
- * this much and one more read is one chunk (record_write.c), one
- * transaction; 1 MiB made two chunks and a third of a few bytes. */
-#define REC_FLUSH_BYTES (896 * 1024)
-#define REC_FLUSH_MS    1000
-#define REC_BUF_HIGH    (2 * 1024 * 1024) /* output pauses past this */
+/* Fewer, larger jobs and transactions (BENCHMARKS.md "Recording"): a job
+ * is what the packer made of 896 KiB stored (output that does not
+ * compress: about one chunk), or of 16 chunks of events (terminal output
+ * that does: 16 MiB shown, a few KiB stored), or of one second. */
+#define REC_FLUSH_BYTES  (896 * 1024)
+#define REC_FLUSH_CHUNKS 16
+#define REC_FLUSH_MS     1000
+#define REC_BUF_HIGH     (2 * 1024 * 1024) /* output pauses past this */
 /* Input past this is not kept (output pauses at REC_BUF_HIGH): counted,
  * and marked in the recording where it was lost. */
 #define REC_BUF_HARD (8 * 1024 * 1024)
@@ -45,19 +46,14 @@ struct rec {
 	uv_loop_t *loop;
 	uv_timer_t timer;
 	struct sess *sess; /* NULL once the session ended */
-	uint8_t *ev;       /* raw events (rec_raw_put) */
-	size_t ev_len, ev_cap;
-	uint8_t *spare; /* the last job's buffer, kept for the next swap */
-	size_t spare_cap;
+	struct rec_pack pk;
 	uint64_t t0_ms;
 	bool job_running, ending, final_queued, final_done, timer_closed;
-	struct rec_gap gap; /* dropped since the last job (buffer full, no memory) */
-	/* handed to the job in flight */
+	/* handed to the job in flight; its buffer, once done, is the next
+	 * swap's (kept while output flows) */
 	uv_work_t work;
-	uint8_t *job_ev;
-	size_t job_len, job_cap;
+	struct rec_job job;
 	bool job_final;
-	struct rec_gap job_gap;
 	int64_t duration_ms;
 	/* the jobs': one at a time */
 	struct rec_writer w;
@@ -78,7 +74,7 @@ static void rec_work(uv_work_t *work)
 {
 	struct rec *r = work->data;
 
-	rec_writer_run(&r->w, r->job_ev, r->job_len, &r->job_gap, r->job_final, r->duration_ms);
+	rec_writer_run(&r->w, &r->job, r->job_final, r->duration_ms);
 }
 
 /* ---------- on the loop ---------- */
@@ -86,8 +82,8 @@ static void rec_work(uv_work_t *work)
 static void rec_free(struct rec *r)
 {
 	rec_writer_free(&r->w);
-	free(r->ev);
-	free(r->spare);
+	rec_pack_free(&r->pk);
+	free(r->job.buf);
 	free(r);
 }
 
@@ -105,20 +101,19 @@ static void on_timer(uv_timer_t *t)
 	flush_if_due(t->data, true);
 }
 
+static bool due(const struct rec *r)
+{
+	return rec_pack_held(&r->pk) >= REC_FLUSH_BYTES || r->pk.job.chunks >= REC_FLUSH_CHUNKS;
+}
+
 static void queue_job(struct rec *r, bool final)
 {
-	/* Double buffering: the loop goes on in the spare (the last job's
-	 * buffer, already grown), so a steady stream allocates nothing. */
-	r->job_ev = r->ev;
-	r->job_len = r->ev_len;
-	r->job_cap = r->ev_cap;
-	r->job_gap = r->gap;
-	memset(&r->gap, 0, sizeof(r->gap));
-	r->ev = r->spare;
-	r->ev_cap = r->spare_cap;
-	r->ev_len = 0;
-	r->spare = NULL;
-	r->spare_cap = 0;
+	bool by_size = due(r);
+
+	rec_pack_take(&r->pk, &r->job);
+	r->job.by_size = by_size;
+	if (!by_size) /* output slowed down: the block's memory goes back */
+		rec_pack_trim(&r->pk);
 	r->job_final = final;
 	r->job_running = true;
 	r->work.data = r;
@@ -144,7 +139,7 @@ static void flush_if_due(struct rec *r, bool timer_fired)
 			queue_job(r, true);
 		return;
 	}
-	if (r->ev_len >= REC_FLUSH_BYTES || (timer_fired && r->ev_len))
+	if (due(r) || (timer_fired && rec_pack_held(&r->pk)))
 		queue_job(r, false);
 }
 
@@ -152,16 +147,16 @@ static void rec_done(uv_work_t *w, int status)
 {
 	struct rec *r = w->data;
 
-	/* Kept for a steady stream only: a flush by the timer means the
-	 * output slowed down, and an idle session holds no spare. */
-	if (!r->job_final && !r->spare && r->job_len >= REC_FLUSH_BYTES &&
-	    r->job_cap <= REC_BUF_HIGH) {
-		r->spare = r->job_ev;
-		r->spare_cap = r->job_cap;
-	} else {
-		free(r->job_ev);
+	/* Its buffer is the next swap's for a steady stream only: a flush by
+	 * the timer means the output slowed down, and an idle session holds
+	 * no spare. */
+	r->job.len = 0;
+	r->job.chunks = 0;
+	if (r->job_final || !r->job.by_size || r->job.cap > REC_BUF_HIGH) {
+		free(r->job.buf);
+		r->job.buf = NULL;
+		r->job.cap = 0;
 	}
-	r->job_ev = NULL;
 	r->job_running = false;
 	if (r->job_final) {
 		r->final_done = true;
@@ -172,7 +167,7 @@ static void rec_done(uv_work_t *w, int status)
 	if (r->sess) /* reads paused for this job may go on */
 		sess_update_output(r->sess);
 	/* What arrived meanwhile waits at most REC_FLUSH_MS more. */
-	if (!r->job_running && r->ev_len && !uv_is_active((uv_handle_t *)&r->timer))
+	if (!r->job_running && rec_pack_held(&r->pk) && !uv_is_active((uv_handle_t *)&r->timer))
 		uv_timer_start(&r->timer, on_timer, REC_FLUSH_MS, 0);
 }
 
@@ -184,48 +179,26 @@ static void on_timer_closed(uv_handle_t *h)
 	maybe_free(r);
 }
 
-/* Bytes that cannot be kept are counted, to be marked where they were
- * lost (record_write.c), never dropped silently. */
-static void drop(struct rec *r, char type, uint64_t ms, size_t len, const char *why)
-{
-	if (!r->gap.in && !r->gap.out)
-		r->gap.ms = ms;
-	*(type == 'i' ? &r->gap.in : &r->gap.out) += len;
-	r->gap.why = why;
-}
-
 static void append(struct rec *r, char type, const void *data, size_t len)
 {
 	uint64_t ms = uv_now(r->loop) - r->t0_ms;
-	size_t need = r->ev_len + rec_raw_put_max(len);
 
-	if (atomic_load_explicit(&r->w.stopped, memory_order_relaxed))
+	if (r->pk.stopped || atomic_load_explicit(&r->w.stopped, memory_order_relaxed))
 		return;
-	if (need > REC_BUF_HARD) {
-		drop(r, type, ms, len,
-		     "the store fell behind: more than 8 MiB waited to be written");
+	if (rec_pack_held(&r->pk) + len > REC_BUF_HARD) {
+		/* Bytes that cannot be kept are counted, to be marked where
+		 * they were lost, never dropped silently. */
+		rec_pack_drop(&r->pk, type, ms, len,
+			      "the store fell behind: more than 8 MiB waited to be written");
 		return;
 	}
-	if (need > r->ev_cap) {
-		size_t cap = r->ev_cap ? r->ev_cap : 16 * 1024;
-		uint8_t *p;
-
-		while (cap < need)
-			cap *= 2;
-		if (!(p = realloc(r->ev, cap))) {
-			drop(r, type, ms, len, "out of memory");
-			return;
-		}
-		r->ev = p;
-		r->ev_cap = cap;
-	}
-	r->ev_len += rec_raw_put(r->ev + r->ev_len, r->ev_len == 0, type, ms, data, len);
+	rec_pack_event(&r->pk, type, ms, data, len); /* no memory: a gap, marked */
 	if (r->job_running) {
-		if (r->ev_len >= REC_BUF_HIGH && r->sess)
+		if (rec_pack_held(&r->pk) >= REC_BUF_HIGH && r->sess)
 			sess_update_output(r->sess);
 		return;
 	}
-	if (r->ev_len >= REC_FLUSH_BYTES)
+	if (due(r))
 		queue_job(r, false);
 	else if (!uv_is_active((uv_handle_t *)&r->timer))
 		uv_timer_start(&r->timer, on_timer, REC_FLUSH_MS, 0);
@@ -244,8 +217,7 @@ int term_rec_start(struct sess *s, const struct term_connect *tc)
 	r->loop = s->home->loop;
 	r->sess = s;
 	r->t0_ms = uv_now(r->loop);
-	rec_writer_init(&r->w, term_g.store, tc->rec_key, tc->p.cols > 0 ? tc->p.cols : 80,
-			tc->p.rows > 0 ? tc->p.rows : 24, atomic_load(&rec_max_bytes));
+	rec_writer_init(&r->w, term_g.store, tc->rec_key, atomic_load(&rec_max_bytes));
 	row = &r->w.row;
 	util_strlcpy(row->id, tc->rec_id, sizeof(row->id));
 	util_strlcpy(row->session, s->id, sizeof(row->session));
@@ -262,6 +234,8 @@ int term_rec_start(struct sess *s, const struct term_connect *tc)
 		util_strlcpy(row->instance, "bastion", sizeof(row->instance));
 	util_strlcpy(row->mode, tc->rec_mode, sizeof(row->mode));
 	row->started_at = store_now();
+	rec_pack_init(&r->pk, r->w.max_bytes, tc->p.cols > 0 ? tc->p.cols : 80,
+		      tc->p.rows > 0 ? tc->p.rows : 24, row->started_at);
 	memcpy(row->wrapped, tc->rec_wrapped, tc->rec_wrapped_len);
 	row->wrapped_len = tc->rec_wrapped_len;
 	uv_timer_init(r->loop, &r->timer);
@@ -294,7 +268,7 @@ void term_rec_resize(struct sess *s, int cols, int rows)
 
 bool term_rec_behind(const struct sess *s)
 {
-	return s->rec && s->rec->ev_len >= REC_BUF_HIGH && s->rec->job_running;
+	return s->rec && rec_pack_held(&s->rec->pk) >= REC_BUF_HIGH && s->rec->job_running;
 }
 
 void term_rec_stop(struct sess *s)

@@ -1,9 +1,10 @@
 /* Session recordings (SPEC §8): asciicast v2, compressed and sealed in
  * chunks in the store (docs/decisions.md "Where recordings live").
  *
- * A chunk is a zstd frame (zlib before: still read, told apart by zstd's
- * magic number) of raw events (record_raw.c; the header is the first of
- * chunk 0), or the raw events as they are when a sample says they do not
+ * A chunk is a run of zstd frames, one per block the packer compressed
+ * (zlib before: still read, told apart by zstd's magic number), of raw
+ * events (record_raw.c; the header is the first of chunk 0), or the raw
+ * events as they are when a sample says they do not
  * compress (their first byte, REC_RAW_V1, starts neither a zstd frame nor
  * a zlib stream), rendered as asciicast lines when read (chunks of
  * asciicast text, as written before, are served as they are), with a tag
@@ -17,9 +18,10 @@
  *
  * record_seal.c: the pure parts (the cast's lines, reading back, search).
  * record_chunk.c: a chunk's tag, how it is stored, sealing and opening.
- * record_raw.c: raw events and their rendering. record_write.c: the
- * writer's work on the pool (events into sealed chunks). record.c: the
- * session's side on its loop. */
+ * record_raw.c: raw events and their rendering. record_pack.c: events
+ * into chunks, compressed block by block, on the session's loop.
+ * record_write.c: the writer's work on the pool (packed chunks tagged and
+ * stored). record.c: the session's side on its loop. */
 #pragma once
 
 #include <stdatomic.h>
@@ -123,6 +125,8 @@ void rec_search_free(struct rec_search *rs);
 int rec_raw_event(struct buf *out, char type, uint64_t ms, const uint8_t *data, size_t len);
 /* The header (width, height, unix time of the start) as an event 'h'. */
 int rec_raw_header(struct buf *out, int width, int height, int64_t timestamp);
+/* The header's bytes (three varints) into b: how many. */
+size_t rec_raw_header_bytes(uint8_t b[30], int width, int height, int64_t timestamp);
 /* What rendering carries from one chunk to the next: UTF-8 sequences cut
  * between two reads of the same stream. Zeroed to start. */
 struct rec_render {
@@ -154,15 +158,91 @@ size_t rec_raw_put(uint8_t *p, bool first, char type, uint64_t ms, const uint8_t
  * time; -BERR_INTEGRITY when it is cut short or longer than a piece. */
 int rec_raw_next(const uint8_t *p, size_t len, size_t off, size_t *ret_end, uint64_t *ret_ms);
 
-/* ---------- the writer (record_write.c), on the pool ---------- */
+/* ---------- the packer (record_pack.c), on the session's loop ---------- */
 
-/* What the loop could not keep since the last job (its buffer full, or no
- * memory): the recording marks the place and says how much ("m" event). */
+/* What the loop could not keep (its buffer full, or no memory): the
+ * recording marks the place and says how much ("m" event). */
 struct rec_gap {
 	uint64_t in, out; /* keystroke bytes; output and resize bytes */
 	uint64_t ms;      /* when the first was dropped */
 	const char *why;  /* static text */
 };
+/* The marker's text for gap g ("not recorded: ... here (why)"). */
+void rec_gap_text(const struct rec_gap *g, char *out, size_t size);
+/* The cap's marker text. */
+void rec_cap_text(int64_t max_bytes, char *out, size_t size);
+
+/* A job for the writer: sealed-to-be chunks, each as it will be stored
+ * (a run of zstd frames, or raw events as they are) behind a head saying
+ * its stored and plaintext sizes (rec_job_next walks them). */
+struct rec_job {
+	uint8_t *buf;
+	size_t len, cap;
+	size_t chunks;
+	int64_t total;      /* plaintext packed since the start, to this job's end */
+	struct rec_gap gap; /* the gaps marked in it: audited */
+	bool truncated;     /* it ends with the cap's marker */
+	bool by_size;       /* taken full, not by the timer: output is flowing */
+};
+struct rec_packed {
+	const uint8_t *data; /* as stored */
+	size_t len, plain;
+};
+/* The chunk at *off of job (0 to start), and *off moved past it: true, or
+ * false at the end. */
+bool rec_job_next(const struct rec_job *job, size_t *off, struct rec_packed *ret);
+
+/* The packer: events into chunks as they come, on the session's loop.
+ * Each chunk's events go into a block (REC_BLOCK) that is compressed as
+ * it fills, while it is still in this core's cache, into a zstd frame of
+ * the chunk (a chunk is a run of frames, at most REC_CHUNK_PLAIN_MAX of
+ * events); a chunk whose first block a sample says does not compress
+ * takes its events as they are instead. The cap (max bytes of events)
+ * is kept here, event by event: the event that would pass it is replaced
+ * by a marker saying so, and nothing more is packed. */
+#define REC_BLOCK (128 * 1024)
+struct rec_pack {
+	struct rec_job job; /* being filled */
+	uint8_t *blk;       /* the open chunk's block of events (REC_BLOCK) */
+	size_t blk_len, blk_cap;
+	int kind;           /* of the open chunk (record_pack.c) */
+	size_t head;        /* where the open chunk's head is in job.buf */
+	size_t plain;       /* the open chunk's plaintext so far */
+	uint64_t last_ms;   /* of the last event packed */
+	int64_t total, max; /* plaintext packed; the cap */
+	struct rec_gap gap; /* dropped and not marked yet */
+	bool stopped;       /* past the cap */
+};
+/* A packer whose first event is the header (width, height, start). */
+void rec_pack_init(struct rec_pack *pk, int64_t max_bytes, int width, int height,
+		   int64_t started_at);
+/* An event (cut in pieces of REC_EV_PIECE). Past the cap: the marker,
+ * then nothing. -ENOMEM: not packed; the caller counts it as a gap. */
+int rec_pack_event(struct rec_pack *pk, char type, uint64_t ms, const uint8_t *data, size_t len);
+/* len bytes of type that could not be kept at ms: marked before the next
+ * event packed, or at the end of the job. */
+void rec_pack_drop(struct rec_pack *pk, char type, uint64_t ms, size_t len, const char *why);
+/* Bytes held: the job's and the block's. */
+static inline size_t rec_pack_held(const struct rec_pack *pk)
+{
+	return pk->job.len + pk->blk_len;
+}
+/* Closes the open chunk and hands the job over: *job becomes what was
+ * packed, and its buffer before (emptied) is what the packer fills next
+ * (double buffering: a steady stream allocates nothing). */
+void rec_pack_take(struct rec_pack *pk, struct rec_job *job);
+/* Gives back the memory of an empty block and job (output slowed down). */
+void rec_pack_trim(struct rec_pack *pk);
+void rec_pack_free(struct rec_pack *pk);
+
+/* Level-1 zstd of n bytes at p as one frame into out (cap bytes, at least
+ * ZSTD_compressBound(n)), with this thread's compressor: its size, or 0
+ * on failure. And whether events are worth it, from a sample. Any thread. */
+size_t rec_zstd_frame(const uint8_t *p, size_t n, uint8_t *out, size_t cap);
+size_t rec_zstd_bound(size_t n);
+bool rec_worth_compressing(const uint8_t *plain, size_t len);
+
+/* ---------- the writer (record_write.c), on the pool ---------- */
 
 /* One recording's writer: one job at a time runs it (the chain of tags
  * needs no lock). row is filled by the caller before the first run. */
@@ -171,28 +251,21 @@ struct rec_writer {
 	uint8_t key[REC_KEY_BYTES];
 	uint8_t prev[STORE_REC_TAG_BYTES];
 	int64_t seq, bytes, max_bytes;
-	bool opened, header_done;
-	struct buf plain; /* what the writer adds itself: the header, markers */
-	int width, height;
-	uint64_t last_ms;     /* the time of the last event written */
+	bool opened;
 	uint64_t gap_total;   /* bytes not recorded, in all */
 	char principal[80];   /* "user:NAME", for the audit trail */
 	struct store_rec row; /* its metadata; state and error as they are now */
-	atomic_bool stopped;  /* past the cap, failed or interrupted: appends stop */
+	atomic_bool stopped;  /* failed or interrupted: appends stop */
 };
 
 void rec_writer_init(struct rec_writer *w, struct store *st, const uint8_t key[REC_KEY_BYTES],
-		     int width, int height, int64_t max_bytes);
-/* Stores len bytes of raw events as the session's loop wrote them
- * (rec_raw_put: the format byte, then events of at most a piece each) in
- * chunks, compressed or not (rec_seal_chunk) and sealed, straight from ev,
- * which is the writer's to change meanwhile (a chunk after the first
- * takes the byte before it for its format byte); the row and the header
- * first, on the first run. gap (NULL: none) is marked after the events.
- * final: the recording's end is sealed and stored. Nothing is dropped
- * without an "m" event in the cast and an audit record, or the
- * recording's state saying why it stopped. */
-void rec_writer_run(struct rec_writer *w, uint8_t *ev, size_t len, const struct rec_gap *gap,
-		    bool final, int64_t duration_ms);
-/* Wipes the key, frees the buffer. */
+		     int64_t max_bytes);
+/* Seals and stores job's chunks (rec_pack_take) in one transaction, the
+ * row first, on the first run; audits what the job says was not recorded
+ * (its gaps) and the cap. final: the recording's end is sealed and
+ * stored. Nothing is dropped without an "m" event in the cast and an
+ * audit record, or the recording's state saying why it stopped. */
+void rec_writer_run(struct rec_writer *w, const struct rec_job *job, bool final,
+		    int64_t duration_ms);
+/* Wipes the key. */
 void rec_writer_free(struct rec_writer *w);

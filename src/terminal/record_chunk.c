@@ -124,7 +124,7 @@ static ZSTD_CCtx *cctx(void)
 #define SAMPLE_SLICE 4096
 #define SAMPLE_FROM  (64 * 1024) /* smaller chunks are compressed whole */
 
-static bool worth_compressing(const uint8_t *plain, size_t len)
+bool rec_worth_compressing(const uint8_t *plain, size_t len)
 {
 	uint8_t sample[4 * SAMPLE_SLICE], z[4 * SAMPLE_SLICE + 512];
 	ZSTD_CCtx *c;
@@ -138,6 +138,22 @@ static bool worth_compressing(const uint8_t *plain, size_t len)
 	/* Stored raw past 70 %: base64 of random bytes makes 75 %, hex dumps
 	 * of them 55 %. */
 	return ZSTD_isError(n) || n * 10 <= sizeof(sample) * 7;
+}
+
+size_t rec_zstd_bound(size_t n)
+{
+	return ZSTD_compressBound(n);
+}
+
+size_t rec_zstd_frame(const uint8_t *p, size_t n, uint8_t *out, size_t cap)
+{
+	ZSTD_CCtx *c = cctx();
+	size_t z;
+
+	if (!c)
+		return 0;
+	z = ZSTD_compressCCtx(c, out, cap, p, n, 1);
+	return ZSTD_isError(z) ? 0 : z;
 }
 
 int rec_seal_chunk_codec(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
@@ -197,7 +213,7 @@ int rec_seal_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq
 
 	if (len > REC_CHUNK_PLAIN_MAX)
 		return -E2BIG;
-	if (len && plain[0] == REC_RAW_V1 && !worth_compressing(plain, len)) {
+	if (len && plain[0] == REC_RAW_V1 && !rec_worth_compressing(plain, len)) {
 		/* Stored as it is: no copy, the tag over the events themselves. */
 		if ((r = rec_chunk_tag(key, id, seq, prev, plain, len, tag)) < 0)
 			return r;
@@ -220,7 +236,8 @@ static bool is_zstd(const uint8_t *data, size_t len)
 	return len >= 4 && data[0] == 0x28 && data[1] == 0xb5 && data[2] == 0x2f && data[3] == 0xfd;
 }
 
-/* Inflates a zstd frame into out, at most REC_CHUNK_PLAIN_MAX bytes. */
+/* Inflates a run of zstd frames (the packer writes one per block) into
+ * out, at most REC_CHUNK_PLAIN_MAX bytes. */
 static int open_zstd(const uint8_t *data, size_t len, struct buf *out)
 {
 	ZSTD_DStream *d = ZSTD_createDStream();
@@ -233,7 +250,8 @@ static int open_zstd(const uint8_t *data, size_t len, struct buf *out)
 		r = -ENOMEM;
 		goto out;
 	}
-	while (zr != 0) {
+	/* zr 0: a frame ended; the stream starts the next by itself. */
+	while (zr != 0 || in.pos < in.size) {
 		ZSTD_outBuffer o = { tmp, 64 * 1024, 0 };
 
 		zr = ZSTD_decompressStream(d, &o, &in);
@@ -255,8 +273,6 @@ static int open_zstd(const uint8_t *data, size_t len, struct buf *out)
 			goto out;
 		}
 	}
-	if (in.pos != in.size) /* bytes after the frame */
-		r = -BERR_INTEGRITY;
 out:
 	ZSTD_freeDStream(d);
 	free(tmp);

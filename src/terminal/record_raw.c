@@ -106,15 +106,21 @@ int rec_raw_next(const uint8_t *p, size_t len, size_t off, size_t *ret_end, uint
 	return 0;
 }
 
-int rec_raw_header(struct buf *out, int width, int height, int64_t timestamp)
+size_t rec_raw_header_bytes(uint8_t b[3 * VARINT_MAX], int width, int height, int64_t timestamp)
 {
-	uint8_t b[3 * VARINT_MAX];
 	size_t n = 0;
 
 	n += varint_put(b + n, (uint64_t)(width > 0 ? width : 80));
 	n += varint_put(b + n, (uint64_t)(height > 0 ? height : 24));
 	n += varint_put(b + n, (uint64_t)(timestamp > 0 ? timestamp : 0));
-	return rec_raw_event(out, 'h', 0, b, n);
+	return n;
+}
+
+int rec_raw_header(struct buf *out, int width, int height, int64_t timestamp)
+{
+	uint8_t b[3 * VARINT_MAX];
+
+	return rec_raw_event(out, 'h', 0, b, rec_raw_header_bytes(b, width, height, timestamp));
 }
 
 /* The header's three numbers into its asciicast line. */

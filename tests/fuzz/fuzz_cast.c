@@ -13,7 +13,8 @@
  * do not compress): those two chunks sealed as the writer seals them
  * (compressed or not, as a sample decides) and as stored raw open back to
  * the same bytes, and a flipped byte in a stored raw chunk fails; the
- * loop's framing (rec_raw_put) makes the same events. */
+ * loop's framing (rec_raw_put) makes the same events, and so does its
+ * packer (record_pack.c), under a cap too. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,58 @@ static void check_raw(const uint8_t *data, size_t size, size_t cut, const struct
 	buf_free(&text);
 }
 
+/* The packer (what the loop does with each read it records): the two
+ * reads packed, each chunk opened back with its tag, make the very events
+ * rec_raw_event makes (a chunk after the first starts with its own format
+ * byte); under a cap the input sets, it never packs past it and ends with
+ * its marker. */
+static void check_pack(const uint8_t *data, size_t size, size_t cut)
+{
+	for (int capped = 0; capped < 2; capped++) {
+		int64_t max = capped ? 320 + (int64_t)(size ? data[size - 1] : 0) * 4 : 1LL << 40;
+		struct rec_pack pk;
+		struct rec_job job = { 0 };
+		struct rec_packed p;
+		struct buf want, got;
+		size_t off = 0;
+		uint8_t tag[STORE_REC_TAG_BYTES];
+
+		buf_init(&want, 4 * REC_CHUNK_PLAIN_MAX);
+		buf_init(&got, 4 * REC_CHUNK_PLAIN_MAX);
+		rec_pack_init(&pk, max, 80, 24, 0);
+		if (rec_pack_event(&pk, 'o', 500, data, cut) < 0 ||
+		    rec_pack_event(&pk, 'o', 1500, data + cut, size - cut) < 0)
+			abort();
+		rec_pack_take(&pk, &job);
+		if (rec_raw_header(&want, 80, 24, 0) < 0 ||
+		    rec_raw_event(&want, 'o', 500, data, cut) < 0 ||
+		    rec_raw_event(&want, 'o', 1500, data + cut, size - cut) < 0)
+			abort();
+		while (rec_job_next(&job, &off, &p)) {
+			size_t at = got.len;
+
+			if (rec_chunk_tag(key, "r", 0, NULL, p.data, p.len, tag) < 0 ||
+			    rec_open_chunk(key, "r", 0, NULL, p.data, p.len, tag, &got) < 0 ||
+			    got.len - at != p.plain || (uint8_t)got.data[at] != REC_RAW_V1)
+				abort();
+			if (at) { /* one format byte for the whole */
+				memmove(got.data + at, got.data + at + 1, got.len - at - 1);
+				got.len--;
+			}
+		}
+		if (off != job.len || (int64_t)got.len != pk.total || job.total != pk.total)
+			abort();
+		if (!capped && (got.len != want.len || memcmp(got.data, want.data, want.len) != 0))
+			abort();
+		if (capped && (pk.total > max || (job.truncated && !pk.stopped)))
+			abort();
+		rec_pack_free(&pk);
+		free(job.buf);
+		buf_free(&want);
+		buf_free(&got);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct buf out;
@@ -197,6 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rec_search_free(rs);
 	check_chunks(data, size, &out);
 	check_raw(data, size, cut, &out);
+	check_pack(data, size, cut);
 	buf_free(&out);
 	return 0;
 }

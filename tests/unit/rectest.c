@@ -38,26 +38,42 @@ int rectest_read(struct store *s, const char *id, const uint8_t *k, struct buf *
 	return r;
 }
 
-void rectest_ev_add(struct rectest_evs *e, char type, uint64_t ms, const void *data, size_t len)
+void rectest_open(struct rectest_rec *t, struct store *s, const char *id, int64_t max)
 {
-	/* As the session's loop writes them (record.c). */
-	e->p = realloc(e->p, e->len + rec_raw_put_max(len));
-	assert_non_null(e->p);
-	e->len += rec_raw_put(e->p + e->len, e->len == 0, type, ms, data, len);
+	memset(t, 0, sizeof(*t));
+	rec_writer_init(&t->w, s, rectest_key, max);
+	snprintf(t->w.row.id, sizeof(t->w.row.id), "%s", id);
+	snprintf(t->w.row.session, sizeof(t->w.row.session), "s-%s", id);
+	snprintf(t->w.row.user, sizeof(t->w.row.user), "alice");
+	snprintf(t->w.row.vm, sizeof(t->w.row.vm), "/groups/g/vms/v");
+	snprintf(t->w.row.bastion, sizeof(t->w.row.bastion), "/groups/g/bastions/b");
+	snprintf(t->w.row.instance, sizeof(t->w.row.instance), "test");
+	snprintf(t->w.row.mode, sizeof(t->w.row.mode), "input_output");
+	t->w.row.started_at = 1000;
+	t->w.row.wrapped_len = 41;
+	rec_pack_init(&t->pk, t->w.max_bytes, 80, 24, t->w.row.started_at);
 }
 
-void rectest_writer_open(struct rec_writer *w, struct store *s, const char *id, int64_t max)
+void rectest_ev(struct rectest_rec *t, char type, uint64_t ms, const void *data, size_t len)
 {
-	rec_writer_init(w, s, rectest_key, 80, 24, max);
-	snprintf(w->row.id, sizeof(w->row.id), "%s", id);
-	snprintf(w->row.session, sizeof(w->row.session), "s-%s", id);
-	snprintf(w->row.user, sizeof(w->row.user), "alice");
-	snprintf(w->row.vm, sizeof(w->row.vm), "/groups/g/vms/v");
-	snprintf(w->row.bastion, sizeof(w->row.bastion), "/groups/g/bastions/b");
-	snprintf(w->row.instance, sizeof(w->row.instance), "test");
-	snprintf(w->row.mode, sizeof(w->row.mode), "input_output");
-	w->row.started_at = 1000;
-	w->row.wrapped_len = 41;
+	assert_int_equal(rec_pack_event(&t->pk, type, ms, data, len), 0);
+}
+
+void rectest_run(struct rectest_rec *t, const struct rec_gap *g, bool final, int64_t duration_ms)
+{
+	if (g && g->in)
+		rec_pack_drop(&t->pk, 'i', g->ms, g->in, g->why);
+	if (g && g->out)
+		rec_pack_drop(&t->pk, 'o', g->ms, g->out, g->why);
+	rec_pack_take(&t->pk, &t->job);
+	rec_writer_run(&t->w, &t->job, final, duration_ms);
+}
+
+void rectest_close(struct rectest_rec *t)
+{
+	rec_writer_free(&t->w);
+	rec_pack_free(&t->pk);
+	free(t->job.buf);
 }
 
 /* The cast of id, its events of type into data (concatenated) and the "m"

@@ -66,29 +66,26 @@ static void output_of(int kind, uint8_t *p, size_t n, uint32_t seed)
 static void write_kinds(struct store *s, const char *id, const int *jobs, size_t njobs,
 			struct buf *kinds, struct buf *want)
 {
-	struct rec_writer w;
+	struct rectest_rec t;
 	size_t job = 768 * 1024;
 	uint8_t *out = malloc(job);
 	int64_t ends[16], seq = 0;
 
 	assert_non_null(out);
 	assert_true(njobs <= 16);
-	rectest_writer_open(&w, s, id, 1LL << 30);
+	rectest_open(&t, s, id, 1LL << 30);
 	for (size_t j = 0; j < njobs; j++) {
-		struct rectest_evs e = { 0 };
-
 		output_of(jobs[j], out, job, (uint32_t)j + 7);
 		for (size_t off = 0; off < job; off += 4095)
-			rectest_ev_add(&e, 'o', j * 1000 + off / 4095, out + off,
-				       job - off < 4095 ? job - off : 4095);
-		rec_writer_run(&w, e.p, e.len, NULL, j + 1 == njobs, (int64_t)j * 1000);
-		ends[j] = w.seq;
+			rectest_ev(&t, 'o', j * 1000 + off / 4095, out + off,
+				   job - off < 4095 ? job - off : 4095);
+		rectest_run(&t, NULL, j + 1 == njobs, (int64_t)j * 1000);
+		ends[j] = t.w.seq;
 		if (want)
 			assert_int_equal(buf_append(want, out, job), 0);
-		free(e.p);
 	}
-	assert_string_equal(w.row.state, "complete");
-	rec_writer_free(&w);
+	assert_string_equal(t.w.row.state, "complete");
+	rectest_close(&t);
 	for (size_t j = 0; j < njobs; j++) {
 		char kind = 0;
 
@@ -125,8 +122,8 @@ static void test_raw_chunks(void **state)
 	buf_init(&got, 64 << 20);
 	write_kinds(f->s, "w-kinds", jobs, 5, &kinds, NULL);
 	assert_string_equal(buf_str(&kinds), "zrzrr");
-	/* A job of less than REC_FLUSH_BYTES is one chunk, one transaction
-	 * (the header rides in the first). */
+	/* A job of less than a chunk's events is one chunk (the header rides
+	 * in the first). */
 	assert_int_equal(store_rec_get(f->s, "w-kinds", &rec), 0);
 	assert_int_equal(rec.chunks, 5);
 	/* Byte-exact where the cast carries bytes as they are (UTF-8). */
@@ -145,11 +142,10 @@ static void test_raw_chunks(void **state)
 	buf_free(&got);
 }
 
-/* A job larger than a chunk holds (the store fell behind while the loop
- * gathered more) is cut between events into chunks of about equal size,
- * each within REC_CHUNK_PLAIN_MAX, stored from the loop's buffer where
- * they are; read back byte-exact. The cap in the middle of such a job
- * stops it there. */
+/* A job of more events than a chunk holds is cut between events into
+ * chunks of REC_CHUNK_PLAIN_MAX at most, each full but the last (a
+ * compressed one a run of frames, one per block); read back byte-exact.
+ * The cap in the middle of such a job stops it there. */
 static void test_writer_big_job(void **state)
 {
 	struct tu_store *f = *state;
@@ -160,19 +156,17 @@ static void test_writer_big_job(void **state)
 
 	assert_non_null(out);
 	for (int kind = 0; kind < 2; kind++) {
-		struct rec_writer w;
-		struct rectest_evs e = { 0 };
+		struct rectest_rec t;
 		char id[16];
 
 		snprintf(id, sizeof(id), "w-bigjob-%d", kind);
 		output_of(kind, out, job, 99);
-		rectest_writer_open(&w, f->s, id, 1LL << 30);
+		rectest_open(&t, f->s, id, 1LL << 30);
 		for (size_t off = 0; off < job; off += 4095)
-			rectest_ev_add(&e, 'o', off / 4095, out + off,
-				       job - off < 4095 ? job - off : 4095);
-		rec_writer_run(&w, e.p, e.len, NULL, true, 1000);
-		rec_writer_free(&w);
-		free(e.p);
+			rectest_ev(&t, 'o', off / 4095, out + off,
+				   job - off < 4095 ? job - off : 4095);
+		rectest_run(&t, NULL, true, 1000);
+		rectest_close(&t);
 		assert_int_equal(store_rec_get(f->s, id, &rec), 0);
 		assert_int_equal(rec.chunks, 3);
 		for (int64_t seq = 0; seq < rec.chunks; seq++) {
@@ -192,9 +186,10 @@ static void test_writer_big_job(void **state)
 			assert_int_equal(rec_open_chunk(key, id, seq, seq ? prev : NULL, d, len,
 							tag, &plain),
 					 0);
-			/* About a third each: not a full chunk and a crumb. */
-			assert_true(plain.len > job / 3 - 64 * 1024 &&
-				    plain.len <= REC_CHUNK_PLAIN_MAX);
+			/* Full but the last, none past the most a chunk holds. */
+			assert_true(plain.len <= REC_CHUNK_PLAIN_MAX);
+			if (seq + 1 < rec.chunks)
+				assert_true(plain.len > REC_CHUNK_PLAIN_MAX - 8 * 1024);
 			assert_int_equal((uint8_t)plain.data[0], REC_RAW_V1);
 			buf_free(&plain);
 			free(d);
@@ -207,17 +202,15 @@ static void test_writer_big_job(void **state)
 	}
 	/* The cap in the middle of the job's second chunk. */
 	{
-		struct rec_writer w;
-		struct rectest_evs e = { 0 };
+		struct rectest_rec t;
 
 		output_of(1, out, job, 5);
-		rectest_writer_open(&w, f->s, "w-bigjob-cap", 1300 * 1024);
+		rectest_open(&t, f->s, "w-bigjob-cap", 1300 * 1024);
 		for (size_t off = 0; off < job; off += 4095)
-			rectest_ev_add(&e, 'o', off / 4095, out + off,
-				       job - off < 4095 ? job - off : 4095);
-		rec_writer_run(&w, e.p, e.len, NULL, true, 1000);
-		rec_writer_free(&w);
-		free(e.p);
+			rectest_ev(&t, 'o', off / 4095, out + off,
+				   job - off < 4095 ? job - off : 4095);
+		rectest_run(&t, NULL, true, 1000);
+		rectest_close(&t);
 	}
 	buf_init(&got, 8 << 20);
 	buf_init(&marks, 4096);
@@ -308,6 +301,93 @@ static void test_raw_chunk_bounds(void **state)
 	buf_free(&out);
 }
 
+/* A compressed chunk is a run of zstd frames (the packer writes one per
+ * block): read in turn, byte-exact; bytes after the last frame that do not
+ * make one, a last frame cut short, or frames holding more than a chunk
+ * may: each fails with nothing appended. */
+static void test_frames(void **state)
+{
+	size_t blk = 128 * 1024, zcap = 10 * rec_zstd_bound(blk), zn = 0, n;
+	uint8_t *plain = malloc(9 * blk), *z = malloc(zcap + 8), tag[STORE_REC_TAG_BYTES];
+	size_t ends[9];
+	struct buf out;
+
+	(void)state;
+	assert_non_null(plain);
+	assert_non_null(z);
+	output_of(0, plain, 9 * blk, 3);
+	for (int i = 0; i < 9; i++) {
+		n = rec_zstd_frame(plain + (size_t)i * blk, blk, z + zn, zcap - zn);
+		assert_true(n > 0);
+		zn += n;
+		ends[i] = zn;
+	}
+	buf_init(&out, 2 * REC_CHUNK_PLAIN_MAX);
+	/* Three frames: the three blocks. */
+	assert_int_equal(rec_chunk_tag(key, "f", 0, NULL, z, ends[2], tag), 0);
+	assert_int_equal(rec_open_chunk(key, "f", 0, NULL, z, ends[2], tag, &out), 0);
+	assert_int_equal(out.len, 3 * blk);
+	assert_memory_equal(out.data, plain, 3 * blk);
+	/* Bytes after the last frame. */
+	memmove(z + ends[2] + 4, z + ends[2], zn - ends[2]);
+	memcpy(z + ends[2], "junk", 4);
+	for (size_t extra = 1; extra <= 4; extra++) {
+		buf_reset(&out);
+		assert_int_equal(rec_chunk_tag(key, "f", 0, NULL, z, ends[2] + extra, tag), 0);
+		assert_int_equal(rec_open_chunk(key, "f", 0, NULL, z, ends[2] + extra, tag, &out),
+				 -BERR_INTEGRITY);
+		assert_int_equal(out.len, 0);
+	}
+	memmove(z + ends[2], z + ends[2] + 4, zn - ends[2]);
+	/* The last frame cut short, anywhere. */
+	for (size_t cut = ends[1] + 1; cut < ends[2]; cut += (ends[2] - ends[1]) / 7 + 1) {
+		buf_reset(&out);
+		assert_int_equal(rec_chunk_tag(key, "f", 0, NULL, z, cut, tag), 0);
+		assert_int_equal(rec_open_chunk(key, "f", 0, NULL, z, cut, tag, &out),
+				 -BERR_INTEGRITY);
+		assert_int_equal(out.len, 0);
+	}
+	/* Nine blocks: more than a chunk holds. */
+	buf_reset(&out);
+	assert_int_equal(rec_chunk_tag(key, "f", 0, NULL, z, zn, tag), 0);
+	assert_int_equal(rec_open_chunk(key, "f", 0, NULL, z, zn, tag, &out), -E2BIG);
+	assert_int_equal(out.len, 0);
+	buf_free(&out);
+	free(plain);
+	free(z);
+}
+
+/* The packer's memory follows the output: an interactive session's block
+ * stays small, and what a quiet session holds is given back. */
+static void test_pack_memory(void **state)
+{
+	struct rec_pack pk;
+	struct rec_job job = { 0 };
+	uint8_t big[4095];
+
+	(void)state;
+	memset(big, 'A', sizeof(big));
+	rec_pack_init(&pk, 1LL << 30, 80, 24, 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(
+			rec_pack_event(&pk, 'o', (uint64_t)i, (const uint8_t *)"ls\r\n", 4), 0);
+	assert_true(pk.blk_cap <= 4096);
+	for (int i = 0; i < 1000; i++) /* 3.9 MiB of output: blocks compressed as they fill */
+		assert_int_equal(rec_pack_event(&pk, 'o', 200, big, sizeof(big)), 0);
+	assert_int_equal(pk.blk_cap, REC_BLOCK);
+	assert_true(pk.blk_len < REC_BLOCK);
+	assert_true(pk.job.len < 16 * 1024); /* 3.9 MiB of repeats, compressed: little */
+	rec_pack_take(&pk, &job);
+	assert_int_equal(job.chunks, 4); /* 3.9 MiB: 1 MiB of events at most each */
+	assert_int_equal(pk.blk_len, 0);
+	rec_pack_trim(&pk);
+	assert_null(pk.blk);
+	assert_null(pk.job.buf);
+	assert_int_equal(rec_pack_held(&pk), 0);
+	rec_pack_free(&pk);
+	free(job.buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -317,6 +397,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_raw_chunk_tamper, tu_store_setup,
 						tu_store_teardown),
 		cmocka_unit_test(test_raw_chunk_bounds),
+		cmocka_unit_test(test_frames),
+		cmocka_unit_test(test_pack_memory),
 	};
 
 	if (sodium_init() < 0)

@@ -37,22 +37,20 @@ static const uint8_t *const key = rectest_key;
  * i seconds (a chunk each, the header in chunk 0), ended or not. */
 static void writer_rec(struct store *s, const char *id, int n, bool end)
 {
-	struct rec_writer w;
+	struct rectest_rec t;
 
-	rectest_writer_open(&w, s, id, 0);
+	rectest_open(&t, s, id, 0);
 	for (int i = 0; i < n; i++) {
-		struct rectest_evs e = { 0 };
 		char line[32];
 		int k = snprintf(line, sizeof(line), "chunk %d\r\n", i);
 
-		rectest_ev_add(&e, 'o', (uint64_t)i * 1000, line, (size_t)k);
-		rec_writer_run(&w, e.p, e.len, NULL, false, 0);
-		free(e.p);
+		rectest_ev(&t, 'o', (uint64_t)i * 1000, line, (size_t)k);
+		rectest_run(&t, NULL, false, 0);
 	}
 	if (end)
-		rec_writer_run(&w, NULL, 0, NULL, true, (int64_t)n * 1000);
-	assert_string_equal(w.row.state, end ? "complete" : "recording");
-	rec_writer_free(&w);
+		rectest_run(&t, NULL, true, (int64_t)n * 1000);
+	assert_string_equal(t.w.row.state, end ? "complete" : "recording");
+	rectest_close(&t);
 }
 
 /* A keystroke message as large as a WebSocket message may be (1 MiB), of
@@ -64,8 +62,7 @@ static void test_writer_large_event(void **state)
 	static const size_t sizes[] = { 1024 * 1024, 3 * 1024 * 1024 + 7 };
 
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
-		struct rec_writer w;
-		struct rectest_evs e = { 0 };
+		struct rectest_rec t;
 		struct buf in, out, marks;
 		uint8_t *big = malloc(sizes[k]);
 		char id[16];
@@ -74,14 +71,14 @@ static void test_writer_large_event(void **state)
 		snprintf(id, sizeof(id), "w-big-%zu", k);
 		for (size_t i = 0; i < sizes[k]; i++) /* control bytes, quotes, UTF-8 */
 			big[i] = i % 5 == 0 ? 0x01 : i % 5 == 1 ? '"' : "a\xc3\xa9x"[i % 5 - 2];
-		rectest_writer_open(&w, f->s, id, 256LL << 20);
-		rectest_ev_add(&e, 'o', 10, "before\r\n", 8);
-		rectest_ev_add(&e, 'i', 20, big, sizes[k]);
-		rectest_ev_add(&e, 'o', 30, "after\r\n", 7);
-		rec_writer_run(&w, e.p, e.len, NULL, true, 30);
-		assert_string_equal(w.row.state, "complete");
-		assert_true(w.seq > 1); /* it took several chunks */
-		rec_writer_free(&w);
+		rectest_open(&t, f->s, id, 256LL << 20);
+		rectest_ev(&t, 'o', 10, "before\r\n", 8);
+		rectest_ev(&t, 'i', 20, big, sizes[k]);
+		rectest_ev(&t, 'o', 30, "after\r\n", 7);
+		rectest_run(&t, NULL, true, 30);
+		assert_string_equal(t.w.row.state, "complete");
+		assert_true(t.w.seq > 1); /* it took several chunks */
+		rectest_close(&t);
 		buf_init(&in, 64 << 20);
 		buf_init(&out, 64 << 20);
 		buf_init(&marks, 1 << 20);
@@ -98,7 +95,6 @@ static void test_writer_large_event(void **state)
 		buf_free(&out);
 		buf_free(&marks);
 		free(big);
-		free(e.p);
 	}
 }
 
@@ -107,21 +103,22 @@ static void test_writer_large_event(void **state)
 static void test_writer_gap(void **state)
 {
 	struct tu_store *f = *state;
-	struct rec_writer w;
-	struct rectest_evs e = { 0 };
+	struct rectest_rec t;
 	struct rec_gap g = { .in = 5000, .ms = 25, .why = "the store fell behind" };
 	struct rec_gap g2 = { .in = 7, .out = 9, .ms = 5, .why = "out of memory" };
 	struct buf marks;
 	struct store_rec rec;
 
-	rectest_writer_open(&w, f->s, "w-gap", 0);
-	rectest_ev_add(&e, 'o', 10, "one\r\n", 5);
-	rectest_ev_add(&e, 'i', 20, "x", 1);
-	rec_writer_run(&w, e.p, e.len, &g, false, 0);
+	rectest_open(&t, f->s, "w-gap", 0);
+	rectest_ev(&t, 'o', 10, "one\r\n", 5);
+	rectest_ev(&t, 'i', 20, "x", 1);
+	rectest_run(&t, &g, false, 0);
 	/* A later gap whose time is before the last event: the cast's times
 	 * do not go back. */
-	rec_writer_run(&w, e.p, e.len, &g2, true, 40);
-	rec_writer_free(&w);
+	rectest_ev(&t, 'o', 10, "one\r\n", 5);
+	rectest_ev(&t, 'i', 20, "x", 1);
+	rectest_run(&t, &g2, true, 40);
+	rectest_close(&t);
 	buf_init(&marks, 1 << 20);
 	rectest_cast_of(f->s, "w-gap", 'o', NULL, &marks);
 	assert_string_equal(buf_str(&marks),
@@ -136,27 +133,25 @@ static void test_writer_gap(void **state)
 		tu_query_int(f->s, "SELECT count(*) FROM audit WHERE action = ?", "recording.gap"),
 		2);
 	buf_free(&marks);
-	free(e.p);
 }
 
 /* Past the cap: a marker says so, the rest is not written, audited. */
 static void test_writer_cap(void **state)
 {
 	struct tu_store *f = *state;
-	struct rec_writer w;
-	struct rectest_evs e = { 0 };
+	struct rectest_rec t;
 	struct buf out, marks;
 	struct store_rec rec;
 	char line[64];
 
-	rectest_writer_open(&w, f->s, "w-cap", 4096);
+	rectest_open(&t, f->s, "w-cap", 4096);
 	for (int i = 0; i < 1000; i++) { /* ~12 KiB recorded */
 		int n = snprintf(line, sizeof(line), "line %d\r\n", i);
 
-		rectest_ev_add(&e, 'o', (uint64_t)i, line, (size_t)n);
+		rectest_ev(&t, 'o', (uint64_t)i, line, (size_t)n);
 	}
-	rec_writer_run(&w, e.p, e.len, NULL, true, 1000);
-	rec_writer_free(&w);
+	rectest_run(&t, NULL, true, 1000);
+	rectest_close(&t);
 	buf_init(&out, 1 << 20);
 	buf_init(&marks, 1 << 20);
 	rectest_cast_of(f->s, "w-cap", 'o', &out, &marks);
@@ -171,7 +166,6 @@ static void test_writer_cap(void **state)
 			 1);
 	buf_free(&out);
 	buf_free(&marks);
-	free(e.p);
 }
 
 /* The store refusing a chunk: the recording says "failed" and why, and
@@ -180,23 +174,24 @@ static void test_writer_cap(void **state)
 static void test_writer_store_refuses(void **state)
 {
 	struct tu_store *f = *state;
-	struct rec_writer w;
-	struct rectest_evs e = { 0 };
+	struct rectest_rec t;
 	struct store_rec rec;
 	uint8_t tag[STORE_REC_TAG_BYTES] = { 0 };
 	int n = 0;
 
-	rectest_ev_add(&e, 'o', 10, "one\r\n", 5);
-	rectest_writer_open(&w, f->s, "w-fail", 0);
-	rec_writer_run(&w, e.p, e.len, NULL, false, 0);
+	rectest_open(&t, f->s, "w-fail", 0);
+	rectest_ev(&t, 'o', 10, "one\r\n", 5);
+	rectest_run(&t, NULL, false, 0);
 	/* Chunk 1 exists already: the store refuses the writer's. */
 	assert_int_equal(store_rec_chunk_add(f->s, "w-fail", 1, (const uint8_t *)"x", 1, tag, 0),
 			 0);
-	rec_writer_run(&w, e.p, e.len, NULL, false, 0);
-	assert_string_equal(w.row.state, "failed");
-	assert_true(atomic_load(&w.stopped));
-	rec_writer_run(&w, e.p, e.len, NULL, true, 20);
-	rec_writer_free(&w);
+	rectest_ev(&t, 'o', 10, "one\r\n", 5);
+	rectest_run(&t, NULL, false, 0);
+	assert_string_equal(t.w.row.state, "failed");
+	assert_true(atomic_load(&t.w.stopped));
+	rectest_ev(&t, 'o', 10, "one\r\n", 5);
+	rectest_run(&t, NULL, true, 20);
+	rectest_close(&t);
 	assert_int_equal(store_rec_get(f->s, "w-fail", &rec), 0);
 	assert_string_equal(rec.state, "failed");
 	assert_non_null(strstr(rec.error, "a chunk could not be stored"));
@@ -204,22 +199,24 @@ static void test_writer_store_refuses(void **state)
 				      "recording.failed"),
 			 1);
 
-	rectest_writer_open(&w, f->s, "w-lost", 0);
-	rec_writer_run(&w, e.p, e.len, NULL, false, 0);
+	rectest_open(&t, f->s, "w-lost", 0);
+	rectest_ev(&t, 'o', 10, "one\r\n", 5);
+	rectest_run(&t, NULL, false, 0);
 	assert_int_equal(store_rec_interrupt(f->s, "test", 2000, "instance lost", &n), 0);
 	assert_int_equal(n, 1);
-	rec_writer_run(&w, e.p, e.len, NULL, false, 0);
-	assert_string_equal(w.row.state, "interrupted");
-	assert_true(atomic_load(&w.stopped));
-	rec_writer_run(&w, e.p, e.len, NULL, true, 20);
-	rec_writer_free(&w);
+	rectest_ev(&t, 'o', 10, "one\r\n", 5);
+	rectest_run(&t, NULL, false, 0);
+	assert_string_equal(t.w.row.state, "interrupted");
+	assert_true(atomic_load(&t.w.stopped));
+	rectest_ev(&t, 'o', 10, "one\r\n", 5);
+	rectest_run(&t, NULL, true, 20);
+	rectest_close(&t);
 	assert_int_equal(store_rec_get(f->s, "w-lost", &rec), 0);
 	assert_string_equal(rec.state, "interrupted");
 	assert_int_equal(rec.chunks, 1);
 	assert_int_equal(tu_query_int(f->s, "SELECT count(*) FROM audit WHERE action = ?",
 				      "recording.failed"),
 			 1); /* not this one */
-	free(e.p);
 }
 
 /* ---------- a lost instance's recordings ---------- */
@@ -244,11 +241,11 @@ static void test_interrupt(void **state)
 
 	writer_rec(f->s, "i-live", 3, false); /* instance "test" */
 	{
-		struct rec_writer w; /* its row, no chunk yet */
+		struct rectest_rec t; /* its row, no chunk yet */
 
-		rectest_writer_open(&w, f->s, "i-none", 0);
-		assert_int_equal(store_rec_open(f->s, &w.row), 0);
-		rec_writer_free(&w);
+		rectest_open(&t, f->s, "i-none", 0);
+		assert_int_equal(store_rec_open(f->s, &t.w.row), 0);
+		rectest_close(&t);
 	}
 	writer_rec(f->s, "i-done", 2, true); /* ended: stays */
 	writer_rec(f->s, "i-other", 1, false);
