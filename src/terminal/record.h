@@ -194,7 +194,7 @@ bool rec_job_next(const struct rec_job *job, size_t *off, struct rec_packed *ret
 
 /* The packer: events into chunks as they come, on the session's loop.
  * Each chunk's events go into a block (REC_BLOCK) that is compressed as
- * it fills, while it is still in this core's cache, into a zstd frame of
+ * it fills, on the loop, into a zstd frame of
  * the chunk (a chunk is a run of frames, at most REC_CHUNK_PLAIN_MAX of
  * events); a chunk whose first block a sample says does not compress
  * takes its events as they are instead. The cap (max bytes of events)

@@ -2,12 +2,13 @@
  * chunks the writer stores, on the session's loop, as they come.
  *
  * Why here and not on the pool: the writer used to compress what the loop
- * had gathered (896 KiB of events) on another core, reading every byte
- * back from the loop's core's cache; that and the hand-offs made
- * recording cost 13-14 % of W2's CPU (BENCHMARKS.md "Recording"). Now a
- * block of events (REC_BLOCK, within this core's cache) is compressed as
- * it fills, and the writer only tags and stores what is, for terminal
- * output, a few KiB per MiB: fewer, smaller jobs.
+ * had gathered (896 KiB of events) on another thread, forty jobs and
+ * transactions a second of W2, each a wake-up of the pool and of the
+ * loop back, and a third busy thread on two cores; recording cost
+ * 13-14 % of W2's CPU (BENCHMARKS.md "Recording"). Now a block of events
+ * (REC_BLOCK) is compressed as it fills, and the writer only tags and
+ * stores what is, for terminal output, a few KiB per MiB: two or three
+ * jobs a second.
  *
  * A job's buffer holds chunks, each behind a head of two 32-bit sizes
  * (stored, plaintext), host order: it never leaves the process. A chunk is
