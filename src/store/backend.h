@@ -62,6 +62,28 @@ int store_res_id(char *out, const char *group, const char *type, const char *nam
  * backend's reader). */
 int store_res_props_load(const char *text, int null_err, json_t **ret);
 
+/* A backend's transaction (pg_tx, store_tx, ...) and its audit writer
+ * (pg_audit, sq_audit), for the helpers both backends share (*_common.c):
+ * the logic around the SQL lives there once, the SQL stays per backend. */
+typedef int store_tx_fn(struct store *s, int (*fn)(struct store *s, void *ud), void *ud);
+typedef int store_audit_fn(struct store *s, const char *principal, const char *action,
+			   const char *target, const char *result, const char *detail);
+
+/* A resource put: what the backend's transaction body (fn, given a struct
+ * store_res_put) reads and sets. store_res_put_run validates the
+ * arguments, makes the ID and the stored text and runs fn under tx, as
+ * store_res_put. */
+struct store_res_put {
+	const char *group, *type, *name;
+	char id[STORE_RES_ID_SIZE];
+	char *props;
+	const char *const *refs;
+	bool created;
+};
+int store_res_put_run(struct store *s, store_tx_fn *tx, int (*fn)(struct store *s, void *ud),
+		      const char *group, const char *type, const char *name, const json_t *props,
+		      const char *const *refs, bool *ret_created);
+
 /* The backends. */
 extern const struct store_backend store_sqlite_backend;
 extern const struct store_backend store_pg_backend;
