@@ -84,6 +84,20 @@ int store_res_put_run(struct store *s, store_tx_fn *tx, int (*fn)(struct store *
 		      const char *group, const char *type, const char *name, const json_t *props,
 		      const char *const *refs, bool *ret_created);
 
+/* One batch of retention pruning (store_audit_prune, store_session_prune;
+ * retention_common.c): fn, the backend's transaction body run by tx,
+ * deletes up to batch rows ended before `before` (of the audit trail when
+ * audit, else of the terminal sessions) and sets n and oldest. */
+struct store_prune {
+	bool audit;
+	int64_t before;
+	int batch;
+	int n;
+	int64_t oldest;
+};
+int store_prune_run(struct store *s, store_tx_fn *tx, int (*fn)(struct store *s, void *ud),
+		    bool audit, int64_t before, int batch, int *ret_n, int64_t *ret_oldest);
+
 /* The backends. */
 extern const struct store_backend store_sqlite_backend;
 extern const struct store_backend store_pg_backend;
