@@ -98,6 +98,46 @@ struct store_prune {
 int store_prune_run(struct store *s, store_tx_fn *tx, int (*fn)(struct store *s, void *ud),
 		    bool audit, int64_t before, int batch, int *ret_n, int64_t *ret_oldest);
 
+/* What both backends do alike around the SQL of the instances table and
+ * the live-session registry (cluster_common.c). The session.end audit
+ * record of one open session an instance's end closes (inside the
+ * caller's transaction). */
+struct store_session_ended {
+	const char *id, *user, *vm, *bastion;
+	int64_t started_at, bytes_to_vm, bytes_from_vm;
+};
+int store_session_end_audit(struct store *s, store_audit_fn *audit,
+			    const struct store_session_ended *e, const char *instance,
+			    const char *reason, int64_t now);
+/* store_instance_claim and store_instance_reap: fn, the backend's
+ * transaction body run by tx, claims in->name (counting the sessions it
+ * ends), or marks the instances but self silent for lease_s lost. */
+struct store_claim {
+	const struct store_instance *in;
+	int64_t now, lease_s;
+	const char *reason;
+	int ended;
+};
+int store_instance_claim_run(struct store *s, store_tx_fn *tx, int (*fn)(struct store *s, void *ud),
+			     const struct store_instance *in, int64_t now, int64_t lease_s,
+			     const char *reason, int *ret_ended);
+struct store_reap {
+	const char *self;
+	int64_t now, lease_s;
+	int lost, ended;
+};
+int store_instance_reap_run(struct store *s, store_tx_fn *tx, int (*fn)(struct store *s, void *ud),
+			    const char *self, int64_t now, int64_t lease_s, int *ret_lost,
+			    int *ret_ended);
+/* store_session_end_request: its transaction body, having found the
+ * session held elsewhere, hands back what the caller asked for. */
+struct store_end_request {
+	const char *id, *self, *reason;
+	char *ret_instance, *ret_user, *ret_bastion;
+};
+void store_end_request_found(struct store_end_request *x, const char *instance, const char *user,
+			     const char *bastion);
+
 /* The backends. */
 extern const struct store_backend store_sqlite_backend;
 extern const struct store_backend store_pg_backend;
