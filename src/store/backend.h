@@ -138,6 +138,12 @@ struct store_end_request {
 void store_end_request_found(struct store_end_request *x, const char *instance, const char *user,
 			     const char *bastion);
 
+/* The statements that archive a deleted vault's rows after its own, and
+ * that recover them after its resource row: NULL-terminated, each with the
+ * vault's ID as $1 (vaultdel_common.c). */
+extern const char *const store_vault_archive_sql[];
+extern const char *const store_vault_recover_sql[];
+
 /* The backends. */
 extern const struct store_backend store_sqlite_backend;
 extern const struct store_backend store_pg_backend;

@@ -80,21 +80,10 @@ int pg_vault_archive(struct store *s, const char *vault_id, int64_t now)
 		3, p, &moved);
 	if (r < 0 || moved == 0)
 		return r < 0 ? r : -ENOENT;
-	if ((r = exec_n(s,
-			"INSERT INTO deleted_vault_secrets SELECT vault_id, name, created_at,"
-			" updated_at, deleted_at, purge_at FROM vault_secrets WHERE vault_id = $1",
-			1, id, NULL)) < 0 ||
-	    (r = exec_n(s,
-			"INSERT INTO deleted_vault_secret_versions SELECT vault_id, name, version,"
-			" seq, content_type, created_at, sealed FROM vault_secret_versions"
-			" WHERE vault_id = $1",
-			1, id, NULL)) < 0)
-		return r;
 	/* The live rows go with the resource (ON DELETE CASCADE). */
-	return exec_n(s,
-		      "INSERT INTO deleted_vault_policies SELECT vault_id, principal, permissions,"
-		      " created_at, updated_at FROM vault_policies WHERE vault_id = $1",
-		      1, id, NULL);
+	for (const char *const *q = store_vault_archive_sql; r == 0 && *q; q++)
+		r = exec_n(s, *q, 1, id, NULL);
+	return r;
 }
 
 int pg_vault_deleted_reserved(struct store *s, const char *vault_id, int64_t now)
@@ -196,30 +185,11 @@ static int recover_tx(struct store *s, void *ud)
 			"INSERT INTO resources (id, grp, type, name, props, created_at, updated_at)"
 			" SELECT id, grp, 'vaults', name, props, created_at, $2 FROM deleted_vaults"
 			" WHERE id = $1",
-			2, idn, NULL)) < 0 ||
-	    (r = exec_n(s,
-			"INSERT INTO vault_keys (vault_id, wrapped, created_at, rotated_at)"
-			" SELECT id, wrapped, key_created_at, key_rotated_at FROM deleted_vaults"
-			" WHERE id = $1 AND wrapped IS NOT NULL",
-			1, id, NULL)) < 0 ||
-	    (r = exec_n(s,
-			"INSERT INTO vault_secrets (vault_id, name, created_at, updated_at,"
-			" deleted_at, purge_at) SELECT vault_id, name, created_at, updated_at,"
-			" deleted_at, purge_at FROM deleted_vault_secrets WHERE vault_id = $1",
-			1, id, NULL)) < 0 ||
-	    (r = exec_n(s,
-			"INSERT INTO vault_secret_versions (vault_id, name, version, seq,"
-			" content_type, created_at, sealed) SELECT vault_id, name, version, seq,"
-			" content_type, created_at, sealed FROM deleted_vault_secret_versions"
-			" WHERE vault_id = $1",
-			1, id, NULL)) < 0 ||
-	    (r = exec_n(s,
-			"INSERT INTO vault_policies (vault_id, principal, permissions, created_at,"
-			" updated_at) SELECT vault_id, principal, permissions, created_at,"
-			" updated_at FROM deleted_vault_policies WHERE vault_id = $1",
-			1, id, NULL)) < 0)
+			2, idn, NULL)) < 0)
 		return r;
-	return exec_n(s, "DELETE FROM deleted_vaults WHERE id = $1", 1, id, NULL);
+	for (const char *const *q = store_vault_recover_sql; r == 0 && *q; q++)
+		r = exec_n(s, *q, 1, id, NULL);
+	return r;
 }
 
 int pg_vault_recover(struct store *s, const char *vault_id, int64_t now)

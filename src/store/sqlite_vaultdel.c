@@ -90,21 +90,10 @@ int store_vault_archive(struct store *s, const char *vault_id, int64_t now)
 		    id, 1, t, 2, &n);
 	if (r < 0 || n == 0)
 		return r < 0 ? r : -ENOENT;
-	if ((r = exec_ti(s,
-			 "INSERT INTO deleted_vault_secrets SELECT vault_id, name, created_at,"
-			 " updated_at, deleted_at, purge_at FROM vault_secrets WHERE vault_id = ?",
-			 id, 1, NULL, 0, NULL)) < 0 ||
-	    (r = exec_ti(s,
-			 "INSERT INTO deleted_vault_secret_versions SELECT vault_id, name, version,"
-			 " seq, content_type, created_at, sealed FROM vault_secret_versions"
-			 " WHERE vault_id = ?",
-			 id, 1, NULL, 0, NULL)) < 0)
-		return r;
 	/* The live rows go with the resource (ON DELETE CASCADE). */
-	return exec_ti(s,
-		       "INSERT INTO deleted_vault_policies SELECT vault_id, principal, permissions,"
-		       " created_at, updated_at FROM vault_policies WHERE vault_id = ?",
-		       id, 1, NULL, 0, NULL);
+	for (const char *const *q = store_vault_archive_sql; r == 0 && *q; q++)
+		r = exec_ti(s, *q, id, 1, NULL, 0, NULL);
+	return r;
 }
 
 int store_vault_deleted_reserved(struct store *s, const char *vault_id, int64_t now)
@@ -218,30 +207,11 @@ static int recover_tx(struct store *s, void *ud)
 		     "INSERT INTO resources (id, grp, type, name, props, created_at, updated_at)"
 		     " SELECT id, grp, 'vaults', name, props, created_at, ?2 FROM deleted_vaults"
 		     " WHERE id = ?1",
-		     id, 1, &o->now, 1, NULL)) < 0 ||
-	    (r = exec_ti(s,
-			 "INSERT INTO vault_keys (vault_id, wrapped, created_at, rotated_at)"
-			 " SELECT id, wrapped, key_created_at, key_rotated_at FROM deleted_vaults"
-			 " WHERE id = ? AND wrapped IS NOT NULL",
-			 id, 1, NULL, 0, NULL)) < 0 ||
-	    (r = exec_ti(s,
-			 "INSERT INTO vault_secrets (vault_id, name, created_at, updated_at,"
-			 " deleted_at, purge_at) SELECT vault_id, name, created_at, updated_at,"
-			 " deleted_at, purge_at FROM deleted_vault_secrets WHERE vault_id = ?",
-			 id, 1, NULL, 0, NULL)) < 0 ||
-	    (r = exec_ti(s,
-			 "INSERT INTO vault_secret_versions (vault_id, name, version, seq,"
-			 " content_type, created_at, sealed) SELECT vault_id, name, version, seq,"
-			 " content_type, created_at, sealed FROM deleted_vault_secret_versions"
-			 " WHERE vault_id = ?",
-			 id, 1, NULL, 0, NULL)) < 0 ||
-	    (r = exec_ti(s,
-			 "INSERT INTO vault_policies (vault_id, principal, permissions, created_at,"
-			 " updated_at) SELECT vault_id, principal, permissions, created_at,"
-			 " updated_at FROM deleted_vault_policies WHERE vault_id = ?",
-			 id, 1, NULL, 0, NULL)) < 0)
+		     id, 1, &o->now, 1, NULL)) < 0)
 		return r;
-	return exec_ti(s, "DELETE FROM deleted_vaults WHERE id = ?", id, 1, NULL, 0, NULL);
+	for (const char *const *q = store_vault_recover_sql; r == 0 && *q; q++)
+		r = exec_ti(s, *q, id, 1, NULL, 0, NULL);
+	return r;
 }
 
 int sq_vault_recover(struct store *s, const char *vault_id, int64_t now)
