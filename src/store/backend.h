@@ -14,6 +14,7 @@
 #include "store/ops_list.h"
 #include "store/store.h"
 #include "store/store_cluster.h"
+#include "store/store_mfa.h"
 #include "store/store_ops.h"
 #include "store/store_vault.h"
 #include "store/store_waits.h"
@@ -143,6 +144,28 @@ void store_end_request_found(struct store_end_request *x, const char *instance, 
  * vault's ID as $1 (vaultdel_common.c). */
 extern const char *const store_vault_archive_sql[];
 extern const char *const store_vault_recover_sql[];
+
+/* What both backends do alike around the SQL of second factors
+ * (mfa_common.c). A challenge's purpose or a session's "via": at most 16
+ * characters (login_mfa_via's buffer). */
+bool store_mfa_word_ok(const char *w);
+/* store_mfa_totp_confirm: fn, the backend's transaction body run by tx,
+ * confirms the key and replaces the recovery codes. store_mfa_delete: fn
+ * answers 1 when it removed anything, 0 when not. */
+struct store_totp_confirm {
+	int64_t user_id, step;
+	const uint8_t *hashes;
+	int n;
+};
+int store_mfa_totp_confirm_run(struct store *s, store_tx_fn *tx,
+			       int (*fn)(struct store *s, void *ud), int64_t user_id, int64_t step,
+			       const uint8_t *hashes, int n);
+struct store_mfa_delete {
+	int64_t user_id;
+	bool passkeys;
+};
+int store_mfa_delete_run(struct store *s, store_tx_fn *tx, int (*fn)(struct store *s, void *ud),
+			 int64_t user_id, bool passkeys, int *ret_removed);
 
 /* The backends. */
 extern const struct store_backend store_sqlite_backend;
