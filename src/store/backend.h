@@ -167,6 +167,15 @@ struct store_mfa_delete {
 int store_mfa_delete_run(struct store *s, store_tx_fn *tx, int (*fn)(struct store *s, void *ud),
 			 int64_t user_id, bool passkeys, int *ret_removed);
 
+/* store_ident_end_user (ident_common.c): del, the backend's, runs sql
+ * with user_id as $1 and the hash keep as $2 (all zeros when NULL: keep
+ * nothing) and counts the rows it deleted. */
+int store_ident_end_user_run(struct store *s, store_tx_fn *tx,
+			     int (*del)(struct store *s, const char *sql, int64_t user_id,
+					const uint8_t *keep, int *ret_n),
+			     int64_t user_id, const uint8_t *keep_login, const uint8_t *keep_token,
+			     int *ret_sessions, int *ret_tokens);
+
 /* The backends. */
 extern const struct store_backend store_sqlite_backend;
 extern const struct store_backend store_pg_backend;
