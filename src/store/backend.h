@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "store/ops_list.h"
 #include "store/store.h"
@@ -50,6 +51,13 @@ extern bool store_audit_stderr;
 /* What a connection holds back of those lines until its transaction
  * commits; a transaction that writes more sends the rest at once. */
 #define STORE_AUDIT_HELD_MAX (4u * 1024u * 1024u)
+
+/* A text argument that fits its column: not NULL, at most max bytes, as
+ * the backends check it before they write (sqlite_rows.h's fits). */
+static inline bool store_fits(const char *v, size_t max)
+{
+	return v && strlen(v) <= max;
+}
 
 /* What both backends do alike with resources (res_common.c). */
 #define STORE_RES_ID_SIZE 256
@@ -175,6 +183,17 @@ int store_ident_end_user_run(struct store *s, store_tx_fn *tx,
 					const uint8_t *keep, int *ret_n),
 			     int64_t user_id, const uint8_t *keep_login, const uint8_t *keep_token,
 			     int *ret_sessions, int *ret_tokens);
+
+/* store_oidc_user_create (ident_common.c): fn, the backend's transaction
+ * body run by tx, adds the user and its link and sets id. */
+struct store_oidc_user {
+	const char *name, *hash, *issuer, *subject;
+	int64_t id;
+};
+int store_oidc_user_create_run(struct store *s, store_tx_fn *tx,
+			       int (*fn)(struct store *s, void *ud), const char *name,
+			       const char *password_hash, const char *issuer, const char *subject,
+			       int64_t *ret_id);
 
 /* The backends. */
 extern const struct store_backend store_sqlite_backend;

@@ -1,9 +1,14 @@
-/* What both store backends do alike to end what an account has open after
- * its password changed (store_ident_end_user): the two statements, the
- * same text on both ($1 and $2 are SQLite's parameters 1 and 2 too), run in
- * one transaction with the counts handed back (backend.h). How a statement
- * binds the kept credential is the backend's (its del). */
+/* What both store backends do alike with accounts around their SQL
+ * (backend.h): ending what an account has open after its password changed
+ * (store_ident_end_user: the two statements, the same text on both, $1 and
+ * $2 being SQLite's parameters 1 and 2 too, run in one transaction with the
+ * counts handed back; how a statement binds the kept credential is the
+ * backend's del), and an OpenID Connect user's arguments checked. */
 #include "store/backend.h"
+
+#include <errno.h>
+
+#include "store/store_oidc.h"
 
 struct end_user {
 	int (*del)(struct store *s, const char *sql, int64_t user_id, const uint8_t *keep,
@@ -42,4 +47,20 @@ int store_ident_end_user_run(struct store *s, store_tx_fn *tx,
 	*ret_sessions = e.sessions;
 	*ret_tokens = e.tokens;
 	return 0;
+}
+
+int store_oidc_user_create_run(struct store *s, store_tx_fn *tx,
+			       int (*fn)(struct store *s, void *ud), const char *name,
+			       const char *password_hash, const char *issuer, const char *subject,
+			       int64_t *ret_id)
+{
+	struct store_oidc_user u = { name, password_hash, issuer, subject, 0 };
+	int r;
+
+	if (!store_fits(name, 64) || !store_fits(password_hash, 127) ||
+	    !store_fits(issuer, STORE_OIDC_ISS_MAX) || !store_fits(subject, STORE_OIDC_SUB_MAX))
+		return -EINVAL;
+	if ((r = tx(s, fn, &u)) == 0)
+		*ret_id = u.id;
+	return r;
 }
