@@ -152,6 +152,12 @@ void store_end_request_found(struct store_end_request *x, const char *instance, 
  * vault's ID as $1 (vaultdel_common.c). */
 extern const char *const store_vault_archive_sql[];
 extern const char *const store_vault_recover_sql[];
+/* The deleted vaults of group $1 by name, the one of ID $1: the columns of
+ * struct store_deleted_vault in order. store_vault_deleted_copy, a row
+ * callback, copies the row into ud and stops (1). */
+extern const char store_vault_deleted_of_group_sql[];
+extern const char store_vault_deleted_by_id_sql[];
+int store_vault_deleted_copy(const struct store_deleted_vault *d, void *ud);
 
 /* What both backends do alike around the SQL of second factors
  * (mfa_common.c). A challenge's purpose or a session's "via": at most 16

@@ -95,10 +95,6 @@ int pg_vault_deleted_reserved(struct store *s, const char *vault_id, int64_t now
 	return exists(s, "SELECT 1 FROM deleted_vaults WHERE id = $1", vault_id);
 }
 
-#define DELETED_COLS                                                   \
-	"d.id, d.grp, d.name, d.created_at, d.deleted_at, d.purge_at," \
-	" (SELECT count(*) FROM deleted_vault_secrets s WHERE s.vault_id = d.id)"
-
 static int walk(struct store *s, const char *sql, const char *a,
 		int (*fn)(const struct store_deleted_vault *d, void *ud), void *ud)
 {
@@ -132,15 +128,7 @@ int pg_vault_deleted_foreach(struct store *s, const char *group, int64_t now,
 
 	if (r < 0)
 		return r;
-	return walk(
-		s, "SELECT " DELETED_COLS " FROM deleted_vaults d WHERE d.grp = $1 ORDER BY d.name",
-		group, fn, ud);
-}
-
-static int copy_one(const struct store_deleted_vault *d, void *ud)
-{
-	*(struct store_deleted_vault *)ud = *d;
-	return 1;
+	return walk(s, store_vault_deleted_of_group_sql, group, fn, ud);
 }
 
 int pg_vault_deleted_get(struct store *s, const char *vault_id, int64_t now,
@@ -150,8 +138,7 @@ int pg_vault_deleted_get(struct store *s, const char *vault_id, int64_t now,
 
 	if (r < 0)
 		return r;
-	r = walk(s, "SELECT " DELETED_COLS " FROM deleted_vaults d WHERE d.id = $1", vault_id,
-		 copy_one, ret);
+	r = walk(s, store_vault_deleted_by_id_sql, vault_id, store_vault_deleted_copy, ret);
 	return r == 1 ? 0 : r < 0 ? r : -ENOENT;
 }
 

@@ -105,10 +105,6 @@ int store_vault_deleted_reserved(struct store *s, const char *vault_id, int64_t 
 	return exists(s, "SELECT 1 FROM deleted_vaults WHERE id = ?", vault_id);
 }
 
-#define DELETED_COLS                                                   \
-	"d.id, d.grp, d.name, d.created_at, d.deleted_at, d.purge_at," \
-	" (SELECT count(*) FROM deleted_vault_secrets s WHERE s.vault_id = d.id)"
-
 static int walk(sqlite3_stmt *st, int (*fn)(const struct store_deleted_vault *d, void *ud),
 		void *ud)
 {
@@ -150,18 +146,11 @@ int sq_vault_deleted_foreach(struct store *s, const char *group, int64_t now,
 
 	if (r < 0)
 		return r;
-	st = store_prepare(s, "SELECT " DELETED_COLS " FROM deleted_vaults d WHERE d.grp = ?"
-			      " ORDER BY d.name");
+	st = store_prepare(s, store_vault_deleted_of_group_sql);
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
 	return walk(st, fn, ud);
-}
-
-static int copy_one(const struct store_deleted_vault *d, void *ud)
-{
-	*(struct store_deleted_vault *)ud = *d;
-	return 1;
 }
 
 int sq_vault_deleted_get(struct store *s, const char *vault_id, int64_t now,
@@ -172,11 +161,11 @@ int sq_vault_deleted_get(struct store *s, const char *vault_id, int64_t now,
 
 	if (r < 0)
 		return r;
-	st = store_prepare(s, "SELECT " DELETED_COLS " FROM deleted_vaults d WHERE d.id = ?");
+	st = store_prepare(s, store_vault_deleted_by_id_sql);
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_text(st, 1, vault_id, -1, SQLITE_STATIC);
-	r = walk(st, copy_one, ret);
+	r = walk(st, store_vault_deleted_copy, ret);
 	return r == 1 ? 0 : r < 0 ? r : -ENOENT;
 }
 

@@ -1,9 +1,10 @@
-/* What both store backends run alike to archive a deleted vault and to
- * recover it (store_vault.h, "deleted vaults"): the statements that move
- * its rows between the live and the deleted_vault* tables, the same text
- * on both, each with the vault's ID as $1 (a name SQLite binds as its
- * parameter 1). The vault's own row, its retention and the checks stay
- * per backend (pg_vaultdel.c, sqlite_vaultdel.c). */
+/* What both store backends run alike to archive a deleted vault, list it
+ * and recover it (store_vault.h, "deleted vaults"): the statements that
+ * move its rows between the live and the deleted_vault* tables and that
+ * read a deleted vault, the same text on both, each with one parameter $1
+ * (a name SQLite binds as its parameter 1). The vault's own row, its
+ * retention, the checks and reading a row stay per backend (pg_vaultdel.c,
+ * sqlite_vaultdel.c). */
 #include "store/backend.h"
 
 #include <stddef.h>
@@ -33,3 +34,18 @@ const char *const store_vault_recover_sql[] = {
 	"DELETE FROM deleted_vaults WHERE id = $1",
 	NULL,
 };
+
+#define DELETED_COLS                                                   \
+	"d.id, d.grp, d.name, d.created_at, d.deleted_at, d.purge_at," \
+	" (SELECT count(*) FROM deleted_vault_secrets s WHERE s.vault_id = d.id)"
+
+const char store_vault_deleted_of_group_sql[] =
+	"SELECT " DELETED_COLS " FROM deleted_vaults d WHERE d.grp = $1 ORDER BY d.name";
+const char store_vault_deleted_by_id_sql[] =
+	"SELECT " DELETED_COLS " FROM deleted_vaults d WHERE d.id = $1";
+
+int store_vault_deleted_copy(const struct store_deleted_vault *d, void *ud)
+{
+	*(struct store_deleted_vault *)ud = *d;
+	return 1;
+}
