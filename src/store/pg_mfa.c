@@ -9,22 +9,13 @@
 
 #include "core/err.h"
 
-/* bytea input in hex form ("\x..."), malloc'd; NULL when out of memory. */
+/* bytea input in hex form ("\x..."), malloc'd; NULL when out of memory
+ * (pg_blob_param's: every value here is far below its cap). */
 static char *bytea_hex(const uint8_t *v, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	char *out = malloc(2 + 2 * len + 1);
+	char *hex = NULL;
 
-	if (!out)
-		return NULL;
-	out[0] = '\\';
-	out[1] = 'x';
-	for (size_t i = 0; i < len; i++) {
-		out[2 + 2 * i] = hex[v[i] >> 4];
-		out[3 + 2 * i] = hex[v[i] & 15];
-	}
-	out[2 + 2 * len] = '\0';
-	return out;
+	return pg_blob_param(v, len, &hex) == 0 ? hex : NULL;
 }
 
 /* The count(*) of sql, whose one parameter is p[0]. */
