@@ -404,39 +404,11 @@ int pg_ident_purge_expired(struct store *s, int64_t now)
 	return pg_tx(s, purge_tx, (void *)p);
 }
 
-struct end_user {
-	int64_t user_id;
-	const uint8_t *keep_login, *keep_token;
-	int sessions, tokens;
-};
-
-static int end_user_tx(struct store *s, void *ud)
-{
-	struct end_user *e = ud;
-	int r;
-
-	r = delete_except(s, "DELETE FROM login_sessions WHERE user_id = $1 AND token_hash <> $2",
-			  e->user_id, e->keep_login, &e->sessions);
-	if (r == 0)
-		r = delete_except(s,
-				  "DELETE FROM api_tokens WHERE user_id = $1 AND token_hash <> $2",
-				  e->user_id, e->keep_token, &e->tokens);
-	return r;
-}
-
 int pg_ident_end_user(struct store *s, int64_t user_id, const uint8_t keep_login[32],
 		      const uint8_t keep_token[32], int *ret_sessions, int *ret_tokens)
 {
-	struct end_user e = { .user_id = user_id,
-			      .keep_login = keep_login,
-			      .keep_token = keep_token };
-	int r = pg_tx(s, end_user_tx, &e);
-
-	if (r < 0)
-		return r;
-	*ret_sessions = e.sessions;
-	*ret_tokens = e.tokens;
-	return 0;
+	return store_ident_end_user_run(s, pg_tx, delete_except, user_id, keep_login, keep_token,
+					ret_sessions, ret_tokens);
 }
 
 int pg_term_open_count(struct store *s, const char *user, int64_t *ret)

@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "core/err.h"
 #include "core/util.h"
 
@@ -41,20 +39,15 @@ static int end_sessions_of(struct store *s, const char *instance, int64_t now, c
 		     3, p);
 
 	for (int i = 0; r == 0 && i < PQntuples(res); i++) {
-		json_t *d =
-			json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "session", val(res, i, 0),
-				  "reason", reason, "instance", instance, "bastion", val(res, i, 6),
-				  "duration_s", (json_int_t)(now - pg_i64(res, i, 3)),
-				  "bytes_to_vm", (json_int_t)pg_i64(res, i, 4), "bytes_from_vm",
-				  (json_int_t)pg_i64(res, i, 5));
-		char *detail = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-		char principal[80];
+		struct store_session_ended e = { .id = val(res, i, 0),
+						 .user = val(res, i, 1),
+						 .vm = val(res, i, 2),
+						 .bastion = val(res, i, 6),
+						 .started_at = pg_i64(res, i, 3),
+						 .bytes_to_vm = pg_i64(res, i, 4),
+						 .bytes_from_vm = pg_i64(res, i, 5) };
 
-		json_decref(d);
-		snprintf(principal, sizeof(principal), "user:%s", val(res, i, 1));
-		r = pg_audit(s, principal, "session.end", val(res, i, 2), "ended", detail);
-		free(detail);
-		if (r == 0)
+		if ((r = store_session_end_audit(s, pg_audit, &e, instance, reason, now)) == 0)
 			(*ret_n)++;
 	}
 	PQclear(res);
@@ -64,16 +57,9 @@ static int end_sessions_of(struct store *s, const char *instance, int64_t now, c
 	return r;
 }
 
-struct claim {
-	const struct store_instance *in;
-	int64_t now, lease_s;
-	const char *reason;
-	int ended;
-};
-
 static int claim_tx(struct store *s, void *ud)
 {
-	struct claim *x = ud;
+	struct store_claim *x = ud;
 	struct pg_num t;
 	const char *p[] = { x->in->name, pg_num(&t, x->now), x->in->advertise_url,
 			    x->in->cert_sha256 };
@@ -110,15 +96,7 @@ static int claim_tx(struct store *s, void *ud)
 int pg_instance_claim(struct store *s, const struct store_instance *in, int64_t now,
 		      int64_t lease_s, const char *reason, int *ret_ended)
 {
-	struct claim x = { .in = in, .now = now, .lease_s = lease_s, .reason = reason };
-	int r;
-
-	if (!in->name[0])
-		return -EINVAL;
-	r = pg_tx(s, claim_tx, &x);
-	if (r == 0 && ret_ended)
-		*ret_ended = x.ended;
-	return r;
+	return store_instance_claim_run(s, pg_tx, claim_tx, in, now, lease_s, reason, ret_ended);
 }
 
 int pg_instance_heartbeat(struct store *s, const char *name, const char *state, int64_t now)
@@ -163,15 +141,9 @@ int pg_instance_foreach(struct store *s, int (*fn)(const struct store_instance *
 	return r;
 }
 
-struct reap {
-	const char *self;
-	int64_t now, lease_s;
-	int lost, ended;
-};
-
 static int reap_tx(struct store *s, void *ud)
 {
-	struct reap *x = ud;
+	struct store_reap *x = ud;
 	struct pg_num t;
 	const char *p[] = { x->self, pg_num(&t, x->now - x->lease_s) };
 	PGresult *res = NULL;
@@ -193,16 +165,7 @@ static int reap_tx(struct store *s, void *ud)
 int pg_instance_reap(struct store *s, const char *self, int64_t now, int64_t lease_s, int *ret_lost,
 		     int *ret_ended)
 {
-	struct reap x = { .self = self, .now = now, .lease_s = lease_s };
-	int r = pg_tx(s, reap_tx, &x);
-
-	if (r < 0)
-		return r;
-	if (ret_lost)
-		*ret_lost = x.lost;
-	if (ret_ended)
-		*ret_ended = x.ended;
-	return 0;
+	return store_instance_reap_run(s, pg_tx, reap_tx, self, now, lease_s, ret_lost, ret_ended);
 }
 
 int pg_instance_delete(struct store *s, const char *name)
@@ -252,14 +215,9 @@ int pg_session_foreach_open(struct store *s, const char *except,
 	return r;
 }
 
-struct endreq {
-	const char *id, *self, *reason;
-	char *ret_instance, *ret_user, *ret_bastion;
-};
-
 static int end_request_tx(struct store *s, void *ud)
 {
-	struct endreq *x = ud;
+	struct store_end_request *x = ud;
 	struct pg_num t;
 	char instance[STORE_INSTANCE_NAME_MAX];
 	const char *p[] = { x->id, x->self };
@@ -272,12 +230,7 @@ static int end_request_tx(struct store *s, void *ud)
 
 	if (r == 0) {
 		util_strlcpy(instance, val(res, 0, 0), sizeof(instance));
-		if (x->ret_instance)
-			util_strlcpy(x->ret_instance, instance, STORE_INSTANCE_NAME_MAX);
-		if (x->ret_user)
-			util_strlcpy(x->ret_user, val(res, 0, 1), 65);
-		if (x->ret_bastion)
-			util_strlcpy(x->ret_bastion, val(res, 0, 2), 256);
+		store_end_request_found(x, instance, val(res, 0, 1), val(res, 0, 2));
 	}
 	PQclear(res);
 	if (r < 0)
@@ -294,7 +247,7 @@ static int end_request_tx(struct store *s, void *ud)
 int pg_session_end_request(struct store *s, const char *id, const char *self, const char *reason,
 			   char *ret_instance, char *ret_user, char *ret_bastion)
 {
-	struct endreq x = { id, self, reason, ret_instance, ret_user, ret_bastion };
+	struct store_end_request x = { id, self, reason, ret_instance, ret_user, ret_bastion };
 
 	return pg_tx(s, end_request_tx, &x);
 }

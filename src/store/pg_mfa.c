@@ -9,22 +9,25 @@
 
 #include "core/err.h"
 
-/* bytea input in hex form ("\x..."), malloc'd; NULL when out of memory. */
+/* bytea input in hex form ("\x..."), malloc'd; NULL when out of memory
+ * (pg_blob_param's: every value here is far below its cap). */
 static char *bytea_hex(const uint8_t *v, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	char *out = malloc(2 + 2 * len + 1);
+	char *hex = NULL;
 
-	if (!out)
-		return NULL;
-	out[0] = '\\';
-	out[1] = 'x';
-	for (size_t i = 0; i < len; i++) {
-		out[2 + 2 * i] = hex[v[i] >> 4];
-		out[3 + 2 * i] = hex[v[i] & 15];
-	}
-	out[2 + 2 * len] = '\0';
-	return out;
+	return pg_blob_param(v, len, &hex) == 0 ? hex : NULL;
+}
+
+/* The count(*) of sql, whose one parameter is p[0]. */
+static int count_of(struct store *s, const char *sql, const char *const *p, int64_t *ret)
+{
+	PGresult *res = NULL;
+	int r = pg_row(s, &res, sql, 1, p);
+
+	if (r == 0)
+		*ret = pg_i64(res, 0, 0);
+	PQclear(res);
+	return r == -ENOENT ? -BERR_STORE : r;
 }
 
 int pg_mfa_get(struct store *s, int64_t user_id, struct store_mfa *ret)
@@ -38,22 +41,11 @@ int pg_mfa_get(struct store *s, int64_t user_id, struct store_mfa *ret)
 	const char *confirmed;
 	int r;
 
-	r = pg_row(s, &res, "SELECT count(*) FROM mfa_recovery WHERE user_id = $1", 1, p);
-	if (r == -ENOENT)
-		r = -BERR_STORE;
-	if (r < 0)
+	if ((r = count_of(s, "SELECT count(*) FROM mfa_recovery WHERE user_id = $1", p,
+			  &m.recovery_left)) < 0 ||
+	    (r = count_of(s, "SELECT count(*) FROM webauthn_credentials WHERE user_id = $1", p,
+			  &m.passkeys)) < 0)
 		goto out;
-	m.recovery_left = pg_i64(res, 0, 0);
-	PQclear(res);
-	res = NULL;
-	r = pg_row(s, &res, "SELECT count(*) FROM webauthn_credentials WHERE user_id = $1", 1, p);
-	if (r == -ENOENT)
-		r = -BERR_STORE;
-	if (r < 0)
-		goto out;
-	m.passkeys = pg_i64(res, 0, 0);
-	PQclear(res);
-	res = NULL;
 	r = pg_row(
 		s, &res,
 		"SELECT sealed, confirmed, last_step, created_at FROM mfa_totp WHERE user_id = $1",
@@ -110,15 +102,9 @@ int pg_mfa_totp_put(struct store *s, int64_t user_id, const uint8_t *sealed, siz
 	return r;
 }
 
-struct totp_confirm {
-	int64_t user_id, step;
-	const uint8_t *hashes;
-	int n;
-};
-
 static int totp_confirm_tx(struct store *s, void *ud)
 {
-	struct totp_confirm *c = ud;
+	struct store_totp_confirm *c = ud;
 	struct pg_num id, step;
 	struct pg_hash h;
 	PGresult *res = NULL;
@@ -152,11 +138,7 @@ static int totp_confirm_tx(struct store *s, void *ud)
 int pg_mfa_totp_confirm(struct store *s, int64_t user_id, int64_t step, const uint8_t *hashes,
 			int n)
 {
-	struct totp_confirm c = { user_id, step, hashes, n };
-
-	if (n < 0 || n > 64 || (n > 0 && !hashes))
-		return -EINVAL;
-	return pg_tx(s, totp_confirm_tx, &c);
+	return store_mfa_totp_confirm_run(s, pg_tx, totp_confirm_tx, user_id, step, hashes, n);
 }
 
 int pg_mfa_totp_use(struct store *s, int64_t user_id, int64_t step)
@@ -196,14 +178,9 @@ int pg_mfa_recovery_use(struct store *s, int64_t user_id, const uint8_t hash[32]
 	return r;
 }
 
-struct mfa_delete {
-	int64_t user_id;
-	bool passkeys;
-};
-
 static int mfa_delete_tx(struct store *s, void *ud)
 {
-	const struct mfa_delete *m = ud;
+	const struct store_mfa_delete *m = ud;
 	struct pg_num id;
 	const char *p[] = { pg_num(&id, m->user_id) };
 	PGresult *res = NULL;
@@ -227,14 +204,7 @@ static int mfa_delete_tx(struct store *s, void *ud)
 
 int pg_mfa_delete(struct store *s, int64_t user_id, bool passkeys, int *ret_removed)
 {
-	struct mfa_delete m = { user_id, passkeys };
-	int r = pg_tx(s, mfa_delete_tx, &m);
-
-	if (r < 0)
-		return r;
-	if (ret_removed)
-		*ret_removed = r;
-	return 0;
+	return store_mfa_delete_run(s, pg_tx, mfa_delete_tx, user_id, passkeys, ret_removed);
 }
 
 /* ---- passkeys --------------------------------------------------------- */
@@ -369,7 +339,7 @@ int pg_wa_challenge_add(struct store *s, const uint8_t challenge[32], int64_t us
 			    pg_num(&exp, expires_at) };
 	int r;
 
-	if (!purpose || strlen(purpose) > 16)
+	if (!store_mfa_word_ok(purpose))
 		return -EINVAL;
 	if ((r = pg_q(s, NULL, "DELETE FROM webauthn_challenges WHERE expires_at < $1", 1, purge)) <
 	    0)
@@ -389,7 +359,7 @@ int pg_wa_challenge_take(struct store *s, const uint8_t challenge[32], const cha
 	PGresult *res = NULL;
 	int r;
 
-	if (!purpose || strlen(purpose) > 16)
+	if (!store_mfa_word_ok(purpose))
 		return -ENOENT;
 	/* One DELETE ... RETURNING: of two instances given the same
 	 * challenge, one gets the row. */
@@ -410,7 +380,7 @@ int pg_login_mfa_mark(struct store *s, const uint8_t hash[32], const char *via)
 	struct pg_hash h;
 	const char *p[] = { pg_hash(&h, hash), via };
 
-	if (!via || strlen(via) > 16)
+	if (!store_mfa_word_ok(via))
 		return -EINVAL;
 	return pg_q(s, NULL,
 		    "INSERT INTO login_mfa (token_hash, via) VALUES ($1, $2)"

@@ -10,11 +10,6 @@
 
 #include "core/err.h"
 
-static bool fits(const char *v, size_t max)
-{
-	return v && strlen(v) <= max;
-}
-
 int pg_oidc_pending_put(struct store *s, const char *key, const char *kind, const char *data,
 			int64_t expires_at, int64_t now, int64_t max_rows)
 {
@@ -24,8 +19,8 @@ int pg_oidc_pending_put(struct store *s, const char *key, const char *kind, cons
 	PGresult *res = NULL;
 	int r;
 
-	if (!fits(key, STORE_OIDC_KEY_MAX) || !key[0] || !fits(kind, 16) ||
-	    !fits(data, STORE_OIDC_DATA_MAX))
+	if (!store_fits(key, STORE_OIDC_KEY_MAX) || !key[0] || !store_fits(kind, 16) ||
+	    !store_fits(data, STORE_OIDC_DATA_MAX))
 		return -EINVAL;
 	/* Flows abandoned half-way would otherwise stay for ever. */
 	if ((r = pg_q(s, NULL, "DELETE FROM oidc_pending WHERE expires_at <= $1", 1, del)) < 0)
@@ -52,7 +47,7 @@ int pg_oidc_pending_take(struct store *s, const char *key, const char *kind, int
 	char *copy;
 	int r;
 
-	if (!fits(key, STORE_OIDC_KEY_MAX) || !fits(kind, 16))
+	if (!store_fits(key, STORE_OIDC_KEY_MAX) || !store_fits(kind, 16))
 		return -ENOENT;
 	/* One statement deletes and answers: of two instances taking the
 	 * same key at once, one gets the row. */
@@ -93,7 +88,7 @@ int pg_oidc_link_add(struct store *s, int64_t user_id, const char *issuer, const
 	struct pg_num u, t;
 	const char *p[] = { pg_num(&u, user_id), issuer, subject, pg_num(&t, (int64_t)time(NULL)) };
 
-	if (!fits(issuer, STORE_OIDC_ISS_MAX) || !fits(subject, STORE_OIDC_SUB_MAX))
+	if (!store_fits(issuer, STORE_OIDC_ISS_MAX) || !store_fits(subject, STORE_OIDC_SUB_MAX))
 		return -EINVAL;
 	return pg_q(s, NULL,
 		    "INSERT INTO oidc_links (user_id, issuer, subject, created_at)"
@@ -101,14 +96,9 @@ int pg_oidc_link_add(struct store *s, int64_t user_id, const char *issuer, const
 		    4, p);
 }
 
-struct user_create {
-	const char *name, *hash, *issuer, *subject;
-	int64_t id;
-};
-
 static int user_create_tx(struct store *s, void *ud)
 {
-	struct user_create *u = ud;
+	struct store_oidc_user *u = ud;
 	struct pg_num t;
 	const char *p[] = { u->name, u->hash, pg_num(&t, (int64_t)time(NULL)) };
 	PGresult *res = NULL;
@@ -129,13 +119,6 @@ static int user_create_tx(struct store *s, void *ud)
 int pg_oidc_user_create(struct store *s, const char *name, const char *password_hash,
 			const char *issuer, const char *subject, int64_t *ret_id)
 {
-	struct user_create u = { name, password_hash, issuer, subject, 0 };
-	int r;
-
-	if (!fits(name, 64) || !fits(password_hash, 127) || !fits(issuer, STORE_OIDC_ISS_MAX) ||
-	    !fits(subject, STORE_OIDC_SUB_MAX))
-		return -EINVAL;
-	if ((r = pg_tx(s, user_create_tx, &u)) == 0)
-		*ret_id = u.id;
-	return r;
+	return store_oidc_user_create_run(s, pg_tx, user_create_tx, name, password_hash, issuer,
+					  subject, ret_id);
 }

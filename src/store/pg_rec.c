@@ -162,15 +162,9 @@ int pg_rec_finish(struct store *s, const char *id, int64_t ended_at, int64_t dur
 	return r;
 }
 
-struct interrupt_args {
-	const char *instance, *reason;
-	int64_t now;
-	int n;
-};
-
 static int interrupt_tx(struct store *s, void *ud)
 {
-	struct interrupt_args *a = ud;
+	struct store_rec_interrupt *a = ud;
 	char error[STORE_REC_ERROR_SIZE];
 	struct pg_num now;
 	const char *p[] = { a->instance, pg_num(&now, a->now), error };
@@ -185,16 +179,11 @@ static int interrupt_tx(struct store *s, void *ud)
 		 " RETURNING id, session, \"user\", vm, bastion, bytes",
 		 3, p);
 	for (int i = 0; r == 0 && i < PQntuples(res); i++) {
-		char principal[80], *detail;
+		const char *t[5];
 
-		detail = store_rec_interrupt_detail(
-			pg_val(res, i, 0) ?: "", pg_val(res, i, 1) ?: "", pg_val(res, i, 4) ?: "",
-			error, pg_i64(res, i, 5));
-		snprintf(principal, sizeof(principal), "user:%s", pg_val(res, i, 2) ?: "");
-		r = detail ? pg_audit(s, principal, "recording.interrupted",
-				      pg_val(res, i, 3) ?: "", "interrupted", detail)
-			   : -ENOMEM;
-		free(detail);
+		for (int c = 0; c < 5; c++)
+			t[c] = pg_val(res, i, c) ?: "";
+		r = store_rec_interrupt_audit(s, pg_audit, t, error, pg_i64(res, i, 5));
 		a->n += r == 0;
 	}
 	PQclear(res);
@@ -204,12 +193,7 @@ static int interrupt_tx(struct store *s, void *ud)
 int pg_rec_interrupt(struct store *s, const char *instance, int64_t now, const char *reason,
 		     int *ret_n)
 {
-	struct interrupt_args a = { instance, reason, now, 0 };
-	int r = pg_tx(s, interrupt_tx, &a);
-
-	if (r == 0 && ret_n)
-		*ret_n = a.n;
-	return r;
+	return store_rec_interrupt_run(s, pg_tx, interrupt_tx, instance, now, reason, ret_n);
 }
 
 #define REC_COLS                                                                             \

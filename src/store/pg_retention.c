@@ -15,17 +15,9 @@
 /* The advisory lock's key: "bastion retention" as a number of our own. */
 #define PRUNE_LOCK "7310455122701"
 
-struct prune {
-	bool audit;
-	int64_t before;
-	int batch;
-	int n;
-	int64_t oldest;
-};
-
 static int prune_tx(struct store *s, void *ud)
 {
-	struct prune *p = ud;
+	struct store_prune *p = ud;
 	struct pg_num b, n;
 	const char *params[] = { pg_num(&b, p->before), pg_num(&n, p->batch) };
 	PGresult *res = NULL;
@@ -74,29 +66,14 @@ out:
 	return r;
 }
 
-static int prune(struct store *s, bool audit, int64_t before, int batch, int *ret_n,
-		 int64_t *ret_oldest)
-{
-	struct prune p = { .audit = audit, .before = before, .batch = batch };
-	int r;
-
-	if (batch <= 0)
-		return -EINVAL;
-	if ((r = pg_tx(s, prune_tx, &p)) < 0)
-		return r;
-	*ret_n = p.n;
-	*ret_oldest = p.oldest;
-	return 0;
-}
-
 int pg_audit_prune(struct store *s, int64_t before, int batch, int *ret_n, int64_t *ret_oldest)
 {
-	return prune(s, true, before, batch, ret_n, ret_oldest);
+	return store_prune_run(s, pg_tx, prune_tx, true, before, batch, ret_n, ret_oldest);
 }
 
 int pg_session_prune(struct store *s, int64_t before, int batch, int *ret_n, int64_t *ret_oldest)
 {
-	return prune(s, false, before, batch, ret_n, ret_oldest);
+	return store_prune_run(s, pg_tx, prune_tx, false, before, batch, ret_n, ret_oldest);
 }
 
 /* ---- a session's byte counters while it is open (issue 19) ---------- */

@@ -12,15 +12,11 @@
 
 #define PG_LOCK_ROLES 0x62617374696f6e03LL
 
-static bool fits(const char *v, size_t max)
-{
-	return v && strlen(v) <= max;
-}
-
 static bool role_args_fit(const char *id, const char *principal, const char *role,
 			  const char *scope)
 {
-	return fits(id, 128) && id[0] && fits(principal, 80) && fits(role, 32) && fits(scope, 256);
+	return store_fits(id, 128) && id[0] && store_fits(principal, 80) && store_fits(role, 32) &&
+	       store_fits(scope, 256);
 }
 
 /* One statement: two instances putting the same new id at once make one
@@ -75,7 +71,7 @@ static int role_get(struct store *s, const char *id, struct store_role *ret, boo
 	PGresult *res = NULL;
 	int r;
 
-	if (!fits(id, 128))
+	if (!store_fits(id, 128))
 		return -ENOENT;
 	r = pg_row(s, &res,
 		   lock ? "SELECT " ROLE_COLS " FROM role_assignments WHERE id = $1 FOR UPDATE"
@@ -98,7 +94,7 @@ int pg_role_delete(struct store *s, const char *id)
 	PGresult *res = NULL;
 	int r;
 
-	if (!fits(id, 128))
+	if (!store_fits(id, 128))
 		return -ENOENT;
 	r = pg_q(s, &res, "DELETE FROM role_assignments WHERE id = $1", 1, p);
 	if (r == 0 && pg_changes(res) == 0)
@@ -233,7 +229,7 @@ int pg_role_delete_checked(struct store *s, const char *id, const char *expect_s
 {
 	struct role_checked p = { .id = id, .expect_scope = expect_scope, .is_delete = true };
 
-	if (!fits(id, 128) || !expect_scope)
+	if (!store_fits(id, 128) || !expect_scope)
 		return -ENOENT;
 	return pg_tx(s, role_checked_tx, &p);
 }

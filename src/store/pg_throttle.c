@@ -13,11 +13,6 @@
 
 #define THROTTLE_COLS "failures, window_start, last_failure, level, locked_until, audited_until"
 
-static bool fits(const char *v, size_t max)
-{
-	return v && strlen(v) <= max;
-}
-
 static void row_throttle(const PGresult *res, struct store_throttle *t)
 {
 	t->failures = pg_i64(res, 0, 0);
@@ -34,7 +29,7 @@ int pg_throttle_get(struct store *s, const char *key, struct store_throttle *ret
 	PGresult *res = NULL;
 	int r;
 
-	if (!fits(key, 128))
+	if (!store_fits(key, 128))
 		return -ENOENT;
 	r = pg_row(s, &res, "SELECT " THROTTLE_COLS " FROM login_throttle WHERE key = $1", 1, p);
 	if (r == 0)
@@ -47,7 +42,7 @@ int pg_throttle_delete(struct store *s, const char *key)
 {
 	const char *p[] = { key };
 
-	if (!fits(key, 128))
+	if (!store_fits(key, 128))
 		return -EINVAL;
 	return pg_q(s, NULL, "DELETE FROM login_throttle WHERE key = $1", 1, p);
 }
@@ -110,7 +105,7 @@ int pg_throttle_update(struct store *s, const char *key,
 {
 	struct throttle_update u = { .key = key, .fn = fn, .ud = ud };
 
-	if (!fits(key, 128) || !key[0])
+	if (!store_fits(key, 128) || !key[0])
 		return -EINVAL;
 	return pg_tx(s, throttle_update_tx, &u);
 }
@@ -157,7 +152,7 @@ int pg_login_known_add(struct store *s, const char *account, const char *addr, i
 {
 	struct known_add k = { account, addr, now, keep_max };
 
-	if (!fits(account, 64) || !account[0] || !fits(addr, 63) || !addr[0])
+	if (!store_fits(account, 64) || !account[0] || !store_fits(addr, 63) || !addr[0])
 		return -EINVAL;
 	return pg_tx(s, known_add_tx, &k);
 }
@@ -169,7 +164,7 @@ int pg_login_known(struct store *s, const char *account, const char *addr, int64
 	PGresult *res = NULL;
 	int r;
 
-	if (!fits(account, 64) || !fits(addr, 63))
+	if (!store_fits(account, 64) || !store_fits(addr, 63))
 		return -ENOENT;
 	r = pg_row(s, &res,
 		   "SELECT 1 FROM login_known WHERE account = $1 AND addr = $2 AND last_ok >= $3",
@@ -182,7 +177,7 @@ int pg_login_known_forget(struct store *s, const char *account)
 {
 	const char *p[] = { account };
 
-	if (!fits(account, 64))
+	if (!store_fits(account, 64))
 		return -EINVAL;
 	return pg_q(s, NULL, "DELETE FROM login_known WHERE account = $1", 1, p);
 }

@@ -80,21 +80,10 @@ int pg_vault_archive(struct store *s, const char *vault_id, int64_t now)
 		3, p, &moved);
 	if (r < 0 || moved == 0)
 		return r < 0 ? r : -ENOENT;
-	if ((r = exec_n(s,
-			"INSERT INTO deleted_vault_secrets SELECT vault_id, name, created_at,"
-			" updated_at, deleted_at, purge_at FROM vault_secrets WHERE vault_id = $1",
-			1, id, NULL)) < 0 ||
-	    (r = exec_n(s,
-			"INSERT INTO deleted_vault_secret_versions SELECT vault_id, name, version,"
-			" seq, content_type, created_at, sealed FROM vault_secret_versions"
-			" WHERE vault_id = $1",
-			1, id, NULL)) < 0)
-		return r;
 	/* The live rows go with the resource (ON DELETE CASCADE). */
-	return exec_n(s,
-		      "INSERT INTO deleted_vault_policies SELECT vault_id, principal, permissions,"
-		      " created_at, updated_at FROM vault_policies WHERE vault_id = $1",
-		      1, id, NULL);
+	for (const char *const *q = store_vault_archive_sql; r == 0 && *q; q++)
+		r = exec_n(s, *q, 1, id, NULL);
+	return r;
 }
 
 int pg_vault_deleted_reserved(struct store *s, const char *vault_id, int64_t now)
@@ -105,10 +94,6 @@ int pg_vault_deleted_reserved(struct store *s, const char *vault_id, int64_t now
 		return r;
 	return exists(s, "SELECT 1 FROM deleted_vaults WHERE id = $1", vault_id);
 }
-
-#define DELETED_COLS                                                   \
-	"d.id, d.grp, d.name, d.created_at, d.deleted_at, d.purge_at," \
-	" (SELECT count(*) FROM deleted_vault_secrets s WHERE s.vault_id = d.id)"
 
 static int walk(struct store *s, const char *sql, const char *a,
 		int (*fn)(const struct store_deleted_vault *d, void *ud), void *ud)
@@ -143,15 +128,7 @@ int pg_vault_deleted_foreach(struct store *s, const char *group, int64_t now,
 
 	if (r < 0)
 		return r;
-	return walk(
-		s, "SELECT " DELETED_COLS " FROM deleted_vaults d WHERE d.grp = $1 ORDER BY d.name",
-		group, fn, ud);
-}
-
-static int copy_one(const struct store_deleted_vault *d, void *ud)
-{
-	*(struct store_deleted_vault *)ud = *d;
-	return 1;
+	return walk(s, store_vault_deleted_of_group_sql, group, fn, ud);
 }
 
 int pg_vault_deleted_get(struct store *s, const char *vault_id, int64_t now,
@@ -161,8 +138,7 @@ int pg_vault_deleted_get(struct store *s, const char *vault_id, int64_t now,
 
 	if (r < 0)
 		return r;
-	r = walk(s, "SELECT " DELETED_COLS " FROM deleted_vaults d WHERE d.id = $1", vault_id,
-		 copy_one, ret);
+	r = walk(s, store_vault_deleted_by_id_sql, vault_id, store_vault_deleted_copy, ret);
 	return r == 1 ? 0 : r < 0 ? r : -ENOENT;
 }
 
@@ -196,30 +172,11 @@ static int recover_tx(struct store *s, void *ud)
 			"INSERT INTO resources (id, grp, type, name, props, created_at, updated_at)"
 			" SELECT id, grp, 'vaults', name, props, created_at, $2 FROM deleted_vaults"
 			" WHERE id = $1",
-			2, idn, NULL)) < 0 ||
-	    (r = exec_n(s,
-			"INSERT INTO vault_keys (vault_id, wrapped, created_at, rotated_at)"
-			" SELECT id, wrapped, key_created_at, key_rotated_at FROM deleted_vaults"
-			" WHERE id = $1 AND wrapped IS NOT NULL",
-			1, id, NULL)) < 0 ||
-	    (r = exec_n(s,
-			"INSERT INTO vault_secrets (vault_id, name, created_at, updated_at,"
-			" deleted_at, purge_at) SELECT vault_id, name, created_at, updated_at,"
-			" deleted_at, purge_at FROM deleted_vault_secrets WHERE vault_id = $1",
-			1, id, NULL)) < 0 ||
-	    (r = exec_n(s,
-			"INSERT INTO vault_secret_versions (vault_id, name, version, seq,"
-			" content_type, created_at, sealed) SELECT vault_id, name, version, seq,"
-			" content_type, created_at, sealed FROM deleted_vault_secret_versions"
-			" WHERE vault_id = $1",
-			1, id, NULL)) < 0 ||
-	    (r = exec_n(s,
-			"INSERT INTO vault_policies (vault_id, principal, permissions, created_at,"
-			" updated_at) SELECT vault_id, principal, permissions, created_at,"
-			" updated_at FROM deleted_vault_policies WHERE vault_id = $1",
-			1, id, NULL)) < 0)
+			2, idn, NULL)) < 0)
 		return r;
-	return exec_n(s, "DELETE FROM deleted_vaults WHERE id = $1", 1, id, NULL);
+	for (const char *const *q = store_vault_recover_sql; r == 0 && *q; q++)
+		r = exec_n(s, *q, 1, id, NULL);
+	return r;
 }
 
 int pg_vault_recover(struct store *s, const char *vault_id, int64_t now)

@@ -1,7 +1,8 @@
 /* What both store backends write when they close a lost instance's
- * recordings (rec_common.h). */
+ * recordings, and the transaction around it (rec_common.h). */
 #include "store/rec_common.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -21,13 +22,30 @@ void store_rec_interrupt_error(char *out, size_t size, const char *instance, con
 			 reason);
 }
 
-char *store_rec_interrupt_detail(const char *id, const char *session, const char *bastion,
-				 const char *error, int64_t bytes)
+int store_rec_interrupt_audit(struct store *s, store_audit_fn *audit, const char *const row[5],
+			      const char *error, int64_t bytes)
 {
-	json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:I}", "recording", id, "session", session,
-			      "bastion", bastion, "error", error, "bytes", (json_int_t)bytes);
-	char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:I}", "recording", row[0], "session", row[1],
+			      "bastion", row[4], "error", error, "bytes", (json_int_t)bytes);
+	char *detail = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	char principal[80];
+	int r;
 
 	json_decref(d);
-	return text;
+	snprintf(principal, sizeof(principal), "user:%s", row[2]);
+	r = detail ? audit(s, principal, "recording.interrupted", row[3], "interrupted", detail)
+		   : -ENOMEM;
+	free(detail);
+	return r;
+}
+
+int store_rec_interrupt_run(struct store *s, store_tx_fn *tx, int (*fn)(struct store *s, void *ud),
+			    const char *instance, int64_t now, const char *reason, int *ret_n)
+{
+	struct store_rec_interrupt a = { instance, reason, now, 0 };
+	int r = tx(s, fn, &a);
+
+	if (r == 0 && ret_n)
+		*ret_n = a.n;
+	return r;
 }

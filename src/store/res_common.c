@@ -1,9 +1,11 @@
 /* What the store's backends do alike with resources, apart from SQL: the
- * parts of a resource ID and its stored properties (backend.h). */
+ * parts of a resource ID, its stored properties, and what a put does
+ * around its transaction (backend.h). */
 #include "store/backend.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -35,5 +37,27 @@ int store_res_props_load(const char *text, int null_err, json_t **ret)
 		return -BERR_STORE;
 	}
 	*ret = j;
+	return 0;
+}
+
+int store_res_put_run(struct store *s, store_tx_fn *tx, int (*fn)(struct store *s, void *ud),
+		      const char *group, const char *type, const char *name, const json_t *props,
+		      const char *const *refs, bool *ret_created)
+{
+	struct store_res_put p = { .group = group, .type = type, .name = name, .refs = refs };
+	int r;
+
+	if (!json_is_object(props) || store_res_id(p.id, group, type, name) < 0)
+		return -EINVAL;
+	/* Sorted keys keep the stored text stable for identical PUTs. */
+	p.props = json_dumps(props, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!p.props)
+		return -ENOMEM;
+	r = tx(s, fn, &p);
+	free(p.props);
+	if (r < 0)
+		return r;
+	if (ret_created)
+		*ret_created = p.created;
 	return 0;
 }

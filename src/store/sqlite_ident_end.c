@@ -1,18 +1,13 @@
 /* Store: ending what an account has open after its password changed — its
  * browser sessions and API tokens, except the one credential the caller
- * keeps — in one transaction, with the counts the API answers, and how
- * many of its terminal sessions were open. */
+ * keeps — in one transaction, with the counts the API answers
+ * (ident_common.c runs it), and how many of its terminal sessions were
+ * open. */
 #include "store/internal.h"
 
 #include <errno.h>
 
 #include "core/err.h"
-
-struct end_user {
-	int64_t user_id;
-	const uint8_t *keep_login, *keep_token;
-	int sessions, tokens;
-};
 
 /* No real session or token hashes to all zeros: "keep nothing". */
 static const uint8_t none[32];
@@ -35,32 +30,11 @@ static int delete_except(struct store *s, const char *sql, int64_t user_id, cons
 	return 0;
 }
 
-static int end_user_tx(struct store *s, void *ud)
-{
-	struct end_user *e = ud;
-	int r;
-
-	r = delete_except(s, "DELETE FROM login_sessions WHERE user_id = ? AND token_hash <> ?",
-			  e->user_id, e->keep_login, &e->sessions);
-	if (r == 0)
-		r = delete_except(s, "DELETE FROM api_tokens WHERE user_id = ? AND token_hash <> ?",
-				  e->user_id, e->keep_token, &e->tokens);
-	return r;
-}
-
 int sq_ident_end_user(struct store *s, int64_t user_id, const uint8_t keep_login[32],
 		      const uint8_t keep_token[32], int *ret_sessions, int *ret_tokens)
 {
-	struct end_user e = { .user_id = user_id,
-			      .keep_login = keep_login,
-			      .keep_token = keep_token };
-	int r = store_tx(s, end_user_tx, &e);
-
-	if (r < 0)
-		return r;
-	*ret_sessions = e.sessions;
-	*ret_tokens = e.tokens;
-	return 0;
+	return store_ident_end_user_run(s, store_tx, delete_except, user_id, keep_login, keep_token,
+					ret_sessions, ret_tokens);
 }
 
 int sq_term_open_count(struct store *s, const char *user, int64_t *ret)

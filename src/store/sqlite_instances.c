@@ -7,11 +7,8 @@
 #include "store/store_ops.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <jansson.h>
 
 #include "core/err.h"
 #include "core/util.h"
@@ -38,19 +35,15 @@ static int end_sessions_of(struct store *s, const char *instance, int64_t now, c
 		return -BERR_STORE;
 	sqlite3_bind_text(st, 1, instance, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "session", col(st, 0),
-				      "reason", reason, "instance", instance, "bastion", col(st, 6),
-				      "duration_s", (json_int_t)(now - sqlite3_column_int64(st, 3)),
-				      "bytes_to_vm", (json_int_t)sqlite3_column_int64(st, 4),
-				      "bytes_from_vm", (json_int_t)sqlite3_column_int64(st, 5));
-		char *detail = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-		char principal[80];
+		struct store_session_ended e = { .id = col(st, 0),
+						 .user = col(st, 1),
+						 .vm = col(st, 2),
+						 .bastion = col(st, 6),
+						 .started_at = sqlite3_column_int64(st, 3),
+						 .bytes_to_vm = sqlite3_column_int64(st, 4),
+						 .bytes_from_vm = sqlite3_column_int64(st, 5) };
 
-		json_decref(d);
-		snprintf(principal, sizeof(principal), "user:%s", col(st, 1));
-		r = sq_audit(s, principal, "session.end", col(st, 2), "ended", detail);
-		free(detail);
-		if (r < 0)
+		if ((r = store_session_end_audit(s, sq_audit, &e, instance, reason, now)) < 0)
 			break;
 		n++;
 	}
@@ -75,16 +68,9 @@ static int end_sessions_of(struct store *s, const char *instance, int64_t now, c
 	return sq_rec_interrupt(s, instance, now, reason, NULL);
 }
 
-struct claim {
-	const struct store_instance *in;
-	int64_t now, lease_s;
-	const char *reason;
-	int ended;
-};
-
 static int claim_tx(struct store *s, void *ud)
 {
-	struct claim *x = ud;
+	struct store_claim *x = ud;
 	sqlite3_stmt *st =
 		store_prepare(s, "SELECT state, last_seen FROM instances WHERE name = ?");
 	int rc, r;
@@ -122,15 +108,7 @@ static int claim_tx(struct store *s, void *ud)
 int sq_instance_claim(struct store *s, const struct store_instance *in, int64_t now,
 		      int64_t lease_s, const char *reason, int *ret_ended)
 {
-	struct claim x = { .in = in, .now = now, .lease_s = lease_s, .reason = reason };
-	int r;
-
-	if (!in->name[0])
-		return -EINVAL;
-	r = store_tx(s, claim_tx, &x);
-	if (r == 0 && ret_ended)
-		*ret_ended = x.ended;
-	return r;
+	return store_instance_claim_run(s, store_tx, claim_tx, in, now, lease_s, reason, ret_ended);
 }
 
 int sq_instance_heartbeat(struct store *s, const char *name, const char *state, int64_t now)
@@ -180,15 +158,9 @@ int sq_instance_foreach(struct store *s, int (*fn)(const struct store_instance *
 	return rc == SQLITE_DONE ? 0 : -BERR_STORE;
 }
 
-struct reap {
-	const char *self;
-	int64_t now, lease_s;
-	int lost, ended;
-};
-
 static int reap_tx(struct store *s, void *ud)
 {
-	struct reap *x = ud;
+	struct store_reap *x = ud;
 	sqlite3_stmt *st = store_prepare(s, "SELECT name FROM instances WHERE state != 'lost'"
 					    " AND last_seen < ? AND name != ? ORDER BY name");
 	char **names = NULL;
@@ -242,16 +214,8 @@ static int reap_tx(struct store *s, void *ud)
 int sq_instance_reap(struct store *s, const char *self, int64_t now, int64_t lease_s, int *ret_lost,
 		     int *ret_ended)
 {
-	struct reap x = { .self = self, .now = now, .lease_s = lease_s };
-	int r = store_tx(s, reap_tx, &x);
-
-	if (r < 0)
-		return r;
-	if (ret_lost)
-		*ret_lost = x.lost;
-	if (ret_ended)
-		*ret_ended = x.ended;
-	return 0;
+	return store_instance_reap_run(s, store_tx, reap_tx, self, now, lease_s, ret_lost,
+				       ret_ended);
 }
 
 static int exec_text(struct store *s, const char *sql, const char *a)
@@ -312,14 +276,9 @@ int sq_session_foreach_open(struct store *s, const char *except,
 	return rc == SQLITE_DONE ? 0 : -BERR_STORE;
 }
 
-struct endreq {
-	const char *id, *self, *reason;
-	char *ret_instance, *ret_user, *ret_bastion;
-};
-
 static int end_request_tx(struct store *s, void *ud)
 {
-	struct endreq *x = ud;
+	struct store_end_request *x = ud;
 	sqlite3_stmt *st =
 		store_prepare(s, "SELECT instance, user, bastion FROM term_sessions"
 				 " WHERE id = ? AND ended_at IS NULL AND instance IS NOT NULL"
@@ -334,12 +293,7 @@ static int end_request_tx(struct store *s, void *ud)
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		util_strlcpy(instance, col(st, 0), sizeof(instance));
-		if (x->ret_instance)
-			util_strlcpy(x->ret_instance, instance, STORE_INSTANCE_NAME_MAX);
-		if (x->ret_user)
-			util_strlcpy(x->ret_user, col(st, 1), 65);
-		if (x->ret_bastion)
-			util_strlcpy(x->ret_bastion, col(st, 2), 256);
+		store_end_request_found(x, instance, col(st, 1), col(st, 2));
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_DONE)
@@ -362,7 +316,7 @@ static int end_request_tx(struct store *s, void *ud)
 int sq_session_end_request(struct store *s, const char *id, const char *self, const char *reason,
 			   char *ret_instance, char *ret_user, char *ret_bastion)
 {
-	struct endreq x = { id, self, reason, ret_instance, ret_user, ret_bastion };
+	struct store_end_request x = { id, self, reason, ret_instance, ret_user, ret_bastion };
 
 	return store_tx(s, end_request_tx, &x);
 }

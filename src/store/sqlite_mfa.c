@@ -10,24 +10,10 @@
 
 #include "core/err.h"
 
-static int recovery_count(struct store *s, int64_t user_id, int64_t *ret)
+/* The count(*) of sql, whose one parameter is the user's ID. */
+static int count_of(struct store *s, const char *sql, int64_t user_id, int64_t *ret)
 {
-	sqlite3_stmt *st = store_prepare(s, "SELECT count(*) FROM mfa_recovery WHERE user_id = ?");
-	int r;
-
-	if (!st)
-		return -BERR_STORE;
-	sqlite3_bind_int64(st, 1, user_id);
-	if ((r = step_row(st)) == 0)
-		*ret = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return r;
-}
-
-static int passkey_count(struct store *s, int64_t user_id, int64_t *ret)
-{
-	sqlite3_stmt *st =
-		store_prepare(s, "SELECT count(*) FROM webauthn_credentials WHERE user_id = ?");
+	sqlite3_stmt *st = store_prepare(s, sql);
 	int r;
 
 	if (!st)
@@ -46,9 +32,10 @@ int sq_mfa_get(struct store *s, int64_t user_id, struct store_mfa *ret)
 	const void *blob;
 	int r, len;
 
-	if ((r = recovery_count(s, user_id, &m.recovery_left)) < 0)
-		return r;
-	if ((r = passkey_count(s, user_id, &m.passkeys)) < 0)
+	if ((r = count_of(s, "SELECT count(*) FROM mfa_recovery WHERE user_id = ?", user_id,
+			  &m.recovery_left)) < 0 ||
+	    (r = count_of(s, "SELECT count(*) FROM webauthn_credentials WHERE user_id = ?", user_id,
+			  &m.passkeys)) < 0)
 		return r;
 	st = store_prepare(s, "SELECT sealed, confirmed, last_step, created_at FROM mfa_totp"
 			      " WHERE user_id = ?");
@@ -120,15 +107,9 @@ int sq_mfa_totp_put(struct store *s, int64_t user_id, const uint8_t *sealed, siz
 	return tx_run(s, totp_put_tx, &p);
 }
 
-struct totp_confirm {
-	int64_t user_id, step;
-	const uint8_t *hashes;
-	int n;
-};
-
 static int totp_confirm_tx(struct store *s, void *ud)
 {
-	struct totp_confirm *c = ud;
+	struct store_totp_confirm *c = ud;
 	sqlite3_stmt *st;
 	int r, changed = 0;
 
@@ -164,11 +145,7 @@ static int totp_confirm_tx(struct store *s, void *ud)
 int sq_mfa_totp_confirm(struct store *s, int64_t user_id, int64_t step, const uint8_t *hashes,
 			int n)
 {
-	struct totp_confirm c = { user_id, step, hashes, n };
-
-	if (n < 0 || n > 64 || (n > 0 && !hashes))
-		return -EINVAL;
-	return tx_run(s, totp_confirm_tx, &c);
+	return store_mfa_totp_confirm_run(s, tx_run, totp_confirm_tx, user_id, step, hashes, n);
 }
 
 int sq_mfa_totp_use(struct store *s, int64_t user_id, int64_t step)
@@ -212,14 +189,9 @@ int sq_mfa_recovery_use(struct store *s, int64_t user_id, const uint8_t hash[32]
 	return changed ? 0 : -ENOENT;
 }
 
-struct mfa_delete {
-	int64_t user_id;
-	bool passkeys;
-};
-
 static int mfa_delete_tx(struct store *s, void *ud)
 {
-	const struct mfa_delete *m = ud;
+	const struct store_mfa_delete *m = ud;
 	int64_t user_id = m->user_id;
 	sqlite3_stmt *st;
 	int r, changed = 0, removed;
@@ -251,14 +223,7 @@ static int mfa_delete_tx(struct store *s, void *ud)
 
 int sq_mfa_delete(struct store *s, int64_t user_id, bool passkeys, int *ret_removed)
 {
-	struct mfa_delete m = { user_id, passkeys };
-	int r = tx_run(s, mfa_delete_tx, &m);
-
-	if (r < 0)
-		return r;
-	if (ret_removed)
-		*ret_removed = r;
-	return 0;
+	return store_mfa_delete_run(s, tx_run, mfa_delete_tx, user_id, passkeys, ret_removed);
 }
 
 /* ---- passkeys --------------------------------------------------------- */
@@ -370,7 +335,7 @@ int sq_wa_challenge_add(struct store *s, const uint8_t challenge[32], int64_t us
 	sqlite3_stmt *st;
 	int r;
 
-	if (!fits(purpose, 16))
+	if (!store_mfa_word_ok(purpose))
 		return -EINVAL;
 	st = store_prepare(s, "DELETE FROM webauthn_challenges WHERE expires_at < ?");
 	if (!st)
@@ -431,7 +396,7 @@ int sq_wa_challenge_take(struct store *s, const uint8_t challenge[32], const cha
 	struct take k = { challenge, purpose, now, 0 };
 	int r;
 
-	if (!fits(purpose, 16))
+	if (!store_mfa_word_ok(purpose))
 		return -ENOENT;
 	/* A refusal rolls the delete back: an expired row goes with the next
 	 * sq_wa_challenge_add's purge. */
@@ -447,7 +412,7 @@ int sq_login_mfa_mark(struct store *s, const uint8_t hash[32], const char *via)
 {
 	sqlite3_stmt *st;
 
-	if (!fits(via, 16))
+	if (!store_mfa_word_ok(via))
 		return -EINVAL;
 	st = store_prepare(s, "INSERT OR REPLACE INTO login_mfa (token_hash, via) VALUES (?, ?)");
 	if (!st)

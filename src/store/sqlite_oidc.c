@@ -122,14 +122,9 @@ int sq_oidc_link_add(struct store *s, int64_t user_id, const char *issuer, const
 	return exec_change(s, st, NULL);
 }
 
-struct user_create {
-	const char *name, *hash, *issuer, *subject;
-	int64_t id;
-};
-
 static int user_create_tx(struct store *s, void *ud)
 {
-	struct user_create *u = ud;
+	struct store_oidc_user *u = ud;
 	int64_t now = (int64_t)time(NULL);
 	sqlite3_stmt *st;
 	int r;
@@ -154,13 +149,6 @@ static int user_create_tx(struct store *s, void *ud)
 int sq_oidc_user_create(struct store *s, const char *name, const char *password_hash,
 			const char *issuer, const char *subject, int64_t *ret_id)
 {
-	struct user_create u = { name, password_hash, issuer, subject, 0 };
-	int r;
-
-	if (!fits(name, 64) || !fits(password_hash, 127) || !fits(issuer, STORE_OIDC_ISS_MAX) ||
-	    !fits(subject, STORE_OIDC_SUB_MAX))
-		return -EINVAL;
-	if ((r = tx_run(s, user_create_tx, &u)) == 0)
-		*ret_id = u.id;
-	return r;
+	return store_oidc_user_create_run(s, tx_run, user_create_tx, name, password_hash, issuer,
+					  subject, ret_id);
 }

@@ -122,15 +122,9 @@ int sq_rec_finish(struct store *s, const char *id, int64_t ended_at, int64_t dur
 	return sqlite3_changes(store_db(s)) == 1 ? 0 : -ESTALE;
 }
 
-struct interrupt_args {
-	const char *instance, *reason;
-	int64_t now;
-	int n;
-};
-
 static int interrupt_tx(struct store *s, void *ud)
 {
-	struct interrupt_args *a = ud;
+	struct store_rec_interrupt *a = ud;
 	sqlite3_stmt *st = store_prepare(
 		s, "SELECT id, session, user, vm, bastion, bytes FROM recordings"
 		   " WHERE (?1 IS NULL OR instance = ?1) AND state = 'recording' ORDER BY seq");
@@ -143,17 +137,10 @@ static int interrupt_tx(struct store *s, void *ud)
 	sqlite3_bind_text(st, 1, a->instance, -1, SQLITE_STATIC);
 	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *t[5];
-		char principal[80], *detail;
 
 		for (int i = 0; i < 5; i++)
 			t[i] = (const char *)sqlite3_column_text(st, i) ?: "";
-		detail = store_rec_interrupt_detail(t[0], t[1], t[4], error,
-						    sqlite3_column_int64(st, 5));
-		snprintf(principal, sizeof(principal), "user:%s", t[2]);
-		r = detail ? sq_audit(s, principal, "recording.interrupted", t[3], "interrupted",
-				      detail)
-			   : -ENOMEM;
-		free(detail);
+		r = store_rec_interrupt_audit(s, sq_audit, t, error, sqlite3_column_int64(st, 5));
 		a->n += r == 0;
 	}
 	sqlite3_finalize(st);
@@ -177,12 +164,7 @@ static int interrupt_tx(struct store *s, void *ud)
 int sq_rec_interrupt(struct store *s, const char *instance, int64_t now, const char *reason,
 		     int *ret_n)
 {
-	struct interrupt_args a = { instance, reason, now, 0 };
-	int r = tx_run(s, interrupt_tx, &a);
-
-	if (r == 0 && ret_n)
-		*ret_n = a.n;
-	return r;
+	return store_rec_interrupt_run(s, tx_run, interrupt_tx, instance, now, reason, ret_n);
 }
 
 #define REC_COLS                                                                     \

@@ -195,17 +195,9 @@ int sq_group_blocker(struct store *s, const char *name, char **ret_id)
 
 /* ---- resources ---- */
 
-struct res_put {
-	const char *group, *type, *name;
-	char id[STORE_RES_ID_SIZE];
-	char *props;
-	const char *const *refs;
-	bool created;
-};
-
 static int res_put_fn(struct store *s, void *ud)
 {
-	struct res_put *p = ud;
+	struct store_res_put *p = ud;
 	int r;
 
 	if ((r = sq_group_exists(s, p->group)) < 0)
@@ -258,22 +250,8 @@ static int res_put_fn(struct store *s, void *ud)
 int sq_res_put(struct store *s, const char *group, const char *type, const char *name,
 	       const json_t *props, const char *const *refs, bool *ret_created)
 {
-	struct res_put p = { .group = group, .type = type, .name = name, .refs = refs };
-	int r;
-
-	if (!json_is_object(props) || store_res_id(p.id, group, type, name) < 0)
-		return -EINVAL;
-	/* Sorted keys keep the stored text stable for identical PUTs. */
-	p.props = json_dumps(props, JSON_COMPACT | JSON_SORT_KEYS);
-	if (!p.props)
-		return -ENOMEM;
-	r = sq_res_tx(s, res_put_fn, &p);
-	free(p.props);
-	if (r < 0)
-		return r;
-	if (ret_created)
-		*ret_created = p.created;
-	return 0;
+	return store_res_put_run(s, sq_res_tx, res_put_fn, group, type, name, props, refs,
+				 ret_created);
 }
 
 int sq_res_get(struct store *s, const char *id, json_t **ret_props)

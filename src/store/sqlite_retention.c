@@ -12,14 +12,6 @@
 
 #include "core/err.h"
 
-struct prune {
-	bool audit;
-	int64_t before;
-	int batch;
-	int n;
-	int64_t oldest;
-};
-
 static int exec_i64(struct store *s, const char *sql, int64_t a, int64_t b, int *ret_changes)
 {
 	sqlite3_stmt *st = store_prepare(s, sql);
@@ -34,7 +26,7 @@ static int exec_i64(struct store *s, const char *sql, int64_t a, int64_t b, int 
 
 static int prune_tx(struct store *s, void *ud)
 {
-	struct prune *p = ud;
+	struct store_prune *p = ud;
 	sqlite3_stmt *st;
 	int r;
 
@@ -68,29 +60,14 @@ static int prune_tx(struct store *s, void *ud)
 	return r;
 }
 
-static int prune(struct store *s, bool audit, int64_t before, int batch, int *ret_n,
-		 int64_t *ret_oldest)
-{
-	struct prune p = { .audit = audit, .before = before, .batch = batch };
-	int r;
-
-	if (batch <= 0)
-		return -EINVAL;
-	if ((r = store_tx(s, prune_tx, &p)) < 0)
-		return r;
-	*ret_n = p.n;
-	*ret_oldest = p.oldest;
-	return 0;
-}
-
 int sq_audit_prune(struct store *s, int64_t before, int batch, int *ret_n, int64_t *ret_oldest)
 {
-	return prune(s, true, before, batch, ret_n, ret_oldest);
+	return store_prune_run(s, store_tx, prune_tx, true, before, batch, ret_n, ret_oldest);
 }
 
 int sq_session_prune(struct store *s, int64_t before, int batch, int *ret_n, int64_t *ret_oldest)
 {
-	return prune(s, false, before, batch, ret_n, ret_oldest);
+	return store_prune_run(s, store_tx, prune_tx, false, before, batch, ret_n, ret_oldest);
 }
 
 /* ---- a session's byte counters while it is open (issue 19) ---------- */

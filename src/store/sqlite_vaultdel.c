@@ -90,21 +90,10 @@ int store_vault_archive(struct store *s, const char *vault_id, int64_t now)
 		    id, 1, t, 2, &n);
 	if (r < 0 || n == 0)
 		return r < 0 ? r : -ENOENT;
-	if ((r = exec_ti(s,
-			 "INSERT INTO deleted_vault_secrets SELECT vault_id, name, created_at,"
-			 " updated_at, deleted_at, purge_at FROM vault_secrets WHERE vault_id = ?",
-			 id, 1, NULL, 0, NULL)) < 0 ||
-	    (r = exec_ti(s,
-			 "INSERT INTO deleted_vault_secret_versions SELECT vault_id, name, version,"
-			 " seq, content_type, created_at, sealed FROM vault_secret_versions"
-			 " WHERE vault_id = ?",
-			 id, 1, NULL, 0, NULL)) < 0)
-		return r;
 	/* The live rows go with the resource (ON DELETE CASCADE). */
-	return exec_ti(s,
-		       "INSERT INTO deleted_vault_policies SELECT vault_id, principal, permissions,"
-		       " created_at, updated_at FROM vault_policies WHERE vault_id = ?",
-		       id, 1, NULL, 0, NULL);
+	for (const char *const *q = store_vault_archive_sql; r == 0 && *q; q++)
+		r = exec_ti(s, *q, id, 1, NULL, 0, NULL);
+	return r;
 }
 
 int store_vault_deleted_reserved(struct store *s, const char *vault_id, int64_t now)
@@ -115,10 +104,6 @@ int store_vault_deleted_reserved(struct store *s, const char *vault_id, int64_t 
 		return r;
 	return exists(s, "SELECT 1 FROM deleted_vaults WHERE id = ?", vault_id);
 }
-
-#define DELETED_COLS                                                   \
-	"d.id, d.grp, d.name, d.created_at, d.deleted_at, d.purge_at," \
-	" (SELECT count(*) FROM deleted_vault_secrets s WHERE s.vault_id = d.id)"
 
 static int walk(sqlite3_stmt *st, int (*fn)(const struct store_deleted_vault *d, void *ud),
 		void *ud)
@@ -161,18 +146,11 @@ int sq_vault_deleted_foreach(struct store *s, const char *group, int64_t now,
 
 	if (r < 0)
 		return r;
-	st = store_prepare(s, "SELECT " DELETED_COLS " FROM deleted_vaults d WHERE d.grp = ?"
-			      " ORDER BY d.name");
+	st = store_prepare(s, store_vault_deleted_of_group_sql);
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
 	return walk(st, fn, ud);
-}
-
-static int copy_one(const struct store_deleted_vault *d, void *ud)
-{
-	*(struct store_deleted_vault *)ud = *d;
-	return 1;
 }
 
 int sq_vault_deleted_get(struct store *s, const char *vault_id, int64_t now,
@@ -183,11 +161,11 @@ int sq_vault_deleted_get(struct store *s, const char *vault_id, int64_t now,
 
 	if (r < 0)
 		return r;
-	st = store_prepare(s, "SELECT " DELETED_COLS " FROM deleted_vaults d WHERE d.id = ?");
+	st = store_prepare(s, store_vault_deleted_by_id_sql);
 	if (!st)
 		return -BERR_STORE;
 	sqlite3_bind_text(st, 1, vault_id, -1, SQLITE_STATIC);
-	r = walk(st, copy_one, ret);
+	r = walk(st, store_vault_deleted_copy, ret);
 	return r == 1 ? 0 : r < 0 ? r : -ENOENT;
 }
 
@@ -218,30 +196,11 @@ static int recover_tx(struct store *s, void *ud)
 		     "INSERT INTO resources (id, grp, type, name, props, created_at, updated_at)"
 		     " SELECT id, grp, 'vaults', name, props, created_at, ?2 FROM deleted_vaults"
 		     " WHERE id = ?1",
-		     id, 1, &o->now, 1, NULL)) < 0 ||
-	    (r = exec_ti(s,
-			 "INSERT INTO vault_keys (vault_id, wrapped, created_at, rotated_at)"
-			 " SELECT id, wrapped, key_created_at, key_rotated_at FROM deleted_vaults"
-			 " WHERE id = ? AND wrapped IS NOT NULL",
-			 id, 1, NULL, 0, NULL)) < 0 ||
-	    (r = exec_ti(s,
-			 "INSERT INTO vault_secrets (vault_id, name, created_at, updated_at,"
-			 " deleted_at, purge_at) SELECT vault_id, name, created_at, updated_at,"
-			 " deleted_at, purge_at FROM deleted_vault_secrets WHERE vault_id = ?",
-			 id, 1, NULL, 0, NULL)) < 0 ||
-	    (r = exec_ti(s,
-			 "INSERT INTO vault_secret_versions (vault_id, name, version, seq,"
-			 " content_type, created_at, sealed) SELECT vault_id, name, version, seq,"
-			 " content_type, created_at, sealed FROM deleted_vault_secret_versions"
-			 " WHERE vault_id = ?",
-			 id, 1, NULL, 0, NULL)) < 0 ||
-	    (r = exec_ti(s,
-			 "INSERT INTO vault_policies (vault_id, principal, permissions, created_at,"
-			 " updated_at) SELECT vault_id, principal, permissions, created_at,"
-			 " updated_at FROM deleted_vault_policies WHERE vault_id = ?",
-			 id, 1, NULL, 0, NULL)) < 0)
+		     id, 1, &o->now, 1, NULL)) < 0)
 		return r;
-	return exec_ti(s, "DELETE FROM deleted_vaults WHERE id = ?", id, 1, NULL, 0, NULL);
+	for (const char *const *q = store_vault_recover_sql; r == 0 && *q; q++)
+		r = exec_ti(s, *q, id, 1, NULL, 0, NULL);
+	return r;
 }
 
 int sq_vault_recover(struct store *s, const char *vault_id, int64_t now)
