@@ -22,18 +22,18 @@ static void end_frame(struct cli_wsin *r, struct cli_wsin_event *ev)
 {
 	r->in_payload = false;
 	if (wsh_is_control(r->h.opcode)) {
-		ev->data = r->ctl;
-		ev->len = r->ctl_len;
+		ev->data = r->h.ctl;
+		ev->len = r->h.ctl_len;
 		if (r->h.opcode == WSH_OP_PING) {
 			ev->type = CLI_WSIN_PING;
 		} else if (r->h.opcode == WSH_OP_PONG) {
 			ev->type = CLI_WSIN_PONG;
 		} else {
 			ev->type = CLI_WSIN_CLOSE;
-			if (r->ctl_len >= 2) {
-				ev->code = (uint16_t)(r->ctl[0] << 8 | r->ctl[1]);
-				ev->data = r->ctl + 2;
-				ev->len = r->ctl_len - 2u;
+			if (r->h.ctl_len >= 2) {
+				ev->code = (uint16_t)(r->h.ctl[0] << 8 | r->h.ctl[1]);
+				ev->data = r->h.ctl + 2;
+				ev->len = r->h.ctl_len - 2u;
 			}
 			r->done = true;
 		}
@@ -41,28 +41,12 @@ static void end_frame(struct cli_wsin *r, struct cli_wsin_event *ev)
 	}
 	if (!r->h.fin)
 		return;
-	if (r->msg_op == WSH_OP_TEXT) {
+	if (r->m.op == WSH_OP_TEXT) {
 		ev->type = CLI_WSIN_TEXT;
-		ev->data = r->msg;
-		ev->len = r->msg_len;
+		ev->data = r->m.p;
+		ev->len = r->m.len;
 	}
-	r->msg_op = 0;
-}
-
-/* Room in r->msg for the rest of the text frame being read. */
-static int msg_reserve(struct cli_wsin *r, size_t more)
-{
-	size_t want = r->msg_len + more;
-	uint8_t *p;
-
-	if (want <= r->msg_cap)
-		return 0;
-	p = realloc(r->msg, want);
-	if (!p)
-		return -1;
-	r->msg = p;
-	r->msg_cap = want;
-	return 0;
+	r->m.op = 0;
 }
 
 size_t cli_wsin_read(struct cli_wsin *r, const uint8_t *buf, size_t len, struct cli_wsin_event *ev)
@@ -72,25 +56,20 @@ size_t cli_wsin_read(struct cli_wsin *r, const uint8_t *buf, size_t len, struct 
 	memset(ev, 0, sizeof(*ev));
 	if (r->done)
 		return len;
-	if (!r->msg_op && r->msg) {
-		/* The last text was handed out: an idle stream holds none. */
-		free(r->msg);
-		r->msg = NULL;
-		r->msg_cap = r->msg_len = 0;
-	}
+	wsh_msg_release(&r->m); /* the last text was handed out */
 	while (i < len) {
 		size_t take;
 		const uint8_t *p;
 
 		if (!r->in_payload) {
 			enum wsh_result res = wsh_read(&r->h, 0, buf + i, len - i, &take);
-			uint64_t cap = (r->h.opcode ? r->h.opcode : r->msg_op) == WSH_OP_TEXT
+			uint64_t cap = (r->h.opcode ? r->h.opcode : r->m.op) == WSH_OP_TEXT
 					       ? CLI_WSIN_MSG_MAX
 					       : UINT64_MAX; /* binary is handed on as it comes */
 
 			i += take;
 			if (res == WSH_DONE && !wsh_is_control(r->h.opcode))
-				res = wsh_data(&r->h, &r->msg_op, &r->msg_len, cap);
+				res = wsh_data(&r->h, &r->m, cap);
 			if (res == WSH_MORE)
 				continue;
 			if (res != WSH_DONE)
@@ -98,8 +77,6 @@ size_t cli_wsin_read(struct cli_wsin *r, const uint8_t *buf, size_t len, struct 
 					    res == WSH_TOO_BIG ? "a text message over 1 MiB"
 							       : wsh_why(res),
 					    len);
-			r->poff = 0;
-			r->ctl_len = 0;
 			r->in_payload = true;
 			if (r->h.plen == 0) {
 				end_frame(r, ev);
@@ -108,32 +85,30 @@ size_t cli_wsin_read(struct cli_wsin *r, const uint8_t *buf, size_t len, struct 
 			}
 			continue;
 		}
-		take = len - i < r->h.plen - r->poff ? len - i : (size_t)(r->h.plen - r->poff);
+		take = len - i < r->h.plen - r->h.poff ? len - i : (size_t)(r->h.plen - r->h.poff);
 		p = buf + i;
-		r->poff += take;
+		r->h.poff += take;
 		i += take;
 		if (wsh_is_control(r->h.opcode)) {
-			memcpy(r->ctl + r->ctl_len, p, take); /* plen ≤ 125: checked */
-			r->ctl_len = (uint8_t)(r->ctl_len + take);
-		} else if (r->msg_op == WSH_OP_BINARY) {
+			memcpy(r->h.ctl + r->h.ctl_len, p, take); /* ≤ 125: checked */
+			r->h.ctl_len = (uint8_t)(r->h.ctl_len + take);
+		} else if (r->m.op == WSH_OP_BINARY) {
 			/* As far as it came, where it lies: the VM's bytes need
 			 * no gathering. */
-			if (r->poff == r->h.plen) {
+			if (r->h.poff == r->h.plen) {
 				r->in_payload = false;
 				if (r->h.fin)
-					r->msg_op = 0;
+					r->m.op = 0;
 			}
 			ev->type = CLI_WSIN_BINARY; /* take > 0: plen > poff here */
 			ev->data = p;
 			ev->len = take;
 			return i;
 		} else {
-			if (msg_reserve(r, take) < 0)
+			if (wsh_msg_add(&r->m, p, take, r->h.plen - r->h.poff) < 0)
 				return fail(r, ev, "out of memory", len);
-			memcpy(r->msg + r->msg_len, p, take);
-			r->msg_len += take;
 		}
-		if (r->poff == r->h.plen) {
+		if (r->h.poff == r->h.plen) {
 			end_frame(r, ev);
 			if (ev->type != CLI_WSIN_NONE)
 				return r->done ? len : i;
@@ -144,6 +119,6 @@ size_t cli_wsin_read(struct cli_wsin *r, const uint8_t *buf, size_t len, struct 
 
 void cli_wsin_free(struct cli_wsin *r)
 {
-	free(r->msg);
+	free(r->m.p);
 	memset(r, 0, sizeof(*r));
 }

@@ -42,16 +42,10 @@ struct cli_wsin_event {
 };
 
 struct cli_wsin {
-	struct wsh h; /* the frame's header (core/wshead.h) */
+	struct wsh h; /* the frame being read (core/wshead.h) */
 	bool in_payload;
-	uint64_t poff;
-	uint8_t msg_op; /* the data message in progress: 0, 1 (text) or 2 */
-	/* A text message being gathered */
-	uint8_t *msg;
-	size_t msg_len, msg_cap;
-	uint8_t ctl[125]; /* a control frame's payload */
-	uint8_t ctl_len;
-	bool done; /* a close or an error was reported: nothing more is read */
+	struct wsh_msg m; /* the data message in progress; text is gathered */
+	bool done;        /* a close or an error was reported: nothing more is read */
 };
 
 /* Reads frames from buf until one event or the end of buf; returns how

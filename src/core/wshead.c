@@ -2,6 +2,8 @@
  * it comes from a peer: the length is checked before a reader uses it. */
 #include "core/wshead.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The first two bytes: WSH_DONE or the rule broken. */
@@ -42,10 +44,8 @@ static enum wsh_result parse(struct wsh *h, unsigned flags)
 	h->fin = h->b[0] & 0x80;
 	h->opcode = h->b[0] & 0x0f;
 	h->plen = plen;
-	if (h->b[1] & 0x80)
+	if (flags & WSH_MASKED)
 		memcpy(h->mask, h->b + (l7 == 126 ? 4 : l7 == 127 ? 10 : 2), 4);
-	else
-		memset(h->mask, 0, 4);
 	return WSH_DONE;
 }
 
@@ -75,22 +75,50 @@ enum wsh_result wsh_read(struct wsh *h, unsigned flags, const uint8_t *buf, size
 	if (h->len < need)
 		return WSH_MORE;
 	h->len = 0;
+	h->poff = 0;
+	h->ctl_len = 0;
 	return parse(h, flags);
 }
 
-enum wsh_result wsh_data(const struct wsh *h, uint8_t *msg_op, size_t *msg_len, uint64_t cap)
+enum wsh_result wsh_data(const struct wsh *h, struct wsh_msg *m, uint64_t cap)
 {
-	if (h->opcode == WSH_OP_CONT && !*msg_op)
+	if (h->opcode == WSH_OP_CONT && !m->op)
 		return WSH_ORPHAN;
-	if (h->opcode != WSH_OP_CONT && *msg_op)
+	if (h->opcode != WSH_OP_CONT && m->op)
 		return WSH_NESTED;
 	if (h->opcode != WSH_OP_CONT) {
-		*msg_op = h->opcode;
-		*msg_len = 0;
+		m->op = h->opcode;
+		m->len = 0;
 	}
-	if (*msg_len > cap || h->plen > cap - *msg_len)
+	if (m->len > cap || h->plen > cap - m->len)
 		return WSH_TOO_BIG;
 	return WSH_DONE;
+}
+
+int wsh_msg_add(struct wsh_msg *m, const uint8_t *p, size_t n, uint64_t rest)
+{
+	size_t want = m->len + n + (size_t)rest;
+	uint8_t *q;
+
+	if (want > m->cap) {
+		q = realloc(m->p, want);
+		if (!q)
+			return -ENOMEM;
+		m->p = q;
+		m->cap = want;
+	}
+	memcpy(m->p + m->len, p, n);
+	m->len += n;
+	return 0;
+}
+
+void wsh_msg_release(struct wsh_msg *m)
+{
+	if (!m->op && m->p) {
+		free(m->p);
+		m->p = NULL;
+		m->cap = m->len = 0;
+	}
 }
 
 const char *wsh_why(enum wsh_result res)

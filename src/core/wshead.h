@@ -43,8 +43,18 @@ struct wsh {
 	/* Once wsh_read said WSH_DONE: */
 	bool fin;
 	uint8_t opcode;
-	uint8_t mask[4]; /* zeros when unmasked */
+	uint8_t mask[4]; /* WSH_MASKED only */
 	uint64_t plen;
+	uint64_t poff;    /* payload bytes read: 0 here, the reader counts */
+	uint8_t ctl[125]; /* a control frame's payload, for the reader */
+	uint8_t ctl_len;
+};
+
+/* A data message gathered (fragmented, or split across reads). */
+struct wsh_msg {
+	uint8_t op; /* its opcode; 0: none in progress */
+	uint8_t *p;
+	size_t len, cap;
 };
 
 static inline bool wsh_is_control(uint8_t opcode)
@@ -60,12 +70,19 @@ static inline bool wsh_is_control(uint8_t opcode)
 enum wsh_result wsh_read(struct wsh *h, unsigned flags, const uint8_t *buf, size_t len,
 			 size_t *took);
 
-/* §5.4 for the data frame h heads, with *msg_op the opcode of the message
- * in progress (0: none) and *msg_len its bytes so far: a continuation
- * needs a message, a new one cannot start inside it (and starts them from
- * h: its opcode, 0 bytes), and the message stays within cap bytes.
- * WSH_DONE or the rule broken. */
-enum wsh_result wsh_data(const struct wsh *h, uint8_t *msg_op, size_t *msg_len, uint64_t cap);
+/* §5.4 for the data frame h heads, with m the message in progress: a
+ * continuation needs one, a new message cannot start inside it (and
+ * starts m afresh), and m stays within cap bytes. WSH_DONE or the rule
+ * broken. */
+enum wsh_result wsh_data(const struct wsh *h, struct wsh_msg *m, uint64_t cap);
+
+/* Appends n bytes to m with room made for rest more (what is left of the
+ * frame: one realloc a frame, within wsh_data's cap). 0 or -ENOMEM. */
+int wsh_msg_add(struct wsh_msg *m, const uint8_t *p, size_t n, uint64_t rest);
+
+/* m was handed out (op 0): its buffer is freed, so that an idle stream
+ * holds none. */
+void wsh_msg_release(struct wsh_msg *m);
 
 /* What is wrong, as a sentence ("a frame with reserved bits set"). */
 const char *wsh_why(enum wsh_result res);

@@ -101,8 +101,8 @@ static bool close_code_ok(uint16_t code)
 /* A control frame is complete: its event, or a close code. */
 static uint16_t end_control(struct wsr *r, struct wsr_event *ev)
 {
-	ev->data = r->ctl;
-	ev->len = r->ctl_len;
+	ev->data = r->h.ctl;
+	ev->len = r->h.ctl_len;
 	if (r->h.opcode == WSH_OP_PING) {
 		ev->type = WSR_PING;
 	} else if (r->h.opcode == WSH_OP_PONG) {
@@ -110,12 +110,12 @@ static uint16_t end_control(struct wsr *r, struct wsr_event *ev)
 	} else {
 		struct u8state s = { 0, 0, 0 };
 
-		if (r->ctl_len == 1)
+		if (r->h.ctl_len == 1)
 			return WSR_CLOSE_PROTOCOL;
-		if (r->ctl_len >= 2) {
-			ev->code = (uint16_t)(r->ctl[0] << 8 | r->ctl[1]);
-			ev->data = r->ctl + 2;
-			ev->len = r->ctl_len - 2u;
+		if (r->h.ctl_len >= 2) {
+			ev->code = (uint16_t)(r->h.ctl[0] << 8 | r->h.ctl[1]);
+			ev->data = r->h.ctl + 2;
+			ev->len = r->h.ctl_len - 2u;
 			if (!close_code_ok(ev->code))
 				return WSR_CLOSE_PROTOCOL;
 			if (!u8_feed(&s, ev->data, ev->len) || s.need)
@@ -127,7 +127,7 @@ static uint16_t end_control(struct wsr *r, struct wsr_event *ev)
 	return 0;
 }
 
-/* The frame's last payload byte is in (a data frame's is in r->msg). */
+/* The frame's last payload byte is in (a data frame's is in r->m). */
 static uint16_t end_frame(struct wsr *r, struct wsr_event *ev)
 {
 	r->in_payload = false;
@@ -135,38 +135,18 @@ static uint16_t end_frame(struct wsr *r, struct wsr_event *ev)
 		return end_control(r, ev);
 	if (!r->h.fin)
 		return 0;
-	if (r->msg_op == WSH_OP_TEXT && r->u8_need)
+	if (r->m.op == WSH_OP_TEXT && r->u8_need)
 		return WSR_CLOSE_BAD_DATA; /* a character cut off at the end */
-	ev->type = r->msg_op == WSH_OP_TEXT ? WSR_TEXT : WSR_BINARY;
-	ev->data = r->msg;
-	ev->len = r->msg_len;
-	r->msg_op = 0; /* r->msg is freed on the next call */
-	return 0;
-}
-
-/* Room in r->msg for the rest of the frame being read. */
-static int msg_reserve(struct wsr *r)
-{
-	size_t want = r->msg_len + (size_t)(r->h.plen - r->poff);
-	uint8_t *p;
-
-	if (want <= r->msg_cap)
-		return 0;
-	p = realloc(r->msg, want);
-	if (!p)
-		return -1;
-	r->msg = p;
-	r->msg_cap = want;
+	ev->type = r->m.op == WSH_OP_TEXT ? WSR_TEXT : WSR_BINARY;
+	ev->data = r->m.p;
+	ev->len = r->m.len;
+	r->m.op = 0; /* r->m.p is freed on the next call */
 	return 0;
 }
 
 void wsr_release(struct wsr *r)
 {
-	if (!r->msg_op && r->msg) {
-		free(r->msg);
-		r->msg = NULL;
-		r->msg_cap = r->msg_len = 0;
-	}
+	wsh_msg_release(&r->m);
 }
 
 size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev)
@@ -190,7 +170,7 @@ size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev)
 			if (res == WSH_MORE)
 				continue;
 			if (res == WSH_DONE && !wsh_is_control(r->h.opcode))
-				res = wsh_data(&r->h, &r->msg_op, &r->msg_len, WSR_MAX_MSG);
+				res = wsh_data(&r->h, &r->m, WSR_MAX_MSG);
 			if (res != WSH_DONE)
 				return fail(r, ev,
 					    res == WSH_TOO_BIG ? WSR_CLOSE_TOO_BIG
@@ -198,8 +178,6 @@ size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev)
 					    len);
 			/* A text message starts with u8_need 0: the last one
 			 * ended on a whole character or closed the stream. */
-			r->poff = 0;
-			r->ctl_len = 0;
 			r->in_payload = true;
 			if (r->h.plen == 0) {
 				if ((code = end_frame(r, ev)) != 0)
@@ -209,18 +187,18 @@ size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev)
 			}
 			continue;
 		}
-		take = len - i < r->h.plen - r->poff ? len - i : (size_t)(r->h.plen - r->poff);
+		take = len - i < r->h.plen - r->h.poff ? len - i : (size_t)(r->h.plen - r->h.poff);
 		p = buf + i;
-		util_xor_key(p, take, r->h.mask, r->poff);
+		util_xor_key(p, take, r->h.mask, r->h.poff);
 		if (r->h.opcode == WSH_OP_TEXT ||
-		    (r->h.opcode == WSH_OP_CONT && r->msg_op == WSH_OP_TEXT)) {
+		    (r->h.opcode == WSH_OP_CONT && r->m.op == WSH_OP_TEXT)) {
 			if (!text_ok(r, p, take))
 				return fail(r, ev, WSR_CLOSE_BAD_DATA, len);
 		}
 		if (wsh_is_control(r->h.opcode)) {
-			memcpy(r->ctl + r->ctl_len, p, take); /* plen ≤ 125: checked */
-			r->ctl_len = (uint8_t)(r->ctl_len + take);
-		} else if (r->h.fin && r->h.opcode != WSH_OP_CONT && r->poff == 0 &&
+			memcpy(r->h.ctl + r->h.ctl_len, p, take); /* ≤ 125: checked */
+			r->h.ctl_len = (uint8_t)(r->h.ctl_len + take);
+		} else if (r->h.fin && r->h.opcode != WSH_OP_CONT && r->h.poff == 0 &&
 			   take == r->h.plen) {
 			/* The usual case: a whole unfragmented frame in hand,
 			 * handed out where it lies, no copy. */
@@ -231,17 +209,15 @@ size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev)
 			ev->type = r->h.opcode == WSH_OP_TEXT ? WSR_TEXT : WSR_BINARY;
 			ev->data = p;
 			ev->len = take;
-			r->msg_op = 0;
+			r->m.op = 0;
 			return i;
 		} else {
-			if (msg_reserve(r) < 0)
+			if (wsh_msg_add(&r->m, p, take, r->h.plen - r->h.poff - take) < 0)
 				return fail(r, ev, WSR_CLOSE_INTERNAL, len);
-			memcpy(r->msg + r->msg_len, p, take);
-			r->msg_len += take;
 		}
-		r->poff += take;
+		r->h.poff += take;
 		i += take;
-		if (r->poff == r->h.plen) {
+		if (r->h.poff == r->h.plen) {
 			if ((code = end_frame(r, ev)) != 0)
 				return fail(r, ev, code, len);
 			if (ev->type != WSR_NONE)
@@ -253,6 +229,6 @@ size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev)
 
 void wsr_free(struct wsr *r)
 {
-	free(r->msg);
+	free(r->m.p);
 	memset(r, 0, sizeof(*r));
 }

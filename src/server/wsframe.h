@@ -43,19 +43,11 @@ struct wsr_event {
 };
 
 struct wsr {
-	/* The frame being read: its header (core/wshead.h), then payload */
-	struct wsh h;
+	struct wsh h; /* the frame being read (core/wshead.h) */
 	bool in_payload;
-	uint64_t poff;
-	/* A data message assembled (fragmented, or split across reads) */
-	uint8_t msg_op; /* 0: none in progress */
-	uint8_t *msg;
-	size_t msg_len, msg_cap;
+	struct wsh_msg m; /* a data message assembled */
 	/* UTF-8 of a text message, carried across fragments */
 	uint8_t u8_need, u8_lo, u8_hi;
-	/* A control frame's payload (≤ 125 bytes) */
-	uint8_t ctl[125];
-	uint8_t ctl_len;
 	bool done; /* a close or an error was reported: nothing more is read */
 };
 
