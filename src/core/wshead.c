@@ -22,30 +22,42 @@ static enum wsh_result check_start(const uint8_t *b, unsigned flags)
 	return WSH_DONE;
 }
 
-/* The whole header is in h->b: its fields, or the rule broken. */
-static enum wsh_result parse(struct wsh *h, unsigned flags)
+/* The header's length, from its second byte. */
+static size_t header_len(uint8_t b1, unsigned flags)
 {
-	uint8_t l7 = h->b[1] & 0x7f;
+	uint8_t l7 = b1 & 0x7f;
+
+	return 2u + (l7 == 126 ? 2u : l7 == 127 ? 8u : 0u) + (flags & WSH_MASKED ? 4u : 0u);
+}
+
+/* The whole header is in b (h->b, or where it lies): h's fields, or the
+ * rule broken. */
+static enum wsh_result parse(struct wsh *h, const uint8_t *b, unsigned flags)
+{
+	uint8_t l7 = b[1] & 0x7f;
 	uint64_t plen = l7;
 
+	h->len = 0;
+	h->poff = 0;
+	h->ctl_len = 0;
 	if (l7 == 126) {
-		plen = (uint64_t)h->b[2] << 8 | h->b[3];
+		plen = (uint64_t)b[2] << 8 | b[3];
 		if ((flags & WSH_MINIMAL) && plen < 126)
 			return WSH_LEN_FORM;
 	} else if (l7 == 127) {
 		plen = 0;
 		for (int j = 0; j < 8; j++)
-			plen = plen << 8 | h->b[2 + j];
+			plen = plen << 8 | b[2 + j];
 		if (plen >> 63)
 			return WSH_LEN_TOP_BIT;
 		if ((flags & WSH_MINIMAL) && plen < 65536)
 			return WSH_LEN_FORM;
 	}
-	h->fin = h->b[0] & 0x80;
-	h->opcode = h->b[0] & 0x0f;
+	h->fin = b[0] & 0x80;
+	h->opcode = b[0] & 0x0f;
 	h->plen = plen;
 	if (flags & WSH_MASKED)
-		memcpy(h->mask, h->b + (l7 == 126 ? 4 : l7 == 127 ? 10 : 2), 4);
+		memcpy(h->mask, b + (l7 == 126 ? 4 : l7 == 127 ? 10 : 2), 4);
 	return WSH_DONE;
 }
 
@@ -53,9 +65,16 @@ enum wsh_result wsh_read(struct wsh *h, unsigned flags, const uint8_t *buf, size
 			 size_t *took)
 {
 	size_t i = 0, n, need;
-	uint8_t l7;
 	enum wsh_result res;
 
+	if (h->len == 0 && len >= 2 && len >= (need = header_len(buf[1], flags))) {
+		/* The usual case: the whole header in hand, read where it lies. */
+		*took = 2;
+		if ((res = check_start(buf, flags)) != WSH_DONE)
+			return res;
+		*took = need;
+		return parse(h, buf, flags);
+	}
 	if (h->len < 2) {
 		while (h->len < 2 && i < len)
 			h->b[h->len++] = buf[i++];
@@ -66,33 +85,14 @@ enum wsh_result wsh_read(struct wsh *h, unsigned flags, const uint8_t *buf, size
 			return res;
 	}
 	/* check_start held the mask bit to flags: 4 bytes of mask or none. */
-	l7 = h->b[1] & 0x7f;
-	need = 2u + (l7 == 126 ? 2u : l7 == 127 ? 8u : 0u) + (flags & WSH_MASKED ? 4u : 0u);
+	need = header_len(h->b[1], flags);
 	n = need - h->len < len - i ? need - h->len : len - i;
 	memcpy(h->b + h->len, buf + i, n);
 	h->len = (uint8_t)(h->len + n);
 	*took = i + n;
 	if (h->len < need)
 		return WSH_MORE;
-	h->len = 0;
-	h->poff = 0;
-	h->ctl_len = 0;
-	return parse(h, flags);
-}
-
-enum wsh_result wsh_data(const struct wsh *h, struct wsh_msg *m, uint64_t cap)
-{
-	if (h->opcode == WSH_OP_CONT && !m->op)
-		return WSH_ORPHAN;
-	if (h->opcode != WSH_OP_CONT && m->op)
-		return WSH_NESTED;
-	if (h->opcode != WSH_OP_CONT) {
-		m->op = h->opcode;
-		m->len = 0;
-	}
-	if (m->len > cap || h->plen > cap - m->len)
-		return WSH_TOO_BIG;
-	return WSH_DONE;
+	return parse(h, h->b, flags);
 }
 
 int wsh_msg_add(struct wsh_msg *m, const uint8_t *p, size_t n, uint64_t rest)

@@ -74,7 +74,20 @@ enum wsh_result wsh_read(struct wsh *h, unsigned flags, const uint8_t *buf, size
  * continuation needs one, a new message cannot start inside it (and
  * starts m afresh), and m stays within cap bytes. WSH_DONE or the rule
  * broken. */
-enum wsh_result wsh_data(const struct wsh *h, struct wsh_msg *m, uint64_t cap);
+static inline enum wsh_result wsh_data(const struct wsh *h, struct wsh_msg *m, uint64_t cap)
+{
+	if (h->opcode == WSH_OP_CONT && !m->op)
+		return WSH_ORPHAN;
+	if (h->opcode != WSH_OP_CONT && m->op)
+		return WSH_NESTED;
+	if (h->opcode != WSH_OP_CONT) {
+		m->op = h->opcode;
+		m->len = 0;
+	}
+	if (m->len > cap || h->plen > cap - m->len)
+		return WSH_TOO_BIG;
+	return WSH_DONE;
+}
 
 /* Appends n bytes to m with room made for rest more (what is left of the
  * frame: one realloc a frame, within wsh_data's cap). 0 or -ENOMEM. */
