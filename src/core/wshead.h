@@ -2,8 +2,9 @@
  * the same way by both ends: the daemon's reader of a browser's frames
  * (server/wsframe.c, masked) and the CLI's reader of the bastion's
  * (cli/wsin.c, unmasked). Bytes in, a parsed header or the exact rule
- * broken out; what a reader does with the payload stays in the reader.
- * Pure: no I/O, no allocation. */
+ * broken out; then the fragment rules and the message being gathered.
+ * What a reader does with the payload stays in the reader. Pure: no I/O;
+ * only wsh_msg allocates. */
 #ifndef BASTION_CORE_WSHEAD_H
 #define BASTION_CORE_WSHEAD_H
 
