@@ -4,7 +4,8 @@
  * came, without waiting for the rest of the frame. wslay's receiver read
  * TLS 4 KiB at a time, copied each message into a buffer of its own (a
  * malloc per message) and only then handed it on. wslay still sends the
- * CLI's control frames (the eof, pongs, the close).
+ * CLI's control frames (the eof, pongs, the close). The header's rules are
+ * core/wshead.c's, which the daemon's reader shares.
  *
  * Pure: no connection, no I/O, so that unit tests and the fuzzer drive it
  * byte by byte. */
@@ -13,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "core/wshead.h"
 
 /* A text message's largest size, summed over its fragments (the bastion's
  * control messages are a few hundred bytes). */
@@ -39,19 +42,10 @@ struct cli_wsin_event {
 };
 
 struct cli_wsin {
-	uint8_t hdr[10]; /* the frame's header as far as it came */
-	uint8_t hlen;
+	struct wsh h; /* the frame being read (core/wshead.h) */
 	bool in_payload;
-	uint8_t opcode;
-	bool fin;
-	uint64_t plen, poff;
-	uint8_t msg_op; /* the data message in progress: 0, 1 (text) or 2 */
-	/* A text message being gathered */
-	uint8_t *msg;
-	size_t msg_len, msg_cap;
-	uint8_t ctl[125]; /* a control frame's payload */
-	uint8_t ctl_len;
-	bool done; /* a close or an error was reported: nothing more is read */
+	struct wsh_msg m; /* the data message in progress; text is gathered */
+	bool done;        /* a close or an error was reported: nothing more is read */
 };
 
 /* Reads frames from buf until one event or the end of buf; returns how

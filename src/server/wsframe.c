@@ -1,6 +1,6 @@
-/* The WebSocket frame reader (see wsframe.h): headers, the rules RFC 6455
- * sets on them, unmasking (util_xor_key), message assembly within
- * WSR_MAX_MSG, UTF-8 of text, control frames. Every byte a peer sends
+/* The WebSocket frame reader (see wsframe.h): unmasking (util_xor_key),
+ * message assembly within WSR_MAX_MSG, UTF-8 of text, control frames; the
+ * header and its rules are core/wshead.c's. Every byte a peer sends
  * passes here, so every length is checked before it is used. */
 #include "server/wsframe.h"
 
@@ -8,13 +8,6 @@
 #include <string.h>
 
 #include "core/util.h"
-
-#define OP_CONT   0x0
-#define OP_TEXT   0x1
-#define OP_BINARY 0x2
-#define OP_CLOSE  0x8
-#define OP_PING   0x9
-#define OP_PONG   0xa
 
 /* ---- UTF-8, one byte at a time but for runs of ASCII ----------------- */
 
@@ -86,76 +79,6 @@ static size_t fail(struct wsr *r, struct wsr_event *ev, uint16_t code, size_t le
 	return len;
 }
 
-static bool is_control(uint8_t op)
-{
-	return op & 0x8;
-}
-
-/* The header's length once its first two bytes are in. */
-static uint8_t header_len(const struct wsr *r)
-{
-	uint8_t l7 = r->hdr[1] & 0x7f;
-
-	return (uint8_t)(2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + 4);
-}
-
-/* Checks the first two bytes: 0 or the close code. */
-static uint16_t check_start(const struct wsr *r)
-{
-	uint8_t op = r->hdr[0] & 0x0f;
-
-	if (r->hdr[0] & 0x70)
-		return WSR_CLOSE_PROTOCOL; /* no extension was agreed */
-	if (op != OP_CONT && op != OP_TEXT && op != OP_BINARY && op != OP_CLOSE && op != OP_PING &&
-	    op != OP_PONG)
-		return WSR_CLOSE_PROTOCOL;
-	if (!(r->hdr[1] & 0x80))
-		return WSR_CLOSE_PROTOCOL; /* a client's frames are masked (§5.1) */
-	if (is_control(op) && (!(r->hdr[0] & 0x80) || (r->hdr[1] & 0x7f) > 125))
-		return WSR_CLOSE_PROTOCOL; /* §5.5: ≤ 125 bytes, not fragmented */
-	return 0;
-}
-
-/* The whole header is in: 0 or the close code. */
-static uint16_t start_frame(struct wsr *r)
-{
-	uint8_t l7 = r->hdr[1] & 0x7f;
-	const uint8_t *m = r->hdr + r->hlen - 4;
-	uint64_t plen = l7;
-
-	if (l7 == 126) {
-		plen = (uint64_t)r->hdr[2] << 8 | r->hdr[3];
-		if (plen < 126)
-			return WSR_CLOSE_PROTOCOL; /* §5.2: the minimal length form */
-	} else if (l7 == 127) {
-		plen = 0;
-		for (int j = 0; j < 8; j++)
-			plen = plen << 8 | r->hdr[2 + j];
-		if (plen >> 63 || plen < 65536)
-			return WSR_CLOSE_PROTOCOL;
-	}
-	r->opcode = r->hdr[0] & 0x0f;
-	r->fin = r->hdr[0] & 0x80;
-	memcpy(r->mask, m, 4);
-	r->plen = plen;
-	r->poff = 0;
-	r->ctl_len = 0;
-	if (is_control(r->opcode))
-		return 0;
-	if (r->opcode == OP_CONT && !r->msg_op)
-		return WSR_CLOSE_PROTOCOL; /* nothing to continue */
-	if (r->opcode != OP_CONT && r->msg_op)
-		return WSR_CLOSE_PROTOCOL; /* a new message inside a fragmented one */
-	if (r->opcode != OP_CONT) {
-		r->msg_op = r->opcode;
-		r->msg_len = 0;
-		r->u8_need = 0;
-	}
-	if (plen > WSR_MAX_MSG - r->msg_len)
-		return WSR_CLOSE_TOO_BIG;
-	return 0;
-}
-
 static bool text_ok(struct wsr *r, const uint8_t *p, size_t n)
 {
 	struct u8state s = { r->u8_need, r->u8_lo, r->u8_hi };
@@ -178,21 +101,21 @@ static bool close_code_ok(uint16_t code)
 /* A control frame is complete: its event, or a close code. */
 static uint16_t end_control(struct wsr *r, struct wsr_event *ev)
 {
-	ev->data = r->ctl;
-	ev->len = r->ctl_len;
-	if (r->opcode == OP_PING) {
+	ev->data = r->h.ctl;
+	ev->len = r->h.ctl_len;
+	if (r->h.opcode == WSH_OP_PING) {
 		ev->type = WSR_PING;
-	} else if (r->opcode == OP_PONG) {
+	} else if (r->h.opcode == WSH_OP_PONG) {
 		ev->type = WSR_PONG;
 	} else {
 		struct u8state s = { 0, 0, 0 };
 
-		if (r->ctl_len == 1)
+		if (r->h.ctl_len == 1)
 			return WSR_CLOSE_PROTOCOL;
-		if (r->ctl_len >= 2) {
-			ev->code = (uint16_t)(r->ctl[0] << 8 | r->ctl[1]);
-			ev->data = r->ctl + 2;
-			ev->len = r->ctl_len - 2u;
+		if (r->h.ctl_len >= 2) {
+			ev->code = (uint16_t)(r->h.ctl[0] << 8 | r->h.ctl[1]);
+			ev->data = r->h.ctl + 2;
+			ev->len = r->h.ctl_len - 2u;
 			if (!close_code_ok(ev->code))
 				return WSR_CLOSE_PROTOCOL;
 			if (!u8_feed(&s, ev->data, ev->len) || s.need)
@@ -204,47 +127,26 @@ static uint16_t end_control(struct wsr *r, struct wsr_event *ev)
 	return 0;
 }
 
-/* The frame's last payload byte is in (a data frame's is in r->msg). */
+/* The frame's last payload byte is in (a data frame's is in r->m). */
 static uint16_t end_frame(struct wsr *r, struct wsr_event *ev)
 {
 	r->in_payload = false;
-	r->hlen = 0;
-	if (is_control(r->opcode))
+	if (wsh_is_control(r->h.opcode))
 		return end_control(r, ev);
-	if (!r->fin)
+	if (!r->h.fin)
 		return 0;
-	if (r->msg_op == OP_TEXT && r->u8_need)
+	if (r->m.op == WSH_OP_TEXT && r->u8_need)
 		return WSR_CLOSE_BAD_DATA; /* a character cut off at the end */
-	ev->type = r->msg_op == OP_TEXT ? WSR_TEXT : WSR_BINARY;
-	ev->data = r->msg;
-	ev->len = r->msg_len;
-	r->msg_op = 0; /* r->msg is freed on the next call */
-	return 0;
-}
-
-/* Room in r->msg for the rest of the frame being read. */
-static int msg_reserve(struct wsr *r)
-{
-	size_t want = r->msg_len + (size_t)(r->plen - r->poff);
-	uint8_t *p;
-
-	if (want <= r->msg_cap)
-		return 0;
-	p = realloc(r->msg, want);
-	if (!p)
-		return -1;
-	r->msg = p;
-	r->msg_cap = want;
+	ev->type = r->m.op == WSH_OP_TEXT ? WSR_TEXT : WSR_BINARY;
+	ev->data = r->m.p;
+	ev->len = r->m.len;
+	r->m.op = 0; /* r->m.p is freed on the next call */
 	return 0;
 }
 
 void wsr_release(struct wsr *r)
 {
-	if (!r->msg_op && r->msg) {
-		free(r->msg);
-		r->msg = NULL;
-		r->msg_cap = r->msg_len = 0;
-	}
+	wsh_msg_release(&r->m);
 }
 
 size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev)
@@ -261,15 +163,23 @@ size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev)
 		uint8_t *p;
 
 		if (!r->in_payload) {
-			r->hdr[r->hlen++] = buf[i++];
-			if (r->hlen == 2 && (code = check_start(r)) != 0)
-				return fail(r, ev, code, len);
-			if (r->hlen < 2 || r->hlen < header_len(r))
+			enum wsh_result res =
+				wsh_read(&r->h, WSH_MASKED | WSH_MINIMAL, buf + i, len - i, &take);
+
+			i += take;
+			if (res == WSH_MORE)
 				continue;
-			if ((code = start_frame(r)) != 0)
-				return fail(r, ev, code, len);
+			if (res == WSH_DONE && !wsh_is_control(r->h.opcode))
+				res = wsh_data(&r->h, &r->m, WSR_MAX_MSG);
+			if (res != WSH_DONE)
+				return fail(r, ev,
+					    res == WSH_TOO_BIG ? WSR_CLOSE_TOO_BIG
+							       : WSR_CLOSE_PROTOCOL,
+					    len);
+			/* A text message starts with u8_need 0: the last one
+			 * ended on a whole character or closed the stream. */
 			r->in_payload = true;
-			if (r->plen == 0) {
+			if (r->h.plen == 0) {
 				if ((code = end_frame(r, ev)) != 0)
 					return fail(r, ev, code, len);
 				if (ev->type != WSR_NONE)
@@ -277,38 +187,37 @@ size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev)
 			}
 			continue;
 		}
-		take = len - i < r->plen - r->poff ? len - i : (size_t)(r->plen - r->poff);
+		take = len - i < r->h.plen - r->h.poff ? len - i : (size_t)(r->h.plen - r->h.poff);
 		p = buf + i;
-		util_xor_key(p, take, r->mask, r->poff);
-		if (r->opcode == OP_TEXT || (r->opcode == OP_CONT && r->msg_op == OP_TEXT)) {
+		util_xor_key(p, take, r->h.mask, r->h.poff);
+		if (r->h.opcode == WSH_OP_TEXT ||
+		    (r->h.opcode == WSH_OP_CONT && r->m.op == WSH_OP_TEXT)) {
 			if (!text_ok(r, p, take))
 				return fail(r, ev, WSR_CLOSE_BAD_DATA, len);
 		}
-		if (is_control(r->opcode)) {
-			memcpy(r->ctl + r->ctl_len, p, take); /* plen ≤ 125: checked */
-			r->ctl_len = (uint8_t)(r->ctl_len + take);
-		} else if (r->fin && r->opcode != OP_CONT && r->poff == 0 && take == r->plen) {
+		if (wsh_is_control(r->h.opcode)) {
+			memcpy(r->h.ctl + r->h.ctl_len, p, take); /* ≤ 125: checked */
+			r->h.ctl_len = (uint8_t)(r->h.ctl_len + take);
+		} else if (r->h.fin && r->h.opcode != WSH_OP_CONT && r->h.poff == 0 &&
+			   take == r->h.plen) {
 			/* The usual case: a whole unfragmented frame in hand,
 			 * handed out where it lies, no copy. */
 			i += take;
 			r->in_payload = false;
-			r->hlen = 0;
-			if (r->opcode == OP_TEXT && r->u8_need)
+			if (r->h.opcode == WSH_OP_TEXT && r->u8_need)
 				return fail(r, ev, WSR_CLOSE_BAD_DATA, len);
-			ev->type = r->opcode == OP_TEXT ? WSR_TEXT : WSR_BINARY;
+			ev->type = r->h.opcode == WSH_OP_TEXT ? WSR_TEXT : WSR_BINARY;
 			ev->data = p;
 			ev->len = take;
-			r->msg_op = 0;
+			r->m.op = 0;
 			return i;
 		} else {
-			if (msg_reserve(r) < 0)
+			if (wsh_msg_add(&r->m, p, take, r->h.plen - r->h.poff - take) < 0)
 				return fail(r, ev, WSR_CLOSE_INTERNAL, len);
-			memcpy(r->msg + r->msg_len, p, take);
-			r->msg_len += take;
 		}
-		r->poff += take;
+		r->h.poff += take;
 		i += take;
-		if (r->poff == r->plen) {
+		if (r->h.poff == r->h.plen) {
 			if ((code = end_frame(r, ev)) != 0)
 				return fail(r, ev, code, len);
 			if (ev->type != WSR_NONE)
@@ -320,6 +229,6 @@ size_t wsr_read(struct wsr *r, uint8_t *buf, size_t len, struct wsr_event *ev)
 
 void wsr_free(struct wsr *r)
 {
-	free(r->msg);
+	free(r->m.p);
 	memset(r, 0, sizeof(*r));
 }

@@ -1,7 +1,8 @@
 /* The WebSocket frame reader: client-to-server frames (RFC 6455 §5), read
  * and unmasked here rather than by wslay, whose receive path unmasks one
  * byte at a time (docs/decisions.md, "WebSocket frames are read by our
- * own reader"). wslay still sends. Pure: no connection, no I/O, so that
+ * own reader"). wslay still sends. The header's rules are core/wshead.c's,
+ * which the CLI's reader shares. Pure: no connection, no I/O, so that
  * unit tests and the fuzzer drive it byte by byte. */
 #ifndef BASTION_SERVER_WSFRAME_H
 #define BASTION_SERVER_WSFRAME_H
@@ -9,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "core/wshead.h"
 
 /* A message's largest size, summed over its fragments. */
 #define WSR_MAX_MSG (1024 * 1024)
@@ -40,23 +43,11 @@ struct wsr_event {
 };
 
 struct wsr {
-	/* The frame being read */
-	uint8_t hdr[14]; /* its header as far as it came */
-	uint8_t hlen;
+	struct wsh h; /* the frame being read (core/wshead.h) */
 	bool in_payload;
-	uint8_t opcode;
-	bool fin;
-	uint8_t mask[4];
-	uint64_t plen, poff;
-	/* A data message assembled (fragmented, or split across reads) */
-	uint8_t msg_op; /* 0: none in progress */
-	uint8_t *msg;
-	size_t msg_len, msg_cap;
+	struct wsh_msg m; /* a data message assembled */
 	/* UTF-8 of a text message, carried across fragments */
 	uint8_t u8_need, u8_lo, u8_hi;
-	/* A control frame's payload (≤ 125 bytes) */
-	uint8_t ctl[125];
-	uint8_t ctl_len;
 	bool done; /* a close or an error was reported: nothing more is read */
 };
 
