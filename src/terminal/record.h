@@ -51,16 +51,9 @@ int rec_cast_header(struct buf *out, int width, int height, int64_t timestamp, c
 int rec_cast_event(struct buf *out, double t, char type, const uint8_t *data, size_t len,
 		   uint8_t carry[4], size_t *ncarry);
 
-/* Seals plain as chunk seq of id after prev (NULL for chunk 0), as the
- * writer stores it: compressed (zstd level 1) into *ret_z (malloc'd, the
- * caller's to free) with *ret_data == *ret_z; or, for raw events (plain
- * starts with REC_RAW_V1) that a sample of says do not compress, stored as
- * they are: *ret_z NULL and *ret_data == plain (no copy). tag filled.
- * -E2BIG past REC_CHUNK_PLAIN_MAX, -ENOMEM. */
-int rec_seal_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
-		   const uint8_t *prev, const uint8_t *plain, size_t len, uint8_t **ret_z,
-		   const uint8_t **ret_data, size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES]);
-/* With a chosen codec, into *ret (malloc'd, a copy for REC_CODEC_RAW):
+/* Seals plain as chunk seq of id after prev (NULL for chunk 0) with a
+ * chosen codec, into *ret (malloc'd, a copy for REC_CODEC_RAW), tag
+ * filled (the packer, record_pack.c, makes the chunks a session stores):
  * REC_CODEC_ZLIB is how chunks were written before zstd (kept so that
  * tests and fuzzing make such chunks); REC_CODEC_RAW stores raw events as
  * they are (-EINVAL for anything else). */
@@ -154,9 +147,6 @@ static inline size_t rec_raw_put_max(size_t len)
  * rec_raw_put_max(len) bytes, how many returned. What the session's loop
  * does to each read it records: a few bytes of framing and a memcpy. */
 size_t rec_raw_put(uint8_t *p, bool first, char type, uint64_t ms, const uint8_t *data, size_t len);
-/* The event at off in raw events p (len bytes): where it ends and its
- * time; -BERR_INTEGRITY when it is cut short or longer than a piece. */
-int rec_raw_next(const uint8_t *p, size_t len, size_t off, size_t *ret_end, uint64_t *ret_ms);
 
 /* ---------- the packer (record_pack.c), on the session's loop ---------- */
 

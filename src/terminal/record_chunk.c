@@ -6,6 +6,7 @@
 #include "terminal/record.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,21 +101,44 @@ int rec_final_tag(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t coun
 	return hmac_parts(key, parts, sizeof(parts) / sizeof(parts[0]), out);
 }
 
-/* The compressor of this thread, made once: a context per chunk would
- * allocate and clear its tables each time. Pool threads live as long as
- * the process. */
-static _Thread_local ZSTD_CCtx *seal_cctx;
+/* The compressor of this thread, made once: a context per block would
+ * allocate and clear its tables each time. Held under a thread key whose
+ * destructor frees it when the thread ends: the packer compresses on the
+ * loops, whose threads end at shutdown (the pool's live as long as the
+ * process). */
+static pthread_key_t cctx_key;
+static pthread_once_t cctx_once = PTHREAD_ONCE_INIT;
+static bool cctx_keyed;
+
+static void cctx_free(void *c)
+{
+	ZSTD_freeCCtx(c);
+}
+
+static void cctx_key_make(void)
+{
+	cctx_keyed = pthread_key_create(&cctx_key, cctx_free) == 0;
+}
 
 static ZSTD_CCtx *cctx(void)
 {
-	if (!seal_cctx)
-		seal_cctx = ZSTD_createCCtx();
-	return seal_cctx;
+	ZSTD_CCtx *c;
+
+	pthread_once(&cctx_once, cctx_key_make);
+	if (!cctx_keyed)
+		return NULL;
+	if ((c = pthread_getspecific(cctx_key)))
+		return c;
+	if ((c = ZSTD_createCCtx()) && pthread_setspecific(cctx_key, c) != 0) {
+		ZSTD_freeCCtx(c);
+		c = NULL;
+	}
+	return c;
 }
 
 /* Whether raw events are worth compressing: a sample (four slices of
- * 4 KiB, spread over the chunk) compressed at level 1 predicts the whole
- * chunk's ratio within a few percent. Output with repeats (text, logs,
+ * 4 KiB, spread over a chunk's first block) compressed at level 1 predicts
+ * the chunk's ratio within a few percent. Output with repeats (text, logs,
  * listings, hex dumps) compresses to 10-55 %; output without (random or
  * compressed bytes, base64 of them) to 75-100 %, where all zstd finds is
  * the entropy of a small alphabet, at 1.2 ns a byte, more than the rest
@@ -122,7 +146,7 @@ static ZSTD_CCtx *cctx(void)
  * round). Such a chunk is stored as it is: at most a third larger than
  * compressed, within the cap, which counts recorded bytes. */
 #define SAMPLE_SLICE 4096
-#define SAMPLE_FROM  (64 * 1024) /* smaller chunks are compressed whole */
+#define SAMPLE_FROM  (64 * 1024) /* a chunk's smaller first block is compressed */
 
 bool rec_worth_compressing(const uint8_t *plain, size_t len)
 {
@@ -203,30 +227,6 @@ int rec_seal_chunk_codec(const uint8_t key[REC_KEY_BYTES], const char *id, int64
 out:
 	free(z);
 	return r;
-}
-
-int rec_seal_chunk(const uint8_t key[REC_KEY_BYTES], const char *id, int64_t seq,
-		   const uint8_t *prev, const uint8_t *plain, size_t len, uint8_t **ret_z,
-		   const uint8_t **ret_data, size_t *ret_len, uint8_t tag[STORE_REC_TAG_BYTES])
-{
-	int r;
-
-	if (len > REC_CHUNK_PLAIN_MAX)
-		return -E2BIG;
-	if (len && plain[0] == REC_RAW_V1 && !rec_worth_compressing(plain, len)) {
-		/* Stored as it is: no copy, the tag over the events themselves. */
-		if ((r = rec_chunk_tag(key, id, seq, prev, plain, len, tag)) < 0)
-			return r;
-		*ret_z = NULL;
-		*ret_data = plain;
-		*ret_len = len;
-		return 0;
-	}
-	if ((r = rec_seal_chunk_codec(key, id, seq, prev, plain, len, REC_CODEC_ZSTD, ret_z,
-				      ret_len, tag)) < 0)
-		return r;
-	*ret_data = *ret_z;
-	return 0;
 }
 
 /* A zstd chunk: the frame's magic number (little-endian 0xFD2FB528) says

@@ -91,21 +91,6 @@ size_t rec_raw_put(uint8_t *p, bool first, char type, uint64_t ms, const uint8_t
 	return n;
 }
 
-int rec_raw_next(const uint8_t *p, size_t len, size_t off, size_t *ret_end, uint64_t *ret_ms)
-{
-	uint64_t ms, n;
-
-	if (off >= len)
-		return -BERR_INTEGRITY;
-	off++; /* the type: the reader checks it */
-	if (varint_get(p, len, &off, &ms) < 0 || varint_get(p, len, &off, &n) < 0 ||
-	    n > len - off || n > REC_EV_PIECE)
-		return -BERR_INTEGRITY;
-	*ret_end = off + (size_t)n;
-	*ret_ms = ms;
-	return 0;
-}
-
 size_t rec_raw_header_bytes(uint8_t b[3 * VARINT_MAX], int width, int height, int64_t timestamp)
 {
 	size_t n = 0;

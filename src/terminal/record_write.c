@@ -1,6 +1,6 @@
 /* The recording writer's work (record.h "the writer"): the chunks a
- * recorded session's loop packed (record_pack.c: compressed there, while
- * in that core's cache), tagged in their chain and stored, a job's chunks
+ * recorded session's loop packed (record_pack.c: compressed there, block
+ * by block), tagged in their chain and stored, a job's chunks
  * in one transaction, on a pool thread, one job per recording at a time.
  * Kept apart from the loop's side (record.c) so that a unit test runs it
  * on a real store without a session.
