@@ -374,17 +374,21 @@ static void stale_after_close_notify(void **state)
 /* (2) The close_notify came in the same read as the end of the handshake
  * (TLS 1.2: the server's last flight, then its close_notify, one write):
  * OpenSSL holds it, the socket has nothing to say. */
-static void stale_when_close_notify_read_ahead(void **state)
+static void stale_when_read_ahead(enum after after)
 {
 	struct srv s;
-	struct cli_ws *w;
+	struct cli_ws *w = srv_dial(&s, TLS1_2_VERSION, after);
 
-	(void)state;
-	w = srv_dial(&s, TLS1_2_VERSION, AFTER_CLOSE_NOTIFY);
 	assert_false(cli_ws_fresh(w));
 	assert_false(cli_ws_fresh(w));
 	cli_ws_free(w);
 	srv_free(&s);
+}
+
+static void stale_when_close_notify_read_ahead(void **state)
+{
+	(void)state;
+	stale_when_read_ahead(AFTER_CLOSE_NOTIFY);
 }
 
 /* (3) Application data before our request (the bastion never speaks
@@ -412,15 +416,8 @@ static void stale_after_data_first(void **state)
 
 static void stale_when_data_read_ahead(void **state)
 {
-	struct srv s;
-	struct cli_ws *w;
-
 	(void)state;
-	w = srv_dial(&s, TLS1_2_VERSION, AFTER_DATA);
-	assert_false(cli_ws_fresh(w));
-	assert_false(cli_ws_fresh(w));
-	cli_ws_free(w);
-	srv_free(&s);
+	stale_when_read_ahead(AFTER_DATA);
 }
 
 /* Runs the upgrade with stderr sent to a file: its answer, and whether
